@@ -1,0 +1,340 @@
+//! The training config, read from YAML. Every field has a default, so a
+//! config names only what differs; unknown keys are refused so a typo is an
+//! error rather than a silently ignored setting. The names are the seed's
+//! (`model.sequence_length`, `training.early_stopping_patience`, ...), so its
+//! `configs/lstm_optimized.yaml` reads as it is.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub training: TrainingConfig,
+}
+
+/// How the input table is laid out.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// One row per time step; windows slide over the rows.
+    #[default]
+    Rows,
+    /// One whole sequence per row with its label (UCR `.ts`, or CSV label + values).
+    Sequences,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// CSV, Parquet or UCR `.ts` file; relative paths are relative to the config file.
+    pub path: Option<PathBuf>,
+    /// `csv`, `parquet` or `ts`; by default taken from the file extension.
+    pub format: Option<String>,
+    pub layout: Layout,
+    /// Optional column carried to predictions as the time of each row.
+    pub time_column: Option<String>,
+    /// Feature columns; by default every numeric column except the target,
+    /// the time column and unnamed index columns.
+    pub features: Option<Vec<String>>,
+    pub target: TargetConfig,
+    pub split: SplitConfig,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            path: None,
+            format: None,
+            layout: Layout::Rows,
+            time_column: None,
+            features: None,
+            target: TargetConfig::default(),
+            split: SplitConfig::default(),
+        }
+    }
+}
+
+/// The binary target: a 0/1 column (optionally shifted by `horizon`), or a
+/// label derived from a price column's future return.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetConfig {
+    /// Binary (0/1) label column. For the sequences layout, the class column.
+    pub column: Option<String>,
+    /// Predict the label `horizon` rows ahead (0 = same row).
+    pub horizon: usize,
+    /// Derive the label from this price column: 1 when
+    /// `close[t+h]/close[t] - 1 > tau`, `tau = k * sigma * sqrt(h)`.
+    pub price_column: Option<String>,
+    pub k: f64,
+    /// Rows in the rolling volatility of log returns.
+    pub vol_window: usize,
+    pub tau_min: f64,
+    pub tau_max: f64,
+    /// Give no label to rows whose return lies in the neutral zone `|r| <= tau`.
+    pub drop_neutral: bool,
+    /// For class labels that are not 0/1 (UCR files): the label taken as positive.
+    pub positive_label: Option<String>,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        TargetConfig {
+            column: None,
+            horizon: 0,
+            price_column: None,
+            k: 0.5,
+            vol_window: 20,
+            tau_min: 0.001,
+            tau_max: 0.10,
+            drop_neutral: false,
+            positive_label: None,
+        }
+    }
+}
+
+/// Split in time by row order (never shuffled for the rows layout).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitConfig {
+    pub train: f64,
+    pub val: f64,
+    pub test: f64,
+    /// Rows left out between parts; default `sequence_length - 1`.
+    pub gap: Option<usize>,
+    /// Shuffle whole sequences before splitting (sequences layout only).
+    pub shuffle: bool,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig {
+            train: 0.70,
+            val: 0.15,
+            test: 0.15,
+            gap: None,
+            shuffle: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Model kind; `lstm` for the classifier.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sequence_length: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub dropout: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            kind: "lstm".into(),
+            sequence_length: 32,
+            hidden_size: 64,
+            num_layers: 1,
+            dropout: 0.3,
+        }
+    }
+}
+
+/// `auto` (neg/pos counted on train), `none` (1.0) or a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PosWeight {
+    Number(f64),
+    Named(String),
+}
+
+impl Default for PosWeight {
+    fn default() -> Self {
+        PosWeight::Named("auto".into())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub early_stopping_patience: usize,
+    /// Gradient-norm clipping; 0 turns it off.
+    pub grad_clip: f64,
+    pub pos_weight: PosWeight,
+    pub seed: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            learning_rate: 0.0005,
+            weight_decay: 0.0,
+            batch_size: 512,
+            epochs: 30,
+            early_stopping_patience: 5,
+            grad_clip: 1.0,
+            pos_weight: PosWeight::default(),
+            seed: 42,
+        }
+    }
+}
+
+impl Config {
+    /// Parses YAML text; `origin` names the source in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Config> {
+        let cfg: Config =
+            serde_yaml_ng::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Reads a YAML file; a relative `data.path` becomes relative to the file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg = Config::from_yaml(&text, &path.display().to_string())?;
+        if let Some(p) = &cfg.data.path {
+            if p.is_relative() {
+                let base = path.parent().unwrap_or(Path::new("."));
+                cfg.data.path = Some(base.join(p));
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("config serialises")
+    }
+
+    /// Checks ranges that serde cannot; names the key at fault.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
+        let m = &self.model;
+        let t = &self.training;
+        let s = &self.data.split;
+        if m.kind != "lstm" {
+            return bad(
+                "model.type",
+                format!("`{}` is not a classifier model; use `lstm`", m.kind),
+            );
+        }
+        if m.sequence_length == 0 {
+            return bad("model.sequence_length", "must be at least 1".into());
+        }
+        if m.hidden_size == 0 || m.num_layers == 0 {
+            return bad(
+                "model.hidden_size / num_layers",
+                "must be at least 1".into(),
+            );
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return bad("model.dropout", format!("{} is outside [0, 1)", m.dropout));
+        }
+        if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
+            return bad(
+                "training.learning_rate",
+                format!("{} must be positive", t.learning_rate),
+            );
+        }
+        if t.batch_size == 0 || t.epochs == 0 {
+            return bad("training.batch_size / epochs", "must be at least 1".into());
+        }
+        if t.grad_clip < 0.0 || t.weight_decay < 0.0 {
+            return bad(
+                "training.grad_clip / weight_decay",
+                "must not be negative".into(),
+            );
+        }
+        match &t.pos_weight {
+            PosWeight::Number(v) if !(*v > 0.0 && v.is_finite()) => {
+                return bad(
+                    "training.pos_weight",
+                    format!("{v} must be a positive number"),
+                )
+            }
+            PosWeight::Named(n) if n != "auto" && n != "none" => {
+                return bad(
+                    "training.pos_weight",
+                    format!("`{n}`: use auto, none or a number"),
+                )
+            }
+            _ => {}
+        }
+        for (k, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(&format!("data.split.{k}"), format!("{v} is outside [0, 1]"));
+            }
+        }
+        if s.train <= 0.0 || s.val <= 0.0 || (s.train + s.val + s.test - 1.0).abs() > 1e-6 {
+            return bad(
+                "data.split",
+                format!(
+                    "train {} + val {} + test {} must add up to 1, with train and val above 0",
+                    s.train, s.val, s.test
+                ),
+            );
+        }
+        let tg = &self.data.target;
+        if tg.column.is_some() && tg.price_column.is_some() {
+            return bad(
+                "data.target",
+                "give `column` or `price_column`, not both".into(),
+            );
+        }
+        if tg.price_column.is_some() && tg.horizon == 0 {
+            return bad(
+                "data.target.horizon",
+                "a price target needs a horizon of at least 1".into(),
+            );
+        }
+        if s.shuffle && self.data.layout == Layout::Rows {
+            return bad(
+                "data.split.shuffle",
+                "overlapping windows of one series must be split in time, never shuffled \
+                 (shuffle is for the sequences layout)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_names_are_accepted_and_defaults_fill_the_rest() {
+        let y = "model:\n  sequence_length: 32\n  hidden_size: 64\n  num_layers: 1\n  dropout: 0.3\n\
+                 training:\n  learning_rate: 0.0005\n  batch_size: 512\n  epochs: 30\n  early_stopping_patience: 5\n";
+        let c = Config::from_yaml(y, "t.yaml").unwrap();
+        assert_eq!(c.model.hidden_size, 64);
+        assert_eq!(c.training.seed, 42);
+        assert_eq!(c.training.pos_weight, PosWeight::Named("auto".into()));
+    }
+
+    #[test]
+    fn typos_and_bad_values_name_the_key() {
+        let e = Config::from_yaml("model:\n  hiden_size: 3\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hiden_size"), "{e}");
+        let e = Config::from_yaml("model:\n  dropout: 1.5\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.dropout"), "{e}");
+        let e = Config::from_yaml("data:\n  split: {shuffle: true}\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never shuffled"), "{e}");
+    }
+}

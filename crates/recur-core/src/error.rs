@@ -1,0 +1,59 @@
+//! One error type for the library crates. Every variant carries the file,
+//! field or key it is about, so the CLI can print it as it stands and the
+//! user knows what to fix.
+
+use std::path::{Path, PathBuf};
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A config file or value is wrong; `at` names the file or key.
+    #[error("config {at}: {msg}")]
+    Config { at: String, msg: String },
+    /// Input data is wrong; `file` names the data file.
+    #[error("{file}: {msg}")]
+    Data { file: String, msg: String },
+    /// A checkpoint does not match what the code expects, or is damaged.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: String, msg: String },
+    /// A tensor operation failed (a bug in recur, or an exhausted device).
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Anything else, already phrased for the user.
+    #[error("{0}")]
+    Msg(String),
+}
+
+impl Error {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+    pub fn config(at: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Config {
+            at: at.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn data(file: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Data {
+            file: file.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn checkpoint(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.as_ref().display().to_string(),
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Foundations shared by every recur crate: the error type, the YAML config,
+//! a seeded random generator, atomic file writes and the strict checkpoint
+//! format. Nothing here knows about a particular model or data set; crates
+//! further down the pipe (data -> model -> train -> serve) build on it.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod fsx;
+pub mod rng;
+
+pub use error::{Error, Result};

@@ -1,0 +1,415 @@
+//! The data pipeline of Job A in one place: read the table, resolve the
+//! features and the target, split in time, fit the scaler on train, and lay
+//! the windows over one scaled float32 buffer. Training and inference share
+//! the same steps, so a model sees at prediction time exactly the
+//! transformation it was trained on.
+
+use crate::scaler::Scaler;
+use crate::split::{time_split, RowRange, TimeSplit};
+use crate::table::Table;
+use crate::target::{class_labels, row_labels, target_column};
+use crate::ucr::Sequences;
+use crate::windows::{sliding, Window, WindowSet};
+use recur_core::config::{Config, DataConfig, Layout};
+use recur_core::rng::Rng;
+use recur_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the training data came from and how it was cut; saved in the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitInfo {
+    pub layout: Layout,
+    pub n_rows: usize,
+    /// Row ranges and gap of the time split (rows layout).
+    pub time_split: Option<TimeSplit>,
+    /// The class taken as positive (sequences layout).
+    pub positive_label: Option<String>,
+}
+
+/// Everything training needs.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub features: Vec<String>,
+    pub seq_len: usize,
+    pub scaler: Scaler,
+    pub train: WindowSet,
+    pub val: WindowSet,
+    pub test: WindowSet,
+    pub info: SplitInfo,
+}
+
+/// Windows over a file to evaluate or predict, with each window's time.
+#[derive(Debug, Clone)]
+pub struct InferenceData {
+    pub windows: WindowSet,
+    /// The time column's value at each window's row, if there is a time column.
+    pub times: Option<Vec<String>>,
+}
+
+pub fn data_path(cfg: &DataConfig) -> Result<&PathBuf> {
+    cfg.path.as_ref().ok_or_else(|| {
+        Error::config(
+            "data.path",
+            "no data file given: set data.path to a CSV, Parquet or .ts file",
+        )
+    })
+}
+
+/// Resolves the feature list: the config's, or every numeric column but the
+/// target, the time column and unnamed index columns.
+fn resolve_features(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
+    let target = target_column(&d.target);
+    let features = match &d.features {
+        Some(f) => f.clone(),
+        None => {
+            let mut ex: Vec<&str> = target.into_iter().collect();
+            ex.extend(d.time_column.as_deref());
+            t.default_features(&ex)
+        }
+    };
+    if features.is_empty() {
+        return Err(Error::data(
+            &t.source,
+            "no numeric feature columns; list them in data.features",
+        ));
+    }
+    if d.target.horizon == 0 {
+        if let Some(tc) = target.filter(|tc| features.iter().any(|f| f == tc)) {
+            return Err(Error::config(
+                "data.features",
+                format!("`{tc}` is the target at horizon 0: the model would read the answer. Drop it or set data.target.horizon"),
+            ));
+        }
+    }
+    Ok(features)
+}
+
+/// Reads the feature columns (all finite) into a row-major f64 buffer.
+fn feature_rows(t: &Table, features: &[String]) -> Result<Vec<f64>> {
+    let cols: Vec<&[f64]> = features
+        .iter()
+        .map(|f| t.finite(f))
+        .collect::<Result<_>>()?;
+    let n = t.n_rows();
+    let mut raw = Vec::with_capacity(n * cols.len());
+    for r in 0..n {
+        raw.extend(cols.iter().map(|c| c[r]));
+    }
+    Ok(raw)
+}
+
+fn times_of(t: &Table, d: &DataConfig, windows: &[Window]) -> Result<Option<Vec<String>>> {
+    match &d.time_column {
+        None => Ok(None),
+        Some(tc) => {
+            let col = t.column(tc)?;
+            Ok(Some(windows.iter().map(|w| col.cell(w.row)).collect()))
+        }
+    }
+}
+
+fn too_short(source: &str, n: usize, what: &str, l: usize) -> Error {
+    Error::data(
+        source,
+        format!("{n} {what}: fewer than one window of model.sequence_length = {l} rows needs"),
+    )
+}
+
+/// Reads the config's data file and builds train / val / test windows.
+pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
+    let d = &cfg.data;
+    let path = data_path(d)?;
+    match d.layout {
+        Layout::Rows => prepare_rows(&Table::read(path, d.format.as_deref())?, cfg),
+        Layout::Sequences => prepare_sequences(
+            &Sequences::read(path, d.format.as_deref(), d.target.column.as_deref())?,
+            cfg,
+        ),
+    }
+}
+
+fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
+    let d = &cfg.data;
+    let l = cfg.model.sequence_length;
+    let n = t.n_rows();
+    let features = resolve_features(t, d)?;
+    let raw = feature_rows(t, &features)?;
+    let labels = row_labels(t, &d.target)?;
+    if n < l {
+        return Err(too_short(&t.source, n, "rows", l));
+    }
+    let gap = d.split.gap.unwrap_or(l - 1).max(d.target.horizon);
+    let split = time_split(&t.source, n, &d.split, gap)?;
+    let scaler = Scaler::fit(features.clone(), &raw, split.train.start..split.train.end);
+    let buffer: Arc<[f32]> = scaler.transform(&raw).into();
+    let h = d.target.horizon;
+    let all = WindowSet {
+        buffer,
+        n_features: features.len(),
+        seq_len: l,
+        windows: sliding(n, l, &labels),
+    };
+    let part = |r: RowRange, name: &str| -> Result<WindowSet> {
+        let set = all.filter(|w| w.label.is_some() && r.holds(w.start, w.row, w.row + h));
+        if set.is_empty() && !(name == "test" && r.is_empty() && d.split.test == 0.0) {
+            return Err(Error::data(
+                &t.source,
+                format!(
+                    "the {name} part (rows {}..{}) holds no labelled window of {l} rows; \
+                     use more rows, a shorter model.sequence_length or a smaller data.split.gap",
+                    r.start, r.end
+                ),
+            ));
+        }
+        Ok(set)
+    };
+    Ok(Prepared {
+        train: part(split.train, "train")?,
+        val: part(split.val, "validation")?,
+        test: part(split.test, "test")?,
+        features,
+        seq_len: l,
+        scaler,
+        info: SplitInfo {
+            layout: Layout::Rows,
+            n_rows: n,
+            time_split: Some(split),
+            positive_label: None,
+        },
+    })
+}
+
+fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
+    let d = &cfg.data;
+    let n = s.values.len();
+    let (labels, pos) = class_labels(&s.source, &s.labels, &d.target)?;
+    let features: Vec<String> = (0..s.dims).map(|i| format!("dim_{i}")).collect();
+    let raw: Vec<f64> = s.values.concat();
+    let mut order: Vec<usize> = (0..n).collect();
+    if d.split.shuffle {
+        Rng::stream(cfg.training.seed, 7).shuffle(&mut order);
+    }
+    let n_train = (n as f64 * d.split.train).round() as usize;
+    let n_val = (n as f64 * d.split.val).round() as usize;
+    if n_train == 0 || n_val == 0 || n_train + n_val > n {
+        return Err(Error::data(
+            &s.source,
+            format!("{n} sequences are too few to split into train/val/test"),
+        ));
+    }
+    let train_idx = &order[..n_train];
+    let rows = train_idx.iter().flat_map(|&i| i * s.len..(i + 1) * s.len);
+    let scaler = Scaler::fit(features.clone(), &raw, rows);
+    let buffer: Arc<[f32]> = scaler.transform(&raw).into();
+    let set = |idx: &[usize]| WindowSet {
+        buffer: buffer.clone(),
+        n_features: s.dims,
+        seq_len: s.len,
+        windows: idx
+            .iter()
+            .map(|&i| Window {
+                start: i * s.len,
+                row: i,
+                label: Some(labels[i]),
+            })
+            .collect(),
+    };
+    Ok(Prepared {
+        train: set(train_idx),
+        val: set(&order[n_train..n_train + n_val]),
+        test: set(&order[n_train + n_val..]),
+        features,
+        seq_len: s.len,
+        scaler,
+        info: SplitInfo {
+            layout: Layout::Sequences,
+            n_rows: n,
+            time_split: None,
+            positive_label: Some(pos),
+        },
+    })
+}
+
+/// Windows over a new file, scaled with the model's scaler. With
+/// `need_labels`, the target must be present and only labelled windows are
+/// kept (evaluation); without, every window is kept (prediction).
+pub fn prepare_inference(
+    path: &Path,
+    cfg: &Config,
+    scaler: &Scaler,
+    seq_len: usize,
+    positive_label: Option<&str>,
+    need_labels: bool,
+) -> Result<InferenceData> {
+    let d = &cfg.data;
+    match d.layout {
+        Layout::Rows => {
+            let t = Table::read(path, d.format.as_deref())?;
+            let n = t.n_rows();
+            let raw = feature_rows(&t, &scaler.features)?;
+            if n < seq_len {
+                return Err(too_short(&t.source, n, "rows", seq_len));
+            }
+            let has_target = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
+            let labels = if need_labels || has_target {
+                row_labels(&t, &d.target)?
+            } else {
+                vec![None; n]
+            };
+            let mut windows = sliding(n, seq_len, &labels);
+            if need_labels {
+                windows.retain(|w| w.label.is_some());
+            }
+            let times = times_of(&t, d, &windows)?;
+            let set = WindowSet {
+                buffer: scaler.transform(&raw).into(),
+                n_features: scaler.features.len(),
+                seq_len,
+                windows,
+            };
+            Ok(InferenceData {
+                windows: set,
+                times,
+            })
+        }
+        Layout::Sequences => {
+            let s = Sequences::read(path, d.format.as_deref(), d.target.column.as_deref())?;
+            if s.len != seq_len || s.dims != scaler.features.len() {
+                return Err(Error::data(
+                    &s.source,
+                    format!(
+                        "series of length {} with {} dimension(s); the model was trained on length {seq_len} with {}",
+                        s.len,
+                        s.dims,
+                        scaler.features.len()
+                    ),
+                ));
+            }
+            let pos = positive_label.unwrap_or("1");
+            let windows = s
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Window {
+                    start: i * s.len,
+                    row: i,
+                    label: Some(if l == pos { 1.0 } else { 0.0 }),
+                })
+                .collect();
+            let set = WindowSet {
+                buffer: scaler.transform(&s.values.concat()).into(),
+                n_features: s.dims,
+                seq_len,
+                windows,
+            };
+            Ok(InferenceData {
+                windows: set,
+                times: None,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CSV of `n` rows: time, two features and a 0/1 label.
+    fn series_csv(dir: &Path, n: usize) -> PathBuf {
+        let mut s = String::from("day,a,b,y\n");
+        for i in 0..n {
+            s += &format!(
+                "d{i},{},{},{}\n",
+                (i as f64 * 0.3).sin(),
+                i % 7,
+                (i % 3 == 0) as u8
+            );
+        }
+        let p = dir.join("s.csv");
+        std::fs::write(&p, s).unwrap();
+        p
+    }
+
+    fn cfg(path: PathBuf, l: usize, h: usize) -> Config {
+        let mut c = Config::default();
+        c.data.path = Some(path);
+        c.data.time_column = Some("day".into());
+        c.data.target.column = Some("y".into());
+        c.data.target.horizon = h;
+        c.model.sequence_length = l;
+        c
+    }
+
+    #[test]
+    fn no_window_crosses_the_split_gap_or_reads_a_label_across_it() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(series_csv(d.path(), 400), 16, 3);
+        let p = prepare_training(&c).unwrap();
+        let s = p.info.time_split.unwrap();
+        assert_eq!(s.gap, 15);
+        assert_eq!(p.features, vec!["a", "b"]);
+        for (set, r) in [(&p.train, s.train), (&p.val, s.val), (&p.test, s.test)] {
+            assert!(!set.is_empty());
+            for w in &set.windows {
+                assert!(
+                    w.start >= r.start && w.row < r.end && w.row + 3 < r.end,
+                    "{w:?} outside {r:?}"
+                );
+                assert_eq!(w.row, w.start + 15);
+            }
+        }
+        // The parts are disjoint in rows, with the gap between them.
+        let last_train = p.train.windows.iter().map(|w| w.row + 3).max().unwrap();
+        let first_val = p.val.windows.iter().map(|w| w.start).min().unwrap();
+        assert!(
+            first_val > last_train + 15 - 3,
+            "{first_val} vs {last_train}"
+        );
+    }
+
+    #[test]
+    fn predictions_are_tied_to_rows_and_times_and_labels_shift_by_the_horizon() {
+        let d = tempfile::tempdir().unwrap();
+        let path = series_csv(d.path(), 100);
+        let c = cfg(path.clone(), 8, 1);
+        let p = prepare_training(&c).unwrap();
+        let inf = prepare_inference(&path, &c, &p.scaler, 8, None, false).unwrap();
+        assert_eq!(inf.windows.len(), 100 - 8 + 1);
+        let times = inf.times.unwrap();
+        for (k, w) in inf.windows.windows.iter().enumerate() {
+            assert_eq!(w.row, k + 7);
+            assert_eq!(times[k], format!("d{}", k + 7));
+            // label of row r is y[r+1] = ((r+1) % 3 == 0)
+            let want = (w.row + 1 < 100).then(|| ((w.row + 1) % 3 == 0) as u8 as f32);
+            assert_eq!(w.label, want);
+        }
+        // The window's last feature row is the row it is tied to.
+        let mut out = Vec::new();
+        inf.windows.gather(&[5], &mut out);
+        let a_at_row = ((12.0f64 * 0.3).sin() - p.scaler.mean[0]) / p.scaler.std[0];
+        assert!((out[7 * 2] as f64 - a_at_row).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        let path = series_csv(d.path(), 40);
+        let mut c = cfg(path.clone(), 64, 1);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("40 rows") && e.contains("sequence_length = 64"),
+            "{e}"
+        );
+        c.model.sequence_length = 4;
+        c.data.target.column = Some("rain".into());
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("no column `rain`"), "{e}");
+        c.data.target.column = Some("y".into());
+        c.data.target.horizon = 0;
+        c.data.features = Some(vec!["a".into(), "y".into()]);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("would read the answer"), "{e}");
+    }
+}

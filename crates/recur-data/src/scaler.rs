@@ -1,0 +1,77 @@
+//! Standardisation fitted on training rows only and saved with the model:
+//! `(x - mean) / std`, population std as scikit-learn's StandardScaler; a
+//! constant feature gets std 1 so it maps to 0 instead of dividing by zero.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub features: Vec<String>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl Scaler {
+    /// Fits on the given rows of a row-major `[rows, features]` buffer.
+    pub fn fit(
+        features: Vec<String>,
+        raw: &[f64],
+        rows: impl Iterator<Item = usize> + Clone,
+    ) -> Scaler {
+        let f = features.len();
+        let mut mean = vec![0.0; f];
+        let mut count = 0usize;
+        for r in rows.clone() {
+            for (m, x) in mean.iter_mut().zip(&raw[r * f..(r + 1) * f]) {
+                *m += x;
+            }
+            count += 1;
+        }
+        let n = count.max(1) as f64;
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0.0; f];
+        for r in rows {
+            for ((v, x), m) in var.iter_mut().zip(&raw[r * f..(r + 1) * f]).zip(&mean) {
+                *v += (x - m) * (x - m);
+            }
+        }
+        let std = var
+            .iter()
+            .map(|v| (v / n).sqrt())
+            .map(|s| if s < 1e-12 { 1.0 } else { s })
+            .collect();
+        Scaler {
+            features,
+            mean,
+            std,
+        }
+    }
+
+    /// Scales a row-major `[rows, features]` buffer into float32.
+    pub fn transform(&self, raw: &[f64]) -> Vec<f32> {
+        let f = self.mean.len();
+        raw.chunks_exact(f)
+            .flat_map(|row| {
+                row.iter()
+                    .zip(&self.mean)
+                    .zip(&self.std)
+                    .map(|((x, m), s)| ((x - m) / s) as f32)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_on_the_given_rows_only() {
+        // Two features; rows 0..2 are train, row 2 an outlier outside train.
+        let raw = [1.0, 5.0, 3.0, 5.0, 100.0, 5.0];
+        let s = Scaler::fit(vec!["a".into(), "b".into()], &raw, 0..2);
+        assert_eq!(s.mean, vec![2.0, 5.0]);
+        assert_eq!(s.std, vec![1.0, 1.0]); // b is constant -> 1
+        assert_eq!(s.transform(&raw), vec![-1.0, 0.0, 1.0, 0.0, 98.0, 0.0]);
+    }
+}

@@ -1,0 +1,402 @@
+//! A column table read from CSV or Parquet. Columns are numeric (f64, NaN
+//! for an empty cell) or text; checks that need the column's role (feature,
+//! target, time) happen where the role is known, in `prepare`, and their
+//! errors point at the row through [`Table::row_name`].
+
+use recur_core::{Error, Result};
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub enum Column {
+    Numeric(Vec<f64>),
+    Text(Vec<String>),
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Numeric(v) => v.len(),
+            Column::Text(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The cell as text (numbers in Rust's shortest round-trip form).
+    pub fn cell(&self, i: usize) -> String {
+        match self {
+            Column::Numeric(v) => v[i].to_string(),
+            Column::Text(v) => v[i].clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The file it came from, for error messages.
+    pub source: String,
+    pub names: Vec<String>,
+    pub columns: Vec<Column>,
+    /// For CSV: the file line of data row 0 (2 with a header, 1 without).
+    pub first_line: Option<usize>,
+}
+
+/// Parses a number the way a user expects: surrounding spaces ignored, an
+/// empty cell is missing (NaN), `nan`/`inf` accepted so they can be refused
+/// later with a clear message.
+fn parse_num(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Some(f64::NAN);
+    }
+    t.parse::<f64>().ok()
+}
+
+impl Table {
+    /// Reads a table; `format` is `csv` or `parquet`, else taken from the extension.
+    pub fn read(path: &Path, format: Option<&str>) -> Result<Table> {
+        let fmt = match format {
+            Some(f) => f.to_ascii_lowercase(),
+            None => path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase(),
+        };
+        match fmt.as_str() {
+            "csv" | "txt" | "tsv" => Table::read_csv(path),
+            "parquet" | "pq" => Table::read_parquet(path),
+            other => Err(Error::data(
+                path.display().to_string(),
+                format!(
+                    "unknown table format `{other}`: use a .csv or .parquet file, \
+                     or set data.format to csv or parquet"
+                ),
+            )),
+        }
+    }
+
+    /// Builds a table from text cells, typing each column as numeric when
+    /// every cell parses as a number.
+    fn from_cells(
+        source: String,
+        names: Vec<String>,
+        cells: Vec<Vec<String>>,
+        first_line: Option<usize>,
+    ) -> Result<Table> {
+        let mut seen = std::collections::HashSet::new();
+        for n in &names {
+            if !seen.insert(n) {
+                return Err(Error::data(
+                    source,
+                    format!("column `{n}` appears twice in the header"),
+                ));
+            }
+        }
+        let columns = cells
+            .into_iter()
+            .map(|col| {
+                let nums: Option<Vec<f64>> = col.iter().map(|s| parse_num(s)).collect();
+                match nums {
+                    Some(v) => Column::Numeric(v),
+                    None => Column::Text(col),
+                }
+            })
+            .collect();
+        Ok(Table {
+            source,
+            names,
+            columns,
+            first_line,
+        })
+    }
+
+    pub fn read_csv(path: &Path) -> Result<Table> {
+        let source = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let delim = if path.extension().and_then(|e| e.to_str()) == Some("tsv") {
+            b'\t'
+        } else {
+            b','
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(delim)
+            .flexible(false)
+            .from_reader(bytes.as_slice());
+        let mut records = rdr.records();
+        let first = match records.next() {
+            None => {
+                return Err(Error::data(
+                    source,
+                    "the file is empty: expected a header row and data rows",
+                ))
+            }
+            Some(r) => r.map_err(|e| Error::data(&source, format!("cannot read CSV: {e}")))?,
+        };
+        // A first row made only of numbers is data, not a header (UCR-style CSV).
+        let headerless = first
+            .iter()
+            .all(|f| !f.trim().is_empty() && f.trim().parse::<f64>().is_ok());
+        let width = first.len();
+        let names: Vec<String> = if headerless {
+            (0..width).map(|i| format!("column_{i}")).collect()
+        } else {
+            first
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let n = n.trim();
+                    if n.is_empty() {
+                        format!("Unnamed: {i}")
+                    } else {
+                        n.to_string()
+                    }
+                })
+                .collect()
+        };
+        let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
+        if headerless {
+            for (c, f) in first.iter().enumerate() {
+                cells[c].push(f.to_string());
+            }
+        }
+        for rec in records {
+            let rec = rec.map_err(|e| {
+                Error::data(&source, format!("cannot read CSV: {e} (every row needs {width} fields, as the first row has)"))
+            })?;
+            for (c, f) in rec.iter().enumerate() {
+                cells[c].push(f.to_string());
+            }
+        }
+        if cells.first().is_none_or(|c| c.is_empty()) {
+            return Err(Error::data(
+                source,
+                "the file has a header but no data rows",
+            ));
+        }
+        Table::from_cells(source, names, cells, Some(if headerless { 1 } else { 2 }))
+    }
+
+    pub fn read_parquet(path: &Path) -> Result<Table> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::Field;
+        let source = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| Error::data(&source, format!("not a readable Parquet file: {e}")))?;
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let names: Vec<String> = schema
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+        let iter = reader
+            .get_row_iter(None)
+            .map_err(|e| Error::data(&source, format!("cannot read rows: {e}")))?;
+        for (r, row) in iter.enumerate() {
+            let row = row.map_err(|e| Error::data(&source, format!("row {r}: {e}")))?;
+            for (c, (_, field)) in row.get_column_iter().enumerate() {
+                if c >= cells.len() {
+                    return Err(Error::data(
+                        &source,
+                        "nested columns are not supported: use a flat table",
+                    ));
+                }
+                let s = match field {
+                    Field::Null => String::new(),
+                    Field::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
+                    Field::Str(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                cells[c].push(s);
+            }
+        }
+        if cells.first().is_none_or(|c| c.is_empty()) {
+            return Err(Error::data(source, "the file has no rows"));
+        }
+        Table::from_cells(source, names, cells, None)
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.len())
+    }
+
+    /// "row 7 (line 9)" for CSV, "row 7" otherwise; rows count from 0.
+    pub fn row_name(&self, i: usize) -> String {
+        match self.first_line {
+            Some(l) => format!("row {i} (line {})", i + l),
+            None => format!("row {i}"),
+        }
+    }
+
+    pub fn index_of(&self, name: &str) -> Result<usize> {
+        self.names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::data(
+                &self.source,
+                format!(
+                    "no column `{name}`; the columns are: {}",
+                    self.names.join(", ")
+                ),
+            )
+        })
+    }
+
+    pub fn column(&self, name: &str) -> Result<&Column> {
+        Ok(&self.columns[self.index_of(name)?])
+    }
+
+    /// A numeric column, with every value finite; errors name the row.
+    pub fn finite(&self, name: &str) -> Result<&[f64]> {
+        match self.column(name)? {
+            Column::Numeric(v) => {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    let what = if v[i].is_nan() {
+                        "is empty or NaN".to_string()
+                    } else {
+                        format!("is {}", v[i])
+                    };
+                    return Err(Error::data(
+                        &self.source,
+                        format!(
+                            "column `{name}`, {}: value {what}; fill or drop such rows first",
+                            self.row_name(i)
+                        ),
+                    ));
+                }
+                Ok(v)
+            }
+            Column::Text(v) => {
+                let i = v.iter().position(|s| parse_num(s).is_none()).unwrap_or(0);
+                Err(Error::data(
+                    &self.source,
+                    format!(
+                        "column `{name}` is not numeric: {} holds `{}`",
+                        self.row_name(i),
+                        v[i]
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Numeric columns a user would call features by default: all but the
+    /// excluded ones and unnamed index columns (`Unnamed: 0`, pandas' row numbers).
+    pub fn default_features(&self, exclude: &[&str]) -> Vec<String> {
+        self.names
+            .iter()
+            .zip(&self.columns)
+            .filter(|(n, c)| {
+                matches!(c, Column::Numeric(_))
+                    && !exclude.contains(&n.as_str())
+                    && !n.starts_with("Unnamed: ")
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(dir: &Path, text: &str) -> std::path::PathBuf {
+        let p = dir.join("t.csv");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_header_types_and_unnamed_index() {
+        let d = tempfile::tempdir().unwrap();
+        let t = Table::read(&csv(d.path(), ",a,b,day\n0,1.5,x,mon\n1,2,y,tue\n"), None).unwrap();
+        assert_eq!(t.names, vec!["Unnamed: 0", "a", "b", "day"]);
+        assert!(matches!(t.column("a").unwrap(), Column::Numeric(v) if v == &vec![1.5, 2.0]));
+        assert_eq!(t.default_features(&[]), vec!["a"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_column_and_row() {
+        let d = tempfile::tempdir().unwrap();
+        let t = Table::read(&csv(d.path(), "a,b\n1,2\n3,oops\n"), None).unwrap();
+        let e = t.finite("b").unwrap_err().to_string();
+        assert!(
+            e.contains("t.csv")
+                && e.contains("`b`")
+                && e.contains("row 1 (line 3)")
+                && e.contains("oops"),
+            "{e}"
+        );
+        let t = Table::read(&csv(d.path(), "a,b\n1,2\n3,\n4,inf\n"), None).unwrap();
+        let e = t.finite("b").unwrap_err().to_string();
+        assert!(e.contains("row 1 (line 3)") && e.contains("NaN"), "{e}");
+        let e = t.finite("zz").unwrap_err().to_string();
+        assert!(e.contains("no column `zz`") && e.contains("a, b"), "{e}");
+        let e = Table::read(&csv(d.path(), ""), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
+        let e = Table::read(&csv(d.path(), "a,b\n"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn headerless_numeric_csv_is_data() {
+        let d = tempfile::tempdir().unwrap();
+        let t = Table::read(&csv(d.path(), "1,0.5,0.25\n2,0.1,0.2\n"), None).unwrap();
+        assert_eq!(t.n_rows(), 2);
+        assert_eq!(t.names[0], "column_0");
+    }
+
+    #[test]
+    fn reads_parquet_written_by_the_parquet_crate() {
+        use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+        use parquet::file::writer::SerializedFileWriter;
+        use parquet::schema::parser::parse_message_type;
+        use std::sync::Arc;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.parquet");
+        let schema = Arc::new(
+            parse_message_type(
+                "message m { required binary day (UTF8); required double x; required int64 rain; }",
+            )
+            .unwrap(),
+        );
+        let mut w = SerializedFileWriter::new(
+            std::fs::File::create(&p).unwrap(),
+            schema,
+            Default::default(),
+        )
+        .unwrap();
+        let mut rg = w.next_row_group().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        let days: Vec<ByteArray> = ["d1", "d2", "d3"]
+            .iter()
+            .map(|s| ByteArray::from(*s))
+            .collect();
+        c.typed::<ByteArrayType>()
+            .write_batch(&days, None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<DoubleType>()
+            .write_batch(&[0.5, 1.5, -2.0], None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int64Type>()
+            .write_batch(&[0, 1, 1], None, None)
+            .unwrap();
+        c.close().unwrap();
+        rg.close().unwrap();
+        w.close().unwrap();
+        let t = Table::read(&p, None).unwrap();
+        assert_eq!(t.names, vec!["day", "x", "rain"]);
+        assert_eq!(t.finite("x").unwrap(), &[0.5, 1.5, -2.0]);
+        assert_eq!(t.finite("rain").unwrap(), &[0.0, 1.0, 1.0]);
+        assert_eq!(t.column("day").unwrap().cell(1), "d2");
+    }
+}

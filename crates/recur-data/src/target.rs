@@ -1,0 +1,204 @@
+//! Binary targets. Row `r`'s label is the event at row `r + horizon`: a 0/1
+//! column shifted up, or, from a price column, whether the future return
+//! `close[r+h]/close[r] - 1` beats `tau = k * sigma * sqrt(h)` (clipped to
+//! `[tau_min, tau_max]`, `sigma` the rolling std of log returns over the last
+//! `vol_window` rows). Rows whose future is not in the file get no label.
+
+use crate::table::Table;
+use recur_core::config::TargetConfig;
+use recur_core::{Error, Result};
+
+/// Which column holds the target, for error messages and feature exclusion.
+pub fn target_column(cfg: &TargetConfig) -> Option<&str> {
+    cfg.column.as_deref().or(cfg.price_column.as_deref())
+}
+
+/// Per-row labels (`None` where the future is unknown or neutral-dropped).
+pub fn row_labels(t: &Table, cfg: &TargetConfig) -> Result<Vec<Option<f32>>> {
+    let n = t.n_rows();
+    let h = cfg.horizon;
+    if let Some(col) = &cfg.column {
+        let y = t.finite(col)?;
+        if let Some(i) = y.iter().position(|v| *v != 0.0 && *v != 1.0) {
+            return Err(Error::data(
+                &t.source,
+                format!(
+                    "target column `{col}` must be binary (0 or 1): {} holds {}. \
+                     For a price, set data.target.price_column instead",
+                    t.row_name(i),
+                    y[i]
+                ),
+            ));
+        }
+        return Ok((0..n)
+            .map(|r| (r + h < n).then(|| y[r + h] as f32))
+            .collect());
+    }
+    if let Some(col) = &cfg.price_column {
+        let p = t.finite(col)?;
+        if let Some(i) = p.iter().position(|v| *v <= 0.0) {
+            return Err(Error::data(
+                &t.source,
+                format!(
+                    "price column `{col}`: {} holds {}, prices must be positive",
+                    t.row_name(i),
+                    p[i]
+                ),
+            ));
+        }
+        return Ok(price_labels(p, cfg));
+    }
+    Err(Error::config(
+        "data.target",
+        "name the label with `column` (a 0/1 column) or `price_column` (a price to derive up/down labels from)",
+    ))
+}
+
+/// Labels from prices; see the module doc for the rule.
+pub fn price_labels(p: &[f64], cfg: &TargetConfig) -> Vec<Option<f32>> {
+    let (n, h, w) = (p.len(), cfg.horizon, cfg.vol_window.max(2));
+    let logret: Vec<f64> = (0..n)
+        .map(|t| {
+            if t == 0 {
+                f64::NAN
+            } else {
+                (p[t] / p[t - 1]).ln()
+            }
+        })
+        .collect();
+    (0..n)
+        .map(|t| {
+            if t + h >= n || t < w {
+                return None; // future unknown, or not enough history for sigma
+            }
+            let win = &logret[t + 1 - w..=t];
+            let mean = win.iter().sum::<f64>() / w as f64;
+            let var = win.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (w - 1) as f64;
+            let tau = (cfg.k * var.sqrt() * (h as f64).sqrt()).clamp(cfg.tau_min, cfg.tau_max);
+            let r = p[t + h] / p[t] - 1.0;
+            if cfg.drop_neutral && r.abs() <= tau {
+                None
+            } else {
+                Some(if r > tau { 1.0 } else { 0.0 })
+            }
+        })
+        .collect()
+}
+
+/// Maps class labels of whole sequences to 0/1: exactly two classes, the
+/// positive one named by `positive_label`, else `1` of {0, 1}, else the
+/// larger (numerically where both are numbers).
+pub fn class_labels(
+    source: &str,
+    labels: &[String],
+    cfg: &TargetConfig,
+) -> Result<(Vec<f32>, String)> {
+    let mut classes: Vec<&String> = labels.iter().collect();
+    classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    });
+    classes.dedup();
+    if classes.len() != 2 {
+        let shown: Vec<&str> = classes.iter().take(10).map(|s| s.as_str()).collect();
+        return Err(Error::data(
+            source,
+            format!(
+                "the label must be binary: found {} classes ({})",
+                classes.len(),
+                shown.join(", ")
+            ),
+        ));
+    }
+    let pos = match &cfg.positive_label {
+        Some(p) if classes.iter().any(|c| *c == p) => p.clone(),
+        Some(p) => {
+            return Err(Error::config(
+                "data.target.positive_label",
+                format!(
+                    "`{p}` is not one of the classes {} and {}",
+                    classes[0], classes[1]
+                ),
+            ))
+        }
+        None => classes[1].clone(),
+    };
+    Ok((
+        labels
+            .iter()
+            .map(|l| if *l == pos { 1.0 } else { 0.0 })
+            .collect(),
+        pos,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn horizon_shifts_labels_and_leaves_the_unknown_future_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        std::fs::write(&p, "x,y\n1,0\n2,1\n3,1\n4,0\n").unwrap();
+        let t = Table::read(&p, None).unwrap();
+        let cfg = TargetConfig {
+            column: Some("y".into()),
+            horizon: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            row_labels(&t, &cfg).unwrap(),
+            vec![Some(1.0), Some(1.0), Some(0.0), None]
+        );
+    }
+
+    #[test]
+    fn non_binary_target_is_refused_with_its_row() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        std::fs::write(&p, "x,y\n1,0\n2,2\n").unwrap();
+        let t = Table::read(&p, None).unwrap();
+        let cfg = TargetConfig {
+            column: Some("y".into()),
+            ..Default::default()
+        };
+        let e = row_labels(&t, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("binary") && e.contains("row 1 (line 3)") && e.contains("holds 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn price_labels_follow_the_volatility_threshold() {
+        // Flat-ish prices with tiny noise, then a jump: the jump is an up label.
+        let mut p: Vec<f64> = (0..30)
+            .map(|i| 100.0 + if i % 2 == 0 { 0.01 } else { -0.01 })
+            .collect();
+        p.push(110.0);
+        let cfg = TargetConfig {
+            horizon: 1,
+            vol_window: 5,
+            k: 1.0,
+            ..Default::default()
+        };
+        let l = price_labels(&p, &cfg);
+        assert_eq!(l[..5], [None, None, None, None, None]);
+        assert_eq!(l[29], Some(1.0));
+        assert_eq!(l[28], Some(0.0));
+        assert_eq!(l[30], None);
+    }
+
+    #[test]
+    fn class_labels_map_to_zero_one() {
+        let labels: Vec<String> = ["1", "2", "2", "1"].iter().map(|s| s.to_string()).collect();
+        let (y, pos) = class_labels("f", &labels, &TargetConfig::default()).unwrap();
+        assert_eq!((y, pos.as_str()), (vec![0.0, 1.0, 1.0, 0.0], "2"));
+        let three: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert!(class_labels("f", &three, &TargetConfig::default())
+            .unwrap_err()
+            .to_string()
+            .contains("3 classes"));
+    }
+}

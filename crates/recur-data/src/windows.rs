@@ -1,0 +1,113 @@
+//! Windows as index ranges over one float32 buffer. The buffer holds the
+//! scaled rows (`[rows, features]`, row-major) once; a window is its first
+//! row, the row it is reported against and its label. Batches are gathered
+//! from the buffer when the model asks for them, so a data set of `n` rows
+//! costs `n * features` floats, not `n * L * features`.
+
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// First buffer row of the window; it spans `start .. start + seq_len`.
+    pub start: usize,
+    /// The table row the prediction belongs to: the window's last row for a
+    /// time series, the sample's row for whole sequences.
+    pub row: usize,
+    /// The label, where known.
+    pub label: Option<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowSet {
+    pub buffer: Arc<[f32]>,
+    pub n_features: usize,
+    pub seq_len: usize,
+    pub windows: Vec<Window>,
+}
+
+impl WindowSet {
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+    /// The labels; windows without one count as 0 (callers keep only labelled windows).
+    pub fn labels(&self) -> Vec<f32> {
+        self.windows
+            .iter()
+            .map(|w| w.label.unwrap_or(0.0))
+            .collect()
+    }
+    /// The windows that satisfy `keep`, over the same buffer.
+    pub fn filter(&self, keep: impl Fn(&Window) -> bool) -> WindowSet {
+        WindowSet {
+            windows: self.windows.iter().copied().filter(|w| keep(w)).collect(),
+            ..self.clone()
+        }
+    }
+    /// Copies the windows `idx` into `out` as a `[idx.len(), seq_len, n_features]` batch.
+    pub fn gather(&self, idx: &[usize], out: &mut Vec<f32>) {
+        let span = self.seq_len * self.n_features;
+        out.clear();
+        out.reserve(idx.len() * span);
+        for &i in idx {
+            let s = self.windows[i].start * self.n_features;
+            out.extend_from_slice(&self.buffer[s..s + span]);
+        }
+    }
+}
+
+/// Every window of length `seq_len` sliding over `n_rows` rows, each tied to
+/// its last row and that row's label: `n_rows - seq_len + 1` windows.
+pub fn sliding(n_rows: usize, seq_len: usize, labels: &[Option<f32>]) -> Vec<Window> {
+    (0..(n_rows + 1).saturating_sub(seq_len))
+        .map(|start| {
+            let row = start + seq_len - 1;
+            Window {
+                start,
+                row,
+                label: labels[row],
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_tied_to_their_last_row_and_gather_the_right_rows() {
+        // 5 rows, 2 features: row r holds (r, 10r).
+        let buf: Vec<f32> = (0..5).flat_map(|r| [r as f32, 10.0 * r as f32]).collect();
+        let labels: Vec<Option<f32>> = vec![Some(0.0), Some(1.0), Some(0.0), Some(1.0), None];
+        let w = sliding(5, 3, &labels);
+        assert_eq!(w.len(), 3);
+        assert_eq!(
+            w[0],
+            Window {
+                start: 0,
+                row: 2,
+                label: Some(0.0)
+            }
+        );
+        assert_eq!(
+            w[2],
+            Window {
+                start: 2,
+                row: 4,
+                label: None
+            }
+        );
+        let set = WindowSet {
+            buffer: buf.into(),
+            n_features: 2,
+            seq_len: 3,
+            windows: w,
+        };
+        let mut out = Vec::new();
+        set.gather(&[1], &mut out);
+        assert_eq!(out, vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0]);
+    }
+}
