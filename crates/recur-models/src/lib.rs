@@ -1,1 +1,10 @@
+//! Models as plain structs with a `forward`, weights named as in PyTorch so
+//! checkpoints move both ways. Each model lists the tensors it expects
+//! ([`LstmClassifier::tensor_specs`]) and an architecture description, which
+//! the checkpoint layer compares against a file before loading it.
 
+pub mod classifier;
+pub mod init;
+pub mod lstm;
+
+pub use classifier::{ClassifierArch, LstmClassifier};

@@ -1,1 +1,16 @@
+//! Training and evaluation of the classifier: the loss with `pos_weight`,
+//! Adam with gradient-norm clipping, the epoch loop with early stopping that
+//! restores a real copy of the best weights, the metrics, and the model
+//! directory that holds everything a prediction needs.
 
+pub mod artifact;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod pipeline;
+pub mod trainer;
+
+pub use artifact::{load_model_dir, save_model_dir, ModelDir, Report};
+pub use metrics::Metrics;
+pub use pipeline::{evaluate_file, predict_file, train_to_dir};
+pub use trainer::{fit, predict_logits, FitOptions, FitResult};

@@ -1,0 +1,128 @@
+//! Printing: metrics tables, training reports and `inspect` output. Plain
+//! aligned text on stdout, so the output reads well and pipes well.
+
+use anyhow::Result;
+use candle_core::Device;
+use recur_core::checkpoint::read_header;
+use recur_train::artifact::{read_history, WEIGHTS};
+use recur_train::{load_model_dir, Metrics, Report};
+use std::path::Path;
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.4}"))
+}
+
+/// One column per named metrics set.
+pub fn metrics_table(cols: &[(String, &Metrics)]) {
+    let w = cols.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(8);
+    print!("{:<10}", "");
+    for (n, _) in cols {
+        print!("  {n:>w$}");
+    }
+    println!();
+    type Row = (&'static str, fn(&Metrics) -> String);
+    let rows: [Row; 7] = [
+        ("ROC AUC", |m| opt(m.auc)),
+        ("PR AUC", |m| opt(m.pr_auc)),
+        ("log loss", |m| format!("{:.4}", m.logloss)),
+        ("Brier", |m| format!("{:.4}", m.brier)),
+        ("accuracy", |m| format!("{:.4}", m.accuracy)),
+        ("windows", |m| m.n.to_string()),
+        ("positives", |m| m.positives.to_string()),
+    ];
+    for (name, f) in rows {
+        print!("{name:<10}");
+        for (_, m) in cols {
+            print!("  {:>w$}", f(m));
+        }
+        println!();
+    }
+}
+
+pub fn report(r: &Report) {
+    println!();
+    let mut cols = vec![("validation".to_string(), &r.val)];
+    if let Some(t) = &r.test {
+        cols.push(("test".to_string(), t));
+    }
+    metrics_table(&cols);
+    println!(
+        "\nbest epoch {} of {} run; pos_weight {:.4}; {} parameters; {} features x {} steps",
+        r.best_epoch,
+        r.epochs_run,
+        r.pos_weight,
+        r.params,
+        r.features.len(),
+        r.sequence_length
+    );
+}
+
+pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
+    let (dir, weights) = if path.is_dir() {
+        (Some(path), path.join(WEIGHTS))
+    } else {
+        (None, path.to_path_buf())
+    };
+    let h = read_header(&weights)?;
+    println!("file: {} ({} bytes)", weights.display(), h.file_bytes);
+    println!(
+        "format version: {}",
+        h.format_version
+            .map_or("none (not written by recur)".into(), |v| v.to_string())
+    );
+    match &h.architecture {
+        Some(a) => println!("architecture: {}", serde_json::to_string_pretty(a)?),
+        None => println!("architecture: none stored"),
+    }
+    let wn = h
+        .tensors
+        .iter()
+        .map(|t| t.0.len())
+        .max()
+        .unwrap_or(4)
+        .max(6);
+    println!(
+        "\n{:<wn$}  {:<5}  {:<12}  {:>9}  {:>10}",
+        "tensor", "dtype", "shape", "params", "bytes"
+    );
+    let mut total = 0usize;
+    for (name, dtype, shape) in &h.tensors {
+        let n: usize = shape.iter().product();
+        total += n;
+        println!(
+            "{name:<wn$}  {dtype:<5}  {:<12}  {n:>9}  {:>10}",
+            format!("{shape:?}"),
+            n * 4
+        );
+    }
+    println!(
+        "{:<wn$}  {:<5}  {:<12}  {total:>9}  {:>10}",
+        "total",
+        "",
+        "",
+        total * 4
+    );
+    if let Some(dir) = dir {
+        match load_model_dir(dir, dev) {
+            Ok(md) => println!(
+                "\nchecks: OK (every tensor name and shape matches {}; {} features)",
+                md.model.arch.kind,
+                md.scaler.features.len()
+            ),
+            Err(e) => println!("\nchecks: FAILED\n{e}"),
+        }
+        if let Ok(hist) = read_history(dir) {
+            let secs: f64 = hist.iter().map(|e| e.seconds).sum();
+            println!("training: {} epochs in {secs:.1}s", hist.len());
+        }
+        if let Ok(r) = recur_core::fsx::read_json::<Report>(&dir.join("report.json")) {
+            println!(
+                "best epoch {}; val AUC {}; test AUC {}",
+                r.best_epoch,
+                opt(r.val.auc),
+                opt(r.test.as_ref().and_then(|t| t.auc))
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! The seed's classifier: LSTM (`num_layers`, `hidden_size`,
+//! unidirectional) -> last hidden state -> dropout -> Linear(hidden, 1) ->
+//! logit. Tensor names follow PyTorch (`lstm.weight_ih_l0`, `fc.weight`), so
+//! a state dict of the equivalent `nn.Module` maps one to one.
+
+use crate::init;
+use crate::lstm::{lstm_steps, steps_of, LstmWeights};
+use candle_core::{DType, Device, Result, Tensor, Var};
+use recur_core::checkpoint::TensorSpec;
+use recur_core::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+pub const KIND: &str = "lstm_classifier";
+
+/// Everything that decides the function the model computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierArch {
+    pub kind: String,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub dropout: f64,
+    pub sequence_length: usize,
+}
+
+impl ClassifierArch {
+    pub fn new(
+        input_size: usize,
+        hidden_size: usize,
+        num_layers: usize,
+        dropout: f64,
+        sequence_length: usize,
+    ) -> Self {
+        ClassifierArch {
+            kind: KIND.into(),
+            input_size,
+            hidden_size,
+            num_layers,
+            dropout,
+            sequence_length,
+        }
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("architecture serialises")
+    }
+}
+
+pub struct LstmClassifier {
+    pub arch: ClassifierArch,
+    /// Parameters in a fixed order, with their PyTorch names.
+    params: Vec<(String, Var)>,
+}
+
+impl LstmClassifier {
+    /// The tensors this architecture has, by name and shape.
+    pub fn tensor_specs(a: &ClassifierArch) -> Vec<TensorSpec> {
+        let h = a.hidden_size;
+        let mut v = Vec::new();
+        for l in 0..a.num_layers {
+            let inp = if l == 0 { a.input_size } else { h };
+            v.push(TensorSpec::new(
+                format!("lstm.weight_ih_l{l}"),
+                &[4 * h, inp],
+            ));
+            v.push(TensorSpec::new(format!("lstm.weight_hh_l{l}"), &[4 * h, h]));
+            v.push(TensorSpec::new(format!("lstm.bias_ih_l{l}"), &[4 * h]));
+            v.push(TensorSpec::new(format!("lstm.bias_hh_l{l}"), &[4 * h]));
+        }
+        v.push(TensorSpec::new("fc.weight", &[1, h]));
+        v.push(TensorSpec::new("fc.bias", &[1]));
+        v
+    }
+
+    /// Fresh weights: input weights Xavier uniform, recurrent weights
+    /// orthogonal, LSTM biases zero, the head as PyTorch's `nn.Linear`.
+    pub fn init(arch: ClassifierArch, rng: &mut Rng, dev: &Device) -> Result<Self> {
+        let h = arch.hidden_size;
+        let mut tensors = HashMap::new();
+        for spec in Self::tensor_specs(&arch) {
+            let n: usize = spec.shape.iter().product();
+            let data = if spec.name.contains("weight_ih") {
+                init::xavier_uniform(rng, spec.shape[0], spec.shape[1])
+            } else if spec.name.contains("weight_hh") {
+                init::orthogonal(rng, spec.shape[0], spec.shape[1])
+            } else if spec.name.starts_with("lstm.bias") {
+                vec![0.0; n]
+            } else {
+                init::linear_default(rng, n, h)
+            };
+            tensors.insert(
+                spec.name.clone(),
+                Tensor::from_vec(data, spec.shape.as_slice(), dev)?,
+            );
+        }
+        Self::from_tensors(arch, tensors)
+    }
+
+    /// Builds the model from named tensors (already checked against
+    /// [`Self::tensor_specs`] by the checkpoint layer).
+    pub fn from_tensors(
+        arch: ClassifierArch,
+        mut tensors: HashMap<String, Tensor>,
+    ) -> Result<Self> {
+        let params = Self::tensor_specs(&arch)
+            .into_iter()
+            .map(|s| {
+                let t = tensors
+                    .remove(&s.name)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {}", s.name)))?;
+                Ok((s.name, Var::from_tensor(&t.to_dtype(DType::F32)?)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(LstmClassifier { arch, params })
+    }
+
+    pub fn params(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    fn p(&self, name: &str) -> &Tensor {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_tensor())
+            .expect("parameter exists by construction")
+    }
+
+    /// A real copy of every weight (not a view of the live ones: bug 3 of
+    /// the original kept a reference and "restored" the last weights).
+    pub fn snapshot(&self) -> Result<Vec<(String, Tensor)>> {
+        self.params
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// Overwrites the weights with a snapshot.
+    pub fn restore(&self, snap: &[(String, Tensor)]) -> Result<()> {
+        for ((n, v), (sn, t)) in self.params.iter().zip(snap) {
+            debug_assert_eq!(n, sn);
+            v.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Logits `[B]` for windows `x [B, L, F]`. With `dropout_rng`, applies
+    /// dropout (training); without, the model runs in evaluation mode.
+    pub fn forward(&self, x: &Tensor, mut dropout_rng: Option<&mut Rng>) -> Result<Tensor> {
+        let a = &self.arch;
+        // Steps stay a list between layers (no stacking and re-slicing).
+        let mut steps = steps_of(x)?;
+        for l in 0..a.num_layers {
+            let w = LstmWeights {
+                w_ih: self.p(&format!("lstm.weight_ih_l{l}")),
+                w_hh: self.p(&format!("lstm.weight_hh_l{l}")),
+                b_ih: self.p(&format!("lstm.bias_ih_l{l}")),
+                b_hh: self.p(&format!("lstm.bias_hh_l{l}")),
+            };
+            let last = l + 1 == a.num_layers;
+            steps = lstm_steps(&steps, &w)?;
+            if last {
+                steps = steps.split_off(steps.len() - 1);
+            }
+            // PyTorch applies nn.LSTM's dropout between layers, and the
+            // model's dropout after the last hidden state.
+            if let Some(rng) = dropout_rng.as_deref_mut() {
+                steps = steps
+                    .iter()
+                    .map(|h| dropout(h, a.dropout, rng))
+                    .collect::<Result<_>>()?;
+            }
+        }
+        let h = &steps[0];
+        h.matmul(&self.p("fc.weight").t()?)?
+            .broadcast_add(self.p("fc.bias"))?
+            .squeeze(1)
+    }
+}
+
+/// Inverted dropout with a mask from recur's seeded generator.
+pub fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    let keep = 1.0 / (1.0 - p) as f32;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.unit() >= p as f32 { keep } else { 0.0 })
+        .collect();
+    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_count_and_names_follow_pytorch() {
+        let arch = ClassifierArch::new(16, 64, 1, 0.3, 32);
+        let m = LstmClassifier::init(arch, &mut Rng::new(42), &Device::Cpu).unwrap();
+        // nn.LSTM(16, 64) has 4*64*(16+64) + 2*4*64 = 20992; Linear(64, 1) 65.
+        assert_eq!(m.n_params(), 20992 + 65);
+        let names: Vec<&str> = m.params().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "lstm.weight_ih_l0",
+                "lstm.weight_hh_l0",
+                "lstm.bias_ih_l0",
+                "lstm.bias_hh_l0",
+                "fc.weight",
+                "fc.bias"
+            ]
+        );
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_snapshot_is_a_copy() {
+        let arch = ClassifierArch::new(3, 8, 2, 0.3, 5);
+        let a = LstmClassifier::init(arch.clone(), &mut Rng::new(7), &Device::Cpu).unwrap();
+        let b = LstmClassifier::init(arch, &mut Rng::new(7), &Device::Cpu).unwrap();
+        let x = Tensor::ones((2, 5, 3), DType::F32, &Device::Cpu).unwrap();
+        let ya: Vec<f32> = a.forward(&x, None).unwrap().to_vec1().unwrap();
+        let yb: Vec<f32> = b.forward(&x, None).unwrap().to_vec1().unwrap();
+        assert_eq!(ya, yb);
+        let snap = a.snapshot().unwrap();
+        let w = &a.params()[0].1;
+        w.set(&w.as_tensor().affine(2.0, 1.0).unwrap()).unwrap();
+        assert_ne!(a.forward(&x, None).unwrap().to_vec1::<f32>().unwrap(), ya);
+        a.restore(&snap).unwrap();
+        assert_eq!(a.forward(&x, None).unwrap().to_vec1::<f32>().unwrap(), ya);
+    }
+}

@@ -1,0 +1,155 @@
+//! Binary classification metrics on probabilities: ROC AUC (ties share
+//! their average rank), PR AUC as average precision (scikit-learn's
+//! definition), log loss (probabilities clipped to [1e-15, 1 - 1e-15]),
+//! Brier score and accuracy at 0.5. AUC and PR AUC are `None` when only one
+//! class is present, where they are undefined.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub logloss: f64,
+    pub brier: f64,
+    pub accuracy: f64,
+    pub n: usize,
+    pub positives: usize,
+}
+
+pub fn roc_auc(p: &[f64], y: &[f32]) -> Option<f64> {
+    let pos = y.iter().filter(|v| **v > 0.5).count();
+    let neg = y.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && p[idx[j + 1]] == p[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += avg_rank * idx[i..=j].iter().filter(|&&k| y[k] > 0.5).count() as f64;
+        i = j + 1;
+    }
+    Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64))
+}
+
+pub fn average_precision(p: &[f64], y: &[f32]) -> Option<f64> {
+    let pos = y.iter().filter(|v| **v > 0.5).count();
+    if pos == 0 || pos == y.len() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let (mut tp, mut fp, mut ap, mut prev_recall) = (0usize, 0usize, 0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && p[idx[j + 1]] == p[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            if y[k] > 0.5 {
+                tp += 1
+            } else {
+                fp += 1
+            }
+        }
+        let recall = tp as f64 / pos as f64;
+        ap += (recall - prev_recall) * tp as f64 / (tp + fp) as f64;
+        prev_recall = recall;
+        i = j + 1;
+    }
+    Some(ap)
+}
+
+impl Metrics {
+    pub fn compute(p: &[f64], y: &[f32]) -> Metrics {
+        let n = p.len().max(1) as f64;
+        let logloss = p
+            .iter()
+            .zip(y)
+            .map(|(&q, &t)| {
+                let q = q.clamp(1e-15, 1.0 - 1e-15);
+                if t > 0.5 {
+                    -q.ln()
+                } else {
+                    -(1.0 - q).ln()
+                }
+            })
+            .sum::<f64>()
+            / n;
+        let brier = p
+            .iter()
+            .zip(y)
+            .map(|(&q, &t)| (q - t as f64).powi(2))
+            .sum::<f64>()
+            / n;
+        let correct = p
+            .iter()
+            .zip(y)
+            .filter(|(&q, &t)| (q >= 0.5) == (t > 0.5))
+            .count();
+        Metrics {
+            auc: roc_auc(p, y),
+            pr_auc: average_precision(p, y),
+            logloss,
+            brier,
+            accuracy: correct as f64 / n,
+            n: p.len(),
+            positives: y.iter().filter(|v| **v > 0.5).count(),
+        }
+    }
+}
+
+pub fn sigmoid(z: f32) -> f64 {
+    1.0 / (1.0 + (-(z as f64)).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_with_ties_matches_the_pairwise_definition() {
+        let p = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9];
+        let y = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0];
+        // Pairs (pos, neg): count pos > neg, ties half.
+        let mut s = 0.0;
+        for i in 0..6 {
+            for j in 0..6 {
+                if y[i] == 1.0 && y[j] == 0.0 {
+                    s += if p[i] > p[j] {
+                        1.0
+                    } else if p[i] == p[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        assert!((roc_auc(&p, &y).unwrap() - s / 9.0).abs() < 1e-12);
+        assert_eq!(roc_auc(&p, &[1.0; 6]), None);
+    }
+
+    #[test]
+    fn average_precision_matches_sklearn() {
+        // sklearn.metrics.average_precision_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.8333...
+        let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]).unwrap();
+        assert!((ap - 0.8333333333333333).abs() < 1e-12, "{ap}");
+    }
+
+    #[test]
+    fn logloss_and_brier() {
+        let m = Metrics::compute(&[0.8, 0.3], &[1.0, 0.0]);
+        assert!((m.logloss - (-(0.8f64.ln()) - 0.7f64.ln()) / 2.0).abs() < 1e-12);
+        assert!((m.brier - (0.04 + 0.09) / 2.0).abs() < 1e-12);
+        assert_eq!(m.accuracy, 1.0);
+    }
+}

@@ -1,0 +1,111 @@
+//! The three things a user does with a classifier, each from files to
+//! files: train a config into a model directory, evaluate a model on a
+//! labelled file, and write per-row probabilities for a file.
+
+use crate::artifact::{save_model_dir, ModelDir, Report};
+use crate::metrics::Metrics;
+use crate::trainer::{fit, predict_logits, probabilities, FitOptions};
+use candle_core::Device;
+use recur_core::config::Config;
+use recur_core::fsx::write_atomic;
+use recur_core::{Error, Result};
+use recur_data::{prepare_inference, prepare_training, WindowSet};
+use std::path::Path;
+
+fn metrics_of(
+    model: &recur_models::LstmClassifier,
+    set: &WindowSet,
+    dev: &Device,
+) -> Result<Metrics> {
+    let logits = predict_logits(model, set, dev)?;
+    Ok(Metrics::compute(&probabilities(&logits), &set.labels()))
+}
+
+/// Trains `cfg` and writes the model directory `out`; returns the report.
+pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -> Result<Report> {
+    let prep = prepare_training(cfg)?;
+    if opts.progress {
+        eprintln!(
+            "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
+            prep.train.len() + prep.val.len() + prep.test.len(),
+            prep.seq_len,
+            prep.features.len(),
+            prep.train.len(),
+            prep.val.len(),
+            prep.test.len()
+        );
+    }
+    let result = fit(&prep, cfg, dev, opts)?;
+    let report = Report {
+        val: metrics_of(&result.model, &prep.val, dev)?,
+        test: if prep.test.is_empty() {
+            None
+        } else {
+            Some(metrics_of(&result.model, &prep.test, dev)?)
+        },
+        best_epoch: result.best_epoch,
+        epochs_run: result.epochs_run,
+        pos_weight: result.pos_weight,
+        n_train: prep.train.len(),
+        n_val: prep.val.len(),
+        n_test: prep.test.len(),
+        features: prep.features.clone(),
+        sequence_length: prep.seq_len,
+        params: result.model.n_params(),
+        seed: cfg.training.seed,
+    };
+    save_model_dir(out, cfg, &result, &prep.scaler, &prep.info, &report)?;
+    Ok(report)
+}
+
+/// Metrics of a saved model on every labelled window of `input`.
+pub fn evaluate_file(md: &ModelDir, input: &Path, dev: &Device) -> Result<Metrics> {
+    let data = prepare_inference(
+        input,
+        &md.config,
+        &md.scaler,
+        md.model.arch.sequence_length,
+        md.info.positive_label.as_deref(),
+        true,
+    )?;
+    if data.windows.is_empty() {
+        return Err(Error::data(
+            input.display().to_string(),
+            "no labelled window to evaluate",
+        ));
+    }
+    metrics_of(&md.model, &data.windows, dev)
+}
+
+/// Writes `row[,time],probability` for every window of `input` to `output`
+/// (CSV, atomically); returns the number of predictions.
+pub fn predict_file(md: &ModelDir, input: &Path, output: &Path, dev: &Device) -> Result<usize> {
+    let data = prepare_inference(
+        input,
+        &md.config,
+        &md.scaler,
+        md.model.arch.sequence_length,
+        md.info.positive_label.as_deref(),
+        false,
+    )?;
+    let probs = probabilities(&predict_logits(&md.model, &data.windows, dev)?);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let time_name = md.config.data.time_column.clone();
+    let header: Vec<&str> = match (&data.times, &time_name) {
+        (Some(_), Some(t)) => vec!["row", t.as_str(), "probability"],
+        _ => vec!["row", "probability"],
+    };
+    let csv_err = |e: csv::Error| Error::Msg(format!("cannot format predictions: {e}"));
+    w.write_record(&header).map_err(csv_err)?;
+    for (k, (win, p)) in data.windows.windows.iter().zip(&probs).enumerate() {
+        let mut rec = vec![win.row.to_string()];
+        if let Some(times) = &data.times {
+            rec.push(times[k].clone());
+        }
+        rec.push(format!("{p:.6}"));
+        w.write_record(&rec).map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Msg(e.to_string()))?;
+    write_atomic(output, &bytes)?;
+    Ok(probs.len())
+}

@@ -1,0 +1,180 @@
+//! The epoch loop of the seed's recipe: shuffled mini-batches of training
+//! windows (seeded), BCE with `pos_weight`, Adam, gradient-norm clipping,
+//! and early stopping on validation loss with patience. The best weights
+//! are kept as a real copy and restored at the end, so the model returned is
+//! the one whose validation loss is the best in the history.
+
+use crate::loss::{bce_with_logits, bce_with_logits_f64, resolve_pos_weight};
+use crate::metrics::{roc_auc, sigmoid};
+use crate::optim::Adam;
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use recur_core::config::Config;
+use recur_core::rng::Rng;
+use recur_core::{Error, Result};
+use recur_data::{Prepared, WindowSet};
+use recur_models::{ClassifierArch, LstmClassifier};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Default)]
+pub struct FitOptions {
+    /// Show a progress bar and a line per epoch on stderr.
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_auc: Option<f64>,
+    pub grad_norm: f64,
+    pub seconds: f64,
+}
+
+pub struct FitResult {
+    pub model: LstmClassifier,
+    pub history: Vec<EpochRecord>,
+    /// 1-based epoch whose weights the model holds.
+    pub best_epoch: usize,
+    pub best_val_loss: f64,
+    pub epochs_run: usize,
+    pub pos_weight: f64,
+}
+
+/// Logits for every window of `set`, in evaluation mode (no dropout).
+pub fn predict_logits(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
+    const CHUNK: usize = 2048;
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut out = Vec::with_capacity(set.len());
+    let mut buf = Vec::new();
+    for c in idx.chunks(CHUNK) {
+        set.gather(c, &mut buf);
+        let x = Tensor::from_slice(&buf, (c.len(), set.seq_len, set.n_features), dev)?;
+        out.extend(model.forward(&x, None)?.detach().to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+pub fn probabilities(logits: &[f32]) -> Vec<f64> {
+    logits.iter().map(|&z| sigmoid(z)).collect()
+}
+
+/// Trains the classifier on prepared windows.
+pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Result<FitResult> {
+    let (m, t) = (&cfg.model, &cfg.training);
+    let arch = ClassifierArch::new(
+        prep.features.len(),
+        m.hidden_size,
+        m.num_layers,
+        m.dropout,
+        prep.seq_len,
+    );
+    let model = LstmClassifier::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
+    let mut shuffle_rng = Rng::stream(t.seed, 1);
+    let mut dropout_rng = Rng::stream(t.seed, 2);
+    let train_y = prep.train.labels();
+    let val_y = prep.val.labels();
+    let pos_weight = resolve_pos_weight(&t.pos_weight, &train_y);
+    let vars = model.params().iter().map(|(_, v)| v.clone()).collect();
+    let mut opt = Adam::new(vars, t.learning_rate, t.weight_decay, false)?;
+
+    let mut order: Vec<usize> = (0..prep.train.len()).collect();
+    let n_batches = order.len().div_ceil(t.batch_size);
+    let (mut best, mut best_epoch, mut bad_epochs) = (f64::INFINITY, 0, 0);
+    let mut best_weights = None;
+    let mut history = Vec::new();
+    let mut buf = Vec::new();
+    let (l, f) = (prep.seq_len, prep.features.len());
+
+    for epoch in 1..=t.epochs {
+        let start = Instant::now();
+        shuffle_rng.shuffle(&mut order);
+        let pb = if opts.progress {
+            ProgressBar::new(n_batches as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        pb.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(format!("{epoch}/{}", t.epochs));
+        let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
+        for chunk in order.chunks(t.batch_size) {
+            prep.train.gather(chunk, &mut buf);
+            let x = Tensor::from_slice(&buf, (chunk.len(), l, f), dev)?;
+            let y: Vec<f32> = chunk.iter().map(|&i| train_y[i]).collect();
+            let y = Tensor::from_vec(y, chunk.len(), dev)?;
+            let logits = model.forward(&x, Some(&mut dropout_rng))?;
+            let loss = bce_with_logits(&logits, &y, pos_weight)?;
+            let lv = loss.to_scalar::<f32>()? as f64;
+            if !lv.is_finite() {
+                return Err(Error::Msg(format!(
+                    "training diverged at epoch {epoch}: the loss is {lv}; lower training.learning_rate or check the data"
+                )));
+            }
+            norm_sum += opt.step(&loss.backward()?, t.grad_clip)?;
+            loss_sum += lv * chunk.len() as f64;
+            pb.inc(1);
+            pb.set_message(format!(
+                "{:.4}",
+                loss_sum / ((pb.position() as usize - 1) * t.batch_size + chunk.len()) as f64
+            ));
+        }
+        pb.finish_and_clear();
+        let val_logits = predict_logits(&model, &prep.val, dev)?;
+        let val_loss = bce_with_logits_f64(&val_logits, &val_y, pos_weight);
+        let rec = EpochRecord {
+            epoch,
+            train_loss: loss_sum / order.len() as f64,
+            val_loss,
+            val_auc: roc_auc(&probabilities(&val_logits), &val_y),
+            grad_norm: norm_sum / n_batches as f64,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        let improved = val_loss < best;
+        if opts.progress {
+            eprintln!(
+                "epoch {epoch:>3}/{}  train loss {:.4}  val loss {:.4}  val AUC {}  {:.1}s{}",
+                t.epochs,
+                rec.train_loss,
+                val_loss,
+                rec.val_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
+                rec.seconds,
+                if improved { "  *best" } else { "" }
+            );
+        }
+        history.push(rec);
+        if improved {
+            best = val_loss;
+            best_epoch = epoch;
+            bad_epochs = 0;
+            best_weights = Some(model.snapshot()?);
+        } else {
+            bad_epochs += 1;
+            if bad_epochs >= t.early_stopping_patience.max(1) {
+                if opts.progress {
+                    eprintln!("early stop: no better validation loss for {bad_epochs} epochs; restoring epoch {best_epoch}");
+                }
+                break;
+            }
+        }
+    }
+    let best_weights = best_weights.ok_or_else(|| {
+        Error::Msg("validation loss was never finite; check the validation data".into())
+    })?;
+    model.restore(&best_weights)?;
+    Ok(FitResult {
+        model,
+        epochs_run: history.len(),
+        history,
+        best_epoch,
+        best_val_loss: best,
+        pos_weight,
+    })
+}
