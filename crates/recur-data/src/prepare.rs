@@ -38,6 +38,9 @@ pub struct Prepared {
     pub val: WindowSet,
     pub test: WindowSet,
     pub info: SplitInfo,
+    /// Text columns left out of the default features (empty when the
+    /// config lists the features).
+    pub ignored_columns: Vec<String>,
 }
 
 /// Windows over a file to evaluate or predict, with each window's time.
@@ -137,6 +140,14 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let features = resolve_features(t, d)?;
     let raw = feature_rows(t, &features)?;
     let labels = row_labels(t, &d.target)?;
+    let ignored_columns = match &d.features {
+        Some(_) => Vec::new(),
+        None => {
+            let mut ex: Vec<&str> = target_column(&d.target).into_iter().collect();
+            ex.extend(d.time_column.as_deref());
+            t.text_columns(&ex)
+        }
+    };
     if n < l {
         return Err(too_short(&t.source, n, "rows", l));
     }
@@ -178,6 +189,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             time_split: Some(split),
             positive_label: None,
         },
+        ignored_columns,
     })
 }
 
@@ -229,6 +241,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             time_split: None,
             positive_label: Some(pos),
         },
+        ignored_columns: Vec::new(),
     })
 }
 

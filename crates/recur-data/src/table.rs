@@ -281,18 +281,41 @@ impl Table {
         }
     }
 
-    /// Numeric columns a user would call features by default: all but the
-    /// excluded ones and unnamed index columns (`Unnamed: 0`, pandas' row numbers).
+    /// Columns a user would call features by default: all but the excluded
+    /// ones and unnamed index columns (`Unnamed: 0`, pandas' row numbers),
+    /// numeric or *mostly* numeric. A numeric column with a few bad cells
+    /// stays in, so its first bad cell is reported instead of the column
+    /// silently vanishing; a truly textual column (most cells not numbers)
+    /// is left out.
     pub fn default_features(&self, exclude: &[&str]) -> Vec<String> {
         self.names
             .iter()
             .zip(&self.columns)
             .filter(|(n, c)| {
-                matches!(c, Column::Numeric(_))
-                    && !exclude.contains(&n.as_str())
-                    && !n.starts_with("Unnamed: ")
+                let numeric = match c {
+                    Column::Numeric(_) => true,
+                    Column::Text(v) => {
+                        let filled: Vec<&String> =
+                            v.iter().filter(|s| !s.trim().is_empty()).collect();
+                        let nums = filled.iter().filter(|s| parse_num(s).is_some()).count();
+                        nums * 2 > filled.len()
+                    }
+                };
+                numeric && !exclude.contains(&n.as_str()) && !n.starts_with("Unnamed: ")
             })
             .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Text columns that [`Self::default_features`] leaves out.
+    pub fn text_columns(&self, exclude: &[&str]) -> Vec<String> {
+        let keep = self.default_features(exclude);
+        self.names
+            .iter()
+            .filter(|n| {
+                !keep.contains(n) && !exclude.contains(&n.as_str()) && !n.starts_with("Unnamed: ")
+            })
+            .cloned()
             .collect()
     }
 }
@@ -310,10 +333,19 @@ mod tests {
     #[test]
     fn reads_header_types_and_unnamed_index() {
         let d = tempfile::tempdir().unwrap();
-        let t = Table::read(&csv(d.path(), ",a,b,day\n0,1.5,x,mon\n1,2,y,tue\n"), None).unwrap();
-        assert_eq!(t.names, vec!["Unnamed: 0", "a", "b", "day"]);
-        assert!(matches!(t.column("a").unwrap(), Column::Numeric(v) if v == &vec![1.5, 2.0]));
-        assert_eq!(t.default_features(&[]), vec!["a"]);
+        let t = Table::read(
+            &csv(
+                d.path(),
+                ",a,b,day,c\n0,1.5,x,mon,1\n1,2,y,tue,oops\n2,3,z,wed,3\n",
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.names, vec!["Unnamed: 0", "a", "b", "day", "c"]);
+        assert!(matches!(t.column("a").unwrap(), Column::Numeric(v) if v == &vec![1.5, 2.0, 3.0]));
+        // `c` is numeric with one bad cell: kept, so using it reports the cell.
+        assert_eq!(t.default_features(&[]), vec!["a", "c"]);
+        assert_eq!(t.text_columns(&[]), vec!["b", "day"]);
     }
 
     #[test]

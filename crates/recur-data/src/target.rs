@@ -111,7 +111,7 @@ pub fn class_labels(
         ));
     }
     let pos = match &cfg.positive_label {
-        Some(p) if classes.iter().any(|c| *c == p) => p.clone(),
+        Some(p) if classes.contains(&p) => p.clone(),
         Some(p) => {
             return Err(Error::config(
                 "data.target.positive_label",

@@ -35,6 +35,12 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
             prep.test.len()
         );
     }
+    if opts.progress && !prep.ignored_columns.is_empty() {
+        eprintln!(
+            "note: text columns left out of the features: {}",
+            prep.ignored_columns.join(", ")
+        );
+    }
     let result = fit(&prep, cfg, dev, opts)?;
     let report = Report {
         val: metrics_of(&result.model, &prep.val, dev)?,

@@ -158,12 +158,15 @@ pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Re
         } else {
             bad_epochs += 1;
             if bad_epochs >= t.early_stopping_patience.max(1) {
-                if opts.progress {
-                    eprintln!("early stop: no better validation loss for {bad_epochs} epochs; restoring epoch {best_epoch}");
+                if opts.progress && epoch < t.epochs {
+                    eprintln!("early stop: no better validation loss for {bad_epochs} epochs");
                 }
                 break;
             }
         }
+    }
+    if opts.progress {
+        eprintln!("best epoch {best_epoch}: restoring its weights");
     }
     let best_weights = best_weights.ok_or_else(|| {
         Error::Msg("validation loss was never finite; check the validation data".into())

@@ -1,0 +1,216 @@
+//! The `recur` binary end to end on small files: train -> report.json ->
+//! eval -> predict -> inspect, byte-identical reports for the same seed,
+//! and a clear error (exit code 2, naming the file, column or row) for
+//! every kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn recur(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "-q"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "recur failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn err(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected an error, got:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let e = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+/// 300 days: day, x1, x2, rain; rain follows x1 of the day before.
+fn write_data(dir: &Path, name: &str) -> PathBuf {
+    let mut s = String::from("day,x1,x2,rain\n");
+    for i in 0..300 {
+        let x1 = ((i * 37) % 101) as f64 / 101.0;
+        let x2 = ((i * 13) % 17) as f64 / 17.0;
+        let prev = (((i + 300 - 1) * 37) % 101) as f64 / 101.0;
+        s += &format!("2020-{:03},{x1:.4},{x2:.4},{}\n", i, (prev > 0.6) as u8);
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn write_config(dir: &Path, data: &Path) -> PathBuf {
+    let c = format!(
+        "data:\n  path: {}\n  time_column: day\n  target: {{column: rain, horizon: 1}}\n\
+         model: {{sequence_length: 10, hidden_size: 8}}\n\
+         training: {{epochs: 3, batch_size: 64, learning_rate: 0.01}}\n",
+        data.display()
+    );
+    let p = dir.join("c.yaml");
+    std::fs::write(&p, c).unwrap();
+    p
+}
+
+#[test]
+fn train_eval_predict_inspect_and_same_seed_same_report() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path(), "d.csv");
+    let cfg = write_config(d.path(), &data);
+    let (m1, m2) = (d.path().join("m1"), d.path().join("m2"));
+    let out = ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m1.to_str().unwrap(),
+    ]));
+    assert!(out.contains("ROC AUC"), "{out}");
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m2.to_str().unwrap(),
+    ]));
+    let r1 = std::fs::read(m1.join("report.json")).unwrap();
+    assert_eq!(
+        r1,
+        std::fs::read(m2.join("report.json")).unwrap(),
+        "same seed, different report.json"
+    );
+
+    let report: serde_json::Value = serde_json::from_slice(&r1).unwrap();
+    for part in ["val", "test"] {
+        for k in ["auc", "pr_auc", "logloss", "brier"] {
+            assert!(report[part][k].is_number(), "{part}.{k} missing: {report}");
+        }
+    }
+    for k in [
+        "best_epoch",
+        "epochs_run",
+        "pos_weight",
+        "n_train",
+        "n_val",
+        "n_test",
+    ] {
+        assert!(report[k].is_number(), "{k} missing");
+    }
+    assert_eq!(report["features"], serde_json::json!(["x1", "x2"]));
+    for f in [
+        "config.yaml",
+        "model.safetensors",
+        "scaler.json",
+        "features.json",
+        "history.json",
+        "data.json",
+    ] {
+        assert!(m1.join(f).exists(), "{f} not written");
+    }
+
+    let ev = ok(&recur(&[
+        "eval",
+        "--model",
+        m1.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+    ]));
+    assert!(ev.contains("ROC AUC") && ev.contains("290"), "{ev}"); // 300 - 10 + 1 windows, last unlabelled
+
+    let preds = d.path().join("p.csv");
+    ok(&recur(&[
+        "predict",
+        "--model",
+        m1.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        preds.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "row,day,probability");
+    assert_eq!(lines.len() - 1, 300 - 10 + 1);
+    assert!(lines[1].starts_with("9,2020-009,"), "{}", lines[1]);
+    assert!(lines[291].starts_with("299,2020-299,"), "{}", lines[291]);
+
+    let ins = ok(&recur(&["inspect", m1.to_str().unwrap()]));
+    assert!(
+        ins.contains("lstm.weight_ih_l0") && ins.contains("[32, 2]") && ins.contains("checks: OK"),
+        "{ins}"
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_naming_file_column_or_row() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path(), "d.csv");
+    let cfg = write_config(d.path(), &data);
+    let good = std::fs::read_to_string(&data).unwrap();
+    let train = |text: &str| {
+        std::fs::write(&data, text).unwrap();
+        err(&recur(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            d.path().join("m").to_str().unwrap(),
+        ]))
+    };
+
+    let e = train(&good.replace("rain", "drizzle"));
+    assert!(
+        e.contains("d.csv") && e.contains("no column `rain`"),
+        "missing target: {e}"
+    );
+    let e = train(&good.replacen("0.3663", "abc", 1));
+    assert!(
+        e.contains("column `x1` is not numeric") && e.contains("line") && e.contains("abc"),
+        "non-numeric: {e}"
+    );
+    let e = train(&good.replacen("0.3663", "NaN", 1));
+    assert!(e.contains("column `x1`") && e.contains("NaN"), "NaN: {e}");
+    let e = train(&good.replacen("0.3663", "inf", 1));
+    assert!(
+        e.contains("column `x1`") && e.contains("is inf"),
+        "inf: {e}"
+    );
+    let short: String = good.lines().take(6).map(|l| format!("{l}\n")).collect();
+    let e = train(&short);
+    assert!(
+        e.contains("5 rows") && e.contains("sequence_length = 10"),
+        "too few rows: {e}"
+    );
+    let e = train(&good.replacen(",1\n", ",3\n", 1));
+    assert!(
+        e.contains("`rain` must be binary") && e.contains("holds 3"),
+        "non-binary: {e}"
+    );
+    let e = train("");
+    assert!(
+        e.contains("d.csv") && e.contains("empty"),
+        "empty file: {e}"
+    );
+
+    // A config typo names the key; a missing model directory says what to do.
+    std::fs::write(&cfg, "model: {hiden_size: 3}\n").unwrap();
+    let e = err(&recur(&["train", "--config", cfg.to_str().unwrap()]));
+    assert!(e.contains("hiden_size"), "{e}");
+    let e = err(&recur(&[
+        "eval",
+        "--model",
+        d.path().to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+    ]));
+    assert!(e.contains("not a recur model directory"), "{e}");
+}

@@ -1,0 +1,175 @@
+//! Training behaviour on small synthetic series: early stopping restores the
+//! best weights (a real copy), the same seed gives the same numbers, the
+//! model learns a signal that needs memory, and a saved model with a renamed
+//! or reshaped tensor is refused.
+
+use candle_core::Device;
+use recur_core::checkpoint::save;
+use recur_core::config::Config;
+use recur_data::prepare_training;
+use recur_train::loss::{auto_pos_weight, bce_with_logits_f64};
+use recur_train::{fit, load_model_dir, predict_logits, train_to_dir, FitOptions};
+use std::path::{Path, PathBuf};
+
+/// A small LCG so the data does not depend on any crate's generator.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
+    }
+}
+
+/// `n` rows of two noise features; `y[r] = 1` when `a[r-3] > 0.5` if
+/// `signal`, else a coin flip. The label needs memory of 3 steps back.
+fn write_series(dir: &Path, n: usize, signal: bool, seed: u64) -> PathBuf {
+    let mut g = Lcg(seed);
+    let a: Vec<f64> = (0..n).map(|_| g.next()).collect();
+    let mut s = String::from("t,a,b,y\n");
+    for r in 0..n {
+        let y = if signal {
+            (r >= 3 && a[r - 3] > 0.5) as u8
+        } else {
+            (g.next() < 0.4) as u8
+        };
+        s += &format!("{r},{:.6},{:.6},{y}\n", a[r], g.next());
+    }
+    let p = dir.join("series.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn config(path: PathBuf, epochs: usize, patience: usize, lr: f64) -> Config {
+    let mut c = Config::default();
+    c.data.path = Some(path);
+    c.data.time_column = Some("t".into());
+    c.data.features = Some(vec!["a".into(), "b".into()]);
+    c.data.target.column = Some("y".into());
+    c.model.sequence_length = 8;
+    c.model.hidden_size = 16;
+    c.training.batch_size = 64;
+    c.training.epochs = epochs;
+    c.training.early_stopping_patience = patience;
+    c.training.learning_rate = lr;
+    c
+}
+
+#[test]
+fn early_stopping_restores_a_copy_of_the_best_weights() {
+    let d = tempfile::tempdir().unwrap();
+    // Noise labels and a high learning rate: the model overfits, so the
+    // validation loss gets worse after some early epoch.
+    let cfg = config(write_series(d.path(), 800, false, 3), 40, 3, 0.02);
+    let prep = prepare_training(&cfg).unwrap();
+    let r = fit(&prep, &cfg, &Device::Cpu, &FitOptions::default()).unwrap();
+    assert!(
+        r.best_epoch < r.epochs_run,
+        "the scenario must stop after the best epoch: {}",
+        r.best_epoch
+    );
+    let last = r.history.last().unwrap().val_loss;
+    let best = r.history[r.best_epoch - 1].val_loss;
+    assert!(best < last);
+    // The returned model computes exactly the best epoch's validation loss.
+    let logits = predict_logits(&r.model, &prep.val, &Device::Cpu).unwrap();
+    let now = bce_with_logits_f64(&logits, &prep.val.labels(), r.pos_weight);
+    assert_eq!(
+        now, best,
+        "restored weights give {now}, best epoch had {best}, last had {last}"
+    );
+    assert_eq!(r.best_val_loss, best);
+    // pos_weight is neg/pos over the training windows.
+    assert_eq!(r.pos_weight, auto_pos_weight(&prep.train.labels()));
+    let pos = prep.train.labels().iter().filter(|v| **v == 1.0).count() as f64;
+    assert_eq!(r.pos_weight, (prep.train.len() as f64 - pos) / pos);
+}
+
+#[test]
+fn same_seed_same_numbers_and_the_lstm_learns_through_time() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(write_series(d.path(), 1200, true, 5), 40, 8, 0.02);
+    let prep = prepare_training(&cfg).unwrap();
+    let a = fit(&prep, &cfg, &Device::Cpu, &FitOptions::default()).unwrap();
+    let b = fit(&prep, &cfg, &Device::Cpu, &FitOptions::default()).unwrap();
+    let strip = |h: &[recur_train::trainer::EpochRecord]| -> Vec<(f64, f64, Option<f64>)> {
+        h.iter()
+            .map(|e| (e.train_loss, e.val_loss, e.val_auc))
+            .collect()
+    };
+    assert_eq!(strip(&a.history), strip(&b.history));
+    let auc = a.history[a.best_epoch - 1].val_auc.unwrap();
+    assert!(
+        auc > 0.9,
+        "the label is a[r-3] > 0.5: an LSTM should find it, got val AUC {auc}"
+    );
+    let mut other = cfg.clone();
+    other.training.seed = 7;
+    let c = fit(&prep, &other, &Device::Cpu, &FitOptions::default()).unwrap();
+    assert_ne!(strip(&a.history), strip(&c.history));
+}
+
+#[test]
+fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(write_series(d.path(), 400, true, 9), 2, 2, 0.01);
+    let out = d.path().join("model");
+    train_to_dir(&cfg, &out, &Device::Cpu, &FitOptions::default()).unwrap();
+    let md = load_model_dir(&out, &Device::Cpu).unwrap();
+    let arch = md.model.arch.to_json();
+    let weights = out.join("model.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+
+    // Renamed: fc.weight -> head.weight.
+    let mut snap = md.model.snapshot().unwrap();
+    snap.iter_mut()
+        .filter(|(n, _)| n == "fc.weight")
+        .for_each(|(n, _)| *n = "head.weight".into());
+    save(&weights, &snap, &arch).unwrap();
+    let e = load_model_dir(&out, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("missing: fc.weight [1, 16]") && e.contains("unexpected: head.weight [1, 16]"),
+        "{e}"
+    );
+
+    // Reshaped: a narrower recurrent matrix under the right name.
+    let mut snap = md.model.snapshot().unwrap();
+    for (n, t) in snap.iter_mut() {
+        if n == "lstm.weight_hh_l0" {
+            *t = t.narrow(1, 0, 8).unwrap();
+        }
+    }
+    save(&weights, &snap, &arch).unwrap();
+    let e = load_model_dir(&out, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("misshapen: lstm.weight_hh_l0 is [64, 8], code expects [64, 16]"),
+        "{e}"
+    );
+
+    // The architecture stored with the weights must match the config.
+    std::fs::write(&weights, &good).unwrap();
+    let cfg_path = out.join("config.yaml");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        text.replace("hidden_size: 16", "hidden_size: 32"),
+    )
+    .unwrap();
+    let e = load_model_dir(&out, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("hidden_size: checkpoint has 16, code expects 32"),
+        "{e}"
+    );
+    assert!(e.contains("refusing to load"), "{e}");
+}
