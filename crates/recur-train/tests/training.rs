@@ -173,3 +173,54 @@ fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
     );
     assert!(e.contains("refusing to load"), "{e}");
 }
+
+#[test]
+fn whole_sequences_from_a_ts_file_train_evaluate_and_predict() {
+    use recur_core::config::Layout;
+    let d = tempfile::tempdir().unwrap();
+    // Class "up" rises, class "down" falls, both with noise; 20 steps.
+    let mut g = Lcg(11);
+    let mut s = String::from("@problemName Trend\n@classLabel true up down\n@data\n");
+    for i in 0..200 {
+        let up = i % 2 == 0;
+        let vals: Vec<String> = (0..20)
+            .map(|t| {
+                let trend = if up {
+                    t as f64 * 0.1
+                } else {
+                    -(t as f64) * 0.1
+                };
+                format!("{:.4}", trend + g.next() - 0.5)
+            })
+            .collect();
+        s += &format!("{}:{}\n", vals.join(","), if up { "up" } else { "down" });
+    }
+    let path = d.path().join("trend.ts");
+    std::fs::write(&path, s).unwrap();
+    let mut cfg = config(path.clone(), 15, 5, 0.01);
+    cfg.data.layout = Layout::Sequences;
+    cfg.data.time_column = None;
+    cfg.data.features = None;
+    cfg.data.target.column = None;
+    cfg.data.target.positive_label = Some("up".into());
+    cfg.data.split.shuffle = true;
+    let out = d.path().join("m");
+    let report = train_to_dir(&cfg, &out, &Device::Cpu, &FitOptions::default()).unwrap();
+    assert_eq!((report.n_train, report.n_val, report.n_test), (140, 30, 30));
+    assert_eq!(report.sequence_length, 20);
+    assert!(
+        report.test.as_ref().unwrap().auc.unwrap() > 0.95,
+        "{:?}",
+        report.test
+    );
+    let md = load_model_dir(&out, &Device::Cpu).unwrap();
+    let m = recur_train::evaluate_file(&md, &path, &Device::Cpu).unwrap();
+    assert_eq!((m.n, m.positives), (200, 100));
+    let preds = d.path().join("p.csv");
+    assert_eq!(
+        recur_train::predict_file(&md, &path, &preds, &Device::Cpu).unwrap(),
+        200
+    );
+    let text = std::fs::read_to_string(&preds).unwrap();
+    assert!(text.starts_with("row,probability\n0,"), "{text}");
+}
