@@ -20,7 +20,7 @@ use recur_core::config::Config;
 use recur_core::fsx::{read_json, write_atomic, write_json};
 use recur_core::{Error, Result};
 use recur_data::prepare::SplitInfo;
-use recur_data::Scaler;
+use recur_data::{prepare_inference, InferenceData, Scaler};
 use recur_models::{ClassifierArch, LstmClassifier};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -50,6 +50,22 @@ pub struct ModelDir {
     pub model: LstmClassifier,
     pub scaler: Scaler,
     pub info: SplitInfo,
+}
+
+impl ModelDir {
+    /// The windows of `input` as this model reads them (its features,
+    /// scaler, window length and positive class); with `need_labels`, only
+    /// labelled windows, and the target must be present.
+    pub fn windows_of(&self, input: &Path, need_labels: bool) -> Result<InferenceData> {
+        prepare_inference(
+            input,
+            &self.config,
+            &self.scaler,
+            self.model.arch.sequence_length,
+            self.info.positive_label.as_deref(),
+            need_labels,
+        )
+    }
 }
 
 pub fn save_model_dir(

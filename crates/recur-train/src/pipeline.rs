@@ -9,7 +9,7 @@ use candle_core::Device;
 use recur_core::config::Config;
 use recur_core::fsx::write_atomic;
 use recur_core::{Error, Result};
-use recur_data::{prepare_inference, prepare_training, WindowSet};
+use recur_data::{prepare_training, WindowSet};
 use std::path::Path;
 
 fn metrics_of(
@@ -66,14 +66,7 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
 
 /// Metrics of a saved model on every labelled window of `input`.
 pub fn evaluate_file(md: &ModelDir, input: &Path, dev: &Device) -> Result<Metrics> {
-    let data = prepare_inference(
-        input,
-        &md.config,
-        &md.scaler,
-        md.model.arch.sequence_length,
-        md.info.positive_label.as_deref(),
-        true,
-    )?;
+    let data = md.windows_of(input, true)?;
     if data.windows.is_empty() {
         return Err(Error::data(
             input.display().to_string(),
@@ -86,14 +79,7 @@ pub fn evaluate_file(md: &ModelDir, input: &Path, dev: &Device) -> Result<Metric
 /// Writes `row[,time],probability` for every window of `input` to `output`
 /// (CSV, atomically); returns the number of predictions.
 pub fn predict_file(md: &ModelDir, input: &Path, output: &Path, dev: &Device) -> Result<usize> {
-    let data = prepare_inference(
-        input,
-        &md.config,
-        &md.scaler,
-        md.model.arch.sequence_length,
-        md.info.positive_label.as_deref(),
-        false,
-    )?;
+    let data = md.windows_of(input, false)?;
     let probs = probabilities(&predict_logits(&md.model, &data.windows, dev)?);
     let mut w = csv::Writer::from_writer(Vec::new());
     let time_name = md.config.data.time_column.clone();
