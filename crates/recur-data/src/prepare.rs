@@ -116,7 +116,10 @@ fn times_of(t: &Table, d: &DataConfig, windows: &[Window]) -> Result<Option<Vec<
 fn too_short(source: &str, n: usize, what: &str, l: usize) -> Error {
     Error::data(
         source,
-        format!("{n} {what}: fewer than one window of model.sequence_length = {l} rows needs"),
+        format!(
+            "{n} {what}, but one window needs model.sequence_length = {l} rows; \
+             use a longer file or a shorter sequence_length"
+        ),
     )
 }
 
