@@ -60,17 +60,21 @@ pub fn data_path(cfg: &DataConfig) -> Result<&PathBuf> {
     })
 }
 
+/// Columns that are never default features: the target and the time column.
+fn not_features(d: &DataConfig) -> Vec<&str> {
+    target_column(&d.target)
+        .into_iter()
+        .chain(d.time_column.as_deref())
+        .collect()
+}
+
 /// Resolves the feature list: the config's, or every numeric column but the
 /// target, the time column and unnamed index columns.
 fn resolve_features(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
     let target = target_column(&d.target);
     let features = match &d.features {
         Some(f) => f.clone(),
-        None => {
-            let mut ex: Vec<&str> = target.into_iter().collect();
-            ex.extend(d.time_column.as_deref());
-            t.default_features(&ex)
-        }
+        None => t.default_features(&not_features(d)),
     };
     if features.is_empty() {
         return Err(Error::data(
@@ -145,11 +149,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let labels = row_labels(t, &d.target)?;
     let ignored_columns = match &d.features {
         Some(_) => Vec::new(),
-        None => {
-            let mut ex: Vec<&str> = target_column(&d.target).into_iter().collect();
-            ex.extend(d.time_column.as_deref());
-            t.text_columns(&ex)
-        }
+        None => t.text_columns(&not_features(d)),
     };
     if n < l {
         return Err(too_short(&t.source, n, "rows", l));
