@@ -104,7 +104,7 @@ pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Re
             .progress_chars("=> "),
         );
         pb.set_prefix(format!("{epoch}/{}", t.epochs));
-        let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
+        let (mut loss_sum, mut norm_sum, mut seen) = (0.0, 0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             prep.train.gather(chunk, &mut buf);
             let x = Tensor::from_slice(&buf, (chunk.len(), l, f), dev)?;
@@ -120,18 +120,16 @@ pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Re
             }
             norm_sum += opt.step(&loss.backward()?, t.grad_clip)?;
             loss_sum += lv * chunk.len() as f64;
+            seen += chunk.len();
             pb.inc(1);
-            pb.set_message(format!(
-                "{:.4}",
-                loss_sum / ((pb.position() as usize - 1) * t.batch_size + chunk.len()) as f64
-            ));
+            pb.set_message(format!("{:.4}", loss_sum / seen as f64));
         }
         pb.finish_and_clear();
         let val_logits = predict_logits(&model, &prep.val, dev)?;
         let val_loss = bce_with_logits_f64(&val_logits, &val_y, pos_weight);
         let rec = EpochRecord {
             epoch,
-            train_loss: loss_sum / order.len() as f64,
+            train_loss: loss_sum / seen as f64,
             val_loss,
             val_auc: roc_auc(&probabilities(&val_logits), &val_y),
             grad_norm: norm_sum / n_batches as f64,
