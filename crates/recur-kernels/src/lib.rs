@@ -1,0 +1,18 @@
+//! Fused LSTM and GRU layers for the CPU, forward and backward through
+//! time, in PyTorch's packed weight layout. This is recur's deliberate
+//! exception to "use a crate": tensor frameworks run a recurrent layer as a
+//! loop of small operations per step, which is 2-5x slower than one fused
+//! kernel at the hidden sizes recur trains (ARCHITECTURE.md).
+//!
+//! - [`lstm`] and [`gru`]: the kernels on raw time-major buffers.
+//! - [`op`]: the same as candle custom operations with backward, which is
+//!   how models use them.
+//! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`.
+
+pub mod act;
+pub mod gru;
+pub mod lstm;
+mod mat;
+pub mod op;
+
+pub use op::{gru as gru_op, lstm as lstm_op};

@@ -1,0 +1,314 @@
+//! The fused LSTM layer on raw f32 buffers, time-major.
+//!
+//! Shapes (L steps, B batch rows, H hidden): `xp [L, B, 4H]` is the input
+//! projection of every step with both biases already added (one GEMM done
+//! by the caller), `w_hh [4H, H]` in PyTorch's packed layout with gate order
+//! i, f, g, o, the output `y [L, B, H]` holds every hidden state. The state
+//! starts at zero, as in the models that use it.
+//!
+//! Forward, per step: one GEMM `h_{t-1} @ w_hh^T` into the gate buffer, then
+//! one pass that adds the projection, applies the nonlinearities and updates
+//! the cell. Backward, per step: one pass for the gate gradients, one GEMM
+//! `dG_t @ w_hh` for the recurrent gradient; `dW_hh` is one GEMM over all
+//! steps afterwards. Batch rows are split into one chunk per thread, each
+//! running the whole recurrence on its rows with no synchronisation; every
+//! buffer is allocated before the time loop.
+
+use crate::act::{sigmoid, tanh};
+use crate::mat::{matmul, plan, SendConst, SendPtr, View};
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+/// Sizes of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub steps: usize,
+    pub batch: usize,
+    pub hidden: usize,
+}
+
+/// What a training forward keeps for the backward pass: the activated
+/// gates `[L, B, 4H]` and the cell states `[L, B, H]`.
+#[derive(Default)]
+pub struct Saved {
+    pub gates: Vec<f32>,
+    pub cells: Vec<f32>,
+}
+
+/// Runs the layer. With `saved`, keeps what [`backward`] needs.
+pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&mut Saved>) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    assert_eq!(xp.len(), l * b * 4 * h, "xp is [L, B, 4H]");
+    assert_eq!(w_hh.len(), 4 * h * h, "w_hh is [4H, H]");
+    assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    let train = saved.is_some();
+    let (gates, cells) = match saved {
+        Some(s) => {
+            s.gates = vec![0.0; l * b * 4 * h];
+            s.cells = vec![0.0; l * b * h];
+            (SendPtr(s.gates.as_mut_ptr()), SendPtr(s.cells.as_mut_ptr()))
+        }
+        None => (SendPtr(std::ptr::null_mut()), SendPtr(std::ptr::null_mut())),
+    };
+    let (chunks, gt) = plan(b, rayon::current_num_threads());
+    let (xp, w, yp) = (
+        SendConst(xp.as_ptr()),
+        SendConst(w_hh.as_ptr()),
+        SendPtr(y.as_mut_ptr()),
+    );
+    chunks.into_par_iter().for_each(|rows| {
+        // Whole-struct copies, so the closure captures the Send wrappers and
+        // not their raw-pointer fields.
+        let (gates, cells, xp, w, yp) = (gates, cells, xp, w, yp);
+        let (r0, nr) = (rows.start, rows.len());
+        // Inference keeps one step of gates and two of cells per chunk.
+        let mut g_scratch = if train {
+            Vec::new()
+        } else {
+            vec![0.0f32; nr * 4 * h]
+        };
+        let mut c_scratch = if train {
+            Vec::new()
+        } else {
+            vec![0.0f32; 2 * nr * h]
+        };
+        for t in 0..l {
+            // SAFETY: every pointer below addresses rows r0..r0+nr of step t
+            // (or t-1) of a buffer sized above; chunks are disjoint.
+            unsafe {
+                let g: &mut [f32] = if train {
+                    std::slice::from_raw_parts_mut(gates.0.add((t * b + r0) * 4 * h), nr * 4 * h)
+                } else {
+                    &mut g_scratch
+                };
+                let xpt = std::slice::from_raw_parts(xp.0.add((t * b + r0) * 4 * h), nr * 4 * h);
+                let hout = std::slice::from_raw_parts_mut(yp.0.add((t * b + r0) * h), nr * h);
+                let (cprev, c): (Option<&[f32]>, &mut [f32]) = if train {
+                    let c = std::slice::from_raw_parts_mut(cells.0.add((t * b + r0) * h), nr * h);
+                    let p = (t > 0).then(|| {
+                        std::slice::from_raw_parts(cells.0.add(((t - 1) * b + r0) * h), nr * h)
+                    });
+                    (p, c)
+                } else {
+                    let (a, bb) = c_scratch.split_at_mut(nr * h);
+                    let (prev, cur) = if t % 2 == 0 { (bb, a) } else { (a, bb) };
+                    ((t > 0).then_some(&*prev), cur)
+                };
+                if t > 0 {
+                    let hprev = yp.0.add(((t - 1) * b + r0) * h) as *const f32;
+                    matmul(
+                        nr,
+                        4 * h,
+                        h,
+                        g.as_mut_ptr(),
+                        View::rows(hprev, h),
+                        View::t(w.0, h),
+                        false,
+                        gt,
+                    );
+                    cell_forward(h, g, Some(xpt), cprev, c, hout);
+                } else {
+                    // No recurrent product at the first step: the gates are
+                    // the projection.
+                    g.copy_from_slice(xpt);
+                    cell_forward(h, g, None, None, c, hout);
+                }
+            }
+        }
+    });
+}
+
+/// One step for `nr` rows: `g` holds the gate pre-activations less `xp`
+/// (which is added here when given), and the pass leaves the activated gates in `g`, the new cell in `c`, the hidden
+/// state in `hout`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn cell_forward(
+    h: usize,
+    g: &mut [f32],
+    xp: Option<&[f32]>,
+    cprev: Option<&[f32]>,
+    c: &mut [f32],
+    hout: &mut [f32],
+) {
+    let nr = c.len() / h;
+    for r in 0..nr {
+        let gr = &mut g[r * 4 * h..(r + 1) * 4 * h];
+        if let Some(xp) = xp {
+            for (a, x) in gr.iter_mut().zip(&xp[r * 4 * h..(r + 1) * 4 * h]) {
+                *a += *x;
+            }
+        }
+        let (gi, rest) = gr.split_at_mut(h);
+        let (gf, rest) = rest.split_at_mut(h);
+        let (gg, go) = rest.split_at_mut(h);
+        let cr = &mut c[r * h..(r + 1) * h];
+        let hr = &mut hout[r * h..(r + 1) * h];
+        match cprev {
+            Some(cp) => {
+                let cp = &cp[r * h..(r + 1) * h];
+                for j in 0..h {
+                    let i = sigmoid(gi[j]);
+                    let f = sigmoid(gf[j]);
+                    let gv = tanh(gg[j]);
+                    let o = sigmoid(go[j]);
+                    let cv = f * cp[j] + i * gv;
+                    gi[j] = i;
+                    gf[j] = f;
+                    gg[j] = gv;
+                    go[j] = o;
+                    cr[j] = cv;
+                    hr[j] = o * tanh(cv);
+                }
+            }
+            None => {
+                for j in 0..h {
+                    let i = sigmoid(gi[j]);
+                    let f = sigmoid(gf[j]);
+                    let gv = tanh(gg[j]);
+                    let o = sigmoid(go[j]);
+                    let cv = i * gv;
+                    gi[j] = i;
+                    gf[j] = f;
+                    gg[j] = gv;
+                    go[j] = o;
+                    cr[j] = cv;
+                    hr[j] = o * tanh(cv);
+                }
+            }
+        }
+    }
+}
+
+/// Gradients of one layer: `dxp [L, B, 4H]` (the gate pre-activations, which
+/// is also the gradient of both biases summed over rows and steps) and
+/// `dw_hh [4H, H]`, from the upstream gradient `gy [L, B, H]` of every
+/// hidden state, the forward's output `y` and what it saved.
+pub fn backward(
+    d: Dims,
+    w_hh: &[f32],
+    y: &[f32],
+    saved: &Saved,
+    gy: &[f32],
+    dxp: &mut [f32],
+    dw_hh: &mut [f32],
+) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    assert_eq!(w_hh.len(), 4 * h * h, "w_hh is [4H, H]");
+    assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    assert_eq!(gy.len(), l * b * h, "grad of y is [L, B, H]");
+    assert_eq!(saved.gates.len(), l * b * 4 * h, "saved gates");
+    assert_eq!(saved.cells.len(), l * b * h, "saved cells");
+    assert_eq!(dxp.len(), l * b * 4 * h, "dxp is [L, B, 4H]");
+    assert_eq!(dw_hh.len(), 4 * h * h, "dw_hh is [4H, H]");
+    let threads = rayon::current_num_threads();
+    let (chunks, gt) = plan(b, threads);
+    let (w, gates, cells, gyp, dg) = (
+        SendConst(w_hh.as_ptr()),
+        SendConst(saved.gates.as_ptr()),
+        SendConst(saved.cells.as_ptr()),
+        SendConst(gy.as_ptr()),
+        SendPtr(dxp.as_mut_ptr()),
+    );
+    chunks.into_par_iter().for_each(|rows| {
+        let (w, gates, cells, gyp, dg) = (w, gates, cells, gyp, dg);
+        let (r0, nr) = (rows.start, rows.len());
+        let mut dh_rec = vec![0.0f32; nr * h];
+        let mut dc = vec![0.0f32; nr * h];
+        let zeros = vec![0.0f32; nr * h];
+        for t in (0..l).rev() {
+            // SAFETY: rows r0..r0+nr of step t (or t-1) of buffers checked
+            // above; each chunk writes only its own rows of dxp.
+            unsafe {
+                let at = |p: *const f32, width: usize, t: usize| {
+                    std::slice::from_raw_parts(p.add((t * b + r0) * width), nr * width)
+                };
+                let g = at(gates.0, 4 * h, t);
+                let c = at(cells.0, h, t);
+                let cprev = if t > 0 { at(cells.0, h, t - 1) } else { &zeros };
+                let gyt = at(gyp.0, h, t);
+                let dgt =
+                    std::slice::from_raw_parts_mut(dg.0.add((t * b + r0) * 4 * h), nr * 4 * h);
+                // dh_rec is still zero at the last step.
+                cell_backward(h, g, c, cprev, gyt, &dh_rec, &mut dc, dgt);
+                if t > 0 {
+                    matmul(
+                        nr,
+                        h,
+                        4 * h,
+                        dh_rec.as_mut_ptr(),
+                        View::rows(dgt.as_ptr(), 4 * h),
+                        View::rows(w.0, h),
+                        false,
+                        gt,
+                    );
+                }
+            }
+        }
+    });
+    // dW_hh = sum over t >= 1 of dG_t^T h_{t-1}: one product with K = (L-1) B.
+    // SAFETY: dxp rows B.. and y rows ..(L-1)B exist; dw_hh is [4H, H].
+    unsafe {
+        matmul(
+            4 * h,
+            h,
+            (l.saturating_sub(1)) * b,
+            dw_hh.as_mut_ptr(),
+            View::t(dxp.as_ptr().add(b * 4 * h), 4 * h),
+            View::rows(y.as_ptr(), h),
+            false,
+            threads,
+        );
+    }
+}
+
+/// Gate gradients of one step for `nr` rows. `dc` carries the cell
+/// gradient from step t+1 in and to step t-1 out; `rec` is the hidden-state
+/// gradient coming back from step t+1 (zero at the last step), `cprev` the
+/// previous cell (zero at the first).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[allow(clippy::too_many_arguments)]
+fn cell_backward(
+    h: usize,
+    g: &[f32],
+    c: &[f32],
+    cprev: &[f32],
+    gy: &[f32],
+    rec: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+) {
+    let nr = c.len() / h;
+    for r in 0..nr {
+        let gr = &g[r * 4 * h..(r + 1) * 4 * h];
+        let (gi, gf, gg, go) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
+        let dgr = &mut dg[r * 4 * h..(r + 1) * 4 * h];
+        let (di, rest) = dgr.split_at_mut(h);
+        let (df, rest) = rest.split_at_mut(h);
+        let (dgg, d_o) = rest.split_at_mut(h);
+        let cr = &c[r * h..(r + 1) * h];
+        let gyr = &gy[r * h..(r + 1) * h];
+        let dcr = &mut dc[r * h..(r + 1) * h];
+        let recr = &rec[r * h..(r + 1) * h];
+        let cpr = &cprev[r * h..(r + 1) * h];
+        for j in 0..h {
+            let dh = gyr[j] + recr[j];
+            let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
+            let tc = tanh(cr[j]);
+            let dcc = dcr[j] + dh * o * (1.0 - tc * tc);
+            let cp = cpr[j];
+            di[j] = dcc * gv * i * (1.0 - i);
+            df[j] = dcc * cp * f * (1.0 - f);
+            dgg[j] = dcc * i * (1.0 - gv * gv);
+            d_o[j] = dh * tc * o * (1.0 - o);
+            dcr[j] = dcc * f;
+        }
+    }
+}

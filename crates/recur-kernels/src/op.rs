@@ -1,0 +1,247 @@
+//! The kernels as candle custom operations, so a model built from candle
+//! tensors gets the fused recurrence inside its autograd graph: the input
+//! projection stays an ordinary candle matmul (its backward is candle's),
+//! and the recurrence is one node whose backward is [`crate::lstm::backward`]
+//! or [`crate::gru::backward`].
+//!
+//! A forward keeps its gates for the backward only when some input tracks
+//! gradients; inference runs keep one step of scratch per thread.
+
+use crate::{gru, lstm, lstm::Dims};
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
+};
+use std::sync::Mutex;
+
+/// Borrows a contiguous f32 CPU tensor's data and runs `f` on it.
+fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => {
+            let n = layout.shape().elem_count();
+            Ok(f(&v[layout.start_offset()..layout.start_offset() + n]))
+        }
+        _ => bail!("{what}: the fused kernels take f32 tensors on the CPU"),
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match s {
+        CpuStorage::F32(v) if l.is_contiguous() => {
+            Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+        }
+        CpuStorage::F32(_) => bail!("{what}: expected a contiguous tensor"),
+        _ => bail!("{what}: the fused kernels take f32 tensors"),
+    }
+}
+
+fn check_input(xp: &Tensor, w_hh: &Tensor, gates: usize, name: &str) -> Result<Dims> {
+    if !matches!(xp.device(), Device::Cpu) {
+        bail!(
+            "{name}: the fused kernels run on the CPU; this tensor is on {:?}",
+            xp.device()
+        );
+    }
+    if xp.dtype() != DType::F32 || w_hh.dtype() != DType::F32 {
+        bail!(
+            "{name}: the fused kernels take f32, got {:?} and {:?}",
+            xp.dtype(),
+            w_hh.dtype()
+        );
+    }
+    let (l, b, g) = xp.dims3()?;
+    let (wg, h) = w_hh.dims2()?;
+    if wg != gates * h || g != gates * h {
+        bail!(
+            "{name}: with hidden size {h} the projection must be [L, B, {}] and weight_hh \
+             [{}, {h}]; got {:?} and {:?}",
+            gates * h,
+            gates * h,
+            xp.dims(),
+            w_hh.dims()
+        );
+    }
+    Ok(Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    })
+}
+
+/// The LSTM recurrence: `xp [L, B, 4H]` (input projection plus both
+/// biases, time-major) and `w_hh [4H, H]` -> every hidden state `[L, B, H]`.
+pub fn lstm(xp: &Tensor, w_hh: &Tensor) -> Result<Tensor> {
+    let dims = check_input(xp, w_hh, 4, "lstm")?;
+    let train = xp.track_op() || w_hh.track_op();
+    xp.contiguous()?.apply_op2(
+        &w_hh.contiguous()?,
+        LstmOp {
+            dims,
+            train,
+            saved: Mutex::new(None),
+        },
+    )
+}
+
+/// The GRU recurrence: `xp [L, B, 3H]` (input projection plus `b_ih`),
+/// `w_hh [3H, H]`, `b_hh [3H]` -> every hidden state `[L, B, H]`.
+pub fn gru(xp: &Tensor, w_hh: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
+    let dims = check_input(xp, w_hh, 3, "gru")?;
+    if b_hh.dims() != [3 * dims.hidden] {
+        bail!(
+            "gru: bias_hh must be [{}], got {:?}",
+            3 * dims.hidden,
+            b_hh.dims()
+        );
+    }
+    let train = xp.track_op() || w_hh.track_op() || b_hh.track_op();
+    xp.contiguous()?.apply_op3(
+        &w_hh.contiguous()?,
+        &b_hh.contiguous()?,
+        GruOp {
+            dims,
+            train,
+            saved: Mutex::new(None),
+        },
+    )
+}
+
+struct LstmOp {
+    dims: Dims,
+    train: bool,
+    saved: Mutex<Option<lstm::Saved>>,
+}
+
+impl CustomOp2 for LstmOp {
+    fn name(&self) -> &'static str {
+        "recur-fused-lstm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims;
+        let xp = slice(s1, l1, "lstm input projection")?;
+        let w = slice(s2, l2, "lstm weight_hh")?;
+        let mut y = vec![0.0f32; d.steps * d.batch * d.hidden];
+        if self.train {
+            let mut s = lstm::Saved::default();
+            lstm::forward(d, xp, w, &mut y, Some(&mut s));
+            *self.saved.lock().expect("lstm saved state") = Some(s);
+        } else {
+            lstm::forward(d, xp, w, &mut y, None);
+        }
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((d.steps, d.batch, d.hidden)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _xp: &Tensor,
+        w_hh: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims;
+        let guard = self.saved.lock().expect("lstm saved state");
+        let Some(saved) = guard.as_ref() else {
+            bail!("lstm backward: the forward kept no state (it ran without gradients)");
+        };
+        let mut dxp = vec![0.0f32; d.steps * d.batch * 4 * d.hidden];
+        let mut dw = vec![0.0f32; 4 * d.hidden * d.hidden];
+        with_slice(w_hh, "lstm weight_hh", |w| {
+            with_slice(res, "lstm output", |y| {
+                with_slice(grad_res, "lstm output gradient", |gy| {
+                    lstm::backward(d, w, y, saved, gy, &mut dxp, &mut dw)
+                })
+            })
+        })???;
+        let dev = Device::Cpu;
+        Ok((
+            Some(Tensor::from_vec(
+                dxp,
+                (d.steps, d.batch, 4 * d.hidden),
+                &dev,
+            )?),
+            Some(Tensor::from_vec(dw, (4 * d.hidden, d.hidden), &dev)?),
+        ))
+    }
+}
+
+struct GruOp {
+    dims: Dims,
+    train: bool,
+    saved: Mutex<Option<gru::Saved>>,
+}
+
+impl CustomOp3 for GruOp {
+    fn name(&self) -> &'static str {
+        "recur-fused-gru"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims;
+        let xp = slice(s1, l1, "gru input projection")?;
+        let w = slice(s2, l2, "gru weight_hh")?;
+        let bh = slice(s3, l3, "gru bias_hh")?;
+        let mut y = vec![0.0f32; d.steps * d.batch * d.hidden];
+        if self.train {
+            let mut s = gru::Saved::default();
+            gru::forward(d, xp, w, bh, &mut y, Some(&mut s));
+            *self.saved.lock().expect("gru saved state") = Some(s);
+        } else {
+            gru::forward(d, xp, w, bh, &mut y, None);
+        }
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((d.steps, d.batch, d.hidden)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _xp: &Tensor,
+        w_hh: &Tensor,
+        _b_hh: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims;
+        let guard = self.saved.lock().expect("gru saved state");
+        let Some(saved) = guard.as_ref() else {
+            bail!("gru backward: the forward kept no state (it ran without gradients)");
+        };
+        let h = d.hidden;
+        let mut dxp = vec![0.0f32; d.steps * d.batch * 3 * h];
+        let mut dw = vec![0.0f32; 3 * h * h];
+        let mut db = vec![0.0f32; 3 * h];
+        with_slice(w_hh, "gru weight_hh", |w| {
+            with_slice(res, "gru output", |y| {
+                with_slice(grad_res, "gru output gradient", |gy| {
+                    gru::backward(d, w, y, saved, gy, &mut dxp, &mut dw, &mut db)
+                })
+            })
+        })???;
+        let dev = Device::Cpu;
+        Ok((
+            Some(Tensor::from_vec(dxp, (d.steps, d.batch, 3 * h), &dev)?),
+            Some(Tensor::from_vec(dw, (3 * h, h), &dev)?),
+            Some(Tensor::from_vec(db, 3 * h, &dev)?),
+        ))
+    }
+}

@@ -1,0 +1,316 @@
+//! The kernels against three oracles: PyTorch (float64 fixtures made by
+//! `scripts/make_kernel_fixtures.py`), central finite differences, and
+//! themselves across thread counts and with or without saved state.
+
+use candle_core::{DType, Device, Tensor, Var};
+use recur_kernels::{gru, lstm, lstm::Dims, op};
+use std::collections::HashMap;
+
+/// A small deterministic generator for test data (uniform in [-a, a]).
+struct Lcg(u64);
+impl Lcg {
+    fn vec(&mut self, n: usize, a: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
+            })
+            .collect()
+    }
+}
+
+/// Norm-wise relative error `max|a - b| / max|b|`.
+fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    let den = b.iter().map(|y| y.abs()).fold(0.0, f64::max).max(1e-12);
+    num / den
+}
+
+fn load_fixture(name: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let data: Vec<f64> = match v.dtype() {
+                safetensors::Dtype::F32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                safetensors::Dtype::F64 => v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                d => panic!("{n}: unexpected dtype {d:?}"),
+            };
+            (n, (v.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+fn var(f: &HashMap<String, (Vec<usize>, Vec<f64>)>, name: &str) -> Var {
+    let (shape, data) = &f[name];
+    let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+    Var::from_tensor(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu).unwrap()).unwrap()
+}
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Runs a fixture case through the candle ops (batch-first in and out, as
+/// PyTorch's `batch_first=True`) and compares output and every gradient.
+fn check_case(f: &HashMap<String, (Vec<usize>, Vec<f64>)>, case: &str, gru_kind: bool) -> f64 {
+    let p = |n: &str| format!("{case}.{n}");
+    let x = var(f, &p("x"));
+    let w_ih = var(f, &p("weight_ih_l0"));
+    let w_hh = var(f, &p("weight_hh_l0"));
+    let b_ih = var(f, &p("bias_ih_l0"));
+    let b_hh = var(f, &p("bias_hh_l0"));
+    let gy = var(f, &p("grad_y"));
+    let (b, l, i) = x.dims3().unwrap();
+    let xt = x
+        .transpose(0, 1)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .reshape((l * b, i))
+        .unwrap();
+    let proj = xt.matmul(&w_ih.t().unwrap()).unwrap();
+    let y = if gru_kind {
+        let xp = proj
+            .broadcast_add(&b_ih)
+            .unwrap()
+            .reshape((l, b, ()))
+            .unwrap();
+        op::gru(&xp, &w_hh, &b_hh).unwrap()
+    } else {
+        let bias = (b_ih.as_tensor() + b_hh.as_tensor()).unwrap();
+        let xp = proj
+            .broadcast_add(&bias)
+            .unwrap()
+            .reshape((l, b, ()))
+            .unwrap();
+        op::lstm(&xp, &w_hh).unwrap()
+    };
+    let y = y.transpose(0, 1).unwrap().contiguous().unwrap();
+    let loss = (&y * gy.as_tensor()).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let mut worst = 0f64;
+    let mut compare = |what: &str, ours: Vec<f64>| {
+        let e = rel_err(&ours, &f[&p(what)].1);
+        assert!(e < 1e-4, "{case} {what}: relative error {e:.2e}");
+        worst = worst.max(e);
+    };
+    compare("y", flat(&y));
+    compare("grad_x", flat(grads.get(&x).unwrap()));
+    compare("grad_weight_ih_l0", flat(grads.get(&w_ih).unwrap()));
+    compare("grad_weight_hh_l0", flat(grads.get(&w_hh).unwrap()));
+    compare("grad_bias_ih_l0", flat(grads.get(&b_ih).unwrap()));
+    compare("grad_bias_hh_l0", flat(grads.get(&b_hh).unwrap()));
+    worst
+}
+
+#[test]
+fn lstm_matches_pytorch_outputs_and_gradients() {
+    let f = load_fixture("lstm.safetensors");
+    for case in ["a", "b"] {
+        let e = check_case(&f, case, false);
+        eprintln!("lstm case {case}: worst relative error {e:.2e}");
+    }
+}
+
+#[test]
+fn gru_matches_pytorch_outputs_and_gradients() {
+    let f = load_fixture("gru.safetensors");
+    for case in ["a", "b"] {
+        let e = check_case(&f, case, true);
+        eprintln!("gru case {case}: worst relative error {e:.2e}");
+    }
+}
+
+/// The loss `sum(y * gy)` in f64 for the raw kernels.
+fn loss(d: Dims, gru_kind: bool, xp: &[f32], w: &[f32], bh: &[f32], gy: &[f32]) -> f64 {
+    let mut y = vec![0.0; d.steps * d.batch * d.hidden];
+    if gru_kind {
+        gru::forward(d, xp, w, bh, &mut y, None);
+    } else {
+        lstm::forward(d, xp, w, &mut y, None);
+    }
+    y.iter().zip(gy).map(|(a, b)| *a as f64 * *b as f64).sum()
+}
+
+/// Central differences on every input of the raw kernels.
+fn finite_differences(gru_kind: bool) {
+    let d = Dims {
+        steps: 4,
+        batch: 3,
+        hidden: 5,
+    };
+    let g = if gru_kind { 3 } else { 4 };
+    let mut rng = Lcg(11);
+    let xp = rng.vec(d.steps * d.batch * g * d.hidden, 1.5);
+    let w = rng.vec(g * d.hidden * d.hidden, 0.8);
+    let bh = rng.vec(g * d.hidden, 0.5);
+    let gy = rng.vec(d.steps * d.batch * d.hidden, 1.0);
+    let mut y = vec![0.0; d.steps * d.batch * d.hidden];
+    let mut dxp = vec![0.0; xp.len()];
+    let mut dw = vec![0.0; w.len()];
+    let mut db = vec![0.0; bh.len()];
+    if gru_kind {
+        let mut s = gru::Saved::default();
+        gru::forward(d, &xp, &w, &bh, &mut y, Some(&mut s));
+        gru::backward(d, &w, &y, &s, &gy, &mut dxp, &mut dw, &mut db);
+    } else {
+        let mut s = lstm::Saved::default();
+        lstm::forward(d, &xp, &w, &mut y, Some(&mut s));
+        lstm::backward(d, &w, &y, &s, &gy, &mut dxp, &mut dw);
+    }
+    let eps = 1e-2f32;
+    let fd = |which: usize, k: usize| {
+        let (mut a, mut b, mut c) = (xp.clone(), w.clone(), bh.clone());
+        let mut run = |delta: f32| {
+            match which {
+                0 => a[k] = xp[k] + delta,
+                1 => b[k] = w[k] + delta,
+                _ => c[k] = bh[k] + delta,
+            }
+            loss(d, gru_kind, &a, &b, &c, &gy)
+        };
+        (run(eps) - run(-eps)) / (2.0 * eps as f64)
+    };
+    let mut sets = vec![("xp", 0, dxp), ("w_hh", 1, dw)];
+    if gru_kind {
+        sets.push(("b_hh", 2, db));
+    }
+    for (name, which, analytic) in sets {
+        let numeric: Vec<f64> = (0..analytic.len()).map(|k| fd(which, k)).collect();
+        let an: Vec<f64> = analytic.iter().map(|&v| v as f64).collect();
+        let e = rel_err(&an, &numeric);
+        // f32 forward passes limit central differences to about 1e-4..1e-3.
+        assert!(
+            e < 2e-3,
+            "{name}: analytic vs finite differences, relative error {e:.2e}"
+        );
+        assert!(
+            an.iter().any(|v| v.abs() > 1e-3),
+            "{name}: gradient is all zero"
+        );
+    }
+}
+
+#[test]
+fn lstm_gradients_match_finite_differences() {
+    finite_differences(false);
+}
+
+#[test]
+fn gru_gradients_match_finite_differences() {
+    finite_differences(true);
+}
+
+/// Output and gradients under a given number of threads.
+fn run_in_pool(threads: usize, gru_kind: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let d = Dims {
+            steps: 6,
+            batch: 64,
+            hidden: 24,
+        };
+        let g = if gru_kind { 3 } else { 4 };
+        let mut rng = Lcg(5);
+        let xp = rng.vec(d.steps * d.batch * g * d.hidden, 1.0);
+        let w = rng.vec(g * d.hidden * d.hidden, 0.3);
+        let bh = rng.vec(g * d.hidden, 0.2);
+        let gy = rng.vec(d.steps * d.batch * d.hidden, 1.0);
+        let mut y = vec![0.0; d.steps * d.batch * d.hidden];
+        let mut y_inf = y.clone();
+        let (mut dxp, mut dw, mut db) =
+            (vec![0.0; xp.len()], vec![0.0; w.len()], vec![0.0; bh.len()]);
+        if gru_kind {
+            let mut s = gru::Saved::default();
+            gru::forward(d, &xp, &w, &bh, &mut y, Some(&mut s));
+            gru::forward(d, &xp, &w, &bh, &mut y_inf, None);
+            gru::backward(d, &w, &y, &s, &gy, &mut dxp, &mut dw, &mut db);
+        } else {
+            let mut s = lstm::Saved::default();
+            lstm::forward(d, &xp, &w, &mut y, Some(&mut s));
+            lstm::forward(d, &xp, &w, &mut y_inf, None);
+            lstm::backward(d, &w, &y, &s, &gy, &mut dxp, &mut dw);
+        }
+        assert_eq!(y, y_inf, "inference and training forwards differ");
+        (y, dxp, dw, db)
+    })
+}
+
+#[test]
+fn same_threads_same_bits_and_threads_agree() {
+    for gru_kind in [false, true] {
+        let one = run_in_pool(1, gru_kind);
+        assert_eq!(
+            one,
+            run_in_pool(1, gru_kind),
+            "1 thread is not deterministic"
+        );
+        let two = run_in_pool(2, gru_kind);
+        assert_eq!(
+            two,
+            run_in_pool(2, gru_kind),
+            "2 threads are not deterministic"
+        );
+        for (a, b) in [
+            (&one.0, &two.0),
+            (&one.1, &two.1),
+            (&one.2, &two.2),
+            (&one.3, &two.3),
+        ] {
+            let (a, b): (Vec<f64>, Vec<f64>) = (
+                a.iter().map(|&v| v as f64).collect(),
+                b.iter().map(|&v| v as f64).collect(),
+            );
+            assert!(rel_err(&a, &b) < 1e-5, "1 and 2 threads disagree");
+        }
+    }
+}
+
+#[test]
+fn wrong_shapes_are_errors_not_panics() {
+    let dev = Device::Cpu;
+    let xp = Tensor::zeros((3, 2, 16), DType::F32, &dev).unwrap();
+    let w = Tensor::zeros((16, 5), DType::F32, &dev).unwrap();
+    let e = op::lstm(&xp, &w).unwrap_err().to_string();
+    assert!(
+        e.contains("hidden size 5") && e.contains("[L, B, 20]"),
+        "{e}"
+    );
+    let w = Tensor::zeros((12, 4), DType::F32, &dev).unwrap();
+    let b = Tensor::zeros(11, DType::F32, &dev).unwrap();
+    let xp = Tensor::zeros((3, 2, 12), DType::F32, &dev).unwrap();
+    let e = op::gru(&xp, &w, &b).unwrap_err().to_string();
+    assert!(e.contains("bias_hh must be [12]"), "{e}");
+    let xp64 = xp.to_dtype(DType::F64).unwrap();
+    assert!(op::gru(&xp64, &w, &b)
+        .unwrap_err()
+        .to_string()
+        .contains("f32"));
+}
