@@ -24,8 +24,11 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    // 2^n by building the exponent bits; n is in [-126, 127] after the clamp.
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // 2^n by building the exponent bits. `as i32` would saturate, which
+    // the compiler cannot vectorise; n is an integer in [-126, 127] here.
+    // SAFETY: n is finite and in i32's range after the clamp above.
+    let ni: i32 = unsafe { n.to_int_unchecked() };
+    y * f32::from_bits(((ni + 127) << 23) as u32)
 }
 
 #[inline(always)]

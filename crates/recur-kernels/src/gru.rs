@@ -119,20 +119,54 @@ fn cell_forward(
         let (kr, rest) = k.split_at_mut(h);
         let (kz, rest) = rest.split_at_mut(h);
         let (kn, khn) = rest.split_at_mut(h);
-        let hp_r = &hprev[r * h..(r + 1) * h];
-        let ho = &mut hout[r * h..(r + 1) * h];
-        let (xr, xz, xn) = (&x[..h], &x[h..2 * h], &x[2 * h..]);
-        let (pr, pz, pn) = (&p[..h], &p[h..2 * h], &p[2 * h..]);
-        for j in 0..h {
-            let rv = sigmoid(xr[j] + pr[j]);
-            let zv = sigmoid(xz[j] + pz[j]);
-            let nv = tanh(xn[j] + rv * pn[j]);
-            kr[j] = rv;
-            kz[j] = zv;
-            kn[j] = nv;
-            khn[j] = pn[j];
-            ho[j] = (1.0 - zv) * nv + zv * hp_r[j];
-        }
+        // Every slice re-cut to exactly h so the loop vectorises.
+        let (kr, kz, kn, khn) = (&mut kr[..h], &mut kz[..h], &mut kn[..h], &mut khn[..h]);
+        let hp_r = &hprev[r * h..][..h];
+        let ho = &mut hout[r * h..][..h];
+        let (xr, xz, xn) = (&x[..h], &x[h..][..h], &x[2 * h..][..h]);
+        let (pr, pz, pn) = (&p[..h], &p[h..][..h], &p[2 * h..][..h]);
+        row_forward(xr, xz, xn, pr, pz, pn, hp_r, kr, kz, kn, khn, ho);
+    }
+}
+
+/// One row of [`cell_forward`]: separate `&mut` parameters tell the
+/// compiler the slices do not overlap, so the loop vectorises.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_forward(
+    xr: &[f32],
+    xz: &[f32],
+    xn: &[f32],
+    pr: &[f32],
+    pz: &[f32],
+    pn: &[f32],
+    hprev: &[f32],
+    kr: &mut [f32],
+    kz: &mut [f32],
+    kn: &mut [f32],
+    khn: &mut [f32],
+    hout: &mut [f32],
+) {
+    let h = hout.len();
+    let (xr, xz, xn, pr, pz, pn, hprev) = (
+        &xr[..h],
+        &xz[..h],
+        &xn[..h],
+        &pr[..h],
+        &pz[..h],
+        &pn[..h],
+        &hprev[..h],
+    );
+    let (kr, kz, kn, khn) = (&mut kr[..h], &mut kz[..h], &mut kn[..h], &mut khn[..h]);
+    for j in 0..h {
+        let rv = sigmoid(xr[j] + pr[j]);
+        let zv = sigmoid(xz[j] + pz[j]);
+        let nv = tanh(xn[j] + rv * pn[j]);
+        kr[j] = rv;
+        kz[j] = zv;
+        kn[j] = nv;
+        khn[j] = pn[j];
+        hout[j] = (1.0 - zv) * nv + zv * hprev[j];
     }
 }
 
@@ -244,29 +278,63 @@ fn cell_backward(
     let nr = gy.len() / h;
     for r in 0..nr {
         let a = &acts[r * 4 * h..(r + 1) * 4 * h];
-        let (ar, az, an, ahn) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
-        let hp = &hprev[r * h..(r + 1) * h];
-        let g = &gy[r * h..(r + 1) * h];
-        let rec = &mut dh_rec[r * h..(r + 1) * h];
+        let (ar, az, an, ahn) = (&a[..h], &a[h..][..h], &a[2 * h..][..h], &a[3 * h..][..h]);
+        let hp = &hprev[r * h..][..h];
+        let g = &gy[r * h..][..h];
+        let rec = &mut dh_rec[r * h..][..h];
         let dx = &mut dxp[r * 3 * h..(r + 1) * 3 * h];
         let (dxr, rest) = dx.split_at_mut(h);
         let (dxz, dxn) = rest.split_at_mut(h);
         let dp = &mut dhp[r * 3 * h..(r + 1) * 3 * h];
         let (dpr, rest) = dp.split_at_mut(h);
         let (dpz, dpn) = rest.split_at_mut(h);
-        for j in 0..h {
-            let dh = g[j] + rec[j];
-            let (rv, zv, nv, hn) = (ar[j], az[j], an[j], ahn[j]);
-            let dnp = dh * (1.0 - zv) * (1.0 - nv * nv);
-            let drp = dnp * hn * rv * (1.0 - rv);
-            let dzp = dh * (hp[j] - nv) * zv * (1.0 - zv);
-            dxr[j] = drp;
-            dxz[j] = dzp;
-            dxn[j] = dnp;
-            dpr[j] = drp;
-            dpz[j] = dzp;
-            dpn[j] = dnp * rv;
-            rec[j] = dh * zv;
-        }
+        let (dxr, dxz, dxn) = (&mut dxr[..h], &mut dxz[..h], &mut dxn[..h]);
+        let (dpr, dpz, dpn) = (&mut dpr[..h], &mut dpz[..h], &mut dpn[..h]);
+        row_backward(ar, az, an, ahn, hp, g, rec, dxr, dxz, dxn, dpr, dpz, dpn);
+    }
+}
+
+/// One row of [`cell_backward`], separate parameters as in [`row_forward`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_backward(
+    ar: &[f32],
+    az: &[f32],
+    an: &[f32],
+    ahn: &[f32],
+    hprev: &[f32],
+    gy: &[f32],
+    rec: &mut [f32],
+    dxr: &mut [f32],
+    dxz: &mut [f32],
+    dxn: &mut [f32],
+    dpr: &mut [f32],
+    dpz: &mut [f32],
+    dpn: &mut [f32],
+) {
+    let h = rec.len();
+    let (ar, az, an, ahn, hprev, gy) = (
+        &ar[..h],
+        &az[..h],
+        &an[..h],
+        &ahn[..h],
+        &hprev[..h],
+        &gy[..h],
+    );
+    let (dxr, dxz, dxn) = (&mut dxr[..h], &mut dxz[..h], &mut dxn[..h]);
+    let (dpr, dpz, dpn) = (&mut dpr[..h], &mut dpz[..h], &mut dpn[..h]);
+    for j in 0..h {
+        let dh = gy[j] + rec[j];
+        let (rv, zv, nv, hn) = (ar[j], az[j], an[j], ahn[j]);
+        let dnp = dh * (1.0 - zv) * (1.0 - nv * nv);
+        let drp = dnp * hn * rv * (1.0 - rv);
+        let dzp = dh * (hprev[j] - nv) * zv * (1.0 - zv);
+        dxr[j] = drp;
+        dxz[j] = dzp;
+        dxn[j] = dnp;
+        dpr[j] = drp;
+        dpz[j] = dzp;
+        dpn[j] = dnp * rv;
+        rec[j] = dh * zv;
     }
 }

@@ -7,12 +7,15 @@
 //! - [`lstm`] and [`gru`]: the kernels on raw time-major buffers.
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
+//! - [`linear`]: `x @ w^T + b` as one node with a lean backward.
 //! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`.
 
 pub mod act;
 pub mod gru;
+pub mod linear;
 pub mod lstm;
 mod mat;
 pub mod op;
 
+pub use linear::linear;
 pub use op::{gru as gru_op, lstm as lstm_op};

@@ -145,39 +145,67 @@ fn cell_forward(
         let (gi, rest) = gr.split_at_mut(h);
         let (gf, rest) = rest.split_at_mut(h);
         let (gg, go) = rest.split_at_mut(h);
-        let cr = &mut c[r * h..(r + 1) * h];
-        let hr = &mut hout[r * h..(r + 1) * h];
-        match cprev {
-            Some(cp) => {
-                let cp = &cp[r * h..(r + 1) * h];
-                for j in 0..h {
-                    let i = sigmoid(gi[j]);
-                    let f = sigmoid(gf[j]);
-                    let gv = tanh(gg[j]);
-                    let o = sigmoid(go[j]);
-                    let cv = f * cp[j] + i * gv;
-                    gi[j] = i;
-                    gf[j] = f;
-                    gg[j] = gv;
-                    go[j] = o;
-                    cr[j] = cv;
-                    hr[j] = o * tanh(cv);
-                }
+        // Every slice re-cut to exactly h so the loops below carry no bounds
+        // checks and vectorise.
+        let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
+        let cr = &mut c[r * h..][..h];
+        let hr = &mut hout[r * h..][..h];
+        let cp = cprev.map(|cp| &cp[r * h..][..h]);
+        row_forward(gi, gf, gg, go, cp, cr, hr);
+    }
+}
+
+/// One row of [`cell_forward`]. Separate `&mut` parameters tell the compiler
+/// the slices do not overlap; without that it gives up vectorising a loop
+/// over seven arrays (too many run-time overlap checks).
+#[inline(always)]
+fn row_forward(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    cprev: Option<&[f32]>,
+    c: &mut [f32],
+    hout: &mut [f32],
+) {
+    let h = c.len();
+    let (gi, gf, gg, go, hout) = (
+        &mut gi[..h],
+        &mut gf[..h],
+        &mut gg[..h],
+        &mut go[..h],
+        &mut hout[..h],
+    );
+    match cprev {
+        Some(cp) => {
+            let cp = &cp[..h];
+            for j in 0..h {
+                let i = sigmoid(gi[j]);
+                let f = sigmoid(gf[j]);
+                let gv = tanh(gg[j]);
+                let o = sigmoid(go[j]);
+                let cv = f * cp[j] + i * gv;
+                gi[j] = i;
+                gf[j] = f;
+                gg[j] = gv;
+                go[j] = o;
+                c[j] = cv;
+                hout[j] = o * tanh(cv);
             }
-            None => {
-                for j in 0..h {
-                    let i = sigmoid(gi[j]);
-                    let f = sigmoid(gf[j]);
-                    let gv = tanh(gg[j]);
-                    let o = sigmoid(go[j]);
-                    let cv = i * gv;
-                    gi[j] = i;
-                    gf[j] = f;
-                    gg[j] = gv;
-                    go[j] = o;
-                    cr[j] = cv;
-                    hr[j] = o * tanh(cv);
-                }
+        }
+        None => {
+            for j in 0..h {
+                let i = sigmoid(gi[j]);
+                let f = sigmoid(gf[j]);
+                let gv = tanh(gg[j]);
+                let o = sigmoid(go[j]);
+                let cv = i * gv;
+                gi[j] = i;
+                gf[j] = f;
+                gg[j] = gv;
+                go[j] = o;
+                c[j] = cv;
+                hout[j] = o * tanh(cv);
             }
         }
     }
@@ -288,27 +316,84 @@ fn cell_backward(
     let nr = c.len() / h;
     for r in 0..nr {
         let gr = &g[r * 4 * h..(r + 1) * 4 * h];
-        let (gi, gf, gg, go) = (&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]);
+        let (gi, gf, gg, go) = (
+            &gr[..h],
+            &gr[h..][..h],
+            &gr[2 * h..][..h],
+            &gr[3 * h..][..h],
+        );
         let dgr = &mut dg[r * 4 * h..(r + 1) * 4 * h];
         let (di, rest) = dgr.split_at_mut(h);
         let (df, rest) = rest.split_at_mut(h);
         let (dgg, d_o) = rest.split_at_mut(h);
-        let cr = &c[r * h..(r + 1) * h];
-        let gyr = &gy[r * h..(r + 1) * h];
-        let dcr = &mut dc[r * h..(r + 1) * h];
-        let recr = &rec[r * h..(r + 1) * h];
-        let cpr = &cprev[r * h..(r + 1) * h];
-        for j in 0..h {
-            let dh = gyr[j] + recr[j];
-            let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
-            let tc = tanh(cr[j]);
-            let dcc = dcr[j] + dh * o * (1.0 - tc * tc);
-            let cp = cpr[j];
-            di[j] = dcc * gv * i * (1.0 - i);
-            df[j] = dcc * cp * f * (1.0 - f);
-            dgg[j] = dcc * i * (1.0 - gv * gv);
-            d_o[j] = dh * tc * o * (1.0 - o);
-            dcr[j] = dcc * f;
-        }
+        let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
+        let cr = &c[r * h..][..h];
+        let gyr = &gy[r * h..][..h];
+        let dcr = &mut dc[r * h..][..h];
+        let recr = &rec[r * h..][..h];
+        let cpr = &cprev[r * h..][..h];
+        row_backward(
+            [gi, gf, gg, go],
+            cr,
+            cpr,
+            gyr,
+            recr,
+            dcr,
+            [di, df, dgg, d_o],
+        );
+    }
+}
+
+/// One row of [`cell_backward`]; separate parameters for vectorisation as
+/// in [`row_forward`].
+#[inline(always)]
+fn row_backward(
+    g: [&[f32]; 4],
+    c: &[f32],
+    cprev: &[f32],
+    gy: &[f32],
+    rec: &[f32],
+    dc: &mut [f32],
+    d: [&mut [f32]; 4],
+) {
+    let h = dc.len();
+    let [gi, gf, gg, go] = g;
+    let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
+    let (c, cprev, gy, rec) = (&c[..h], &cprev[..h], &gy[..h], &rec[..h]);
+    let [di, df, dgg, d_o] = d;
+    row_backward_out(gi, gf, gg, go, c, cprev, gy, rec, dc, di, df, dgg, d_o);
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_backward_out(
+    gi: &[f32],
+    gf: &[f32],
+    gg: &[f32],
+    go: &[f32],
+    c: &[f32],
+    cprev: &[f32],
+    gy: &[f32],
+    rec: &[f32],
+    dc: &mut [f32],
+    di: &mut [f32],
+    df: &mut [f32],
+    dgg: &mut [f32],
+    d_o: &mut [f32],
+) {
+    let h = dc.len();
+    let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
+    let (c, cprev, gy, rec) = (&c[..h], &cprev[..h], &gy[..h], &rec[..h]);
+    let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
+    for j in 0..h {
+        let dh = gy[j] + rec[j];
+        let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
+        let tc = tanh(c[j]);
+        let dcc = dc[j] + dh * o * (1.0 - tc * tc);
+        di[j] = dcc * gv * i * (1.0 - i);
+        df[j] = dcc * cprev[j] * f * (1.0 - f);
+        dgg[j] = dcc * i * (1.0 - gv * gv);
+        d_o[j] = dh * tc * o * (1.0 - o);
+        dc[j] = dcc * f;
     }
 }

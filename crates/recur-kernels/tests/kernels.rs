@@ -314,3 +314,45 @@ fn wrong_shapes_are_errors_not_panics() {
         .to_string()
         .contains("f32"));
 }
+
+/// The fused Linear against candle's matmul + broadcast_add, forward and
+/// backward, and no input gradient for data.
+#[test]
+fn linear_matches_candle_and_skips_the_data_gradient() {
+    let dev = Device::Cpu;
+    let mut rng = Lcg(9);
+    let mk = |v: Vec<f32>, s: &[usize]| {
+        Var::from_tensor(&Tensor::from_vec(v, s, &dev).unwrap()).unwrap()
+    };
+    let x = mk(rng.vec(4 * 3 * 7, 1.0), &[4, 3, 7]);
+    let w = mk(rng.vec(5 * 7, 0.5), &[5, 7]);
+    let b = mk(rng.vec(5, 0.5), &[5]);
+    let gy = Tensor::from_vec(rng.vec(4 * 3 * 5, 1.0), (4, 3, 5), &dev).unwrap();
+    let y = recur_kernels::linear(&x, &w, &b).unwrap();
+    let y_ref = x
+        .broadcast_matmul(&w.t().unwrap())
+        .unwrap()
+        .broadcast_add(&b)
+        .unwrap();
+    assert!(rel_err(&flat(&y), &flat(&y_ref)) < 1e-6);
+    let g = (&y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = (&y_ref * &gy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for v in [&x, &w, &b] {
+        let e = rel_err(&flat(g.get(v).unwrap()), &flat(g_ref.get(v).unwrap()));
+        assert!(e < 1e-6, "gradient relative error {e:.2e}");
+    }
+    // Data (not a variable): no gradient is computed for it.
+    let data = x.as_tensor().detach();
+    let y = recur_kernels::linear(&data, &w, &b).unwrap();
+    let g = y.sum_all().unwrap().backward().unwrap();
+    assert!(g.get(&data).is_none() && g.get(&w).is_some());
+    let e = recur_kernels::linear(&data, &b.as_tensor().unsqueeze(0).unwrap(), &b)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("weight [1, 5]"), "{e}");
+}

@@ -1,0 +1,155 @@
+//! `y = x @ w^T + b` over the last dimension as one candle node, for the
+//! input projections of the recurrent layers and the models' Linear layers.
+//!
+//! Written as an op rather than candle's `matmul` + `broadcast_add` because
+//! candle's backward computes the input gradient of a matmul even when the
+//! input is data, and every extra node costs a zero-filled gradient buffer
+//! plus an add in backward; at `[L*B, 4H]` those passes were a fifth of a
+//! training step. Here the bias is the GEMM's starting value, and the
+//! backward computes `dx` only when `x` needs it.
+
+use crate::mat::{matmul, View};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
+
+/// `x [..., I] @ w[O, I]^T + b [O]` -> `[..., O]`.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !matches!(x.device(), Device::Cpu) {
+        // Other devices take candle's own ops.
+        return x.broadcast_matmul(&w.t()?)?.broadcast_add(b);
+    }
+    let (o, i) = w.dims2()?;
+    if x.dims().last() != Some(&i) || b.dims() != [o] {
+        bail!(
+            "linear: weight [{o}, {i}] needs input [..., {i}] and bias [{o}]; got input {:?} and bias {:?}",
+            x.dims(),
+            b.dims()
+        );
+    }
+    if [x.dtype(), w.dtype(), b.dtype()] != [DType::F32; 3] {
+        bail!("linear: the fused kernels take f32");
+    }
+    let mut out_dims = x.dims().to_vec();
+    *out_dims.last_mut().expect("checked above") = o;
+    x.contiguous()?.apply_op3(
+        &w.contiguous()?,
+        &b.contiguous()?,
+        Linear {
+            out_dims,
+            x_needs_grad: x.track_op(),
+        },
+    )
+}
+
+struct Linear {
+    out_dims: Vec<usize>,
+    x_needs_grad: bool,
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match s {
+        CpuStorage::F32(v) if l.is_contiguous() => {
+            Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+        }
+        _ => bail!("linear: expected contiguous f32 data"),
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "recur-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let o = b.len();
+        let i = w.len() / o.max(1);
+        let n = x.len().checked_div(i).unwrap_or(0);
+        let mut y = Vec::with_capacity(n * o);
+        for _ in 0..n {
+            y.extend_from_slice(b);
+        }
+        // SAFETY: x is [n, i], w is [o, i], y is [n, o].
+        unsafe {
+            matmul(
+                n,
+                o,
+                i,
+                y.as_mut_ptr(),
+                View::rows(x.as_ptr(), i),
+                View::t(w.as_ptr(), i),
+                true,
+                rayon::current_num_threads(),
+            );
+        }
+        Ok((CpuStorage::F32(y), Shape::from(self.out_dims.clone())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (o, i) = w.dims2()?;
+        let n = x.elem_count() / i.max(1);
+        let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let wv = w.flatten_all()?.to_vec1::<f32>()?;
+        let threads = rayon::current_num_threads();
+        let mut dw = vec![0.0f32; o * i];
+        let mut db = vec![0.0f32; o];
+        for row in g.chunks_exact(o) {
+            for (s, v) in db.iter_mut().zip(row) {
+                *s += *v;
+            }
+        }
+        // SAFETY: g is [n, o], x is [n, i], w is [o, i].
+        unsafe {
+            matmul(
+                o,
+                i,
+                n,
+                dw.as_mut_ptr(),
+                View::t(g.as_ptr(), o),
+                View::rows(xv.as_ptr(), i),
+                false,
+                threads,
+            );
+        }
+        let dx = if self.x_needs_grad {
+            let mut dx = vec![0.0f32; n * i];
+            // SAFETY: as above; dx is [n, i].
+            unsafe {
+                matmul(
+                    n,
+                    i,
+                    o,
+                    dx.as_mut_ptr(),
+                    View::rows(g.as_ptr(), o),
+                    View::rows(wv.as_ptr(), i),
+                    false,
+                    threads,
+                );
+            }
+            Some(Tensor::from_vec(dx, x.shape(), &Device::Cpu)?)
+        } else {
+            None
+        };
+        let dev = Device::Cpu;
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, (o, i), &dev)?),
+            Some(Tensor::from_vec(db, o, &dev)?),
+        ))
+    }
+}
