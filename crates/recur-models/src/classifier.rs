@@ -1,11 +1,13 @@
 //! The seed's classifier: LSTM (`num_layers`, `hidden_size`,
 //! unidirectional) -> last hidden state -> dropout -> Linear(hidden, 1) ->
 //! logit. Tensor names follow PyTorch (`lstm.weight_ih_l0`, `fc.weight`), so
-//! a state dict of the equivalent `nn.Module` maps one to one.
+//! a state dict of the equivalent `nn.Module` maps one to one. The LSTM
+//! runs on recur's fused kernels, time-major inside.
 
 use crate::init;
-use crate::lstm::{lstm_steps, steps_of, LstmWeights};
-use candle_core::{DType, Device, Result, Tensor, Var};
+use crate::lstm::{lstm_seq, LstmWeights};
+use crate::params::ParamSet;
+use candle_core::{Device, IndexOp, Result, Tensor, Var};
 use recur_core::checkpoint::TensorSpec;
 use recur_core::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -48,8 +50,7 @@ impl ClassifierArch {
 
 pub struct LstmClassifier {
     pub arch: ClassifierArch,
-    /// Parameters in a fixed order, with their PyTorch names.
-    params: Vec<(String, Var)>,
+    params: ParamSet,
 }
 
 impl LstmClassifier {
@@ -98,84 +99,59 @@ impl LstmClassifier {
 
     /// Builds the model from named tensors (already checked against
     /// [`Self::tensor_specs`] by the checkpoint layer).
-    pub fn from_tensors(
-        arch: ClassifierArch,
-        mut tensors: HashMap<String, Tensor>,
-    ) -> Result<Self> {
-        let params = Self::tensor_specs(&arch)
-            .into_iter()
-            .map(|s| {
-                let t = tensors
-                    .remove(&s.name)
-                    .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {}", s.name)))?;
-                Ok((s.name, Var::from_tensor(&t.to_dtype(DType::F32)?)?))
-            })
-            .collect::<Result<_>>()?;
+    pub fn from_tensors(arch: ClassifierArch, tensors: HashMap<String, Tensor>) -> Result<Self> {
+        let params = ParamSet::from_tensors(&Self::tensor_specs(&arch), tensors)?;
         Ok(LstmClassifier { arch, params })
     }
 
+    /// Parameters in a fixed order, with their PyTorch names.
     pub fn params(&self) -> &[(String, Var)] {
-        &self.params
+        self.params.all()
     }
 
     pub fn n_params(&self) -> usize {
-        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+        self.params.n_params()
     }
 
     fn p(&self, name: &str) -> &Tensor {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_tensor())
-            .expect("parameter exists by construction")
+        self.params.get(name)
     }
 
     /// A real copy of every weight (not a view of the live ones: bug 3 of
     /// the original kept a reference and "restored" the last weights).
     pub fn snapshot(&self) -> Result<Vec<(String, Tensor)>> {
-        self.params
-            .iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
-            .collect()
+        self.params.snapshot()
     }
 
     /// Overwrites the weights with a snapshot.
     pub fn restore(&self, snap: &[(String, Tensor)]) -> Result<()> {
-        for ((n, v), (sn, t)) in self.params.iter().zip(snap) {
-            debug_assert_eq!(n, sn);
-            v.set(t)?;
-        }
-        Ok(())
+        self.params.restore(snap)
     }
 
     /// Logits `[B]` for windows `x [B, L, F]`. With `dropout_rng`, applies
     /// dropout (training); without, the model runs in evaluation mode.
     pub fn forward(&self, x: &Tensor, mut dropout_rng: Option<&mut Rng>) -> Result<Tensor> {
         let a = &self.arch;
-        // Steps stay a list between layers (no stacking and re-slicing).
-        let mut steps = steps_of(x)?;
-        for l in 0..a.num_layers {
+        let l = x.dim(1)?;
+        // Time-major [L, B, F] through the layers.
+        let mut h = x.transpose(0, 1)?.contiguous()?;
+        for layer in 0..a.num_layers {
             let w = LstmWeights {
-                w_ih: self.p(&format!("lstm.weight_ih_l{l}")),
-                w_hh: self.p(&format!("lstm.weight_hh_l{l}")),
-                b_ih: self.p(&format!("lstm.bias_ih_l{l}")),
-                b_hh: self.p(&format!("lstm.bias_hh_l{l}")),
+                w_ih: self.p(&format!("lstm.weight_ih_l{layer}")),
+                w_hh: self.p(&format!("lstm.weight_hh_l{layer}")),
+                b_ih: self.p(&format!("lstm.bias_ih_l{layer}")),
+                b_hh: self.p(&format!("lstm.bias_hh_l{layer}")),
             };
-            let last = l + 1 == a.num_layers;
-            steps = lstm_steps(&steps, &w)?;
-            if last {
-                steps = steps.split_off(steps.len() - 1);
+            h = lstm_seq(&h, &w)?;
+            if layer + 1 == a.num_layers {
+                h = h.i(l - 1)?;
             }
             // PyTorch applies nn.LSTM's dropout between layers, and the
             // model's dropout after the last hidden state.
             if let Some(rng) = dropout_rng.as_deref_mut() {
-                steps = steps
-                    .iter()
-                    .map(|h| dropout(h, a.dropout, rng))
-                    .collect::<Result<_>>()?;
+                h = dropout(&h, a.dropout, rng)?;
             }
         }
-        let h = &steps[0];
         h.matmul(&self.p("fc.weight").t()?)?
             .broadcast_add(self.p("fc.bias"))?
             .squeeze(1)
@@ -197,6 +173,7 @@ pub fn dropout(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
 
     #[test]
     fn parameter_count_and_names_follow_pytorch() {

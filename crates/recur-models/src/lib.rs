@@ -6,5 +6,8 @@
 pub mod classifier;
 pub mod init;
 pub mod lstm;
+pub mod lvm;
+pub mod params;
 
 pub use classifier::{ClassifierArch, LstmClassifier};
+pub use lvm::{LvmArch, RecurrentLvm};

@@ -1,9 +1,11 @@
-//! One LSTM layer in PyTorch's packed layout (`weight_ih [4H, I]`,
-//! `weight_hh [4H, H]`, two biases, gate order i, f, g, o), written with
-//! candle tensor operations so autograd gives the backward pass. The input
-//! projection of all time steps is one matrix product; the recurrence is a
-//! loop of small operations per step. This is the reference path; fused
-//! kernels replace it where speed matters and are tested against it.
+//! Recurrent layers in PyTorch's packed layout (`weight_ih [4H, I]`,
+//! `weight_hh [4H, H]`, two biases; LSTM gates i, f, g, o, GRU r, z, n).
+//!
+//! [`lstm_seq`] and [`gru_seq`] are what models use: the input projection
+//! of every step as one candle matmul, then recur's fused recurrence
+//! (`recur-kernels`) as one autograd node. [`lstm_steps`] is the same LSTM
+//! written as a loop of candle operations per step; it stays as the test
+//! oracle for the fused path.
 
 use candle_core::{IndexOp, Result, Tensor, D};
 
@@ -13,6 +15,27 @@ pub struct LstmWeights<'a> {
     pub w_hh: &'a Tensor,
     pub b_ih: &'a Tensor,
     pub b_hh: &'a Tensor,
+}
+
+/// One GRU layer's tensors.
+pub struct GruWeights<'a> {
+    pub w_ih: &'a Tensor,
+    pub w_hh: &'a Tensor,
+    pub b_ih: &'a Tensor,
+    pub b_hh: &'a Tensor,
+}
+
+/// The LSTM over time-major `x [L, B, I]` from zero state: every hidden
+/// state, `[L, B, H]`.
+pub fn lstm_seq(x: &Tensor, w: &LstmWeights) -> Result<Tensor> {
+    let xp = recur_kernels::linear(x, w.w_ih, &(w.b_ih + w.b_hh)?)?;
+    recur_kernels::lstm_op(&xp, w.w_hh)
+}
+
+/// The GRU over time-major `x [L, B, I]` from zero state: `[L, B, H]`.
+pub fn gru_seq(x: &Tensor, w: &GruWeights) -> Result<Tensor> {
+    let xp = recur_kernels::linear(x, w.w_ih, w.b_ih)?;
+    recur_kernels::gru_op(&xp, w.w_hh, w.b_hh)
 }
 
 /// Runs the layer over the steps `xs` (each `[B, I]`) from zero state and
@@ -68,7 +91,89 @@ pub fn lstm_layer(x: &Tensor, w: &LstmWeights, sequence: bool) -> Result<Tensor>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Var};
+
+    /// The fused layer against the per-step candle oracle, output and every
+    /// gradient, on a 2-layer stack.
+    #[test]
+    fn fused_lstm_matches_the_per_step_oracle() {
+        let dev = Device::Cpu;
+        let mut rng = recur_core::rng::Rng::new(3);
+        let (b, l, i, h) = (4, 6, 3, 7);
+        let mut var = |shape: &[usize], a: f32| {
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| rng.uniform(-a, a)).collect();
+            Var::from_tensor(&Tensor::from_vec(v, shape, &dev).unwrap()).unwrap()
+        };
+        let x = var(&[b, l, i], 1.0);
+        let ws: Vec<[Var; 4]> = [i, h]
+            .iter()
+            .map(|&inp| {
+                [
+                    var(&[4 * h, inp], 0.5),
+                    var(&[4 * h, h], 0.5),
+                    var(&[4 * h], 0.3),
+                    var(&[4 * h], 0.3),
+                ]
+            })
+            .collect();
+        let gy = var(&[b, h], 1.0);
+        let weights = |k: usize| LstmWeights {
+            w_ih: ws[k][0].as_tensor(),
+            w_hh: ws[k][1].as_tensor(),
+            b_ih: ws[k][2].as_tensor(),
+            b_hh: ws[k][3].as_tensor(),
+        };
+        // Oracle: per-step ops.
+        let steps = lstm_steps(
+            &lstm_steps(&steps_of(&x).unwrap(), &weights(0)).unwrap(),
+            &weights(1),
+        )
+        .unwrap();
+        let y_ref = steps.last().unwrap().clone();
+        // Fused, time-major.
+        let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
+        let y = lstm_seq(&lstm_seq(&xt, &weights(0)).unwrap(), &weights(1))
+            .unwrap()
+            .get(l - 1)
+            .unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let close = |a: &[f32], r: &[f32], what: &str| {
+            let scale = r.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = a.iter().zip(r).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                scale > 1e-4 && err / scale < 1e-5,
+                "{what}: {err} vs scale {scale}"
+            );
+        };
+        close(&flat(&y), &flat(&y_ref), "output");
+        let g = (&y * gy.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g_ref = (&y_ref * gy.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            &flat(g.get(&x).unwrap()),
+            &flat(g_ref.get(&x).unwrap()),
+            "grad x",
+        );
+        for (k, layer) in ws.iter().enumerate() {
+            for (j, v) in layer.iter().enumerate() {
+                close(
+                    &flat(g.get(v).unwrap()),
+                    &flat(g_ref.get(v).unwrap()),
+                    &format!("layer {k} tensor {j}"),
+                );
+            }
+        }
+    }
 
     /// A hand-computed step: H = 1, I = 1, one time step.
     #[test]

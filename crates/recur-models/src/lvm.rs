@@ -1,0 +1,263 @@
+//! The recurrent latent vector models of Job B (SYSTEM.md): the sentence
+//! embeddings of the last C chunks `[B, C, D]` -> the next one `[B, D]`,
+//! L2-normalised (bug 7 of the original left the LSTM's output raw).
+//!
+//! `Linear(D, d) -> n x [RNN(d, d) -> LayerNorm(out + x)] -> last position ->
+//! Linear(d, D)`, with RNN an LSTM (`kind: lstm`) or a GRU (`kind: gru`) on
+//! recur's fused kernels. Tensor names are the original's (`input_proj.*`,
+//! `blocks.{i}.lstm.weight_ih_l0`, `blocks.{i}.norm.*`, `output_proj.*`), so
+//! its PyTorch checkpoints map one to one.
+
+use crate::init;
+use crate::lstm::{gru_seq, lstm_seq, GruWeights, LstmWeights};
+use crate::params::ParamSet;
+use candle_core::{Device, IndexOp, Result, Tensor, Var, D};
+use recur_core::checkpoint::TensorSpec;
+use recur_core::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// LayerNorm's epsilon, PyTorch's default.
+pub const LN_EPS: f32 = 1e-5;
+
+/// Everything that decides the function the model computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LvmArch {
+    /// `lstm` or `gru`.
+    pub kind: String,
+    pub input_dim: usize,
+    pub d_model: usize,
+    pub num_layers: usize,
+    /// Context length the model was trained with.
+    pub context: usize,
+}
+
+impl LvmArch {
+    pub fn new(
+        kind: &str,
+        input_dim: usize,
+        d_model: usize,
+        num_layers: usize,
+        context: usize,
+    ) -> Self {
+        LvmArch {
+            kind: kind.into(),
+            input_dim,
+            d_model,
+            num_layers,
+            context,
+        }
+    }
+
+    /// Gates per recurrent cell: 4 for the LSTM, 3 for the GRU.
+    fn gates(&self) -> Result<usize> {
+        match self.kind.as_str() {
+            "lstm" => Ok(4),
+            "gru" => Ok(3),
+            k => candle_core::bail!("unknown recurrent LVM kind {k:?}; expected lstm or gru"),
+        }
+    }
+}
+
+pub struct RecurrentLvm {
+    pub arch: LvmArch,
+    params: ParamSet,
+}
+
+impl RecurrentLvm {
+    /// The tensors this architecture has, by name and shape.
+    pub fn tensor_specs(a: &LvmArch) -> Result<Vec<TensorSpec>> {
+        let (dd, d, g) = (a.input_dim, a.d_model, a.gates()?);
+        let mut v = vec![
+            TensorSpec::new("input_proj.weight", &[d, dd]),
+            TensorSpec::new("input_proj.bias", &[d]),
+        ];
+        for i in 0..a.num_layers {
+            let p = format!("blocks.{i}.{}", a.kind);
+            v.push(TensorSpec::new(format!("{p}.weight_ih_l0"), &[g * d, d]));
+            v.push(TensorSpec::new(format!("{p}.weight_hh_l0"), &[g * d, d]));
+            v.push(TensorSpec::new(format!("{p}.bias_ih_l0"), &[g * d]));
+            v.push(TensorSpec::new(format!("{p}.bias_hh_l0"), &[g * d]));
+            v.push(TensorSpec::new(format!("blocks.{i}.norm.weight"), &[d]));
+            v.push(TensorSpec::new(format!("blocks.{i}.norm.bias"), &[d]));
+        }
+        v.push(TensorSpec::new("output_proj.weight", &[dd, d]));
+        v.push(TensorSpec::new("output_proj.bias", &[dd]));
+        Ok(v)
+    }
+
+    /// PyTorch's default initialisation: Linear and recurrent tensors
+    /// uniform in `±1/sqrt(fan_in)` (`±1/sqrt(d)` for the recurrent ones),
+    /// LayerNorm weight 1 and bias 0.
+    pub fn init(arch: LvmArch, rng: &mut Rng, dev: &Device) -> Result<Self> {
+        let specs = Self::tensor_specs(&arch)?;
+        let mut tensors = HashMap::new();
+        for s in &specs {
+            let n: usize = s.shape.iter().product();
+            let data = if s.name.ends_with("norm.weight") {
+                vec![1.0; n]
+            } else if s.name.ends_with("norm.bias") {
+                vec![0.0; n]
+            } else if s.name.starts_with("input_proj") {
+                init::linear_default(rng, n, arch.input_dim)
+            } else {
+                init::linear_default(rng, n, arch.d_model)
+            };
+            tensors.insert(
+                s.name.clone(),
+                Tensor::from_vec(data, s.shape.as_slice(), dev)?,
+            );
+        }
+        Self::from_tensors(arch, tensors)
+    }
+
+    pub fn from_tensors(arch: LvmArch, tensors: HashMap<String, Tensor>) -> Result<Self> {
+        let params = ParamSet::from_tensors(&Self::tensor_specs(&arch)?, tensors)?;
+        Ok(RecurrentLvm { arch, params })
+    }
+
+    pub fn params(&self) -> &[(String, Var)] {
+        self.params.all()
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.params.vars()
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.params.n_params()
+    }
+
+    pub fn snapshot(&self) -> Result<Vec<(String, Tensor)>> {
+        self.params.snapshot()
+    }
+
+    pub fn restore(&self, snap: &[(String, Tensor)]) -> Result<()> {
+        self.params.restore(snap)
+    }
+
+    fn p(&self, name: &str) -> &Tensor {
+        self.params.get(name)
+    }
+
+    /// Predicted next vectors `[B, D]`, unit length, for contexts `[B, C, D]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let a = &self.arch;
+        let (_, c, dd) = x.dims3()?;
+        if dd != a.input_dim {
+            candle_core::bail!(
+                "input vectors have dimension {dd}; this model takes {}",
+                a.input_dim
+            );
+        }
+        let mut h = recur_kernels::linear(
+            &x.transpose(0, 1)?.contiguous()?,
+            self.p("input_proj.weight"),
+            self.p("input_proj.bias"),
+        )?;
+        for i in 0..a.num_layers {
+            let p = |n: &str| self.p(&format!("blocks.{i}.{}.{n}", a.kind));
+            let y = if a.kind == "lstm" {
+                lstm_seq(
+                    &h,
+                    &LstmWeights {
+                        w_ih: p("weight_ih_l0"),
+                        w_hh: p("weight_hh_l0"),
+                        b_ih: p("bias_ih_l0"),
+                        b_hh: p("bias_hh_l0"),
+                    },
+                )?
+            } else {
+                gru_seq(
+                    &h,
+                    &GruWeights {
+                        w_ih: p("weight_ih_l0"),
+                        w_hh: p("weight_hh_l0"),
+                        b_ih: p("bias_ih_l0"),
+                        b_hh: p("bias_hh_l0"),
+                    },
+                )?
+            };
+            let (gamma, beta) = (
+                self.p(&format!("blocks.{i}.norm.weight")),
+                self.p(&format!("blocks.{i}.norm.bias")),
+            );
+            // Only the last position leaves the last block: normalise just it.
+            h = if i + 1 == a.num_layers {
+                layer_norm(&(y.i(c - 1)? + h.i(c - 1)?)?, gamma, beta)?
+            } else {
+                layer_norm(&(y + h)?, gamma, beta)?
+            };
+        }
+        if a.num_layers == 0 {
+            h = h.i(c - 1)?;
+        }
+        let out =
+            recur_kernels::linear(&h, self.p("output_proj.weight"), self.p("output_proj.bias"))?;
+        l2_normalize(&out)
+    }
+}
+
+/// LayerNorm over the last dimension with a backward pass (candle-nn's fused
+/// `LayerNorm::forward` has none: ARCHITECTURE.md).
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS)
+}
+
+/// `x / max(|x|, 1e-12)` along the last dimension, as `F.normalize`.
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let n = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
+    x.broadcast_div(&n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    #[test]
+    fn parameter_counts_match_the_design() {
+        for (kind, n) in [("lstm", 9_196_800), ("gru", 7_095_552)] {
+            let specs = RecurrentLvm::tensor_specs(&LvmArch::new(kind, 768, 512, 4, 5)).unwrap();
+            let total: usize = specs
+                .iter()
+                .map(|s| s.shape.iter().product::<usize>())
+                .sum();
+            assert_eq!(total, n, "{kind}");
+            assert!(specs
+                .iter()
+                .any(|s| s.name == format!("blocks.3.{kind}.weight_hh_l0")));
+        }
+        assert!(RecurrentLvm::tensor_specs(&LvmArch::new("rnn", 8, 4, 1, 5)).is_err());
+    }
+
+    #[test]
+    fn output_is_unit_length_and_every_tensor_gets_a_gradient() {
+        for kind in ["lstm", "gru"] {
+            let dev = Device::Cpu;
+            let m = RecurrentLvm::init(LvmArch::new(kind, 12, 8, 2, 5), &mut Rng::new(1), &dev)
+                .unwrap();
+            let mut rng = Rng::new(2);
+            let x: Vec<f32> = (0..3 * 5 * 12).map(|_| rng.normal()).collect();
+            let x = Tensor::from_vec(x, (3, 5, 12), &dev).unwrap();
+            let y = m.forward(&x).unwrap();
+            assert_eq!(y.dims(), [3, 12]);
+            let norms: Vec<f32> = y.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();
+            assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+            let t = Tensor::ones((3, 12), DType::F32, &dev).unwrap();
+            let loss = (y - t).unwrap().sqr().unwrap().mean_all().unwrap();
+            let g = loss.backward().unwrap();
+            for (name, v) in m.params() {
+                let gv = g
+                    .get(v)
+                    .unwrap_or_else(|| panic!("{kind}: no gradient for {name}"));
+                let s: f32 = gv.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+                assert!(s > 0.0, "{kind}: zero gradient for {name}");
+            }
+        }
+    }
+}
