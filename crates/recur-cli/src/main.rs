@@ -94,6 +94,34 @@ enum Command {
         /// Model directory or .safetensors file.
         path: PathBuf,
     },
+    /// Measure speed on the seed's workloads (synthetic data). Compare with
+    /// PyTorch side by side: `python benches/compare_lstm.py`.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Training and inference throughput and batch-1 latency of the fused
+    /// LSTM/GRU models: w1 = the classifier (F 16, L 32, hidden 64, batch
+    /// 512), w2 = the LSTM LVM (768 -> 512, 4 blocks, context 5, batch 64),
+    /// w2-gru = the same with GRU blocks.
+    Lstm {
+        /// w1, w2 or w2-gru.
+        #[arg(long, value_parser = ["w1", "w2", "w2-gru"])]
+        workload: String,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Minimum timed seconds for training and for inference.
+        #[arg(long, default_value_t = 3.0)]
+        min_seconds: f64,
+        /// Seed for weights and synthetic data.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -172,6 +200,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect { path } => show::inspect(&path, &dev),
+        Command::Bench {
+            what:
+                BenchCmd::Lstm {
+                    workload,
+                    json,
+                    min_seconds,
+                    seed,
+                },
+        } => {
+            let threads = candle_core::utils::get_num_threads();
+            let r = recur_train::bench::run(&workload, threads, min_seconds, seed)?;
+            show::bench(&r);
+            if let Some(j) = json {
+                recur_core::fsx::write_json(&j, &r)?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -126,3 +126,24 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
     }
     Ok(())
 }
+
+/// One `recur bench lstm` result, in the layout of the PyTorch script's.
+pub fn bench(r: &recur_train::bench::BenchResult) {
+    println!(
+        "recur {}  workload {}  threads {}  params {}  batch {}  seq_len {}",
+        r.version, r.workload, r.threads, r.params, r.batch, r.seq_len
+    );
+    println!(
+        "  train  {:10.1} seq/s  ({} steps)",
+        r.train_seq_per_s, r.train_steps
+    );
+    println!("  infer  {:10.1} seq/s", r.infer_seq_per_s);
+    println!(
+        "  b1 latency  p50 {:.3} ms  p95 {:.3} ms  mean {:.3} ms",
+        r.lat_b1_p50_ms, r.lat_b1_p95_ms, r.lat_b1_mean_ms
+    );
+    println!(
+        "  RSS before training {:.1} MB  peak {:.1} MB",
+        r.rss_before_train_mb, r.peak_rss_mb
+    );
+}

@@ -214,3 +214,41 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
     ]));
     assert!(e.contains("not a recur model directory"), "{e}");
 }
+
+/// `recur bench lstm` runs the classifier workload and writes the figures
+/// the PyTorch comparison reads.
+#[test]
+fn bench_lstm_writes_the_figures_compare_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("w1.json");
+    let out = ok(&recur(&[
+        "bench",
+        "lstm",
+        "--workload",
+        "w1",
+        "--min-seconds",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert!(out.contains("train") && out.contains("seq/s"), "{out}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["impl"], "recur");
+    assert_eq!(r["threads"], 1);
+    // nn.LSTM(16, 64) + Linear(64, 1).
+    assert_eq!(r["params"], 21057);
+    assert_eq!(r["train_steps"], 10);
+    for k in [
+        "train_seq_per_s",
+        "infer_seq_per_s",
+        "lat_b1_p50_ms",
+        "lat_b1_p95_ms",
+        "peak_rss_mb",
+    ] {
+        assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
+    }
+    assert!(r["lat_b1_p95_ms"].as_f64() >= r["lat_b1_p50_ms"].as_f64());
+    let e = err(&recur(&["bench", "lstm", "--workload", "w3"]));
+    assert!(e.contains("w3") && e.contains("w2-gru"), "{e}");
+}

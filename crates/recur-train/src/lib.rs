@@ -4,6 +4,7 @@
 //! directory that holds everything a prediction needs.
 
 pub mod artifact;
+pub mod bench;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
