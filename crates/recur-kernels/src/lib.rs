@@ -18,4 +18,4 @@ mod mat;
 pub mod op;
 
 pub use linear::linear;
-pub use op::{gru as gru_op, lstm as lstm_op};
+pub use op::{gru as gru_op, lstm as lstm_op, lstm_fused as lstm_fused_op};

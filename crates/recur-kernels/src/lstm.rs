@@ -15,7 +15,7 @@
 //! buffer is allocated before the time loop.
 
 use crate::act::{sigmoid, tanh};
-use crate::mat::{matmul, plan, SendConst, SendPtr, View};
+use crate::mat::{matmul, matmul_into, plan, SendConst, SendPtr, View};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -123,7 +123,8 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
 }
 
 /// One step for `nr` rows: `g` holds the gate pre-activations less `xp`
-/// (which is added here when given), and the pass leaves the activated gates in `g`, the new cell in `c`, the hidden
+/// (added here when given: one row per gate row, or a single `[4H]` bias
+/// row for all), and the pass leaves the activated gates in `g`, the new cell in `c`, the hidden
 /// state in `hout`.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn cell_forward(
@@ -138,7 +139,12 @@ fn cell_forward(
     for r in 0..nr {
         let gr = &mut g[r * 4 * h..(r + 1) * 4 * h];
         if let Some(xp) = xp {
-            for (a, x) in gr.iter_mut().zip(&xp[r * 4 * h..(r + 1) * 4 * h]) {
+            let xr = if xp.len() == 4 * h {
+                xp
+            } else {
+                &xp[r * 4 * h..(r + 1) * 4 * h]
+            };
+            for (a, x) in gr.iter_mut().zip(xr) {
                 *a += *x;
             }
         }
@@ -395,5 +401,254 @@ fn row_backward_out(
         dgg[j] = dcc * i * (1.0 - gv * gv);
         d_o[j] = dh * tc * o * (1.0 - o);
         dc[j] = dcc * f;
+    }
+}
+
+/// What the fused-input forward keeps: gates and cells as [`Saved`], and
+/// each step's GEMM input `[x_t | h_{t-1}]`, `[L, B, I + H]`.
+#[derive(Default)]
+pub struct SavedFused {
+    pub base: Saved,
+    pub inputs: Vec<f32>,
+}
+
+/// The layer with the input projection inside the time loop, for small
+/// inputs (`I` well below `H`, as the classifier's 16 features): each step
+/// is one GEMM of `[x_t | h_{t-1}]` with `[w_ih | w_hh]`, so the `[L, B, 4H]`
+/// projection is never written to memory and read back.
+///
+/// `x [L, B, I]`, `w_all [4H, I + H + 1]` = `[w_ih | w_hh | b_ih + b_hh]`.
+pub fn forward_fused(
+    d: Dims,
+    x: &[f32],
+    w_all: &[f32],
+    y: &mut [f32],
+    saved: Option<&mut SavedFused>,
+) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    let k = w_all.len() / (4 * h) - 1;
+    let i = k - h;
+    assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
+    assert_eq!(x.len(), l * b * i, "x is [L, B, I]");
+    assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    let bias: Vec<f32> = (0..4 * h).map(|r| w_all[r * (k + 1) + k]).collect();
+    let train = saved.is_some();
+    let (gates, cells, inputs) = match saved {
+        Some(s) => {
+            s.base.gates = vec![0.0; l * b * 4 * h];
+            s.base.cells = vec![0.0; l * b * h];
+            s.inputs = vec![0.0; l * b * k];
+            (
+                SendPtr(s.base.gates.as_mut_ptr()),
+                SendPtr(s.base.cells.as_mut_ptr()),
+                SendPtr(s.inputs.as_mut_ptr()),
+            )
+        }
+        None => (
+            SendPtr(std::ptr::null_mut()),
+            SendPtr(std::ptr::null_mut()),
+            SendPtr(std::ptr::null_mut()),
+        ),
+    };
+    let (chunks, gt) = plan(b, rayon::current_num_threads());
+    let (xs, w, yp) = (
+        SendConst(x.as_ptr()),
+        SendConst(w_all.as_ptr()),
+        SendPtr(y.as_mut_ptr()),
+    );
+    let bias = &bias[..];
+    chunks.into_par_iter().for_each(|rows| {
+        let (gates, cells, inputs, xs, w, yp) = (gates, cells, inputs, xs, w, yp);
+        let (r0, nr) = (rows.start, rows.len());
+        let mut g_scratch = if train {
+            Vec::new()
+        } else {
+            vec![0.0f32; nr * 4 * h]
+        };
+        let mut c_scratch = if train {
+            Vec::new()
+        } else {
+            vec![0.0f32; 2 * nr * h]
+        };
+        let mut u_scratch = if train {
+            Vec::new()
+        } else {
+            vec![0.0f32; nr * k]
+        };
+        for t in 0..l {
+            // SAFETY: rows r0..r0+nr of step t (or t-1) of buffers sized
+            // above; chunks are disjoint.
+            unsafe {
+                let u: &mut [f32] = if train {
+                    std::slice::from_raw_parts_mut(inputs.0.add((t * b + r0) * k), nr * k)
+                } else {
+                    &mut u_scratch
+                };
+                let xt = std::slice::from_raw_parts(xs.0.add((t * b + r0) * i), nr * i);
+                for (r, row) in u.chunks_exact_mut(k).enumerate() {
+                    row[..i].copy_from_slice(&xt[r * i..(r + 1) * i]);
+                    if t > 0 {
+                        let hp =
+                            std::slice::from_raw_parts(yp.0.add(((t - 1) * b + r0 + r) * h), h);
+                        row[i..].copy_from_slice(hp);
+                    } else {
+                        row[i..].fill(0.0);
+                    }
+                }
+                let g: &mut [f32] = if train {
+                    std::slice::from_raw_parts_mut(gates.0.add((t * b + r0) * 4 * h), nr * 4 * h)
+                } else {
+                    &mut g_scratch
+                };
+                matmul(
+                    nr,
+                    4 * h,
+                    k,
+                    g.as_mut_ptr(),
+                    View::rows(u.as_ptr(), k),
+                    View {
+                        ptr: w.0,
+                        rs: 1,
+                        cs: (k + 1) as isize,
+                    },
+                    false,
+                    gt,
+                );
+                let hout = std::slice::from_raw_parts_mut(yp.0.add((t * b + r0) * h), nr * h);
+                let (cprev, c): (Option<&[f32]>, &mut [f32]) = if train {
+                    let c = std::slice::from_raw_parts_mut(cells.0.add((t * b + r0) * h), nr * h);
+                    let p = (t > 0).then(|| {
+                        std::slice::from_raw_parts(cells.0.add(((t - 1) * b + r0) * h), nr * h)
+                    });
+                    (p, c)
+                } else {
+                    let (a, bb) = c_scratch.split_at_mut(nr * h);
+                    let (prev, cur) = if t % 2 == 0 { (bb, a) } else { (a, bb) };
+                    ((t > 0).then_some(&*prev), cur)
+                };
+                cell_forward(h, g, Some(bias), cprev, c, hout);
+            }
+        }
+    });
+}
+
+/// Gradients of [`forward_fused`]: `dw_all [4H, I + H + 1]` and, when asked
+/// for, `dx [L, B, I]`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_fused(
+    d: Dims,
+    w_all: &[f32],
+    saved: &SavedFused,
+    gy: &[f32],
+    dw_all: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    let k = w_all.len() / (4 * h) - 1;
+    let i = k - h;
+    assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
+    assert_eq!(gy.len(), l * b * h, "grad of y is [L, B, H]");
+    assert_eq!(saved.inputs.len(), l * b * k, "saved inputs");
+    assert_eq!(saved.base.gates.len(), l * b * 4 * h, "saved gates");
+    assert_eq!(dw_all.len(), w_all.len(), "dw_all is [4H, I + H + 1]");
+    let threads = rayon::current_num_threads();
+    let (chunks, gt) = plan(b, threads);
+    let mut dg = vec![0.0f32; l * b * 4 * h];
+    let (w, gates, cells, gyp, dgp) = (
+        SendConst(w_all.as_ptr()),
+        SendConst(saved.base.gates.as_ptr()),
+        SendConst(saved.base.cells.as_ptr()),
+        SendConst(gy.as_ptr()),
+        SendPtr(dg.as_mut_ptr()),
+    );
+    chunks.into_par_iter().for_each(|rows| {
+        let (w, gates, cells, gyp, dgp) = (w, gates, cells, gyp, dgp);
+        let (r0, nr) = (rows.start, rows.len());
+        let mut dh_rec = vec![0.0f32; nr * h];
+        let mut dc = vec![0.0f32; nr * h];
+        let zeros = vec![0.0f32; nr * h];
+        for t in (0..l).rev() {
+            // SAFETY: as in `backward`.
+            unsafe {
+                let at = |p: *const f32, width: usize, t: usize| {
+                    std::slice::from_raw_parts(p.add((t * b + r0) * width), nr * width)
+                };
+                let g = at(gates.0, 4 * h, t);
+                let c = at(cells.0, h, t);
+                let cprev = if t > 0 { at(cells.0, h, t - 1) } else { &zeros };
+                let gyt = at(gyp.0, h, t);
+                let dgt =
+                    std::slice::from_raw_parts_mut(dgp.0.add((t * b + r0) * 4 * h), nr * 4 * h);
+                cell_backward(h, g, c, cprev, gyt, &dh_rec, &mut dc, dgt);
+                if t > 0 {
+                    // w_hh is columns i..i+h of w_all.
+                    matmul(
+                        nr,
+                        h,
+                        4 * h,
+                        dh_rec.as_mut_ptr(),
+                        View::rows(dgt.as_ptr(), 4 * h),
+                        View {
+                            ptr: w.0.add(i),
+                            rs: (k + 1) as isize,
+                            cs: 1,
+                        },
+                        false,
+                        gt,
+                    );
+                }
+            }
+        }
+    });
+    // SAFETY: dg is [L*B, 4H], inputs [L*B, K], dw_all [4H, K + 1].
+    unsafe {
+        matmul_into(
+            4 * h,
+            k,
+            l * b,
+            dw_all.as_mut_ptr(),
+            k + 1,
+            View::t(dg.as_ptr(), 4 * h),
+            View::rows(saved.inputs.as_ptr(), k),
+            false,
+            threads,
+        );
+    }
+    let mut db = vec![0.0f32; 4 * h];
+    for row in dg.chunks_exact(4 * h) {
+        for (s, v) in db.iter_mut().zip(row) {
+            *s += *v;
+        }
+    }
+    for (r, v) in db.into_iter().enumerate() {
+        dw_all[r * (k + 1) + k] = v;
+    }
+    if let Some(dx) = dx {
+        assert_eq!(dx.len(), l * b * i, "dx is [L, B, I]");
+        // SAFETY: dg [L*B, 4H] @ w_ih (columns 0..i of w_all) -> [L*B, I].
+        unsafe {
+            matmul(
+                l * b,
+                i,
+                4 * h,
+                dx.as_mut_ptr(),
+                View::rows(dg.as_ptr(), 4 * h),
+                View {
+                    ptr: w_all.as_ptr(),
+                    rs: (k + 1) as isize,
+                    cs: 1,
+                },
+                false,
+                threads,
+            );
+        }
     }
 }

@@ -50,12 +50,33 @@ pub(crate) unsafe fn matmul(
     accumulate: bool,
     threads: usize,
 ) {
+    matmul_into(m, n, k, dst, n, lhs, rhs, accumulate, threads)
+}
+
+/// [`matmul`] into a destination whose rows are `dst_rs` elements apart.
+///
+/// # Safety
+/// As [`matmul`], with `dst` covering `m` rows of `dst_rs` elements.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+    threads: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            std::slice::from_raw_parts_mut(dst, m * n).fill(0.0);
+            for r in 0..m {
+                std::slice::from_raw_parts_mut(dst.add(r * dst_rs), n).fill(0.0);
+            }
         }
         return;
     }
@@ -65,8 +86,25 @@ pub(crate) unsafe fn matmul(
         Parallelism::None
     };
     gemm::gemm(
-        m, n, k, dst, 1, n as isize, accumulate, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs,
-        1.0, 1.0, false, false, false, par,
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        lhs.ptr,
+        lhs.cs,
+        lhs.rs,
+        rhs.ptr,
+        rhs.cs,
+        rhs.rs,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        par,
     );
 }
 

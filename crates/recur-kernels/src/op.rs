@@ -107,6 +107,110 @@ pub fn gru(xp: &Tensor, w_hh: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
     )
 }
 
+/// The LSTM with the input projection inside the time loop (see
+/// [`lstm::forward_fused`]): `x [L, B, I]` and `w_all [4H, I + H + 1]` =
+/// `[w_ih | w_hh | b_ih + b_hh]` -> `[L, B, H]`. Two inputs, so the bias
+/// rides in the weight's last column (candle's custom ops take at most three
+/// tensors and the layer has four).
+pub fn lstm_fused(x: &Tensor, w_all: &Tensor) -> Result<Tensor> {
+    if !matches!(x.device(), Device::Cpu) {
+        bail!(
+            "lstm: the fused kernels run on the CPU; this tensor is on {:?}",
+            x.device()
+        );
+    }
+    if x.dtype() != DType::F32 || w_all.dtype() != DType::F32 {
+        bail!("lstm: the fused kernels take f32");
+    }
+    let (l, b, i) = x.dims3()?;
+    let (g, k1) = w_all.dims2()?;
+    let h = g / 4;
+    if g % 4 != 0 || k1 != i + h + 1 {
+        bail!(
+            "lstm: input [L, B, {i}] needs [w_ih | w_hh | bias] of [4H, {i} + H + 1]; got {:?}",
+            w_all.dims()
+        );
+    }
+    let dims = Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    };
+    x.contiguous()?.apply_op2(
+        &w_all.contiguous()?,
+        LstmFusedOp {
+            dims,
+            train: x.track_op() || w_all.track_op(),
+            x_needs_grad: x.track_op(),
+            saved: Mutex::new(None),
+        },
+    )
+}
+
+struct LstmFusedOp {
+    dims: Dims,
+    train: bool,
+    x_needs_grad: bool,
+    saved: Mutex<Option<lstm::SavedFused>>,
+}
+
+impl CustomOp2 for LstmFusedOp {
+    fn name(&self) -> &'static str {
+        "recur-fused-lstm-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims;
+        let x = slice(s1, l1, "lstm input")?;
+        let w = slice(s2, l2, "lstm weights")?;
+        let mut y = vec![0.0f32; d.steps * d.batch * d.hidden];
+        if self.train {
+            let mut s = lstm::SavedFused::default();
+            lstm::forward_fused(d, x, w, &mut y, Some(&mut s));
+            *self.saved.lock().expect("lstm saved state") = Some(s);
+        } else {
+            lstm::forward_fused(d, x, w, &mut y, None);
+        }
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((d.steps, d.batch, d.hidden)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w_all: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims;
+        let guard = self.saved.lock().expect("lstm saved state");
+        let Some(saved) = guard.as_ref() else {
+            bail!("lstm backward: the forward kept no state (it ran without gradients)");
+        };
+        let mut dw = vec![0.0f32; w_all.elem_count()];
+        let mut dx = self.x_needs_grad.then(|| vec![0.0f32; x.elem_count()]);
+        with_slice(w_all, "lstm weights", |w| {
+            with_slice(grad_res, "lstm output gradient", |gy| {
+                lstm::backward_fused(d, w, saved, gy, &mut dw, dx.as_deref_mut())
+            })
+        })??;
+        let dev = Device::Cpu;
+        Ok((
+            dx.map(|v| Tensor::from_vec(v, x.shape(), &dev))
+                .transpose()?,
+            Some(Tensor::from_vec(dw, w_all.shape(), &dev)?),
+        ))
+    }
+}
+
 struct LstmOp {
     dims: Dims,
     train: bool,

@@ -76,7 +76,12 @@ fn flat(t: &Tensor) -> Vec<f64> {
 
 /// Runs a fixture case through the candle ops (batch-first in and out, as
 /// PyTorch's `batch_first=True`) and compares output and every gradient.
-fn check_case(f: &HashMap<String, (Vec<usize>, Vec<f64>)>, case: &str, gru_kind: bool) -> f64 {
+fn check_case(
+    f: &HashMap<String, (Vec<usize>, Vec<f64>)>,
+    case: &str,
+    gru_kind: bool,
+    fused: bool,
+) -> f64 {
     let p = |n: &str| format!("{case}.{n}");
     let x = var(f, &p("x"));
     let w_ih = var(f, &p("weight_ih_l0"));
@@ -100,6 +105,14 @@ fn check_case(f: &HashMap<String, (Vec<usize>, Vec<f64>)>, case: &str, gru_kind:
             .reshape((l, b, ()))
             .unwrap();
         op::gru(&xp, &w_hh, &b_hh).unwrap()
+    } else if fused {
+        let bias = (b_ih.as_tensor() + b_hh.as_tensor())
+            .unwrap()
+            .unsqueeze(1)
+            .unwrap();
+        let w_all = Tensor::cat(&[w_ih.as_tensor(), w_hh.as_tensor(), &bias], 1).unwrap();
+        let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
+        op::lstm_fused(&xt, &w_all).unwrap()
     } else {
         let bias = (b_ih.as_tensor() + b_hh.as_tensor()).unwrap();
         let xp = proj
@@ -131,8 +144,11 @@ fn check_case(f: &HashMap<String, (Vec<usize>, Vec<f64>)>, case: &str, gru_kind:
 fn lstm_matches_pytorch_outputs_and_gradients() {
     let f = load_fixture("lstm.safetensors");
     for case in ["a", "b"] {
-        let e = check_case(&f, case, false);
+        let e = check_case(&f, case, false, false);
         eprintln!("lstm case {case}: worst relative error {e:.2e}");
+        // The same layer with the projection inside the time loop.
+        let e = check_case(&f, case, false, true);
+        eprintln!("lstm (input fused) case {case}: worst relative error {e:.2e}");
     }
 }
 
@@ -140,7 +156,7 @@ fn lstm_matches_pytorch_outputs_and_gradients() {
 fn gru_matches_pytorch_outputs_and_gradients() {
     let f = load_fixture("gru.safetensors");
     for case in ["a", "b"] {
-        let e = check_case(&f, case, true);
+        let e = check_case(&f, case, true, false);
         eprintln!("gru case {case}: worst relative error {e:.2e}");
     }
 }

@@ -27,8 +27,19 @@ pub struct GruWeights<'a> {
 
 /// The LSTM over time-major `x [L, B, I]` from zero state: every hidden
 /// state, `[L, B, H]`.
+///
+/// Narrow inputs (at most half the hidden size, as the classifier's
+/// features) take the kernel that projects inside the time loop; wider ones
+/// (the LVM's 512 -> 512) one big projection GEMM first, which uses the
+/// weights better.
 pub fn lstm_seq(x: &Tensor, w: &LstmWeights) -> Result<Tensor> {
-    let xp = recur_kernels::linear(x, w.w_ih, &(w.b_ih + w.b_hh)?)?;
+    let (i, h) = (w.w_ih.dim(1)?, w.w_hh.dim(1)?);
+    let bias = (w.b_ih + w.b_hh)?;
+    if 2 * i <= h && x.device().is_cpu() {
+        let w_all = Tensor::cat(&[w.w_ih, w.w_hh, &bias.unsqueeze(1)?], 1)?;
+        return recur_kernels::lstm_fused_op(x, &w_all);
+    }
+    let xp = recur_kernels::linear(x, w.w_ih, &bias)?;
     recur_kernels::lstm_op(&xp, w.w_hh)
 }
 
