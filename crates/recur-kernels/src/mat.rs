@@ -80,6 +80,14 @@ pub(crate) unsafe fn matmul_into(
         }
         return;
     }
+    // A few rows against a row-major weight (`rhs` is `w^T`): the general
+    // GEMM re-reads the weight once per row here (5 rows cost 5x one row),
+    // while dot products over each weight row read it once. Batch-1
+    // inference of the LVM projects its 5 context steps this way.
+    if (1..=6).contains(&m) && lhs.cs == 1 && rhs.rs == 1 {
+        skinny(m, n, k, dst, n, lhs, rhs, accumulate, threads);
+        return;
+    }
     let par = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {
@@ -131,4 +139,166 @@ pub(crate) fn plan(batch: usize, threads: usize) -> (Vec<std::ops::Range<usize>>
         .collect();
     let gemm_threads = if n == 1 { threads } else { 1 };
     (chunks, gemm_threads)
+}
+
+/// `dst[m, n] (+)= lhs[m, k] @ w[n, k]^T` for 2..=6 rows: each weight row
+/// is read once and dotted with every lhs row. Columns are split across
+/// threads when there are enough of them.
+#[allow(clippy::too_many_arguments)]
+unsafe fn skinny(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    let (a, a_rs) = (SendConst(lhs.ptr), lhs.rs as usize);
+    let (w, w_rs) = (SendConst(rhs.ptr), rhs.cs as usize);
+    let out = SendPtr(dst);
+    let run = move |cols: std::ops::Range<usize>| {
+        let (a, w, out) = (a, w, out);
+        // SAFETY: the caller guarantees the views and dst cover m x k,
+        // k x n and m x n elements.
+        let a = std::slice::from_raw_parts(a.0, (m - 1) * a_rs + k);
+        let w = std::slice::from_raw_parts(w.0.add(cols.start * w_rs), (cols.len() - 1) * w_rs + k);
+        let d =
+            std::slice::from_raw_parts_mut(out.0.add(cols.start), (m - 1) * dst_rs + cols.len());
+        skinny_kernel(m, k, cols.len(), a, a_rs, w, w_rs, d, dst_rs, accumulate);
+    };
+    let parts = if threads > 1 && n >= 512 { threads } else { 1 };
+    if parts == 1 {
+        run(0..n);
+    } else {
+        (0..parts)
+            .into_par_iter()
+            .for_each(|p| run(n * p / parts..n * (p + 1) / parts));
+    }
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+#[allow(clippy::too_many_arguments)]
+fn skinny_kernel(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    w: &[f32],
+    w_rs: usize,
+    d: &mut [f32],
+    d_rs: usize,
+    accumulate: bool,
+) {
+    match m {
+        1 => skinny_rows::<1>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        2 => skinny_rows::<2>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        3 => skinny_rows::<3>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        4 => skinny_rows::<4>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        5 => skinny_rows::<5>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        _ => skinny_rows::<6>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+    }
+}
+
+/// Lanes per partial sum: independent accumulators the compiler maps to
+/// SIMD registers.
+const LANES: usize = 16;
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn skinny_rows<const M: usize>(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    w: &[f32],
+    w_rs: usize,
+    d: &mut [f32],
+    d_rs: usize,
+    accumulate: bool,
+) {
+    let rows: [&[f32]; M] = std::array::from_fn(|r| &a[r * a_rs..r * a_rs + k]);
+    let full = k / LANES * LANES;
+    for c in 0..n {
+        let wr = &w[c * w_rs..c * w_rs + k];
+        let mut acc = [[0.0f32; LANES]; M];
+        let mut kk = 0;
+        while kk < full {
+            // SAFETY: kk + LANES <= full <= k, the length of wr and of
+            // every row; unchecked reads keep the accumulators in registers.
+            let wv: [f32; LANES] = unsafe { std::array::from_fn(|j| *wr.get_unchecked(kk + j)) };
+            for r in 0..M {
+                let av: [f32; LANES] =
+                    unsafe { std::array::from_fn(|j| *rows[r].get_unchecked(kk + j)) };
+                for j in 0..LANES {
+                    acc[r][j] = av[j].mul_add(wv[j], acc[r][j]);
+                }
+            }
+            kk += LANES;
+        }
+        for r in 0..M {
+            let mut s = acc[r].iter().sum::<f32>();
+            for t in full..k {
+                s = rows[r][t].mul_add(wr[t], s);
+            }
+            let o = &mut d[r * d_rs + c];
+            *o = if accumulate { *o + s } else { s };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path of `matmul` (skinny rows, GEMM) against a plain triple
+    /// loop, with and without accumulation, on sizes with SIMD tails.
+    #[test]
+    fn matmul_paths_match_a_plain_product() {
+        let (k, n) = (37, 45);
+        let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
+        let w: Vec<f32> = (0..n * k).map(val).collect(); // [n, k]
+        for m in 1..=9 {
+            let a: Vec<f32> = (0..m * k).map(|i| val(i + 13)).collect();
+            for accumulate in [false, true] {
+                let mut d: Vec<f32> = (0..m * n).map(|i| val(i + 5)).collect();
+                let mut want = d.clone();
+                for r in 0..m {
+                    for c in 0..n {
+                        let s: f32 = (0..k).map(|t| a[r * k + t] * w[c * k + t]).sum();
+                        want[r * n + c] = if accumulate { want[r * n + c] + s } else { s };
+                    }
+                }
+                // SAFETY: a is [m, k], w is [n, k] (its transpose viewed), d is [m, n].
+                unsafe {
+                    matmul(
+                        m,
+                        n,
+                        k,
+                        d.as_mut_ptr(),
+                        View::rows(a.as_ptr(), k),
+                        View::t(w.as_ptr(), k),
+                        accumulate,
+                        1,
+                    );
+                }
+                let err = d
+                    .iter()
+                    .zip(&want)
+                    .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
+                assert!(
+                    err < 1e-4,
+                    "m {m}, accumulate {accumulate}: max error {err}"
+                );
+            }
+        }
+    }
 }
