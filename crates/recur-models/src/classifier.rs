@@ -129,18 +129,35 @@ impl LstmClassifier {
     }
 
     /// Logits `[B]` for windows `x [B, L, F]`. With `dropout_rng`, applies
-    /// dropout (training); without, the model runs in evaluation mode.
+    /// dropout and keeps what backward needs (training); without, the model
+    /// runs in evaluation mode on detached weights, so no layer keeps
+    /// gradient state (PyTorch's `eval()` plus `no_grad`).
     pub fn forward(&self, x: &Tensor, mut dropout_rng: Option<&mut Rng>) -> Result<Tensor> {
         let a = &self.arch;
+        let train = dropout_rng.is_some();
+        let p = |name: &str| {
+            let t = self.p(name);
+            if train {
+                t.clone()
+            } else {
+                t.detach()
+            }
+        };
         let l = x.dim(1)?;
         // Time-major [L, B, F] through the layers.
         let mut h = x.transpose(0, 1)?.contiguous()?;
         for layer in 0..a.num_layers {
+            let (w_ih, w_hh, b_ih, b_hh) = (
+                p(&format!("lstm.weight_ih_l{layer}")),
+                p(&format!("lstm.weight_hh_l{layer}")),
+                p(&format!("lstm.bias_ih_l{layer}")),
+                p(&format!("lstm.bias_hh_l{layer}")),
+            );
             let w = LstmWeights {
-                w_ih: self.p(&format!("lstm.weight_ih_l{layer}")),
-                w_hh: self.p(&format!("lstm.weight_hh_l{layer}")),
-                b_ih: self.p(&format!("lstm.bias_ih_l{layer}")),
-                b_hh: self.p(&format!("lstm.bias_hh_l{layer}")),
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                b_ih: &b_ih,
+                b_hh: &b_hh,
             };
             h = lstm_seq(&h, &w)?;
             if layer + 1 == a.num_layers {
@@ -152,8 +169,8 @@ impl LstmClassifier {
                 h = dropout(&h, a.dropout, rng)?;
             }
         }
-        h.matmul(&self.p("fc.weight").t()?)?
-            .broadcast_add(self.p("fc.bias"))?
+        h.matmul(&p("fc.weight").t()?)?
+            .broadcast_add(&p("fc.bias"))?
             .squeeze(1)
     }
 }

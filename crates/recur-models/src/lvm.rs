@@ -136,13 +136,28 @@ impl RecurrentLvm {
         self.params.restore(snap)
     }
 
-    fn p(&self, name: &str) -> &Tensor {
-        self.params.get(name)
+    /// Predicted next vectors `[B, D]`, unit length, for contexts `[B, C, D]`,
+    /// keeping what backward needs (training).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, true)
     }
 
-    /// Predicted next vectors `[B, D]`, unit length, for contexts `[B, C, D]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The same prediction in evaluation mode: detached weights, so no layer
+    /// keeps gradient state (PyTorch's `no_grad`).
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, false)
+    }
+
+    fn run(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let a = &self.arch;
+        let pt = |name: &str| {
+            let t = self.params.get(name);
+            if train {
+                t.clone()
+            } else {
+                t.detach()
+            }
+        };
         let (_, c, dd) = x.dims3()?;
         if dd != a.input_dim {
             candle_core::bail!(
@@ -152,48 +167,53 @@ impl RecurrentLvm {
         }
         let mut h = recur_kernels::linear(
             &x.transpose(0, 1)?.contiguous()?,
-            self.p("input_proj.weight"),
-            self.p("input_proj.bias"),
+            &pt("input_proj.weight"),
+            &pt("input_proj.bias"),
         )?;
         for i in 0..a.num_layers {
-            let p = |n: &str| self.p(&format!("blocks.{i}.{}.{n}", a.kind));
+            let p = |n: &str| pt(&format!("blocks.{i}.{}.{n}", a.kind));
+            let (w_ih, w_hh, b_ih, b_hh) = (
+                p("weight_ih_l0"),
+                p("weight_hh_l0"),
+                p("bias_ih_l0"),
+                p("bias_hh_l0"),
+            );
             let y = if a.kind == "lstm" {
                 lstm_seq(
                     &h,
                     &LstmWeights {
-                        w_ih: p("weight_ih_l0"),
-                        w_hh: p("weight_hh_l0"),
-                        b_ih: p("bias_ih_l0"),
-                        b_hh: p("bias_hh_l0"),
+                        w_ih: &w_ih,
+                        w_hh: &w_hh,
+                        b_ih: &b_ih,
+                        b_hh: &b_hh,
                     },
                 )?
             } else {
                 gru_seq(
                     &h,
                     &GruWeights {
-                        w_ih: p("weight_ih_l0"),
-                        w_hh: p("weight_hh_l0"),
-                        b_ih: p("bias_ih_l0"),
-                        b_hh: p("bias_hh_l0"),
+                        w_ih: &w_ih,
+                        w_hh: &w_hh,
+                        b_ih: &b_ih,
+                        b_hh: &b_hh,
                     },
                 )?
             };
             let (gamma, beta) = (
-                self.p(&format!("blocks.{i}.norm.weight")),
-                self.p(&format!("blocks.{i}.norm.bias")),
+                pt(&format!("blocks.{i}.norm.weight")),
+                pt(&format!("blocks.{i}.norm.bias")),
             );
             // Only the last position leaves the last block: normalise just it.
             h = if i + 1 == a.num_layers {
-                layer_norm(&(y.i(c - 1)? + h.i(c - 1)?)?, gamma, beta)?
+                layer_norm(&(y.i(c - 1)? + h.i(c - 1)?)?, &gamma, &beta)?
             } else {
-                layer_norm(&(y + h)?, gamma, beta)?
+                layer_norm(&(y + h)?, &gamma, &beta)?
             };
         }
         if a.num_layers == 0 {
             h = h.i(c - 1)?;
         }
-        let out =
-            recur_kernels::linear(&h, self.p("output_proj.weight"), self.p("output_proj.bias"))?;
+        let out = recur_kernels::linear(&h, &pt("output_proj.weight"), &pt("output_proj.bias"))?;
         l2_normalize(&out)
     }
 }

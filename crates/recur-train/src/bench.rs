@@ -140,7 +140,7 @@ pub fn run(workload: &str, threads: usize, min_seconds: f64, seed: u64) -> Resul
     let forward = |x: &Tensor| -> Result<Tensor> {
         match &model {
             Model::Classifier(m) => m.forward(x, None),
-            Model::Lvm(m) => m.forward(x),
+            Model::Lvm(m) => m.predict(x),
         }
     };
     let mut infer = |i: usize| forward(&data[i % N_BATCHES].0).map(drop);
