@@ -218,6 +218,9 @@ mod tests {
         let a = LstmClassifier::init(arch.clone(), &mut Rng::new(7), &Device::Cpu).unwrap();
         let b = LstmClassifier::init(arch, &mut Rng::new(7), &Device::Cpu).unwrap();
         let x = Tensor::ones((2, 5, 3), DType::F32, &Device::Cpu).unwrap();
+        // Evaluation mode builds no gradient graph; training mode does.
+        assert!(!a.forward(&x, None).unwrap().track_op());
+        assert!(a.forward(&x, Some(&mut Rng::new(1))).unwrap().track_op());
         let ya: Vec<f32> = a.forward(&x, None).unwrap().to_vec1().unwrap();
         let yb: Vec<f32> = b.forward(&x, None).unwrap().to_vec1().unwrap();
         assert_eq!(ya, yb);

@@ -266,6 +266,18 @@ mod tests {
             let x = Tensor::from_vec(x, (3, 5, 12), &dev).unwrap();
             let y = m.forward(&x).unwrap();
             assert_eq!(y.dims(), [3, 12]);
+            // Evaluation gives the same numbers without a gradient graph.
+            let p = m.predict(&x).unwrap();
+            assert!(y.track_op() && !p.track_op());
+            let diff: f32 = (&y - &p)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert_eq!(diff, 0.0);
             let norms: Vec<f32> = y.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();
             assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
             let t = Tensor::ones((3, 12), DType::F32, &dev).unwrap();
