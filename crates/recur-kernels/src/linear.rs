@@ -9,6 +9,7 @@
 //! backward computes `dx` only when `x` needs it.
 
 use crate::mat::{matmul, View};
+use crate::op::slice;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 
 /// `x [..., I] @ w[O, I]^T + b [O]` -> `[..., O]`.
@@ -45,15 +46,6 @@ struct Linear {
     x_needs_grad: bool,
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match s {
-        CpuStorage::F32(v) if l.is_contiguous() => {
-            Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
-        }
-        _ => bail!("linear: expected contiguous f32 data"),
-    }
-}
-
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
         "recur-linear"
@@ -68,7 +60,11 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            slice(s1, l1, "linear input")?,
+            slice(s2, l2, "linear weight")?,
+            slice(s3, l3, "linear bias")?,
+        );
         let o = b.len();
         let i = w.len() / o.max(1);
         let n = x.len().checked_div(i).unwrap_or(0);

@@ -242,51 +242,8 @@ pub fn backward(
     assert_eq!(saved.cells.len(), l * b * h, "saved cells");
     assert_eq!(dxp.len(), l * b * 4 * h, "dxp is [L, B, 4H]");
     assert_eq!(dw_hh.len(), 4 * h * h, "dw_hh is [4H, H]");
+    bptt(d, View::rows(w_hh.as_ptr(), h), saved, gy, dxp);
     let threads = rayon::current_num_threads();
-    let (chunks, gt) = plan(b, threads);
-    let (w, gates, cells, gyp, dg) = (
-        SendConst(w_hh.as_ptr()),
-        SendConst(saved.gates.as_ptr()),
-        SendConst(saved.cells.as_ptr()),
-        SendConst(gy.as_ptr()),
-        SendPtr(dxp.as_mut_ptr()),
-    );
-    chunks.into_par_iter().for_each(|rows| {
-        let (w, gates, cells, gyp, dg) = (w, gates, cells, gyp, dg);
-        let (r0, nr) = (rows.start, rows.len());
-        let mut dh_rec = vec![0.0f32; nr * h];
-        let mut dc = vec![0.0f32; nr * h];
-        let zeros = vec![0.0f32; nr * h];
-        for t in (0..l).rev() {
-            // SAFETY: rows r0..r0+nr of step t (or t-1) of buffers checked
-            // above; each chunk writes only its own rows of dxp.
-            unsafe {
-                let at = |p: *const f32, width: usize, t: usize| {
-                    std::slice::from_raw_parts(p.add((t * b + r0) * width), nr * width)
-                };
-                let g = at(gates.0, 4 * h, t);
-                let c = at(cells.0, h, t);
-                let cprev = if t > 0 { at(cells.0, h, t - 1) } else { &zeros };
-                let gyt = at(gyp.0, h, t);
-                let dgt =
-                    std::slice::from_raw_parts_mut(dg.0.add((t * b + r0) * 4 * h), nr * 4 * h);
-                // dh_rec is still zero at the last step.
-                cell_backward(h, g, c, cprev, gyt, &dh_rec, &mut dc, dgt);
-                if t > 0 {
-                    matmul(
-                        nr,
-                        h,
-                        4 * h,
-                        dh_rec.as_mut_ptr(),
-                        View::rows(dgt.as_ptr(), 4 * h),
-                        View::rows(w.0, h),
-                        false,
-                        gt,
-                    );
-                }
-            }
-        }
-    });
     // dW_hh = sum over t >= 1 of dG_t^T h_{t-1}: one product with K = (L-1) B.
     // SAFETY: dxp rows B.. and y rows ..(L-1)B exist; dw_hh is [4H, H].
     unsafe {
@@ -301,6 +258,67 @@ pub fn backward(
             threads,
         );
     }
+}
+
+/// Backward through time: the gate pre-activation gradients of every step
+/// into `dg [L, B, 4H]`, from the saved gates and cells and the upstream
+/// gradient `gy`. `w_hh` views the recurrent weight `[4H, H]` (a slice of
+/// `[w_ih | w_hh | b]` in the fused-input layer). Batch chunks run in
+/// parallel, each over all steps; only `dh @ w_hh` crosses steps.
+fn bptt(d: Dims, w_hh: View, saved: &Saved, gy: &[f32], dg: &mut [f32]) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    let (chunks, gt) = plan(b, rayon::current_num_threads());
+    let (w, w_rs, w_cs) = (SendConst(w_hh.ptr), w_hh.rs, w_hh.cs);
+    let (gates, cells, gyp, dgp) = (
+        SendConst(saved.gates.as_ptr()),
+        SendConst(saved.cells.as_ptr()),
+        SendConst(gy.as_ptr()),
+        SendPtr(dg.as_mut_ptr()),
+    );
+    chunks.into_par_iter().for_each(|rows| {
+        let (w, gates, cells, gyp, dgp) = (w, gates, cells, gyp, dgp);
+        let (r0, nr) = (rows.start, rows.len());
+        let mut dh_rec = vec![0.0f32; nr * h];
+        let mut dc = vec![0.0f32; nr * h];
+        let zeros = vec![0.0f32; nr * h];
+        for t in (0..l).rev() {
+            // SAFETY: rows r0..r0+nr of step t (or t-1) of buffers the
+            // callers checked; each chunk writes only its own rows of dg.
+            unsafe {
+                let at = |p: *const f32, width: usize, t: usize| {
+                    std::slice::from_raw_parts(p.add((t * b + r0) * width), nr * width)
+                };
+                let g = at(gates.0, 4 * h, t);
+                let c = at(cells.0, h, t);
+                let cprev = if t > 0 { at(cells.0, h, t - 1) } else { &zeros };
+                let gyt = at(gyp.0, h, t);
+                let dgt =
+                    std::slice::from_raw_parts_mut(dgp.0.add((t * b + r0) * 4 * h), nr * 4 * h);
+                // dh_rec is still zero at the last step.
+                cell_backward(h, g, c, cprev, gyt, &dh_rec, &mut dc, dgt);
+                if t > 0 {
+                    matmul(
+                        nr,
+                        h,
+                        4 * h,
+                        dh_rec.as_mut_ptr(),
+                        View::rows(dgt.as_ptr(), 4 * h),
+                        View {
+                            ptr: w.0,
+                            rs: w_rs,
+                            cs: w_cs,
+                        },
+                        false,
+                        gt,
+                    );
+                }
+            }
+        }
+    });
 }
 
 /// Gate gradients of one step for `nr` rows. `dc` carries the cell
@@ -560,54 +578,15 @@ pub fn backward_fused(
     assert_eq!(saved.base.gates.len(), l * b * 4 * h, "saved gates");
     assert_eq!(dw_all.len(), w_all.len(), "dw_all is [4H, I + H + 1]");
     let threads = rayon::current_num_threads();
-    let (chunks, gt) = plan(b, threads);
     let mut dg = vec![0.0f32; l * b * 4 * h];
-    let (w, gates, cells, gyp, dgp) = (
-        SendConst(w_all.as_ptr()),
-        SendConst(saved.base.gates.as_ptr()),
-        SendConst(saved.base.cells.as_ptr()),
-        SendConst(gy.as_ptr()),
-        SendPtr(dg.as_mut_ptr()),
-    );
-    chunks.into_par_iter().for_each(|rows| {
-        let (w, gates, cells, gyp, dgp) = (w, gates, cells, gyp, dgp);
-        let (r0, nr) = (rows.start, rows.len());
-        let mut dh_rec = vec![0.0f32; nr * h];
-        let mut dc = vec![0.0f32; nr * h];
-        let zeros = vec![0.0f32; nr * h];
-        for t in (0..l).rev() {
-            // SAFETY: as in `backward`.
-            unsafe {
-                let at = |p: *const f32, width: usize, t: usize| {
-                    std::slice::from_raw_parts(p.add((t * b + r0) * width), nr * width)
-                };
-                let g = at(gates.0, 4 * h, t);
-                let c = at(cells.0, h, t);
-                let cprev = if t > 0 { at(cells.0, h, t - 1) } else { &zeros };
-                let gyt = at(gyp.0, h, t);
-                let dgt =
-                    std::slice::from_raw_parts_mut(dgp.0.add((t * b + r0) * 4 * h), nr * 4 * h);
-                cell_backward(h, g, c, cprev, gyt, &dh_rec, &mut dc, dgt);
-                if t > 0 {
-                    // w_hh is columns i..i+h of w_all.
-                    matmul(
-                        nr,
-                        h,
-                        4 * h,
-                        dh_rec.as_mut_ptr(),
-                        View::rows(dgt.as_ptr(), 4 * h),
-                        View {
-                            ptr: w.0.add(i),
-                            rs: (k + 1) as isize,
-                            cs: 1,
-                        },
-                        false,
-                        gt,
-                    );
-                }
-            }
-        }
-    });
+    // w_hh is columns i..i+h of w_all.
+    // SAFETY (of the view): w_all is [4H, K + 1] with K = I + H.
+    let w_hh = View {
+        ptr: unsafe { w_all.as_ptr().add(i) },
+        rs: (k + 1) as isize,
+        cs: 1,
+    };
+    bptt(d, w_hh, &saved.base, gy, &mut dg);
     // SAFETY: dg is [L*B, 4H], inputs [L*B, K], dw_all [4H, K + 1].
     unsafe {
         matmul_into(

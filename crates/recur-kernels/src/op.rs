@@ -26,7 +26,8 @@ fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+/// A contiguous f32 CPU storage as a slice; `what` names it in errors.
+pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     match s {
         CpuStorage::F32(v) if l.is_contiguous() => {
             Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
