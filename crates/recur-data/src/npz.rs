@@ -1,0 +1,538 @@
+//! Job B's data: sentence-embedding windows from NumPy `.npz` files, in
+//! either layout SYSTEM.md gives.
+//!
+//! - Ready windows: `context_sequences [N, C, D]` and `target_vectors [N, D]`
+//!   (an optional `article_indices [N]` says which article each window
+//!   comes from, for splitting).
+//! - Chunks: `vectors [M, D]`, `article_indices [M]`, `chunk_indices [M]`;
+//!   windows are built inside each article, chunks sorted by index, stride
+//!   1, target = chunk `i + C`, never across articles.
+//!
+//! Arrays are read through candle's npz reader, which parses numeric
+//! arrays only: object arrays are skipped with a note and never unpickled.
+//! Splits are by article, so overlapping windows of one article never sit
+//! on both sides (bug 5 of the original).
+
+use candle_core::npy::NpzTensors;
+use candle_core::{DType, Tensor};
+use recur_core::error::{Error, Result};
+use recur_core::rng::Rng;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Windows of sentence vectors, contexts and targets in one buffer each.
+#[derive(Debug, Clone)]
+pub struct VectorWindows {
+    /// `[n, context, dim]`, row-major.
+    pub contexts: Vec<f32>,
+    /// `[n, dim]`.
+    pub targets: Vec<f32>,
+    pub context: usize,
+    pub dim: usize,
+    /// The article of each window, where the file says.
+    pub articles: Option<Vec<i64>>,
+    /// What was read and what was skipped, for the user.
+    pub notes: Vec<String>,
+}
+
+impl VectorWindows {
+    pub fn len(&self) -> usize {
+        self.targets.len() / self.dim.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Context `i` as `[context * dim]`.
+    pub fn context_of(&self, i: usize) -> &[f32] {
+        let w = self.context * self.dim;
+        &self.contexts[i * w..(i + 1) * w]
+    }
+
+    pub fn target_of(&self, i: usize) -> &[f32] {
+        &self.targets[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// The windows at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> VectorWindows {
+        let mut contexts = Vec::with_capacity(idx.len() * self.context * self.dim);
+        let mut targets = Vec::with_capacity(idx.len() * self.dim);
+        for &i in idx {
+            contexts.extend_from_slice(self.context_of(i));
+            targets.extend_from_slice(self.target_of(i));
+        }
+        VectorWindows {
+            contexts,
+            targets,
+            context: self.context,
+            dim: self.dim,
+            articles: self
+                .articles
+                .as_ref()
+                .map(|a| idx.iter().map(|&i| a[i]).collect()),
+            notes: Vec::new(),
+        }
+    }
+}
+
+fn npz_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::data(path.display().to_string(), msg)
+}
+
+/// Reads one array as f32 (or i64 for indices), with its shape.
+fn read(npz: &NpzTensors, path: &Path, name: &str) -> Result<Option<Tensor>> {
+    npz.get(name)
+        .map_err(|e| npz_err(path, format!("array `{name}` cannot be read: {e}")))
+}
+
+/// Reads `path` with windows of `context` vectors. Ready windows must have
+/// that context length; chunk files are windowed with it.
+pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
+    if context == 0 {
+        return Err(npz_err(path, "the context length must be at least 1"));
+    }
+    let npz = NpzTensors::new(path).map_err(|e| {
+        npz_err(
+            path,
+            format!(
+                "not a readable .npz file ({e}); write it with numpy.savez or savez_compressed"
+            ),
+        )
+    })?;
+    let mut names: Vec<String> = npz.names().into_iter().cloned().collect();
+    names.sort();
+    let mut notes = Vec::new();
+    let mut numeric = BTreeMap::new();
+    for n in &names {
+        match npz.get_shape_and_dtype(n) {
+            Ok((shape, dtype)) => {
+                numeric.insert(n.clone(), (shape.dims().to_vec(), dtype));
+            }
+            Err(e) => notes.push(format!(
+                "skipped array `{n}` (not a numeric array: {e}; object arrays are never unpickled)"
+            )),
+        }
+    }
+    let has = |n: &str| numeric.contains_key(n);
+    let mut w =
+        if has("context_sequences") && has("target_vectors") {
+            ready_windows(&npz, path, context, &numeric)?
+        } else if has("vectors") && has("article_indices") && has("chunk_indices") {
+            chunk_windows(&npz, path, context)?
+        } else {
+            return Err(npz_err(
+                path,
+                format!(
+                "expected `context_sequences` and `target_vectors` (ready windows) or `vectors`, \
+                 `article_indices` and `chunk_indices` (chunks); the file holds {}",
+                if names.is_empty() { "no arrays".to_string() } else { names.join(", ") }
+            ),
+            ));
+        };
+    if w.is_empty() {
+        return Err(npz_err(
+            path,
+            format!("no windows of {context} context vectors plus a target can be built"),
+        ));
+    }
+    if let Some(i) = w
+        .contexts
+        .iter()
+        .chain(&w.targets)
+        .position(|v| !v.is_finite())
+    {
+        return Err(npz_err(
+            path,
+            format!("holds a NaN or infinite value (element {i} of the windows)"),
+        ));
+    }
+    notes.append(&mut w.notes);
+    w.notes = notes;
+    Ok(w)
+}
+
+fn f32_data(t: &Tensor, path: &Path, name: &str) -> Result<Vec<f32>> {
+    if !t.dtype().is_float() {
+        return Err(npz_err(
+            path,
+            format!("array `{name}` must hold floats, it holds {:?}", t.dtype()),
+        ));
+    }
+    t.to_dtype(DType::F32)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| npz_err(path, format!("array `{name}`: {e}")))
+}
+
+fn i64_data(t: &Tensor, path: &Path, name: &str) -> Result<Vec<i64>> {
+    if t.dtype().is_float() {
+        return Err(npz_err(
+            path,
+            format!(
+                "array `{name}` must hold integers, it holds {:?}",
+                t.dtype()
+            ),
+        ));
+    }
+    t.to_dtype(DType::I64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<i64>())
+        .map_err(|e| npz_err(path, format!("array `{name}`: {e}")))
+}
+
+type Shapes = BTreeMap<String, (Vec<usize>, DType)>;
+
+fn ready_windows(
+    npz: &NpzTensors,
+    path: &Path,
+    context: usize,
+    shapes: &Shapes,
+) -> Result<VectorWindows> {
+    let (cs, _) = &shapes["context_sequences"];
+    let (ts, _) = &shapes["target_vectors"];
+    let [n, c, d] = cs[..] else {
+        return Err(npz_err(
+            path,
+            format!("`context_sequences` must be [N, C, D], it is {cs:?}"),
+        ));
+    };
+    if ts[..] != [n, d] {
+        return Err(npz_err(
+            path,
+            format!("`target_vectors` must be [{n}, {d}] to match `context_sequences` {cs:?}, it is {ts:?}"),
+        ));
+    }
+    if c != context {
+        return Err(npz_err(
+            path,
+            format!("windows have {c} context vectors; the model is configured for {context}"),
+        ));
+    }
+    let get =
+        |name: &str| read(npz, path, name)?.ok_or_else(|| npz_err(path, format!("no `{name}`")));
+    let contexts = f32_data(&get("context_sequences")?, path, "context_sequences")?;
+    let targets = f32_data(&get("target_vectors")?, path, "target_vectors")?;
+    let articles = match shapes.get("article_indices") {
+        Some((s, _)) if s[..] == [n] => {
+            Some(i64_data(&get("article_indices")?, path, "article_indices")?)
+        }
+        _ => None,
+    };
+    Ok(VectorWindows {
+        contexts,
+        targets,
+        context,
+        dim: d,
+        articles,
+        notes: vec![format!("{n} ready windows of {c} x {d}")],
+    })
+}
+
+fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<VectorWindows> {
+    let get =
+        |name: &str| read(npz, path, name)?.ok_or_else(|| npz_err(path, format!("no `{name}`")));
+    let v = get("vectors")?;
+    let (m, d) = v.dims2().map_err(|_| {
+        npz_err(
+            path,
+            format!("`vectors` must be [M, D], it is {:?}", v.dims()),
+        )
+    })?;
+    let vectors = f32_data(&v, path, "vectors")?;
+    let art = i64_data(&get("article_indices")?, path, "article_indices")?;
+    let chunk = i64_data(&get("chunk_indices")?, path, "chunk_indices")?;
+    for (name, a) in [("article_indices", &art), ("chunk_indices", &chunk)] {
+        if a.len() != m {
+            return Err(npz_err(
+                path,
+                format!("`{name}` has {} entries; `vectors` has {m} rows", a.len()),
+            ));
+        }
+    }
+    // Rows of each article, in chunk order; articles in order of first appearance.
+    let mut by_article: Vec<(i64, Vec<usize>)> = Vec::new();
+    let mut slot = std::collections::HashMap::new();
+    for (row, &a) in art.iter().enumerate() {
+        let s = *slot.entry(a).or_insert_with(|| {
+            by_article.push((a, Vec::new()));
+            by_article.len() - 1
+        });
+        by_article[s].1.push(row);
+    }
+    let (mut contexts, mut targets, mut articles) = (Vec::new(), Vec::new(), Vec::new());
+    let mut short = 0;
+    for (a, rows) in &mut by_article {
+        rows.sort_by_key(|&r| chunk[r]);
+        if let Some(p) = rows.windows(2).find(|p| chunk[p[0]] == chunk[p[1]]) {
+            return Err(npz_err(
+                path,
+                format!(
+                    "article {a} has chunk index {} twice (rows {} and {})",
+                    chunk[p[0]], p[0], p[1]
+                ),
+            ));
+        }
+        if rows.len() <= context {
+            short += 1;
+            continue;
+        }
+        for i in 0..rows.len() - context {
+            for &r in &rows[i..i + context] {
+                contexts.extend_from_slice(&vectors[r * d..(r + 1) * d]);
+            }
+            let t = rows[i + context];
+            targets.extend_from_slice(&vectors[t * d..(t + 1) * d]);
+            articles.push(*a);
+        }
+    }
+    let mut notes = vec![format!(
+        "{m} chunks of dimension {d} in {} articles -> {} windows",
+        by_article.len(),
+        articles.len()
+    )];
+    if short > 0 {
+        notes.push(format!(
+            "{short} articles have {context} chunks or fewer and give no window"
+        ));
+    }
+    Ok(VectorWindows {
+        contexts,
+        targets,
+        context,
+        dim: d,
+        articles: Some(articles),
+        notes,
+    })
+}
+
+/// Splits windows into train and validation by article: a `val_fraction`
+/// of the articles, drawn with `seed`, go to validation. Without article
+/// ids the last `val_fraction` of the windows (in file order) is held out
+/// as one block, which keeps overlapping neighbours together except at the
+/// one boundary.
+pub fn split_by_article(
+    w: &VectorWindows,
+    val_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let n = w.len();
+    match &w.articles {
+        Some(a) => {
+            let mut ids: Vec<i64> = a.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            Rng::stream(seed, 3).shuffle(&mut ids);
+            let n_val = ((ids.len() as f64 * val_fraction).round() as usize)
+                .clamp(1, ids.len().saturating_sub(1).max(1));
+            let val: std::collections::HashSet<i64> = ids[..n_val].iter().copied().collect();
+            (0..n).partition(|&i| !val.contains(&a[i]))
+        }
+        None => {
+            let n_val =
+                ((n as f64 * val_fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+            ((0..n - n_val).collect(), (n - n_val..n).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use std::io::Write;
+
+    /// An .npz written entry by entry, each entry the .npy bytes candle
+    /// writes (or raw bytes), stored or deflated.
+    fn write_npz(path: &Path, entries: &[(&str, Vec<u8>)], deflate: bool) {
+        let f = std::fs::File::create(path).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        let method = if deflate {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in entries {
+            z.start_file(format!("{name}.npy"), opts).unwrap();
+            z.write_all(bytes).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    fn npy(t: &Tensor) -> Vec<u8> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.npy");
+        t.write_npy(&p).unwrap();
+        std::fs::read(p).unwrap()
+    }
+
+    /// A numpy object array header: candle's reader refuses it.
+    fn object_npy() -> Vec<u8> {
+        let mut h = b"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }".to_vec();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(b' ');
+        }
+        h.push(b'\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(b"\x80\x04\x95pickle-bytes-never-read");
+        out
+    }
+
+    #[test]
+    fn chunks_become_windows_inside_each_article_in_chunk_order() {
+        let dev = Device::Cpu;
+        // Article 7: chunks 0..4 stored out of order; article 3: chunks 0..2 (too short for
+        // one window of 3 + target); article 9: 0..3. Vector value = 10 * article + chunk.
+        let rows: Vec<(i64, i64)> = vec![
+            (7, 2),
+            (3, 0),
+            (7, 0),
+            (9, 1),
+            (7, 3),
+            (3, 1),
+            (7, 1),
+            (9, 0),
+            (7, 4),
+            (9, 2),
+            (3, 2),
+            (9, 3),
+        ];
+        let vectors: Vec<f32> = rows
+            .iter()
+            .flat_map(|&(a, c)| [(10 * a + c) as f32, 1.0])
+            .collect();
+        let art: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let chk: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("chunks.npz");
+        write_npz(
+            &p,
+            &[
+                (
+                    "vectors",
+                    npy(&Tensor::from_vec(vectors, (12, 2), &dev).unwrap()),
+                ),
+                (
+                    "article_indices",
+                    npy(&Tensor::new(art.as_slice(), &dev).unwrap()),
+                ),
+                (
+                    "chunk_indices",
+                    npy(&Tensor::new(chk.as_slice(), &dev).unwrap()),
+                ),
+                ("titles", object_npy()),
+            ],
+            true,
+        );
+        let w = read_windows(&p, 3).unwrap();
+        // Article 7: 5 chunks -> 2 windows; article 9: 4 chunks -> 1; article 3: none.
+        assert_eq!(w.len(), 3);
+        let firsts = |i: usize| -> Vec<f32> { w.context_of(i).chunks(2).map(|v| v[0]).collect() };
+        assert_eq!(firsts(0), [70.0, 71.0, 72.0]);
+        assert_eq!(w.target_of(0)[0], 73.0);
+        assert_eq!(firsts(1), [71.0, 72.0, 73.0]);
+        assert_eq!(w.target_of(1)[0], 74.0);
+        assert_eq!(firsts(2), [90.0, 91.0, 92.0]);
+        assert_eq!(w.target_of(2)[0], 93.0);
+        assert_eq!(w.articles.as_deref(), Some(&[7, 7, 9][..]));
+        let notes = w.notes.join("\n");
+        assert!(
+            notes.contains("skipped array `titles`") && notes.contains("never unpickled"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("1 articles have 3 chunks or fewer"),
+            "{notes}"
+        );
+    }
+
+    #[test]
+    fn ready_windows_are_checked_against_the_context_and_each_other() {
+        let dev = Device::Cpu;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("w.npz");
+        let ctx = Tensor::ones((4, 5, 3), DType::F32, &dev).unwrap();
+        let tgt = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
+        write_npz(
+            &p,
+            &[
+                ("context_sequences", npy(&ctx)),
+                ("target_vectors", npy(&tgt)),
+            ],
+            false,
+        );
+        let w = read_windows(&p, 5).unwrap();
+        assert_eq!((w.len(), w.context, w.dim), (4, 5, 3));
+        assert!(w.articles.is_none());
+        let e = read_windows(&p, 4).unwrap_err().to_string();
+        assert!(
+            e.contains("w.npz")
+                && e.contains("5 context vectors")
+                && e.contains("configured for 4"),
+            "{e}"
+        );
+        let bad = Tensor::zeros((4, 2), DType::F32, &dev).unwrap();
+        write_npz(
+            &p,
+            &[
+                ("context_sequences", npy(&ctx)),
+                ("target_vectors", npy(&bad)),
+            ],
+            false,
+        );
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(e.contains("`target_vectors` must be [4, 3]"), "{e}");
+        let nan = Tensor::new(&[[f32::NAN, 0.0, 0.0]; 4], &dev).unwrap();
+        write_npz(
+            &p,
+            &[
+                ("context_sequences", npy(&ctx)),
+                ("target_vectors", npy(&nan)),
+            ],
+            false,
+        );
+        assert!(read_windows(&p, 5).unwrap_err().to_string().contains("NaN"));
+        write_npz(&p, &[("embeddings", npy(&tgt))], false);
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("expected `context_sequences`") && e.contains("holds embeddings"),
+            "{e}"
+        );
+        std::fs::write(&p, b"not a zip").unwrap();
+        assert!(read_windows(&p, 5)
+            .unwrap_err()
+            .to_string()
+            .contains("not a readable .npz"));
+    }
+
+    #[test]
+    fn the_split_never_puts_one_article_on_both_sides() {
+        let n = 200;
+        let w = VectorWindows {
+            contexts: vec![0.0; n * 2],
+            targets: vec![0.0; n],
+            context: 2,
+            dim: 1,
+            articles: Some((0..n as i64).map(|i| i / 7).collect()),
+            notes: vec![],
+        };
+        let (tr, va) = split_by_article(&w, 0.2, 42);
+        assert_eq!(tr.len() + va.len(), n);
+        let a = w.articles.as_ref().unwrap();
+        let val_articles: std::collections::HashSet<i64> = va.iter().map(|&i| a[i]).collect();
+        assert!(tr.iter().all(|&i| !val_articles.contains(&a[i])));
+        assert!(
+            (5..=7).contains(&val_articles.len()),
+            "{} of 29 articles held out",
+            val_articles.len()
+        );
+        assert_eq!(
+            split_by_article(&w, 0.2, 42),
+            (tr, va),
+            "same seed, same split"
+        );
+    }
+}
