@@ -370,7 +370,7 @@ mod tests {
     /// A numpy object array header: candle's reader refuses it.
     fn object_npy() -> Vec<u8> {
         let mut h = b"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }".to_vec();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(b' ');
         }
         h.push(b'\n');
