@@ -2,6 +2,7 @@
 //! command is a call into the library crates (config -> data -> model ->
 //! train -> checkpoint), so what the CLI does a program can do too.
 
+mod lvm;
 mod show;
 
 /// The training loop allocates and frees many short-lived tensors of a few
@@ -94,11 +95,56 @@ enum Command {
         /// Model directory or .safetensors file.
         path: PathBuf,
     },
+    /// Job B: latent vector models that predict the next sentence embedding
+    /// from the last C (train, eval, predict).
+    Lvm {
+        #[command(subcommand)]
+        what: LvmCmd,
+    },
     /// Measure speed on the seed's workloads (synthetic data). Compare with
     /// PyTorch side by side: `python benches/compare_lstm.py`.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LvmCmd {
+    /// Train an LSTM or GRU LVM from a YAML config (see configs/lvm.yaml)
+    /// and write a model directory: best and final weights, config,
+    /// training_history.json, report.json against the baselines.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        /// Model directory to write [default: runs/<config name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Cosine and MSE (mean, std) of a model directory on a .npz file, and
+    /// on an out-of-distribution file, beside copy-last and context-mean.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        /// Windows to evaluate (.npz, ready windows or chunks).
+        #[arg(long)]
+        data: PathBuf,
+        /// Out-of-distribution windows (.npz).
+        #[arg(long)]
+        ood: Option<PathBuf>,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Predicted vectors for every window of a .npz file, in file order, as
+    /// a float32 .npy `[N, D]`.
+    Predict {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
     },
 }
 
@@ -208,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect { path } => show::inspect(&path, &dev),
+        Command::Lvm { what } => lvm::run(what, &dev, !cli.quiet),
         Command::Bench {
             what:
                 BenchCmd::Lstm {

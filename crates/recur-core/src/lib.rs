@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod fsx;
+pub mod lvm_config;
 pub mod rng;
 
 pub use error::{Error, Result};

@@ -3,11 +3,13 @@
 //! ([`LstmClassifier::tensor_specs`]) and an architecture description, which
 //! the checkpoint layer compares against a file before loading it.
 
+pub mod baseline;
 pub mod classifier;
 pub mod init;
 pub mod lstm;
 pub mod lvm;
 pub mod params;
 
+pub use baseline::Baseline;
 pub use classifier::{ClassifierArch, LstmClassifier};
 pub use lvm::{LvmArch, RecurrentLvm};

@@ -49,6 +49,10 @@ impl LvmArch {
         }
     }
 
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("architecture serialises")
+    }
+
     /// Gates per recurrent cell: 4 for the LSTM, 3 for the GRU.
     fn gates(&self) -> Result<usize> {
         match self.kind.as_str() {

@@ -6,6 +6,7 @@
 pub mod artifact;
 pub mod bench;
 pub mod loss;
+pub mod lvm;
 pub mod metrics;
 pub mod optim;
 pub mod pipeline;

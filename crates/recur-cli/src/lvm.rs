@@ -1,0 +1,166 @@
+//! `recur lvm train|eval|predict`: argument handling and tables for Job B;
+//! the work is in recur_train::lvm.
+
+use crate::LvmCmd;
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use recur_core::lvm_config::LvmConfig;
+use recur_data::npz::{read_windows, split_by_article, VectorWindows};
+use recur_train::lvm::{self, LvmReport, Stats};
+use std::path::Path;
+
+pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
+    match cmd {
+        LvmCmd::Train { config, out } => {
+            let cfg = LvmConfig::from_file(&config)?;
+            let out = out.unwrap_or_else(|| {
+                let stem = config
+                    .file_stem()
+                    .map_or("lvm".into(), |s| s.to_string_lossy().to_string());
+                Path::new("runs").join(stem)
+            });
+            let c = cfg.data.context;
+            let all = load(&cfg.data.train, c)?;
+            let (train, val) = match &cfg.data.val {
+                Some(v) => (all, load(v, c)?),
+                None => {
+                    let (tr, va) = split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
+                    println!(
+                        "validation: {} of {} windows held out by article",
+                        va.len(),
+                        all.len()
+                    );
+                    (all.select(&tr), all.select(&va))
+                }
+            };
+            let ood = cfg.data.ood.as_ref().map(|p| load(p, c)).transpose()?;
+            if let Some(o) = &ood {
+                anyhow::ensure!(
+                    o.dim == train.dim && val.dim == train.dim,
+                    "the data files have different vector dimensions (train {}, validation {}, OOD {})",
+                    train.dim,
+                    val.dim,
+                    o.dim
+                );
+            }
+            println!(
+                "training {} LVM: {} train / {} validation windows, dimension {}, context {c}",
+                cfg.model.kind,
+                train.len(),
+                val.len(),
+                train.dim
+            );
+            let fit = lvm::fit(&cfg, &train, &val, dev, progress)?;
+            fit.model.restore(&fit.best)?;
+            let mut report = lvm::report(&fit.model, &val, ood.as_ref(), dev)?;
+            report.best_epoch = Some(fit.best_epoch);
+            lvm::save_dir(&out, &cfg, &fit, &report)?;
+            table(&report);
+            println!(
+                "\nbest epoch {} of {}; model written to {}",
+                fit.best_epoch,
+                fit.history.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        LvmCmd::Eval {
+            model,
+            data,
+            ood,
+            json,
+        } => {
+            let m = lvm::load(&model, dev)?;
+            let c = m.arch.context;
+            let val = load(&data, c)?;
+            let ood = ood.as_ref().map(|p| load(p, c)).transpose()?;
+            check_dim(&val, m.arch.input_dim, &data)?;
+            if let Some(o) = &ood {
+                check_dim(o, m.arch.input_dim, Path::new("--ood"))?;
+            }
+            let report = lvm::report(&m, &val, ood.as_ref(), dev)?;
+            table(&report);
+            if let Some(j) = json {
+                recur_core::fsx::write_json(&j, &report)?;
+            }
+            Ok(())
+        }
+        LvmCmd::Predict {
+            model,
+            data,
+            output,
+        } => {
+            let m = lvm::load(&model, dev)?;
+            let w = load(&data, m.arch.context)?;
+            check_dim(&w, m.arch.input_dim, &data)?;
+            let pred = lvm::predict(&m, &w, dev)?;
+            let t = Tensor::from_vec(pred, (w.len(), w.dim), dev)?;
+            // Atomic: write beside the target, then rename.
+            let tmp = output.with_extension("npy.tmp");
+            t.write_npy(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, &output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!(
+                "{} predicted vectors of dimension {} written to {}",
+                w.len(),
+                w.dim,
+                output.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load(path: &Path, context: usize) -> Result<VectorWindows> {
+    let w = read_windows(path, context)?;
+    for n in &w.notes {
+        println!("{}: {n}", path.display());
+    }
+    Ok(w)
+}
+
+fn check_dim(w: &VectorWindows, dim: usize, path: &Path) -> Result<()> {
+    anyhow::ensure!(
+        w.dim == dim,
+        "{}: vectors have dimension {}; the model takes {dim}",
+        path.display(),
+        w.dim
+    );
+    Ok(())
+}
+
+/// The eval table: the model and the baselines, validation and OOD.
+fn table(r: &LvmReport) {
+    let cell = |s: Option<&Stats>| {
+        s.map_or("-".to_string(), |s| {
+            format!("{:.4} +- {:.4}", s.cosine_mean, s.cosine_std)
+        })
+    };
+    let mse = |s: Option<&Stats>| s.map_or("-".to_string(), |s| format!("{:.6}", s.mse_mean));
+    println!(
+        "\n{:<14} {:>18} {:>18} {:>12} {:>12}",
+        "", "val cosine", "OOD cosine", "val MSE", "OOD MSE"
+    );
+    println!(
+        "{:<14} {:>18} {:>18} {:>12} {:>12}",
+        r.model,
+        cell(Some(&r.val)),
+        cell(r.ood.as_ref()),
+        mse(Some(&r.val)),
+        mse(r.ood.as_ref())
+    );
+    for (name, b) in &r.baselines {
+        println!(
+            "{:<14} {:>18} {:>18} {:>12} {:>12}",
+            name,
+            cell(Some(&b.val)),
+            cell(b.ood.as_ref()),
+            mse(Some(&b.val)),
+            mse(b.ood.as_ref())
+        );
+    }
+    if let Some(d) = r.ood_minus_val_cosine {
+        println!("OOD minus validation cosine: {d:+.4}");
+    }
+}

@@ -1,0 +1,220 @@
+//! `recur lvm train | eval | predict` end to end on vectors with real
+//! structure: each article's next vector is a fixed rotation of the last
+//! plus noise, so a trained model must beat copy-last and context-mean on
+//! validation and on an out-of-distribution file (noisier, other articles).
+
+use candle_core::{Device, Tensor};
+use recur_core::rng::Rng;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const D: usize = 16;
+
+fn recur(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "-q"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "recur failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Chunks of `articles` articles, `len` chunks each, stored in shuffled
+/// row order: x_{i+1} = normalize(R x_i + noise * e), R a fixed rotation of
+/// 8 planes.
+fn write_chunks(
+    path: &Path,
+    seed: u64,
+    first_article: i64,
+    articles: usize,
+    len: usize,
+    noise: f32,
+) {
+    let mut rng = Rng::new(seed);
+    let norm = |v: &mut [f32]| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+    };
+    let mut rows: Vec<(i64, i64, Vec<f32>)> = Vec::new();
+    for a in 0..articles {
+        let mut x: Vec<f32> = (0..D).map(|_| rng.normal()).collect();
+        norm(&mut x);
+        for c in 0..len {
+            rows.push((first_article + a as i64, c as i64, x.clone()));
+            let mut y = vec![0.0; D];
+            for p in 0..D / 2 {
+                let th = 0.7 + 0.15 * p as f32;
+                let (s, co) = th.sin_cos();
+                y[2 * p] = co * x[2 * p] - s * x[2 * p + 1] + noise * rng.normal();
+                y[2 * p + 1] = s * x[2 * p] + co * x[2 * p + 1] + noise * rng.normal();
+            }
+            norm(&mut y);
+            x = y;
+        }
+    }
+    rng.shuffle(&mut rows);
+    let dev = Device::Cpu;
+    let v: Vec<f32> = rows.iter().flat_map(|r| r.2.clone()).collect();
+    let a: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let c: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    Tensor::write_npz(
+        &[
+            (
+                "vectors",
+                &Tensor::from_vec(v, (rows.len(), D), &dev).unwrap(),
+            ),
+            ("article_indices", &Tensor::new(a.as_slice(), &dev).unwrap()),
+            ("chunk_indices", &Tensor::new(c.as_slice(), &dev).unwrap()),
+        ],
+        path,
+    )
+    .unwrap();
+}
+
+fn data(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (train, ood, cfg) = (
+        dir.join("train.npz"),
+        dir.join("ood.npz"),
+        dir.join("lvm.yaml"),
+    );
+    write_chunks(&train, 1, 0, 60, 14, 0.15);
+    write_chunks(&ood, 2, 1000, 15, 14, 0.35);
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz, ood: ood.npz, val_fraction: 0.2, context: 5}\n\
+         model: {type: lstm, d_model: 32, num_layers: 1}\n\
+         training: {learning_rate: 0.01, batch_size: 16, epochs: 8, schedule: cosine, seed: 7}\n",
+    )
+    .unwrap();
+    (train, ood, cfg)
+}
+
+#[test]
+fn lvm_train_eval_predict_beats_the_baselines() {
+    let d = tempfile::tempdir().unwrap();
+    let (train, ood, cfg) = data(d.path());
+    let out = d.path().join("m");
+    let printed = ok(&recur(&[
+        "lvm",
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        printed.contains("copy_last") && printed.contains("context_mean"),
+        "{printed}"
+    );
+    for f in [
+        "model.safetensors",
+        "final.safetensors",
+        "config.yaml",
+        "training_history.json",
+        "report.json",
+    ] {
+        assert!(out.join(f).exists(), "{f} not written");
+    }
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training_history.json")).unwrap())
+            .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 8);
+    assert!(
+        history[0]["lr"].as_f64().unwrap() > history[7]["lr"].as_f64().unwrap(),
+        "cosine schedule"
+    );
+
+    let json = d.path().join("eval.json");
+    let ev = ok(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--ood",
+        ood.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert!(ev.contains("OOD minus validation"), "{ev}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for rep in [&r, &report] {
+        for part in ["val", "ood"] {
+            for k in ["cosine_mean", "cosine_std", "mse_mean"] {
+                assert!(rep[part][k].is_number(), "{part}.{k}: {rep}");
+            }
+            let model = rep[part]["cosine_mean"].as_f64().unwrap();
+            for b in ["copy_last", "context_mean"] {
+                let base = rep["baselines"][b][part]["cosine_mean"].as_f64().unwrap();
+                assert!(
+                    model > base + 0.05,
+                    "{part}: model {model:.4} vs {b} {base:.4}"
+                );
+            }
+        }
+    }
+
+    let npy = d.path().join("pred.npy");
+    let p = ok(&recur(&[
+        "lvm",
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        ood.to_str().unwrap(),
+        "--output",
+        npy.to_str().unwrap(),
+    ]));
+    // 15 articles x (14 - 5) windows.
+    assert!(p.contains("135 predicted vectors"), "{p}");
+    let t = Tensor::read_npy(&npy).unwrap();
+    assert_eq!(t.dims(), [135, D]);
+    let norms: Vec<f32> = t.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();
+    assert!(
+        norms.iter().all(|n| (n - 1.0).abs() < 1e-4),
+        "outputs are unit vectors"
+    );
+}
+
+#[test]
+fn lvm_bad_input_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, _, cfg) = data(d.path());
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz}\nmodel: {type: transformerx}\n",
+    )
+    .unwrap();
+    let out = recur(&["lvm", "train", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("model.type") && e.contains("transformerx"),
+        "{e}"
+    );
+    let out = recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        d.path().to_str().unwrap(),
+        "--data",
+        "x.npz",
+    ]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("not a recur LVM model directory") && !e.contains("panicked"),
+        "{e}"
+    );
+}

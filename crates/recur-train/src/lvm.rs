@@ -1,0 +1,335 @@
+//! Job B's training, evaluation and model directory for the recurrent
+//! latent vector models: MSE or cosine loss, AdamW with clipping, cosine
+//! annealing or reduce-on-plateau, the best (by validation cosine) and the
+//! final weights, per-epoch history, and per-sample cosine / MSE statistics
+//! beside the copy-last and context-mean baselines.
+//!
+//! A model directory holds `config.yaml`, `model.safetensors` (best),
+//! `final.safetensors`, `training_history.json` and `report.json`; the
+//! architecture is stored in both checkpoints and checked on load.
+
+use crate::optim::Adam;
+use candle_core::{Device, Result as CResult, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use recur_core::checkpoint::{load_checked, read_header, save};
+use recur_core::fsx::{write_atomic, write_json};
+use recur_core::lvm_config::LvmConfig;
+use recur_core::rng::Rng;
+use recur_core::{Error, Result};
+use recur_data::npz::VectorWindows;
+use recur_models::{Baseline, LvmArch, RecurrentLvm};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+pub const BEST: &str = "model.safetensors";
+pub const FINAL: &str = "final.safetensors";
+pub const HISTORY: &str = "training_history.json";
+
+/// Mean and spread of per-sample cosine similarity and MSE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub cosine_mean: f64,
+    pub cosine_std: f64,
+    pub mse_mean: f64,
+    pub mse_std: f64,
+    pub n: usize,
+}
+
+/// Per-sample cosine (prediction vs target) and MSE (mean over dimensions).
+pub fn stats(pred: &[f32], target: &[f32], dim: usize) -> Stats {
+    let (mut cos, mut mse) = (Vec::new(), Vec::new());
+    for (p, t) in pred.chunks_exact(dim).zip(target.chunks_exact(dim)) {
+        let (mut dot, mut pp, mut tt, mut se) = (0f64, 0f64, 0f64, 0f64);
+        for (&a, &b) in p.iter().zip(t) {
+            let (a, b) = (a as f64, b as f64);
+            dot += a * b;
+            pp += a * a;
+            tt += b * b;
+            se += (a - b) * (a - b);
+        }
+        cos.push(dot / (pp.sqrt() * tt.sqrt()).max(1e-12));
+        mse.push(se / dim as f64);
+    }
+    let mean_std = |v: &[f64]| {
+        let n = v.len().max(1) as f64;
+        let m = v.iter().sum::<f64>() / n;
+        (
+            m,
+            (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt(),
+        )
+    };
+    let (cosine_mean, cosine_std) = mean_std(&cos);
+    let (mse_mean, mse_std) = mean_std(&mse);
+    Stats {
+        cosine_mean,
+        cosine_std,
+        mse_mean,
+        mse_std,
+        n: cos.len(),
+    }
+}
+
+fn batch(w: &VectorWindows, idx: &[usize], dev: &Device) -> CResult<(Tensor, Tensor)> {
+    let sub = w.select(idx);
+    Ok((
+        Tensor::from_vec(sub.contexts, (idx.len(), w.context, w.dim), dev)?,
+        Tensor::from_vec(sub.targets, (idx.len(), w.dim), dev)?,
+    ))
+}
+
+/// Predicted vectors for every window, in order (evaluation mode).
+pub fn predict(model: &RecurrentLvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+    let idx: Vec<usize> = (0..w.len()).collect();
+    let mut out = Vec::with_capacity(w.targets.len());
+    for c in idx.chunks(256) {
+        let (x, _) = batch(w, c, dev)?;
+        out.extend(model.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// A baseline's predictions for every window.
+pub fn baseline_predict(b: Baseline, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+    let x = Tensor::from_slice(&w.contexts, (w.len(), w.context, w.dim), dev)?;
+    b.predict(&x)?.flatten_all()?.to_vec1()
+}
+
+/// One epoch of the training history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LvmEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_cosine: f64,
+    pub val_mse: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+pub struct LvmFit {
+    pub model: RecurrentLvm,
+    /// The best weights (a copy), by validation cosine.
+    pub best: Vec<(String, Tensor)>,
+    pub best_epoch: usize,
+    pub history: Vec<LvmEpoch>,
+}
+
+fn loss_of(kind: &str, y: &Tensor, t: &Tensor) -> CResult<Tensor> {
+    if kind == "cosine" {
+        // y is unit length; 1 - mean cos(y, t).
+        let tn = t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let cos = (y * t)?.sum_keepdim(1)?.div(&tn)?;
+        cos.mean_all()?.affine(-1.0, 1.0)
+    } else {
+        (y - t)?.sqr()?.mean_all()
+    }
+}
+
+/// Trains the configured model on `train`, choosing the best epoch on `val`.
+pub fn fit(
+    cfg: &LvmConfig,
+    train: &VectorWindows,
+    val: &VectorWindows,
+    dev: &Device,
+    progress: bool,
+) -> Result<LvmFit> {
+    let (m, t) = (&cfg.model, &cfg.training);
+    let arch = LvmArch::new(
+        &m.kind,
+        train.dim,
+        m.d_model,
+        m.num_layers,
+        cfg.data.context,
+    );
+    let model = RecurrentLvm::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
+    let mut shuffle = Rng::stream(t.seed, 1);
+    let mut opt = Adam::new(model.vars(), t.learning_rate, t.weight_decay, true)?;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let n_batches = order.len().div_ceil(t.batch_size);
+    let (mut best_cos, mut best_epoch, mut best) = (f64::NEG_INFINITY, 0, model.snapshot()?);
+    let (mut plateau_best, mut bad) = (f64::NEG_INFINITY, 0);
+    let mut history = Vec::new();
+    for epoch in 1..=t.epochs {
+        let start = Instant::now();
+        if t.schedule == "cosine" {
+            let e = (epoch - 1) as f64;
+            opt.lr =
+                t.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * e / t.epochs as f64).cos());
+        }
+        shuffle.shuffle(&mut order);
+        let pb = if progress {
+            ProgressBar::new(n_batches as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        pb.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(format!("{epoch}/{}", t.epochs));
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        for chunk in order.chunks(t.batch_size) {
+            let (x, y) = batch(train, chunk, dev)?;
+            let loss = loss_of(&t.loss, &model.forward(&x)?, &y)?;
+            let lv = loss.to_scalar::<f32>()? as f64;
+            if !lv.is_finite() {
+                return Err(Error::Msg(format!(
+                    "training diverged at epoch {epoch}: the loss is {lv}; lower training.learning_rate"
+                )));
+            }
+            opt.step(&loss.backward()?, t.grad_clip)?;
+            loss_sum += lv * chunk.len() as f64;
+            seen += chunk.len();
+            pb.set_message(format!("{:.5}", loss_sum / seen as f64));
+            pb.inc(1);
+        }
+        let vs = stats(&predict(&model, val, dev)?, &val.targets, val.dim);
+        pb.finish_and_clear();
+        let rec = LvmEpoch {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_cosine: vs.cosine_mean,
+            val_mse: vs.mse_mean,
+            lr: opt.lr,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        if progress {
+            eprintln!(
+                "epoch {epoch}/{}: loss {:.5}, val cosine {:.4}, val mse {:.6}, lr {:.2e} ({:.1} s)",
+                t.epochs, rec.train_loss, rec.val_cosine, rec.val_mse, rec.lr, rec.seconds
+            );
+        }
+        history.push(rec);
+        if vs.cosine_mean > best_cos {
+            best_cos = vs.cosine_mean;
+            best_epoch = epoch;
+            best = model.snapshot()?;
+        }
+        if t.schedule == "plateau" {
+            if vs.cosine_mean > plateau_best {
+                plateau_best = vs.cosine_mean;
+                bad = 0;
+            } else {
+                bad += 1;
+                if bad > t.plateau_patience {
+                    opt.lr *= t.plateau_factor;
+                    bad = 0;
+                }
+            }
+        }
+    }
+    Ok(LvmFit {
+        model,
+        best,
+        best_epoch,
+        history,
+    })
+}
+
+/// Figures of one model (or baseline) on validation and, when given, OOD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scored {
+    pub val: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood: Option<Stats>,
+    /// OOD cosine minus validation cosine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood_minus_val_cosine: Option<f64>,
+}
+
+/// What `report.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LvmReport {
+    pub model: String,
+    pub params: usize,
+    pub val: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood: Option<Stats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood_minus_val_cosine: Option<f64>,
+    pub baselines: std::collections::BTreeMap<String, Scored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+}
+
+/// Scores a model and both baselines on `val` (and `ood`).
+pub fn report(
+    model: &RecurrentLvm,
+    val: &VectorWindows,
+    ood: Option<&VectorWindows>,
+    dev: &Device,
+) -> Result<LvmReport> {
+    let score = |pred: &dyn Fn(&VectorWindows) -> CResult<Vec<f32>>| -> Result<Scored> {
+        let v = stats(&pred(val)?, &val.targets, val.dim);
+        let o = match ood {
+            Some(o) => Some(stats(&pred(o)?, &o.targets, o.dim)),
+            None => None,
+        };
+        Ok(Scored {
+            val: v,
+            ood: o,
+            ood_minus_val_cosine: o.map(|o| o.cosine_mean - v.cosine_mean),
+        })
+    };
+    let m = score(&|w| predict(model, w, dev))?;
+    let mut baselines = std::collections::BTreeMap::new();
+    for b in Baseline::ALL {
+        baselines.insert(
+            b.name().to_string(),
+            score(&|w| baseline_predict(b, w, dev))?,
+        );
+    }
+    Ok(LvmReport {
+        model: model.arch.kind.clone(),
+        params: model.n_params(),
+        val: m.val,
+        ood: m.ood,
+        ood_minus_val_cosine: m.ood_minus_val_cosine,
+        baselines,
+        best_epoch: None,
+    })
+}
+
+/// Writes a model directory (each file atomically).
+pub fn save_dir(dir: &Path, cfg: &LvmConfig, fit: &LvmFit, report: &LvmReport) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let arch = fit.model.arch.to_json();
+    save(&dir.join(BEST), &fit.best, &arch)?;
+    save(&dir.join(FINAL), &fit.model.snapshot()?, &arch)?;
+    write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    write_json(&dir.join(HISTORY), &fit.history)?;
+    write_json(&dir.join("report.json"), report)
+}
+
+/// Loads the best weights of a model directory (or a checkpoint file),
+/// checking the stored architecture against the tensors the code expects.
+pub fn load(path: &Path, dev: &Device) -> Result<RecurrentLvm> {
+    let file = if path.is_dir() {
+        path.join(BEST)
+    } else {
+        path.to_path_buf()
+    };
+    if !file.exists() {
+        return Err(Error::data(
+            path.display().to_string(),
+            format!("no {BEST} here: not a recur LVM model directory (train one with `recur lvm train`)"),
+        ));
+    }
+    let header = read_header(&file)?;
+    let arch: LvmArch = header
+        .architecture
+        .and_then(|a| serde_json::from_value(a).ok())
+        .ok_or_else(|| {
+            Error::data(
+                file.display().to_string(),
+                "the header holds no recurrent LVM architecture (kind lstm or gru)",
+            )
+        })?;
+    let specs = RecurrentLvm::tensor_specs(&arch)
+        .map_err(|e| Error::data(file.display().to_string(), e.to_string()))?;
+    let tensors = load_checked(&file, &arch.to_json(), &specs, dev)?;
+    Ok(RecurrentLvm::from_tensors(arch, tensors)?)
+}
