@@ -101,6 +101,17 @@ enum Command {
         #[command(subcommand)]
         what: LvmCmd,
     },
+    /// Turn a PyTorch checkpoint of the original system (`.pt` with
+    /// model_state_dict and model_config, or `.safetensors`) into a recur
+    /// LVM model directory. No pickled code is executed; every tensor name
+    /// and shape is checked.
+    ImportTorch {
+        /// The checkpoint (.pt or .safetensors).
+        file: PathBuf,
+        /// Model directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Measure speed on the seed's workloads (synthetic data). Compare with
     /// PyTorch side by side: `python benches/compare_lstm.py`.
     Bench {
@@ -255,6 +266,27 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { path } => show::inspect(&path, &dev),
         Command::Lvm { what } => lvm::run(what, &dev, !cli.quiet),
+        Command::ImportTorch { file, out } => {
+            let imp = recur_train::import::import(&file, &dev)?;
+            recur_train::import::write_dir(&out, &file, &imp)?;
+            let a = &imp.arch;
+            println!(
+                "imported {} LVM ({} -> {}, {} blocks, context {}, {} tensors) from {} into {}",
+                a.kind,
+                a.input_dim,
+                a.d_model,
+                a.num_layers,
+                a.context,
+                imp.tensors.len(),
+                file.display(),
+                out.display()
+            );
+            println!(
+                "next: recur lvm eval --model {} --data FILE.npz",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Bench {
             what:
                 BenchCmd::Lstm {

@@ -5,6 +5,7 @@
 
 pub mod artifact;
 pub mod bench;
+pub mod import;
 pub mod loss;
 pub mod lvm;
 pub mod metrics;

@@ -1,0 +1,125 @@
+//! `import-torch` against PyTorch itself: small LVMs saved by
+//! `scripts/make_lvm_fixtures.py` in the original's `.pt` format predict
+//! what PyTorch predicted on the same inputs once imported; damaged or
+//! foreign checkpoints are refused with the full difference.
+
+use candle_core::{Device, Tensor};
+use recur_train::{import, lvm};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn imported_pytorch_lvms_predict_what_pytorch_predicted() {
+    let dev = Device::Cpu;
+    for kind in ["lstm", "gru"] {
+        let imp = import::import(&fixture(&format!("lvm_{kind}.pt")), &dev).unwrap();
+        assert_eq!(imp.arch.kind, kind);
+        assert_eq!(
+            (
+                imp.arch.input_dim,
+                imp.arch.d_model,
+                imp.arch.num_layers,
+                imp.arch.context
+            ),
+            (12, 8, 2, 5)
+        );
+        assert_eq!(imp.source_config["d_model"], 8);
+        let d = tempfile::tempdir().unwrap();
+        import::write_dir(d.path(), &fixture("x.pt"), &imp).unwrap();
+        let model = lvm::load(d.path(), &dev).unwrap();
+        let io = Tensor::read_npz(fixture(&format!("lvm_{kind}_io.npz"))).unwrap();
+        let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
+        let (x, y) = (get("x"), get("y"));
+        let ours = model.predict(&x).unwrap();
+        let diff: f32 = (&ours - &y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        eprintln!("{kind}: max abs difference to PyTorch {diff:.2e}");
+        assert!(diff < 1e-5, "{kind}: max abs difference {diff}");
+    }
+}
+
+#[test]
+fn damaged_or_foreign_checkpoints_are_refused_with_the_difference() {
+    let dev = Device::Cpu;
+    let imp = import::import(&fixture("lvm_gru.pt"), &dev).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let write = |name: &str, tensors: Vec<(String, Tensor)>| {
+        let p = d.path().join(name);
+        let map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+        candle_core::safetensors::save(&map, &p).unwrap();
+        p
+    };
+    // A tensor missing and one reshaped: both listed.
+    let mut t = imp.tensors.clone();
+    t.retain(|(n, _)| n != "blocks.1.norm.bias");
+    for (n, v) in t.iter_mut() {
+        if n == "output_proj.bias" {
+            *v = Tensor::zeros(7, candle_core::DType::F32, &dev).unwrap();
+        }
+    }
+    let e = import::import(&write("bad.safetensors", t), &dev)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("missing: blocks.1.norm.bias"), "{e}");
+    assert!(e.contains("misshapen: output_proj.bias"), "{e}");
+    // An extra tensor is unexpected.
+    let mut t = imp.tensors.clone();
+    t.push((
+        "blocks.0.gru.weight_ih_l1".into(),
+        Tensor::zeros((24, 8), candle_core::DType::F32, &dev).unwrap(),
+    ));
+    let e = import::import(&write("extra.safetensors", t), &dev)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("unexpected: blocks.0.gru.weight_ih_l1"), "{e}");
+    // Not an LVM at all.
+    let t = vec![(
+        "encoder.weight".to_string(),
+        Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap(),
+    )];
+    let e = import::import(&write("other.safetensors", t), &dev)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("unknown architecture") && e.contains("encoder.weight"),
+        "{e}"
+    );
+    // Not a checkpoint.
+    let p = d.path().join("junk.pt");
+    std::fs::write(&p, b"junk").unwrap();
+    let e = import::import(&p, &dev).err().unwrap().to_string();
+    assert!(e.contains("junk.pt") && e.contains("torch.save"), "{e}");
+    // The same weights under the other kind's architecture are refused on load.
+    let good = d.path().join("good");
+    import::write_dir(&good, &p, &imp).unwrap();
+    let mut arch = imp.arch.to_json();
+    arch["kind"] = "lstm".into();
+    let e = recur_core::checkpoint::load_checked(
+        &good.join("model.safetensors"),
+        &arch,
+        &recur_models::RecurrentLvm::tensor_specs(&serde_json::from_value(arch.clone()).unwrap())
+            .unwrap(),
+        &dev,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("kind") && e.contains("gru") && e.contains("lstm"),
+        "{e}"
+    );
+}

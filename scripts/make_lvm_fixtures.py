@@ -1,0 +1,75 @@
+"""Fixtures for `recur import-torch`: small LVMs written by PyTorch in the
+original system's checkpoint format, with inputs and PyTorch's outputs.
+
+For each kind (lstm, gru) writes, under --out:
+  lvm_<kind>.pt   torch.save({"model_state_dict": ..., "model_config": {...}})
+                  with the original's names (input_proj.*, blocks.{i}.<kind>.*_l0,
+                  blocks.{i}.norm.*, output_proj.*)
+  lvm_<kind>_io.npz  `x` [B, C, D] float32 inputs and `y` [B, D] float32, the
+                  model's own output on them (eval mode).
+
+Usage: .venv-ref/bin/python scripts/make_lvm_fixtures.py [--out crates/recur-train/tests/fixtures]
+Deterministic: torch.manual_seed(0) per kind.
+"""
+import argparse, os
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+D, d, N_BLOCKS, C, B = 12, 8, 2, 5, 4
+
+
+class Block(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        rnn = nn.LSTM if kind == "lstm" else nn.GRU
+        setattr(self, kind, rnn(d, d, batch_first=True))
+        self.kind = kind
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, h):
+        out, _ = getattr(self, self.kind)(h)
+        return self.norm(out + h)
+
+
+class Lvm(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.input_proj = nn.Linear(D, d)
+        self.blocks = nn.ModuleList([Block(kind) for _ in range(N_BLOCKS)])
+        self.output_proj = nn.Linear(d, D)
+
+    def forward(self, x):
+        h = self.input_proj(x)
+        for b in self.blocks:
+            h = b(h)
+        return F.normalize(self.output_proj(h[:, -1]), dim=-1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="crates/recur-train/tests/fixtures")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for kind in ["lstm", "gru"]:
+        torch.manual_seed(0)
+        m = Lvm(kind).eval()
+        # Non-trivial LayerNorm parameters, so a wrong mapping shows.
+        with torch.no_grad():
+            for b in m.blocks:
+                b.norm.weight.uniform_(0.5, 1.5)
+                b.norm.bias.uniform_(-0.2, 0.2)
+        x = F.normalize(torch.randn(B, C, D), dim=-1)
+        with torch.no_grad():
+            y = m(x)
+        cfg = {"input_dim": D, "d_model": d, "num_layers": N_BLOCKS, "dropout": 0.0, "context_length": C}
+        torch.save({"model_state_dict": m.state_dict(), "model_config": cfg, "epoch": 3},
+                   os.path.join(args.out, f"lvm_{kind}.pt"))
+        np.savez(os.path.join(args.out, f"lvm_{kind}_io.npz"),
+                 x=x.numpy().astype(np.float32), y=y.numpy().astype(np.float32))
+        print(kind, sum(p.numel() for p in m.parameters()), "parameters")
+
+
+if __name__ == "__main__":
+    main()
