@@ -1,17 +1,17 @@
 """Fixtures for `recur import-torch`: small LVMs written by PyTorch in the
 original system's checkpoint format, with inputs and PyTorch's outputs.
 
-For each kind (lstm, gru) writes, under --out:
+For each kind (lstm, gru, amn) writes, under --out:
   lvm_<kind>.pt   torch.save({"model_state_dict": ..., "model_config": {...}})
                   with the original's names (input_proj.*, blocks.{i}.<kind>.*_l0,
-                  blocks.{i}.norm.*, output_proj.*)
+                  blocks.{i}.norm.*, output_proj.*; the AMN's query.*, key.*, mlp.*)
   lvm_<kind>_io.npz  `x` [B, C, D] float32 inputs and `y` [B, D] float32, the
                   model's own output on them (eval mode).
 
 Usage: .venv-ref/bin/python scripts/make_lvm_fixtures.py [--out crates/recur-train/tests/fixtures]
 Deterministic: torch.manual_seed(0) per kind.
 """
-import argparse, os
+import argparse, math, os
 import numpy as np
 import torch
 from torch import nn
@@ -47,23 +47,45 @@ class Lvm(nn.Module):
         return F.normalize(self.output_proj(h[:, -1]), dim=-1)
 
 
+class Amn(nn.Module):
+    """base = mean(x); a = softmax(q K^T / sqrt(d)); out = normalize(base + MLP([base, ctx]))."""
+
+    def __init__(self):
+        super().__init__()
+        self.query = nn.Linear(D, d)
+        self.key = nn.Linear(D, d)
+        self.mlp = nn.Sequential(nn.Linear(2 * D, 2 * d), nn.GELU(), nn.LayerNorm(2 * d),
+                                 nn.Linear(2 * d, d), nn.GELU(), nn.LayerNorm(d), nn.Linear(d, D))
+
+    def forward(self, x):
+        base = x.mean(1)
+        q = self.query(base)
+        k = self.key(x)
+        a = torch.softmax((k @ q.unsqueeze(2)).squeeze(2) / math.sqrt(d), dim=-1)
+        ctx = (a.unsqueeze(1) @ x).squeeze(1)
+        return F.normalize(base + self.mlp(torch.cat([base, ctx], -1)), dim=-1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="crates/recur-train/tests/fixtures")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for kind in ["lstm", "gru"]:
+    for kind in ["lstm", "gru", "amn"]:
         torch.manual_seed(0)
-        m = Lvm(kind).eval()
+        m = (Amn() if kind == "amn" else Lvm(kind)).eval()
         # Non-trivial LayerNorm parameters, so a wrong mapping shows.
         with torch.no_grad():
-            for b in m.blocks:
-                b.norm.weight.uniform_(0.5, 1.5)
-                b.norm.bias.uniform_(-0.2, 0.2)
+            for mod in m.modules():
+                if isinstance(mod, nn.LayerNorm):
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.uniform_(-0.2, 0.2)
         x = F.normalize(torch.randn(B, C, D), dim=-1)
         with torch.no_grad():
             y = m(x)
         cfg = {"input_dim": D, "d_model": d, "num_layers": N_BLOCKS, "dropout": 0.0, "context_length": C}
+        if kind == "amn":
+            cfg = {"input_dim": D, "hidden_dim": 4 * d, "context_length": C}
         torch.save({"model_state_dict": m.state_dict(), "model_config": cfg, "epoch": 3},
                    os.path.join(args.out, f"lvm_{kind}.pt"))
         np.savez(os.path.join(args.out, f"lvm_{kind}_io.npz"),

@@ -40,7 +40,8 @@ pub struct LvmDataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LvmModelConfig {
-    /// `lstm` or `gru`.
+    /// `lstm`, `gru` or `amn` (the attention mixture network; its
+    /// `d_model` is the attention width, 256 in the original).
     #[serde(rename = "type", default = "d_kind")]
     pub kind: String,
     #[serde(default = "d_d_model", alias = "hidden_dim")]
@@ -167,13 +168,16 @@ impl LvmConfig {
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
         let (m, t, d) = (&self.model, &self.training, &self.data);
-        if !["lstm", "gru"].contains(&m.kind.as_str()) {
+        if !["lstm", "gru", "amn"].contains(&m.kind.as_str()) {
             return bad(
                 "model.type",
-                format!("`{}` is not a recurrent LVM; use `lstm` or `gru`", m.kind),
+                format!(
+                    "`{}` is not an LVM recur trains; use `lstm`, `gru` or `amn`",
+                    m.kind
+                ),
             );
         }
-        if m.d_model == 0 || m.num_layers == 0 {
+        if m.d_model == 0 || (m.kind != "amn" && m.num_layers == 0) {
             return bad("model", "d_model and num_layers must be at least 1".into());
         }
         if d.context == 0 {

@@ -12,4 +12,4 @@ pub mod params;
 
 pub use baseline::Baseline;
 pub use classifier::{ClassifierArch, LstmClassifier};
-pub use lvm::{LvmArch, RecurrentLvm};
+pub use lvm::{Lvm, LvmArch};

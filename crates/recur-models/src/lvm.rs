@@ -1,12 +1,19 @@
-//! The recurrent latent vector models of Job B (SYSTEM.md): the sentence
-//! embeddings of the last C chunks `[B, C, D]` -> the next one `[B, D]`,
-//! L2-normalised (bug 7 of the original left the LSTM's output raw).
+//! The latent vector models of Job B (SYSTEM.md): the sentence embeddings
+//! of the last C chunks `[B, C, D]` -> the next one `[B, D]`, L2-normalised
+//! (bug 7 of the original left the LSTM's output raw).
 //!
-//! `Linear(D, d) -> n x [RNN(d, d) -> LayerNorm(out + x)] -> last position ->
-//! Linear(d, D)`, with RNN an LSTM (`kind: lstm`) or a GRU (`kind: gru`) on
-//! recur's fused kernels. Tensor names are the original's (`input_proj.*`,
-//! `blocks.{i}.lstm.weight_ih_l0`, `blocks.{i}.norm.*`, `output_proj.*`), so
-//! its PyTorch checkpoints map one to one.
+//! - `lstm` / `gru`: `Linear(D, d) -> n x [RNN(d, d) -> LayerNorm(out + x)]
+//!   -> last position -> Linear(d, D)` on recur's fused kernels; tensor
+//!   names are the original's (`input_proj.*`, `blocks.{i}.lstm.weight_ih_l0`,
+//!   `blocks.{i}.norm.*`, `output_proj.*`).
+//! - `amn`, the attention mixture network: `base = mean(x)`, `q = Wq base`,
+//!   `K = Wk x` (D -> d), `a = softmax(q K^T / sqrt(d))`, `ctx = a x`,
+//!   `out = normalize(base + MLP([base, ctx]))` with MLP = Linear(2D, 2d)
+//!   GELU LayerNorm Linear(2d, d) GELU LayerNorm Linear(d, D); names
+//!   `query.*`, `key.*` and `mlp.{0,2,3,5,6}.*` as an `nn.Sequential`.
+//!
+//! One struct serves every kind: the architecture picks the tensor list and
+//! the forward pass.
 
 use crate::init;
 use crate::lstm::{gru_seq, lstm_seq, GruWeights, LstmWeights};
@@ -53,25 +60,50 @@ impl LvmArch {
         serde_json::to_value(self).expect("architecture serialises")
     }
 
-    /// Gates per recurrent cell: 4 for the LSTM, 3 for the GRU.
+    /// Gates per recurrent cell: 4 for the LSTM, 3 for the GRU, 0 for AMN.
     fn gates(&self) -> Result<usize> {
         match self.kind.as_str() {
             "lstm" => Ok(4),
             "gru" => Ok(3),
-            k => candle_core::bail!("unknown recurrent LVM kind {k:?}; expected lstm or gru"),
+            "amn" => Ok(0),
+            k => candle_core::bail!("unknown LVM kind {k:?}; expected lstm, gru or amn"),
         }
     }
 }
 
-pub struct RecurrentLvm {
+pub struct Lvm {
     pub arch: LvmArch,
     params: ParamSet,
 }
 
-impl RecurrentLvm {
+impl Lvm {
     /// The tensors this architecture has, by name and shape.
     pub fn tensor_specs(a: &LvmArch) -> Result<Vec<TensorSpec>> {
         let (dd, d, g) = (a.input_dim, a.d_model, a.gates()?);
+        if a.kind == "amn" {
+            let lin = |n: &str, o: usize, i: usize| {
+                [
+                    TensorSpec::new(format!("{n}.weight"), &[o, i]),
+                    TensorSpec::new(format!("{n}.bias"), &[o]),
+                ]
+            };
+            let norm = |n: &str, w: usize| {
+                [
+                    TensorSpec::new(format!("{n}.weight"), &[w]),
+                    TensorSpec::new(format!("{n}.bias"), &[w]),
+                ]
+            };
+            return Ok([
+                lin("query", d, dd),
+                lin("key", d, dd),
+                lin("mlp.0", 2 * d, 2 * dd),
+                norm("mlp.2", 2 * d),
+                lin("mlp.3", d, 2 * d),
+                norm("mlp.5", d),
+                lin("mlp.6", dd, d),
+            ]
+            .concat());
+        }
         let mut v = vec![
             TensorSpec::new("input_proj.weight", &[d, dd]),
             TensorSpec::new("input_proj.bias", &[d]),
@@ -90,22 +122,30 @@ impl RecurrentLvm {
         Ok(v)
     }
 
-    /// PyTorch's default initialisation: Linear and recurrent tensors
-    /// uniform in `±1/sqrt(fan_in)` (`±1/sqrt(d)` for the recurrent ones),
-    /// LayerNorm weight 1 and bias 0.
+    /// PyTorch's default initialisation: Linear tensors uniform in
+    /// `±1/sqrt(fan_in)`, recurrent ones in `±1/sqrt(d)`, LayerNorm weight 1
+    /// and bias 0.
     pub fn init(arch: LvmArch, rng: &mut Rng, dev: &Device) -> Result<Self> {
         let specs = Self::tensor_specs(&arch)?;
+        let shape_of = |name: &str| {
+            specs
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.shape.clone())
+        };
         let mut tensors = HashMap::new();
         for s in &specs {
             let n: usize = s.shape.iter().product();
-            let data = if s.name.ends_with("norm.weight") {
-                vec![1.0; n]
-            } else if s.name.ends_with("norm.bias") {
-                vec![0.0; n]
-            } else if s.name.starts_with("input_proj") {
-                init::linear_default(rng, n, arch.input_dim)
-            } else {
+            let (module, what) = s.name.rsplit_once('.').expect("names have a module");
+            // A 1-D weight is a LayerNorm's.
+            let is_norm = shape_of(&format!("{module}.weight")).is_some_and(|w| w.len() == 1);
+            let data = if is_norm {
+                vec![if what == "weight" { 1.0 } else { 0.0 }; n]
+            } else if what.ends_with("_l0") {
                 init::linear_default(rng, n, arch.d_model)
+            } else {
+                let fan_in = shape_of(&format!("{module}.weight")).map_or(arch.d_model, |w| w[1]);
+                init::linear_default(rng, n, fan_in)
             };
             tensors.insert(
                 s.name.clone(),
@@ -117,7 +157,7 @@ impl RecurrentLvm {
 
     pub fn from_tensors(arch: LvmArch, tensors: HashMap<String, Tensor>) -> Result<Self> {
         let params = ParamSet::from_tensors(&Self::tensor_specs(&arch)?, tensors)?;
-        Ok(RecurrentLvm { arch, params })
+        Ok(Lvm { arch, params })
     }
 
     pub fn params(&self) -> &[(String, Var)] {
@@ -162,6 +202,9 @@ impl RecurrentLvm {
                 t.detach()
             }
         };
+        if a.kind == "amn" {
+            return amn_forward(x, a, &pt);
+        }
         let (_, c, dd) = x.dims3()?;
         if dd != a.input_dim {
             candle_core::bail!(
@@ -222,6 +265,33 @@ impl RecurrentLvm {
     }
 }
 
+/// The attention mixture network's forward pass (see the module comment).
+fn amn_forward(x: &Tensor, a: &LvmArch, p: &dyn Fn(&str) -> Tensor) -> Result<Tensor> {
+    let dd = x.dim(2)?;
+    if dd != a.input_dim {
+        candle_core::bail!(
+            "input vectors have dimension {dd}; this model takes {}",
+            a.input_dim
+        );
+    }
+    let lin = |h: &Tensor, n: &str| {
+        recur_kernels::linear(h, &p(&format!("{n}.weight")), &p(&format!("{n}.bias")))
+    };
+    let norm =
+        |h: &Tensor, n: &str| layer_norm(h, &p(&format!("{n}.weight")), &p(&format!("{n}.bias")));
+    let base = x.mean(1)?; // [B, D]
+    let q = lin(&base, "query")?; // [B, d]
+    let k = lin(x, "key")?; // [B, C, d]
+    let scores = k.matmul(&q.unsqueeze(2)?)?.squeeze(2)?; // [B, C]
+    let att = candle_nn::ops::softmax(&(scores / (a.d_model as f64).sqrt())?, D::Minus1)?;
+    let ctx = att.unsqueeze(1)?.matmul(x)?.squeeze(1)?; // [B, D]
+    let h = Tensor::cat(&[&base, &ctx], 1)?;
+    let h = norm(&lin(&h, "mlp.0")?.gelu_erf()?, "mlp.2")?;
+    let h = norm(&lin(&h, "mlp.3")?.gelu_erf()?, "mlp.5")?;
+    let h = lin(&h, "mlp.6")?;
+    l2_normalize(&(base + h)?)
+}
+
 /// LayerNorm over the last dimension with a backward pass (candle-nn's fused
 /// `LayerNorm::forward` has none: ARCHITECTURE.md).
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
@@ -245,26 +315,30 @@ mod tests {
 
     #[test]
     fn parameter_counts_match_the_design() {
-        for (kind, n) in [("lstm", 9_196_800), ("gru", 7_095_552)] {
-            let specs = RecurrentLvm::tensor_specs(&LvmArch::new(kind, 768, 512, 4, 5)).unwrap();
+        for (kind, d, n) in [
+            ("lstm", 512, 9_196_800),
+            ("gru", 512, 7_095_552),
+            ("amn", 256, 1_510_912),
+        ] {
+            let specs = Lvm::tensor_specs(&LvmArch::new(kind, 768, d, 4, 5)).unwrap();
             let total: usize = specs
                 .iter()
                 .map(|s| s.shape.iter().product::<usize>())
                 .sum();
             assert_eq!(total, n, "{kind}");
-            assert!(specs
-                .iter()
-                .any(|s| s.name == format!("blocks.3.{kind}.weight_hh_l0")));
+            if kind != "amn" {
+                let name = format!("blocks.3.{kind}.weight_hh_l0");
+                assert!(specs.iter().any(|s| s.name == name));
+            }
         }
-        assert!(RecurrentLvm::tensor_specs(&LvmArch::new("rnn", 8, 4, 1, 5)).is_err());
+        assert!(Lvm::tensor_specs(&LvmArch::new("rnn", 8, 4, 1, 5)).is_err());
     }
 
     #[test]
     fn output_is_unit_length_and_every_tensor_gets_a_gradient() {
-        for kind in ["lstm", "gru"] {
+        for kind in ["lstm", "gru", "amn"] {
             let dev = Device::Cpu;
-            let m = RecurrentLvm::init(LvmArch::new(kind, 12, 8, 2, 5), &mut Rng::new(1), &dev)
-                .unwrap();
+            let m = Lvm::init(LvmArch::new(kind, 12, 8, 2, 5), &mut Rng::new(1), &dev).unwrap();
             let mut rng = Rng::new(2);
             let x: Vec<f32> = (0..3 * 5 * 12).map(|_| rng.normal()).collect();
             let x = Tensor::from_vec(x, (3, 5, 12), &dev).unwrap();

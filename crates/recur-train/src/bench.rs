@@ -18,7 +18,7 @@ use crate::loss::bce_with_logits;
 use crate::optim::Adam;
 use candle_core::{Device, Result, Tensor};
 use recur_core::rng::Rng;
-use recur_models::{ClassifierArch, LstmClassifier, LvmArch, RecurrentLvm};
+use recur_models::{ClassifierArch, LstmClassifier, Lvm, LvmArch};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -55,7 +55,7 @@ pub const WORKLOADS: [&str; 3] = ["w1", "w2", "w2-gru"];
 /// A model under test, behind one interface.
 enum Model {
     Classifier(LstmClassifier),
-    Lvm(RecurrentLvm),
+    Lvm(Lvm),
 }
 
 /// Runs one workload. `threads` is what the caller configured (recorded).
@@ -75,12 +75,7 @@ pub fn run(workload: &str, threads: usize, min_seconds: f64, seed: u64) -> Resul
         "w2" | "w2-gru" => {
             let kind = if workload == "w2" { "lstm" } else { "gru" };
             let arch = LvmArch::new(kind, 768, 512, 4, 5);
-            (
-                Model::Lvm(RecurrentLvm::init(arch, &mut rng, &dev)?),
-                64,
-                5,
-                768,
-            )
+            (Model::Lvm(Lvm::init(arch, &mut rng, &dev)?), 64, 5, 768)
         }
         w => candle_core::bail!("unknown workload {w:?}; expected one of {WORKLOADS:?}"),
     };

@@ -6,7 +6,8 @@
 //! called); tensors come from `model_state_dict` (or the top level), the
 //! sizes from `model_config` (`input_dim`, `d_model` or `hidden_dim`,
 //! `num_layers`). `.safetensors` files work too. The architecture is
-//! recognised from the tensor names (`blocks.{i}.lstm.*` / `blocks.{i}.gru.*`)
+//! recognised from the tensor names (`blocks.{i}.lstm.*`, `blocks.{i}.gru.*`,
+//! or the AMN's `query.*` / `mlp.*`)
 //! and every name and shape is checked against what recur's model expects:
 //! any missing, unexpected or misshapen tensor is refused with the full
 //! difference (bug 1 of the original loaded such files as random weights).
@@ -16,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use recur_core::checkpoint::{save, tensor_diff};
 use recur_core::fsx::write_json;
 use recur_core::{Error, Result};
-use recur_models::{LvmArch, RecurrentLvm};
+use recur_models::{Lvm, LvmArch};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -129,46 +130,59 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<(BTreeMap<String, Tensor
 pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let (tensors, config) = read_checkpoint(path, dev)?;
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
-    let kind = ["lstm", "gru"]
-        .into_iter()
-        .find(|k| names.iter().any(|n| n.starts_with("blocks.") && n.contains(&format!(".{k}.weight_ih_l0"))))
-        .ok_or_else(|| {
-            err(
-                path,
-                format!(
-                    "unknown architecture: recur imports the recurrent LVMs (blocks.{{i}}.lstm.* or \
-                     blocks.{{i}}.gru.*); this file has {}",
-                    names.iter().take(12).copied().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?;
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
-    let proj = shape("input_proj.weight").ok_or_else(|| {
+    let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
+    let kind = if is_amn {
+        "amn"
+    } else {
+        ["lstm", "gru"]
+            .into_iter()
+            .find(|k| {
+                names
+                    .iter()
+                    .any(|n| n.starts_with("blocks.") && n.contains(&format!(".{k}.weight_ih_l0")))
+            })
+            .ok_or_else(|| {
+                err(
+                    path,
+                    format!(
+                        "unknown architecture: recur imports the LVMs lstm (blocks.{{i}}.lstm.*), gru \
+                         (blocks.{{i}}.gru.*) and amn (query.*, key.*, mlp.*); this file has {}",
+                        names.iter().take(12).copied().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?
+    };
+    let first = if is_amn {
+        "query.weight"
+    } else {
+        "input_proj.weight"
+    };
+    let proj = shape(first).ok_or_else(|| {
         err(
             path,
-            "no input_proj.weight: cannot tell the vector and model sizes",
+            format!("no {first}: cannot tell the vector and model sizes"),
         )
     })?;
     let [d_model, input_dim] = proj[..] else {
-        return Err(err(
-            path,
-            format!("input_proj.weight must be 2-D, it is {proj:?}"),
-        ));
+        return Err(err(path, format!("{first} must be 2-D, it is {proj:?}")));
     };
     let num_layers = (0..)
         .take_while(|i| tensors.contains_key(&format!("blocks.{i}.{kind}.weight_ih_l0")))
         .count();
-    // The file's own config must agree with its tensors.
+    // The file's own config must agree with its tensors (for the AMN only
+    // the vector size is unambiguous).
     let mut problems = Vec::new();
     let get = |keys: &[&str]| {
         keys.iter()
             .find_map(|k| config.get(*k).and_then(Value::as_u64))
     };
-    for (keys, actual) in [
-        (&["input_dim"][..], input_dim),
-        (&["d_model", "hidden_dim"][..], d_model),
-        (&["num_layers"][..], num_layers),
-    ] {
+    let mut checks: Vec<(&[&str], usize)> = vec![(&["input_dim"][..], input_dim)];
+    if !is_amn {
+        checks.push((&["d_model", "hidden_dim"][..], d_model));
+        checks.push((&["num_layers"][..], num_layers));
+    }
+    for (keys, actual) in checks {
         if let Some(v) = get(keys) {
             if v as usize != actual {
                 problems.push(format!(
@@ -181,7 +195,7 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let context =
         get(&["context_length", "context", "context_size", "seq_len"]).unwrap_or(5) as usize;
     let arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
-    let specs = RecurrentLvm::tensor_specs(&arch)?;
+    let specs = Lvm::tensor_specs(&arch)?;
     let stored: BTreeMap<String, Vec<usize>> = tensors
         .iter()
         .map(|(n, t)| (n.clone(), t.dims().to_vec()))
@@ -191,7 +205,7 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         return Err(err(
             path,
             format!(
-                "does not match recur's {kind} LVM ({input_dim} -> {d_model}, {num_layers} blocks):\n  {}",
+                "does not match recur's {kind} LVM (D {input_dim}, d {d_model}, {num_layers} blocks):\n  {}",
                 problems.join("\n  ")
             ),
         ));

@@ -17,7 +17,7 @@ use recur_core::lvm_config::LvmConfig;
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
-use recur_models::{Baseline, LvmArch, RecurrentLvm};
+use recur_models::{Baseline, Lvm, LvmArch};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -79,7 +79,7 @@ fn batch(w: &VectorWindows, idx: &[usize], dev: &Device) -> CResult<(Tensor, Ten
 }
 
 /// Predicted vectors for every window, in order (evaluation mode).
-pub fn predict(model: &RecurrentLvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
     let idx: Vec<usize> = (0..w.len()).collect();
     let mut out = Vec::with_capacity(w.targets.len());
     for c in idx.chunks(256) {
@@ -107,7 +107,7 @@ pub struct LvmEpoch {
 }
 
 pub struct LvmFit {
-    pub model: RecurrentLvm,
+    pub model: Lvm,
     /// The best weights (a copy), by validation cosine.
     pub best: Vec<(String, Tensor)>,
     pub best_epoch: usize,
@@ -141,7 +141,7 @@ pub fn fit(
         m.num_layers,
         cfg.data.context,
     );
-    let model = RecurrentLvm::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
+    let model = Lvm::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
     let mut shuffle = Rng::stream(t.seed, 1);
     let mut opt = Adam::new(model.vars(), t.learning_rate, t.weight_decay, true)?;
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -257,7 +257,7 @@ pub struct LvmReport {
 
 /// Scores a model and both baselines on `val` (and `ood`).
 pub fn report(
-    model: &RecurrentLvm,
+    model: &Lvm,
     val: &VectorWindows,
     ood: Option<&VectorWindows>,
     dev: &Device,
@@ -306,7 +306,7 @@ pub fn save_dir(dir: &Path, cfg: &LvmConfig, fit: &LvmFit, report: &LvmReport) -
 
 /// Loads the best weights of a model directory (or a checkpoint file),
 /// checking the stored architecture against the tensors the code expects.
-pub fn load(path: &Path, dev: &Device) -> Result<RecurrentLvm> {
+pub fn load(path: &Path, dev: &Device) -> Result<Lvm> {
     let file = if path.is_dir() {
         path.join(BEST)
     } else {
@@ -328,8 +328,8 @@ pub fn load(path: &Path, dev: &Device) -> Result<RecurrentLvm> {
                 "the header holds no recurrent LVM architecture (kind lstm or gru)",
             )
         })?;
-    let specs = RecurrentLvm::tensor_specs(&arch)
+    let specs = Lvm::tensor_specs(&arch)
         .map_err(|e| Error::data(file.display().to_string(), e.to_string()))?;
     let tensors = load_checked(&file, &arch.to_json(), &specs, dev)?;
-    Ok(RecurrentLvm::from_tensors(arch, tensors)?)
+    Ok(Lvm::from_tensors(arch, tensors)?)
 }

@@ -16,19 +16,16 @@ fn fixture(name: &str) -> PathBuf {
 #[test]
 fn imported_pytorch_lvms_predict_what_pytorch_predicted() {
     let dev = Device::Cpu;
-    for kind in ["lstm", "gru"] {
+    for kind in ["lstm", "gru", "amn"] {
         let imp = import::import(&fixture(&format!("lvm_{kind}.pt")), &dev).unwrap();
         assert_eq!(imp.arch.kind, kind);
+        let layers = if kind == "amn" { 0 } else { 2 };
+        let a = &imp.arch;
         assert_eq!(
-            (
-                imp.arch.input_dim,
-                imp.arch.d_model,
-                imp.arch.num_layers,
-                imp.arch.context
-            ),
-            (12, 8, 2, 5)
+            (a.input_dim, a.d_model, a.num_layers, a.context),
+            (12, 8, layers, 5)
         );
-        assert_eq!(imp.source_config["d_model"], 8);
+        assert_eq!(imp.source_config["input_dim"], 12);
         let d = tempfile::tempdir().unwrap();
         import::write_dir(d.path(), &fixture("x.pt"), &imp).unwrap();
         let model = lvm::load(d.path(), &dev).unwrap();
@@ -111,8 +108,7 @@ fn damaged_or_foreign_checkpoints_are_refused_with_the_difference() {
     let e = recur_core::checkpoint::load_checked(
         &good.join("model.safetensors"),
         &arch,
-        &recur_models::RecurrentLvm::tensor_specs(&serde_json::from_value(arch.clone()).unwrap())
-            .unwrap(),
+        &recur_models::Lvm::tensor_specs(&serde_json::from_value(arch.clone()).unwrap()).unwrap(),
         &dev,
     )
     .err()
