@@ -85,6 +85,54 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             }
             Ok(())
         }
+        LvmCmd::Leaderboard {
+            models,
+            data,
+            ood,
+            json,
+            markdown,
+        } => {
+            use recur_train::leaderboard;
+            let mut entries = Vec::new();
+            let mut loaded = Vec::new();
+            for dir in &models {
+                let m = lvm::load(dir, dev)?;
+                loaded.push((dir, m));
+            }
+            let c = loaded[0].1.arch.context;
+            let val = load(&data, c)?;
+            let ood = ood.as_ref().map(|p| load(p, c)).transpose()?;
+            for (dir, m) in &loaded {
+                anyhow::ensure!(
+                    m.arch.context == c,
+                    "{}: context {} differs from the first model's {c}; compare models of one context",
+                    dir.display(),
+                    m.arch.context
+                );
+                check_dim(&val, m.arch.input_dim, &data)?;
+                let name = dir.file_name().map_or(dir.display().to_string(), |n| {
+                    n.to_string_lossy().to_string()
+                });
+                entries.push(leaderboard::measure(
+                    &name,
+                    m,
+                    &val,
+                    ood.as_ref(),
+                    dev,
+                    progress,
+                )?);
+            }
+            entries.extend(leaderboard::baselines(&val, ood.as_ref(), dev)?);
+            let md = leaderboard::markdown(&entries);
+            print!("{md}");
+            if let Some(p) = markdown {
+                recur_core::fsx::write_atomic(&p, md.as_bytes())?;
+            }
+            if let Some(p) = json {
+                recur_core::fsx::write_json(&p, &entries)?;
+            }
+            Ok(())
+        }
         LvmCmd::Predict {
             model,
             data,
@@ -115,7 +163,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
 fn load(path: &Path, context: usize) -> Result<VectorWindows> {
     let w = read_windows(path, context)?;
     for n in &w.notes {
-        println!("{}: {n}", path.display());
+        eprintln!("{}: {n}", path.display());
     }
     Ok(w)
 }

@@ -147,6 +147,27 @@ enum LvmCmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Compare model directories on the same data: parameters, validation
+    /// and OOD cosine, batch-1 latency p50/p95/mean (200 runs on real
+    /// windows after 10 warm-ups), throughput at batch 1/8/32/128, memory,
+    /// efficiency; Markdown on stdout, JSON with --json.
+    Leaderboard {
+        /// Model directories to compare.
+        #[arg(long, num_args = 1.., required = true)]
+        models: Vec<PathBuf>,
+        /// Validation windows (.npz).
+        #[arg(long)]
+        data: PathBuf,
+        /// Out-of-distribution windows (.npz).
+        #[arg(long)]
+        ood: Option<PathBuf>,
+        /// Also write the leaderboard as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write the Markdown table to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Predicted vectors for every window of a .npz file, in file order, as
     /// a float32 .npy `[N, D]`.
     Predict {

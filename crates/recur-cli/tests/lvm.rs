@@ -166,6 +166,46 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         }
     }
 
+    // The leaderboard measures the listed checkpoint on real windows.
+    let lb = d.path().join("lb.json");
+    let md = ok(&recur(&[
+        "lvm",
+        "leaderboard",
+        "--models",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--ood",
+        ood.to_str().unwrap(),
+        "--json",
+        lb.to_str().unwrap(),
+    ]));
+    assert!(
+        md.starts_with("| model |") && md.contains("| m | lstm |"),
+        "{md}"
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lb).unwrap()).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["params"], report["params"]);
+    let (cos, mean) = (
+        row["val_cosine"].as_f64().unwrap(),
+        row["lat_b1_mean_ms"].as_f64().unwrap(),
+    );
+    assert!(mean > 0.0 && row["lat_b1_p95_ms"].as_f64() >= row["lat_b1_p50_ms"].as_f64());
+    assert!((row["efficiency"].as_f64().unwrap() - cos / mean * 1000.0).abs() < 1e-6);
+    for b in ["1", "8", "32", "128"] {
+        assert!(
+            row["throughput"][b].as_f64().unwrap() > 0.0,
+            "throughput at batch {b}"
+        );
+    }
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        3,
+        "the model and two baselines"
+    );
+
     let npy = d.path().join("pred.npy");
     let p = ok(&recur(&[
         "lvm",

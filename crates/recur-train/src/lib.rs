@@ -6,6 +6,7 @@
 pub mod artifact;
 pub mod bench;
 pub mod import;
+pub mod leaderboard;
 pub mod loss;
 pub mod lvm;
 pub mod metrics;

@@ -1,0 +1,175 @@
+//! `recur lvm leaderboard`: every listed model directory measured the same
+//! way on the same data, so a choice between models rests on numbers taken
+//! from the very checkpoints listed (bug 6 of the original timed another
+//! model than the one it listed, on random inputs).
+//!
+//! Per model: parameters and their memory, validation and OOD cosine,
+//! batch-1 latency (p50, p95, mean over 200 runs after 10 warm-ups, each
+//! run on a different real window), throughput at batch 1, 8, 32 and 128,
+//! and efficiency `val_cosine / mean_ms * 1000`.
+
+use crate::bench::percentile;
+use crate::lvm::{baseline_predict, predict, stats};
+use candle_core::{Device, Result as CResult, Tensor};
+use recur_data::npz::VectorWindows;
+use recur_models::{Baseline, Lvm};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+pub const BATCHES: [usize; 4] = [1, 8, 32, 128];
+const WARMUP: usize = 10;
+const RUNS: usize = 200;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub name: String,
+    pub kind: String,
+    pub params: Option<usize>,
+    pub param_mb: Option<f64>,
+    pub val_cosine: f64,
+    pub ood_cosine: Option<f64>,
+    pub lat_b1_p50_ms: Option<f64>,
+    pub lat_b1_p95_ms: Option<f64>,
+    pub lat_b1_mean_ms: Option<f64>,
+    /// Sequences per second at each batch size.
+    pub throughput: BTreeMap<usize, f64>,
+    pub efficiency: Option<f64>,
+}
+
+/// `[n, C, D]` windows `start..start + n` (wrapping) of `w`.
+fn windows(w: &VectorWindows, start: usize, n: usize, dev: &Device) -> CResult<Tensor> {
+    let idx: Vec<usize> = (0..n).map(|i| (start + i) % w.len()).collect();
+    let sub = w.select(&idx);
+    Tensor::from_vec(sub.contexts, (n, w.context, w.dim), dev)
+}
+
+/// Measures one model.
+pub fn measure(
+    name: &str,
+    model: &Lvm,
+    val: &VectorWindows,
+    ood: Option<&VectorWindows>,
+    dev: &Device,
+    progress: bool,
+) -> CResult<Entry> {
+    let val_cosine = stats(&predict(model, val, dev)?, &val.targets, val.dim).cosine_mean;
+    let ood_cosine = match ood {
+        Some(o) => Some(stats(&predict(model, o, dev)?, &o.targets, o.dim).cosine_mean),
+        None => None,
+    };
+    // Batch-1 latency, each run on the next real window.
+    let inputs: Vec<Tensor> = (0..WARMUP + RUNS)
+        .map(|i| windows(val, i, 1, dev))
+        .collect::<CResult<_>>()?;
+    for x in &inputs[..WARMUP] {
+        model.predict(x)?;
+    }
+    let mut lat = Vec::with_capacity(RUNS);
+    for x in &inputs[WARMUP..] {
+        let t0 = Instant::now();
+        model.predict(x)?;
+        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+    let mut throughput = BTreeMap::new();
+    for b in BATCHES {
+        let xs: Vec<Tensor> = (0..4)
+            .map(|i| windows(val, i * b, b, dev))
+            .collect::<CResult<_>>()?;
+        model.predict(&xs[0])?;
+        let (t0, mut n) = (Instant::now(), 0usize);
+        while n < 3 || t0.elapsed().as_secs_f64() < 0.3 {
+            model.predict(&xs[n % xs.len()])?;
+            n += 1;
+        }
+        throughput.insert(b, (n * b) as f64 / t0.elapsed().as_secs_f64());
+    }
+    if progress {
+        eprintln!("measured {name}: p50 {:.3} ms", percentile(&lat, 50.0));
+    }
+    let params = model.n_params();
+    Ok(Entry {
+        name: name.to_string(),
+        kind: model.arch.kind.clone(),
+        params: Some(params),
+        param_mb: Some(params as f64 * 4.0 / 1e6),
+        val_cosine,
+        ood_cosine,
+        lat_b1_p50_ms: Some(percentile(&lat, 50.0)),
+        lat_b1_p95_ms: Some(percentile(&lat, 95.0)),
+        lat_b1_mean_ms: Some(mean),
+        throughput,
+        efficiency: Some(val_cosine / mean * 1000.0),
+    })
+}
+
+/// The baselines' rows: cosine only (they cost nothing to run).
+pub fn baselines(
+    val: &VectorWindows,
+    ood: Option<&VectorWindows>,
+    dev: &Device,
+) -> CResult<Vec<Entry>> {
+    Baseline::ALL
+        .iter()
+        .map(|&b| {
+            let v = stats(&baseline_predict(b, val, dev)?, &val.targets, val.dim).cosine_mean;
+            let o = match ood {
+                Some(o) => {
+                    Some(stats(&baseline_predict(b, o, dev)?, &o.targets, o.dim).cosine_mean)
+                }
+                None => None,
+            };
+            Ok(Entry {
+                name: b.name().to_string(),
+                kind: "baseline".into(),
+                params: None,
+                param_mb: None,
+                val_cosine: v,
+                ood_cosine: o,
+                lat_b1_p50_ms: None,
+                lat_b1_p95_ms: None,
+                lat_b1_mean_ms: None,
+                throughput: BTreeMap::new(),
+                efficiency: None,
+            })
+        })
+        .collect()
+}
+
+/// The leaderboard as a Markdown table, best validation cosine first.
+pub fn markdown(entries: &[Entry]) -> String {
+    let mut rows: Vec<&Entry> = entries.iter().collect();
+    rows.sort_by(|a, b| b.val_cosine.total_cmp(&a.val_cosine));
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    let mut s = String::from(
+        "| model | kind | params | MB | val cosine | OOD cosine | p50 ms | p95 ms | mean ms | b1 seq/s | b8 | b32 | b128 | efficiency |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for e in rows {
+        let t = |b: usize| {
+            e.throughput
+                .get(&b)
+                .map_or("-".to_string(), |v| format!("{v:.0}"))
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            e.name,
+            e.kind,
+            e.params.map_or("-".to_string(), |p| p.to_string()),
+            f(e.param_mb, 2),
+            e.val_cosine,
+            f(e.ood_cosine, 4),
+            f(e.lat_b1_p50_ms, 3),
+            f(e.lat_b1_p95_ms, 3),
+            f(e.lat_b1_mean_ms, 3),
+            t(1),
+            t(8),
+            t(32),
+            t(128),
+            f(e.efficiency, 1),
+        ));
+    }
+    s
+}
