@@ -1,10 +1,11 @@
 """Fixtures for `recur import-torch`: small LVMs written by PyTorch in the
 original system's checkpoint format, with inputs and PyTorch's outputs.
 
-For each kind (lstm, gru, amn) writes, under --out:
+For each kind (lstm, gru, amn, transformer) writes, under --out:
   lvm_<kind>.pt   torch.save({"model_state_dict": ..., "model_config": {...}})
                   with the original's names (input_proj.*, blocks.{i}.<kind>.*_l0,
-                  blocks.{i}.norm.*, output_proj.*; the AMN's query.*, key.*, mlp.*)
+                  blocks.{i}.norm.*, output_proj.*; the AMN's query.*, key.*, mlp.*;
+                  the Transformer's input_proj.*, encoder.layers.{i}.*, head.*)
   lvm_<kind>_io.npz  `x` [B, C, D] float32 inputs and `y` [B, D] float32, the
                   model's own output on them (eval mode).
 
@@ -66,14 +67,37 @@ class Amn(nn.Module):
         return F.normalize(base + self.mlp(torch.cat([base, ctx], -1)), dim=-1)
 
 
+class Transformer(nn.Module):
+    """input_proj + sinusoidal positions -> causal encoder -> last step -> head."""
+
+    def __init__(self, heads=2, ff=16, layers=2):
+        super().__init__()
+        self.input_proj = nn.Linear(D, d)
+        layer = nn.TransformerEncoderLayer(d, heads, dim_feedforward=ff, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d), nn.Linear(d, D))
+        pos = torch.arange(C).unsqueeze(1).double()
+        i = torch.arange(0, d, 2).double()
+        ang = pos / torch.pow(10000.0, i / d)
+        pe = torch.zeros(C, d, dtype=torch.float64)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(ang), torch.cos(ang)
+        self.pe = pe.float()  # a plain attribute, not a buffer: not in the state dict
+
+    def forward(self, x):
+        h = self.input_proj(x) + self.pe[: x.shape[1]]
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        h = self.encoder(h, mask=mask, is_causal=True)
+        return F.normalize(self.head(h[:, -1]), dim=-1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="crates/recur-train/tests/fixtures")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for kind in ["lstm", "gru", "amn"]:
+    for kind in ["lstm", "gru", "amn", "transformer"]:
         torch.manual_seed(0)
-        m = (Amn() if kind == "amn" else Lvm(kind)).eval()
+        m = {"amn": Amn, "transformer": Transformer}.get(kind, lambda: Lvm(kind))().eval()
         # Non-trivial LayerNorm parameters, so a wrong mapping shows.
         with torch.no_grad():
             for mod in m.modules():
@@ -86,6 +110,8 @@ def main():
         cfg = {"input_dim": D, "d_model": d, "num_layers": N_BLOCKS, "dropout": 0.0, "context_length": C}
         if kind == "amn":
             cfg = {"input_dim": D, "hidden_dim": 4 * d, "context_length": C}
+        if kind == "transformer":
+            cfg = {"input_dim": D, "d_model": d, "num_layers": 2, "nhead": 2, "dropout": 0.1, "context_length": C}
         torch.save({"model_state_dict": m.state_dict(), "model_config": cfg, "epoch": 3},
                    os.path.join(args.out, f"lvm_{kind}.pt"))
         np.savez(os.path.join(args.out, f"lvm_{kind}_io.npz"),

@@ -259,24 +259,30 @@ fn lvm_bad_input_is_a_clear_error() {
     );
 }
 
-/// The other kinds on the same data. The GRU sees order as the LSTM does
-/// and must beat both baselines everywhere; the AMN mixes the context by
+/// The other kinds on the same data. The GRU and the Transformer see order
+/// as the LSTM does and must beat both baselines everywhere; the AMN mixes the context by
 /// content, not position, so on this rotation task it is only asked to
 /// beat them on validation (on real text it is the original's best OOD
 /// model).
 #[test]
-fn gru_and_amn_train_and_beat_the_baselines() {
+fn gru_amn_and_transformer_train_and_beat_the_baselines() {
     let d = tempfile::tempdir().unwrap();
     let (_, _, cfg) = data(d.path());
-    for (kind, model, ood_too) in [
-        ("gru", "{type: gru, d_model: 32, num_layers: 1}", true),
-        ("amn", "{type: amn, d_model: 16}", false),
+    for (kind, model, lr, ood_too) in [
+        ("gru", "{type: gru, d_model: 32, num_layers: 1}", 0.01, true),
+        ("amn", "{type: amn, d_model: 16}", 0.01, false),
+        (
+            "transformer",
+            "{type: transformer, d_model: 32, num_layers: 1, heads: 4, ff: 64}",
+            0.003,
+            true,
+        ),
     ] {
         std::fs::write(
             &cfg,
             format!(
                 "data: {{train: train.npz, ood: ood.npz, val_fraction: 0.2}}\nmodel: {model}\n\
-                 training: {{learning_rate: 0.01, batch_size: 16, epochs: 8, seed: 7}}\n"
+                 training: {{learning_rate: {lr}, batch_size: 16, epochs: 8, seed: 7}}\n"
             ),
         )
         .unwrap();

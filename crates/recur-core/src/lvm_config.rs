@@ -40,14 +40,24 @@ pub struct LvmDataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LvmModelConfig {
-    /// `lstm`, `gru` or `amn` (the attention mixture network; its
-    /// `d_model` is the attention width, 256 in the original).
+    /// `lstm`, `gru`, `amn` (the attention mixture network; its `d_model`
+    /// is the attention width, 256 in the original) or `transformer`.
     #[serde(rename = "type", default = "d_kind")]
     pub kind: String,
     #[serde(default = "d_d_model", alias = "hidden_dim")]
     pub d_model: usize,
     #[serde(default = "d_layers")]
     pub num_layers: usize,
+    /// Attention heads (transformer).
+    #[serde(default = "d_heads", alias = "nhead")]
+    pub heads: usize,
+    /// Feed-forward width (transformer).
+    #[serde(default = "d_ff", alias = "dim_feedforward")]
+    pub ff: usize,
+    /// Training dropout; by default 0.1 for the transformer and 0 for the
+    /// others, as the original.
+    #[serde(default)]
+    pub dropout: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +103,12 @@ fn d_d_model() -> usize {
 fn d_layers() -> usize {
     4
 }
+fn d_heads() -> usize {
+    8
+}
+fn d_ff() -> usize {
+    2048
+}
 fn d_loss() -> String {
     "mse".into()
 }
@@ -130,6 +146,9 @@ impl Default for LvmModelConfig {
             kind: d_kind(),
             d_model: d_d_model(),
             num_layers: d_layers(),
+            heads: d_heads(),
+            ff: d_ff(),
+            dropout: None,
         }
     }
 }
@@ -168,14 +187,28 @@ impl LvmConfig {
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
         let (m, t, d) = (&self.model, &self.training, &self.data);
-        if !["lstm", "gru", "amn"].contains(&m.kind.as_str()) {
+        if !["lstm", "gru", "amn", "transformer"].contains(&m.kind.as_str()) {
             return bad(
                 "model.type",
                 format!(
-                    "`{}` is not an LVM recur trains; use `lstm`, `gru` or `amn`",
+                    "`{}` is not an LVM recur trains; use `lstm`, `gru`, `amn` or `transformer`",
                     m.kind
                 ),
             );
+        }
+        if m.kind == "transformer" && (m.heads == 0 || m.d_model % m.heads != 0) {
+            return bad(
+                "model.heads",
+                format!(
+                    "d_model {} must be a multiple of heads {}",
+                    m.d_model, m.heads
+                ),
+            );
+        }
+        if let Some(p) = m.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return bad("model.dropout", format!("{p} must be in [0, 1)"));
+            }
         }
         if m.d_model == 0 || (m.kind != "amn" && m.num_layers == 0) {
             return bad("model", "d_model and num_layers must be at least 1".into());

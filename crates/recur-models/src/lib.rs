@@ -9,6 +9,7 @@ pub mod init;
 pub mod lstm;
 pub mod lvm;
 pub mod params;
+pub mod transformer;
 
 pub use baseline::Baseline;
 pub use classifier::{ClassifierArch, LstmClassifier};

@@ -30,13 +30,30 @@ pub const LN_EPS: f32 = 1e-5;
 /// Everything that decides the function the model computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LvmArch {
-    /// `lstm` or `gru`.
+    /// `lstm`, `gru`, `amn` or `transformer`.
     pub kind: String,
     pub input_dim: usize,
     pub d_model: usize,
     pub num_layers: usize,
     /// Context length the model was trained with.
     pub context: usize,
+    /// Attention heads (transformer).
+    #[serde(default = "default_heads")]
+    pub heads: usize,
+    /// Feed-forward width (transformer).
+    #[serde(default = "default_ff")]
+    pub ff: usize,
+    /// Dropout in training (transformer).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+fn default_heads() -> usize {
+    8
+}
+
+fn default_ff() -> usize {
+    2048
 }
 
 impl LvmArch {
@@ -53,6 +70,9 @@ impl LvmArch {
             d_model,
             num_layers,
             context,
+            heads: default_heads(),
+            ff: default_ff(),
+            dropout: if kind == "transformer" { 0.1 } else { 0.0 },
         }
     }
 
@@ -65,8 +85,10 @@ impl LvmArch {
         match self.kind.as_str() {
             "lstm" => Ok(4),
             "gru" => Ok(3),
-            "amn" => Ok(0),
-            k => candle_core::bail!("unknown LVM kind {k:?}; expected lstm, gru or amn"),
+            "amn" | "transformer" => Ok(0),
+            k => {
+                candle_core::bail!("unknown LVM kind {k:?}; expected lstm, gru, amn or transformer")
+            }
         }
     }
 }
@@ -80,6 +102,9 @@ impl Lvm {
     /// The tensors this architecture has, by name and shape.
     pub fn tensor_specs(a: &LvmArch) -> Result<Vec<TensorSpec>> {
         let (dd, d, g) = (a.input_dim, a.d_model, a.gates()?);
+        if a.kind == "transformer" {
+            return Ok(crate::transformer::specs(a));
+        }
         if a.kind == "amn" {
             let lin = |n: &str, o: usize, i: usize| {
                 [
@@ -181,18 +206,19 @@ impl Lvm {
     }
 
     /// Predicted next vectors `[B, D]`, unit length, for contexts `[B, C, D]`,
-    /// keeping what backward needs (training).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, true)
+    /// keeping what backward needs (training). `dropout_rng` drives the
+    /// architecture's dropout, where it has one (the transformer).
+    pub fn forward(&self, x: &Tensor, dropout_rng: Option<&mut Rng>) -> Result<Tensor> {
+        self.run(x, true, dropout_rng)
     }
 
     /// The same prediction in evaluation mode: detached weights, so no layer
     /// keeps gradient state (PyTorch's `no_grad`).
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, false)
+        self.run(x, false, None)
     }
 
-    fn run(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn run(&self, x: &Tensor, train: bool, dropout_rng: Option<&mut Rng>) -> Result<Tensor> {
         let a = &self.arch;
         let pt = |name: &str| {
             let t = self.params.get(name);
@@ -204,6 +230,9 @@ impl Lvm {
         };
         if a.kind == "amn" {
             return amn_forward(x, a, &pt);
+        }
+        if a.kind == "transformer" {
+            return crate::transformer::forward(x, a, &pt, dropout_rng);
         }
         let (_, c, dd) = x.dims3()?;
         if dd != a.input_dim {
@@ -336,13 +365,13 @@ mod tests {
 
     #[test]
     fn output_is_unit_length_and_every_tensor_gets_a_gradient() {
-        for kind in ["lstm", "gru", "amn"] {
+        for kind in ["lstm", "gru", "amn", "transformer"] {
             let dev = Device::Cpu;
             let m = Lvm::init(LvmArch::new(kind, 12, 8, 2, 5), &mut Rng::new(1), &dev).unwrap();
             let mut rng = Rng::new(2);
             let x: Vec<f32> = (0..3 * 5 * 12).map(|_| rng.normal()).collect();
             let x = Tensor::from_vec(x, (3, 5, 12), &dev).unwrap();
-            let y = m.forward(&x).unwrap();
+            let y = m.forward(&x, None).unwrap();
             assert_eq!(y.dims(), [3, 12]);
             // Evaluation gives the same numbers without a gradient graph.
             let p = m.predict(&x).unwrap();

@@ -123,7 +123,7 @@ pub fn run(workload: &str, threads: usize, min_seconds: f64, seed: u64) -> Resul
                 opt.step(&loss.backward()?, 1.0)?;
             }
             Model::Lvm(m) => {
-                let loss = (m.forward(x)? - y)?.sqr()?.mean_all()?;
+                let loss = (m.forward(x, None)? - y)?.sqr()?.mean_all()?;
                 opt.step(&loss.backward()?, 0.0)?;
             }
         }

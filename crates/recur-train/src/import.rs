@@ -132,8 +132,11 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
+    let is_transformer = tensors.contains_key("encoder.layers.0.self_attn.in_proj_weight");
     let kind = if is_amn {
         "amn"
+    } else if is_transformer {
+        "transformer"
     } else {
         ["lstm", "gru"]
             .into_iter()
@@ -147,7 +150,8 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
                     path,
                     format!(
                         "unknown architecture: recur imports the LVMs lstm (blocks.{{i}}.lstm.*), gru \
-                         (blocks.{{i}}.gru.*) and amn (query.*, key.*, mlp.*); this file has {}",
+                         (blocks.{{i}}.gru.*), amn (query.*, key.*, mlp.*) and transformer \
+                         (encoder.layers.{{i}}.self_attn.*); this file has {}",
                         names.iter().take(12).copied().collect::<Vec<_>>().join(", ")
                     ),
                 )
@@ -167,9 +171,17 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let [d_model, input_dim] = proj[..] else {
         return Err(err(path, format!("{first} must be 2-D, it is {proj:?}")));
     };
-    let num_layers = (0..)
-        .take_while(|i| tensors.contains_key(&format!("blocks.{i}.{kind}.weight_ih_l0")))
-        .count();
+    let num_layers = if is_transformer {
+        (0..)
+            .take_while(|i| {
+                tensors.contains_key(&format!("encoder.layers.{i}.self_attn.in_proj_weight"))
+            })
+            .count()
+    } else {
+        (0..)
+            .take_while(|i| tensors.contains_key(&format!("blocks.{i}.{kind}.weight_ih_l0")))
+            .count()
+    };
     // The file's own config must agree with its tensors (for the AMN only
     // the vector size is unambiguous).
     let mut problems = Vec::new();
@@ -194,7 +206,19 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     }
     let context =
         get(&["context_length", "context", "context_size", "seq_len"]).unwrap_or(5) as usize;
-    let arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
+    let mut arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
+    if is_transformer {
+        arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"]).unwrap_or(8) as usize;
+        if let Some(w) = shape("encoder.layers.0.linear1.weight") {
+            arch.ff = w[0];
+        }
+        if arch.heads == 0 || d_model % arch.heads != 0 {
+            problems.push(format!(
+                "{} heads do not divide d_model {d_model}",
+                arch.heads
+            ));
+        }
+    }
     let specs = Lvm::tensor_specs(&arch)?;
     let stored: BTreeMap<String, Vec<usize>> = tensors
         .iter()

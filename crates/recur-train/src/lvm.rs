@@ -134,15 +134,21 @@ pub fn fit(
     progress: bool,
 ) -> Result<LvmFit> {
     let (m, t) = (&cfg.model, &cfg.training);
-    let arch = LvmArch::new(
+    let mut arch = LvmArch::new(
         &m.kind,
         train.dim,
         m.d_model,
         m.num_layers,
         cfg.data.context,
     );
+    arch.heads = m.heads;
+    arch.ff = m.ff;
+    if let Some(p) = m.dropout {
+        arch.dropout = p;
+    }
     let model = Lvm::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
     let mut shuffle = Rng::stream(t.seed, 1);
+    let mut dropout_rng = Rng::stream(t.seed, 2);
     let mut opt = Adam::new(model.vars(), t.learning_rate, t.weight_decay, true)?;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let n_batches = order.len().div_ceil(t.batch_size);
@@ -173,7 +179,7 @@ pub fn fit(
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             let (x, y) = batch(train, chunk, dev)?;
-            let loss = loss_of(&t.loss, &model.forward(&x)?, &y)?;
+            let loss = loss_of(&t.loss, &model.forward(&x, Some(&mut dropout_rng))?, &y)?;
             let lv = loss.to_scalar::<f32>()? as f64;
             if !lv.is_finite() {
                 return Err(Error::Msg(format!(

@@ -1,0 +1,155 @@
+//! The Transformer LVM of SYSTEM.md: `Linear(D, d)` plus sinusoidal
+//! positions, `n` post-norm encoder layers (multi-head causal
+//! self-attention, feed-forward with ReLU, dropout on both residual
+//! branches, as `nn.TransformerEncoderLayer`), the last position, then the
+//! head `Linear(d, d) -> GELU -> LayerNorm -> Linear(d, D)`.
+//!
+//! Tensor names follow PyTorch's modules: `input_proj.*`,
+//! `encoder.layers.{i}.self_attn.in_proj_weight` (q, k, v stacked),
+//! `.self_attn.out_proj.*`, `.linear1.*`, `.linear2.*`, `.norm1.*`,
+//! `.norm2.*`, and `head.{0,2,3}.*` for the `nn.Sequential` head.
+
+use crate::classifier::dropout;
+use crate::lvm::{l2_normalize, layer_norm, LvmArch};
+use candle_core::{Device, IndexOp, Result, Tensor, D};
+use recur_core::checkpoint::TensorSpec;
+use recur_core::rng::Rng;
+
+pub fn specs(a: &LvmArch) -> Vec<TensorSpec> {
+    let (dd, d, ff) = (a.input_dim, a.d_model, a.ff);
+    let mut v = vec![
+        TensorSpec::new("input_proj.weight", &[d, dd]),
+        TensorSpec::new("input_proj.bias", &[d]),
+    ];
+    for i in 0..a.num_layers {
+        let p = format!("encoder.layers.{i}");
+        v.push(TensorSpec::new(
+            format!("{p}.self_attn.in_proj_weight"),
+            &[3 * d, d],
+        ));
+        v.push(TensorSpec::new(
+            format!("{p}.self_attn.in_proj_bias"),
+            &[3 * d],
+        ));
+        v.push(TensorSpec::new(
+            format!("{p}.self_attn.out_proj.weight"),
+            &[d, d],
+        ));
+        v.push(TensorSpec::new(
+            format!("{p}.self_attn.out_proj.bias"),
+            &[d],
+        ));
+        v.push(TensorSpec::new(format!("{p}.linear1.weight"), &[ff, d]));
+        v.push(TensorSpec::new(format!("{p}.linear1.bias"), &[ff]));
+        v.push(TensorSpec::new(format!("{p}.linear2.weight"), &[d, ff]));
+        v.push(TensorSpec::new(format!("{p}.linear2.bias"), &[d]));
+        for n in ["norm1", "norm2"] {
+            v.push(TensorSpec::new(format!("{p}.{n}.weight"), &[d]));
+            v.push(TensorSpec::new(format!("{p}.{n}.bias"), &[d]));
+        }
+    }
+    v.push(TensorSpec::new("head.0.weight", &[d, d]));
+    v.push(TensorSpec::new("head.0.bias", &[d]));
+    v.push(TensorSpec::new("head.2.weight", &[d]));
+    v.push(TensorSpec::new("head.2.bias", &[d]));
+    v.push(TensorSpec::new("head.3.weight", &[dd, d]));
+    v.push(TensorSpec::new("head.3.bias", &[dd]));
+    v
+}
+
+/// Sinusoidal positions `[c, d]` as in "Attention is all you need".
+fn positions(c: usize, d: usize, dev: &Device) -> Result<Tensor> {
+    let mut pe = vec![0f32; c * d];
+    for pos in 0..c {
+        for i in 0..d / 2 {
+            let f = (pos as f64) / 10000f64.powf(2.0 * i as f64 / d as f64);
+            pe[pos * d + 2 * i] = f.sin() as f32;
+            pe[pos * d + 2 * i + 1] = f.cos() as f32;
+        }
+    }
+    Tensor::from_vec(pe, (c, d), dev)
+}
+
+/// `[c, c]` additive mask: 0 on and below the diagonal, a large negative
+/// number above (a position sees itself and the past).
+fn causal(c: usize, dev: &Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..c * c)
+        .map(|k| if k % c > k / c { -1e9 } else { 0.0 })
+        .collect();
+    Tensor::from_vec(m, (c, c), dev)
+}
+
+pub fn forward(
+    x: &Tensor,
+    a: &LvmArch,
+    p: &dyn Fn(&str) -> Tensor,
+    mut rng: Option<&mut Rng>,
+) -> Result<Tensor> {
+    let (b, c, dd) = x.dims3()?;
+    if dd != a.input_dim {
+        candle_core::bail!(
+            "input vectors have dimension {dd}; this model takes {}",
+            a.input_dim
+        );
+    }
+    let (d, heads) = (a.d_model, a.heads);
+    if heads == 0 || d % heads != 0 {
+        candle_core::bail!("d_model {d} must be a multiple of heads {heads}");
+    }
+    let dh = d / heads;
+    let lin = |h: &Tensor, n: &str| {
+        recur_kernels::linear(h, &p(&format!("{n}.weight")), &p(&format!("{n}.bias")))
+    };
+    let mut drop = |h: Tensor| -> Result<Tensor> {
+        match rng.as_deref_mut() {
+            Some(r) if a.dropout > 0.0 => dropout(&h, a.dropout, r),
+            _ => Ok(h),
+        }
+    };
+    let mut h = lin(x, "input_proj")?.broadcast_add(&positions(c, d, x.device())?)?;
+    let mask = causal(c, x.device())?;
+    for i in 0..a.num_layers {
+        let l = format!("encoder.layers.{i}");
+        // Self-attention: q, k, v from one product, split into heads.
+        let qkv = recur_kernels::linear(
+            &h,
+            &p(&format!("{l}.self_attn.in_proj_weight")),
+            &p(&format!("{l}.self_attn.in_proj_bias")),
+        )?; // [B, C, 3d]
+        let split = |k: usize| -> Result<Tensor> {
+            qkv.narrow(D::Minus1, k * d, d)?
+                .reshape((b, c, heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?); // [B, H, C, dh]
+        let scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(&mask)?;
+        let att = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let att = drop(att)?;
+        let ctx = att
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, c, d))?;
+        let attn_out = lin(&ctx, &format!("{l}.self_attn.out_proj"))?;
+        h = layer_norm(
+            &(&h + drop(attn_out)?)?,
+            &p(&format!("{l}.norm1.weight")),
+            &p(&format!("{l}.norm1.bias")),
+        )?;
+        let f = lin(
+            &lin(&h, &format!("{l}.linear1"))?.relu()?,
+            &format!("{l}.linear2"),
+        )?;
+        let f = drop(f)?;
+        h = layer_norm(
+            &(&h + f)?,
+            &p(&format!("{l}.norm2.weight")),
+            &p(&format!("{l}.norm2.bias")),
+        )?;
+    }
+    let last = h.i((.., c - 1, ..))?.contiguous()?;
+    let z = lin(&last, "head.0")?.gelu_erf()?;
+    let z = layer_norm(&z, &p("head.2.weight"), &p("head.2.bias"))?;
+    l2_normalize(&lin(&z, "head.3")?)
+}
