@@ -3,37 +3,10 @@
 //! and a clear error (exit code 2, naming the file, column or row) for
 //! every kind of bad input.
 
+mod common;
+
+use common::{err, ok, recur};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["--threads", "1", "-q"])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "recur failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn err(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "expected an error, got:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let e = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!e.contains("panicked"), "{e}");
-    e
-}
 
 /// 300 days: day, x1, x2, rain; rain follows x1 of the day before.
 fn write_data(dir: &Path, name: &str) -> PathBuf {

@@ -3,29 +3,14 @@
 //! plus noise, so a trained model must beat copy-last and context-mean on
 //! validation and on an out-of-distribution file (noisier, other articles).
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::{ok, recur};
 use recur_core::rng::Rng;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const D: usize = 16;
-
-fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["--threads", "1", "-q"])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "recur failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// Chunks of `articles` articles, `len` chunks each, stored in shuffled
 /// row order: x_{i+1} = normalize(R x_i + noise * e), R a fixed rotation of
@@ -77,6 +62,17 @@ fn write_chunks(
         path,
     )
     .unwrap();
+}
+
+/// The model's mean cosine on `part` is clearly above both baselines'.
+fn beats_baselines(report: &serde_json::Value, part: &str, kind: &str) {
+    let m = report[part]["cosine_mean"].as_f64().unwrap();
+    for b in ["copy_last", "context_mean"] {
+        let base = report["baselines"][b][part]["cosine_mean"]
+            .as_f64()
+            .unwrap();
+        assert!(m > base + 0.05, "{kind} {part}: {m:.4} vs {b} {base:.4}");
+    }
 }
 
 fn data(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -155,14 +151,7 @@ fn lvm_train_eval_predict_beats_the_baselines() {
             for k in ["cosine_mean", "cosine_std", "mse_mean"] {
                 assert!(rep[part][k].is_number(), "{part}.{k}: {rep}");
             }
-            let model = rep[part]["cosine_mean"].as_f64().unwrap();
-            for b in ["copy_last", "context_mean"] {
-                let base = rep["baselines"][b][part]["cosine_mean"].as_f64().unwrap();
-                assert!(
-                    model > base + 0.05,
-                    "{part}: model {model:.4} vs {b} {base:.4}"
-                );
-            }
+            beats_baselines(rep, part, "lstm");
         }
     }
 
@@ -301,11 +290,7 @@ fn gru_amn_and_transformer_train_and_beat_the_baselines() {
         assert_eq!(r["model"], kind);
         let parts: &[&str] = if ood_too { &["val", "ood"] } else { &["val"] };
         for part in parts {
-            let m = r[part]["cosine_mean"].as_f64().unwrap();
-            for b in ["copy_last", "context_mean"] {
-                let base = r["baselines"][b][part]["cosine_mean"].as_f64().unwrap();
-                assert!(m > base + 0.05, "{kind} {part}: {m:.4} vs {b} {base:.4}");
-            }
+            beats_baselines(&r, part, kind);
         }
     }
 }

@@ -10,7 +10,6 @@
 
 use crate::optim::Adam;
 use candle_core::{Device, Result as CResult, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use recur_core::checkpoint::{load_checked, read_header, save};
 use recur_core::fsx::{write_atomic, write_json};
 use recur_core::lvm_config::LvmConfig;
@@ -163,19 +162,7 @@ pub fn fit(
                 t.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * e / t.epochs as f64).cos());
         }
         shuffle.shuffle(&mut order);
-        let pb = if progress {
-            ProgressBar::new(n_batches as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        pb.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        pb.set_prefix(format!("{epoch}/{}", t.epochs));
+        let pb = crate::trainer::epoch_bar(progress, n_batches, epoch, t.epochs);
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             let (x, y) = batch(train, chunk, dev)?;

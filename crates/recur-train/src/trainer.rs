@@ -61,6 +61,29 @@ pub fn probabilities(logits: &[f32]) -> Vec<f64> {
     logits.iter().map(|&z| sigmoid(z)).collect()
 }
 
+/// The per-epoch progress bar of every training loop (hidden when quiet).
+pub(crate) fn epoch_bar(
+    progress: bool,
+    batches: usize,
+    epoch: usize,
+    epochs: usize,
+) -> ProgressBar {
+    let pb = if progress {
+        ProgressBar::new(batches as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    pb.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.set_prefix(format!("{epoch}/{epochs}"));
+    pb
+}
+
 /// Trains the classifier on prepared windows.
 pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
@@ -91,19 +114,7 @@ pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Re
     for epoch in 1..=t.epochs {
         let start = Instant::now();
         shuffle_rng.shuffle(&mut order);
-        let pb = if opts.progress {
-            ProgressBar::new(n_batches as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        pb.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        pb.set_prefix(format!("{epoch}/{}", t.epochs));
+        let pb = epoch_bar(opts.progress, n_batches, epoch, t.epochs);
         let (mut loss_sum, mut norm_sum, mut seen) = (0.0, 0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             prep.train.gather(chunk, &mut buf);

@@ -1,0 +1,36 @@
+//! Running the `recur` binary from the integration tests: one thread and
+//! quiet, so outputs are deterministic; `ok` and `err` check the exit code
+//! and return what the user would read.
+
+use std::process::{Command, Output};
+
+pub fn recur(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "-q"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "recur failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The error text of a run that must fail with exit code 2, not a panic.
+#[allow(dead_code)]
+pub fn err(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected an error, got:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let e = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
