@@ -153,7 +153,7 @@ pub fn fit(
     let n_batches = order.len().div_ceil(t.batch_size);
     let (mut best_cos, mut best_epoch, mut best) = (f64::NEG_INFINITY, 0, model.snapshot()?);
     let (mut plateau_best, mut bad) = (f64::NEG_INFINITY, 0);
-    let mut history = Vec::new();
+    let mut history: Vec<LvmEpoch> = Vec::new();
     for epoch in 1..=t.epochs {
         let start = Instant::now();
         if t.schedule == "cosine" {
@@ -176,7 +176,15 @@ pub fn fit(
             opt.step(&loss.backward()?, t.grad_clip)?;
             loss_sum += lv * chunk.len() as f64;
             seen += chunk.len();
-            pb.set_message(format!("{:.5}", loss_sum / seen as f64));
+            pb.set_message(match history.last() {
+                Some(h) => format!(
+                    "{:.5}, val cosine {:.4} after epoch {}",
+                    loss_sum / seen as f64,
+                    h.val_cosine,
+                    h.epoch
+                ),
+                None => format!("{:.5}", loss_sum / seen as f64),
+            });
             pb.inc(1);
         }
         let vs = stats(&predict(&model, val, dev)?, &val.targets, val.dim);
