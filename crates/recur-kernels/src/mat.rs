@@ -85,7 +85,7 @@ pub(crate) unsafe fn matmul_into(
     // while dot products over each weight row read it once. Batch-1
     // inference of the LVM projects its 5 context steps this way.
     if (1..=6).contains(&m) && lhs.cs == 1 && rhs.rs == 1 {
-        skinny(m, n, k, dst, n, lhs, rhs, accumulate, threads);
+        skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
         return;
     }
     let par = if threads > 1 {
@@ -259,31 +259,36 @@ fn skinny_rows<const M: usize>(
 mod tests {
     use super::*;
 
-    /// Every path of `matmul` (skinny rows, GEMM) against a plain triple
-    /// loop, with and without accumulation, on sizes with SIMD tails.
+    /// Every path of `matmul_into` (skinny rows, GEMM) against a plain
+    /// triple loop, with and without accumulation, on sizes with SIMD tails,
+    /// into a destination whose rows are wider than `n`: the padding between
+    /// rows must stay untouched.
     #[test]
     fn matmul_paths_match_a_plain_product() {
-        let (k, n) = (37, 45);
+        let (k, n, dst_rs) = (37, 45, 50);
         let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
         let w: Vec<f32> = (0..n * k).map(val).collect(); // [n, k]
         for m in 1..=9 {
             let a: Vec<f32> = (0..m * k).map(|i| val(i + 13)).collect();
             for accumulate in [false, true] {
-                let mut d: Vec<f32> = (0..m * n).map(|i| val(i + 5)).collect();
+                let mut d: Vec<f32> = (0..m * dst_rs).map(|i| val(i + 5)).collect();
                 let mut want = d.clone();
                 for r in 0..m {
                     for c in 0..n {
                         let s: f32 = (0..k).map(|t| a[r * k + t] * w[c * k + t]).sum();
-                        want[r * n + c] = if accumulate { want[r * n + c] + s } else { s };
+                        let o = &mut want[r * dst_rs + c];
+                        *o = if accumulate { *o + s } else { s };
                     }
                 }
-                // SAFETY: a is [m, k], w is [n, k] (its transpose viewed), d is [m, n].
+                // SAFETY: a is [m, k], w is [n, k] (its transpose viewed), d
+                // holds m rows of dst_rs >= n elements.
                 unsafe {
-                    matmul(
+                    matmul_into(
                         m,
                         n,
                         k,
                         d.as_mut_ptr(),
+                        dst_rs,
                         View::rows(a.as_ptr(), k),
                         View::t(w.as_ptr(), k),
                         accumulate,
