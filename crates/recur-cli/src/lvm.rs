@@ -71,13 +71,8 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             json,
         } => {
             let m = lvm::load(&model, dev)?;
-            let c = m.arch.context;
-            let val = load(&data, c)?;
-            let ood = ood.as_ref().map(|p| load(p, c)).transpose()?;
-            check_dim(&val, m.arch.input_dim, &data)?;
-            if let Some(o) = &ood {
-                check_dim(o, m.arch.input_dim, Path::new("--ood"))?;
-            }
+            let val = load_for(&data, &m)?;
+            let ood = ood.as_ref().map(|p| load_for(p, &m)).transpose()?;
             let report = lvm::report(&m, &val, ood.as_ref(), dev)?;
             table(&report);
             if let Some(j) = json {
@@ -99,9 +94,10 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
                 let m = lvm::load(dir, dev)?;
                 loaded.push((dir, m));
             }
-            let c = loaded[0].1.arch.context;
-            let val = load(&data, c)?;
-            let ood = ood.as_ref().map(|p| load(p, c)).transpose()?;
+            let first = &loaded[0].1;
+            let c = first.arch.context;
+            let val = load_for(&data, first)?;
+            let ood_w = ood.as_ref().map(|p| load_for(p, first)).transpose()?;
             for (dir, m) in &loaded {
                 anyhow::ensure!(
                     m.arch.context == c,
@@ -110,6 +106,9 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
                     m.arch.context
                 );
                 check_dim(&val, m.arch.input_dim, &data)?;
+                if let (Some(o), Some(p)) = (&ood_w, &ood) {
+                    check_dim(o, m.arch.input_dim, p)?;
+                }
                 let name = dir.file_name().map_or(dir.display().to_string(), |n| {
                     n.to_string_lossy().to_string()
                 });
@@ -117,12 +116,12 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
                     &name,
                     m,
                     &val,
-                    ood.as_ref(),
+                    ood_w.as_ref(),
                     dev,
                     progress,
                 )?);
             }
-            entries.extend(leaderboard::baselines(&val, ood.as_ref(), dev)?);
+            entries.extend(leaderboard::baselines(&val, ood_w.as_ref(), dev)?);
             let md = leaderboard::markdown(&entries);
             print!("{md}");
             if let Some(p) = markdown {
@@ -139,8 +138,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             output,
         } => {
             let m = lvm::load(&model, dev)?;
-            let w = load(&data, m.arch.context)?;
-            check_dim(&w, m.arch.input_dim, &data)?;
+            let w = load_for(&data, &m)?;
             let pred = lvm::predict(&m, &w, dev)?;
             let t = Tensor::from_vec(pred, (w.len(), w.dim), dev)?;
             // Atomic: write beside the target, then rename.
@@ -165,6 +163,14 @@ fn load(path: &Path, context: usize) -> Result<VectorWindows> {
     for n in &w.notes {
         eprintln!("{}: {n}", path.display());
     }
+    Ok(w)
+}
+
+/// Windows of `path` for model `m`: its context length, and vectors of
+/// the dimension it takes (else an error naming the file).
+fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
+    let w = load(path, m.arch.context)?;
+    check_dim(&w, m.arch.input_dim, path)?;
     Ok(w)
 }
 
