@@ -199,10 +199,10 @@ fn table(r: &LvmReport) {
     println!(
         "{:<14} {:>18} {:>18} {:>12} {:>12}",
         r.model,
-        cell(Some(&r.val)),
-        cell(r.ood.as_ref()),
-        mse(Some(&r.val)),
-        mse(r.ood.as_ref())
+        cell(Some(&r.scores.val)),
+        cell(r.scores.ood.as_ref()),
+        mse(Some(&r.scores.val)),
+        mse(r.scores.ood.as_ref())
     );
     for (name, b) in &r.baselines {
         println!(
@@ -214,7 +214,7 @@ fn table(r: &LvmReport) {
             mse(b.ood.as_ref())
         );
     }
-    if let Some(d) = r.ood_minus_val_cosine {
+    if let Some(d) = r.scores.ood_minus_val_cosine {
         println!("OOD minus validation cosine: {d:+.4}");
     }
 }

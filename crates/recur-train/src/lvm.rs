@@ -241,16 +241,14 @@ pub struct Scored {
     pub ood_minus_val_cosine: Option<f64>,
 }
 
-/// What `report.json` holds.
+/// What `report.json` holds: the model's scores (`val`, `ood`,
+/// `ood_minus_val_cosine` at the top level) and the baselines' beside them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LvmReport {
     pub model: String,
     pub params: usize,
-    pub val: Stats,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ood: Option<Stats>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ood_minus_val_cosine: Option<f64>,
+    #[serde(flatten)]
+    pub scores: Scored,
     pub baselines: std::collections::BTreeMap<String, Scored>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
@@ -286,9 +284,7 @@ pub fn report(
     Ok(LvmReport {
         model: model.arch.kind.clone(),
         params: model.n_params(),
-        val: m.val,
-        ood: m.ood,
-        ood_minus_val_cosine: m.ood_minus_val_cosine,
+        scores: m,
         baselines,
         best_epoch: None,
     })
