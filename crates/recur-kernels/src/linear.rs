@@ -9,7 +9,7 @@
 //! backward computes `dx` only when `x` needs it.
 
 use crate::mat::{matmul, View};
-use crate::op::slice;
+use crate::op::{slice, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 
 /// `x [..., I] @ w[O, I]^T + b [O]` -> `[..., O]`.
@@ -98,49 +98,51 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (o, i) = w.dims2()?;
         let n = x.elem_count() / i.max(1);
-        let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let xv = x.flatten_all()?.to_vec1::<f32>()?;
-        let wv = w.flatten_all()?.to_vec1::<f32>()?;
         let threads = rayon::current_num_threads();
         let mut dw = vec![0.0f32; o * i];
         let mut db = vec![0.0f32; o];
-        for row in g.chunks_exact(o) {
-            for (s, v) in db.iter_mut().zip(row) {
-                *s += *v;
-            }
-        }
-        // SAFETY: g is [n, o], x is [n, i], w is [o, i].
-        unsafe {
-            matmul(
-                o,
-                i,
-                n,
-                dw.as_mut_ptr(),
-                View::t(g.as_ptr(), o),
-                View::rows(xv.as_ptr(), i),
-                false,
-                threads,
-            );
-        }
-        let dx = if self.x_needs_grad {
-            let mut dx = vec![0.0f32; n * i];
-            // SAFETY: as above; dx is [n, i].
-            unsafe {
-                matmul(
-                    n,
-                    i,
-                    o,
-                    dx.as_mut_ptr(),
-                    View::rows(g.as_ptr(), o),
-                    View::rows(wv.as_ptr(), i),
-                    false,
-                    threads,
-                );
-            }
-            Some(Tensor::from_vec(dx, x.shape(), &Device::Cpu)?)
-        } else {
-            None
-        };
+        let mut dx = self.x_needs_grad.then(|| vec![0.0f32; n * i]);
+        // Borrow the three tensors' data instead of copying them out.
+        with_slice(grad, "linear output gradient", |g| {
+            with_slice(x, "linear input", |xv| {
+                with_slice(w, "linear weight", |wv| {
+                    for row in g.chunks_exact(o) {
+                        for (s, v) in db.iter_mut().zip(row) {
+                            *s += *v;
+                        }
+                    }
+                    // SAFETY: g is [n, o], x is [n, i], w is [o, i], dw is
+                    // [o, i] and dx [n, i].
+                    unsafe {
+                        matmul(
+                            o,
+                            i,
+                            n,
+                            dw.as_mut_ptr(),
+                            View::t(g.as_ptr(), o),
+                            View::rows(xv.as_ptr(), i),
+                            false,
+                            threads,
+                        );
+                        if let Some(dx) = dx.as_mut() {
+                            matmul(
+                                n,
+                                i,
+                                o,
+                                dx.as_mut_ptr(),
+                                View::rows(g.as_ptr(), o),
+                                View::rows(wv.as_ptr(), i),
+                                false,
+                                threads,
+                            );
+                        }
+                    }
+                })
+            })
+        })???;
+        let dx = dx
+            .map(|v| Tensor::from_vec(v, x.shape(), &Device::Cpu))
+            .transpose()?;
         let dev = Device::Cpu;
         Ok((
             dx,

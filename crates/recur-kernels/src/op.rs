@@ -14,7 +14,7 @@ use candle_core::{
 use std::sync::Mutex;
 
 /// Borrows a contiguous f32 CPU tensor's data and runs `f` on it.
-fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub(crate) fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
