@@ -2,8 +2,8 @@
 //! the work is in recur_train::lvm.
 
 use crate::LvmCmd;
-use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use anyhow::Result;
+use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
 use recur_data::npz::{read_windows, split_by_article, VectorWindows};
 use recur_train::lvm::{self, LvmReport, Stats};
@@ -140,13 +140,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             let m = lvm::load(&model, dev)?;
             let w = load_for(&data, &m)?;
             let pred = lvm::predict(&m, &w, dev)?;
-            let t = Tensor::from_vec(pred, (w.len(), w.dim), dev)?;
-            // Atomic: write beside the target, then rename.
-            let tmp = output.with_extension("npy.tmp");
-            t.write_npy(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, &output)
-                .with_context(|| format!("cannot write {}", output.display()))?;
+            recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
             println!(
                 "{} predicted vectors of dimension {} written to {}",
                 w.len(),

@@ -306,6 +306,62 @@ fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<Vector
     })
 }
 
+/// Writes through `write` to a temporary file beside `path`, then renames
+/// it into place, so a failed write never leaves half a file.
+fn atomic(path: &Path, write: impl FnOnce(&Path) -> candle_core::Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    write(tmp.path()).map_err(|e| npz_err(path, format!("cannot write: {e}")))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes a float32 `.npy` of `shape`, atomically.
+pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
+    let t = Tensor::from_slice(data, shape, &candle_core::Device::Cpu)?;
+    atomic(path, |p| t.write_npy(p))
+}
+
+/// Writes the chunks layout (`vectors [M, D]` float32, `article_indices`
+/// and `chunk_indices [M]` int64), atomically.
+pub fn write_chunks(
+    path: &Path,
+    vectors: &[f32],
+    dim: usize,
+    article_indices: &[i64],
+    chunk_indices: &[i64],
+) -> Result<()> {
+    let dev = candle_core::Device::Cpu;
+    let m = article_indices.len();
+    if vectors.len() != m * dim || chunk_indices.len() != m {
+        return Err(npz_err(
+            path,
+            format!(
+                "{} vector values, {m} article indices and {} chunk indices do not make {m} chunks of dimension {dim}",
+                vectors.len(),
+                chunk_indices.len()
+            ),
+        ));
+    }
+    let v = Tensor::from_slice(vectors, (m, dim), &dev)?;
+    let a = Tensor::from_slice(article_indices, m, &dev)?;
+    let c = Tensor::from_slice(chunk_indices, m, &dev)?;
+    atomic(path, |p| {
+        Tensor::write_npz(
+            &[
+                ("vectors", &v),
+                ("article_indices", &a),
+                ("chunk_indices", &c),
+            ],
+            p,
+        )
+    })
+}
+
 /// Splits windows into train and validation by article: a `val_fraction`
 /// of the articles, drawn with `seed`, go to validation. Without article
 /// ids the last `val_fraction` of the windows (in file order) is held out
