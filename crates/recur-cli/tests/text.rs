@@ -1,0 +1,186 @@
+//! `recur embed`, `recur corpus build` and `recur models` from the command
+//! line, on a tiny random BERT the test writes (no download).
+
+mod common;
+use common::{err, ok, recur};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn tiny_bert(dir: &Path) -> String {
+    let m = dir.join("bert");
+    recur_text::tiny::write_bert(&m, 3).unwrap();
+    m.display().to_string()
+}
+
+fn embeddings(stdout: &str) -> Vec<(String, Vec<f32>)> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let e = v["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            (v["text"].as_str().unwrap().to_string(), e)
+        })
+        .collect()
+}
+
+#[test]
+fn embed_writes_json_lines_or_npy_from_arguments_or_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    let m = tiny_bert(d.path());
+    let out = ok(&recur(&["embed", "--encoder", &m, "the cat sat", "a dog"]));
+    let rows = embeddings(&out);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "the cat sat");
+    for (_, e) in &rows {
+        assert_eq!(e.len(), recur_text::tiny::BERT_HIDDEN);
+        let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    // Standard input, one text per line, gives the same vectors.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "-q", "embed", "--encoder", &m])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"the cat sat\na dog\n")
+        .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(embeddings(&ok(&piped)), rows);
+
+    let npy = d.path().join("e.npy");
+    ok(&recur(&[
+        "embed",
+        "--encoder",
+        &m,
+        "--output",
+        npy.to_str().unwrap(),
+        "the cat sat",
+        "a dog",
+    ]));
+    let t = candle_core::Tensor::read_npy(&npy).unwrap();
+    assert_eq!(t.dims(), [2, recur_text::tiny::BERT_HIDDEN]);
+    let first: Vec<f32> = t.get(0).unwrap().to_vec1().unwrap();
+    assert!(first
+        .iter()
+        .zip(&rows[0].1)
+        .all(|(a, b)| (a - b).abs() < 1e-6));
+}
+
+#[test]
+fn embed_errors_are_clear() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(&recur(&["embed", "--encoder", "no-such-model", "x"]));
+    assert!(
+        e.contains("neither a folder nor a model recur knows"),
+        "{e}"
+    );
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = err(&recur(&[
+        "embed",
+        "--encoder",
+        empty.to_str().unwrap(),
+        "x",
+    ]));
+    assert!(e.contains("no config.json"), "{e}");
+    // Text that is not UTF-8 on standard input.
+    let m = tiny_bert(d.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["-q", "embed", "--encoder", &m])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ok\ncaf\xe9\n")
+        .unwrap();
+    let e = err(&child.wait_with_output().unwrap());
+    assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn corpus_build_makes_a_training_file_from_documents() {
+    let d = tempfile::tempdir().unwrap();
+    let m = tiny_bert(d.path());
+    let docs = d.path().join("docs.jsonl");
+    let mut lines = String::new();
+    for a in 0..6 {
+        let text: Vec<String> = (0..9)
+            .map(|s| format!("The king {a} sat on the mat {s} times."))
+            .collect();
+        lines += &serde_json::json!({"id": a, "text": text.join(" ")}).to_string();
+        lines.push('\n');
+    }
+    lines += "{\"id\": \"blank\", \"text\": \"\"}\n";
+    std::fs::write(&docs, lines).unwrap();
+    let news = d.path().join("news.cor");
+    std::fs::write(&news, "One. Two sentences here. Three more words. Four of them now. Five at last. Six is the end. Seven is also here.\n").unwrap();
+    let out = d.path().join("c.npz");
+    let o = ok(&recur(&[
+        "corpus",
+        "build",
+        "--encoder",
+        &m,
+        "--input",
+        docs.to_str().unwrap(),
+        news.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        o.contains("7 documents -> 6 articles, 54 chunks (skipped: 1 empty)"),
+        "{o}"
+    );
+    assert!(o.contains("1 documents -> 1 articles, 6 chunks"), "{o}");
+    let w = recur_data::npz::read_windows(&out, 5).unwrap();
+    assert_eq!((w.len(), w.dim), (6 * 4 + 1, recur_text::tiny::BERT_HIDDEN));
+    assert!(d.path().join("c.texts.jsonl").exists());
+
+    // A file that is not UTF-8 is refused with its name.
+    let bad = d.path().join("bad.txt");
+    std::fs::write(&bad, b"caf\xe9 au lait").unwrap();
+    let e = err(&recur(&[
+        "corpus",
+        "build",
+        "--encoder",
+        &m,
+        "--input",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(e.contains("bad.txt") && e.contains("not UTF-8"), "{e}");
+}
+
+#[test]
+fn models_list_names_the_known_encoders() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["models", "list"])
+        .env("RECUR_HOME", d.path())
+        .output()
+        .unwrap();
+    let o = ok(&out);
+    assert!(
+        o.contains("all-MiniLM-L6-v2") && o.contains("gtr-t5-base"),
+        "{o}"
+    );
+    assert!(o.contains("not fetched"), "{o}");
+    assert!(o.contains(&d.path().display().to_string()), "{o}");
+}

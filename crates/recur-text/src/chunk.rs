@@ -1,0 +1,95 @@
+//! Documents -> sentence chunks, the unit Job B embeds: paragraphs split
+//! on line breaks, sentences found by Wikimedia's `sentencex` segmenter
+//! (abbreviations, initials, decimals and quotes handled), then the
+//! original's length rule: chunks under 10 characters are dropped, chunks
+//! over 500 are cut at the last word boundary before 500, and a chunk equal
+//! to the one before it is dropped (repeated chants and headers).
+
+/// Length limits of a chunk, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkRules {
+    pub min_chars: usize,
+    pub max_chars: usize,
+}
+
+impl Default for ChunkRules {
+    fn default() -> Self {
+        ChunkRules {
+            min_chars: 10,
+            max_chars: 500,
+        }
+    }
+}
+
+/// The chunks of one document, in reading order.
+pub fn chunks(text: &str, rules: ChunkRules) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for para in text.split('\n') {
+        let para = para.split_whitespace().collect::<Vec<_>>().join(" ");
+        if para.is_empty() {
+            continue;
+        }
+        for s in sentencex::segment("en", &para) {
+            let s = s.trim();
+            if s.chars().count() < rules.min_chars {
+                continue;
+            }
+            let s = cut(s, rules.max_chars);
+            if out.last().is_some_and(|l| *l == s) {
+                continue;
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// `s` cut to at most `max` characters, at the last space before the limit
+/// when there is one in the second half.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((end, _)) => {
+            let head = &s[..end];
+            match head.rfind(' ') {
+                Some(sp) if sp > end / 2 => head[..sp].trim_end().to_string(),
+                _ => head.to_string(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_sentences_but_not_abbreviations_or_decimals() {
+        let c = chunks(
+            "Dr. Smith paid $3.50 for it in the U.S. last year. Then he left!\n\nA new paragraph starts here.",
+            ChunkRules::default(),
+        );
+        assert_eq!(
+            c,
+            [
+                "Dr. Smith paid $3.50 for it in the U.S. last year.",
+                "Then he left!",
+                "A new paragraph starts here."
+            ]
+        );
+    }
+
+    #[test]
+    fn applies_the_length_rule_and_drops_repeats() {
+        let long = "word ".repeat(150);
+        let text = format!("Tiny one. Four more years! Four more years! {long}");
+        let c = chunks(&text, ChunkRules::default());
+        assert_eq!(c[0], "Four more years!");
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c[1].chars().count() <= 500 && c[1].ends_with("word"));
+        // Multi-byte text is cut on a character boundary.
+        let wide = "é".repeat(600);
+        let c = chunks(&wide, ChunkRules::default());
+        assert_eq!(c[0].chars().count(), 500);
+    }
+}

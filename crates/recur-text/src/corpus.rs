@@ -1,0 +1,333 @@
+//! `recur corpus build`: documents -> sentence chunks -> embeddings -> the
+//! chunks `.npz` of SYSTEM.md (`vectors`, `article_indices`,
+//! `chunk_indices`), the chunk texts in `NAME.texts.jsonl` beside it (for
+//! the retrieval decoder and for reading what a window holds), and what
+//! was kept and skipped in `NAME.build.json`.
+//!
+//! Embedding is the slow part, so it is saved as it goes: every
+//! [`PART`] chunks land in `NAME.npz.parts/part-NNNNN.npy`. A build that is
+//! stopped and run again with the same inputs, rules and encoder takes
+//! the finished parts as they are and goes on from the first missing one;
+//! any change to those makes a fingerprint differ and starts afresh. The
+//! finished files are written atomically and the parts removed.
+
+use crate::chunk::{chunks, ChunkRules};
+use crate::sources::{self, Format};
+use crate::SentenceEncoder;
+use recur_core::fsx::{write_atomic, write_json};
+use recur_core::{Error, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Chunks per saved part of a build in progress.
+pub const PART: usize = 1024;
+
+/// What turns chunks into vectors. [`SentenceEncoder`] is the one recur
+/// uses; the trait keeps the build testable with a stand-in that fails
+/// part-way, as a killed run would.
+pub trait Embed {
+    fn dim(&self) -> usize;
+    /// Everything that decides the vectors (the model, its limits), for
+    /// telling whether saved parts of an earlier run are still valid.
+    fn identity(&self) -> String;
+    /// Where the model came from, for the build report.
+    fn source(&self) -> PathBuf;
+    fn embed(&self, texts: &[&str], batch: usize) -> Result<Vec<f32>>;
+}
+
+impl Embed for SentenceEncoder {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn identity(&self) -> String {
+        let dir = self.dir.canonicalize().unwrap_or(self.dir.clone());
+        let size = std::fs::metadata(self.dir.join("model.safetensors")).map_or(0, |m| m.len());
+        format!("{}|{}|{}|{size}", dir.display(), self.dim, self.max_len)
+    }
+    fn source(&self) -> PathBuf {
+        self.dir.clone()
+    }
+    fn embed(&self, texts: &[&str], batch: usize) -> Result<Vec<f32>> {
+        self.encode(texts, batch)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub rules: ChunkRules,
+    /// Documents with fewer chunks are left out.
+    pub min_chunks: usize,
+    /// Stop adding documents once this many chunks are in.
+    pub max_chunks: Option<usize>,
+    /// Index of the first article.
+    pub first_article: i64,
+    /// Sentences per forward pass.
+    pub batch: usize,
+    /// Force every input's format.
+    pub format: Option<Format>,
+    /// Chunks per saved part (what a restart can lose at most).
+    pub part: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            rules: ChunkRules::default(),
+            min_chunks: 6,
+            max_chunks: None,
+            first_article: 0,
+            batch: crate::encoder::DEFAULT_BATCH,
+            format: None,
+            part: PART,
+        }
+    }
+}
+
+/// A document that made it into the corpus, with its chunks.
+#[derive(Debug, Clone)]
+pub struct Article {
+    /// `file-name:document-id`.
+    pub key: String,
+    pub chunks: Vec<String>,
+}
+
+/// Per input file: documents read, skipped by reason, and kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputReport {
+    pub path: PathBuf,
+    pub documents: usize,
+    #[serde(flatten)]
+    pub skipped: sources::Skipped,
+    /// Same id as a document before it (in this or an earlier file).
+    pub duplicates: usize,
+    /// Fewer than `min_chunks` chunks.
+    pub too_short: usize,
+    /// Not read because `max_chunks` was reached.
+    pub over_limit: usize,
+    pub articles: usize,
+    pub chunks: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub out: PathBuf,
+    pub inputs: Vec<InputReport>,
+    pub articles: usize,
+    pub chunks: usize,
+    pub first_article: i64,
+    pub min_chunks: usize,
+    pub rules: ChunkRules,
+    pub encoder: PathBuf,
+    pub dim: usize,
+    /// Chunks taken from an earlier, interrupted run.
+    pub resumed_chunks: usize,
+    pub embed_seconds: f64,
+    pub sentences_per_second: f64,
+}
+
+/// Reads and chunks every input; the same inputs and options always give
+/// the same articles in the same order.
+pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Vec<InputReport>)> {
+    let mut seen = HashSet::new();
+    let (mut articles, mut reports, mut total) = (Vec::new(), Vec::new(), 0usize);
+    for path in inputs {
+        let (docs, skipped) = sources::read(path, opts.format)?;
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().to_string());
+        let mut r = InputReport {
+            path: path.clone(),
+            documents: docs.len() + skipped.empty,
+            skipped,
+            duplicates: 0,
+            too_short: 0,
+            over_limit: 0,
+            articles: 0,
+            chunks: 0,
+        };
+        for d in docs {
+            if opts.max_chunks.is_some_and(|m| total >= m) {
+                r.over_limit += 1;
+                continue;
+            }
+            if !seen.insert(d.id.clone()) {
+                r.duplicates += 1;
+                continue;
+            }
+            let c = chunks(&d.text, opts.rules);
+            if c.len() < opts.min_chunks.max(1) {
+                r.too_short += 1;
+                continue;
+            }
+            r.articles += 1;
+            r.chunks += c.len();
+            total += c.len();
+            articles.push(Article {
+                key: format!("{name}:{}", d.id),
+                chunks: c,
+            });
+        }
+        reports.push(r);
+    }
+    Ok((articles, reports))
+}
+
+fn parts_dir(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".parts");
+    PathBuf::from(s)
+}
+
+/// `corpus.npz` -> `corpus.<suffix>` beside it.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or("corpus".into(), |s| s.to_string_lossy().to_string());
+    out.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// What decides the embeddings: the encoder, the part size and every
+/// chunk text.
+fn fingerprint(enc: &dyn Embed, part: usize, texts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{}|{part}|", enc.identity()).as_bytes());
+    for t in texts {
+        h.update(t.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Builds the corpus into `out` (and its `.texts.jsonl` and `.build.json`).
+pub fn build(
+    inputs: &[PathBuf],
+    out: &Path,
+    enc: &dyn Embed,
+    opts: &BuildOptions,
+    progress: bool,
+) -> Result<BuildReport> {
+    let (articles, reports) = plan(inputs, opts)?;
+    if articles.is_empty() {
+        let why: Vec<String> = reports
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} documents, {} empty, {} with fewer than {} chunks",
+                    r.path.display(),
+                    r.documents,
+                    r.skipped.empty,
+                    r.too_short,
+                    opts.min_chunks
+                )
+            })
+            .collect();
+        return Err(Error::Msg(format!(
+            "no document has {} chunks or more, so there is nothing to build:\n  {}",
+            opts.min_chunks,
+            why.join("\n  ")
+        )));
+    }
+    let texts: Vec<&str> = articles
+        .iter()
+        .flat_map(|a| a.chunks.iter().map(String::as_str))
+        .collect();
+    let n = texts.len();
+    let (dim, part) = (enc.dim(), opts.part.max(1));
+    let parts = parts_dir(out);
+    let fp = fingerprint(enc, part, &texts);
+    let manifest = parts.join("fingerprint");
+    let same = std::fs::read_to_string(&manifest).is_ok_and(|s| s.trim() == fp);
+    if !same {
+        if parts.exists() {
+            if progress {
+                eprintln!(
+                    "{}: inputs or encoder changed since the interrupted build; starting afresh",
+                    parts.display()
+                );
+            }
+            std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+        }
+        std::fs::create_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+        write_atomic(&manifest, fp.as_bytes())?;
+    }
+    let mut vectors: Vec<f32> = Vec::with_capacity(n * dim);
+    let n_parts = n.div_ceil(part);
+    let mut first_missing = 0;
+    for k in 0..n_parts {
+        let p = parts.join(format!("part-{k:05}.npy"));
+        let rows = part.min(n - k * part);
+        let Ok(t) = candle_core::Tensor::read_npy(&p) else {
+            break;
+        };
+        match t.flatten_all().and_then(|t| t.to_vec1::<f32>()) {
+            Ok(v) if v.len() == rows * dim => vectors.extend(v),
+            _ => break,
+        }
+        first_missing = k + 1;
+    }
+    let resumed = vectors.len() / dim;
+    if resumed > 0 && progress {
+        eprintln!("resuming: {resumed} of {n} chunks were embedded by an earlier run");
+    }
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(n as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "embedding {bar:30} {pos}/{len} chunks, {per_sec}, eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        b.set_position(resumed as u64);
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let start = Instant::now();
+    for k in first_missing..n_parts {
+        let range = k * part..(k * part + part).min(n);
+        let v = enc.embed(&texts[range.clone()], opts.batch)?;
+        recur_data::npz::write_npy(
+            &parts.join(format!("part-{k:05}.npy")),
+            &v,
+            &[range.len(), dim],
+        )?;
+        vectors.extend(v);
+        bar.inc(range.len() as u64);
+    }
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let (mut art, mut chk) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut lines = String::new();
+    for (i, a) in articles.iter().enumerate() {
+        let id = opts.first_article + i as i64;
+        for (j, t) in a.chunks.iter().enumerate() {
+            art.push(id);
+            chk.push(j as i64);
+            let line = serde_json::json!({"article": id, "chunk": j, "doc": a.key, "text": t});
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+    }
+    recur_data::npz::write_chunks(out, &vectors, dim, &art, &chk)?;
+    write_atomic(&sibling(out, "texts.jsonl"), lines.as_bytes())?;
+    let report = BuildReport {
+        out: out.to_path_buf(),
+        inputs: reports,
+        articles: articles.len(),
+        chunks: n,
+        first_article: opts.first_article,
+        min_chunks: opts.min_chunks,
+        rules: opts.rules,
+        encoder: enc.source(),
+        dim,
+        resumed_chunks: resumed,
+        embed_seconds: secs,
+        sentences_per_second: (n - resumed) as f64 / secs.max(1e-9),
+    };
+    write_json(&sibling(out, "build.json"), &report)?;
+    std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+    Ok(report)
+}

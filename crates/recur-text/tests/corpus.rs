@@ -1,0 +1,185 @@
+//! The corpus builder: documents in every form -> chunks -> the chunks
+//! .npz that `recur lvm train` reads, texts beside it, skips counted, and a
+//! build that was stopped part-way resuming without losing or redoing work.
+
+use recur_core::Error;
+use recur_data::npz::read_windows;
+use recur_text::corpus::{build, sibling, BuildOptions, Embed};
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+/// A stand-in encoder: each chunk's vector is a function of its text, so
+/// a resumed build can be compared value for value; it fails after
+/// `fail_after` calls, as a killed run stops.
+struct Fake {
+    calls: Cell<usize>,
+    fail_after: Option<usize>,
+}
+
+impl Embed for Fake {
+    fn dim(&self) -> usize {
+        4
+    }
+    fn identity(&self) -> String {
+        "fake-1".into()
+    }
+    fn source(&self) -> PathBuf {
+        PathBuf::from("fake")
+    }
+    fn embed(&self, texts: &[&str], _batch: usize) -> recur_core::Result<Vec<f32>> {
+        if self.fail_after.is_some_and(|n| self.calls.get() >= n) {
+            return Err(Error::Msg("killed".into()));
+        }
+        self.calls.set(self.calls.get() + 1);
+        Ok(texts
+            .iter()
+            .flat_map(|t| {
+                let b = t.as_bytes();
+                [b.len() as f32, b[0] as f32, b[b.len() - 1] as f32, 1.0]
+            })
+            .collect())
+    }
+}
+
+fn fake(fail_after: Option<usize>) -> Fake {
+    Fake {
+        calls: Cell::new(0),
+        fail_after,
+    }
+}
+
+/// Ten articles of a dozen sentences in JSON lines, plus one empty
+/// document, one too short and one repeated id.
+fn docs(dir: &Path) -> PathBuf {
+    let mut lines = String::new();
+    for a in 0..10 {
+        let text: Vec<String> = (0..12)
+            .map(|s| format!("Article {a} says thing number {s} here."))
+            .collect();
+        lines += &serde_json::json!({"id": format!("doc{a}"), "text": text.join(" ")}).to_string();
+        lines.push('\n');
+    }
+    lines += "{\"id\": \"empty\", \"text\": \"   \"}\n";
+    lines += "{\"id\": \"short\", \"text\": \"Only one sentence here.\"}\n";
+    lines += "{\"id\": \"doc3\", \"text\": \"A repeated id is left out. Whatever it says.\"}\n";
+    let p = dir.join("docs.jsonl");
+    std::fs::write(&p, lines).unwrap();
+    p
+}
+
+fn opts(part: usize) -> BuildOptions {
+    BuildOptions {
+        part,
+        first_article: 100,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn builds_the_chunks_layout_with_texts_and_counts() {
+    let d = tempfile::tempdir().unwrap();
+    let input = docs(d.path());
+    let out = d.path().join("c.npz");
+    let r = build(&[input], &out, &fake(None), &opts(16), false).unwrap();
+    assert_eq!((r.articles, r.chunks), (10, 120));
+    let i = &r.inputs[0];
+    assert_eq!(
+        (i.documents, i.skipped.empty, i.too_short, i.duplicates),
+        (13, 1, 1, 1)
+    );
+    // Windows of 5 inside each article: 12 - 5 = 7 per article.
+    let w = read_windows(&out, 5).unwrap();
+    assert_eq!(w.len(), 70);
+    let arts = w.articles.as_ref().unwrap();
+    assert_eq!((arts[0], arts[69]), (100, 109));
+    // The texts file has one line per chunk, in vector order.
+    let texts = std::fs::read_to_string(sibling(&out, "texts.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = texts
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 120);
+    assert_eq!(rows[13]["text"], "Article 1 says thing number 1 here.");
+    assert_eq!(
+        (rows[13]["article"].as_i64(), rows[13]["chunk"].as_i64()),
+        (Some(101), Some(1))
+    );
+    assert_eq!(rows[13]["doc"], "docs.jsonl:doc1");
+    assert!(sibling(&out, "build.json").exists());
+    assert!(
+        !d.path().join("c.npz.parts").exists(),
+        "parts are removed when done"
+    );
+}
+
+#[test]
+fn a_stopped_build_resumes_without_loss_or_repeats() {
+    let d = tempfile::tempdir().unwrap();
+    let input = docs(d.path());
+    let clean = d.path().join("clean.npz");
+    build(
+        std::slice::from_ref(&input),
+        &clean,
+        &fake(None),
+        &opts(16),
+        false,
+    )
+    .unwrap();
+
+    // 120 chunks in parts of 16 = 8 parts; the first run dies after 3.
+    let out = d.path().join("c.npz");
+    let e = build(
+        std::slice::from_ref(&input),
+        &out,
+        &fake(Some(3)),
+        &opts(16),
+        false,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("killed"));
+    assert!(!out.exists());
+    let again = fake(None);
+    let r = build(&[input], &out, &again, &opts(16), false).unwrap();
+    assert_eq!(r.resumed_chunks, 48);
+    assert_eq!(
+        again.calls.get(),
+        5,
+        "only the 5 missing parts are embedded"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&clean).unwrap());
+}
+
+#[test]
+fn changed_inputs_start_afresh_and_nothing_kept_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let input = docs(d.path());
+    let out = d.path().join("c.npz");
+    build(
+        std::slice::from_ref(&input),
+        &out,
+        &fake(Some(2)),
+        &opts(16),
+        false,
+    )
+    .unwrap_err();
+    // The documents change before the second run: no stale part is used.
+    let text = std::fs::read_to_string(&input)
+        .unwrap()
+        .replace("thing", "item");
+    std::fs::write(&input, text).unwrap();
+    let again = fake(None);
+    let r = build(std::slice::from_ref(&input), &out, &again, &opts(16), false).unwrap();
+    assert_eq!((r.resumed_chunks, again.calls.get()), (0, 8));
+
+    let o = BuildOptions {
+        min_chunks: 50,
+        ..opts(16)
+    };
+    let e = build(&[input], &out, &fake(None), &o, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no document has 50 chunks") && e.contains("docs.jsonl"),
+        "{e}"
+    );
+}

@@ -1,0 +1,148 @@
+//! The sentence encoders on tiny random BERT and T5 models written by the
+//! tests themselves: loading, pooling, batching, the length limit and the
+//! errors a user meets.
+
+use candle_core::Device;
+use recur_text::tiny;
+use recur_text::SentenceEncoder;
+use std::path::Path;
+
+const TEXTS: &[&str] = &[
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The cat sat on the mat",
+    "rain",
+    "She was in the city with the king and the queen of the river, and they sat on it.",
+];
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Every text encoded in one padded batch equals it encoded alone, and the
+/// vectors have unit length: padding is masked (BERT) or never made (T5).
+fn check_batches(enc: &SentenceEncoder) {
+    let all = enc.encode(TEXTS, 8).unwrap();
+    assert_eq!(all.len(), TEXTS.len() * enc.dim);
+    for (i, t) in TEXTS.iter().enumerate() {
+        let one = enc.encode(&[t], 1).unwrap();
+        let row = &all[i * enc.dim..(i + 1) * enc.dim];
+        assert!(
+            max_diff(row, &one) < 1e-5,
+            "{t}: batch {row:?} vs alone {one:?}"
+        );
+        assert!((cos(row, row) - 1.0).abs() < 1e-5);
+    }
+    // Different sentences give different vectors; the same one the same.
+    let (a, b) = (&all[..enc.dim], &all[enc.dim..2 * enc.dim]);
+    assert!(cos(a, b) < 0.9999);
+    assert_eq!(enc.encode(TEXTS, 8).unwrap(), all);
+}
+
+#[test]
+fn bert_pools_over_the_mask_and_batches_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    tiny::write_bert(d.path(), 7).unwrap();
+    let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
+    assert_eq!((enc.kind, enc.dim), ("bert", tiny::BERT_HIDDEN));
+    check_batches(&enc);
+    // Batch size does not change anything either.
+    assert!(
+        max_diff(
+            &enc.encode(TEXTS, 2).unwrap(),
+            &enc.encode(TEXTS, 5).unwrap()
+        ) < 1e-5
+    );
+}
+
+#[test]
+fn the_models_length_limit_replaces_the_tokenizers_forced_one() {
+    let d = tempfile::tempdir().unwrap();
+    tiny::write_bert(d.path(), 7).unwrap();
+    let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
+    // tokenizer.json forces truncation at 8 tokens; the model says 48.
+    assert_eq!(enc.max_len, tiny::BERT_MAX_SEQ);
+    let short = "the man was eating food in the city";
+    let long = format!("{short} with the king and the queen");
+    let v = enc.encode(&[short, &long], 4).unwrap();
+    assert!(
+        cos(&v[..enc.dim], &v[enc.dim..]) < 0.9999,
+        "the words after token 8 were cut off"
+    );
+    // Past the model's limit, text is cut: these two differ only after it.
+    let words = "the ".repeat(60);
+    let v = enc
+        .encode(&[&format!("{words} cat"), &format!("{words} dog")], 4)
+        .unwrap();
+    assert!(max_diff(&v[..enc.dim], &v[enc.dim..]) < 1e-6);
+}
+
+#[test]
+fn t5_with_a_dense_module_batches_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    tiny::write_t5(d.path(), 11, 24).unwrap();
+    let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
+    assert_eq!((enc.kind, enc.dim), ("t5", 24));
+    check_batches(&enc);
+}
+
+fn err(dir: &Path) -> String {
+    match SentenceEncoder::load(dir, &Device::Cpu) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_model_folders_are_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("m");
+    tiny::write_bert(&m, 1).unwrap();
+
+    let e = err(&d.path().join("nowhere"));
+    assert!(e.contains("no such folder"), "{e}");
+
+    std::fs::rename(m.join("model.safetensors"), d.path().join("w")).unwrap();
+    let e = err(&m);
+    assert!(
+        e.contains("no model.safetensors") && e.contains("weights are missing"),
+        "{e}"
+    );
+    std::fs::rename(d.path().join("w"), m.join("model.safetensors")).unwrap();
+
+    // A tokenizer of another model: more tokens than the embedding table.
+    let cfg_path = m.join("config.json");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    v["vocab_size"] = serde_json::json!(10);
+    std::fs::write(&cfg_path, v.to_string()).unwrap();
+    let e = err(&m);
+    assert!(
+        e.contains("vocab_size is 10") && e.contains("another model"),
+        "{e}"
+    );
+
+    // Weights that do not fit the config: a wider model than the tensors.
+    v["vocab_size"] =
+        serde_json::from_str::<serde_json::Value>(&cfg).unwrap()["vocab_size"].clone();
+    v["hidden_size"] = serde_json::json!(64);
+    std::fs::write(&cfg_path, v.to_string()).unwrap();
+    let e = err(&m);
+    assert!(e.contains("do not fit config.json"), "{e}");
+
+    v["model_type"] = serde_json::json!("gpt2");
+    std::fs::write(&cfg_path, v.to_string()).unwrap();
+    let e = err(&m);
+    assert!(e.contains("gpt2") && e.contains("BERT-family"), "{e}");
+
+    std::fs::remove_file(m.join("tokenizer.json")).unwrap();
+    let e = err(&m);
+    assert!(e.contains("no tokenizer.json"), "{e}");
+}
