@@ -9,5 +9,6 @@ pub mod error;
 pub mod fsx;
 pub mod lvm_config;
 pub mod rng;
+pub mod stats;
 
 pub use error::{Error, Result};
