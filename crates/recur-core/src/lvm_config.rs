@@ -58,6 +58,12 @@ pub struct LvmModelConfig {
     /// others, as the original.
     #[serde(default)]
     pub dropout: Option<f64>,
+    /// Where training starts: `pytorch` (PyTorch's default initialisation)
+    /// or `average` (the untrained model predicts a recency-weighted
+    /// average of the context; needs d_model equal to the vector
+    /// dimension except for amn). See recur-models' `start` module.
+    #[serde(default = "d_init")]
+    pub init: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +105,9 @@ fn d_kind() -> String {
 }
 fn d_d_model() -> usize {
     512
+}
+fn d_init() -> String {
+    "pytorch".into()
 }
 fn d_layers() -> usize {
     4
@@ -149,6 +158,7 @@ impl Default for LvmModelConfig {
             heads: d_heads(),
             ff: d_ff(),
             dropout: None,
+            init: d_init(),
         }
     }
 }
@@ -179,6 +189,14 @@ impl LvmConfig {
         Ok(cfg)
     }
 
+    /// Parses YAML text; `origin` names it in errors. Paths stay as written.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<LvmConfig> {
+        let cfg: LvmConfig =
+            serde_yaml_ng::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("config serialises")
     }
@@ -203,6 +221,12 @@ impl LvmConfig {
                     "d_model {} must be a multiple of heads {}",
                     m.d_model, m.heads
                 ),
+            );
+        }
+        if !["pytorch", "average"].contains(&m.init.as_str()) {
+            return bad(
+                "model.init",
+                format!("`{}`: use `pytorch` or `average`", m.init),
             );
         }
         if let Some(p) = m.dropout {

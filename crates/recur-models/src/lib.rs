@@ -9,8 +9,9 @@ pub mod init;
 pub mod lstm;
 pub mod lvm;
 pub mod params;
+pub mod start;
 pub mod transformer;
 
 pub use baseline::Baseline;
 pub use classifier::{ClassifierArch, LstmClassifier};
-pub use lvm::{Lvm, LvmArch};
+pub use lvm::{Lvm, LvmArch, Start};

@@ -93,6 +93,25 @@ impl LvmArch {
     }
 }
 
+/// Where training starts (`model.init` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// PyTorch's default initialisation.
+    Pytorch,
+    /// A recency-weighted average of the context (see [`crate::start`]).
+    Average,
+}
+
+impl Start {
+    pub fn parse(s: &str) -> Option<Start> {
+        match s {
+            "pytorch" => Some(Start::Pytorch),
+            "average" => Some(Start::Average),
+            _ => None,
+        }
+    }
+}
+
 pub struct Lvm {
     pub arch: LvmArch,
     params: ParamSet,
@@ -151,6 +170,12 @@ impl Lvm {
     /// `±1/sqrt(fan_in)`, recurrent ones in `±1/sqrt(d)`, LayerNorm weight 1
     /// and bias 0.
     pub fn init(arch: LvmArch, rng: &mut Rng, dev: &Device) -> Result<Self> {
+        Self::init_from(arch, Start::Pytorch, rng, dev)
+    }
+
+    /// The initialisation `start` names: PyTorch's default, or the
+    /// average start of [`crate::start`] on top of it.
+    pub fn init_from(arch: LvmArch, start: Start, rng: &mut Rng, dev: &Device) -> Result<Self> {
         let specs = Self::tensor_specs(&arch)?;
         let shape_of = |name: &str| {
             specs
@@ -176,6 +201,9 @@ impl Lvm {
                 s.name.clone(),
                 Tensor::from_vec(data, s.shape.as_slice(), dev)?,
             );
+        }
+        if start == Start::Average {
+            crate::start::average(&mut tensors, &arch, dev)?;
         }
         Self::from_tensors(arch, tensors)
     }

@@ -16,7 +16,7 @@ use recur_core::lvm_config::LvmConfig;
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
-use recur_models::{Baseline, Lvm, LvmArch};
+use recur_models::{Baseline, Lvm, LvmArch, Start};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -145,7 +145,14 @@ pub fn fit(
     if let Some(p) = m.dropout {
         arch.dropout = p;
     }
-    let model = Lvm::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
+    let start = Start::parse(&m.init).ok_or_else(|| {
+        Error::config(
+            "model.init",
+            format!("`{}`: use `pytorch` or `average`", m.init),
+        )
+    })?;
+    let model = Lvm::init_from(arch, start, &mut Rng::stream(t.seed, 0), dev)
+        .map_err(|e| Error::config("model.init", e.to_string()))?;
     let mut shuffle = Rng::stream(t.seed, 1);
     let mut dropout_rng = Rng::stream(t.seed, 2);
     let mut opt = Adam::new(model.vars(), t.learning_rate, t.weight_decay, true)?;
