@@ -1,0 +1,65 @@
+//! `recur bench encode`: sentence-encoding throughput and batch-1 latency
+//! on the sentences given, with the protocol of
+//! `benches/torch_encode_bench.py` (sentence-transformers), step for step:
+//! one warm-up pass over the first batches, then every sentence encoded
+//! in batches of `batch` (length-sorted inside the encoder, as
+//! sentence-transformers sorts), repeated until `min_seconds` have passed;
+//! then 200 batch-1 calls on distinct sentences after 10 warm-ups.
+
+use crate::SentenceEncoder;
+use recur_core::stats::percentile;
+use recur_core::Result;
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EncodeBench {
+    pub encoder: String,
+    pub sentences: usize,
+    pub batch: usize,
+    pub threads: usize,
+    pub passes: usize,
+    pub sentences_per_s: f64,
+    pub lat_b1_p50_ms: f64,
+    pub lat_b1_p95_ms: f64,
+    pub lat_b1_mean_ms: f64,
+}
+
+pub fn run(
+    enc: &SentenceEncoder,
+    texts: &[&str],
+    batch: usize,
+    threads: usize,
+    min_seconds: f64,
+) -> Result<EncodeBench> {
+    enc.encode(&texts[..texts.len().min(2 * batch)], batch)?;
+    let t0 = Instant::now();
+    let mut passes = 0;
+    while passes == 0 || t0.elapsed().as_secs_f64() < min_seconds {
+        enc.encode(texts, batch)?;
+        passes += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let mut lat = Vec::with_capacity(200);
+    for i in 0..210 {
+        let t = texts[i % texts.len()];
+        let s = Instant::now();
+        enc.encode(&[t], 1)?;
+        if i >= 10 {
+            lat.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+    lat.sort_by(f64::total_cmp);
+    Ok(EncodeBench {
+        encoder: enc.dir.display().to_string(),
+        sentences: texts.len(),
+        batch,
+        threads,
+        passes,
+        sentences_per_s: (passes * texts.len()) as f64 / secs,
+        lat_b1_p50_ms: percentile(&lat, 50.0),
+        lat_b1_p95_ms: percentile(&lat, 95.0),
+        lat_b1_mean_ms: mean,
+    })
+}
