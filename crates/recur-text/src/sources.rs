@@ -24,11 +24,16 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::LazyLock;
 
-/// One document: its id (unique within a build) and its text.
+/// One document: its id and its text. An id the file gives (a title, an
+/// `id` field) names the document across files, so a build keeps one
+/// document per such id; an id recur made up (`line 7`, a file name) is
+/// only unique within its file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     pub id: String,
     pub text: String,
+    /// The id came from the file, not from a line number or file name.
+    pub named: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -82,7 +87,9 @@ pub fn read_utf8(path: &Path) -> Result<String> {
     let mut bytes = Vec::new();
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     if path.extension().is_some_and(|e| e == "bz2") {
-        bzip2::read::BzDecoder::new(f)
+        // Multi-stream files (Wikipedia's `-multistream` dumps, pbzip2)
+        // hold several bzip2 streams one after another.
+        bzip2::read::MultiBzDecoder::new(f)
             .read_to_end(&mut bytes)
             .map_err(|e| bad(path, format!("not a readable bzip2 file: {e}")))?;
     } else {
@@ -96,17 +103,21 @@ pub fn read_utf8(path: &Path) -> Result<String> {
             "is UTF-16 text; recur reads UTF-8: convert it (iconv -f UTF-16 -t UTF-8)",
         ));
     }
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    match std::str::from_utf8(body) {
-        Ok(s) => Ok(s.to_string()),
-        Err(e) => Err(bad(
+    let bom = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    bytes.drain(..bom);
+    String::from_utf8(bytes).map_err(|e| {
+        bad(
             path,
             format!(
                 "is not UTF-8 text (invalid byte at offset {}); convert it, e.g. iconv -f LATIN1 -t UTF-8",
-                e.valid_up_to() + (bytes.len() - body.len())
+                e.utf8_error().valid_up_to() + bom
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// Reads every document of `path`. `format` None detects it.
@@ -123,7 +134,8 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipp
             id: path
                 .file_stem()
                 .map_or("document".into(), |s| s.to_string_lossy().to_string()),
-            text,
+            text: unwrap_lines(&text),
+            named: false,
         }],
         Format::Lines => text
             .lines()
@@ -131,6 +143,7 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipp
             .map(|(i, l)| Document {
                 id: format!("line {}", i + 1),
                 text: l.to_string(),
+                named: false,
             })
             .collect(),
         Format::WikiXml => wiki_xml(path, &text, &mut skipped)?,
@@ -146,6 +159,28 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipp
         }
     }
     Ok((out, skipped))
+}
+
+/// Plain text as paragraphs, one per line: blank lines separate
+/// paragraphs; single line breaks inside one (hard-wrapped text) are
+/// spaces, so no sentence is cut at a wrap.
+fn unwrap_lines(text: &str) -> String {
+    let mut paras = Vec::new();
+    let mut cur: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            if !cur.is_empty() {
+                paras.push(cur.join(" "));
+                cur.clear();
+            }
+        } else {
+            cur.push(line.trim());
+        }
+    }
+    if !cur.is_empty() {
+        paras.push(cur.join(" "));
+    }
+    paras.join("\n")
 }
 
 /// Tells the JSON forms apart by their shape.
@@ -190,14 +225,15 @@ fn jsonl(path: &Path, text: &str) -> Result<Vec<Document>> {
             .get("text")
             .and_then(|t| t.as_str())
             .ok_or_else(|| at("no string field \"text\"".into()))?;
-        let id = match v.get("id").or_else(|| v.get("title")) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) if !other.is_null() => other.to_string(),
-            _ => format!("line {}", i + 1),
+        let (id, named) = match v.get("id").or_else(|| v.get("title")) {
+            Some(serde_json::Value::String(s)) => (s.clone(), true),
+            Some(other) if !other.is_null() => (other.to_string(), true),
+            _ => (format!("line {}", i + 1), false),
         };
         docs.push(Document {
             id,
             text: text.to_string(),
+            named,
         });
     }
     Ok(docs)
@@ -219,6 +255,7 @@ fn summaries(path: &Path, text: &str) -> Result<Vec<Document>> {
                 .unwrap_or("")
                 .to_string(),
             id: title,
+            named: true,
         })
         .collect())
 }
@@ -263,6 +300,7 @@ fn speeches(path: &Path, text: &str) -> Result<Vec<Document>> {
                 docs.push(Document {
                     id: format!("{}:{j}", g.name),
                     text: clean_speech(s),
+                    named: true,
                 });
             }
         }
@@ -338,6 +376,7 @@ fn wiki_xml(path: &Path, text: &str, skipped: &mut Skipped) -> Result<Vec<Docume
                         docs.push(Document {
                             id: title.clone(),
                             text: wikitext::clean(&body),
+                            named: true,
                         });
                     }
                 }
@@ -395,9 +434,20 @@ mod tests {
             docs,
             [Document {
                 id: "T".into(),
-                text: "Lead text.".into()
+                text: "Lead text.".into(),
+                named: true,
             }]
         );
+
+        // Hard-wrapped plain text keeps its sentences whole.
+        let t = file(
+            d.path(),
+            "wrapped.txt",
+            b"It was a dark\nand stormy night.\n\nNew part.\n",
+        );
+        let (docs, _) = read(&t, None).unwrap();
+        assert_eq!(docs[0].text, "It was a dark and stormy night.\nNew part.");
+        assert!(!docs[0].named);
     }
 
     #[test]
@@ -421,6 +471,28 @@ mod tests {
             (sk.redirects, sk.other_namespaces, sk.disambiguation),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn reads_every_stream_of_a_multistream_bz2() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let page = |t: &str| {
+            format!("<page><title>{t}</title><ns>0</ns><revision><text>{t} is an article with enough words in it.</text></revision></page>")
+        };
+        let mut bytes = Vec::new();
+        for part in [
+            "<mediawiki>".to_string() + &page("One"),
+            page("Two") + "</mediawiki>",
+        ] {
+            let mut z = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            z.write_all(part.as_bytes()).unwrap();
+            bytes.extend(z.finish().unwrap());
+        }
+        let p = file(d.path(), "dump-multistream.xml.bz2", &bytes);
+        let (docs, _) = read(&p, None).unwrap();
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["One", "Two"]);
     }
 
     #[test]

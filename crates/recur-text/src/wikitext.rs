@@ -92,7 +92,7 @@ static CLOSE_PAREN_PUNCT: LazyLock<Regex> = LazyLock::new(|| re(r"\s*[,;:]+\s*\)
 static EMPTY_PARENS: LazyLock<Regex> = LazyLock::new(|| re(r"\s*\(\s*\)"));
 static SPACE_BEFORE_PUNCT: LazyLock<Regex> = LazyLock::new(|| re(r"\s+([,.;:!?])"));
 static DISAMBIG: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\{\{\s*(?:disambig|disambiguation|dab)\b"));
+    LazyLock::new(|| re(r"(?i)\{\{\s*(?:disambig|disambiguation|dab)\s*(?:\||\}\})"));
 
 /// Whether a page is a disambiguation page rather than an article.
 pub fn is_disambiguation(title: &str, raw: &str) -> bool {
@@ -244,6 +244,13 @@ mod tests {
             "AA",
             "'''AA''' may mean:\n{{disambiguation}}"
         ));
+        assert!(is_disambiguation("AB", "{{Disambiguation|geo}}"));
         assert!(!is_disambiguation("Anarchism", "text"));
+        // Cleanup tags inside real articles are not disambiguation pages.
+        assert!(!is_disambiguation(
+            "Alloy",
+            "steel{{Disambiguation needed|date=May 2020}}"
+        ));
+        assert!(!is_disambiguation("Alloy", "{{disambig-cleanup}}"));
     }
 }

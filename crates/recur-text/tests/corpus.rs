@@ -179,7 +179,39 @@ fn changed_inputs_start_afresh_and_nothing_kept_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("no document has 50 chunks") && e.contains("docs.jsonl"),
+        e.contains("at least 50 chunks") && e.contains("docs.jsonl: 13 documents -> 0 articles"),
         "{e}"
     );
+}
+
+#[test]
+fn made_up_ids_are_unique_per_file_and_titles_across_files() {
+    let d = tempfile::tempdir().unwrap();
+    let doc = |a: &str| -> String {
+        (0..7)
+            .map(|s| format!("News item {a} reports event number {s}."))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Two line-per-document files: their `line 1` ids do not collide.
+    let (a, b) = (d.path().join("a.cor"), d.path().join("b.cor"));
+    std::fs::write(&a, format!("{}\n{}\n", doc("a1"), doc("a2"))).unwrap();
+    std::fs::write(&b, format!("{}\n", doc("b1"))).unwrap();
+    // A titled document repeated in a second file is kept once.
+    let (j1, j2) = (d.path().join("one.jsonl"), d.path().join("two.jsonl"));
+    std::fs::write(
+        &j1,
+        serde_json::json!({"id": "Paris", "text": doc("p")}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        &j2,
+        serde_json::json!({"id": "Paris", "text": doc("q")}).to_string(),
+    )
+    .unwrap();
+    let out = d.path().join("c.npz");
+    let r = build(&[a, b, j1, j2], &out, &fake(None), &opts(16), false).unwrap();
+    let kept: Vec<usize> = r.inputs.iter().map(|i| i.articles).collect();
+    assert_eq!(kept, [2, 1, 1, 0]);
+    assert_eq!(r.inputs[3].duplicates, 1);
 }
