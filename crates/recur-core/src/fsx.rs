@@ -20,6 +20,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `path` atomically through `write`, which is given the path of a
+/// temporary file beside it (for writers that take a path, as candle's
+/// `.npy` and `.npz` writers do); the file is flushed to disk before the
+/// rename.
+pub fn write_atomic_with<E: std::fmt::Display>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    write(tmp.path()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut s = serde_json::to_string_pretty(value)
@@ -32,4 +54,13 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::data(path.display().to_string(), e.to_string()))
+}
+
+/// SHA-256 of a file's contents, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

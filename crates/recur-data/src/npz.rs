@@ -16,6 +16,7 @@
 use candle_core::npy::NpzTensors;
 use candle_core::{DType, Tensor};
 use recur_core::error::{Error, Result};
+use recur_core::fsx::write_atomic_with;
 use recur_core::rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,6 +74,16 @@ impl VectorWindows {
                 .map(|a| idx.iter().map(|&i| a[i]).collect()),
             notes: Vec::new(),
         }
+    }
+}
+
+impl VectorWindows {
+    /// The windows whose article is in `keep`, in file order; `None` when
+    /// the file gives no article of each window.
+    pub fn of_articles(&self, keep: &std::collections::HashSet<i64>) -> Option<VectorWindows> {
+        let a = self.articles.as_ref()?;
+        let idx: Vec<usize> = (0..self.len()).filter(|&i| keep.contains(&a[i])).collect();
+        Some(self.select(&idx))
     }
 }
 
@@ -306,24 +317,10 @@ fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<Vector
     })
 }
 
-/// Writes through `write` to a temporary file beside `path`, then renames
-/// it into place, so a failed write never leaves half a file.
-fn atomic(path: &Path, write: impl FnOnce(&Path) -> candle_core::Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    write(tmp.path()).map_err(|e| npz_err(path, format!("cannot write: {e}")))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
 /// Writes a float32 `.npy` of `shape`, atomically.
 pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
     let t = Tensor::from_slice(data, shape, &candle_core::Device::Cpu)?;
-    atomic(path, |p| t.write_npy(p))
+    write_atomic_with(path, |p| t.write_npy(p))
 }
 
 /// Writes the chunks layout (`vectors [M, D]` float32, `article_indices`
@@ -350,7 +347,7 @@ pub fn write_chunks(
     let v = Tensor::from_slice(vectors, (m, dim), &dev)?;
     let a = Tensor::from_slice(article_indices, m, &dev)?;
     let c = Tensor::from_slice(chunk_indices, m, &dev)?;
-    atomic(path, |p| {
+    write_atomic_with(path, |p| {
         Tensor::write_npz(
             &[
                 ("vectors", &v),
