@@ -4,7 +4,8 @@
 //! one warm-up pass over the first batches, then every sentence encoded
 //! in batches of `batch` (length-sorted inside the encoder, as
 //! sentence-transformers sorts), repeated until `min_seconds` have passed;
-//! then 200 batch-1 calls on distinct sentences after 10 warm-ups.
+//! then 200 batch-1 calls after 10 warm-ups, on distinct sentences where
+//! the file has 210 or more (`distinct_b1` says how many).
 
 use crate::SentenceEncoder;
 use recur_core::stats::percentile;
@@ -23,6 +24,8 @@ pub struct EncodeBench {
     pub lat_b1_p50_ms: f64,
     pub lat_b1_p95_ms: f64,
     pub lat_b1_mean_ms: f64,
+    /// Distinct sentences among the 210 batch-1 calls.
+    pub distinct_b1: usize,
 }
 
 pub fn run(
@@ -61,5 +64,6 @@ pub fn run(
         lat_b1_p50_ms: percentile(&lat, 50.0),
         lat_b1_p95_ms: percentile(&lat, 95.0),
         lat_b1_mean_ms: mean,
+        distinct_b1: texts.len().min(210),
     })
 }

@@ -42,10 +42,40 @@ impl Embed for SentenceEncoder {
     fn dim(&self) -> usize {
         self.dim
     }
+    /// The contents of every file that decides the vectors: weights,
+    /// tokenizer, configs and sentence-transformers modules (hashing the
+    /// 90 MB of MiniLM takes a fraction of a second).
     fn identity(&self) -> String {
-        let dir = self.dir.canonicalize().unwrap_or(self.dir.clone());
-        let size = std::fs::metadata(self.dir.join("model.safetensors")).map_or(0, |m| m.len());
-        format!("{}|{}|{}|{size}", dir.display(), self.dim, self.max_len)
+        let mut h = Sha256::new();
+        h.update(format!("{}|{}|", self.dim, self.max_len).as_bytes());
+        let mut files = Vec::new();
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p
+                    .extension()
+                    .is_some_and(|x| x == "json" || x == "safetensors" || x == "bin" || x == "txt")
+                {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            h.update(
+                f.strip_prefix(&self.dir)
+                    .unwrap_or(&f)
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
+            if let Ok(mut file) = std::fs::File::open(&f) {
+                let _ = std::io::copy(&mut file, &mut h);
+            }
+        }
+        crate::fetch::hex(&h.finalize())
     }
     fn source(&self) -> PathBuf {
         self.dir.clone()
@@ -111,6 +141,38 @@ pub struct InputReport {
     pub chunks: usize,
 }
 
+impl InputReport {
+    /// One line: documents read, kept, and skipped by reason.
+    pub fn summary(&self) -> String {
+        let s = &self.skipped;
+        let skipped: Vec<String> = [
+            (s.empty, "empty"),
+            (s.redirects, "redirects"),
+            (s.other_namespaces, "not articles"),
+            (s.disambiguation, "disambiguation pages"),
+            (self.duplicates, "duplicate ids"),
+            (self.too_short, "too few chunks"),
+            (self.over_limit, "over the chunk limit"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        format!(
+            "{}: {} documents -> {} articles, {} chunks{}",
+            self.path.display(),
+            self.documents,
+            self.articles,
+            self.chunks,
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" (skipped: {})", skipped.join(", "))
+            }
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
     pub out: PathBuf,
@@ -153,7 +215,13 @@ pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Ve
                 r.over_limit += 1;
                 continue;
             }
-            if !seen.insert(d.id.clone()) {
+            // Made-up ids (`line 7`) are unique only within their file.
+            let key = if d.named {
+                d.id.clone()
+            } else {
+                format!("{}\u{0}{}", path.display(), d.id)
+            };
+            if !seen.insert(key) {
                 r.duplicates += 1;
                 continue;
             }
@@ -191,14 +259,15 @@ pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
 
 /// What decides the embeddings: the encoder, the part size and every
 /// chunk text.
-fn fingerprint(enc: &dyn Embed, part: usize, texts: &[&str]) -> String {
+fn fingerprint(enc: &dyn Embed, part: usize, batch: usize, texts: &[&str]) -> String {
     let mut h = Sha256::new();
-    h.update(format!("{}|{part}|", enc.identity()).as_bytes());
+    // The batch size changes padding, and so the last bits of the vectors.
+    h.update(format!("{}|{part}|{batch}|", enc.identity()).as_bytes());
     for t in texts {
         h.update(t.as_bytes());
         h.update([0u8]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::fetch::hex(&h.finalize())
 }
 
 /// Builds the corpus into `out` (and its `.texts.jsonl` and `.build.json`).
@@ -211,22 +280,10 @@ pub fn build(
 ) -> Result<BuildReport> {
     let (articles, reports) = plan(inputs, opts)?;
     if articles.is_empty() {
-        let why: Vec<String> = reports
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}: {} documents, {} empty, {} with fewer than {} chunks",
-                    r.path.display(),
-                    r.documents,
-                    r.skipped.empty,
-                    r.too_short,
-                    opts.min_chunks
-                )
-            })
-            .collect();
+        let why: Vec<String> = reports.iter().map(InputReport::summary).collect();
         return Err(Error::Msg(format!(
-            "no document has {} chunks or more, so there is nothing to build:\n  {}",
-            opts.min_chunks,
+            "no document was kept (each needs at least {} chunks), so there is nothing to build:\n  {}",
+            opts.min_chunks.max(1),
             why.join("\n  ")
         )));
     }
@@ -237,7 +294,7 @@ pub fn build(
     let n = texts.len();
     let (dim, part) = (enc.dim(), opts.part.max(1));
     let parts = parts_dir(out);
-    let fp = fingerprint(enc, part, &texts);
+    let fp = fingerprint(enc, part, opts.batch, &texts);
     let manifest = parts.join("fingerprint");
     let same = std::fs::read_to_string(&manifest).is_ok_and(|s| s.trim() == fp);
     if !same {

@@ -18,10 +18,12 @@
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, t5};
+use recur_core::fsx::read_json;
 use recur_core::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use tokenizers::PostProcessor as _;
 use tokenizers::{Tokenizer, TruncationParams};
 
 /// Sentences per forward pass when the caller does not choose.
@@ -113,11 +115,6 @@ fn bad(dir: &Path, msg: impl Into<String>) -> Error {
     Error::data(dir.display().to_string(), msg)
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::data(path.display().to_string(), e.to_string()))
-}
-
 /// The weights file of a model folder (or module sub-folder): safetensors,
 /// or a PyTorch `pytorch_model.bin` read as tensors only.
 fn weights_in(dir: &Path, dev: &Device) -> Result<Option<VarBuilder<'static>>> {
@@ -159,15 +156,17 @@ impl SentenceEncoder {
         let mt: ModelType = serde_json::from_str(&cfg_text)
             .map_err(|e| Error::data(cfg_path.display().to_string(), e.to_string()))?;
         let kind = match mt.model_type.as_deref() {
-            Some("bert") | Some("roberta") | Some("xlm-roberta") => "bert",
+            Some("bert") => "bert",
             Some("t5") | Some("mt5") => "t5",
             other => {
                 let arch = mt.architectures.unwrap_or_default().join(", ");
                 return Err(bad(
                     &cfg_path,
                     format!(
-                        "model_type {other:?} (architectures [{arch}]) is not an encoder recur runs; \
-                         it runs BERT-family (model_type bert) and T5 (model_type t5) models"
+                        "model_type {} (architectures [{arch}]) is not an encoder recur runs; \
+                         it runs BERT (model_type bert) and T5 (model_type t5) models (RoBERTa's \
+                         offset positions are not supported)",
+                        other.unwrap_or("(none)")
                     ),
                 ));
             }
@@ -234,6 +233,18 @@ impl SentenceEncoder {
             .or(positions)
             .unwrap_or(512)
             .min(positions.unwrap_or(usize::MAX));
+        let specials = tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
+        if max_len <= specials {
+            return Err(bad(
+                dir,
+                format!(
+                    "the maximum length is {max_len} tokens, not more than the {specials} special \
+                     tokens the tokenizer adds; fix max_seq_length in sentence_bert_config.json"
+                ),
+            ));
+        }
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,

