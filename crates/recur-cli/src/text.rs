@@ -18,7 +18,7 @@ pub fn encoder(spec: &str, dev: &Device, progress: bool) -> Result<SentenceEncod
 
 pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
     match cmd {
-        ModelsCmd::Fetch { name } => {
+        ModelsCmd::Fetch { name, force } => {
             let m = fetch::known(&name).with_context(|| {
                 let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
                 format!(
@@ -26,7 +26,7 @@ pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
                     names.join(", ")
                 )
             })?;
-            let dir = fetch::fetch_model(m, progress)?;
+            let dir = fetch::fetch_model(m, force, progress)?;
             println!(
                 "{} ({}-D, {}) is in {}",
                 m.name,
@@ -68,12 +68,20 @@ pub fn embed(
             let line = line.with_context(|| {
                 format!("standard input line {}: not UTF-8 text; convert it to UTF-8 first (iconv -t UTF-8)", i + 1)
             })?;
+            anyhow::ensure!(
+                !line.trim().is_empty(),
+                "standard input line {} is empty; give one text per line",
+                i + 1
+            );
             v.push(line);
         }
         v
     } else {
         texts
     };
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        anyhow::bail!("text {} is empty; there is nothing to embed", i + 1);
+    }
     anyhow::ensure!(
         !texts.is_empty(),
         "no texts: give them as arguments or one per line on standard input"
@@ -144,33 +152,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
 
 pub fn print_build(r: &corpus::BuildReport) {
     for i in &r.inputs {
-        let s = &i.skipped;
-        let mut skipped = Vec::new();
-        for (n, what) in [
-            (s.empty, "empty"),
-            (s.redirects, "redirects"),
-            (s.other_namespaces, "not articles"),
-            (s.disambiguation, "disambiguation pages"),
-            (i.duplicates, "duplicate ids"),
-            (i.too_short, "too few chunks"),
-            (i.over_limit, "over --max-chunks"),
-        ] {
-            if n > 0 {
-                skipped.push(format!("{n} {what}"));
-            }
-        }
-        println!(
-            "{}: {} documents -> {} articles, {} chunks{}",
-            i.path.display(),
-            i.documents,
-            i.articles,
-            i.chunks,
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!(" (skipped: {})", skipped.join(", "))
-            }
-        );
+        println!("{}", i.summary());
     }
     println!(
         "{}: {} articles, {} chunks of dimension {}, texts in {}; {:.0} sentences/s",
@@ -203,6 +185,12 @@ pub fn bench(
         "{} sentences, batch {}, {} threads: {:.1} sentences/s ({} passes); batch-1 latency p50 {:.2} ms, p95 {:.2} ms, mean {:.2} ms",
         r.sentences, r.batch, r.threads, r.sentences_per_s, r.passes, r.lat_b1_p50_ms, r.lat_b1_p95_ms, r.lat_b1_mean_ms
     );
+    if r.distinct_b1 < 210 {
+        println!(
+            "note: the file has {} sentences, so the 210 batch-1 calls repeat some",
+            r.distinct_b1
+        );
+    }
     if let Some(j) = json {
         recur_core::fsx::write_json(&j, &r)?;
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{ok, recur};
+use common::{err, ok, recur};
 use recur_core::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -154,6 +154,85 @@ fn lvm_train_eval_predict_beats_the_baselines() {
             beats_baselines(rep, part, "lstm");
         }
     }
+
+    // --heldout scores exactly the articles training held out: the same
+    // validation figure as the training report, here and in the leaderboard.
+    assert!(out.join("split.json").exists());
+    let held = d.path().join("held.json");
+    let printed = ok(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--heldout",
+        "--json",
+        held.to_str().unwrap(),
+    ]));
+    assert!(printed.contains("articles the model held out"), "{printed}");
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&held).unwrap()).unwrap();
+    assert_eq!(h["val"]["n"], report["val"]["n"]);
+    assert!(
+        (h["val"]["cosine_mean"].as_f64().unwrap()
+            - report["val"]["cosine_mean"].as_f64().unwrap())
+        .abs()
+            < 1e-9
+    );
+    assert!(
+        r["val"]["n"].as_u64() > report["val"]["n"].as_u64(),
+        "without --heldout every window counts"
+    );
+    let lbh = d.path().join("lbh.json");
+    ok(&recur(&[
+        "lvm",
+        "leaderboard",
+        "--models",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--heldout",
+        "--json",
+        lbh.to_str().unwrap(),
+    ]));
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lbh).unwrap()).unwrap();
+    assert!(
+        (rows[0]["val_cosine"].as_f64().unwrap() - report["val"]["cosine_mean"].as_f64().unwrap())
+            .abs()
+            < 1e-9
+    );
+    // Another file's article indices name other articles: refused.
+    let e = err(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        ood.to_str().unwrap(),
+        "--heldout",
+    ]));
+    assert!(
+        e.contains("is not the file") && e.contains("trained on"),
+        "{e}"
+    );
+    // A model without held-out articles says what to do instead.
+    std::fs::rename(out.join("split.json"), d.path().join("split.json")).unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--heldout",
+    ]));
+    assert!(
+        e.contains("no split.json") && e.contains("validation file as --data"),
+        "{e}"
+    );
+    std::fs::rename(d.path().join("split.json"), out.join("split.json")).unwrap();
 
     // The leaderboard measures the listed checkpoint on real windows.
     let lb = d.path().join("lb.json");

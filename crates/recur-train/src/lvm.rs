@@ -24,6 +24,30 @@ use std::time::Instant;
 pub const BEST: &str = "model.safetensors";
 pub const FINAL: &str = "final.safetensors";
 pub const HISTORY: &str = "training_history.json";
+/// The articles a model held out for validation, when it split by article.
+pub const SPLIT: &str = "split.json";
+
+/// Which articles of the training file a model never trained on, so that
+/// `eval` and `leaderboard` can score it on exactly those (`--heldout`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    pub data: std::path::PathBuf,
+    /// SHA-256 of the training file: `--heldout` refuses another file,
+    /// whose article indices would name other articles.
+    pub data_sha256: String,
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub val_articles: Vec<i64>,
+}
+
+/// The held-out articles of a model directory, if it split by article.
+pub fn held_out(dir: &Path) -> Result<Option<HeldOut>> {
+    let p = dir.join(SPLIT);
+    if !p.exists() {
+        return Ok(None);
+    }
+    recur_core::fsx::read_json(&p).map(Some)
+}
 
 /// Mean and spread of per-sample cosine similarity and MSE.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
