@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main():
     ap = argparse.ArgumentParser()
-    home = Path(os.environ.get("RECUR_HOME", Path.home() / ".cache" / "recur"))
+    home = Path(os.environ.get("RECUR_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recur")
     ap.add_argument("--model", default=str(home / "models" / "all-MiniLM-L6-v2"))
     ap.add_argument("--input")
     ap.add_argument("--texts", help="a corpus .texts.jsonl to take --limit sentences from")

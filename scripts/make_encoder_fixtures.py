@@ -44,7 +44,7 @@ SENTENCES = [
 
 
 def main():
-    home = Path(os.environ.get("RECUR_HOME", Path.home() / ".cache" / "recur"))
+    home = Path(os.environ.get("RECUR_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recur")
     model_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else home / "models" / "all-MiniLM-L6-v2"
     torch.set_num_threads(1)
     model = SentenceTransformer(str(model_dir), device="cpu")
