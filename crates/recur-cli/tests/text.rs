@@ -2,10 +2,9 @@
 //! line, on a tiny random BERT the test writes (no download).
 
 mod common;
-use common::{err, ok, recur};
-use std::io::Write;
+use common::{err, ok, recur, recur_stdin};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn tiny_bert(dir: &Path) -> String {
     let m = dir.join("bert");
@@ -44,19 +43,7 @@ fn embed_writes_json_lines_or_npy_from_arguments_or_stdin() {
     }
 
     // Standard input, one text per line, gives the same vectors.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["--threads", "1", "-q", "embed", "--encoder", &m])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"the cat sat\na dog\n")
-        .unwrap();
-    let piped = child.wait_with_output().unwrap();
+    let piped = recur_stdin(&["embed", "--encoder", &m], b"the cat sat\na dog\n");
     assert_eq!(embeddings(&ok(&piped)), rows);
 
     let npy = d.path().join("e.npy");
@@ -97,21 +84,19 @@ fn embed_errors_are_clear() {
     assert!(e.contains("no config.json"), "{e}");
     // Text that is not UTF-8 on standard input.
     let m = tiny_bert(d.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["-q", "embed", "--encoder", &m])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"ok\ncaf\xe9\n")
-        .unwrap();
-    let e = err(&child.wait_with_output().unwrap());
+    let e = err(&recur_stdin(&["embed", "--encoder", &m], b"ok\ncaf\xe9\n"));
     assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
+    let e = err(&recur_stdin(&["embed", "--encoder", &m], b"ok\n\nmore\n"));
+    assert!(e.contains("line 2 is empty"), "{e}");
+    let e = err(&recur(&[
+        "embed",
+        "--encoder",
+        &m,
+        "--batch-size",
+        "0",
+        "x",
+    ]));
+    assert!(e.contains("batch-size"), "{e}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! quiet, so outputs are deterministic; `ok` and `err` check the exit code
 //! and return what the user would read.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 pub fn recur(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recur"))
@@ -10,6 +11,21 @@ pub fn recur(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `recur` with `input` on its standard input.
+#[allow(dead_code)]
+pub fn recur_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "-q"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub fn ok(out: &Output) -> String {
