@@ -344,7 +344,7 @@ fn main() -> ExitCode {
     // 81 -> 119 sentences/s on 2 cores with the pool), so commands that
     // encode keep it; so does the demo, whose corpus build outweighs the
     // rest (its classifier took 21.9 s either way).
-    let encoder_only = matches!(
+    let keeps_pool = matches!(
         cli.command,
         Command::Demo { .. }
             | Command::Embed { .. }
@@ -354,7 +354,7 @@ fn main() -> ExitCode {
                 what: BenchCmd::Encode { .. }
             }
     );
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() && !encoder_only {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() && !keeps_pool {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     if let Some(n) = cli.threads {

@@ -62,5 +62,10 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
+}
+
+/// Bytes as lowercase hex (how recur prints and stores digests).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

