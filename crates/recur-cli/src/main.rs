@@ -4,6 +4,7 @@
 
 mod demo;
 mod lvm;
+mod serve;
 mod show;
 mod text;
 
@@ -147,6 +148,23 @@ enum Command {
         #[command(subcommand)]
         what: CorpusCmd,
     },
+    /// Serve the LVMs, the classifier, the encoder and the retrieval
+    /// decoder over HTTP: POST /chat, /v1/infer, /v1/classify; GET /health,
+    /// /info, /metrics and a chat page at /. With no --config it serves
+    /// what `recur demo` trained. Stops on Ctrl-C or SIGTERM after the
+    /// requests in flight.
+    Serve {
+        /// YAML file: encoder, bank, models, classifier, limits (see
+        /// configs/serve.yaml); paths in it are relative to it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1, or the config's].
+        #[arg(long)]
+        host: Option<String>,
+        /// Port [default: 8080, or the config's; 0 picks a free one].
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Measure speed on the seed's workloads (synthetic data). Compare with
     /// PyTorch side by side: `python benches/compare_lstm.py`.
     Bench {
@@ -285,6 +303,36 @@ enum CorpusCmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Load test of `recur serve`: CLIENTS concurrent clients send
+    /// REQUESTS /chat requests; prints p50/p90/p99 latency, errors,
+    /// throughput and the server's memory after each thousand. Without
+    /// --url it starts a server in this process on a free loopback port.
+    Serve {
+        /// A running server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<String>,
+        /// Serve config for the in-process server (default: the demo's models).
+        #[arg(long, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        clients: usize,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        requests: usize,
+        /// Messages per request (a conversation's history).
+        #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        turns: usize,
+        /// Make each request's newest message unique, so every request
+        /// runs the encoder (default: messages repeat and come from the
+        /// server's embedding cache).
+        #[arg(long)]
+        fresh: bool,
+        /// Messages, one per line (default: 20 built-in chat lines).
+        #[arg(long)]
+        messages: Option<PathBuf>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Training and inference throughput and batch-1 latency of the fused
     /// LSTM/GRU models: w1 = the classifier (F 16, L 32, hidden 64, batch
     /// 512), w2 = the LSTM LVM (768 -> 512, 4 blocks, context 5, batch 64),
@@ -350,8 +398,9 @@ fn main() -> ExitCode {
             | Command::Embed { .. }
             | Command::Corpus { .. }
             | Command::Models { .. }
+            | Command::Serve { .. }
             | Command::Bench {
-                what: BenchCmd::Encode { .. }
+                what: BenchCmd::Encode { .. } | BenchCmd::Serve { .. }
             }
     );
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() && !keeps_pool {
@@ -454,6 +503,35 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Serve { config, host, port } => {
+            serve::serve(serve::config(config.as_deref(), host, port)?, &dev)
+        }
+        Command::Bench {
+            what:
+                BenchCmd::Serve {
+                    url,
+                    config,
+                    clients,
+                    requests,
+                    turns,
+                    fresh,
+                    messages,
+                    json,
+                },
+        } => serve::bench(
+            serve::BenchArgs {
+                url,
+                config,
+                clients,
+                requests,
+                turns,
+                fresh,
+                messages,
+                json,
+            },
+            &dev,
+            !cli.quiet,
+        ),
         Command::Bench {
             what:
                 BenchCmd::Encode {

@@ -1,0 +1,171 @@
+//! `recur serve` and `recur bench serve`: the config from a file or the
+//! demo's defaults, the flags over it, and the load-test report.
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use recur_serve::config::ServeConfig;
+use recur_serve::load::{self, LoadOptions, LoadReport};
+use std::path::{Path, PathBuf};
+
+/// The config file, or what `recur demo` trained when there is none.
+pub fn config(file: Option<&Path>, host: Option<String>, port: Option<u16>) -> Result<ServeConfig> {
+    let mut cfg = match file {
+        Some(f) => ServeConfig::from_file(f)?,
+        None => {
+            let mut c = ServeConfig::default();
+            let lvm = &c.models[0].path;
+            if !lvm.join("model.safetensors").exists() {
+                bail!(
+                    "no --config, and {} holds no model: run `recur demo` first (it trains the models `recur serve` serves by default), or give --config FILE",
+                    lvm.display()
+                );
+            }
+            // The demo's classifier is served when it is there.
+            if c.classifier
+                .as_ref()
+                .is_some_and(|p| !p.join("model.safetensors").exists())
+            {
+                c.classifier = None;
+            }
+            c
+        }
+    };
+    if let Some(h) = host {
+        cfg.host = h;
+    }
+    if let Some(p) = port {
+        cfg.port = p;
+    }
+    Ok(cfg)
+}
+
+pub fn serve(cfg: ServeConfig, dev: &Device) -> Result<()> {
+    recur_serve::run(cfg, dev.clone())?;
+    Ok(())
+}
+
+pub struct BenchArgs {
+    pub url: Option<String>,
+    pub config: Option<PathBuf>,
+    pub clients: usize,
+    pub requests: usize,
+    pub turns: usize,
+    pub fresh: bool,
+    pub messages: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+fn messages(file: Option<&Path>) -> Result<Vec<String>> {
+    let Some(f) = file else {
+        return Ok(load::MESSAGES.iter().map(|s| s.to_string()).collect());
+    };
+    let text =
+        std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+    let m: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if m.is_empty() {
+        bail!("{} holds no message (one per line)", f.display());
+    }
+    Ok(m)
+}
+
+/// Runs the load test against `--url`, or against a server started in
+/// this process on a free loopback port.
+pub fn bench(a: BenchArgs, dev: &Device, progress: bool) -> Result<()> {
+    let msgs = messages(a.messages.as_deref())?;
+    let opts = |url: String| LoadOptions {
+        url,
+        clients: a.clients,
+        requests: a.requests,
+        turns: a.turns,
+        fresh: a.fresh,
+        messages: msgs.clone(),
+        wait_s: 300,
+    };
+    let report = match &a.url {
+        Some(u) => load::run(&opts(u.clone()), progress)?,
+        None => {
+            let cfg = config(a.config.as_deref(), Some("127.0.0.1".into()), Some(0))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let dev = dev.clone();
+            let server = rt.spawn(recur_serve::serve_on(
+                listener,
+                cfg,
+                dev,
+                async move {
+                    let _ = stopped.await;
+                },
+                |r| {
+                    if let Err(e) = r {
+                        eprintln!("the server's models failed to load: {e}");
+                    }
+                },
+            ));
+            eprintln!("serving on {url} in this process (give --url to test another server)");
+            let r = load::run(&opts(url), progress);
+            let _ = stop.send(());
+            rt.block_on(server).context("the server task failed")??;
+            r?
+        }
+    };
+    print(&report);
+    if let Some(j) = a.json {
+        recur_core::fsx::write_json(&j, &report)?;
+    }
+    if report.errors > 0 {
+        bail!("{} of {} requests failed", report.errors, report.requests);
+    }
+    Ok(())
+}
+
+fn print(r: &LoadReport) {
+    println!(
+        "{} /chat requests, {} clients, {} messages each ({}), against {}",
+        r.requests,
+        r.clients,
+        r.turns,
+        if r.fresh {
+            "the newest unique: one encoder pass each"
+        } else {
+            "repeated: embeddings from the cache"
+        },
+        r.url
+    );
+    println!(
+        "ok {}  errors {}  {:.1} s  {:.0} requests/s  mean batch {:.1}",
+        r.ok, r.errors, r.seconds, r.requests_per_s, r.mean_batch
+    );
+    println!(
+        "latency (client) p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+    );
+    println!(
+        "latency (server total_latency_ms) p50 {:.2} ms  p99 {:.2} ms",
+        r.server_p50_ms, r.server_p99_ms
+    );
+    if !r.rss_by_thousand.is_empty() {
+        let mib: Vec<String> = r
+            .rss_by_thousand
+            .iter()
+            .map(|b| format!("{:.0}", *b as f64 / 1048576.0))
+            .collect();
+        println!(
+            "server memory (MiB) after each thousand: {}  (first to last {:+.1}%)",
+            mib.join(" "),
+            r.rss_growth_pct().unwrap_or(0.0)
+        );
+    }
+    for e in &r.error_samples {
+        println!("error: {e}");
+    }
+}

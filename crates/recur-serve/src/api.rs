@@ -1,0 +1,227 @@
+//! The wire types of the service and its one error type. Request bodies
+//! are parsed here, by hand rather than by axum's `Json`, so that every
+//! refusal is JSON naming the field (`messages[2]`, `context_vectors[1][7]`)
+//! with the status a client can act on: 400 for text that is not JSON,
+//! 413 for a body over the limit, 422 for JSON that says the wrong thing
+//! (NaN and Infinity included, which Python's `json.dumps` writes but JSON
+//! does not allow), 503 for an overloaded or not yet ready service.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// An error answered to the client as `{"error": message, "code": code}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The error code of a response, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 422: well-formed JSON that asks for something wrong.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 503: the service cannot answer now; the client may retry.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// 500: a failure inside recur, never the client's input.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.message, "code": self.code});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r.extensions_mut().insert(ErrorCode(self.code));
+        r
+    }
+}
+
+/// Parses a request body, naming the field that is wrong.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the request has no body; send a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if let Some(tok) = non_finite_at(body, inner.line(), inner.column()) {
+                return Err(ApiError::invalid(
+                    "non_finite",
+                    format!("{path} holds {tok}; every number must be finite (JSON has no NaN or Infinity)"),
+                ));
+            }
+            match inner.classify() {
+                serde_json::error::Category::Data => Err(ApiError::invalid(
+                    "invalid_field",
+                    if path == "." {
+                        inner.to_string()
+                    } else {
+                        format!("{path}: {inner}")
+                    },
+                )),
+                _ => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body is not valid JSON: {inner}"),
+                )),
+            }
+        }
+    }
+}
+
+/// `NaN`, `Infinity` or `-Infinity` where the parser stopped, if that is
+/// why it stopped.
+fn non_finite_at(body: &[u8], line: usize, column: usize) -> Option<&'static str> {
+    if line == 0 {
+        return None;
+    }
+    let start: usize = body
+        .split(|&b| b == b'\n')
+        .take(line - 1)
+        .map(|l| l.len() + 1)
+        .sum();
+    let at = start + column.saturating_sub(1);
+    (at.saturating_sub(1)..=at).find_map(|o| {
+        let rest = body.get(o..)?;
+        ["NaN", "-Infinity", "Infinity"]
+            .into_iter()
+            .find(|t| rest.starts_with(t.as_bytes()))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    pub messages: Option<Vec<String>>,
+    pub paragraph: Option<String>,
+    pub model: Option<String>,
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencyBreakdown {
+    pub encoding_ms: f64,
+    pub context_build_ms: f64,
+    pub lvm_inference_ms: f64,
+    pub decoding_ms: f64,
+    /// Time waiting for the models before this request's batch ran.
+    pub queue_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NeighbourOut {
+    pub text: String,
+    pub cosine: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub response: String,
+    pub confidence: f32,
+    pub total_latency_ms: f64,
+    pub latency_breakdown: LatencyBreakdown,
+    /// `full` (exactly C sentences), `padded` (fewer: the earliest
+    /// repeated in front) or `truncated` (more: the last C kept).
+    pub ctx_fill_mode: String,
+    pub neighbours: Vec<NeighbourOut>,
+    pub model: String,
+    /// Sentences the request gave, before padding or cutting.
+    pub sentences: usize,
+    /// Requests run through the models together with this one.
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequest {
+    pub context_vectors: Vec<Vec<f64>>,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InferResponse {
+    pub predicted_vector: Vec<f32>,
+    pub model: String,
+    pub ctx_fill_mode: String,
+    pub lvm_inference_ms: f64,
+    pub total_latency_ms: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    /// One window: rows of features, oldest first.
+    pub window: Option<Vec<serde_json::Value>>,
+    /// Several windows.
+    pub windows: Option<Vec<Vec<serde_json::Value>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifyResponse {
+    /// P(event) per window, in request order.
+    pub probabilities: Vec<f64>,
+    pub features: Vec<String>,
+    pub sequence_length: usize,
+    pub inference_ms: f64,
+    pub total_latency_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_and_infinity_are_named_with_their_field() {
+        let e = parse::<InferRequest>(br#"{"context_vectors": [[0.1, NaN]]}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.code, "non_finite");
+        assert!(e.message.contains("NaN"), "{}", e.message);
+        let e = parse::<InferRequest>(b"{\"context_vectors\":\n [[-Infinity]]}").unwrap_err();
+        assert_eq!(e.code, "non_finite", "{}", e.message);
+        assert!(e.message.contains("-Infinity"), "{}", e.message);
+    }
+
+    #[test]
+    fn wrong_types_name_the_path_and_broken_json_is_400() {
+        let e = parse::<InferRequest>(br#"{"context_vectors": [[0.1, "x"]]}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.message.contains("context_vectors[0][1]"), "{}", e.message);
+        let e = parse::<ChatRequest>(br#"{"messages": ["a"], "colour": 1}"#).unwrap_err();
+        assert!(e.message.contains("colour"), "{}", e.message);
+        let e = parse::<ChatRequest>(br#"{"messages": ["#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(parse::<ChatRequest>(b"  ").unwrap_err().code, "empty_body");
+    }
+}

@@ -1,0 +1,316 @@
+//! The retrieval decoder: a bank of sentences and their embeddings, and
+//! the nearest ones to a predicted vector; the confidence is that cosine.
+//!
+//! Banks up to `exact_max` sentences are searched exactly, by one matrix
+//! product of the batch's queries against the whole bank (for the bundled
+//! 30,000 sentences that is about a millisecond). Beyond it an HNSW index
+//! (`instant-distance`) answers approximately, because a product over
+//! millions of rows per request would dominate the latency.
+
+use candle_core::{DType, Device, Tensor};
+use instant_distance::{Builder, HnswMap, Search};
+use recur_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One neighbour of a predicted vector.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Neighbour {
+    pub text: String,
+    pub cosine: f32,
+    /// Row of the bank.
+    pub index: usize,
+}
+
+pub struct Bank {
+    pub dim: usize,
+    pub texts: Vec<String>,
+    /// The files it was read from.
+    pub sources: Vec<PathBuf>,
+    search: Index,
+}
+
+enum Index {
+    Exact {
+        /// `[N, D]`, unit rows.
+        matrix: Tensor,
+    },
+    Hnsw(Box<HnswMap<Unit, usize>>),
+}
+
+/// A unit vector under cosine distance, for the HNSW index.
+#[derive(Clone)]
+struct Unit(Vec<f32>);
+
+impl instant_distance::Point for Unit {
+    fn distance(&self, other: &Self) -> f32 {
+        1.0 - dot(&self.0, &other.0)
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn normalise(v: &mut [f32]) {
+    let n = dot(v, v).sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// The `.texts.jsonl` beside a chunk file, as `recur corpus build` writes it.
+pub fn texts_path(npz: &Path) -> PathBuf {
+    let stem = npz.file_stem().unwrap_or_default().to_string_lossy();
+    npz.with_file_name(format!("{stem}.texts.jsonl"))
+}
+
+#[derive(Deserialize)]
+struct TextLine {
+    text: String,
+}
+
+fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
+    let bad = |msg: String| Error::data(path.display().to_string(), msg);
+    if !path.exists() {
+        return Err(bad(
+            "no such bank file; `recur demo` builds runs/corpus/{wiki,ood}.npz, \
+             `recur corpus build` any other"
+                .into(),
+        ));
+    }
+    let npz = candle_core::npy::NpzTensors::new(path)
+        .map_err(|e| bad(format!("not a readable .npz file: {e}")))?;
+    let t = npz
+        .get("vectors")
+        .map_err(|e| bad(format!("array `vectors` cannot be read: {e}")))?
+        .ok_or_else(|| {
+            bad("no `vectors` array: not a chunk file of `recur corpus build`".into())
+        })?;
+    let (n, d) = t.dims2().map_err(|_| {
+        bad(format!(
+            "`vectors` has shape {:?}; expected [N, D]",
+            t.dims()
+        ))
+    })?;
+    let vectors: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    if let Some(i) = vectors.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!(
+            "`vectors` row {} holds NaN or infinity",
+            i / d
+        )));
+    }
+    let tp = texts_path(path);
+    let body = std::fs::read_to_string(&tp).map_err(|e| {
+        Error::data(
+            tp.display().to_string(),
+            format!("cannot read the bank's texts ({e}); `recur corpus build` writes it beside the .npz"),
+        )
+    })?;
+    let mut texts = Vec::with_capacity(n);
+    for (k, line) in body
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let t: TextLine = serde_json::from_str(line).map_err(|e| {
+            Error::data(
+                tp.display().to_string(),
+                format!("line {}: {e}; expected {{\"text\": ...}}", k + 1),
+            )
+        })?;
+        texts.push(t.text);
+    }
+    if texts.len() != n {
+        return Err(Error::data(
+            tp.display().to_string(),
+            format!(
+                "{} texts for {n} vectors in {}; rebuild the corpus",
+                texts.len(),
+                path.display()
+            ),
+        ));
+    }
+    Ok((vectors, d, texts))
+}
+
+impl Bank {
+    /// Reads and joins chunk files; all must have one dimension.
+    pub fn load(paths: &[PathBuf], exact_max: usize, dev: &Device) -> Result<Bank> {
+        let (mut all, mut texts, mut dim) = (Vec::new(), Vec::new(), None);
+        for p in paths {
+            let (v, d, t) = read_file(p)?;
+            if let Some(prev) = dim {
+                if prev != d {
+                    return Err(Error::data(
+                        p.display().to_string(),
+                        format!("{d}-D vectors; the bank's other files are {prev}-D"),
+                    ));
+                }
+            }
+            dim = Some(d);
+            all.extend(v);
+            texts.extend(t);
+        }
+        let dim = dim.ok_or_else(|| Error::Msg("the bank has no files".into()))?;
+        Bank::from_vectors(all, dim, texts, paths.to_vec(), exact_max, dev)
+    }
+
+    /// A bank from row-major `[N, dim]` vectors (normalised here).
+    pub fn from_vectors(
+        mut vectors: Vec<f32>,
+        dim: usize,
+        texts: Vec<String>,
+        sources: Vec<PathBuf>,
+        exact_max: usize,
+        dev: &Device,
+    ) -> Result<Bank> {
+        let n = texts.len();
+        if n == 0 || vectors.len() != n * dim {
+            return Err(Error::Msg(format!(
+                "a bank needs at least one sentence and dim values per sentence ({} values for {n} sentences of {dim})",
+                vectors.len()
+            )));
+        }
+        vectors.chunks_mut(dim).for_each(normalise);
+        let search = if n <= exact_max {
+            Index::Exact {
+                matrix: Tensor::from_vec(vectors, (n, dim), dev)?,
+            }
+        } else {
+            let points: Vec<Unit> = vectors.chunks(dim).map(|c| Unit(c.to_vec())).collect();
+            let map = Builder::default().seed(42).build(points, (0..n).collect());
+            Index::Hnsw(Box::new(map))
+        };
+        Ok(Bank {
+            dim,
+            texts,
+            sources,
+            search,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// `exact` or `hnsw`.
+    pub fn method(&self) -> &'static str {
+        match self.search {
+            Index::Exact { .. } => "exact",
+            Index::Hnsw(_) => "hnsw",
+        }
+    }
+
+    /// The `k` nearest sentences to each of the row-major `[B, dim]`
+    /// queries, best first, by cosine.
+    pub fn nearest(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbour>>> {
+        let mut queries = queries.to_vec();
+        queries.chunks_mut(self.dim).for_each(normalise);
+        let b = queries.len() / self.dim;
+        let k = k.min(self.len());
+        let found: Vec<Vec<(usize, f32)>> = match &self.search {
+            Index::Exact { matrix } => {
+                let q = Tensor::from_vec(queries, (b, self.dim), matrix.device())?;
+                let scores: Vec<Vec<f32>> = q.matmul(&matrix.t()?)?.to_vec2()?;
+                scores.into_iter().map(|row| top_k(&row, k)).collect()
+            }
+            Index::Hnsw(map) => queries
+                .chunks(self.dim)
+                .map(|q| {
+                    let mut s = Search::default();
+                    map.search(&Unit(q.to_vec()), &mut s)
+                        .take(k)
+                        .map(|item| (*item.value, 1.0 - item.distance))
+                        .collect()
+                })
+                .collect(),
+        };
+        Ok(found
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|(index, cosine)| Neighbour {
+                        text: self.texts[index].clone(),
+                        cosine,
+                        index,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// Indices and scores of the `k` largest scores, best first (ties by index).
+fn top_k(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut idx: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, order);
+        idx.truncate(k);
+    }
+    idx.sort_by(order);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bank(n: usize, dim: usize, exact_max: usize) -> (Bank, Vec<f32>) {
+        let mut rng = recur_core::rng::Rng::new(7);
+        let v: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
+        let texts = (0..n).map(|i| format!("sentence {i}")).collect();
+        let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max, &Device::Cpu).unwrap();
+        (b, v)
+    }
+
+    #[test]
+    fn exact_search_finds_each_row_itself_first_with_cosine_one() {
+        let (b, v) = bank(300, 16, 1000);
+        assert_eq!(b.method(), "exact");
+        let q = &v[37 * 16..39 * 16];
+        let r = b.nearest(q, 3).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0][0].index, 37);
+        assert_eq!(r[1][0].text, "sentence 38");
+        assert!((r[0][0].cosine - 1.0).abs() < 1e-5);
+        assert!(r[0][0].cosine >= r[0][1].cosine && r[0][1].cosine >= r[0][2].cosine);
+    }
+
+    #[test]
+    fn the_hnsw_index_agrees_with_exact_search_on_the_nearest() {
+        let (exact, v) = bank(400, 12, 1000);
+        let (approx, _) = bank(400, 12, 100);
+        assert_eq!(approx.method(), "hnsw");
+        let mut rng = recur_core::rng::Rng::new(9);
+        let q: Vec<f32> = (0..20 * 12).map(|_| rng.normal()).collect();
+        let (e, a) = (
+            exact.nearest(&q, 5).unwrap(),
+            approx.nearest(&q, 5).unwrap(),
+        );
+        let agree = e
+            .iter()
+            .zip(&a)
+            .filter(|(x, y)| x[0].index == y[0].index)
+            .count();
+        assert!(
+            agree >= 19,
+            "HNSW found the exact nearest for {agree} of 20 queries"
+        );
+        // Rows are themselves found by both.
+        let r = approx.nearest(&v[5 * 12..6 * 12], 1).unwrap();
+        assert_eq!(r[0][0].index, 5);
+    }
+
+    #[test]
+    fn top_k_keeps_the_largest_in_order() {
+        let r = top_k(&[0.1, 0.9, 0.5, 0.9, -1.0], 3);
+        assert_eq!(r, vec![(1, 0.9), (3, 0.9), (2, 0.5)]);
+        assert_eq!(top_k(&[0.2, 0.1], 5).len(), 2);
+    }
+}

@@ -1,0 +1,205 @@
+//! `recur serve --config FILE`: what to load and the limits to enforce.
+//! Every field has a default, so an empty file (or no file) serves what
+//! `recur demo` trained: the LSTM LVM in `runs/demo/lvm`, the classifier
+//! in `runs/demo`, MiniLM and the bundled corpus as the sentence bank.
+//! Paths in a file are relative to that file; defaults to the working
+//! folder.
+
+use recur_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    pub host: String,
+    pub port: u16,
+    /// A known encoder name (`recur models list`) or a sentence-transformers folder.
+    pub encoder: String,
+    /// Chunk files (`.npz` with a `.texts.jsonl` beside each) whose
+    /// sentences the retrieval decoder answers with.
+    pub bank: Vec<PathBuf>,
+    /// LVM model directories, by the name a request gives in `model`.
+    pub models: Vec<NamedModel>,
+    /// The model `/chat` and `/v1/infer` use when a request names none
+    /// (default: the first).
+    pub default_model: Option<String>,
+    /// A Job A model directory for `/v1/classify` (optional).
+    pub classifier: Option<PathBuf>,
+    pub limits: Limits,
+    pub decoder: DecoderConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedModel {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body; more is refused with 413.
+    pub max_body_bytes: usize,
+    /// Most messages in one `/chat` request.
+    pub max_messages: usize,
+    /// Longest message, in characters.
+    pub max_text_chars: usize,
+    /// Longest `/chat` paragraph, in characters.
+    pub max_paragraph_chars: usize,
+    /// Largest `top_k` a request may ask for.
+    pub max_top_k: usize,
+    /// Most windows in one `/v1/classify` request.
+    pub max_windows: usize,
+    /// Requests waiting for the model; more are refused with 503.
+    pub queue_capacity: usize,
+    /// Most requests run through the models together.
+    pub max_batch: usize,
+    /// A request not answered in this time gets 503.
+    pub request_timeout_ms: u64,
+    /// Sentence embeddings kept for reuse (a conversation sends its
+    /// earlier messages again with every turn).
+    pub cache_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 256 * 1024,
+            max_messages: 5,
+            max_text_chars: 2000,
+            max_paragraph_chars: 10_000,
+            max_top_k: 50,
+            max_windows: 256,
+            queue_capacity: 1024,
+            max_batch: 64,
+            request_timeout_ms: 10_000,
+            cache_entries: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderConfig {
+    /// Neighbours returned when a request gives no `top_k`.
+    pub top_k: usize,
+    /// Banks up to this many sentences are searched exactly (one matrix
+    /// product); larger ones through an HNSW index.
+    pub exact_max: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            top_k: 5,
+            exact_max: 1_000_000,
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            encoder: "all-MiniLM-L6-v2".into(),
+            bank: vec![
+                PathBuf::from("runs/corpus/wiki.npz"),
+                PathBuf::from("runs/corpus/ood.npz"),
+            ],
+            models: vec![NamedModel {
+                name: "lstm".into(),
+                path: PathBuf::from("runs/demo/lvm"),
+            }],
+            default_model: None,
+            classifier: Some(PathBuf::from("runs/demo")),
+            limits: Limits::default(),
+            decoder: DecoderConfig::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Reads a YAML file; relative paths in it are taken from its folder.
+    pub fn from_file(path: &Path) -> Result<ServeConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg: ServeConfig = serde_yaml_ng::from_str(&text).map_err(|e| Error::Config {
+            at: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        cfg.bank.iter_mut().for_each(rebase);
+        cfg.models.iter_mut().for_each(|m| rebase(&mut m.path));
+        if let Some(c) = cfg.classifier.as_mut() {
+            rebase(c);
+        }
+        let enc = Path::new(&cfg.encoder);
+        if enc.is_relative() && base.join(enc).is_dir() {
+            cfg.encoder = base.join(enc).display().to_string();
+        }
+        cfg.validate(&path.display().to_string())?;
+        Ok(cfg)
+    }
+
+    /// Refuses settings that cannot work, naming the key.
+    pub fn validate(&self, at: &str) -> Result<()> {
+        let bad = |key: &str, msg: &str| {
+            Err(Error::Config {
+                at: format!("{at}: {key}"),
+                msg: msg.into(),
+            })
+        };
+        if self.models.is_empty() {
+            return bad("models", "give at least one LVM model directory");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.models {
+            if !seen.insert(&m.name) {
+                return bad("models", &format!("the name {:?} is used twice", m.name));
+            }
+        }
+        if let Some(d) = &self.default_model {
+            if !seen.contains(d) {
+                return bad("default_model", &format!("{d:?} is not one of the models"));
+            }
+        }
+        if self.bank.is_empty() {
+            return bad("bank", "give at least one chunk file with its .texts.jsonl");
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_messages", l.max_messages),
+            ("limits.max_text_chars", l.max_text_chars),
+            ("limits.max_paragraph_chars", l.max_paragraph_chars),
+            ("limits.max_top_k", l.max_top_k),
+            ("limits.max_windows", l.max_windows),
+            ("limits.queue_capacity", l.queue_capacity),
+            ("limits.max_batch", l.max_batch),
+            ("limits.request_timeout_ms", l.request_timeout_ms as usize),
+            ("decoder.top_k", self.decoder.top_k),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if self.decoder.top_k > l.max_top_k {
+            return bad("decoder.top_k", "must not exceed limits.max_top_k");
+        }
+        Ok(())
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model_name(&self) -> &str {
+        self.default_model
+            .as_deref()
+            .unwrap_or(self.models[0].name.as_str())
+    }
+}

@@ -1,0 +1,668 @@
+//! The compute side of the service, apart from HTTP (as in
+//! text-embeddings-inference): the loaded models, and the one thread that
+//! runs them. Requests arrive as [`Job`]s on a bounded queue; the thread
+//! takes every job waiting (up to `max_batch`) and runs them together, so
+//! requests that arrive together share one encoder pass, one LVM pass per
+//! model and one matrix product over the bank. Every stage is timed for
+//! the batch, and each request reports the times of the batch it ran in.
+//!
+//! Sentence embeddings are kept in an LRU cache keyed by the text: a chat
+//! client sends its earlier messages again with every turn, and only the
+//! new one needs the encoder.
+
+use crate::api::{ApiError, LatencyBreakdown, NeighbourOut};
+use crate::bank::Bank;
+use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+use candle_core::{Device, Tensor};
+use lru::LruCache;
+use recur_core::{Error, Result};
+use recur_models::Lvm;
+use recur_text::SentenceEncoder;
+use recur_train::ModelDir;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+pub type Reply<T> = oneshot::Sender<std::result::Result<T, ApiError>>;
+
+/// A request for the models.
+pub enum Job {
+    Chat {
+        texts: Vec<String>,
+        model: usize,
+        top_k: usize,
+        queued: Instant,
+        reply: Reply<ChatAnswer>,
+    },
+    Infer {
+        /// `[n, D]` row-major, `n >= 1`.
+        context: Vec<f32>,
+        model: usize,
+        queued: Instant,
+        reply: Reply<InferAnswer>,
+    },
+    Classify {
+        /// Scaled windows `[n, L, F]` row-major.
+        windows: Vec<f32>,
+        n: usize,
+        queued: Instant,
+        reply: Reply<ClassifyAnswer>,
+    },
+    /// A real forward pass of every loaded model.
+    Health { reply: Reply<()> },
+}
+
+impl Job {
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Job::Chat { reply, .. } => reply.is_closed(),
+            Job::Infer { reply, .. } => reply.is_closed(),
+            Job::Classify { reply, .. } => reply.is_closed(),
+            Job::Health { reply } => reply.is_closed(),
+        }
+    }
+}
+
+pub struct ChatAnswer {
+    pub response: String,
+    pub confidence: f32,
+    pub neighbours: Vec<NeighbourOut>,
+    pub ctx_fill_mode: &'static str,
+    pub breakdown: LatencyBreakdown,
+    pub sentences: usize,
+    pub batch_size: usize,
+}
+
+pub struct InferAnswer {
+    pub predicted: Vec<f32>,
+    pub ctx_fill_mode: &'static str,
+    pub lvm_ms: f64,
+}
+
+pub struct ClassifyAnswer {
+    pub probabilities: Vec<f64>,
+    pub ms: f64,
+}
+
+/// What `/info` shows and the handlers check requests against; fixed once
+/// the models are loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub version: &'static str,
+    pub device: String,
+    pub default_model: String,
+    pub models: Vec<ModelInfo>,
+    pub encoder: EncoderInfo,
+    pub bank: BankInfo,
+    pub classifier: Option<ClassifierInfo>,
+    pub limits: crate::config::Limits,
+    pub top_k: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub kind: String,
+    pub path: String,
+    pub context: usize,
+    pub dim: usize,
+    pub d_model: usize,
+    pub num_layers: usize,
+    pub params: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EncoderInfo {
+    pub path: String,
+    pub kind: String,
+    pub dim: usize,
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BankInfo {
+    pub sentences: usize,
+    pub dim: usize,
+    pub search: String,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassifierInfo {
+    pub path: String,
+    pub features: Vec<String>,
+    pub sequence_length: usize,
+    #[serde(skip)]
+    pub mean: Vec<f64>,
+    #[serde(skip)]
+    pub std: Vec<f64>,
+}
+
+/// The loaded models; owned by the compute thread.
+pub struct Engine {
+    encoder: SentenceEncoder,
+    models: Vec<Lvm>,
+    classifier: Option<ModelDir>,
+    bank: Bank,
+    cache: LruCache<String, Arc<[f32]>>,
+    dev: Device,
+    max_batch: usize,
+}
+
+fn dev_name(dev: &Device) -> String {
+    match dev {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda".into(),
+        Device::Metal(_) => "metal".into(),
+    }
+}
+
+impl Engine {
+    /// Loads everything the config names and checks that the dimensions
+    /// agree: encoder = bank = every model's input.
+    pub fn load(cfg: &ServeConfig, dev: &Device) -> Result<(Engine, Info)> {
+        let enc_dir = recur_text::fetch::resolve_encoder(&cfg.encoder, false, false)?;
+        let encoder = SentenceEncoder::load(&enc_dir, dev)?;
+        let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max, dev)?;
+        if bank.dim != encoder.dim {
+            return Err(Error::Config {
+                at: "bank".into(),
+                msg: format!(
+                    "the bank holds {}-D vectors but the encoder {} makes {}-D ones; build the bank with that encoder",
+                    bank.dim,
+                    enc_dir.display(),
+                    encoder.dim
+                ),
+            });
+        }
+        let mut models = Vec::new();
+        let mut infos = Vec::new();
+        for m in &cfg.models {
+            if !m.path.exists() {
+                return Err(Error::data(
+                    m.path.display().to_string(),
+                    format!(
+                        "model {:?}: no such directory (`recur demo` trains runs/demo/lvm; `recur lvm train` any other)",
+                        m.name
+                    ),
+                ));
+            }
+            let lvm = recur_train::lvm::load(&m.path, dev)?;
+            if lvm.arch.input_dim != encoder.dim {
+                return Err(Error::Config {
+                    at: format!("models.{}", m.name),
+                    msg: format!(
+                        "{} takes {}-D vectors but the encoder makes {}-D ones",
+                        m.path.display(),
+                        lvm.arch.input_dim,
+                        encoder.dim
+                    ),
+                });
+            }
+            infos.push(ModelInfo {
+                name: m.name.clone(),
+                kind: lvm.arch.kind.clone(),
+                path: m.path.display().to_string(),
+                context: lvm.arch.context,
+                dim: lvm.arch.input_dim,
+                d_model: lvm.arch.d_model,
+                num_layers: lvm.arch.num_layers,
+                params: lvm.n_params(),
+            });
+            models.push(lvm);
+        }
+        let classifier = match &cfg.classifier {
+            Some(p) => Some(recur_train::load_model_dir(p, dev)?),
+            None => None,
+        };
+        let info = Info {
+            version: env!("CARGO_PKG_VERSION"),
+            device: dev_name(dev),
+            default_model: cfg.default_model_name().to_string(),
+            models: infos,
+            encoder: EncoderInfo {
+                path: enc_dir.display().to_string(),
+                kind: encoder.kind.to_string(),
+                dim: encoder.dim,
+                max_tokens: encoder.max_len,
+            },
+            bank: BankInfo {
+                sentences: bank.len(),
+                dim: bank.dim,
+                search: bank.method().to_string(),
+                files: bank
+                    .sources
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            },
+            classifier: classifier.as_ref().map(|c| ClassifierInfo {
+                path: cfg
+                    .classifier
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                features: c.scaler.features.clone(),
+                sequence_length: c.model.arch.sequence_length,
+                mean: c.scaler.mean.clone(),
+                std: c.scaler.std.clone(),
+            }),
+            limits: cfg.limits.clone(),
+            top_k: cfg.decoder.top_k,
+        };
+        let cap = NonZeroUsize::new(cfg.limits.cache_entries.max(1)).expect("at least 1");
+        Ok((
+            Engine {
+                encoder,
+                models,
+                classifier,
+                bank,
+                cache: LruCache::new(cap),
+                dev: dev.clone(),
+                max_batch: cfg.limits.max_batch,
+            },
+            info,
+        ))
+    }
+
+    /// A real forward pass of the encoder (past the cache), every LVM and
+    /// the classifier; each output must be finite.
+    pub fn health_check(&self) -> Result<()> {
+        let v = self.encoder.encode(&["recur health check"], 1)?;
+        finite(&v, "the encoder")?;
+        for m in &self.models {
+            let c = m.arch.context;
+            let x = Tensor::from_slice(&v.repeat(c), (1, c, self.encoder.dim), &self.dev)?;
+            let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
+            finite(&y, &format!("the {} model", m.arch.kind))?;
+            self.bank.nearest(&y, 1)?;
+        }
+        if let Some(c) = &self.classifier {
+            let a = &c.model.arch;
+            let x = Tensor::zeros(
+                (1, a.sequence_length, a.input_size),
+                candle_core::DType::F32,
+                &self.dev,
+            )?;
+            let y: Vec<f32> = c.model.forward(&x, None)?.to_vec1()?;
+            finite(&y, "the classifier")?;
+        }
+        Ok(())
+    }
+
+    /// Runs queued jobs until the queue closes (the server shut down).
+    pub fn run(mut self, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            metrics.queue_depth.set(rx.len() as i64);
+            jobs.retain(|j| !j.is_abandoned());
+            if !jobs.is_empty() {
+                metrics.batch_size.observe(jobs.len() as f64);
+                self.batch(jobs, &metrics);
+            }
+        }
+    }
+
+    fn batch(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
+        let (mut chats, mut infers, mut classifies) = (Vec::new(), Vec::new(), Vec::new());
+        for j in jobs {
+            match j {
+                Job::Chat { .. } => chats.push(j),
+                Job::Infer { .. } => infers.push(j),
+                Job::Classify { .. } => classifies.push(j),
+                Job::Health { reply } => {
+                    let r = self
+                        .health_check()
+                        .map_err(|e| ApiError::unavailable("unhealthy", e.to_string()));
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        if !chats.is_empty() {
+            self.chats(chats, metrics);
+        }
+        if !infers.is_empty() {
+            self.infers(infers, metrics);
+        }
+        if !classifies.is_empty() {
+            self.classifies(classifies, metrics);
+        }
+    }
+
+    /// Embeddings of `texts`, from the cache where it has them.
+    fn embed(&mut self, texts: &[&str], metrics: &Metrics) -> Result<Vec<Arc<[f32]>>> {
+        let mut fresh: HashMap<&str, Option<Arc<[f32]>>> = HashMap::new();
+        for &t in texts {
+            if !fresh.contains_key(t) {
+                let hit = self.cache.get(t).cloned();
+                fresh.insert(t, hit);
+            }
+        }
+        let missing: Vec<&str> = {
+            let mut m: Vec<&str> = fresh
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            m.sort_unstable();
+            m
+        };
+        metrics.cache_misses.inc_by(missing.len() as u64);
+        metrics
+            .cache_hits
+            .inc_by((texts.len() - missing.len().min(texts.len())) as u64);
+        if !missing.is_empty() {
+            let v = self.encoder.encode(&missing, 32)?;
+            for (t, row) in missing.iter().zip(v.chunks(self.encoder.dim)) {
+                let row: Arc<[f32]> = Arc::from(row);
+                self.cache.put(t.to_string(), row.clone());
+                fresh.insert(t, Some(row));
+            }
+        }
+        Ok(texts
+            .iter()
+            .map(|t| fresh[t].clone().expect("every text embedded"))
+            .collect())
+    }
+
+    fn chats(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
+        let start = Instant::now();
+        let n = jobs.len();
+        let queue_ms: Vec<f64> = jobs
+            .iter()
+            .map(|j| match j {
+                Job::Chat { queued, .. } => ms_between(*queued, start),
+                _ => 0.0,
+            })
+            .collect();
+        let outcome = self.chat_batch(&jobs, metrics);
+        for ((j, q), r) in jobs.into_iter().zip(queue_ms).zip(outcome) {
+            metrics.stage("queue", q);
+            if let Job::Chat { reply, .. } = j {
+                let _ = reply.send(r.map(|mut a| {
+                    a.breakdown.queue_ms = q;
+                    a.batch_size = n;
+                    a
+                }));
+            }
+        }
+    }
+
+    fn chat_batch(
+        &mut self,
+        jobs: &[Job],
+        metrics: &Metrics,
+    ) -> Vec<std::result::Result<ChatAnswer, ApiError>> {
+        match self.try_chat_batch(jobs, metrics) {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::error!("chat batch failed: {e}");
+                jobs.iter()
+                    .map(|_| Err(ApiError::internal(format!("the models failed: {e}"))))
+                    .collect()
+            }
+        }
+    }
+
+    fn try_chat_batch(&mut self, jobs: &[Job], metrics: &Metrics) -> Result<Vec<ChatAnswer>> {
+        let chats: Vec<(&Vec<String>, usize, usize)> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Chat {
+                    texts,
+                    model,
+                    top_k,
+                    ..
+                } => Some((texts, *model, *top_k)),
+                _ => None,
+            })
+            .collect();
+        // Encoding: only the last C sentences of each request matter.
+        let t = Instant::now();
+        let kept: Vec<&[String]> = chats
+            .iter()
+            .map(|(texts, m, _)| {
+                let c = self.models[*m].arch.context;
+                &texts[texts.len().saturating_sub(c)..]
+            })
+            .collect();
+        let all: Vec<&str> = kept
+            .iter()
+            .flat_map(|k| k.iter().map(String::as_str))
+            .collect();
+        let vectors = self.embed(&all, metrics)?;
+        let encoding_ms = ms_since(t);
+        // Context build: pad by repeating the earliest, per model.
+        let t = Instant::now();
+        let dim = self.encoder.dim;
+        let mut offset = 0;
+        let mut contexts: Vec<Vec<f32>> = Vec::with_capacity(chats.len());
+        let mut modes = Vec::with_capacity(chats.len());
+        for ((texts, m, _), k) in chats.iter().zip(&kept) {
+            let c = self.models[*m].arch.context;
+            let rows = &vectors[offset..offset + k.len()];
+            offset += k.len();
+            let mut ctx = Vec::with_capacity(c * dim);
+            for _ in 0..c - rows.len() {
+                ctx.extend_from_slice(&rows[0]);
+            }
+            for r in rows {
+                ctx.extend_from_slice(r);
+            }
+            contexts.push(ctx);
+            modes.push(fill_mode(texts.len(), c));
+        }
+        let context_build_ms = ms_since(t);
+        // LVM inference: one pass per model over its requests.
+        let t = Instant::now();
+        let models: Vec<usize> = chats.iter().map(|(_, m, _)| *m).collect();
+        let preds = self.predict_grouped(&models, &contexts)?;
+        let lvm_inference_ms = ms_since(t);
+        // Decoding: one product of every prediction against the bank.
+        let t = Instant::now();
+        let k_max = chats.iter().map(|(_, _, k)| *k).max().unwrap_or(1);
+        let flat: Vec<f32> = preds.concat();
+        let found = self.bank.nearest(&flat, k_max)?;
+        let decoding_ms = ms_since(t);
+        for (stage, ms) in [
+            ("encoding", encoding_ms),
+            ("context_build", context_build_ms),
+            ("lvm_inference", lvm_inference_ms),
+            ("decoding", decoding_ms),
+        ] {
+            metrics.stage(stage, ms);
+        }
+        Ok(chats
+            .iter()
+            .zip(found)
+            .zip(modes)
+            .map(|(((texts, _, k), mut nb), mode)| {
+                nb.truncate(*k);
+                let best = nb.first().cloned();
+                ChatAnswer {
+                    response: best.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
+                    confidence: best.map(|b| b.cosine).unwrap_or(0.0),
+                    neighbours: nb
+                        .into_iter()
+                        .map(|n| NeighbourOut {
+                            text: n.text,
+                            cosine: n.cosine,
+                        })
+                        .collect(),
+                    ctx_fill_mode: mode,
+                    breakdown: LatencyBreakdown {
+                        encoding_ms,
+                        context_build_ms,
+                        lvm_inference_ms,
+                        decoding_ms,
+                        queue_ms: 0.0,
+                    },
+                    sentences: texts.len(),
+                    batch_size: 0,
+                }
+            })
+            .collect())
+    }
+
+    /// Predictions for `[C, D]` contexts, each through its model; requests
+    /// for one model share a pass.
+    fn predict_grouped(&self, models: &[usize], contexts: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let dim = self.encoder.dim;
+        let mut out = vec![Vec::new(); contexts.len()];
+        for (mi, m) in self.models.iter().enumerate() {
+            let idx: Vec<usize> = (0..models.len()).filter(|&i| models[i] == mi).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let c = m.arch.context;
+            let x: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| contexts[i].iter().copied())
+                .collect();
+            let x = Tensor::from_vec(x, (idx.len(), c, dim), &self.dev)?;
+            let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
+            finite(&y, &format!("the {} model", m.arch.kind))?;
+            for (row, &i) in y.chunks(dim).zip(&idx) {
+                out[i] = row.to_vec();
+            }
+        }
+        Ok(out)
+    }
+
+    fn infers(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
+        let dim = self.encoder.dim;
+        let t = Instant::now();
+        let mut models = Vec::new();
+        let mut contexts = Vec::new();
+        let mut modes = Vec::new();
+        for j in &jobs {
+            if let Job::Infer {
+                context,
+                model,
+                queued,
+                ..
+            } = j
+            {
+                metrics.stage("queue", ms_between(*queued, t));
+                let c = self.models[*model].arch.context;
+                let n = context.len() / dim;
+                let keep = &context[n.saturating_sub(c) * dim..];
+                let mut ctx = Vec::with_capacity(c * dim);
+                for _ in 0..c.saturating_sub(n) {
+                    ctx.extend_from_slice(&keep[..dim]);
+                }
+                ctx.extend_from_slice(keep);
+                models.push(*model);
+                contexts.push(ctx);
+                modes.push(fill_mode(n, c));
+            }
+        }
+        let r = self.predict_grouped(&models, &contexts);
+        let lvm_ms = ms_since(t);
+        metrics.stage("lvm_inference", lvm_ms);
+        let replies = jobs.into_iter().filter_map(|j| match j {
+            Job::Infer { reply, .. } => Some(reply),
+            _ => None,
+        });
+        match r {
+            Ok(preds) => {
+                for ((reply, predicted), mode) in replies.zip(preds).zip(modes) {
+                    let _ = reply.send(Ok(InferAnswer {
+                        predicted,
+                        ctx_fill_mode: mode,
+                        lvm_ms,
+                    }));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(ApiError::internal(format!("the model failed: {e}"))));
+                }
+            }
+        }
+    }
+
+    fn classifies(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
+        let t = Instant::now();
+        let r = self.classify_batch(&jobs);
+        let ms = ms_since(t);
+        metrics.stage("classify", ms);
+        let mut probs = match r {
+            Ok(p) => p.into_iter(),
+            Err(e) => {
+                for j in jobs {
+                    if let Job::Classify { reply, .. } = j {
+                        let _ = reply.send(Err(ApiError::internal(format!(
+                            "the classifier failed: {e}"
+                        ))));
+                    }
+                }
+                return;
+            }
+        };
+        for j in jobs {
+            if let Job::Classify {
+                n, reply, queued, ..
+            } = j
+            {
+                metrics.stage("queue", ms_between(queued, t));
+                let probabilities: Vec<f64> = probs.by_ref().take(n).collect();
+                let _ = reply.send(Ok(ClassifyAnswer { probabilities, ms }));
+            }
+        }
+    }
+
+    fn classify_batch(&self, jobs: &[Job]) -> Result<Vec<f64>> {
+        let c = self
+            .classifier
+            .as_ref()
+            .ok_or_else(|| Error::Msg("no classifier is loaded".into()))?;
+        let a = &c.model.arch;
+        let mut x = Vec::new();
+        let mut n_all = 0;
+        for j in jobs {
+            if let Job::Classify { windows, n, .. } = j {
+                x.extend_from_slice(windows);
+                n_all += n;
+            }
+        }
+        let x = Tensor::from_vec(x, (n_all, a.sequence_length, a.input_size), &self.dev)?;
+        let logits: Vec<f32> = c.model.forward(&x, None)?.to_vec1()?;
+        finite(&logits, "the classifier")?;
+        Ok(recur_train::trainer::probabilities(&logits))
+    }
+}
+
+fn finite(v: &[f32], what: &str) -> Result<()> {
+    if v.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::Msg(format!("{what} produced NaN or infinity")))
+    }
+}
+
+fn fill_mode(n: usize, c: usize) -> &'static str {
+    match n.cmp(&c) {
+        std::cmp::Ordering::Less => "padded",
+        std::cmp::Ordering::Equal => "full",
+        std::cmp::Ordering::Greater => "truncated",
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn ms_between(a: Instant, b: Instant) -> f64 {
+    b.saturating_duration_since(a).as_secs_f64() * 1000.0
+}

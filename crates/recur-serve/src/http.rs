@@ -1,0 +1,598 @@
+//! The HTTP side: routes, request checks and the metrics middleware. The
+//! handlers check a request against the loaded models' shapes and the
+//! limits, then queue it for the compute thread ([`crate::engine`]) and
+//! wait, up to the request timeout, for its answer. Nothing a client sends
+//! reaches the models unchecked, so client mistakes are 4xx, never 500.
+
+use crate::api::{
+    parse, ApiError, ChatRequest, ChatResponse, ClassifyRequest, ClassifyResponse, ErrorCode,
+    InferRequest, InferResponse,
+};
+use crate::config::ServeConfig;
+use crate::engine::{Info, Job};
+use crate::metrics::Metrics;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use recur_text::chunk::{chunks, ChunkRules};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+const PAGE: &str = include_str!("page.html");
+
+/// Where the service stands; `/health` answers from it.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Loading,
+    Ready(Arc<Info>),
+    Failed(String),
+}
+
+pub struct AppState {
+    pub cfg: ServeConfig,
+    pub status: RwLock<Status>,
+    pub queue: mpsc::Sender<Job>,
+    pub metrics: Arc<Metrics>,
+}
+
+type Shared = Arc<AppState>;
+
+pub fn router(state: Shared) -> Router {
+    let limit = state.cfg.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(page))
+        .route("/chat", post(chat))
+        .route("/v1/infer", post(infer))
+        .route("/v1/classify", post(classify))
+        .route("/health", get(health))
+        .route("/info", get(info))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Counts and times every request by endpoint, status and error code.
+async fn track(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    let m = &s.metrics;
+    m.latency
+        .with_label_values(&[endpoint.as_str()])
+        .observe(t.elapsed().as_secs_f64());
+    m.requests
+        .with_label_values(&[endpoint.as_str(), resp.status().as_str()])
+        .inc();
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        let code = resp
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("other", |c| c.0);
+        m.errors.with_label_values(&[endpoint.as_str(), code]).inc();
+    }
+    resp
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no endpoint {}; there are POST /chat, /v1/infer, /v1/classify and GET /, /health, /info, /metrics",
+            req.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {}", req.uri().path(), req.method()),
+    )
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "body_too_large",
+                "the request body is over the limit (limits.max_body_bytes; see GET /info)",
+            )
+        } else {
+            ApiError::new(status, "bad_body", r.body_text())
+        }
+    })
+}
+
+fn ready(s: &AppState) -> Result<Arc<Info>, ApiError> {
+    match &*s.status.read().expect("status lock") {
+        Status::Ready(i) => Ok(i.clone()),
+        Status::Loading => Err(ApiError::unavailable(
+            "loading",
+            "the models are still loading; retry shortly (GET /health says when)",
+        )),
+        Status::Failed(why) => Err(ApiError::unavailable(
+            "failed",
+            format!("the models failed to load: {why}"),
+        )),
+    }
+}
+
+/// Queues a job and waits for its answer.
+async fn submit<T>(
+    s: &AppState,
+    make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Job,
+) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    match s.queue.try_send(make(tx)) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return Err(ApiError::unavailable(
+                "queue_full",
+                format!(
+                    "{} requests are waiting for the models (limits.queue_capacity); retry shortly",
+                    s.cfg.limits.queue_capacity
+                ),
+            ))
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the server is shutting down",
+            ))
+        }
+    }
+    s.metrics
+        .queue_depth
+        .set((s.queue.max_capacity() - s.queue.capacity()) as i64);
+    let limit = Duration::from_millis(s.cfg.limits.request_timeout_ms);
+    match tokio::time::timeout(limit, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(ApiError::internal("the compute thread stopped")),
+        Err(_) => Err(ApiError::unavailable(
+            "timeout",
+            format!(
+                "no answer within {} ms (limits.request_timeout_ms)",
+                limit.as_millis()
+            ),
+        )),
+    }
+}
+
+fn model_index(info: &Info, name: Option<&str>) -> Result<usize, ApiError> {
+    let name = name.unwrap_or(&info.default_model);
+    info.models
+        .iter()
+        .position(|m| m.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = info.models.iter().map(|m| m.name.as_str()).collect();
+            ApiError::invalid(
+                "unknown_model",
+                format!(
+                    "model {name:?} is not served; these are: {}",
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+/// The sentences of a chat request, checked against the limits.
+fn chat_texts(req: &ChatRequest, s: &ServeConfig) -> Result<Vec<String>, ApiError> {
+    let l = &s.limits;
+    let texts = match (&req.messages, &req.paragraph) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::invalid(
+                "messages_or_paragraph",
+                format!(
+                    "give either `messages` (1 to {} strings) or `paragraph`",
+                    l.max_messages
+                ),
+            ))
+        }
+        (Some(m), None) => {
+            if m.is_empty() {
+                return Err(ApiError::invalid(
+                    "empty_messages",
+                    format!("`messages` is empty; give 1 to {} strings", l.max_messages),
+                ));
+            }
+            if m.len() > l.max_messages {
+                return Err(ApiError::invalid(
+                    "too_many_messages",
+                    format!(
+                        "`messages` holds {}; at most {} (limits.max_messages)",
+                        m.len(),
+                        l.max_messages
+                    ),
+                ));
+            }
+            for (i, t) in m.iter().enumerate() {
+                if t.trim().is_empty() {
+                    return Err(ApiError::invalid(
+                        "empty_text",
+                        format!("messages[{i}] is empty"),
+                    ));
+                }
+                let n = t.chars().count();
+                if n > l.max_text_chars {
+                    return Err(ApiError::invalid(
+                        "text_too_long",
+                        format!(
+                            "messages[{i}] has {n} characters; at most {} (limits.max_text_chars)",
+                            l.max_text_chars
+                        ),
+                    ));
+                }
+            }
+            m.iter().map(|t| t.trim().to_string()).collect()
+        }
+        (None, Some(p)) => {
+            let n = p.chars().count();
+            if n > l.max_paragraph_chars {
+                return Err(ApiError::invalid(
+                    "text_too_long",
+                    format!(
+                        "`paragraph` has {n} characters; at most {} (limits.max_paragraph_chars)",
+                        l.max_paragraph_chars
+                    ),
+                ));
+            }
+            let rules = ChunkRules {
+                min_chars: 1,
+                max_chars: l.max_text_chars.min(500),
+            };
+            let c = chunks(p, rules);
+            if c.is_empty() {
+                return Err(ApiError::invalid(
+                    "empty_text",
+                    "`paragraph` holds no sentence",
+                ));
+            }
+            c
+        }
+    };
+    Ok(texts)
+}
+
+fn top_k(req: Option<usize>, info: &Info) -> Result<usize, ApiError> {
+    let k = req.unwrap_or(info.top_k);
+    if k == 0 || k > info.limits.max_top_k {
+        return Err(ApiError::invalid(
+            "bad_top_k",
+            format!(
+                "top_k is {k}; give 1 to {} (limits.max_top_k)",
+                info.limits.max_top_k
+            ),
+        ));
+    }
+    Ok(k)
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+async fn chat(
+    State(s): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ChatResponse>, ApiError> {
+    let t = Instant::now();
+    let body = body_of(body)?;
+    let req: ChatRequest = parse(&body)?;
+    let info = ready(&s)?;
+    let texts = chat_texts(&req, &s.cfg)?;
+    let model = model_index(&info, req.model.as_deref())?;
+    let k = top_k(req.top_k, &info)?;
+    let a = submit(&s, |reply| Job::Chat {
+        texts,
+        model,
+        top_k: k,
+        queued: Instant::now(),
+        reply,
+    })
+    .await?;
+    Ok(Json(ChatResponse {
+        response: a.response,
+        confidence: a.confidence,
+        total_latency_ms: ms(t),
+        latency_breakdown: a.breakdown,
+        ctx_fill_mode: a.ctx_fill_mode.into(),
+        neighbours: a.neighbours,
+        model: info.models[model].name.clone(),
+        sentences: a.sentences,
+        batch_size: a.batch_size,
+    }))
+}
+
+async fn infer(
+    State(s): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<InferResponse>, ApiError> {
+    let t = Instant::now();
+    let body = body_of(body)?;
+    let req: InferRequest = parse(&body)?;
+    let info = ready(&s)?;
+    let model = model_index(&info, req.model.as_deref())?;
+    let (c, dim) = (info.models[model].context, info.models[model].dim);
+    let n = req.context_vectors.len();
+    if n == 0 {
+        return Err(ApiError::invalid(
+            "empty_context",
+            format!("`context_vectors` is empty; give 1 to {c} vectors of {dim} numbers"),
+        ));
+    }
+    if n > s.cfg.limits.max_messages.max(c) * 4 {
+        return Err(ApiError::invalid(
+            "too_many_vectors",
+            format!("`context_vectors` holds {n} vectors; the model reads the last {c}"),
+        ));
+    }
+    let mut context = Vec::with_capacity(n * dim);
+    for (i, v) in req.context_vectors.iter().enumerate() {
+        if v.len() != dim {
+            return Err(ApiError::invalid(
+                "wrong_dimension",
+                format!(
+                    "context_vectors[{i}] has {} numbers; model {:?} takes {dim}-D vectors",
+                    v.len(),
+                    info.models[model].name
+                ),
+            ));
+        }
+        for (j, x) in v.iter().enumerate() {
+            let f = *x as f32;
+            if !f.is_finite() {
+                return Err(ApiError::invalid(
+                    "non_finite",
+                    format!("context_vectors[{i}][{j}] is {x}, beyond float32"),
+                ));
+            }
+            context.push(f);
+        }
+    }
+    let a = submit(&s, |reply| Job::Infer {
+        context,
+        model,
+        queued: Instant::now(),
+        reply,
+    })
+    .await?;
+    Ok(Json(InferResponse {
+        predicted_vector: a.predicted,
+        model: info.models[model].name.clone(),
+        ctx_fill_mode: a.ctx_fill_mode.into(),
+        lvm_inference_ms: a.lvm_ms,
+        total_latency_ms: ms(t),
+    }))
+}
+
+/// One row of features: an array in the model's feature order, or an
+/// object with every feature by name.
+fn row_values(
+    v: &serde_json::Value,
+    at: &str,
+    features: &[String],
+    out: &mut Vec<f64>,
+) -> Result<(), ApiError> {
+    let f = features.len();
+    let num = |x: &serde_json::Value, key: String| {
+        x.as_f64().ok_or_else(|| {
+            ApiError::invalid("invalid_field", format!("{key} is {x}; expected a number"))
+        })
+    };
+    match v {
+        serde_json::Value::Array(a) => {
+            if a.len() != f {
+                return Err(ApiError::invalid(
+                    "wrong_dimension",
+                    format!(
+                        "{at} has {} values; the classifier takes {f}: {}",
+                        a.len(),
+                        features.join(", ")
+                    ),
+                ));
+            }
+            for (j, x) in a.iter().enumerate() {
+                out.push(num(x, format!("{at}[{j}] ({})", features[j]))?);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for name in features {
+                let x = o.get(name).ok_or_else(|| {
+                    ApiError::invalid(
+                        "missing_feature",
+                        format!(
+                            "{at} has no {name:?}; every row needs {}",
+                            features.join(", ")
+                        ),
+                    )
+                })?;
+                out.push(num(x, format!("{at}.{name}"))?);
+            }
+            if let Some(extra) = o.keys().find(|k| !features.contains(k)) {
+                return Err(ApiError::invalid(
+                    "unknown_feature",
+                    format!("{at} has {extra:?}, which the classifier does not read"),
+                ));
+            }
+        }
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                format!("{at} is {other}; expected an array or object of features"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+async fn classify(
+    State(s): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ClassifyResponse>, ApiError> {
+    let t = Instant::now();
+    let body = body_of(body)?;
+    let req: ClassifyRequest = parse(&body)?;
+    let info = ready(&s)?;
+    let c = info.classifier.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_classifier",
+            "this server has no classifier (set `classifier:` in the serve config)",
+        )
+    })?;
+    let (windows, name) = match (req.window, req.windows) {
+        (Some(w), None) => (vec![w], "window"),
+        (None, Some(ws)) => (ws, "windows"),
+        _ => {
+            return Err(ApiError::invalid(
+                "window_or_windows",
+                "give either `window` (rows of features) or `windows` (a list of them)",
+            ))
+        }
+    };
+    if windows.is_empty() {
+        return Err(ApiError::invalid("empty_windows", "`windows` is empty"));
+    }
+    if windows.len() > s.cfg.limits.max_windows {
+        return Err(ApiError::invalid(
+            "too_many_windows",
+            format!(
+                "{} windows; at most {} (limits.max_windows)",
+                windows.len(),
+                s.cfg.limits.max_windows
+            ),
+        ));
+    }
+    let l = c.sequence_length;
+    let mut x = Vec::with_capacity(windows.len() * l * c.features.len());
+    for (wi, w) in windows.iter().enumerate() {
+        let at = if name == "window" {
+            "window".to_string()
+        } else {
+            format!("windows[{wi}]")
+        };
+        if w.len() != l {
+            return Err(ApiError::invalid(
+                "wrong_length",
+                format!(
+                    "{at} has {} rows; the classifier reads windows of {l}",
+                    w.len()
+                ),
+            ));
+        }
+        let mut raw = Vec::with_capacity(l * c.features.len());
+        for (ri, row) in w.iter().enumerate() {
+            row_values(row, &format!("{at}[{ri}]"), &c.features, &mut raw)?;
+        }
+        for (k, v) in raw.iter().enumerate() {
+            let j = k % c.features.len();
+            let z = ((v - c.mean[j]) / c.std[j]) as f32;
+            if !z.is_finite() {
+                return Err(ApiError::invalid(
+                    "non_finite",
+                    format!(
+                        "{at}[{}] {:?} is {v}, beyond float32",
+                        k / c.features.len(),
+                        c.features[j]
+                    ),
+                ));
+            }
+            x.push(z);
+        }
+    }
+    let n = windows.len();
+    let a = submit(&s, |reply| Job::Classify {
+        windows: x,
+        n,
+        queued: Instant::now(),
+        reply,
+    })
+    .await?;
+    Ok(Json(ClassifyResponse {
+        probabilities: a.probabilities,
+        features: c.features.clone(),
+        sequence_length: l,
+        inference_ms: a.ms,
+        total_latency_ms: ms(t),
+    }))
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    let status = s.status.read().expect("status lock").clone();
+    let info =
+        match status {
+            Status::Ready(i) => i,
+            Status::Loading => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({"status": "loading", "model_loaded": false})),
+                )
+                    .into_response()
+            }
+            Status::Failed(why) => return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "failed", "model_loaded": false, "reason": why})),
+            )
+                .into_response(),
+        };
+    let t = Instant::now();
+    match submit(&s, |reply| Job::Health { reply }).await {
+        Ok(()) => {
+            let kind = info
+                .models
+                .iter()
+                .find(|m| m.name == info.default_model)
+                .map(|m| m.kind.clone());
+            Json(serde_json::json!({
+                "status": "ok",
+                "model_type": kind,
+                "model_loaded": true,
+                "device": info.device,
+                "models": info.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
+                "classifier_loaded": info.classifier.is_some(),
+                "check_ms": ms(t),
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "failed", "model_loaded": true, "reason": e.message, "code": e.code}))).into_response();
+            r.extensions_mut().insert(ErrorCode(e.code));
+            r
+        }
+    }
+}
+
+async fn info(State(s): State<Shared>) -> Result<Json<Info>, ApiError> {
+    Ok(Json((*ready(&s)?).clone()))
+}
+
+async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,142 @@
+//! `recur serve`: the LVMs, the classifier, the sentence encoder and the
+//! retrieval decoder behind one HTTP server (axum on tokio), in place of
+//! the original's one Python process per model and port.
+//!
+//! - [`config`]: what to load, the limits, with defaults that serve what
+//!   `recur demo` trained.
+//! - [`engine`]: the models on one compute thread, fed by a bounded queue
+//!   and run in batches; [`bank`]: the retrieval decoder.
+//! - [`http`]: routes, request checks, metrics middleware; [`api`]: wire
+//!   types and JSON errors; [`metrics`]: Prometheus.
+//! - [`load`]: the load-test client of `recur bench serve`.
+//!
+//! The server binds and answers `/health` (503, loading) at once; the
+//! models load on the compute thread, and `/health` turns 200 only after a
+//! real forward pass of each has succeeded.
+
+pub mod api;
+pub mod bank;
+pub mod config;
+pub mod engine;
+pub mod fixture;
+pub mod http;
+pub mod load;
+pub mod metrics;
+
+use candle_core::Device;
+use config::ServeConfig;
+use engine::Engine;
+use http::{AppState, Status};
+use recur_core::{Error, Result};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Serves on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight and returns. `ready` is called once the models have
+/// loaded and passed their check (or with the error when they failed).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    cfg: ServeConfig,
+    dev: Device,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(std::result::Result<&engine::Info, &Error>) + Send + 'static,
+) -> Result<()> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (tx, rx) = mpsc::channel(cfg.limits.queue_capacity);
+    let state = Arc::new(AppState {
+        cfg: cfg.clone(),
+        status: RwLock::new(Status::Loading),
+        queue: tx,
+        metrics: metrics.clone(),
+    });
+    let st = state.clone();
+    let worker = std::thread::Builder::new()
+        .name("recur-compute".into())
+        .spawn(move || {
+            let loaded = Engine::load(&cfg, &dev).and_then(|(e, info)| {
+                e.health_check()?;
+                Ok((e, info))
+            });
+            match loaded {
+                Ok((engine, info)) => {
+                    ready(Ok(&info));
+                    *st.status.write().expect("status lock") = Status::Ready(Arc::new(info));
+                    // The queue closes when the last sender goes, which
+                    // must not be this thread's.
+                    drop(st);
+                    engine.run(rx, metrics);
+                }
+                Err(e) => {
+                    ready(Err(&e));
+                    *st.status.write().expect("status lock") = Status::Failed(e.to_string());
+                }
+            }
+        })
+        .map_err(|e| Error::Msg(format!("cannot start the compute thread: {e}")))?;
+    let app = http::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Msg(format!("the server stopped: {e}")))?;
+    tokio::task::spawn_blocking(move || worker.join())
+        .await
+        .ok();
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `recur serve`: binds `host:port`, serves until Ctrl-C or SIGTERM.
+pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Msg(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", cfg.host, cfg.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+            Error::Msg(format!(
+                "cannot listen on {addr}: {e} (another server there? choose one with --port)"
+            ))
+        })?;
+        let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
+        eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
+        serve_on(listener, cfg, dev, shutdown_signal(), move |r| match r {
+            Ok(info) => eprintln!(
+                "recur serve: ready on http://{local}: model(s) {} ({}), encoder {} ({}-D), bank {} sentences ({} search){}",
+                info.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+                info.models.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>().join(", "),
+                info.encoder.path,
+                info.encoder.dim,
+                info.bank.sentences,
+                info.bank.search,
+                if info.classifier.is_some() { ", classifier" } else { "" },
+            ),
+            Err(e) => eprintln!("recur serve: the models failed to load: {e}\n(GET /health answers 503 with this reason; stop with Ctrl-C)"),
+        })
+        .await?;
+        eprintln!("recur serve: stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,300 @@
+//! The load test of `recur bench serve`: a bounded client (one thread and
+//! one connection per simulated user) that sends `/chat` requests to a
+//! running server and reports latency percentiles, errors, throughput and
+//! the server's resident memory after each thousand requests (read from
+//! its `/metrics`, so it works against any server, local or not).
+//!
+//! Each request is a short conversation: `turns` consecutive messages from
+//! the message list, as a chat client resends its history. In `fresh` mode
+//! the newest message of each request is made unique, so every request
+//! runs the encoder once; otherwise the messages repeat and the server's
+//! embedding cache answers them, which measures the rest of the pipeline.
+
+use recur_core::stats::percentile;
+use recur_core::{Error, Result};
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Chat-like messages used when the load test is given none.
+pub const MESSAGES: &[&str] = &[
+    "What do you know about the history of Rome?",
+    "The city was founded on seven hills.",
+    "Tell me more about its emperors.",
+    "Augustus was the first of them.",
+    "How did the republic end?",
+    "I read that Caesar crossed the Rubicon.",
+    "What happened to the economy afterwards?",
+    "Trade across the Mediterranean grew quickly.",
+    "Which languages were spoken there?",
+    "Latin in the west and Greek in the east.",
+    "How large was the army?",
+    "Roads connected the provinces to the capital.",
+    "Why did the western empire fall?",
+    "Historians still argue about the causes.",
+    "What is the weather like in Paris today?",
+    "It rained all morning near the river.",
+    "The election results were announced last night.",
+    "The president spoke about jobs and taxes.",
+    "Our team won the match in the final minute.",
+    "The coach praised the young striker.",
+];
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Base URL of the server, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub clients: usize,
+    pub requests: usize,
+    /// Messages per request.
+    pub turns: usize,
+    /// Make each request's newest message unique (one encoder pass each).
+    pub fresh: bool,
+    pub messages: Vec<String>,
+    /// Seconds to wait for `/health` to answer 200 before starting.
+    pub wait_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub url: String,
+    pub clients: usize,
+    pub requests: usize,
+    pub turns: usize,
+    pub fresh: bool,
+    pub ok: usize,
+    pub errors: usize,
+    /// The first few error answers, for the reader.
+    pub error_samples: Vec<String>,
+    pub seconds: f64,
+    pub requests_per_s: f64,
+    /// Client-side latency, request sent to answer read.
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// The server's own `total_latency_ms` (its handler, queue included).
+    pub server_p50_ms: f64,
+    pub server_p99_ms: f64,
+    /// Mean batch size the server reported.
+    pub mean_batch: f64,
+    /// Server resident memory (bytes) after each thousand requests.
+    pub rss_by_thousand: Vec<u64>,
+}
+
+impl LoadReport {
+    /// Growth of resident memory from the first thousand to the last, in %.
+    pub fn rss_growth_pct(&self) -> Option<f64> {
+        let (a, b) = (
+            *self.rss_by_thousand.first()?,
+            *self.rss_by_thousand.last()?,
+        );
+        Some((b as f64 - a as f64) / a as f64 * 100.0)
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build(),
+    )
+}
+
+/// The server's resident memory, from its `/metrics`.
+pub fn server_rss(agent: &ureq::Agent, url: &str) -> Option<u64> {
+    let mut r = agent.get(format!("{url}/metrics")).call().ok()?;
+    let text = r.body_mut().read_to_string().ok()?;
+    text.lines()
+        .find(|l| l.starts_with("process_resident_memory_bytes "))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<f64>()
+        .ok()
+        .map(|v| v as u64)
+}
+
+/// Waits for `/health` to answer 200.
+pub fn wait_ready(url: &str, wait_s: u64) -> Result<()> {
+    let a = agent();
+    let deadline = Instant::now() + Duration::from_secs(wait_s);
+    let mut last = String::from("no answer");
+    while Instant::now() < deadline {
+        match a.get(format!("{url}/health")).call() {
+            Ok(r) if r.status() == 200 => return Ok(()),
+            Ok(mut r) => last = r.body_mut().read_to_string().unwrap_or_default(),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(Error::Msg(format!(
+        "{url}/health did not answer 200 within {wait_s} s (last: {last}); is `recur serve` running?"
+    )))
+}
+
+struct Sample {
+    ms: f64,
+    server_ms: Option<f64>,
+    batch: Option<f64>,
+    error: Option<String>,
+}
+
+/// Runs the load test.
+pub fn run(o: &LoadOptions, progress: bool) -> Result<LoadReport> {
+    if o.clients == 0 || o.requests == 0 || o.turns == 0 || o.messages.is_empty() {
+        return Err(Error::Msg(
+            "clients, requests, turns and the message list must all be at least 1".into(),
+        ));
+    }
+    let url = o.url.trim_end_matches('/').to_string();
+    wait_ready(&url, o.wait_s)?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(o.requests)));
+    let bar = if progress {
+        indicatif::ProgressBar::new(o.requests as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let start = Instant::now();
+    let monitor = {
+        let (done, url, total) = (done.clone(), url.clone(), o.requests);
+        std::thread::spawn(move || {
+            let a = agent();
+            let mut rss = Vec::new();
+            let mut mark = 1000.min(total);
+            loop {
+                let d = done.load(Ordering::Relaxed);
+                if d >= mark {
+                    if let Some(b) = server_rss(&a, &url) {
+                        rss.push(b);
+                    }
+                    if mark >= total {
+                        break;
+                    }
+                    mark = (mark + 1000).min(total);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            rss
+        })
+    };
+    let threads: Vec<_> = (0..o.clients)
+        .map(|_| {
+            let (next, done, samples, o, url, bar) = (
+                next.clone(),
+                done.clone(),
+                samples.clone(),
+                o.clone(),
+                url.clone(),
+                bar.clone(),
+            );
+            std::thread::spawn(move || {
+                let a = agent();
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= o.requests {
+                        break;
+                    }
+                    let n = o.messages.len();
+                    let mut msgs: Vec<String> = (0..o.turns)
+                        .map(|j| o.messages[(i + j) % n].clone())
+                        .collect();
+                    if o.fresh {
+                        if let Some(last) = msgs.last_mut() {
+                            last.push_str(&format!(" (request {i})"));
+                        }
+                    }
+                    let body = serde_json::json!({ "messages": msgs });
+                    let t = Instant::now();
+                    let r = a
+                        .post(format!("{url}/chat"))
+                        .header("content-type", "application/json")
+                        .send(body.to_string());
+                    let s = match r {
+                        Ok(mut resp) => {
+                            let status = resp.status().as_u16();
+                            let text = resp.body_mut().read_to_string().unwrap_or_default();
+                            let ms = t.elapsed().as_secs_f64() * 1000.0;
+                            if status == 200 {
+                                let v: serde_json::Value =
+                                    serde_json::from_str(&text).unwrap_or_default();
+                                Sample {
+                                    ms,
+                                    server_ms: v["total_latency_ms"].as_f64(),
+                                    batch: v["batch_size"].as_f64(),
+                                    error: None,
+                                }
+                            } else {
+                                Sample {
+                                    ms,
+                                    server_ms: None,
+                                    batch: None,
+                                    error: Some(format!("{status}: {text}")),
+                                }
+                            }
+                        }
+                        Err(e) => Sample {
+                            ms: t.elapsed().as_secs_f64() * 1000.0,
+                            server_ms: None,
+                            batch: None,
+                            error: Some(e.to_string()),
+                        },
+                    };
+                    mine.push(s);
+                    done.fetch_add(1, Ordering::Relaxed);
+                    bar.inc(1);
+                }
+                samples.lock().expect("samples lock").extend(mine);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .map_err(|_| Error::Msg("a load-test client thread panicked".into()))?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let rss_by_thousand = monitor.join().unwrap_or_default();
+    let samples = std::mem::take(&mut *samples.lock().expect("samples lock"));
+    let mut lat: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.error.is_none())
+        .map(|s| s.ms)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let mut server: Vec<f64> = samples.iter().filter_map(|s| s.server_ms).collect();
+    server.sort_by(f64::total_cmp);
+    let batches: Vec<f64> = samples.iter().filter_map(|s| s.batch).collect();
+    let errors: Vec<&String> = samples.iter().filter_map(|s| s.error.as_ref()).collect();
+    let pct = |v: &[f64], q: f64| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            percentile(v, q)
+        }
+    };
+    Ok(LoadReport {
+        url,
+        clients: o.clients,
+        requests: o.requests,
+        turns: o.turns,
+        fresh: o.fresh,
+        ok: lat.len(),
+        errors: errors.len(),
+        error_samples: errors.iter().take(5).map(|s| s.to_string()).collect(),
+        seconds,
+        requests_per_s: samples.len() as f64 / seconds,
+        p50_ms: pct(&lat, 50.0),
+        p90_ms: pct(&lat, 90.0),
+        p99_ms: pct(&lat, 99.0),
+        max_ms: lat.last().copied().unwrap_or(f64::NAN),
+        server_p50_ms: pct(&server, 50.0),
+        server_p99_ms: pct(&server, 99.0),
+        mean_batch: batches.iter().sum::<f64>() / batches.len().max(1) as f64,
+        rss_by_thousand,
+    })
+}

@@ -1,0 +1,749 @@
+//! `recur serve` over real HTTP on loopback, on the fixture's tiny models:
+//! every endpoint's answer checked against the models run directly, and
+//! every kind of bad request answered with a JSON 4xx, never a 500.
+
+use candle_core::{Device, Tensor};
+use recur_serve::config::ServeConfig;
+use recur_serve::engine::{Engine, Job};
+use recur_serve::fixture::{self, CONTEXT, FEATURES, SENTENCES, WINDOW};
+use recur_serve::http::{router, AppState, Status};
+use recur_serve::metrics::Metrics;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+struct Server {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+    cfg: ServeConfig,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build(),
+    )
+}
+
+/// Status and JSON body of a request.
+fn call(url: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
+    let a = agent();
+    let full = format!("{url}{path}");
+    let r = match (method, body) {
+        ("GET", _) => a.get(&full).call(),
+        ("POST", Some(b)) => a
+            .post(&full)
+            .header("content-type", "application/json")
+            .send(b),
+        ("POST", None) => a.post(&full).send_empty(),
+        ("DELETE", _) => a.delete(&full).call(),
+        _ => unreachable!(),
+    };
+    let mut r = r.unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
+}
+
+fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
+    call(url, "POST", path, Some(body.to_string().as_bytes()))
+}
+
+fn text(url: &str, path: &str) -> String {
+    let mut r = agent().get(format!("{url}{path}")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.body_mut().read_to_string().unwrap()
+}
+
+/// Serves the fixture (with `edit` applied to its config) on a free port
+/// and waits for `/health` to answer 200.
+fn start(edit: impl FnOnce(&mut ServeConfig)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture::write(dir.path(), 11).unwrap();
+    let mut cfg = ServeConfig::from_file(&path).unwrap();
+    edit(&mut cfg);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let c = cfg.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            recur_serve::serve_on(
+                l,
+                c,
+                Device::Cpu,
+                async move {
+                    let _ = stopped.await;
+                },
+                |_| {},
+            )
+            .await
+            .unwrap();
+        });
+    });
+    let url = format!("http://{}", rx.recv().unwrap());
+    recur_serve::load::wait_ready(&url, 60).unwrap();
+    Server {
+        url,
+        stop: Some(stop),
+        thread: Some(thread),
+        _dir: dir,
+        cfg,
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    d / (n(a) * n(b))
+}
+
+/// What /chat must answer, computed from the models directly.
+fn expected_chat(cfg: &ServeConfig, messages: &[&str]) -> (Vec<f32>, Vec<(String, f32)>) {
+    let dev = Device::Cpu;
+    let enc = recur_text::SentenceEncoder::load(Path::new(&cfg.encoder), &dev).unwrap();
+    let lvm = recur_train::lvm::load(&cfg.models[0].path, &dev).unwrap();
+    let keep = &messages[messages.len().saturating_sub(CONTEXT)..];
+    let v = enc.encode(keep, 8).unwrap();
+    let d = enc.dim;
+    let mut ctx = Vec::new();
+    for _ in keep.len()..CONTEXT {
+        ctx.extend_from_slice(&v[..d]);
+    }
+    ctx.extend_from_slice(&v);
+    let x = Tensor::from_vec(ctx, (1, CONTEXT, d), &dev).unwrap();
+    let pred: Vec<f32> = lvm
+        .predict(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let bank = enc.encode(SENTENCES, 8).unwrap();
+    let mut scored: Vec<(String, f32)> = SENTENCES
+        .iter()
+        .zip(bank.chunks(d))
+        .map(|(s, b)| (s.to_string(), cosine(&pred, b)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    (pred, scored)
+}
+
+#[test]
+fn chat_answers_with_the_nearest_bank_sentence_and_measures_every_stage() {
+    let s = start(|_| {});
+    for (messages, mode) in [
+        (vec!["a dog ran in the park"], "padded"),
+        (
+            vec!["the cat sat", "rain fell on the city", "the team won"],
+            "full",
+        ),
+        (
+            vec![
+                "one",
+                "two words",
+                "the sun rose",
+                "music filled the hall",
+                "the ship sailed",
+            ],
+            "truncated",
+        ),
+    ] {
+        let (status, r) = post(&s.url, "/chat", &json!({"messages": messages, "top_k": 3}));
+        assert_eq!(status, 200, "{r}");
+        let (_, want) = expected_chat(&s.cfg, &messages);
+        assert_eq!(r["response"], want[0].0, "{r}");
+        let conf = r["confidence"].as_f64().unwrap() as f32;
+        assert!((conf - want[0].1).abs() < 1e-4, "{conf} vs {}", want[0].1);
+        let nb = r["neighbours"].as_array().unwrap();
+        assert_eq!(nb.len(), 3);
+        for (n, w) in nb.iter().zip(&want) {
+            assert_eq!(n["text"], w.0);
+            assert!((n["cosine"].as_f64().unwrap() as f32 - w.1).abs() < 1e-4);
+        }
+        assert_eq!(r["ctx_fill_mode"], mode);
+        assert_eq!(r["model"], "tiny");
+        assert_eq!(r["sentences"], messages.len());
+        let b = &r["latency_breakdown"];
+        let stages = [
+            "encoding_ms",
+            "context_build_ms",
+            "lvm_inference_ms",
+            "decoding_ms",
+        ];
+        let mut sum = 0.0;
+        for k in stages {
+            let v = b[k].as_f64().unwrap();
+            assert!(v > 0.0, "{k} = {v}: every stage is measured");
+            sum += v;
+        }
+        let total = r["total_latency_ms"].as_f64().unwrap();
+        assert!(total >= sum, "total {total} < stages {sum}");
+    }
+    // The same request gives the same answer; the cached embeddings give
+    // the vectors the encoder gives.
+    let body = json!({"messages": ["the cat sat", "rain fell on the city"]});
+    let (_, a) = post(&s.url, "/chat", &body);
+    let (_, b) = post(&s.url, "/chat", &body);
+    assert_eq!(a["response"], b["response"]);
+    assert_eq!(a["confidence"], b["confidence"]);
+    // A paragraph is split into sentences.
+    let (status, r) = post(
+        &s.url,
+        "/chat",
+        &json!({"paragraph": "The cat sat. Rain fell on the city. The team won!"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["sentences"], 3);
+    assert_eq!(r["ctx_fill_mode"], "full");
+    assert_eq!(
+        r["neighbours"].as_array().unwrap().len(),
+        5,
+        "default top_k"
+    );
+}
+
+#[test]
+fn infer_and_classify_give_what_the_models_compute() {
+    let s = start(|_| {});
+    let dev = Device::Cpu;
+    let enc = recur_text::SentenceEncoder::load(Path::new(&s.cfg.encoder), &dev).unwrap();
+    let v = enc.encode(&SENTENCES[..CONTEXT], 8).unwrap();
+    let rows: Vec<Vec<f32>> = v.chunks(enc.dim).map(<[f32]>::to_vec).collect();
+    let (status, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": rows}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["ctx_fill_mode"], "full");
+    let got: Vec<f32> = r["predicted_vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    let lvm = recur_train::lvm::load(&s.cfg.models[0].path, &dev).unwrap();
+    let x = Tensor::from_vec(v.clone(), (1, CONTEXT, enc.dim), &dev).unwrap();
+    let want: Vec<f32> = lvm
+        .predict(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-6);
+    }
+    let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        (norm - 1.0).abs() < 1e-4,
+        "the prediction is unit length: {norm}"
+    );
+
+    // Classify: rows as arrays or by name; several windows at once.
+    let md = recur_train::load_model_dir(s.cfg.classifier.as_ref().unwrap(), &dev).unwrap();
+    let window: Vec<Vec<f64>> = (0..WINDOW)
+        .map(|r| vec![0.1 * r as f64, 1.0 - 0.15 * r as f64])
+        .collect();
+    let named: Vec<Value> = window
+        .iter()
+        .map(|r| json!({FEATURES[0]: r[0], FEATURES[1]: r[1]}))
+        .collect();
+    let raw: Vec<f64> = window.iter().flatten().copied().collect();
+    let x = Tensor::from_vec(md.scaler.transform(&raw), (1, WINDOW, 2), &dev).unwrap();
+    let logit: Vec<f32> = md.model.forward(&x, None).unwrap().to_vec1().unwrap();
+    let want = 1.0 / (1.0 + (-(logit[0] as f64)).exp());
+    let (status, r) = post(&s.url, "/v1/classify", &json!({"window": window}));
+    assert_eq!(status, 200, "{r}");
+    let p = r["probabilities"][0].as_f64().unwrap();
+    assert!((p - want).abs() < 1e-6, "{p} vs {want}");
+    assert_eq!(r["features"], json!(FEATURES));
+    let other: Vec<Vec<f64>> = window.iter().rev().cloned().collect();
+    let (status, r) = post(&s.url, "/v1/classify", &json!({"windows": [named, other]}));
+    assert_eq!(status, 200, "{r}");
+    let ps = r["probabilities"].as_array().unwrap();
+    assert_eq!(ps.len(), 2);
+    assert!(
+        (ps[0].as_f64().unwrap() - want).abs() < 1e-6,
+        "named rows read alike"
+    );
+    assert_ne!(ps[0], ps[1]);
+}
+
+#[test]
+fn health_info_metrics_and_the_chat_page() {
+    let s = start(|_| {});
+    let (status, h) = call(&s.url, "GET", "/health", None);
+    assert_eq!(status, 200);
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["model_type"], "lstm");
+    assert_eq!(h["model_loaded"], true);
+    assert_eq!(h["device"], "cpu");
+    let (_, i) = call(&s.url, "GET", "/info", None);
+    assert_eq!(i["models"][0]["name"], "tiny");
+    assert_eq!(i["models"][0]["context"], CONTEXT);
+    assert_eq!(i["encoder"]["dim"], recur_text::tiny::BERT_HIDDEN);
+    assert_eq!(i["bank"]["sentences"], SENTENCES.len());
+    assert_eq!(i["bank"]["search"], "exact");
+    assert_eq!(i["classifier"]["sequence_length"], WINDOW);
+    assert_eq!(i["limits"]["max_messages"], 5);
+    post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
+    post(&s.url, "/chat", &json!({"messages": []}));
+    let m = text(&s.url, "/metrics");
+    for want in [
+        "recur_requests_total{endpoint=\"/chat\",status=\"200\"} 1",
+        "recur_requests_total{endpoint=\"/chat\",status=\"422\"} 1",
+        "recur_errors_total{code=\"empty_messages\",endpoint=\"/chat\"} 1",
+        "recur_request_duration_seconds_count{endpoint=\"/chat\"} 2",
+        "recur_stage_duration_seconds_count{stage=\"encoding\"} 1",
+        "recur_stage_duration_seconds_count{stage=\"decoding\"} 1",
+        "recur_encoder_cache_misses_total 1",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(m.contains(want), "/metrics lacks {want}:\n{m}");
+    }
+    let page = text(&s.url, "/");
+    assert!(page.contains("<form id=\"form\">") && page.contains("fetch('/chat'"));
+}
+
+#[test]
+fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
+    let s = start(|c| c.limits.max_body_bytes = 4096);
+    let d = recur_text::tiny::BERT_HIDDEN;
+    let ok_row = vec![0.0f32; d];
+    let long = "word ".repeat(500);
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("POST", "/chat", vec![b' '; 5000], 413, "body_too_large"),
+        (
+            "POST",
+            "/chat",
+            b"{\"messages\": [".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        ("POST", "/chat", b"".to_vec(), 400, "empty_body"),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": []}).to_string().into(),
+            422,
+            "empty_messages",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": vec!["a"; 6]}).to_string().into(),
+            422,
+            "too_many_messages",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["ok", "  "]}).to_string().into(),
+            422,
+            "empty_text",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": [long]}).to_string().into(),
+            422,
+            "text_too_long",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["a"], "paragraph": "b"})
+                .to_string()
+                .into(),
+            422,
+            "messages_or_paragraph",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"paragraph": "  \n  "}).to_string().into(),
+            422,
+            "empty_text",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["a"], "colour": 1}).to_string().into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": "a"}).to_string().into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["a"], "model": "gpt"})
+                .to_string()
+                .into(),
+            422,
+            "unknown_model",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["a"], "top_k": 0}).to_string().into(),
+            422,
+            "bad_top_k",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["a"], "top_k": 51}).to_string().into(),
+            422,
+            "bad_top_k",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["a"], "top_k": -1}).to_string().into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/v1/infer",
+            json!({"context_vectors": [[0.1, 0.2]]}).to_string().into(),
+            422,
+            "wrong_dimension",
+        ),
+        (
+            "POST",
+            "/v1/infer",
+            json!({"context_vectors": []}).to_string().into(),
+            422,
+            "empty_context",
+        ),
+        (
+            "POST",
+            "/v1/infer",
+            format!("{{\"context_vectors\": [[NaN{}]]}}", ",0.0".repeat(d - 1)).into_bytes(),
+            422,
+            "non_finite",
+        ),
+        (
+            "POST",
+            "/v1/infer",
+            format!("{{\"context_vectors\": [[1e39{}]]}}", ",0.0".repeat(d - 1)).into_bytes(),
+            422,
+            "non_finite",
+        ),
+        (
+            "POST",
+            "/v1/infer",
+            json!({"context_vectors": [ok_row, [1.0]]})
+                .to_string()
+                .into(),
+            422,
+            "wrong_dimension",
+        ),
+        (
+            "POST",
+            "/v1/infer",
+            json!({"context_vectors": [[null]]}).to_string().into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": [[1.0, 2.0]]}).to_string().into(),
+            422,
+            "wrong_length",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": vec![vec![1.0]; WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "wrong_dimension",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": vec![json!({"a": 1.0}); WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "missing_feature",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": vec![json!({"a": 1.0, "b": 2.0, "c": 3.0}); WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "unknown_feature",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": vec![json!([1.0, "x"]); WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": vec![json!([1.0, null]); WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({}).to_string().into(),
+            422,
+            "window_or_windows",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"windows": []}).to_string().into(),
+            422,
+            "empty_windows",
+        ),
+        ("GET", "/nowhere", vec![], 404, "not_found"),
+        ("GET", "/chat", vec![], 405, "method_not_allowed"),
+        ("DELETE", "/health", vec![], 405, "method_not_allowed"),
+    ];
+    for (method, path, body, want, code) in cases {
+        let (status, r) = call(&s.url, method, path, Some(&body));
+        assert_eq!(
+            (status, r["code"].as_str()),
+            (want, Some(code)),
+            "{method} {path} {}: {r}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+        let msg = r["error"].as_str().unwrap();
+        assert!(msg.len() > 10, "{msg}");
+    }
+    // The messages name what is wrong.
+    let (_, r) = post(&s.url, "/chat", &json!({"messages": ["ok", "  "]}));
+    assert!(r["error"].as_str().unwrap().contains("messages[1]"), "{r}");
+    let (_, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": [[0.5]]}));
+    assert!(
+        r["error"].as_str().unwrap().contains(&format!("{d}-D")),
+        "{r}"
+    );
+    // Nothing was a 500, and the server still answers.
+    assert!(!text(&s.url, "/metrics").contains("status=\"500\""));
+    assert_eq!(call(&s.url, "GET", "/health", None).0, 200);
+}
+
+/// A server whose queue nobody drains (or drains by hand): loading,
+/// failure, queue-full, timeout and shutdown states, deterministically.
+fn manual(
+    status: Status,
+    capacity: usize,
+    timeout_ms: u64,
+) -> (
+    String,
+    Arc<AppState>,
+    mpsc::Receiver<Job>,
+    oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let mut cfg = ServeConfig::default();
+    cfg.limits.queue_capacity = capacity;
+    cfg.limits.request_timeout_ms = timeout_ms;
+    let (tx, rx) = mpsc::channel(capacity);
+    let state = Arc::new(AppState {
+        cfg,
+        status: RwLock::new(status),
+        queue: tx,
+        metrics: Arc::new(Metrics::new()),
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (atx, arx) = std::sync::mpsc::channel();
+    let app = router(state.clone());
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            atx.send(l.local_addr().unwrap()).unwrap();
+            axum::serve(l, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    (
+        format!("http://{}", arx.recv().unwrap()),
+        state,
+        rx,
+        stop,
+        thread,
+    )
+}
+
+fn queue_depth(url: &str) -> i64 {
+    text(url, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix("recur_queue_depth "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn loaded_fixture() -> (tempfile::TempDir, Engine, recur_serve::engine::Info) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig::from_file(&fixture::write(dir.path(), 5).unwrap()).unwrap();
+    let (e, info) = Engine::load(&cfg, &Device::Cpu).unwrap();
+    (dir, e, info)
+}
+
+#[test]
+fn loading_failure_full_queue_and_timeout_are_503_with_a_reason() {
+    let (url, state, _rx, _stop, _t) = manual(Status::Loading, 1, 1500);
+    let (status, h) = call(&url, "GET", "/health", None);
+    assert_eq!((status, h["status"].as_str()), (503, Some("loading")));
+    let (status, r) = post(&url, "/chat", &json!({"messages": ["hi there"]}));
+    assert_eq!((status, r["code"].as_str()), (503, Some("loading")));
+    *state.status.write().unwrap() = Status::Failed("model.safetensors: truncated".into());
+    let (status, h) = call(&url, "GET", "/health", None);
+    assert_eq!(status, 503);
+    assert!(h["reason"].as_str().unwrap().contains("truncated"));
+
+    // Ready, but nobody runs the queue: the first request waits and
+    // times out; while it waits, the queue (capacity 1) is full.
+    let (_dir, _engine, info) = loaded_fixture();
+    *state.status.write().unwrap() = Status::Ready(Arc::new(info));
+    let u = url.clone();
+    let waiting =
+        std::thread::spawn(move || post(&u, "/chat", &json!({"messages": ["the cat sat"]})));
+    while queue_depth(&url) < 1 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, r) = post(&url, "/chat", &json!({"messages": ["rain fell"]}));
+    assert_eq!(
+        (status, r["code"].as_str()),
+        (503, Some("queue_full")),
+        "{r}"
+    );
+    let (status, r) = waiting.join().unwrap();
+    assert_eq!((status, r["code"].as_str()), (503, Some("timeout")), "{r}");
+}
+
+#[test]
+fn a_failed_load_keeps_serving_503_with_the_reason() {
+    let s = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fixture::write(dir.path(), 3).unwrap();
+        let mut cfg = ServeConfig::from_file(&path).unwrap();
+        std::fs::write(
+            cfg.models[0].path.join("model.safetensors"),
+            b"not a checkpoint",
+        )
+        .unwrap();
+        cfg.models[0].name = "broken".into();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move {
+                    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    tx.send(l.local_addr().unwrap()).unwrap();
+                    recur_serve::serve_on(
+                        l,
+                        cfg,
+                        Device::Cpu,
+                        async move {
+                            let _ = stopped.await;
+                        },
+                        |_| {},
+                    )
+                    .await
+                    .unwrap();
+                });
+        });
+        (format!("http://{}", rx.recv().unwrap()), stop, thread, dir)
+    };
+    let (url, stop, thread, _dir) = s;
+    let mut h = Value::Null;
+    for _ in 0..500 {
+        let (status, body) = call(&url, "GET", "/health", None);
+        assert_eq!(status, 503);
+        h = body;
+        if h["status"] == "failed" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h["status"], "failed", "{h}");
+    assert!(
+        h["reason"].as_str().unwrap().contains("model.safetensors"),
+        "{h}"
+    );
+    let (status, r) = post(&url, "/chat", &json!({"messages": ["hello there"]}));
+    assert_eq!((status, r["code"].as_str()), (503, Some("failed")));
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn shutdown_finishes_the_requests_in_flight() {
+    let (_dir, engine, info) = loaded_fixture();
+    let (url, state, rx, stop, server) = manual(Status::Ready(Arc::new(info)), 16, 30_000);
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let u = url.clone();
+            std::thread::spawn(move || post(&u, "/chat", &json!({"messages": [SENTENCES[i]]})))
+        })
+        .collect();
+    while queue_depth(&url) < 4 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Shut down with four requests waiting, then let the models run.
+    stop.send(()).unwrap();
+    let metrics = state.metrics.clone();
+    drop(state);
+    let worker = std::thread::spawn(move || engine.run(rx, metrics));
+    for c in clients {
+        let (status, r) = c.join().unwrap();
+        assert_eq!(status, 200, "{r}");
+        assert!(SENTENCES.contains(&r["response"].as_str().unwrap()));
+    }
+    server.join().unwrap();
+    worker.join().unwrap();
+    // New connections are refused once it has stopped.
+    assert!(agent().get(format!("{url}/health")).call().is_err());
+}
