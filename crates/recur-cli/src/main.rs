@@ -306,7 +306,8 @@ enum BenchCmd {
     /// Load test of `recur serve`: CLIENTS concurrent clients send
     /// REQUESTS /chat requests; prints p50/p90/p99 latency, errors,
     /// throughput and the server's memory after each thousand. Without
-    /// --url it starts a server in this process on a free loopback port.
+    /// --url it starts `recur serve` as a child process on a free loopback
+    /// port, so the memory figures are the server's alone.
     Serve {
         /// A running server, e.g. http://127.0.0.1:8080.
         #[arg(long)]
@@ -529,7 +530,7 @@ fn run(cli: Cli) -> Result<()> {
                 messages,
                 json,
             },
-            &dev,
+            cli.threads,
             !cli.quiet,
         ),
         Command::Bench {

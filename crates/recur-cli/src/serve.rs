@@ -75,7 +75,7 @@ fn messages(file: Option<&Path>) -> Result<Vec<String>> {
 
 /// Runs the load test against `--url`, or against a server started in
 /// this process on a free loopback port.
-pub fn bench(a: BenchArgs, dev: &Device, progress: bool) -> Result<()> {
+pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()> {
     let msgs = messages(a.messages.as_deref())?;
     let opts = |url: String| LoadOptions {
         url,
@@ -89,32 +89,32 @@ pub fn bench(a: BenchArgs, dev: &Device, progress: bool) -> Result<()> {
     let report = match &a.url {
         Some(u) => load::run(&opts(u.clone()), progress)?,
         None => {
-            let cfg = config(a.config.as_deref(), Some("127.0.0.1".into()), Some(0))?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-            let url = format!("http://{}", listener.local_addr()?);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let dev = dev.clone();
-            let server = rt.spawn(recur_serve::serve_on(
-                listener,
-                cfg,
-                dev,
-                async move {
-                    let _ = stopped.await;
-                },
-                |r| {
-                    if let Err(e) = r {
-                        eprintln!("the server's models failed to load: {e}");
-                    }
-                },
-            ));
-            eprintln!("serving on {url} in this process (give --url to test another server)");
+            // The server runs as a child process so that the memory it
+            // reports is its own, not the load generator's as well.
+            config(a.config.as_deref(), None, None)?;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let exe = std::env::current_exe().context("cannot find the recur binary")?;
+            let mut cmd = std::process::Command::new(exe);
+            cmd.args(["--quiet", "serve", "--host", "127.0.0.1", "--port"])
+                .arg(port.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            if let Some(threads) = threads {
+                cmd.args(["--threads", &threads.to_string()]);
+            }
+            if let Some(c) = &a.config {
+                cmd.arg("--config").arg(c);
+            }
+            let mut child = cmd.spawn().context("cannot start `recur serve`")?;
+            let url = format!("http://127.0.0.1:{port}");
+            eprintln!(
+                "started `recur serve` on {url} (pid {}); give --url to test another server",
+                child.id()
+            );
             let r = load::run(&opts(url), progress);
-            let _ = stop.send(());
-            rt.block_on(server).context("the server task failed")??;
+            stop(&mut child);
             r?
         }
     };
@@ -168,4 +168,16 @@ fn print(r: &LoadReport) {
     for e in &r.error_samples {
         println!("error: {e}");
     }
+}
+
+/// Stops the server: SIGTERM (it finishes what is in flight), then waits.
+fn stop(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    #[cfg(not(unix))]
+    let _ = child.kill();
+    let _ = child.wait();
 }
