@@ -203,3 +203,51 @@ impl ServeConfig {
             .unwrap_or(self.models[0].name.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_config_is_the_default_and_its_paths_are_rebased() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/serve.yaml");
+        let c = ServeConfig::from_file(&path).unwrap();
+        let d = ServeConfig::default();
+        let json = |v: serde_json::Result<String>| v.unwrap();
+        assert_eq!(
+            json(serde_json::to_string(&c.limits)),
+            json(serde_json::to_string(&d.limits))
+        );
+        assert_eq!(
+            json(serde_json::to_string(&c.decoder)),
+            json(serde_json::to_string(&d.decoder))
+        );
+        assert_eq!((c.host.as_str(), c.port), (d.host.as_str(), d.port));
+        assert_eq!(c.encoder, d.encoder);
+        assert_eq!(c.default_model_name(), "lstm");
+        assert!(c.models[0].path.ends_with("../runs/demo/lvm"));
+        assert!(c.models[0].path.starts_with(path.parent().unwrap()));
+        assert_eq!(c.bank.len(), 2);
+        assert!(c.classifier.unwrap().ends_with("../runs/demo"));
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.yaml");
+        for (yaml, key) in [
+            ("limits:\n  max_batch: 0\n", "limits.max_batch"),
+            (
+                "models:\n  - {name: a, path: x}\n  - {name: a, path: y}\n",
+                "models",
+            ),
+            ("default_model: nope\n", "default_model"),
+            ("limits:\n  max_batchh: 3\n", "max_batchh"),
+            ("decoder:\n  top_k: 99\n", "decoder.top_k"),
+        ] {
+            std::fs::write(&p, yaml).unwrap();
+            let e = ServeConfig::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("s.yaml"), "{yaml}: {e}");
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! A complete, tiny serving setup written to a folder, for the tests of
 //! `recur serve` and for trying the service without the demo: a seeded
 //! 2-layer BERT (recur-text's tiny writer), a bank of sentences embedded
-//! with it, an LSTM LVM at the average start (so its output is a real
-//! function of the context) and a rainfall-style classifier trained for
+//! with it, an LSTM and a GRU LVM at the average start (so their output is
+//! a real function of the context; their context lengths differ) and a rainfall-style classifier trained for
 //! two epochs on a synthetic series. Deterministic for a seed.
 
 use candle_core::Device;
@@ -38,8 +38,10 @@ pub const SENTENCES: &[&str] = &[
 pub const FEATURES: &[&str] = &["a", "b"];
 /// Its window length.
 pub const WINDOW: usize = 6;
-/// The LVM's context length.
+/// The LSTM LVM's context length.
 pub const CONTEXT: usize = 3;
+/// The second model's (a GRU), which differs on purpose.
+pub const GRU_CONTEXT: usize = 2;
 
 /// Writes the setup under `dir` and returns its `serve.yaml`.
 pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
@@ -58,15 +60,18 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
         .collect();
     recur_core::fsx::write_atomic(&dir.join("bank.texts.jsonl"), texts.as_bytes())?;
 
-    let arch = LvmArch::new("lstm", enc.dim, enc.dim, 1, CONTEXT);
     let mut rng = Rng::new(seed);
-    let lvm = Lvm::init_from(arch, Start::Average, &mut rng, &dev)?;
-    std::fs::create_dir_all(dir.join("lvm")).map_err(|e| recur_core::Error::io(dir, e))?;
-    recur_core::checkpoint::save(
-        &dir.join("lvm").join(recur_train::lvm::BEST),
-        &lvm.snapshot()?,
-        &lvm.arch.to_json(),
-    )?;
+    for (kind, folder, context) in [("lstm", "lvm", CONTEXT), ("gru", "gru", GRU_CONTEXT)] {
+        let arch = LvmArch::new(kind, enc.dim, enc.dim, 1, context);
+        let lvm = Lvm::init_from(arch, Start::Average, &mut rng, &dev)?;
+        let out = dir.join(folder);
+        std::fs::create_dir_all(&out).map_err(|e| recur_core::Error::io(&out, e))?;
+        recur_core::checkpoint::save(
+            &out.join(recur_train::lvm::BEST),
+            &lvm.snapshot()?,
+            &lvm.arch.to_json(),
+        )?;
+    }
 
     let mut g = Rng::new(seed + 1);
     let mut csv = String::from("t,a,b,y\n");
@@ -97,7 +102,7 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
     let yaml = "# The tiny setup of recur-serve's fixture module.\n\
                 encoder: encoder\n\
                 bank: [bank.npz]\n\
-                models:\n  - name: tiny\n    path: lvm\n\
+                models:\n  - name: tiny\n    path: lvm\n  - name: tiny-gru\n    path: gru\n\
                 classifier: classifier\n";
     let cfg = dir.join("serve.yaml");
     recur_core::fsx::write_atomic(&cfg, yaml.as_bytes())?;

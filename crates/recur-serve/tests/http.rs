@@ -120,18 +120,28 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// What /chat must answer, computed from the models directly.
 fn expected_chat(cfg: &ServeConfig, messages: &[&str]) -> (Vec<f32>, Vec<(String, f32)>) {
+    expected_with(cfg, 0, messages)
+}
+
+/// The same through the config's `model`-th model.
+fn expected_with(
+    cfg: &ServeConfig,
+    model: usize,
+    messages: &[&str],
+) -> (Vec<f32>, Vec<(String, f32)>) {
     let dev = Device::Cpu;
     let enc = recur_text::SentenceEncoder::load(Path::new(&cfg.encoder), &dev).unwrap();
-    let lvm = recur_train::lvm::load(&cfg.models[0].path, &dev).unwrap();
-    let keep = &messages[messages.len().saturating_sub(CONTEXT)..];
+    let lvm = recur_train::lvm::load(&cfg.models[model].path, &dev).unwrap();
+    let c = lvm.arch.context;
+    let keep = &messages[messages.len().saturating_sub(c)..];
     let v = enc.encode(keep, 8).unwrap();
     let d = enc.dim;
     let mut ctx = Vec::new();
-    for _ in keep.len()..CONTEXT {
+    for _ in keep.len()..c {
         ctx.extend_from_slice(&v[..d]);
     }
     ctx.extend_from_slice(&v);
-    let x = Tensor::from_vec(ctx, (1, CONTEXT, d), &dev).unwrap();
+    let x = Tensor::from_vec(ctx, (1, c, d), &dev).unwrap();
     let pred: Vec<f32> = lvm
         .predict(&x)
         .unwrap()
@@ -221,6 +231,61 @@ fn chat_answers_with_the_nearest_bank_sentence_and_measures_every_stage() {
         5,
         "default top_k"
     );
+}
+
+#[test]
+fn concurrent_requests_to_two_models_are_batched_and_answered_alike() {
+    let s = start(|_| {});
+    let convs: Vec<Vec<&str>> = (0..24)
+        .map(|i| {
+            (0..1 + i % 4)
+                .map(|j| SENTENCES[(i * 3 + j) % SENTENCES.len()])
+                .collect()
+        })
+        .collect();
+    let threads: Vec<_> = convs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (url, m) = (s.url.clone(), m.clone());
+            let model = if i % 2 == 0 { "tiny" } else { "tiny-gru" };
+            std::thread::spawn(move || {
+                post(
+                    &url,
+                    "/chat",
+                    &json!({"messages": m, "model": model, "top_k": 2}),
+                )
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let (status, r) = t.join().unwrap();
+        assert_eq!(status, 200, "{r}");
+        let model = i % 2;
+        assert_eq!(r["model"], ["tiny", "tiny-gru"][model]);
+        let (_, want) = expected_with(&s.cfg, model, &convs[i]);
+        assert_eq!(r["response"], want[0].0, "request {i}: {r}");
+        let conf = r["confidence"].as_f64().unwrap() as f32;
+        assert!(
+            (conf - want[0].1).abs() < 1e-4,
+            "request {i}: {conf} vs {}",
+            want[0].1
+        );
+        let c = [CONTEXT, fixture::GRU_CONTEXT][model];
+        let n = convs[i].len();
+        let mode = if n < c {
+            "padded"
+        } else if n == c {
+            "full"
+        } else {
+            "truncated"
+        };
+        assert_eq!(r["ctx_fill_mode"], mode, "request {i}");
+        assert!(r["batch_size"].as_u64().unwrap() >= 1);
+    }
+    let (_, i) = call(&s.url, "GET", "/info", None);
+    assert_eq!(i["models"][1]["kind"], "gru");
+    assert_eq!(i["models"][1]["context"], fixture::GRU_CONTEXT);
 }
 
 #[test]
