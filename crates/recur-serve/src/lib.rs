@@ -65,7 +65,18 @@ pub async fn serve_on(
                     // The queue closes when the last sender goes, which
                     // must not be this thread's.
                     drop(st);
-                    engine.run(rx, metrics);
+                    // Run on a worker of a thread pool of our own, so the
+                    // tensor work's parallel parts start on this thread
+                    // and wake one other, instead of waking the global
+                    // pool's threads and sleeping until they finish.
+                    match rayon::ThreadPoolBuilder::new()
+                        .num_threads(candle_core::utils::get_num_threads())
+                        .thread_name(|i| format!("recur-compute-{i}"))
+                        .build()
+                    {
+                        Ok(pool) => pool.install(|| engine.run(rx, metrics)),
+                        Err(_) => engine.run(rx, metrics),
+                    }
                 }
                 Err(e) => {
                     ready(Err(&e));
