@@ -812,3 +812,125 @@ fn shutdown_finishes_the_requests_in_flight() {
     // New connections are refused once it has stopped.
     assert!(agent().get(format!("{url}/health")).call().is_err());
 }
+
+/// A random JSON value, up to `depth` levels deep.
+fn random_value(g: &mut recur_core::rng::Rng, depth: usize) -> Value {
+    let pick = (g.unit() * if depth == 0 { 6.0 } else { 8.0 }) as usize;
+    match pick {
+        0 => Value::Null,
+        1 => json!(g.unit() < 0.5),
+        2 => json!((g.normal() * 1e3) as f64),
+        3 => json!([1e38, -1e38, 3.4e38, 1e-45, 0.0, -0.0][(g.unit() * 6.0) as usize % 6]),
+        4 => json!(
+            [
+                "",
+                " ",
+                "\u{0}",
+                "é\u{301}",
+                "\n\t",
+                "🦀 rust",
+                "a".repeat(3000).as_str()
+            ][(g.unit() * 7.0) as usize % 7]
+        ),
+        5 => json!((g.unit() * 1e6) as i64 - 500_000),
+        6 => Value::Array(
+            (0..(g.unit() * 6.0) as usize)
+                .map(|_| random_value(g, depth - 1))
+                .collect(),
+        ),
+        _ => {
+            let keys = [
+                "messages",
+                "paragraph",
+                "model",
+                "top_k",
+                "context_vectors",
+                "window",
+                "windows",
+                "a",
+                "b",
+                "x",
+            ];
+            Value::Object(
+                (0..(g.unit() * 4.0) as usize)
+                    .map(|_| {
+                        (
+                            keys[(g.unit() * 10.0) as usize % 10].to_string(),
+                            random_value(g, depth - 1),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+#[test]
+fn random_and_mangled_requests_never_get_a_500() {
+    let s = start(|_| {});
+    let d = recur_text::tiny::BERT_HIDDEN;
+    let valid = [
+        (
+            "/chat",
+            json!({"messages": ["the cat sat", "rain fell"], "top_k": 2}),
+        ),
+        ("/chat", json!({"paragraph": "The cat sat. The dog ran."})),
+        (
+            "/v1/infer",
+            json!({"context_vectors": vec![vec![0.1f32; d]; 2]}),
+        ),
+        (
+            "/v1/classify",
+            json!({"window": vec![vec![0.5, 0.5]; WINDOW]}),
+        ),
+    ];
+    let mut g = recur_core::rng::Rng::new(2024);
+    let mut statuses = std::collections::BTreeMap::new();
+    for round in 0..240 {
+        let (path, base) = &valid[round % valid.len()];
+        let text = base.to_string();
+        let body: Vec<u8> = match round % 4 {
+            // A random value where one field was.
+            0 => {
+                let mut v = base.clone();
+                let keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+                let k = &keys[(g.unit() * keys.len() as f32) as usize % keys.len()];
+                v[k.as_str()] = random_value(&mut g, 3);
+                v.to_string().into_bytes()
+            }
+            // The body cut short.
+            1 => text.as_bytes()[..(g.unit() * text.len() as f32) as usize].to_vec(),
+            // A few bytes changed.
+            2 => {
+                let mut b = text.into_bytes();
+                for _ in 0..3 {
+                    let i = (g.unit() * b.len() as f32) as usize % b.len();
+                    b[i] = (g.unit() * 256.0) as u8;
+                }
+                b
+            }
+            // Something else entirely.
+            _ => random_value(&mut g, 4).to_string().into_bytes(),
+        };
+        let (status, r) = call(&s.url, "POST", path, Some(&body));
+        assert!(
+            status < 500,
+            "{path} answered {status} to {:?}: {r}",
+            String::from_utf8_lossy(&body)
+        );
+        if status != 200 {
+            assert!(
+                r["error"].is_string() && r["code"].is_string(),
+                "{status}: {r}"
+            );
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    // The mangling reached both the parser and the checks behind it.
+    assert!(
+        statuses.contains_key(&400) && statuses.contains_key(&422),
+        "{statuses:?}"
+    );
+    assert_eq!(call(&s.url, "GET", "/health", None).0, 200);
+    assert!(!text(&s.url, "/metrics").contains("status=\"500\""));
+}
