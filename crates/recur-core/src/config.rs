@@ -4,6 +4,9 @@
 //! (`model.sequence_length`, `training.early_stopping_patience`, ...), so its
 //! `configs/lstm_optimized.yaml` reads as it is.
 
+pub use crate::job_a::{
+    CalibrationKind, CostMatrix, EnsembleConfig, SelectionConfig, TreesConfig, WeightMode,
+};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,6 +17,19 @@ pub struct Config {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub training: TrainingConfig,
+    /// Temporal feature selection (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionConfig>,
+    /// Gradient-boosted trees beside the LSTM (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trees: Option<TreesConfig>,
+    /// The calibration reported and used for the threshold.
+    pub calibration: CalibrationKind,
+    /// The value of each decision outcome, for the threshold.
+    pub cost: CostMatrix,
+    /// Blend of trees and LSTM (needs `trees`; off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleConfig>,
 }
 
 /// How the input table is laid out.
@@ -202,10 +218,15 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut cfg = Config::from_yaml(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if let Some(p) = &cfg.data.path {
             if p.is_relative() {
-                let base = path.parent().unwrap_or(Path::new("."));
                 cfg.data.path = Some(base.join(p));
+            }
+        }
+        if let Some(p) = cfg.trees.as_mut().and_then(|t| t.xgboost_model.as_mut()) {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
         }
         Ok(cfg)
@@ -294,6 +315,51 @@ impl Config {
             return bad(
                 "data.target.horizon",
                 "a price target needs a horizon of at least 1".into(),
+            );
+        }
+        if let Some(sel) = &self.selection {
+            if sel.max_features == 0 || sel.ewma_span == 0 {
+                return bad(
+                    "selection.max_features / ewma_span",
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        if let Some(tr) = &self.trees {
+            if tr.iterations == 0 || tr.max_depth == 0 || tr.learning_rate.is_nan() || tr.learning_rate <= 0.0 {
+                return bad(
+                    "trees.iterations / max_depth / learning_rate",
+                    "must be positive".into(),
+                );
+            }
+        }
+        if let Some(e) = &self.ensemble {
+            if self.trees.is_none() {
+                return bad(
+                    "ensemble",
+                    "an ensemble blends the trees with the LSTM: add a `trees:` section".into(),
+                );
+            }
+            if e.trees < 0.0 || e.lstm < 0.0 || e.trees + e.lstm <= 0.0 {
+                return bad(
+                    "ensemble.trees / lstm",
+                    format!(
+                        "weights {} and {} must be non-negative and not both 0",
+                        e.trees, e.lstm
+                    ),
+                );
+            }
+            if !(0.0 <= e.min_weight && e.min_weight <= e.max_weight && e.max_weight <= 1.0) {
+                return bad(
+                    "ensemble.min_weight / max_weight",
+                    "need 0 <= min_weight <= max_weight <= 1".into(),
+                );
+            }
+        }
+        if (self.selection.is_some() || self.trees.is_some()) && self.data.layout != Layout::Rows {
+            return bad(
+                "selection / trees",
+                "feature selection and trees work on the rows layout".into(),
             );
         }
         if s.shuffle && self.data.layout == Layout::Rows {

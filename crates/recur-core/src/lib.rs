@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod fsx;
+pub mod job_a;
 pub mod lvm_config;
 pub mod rng;
 pub mod stats;

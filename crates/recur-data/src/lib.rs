@@ -10,6 +10,7 @@
 pub mod npz;
 pub mod prepare;
 pub mod scaler;
+pub mod select;
 pub mod split;
 pub mod table;
 pub mod target;

@@ -5,6 +5,7 @@
 //! transformation it was trained on.
 
 use crate::scaler::Scaler;
+use crate::select::{ewma, select, Selection};
 use crate::split::{time_split, RowRange, TimeSplit};
 use crate::table::Table;
 use crate::target::{class_labels, row_labels, target_column};
@@ -41,6 +42,15 @@ pub struct Prepared {
     /// Text columns left out of the default features (empty when the
     /// config lists the features).
     pub ignored_columns: Vec<String>,
+    /// The label of every row (rows layout; empty for sequences), for
+    /// models that score rows rather than windows (the trees).
+    pub row_labels: Vec<Option<f32>>,
+    /// What feature selection kept and dropped, when configured.
+    pub selection: Option<Selection>,
+    /// The feature values before scaling, row-major `[rows, features]`
+    /// (after selection and smoothing; rows layout, else empty): the
+    /// trees read these, so a user's XGBoost model sees its own units.
+    pub raw: Vec<f64>,
 }
 
 /// Windows over a file to evaluate or predict, with each window's time.
@@ -144,8 +154,8 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let l = cfg.model.sequence_length;
     let n = t.n_rows();
-    let features = resolve_features(t, d)?;
-    let raw = feature_rows(t, &features)?;
+    let mut features = resolve_features(t, d)?;
+    let mut raw = feature_rows(t, &features)?;
     let labels = row_labels(t, &d.target)?;
     let ignored_columns = match &d.features {
         Some(_) => Vec::new(),
@@ -156,6 +166,29 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     }
     let gap = d.split.gap.unwrap_or(l - 1).max(d.target.horizon);
     let split = time_split(&t.source, n, &d.split, gap)?;
+    // Selection reads the training rows only; the EWMA is causal.
+    let selection = match &cfg.selection {
+        Some(sc) => {
+            let train = split.train.start..split.train.end.saturating_sub(d.target.horizon);
+            let sel = select(&features, &raw, &labels, train, sc)
+                .map_err(|e| Error::data(&t.source, e.to_string()))?;
+            let keep: Vec<usize> = features
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| sel.kept.contains(f))
+                .map(|(j, _)| j)
+                .collect();
+            let f = features.len();
+            raw = raw
+                .chunks(f)
+                .flat_map(|row| keep.iter().map(move |&j| row[j]))
+                .collect();
+            features = sel.kept.clone();
+            ewma(&mut raw, features.len(), sc.ewma_span);
+            Some(sel)
+        }
+        None => None,
+    };
     let scaler = Scaler::fit(features.clone(), &raw, split.train.start..split.train.end);
     let buffer: Arc<[f32]> = scaler.transform(&raw).into();
     let h = d.target.horizon;
@@ -193,6 +226,9 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             positive_label: None,
         },
         ignored_columns,
+        row_labels: labels,
+        selection,
+        raw,
     })
 }
 
@@ -245,6 +281,9 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             positive_label: Some(pos),
         },
         ignored_columns: Vec::new(),
+        row_labels: Vec::new(),
+        selection: None,
+        raw: Vec::new(),
     })
 }
 
@@ -264,7 +303,11 @@ pub fn prepare_inference(
         Layout::Rows => {
             let t = Table::read(path, d.format.as_deref())?;
             let n = t.n_rows();
-            let raw = feature_rows(&t, &scaler.features)?;
+            let mut raw = feature_rows(&t, &scaler.features)?;
+            if let Some(sc) = &cfg.selection {
+                // The kept features were smoothed in training; so here.
+                ewma(&mut raw, scaler.features.len(), sc.ewma_span);
+            }
             if n < seq_len {
                 return Err(too_short(&t.source, n, "rows", seq_len));
             }
