@@ -11,6 +11,8 @@ pub mod lvm;
 pub mod params;
 pub mod start;
 pub mod transformer;
+pub mod trees;
+pub mod xgboost;
 
 pub use baseline::Baseline;
 pub use classifier::{ClassifierArch, LstmClassifier};

@@ -1,0 +1,223 @@
+//! Gradient-boosted trees beside the LSTM (SYSTEM.md Job A, step 11), on
+//! forust-ml: log loss, early stopping on the validation rows, gain
+//! importance. They read the current row's features and, if configured,
+//! lagged copies (`temperature_lag1`, ...), so they score every row from
+//! the largest lag on: `n - max_lag` rows where the LSTM scores `n - L + 1`.
+//! A user's XGBoost model ([`crate::xgboost`]) can take their place.
+
+use crate::xgboost::XgbModel;
+use forust_ml::gradientbooster::ImportanceMethod;
+use forust_ml::metric::Metric;
+use forust_ml::{GradientBooster, Matrix};
+use recur_core::config::TreesConfig;
+use recur_core::{Error, Result};
+use std::ops::Range;
+
+/// The trees' inputs: one row per scored table row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Design {
+    pub names: Vec<String>,
+    /// The table row of each design row.
+    pub rows: Vec<usize>,
+    /// Row-major `[rows.len(), names.len()]`.
+    pub x: Vec<f64>,
+}
+
+impl Design {
+    /// Features of each row of the row-major `[n, F]` buffer `raw`, then a
+    /// lagged copy of all of them per lag.
+    pub fn new(features: &[String], raw: &[f64], lags: &[usize]) -> Design {
+        let f = features.len();
+        let n = raw.len() / f.max(1);
+        let max_lag = lags.iter().copied().max().unwrap_or(0);
+        let mut names: Vec<String> = features.to_vec();
+        for l in lags {
+            names.extend(features.iter().map(|name| format!("{name}_lag{l}")));
+        }
+        let rows: Vec<usize> = (max_lag..n).collect();
+        let mut x = Vec::with_capacity(rows.len() * names.len());
+        for &r in &rows {
+            x.extend_from_slice(&raw[r * f..(r + 1) * f]);
+            for &l in lags {
+                x.extend_from_slice(&raw[(r - l) * f..(r - l + 1) * f]);
+            }
+        }
+        Design { names, rows, x }
+    }
+
+    fn width(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Column-major values and labels of the design rows whose table row
+    /// lies in `range` and has a label.
+    fn part(&self, labels: &[Option<f32>], range: &Range<usize>) -> (Vec<f64>, Vec<f64>) {
+        let keep: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| range.contains(&self.rows[i]) && labels[self.rows[i]].is_some())
+            .collect();
+        let w = self.width();
+        let mut cols = Vec::with_capacity(keep.len() * w);
+        for j in 0..w {
+            cols.extend(keep.iter().map(|&i| self.x[i * w + j]));
+        }
+        let y = keep
+            .iter()
+            .map(|&i| labels[self.rows[i]].unwrap_or(0.0) as f64)
+            .collect();
+        (cols, y)
+    }
+}
+
+/// Trees trained by recur, or read from XGBoost.
+pub enum TreeModel {
+    Forust {
+        booster: Box<GradientBooster>,
+        names: Vec<String>,
+    },
+    Xgboost {
+        model: XgbModel,
+        /// The design column of each of the model's features.
+        columns: Vec<usize>,
+    },
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl TreeModel {
+    /// Trains on the labelled rows in `train`, stopping early on those in `val`.
+    pub fn fit(
+        d: &Design,
+        labels: &[Option<f32>],
+        train: Range<usize>,
+        val: Range<usize>,
+        cfg: &TreesConfig,
+        seed: u64,
+    ) -> Result<TreeModel> {
+        let (xt, yt) = d.part(labels, &train);
+        let (xv, yv) = d.part(labels, &val);
+        if yt.is_empty() || yv.is_empty() {
+            return Err(Error::Msg(format!(
+                "the trees need labelled rows in training ({}) and validation ({})",
+                yt.len(),
+                yv.len()
+            )));
+        }
+        let (wt, wv) = (vec![1.0; yt.len()], vec![1.0; yv.len()]);
+        let mut b = GradientBooster::default()
+            .set_iterations(cfg.iterations)
+            .set_learning_rate(cfg.learning_rate as f32)
+            .set_max_depth(cfg.max_depth)
+            .set_early_stopping_rounds(Some(cfg.early_stopping_rounds))
+            .set_evaluation_metric(Some(Metric::LogLoss))
+            .set_seed(seed)
+            // One thread: histogram sums in a fixed order, so the same seed
+            // gives the same trees.
+            .set_parallel(false);
+        let mt = Matrix::new(&xt, yt.len(), d.width());
+        let mv = Matrix::new(&xv, yv.len(), d.width());
+        b.fit(&mt, &yt, &wt, Some(vec![(mv, &yv, &wv)]))
+            .map_err(|e| Error::Msg(format!("the trees failed to train: {e}")))?;
+        Ok(TreeModel::Forust {
+            booster: Box::new(b),
+            names: d.names.clone(),
+        })
+    }
+
+    /// Uses an XGBoost model; its features are matched to the design by
+    /// name (or by position when it has none).
+    pub fn xgboost(model: XgbModel, d: &Design, origin: &str) -> Result<TreeModel> {
+        let columns = if model.feature_names.is_empty() {
+            if model.n_features != d.names.len() {
+                return Err(Error::data(
+                    origin,
+                    format!(
+                        "the model has {} unnamed features; recur's tree inputs are {}: {}",
+                        model.n_features,
+                        d.names.len(),
+                        d.names.join(", ")
+                    ),
+                ));
+            }
+            (0..model.n_features).collect()
+        } else {
+            model
+                .feature_names
+                .iter()
+                .map(|n| {
+                    d.names.iter().position(|m| m == n).ok_or_else(|| {
+                        Error::data(
+                            origin,
+                            format!(
+                                "the model reads feature `{n}`, which recur's tree inputs lack ({}); set data.features and trees.lags to match",
+                                d.names.join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        Ok(TreeModel::Xgboost { model, columns })
+    }
+
+    /// P(event) for every design row, in order.
+    pub fn predict(&self, d: &Design) -> Vec<f64> {
+        let w = d.names.len();
+        let n = d.rows.len();
+        match self {
+            TreeModel::Forust { booster, .. } => {
+                let mut cols = Vec::with_capacity(n * w);
+                for j in 0..w {
+                    cols.extend((0..n).map(|i| d.x[i * w + j]));
+                }
+                booster
+                    .predict(&Matrix::new(&cols, n, w), false)
+                    .into_iter()
+                    .map(sigmoid)
+                    .collect()
+            }
+            TreeModel::Xgboost { model, columns } => {
+                let x: Vec<f64> = (0..n)
+                    .flat_map(|i| columns.iter().map(move |&c| d.x[i * w + c]))
+                    .collect();
+                model.predict(&x)
+            }
+        }
+    }
+
+    /// Feature importance by total gain, normalised, largest first.
+    pub fn importance(&self) -> Vec<(String, f64)> {
+        match self {
+            TreeModel::Forust { booster, names } => {
+                let m = booster.calculate_feature_importance(ImportanceMethod::TotalGain, true);
+                let mut v: Vec<(String, f64)> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.clone(), m.get(&i).copied().unwrap_or(0.0) as f64))
+                    .collect();
+                v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                v
+            }
+            TreeModel::Xgboost { .. } => Vec::new(),
+        }
+    }
+
+    /// The trees as JSON, for the model directory (forust's own format).
+    pub fn to_json(&self) -> Option<String> {
+        match self {
+            TreeModel::Forust { booster, .. } => booster.json_dump().ok(),
+            TreeModel::Xgboost { .. } => None,
+        }
+    }
+
+    /// Rounds kept after early stopping (forust) or trees read (XGBoost).
+    pub fn n_trees(&self) -> usize {
+        match self {
+            TreeModel::Forust { booster, .. } => {
+                booster.prediction_iteration.unwrap_or(booster.trees.len())
+            }
+            TreeModel::Xgboost { model, .. } => model.n_trees(),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! A reader of XGBoost's JSON model format (`Booster.save_model("m.json")`,
+//! XGBoost 1.0 and later), so a model a user already trained with XGBoost
+//! can take the place of recur's trees. Only what a binary classifier
+//! needs: `gbtree` boosters with numeric splits and the `binary:logistic`
+//! (or `reg:logistic`, `binary:logitraw`) objective; anything else is
+//! refused with the reason rather than scored wrongly.
+//!
+//! Scoring follows XGBoost: inputs and split values are float32, a value
+//! goes left when `x < split`, a missing value (NaN) follows the node's
+//! default direction, leaves hold their value in `split_conditions`, and
+//! the margin starts from `logit(base_score)`.
+
+use recur_core::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+struct Tree {
+    left: Vec<i32>,
+    right: Vec<i32>,
+    feature: Vec<usize>,
+    split: Vec<f32>,
+    default_left: Vec<bool>,
+}
+
+/// An XGBoost binary classifier read from JSON.
+#[derive(Debug, Clone)]
+pub struct XgbModel {
+    trees: Vec<Tree>,
+    base_margin: f64,
+    /// Feature names the model was trained with (may be empty).
+    pub feature_names: Vec<String>,
+    pub n_features: usize,
+    pub objective: String,
+    /// Whether `predict` returns a probability (false: `binary:logitraw` margins).
+    logistic: bool,
+}
+
+#[derive(Deserialize)]
+struct File {
+    learner: Learner,
+}
+
+#[derive(Deserialize)]
+struct Learner {
+    #[serde(default)]
+    feature_names: Vec<String>,
+    learner_model_param: ModelParam,
+    objective: Objective,
+    gradient_booster: Booster,
+}
+
+#[derive(Deserialize)]
+struct ModelParam {
+    base_score: String,
+    num_feature: String,
+    #[serde(default)]
+    num_class: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Objective {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Booster {
+    name: String,
+    #[serde(default)]
+    model: Option<GbModel>,
+}
+
+#[derive(Deserialize)]
+struct GbModel {
+    trees: Vec<JsonTree>,
+}
+
+#[derive(Deserialize)]
+struct JsonTree {
+    left_children: Vec<i32>,
+    right_children: Vec<i32>,
+    split_indices: Vec<i64>,
+    split_conditions: Vec<f32>,
+    default_left: Vec<serde_json::Value>,
+    #[serde(default)]
+    split_type: Vec<i64>,
+}
+
+fn truthy(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_i64().unwrap_or(0) != 0,
+        _ => false,
+    }
+}
+
+/// `"[4E-1]"` or `"4E-1"` -> 0.4.
+fn parse_number(s: &str) -> Option<f64> {
+    s.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl XgbModel {
+    pub fn load(path: &Path) -> Result<XgbModel> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        XgbModel::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses a model; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<XgbModel> {
+        let bad = |msg: String| Error::data(origin, msg);
+        let f: File = serde_json::from_str(text).map_err(|e| {
+            bad(format!(
+                "not an XGBoost JSON model ({e}); save one with Booster.save_model(\"model.json\") from XGBoost 1.0 or later"
+            ))
+        })?;
+        let l = f.learner;
+        let objective = l.objective.name;
+        let logistic = match objective.as_str() {
+            "binary:logistic" | "reg:logistic" => true,
+            "binary:logitraw" => false,
+            other => {
+                return Err(bad(format!(
+                    "objective `{other}` is not supported: recur reads binary classifiers \
+                     (binary:logistic, reg:logistic or binary:logitraw)"
+                )))
+            }
+        };
+        if let Some(nc) = l
+            .learner_model_param
+            .num_class
+            .as_deref()
+            .and_then(parse_number)
+        {
+            if nc > 1.0 {
+                return Err(bad(format!(
+                    "a {nc}-class model; recur reads binary classifiers"
+                )));
+            }
+        }
+        if l.gradient_booster.name != "gbtree" {
+            return Err(bad(format!(
+                "booster `{}` is not supported: recur reads gbtree models",
+                l.gradient_booster.name
+            )));
+        }
+        let n_features = parse_number(&l.learner_model_param.num_feature)
+            .ok_or_else(|| bad("learner_model_param.num_feature is not a number".into()))?
+            as usize;
+        let base = parse_number(&l.learner_model_param.base_score)
+            .ok_or_else(|| bad("learner_model_param.base_score is not a number".into()))?;
+        let base_margin = if logistic {
+            if !(base > 0.0 && base < 1.0) {
+                return Err(bad(format!("base_score {base} is not a probability")));
+            }
+            (base / (1.0 - base)).ln()
+        } else {
+            base
+        };
+        let model = l
+            .gradient_booster
+            .model
+            .ok_or_else(|| bad("the booster holds no trees".into()))?;
+        let mut trees = Vec::with_capacity(model.trees.len());
+        for (k, t) in model.trees.into_iter().enumerate() {
+            let n = t.left_children.len();
+            if t.right_children.len() != n
+                || t.split_indices.len() != n
+                || t.split_conditions.len() != n
+                || t.default_left.len() != n
+            {
+                return Err(bad(format!("tree {k}: its node arrays differ in length")));
+            }
+            if t.split_type.iter().any(|&s| s != 0) {
+                return Err(bad(format!(
+                    "tree {k} has categorical splits, which recur does not read"
+                )));
+            }
+            for i in 0..n {
+                let (lc, rc) = (t.left_children[i], t.right_children[i]);
+                let leaf = lc == -1;
+                let in_range = |c: i32| c > i as i32 && (c as usize) < n;
+                if !leaf && (!in_range(lc) || !in_range(rc)) {
+                    return Err(bad(format!(
+                        "tree {k} node {i}: children {lc}, {rc} out of range"
+                    )));
+                }
+                if !leaf && !(0..n_features as i64).contains(&t.split_indices[i]) {
+                    return Err(bad(format!(
+                        "tree {k} node {i} splits on feature {} of {n_features}",
+                        t.split_indices[i]
+                    )));
+                }
+            }
+            trees.push(Tree {
+                left: t.left_children,
+                right: t.right_children,
+                feature: t.split_indices.iter().map(|&v| v.max(0) as usize).collect(),
+                split: t.split_conditions,
+                default_left: t.default_left.iter().map(truthy).collect(),
+            });
+        }
+        if !l.feature_names.is_empty() && l.feature_names.len() != n_features {
+            return Err(bad(format!(
+                "{} feature names for {n_features} features",
+                l.feature_names.len()
+            )));
+        }
+        Ok(XgbModel {
+            trees,
+            base_margin,
+            feature_names: l.feature_names,
+            n_features,
+            objective,
+            logistic,
+        })
+    }
+
+    /// The margin (log-odds) of one row of `n_features` values (NaN = missing).
+    pub fn margin(&self, row: &[f64]) -> f64 {
+        let mut m = self.base_margin;
+        for t in &self.trees {
+            let mut i = 0usize;
+            while t.left[i] != -1 {
+                let x = row[t.feature[i]] as f32;
+                let left = if x.is_nan() {
+                    t.default_left[i]
+                } else {
+                    x < t.split[i]
+                };
+                i = if left { t.left[i] } else { t.right[i] } as usize;
+            }
+            m += t.split[i] as f64;
+        }
+        m
+    }
+
+    /// P(class 1) for each row of a row-major `[n, n_features]` buffer
+    /// (the margin itself for `binary:logitraw`).
+    pub fn predict(&self, x: &[f64]) -> Vec<f64> {
+        x.chunks(self.n_features.max(1))
+            .map(|r| {
+                let m = self.margin(r);
+                if self.logistic {
+                    1.0 / (1.0 + (-m).exp())
+                } else {
+                    m
+                }
+            })
+            .collect()
+    }
+
+    pub fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+}
