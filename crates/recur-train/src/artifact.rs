@@ -9,7 +9,11 @@
 //! features.json      the feature columns, in model input order
 //! data.json          how the training data was split; the positive class
 //! history.json       per epoch: losses, val AUC, gradient norm, seconds
-//! report.json        val and test metrics, best epoch, pos_weight, counts
+//! report.json        val and test metrics, best epoch, pos_weight, counts;
+//!                    with trees: LSTM, trees and ensemble raw and calibrated
+//! selection.json     feature selection's per-feature table (when configured)
+//! trees.json         the trained trees (forust's JSON; when configured)
+//! ensemble.json      weights, calibrators and thresholds (with trees)
 //! ```
 
 use crate::metrics::Metrics;
@@ -42,6 +46,22 @@ pub struct Report {
     pub sequence_length: usize,
     pub params: usize,
     pub seed: u64,
+    /// Feature selection's table, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Vec<recur_data::select::FeatureStats>>,
+    /// LSTM, trees and ensemble, raw and calibrated, when trees are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<std::collections::BTreeMap<String, crate::job_a::ModelReport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::ensemble::Weights>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<crate::job_a::TreesInfo>,
+    /// Test AUC of the ensemble minus the best single model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble_auc_lift: Option<f64>,
+    /// ROC curve points per model on test (validation without a test part).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub roc: std::collections::BTreeMap<String, Vec<[f64; 2]>>,
 }
 
 /// A loaded model directory.

@@ -5,7 +5,11 @@
 
 pub mod artifact;
 pub mod bench;
+pub mod calibrate;
+pub mod decision;
+pub mod ensemble;
 pub mod import;
+pub mod job_a;
 pub mod leaderboard;
 pub mod loss;
 pub mod lvm;

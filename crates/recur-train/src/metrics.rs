@@ -39,6 +39,44 @@ pub fn roc_auc(p: &[f64], y: &[f32]) -> Option<f64> {
     Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64))
 }
 
+/// Points `[false positive rate, true positive rate]` of the ROC curve,
+/// one per distinct score from the highest down (thinned to at most
+/// `max_points`, ends kept), starting at `[0, 0]` and ending at `[1, 1]`.
+pub fn roc_curve(p: &[f64], y: &[f32], max_points: usize) -> Vec<[f64; 2]> {
+    let pos = y.iter().filter(|v| **v > 0.5).count() as f64;
+    let neg = y.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let mut pts = vec![[0.0, 0.0]];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j < idx.len() && p[idx[j]] == p[idx[i]] {
+            if y[idx[j]] > 0.5 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        pts.push([fp / neg, tp / pos]);
+        i = j;
+    }
+    let step = pts.len().div_ceil(max_points.max(2));
+    if step > 1 {
+        let last = *pts.last().expect("at least two points");
+        pts = pts.into_iter().step_by(step).collect();
+        if pts.last() != Some(&last) {
+            pts.push(last);
+        }
+    }
+    pts
+}
+
 pub fn average_precision(p: &[f64], y: &[f32]) -> Option<f64> {
     let pos = y.iter().filter(|v| **v > 0.5).count();
     if pos == 0 || pos == y.len() {
@@ -109,6 +147,29 @@ impl Metrics {
 
 pub fn sigmoid(z: f32) -> f64 {
     1.0 / (1.0 + (-(z as f64)).exp())
+}
+
+#[cfg(test)]
+mod roc_tests {
+    use super::*;
+
+    #[test]
+    fn the_roc_curve_climbs_from_corner_to_corner_and_its_area_is_the_auc() {
+        let p = [0.9, 0.8, 0.7, 0.6, 0.55, 0.4, 0.3, 0.2];
+        let y = [1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
+        let c = roc_curve(&p, &y, 100);
+        assert_eq!(c.first(), Some(&[0.0, 0.0]));
+        assert_eq!(c.last(), Some(&[1.0, 1.0]));
+        assert!(c
+            .windows(2)
+            .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]));
+        let area: f64 = c
+            .windows(2)
+            .map(|w| (w[1][0] - w[0][0]) * (w[0][1] + w[1][1]) / 2.0)
+            .sum();
+        assert!((area - roc_auc(&p, &y).unwrap()).abs() < 1e-12);
+        assert!(roc_curve(&p, &y, 3).len() <= 4);
+    }
 }
 
 #[cfg(test)]

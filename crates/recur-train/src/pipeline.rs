@@ -59,8 +59,70 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         sequence_length: prep.seq_len,
         params: result.model.n_params(),
         seed: cfg.training.seed,
+        selection: prep.selection.as_ref().map(|s| s.table.clone()),
+        models: None,
+        weights: None,
+        trees: None,
+        ensemble_auc_lift: None,
+        roc: Default::default(),
     };
+    let mut report = report;
+    let shown = if prep.test.is_empty() {
+        &prep.val
+    } else {
+        &prep.test
+    };
+    let p = probabilities(&predict_logits(&result.model, shown, dev)?);
+    report.roc.insert(
+        "lstm".into(),
+        crate::metrics::roc_curve(&p, &shown.labels(), 300),
+    );
+    let mut extra: Vec<(&str, String)> = Vec::new();
+    if cfg.trees.is_some() {
+        if opts.progress {
+            eprintln!(
+                "trees: training, then calibration, thresholds and the ensemble on validation"
+            );
+        }
+        let (a, trees) = crate::job_a::run(&prep, &result.model, cfg, dev)?;
+        if let Some(j) = trees.to_json() {
+            extra.push(("trees.json", j));
+        }
+        let decisions: std::collections::BTreeMap<&String, serde_json::Value> = a
+            .models
+            .iter()
+            .map(|(k, m)| {
+                (
+                    k,
+                    serde_json::json!({
+                        "calibrator": m.calibrator,
+                        "threshold_raw": m.raw.threshold,
+                        "threshold_calibrated": m.calibrated.threshold,
+                    }),
+                )
+            })
+            .collect();
+        let ensemble = serde_json::json!({"weights": a.weights, "models": decisions});
+        extra.push((
+            "ensemble.json",
+            serde_json::to_string_pretty(&ensemble).expect("JSON values serialise"),
+        ));
+        report.models = Some(a.models);
+        report.weights = Some(a.weights);
+        report.trees = Some(a.trees);
+        report.ensemble_auc_lift = a.ensemble_auc_lift;
+        report.roc.extend(a.roc);
+    }
+    if let Some(sel) = &prep.selection {
+        extra.push((
+            "selection.json",
+            serde_json::to_string_pretty(sel).expect("selection serialises"),
+        ));
+    }
     save_model_dir(out, cfg, &result, &prep.scaler, &prep.info, &report)?;
+    for (name, text) in extra {
+        write_atomic(&out.join(name), text.as_bytes())?;
+    }
     Ok(report)
 }
 

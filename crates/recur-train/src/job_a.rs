@@ -1,0 +1,271 @@
+//! Job A beyond the LSTM (SYSTEM.md Job A, steps 9-12): the trees, the
+//! ensemble joined on row index, calibration and the threshold, and one
+//! report comparing the three models raw and calibrated.
+//!
+//! All three are scored on the same rows: the validation and test rows
+//! that both the trees and the LSTM scored (the LSTM has no score for the
+//! first `L - 1` rows of a part). Calibrators, weights and thresholds are
+//! fit on validation only; test is only ever scored.
+
+use crate::calibrate::{ece, reliability, Bin, Calibrator};
+use crate::decision::{best_threshold, expected_value};
+use crate::ensemble::{join, weights, Joined, Weights};
+use crate::metrics::{roc_curve, Metrics};
+use crate::trainer::{predict_logits, probabilities};
+use candle_core::Device;
+use recur_core::config::Config;
+use recur_core::{Error, Result};
+use recur_data::{Prepared, WindowSet};
+use recur_models::trees::{Design, TreeModel};
+use recur_models::xgboost::XgbModel;
+use recur_models::LstmClassifier;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One model's scores on one part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub logloss: f64,
+    pub brier: f64,
+    pub ece: f64,
+    /// Expected value per row at the threshold chosen on validation.
+    pub ev: f64,
+    pub n: usize,
+    pub positives: usize,
+}
+
+/// Validation and test scores of one variant (raw or calibrated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Chosen by expected value on validation.
+    pub threshold: f64,
+    pub val: Scores,
+    pub test: Option<Scores>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelReport {
+    pub raw: Variant,
+    pub calibrated: Variant,
+    pub calibrator: Calibrator,
+    /// Reliability tables on test (validation when there is no test).
+    pub reliability_raw: Vec<Bin>,
+    pub reliability_calibrated: Vec<Bin>,
+}
+
+/// Where the trees came from and what they used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreesInfo {
+    /// `forust` (trained here) or `xgboost` (read from a file).
+    pub source: String,
+    pub trees: usize,
+    pub inputs: Vec<String>,
+    /// Total-gain importance, normalised, largest first.
+    pub importance: Vec<(String, f64)>,
+}
+
+/// The three-model comparison that goes into `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobAReport {
+    pub models: BTreeMap<String, ModelReport>,
+    pub weights: Weights,
+    pub trees: TreesInfo,
+    /// Test AUC of the ensemble minus the best single model's.
+    pub ensemble_auc_lift: Option<f64>,
+    /// ROC curves of the trees and the ensemble (test, else validation).
+    pub roc: BTreeMap<String, Vec<[f64; 2]>>,
+}
+
+fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
+    let m = Metrics::compute(p, y);
+    Scores {
+        auc: m.auc,
+        pr_auc: m.pr_auc,
+        logloss: m.logloss,
+        brier: m.brier,
+        ece: ece(p, y),
+        ev: expected_value(p, y, threshold, &cfg.cost),
+        n: m.n,
+        positives: m.positives,
+    }
+}
+
+fn variant(val: (&[f64], &[f32]), test: Option<(&[f64], &[f32])>, cfg: &Config) -> Variant {
+    let t = best_threshold(val.0, val.1, &cfg.cost).threshold;
+    Variant {
+        threshold: t,
+        val: scores(val.0, val.1, t, cfg),
+        test: test.map(|(p, y)| scores(p, y, t, cfg)),
+    }
+}
+
+fn model_report(
+    val: (&[f64], &[f32]),
+    test: Option<(&[f64], &[f32])>,
+    cfg: &Config,
+) -> ModelReport {
+    let cal = Calibrator::fit(cfg.calibration, val.0, val.1);
+    let (cv, ct) = (cal.apply_all(val.0), test.map(|(p, _)| cal.apply_all(p)));
+    let shown = test.unwrap_or(val);
+    let shown_cal = ct.as_deref().unwrap_or(&cv);
+    ModelReport {
+        raw: variant(val, test, cfg),
+        calibrated: variant((&cv, val.1), ct.as_deref().zip(test.map(|t| t.1)), cfg),
+        reliability_raw: reliability(shown.0, shown.1, 10),
+        reliability_calibrated: reliability(shown_cal, shown.1, 10),
+        calibrator: cal,
+    }
+}
+
+/// `(row, probability)` of every window of `set`.
+fn lstm_rows(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> Result<Vec<(usize, f64)>> {
+    let p = probabilities(&predict_logits(model, set, dev)?);
+    Ok(set.windows.iter().map(|w| w.row).zip(p).collect())
+}
+
+/// The joined rows of one part with their labels.
+fn part(
+    trees: &[(usize, f64)],
+    lstm: &[(usize, f64)],
+    labels: &[Option<f32>],
+) -> Result<(Joined, Vec<f32>)> {
+    let j = join(trees, lstm)?;
+    let y = j
+        .rows
+        .iter()
+        .map(|&r| {
+            labels[r].ok_or_else(|| Error::Msg(format!("row {r} was scored but has no label")))
+        })
+        .collect::<Result<_>>()?;
+    Ok((j, y))
+}
+
+/// Trains (or reads) the trees and builds the three-model report.
+pub fn run(
+    prep: &Prepared,
+    lstm: &LstmClassifier,
+    cfg: &Config,
+    dev: &Device,
+) -> Result<(JobAReport, TreeModel)> {
+    let tc = cfg
+        .trees
+        .as_ref()
+        .ok_or_else(|| Error::Msg("no `trees:` section in the config".into()))?;
+    let split = prep.info.time_split.ok_or_else(|| {
+        Error::Msg("the trees and the ensemble need the rows layout (a time split)".into())
+    })?;
+    let h = cfg.data.target.horizon;
+    let design = Design::new(&prep.features, &prep.raw, &tc.lags);
+    let (model, source) = match &tc.xgboost_model {
+        Some(path) => {
+            let origin = path.display().to_string();
+            (
+                TreeModel::xgboost(XgbModel::load(path)?, &design, &origin)?,
+                "xgboost",
+            )
+        }
+        None => (
+            TreeModel::fit(
+                &design,
+                &prep.row_labels,
+                split.train.start..split.train.end.saturating_sub(h),
+                split.val.start..split.val.end.saturating_sub(h),
+                tc,
+                cfg.training.seed,
+            )?,
+            "forust",
+        ),
+    };
+    let tree_p: Vec<(usize, f64)> = design
+        .rows
+        .iter()
+        .copied()
+        .zip(model.predict(&design))
+        .collect();
+    let (val, yv) = part(&tree_p, &lstm_rows(lstm, &prep.val, dev)?, &prep.row_labels)?;
+    let test = if prep.test.is_empty() {
+        None
+    } else {
+        Some(part(
+            &tree_p,
+            &lstm_rows(lstm, &prep.test, dev)?,
+            &prep.row_labels,
+        )?)
+    };
+    let ll = |p: &[f64]| Metrics::compute(p, &yv).logloss;
+    let ens_cfg = cfg.ensemble.clone().unwrap_or_default();
+    let w = weights(&ens_cfg, ll(&val.trees), ll(&val.lstm));
+    let blend = |j: &Joined| -> Vec<f64> {
+        j.trees
+            .iter()
+            .zip(&j.lstm)
+            .map(|(&t, &l)| w.blend(t, l))
+            .collect()
+    };
+    let (ev, et) = (blend(&val), test.as_ref().map(|(j, _)| blend(j)));
+    let mut models = BTreeMap::new();
+    let t = test.as_ref();
+    models.insert(
+        "lstm".to_string(),
+        model_report(
+            (&val.lstm, &yv),
+            t.map(|(j, y)| (j.lstm.as_slice(), y.as_slice())),
+            cfg,
+        ),
+    );
+    models.insert(
+        "trees".to_string(),
+        model_report(
+            (&val.trees, &yv),
+            t.map(|(j, y)| (j.trees.as_slice(), y.as_slice())),
+            cfg,
+        ),
+    );
+    if cfg.ensemble.is_some() {
+        models.insert(
+            "ensemble".to_string(),
+            model_report(
+                (&ev, &yv),
+                et.as_deref().zip(t.map(|(_, y)| y.as_slice())),
+                cfg,
+            ),
+        );
+    }
+    let mut roc = BTreeMap::new();
+    let (shown, ys) = match &test {
+        Some((j, y)) => (j, y),
+        None => (&val, &yv),
+    };
+    roc.insert("trees".to_string(), roc_curve(&shown.trees, ys, 300));
+    if cfg.ensemble.is_some() {
+        roc.insert("ensemble".to_string(), roc_curve(&blend(shown), ys, 300));
+    }
+    let auc = |m: &str| {
+        models
+            .get(m)
+            .and_then(|r| r.raw.test.as_ref())
+            .and_then(|s| s.auc)
+    };
+    let ensemble_auc_lift = match (auc("ensemble"), auc("lstm"), auc("trees")) {
+        (Some(e), Some(a), Some(b)) => Some(e - a.max(b)),
+        _ => None,
+    };
+    let trees = TreesInfo {
+        source: source.into(),
+        trees: model.n_trees(),
+        inputs: design.names.clone(),
+        importance: model.importance().into_iter().take(15).collect(),
+    };
+    Ok((
+        JobAReport {
+            models,
+            weights: w,
+            trees,
+            ensemble_auc_lift,
+            roc,
+        },
+        model,
+    ))
+}
