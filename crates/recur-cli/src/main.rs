@@ -4,6 +4,7 @@
 
 mod demo;
 mod lvm;
+mod report_html;
 mod serve;
 mod show;
 mod text;
@@ -74,6 +75,24 @@ enum Command {
         /// Binary target column, overriding data.target.column.
         #[arg(long)]
         target: Option<String>,
+        /// Also write an HTML report (ROC curves, reliability diagram,
+        /// training curves, the tables) to this file.
+        #[arg(long)]
+        report_html: Option<PathBuf>,
+    },
+    /// Temporal feature selection on a config's training rows only: every
+    /// statistic per feature (autocorrelation, noise ratio, outliers,
+    /// trend, importance) and whether it is kept or which filter dropped
+    /// it. Uses the config's `selection:` section, or its defaults.
+    SelectFeatures {
+        #[arg(long)]
+        config: PathBuf,
+        /// Data file, overriding data.path.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Also write the table as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Evaluate a model directory on a labelled file: ROC AUC, PR AUC, log
     /// loss, Brier score, accuracy.
@@ -308,32 +327,7 @@ enum BenchCmd {
     /// throughput and the server's memory after each thousand. Without
     /// --url it starts `recur serve` as a child process on a free loopback
     /// port, so the memory figures are the server's alone.
-    Serve {
-        /// A running server, e.g. http://127.0.0.1:8080.
-        #[arg(long)]
-        url: Option<String>,
-        /// Serve config for the in-process server (default: the demo's models).
-        #[arg(long, conflicts_with = "url")]
-        config: Option<PathBuf>,
-        #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-        clients: usize,
-        #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-        requests: usize,
-        /// Messages per request (a conversation's history).
-        #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-        turns: usize,
-        /// Make each request's newest message unique, so every request
-        /// runs the encoder (default: messages repeat and come from the
-        /// server's embedding cache).
-        #[arg(long)]
-        fresh: bool,
-        /// Messages, one per line (default: 20 built-in chat lines).
-        #[arg(long)]
-        messages: Option<PathBuf>,
-        /// Also write the figures as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Serve(serve::BenchArgs),
     /// Training and inference throughput and batch-1 latency of the fused
     /// LSTM/GRU models: w1 = the classifier (F 16, L 32, hidden 64, batch
     /// 512), w2 = the LSTM LVM (768 -> 512, 4 blocks, context 5, batch 64),
@@ -401,7 +395,7 @@ fn main() -> ExitCode {
             | Command::Models { .. }
             | Command::Serve { .. }
             | Command::Bench {
-                what: BenchCmd::Encode { .. } | BenchCmd::Serve { .. }
+                what: BenchCmd::Encode { .. } | BenchCmd::Serve(_)
             }
     );
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() && !keeps_pool {
@@ -433,6 +427,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             data,
             target,
+            report_html,
         } => {
             let mut cfg = Config::from_file(&config)?;
             if let Some(d) = data {
@@ -451,7 +446,37 @@ fn run(cli: Cli) -> Result<()> {
             });
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             show::report(&report);
+            if let Some(html) = report_html {
+                let history = recur_train::artifact::read_history(&out)?;
+                report_html::write(&out, &report, &history, &html)?;
+                println!("HTML report written to {}", html.display());
+            }
             println!("\nmodel written to {}", out.display());
+            Ok(())
+        }
+        Command::SelectFeatures { config, data, json } => {
+            let mut cfg = Config::from_file(&config)?;
+            if let Some(d) = data {
+                cfg.data.path = Some(d);
+            }
+            if cfg.selection.is_none() {
+                cfg.selection = Some(Default::default());
+            }
+            let prep = recur_data::prepare_training(&cfg)?;
+            let sel = prep
+                .selection
+                .expect("selection is configured, so prepare_training ran it");
+            show::selection(&sel.table);
+            println!(
+                "\nkept {} of {} features (statistics from rows {}..{}, the training part)",
+                sel.kept.len(),
+                sel.table.len(),
+                sel.train_rows.0,
+                sel.train_rows.1
+            );
+            if let Some(j) = json {
+                recur_core::fsx::write_json(&j, &sel)?;
+            }
             Ok(())
         }
         Command::Eval { model, input, json } => {
@@ -508,31 +533,8 @@ fn run(cli: Cli) -> Result<()> {
             serve::serve(serve::config(config.as_deref(), host, port)?, &dev)
         }
         Command::Bench {
-            what:
-                BenchCmd::Serve {
-                    url,
-                    config,
-                    clients,
-                    requests,
-                    turns,
-                    fresh,
-                    messages,
-                    json,
-                },
-        } => serve::bench(
-            serve::BenchArgs {
-                url,
-                config,
-                clients,
-                requests,
-                turns,
-                fresh,
-                messages,
-                json,
-            },
-            cli.threads,
-            !cli.quiet,
-        ),
+            what: BenchCmd::Serve(args),
+        } => serve::bench(args, cli.threads, !cli.quiet),
         Command::Bench {
             what:
                 BenchCmd::Encode {

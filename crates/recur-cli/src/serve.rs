@@ -44,14 +44,33 @@ pub fn serve(cfg: ServeConfig, dev: &Device) -> Result<()> {
     Ok(())
 }
 
+#[derive(clap::Args)]
 pub struct BenchArgs {
+    /// A running server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
     pub url: Option<String>,
+    /// Serve config of the server it starts (default: the demo's models).
+    #[arg(long, conflicts_with = "url")]
     pub config: Option<PathBuf>,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub clients: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub requests: usize,
+    /// Messages per request (a conversation's history).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub turns: usize,
+    /// Make each request's newest message unique, so every request
+    /// runs the encoder (default: messages repeat and come from the
+    /// server's embedding cache).
+    #[arg(long)]
     pub fresh: bool,
+    /// Messages, one per line (default: 20 built-in chat lines).
+    #[arg(long)]
     pub messages: Option<PathBuf>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
     pub json: Option<PathBuf>,
 }
 

@@ -55,6 +55,105 @@ pub fn report(r: &Report) {
         r.features.len(),
         r.sequence_length
     );
+    if let Some(sel) = &r.selection {
+        selection(sel);
+    }
+    if let Some(models) = &r.models {
+        comparison(r, models);
+    }
+}
+
+/// The per-feature table of `recur select-features` and of training.
+pub fn selection(table: &[recur_data::select::FeatureStats]) {
+    let w = table
+        .iter()
+        .map(|t| t.feature.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "\nfeature selection (training rows only):\n{:<w$}  {:>9} {:>8} {:>7} {:>8} {:>6} {:>10}  verdict",
+        "feature", "std", "autocorr", "noise", "outliers", "trend", "importance"
+    );
+    for t in table {
+        let noise = if t.noise_ratio.is_finite() {
+            format!("{:.3}", t.noise_ratio)
+        } else {
+            "inf".into()
+        };
+        println!(
+            "{:<w$}  {:>9.4} {:>8.3} {:>7} {:>7.2}% {:>6.3} {:>10.4}  {}",
+            t.feature,
+            t.std,
+            t.autocorr,
+            noise,
+            t.outlier_share * 100.0,
+            t.trend,
+            t.importance,
+            if t.kept {
+                "kept".to_string()
+            } else {
+                format!("dropped: {}", t.dropped_by.as_deref().unwrap_or(""))
+            }
+        );
+    }
+}
+
+fn comparison(
+    r: &Report,
+    models: &std::collections::BTreeMap<String, recur_train::job_a::ModelReport>,
+) {
+    let part = if r.test.is_some() {
+        "test"
+    } else {
+        "validation"
+    };
+    println!(
+        "\nLSTM, trees and ensemble on the {part} rows both scored (thresholds and calibration fit on validation):"
+    );
+    println!(
+        "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10}",
+        "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "threshold", "EV per row"
+    );
+    let fmt = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.4}"));
+    for name in ["lstm", "trees", "ensemble"] {
+        let Some(m) = models.get(name) else { continue };
+        for (label, v) in [("raw", &m.raw), ("calibrated", &m.calibrated)] {
+            let s = v.test.as_ref().unwrap_or(&v.val);
+            println!(
+                "{:<22} {:>7} {:>7} {:>8.4} {:>7.4} {:>7.4} {:>9.2} {:>10.6}",
+                format!("{name} ({label})"),
+                fmt(s.auc),
+                fmt(s.pr_auc),
+                s.logloss,
+                s.brier,
+                s.ece,
+                v.threshold,
+                s.ev
+            );
+        }
+    }
+    if let Some(w) = &r.weights {
+        println!("ensemble weights: trees {:.3}, LSTM {:.3}", w.trees, w.lstm);
+    }
+    if let Some(l) = r.ensemble_auc_lift {
+        println!("ensemble {part} AUC lift over the best single model: {l:+.4}");
+    }
+    if let Some(t) = &r.trees {
+        let top: Vec<String> = t
+            .importance
+            .iter()
+            .take(5)
+            .map(|(n, v)| format!("{n} {v:.3}"))
+            .collect();
+        println!(
+            "trees: {} ({} trees on {} inputs); most important: {}",
+            t.source,
+            t.trees,
+            t.inputs.len(),
+            top.join(", ")
+        );
+    }
 }
 
 pub fn inspect(path: &Path, dev: &Device) -> Result<()> {

@@ -80,6 +80,14 @@ fn start(edit: impl FnOnce(&mut ServeConfig)) -> Server {
     let path = fixture::write(dir.path(), 11).unwrap();
     let mut cfg = ServeConfig::from_file(&path).unwrap();
     edit(&mut cfg);
+    let s = spawn(cfg, dir);
+    recur_serve::load::wait_ready(&s.url, 60).unwrap();
+    s
+}
+
+/// Serves `cfg` on a free port from a thread of its own, without waiting
+/// for the models.
+fn spawn(cfg: ServeConfig, dir: tempfile::TempDir) -> Server {
     let (stop, stopped) = oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel();
     let c = cfg.clone();
@@ -101,10 +109,8 @@ fn start(edit: impl FnOnce(&mut ServeConfig)) -> Server {
             .unwrap();
         });
     });
-    let url = format!("http://{}", rx.recv().unwrap());
-    recur_serve::load::wait_ready(&url, 60).unwrap();
     Server {
-        url,
+        url: format!("http://{}", rx.recv().unwrap()),
         stop: Some(stop),
         thread: Some(thread),
         _dir: dir,
@@ -729,40 +735,17 @@ fn loading_failure_full_queue_and_timeout_are_503_with_a_reason() {
 
 #[test]
 fn a_failed_load_keeps_serving_503_with_the_reason() {
-    let s = {
-        let dir = tempfile::tempdir().unwrap();
-        let path = fixture::write(dir.path(), 3).unwrap();
-        let mut cfg = ServeConfig::from_file(&path).unwrap();
-        std::fs::write(
-            cfg.models[0].path.join("model.safetensors"),
-            b"not a checkpoint",
-        )
-        .unwrap();
-        cfg.models[0].name = "broken".into();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new()
-                .unwrap()
-                .block_on(async move {
-                    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    tx.send(l.local_addr().unwrap()).unwrap();
-                    recur_serve::serve_on(
-                        l,
-                        cfg,
-                        Device::Cpu,
-                        async move {
-                            let _ = stopped.await;
-                        },
-                        |_| {},
-                    )
-                    .await
-                    .unwrap();
-                });
-        });
-        (format!("http://{}", rx.recv().unwrap()), stop, thread, dir)
-    };
-    let (url, stop, thread, _dir) = s;
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture::write(dir.path(), 3).unwrap();
+    let mut cfg = ServeConfig::from_file(&path).unwrap();
+    std::fs::write(
+        cfg.models[0].path.join("model.safetensors"),
+        b"not a checkpoint",
+    )
+    .unwrap();
+    cfg.models[0].name = "broken".into();
+    let s = spawn(cfg, dir);
+    let url = s.url.clone();
     let mut h = Value::Null;
     for _ in 0..500 {
         let (status, body) = call(&url, "GET", "/health", None);
@@ -780,8 +763,6 @@ fn a_failed_load_keeps_serving_503_with_the_reason() {
     );
     let (status, r) = post(&url, "/chat", &json!({"messages": ["hello there"]}));
     assert_eq!((status, r["code"].as_str()), (503, Some("failed")));
-    stop.send(()).unwrap();
-    thread.join().unwrap();
 }
 
 #[test]
