@@ -326,7 +326,11 @@ impl Config {
             }
         }
         if let Some(tr) = &self.trees {
-            if tr.iterations == 0 || tr.max_depth == 0 || tr.learning_rate.is_nan() || tr.learning_rate <= 0.0 {
+            if tr.iterations == 0
+                || tr.max_depth == 0
+                || tr.learning_rate.is_nan()
+                || tr.learning_rate <= 0.0
+            {
                 return bad(
                     "trees.iterations / max_depth / learning_rate",
                     "must be positive".into(),

@@ -216,7 +216,23 @@ impl Engine {
             models.push(lvm);
         }
         let classifier = match &cfg.classifier {
-            Some(p) => Some(recur_train::load_model_dir(p, dev)?),
+            Some(p) => {
+                let md = recur_train::load_model_dir(p, dev)?;
+                // A smoothed feature depends on rows before the window,
+                // which a request does not send: refuse rather than score
+                // what training never saw.
+                if let Some(sel) = md.config.selection.as_ref().filter(|s| s.ewma_span > 1) {
+                    return Err(Error::Config {
+                        at: "classifier".into(),
+                        msg: format!(
+                            "{} smooths its features (selection.ewma_span {}), which needs rows before each window; /v1/classify serves models trained with ewma_span 1",
+                            p.display(),
+                            sel.ewma_span
+                        ),
+                    });
+                }
+                Some(md)
+            }
             None => None,
         };
         let info = Info {

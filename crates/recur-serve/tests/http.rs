@@ -915,3 +915,14 @@ fn random_and_mangled_requests_never_get_a_500() {
     assert_eq!(call(&s.url, "GET", "/health", None).0, 200);
     assert!(!text(&s.url, "/metrics").contains("status=\"500\""));
 }
+
+#[test]
+fn a_classifier_that_smooths_its_features_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig::from_file(&fixture::write(dir.path(), 6).unwrap()).unwrap();
+    let yaml = cfg.classifier.as_ref().unwrap().join("config.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, format!("{text}selection:\n  ewma_span: 5\n")).unwrap();
+    let e = Engine::load(&cfg, &Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("ewma_span 5") && e.contains("classifier"), "{e}");
+}
