@@ -94,6 +94,19 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Compare a new table with the training rows of a model: per feature
+    /// PSI, KS, mean shift, lag-1 autocorrelation and noise-ratio shifts,
+    /// and a verdict from the config's `drift:` thresholds. Exit code 0: no
+    /// drift; 1: drift; 2: error. For cron jobs.
+    Drift {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Evaluate a model directory on a labelled file: ROC AUC, PR AUC, log
     /// loss, Brier score, accuracy.
     Eval {
@@ -408,12 +421,25 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<DriftFound>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
 }
+
+/// `recur drift` found drift: exit code 1, the table already printed.
+#[derive(Debug)]
+struct DriftFound;
+
+impl std::fmt::Display for DriftFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("drift found")
+    }
+}
+
+impl std::error::Error for DriftFound {}
 
 fn run(cli: Cli) -> Result<()> {
     let dev = Device::Cpu;
@@ -452,6 +478,13 @@ fn run(cli: Cli) -> Result<()> {
                 println!("HTML report written to {}", html.display());
             }
             println!("\nmodel written to {}", out.display());
+            Ok(())
+        }
+        Command::Drift { model, input, json } => {
+            let drifted = show::drift(&model, &input, json.as_deref())?;
+            if drifted {
+                return Err(anyhow::Error::new(DriftFound));
+            }
             Ok(())
         }
         Command::SelectFeatures { config, data, json } => {

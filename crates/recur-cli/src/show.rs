@@ -1,7 +1,7 @@
 //! Printing: metrics tables, training reports and `inspect` output. Plain
 //! aligned text on stdout, so the output reads well and pipes well.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::Device;
 use recur_core::checkpoint::read_header;
 use recur_train::artifact::{read_history, WEIGHTS};
@@ -133,6 +133,43 @@ fn comparison(
             );
         }
     }
+    let shown = if models.contains_key("ensemble") {
+        "ensemble"
+    } else {
+        "lstm"
+    };
+    if let Some(m) = models.get(shown) {
+        println!("\nreliability of the {shown} on the {part} rows (mean predicted -> fraction positive):");
+        println!(
+            "{:<9} {:>24} {:>24}",
+            "bin", "raw (rows)", "calibrated (rows)"
+        );
+        let cell = |bins: &[recur_train::calibrate::Bin], lo: f64| {
+            bins.iter()
+                .find(|b| (b.lo - lo).abs() < 1e-9)
+                .map_or("-".to_string(), |b| {
+                    format!(
+                        "{:.3} -> {:.3} ({})",
+                        b.mean_predicted, b.fraction_positive, b.count
+                    )
+                })
+        };
+        for i in 0..10 {
+            let lo = i as f64 / 10.0;
+            let (a, b) = (
+                cell(&m.reliability_raw, lo),
+                cell(&m.reliability_calibrated, lo),
+            );
+            if a != "-" || b != "-" {
+                println!(
+                    "{:<9} {:>24} {:>24}",
+                    format!("{:.1}-{:.1}", lo, lo + 0.1),
+                    a,
+                    b
+                );
+            }
+        }
+    }
     if let Some(w) = &r.weights {
         println!("ensemble weights: trees {:.3}, LSTM {:.3}", w.trees, w.lstm);
     }
@@ -245,4 +282,72 @@ pub fn bench(r: &recur_train::bench::BenchResult) {
         "  RSS before training {:.1} MB  peak {:.1} MB",
         r.rss_before_train_mb, r.peak_rss_mb
     );
+}
+
+/// `recur drift`: prints the per-feature table; true when any feature drifted.
+pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
+    let cfg_path = model.join("config.yaml");
+    let text = std::fs::read_to_string(&cfg_path).with_context(|| {
+        format!(
+            "{} is not a recur model directory (no config.yaml)",
+            model.display()
+        )
+    })?;
+    let cfg = recur_core::config::Config::from_yaml(&text, &cfg_path.display().to_string())?;
+    let ref_path = model.join("reference.json");
+    if !ref_path.exists() {
+        anyhow::bail!(
+            "{} has no reference.json: it was trained before recur kept the training reference; train it again",
+            model.display()
+        );
+    }
+    let reference: recur_data::drift::Reference = recur_core::fsx::read_json(&ref_path)?;
+    let features: Vec<String> = reference
+        .features
+        .iter()
+        .map(|f| f.feature.clone())
+        .collect();
+    let raw = recur_data::prepare::raw_features(input, &cfg, &features)?;
+    let table = recur_data::drift::compare(&reference, &raw, &cfg.drift)?;
+    let th = &cfg.drift;
+    let w = features.iter().map(|f| f.len()).max().unwrap_or(7).max(7);
+    println!(
+        "{} rows of {} against {} training rows of {} (thresholds: PSI {}, KS {}, mean shift {}, autocorrelation {}, noise ratio {})",
+        raw.len() / features.len().max(1),
+        input.display(),
+        reference.features.first().map_or(0, |f| f.rows),
+        model.display(),
+        th.psi,
+        th.ks,
+        th.mean_shift,
+        th.autocorr_shift,
+        th.noise_ratio_shift
+    );
+    println!(
+        "{:<w$}  {:>7} {:>7} {:>10} {:>9} {:>11}  verdict",
+        "feature", "PSI", "KS", "mean shift", "autocorr", "noise ratio"
+    );
+    for d in &table {
+        println!(
+            "{:<w$}  {:>7.4} {:>7.4} {:>10.3} {:>9.3} {:>11}  {}",
+            d.feature,
+            d.psi,
+            d.ks,
+            d.mean_shift,
+            d.autocorr_shift,
+            d.noise_ratio_shift
+                .map_or("-".into(), |v| format!("{v:.3}")),
+            if d.drift {
+                format!("DRIFT: {}", d.reasons.join(", "))
+            } else {
+                "ok".into()
+            }
+        );
+    }
+    let n = table.iter().filter(|d| d.drift).count();
+    println!("{n} of {} features drifted", table.len());
+    if let Some(j) = json {
+        recur_core::fsx::write_json(j, &table)?;
+    }
+    Ok(n > 0)
 }

@@ -5,7 +5,8 @@
 //! `configs/lstm_optimized.yaml` reads as it is.
 
 pub use crate::job_a::{
-    CalibrationKind, CostMatrix, EnsembleConfig, SelectionConfig, TreesConfig, WeightMode,
+    CalibrationKind, CostMatrix, DriftThresholds, EnsembleConfig, SelectionConfig, TreesConfig,
+    WeightMode,
 };
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ pub struct Config {
     /// Blend of trees and LSTM (needs `trees`; off when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleConfig>,
+    /// Thresholds of `recur drift`.
+    pub drift: DriftThresholds,
 }
 
 /// How the input table is laid out.

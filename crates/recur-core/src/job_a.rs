@@ -133,3 +133,31 @@ impl Default for EnsembleConfig {
         }
     }
 }
+
+/// Thresholds of `recur drift`: a statistic above its threshold is drift.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftThresholds {
+    /// Population stability index over the training deciles.
+    pub psi: f64,
+    /// Kolmogorov-Smirnov distance to the training distribution.
+    pub ks: f64,
+    /// |new mean - train mean| / train std.
+    pub mean_shift: f64,
+    /// |new lag-1 autocorrelation - train's|.
+    pub autocorr_shift: f64,
+    /// |new noise ratio - train's| / train's.
+    pub noise_ratio_shift: f64,
+}
+
+impl Default for DriftThresholds {
+    fn default() -> Self {
+        DriftThresholds {
+            psi: 0.2,
+            ks: 0.1,
+            mean_shift: 0.5,
+            autocorr_shift: 0.2,
+            noise_ratio_shift: 0.5,
+        }
+    }
+}

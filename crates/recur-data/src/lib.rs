@@ -7,6 +7,7 @@
 //! Every check on user data lives here and names the file, column and row at
 //! fault, so that nothing further down the pipe sees a NaN or a bad label.
 
+pub mod drift;
 pub mod npz;
 pub mod prepare;
 pub mod scaler;

@@ -287,6 +287,24 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     })
 }
 
+/// The raw values of `features` in a new table (rows layout), row-major,
+/// smoothed as the config's selection smooths them: what the model would
+/// read before scaling. For `recur drift`.
+pub fn raw_features(path: &Path, cfg: &Config, features: &[String]) -> Result<Vec<f64>> {
+    if cfg.data.layout != Layout::Rows {
+        return Err(Error::data(
+            path.display().to_string(),
+            "drift is measured on the rows layout (one row per time step)",
+        ));
+    }
+    let t = Table::read(path, cfg.data.format.as_deref())?;
+    let mut raw = feature_rows(&t, features)?;
+    if let Some(sc) = &cfg.selection {
+        ewma(&mut raw, features.len(), sc.ewma_span);
+    }
+    Ok(raw)
+}
+
 /// Windows over a new file, scaled with the model's scaler. With
 /// `need_labels`, the target must be present and only labelled windows are
 /// kept (evaluation); without, every window is kept (prediction).

@@ -113,6 +113,18 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         report.ensemble_auc_lift = a.ensemble_auc_lift;
         report.roc.extend(a.roc);
     }
+    if let Some(split) = prep.info.time_split {
+        // The training rows' feature distribution, for `recur drift`.
+        let reference = recur_data::drift::Reference::of(
+            &prep.features,
+            &prep.raw,
+            split.train.start..split.train.end,
+        );
+        extra.push((
+            "reference.json",
+            serde_json::to_string(&reference).expect("reference serialises"),
+        ));
+    }
     if let Some(sel) = &prep.selection {
         extra.push((
             "selection.json",

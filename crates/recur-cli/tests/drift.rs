@@ -1,0 +1,115 @@
+//! `recur drift` as a cron job runs it: exit 0 without drift, 1 with it,
+//! 2 on an error; thresholds from the model's config.
+
+mod common;
+
+use common::{err, recur};
+use std::path::Path;
+
+/// The rainfall rows `idx` as a CSV with its header.
+fn subset(dir: &Path, name: &str, keep: impl Fn(usize, usize) -> bool) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rainfall.csv"),
+    )
+    .unwrap();
+    let mut lines = text.lines();
+    let head = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let n = rows.len();
+    let mut out = String::from(head) + "\n";
+    for (i, r) in rows.iter().enumerate() {
+        if keep(i, n) {
+            out += r;
+            out.push('\n');
+        }
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, out).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn drift_exits_1_on_the_later_years_0_on_earlier_blocks_and_2_on_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rainfall.csv");
+    let cfg = d.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data:\n  path: {}\n  target:\n    column: rain\n    horizon: 1\n\
+             model:\n  sequence_length: 4\n  hidden_size: 4\ntraining:\n  epochs: 1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let model = d.path().join("m");
+    let m = model.to_str().unwrap();
+    common::ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m,
+    ]));
+    assert!(model.join("reference.json").exists());
+    // The training part is the first 70% of rows.
+    let later = subset(d.path(), "later.csv", |i, n| i >= n * 7 / 10);
+    let blocks = subset(d.path(), "blocks.csv", |i, n| {
+        i < n * 7 / 10 && (i / 30) % 2 == 0
+    });
+    let out = recur(&["drift", "--model", m, "--input", &later]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dew point") && text.contains("DRIFT: PSI"),
+        "{text}"
+    );
+    let j = d.path().join("d.json");
+    let out = recur(&[
+        "drift",
+        "--model",
+        m,
+        "--input",
+        &blocks,
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    // The default features: every numeric column but the target (rain) and the row number.
+    assert_eq!(v.as_array().unwrap().len(), 8);
+    // Thresholds come from the model's config.
+    let yaml = model.join("config.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let loose = text
+        .replace(
+            "drift:\n  psi: 0.2\n  ks: 0.1\n",
+            "drift:\n  psi: 100.0\n  ks: 1.0\n",
+        )
+        .replace("autocorr_shift: 0.2", "autocorr_shift: 1.0");
+    assert_ne!(loose, text, "config.yaml spells out the drift thresholds");
+    std::fs::write(&yaml, loose).unwrap();
+    let out = recur(&["drift", "--model", m, "--input", &later]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Errors: exit 2 with the reason.
+    let e = err(&recur(&["drift", "--model", m, "--input", "nope.csv"]));
+    assert!(e.contains("nope.csv"), "{e}");
+    std::fs::remove_file(model.join("reference.json")).unwrap();
+    let e = err(&recur(&["drift", "--model", m, "--input", &later]));
+    assert!(e.contains("reference.json"), "{e}");
+}

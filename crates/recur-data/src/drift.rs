@@ -1,0 +1,295 @@
+//! Drift of live features against the training reference (SYSTEM.md Job A,
+//! step 14): per feature, the population stability index over the training
+//! deciles, the Kolmogorov-Smirnov statistic, the shift of the mean in
+//! training standard deviations, and the shifts of lag-1 autocorrelation
+//! and noise ratio. The reference is summarised at training time (deciles,
+//! 201 quantiles for the KS distance, moments) and saved with the model, so
+//! a check needs only the model directory and the new table.
+
+use crate::select::corr;
+pub use recur_core::config::DriftThresholds;
+use recur_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Noise ratios above this (a mean near zero against the spread) are not
+/// compared: their relative change says nothing about drift.
+pub const MEANINGFUL_NOISE_RATIO: f64 = 5.0;
+
+/// One feature of the training reference.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureReference {
+    pub feature: String,
+    pub mean: f64,
+    pub std: f64,
+    pub autocorr: f64,
+    pub noise_ratio: Option<f64>,
+    /// Inner decile edges (9 values): the PSI bins.
+    pub deciles: Vec<f64>,
+    /// The share of training rows in each of the 10 bins.
+    pub bin_shares: Vec<f64>,
+    /// 201 evenly spaced quantiles (0, 0.5%, ..., 100%): the KS reference.
+    pub quantiles: Vec<f64>,
+    pub rows: usize,
+}
+
+/// What a model directory keeps of its training rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reference {
+    pub features: Vec<FeatureReference>,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn std(v: &[f64], m: f64) -> f64 {
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64).sqrt()
+}
+
+/// Quantile `q` in [0, 1] of sorted values, linear interpolation (numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn noise_ratio(m: f64, s: f64) -> Option<f64> {
+    (m.abs() > 1e-10).then(|| s / m.abs())
+}
+
+fn autocorr(x: &[f64]) -> f64 {
+    if x.len() > 2 {
+        corr(&x[..x.len() - 1], &x[1..])
+    } else {
+        0.0
+    }
+}
+
+/// The bin of `v` among the 10 bins cut at `deciles` (left-closed).
+fn bin(deciles: &[f64], v: f64) -> usize {
+    deciles.partition_point(|&e| e <= v)
+}
+
+/// Shares of `x` in the 10 decile bins.
+fn shares(deciles: &[f64], x: &[f64]) -> Vec<f64> {
+    let mut c = vec![0.0; deciles.len() + 1];
+    for &v in x {
+        c[bin(deciles, v)] += 1.0;
+    }
+    c.iter().map(|n| n / x.len().max(1) as f64).collect()
+}
+
+impl FeatureReference {
+    pub fn of(feature: &str, x: &[f64]) -> FeatureReference {
+        let m = mean(x);
+        let s = std(x, m);
+        let mut sorted = x.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let deciles: Vec<f64> = (1..10)
+            .map(|i| quantile(&sorted, i as f64 / 10.0))
+            .collect();
+        FeatureReference {
+            feature: feature.to_string(),
+            mean: m,
+            std: s,
+            autocorr: autocorr(x),
+            noise_ratio: noise_ratio(m, s),
+            bin_shares: shares(&deciles, x),
+            deciles,
+            quantiles: (0..=200)
+                .map(|i| quantile(&sorted, i as f64 / 200.0))
+                .collect(),
+            rows: x.len(),
+        }
+    }
+}
+
+impl Reference {
+    /// The reference of `rows` of a row-major `[n, F]` buffer.
+    pub fn of(features: &[String], raw: &[f64], rows: std::ops::Range<usize>) -> Reference {
+        let f = features.len();
+        Reference {
+            features: features
+                .iter()
+                .enumerate()
+                .map(|(j, name)| {
+                    let x: Vec<f64> = rows.clone().map(|r| raw[r * f + j]).collect();
+                    FeatureReference::of(name, &x)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Population stability index `sum (a - e) ln(a / e)`, shares floored at 1e-4.
+pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(&e, &a)| {
+            let (e, a) = (e.max(1e-4), a.max(1e-4));
+            (a - e) * (a / e).ln()
+        })
+        .sum()
+}
+
+/// The reference's distribution function at `v`, from its quantiles
+/// (linear between them).
+fn ref_cdf(q: &[f64], v: f64) -> f64 {
+    let n = q.len() - 1;
+    if v < q[0] {
+        return 0.0;
+    }
+    if v >= q[n] {
+        return 1.0;
+    }
+    let i = q.partition_point(|&x| x <= v);
+    let (x0, x1) = (q[i - 1], q[i]);
+    let frac = if x1 > x0 { (v - x0) / (x1 - x0) } else { 1.0 };
+    ((i - 1) as f64 + frac) / n as f64
+}
+
+/// Two-sample Kolmogorov-Smirnov distance between the reference (by its
+/// quantiles) and the sorted sample `x`: the largest gap between the two
+/// distribution functions over every sample value and reference quantile.
+pub fn ks(quantiles: &[f64], sorted: &[f64]) -> f64 {
+    let n = sorted.len() as f64;
+    let mut points: Vec<f64> = sorted.iter().chain(quantiles).copied().collect();
+    points.sort_by(f64::total_cmp);
+    points.dedup();
+    points
+        .iter()
+        .map(|&p| {
+            let sample = sorted.partition_point(|&x| x <= p) as f64 / n;
+            (ref_cdf(quantiles, p) - sample).abs()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// One feature's drift figures and verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub psi: f64,
+    pub ks: f64,
+    pub mean_shift: f64,
+    pub autocorr_shift: f64,
+    pub noise_ratio_shift: Option<f64>,
+    pub drift: bool,
+    /// The statistics over their thresholds.
+    pub reasons: Vec<String>,
+}
+
+/// Compares the new values of each reference feature (row-major `[n, F]`,
+/// in the reference's feature order) with the reference.
+pub fn compare(
+    reference: &Reference,
+    raw: &[f64],
+    th: &DriftThresholds,
+) -> Result<Vec<FeatureDrift>> {
+    let f = reference.features.len();
+    let n = raw.len() / f.max(1);
+    if n < 3 {
+        return Err(Error::Msg(format!(
+            "{n} rows are too few to check drift; give at least 3"
+        )));
+    }
+    Ok(reference
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, r)| {
+            let x: Vec<f64> = (0..n).map(|i| raw[i * f + j]).collect();
+            let m = mean(&x);
+            let s = std(&x, m);
+            let mut sorted = x.clone();
+            sorted.sort_by(f64::total_cmp);
+            let p = psi(&r.bin_shares, &shares(&r.deciles, &x));
+            let k = ks(&r.quantiles, &sorted);
+            let ms = (m - r.mean).abs() / if r.std > 1e-12 { r.std } else { 1.0 };
+            let ac = (autocorr(&x) - r.autocorr).abs();
+            // A noise ratio above 5 means a mean near zero against the
+            // spread (z-scored data): its relative change is noise, not drift.
+            let nr = match (r.noise_ratio, noise_ratio(m, s)) {
+                (Some(a), Some(b)) if a > 0.0 && a <= MEANINGFUL_NOISE_RATIO => {
+                    Some((b - a).abs() / a)
+                }
+                _ => None,
+            };
+            let mut reasons = Vec::new();
+            let mut over = |name: &str, v: f64, t: f64| {
+                if v > t {
+                    reasons.push(format!("{name} {v:.3} > {t}"));
+                }
+            };
+            over("PSI", p, th.psi);
+            over("KS", k, th.ks);
+            over("mean shift", ms, th.mean_shift);
+            over("autocorrelation shift", ac, th.autocorr_shift);
+            if let Some(v) = nr {
+                over("noise ratio shift", v, th.noise_ratio_shift);
+            }
+            FeatureDrift {
+                feature: r.feature.clone(),
+                psi: p,
+                ks: k,
+                mean_shift: ms,
+                autocorr_shift: ac,
+                noise_ratio_shift: nr,
+                drift: !reasons.is_empty(),
+                reasons,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_matches_a_hand_computation() {
+        // (0.2 - 0.1) ln 2 + (0.1 - 0.2) ln 0.5 + 0 = 0.2 ln 2.
+        let v = psi(&[0.1, 0.2, 0.7], &[0.2, 0.1, 0.7]);
+        assert!((v - 0.2 * 2f64.ln()).abs() < 1e-12, "{v}");
+        assert_eq!(psi(&[0.5, 0.5], &[0.5, 0.5]), 0.0);
+    }
+
+    #[test]
+    fn ks_matches_a_hand_computation() {
+        // Reference uniform on [0, 1] (quantiles exact); sample {0.1, 0.2, 0.9}:
+        // steps at 1/3, 2/3, 1 against F(x) = x; largest gap 2/3 - 0.2 at 0.2+.
+        let q: Vec<f64> = (0..=200).map(|i| i as f64 / 200.0).collect();
+        let d = ks(&q, &[0.1, 0.2, 0.9]);
+        assert!((d - (2.0 / 3.0 - 0.2)).abs() < 1e-12, "{d}");
+        assert!(
+            ks(
+                &q,
+                &(0..1000)
+                    .map(|i| (i as f64 + 0.5) / 1000.0)
+                    .collect::<Vec<_>>()
+            ) < 0.001
+        );
+    }
+
+    #[test]
+    fn the_mean_autocorrelation_and_noise_shifts_are_measured_in_train_units() {
+        let train: Vec<f64> = (0..400).map(|i| 10.0 + (i % 4) as f64).collect(); // mean 11.5
+        let r = Reference::of(&["x".into()], &train, 0..400);
+        let fr = &r.features[0];
+        assert!((fr.mean - 11.5).abs() < 1e-12);
+        assert!((fr.std - 1.25f64.sqrt()).abs() < 1e-12);
+        assert_eq!(fr.deciles.len(), 9);
+        assert!((fr.bin_shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // The same values shifted by one std: mean shift exactly 1.
+        let moved: Vec<f64> = train.iter().map(|v| v + 1.25f64.sqrt()).collect();
+        let d = compare(&r, &moved, &DriftThresholds::default()).unwrap();
+        assert!((d[0].mean_shift - 1.0).abs() < 1e-9, "{d:?}");
+        assert!(d[0].autocorr_shift < 1e-9);
+        assert!(d[0].drift && d[0].reasons.iter().any(|s| s.starts_with("mean shift")));
+        // The same values again: no drift at all.
+        let same = compare(&r, &train, &DriftThresholds::default()).unwrap();
+        assert!(!same[0].drift, "{same:?}");
+        assert!(same[0].psi.abs() < 1e-12 && same[0].mean_shift == 0.0);
+    }
+}
