@@ -140,6 +140,13 @@ pub struct ClassifierInfo {
     pub mean: Vec<f64>,
     #[serde(skip)]
     pub std: Vec<f64>,
+    /// The training rows' distributions (`reference.json`), for drift.
+    #[serde(skip)]
+    pub reference: Option<Arc<recur_data::drift::Reference>>,
+    #[serde(skip)]
+    pub drift_thresholds: recur_core::config::DriftThresholds,
+    /// Whether `/metrics` reports drift of the rows `/v1/classify` has seen.
+    pub drift_monitored: bool,
 }
 
 /// The loaded models; owned by the compute thread.
@@ -235,6 +242,21 @@ impl Engine {
             }
             None => None,
         };
+        // A reference over other features (an edited directory) is ignored.
+        let classifier_reference = match (&cfg.classifier, &classifier) {
+            (Some(p), Some(c)) => {
+                let path = p.join("reference.json");
+                if path.exists() {
+                    let r: recur_data::drift::Reference = recur_core::fsx::read_json(&path)?;
+                    let names: Vec<&String> = r.features.iter().map(|f| &f.feature).collect();
+                    let want: Vec<&String> = c.scaler.features.iter().collect();
+                    (names == want).then(|| Arc::new(r))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         let info = Info {
             version: env!("CARGO_PKG_VERSION"),
             device: dev_name(dev),
@@ -266,6 +288,9 @@ impl Engine {
                 sequence_length: c.model.arch.sequence_length,
                 mean: c.scaler.mean.clone(),
                 std: c.scaler.std.clone(),
+                reference: classifier_reference.clone(),
+                drift_thresholds: c.config.drift.clone(),
+                drift_monitored: classifier_reference.is_some(),
             }),
             limits: cfg.limits.clone(),
             top_k: cfg.decoder.top_k,

@@ -39,7 +39,13 @@ pub struct AppState {
     pub status: RwLock<Status>,
     pub queue: mpsc::Sender<Job>,
     pub metrics: Arc<Metrics>,
+    /// The latest feature rows `/v1/classify` was sent (raw values), for
+    /// the drift figures in `/metrics`.
+    pub seen: std::sync::Mutex<std::collections::VecDeque<Vec<f64>>>,
 }
+
+/// Rows of `/v1/classify` kept for drift.
+pub const SEEN_ROWS: usize = 5000;
 
 type Shared = Arc<AppState>;
 
@@ -485,6 +491,7 @@ async fn classify(
         ));
     }
     let l = c.sequence_length;
+    let mut raws: Vec<Vec<f64>> = Vec::with_capacity(windows.len());
     let mut x = Vec::with_capacity(windows.len() * l * c.features.len());
     for (wi, w) in windows.iter().enumerate() {
         let at = if name == "window" {
@@ -505,6 +512,7 @@ async fn classify(
         for (ri, row) in w.iter().enumerate() {
             row_values(row, &format!("{at}[{ri}]"), &c.features, &mut raw)?;
         }
+        raws.push(raw.clone());
         for (k, v) in raw.iter().enumerate() {
             let j = k % c.features.len();
             let z = ((v - c.mean[j]) / c.std[j]) as f32;
@@ -519,6 +527,17 @@ async fn classify(
                 ));
             }
             x.push(z);
+        }
+    }
+    if c.drift_monitored {
+        let mut seen = s.seen.lock().expect("seen lock");
+        for raw in &raws {
+            for row in raw.chunks(c.features.len()) {
+                if seen.len() == SEEN_ROWS {
+                    seen.pop_front();
+                }
+                seen.push_back(row.to_vec());
+            }
         }
     }
     let n = windows.len();
@@ -588,6 +607,29 @@ async fn info(State(s): State<Shared>) -> Result<Json<Info>, ApiError> {
 }
 
 async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
+    let info = match &*s.status.read().expect("status lock") {
+        Status::Ready(i) => Some(i.clone()),
+        _ => None,
+    };
+    if let Some(c) = info.as_ref().and_then(|i| i.classifier.as_ref()) {
+        if let Some(r) = &c.reference {
+            let rows: Vec<f64> = s
+                .seen
+                .lock()
+                .expect("seen lock")
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            let n = rows.len() / c.features.len().max(1);
+            s.metrics.drift_rows.set(n as i64);
+            if n >= 30 {
+                if let Ok(table) = recur_data::drift::compare(r, &rows, &c.drift_thresholds) {
+                    s.metrics.set_drift(&table);
+                }
+            }
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

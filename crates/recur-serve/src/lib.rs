@@ -49,6 +49,7 @@ pub async fn serve_on(
         status: RwLock::new(Status::Loading),
         queue: tx,
         metrics: metrics.clone(),
+        seen: Default::default(),
     });
     let st = state.clone();
     let worker = std::thread::Builder::new()

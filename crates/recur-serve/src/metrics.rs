@@ -25,6 +25,9 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
+    /// Drift of the rows `/v1/classify` has seen against the training rows.
+    pub drift: prometheus::GaugeVec,
+    pub drift_rows: IntGauge,
     rss: IntGauge,
 }
 
@@ -85,6 +88,19 @@ impl Metrics {
             "Sentences run through the encoder",
         )
         .expect("valid");
+        let drift = prometheus::GaugeVec::new(
+            Opts::new(
+                "recur_drift",
+                "Drift of the feature rows /v1/classify has seen (the latest 5,000) against the classifier's training rows; drifted is 1 when a statistic is over its threshold",
+            ),
+            &["feature", "statistic"],
+        )
+        .expect("valid metric");
+        let drift_rows = IntGauge::new(
+            "recur_drift_rows",
+            "Feature rows of /v1/classify requests the drift figures cover",
+        )
+        .expect("valid");
         let rss = IntGauge::new(
             "process_resident_memory_bytes",
             "Resident memory of the server process",
@@ -99,6 +115,8 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(cache_hits.clone()),
             Box::new(cache_misses.clone()),
+            Box::new(drift.clone()),
+            Box::new(drift_rows.clone()),
             Box::new(rss.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -113,7 +131,28 @@ impl Metrics {
             queue_depth,
             cache_hits,
             cache_misses,
+            drift,
+            drift_rows,
             rss,
+        }
+    }
+
+    /// Sets the drift gauges from a drift table.
+    pub fn set_drift(&self, table: &[recur_data::drift::FeatureDrift]) {
+        for d in table {
+            let f = d.feature.as_str();
+            for (stat, v) in [
+                ("psi", Some(d.psi)),
+                ("ks", Some(d.ks)),
+                ("mean_shift", Some(d.mean_shift)),
+                ("autocorr_shift", Some(d.autocorr_shift)),
+                ("noise_ratio_shift", d.noise_ratio_shift),
+                ("drifted", Some(if d.drift { 1.0 } else { 0.0 })),
+            ] {
+                if let Some(v) = v {
+                    self.drift.with_label_values(&[f, stat]).set(v);
+                }
+            }
         }
     }
 

@@ -659,6 +659,7 @@ fn manual(
         status: RwLock::new(status),
         queue: tx,
         metrics: Arc::new(Metrics::new()),
+        seen: Default::default(),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let (atx, arx) = std::sync::mpsc::channel();
@@ -925,4 +926,50 @@ fn a_classifier_that_smooths_its_features_is_refused_with_the_reason() {
     std::fs::write(&yaml, format!("{text}selection:\n  ewma_span: 5\n")).unwrap();
     let e = Engine::load(&cfg, &Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("ewma_span 5") && e.contains("classifier"), "{e}");
+}
+
+fn metric(url: &str, line_start: &str) -> f64 {
+    let m = text(url, "/metrics");
+    m.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} in:\n{m}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_report_drift_of_the_rows_classify_has_seen() {
+    let s = start(|_| {});
+    let (_, i) = call(&s.url, "GET", "/info", None);
+    assert_eq!(i["classifier"]["drift_monitored"], true);
+    let mut g = recur_core::rng::Rng::new(21);
+    let mut send = |shift: f64| {
+        let windows: Vec<Vec<Vec<f64>>> = (0..60)
+            .map(|_| {
+                (0..WINDOW)
+                    .map(|_| vec![shift + g.unit() as f64, g.unit() as f64])
+                    .collect()
+            })
+            .collect();
+        let (status, r) = post(&s.url, "/v1/classify", &json!({ "windows": windows }));
+        assert_eq!(status, 200, "{r}");
+    };
+    // Rows like the training rows (uniform on [0, 1]): no drift.
+    send(0.0);
+    assert_eq!(metric(&s.url, "recur_drift_rows "), (60 * WINDOW) as f64);
+    let drifted = "recur_drift{feature=\"a\",statistic=\"drifted\"} ";
+    assert_eq!(metric(&s.url, drifted), 0.0);
+    assert_eq!(
+        metric(&s.url, "recur_drift{feature=\"b\",statistic=\"drifted\"} "),
+        0.0
+    );
+    // Then feature a moves up by 5: drift on a, not on b.
+    send(5.0);
+    assert_eq!(metric(&s.url, drifted), 1.0);
+    assert!(metric(&s.url, "recur_drift{feature=\"a\",statistic=\"psi\"} ") > 0.2);
+    assert_eq!(
+        metric(&s.url, "recur_drift{feature=\"b\",statistic=\"drifted\"} "),
+        0.0
+    );
 }
