@@ -80,6 +80,23 @@ enum Command {
         #[arg(long)]
         report_html: Option<PathBuf>,
     },
+    /// Hyperparameter search (sequence length, hidden size, learning rate,
+    /// dropout; ranges in the config's `tune:` section) with TPE, pruning
+    /// trials behind the median; trial 0 is the config as it stands. Every
+    /// finished trial goes to DIR/trials.json, which a second run resumes
+    /// from; the best config is written to DIR/best.yaml for `recur train`.
+    Tune {
+        #[arg(long)]
+        config: PathBuf,
+        /// Trials in all (a resumed run counts those already done).
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        #[arg(long)]
+        out: PathBuf,
+        /// Trials run at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        jobs: usize,
+    },
     /// Temporal feature selection on a config's training rows only: every
     /// statistic per feature (autocorrelation, noise ratio, outliers,
     /// trend, importance) and whether it is kept or which filter dropped
@@ -487,6 +504,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Tune {
+            config,
+            trials,
+            out,
+            jobs,
+        } => show::tune(&config, trials, &out, jobs, &dev, !cli.quiet),
         Command::SelectFeatures { config, data, json } => {
             let mut cfg = Config::from_file(&config)?;
             if let Some(d) = data {

@@ -351,3 +351,79 @@ pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
     }
     Ok(n > 0)
 }
+
+fn trial_line(t: &recur_train::tune::Trial) -> String {
+    format!(
+        "{:>5}  {:>7} {:>6} {:>9.2e} {:>7.3}  {:<8} {:>7.4} {:>6} {:>7.1}",
+        t.number,
+        t.params.sequence_length,
+        t.params.hidden_size,
+        t.params.learning_rate,
+        t.params.dropout,
+        match t.state {
+            recur_train::tune::State::Complete => "complete",
+            recur_train::tune::State::Pruned => "pruned",
+        },
+        t.value,
+        t.curve.len(),
+        t.seconds
+    )
+}
+
+const TRIAL_HEADER: &str =
+    "trial  seq_len hidden        lr dropout  state    val AUC epochs seconds";
+
+/// `recur tune`: runs the search, prints the trials and writes best.yaml.
+pub fn tune(
+    config: &Path,
+    trials: usize,
+    out: &Path,
+    jobs: usize,
+    dev: &Device,
+    progress: bool,
+) -> Result<()> {
+    let cfg = recur_core::config::Config::from_file(config)?;
+    if progress {
+        eprintln!("{TRIAL_HEADER}");
+    }
+    let report = |t: &recur_train::tune::Trial| {
+        if progress {
+            eprintln!("{}", trial_line(t));
+        }
+    };
+    let r = recur_train::tune::tune(&cfg, trials, jobs, out, dev, &report)?;
+    if r.resumed > 0 {
+        println!(
+            "resumed from {} trials in {}",
+            r.resumed,
+            out.join("trials.json").display()
+        );
+    }
+    println!("{TRIAL_HEADER}");
+    for t in &r.trials {
+        println!("{}", trial_line(t));
+    }
+    let mut best_cfg = recur_train::tune::best_config(&cfg, &r.best);
+    // best.yaml lives in another folder: its data path must not be relative.
+    if let Some(p) = best_cfg.data.path.as_mut() {
+        if let Ok(abs) = std::fs::canonicalize(&*p) {
+            *p = abs;
+        }
+    }
+    let path = out.join("best.yaml");
+    recur_core::fsx::write_atomic(&path, best_cfg.to_yaml().as_bytes())?;
+    println!("\nthe best config:\n{}", best_cfg.to_yaml());
+    let start = r.trials.iter().find(|t| t.number == 0);
+    println!(
+        "best: trial {} with validation AUC {:.4}{}; its config is {} (recur train --config {})",
+        r.best.number,
+        r.best.value,
+        start.map_or(String::new(), |s| format!(
+            " (trial 0, the config as given: {:.4})",
+            s.value
+        )),
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}

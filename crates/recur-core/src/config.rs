@@ -6,7 +6,7 @@
 
 pub use crate::job_a::{
     CalibrationKind, CostMatrix, DriftThresholds, EnsembleConfig, SelectionConfig, TreesConfig,
-    WeightMode,
+    TuneConfig, WeightMode,
 };
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,9 @@ pub struct Config {
     pub ensemble: Option<EnsembleConfig>,
     /// Thresholds of `recur drift`.
     pub drift: DriftThresholds,
+    /// The search of `recur tune` (defaults when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneConfig>,
 }
 
 /// How the input table is laid out.

@@ -161,3 +161,34 @@ impl Default for DriftThresholds {
         }
     }
 }
+
+/// The search of `recur tune`: ranges (searched on a log scale for the
+/// sequence length, hidden size and learning rate) and the pruner.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuneConfig {
+    pub sequence_length: [usize; 2],
+    pub hidden_size: [usize; 2],
+    pub learning_rate: [f64; 2],
+    pub dropout: [f64; 2],
+    /// Trials sampled at random before TPE takes over (Optuna's default 10).
+    pub startup_trials: usize,
+    /// Completed trials before the median rule prunes anything.
+    pub prune_after_trials: usize,
+    /// Epochs every trial runs before it can be pruned.
+    pub warmup_epochs: usize,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig {
+            sequence_length: [8, 64],
+            hidden_size: [16, 128],
+            learning_rate: [1e-4, 1e-2],
+            dropout: [0.0, 0.5],
+            startup_trials: 10,
+            prune_after_trials: 5,
+            warmup_epochs: 3,
+        }
+    }
+}

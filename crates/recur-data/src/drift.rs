@@ -292,4 +292,23 @@ mod tests {
         assert!(!same[0].drift, "{same:?}");
         assert!(same[0].psi.abs() < 1e-12 && same[0].mean_shift == 0.0);
     }
+
+    #[test]
+    fn autocorrelation_and_noise_ratio_shifts_match_a_hand_computation() {
+        // Training: 1, 2, ..., 100 (lag-1 autocorrelation 1; mean 50.5;
+        // population std sqrt((100^2 - 1) / 12) = 28.8661). New: 1, 3, 1, 3, ...
+        // (autocorrelation -1; mean 2, std 1, noise ratio 0.5).
+        let train: Vec<f64> = (1..=100).map(|v| v as f64).collect();
+        let r = Reference::of(&["x".into()], &train, 0..100);
+        let std = ((100.0f64 * 100.0 - 1.0) / 12.0).sqrt();
+        assert!((r.features[0].noise_ratio.unwrap() - std / 50.5).abs() < 1e-12);
+        let new: Vec<f64> = (0..40)
+            .map(|i| if i % 2 == 0 { 1.0 } else { 3.0 })
+            .collect();
+        let d = &compare(&r, &new, &DriftThresholds::default()).unwrap()[0];
+        assert!((d.autocorr_shift - 2.0).abs() < 1e-9, "{d:?}");
+        let want = (0.5 - std / 50.5).abs() / (std / 50.5);
+        assert!((d.noise_ratio_shift.unwrap() - want).abs() < 1e-12, "{d:?}");
+        assert!((d.mean_shift - (50.5 - 2.0) / std).abs() < 1e-12);
+    }
 }

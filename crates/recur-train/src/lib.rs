@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod optim;
 pub mod pipeline;
 pub mod trainer;
+pub mod tune;
 
 pub use artifact::{load_model_dir, save_model_dir, ModelDir, Report};
 pub use metrics::Metrics;

@@ -86,6 +86,18 @@ pub(crate) fn epoch_bar(
 
 /// Trains the classifier on prepared windows.
 pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Result<FitResult> {
+    fit_watched(prep, cfg, dev, opts, &mut |_| true)
+}
+
+/// [`fit`], calling `watch` after every epoch; training stops when it
+/// answers false (a tuning trial pruned), keeping the best weights so far.
+pub fn fit_watched(
+    prep: &Prepared,
+    cfg: &Config,
+    dev: &Device,
+    opts: &FitOptions,
+    watch: &mut dyn FnMut(&EpochRecord) -> bool,
+) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
     let arch = ClassifierArch::new(
         prep.features.len(),
@@ -172,6 +184,9 @@ pub fn fit(prep: &Prepared, cfg: &Config, dev: &Device, opts: &FitOptions) -> Re
                 }
                 break;
             }
+        }
+        if !watch(history.last().expect("an epoch was just recorded")) {
+            break;
         }
     }
     if opts.progress {

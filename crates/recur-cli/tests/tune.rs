@@ -1,0 +1,120 @@
+//! `recur tune` as a user runs it: trial 0 is the given config, every
+//! finished trial is on disk, a killed run resumes without losing one, and
+//! best.yaml trains as it is.
+
+mod common;
+
+use common::{err, ok, recur};
+use std::path::Path;
+
+fn setup(dir: &Path) -> std::path::PathBuf {
+    let mut g = recur_core::rng::Rng::new(4);
+    let mut a = vec![0.0f64; 900];
+    for t in 1..900 {
+        a[t] = 0.7 * a[t - 1] + g.normal() as f64;
+    }
+    let mut s = String::from("a,b,y\n");
+    for t in 0..900 {
+        s += &format!(
+            "{:.4},{:.4},{}\n",
+            a[t],
+            g.normal(),
+            (t >= 2 && a[t - 2] > 0.0) as u8
+        );
+    }
+    std::fs::write(dir.join("d.csv"), s).unwrap();
+    let cfg = dir.join("t.yaml");
+    std::fs::write(
+        &cfg,
+        "data:\n  path: d.csv\n  target:\n    column: y\n\
+         model:\n  sequence_length: 4\n  hidden_size: 4\ntraining:\n  epochs: 3\n  batch_size: 64\n\
+         tune:\n  sequence_length: [3, 6]\n  hidden_size: [2, 6]\n  startup_trials: 2\n  prune_after_trials: 2\n  warmup_epochs: 1\n",
+    )
+    .unwrap();
+    cfg
+}
+
+fn trials(out: &Path) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+#[test]
+fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = setup(d.path());
+    let out = d.path().join("tune");
+    let o = out.to_str().unwrap();
+    let text = ok(&recur(&[
+        "tune",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trials",
+        "3",
+        "--out",
+        o,
+    ]));
+    let first = trials(&out);
+    assert_eq!(first.len(), 3);
+    let numbers: Vec<u64> = first
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![0, 1, 2]);
+    // Trial 0 is the config as given.
+    assert_eq!(first[0]["params"]["sequence_length"], 4);
+    assert_eq!(first[0]["params"]["hidden_size"], 4);
+    assert!(text.contains("best: trial"), "{text}");
+    for t in &first {
+        let p = &t["params"];
+        assert!(
+            (3..=6).contains(&p["sequence_length"].as_u64().unwrap()),
+            "{t}"
+        );
+        assert!((2..=6).contains(&p["hidden_size"].as_u64().unwrap()), "{t}");
+        assert!(!t["curve"].as_array().unwrap().is_empty());
+    }
+    // A run killed after two trials: the file holds what had finished.
+    let kept: Vec<serde_json::Value> = first[..2].to_vec();
+    std::fs::write(
+        out.join("trials.json"),
+        serde_json::to_string(&kept).unwrap(),
+    )
+    .unwrap();
+    let text = ok(&recur(&[
+        "tune",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trials",
+        "4",
+        "--out",
+        o,
+    ]));
+    assert!(text.contains("resumed from 2 trials"), "{text}");
+    let after = trials(&out);
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[..2], kept[..], "a finished trial was lost or changed");
+    assert_eq!(after[3]["number"], 3);
+    // best.yaml trains as it is, from any folder.
+    let best = out.join("best.yaml");
+    ok(&recur(&[
+        "train",
+        "--config",
+        best.to_str().unwrap(),
+        "--out",
+        d.path().join("m").to_str().unwrap(),
+    ]));
+    // A damaged trials file is an error naming it, not a fresh start.
+    std::fs::write(out.join("trials.json"), "[{\"number\": 0,").unwrap();
+    let e = err(&recur(&[
+        "tune",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trials",
+        "5",
+        "--out",
+        o,
+    ]));
+    assert!(e.contains("trials.json"), "{e}");
+}
