@@ -224,3 +224,32 @@ fn whole_sequences_from_a_ts_file_train_evaluate_and_predict() {
     let text = std::fs::read_to_string(&preds).unwrap();
     assert!(text.starts_with("row,probability\n0,"), "{text}");
 }
+
+#[test]
+fn a_watcher_that_says_stop_ends_training_with_the_best_weights_so_far() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(write_series(d.path(), 800, true, 5), 20, 20, 0.01);
+    let prep = prepare_training(&cfg).unwrap();
+    let mut seen = Vec::new();
+    let r = recur_train::trainer::fit_watched(
+        &prep,
+        &cfg,
+        &Device::Cpu,
+        &FitOptions::default(),
+        &mut |rec| {
+            seen.push(rec.epoch);
+            rec.epoch < 3
+        },
+    )
+    .unwrap();
+    // Pruned after epoch 3: three epochs run, the best of them kept.
+    assert_eq!(seen, vec![1, 2, 3]);
+    assert_eq!(r.epochs_run, 3);
+    assert!(r.best_epoch <= 3);
+    let best = r
+        .history
+        .iter()
+        .map(|h| h.val_loss)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(r.best_val_loss, best);
+}
