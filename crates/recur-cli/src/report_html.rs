@@ -131,17 +131,11 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
         for (name, m) in models {
             for (label, v) in [("raw", &m.raw), ("calibrated", &m.calibrated)] {
                 let s = v.test.as_ref().unwrap_or(&v.val);
-                let _ = write!(
-                    h,
-                    "<tr><td>{name} ({label})</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.2}</td><td>{:.6}</td></tr>",
-                    fmt(s.auc),
-                    fmt(s.pr_auc),
-                    s.logloss,
-                    s.brier,
-                    s.ece,
-                    v.threshold,
-                    s.ev
-                );
+                let cells: String = crate::show::score_cells(s, v.threshold)
+                    .iter()
+                    .map(|c| format!("<td>{c}</td>"))
+                    .collect();
+                let _ = write!(h, "<tr><td>{name} ({label})</td>{cells}</tr>");
             }
         }
         h.push_str("</table>");

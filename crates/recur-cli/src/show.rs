@@ -99,6 +99,21 @@ pub fn selection(table: &[recur_data::select::FeatureStats]) {
     }
 }
 
+/// ROC AUC, PR AUC, log loss, Brier, ECE, threshold and EV per row, as
+/// printed in the terminal report and the HTML one.
+pub fn score_cells(s: &recur_train::job_a::Scores, threshold: f64) -> [String; 7] {
+    let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.4}"));
+    [
+        f(s.auc),
+        f(s.pr_auc),
+        format!("{:.4}", s.logloss),
+        format!("{:.4}", s.brier),
+        format!("{:.4}", s.ece),
+        format!("{threshold:.2}"),
+        format!("{:.6}", s.ev),
+    ]
+}
+
 fn comparison(
     r: &Report,
     models: &std::collections::BTreeMap<String, recur_train::job_a::ModelReport>,
@@ -115,21 +130,21 @@ fn comparison(
         "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10}",
         "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "threshold", "EV per row"
     );
-    let fmt = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.4}"));
     for name in ["lstm", "trees", "ensemble"] {
         let Some(m) = models.get(name) else { continue };
         for (label, v) in [("raw", &m.raw), ("calibrated", &m.calibrated)] {
             let s = v.test.as_ref().unwrap_or(&v.val);
+            let c = score_cells(s, v.threshold);
             println!(
-                "{:<22} {:>7} {:>7} {:>8.4} {:>7.4} {:>7.4} {:>9.2} {:>10.6}",
+                "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10}",
                 format!("{name} ({label})"),
-                fmt(s.auc),
-                fmt(s.pr_auc),
-                s.logloss,
-                s.brier,
-                s.ece,
-                v.threshold,
-                s.ev
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                c[4],
+                c[5],
+                c[6]
             );
         }
     }
