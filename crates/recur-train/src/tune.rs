@@ -272,10 +272,12 @@ pub fn tune(
             dropout: cfg.model.dropout,
         })
     };
+    // (sampler, next trial number, the enqueued first point, trials running)
     let state = Mutex::new((
         sampler,
         done.iter().map(|t| t.number + 1).max().unwrap_or(0),
         enqueued,
+        0usize,
     ));
     let finished = Mutex::new(done);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -285,14 +287,14 @@ pub fn tune(
                 let next = {
                     let n_done = finished.lock().expect("trials lock").len();
                     let mut st = state.lock().expect("sampler lock");
-                    let running = st.1 - n_done;
-                    if n_done + running >= n_trials
+                    if n_done + st.3 >= n_trials
                         || first_error.lock().expect("error lock").is_some()
                     {
                         None
                     } else {
                         let number = st.1;
                         st.1 += 1;
+                        st.3 += 1;
                         match st.2.take() {
                             Some(p) => Some(Ok((number, p))),
                             None => Some(st.0.ask().map(|p| (number, p))),
@@ -307,17 +309,18 @@ pub fn tune(
                     }
                     Some(Ok(x)) => x,
                 };
-                match run_trial(cfg, number, p, dev, &finished, &space) {
+                let outcome = run_trial(cfg, number, p, dev, &finished, &space);
+                match outcome {
                     Ok(t) => {
                         let mut f = finished.lock().expect("trials lock");
                         f.push(t.clone());
                         f.sort_by_key(|t| t.number);
                         let write = write_json(&file, &*f);
-                        let tell = state
-                            .lock()
-                            .expect("sampler lock")
-                            .0
-                            .tell(&t.params, -t.value);
+                        let tell = {
+                            let mut st = state.lock().expect("sampler lock");
+                            st.3 -= 1;
+                            st.0.tell(&t.params, -t.value)
+                        };
                         drop(f);
                         if let Err(e) = write.and(tell) {
                             first_error.lock().expect("error lock").get_or_insert(e);
@@ -326,6 +329,7 @@ pub fn tune(
                         report(&t);
                     }
                     Err(e) => {
+                        state.lock().expect("sampler lock").3 -= 1;
                         first_error
                             .lock()
                             .expect("error lock")
