@@ -491,16 +491,12 @@ impl Engine {
         let mut modes = Vec::with_capacity(chats.len());
         for ((texts, m, _), k) in chats.iter().zip(&kept) {
             let c = self.models[*m].arch.context;
-            let rows = &vectors[offset..offset + k.len()];
+            let rows: Vec<&[f32]> = vectors[offset..offset + k.len()]
+                .iter()
+                .map(|r| &r[..])
+                .collect();
             offset += k.len();
-            let mut ctx = Vec::with_capacity(c * dim);
-            for _ in 0..c - rows.len() {
-                ctx.extend_from_slice(&rows[0]);
-            }
-            for r in rows {
-                ctx.extend_from_slice(r);
-            }
-            contexts.push(ctx);
+            contexts.push(pad_context(&rows, c, dim));
             modes.push(fill_mode(texts.len(), c));
         }
         let context_build_ms = ms_since(t);
@@ -597,14 +593,9 @@ impl Engine {
                 metrics.stage("queue", ms_between(*queued, t));
                 let c = self.models[*model].arch.context;
                 let n = context.len() / dim;
-                let keep = &context[n.saturating_sub(c) * dim..];
-                let mut ctx = Vec::with_capacity(c * dim);
-                for _ in 0..c.saturating_sub(n) {
-                    ctx.extend_from_slice(&keep[..dim]);
-                }
-                ctx.extend_from_slice(keep);
+                let rows: Vec<&[f32]> = context.chunks(dim).collect();
                 models.push(*model);
-                contexts.push(ctx);
+                contexts.push(pad_context(&rows, c, dim));
                 modes.push(fill_mode(n, c));
             }
         }
@@ -692,6 +683,20 @@ fn finite(v: &[f32], what: &str) -> Result<()> {
     }
 }
 
+/// The context of `c` vectors a model reads from `rows` (oldest first):
+/// the last `c`, with the earliest repeated in front when there are fewer.
+fn pad_context(rows: &[&[f32]], c: usize, dim: usize) -> Vec<f32> {
+    let keep = &rows[rows.len().saturating_sub(c)..];
+    let mut ctx = Vec::with_capacity(c * dim);
+    for _ in keep.len()..c {
+        ctx.extend_from_slice(keep[0]);
+    }
+    for r in keep {
+        ctx.extend_from_slice(r);
+    }
+    ctx
+}
+
 fn fill_mode(n: usize, c: usize) -> &'static str {
     match n.cmp(&c) {
         std::cmp::Ordering::Less => "padded",
@@ -706,4 +711,24 @@ fn ms_since(t: Instant) -> f64 {
 
 fn ms_between(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_are_padded_with_the_earliest_or_cut_to_the_last() {
+        let (a, b, c): (&[f32], &[f32], &[f32]) = (&[1.0, 1.5], &[2.0, 2.5], &[3.0, 3.5]);
+        assert_eq!(
+            pad_context(&[a, b], 3, 2),
+            vec![1.0, 1.5, 1.0, 1.5, 2.0, 2.5]
+        );
+        assert_eq!(pad_context(&[a, b, c], 2, 2), vec![2.0, 2.5, 3.0, 3.5]);
+        assert_eq!(pad_context(&[a, b], 2, 2), vec![1.0, 1.5, 2.0, 2.5]);
+        assert_eq!(
+            (fill_mode(1, 3), fill_mode(3, 3), fill_mode(4, 3)),
+            ("padded", "full", "truncated")
+        );
+    }
 }

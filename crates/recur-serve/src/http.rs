@@ -491,7 +491,8 @@ async fn classify(
         ));
     }
     let l = c.sequence_length;
-    let mut raws: Vec<Vec<f64>> = Vec::with_capacity(windows.len());
+    // Kept for the drift figures only when they are reported.
+    let mut raws: Vec<Vec<f64>> = Vec::new();
     let mut x = Vec::with_capacity(windows.len() * l * c.features.len());
     for (wi, w) in windows.iter().enumerate() {
         let at = if name == "window" {
@@ -512,7 +513,6 @@ async fn classify(
         for (ri, row) in w.iter().enumerate() {
             row_values(row, &format!("{at}[{ri}]"), &c.features, &mut raw)?;
         }
-        raws.push(raw.clone());
         for (k, v) in raw.iter().enumerate() {
             let j = k % c.features.len();
             let z = ((v - c.mean[j]) / c.std[j]) as f32;
@@ -527,6 +527,9 @@ async fn classify(
                 ));
             }
             x.push(z);
+        }
+        if c.drift_monitored {
+            raws.push(raw);
         }
     }
     if c.drift_monitored {
