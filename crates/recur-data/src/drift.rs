@@ -6,8 +6,9 @@
 //! 201 quantiles for the KS distance, moments) and saved with the model, so
 //! a check needs only the model directory and the new table.
 
-use crate::select::corr;
+use crate::select::{lag1_autocorr, mean, noise_ratio, std};
 pub use recur_core::config::DriftThresholds;
+use recur_core::stats::percentile;
 use recur_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -38,31 +39,9 @@ pub struct Reference {
     pub features: Vec<FeatureReference>,
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-fn std(v: &[f64], m: f64) -> f64 {
-    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64).sqrt()
-}
-
-/// Quantile `q` in [0, 1] of sorted values, linear interpolation (numpy's default).
+/// Quantile `q` in [0, 1] of sorted values (numpy's linear interpolation).
 fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-fn noise_ratio(m: f64, s: f64) -> Option<f64> {
-    (m.abs() > 1e-10).then(|| s / m.abs())
-}
-
-fn autocorr(x: &[f64]) -> f64 {
-    if x.len() > 2 {
-        corr(&x[..x.len() - 1], &x[1..])
-    } else {
-        0.0
-    }
+    percentile(sorted, q * 100.0)
 }
 
 /// The bin of `v` among the 10 bins cut at `deciles` (left-closed).
@@ -92,7 +71,7 @@ impl FeatureReference {
             feature: feature.to_string(),
             mean: m,
             std: s,
-            autocorr: autocorr(x),
+            autocorr: lag1_autocorr(x),
             noise_ratio: noise_ratio(m, s),
             bin_shares: shares(&deciles, x),
             deciles,
@@ -207,7 +186,7 @@ pub fn compare(
             let p = psi(&r.bin_shares, &shares(&r.deciles, &x));
             let k = ks(&r.quantiles, &sorted);
             let ms = (m - r.mean).abs() / if r.std > 1e-12 { r.std } else { 1.0 };
-            let ac = (autocorr(&x) - r.autocorr).abs();
+            let ac = (lag1_autocorr(&x) - r.autocorr).abs();
             // A noise ratio above 5 means a mean near zero against the
             // spread (z-scored data): its relative change is noise, not drift.
             let nr = match (r.noise_ratio, noise_ratio(m, s)) {

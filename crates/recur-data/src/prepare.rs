@@ -297,8 +297,17 @@ pub fn raw_features(path: &Path, cfg: &Config, features: &[String]) -> Result<Ve
             "drift is measured on the rows layout (one row per time step)",
         ));
     }
-    let t = Table::read(path, cfg.data.format.as_deref())?;
-    let mut raw = feature_rows(&t, features)?;
+    smoothed_rows(
+        &Table::read(path, cfg.data.format.as_deref())?,
+        cfg,
+        features,
+    )
+}
+
+/// [`feature_rows`] of a new table, smoothed as training smoothed the kept
+/// features (the config's `selection.ewma_span`).
+fn smoothed_rows(t: &Table, cfg: &Config, features: &[String]) -> Result<Vec<f64>> {
+    let mut raw = feature_rows(t, features)?;
     if let Some(sc) = &cfg.selection {
         ewma(&mut raw, features.len(), sc.ewma_span);
     }
@@ -321,11 +330,7 @@ pub fn prepare_inference(
         Layout::Rows => {
             let t = Table::read(path, d.format.as_deref())?;
             let n = t.n_rows();
-            let mut raw = feature_rows(&t, &scaler.features)?;
-            if let Some(sc) = &cfg.selection {
-                // The kept features were smoothed in training; so here.
-                ewma(&mut raw, scaler.features.len(), sc.ewma_span);
-            }
+            let raw = smoothed_rows(&t, cfg, &scaler.features)?;
             if n < seq_len {
                 return Err(too_short(&t.source, n, "rows", seq_len));
             }

@@ -59,12 +59,12 @@ mod infinite_as_null {
     }
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub(crate) fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 /// Population standard deviation.
-fn std(v: &[f64], m: f64) -> f64 {
+pub(crate) fn std(v: &[f64], m: f64) -> f64 {
     (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64).sqrt()
 }
 
@@ -84,6 +84,20 @@ pub fn corr(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// Lag-1 autocorrelation: the correlation of `x[t]` with `x[t+1]`.
+pub(crate) fn lag1_autocorr(x: &[f64]) -> f64 {
+    if x.len() > 2 {
+        corr(&x[..x.len() - 1], &x[1..])
+    } else {
+        0.0
+    }
+}
+
+/// `std / |mean|`; None (infinite) when `|mean| <= 1e-10`.
+pub(crate) fn noise_ratio(m: f64, s: f64) -> Option<f64> {
+    (m.abs() > 1e-10).then(|| s / m.abs())
+}
+
 /// Statistics of one training series `x` with its row labels `y`.
 fn stats(name: &str, x: &[f64], y: &[Option<f32>], cfg: &SelectionConfig) -> FeatureStats {
     let m = mean(x);
@@ -92,16 +106,8 @@ fn stats(name: &str, x: &[f64], y: &[Option<f32>], cfg: &SelectionConfig) -> Fea
     sorted.sort_by(f64::total_cmp);
     sorted.dedup();
     let distinct = sorted.len();
-    let autocorr = if x.len() > 2 {
-        corr(&x[..x.len() - 1], &x[1..])
-    } else {
-        0.0
-    };
-    let noise_ratio = if m.abs() <= 1e-10 {
-        f64::INFINITY
-    } else {
-        s / m.abs()
-    };
+    let autocorr = lag1_autocorr(x);
+    let noise_ratio = noise_ratio(m, s).unwrap_or(f64::INFINITY);
     let outlier_share = if s > 0.0 {
         x.iter()
             .filter(|v| ((*v - m) / s).abs() > cfg.outlier_z)
