@@ -11,14 +11,11 @@ use crate::calibrate::{ece, reliability, Bin, Calibrator};
 use crate::decision::{best_threshold, expected_value};
 use crate::ensemble::{join, weights, Joined, Weights};
 use crate::metrics::{roc_curve, Metrics};
-use crate::trainer::{predict_logits, probabilities};
-use candle_core::Device;
 use recur_core::config::Config;
 use recur_core::{Error, Result};
 use recur_data::{Prepared, WindowSet};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
-use recur_models::LstmClassifier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -119,10 +116,13 @@ fn model_report(
     }
 }
 
-/// `(row, probability)` of every window of `set`.
-fn lstm_rows(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> Result<Vec<(usize, f64)>> {
-    let p = probabilities(&predict_logits(model, set, dev)?);
-    Ok(set.windows.iter().map(|w| w.row).zip(p).collect())
+/// `(row, probability)` of every window of `set`, given its probabilities.
+fn lstm_rows(set: &WindowSet, p: &[f64]) -> Vec<(usize, f64)> {
+    set.windows
+        .iter()
+        .map(|w| w.row)
+        .zip(p.iter().copied())
+        .collect()
 }
 
 /// The joined rows of one part with their labels.
@@ -142,12 +142,13 @@ fn part(
     Ok((j, y))
 }
 
-/// Trains (or reads) the trees and builds the three-model report.
+/// Trains (or reads) the trees and builds the three-model report, from the
+/// LSTM's probabilities of the validation and test windows (in set order).
 pub fn run(
     prep: &Prepared,
-    lstm: &LstmClassifier,
+    lstm_val: &[f64],
+    lstm_test: Option<&[f64]>,
     cfg: &Config,
-    dev: &Device,
 ) -> Result<(JobAReport, TreeModel)> {
     let tc = cfg
         .trees
@@ -184,15 +185,10 @@ pub fn run(
         .copied()
         .zip(model.predict(&design))
         .collect();
-    let (val, yv) = part(&tree_p, &lstm_rows(lstm, &prep.val, dev)?, &prep.row_labels)?;
-    let test = if prep.test.is_empty() {
-        None
-    } else {
-        Some(part(
-            &tree_p,
-            &lstm_rows(lstm, &prep.test, dev)?,
-            &prep.row_labels,
-        )?)
+    let (val, yv) = part(&tree_p, &lstm_rows(&prep.val, lstm_val), &prep.row_labels)?;
+    let test = match lstm_test {
+        Some(p) => Some(part(&tree_p, &lstm_rows(&prep.test, p), &prep.row_labels)?),
+        None => None,
     };
     let ll = |p: &[f64]| Metrics::compute(p, &yv).logloss;
     let ens_cfg = cfg.ensemble.clone().unwrap_or_default();

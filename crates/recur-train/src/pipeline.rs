@@ -42,13 +42,22 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         );
     }
     let result = fit(&prep, cfg, dev, opts)?;
+    // The LSTM's validation and test probabilities, once: the metrics, the
+    // ROC curve and the ensemble all read them.
+    let probs = |set: &WindowSet| -> Result<Vec<f64>> {
+        Ok(probabilities(&predict_logits(&result.model, set, dev)?))
+    };
+    let val_p = probs(&prep.val)?;
+    let test_p = if prep.test.is_empty() {
+        None
+    } else {
+        Some(probs(&prep.test)?)
+    };
     let report = Report {
-        val: metrics_of(&result.model, &prep.val, dev)?,
-        test: if prep.test.is_empty() {
-            None
-        } else {
-            Some(metrics_of(&result.model, &prep.test, dev)?)
-        },
+        val: Metrics::compute(&val_p, &prep.val.labels()),
+        test: test_p
+            .as_ref()
+            .map(|p| Metrics::compute(p, &prep.test.labels())),
         best_epoch: result.best_epoch,
         epochs_run: result.epochs_run,
         pos_weight: result.pos_weight,
@@ -67,15 +76,13 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         roc: Default::default(),
     };
     let mut report = report;
-    let shown = if prep.test.is_empty() {
-        &prep.val
-    } else {
-        &prep.test
+    let (shown, shown_p) = match &test_p {
+        Some(p) => (&prep.test, p),
+        None => (&prep.val, &val_p),
     };
-    let p = probabilities(&predict_logits(&result.model, shown, dev)?);
     report.roc.insert(
         "lstm".into(),
-        crate::metrics::roc_curve(&p, &shown.labels(), 300),
+        crate::metrics::roc_curve(shown_p, &shown.labels(), 300),
     );
     let mut extra: Vec<(&str, String)> = Vec::new();
     if cfg.trees.is_some() {
@@ -84,7 +91,7 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
                 "trees: training, then calibration, thresholds and the ensemble on validation"
             );
         }
-        let (a, trees) = crate::job_a::run(&prep, &result.model, cfg, dev)?;
+        let (a, trees) = crate::job_a::run(&prep, &val_p, test_p.as_deref(), cfg)?;
         if let Some(j) = trees.to_json() {
             extra.push(("trees.json", j));
         }
