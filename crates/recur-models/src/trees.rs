@@ -49,17 +49,23 @@ impl Design {
         self.names.len()
     }
 
+    /// The design rows `keep` column by column, as forust reads a matrix.
+    fn columns(&self, keep: &[usize]) -> Vec<f64> {
+        let w = self.width();
+        let mut cols = Vec::with_capacity(keep.len() * w);
+        for j in 0..w {
+            cols.extend(keep.iter().map(|&i| self.x[i * w + j]));
+        }
+        cols
+    }
+
     /// Column-major values and labels of the design rows whose table row
     /// lies in `range` and has a label.
     fn part(&self, labels: &[Option<f32>], range: &Range<usize>) -> (Vec<f64>, Vec<f64>) {
         let keep: Vec<usize> = (0..self.rows.len())
             .filter(|&i| range.contains(&self.rows[i]) && labels[self.rows[i]].is_some())
             .collect();
-        let w = self.width();
-        let mut cols = Vec::with_capacity(keep.len() * w);
-        for j in 0..w {
-            cols.extend(keep.iter().map(|&i| self.x[i * w + j]));
-        }
+        let cols = self.columns(&keep);
         let y = keep
             .iter()
             .map(|&i| labels[self.rows[i]].unwrap_or(0.0) as f64)
@@ -167,10 +173,8 @@ impl TreeModel {
         let n = d.rows.len();
         match self {
             TreeModel::Forust { booster, .. } => {
-                let mut cols = Vec::with_capacity(n * w);
-                for j in 0..w {
-                    cols.extend((0..n).map(|i| d.x[i * w + j]));
-                }
+                let all: Vec<usize> = (0..n).collect();
+                let cols = d.columns(&all);
                 booster
                     .predict(&Matrix::new(&cols, n, w), false)
                     .into_iter()
