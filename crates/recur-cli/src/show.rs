@@ -1,7 +1,7 @@
 //! Printing: metrics tables, training reports and `inspect` output. Plain
 //! aligned text on stdout, so the output reads well and pipes well.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use recur_core::checkpoint::read_header;
 use recur_train::artifact::{read_history, WEIGHTS};
@@ -301,14 +301,7 @@ pub fn bench(r: &recur_train::bench::BenchResult) {
 
 /// `recur drift`: prints the per-feature table; true when any feature drifted.
 pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
-    let cfg_path = model.join("config.yaml");
-    let text = std::fs::read_to_string(&cfg_path).with_context(|| {
-        format!(
-            "{} is not a recur model directory (no config.yaml)",
-            model.display()
-        )
-    })?;
-    let cfg = recur_core::config::Config::from_yaml(&text, &cfg_path.display().to_string())?;
+    let cfg = recur_train::artifact::read_config(model)?;
     let ref_path = model.join("reference.json");
     if !ref_path.exists() {
         anyhow::bail!(

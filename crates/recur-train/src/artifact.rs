@@ -125,12 +125,17 @@ fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     }
 }
 
+/// The config a model directory was trained with.
+pub fn read_config(dir: &Path) -> Result<Config> {
+    let cfg_path = need(dir, "config.yaml")?;
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    Config::from_yaml(&text, &cfg_path.display().to_string())
+}
+
 /// Loads a model directory, checking the weights against the architecture
 /// that the saved config and features describe.
 pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
-    let cfg_path = need(dir, "config.yaml")?;
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let config = Config::from_yaml(&text, &cfg_path.display().to_string())?;
+    let config = read_config(dir)?;
     let features: Vec<String> = read_json(&need(dir, "features.json")?)?;
     let scaler: Scaler = read_json(&need(dir, "scaler.json")?)?;
     let info: SplitInfo = read_json(&need(dir, "data.json")?)?;
