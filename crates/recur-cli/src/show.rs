@@ -302,14 +302,13 @@ pub fn bench(r: &recur_train::bench::BenchResult) {
 /// `recur drift`: prints the per-feature table; true when any feature drifted.
 pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
     let cfg = recur_train::artifact::read_config(model)?;
-    let ref_path = model.join("reference.json");
-    if !ref_path.exists() {
+    let Some(reference) = recur_data::drift::Reference::read(model)? else {
         anyhow::bail!(
-            "{} has no reference.json: it was trained before recur kept the training reference; train it again",
-            model.display()
+            "{} has no {}: it was trained before recur kept the training reference; train it again",
+            model.display(),
+            recur_data::drift::REFERENCE_FILE
         );
-    }
-    let reference: recur_data::drift::Reference = recur_core::fsx::read_json(&ref_path)?;
+    };
     let features: Vec<String> = reference
         .features
         .iter()

@@ -83,7 +83,21 @@ impl FeatureReference {
     }
 }
 
+/// The file a model directory keeps its reference in.
+pub const REFERENCE_FILE: &str = "reference.json";
+
 impl Reference {
+    /// The reference of a model directory; None when it has none (models
+    /// trained before recur kept one).
+    pub fn read(model_dir: &std::path::Path) -> Result<Option<Reference>> {
+        let path = model_dir.join(REFERENCE_FILE);
+        if path.exists() {
+            recur_core::fsx::read_json(&path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The reference of `rows` of a row-major `[n, F]` buffer.
     pub fn of(features: &[String], raw: &[f64], rows: std::ops::Range<usize>) -> Reference {
         let f = features.len();

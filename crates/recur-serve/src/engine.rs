@@ -244,17 +244,11 @@ impl Engine {
         };
         // A reference over other features (an edited directory) is ignored.
         let classifier_reference = match (&cfg.classifier, &classifier) {
-            (Some(p), Some(c)) => {
-                let path = p.join("reference.json");
-                if path.exists() {
-                    let r: recur_data::drift::Reference = recur_core::fsx::read_json(&path)?;
-                    let names: Vec<&String> = r.features.iter().map(|f| &f.feature).collect();
-                    let want: Vec<&String> = c.scaler.features.iter().collect();
-                    (names == want).then(|| Arc::new(r))
-                } else {
-                    None
-                }
-            }
+            (Some(p), Some(c)) => recur_data::drift::Reference::read(p)?.and_then(|r| {
+                let names: Vec<&String> = r.features.iter().map(|f| &f.feature).collect();
+                let want: Vec<&String> = c.scaler.features.iter().collect();
+                (names == want).then(|| Arc::new(r))
+            }),
             _ => None,
         };
         let info = Info {

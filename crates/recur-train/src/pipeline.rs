@@ -128,7 +128,7 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
             split.train.start..split.train.end,
         );
         extra.push((
-            "reference.json",
+            recur_data::drift::REFERENCE_FILE,
             serde_json::to_string(&reference).expect("reference serialises"),
         ));
     }
