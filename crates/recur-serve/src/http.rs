@@ -115,8 +115,11 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|r| {
+/// The request parsed from its body, or the JSON error that says why not.
+fn request<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -127,7 +130,8 @@ fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
         } else {
             ApiError::new(status, "bad_body", r.body_text())
         }
-    })
+    })?;
+    parse(&body)
 }
 
 fn ready(s: &AppState) -> Result<Arc<Info>, ApiError> {
@@ -303,8 +307,7 @@ async fn chat(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChatResponse>, ApiError> {
     let t = Instant::now();
-    let body = body_of(body)?;
-    let req: ChatRequest = parse(&body)?;
+    let req: ChatRequest = request(body)?;
     let info = ready(&s)?;
     let texts = chat_texts(&req, &s.cfg)?;
     let model = model_index(&info, req.model.as_deref())?;
@@ -335,8 +338,7 @@ async fn infer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<InferResponse>, ApiError> {
     let t = Instant::now();
-    let body = body_of(body)?;
-    let req: InferRequest = parse(&body)?;
+    let req: InferRequest = request(body)?;
     let info = ready(&s)?;
     let model = model_index(&info, req.model.as_deref())?;
     let (c, dim) = (info.models[model].context, info.models[model].dim);
@@ -457,8 +459,7 @@ async fn classify(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ClassifyResponse>, ApiError> {
     let t = Instant::now();
-    let body = body_of(body)?;
-    let req: ClassifyRequest = parse(&body)?;
+    let req: ClassifyRequest = request(body)?;
     let info = ready(&s)?;
     let c = info.classifier.as_ref().ok_or_else(|| {
         ApiError::new(
