@@ -6,6 +6,20 @@ use crate::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Gives a temporary file the mode of an ordinary new file (0644), where
+/// `tempfile` makes it 0600: a model directory is read by other users and
+/// services, and the rename would keep the temporary file's mode.
+fn readable(p: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = p;
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically (temp file in the same folder + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
@@ -15,6 +29,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    readable(tmp.path()).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -35,6 +50,7 @@ pub fn write_atomic_with<E: std::fmt::Display>(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     write(tmp.path()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
+    readable(tmp.path()).map_err(|e| Error::io(path, e))?;
     std::fs::File::open(tmp.path())
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))?;
@@ -65,7 +81,52 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// Refuses to write `output` over `input` (the same file by any path).
+pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(output)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(Error::Msg(format!(
+            "the output {} is the input file: choose another output path",
+            output.display()
+        )));
+    }
+    Ok(())
+}
+
+/// SHA-256 of bytes, as lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
 /// Bytes as lowercase hex (how recur prints and stores digests).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_leave_files_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.json");
+        write_atomic(&a, b"{}").unwrap();
+        let b = d.path().join("b.bin");
+        write_atomic_with(&b, |p| std::fs::write(p, b"x")).unwrap();
+        for p in [a, b] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{}", p.display());
+        }
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }
