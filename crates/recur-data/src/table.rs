@@ -2,6 +2,10 @@
 //! for an empty cell) or text; checks that need the column's role (feature,
 //! target, time) happen where the role is known, in `prepare`, and their
 //! errors point at the row through [`Table::row_name`].
+//!
+//! Parquet dates, times and timestamps become text as written: naive
+//! timestamps stay naive, zoned ones keep their zone and offset (see
+//! `parquet_time.rs`), so `recur predict` writes back the times it read.
 
 use recur_core::{Error, Result};
 use std::path::Path;
@@ -185,12 +189,14 @@ impl Table {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let reader = SerializedFileReader::new(file)
             .map_err(|e| Error::data(&source, format!("not a readable Parquet file: {e}")))?;
-        let schema = reader.metadata().file_metadata().schema_descr();
-        let names: Vec<String> = schema
+        let meta = reader.metadata().file_metadata();
+        let names: Vec<String> = meta
+            .schema_descr()
             .columns()
             .iter()
             .map(|c| c.name().to_string())
             .collect();
+        let formats = crate::parquet_time::column_formats(meta);
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         let iter = reader
             .get_row_iter(None)
@@ -208,7 +214,8 @@ impl Table {
                     Field::Null => String::new(),
                     Field::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
                     Field::Str(s) => s.clone(),
-                    other => other.to_string(),
+                    // Dates and times as written, not Display's UTC.
+                    other => formats[c].text(other).unwrap_or_else(|| other.to_string()),
                 };
                 cells[c].push(s);
             }
@@ -430,5 +437,141 @@ mod tests {
         assert_eq!(t.finite("x").unwrap(), &[0.5, 1.5, -2.0]);
         assert_eq!(t.finite("rain").unwrap(), &[0.0, 1.0, 1.0]);
         assert_eq!(t.column("day").unwrap().cell(1), "d2");
+    }
+
+    fn texts(t: &Table, name: &str) -> Vec<String> {
+        let c = t.column(name).unwrap();
+        (0..c.len()).map(|i| c.cell(i)).collect()
+    }
+
+    #[test]
+    fn parquet_times_read_back_as_written() {
+        use parquet::data_type::{DoubleType, Int32Type, Int64Type};
+        use parquet::file::metadata::KeyValue;
+        use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+        use parquet::schema::parser::parse_message_type;
+        use std::sync::Arc;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.parquet");
+        let schema = Arc::new(
+            parse_message_type(
+                "message m {
+                   required int64 naive (TIMESTAMP(MILLIS,false));
+                   required int64 utc (TIMESTAMP(MICROS,true));
+                   required int64 tokyo (TIMESTAMP(NANOS,true));
+                   required int32 day (DATE);
+                   required double x;
+                 }",
+            )
+            .unwrap(),
+        );
+        let mut w = SerializedFileWriter::new(
+            std::fs::File::create(&p).unwrap(),
+            schema,
+            Default::default(),
+        )
+        .unwrap();
+        let mut rg = w.next_row_group().unwrap();
+        // 2024-01-05T00:00:00Z is 1_704_412_800 s; Tokyo midnight of that
+        // day is 9 h earlier.
+        fn int64(rg: &mut SerializedRowGroupWriter<'_, std::fs::File>, v: &[i64]) {
+            let mut c = rg.next_column().unwrap().unwrap();
+            c.typed::<Int64Type>().write_batch(v, None, None).unwrap();
+            c.close().unwrap();
+        }
+        int64(&mut rg, &[1_704_412_800_000, 1_704_544_200_250]);
+        int64(&mut rg, &[1_704_412_800_000_000, 1_704_412_800_000_001]);
+        int64(
+            &mut rg,
+            &[1_704_380_400_000_000_000, 1_704_466_800_000_000_000],
+        );
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int32Type>()
+            .write_batch(&[19_727, -1], None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<DoubleType>()
+            .write_batch(&[1.5, 2.5], None, None)
+            .unwrap();
+        c.close().unwrap();
+        rg.close().unwrap();
+        // What pandas writes for a `datetime64[ns, Asia/Tokyo]` column.
+        w.append_key_value_metadata(KeyValue::new(
+            "pandas".to_string(),
+            r#"{"index_columns": [], "columns": [
+                {"name": "naive", "field_name": "naive", "pandas_type": "datetime",
+                 "numpy_type": "datetime64[ns]", "metadata": null},
+                {"name": "tokyo", "field_name": "tokyo", "pandas_type": "datetimetz",
+                 "numpy_type": "datetime64[ns]", "metadata": {"timezone": "Asia/Tokyo"}}
+             ], "creator": {"library": "pyarrow", "version": "26.0.1"}}"#
+                .to_string(),
+        ));
+        w.close().unwrap();
+        let t = Table::read(&p, None).unwrap();
+        assert_eq!(
+            texts(&t, "naive"),
+            ["2024-01-05T00:00:00", "2024-01-06T12:30:00.250"]
+        );
+        // UTC-adjusted with no zone name: UTC, with its offset.
+        assert_eq!(
+            texts(&t, "utc"),
+            [
+                "2024-01-05T00:00:00+00:00",
+                "2024-01-05T00:00:00.000001+00:00"
+            ]
+        );
+        // Not 2024-01-04T15:00:00 UTC, the day before.
+        assert_eq!(
+            texts(&t, "tokyo"),
+            ["2024-01-05T00:00:00+09:00", "2024-01-06T00:00:00+09:00"]
+        );
+        assert_eq!(texts(&t, "day"), ["2024-01-05", "1969-12-31"]);
+        assert_eq!(t.finite("x").unwrap(), &[1.5, 2.5]);
+        assert_eq!(t.default_features(&[]), vec!["x"]);
+    }
+
+    /// A file pyarrow wrote (scripts/make_parquet_time_fixture.py): no pandas
+    /// metadata, so the zone names come from its `ARROW:schema`.
+    #[test]
+    fn reads_zones_from_the_arrow_schema() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/times_pyarrow.parquet");
+        let t = Table::read(&p, None).unwrap();
+        assert_eq!(
+            t.names,
+            vec!["tokyo", "kolkata", "utc", "naive", "day", "at", "x"]
+        );
+        assert_eq!(
+            texts(&t, "tokyo"),
+            ["2024-01-05T00:00:00+09:00", "2024-01-06T00:00:00+09:00"]
+        );
+        assert_eq!(
+            texts(&t, "kolkata"),
+            ["2024-01-05T00:00:00+05:30", "2024-01-06T00:00:00.250+05:30"]
+        );
+        assert_eq!(texts(&t, "utc"), ["2024-01-05T00:00:00+00:00", ""]);
+        assert_eq!(
+            texts(&t, "naive"),
+            ["1970-01-01T00:00:00", "2024-01-06T12:30:00.000000250"]
+        );
+        assert_eq!(texts(&t, "day"), ["2024-01-05", "1969-12-31"]);
+        assert_eq!(texts(&t, "at"), ["01:02:03", "23:59:59.500"]);
+        assert_eq!(t.finite("x").unwrap(), &[1.5, -2.0]);
+    }
+
+    /// INT96 timestamps (same script): no zone flag, so naive unless the
+    /// Arrow schema names a zone; the row API keeps milliseconds only.
+    #[test]
+    fn reads_int96_timestamps() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/times_int96.parquet");
+        let t = Table::read(&p, None).unwrap();
+        assert_eq!(
+            texts(&t, "tokyo"),
+            ["2024-01-05T00:00:00+09:00", "2024-01-06T00:00:00+09:00"]
+        );
+        assert_eq!(
+            texts(&t, "naive"),
+            ["1970-01-01T00:00:00", "2024-01-06T12:30:00"]
+        );
     }
 }
