@@ -25,24 +25,34 @@ pub struct Design {
 
 impl Design {
     /// Features of each row of the row-major `[n, F]` buffer `raw`, then a
-    /// lagged copy of all of them per lag.
+    /// lagged copy of all of them per lag: every row from the largest lag.
     pub fn new(features: &[String], raw: &[f64], lags: &[usize]) -> Design {
-        let f = features.len();
-        let n = raw.len() / f.max(1);
+        let n = raw.len() / features.len().max(1);
         let max_lag = lags.iter().copied().max().unwrap_or(0);
+        let rows: Vec<usize> = (max_lag..n).collect();
+        Design::at(features, raw, lags, &rows)
+    }
+
+    /// The design rows of table rows `rows` (each at least the largest lag
+    /// and below `raw`'s row count).
+    pub fn at(features: &[String], raw: &[f64], lags: &[usize], rows: &[usize]) -> Design {
+        let f = features.len();
         let mut names: Vec<String> = features.to_vec();
         for l in lags {
             names.extend(features.iter().map(|name| format!("{name}_lag{l}")));
         }
-        let rows: Vec<usize> = (max_lag..n).collect();
         let mut x = Vec::with_capacity(rows.len() * names.len());
-        for &r in &rows {
+        for &r in rows {
             x.extend_from_slice(&raw[r * f..(r + 1) * f]);
             for &l in lags {
                 x.extend_from_slice(&raw[(r - l) * f..(r - l + 1) * f]);
             }
         }
-        Design { names, rows, x }
+        Design {
+            names,
+            rows: rows.to_vec(),
+            x,
+        }
     }
 
     fn width(&self) -> usize {
@@ -84,6 +94,8 @@ pub enum TreeModel {
         model: XgbModel,
         /// The design column of each of the model's features.
         columns: Vec<usize>,
+        /// The design name of each of the model's features.
+        names: Vec<String>,
     },
 }
 
@@ -131,10 +143,25 @@ impl TreeModel {
         })
     }
 
+    /// Trees recur trained, read back from their JSON ([`Self::to_json`]);
+    /// `names` are the design's column names.
+    pub fn from_forust_json(text: &str, names: Vec<String>, origin: &str) -> Result<TreeModel> {
+        let booster = GradientBooster::from_json(text).map_err(|e| {
+            Error::data(
+                origin,
+                format!("not a forust model ({e}); recur writes it at training: retrain"),
+            )
+        })?;
+        Ok(TreeModel::Forust {
+            booster: Box::new(booster),
+            names,
+        })
+    }
+
     /// Uses an XGBoost model; its features are matched to the design by
     /// name (or by position when it has none).
     pub fn xgboost(model: XgbModel, d: &Design, origin: &str) -> Result<TreeModel> {
-        let columns = if model.feature_names.is_empty() {
+        let columns: Vec<usize> = if model.feature_names.is_empty() {
             if model.n_features != d.names.len() {
                 return Err(Error::data(
                     origin,
@@ -164,7 +191,12 @@ impl TreeModel {
                 })
                 .collect::<Result<_>>()?
         };
-        Ok(TreeModel::Xgboost { model, columns })
+        let names = columns.iter().map(|&c| d.names[c].clone()).collect();
+        Ok(TreeModel::Xgboost {
+            model,
+            columns,
+            names,
+        })
     }
 
     /// P(event) for every design row, in order.
@@ -181,7 +213,7 @@ impl TreeModel {
                     .map(sigmoid)
                     .collect()
             }
-            TreeModel::Xgboost { model, columns } => {
+            TreeModel::Xgboost { model, columns, .. } => {
                 let x: Vec<f64> = (0..n)
                     .flat_map(|i| columns.iter().map(move |&c| d.x[i * w + c]))
                     .collect();
@@ -203,7 +235,7 @@ impl TreeModel {
                 v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 v
             }
-            TreeModel::Xgboost { .. } => Vec::new(),
+            TreeModel::Xgboost { model, names, .. } => model.importance_named(names),
         }
     }
 
@@ -215,7 +247,8 @@ impl TreeModel {
         }
     }
 
-    /// Rounds kept after early stopping (forust) or trees read (XGBoost).
+    /// Rounds kept after early stopping (forust) or trees that score
+    /// (XGBoost: those up to its best_iteration, when it has one).
     pub fn n_trees(&self) -> usize {
         match self {
             TreeModel::Forust { booster, .. } => {

@@ -9,6 +9,18 @@
 //! goes left when `x < split`, a missing value (NaN) follows the node's
 //! default direction, leaves hold their value in `split_conditions`, and
 //! the margin starts from `logit(base_score)`.
+//!
+//! Early stopping: a model fitted with `early_stopping_rounds` holds every
+//! round it trained (best_iteration + 1 + early_stopping_rounds of them)
+//! and names the round it kept in `learner.attributes.best_iteration`.
+//! XGBoost's scikit-learn `predict_proba` scores with `iteration_range=(0,
+//! best_iteration + 1)`: the first (best_iteration + 1) × num_parallel_tree
+//! trees. recur does the same and drops the rest when reading. (A bare
+//! `Booster.predict` without `iteration_range` would use them all.)
+//!
+//! Importance is total gain, as `get_score(importance_type="total_gain")`
+//! computes it on the trees used: each split node's `loss_changes`, summed
+//! per feature. (XGBoost's own `get_score` reads every tree in the file.)
 
 use recur_core::{Error, Result};
 use serde::Deserialize;
@@ -21,6 +33,8 @@ struct Tree {
     feature: Vec<usize>,
     split: Vec<f32>,
     default_left: Vec<bool>,
+    /// The loss reduction of each split (`loss_changes`; 0 at leaves).
+    gain: Vec<f32>,
 }
 
 /// An XGBoost binary classifier read from JSON.
@@ -32,6 +46,12 @@ pub struct XgbModel {
     pub feature_names: Vec<String>,
     pub n_features: usize,
     pub objective: String,
+    /// The round early stopping kept (`learner.attributes.best_iteration`),
+    /// when the model has one: only rounds `0..=best_iteration` score.
+    pub best_iteration: Option<usize>,
+    /// Trees per boosting round (`num_parallel_tree`, 1 unless a forest).
+    pub trees_per_round: usize,
+    rounds_in_file: usize,
     /// Whether `predict` returns a probability (false: `binary:logitraw` margins).
     logistic: bool,
 }
@@ -44,10 +64,19 @@ struct File {
 #[derive(Deserialize)]
 struct Learner {
     #[serde(default)]
+    attributes: Attributes,
+    #[serde(default)]
     feature_names: Vec<String>,
     learner_model_param: ModelParam,
     objective: Objective,
     gradient_booster: Booster,
+}
+
+/// XGBoost writes every attribute as a string: `"best_iteration": "14"`.
+#[derive(Deserialize, Default)]
+struct Attributes {
+    #[serde(default)]
+    best_iteration: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +85,8 @@ struct ModelParam {
     num_feature: String,
     #[serde(default)]
     num_class: Option<String>,
+    #[serde(default)]
+    num_target: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +103,16 @@ struct Booster {
 
 #[derive(Deserialize)]
 struct GbModel {
+    #[serde(default)]
+    gbtree_model_param: Option<GbTreeParam>,
     trees: Vec<JsonTree>,
+}
+
+#[derive(Deserialize)]
+struct GbTreeParam {
+    /// Absent before XGBoost 1.6 or so: one tree a round.
+    #[serde(default)]
+    num_parallel_tree: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +124,9 @@ struct JsonTree {
     default_left: Vec<serde_json::Value>,
     #[serde(default)]
     split_type: Vec<i64>,
+    /// Absent: no gains, so no importance.
+    #[serde(default)]
+    loss_changes: Vec<f32>,
 }
 
 fn truthy(v: &serde_json::Value) -> bool {
@@ -96,6 +139,16 @@ fn truthy(v: &serde_json::Value) -> bool {
 
 /// `"[4E-1]"` or `"4E-1"` -> 0.4.
 fn parse_number(s: &str) -> Option<f64> {
+    s.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `"14"` or `"[14]"` -> 14; not a whole number -> None.
+fn parse_count(s: &str) -> Option<usize> {
     s.trim()
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -142,6 +195,18 @@ impl XgbModel {
                 )));
             }
         }
+        if let Some(nt) = l
+            .learner_model_param
+            .num_target
+            .as_deref()
+            .and_then(parse_number)
+        {
+            if nt > 1.0 {
+                return Err(bad(format!(
+                    "a model of {nt} targets; recur reads binary classifiers of one"
+                )));
+            }
+        }
         if l.gradient_booster.name != "gbtree" {
             return Err(bad(format!(
                 "booster `{}` is not supported: recur reads gbtree models",
@@ -165,6 +230,18 @@ impl XgbModel {
             .gradient_booster
             .model
             .ok_or_else(|| bad("the booster holds no trees".into()))?;
+        let per_round = match model
+            .gbtree_model_param
+            .as_ref()
+            .and_then(|p| p.num_parallel_tree.as_deref())
+        {
+            None => 1,
+            Some(s) => parse_count(s).filter(|&n| n > 0).ok_or_else(|| {
+                bad(format!(
+                    "gbtree_model_param.num_parallel_tree `{s}` should be a whole number of 1 or more"
+                ))
+            })?,
+        };
         let mut trees = Vec::with_capacity(model.trees.len());
         for (k, t) in model.trees.into_iter().enumerate() {
             let n = t.left_children.len();
@@ -172,6 +249,7 @@ impl XgbModel {
                 || t.split_indices.len() != n
                 || t.split_conditions.len() != n
                 || t.default_left.len() != n
+                || (!t.loss_changes.is_empty() && t.loss_changes.len() != n)
             {
                 return Err(bad(format!("tree {k}: its node arrays differ in length")));
             }
@@ -202,7 +280,42 @@ impl XgbModel {
                 feature: t.split_indices.iter().map(|&v| v.max(0) as usize).collect(),
                 split: t.split_conditions,
                 default_left: t.default_left.iter().map(truthy).collect(),
+                gain: if t.loss_changes.is_empty() {
+                    vec![0.0; n]
+                } else {
+                    t.loss_changes
+                },
             });
+        }
+        if !trees.len().is_multiple_of(per_round) {
+            return Err(bad(format!(
+                "{} trees are not whole rounds of num_parallel_tree = {per_round} trees",
+                trees.len()
+            )));
+        }
+        let rounds_in_file = trees.len() / per_round;
+        let best_iteration = match l.attributes.best_iteration.as_deref() {
+            None => None,
+            Some(s) => {
+                let b = parse_count(s).ok_or_else(|| {
+                    bad(format!(
+                        "learner.attributes.best_iteration `{s}` should be a round number (0, 1, ...)"
+                    ))
+                })?;
+                if b >= rounds_in_file {
+                    return Err(bad(format!(
+                        "learner.attributes.best_iteration is {b}, but the file holds only \
+                         {rounds_in_file} rounds ({} trees): the round early stopping kept \
+                         should be one of them, below {rounds_in_file}",
+                        trees.len()
+                    )));
+                }
+                Some(b)
+            }
+        };
+        if let Some(b) = best_iteration {
+            // As predict_proba: iteration_range=(0, best_iteration + 1).
+            trees.truncate((b + 1) * per_round);
         }
         if !l.feature_names.is_empty() && l.feature_names.len() != n_features {
             return Err(bad(format!(
@@ -216,6 +329,9 @@ impl XgbModel {
             feature_names: l.feature_names,
             n_features,
             objective,
+            best_iteration,
+            trees_per_round: per_round,
+            rounds_in_file,
             logistic,
         })
     }
@@ -254,7 +370,56 @@ impl XgbModel {
             .collect()
     }
 
+    /// Trees that score: all, or those of rounds `0..=best_iteration`.
     pub fn n_trees(&self) -> usize {
         self.trees.len()
+    }
+
+    /// Boosting rounds that score.
+    pub fn n_rounds(&self) -> usize {
+        self.trees.len() / self.trees_per_round
+    }
+
+    /// Boosting rounds in the file, those after `best_iteration` included.
+    pub fn n_rounds_in_file(&self) -> usize {
+        self.rounds_in_file
+    }
+
+    /// Total gain of each feature over the trees that score: the sum of
+    /// `loss_changes` over the feature's split nodes.
+    pub fn total_gain(&self) -> Vec<f64> {
+        let mut g = vec![0.0; self.n_features];
+        for t in &self.trees {
+            for ((&left, &f), &gain) in t.left.iter().zip(&t.feature).zip(&t.gain) {
+                if left != -1 {
+                    g[f] += gain as f64;
+                }
+            }
+        }
+        g
+    }
+
+    /// Total-gain importance normalised to sum 1 (all 0 when no split
+    /// gains), largest first, ties by name; features are named as the
+    /// model names them, `f0`, `f1`, ... when it does not.
+    pub fn importance(&self) -> Vec<(String, f64)> {
+        self.importance_named(&self.feature_names)
+    }
+
+    /// [`Self::importance`] with feature `i` called `names[i]` (`f{i}`
+    /// past the end of `names`).
+    pub fn importance_named(&self, names: &[String]) -> Vec<(String, f64)> {
+        let g = self.total_gain();
+        let sum: f64 = g.iter().sum();
+        let mut v: Vec<(String, f64)> = g
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let name = names.get(i).cloned().unwrap_or_else(|| format!("f{i}"));
+                (name, if sum > 0.0 { x / sum } else { 0.0 })
+            })
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
     }
 }

@@ -39,6 +39,130 @@ fn an_xgboost_model_read_from_json_predicts_as_xgboost_does() {
     assert!(missing > 5, "the fixture must exercise default directions");
 }
 
+fn expected(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+/// A fixture row: `null` is a missing value.
+fn row(r: &serde_json::Value) -> Vec<f64> {
+    r.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+#[test]
+fn an_early_stopped_xgboost_model_scores_its_best_rounds_as_predict_proba_does() {
+    let m = XgbModel::load(&fixture("xgb_early_stopped.json")).unwrap();
+    let want = expected("xgb_early_stopped_expected.json");
+    let best = want["best_iteration"].as_u64().unwrap() as usize;
+    let n_rounds = want["n_rounds"].as_u64().unwrap() as usize;
+    assert_eq!(m.best_iteration, Some(best));
+    assert_eq!(m.n_rounds_in_file(), n_rounds);
+    assert!(best + 10 < n_rounds, "best_iteration {best} of {n_rounds}");
+    assert_eq!(
+        (m.n_trees(), m.n_rounds(), m.trees_per_round),
+        (best + 1, best + 1, 1)
+    );
+    assert_eq!(m.feature_names, vec!["a", "b", "a_lag1", "b_lag1"]);
+    let all = want["probabilities_all_trees"].as_array().unwrap();
+    let (mut missing, mut apart) = (0, 0.0f64);
+    for ((r, p), q) in want["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want["probabilities"].as_array().unwrap())
+        .zip(all)
+    {
+        let x = row(r);
+        missing += x.iter().filter(|v| v.is_nan()).count();
+        let got = m.predict(&x)[0];
+        let p = p.as_f64().unwrap();
+        assert!((got - p).abs() < 1e-6, "{x:?}: recur {got}, XGBoost {p}");
+        apart = apart.max((got - q.as_f64().unwrap()).abs());
+    }
+    assert!(missing > 5, "the fixture must exercise default directions");
+    assert!(
+        apart > 1e-3,
+        "all the trees score like the best rounds: {apart}"
+    );
+}
+
+#[test]
+fn an_early_stopped_xgboost_models_importance_is_its_total_gain() {
+    let m = XgbModel::load(&fixture("xgb_early_stopped.json")).unwrap();
+    let want = expected("xgb_early_stopped_expected.json");
+    let gain = want["total_gain"].as_object().unwrap();
+    let gain_of = |n: &str| gain.get(n).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let sum: f64 = gain.values().map(|v| v.as_f64().unwrap()).sum();
+    for (i, g) in m.total_gain().into_iter().enumerate() {
+        let w = gain_of(m.feature_names[i].as_str());
+        assert!(
+            (g - w).abs() <= 1e-6 * w,
+            "{}: recur {g}, XGBoost {w}",
+            m.feature_names[i]
+        );
+    }
+    let imp = m.importance();
+    assert_eq!(imp.len(), 4);
+    for (name, share) in &imp {
+        let w = gain_of(name.as_str()) / sum;
+        assert!(
+            (share - w).abs() <= 1e-6 * w,
+            "{name}: recur {share}, XGBoost {w}"
+        );
+    }
+    assert!(imp.windows(2).all(|p| p[0].1 >= p[1].1), "{imp:?}");
+    assert!((imp.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
+    assert_eq!(imp[0].0, "a");
+    // Through the trees, whose inputs are in another order.
+    let d = Design::new(&["b".into(), "a".into()], &[0.0; 20], &[1]);
+    let t = TreeModel::xgboost(m.clone(), &d, "m.json").unwrap();
+    assert_eq!(t.importance(), imp);
+    assert_eq!(t.n_trees(), m.n_trees());
+}
+
+#[test]
+fn a_best_iteration_beyond_the_trees_is_refused() {
+    let text = std::fs::read_to_string(fixture("xgb_early_stopped.json")).unwrap();
+    let want = expected("xgb_early_stopped_expected.json");
+    let (best, n_rounds) = (
+        want["best_iteration"].as_u64().unwrap(),
+        want["n_rounds"].as_u64().unwrap(),
+    );
+    let at = |b: &str| {
+        text.replace(
+            &format!("\"best_iteration\":\"{best}\""),
+            &format!("\"best_iteration\":\"{b}\""),
+        )
+    };
+    assert_ne!(at("x"), text);
+    let e = XgbModel::from_json(&at(n_rounds.to_string().as_str()), "m.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("m.json")
+            && e.contains("best_iteration")
+            && e.contains(&format!("{n_rounds} rounds")),
+        "{e}"
+    );
+    let e = XgbModel::from_json(&at("-1"), "m.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("m.json") && e.contains("best_iteration"), "{e}");
+    // The last round is one the file holds: all its trees score.
+    let m = XgbModel::from_json(&at((n_rounds - 1).to_string().as_str()), "m.json").unwrap();
+    assert_eq!(m.n_trees(), n_rounds as usize);
+    // Without best_iteration too.
+    let m = XgbModel::from_json(
+        &text.replace("\"best_iteration\"", "\"best_round\""),
+        "m.json",
+    )
+    .unwrap();
+    assert_eq!((m.best_iteration, m.n_trees()), (None, n_rounds as usize));
+}
+
 #[test]
 fn unsupported_and_broken_models_are_refused_with_the_reason() {
     let e = XgbModel::load(&fixture("xgb_regression.json"))
