@@ -9,6 +9,8 @@
 
 pub mod drift;
 pub mod npz;
+pub mod output;
+mod parquet_time;
 pub mod prepare;
 pub mod scaler;
 pub mod select;

@@ -27,6 +27,72 @@ pub struct SplitInfo {
     pub time_split: Option<TimeSplit>,
     /// The class taken as positive (sequences layout).
     pub positive_label: Option<String>,
+    /// SHA-256 of the training data file, so `recur eval` knows it is
+    /// given that file and can score its validation and test parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
+    /// How the label was made, in words (e.g. the price rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_rule: Option<String>,
+    /// Each part's rows, times and base rate (rows layout).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartSpan>,
+}
+
+/// One part of the time split as a user reads it: rows, first and last
+/// time, labelled windows and the share of positives among them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartSpan {
+    pub part: String,
+    pub first_row: usize,
+    pub last_row: usize,
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    pub windows: usize,
+    pub base_rate: f64,
+}
+
+fn span(t: &Table, d: &DataConfig, part: &str, set: &WindowSet) -> Option<PartSpan> {
+    let (first, last) = (set.windows.first()?, set.windows.last()?);
+    let time = |r: usize| {
+        d.time_column
+            .as_deref()
+            .and_then(|c| t.column(c).ok())
+            .map(|c| c.cell(r))
+    };
+    let pos = set.windows.iter().filter(|w| w.label == Some(1.0)).count();
+    Some(PartSpan {
+        part: part.into(),
+        first_row: first.start,
+        last_row: last.row,
+        first_time: time(first.start),
+        last_time: time(last.row),
+        windows: set.len(),
+        base_rate: pos as f64 / set.len() as f64,
+    })
+}
+
+/// The label rule in words, for the report.
+fn label_rule(d: &DataConfig) -> Option<String> {
+    let tc = &d.target;
+    let h = tc.horizon;
+    if let Some(c) = &tc.column {
+        return Some(format!("label of row r = `{c}` at row r + {h}"));
+    }
+    tc.price_column.as_ref().map(|c| {
+        format!(
+            "label of row r = 1 when {c}[r+{h}] / {c}[r] - 1 > tau, tau = {k} * sigma * sqrt({h}) clipped to [{lo}, {hi}], sigma the std of log returns over the last {w} rows{neutral}",
+            k = tc.k,
+            lo = tc.tau_min,
+            hi = tc.tau_max,
+            w = tc.vol_window,
+            neutral = if tc.drop_neutral {
+                "; rows with |return| <= tau get no label"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 /// Everything training needs.
@@ -51,6 +117,9 @@ pub struct Prepared {
     /// (after selection and smoothing; rows layout, else empty): the
     /// trees read these, so a user's XGBoost model sees its own units.
     pub raw: Vec<f64>,
+    /// Default features left out because they never change on the
+    /// training rows (each with its one value).
+    pub constant_columns: Vec<(String, f64)>,
 }
 
 /// Windows over a file to evaluate or predict, with each window's time.
@@ -104,7 +173,7 @@ fn resolve_features(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
 }
 
 /// Reads the feature columns (all finite) into a row-major f64 buffer.
-fn feature_rows(t: &Table, features: &[String]) -> Result<Vec<f64>> {
+pub fn feature_rows(t: &Table, features: &[String]) -> Result<Vec<f64>> {
     let cols: Vec<&[f64]> = features
         .iter()
         .map(|f| t.finite(f))
@@ -166,6 +235,30 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     }
     let gap = d.split.gap.unwrap_or(l - 1).max(d.target.horizon);
     let split = time_split(&t.source, n, &d.split, gap)?;
+    // A default feature that never changes on the training rows (an
+    // always-zero `OpenInt`) carries nothing and scales to NaN-free zeros
+    // only by accident: drop it, and say so.
+    let mut constant_columns = Vec::new();
+    if d.features.is_none() && cfg.selection.is_none() {
+        let f = features.len();
+        let constant: Vec<usize> = (0..f)
+            .filter(|&j| {
+                let first = raw[split.train.start * f + j];
+                (split.train.start..split.train.end).all(|r| raw[r * f + j] == first)
+            })
+            .collect();
+        if !constant.is_empty() && constant.len() < f {
+            for &j in &constant {
+                constant_columns.push((features[j].clone(), raw[split.train.start * f + j]));
+            }
+            let keep: Vec<usize> = (0..f).filter(|j| !constant.contains(j)).collect();
+            raw = raw
+                .chunks(f)
+                .flat_map(|row| keep.iter().map(move |&j| row[j]))
+                .collect();
+            features = keep.iter().map(|&j| features[j].clone()).collect();
+        }
+    }
     // Selection reads the training rows only; the EWMA is causal.
     let selection = match &cfg.selection {
         Some(sc) => {
@@ -212,10 +305,19 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         }
         Ok(set)
     };
+    let (train, val, test) = (
+        part(split.train, "train")?,
+        part(split.val, "validation")?,
+        part(split.test, "test")?,
+    );
+    let parts = [("train", &train), ("validation", &val), ("test", &test)]
+        .into_iter()
+        .filter_map(|(name, set)| span(t, d, name, set))
+        .collect();
     Ok(Prepared {
-        train: part(split.train, "train")?,
-        val: part(split.val, "validation")?,
-        test: part(split.test, "test")?,
+        train,
+        val,
+        test,
         features,
         seq_len: l,
         scaler,
@@ -224,11 +326,15 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             n_rows: n,
             time_split: Some(split),
             positive_label: None,
+            data_sha256: None,
+            label_rule: label_rule(d),
+            parts,
         },
         ignored_columns,
         row_labels: labels,
         selection,
         raw,
+        constant_columns,
     })
 }
 
@@ -279,11 +385,15 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             n_rows: n,
             time_split: None,
             positive_label: Some(pos),
+            data_sha256: None,
+            label_rule: None,
+            parts: Vec::new(),
         },
         ignored_columns: Vec::new(),
         row_labels: Vec::new(),
         selection: None,
         raw: Vec::new(),
+        constant_columns: Vec::new(),
     })
 }
 
