@@ -20,7 +20,7 @@ use anyhow::Result;
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 use recur_core::config::Config;
-use recur_train::{evaluate_file, load_model_dir, predict_file, train_to_dir, FitOptions};
+use recur_train::{evaluate, score_file, train_to_dir, write_predictions, FitOptions, Predictor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -125,19 +125,28 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Evaluate a model directory on a labelled file: ROC AUC, PR AUC, log
-    /// loss, Brier score, accuracy.
+    /// Evaluate a model directory on a labelled file: every model (LSTM,
+    /// trees, ensemble), raw and calibrated, at the thresholds saved at
+    /// training. Given the training file itself, it scores its validation
+    /// and test parts exactly as the training report did.
     Eval {
         #[arg(long)]
         model: PathBuf,
         #[arg(long)]
         input: PathBuf,
-        /// Also write the metrics as JSON to this file.
+        /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also write the per-row table of `recur predict` (every row of
+        /// the input) to this CSV or .parquet file, for backtests.
+        #[arg(long)]
+        per_row: Option<PathBuf>,
     },
-    /// Write one probability per window of a file: CSV with row index, time
-    /// (when the config names a time column) and probability.
+    /// Score every row of a file with the whole trained model: row, time,
+    /// label (when the file has the target), p_lstm, p_trees and p_ensemble
+    /// (raw), probability (the calibrated output of the deployed model) and
+    /// decision (at the saved threshold). CSV, or Parquet for a .parquet
+    /// output.
     Predict {
         #[arg(long)]
         model: PathBuf,
@@ -536,12 +545,27 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, input, json } => {
-            let md = load_model_dir(&model, &dev)?;
-            let m = evaluate_file(&md, &input, &dev)?;
-            show::metrics_table(&[(input.display().to_string(), &m)]);
+        Command::Eval {
+            model,
+            input,
+            json,
+            per_row,
+        } => {
+            let p = Predictor::load(&model, &dev)?;
+            let e = evaluate(&p, &input)?;
+            show::evaluation(&e);
             if let Some(j) = json {
-                recur_core::fsx::write_json(&j, &serde_json::json!({ "eval": m, "input": input }))?;
+                recur_core::fsx::write_json(&j, &e)?;
+                println!("figures written to {}", j.display());
+            }
+            if let Some(out) = per_row {
+                let scores = score_file(&p, &input, false)?;
+                write_predictions(&p, &scores, &input, &out)?;
+                println!(
+                    "{} rows written to {}",
+                    scores.predictions.len(),
+                    out.display()
+                );
             }
             Ok(())
         }
@@ -550,9 +574,17 @@ fn run(cli: Cli) -> Result<()> {
             input,
             output,
         } => {
-            let md = load_model_dir(&model, &dev)?;
-            let n = predict_file(&md, &input, &output, &dev)?;
-            println!("{n} predictions written to {}", output.display());
+            let p = Predictor::load(&model, &dev)?;
+            let scores = score_file(&p, &input, false)?;
+            write_predictions(&p, &scores, &input, &output)?;
+            show::partial(&p, &scores);
+            println!(
+                "{} rows scored ({} deployed, threshold {:.4}) written to {}",
+                scores.predictions.len(),
+                p.deployed(),
+                p.threshold(),
+                output.display()
+            );
             Ok(())
         }
         Command::Inspect { path } => show::inspect(&path, &dev),

@@ -5,7 +5,7 @@ use anyhow::Result;
 use candle_core::Device;
 use recur_core::checkpoint::read_header;
 use recur_train::artifact::{read_history, WEIGHTS};
-use recur_train::{load_model_dir, Metrics, Report};
+use recur_train::{Evaluation, FileScores, Metrics, Predictor, Report};
 use std::path::Path;
 
 fn opt(v: Option<f64>) -> String {
@@ -55,6 +55,26 @@ pub fn report(r: &Report) {
         r.features.len(),
         r.sequence_length
     );
+    if let Some(rule) = &r.label_rule {
+        println!("{rule}");
+    }
+    if !r.parts.is_empty() {
+        println!(
+            "\n{:<10} {:>13} {:>22} {:>22} {:>8} {:>9}",
+            "part", "rows", "from", "to", "windows", "base rate"
+        );
+        for p in &r.parts {
+            println!(
+                "{:<10} {:>13} {:>22} {:>22} {:>8} {:>9.4}",
+                p.part,
+                format!("{}..={}", p.first_row, p.last_row),
+                p.first_time.as_deref().unwrap_or("-"),
+                p.last_time.as_deref().unwrap_or("-"),
+                p.windows,
+                p.base_rate
+            );
+        }
+    }
     if let Some(sel) = &r.selection {
         selection(sel);
     }
@@ -114,6 +134,75 @@ pub fn score_cells(s: &recur_train::job_a::Scores, threshold: f64) -> [String; 7
     ]
 }
 
+/// One line per model variant: the columns of [`score_cells`].
+fn score_table(rows: &[(String, &recur_train::job_a::Scores, f64)]) {
+    println!(
+        "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10} {:>7}",
+        "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "threshold", "EV per row", "rows"
+    );
+    for (name, s, t) in rows {
+        let c = score_cells(s, *t);
+        println!(
+            "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10} {:>7}",
+            name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], s.n
+        );
+    }
+}
+
+/// `recur eval`: per part, every model raw and calibrated at the saved
+/// thresholds, laid out as the training report.
+pub fn evaluation(e: &Evaluation) {
+    if e.training_file {
+        println!(
+            "{} is the training file: its validation and test parts, cut as in training",
+            e.input
+        );
+    }
+    let mut parts: Vec<&String> = e.rows.keys().collect();
+    parts.sort_by_key(|p| match p.as_str() {
+        "validation" => 0,
+        "test" => 1,
+        _ => 2,
+    });
+    for part in parts {
+        println!(
+            "\n{part}: {} rows every model scored (thresholds and calibration from training):",
+            e.rows[part]
+        );
+        let rows: Vec<(String, &recur_train::job_a::Scores, f64)> = ["lstm", "trees", "ensemble"]
+            .into_iter()
+            .filter_map(|name| e.models.get(name).map(|m| (name, m)))
+            .flat_map(|(name, m)| {
+                [("raw", &m.raw), ("calibrated", &m.calibrated)]
+                    .into_iter()
+                    .filter_map(move |(label, v)| {
+                        v.parts
+                            .get(part)
+                            .map(|s| (format!("{name} ({label})"), s, v.threshold))
+                    })
+            })
+            .collect();
+        score_table(&rows);
+    }
+    println!(
+        "\ndeployed: {} (calibrated); `recur predict` writes its probability and decision",
+        e.deployed
+    );
+    if e.partial_rows > 0 {
+        println!(
+            "{} labelled rows are left out: only some of the models score them",
+            e.partial_rows
+        );
+    }
+}
+
+/// Tells which rows have no deployed probability, and why.
+pub fn partial(p: &Predictor, s: &FileScores) {
+    if let Some((first, last, why)) = s.partial_rows(p) {
+        eprintln!("note: rows {first}..={last} have no probability or decision: {why}");
+    }
+}
+
 fn comparison(
     r: &Report,
     models: &std::collections::BTreeMap<String, recur_train::job_a::ModelReport>,
@@ -123,31 +212,27 @@ fn comparison(
     } else {
         "validation"
     };
-    println!(
-        "\nLSTM, trees and ensemble on the {part} rows both scored (thresholds and calibration fit on validation):"
-    );
-    println!(
-        "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10}",
-        "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "threshold", "EV per row"
-    );
-    for name in ["lstm", "trees", "ensemble"] {
-        let Some(m) = models.get(name) else { continue };
-        for (label, v) in [("raw", &m.raw), ("calibrated", &m.calibrated)] {
-            let s = v.test.as_ref().unwrap_or(&v.val);
-            let c = score_cells(s, v.threshold);
-            println!(
-                "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10}",
-                format!("{name} ({label})"),
-                c[0],
-                c[1],
-                c[2],
-                c[3],
-                c[4],
-                c[5],
-                c[6]
-            );
-        }
+    if models.len() > 1 {
+        println!(
+            "\nLSTM, trees and ensemble on the {part} rows both scored (thresholds and calibration fit on validation):"
+        );
+    } else {
+        println!("\nthe LSTM on the {part} rows (threshold and calibration fit on validation):");
     }
+    let rows: Vec<(String, &recur_train::job_a::Scores, f64)> = ["lstm", "trees", "ensemble"]
+        .into_iter()
+        .filter_map(|name| models.get(name).map(|m| (name, m)))
+        .flat_map(|(name, m)| {
+            [("raw", &m.raw), ("calibrated", &m.calibrated)].map(|(label, v)| {
+                (
+                    format!("{name} ({label})"),
+                    v.test.as_ref().unwrap_or(&v.val),
+                    v.threshold,
+                )
+            })
+        })
+        .collect();
+    score_table(&rows);
     let shown = if models.contains_key("ensemble") {
         "ensemble"
     } else {
@@ -254,13 +339,30 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
         total * 4
     );
     if let Some(dir) = dir {
-        match load_model_dir(dir, dev) {
-            Ok(md) => println!(
-                "\nchecks: OK (every tensor name and shape matches {}; {} features)",
-                md.model.arch.kind,
-                md.scaler.features.len()
-            ),
-            Err(e) => println!("\nchecks: FAILED\n{e}"),
+        // A Job A directory has its features; a Job B (LVM) one does not.
+        if dir.join("features.json").exists() {
+            match Predictor::load(dir, dev) {
+                Ok(p) => println!(
+                    "\nchecks: OK (every tensor name and shape matches {}; {} features; {}; deployed: {} at threshold {:.4})",
+                    p.dir.model.arch.kind,
+                    p.features().len(),
+                    p.deployment.trees.as_ref().map_or("no trees".to_string(), |t| format!(
+                        "{} trees in {} (SHA-256 matches)",
+                        t.source, t.file
+                    )),
+                    p.deployed(),
+                    p.threshold()
+                ),
+                Err(e) => println!("\nchecks: FAILED\n{e}"),
+            }
+        } else {
+            match recur_train::lvm::load(dir, dev) {
+                Ok(m) => println!(
+                    "\nchecks: OK (every tensor name and shape matches the {} LVM; context {}, {}-D)",
+                    m.arch.kind, m.arch.context, m.arch.input_dim
+                ),
+                Err(e) => println!("\nchecks: FAILED\n{e}"),
+            }
         }
         if let Ok(hist) = read_history(dir) {
             let secs: f64 = hist.iter().map(|e| e.seconds).sum();

@@ -97,7 +97,24 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
         "--input",
         data.to_str().unwrap(),
     ]));
-    assert!(ev.contains("ROC AUC") && ev.contains("290"), "{ev}"); // 300 - 10 + 1 windows, last unlabelled
+    // The training file: its validation and test parts, as in the report.
+    assert!(
+        ev.contains("ROC AUC") && ev.contains("validation:") && ev.contains("test:"),
+        "{ev}"
+    );
+    // Another file: all its labelled windows (280 - 10 + 1, the last unlabelled).
+    let text = std::fs::read_to_string(&data).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let other = d.path().join("later.csv");
+    std::fs::write(&other, [&lines[..1], &lines[21..]].concat().join("\n")).unwrap();
+    let ev = ok(&recur(&[
+        "eval",
+        "--model",
+        m1.to_str().unwrap(),
+        "--input",
+        other.to_str().unwrap(),
+    ]));
+    assert!(ev.contains("all: 270 rows"), "{ev}");
 
     let preds = d.path().join("p.csv");
     ok(&recur(&[
@@ -111,7 +128,7 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
     ]));
     let text = std::fs::read_to_string(&preds).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "row,day,probability");
+    assert_eq!(lines[0], "row,day,label,p_lstm,probability,decision");
     assert_eq!(lines.len() - 1, 300 - 10 + 1);
     assert!(lines[1].starts_with("9,2020-009,"), "{}", lines[1]);
     assert!(lines[291].starts_with("299,2020-299,"), "{}", lines[291]);

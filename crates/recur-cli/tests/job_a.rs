@@ -124,9 +124,10 @@ fn one_config_trains_selects_blends_calibrates_and_reports() {
         "--output",
         preds.to_str().unwrap(),
     ]));
+    // Every row from the trees' first (lag 3) on, and the header.
     assert_eq!(
         std::fs::read_to_string(&preds).unwrap().lines().count(),
-        1500 - 8 + 2
+        1500 - 3 + 1
     );
 }
 
@@ -145,15 +146,23 @@ fn an_xgboost_model_can_take_the_trees_place() {
     }
     std::fs::write(d.path().join("abc.csv"), s).unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recur-models/tests/fixtures");
+    let cfg = d.path().join("x.yaml");
+    // The user's model, in a folder of its own that goes away after training.
+    let theirs = d.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::copy(
+        fixture.join("xgb_binary.json"),
+        theirs.join("xgb_binary.json"),
+    )
+    .unwrap();
     let yaml = |model: &str| {
         format!(
             "data:\n  path: abc.csv\n  features: [a, b, c]\n  target:\n    column: y\n\
              model:\n  sequence_length: 4\n  hidden_size: 4\ntraining:\n  epochs: 1\n\
              trees:\n  xgboost_model: {}\nensemble: {{}}\n",
-            fixture.join(model).display()
+            theirs.join(model).display()
         )
     };
-    let cfg = d.path().join("x.yaml");
     std::fs::write(&cfg, yaml("xgb_binary.json")).unwrap();
     let out = d.path().join("m");
     ok(&recur(&[
@@ -163,6 +172,37 @@ fn an_xgboost_model_can_take_the_trees_place() {
         "--out",
         out.to_str().unwrap(),
     ]));
+    // The model is copied in, with its SHA-256, and scores without the original.
+    let original = std::fs::read(theirs.join("xgb_binary.json")).unwrap();
+    assert_eq!(std::fs::read(out.join("xgboost.json")).unwrap(), original);
+    let dep = json(&out.join("ensemble.json"));
+    assert_eq!(dep["trees"]["source"], "xgboost");
+    assert_eq!(
+        dep["trees"]["sha256"].as_str(),
+        Some(recur_core::fsx::sha256_bytes(&original).as_str())
+    );
+    std::fs::remove_dir_all(&theirs).unwrap();
+    let preds = d.path().join("p.csv");
+    ok(&recur(&[
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--input",
+        d.path().join("abc.csv").to_str().unwrap(),
+        "--output",
+        preds.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    assert!(
+        text.starts_with("row,label,p_lstm,p_trees,p_ensemble,probability,decision\n"),
+        "{text}"
+    );
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::copy(
+        fixture.join("xgb_regression.json"),
+        theirs.join("xgb_regression.json"),
+    )
+    .unwrap();
     let r = json(&out.join("report.json"));
     assert_eq!(r["trees"]["source"], "xgboost");
     assert_eq!(r["trees"]["trees"], 6);
@@ -243,4 +283,245 @@ fn select_features_prints_every_statistic_and_bad_settings_are_clear() {
     let cfg = config(d.path(), "ensemble: {}\n");
     let e = err(&recur(&["train", "--config", cfg.to_str().unwrap()]));
     assert!(e.contains("ensemble") && e.contains("trees:"), "{e}");
+}
+
+/// Starts `recur serve --config cfg` on a free port; returns the child and
+/// its address once `/health` answers.
+#[cfg(unix)]
+fn serve(cfg: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "serve", "--port", "0", "--config"])
+        .arg(cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    recur_serve::load::wait_ready(&url, 60).unwrap();
+    (child, url)
+}
+
+#[cfg(unix)]
+fn post(url: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut r = agent
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn predict_eval_and_classify_deploy_what_training_scored() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    // Smoothing, tree lags, isotonic calibration and a dynamic blend.
+    let cfg = config(
+        d.path(),
+        "selection:\n  max_noise_ratio: .inf\n  min_abs_autocorr: -1\n  ewma_span: 3\n\
+         trees:\n  lags: [1, 2, 3]\n  iterations: 100\n  learning_rate: 0.2\n  max_depth: 3\n\
+         calibration: isotonic\nensemble:\n  weights: dynamic\n",
+    );
+    let built = d.path().join("built");
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        built.to_str().unwrap(),
+    ]));
+    // Moved elsewhere, the directory still works; its files are 0644.
+    let out = d.path().join("moved");
+    std::fs::rename(&built, &out).unwrap();
+    for f in [
+        "model.safetensors",
+        "ensemble.json",
+        "trees.json",
+        "config.yaml",
+    ] {
+        let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "{f}");
+    }
+    let data = d.path().join("series.csv");
+    let (o, i) = (out.to_str().unwrap(), data.to_str().unwrap());
+
+    // eval on the training file reproduces the report, model by model.
+    let ej = d.path().join("eval.json");
+    let per_row = d.path().join("rows.csv");
+    let text = ok(&recur(&[
+        "eval",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--json",
+        ej.to_str().unwrap(),
+        "--per-row",
+        per_row.to_str().unwrap(),
+    ]));
+    assert!(text.contains("is the training file"), "{text}");
+    let (r, e) = (json(&out.join("report.json")), json(&ej));
+    assert_eq!(e["training_file"], true);
+    assert_eq!(e["deployed"], "ensemble");
+    let models = r["models"].as_object().unwrap();
+    assert_eq!(models.len(), 3);
+    assert_eq!(e["models"].as_object().unwrap().len(), 3);
+    for (name, m) in models {
+        for v in ["raw", "calibrated"] {
+            let got = &e["models"][name][v];
+            assert_eq!(got["threshold"], m[v]["threshold"], "{name} {v}");
+            assert_eq!(got["parts"]["test"], m[v]["test"], "{name} {v} test");
+            assert_eq!(got["parts"]["validation"], m[v]["val"], "{name} {v} val");
+        }
+    }
+
+    // predict writes the same table as eval --per-row.
+    let preds = d.path().join("p.csv");
+    ok(&recur(&[
+        "predict",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--output",
+        preds.to_str().unwrap(),
+    ]));
+    let table = std::fs::read_to_string(&preds).unwrap();
+    assert_eq!(table, std::fs::read_to_string(&per_row).unwrap());
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next(),
+        Some("row,t,label,p_lstm,p_trees,p_ensemble,probability,decision")
+    );
+    // Rows 3..6: the trees score (lags 1-3), the LSTM (8 rows) does not yet.
+    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!((first[0], first[3], first[5]), ("3", "", ""), "{first:?}");
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let decisions: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[7].as_str()).collect();
+    assert!(
+        decisions.contains("0") && decisions.contains("1"),
+        "{decisions:?}"
+    );
+    // The same model as a Parquet table.
+    let pq = d.path().join("p.parquet");
+    ok(&recur(&[
+        "predict",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--output",
+        pq.to_str().unwrap(),
+    ]));
+    let t = recur_data::Table::read(&pq, None).unwrap();
+    assert_eq!(t.n_rows(), rows.len());
+    let cell: f64 = t.column("probability").unwrap().cell(100).parse().unwrap();
+    assert!((cell - rows[100][6].parse::<f64>().unwrap()).abs() <= 5e-7);
+
+    // The classifier alone behind recur serve answers the same.
+    let serve_cfg = d.path().join("serve.yaml");
+    std::fs::write(&serve_cfg, format!("classifier: {o}\n")).unwrap();
+    let (mut child, url) = serve(&serve_cfg);
+    let source = std::fs::read_to_string(&data).unwrap();
+    let header: Vec<&str> = source.lines().next().unwrap().split(',').collect();
+    let all: Vec<serde_json::Value> = source
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let m: serde_json::Map<String, serde_json::Value> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| (k.to_string(), serde_json::json!(v.parse::<f64>().unwrap())))
+                .collect();
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    for want in rows
+        .iter()
+        .filter(|r| r[0].parse::<usize>().unwrap() % 97 == 50)
+    {
+        let row: usize = want[0].parse().unwrap();
+        let (status, r) = post(
+            &url,
+            "/v1/classify",
+            &serde_json::json!({"window": {"id": row, "rows": &all[..=row]}}),
+        );
+        assert_eq!(status, 200, "{r}");
+        let got = &r["results"][0];
+        assert_eq!(got["id"], row);
+        assert_eq!(got["time"].as_f64(), Some(row as f64));
+        for (k, col) in [
+            ("p_lstm", 3),
+            ("p_trees", 4),
+            ("p_ensemble", 5),
+            ("probability", 6),
+        ] {
+            let a = got[k].as_f64().unwrap();
+            let b: f64 = want[col].parse().unwrap();
+            assert!(
+                (a - b).abs() <= 5e-7,
+                "row {row} {k}: serve {a}, predict {b}"
+            );
+        }
+        assert_eq!(got["decision"].to_string(), want[7], "row {row}");
+        assert_eq!(r["ignored_columns"], serde_json::json!(["flat", "t", "y"]));
+    }
+    // Too few rows: the 422 says how many.
+    let (status, r) = post(
+        &url,
+        "/v1/classify",
+        &serde_json::json!({"window": &all[..10]}),
+    );
+    assert_eq!(
+        (status, r["code"].as_str()),
+        (422, Some("too_few_rows")),
+        "{r}"
+    );
+    assert!(r["error"].as_str().unwrap().contains("at least 15"), "{r}");
+    let (status, _) = post(&url, "/chat", &serde_json::json!({"messages": ["hi"]}));
+    assert_eq!(status, 404);
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+
+    // inspect checks the whole directory.
+    let text = ok(&recur(&["inspect", o]));
+    assert!(
+        text.contains("checks: OK") && text.contains("deployed: ensemble"),
+        "{text}"
+    );
+    std::fs::write(out.join("trees.json"), "{}").unwrap();
+    let e = err(&recur(&[
+        "predict",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--output",
+        preds.to_str().unwrap(),
+    ]));
+    assert!(e.contains("trees.json") && e.contains("SHA-256"), "{e}");
 }

@@ -46,6 +46,15 @@ pub struct Report {
     pub sequence_length: usize,
     pub params: usize,
     pub seed: u64,
+    /// How the label was made, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_rule: Option<String>,
+    /// Each part's rows, times and base rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<recur_data::prepare::PartSpan>,
+    /// Default features left out as constant on the training rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constant_columns: Vec<(String, f64)>,
     /// Feature selection's table, when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Vec<recur_data::select::FeatureStats>>,

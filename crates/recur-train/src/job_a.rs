@@ -11,7 +11,9 @@ use crate::calibrate::{ece, reliability, Bin, Calibrator};
 use crate::decision::{best_threshold, expected_value};
 use crate::ensemble::{join, weights, Joined, Weights};
 use crate::metrics::{roc_curve, Metrics};
+use crate::predictor::{Decision, Deployment, TreesFile, FORUST_FILE, XGBOOST_FILE};
 use recur_core::config::Config;
+use recur_core::job_a::TreesConfig;
 use recur_core::{Error, Result};
 use recur_data::{Prepared, WindowSet};
 use recur_models::trees::{Design, TreeModel};
@@ -67,15 +69,15 @@ pub struct TreesInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobAReport {
     pub models: BTreeMap<String, ModelReport>,
-    pub weights: Weights,
-    pub trees: TreesInfo,
+    pub weights: Option<Weights>,
+    pub trees: Option<TreesInfo>,
     /// Test AUC of the ensemble minus the best single model's.
     pub ensemble_auc_lift: Option<f64>,
     /// ROC curves of the trees and the ensemble (test, else validation).
     pub roc: BTreeMap<String, Vec<[f64; 2]>>,
 }
 
-fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
+pub(crate) fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
     let m = Metrics::compute(p, y);
     Scores {
         auc: m.auc,
@@ -142,43 +144,77 @@ fn part(
     Ok((j, y))
 }
 
-/// Trains (or reads) the trees and builds the three-model report, from the
-/// LSTM's probabilities of the validation and test windows (in set order).
-pub fn run(
+/// What training writes for deployment: `ensemble.json` and the trees' file.
+pub struct Artifacts {
+    pub deployment: Deployment,
+    /// The trees' file name in the model directory and its text.
+    pub trees_file: Option<(String, String)>,
+}
+
+/// The trees, read back from the text the model directory will hold, so
+/// the report scores exactly what `recur predict` will load.
+fn trees_of(
     prep: &Prepared,
-    lstm_val: &[f64],
-    lstm_test: Option<&[f64]>,
     cfg: &Config,
-) -> Result<(JobAReport, TreeModel)> {
-    let tc = cfg
-        .trees
-        .as_ref()
-        .ok_or_else(|| Error::Msg("no `trees:` section in the config".into()))?;
+    tc: &TreesConfig,
+) -> Result<(TreeModel, TreesFile, String)> {
     let split = prep.info.time_split.ok_or_else(|| {
         Error::Msg("the trees and the ensemble need the rows layout (a time split)".into())
     })?;
     let h = cfg.data.target.horizon;
-    let design = Design::new(&prep.features, &prep.raw, &tc.lags);
-    let (model, source) = match &tc.xgboost_model {
+    let design = Design::at(&prep.features, &[], &tc.lags, &[]);
+    let (source, file, text, origin) = match &tc.xgboost_model {
         Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             let origin = path.display().to_string();
-            (
-                TreeModel::xgboost(XgbModel::load(path)?, &design, &origin)?,
-                "xgboost",
-            )
+            ("xgboost", XGBOOST_FILE, text, Some(origin))
         }
-        None => (
-            TreeModel::fit(
-                &design,
+        None => {
+            let full = Design::new(&prep.features, &prep.raw, &tc.lags);
+            let fitted = TreeModel::fit(
+                &full,
                 &prep.row_labels,
                 split.train.start..split.train.end.saturating_sub(h),
                 split.val.start..split.val.end.saturating_sub(h),
                 tc,
                 cfg.training.seed,
-            )?,
-            "forust",
-        ),
+            )?;
+            let text = fitted
+                .to_json()
+                .ok_or_else(|| Error::Msg("the trees could not be written as JSON".into()))?;
+            ("forust", FORUST_FILE, text, None)
+        }
     };
+    let shown = origin.clone().unwrap_or_else(|| file.to_string());
+    let model = match source {
+        "xgboost" => TreeModel::xgboost(XgbModel::from_json(&text, &shown)?, &design, &shown)?,
+        _ => TreeModel::from_forust_json(&text, design.names.clone(), &shown)?,
+    };
+    let tf = TreesFile {
+        source: source.into(),
+        file: file.into(),
+        sha256: recur_core::fsx::sha256_bytes(text.as_bytes()),
+        lags: tc.lags.clone(),
+        origin,
+    };
+    Ok((model, tf, text))
+}
+
+/// Trains (or reads) the trees, when configured, and builds the model
+/// report (the LSTM alone, or LSTM, trees and ensemble) from the LSTM's
+/// probabilities of the validation and test windows (in set order); fits
+/// each model's calibrator and threshold on validation.
+pub fn run(
+    prep: &Prepared,
+    lstm_val: &[f64],
+    lstm_test: Option<&[f64]>,
+    cfg: &Config,
+) -> Result<(JobAReport, Artifacts)> {
+    let Some(tc) = cfg.trees.as_ref() else {
+        return lstm_only(prep, lstm_val, lstm_test, cfg);
+    };
+    let (model, tf, text) = trees_of(prep, cfg, tc)?;
+    let design = Design::new(&prep.features, &prep.raw, &tc.lags);
     let tree_p: Vec<(usize, f64)> = design
         .rows
         .iter()
@@ -249,19 +285,83 @@ pub fn run(
         _ => None,
     };
     let trees = TreesInfo {
-        source: source.into(),
+        source: tf.source.clone(),
         trees: model.n_trees(),
         inputs: design.names.clone(),
         importance: model.importance().into_iter().take(15).collect(),
     };
+    let deployed = if cfg.ensemble.is_some() {
+        "ensemble"
+    } else {
+        "lstm"
+    };
+    let deployment = deployment_of(&models, deployed, Some(w), Some(tf.clone()));
     Ok((
         JobAReport {
             models,
-            weights: w,
-            trees,
+            weights: Some(w),
+            trees: Some(trees),
             ensemble_auc_lift,
             roc,
         },
-        model,
+        Artifacts {
+            deployment,
+            trees_file: Some((tf.file, text)),
+        },
     ))
+}
+
+/// The LSTM alone: its calibrator and threshold on validation.
+fn lstm_only(
+    prep: &Prepared,
+    lstm_val: &[f64],
+    lstm_test: Option<&[f64]>,
+    cfg: &Config,
+) -> Result<(JobAReport, Artifacts)> {
+    let (yv, yt) = (prep.val.labels(), prep.test.labels());
+    let mut models = BTreeMap::new();
+    models.insert(
+        "lstm".to_string(),
+        model_report((lstm_val, &yv), lstm_test.map(|p| (p, yt.as_slice())), cfg),
+    );
+    let deployment = deployment_of(&models, "lstm", None, None);
+    Ok((
+        JobAReport {
+            models,
+            weights: None,
+            trees: None,
+            ensemble_auc_lift: None,
+            roc: BTreeMap::new(),
+        },
+        Artifacts {
+            deployment,
+            trees_file: None,
+        },
+    ))
+}
+
+fn deployment_of(
+    models: &BTreeMap<String, ModelReport>,
+    deployed: &str,
+    weights: Option<Weights>,
+    trees: Option<TreesFile>,
+) -> Deployment {
+    Deployment {
+        deployed: deployed.into(),
+        weights,
+        models: models
+            .iter()
+            .map(|(k, m)| {
+                (
+                    k.clone(),
+                    Decision {
+                        calibrator: m.calibrator.clone(),
+                        threshold_raw: m.raw.threshold,
+                        threshold_calibrated: m.calibrated.threshold,
+                    },
+                )
+            })
+            .collect(),
+        trees,
+    }
 }

@@ -16,10 +16,12 @@ pub mod lvm;
 pub mod metrics;
 pub mod optim;
 pub mod pipeline;
+pub mod predictor;
 pub mod trainer;
 pub mod tune;
 
 pub use artifact::{load_model_dir, save_model_dir, ModelDir, Report};
 pub use metrics::Metrics;
-pub use pipeline::{evaluate_file, predict_file, train_to_dir};
+pub use pipeline::{evaluate, score_file, train_to_dir, write_predictions, Evaluation, FileScores};
+pub use predictor::{Prediction, Predictor, Series};
 pub use trainer::{fit, predict_logits, FitOptions, FitResult};

@@ -2,29 +2,36 @@
 //! files: train a config into a model directory, evaluate a model on a
 //! labelled file, and write per-row probabilities for a file.
 
-use crate::artifact::{save_model_dir, ModelDir, Report};
+use crate::artifact::{save_model_dir, Report};
+use crate::job_a::{scores, Scores};
 use crate::metrics::Metrics;
+use crate::predictor::{Prediction, Predictor, Series};
 use crate::trainer::{fit, predict_logits, probabilities, FitOptions};
 use candle_core::Device;
 use recur_core::config::Config;
+use recur_core::config::Layout;
 use recur_core::fsx::write_atomic;
 use recur_core::{Error, Result};
-use recur_data::{prepare_training, WindowSet};
+use recur_data::output::{write_table, OutColumn};
+use recur_data::prepare::feature_rows;
+use recur_data::target::{row_labels, target_column};
+use recur_data::{prepare_training, Table, WindowSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
-
-fn metrics_of(
-    model: &recur_models::LstmClassifier,
-    set: &WindowSet,
-    dev: &Device,
-) -> Result<Metrics> {
-    let logits = predict_logits(model, set, dev)?;
-    Ok(Metrics::compute(&probabilities(&logits), &set.labels()))
-}
 
 /// Trains `cfg` and writes the model directory `out`; returns the report.
 pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -> Result<Report> {
-    let prep = prepare_training(cfg)?;
+    let mut prep = prepare_training(cfg)?;
+    if let Some(path) = &cfg.data.path {
+        prep.info.data_sha256 = Some(recur_core::fsx::sha256_file(path)?);
+    }
     if opts.progress {
+        for (name, v) in &prep.constant_columns {
+            eprintln!(
+                "warning: `{name}` is {v} on every training row: left out of the features (list data.features to choose them yourself)"
+            );
+        }
         eprintln!(
             "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
             prep.train.len() + prep.val.len() + prep.test.len(),
@@ -68,6 +75,9 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         sequence_length: prep.seq_len,
         params: result.model.n_params(),
         seed: cfg.training.seed,
+        label_rule: prep.info.label_rule.clone(),
+        parts: prep.info.parts.clone(),
+        constant_columns: prep.constant_columns.clone(),
         selection: prep.selection.as_ref().map(|s| s.table.clone()),
         models: None,
         weights: None,
@@ -85,41 +95,22 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         crate::metrics::roc_curve(shown_p, &shown.labels(), 300),
     );
     let mut extra: Vec<(&str, String)> = Vec::new();
-    if cfg.trees.is_some() {
-        if opts.progress {
-            eprintln!(
-                "trees: training, then calibration, thresholds and the ensemble on validation"
-            );
-        }
-        let (a, trees) = crate::job_a::run(&prep, &val_p, test_p.as_deref(), cfg)?;
-        if let Some(j) = trees.to_json() {
-            extra.push(("trees.json", j));
-        }
-        let decisions: std::collections::BTreeMap<&String, serde_json::Value> = a
-            .models
-            .iter()
-            .map(|(k, m)| {
-                (
-                    k,
-                    serde_json::json!({
-                        "calibrator": m.calibrator,
-                        "threshold_raw": m.raw.threshold,
-                        "threshold_calibrated": m.calibrated.threshold,
-                    }),
-                )
-            })
-            .collect();
-        let ensemble = serde_json::json!({"weights": a.weights, "models": decisions});
-        extra.push((
-            "ensemble.json",
-            serde_json::to_string_pretty(&ensemble).expect("JSON values serialise"),
-        ));
-        report.models = Some(a.models);
-        report.weights = Some(a.weights);
-        report.trees = Some(a.trees);
-        report.ensemble_auc_lift = a.ensemble_auc_lift;
-        report.roc.extend(a.roc);
+    if opts.progress && cfg.trees.is_some() {
+        eprintln!("trees: training, then calibration, thresholds and the ensemble on validation");
     }
+    let (a, art) = crate::job_a::run(&prep, &val_p, test_p.as_deref(), cfg)?;
+    if let Some((name, text)) = &art.trees_file {
+        extra.push((name.as_str(), text.clone()));
+    }
+    extra.push((
+        crate::predictor::DEPLOYMENT_FILE,
+        serde_json::to_string_pretty(&art.deployment).expect("the deployment serialises"),
+    ));
+    report.models = Some(a.models);
+    report.weights = a.weights;
+    report.trees = a.trees;
+    report.ensemble_auc_lift = a.ensemble_auc_lift;
+    report.roc.extend(a.roc);
     if let Some(split) = prep.info.time_split {
         // The training rows' feature distribution, for `recur drift`.
         let reference = recur_data::drift::Reference::of(
@@ -145,40 +136,281 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
     Ok(report)
 }
 
-/// Metrics of a saved model on every labelled window of `input`.
-pub fn evaluate_file(md: &ModelDir, input: &Path, dev: &Device) -> Result<Metrics> {
-    let data = md.windows_of(input, true)?;
-    if data.windows.is_empty() {
-        return Err(Error::data(
-            input.display().to_string(),
-            "no labelled window to evaluate",
-        ));
-    }
-    metrics_of(&md.model, &data.windows, dev)
+/// The predictions of every row of `input` that a model scores.
+pub struct FileScores {
+    pub source: String,
+    pub predictions: Vec<Prediction>,
+    /// The time column's name and its value at each prediction's row.
+    pub times: Option<(String, Vec<String>)>,
+    /// Whether the file holds the target (so each row has its label).
+    pub has_labels: bool,
+    /// The file's row count.
+    pub n_rows: usize,
 }
 
-/// Writes `row[,time],probability` for every window of `input` to `output`
-/// (CSV, atomically); returns the number of predictions.
-pub fn predict_file(md: &ModelDir, input: &Path, output: &Path, dev: &Device) -> Result<usize> {
-    let data = md.windows_of(input, false)?;
-    let probs = probabilities(&predict_logits(&md.model, &data.windows, dev)?);
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let time_name = md.config.data.time_column.clone();
-    let header: Vec<&str> = match (&data.times, &time_name) {
-        (Some(_), Some(t)) => vec!["row", t.as_str(), "probability"],
-        _ => vec!["row", "probability"],
-    };
-    let csv_err = |e: csv::Error| Error::Msg(format!("cannot format predictions: {e}"));
-    w.write_record(&header).map_err(csv_err)?;
-    for (k, (win, p)) in data.windows.windows.iter().zip(&probs).enumerate() {
-        let mut rec = vec![win.row.to_string()];
-        if let Some(times) = &data.times {
-            rec.push(times[k].clone());
-        }
-        rec.push(format!("{p:.6}"));
-        w.write_record(&rec).map_err(csv_err)?;
+impl FileScores {
+    /// Rows where some model scored but the deployed model could not, as
+    /// `(first, last, why)` runs, for the user to be told.
+    pub fn partial_rows(&self, p: &Predictor) -> Option<(usize, usize, String)> {
+        let partial: Vec<usize> = self
+            .predictions
+            .iter()
+            .filter(|x| x.probability.is_none())
+            .map(|x| x.row)
+            .collect();
+        let (first, last) = (*partial.first()?, *partial.last()?);
+        let why = if p.max_lag() + 1 > p.sequence_length() {
+            format!(
+                "the trees read {} lag rows, the LSTM {} rows: only the LSTM scores them",
+                p.max_lag(),
+                p.sequence_length()
+            )
+        } else {
+            format!(
+                "the LSTM needs {} rows: only the trees score them",
+                p.sequence_length()
+            )
+        };
+        Some((first, last, why))
     }
-    let bytes = w.into_inner().map_err(|e| Error::Msg(e.to_string()))?;
-    write_atomic(output, &bytes)?;
-    Ok(probs.len())
+}
+
+/// Scores the rows of `input` (rows layout: every row from the first any
+/// model scores; sequences: every series); with `need_labels`, the target
+/// must be in the file.
+pub fn score_file(p: &Predictor, input: &Path, need_labels: bool) -> Result<FileScores> {
+    score_file_rows(p, input, need_labels, None)
+}
+
+fn score_file_rows(
+    p: &Predictor,
+    input: &Path,
+    need_labels: bool,
+    only: Option<&[usize]>,
+) -> Result<FileScores> {
+    let cfg = &p.dir.config;
+    let d = &cfg.data;
+    if d.layout == Layout::Sequences {
+        let data = p.dir.windows_of(input, need_labels)?;
+        return Ok(FileScores {
+            source: input.display().to_string(),
+            predictions: p.score_sequences(&data.windows)?,
+            times: None,
+            has_labels: true,
+            n_rows: data.windows.len(),
+        });
+    }
+    let t = Table::read(input, d.format.as_deref())?;
+    let n = t.n_rows();
+    let raw = feature_rows(&t, p.features())?;
+    let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
+    if need_labels && !has_labels {
+        // row_labels names the missing column.
+        row_labels(&t, &d.target)?;
+    }
+    let labels = if has_labels {
+        row_labels(&t, &d.target)?
+    } else {
+        vec![None; n]
+    };
+    let first = p.first_row();
+    if n <= first {
+        return Err(Error::data(
+            &t.source,
+            format!(
+                "{n} rows, but the model's first prediction needs {} (model.sequence_length {}, tree lags up to {})",
+                first + 1,
+                p.sequence_length(),
+                p.max_lag()
+            ),
+        ));
+    }
+    let rows: Vec<usize> = match only {
+        Some(r) => r.to_vec(),
+        None => (first..n).collect(),
+    };
+    let preds = p
+        .score(&[(Series { raw, labels }, rows)])
+        .map_err(|e| Error::data(&t.source, e.to_string()))?
+        .pop()
+        .unwrap_or_default();
+    let times = match &d.time_column {
+        Some(tc) if t.index_of(tc).is_ok() => {
+            let col = t.column(tc)?;
+            Some((tc.clone(), preds.iter().map(|x| col.cell(x.row)).collect()))
+        }
+        _ => None,
+    };
+    Ok(FileScores {
+        source: t.source.clone(),
+        predictions: preds,
+        times,
+        has_labels,
+        n_rows: n,
+    })
+}
+
+/// One model's figures at its saved threshold, per part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalVariant {
+    pub threshold: f64,
+    /// `validation` and `test` (the training file, cut as in training) or `all`.
+    pub parts: BTreeMap<String, Scores>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalModel {
+    pub raw: EvalVariant,
+    pub calibrated: EvalVariant,
+}
+
+/// What `recur eval` reports: every model, raw and calibrated, at the
+/// thresholds saved at training, on the rows every model scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub input: String,
+    /// Whether `input` is the file the model was trained on (same SHA-256);
+    /// then its validation and test parts are scored as training scored them.
+    pub training_file: bool,
+    pub deployed: String,
+    pub models: BTreeMap<String, EvalModel>,
+    /// Rows every model scored, per part.
+    pub rows: BTreeMap<String, usize>,
+    /// Labelled rows left out because only some models score them.
+    pub partial_rows: usize,
+}
+
+/// Evaluates a saved model on the labelled rows of `input`.
+pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
+    let cfg = &p.dir.config;
+    let source = input.display().to_string();
+    let sha = recur_core::fsx::sha256_file(input)?;
+    let training_file = cfg.data.layout == Layout::Rows
+        && p.dir.info.data_sha256.as_deref() == Some(sha.as_str())
+        && p.dir.info.time_split.is_some();
+    let mut parts: Vec<(String, FileScores)> = Vec::new();
+    if training_file {
+        let split = p.dir.info.time_split.expect("checked above");
+        let all = score_file(p, input, true)?;
+        let (l, h) = (p.sequence_length(), cfg.data.target.horizon);
+        for (name, r) in [("validation", split.val), ("test", split.test)] {
+            // The windows training put in this part, in the same order.
+            let rows: Vec<usize> = all
+                .predictions
+                .iter()
+                .filter(|x| {
+                    x.label.is_some() && x.row + 1 >= l && r.holds(x.row + 1 - l, x.row, x.row + h)
+                })
+                .map(|x| x.row)
+                .collect();
+            if !rows.is_empty() {
+                parts.push((name.into(), score_file_rows(p, input, true, Some(&rows))?));
+            }
+        }
+    } else {
+        parts.push(("all".into(), score_file(p, input, true)?));
+    }
+    let d = &p.deployment;
+    let mut models: BTreeMap<String, EvalModel> = BTreeMap::new();
+    let mut rows = BTreeMap::new();
+    let mut partial_rows = 0;
+    for (part, fs) in &parts {
+        let complete: Vec<&Prediction> = fs
+            .predictions
+            .iter()
+            .filter(|x| x.label.is_some())
+            .filter(|x| x.p_lstm.is_some() && (p.trees.is_none() || x.p_trees.is_some()))
+            .collect();
+        partial_rows +=
+            fs.predictions.iter().filter(|x| x.label.is_some()).count() - complete.len();
+        if complete.is_empty() {
+            continue;
+        }
+        rows.insert(part.clone(), complete.len());
+        let y: Vec<f32> = complete.iter().map(|x| x.label.unwrap_or(0.0)).collect();
+        for (name, dec) in &d.models {
+            let raw: Vec<f64> = complete
+                .iter()
+                .map(|x| Predictor::raw_of(x, name).unwrap_or(f64::NAN))
+                .collect();
+            let cal = dec.calibrator.apply_all(&raw);
+            let m = models.entry(name.clone()).or_insert_with(|| EvalModel {
+                raw: EvalVariant {
+                    threshold: dec.threshold_raw,
+                    parts: BTreeMap::new(),
+                },
+                calibrated: EvalVariant {
+                    threshold: dec.threshold_calibrated,
+                    parts: BTreeMap::new(),
+                },
+            });
+            m.raw
+                .parts
+                .insert(part.clone(), scores(&raw, &y, dec.threshold_raw, cfg));
+            m.calibrated.parts.insert(
+                part.clone(),
+                scores(&cal, &y, dec.threshold_calibrated, cfg),
+            );
+        }
+    }
+    if rows.is_empty() {
+        return Err(Error::data(
+            source,
+            "no labelled row that every model scores: nothing to evaluate",
+        ));
+    }
+    Ok(Evaluation {
+        input: source,
+        training_file,
+        deployed: d.deployed.clone(),
+        models,
+        rows,
+        partial_rows,
+    })
+}
+
+/// Writes the per-row table of `scores` to `output`: `row`, the time
+/// column, `label` (when the file has the target), `p_lstm`, `p_trees` and
+/// `p_ensemble` (with trees), `probability` and `decision`. CSV, or Parquet
+/// when `output` ends in `.parquet`; atomically. An output may not be the
+/// input.
+pub fn write_predictions(
+    p: &Predictor,
+    scores: &FileScores,
+    input: &Path,
+    output: &Path,
+) -> Result<()> {
+    recur_core::fsx::refuse_overwrite(input, output)?;
+    let pr = &scores.predictions;
+    let mut cols: Vec<OutColumn> =
+        vec![OutColumn::int("row", pr.iter().map(|x| Some(x.row as i64)))];
+    if let Some((name, t)) = &scores.times {
+        cols.push(OutColumn::Text(
+            name.clone(),
+            t.iter().cloned().map(Some).collect(),
+        ));
+    }
+    if scores.has_labels {
+        cols.push(OutColumn::float(
+            "label",
+            pr.iter().map(|x| x.label.map(f64::from)),
+        ));
+    }
+    cols.push(OutColumn::float("p_lstm", pr.iter().map(|x| x.p_lstm)));
+    if p.trees.is_some() {
+        cols.push(OutColumn::float("p_trees", pr.iter().map(|x| x.p_trees)));
+        cols.push(OutColumn::float(
+            "p_ensemble",
+            pr.iter().map(|x| x.p_ensemble),
+        ));
+    }
+    cols.push(OutColumn::float(
+        "probability",
+        pr.iter().map(|x| x.probability),
+    ));
+    cols.push(OutColumn::int(
+        "decision",
+        pr.iter().map(|x| x.decision.map(i64::from)),
+    ));
+    write_table(output, &cols)
 }

@@ -213,16 +213,25 @@ fn whole_sequences_from_a_ts_file_train_evaluate_and_predict() {
         "{:?}",
         report.test
     );
-    let md = load_model_dir(&out, &Device::Cpu).unwrap();
-    let m = recur_train::evaluate_file(&md, &path, &Device::Cpu).unwrap();
-    assert_eq!((m.n, m.positives), (200, 100));
+    let p = recur_train::Predictor::load(&out, &Device::Cpu).unwrap();
+    let e = recur_train::evaluate(&p, &path).unwrap();
+    assert_eq!(e.rows["all"], 200);
+    let s = &e.models["lstm"].raw.parts["all"];
+    assert_eq!((s.n, s.positives), (200, 100));
     let preds = d.path().join("p.csv");
-    assert_eq!(
-        recur_train::predict_file(&md, &path, &preds, &Device::Cpu).unwrap(),
-        200
-    );
+    let scores = recur_train::score_file(&p, &path, false).unwrap();
+    assert_eq!(scores.predictions.len(), 200);
+    recur_train::write_predictions(&p, &scores, &path, &preds).unwrap();
     let text = std::fs::read_to_string(&preds).unwrap();
-    assert!(text.starts_with("row,probability\n0,"), "{text}");
+    assert!(
+        text.starts_with("row,label,p_lstm,probability,decision\n0,"),
+        "{text}"
+    );
+    // An output never overwrites its input.
+    let e = recur_train::write_predictions(&p, &scores, &path, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is the input file"), "{e}");
 }
 
 #[test]

@@ -1,0 +1,439 @@
+//! The deployed Job A model: one type that loads a model directory and
+//! computes, per window, exactly what training scored (SYSTEM.md Job A,
+//! steps 2-12): the selected features smoothed as training smoothed them,
+//! the scaler, the LSTM's probability; the trees' probability on the same
+//! row, with their lags; the join on row index; the weighted ensemble; each
+//! model's calibrated probability; and the decision at the saved threshold.
+//!
+//! `recur predict`, `recur eval`, `/v1/classify` and the Python package all
+//! call [`Predictor::score`]; there is no second implementation. Training
+//! writes [`Deployment`] (`ensemble.json`) and the trees' file, and checks
+//! its own figures through the trees as read back, so what is evaluated is
+//! what is deployed.
+//!
+//! Inputs are [`Series`]: consecutive rows of one time series (a file, or
+//! the rows a request sends), oldest first. Smoothing starts at the first
+//! row of each series, as it starts at the first row of the training file.
+
+use crate::artifact::{load_model_dir, ModelDir};
+use crate::calibrate::Calibrator;
+use crate::ensemble::Weights;
+use crate::trainer::{predict_logits, probabilities};
+use candle_core::Device;
+use recur_core::config::Layout;
+use recur_core::fsx::read_json;
+use recur_core::{Error, Result};
+use recur_data::select::ewma;
+use recur_data::{Window, WindowSet};
+use recur_models::trees::{Design, TreeModel};
+use recur_models::xgboost::XgbModel;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The file that holds the weights, calibrators and thresholds.
+pub const DEPLOYMENT_FILE: &str = "ensemble.json";
+/// The trees recur trained (forust's JSON).
+pub const FORUST_FILE: &str = "trees.json";
+/// The user's XGBoost model, copied in at training.
+pub const XGBOOST_FILE: &str = "xgboost.json";
+
+/// One model's calibrator and thresholds, fit on validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub calibrator: Calibrator,
+    /// The expected-value threshold on the raw probability.
+    pub threshold_raw: f64,
+    /// The expected-value threshold on the calibrated probability: the one
+    /// `decision` uses.
+    pub threshold_calibrated: f64,
+}
+
+/// Where the trees of a model directory are and what they read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreesFile {
+    /// `forust` (trained by recur) or `xgboost` (the user's model).
+    pub source: String,
+    /// The file in the model directory.
+    pub file: String,
+    /// SHA-256 of that file, checked at load.
+    pub sha256: String,
+    /// The lags of every feature the trees read (rows back).
+    pub lags: Vec<usize>,
+    /// Where an XGBoost model was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// `ensemble.json`: what `probability` and `decision` come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The model whose calibrated probability is `probability`:
+    /// `ensemble` when the config blends trees and LSTM, else `lstm`.
+    #[serde(default = "lstm_name")]
+    pub deployed: String,
+    /// The blend's weights (with trees).
+    #[serde(default)]
+    pub weights: Option<Weights>,
+    /// Calibrator and thresholds per model (`lstm`, `trees`, `ensemble`).
+    pub models: BTreeMap<String, Decision>,
+    #[serde(default)]
+    pub trees: Option<TreesFile>,
+}
+
+fn lstm_name() -> String {
+    "lstm".into()
+}
+
+/// Consecutive rows of one series, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    /// Feature values before smoothing, row-major `[n, F]`, in the
+    /// model's feature order ([`Predictor::features`]).
+    pub raw: Vec<f64>,
+    /// The label of each row where known (empty: none known).
+    pub labels: Vec<Option<f32>>,
+}
+
+/// What the models say about one row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub row: usize,
+    pub label: Option<f32>,
+    pub p_lstm: Option<f64>,
+    pub p_trees: Option<f64>,
+    /// The raw blend (with trees and an ensemble).
+    pub p_ensemble: Option<f64>,
+    /// The calibrated probability of the deployed model.
+    pub probability: Option<f64>,
+    /// 1 when `probability >= threshold`, the deployed model's saved
+    /// expected-value threshold.
+    pub decision: Option<u8>,
+}
+
+/// A loaded Job A model directory, ready to score.
+pub struct Predictor {
+    pub dir: ModelDir,
+    pub trees: Option<TreeModel>,
+    pub deployment: Deployment,
+}
+
+impl Predictor {
+    /// Loads `dir`: the LSTM (checked against its architecture), the trees
+    /// (checked against their SHA-256) and `ensemble.json`.
+    pub fn load(dir: &Path, dev: &Device) -> Result<Predictor> {
+        let md = load_model_dir(dir, dev)?;
+        let dp = dir.join(DEPLOYMENT_FILE);
+        let deployment: Deployment = if dp.exists() {
+            read_json(&dp)?
+        } else if md.config.trees.is_some() {
+            return Err(Error::checkpoint(
+                dir,
+                format!("`{DEPLOYMENT_FILE}` is missing although the config has trees: retrain with `recur train`"),
+            ));
+        } else {
+            // A directory from before decisions were saved: the LSTM's raw
+            // probability at 0.5.
+            Deployment {
+                deployed: lstm_name(),
+                weights: None,
+                models: BTreeMap::from([(
+                    lstm_name(),
+                    Decision {
+                        calibrator: Calibrator::Identity,
+                        threshold_raw: 0.5,
+                        threshold_calibrated: 0.5,
+                    },
+                )]),
+                trees: None,
+            }
+        };
+        let bad = |msg: String| Error::checkpoint(&dp, msg);
+        if !deployment.models.contains_key(&deployment.deployed) {
+            return Err(bad(format!(
+                "`deployed` is {:?} but `models` has no entry for it",
+                deployment.deployed
+            )));
+        }
+        if deployment.deployed == "ensemble" && deployment.weights.is_none() {
+            return Err(bad("the ensemble is deployed but has no `weights`".into()));
+        }
+        let trees = match &deployment.trees {
+            None => None,
+            Some(tf) => Some(read_trees(dir, tf, &md.scaler.features)?),
+        };
+        if deployment.deployed != "lstm" && trees.is_none() {
+            return Err(bad(format!(
+                "{} is deployed but no trees are saved",
+                deployment.deployed
+            )));
+        }
+        Ok(Predictor {
+            dir: md,
+            trees,
+            deployment,
+        })
+    }
+
+    /// The feature columns, in the order [`Series::raw`] holds them.
+    pub fn features(&self) -> &[String] {
+        &self.dir.scaler.features
+    }
+
+    pub fn sequence_length(&self) -> usize {
+        self.dir.model.arch.sequence_length
+    }
+
+    /// The largest lag the trees read (0 without trees).
+    pub fn max_lag(&self) -> usize {
+        self.lags().iter().copied().max().unwrap_or(0)
+    }
+
+    fn lags(&self) -> &[usize] {
+        self.deployment
+            .trees
+            .as_ref()
+            .map_or(&[][..], |t| t.lags.as_slice())
+    }
+
+    fn ewma_span(&self) -> usize {
+        self.dir
+            .config
+            .selection
+            .as_ref()
+            .map_or(1, |s| s.ewma_span)
+    }
+
+    /// Rows the smoothing needs before the first row it is read at, so that
+    /// the starting value weighs under 1%: `ceil(ln 0.01 / ln(1 - a))`.
+    pub fn warmup_rows(&self) -> usize {
+        let span = self.ewma_span();
+        if span <= 1 {
+            return 0;
+        }
+        let a = 2.0 / (span as f64 + 1.0);
+        (0.01f64.ln() / (1.0 - a).ln()).ceil() as usize
+    }
+
+    /// The fewest rows a request must send to be scored at its last row by
+    /// every model: the window (or the trees' lags) plus the smoothing's
+    /// warm-up.
+    pub fn min_rows(&self) -> usize {
+        self.sequence_length().max(self.max_lag() + 1) + self.warmup_rows()
+    }
+
+    /// The first row of a series any model scores.
+    pub fn first_row(&self) -> usize {
+        let l = self.sequence_length() - 1;
+        match self.trees {
+            Some(_) => l.min(self.max_lag()),
+            None => l,
+        }
+    }
+
+    /// The threshold `decision` uses.
+    pub fn threshold(&self) -> f64 {
+        self.deployment.models[&self.deployment.deployed].threshold_calibrated
+    }
+
+    /// Which model `probability` comes from.
+    pub fn deployed(&self) -> &str {
+        &self.deployment.deployed
+    }
+
+    /// Scores `rows` of each series (rows within the series, increasing);
+    /// a row that no model can score is an error. The LSTM runs once over
+    /// every window asked for, in the order given.
+    pub fn score(&self, series: &[(Series, Vec<usize>)]) -> Result<Vec<Vec<Prediction>>> {
+        if self.dir.config.data.layout != Layout::Rows {
+            return Err(Error::Msg(
+                "this model reads whole sequences (data.layout: sequences); score it with score_sequences".into(),
+            ));
+        }
+        let f = self.features().len();
+        let l = self.sequence_length();
+        let lags = self.lags().to_vec();
+        let max_lag = self.max_lag();
+        let mut buffer: Vec<f32> = Vec::new();
+        let mut windows = Vec::new();
+        let mut design = Design {
+            names: Vec::new(),
+            rows: Vec::new(),
+            x: Vec::new(),
+        };
+        for (si, (s, rows)) in series.iter().enumerate() {
+            let n = s.raw.len() / f.max(1);
+            if s.raw.len() != n * f {
+                return Err(Error::Msg(format!(
+                    "series {si}: {} values is not a whole number of rows of {f} features",
+                    s.raw.len()
+                )));
+            }
+            let mut smooth = s.raw.clone();
+            ewma(&mut smooth, f, self.ewma_span());
+            let scaled = self.dir.scaler.transform(&smooth);
+            if let Some(k) = scaled.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Msg(format!(
+                    "row {} feature `{}` is {}, which scales beyond float32",
+                    k / f,
+                    self.features()[k % f],
+                    s.raw[k]
+                )));
+            }
+            let offset = buffer.len() / f.max(1);
+            buffer.extend_from_slice(&scaled);
+            let mut tree_rows = Vec::new();
+            for (k, &r) in rows.iter().enumerate() {
+                if r >= n || (k > 0 && r <= rows[k - 1]) {
+                    return Err(Error::Msg(format!(
+                        "series {si}: rows to score must increase and lie below {n}; got {r}"
+                    )));
+                }
+                let lstm = r + 1 >= l;
+                let trees = self.trees.is_some() && r >= max_lag;
+                if !lstm && !trees {
+                    return Err(Error::Msg(format!(
+                        "series {si}: row {r} comes before any model can score ({} rows needed)",
+                        self.first_row() + 1
+                    )));
+                }
+                if lstm {
+                    windows.push(Window {
+                        start: offset + r + 1 - l,
+                        row: offset + r,
+                        label: None,
+                    });
+                }
+                if trees {
+                    tree_rows.push(r);
+                }
+            }
+            if self.trees.is_some() && !tree_rows.is_empty() {
+                let d = Design::at(self.features(), &smooth, &lags, &tree_rows);
+                design.names = d.names;
+                design.rows.extend(d.rows.iter().map(|r| r + offset));
+                design.x.extend(d.x);
+            }
+        }
+        let set = WindowSet {
+            buffer: Arc::from(buffer),
+            n_features: f,
+            seq_len: l,
+            windows,
+        };
+        let p_lstm = probabilities(&predict_logits(&self.dir.model, &set, &Device::Cpu)?);
+        let p_trees = match &self.trees {
+            Some(t) if !design.rows.is_empty() => t.predict(&design),
+            _ => Vec::new(),
+        };
+        let (mut li, mut ti) = (0, 0);
+        let mut out = Vec::with_capacity(series.len());
+        for (s, rows) in series {
+            let mut preds = Vec::with_capacity(rows.len());
+            for &r in rows {
+                let pl = (r + 1 >= l).then(|| {
+                    li += 1;
+                    p_lstm[li - 1]
+                });
+                let pt = (self.trees.is_some() && r >= max_lag).then(|| {
+                    ti += 1;
+                    p_trees[ti - 1]
+                });
+                preds.push(self.combine(r, s.labels.get(r).copied().flatten(), pl, pt));
+            }
+            out.push(preds);
+        }
+        Ok(out)
+    }
+
+    /// The LSTM's probability of each whole sequence (the sequences layout),
+    /// through the same calibration and decision as [`Self::score`].
+    pub fn score_sequences(&self, set: &WindowSet) -> Result<Vec<Prediction>> {
+        let p = probabilities(&predict_logits(&self.dir.model, set, &Device::Cpu)?);
+        Ok(set
+            .windows
+            .iter()
+            .zip(p)
+            .map(|(w, p)| self.combine(w.row, w.label, Some(p), None))
+            .collect())
+    }
+
+    /// The blend, the calibrated probability and the decision of one row.
+    fn combine(
+        &self,
+        row: usize,
+        label: Option<f32>,
+        p_lstm: Option<f64>,
+        p_trees: Option<f64>,
+    ) -> Prediction {
+        let d = &self.deployment;
+        let p_ensemble = match (d.weights, p_trees, p_lstm) {
+            (Some(w), Some(t), Some(l)) if d.models.contains_key("ensemble") => Some(w.blend(t, l)),
+            _ => None,
+        };
+        let raw = match d.deployed.as_str() {
+            "ensemble" => p_ensemble,
+            "trees" => p_trees,
+            _ => p_lstm,
+        };
+        let dec = &d.models[&d.deployed];
+        let probability = raw.map(|p| dec.calibrator.apply(p));
+        Prediction {
+            row,
+            label,
+            p_lstm,
+            p_trees,
+            p_ensemble,
+            probability,
+            decision: probability.map(|p| u8::from(p >= dec.threshold_calibrated)),
+        }
+    }
+
+    /// The raw probability of model `name` in a prediction.
+    pub fn raw_of(p: &Prediction, name: &str) -> Option<f64> {
+        match name {
+            "lstm" => p.p_lstm,
+            "trees" => p.p_trees,
+            "ensemble" => p.p_ensemble,
+            _ => None,
+        }
+    }
+}
+
+/// Reads the trees a model directory names, checking the file's SHA-256.
+fn read_trees(dir: &Path, tf: &TreesFile, features: &[String]) -> Result<TreeModel> {
+    let path = dir.join(&tf.file);
+    if tf.file.contains('/') || tf.file.contains('\\') || tf.file.starts_with('.') {
+        return Err(Error::checkpoint(
+            dir.join(DEPLOYMENT_FILE),
+            format!(
+                "trees.file {:?} must name a file inside the model directory",
+                tf.file
+            ),
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let sha = recur_core::fsx::sha256_bytes(&bytes);
+    if sha != tf.sha256 {
+        return Err(Error::checkpoint(
+            &path,
+            format!(
+                "SHA-256 is {sha} but {DEPLOYMENT_FILE} records {}: the file was changed after training; retrain or restore it",
+                tf.sha256
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::checkpoint(&path, "not UTF-8 text: not a JSON model"))?;
+    let origin = path.display().to_string();
+    let design = Design::at(features, &[], &tf.lags, &[]);
+    match tf.source.as_str() {
+        "forust" => TreeModel::from_forust_json(&text, design.names, &origin),
+        "xgboost" => TreeModel::xgboost(XgbModel::from_json(&text, &origin)?, &design, &origin),
+        other => Err(Error::checkpoint(
+            dir.join(DEPLOYMENT_FILE),
+            format!("trees.source {other:?}: expected forust or xgboost"),
+        )),
+    }
+}
