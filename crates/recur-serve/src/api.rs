@@ -182,18 +182,46 @@ pub struct InferResponse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifyRequest {
-    /// One window: rows of features, oldest first.
-    pub window: Option<Vec<serde_json::Value>>,
-    /// Several windows.
-    pub windows: Option<Vec<Vec<serde_json::Value>>>,
+    /// One window: a list of rows, oldest first, or `{"id": ..., "rows": [...]}`.
+    pub window: Option<serde_json::Value>,
+    /// Several windows, each as `window`.
+    pub windows: Option<Vec<serde_json::Value>>,
+}
+
+/// What the models say about one window's last row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifyResult {
+    /// The window's `id`, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<serde_json::Value>,
+    /// The time column's value in the window's last row, when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<serde_json::Value>,
+    pub p_lstm: Option<f64>,
+    pub p_trees: Option<f64>,
+    pub p_ensemble: Option<f64>,
+    /// The calibrated probability of the deployed model.
+    pub probability: Option<f64>,
+    /// 1 when `probability >= threshold`.
+    pub decision: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassifyResponse {
-    /// P(event) per window, in request order.
-    pub probabilities: Vec<f64>,
+    /// One per window, in request order.
+    pub results: Vec<ClassifyResult>,
+    /// `probability` per window, in request order.
+    pub probabilities: Vec<Option<f64>>,
+    /// The model `probability` comes from (`ensemble` or `lstm`).
+    pub deployed: String,
+    /// The saved threshold `decision` uses.
+    pub threshold: f64,
     pub features: Vec<String>,
     pub sequence_length: usize,
+    /// The fewest rows a window must send.
+    pub min_rows: usize,
+    /// Columns the rows sent that the model does not read (ignored).
+    pub ignored_columns: Vec<String>,
     pub inference_ms: f64,
     pub total_latency_ms: f64,
 }

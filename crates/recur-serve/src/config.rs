@@ -129,6 +129,26 @@ impl ServeConfig {
             at: path.display().to_string(),
             msg: e.to_string(),
         })?;
+        // A file that names only LVMs serves only LVMs, and one that names
+        // only a classifier serves only it: the demo's models fill in only
+        // when a file names neither.
+        let keys: Vec<String> = serde_yaml_ng::from_str::<serde_yaml_ng::Mapping>(&text)
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let names = |k: &str| keys.iter().any(|x| x == k);
+        if names("classifier") && !names("models") {
+            cfg.models.clear();
+            if !names("bank") {
+                cfg.bank.clear();
+            }
+        }
+        if names("models") && !names("classifier") {
+            cfg.classifier = None;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -156,8 +176,11 @@ impl ServeConfig {
                 msg: msg.into(),
             })
         };
-        if self.models.is_empty() {
-            return bad("models", "give at least one LVM model directory");
+        if self.models.is_empty() && self.classifier.is_none() {
+            return bad(
+                "models",
+                "give at least one LVM model directory, or a `classifier:`",
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
@@ -170,7 +193,7 @@ impl ServeConfig {
                 return bad("default_model", &format!("{d:?} is not one of the models"));
             }
         }
-        if self.bank.is_empty() {
+        if self.bank.is_empty() && !self.models.is_empty() {
             return bad("bank", "give at least one chunk file with its .texts.jsonl");
         }
         let l = &self.limits;
@@ -200,7 +223,8 @@ impl ServeConfig {
     pub fn default_model_name(&self) -> &str {
         self.default_model
             .as_deref()
-            .unwrap_or(self.models[0].name.as_str())
+            .or(self.models.first().map(|m| m.name.as_str()))
+            .unwrap_or("")
     }
 }
 

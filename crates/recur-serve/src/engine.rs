@@ -19,7 +19,7 @@ use lru::LruCache;
 use recur_core::{Error, Result};
 use recur_models::Lvm;
 use recur_text::SentenceEncoder;
-use recur_train::ModelDir;
+use recur_train::{Prediction, Predictor, Series};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -46,9 +46,9 @@ pub enum Job {
         reply: Reply<InferAnswer>,
     },
     Classify {
-        /// Scaled windows `[n, L, F]` row-major.
-        windows: Vec<f32>,
-        n: usize,
+        /// Per window, its rows before smoothing and scaling, `[rows, F]`
+        /// row-major, oldest first; each is scored at its last row.
+        series: Vec<Vec<f64>>,
         queued: Instant,
         reply: Reply<ClassifyAnswer>,
     },
@@ -84,7 +84,7 @@ pub struct InferAnswer {
 }
 
 pub struct ClassifyAnswer {
-    pub probabilities: Vec<f64>,
+    pub predictions: Vec<Prediction>,
     pub ms: f64,
 }
 
@@ -96,8 +96,9 @@ pub struct Info {
     pub device: String,
     pub default_model: String,
     pub models: Vec<ModelInfo>,
-    pub encoder: EncoderInfo,
-    pub bank: BankInfo,
+    /// The encoder and the bank, loaded only when LVMs are served.
+    pub encoder: Option<EncoderInfo>,
+    pub bank: Option<BankInfo>,
     pub classifier: Option<ClassifierInfo>,
     pub limits: crate::config::Limits,
     pub top_k: usize,
@@ -136,6 +137,15 @@ pub struct ClassifierInfo {
     pub path: String,
     pub features: Vec<String>,
     pub sequence_length: usize,
+    /// The fewest rows a window must send: the LSTM's window or the trees'
+    /// lags, plus the smoothing's warm-up.
+    pub min_rows: usize,
+    /// The model whose calibrated probability is `probability`.
+    pub deployed: String,
+    pub threshold: f64,
+    pub has_trees: bool,
+    /// The config's time column, echoed per window when rows send it.
+    pub time_column: Option<String>,
     #[serde(skip)]
     pub mean: Vec<f64>,
     #[serde(skip)]
@@ -151,10 +161,12 @@ pub struct ClassifierInfo {
 
 /// The loaded models; owned by the compute thread.
 pub struct Engine {
-    encoder: SentenceEncoder,
+    encoder: Option<SentenceEncoder>,
+    /// The encoder's output width (0 without LVMs).
+    dim: usize,
     models: Vec<Lvm>,
-    classifier: Option<ModelDir>,
-    bank: Bank,
+    classifier: Option<Predictor>,
+    bank: Option<Bank>,
     cache: LruCache<String, Arc<[f32]>>,
     dev: Device,
     max_batch: usize,
@@ -172,20 +184,27 @@ impl Engine {
     /// Loads everything the config names and checks that the dimensions
     /// agree: encoder = bank = every model's input.
     pub fn load(cfg: &ServeConfig, dev: &Device) -> Result<(Engine, Info)> {
-        let enc_dir = recur_text::fetch::resolve_encoder(&cfg.encoder, false, false)?;
-        let encoder = SentenceEncoder::load(&enc_dir, dev)?;
-        let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max, dev)?;
-        if bank.dim != encoder.dim {
-            return Err(Error::Config {
-                at: "bank".into(),
-                msg: format!(
-                    "the bank holds {}-D vectors but the encoder {} makes {}-D ones; build the bank with that encoder",
-                    bank.dim,
-                    enc_dir.display(),
-                    encoder.dim
-                ),
-            });
-        }
+        // The encoder and the bank serve the LVMs; a classifier alone needs neither.
+        let (encoder, bank, enc_dir) = if cfg.models.is_empty() {
+            (None, None, None)
+        } else {
+            let enc_dir = recur_text::fetch::resolve_encoder(&cfg.encoder, false, false)?;
+            let encoder = SentenceEncoder::load(&enc_dir, dev)?;
+            let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max, dev)?;
+            if bank.dim != encoder.dim {
+                return Err(Error::Config {
+                    at: "bank".into(),
+                    msg: format!(
+                        "the bank holds {}-D vectors but the encoder {} makes {}-D ones; build the bank with that encoder",
+                        bank.dim,
+                        enc_dir.display(),
+                        encoder.dim
+                    ),
+                });
+            }
+            (Some(encoder), Some(bank), Some(enc_dir))
+        };
+        let dim = encoder.as_ref().map_or(0, |e| e.dim);
         let mut models = Vec::new();
         let mut infos = Vec::new();
         for m in &cfg.models {
@@ -199,14 +218,14 @@ impl Engine {
                 ));
             }
             let lvm = recur_train::lvm::load(&m.path, dev)?;
-            if lvm.arch.input_dim != encoder.dim {
+            if lvm.arch.input_dim != dim {
                 return Err(Error::Config {
                     at: format!("models.{}", m.name),
                     msg: format!(
                         "{} takes {}-D vectors but the encoder makes {}-D ones",
                         m.path.display(),
                         lvm.arch.input_dim,
-                        encoder.dim
+                        dim
                     ),
                 });
             }
@@ -223,30 +242,14 @@ impl Engine {
             models.push(lvm);
         }
         let classifier = match &cfg.classifier {
-            Some(p) => {
-                let md = recur_train::load_model_dir(p, dev)?;
-                // A smoothed feature depends on rows before the window,
-                // which a request does not send: refuse rather than score
-                // what training never saw.
-                if let Some(sel) = md.config.selection.as_ref().filter(|s| s.ewma_span > 1) {
-                    return Err(Error::Config {
-                        at: "classifier".into(),
-                        msg: format!(
-                            "{} smooths its features (selection.ewma_span {}), which needs rows before each window; /v1/classify serves models trained with ewma_span 1",
-                            p.display(),
-                            sel.ewma_span
-                        ),
-                    });
-                }
-                Some(md)
-            }
+            Some(p) => Some(Predictor::load(p, dev)?),
             None => None,
         };
         // A reference over other features (an edited directory) is ignored.
         let classifier_reference = match (&cfg.classifier, &classifier) {
             (Some(p), Some(c)) => recur_data::drift::Reference::read(p)?.and_then(|r| {
                 let names: Vec<&String> = r.features.iter().map(|f| &f.feature).collect();
-                let want: Vec<&String> = c.scaler.features.iter().collect();
+                let want: Vec<&String> = c.features().iter().collect();
                 (names == want).then(|| Arc::new(r))
             }),
             _ => None,
@@ -256,13 +259,16 @@ impl Engine {
             device: dev_name(dev),
             default_model: cfg.default_model_name().to_string(),
             models: infos,
-            encoder: EncoderInfo {
-                path: enc_dir.display().to_string(),
-                kind: encoder.kind.to_string(),
-                dim: encoder.dim,
-                max_tokens: encoder.max_len,
+            encoder: match (&encoder, &enc_dir) {
+                (Some(e), Some(d)) => Some(EncoderInfo {
+                    path: d.display().to_string(),
+                    kind: e.kind.to_string(),
+                    dim: e.dim,
+                    max_tokens: e.max_len,
+                }),
+                _ => None,
             },
-            bank: BankInfo {
+            bank: bank.as_ref().map(|bank| BankInfo {
                 sentences: bank.len(),
                 dim: bank.dim,
                 search: bank.method().to_string(),
@@ -271,19 +277,24 @@ impl Engine {
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect(),
-            },
+            }),
             classifier: classifier.as_ref().map(|c| ClassifierInfo {
                 path: cfg
                     .classifier
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
-                features: c.scaler.features.clone(),
-                sequence_length: c.model.arch.sequence_length,
-                mean: c.scaler.mean.clone(),
-                std: c.scaler.std.clone(),
+                features: c.features().to_vec(),
+                sequence_length: c.sequence_length(),
+                min_rows: c.min_rows(),
+                deployed: c.deployed().to_string(),
+                threshold: c.threshold(),
+                has_trees: c.trees.is_some(),
+                time_column: c.dir.config.data.time_column.clone(),
+                mean: c.dir.scaler.mean.clone(),
+                std: c.dir.scaler.std.clone(),
                 reference: classifier_reference.clone(),
-                drift_thresholds: c.config.drift.clone(),
+                drift_thresholds: c.dir.config.drift.clone(),
                 drift_monitored: classifier_reference.is_some(),
             }),
             limits: cfg.limits.clone(),
@@ -293,6 +304,7 @@ impl Engine {
         Ok((
             Engine {
                 encoder,
+                dim,
                 models,
                 classifier,
                 bank,
@@ -307,24 +319,40 @@ impl Engine {
     /// A real forward pass of the encoder (past the cache), every LVM and
     /// the classifier; each output must be finite.
     pub fn health_check(&self) -> Result<()> {
-        let v = self.encoder.encode(&["recur health check"], 1)?;
-        finite(&v, "the encoder")?;
-        for m in &self.models {
-            let c = m.arch.context;
-            let x = Tensor::from_slice(&v.repeat(c), (1, c, self.encoder.dim), &self.dev)?;
-            let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
-            finite(&y, &format!("the {} model", m.arch.kind))?;
-            self.bank.nearest(&y, 1)?;
+        if let (Some(enc), Some(bank)) = (&self.encoder, &self.bank) {
+            let v = enc.encode(&["recur health check"], 1)?;
+            finite(&v, "the encoder")?;
+            for m in &self.models {
+                let c = m.arch.context;
+                let x = Tensor::from_slice(&v.repeat(c), (1, c, self.dim), &self.dev)?;
+                let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
+                finite(&y, &format!("the {} model", m.arch.kind))?;
+                bank.nearest(&y, 1)?;
+            }
         }
         if let Some(c) = &self.classifier {
-            let a = &c.model.arch;
-            let x = Tensor::zeros(
-                (1, a.sequence_length, a.input_size),
-                candle_core::DType::F32,
-                &self.dev,
-            )?;
-            let y: Vec<f32> = c.model.forward(&x, None)?.to_vec1()?;
-            finite(&y, "the classifier")?;
+            // The training rows' means: a series every model scores.
+            let n = c.min_rows();
+            let raw: Vec<f64> = (0..n)
+                .flat_map(|_| c.dir.scaler.mean.iter().copied())
+                .collect();
+            let p = c.score(&[(
+                Series {
+                    raw,
+                    labels: Vec::new(),
+                },
+                vec![n - 1],
+            )])?;
+            let ok = p
+                .first()
+                .and_then(|v| v.first())
+                .and_then(|x| x.probability)
+                .is_some_and(f64::is_finite);
+            if !ok {
+                return Err(Error::Msg(
+                    "the classifier produced no finite probability".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -397,8 +425,9 @@ impl Engine {
             .cache_hits
             .inc_by((texts.len() - missing.len().min(texts.len())) as u64);
         if !missing.is_empty() {
-            let v = self.encoder.encode(&missing, 32)?;
-            for (t, row) in missing.iter().zip(v.chunks(self.encoder.dim)) {
+            let enc = self.encoder.as_ref().ok_or_else(no_lvm)?;
+            let v = enc.encode(&missing, 32)?;
+            for (t, row) in missing.iter().zip(v.chunks(self.dim)) {
                 let row: Arc<[f32]> = Arc::from(row);
                 self.cache.put(t.to_string(), row.clone());
                 fresh.insert(t, Some(row));
@@ -479,7 +508,7 @@ impl Engine {
         let encoding_ms = ms_since(t);
         // Context build: pad by repeating the earliest, per model.
         let t = Instant::now();
-        let dim = self.encoder.dim;
+        let dim = self.dim;
         let mut offset = 0;
         let mut contexts: Vec<Vec<f32>> = Vec::with_capacity(chats.len());
         let mut modes = Vec::with_capacity(chats.len());
@@ -503,7 +532,11 @@ impl Engine {
         let t = Instant::now();
         let k_max = chats.iter().map(|(_, _, k)| *k).max().unwrap_or(1);
         let flat: Vec<f32> = preds.concat();
-        let found = self.bank.nearest(&flat, k_max)?;
+        let found = self
+            .bank
+            .as_ref()
+            .ok_or_else(no_lvm)?
+            .nearest(&flat, k_max)?;
         let decoding_ms = ms_since(t);
         for (stage, ms) in [
             ("encoding", encoding_ms),
@@ -548,7 +581,7 @@ impl Engine {
     /// Predictions for `[C, D]` contexts, each through its model; requests
     /// for one model share a pass.
     fn predict_grouped(&self, models: &[usize], contexts: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-        let dim = self.encoder.dim;
+        let dim = self.dim;
         let mut out = vec![Vec::new(); contexts.len()];
         for (mi, m) in self.models.iter().enumerate() {
             let idx: Vec<usize> = (0..models.len()).filter(|&i| models[i] == mi).collect();
@@ -571,7 +604,7 @@ impl Engine {
     }
 
     fn infers(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
-        let dim = self.encoder.dim;
+        let dim = self.dim;
         let t = Instant::now();
         let mut models = Vec::new();
         let mut contexts = Vec::new();
@@ -620,53 +653,85 @@ impl Engine {
 
     fn classifies(&mut self, jobs: Vec<Job>, metrics: &Metrics) {
         let t = Instant::now();
-        let r = self.classify_batch(&jobs);
+        let all: Vec<&Vec<Vec<f64>>> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Classify { series, .. } => Some(series),
+                _ => None,
+            })
+            .collect();
+        // One pass for the batch; if it fails, each request on its own, so
+        // that one bad request never fails the others.
+        let results: Vec<std::result::Result<Vec<Prediction>, ApiError>> =
+            match self.classify_series(&all.iter().flat_map(|s| s.iter()).collect::<Vec<_>>()) {
+                Ok(p) => {
+                    let mut it = p.into_iter();
+                    all.iter()
+                        .map(|s| Ok(it.by_ref().take(s.len()).collect()))
+                        .collect()
+                }
+                Err(_) => all
+                    .iter()
+                    .map(|s| {
+                        self.classify_series(&s.iter().collect::<Vec<_>>())
+                            .map_err(|e| {
+                                ApiError::invalid(
+                                    "not_scorable",
+                                    format!("the classifier cannot score this request: {e}"),
+                                )
+                            })
+                    })
+                    .collect(),
+            };
         let ms = ms_since(t);
         metrics.stage("classify", ms);
-        let mut probs = match r {
-            Ok(p) => p.into_iter(),
-            Err(e) => {
-                for j in jobs {
-                    if let Job::Classify { reply, .. } = j {
-                        let _ = reply.send(Err(ApiError::internal(format!(
-                            "the classifier failed: {e}"
-                        ))));
-                    }
-                }
-                return;
-            }
-        };
-        for j in jobs {
-            if let Job::Classify {
-                n, reply, queued, ..
-            } = j
-            {
-                metrics.stage("queue", ms_between(queued, t));
-                let probabilities: Vec<f64> = probs.by_ref().take(n).collect();
-                let _ = reply.send(Ok(ClassifyAnswer { probabilities, ms }));
-            }
+        let classify_jobs = jobs.into_iter().filter_map(|j| match j {
+            Job::Classify { reply, queued, .. } => Some((reply, queued)),
+            _ => None,
+        });
+        for ((reply, queued), r) in classify_jobs.zip(results) {
+            metrics.stage("queue", ms_between(queued, t));
+            let _ = reply.send(r.map(|predictions| ClassifyAnswer { predictions, ms }));
         }
     }
 
-    fn classify_batch(&self, jobs: &[Job]) -> Result<Vec<f64>> {
+    /// Each series scored at its last row, in one pass of every model.
+    fn classify_series(&self, series: &[&Vec<f64>]) -> Result<Vec<Prediction>> {
         let c = self
             .classifier
             .as_ref()
             .ok_or_else(|| Error::Msg("no classifier is loaded".into()))?;
-        let a = &c.model.arch;
-        let mut x = Vec::new();
-        let mut n_all = 0;
-        for j in jobs {
-            if let Job::Classify { windows, n, .. } = j {
-                x.extend_from_slice(windows);
-                n_all += n;
-            }
+        let f = c.features().len().max(1);
+        let input: Vec<(Series, Vec<usize>)> = series
+            .iter()
+            .map(|raw| {
+                let n = raw.len() / f;
+                (
+                    Series {
+                        raw: raw.to_vec(),
+                        labels: Vec::new(),
+                    },
+                    vec![n.saturating_sub(1)],
+                )
+            })
+            .collect();
+        let out = c.score(&input)?;
+        let preds: Vec<Prediction> = out.into_iter().flatten().collect();
+        if let Some(p) = preds
+            .iter()
+            .find(|p| !p.probability.is_some_and(f64::is_finite))
+        {
+            return Err(Error::Msg(format!(
+                "the model produced no finite probability (row {}): a value is too large for it",
+                p.row
+            )));
         }
-        let x = Tensor::from_vec(x, (n_all, a.sequence_length, a.input_size), &self.dev)?;
-        let logits: Vec<f32> = c.model.forward(&x, None)?.to_vec1()?;
-        finite(&logits, "the classifier")?;
-        Ok(recur_train::trainer::probabilities(&logits))
+        Ok(preds)
     }
+}
+
+fn no_lvm() -> Error {
+    Error::Msg("this server has no LVM (no `models:` in the serve config)".into())
 }
 
 fn finite(v: &[f32], what: &str) -> Result<()> {

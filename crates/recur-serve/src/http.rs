@@ -5,8 +5,8 @@
 //! reaches the models unchecked, so client mistakes are 4xx, never 500.
 
 use crate::api::{
-    parse, ApiError, ChatRequest, ChatResponse, ClassifyRequest, ClassifyResponse, ErrorCode,
-    InferRequest, InferResponse,
+    parse, ApiError, ChatRequest, ChatResponse, ClassifyRequest, ClassifyResponse, ClassifyResult,
+    ErrorCode, InferRequest, InferResponse,
 };
 use crate::config::ServeConfig;
 use crate::engine::{Info, Job};
@@ -190,6 +190,13 @@ async fn submit<T>(
 }
 
 fn model_index(info: &Info, name: Option<&str>) -> Result<usize, ApiError> {
+    if info.models.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_lvm",
+            "this server has no LVM (set `models:` in the serve config); it serves /v1/classify",
+        ));
+    }
     let name = name.unwrap_or(&info.default_model);
     info.models
         .iter()
@@ -395,13 +402,16 @@ async fn infer(
 }
 
 /// One row of features: an array in the model's feature order, or an
-/// object with every feature by name.
+/// object with every feature by name (other keys are ignored and named in
+/// `ignored`; the time column's value is returned).
 fn row_values(
     v: &serde_json::Value,
     at: &str,
-    features: &[String],
+    c: &crate::engine::ClassifierInfo,
     out: &mut Vec<f64>,
-) -> Result<(), ApiError> {
+    ignored: &mut std::collections::BTreeSet<String>,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let features = &c.features;
     let f = features.len();
     let num = |x: &serde_json::Value, key: String| {
         x.as_f64().ok_or_else(|| {
@@ -423,6 +433,7 @@ fn row_values(
             for (j, x) in a.iter().enumerate() {
                 out.push(num(x, format!("{at}[{j}] ({})", features[j]))?);
             }
+            Ok(None)
         }
         serde_json::Value::Object(o) => {
             for name in features {
@@ -437,21 +448,48 @@ fn row_values(
                 })?;
                 out.push(num(x, format!("{at}.{name}"))?);
             }
-            if let Some(extra) = o.keys().find(|k| !features.contains(k)) {
+            let time = c.time_column.as_ref().and_then(|t| o.get(t)).cloned();
+            for k in o.keys() {
+                if !features.contains(k) && !ignored.contains(k) {
+                    ignored.insert(k.clone());
+                }
+            }
+            Ok(time)
+        }
+        other => Err(ApiError::invalid(
+            "invalid_field",
+            format!("{at} is {other}; expected an array or object of features"),
+        )),
+    }
+}
+
+/// A window as sent: its rows and optional id.
+fn window_parts<'a>(
+    v: &'a serde_json::Value,
+    at: &str,
+) -> Result<(&'a [serde_json::Value], Option<serde_json::Value>), ApiError> {
+    match v {
+        serde_json::Value::Array(rows) => Ok((rows, None)),
+        serde_json::Value::Object(o) => {
+            if let Some(k) = o.keys().find(|k| *k != "id" && *k != "rows") {
                 return Err(ApiError::invalid(
-                    "unknown_feature",
-                    format!("{at} has {extra:?}, which the classifier does not read"),
+                    "unknown_field",
+                    format!("{at} has {k:?}; a window is a list of rows or {{\"id\", \"rows\"}}"),
                 ));
             }
+            match o.get("rows") {
+                Some(serde_json::Value::Array(rows)) => Ok((rows, o.get("id").cloned())),
+                _ => Err(ApiError::invalid(
+                    "invalid_field",
+                    format!("{at}.rows must be a list of rows, oldest first"),
+                )),
+            }
         }
-        other => {
-            return Err(ApiError::invalid(
-                "invalid_field",
-                format!("{at} is {other}; expected an array or object of features"),
-            ))
-        }
+        other => Err(ApiError::invalid(
+            "invalid_field",
+            format!("{at} is {other}; expected a list of rows or {{\"id\", \"rows\"}}"),
+        )),
     }
-    Ok(())
 }
 
 async fn classify(
@@ -491,71 +529,100 @@ async fn classify(
             ),
         ));
     }
-    let l = c.sequence_length;
-    // Kept for the drift figures only when they are reported.
-    let mut raws: Vec<Vec<f64>> = Vec::new();
-    let mut x = Vec::with_capacity(windows.len() * l * c.features.len());
+    let f = c.features.len();
+    let mut ignored = std::collections::BTreeSet::new();
+    let mut series = Vec::with_capacity(windows.len());
+    let mut tags = Vec::with_capacity(windows.len());
     for (wi, w) in windows.iter().enumerate() {
         let at = if name == "window" {
             "window".to_string()
         } else {
             format!("windows[{wi}]")
         };
-        if w.len() != l {
+        let (rows, id) = window_parts(w, &at)?;
+        if rows.len() < c.min_rows {
             return Err(ApiError::invalid(
-                "wrong_length",
+                "too_few_rows",
                 format!(
-                    "{at} has {} rows; the classifier reads windows of {l}",
-                    w.len()
+                    "{at} has {} rows; the classifier needs at least {} (model.sequence_length {}{}), oldest first",
+                    rows.len(),
+                    c.min_rows,
+                    c.sequence_length,
+                    if c.min_rows > c.sequence_length {
+                        ", plus earlier rows for the trees' lags and the smoothing's warm-up"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
-        let mut raw = Vec::with_capacity(l * c.features.len());
-        for (ri, row) in w.iter().enumerate() {
-            row_values(row, &format!("{at}[{ri}]"), &c.features, &mut raw)?;
+        let limit = s.cfg.limits.max_windows * c.min_rows.max(1) * 4;
+        if rows.len() > limit {
+            return Err(ApiError::invalid(
+                "too_many_rows",
+                format!("{at} has {} rows; at most {limit}", rows.len()),
+            ));
+        }
+        let mut raw = Vec::with_capacity(rows.len() * f);
+        let mut time = None;
+        for (ri, row) in rows.iter().enumerate() {
+            time = row_values(row, &format!("{at}[{ri}]"), c, &mut raw, &mut ignored)?;
         }
         for (k, v) in raw.iter().enumerate() {
-            let j = k % c.features.len();
-            let z = ((v - c.mean[j]) / c.std[j]) as f32;
-            if !z.is_finite() {
+            if !(((v - c.mean[k % f]) / c.std[k % f]) as f32).is_finite() {
                 return Err(ApiError::invalid(
                     "non_finite",
                     format!(
-                        "{at}[{}] {:?} is {v}, beyond float32",
-                        k / c.features.len(),
-                        c.features[j]
+                        "{at}[{}] {:?} is {v}, beyond float32 once scaled",
+                        k / f,
+                        c.features[k % f]
                     ),
                 ));
             }
-            x.push(z);
         }
         if c.drift_monitored {
-            raws.push(raw);
-        }
-    }
-    if c.drift_monitored {
-        let mut seen = s.seen.lock().expect("seen lock");
-        for raw in &raws {
-            for row in raw.chunks(c.features.len()) {
+            let mut seen = s.seen.lock().expect("seen lock");
+            // The window's own rows (the last L), not its warm-up.
+            let keep = raw.len().saturating_sub(c.sequence_length * f);
+            for row in raw[keep..].chunks(f) {
                 if seen.len() == SEEN_ROWS {
                     seen.pop_front();
                 }
                 seen.push_back(row.to_vec());
             }
         }
+        series.push(raw);
+        tags.push((id, time));
     }
-    let n = windows.len();
     let a = submit(&s, |reply| Job::Classify {
-        windows: x,
-        n,
+        series,
         queued: Instant::now(),
         reply,
     })
     .await?;
+    let results: Vec<ClassifyResult> = a
+        .predictions
+        .iter()
+        .zip(tags)
+        .map(|(p, (id, time))| ClassifyResult {
+            id,
+            time,
+            p_lstm: p.p_lstm,
+            p_trees: p.p_trees,
+            p_ensemble: p.p_ensemble,
+            probability: p.probability,
+            decision: p.decision,
+        })
+        .collect();
     Ok(Json(ClassifyResponse {
-        probabilities: a.probabilities,
+        probabilities: results.iter().map(|r| r.probability).collect(),
+        results,
+        deployed: c.deployed.clone(),
+        threshold: c.threshold,
         features: c.features.clone(),
-        sequence_length: l,
+        sequence_length: c.sequence_length,
+        min_rows: c.min_rows,
+        ignored_columns: ignored.into_iter().collect(),
         inference_ms: a.ms,
         total_latency_ms: ms(t),
     }))
@@ -594,6 +661,8 @@ async fn health(State(s): State<Shared>) -> Response {
                 "device": info.device,
                 "models": info.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
                 "classifier_loaded": info.classifier.is_some(),
+                "lvm_loaded": !info.models.is_empty(),
+                "encoder_loaded": info.encoder.is_some(),
                 "check_ms": ms(t),
             }))
             .into_response()

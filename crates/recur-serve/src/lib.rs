@@ -135,20 +135,45 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
         let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
         eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
         serve_on(listener, cfg, dev, shutdown_signal(), move |r| match r {
-            Ok(info) => eprintln!(
-                "recur serve: ready on http://{local}: model(s) {} ({}), encoder {} ({}-D), bank {} sentences ({} search){}",
-                info.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
-                info.models.iter().map(|m| m.kind.as_str()).collect::<Vec<_>>().join(", "),
-                info.encoder.path,
-                info.encoder.dim,
-                info.bank.sentences,
-                info.bank.search,
-                if info.classifier.is_some() { ", classifier" } else { "" },
-            ),
+            Ok(info) => eprintln!("recur serve: ready on http://{local}: {}", loaded(&info)),
             Err(e) => eprintln!("recur serve: the models failed to load: {e}\n(GET /health answers 503 with this reason; stop with Ctrl-C)"),
         })
         .await?;
         eprintln!("recur serve: stopped");
         Ok(())
     })
+}
+
+/// What a server loaded, in words, for its start-up line.
+fn loaded(info: &engine::Info) -> String {
+    let mut parts = Vec::new();
+    if let (Some(e), Some(b)) = (&info.encoder, &info.bank) {
+        parts.push(format!(
+            "model(s) {} ({}), encoder {} ({}-D), bank {} sentences ({} search)",
+            info.models
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            info.models
+                .iter()
+                .map(|m| m.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.path,
+            e.dim,
+            b.sentences,
+            b.search
+        ));
+    }
+    if let Some(c) = &info.classifier {
+        parts.push(format!(
+            "classifier {} ({} deployed, {} features, windows of {} rows)",
+            c.path,
+            c.deployed,
+            c.features.len(),
+            c.min_rows
+        ));
+    }
+    parts.join("; ")
 }

@@ -334,9 +334,11 @@ fn infer_and_classify_give_what_the_models_compute() {
     let window: Vec<Vec<f64>> = (0..WINDOW)
         .map(|r| vec![0.1 * r as f64, 1.0 - 0.15 * r as f64])
         .collect();
+    // Extra columns (a date, a price) are ignored and named once.
     let named: Vec<Value> = window
         .iter()
-        .map(|r| json!({FEATURES[0]: r[0], FEATURES[1]: r[1]}))
+        .enumerate()
+        .map(|(i, r)| json!({FEATURES[0]: r[0], FEATURES[1]: r[1], "close": 3.5, "note": i}))
         .collect();
     let raw: Vec<f64> = window.iter().flatten().copied().collect();
     let x = Tensor::from_vec(md.scaler.transform(&raw), (1, WINDOW, 2), &dev).unwrap();
@@ -344,16 +346,43 @@ fn infer_and_classify_give_what_the_models_compute() {
     let want = 1.0 / (1.0 + (-(logit[0] as f64)).exp());
     let (status, r) = post(&s.url, "/v1/classify", &json!({"window": window}));
     assert_eq!(status, 200, "{r}");
-    let p = r["probabilities"][0].as_f64().unwrap();
-    assert!((p - want).abs() < 1e-6, "{p} vs {want}");
+    let got = r["results"][0]["p_lstm"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    // The deployed probability and decision are the predictor's.
+    let p = recur_train::Predictor::load(s.cfg.classifier.as_ref().unwrap(), &dev).unwrap();
+    let mine = &p
+        .score(&[(
+            recur_train::Series {
+                raw: raw.clone(),
+                labels: vec![],
+            },
+            vec![WINDOW - 1],
+        )])
+        .unwrap()[0][0];
+    let prob = r["results"][0]["probability"].as_f64().unwrap();
+    assert!((prob - mine.probability.unwrap()).abs() < 1e-12);
+    assert_eq!(r["probabilities"][0].as_f64(), Some(prob));
+    assert_eq!(
+        r["results"][0]["decision"].as_u64(),
+        mine.decision.map(u64::from)
+    );
+    assert_eq!(r["deployed"], "lstm");
     assert_eq!(r["features"], json!(FEATURES));
+    assert_eq!(r["min_rows"], WINDOW);
     let other: Vec<Vec<f64>> = window.iter().rev().cloned().collect();
-    let (status, r) = post(&s.url, "/v1/classify", &json!({"windows": [named, other]}));
+    let (status, r) = post(
+        &s.url,
+        "/v1/classify",
+        &json!({"windows": [{"id": "w1", "rows": named}, other]}),
+    );
     assert_eq!(status, 200, "{r}");
     let ps = r["probabilities"].as_array().unwrap();
     assert_eq!(ps.len(), 2);
+    assert_eq!(r["results"][0]["id"], "w1");
+    assert!(r["results"][1].get("id").is_none());
+    assert_eq!(r["ignored_columns"], json!(["close", "note"]));
     assert!(
-        (ps[0].as_f64().unwrap() - want).abs() < 1e-6,
+        (r["results"][0]["p_lstm"].as_f64().unwrap() - want).abs() < 1e-6,
         "named rows read alike"
     );
     assert_ne!(ps[0], ps[1]);
@@ -548,7 +577,25 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
             "/v1/classify",
             json!({"window": [[1.0, 2.0]]}).to_string().into(),
             422,
-            "wrong_length",
+            "too_few_rows",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": {"id": 1, "rows": vec![vec![1.0, 2.0]; WINDOW], "colour": 2}})
+                .to_string()
+                .into(),
+            422,
+            "unknown_field",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            json!({"window": vec![vec![3.0e38, 2.0]; WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "non_finite",
         ),
         (
             "POST",
@@ -567,15 +614,6 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
                 .into(),
             422,
             "missing_feature",
-        ),
-        (
-            "POST",
-            "/v1/classify",
-            json!({"window": vec![json!({"a": 1.0, "b": 2.0, "c": 3.0}); WINDOW]})
-                .to_string()
-                .into(),
-            422,
-            "unknown_feature",
         ),
         (
             "POST",
@@ -918,14 +956,16 @@ fn random_and_mangled_requests_never_get_a_500() {
 }
 
 #[test]
-fn a_classifier_that_smooths_its_features_is_refused_with_the_reason() {
+fn a_classifier_that_smooths_its_features_asks_for_its_warm_up_rows() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ServeConfig::from_file(&fixture::write(dir.path(), 6).unwrap()).unwrap();
     let yaml = cfg.classifier.as_ref().unwrap().join("config.yaml");
     let text = std::fs::read_to_string(&yaml).unwrap();
     std::fs::write(&yaml, format!("{text}selection:\n  ewma_span: 5\n")).unwrap();
-    let e = Engine::load(&cfg, &Device::Cpu).err().unwrap().to_string();
-    assert!(e.contains("ewma_span 5") && e.contains("classifier"), "{e}");
+    let (_, info) = Engine::load(&cfg, &Device::Cpu).unwrap();
+    let c = info.classifier.unwrap();
+    // span 5: a = 1/3, 12 rows until the first row weighs under 1%.
+    assert_eq!(c.min_rows, WINDOW + 12);
 }
 
 fn metric(url: &str, line_start: &str) -> f64 {
@@ -972,4 +1012,80 @@ fn metrics_report_drift_of_the_rows_classify_has_seen() {
         metric(&s.url, "recur_drift{feature=\"b\",statistic=\"drifted\"} "),
         0.0
     );
+}
+
+#[test]
+fn a_classifier_alone_or_lvms_alone_are_served_and_say_so() {
+    // The classifier alone: no encoder, no bank, no LVM loaded.
+    let s = start(|c| {
+        c.models.clear();
+        c.bank.clear();
+        c.encoder = "no-such-encoder".into();
+    });
+    let (status, h) = call(&s.url, "GET", "/health", None);
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(
+        (
+            &h["classifier_loaded"],
+            &h["lvm_loaded"],
+            &h["encoder_loaded"]
+        ),
+        (&json!(true), &json!(false), &json!(false))
+    );
+    let (_, i) = call(&s.url, "GET", "/info", None);
+    assert!(i["encoder"].is_null() && i["bank"].is_null(), "{i}");
+    assert_eq!(i["classifier"]["min_rows"], WINDOW);
+    let (status, r) = post(
+        &s.url,
+        "/v1/classify",
+        &json!({"window": vec![vec![0.5, 0.5]; WINDOW]}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert!(r["results"][0]["probability"].as_f64().is_some());
+    let (status, r) = post(&s.url, "/chat", &json!({"messages": ["hello"]}));
+    assert_eq!((status, r["code"].as_str()), (404, Some("no_lvm")), "{r}");
+    let (status, r) = post(
+        &s.url,
+        "/v1/infer",
+        &json!({"context_vectors": [[0.1, 0.2]]}),
+    );
+    assert_eq!((status, r["code"].as_str()), (404, Some("no_lvm")), "{r}");
+    drop(s);
+
+    // LVMs alone.
+    let s = start(|c| c.classifier = None);
+    let (status, h) = call(&s.url, "GET", "/health", None);
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(
+        (&h["classifier_loaded"], &h["lvm_loaded"]),
+        (&json!(false), &json!(true))
+    );
+    let (status, r) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = post(
+        &s.url,
+        "/v1/classify",
+        &json!({"window": vec![vec![0.5, 0.5]; WINDOW]}),
+    );
+    assert_eq!(
+        (status, r["code"].as_str()),
+        (404, Some("no_classifier")),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_serve_file_that_names_only_one_side_serves_only_that_side() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("s.yaml");
+    std::fs::write(&p, "classifier: m\n").unwrap();
+    let c = ServeConfig::from_file(&p).unwrap();
+    assert!(c.models.is_empty() && c.bank.is_empty());
+    assert!(c.classifier.unwrap().ends_with("m"));
+    std::fs::write(&p, "models:\n  - {name: a, path: x}\n").unwrap();
+    let c = ServeConfig::from_file(&p).unwrap();
+    assert!(c.classifier.is_none() && c.bank.len() == 2);
+    std::fs::write(&p, "models: []\n").unwrap();
+    let e = ServeConfig::from_file(&p).unwrap_err().to_string();
+    assert!(e.contains("classifier"), "{e}");
 }
