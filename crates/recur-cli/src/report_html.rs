@@ -103,6 +103,34 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
         report.pos_weight,
         report.seed
     );
+    // The data: the label rule and each part's dates and base rate.
+    if let Some(rule) = &report.label_rule {
+        let _ = write!(h, "<h2>Data</h2><p>{}</p>", esc(rule));
+    }
+    if !report.parts.is_empty() {
+        h.push_str("<table><tr><th>part</th><th>rows</th><th>from</th><th>to</th><th>windows</th><th>base rate</th></tr>");
+        for p in &report.parts {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}..={}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+                esc(&p.part),
+                p.first_row,
+                p.last_row,
+                esc(p.first_time.as_deref().unwrap_or("-")),
+                esc(p.last_time.as_deref().unwrap_or("-")),
+                p.windows,
+                p.base_rate
+            );
+        }
+        h.push_str("</table>");
+    }
+    for (name, v) in &report.constant_columns {
+        let _ = write!(
+            h,
+            "<p>Left out: <code>{}</code> is {v} on every training row.</p>",
+            esc(name)
+        );
+    }
     // The LSTM's own metrics.
     h.push_str("<h2>LSTM</h2><table><tr><th></th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>accuracy</th><th>windows</th></tr>");
     let mut rows = vec![("validation", &report.val)];
