@@ -135,7 +135,7 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
         let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
         eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
         serve_on(listener, cfg, dev, shutdown_signal(), move |r| match r {
-            Ok(info) => eprintln!("recur serve: ready on http://{local}: {}", loaded(&info)),
+            Ok(info) => eprintln!("recur serve: ready on http://{local}: {}", loaded(info)),
             Err(e) => eprintln!("recur serve: the models failed to load: {e}\n(GET /health answers 503 with this reason; stop with Ctrl-C)"),
         })
         .await?;
