@@ -80,7 +80,7 @@ fn classifier(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
         bail!("the demo produced no test AUC or no model comparison");
     }
     let html = out.join("report.html");
-    let history = recur_train::artifact::read_history(out)?;
+    let history = recur_train::model_dir::read_history(out)?;
     crate::report_html::write(out, &report, &history, &html)?;
     println!(
         "\nmodel written to {}; curves in {}",
@@ -111,7 +111,7 @@ fn price(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
     let report = train_to_dir(&cfg, out, dev, opts)?;
     crate::show::report(&report);
     let html = out.join("report.html");
-    let history = recur_train::artifact::read_history(out)?;
+    let history = recur_train::model_dir::read_history(out)?;
     crate::report_html::write(out, &report, &history, &html)?;
     println!(
         "\nmodel written to {}; curves in {}",

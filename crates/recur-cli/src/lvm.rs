@@ -7,6 +7,7 @@ use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
 use recur_data::npz::{read_windows, split_by_article, VectorWindows};
 use recur_train::lvm::{self, LvmReport, Stats};
+use recur_train::model_dir;
 use std::path::{Path, PathBuf};
 
 pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
@@ -29,7 +30,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             json,
             heldout,
         } => {
-            let m = lvm::load(&model, dev)?;
+            let m = model_dir::load_lvm(&model, dev)?;
             let mut val = load_for(&data, &m)?;
             if heldout {
                 val = held_out_windows(&val, &data, &[&model])?;
@@ -54,7 +55,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             let mut entries = Vec::new();
             let mut loaded = Vec::new();
             for dir in &models {
-                let m = lvm::load(dir, dev)?;
+                let m = model_dir::load_lvm(dir, dev)?;
                 loaded.push((dir, m));
             }
             let first = &loaded[0].1;
@@ -104,7 +105,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             data,
             output,
         } => {
-            let m = lvm::load(&model, dev)?;
+            let m = model_dir::load_lvm(&model, dev)?;
             let w = load_for(&data, &m)?;
             let pred = lvm::predict(&m, &w, dev)?;
             recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
@@ -133,13 +134,12 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
                 let mut ids: Vec<i64> = va.iter().map(|&i| a[i]).collect();
                 ids.sort_unstable();
                 ids.dedup();
-                held = Some(lvm::HeldOut {
-                    data: cfg.data.train.clone(),
-                    data_sha256: sha256_file(&cfg.data.train)?,
-                    val_fraction: cfg.data.val_fraction,
-                    seed: cfg.training.seed,
-                    val_articles: ids,
-                });
+                held = Some(model_dir::HeldOut::of(
+                    &cfg.data.train,
+                    cfg.data.val_fraction,
+                    cfg.training.seed,
+                    ids,
+                )?);
             }
             println!(
                 "validation: {} of {} windows held out by article",
@@ -170,15 +170,7 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
     fit.model.restore(&fit.best)?;
     let mut report = lvm::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
-    lvm::save_dir(out, cfg, &fit, &report)?;
-    let split = out.join(lvm::SPLIT);
-    match &held {
-        Some(h) => recur_core::fsx::write_json(&split, h)?,
-        // A split.json of an earlier run into this folder is not this one's.
-        None if split.exists() => std::fs::remove_file(&split)
-            .with_context(|| format!("cannot remove the stale {}", split.display()))?,
-        None => {}
-    }
+    model_dir::save_lvm_dir(out, cfg, &fit, &report, held.as_ref())?;
     table(&report);
     println!(
         "\nbest epoch {} of {}; model written to {}",
@@ -208,14 +200,14 @@ fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
 /// The windows of `data` from the articles the models held out when they
 /// trained; every model must have held out the same ones.
 fn held_out_windows(w: &VectorWindows, data: &Path, models: &[&Path]) -> Result<VectorWindows> {
-    let mut first: Option<(&Path, lvm::HeldOut)> = None;
+    let mut first: Option<(&Path, model_dir::HeldOut)> = None;
     for &m in models {
-        let h = lvm::held_out(m)?.with_context(|| {
+        let h = model_dir::held_out(m)?.with_context(|| {
             format!(
                 "{}: no {} here (the model was trained with a data.val file or imported); \
                  give its validation file as --data instead of --heldout",
                 m.display(),
-                lvm::SPLIT
+                model_dir::SPLIT
             )
         })?;
         match &first {

@@ -500,7 +500,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             show::report(&report);
             if let Some(html) = report_html {
-                let history = recur_train::artifact::read_history(&out)?;
+                let history = recur_train::model_dir::read_history(&out)?;
                 report_html::write(&out, &report, &history, &html)?;
                 println!("HTML report written to {}", html.display());
             }

@@ -3,8 +3,6 @@
 
 use anyhow::Result;
 use candle_core::Device;
-use recur_core::checkpoint::read_header;
-use recur_train::artifact::{read_history, WEIGHTS};
 use recur_train::{Evaluation, FileScores, Metrics, Predictor, Report};
 use std::path::Path;
 
@@ -294,13 +292,9 @@ fn comparison(
 }
 
 pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
-    let (dir, weights) = if path.is_dir() {
-        (Some(path), path.join(WEIGHTS))
-    } else {
-        (None, path.to_path_buf())
-    };
-    let h = read_header(&weights)?;
-    println!("file: {} ({} bytes)", weights.display(), h.file_bytes);
+    let i = recur_train::model_dir::inspect(path, dev)?;
+    let h = &i.header;
+    println!("file: {} ({} bytes)", i.weights.display(), h.file_bytes);
     println!(
         "format version: {}",
         h.format_version
@@ -338,44 +332,19 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
         "",
         total * 4
     );
-    if let Some(dir) = dir {
-        // A Job A directory has its features; a Job B (LVM) one does not.
-        if dir.join("features.json").exists() {
-            match Predictor::load(dir, dev) {
-                Ok(p) => println!(
-                    "\nchecks: OK (every tensor name and shape matches {}; {} features; {}; deployed: {} at threshold {:.4})",
-                    p.dir.model.arch.kind,
-                    p.features().len(),
-                    p.deployment.trees.as_ref().map_or("no trees".to_string(), |t| format!(
-                        "{} trees in {} (SHA-256 matches)",
-                        t.source, t.file
-                    )),
-                    p.deployed(),
-                    p.threshold()
-                ),
-                Err(e) => println!("\nchecks: FAILED\n{e}"),
-            }
-        } else {
-            match recur_train::lvm::load(dir, dev) {
-                Ok(m) => println!(
-                    "\nchecks: OK (every tensor name and shape matches the {} LVM; context {}, {}-D)",
-                    m.arch.kind, m.arch.context, m.arch.input_dim
-                ),
-                Err(e) => println!("\nchecks: FAILED\n{e}"),
-            }
+    if let Some(kind) = i.kind {
+        let job = match kind {
+            recur_train::model_dir::DirKind::Classifier => "a Job A classifier directory",
+            recur_train::model_dir::DirKind::Lvm => "a Job B LVM directory",
+        };
+        match &i.checks {
+            Some(Ok(what)) => println!("\nchecks: OK ({job}: {what})"),
+            Some(Err(why)) => println!("\nchecks: FAILED ({job})\n{why}"),
+            None => {}
         }
-        if let Ok(hist) = read_history(dir) {
-            let secs: f64 = hist.iter().map(|e| e.seconds).sum();
-            println!("training: {} epochs in {secs:.1}s", hist.len());
-        }
-        if let Ok(r) = recur_core::fsx::read_json::<Report>(&dir.join("report.json")) {
-            println!(
-                "best epoch {}; val AUC {}; test AUC {}",
-                r.best_epoch,
-                opt(r.val.auc),
-                opt(r.test.as_ref().and_then(|t| t.auc))
-            );
-        }
+    }
+    for line in &i.summary {
+        println!("{line}");
     }
     Ok(())
 }
@@ -403,7 +372,7 @@ pub fn bench(r: &recur_train::bench::BenchResult) {
 
 /// `recur drift`: prints the per-feature table; true when any feature drifted.
 pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
-    let cfg = recur_train::artifact::read_config(model)?;
+    let cfg = recur_train::model_dir::read_config(model)?;
     let Some(reference) = recur_data::drift::Reference::read(model)? else {
         anyhow::bail!(
             "{} has no {}: it was trained before recur kept the training reference; train it again",

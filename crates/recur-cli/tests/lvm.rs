@@ -123,6 +123,12 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         serde_json::from_str(&std::fs::read_to_string(out.join("training_history.json")).unwrap())
             .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 8);
+    // inspect knows an LVM directory and checks it as one.
+    let ins = ok(&recur(&["inspect", out.to_str().unwrap()]));
+    assert!(
+        ins.contains("checks: OK (a Job B LVM directory") && ins.contains("validation cosine"),
+        "{ins}"
+    );
     assert!(
         history[0]["lr"].as_f64().unwrap() > history[7]["lr"].as_f64().unwrap(),
         "cosine schedule"

@@ -217,7 +217,7 @@ impl Engine {
                     ),
                 ));
             }
-            let lvm = recur_train::lvm::load(&m.path, dev)?;
+            let lvm = recur_train::model_dir::load_lvm(&m.path, dev)?;
             if lvm.arch.input_dim != dim {
                 return Err(Error::Config {
                     at: format!("models.{}", m.name),

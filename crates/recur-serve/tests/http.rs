@@ -137,7 +137,7 @@ fn expected_with(
 ) -> (Vec<f32>, Vec<(String, f32)>) {
     let dev = Device::Cpu;
     let enc = recur_text::SentenceEncoder::load(Path::new(&cfg.encoder), &dev).unwrap();
-    let lvm = recur_train::lvm::load(&cfg.models[model].path, &dev).unwrap();
+    let lvm = recur_train::model_dir::load_lvm(&cfg.models[model].path, &dev).unwrap();
     let c = lvm.arch.context;
     let keep = &messages[messages.len().saturating_sub(c)..];
     let v = enc.encode(keep, 8).unwrap();
@@ -310,7 +310,7 @@ fn infer_and_classify_give_what_the_models_compute() {
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
         .collect();
-    let lvm = recur_train::lvm::load(&s.cfg.models[0].path, &dev).unwrap();
+    let lvm = recur_train::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
     let x = Tensor::from_vec(v.clone(), (1, CONTEXT, enc.dim), &dev).unwrap();
     let want: Vec<f32> = lvm
         .predict(&x)

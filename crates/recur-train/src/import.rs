@@ -14,8 +14,7 @@
 
 use candle_core::pickle::{Object, PthTensors, Stack};
 use candle_core::{DType, Device, Tensor};
-use recur_core::checkpoint::{save, tensor_diff};
-use recur_core::fsx::write_json;
+use recur_core::checkpoint::tensor_diff;
 use recur_core::{Error, Result};
 use recur_models::{Lvm, LvmArch};
 use serde_json::{Map, Value};
@@ -253,18 +252,5 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
 
 /// Writes an imported checkpoint as a recur LVM model directory.
 pub fn write_dir(dir: &Path, source: &Path, imp: &Imported) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    save(
-        &dir.join(crate::lvm::BEST),
-        &imp.tensors,
-        &imp.arch.to_json(),
-    )?;
-    write_json(
-        &dir.join("import.json"),
-        &serde_json::json!({
-            "source": source.display().to_string(),
-            "architecture": imp.arch,
-            "model_config": imp.source_config,
-        }),
-    )
+    crate::model_dir::save_imported_lvm(dir, source, &imp.tensors, &imp.arch, &imp.source_config)
 }

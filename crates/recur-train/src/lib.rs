@@ -3,7 +3,6 @@
 //! restores a real copy of the best weights, the metrics, and the model
 //! directory that holds everything a prediction needs.
 
-pub mod artifact;
 pub mod bench;
 pub mod calibrate;
 pub mod decision;
@@ -14,14 +13,15 @@ pub mod leaderboard;
 pub mod loss;
 pub mod lvm;
 pub mod metrics;
+pub mod model_dir;
 pub mod optim;
 pub mod pipeline;
 pub mod predictor;
 pub mod trainer;
 pub mod tune;
 
-pub use artifact::{load_model_dir, save_model_dir, ModelDir, Report};
 pub use metrics::Metrics;
+pub use model_dir::{load_model_dir, save_model_dir, ModelDir, Report};
 pub use pipeline::{evaluate, score_file, train_to_dir, write_predictions, Evaluation, FileScores};
 pub use predictor::{Prediction, Predictor, Series};
 pub use trainer::{fit, predict_logits, FitOptions, FitResult};

@@ -4,50 +4,17 @@
 //! final weights, per-epoch history, and per-sample cosine / MSE statistics
 //! beside the copy-last and context-mean baselines.
 //!
-//! A model directory holds `config.yaml`, `model.safetensors` (best),
-//! `final.safetensors`, `training_history.json` and `report.json`; the
-//! architecture is stored in both checkpoints and checked on load.
+//! Its model directory is written and read by [`crate::model_dir`].
 
 use crate::optim::Adam;
 use candle_core::{Device, Result as CResult, Tensor};
-use recur_core::checkpoint::{load_checked, read_header, save};
-use recur_core::fsx::{write_atomic, write_json};
 use recur_core::lvm_config::LvmConfig;
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
 use recur_models::{Baseline, Lvm, LvmArch, Start};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::time::Instant;
-
-pub const BEST: &str = "model.safetensors";
-pub const FINAL: &str = "final.safetensors";
-pub const HISTORY: &str = "training_history.json";
-/// The articles a model held out for validation, when it split by article.
-pub const SPLIT: &str = "split.json";
-
-/// Which articles of the training file a model never trained on, so that
-/// `eval` and `leaderboard` can score it on exactly those (`--heldout`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeldOut {
-    pub data: std::path::PathBuf,
-    /// SHA-256 of the training file: `--heldout` refuses another file,
-    /// whose article indices would name other articles.
-    pub data_sha256: String,
-    pub val_fraction: f64,
-    pub seed: u64,
-    pub val_articles: Vec<i64>,
-}
-
-/// The held-out articles of a model directory, if it split by article.
-pub fn held_out(dir: &Path) -> Result<Option<HeldOut>> {
-    let p = dir.join(SPLIT);
-    if !p.exists() {
-        return Ok(None);
-    }
-    recur_core::fsx::read_json(&p).map(Some)
-}
 
 /// Mean and spread of per-sample cosine similarity and MSE.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -319,45 +286,4 @@ pub fn report(
         baselines,
         best_epoch: None,
     })
-}
-
-/// Writes a model directory (each file atomically).
-pub fn save_dir(dir: &Path, cfg: &LvmConfig, fit: &LvmFit, report: &LvmReport) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let arch = fit.model.arch.to_json();
-    save(&dir.join(BEST), &fit.best, &arch)?;
-    save(&dir.join(FINAL), &fit.model.snapshot()?, &arch)?;
-    write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
-    write_json(&dir.join(HISTORY), &fit.history)?;
-    write_json(&dir.join("report.json"), report)
-}
-
-/// Loads the best weights of a model directory (or a checkpoint file),
-/// checking the stored architecture against the tensors the code expects.
-pub fn load(path: &Path, dev: &Device) -> Result<Lvm> {
-    let file = if path.is_dir() {
-        path.join(BEST)
-    } else {
-        path.to_path_buf()
-    };
-    if !file.exists() {
-        return Err(Error::data(
-            path.display().to_string(),
-            format!("no {BEST} here: not a recur LVM model directory (train one with `recur lvm train`)"),
-        ));
-    }
-    let header = read_header(&file)?;
-    let arch: LvmArch = header
-        .architecture
-        .and_then(|a| serde_json::from_value(a).ok())
-        .ok_or_else(|| {
-            Error::data(
-                file.display().to_string(),
-                "the header holds no recurrent LVM architecture (kind lstm or gru)",
-            )
-        })?;
-    let specs = Lvm::tensor_specs(&arch)
-        .map_err(|e| Error::data(file.display().to_string(), e.to_string()))?;
-    let tensors = load_checked(&file, &arch.to_json(), &specs, dev)?;
-    Ok(Lvm::from_tensors(arch, tensors)?)
 }

@@ -2,9 +2,9 @@
 //! files: train a config into a model directory, evaluate a model on a
 //! labelled file, and write per-row probabilities for a file.
 
-use crate::artifact::{save_model_dir, Report};
 use crate::job_a::{scores, Scores};
 use crate::metrics::Metrics;
+use crate::model_dir::{save_model_dir, Report};
 use crate::predictor::{Prediction, Predictor, Series};
 use crate::trainer::{fit, predict_logits, probabilities, FitOptions};
 use candle_core::Device;

@@ -1,0 +1,445 @@
+//! Model directories, of both jobs: the one module that writes, reads and
+//! inspects them, so that what training writes is what every command and
+//! the service read, checked the same way.
+//!
+//! A Job A (classifier) directory holds everything `recur eval`, `recur
+//! predict` and `/v1/classify` need, and nothing that varies between two
+//! runs with the same seed in `report.json` (timings live in
+//! `history.json`):
+//!
+//! ```text
+//! config.yaml        the resolved config (data spec, model, training)
+//! model.safetensors  weights + architecture + format version + checksum
+//! scaler.json        train mean and std per feature
+//! features.json      the feature columns, in model input order
+//! data.json          how the training data was split; the positive class
+//! history.json       per epoch: losses, val AUC, gradient norm, seconds
+//! report.json        val and test metrics, best epoch, pos_weight, counts;
+//!                    with trees: LSTM, trees and ensemble raw and calibrated
+//! selection.json     feature selection's per-feature table (when configured)
+//! trees.json         the trained trees (forust's JSON; when configured)
+//! ensemble.json      what is deployed: weights, calibrators, thresholds and
+//!                    the trees' file with its SHA-256 (crate::predictor)
+//! xgboost.json       the user's XGBoost model, copied in (when configured)
+//! reference.json     the training rows' distributions, for drift
+//! ```
+//!
+//! A Job B (LVM) directory holds `config.yaml`, `model.safetensors` (the
+//! best weights), `final.safetensors`, `training_history.json`,
+//! `report.json` and, when validation held out articles, `split.json`; an
+//! imported PyTorch model holds `model.safetensors` and `import.json`. The
+//! architecture is stored in each checkpoint and checked on load.
+
+use crate::lvm::{LvmFit, LvmReport};
+use crate::metrics::Metrics;
+use crate::trainer::{EpochRecord, FitResult};
+use candle_core::{Device, Tensor};
+use recur_core::checkpoint::{load_checked, read_header, save, Header};
+use recur_core::config::Config;
+use recur_core::fsx::{read_json, write_atomic, write_json};
+use recur_core::lvm_config::LvmConfig;
+use recur_core::{Error, Result};
+use recur_data::prepare::SplitInfo;
+use recur_data::{prepare_inference, InferenceData, Scaler};
+use recur_models::{ClassifierArch, LstmClassifier, Lvm, LvmArch};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const WEIGHTS: &str = "model.safetensors";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub val: Metrics,
+    /// `None` when the split has no test part.
+    pub test: Option<Metrics>,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub pos_weight: f64,
+    pub n_train: usize,
+    pub n_val: usize,
+    pub n_test: usize,
+    pub features: Vec<String>,
+    pub sequence_length: usize,
+    pub params: usize,
+    pub seed: u64,
+    /// How the label was made, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_rule: Option<String>,
+    /// Each part's rows, times and base rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<recur_data::prepare::PartSpan>,
+    /// Default features left out as constant on the training rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constant_columns: Vec<(String, f64)>,
+    /// Feature selection's table, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Vec<recur_data::select::FeatureStats>>,
+    /// LSTM, trees and ensemble, raw and calibrated, when trees are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<std::collections::BTreeMap<String, crate::job_a::ModelReport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::ensemble::Weights>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<crate::job_a::TreesInfo>,
+    /// Test AUC of the ensemble minus the best single model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble_auc_lift: Option<f64>,
+    /// ROC curve points per model on test (validation without a test part).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub roc: std::collections::BTreeMap<String, Vec<[f64; 2]>>,
+}
+
+/// A loaded model directory.
+pub struct ModelDir {
+    pub config: Config,
+    pub model: LstmClassifier,
+    pub scaler: Scaler,
+    pub info: SplitInfo,
+}
+
+impl ModelDir {
+    /// The windows of `input` as this model reads them (its features,
+    /// scaler, window length and positive class); with `need_labels`, only
+    /// labelled windows, and the target must be present.
+    pub fn windows_of(&self, input: &Path, need_labels: bool) -> Result<InferenceData> {
+        prepare_inference(
+            input,
+            &self.config,
+            &self.scaler,
+            self.model.arch.sequence_length,
+            self.info.positive_label.as_deref(),
+            need_labels,
+        )
+    }
+}
+
+pub fn save_model_dir(
+    dir: &Path,
+    cfg: &Config,
+    fit: &FitResult,
+    scaler: &Scaler,
+    info: &SplitInfo,
+    report: &Report,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut cfg = cfg.clone();
+    cfg.model.sequence_length = fit.model.arch.sequence_length;
+    cfg.data.features = Some(scaler.features.clone());
+    write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    save(
+        &dir.join(WEIGHTS),
+        &fit.model.snapshot()?,
+        &fit.model.arch.to_json(),
+    )?;
+    write_json(&dir.join("scaler.json"), scaler)?;
+    write_json(&dir.join("features.json"), &scaler.features)?;
+    write_json(&dir.join("data.json"), info)?;
+    write_json(&dir.join("history.json"), &fit.history)?;
+    write_json(&dir.join("report.json"), report)
+}
+
+fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let p = dir.join(name);
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(Error::checkpoint(
+            dir,
+            format!("not a recur model directory: `{name}` is missing (make one with `recur train --config FILE --out DIR`)"),
+        ))
+    }
+}
+
+/// The config a model directory was trained with.
+pub fn read_config(dir: &Path) -> Result<Config> {
+    let cfg_path = need(dir, "config.yaml")?;
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    Config::from_yaml(&text, &cfg_path.display().to_string())
+}
+
+/// Loads a model directory, checking the weights against the architecture
+/// that the saved config and features describe.
+pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
+    let config = read_config(dir)?;
+    let features: Vec<String> = read_json(&need(dir, "features.json")?)?;
+    let scaler: Scaler = read_json(&need(dir, "scaler.json")?)?;
+    let info: SplitInfo = read_json(&need(dir, "data.json")?)?;
+    if scaler.features != features
+        || scaler.mean.len() != features.len()
+        || scaler.std.len() != features.len()
+    {
+        return Err(Error::checkpoint(
+            dir,
+            "scaler.json does not match features.json: the directory was edited by hand",
+        ));
+    }
+    let m = &config.model;
+    let arch = ClassifierArch::new(
+        features.len(),
+        m.hidden_size,
+        m.num_layers,
+        m.dropout,
+        m.sequence_length,
+    );
+    let weights = need(dir, WEIGHTS)?;
+    let tensors = load_checked(
+        &weights,
+        &arch.to_json(),
+        &LstmClassifier::tensor_specs(&arch),
+        dev,
+    )?;
+    let model = LstmClassifier::from_tensors(arch, tensors)?;
+    Ok(ModelDir {
+        config,
+        model,
+        scaler,
+        info,
+    })
+}
+
+/// Reads `history.json` (for `inspect`).
+pub fn read_history(dir: &Path) -> Result<Vec<EpochRecord>> {
+    read_json(&dir.join("history.json"))
+}
+
+// ---- Job B: latent vector models -------------------------------------
+
+/// The best weights of an LVM (the same name as a classifier's weights).
+pub const LVM_BEST: &str = WEIGHTS;
+pub const LVM_FINAL: &str = "final.safetensors";
+pub const LVM_HISTORY: &str = "training_history.json";
+/// The articles a model held out for validation, when it split by article.
+pub const SPLIT: &str = "split.json";
+
+/// Which articles of the training file a model never trained on, so that
+/// `eval` and `leaderboard` can score it on exactly those (`--heldout`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    pub data: PathBuf,
+    /// SHA-256 of the training file: `--heldout` refuses another file,
+    /// whose article indices would name other articles.
+    pub data_sha256: String,
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub val_articles: Vec<i64>,
+}
+
+impl HeldOut {
+    /// The held-out articles `val_articles` of `data`, with its SHA-256.
+    pub fn of(
+        data: &Path,
+        val_fraction: f64,
+        seed: u64,
+        val_articles: Vec<i64>,
+    ) -> Result<HeldOut> {
+        Ok(HeldOut {
+            data: data.to_path_buf(),
+            data_sha256: recur_core::fsx::sha256_file(data)?,
+            val_fraction,
+            seed,
+            val_articles,
+        })
+    }
+}
+
+/// The held-out articles of a model directory, if it split by article.
+pub fn held_out(dir: &Path) -> Result<Option<HeldOut>> {
+    let p = dir.join(SPLIT);
+    if !p.exists() {
+        return Ok(None);
+    }
+    read_json(&p).map(Some)
+}
+
+/// Writes an LVM model directory (each file atomically); `held` is the
+/// article split, when validation held articles out (a `split.json` left
+/// by an earlier run into the folder is removed otherwise).
+pub fn save_lvm_dir(
+    dir: &Path,
+    cfg: &LvmConfig,
+    fit: &LvmFit,
+    report: &LvmReport,
+    held: Option<&HeldOut>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let arch = fit.model.arch.to_json();
+    save(&dir.join(LVM_BEST), &fit.best, &arch)?;
+    save(&dir.join(LVM_FINAL), &fit.model.snapshot()?, &arch)?;
+    write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    write_json(&dir.join(LVM_HISTORY), &fit.history)?;
+    write_json(&dir.join("report.json"), report)?;
+    let split = dir.join(SPLIT);
+    match held {
+        Some(h) => write_json(&split, h),
+        None if split.exists() => std::fs::remove_file(&split).map_err(|e| Error::io(&split, e)),
+        None => Ok(()),
+    }
+}
+
+/// Writes an imported checkpoint as an LVM model directory: the weights
+/// and `import.json` (where they came from, the source's own config).
+pub fn save_imported_lvm(
+    dir: &Path,
+    source: &Path,
+    tensors: &[(String, Tensor)],
+    arch: &LvmArch,
+    source_config: &serde_json::Value,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    save(&dir.join(LVM_BEST), tensors, &arch.to_json())?;
+    write_json(
+        &dir.join("import.json"),
+        &serde_json::json!({
+            "source": source.display().to_string(),
+            "architecture": arch,
+            "model_config": source_config,
+        }),
+    )
+}
+
+/// Loads the best weights of an LVM directory (or a checkpoint file),
+/// checking the stored architecture against the tensors the code expects.
+pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
+    let file = if path.is_dir() {
+        path.join(LVM_BEST)
+    } else {
+        path.to_path_buf()
+    };
+    if !file.exists() {
+        return Err(Error::data(
+            path.display().to_string(),
+            format!("no {LVM_BEST} here: not a recur LVM model directory (train one with `recur lvm train`)"),
+        ));
+    }
+    let header = read_header(&file)?;
+    let arch: LvmArch = header
+        .architecture
+        .and_then(|a| serde_json::from_value(a).ok())
+        .ok_or_else(|| {
+            Error::data(
+                file.display().to_string(),
+                "the header holds no LVM architecture (kind lstm, gru, amn or transformer)",
+            )
+        })?;
+    let specs = Lvm::tensor_specs(&arch)
+        .map_err(|e| Error::data(file.display().to_string(), e.to_string()))?;
+    let tensors = load_checked(&file, &arch.to_json(), &specs, dev)?;
+    Ok(Lvm::from_tensors(arch, tensors)?)
+}
+
+// ---- Both: what a directory is and whether it loads --------------------
+
+/// Which job a model directory belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirKind {
+    Classifier,
+    Lvm,
+}
+
+/// A Job A directory lists its features; a Job B one does not.
+pub fn kind_of(dir: &Path) -> DirKind {
+    if dir.join("features.json").exists() {
+        DirKind::Classifier
+    } else {
+        DirKind::Lvm
+    }
+}
+
+/// What `recur inspect` shows: the weights' header, and for a directory
+/// its kind, whether it passes every load check, and its training summary.
+pub struct Inspection {
+    pub weights: PathBuf,
+    pub header: Header,
+    pub kind: Option<DirKind>,
+    /// `Ok(what was checked)` or `Err(why it does not load)`.
+    pub checks: Option<std::result::Result<String, String>>,
+    /// Lines on training: epochs, time, best epoch and scores.
+    pub summary: Vec<String>,
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.4}"))
+}
+
+/// Inspects a model directory (of either job) or a weights file.
+pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
+    let (dir, weights) = if path.is_dir() {
+        (Some(path), path.join(WEIGHTS))
+    } else {
+        (None, path.to_path_buf())
+    };
+    let header = read_header(&weights)?;
+    let mut out = Inspection {
+        weights,
+        header,
+        kind: None,
+        checks: None,
+        summary: Vec::new(),
+    };
+    let Some(dir) = dir else { return Ok(out) };
+    let kind = kind_of(dir);
+    out.kind = Some(kind);
+    match kind {
+        DirKind::Classifier => {
+            out.checks = Some(
+                crate::predictor::Predictor::load(dir, dev)
+                    .map(|p| {
+                        format!(
+                            "every tensor name and shape matches {}; {} features; {}; deployed: {} at threshold {:.4}",
+                            p.dir.model.arch.kind,
+                            p.features().len(),
+                            p.deployment.trees.as_ref().map_or("no trees".to_string(), |t| format!(
+                                "{} trees in {} (SHA-256 matches)",
+                                t.source, t.file
+                            )),
+                            p.deployed(),
+                            p.threshold()
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            );
+            if let Ok(hist) = read_history(dir) {
+                let secs: f64 = hist.iter().map(|e| e.seconds).sum();
+                out.summary
+                    .push(format!("training: {} epochs in {secs:.1}s", hist.len()));
+            }
+            if let Ok(r) = read_json::<Report>(&dir.join("report.json")) {
+                out.summary.push(format!(
+                    "best epoch {}; val AUC {}; test AUC {}",
+                    r.best_epoch,
+                    opt(r.val.auc),
+                    opt(r.test.as_ref().and_then(|t| t.auc))
+                ));
+            }
+        }
+        DirKind::Lvm => {
+            out.checks = Some(
+                load_lvm(dir, dev)
+                    .map(|m| {
+                        format!(
+                            "every tensor name and shape matches the {} LVM; context {}, {}-D",
+                            m.arch.kind, m.arch.context, m.arch.input_dim
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            );
+            if let Ok(r) = read_json::<LvmReport>(&dir.join("report.json")) {
+                out.summary.push(format!(
+                    "best epoch {}; validation cosine {:.4}; OOD cosine {}",
+                    r.best_epoch.map_or("n/a".into(), |e| e.to_string()),
+                    r.scores.val.cosine_mean,
+                    opt(r.scores.ood.map(|o| o.cosine_mean))
+                ));
+            }
+            if let Some(h) = held_out(dir).ok().flatten() {
+                out.summary.push(format!(
+                    "validation: {} articles of {} held out (split.json)",
+                    h.val_articles.len(),
+                    h.data.display()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
