@@ -53,6 +53,11 @@ pub fn report(r: &Report) {
         r.features.len(),
         r.sequence_length
     );
+    for (name, v) in &r.constant_columns {
+        println!(
+            "warning: `{name}` is {v} on every training row: left out of the features (list data.features to choose them yourself)"
+        );
+    }
     if let Some(rule) = &r.label_rule {
         println!("{rule}");
     }

@@ -181,6 +181,8 @@ fn an_xgboost_model_can_take_the_trees_place() {
         dep["trees"]["sha256"].as_str(),
         Some(recur_core::fsx::sha256_bytes(&original).as_str())
     );
+    let saved = std::fs::read_to_string(out.join("config.yaml")).unwrap();
+    assert!(saved.contains("xgboost_model: xgboost.json"), "{saved}");
     std::fs::remove_dir_all(&theirs).unwrap();
     let preds = d.path().join("p.csv");
     ok(&recur(&[
@@ -524,4 +526,33 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         preds.to_str().unwrap(),
     ]));
     assert!(e.contains("trees.json") && e.contains("SHA-256"), "{e}");
+}
+
+#[test]
+fn a_constant_default_feature_is_dropped_with_a_warning_and_the_split_is_shown() {
+    let d = tempfile::tempdir().unwrap();
+    // No features list and no selection: every numeric column is a feature.
+    let cfg = config(d.path(), "");
+    let out = d.path().join("m");
+    let text = ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("warning: `flat` is 2 on every training row"),
+        "{text}"
+    );
+    let r = json(&out.join("report.json"));
+    assert_eq!(r["features"], serde_json::json!(["a", "b"]));
+    assert!(text.contains("label of row r = `y` at row r + 0"), "{text}");
+    let parts = r["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0]["part"], "train");
+    assert_eq!(parts[0]["first_time"], "0");
+    let rate = parts[2]["base_rate"].as_f64().unwrap();
+    assert!(rate > 0.1 && rate < 0.9, "{rate}");
+    assert!(text.contains("base rate"), "{text}");
 }

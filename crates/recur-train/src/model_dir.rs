@@ -125,6 +125,11 @@ pub fn save_model_dir(
     let mut cfg = cfg.clone();
     cfg.model.sequence_length = fit.model.arch.sequence_length;
     cfg.data.features = Some(scaler.features.clone());
+    // The user's XGBoost model is copied in; the saved config names the
+    // copy (relative to the directory, as config paths are to their file).
+    if let Some(p) = cfg.trees.as_mut().and_then(|t| t.xgboost_model.as_mut()) {
+        *p = std::path::PathBuf::from(crate::predictor::XGBOOST_FILE);
+    }
     write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     save(
         &dir.join(WEIGHTS),

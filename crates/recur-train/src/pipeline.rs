@@ -27,11 +27,6 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         prep.info.data_sha256 = Some(recur_core::fsx::sha256_file(path)?);
     }
     if opts.progress {
-        for (name, v) in &prep.constant_columns {
-            eprintln!(
-                "warning: `{name}` is {v} on every training row: left out of the features (list data.features to choose them yourself)"
-            );
-        }
         eprintln!(
             "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
             prep.train.len() + prep.val.len() + prep.test.len(),
