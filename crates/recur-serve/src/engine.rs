@@ -626,28 +626,38 @@ impl Engine {
                 modes.push(fill_mode(n, c));
             }
         }
-        let r = self.predict_grouped(&models, &contexts);
+        // One pass for the batch; if it fails (an input that overflows the
+        // model), each request on its own, so only that one is refused.
+        let results: Vec<std::result::Result<Vec<f32>, ApiError>> =
+            match self.predict_grouped(&models, &contexts) {
+                Ok(preds) => preds.into_iter().map(Ok).collect(),
+                Err(_) => models
+                    .iter()
+                    .zip(&contexts)
+                    .map(|(m, c)| {
+                        self.predict_grouped(&[*m], std::slice::from_ref(c))
+                            .map(|mut p| p.remove(0))
+                            .map_err(|e| {
+                                ApiError::invalid(
+                                    "not_scorable",
+                                    format!("the model cannot score this context: {e}; are its values within the range of the training vectors?"),
+                                )
+                            })
+                    })
+                    .collect(),
+            };
         let lvm_ms = ms_since(t);
         metrics.stage("lvm_inference", lvm_ms);
         let replies = jobs.into_iter().filter_map(|j| match j {
             Job::Infer { reply, .. } => Some(reply),
             _ => None,
         });
-        match r {
-            Ok(preds) => {
-                for ((reply, predicted), mode) in replies.zip(preds).zip(modes) {
-                    let _ = reply.send(Ok(InferAnswer {
-                        predicted,
-                        ctx_fill_mode: mode,
-                        lvm_ms,
-                    }));
-                }
-            }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(ApiError::internal(format!("the model failed: {e}"))));
-                }
-            }
+        for ((reply, r), mode) in replies.zip(results).zip(modes) {
+            let _ = reply.send(r.map(|predicted| InferAnswer {
+                predicted,
+                ctx_fill_mode: mode,
+                lvm_ms,
+            }));
         }
     }
 

@@ -1089,3 +1089,46 @@ fn a_serve_file_that_names_only_one_side_serves_only_that_side() {
     let e = ServeConfig::from_file(&p).unwrap_err().to_string();
     assert!(e.contains("classifier"), "{e}");
 }
+
+#[test]
+fn one_poisoned_request_never_fails_the_others_in_its_batch() {
+    let (_dir, engine, info) = loaded_fixture();
+    let d = info.models[0].dim;
+    let (url, state, rx, stop, server) = manual(Status::Ready(Arc::new(info)), 64, 30_000);
+    // A valid float32 so large that the LSTM's output overflows, among
+    // valid requests that all wait in one batch.
+    let poison = json!({"context_vectors": vec![vec![3.4e38f32; d]; 2]});
+    let clients: Vec<_> = (0..9)
+        .map(|i| {
+            let u = url.clone();
+            let body = if i == 4 {
+                poison.clone()
+            } else {
+                json!({"context_vectors": vec![vec![0.1f32 * i as f32; d]; 2]})
+            };
+            std::thread::spawn(move || post(&u, "/v1/infer", &body))
+        })
+        .collect();
+    while queue_depth(&url) < 9 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let metrics = state.metrics.clone();
+    let worker = std::thread::spawn(move || engine.run(rx, metrics));
+    for (i, c) in clients.into_iter().enumerate() {
+        let (status, r) = c.join().unwrap();
+        if i == 4 {
+            assert_eq!(
+                (status, r["code"].as_str()),
+                (422, Some("not_scorable")),
+                "{r}"
+            );
+        } else {
+            assert_eq!(status, 200, "request {i}: {r}");
+            assert_eq!(r["predicted_vector"].as_array().unwrap().len(), d);
+        }
+    }
+    stop.send(()).unwrap();
+    drop(state);
+    server.join().unwrap();
+    worker.join().unwrap();
+}
