@@ -61,6 +61,9 @@ pub struct Limits {
     /// Sentence embeddings kept for reuse (a conversation sends its
     /// earlier messages again with every turn).
     pub cache_entries: usize,
+    /// How often the readiness check (a real forward pass of every model)
+    /// runs; `/health` answers from the latest one.
+    pub health_check_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -76,6 +79,7 @@ impl Default for Limits {
             max_batch: 64,
             request_timeout_ms: 10_000,
             cache_entries: 20_000,
+            health_check_interval_ms: 30_000,
         }
     }
 }
@@ -207,6 +211,10 @@ impl ServeConfig {
             ("limits.queue_capacity", l.queue_capacity),
             ("limits.max_batch", l.max_batch),
             ("limits.request_timeout_ms", l.request_timeout_ms as usize),
+            (
+                "limits.health_check_interval_ms",
+                l.health_check_interval_ms as usize,
+            ),
             ("decoder.top_k", self.decoder.top_k),
         ] {
             if v == 0 {

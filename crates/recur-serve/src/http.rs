@@ -42,6 +42,62 @@ pub struct AppState {
     /// The latest feature rows `/v1/classify` was sent (raw values), for
     /// the drift figures in `/metrics`.
     pub seen: std::sync::Mutex<std::collections::VecDeque<Vec<f64>>>,
+    /// The latest readiness check (a real forward pass of every model),
+    /// run at load and then every `limits.health_check_interval_ms`;
+    /// `/health` reads it and never waits for the models.
+    pub checked: RwLock<Option<Check>>,
+}
+
+/// One readiness check's outcome.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub result: Result<(), String>,
+    pub at: Instant,
+    pub ms: f64,
+    /// Checks run since the models loaded.
+    pub count: u64,
+}
+
+impl AppState {
+    /// Records a check's outcome.
+    pub fn record_check(&self, result: Result<(), String>, ms: f64) {
+        let mut c = self.checked.write().expect("check lock");
+        let count = c.as_ref().map_or(0, |c| c.count) + 1;
+        *c = Some(Check {
+            result,
+            at: Instant::now(),
+            ms,
+            count,
+        });
+    }
+
+    /// Whether the queue to the models is full.
+    pub fn busy(&self) -> bool {
+        self.queue.capacity() == 0
+    }
+}
+
+/// Runs the readiness check every `interval` while the models are ready
+/// and the queue has room (a full queue is busy, not unhealthy: the check
+/// is skipped, not failed).
+pub async fn check_periodically(s: Shared, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ready = matches!(&*s.status.read().expect("status lock"), Status::Ready(_));
+        if !ready || s.busy() {
+            continue;
+        }
+        let t = Instant::now();
+        match submit(&s, |reply| Job::Health { reply }).await {
+            Ok(()) => s.record_check(Ok(()), ms(t)),
+            // Overloaded between the look and the send: busy, not failed.
+            Err(e) if matches!(e.code, "queue_full" | "timeout") => {}
+            Err(e) => s.record_check(Err(e.message), ms(t)),
+        }
+    }
 }
 
 /// Rows of `/v1/classify` kept for drift.
@@ -57,6 +113,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/infer", post(infer))
         .route("/v1/classify", post(classify))
         .route("/health", get(health))
+        .route("/live", get(live))
         .route("/info", get(info))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -628,51 +685,67 @@ async fn classify(
     }))
 }
 
+/// Liveness: the process answers. Readiness is `/health`.
+async fn live() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "alive"}))
+}
+
+/// Readiness, from the latest check: it never runs the models itself, so
+/// health checks cannot slow the requests, and a full queue is `busy`.
 async fn health(State(s): State<Shared>) -> Response {
     let status = s.status.read().expect("status lock").clone();
-    let info =
-        match status {
-            Status::Ready(i) => i,
-            Status::Loading => {
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(serde_json::json!({"status": "loading", "model_loaded": false})),
-                )
-                    .into_response()
-            }
-            Status::Failed(why) => return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "failed", "model_loaded": false, "reason": why})),
+    let unavailable = |body: serde_json::Value| {
+        let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r
+    };
+    let info = match status {
+        Status::Ready(i) => i,
+        Status::Loading => {
+            return unavailable(serde_json::json!({"status": "loading", "model_loaded": false}))
+        }
+        Status::Failed(why) => {
+            return unavailable(
+                serde_json::json!({"status": "failed", "model_loaded": false, "reason": why}),
             )
-                .into_response(),
-        };
-    let t = Instant::now();
-    match submit(&s, |reply| Job::Health { reply }).await {
-        Ok(()) => {
-            let kind = info
-                .models
-                .iter()
-                .find(|m| m.name == info.default_model)
-                .map(|m| m.kind.clone());
-            Json(serde_json::json!({
-                "status": "ok",
-                "model_type": kind,
-                "model_loaded": true,
-                "device": info.device,
-                "models": info.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
-                "classifier_loaded": info.classifier.is_some(),
-                "lvm_loaded": !info.models.is_empty(),
-                "encoder_loaded": info.encoder.is_some(),
-                "check_ms": ms(t),
-            }))
-            .into_response()
         }
-        Err(e) => {
-            let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "failed", "model_loaded": true, "reason": e.message, "code": e.code}))).into_response();
-            r.extensions_mut().insert(ErrorCode(e.code));
-            r
-        }
+    };
+    let check = s.checked.read().expect("check lock").clone();
+    if let Some(Check {
+        result: Err(why), ..
+    }) = &check
+    {
+        return unavailable(
+            serde_json::json!({"status": "unhealthy", "model_loaded": true, "reason": why}),
+        );
     }
+    if s.busy() {
+        return unavailable(serde_json::json!({
+            "status": "busy",
+            "model_loaded": true,
+            "reason": format!("{} requests are waiting for the models (limits.queue_capacity)", s.cfg.limits.queue_capacity),
+        }));
+    }
+    let kind = info
+        .models
+        .iter()
+        .find(|m| m.name == info.default_model)
+        .map(|m| m.kind.clone());
+    Json(serde_json::json!({
+        "status": "ok",
+        "model_type": kind,
+        "model_loaded": true,
+        "device": info.device,
+        "models": info.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
+        "classifier_loaded": info.classifier.is_some(),
+        "lvm_loaded": !info.models.is_empty(),
+        "encoder_loaded": info.encoder.is_some(),
+        "check_ms": check.as_ref().map(|c| c.ms),
+        "checked_ms_ago": check.as_ref().map(|c| ms(c.at)),
+        "checks": check.as_ref().map_or(0, |c| c.count),
+    }))
+    .into_response()
 }
 
 async fn info(State(s): State<Shared>) -> Result<Json<Info>, ApiError> {

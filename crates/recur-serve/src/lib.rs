@@ -50,18 +50,33 @@ pub async fn serve_on(
         queue: tx,
         metrics: metrics.clone(),
         seen: Default::default(),
+        checked: RwLock::new(None),
     });
     let st = state.clone();
     let worker = std::thread::Builder::new()
         .name("recur-compute".into())
         .spawn(move || {
-            let loaded = Engine::load(&cfg, &dev).and_then(|(e, info)| {
-                e.health_check()?;
-                Ok((e, info))
+            let t = std::time::Instant::now();
+            // A panic while loading (a crafted file) is a failed load with
+            // its reason, not a server that says "loading" forever.
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Engine::load(&cfg, &dev).and_then(|(e, info)| {
+                    e.health_check()?;
+                    Ok((e, info))
+                })
+            }))
+            .unwrap_or_else(|p| {
+                let why = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic".into());
+                Err(Error::Msg(format!("loading the models failed: {why}")))
             });
             match loaded {
                 Ok((engine, info)) => {
                     ready(Ok(&info));
+                    st.record_check(Ok(()), t.elapsed().as_secs_f64() * 1000.0);
                     *st.status.write().expect("status lock") = Status::Ready(Arc::new(info));
                     // The queue closes when the last sender goes, which
                     // must not be this thread's.
@@ -86,11 +101,20 @@ pub async fn serve_on(
             }
         })
         .map_err(|e| Error::Msg(format!("cannot start the compute thread: {e}")))?;
+    let checker = tokio::spawn(http::check_periodically(
+        state.clone(),
+        std::time::Duration::from_millis(state.cfg.limits.health_check_interval_ms),
+    ));
     let app = http::router(state);
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| Error::Msg(format!("the server stopped: {e}")))?;
+        .map_err(|e| Error::Msg(format!("the server stopped: {e}")));
+    // The checker holds a sender of the queue, which must close for the
+    // compute thread to end.
+    checker.abort();
+    let _ = checker.await;
+    served?;
     tokio::task::spawn_blocking(move || worker.join())
         .await
         .ok();

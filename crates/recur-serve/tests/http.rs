@@ -698,6 +698,7 @@ fn manual(
         queue: tx,
         metrics: Arc::new(Metrics::new()),
         seen: Default::default(),
+        checked: RwLock::new(None),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let (atx, arx) = std::sync::mpsc::channel();
@@ -1131,4 +1132,72 @@ fn one_poisoned_request_never_fails_the_others_in_its_batch() {
     drop(state);
     server.join().unwrap();
     worker.join().unwrap();
+}
+
+#[test]
+fn health_answers_from_the_latest_check_and_a_full_queue_is_busy_not_failed() {
+    let (_dir, _engine, info) = loaded_fixture();
+    let (url, state, _rx, _stop, _t) = manual(Status::Ready(Arc::new(info)), 1, 1500);
+    state.record_check(Ok(()), 3.0);
+    // Nobody runs the models, yet /health answers at once: it reads the
+    // latest check instead of running one through the queue.
+    let t = std::time::Instant::now();
+    let (status, h) = call(&url, "GET", "/health", None);
+    assert_eq!((status, h["status"].as_str()), (200, Some("ok")), "{h}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        (h["checks"].as_u64(), h["check_ms"].as_f64()),
+        (Some(1), Some(3.0))
+    );
+    assert_eq!(queue_depth(&url), 0, "health queued a job");
+    assert_eq!(
+        call(&url, "GET", "/live", None),
+        (200, json!({"status": "alive"}))
+    );
+    // One request fills the queue (capacity 1): busy, never failed.
+    let u = url.clone();
+    let waiting = std::thread::spawn(move || post(&u, "/chat", &json!({"messages": ["hi there"]})));
+    while queue_depth(&url) < 1 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = agent().get(format!("{url}/health")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers().get("retry-after").unwrap(), "1");
+    let (_, h) = call(&url, "GET", "/health", None);
+    assert_eq!(h["status"], "busy", "{h}");
+    assert!(
+        h["reason"].as_str().unwrap().contains("queue_capacity"),
+        "{h}"
+    );
+    assert_eq!(call(&url, "GET", "/live", None).0, 200);
+    waiting.join().unwrap();
+    // A failed check: unhealthy, with its reason.
+    state.record_check(Err("the lstm model produced NaN or infinity".into()), 1.0);
+    let (status, h) = call(&url, "GET", "/health", None);
+    assert_eq!(
+        (status, h["status"].as_str()),
+        (503, Some("unhealthy")),
+        "{h}"
+    );
+    assert!(h["reason"].as_str().unwrap().contains("NaN"), "{h}");
+}
+
+#[test]
+fn the_readiness_check_runs_on_its_schedule() {
+    let s = start(|c| c.limits.health_check_interval_ms = 50);
+    let mut checks = 0;
+    for _ in 0..100 {
+        let (status, h) = call(&s.url, "GET", "/health", None);
+        assert_eq!(status, 200, "{h}");
+        checks = h["checks"].as_u64().unwrap();
+        if checks >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(checks >= 4, "{checks} checks");
 }
