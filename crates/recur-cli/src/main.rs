@@ -551,6 +551,15 @@ fn run(cli: Cli) -> Result<()> {
             json,
             per_row,
         } => {
+            // No output may replace the input, the model's files or the other output.
+            for out in json.iter().chain(&per_row) {
+                recur_core::fsx::refuse_overwrite(&input, out)?;
+                recur_core::fsx::refuse_inside(&model, out)?;
+            }
+            if let (Some(j), Some(r)) = (&json, &per_row) {
+                recur_core::fsx::refuse_overwrite(j, r)?;
+                anyhow::ensure!(j != r, "--json and --per-row name one file: give two");
+            }
             let p = Predictor::load(&model, &dev)?;
             let e = evaluate(&p, &input)?;
             show::evaluation(&e);
@@ -561,6 +570,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(out) = per_row {
                 let scores = score_file(&p, &input, false)?;
                 write_predictions(&p, &scores, &input, &out)?;
+                show::partial(&p, &scores);
                 println!(
                     "{} rows written to {}",
                     scores.predictions.len(),

@@ -201,6 +201,9 @@ pub fn evaluation(e: &Evaluation) {
 
 /// Tells which rows have no deployed probability, and why.
 pub fn partial(p: &Predictor, s: &FileScores) {
+    for n in &s.notes {
+        eprintln!("note: {n}");
+    }
     if let Some((first, last, why)) = s.partial_rows(p) {
         eprintln!("note: rows {first}..={last} have no probability or decision: {why}");
     }
@@ -350,6 +353,12 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
     }
     for line in &i.summary {
         println!("{line}");
+    }
+    if let Some(Err(_)) = &i.checks {
+        anyhow::bail!(
+            "{} does not pass the load checks (see above)",
+            path.display()
+        );
     }
     Ok(())
 }

@@ -502,7 +502,10 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         text.contains("checks: OK") && text.contains("deployed: ensemble"),
         "{text}"
     );
-    std::fs::write(out.join("trees.json"), "{}").unwrap();
+    // Outputs never replace the input, the model's files or each other.
+    let e = err(&recur(&["eval", "--model", o, "--input", i, "--json", i]));
+    assert!(e.contains("is the input file"), "{e}");
+    let inside = out.join("trees.json");
     let e = err(&recur(&[
         "predict",
         "--model",
@@ -510,8 +513,86 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         "--input",
         i,
         "--output",
-        preds.to_str().unwrap(),
+        inside.to_str().unwrap(),
     ]));
+    assert!(e.contains("inside the model directory"), "{e}");
+    let e = err(&recur(&[
+        "eval",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--json",
+        "x.json",
+        "--per-row",
+        "x.json",
+    ]));
+    assert!(e.contains("one file"), "{e}");
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), source);
+
+    // A hand-edited ensemble.json is refused, naming the field; nothing panics.
+    let dep = std::fs::read_to_string(out.join("ensemble.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&dep).unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "trees.inputs",
+            Box::new(|v| v["trees"]["lags"] = serde_json::json!([1, 2])),
+        ),
+        (
+            "lags",
+            Box::new(|v| v["trees"]["lags"] = serde_json::json!([0, 1, 2])),
+        ),
+        (
+            "models.ensemble.calibrator",
+            Box::new(|v| {
+                v["models"]["ensemble"]["calibrator"] =
+                    serde_json::json!({"kind": "isotonic", "x": [], "y": []})
+            }),
+        ),
+        (
+            "weights",
+            Box::new(|v| v["weights"] = serde_json::json!({"trees": 5.0, "lstm": 5.0})),
+        ),
+        (
+            "threshold_calibrated",
+            Box::new(|v| v["models"]["lstm"]["threshold_calibrated"] = serde_json::json!(5.0)),
+        ),
+        (
+            "deployed",
+            Box::new(|v| v["deployed"] = serde_json::json!("forest")),
+        ),
+    ];
+    let predict = [
+        "predict",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--output",
+        preds.to_str().unwrap(),
+    ];
+    for (field, edit) in edits {
+        let mut w = v.clone();
+        edit(&mut w);
+        std::fs::write(out.join("ensemble.json"), w.to_string()).unwrap();
+        let e = err(&recur(&predict));
+        assert!(
+            e.contains("ensemble.json") && e.contains(field),
+            "{field}: {e}"
+        );
+        let ins = recur(&["inspect", o]);
+        assert_eq!(
+            ins.status.code(),
+            Some(2),
+            "inspect passes a broken directory"
+        );
+        assert!(String::from_utf8_lossy(&ins.stdout).contains("checks: FAILED"));
+    }
+    std::fs::write(out.join("ensemble.json"), dep).unwrap();
+    ok(&recur(&predict));
+    std::fs::write(out.join("trees.json"), "{}").unwrap();
+    let e = err(&recur(&predict));
     assert!(e.contains("trees.json") && e.contains("SHA-256"), "{e}");
 }
 

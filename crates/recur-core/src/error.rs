@@ -9,11 +9,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // Not marked as the source: the message holds it already, and a
+    // source would be printed a second time by error chains.
+    #[error("{}: {io}", path.display())]
+    Io { path: PathBuf, io: std::io::Error },
     /// A config file or value is wrong; `at` names the file or key.
     #[error("config {at}: {msg}")]
     Config { at: String, msg: String },
@@ -35,7 +34,7 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            io: source,
         }
     }
     pub fn config(at: impl Into<String>, msg: impl Into<String>) -> Self {

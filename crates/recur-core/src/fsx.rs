@@ -20,8 +20,54 @@ fn readable(p: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where a write to `path` goes: a symbolic link is written through to
+/// its target (the rename would replace the link), and a device or pipe
+/// (`/dev/stdout`) is written directly, since it cannot be renamed over.
+enum Target {
+    File(std::path::PathBuf),
+    Special(std::path::PathBuf),
+}
+
+fn target(path: &Path) -> Result<Target> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
+                p = match p.parent() {
+                    Some(dir) => dir.join(to),
+                    None => to,
+                };
+            }
+            Ok(m) if m.is_dir() => {
+                return Err(Error::Msg(format!(
+                    "{} is a folder: give a file name to write",
+                    path.display()
+                )))
+            }
+            Ok(m) if !m.is_file() => return Ok(Target::Special(p)),
+            _ => return Ok(Target::File(p)),
+        }
+    }
+    Err(Error::Msg(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
 /// Writes `bytes` to `path` atomically (temp file in the same folder + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let path = match target(path)? {
+        Target::File(p) => p,
+        Target::Special(p) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| Error::io(&p, e))?;
+            return f.write_all(bytes).map_err(|e| Error::io(&p, e));
+        }
+    };
+    let path = path.as_path();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -43,6 +89,13 @@ pub fn write_atomic_with<E: std::fmt::Display>(
     path: &Path,
     write: impl FnOnce(&Path) -> std::result::Result<(), E>,
 ) -> Result<()> {
+    let path = match target(path)? {
+        Target::File(p) => p,
+        Target::Special(p) => {
+            return write(&p).map_err(|e| Error::Msg(format!("cannot write {}: {e}", p.display())))
+        }
+    };
+    let path = path.as_path();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -96,6 +149,25 @@ pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to write `output` inside the folder `dir` (a model directory,
+/// whose files are checked against each other on load).
+pub fn refuse_inside(dir: &Path, output: &Path) -> Result<()> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let (Ok(d), Ok(p)) = (std::fs::canonicalize(dir), std::fs::canonicalize(parent)) {
+        if p.starts_with(&d) {
+            return Err(Error::Msg(format!(
+                "the output {} lies inside the model directory {}: write it elsewhere",
+                output.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// SHA-256 of bytes, as lowercase hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -124,6 +196,27 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o644, "{}", p.display());
         }
+        // Through a symbolic link: the target is written, the link stays.
+        let t = d.path().join("target.csv");
+        std::fs::write(&t, b"old").unwrap();
+        let l = d.path().join("link.csv");
+        std::os::unix::fs::symlink(&t, &l).unwrap();
+        write_atomic(&l, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&l)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&t).unwrap(), b"new");
+        // A device is written directly, not replaced.
+        write_atomic(Path::new("/dev/null"), b"x").unwrap();
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+        let e = write_atomic(d.path(), b"x").unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
+        // Outputs inside a model directory are refused, beside it allowed.
+        let m = d.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        assert!(refuse_inside(&m, &m.join("p.csv")).is_err());
+        assert!(refuse_inside(&m, &d.path().join("p.csv")).is_ok());
         assert_eq!(
             sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

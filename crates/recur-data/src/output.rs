@@ -56,10 +56,14 @@ pub fn write_table(path: &Path, cols: &[OutColumn]) -> Result<()> {
             c.len()
         )));
     }
-    let bytes = match path.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => parquet_bytes(cols)
+    let parquet = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let bytes = match parquet {
+        true => parquet_bytes(cols)
             .map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?,
-        _ => csv_bytes(cols, n)?,
+        false => csv_bytes(cols, n)?,
     };
     write_atomic(path, &bytes)
 }

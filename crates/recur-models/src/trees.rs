@@ -152,6 +152,36 @@ impl TreeModel {
                 format!("not a forust model ({e}); recur writes it at training: retrain"),
             )
         })?;
+        // A crafted file must not index past a tree or the inputs.
+        for (i, t) in booster.trees.iter().enumerate() {
+            let n = t.nodes.len();
+            for node in t.nodes.iter().filter(|x| !x.is_leaf) {
+                if node.split_feature >= names.len()
+                    || node.left_child >= n
+                    || node.right_child >= n
+                    || node.missing_node >= n
+                {
+                    return Err(Error::data(
+                        origin,
+                        format!(
+                            "tree {i} reads input {} or a node beyond its {n}; the trees read {} inputs ({}): retrain, or restore the file training wrote",
+                            node.split_feature,
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if booster
+            .prediction_iteration
+            .is_some_and(|p| p > booster.trees.len())
+        {
+            return Err(Error::data(
+                origin,
+                "prediction_iteration is beyond the trees",
+            ));
+        }
         Ok(TreeModel::Forust {
             booster: Box::new(booster),
             names,

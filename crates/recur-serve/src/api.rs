@@ -71,8 +71,16 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // Anything after the value but white space is not one JSON body.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not one JSON value: {e}"),
+            )),
+        },
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -250,6 +258,17 @@ mod tests {
         assert!(e.message.contains("colour"), "{}", e.message);
         let e = parse::<ChatRequest>(br#"{"messages": ["#).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        for tail in [
+            &br#"{"messages": ["hi"]} trailing garbage"#[..],
+            br#"{"messages": ["a"]}{"messages": ["b"]}"#,
+        ] {
+            let e = parse::<ChatRequest>(tail).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "invalid_json")
+            );
+        }
+        assert!(parse::<ChatRequest>(b"{\"messages\": [\"hi\"]}\n  ").is_ok());
         assert_eq!(parse::<ChatRequest>(b"  ").unwrap_err().code, "empty_body");
     }
 }

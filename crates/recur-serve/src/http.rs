@@ -168,8 +168,19 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-async fn page() -> Html<&'static str> {
-    Html(PAGE)
+/// The chat page, on a server with LVMs.
+async fn page(State(s): State<Shared>) -> Response {
+    if let Status::Ready(i) = &*s.status.read().expect("status lock") {
+        if i.models.is_empty() {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_lvm",
+                "this server has no LVM, so no chat page; it serves /v1/classify",
+            )
+            .into_response();
+        }
+    }
+    Html(PAGE).into_response()
 }
 
 /// The request parsed from its body, or the JSON error that says why not.
@@ -626,11 +637,14 @@ async fn classify(
             time = row_values(row, &format!("{at}[{ri}]"), c, &mut raw, &mut ignored)?;
         }
         for (k, v) in raw.iter().enumerate() {
-            if !(((v - c.mean[k % f]) / c.std[k % f]) as f32).is_finite() {
+            if v.is_nan()
+                || v.abs() > f32::MAX as f64
+                || !(((v - c.mean[k % f]) / c.std[k % f]) as f32).is_finite()
+            {
                 return Err(ApiError::invalid(
                     "non_finite",
                     format!(
-                        "{at}[{}] {:?} is {v}, beyond float32 once scaled",
+                        "{at}[{}] {:?} is {v:e}, beyond float32 (or once scaled)",
                         k / f,
                         c.features[k % f]
                     ),

@@ -600,6 +600,26 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
         (
             "POST",
             "/v1/classify",
+            json!({"window": vec![vec![1.0e39, 2.0]; WINDOW]})
+                .to_string()
+                .into(),
+            422,
+            "non_finite",
+        ),
+        (
+            "POST",
+            "/v1/classify",
+            format!(
+                "{} trailing",
+                json!({"window": vec![vec![1.0, 2.0]; WINDOW]})
+            )
+            .into_bytes(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/v1/classify",
             json!({"window": vec![vec![1.0]; WINDOW]})
                 .to_string()
                 .into(),

@@ -53,6 +53,41 @@ impl Calibrator {
         }
     }
 
+    /// Refuses a calibrator that could not have been fit (a file edited
+    /// by hand): non-finite coefficients, or isotonic steps that are empty,
+    /// of two lengths, unsorted or outside [0, 1].
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match self {
+            Calibrator::Identity => Ok(()),
+            Calibrator::Platt { a, b } => {
+                if a.is_finite() && b.is_finite() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "Platt coefficients a = {a}, b = {b} must be finite"
+                    ))
+                }
+            }
+            Calibrator::Isotonic { x, y } => {
+                if x.is_empty() || x.len() != y.len() {
+                    return Err(format!(
+                        "isotonic steps need x and y of one length, at least 1 (x has {}, y {})",
+                        x.len(),
+                        y.len()
+                    ));
+                }
+                let in_unit = |v: &f64| (0.0..=1.0).contains(v);
+                if !x.iter().all(in_unit) || !y.iter().all(in_unit) {
+                    return Err("isotonic x and y must lie in [0, 1]".into());
+                }
+                if x.windows(2).any(|w| w[0] > w[1]) || y.windows(2).any(|w| w[0] > w[1]) {
+                    return Err("isotonic x and y must be non-decreasing".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
     pub fn apply_all(&self, p: &[f64]) -> Vec<f64> {
         p.iter().map(|&v| self.apply(v)).collect()
     }

@@ -196,6 +196,7 @@ fn trees_of(
         sha256: recur_core::fsx::sha256_bytes(text.as_bytes()),
         lags: tc.lags.clone(),
         origin,
+        inputs: design.names.clone(),
     };
     Ok((model, tf, text))
 }

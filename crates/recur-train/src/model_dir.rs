@@ -178,6 +178,17 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
             "scaler.json does not match features.json: the directory was edited by hand",
         ));
     }
+    if let Some(j) = (0..scaler.std.len()).find(|&j| {
+        !(scaler.std[j].is_finite() && scaler.std[j] > 0.0 && scaler.mean[j].is_finite())
+    }) {
+        return Err(Error::checkpoint(
+            dir.join("scaler.json"),
+            format!(
+                "feature `{}` has mean {} and std {}; a scaler has a finite mean and a positive, finite std",
+                scaler.features[j], scaler.mean[j], scaler.std[j]
+            ),
+        ));
+    }
     let m = &config.model;
     let arch = ClassifierArch::new(
         features.len(),
@@ -342,12 +353,18 @@ pub enum DirKind {
     Lvm,
 }
 
-/// A Job A directory lists its features; a Job B one does not.
+/// Which job wrote a directory, from its weights' stored architecture (a
+/// classifier's kind is `lstm_classifier`), else from its files.
 pub fn kind_of(dir: &Path) -> DirKind {
-    if dir.join("features.json").exists() {
-        DirKind::Classifier
-    } else {
-        DirKind::Lvm
+    let kind = read_header(&dir.join(WEIGHTS)).ok().and_then(|h| {
+        h.architecture
+            .and_then(|a| a.get("kind").and_then(|k| k.as_str().map(str::to_string)))
+    });
+    match kind.as_deref() {
+        Some(recur_models::classifier::KIND) => DirKind::Classifier,
+        Some(_) => DirKind::Lvm,
+        None if dir.join("features.json").exists() => DirKind::Classifier,
+        None => DirKind::Lvm,
     }
 }
 

@@ -141,6 +141,8 @@ pub struct FileScores {
     pub has_labels: bool,
     /// The file's row count.
     pub n_rows: usize,
+    /// What the user should know about the file (a missing time column).
+    pub notes: Vec<String>,
 }
 
 impl FileScores {
@@ -193,6 +195,7 @@ fn score_file_rows(
             times: None,
             has_labels: true,
             n_rows: data.windows.len(),
+            notes: Vec::new(),
         });
     }
     let t = Table::read(input, d.format.as_deref())?;
@@ -229,12 +232,20 @@ fn score_file_rows(
         .map_err(|e| Error::data(&t.source, e.to_string()))?
         .pop()
         .unwrap_or_default();
+    let mut notes = Vec::new();
     let times = match &d.time_column {
         Some(tc) if t.index_of(tc).is_ok() => {
             let col = t.column(tc)?;
             Some((tc.clone(), preds.iter().map(|x| col.cell(x.row)).collect()))
         }
-        _ => None,
+        Some(tc) => {
+            notes.push(format!(
+                "{} has no time column `{tc}` (data.time_column): the output has rows only",
+                t.source
+            ));
+            None
+        }
+        None => None,
     };
     Ok(FileScores {
         source: t.source.clone(),
@@ -242,6 +253,7 @@ fn score_file_rows(
         times,
         has_labels,
         n_rows: n,
+        notes,
     })
 }
 
@@ -376,6 +388,7 @@ pub fn write_predictions(
     output: &Path,
 ) -> Result<()> {
     recur_core::fsx::refuse_overwrite(input, output)?;
+    recur_core::fsx::refuse_inside(&p.path, output)?;
     let pr = &scores.predictions;
     let mut cols: Vec<OutColumn> =
         vec![OutColumn::int("row", pr.iter().map(|x| Some(x.row as i64)))];

@@ -64,6 +64,10 @@ pub struct TreesFile {
     /// Where an XGBoost model was copied from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The trees' input columns (the features, then their lags), checked
+    /// against the features and lags at load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
 }
 
 /// `ensemble.json`: what `probability` and `decision` come from.
@@ -84,6 +88,77 @@ pub struct Deployment {
 
 fn lstm_name() -> String {
     "lstm".into()
+}
+
+/// The most rows back the trees may read.
+const MAX_LAG: usize = 100_000;
+
+impl Deployment {
+    /// Refuses what training could not have written (a file edited by
+    /// hand), naming the field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !["lstm", "trees", "ensemble"].contains(&self.deployed.as_str()) {
+            return Err(format!(
+                "`deployed` is {:?}; expected lstm, trees or ensemble",
+                self.deployed
+            ));
+        }
+        if !self.models.contains_key(&self.deployed) {
+            return Err(format!(
+                "`deployed` is {:?} but `models` has no entry for it",
+                self.deployed
+            ));
+        }
+        for (name, d) in &self.models {
+            if !["lstm", "trees", "ensemble"].contains(&name.as_str()) {
+                return Err(format!("models.{name}: not a model recur trains"));
+            }
+            d.calibrator
+                .check()
+                .map_err(|e| format!("models.{name}.calibrator: {e}"))?;
+            for (key, t) in [
+                ("threshold_raw", d.threshold_raw),
+                ("threshold_calibrated", d.threshold_calibrated),
+            ] {
+                if !(0.0..=1.0).contains(&t) {
+                    return Err(format!(
+                        "models.{name}.{key} is {t}; a threshold lies in [0, 1]"
+                    ));
+                }
+            }
+        }
+        if self.models.contains_key("ensemble") {
+            let w = self
+                .weights
+                .ok_or("the ensemble has no `weights`".to_string())?;
+            let unit = |v: f64| (0.0..=1.0).contains(&v);
+            if !unit(w.trees) || !unit(w.lstm) || (w.trees + w.lstm - 1.0).abs() > 1e-9 {
+                return Err(format!(
+                    "weights trees {} and lstm {} must lie in [0, 1] and sum to 1",
+                    w.trees, w.lstm
+                ));
+            }
+        }
+        let needs_trees = self.models.contains_key("trees") || self.models.contains_key("ensemble");
+        match &self.trees {
+            None if needs_trees => Err("models name trees but `trees` is missing".into()),
+            Some(t) => {
+                if let Some(l) = t.lags.iter().find(|&&l| l == 0 || l > MAX_LAG) {
+                    return Err(format!(
+                        "trees.lags holds {l}; lags are rows back, from 1 to {MAX_LAG}"
+                    ));
+                }
+                let mut seen = t.lags.clone();
+                seen.sort_unstable();
+                seen.dedup();
+                if seen.len() != t.lags.len() {
+                    return Err("trees.lags repeats a lag".into());
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Consecutive rows of one series, oldest first.
@@ -114,6 +189,8 @@ pub struct Prediction {
 
 /// A loaded Job A model directory, ready to score.
 pub struct Predictor {
+    /// Where it was loaded from.
+    pub path: std::path::PathBuf,
     pub dir: ModelDir,
     pub trees: Option<TreeModel>,
     pub deployment: Deployment,
@@ -150,15 +227,7 @@ impl Predictor {
             }
         };
         let bad = |msg: String| Error::checkpoint(&dp, msg);
-        if !deployment.models.contains_key(&deployment.deployed) {
-            return Err(bad(format!(
-                "`deployed` is {:?} but `models` has no entry for it",
-                deployment.deployed
-            )));
-        }
-        if deployment.deployed == "ensemble" && deployment.weights.is_none() {
-            return Err(bad("the ensemble is deployed but has no `weights`".into()));
-        }
+        deployment.check().map_err(bad)?;
         let trees = match &deployment.trees {
             None => None,
             Some(tf) => Some(read_trees(dir, tf, &md.scaler.features)?),
@@ -170,6 +239,7 @@ impl Predictor {
             )));
         }
         Ok(Predictor {
+            path: dir.to_path_buf(),
             dir: md,
             trees,
             deployment,
@@ -270,12 +340,24 @@ impl Predictor {
                     s.raw.len()
                 )));
             }
+            if let Some(k) = s
+                .raw
+                .iter()
+                .position(|v| v.is_nan() || v.abs() > f32::MAX as f64)
+            {
+                return Err(Error::Msg(format!(
+                    "row {} feature `{}` is {:e}, beyond float32 (the models read float32)",
+                    k / f,
+                    self.features()[k % f],
+                    s.raw[k]
+                )));
+            }
             let mut smooth = s.raw.clone();
             ewma(&mut smooth, f, self.ewma_span());
             let scaled = self.dir.scaler.transform(&smooth);
             if let Some(k) = scaled.iter().position(|v| !v.is_finite()) {
                 return Err(Error::Msg(format!(
-                    "row {} feature `{}` is {}, which scales beyond float32",
+                    "row {} feature `{}` is {:e}, which scales beyond float32",
                     k / f,
                     self.features()[k % f],
                     s.raw[k]
@@ -428,6 +510,17 @@ fn read_trees(dir: &Path, tf: &TreesFile, features: &[String]) -> Result<TreeMod
         .map_err(|_| Error::checkpoint(&path, "not UTF-8 text: not a JSON model"))?;
     let origin = path.display().to_string();
     let design = Design::at(features, &[], &tf.lags, &[]);
+    if !tf.inputs.is_empty() && tf.inputs != design.names {
+        return Err(Error::checkpoint(
+            dir.join(DEPLOYMENT_FILE),
+            format!(
+                "trees.inputs ({}) are not the features with trees.lags {:?} ({}): the file was edited; retrain",
+                tf.inputs.join(", "),
+                tf.lags,
+                design.names.join(", ")
+            ),
+        ));
+    }
     match tf.source.as_str() {
         "forust" => TreeModel::from_forust_json(&text, design.names, &origin),
         "xgboost" => TreeModel::xgboost(XgbModel::from_json(&text, &origin)?, &design, &origin),
