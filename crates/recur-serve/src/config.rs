@@ -64,6 +64,17 @@ pub struct Limits {
     /// How often the readiness check (a real forward pass of every model)
     /// runs; `/health` answers from the latest one.
     pub health_check_interval_ms: u64,
+    /// Open connections; past them (and a few spare ones that answer only
+    /// `/health` and `/live`) a connection is closed at once.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; an idle keep-alive
+    /// connection is closed after it.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this (408).
+    pub body_timeout_ms: u64,
+    /// After SIGTERM or Ctrl-C, requests in flight may take this long;
+    /// then the server closes. A second signal stops it at once.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Limits {
@@ -80,6 +91,10 @@ impl Default for Limits {
             request_timeout_ms: 10_000,
             cache_entries: 20_000,
             health_check_interval_ms: 30_000,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -221,6 +236,49 @@ impl ServeConfig {
                 return bad(key, "must be at least 1");
             }
         }
+        // Upper bounds, so that a typo cannot ask for all the memory.
+        for (key, v, max) in [
+            ("limits.max_body_bytes", l.max_body_bytes as u64, 1 << 30),
+            ("limits.max_messages", l.max_messages as u64, 1000),
+            ("limits.max_text_chars", l.max_text_chars as u64, 1_000_000),
+            (
+                "limits.max_paragraph_chars",
+                l.max_paragraph_chars as u64,
+                10_000_000,
+            ),
+            ("limits.max_top_k", l.max_top_k as u64, 10_000),
+            ("limits.max_windows", l.max_windows as u64, 100_000),
+            ("limits.queue_capacity", l.queue_capacity as u64, 1_000_000),
+            ("limits.max_batch", l.max_batch as u64, 100_000),
+            ("limits.request_timeout_ms", l.request_timeout_ms, 3_600_000),
+            ("limits.cache_entries", l.cache_entries as u64, 100_000_000),
+            (
+                "limits.health_check_interval_ms",
+                l.health_check_interval_ms,
+                86_400_000,
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections as u64,
+                1_000_000,
+            ),
+            ("limits.header_timeout_ms", l.header_timeout_ms, 3_600_000),
+            ("limits.body_timeout_ms", l.body_timeout_ms, 3_600_000),
+            ("limits.shutdown_grace_ms", l.shutdown_grace_ms, 3_600_000),
+        ] {
+            if v > max {
+                return bad(key, &format!("{v} is more than the largest allowed, {max}"));
+            }
+        }
+        for (key, v) in [
+            ("limits.max_connections", l.max_connections as u64),
+            ("limits.header_timeout_ms", l.header_timeout_ms),
+            ("limits.body_timeout_ms", l.body_timeout_ms),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
         if self.decoder.top_k > l.max_top_k {
             return bad("decoder.top_k", "must not exceed limits.max_top_k");
         }
@@ -276,6 +334,11 @@ mod tests {
             ("default_model: nope\n", "default_model"),
             ("limits:\n  max_batchh: 3\n", "max_batchh"),
             ("decoder:\n  top_k: 99\n", "decoder.top_k"),
+            (
+                "limits:\n  queue_capacity: 18446744073709551615\n",
+                "limits.queue_capacity",
+            ),
+            ("limits:\n  max_connections: 0\n", "limits.max_connections"),
         ] {
             std::fs::write(&p, yaml).unwrap();
             let e = ServeConfig::from_file(&p).unwrap_err().to_string();

@@ -118,9 +118,98 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// What a connection past `limits.max_connections` is served: `/health`
+/// and `/live`, and a JSON 503 for anything else.
+pub fn overflow_router(state: Shared) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/live", get(live))
+        .fallback(too_many_connections)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn too_many_connections(State(s): State<Shared>) -> ApiError {
+    ApiError::unavailable(
+        "too_many_connections",
+        format!(
+            "{} connections are open (limits.max_connections); retry shortly",
+            s.cfg.limits.max_connections
+        ),
+    )
+}
+
+/// A POST body must be JSON (a browser page cannot then post to a local
+/// recur without the preflight that recur never answers), declare no more
+/// than `limits.max_body_bytes` (refused before it is read, so a client
+/// waiting on `Expect: 100-continue` gets 413 at once), and arrive within
+/// `limits.body_timeout_ms`.
+async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let l = &s.cfg.limits;
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let json = ct
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type {:?}: send JSON with Content-Type: application/json",
+                    ct.to_str().unwrap_or("(not text)")
+                ),
+            )
+            .into_response();
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is over {} bytes (limits.max_body_bytes; see GET /info)",
+                l.max_body_bytes
+            ),
+        )
+        .into_response()
+    };
+    if declared.is_some_and(|n| n > l.max_body_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let limit = Duration::from_millis(l.body_timeout_ms);
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, l.max_body_bytes)).await {
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} ms (limits.body_timeout_ms)",
+                l.body_timeout_ms
+            ),
+        )
+        .into_response(),
+        Ok(Err(_)) => too_large(),
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+    }
 }
 
 /// Counts and times every request by endpoint, status and error code.

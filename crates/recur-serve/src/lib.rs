@@ -20,6 +20,7 @@ pub mod config;
 pub mod engine;
 pub mod fixture;
 pub mod http;
+pub mod listen;
 pub mod load;
 pub mod metrics;
 
@@ -105,16 +106,18 @@ pub async fn serve_on(
         state.clone(),
         std::time::Duration::from_millis(state.cfg.limits.health_check_interval_ms),
     ));
-    let app = http::router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Msg(format!("the server stopped: {e}")));
+    let l = &state.cfg.limits;
+    let limits = listen::ConnLimits {
+        max_connections: l.max_connections,
+        header_timeout: std::time::Duration::from_millis(l.header_timeout_ms),
+        grace: std::time::Duration::from_millis(l.shutdown_grace_ms),
+    };
+    let (app, overflow) = (http::router(state.clone()), http::overflow_router(state));
+    listen::serve(listener, app, overflow, limits, shutdown).await;
     // The checker holds a sender of the queue, which must close for the
     // compute thread to end.
     checker.abort();
     let _ = checker.await;
-    served?;
     tokio::task::spawn_blocking(move || worker.join())
         .await
         .ok();
@@ -158,7 +161,21 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
         })?;
         let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
         eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
-        serve_on(listener, cfg, dev, shutdown_signal(), move |r| match r {
+        let grace = cfg.limits.shutdown_grace_ms;
+        // The first signal starts the graceful stop; a second ends the
+        // process at once.
+        let shutdown = async move {
+            shutdown_signal().await;
+            eprintln!(
+                "recur serve: stopping: finishing the requests in flight (up to {grace} ms, limits.shutdown_grace_ms; again to stop now)"
+            );
+            tokio::spawn(async {
+                shutdown_signal().await;
+                eprintln!("recur serve: stopped at once");
+                std::process::exit(130);
+            });
+        };
+        serve_on(listener, cfg, dev, shutdown, move |r| match r {
             Ok(info) => eprintln!("recur serve: ready on http://{local}: {}", loaded(info)),
             Err(e) => eprintln!("recur serve: the models failed to load: {e}\n(GET /health answers 503 with this reason; stop with Ctrl-C)"),
         })

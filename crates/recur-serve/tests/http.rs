@@ -1221,3 +1221,124 @@ fn the_readiness_check_runs_on_its_schedule() {
     }
     assert!(checks >= 4, "{checks} checks");
 }
+
+/// A raw connection to the server, for clients that misbehave.
+fn raw(url: &str) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Everything the server sends until it closes, or the read times out.
+fn read_all(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
+    use std::io::Write;
+    let s = start(|c| {
+        c.limits.header_timeout_ms = 300;
+        c.limits.body_timeout_ms = 300;
+    });
+    // Slow headers: closed once the header deadline passes.
+    let mut c = raw(&s.url);
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t = std::time::Instant::now();
+    read_all(&mut c);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // An idle keep-alive connection is closed after the same deadline.
+    let mut c = raw(&s.url);
+    c.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let t = std::time::Instant::now();
+    let got = read_all(&mut c);
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.contains("alive"),
+        "{got}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // A body that never arrives: 408 with JSON.
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess")
+        .unwrap();
+    let got = read_all(&mut c);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("\"code\":\"body_timeout\""), "{got}");
+    // A declared 50 MB: 413 at once, no 100 Continue.
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let got = read_all(&mut c);
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(
+        got.contains("body_too_large") && !got.contains("100 Continue"),
+        "{got}"
+    );
+    // A body that is not JSON by its type (a form a web page could post).
+    let r = agent()
+        .post(format!("{}/chat", s.url))
+        .header("content-type", "text/plain")
+        .send(r#"{"messages": ["hi"]}"#)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
+    use std::io::Write;
+    let s = start(|c| {
+        c.limits.max_connections = 3;
+        c.limits.header_timeout_ms = 5_000;
+    });
+    // Three idle connections hold every slot.
+    let idle: Vec<_> = (0..3).map(|_| raw(&s.url)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let ask = |req: &str| {
+        let mut c = raw(&s.url);
+        c.write_all(req.as_bytes()).unwrap();
+        read_all(&mut c)
+    };
+    let got = ask("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.contains("\"status\":\"ok\""),
+        "{got}"
+    );
+    let got = ask("GET /info HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("too_many_connections"), "{got}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(call(&s.url, "GET", "/info", None).0, 200);
+}
+
+#[test]
+fn shutdown_ends_within_the_grace_period_despite_a_half_sent_request() {
+    use std::io::Write;
+    let mut s = start(|c| {
+        c.limits.shutdown_grace_ms = 500;
+        c.limits.body_timeout_ms = 60_000;
+    });
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = s.stop.take().unwrap().send(());
+    let server = s.thread.take().unwrap();
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(server.join().is_ok()));
+    // The grace period is 0.5 s; without a deadline it would wait for the
+    // client for ever.
+    assert_eq!(stopped.recv_timeout(Duration::from_secs(5)), Ok(true));
+}
