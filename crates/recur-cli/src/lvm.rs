@@ -123,6 +123,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
 /// Trains the LVM of `cfg` into `out`, prints the table against the
 /// baselines, and returns the report.
 pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Result<LvmReport> {
+    model_dir::check_out_dir(out)?;
     let c = cfg.data.context;
     let all = load(&cfg.data.train, c)?;
     let mut held = None;

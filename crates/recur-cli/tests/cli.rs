@@ -138,6 +138,24 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
         ins.contains("lstm.weight_ih_l0") && ins.contains("[32, 2]") && ins.contains("checks: OK"),
         "{ins}"
     );
+
+    // Training into a folder of someone else's files is refused, and
+    // nothing in it changes; into an earlier model it is a retrain.
+    let theirs = d.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("config.yaml"), "mine: true\n").unwrap();
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        theirs.to_str().unwrap(),
+    ]));
+    assert!(e.contains("not a recur model directory"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("config.yaml")).unwrap(),
+        "mine: true\n"
+    );
 }
 
 #[test]

@@ -116,6 +116,21 @@ fn corpus_build_makes_a_training_file_from_documents() {
     std::fs::write(&docs, lines).unwrap();
     let news = d.path().join("news.cor");
     std::fs::write(&news, "One. Two sentences here. Three more words. Four of them now. Five at last. Six is the end. Seven is also here.\n").unwrap();
+    // An output never replaces an input.
+    let e = err(&recur(&[
+        "corpus",
+        "build",
+        "--encoder",
+        &m,
+        "--input",
+        docs.to_str().unwrap(),
+        "--out",
+        docs.to_str().unwrap(),
+    ]));
+    assert!(e.contains("is the input file"), "{e}");
+    assert!(std::fs::read_to_string(&docs)
+        .unwrap()
+        .contains("The king 0"));
     let out = d.path().join("c.npz");
     let o = ok(&recur(&[
         "corpus",

@@ -401,10 +401,10 @@ fn chat_texts(req: &ChatRequest, s: &ServeConfig) -> Result<Vec<String>, ApiErro
                 ));
             }
             for (i, t) in m.iter().enumerate() {
-                if t.trim().is_empty() {
+                if !visible(t) {
                     return Err(ApiError::invalid(
                         "empty_text",
-                        format!("messages[{i}] is empty"),
+                        format!("messages[{i}] has nothing visible in it"),
                     ));
                 }
                 let n = t.chars().count();
@@ -435,7 +435,8 @@ fn chat_texts(req: &ChatRequest, s: &ServeConfig) -> Result<Vec<String>, ApiErro
                 min_chars: 1,
                 max_chars: l.max_text_chars.min(500),
             };
-            let c = chunks(p, rules);
+            let mut c = chunks(p, rules);
+            c.retain(|x| visible(x));
             if c.is_empty() {
                 return Err(ApiError::invalid(
                     "empty_text",
@@ -618,6 +619,28 @@ fn row_values(
             format!("{at} is {other}; expected an array or object of features"),
         )),
     }
+}
+
+/// Whether `t` holds a character a reader would see: not white space, a
+/// control, a zero-width or format character (U+200B-U+200F, U+2060-U+2064,
+/// U+FEFF, U+00AD) or a lone combining mark (the blocks U+0300-U+036F,
+/// U+1AB0-U+1AFF, U+1DC0-U+1DFF, U+20D0-U+20FF, U+FE20-U+FE2F). Ranges
+/// rather than a Unicode-table crate: these are the characters that make a
+/// message look empty, and the list is short.
+fn visible(t: &str) -> bool {
+    t.chars().any(|c| {
+        !(c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
+            || matches!(
+                c,
+                '\u{0300}'..='\u{036F}'
+                    | '\u{1AB0}'..='\u{1AFF}'
+                    | '\u{1DC0}'..='\u{1DFF}'
+                    | '\u{20D0}'..='\u{20FF}'
+                    | '\u{FE20}'..='\u{FE2F}'
+            ))
+    })
 }
 
 /// A window as sent: its rows and optional id.

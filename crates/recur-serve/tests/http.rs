@@ -667,6 +667,15 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
             422,
             "empty_windows",
         ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["\u{0}\u{200B}\u{FEFF}\u{301}\u{2060} "]})
+                .to_string()
+                .into(),
+            422,
+            "empty_text",
+        ),
         ("GET", "/nowhere", vec![], 404, "not_found"),
         ("GET", "/chat", vec![], 405, "method_not_allowed"),
         ("DELETE", "/health", vec![], 405, "method_not_allowed"),

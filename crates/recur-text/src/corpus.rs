@@ -278,6 +278,12 @@ pub fn build(
     opts: &BuildOptions,
     progress: bool,
 ) -> Result<BuildReport> {
+    // The output (and its .texts.jsonl) must not replace an input.
+    let texts = sibling(out, "texts.jsonl");
+    for i in inputs {
+        recur_core::fsx::refuse_overwrite(i, out)?;
+        recur_core::fsx::refuse_overwrite(i, &texts)?;
+    }
     let (articles, reports) = plan(inputs, opts)?;
     if articles.is_empty() {
         let why: Vec<String> = reports.iter().map(InputReport::summary).collect();

@@ -113,6 +113,32 @@ impl ModelDir {
     }
 }
 
+/// Refuses to write a model into `dir` when it holds files but is not a
+/// recur model directory (no `model.safetensors`): training would replace
+/// a stranger's `config.yaml` or `report.json`. Sub-folders alone are fine
+/// (the demo keeps the LVM in `DIR/lvm`).
+pub fn check_out_dir(dir: &Path) -> Result<()> {
+    if dir.is_file() {
+        return Err(Error::Msg(format!(
+            "{} is a file; --out names the model directory to write",
+            dir.display()
+        )));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let has_files = entries
+        .flatten()
+        .any(|e| e.file_type().is_ok_and(|t| !t.is_dir()));
+    if has_files && !dir.join(WEIGHTS).exists() {
+        return Err(Error::Msg(format!(
+            "{} holds files but is not a recur model directory (no {WEIGHTS}): choose a new or empty folder for --out",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn save_model_dir(
     dir: &Path,
     cfg: &Config,

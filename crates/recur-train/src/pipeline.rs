@@ -22,6 +22,7 @@ use std::path::Path;
 
 /// Trains `cfg` and writes the model directory `out`; returns the report.
 pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -> Result<Report> {
+    crate::model_dir::check_out_dir(out)?;
     let mut prep = prepare_training(cfg)?;
     if let Some(path) = &cfg.data.path {
         prep.info.data_sha256 = Some(recur_core::fsx::sha256_file(path)?);

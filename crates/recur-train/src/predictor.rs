@@ -405,6 +405,14 @@ impl Predictor {
             windows,
         };
         let p_lstm = probabilities(&predict_logits(&self.dir.model, &set, &Device::Cpu)?);
+        // Never a NaN in the output: an input the LSTM overflows on is an
+        // error naming its row.
+        if let Some(k) = p_lstm.iter().position(|p| !p.is_finite()) {
+            return Err(Error::Msg(format!(
+                "the LSTM gives no finite probability for the window ending at row {}: its values are too large for the model",
+                set.windows[k].row
+            )));
+        }
         let p_trees = match &self.trees {
             Some(t) if !design.rows.is_empty() => t.predict(&design),
             _ => Vec::new(),
