@@ -530,8 +530,27 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     assert!(e.contains("one file"), "{e}");
     assert_eq!(std::fs::read_to_string(&data).unwrap(), source);
 
-    // A hand-edited ensemble.json is refused, naming the field; nothing panics.
+    // A file edited by hand differs from the manifest, which names it.
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     let dep = std::fs::read_to_string(out.join("ensemble.json")).unwrap();
+    std::fs::write(
+        out.join("ensemble.json"),
+        dep.replace("\"deployed\": \"ensemble\"", "\"deployed\": \"lstm\""),
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "predict",
+        "--model",
+        o,
+        "--input",
+        i,
+        "--output",
+        preds.to_str().unwrap(),
+    ]));
+    assert!(e.contains("ensemble.json (changed)"), "{e}");
+    // Without the manifest, a hand-edited ensemble.json is still refused,
+    // naming the field; nothing panics.
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&dep).unwrap();
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let edits: Vec<(&str, Edit)> = vec![
@@ -590,8 +609,12 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         assert!(String::from_utf8_lossy(&ins.stdout).contains("checks: FAILED"));
     }
     std::fs::write(out.join("ensemble.json"), dep).unwrap();
+    std::fs::write(out.join("manifest.json"), &manifest).unwrap();
     ok(&recur(&predict));
     std::fs::write(out.join("trees.json"), "{}").unwrap();
+    let e = err(&recur(&predict));
+    assert!(e.contains("trees.json (changed)"), "{e}");
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
     let e = err(&recur(&predict));
     assert!(e.contains("trees.json") && e.contains("SHA-256"), "{e}");
 }

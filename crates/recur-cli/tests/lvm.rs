@@ -223,8 +223,20 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         e.contains("is not the file") && e.contains("trained on"),
         "{e}"
     );
-    // A model without held-out articles says what to do instead.
+    // A model without held-out articles says what to do instead (one
+    // written before manifests: with its manifest, a missing split.json
+    // is a mixed directory).
     std::fs::rename(out.join("split.json"), d.path().join("split.json")).unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+    ]));
+    assert!(e.contains("split.json (missing)"), "{e}");
+    std::fs::rename(out.join("manifest.json"), d.path().join("manifest.json")).unwrap();
     let e = err(&recur(&[
         "lvm",
         "eval",
@@ -239,6 +251,7 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         "{e}"
     );
     std::fs::rename(d.path().join("split.json"), out.join("split.json")).unwrap();
+    std::fs::rename(d.path().join("manifest.json"), out.join("manifest.json")).unwrap();
 
     // The leaderboard measures the listed checkpoint on real windows.
     let lb = d.path().join("lb.json");

@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dirwrite;
 pub mod error;
 pub mod fsx;
 pub mod job_a;

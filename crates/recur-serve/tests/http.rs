@@ -992,6 +992,11 @@ fn a_classifier_that_smooths_its_features_asks_for_its_warm_up_rows() {
     let yaml = cfg.classifier.as_ref().unwrap().join("config.yaml");
     let text = std::fs::read_to_string(&yaml).unwrap();
     std::fs::write(&yaml, format!("{text}selection:\n  ewma_span: 5\n")).unwrap();
+    // The manifest refuses the edited config, naming it.
+    let e = Engine::load(&cfg, &Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("config.yaml (changed)"), "{e}");
+    // Without a manifest (a directory from before them), it loads.
+    std::fs::remove_file(cfg.classifier.as_ref().unwrap().join("manifest.json")).unwrap();
     let (_, info) = Engine::load(&cfg, &Device::Cpu).unwrap();
     let c = info.classifier.unwrap();
     // span 5: a = 1/3, 12 rows until the first row weighs under 1%.

@@ -29,6 +29,9 @@
 //! `report.json` and, when validation held out articles, `split.json`; an
 //! imported PyTorch model holds `model.safetensors` and `import.json`. The
 //! architecture is stored in each checkpoint and checked on load.
+//!
+//! Every directory is written as a unit with a `manifest.json` of its
+//! files' SHA-256 ([`recur_core::dirwrite`]), checked before it loads.
 
 use crate::lvm::{LvmFit, LvmReport};
 use crate::metrics::Metrics;
@@ -36,6 +39,7 @@ use crate::trainer::{EpochRecord, FitResult};
 use candle_core::{Device, Tensor};
 use recur_core::checkpoint::{load_checked, read_header, save, Header};
 use recur_core::config::Config;
+use recur_core::dirwrite::{check_manifest, DirWriter};
 use recur_core::fsx::{read_json, write_atomic, write_json};
 use recur_core::lvm_config::LvmConfig;
 use recur_core::{Error, Result};
@@ -139,6 +143,11 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a classifier's model directory as a unit (see
+/// [`recur_core::dirwrite`]): the weights, config, scaler, features, split,
+/// history and report, and `extra` files (the trees, the deployment, the
+/// selection, the drift reference) by name.
+#[allow(clippy::too_many_arguments)]
 pub fn save_model_dir(
     dir: &Path,
     cfg: &Config,
@@ -146,8 +155,10 @@ pub fn save_model_dir(
     scaler: &Scaler,
     info: &SplitInfo,
     report: &Report,
+    extra: &[(&str, String)],
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let w = DirWriter::begin(dir)?;
+    let tmp = w.path();
     let mut cfg = cfg.clone();
     cfg.model.sequence_length = fit.model.arch.sequence_length;
     cfg.data.features = Some(scaler.features.clone());
@@ -156,17 +167,21 @@ pub fn save_model_dir(
     if let Some(p) = cfg.trees.as_mut().and_then(|t| t.xgboost_model.as_mut()) {
         *p = std::path::PathBuf::from(crate::predictor::XGBOOST_FILE);
     }
-    write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     save(
-        &dir.join(WEIGHTS),
+        &tmp.join(WEIGHTS),
         &fit.model.snapshot()?,
         &fit.model.arch.to_json(),
     )?;
-    write_json(&dir.join("scaler.json"), scaler)?;
-    write_json(&dir.join("features.json"), &scaler.features)?;
-    write_json(&dir.join("data.json"), info)?;
-    write_json(&dir.join("history.json"), &fit.history)?;
-    write_json(&dir.join("report.json"), report)
+    write_json(&tmp.join("scaler.json"), scaler)?;
+    write_json(&tmp.join("features.json"), &scaler.features)?;
+    write_json(&tmp.join("data.json"), info)?;
+    write_json(&tmp.join("history.json"), &fit.history)?;
+    write_json(&tmp.join("report.json"), report)?;
+    for (name, text) in extra {
+        write_atomic(&tmp.join(name), text.as_bytes())?;
+    }
+    w.commit()
 }
 
 fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
@@ -191,6 +206,7 @@ pub fn read_config(dir: &Path) -> Result<Config> {
 /// Loads a model directory, checking the weights against the architecture
 /// that the saved config and features describe.
 pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
+    check_manifest(dir)?;
     let config = read_config(dir)?;
     let features: Vec<String> = read_json(&need(dir, "features.json")?)?;
     let scaler: Scaler = read_json(&need(dir, "scaler.json")?)?;
@@ -303,19 +319,18 @@ pub fn save_lvm_dir(
     report: &LvmReport,
     held: Option<&HeldOut>,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let w = DirWriter::begin(dir)?;
+    let tmp = w.path();
     let arch = fit.model.arch.to_json();
-    save(&dir.join(LVM_BEST), &fit.best, &arch)?;
-    save(&dir.join(LVM_FINAL), &fit.model.snapshot()?, &arch)?;
-    write_atomic(&dir.join("config.yaml"), cfg.to_yaml().as_bytes())?;
-    write_json(&dir.join(LVM_HISTORY), &fit.history)?;
-    write_json(&dir.join("report.json"), report)?;
-    let split = dir.join(SPLIT);
-    match held {
-        Some(h) => write_json(&split, h),
-        None if split.exists() => std::fs::remove_file(&split).map_err(|e| Error::io(&split, e)),
-        None => Ok(()),
+    save(&tmp.join(LVM_BEST), &fit.best, &arch)?;
+    save(&tmp.join(LVM_FINAL), &fit.model.snapshot()?, &arch)?;
+    write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    write_json(&tmp.join(LVM_HISTORY), &fit.history)?;
+    write_json(&tmp.join("report.json"), report)?;
+    if let Some(h) = held {
+        write_json(&tmp.join(SPLIT), h)?;
     }
+    w.commit()
 }
 
 /// Writes an imported checkpoint as an LVM model directory: the weights
@@ -327,22 +342,24 @@ pub fn save_imported_lvm(
     arch: &LvmArch,
     source_config: &serde_json::Value,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    save(&dir.join(LVM_BEST), tensors, &arch.to_json())?;
+    let w = DirWriter::begin(dir)?;
+    save(&w.path().join(LVM_BEST), tensors, &arch.to_json())?;
     write_json(
-        &dir.join("import.json"),
+        &w.path().join("import.json"),
         &serde_json::json!({
             "source": source.display().to_string(),
             "architecture": arch,
             "model_config": source_config,
         }),
-    )
+    )?;
+    w.commit()
 }
 
 /// Loads the best weights of an LVM directory (or a checkpoint file),
 /// checking the stored architecture against the tensors the code expects.
 pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
     let file = if path.is_dir() {
+        check_manifest(path)?;
         path.join(LVM_BEST)
     } else {
         path.to_path_buf()

@@ -10,7 +10,6 @@ use crate::trainer::{fit, predict_logits, probabilities, FitOptions};
 use candle_core::Device;
 use recur_core::config::Config;
 use recur_core::config::Layout;
-use recur_core::fsx::write_atomic;
 use recur_core::{Error, Result};
 use recur_data::output::{write_table, OutColumn};
 use recur_data::prepare::feature_rows;
@@ -125,10 +124,7 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
             serde_json::to_string_pretty(sel).expect("selection serialises"),
         ));
     }
-    save_model_dir(out, cfg, &result, &prep.scaler, &prep.info, &report)?;
-    for (name, text) in extra {
-        write_atomic(&out.join(name), text.as_bytes())?;
-    }
+    save_model_dir(out, cfg, &result, &prep.scaler, &prep.info, &report, &extra)?;
     Ok(report)
 }
 

@@ -128,6 +128,15 @@ fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
         .filter(|(n, _)| n == "fc.weight")
         .for_each(|(n, _)| *n = "head.weight".into());
     save(&weights, &snap, &arch).unwrap();
+    // The manifest sees the weights changed first ...
+    let e = load_model_dir(&out, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("model.safetensors (changed)"), "{e}");
+    // ... and without it (a directory from before manifests) the tensors
+    // are checked one by one.
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()

@@ -1,0 +1,221 @@
+//! Model directories written as a unit, under a lock, with a manifest.
+//!
+//! A directory is built in a fresh folder beside its target, its
+//! `manifest.json` lists every file with its SHA-256 and the run they
+//! belong to, and only then is it swapped in (two renames in one folder).
+//! A crash leaves the old directory or the new one, never new weights
+//! beside an old scaler; a stale file of an earlier run (a `trees.json`
+//! the new config no longer makes) goes with the old directory. Folders
+//! inside the old directory (the demo keeps other models there) are moved
+//! into the new one. A lock beside the target (`flock`, released by the
+//! kernel if the process dies) stops two runs writing one directory.
+//!
+//! On load, [`check_manifest`] refuses a directory whose files differ from
+//! its manifest and says which: a hand-edited or mixed directory.
+
+use crate::fsx::{read_json, sha256_file, write_json};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "manifest.json";
+
+/// `manifest.json`: every file of a model directory with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    /// Which training run wrote the files (time and process).
+    pub run: String,
+    pub files: BTreeMap<String, String>,
+}
+
+/// A directory being written: write into [`Self::path`], then [`Self::commit`].
+pub struct DirWriter {
+    target: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    _lock: std::fs::File,
+}
+
+fn parent_of(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+fn name_of(p: &Path) -> String {
+    p.file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().to_string())
+}
+
+impl DirWriter {
+    /// Locks `dir` for writing and makes the folder to build it in.
+    pub fn begin(dir: &Path) -> Result<DirWriter> {
+        let parent = parent_of(dir);
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let name = name_of(dir);
+        let lock_path = parent.join(format!(".{name}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Msg(format!(
+                    "another recur is writing {} (it holds {}): wait for it, or write elsewhere",
+                    dir.display(),
+                    lock_path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.new-"))
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
+        Ok(DirWriter {
+            target: dir.to_path_buf(),
+            tmp: Some(tmp),
+            _lock: lock,
+        })
+    }
+
+    /// The folder to write the files into.
+    pub fn path(&self) -> &Path {
+        self.tmp.as_ref().expect("not committed yet").path()
+    }
+
+    /// Writes the manifest and swaps the new directory in.
+    pub fn commit(mut self) -> Result<()> {
+        let tmp = self.tmp.take().expect("committed once");
+        let dir = tmp.path().to_path_buf();
+        let mut files = BTreeMap::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let e = e.map_err(|e| Error::io(&dir, e))?;
+            if e.file_type().map_err(|x| Error::io(e.path(), x))?.is_file() {
+                let name = e.file_name().to_string_lossy().to_string();
+                files.insert(name, sha256_file(&e.path())?);
+            }
+        }
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let manifest = Manifest {
+            format_version: 1,
+            run: format!("{t:x}-{}", std::process::id()),
+            files,
+        };
+        write_json(&dir.join(MANIFEST), &manifest)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Error::io(&dir, e))?;
+        }
+        let target = &self.target;
+        let kept = tmp.keep();
+        if target.exists() {
+            // Other models kept inside the old directory come along.
+            for e in std::fs::read_dir(target).map_err(|e| Error::io(target, e))? {
+                let e = e.map_err(|e| Error::io(target, e))?;
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let to = kept.join(e.file_name());
+                    std::fs::rename(e.path(), &to).map_err(|x| Error::io(e.path(), x))?;
+                }
+            }
+            let old = parent_of(target).join(format!(".{}.old-{}", name_of(target), manifest.run));
+            std::fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
+            std::fs::rename(&kept, target).map_err(|e| Error::io(target, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&kept, target).map_err(|e| Error::io(target, e))?;
+        }
+        if let Ok(d) = std::fs::File::open(parent_of(target)) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a directory whose files differ from its `manifest.json`,
+/// naming each; a directory without one (written before manifests) passes.
+pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let p = dir.join(MANIFEST);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let m: Manifest = read_json(&p)?;
+    let mut differ = Vec::new();
+    for (name, sha) in &m.files {
+        if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+            differ.push(format!("{name} (not a file name)"));
+            continue;
+        }
+        let f = dir.join(name);
+        if !f.is_file() {
+            differ.push(format!("{name} (missing)"));
+        } else if &sha256_file(&f)? != sha {
+            differ.push(format!("{name} (changed)"));
+        }
+    }
+    if differ.is_empty() {
+        Ok(Some(m))
+    } else {
+        Err(Error::checkpoint(
+            dir,
+            format!(
+                "these files differ from {MANIFEST} (run {}): {}; the directory was edited or mixed with another run's files: retrain, or restore them",
+                m.run,
+                differ.join(", ")
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_swapped_in_whole_and_checked_against_its_manifest() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m");
+        let w = DirWriter::begin(&m).unwrap();
+        std::fs::write(w.path().join("a.json"), "1").unwrap();
+        std::fs::write(w.path().join("stale.json"), "old").unwrap();
+        // Nothing is at the target until the commit.
+        assert!(!m.exists());
+        // A second writer is refused while the first holds the lock.
+        let e = DirWriter::begin(&m).err().unwrap().to_string();
+        assert!(e.contains("another recur is writing"), "{e}");
+        w.commit().unwrap();
+        assert!(check_manifest(&m).unwrap().is_some());
+        std::fs::create_dir(m.join("lvm")).unwrap();
+        std::fs::write(m.join("lvm/x"), "kept").unwrap();
+        // Rewriting replaces every file: the stale one goes, sub-folders stay.
+        let w = DirWriter::begin(&m).unwrap();
+        std::fs::write(w.path().join("a.json"), "2").unwrap();
+        w.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(m.join("a.json")).unwrap(), "2");
+        assert!(!m.join("stale.json").exists());
+        assert_eq!(std::fs::read_to_string(m.join("lvm/x")).unwrap(), "kept");
+        let leftovers: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains(".new-") || n.contains(".old-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // An edited file is named.
+        std::fs::write(m.join("a.json"), "3").unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(e.contains("a.json (changed)"), "{e}");
+        std::fs::remove_file(m.join("a.json")).unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(e.contains("a.json (missing)"), "{e}");
+    }
+}
