@@ -380,6 +380,27 @@ impl Config {
                     .into(),
             );
         }
+        // A model too large for memory is refused before it is allocated:
+        // weights, gradients and Adam's two moments, float32.
+        let f = self.data.features.as_ref().map_or(64, |f| f.len().max(1));
+        let (h, layers) = (m.hidden_size as f64, m.num_layers as f64);
+        let params = 4.0 * h * (f as f64 + h + 2.0) + (layers - 1.0) * 4.0 * h * (2.0 * h + 2.0);
+        let bytes = params * 4.0 * 4.0;
+        if bytes > 8.0 * (1u64 << 30) as f64 {
+            return bad(
+                "model.hidden_size / num_layers",
+                format!(
+                    "{} x {} layers is about {:.0} million parameters ({:.1} GiB to train): too large; recur's classifiers use hidden sizes up to a few thousand",
+                    m.hidden_size,
+                    m.num_layers,
+                    params / 1e6,
+                    bytes / (1u64 << 30) as f64
+                ),
+            );
+        }
+        if let Some(tc) = &self.tune {
+            tc.validate(origin)?;
+        }
         Ok(())
     }
 }
@@ -412,5 +433,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("never shuffled"), "{e}");
+        for (yaml, key) in [
+            (
+                "tune:\n  learning_rate: [0.01, 0.001]\n",
+                "tune.learning_rate",
+            ),
+            ("tune:\n  dropout: [0.5, 1.5]\n", "tune.dropout"),
+            (
+                "tune:\n  sequence_length: [64, 8]\n",
+                "tune.sequence_length",
+            ),
+            ("tune:\n  hidden_size: [0, 8]\n", "tune.hidden_size"),
+            ("model:\n  hidden_size: 100000\n", "model.hidden_size"),
+        ] {
+            let e = Config::from_yaml(yaml, "t.yaml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("t.yaml"), "{yaml}: {e}");
+        }
     }
 }

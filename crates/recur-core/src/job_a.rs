@@ -179,6 +179,45 @@ pub struct TuneConfig {
     pub warmup_epochs: usize,
 }
 
+impl TuneConfig {
+    /// Every range low <= high and every value one `recur train` accepts,
+    /// so that every sampled trial is a valid config.
+    pub fn validate(&self, origin: &str) -> crate::Result<()> {
+        let bad = |key: &str, msg: String| {
+            Err(crate::Error::config(format!("{origin}: tune.{key}"), msg))
+        };
+        let [a, b] = self.sequence_length;
+        if a == 0 || a > b {
+            return bad(
+                "sequence_length",
+                format!("[{a}, {b}]: need 1 <= low <= high"),
+            );
+        }
+        let [a, b] = self.hidden_size;
+        if a == 0 || a > b || b > 4096 {
+            return bad(
+                "hidden_size",
+                format!("[{a}, {b}]: need 1 <= low <= high <= 4096"),
+            );
+        }
+        let [a, b] = self.learning_rate;
+        if !(a > 0.0 && a <= b && b.is_finite()) {
+            return bad(
+                "learning_rate",
+                format!("[{a}, {b}]: need 0 < low <= high (sampled on a log scale)"),
+            );
+        }
+        let [a, b] = self.dropout;
+        if !(0.0..1.0).contains(&a) || !(0.0..1.0).contains(&b) || a > b {
+            return bad(
+                "dropout",
+                format!("[{a}, {b}]: need 0 <= low <= high < 1, as model.dropout"),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for TuneConfig {
     fn default() -> Self {
         TuneConfig {
