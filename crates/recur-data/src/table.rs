@@ -215,7 +215,18 @@ impl Table {
                     Field::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
                     Field::Str(s) => s.clone(),
                     // Dates and times as written, not Display's UTC.
-                    other => formats[c].text(other).unwrap_or_else(|| other.to_string()),
+                    other => match formats[c].text(other) {
+                        Some(t) => t,
+                        None => plain(other).ok_or_else(|| {
+                            Error::data(
+                                &source,
+                                format!(
+                                    "row {r}, column `{}`: a value recur cannot read (nested, or out of range)",
+                                    names[c]
+                                ),
+                            )
+                        })?,
+                    },
                 };
                 cells[c].push(s);
             }
@@ -325,6 +336,31 @@ impl Table {
             .cloned()
             .collect()
     }
+}
+
+/// A Parquet cell as text without the parquet crate's `Display`, which
+/// panics on a timestamp or date out of chrono's range (a crafted file):
+/// numbers as numbers, time-like values out of range as their raw count.
+fn plain(f: &parquet::record::Field) -> Option<String> {
+    use parquet::record::Field;
+    Some(match f {
+        Field::Byte(v) => v.to_string(),
+        Field::Short(v) => v.to_string(),
+        Field::Int(v) | Field::Date(v) | Field::TimeMillis(v) => v.to_string(),
+        Field::Long(v)
+        | Field::TimestampMillis(v)
+        | Field::TimestampMicros(v)
+        | Field::TimeMicros(v) => v.to_string(),
+        Field::UByte(v) => v.to_string(),
+        Field::UShort(v) => v.to_string(),
+        Field::UInt(v) => v.to_string(),
+        Field::ULong(v) => v.to_string(),
+        Field::Float16(v) => f32::from(*v).to_string(),
+        Field::Float(v) => v.to_string(),
+        Field::Double(v) => v.to_string(),
+        Field::Bytes(b) => String::from_utf8_lossy(b.data()).to_string(),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
