@@ -129,6 +129,21 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         ins.contains("checks: OK (a Job B LVM directory") && ins.contains("validation cosine"),
         "{ins}"
     );
+    // Vectors the model overflows on: an error, never NaN figures.
+    let huge = d.path().join("huge.npz");
+    let m = 12;
+    let articles: Vec<i64> = (0..m as i64).map(|i| i / 6).collect();
+    let chunks: Vec<i64> = (0..m as i64).map(|i| i % 6).collect();
+    recur_data::npz::write_chunks(&huge, &vec![3.0e38f32; m * D], D, &articles, &chunks).unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        huge.to_str().unwrap(),
+    ]));
+    assert!(e.contains("NaN or infinity"), "{e}");
     assert!(
         history[0]["lr"].as_f64().unwrap() > history[7]["lr"].as_f64().unwrap(),
         "cosine schedule"

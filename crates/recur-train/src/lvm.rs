@@ -259,10 +259,21 @@ pub fn report(
     ood: Option<&VectorWindows>,
     dev: &Device,
 ) -> Result<LvmReport> {
+    // Never a NaN figure: a window the model overflows on is an error.
+    let finite = |p: Vec<f32>, w: &VectorWindows| -> Result<Vec<f32>> {
+        match p.iter().position(|x| !x.is_finite()) {
+            None => Ok(p),
+            Some(k) => Err(Error::Msg(format!(
+                "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {:e})",
+                k / w.dim.max(1),
+                w.contexts.iter().fold(0f32, |m, x| m.max(x.abs()))
+            ))),
+        }
+    };
     let score = |pred: &dyn Fn(&VectorWindows) -> CResult<Vec<f32>>| -> Result<Scored> {
-        let v = stats(&pred(val)?, &val.targets, val.dim);
+        let v = stats(&finite(pred(val)?, val)?, &val.targets, val.dim);
         let o = match ood {
-            Some(o) => Some(stats(&pred(o)?, &o.targets, o.dim)),
+            Some(o) => Some(stats(&finite(pred(o)?, o)?, &o.targets, o.dim)),
             None => None,
         };
         Ok(Scored {
