@@ -43,6 +43,9 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// For CSV: the file line of data row 0 (2 with a header, 1 without).
     pub first_line: Option<usize>,
+    /// For CSV: the file line of each data row, which blank lines (skipped
+    /// by the reader) and quoted line breaks move past `first_line + row`.
+    pub lines: Option<Vec<u64>>,
 }
 
 /// Parses a number the way a user expects: surrounding spaces ignored, an
@@ -112,6 +115,7 @@ impl Table {
             names,
             columns,
             first_line,
+            lines: None,
         })
     }
 
@@ -159,11 +163,30 @@ impl Table {
                 })
                 .collect()
         };
+        // The csv crate's line count skips blank lines; its byte offset
+        // does not, so the line is counted from the bytes.
+        let newlines: Vec<usize> = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        let line_at = |p: Option<&csv::Position>| -> u64 {
+            p.map_or(0, |p| {
+                let mut at = p.byte() as usize;
+                while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
+                    at += 1;
+                }
+                newlines.partition_point(|&i| i < at) as u64 + 1
+            })
+        };
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
+        let mut lines = Vec::new();
         if headerless {
             for (c, f) in first.iter().enumerate() {
                 cells[c].push(f.to_string());
             }
+            lines.push(line_at(first.position()));
         }
         for rec in records {
             let rec = rec.map_err(|e| {
@@ -172,6 +195,7 @@ impl Table {
             for (c, f) in rec.iter().enumerate() {
                 cells[c].push(f.to_string());
             }
+            lines.push(line_at(rec.position()));
         }
         if cells.first().is_none_or(|c| c.is_empty()) {
             return Err(Error::data(
@@ -179,7 +203,9 @@ impl Table {
                 "the file has a header but no data rows",
             ));
         }
-        Table::from_cells(source, names, cells, Some(if headerless { 1 } else { 2 }))
+        let mut t = Table::from_cells(source, names, cells, Some(if headerless { 1 } else { 2 }))?;
+        t.lines = Some(lines);
+        Ok(t)
     }
 
     pub fn read_parquet(path: &Path) -> Result<Table> {
@@ -243,6 +269,9 @@ impl Table {
 
     /// "row 7 (line 9)" for CSV, "row 7" otherwise; rows count from 0.
     pub fn row_name(&self, i: usize) -> String {
+        if let Some(l) = self.lines.as_ref().and_then(|l| l.get(i)) {
+            return format!("row {i} (line {l})");
+        }
         match self.first_line {
             Some(l) => format!("row {i} (line {})", i + l),
             None => format!("row {i}"),
@@ -406,6 +435,10 @@ mod tests {
         let t = Table::read(&csv(d.path(), "a,b\n1,2\n3,\n4,inf\n"), None).unwrap();
         let e = t.finite("b").unwrap_err().to_string();
         assert!(e.contains("row 1 (line 3)") && e.contains("NaN"), "{e}");
+        // Blank lines are skipped by the reader but still count as lines.
+        let t = Table::read(&csv(d.path(), "a,b\n\n1,2\n\n\n3,oops\n"), None).unwrap();
+        let e = t.finite("b").unwrap_err().to_string();
+        assert!(e.contains("row 1 (line 6)"), "{e}");
         let e = t.finite("zz").unwrap_err().to_string();
         assert!(e.contains("no column `zz`") && e.contains("a, b"), "{e}");
         let e = Table::read(&csv(d.path(), ""), None)
