@@ -7,7 +7,7 @@
 use crate::scaler::Scaler;
 use crate::select::{ewma, select, Selection};
 use crate::split::{time_split, RowRange, TimeSplit};
-use crate::table::Table;
+use crate::table::{Column, Table};
 use crate::target::{class_labels, row_labels, target_column};
 use crate::ucr::Sequences;
 use crate::windows::{sliding, Window, WindowSet};
@@ -219,10 +219,67 @@ pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
     }
 }
 
+/// Refuses a time column whose values go backwards or repeat, where that
+/// can be told: numbers, or ISO dates and timestamps (`2024-01-05...`),
+/// which sort as text. Windows and the split in time assume rows in time
+/// order; other formats are taken as they come.
+fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
+    let Some(tc) = &d.time_column else {
+        return Ok(());
+    };
+    let Ok(col) = t.column(tc) else {
+        return Ok(());
+    };
+    let bad = |i: usize, what: &str| {
+        Err(Error::data(
+            &t.source,
+            format!(
+                "data.time_column `{tc}`: {} ({}) {what} the row before it ({}); sort the rows by time and drop repeats",
+                t.row_name(i),
+                col.cell(i),
+                col.cell(i - 1)
+            ),
+        ))
+    };
+    match col {
+        Column::Numeric(v) => {
+            for i in 1..v.len() {
+                if v[i] == v[i - 1] {
+                    return bad(i, "repeats");
+                }
+                if v[i] < v[i - 1] {
+                    return bad(i, "comes before");
+                }
+            }
+        }
+        Column::Text(v) => {
+            let iso = |s: &str| {
+                let b = s.as_bytes();
+                b.len() >= 10
+                    && b[..4].iter().all(u8::is_ascii_digit)
+                    && b[4] == b'-'
+                    && b[7] == b'-'
+            };
+            if !v.iter().all(|s| iso(s)) {
+                return Ok(());
+            }
+            for i in 1..v.len() {
+                match v[i].cmp(&v[i - 1]) {
+                    std::cmp::Ordering::Equal => return bad(i, "repeats"),
+                    std::cmp::Ordering::Less => return bad(i, "comes before"),
+                    std::cmp::Ordering::Greater => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let l = cfg.model.sequence_length;
     let n = t.n_rows();
+    check_time_order(t, d)?;
     let mut features = resolve_features(t, d)?;
     let mut raw = feature_rows(t, &features)?;
     let labels = row_labels(t, &d.target)?;
@@ -603,5 +660,18 @@ mod tests {
         c.data.features = Some(vec!["a".into(), "y".into()]);
         let e = prepare_training(&c).unwrap_err().to_string();
         assert!(e.contains("would read the answer"), "{e}");
+        // Times that go backwards or repeat are refused, naming the row.
+        c.data.features = None;
+        c.data.target.horizon = 1;
+        let text = "day,a,y\n2024-01-01,1,0\n2024-01-02,2,1\n2024-01-02,3,0\n2024-01-04,4,1\n";
+        std::fs::write(&path, text).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("`day`") && e.contains("row 2 (line 4)") && e.contains("repeats"),
+            "{e}"
+        );
+        std::fs::write(&path, text.replace("2024-01-02,3", "2023-12-31,3")).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("comes before"), "{e}");
     }
 }
