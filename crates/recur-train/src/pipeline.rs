@@ -173,18 +173,7 @@ impl FileScores {
 /// model scores; sequences: every series); with `need_labels`, the target
 /// must be in the file.
 pub fn score_file(p: &Predictor, input: &Path, need_labels: bool) -> Result<FileScores> {
-    score_file_rows(p, input, need_labels, None)
-}
-
-fn score_file_rows(
-    p: &Predictor,
-    input: &Path,
-    need_labels: bool,
-    only: Option<&[usize]>,
-) -> Result<FileScores> {
-    let cfg = &p.dir.config;
-    let d = &cfg.data;
-    if d.layout == Layout::Sequences {
+    if p.dir.config.data.layout == Layout::Sequences {
         let data = p.dir.windows_of(input, need_labels)?;
         return Ok(FileScores {
             source: input.display().to_string(),
@@ -195,63 +184,86 @@ fn score_file_rows(
             notes: Vec::new(),
         });
     }
-    let t = Table::read(input, d.format.as_deref())?;
-    let n = t.n_rows();
-    let raw = feature_rows(&t, p.features())?;
-    let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
-    if need_labels && !has_labels {
-        // row_labels names the missing column.
-        row_labels(&t, &d.target)?;
-    }
-    let labels = if has_labels {
-        row_labels(&t, &d.target)?
-    } else {
-        vec![None; n]
-    };
-    let first = p.first_row();
-    if n <= first {
-        return Err(Error::data(
-            &t.source,
-            format!(
-                "{n} rows, but the model's first prediction needs {} (model.sequence_length {}, tree lags up to {})",
-                first + 1,
-                p.sequence_length(),
-                p.max_lag()
-            ),
-        ));
-    }
-    let rows: Vec<usize> = match only {
-        Some(r) => r.to_vec(),
-        None => (first..n).collect(),
-    };
-    let preds = p
-        .score(&[(Series { raw, labels }, rows)])
-        .map_err(|e| Error::data(&t.source, e.to_string()))?
-        .pop()
-        .unwrap_or_default();
-    let mut notes = Vec::new();
-    let times = match &d.time_column {
-        Some(tc) if t.index_of(tc).is_ok() => {
-            let col = t.column(tc)?;
-            Some((tc.clone(), preds.iter().map(|x| col.cell(x.row)).collect()))
+    let f = RowsFile::read(p, input, need_labels)?;
+    let rows = (p.first_row()..f.table.n_rows()).collect();
+    f.score(p, rows)
+}
+
+/// A rows-layout file read once: its table, the model's features and each
+/// row's label (none when the file lacks the target).
+struct RowsFile {
+    table: Table,
+    series: Series,
+    has_labels: bool,
+}
+
+impl RowsFile {
+    fn read(p: &Predictor, input: &Path, need_labels: bool) -> Result<RowsFile> {
+        let d = &p.dir.config.data;
+        let t = Table::read(input, d.format.as_deref())?;
+        let n = t.n_rows();
+        let raw = feature_rows(&t, p.features())?;
+        let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
+        if need_labels && !has_labels {
+            // row_labels names the missing column.
+            row_labels(&t, &d.target)?;
         }
-        Some(tc) => {
-            notes.push(format!(
-                "{} has no time column `{tc}` (data.time_column): the output has rows only",
-                t.source
+        let labels = if has_labels {
+            row_labels(&t, &d.target)?
+        } else {
+            vec![None; n]
+        };
+        let first = p.first_row();
+        if n <= first {
+            return Err(Error::data(
+                &t.source,
+                format!(
+                    "{n} rows, but the model's first prediction needs {} (model.sequence_length {}, tree lags up to {})",
+                    first + 1,
+                    p.sequence_length(),
+                    p.max_lag()
+                ),
             ));
-            None
         }
-        None => None,
-    };
-    Ok(FileScores {
-        source: t.source.clone(),
-        predictions: preds,
-        times,
-        has_labels,
-        n_rows: n,
-        notes,
-    })
+        Ok(RowsFile {
+            table: t,
+            series: Series { raw, labels },
+            has_labels,
+        })
+    }
+
+    /// The predictions of `rows` (increasing), with each row's time.
+    fn score(&self, p: &Predictor, rows: Vec<usize>) -> Result<FileScores> {
+        let t = &self.table;
+        let preds = p
+            .score(&[(self.series.clone(), rows)])
+            .map_err(|e| Error::data(&t.source, e.to_string()))?
+            .pop()
+            .unwrap_or_default();
+        let mut notes = Vec::new();
+        let times = match &p.dir.config.data.time_column {
+            Some(tc) if t.index_of(tc).is_ok() => {
+                let col = t.column(tc)?;
+                Some((tc.clone(), preds.iter().map(|x| col.cell(x.row)).collect()))
+            }
+            Some(tc) => {
+                notes.push(format!(
+                    "{} has no time column `{tc}` (data.time_column): the output has rows only",
+                    t.source
+                ));
+                None
+            }
+            None => None,
+        };
+        Ok(FileScores {
+            source: t.source.clone(),
+            predictions: preds,
+            times,
+            has_labels: self.has_labels,
+            n_rows: t.n_rows(),
+            notes,
+        })
+    }
 }
 
 /// One model's figures at its saved threshold, per part.
@@ -295,20 +307,17 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
     let mut parts: Vec<(String, FileScores)> = Vec::new();
     if training_file {
         let split = p.dir.info.time_split.expect("checked above");
-        let all = score_file(p, input, true)?;
+        let f = RowsFile::read(p, input, true)?;
         let (l, h) = (p.sequence_length(), cfg.data.target.horizon);
+        let labels = &f.series.labels;
         for (name, r) in [("validation", split.val), ("test", split.test)] {
-            // The windows training put in this part, in the same order.
-            let rows: Vec<usize> = all
-                .predictions
-                .iter()
-                .filter(|x| {
-                    x.label.is_some() && x.row + 1 >= l && r.holds(x.row + 1 - l, x.row, x.row + h)
-                })
-                .map(|x| x.row)
+            // The windows training put in this part, in the same order, so
+            // the LSTM runs them in the batches training did.
+            let rows: Vec<usize> = (l - 1..labels.len())
+                .filter(|&row| labels[row].is_some() && r.holds(row + 1 - l, row, row + h))
                 .collect();
             if !rows.is_empty() {
-                parts.push((name.into(), score_file_rows(p, input, true, Some(&rows))?));
+                parts.push((name.into(), f.score(p, rows)?));
             }
         }
     } else {
