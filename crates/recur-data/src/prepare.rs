@@ -219,6 +219,13 @@ pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
     }
 }
 
+/// Columns `keep` (in that order) of the row-major `[n, f]` buffer `raw`.
+fn keep_columns(raw: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
+    raw.chunks(f)
+        .flat_map(|row| keep.iter().map(move |&j| row[j]))
+        .collect()
+}
+
 /// Refuses a time column whose values go backwards or repeat, where that
 /// can be told: numbers, or ISO dates and timestamps (`2024-01-05...`),
 /// which sort as text. Windows and the split in time assume rows in time
@@ -309,10 +316,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 constant_columns.push((features[j].clone(), raw[split.train.start * f + j]));
             }
             let keep: Vec<usize> = (0..f).filter(|j| !constant.contains(j)).collect();
-            raw = raw
-                .chunks(f)
-                .flat_map(|row| keep.iter().map(move |&j| row[j]))
-                .collect();
+            raw = keep_columns(&raw, f, &keep);
             features = keep.iter().map(|&j| features[j].clone()).collect();
         }
     }
@@ -328,11 +332,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 .filter(|(_, f)| sel.kept.contains(f))
                 .map(|(j, _)| j)
                 .collect();
-            let f = features.len();
-            raw = raw
-                .chunks(f)
-                .flat_map(|row| keep.iter().map(move |&j| row[j]))
-                .collect();
+            raw = keep_columns(&raw, features.len(), &keep);
             features = sel.kept.clone();
             ewma(&mut raw, features.len(), sc.ewma_span);
             Some(sel)
