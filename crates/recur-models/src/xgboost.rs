@@ -137,24 +137,22 @@ fn truthy(v: &serde_json::Value) -> bool {
     }
 }
 
-/// `"[4E-1]"` or `"4E-1"` -> 0.4.
-fn parse_number(s: &str) -> Option<f64> {
+/// XGBoost's number text without its brackets: `"[4E-1]"` -> `4E-1`.
+fn unbracket(s: &str) -> &str {
     s.trim()
         .trim_start_matches('[')
         .trim_end_matches(']')
         .trim()
-        .parse()
-        .ok()
+}
+
+/// `"[4E-1]"` or `"4E-1"` -> 0.4.
+fn parse_number(s: &str) -> Option<f64> {
+    unbracket(s).parse().ok()
 }
 
 /// `"14"` or `"[14]"` -> 14; not a whole number -> None.
 fn parse_count(s: &str) -> Option<usize> {
-    s.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim()
-        .parse()
-        .ok()
+    unbracket(s).parse().ok()
 }
 
 impl XgbModel {
@@ -183,28 +181,19 @@ impl XgbModel {
                 )))
             }
         };
-        if let Some(nc) = l
-            .learner_model_param
-            .num_class
-            .as_deref()
-            .and_then(parse_number)
-        {
-            if nc > 1.0 {
-                return Err(bad(format!(
-                    "a {nc}-class model; recur reads binary classifiers"
-                )));
-            }
-        }
-        if let Some(nt) = l
-            .learner_model_param
-            .num_target
-            .as_deref()
-            .and_then(parse_number)
-        {
-            if nt > 1.0 {
-                return Err(bad(format!(
-                    "a model of {nt} targets; recur reads binary classifiers of one"
-                )));
+        // One class pair and one target: what a binary classifier has.
+        let mp = &l.learner_model_param;
+        let too_many: [(&Option<String>, fn(f64) -> String); 2] = [
+            (&mp.num_class, |n| {
+                format!("a {n}-class model; recur reads binary classifiers")
+            }),
+            (&mp.num_target, |n| {
+                format!("a model of {n} targets; recur reads binary classifiers of one")
+            }),
+        ];
+        for (count, why) in too_many {
+            if let Some(n) = count.as_deref().and_then(parse_number).filter(|&n| n > 1.0) {
+                return Err(bad(why(n)));
             }
         }
         if l.gradient_booster.name != "gbtree" {
