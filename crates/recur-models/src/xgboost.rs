@@ -182,19 +182,17 @@ impl XgbModel {
             }
         };
         // One class pair and one target: what a binary classifier has.
-        let mp = &l.learner_model_param;
-        let too_many: [(&Option<String>, fn(f64) -> String); 2] = [
-            (&mp.num_class, |n| {
-                format!("a {n}-class model; recur reads binary classifiers")
-            }),
-            (&mp.num_target, |n| {
-                format!("a model of {n} targets; recur reads binary classifiers of one")
-            }),
-        ];
-        for (count, why) in too_many {
-            if let Some(n) = count.as_deref().and_then(parse_number).filter(|&n| n > 1.0) {
-                return Err(bad(why(n)));
-            }
+        let over_one =
+            |v: &Option<String>| v.as_deref().and_then(parse_number).filter(|&n| n > 1.0);
+        if let Some(n) = over_one(&l.learner_model_param.num_class) {
+            return Err(bad(format!(
+                "a {n}-class model; recur reads binary classifiers"
+            )));
+        }
+        if let Some(n) = over_one(&l.learner_model_param.num_target) {
+            return Err(bad(format!(
+                "a model of {n} targets; recur reads binary classifiers of one"
+            )));
         }
         if l.gradient_booster.name != "gbtree" {
             return Err(bad(format!(
