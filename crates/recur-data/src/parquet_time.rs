@@ -21,7 +21,8 @@
 //! key-value metadata; pandas also writes a `pandas` key whose JSON lists each
 //! column's `metadata.timezone`. The parquet crate's `arrow` feature would
 //! decode the first but brings in the whole arrow stack, so `zone_names`
-//! reads the few flatbuffer fields it needs by hand (the Schema message's
+//! decodes the base64 with the `base64` crate and reads the few flatbuffer
+//! fields it needs by hand (the Schema message's
 //! fields: name, type tag, Timestamp.timezone) and falls back to the pandas
 //! JSON for any column that yields no zone there; any malformed metadata just
 //! means no zone name (UTC), never an error.
@@ -282,30 +283,19 @@ fn arrow_zones(b64: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-/// Standard or URL-safe base64, padding optional.
+/// Standard or URL-safe base64, padding optional, white space ignored.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::{alphabet, Engine};
+    let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let cfg = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    GeneralPurpose::new(&alphabet::STANDARD, cfg)
+        .decode(&clean)
+        .or_else(|_| GeneralPurpose::new(&alphabet::URL_SAFE, cfg).decode(&clean))
+        .ok()
 }
 
 /// A flatbuffer table: the buffer, the table's position and its vtable's.
