@@ -47,6 +47,17 @@ impl Scaler {
         }
     }
 
+    /// The first value of the row-major `raw` that the models cannot read:
+    /// NaN, or beyond float32 as given or once scaled. (Values smoothed
+    /// from these lie between them, so they scale within range too.)
+    pub fn beyond_f32(&self, raw: &[f64]) -> Option<usize> {
+        let f = self.mean.len().max(1);
+        raw.iter().enumerate().position(|(k, &v)| {
+            let z = (v - self.mean[k % f]) / self.std[k % f];
+            v.is_nan() || v.abs() > f32::MAX as f64 || !(z as f32).is_finite()
+        })
+    }
+
     /// Scales a row-major `[rows, features]` buffer into float32.
     pub fn transform(&self, raw: &[f64]) -> Vec<f32> {
         let f = self.mean.len();
@@ -64,6 +75,20 @@ impl Scaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_beyond_float32_raw_or_scaled_are_found() {
+        let s = Scaler {
+            features: vec!["a".into(), "b".into()],
+            mean: vec![0.0, 0.0],
+            std: vec![1.0, 1e-3],
+        };
+        assert_eq!(s.beyond_f32(&[1.0, 2.0, 3e38, 1.0]), None);
+        assert_eq!(s.beyond_f32(&[1.0, 2.0, 1e39, 1.0]), Some(2));
+        assert_eq!(s.beyond_f32(&[1.0, f64::NAN]), Some(1));
+        // Within float32 as given, beyond it once divided by std 1e-3.
+        assert_eq!(s.beyond_f32(&[1.0, 1.0, 1.0, 3e38]), Some(3));
+    }
 
     #[test]
     fn fits_on_the_given_rows_only() {

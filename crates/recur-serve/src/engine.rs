@@ -146,10 +146,9 @@ pub struct ClassifierInfo {
     pub has_trees: bool,
     /// The config's time column, echoed per window when rows send it.
     pub time_column: Option<String>,
+    /// The training scaler, to refuse values the models cannot read.
     #[serde(skip)]
-    pub mean: Vec<f64>,
-    #[serde(skip)]
-    pub std: Vec<f64>,
+    pub scaler: recur_data::Scaler,
     /// The training rows' distributions (`reference.json`), for drift.
     #[serde(skip)]
     pub reference: Option<Arc<recur_data::drift::Reference>>,
@@ -291,8 +290,7 @@ impl Engine {
                 threshold: c.threshold(),
                 has_trees: c.trees.is_some(),
                 time_column: c.dir.config.data.time_column.clone(),
-                mean: c.dir.scaler.mean.clone(),
-                std: c.dir.scaler.std.clone(),
+                scaler: c.dir.scaler.clone(),
                 reference: classifier_reference.clone(),
                 drift_thresholds: c.dir.config.drift.clone(),
                 drift_monitored: classifier_reference.is_some(),

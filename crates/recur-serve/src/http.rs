@@ -748,20 +748,16 @@ async fn classify(
         for (ri, row) in rows.iter().enumerate() {
             time = row_values(row, &format!("{at}[{ri}]"), c, &mut raw, &mut ignored)?;
         }
-        for (k, v) in raw.iter().enumerate() {
-            if v.is_nan()
-                || v.abs() > f32::MAX as f64
-                || !(((v - c.mean[k % f]) / c.std[k % f]) as f32).is_finite()
-            {
-                return Err(ApiError::invalid(
-                    "non_finite",
-                    format!(
-                        "{at}[{}] {:?} is {v:e}, beyond float32 (or once scaled)",
-                        k / f,
-                        c.features[k % f]
-                    ),
-                ));
-            }
+        if let Some(k) = c.scaler.beyond_f32(&raw) {
+            return Err(ApiError::invalid(
+                "non_finite",
+                format!(
+                    "{at}[{}] {:?} is {:e}, beyond float32 (or once scaled)",
+                    k / f,
+                    c.features[k % f],
+                    raw[k]
+                ),
+            ));
         }
         if c.drift_monitored {
             let mut seen = s.seen.lock().expect("seen lock");

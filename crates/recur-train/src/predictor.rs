@@ -340,13 +340,9 @@ impl Predictor {
                     s.raw.len()
                 )));
             }
-            if let Some(k) = s
-                .raw
-                .iter()
-                .position(|v| v.is_nan() || v.abs() > f32::MAX as f64)
-            {
+            if let Some(k) = self.dir.scaler.beyond_f32(&s.raw) {
                 return Err(Error::Msg(format!(
-                    "row {} feature `{}` is {:e}, beyond float32 (the models read float32)",
+                    "row {} feature `{}` is {:e}, beyond float32 as given or once scaled (the models read float32)",
                     k / f,
                     self.features()[k % f],
                     s.raw[k]
@@ -355,14 +351,6 @@ impl Predictor {
             let mut smooth = s.raw.clone();
             ewma(&mut smooth, f, self.ewma_span());
             let scaled = self.dir.scaler.transform(&smooth);
-            if let Some(k) = scaled.iter().position(|v| !v.is_finite()) {
-                return Err(Error::Msg(format!(
-                    "row {} feature `{}` is {:e}, which scales beyond float32",
-                    k / f,
-                    self.features()[k % f],
-                    s.raw[k]
-                )));
-            }
             let offset = buffer.len() / f.max(1);
             buffer.extend_from_slice(&scaled);
             let mut tree_rows = Vec::new();
