@@ -23,6 +23,7 @@ pub mod http;
 pub mod listen;
 pub mod load;
 pub mod metrics;
+mod parse_errors;
 
 use candle_core::Device;
 use config::ServeConfig;

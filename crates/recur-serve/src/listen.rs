@@ -9,8 +9,10 @@
 //! router that answers `/health` and `/live` and gives every other path a
 //! JSON 503, one request each; past those, a connection is closed at once.
 //! So a flood of idle sockets cannot use up the descriptors, and a
-//! monitor can still ask whether the server is alive.
+//! monitor can still ask whether the server is alive. hyper's own
+//! answers to requests it cannot parse get JSON bodies (`parse_errors.rs`).
 
+use crate::parse_errors::JsonParseErrors;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -78,7 +80,10 @@ pub async fn serve(
             b.timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(keep_alive);
-            let conn = b.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+            let conn = b.serve_connection(
+                TokioIo::new(JsonParseErrors::new(stream)),
+                TowerToHyperService::new(router),
+            );
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}

@@ -1310,6 +1310,41 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
 }
 
 #[test]
+fn requests_hyper_cannot_parse_get_json_errors_too() {
+    use std::io::Write;
+    let s = start(|_| {});
+    let ask = |req: &[u8]| {
+        let mut c = raw(&s.url);
+        // The server may answer and close before a huge request is sent.
+        let _ = c.write_all(req);
+        read_all(&mut c)
+    };
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let huge_header = format!(
+        "GET /live HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(600_000)
+    );
+    for (req, status, code) in [
+        (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "400", "bad_http"),
+        (
+            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            "400",
+            "bad_http",
+        ),
+        (long_uri.into_bytes(), "414", "uri_too_long"),
+        (huge_header.into_bytes(), "431", "headers_too_large"),
+    ] {
+        let got = ask(&req);
+        assert!(got.starts_with(&format!("HTTP/1.1 {status}")), "{got}");
+        let (head, body) = got.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["code"], code, "{body}");
+    }
+    assert_eq!(call(&s.url, "GET", "/live", None).0, 200);
+}
+
+#[test]
 fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
     use std::io::Write;
     let s = start(|c| {
