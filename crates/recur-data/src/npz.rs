@@ -10,6 +10,11 @@
 //!
 //! Arrays are read through candle's npz reader, which parses numeric
 //! arrays only: object arrays are skipped with a note and never unpickled.
+//! candle reads exactly the bytes an array's header asks for, so it never
+//! reaches the end of a member where the zip reader checks the CRC-32: each
+//! member is first read through once here, as numpy does, so a flipped
+//! byte is refused, and an array whose header claims more bytes than its
+//! member holds is refused before anything is allocated for it.
 //! Splits are by article, so overlapping windows of one article never sit
 //! on both sides (bug 5 of the original).
 
@@ -91,18 +96,51 @@ fn npz_err(path: &Path, msg: impl Into<String>) -> Error {
     Error::data(path.display().to_string(), msg)
 }
 
+/// Reads every member of the archive through once, which makes the zip
+/// reader check its CRC-32, and returns the bytes each holds.
+fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
+    let file =
+        std::fs::File::open(path).map_err(|e| npz_err(path, format!("cannot be opened: {e}")))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| npz_err(path, format!("not a readable .npz (zip) file: {e}")))?;
+    let mut sizes = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut member = zip
+            .by_index(i)
+            .map_err(|e| npz_err(path, format!("member {i} cannot be read: {e}")))?;
+        let name = member
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| format!("#{i}"));
+        let held = std::io::copy(&mut member, &mut std::io::sink()).map_err(|e| {
+            npz_err(
+                path,
+                format!("member `{name}` is damaged ({e}); write the file again"),
+            )
+        })?;
+        sizes.insert(name, held);
+    }
+    Ok(sizes)
+}
+
 /// Reads one array as f32 (or i64 for indices), with its shape.
 fn read(npz: &NpzTensors, path: &Path, name: &str) -> Result<Option<Tensor>> {
     npz.get(name)
         .map_err(|e| npz_err(path, format!("array `{name}` cannot be read: {e}")))
 }
 
-/// Reads `path` with windows of `context` vectors. Ready windows must have
-/// that context length; chunk files are windowed with it.
-pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
-    if context == 0 {
-        return Err(npz_err(path, "the context length must be at least 1"));
-    }
+/// An archive whose members passed their CRC-32 check, with the numeric
+/// arrays' shapes and notes on what was skipped.
+struct Opened {
+    npz: NpzTensors,
+    names: Vec<String>,
+    numeric: Shapes,
+    notes: Vec<String>,
+}
+
+/// Opens `path`, checks every member, and refuses it if one of the
+/// `required` arrays is present but unreadable (naming it and why).
+fn open(path: &Path, required: &[&str]) -> Result<Opened> {
     let npz = NpzTensors::new(path).map_err(|e| {
         npz_err(
             path,
@@ -111,20 +149,101 @@ pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
             ),
         )
     })?;
+    let sizes = member_sizes(path)?;
     let mut names: Vec<String> = npz.names().into_iter().cloned().collect();
     names.sort();
     let mut notes = Vec::new();
     let mut numeric = BTreeMap::new();
+    let mut unusable = BTreeMap::new();
     for n in &names {
         match npz.get_shape_and_dtype(n) {
             Ok((shape, dtype)) => {
+                let need = shape.elem_count().saturating_mul(dtype.size_in_bytes());
+                let held = sizes.get(&format!("{n}.npy")).copied().unwrap_or(0);
+                if need as u64 > held {
+                    return Err(npz_err(
+                        path,
+                        format!(
+                            "array `{n}` is truncated: its header says {:?} {dtype:?} ({need} bytes) \
+                             but its member holds {held} bytes in all",
+                            shape.dims()
+                        ),
+                    ));
+                }
                 numeric.insert(n.clone(), (shape.dims().to_vec(), dtype));
             }
-            Err(e) => notes.push(format!(
-                "skipped array `{n}` (not a numeric array: {e}; object arrays are never unpickled)"
-            )),
+            Err(e) => {
+                notes.push(format!(
+                    "skipped array `{n}` (not a numeric array: {e}; object arrays are never unpickled)"
+                ));
+                let e = e.to_string();
+                // candle calls a big-endian descr "little-endian".
+                let e = if e.contains("descr >") {
+                    format!(
+                        "it is big-endian: {}",
+                        e.rsplit("descr ").next().unwrap_or("")
+                    )
+                } else {
+                    e
+                };
+                unusable.insert(n.clone(), e);
+            }
         }
     }
+    for &n in required {
+        if let Some(e) = unusable.get(n) {
+            return Err(npz_err(
+                path,
+                format!(
+                    "array `{n}` is in the file but cannot be read ({e}); save it as a \
+                     little-endian numeric array (float32 vectors, int64 indices), \
+                     C order, with numpy.savez"
+                ),
+            ));
+        }
+    }
+    Ok(Opened {
+        npz,
+        names,
+        numeric,
+        notes,
+    })
+}
+
+/// Reads one float array of a checked archive as f32, with its shape;
+/// `None` when the file has no array of that name.
+pub fn read_f32(path: &Path, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
+    let o = open(path, &[name])?;
+    match read(&o.npz, path, name)? {
+        None => Ok(None),
+        Some(t) => {
+            let shape = t.dims().to_vec();
+            Ok(Some((f32_data(&t, path, name)?, shape)))
+        }
+    }
+}
+
+/// Reads `path` with windows of `context` vectors. Ready windows must have
+/// that context length; chunk files are windowed with it.
+pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
+    if context == 0 {
+        return Err(npz_err(path, "the context length must be at least 1"));
+    }
+    let Opened {
+        npz,
+        names,
+        numeric,
+        mut notes,
+    } = open(
+        path,
+        &[
+            "context_sequences",
+            "target_vectors",
+            "vectors",
+            "article_indices",
+            "chunk_indices",
+        ],
+    )?;
     let has = |n: &str| numeric.contains_key(n);
     let mut w =
         if has("context_sequences") && has("target_vectors") {
@@ -559,6 +678,81 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a readable .npz"));
+    }
+
+    /// An .npy header of `descr` and `shape`, then `data`.
+    fn npy_raw(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}")
+            .into_bytes();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(b' ');
+        }
+        h.push(b'\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn damaged_truncated_and_unreadable_arrays_are_refused_by_name() {
+        let dev = Device::Cpu;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("w.npz");
+        let ctx = Tensor::ones((4, 5, 3), DType::F32, &dev).unwrap();
+        let tgt = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
+        let good = [
+            ("context_sequences", npy(&ctx)),
+            ("target_vectors", npy(&tgt)),
+        ];
+        write_npz(&p, &good, false);
+        assert_eq!(read_windows(&p, 5).unwrap().len(), 4);
+        // One flipped byte inside the stored contexts (1.0 = 00 00 80 3f).
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == [0, 0, 0x80, 0x3f])
+            .unwrap();
+        bytes[at + 2] ^= 0x01;
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("w.npz") && e.contains("context_sequences.npy") && e.contains("damaged"),
+            "{e}"
+        );
+        // A header that claims more than its member holds: refused, not allocated.
+        write_npz(
+            &p,
+            &[
+                (
+                    "context_sequences",
+                    npy_raw("<f4", "(400000000, 5, 3)", &[0; 240]),
+                ),
+                ("target_vectors", npy(&tgt)),
+            ],
+            false,
+        );
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(e.contains("`context_sequences` is truncated"), "{e}");
+        // A big-endian or object array is named as unreadable, not missing.
+        for (descr, why) in [(">f4", "big-endian"), ("|O", "cannot be read")] {
+            write_npz(
+                &p,
+                &[
+                    ("context_sequences", npy_raw(descr, "(4, 5, 3)", &[0; 240])),
+                    ("target_vectors", npy(&tgt)),
+                ],
+                false,
+            );
+            let e = read_windows(&p, 5).unwrap_err().to_string();
+            assert!(
+                e.contains("`context_sequences` is in the file but cannot be read")
+                    && e.contains(why)
+                    && !e.contains("expected"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! (`instant-distance`) answers approximately, because a product over
 //! millions of rows per request would dominate the latency.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use instant_distance::{Builder, HnswMap, Search};
 use recur_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -79,21 +79,14 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
                 .into(),
         ));
     }
-    let npz = candle_core::npy::NpzTensors::new(path)
-        .map_err(|e| bad(format!("not a readable .npz file: {e}")))?;
-    let t = npz
-        .get("vectors")
-        .map_err(|e| bad(format!("array `vectors` cannot be read: {e}")))?
-        .ok_or_else(|| {
-            bad("no `vectors` array: not a chunk file of `recur corpus build`".into())
-        })?;
-    let (n, d) = t.dims2().map_err(|_| {
-        bad(format!(
-            "`vectors` has shape {:?}; expected [N, D]",
-            t.dims()
-        ))
+    let (vectors, shape) = recur_data::npz::read_f32(path, "vectors")?.ok_or_else(|| {
+        bad("no `vectors` array: not a chunk file of `recur corpus build`".into())
     })?;
-    let vectors: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let [n, d] = shape[..] else {
+        return Err(bad(format!(
+            "`vectors` has shape {shape:?}; expected [N, D]"
+        )));
+    };
     if let Some(i) = vectors.iter().position(|v| !v.is_finite()) {
         return Err(bad(format!(
             "`vectors` row {} holds NaN or infinity",
