@@ -78,8 +78,7 @@ fn messages(file: Option<&Path>) -> Result<Vec<String>> {
     let Some(f) = file else {
         return Ok(load::MESSAGES.iter().map(|s| s.to_string()).collect());
     };
-    let text =
-        std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+    let text = recur_core::fsx::read_text(f)?;
     let m: Vec<String> = text
         .lines()
         .map(str::trim)

@@ -166,6 +166,23 @@ fn corpus_build_makes_a_training_file_from_documents() {
         out.to_str().unwrap(),
     ]));
     assert!(e.contains("bad.txt") && e.contains("not UTF-8"), "{e}");
+    // An input that never ends (a link to /dev/zero) is refused at once.
+    let zero = d.path().join("zero.jsonl");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let e = err(&recur(&[
+        "corpus",
+        "build",
+        "--encoder",
+        &m,
+        "--input",
+        zero.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("zero.jsonl") && e.contains("not a regular file"),
+        "{e}"
+    );
 }
 
 #[test]

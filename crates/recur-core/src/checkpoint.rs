@@ -92,7 +92,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], architecture: &Value) -> 
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    crate::fsx::read_bounded(path, crate::fsx::MAX_DATA_FILE)
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
@@ -360,5 +360,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("corrupted"), "{err}");
+        // Weights linked to a device that never ends are refused unread.
+        #[cfg(unix)]
+        {
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+            let err = load_checked(&path, &arch, &specs, &Device::Cpu)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
     }
 }

@@ -222,7 +222,7 @@ impl Config {
 
     /// Reads a YAML file; a relative `data.path` becomes relative to the file.
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsx::read_text(path)?;
         let mut cfg = Config::from_yaml(&text, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(p) = &cfg.data.path {

@@ -1,6 +1,11 @@
 //! Atomic file writes: write a temporary file beside the target, flush it to
 //! disk, then rename it over the target. A crash or a full disk leaves either
 //! the old file or the new one, never half of one.
+//!
+//! And bounded whole-file reads: every file recur reads whole goes through
+//! [`read_bounded`], which refuses a device, pipe or folder (a symbolic
+//! link to `/dev/zero` would otherwise be read until memory runs out) and a
+//! file larger than the reader's limit, before allocating for it.
 
 use crate::{Error, Result};
 use std::io::Write;
@@ -119,16 +124,84 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
+/// The most recur reads whole from a config, JSON or other small text file.
+pub const MAX_TEXT_FILE: u64 = 256 << 20;
+/// The most recur reads whole from a data or weights file.
+pub const MAX_DATA_FILE: u64 = 64 << 30;
+
+/// Opens `path` to be read whole, refusing anything but a regular file
+/// (after following links) and a file of more than `max` bytes; the
+/// reader stops after `max + 1` bytes in case the file grows meanwhile.
+pub fn open_bounded(path: &Path, max: u64) -> Result<std::io::Take<std::fs::File>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let m = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !m.is_file() {
+        return Err(Error::data(
+            path.display().to_string(),
+            if m.is_dir() {
+                "is a folder; give a file".to_string()
+            } else {
+                "is not a regular file (a device, pipe or socket, perhaps through a symbolic \
+                 link); recur reads data from files"
+                    .to_string()
+            },
+        ));
+    }
+    if m.len() > max {
+        return Err(too_big(path, m.len(), max));
+    }
+    Ok(f.take(max + 1))
+}
+
+fn too_big(path: &Path, len: u64, max: u64) -> Error {
+    Error::data(
+        path.display().to_string(),
+        format!("is {len} bytes, more than the {max} bytes recur reads from a file of this kind"),
+    )
+}
+
+/// The whole of `path`, at most `max` bytes (see [`open_bounded`]).
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut r = open_bounded(path, max)?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > max {
+        return Err(too_big(path, out.len() as u64, max));
+    }
+    Ok(out)
+}
+
+/// The whole of a UTF-8 text file of at most [`MAX_TEXT_FILE`] bytes.
+pub fn read_text(path: &Path) -> Result<String> {
+    read_text_bounded(path, MAX_TEXT_FILE)
+}
+
+/// The whole of a UTF-8 text file of at most `max` bytes.
+pub fn read_text_bounded(path: &Path, max: u64) -> Result<String> {
+    let bytes = read_bounded(path, max)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::data(
+            path.display().to_string(),
+            format!(
+                "is not UTF-8 text (byte {}); save it as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
 /// Reads and parses a JSON file, naming the file in any error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::data(path.display().to_string(), e.to_string()))
 }
 
 /// SHA-256 of a file's contents, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = open_bounded(path, MAX_DATA_FILE)?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
     Ok(hex(&h.finalize()))
@@ -182,6 +255,29 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn whole_file_reads_refuse_devices_folders_and_files_past_their_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let zero = d.path().join("weights.safetensors");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = read_bounded(&zero, MAX_DATA_FILE).unwrap_err().to_string();
+        assert!(
+            e.contains("weights.safetensors") && e.contains("not a regular file"),
+            "{e}"
+        );
+        assert!(sha256_file(&zero).is_err());
+        let e = read_text(d.path()).unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
+        let f = d.path().join("c.yaml");
+        std::fs::write(&f, "x: 1\n").unwrap();
+        assert_eq!(read_text(&f).unwrap(), "x: 1\n");
+        let e = read_bounded(&f, 3).unwrap_err().to_string();
+        assert!(e.contains("is 5 bytes, more than the 3"), "{e}");
+        std::fs::write(&f, [0xff, 0xfe, b'x']).unwrap();
+        assert!(read_text(&f).unwrap_err().to_string().contains("not UTF-8"));
+    }
 
     #[cfg(unix)]
     #[test]

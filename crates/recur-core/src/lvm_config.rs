@@ -173,7 +173,7 @@ impl LvmConfig {
     /// Reads a YAML file; relative data paths become relative to it.
     pub fn from_file(path: &Path) -> Result<LvmConfig> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsx::read_text(path)?;
         let mut cfg: LvmConfig =
             serde_yaml_ng::from_str(&text).map_err(|e| Error::config(&origin, e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));

@@ -121,7 +121,7 @@ impl Table {
 
     pub fn read_csv(path: &Path) -> Result<Table> {
         let source = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         let delim = if path.extension().and_then(|e| e.to_str()) == Some("tsv") {
             b'\t'
         } else {

@@ -75,7 +75,7 @@ impl Sequences {
 
     pub fn read_ts(path: &Path) -> Result<Sequences> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = recur_core::fsx::read_text_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         let mut in_data = false;
         let (mut values, mut labels) = (Vec::new(), Vec::new());
         let (mut len, mut dims) = (None::<usize>, None::<usize>);

@@ -157,7 +157,7 @@ fn parse_count(s: &str) -> Option<usize> {
 
 impl XgbModel {
     pub fn load(path: &Path) -> Result<XgbModel> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = recur_core::fsx::read_text_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         XgbModel::from_json(&text, &path.display().to_string())
     }
 

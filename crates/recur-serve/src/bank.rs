@@ -94,7 +94,7 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
         )));
     }
     let tp = texts_path(path);
-    let body = std::fs::read_to_string(&tp).map_err(|e| {
+    let body = recur_core::fsx::read_text_bounded(&tp, recur_core::fsx::MAX_DATA_FILE).map_err(|e| {
         Error::data(
             tp.display().to_string(),
             format!("cannot read the bank's texts ({e}); `recur corpus build` writes it beside the .npz"),

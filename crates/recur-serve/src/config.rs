@@ -143,7 +143,7 @@ impl Default for ServeConfig {
 impl ServeConfig {
     /// Reads a YAML file; relative paths in it are taken from its folder.
     pub fn from_file(path: &Path) -> Result<ServeConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = recur_core::fsx::read_text(path)?;
         let mut cfg: ServeConfig = serde_yaml_ng::from_str(&text).map_err(|e| Error::Config {
             at: path.display().to_string(),
             msg: e.to_string(),

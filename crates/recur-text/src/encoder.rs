@@ -152,7 +152,7 @@ impl SentenceEncoder {
             }
         }
         let cfg_path = dir.join("config.json");
-        let cfg_text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let cfg_text = recur_core::fsx::read_text(&cfg_path)?;
         let mt: ModelType = serde_json::from_str(&cfg_text)
             .map_err(|e| Error::data(cfg_path.display().to_string(), e.to_string()))?;
         let kind = match mt.model_type.as_deref() {

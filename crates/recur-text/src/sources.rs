@@ -81,21 +81,34 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
     Error::data(path.display().to_string(), msg)
 }
 
+/// The most text one source file may hold (decompressed), since a source
+/// is read whole.
+pub const MAX_SOURCE: u64 = 8 << 30;
+
 /// The file's bytes as UTF-8 text (a leading BOM dropped); `.bz2` files
 /// are decompressed first.
 pub fn read_utf8(path: &Path) -> Result<String> {
     let mut bytes = Vec::new();
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let f = recur_core::fsx::open_bounded(path, MAX_SOURCE)?;
     if path.extension().is_some_and(|e| e == "bz2") {
         // Multi-stream files (Wikipedia's `-multistream` dumps, pbzip2)
         // hold several bzip2 streams one after another.
         bzip2::read::MultiBzDecoder::new(f)
+            .take(MAX_SOURCE + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| bad(path, format!("not a readable bzip2 file: {e}")))?;
     } else {
         std::io::BufReader::new(f)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(path, e))?;
+    }
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(bad(
+            path,
+            format!(
+                "holds more than {MAX_SOURCE} bytes of text; split it into several input files"
+            ),
+        ));
     }
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(bad(

@@ -200,10 +200,9 @@ pub fn write_t5(dir: &Path, seed: u64, dense_out: usize) -> Result<()> {
     t5::T5EncoderModel::load(vb, &cfg)?;
     seeded_save(&vm, seed, &dir.join("model.safetensors"))?;
     // The Dense module, as sentence-transformers writes it.
-    let mut modules: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("modules.json")).map_err(|e| Error::io(dir, e))?,
-    )
-    .expect("modules.json");
+    let mut modules: Vec<Value> =
+        serde_json::from_str(&recur_core::fsx::read_text(&dir.join("modules.json"))?)
+            .expect("modules.json");
     modules.insert(
         2,
         json!({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}),

@@ -165,7 +165,7 @@ fn trees_of(
     let design = Design::at(&prep.features, &[], &tc.lags, &[]);
     let (source, file, text, origin) = match &tc.xgboost_model {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = recur_core::fsx::read_text(path)?;
             let origin = path.display().to_string();
             ("xgboost", XGBOOST_FILE, text, Some(origin))
         }

@@ -199,7 +199,7 @@ fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
 /// The config a model directory was trained with.
 pub fn read_config(dir: &Path) -> Result<Config> {
     let cfg_path = need(dir, "config.yaml")?;
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let text = recur_core::fsx::read_text(&cfg_path)?;
     Config::from_yaml(&text, &cfg_path.display().to_string())
 }
 

@@ -491,7 +491,7 @@ fn read_trees(dir: &Path, tf: &TreesFile, features: &[String]) -> Result<TreeMod
             ),
         ));
     }
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = recur_core::fsx::read_bounded(&path, recur_core::fsx::MAX_DATA_FILE)?;
     let sha = recur_core::fsx::sha256_bytes(&bytes);
     if sha != tf.sha256 {
         return Err(Error::checkpoint(
