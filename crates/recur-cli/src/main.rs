@@ -618,6 +618,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Corpus { what } => text::corpus(what, &dev, !cli.quiet),
         Command::ImportTorch { file, out } => {
             let imp = recur_train::import::import(&file, &dev)?;
+            for w in &imp.warnings {
+                eprintln!("warning: {w}");
+            }
             recur_train::import::write_dir(&out, &file, &imp)?;
             let a = &imp.arch;
             println!(

@@ -134,6 +134,12 @@ pub const MAX_DATA_FILE: u64 = 64 << 30;
 /// reader stops after `max + 1` bytes in case the file grows meanwhile.
 pub fn open_bounded(path: &Path, max: u64) -> Result<std::io::Take<std::fs::File>> {
     use std::io::Read;
+    Ok(open_regular(path, max)?.take(max + 1))
+}
+
+/// Opens a regular file of at most `max` bytes (see [`open_bounded`]), for
+/// readers that seek, such as zip archives.
+pub fn open_regular(path: &Path, max: u64) -> Result<std::fs::File> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let m = f.metadata().map_err(|e| Error::io(path, e))?;
     if !m.is_file() {
@@ -151,7 +157,7 @@ pub fn open_bounded(path: &Path, max: u64) -> Result<std::io::Take<std::fs::File
     if m.len() > max {
         return Err(too_big(path, m.len(), max));
     }
-    Ok(f.take(max + 1))
+    Ok(f)
 }
 
 fn too_big(path: &Path, len: u64, max: u64) -> Error {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsx;
 pub mod job_a;
 pub mod lvm_config;
+pub mod pickle_guard;
 pub mod rng;
 pub mod stats;
 

@@ -3,7 +3,8 @@
 //!
 //! A `.pt` file is a zip whose `data.pkl` candle's pickle reader parses into
 //! a tree of plain values (classes and reductions are recorded, never
-//! called); tensors come from `model_state_dict` (or the top level), the
+//! called); recur walks that tree itself for the tensors of
+//! `model_state_dict` (or the top level), the
 //! sizes from `model_config` (`input_dim`, `d_model` or `hidden_dim`,
 //! `num_layers`). `.safetensors` files work too. The architecture is
 //! recognised from the tensor names (`blocks.{i}.lstm.*`, `blocks.{i}.gru.*`,
@@ -11,8 +12,16 @@
 //! and every name and shape is checked against what recur's model expects:
 //! any missing, unexpected or misshapen tensor is refused with the full
 //! difference (bug 1 of the original loaded such files as random weights).
+//!
+//! Before candle reads a `.pt`, every zip member is read through once (the
+//! zip reader checks its CRC-32), the pickle is run on the bounded shadow
+//! machine of `recur_core::pickle_guard` (a memo bomb or deep nesting is
+//! refused before it is built), and each tensor's bytes are checked against
+//! its member's size before anything is allocated for it. Weights holding
+//! NaN or infinity are refused; globals other than PyTorch's own tensor
+//! rebuilders are reported as warnings (they are never called).
 
-use candle_core::pickle::{Object, PthTensors, Stack};
+use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
 use recur_core::checkpoint::tensor_diff;
 use recur_core::{Error, Result};
@@ -29,6 +38,96 @@ pub struct Imported {
     pub tensors: Vec<(String, Tensor)>,
     /// The file's `model_config`, as plain values.
     pub source_config: Value,
+    /// What the user should know about the file (code it refers to).
+    pub warnings: Vec<String>,
+}
+
+/// The most a `.pt` file's pickle may hold; a state dict's is kilobytes.
+const MAX_PICKLE: u64 = 64 << 20;
+
+/// The zip members of a `.pt` file and the bytes each holds, every CRC
+/// checked, and its pickle's bytes, bounded and scanned.
+struct Archive {
+    sizes: BTreeMap<String, u64>,
+    pickle_name: String,
+    pickle: Vec<u8>,
+    globals: std::collections::BTreeSet<String>,
+}
+
+fn read_archive(path: &Path) -> Result<Archive> {
+    use std::io::Read;
+    let file = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        err(
+            path,
+            format!("not a PyTorch zip checkpoint ({e}); save it with torch.save"),
+        )
+    })?;
+    let mut sizes = BTreeMap::new();
+    let mut pickle = None;
+    for i in 0..zip.len() {
+        let mut m = zip
+            .by_index(i)
+            .map_err(|e| err(path, format!("member {i} cannot be read: {e}")))?;
+        let name = m
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| format!("#{i}"));
+        let damaged = |e: std::io::Error| {
+            err(
+                path,
+                format!("member `{name}` is damaged ({e}); copy or save the file again"),
+            )
+        };
+        let held = if name.ends_with("data.pkl") && pickle.is_none() {
+            let mut bytes = Vec::new();
+            (&mut m)
+                .take(MAX_PICKLE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(damaged)?;
+            if bytes.len() as u64 > MAX_PICKLE {
+                return Err(err(
+                    path,
+                    format!("{name} holds more than {MAX_PICKLE} bytes: not a state dict"),
+                ));
+            }
+            // Read on to the end, where the CRC is checked.
+            std::io::copy(&mut m, &mut std::io::sink()).map_err(damaged)?;
+            let n = bytes.len() as u64;
+            pickle = Some((name.clone(), bytes));
+            n
+        } else {
+            std::io::copy(&mut m, &mut std::io::sink()).map_err(damaged)?
+        };
+        sizes.insert(name, held);
+    }
+    let (pickle_name, pickle) =
+        pickle.ok_or_else(|| err(path, "no data.pkl inside: not a torch.save file"))?;
+    let scan = recur_core::pickle_guard::scan(&pickle, Default::default())
+        .map_err(|e| err(path, format!("{pickle_name} is refused: {e}")))?;
+    Ok(Archive {
+        sizes,
+        pickle_name,
+        pickle,
+        globals: scan.globals,
+    })
+}
+
+/// Whether a global is one of PyTorch's own, which a state dict names to
+/// rebuild its tensors (the list of torch's `weights_only` loader).
+fn is_torch_data(global: &str) -> bool {
+    matches!(
+        global,
+        "collections.OrderedDict"
+            | "torch._utils._rebuild_tensor_v2"
+            | "torch._utils._rebuild_parameter"
+            | "torch._utils._rebuild_parameter_with_state"
+            | "torch.Size"
+            | "torch._tensor._rebuild_from_type_v2"
+            | "torch.nn.parameter.Parameter"
+    ) || global
+        .strip_prefix("torch.")
+        .is_some_and(|c| !c.contains('.') && c.ends_with("Storage"))
 }
 
 fn err(path: &Path, msg: impl Into<String>) -> Error {
@@ -49,42 +148,51 @@ fn plain(obj: &Object) -> Option<Value> {
 }
 
 /// The top-level pickled object of a `.pt` zip, parsed without running it.
-fn pickled_root(path: &Path) -> Result<Object> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
-        err(
-            path,
-            format!("not a PyTorch zip checkpoint ({e}); save it with torch.save"),
-        )
-    })?;
-    let name = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .find(|n| n.ends_with("data.pkl"))
-        .ok_or_else(|| err(path, "no data.pkl inside: not a torch.save file"))?;
-    let entry = zip.by_name(&name).map_err(|e| err(path, e.to_string()))?;
+fn pickled_root(path: &Path, a: &Archive) -> Result<Object> {
+    let name = &a.pickle_name;
     let mut stack = Stack::empty();
     stack
-        .read_loop(&mut BufReader::new(entry))
+        .read_loop(&mut &a.pickle[..])
         .map_err(|e| err(path, format!("cannot parse {name}: {e}")))?;
     stack
         .finalize()
         .map_err(|e| err(path, format!("cannot parse {name}: {e}")))
 }
 
+/// The tensors (f32) and the `model_config` of a checkpoint, and the
+/// warnings to give.
+type Read = (BTreeMap<String, Tensor>, Value, Vec<String>);
+
 /// Reads the tensors (f32) and the `model_config` of a checkpoint.
-fn read_checkpoint(path: &Path, dev: &Device) -> Result<(BTreeMap<String, Tensor>, Value)> {
+fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut tensors = BTreeMap::new();
     if ext == "safetensors" {
-        let map =
-            candle_core::safetensors::load(path, dev).map_err(|e| err(path, e.to_string()))?;
+        let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
+        let map = candle_core::safetensors::load_buffer(&bytes, dev)
+            .map_err(|e| err(path, e.to_string()))?;
         for (n, t) in map {
             tensors.insert(n, t.to_dtype(DType::F32)?);
         }
-        return Ok((tensors, Value::Null));
+        return Ok((tensors, Value::Null, Vec::new()));
     }
-    let root = pickled_root(path)?;
+    let archive = read_archive(path)?;
+    let foreign: Vec<&str> = archive
+        .globals
+        .iter()
+        .map(String::as_str)
+        .filter(|g| !is_torch_data(g))
+        .collect();
+    let mut warnings = Vec::new();
+    if !foreign.is_empty() {
+        warnings.push(format!(
+            "{} also refers to code outside PyTorch's tensor rebuilders ({}); \
+             recur never runs it and read only the tensors and model_config",
+            path.display(),
+            foreign.join(", ")
+        ));
+    }
+    let root = pickled_root(path, &archive)?;
     let top: Vec<(Object, Object)> = match &root {
         Object::Dict(kv) => kv.clone(),
         _ => Vec::new(),
@@ -93,7 +201,6 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<(BTreeMap<String, Tensor
         Object::Unicode(s) => Some(s.clone()),
         _ => None,
     };
-    let has_key = |name: &str| top.iter().any(|(k, _)| key_of(k).as_deref() == Some(name));
     let mut config = Map::new();
     if let Some((_, Object::Dict(kv))) = top
         .iter()
@@ -105,16 +212,33 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<(BTreeMap<String, Tensor
             }
         }
     }
-    let key = has_key("model_state_dict").then_some("model_state_dict");
-    let pth = PthTensors::new(path, key)
-        .map_err(|e| err(path, format!("cannot read the tensors: {e}")))?;
-    let names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
-    for n in names {
-        let t = pth
-            .get(&n)
-            .map_err(|e| err(path, format!("tensor {n}: {e}")))?
-            .ok_or_else(|| err(path, format!("tensor {n} is listed but cannot be read")))?;
-        tensors.insert(n, t.to_dtype(DType::F32)?.to_device(dev)?);
+    let dict = match top
+        .iter()
+        .find(|(k, _)| key_of(k).as_deref() == Some("model_state_dict"))
+    {
+        Some((_, Object::Dict(kv))) => kv.clone(),
+        Some(_) => return Err(err(path, "`model_state_dict` is not a dict")),
+        None => top.clone(),
+    };
+    let dir = archive.pickle_name.strip_suffix("data.pkl").unwrap_or("");
+    let file = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| err(path, format!("cannot reopen the archive: {e}")))?;
+    for (k, v) in &dict {
+        let Some(name) = key_of(k) else { continue };
+        let stored = match stored_tensor(v) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => return Err(err(path, format!("tensor {name}: {e}"))),
+        };
+        let t = read_stored(&mut zip, &archive.sizes, dir, &stored, dev)
+            .map_err(|e| err(path, format!("tensor {name}: {e}")))?;
+        if tensors.insert(name.clone(), t).is_some() {
+            return Err(err(
+                path,
+                format!("the state dict names tensor {name} twice"),
+            ));
+        }
     }
     if tensors.is_empty() {
         return Err(err(
@@ -122,12 +246,210 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<(BTreeMap<String, Tensor
             "no tensors found (expected a state dict, or a dict with `model_state_dict`)",
         ));
     }
-    Ok((tensors, Value::Object(config)))
+    Ok((tensors, Value::Object(config), warnings))
+}
+
+/// A tensor as a state dict's pickle describes it: `torch._utils.
+/// _rebuild_tensor_v2(storage, offset, size, stride, ...)`, where the
+/// storage is a persistent id `("storage", torch.XStorage, key, location,
+/// numel)`, perhaps wrapped in `_rebuild_parameter` or
+/// `_rebuild_from_type_v2`. (candle's own walker panics on a short tuple,
+/// so recur reads the tree itself.)
+struct Stored {
+    dtype: DType,
+    shape: Vec<usize>,
+    stride: Vec<usize>,
+    offset: usize,
+    key: String,
+}
+
+fn count(o: &Object) -> std::result::Result<usize, String> {
+    match o {
+        Object::Int(i) if *i >= 0 => Ok(*i as usize),
+        Object::Long(i) if *i >= 0 => Ok(*i as usize),
+        other => Err(format!("expected a count, found {}", kind_of(other))),
+    }
+}
+
+fn counts(o: &Object) -> std::result::Result<Vec<usize>, String> {
+    match o {
+        Object::Tuple(v) => v.iter().map(count).collect(),
+        other => Err(format!(
+            "expected a tuple of sizes, found {}",
+            kind_of(other)
+        )),
+    }
+}
+
+/// A short name for a pickled value, for errors (never its contents,
+/// which may be huge).
+fn kind_of(o: &Object) -> &'static str {
+    match o {
+        Object::Class { .. } => "a class",
+        Object::Int(_) | Object::Long(_) => "an integer",
+        Object::Float(_) => "a float",
+        Object::Unicode(_) => "a string",
+        Object::Bool(_) => "a boolean",
+        Object::None => "None",
+        Object::Tuple(_) => "a tuple",
+        Object::List(_) => "a list",
+        Object::Mark => "a mark",
+        Object::Dict(_) => "a dict",
+        Object::Reduce { .. } => "a call",
+        Object::Build { .. } => "an object",
+        Object::PersistentLoad(_) => "a persistent id",
+    }
+}
+
+fn is_class(o: &Object, module: &str, name: &str) -> bool {
+    matches!(o, Object::Class { module_name, class_name } if module_name == module && class_name == name)
+}
+
+/// The tensor `v` describes, `None` when it is not a tensor at all.
+fn stored_tensor(v: &Object) -> std::result::Result<Option<Stored>, String> {
+    let Object::Reduce { callable, args } = v else {
+        return Ok(None);
+    };
+    let Object::Tuple(args) = &**args else {
+        return Ok(None);
+    };
+    if is_class(callable, "torch._utils", "_rebuild_parameter") {
+        return match args.first() {
+            Some(inner) => stored_tensor(inner),
+            None => Err("_rebuild_parameter without arguments".into()),
+        };
+    }
+    if is_class(callable, "torch._tensor", "_rebuild_from_type_v2") {
+        return match (args.first(), args.get(2)) {
+            (Some(f), Some(a)) => stored_tensor(&Object::Reduce {
+                callable: Box::new(f.clone()),
+                args: Box::new(a.clone()),
+            }),
+            _ => Err("_rebuild_from_type_v2 with too few arguments".into()),
+        };
+    }
+    if !is_class(callable, "torch._utils", "_rebuild_tensor_v2") {
+        return Ok(None);
+    }
+    let [storage, offset, size, stride, ..] = &args[..] else {
+        return Err(format!(
+            "_rebuild_tensor_v2 takes at least 4 arguments, the file gives {}",
+            args.len()
+        ));
+    };
+    let Object::PersistentLoad(id) = storage else {
+        return Err(format!(
+            "its storage is {}, not a persistent id",
+            kind_of(storage)
+        ));
+    };
+    let Object::Tuple(id) = &**id else {
+        return Err("its storage id is not a tuple".into());
+    };
+    let [_, Object::Class { class_name, .. }, Object::Unicode(key), ..] = &id[..] else {
+        return Err("its storage id is not (\"storage\", class, key, location, size)".into());
+    };
+    let dtype = match class_name.as_str() {
+        "FloatStorage" => DType::F32,
+        "DoubleStorage" => DType::F64,
+        "HalfStorage" => DType::F16,
+        "BFloat16Storage" => DType::BF16,
+        other => {
+            return Err(format!(
+                "it is stored as {other}; recur reads float tensors"
+            ))
+        }
+    };
+    if key.contains('/') || key.contains("..") {
+        return Err(format!("its storage key {key:?} is not a plain name"));
+    }
+    Ok(Some(Stored {
+        dtype,
+        shape: counts(size)?,
+        stride: counts(stride)?,
+        offset: count(offset)?,
+        key: key.clone(),
+    }))
+}
+
+/// Reads a stored tensor's bytes from its member, checking first that
+/// the member holds them and that the layout is contiguous.
+fn read_stored(
+    zip: &mut zip::ZipArchive<BufReader<std::fs::File>>,
+    sizes: &BTreeMap<String, u64>,
+    dir: &str,
+    s: &Stored,
+    dev: &Device,
+) -> std::result::Result<Tensor, String> {
+    use std::io::Read;
+    if s.stride.len() != s.shape.len() {
+        return Err(format!(
+            "{} sizes but {} strides",
+            s.shape.len(),
+            s.stride.len()
+        ));
+    }
+    let mut expect = 1usize;
+    for (&d, &st) in s.shape.iter().zip(&s.stride).rev() {
+        if d > 1 && st != expect {
+            return Err(format!(
+                "its layout (size {:?}, stride {:?}) is not contiguous; save \
+                 `tensor.contiguous()` instead",
+                s.shape, s.stride
+            ));
+        }
+        expect = expect.saturating_mul(d);
+    }
+    let elem = s.dtype.size_in_bytes() as u64;
+    let elems = s
+        .shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+        .ok_or("its size overflows")?;
+    let start = (s.offset as u64).saturating_mul(elem);
+    let need = elems.saturating_mul(elem);
+    let member = format!("{dir}data/{}", s.key);
+    let held = sizes
+        .get(&member)
+        .copied()
+        .ok_or_else(|| format!("its storage `{member}` is not in the archive"))?;
+    if start.saturating_add(need) > held {
+        return Err(format!(
+            "it says {:?} {:?} ({need} bytes from byte {start}) but its storage `{member}` holds \
+             {held} bytes: the file is truncated or crafted",
+            s.shape, s.dtype
+        ));
+    }
+    let mut m = zip.by_name(&member).map_err(|e| e.to_string())?;
+    std::io::copy(&mut (&mut m).take(start), &mut std::io::sink()).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; need as usize];
+    m.read_exact(&mut buf).map_err(|e| e.to_string())?;
+    Tensor::from_raw_buffer(&buf, s.dtype, &s.shape, dev)
+        .and_then(|t| t.to_dtype(DType::F32))
+        .map_err(|e| e.to_string())
+}
+
+/// Refuses weights that hold NaN or infinity, naming the first such tensor.
+fn check_finite(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+    for (n, t) in tensors {
+        let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            let bad = v.iter().filter(|x| !x.is_finite()).count();
+            return Err(err(
+                path,
+                format!(
+                    "tensor {n} holds {bad} NaN or infinite values (the first at element {i}): \
+                     the run that saved it diverged; import a checkpoint from before"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads, recognises and checks a checkpoint.
 pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
-    let (tensors, config) = read_checkpoint(path, dev)?;
+    let (tensors, config, warnings) = read_checkpoint(path, dev)?;
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
@@ -233,6 +555,7 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
             ),
         ));
     }
+    check_finite(path, &tensors)?;
     let mut tensors = tensors;
     let ordered = specs
         .iter()
@@ -247,6 +570,7 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         arch,
         tensors: ordered,
         source_config: config,
+        warnings,
     })
 }
 

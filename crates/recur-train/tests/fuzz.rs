@@ -1,6 +1,7 @@
 //! A bounded, seeded fuzz of the readers a user's file reaches: the config
 //! loader, CSV and Parquet tables, UCR `.ts` files, `.npz` vector windows
-//! and PyTorch `.pt` checkpoints (a zip around a pickle). Each valid input
+//! and PyTorch `.pt` checkpoints (a zip around a pickle, and the pickle
+//! alone inside a valid zip). Each valid input
 //! is mutated a few hundred times (bytes flipped, inserted, deleted, cut
 //! short, spans repeated); every read must give a value or an error, never
 //! a panic. The same seed gives the same inputs; a few seconds in all.
@@ -143,5 +144,39 @@ fn configs_tables_series_vectors_and_checkpoints_never_panic_on_mangled_input() 
             .unwrap();
     survives("pt", 6, &pt, "pt", 1000, |p| {
         let _ = recur_train::import::import(p, &candle_core::Device::Cpu);
+    });
+
+    // The pickle itself, mutated inside a valid zip (the CRC would stop
+    // most mutations of the whole file before the pickle is read).
+    let members = {
+        use std::io::Read;
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(&pt)).unwrap();
+        (0..z.len())
+            .map(|i| {
+                let mut m = z.by_index(i).unwrap();
+                let mut b = Vec::new();
+                m.read_to_end(&mut b).unwrap();
+                (m.name().unwrap().to_string(), b)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pickle = members
+        .iter()
+        .find(|(n, _)| n.ends_with("data.pkl"))
+        .unwrap();
+    let zipped = d.path().join("mutated.pt");
+    survives("pickle", 7, &pickle.1, "pkl", 1000, |p| {
+        use std::io::Write;
+        let mutated = std::fs::read(p).unwrap();
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zipped).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (n, b) in &members {
+            z.start_file(n.as_str(), opts).unwrap();
+            z.write_all(if n == &pickle.0 { &mutated } else { b })
+                .unwrap();
+        }
+        z.finish().unwrap();
+        let _ = recur_train::import::import(&zipped, &candle_core::Device::Cpu);
     });
 }

@@ -119,3 +119,95 @@ fn damaged_or_foreign_checkpoints_are_refused_with_the_difference() {
         "{e}"
     );
 }
+
+/// The members of a `.pt` fixture, in order.
+fn members(name: &str) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::fs::File::open(fixture(name)).unwrap()).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut m = z.by_index(i).unwrap();
+            let mut b = Vec::new();
+            m.read_to_end(&mut b).unwrap();
+            (m.name().unwrap().to_string(), b)
+        })
+        .collect()
+}
+
+/// Writes members as a stored zip, as torch.save does.
+fn write_pt(path: &std::path::Path, members: &[(String, Vec<u8>)]) {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (n, b) in members {
+        z.start_file(n.as_str(), opts).unwrap();
+        z.write_all(b).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
+    let dev = Device::Cpu;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x.pt");
+    let good = members("lvm_gru.pt");
+    let edit = |member: &str, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut m = good.clone();
+        for (n, b) in m.iter_mut() {
+            if n.ends_with(member) {
+                f(b);
+            }
+        }
+        write_pt(&p, &m);
+        import::import(&p, &dev).err().map(|e| e.to_string())
+    };
+    // A memo bomb: a list doubled 64 times through the memo.
+    let mut laughs = vec![0x80, 2, b']', b'q', 0];
+    for i in 0..64u8 {
+        let (prev, next) = (i % 2, (i + 1) % 2);
+        laughs.extend_from_slice(&[b']', b'(', b'h', prev, b'h', prev, b'e', b'q', next]);
+    }
+    laughs.push(b'.');
+    let e = edit("data.pkl", &|b| *b = laughs.clone()).unwrap();
+    assert!(e.contains("x.pt") && e.contains("objects"), "{e}");
+    // Lists nested 100,000 deep.
+    let mut deep = vec![0x80, 2];
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.extend(std::iter::repeat_n(b'a', 100_000));
+    deep.push(b'.');
+    let e = edit("data.pkl", &|b| *b = deep.clone()).unwrap();
+    assert!(e.contains("deep"), "{e}");
+    // One flipped byte of a stored tensor: the member's CRC-32 catches it.
+    write_pt(&p, &good);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let data0 = &good.iter().find(|(n, _)| n.ends_with("data/0")).unwrap().1;
+    let at = bytes.windows(16).position(|w| w == &data0[..16]).unwrap();
+    bytes[at + 5] ^= 0x10;
+    std::fs::write(&p, &bytes).unwrap();
+    let e = import::import(&p, &dev).err().unwrap().to_string();
+    assert!(e.contains("data/0") && e.contains("damaged"), "{e}");
+    // A storage shorter than its tensor says: refused before allocating.
+    let e = edit("data/0", &|b| b.truncate(b.len() / 2)).unwrap();
+    assert!(e.contains("truncated or crafted"), "{e}");
+    // NaN weights: refused, naming the tensor.
+    let e = edit("data/2", &|b| {
+        b[..4].copy_from_slice(&f32::NAN.to_le_bytes())
+    })
+    .unwrap();
+    assert!(
+        e.contains("NaN or infinite") && e.contains("diverged"),
+        "{e}"
+    );
+    // A pickle that also names other code: imported, with a warning.
+    assert!(edit("data.pkl", &|b| {
+        b.splice(2..2, b"cos\nsystem\n".iter().copied());
+    })
+    .is_none());
+    let imp = import::import(&p, &dev).unwrap();
+    assert_eq!(imp.warnings.len(), 1, "{:?}", imp.warnings);
+    assert!(imp.warnings[0].contains("os.system"), "{:?}", imp.warnings);
+    write_pt(&p, &good);
+    assert!(import::import(&p, &dev).unwrap().warnings.is_empty());
+}
