@@ -123,3 +123,39 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     ]));
     assert!(e.contains("trials.json"), "{e}");
 }
+
+#[test]
+fn a_resumed_search_takes_the_path_the_uninterrupted_one_took() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = setup(d.path());
+    let run = |out: &Path, n: &str| {
+        ok(&recur(&[
+            "tune",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--trials",
+            n,
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    };
+    let (whole, split) = (d.path().join("whole"), d.path().join("split"));
+    run(&whole, "5");
+    run(&split, "3");
+    run(&split, "5");
+    let params = |out: &Path| -> Vec<String> {
+        trials(out)
+            .iter()
+            .map(|t| t["params"].to_string())
+            .collect()
+    };
+    let (a, b) = (params(&whole), params(&split));
+    assert_eq!(a.len(), 5);
+    assert_eq!(a, b, "the resumed search left the uninterrupted one's path");
+    let distinct: std::collections::HashSet<&String> = a.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        5,
+        "a trial repeated another's parameters: {a:?}"
+    );
+}

@@ -85,7 +85,7 @@ fn bounds(s: &TuneConfig) -> [(f64, f64); 4] {
 pub struct Sampler {
     space: TuneConfig,
     optim: Vec<tpe::TpeOptimizer>,
-    rng: rand10::rngs::StdRng,
+    seed: u64,
     told: usize,
 }
 
@@ -103,20 +103,27 @@ impl Sampler {
         Ok(Sampler {
             space: space.clone(),
             optim,
-            rng: rand10::rngs::StdRng::seed_from_u64(seed),
+            seed,
             told: 0,
         })
     }
 
-    /// The next point: at random for the first `startup_trials`, then TPE.
-    pub fn ask(&mut self) -> Result<Params> {
+    /// The point for trial `number`: at random for the first
+    /// `startup_trials`, then TPE. Its random draws come from the seed and
+    /// the trial number alone, so a search resumed from its trials file
+    /// asks what the uninterrupted search would have asked (one job), and
+    /// never replays the first trials' draws.
+    pub fn ask(&mut self, number: usize) -> Result<Params> {
         let b = bounds(&self.space);
+        let mut rng = rand10::rngs::StdRng::seed_from_u64(
+            self.seed ^ (number as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let mut v = [0.0; 4];
         for (k, o) in self.optim.iter_mut().enumerate() {
             v[k] = if self.told < self.space.startup_trials {
-                self.rng.random_range(b[k].0..=b[k].1)
+                rng.random_range(b[k].0..=b[k].1)
             } else {
-                o.ask(&mut self.rng)
+                o.ask(&mut rng)
                     .map_err(|e| Error::Msg(format!("TPE failed: {e}")))?
             };
         }
@@ -297,7 +304,7 @@ pub fn tune(
                         st.3 += 1;
                         match st.2.take() {
                             Some(p) => Some(Ok((number, p))),
-                            None => Some(st.0.ask().map(|p| (number, p))),
+                            None => Some(st.0.ask(number).map(|p| (number, p))),
                         }
                     }
                 };
@@ -375,8 +382,8 @@ mod tests {
     fn best_of(space: &TuneConfig, seed: u64, budget: usize) -> f64 {
         let mut s = Sampler::new(space, seed).unwrap();
         let mut best = f64::INFINITY;
-        for _ in 0..budget {
-            let p = s.ask().unwrap();
+        for i in 0..budget {
+            let p = s.ask(i).unwrap();
             let v = toy(&p);
             s.tell(&p, v).unwrap();
             best = best.min(v);
@@ -405,11 +412,42 @@ mod tests {
     }
 
     #[test]
+    fn a_sampler_rebuilt_from_its_history_asks_what_the_first_would_have() {
+        let space = TuneConfig::default();
+        let mut a = Sampler::new(&space, 7).unwrap();
+        let mut history = Vec::new();
+        for i in 0..30 {
+            let p = a.ask(i).unwrap();
+            a.tell(&p, toy(&p)).unwrap();
+            history.push(p);
+        }
+        // "Killed" after 12 trials (startup and TPE both covered), resumed.
+        for cut in [3, 12] {
+            let mut b = Sampler::new(&space, 7).unwrap();
+            for p in &history[..cut] {
+                b.tell(p, toy(p)).unwrap();
+            }
+            for (i, want) in history.iter().enumerate().skip(cut).take(5) {
+                let p = b.ask(i).unwrap();
+                assert_eq!(
+                    format!("{p:?}"),
+                    format!("{want:?}"),
+                    "trial {i} after {cut}"
+                );
+                b.tell(&p, toy(&p)).unwrap();
+            }
+        }
+        let distinct: std::collections::HashSet<String> =
+            history.iter().map(|p| format!("{p:?}")).collect();
+        assert_eq!(distinct.len(), history.len(), "a point was asked twice");
+    }
+
+    #[test]
     fn points_stay_inside_the_space() {
         let space = TuneConfig::default();
         let mut s = Sampler::new(&space, 3).unwrap();
         for i in 0..40 {
-            let p = s.ask().unwrap();
+            let p = s.ask(i).unwrap();
             assert!(
                 (8..=64).contains(&p.sequence_length) && (16..=128).contains(&p.hidden_size),
                 "{p:?}"
