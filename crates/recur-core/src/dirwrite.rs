@@ -2,13 +2,21 @@
 //!
 //! A directory is built in a fresh folder beside its target, its
 //! `manifest.json` lists every file with its SHA-256 and the run they
-//! belong to, and only then is it swapped in (two renames in one folder).
-//! A crash leaves the old directory or the new one, never new weights
-//! beside an old scaler; a stale file of an earlier run (a `trees.json`
-//! the new config no longer makes) goes with the old directory. Folders
-//! inside the old directory (the demo keeps other models there) are moved
-//! into the new one. A lock beside the target (`flock`, released by the
-//! kernel if the process dies) stops two runs writing one directory.
+//! belong to, and only then is it swapped in: on Linux in one step
+//! (`renameat2` with `RENAME_EXCHANGE`), elsewhere by two renames in one
+//! folder. A crash leaves the old directory or the new one, never new
+//! weights beside an old scaler; a stale file of an earlier run (a
+//! `trees.json` the new config no longer makes) goes with the old
+//! directory. Folders inside the old directory (the demo keeps other
+//! models there) are moved into the new one after the swap. A lock beside
+//! the target (`flock`, released by the kernel if the process dies) stops
+//! two runs writing one directory.
+//!
+//! A crash during the swap can leave the old directory's sub-folders, or
+//! (with two renames) the old directory itself, in a hidden folder beside
+//! the target. The next writer, holding the lock, puts them back before
+//! anything else ([`DirWriter::begin`]); the tests crash a commit after
+//! each of its steps and check this.
 //!
 //! On load, [`check_manifest`] refuses a directory whose files differ from
 //! its manifest and says which: a hand-edited or mixed directory.
@@ -73,6 +81,7 @@ impl DirWriter {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
+        recover(dir)?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.new-"))
             .tempdir_in(parent)
@@ -90,9 +99,28 @@ impl DirWriter {
     }
 
     /// Writes the manifest and swaps the new directory in.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_steps(usize::MAX, true)
+    }
+
+    /// The commit, stopped as if the process died after `steps` of its
+    /// steps (for the crash tests; `usize::MAX` runs it all). Each step is
+    /// one write or rename. `swap: false` uses two renames, as where the
+    /// system has no exchange.
+    fn commit_steps(mut self, steps: usize, swap: bool) -> Result<()> {
+        let mut left = steps;
+        // `false` once the simulated crash happens: nothing more is done,
+        // nothing is cleaned up.
+        let mut step = || {
+            if left == 0 {
+                return false;
+            }
+            left -= 1;
+            true
+        };
         let tmp = self.tmp.take().expect("committed once");
         let dir = tmp.path().to_path_buf();
+        let kept = tmp.keep();
         let mut files = BTreeMap::new();
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let e = e.map_err(|e| Error::io(&dir, e))?;
@@ -109,6 +137,9 @@ impl DirWriter {
             run: format!("{t:x}-{}", std::process::id()),
             files,
         };
+        if !step() {
+            return Ok(());
+        }
         write_json(&dir.join(MANIFEST), &manifest)?;
         #[cfg(unix)]
         {
@@ -116,29 +147,113 @@ impl DirWriter {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
                 .map_err(|e| Error::io(&dir, e))?;
         }
-        let target = &self.target;
-        let kept = tmp.keep();
-        if target.exists() {
-            // Other models kept inside the old directory come along.
-            for e in std::fs::read_dir(target).map_err(|e| Error::io(target, e))? {
-                let e = e.map_err(|e| Error::io(target, e))?;
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    let to = kept.join(e.file_name());
+        let target = self.target.clone();
+        if !step() {
+            return Ok(());
+        }
+        if !target.exists() {
+            std::fs::rename(&kept, &target).map_err(|e| Error::io(&target, e))?;
+            sync_parent(&target);
+            return Ok(());
+        }
+        // After the swap the old directory is at `old`.
+        let old = parent_of(&target).join(format!(".{}.old-{}", name_of(&target), manifest.run));
+        if swap && exchange(&kept, &target) {
+            if !step() {
+                return Ok(());
+            }
+            std::fs::rename(&kept, &old).map_err(|e| Error::io(&kept, e))?;
+        } else {
+            std::fs::rename(&target, &old).map_err(|e| Error::io(&target, e))?;
+            if !step() {
+                return Ok(());
+            }
+            std::fs::rename(&kept, &target).map_err(|e| Error::io(&target, e))?;
+        }
+        // Other models kept inside the old directory come along.
+        for e in std::fs::read_dir(&old).map_err(|e| Error::io(&old, e))? {
+            let e = e.map_err(|e| Error::io(&old, e))?;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if !step() {
+                    return Ok(());
+                }
+                let to = target.join(e.file_name());
+                std::fs::rename(e.path(), &to).map_err(|x| Error::io(e.path(), x))?;
+            }
+        }
+        if !step() {
+            return Ok(());
+        }
+        let _ = std::fs::remove_dir_all(&old);
+        sync_parent(&target);
+        Ok(())
+    }
+}
+
+fn sync_parent(target: &Path) {
+    if let Ok(d) = std::fs::File::open(parent_of(target)) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Swaps two directories in one step where the system can; `false` where
+/// it cannot (then nothing was changed).
+fn exchange(a: &Path, b: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        false
+    }
+}
+
+/// Puts back what a crashed commit left beside `dir` (called with the lock
+/// held): an old directory moved aside with no directory in its place
+/// goes back; sub-folders of an old directory that the current one lacks
+/// move into it; the rest of every leftover is removed.
+fn recover(dir: &Path) -> Result<()> {
+    let parent = parent_of(dir);
+    let name = name_of(dir);
+    let (new_prefix, old_prefix) = (format!(".{name}.new-"), format!(".{name}.old-"));
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    let mut leftovers: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            (n.starts_with(&new_prefix) || n.starts_with(&old_prefix))
+                && e.file_type().is_ok_and(|t| t.is_dir())
+        })
+        .map(|e| e.path())
+        .collect();
+    leftovers.sort();
+    for l in leftovers {
+        let is_old = l
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&old_prefix));
+        if is_old && !dir.exists() && l.join(MANIFEST).is_file() {
+            std::fs::rename(&l, dir).map_err(|e| Error::io(&l, e))?;
+            continue;
+        }
+        if dir.is_dir() {
+            for e in std::fs::read_dir(&l)
+                .map_err(|e| Error::io(&l, e))?
+                .flatten()
+            {
+                let to = dir.join(e.file_name());
+                if e.file_type().is_ok_and(|t| t.is_dir()) && !to.exists() {
                     std::fs::rename(e.path(), &to).map_err(|x| Error::io(e.path(), x))?;
                 }
             }
-            let old = parent_of(target).join(format!(".{}.old-{}", name_of(target), manifest.run));
-            std::fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
-            std::fs::rename(&kept, target).map_err(|e| Error::io(target, e))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&kept, target).map_err(|e| Error::io(target, e))?;
         }
-        if let Ok(d) = std::fs::File::open(parent_of(target)) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        std::fs::remove_dir_all(&l).map_err(|e| Error::io(&l, e))?;
     }
+    Ok(())
 }
 
 /// Refuses a directory whose files differ from its `manifest.json`,
@@ -217,5 +332,70 @@ mod tests {
         std::fs::remove_file(m.join("a.json")).unwrap();
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("a.json (missing)"), "{e}");
+    }
+
+    /// Writes model `v` (files a.json and b.json) into `m`.
+    fn write_version(m: &Path, v: u32, crash_after: usize, swap: bool) {
+        let w = DirWriter::begin(m).unwrap();
+        std::fs::write(w.path().join("a.json"), v.to_string()).unwrap();
+        std::fs::write(w.path().join("b.json"), v.to_string()).unwrap();
+        w.commit_steps(crash_after, swap).unwrap();
+    }
+
+    fn version(m: &Path) -> u32 {
+        check_manifest(m).unwrap().expect("a manifest");
+        let a = std::fs::read_to_string(m.join("a.json")).unwrap();
+        let b = std::fs::read_to_string(m.join("b.json")).unwrap();
+        assert_eq!(a, b, "a mixed directory");
+        a.parse().unwrap()
+    }
+
+    #[test]
+    fn a_commit_crashed_after_any_step_leaves_one_whole_model_and_loses_nothing() {
+        for swap in [true, false] {
+            crashes_leave_one_whole_model(swap);
+        }
+    }
+
+    fn crashes_leave_one_whole_model(swap: bool) {
+        let mut crashed_between = 0;
+        for crash_after in 0..12 {
+            let d = tempfile::tempdir().unwrap();
+            let m = d.path().join("m");
+            write_version(&m, 1, usize::MAX, swap);
+            for sub in ["price", "other"] {
+                std::fs::create_dir(m.join(sub)).unwrap();
+                std::fs::write(m.join(sub).join("x"), sub).unwrap();
+            }
+            write_version(&m, 2, crash_after, swap);
+            // Right after the crash: the old model or the new, whole (with
+            // two renames, possibly none until the next writer restores it).
+            if !swap && !m.exists() {
+                drop(DirWriter::begin(&m).unwrap());
+                assert_eq!(version(&m), 1, "crash after {crash_after}");
+            }
+            let v = version(&m);
+            if v == 2 && crash_after < 10 {
+                crashed_between += 1;
+            }
+            // The next writer puts back what the crash left aside, and
+            // leaves nothing hidden behind.
+            drop(DirWriter::begin(&m).unwrap());
+            assert_eq!(version(&m), v);
+            for sub in ["price", "other"] {
+                let x = std::fs::read_to_string(m.join(sub).join("x"));
+                assert_eq!(x.unwrap(), sub, "crash after {crash_after}: {sub} lost");
+            }
+            let hidden: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.contains(".new-") || n.contains(".old-"))
+                .collect();
+            assert!(hidden.is_empty(), "crash after {crash_after}: {hidden:?}");
+        }
+        // The swap happened before some of the crashes (so they tested the
+        // sub-folder moves), not only before or after the whole commit.
+        assert!(crashed_between >= 2, "{crashed_between}");
     }
 }
