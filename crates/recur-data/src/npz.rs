@@ -539,18 +539,9 @@ mod tests {
         std::fs::read(p).unwrap()
     }
 
-    /// A numpy object array header: candle's reader refuses it.
+    /// A numpy object array: candle's reader refuses it.
     fn object_npy() -> Vec<u8> {
-        let mut h = b"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }".to_vec();
-        while !(10 + h.len() + 1).is_multiple_of(64) {
-            h.push(b' ');
-        }
-        h.push(b'\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(b"\x80\x04\x95pickle-bytes-never-read");
-        out
+        npy_raw("|O", "(2,)", b"\x80\x04\x95pickle-bytes-never-read")
     }
 
     #[test]
