@@ -201,7 +201,7 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
     }
     if let Some(models) = &report.models {
         for (name, m) in models {
-            let line = |bins: &[recur_train::calibrate::Bin]| -> Vec<(f64, f64)> {
+            let line = |bins: &[recur_deploy::calibrate::Bin]| -> Vec<(f64, f64)> {
                 bins.iter()
                     .map(|b| (b.mean_predicted, b.fraction_positive))
                     .collect()

@@ -3,7 +3,8 @@
 
 use anyhow::Result;
 use candle_core::Device;
-use recur_train::{Evaluation, FileScores, Metrics, Predictor, Report};
+use recur_deploy::Metrics;
+use recur_train::{Evaluation, FileScores, Predictor, Report};
 use std::path::Path;
 
 fn opt(v: Option<f64>) -> String {
@@ -250,7 +251,7 @@ fn comparison(
             "{:<9} {:>24} {:>24}",
             "bin", "raw (rows)", "calibrated (rows)"
         );
-        let cell = |bins: &[recur_train::calibrate::Bin], lo: f64| {
+        let cell = |bins: &[recur_deploy::calibrate::Bin], lo: f64| {
             bins.iter()
                 .find(|b| (b.lo - lo).abs() < 1e-9)
                 .map_or("-".to_string(), |b| {

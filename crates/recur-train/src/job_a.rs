@@ -7,10 +7,10 @@
 //! first `L - 1` rows of a part). Calibrators, weights and thresholds are
 //! fit on validation only; test is only ever scored.
 
-use crate::calibrate::{ece, reliability, Bin, Calibrator};
-use crate::decision::{best_threshold, expected_value};
-use crate::ensemble::{join, weights, Joined, Weights};
-use crate::metrics::{roc_curve, Metrics};
+use recur_deploy::calibrate::{ece, reliability, Bin, Calibrator};
+use recur_deploy::decision::{best_threshold, expected_value};
+use recur_deploy::ensemble::{join, weights, Joined, Weights};
+use recur_deploy::metrics::{roc_curve, Metrics};
 use crate::predictor::{Decision, Deployment, TreesFile, FORUST_FILE, XGBOOST_FILE};
 use recur_core::config::Config;
 use recur_core::job_a::TreesConfig;

@@ -4,15 +4,11 @@
 //! directory that holds everything a prediction needs.
 
 pub mod bench;
-pub mod calibrate;
-pub mod decision;
-pub mod ensemble;
 pub mod import;
 pub mod job_a;
 pub mod leaderboard;
 pub mod loss;
 pub mod lvm;
-pub mod metrics;
 pub mod model_dir;
 pub mod optim;
 pub mod pipeline;
@@ -20,7 +16,6 @@ pub mod predictor;
 pub mod trainer;
 pub mod tune;
 
-pub use metrics::Metrics;
 pub use model_dir::{load_model_dir, save_model_dir, ModelDir, Report};
 pub use pipeline::{evaluate, score_file, train_to_dir, write_predictions, Evaluation, FileScores};
 pub use predictor::{Prediction, Predictor, Series};

@@ -34,7 +34,7 @@
 //! files' SHA-256 ([`recur_core::dirwrite`]), checked before it loads.
 
 use crate::lvm::{LvmFit, LvmReport};
-use crate::metrics::Metrics;
+use recur_deploy::metrics::Metrics;
 use crate::trainer::{EpochRecord, FitResult};
 use candle_core::{Device, Tensor};
 use recur_core::checkpoint::{load_checked, read_header, save, Header};
@@ -82,7 +82,7 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<std::collections::BTreeMap<String, crate::job_a::ModelReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights: Option<crate::ensemble::Weights>,
+    pub weights: Option<recur_deploy::ensemble::Weights>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trees: Option<crate::job_a::TreesInfo>,
     /// Test AUC of the ensemble minus the best single model's.

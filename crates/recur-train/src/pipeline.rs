@@ -3,7 +3,7 @@
 //! labelled file, and write per-row probabilities for a file.
 
 use crate::job_a::{scores, Scores};
-use crate::metrics::Metrics;
+use recur_deploy::metrics::Metrics;
 use crate::model_dir::{save_model_dir, Report};
 use crate::predictor::{Prediction, Predictor, Series};
 use crate::trainer::{fit, predict_logits, probabilities, FitOptions};
@@ -87,7 +87,7 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
     };
     report.roc.insert(
         "lstm".into(),
-        crate::metrics::roc_curve(shown_p, &shown.labels(), 300),
+        recur_deploy::metrics::roc_curve(shown_p, &shown.labels(), 300),
     );
     let mut extra: Vec<(&str, String)> = Vec::new();
     if opts.progress && cfg.trees.is_some() {

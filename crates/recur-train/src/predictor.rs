@@ -15,8 +15,8 @@
 //! the rows a request sends), oldest first. Smoothing starts at the first
 //! row of each series, as it starts at the first row of the training file.
 
-use crate::calibrate::Calibrator;
-use crate::ensemble::Weights;
+use recur_deploy::calibrate::Calibrator;
+use recur_deploy::ensemble::Weights;
 use crate::model_dir::{load_model_dir, ModelDir};
 use crate::trainer::{predict_logits, probabilities};
 use candle_core::Device;

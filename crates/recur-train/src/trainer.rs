@@ -5,7 +5,7 @@
 //! the one whose validation loss is the best in the history.
 
 use crate::loss::{bce_with_logits, bce_with_logits_f64, resolve_pos_weight};
-use crate::metrics::{roc_auc, sigmoid};
+use recur_deploy::metrics::{roc_auc, sigmoid};
 use crate::optim::Adam;
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
