@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
-use recur_train::trainer::EpochRecord;
+use recur_deploy::report::EpochRecord;
 use recur_train::Report;
 use std::fmt::Write as _;
 use std::path::Path;

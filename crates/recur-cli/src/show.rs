@@ -125,7 +125,7 @@ pub fn selection(table: &[recur_data::select::FeatureStats]) {
 
 /// ROC AUC, PR AUC, log loss, Brier, ECE, threshold and EV per row, as
 /// printed in the terminal report and the HTML one.
-pub fn score_cells(s: &recur_train::job_a::Scores, threshold: f64) -> [String; 7] {
+pub fn score_cells(s: &recur_deploy::report::Scores, threshold: f64) -> [String; 7] {
     let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.4}"));
     [
         f(s.auc),
@@ -139,7 +139,7 @@ pub fn score_cells(s: &recur_train::job_a::Scores, threshold: f64) -> [String; 7
 }
 
 /// One line per model variant: the columns of [`score_cells`].
-fn score_table(rows: &[(String, &recur_train::job_a::Scores, f64)]) {
+fn score_table(rows: &[(String, &recur_deploy::report::Scores, f64)]) {
     println!(
         "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10} {:>7}",
         "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "threshold", "EV per row", "rows"
@@ -173,7 +173,7 @@ pub fn evaluation(e: &Evaluation) {
             "\n{part}: {} rows every model scored (thresholds and calibration from training):",
             e.rows[part]
         );
-        let rows: Vec<(String, &recur_train::job_a::Scores, f64)> = ["lstm", "trees", "ensemble"]
+        let rows: Vec<(String, &recur_deploy::report::Scores, f64)> = ["lstm", "trees", "ensemble"]
             .into_iter()
             .filter_map(|name| e.models.get(name).map(|m| (name, m)))
             .flat_map(|(name, m)| {
@@ -212,7 +212,7 @@ pub fn partial(p: &Predictor, s: &FileScores) {
 
 fn comparison(
     r: &Report,
-    models: &std::collections::BTreeMap<String, recur_train::job_a::ModelReport>,
+    models: &std::collections::BTreeMap<String, recur_deploy::report::ModelReport>,
 ) {
     let part = if r.test.is_some() {
         "test"
@@ -226,7 +226,7 @@ fn comparison(
     } else {
         println!("\nthe LSTM on the {part} rows (threshold and calibration fit on validation):");
     }
-    let rows: Vec<(String, &recur_train::job_a::Scores, f64)> = ["lstm", "trees", "ensemble"]
+    let rows: Vec<(String, &recur_deploy::report::Scores, f64)> = ["lstm", "trees", "ensemble"]
         .into_iter()
         .filter_map(|name| models.get(name).map(|m| (name, m)))
         .flat_map(|(name, m)| {

@@ -7,5 +7,6 @@ pub mod calibrate;
 pub mod decision;
 pub mod ensemble;
 pub mod metrics;
+pub mod report;
 
 pub use metrics::Metrics;

@@ -7,10 +7,11 @@
 //! first `L - 1` rows of a part). Calibrators, weights and thresholds are
 //! fit on validation only; test is only ever scored.
 
-use recur_deploy::calibrate::{ece, reliability, Bin, Calibrator};
-use recur_deploy::decision::{best_threshold, expected_value};
+use recur_deploy::calibrate::{reliability, Calibrator};
+use recur_deploy::decision::best_threshold;
 use recur_deploy::ensemble::{join, weights, Joined, Weights};
 use recur_deploy::metrics::{roc_curve, Metrics};
+use recur_deploy::report::{scores, JobAReport, ModelReport, TreesInfo, Variant};
 use crate::predictor::{Decision, Deployment, TreesFile, FORUST_FILE, XGBOOST_FILE};
 use recur_core::config::Config;
 use recur_core::job_a::TreesConfig;
@@ -18,78 +19,7 @@ use recur_core::{Error, Result};
 use recur_data::{Prepared, WindowSet};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// One model's scores on one part.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    pub auc: Option<f64>,
-    pub pr_auc: Option<f64>,
-    pub logloss: f64,
-    pub brier: f64,
-    pub ece: f64,
-    /// Expected value per row at the threshold chosen on validation.
-    pub ev: f64,
-    pub n: usize,
-    pub positives: usize,
-}
-
-/// Validation and test scores of one variant (raw or calibrated).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Variant {
-    /// Chosen by expected value on validation.
-    pub threshold: f64,
-    pub val: Scores,
-    pub test: Option<Scores>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelReport {
-    pub raw: Variant,
-    pub calibrated: Variant,
-    pub calibrator: Calibrator,
-    /// Reliability tables on test (validation when there is no test).
-    pub reliability_raw: Vec<Bin>,
-    pub reliability_calibrated: Vec<Bin>,
-}
-
-/// Where the trees came from and what they used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TreesInfo {
-    /// `forust` (trained here) or `xgboost` (read from a file).
-    pub source: String,
-    pub trees: usize,
-    pub inputs: Vec<String>,
-    /// Total-gain importance, normalised, largest first.
-    pub importance: Vec<(String, f64)>,
-}
-
-/// The three-model comparison that goes into `report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobAReport {
-    pub models: BTreeMap<String, ModelReport>,
-    pub weights: Option<Weights>,
-    pub trees: Option<TreesInfo>,
-    /// Test AUC of the ensemble minus the best single model's.
-    pub ensemble_auc_lift: Option<f64>,
-    /// ROC curves of the trees and the ensemble (test, else validation).
-    pub roc: BTreeMap<String, Vec<[f64; 2]>>,
-}
-
-pub(crate) fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
-    let m = Metrics::compute(p, y);
-    Scores {
-        auc: m.auc,
-        pr_auc: m.pr_auc,
-        logloss: m.logloss,
-        brier: m.brier,
-        ece: ece(p, y),
-        ev: expected_value(p, y, threshold, &cfg.cost),
-        n: m.n,
-        positives: m.positives,
-    }
-}
 
 fn variant(val: (&[f64], &[f32]), test: Option<(&[f64], &[f32])>, cfg: &Config) -> Variant {
     let t = best_threshold(val.0, val.1, &cfg.cost).threshold;

@@ -35,7 +35,8 @@
 
 use crate::lvm::{LvmFit, LvmReport};
 use recur_deploy::metrics::Metrics;
-use crate::trainer::{EpochRecord, FitResult};
+use crate::trainer::FitResult;
+use recur_deploy::report::EpochRecord;
 use candle_core::{Device, Tensor};
 use recur_core::checkpoint::{load_checked, read_header, save, Header};
 use recur_core::config::Config;
@@ -80,11 +81,11 @@ pub struct Report {
     pub selection: Option<Vec<recur_data::select::FeatureStats>>,
     /// LSTM, trees and ensemble, raw and calibrated, when trees are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub models: Option<std::collections::BTreeMap<String, crate::job_a::ModelReport>>,
+    pub models: Option<std::collections::BTreeMap<String, recur_deploy::report::ModelReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<recur_deploy::ensemble::Weights>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trees: Option<crate::job_a::TreesInfo>,
+    pub trees: Option<recur_deploy::report::TreesInfo>,
     /// Test AUC of the ensemble minus the best single model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble_auc_lift: Option<f64>,

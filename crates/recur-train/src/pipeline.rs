@@ -2,7 +2,7 @@
 //! files: train a config into a model directory, evaluate a model on a
 //! labelled file, and write per-row probabilities for a file.
 
-use crate::job_a::{scores, Scores};
+use recur_deploy::report::{scores, Scores};
 use recur_deploy::metrics::Metrics;
 use crate::model_dir::{save_model_dir, Report};
 use crate::predictor::{Prediction, Predictor, Series};

@@ -13,24 +13,14 @@ use recur_core::config::Config;
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::{Prepared, WindowSet};
+use recur_deploy::report::EpochRecord;
 use recur_models::{ClassifierArch, LstmClassifier};
-use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Default)]
 pub struct FitOptions {
     /// Show a progress bar and a line per epoch on stderr.
     pub progress: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    pub val_auc: Option<f64>,
-    pub grad_norm: f64,
-    pub seconds: f64,
 }
 
 pub struct FitResult {

@@ -9,7 +9,8 @@
 //! `trials.json`, which a later run reads and goes on from, so a killed
 //! run loses only the trials it was running.
 
-use crate::trainer::{fit_watched, EpochRecord, FitOptions};
+use crate::trainer::{fit_watched, FitOptions};
+use recur_deploy::report::EpochRecord;
 use candle_core::Device;
 use rand10::{RngExt, SeedableRng};
 use recur_core::config::{Config, TuneConfig};

@@ -94,7 +94,7 @@ fn same_seed_same_numbers_and_the_lstm_learns_through_time() {
     let prep = prepare_training(&cfg).unwrap();
     let a = fit(&prep, &cfg, &Device::Cpu, &FitOptions::default()).unwrap();
     let b = fit(&prep, &cfg, &Device::Cpu, &FitOptions::default()).unwrap();
-    let strip = |h: &[recur_train::trainer::EpochRecord]| -> Vec<(f64, f64, Option<f64>)> {
+    let strip = |h: &[recur_deploy::report::EpochRecord]| -> Vec<(f64, f64, Option<f64>)> {
         h.iter()
             .map(|e| (e.train_loss, e.val_loss, e.val_auc))
             .collect()

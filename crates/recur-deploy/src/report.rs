@@ -1,0 +1,95 @@
+//! What training reports about a Job A model, in `report.json` and
+//! `history.json`: each model's scores raw and calibrated, the trees, the
+//! blend's lift, and the per-epoch record. `recur eval` rebuilds the same
+//! tables from the model directory, so they live beside the predictor.
+
+use crate::calibrate::{ece, Bin, Calibrator};
+use crate::decision::expected_value;
+use crate::ensemble::Weights;
+use crate::metrics::Metrics;
+use recur_core::config::Config;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One epoch of the LSTM's training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_auc: Option<f64>,
+    pub grad_norm: f64,
+    pub seconds: f64,
+}
+
+/// One model's scores on one part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub logloss: f64,
+    pub brier: f64,
+    pub ece: f64,
+    /// Expected value per row at the threshold chosen on validation.
+    pub ev: f64,
+    pub n: usize,
+    pub positives: usize,
+}
+
+/// Validation and test scores of one variant (raw or calibrated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Chosen by expected value on validation.
+    pub threshold: f64,
+    pub val: Scores,
+    pub test: Option<Scores>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelReport {
+    pub raw: Variant,
+    pub calibrated: Variant,
+    pub calibrator: Calibrator,
+    /// Reliability tables on test (validation when there is no test).
+    pub reliability_raw: Vec<Bin>,
+    pub reliability_calibrated: Vec<Bin>,
+}
+
+/// Where the trees came from and what they used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreesInfo {
+    /// `forust` (trained here) or `xgboost` (read from a file).
+    pub source: String,
+    pub trees: usize,
+    pub inputs: Vec<String>,
+    /// Total-gain importance, normalised, largest first.
+    pub importance: Vec<(String, f64)>,
+}
+
+/// The three-model comparison that goes into `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobAReport {
+    pub models: BTreeMap<String, ModelReport>,
+    pub weights: Option<Weights>,
+    pub trees: Option<TreesInfo>,
+    /// Test AUC of the ensemble minus the best single model's.
+    pub ensemble_auc_lift: Option<f64>,
+    /// ROC curves of the trees and the ensemble (test, else validation).
+    pub roc: BTreeMap<String, Vec<[f64; 2]>>,
+}
+
+/// One model's scores at `threshold`.
+pub fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
+    let m = Metrics::compute(p, y);
+    Scores {
+        auc: m.auc,
+        pr_auc: m.pr_auc,
+        logloss: m.logloss,
+        brier: m.brier,
+        ece: ece(p, y),
+        ev: expected_value(p, y, threshold, &cfg.cost),
+        n: m.n,
+        positives: m.positives,
+    }
+}
+
