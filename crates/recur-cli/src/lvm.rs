@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
 use recur_data::npz::{read_windows, split_by_article, VectorWindows};
-use recur_train::lvm::{self, LvmReport, Stats};
+use recur_deploy::lvm_eval::{self, LvmReport, Stats};
+use recur_train::lvm;
 use recur_train::model_dir;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +37,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
                 val = held_out_windows(&val, &data, &[&model])?;
             }
             let ood = ood.as_ref().map(|p| load_for(p, &m)).transpose()?;
-            let report = lvm::report(&m, &val, ood.as_ref(), dev)?;
+            let report = lvm_eval::report(&m, &val, ood.as_ref(), dev)?;
             table(&report);
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &report)?;
@@ -51,7 +52,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             markdown,
             heldout,
         } => {
-            use recur_train::leaderboard;
+            use recur_deploy::leaderboard;
             let mut entries = Vec::new();
             let mut loaded = Vec::new();
             for dir in &models {
@@ -107,7 +108,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
         } => {
             let m = model_dir::load_lvm(&model, dev)?;
             let w = load_for(&data, &m)?;
-            let pred = lvm::predict(&m, &w, dev)?;
+            let pred = lvm_eval::predict(&m, &w, dev)?;
             recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
             println!(
                 "{} predicted vectors of dimension {} written to {}",
@@ -169,7 +170,7 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
     );
     let fit = lvm::fit(cfg, &train, &val, dev, progress)?;
     fit.model.restore(&fit.best)?;
-    let mut report = lvm::report(&fit.model, &val, ood.as_ref(), dev)?;
+    let mut report = lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
     model_dir::save_lvm_dir(out, cfg, &fit, &report, held.as_ref())?;
     table(&report);

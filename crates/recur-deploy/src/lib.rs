@@ -6,6 +6,8 @@
 pub mod calibrate;
 pub mod decision;
 pub mod ensemble;
+pub mod leaderboard;
+pub mod lvm_eval;
 pub mod metrics;
 pub mod report;
 

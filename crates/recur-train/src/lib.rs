@@ -6,7 +6,6 @@
 pub mod bench;
 pub mod import;
 pub mod job_a;
-pub mod leaderboard;
 pub mod loss;
 pub mod lvm;
 pub mod model_dir;

@@ -33,7 +33,8 @@
 //! Every directory is written as a unit with a `manifest.json` of its
 //! files' SHA-256 ([`recur_core::dirwrite`]), checked before it loads.
 
-use crate::lvm::{LvmFit, LvmReport};
+use crate::lvm::LvmFit;
+use recur_deploy::lvm_eval::LvmReport;
 use recur_deploy::metrics::Metrics;
 use crate::trainer::FitResult;
 use recur_deploy::report::EpochRecord;

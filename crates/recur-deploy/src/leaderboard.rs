@@ -8,8 +8,8 @@
 //! run on a different real window), throughput at batch 1, 8, 32 and 128,
 //! and efficiency `val_cosine / mean_ms * 1000`.
 
-use crate::bench::percentile;
-use crate::lvm::{baseline_predict, predict, stats};
+use crate::lvm_eval::{baseline_predict, predict, stats};
+use recur_core::stats::percentile;
 use candle_core::{Device, Result as CResult, Tensor};
 use recur_data::npz::VectorWindows;
 use recur_models::{Baseline, Lvm};

@@ -1,0 +1,163 @@
+//! How a latent vector model is scored: per-sample cosine and MSE of its
+//! predictions against the next vector, beside the copy-last and
+//! context-mean baselines, in and out of distribution. Training scores
+//! every epoch with it and `recur lvm eval` reports with it, so both give
+//! the same figures for the same weights.
+
+use candle_core::{Device, Result as CResult, Tensor};
+use recur_core::{Error, Result};
+use recur_data::npz::VectorWindows;
+use recur_models::{Baseline, Lvm};
+use serde::{Deserialize, Serialize};
+
+/// Mean and spread of per-sample cosine similarity and MSE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub cosine_mean: f64,
+    pub cosine_std: f64,
+    pub mse_mean: f64,
+    pub mse_std: f64,
+    pub n: usize,
+}
+
+/// Per-sample cosine (prediction vs target) and MSE (mean over dimensions).
+pub fn stats(pred: &[f32], target: &[f32], dim: usize) -> Stats {
+    let (mut cos, mut mse) = (Vec::new(), Vec::new());
+    for (p, t) in pred.chunks_exact(dim).zip(target.chunks_exact(dim)) {
+        let (mut dot, mut pp, mut tt, mut se) = (0f64, 0f64, 0f64, 0f64);
+        for (&a, &b) in p.iter().zip(t) {
+            let (a, b) = (a as f64, b as f64);
+            dot += a * b;
+            pp += a * a;
+            tt += b * b;
+            se += (a - b) * (a - b);
+        }
+        cos.push(dot / (pp.sqrt() * tt.sqrt()).max(1e-12));
+        mse.push(se / dim as f64);
+    }
+    let mean_std = |v: &[f64]| {
+        let n = v.len().max(1) as f64;
+        let m = v.iter().sum::<f64>() / n;
+        (
+            m,
+            (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt(),
+        )
+    };
+    let (cosine_mean, cosine_std) = mean_std(&cos);
+    let (mse_mean, mse_std) = mean_std(&mse);
+    Stats {
+        cosine_mean,
+        cosine_std,
+        mse_mean,
+        mse_std,
+        n: cos.len(),
+    }
+}
+
+/// The windows `idx` of `w` as `[n, C, D]` contexts and `[n, D]` targets.
+pub fn batch(w: &VectorWindows, idx: &[usize], dev: &Device) -> CResult<(Tensor, Tensor)> {
+    let sub = w.select(idx);
+    Ok((
+        Tensor::from_vec(sub.contexts, (idx.len(), w.context, w.dim), dev)?,
+        Tensor::from_vec(sub.targets, (idx.len(), w.dim), dev)?,
+    ))
+}
+
+/// Predicted vectors for every window, in order (evaluation mode).
+pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+    let idx: Vec<usize> = (0..w.len()).collect();
+    let mut out = Vec::with_capacity(w.targets.len());
+    for c in idx.chunks(256) {
+        let (x, _) = batch(w, c, dev)?;
+        out.extend(model.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// A baseline's predictions for every window.
+pub fn baseline_predict(b: Baseline, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+    let x = Tensor::from_slice(&w.contexts, (w.len(), w.context, w.dim), dev)?;
+    b.predict(&x)?.flatten_all()?.to_vec1()
+}
+
+/// One epoch of the training history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LvmEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_cosine: f64,
+    pub val_mse: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+/// Figures of one model (or baseline) on validation and, when given, OOD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scored {
+    pub val: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood: Option<Stats>,
+    /// OOD cosine minus validation cosine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood_minus_val_cosine: Option<f64>,
+}
+
+/// What `report.json` holds: the model's scores (`val`, `ood`,
+/// `ood_minus_val_cosine` at the top level) and the baselines' beside them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LvmReport {
+    pub model: String,
+    pub params: usize,
+    #[serde(flatten)]
+    pub scores: Scored,
+    pub baselines: std::collections::BTreeMap<String, Scored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+}
+
+/// Scores a model and both baselines on `val` (and `ood`).
+pub fn report(
+    model: &Lvm,
+    val: &VectorWindows,
+    ood: Option<&VectorWindows>,
+    dev: &Device,
+) -> Result<LvmReport> {
+    // Never a NaN figure: a window the model overflows on is an error.
+    let finite = |p: Vec<f32>, w: &VectorWindows| -> Result<Vec<f32>> {
+        match p.iter().position(|x| !x.is_finite()) {
+            None => Ok(p),
+            Some(k) => Err(Error::Msg(format!(
+                "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {:e})",
+                k / w.dim.max(1),
+                w.contexts.iter().fold(0f32, |m, x| m.max(x.abs()))
+            ))),
+        }
+    };
+    let score = |pred: &dyn Fn(&VectorWindows) -> CResult<Vec<f32>>| -> Result<Scored> {
+        let v = stats(&finite(pred(val)?, val)?, &val.targets, val.dim);
+        let o = match ood {
+            Some(o) => Some(stats(&finite(pred(o)?, o)?, &o.targets, o.dim)),
+            None => None,
+        };
+        Ok(Scored {
+            val: v,
+            ood: o,
+            ood_minus_val_cosine: o.map(|o| o.cosine_mean - v.cosine_mean),
+        })
+    };
+    let m = score(&|w| predict(model, w, dev))?;
+    let mut baselines = std::collections::BTreeMap::new();
+    for b in Baseline::ALL {
+        baselines.insert(
+            b.name().to_string(),
+            score(&|w| baseline_predict(b, w, dev))?,
+        );
+    }
+    Ok(LvmReport {
+        model: model.arch.kind.clone(),
+        params: model.n_params(),
+        scores: m,
+        baselines,
+        best_epoch: None,
+    })
+}
