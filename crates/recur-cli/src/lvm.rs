@@ -172,7 +172,15 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
     fit.model.restore(&fit.best)?;
     let mut report = lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
-    model_dir::save_lvm_dir(out, cfg, &fit, &report, held.as_ref())?;
+    model_dir::save_lvm_dir(
+        out,
+        cfg,
+        &fit.model,
+        &fit.best,
+        &fit.history,
+        &report,
+        held.as_ref(),
+    )?;
     table(&report);
     println!(
         "\nbest epoch {} of {}; model written to {}",

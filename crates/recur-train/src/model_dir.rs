@@ -33,10 +33,8 @@
 //! Every directory is written as a unit with a `manifest.json` of its
 //! files' SHA-256 ([`recur_core::dirwrite`]), checked before it loads.
 
-use crate::lvm::LvmFit;
-use recur_deploy::lvm_eval::LvmReport;
+use recur_deploy::lvm_eval::{LvmEpoch, LvmReport};
 use recur_deploy::metrics::Metrics;
-use crate::trainer::FitResult;
 use recur_deploy::report::EpochRecord;
 use candle_core::{Device, Tensor};
 use recur_core::checkpoint::{load_checked, read_header, save, Header};
@@ -153,7 +151,8 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
 pub fn save_model_dir(
     dir: &Path,
     cfg: &Config,
-    fit: &FitResult,
+    model: &LstmClassifier,
+    history: &[EpochRecord],
     scaler: &Scaler,
     info: &SplitInfo,
     report: &Report,
@@ -162,7 +161,7 @@ pub fn save_model_dir(
     let w = DirWriter::begin(dir)?;
     let tmp = w.path();
     let mut cfg = cfg.clone();
-    cfg.model.sequence_length = fit.model.arch.sequence_length;
+    cfg.model.sequence_length = model.arch.sequence_length;
     cfg.data.features = Some(scaler.features.clone());
     // The user's XGBoost model is copied in; the saved config names the
     // copy (relative to the directory, as config paths are to their file).
@@ -172,13 +171,13 @@ pub fn save_model_dir(
     write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     save(
         &tmp.join(WEIGHTS),
-        &fit.model.snapshot()?,
-        &fit.model.arch.to_json(),
+        &model.snapshot()?,
+        &model.arch.to_json(),
     )?;
     write_json(&tmp.join("scaler.json"), scaler)?;
     write_json(&tmp.join("features.json"), &scaler.features)?;
     write_json(&tmp.join("data.json"), info)?;
-    write_json(&tmp.join("history.json"), &fit.history)?;
+    write_json(&tmp.join("history.json"), &history)?;
     write_json(&tmp.join("report.json"), report)?;
     for (name, text) in extra {
         write_atomic(&tmp.join(name), text.as_bytes())?;
@@ -317,17 +316,19 @@ pub fn held_out(dir: &Path) -> Result<Option<HeldOut>> {
 pub fn save_lvm_dir(
     dir: &Path,
     cfg: &LvmConfig,
-    fit: &LvmFit,
+    trained: &Lvm,
+    best: &[(String, Tensor)],
+    history: &[LvmEpoch],
     report: &LvmReport,
     held: Option<&HeldOut>,
 ) -> Result<()> {
     let w = DirWriter::begin(dir)?;
     let tmp = w.path();
-    let arch = fit.model.arch.to_json();
-    save(&tmp.join(LVM_BEST), &fit.best, &arch)?;
-    save(&tmp.join(LVM_FINAL), &fit.model.snapshot()?, &arch)?;
+    let arch = trained.arch.to_json();
+    save(&tmp.join(LVM_BEST), best, &arch)?;
+    save(&tmp.join(LVM_FINAL), &trained.snapshot()?, &arch)?;
     write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;
-    write_json(&tmp.join(LVM_HISTORY), &fit.history)?;
+    write_json(&tmp.join(LVM_HISTORY), &history)?;
     write_json(&tmp.join("report.json"), report)?;
     if let Some(h) = held {
         write_json(&tmp.join(SPLIT), h)?;

@@ -124,7 +124,16 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
             serde_json::to_string_pretty(sel).expect("selection serialises"),
         ));
     }
-    save_model_dir(out, cfg, &result, &prep.scaler, &prep.info, &report, &extra)?;
+    save_model_dir(
+        out,
+        cfg,
+        &result.model,
+        &result.history,
+        &prep.scaler,
+        &prep.info,
+        &report,
+        &extra,
+    )?;
     Ok(report)
 }
 
