@@ -9,7 +9,7 @@ For each kind (lstm, gru, amn, transformer) writes, under --out:
   lvm_<kind>_io.npz  `x` [B, C, D] float32 inputs and `y` [B, D] float32, the
                   model's own output on them (eval mode).
 
-Usage: .venv-ref/bin/python scripts/make_lvm_fixtures.py [--out crates/recur-train/tests/fixtures]
+Usage: .venv-ref/bin/python scripts/make_lvm_fixtures.py [--out crates/recur-deploy/tests/fixtures]
 Deterministic: torch.manual_seed(0) per kind.
 """
 import argparse, math, os
@@ -92,7 +92,7 @@ class Transformer(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="crates/recur-train/tests/fixtures")
+    ap.add_argument("--out", default="crates/recur-deploy/tests/fixtures")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for kind in ["lstm", "gru", "amn", "transformer"]:

@@ -85,7 +85,7 @@ fn train_bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Re
         bail!("the demo produced no test AUC or no model comparison");
     }
     let html = out.join("report.html");
-    let history = recur_train::model_dir::read_history(out)?;
+    let history = recur_deploy::model_dir::read_history(out)?;
     crate::report_html::write(out, &report, &history, &html)?;
     println!(
         "\nmodel written to {}; curves in {}",

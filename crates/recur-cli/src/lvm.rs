@@ -1,5 +1,5 @@
 //! `recur lvm train|eval|predict`: argument handling and tables for Job B;
-//! the work is in recur_train::lvm.
+//! the work is in recur_train::lvm and recur_deploy::lvm_eval.
 
 use crate::LvmCmd;
 use anyhow::{Context, Result};
@@ -7,8 +7,8 @@ use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
 use recur_data::npz::{read_windows, split_by_article, VectorWindows};
 use recur_deploy::lvm_eval::{self, LvmReport, Stats};
+use recur_deploy::model_dir;
 use recur_train::lvm;
-use recur_train::model_dir;
 use std::path::{Path, PathBuf};
 
 pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {

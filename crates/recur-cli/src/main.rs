@@ -20,7 +20,8 @@ use anyhow::Result;
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 use recur_core::config::Config;
-use recur_train::{evaluate, score_file, train_to_dir, write_predictions, FitOptions, Predictor};
+use recur_deploy::{evaluate, score_file, write_predictions, Predictor};
+use recur_train::{train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -509,7 +510,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             show::report(&report);
             if let Some(html) = report_html {
-                let history = recur_train::model_dir::read_history(&out)?;
+                let history = recur_deploy::model_dir::read_history(&out)?;
                 report_html::write(&out, &report, &history, &html)?;
                 println!("HTML report written to {}", html.display());
             }
@@ -617,11 +618,11 @@ fn run(cli: Cli) -> Result<()> {
         } => text::embed(&encoder, texts, output, batch_size, &dev, !cli.quiet),
         Command::Corpus { what } => text::corpus(what, &dev, !cli.quiet),
         Command::ImportTorch { file, out } => {
-            let imp = recur_train::import::import(&file, &dev)?;
+            let imp = recur_deploy::import::import(&file, &dev)?;
             for w in &imp.warnings {
                 eprintln!("warning: {w}");
             }
-            recur_train::import::write_dir(&out, &file, &imp)?;
+            recur_deploy::import::write_dir(&out, &file, &imp)?;
             let a = &imp.arch;
             println!(
                 "imported {} LVM ({} -> {}, {} blocks, context {}, {} tensors) from {} into {}",

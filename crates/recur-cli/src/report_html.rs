@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use recur_deploy::report::EpochRecord;
-use recur_train::Report;
+use recur_deploy::Report;
 use std::fmt::Write as _;
 use std::path::Path;
 

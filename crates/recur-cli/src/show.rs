@@ -4,7 +4,7 @@
 use anyhow::Result;
 use candle_core::Device;
 use recur_deploy::Metrics;
-use recur_train::{Evaluation, FileScores, Predictor, Report};
+use recur_deploy::{Evaluation, FileScores, Predictor, Report};
 use std::path::Path;
 
 fn opt(v: Option<f64>) -> String {
@@ -301,7 +301,7 @@ fn comparison(
 }
 
 pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
-    let i = recur_train::model_dir::inspect(path, dev)?;
+    let i = recur_deploy::model_dir::inspect(path, dev)?;
     let h = &i.header;
     println!("file: {} ({} bytes)", i.weights.display(), h.file_bytes);
     println!(
@@ -343,8 +343,8 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
     );
     if let Some(kind) = i.kind {
         let job = match kind {
-            recur_train::model_dir::DirKind::Classifier => "a Job A classifier directory",
-            recur_train::model_dir::DirKind::Lvm => "a Job B LVM directory",
+            recur_deploy::model_dir::DirKind::Classifier => "a Job A classifier directory",
+            recur_deploy::model_dir::DirKind::Lvm => "a Job B LVM directory",
         };
         match &i.checks {
             Some(Ok(what)) => println!("\nchecks: OK ({job}: {what})"),
@@ -387,7 +387,7 @@ pub fn bench(r: &recur_train::bench::BenchResult) {
 
 /// `recur drift`: prints the per-feature table; true when any feature drifted.
 pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
-    let cfg = recur_train::model_dir::read_config(model)?;
+    let cfg = recur_deploy::model_dir::read_config(model)?;
     let Some(reference) = recur_data::drift::Reference::read(model)? else {
         anyhow::bail!(
             "{} has no {}: it was trained before recur kept the training reference; train it again",

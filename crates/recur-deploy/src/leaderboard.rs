@@ -9,8 +9,8 @@
 //! and efficiency `val_cosine / mean_ms * 1000`.
 
 use crate::lvm_eval::{baseline_predict, predict, stats};
-use recur_core::stats::percentile;
 use candle_core::{Device, Result as CResult, Tensor};
+use recur_core::stats::percentile;
 use recur_data::npz::VectorWindows;
 use recur_models::{Baseline, Lvm};
 use serde::Serialize;

@@ -92,4 +92,3 @@ pub fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
         positives: m.positives,
     }
 }
-

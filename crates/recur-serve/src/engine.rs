@@ -17,9 +17,9 @@ use crate::metrics::Metrics;
 use candle_core::{Device, Tensor};
 use lru::LruCache;
 use recur_core::{Error, Result};
+use recur_deploy::{Prediction, Predictor, Series};
 use recur_models::Lvm;
 use recur_text::SentenceEncoder;
-use recur_train::{Prediction, Predictor, Series};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -216,7 +216,7 @@ impl Engine {
                     ),
                 ));
             }
-            let lvm = recur_train::model_dir::load_lvm(&m.path, dev)?;
+            let lvm = recur_deploy::model_dir::load_lvm(&m.path, dev)?;
             if lvm.arch.input_dim != dim {
                 return Err(Error::Config {
                     at: format!("models.{}", m.name),

@@ -67,7 +67,7 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
         let out = dir.join(folder);
         std::fs::create_dir_all(&out).map_err(|e| recur_core::Error::io(&out, e))?;
         recur_core::checkpoint::save(
-            &out.join(recur_train::model_dir::LVM_BEST),
+            &out.join(recur_deploy::model_dir::LVM_BEST),
             &lvm.snapshot()?,
             &lvm.arch.to_json(),
         )?;

@@ -137,7 +137,7 @@ fn expected_with(
 ) -> (Vec<f32>, Vec<(String, f32)>) {
     let dev = Device::Cpu;
     let enc = recur_text::SentenceEncoder::load(Path::new(&cfg.encoder), &dev).unwrap();
-    let lvm = recur_train::model_dir::load_lvm(&cfg.models[model].path, &dev).unwrap();
+    let lvm = recur_deploy::model_dir::load_lvm(&cfg.models[model].path, &dev).unwrap();
     let c = lvm.arch.context;
     let keep = &messages[messages.len().saturating_sub(c)..];
     let v = enc.encode(keep, 8).unwrap();
@@ -310,7 +310,7 @@ fn infer_and_classify_give_what_the_models_compute() {
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
         .collect();
-    let lvm = recur_train::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
+    let lvm = recur_deploy::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
     let x = Tensor::from_vec(v.clone(), (1, CONTEXT, enc.dim), &dev).unwrap();
     let want: Vec<f32> = lvm
         .predict(&x)
@@ -330,7 +330,7 @@ fn infer_and_classify_give_what_the_models_compute() {
     );
 
     // Classify: rows as arrays or by name; several windows at once.
-    let md = recur_train::load_model_dir(s.cfg.classifier.as_ref().unwrap(), &dev).unwrap();
+    let md = recur_deploy::load_model_dir(s.cfg.classifier.as_ref().unwrap(), &dev).unwrap();
     let window: Vec<Vec<f64>> = (0..WINDOW)
         .map(|r| vec![0.1 * r as f64, 1.0 - 0.15 * r as f64])
         .collect();
@@ -349,10 +349,10 @@ fn infer_and_classify_give_what_the_models_compute() {
     let got = r["results"][0]["p_lstm"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     // The deployed probability and decision are the predictor's.
-    let p = recur_train::Predictor::load(s.cfg.classifier.as_ref().unwrap(), &dev).unwrap();
+    let p = recur_deploy::Predictor::load(s.cfg.classifier.as_ref().unwrap(), &dev).unwrap();
     let mine = &p
         .score(&[(
-            recur_train::Series {
+            recur_deploy::Series {
                 raw: raw.clone(),
                 labels: vec![],
             },

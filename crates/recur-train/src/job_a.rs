@@ -7,16 +7,16 @@
 //! first `L - 1` rows of a part). Calibrators, weights and thresholds are
 //! fit on validation only; test is only ever scored.
 
-use recur_deploy::calibrate::{reliability, Calibrator};
-use recur_deploy::decision::best_threshold;
-use recur_deploy::ensemble::{join, weights, Joined, Weights};
-use recur_deploy::metrics::{roc_curve, Metrics};
-use recur_deploy::report::{scores, JobAReport, ModelReport, TreesInfo, Variant};
-use crate::predictor::{Decision, Deployment, TreesFile, FORUST_FILE, XGBOOST_FILE};
 use recur_core::config::Config;
 use recur_core::job_a::TreesConfig;
 use recur_core::{Error, Result};
 use recur_data::{Prepared, WindowSet};
+use recur_deploy::calibrate::{reliability, Calibrator};
+use recur_deploy::decision::best_threshold;
+use recur_deploy::ensemble::{join, weights, Joined, Weights};
+use recur_deploy::metrics::{roc_curve, Metrics};
+use recur_deploy::predictor::{Decision, Deployment, TreesFile, FORUST_FILE, XGBOOST_FILE};
+use recur_deploy::report::{scores, JobAReport, ModelReport, TreesInfo, Variant};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
 use std::collections::BTreeMap;

@@ -8,12 +8,12 @@
 //! scored by (`lvm_eval`) is in recur-deploy, shared with `recur lvm eval`.
 
 use crate::optim::Adam;
-use recur_deploy::lvm_eval::{batch, predict, stats, LvmEpoch};
 use candle_core::{Device, Result as CResult, Tensor};
 use recur_core::lvm_config::LvmConfig;
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
+use recur_deploy::lvm_eval::{batch, predict, stats, LvmEpoch};
 use recur_models::{Lvm, LvmArch, Start};
 use std::time::Instant;
 
@@ -148,4 +148,3 @@ pub fn fit(
         history,
     })
 }
-

@@ -5,14 +5,15 @@
 //! the one whose validation loss is the best in the history.
 
 use crate::loss::{bce_with_logits, bce_with_logits_f64, resolve_pos_weight};
-use recur_deploy::metrics::{roc_auc, sigmoid};
 use crate::optim::Adam;
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use recur_core::config::Config;
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
-use recur_data::{Prepared, WindowSet};
+use recur_data::Prepared;
+use recur_deploy::metrics::roc_auc;
+use recur_deploy::predictor::{predict_logits, probabilities};
 use recur_deploy::report::EpochRecord;
 use recur_models::{ClassifierArch, LstmClassifier};
 use std::time::Instant;
@@ -31,24 +32,6 @@ pub struct FitResult {
     pub best_val_loss: f64,
     pub epochs_run: usize,
     pub pos_weight: f64,
-}
-
-/// Logits for every window of `set`, in evaluation mode (no dropout).
-pub fn predict_logits(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
-    const CHUNK: usize = 2048;
-    let idx: Vec<usize> = (0..set.len()).collect();
-    let mut out = Vec::with_capacity(set.len());
-    let mut buf = Vec::new();
-    for c in idx.chunks(CHUNK) {
-        set.gather(c, &mut buf);
-        let x = Tensor::from_slice(&buf, (c.len(), set.seq_len, set.n_features), dev)?;
-        out.extend(model.forward(&x, None)?.detach().to_vec1::<f32>()?);
-    }
-    Ok(out)
-}
-
-pub fn probabilities(logits: &[f32]) -> Vec<f64> {
-    logits.iter().map(|&z| sigmoid(z)).collect()
 }
 
 /// The per-epoch progress bar of every training loop (hidden when quiet).

@@ -10,13 +10,13 @@
 //! run loses only the trials it was running.
 
 use crate::trainer::{fit_watched, FitOptions};
-use recur_deploy::report::EpochRecord;
 use candle_core::Device;
 use rand10::{RngExt, SeedableRng};
 use recur_core::config::{Config, TuneConfig};
 use recur_core::fsx::{read_json, write_json};
 use recur_core::{Error, Result};
 use recur_data::prepare_training;
+use recur_deploy::report::EpochRecord;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Mutex;

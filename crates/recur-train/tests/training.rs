@@ -8,7 +8,9 @@ use recur_core::checkpoint::save;
 use recur_core::config::Config;
 use recur_data::prepare_training;
 use recur_train::loss::{auto_pos_weight, bce_with_logits_f64};
-use recur_train::{fit, load_model_dir, predict_logits, train_to_dir, FitOptions};
+use recur_deploy::load_model_dir;
+use recur_deploy::predictor::predict_logits;
+use recur_train::{fit, train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 
 /// A small LCG so the data does not depend on any crate's generator.
@@ -222,22 +224,22 @@ fn whole_sequences_from_a_ts_file_train_evaluate_and_predict() {
         "{:?}",
         report.test
     );
-    let p = recur_train::Predictor::load(&out, &Device::Cpu).unwrap();
-    let e = recur_train::evaluate(&p, &path).unwrap();
+    let p = recur_deploy::Predictor::load(&out, &Device::Cpu).unwrap();
+    let e = recur_deploy::evaluate(&p, &path).unwrap();
     assert_eq!(e.rows["all"], 200);
     let s = &e.models["lstm"].raw.parts["all"];
     assert_eq!((s.n, s.positives), (200, 100));
     let preds = d.path().join("p.csv");
-    let scores = recur_train::score_file(&p, &path, false).unwrap();
+    let scores = recur_deploy::score_file(&p, &path, false).unwrap();
     assert_eq!(scores.predictions.len(), 200);
-    recur_train::write_predictions(&p, &scores, &path, &preds).unwrap();
+    recur_deploy::write_predictions(&p, &scores, &path, &preds).unwrap();
     let text = std::fs::read_to_string(&preds).unwrap();
     assert!(
         text.starts_with("row,label,p_lstm,probability,decision\n0,"),
         "{text}"
     );
     // An output never overwrites its input.
-    let e = recur_train::write_predictions(&p, &scores, &path, &path)
+    let e = recur_deploy::write_predictions(&p, &scores, &path, &path)
         .unwrap_err()
         .to_string();
     assert!(e.contains("is the input file"), "{e}");

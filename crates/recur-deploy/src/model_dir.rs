@@ -33,9 +33,9 @@
 //! Every directory is written as a unit with a `manifest.json` of its
 //! files' SHA-256 ([`recur_core::dirwrite`]), checked before it loads.
 
-use recur_deploy::lvm_eval::{LvmEpoch, LvmReport};
-use recur_deploy::metrics::Metrics;
-use recur_deploy::report::EpochRecord;
+use crate::lvm_eval::{LvmEpoch, LvmReport};
+use crate::metrics::Metrics;
+use crate::report::EpochRecord;
 use candle_core::{Device, Tensor};
 use recur_core::checkpoint::{load_checked, read_header, save, Header};
 use recur_core::config::Config;
@@ -80,11 +80,11 @@ pub struct Report {
     pub selection: Option<Vec<recur_data::select::FeatureStats>>,
     /// LSTM, trees and ensemble, raw and calibrated, when trees are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub models: Option<std::collections::BTreeMap<String, recur_deploy::report::ModelReport>>,
+    pub models: Option<std::collections::BTreeMap<String, crate::report::ModelReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights: Option<recur_deploy::ensemble::Weights>,
+    pub weights: Option<crate::ensemble::Weights>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trees: Option<recur_deploy::report::TreesInfo>,
+    pub trees: Option<crate::report::TreesInfo>,
     /// Test AUC of the ensemble minus the best single model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble_auc_lift: Option<f64>,

@@ -4,7 +4,7 @@
 //! foreign checkpoints are refused with the full difference.
 
 use candle_core::{Device, Tensor};
-use recur_train::import;
+use recur_deploy::import;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -28,7 +28,7 @@ fn imported_pytorch_lvms_predict_what_pytorch_predicted() {
         assert_eq!(imp.source_config["input_dim"], 12);
         let d = tempfile::tempdir().unwrap();
         import::write_dir(d.path(), &fixture("x.pt"), &imp).unwrap();
-        let model = recur_train::model_dir::load_lvm(d.path(), &dev).unwrap();
+        let model = recur_deploy::model_dir::load_lvm(d.path(), &dev).unwrap();
         let io = Tensor::read_npz(fixture(&format!("lvm_{kind}_io.npz"))).unwrap();
         let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
         let (x, y) = (get("x"), get("y"));

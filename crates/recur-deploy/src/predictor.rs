@@ -15,11 +15,12 @@
 //! the rows a request sends), oldest first. Smoothing starts at the first
 //! row of each series, as it starts at the first row of the training file.
 
-use recur_deploy::calibrate::Calibrator;
-use recur_deploy::ensemble::Weights;
+use crate::calibrate::Calibrator;
+use crate::ensemble::Weights;
+use crate::metrics::sigmoid;
 use crate::model_dir::{load_model_dir, ModelDir};
-use crate::trainer::{predict_logits, probabilities};
 use candle_core::Device;
+use candle_core::Tensor;
 use recur_core::config::Layout;
 use recur_core::fsx::read_json;
 use recur_core::{Error, Result};
@@ -27,6 +28,7 @@ use recur_data::select::ewma;
 use recur_data::{Window, WindowSet};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
+use recur_models::LstmClassifier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -480,6 +482,25 @@ impl Predictor {
 }
 
 /// Reads the trees a model directory names, checking the file's SHA-256.
+/// Logits for every window of `set`, in evaluation mode (no dropout).
+pub fn predict_logits(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
+    const CHUNK: usize = 2048;
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut out = Vec::with_capacity(set.len());
+    let mut buf = Vec::new();
+    for c in idx.chunks(CHUNK) {
+        set.gather(c, &mut buf);
+        let x = Tensor::from_slice(&buf, (c.len(), set.seq_len, set.n_features), dev)?;
+        out.extend(model.forward(&x, None)?.detach().to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// The probabilities of logits.
+pub fn probabilities(logits: &[f32]) -> Vec<f64> {
+    logits.iter().map(|&z| sigmoid(z)).collect()
+}
+
 fn read_trees(dir: &Path, tf: &TreesFile, features: &[String]) -> Result<TreeModel> {
     let path = dir.join(&tf.file);
     if tf.file.contains('/') || tf.file.contains('\\') || tf.file.starts_with('.') {

@@ -143,7 +143,7 @@ fn configs_tables_series_vectors_and_checkpoints_never_panic_on_mangled_input() 
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm_lstm.pt"))
             .unwrap();
     survives("pt", 6, &pt, "pt", 1000, |p| {
-        let _ = recur_train::import::import(p, &candle_core::Device::Cpu);
+        let _ = recur_deploy::import::import(p, &candle_core::Device::Cpu);
     });
 
     // The pickle itself, mutated inside a valid zip (the CRC would stop
@@ -177,6 +177,6 @@ fn configs_tables_series_vectors_and_checkpoints_never_panic_on_mangled_input() 
                 .unwrap();
         }
         z.finish().unwrap();
-        let _ = recur_train::import::import(&zipped, &candle_core::Device::Cpu);
+        let _ = recur_deploy::import::import(&zipped, &candle_core::Device::Cpu);
     });
 }

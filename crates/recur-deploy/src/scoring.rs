@@ -1,0 +1,317 @@
+//! A Job A model applied to files: score every row of a file a model
+//! can score, evaluate a labelled file in the training report's layout
+//! (the validation and test parts exactly as training cut them, when the
+//! file is the training file), and write the per-row predictions.
+
+use crate::predictor::{Prediction, Predictor, Series};
+use crate::report::{scores, Scores};
+use recur_core::config::Layout;
+use recur_core::{Error, Result};
+use recur_data::output::{write_table, OutColumn};
+use recur_data::prepare::feature_rows;
+use recur_data::target::{row_labels, target_column};
+use recur_data::Table;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The predictions of every row of `input` that a model scores.
+pub struct FileScores {
+    pub source: String,
+    pub predictions: Vec<Prediction>,
+    /// The time column's name and its value at each prediction's row.
+    pub times: Option<(String, Vec<String>)>,
+    /// Whether the file holds the target (so each row has its label).
+    pub has_labels: bool,
+    /// The file's row count.
+    pub n_rows: usize,
+    /// What the user should know about the file (a missing time column).
+    pub notes: Vec<String>,
+}
+
+impl FileScores {
+    /// Rows where some model scored but the deployed model could not, as
+    /// `(first, last, why)` runs, for the user to be told.
+    pub fn partial_rows(&self, p: &Predictor) -> Option<(usize, usize, String)> {
+        let partial: Vec<usize> = self
+            .predictions
+            .iter()
+            .filter(|x| x.probability.is_none())
+            .map(|x| x.row)
+            .collect();
+        let (first, last) = (*partial.first()?, *partial.last()?);
+        let why = if p.max_lag() + 1 > p.sequence_length() {
+            format!(
+                "the trees read {} lag rows, the LSTM {} rows: only the LSTM scores them",
+                p.max_lag(),
+                p.sequence_length()
+            )
+        } else {
+            format!(
+                "the LSTM needs {} rows: only the trees score them",
+                p.sequence_length()
+            )
+        };
+        Some((first, last, why))
+    }
+}
+
+/// Scores the rows of `input` (rows layout: every row from the first any
+/// model scores; sequences: every series); with `need_labels`, the target
+/// must be in the file.
+pub fn score_file(p: &Predictor, input: &Path, need_labels: bool) -> Result<FileScores> {
+    if p.dir.config.data.layout == Layout::Sequences {
+        let data = p.dir.windows_of(input, need_labels)?;
+        return Ok(FileScores {
+            source: input.display().to_string(),
+            predictions: p.score_sequences(&data.windows)?,
+            times: None,
+            has_labels: true,
+            n_rows: data.windows.len(),
+            notes: Vec::new(),
+        });
+    }
+    let f = RowsFile::read(p, input, need_labels)?;
+    let rows = (p.first_row()..f.table.n_rows()).collect();
+    f.score(p, rows)
+}
+
+/// A rows-layout file read once: its table, the model's features and each
+/// row's label (none when the file lacks the target).
+struct RowsFile {
+    table: Table,
+    series: Series,
+    has_labels: bool,
+}
+
+impl RowsFile {
+    fn read(p: &Predictor, input: &Path, need_labels: bool) -> Result<RowsFile> {
+        let d = &p.dir.config.data;
+        let t = Table::read(input, d.format.as_deref())?;
+        let n = t.n_rows();
+        let raw = feature_rows(&t, p.features())?;
+        let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
+        if need_labels && !has_labels {
+            // row_labels names the missing column.
+            row_labels(&t, &d.target)?;
+        }
+        let labels = if has_labels {
+            row_labels(&t, &d.target)?
+        } else {
+            vec![None; n]
+        };
+        let first = p.first_row();
+        if n <= first {
+            return Err(Error::data(
+                &t.source,
+                format!(
+                    "{n} rows, but the model's first prediction needs {} (model.sequence_length {}, tree lags up to {})",
+                    first + 1,
+                    p.sequence_length(),
+                    p.max_lag()
+                ),
+            ));
+        }
+        Ok(RowsFile {
+            table: t,
+            series: Series { raw, labels },
+            has_labels,
+        })
+    }
+
+    /// The predictions of `rows` (increasing), with each row's time.
+    fn score(&self, p: &Predictor, rows: Vec<usize>) -> Result<FileScores> {
+        let t = &self.table;
+        let preds = p
+            .score(&[(self.series.clone(), rows)])
+            .map_err(|e| Error::data(&t.source, e.to_string()))?
+            .pop()
+            .unwrap_or_default();
+        let mut notes = Vec::new();
+        let times = match &p.dir.config.data.time_column {
+            Some(tc) if t.index_of(tc).is_ok() => {
+                let col = t.column(tc)?;
+                Some((tc.clone(), preds.iter().map(|x| col.cell(x.row)).collect()))
+            }
+            Some(tc) => {
+                notes.push(format!(
+                    "{} has no time column `{tc}` (data.time_column): the output has rows only",
+                    t.source
+                ));
+                None
+            }
+            None => None,
+        };
+        Ok(FileScores {
+            source: t.source.clone(),
+            predictions: preds,
+            times,
+            has_labels: self.has_labels,
+            n_rows: t.n_rows(),
+            notes,
+        })
+    }
+}
+
+/// One model's figures at its saved threshold, per part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalVariant {
+    pub threshold: f64,
+    /// `validation` and `test` (the training file, cut as in training) or `all`.
+    pub parts: BTreeMap<String, Scores>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalModel {
+    pub raw: EvalVariant,
+    pub calibrated: EvalVariant,
+}
+
+/// What `recur eval` reports: every model, raw and calibrated, at the
+/// thresholds saved at training, on the rows every model scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub input: String,
+    /// Whether `input` is the file the model was trained on (same SHA-256);
+    /// then its validation and test parts are scored as training scored them.
+    pub training_file: bool,
+    pub deployed: String,
+    pub models: BTreeMap<String, EvalModel>,
+    /// Rows every model scored, per part.
+    pub rows: BTreeMap<String, usize>,
+    /// Labelled rows left out because only some models score them.
+    pub partial_rows: usize,
+}
+
+/// Evaluates a saved model on the labelled rows of `input`.
+pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
+    let cfg = &p.dir.config;
+    let source = input.display().to_string();
+    let sha = recur_core::fsx::sha256_file(input)?;
+    let training_file = cfg.data.layout == Layout::Rows
+        && p.dir.info.data_sha256.as_deref() == Some(sha.as_str())
+        && p.dir.info.time_split.is_some();
+    let mut parts: Vec<(String, FileScores)> = Vec::new();
+    if training_file {
+        let split = p.dir.info.time_split.expect("checked above");
+        let f = RowsFile::read(p, input, true)?;
+        let (l, h) = (p.sequence_length(), cfg.data.target.horizon);
+        let labels = &f.series.labels;
+        for (name, r) in [("validation", split.val), ("test", split.test)] {
+            // The windows training put in this part, in the same order, so
+            // the LSTM runs them in the batches training did.
+            let rows: Vec<usize> = (l - 1..labels.len())
+                .filter(|&row| labels[row].is_some() && r.holds(row + 1 - l, row, row + h))
+                .collect();
+            if !rows.is_empty() {
+                parts.push((name.into(), f.score(p, rows)?));
+            }
+        }
+    } else {
+        parts.push(("all".into(), score_file(p, input, true)?));
+    }
+    let d = &p.deployment;
+    let mut models: BTreeMap<String, EvalModel> = BTreeMap::new();
+    let mut rows = BTreeMap::new();
+    let mut partial_rows = 0;
+    for (part, fs) in &parts {
+        let complete: Vec<&Prediction> = fs
+            .predictions
+            .iter()
+            .filter(|x| x.label.is_some())
+            .filter(|x| x.p_lstm.is_some() && (p.trees.is_none() || x.p_trees.is_some()))
+            .collect();
+        partial_rows +=
+            fs.predictions.iter().filter(|x| x.label.is_some()).count() - complete.len();
+        if complete.is_empty() {
+            continue;
+        }
+        rows.insert(part.clone(), complete.len());
+        let y: Vec<f32> = complete.iter().map(|x| x.label.unwrap_or(0.0)).collect();
+        for (name, dec) in &d.models {
+            let raw: Vec<f64> = complete
+                .iter()
+                .map(|x| Predictor::raw_of(x, name).unwrap_or(f64::NAN))
+                .collect();
+            let cal = dec.calibrator.apply_all(&raw);
+            let m = models.entry(name.clone()).or_insert_with(|| EvalModel {
+                raw: EvalVariant {
+                    threshold: dec.threshold_raw,
+                    parts: BTreeMap::new(),
+                },
+                calibrated: EvalVariant {
+                    threshold: dec.threshold_calibrated,
+                    parts: BTreeMap::new(),
+                },
+            });
+            m.raw
+                .parts
+                .insert(part.clone(), scores(&raw, &y, dec.threshold_raw, cfg));
+            m.calibrated.parts.insert(
+                part.clone(),
+                scores(&cal, &y, dec.threshold_calibrated, cfg),
+            );
+        }
+    }
+    if rows.is_empty() {
+        return Err(Error::data(
+            source,
+            "no labelled row that every model scores: nothing to evaluate",
+        ));
+    }
+    Ok(Evaluation {
+        input: source,
+        training_file,
+        deployed: d.deployed.clone(),
+        models,
+        rows,
+        partial_rows,
+    })
+}
+
+/// Writes the per-row table of `scores` to `output`: `row`, the time
+/// column, `label` (when the file has the target), `p_lstm`, `p_trees` and
+/// `p_ensemble` (with trees), `probability` and `decision`. CSV, or Parquet
+/// when `output` ends in `.parquet`; atomically. An output may not be the
+/// input.
+pub fn write_predictions(
+    p: &Predictor,
+    scores: &FileScores,
+    input: &Path,
+    output: &Path,
+) -> Result<()> {
+    recur_core::fsx::refuse_overwrite(input, output)?;
+    recur_core::fsx::refuse_inside(&p.path, output)?;
+    let pr = &scores.predictions;
+    let mut cols: Vec<OutColumn> =
+        vec![OutColumn::int("row", pr.iter().map(|x| Some(x.row as i64)))];
+    if let Some((name, t)) = &scores.times {
+        cols.push(OutColumn::Text(
+            name.clone(),
+            t.iter().cloned().map(Some).collect(),
+        ));
+    }
+    if scores.has_labels {
+        cols.push(OutColumn::float(
+            "label",
+            pr.iter().map(|x| x.label.map(f64::from)),
+        ));
+    }
+    cols.push(OutColumn::float("p_lstm", pr.iter().map(|x| x.p_lstm)));
+    if p.trees.is_some() {
+        cols.push(OutColumn::float("p_trees", pr.iter().map(|x| x.p_trees)));
+        cols.push(OutColumn::float(
+            "p_ensemble",
+            pr.iter().map(|x| x.p_ensemble),
+        ));
+    }
+    cols.push(OutColumn::float(
+        "probability",
+        pr.iter().map(|x| x.probability),
+    ));
+    cols.push(OutColumn::int(
+        "decision",
+        pr.iter().map(|x| x.decision.map(i64::from)),
+    ));
+    write_table(output, &cols)
+}
