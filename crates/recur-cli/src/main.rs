@@ -349,8 +349,9 @@ enum CorpusCmd {
         /// The .npz to write.
         #[arg(long)]
         out: PathBuf,
-        /// Force the format of every input instead of detecting it.
-        #[arg(long, value_enum)]
+        /// Force the format of every input instead of detecting it: jsonl,
+        /// text, lines, wiki-xml, wiki-summaries or speeches.
+        #[arg(long)]
         format: Option<recur_text::sources::Format>,
         /// Encoder name or folder.
         #[arg(long, default_value = "all-MiniLM-L6-v2")]
@@ -675,7 +676,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
         } => {
             let threads = candle_core::utils::get_num_threads();
-            let r = recur_train::bench::run(&workload, threads, min_seconds, seed)?;
+            let r = recur_dev::lstm_bench::run(&workload, threads, min_seconds, seed)?;
             show::bench(&r);
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &r)?;

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use recur_dev::load::{self, LoadOptions, LoadReport};
 use recur_serve::config::ServeConfig;
-use recur_serve::load::{self, LoadOptions, LoadReport};
 use std::path::{Path, PathBuf};
 
 /// The config file, or what `recur demo` trained when there is none.

@@ -365,7 +365,7 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<()> {
 }
 
 /// One `recur bench lstm` result, in the layout of the PyTorch script's.
-pub fn bench(r: &recur_train::bench::BenchResult) {
+pub fn bench(r: &recur_dev::lstm_bench::BenchResult) {
     println!(
         "recur {}  workload {}  threads {}  params {}  batch {}  seq_len {}",
         r.version, r.workload, r.threads, r.params, r.batch, r.seq_len

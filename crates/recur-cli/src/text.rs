@@ -180,7 +180,7 @@ pub fn bench(
     anyhow::ensure!(!texts.is_empty(), "{}: no sentences", input.display());
     let enc = encoder(spec, dev, progress)?;
     let threads = candle_core::utils::get_num_threads();
-    let r = recur_text::bench::run(&enc, &texts, batch, threads, min_seconds)?;
+    let r = recur_dev::encode_bench::run(&enc, &texts, batch, threads, min_seconds)?;
     println!(
         "{} sentences, batch {}, {} threads: {:.1} sentences/s ({} passes); batch-1 latency p50 {:.2} ms, p95 {:.2} ms, mean {:.2} ms",
         r.sentences, r.batch, r.threads, r.sentences_per_s, r.passes, r.lat_b1_p50_ms, r.lat_b1_p95_ms, r.lat_b1_mean_ms

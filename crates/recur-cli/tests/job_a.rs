@@ -293,7 +293,7 @@ fn select_features_prints_every_statistic_and_bad_settings_are_clear() {
 fn serve(cfg: &Path) -> (std::process::Child, String) {
     let (child, url, lines) = common::serve(cfg);
     std::thread::spawn(move || for _ in lines {});
-    recur_serve::load::wait_ready(&url, 60).unwrap();
+    recur_dev::load::wait_ready(&url, 60).unwrap();
     (child, url)
 }
 

@@ -10,9 +10,9 @@ use std::process::Command;
 #[test]
 fn serve_answers_until_sigterm_then_exits_cleanly() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = recur_serve::fixture::write(d.path(), 1).unwrap();
+    let cfg = recur_dev::fixture::write(d.path(), 1).unwrap();
     let (mut child, url, lines) = common::serve(&cfg);
-    recur_serve::load::wait_ready(&url, 60).unwrap();
+    recur_dev::load::wait_ready(&url, 60).unwrap();
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -26,7 +26,7 @@ fn serve_answers_until_sigterm_then_exits_cleanly() {
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value =
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-    assert!(recur_serve::fixture::SENTENCES.contains(&body["response"].as_str().unwrap()));
+    assert!(recur_dev::fixture::SENTENCES.contains(&body["response"].as_str().unwrap()));
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -41,7 +41,7 @@ fn serve_answers_until_sigterm_then_exits_cleanly() {
 #[test]
 fn bench_serve_reports_latency_errors_and_memory_per_thousand() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = recur_serve::fixture::write(d.path(), 2).unwrap();
+    let cfg = recur_dev::fixture::write(d.path(), 2).unwrap();
     let json = d.path().join("load.json");
     let out = ok(&recur(&[
         "bench",

@@ -8,7 +8,10 @@
 //!   and run in batches; [`bank`]: the retrieval decoder.
 //! - [`http`]: routes, request checks, metrics middleware; [`api`]: wire
 //!   types and JSON errors; [`metrics`]: Prometheus.
-//! - [`load`]: the load-test client of `recur bench serve`.
+//! - [`listen`]: the accept loop (connection limits, deadlines, shutdown).
+//!
+//! The load-test client, the test fixture and the end-to-end HTTP tests
+//! live in `recur-dev`, so that the service depends only on what it serves.
 //!
 //! The server binds and answers `/health` (503, loading) at once; the
 //! models load on the compute thread, and `/health` turns 200 only after a
@@ -18,10 +21,8 @@ pub mod api;
 pub mod bank;
 pub mod config;
 pub mod engine;
-pub mod fixture;
 pub mod http;
 pub mod listen;
-pub mod load;
 pub mod metrics;
 mod parse_errors;
 

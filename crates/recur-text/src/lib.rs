@@ -3,7 +3,6 @@
 //! cache, reading documents and splitting them into sentence chunks, and
 //! building the chunks `.npz` that `recur lvm train` reads.
 
-pub mod bench;
 pub mod chunk;
 pub mod corpus;
 pub mod encoder;

@@ -36,7 +36,8 @@ pub struct Document {
     pub named: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+/// How an input file is read; named in kebab case (`wiki-xml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Jsonl,
@@ -48,6 +49,27 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Jsonl,
+        Format::Text,
+        Format::Lines,
+        Format::WikiXml,
+        Format::WikiSummaries,
+        Format::Speeches,
+    ];
+
+    /// The format's name, as the CLI and configs write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Text => "text",
+            Format::Lines => "lines",
+            Format::WikiXml => "wiki-xml",
+            Format::WikiSummaries => "wiki-summaries",
+            Format::Speeches => "speeches",
+        }
+    }
+
     /// The format a file name implies; JSON files are told apart by their
     /// shape when read.
     pub fn detect(path: &Path) -> Option<Format> {
@@ -65,6 +87,19 @@ impl Format {
         } else {
             Some(Format::Text)
         }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Format, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown format `{s}`; one of {}", names.join(", "))
+            })
     }
 }
 

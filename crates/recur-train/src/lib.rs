@@ -3,7 +3,6 @@
 //! restores a real copy of the best weights, the metrics, and the model
 //! directory that holds everything a prediction needs.
 
-pub mod bench;
 pub mod job_a;
 pub mod loss;
 pub mod lvm;

@@ -7,9 +7,9 @@ use candle_core::Device;
 use recur_core::checkpoint::save;
 use recur_core::config::Config;
 use recur_data::prepare_training;
-use recur_train::loss::{auto_pos_weight, bce_with_logits_f64};
 use recur_deploy::load_model_dir;
 use recur_deploy::predictor::predict_logits;
+use recur_train::loss::{auto_pos_weight, bce_with_logits_f64};
 use recur_train::{fit, train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 

@@ -14,11 +14,11 @@
 //! rule); batch-1 latency (10 warm-ups, 200 timed forwards, p50/p95/mean).
 //! Eight input batches are drawn up front and cycled through.
 
-use crate::loss::bce_with_logits;
-use crate::optim::Adam;
 use candle_core::{Device, Result, Tensor};
 use recur_core::rng::Rng;
 use recur_models::{ClassifierArch, LstmClassifier, Lvm, LvmArch};
+use recur_train::loss::bce_with_logits;
+use recur_train::optim::Adam;
 use serde::Serialize;
 use std::time::Instant;
 

@@ -7,9 +7,9 @@
 //! then 200 batch-1 calls after 10 warm-ups, on distinct sentences where
 //! the file has 210 or more (`distinct_b1` says how many).
 
-use crate::SentenceEncoder;
 use recur_core::stats::percentile;
 use recur_core::Result;
+use recur_text::SentenceEncoder;
 use serde::Serialize;
 use std::time::Instant;
 

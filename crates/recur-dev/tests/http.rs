@@ -3,9 +3,9 @@
 //! every kind of bad request answered with a JSON 4xx, never a 500.
 
 use candle_core::{Device, Tensor};
+use recur_dev::fixture::{self, CONTEXT, FEATURES, SENTENCES, WINDOW};
 use recur_serve::config::ServeConfig;
 use recur_serve::engine::{Engine, Job};
-use recur_serve::fixture::{self, CONTEXT, FEATURES, SENTENCES, WINDOW};
 use recur_serve::http::{router, AppState, Status};
 use recur_serve::metrics::Metrics;
 use serde_json::{json, Value};
@@ -81,7 +81,7 @@ fn start(edit: impl FnOnce(&mut ServeConfig)) -> Server {
     let mut cfg = ServeConfig::from_file(&path).unwrap();
     edit(&mut cfg);
     let s = spawn(cfg, dir);
-    recur_serve::load::wait_ready(&s.url, 60).unwrap();
+    recur_dev::load::wait_ready(&s.url, 60).unwrap();
     s
 }
 
