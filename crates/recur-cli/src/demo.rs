@@ -41,6 +41,7 @@ pub fn run(
     corpus_dir: &Path,
     dev: &Device,
     opts: &FitOptions,
+    show: bool,
 ) -> Result<()> {
     if matches!(part, Part::Classifier | Part::All) {
         classifier(out, dev, opts)?;
@@ -55,7 +56,7 @@ pub fn run(
         if part == Part::All {
             println!();
         }
-        lvm_demo(&out.join("lvm"), corpus_dir, dev, opts.progress)?;
+        lvm_demo(&out.join("lvm"), corpus_dir, dev, show)?;
     }
     Ok(())
 }
@@ -141,7 +142,7 @@ fn corpus_files(dir: &Path, dev: &Device, progress: bool) -> Result<(PathBuf, Pa
         return Ok((wiki, ood));
     }
     let enc = text::encoder("all-MiniLM-L6-v2", dev, progress)?;
-    let src = fetch::fetch_sources(&fetch::sources_dir(), progress)?;
+    let src = fetch::fetch_sources(&fetch::sources_dir(), crate::bars::reporter(progress))?;
     let named = |f: &str| {
         src.iter()
             .find(|p| p.ends_with(f))
@@ -176,7 +177,7 @@ fn corpus_files(dir: &Path, dev: &Device, progress: bool) -> Result<(PathBuf, Pa
             out.display(),
             enc.dir.display()
         );
-        let r = corpus::build(&inputs, out, &enc, &opts, progress)?;
+        let r = corpus::build(&inputs, out, &enc, &opts, crate::bars::reporter(progress))?;
         text::print_build(&r);
     }
     Ok((wiki, ood))

@@ -87,7 +87,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
                     &val,
                     ood_w.as_ref(),
                     dev,
-                    progress,
+                    crate::bars::reporter(progress),
                 )?);
             }
             entries.extend(leaderboard::baselines(&val, ood_w.as_ref(), dev)?);
@@ -168,7 +168,7 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
         val.len(),
         train.dim
     );
-    let fit = lvm::fit(cfg, &train, &val, dev, progress)?;
+    let fit = lvm::fit(cfg, &train, &val, dev, crate::bars::reporter(progress))?;
     fit.model.restore(&fit.best)?;
     let mut report = lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);

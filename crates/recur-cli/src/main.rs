@@ -2,6 +2,7 @@
 //! command is a call into the library crates (config -> data -> model ->
 //! train -> checkpoint), so what the CLI does a program can do too.
 
+mod bars;
 mod demo;
 mod lvm;
 mod report_html;
@@ -482,10 +483,12 @@ impl std::error::Error for DriftFound {}
 fn run(cli: Cli) -> Result<()> {
     let dev = Device::Cpu;
     let opts = FitOptions {
-        progress: !cli.quiet,
+        progress: bars::reporter(!cli.quiet),
     };
     match cli.command {
-        Command::Demo { out, part, corpus } => demo::run(&out, part, &corpus, &dev, &opts),
+        Command::Demo { out, part, corpus } => {
+            demo::run(&out, part, &corpus, &dev, &opts, !cli.quiet)
+        }
         Command::Train {
             config,
             out,

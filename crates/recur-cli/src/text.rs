@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// Loads `--encoder NAME|DIR`, fetching a known model on first use.
 pub fn encoder(spec: &str, dev: &Device, progress: bool) -> Result<SentenceEncoder> {
-    let dir = fetch::resolve_encoder(spec, true, progress)?;
+    let dir = fetch::resolve_encoder(spec, true, crate::bars::reporter(progress))?;
     Ok(SentenceEncoder::load(&dir, dev)?)
 }
 
@@ -26,7 +26,7 @@ pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
                     names.join(", ")
                 )
             })?;
-            let dir = fetch::fetch_model(m, force, progress)?;
+            let dir = fetch::fetch_model(m, force, crate::bars::reporter(progress))?;
             println!(
                 "{} ({}-D, {}) is in {}",
                 m.name,
@@ -115,7 +115,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
     match cmd {
         CorpusCmd::Fetch { dest } => {
             let dest = dest.unwrap_or_else(fetch::sources_dir);
-            let files = fetch::fetch_sources(&dest, progress)?;
+            let files = fetch::fetch_sources(&dest, crate::bars::reporter(progress))?;
             for (f, s) in files.iter().zip(fetch::CORPUS_SOURCES) {
                 println!("{}\n    {}", f.display(), s.about);
             }
@@ -143,7 +143,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
                 format,
                 ..Default::default()
             };
-            let r = corpus::build(&input, &out, &enc, &opts, progress)?;
+            let r = corpus::build(&input, &out, &enc, &opts, crate::bars::reporter(progress))?;
             print_build(&r);
             Ok(())
         }

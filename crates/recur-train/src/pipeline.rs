@@ -19,22 +19,20 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
     if let Some(path) = &cfg.data.path {
         prep.info.data_sha256 = Some(recur_core::fsx::sha256_file(path)?);
     }
-    if opts.progress {
-        eprintln!(
-            "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
-            prep.train.len() + prep.val.len() + prep.test.len(),
-            prep.seq_len,
-            prep.features.len(),
-            prep.train.len(),
-            prep.val.len(),
-            prep.test.len()
-        );
-    }
-    if opts.progress && !prep.ignored_columns.is_empty() {
-        eprintln!(
+    opts.progress.note(&format!(
+        "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
+        prep.train.len() + prep.val.len() + prep.test.len(),
+        prep.seq_len,
+        prep.features.len(),
+        prep.train.len(),
+        prep.val.len(),
+        prep.test.len()
+    ));
+    if !prep.ignored_columns.is_empty() {
+        opts.progress.note(&format!(
             "note: text columns left out of the features: {}",
             prep.ignored_columns.join(", ")
-        );
+        ));
     }
     let result = fit(&prep, cfg, dev, opts)?;
     // The LSTM's validation and test probabilities, once: the metrics, the
@@ -83,8 +81,9 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
         recur_deploy::metrics::roc_curve(shown_p, &shown.labels(), 300),
     );
     let mut extra: Vec<(&str, String)> = Vec::new();
-    if opts.progress && cfg.trees.is_some() {
-        eprintln!("trees: training, then calibration, thresholds and the ensemble on validation");
+    if cfg.trees.is_some() {
+        opts.progress
+            .note("trees: training, then calibration, thresholds and the ensemble on validation");
     }
     let (a, art) = crate::job_a::run(&prep, &val_p, test_p.as_deref(), cfg)?;
     if let Some((name, text)) = &art.trees_file {

@@ -7,8 +7,8 @@
 use crate::loss::{bce_with_logits, bce_with_logits_f64, resolve_pos_weight};
 use crate::optim::Adam;
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use recur_core::config::Config;
+use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::Prepared;
@@ -18,10 +18,18 @@ use recur_deploy::report::EpochRecord;
 use recur_models::{ClassifierArch, LstmClassifier};
 use std::time::Instant;
 
-#[derive(Debug, Clone, Default)]
-pub struct FitOptions {
-    /// Show a progress bar and a line per epoch on stderr.
-    pub progress: bool,
+/// How a fit reports: epochs as stages of batches, a line per epoch.
+#[derive(Clone, Copy)]
+pub struct FitOptions<'a> {
+    pub progress: &'a dyn Progress,
+}
+
+impl Default for FitOptions<'static> {
+    fn default() -> Self {
+        FitOptions {
+            progress: &recur_core::progress::SILENT,
+        }
+    }
 }
 
 pub struct FitResult {
@@ -32,29 +40,6 @@ pub struct FitResult {
     pub best_val_loss: f64,
     pub epochs_run: usize,
     pub pos_weight: f64,
-}
-
-/// The per-epoch progress bar of every training loop (hidden when quiet).
-pub(crate) fn epoch_bar(
-    progress: bool,
-    batches: usize,
-    epoch: usize,
-    epochs: usize,
-) -> ProgressBar {
-    let pb = if progress {
-        ProgressBar::new(batches as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    pb.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} batches, loss {msg} ({elapsed})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    pb.set_prefix(format!("{epoch}/{epochs}"));
-    pb
 }
 
 /// Trains the classifier on prepared windows.
@@ -99,7 +84,12 @@ pub fn fit_watched(
     for epoch in 1..=t.epochs {
         let start = Instant::now();
         shuffle_rng.shuffle(&mut order);
-        let pb = epoch_bar(opts.progress, n_batches, epoch, t.epochs);
+        let pb = opts.progress;
+        pb.start(
+            &format!("epoch {epoch}/{}", t.epochs),
+            n_batches as u64,
+            Units::Items,
+        );
         let (mut loss_sum, mut norm_sum, mut seen) = (0.0, 0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             prep.train.gather(chunk, &mut buf);
@@ -117,10 +107,9 @@ pub fn fit_watched(
             norm_sum += opt.step(&loss.backward()?, t.grad_clip)?;
             loss_sum += lv * chunk.len() as f64;
             seen += chunk.len();
-            pb.inc(1);
-            pb.set_message(format!("{:.4}", loss_sum / seen as f64));
+            pb.advance(1, &format!("loss {:.4}", loss_sum / seen as f64));
         }
-        pb.finish_and_clear();
+        pb.finish();
         let val_logits = predict_logits(&model, &prep.val, dev)?;
         let val_loss = bce_with_logits_f64(&val_logits, &val_y, pos_weight);
         let rec = EpochRecord {
@@ -132,17 +121,15 @@ pub fn fit_watched(
             seconds: start.elapsed().as_secs_f64(),
         };
         let improved = val_loss < best;
-        if opts.progress {
-            eprintln!(
-                "epoch {epoch:>3}/{}  train loss {:.4}  val loss {:.4}  val AUC {}  {:.1}s{}",
-                t.epochs,
-                rec.train_loss,
-                val_loss,
-                rec.val_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
-                rec.seconds,
-                if improved { "  *best" } else { "" }
-            );
-        }
+        opts.progress.note(&format!(
+            "epoch {epoch:>3}/{}  train loss {:.4}  val loss {:.4}  val AUC {}  {:.1}s{}",
+            t.epochs,
+            rec.train_loss,
+            val_loss,
+            rec.val_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
+            rec.seconds,
+            if improved { "  *best" } else { "" }
+        ));
         history.push(rec);
         if improved {
             best = val_loss;
@@ -152,8 +139,10 @@ pub fn fit_watched(
         } else {
             bad_epochs += 1;
             if bad_epochs >= t.early_stopping_patience.max(1) {
-                if opts.progress && epoch < t.epochs {
-                    eprintln!("early stop: no better validation loss for {bad_epochs} epochs");
+                if epoch < t.epochs {
+                    opts.progress.note(&format!(
+                        "early stop: no better validation loss for {bad_epochs} epochs"
+                    ));
                 }
                 break;
             }
@@ -162,9 +151,8 @@ pub fn fit_watched(
             break;
         }
     }
-    if opts.progress {
-        eprintln!("best epoch {best_epoch}: restoring its weights");
-    }
+    opts.progress
+        .note(&format!("best epoch {best_epoch}: restoring its weights"));
     let best_weights = best_weights.ok_or_else(|| {
         Error::Msg("validation loss was never finite; check the validation data".into())
     })?;

@@ -214,7 +214,7 @@ fn run_trial(
         &prep,
         &c,
         dev,
-        &FitOptions { progress: false },
+        &FitOptions::default(),
         &mut |rec: &EpochRecord| {
             curve.push(rec.val_auc.unwrap_or(0.5));
             let done: Vec<Vec<f64>> = finished

@@ -1,0 +1,50 @@
+//! How long work reports on itself: training epochs, corpus embedding,
+//! downloads, leaderboard measurements. Libraries never draw or print; they
+//! tell a [`Progress`], and whoever runs them decides what to show: the CLI
+//! draws bars and lines on stderr, the Python package can forward to a
+//! callback, and [`Silent`] shows nothing (tests, tuning trials, `-q`).
+//!
+//! Every method has a do-nothing default, so an implementation picks what
+//! it shows.
+
+/// What a stage counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Units {
+    /// Batches, chunks, models.
+    Items,
+    /// Bytes downloaded or read.
+    Bytes,
+}
+
+/// A receiver of progress reports. Stages do not nest: a stage started
+/// before the last one finished replaces it.
+pub trait Progress: Sync {
+    /// A stage of `total` steps begins (`0`: unknown).
+    fn start(&self, _stage: &str, _total: u64, _units: Units) {}
+    /// `n` more steps of the stage are done; `status` is a short figure to
+    /// show beside it (the running loss), or empty.
+    fn advance(&self, _n: u64, _status: &str) {}
+    /// The stage is over.
+    fn finish(&self) {}
+    /// A line the user should read: an epoch's figures, a decision taken.
+    fn note(&self, _line: &str) {}
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// The silent reporter, for defaults.
+pub static SILENT: Silent = Silent;
+
+/// Collects notes, for tests and programs that show them later.
+#[derive(Debug, Default)]
+pub struct Notes(pub std::sync::Mutex<Vec<String>>);
+
+impl Progress for Notes {
+    fn note(&self, line: &str) {
+        self.0.lock().expect("notes lock").push(line.to_string());
+    }
+}
