@@ -87,7 +87,7 @@ fn train_bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Re
     }
     let html = out.join("report.html");
     let history = recur_deploy::model_dir::read_history(out)?;
-    crate::report_html::write(out, &report, &history, &html)?;
+    recur_train::report_html::write(out, &report, &history, &html)?;
     println!(
         "\nmodel written to {}; curves in {}",
         out.display(),

@@ -2,10 +2,10 @@
 //! the work is in recur_train::lvm and recur_deploy::lvm_eval.
 
 use crate::LvmCmd;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
-use recur_data::npz::{read_windows, split_by_article, VectorWindows};
+use recur_data::npz::VectorWindows;
 use recur_deploy::lvm_eval::{self, LvmReport, Stats};
 use recur_deploy::model_dir;
 use recur_train::lvm;
@@ -15,12 +15,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
     match cmd {
         LvmCmd::Train { config, out } => {
             let cfg = LvmConfig::from_file(&config)?;
-            let out = out.unwrap_or_else(|| {
-                let stem = config
-                    .file_stem()
-                    .map_or("lvm".into(), |s| s.to_string_lossy().to_string());
-                Path::new("runs").join(stem)
-            });
+            let out = out.unwrap_or_else(|| recur_core::config::default_out_dir(&config));
             train(&cfg, &out, dev, progress)?;
             Ok(())
         }
@@ -124,79 +119,19 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
 /// Trains the LVM of `cfg` into `out`, prints the table against the
 /// baselines, and returns the report.
 pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Result<LvmReport> {
-    model_dir::check_out_dir(out)?;
-    let c = cfg.data.context;
-    let all = load(&cfg.data.train, c)?;
-    let mut held = None;
-    let (train, val) = match &cfg.data.val {
-        Some(v) => (all, load(v, c)?),
-        None => {
-            let (tr, va) = split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
-            if let Some(a) = &all.articles {
-                let mut ids: Vec<i64> = va.iter().map(|&i| a[i]).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                held = Some(model_dir::HeldOut::of(
-                    &cfg.data.train,
-                    cfg.data.val_fraction,
-                    cfg.training.seed,
-                    ids,
-                )?);
-            }
-            println!(
-                "validation: {} of {} windows held out by article",
-                va.len(),
-                all.len()
-            );
-            (all.select(&tr), all.select(&va))
-        }
-    };
-    let ood = cfg.data.ood.as_ref().map(|p| load(p, c)).transpose()?;
-    if let Some(o) = &ood {
-        anyhow::ensure!(
-            o.dim == train.dim && val.dim == train.dim,
-            "the data files have different vector dimensions (train {}, validation {}, OOD {})",
-            train.dim,
-            val.dim,
-            o.dim
-        );
-    }
-    println!(
-        "training {} LVM: {} train / {} validation windows, dimension {}, context {c}",
-        cfg.model.kind,
-        train.len(),
-        val.len(),
-        train.dim
-    );
-    let fit = lvm::fit(cfg, &train, &val, dev, crate::bars::reporter(progress))?;
-    fit.model.restore(&fit.best)?;
-    let mut report = lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
-    report.best_epoch = Some(fit.best_epoch);
-    model_dir::save_lvm_dir(
-        out,
-        cfg,
-        &fit.model,
-        &fit.best,
-        &fit.history,
-        &report,
-        held.as_ref(),
-    )?;
-    table(&report);
+    let t = lvm::train_to_dir(cfg, out, dev, crate::bars::reporter(progress))?;
+    table(&t.report);
     println!(
         "\nbest epoch {} of {}; model written to {}",
-        fit.best_epoch,
-        fit.history.len(),
+        t.best_epoch,
+        t.epochs,
         out.display()
     );
-    Ok(report)
+    Ok(t.report)
 }
 
 fn load(path: &Path, context: usize) -> Result<VectorWindows> {
-    let w = read_windows(path, context)?;
-    for n in &w.notes {
-        eprintln!("{}: {n}", path.display());
-    }
-    Ok(w)
+    Ok(lvm::read_data(path, context, crate::bars::reporter(true))?)
 }
 
 /// Windows of `path` for model `m`: its context length, and vectors of
@@ -207,65 +142,15 @@ fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
     Ok(w)
 }
 
-/// The windows of `data` from the articles the models held out when they
-/// trained; every model must have held out the same ones.
+/// The held-out windows of `data` for `models`, with a line saying so.
 fn held_out_windows(w: &VectorWindows, data: &Path, models: &[&Path]) -> Result<VectorWindows> {
-    let mut first: Option<(&Path, model_dir::HeldOut)> = None;
-    for &m in models {
-        let h = model_dir::held_out(m)?.with_context(|| {
-            format!(
-                "{}: no {} here (the model was trained with a data.val file or imported); \
-                 give its validation file as --data instead of --heldout",
-                m.display(),
-                model_dir::SPLIT
-            )
-        })?;
-        match &first {
-            None => first = Some((m, h)),
-            Some((f, fh)) => anyhow::ensure!(
-                fh.val_articles == h.val_articles,
-                "{} and {} held out different articles (val_fraction or seed differ); \
-                 compare them on a separate validation file",
-                f.display(),
-                m.display()
-            ),
-        }
-    }
-    let (m0, h) = first.expect("at least one model");
-    let sha = sha256_file(data)?;
-    anyhow::ensure!(
-        sha == h.data_sha256,
-        "{} is not the file {} trained on ({}); --heldout needs that very file, since \
-         article indices name different articles in another one",
-        data.display(),
-        m0.display(),
-        h.data.display()
-    );
-    let keep: std::collections::HashSet<i64> = h.val_articles.iter().copied().collect();
-    let v = w.of_articles(&keep).with_context(|| {
-        format!(
-            "{}: the file gives no article of each window, so --heldout cannot pick them",
-            data.display()
-        )
-    })?;
-    anyhow::ensure!(
-        !v.is_empty(),
-        "{}: none of the {} held-out articles is in this file; --heldout takes the file the model trained on ({})",
-        data.display(),
-        keep.len(),
-        h.data.display()
-    );
+    let (v, articles) = model_dir::held_out_windows(w, data, models)?;
     println!(
-        "validation: {} windows of the {} articles the model{} held out",
+        "validation: {} windows of the {articles} articles the model{} held out",
         v.len(),
-        keep.len(),
         if models.len() > 1 { "s" } else { "" }
     );
     Ok(v)
-}
-
-fn sha256_file(p: &Path) -> Result<String> {
-    Ok(recur_core::fsx::sha256_file(p)?)
 }
 
 fn check_dim(w: &VectorWindows, dim: usize, path: &Path) -> Result<()> {

@@ -5,7 +5,6 @@
 mod bars;
 mod demo;
 mod lvm;
-mod report_html;
 mod serve;
 mod show;
 mod text;
@@ -23,7 +22,7 @@ use clap::{Parser, Subcommand};
 use recur_core::config::Config;
 use recur_deploy::{evaluate, score_file, write_predictions, Predictor};
 use recur_train::{train_to_dir, FitOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -505,17 +504,12 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.data.target.price_column = None;
             }
             cfg.validate(&config.display().to_string())?;
-            let out = out.unwrap_or_else(|| {
-                let stem = config
-                    .file_stem()
-                    .map_or("model".into(), |s| s.to_string_lossy().to_string());
-                Path::new("runs").join(stem)
-            });
+            let out = out.unwrap_or_else(|| recur_core::config::default_out_dir(&config));
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             show::report(&report);
             if let Some(html) = report_html {
                 let history = recur_deploy::model_dir::read_history(&out)?;
-                report_html::write(&out, &report, &history, &html)?;
+                recur_train::report_html::write(&out, &report, &history, &html)?;
                 println!("HTML report written to {}", html.display());
             }
             println!("\nmodel written to {}", out.display());

@@ -123,29 +123,14 @@ pub fn selection(table: &[recur_data::select::FeatureStats]) {
     }
 }
 
-/// ROC AUC, PR AUC, log loss, Brier, ECE, threshold and EV per row, as
-/// printed in the terminal report and the HTML one.
-pub fn score_cells(s: &recur_deploy::report::Scores, threshold: f64) -> [String; 7] {
-    let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.4}"));
-    [
-        f(s.auc),
-        f(s.pr_auc),
-        format!("{:.4}", s.logloss),
-        format!("{:.4}", s.brier),
-        format!("{:.4}", s.ece),
-        format!("{threshold:.2}"),
-        format!("{:.6}", s.ev),
-    ]
-}
-
-/// One line per model variant: the columns of [`score_cells`].
+/// One line per model variant: the columns of `Scores::cells`.
 fn score_table(rows: &[(String, &recur_deploy::report::Scores, f64)]) {
     println!(
         "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10} {:>7}",
         "model", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "threshold", "EV per row", "rows"
     );
     for (name, s, t) in rows {
-        let c = score_cells(s, *t);
+        let c = s.cells(*t);
         println!(
             "{:<22} {:>7} {:>7} {:>8} {:>7} {:>7} {:>9} {:>10} {:>7}",
             name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], s.n

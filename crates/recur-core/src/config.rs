@@ -405,6 +405,15 @@ impl Config {
     }
 }
 
+/// Where `recur train` / `recur lvm train` write a config's model when no
+/// `--out` is given: `runs/<config file stem>`.
+pub fn default_out_dir(config: &Path) -> std::path::PathBuf {
+    let stem = config
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().to_string());
+    Path::new("runs").join(stem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -310,6 +310,67 @@ pub fn held_out(dir: &Path) -> Result<Option<HeldOut>> {
     read_json(&p).map(Some)
 }
 
+/// The windows of `data` from the articles `models` held out when they
+/// trained (their `split.json`), and how many articles that is. Every
+/// model must have held out the same articles, and `data` must be the very
+/// file they trained on (by SHA-256), since article indices name other
+/// articles in another file.
+pub fn held_out_windows(
+    w: &recur_data::npz::VectorWindows,
+    data: &Path,
+    models: &[&Path],
+) -> Result<(recur_data::npz::VectorWindows, usize)> {
+    let mut first: Option<(&Path, HeldOut)> = None;
+    for &m in models {
+        let h = held_out(m)?.ok_or_else(|| {
+            Error::Msg(format!(
+                "{}: no {SPLIT} here (the model was trained with a data.val file or imported); \
+                 give its validation file as --data instead of --heldout",
+                m.display()
+            ))
+        })?;
+        match &first {
+            None => first = Some((m, h)),
+            Some((f, fh)) if fh.val_articles != h.val_articles => {
+                return Err(Error::Msg(format!(
+                    "{} and {} held out different articles (val_fraction or seed differ); \
+                     compare them on a separate validation file",
+                    f.display(),
+                    m.display()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let (m0, h) = first.ok_or_else(|| Error::Msg("no model given".into()))?;
+    let sha = recur_core::fsx::sha256_file(data)?;
+    if sha != h.data_sha256 {
+        return Err(Error::Msg(format!(
+            "{} is not the file {} trained on ({}); --heldout needs that very file, since \
+             article indices name different articles in another one",
+            data.display(),
+            m0.display(),
+            h.data.display()
+        )));
+    }
+    let keep: std::collections::HashSet<i64> = h.val_articles.iter().copied().collect();
+    let v = w.of_articles(&keep).ok_or_else(|| {
+        Error::Msg(format!(
+            "{}: the file gives no article of each window, so --heldout cannot pick them",
+            data.display()
+        ))
+    })?;
+    if v.is_empty() {
+        return Err(Error::Msg(format!(
+            "{}: none of the {} held-out articles is in this file; --heldout takes the file the model trained on ({})",
+            data.display(),
+            keep.len(),
+            h.data.display()
+        )));
+    }
+    Ok((v, keep.len()))
+}
+
 /// Writes an LVM model directory (each file atomically); `held` is the
 /// article split, when validation held articles out (a `split.json` left
 /// by an earlier run into the folder is removed otherwise).

@@ -36,6 +36,23 @@ pub struct Scores {
     pub positives: usize,
 }
 
+impl Scores {
+    /// ROC AUC, PR AUC, log loss, Brier, ECE, threshold and EV per row, as
+    /// the terminal report and the HTML one print them.
+    pub fn cells(&self, threshold: f64) -> [String; 7] {
+        let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.4}"));
+        [
+            f(self.auc),
+            f(self.pr_auc),
+            format!("{:.4}", self.logloss),
+            format!("{:.4}", self.brier),
+            format!("{:.4}", self.ece),
+            format!("{threshold:.2}"),
+            format!("{:.6}", self.ev),
+        ]
+    }
+}
+
 /// Validation and test scores of one variant (raw or calibrated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Variant {

@@ -8,6 +8,7 @@ pub mod loss;
 pub mod lvm;
 pub mod optim;
 pub mod pipeline;
+pub mod report_html;
 pub mod trainer;
 pub mod tune;
 

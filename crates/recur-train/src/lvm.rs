@@ -14,8 +14,10 @@ use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
-use recur_deploy::lvm_eval::{batch, predict, stats, LvmEpoch};
+use recur_deploy::lvm_eval::{batch, predict, stats, LvmEpoch, LvmReport};
+use recur_deploy::model_dir::HeldOut;
 use recur_models::{Lvm, LvmArch, Start};
+use std::path::Path;
 use std::time::Instant;
 
 pub struct LvmFit {
@@ -149,5 +151,101 @@ pub fn fit(
         best,
         best_epoch,
         history,
+    })
+}
+
+/// What [`train_to_dir`] made: the report written to `report.json`, and
+/// which epoch of how many the saved weights are from.
+pub struct Trained {
+    pub report: LvmReport,
+    pub best_epoch: usize,
+    pub epochs: usize,
+}
+
+/// The windows of a data file at `context`, its reading notes passed on.
+pub fn read_data(path: &Path, context: usize, progress: &dyn Progress) -> Result<VectorWindows> {
+    let w = recur_data::npz::read_windows(path, context)?;
+    for n in &w.notes {
+        progress.note(&format!("{}: {n}", path.display()));
+    }
+    Ok(w)
+}
+
+/// Trains the LVM of `cfg` into the model directory `out`: the data read
+/// and split by article (unless `data.val` is given; the held-out
+/// articles go into `split.json` with the file's SHA-256), the fit, the
+/// best weights restored and scored against both baselines in and out of
+/// distribution, and the directory written as a unit.
+pub fn train_to_dir(
+    cfg: &LvmConfig,
+    out: &Path,
+    dev: &Device,
+    progress: &dyn Progress,
+) -> Result<Trained> {
+    recur_deploy::model_dir::check_out_dir(out)?;
+    let c = cfg.data.context;
+    let all = read_data(&cfg.data.train, c, progress)?;
+    let mut held = None;
+    let (train, val) = match &cfg.data.val {
+        Some(v) => (all, read_data(v, c, progress)?),
+        None => {
+            let (tr, va) =
+                recur_data::npz::split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
+            if let Some(a) = &all.articles {
+                let mut ids: Vec<i64> = va.iter().map(|&i| a[i]).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                held = Some(HeldOut::of(
+                    &cfg.data.train,
+                    cfg.data.val_fraction,
+                    cfg.training.seed,
+                    ids,
+                )?);
+            }
+            progress.note(&format!(
+                "validation: {} of {} windows held out by article",
+                va.len(),
+                all.len()
+            ));
+            (all.select(&tr), all.select(&va))
+        }
+    };
+    let ood = cfg
+        .data
+        .ood
+        .as_ref()
+        .map(|p| read_data(p, c, progress))
+        .transpose()?;
+    let ood_dim = ood.as_ref().map_or(train.dim, |o| o.dim);
+    if val.dim != train.dim || ood_dim != train.dim {
+        return Err(Error::Msg(format!(
+            "the data files have different vector dimensions (train {}, validation {}, OOD {ood_dim})",
+            train.dim, val.dim
+        )));
+    }
+    progress.note(&format!(
+        "training {} LVM: {} train / {} validation windows, dimension {}, context {c}",
+        cfg.model.kind,
+        train.len(),
+        val.len(),
+        train.dim
+    ));
+    let fit = fit(cfg, &train, &val, dev, progress)?;
+    fit.model.restore(&fit.best)?;
+    let mut report = recur_deploy::lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
+    report.best_epoch = Some(fit.best_epoch);
+    recur_deploy::model_dir::save_lvm_dir(
+        out,
+        cfg,
+        &fit.model,
+        &fit.best,
+        &fit.history,
+        &report,
+        held.as_ref(),
+    )?;
+    Ok(Trained {
+        report,
+        best_epoch: fit.best_epoch,
+        epochs: fit.history.len(),
     })
 }

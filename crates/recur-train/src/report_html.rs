@@ -1,11 +1,11 @@
-//! `--report-html FILE`: one self-contained HTML page for a trained Job A
+//! `report.html` (and `recur train --report-html FILE`): one self-contained HTML page for a trained Job A
 //! model, because curves are read faster than tables: the ROC curves of
 //! the LSTM (and the trees and ensemble), the reliability diagram raw and
 //! calibrated, the training curves, and the tables of the terminal report.
 //! Charts are inline SVG drawn with plotters; the page loads nothing.
 
-use anyhow::{Context, Result};
 use plotters::prelude::*;
+use recur_core::{Error, Result};
 use recur_deploy::report::EpochRecord;
 use recur_deploy::Report;
 use std::fmt::Write as _;
@@ -36,29 +36,30 @@ fn chart(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (460, 360)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.fill(&WHITE)
+            .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?;
         let mut c = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(52)
             .build_cartesian_2d(x_range.clone(), y_range.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?;
         c.configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?;
         if diagonal {
             let lo = x_range.start.max(y_range.start);
             let hi = x_range.end.min(y_range.end);
             c.draw_series(LineSeries::new([(lo, lo), (hi, hi)], BLACK.mix(0.3)))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?;
         }
         for (k, (name, pts)) in lines.iter().enumerate() {
             let col = COLOURS[k % COLOURS.len()];
             c.draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?
                 .label(name.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
         }
@@ -68,9 +69,10 @@ fn chart(
                 .border_style(BLACK.mix(0.3))
                 .position(SeriesLabelPosition::LowerRight)
                 .draw()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?;
         }
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.present()
+            .map_err(|e| Error::Msg(format!("drawing a chart: {e}")))?;
     }
     Ok(svg)
 }
@@ -159,7 +161,8 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
         for (name, m) in models {
             for (label, v) in [("raw", &m.raw), ("calibrated", &m.calibrated)] {
                 let s = v.test.as_ref().unwrap_or(&v.val);
-                let cells: String = crate::show::score_cells(s, v.threshold)
+                let cells: String = s
+                    .cells(v.threshold)
                     .iter()
                     .map(|c| format!("<td>{c}</td>"))
                     .collect();
@@ -293,6 +296,4 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
     }
     h.push_str("</body></html>\n");
     recur_core::fsx::write_atomic(out, h.as_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(())
 }
