@@ -372,28 +372,16 @@ pub fn bench(r: &recur_dev::lstm_bench::BenchResult) {
 
 /// `recur drift`: prints the per-feature table; true when any feature drifted.
 pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
-    let cfg = recur_deploy::model_dir::read_config(model)?;
-    let Some(reference) = recur_data::drift::Reference::read(model)? else {
-        anyhow::bail!(
-            "{} has no {}: it was trained before recur kept the training reference; train it again",
-            model.display(),
-            recur_data::drift::REFERENCE_FILE
-        );
-    };
-    let features: Vec<String> = reference
-        .features
-        .iter()
-        .map(|f| f.feature.clone())
-        .collect();
-    let raw = recur_data::prepare::raw_features(input, &cfg, &features)?;
-    let table = recur_data::drift::compare(&reference, &raw, &cfg.drift)?;
-    let th = &cfg.drift;
+    let check = recur_deploy::drift::check(model, input)?;
+    let table = &check.table;
+    let features: Vec<&str> = table.iter().map(|d| d.feature.as_str()).collect();
+    let th = &check.thresholds;
     let w = features.iter().map(|f| f.len()).max().unwrap_or(7).max(7);
     println!(
         "{} rows of {} against {} training rows of {} (thresholds: PSI {}, KS {}, mean shift {}, autocorrelation {}, noise ratio {})",
-        raw.len() / features.len().max(1),
+        check.rows,
         input.display(),
-        reference.features.first().map_or(0, |f| f.rows),
+        check.reference_rows,
         model.display(),
         th.psi,
         th.ks,
@@ -405,7 +393,7 @@ pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
         "{:<w$}  {:>7} {:>7} {:>10} {:>9} {:>11}  verdict",
         "feature", "PSI", "KS", "mean shift", "autocorr", "noise ratio"
     );
-    for d in &table {
+    for d in table {
         println!(
             "{:<w$}  {:>7.4} {:>7.4} {:>10.3} {:>9.3} {:>11}  {}",
             d.feature,
@@ -422,10 +410,10 @@ pub fn drift(model: &Path, input: &Path, json: Option<&Path>) -> Result<bool> {
             }
         );
     }
-    let n = table.iter().filter(|d| d.drift).count();
+    let n = check.drifted();
     println!("{n} of {} features drifted", table.len());
     if let Some(j) = json {
-        recur_core::fsx::write_json(j, &table)?;
+        recur_core::fsx::write_json(j, table)?;
     }
     Ok(n > 0)
 }
@@ -481,16 +469,8 @@ pub fn tune(
     for t in &r.trials {
         println!("{}", trial_line(t));
     }
-    let mut best_cfg = recur_train::tune::best_config(&cfg, &r.best);
-    // best.yaml lives in another folder: its data path must not be relative.
-    if let Some(p) = best_cfg.data.path.as_mut() {
-        if let Ok(abs) = std::fs::canonicalize(&*p) {
-            *p = abs;
-        }
-    }
-    let path = out.join("best.yaml");
-    recur_core::fsx::write_atomic(&path, best_cfg.to_yaml().as_bytes())?;
-    println!("\nthe best config:\n{}", best_cfg.to_yaml());
+    let path = &r.best_path;
+    println!("\nthe best config:\n{}", r.best_config.to_yaml());
     let start = r.trials.iter().find(|t| t.number == 0);
     println!(
         "best: trial {} with validation AUC {:.4}{}; its config is {} (recur train --config {})",

@@ -8,6 +8,7 @@
 
 pub mod calibrate;
 pub mod decision;
+pub mod drift;
 pub mod ensemble;
 pub mod import;
 pub mod leaderboard;

@@ -115,6 +115,22 @@ pub struct LvmReport {
     pub best_epoch: Option<usize>,
 }
 
+impl LvmReport {
+    /// Whether the model beats every baseline on validation and, where
+    /// there is an OOD set, out of distribution too.
+    pub fn beats_baselines(&self) -> bool {
+        let ood = self.scores.ood.as_ref().map(|s| s.cosine_mean);
+        self.baselines.values().all(|b| {
+            self.scores.val.cosine_mean > b.val.cosine_mean
+                && match (ood, b.ood.as_ref()) {
+                    (Some(m), Some(o)) => m > o.cosine_mean,
+                    (None, None) => true,
+                    _ => false,
+                }
+        })
+    }
+}
+
 /// Scores a model and both baselines on `val` (and `ood`).
 pub fn report(
     model: &Lvm,

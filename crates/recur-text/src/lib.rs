@@ -5,6 +5,8 @@
 
 pub mod chunk;
 pub mod corpus;
+#[cfg(feature = "fetch")]
+pub mod demo;
 pub mod encoder;
 pub mod fetch;
 pub mod sources;

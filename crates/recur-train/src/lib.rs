@@ -3,6 +3,7 @@
 //! restores a real copy of the best weights, the metrics, and the model
 //! directory that holds everything a prediction needs.
 
+pub mod demo;
 pub mod job_a;
 pub mod loss;
 pub mod lvm;

@@ -180,6 +180,10 @@ pub struct TuneResult {
     pub trials: Vec<Trial>,
     pub best: Trial,
     pub resumed: usize,
+    /// The config with the best trial's parameters, its data path made
+    /// absolute, as written to `best_path` (`OUT/best.yaml`).
+    pub best_config: Config,
+    pub best_path: std::path::PathBuf,
 }
 
 fn with_params(cfg: &Config, p: &Params) -> Config {
@@ -245,7 +249,8 @@ fn run_trial(
 }
 
 /// Runs the search until `out/trials.json` holds `n_trials` trials, `jobs`
-/// at a time; `report` is called with each finished trial.
+/// at a time; `report` is called with each finished trial. The best
+/// trial's config is written to `out/best.yaml`, ready for `recur train`.
 pub fn tune(
     cfg: &Config,
     n_trials: usize,
@@ -360,7 +365,18 @@ pub fn tune(
         .max_by(|a, b| a.value.total_cmp(&b.value).then(b.number.cmp(&a.number)))
         .cloned()
         .ok_or_else(|| Error::Msg("no trial completed".into()))?;
+    let mut best_config = best_config(cfg, &best);
+    // best.yaml lives in another folder: its data path must not be relative.
+    if let Some(p) = best_config.data.path.as_mut() {
+        if let Ok(abs) = std::fs::canonicalize(&*p) {
+            *p = abs;
+        }
+    }
+    let best_path = out.join("best.yaml");
+    recur_core::fsx::write_atomic(&best_path, best_config.to_yaml().as_bytes())?;
     Ok(TuneResult {
+        best_config,
+        best_path,
         trials,
         best,
         resumed,

@@ -1,0 +1,49 @@
+//! `recur drift`: a model directory's training reference against a new
+//! file, feature by feature (PSI, KS, mean, autocorrelation and noise
+//! ratio shifts, at the thresholds of the model's `drift:` config).
+
+use recur_core::job_a::DriftThresholds;
+use recur_core::{Error, Result};
+use recur_data::drift::{compare, FeatureDrift, Reference, REFERENCE_FILE};
+use std::path::Path;
+
+/// The drift of every feature of `input` against the model's reference.
+#[derive(Debug, Clone)]
+pub struct DriftCheck {
+    pub table: Vec<FeatureDrift>,
+    /// Rows of `input` compared, and of the training reference.
+    pub rows: usize,
+    pub reference_rows: usize,
+    pub thresholds: DriftThresholds,
+}
+
+impl DriftCheck {
+    /// How many features drifted.
+    pub fn drifted(&self) -> usize {
+        self.table.iter().filter(|d| d.drift).count()
+    }
+}
+
+/// Compares `input` with the training reference of the model in `model`.
+pub fn check(model: &Path, input: &Path) -> Result<DriftCheck> {
+    let cfg = crate::model_dir::read_config(model)?;
+    let Some(reference) = Reference::read(model)? else {
+        return Err(Error::Msg(format!(
+            "{} has no {REFERENCE_FILE}: it was trained before recur kept the training reference; train it again",
+            model.display()
+        )));
+    };
+    let features: Vec<String> = reference
+        .features
+        .iter()
+        .map(|f| f.feature.clone())
+        .collect();
+    let raw = recur_data::prepare::raw_features(input, &cfg, &features)?;
+    let table = compare(&reference, &raw, &cfg.drift)?;
+    Ok(DriftCheck {
+        table,
+        rows: raw.len() / features.len().max(1),
+        reference_rows: reference.features.first().map_or(0, |f| f.rows),
+        thresholds: cfg.drift.clone(),
+    })
+}
