@@ -207,6 +207,18 @@ fn too_short(source: &str, n: usize, what: &str, l: usize) -> Error {
 }
 
 /// Reads the config's data file and builds train / val / test windows.
+/// [`prepare_training`] of a table already in memory (rows layout): the
+/// same selection, scaling, split and windows as from `data.path`.
+pub fn prepare_training_table(table: &Table, cfg: &Config) -> Result<Prepared> {
+    if cfg.data.layout != Layout::Rows {
+        return Err(Error::data(
+            &table.source,
+            "an in-memory table is one row per time step (data.layout: rows)",
+        ));
+    }
+    prepare_rows(table, cfg)
+}
+
 pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let path = data_path(d)?;

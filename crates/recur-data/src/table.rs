@@ -60,6 +60,38 @@ fn parse_num(s: &str) -> Option<f64> {
 }
 
 impl Table {
+    /// A table from columns in memory (from numpy, pandas or a program):
+    /// every column as long as the first, names unique. `source` names it
+    /// in error messages.
+    pub fn from_columns(source: &str, names: Vec<String>, columns: Vec<Column>) -> Result<Table> {
+        if names.len() != columns.len() {
+            return Err(Error::data(
+                source,
+                format!("{} names for {} columns", names.len(), columns.len()),
+            ));
+        }
+        let n = columns.first().map_or(0, Column::len);
+        for (name, c) in names.iter().zip(&columns) {
+            if c.len() != n {
+                return Err(Error::data(
+                    source,
+                    format!("column `{name}` has {} rows, the first has {n}", c.len()),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::data(source, format!("two columns are named `{d}`")));
+        }
+        Ok(Table {
+            source: source.to_string(),
+            names,
+            columns,
+            first_line: None,
+            lines: None,
+        })
+    }
+
     /// Reads a table; `format` is `csv` or `parquet`, else taken from the extension.
     pub fn read(path: &Path, format: Option<&str>) -> Result<Table> {
         let fmt = match format {
@@ -395,6 +427,40 @@ fn plain(f: &parquet::record::Field) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_from_columns_in_memory_is_checked_like_a_file() {
+        let t = Table::from_columns(
+            "mem",
+            vec!["a".into(), "b".into()],
+            vec![
+                Column::Numeric(vec![1.0, 2.0]),
+                Column::Text(vec!["x".into(), "y".into()]),
+            ],
+        )
+        .unwrap();
+        assert_eq!((t.n_rows(), t.index_of("b").unwrap()), (2, 1));
+        let e = Table::from_columns(
+            "mem",
+            vec!["a".into(), "b".into()],
+            vec![Column::Numeric(vec![1.0, 2.0]), Column::Numeric(vec![1.0])],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mem") && e.contains("column `b` has 1 rows"),
+            "{e}"
+        );
+        let e = Table::from_columns(
+            "mem",
+            vec!["a".into(), "a".into()],
+            vec![Column::Numeric(vec![1.0]), Column::Numeric(vec![2.0])],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("two columns are named `a`"), "{e}");
+        assert!(Table::from_columns("mem", vec!["a".into()], vec![]).is_err());
+    }
 
     fn csv(dir: &Path, text: &str) -> std::path::PathBuf {
         let p = dir.join("t.csv");

@@ -22,4 +22,4 @@ pub mod scoring;
 pub use metrics::Metrics;
 pub use model_dir::{load_model_dir, save_model_dir, ModelDir, Report};
 pub use predictor::{Prediction, Predictor, Series};
-pub use scoring::{evaluate, score_file, write_predictions, Evaluation, FileScores};
+pub use scoring::{evaluate, score_file, score_table, write_predictions, Evaluation, FileScores};

@@ -76,6 +76,14 @@ pub fn score_file(p: &Predictor, input: &Path, need_labels: bool) -> Result<File
     f.score(p, rows)
 }
 
+/// The predictions of every row of a table in memory that the model
+/// scores (rows layout); as [`score_file`] otherwise.
+pub fn score_table(p: &Predictor, table: Table, need_labels: bool) -> Result<FileScores> {
+    let f = RowsFile::of(p, table, need_labels)?;
+    let rows = (p.first_row()..f.table.n_rows()).collect();
+    f.score(p, rows)
+}
+
 /// A rows-layout file read once: its table, the model's features and each
 /// row's label (none when the file lacks the target).
 struct RowsFile {
@@ -87,7 +95,11 @@ struct RowsFile {
 impl RowsFile {
     fn read(p: &Predictor, input: &Path, need_labels: bool) -> Result<RowsFile> {
         let d = &p.dir.config.data;
-        let t = Table::read(input, d.format.as_deref())?;
+        RowsFile::of(p, Table::read(input, d.format.as_deref())?, need_labels)
+    }
+
+    fn of(p: &Predictor, t: Table, need_labels: bool) -> Result<RowsFile> {
+        let d = &p.dir.config.data;
         let n = t.n_rows();
         let raw = feature_rows(&t, p.features())?;
         let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());

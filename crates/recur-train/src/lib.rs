@@ -13,5 +13,5 @@ pub mod report_html;
 pub mod trainer;
 pub mod tune;
 
-pub use pipeline::train_to_dir;
+pub use pipeline::{train_table_to_dir, train_to_dir};
 pub use trainer::{fit, FitOptions, FitResult};

@@ -6,19 +6,54 @@ use crate::trainer::{fit, FitOptions};
 use candle_core::Device;
 use recur_core::config::Config;
 use recur_core::Result;
-use recur_data::{prepare_training, WindowSet};
+use recur_data::{prepare_training, Prepared, Table, WindowSet};
 use recur_deploy::metrics::Metrics;
 use recur_deploy::model_dir::{save_model_dir, Report};
 use recur_deploy::predictor::{predict_logits, probabilities};
 use std::path::Path;
 
-/// Trains `cfg` and writes the model directory `out`; returns the report.
+/// Trains `cfg` on its `data.path` and writes the model directory `out`;
+/// returns the report.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// let cfg = recur_core::config::Config::from_file("configs/rainfall.yaml".as_ref())?;
+/// let dev = candle_core::Device::Cpu;
+/// let report = recur_train::train_to_dir(&cfg, "runs/rain".as_ref(), &dev, &Default::default())?;
+/// println!("test AUC {:?}", report.test.and_then(|t| t.auc));
+/// # Ok(())
+/// # }
+/// ```
 pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -> Result<Report> {
     recur_deploy::model_dir::check_out_dir(out)?;
     let mut prep = prepare_training(cfg)?;
     if let Some(path) = &cfg.data.path {
         prep.info.data_sha256 = Some(recur_core::fsx::sha256_file(path)?);
     }
+    train_prepared(cfg, prep, out, dev, opts)
+}
+
+/// Trains `cfg` on a table in memory (`data.path` is not read) and writes
+/// the model directory `out`; as [`train_to_dir`] otherwise.
+pub fn train_table_to_dir(
+    cfg: &Config,
+    table: &Table,
+    out: &Path,
+    dev: &Device,
+    opts: &FitOptions,
+) -> Result<Report> {
+    recur_deploy::model_dir::check_out_dir(out)?;
+    let prep = recur_data::prepare::prepare_training_table(table, cfg)?;
+    train_prepared(cfg, prep, out, dev, opts)
+}
+
+fn train_prepared(
+    cfg: &Config,
+    prep: Prepared,
+    out: &Path,
+    dev: &Device,
+    opts: &FitOptions,
+) -> Result<Report> {
     opts.progress.note(&format!(
         "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
         prep.train.len() + prep.val.len() + prep.test.len(),
