@@ -71,7 +71,7 @@ enum Command {
         /// YAML config (see configs/rainfall.yaml; the seed's names are accepted).
         #[arg(long)]
         config: PathBuf,
-        /// Model directory to write [default: runs/<config name>].
+        /// Model directory to write [default: runs/CONFIG-NAME].
         #[arg(long)]
         out: Option<PathBuf>,
         /// Data file, overriding data.path (CSV, Parquet or UCR .ts).
@@ -250,7 +250,7 @@ enum LvmCmd {
     Train {
         #[arg(long)]
         config: PathBuf,
-        /// Model directory to write [default: runs/<config name>].
+        /// Model directory to write [default: runs/CONFIG-NAME].
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -7,7 +7,7 @@
 //! - [`lstm`] and [`gru`]: the kernels on raw time-major buffers.
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
-//! - [`linear`]: `x @ w^T + b` as one node with a lean backward.
+//! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
 //! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`.
 
 pub mod act;
