@@ -1,6 +1,13 @@
 //! Summary statistics shared by the benchmarks, the leaderboard and the
 //! service's latency reports, so every percentile recur prints is
-//! computed one way (numpy's default, linear interpolation).
+//! computed one way (numpy's default, linear interpolation); and the one
+//! sigmoid of every probability recur reports (the fused kernels keep
+//! their own f32 one, inlined into their loops).
+
+/// The logistic function, in f64: logits to probabilities.
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
 
 /// Percentile `q` (0-100) of sorted values with linear interpolation.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -5,6 +5,7 @@
 //! show what each did.
 
 use recur_core::config::CalibrationKind;
+use recur_core::stats::sigmoid;
 use serde::{Deserialize, Serialize};
 
 /// A fitted map from raw to calibrated probability.
@@ -29,10 +30,6 @@ const EPS: f64 = 1e-7;
 fn logit(p: f64) -> f64 {
     let p = p.clamp(EPS, 1.0 - EPS);
     (p / (1.0 - p)).ln()
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 impl Calibrator {

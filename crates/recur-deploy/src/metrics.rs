@@ -145,10 +145,6 @@ impl Metrics {
     }
 }
 
-pub fn sigmoid(z: f32) -> f64 {
-    1.0 / (1.0 + (-(z as f64)).exp())
-}
-
 #[cfg(test)]
 mod roc_tests {
     use super::*;

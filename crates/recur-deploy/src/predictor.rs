@@ -17,12 +17,12 @@
 
 use crate::calibrate::Calibrator;
 use crate::ensemble::Weights;
-use crate::metrics::sigmoid;
 use crate::model_dir::{load_model_dir, ModelDir};
 use candle_core::Device;
 use candle_core::Tensor;
 use recur_core::config::Layout;
 use recur_core::fsx::read_json;
+use recur_core::stats::sigmoid;
 use recur_core::{Error, Result};
 use recur_data::select::ewma;
 use recur_data::{Window, WindowSet};
@@ -498,7 +498,7 @@ pub fn predict_logits(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> 
 
 /// The probabilities of logits.
 pub fn probabilities(logits: &[f32]) -> Vec<f64> {
-    logits.iter().map(|&z| sigmoid(z)).collect()
+    logits.iter().map(|&z| sigmoid(z as f64)).collect()
 }
 
 fn read_trees(dir: &Path, tf: &TreesFile, features: &[String]) -> Result<TreeModel> {

@@ -10,6 +10,7 @@ use forust_ml::gradientbooster::ImportanceMethod;
 use forust_ml::metric::Metric;
 use forust_ml::{GradientBooster, Matrix};
 use recur_core::config::TreesConfig;
+use recur_core::stats::sigmoid;
 use recur_core::{Error, Result};
 use std::ops::Range;
 
@@ -97,10 +98,6 @@ pub enum TreeModel {
         /// The design name of each of the model's features.
         names: Vec<String>,
     },
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 impl TreeModel {

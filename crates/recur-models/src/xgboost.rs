@@ -349,7 +349,7 @@ impl XgbModel {
             .map(|r| {
                 let m = self.margin(r);
                 if self.logistic {
-                    1.0 / (1.0 + (-m).exp())
+                    recur_core::stats::sigmoid(m)
                 } else {
                     m
                 }
