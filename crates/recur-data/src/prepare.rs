@@ -99,7 +99,7 @@ fn label_rule(d: &DataConfig) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub features: Vec<String>,
-    pub seq_len: usize,
+    pub sequence_length: usize,
     pub scaler: Scaler,
     pub train: WindowSet,
     pub val: WindowSet,
@@ -357,7 +357,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let all = WindowSet {
         buffer,
         n_features: features.len(),
-        seq_len: l,
+        sequence_length: l,
         windows: sliding(n, l, &labels),
     };
     let part = |r: RowRange, name: &str| -> Result<WindowSet> {
@@ -388,7 +388,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         val,
         test,
         features,
-        seq_len: l,
+        sequence_length: l,
         scaler,
         info: SplitInfo {
             layout: Layout::Rows,
@@ -426,17 +426,19 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         ));
     }
     let train_idx = &order[..n_train];
-    let rows = train_idx.iter().flat_map(|&i| i * s.len..(i + 1) * s.len);
+    let rows = train_idx
+        .iter()
+        .flat_map(|&i| i * s.sequence_length..(i + 1) * s.sequence_length);
     let scaler = Scaler::fit(features.clone(), &raw, rows);
     let buffer: Arc<[f32]> = scaler.transform(&raw).into();
     let set = |idx: &[usize]| WindowSet {
         buffer: buffer.clone(),
         n_features: s.dims,
-        seq_len: s.len,
+        sequence_length: s.sequence_length,
         windows: idx
             .iter()
             .map(|&i| Window {
-                start: i * s.len,
+                start: i * s.sequence_length,
                 row: i,
                 label: Some(labels[i]),
             })
@@ -447,7 +449,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         val: set(&order[n_train..n_train + n_val]),
         test: set(&order[n_train + n_val..]),
         features,
-        seq_len: s.len,
+        sequence_length: s.sequence_length,
         scaler,
         info: SplitInfo {
             layout: Layout::Sequences,
@@ -500,7 +502,7 @@ pub fn prepare_inference(
     path: &Path,
     cfg: &Config,
     scaler: &Scaler,
-    seq_len: usize,
+    sequence_length: usize,
     positive_label: Option<&str>,
     need_labels: bool,
 ) -> Result<InferenceData> {
@@ -510,8 +512,8 @@ pub fn prepare_inference(
             let t = Table::read(path, d.format.as_deref())?;
             let n = t.n_rows();
             let raw = smoothed_rows(&t, cfg, &scaler.features)?;
-            if n < seq_len {
-                return Err(too_short(&t.source, n, "rows", seq_len));
+            if n < sequence_length {
+                return Err(too_short(&t.source, n, "rows", sequence_length));
             }
             let has_target = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
             let labels = if need_labels || has_target {
@@ -519,7 +521,7 @@ pub fn prepare_inference(
             } else {
                 vec![None; n]
             };
-            let mut windows = sliding(n, seq_len, &labels);
+            let mut windows = sliding(n, sequence_length, &labels);
             if need_labels {
                 windows.retain(|w| w.label.is_some());
             }
@@ -527,7 +529,7 @@ pub fn prepare_inference(
             let set = WindowSet {
                 buffer: scaler.transform(&raw).into(),
                 n_features: scaler.features.len(),
-                seq_len,
+                sequence_length,
                 windows,
             };
             Ok(InferenceData {
@@ -537,12 +539,12 @@ pub fn prepare_inference(
         }
         Layout::Sequences => {
             let s = Sequences::read(path, d.format.as_deref(), d.target.column.as_deref())?;
-            if s.len != seq_len || s.dims != scaler.features.len() {
+            if s.sequence_length != sequence_length || s.dims != scaler.features.len() {
                 return Err(Error::data(
                     &s.source,
                     format!(
-                        "series of length {} with {} dimension(s); the model was trained on length {seq_len} with {}",
-                        s.len,
+                        "series of length {} with {} dimension(s); the model was trained on length {sequence_length} with {}",
+                        s.sequence_length,
                         s.dims,
                         scaler.features.len()
                     ),
@@ -554,7 +556,7 @@ pub fn prepare_inference(
                 .iter()
                 .enumerate()
                 .map(|(i, l)| Window {
-                    start: i * s.len,
+                    start: i * s.sequence_length,
                     row: i,
                     label: Some(if l == pos { 1.0 } else { 0.0 }),
                 })
@@ -562,7 +564,7 @@ pub fn prepare_inference(
             let set = WindowSet {
                 buffer: scaler.transform(&s.values.concat()).into(),
                 n_features: s.dims,
-                seq_len,
+                sequence_length,
                 windows,
             };
             Ok(InferenceData {

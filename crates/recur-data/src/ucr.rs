@@ -15,7 +15,7 @@ pub struct Sequences {
     /// Per sample, `len * dims` values, time-major (`[t][d]`).
     pub values: Vec<Vec<f64>>,
     pub labels: Vec<String>,
-    pub len: usize,
+    pub sequence_length: usize,
     pub dims: usize,
 }
 
@@ -68,7 +68,7 @@ impl Sequences {
             source: t.source.clone(),
             values,
             labels,
-            len: cols.len(),
+            sequence_length: cols.len(),
             dims: 1,
         })
     }
@@ -147,7 +147,7 @@ impl Sequences {
             source,
             values,
             labels,
-            len: len.unwrap(),
+            sequence_length: len.unwrap(),
             dims: dims.unwrap(),
         })
     }
@@ -167,7 +167,7 @@ mod tests {
         )
         .unwrap();
         let s = Sequences::read(&p, None, None).unwrap();
-        assert_eq!((s.len, s.dims), (3, 2));
+        assert_eq!((s.sequence_length, s.dims), (3, 2));
         assert_eq!(s.values[0], vec![1., 4., 2., 5., 3., 6.]);
         assert_eq!(s.labels, vec!["1", "2"]);
         std::fs::write(&p, "@data\n1,2,3:1\n1,2:2\n").unwrap();
@@ -181,7 +181,7 @@ mod tests {
         let p = d.path().join("x.csv");
         std::fs::write(&p, "1,0.1,0.2,0.3\n2,0.4,0.5,0.6\n").unwrap();
         let s = Sequences::read(&p, None, None).unwrap();
-        assert_eq!((s.len, s.dims), (3, 1));
+        assert_eq!((s.sequence_length, s.dims), (3, 1));
         assert_eq!(s.labels, vec!["1", "2"]);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
-    /// First buffer row of the window; it spans `start .. start + seq_len`.
+    /// First buffer row of the window; it spans `start .. start + sequence_length`.
     pub start: usize,
     /// The table row the prediction belongs to: the window's last row for a
     /// time series, the sample's row for whole sequences.
@@ -21,7 +21,7 @@ pub struct Window {
 pub struct WindowSet {
     pub buffer: Arc<[f32]>,
     pub n_features: usize,
-    pub seq_len: usize,
+    pub sequence_length: usize,
     pub windows: Vec<Window>,
 }
 
@@ -46,9 +46,9 @@ impl WindowSet {
             ..self.clone()
         }
     }
-    /// Copies the windows `idx` into `out` as a `[idx.len(), seq_len, n_features]` batch.
+    /// Copies the windows `idx` into `out` as a `[idx.len(), sequence_length, n_features]` batch.
     pub fn gather(&self, idx: &[usize], out: &mut Vec<f32>) {
-        let span = self.seq_len * self.n_features;
+        let span = self.sequence_length * self.n_features;
         out.clear();
         out.reserve(idx.len() * span);
         for &i in idx {
@@ -58,12 +58,12 @@ impl WindowSet {
     }
 }
 
-/// Every window of length `seq_len` sliding over `n_rows` rows, each tied to
-/// its last row and that row's label: `n_rows - seq_len + 1` windows.
-pub fn sliding(n_rows: usize, seq_len: usize, labels: &[Option<f32>]) -> Vec<Window> {
-    (0..(n_rows + 1).saturating_sub(seq_len))
+/// Every window of length `sequence_length` sliding over `n_rows` rows, each tied to
+/// its last row and that row's label: `n_rows - sequence_length + 1` windows.
+pub fn sliding(n_rows: usize, sequence_length: usize, labels: &[Option<f32>]) -> Vec<Window> {
+    (0..(n_rows + 1).saturating_sub(sequence_length))
         .map(|start| {
-            let row = start + seq_len - 1;
+            let row = start + sequence_length - 1;
             Window {
                 start,
                 row,
@@ -103,7 +103,7 @@ mod tests {
         let set = WindowSet {
             buffer: buf.into(),
             n_features: 2,
-            seq_len: 3,
+            sequence_length: 3,
             windows: w,
         };
         let mut out = Vec::new();

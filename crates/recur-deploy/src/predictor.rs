@@ -391,7 +391,7 @@ impl Predictor {
         let set = WindowSet {
             buffer: Arc::from(buffer),
             n_features: f,
-            seq_len: l,
+            sequence_length: l,
             windows,
         };
         let p_lstm = probabilities(&predict_logits(&self.dir.model, &set, &Device::Cpu)?);
@@ -490,7 +490,7 @@ pub fn predict_logits(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> 
     let mut buf = Vec::new();
     for c in idx.chunks(CHUNK) {
         set.gather(c, &mut buf);
-        let x = Tensor::from_slice(&buf, (c.len(), set.seq_len, set.n_features), dev)?;
+        let x = Tensor::from_slice(&buf, (c.len(), set.sequence_length, set.n_features), dev)?;
         out.extend(model.forward(&x, None)?.detach().to_vec1::<f32>()?);
     }
     Ok(out)

@@ -57,7 +57,7 @@ fn train_prepared(
     opts.progress.note(&format!(
         "data: {} windows of {} rows x {} features (train {}, val {}, test {})",
         prep.train.len() + prep.val.len() + prep.test.len(),
-        prep.seq_len,
+        prep.sequence_length,
         prep.features.len(),
         prep.train.len(),
         prep.val.len(),
@@ -93,7 +93,7 @@ fn train_prepared(
         n_val: prep.val.len(),
         n_test: prep.test.len(),
         features: prep.features.clone(),
-        sequence_length: prep.seq_len,
+        sequence_length: prep.sequence_length,
         params: result.model.n_params(),
         seed: cfg.training.seed,
         label_rule: prep.info.label_rule.clone(),

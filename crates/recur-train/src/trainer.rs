@@ -62,7 +62,7 @@ pub fn fit_watched(
         m.hidden_size,
         m.num_layers,
         m.dropout,
-        prep.seq_len,
+        prep.sequence_length,
     );
     let model = LstmClassifier::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
     let mut shuffle_rng = Rng::stream(t.seed, 1);
@@ -79,7 +79,7 @@ pub fn fit_watched(
     let mut best_weights = None;
     let mut history = Vec::new();
     let mut buf = Vec::new();
-    let (l, f) = (prep.seq_len, prep.features.len());
+    let (l, f) = (prep.sequence_length, prep.features.len());
 
     for epoch in 1..=t.epochs {
         let start = Instant::now();
