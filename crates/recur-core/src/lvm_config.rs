@@ -37,13 +37,70 @@ pub struct LvmDataConfig {
     pub context: usize,
 }
 
+/// The latent vector models recur trains, listed once: configs, the
+/// architecture stored in checkpoints, the importer and the service all
+/// name a kind through this (`lstm` in YAML and JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LvmKind {
+    Lstm,
+    Gru,
+    /// The attention mixture network; its `d_model` is the attention width.
+    Amn,
+    Transformer,
+}
+
+impl LvmKind {
+    pub const ALL: [LvmKind; 4] = [
+        LvmKind::Lstm,
+        LvmKind::Gru,
+        LvmKind::Amn,
+        LvmKind::Transformer,
+    ];
+
+    /// The kind's name in configs, checkpoints and tensor names.
+    pub fn name(self) -> &'static str {
+        match self {
+            LvmKind::Lstm => "lstm",
+            LvmKind::Gru => "gru",
+            LvmKind::Amn => "amn",
+            LvmKind::Transformer => "transformer",
+        }
+    }
+
+    /// Whether it is one of the recurrent kinds (blocks of an RNN).
+    pub fn is_recurrent(self) -> bool {
+        matches!(self, LvmKind::Lstm | LvmKind::Gru)
+    }
+}
+
+impl std::fmt::Display for LvmKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for LvmKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<LvmKind, String> {
+        LvmKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not an LVM recur trains; use `lstm`, `gru`, `amn` or `transformer`"
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LvmModelConfig {
     /// `lstm`, `gru`, `amn` (the attention mixture network; its `d_model`
     /// is the attention width, 256 in the original) or `transformer`.
     #[serde(rename = "type", default = "d_kind")]
-    pub kind: String,
+    pub kind: LvmKind,
     #[serde(default = "d_d_model", alias = "hidden_dim")]
     pub d_model: usize,
     #[serde(default = "d_layers")]
@@ -100,8 +157,8 @@ fn d_val_fraction() -> f64 {
 fn d_context() -> usize {
     5
 }
-fn d_kind() -> String {
-    "lstm".into()
+fn d_kind() -> LvmKind {
+    LvmKind::Lstm
 }
 fn d_d_model() -> usize {
     512
@@ -205,16 +262,7 @@ impl LvmConfig {
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
         let (m, t, d) = (&self.model, &self.training, &self.data);
-        if !["lstm", "gru", "amn", "transformer"].contains(&m.kind.as_str()) {
-            return bad(
-                "model.type",
-                format!(
-                    "`{}` is not an LVM recur trains; use `lstm`, `gru`, `amn` or `transformer`",
-                    m.kind
-                ),
-            );
-        }
-        if m.kind == "transformer" && (m.heads == 0 || m.d_model % m.heads != 0) {
+        if m.kind == LvmKind::Transformer && (m.heads == 0 || m.d_model % m.heads != 0) {
             return bad(
                 "model.heads",
                 format!(
@@ -234,7 +282,7 @@ impl LvmConfig {
                 return bad("model.dropout", format!("{p} must be in [0, 1)"));
             }
         }
-        if m.d_model == 0 || (m.kind != "amn" && m.num_layers == 0) {
+        if m.d_model == 0 || (m.kind != LvmKind::Amn && m.num_layers == 0) {
             return bad("model", "d_model and num_layers must be at least 1".into());
         }
         if d.context == 0 {

@@ -25,6 +25,7 @@ use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
 use recur_core::checkpoint::tensor_diff;
 use recur_core::{Error, Result};
+use recur_models::lvm::LvmKind;
 use recur_models::{Lvm, LvmArch};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -455,11 +456,11 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
     let is_transformer = tensors.contains_key("encoder.layers.0.self_attn.in_proj_weight");
     let kind = if is_amn {
-        "amn"
+        LvmKind::Amn
     } else if is_transformer {
-        "transformer"
+        LvmKind::Transformer
     } else {
-        ["lstm", "gru"]
+        [LvmKind::Lstm, LvmKind::Gru]
             .into_iter()
             .find(|k| {
                 names

@@ -94,7 +94,7 @@ pub fn measure(
     let params = model.n_params();
     Ok(Entry {
         name: name.to_string(),
-        kind: model.arch.kind.clone(),
+        kind: model.arch.kind.to_string(),
         params: Some(params),
         param_mb: Some(params as f64 * 4.0 / 1e6),
         val_cosine,

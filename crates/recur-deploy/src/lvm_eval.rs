@@ -170,7 +170,7 @@ pub fn report(
         );
     }
     Ok(LvmReport {
-        model: model.arch.kind.clone(),
+        model: model.arch.kind.to_string(),
         params: model.n_params(),
         scores: m,
         baselines,

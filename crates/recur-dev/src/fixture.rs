@@ -9,7 +9,7 @@ use candle_core::Device;
 use recur_core::config::Config;
 use recur_core::rng::Rng;
 use recur_core::Result;
-use recur_models::lvm::{LvmArch, Start};
+use recur_models::lvm::{LvmArch, LvmKind, Start};
 use recur_models::Lvm;
 use recur_text::SentenceEncoder;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,10 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
     recur_core::fsx::write_atomic(&dir.join("bank.texts.jsonl"), texts.as_bytes())?;
 
     let mut rng = Rng::new(seed);
-    for (kind, folder, context) in [("lstm", "lvm", CONTEXT), ("gru", "gru", GRU_CONTEXT)] {
+    for (kind, folder, context) in [
+        (LvmKind::Lstm, "lvm", CONTEXT),
+        (LvmKind::Gru, "gru", GRU_CONTEXT),
+    ] {
         let arch = LvmArch::new(kind, enc.dim, enc.dim, 1, context);
         let lvm = Lvm::init_from(arch, Start::Average, &mut rng, &dev)?;
         let out = dir.join(folder);

@@ -16,6 +16,7 @@
 
 use candle_core::{Device, Result, Tensor};
 use recur_core::rng::Rng;
+use recur_models::lvm::LvmKind;
 use recur_models::{ClassifierArch, LstmClassifier, Lvm, LvmArch};
 use recur_train::loss::bce_with_logits;
 use recur_train::optim::Adam;
@@ -73,7 +74,11 @@ pub fn run(workload: &str, threads: usize, min_seconds: f64, seed: u64) -> Resul
             )
         }
         "w2" | "w2-gru" => {
-            let kind = if workload == "w2" { "lstm" } else { "gru" };
+            let kind = if workload == "w2" {
+                LvmKind::Lstm
+            } else {
+                LvmKind::Gru
+            };
             let arch = LvmArch::new(kind, 768, 512, 4, 5);
             (Model::Lvm(Lvm::init(arch, &mut rng, &dev)?), 64, 5, 768)
         }

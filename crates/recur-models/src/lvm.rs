@@ -20,6 +20,7 @@ use crate::lstm::{gru_seq, lstm_seq, GruWeights, LstmWeights};
 use crate::params::ParamSet;
 use candle_core::{Device, IndexOp, Result, Tensor, Var, D};
 use recur_core::checkpoint::TensorSpec;
+pub use recur_core::lvm_config::LvmKind;
 use recur_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,8 +31,7 @@ pub const LN_EPS: f32 = 1e-5;
 /// Everything that decides the function the model computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LvmArch {
-    /// `lstm`, `gru`, `amn` or `transformer`.
-    pub kind: String,
+    pub kind: LvmKind,
     pub input_dim: usize,
     pub d_model: usize,
     pub num_layers: usize,
@@ -58,21 +58,25 @@ fn default_ff() -> usize {
 
 impl LvmArch {
     pub fn new(
-        kind: &str,
+        kind: LvmKind,
         input_dim: usize,
         d_model: usize,
         num_layers: usize,
         context: usize,
     ) -> Self {
         LvmArch {
-            kind: kind.into(),
+            kind,
             input_dim,
             d_model,
             num_layers,
             context,
             heads: default_heads(),
             ff: default_ff(),
-            dropout: if kind == "transformer" { 0.1 } else { 0.0 },
+            dropout: if kind == LvmKind::Transformer {
+                0.1
+            } else {
+                0.0
+            },
         }
     }
 
@@ -81,14 +85,11 @@ impl LvmArch {
     }
 
     /// Gates per recurrent cell: 4 for the LSTM, 3 for the GRU, 0 for AMN.
-    fn gates(&self) -> Result<usize> {
-        match self.kind.as_str() {
-            "lstm" => Ok(4),
-            "gru" => Ok(3),
-            "amn" | "transformer" => Ok(0),
-            k => {
-                candle_core::bail!("unknown LVM kind {k:?}; expected lstm, gru, amn or transformer")
-            }
+    fn gates(&self) -> usize {
+        match self.kind {
+            LvmKind::Lstm => 4,
+            LvmKind::Gru => 3,
+            LvmKind::Amn | LvmKind::Transformer => 0,
         }
     }
 }
@@ -120,11 +121,11 @@ pub struct Lvm {
 impl Lvm {
     /// The tensors this architecture has, by name and shape.
     pub fn tensor_specs(a: &LvmArch) -> Result<Vec<TensorSpec>> {
-        let (dd, d, g) = (a.input_dim, a.d_model, a.gates()?);
-        if a.kind == "transformer" {
+        let (dd, d, g) = (a.input_dim, a.d_model, a.gates());
+        if a.kind == LvmKind::Transformer {
             return Ok(crate::transformer::specs(a));
         }
-        if a.kind == "amn" {
+        if a.kind == LvmKind::Amn {
             let lin = |n: &str, o: usize, i: usize| {
                 [
                     TensorSpec::new(format!("{n}.weight"), &[o, i]),
@@ -256,10 +257,10 @@ impl Lvm {
                 t.detach()
             }
         };
-        if a.kind == "amn" {
+        if a.kind == LvmKind::Amn {
             return amn_forward(x, a, &pt);
         }
-        if a.kind == "transformer" {
+        if a.kind == LvmKind::Transformer {
             return crate::transformer::forward(x, a, &pt, dropout_rng);
         }
         let (_, c, dd) = x.dims3()?;
@@ -282,7 +283,7 @@ impl Lvm {
                 p("bias_ih_l0"),
                 p("bias_hh_l0"),
             );
-            let y = if a.kind == "lstm" {
+            let y = if a.kind == LvmKind::Lstm {
                 lstm_seq(
                     &h,
                     &LstmWeights {
@@ -377,7 +378,8 @@ mod tests {
             ("gru", 512, 7_095_552),
             ("amn", 256, 1_510_912),
         ] {
-            let specs = Lvm::tensor_specs(&LvmArch::new(kind, 768, d, 4, 5)).unwrap();
+            let specs =
+                Lvm::tensor_specs(&LvmArch::new(kind.parse().unwrap(), 768, d, 4, 5)).unwrap();
             let total: usize = specs
                 .iter()
                 .map(|s| s.shape.iter().product::<usize>())
@@ -388,14 +390,19 @@ mod tests {
                 assert!(specs.iter().any(|s| s.name == name));
             }
         }
-        assert!(Lvm::tensor_specs(&LvmArch::new("rnn", 8, 4, 1, 5)).is_err());
+        assert!("rnn".parse::<LvmKind>().is_err());
     }
 
     #[test]
     fn output_is_unit_length_and_every_tensor_gets_a_gradient() {
         for kind in ["lstm", "gru", "amn", "transformer"] {
             let dev = Device::Cpu;
-            let m = Lvm::init(LvmArch::new(kind, 12, 8, 2, 5), &mut Rng::new(1), &dev).unwrap();
+            let m = Lvm::init(
+                LvmArch::new(kind.parse().unwrap(), 12, 8, 2, 5),
+                &mut Rng::new(1),
+                &dev,
+            )
+            .unwrap();
             let mut rng = Rng::new(2);
             let x: Vec<f32> = (0..3 * 5 * 12).map(|_| rng.normal()).collect();
             let x = Tensor::from_vec(x, (3, 5, 12), &dev).unwrap();

@@ -28,7 +28,7 @@
 //! - `amn`: the MLP's last Linear zero, so it starts exactly at the
 //!   context mean.
 
-use crate::lvm::LvmArch;
+use crate::lvm::{LvmArch, LvmKind};
 use candle_core::{Device, Result, Tensor};
 use std::collections::HashMap;
 
@@ -57,8 +57,8 @@ fn gate_bias(d: usize, values: &[f32]) -> Vec<f32> {
 /// Overwrites the tensors that the average start sets. The vector
 /// dimension and the model width must be equal except for the AMN.
 pub fn average(t: &mut HashMap<String, Tensor>, a: &LvmArch, dev: &Device) -> Result<()> {
-    let (kind, input, d, layers) = (a.kind.as_str(), a.input_dim, a.d_model, a.num_layers);
-    if kind != "amn" && d != input {
+    let (kind, input, d, layers) = (a.kind, a.input_dim, a.d_model, a.num_layers);
+    if kind != LvmKind::Amn && d != input {
         candle_core::bail!(
             "model.init `average` starts the projections as the identity, so d_model ({d}) must equal the vector dimension ({input})"
         );
@@ -73,14 +73,14 @@ pub fn average(t: &mut HashMap<String, Tensor>, a: &LvmArch, dev: &Device) -> Re
     };
     let zeros = |n: usize| vec![0f32; n];
     match kind {
-        "lstm" | "gru" => {
+        LvmKind::Lstm | LvmKind::Gru => {
             set("input_proj.weight".into(), eye(d, 1.0))?;
             set("input_proj.bias".into(), zeros(d))?;
             set("output_proj.weight".into(), eye(d, 1.0))?;
             set("output_proj.bias".into(), zeros(d))?;
             for i in 0..layers {
                 let p = format!("blocks.{i}.{kind}");
-                if kind == "lstm" {
+                if kind == LvmKind::Lstm {
                     set(format!("{p}.weight_ih_l0"), gate_block(4, d, 2, 2.0))?;
                     set(format!("{p}.weight_hh_l0"), zeros(4 * d * d))?;
                     set(
@@ -96,7 +96,7 @@ pub fn average(t: &mut HashMap<String, Tensor>, a: &LvmArch, dev: &Device) -> Re
                 }
             }
         }
-        "transformer" => {
+        LvmKind::Transformer => {
             set("input_proj.weight".into(), eye(d, 300.0))?;
             set("input_proj.bias".into(), zeros(d))?;
             for i in 0..layers {
@@ -116,17 +116,17 @@ pub fn average(t: &mut HashMap<String, Tensor>, a: &LvmArch, dev: &Device) -> Re
             set("head.3.weight".into(), eye(d, 1.0))?;
             set("head.3.bias".into(), zeros(d))?;
         }
-        "amn" => {
+        LvmKind::Amn => {
             set("mlp.6.weight".into(), zeros(input * d))?;
             set("mlp.6.bias".into(), zeros(input))?;
         }
-        k => candle_core::bail!("unknown LVM kind {k:?}"),
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::lvm::LvmKind;
     use crate::{Lvm, LvmArch, Start};
     use candle_core::{Device, Tensor};
     use recur_core::rng::Rng;
@@ -164,7 +164,7 @@ mod tests {
         let mean = x.mean(1).unwrap();
         let last = x.narrow(1, c - 1, 1).unwrap().squeeze(1).unwrap();
         for (kind, d_model) in [("lstm", d), ("gru", d), ("transformer", d), ("amn", 32)] {
-            let mut a = LvmArch::new(kind, d, d_model, 1, c);
+            let mut a = LvmArch::new(kind.parse().unwrap(), d, d_model, 1, c);
             (a.heads, a.ff, a.dropout) = (4, 32, 0.0);
             let m =
                 Lvm::init_from(a.clone(), Start::Average, &mut Rng::new(1), &Device::Cpu).unwrap();
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn the_average_start_needs_the_vector_width() {
         let e = Lvm::init_from(
-            LvmArch::new("lstm", 16, 8, 1, 5),
+            LvmArch::new(LvmKind::Lstm, 16, 8, 1, 5),
             Start::Average,
             &mut Rng::new(1),
             &Device::Cpu,

@@ -234,7 +234,7 @@ impl Engine {
             }
             infos.push(ModelInfo {
                 name: m.name.clone(),
-                kind: lvm.arch.kind.clone(),
+                kind: lvm.arch.kind.to_string(),
                 path: m.path.display().to_string(),
                 context: lvm.arch.context,
                 dim: lvm.arch.input_dim,

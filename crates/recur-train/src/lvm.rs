@@ -48,13 +48,7 @@ pub fn fit(
     progress: &dyn Progress,
 ) -> Result<LvmFit> {
     let (m, t) = (&cfg.model, &cfg.training);
-    let mut arch = LvmArch::new(
-        &m.kind,
-        train.dim,
-        m.d_model,
-        m.num_layers,
-        cfg.data.context,
-    );
+    let mut arch = LvmArch::new(m.kind, train.dim, m.d_model, m.num_layers, cfg.data.context);
     arch.heads = m.heads;
     arch.ff = m.ff;
     if let Some(p) = m.dropout {
