@@ -9,7 +9,7 @@ use recur_data::npz::VectorWindows;
 use recur_deploy::lvm_eval::{self, LvmReport, Stats};
 use recur_deploy::model_dir;
 use recur_train::lvm;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
     match cmd {
@@ -48,44 +48,14 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             heldout,
         } => {
             use recur_deploy::leaderboard;
-            let mut entries = Vec::new();
-            let mut loaded = Vec::new();
-            for dir in &models {
-                let m = model_dir::load_lvm(dir, dev)?;
-                loaded.push((dir, m));
-            }
-            let first = &loaded[0].1;
-            let c = first.arch.context;
-            let mut val = load_for(&data, first)?;
-            if heldout {
-                let dirs: Vec<&Path> = models.iter().map(PathBuf::as_path).collect();
-                val = held_out_windows(&val, &data, &dirs)?;
-            }
-            let ood_w = ood.as_ref().map(|p| load_for(p, first)).transpose()?;
-            for (dir, m) in &loaded {
-                anyhow::ensure!(
-                    m.arch.context == c,
-                    "{}: context {} differs from the first model's {c}; compare models of one context",
-                    dir.display(),
-                    m.arch.context
-                );
-                check_dim(&val, m.arch.input_dim, &data)?;
-                if let (Some(o), Some(p)) = (&ood_w, &ood) {
-                    check_dim(o, m.arch.input_dim, p)?;
-                }
-                let name = dir.file_name().map_or(dir.display().to_string(), |n| {
-                    n.to_string_lossy().to_string()
-                });
-                entries.push(leaderboard::measure(
-                    &name,
-                    m,
-                    &val,
-                    ood_w.as_ref(),
-                    dev,
-                    crate::bars::reporter(progress),
-                )?);
-            }
-            entries.extend(leaderboard::baselines(&val, ood_w.as_ref(), dev)?);
+            let entries = leaderboard::run(
+                &models,
+                &data,
+                ood.as_deref(),
+                heldout,
+                dev,
+                crate::bars::reporter(progress),
+            )?;
             let md = leaderboard::markdown(&entries);
             print!("{md}");
             if let Some(p) = markdown {

@@ -175,3 +175,72 @@ pub fn markdown(entries: &[Entry]) -> String {
     }
     s
 }
+
+/// The whole leaderboard: every model directory in `models` loaded and
+/// measured on `data` (its held-out articles only, when `heldout`) and
+/// `ood`, then both baselines. All models must share one context length
+/// and take the data's vector dimension.
+pub fn run(
+    models: &[std::path::PathBuf],
+    data: &std::path::Path,
+    ood: Option<&std::path::Path>,
+    heldout: bool,
+    dev: &Device,
+    progress: &dyn Progress,
+) -> recur_core::Result<Vec<Entry>> {
+    use recur_core::Error;
+    let mut loaded = Vec::new();
+    for dir in models {
+        loaded.push((dir, crate::model_dir::load_lvm(dir, dev)?));
+    }
+    let first = &loaded
+        .first()
+        .ok_or_else(|| Error::Msg("no model to measure".into()))?
+        .1;
+    let c = first.arch.context;
+    let read = |p: &std::path::Path| -> recur_core::Result<VectorWindows> {
+        let w = recur_data::npz::read_windows(p, c)?;
+        for n in &w.notes {
+            progress.note(&format!("{}: {n}", p.display()));
+        }
+        Ok(w)
+    };
+    let mut val = read(data)?;
+    if heldout {
+        let dirs: Vec<&std::path::Path> = models.iter().map(|p| p.as_path()).collect();
+        let (v, articles) = crate::model_dir::held_out_windows(&val, data, &dirs)?;
+        progress.note(&format!(
+            "validation: {} windows of the {articles} articles the models held out",
+            v.len()
+        ));
+        val = v;
+    }
+    let ood_w = ood.map(read).transpose()?;
+    let mut entries = Vec::new();
+    for (dir, m) in &loaded {
+        if m.arch.context != c {
+            return Err(Error::Msg(format!(
+                "{}: context {} differs from the first model's {c}; compare models of one context",
+                dir.display(),
+                m.arch.context
+            )));
+        }
+        for (w, p) in std::iter::once((&val, data)).chain(ood_w.as_ref().zip(ood)) {
+            if w.dim != m.arch.input_dim {
+                return Err(Error::Msg(format!(
+                    "{}: vectors have dimension {}; the model {} takes {}",
+                    p.display(),
+                    w.dim,
+                    dir.display(),
+                    m.arch.input_dim
+                )));
+            }
+        }
+        let name = dir.file_name().map_or(dir.display().to_string(), |n| {
+            n.to_string_lossy().to_string()
+        });
+        entries.push(measure(&name, m, &val, ood_w.as_ref(), dev, progress)?);
+    }
+    entries.extend(baselines(&val, ood_w.as_ref(), dev)?);
+    Ok(entries)
+}
