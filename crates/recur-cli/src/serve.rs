@@ -11,24 +11,7 @@ use std::path::{Path, PathBuf};
 pub fn config(file: Option<&Path>, host: Option<String>, port: Option<u16>) -> Result<ServeConfig> {
     let mut cfg = match file {
         Some(f) => ServeConfig::from_file(f)?,
-        None => {
-            let mut c = ServeConfig::default();
-            let lvm = &c.models[0].path;
-            if !lvm.join("model.safetensors").exists() {
-                bail!(
-                    "no --config, and {} holds no model: run `recur demo` first (it trains the models `recur serve` serves by default), or give --config FILE",
-                    lvm.display()
-                );
-            }
-            // The demo's classifier is served when it is there.
-            if c.classifier
-                .as_ref()
-                .is_some_and(|p| !p.join("model.safetensors").exists())
-            {
-                c.classifier = None;
-            }
-            c
-        }
+        None => ServeConfig::demo_defaults()?,
     };
     if let Some(h) = host {
         cfg.host = h;

@@ -141,6 +141,28 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// What `recur serve` serves without a config file: what `recur demo`
+    /// trained (its LVM, bank and, when it is there, its classifier).
+    /// Refuses when the demo has not run, saying what to do.
+    pub fn demo_defaults() -> Result<ServeConfig> {
+        let weights = recur_deploy::model_dir::WEIGHTS;
+        let mut c = ServeConfig::default();
+        let lvm = &c.models[0].path;
+        if !lvm.join(weights).exists() {
+            return Err(Error::Msg(format!(
+                "no --config, and {} holds no model: run `recur demo` first (it trains the models `recur serve` serves by default), or give --config FILE",
+                lvm.display()
+            )));
+        }
+        if c.classifier
+            .as_ref()
+            .is_some_and(|p| !p.join(weights).exists())
+        {
+            c.classifier = None;
+        }
+        Ok(c)
+    }
+
     /// Reads a YAML file; relative paths in it are taken from its folder.
     pub fn from_file(path: &Path) -> Result<ServeConfig> {
         let text = recur_core::fsx::read_text(path)?;
