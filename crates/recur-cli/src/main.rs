@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use recur_core::config::Config;
 use recur_deploy::{evaluate, score_file, write_predictions, Predictor};
 use recur_train::{train_to_dir, FitOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -533,13 +533,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(d) = data {
                 cfg.data.path = Some(d);
             }
-            if cfg.selection.is_none() {
-                cfg.selection = Some(Default::default());
-            }
-            let prep = recur_data::prepare_training(&cfg)?;
-            let sel = prep
-                .selection
-                .expect("selection is configured, so prepare_training ran it");
+            let sel = recur_data::prepare::select_features(&cfg)?;
             show::selection(&sel.table);
             println!(
                 "\nkept {} of {} features (statistics from rows {}..{}, the training part)",
@@ -559,15 +553,8 @@ fn run(cli: Cli) -> Result<()> {
             json,
             per_row,
         } => {
-            // No output may replace the input, the model's files or the other output.
-            for out in json.iter().chain(&per_row) {
-                recur_core::fsx::refuse_overwrite(&input, out)?;
-                recur_core::fsx::refuse_inside(&model, out)?;
-            }
-            if let (Some(j), Some(r)) = (&json, &per_row) {
-                recur_core::fsx::refuse_overwrite(j, r)?;
-                anyhow::ensure!(j != r, "--json and --per-row name one file: give two");
-            }
+            let outputs: Vec<&Path> = json.iter().chain(&per_row).map(|p| p.as_path()).collect();
+            recur_core::fsx::check_outputs(&input, &model, &outputs)?;
             let p = Predictor::load(&model, &dev)?;
             let e = evaluate(&p, &input)?;
             show::evaluation(&e);

@@ -204,6 +204,25 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| Error::data(path.display().to_string(), e.to_string()))
 }
 
+/// Refuses a set of outputs of one command: none may be the `input`, lie
+/// inside the model directory `model`, or be another of the outputs.
+pub fn check_outputs(input: &Path, model: &Path, outputs: &[&Path]) -> Result<()> {
+    for (i, out) in outputs.iter().enumerate() {
+        refuse_overwrite(input, out)?;
+        refuse_inside(model, out)?;
+        for other in &outputs[i + 1..] {
+            if out == other {
+                return Err(Error::Msg(format!(
+                    "two outputs name one file, {}: give each its own",
+                    out.display()
+                )));
+            }
+            refuse_overwrite(out, other)?;
+        }
+    }
+    Ok(())
+}
+
 /// SHA-256 of a file's contents, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;

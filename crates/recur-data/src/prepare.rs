@@ -207,6 +207,19 @@ fn too_short(source: &str, n: usize, what: &str, l: usize) -> Error {
 }
 
 /// Reads the config's data file and builds train / val / test windows.
+/// `recur select-features`: the temporal feature selection of `cfg` (its
+/// `selection:` section, or the defaults when it has none) on the
+/// training rows only, without training anything.
+pub fn select_features(cfg: &Config) -> Result<Selection> {
+    let mut cfg = cfg.clone();
+    if cfg.selection.is_none() {
+        cfg.selection = Some(Default::default());
+    }
+    prepare_training(&cfg)?
+        .selection
+        .ok_or_else(|| Error::Msg("the feature selection did not run".into()))
+}
+
 /// [`prepare_training`] of a table already in memory (rows layout): the
 /// same selection, scaling, split and windows as from `data.path`.
 pub fn prepare_training_table(table: &Table, cfg: &Config) -> Result<Prepared> {
