@@ -7,7 +7,7 @@ use candle_core::Device;
 use recur_text::corpus::{self, BuildOptions};
 use recur_text::fetch::{self, MODELS};
 use recur_text::SentenceEncoder;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Loads `--encoder NAME|DIR`, fetching a known model on first use.
@@ -39,9 +39,8 @@ pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
         ModelsCmd::List => {
             println!("cache: {}", fetch::recur_home().join("models").display());
             for m in MODELS {
-                let dir = fetch::model_dir(m);
-                let state = if dir.join("model.safetensors").exists() {
-                    format!("fetched, {}", dir.display())
+                let state = if fetch::is_fetched(m) {
+                    format!("fetched, {}", fetch::model_dir(m).display())
                 } else {
                     "not fetched".into()
                 };
@@ -63,29 +62,11 @@ pub fn embed(
     progress: bool,
 ) -> Result<()> {
     let texts = if texts.is_empty() {
-        let mut v = Vec::new();
-        for (i, line) in std::io::stdin().lock().lines().enumerate() {
-            let line = line.with_context(|| {
-                format!("standard input line {}: not UTF-8 text; convert it to UTF-8 first (iconv -t UTF-8)", i + 1)
-            })?;
-            anyhow::ensure!(
-                !line.trim().is_empty(),
-                "standard input line {} is empty; give one text per line",
-                i + 1
-            );
-            v.push(line);
-        }
-        v
+        recur_text::encoder::read_texts(std::io::stdin().lock(), "standard input")?
     } else {
         texts
     };
-    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
-        anyhow::bail!("text {} is empty; there is nothing to embed", i + 1);
-    }
-    anyhow::ensure!(
-        !texts.is_empty(),
-        "no texts: give them as arguments or one per line on standard input"
-    );
+    recur_text::encoder::check_texts(&texts)?;
     let enc = encoder(encoder_spec, dev, progress)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vecs = enc.encode(&refs, batch)?;

@@ -444,3 +444,40 @@ impl SentenceEncoder {
         Ok(pooled.broadcast_div(&norm)?.flatten_all()?.to_vec1()?)
     }
 }
+/// The texts to embed, one per line of `input` (`name` says where they
+/// come from in errors): every line UTF-8 and not blank.
+pub fn read_texts(input: impl std::io::BufRead, name: &str) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(|_| {
+            Error::Msg(format!(
+                "{name} line {}: not UTF-8 text; convert it to UTF-8 first (iconv -t UTF-8)",
+                i + 1
+            ))
+        })?;
+        if line.trim().is_empty() {
+            return Err(Error::Msg(format!(
+                "{name} line {} is empty; give one text per line",
+                i + 1
+            )));
+        }
+        v.push(line);
+    }
+    Ok(v)
+}
+
+/// Refuses an empty list of texts or a blank one.
+pub fn check_texts(texts: &[String]) -> Result<()> {
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(Error::Msg(format!(
+            "text {} is empty; there is nothing to embed",
+            i + 1
+        )));
+    }
+    if texts.is_empty() {
+        return Err(Error::Msg(
+            "no texts: give them as arguments or one per line on standard input".into(),
+        ));
+    }
+    Ok(())
+}

@@ -124,6 +124,11 @@ pub fn model_dir(m: &KnownModel) -> PathBuf {
     recur_home().join("models").join(m.name)
 }
 
+/// Whether a known model's weights are in the cache.
+pub fn is_fetched(m: &KnownModel) -> bool {
+    model_dir(m).join("model.safetensors").exists()
+}
+
 /// Turns `--encoder NAME|DIR` into a folder: an existing folder as it is,
 /// a known name from the cache (fetched first when `fetch_missing`).
 pub fn resolve_encoder(
@@ -144,7 +149,7 @@ pub fn resolve_encoder(
         )));
     };
     let dir = model_dir(m);
-    if dir.join("model.safetensors").exists() {
+    if is_fetched(m) {
         return Ok(dir);
     }
     if !fetch_missing || cfg!(not(feature = "fetch")) {
