@@ -40,7 +40,7 @@ pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
             println!("cache: {}", fetch::recur_home().join("models").display());
             for m in MODELS {
                 let state = if fetch::is_fetched(m) {
-                    format!("fetched, {}", fetch::model_dir(m).display())
+                    format!("fetched, {}", fetch::cache_dir(m).display())
                 } else {
                     "not fetched".into()
                 };

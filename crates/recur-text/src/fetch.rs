@@ -120,13 +120,13 @@ pub fn known(name: &str) -> Option<&'static KnownModel> {
 }
 
 /// Where a known model lives in the cache.
-pub fn model_dir(m: &KnownModel) -> PathBuf {
+pub fn cache_dir(m: &KnownModel) -> PathBuf {
     recur_home().join("models").join(m.name)
 }
 
 /// Whether a known model's weights are in the cache.
 pub fn is_fetched(m: &KnownModel) -> bool {
-    model_dir(m).join("model.safetensors").exists()
+    cache_dir(m).join("model.safetensors").exists()
 }
 
 /// Turns `--encoder NAME|DIR` into a folder: an existing folder as it is,
@@ -148,7 +148,7 @@ pub fn resolve_encoder(
             names.join(", ")
         )));
     };
-    let dir = model_dir(m);
+    let dir = cache_dir(m);
     if is_fetched(m) {
         return Ok(dir);
     }
@@ -192,7 +192,7 @@ fn agent(connect_s: u64) -> ureq::Agent {
 /// Returns the folder; says on standard error where it came from. A model
 /// already in the cache is kept unless `force`.
 pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Result<PathBuf> {
-    let dest = model_dir(m);
+    let dest = cache_dir(m);
     if force && dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
     }

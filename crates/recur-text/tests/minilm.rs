@@ -14,7 +14,7 @@ use recur_text::{fetch, SentenceEncoder};
 fn minilm_matches_sentence_transformers() {
     let dir = std::env::var_os("RECUR_MINILM")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| fetch::model_dir(fetch::known("all-MiniLM-L6-v2").unwrap()));
+        .unwrap_or_else(|| fetch::cache_dir(fetch::known("all-MiniLM-L6-v2").unwrap()));
     if !dir.join("model.safetensors").exists() {
         assert!(
             std::env::var_os("RECUR_REQUIRE_MINILM").is_none(),

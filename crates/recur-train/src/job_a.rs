@@ -75,7 +75,7 @@ fn part(
 }
 
 /// What training writes for deployment: `ensemble.json` and the trees' file.
-pub struct Artifacts {
+pub struct DeployFiles {
     pub deployment: Deployment,
     /// The trees' file name in the model directory and its text.
     pub trees_file: Option<(String, String)>,
@@ -140,7 +140,7 @@ pub fn run(
     lstm_val: &[f64],
     lstm_test: Option<&[f64]>,
     cfg: &Config,
-) -> Result<(JobAReport, Artifacts)> {
+) -> Result<(JobAReport, DeployFiles)> {
     let Some(tc) = cfg.trees.as_ref() else {
         return lstm_only(prep, lstm_val, lstm_test, cfg);
     };
@@ -235,7 +235,7 @@ pub fn run(
             ensemble_auc_lift,
             roc,
         },
-        Artifacts {
+        DeployFiles {
             deployment,
             trees_file: Some((tf.file, text)),
         },
@@ -248,7 +248,7 @@ fn lstm_only(
     lstm_val: &[f64],
     lstm_test: Option<&[f64]>,
     cfg: &Config,
-) -> Result<(JobAReport, Artifacts)> {
+) -> Result<(JobAReport, DeployFiles)> {
     let (yv, yt) = (prep.val.labels(), prep.test.labels());
     let mut models = BTreeMap::new();
     models.insert(
@@ -264,7 +264,7 @@ fn lstm_only(
             ensemble_auc_lift: None,
             roc: BTreeMap::new(),
         },
-        Artifacts {
+        DeployFiles {
             deployment,
             trees_file: None,
         },
