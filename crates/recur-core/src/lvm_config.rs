@@ -169,11 +169,16 @@ fn d_init() -> String {
 fn d_layers() -> usize {
     4
 }
+/// The transformer's attention heads and feed-forward width when a config
+/// or a stored architecture does not say (PyTorch's defaults).
+pub const DEFAULT_HEADS: usize = 8;
+pub const DEFAULT_FF: usize = 2048;
+
 fn d_heads() -> usize {
-    8
+    DEFAULT_HEADS
 }
 fn d_ff() -> usize {
-    2048
+    DEFAULT_FF
 }
 fn d_loss() -> String {
     "mse".into()

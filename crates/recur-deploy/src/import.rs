@@ -530,7 +530,8 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         get(&["context_length", "context", "context_size", "seq_len"]).unwrap_or(5) as usize;
     let mut arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
     if is_transformer {
-        arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"]).unwrap_or(8) as usize;
+        arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"])
+            .map_or(recur_core::lvm_config::DEFAULT_HEADS, |h| h as usize);
         if let Some(w) = shape("encoder.layers.0.linear1.weight") {
             arch.ff = w[0];
         }

@@ -49,11 +49,11 @@ pub struct LvmArch {
 }
 
 fn default_heads() -> usize {
-    8
+    recur_core::lvm_config::DEFAULT_HEADS
 }
 
 fn default_ff() -> usize {
-    2048
+    recur_core::lvm_config::DEFAULT_FF
 }
 
 impl LvmArch {
