@@ -201,6 +201,18 @@ pub struct Predictor {
 impl Predictor {
     /// Loads `dir`: the LSTM (checked against its architecture), the trees
     /// (checked against their SHA-256) and `ensemble.json`.
+    ///
+    /// ```no_run
+    /// # fn main() -> recur_core::Result<()> {
+    /// use recur_deploy::{score_file, Predictor};
+    /// let p = Predictor::load("runs/demo".as_ref(), &candle_core::Device::Cpu)?;
+    /// let scores = score_file(&p, "data/rainfall.csv".as_ref(), false)?;
+    /// for s in scores.predictions.iter().take(3) {
+    ///     println!("row {}: p {:?}, decision {:?}", s.row, s.probability, s.decision);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn load(dir: &Path, dev: &Device) -> Result<Predictor> {
         let md = load_model_dir(dir, dev)?;
         let dp = dir.join(DEPLOYMENT_FILE);

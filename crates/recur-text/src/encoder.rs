@@ -353,6 +353,18 @@ impl SentenceEncoder {
 
     /// Embeddings of `texts`, `[n, dim]` row-major, unit length, in input
     /// order, `batch` sentences per forward pass.
+    ///
+    /// ```no_run
+    /// # fn main() -> recur_core::Result<()> {
+    /// use recur_core::progress::SILENT;
+    /// use recur_text::{fetch, SentenceEncoder};
+    /// let dir = fetch::resolve_encoder("all-MiniLM-L6-v2", false, &SILENT)?;
+    /// let enc = SentenceEncoder::load(&dir, &candle_core::Device::Cpu)?;
+    /// let v = enc.encode(&["The cat sat.", "It rained."], 32)?;
+    /// assert_eq!(v.len(), 2 * enc.dim);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn encode(&self, texts: &[&str], batch: usize) -> Result<Vec<f32>> {
         let mut out = vec![0f32; texts.len() * self.dim];
         if texts.is_empty() {

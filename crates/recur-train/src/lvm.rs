@@ -170,6 +170,17 @@ pub fn read_data(path: &Path, context: usize, progress: &dyn Progress) -> Result
 /// articles go into `split.json` with the file's SHA-256), the fit, the
 /// best weights restored and scored against both baselines in and out of
 /// distribution, and the directory written as a unit.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// use recur_core::lvm_config::LvmConfig;
+/// let cfg = LvmConfig::from_file("configs/lvm-text.yaml".as_ref())?;
+/// let dev = candle_core::Device::Cpu;
+/// let t = recur_train::lvm::train_to_dir(&cfg, "runs/lvm".as_ref(), &dev, &recur_core::progress::SILENT)?;
+/// println!("val cosine {:.4}", t.report.scores.val.cosine_mean);
+/// # Ok(())
+/// # }
+/// ```
 pub fn train_to_dir(
     cfg: &LvmConfig,
     out: &Path,
