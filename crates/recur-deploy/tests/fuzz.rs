@@ -5,7 +5,7 @@
 //! is mutated a few hundred times (bytes flipped, inserted, deleted, cut
 //! short, spans repeated); every read must give a value or an error, never
 //! a panic. The same seed gives the same inputs; a few seconds in all.
-//! (The service's JSON bodies have their own in recur-serve's tests.)
+//! (The service's JSON bodies have their own in crates/recur-dev/tests/http.rs.)
 
 use recur_core::config::Config;
 use recur_core::rng::Rng;

@@ -102,7 +102,7 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
         &recur_train::FitOptions::default(),
     )?;
 
-    let yaml = "# The tiny setup of recur-serve's fixture module.\n\
+    let yaml = "# The tiny setup of recur-dev's fixture module.\n\
                 encoder: encoder\n\
                 bank: [bank.npz]\n\
                 models:\n  - name: tiny\n    path: lvm\n  - name: tiny-gru\n    path: gru\n\
