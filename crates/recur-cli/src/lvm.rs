@@ -101,14 +101,18 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
 }
 
 fn load(path: &Path, context: usize) -> Result<VectorWindows> {
-    Ok(lvm::read_data(path, context, crate::bars::reporter(true))?)
+    Ok(lvm_eval::read_windows(
+        path,
+        context,
+        crate::bars::reporter(true),
+    )?)
 }
 
 /// Windows of `path` for model `m`: its context length, and vectors of
 /// the dimension it takes (else an error naming the file).
 fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
     let w = load(path, m.arch.context)?;
-    check_dim(&w, m.arch.input_dim, path)?;
+    lvm_eval::check_dim(&w, m.arch.input_dim, path)?;
     Ok(w)
 }
 
@@ -121,16 +125,6 @@ fn held_out_windows(w: &VectorWindows, data: &Path, models: &[&Path]) -> Result<
         if models.len() > 1 { "s" } else { "" }
     );
     Ok(v)
-}
-
-fn check_dim(w: &VectorWindows, dim: usize, path: &Path) -> Result<()> {
-    anyhow::ensure!(
-        w.dim == dim,
-        "{}: vectors have dimension {}; the model takes {dim}",
-        path.display(),
-        w.dim
-    );
-    Ok(())
 }
 
 /// The eval table: the model and the baselines, validation and OOD.

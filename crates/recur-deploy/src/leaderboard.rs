@@ -198,13 +198,7 @@ pub fn run(
         .ok_or_else(|| Error::Msg("no model to measure".into()))?
         .1;
     let c = first.arch.context;
-    let read = |p: &std::path::Path| -> recur_core::Result<VectorWindows> {
-        let w = recur_data::npz::read_windows(p, c)?;
-        for n in &w.notes {
-            progress.note(&format!("{}: {n}", p.display()));
-        }
-        Ok(w)
-    };
+    let read = |p: &std::path::Path| crate::lvm_eval::read_windows(p, c, progress);
     let mut val = read(data)?;
     if heldout {
         let dirs: Vec<&std::path::Path> = models.iter().map(|p| p.as_path()).collect();
@@ -226,15 +220,7 @@ pub fn run(
             )));
         }
         for (w, p) in std::iter::once((&val, data)).chain(ood_w.as_ref().zip(ood)) {
-            if w.dim != m.arch.input_dim {
-                return Err(Error::Msg(format!(
-                    "{}: vectors have dimension {}; the model {} takes {}",
-                    p.display(),
-                    w.dim,
-                    dir.display(),
-                    m.arch.input_dim
-                )));
-            }
+            crate::lvm_eval::check_dim(w, m.arch.input_dim, p)?;
         }
         let name = dir.file_name().map_or(dir.display().to_string(), |n| {
             n.to_string_lossy().to_string()

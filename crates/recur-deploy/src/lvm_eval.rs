@@ -20,6 +20,33 @@ pub struct Stats {
     pub n: usize,
 }
 
+/// The windows of a data file at `context`, its reading notes (what was
+/// skipped, how many windows) passed on to `progress`.
+pub fn read_windows(
+    path: &std::path::Path,
+    context: usize,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
+    let w = recur_data::npz::read_windows(path, context)?;
+    for n in &w.notes {
+        progress.note(&format!("{}: {n}", path.display()));
+    }
+    Ok(w)
+}
+
+/// Refuses windows whose vectors are not `dim` wide, the width a model
+/// takes, naming the file.
+pub fn check_dim(w: &VectorWindows, dim: usize, path: &std::path::Path) -> Result<()> {
+    if w.dim != dim {
+        return Err(Error::Msg(format!(
+            "{}: vectors have dimension {}; the model takes {dim}",
+            path.display(),
+            w.dim
+        )));
+    }
+    Ok(())
+}
+
 /// Per-sample cosine (prediction vs target) and MSE (mean over dimensions).
 pub fn stats(pred: &[f32], target: &[f32], dim: usize) -> Stats {
     let (mut cos, mut mse) = (Vec::new(), Vec::new());

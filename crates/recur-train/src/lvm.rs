@@ -14,7 +14,7 @@ use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
-use recur_deploy::lvm_eval::{batch, predict, stats, LvmEpoch, LvmReport};
+use recur_deploy::lvm_eval::{batch, predict, read_windows, stats, LvmEpoch, LvmReport};
 use recur_deploy::model_dir::HeldOut;
 use recur_models::{Lvm, LvmArch, Start};
 use std::path::Path;
@@ -156,15 +156,6 @@ pub struct Trained {
     pub epochs: usize,
 }
 
-/// The windows of a data file at `context`, its reading notes passed on.
-pub fn read_data(path: &Path, context: usize, progress: &dyn Progress) -> Result<VectorWindows> {
-    let w = recur_data::npz::read_windows(path, context)?;
-    for n in &w.notes {
-        progress.note(&format!("{}: {n}", path.display()));
-    }
-    Ok(w)
-}
-
 /// Trains the LVM of `cfg` into the model directory `out`: the data read
 /// and split by article (unless `data.val` is given; the held-out
 /// articles go into `split.json` with the file's SHA-256), the fit, the
@@ -189,10 +180,10 @@ pub fn train_to_dir(
 ) -> Result<Trained> {
     recur_deploy::model_dir::check_out_dir(out)?;
     let c = cfg.data.context;
-    let all = read_data(&cfg.data.train, c, progress)?;
+    let all = read_windows(&cfg.data.train, c, progress)?;
     let mut held = None;
     let (train, val) = match &cfg.data.val {
-        Some(v) => (all, read_data(v, c, progress)?),
+        Some(v) => (all, read_windows(v, c, progress)?),
         None => {
             let (tr, va) =
                 recur_data::npz::split_by_article(&all, cfg.data.val_fraction, cfg.training.seed);
@@ -219,7 +210,7 @@ pub fn train_to_dir(
         .data
         .ood
         .as_ref()
-        .map(|p| read_data(p, c, progress))
+        .map(|p| read_windows(p, c, progress))
         .transpose()?;
     let ood_dim = ood.as_ref().map_or(train.dim, |o| o.dim);
     if val.dim != train.dim || ood_dim != train.dim {
