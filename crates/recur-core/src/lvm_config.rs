@@ -67,11 +67,6 @@ impl LvmKind {
             LvmKind::Transformer => "transformer",
         }
     }
-
-    /// Whether it is one of the recurrent kinds (blocks of an RNN).
-    pub fn is_recurrent(self) -> bool {
-        matches!(self, LvmKind::Lstm | LvmKind::Gru)
-    }
 }
 
 impl std::fmt::Display for LvmKind {

@@ -38,13 +38,3 @@ impl Progress for Silent {}
 
 /// The silent reporter, for defaults.
 pub static SILENT: Silent = Silent;
-
-/// Collects notes, for tests and programs that show them later.
-#[derive(Debug, Default)]
-pub struct Notes(pub std::sync::Mutex<Vec<String>>);
-
-impl Progress for Notes {
-    fn note(&self, line: &str) {
-        self.0.lock().expect("notes lock").push(line.to_string());
-    }
-}

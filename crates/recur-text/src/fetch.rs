@@ -152,21 +152,18 @@ pub fn resolve_encoder(
     if is_fetched(m) {
         return Ok(dir);
     }
-    if !fetch_missing || cfg!(not(feature = "fetch")) {
-        return Err(Error::Msg(format!(
-            "{} is not in the cache ({}); run `recur models fetch {}`",
-            m.name,
-            dir.display(),
-            m.name
-        )));
-    }
     #[cfg(feature = "fetch")]
-    return fetch_model(m, false, progress);
-    #[cfg(not(feature = "fetch"))]
-    {
-        let _ = progress;
-        unreachable!("refused above without the fetch feature")
+    if fetch_missing {
+        return fetch_model(m, false, progress);
     }
+    // Without the feature there is nothing to fetch with.
+    let _ = (fetch_missing, progress);
+    Err(Error::Msg(format!(
+        "{} is not in the cache ({}); run `recur models fetch {}`",
+        m.name,
+        dir.display(),
+        m.name
+    )))
 }
 
 #[cfg(feature = "fetch")]
