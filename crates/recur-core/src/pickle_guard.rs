@@ -224,7 +224,8 @@ pub fn scan(data: &[u8], limits: Limits) -> Result<Scan, String> {
     let mut r = Reader { data, at: 0 };
     let mut out = Scan::default();
     while r.at < data.len() {
-        match r.u8()? {
+        let op = r.u8()?;
+        match op {
             0x80 => {
                 r.u8()?;
             }
@@ -315,27 +316,19 @@ pub fn scan(data: &[u8], limits: Limits) -> Result<Scan, String> {
                 sh.extend_top(&items)?;
             }
             b'h' | b'j' => {
-                let id = if data[r.at - 1] == b'h' {
-                    r.u8()? as u32
-                } else {
-                    r.u32()?
-                };
+                let id = if op == b'h' { r.u8()? as u32 } else { r.u32()? };
                 // candle copies the memo's object onto the stack.
                 let item = sh.memo.get(&id).copied().unwrap_or(LEAF);
                 sh.push_new(item)?;
             }
             b'q' | b'r' => {
-                let id = if data[r.at - 1] == b'q' {
-                    r.u8()? as u32
-                } else {
-                    r.u32()?
-                };
+                let id = if op == b'q' { r.u8()? as u32 } else { r.u32()? };
                 // ... and copies the top of the stack into the memo.
                 let top = sh.stack.last().copied().unwrap_or(LEAF);
                 sh.charge(top)?;
                 sh.memo.insert(id, top);
             }
-            b'.' => break,
+            // STOP, or an opcode candle does not know (it refuses those).
             _ => break,
         }
     }
