@@ -211,13 +211,17 @@ pub fn check_outputs(input: &Path, model: &Path, outputs: &[&Path]) -> Result<()
         refuse_overwrite(input, out)?;
         refuse_inside(model, out)?;
         for other in &outputs[i + 1..] {
-            if out == other {
+            let same = out == other
+                || matches!(
+                    (std::fs::canonicalize(out), std::fs::canonicalize(other)),
+                    (Ok(a), Ok(b)) if a == b
+                );
+            if same {
                 return Err(Error::Msg(format!(
                     "two outputs name one file, {}: give each its own",
                     out.display()
                 )));
             }
-            refuse_overwrite(out, other)?;
         }
     }
     Ok(())
