@@ -99,14 +99,14 @@ impl Reference {
     }
 
     /// The reference of `rows` of a row-major `[n, F]` buffer.
-    pub fn of(features: &[String], raw: &[f64], rows: std::ops::Range<usize>) -> Reference {
+    pub fn of(features: &[String], values: &[f64], rows: std::ops::Range<usize>) -> Reference {
         let f = features.len();
         Reference {
             features: features
                 .iter()
                 .enumerate()
                 .map(|(j, name)| {
-                    let x: Vec<f64> = rows.clone().map(|r| raw[r * f + j]).collect();
+                    let x: Vec<f64> = rows.clone().map(|r| values[r * f + j]).collect();
                     FeatureReference::of(name, &x)
                 })
                 .collect(),
@@ -177,11 +177,11 @@ pub struct FeatureDrift {
 /// in the reference's feature order) with the reference.
 pub fn compare(
     reference: &Reference,
-    raw: &[f64],
+    values: &[f64],
     th: &DriftThresholds,
 ) -> Result<Vec<FeatureDrift>> {
     let f = reference.features.len();
-    let n = raw.len() / f.max(1);
+    let n = values.len() / f.max(1);
     if n < 3 {
         return Err(Error::Msg(format!(
             "{n} rows are too few to check drift; give at least 3"
@@ -192,7 +192,7 @@ pub fn compare(
         .iter()
         .enumerate()
         .map(|(j, r)| {
-            let x: Vec<f64> = (0..n).map(|i| raw[i * f + j]).collect();
+            let x: Vec<f64> = (0..n).map(|i| values[i * f + j]).collect();
             let m = mean(&x);
             let s = std(&x, m);
             let mut sorted = x.clone();

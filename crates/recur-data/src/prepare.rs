@@ -116,7 +116,7 @@ pub struct Prepared {
     /// The feature values before scaling, row-major `[rows, features]`
     /// (after selection and smoothing; rows layout, else empty): the
     /// trees read these, so a user's XGBoost model sees its own units.
-    pub raw: Vec<f64>,
+    pub values: Vec<f64>,
     /// Default features left out because they never change on the
     /// training rows (each with its one value).
     pub constant_columns: Vec<(String, f64)>,
@@ -179,11 +179,11 @@ pub fn feature_rows(t: &Table, features: &[String]) -> Result<Vec<f64>> {
         .map(|f| t.finite(f))
         .collect::<Result<_>>()?;
     let n = t.n_rows();
-    let mut raw = Vec::with_capacity(n * cols.len());
+    let mut values = Vec::with_capacity(n * cols.len());
     for r in 0..n {
-        raw.extend(cols.iter().map(|c| c[r]));
+        values.extend(cols.iter().map(|c| c[r]));
     }
-    Ok(raw)
+    Ok(values)
 }
 
 fn times_of(t: &Table, d: &DataConfig, windows: &[Window]) -> Result<Option<Vec<String>>> {
@@ -244,9 +244,10 @@ pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
     }
 }
 
-/// Columns `keep` (in that order) of the row-major `[n, f]` buffer `raw`.
-fn keep_columns(raw: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
-    raw.chunks(f)
+/// Columns `keep` (in that order) of the row-major `[n, f]` buffer `values`.
+fn keep_columns(values: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
+    values
+        .chunks(f)
         .flat_map(|row| keep.iter().map(move |&j| row[j]))
         .collect()
 }
@@ -313,7 +314,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let n = t.n_rows();
     check_time_order(t, d)?;
     let mut features = resolve_features(t, d)?;
-    let mut raw = feature_rows(t, &features)?;
+    let mut values = feature_rows(t, &features)?;
     let labels = row_labels(t, &d.target)?;
     let ignored_columns = match &d.features {
         Some(_) => Vec::new(),
@@ -332,16 +333,16 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         let f = features.len();
         let constant: Vec<usize> = (0..f)
             .filter(|&j| {
-                let first = raw[split.train.start * f + j];
-                (split.train.start..split.train.end).all(|r| raw[r * f + j] == first)
+                let first = values[split.train.start * f + j];
+                (split.train.start..split.train.end).all(|r| values[r * f + j] == first)
             })
             .collect();
         if !constant.is_empty() && constant.len() < f {
             for &j in &constant {
-                constant_columns.push((features[j].clone(), raw[split.train.start * f + j]));
+                constant_columns.push((features[j].clone(), values[split.train.start * f + j]));
             }
             let keep: Vec<usize> = (0..f).filter(|j| !constant.contains(j)).collect();
-            raw = keep_columns(&raw, f, &keep);
+            values = keep_columns(&values, f, &keep);
             features = keep.iter().map(|&j| features[j].clone()).collect();
         }
     }
@@ -349,7 +350,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let selection = match &cfg.selection {
         Some(sc) => {
             let train = split.train.start..split.train.end.saturating_sub(d.target.horizon);
-            let sel = select(&features, &raw, &labels, train, sc)
+            let sel = select(&features, &values, &labels, train, sc)
                 .map_err(|e| Error::data(&t.source, e.to_string()))?;
             let keep: Vec<usize> = features
                 .iter()
@@ -357,15 +358,19 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 .filter(|(_, f)| sel.kept.contains(f))
                 .map(|(j, _)| j)
                 .collect();
-            raw = keep_columns(&raw, features.len(), &keep);
+            values = keep_columns(&values, features.len(), &keep);
             features = sel.kept.clone();
-            ewma(&mut raw, features.len(), sc.ewma_span);
+            ewma(&mut values, features.len(), sc.ewma_span);
             Some(sel)
         }
         None => None,
     };
-    let scaler = Scaler::fit(features.clone(), &raw, split.train.start..split.train.end);
-    let buffer: Arc<[f32]> = scaler.transform(&raw).into();
+    let scaler = Scaler::fit(
+        features.clone(),
+        &values,
+        split.train.start..split.train.end,
+    );
+    let buffer: Arc<[f32]> = scaler.transform(&values).into();
     let h = d.target.horizon;
     let all = WindowSet {
         buffer,
@@ -415,7 +420,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         ignored_columns,
         row_labels: labels,
         selection,
-        raw,
+        values,
         constant_columns,
     })
 }
@@ -425,7 +430,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let n = s.values.len();
     let (labels, pos) = class_labels(&s.source, &s.labels, &d.target)?;
     let features: Vec<String> = (0..s.dims).map(|i| format!("dim_{i}")).collect();
-    let raw: Vec<f64> = s.values.concat();
+    let values: Vec<f64> = s.values.concat();
     let mut order: Vec<usize> = (0..n).collect();
     if d.split.shuffle {
         Rng::stream(cfg.training.seed, 7).shuffle(&mut order);
@@ -442,8 +447,8 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let rows = train_idx
         .iter()
         .flat_map(|&i| i * s.sequence_length..(i + 1) * s.sequence_length);
-    let scaler = Scaler::fit(features.clone(), &raw, rows);
-    let buffer: Arc<[f32]> = scaler.transform(&raw).into();
+    let scaler = Scaler::fit(features.clone(), &values, rows);
+    let buffer: Arc<[f32]> = scaler.transform(&values).into();
     let set = |idx: &[usize]| WindowSet {
         buffer: buffer.clone(),
         n_features: s.dims,
@@ -476,15 +481,15 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         ignored_columns: Vec::new(),
         row_labels: Vec::new(),
         selection: None,
-        raw: Vec::new(),
+        values: Vec::new(),
         constant_columns: Vec::new(),
     })
 }
 
-/// The raw values of `features` in a new table (rows layout), row-major,
+/// The values of `features` in a new table (rows layout), row-major,
 /// smoothed as the config's selection smooths them: what the model would
 /// read before scaling. For `recur drift`.
-pub fn raw_features(path: &Path, cfg: &Config, features: &[String]) -> Result<Vec<f64>> {
+pub fn feature_values(path: &Path, cfg: &Config, features: &[String]) -> Result<Vec<f64>> {
     if cfg.data.layout != Layout::Rows {
         return Err(Error::data(
             path.display().to_string(),
@@ -501,11 +506,11 @@ pub fn raw_features(path: &Path, cfg: &Config, features: &[String]) -> Result<Ve
 /// [`feature_rows`] of a new table, smoothed as training smoothed the kept
 /// features (the config's `selection.ewma_span`).
 fn smoothed_rows(t: &Table, cfg: &Config, features: &[String]) -> Result<Vec<f64>> {
-    let mut raw = feature_rows(t, features)?;
+    let mut values = feature_rows(t, features)?;
     if let Some(sc) = &cfg.selection {
-        ewma(&mut raw, features.len(), sc.ewma_span);
+        ewma(&mut values, features.len(), sc.ewma_span);
     }
-    Ok(raw)
+    Ok(values)
 }
 
 /// Windows over a new file, scaled with the model's scaler. With
@@ -524,7 +529,7 @@ pub fn prepare_inference(
         Layout::Rows => {
             let t = Table::read(path, d.format.as_deref())?;
             let n = t.n_rows();
-            let raw = smoothed_rows(&t, cfg, &scaler.features)?;
+            let values = smoothed_rows(&t, cfg, &scaler.features)?;
             if n < sequence_length {
                 return Err(too_short(&t.source, n, "rows", sequence_length));
             }
@@ -540,7 +545,7 @@ pub fn prepare_inference(
             }
             let times = times_of(&t, d, &windows)?;
             let set = WindowSet {
-                buffer: scaler.transform(&raw).into(),
+                buffer: scaler.transform(&values).into(),
                 n_features: scaler.features.len(),
                 sequence_length,
                 windows,

@@ -15,14 +15,14 @@ impl Scaler {
     /// Fits on the given rows of a row-major `[rows, features]` buffer.
     pub fn fit(
         features: Vec<String>,
-        raw: &[f64],
+        values: &[f64],
         rows: impl Iterator<Item = usize> + Clone,
     ) -> Scaler {
         let f = features.len();
         let mut mean = vec![0.0; f];
         let mut count = 0usize;
         for r in rows.clone() {
-            for (m, x) in mean.iter_mut().zip(&raw[r * f..(r + 1) * f]) {
+            for (m, x) in mean.iter_mut().zip(&values[r * f..(r + 1) * f]) {
                 *m += x;
             }
             count += 1;
@@ -31,7 +31,7 @@ impl Scaler {
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = vec![0.0; f];
         for r in rows {
-            for ((v, x), m) in var.iter_mut().zip(&raw[r * f..(r + 1) * f]).zip(&mean) {
+            for ((v, x), m) in var.iter_mut().zip(&values[r * f..(r + 1) * f]).zip(&mean) {
                 *v += (x - m) * (x - m);
             }
         }
@@ -47,21 +47,22 @@ impl Scaler {
         }
     }
 
-    /// The first value of the row-major `raw` that the models cannot read:
+    /// The first value of the row-major `values` that the models cannot read:
     /// NaN, or beyond float32 as given or once scaled. (Values smoothed
     /// from these lie between them, so they scale within range too.)
-    pub fn beyond_f32(&self, raw: &[f64]) -> Option<usize> {
+    pub fn beyond_f32(&self, values: &[f64]) -> Option<usize> {
         let f = self.mean.len().max(1);
-        raw.iter().enumerate().position(|(k, &v)| {
+        values.iter().enumerate().position(|(k, &v)| {
             let z = (v - self.mean[k % f]) / self.std[k % f];
             v.is_nan() || v.abs() > f32::MAX as f64 || !(z as f32).is_finite()
         })
     }
 
     /// Scales a row-major `[rows, features]` buffer into float32.
-    pub fn transform(&self, raw: &[f64]) -> Vec<f32> {
+    pub fn transform(&self, values: &[f64]) -> Vec<f32> {
         let f = self.mean.len();
-        raw.chunks_exact(f)
+        values
+            .chunks_exact(f)
             .flat_map(|row| {
                 row.iter()
                     .zip(&self.mean)
@@ -93,10 +94,10 @@ mod tests {
     #[test]
     fn fits_on_the_given_rows_only() {
         // Two features; rows 0..2 are train, row 2 an outlier outside train.
-        let raw = [1.0, 5.0, 3.0, 5.0, 100.0, 5.0];
-        let s = Scaler::fit(vec!["a".into(), "b".into()], &raw, 0..2);
+        let values = [1.0, 5.0, 3.0, 5.0, 100.0, 5.0];
+        let s = Scaler::fit(vec!["a".into(), "b".into()], &values, 0..2);
         assert_eq!(s.mean, vec![2.0, 5.0]);
         assert_eq!(s.std, vec![1.0, 1.0]); // b is constant -> 1
-        assert_eq!(s.transform(&raw), vec![-1.0, 0.0, 1.0, 0.0, 98.0, 0.0]);
+        assert_eq!(s.transform(&values), vec![-1.0, 0.0, 1.0, 0.0, 98.0, 0.0]);
     }
 }

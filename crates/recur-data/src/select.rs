@@ -142,16 +142,16 @@ fn stats(name: &str, x: &[f64], y: &[Option<f32>], cfg: &SelectionConfig) -> Fea
 }
 
 /// Selects among `names`, whose values are the row-major `[n, F]` buffer
-/// `raw`, using only the rows in `train` (with their labels `labels[row]`).
+/// `values`, using only the rows in `train` (with their labels `labels[row]`).
 pub fn select(
     names: &[String],
-    raw: &[f64],
+    values: &[f64],
     labels: &[Option<f32>],
     train: Range<usize>,
     cfg: &SelectionConfig,
 ) -> Result<Selection> {
     let f = names.len();
-    let n = raw.len() / f.max(1);
+    let n = values.len() / f.max(1);
     if train.end > n || train.len() < 3 {
         return Err(Error::Msg(format!(
             "feature selection needs at least 3 training rows (rows {}..{} of {n})",
@@ -161,7 +161,7 @@ pub fn select(
     let y = &labels[train.clone()];
     let mut table: Vec<FeatureStats> = (0..f)
         .map(|j| {
-            let x: Vec<f64> = train.clone().map(|r| raw[r * f + j]).collect();
+            let x: Vec<f64> = train.clone().map(|r| values[r * f + j]).collect();
             stats(&names[j], &x, y, cfg)
         })
         .collect();
@@ -240,15 +240,15 @@ pub fn select(
 /// Causal EWMA of span `span` down each column of a row-major `[n, f]`
 /// buffer: `s[0] = x[0]`, `s[t] = a x[t] + (1 - a) s[t-1]`,
 /// `a = 2 / (span + 1)` (pandas' `ewm(span, adjust=False)`).
-pub fn ewma(raw: &mut [f64], f: usize, span: usize) {
+pub fn ewma(values: &mut [f64], f: usize, span: usize) {
     if span <= 1 || f == 0 {
         return;
     }
     let a = 2.0 / (span as f64 + 1.0);
-    let n = raw.len() / f;
+    let n = values.len() / f;
     for j in 0..f {
         for r in 1..n {
-            raw[r * f + j] = a * raw[r * f + j] + (1.0 - a) * raw[(r - 1) * f + j];
+            values[r * f + j] = a * values[r * f + j] + (1.0 - a) * values[(r - 1) * f + j];
         }
     }
 }
@@ -265,7 +265,7 @@ mod tests {
     /// (noise), `zero_mean` (mean 0, so an infinite noise ratio), `spiky`.
     fn table(n: usize, seed: u64) -> (Vec<String>, Vec<f64>, Vec<Option<f32>>) {
         let mut g = recur_core::rng::Rng::new(seed);
-        let mut raw = Vec::new();
+        let mut values = Vec::new();
         let mut s = 10.0f64;
         let mut labels = Vec::new();
         for i in 0..n {
@@ -273,20 +273,20 @@ mod tests {
             let w = 5.0 + g.normal() as f64;
             let z = if i % 2 == 0 { 1.0 } else { -1.0 } * (1.0 + 0.1 * g.unit() as f64);
             let spike = 5.0 + 0.01 * g.normal() as f64 + if i % 100 < 2 { 100.0 } else { 0.0 };
-            raw.extend([s, 3.0, w, z, spike]);
+            values.extend([s, 3.0, w, z, spike]);
             labels.push(Some((s > 10.0) as u8 as f32));
         }
         (
             names(&["signal", "constant", "white", "zero_mean", "spiky"]),
-            raw,
+            values,
             labels,
         )
     }
 
     #[test]
     fn each_filter_drops_what_it_should_and_says_why() {
-        let (n, raw, y) = table(2000, 1);
-        let s = select(&n, &raw, &y, 0..1400, &SelectionConfig::default()).unwrap();
+        let (n, values, y) = table(2000, 1);
+        let s = select(&n, &values, &y, 0..1400, &SelectionConfig::default()).unwrap();
         assert_eq!(s.kept, vec!["signal".to_string()]);
         let why = |f: &str| {
             s.table
@@ -315,7 +315,7 @@ mod tests {
             max_features: 1,
             ..Default::default()
         };
-        let s = select(&n, &raw, &y, 0..1400, &cfg).unwrap();
+        let s = select(&n, &values, &y, 0..1400, &cfg).unwrap();
         assert_eq!(s.kept, vec!["signal".to_string()]);
         assert!(s.table[2]
             .dropped_by
@@ -326,31 +326,33 @@ mod tests {
 
     #[test]
     fn only_training_rows_are_read() {
-        let (n, mut raw, mut y) = table(2000, 2);
-        let base = select(&n, &raw, &y, 0..1400, &SelectionConfig::default()).unwrap();
+        let (n, mut values, mut y) = table(2000, 2);
+        let base = select(&n, &values, &y, 0..1400, &SelectionConfig::default()).unwrap();
         // Anything at all in the rows after training changes nothing.
-        for v in raw[1400 * 5..].iter_mut() {
+        for v in values[1400 * 5..].iter_mut() {
             *v = f64::NAN;
         }
         for l in y[1400..].iter_mut() {
             *l = Some(1.0);
         }
-        let after = select(&n, &raw, &y, 0..1400, &SelectionConfig::default()).unwrap();
+        let after = select(&n, &values, &y, 0..1400, &SelectionConfig::default()).unwrap();
         assert_eq!(base, after);
         // But the training rows do matter.
-        raw[10 * 5] += 50.0;
-        let moved = select(&n, &raw, &y, 0..1400, &SelectionConfig::default()).unwrap();
+        values[10 * 5] += 50.0;
+        let moved = select(&n, &values, &y, 0..1400, &SelectionConfig::default()).unwrap();
         assert_ne!(base.table[0].mean, moved.table[0].mean);
     }
 
     #[test]
     fn dropping_everything_names_each_feature_and_its_filter() {
-        let (n, raw, y) = table(500, 3);
+        let (n, values, y) = table(500, 3);
         let cfg = SelectionConfig {
             min_abs_autocorr: 0.999,
             ..Default::default()
         };
-        let e = select(&n, &raw, &y, 0..300, &cfg).unwrap_err().to_string();
+        let e = select(&n, &values, &y, 0..300, &cfg)
+            .unwrap_err()
+            .to_string();
         for f in [
             "signal: autocorrelation",
             "constant: constant",

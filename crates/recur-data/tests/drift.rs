@@ -5,7 +5,7 @@
 
 use recur_core::config::{Config, DriftThresholds};
 use recur_data::drift::{compare, Reference};
-use recur_data::prepare::raw_features;
+use recur_data::prepare::feature_values;
 use std::path::Path;
 
 const FEATURES: [&str; 9] = [
@@ -23,27 +23,27 @@ const FEATURES: [&str; 9] = [
 fn rainfall() -> (Vec<String>, Vec<f64>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rainfall.csv");
     let features: Vec<String> = FEATURES.iter().map(|s| s.to_string()).collect();
-    let raw = raw_features(&path, &Config::default(), &features).unwrap();
-    (features, raw)
+    let values = feature_values(&path, &Config::default(), &features).unwrap();
+    (features, values)
 }
 
-fn rows(raw: &[f64], f: usize, idx: &[usize]) -> Vec<f64> {
+fn rows(values: &[f64], f: usize, idx: &[usize]) -> Vec<f64> {
     idx.iter()
-        .flat_map(|&r| raw[r * f..(r + 1) * f].iter().copied())
+        .flat_map(|&r| values[r * f..(r + 1) * f].iter().copied())
         .collect()
 }
 
 #[test]
 fn the_later_years_drift_and_two_halves_of_the_earlier_ones_do_not() {
-    let (features, raw) = rainfall();
+    let (features, values) = rainfall();
     let f = features.len();
-    let n = raw.len() / f;
+    let n = values.len() / f;
     let cut = n * 7 / 10;
     let th = DriftThresholds::default();
     // Later years against the earlier ones.
-    let earlier = Reference::of(&features, &raw, 0..cut);
+    let earlier = Reference::of(&features, &values, 0..cut);
     let later: Vec<usize> = (cut..n).collect();
-    let d = compare(&earlier, &rows(&raw, f, &later), &th).unwrap();
+    let d = compare(&earlier, &rows(&values, f, &later), &th).unwrap();
     let drifted: Vec<&str> = d
         .iter()
         .filter(|x| x.drift)
@@ -66,15 +66,20 @@ fn the_later_years_drift_and_two_halves_of_the_earlier_ones_do_not() {
             b.extend(blk)
         }
     }
-    let ra = rows(&raw, f, &a);
+    let ra = rows(&values, f, &a);
     let half_ref = Reference::of(&features, &ra, 0..a.len());
-    let d = compare(&half_ref, &rows(&raw, f, &b), &th).unwrap();
+    let d = compare(&half_ref, &rows(&values, f, &b), &th).unwrap();
     assert!(
         d.iter().all(|x| !x.drift),
         "halves of the same years: {d:#?}"
     );
     // And the earlier years against themselves are zero everywhere.
-    let d = compare(&earlier, &rows(&raw, f, &(0..cut).collect::<Vec<_>>()), &th).unwrap();
+    let d = compare(
+        &earlier,
+        &rows(&values, f, &(0..cut).collect::<Vec<_>>()),
+        &th,
+    )
+    .unwrap();
     assert!(
         d.iter()
             .all(|x| x.psi.abs() < 1e-12 && x.mean_shift < 1e-12 && x.ks < 0.01),

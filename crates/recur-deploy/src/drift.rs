@@ -38,11 +38,11 @@ pub fn check(model: &Path, input: &Path) -> Result<DriftCheck> {
         .iter()
         .map(|f| f.feature.clone())
         .collect();
-    let raw = recur_data::prepare::raw_features(input, &cfg, &features)?;
-    let table = compare(&reference, &raw, &cfg.drift)?;
+    let values = recur_data::prepare::feature_values(input, &cfg, &features)?;
+    let table = compare(&reference, &values, &cfg.drift)?;
     Ok(DriftCheck {
         table,
-        rows: raw.len() / features.len().max(1),
+        rows: values.len() / features.len().max(1),
         reference_rows: reference.features.first().map_or(0, |f| f.rows),
         thresholds: cfg.drift.clone(),
     })

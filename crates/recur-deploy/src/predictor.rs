@@ -168,7 +168,7 @@ impl Deployment {
 pub struct Series {
     /// Feature values before smoothing, row-major `[n, F]`, in the
     /// model's feature order ([`Predictor::features`]).
-    pub raw: Vec<f64>,
+    pub values: Vec<f64>,
     /// The label of each row where known (empty: none known).
     pub labels: Vec<Option<f32>>,
 }
@@ -260,7 +260,7 @@ impl Predictor {
         })
     }
 
-    /// The feature columns, in the order [`Series::raw`] holds them.
+    /// The feature columns, in the order [`Series::values`] holds them.
     pub fn features(&self) -> &[String] {
         &self.dir.scaler.features
     }
@@ -347,22 +347,22 @@ impl Predictor {
             x: Vec::new(),
         };
         for (si, (s, rows)) in series.iter().enumerate() {
-            let n = s.raw.len() / f.max(1);
-            if s.raw.len() != n * f {
+            let n = s.values.len() / f.max(1);
+            if s.values.len() != n * f {
                 return Err(Error::Msg(format!(
                     "series {si}: {} values is not a whole number of rows of {f} features",
-                    s.raw.len()
+                    s.values.len()
                 )));
             }
-            if let Some(k) = self.dir.scaler.beyond_f32(&s.raw) {
+            if let Some(k) = self.dir.scaler.beyond_f32(&s.values) {
                 return Err(Error::Msg(format!(
                     "row {} feature `{}` is {:e}, beyond float32 as given or once scaled (the models read float32)",
                     k / f,
                     self.features()[k % f],
-                    s.raw[k]
+                    s.values[k]
                 )));
             }
-            let mut smooth = s.raw.clone();
+            let mut smooth = s.values.clone();
             ewma(&mut smooth, f, self.ewma_span());
             let scaled = self.dir.scaler.transform(&smooth);
             let offset = buffer.len() / f.max(1);

@@ -101,7 +101,7 @@ impl RowsFile {
     fn of(p: &Predictor, t: Table, need_labels: bool) -> Result<RowsFile> {
         let d = &p.dir.config.data;
         let n = t.n_rows();
-        let raw = feature_rows(&t, p.features())?;
+        let values = feature_rows(&t, p.features())?;
         let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
         if need_labels && !has_labels {
             // row_labels names the missing column.
@@ -126,7 +126,7 @@ impl RowsFile {
         }
         Ok(RowsFile {
             table: t,
-            series: Series { raw, labels },
+            series: Series { values, labels },
             has_labels,
         })
     }

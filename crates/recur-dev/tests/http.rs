@@ -340,8 +340,8 @@ fn infer_and_classify_give_what_the_models_compute() {
         .enumerate()
         .map(|(i, r)| json!({FEATURES[0]: r[0], FEATURES[1]: r[1], "close": 3.5, "note": i}))
         .collect();
-    let raw: Vec<f64> = window.iter().flatten().copied().collect();
-    let x = Tensor::from_vec(md.scaler.transform(&raw), (1, WINDOW, 2), &dev).unwrap();
+    let values: Vec<f64> = window.iter().flatten().copied().collect();
+    let x = Tensor::from_vec(md.scaler.transform(&values), (1, WINDOW, 2), &dev).unwrap();
     let logit: Vec<f32> = md.model.forward(&x, None).unwrap().to_vec1().unwrap();
     let want = 1.0 / (1.0 + (-(logit[0] as f64)).exp());
     let (status, r) = post(&s.url, "/v1/classify", &json!({"window": window}));
@@ -353,7 +353,7 @@ fn infer_and_classify_give_what_the_models_compute() {
     let mine = &p
         .score(&[(
             recur_deploy::Series {
-                raw: raw.clone(),
+                values: values.clone(),
                 labels: vec![],
             },
             vec![WINDOW - 1],

@@ -25,18 +25,18 @@ pub struct Design {
 }
 
 impl Design {
-    /// Features of each row of the row-major `[n, F]` buffer `raw`, then a
+    /// Features of each row of the row-major `[n, F]` buffer `values`, then a
     /// lagged copy of all of them per lag: every row from the largest lag.
-    pub fn new(features: &[String], raw: &[f64], lags: &[usize]) -> Design {
-        let n = raw.len() / features.len().max(1);
+    pub fn new(features: &[String], values: &[f64], lags: &[usize]) -> Design {
+        let n = values.len() / features.len().max(1);
         let max_lag = lags.iter().copied().max().unwrap_or(0);
         let rows: Vec<usize> = (max_lag..n).collect();
-        Design::at(features, raw, lags, &rows)
+        Design::at(features, values, lags, &rows)
     }
 
     /// The design rows of table rows `rows` (each at least the largest lag
-    /// and below `raw`'s row count).
-    pub fn at(features: &[String], raw: &[f64], lags: &[usize], rows: &[usize]) -> Design {
+    /// and below `values`'s row count).
+    pub fn at(features: &[String], values: &[f64], lags: &[usize], rows: &[usize]) -> Design {
         let f = features.len();
         let mut names: Vec<String> = features.to_vec();
         for l in lags {
@@ -44,9 +44,9 @@ impl Design {
         }
         let mut x = Vec::with_capacity(rows.len() * names.len());
         for &r in rows {
-            x.extend_from_slice(&raw[r * f..(r + 1) * f]);
+            x.extend_from_slice(&values[r * f..(r + 1) * f]);
             for &l in lags {
-                x.extend_from_slice(&raw[(r - l) * f..(r - l + 1) * f]);
+                x.extend_from_slice(&values[(r - l) * f..(r - l + 1) * f]);
             }
         }
         Design {

@@ -195,8 +195,8 @@ fn unsupported_and_broken_models_are_refused_with_the_reason() {
 #[test]
 fn the_design_has_lags_and_scores_every_row_from_the_largest() {
     let f = vec!["x".to_string(), "y".to_string()];
-    let raw: Vec<f64> = (0..10).flat_map(|r| [r as f64, 100.0 + r as f64]).collect();
-    let d = Design::new(&f, &raw, &[1, 3]);
+    let values: Vec<f64> = (0..10).flat_map(|r| [r as f64, 100.0 + r as f64]).collect();
+    let d = Design::new(&f, &values, &[1, 3]);
     assert_eq!(
         d.names,
         vec!["x", "y", "x_lag1", "y_lag1", "x_lag3", "y_lag3"]
@@ -212,11 +212,11 @@ fn forust_trees_learn_a_lagged_signal_and_stop_early() {
     let mut g = recur_core::rng::Rng::new(4);
     let n = 1500;
     let a: Vec<f64> = (0..n).map(|_| g.unit() as f64).collect();
-    let raw: Vec<f64> = a.iter().flat_map(|&v| [v, g.unit() as f64]).collect();
+    let values: Vec<f64> = a.iter().flat_map(|&v| [v, g.unit() as f64]).collect();
     let labels: Vec<Option<f32>> = (0..n)
         .map(|t| (t >= 2).then(|| (a[t - 2] > 0.5) as u8 as f32))
         .collect();
-    let d = Design::new(&["a".into(), "noise".into()], &raw, &[1, 2]);
+    let d = Design::new(&["a".into(), "noise".into()], &values, &[1, 2]);
     let cfg = TreesConfig {
         iterations: 400,
         learning_rate: 0.3,

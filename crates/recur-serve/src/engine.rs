@@ -335,12 +335,12 @@ impl Engine {
         if let Some(c) = &self.classifier {
             // The training rows' means: a series every model scores.
             let n = c.min_rows();
-            let raw: Vec<f64> = (0..n)
+            let values: Vec<f64> = (0..n)
                 .flat_map(|_| c.dir.scaler.mean.iter().copied())
                 .collect();
             let p = c.score(&[(
                 Series {
-                    raw,
+                    values,
                     labels: Vec::new(),
                 },
                 vec![n - 1],
@@ -716,11 +716,11 @@ impl Engine {
         let f = c.features().len().max(1);
         let input: Vec<(Series, Vec<usize>)> = series
             .iter()
-            .map(|raw| {
-                let n = raw.len() / f;
+            .map(|values| {
+                let n = values.len() / f;
                 (
                     Series {
-                        raw: raw.to_vec(),
+                        values: values.to_vec(),
                         labels: Vec::new(),
                     },
                     vec![n.saturating_sub(1)],

@@ -39,7 +39,7 @@ pub struct AppState {
     pub status: RwLock<Status>,
     pub queue: mpsc::Sender<Job>,
     pub metrics: Arc<Metrics>,
-    /// The latest feature rows `/v1/classify` was sent (raw values), for
+    /// The latest feature rows `/v1/classify` was sent (as sent, unscaled), for
     /// the drift figures in `/metrics`.
     pub seen: std::sync::Mutex<std::collections::VecDeque<Vec<f64>>>,
     /// The latest readiness check (a real forward pass of every model),
@@ -743,34 +743,34 @@ async fn classify(
                 format!("{at} has {} rows; at most {limit}", rows.len()),
             ));
         }
-        let mut raw = Vec::with_capacity(rows.len() * f);
+        let mut values = Vec::with_capacity(rows.len() * f);
         let mut time = None;
         for (ri, row) in rows.iter().enumerate() {
-            time = row_values(row, &format!("{at}[{ri}]"), c, &mut raw, &mut ignored)?;
+            time = row_values(row, &format!("{at}[{ri}]"), c, &mut values, &mut ignored)?;
         }
-        if let Some(k) = c.scaler.beyond_f32(&raw) {
+        if let Some(k) = c.scaler.beyond_f32(&values) {
             return Err(ApiError::invalid(
                 "non_finite",
                 format!(
                     "{at}[{}] {:?} is {:e}, beyond float32 (or once scaled)",
                     k / f,
                     c.features[k % f],
-                    raw[k]
+                    values[k]
                 ),
             ));
         }
         if c.drift_monitored {
             let mut seen = s.seen.lock().expect("seen lock");
             // The window's own rows (the last L), not its warm-up.
-            let keep = raw.len().saturating_sub(c.sequence_length * f);
-            for row in raw[keep..].chunks(f) {
+            let keep = values.len().saturating_sub(c.sequence_length * f);
+            for row in values[keep..].chunks(f) {
                 if seen.len() == SEEN_ROWS {
                     seen.pop_front();
                 }
                 seen.push_back(row.to_vec());
             }
         }
-        series.push(raw);
+        series.push(values);
         tags.push((id, time));
     }
     let a = submit(&s, |reply| Job::Classify {

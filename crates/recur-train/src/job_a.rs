@@ -100,7 +100,7 @@ fn trees_of(
             ("xgboost", XGBOOST_FILE, text, Some(origin))
         }
         None => {
-            let full = Design::new(&prep.features, &prep.raw, &tc.lags);
+            let full = Design::new(&prep.features, &prep.values, &tc.lags);
             let fitted = TreeModel::fit(
                 &full,
                 &prep.row_labels,
@@ -145,7 +145,7 @@ pub fn run(
         return lstm_only(prep, lstm_val, lstm_test, cfg);
     };
     let (model, tf, text) = trees_of(prep, cfg, tc)?;
-    let design = Design::new(&prep.features, &prep.raw, &tc.lags);
+    let design = Design::new(&prep.features, &prep.values, &tc.lags);
     let tree_p: Vec<(usize, f64)> = design
         .rows
         .iter()

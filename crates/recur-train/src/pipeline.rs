@@ -137,7 +137,7 @@ fn train_prepared(
         // The training rows' feature distribution, for `recur drift`.
         let reference = recur_data::drift::Reference::of(
             &prep.features,
-            &prep.raw,
+            &prep.values,
             split.train.start..split.train.end,
         );
         extra.push((
