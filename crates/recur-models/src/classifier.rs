@@ -19,7 +19,11 @@ pub const KIND: &str = "lstm_classifier";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierArch {
     pub kind: String,
-    pub input_size: usize,
+    /// Features per time step: the input width, `input_dim` as in
+    /// `LvmArch`. Stored as `input_size` (PyTorch's `nn.LSTM` name), the
+    /// key every classifier checkpoint holds.
+    #[serde(rename = "input_size")]
+    pub input_dim: usize,
     pub hidden_size: usize,
     pub num_layers: usize,
     pub dropout: f64,
@@ -28,7 +32,7 @@ pub struct ClassifierArch {
 
 impl ClassifierArch {
     pub fn new(
-        input_size: usize,
+        input_dim: usize,
         hidden_size: usize,
         num_layers: usize,
         dropout: f64,
@@ -36,7 +40,7 @@ impl ClassifierArch {
     ) -> Self {
         ClassifierArch {
             kind: KIND.into(),
-            input_size,
+            input_dim,
             hidden_size,
             num_layers,
             dropout,
@@ -59,7 +63,7 @@ impl LstmClassifier {
         let h = a.hidden_size;
         let mut v = Vec::new();
         for l in 0..a.num_layers {
-            let inp = if l == 0 { a.input_size } else { h };
+            let inp = if l == 0 { a.input_dim } else { h };
             v.push(TensorSpec::new(
                 format!("lstm.weight_ih_l{l}"),
                 &[4 * h, inp],
