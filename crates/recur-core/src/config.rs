@@ -144,12 +144,29 @@ impl Default for SplitConfig {
     }
 }
 
+/// The Job A classifiers recur trains, listed once: the config's
+/// `model.type` names one (`lstm` in YAML); a kind that is not here is
+/// refused when the config is read, with the kinds there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassifierKind {
+    Lstm,
+}
+
+impl std::fmt::Display for ClassifierKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClassifierKind::Lstm => "lstm",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Model kind; `lstm` for the classifier.
+    /// Model kind: `lstm`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ClassifierKind,
     pub sequence_length: usize,
     pub hidden_size: usize,
     pub num_layers: usize,
@@ -159,7 +176,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            kind: "lstm".into(),
+            kind: ClassifierKind::Lstm,
             sequence_length: 32,
             hidden_size: 64,
             num_layers: 1,
@@ -248,12 +265,6 @@ impl Config {
         let m = &self.model;
         let t = &self.training;
         let s = &self.data.split;
-        if m.kind != "lstm" {
-            return bad(
-                "model.type",
-                format!("`{}` is not a classifier model; use `lstm`", m.kind),
-            );
-        }
         if m.sequence_length == 0 {
             return bad("model.sequence_length", "must be at least 1".into());
         }
@@ -426,6 +437,23 @@ mod tests {
         assert_eq!(c.model.hidden_size, 64);
         assert_eq!(c.training.seed, 42);
         assert_eq!(c.training.pos_weight, PosWeight::Named("auto".into()));
+    }
+
+    #[test]
+    fn a_model_kind_that_is_not_a_classifier_is_refused_with_the_kinds_there_are() {
+        let c = Config::from_yaml("model:\n  type: lstm\n", "t.yaml").unwrap();
+        assert_eq!(c.model.kind, ClassifierKind::Lstm);
+        assert!(c.to_yaml().contains("type: lstm"), "{}", c.to_yaml());
+        let e = Config::from_yaml("model:\n  type: gru\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yaml")
+                && e.contains("model.type")
+                && e.contains("`gru`")
+                && e.contains("`lstm`"),
+            "{e}"
+        );
     }
 
     #[test]
