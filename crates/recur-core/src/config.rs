@@ -228,30 +228,26 @@ impl Default for TrainingConfig {
     }
 }
 
+impl crate::config_file::ConfigPaths for Config {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let xgb = self.trees.as_mut().and_then(|t| t.xgboost_model.as_mut());
+        self.data.path.as_mut().into_iter().chain(xgb).collect()
+    }
+}
+
 impl Config {
     /// Parses YAML text; `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Config> {
-        let cfg: Config =
-            serde_yaml_ng::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        let cfg: Config = crate::config_file::parse(text, origin)?;
         cfg.validate(origin)?;
         Ok(cfg)
     }
 
-    /// Reads a YAML file; a relative `data.path` becomes relative to the file.
+    /// Reads a YAML file; a relative `data.path` or
+    /// `trees.xgboost_model` becomes relative to the file.
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = crate::fsx::read_text(path)?;
-        let mut cfg = Config::from_yaml(&text, &path.display().to_string())?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(p) = &cfg.data.path {
-            if p.is_relative() {
-                cfg.data.path = Some(base.join(p));
-            }
-        }
-        if let Some(p) = cfg.trees.as_mut().and_then(|t| t.xgboost_model.as_mut()) {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        let (cfg, _) = crate::config_file::read::<Config>(path)?;
+        cfg.validate(&path.display().to_string())?;
         Ok(cfg)
     }
 

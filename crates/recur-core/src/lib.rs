@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod config_file;
 pub mod dirwrite;
 pub mod error;
 pub mod fsx;

@@ -8,33 +8,42 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Each section is a struct with a `Default` holding the recipe's values,
+/// and `#[serde(default)]` fills what a file leaves out: the one way every
+/// recur config states its defaults (as Job A's `Config` does).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LvmConfig {
     pub data: LvmDataConfig,
-    #[serde(default)]
     pub model: LvmModelConfig,
-    #[serde(default)]
     pub training: LvmTrainingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LvmDataConfig {
-    /// Training windows (.npz, either layout).
+    /// Training windows (.npz, either layout). Required.
     pub train: PathBuf,
     /// Validation windows; without it, `val_fraction` of the training
     /// file's articles are held out.
-    #[serde(default)]
     pub val: Option<PathBuf>,
     /// Out-of-distribution windows, evaluated after training.
-    #[serde(default)]
     pub ood: Option<PathBuf>,
-    #[serde(default = "d_val_fraction")]
     pub val_fraction: f64,
     /// Context length C.
-    #[serde(default = "d_context")]
     pub context: usize,
+}
+
+impl Default for LvmDataConfig {
+    fn default() -> Self {
+        LvmDataConfig {
+            train: PathBuf::new(),
+            val: None,
+            ood: None,
+            val_fraction: 0.1,
+            context: 5,
+        }
+    }
 }
 
 /// The latent vector models recur trains, listed once: configs, the
@@ -90,166 +99,107 @@ impl std::str::FromStr for LvmKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LvmModelConfig {
     /// `lstm`, `gru`, `amn` (the attention mixture network; its `d_model`
     /// is the attention width, 256 in the original) or `transformer`.
-    #[serde(rename = "type", default = "d_kind")]
+    #[serde(rename = "type")]
     pub kind: LvmKind,
-    #[serde(default = "d_d_model", alias = "hidden_dim")]
+    #[serde(alias = "hidden_dim")]
     pub d_model: usize,
-    #[serde(default = "d_layers")]
     pub num_layers: usize,
     /// Attention heads (transformer).
-    #[serde(default = "d_heads", alias = "nhead")]
+    #[serde(alias = "nhead")]
     pub heads: usize,
     /// Feed-forward width (transformer).
-    #[serde(default = "d_ff", alias = "dim_feedforward")]
+    #[serde(alias = "dim_feedforward")]
     pub ff: usize,
     /// Training dropout; by default 0.1 for the transformer and 0 for the
     /// others, as the original.
-    #[serde(default)]
     pub dropout: Option<f64>,
     /// Where training starts: `pytorch` (PyTorch's default initialisation)
     /// or `average` (the untrained model predicts a recency-weighted
     /// average of the context; needs d_model equal to the vector
     /// dimension except for amn). See recur-models' `start` module.
-    #[serde(default = "d_init")]
     pub init: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LvmTrainingConfig {
-    /// `mse` or `cosine` (1 - cosine similarity).
-    #[serde(default = "d_loss")]
-    pub loss: String,
-    #[serde(default = "d_lr", alias = "lr")]
-    pub learning_rate: f64,
-    #[serde(default = "d_wd")]
-    pub weight_decay: f64,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    #[serde(default = "d_epochs")]
-    pub epochs: usize,
-    /// Global gradient-norm clipping; 0 turns it off.
-    #[serde(default = "d_clip")]
-    pub grad_clip: f64,
-    /// `cosine` (annealing to 0 over the epochs), `plateau` or `none`.
-    #[serde(default = "d_schedule")]
-    pub schedule: String,
-    #[serde(default = "d_factor")]
-    pub plateau_factor: f64,
-    #[serde(default = "d_patience")]
-    pub plateau_patience: usize,
-    #[serde(default = "d_seed")]
-    pub seed: u64,
-}
-
-fn d_val_fraction() -> f64 {
-    0.1
-}
-fn d_context() -> usize {
-    5
-}
-fn d_kind() -> LvmKind {
-    LvmKind::Lstm
-}
-fn d_d_model() -> usize {
-    512
-}
-fn d_init() -> String {
-    "pytorch".into()
-}
-fn d_layers() -> usize {
-    4
-}
 /// The transformer's attention heads and feed-forward width when a config
 /// or a stored architecture does not say (PyTorch's defaults).
 pub const DEFAULT_HEADS: usize = 8;
 pub const DEFAULT_FF: usize = 2048;
 
-fn d_heads() -> usize {
-    DEFAULT_HEADS
-}
-fn d_ff() -> usize {
-    DEFAULT_FF
-}
-fn d_loss() -> String {
-    "mse".into()
-}
-fn d_lr() -> f64 {
-    5e-4
-}
-fn d_wd() -> f64 {
-    0.01
-}
-fn d_batch() -> usize {
-    32
-}
-fn d_epochs() -> usize {
-    20
-}
-fn d_clip() -> f64 {
-    1.0
-}
-fn d_schedule() -> String {
-    "cosine".into()
-}
-fn d_factor() -> f64 {
-    0.5
-}
-fn d_patience() -> usize {
-    3
-}
-fn d_seed() -> u64 {
-    42
-}
-
 impl Default for LvmModelConfig {
     fn default() -> Self {
         LvmModelConfig {
-            kind: d_kind(),
-            d_model: d_d_model(),
-            num_layers: d_layers(),
-            heads: d_heads(),
-            ff: d_ff(),
+            kind: LvmKind::Lstm,
+            d_model: 512,
+            num_layers: 4,
+            heads: DEFAULT_HEADS,
+            ff: DEFAULT_FF,
             dropout: None,
-            init: d_init(),
+            init: "pytorch".into(),
         }
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LvmTrainingConfig {
+    /// `mse` or `cosine` (1 - cosine similarity).
+    pub loss: String,
+    #[serde(alias = "lr")]
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Global gradient-norm clipping; 0 turns it off.
+    pub grad_clip: f64,
+    /// `cosine` (annealing to 0 over the epochs), `plateau` or `none`.
+    pub schedule: String,
+    pub plateau_factor: f64,
+    pub plateau_patience: usize,
+    pub seed: u64,
+}
+
 impl Default for LvmTrainingConfig {
     fn default() -> Self {
-        serde_yaml_ng::from_str("{}").expect("every training field has a default")
+        LvmTrainingConfig {
+            loss: "mse".into(),
+            learning_rate: 5e-4,
+            weight_decay: 0.01,
+            batch_size: 32,
+            epochs: 20,
+            grad_clip: 1.0,
+            schedule: "cosine".into(),
+            plateau_factor: 0.5,
+            plateau_patience: 3,
+            seed: 42,
+        }
+    }
+}
+
+impl crate::config_file::ConfigPaths for LvmConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let d = &mut self.data;
+        std::iter::once(&mut d.train)
+            .chain(d.val.as_mut())
+            .chain(d.ood.as_mut())
+            .collect()
     }
 }
 
 impl LvmConfig {
     /// Reads a YAML file; relative data paths become relative to it.
     pub fn from_file(path: &Path) -> Result<LvmConfig> {
-        let origin = path.display().to_string();
-        let text = crate::fsx::read_text(path)?;
-        let mut cfg: LvmConfig =
-            serde_yaml_ng::from_str(&text).map_err(|e| Error::config(&origin, e.to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let rebase = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        rebase(&mut cfg.data.train);
-        cfg.data.val.as_mut().map(rebase);
-        cfg.data.ood.as_mut().map(rebase);
-        cfg.validate(&origin)?;
+        let (cfg, _) = crate::config_file::read::<LvmConfig>(path)?;
+        cfg.validate(&path.display().to_string())?;
         Ok(cfg)
     }
 
     /// Parses YAML text; `origin` names it in errors. Paths stay as written.
     pub fn from_yaml(text: &str, origin: &str) -> Result<LvmConfig> {
-        let cfg: LvmConfig =
-            serde_yaml_ng::from_str(text).map_err(|e| Error::config(origin, e.to_string()))?;
+        let cfg: LvmConfig = crate::config_file::parse(text, origin)?;
         cfg.validate(origin)?;
         Ok(cfg)
     }
@@ -262,6 +212,12 @@ impl LvmConfig {
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
         let (m, t, d) = (&self.model, &self.training, &self.data);
+        if d.train.as_os_str().is_empty() {
+            return bad(
+                "data.train",
+                "is required: the training windows (.npz, ready windows or chunks)".into(),
+            );
+        }
         if m.kind == LvmKind::Transformer && (m.heads == 0 || m.d_model % m.heads != 0) {
             return bad(
                 "model.heads",

@@ -140,6 +140,17 @@ impl Default for ServeConfig {
     }
 }
 
+impl recur_core::config_file::ConfigPaths for ServeConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let models = self.models.iter_mut().map(|m| &mut m.path);
+        self.bank
+            .iter_mut()
+            .chain(models)
+            .chain(self.classifier.as_mut())
+            .collect()
+    }
+}
+
 impl ServeConfig {
     /// What `recur serve` serves without a config file: what `recur demo`
     /// trained (its LVM, bank and, when it is there, its classifier).
@@ -165,11 +176,7 @@ impl ServeConfig {
 
     /// Reads a YAML file; relative paths in it are taken from its folder.
     pub fn from_file(path: &Path) -> Result<ServeConfig> {
-        let text = recur_core::fsx::read_text(path)?;
-        let mut cfg: ServeConfig = serde_yaml_ng::from_str(&text).map_err(|e| Error::Config {
-            at: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let (mut cfg, text) = recur_core::config_file::read::<ServeConfig>(path)?;
         // A file that names only LVMs serves only LVMs, and one that names
         // only a classifier serves only it: the demo's models fill in only
         // when a file names neither.
@@ -190,17 +197,9 @@ impl ServeConfig {
         if names("models") && !names("classifier") {
             cfg.classifier = None;
         }
+        // The encoder is a name (fetched) or a folder: a folder beside
+        // the file is taken relative to it.
         let base = path.parent().unwrap_or(Path::new("."));
-        let rebase = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        cfg.bank.iter_mut().for_each(rebase);
-        cfg.models.iter_mut().for_each(|m| rebase(&mut m.path));
-        if let Some(c) = cfg.classifier.as_mut() {
-            rebase(c);
-        }
         let enc = Path::new(&cfg.encoder);
         if enc.is_relative() && base.join(enc).is_dir() {
             cfg.encoder = base.join(enc).display().to_string();
