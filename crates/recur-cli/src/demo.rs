@@ -7,7 +7,7 @@
 //! `--corpus`, then the LSTM LVM of `configs/lvm-text.yaml` trains on it.
 //! This file parses, calls those and prints.
 
-use crate::{lvm, text};
+use crate::lvm;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use recur_train::demo::{self, Bundled};
@@ -54,7 +54,7 @@ pub fn run(
 fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
     println!("{}", b.intro);
     let t = demo::train_bundled(b, out, dev, opts)?;
-    crate::show::report(&t.report);
+    print!("{}", t.report);
     println!(
         "\nmodel written to {}; curves in {}",
         out.display(),
@@ -87,7 +87,7 @@ fn lvm_demo(out: &Path, corpus_dir: &Path, dev: &Device, progress: bool) -> Resu
         );
     }
     for r in &c.built {
-        text::print_build(r);
+        print!("{r}");
     }
     let cfg = demo::lvm_config(&c.wiki, &c.ood)?;
     let report = lvm::train(&cfg, out, dev, progress)?;

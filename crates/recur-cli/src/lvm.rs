@@ -6,7 +6,7 @@ use anyhow::Result;
 use candle_core::Device;
 use recur_core::lvm_config::LvmConfig;
 use recur_data::npz::VectorWindows;
-use recur_deploy::lvm_eval::{self, LvmReport, Stats};
+use recur_deploy::lvm_eval::{self, LvmReport};
 use recur_deploy::model_dir;
 use recur_train::lvm;
 use std::path::Path;
@@ -33,7 +33,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             }
             let ood = ood.as_ref().map(|p| load_for(p, &m)).transpose()?;
             let report = lvm_eval::report(&m, &val, ood.as_ref(), dev)?;
-            table(&report);
+            print!("{report}");
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &report)?;
             }
@@ -90,7 +90,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
 /// baselines, and returns the report.
 pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Result<LvmReport> {
     let t = lvm::train_to_dir(cfg, out, dev, crate::bars::reporter(progress))?;
-    table(&t.report);
+    print!("{}", t.report);
     println!(
         "\nbest epoch {} of {}; model written to {}",
         t.best_epoch,
@@ -100,20 +100,13 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
     Ok(t.report)
 }
 
-fn load(path: &Path, context: usize) -> Result<VectorWindows> {
-    Ok(lvm_eval::read_windows(
+/// The windows of `path` for model `m` (notes on stderr).
+fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
+    Ok(lvm_eval::read_windows_for(
         path,
-        context,
+        m,
         crate::bars::reporter(true),
     )?)
-}
-
-/// Windows of `path` for model `m`: its context length, and vectors of
-/// the dimension it takes (else an error naming the file).
-fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
-    let w = load(path, m.arch.context)?;
-    lvm_eval::check_dim(&w, m.arch.input_dim, path)?;
-    Ok(w)
 }
 
 /// The held-out windows of `data` for `models`, with a line saying so.
@@ -125,39 +118,4 @@ fn held_out_windows(w: &VectorWindows, data: &Path, models: &[&Path]) -> Result<
         if models.len() > 1 { "s" } else { "" }
     );
     Ok(v)
-}
-
-/// The eval table: the model and the baselines, validation and OOD.
-fn table(r: &LvmReport) {
-    let cell = |s: Option<&Stats>| {
-        s.map_or("-".to_string(), |s| {
-            format!("{:.4} +- {:.4}", s.cosine_mean, s.cosine_std)
-        })
-    };
-    let mse = |s: Option<&Stats>| s.map_or("-".to_string(), |s| format!("{:.6}", s.mse_mean));
-    println!(
-        "\n{:<14} {:>18} {:>18} {:>12} {:>12}",
-        "", "val cosine", "OOD cosine", "val MSE", "OOD MSE"
-    );
-    println!(
-        "{:<14} {:>18} {:>18} {:>12} {:>12}",
-        r.model,
-        cell(Some(&r.scores.val)),
-        cell(r.scores.ood.as_ref()),
-        mse(Some(&r.scores.val)),
-        mse(r.scores.ood.as_ref())
-    );
-    for (name, b) in &r.baselines {
-        println!(
-            "{:<14} {:>18} {:>18} {:>12} {:>12}",
-            name,
-            cell(Some(&b.val)),
-            cell(b.ood.as_ref()),
-            mse(Some(&b.val)),
-            mse(b.ood.as_ref())
-        );
-    }
-    if let Some(d) = r.scores.ood_minus_val_cosine {
-        println!("OOD minus validation cosine: {d:+.4}");
-    }
 }

@@ -6,7 +6,6 @@ mod bars;
 mod demo;
 mod lvm;
 mod serve;
-mod show;
 mod text;
 
 /// The training loop allocates and frees many short-lived tensors of a few
@@ -496,17 +495,10 @@ fn run(cli: Cli) -> Result<()> {
             report_html,
         } => {
             let mut cfg = Config::from_file(&config)?;
-            if let Some(d) = data {
-                cfg.data.path = Some(d);
-            }
-            if let Some(t) = target {
-                cfg.data.target.column = Some(t);
-                cfg.data.target.price_column = None;
-            }
-            cfg.validate(&config.display().to_string())?;
+            cfg.override_data(data, target, &config.display().to_string())?;
             let out = out.unwrap_or_else(|| recur_core::config::default_out_dir(&config));
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
-            show::report(&report);
+            print!("{report}");
             if let Some(html) = report_html {
                 let history = recur_deploy::model_dir::read_history(&out)?;
                 recur_train::report_html::write(&out, &report, &history, &html)?;
@@ -516,8 +508,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Drift { model, input, json } => {
-            let drifted = show::drift(&model, &input, json.as_deref())?;
-            if drifted {
+            let check = recur_deploy::drift::check(&model, &input)?;
+            print!("{check}");
+            if let Some(j) = json {
+                recur_core::fsx::write_json(&j, &check.table)?;
+            }
+            if check.drifted() > 0 {
                 return Err(anyhow::Error::new(DriftFound));
             }
             Ok(())
@@ -527,14 +523,31 @@ fn run(cli: Cli) -> Result<()> {
             trials,
             out,
             jobs,
-        } => show::tune(&config, trials, &out, jobs, &dev, !cli.quiet),
+        } => {
+            use recur_train::tune::{tune, Trial, TRIAL_HEADER};
+            let cfg = Config::from_file(&config)?;
+            let progress = !cli.quiet;
+            if progress {
+                eprintln!("{TRIAL_HEADER}");
+            }
+            let each = |t: &Trial| {
+                if progress {
+                    eprintln!("{t}");
+                }
+            };
+            let r = tune(&cfg, trials, jobs, &out, &dev, &each)?;
+            if r.resumed > 0 {
+                let from = out.join("trials.json");
+                println!("resumed from {} trials in {}", r.resumed, from.display());
+            }
+            print!("{r}");
+            Ok(())
+        }
         Command::SelectFeatures { config, data, json } => {
             let mut cfg = Config::from_file(&config)?;
-            if let Some(d) = data {
-                cfg.data.path = Some(d);
-            }
+            cfg.override_data(data, None, &config.display().to_string())?;
             let sel = recur_data::prepare::select_features(&cfg)?;
-            show::selection(&sel.table);
+            print!("{}", recur_deploy::tables::Selection(&sel.table));
             println!(
                 "\nkept {} of {} features (statistics from rows {}..{}, the training part)",
                 sel.kept.len(),
@@ -557,20 +570,14 @@ fn run(cli: Cli) -> Result<()> {
             recur_core::fsx::check_outputs(&input, &model, &outputs)?;
             let p = Predictor::load(&model, &dev)?;
             let e = evaluate(&p, &input)?;
-            show::evaluation(&e);
+            print!("{e}");
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &e)?;
                 println!("figures written to {}", j.display());
             }
             if let Some(out) = per_row {
-                let scores = score_file(&p, &input, false)?;
-                write_predictions(&p, &scores, &input, &out)?;
-                show::partial(&p, &scores);
-                println!(
-                    "{} rows written to {}",
-                    scores.predictions.len(),
-                    out.display()
-                );
+                let n = predict(&p, &input, &out)?;
+                println!("{n} rows written to {}", out.display());
             }
             Ok(())
         }
@@ -580,19 +587,26 @@ fn run(cli: Cli) -> Result<()> {
             output,
         } => {
             let p = Predictor::load(&model, &dev)?;
-            let scores = score_file(&p, &input, false)?;
-            write_predictions(&p, &scores, &input, &output)?;
-            show::partial(&p, &scores);
+            let n = predict(&p, &input, &output)?;
             println!(
-                "{} rows scored ({} deployed, threshold {:.4}) written to {}",
-                scores.predictions.len(),
+                "{n} rows scored ({} deployed, threshold {:.4}) written to {}",
                 p.deployed(),
                 p.threshold(),
                 output.display()
             );
             Ok(())
         }
-        Command::Inspect { path } => show::inspect(&path, &dev),
+        Command::Inspect { path } => {
+            let i = recur_deploy::model_dir::inspect(&path, &dev)?;
+            print!("{i}");
+            if let Some(Err(_)) = &i.checks {
+                anyhow::bail!(
+                    "{} does not pass the load checks (see above)",
+                    path.display()
+                );
+            }
+            Ok(())
+        }
         Command::Lvm { what } => lvm::run(what, &dev, !cli.quiet),
         Command::Models { what } => text::models(what, !cli.quiet),
         Command::Embed {
@@ -608,15 +622,8 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("warning: {w}");
             }
             recur_deploy::import::write_dir(&out, &file, &imp)?;
-            let a = &imp.arch;
             println!(
-                "imported {} LVM ({} -> {}, {} blocks, context {}, {} tensors) from {} into {}",
-                a.kind,
-                a.input_dim,
-                a.d_model,
-                a.num_layers,
-                a.context,
-                imp.tensors.len(),
+                "imported {imp} from {} into {}",
                 file.display(),
                 out.display()
             );
@@ -627,45 +634,58 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve { config, host, port } => {
-            serve::serve(serve::config(config.as_deref(), host, port)?, &dev)
+            let cfg = recur_serve::config::ServeConfig::resolve(config.as_deref(), host, port)?;
+            Ok(recur_serve::run(cfg, dev)?)
         }
-        Command::Bench {
-            what: BenchCmd::Serve(args),
-        } => serve::bench(args, cli.threads, !cli.quiet),
-        Command::Bench {
-            what:
-                BenchCmd::Encode {
-                    encoder,
-                    input,
-                    batch_size,
-                    min_seconds,
-                    json,
-                },
-        } => text::bench(
-            &encoder,
-            &input,
-            batch_size,
-            min_seconds,
-            json,
-            &dev,
-            !cli.quiet,
-        ),
-        Command::Bench {
-            what:
-                BenchCmd::Lstm {
-                    workload,
-                    json,
-                    min_seconds,
-                    seed,
-                },
-        } => {
-            let threads = candle_core::utils::get_num_threads();
-            let r = recur_dev::lstm_bench::run(&workload, threads, min_seconds, seed)?;
-            show::bench(&r);
-            if let Some(j) = json {
-                recur_core::fsx::write_json(&j, &r)?;
+        Command::Bench { what } => match what {
+            BenchCmd::Serve(args) => serve::bench(args, cli.threads, !cli.quiet),
+            BenchCmd::Encode {
+                encoder,
+                input,
+                batch_size,
+                min_seconds,
+                json,
+            } => {
+                use recur_dev::encode_bench;
+                let texts = encode_bench::read_sentences(&input)?;
+                let enc = text::encoder(&encoder, &dev, !cli.quiet)?;
+                let threads = candle_core::utils::get_num_threads();
+                let r = encode_bench::run(&enc, &texts, batch_size, threads, min_seconds)?;
+                print!("{r}");
+                if let Some(j) = json {
+                    recur_core::fsx::write_json(&j, &r)?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
+            BenchCmd::Lstm {
+                workload,
+                json,
+                min_seconds,
+                seed,
+            } => {
+                let threads = candle_core::utils::get_num_threads();
+                let r = recur_dev::lstm_bench::run(&workload, threads, min_seconds, seed)?;
+                print!("{r}");
+                if let Some(j) = json {
+                    recur_core::fsx::write_json(&j, &r)?;
+                }
+                Ok(())
+            }
+        },
     }
+}
+
+/// Scores every row of `input` into `output` (what `recur predict` and
+/// `eval --per-row` write), saying on stderr which rows have no deployed
+/// probability and why; returns the rows written.
+fn predict(p: &Predictor, input: &Path, output: &Path) -> Result<usize> {
+    let scores = score_file(p, input, false)?;
+    write_predictions(p, &scores, input, output)?;
+    for n in &scores.notes {
+        eprintln!("note: {n}");
+    }
+    if let Some((first, last, why)) = scores.partial_rows(p) {
+        eprintln!("note: rows {first}..={last} have no probability or decision: {why}");
+    }
+    Ok(scores.predictions.len())
 }

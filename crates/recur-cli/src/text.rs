@@ -125,55 +125,8 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
                 ..Default::default()
             };
             let r = corpus::build(&input, &out, &enc, &opts, crate::bars::reporter(progress))?;
-            print_build(&r);
+            print!("{r}");
             Ok(())
         }
     }
-}
-
-pub fn print_build(r: &corpus::BuildReport) {
-    for i in &r.inputs {
-        println!("{}", i.summary());
-    }
-    println!(
-        "{}: {} articles, {} chunks of dimension {}, texts in {}; {:.0} sentences/s",
-        r.out.display(),
-        r.articles,
-        r.chunks,
-        r.dim,
-        corpus::sibling(&r.out, "texts.jsonl").display(),
-        r.sentences_per_second
-    );
-}
-
-/// `recur bench encode`.
-pub fn bench(
-    spec: &str,
-    input: &std::path::Path,
-    batch: usize,
-    min_seconds: f64,
-    json: Option<PathBuf>,
-    dev: &Device,
-    progress: bool,
-) -> Result<()> {
-    let text = recur_text::sources::read_utf8(input)?;
-    let texts: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    anyhow::ensure!(!texts.is_empty(), "{}: no sentences", input.display());
-    let enc = encoder(spec, dev, progress)?;
-    let threads = candle_core::utils::get_num_threads();
-    let r = recur_dev::encode_bench::run(&enc, &texts, batch, threads, min_seconds)?;
-    println!(
-        "{} sentences, batch {}, {} threads: {:.1} sentences/s ({} passes); batch-1 latency p50 {:.2} ms, p95 {:.2} ms, mean {:.2} ms",
-        r.sentences, r.batch, r.threads, r.sentences_per_s, r.passes, r.lat_b1_p50_ms, r.lat_b1_p95_ms, r.lat_b1_mean_ms
-    );
-    if r.distinct_b1 < 210 {
-        println!(
-            "note: the file has {} sentences, so the 210 batch-1 calls repeat some",
-            r.distinct_b1
-        );
-    }
-    if let Some(j) = json {
-        recur_core::fsx::write_json(&j, &r)?;
-    }
-    Ok(())
 }

@@ -255,6 +255,25 @@ impl Config {
         serde_yaml_ng::to_string(self).expect("config serialises")
     }
 
+    /// `--data` and `--target` over the file's `data.path` and
+    /// `data.target.column` (a target column replaces a price rule), then
+    /// the checks again; `origin` names the config file in errors.
+    pub fn override_data(
+        &mut self,
+        path: Option<PathBuf>,
+        target: Option<String>,
+        origin: &str,
+    ) -> Result<()> {
+        if let Some(d) = path {
+            self.data.path = Some(d);
+        }
+        if let Some(t) = target {
+            self.data.target.column = Some(t);
+            self.data.target.price_column = None;
+        }
+        self.validate(origin)
+    }
+
     /// Checks ranges that serde cannot; names the key at fault.
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));

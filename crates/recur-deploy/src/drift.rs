@@ -5,11 +5,14 @@
 use recur_core::job_a::DriftThresholds;
 use recur_core::{Error, Result};
 use recur_data::drift::{compare, FeatureDrift, Reference, REFERENCE_FILE};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The drift of every feature of `input` against the model's reference.
 #[derive(Debug, Clone)]
 pub struct DriftCheck {
+    /// The model directory and the file compared with it.
+    pub model: PathBuf,
+    pub input: PathBuf,
     pub table: Vec<FeatureDrift>,
     /// Rows of `input` compared, and of the training reference.
     pub rows: usize,
@@ -25,6 +28,16 @@ impl DriftCheck {
 }
 
 /// Compares `input` with the training reference of the model in `model`.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// let check = recur_deploy::drift::check("runs/demo".as_ref(), "new.csv".as_ref())?;
+/// if check.drifted() > 0 {
+///     print!("{check}"); // the table `recur drift` prints
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn check(model: &Path, input: &Path) -> Result<DriftCheck> {
     let cfg = crate::model_dir::read_config(model)?;
     let Some(reference) = Reference::read(model)? else {
@@ -41,6 +54,8 @@ pub fn check(model: &Path, input: &Path) -> Result<DriftCheck> {
     let values = recur_data::prepare::feature_values(input, &cfg, &features)?;
     let table = compare(&reference, &values, &cfg.drift)?;
     Ok(DriftCheck {
+        model: model.to_path_buf(),
+        input: input.to_path_buf(),
         table,
         rows: values.len() / features.len().max(1),
         reference_rows: reference.features.first().map_or(0, |f| f.rows),

@@ -449,6 +449,24 @@ fn check_finite(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
 }
 
 /// Reads, recognises and checks a checkpoint.
+/// What was imported, in one phrase: `lstm LVM (768 -> 512, 4 blocks,
+/// context 5, 38 tensors)`.
+impl std::fmt::Display for Imported {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let a = &self.arch;
+        write!(
+            f,
+            "{} LVM ({} -> {}, {} blocks, context {}, {} tensors)",
+            a.kind,
+            a.input_dim,
+            a.d_model,
+            a.num_layers,
+            a.context,
+            self.tensors.len()
+        )
+    }
+}
+
 pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let (tensors, config, warnings) = read_checkpoint(path, dev)?;
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();

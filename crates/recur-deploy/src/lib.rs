@@ -18,6 +18,7 @@ pub mod model_dir;
 pub mod predictor;
 pub mod report;
 pub mod scoring;
+pub mod tables;
 
 pub use metrics::Metrics;
 pub use model_dir::{load_model_dir, save_model_dir, ModelDir, Report};

@@ -47,6 +47,18 @@ pub fn check_dim(w: &VectorWindows, dim: usize, path: &std::path::Path) -> Resul
     Ok(())
 }
 
+/// The windows of `path` for `model`: its context length, and vectors of
+/// the width it takes (else an error naming the file).
+pub fn read_windows_for(
+    path: &std::path::Path,
+    model: &Lvm,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
+    let w = read_windows(path, model.arch.context, progress)?;
+    check_dim(&w, model.arch.input_dim, path)?;
+    Ok(w)
+}
+
 /// Per-sample cosine (prediction vs target) and MSE (mean over dimensions).
 pub fn stats(pred: &[f32], target: &[f32], dim: usize) -> Stats {
     let (mut cos, mut mse) = (Vec::new(), Vec::new());

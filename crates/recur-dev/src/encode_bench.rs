@@ -28,13 +28,53 @@ pub struct EncodeBench {
     pub distinct_b1: usize,
 }
 
+impl std::fmt::Display for EncodeBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let r = self;
+        writeln!(
+            f,
+            "{} sentences, batch {}, {} threads: {:.1} sentences/s ({} passes); batch-1 latency p50 {:.2} ms, p95 {:.2} ms, mean {:.2} ms",
+            r.sentences, r.batch, r.threads, r.sentences_per_s, r.passes, r.lat_b1_p50_ms, r.lat_b1_p95_ms, r.lat_b1_mean_ms
+        )?;
+        if r.distinct_b1 < 210 {
+            writeln!(
+                f,
+                "note: the file has {} sentences, so the 210 batch-1 calls repeat some",
+                r.distinct_b1
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The sentences of `path`, one per non-empty line; refuses a file with
+/// none.
+pub fn read_sentences(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = recur_text::sources::read_utf8(path)?;
+    let texts: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    if texts.is_empty() {
+        return Err(recur_core::Error::Msg(format!(
+            "{}: no sentences",
+            path.display()
+        )));
+    }
+    Ok(texts)
+}
+
+/// Times `enc` on `texts` (see the module comment for the protocol).
 pub fn run(
     enc: &SentenceEncoder,
-    texts: &[&str],
+    texts: &[String],
     batch: usize,
     threads: usize,
     min_seconds: f64,
 ) -> Result<EncodeBench> {
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let texts = texts.as_slice();
     enc.encode(&texts[..texts.len().min(2 * batch)], batch)?;
     let t0 = Instant::now();
     let mut passes = 0;

@@ -13,6 +13,7 @@
 use recur_core::stats::percentile;
 use recur_core::{Error, Result};
 use serde::Serialize;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,6 +92,134 @@ impl LoadReport {
             *self.rss_by_thousand.last()?,
         );
         Some((b as f64 - a as f64) / a as f64 * 100.0)
+    }
+}
+
+/// Requests, latency, errors and the server's memory, a few lines.
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let r = self;
+        writeln!(
+            f,
+            "{} /chat requests, {} clients, {} messages each ({}), against {}",
+            r.requests,
+            r.clients,
+            r.turns,
+            if r.fresh {
+                "the newest unique: one encoder pass each"
+            } else {
+                "repeated: embeddings from the cache"
+            },
+            r.url
+        )?;
+        writeln!(
+            f,
+            "ok {}  errors {}  {:.1} s  {:.0} requests/s  mean batch {:.1}",
+            r.ok, r.errors, r.seconds, r.requests_per_s, r.mean_batch
+        )?;
+        writeln!(
+            f,
+            "latency (client) p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+        )?;
+        writeln!(
+            f,
+            "latency (server total_latency_ms) p50 {:.2} ms  p99 {:.2} ms",
+            r.server_p50_ms, r.server_p99_ms
+        )?;
+        if !r.rss_by_thousand.is_empty() {
+            let mib: Vec<String> = r
+                .rss_by_thousand
+                .iter()
+                .map(|b| format!("{:.0}", *b as f64 / 1048576.0))
+                .collect();
+            writeln!(
+                f,
+                "server memory (MiB) after each thousand: {}  (first to last {:+.1}%)",
+                mib.join(" "),
+                r.rss_growth_pct().unwrap_or(0.0)
+            )?;
+        }
+        for e in &r.error_samples {
+            writeln!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The clients' messages: one per non-empty line of `file`, or the
+/// built-in chat lines without one.
+pub fn read_messages(file: Option<&Path>) -> Result<Vec<String>> {
+    let Some(f) = file else {
+        return Ok(MESSAGES.iter().map(|s| s.to_string()).collect());
+    };
+    let m: Vec<String> = recur_core::fsx::read_text(f)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if m.is_empty() {
+        return Err(Error::Msg(format!(
+            "{} holds no message (one per line)",
+            f.display()
+        )));
+    }
+    Ok(m)
+}
+
+/// `recur serve` run as a child process on a free loopback port, so that
+/// the memory the load test reads from its `/metrics` is the server's
+/// alone, not the load generator's too. Dropping it stops the server with
+/// SIGTERM (it finishes what is in flight) and waits for it.
+pub struct ChildServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl ChildServer {
+    /// Starts `exe serve` (the `recur` binary) quietly, with `--threads`
+    /// and `--config` when given.
+    pub fn start(exe: &Path, threads: Option<usize>, config: Option<&Path>) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Error::Msg(format!("cannot find a free loopback port: {e}")))?
+            .port();
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["--quiet", "serve", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(threads) = threads {
+            cmd.args(["--threads", &threads.to_string()]);
+        }
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::Msg(format!("cannot start `{} serve`: {e}", exe.display())))?;
+        Ok(ChildServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -51,6 +51,34 @@ pub struct BenchResult {
     pub peak_rss_mb: f64,
 }
 
+/// The layout of the PyTorch script's output.
+impl std::fmt::Display for BenchResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let r = self;
+        writeln!(
+            f,
+            "recur {}  workload {}  threads {}  params {}  batch {}  seq_len {}",
+            r.version, r.workload, r.threads, r.params, r.batch, r.seq_len
+        )?;
+        writeln!(
+            f,
+            "  train  {:10.1} seq/s  ({} steps)",
+            r.train_seq_per_s, r.train_steps
+        )?;
+        writeln!(f, "  infer  {:10.1} seq/s", r.infer_seq_per_s)?;
+        writeln!(
+            f,
+            "  b1 latency  p50 {:.3} ms  p95 {:.3} ms  mean {:.3} ms",
+            r.lat_b1_p50_ms, r.lat_b1_p95_ms, r.lat_b1_mean_ms
+        )?;
+        writeln!(
+            f,
+            "  RSS before training {:.1} MB  peak {:.1} MB",
+            r.rss_before_train_mb, r.peak_rss_mb
+        )
+    }
+}
+
 pub const WORKLOADS: [&str; 3] = ["w1", "w2", "w2-gru"];
 
 /// A model under test, behind one interface.

@@ -175,6 +175,22 @@ impl ServeConfig {
     }
 
     /// Reads a YAML file; relative paths in it are taken from its folder.
+    /// What `recur serve` runs: the config of `file`, or the demo's
+    /// defaults without one, with `host` and `port` over it.
+    pub fn resolve(file: Option<&Path>, host: Option<String>, port: Option<u16>) -> Result<Self> {
+        let mut cfg = match file {
+            Some(f) => ServeConfig::from_file(f)?,
+            None => ServeConfig::demo_defaults()?,
+        };
+        if let Some(h) = host {
+            cfg.host = h;
+        }
+        if let Some(p) = port {
+            cfg.port = p;
+        }
+        Ok(cfg)
+    }
+
     pub fn from_file(path: &Path) -> Result<ServeConfig> {
         let (mut cfg, text) = recur_core::config_file::read::<ServeConfig>(path)?;
         // A file that names only LVMs serves only LVMs, and one that names

@@ -191,6 +191,25 @@ pub struct BuildReport {
     pub sentences_per_second: f64,
 }
 
+/// A line per input, then the file written and the speed.
+impl std::fmt::Display for BuildReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        for i in &self.inputs {
+            writeln!(f, "{}", i.summary())?;
+        }
+        writeln!(
+            f,
+            "{}: {} articles, {} chunks of dimension {}, texts in {}; {:.0} sentences/s",
+            self.out.display(),
+            self.articles,
+            self.chunks,
+            self.dim,
+            sibling(&self.out, "texts.jsonl").display(),
+            self.sentences_per_second
+        )
+    }
+}
+
 /// Reads and chunks every input; the same inputs and options always give
 /// the same articles in the same order.
 pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Vec<InputReport>)> {
@@ -272,6 +291,18 @@ fn fingerprint(enc: &dyn Embed, part: usize, batch: usize, texts: &[&str]) -> St
 }
 
 /// Builds the corpus into `out` (and its `.texts.jsonl` and `.build.json`).
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// use recur_text::{corpus, SentenceEncoder};
+/// let enc = SentenceEncoder::load("models/all-MiniLM-L6-v2".as_ref(), &candle_core::Device::Cpu)?;
+/// let inputs = vec!["articles.jsonl".into()];
+/// let opts = corpus::BuildOptions::default();
+/// let r = corpus::build(&inputs, "chunks.npz".as_ref(), &enc, &opts, &recur_core::progress::SILENT)?;
+/// print!("{r}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn build(
     inputs: &[PathBuf],
     out: &Path,

@@ -186,6 +186,55 @@ pub struct TuneResult {
     pub best_path: std::path::PathBuf,
 }
 
+/// The column heads of `Trial`'s one-line `Display`.
+pub const TRIAL_HEADER: &str =
+    "trial  seq_len hidden        lr dropout  state    val AUC epochs seconds";
+
+/// One line under `TRIAL_HEADER`.
+impl std::fmt::Display for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>5}  {:>7} {:>6} {:>9.2e} {:>7.3}  {:<8} {:>7.4} {:>6} {:>7.1}",
+            self.number,
+            self.params.sequence_length,
+            self.params.hidden_size,
+            self.params.learning_rate,
+            self.params.dropout,
+            match self.state {
+                State::Complete => "complete",
+                State::Pruned => "pruned",
+            },
+            self.value,
+            self.curve.len(),
+            self.seconds
+        )
+    }
+}
+
+/// Every trial, the best config and where it was written.
+impl std::fmt::Display for TuneResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        writeln!(f, "{TRIAL_HEADER}")?;
+        for t in &self.trials {
+            writeln!(f, "{t}")?;
+        }
+        let path = self.best_path.display();
+        writeln!(f, "\nthe best config:\n{}", self.best_config.to_yaml())?;
+        let start = self.trials.iter().find(|t| t.number == 0);
+        writeln!(
+            f,
+            "best: trial {} with validation AUC {:.4}{}; its config is {path} (recur train --config {path})",
+            self.best.number,
+            self.best.value,
+            start.map_or(String::new(), |s| format!(
+                " (trial 0, the config as given: {:.4})",
+                s.value
+            )),
+        )
+    }
+}
+
 fn with_params(cfg: &Config, p: &Params) -> Config {
     let mut c = cfg.clone();
     c.model.sequence_length = p.sequence_length;
@@ -251,6 +300,17 @@ fn run_trial(
 /// Runs the search until `out/trials.json` holds `n_trials` trials, `jobs`
 /// at a time; `report` is called with each finished trial. The best
 /// trial's config is written to `out/best.yaml`, ready for `recur train`.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// let cfg = recur_core::config::Config::from_file("configs/rainfall.yaml".as_ref())?;
+/// let dev = candle_core::Device::Cpu;
+/// let each = |t: &recur_train::tune::Trial| println!("{t}");
+/// let r = recur_train::tune::tune(&cfg, 20, 1, "runs/tune".as_ref(), &dev, &each)?;
+/// println!("best AUC {:.4}, config in {}", r.best.value, r.best_path.display());
+/// # Ok(())
+/// # }
+/// ```
 pub fn tune(
     cfg: &Config,
     n_trials: usize,
