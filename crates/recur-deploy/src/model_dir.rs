@@ -421,6 +421,19 @@ pub fn save_imported_lvm(
 
 /// Loads the best weights of an LVM directory (or a checkpoint file),
 /// checking the stored architecture against the tensors the code expects.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// use recur_deploy::{lvm_eval, model_dir};
+/// let dev = candle_core::Device::Cpu;
+/// let m = model_dir::load_lvm("runs/demo/lvm".as_ref(), &dev)?;
+/// let silent = &recur_core::progress::SILENT;
+/// let w = lvm_eval::read_windows_for("runs/corpus/ood.npz".as_ref(), &m, silent)?;
+/// let next: Vec<f32> = lvm_eval::predict(&m, &w, &dev)?; // [windows, dim], row-major
+/// print!("{}", lvm_eval::report(&m, &w, None, &dev)?); // against the baselines
+/// # Ok(())
+/// # }
+/// ```
 pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
     let file = if path.is_dir() {
         check_manifest(path)?;

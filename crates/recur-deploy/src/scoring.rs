@@ -78,6 +78,16 @@ pub fn score_file(p: &Predictor, input: &Path, need_labels: bool) -> Result<File
 
 /// The predictions of every row of a table in memory that the model
 /// scores (rows layout); as [`score_file`] otherwise.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// # let table: recur_data::Table = unimplemented!();
+/// let p = recur_deploy::Predictor::load("runs/demo".as_ref(), &candle_core::Device::Cpu)?;
+/// let scores = recur_deploy::score_table(&p, table, false)?;
+/// let probabilities: Vec<Option<f64>> = scores.predictions.iter().map(|s| s.probability).collect();
+/// # Ok(())
+/// # }
+/// ```
 pub fn score_table(p: &Predictor, table: Table, need_labels: bool) -> Result<FileScores> {
     let f = RowsFile::of(p, table, need_labels)?;
     let rows = (p.first_row()..f.table.n_rows()).collect();
@@ -196,6 +206,16 @@ pub struct Evaluation {
 }
 
 /// Evaluates a saved model on the labelled rows of `input`.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// let p = recur_deploy::Predictor::load("runs/demo".as_ref(), &candle_core::Device::Cpu)?;
+/// let e = recur_deploy::evaluate(&p, "data/rainfall.csv".as_ref())?;
+/// print!("{e}"); // the table `recur eval` prints
+/// let test_auc = e.models["ensemble"].calibrated.parts.get("test").and_then(|s| s.auc);
+/// # Ok(())
+/// # }
+/// ```
 pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
     let cfg = &p.dir.config;
     let source = input.display().to_string();

@@ -34,7 +34,22 @@ pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -
 }
 
 /// Trains `cfg` on a table in memory (`data.path` is not read) and writes
-/// the model directory `out`; as [`train_to_dir`] otherwise.
+/// the model directory `out`; as [`train_to_dir`] otherwise. The whole
+/// program is `examples/train_in_memory.rs`.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// use recur_data::{Column, Table};
+/// let (temp, rain): (Vec<f64>, Vec<f64>) = (vec![/* ... */], vec![/* ... */]);
+/// let names = vec!["temp".to_string(), "rain".to_string()];
+/// let table = Table::from_columns("my data", names, vec![Column::Numeric(temp), Column::Numeric(rain)])?;
+/// let cfg = recur_core::config::Config::from_yaml("data: {target: {column: rain}}", "my config")?;
+/// let dev = candle_core::Device::Cpu;
+/// let report = recur_train::train_table_to_dir(&cfg, &table, "runs/mine".as_ref(), &dev, &Default::default())?;
+/// print!("{report}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn train_table_to_dir(
     cfg: &Config,
     table: &Table,
