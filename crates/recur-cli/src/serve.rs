@@ -38,19 +38,18 @@ pub struct BenchArgs {
 /// Runs the load test against `--url`, or against `recur serve` started as
 /// a child process on a free loopback port.
 pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()> {
-    let opts = |url: String| -> Result<LoadOptions> {
-        Ok(LoadOptions {
-            url,
-            clients: a.clients,
-            requests: a.requests,
-            turns: a.turns,
-            fresh: a.fresh,
-            messages: load::read_messages(a.messages.as_deref())?,
-            wait_s: 300,
-        })
+    let messages = load::read_messages(a.messages.as_deref())?;
+    let opts = |url: String| LoadOptions {
+        url,
+        clients: a.clients,
+        requests: a.requests,
+        turns: a.turns,
+        fresh: a.fresh,
+        messages: messages.clone(),
+        wait_s: 300,
     };
     let report = match &a.url {
-        Some(u) => load::run(&opts(u.clone())?, progress)?,
+        Some(u) => load::run(&opts(u.clone()), progress)?,
         None => {
             // Refuse a bad config here, before a silent child fails on it.
             recur_serve::config::ServeConfig::resolve(a.config.as_deref(), None, None)?;
@@ -61,7 +60,7 @@ pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()>
                 server.url,
                 server.pid()
             );
-            load::run(&opts(server.url.clone())?, progress)?
+            load::run(&opts(server.url.clone()), progress)?
         }
     };
     print!("{report}");

