@@ -31,6 +31,7 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// A tensor the code expects: its PyTorch name and shape.
     pub fn new(name: impl Into<String>, shape: &[usize]) -> Self {
         TensorSpec {
             name: name.into(),

@@ -251,6 +251,7 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The config as YAML, every key written out (what a model directory saves).
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("config serialises")
     }

@@ -31,24 +31,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// A failed read or write of `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
             io: source,
         }
     }
+    /// A wrong config value; `at` names the file and key.
     pub fn config(at: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Config {
             at: at.into(),
             msg: msg.into(),
         }
     }
+    /// Wrong input data; `file` names the data file.
     pub fn data(file: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Data {
             file: file.into(),
             msg: msg.into(),
         }
     }
+    /// A checkpoint that does not match or is damaged.
     pub fn checkpoint(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
         Error::Checkpoint {
             path: path.as_ref().display().to_string(),

@@ -206,6 +206,7 @@ impl LvmConfig {
         Ok(cfg)
     }
 
+    /// The config as YAML, every key written out (what a model directory saves).
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("config serialises")
     }

@@ -11,6 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 pub struct Rng(ChaCha8Rng);
 
 impl Rng {
+    /// A generator seeded with `seed`: the same seed gives the same draws.
     pub fn new(seed: u64) -> Self {
         Rng(ChaCha8Rng::seed_from_u64(seed))
     }
@@ -21,9 +22,11 @@ impl Rng {
         r.set_stream(stream);
         Rng(r)
     }
+    /// A draw from the uniform distribution on `[lo, hi)`.
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         self.0.random_range(lo..hi)
     }
+    /// A draw from the standard normal distribution.
     pub fn normal(&mut self) -> f32 {
         StandardNormal.sample(&mut self.0)
     }

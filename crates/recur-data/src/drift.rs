@@ -59,6 +59,7 @@ fn shares(deciles: &[f64], x: &[f64]) -> Vec<f64> {
 }
 
 impl FeatureReference {
+    /// The reference statistics of one feature's training values `x`.
     pub fn of(feature: &str, x: &[f64]) -> FeatureReference {
         let m = mean(x);
         let s = std(x, m);

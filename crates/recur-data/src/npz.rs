@@ -42,10 +42,12 @@ pub struct VectorWindows {
 }
 
 impl VectorWindows {
+    /// The number of windows.
     pub fn len(&self) -> usize {
         self.targets.len() / self.dim.max(1)
     }
 
+    /// Whether there are no windows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -56,6 +58,7 @@ impl VectorWindows {
         &self.contexts[i * w..(i + 1) * w]
     }
 
+    /// The target vector of window `i`.
     pub fn target_of(&self, i: usize) -> &[f32] {
         &self.targets[i * self.dim..(i + 1) * self.dim]
     }

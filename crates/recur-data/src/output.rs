@@ -17,12 +17,15 @@ pub enum OutColumn {
 }
 
 impl OutColumn {
+    /// An integer column; `None` is an empty cell.
     pub fn int(name: &str, v: impl Iterator<Item = Option<i64>>) -> OutColumn {
         OutColumn::Int(name.into(), v.collect())
     }
+    /// A float column; `None` is an empty cell.
     pub fn float(name: &str, v: impl Iterator<Item = Option<f64>>) -> OutColumn {
         OutColumn::Float(name.into(), v.collect())
     }
+    /// The column's name.
     pub fn name(&self) -> &str {
         match self {
             OutColumn::Int(n, _) | OutColumn::Float(n, _) | OutColumn::Text(n, _) => n,

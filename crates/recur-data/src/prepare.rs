@@ -130,6 +130,7 @@ pub struct InferenceData {
     pub times: Option<Vec<String>>,
 }
 
+/// The config's `data.path`, or an error saying to set it.
 pub fn data_path(cfg: &DataConfig) -> Result<&PathBuf> {
     cfg.path.as_ref().ok_or_else(|| {
         Error::config(
@@ -232,6 +233,7 @@ pub fn prepare_training_table(table: &Table, cfg: &Config) -> Result<Prepared> {
     prepare_rows(table, cfg)
 }
 
+/// Reads `data.path` and prepares it for training: features, labels, split, scaler and windows.
 pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let path = data_path(d)?;

@@ -46,6 +46,7 @@ pub struct Selection {
 mod infinite_as_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes a non-finite ratio as `null`, since JSON has no infinity.
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         if v.is_finite() {
             s.serialize_f64(*v)
@@ -54,6 +55,7 @@ mod infinite_as_null {
         }
     }
 
+    /// Reads a ratio written by `serialize` (`null` is infinity).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
     }

@@ -17,9 +17,11 @@ pub struct RowRange {
 }
 
 impl RowRange {
+    /// The number of rows.
     pub fn len(&self) -> usize {
         self.end - self.start
     }
+    /// Whether the range holds no row.
     pub fn is_empty(&self) -> bool {
         self.end <= self.start
     }

@@ -17,12 +17,14 @@ pub enum Column {
 }
 
 impl Column {
+    /// The number of rows.
     pub fn len(&self) -> usize {
         match self {
             Column::Numeric(v) => v.len(),
             Column::Text(v) => v.len(),
         }
     }
+    /// Whether the column holds no row.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -151,6 +153,8 @@ impl Table {
         })
     }
 
+    /// Reads a CSV (or `.tsv`) file with a header row; columns of numbers
+    /// become numeric, the others text.
     pub fn read_csv(path: &Path) -> Result<Table> {
         let source = path.display().to_string();
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
@@ -240,6 +244,7 @@ impl Table {
         Ok(t)
     }
 
+    /// Reads a Parquet file; times come back as text in their own zone.
     pub fn read_parquet(path: &Path) -> Result<Table> {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         use parquet::record::Field;
@@ -295,6 +300,7 @@ impl Table {
         Table::from_cells(source, names, cells, None)
     }
 
+    /// The number of rows.
     pub fn n_rows(&self) -> usize {
         self.columns.first().map_or(0, |c| c.len())
     }
@@ -310,6 +316,7 @@ impl Table {
         }
     }
 
+    /// The position of column `name`, or an error listing the columns there are.
     pub fn index_of(&self, name: &str) -> Result<usize> {
         self.names.iter().position(|n| n == name).ok_or_else(|| {
             Error::data(
@@ -322,6 +329,7 @@ impl Table {
         })
     }
 
+    /// Column `name`, or an error listing the columns there are.
     pub fn column(&self, name: &str) -> Result<&Column> {
         Ok(&self.columns[self.index_of(name)?])
     }

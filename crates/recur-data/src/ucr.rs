@@ -20,6 +20,7 @@ pub struct Sequences {
 }
 
 impl Sequences {
+    /// Reads a file of whole series, one per row: `.ts`, or a table with a label column.
     pub fn read(
         path: &Path,
         format: Option<&str>,
@@ -73,6 +74,7 @@ impl Sequences {
         })
     }
 
+    /// Reads a UCR/UEA `.ts` file.
     pub fn read_ts(path: &Path) -> Result<Sequences> {
         let source = path.display().to_string();
         let text = recur_core::fsx::read_text_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;

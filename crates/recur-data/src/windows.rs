@@ -26,9 +26,11 @@ pub struct WindowSet {
 }
 
 impl WindowSet {
+    /// The number of windows.
     pub fn len(&self) -> usize {
         self.windows.len()
     }
+    /// Whether there are no windows.
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
     }

@@ -42,6 +42,7 @@ impl Calibrator {
         }
     }
 
+    /// The calibrated probability of raw probability `p`.
     pub fn apply(&self, p: f64) -> f64 {
         match self {
             Calibrator::Identity => p,
@@ -85,6 +86,7 @@ impl Calibrator {
         }
     }
 
+    /// The calibrated probabilities of raw probabilities `p`.
     pub fn apply_all(&self, p: &[f64]) -> Vec<f64> {
         p.iter().map(|&v| self.apply(v)).collect()
     }

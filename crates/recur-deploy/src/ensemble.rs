@@ -65,6 +65,7 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// The blended probability of the trees' and the LSTM's.
     pub fn blend(&self, trees: f64, lstm: f64) -> f64 {
         self.trees * trees + self.lstm * lstm
     }

@@ -17,6 +17,7 @@ pub struct Metrics {
     pub positives: usize,
 }
 
+/// ROC AUC of probabilities `p` against labels `y`; `None` with one class only.
 pub fn roc_auc(p: &[f64], y: &[f32]) -> Option<f64> {
     let pos = y.iter().filter(|v| **v > 0.5).count();
     let neg = y.len() - pos;
@@ -77,6 +78,8 @@ pub fn roc_curve(p: &[f64], y: &[f32], max_points: usize) -> Vec<[f64; 2]> {
     pts
 }
 
+/// Average precision (PR AUC) as scikit-learn computes it; `None` with
+/// one class only.
 pub fn average_precision(p: &[f64], y: &[f32]) -> Option<f64> {
     let pos = y.iter().filter(|v| **v > 0.5).count();
     if pos == 0 || pos == y.len() {
@@ -107,6 +110,7 @@ pub fn average_precision(p: &[f64], y: &[f32]) -> Option<f64> {
 }
 
 impl Metrics {
+    /// Every metric of probabilities `p` against labels `y`.
     pub fn compute(p: &[f64], y: &[f32]) -> Metrics {
         let n = p.len().max(1) as f64;
         let logloss = p

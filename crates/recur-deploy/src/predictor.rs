@@ -265,6 +265,7 @@ impl Predictor {
         &self.dir.scaler.features
     }
 
+    /// The LSTM's window length L.
     pub fn sequence_length(&self) -> usize {
         self.dir.model.arch.sequence_length
     }

@@ -205,6 +205,7 @@ impl ChildServer {
         })
     }
 
+    /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

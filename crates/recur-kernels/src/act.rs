@@ -35,6 +35,7 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits(((ni + 127) << 23) as u32)
 }
 
+/// The logistic function, as the kernels compute it.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))

@@ -31,6 +31,7 @@ pub struct ClassifierArch {
 }
 
 impl ClassifierArch {
+    /// The architecture of an LSTM classifier with these sizes.
     pub fn new(
         input_dim: usize,
         hidden_size: usize,
@@ -47,6 +48,7 @@ impl ClassifierArch {
             sequence_length,
         }
     }
+    /// The architecture as stored in a checkpoint's metadata.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("architecture serialises")
     }
@@ -113,6 +115,7 @@ impl LstmClassifier {
         self.params.all()
     }
 
+    /// The number of trainable parameters.
     pub fn n_params(&self) -> usize {
         self.params.n_params()
     }

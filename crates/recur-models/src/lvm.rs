@@ -57,6 +57,7 @@ fn default_ff() -> usize {
 }
 
 impl LvmArch {
+    /// The architecture of an LVM of `kind` with these sizes.
     pub fn new(
         kind: LvmKind,
         input_dim: usize,
@@ -80,6 +81,7 @@ impl LvmArch {
         }
     }
 
+    /// The architecture as stored in a checkpoint's metadata.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("architecture serialises")
     }
@@ -104,6 +106,7 @@ pub enum Start {
 }
 
 impl Start {
+    /// The start named in a config (`pytorch` or `average`).
     pub fn parse(s: &str) -> Option<Start> {
         match s {
             "pytorch" => Some(Start::Pytorch),
@@ -209,27 +212,33 @@ impl Lvm {
         Self::from_tensors(arch, tensors)
     }
 
+    /// A model of `arch` from tensors already checked against its specs.
     pub fn from_tensors(arch: LvmArch, tensors: HashMap<String, Tensor>) -> Result<Self> {
         let params = ParamSet::from_tensors(&Self::tensor_specs(&arch)?, tensors)?;
         Ok(Lvm { arch, params })
     }
 
+    /// The named parameters, in the order the model declares them.
     pub fn params(&self) -> &[(String, Var)] {
         self.params.all()
     }
 
+    /// The parameters, for an optimiser.
     pub fn vars(&self) -> Vec<Var> {
         self.params.vars()
     }
 
+    /// The number of trainable parameters.
     pub fn n_params(&self) -> usize {
         self.params.n_params()
     }
 
+    /// A copy of every parameter (the best epoch's weights).
     pub fn snapshot(&self) -> Result<Vec<(String, Tensor)>> {
         self.params.snapshot()
     }
 
+    /// Puts back the parameters of a `snapshot`.
     pub fn restore(&self, snap: &[(String, Tensor)]) -> Result<()> {
         self.params.restore(snap)
     }

@@ -38,14 +38,17 @@ impl ParamSet {
         Ok(ParamSet { vars })
     }
 
+    /// The named parameters, in the order they were declared.
     pub fn all(&self) -> &[(String, Var)] {
         &self.vars
     }
 
+    /// The parameters, for an optimiser.
     pub fn vars(&self) -> Vec<Var> {
         self.vars.iter().map(|(_, v)| v.clone()).collect()
     }
 
+    /// The number of trainable parameters.
     pub fn n_params(&self) -> usize {
         self.vars.iter().map(|(_, v)| v.elem_count()).sum()
     }

@@ -15,6 +15,7 @@ use candle_core::{Device, IndexOp, Result, Tensor, D};
 use recur_core::checkpoint::TensorSpec;
 use recur_core::rng::Rng;
 
+/// The tensors a transformer LVM of `a` holds, with PyTorch's names.
 pub fn specs(a: &LvmArch) -> Vec<TensorSpec> {
     let (dd, d, ff) = (a.input_dim, a.d_model, a.ff);
     let mut v = vec![
@@ -79,6 +80,7 @@ fn causal(c: usize, dev: &Device) -> Result<Tensor> {
     Tensor::from_vec(m, (c, c), dev)
 }
 
+/// The transformer LVM's forward pass.
 pub fn forward(
     x: &Tensor,
     a: &LvmArch,

@@ -156,6 +156,7 @@ fn parse_count(s: &str) -> Option<usize> {
 }
 
 impl XgbModel {
+    /// Reads an XGBoost model saved as JSON (`save_model("m.json")`).
     pub fn load(path: &Path) -> Result<XgbModel> {
         let text = recur_core::fsx::read_text_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         XgbModel::from_json(&text, &path.display().to_string())

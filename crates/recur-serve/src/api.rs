@@ -24,6 +24,7 @@ pub struct ApiError {
 pub struct ErrorCode(pub &'static str);
 
 impl ApiError {
+    /// An error answer: its status, a stable code and a message for the user.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,

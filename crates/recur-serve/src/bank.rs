@@ -183,10 +183,12 @@ impl Bank {
         })
     }
 
+    /// The number of texts in the bank.
     pub fn len(&self) -> usize {
         self.texts.len()
     }
 
+    /// Whether the bank holds no text.
     pub fn is_empty(&self) -> bool {
         self.texts.is_empty()
     }

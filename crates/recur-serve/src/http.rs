@@ -105,6 +105,7 @@ pub const SEEN_ROWS: usize = 5000;
 
 type Shared = Arc<AppState>;
 
+/// The service's routes, with their limits, over `state`.
 pub fn router(state: Shared) -> Router {
     let limit = state.cfg.limits.max_body_bytes;
     Router::new()

@@ -32,6 +32,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counters at zero.
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(

@@ -30,6 +30,7 @@ struct Rewritten {
 }
 
 impl<S> JsonParseErrors<S> {
+    /// Wraps a connection's I/O `inner`.
     pub fn new(inner: S) -> Self {
         JsonParseErrors {
             inner,

@@ -113,6 +113,7 @@ pub fn recur_home() -> PathBuf {
         .join("recur")
 }
 
+/// The known encoder called `name`.
 pub fn known(name: &str) -> Option<&'static KnownModel> {
     let n = name.to_ascii_lowercase();
     let n = n.strip_prefix("sentence-transformers/").unwrap_or(&n);

@@ -15,6 +15,8 @@ pub fn auto_pos_weight(labels: &[f32]) -> f64 {
     }
 }
 
+/// The positive-class weight of `cfg`: a number, `none` (1), or `auto`
+/// (negatives over positives on the training labels).
 pub fn resolve_pos_weight(cfg: &PosWeight, train_labels: &[f32]) -> f64 {
     match cfg {
         PosWeight::Number(v) => *v,

@@ -42,6 +42,7 @@ fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 }
 
 impl Adam {
+    /// Adam over `vars`; `decoupled` makes it AdamW.
     pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64, decoupled: bool) -> Result<Self> {
         for v in &vars {
             if v.dtype() != DType::F32 || !v.device().is_cpu() {

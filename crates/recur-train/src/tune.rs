@@ -91,6 +91,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// A sampler over `space`, seeded with `seed`.
     pub fn new(space: &TuneConfig, seed: u64) -> Result<Sampler> {
         let optim = bounds(space)
             .iter()
