@@ -5,10 +5,10 @@ from the Rust run are the random draws (init, shuffle, dropout):
 
 * data: data/rainfall.csv, 9 features (the unnamed row-number column is
   dropped), label of row r = rain[r+1] (horizon 1);
-* split (recur-data/src/split.rs): gap = max(L-1, h); usable = n - 2*gap;
+* split (crates/recur-data/src/split.rs): gap = max(L-1, h); usable = n - 2*gap;
   train rows [0, n_train), val [n_train+gap, +n_val), test [val_end+gap, n),
   fractions rounded half away from zero as Rust's f64::round;
-* windows (recur-data/src/windows.rs, prepare.rs): start s covers rows
+* windows (crates/recur-data/src/windows.rs, prepare.rs): start s covers rows
   s..s+L-1 and belongs to part [a, b) iff s >= a, r = s+L-1 < b, r+h < b and
   r has a label;
 * scaling (scaler.rs): mean / population std over train rows, std < 1e-12 -> 1;
