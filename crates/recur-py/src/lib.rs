@@ -1,0 +1,459 @@
+//! `recur._recur`, the extension module under the Python package in
+//! `python/recur`. It only converts (numpy arrays and Python values in,
+//! numpy arrays and JSON out) and calls the library crates' public API:
+//! `recur_train::train_table_to_dir`, `recur_deploy::{Predictor,
+//! score_table}`, `recur_deploy::model_dir::load_lvm`,
+//! `recur_train::lvm::train_to_dir`, `recur_text::SentenceEncoder`. The
+//! estimator conventions (scikit-learn's `fit` / `predict_proba`, pickling,
+//! NaN alignment) live in the Python layer; no model logic lives here.
+//!
+//! The GIL is released while Rust works (`Python::detach`), so other
+//! Python threads run, and progress reaches Python through a callback that
+//! takes the GIL only for the call. Errors keep the CLI's messages: a file
+//! that cannot be read or written is an `OSError`, everything else the
+//! user can fix a `ValueError`.
+
+use candle_core::{Device, Tensor};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use recur_core::progress::{Progress, Units};
+use recur_core::Error;
+use recur_data::{Column, Table};
+use std::path::PathBuf;
+
+fn err(e: Error) -> PyErr {
+    match e {
+        Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+fn candle_err(e: candle_core::Error) -> PyErr {
+    err(Error::from(e))
+}
+
+/// Progress as calls of a Python callable `callback(event, text, n)`:
+/// `("start", stage, total)`, `("advance", status, n)`, `("finish", "", 0)`
+/// and `("note", line, 0)`. An exception in the callback is reported as
+/// unraisable and does not stop the work.
+struct PyProgress(Option<Py<PyAny>>);
+
+impl PyProgress {
+    fn call(&self, event: &str, text: &str, n: u64) {
+        if let Some(cb) = &self.0 {
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (event, text, n)) {
+                    e.write_unraisable(py, None);
+                }
+            });
+        }
+    }
+}
+
+impl Progress for PyProgress {
+    fn start(&self, stage: &str, total: u64, _units: Units) {
+        self.call("start", stage, total);
+    }
+    fn advance(&self, n: u64, status: &str) {
+        self.call("advance", status, n);
+    }
+    fn finish(&self) {
+        self.call("finish", "", 0);
+    }
+    fn note(&self, line: &str) {
+        self.call("note", line, 0);
+    }
+}
+
+/// A table from named columns: float64 arrays (numbers) or lists of str
+/// (a time column, labels).
+fn table(names: Vec<String>, columns: Vec<Bound<'_, PyAny>>) -> PyResult<Table> {
+    let mut cols = Vec::with_capacity(columns.len());
+    for (name, c) in names.iter().zip(&columns) {
+        if let Ok(a) = c.extract::<PyReadonlyArray1<f64>>() {
+            cols.push(Column::Numeric(a.as_slice()?.to_vec()));
+        } else if let Ok(s) = c.extract::<Vec<String>>() {
+            cols.push(Column::Text(s));
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "column `{name}`: give a float64 array or a list of str"
+            )));
+        }
+    }
+    Table::from_columns("the DataFrame", names, cols).map_err(err)
+}
+
+/// Job A: trains the config `config` (YAML or JSON text) on the columns
+/// given and writes the model directory `out`. Returns the report as JSON
+/// and as the text `recur train` prints.
+#[pyfunction]
+#[pyo3(signature = (config, names, columns, out, progress=None))]
+fn train_classifier(
+    py: Python<'_>,
+    config: &str,
+    names: Vec<String>,
+    columns: Vec<Bound<'_, PyAny>>,
+    out: PathBuf,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, String)> {
+    let cfg =
+        recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
+    let t = table(names, columns)?;
+    let progress = PyProgress(progress);
+    py.detach(|| {
+        let opts = recur_train::FitOptions {
+            progress: &progress,
+        };
+        let r = recur_train::train_table_to_dir(&cfg, &t, &out, &Device::Cpu, &opts)?;
+        let json = serde_json::to_string(&r).map_err(|e| Error::Msg(e.to_string()))?;
+        Ok((json, r.to_string()))
+    })
+    .map_err(err)
+}
+
+/// A loaded Job A model directory (`recur_deploy::Predictor`).
+#[pyclass(name = "Classifier", module = "recur._recur")]
+struct Classifier {
+    p: recur_deploy::Predictor,
+}
+
+fn nan(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
+}
+
+#[pymethods]
+impl Classifier {
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let p = py
+            .detach(|| recur_deploy::Predictor::load(&path, &Device::Cpu))
+            .map_err(err)?;
+        Ok(Classifier { p })
+    }
+
+    /// Scores every row of the columns given that the model scores, as
+    /// `recur predict` does: a dict of arrays `row`, `label`, `p_lstm`,
+    /// `p_trees`, `p_ensemble`, `probability`, `decision` (NaN where a
+    /// value is missing), and `n_rows`, `notes`.
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+        columns: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let t = table(names, columns)?;
+        let s = py
+            .detach(|| recur_deploy::score_table(&self.p, t, false))
+            .map_err(err)?;
+        let d = PyDict::new(py);
+        let preds = &s.predictions;
+        let col = |f: &dyn Fn(&recur_deploy::Prediction) -> f64| -> Vec<f64> {
+            preds.iter().map(f).collect()
+        };
+        let rows: Vec<i64> = preds.iter().map(|p| p.row as i64).collect();
+        d.set_item("row", PyArray1::from_vec(py, rows))?;
+        d.set_item(
+            "label",
+            PyArray1::from_vec(py, col(&|p| nan(p.label.map(f64::from)))),
+        )?;
+        d.set_item("p_lstm", PyArray1::from_vec(py, col(&|p| nan(p.p_lstm))))?;
+        d.set_item("p_trees", PyArray1::from_vec(py, col(&|p| nan(p.p_trees))))?;
+        d.set_item(
+            "p_ensemble",
+            PyArray1::from_vec(py, col(&|p| nan(p.p_ensemble))),
+        )?;
+        d.set_item(
+            "probability",
+            PyArray1::from_vec(py, col(&|p| nan(p.probability))),
+        )?;
+        d.set_item(
+            "decision",
+            PyArray1::from_vec(py, col(&|p| nan(p.decision.map(f64::from)))),
+        )?;
+        d.set_item("n_rows", s.n_rows)?;
+        d.set_item("notes", s.notes.clone())?;
+        Ok(d)
+    }
+
+    /// The feature columns the model reads, in its order.
+    #[getter]
+    fn features(&self) -> Vec<String> {
+        self.p.features().to_vec()
+    }
+    /// The LSTM's window length L.
+    #[getter]
+    fn sequence_length(&self) -> usize {
+        self.p.sequence_length()
+    }
+    /// The first row any model scores (the rows before it are warm-up).
+    #[getter]
+    fn first_row(&self) -> usize {
+        self.p.first_row()
+    }
+    /// The rows a series needs before its first deployed probability.
+    #[getter]
+    fn min_rows(&self) -> usize {
+        self.p.min_rows()
+    }
+    /// The deployed model's saved decision threshold.
+    #[getter]
+    fn threshold(&self) -> f64 {
+        self.p.threshold()
+    }
+    /// `lstm`, `trees` or `ensemble`.
+    #[getter]
+    fn deployed(&self) -> String {
+        self.p.deployed().to_string()
+    }
+    /// The model directory it was loaded from.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.p.path.clone()
+    }
+    /// The model's config as JSON (infinities as `inf`).
+    #[getter]
+    fn config_json(&self) -> PyResult<String> {
+        config_json(&self.p.dir.config)
+    }
+}
+
+/// A loaded Job B model directory (an LVM).
+#[pyclass(name = "Lvm", module = "recur._recur")]
+struct Lvm {
+    m: recur_models::Lvm,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl Lvm {
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let m = py
+            .detach(|| recur_deploy::model_dir::load_lvm(&path, &Device::Cpu))
+            .map_err(err)?;
+        Ok(Lvm { m, path })
+    }
+
+    /// The next vector of each window: float32 `[N, C, D]` in, `[N, D]` out.
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        windows: PyReadonlyArray3<'py, f32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (n, c, d) = {
+            let s = windows.shape();
+            (s[0], s[1], s[2])
+        };
+        let a = &self.m.arch;
+        if c != a.context || d != a.input_dim {
+            return Err(PyValueError::new_err(format!(
+                "windows have shape [{n}, {c}, {d}]; the model takes [N, {}, {}] (context {}, vectors of dimension {})",
+                a.context, a.input_dim, a.context, a.input_dim
+            )));
+        }
+        if let Some(k) = windows.as_slice()?.iter().position(|x| !x.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "window {} holds NaN or infinity",
+                k / (c * d).max(1)
+            )));
+        }
+        let x = windows.as_slice()?.to_vec();
+        let out: Vec<f32> = py
+            .detach(|| -> candle_core::Result<Vec<f32>> {
+                let x = Tensor::from_vec(x, (n, c, d), &Device::Cpu)?;
+                self.m.predict(&x)?.flatten_all()?.to_vec1()
+            })
+            .map_err(candle_err)?;
+        Ok(PyArray1::from_vec(py, out).reshape([n, d])?.into_any())
+    }
+
+    /// `lstm`, `gru`, `amn` or `transformer`.
+    #[getter]
+    fn kind(&self) -> String {
+        self.m.arch.kind.to_string()
+    }
+    /// The context length C.
+    #[getter]
+    fn context(&self) -> usize {
+        self.m.arch.context
+    }
+    /// The vector dimension D.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.m.arch.input_dim
+    }
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+}
+
+/// Job B: trains the LVM config `config` (YAML text; paths as written, or
+/// a config file's path when `is_file`) and writes the model directory
+/// `out`. Returns the report as JSON and as the table `recur lvm train`
+/// prints.
+#[pyfunction]
+#[pyo3(signature = (config, out, is_file=false, progress=None))]
+fn train_lvm(
+    py: Python<'_>,
+    config: &str,
+    out: PathBuf,
+    is_file: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, String)> {
+    use recur_core::lvm_config::LvmConfig;
+    let cfg = if is_file {
+        LvmConfig::from_file(config.as_ref())
+    } else {
+        LvmConfig::from_yaml(config, "the LVM's parameters")
+    }
+    .map_err(err)?;
+    let progress = PyProgress(progress);
+    py.detach(|| {
+        let t = recur_train::lvm::train_to_dir(&cfg, &out, &Device::Cpu, &progress)?;
+        let json = serde_json::to_string(&t.report).map_err(|e| Error::Msg(e.to_string()))?;
+        Ok((json, t.report.to_string()))
+    })
+    .map_err(err)
+}
+
+/// A sentence encoder (BERT or T5 from a sentence-transformers folder).
+#[pyclass(name = "SentenceEncoder", module = "recur._recur")]
+struct SentenceEncoder {
+    e: recur_text::SentenceEncoder,
+}
+
+#[pymethods]
+impl SentenceEncoder {
+    /// A known model name (fetched into recur's cache on first use) or a
+    /// sentence-transformers folder.
+    #[new]
+    #[pyo3(signature = (name_or_dir, progress=None))]
+    fn new(py: Python<'_>, name_or_dir: &str, progress: Option<Py<PyAny>>) -> PyResult<Self> {
+        let progress = PyProgress(progress);
+        let e = py
+            .detach(|| {
+                let dir = recur_text::fetch::resolve_encoder(name_or_dir, true, &progress)?;
+                recur_text::SentenceEncoder::load(&dir, &Device::Cpu)
+            })
+            .map_err(err)?;
+        Ok(SentenceEncoder { e })
+    }
+
+    /// Normalised float32 embeddings `[N, D]` of `texts`.
+    #[pyo3(signature = (texts, batch_size=32))]
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if batch_size == 0 {
+            return Err(PyValueError::new_err("batch_size must be at least 1"));
+        }
+        recur_text::encoder::check_texts(&texts).map_err(err)?;
+        let n = texts.len();
+        let v = py
+            .detach(|| {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                self.e.encode(&refs, batch_size)
+            })
+            .map_err(err)?;
+        Ok(PyArray1::from_vec(py, v)
+            .reshape([n, self.e.dim])?
+            .into_any())
+    }
+
+    /// The embedding dimension D.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.e.dim
+    }
+}
+
+/// `classifier` or `lvm`: which job wrote the model directory `path`.
+#[pyfunction]
+fn kind_of(path: PathBuf) -> PyResult<&'static str> {
+    if !path.is_dir() {
+        return Err(PyOSError::new_err(format!(
+            "{} is not a model directory",
+            path.display()
+        )));
+    }
+    Ok(match recur_deploy::model_dir::kind_of(&path) {
+        recur_deploy::model_dir::DirKind::Classifier => "classifier",
+        recur_deploy::model_dir::DirKind::Lvm => "lvm",
+    })
+}
+
+/// A config as JSON, with the infinities JSON cannot hold as the strings
+/// `inf` and `-inf` (serde_json would write them as null).
+fn config_json(cfg: &recur_core::config::Config) -> PyResult<String> {
+    fn conv(v: serde_yaml_ng::Value) -> serde_json::Value {
+        use serde_yaml_ng::Value as Y;
+        match v {
+            Y::Null => serde_json::Value::Null,
+            Y::Bool(b) => b.into(),
+            Y::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() && f.is_infinite() => {
+                    (if f > 0.0 { "inf" } else { "-inf" }).into()
+                }
+                _ => serde_json::to_value(&n).unwrap_or(serde_json::Value::Null),
+            },
+            Y::String(s) => s.into(),
+            Y::Sequence(s) => s.into_iter().map(conv).collect(),
+            Y::Mapping(m) => m
+                .into_iter()
+                .filter_map(|(k, v)| k.as_str().map(|k| (k.to_string(), conv(v))))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            Y::Tagged(t) => conv(t.value),
+        }
+    }
+    let v = serde_yaml_ng::to_value(cfg).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(conv(v).to_string())
+}
+
+/// Job A's config defaults as JSON, the optional sections (selection,
+/// trees, ensemble) filled with theirs, so the Python estimator can check
+/// its keyword defaults against the library's.
+#[pyfunction]
+fn default_config() -> PyResult<String> {
+    config_json(&recur_core::config::Config {
+        selection: Some(Default::default()),
+        trees: Some(Default::default()),
+        ensemble: Some(Default::default()),
+        ..Default::default()
+    })
+}
+
+/// The Job A config file `path` as JSON (relative paths joined to its
+/// folder, checked as `recur train` checks it).
+#[pyfunction]
+fn read_config(path: PathBuf) -> PyResult<String> {
+    config_json(&recur_core::config::Config::from_file(&path).map_err(err)?)
+}
+
+#[pymodule]
+fn _recur(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // As the `recur` binary does for its non-encoding commands: candle's
+    // elementwise pool spins beside the rayon threads of the fused kernels
+    // and GEMMs (see crates/recur-cli/src/main.rs); run those small ops on
+    // the calling thread unless the user chose otherwise. The numbers do
+    // not depend on it.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    m.add_function(wrap_pyfunction!(train_classifier, m)?)?;
+    m.add_function(wrap_pyfunction!(train_lvm, m)?)?;
+    m.add_function(wrap_pyfunction!(kind_of, m)?)?;
+    m.add_function(wrap_pyfunction!(default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(read_config, m)?)?;
+    m.add_class::<Classifier>()?;
+    m.add_class::<Lvm>()?;
+    m.add_class::<SentenceEncoder>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

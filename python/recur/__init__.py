@@ -1,0 +1,137 @@
+"""recur in Python: LSTM sequence models trained and run by recur's Rust
+library, with numpy in and out and the GIL released while it works.
+
+- `LSTMClassifier`: the time-series classifier (Job A) as a scikit-learn
+  estimator; `config_params(file)` gives a recur config's keywords.
+- `load(dir)`: any model directory `recur` (or this package) wrote: an
+  `LSTMClassifier` for Job A, an `Lvm` for Job B.
+- `Lvm`: a latent vector model (Job B): `predict` maps float32 windows
+  `[N, C, D]` to the next vectors `[N, D]`; `Lvm.train` trains one.
+- `SentenceEncoder(name_or_dir).encode(texts)`: normalised float32
+  sentence embeddings `[N, D]`.
+
+Errors are `ValueError` (bad input) or `OSError` (files), with the
+messages of the `recur` command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _recur
+from ._estimator import LSTMClassifier, config_params, _progress_callback
+
+__version__ = _recur.__version__
+__all__ = ["LSTMClassifier", "Lvm", "SentenceEncoder", "config_params", "load"]
+
+
+class Lvm:
+    """A Job B latent vector model, loaded from its model directory."""
+
+    def __init__(self, model: "_recur.Lvm", report: Optional[dict] = None, report_text: str = ""):
+        self._m = model
+        self.report_ = report
+        self.report_text_ = report_text
+
+    @classmethod
+    def load(cls, path: str) -> "Lvm":
+        """Opens an LVM directory written by `recur lvm train`, `recur
+        import-torch` or `Lvm.train`."""
+        return cls(_recur.Lvm.load(os.fspath(path)))
+
+    @property
+    def kind(self) -> str:
+        """`lstm`, `gru`, `amn` or `transformer`."""
+        return self._m.kind
+
+    @property
+    def context(self) -> int:
+        """The context length C."""
+        return self._m.context
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension D."""
+        return self._m.dim
+
+    def predict(self, windows: Any) -> np.ndarray:
+        """The predicted next vector of each window: float32 `[N, C, D]`
+        in (C the context, D the dimension), float32 `[N, D]` out."""
+        w = np.ascontiguousarray(windows, dtype=np.float32)
+        if w.ndim != 3:
+            raise ValueError(f"windows have shape {w.shape}; give [N, {self.context}, {self.dim}]")
+        return self._m.predict(w)
+
+    @classmethod
+    def train(
+        cls,
+        out: str,
+        config: Any = None,
+        *,
+        vectors: Any = None,
+        article_indices: Any = None,
+        progress: Any = False,
+    ) -> "Lvm":
+        """Trains an LVM into the model directory `out` and loads it.
+        `config` is a config file's path or a dict of its sections (see
+        configs/lvm.yaml). The training data is the config's `data.train`
+        (.npz), or the arrays `vectors` (float32 `[n, D]`, a document's
+        chunks in order) and `article_indices` (`[n]`, the document of
+        each chunk), written to a chunks .npz for the run."""
+        out = os.fspath(out)
+        cb = _progress_callback(progress)
+        with tempfile.TemporaryDirectory(prefix="recur-lvm-") as tmp:
+            if isinstance(config, (str, os.PathLike)) and vectors is None:
+                report, text = _recur.train_lvm(os.fspath(config), out, True, cb)
+            else:
+                cfg = dict(config or {})
+                if vectors is not None:
+                    v = np.ascontiguousarray(vectors, dtype=np.float32)
+                    if article_indices is None:
+                        raise ValueError("vectors need article_indices: the document of each chunk")
+                    a = np.ascontiguousarray(article_indices, dtype=np.int64)
+                    if v.ndim != 2 or a.shape != (v.shape[0],):
+                        raise ValueError(
+                            f"vectors have shape {v.shape} and article_indices {a.shape}; give [n, D] and [n]"
+                        )
+                    chunk = np.zeros_like(a)
+                    for i in range(1, len(a)):
+                        chunk[i] = chunk[i - 1] + 1 if a[i] == a[i - 1] else 0
+                    path = os.path.join(tmp, "train.npz")
+                    np.savez(path, vectors=v, article_indices=a, chunk_indices=chunk)
+                    cfg["data"] = {**cfg.get("data", {}), "train": path}
+                report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb)
+        return cls(_recur.Lvm.load(out), json.loads(report), text)
+
+
+class SentenceEncoder:
+    """A sentence encoder: a known name (`all-MiniLM-L6-v2`, fetched into
+    recur's cache on first use) or a sentence-transformers folder."""
+
+    def __init__(self, name_or_dir: str = "all-MiniLM-L6-v2", *, progress: Any = False):
+        self._e = _recur.SentenceEncoder(os.fspath(name_or_dir), _progress_callback(progress))
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension D."""
+        return self._e.dim
+
+    def encode(self, texts: Any, batch_size: int = 32) -> np.ndarray:
+        """Normalised float32 embeddings `[N, D]` of a list of str."""
+        if isinstance(texts, str):
+            raise ValueError("give a list of str, not one str")
+        return self._e.encode([str(t) for t in texts], int(batch_size))
+
+
+def load(path: str) -> Any:
+    """Opens a model directory of either job: an `LSTMClassifier` (fitted)
+    for a Job A classifier, an `Lvm` for a Job B model."""
+    path = os.fspath(path)
+    if _recur.kind_of(path) == "classifier":
+        return LSTMClassifier._from_dir(path)
+    return Lvm.load(path)

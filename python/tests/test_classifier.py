@@ -1,0 +1,180 @@
+"""`recur.LSTMClassifier` against the `recur` command line: the same config
+and seed give the same probabilities, and models move between the two."""
+
+import json
+import pathlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recur
+from recur import _config, _recur
+from conftest import run
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="session")
+def short_config(root, tmp_path_factory) -> pathlib.Path:
+    """configs/rainfall-ensemble.yaml (selection, LSTM, trees, ensemble,
+    isotonic calibration) with 3 epochs, so the comparison runs in seconds."""
+    text = (root / "configs" / "rainfall-ensemble.yaml").read_text()
+    assert "  epochs: 30\n" in text
+    text = text.replace("  epochs: 30\n", f"  epochs: {EPOCHS}\n")
+    text = text.replace("path: ../data/rainfall.csv", f"path: {root / 'data' / 'rainfall.csv'}")
+    p = tmp_path_factory.mktemp("cfg") / "rain.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture(scope="session")
+def cli_model(recur_bin, short_config, root, tmp_path_factory):
+    """`recur train` + `recur predict` on the bundled file."""
+    d = tmp_path_factory.mktemp("cli")
+    run(recur_bin, "-q", "train", "--config", str(short_config), "--out", str(d / "model"))
+    run(recur_bin, "-q", "predict", "--model", str(d / "model"), "--input",
+        str(root / "data" / "rainfall.csv"), "--output", str(d / "pred.csv"))
+    return d / "model", pd.read_csv(d / "pred.csv")
+
+
+@pytest.fixture(scope="session")
+def fitted(short_config, rainfall):
+    return recur.LSTMClassifier(**recur.config_params(short_config)).fit(rainfall)
+
+
+def same(a, b) -> bool:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def test_every_keyword_default_is_the_librarys():
+    lib = _config.from_config(json.loads(_recur.default_config()))
+    for name, _, default in _config.PARAMS:
+        if name in _config.SWITCHES:
+            assert default is False, name
+            continue
+        assert lib[name] == default, f"{name}: the estimator says {default!r}, recur {lib[name]!r}"
+    params = recur.LSTMClassifier().get_params()
+    assert set(params) == {n for n, _, _ in _config.PARAMS} | {"progress"}
+
+
+def cells(v) -> list:
+    """Numbers as `recur predict` writes them to CSV (6 decimals)."""
+    return ["" if np.isnan(x) else f"{x:.6f}" for x in v]
+
+
+def test_fit_gives_the_probabilities_of_recur_train_and_predict(fitted, cli_model, rainfall, root):
+    cli_dir, pred = cli_model
+    rows = fitted.score_rows(rainfall)
+    assert same(rows["row"], pred["row"])
+    # The model trained here and the one `recur train` wrote give the same
+    # numbers to the last bit...
+    theirs = recur.load(cli_dir).score_rows(rainfall)
+    for col in ["p_lstm", "p_trees", "p_ensemble", "probability", "decision"]:
+        assert same(rows[col], theirs[col]), col
+    # ...and `recur predict`'s file, as written.
+    text = pd.read_csv(cli_dir.parent / "pred.csv", dtype=str, keep_default_na=False)
+    for col in ["p_lstm", "p_trees", "p_ensemble", "probability"]:
+        assert cells(rows[col]) == list(text[col]), col
+    assert same(rows["decision"], pred["decision"])
+    proba = fitted.predict_proba(rainfall)
+    assert proba.shape == (len(rainfall), 2)
+    # Row i of the output is the CLI's row i; the first rows have no window.
+    assert same(proba[pred["row"].to_numpy(), 1], rows["probability"])
+    assert np.isnan(proba[: fitted.first_row_]).all()
+    ok = ~np.isnan(proba[:, 1])
+    assert np.allclose(proba[ok].sum(axis=1), 1.0)
+    assert set(np.unique(fitted.predict(rainfall)[ok])) <= {0.0, 1.0}
+    assert fitted.threshold_ == recur.load(cli_model[0]).threshold_
+    assert fitted.report_["test"]["auc"] > 0.6
+    assert "ROC AUC" in fitted.report_text_
+    assert list(fitted.classes_) == [0, 1] and fitted.n_features_in_ == rainfall.shape[1]
+    assert list(fitted.feature_names_in_) == list(rainfall.columns)
+
+
+def test_a_saved_model_is_one_the_cli_opens_and_load_opens_the_clis(fitted, cli_model, rainfall, recur_bin, root, tmp_path):
+    out = tmp_path / "saved"
+    fitted.save(out)
+    run(recur_bin, "-q", "predict", "--model", str(out), "--input", str(root / "data" / "rainfall.csv"),
+        "--output", str(tmp_path / "p.csv"))
+    again = pd.read_csv(tmp_path / "p.csv", dtype=str, keep_default_na=False)
+    assert list(again["probability"]) == cells(fitted.score_rows(rainfall)["probability"])
+    cli_dir, pred = cli_model
+    loaded = recur.load(cli_dir)
+    assert isinstance(loaded, recur.LSTMClassifier)
+    assert cells(loaded.predict_proba(rainfall)[pred["row"].to_numpy(), 1]) == cells(pred["probability"])
+    assert loaded.get_params()["trees"] and loaded.get_params()["epochs"] == EPOCHS
+    with pytest.raises(OSError, match="not an empty folder"):
+        fitted.save(out)
+
+
+def test_clone_and_params_round_trip(fitted):
+    from sklearn.base import clone
+
+    c = clone(fitted)
+    assert c.get_params() == fitted.get_params()
+    assert not hasattr(c, "classes_")
+    c.set_params(hidden_size=8, trees=False)
+    assert c.get_params()["hidden_size"] == 8 and fitted.get_params()["hidden_size"] == 64
+
+
+def test_a_pickle_predicts_the_same_in_another_process(fitted, rainfall, tmp_path):
+    blob = tmp_path / "model.pkl"
+    blob.write_bytes(pickle.dumps(fitted))
+    data = tmp_path / "x.csv"
+    rainfall.tail(500).to_csv(data, index=False)
+    out = tmp_path / "p.npy"
+    code = (
+        "import pickle, sys, numpy as np, pandas as pd\n"
+        f"m = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
+        f"np.save({str(out)!r}, m.predict_proba(pd.read_csv({str(data)!r})))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert same(np.load(out), fitted.predict_proba(pd.read_csv(data)))
+
+
+def test_not_fitted_and_bad_input_say_what_is_wrong(fitted, rainfall):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        recur.LSTMClassifier().predict_proba(rainfall)
+    bad = rainfall.copy()
+    bad.loc[100, "dew point"] = np.nan
+    with pytest.raises(ValueError, match="dew point"):
+        fitted.predict_proba(bad)
+    with pytest.raises(ValueError, match="visibility"):
+        fitted.predict_proba(rainfall.drop(columns=["visibility"]))
+    with pytest.raises(ValueError, match="rows"):
+        fitted.predict_proba(rainfall.head(5))
+    with pytest.raises(ValueError, match="one value per row"):
+        recur.LSTMClassifier().fit(rainfall.drop(columns=["rain"]), rainfall["rain"].head(10))
+    with pytest.raises(ValueError, match="hidden_size"):
+        recur.LSTMClassifier(hidden_size=0, target_column="rain").fit(rainfall)
+
+
+def test_fit_with_y_apart_and_a_numpy_array(rainfall):
+    X = rainfall.drop(columns=["Unnamed: 0", "rain"]).to_numpy(dtype=np.float32)[:3000]
+    y = rainfall["rain"].to_numpy()[:3000]
+    m = recur.LSTMClassifier(sequence_length=8, hidden_size=8, epochs=1, horizon=1).fit(X, y)
+    assert m.n_features_in_ == X.shape[1] and not hasattr(m, "feature_names_in_")
+    p = m.predict_proba(X)
+    assert p.shape == (3000, 2) and np.isnan(p[0, 1]) and not np.isnan(p[-1, 1])
+
+
+def test_inside_a_time_series_split(rainfall):
+    from sklearn.model_selection import TimeSeriesSplit
+
+    df = rainfall.head(4000)
+    aucs = []
+    for train, test in TimeSeriesSplit(n_splits=2).split(df):
+        m = recur.LSTMClassifier(
+            target_column="rain", horizon=1, sequence_length=8, hidden_size=8, epochs=1
+        ).fit(df.iloc[train])
+        p = m.predict_proba(df.iloc[test])
+        assert p.shape == (len(test), 2)
+        aucs.append(m.report_["val"]["auc"])
+    assert len(aucs) == 2

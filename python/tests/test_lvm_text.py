@@ -1,0 +1,97 @@
+"""Job B and text from Python: `recur.Lvm` and `recur.SentenceEncoder`
+against `recur lvm predict` and `recur embed`."""
+
+import json
+
+import numpy as np
+import pytest
+
+import recur
+from conftest import run
+
+C, D = 5, 16
+
+
+@pytest.fixture(scope="session")
+def chunks(tmp_path_factory):
+    """Twelve documents of 20 chunks: each a smooth walk on the sphere."""
+    rng = np.random.default_rng(7)
+    vecs, arts = [], []
+    for a in range(12):
+        x = rng.normal(size=D)
+        for _ in range(20):
+            x = x + 0.3 * rng.normal(size=D)
+            vecs.append(x / np.linalg.norm(x))
+            arts.append(a)
+    v = np.asarray(vecs, dtype=np.float32)
+    a = np.asarray(arts, dtype=np.int64)
+    path = tmp_path_factory.mktemp("lvm") / "chunks.npz"
+    chunk = np.concatenate([np.arange(20)] * 12).astype(np.int64)
+    np.savez(path, vectors=v, article_indices=a, chunk_indices=chunk)
+    return path, v, a
+
+
+def windows(v, a):
+    """Every window of C chunks of one document, in file order."""
+    ctx = [v[j - C:j] for j in range(C, len(v)) if a[j - C] == a[j]]
+    return np.stack(ctx)
+
+
+CONFIG = {
+    "data": {"context": C, "val_fraction": 0.25},
+    "model": {"type": "gru", "d_model": 16, "num_layers": 1},
+    "training": {"epochs": 2, "batch_size": 16},
+}
+
+
+def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, tmp_path):
+    path, v, a = chunks
+    m = recur.Lvm.train(tmp_path / "lvm", CONFIG, vectors=v, article_indices=a)
+    assert (m.kind, m.context, m.dim) == ("gru", C, D)
+    assert "val cosine" in m.report_text_ and m.report_["val"]["cosine_mean"] > 0
+    w = windows(v, a)
+    mine = m.predict(w)
+    assert mine.shape == (len(w), D) and mine.dtype == np.float32
+    run(recur_bin, "-q", "lvm", "predict", "--model", str(tmp_path / "lvm"), "--data", str(path),
+        "--output", str(tmp_path / "p.npy"))
+    theirs = np.load(tmp_path / "p.npy")
+    assert theirs.shape == mine.shape
+    assert np.abs(theirs - mine).max() < 1e-5
+    again = recur.load(tmp_path / "lvm")
+    assert isinstance(again, recur.Lvm)
+    assert np.array_equal(again.predict(w), mine)
+    with pytest.raises(ValueError, match=r"\[N, 5, 16\]"):
+        m.predict(np.zeros((2, 4, D), dtype=np.float32))
+    bad = w.copy()
+    bad[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="window 1"):
+        m.predict(bad)
+
+
+def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tmp_path):
+    path, v, a = chunks
+    cfg = dict(CONFIG, data={**CONFIG["data"], "train": str(path)})
+    f = tmp_path / "lvm.yaml"
+    f.write_text(json.dumps(cfg))
+    mine = recur.Lvm.train(tmp_path / "py", str(f))
+    run(recur_bin, "-q", "lvm", "train", "--config", str(f), "--out", str(tmp_path / "cli"))
+    theirs = recur.load(tmp_path / "cli")
+    w = windows(v, a)
+    assert np.array_equal(mine.predict(w), theirs.predict(w))
+    with pytest.raises(ValueError, match="data.train"):
+        recur.Lvm.train(tmp_path / "none", {"model": {"type": "gru"}})
+
+
+def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
+    texts = ["The rain in Spain stays mainly in the plain.", "Markets rose on Tuesday.", "Hello"]
+    enc = recur.SentenceEncoder("all-MiniLM-L6-v2")
+    mine = enc.encode(texts, batch_size=2)
+    assert mine.shape == (3, enc.dim) == (3, 384) and mine.dtype == np.float32
+    assert np.allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-5)
+    out = run(recur_bin, "-q", "embed", "--batch-size", "2", *texts).stdout
+    theirs = np.array([json.loads(line)["embedding"] for line in out.splitlines()], dtype=np.float32)
+    assert np.abs(theirs - mine).max() < 1e-6
+    with pytest.raises(ValueError, match="list of str"):
+        enc.encode("one string")
+    with pytest.raises(ValueError, match="neither a folder nor a model"):
+        recur.SentenceEncoder("no-such-model")
