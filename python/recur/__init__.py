@@ -9,6 +9,8 @@ library, with numpy in and out and the GIL released while it works.
   `[N, C, D]` to the next vectors `[N, D]`; `Lvm.train` trains one.
 - `SentenceEncoder(name_or_dir).encode(texts)`: normalised float32
   sentence embeddings `[N, D]`.
+- `BatchScorer(dir)`: a model as a pandas batch function for Ray Data's
+  `map_batches` or Spark's `applyInPandas`.
 
 Errors are `ValueError` (bad input) or `OSError` (files), with the
 messages of the `recur` command line.
@@ -24,10 +26,11 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _recur
+from ._batch import BatchScorer
 from ._estimator import LSTMClassifier, config_params, _progress_callback
 
 __version__ = _recur.__version__
-__all__ = ["LSTMClassifier", "Lvm", "SentenceEncoder", "config_params", "load"]
+__all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "config_params", "load"]
 
 
 class Lvm:

@@ -33,8 +33,22 @@ try:  # scikit-learn conventions when it is installed
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import NotFittedError
 except ImportError:  # pragma: no cover - the package works without it
+    import inspect
+
     class BaseEstimator:  # type: ignore[no-redef]
-        pass
+        """get_params / set_params as scikit-learn's, without it."""
+
+        def get_params(self, deep: bool = True) -> dict:
+            names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+            return {n: getattr(self, n) for n in names}
+
+        def set_params(self, **params: Any) -> "BaseEstimator":
+            valid = self.get_params()
+            for k, v in params.items():
+                if k not in valid:
+                    raise ValueError(f"invalid parameter {k!r} for {type(self).__name__}")
+                setattr(self, k, v)
+            return self
 
     class ClassifierMixin:  # type: ignore[no-redef]
         pass

@@ -1,0 +1,62 @@
+"""`BatchScorer`: a recur model as a pandas batch function, for the
+engines that score tables in parallel (Ray Data's `map_batches`, Spark's
+`groupBy(...).applyInPandas`, Dask's `map_partitions`).
+
+A window reads the rows before it, so a series must reach the function
+whole, in time order: one block per series in Ray Data
+(`ray.data.from_pandas([one frame per series])` with `batch_size=None`),
+one group per series in Spark. Within a batch, rows are grouped by
+`series_column` when one is given. The scorer loads the model once per
+worker (Ray's callable class, or once per process in Spark) and returns
+the batch with the columns of `recur predict` added, NaN on the rows
+before the first window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+COLUMNS = ("p_lstm", "p_trees", "p_ensemble", "probability", "decision")
+
+
+class BatchScorer:
+    """Scores pandas batches with the model directory `model_dir`."""
+
+    def __init__(self, model_dir: str, series_column: Optional[str] = None):
+        from . import load
+
+        self.model_dir = str(model_dir)
+        self.series_column = series_column
+        self._model = load(self.model_dir)
+
+    def _one(self, frame: Any) -> dict:
+        n = len(frame)
+        out = {c: np.full(n, np.nan) for c in COLUMNS}
+        if n == 0:
+            return out
+        s = self._model.score_rows(frame)
+        for c in COLUMNS:
+            out[c][s["row"]] = s[c]
+        return out
+
+    def __call__(self, batch: Any) -> Any:
+        """`batch` (a pandas DataFrame) with the columns p_lstm, p_trees,
+        p_ensemble (raw), probability (calibrated) and decision added."""
+        import pandas as pd
+
+        batch = batch.reset_index(drop=True)
+        if self.series_column is None:
+            parts = [(batch.index.to_numpy(), batch)]
+        else:
+            parts = [(g.index.to_numpy(), g.reset_index(drop=True)) for _, g in batch.groupby(self.series_column, sort=False)]
+        cols = {c: np.full(len(batch), np.nan) for c in COLUMNS}
+        for idx, frame in parts:
+            got = self._one(frame)
+            for c in COLUMNS:
+                cols[c][idx] = got[c]
+        return pd.concat([batch, pd.DataFrame(cols)], axis=1)
+
+    def __reduce__(self):
+        return (BatchScorer, (self.model_dir, self.series_column))

@@ -1,0 +1,63 @@
+"""Batch scoring on a local Ray: `BatchScorer` in Ray Data's `map_batches`
+gives the probabilities of `recur predict`, series by series."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recur
+from conftest import run
+
+import ray  # installed by .ci/run: a missing ray fails, it does not skip
+
+
+def test_ray_data_map_batches_scores_as_recur_predict(recur_bin, rainfall, root, tmp_path):
+    # A small model: three series (stations) cut from the bundled file.
+    model = tmp_path / "model"
+    est = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                               epochs=1, trees=True, trees_lags=(1,), trees_iterations=20)
+    est.fit(rainfall.head(6000)).save(model)
+    frames = []
+    for k in range(3):
+        f = rainfall.iloc[6000 + 1000 * k: 7000 + 1000 * k].reset_index(drop=True).copy()
+        f["station"] = k
+        frames.append(f)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ds = ray.data.from_pandas(frames)
+        scored = ds.map_batches(
+            recur.BatchScorer, fn_constructor_args=(str(model), "station"),
+            batch_size=None, batch_format="pandas", concurrency=2,
+        ).to_pandas()
+    finally:
+        ray.shutdown()
+    assert len(scored) == 3000
+    for k, f in enumerate(frames):
+        path = tmp_path / f"s{k}.csv"
+        f.drop(columns=["station"]).to_csv(path, index=False)
+        run(recur_bin, "-q", "predict", "--model", str(model), "--input", str(path),
+            "--output", str(tmp_path / f"p{k}.csv"))
+        want = pd.read_csv(tmp_path / f"p{k}.csv", dtype=str, keep_default_na=False)
+        rows = want["row"].astype(int).to_numpy()
+        got = scored[scored["station"] == k].sort_values("Unnamed: 0").reset_index(drop=True)
+        assert np.isnan(got["p_trees"].astype(float).to_numpy()[: rows.min()]).all()
+        for col in ["p_lstm", "p_trees", "p_ensemble", "probability", "decision"]:
+            v = got[col].astype(float).to_numpy()[rows]
+            cells = ["" if np.isnan(x) else (str(int(x)) if col == "decision" else f"{x:.6f}") for x in v]
+            assert cells == list(want[col]), (k, col)
+        assert got["probability"].notna().sum() > 900
+
+
+def test_the_batch_function_is_the_same_in_pandas(rainfall, tmp_path):
+    """What Spark's applyInPandas would call: the scorer on one frame."""
+    model = tmp_path / "m"
+    recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                         epochs=1).fit(rainfall.head(3000)).save(model)
+    s = recur.BatchScorer(str(model))
+    frame = rainfall.iloc[3000:3500]
+    out = s(frame)
+    assert list(out.columns[: frame.shape[1]]) == list(frame.columns) and len(out) == 500
+    direct = recur.load(model).predict_proba(frame.reset_index(drop=True))[:, 1]
+    assert np.array_equal(out["probability"].to_numpy(), direct, equal_nan=True)
+    import pickle
+    assert pickle.loads(pickle.dumps(s)).model_dir == str(model)
