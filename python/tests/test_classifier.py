@@ -178,3 +178,42 @@ def test_inside_a_time_series_split(rainfall):
         assert p.shape == (len(test), 2)
         aucs.append(m.report_["val"]["auc"])
     assert len(aucs) == 2
+
+
+def test_the_gil_is_released_while_rust_predicts(fitted, rainfall):
+    import threading
+    import time
+
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    time.sleep(0.05)
+    start = time.perf_counter()
+    big = pd.concat([rainfall] * 3, ignore_index=True)
+    fitted.predict_proba(big)
+    end = time.perf_counter()
+    stop.set()
+    t.join()
+    during = [x for x in ticks if start < x < end]
+    # With the GIL held for the whole call the thread could not tick at all.
+    assert end - start > 0.2 and len(during) > 20, (end - start, len(during))
+
+
+def test_progress_reaches_a_callback_and_is_off_by_default(rainfall, capsys):
+    events = []
+    recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8, epochs=2,
+                         progress=lambda e, text, n: events.append((e, text, n))).fit(rainfall.head(3000))
+    kinds = {e for e, _, _ in events}
+    assert {"start", "advance", "finish", "note"} <= kinds, kinds
+    assert any("epoch" in text for e, text, _ in events if e == "note")
+    recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                         epochs=1).fit(rainfall.head(3000))
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
