@@ -32,13 +32,12 @@ header = open(os.path.join(root, "data", "rainfall.csv")).readline().strip().spl
 data = np.loadtxt(os.path.join(root, "data", "rainfall.csv"), delimiter=",", skiprows=1)
 reps = -(-a.rows // len(data))
 data = np.tile(data, (reps, 1))[: a.rows]
-names = [h for h in header if h]
-X = np.ascontiguousarray(data[:, 1:], dtype=np.float32)  # the unnamed row number is left out
-
 m = recur.load(a.model)
-# The model reads its columns by name: give the array's columns its names.
-m_cols = dict(zip(names, X.T))
-
+# A float32 C-contiguous array, one column per feature of the model in its
+# order: predict_proba reads it in place.
+X = np.ascontiguousarray(data[:, [header.index(f) for f in m.features_]], dtype=np.float32)
+# The same values as the library's float64 columns, named.
+names = list(m.features_)
 cols64 = [np.ascontiguousarray(c, dtype=np.float64) for c in X.T]
 
 
@@ -51,13 +50,13 @@ def best(f):
     return min(ts)
 
 
-m.predict_proba(m_cols)  # warm-up
-t_py = best(lambda: m.predict_proba(m_cols))
+m.predict_proba(X)  # warm-up
+t_py = best(lambda: m.predict_proba(X))
 t_core = best(lambda: m._fitted.model.score(names, cols64))
 with tempfile.TemporaryDirectory() as tmp:
     csv = os.path.join(tmp, "x.csv")
     np.savetxt(csv, np.column_stack([np.arange(a.rows), X.astype(np.float64)]), delimiter=",",
-               header=",".join(header), comments="", fmt="%.9g")
+               header=",".join([""] + names), comments="", fmt="%.9g")
     cmd = [a.recur_bin, "-q", "predict", "--model", a.model, "--input", csv, "--output", os.path.join(tmp, "p.csv")]
     subprocess.run(cmd, check=True, capture_output=True)
     t_cli = best(lambda: subprocess.run(cmd, check=True, capture_output=True))

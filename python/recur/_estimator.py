@@ -245,27 +245,50 @@ class LSTMClassifier(ClassifierMixin, BaseEstimator):
         `label`, `p_lstm`, `p_trees`, `p_ensemble` (raw), `probability`
         (calibrated, the deployed model's) and `decision`, for the rows
         the model scores; NaN where a value is missing."""
-        m = self._model()
-        names, cols, _ = _columns(X, "X")
-        return m.score(names, cols)
+        return self._score(X, check=False)[1]
 
-    def _scored(self, X: Any, key: str) -> np.ndarray:
+    def _score(self, X: Any, check: bool = True) -> tuple[int, dict]:
+        """The row count of `X` and the model's scores. A float32
+        C-contiguous array with one column per feature of the model (in
+        `features_` order) is read where it lies, with no copy; anything
+        else becomes float64 columns, matched by name."""
         m = self._model()
+        if (
+            isinstance(X, np.ndarray)
+            and X.ndim == 2
+            and X.dtype == np.float32
+            and X.flags.c_contiguous
+            and X.shape[1] == len(m.features)
+        ):
+            n = X.shape[0]
+            if check:
+                self._check_rows(n)
+            return n, m.score_array(X)
         names, cols, _ = _columns(X, "X")
         n = len(cols[0]) if cols else 0
+        if check:
+            self._check_rows(n)
+        return n, m.score(names, cols)
+
+    def _check_rows(self, n: int) -> None:
+        m = self._model()
         if n < m.min_rows:
             raise ValueError(
                 f"X has {n} rows; the model needs at least {m.min_rows} (a window of "
                 f"{m.sequence_length} rows and its warm-up) before its first probability"
             )
-        s = m.score(names, cols)
+
+    def _scored(self, X: Any, key: str) -> np.ndarray:
+        n, s = self._score(X)
         out = np.full(n, np.nan)
         out[s["row"]] = s[key]
         return out
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """`(n, 2)`: the calibrated probability of class 0 and class 1 for
-        each row of `X`; NaN on the first rows, which have no window."""
+        each row of `X`; NaN on the first rows, which have no window. A
+        float32 C-contiguous array with one column per feature (in
+        `features_` order) is read in place, without a copy."""
         p = self._scored(X, "probability")
         return np.column_stack([1.0 - p, p])
 

@@ -217,3 +217,32 @@ def test_progress_reaches_a_callback_and_is_off_by_default(rainfall, capsys):
                          epochs=1).fit(rainfall.head(3000))
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def test_a_float32_array_is_scored_in_place_with_the_frames_numbers(fitted, rainfall):
+    import tracemalloc
+
+    big = pd.concat([rainfall] * 2, ignore_index=True)
+    X = np.ascontiguousarray(big[fitted.features_].to_numpy(dtype=np.float32))
+    # The same numbers as the DataFrame's (float32 values, widened).
+    frame = pd.DataFrame(X.astype(np.float64), columns=fitted.features_)
+    want = fitted.predict_proba(frame)
+    fitted.predict_proba(X)
+    tracemalloc.start()
+    got = fitted._scored(X, "probability")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert same(got, want[:, 1])
+    # Only the output is allocated on the Python side: a float64 copy of
+    # the input would be twice X's size, a float32 one X's size.
+    assert peak < X.nbytes / 2, (peak, X.nbytes)
+    # The measure sees copies: the column path converts a float32 frame to
+    # float64 columns (twice X's size).
+    frame32 = pd.DataFrame(X, columns=fitted.features_)
+    tracemalloc.start()
+    fitted._scored(frame32, "probability")
+    _, peak_frame = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak_frame > X.nbytes, (peak_frame, X.nbytes)
+    with pytest.raises(ValueError, match="rows"):
+        fitted.predict_proba(X[:5])

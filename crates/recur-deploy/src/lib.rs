@@ -22,5 +22,5 @@ pub mod tables;
 
 pub use metrics::Metrics;
 pub use model_dir::{load_model_dir, save_model_dir, ModelDir, Report};
-pub use predictor::{Prediction, Predictor, Series};
+pub use predictor::{Prediction, Predictor, Series, Values};
 pub use scoring::{evaluate, score_file, score_table, write_predictions, Evaluation, FileScores};

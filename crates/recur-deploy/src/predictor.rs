@@ -189,6 +189,41 @@ pub struct Prediction {
     pub decision: Option<u8>,
 }
 
+/// Borrowed feature values of one series, row-major `[n, F]`: `f64` as
+/// recur reads files, or `f32` as a caller holds them.
+#[derive(Debug, Clone, Copy)]
+pub enum Values<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+}
+
+impl Values<'_> {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F64(v) => v.len(),
+            Values::F32(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as f64, the working copy scoring smooths in place.
+    fn to_f64(self) -> Vec<f64> {
+        match self {
+            Values::F64(v) => v.to_vec(),
+            Values::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        }
+    }
+}
+
+/// One series for [`Predictor::score_values`]: its values, its labels
+/// where known (or none), and the rows to score.
+pub type SeriesRows<'a> = (Values<'a>, &'a [Option<f32>], &'a [usize]);
+
 /// A loaded Job A model directory, ready to score.
 pub struct Predictor {
     /// Where it was loaded from.
@@ -331,6 +366,19 @@ impl Predictor {
     /// a row that no model can score is an error. The LSTM runs once over
     /// every window asked for, in the order given.
     pub fn score(&self, series: &[(Series, Vec<usize>)]) -> Result<Vec<Vec<Prediction>>> {
+        let views: Vec<SeriesRows<'_>> = series
+            .iter()
+            .map(|(s, rows)| (Values::F64(&s.values), s.labels.as_slice(), rows.as_slice()))
+            .collect();
+        self.score_values(&views)
+    }
+
+    /// As [`Self::score`], on borrowed rows: each series' feature values
+    /// (row-major `[n, F]`, the model's feature order), its labels where
+    /// known (or none), and the rows to score. `f32` values are read where
+    /// they lie, so a caller's buffer (a numpy array) is never copied; the
+    /// one working copy is the smoothing buffer every input gets.
+    pub fn score_values(&self, series: &[SeriesRows<'_>]) -> Result<Vec<Vec<Prediction>>> {
         if self.dir.config.data.layout != Layout::Rows {
             return Err(Error::Msg(
                 "this model reads whole sequences (data.layout: sequences); score it with score_sequences".into(),
@@ -347,23 +395,23 @@ impl Predictor {
             rows: Vec::new(),
             x: Vec::new(),
         };
-        for (si, (s, rows)) in series.iter().enumerate() {
-            let n = s.values.len() / f.max(1);
-            if s.values.len() != n * f {
+        for (si, &(values, _, rows)) in series.iter().enumerate() {
+            let n = values.len() / f.max(1);
+            if values.len() != n * f {
                 return Err(Error::Msg(format!(
                     "series {si}: {} values is not a whole number of rows of {f} features",
-                    s.values.len()
+                    values.len()
                 )));
             }
-            if let Some(k) = self.dir.scaler.beyond_f32(&s.values) {
+            let mut smooth = values.to_f64();
+            if let Some(k) = self.dir.scaler.beyond_f32(&smooth) {
                 return Err(Error::Msg(format!(
                     "row {} feature `{}` is {:e}, beyond float32 as given or once scaled (the models read float32)",
                     k / f,
                     self.features()[k % f],
-                    s.values[k]
+                    smooth[k]
                 )));
             }
-            let mut smooth = s.values.clone();
             ewma(&mut smooth, f, self.ewma_span());
             let scaled = self.dir.scaler.transform(&smooth);
             let offset = buffer.len() / f.max(1);
@@ -422,7 +470,7 @@ impl Predictor {
         };
         let (mut li, mut ti) = (0, 0);
         let mut out = Vec::with_capacity(series.len());
-        for (s, rows) in series {
+        for &(_, labels, rows) in series {
             let mut preds = Vec::with_capacity(rows.len());
             for &r in rows {
                 let pl = (r + 1 >= l).then(|| {
@@ -433,7 +481,7 @@ impl Predictor {
                     ti += 1;
                     p_trees[ti - 1]
                 });
-                preds.push(self.combine(r, s.labels.get(r).copied().flatten(), pl, pt));
+                preds.push(self.combine(r, labels.get(r).copied().flatten(), pl, pt));
             }
             out.push(preds);
         }

@@ -14,7 +14,10 @@
 //! user can fix a `ValueError`.
 
 use candle_core::{Device, Tensor};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray3, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -123,6 +126,42 @@ fn nan(v: Option<f64>) -> f64 {
     v.unwrap_or(f64::NAN)
 }
 
+/// The columns of `recur predict` as numpy arrays (NaN where missing).
+fn scores_dict<'py>(
+    py: Python<'py>,
+    preds: &[recur_deploy::Prediction],
+    n_rows: usize,
+    notes: &[String],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let col = |f: &dyn Fn(&recur_deploy::Prediction) -> f64| -> Vec<f64> {
+        preds.iter().map(f).collect()
+    };
+    let rows: Vec<i64> = preds.iter().map(|p| p.row as i64).collect();
+    d.set_item("row", PyArray1::from_vec(py, rows))?;
+    d.set_item(
+        "label",
+        PyArray1::from_vec(py, col(&|p| nan(p.label.map(f64::from)))),
+    )?;
+    d.set_item("p_lstm", PyArray1::from_vec(py, col(&|p| nan(p.p_lstm))))?;
+    d.set_item("p_trees", PyArray1::from_vec(py, col(&|p| nan(p.p_trees))))?;
+    d.set_item(
+        "p_ensemble",
+        PyArray1::from_vec(py, col(&|p| nan(p.p_ensemble))),
+    )?;
+    d.set_item(
+        "probability",
+        PyArray1::from_vec(py, col(&|p| nan(p.probability))),
+    )?;
+    d.set_item(
+        "decision",
+        PyArray1::from_vec(py, col(&|p| nan(p.decision.map(f64::from)))),
+    )?;
+    d.set_item("n_rows", n_rows)?;
+    d.set_item("notes", notes.to_vec())?;
+    Ok(d)
+}
+
 #[pymethods]
 impl Classifier {
     #[staticmethod]
@@ -147,34 +186,34 @@ impl Classifier {
         let s = py
             .detach(|| recur_deploy::score_table(&self.p, t, false))
             .map_err(err)?;
-        let d = PyDict::new(py);
-        let preds = &s.predictions;
-        let col = |f: &dyn Fn(&recur_deploy::Prediction) -> f64| -> Vec<f64> {
-            preds.iter().map(f).collect()
-        };
-        let rows: Vec<i64> = preds.iter().map(|p| p.row as i64).collect();
-        d.set_item("row", PyArray1::from_vec(py, rows))?;
-        d.set_item(
-            "label",
-            PyArray1::from_vec(py, col(&|p| nan(p.label.map(f64::from)))),
-        )?;
-        d.set_item("p_lstm", PyArray1::from_vec(py, col(&|p| nan(p.p_lstm))))?;
-        d.set_item("p_trees", PyArray1::from_vec(py, col(&|p| nan(p.p_trees))))?;
-        d.set_item(
-            "p_ensemble",
-            PyArray1::from_vec(py, col(&|p| nan(p.p_ensemble))),
-        )?;
-        d.set_item(
-            "probability",
-            PyArray1::from_vec(py, col(&|p| nan(p.probability))),
-        )?;
-        d.set_item(
-            "decision",
-            PyArray1::from_vec(py, col(&|p| nan(p.decision.map(f64::from)))),
-        )?;
-        d.set_item("n_rows", s.n_rows)?;
-        d.set_item("notes", s.notes.clone())?;
-        Ok(d)
+        scores_dict(py, &s.predictions, s.n_rows, &s.notes)
+    }
+
+    /// As `score`, on a float32 C-contiguous array `[n, F]` whose columns
+    /// are the model's features in its order, read where it lies (no copy
+    /// of it is made): every row from `first_row` on.
+    fn score_array<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (n, f) = (x.shape()[0], x.shape()[1]);
+        let want = self.p.features().len();
+        if f != want {
+            return Err(PyValueError::new_err(format!(
+                "the array has {f} columns; the model reads {want} features ({})",
+                self.p.features().join(", ")
+            )));
+        }
+        let values = x.as_slice()?;
+        let rows: Vec<usize> = (self.p.first_row()..n).collect();
+        let preds = py
+            .detach(|| {
+                let series = [(recur_deploy::Values::F32(values), &[][..], rows.as_slice())];
+                self.p.score_values(&series)
+            })
+            .map_err(err)?;
+        scores_dict(py, &preds.concat(), n, &[])
     }
 
     /// The feature columns the model reads, in its order.
