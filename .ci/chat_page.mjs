@@ -35,7 +35,7 @@ async function loadPlaywright() {
       return createRequire(base)('playwright-core');
     } catch {}
   }
-  console.error('chat_page: FAIL: cannot load playwright-core (install it with `npm install --prefix DIR playwright-core@1` and set PLAYWRIGHT_PREFIX=DIR)');
+  console.error('chat_page: FAIL: cannot load playwright-core (.ci/chat_page_test.sh installs it: PLAYWRIGHT_PREFIX=DIR must hold node_modules/playwright-core)');
   process.exit(1);
 }
 

@@ -5,8 +5,9 @@
 #   URL         a running `recur serve`, e.g. http://127.0.0.1:8944/
 #   SCREENSHOT  where to save the full-page screenshot
 #
-# Installs what is missing: Debian's chromium (apt-get) and playwright-core
-# (npm, into $RECUR_PW_PREFIX, default ${TMPDIR:-/tmp}/recur-pw; nothing is
+# Installs what is missing: Debian's chromium (apt-get), and PyPI's
+# playwright wheel, for the Node.js and playwright-core it carries, into a
+# venv under $RECUR_PW_PREFIX (default ${TMPDIR:-/tmp}/recur-pw; nothing is
 # written inside the repository). Then runs .ci/chat_page.mjs.
 # CHROMIUM=/path/to/chromium picks another browser binary.
 set -euo pipefail
@@ -39,23 +40,23 @@ fi
 [ -x "$chromium" ] || { echo "chat_page_test: no chromium at $chromium" >&2; exit 1; }
 say "browser: $("$chromium" --version 2>/dev/null || echo "$chromium")"
 
-# 2. Node and playwright-core (outside the repository).
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  say "installing nodejs and npm with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  sudo_if_needed apt-get install -y --no-install-recommends nodejs npm ||
-    { sudo_if_needed apt-get update && sudo_if_needed apt-get install -y --no-install-recommends nodejs npm; }
-fi
+# 2. Node and playwright-core, both from PyPI's playwright wheel, which
+# carries its own Node.js and playwright-core: no Node.js from apt or npm,
+# whose packages a machine's apt state can refuse (it did, on a CI run).
 prefix=${RECUR_PW_PREFIX:-${TMPDIR:-/tmp}/recur-pw}
-if [ ! -f "$prefix/node_modules/playwright-core/package.json" ]; then
-  say "installing playwright-core@1 into $prefix"
-  mkdir -p "$prefix"
-  # No browser download: the system chromium is used.
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error playwright-core@1
+if [ ! -x "$prefix/node" ] || [ ! -f "$prefix/node_modules/playwright-core/package.json" ]; then
+  say "installing playwright (PyPI; its Node.js and playwright-core) into $prefix"
+  mkdir -p "$prefix/node_modules"
+  python3 -m venv "$prefix/venv"
+  "$prefix/venv/bin/pip" install --quiet --disable-pip-version-check 'playwright>=1.40,<2'
+  driver=$("$prefix/venv/bin/python" -c 'import os, playwright; print(os.path.join(os.path.dirname(playwright.__file__), "driver"))')
+  ln -sfn "$driver/node" "$prefix/node"
+  ln -sfn "$driver/package" "$prefix/node_modules/playwright-core"
 fi
-say "playwright-core $(node -p "require('$prefix/node_modules/playwright-core/package.json').version")"
+node="$prefix/node"
+say "node $("$node" --version), playwright-core $("$node" -p "require('$prefix/node_modules/playwright-core/package.json').version")"
 
 # 3. The test.
 mkdir -p "$(dirname "$shot")"
 say "running chat_page.mjs against $url"
-CHROMIUM=$chromium PLAYWRIGHT_PREFIX=$prefix node "$here/chat_page.mjs" "$url" "$shot"
+CHROMIUM=$chromium PLAYWRIGHT_PREFIX=$prefix "$node" "$here/chat_page.mjs" "$url" "$shot"
