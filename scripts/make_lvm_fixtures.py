@@ -1,11 +1,12 @@
 """Fixtures for `recur import-torch`: small LVMs written by PyTorch in the
 original system's checkpoint format, with inputs and PyTorch's outputs.
 
-For each kind (lstm, gru, amn, transformer) writes, under --out:
+For each kind (lstm, gru, amn, transformer, mlp) writes, under --out:
   lvm_<kind>.pt   torch.save({"model_state_dict": ..., "model_config": {...}})
                   with the original's names (input_proj.*, blocks.{i}.<kind>.*_l0,
                   blocks.{i}.norm.*, output_proj.*; the AMN's query.*, key.*, mlp.*;
-                  the Transformer's input_proj.*, encoder.layers.{i}.*, head.*)
+                  the Transformer's input_proj.*, encoder.layers.{i}.*, head.*;
+                  the MLP's input.*, blocks.{i}.norm.*, blocks.{i}.fc.*, output.*)
   lvm_<kind>_io.npz  `x` [B, C, D] float32 inputs and `y` [B, D] float32, the
                   model's own output on them (eval mode).
 
@@ -90,14 +91,41 @@ class Transformer(nn.Module):
         return F.normalize(self.head(h[:, -1]), dim=-1)
 
 
+class MlpBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, d)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, h):
+        return h + self.drop(F.gelu(self.fc(self.norm(h))))
+
+
+class Mlp(nn.Module):
+    """flatten(x) -> Linear GELU -> residual blocks -> Linear, added to mean(x), normalised."""
+
+    def __init__(self):
+        super().__init__()
+        self.input = nn.Linear(C * D, d)
+        self.blocks = nn.ModuleList([MlpBlock() for _ in range(N_BLOCKS)])
+        self.output = nn.Linear(d, D)
+
+    def forward(self, x):
+        h = F.gelu(self.input(x.flatten(1)))
+        for b in self.blocks:
+            h = b(h)
+        return F.normalize(x.mean(1) + self.output(h), dim=-1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="crates/recur-deploy/tests/fixtures")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for kind in ["lstm", "gru", "amn", "transformer"]:
+    for kind in ["lstm", "gru", "amn", "transformer", "mlp"]:
         torch.manual_seed(0)
-        m = {"amn": Amn, "transformer": Transformer}.get(kind, lambda: Lvm(kind))().eval()
+        m = {"amn": Amn, "transformer": Transformer, "mlp": Mlp}.get(kind, lambda: Lvm(kind))().eval()
         # Non-trivial LayerNorm parameters, so a wrong mapping shows.
         with torch.no_grad():
             for mod in m.modules():

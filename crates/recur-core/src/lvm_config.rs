@@ -32,6 +32,12 @@ pub struct LvmDataConfig {
     pub val_fraction: f64,
     /// Context length C.
     pub context: usize,
+    /// Also train on short windows (a chunks file only): targets with at
+    /// least this many chunks before them but fewer than `context`, padded
+    /// by repeating the earliest as `/chat` pads. Validation stays on full
+    /// windows of the held-out articles, the same set as without. Off by
+    /// default.
+    pub min_context: Option<usize>,
 }
 
 impl Default for LvmDataConfig {
@@ -42,6 +48,7 @@ impl Default for LvmDataConfig {
             ood: None,
             val_fraction: 0.1,
             context: 5,
+            min_context: None,
         }
     }
 }
@@ -57,14 +64,17 @@ pub enum LvmKind {
     /// The attention mixture network; its `d_model` is the attention width.
     Amn,
     Transformer,
+    /// A residual MLP over the flattened context.
+    Mlp,
 }
 
 impl LvmKind {
-    pub const ALL: [LvmKind; 4] = [
+    pub const ALL: [LvmKind; 5] = [
         LvmKind::Lstm,
         LvmKind::Gru,
         LvmKind::Amn,
         LvmKind::Transformer,
+        LvmKind::Mlp,
     ];
 
     /// The kind's name in configs, checkpoints and tensor names.
@@ -74,6 +84,7 @@ impl LvmKind {
             LvmKind::Gru => "gru",
             LvmKind::Amn => "amn",
             LvmKind::Transformer => "transformer",
+            LvmKind::Mlp => "mlp",
         }
     }
 }
@@ -92,7 +103,7 @@ impl std::str::FromStr for LvmKind {
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 format!(
-                    "`{s}` is not an LVM recur trains; use `lstm`, `gru`, `amn` or `transformer`"
+                    "`{s}` is not an LVM recur trains; use `lstm`, `gru`, `amn`, `transformer` or `mlp`"
                 )
             })
     }
@@ -102,7 +113,9 @@ impl std::str::FromStr for LvmKind {
 #[serde(deny_unknown_fields, default)]
 pub struct LvmModelConfig {
     /// `lstm`, `gru`, `amn` (the attention mixture network; its `d_model`
-    /// is the attention width, 256 in the original) or `transformer`.
+    /// is the attention width, 256 in the original), `transformer` or
+    /// `mlp` (a residual MLP over the flattened context; `num_layers` is
+    /// its number of residual blocks).
     #[serde(rename = "type")]
     pub kind: LvmKind,
     #[serde(alias = "hidden_dim")]
@@ -120,7 +133,7 @@ pub struct LvmModelConfig {
     /// Where training starts: `pytorch` (PyTorch's default initialisation)
     /// or `average` (the untrained model predicts a recency-weighted
     /// average of the context; needs d_model equal to the vector
-    /// dimension except for amn). See recur-models' `start` module.
+    /// dimension except for amn and mlp). See recur-models' `start` module.
     pub init: String,
 }
 
@@ -247,6 +260,17 @@ impl LvmConfig {
         if d.context == 0 {
             return bad("data.context", "must be at least 1".into());
         }
+        if let Some(k) = d.min_context {
+            if k == 0 || k >= d.context {
+                return bad(
+                    "data.min_context",
+                    format!(
+                        "{k} must be at least 1 and below data.context ({}); leave it out for full windows only",
+                        d.context
+                    ),
+                );
+            }
+        }
         if !(0.0..1.0).contains(&d.val_fraction) || (d.val.is_none() && d.val_fraction == 0.0) {
             return bad(
                 "data.val_fraction",
@@ -319,5 +343,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.type") && e.contains("`lstmx`"), "{e}");
+        for (k, ok) in [(0, false), (1, true), (4, true), (5, false)] {
+            let y = format!("data: {{train: t.npz, context: 5, min_context: {k}}}\n");
+            let r = LvmConfig::from_yaml(&y, "t.yaml");
+            assert_eq!(r.is_ok(), ok, "min_context {k}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("data.min_context"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_shipped_lvm_recipe_parses_and_names_its_kind() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut kinds = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("lvm") && name.ends_with(".yaml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let c = LvmConfig::from_yaml(&text, &name).unwrap();
+                if name.starts_with("lvm-text") {
+                    kinds.insert(c.model.kind.name());
+                }
+            }
+        }
+        // One recipe for the bundled corpus per kind.
+        let all: std::collections::BTreeSet<&str> = LvmKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(kinds, all);
     }
 }

@@ -473,8 +473,11 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
     let is_transformer = tensors.contains_key("encoder.layers.0.self_attn.in_proj_weight");
+    let is_mlp = tensors.contains_key("input.weight") && tensors.contains_key("output.weight");
     let kind = if is_amn {
         LvmKind::Amn
+    } else if is_mlp {
+        LvmKind::Mlp
     } else if is_transformer {
         LvmKind::Transformer
     } else {
@@ -491,14 +494,19 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
                     format!(
                         "unknown architecture: recur imports the LVMs lstm (blocks.{{i}}.lstm.*), gru \
                          (blocks.{{i}}.gru.*), amn (query.*, key.*, mlp.*) and transformer \
-                         (encoder.layers.{{i}}.self_attn.*); this file has {}",
+                         (encoder.layers.{{i}}.self_attn.*) and mlp (input.*, blocks.{{i}}.fc.*, output.*); \
+                         this file has {}",
                         names.iter().take(12).copied().collect::<Vec<_>>().join(", ")
                     ),
                 )
             })?
     };
+    // The MLP's input is the flattened context, so its vector size is read
+    // off the output layer `[D, d]` instead.
     let first = if is_amn {
         "query.weight"
+    } else if is_mlp {
+        "output.weight"
     } else {
         "input_proj.weight"
     };
@@ -508,14 +516,33 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
             format!("no {first}: cannot tell the vector and model sizes"),
         )
     })?;
-    let [d_model, input_dim] = proj[..] else {
-        return Err(err(path, format!("{first} must be 2-D, it is {proj:?}")));
+    let (d_model, input_dim) = match proj[..] {
+        [o, i] if is_mlp => (i, o),
+        [o, i] => (o, i),
+        _ => return Err(err(path, format!("{first} must be 2-D, it is {proj:?}"))),
+    };
+    // The MLP's context length is the width of its input layer over D.
+    let mlp_context = match shape("input.weight").as_deref() {
+        Some([_, w]) if is_mlp && input_dim > 0 && w % input_dim == 0 => Some(w / input_dim),
+        Some(w) if is_mlp => {
+            return Err(err(
+                path,
+                format!(
+                    "input.weight is {w:?}: an MLP LVM's input width must be the context length times the vector size {input_dim}"
+                ),
+            ))
+        }
+        _ => None,
     };
     let num_layers = if is_transformer {
         (0..)
             .take_while(|i| {
                 tensors.contains_key(&format!("encoder.layers.{i}.self_attn.in_proj_weight"))
             })
+            .count()
+    } else if is_mlp {
+        (0..)
+            .take_while(|i| tensors.contains_key(&format!("blocks.{i}.fc.weight")))
             .count()
     } else {
         (0..)
@@ -544,8 +571,15 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
             }
         }
     }
-    let context =
-        get(&["context_length", "context", "context_size", "seq_len"]).unwrap_or(5) as usize;
+    let stated = get(&["context_length", "context", "context_size", "seq_len"]);
+    if let (Some(c), Some(v)) = (mlp_context, stated) {
+        if v as usize != c {
+            problems.push(format!(
+                "model_config context_length is {v}, the tensors say {c}"
+            ));
+        }
+    }
+    let context = mlp_context.unwrap_or(stated.unwrap_or(5) as usize);
     let mut arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
     if is_transformer {
         arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"])

@@ -16,7 +16,7 @@ fn fixture(name: &str) -> PathBuf {
 #[test]
 fn imported_pytorch_lvms_predict_what_pytorch_predicted() {
     let dev = Device::Cpu;
-    for kind in ["lstm", "gru", "amn", "transformer"] {
+    for kind in ["lstm", "gru", "amn", "transformer", "mlp"] {
         let imp = import::import(&fixture(&format!("lvm_{kind}.pt")), &dev).unwrap();
         assert_eq!(imp.arch.kind.name(), kind);
         let layers = if kind == "amn" { 0 } else { 2 };

@@ -8,6 +8,7 @@ pub mod classifier;
 pub mod init;
 pub mod lstm;
 pub mod lvm;
+pub mod mlp;
 pub mod params;
 pub mod start;
 pub mod transformer;

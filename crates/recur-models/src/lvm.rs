@@ -11,6 +11,7 @@
 //!   `out = normalize(base + MLP([base, ctx]))` with MLP = Linear(2D, 2d)
 //!   GELU LayerNorm Linear(2d, d) GELU LayerNorm Linear(d, D); names
 //!   `query.*`, `key.*` and `mlp.{0,2,3,5,6}.*` as an `nn.Sequential`.
+//! - `transformer` and `mlp`: see [`crate::transformer`] and [`crate::mlp`].
 //!
 //! One struct serves every kind: the architecture picks the tensor list and
 //! the forward pass.
@@ -91,7 +92,7 @@ impl LvmArch {
         match self.kind {
             LvmKind::Lstm => 4,
             LvmKind::Gru => 3,
-            LvmKind::Amn | LvmKind::Transformer => 0,
+            LvmKind::Amn | LvmKind::Transformer | LvmKind::Mlp => 0,
         }
     }
 }
@@ -127,6 +128,9 @@ impl Lvm {
         let (dd, d, g) = (a.input_dim, a.d_model, a.gates());
         if a.kind == LvmKind::Transformer {
             return Ok(crate::transformer::specs(a));
+        }
+        if a.kind == LvmKind::Mlp {
+            return Ok(crate::mlp::specs(a));
         }
         if a.kind == LvmKind::Amn {
             let lin = |n: &str, o: usize, i: usize| {
@@ -272,6 +276,9 @@ impl Lvm {
         if a.kind == LvmKind::Transformer {
             return crate::transformer::forward(x, a, &pt, dropout_rng);
         }
+        if a.kind == LvmKind::Mlp {
+            return crate::mlp::forward(x, a, &pt, dropout_rng);
+        }
         let (_, c, dd) = x.dims3()?;
         if dd != a.input_dim {
             candle_core::bail!(
@@ -404,7 +411,7 @@ mod tests {
 
     #[test]
     fn output_is_unit_length_and_every_tensor_gets_a_gradient() {
-        for kind in ["lstm", "gru", "amn", "transformer"] {
+        for kind in ["lstm", "gru", "amn", "transformer", "mlp"] {
             let dev = Device::Cpu;
             let m = Lvm::init(
                 LvmArch::new(kind.parse().unwrap(), 12, 8, 2, 5),

@@ -26,7 +26,9 @@
 //!   feed-forward adds nothing), head.0 `I` with bias 10 (GELU acts as the
 //!   identity there and the LayerNorm removes the shift), head.3 `I`;
 //! - `amn`: the MLP's last Linear zero, so it starts exactly at the
-//!   context mean.
+//!   context mean;
+//! - `mlp`: its `output` Linear zero, so it too starts exactly at the
+//!   context mean (any `d_model`).
 
 use crate::lvm::{LvmArch, LvmKind};
 use candle_core::{Device, Result, Tensor};
@@ -58,7 +60,7 @@ fn gate_bias(d: usize, values: &[f32]) -> Vec<f32> {
 /// dimension and the model width must be equal except for the AMN.
 pub fn average(t: &mut HashMap<String, Tensor>, a: &LvmArch, dev: &Device) -> Result<()> {
     let (kind, input, d, layers) = (a.kind, a.input_dim, a.d_model, a.num_layers);
-    if kind != LvmKind::Amn && d != input {
+    if !matches!(kind, LvmKind::Amn | LvmKind::Mlp) && d != input {
         candle_core::bail!(
             "model.init `average` starts the projections as the identity, so d_model ({d}) must equal the vector dimension ({input})"
         );
@@ -120,6 +122,10 @@ pub fn average(t: &mut HashMap<String, Tensor>, a: &LvmArch, dev: &Device) -> Re
             set("mlp.6.weight".into(), zeros(input * d))?;
             set("mlp.6.bias".into(), zeros(input))?;
         }
+        LvmKind::Mlp => {
+            set("output.weight".into(), zeros(input * d))?;
+            set("output.bias".into(), zeros(input))?;
+        }
     }
     Ok(())
 }
@@ -163,14 +169,20 @@ mod tests {
         let x = contexts(b, c, d);
         let mean = x.mean(1).unwrap();
         let last = x.narrow(1, c - 1, 1).unwrap().squeeze(1).unwrap();
-        for (kind, d_model) in [("lstm", d), ("gru", d), ("transformer", d), ("amn", 32)] {
+        for (kind, d_model) in [
+            ("lstm", d),
+            ("gru", d),
+            ("transformer", d),
+            ("amn", 32),
+            ("mlp", 32),
+        ] {
             let mut a = LvmArch::new(kind.parse().unwrap(), d, d_model, 1, c);
             (a.heads, a.ff, a.dropout) = (4, 32, 0.0);
             let m =
                 Lvm::init_from(a.clone(), Start::Average, &mut Rng::new(1), &Device::Cpu).unwrap();
             let y = m.predict(&x).unwrap();
             let to_mean = cos_rows(&y, &mean);
-            if kind == "amn" {
+            if kind == "amn" || kind == "mlp" {
                 assert!(to_mean.iter().all(|&v| v > 0.99999), "{kind}: {to_mean:?}");
                 continue;
             }
