@@ -70,9 +70,15 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             model,
             data,
             output,
+            min_context,
         } => {
             let m = model_dir::load_lvm(&model, dev)?;
-            let w = load_for(&data, &m)?;
+            let w = lvm_eval::read_windows_for_min(
+                &data,
+                &m,
+                min_context,
+                crate::bars::reporter(true),
+            )?;
             let pred = lvm_eval::predict(&m, &w, dev)?;
             recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
             println!(

@@ -243,10 +243,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LvmCmd {
-    /// Train an LSTM or GRU LVM from a YAML config (see configs/lvm.yaml)
-    /// and write a model directory: best and final weights, config,
+    /// Train an LVM (lstm, gru, amn, transformer or mlp: `model.type`) from a
+    /// YAML config (see configs/lvm.yaml, configs/lvm-text*.yaml) and write a model directory: best and final weights, config,
     /// training_history.json, report.json against the baselines.
     Train {
+        /// The LVM config (YAML); relative paths in it are read from its folder.
         #[arg(long)]
         config: PathBuf,
         /// Model directory to write [default: runs/CONFIG-NAME].
@@ -300,12 +301,20 @@ enum LvmCmd {
     /// Predicted vectors for every window of a .npz file, in file order, as
     /// a float32 .npy `[N, D]`.
     Predict {
+        /// The model directory (what `recur lvm train --out` wrote).
         #[arg(long)]
         model: PathBuf,
+        /// Windows or chunks (.npz), as for training.
         #[arg(long)]
         data: PathBuf,
+        /// The .npy to write.
         #[arg(long)]
         output: PathBuf,
+        /// Also predict the short windows of a chunks file (at least K
+        /// chunks before the target, padded as /chat pads); within each
+        /// article they come first, by position, then the full ones.
+        #[arg(long, value_name = "K")]
+        min_context: Option<usize>,
     },
 }
 

@@ -86,3 +86,93 @@ fn serve_without_the_demo_or_a_config_says_what_to_do() {
     let e = err(&recur(&["serve", "--config", bad.to_str().unwrap()]));
     assert!(e.contains("models") && e.contains("at least one"), "{e}");
 }
+
+/// A short window (`min_context`) is the context `/chat` builds from as
+/// many sentences: `recur lvm predict --min-context` on a chunks file of
+/// two sentences and a target, and `/chat` given the two, rank the bank
+/// alike with the same cosines.
+#[cfg(unix)]
+#[test]
+fn a_padded_short_window_predicts_what_chat_predicts() {
+    use recur_dev::fixture::{CONTEXT, SENTENCES};
+    let d = tempfile::tempdir().unwrap();
+    let cfg = recur_dev::fixture::write(d.path(), 3).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let enc = recur_text::SentenceEncoder::load(&d.path().join("encoder"), &dev).unwrap();
+    let said = [SENTENCES[2], SENTENCES[3]];
+    let v = enc.encode(&[said[0], said[1], SENTENCES[4]], 8).unwrap();
+    let chunks = d.path().join("short.npz");
+    recur_data::npz::write_chunks(&chunks, &v, enc.dim, &[0, 0, 0], &[0, 1, 2]).unwrap();
+    let npy = d.path().join("next.npy");
+    let data = chunks.to_str().unwrap();
+    let model = d.path().join("lvm");
+    let model = model.to_str().unwrap();
+    // Without --min-context three chunks give no window of CONTEXT plus a target.
+    assert_eq!(CONTEXT, 3);
+    let e = err(&recur(&[
+        "lvm", "predict", "--model", model, "--data", data, "--output", "x.npy",
+    ]));
+    assert!(e.contains("no windows"), "{e}");
+    let out = ok(&recur(&[
+        "lvm",
+        "predict",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--output",
+        npy.to_str().unwrap(),
+        "--min-context",
+        "2",
+    ]));
+    assert!(out.contains("1 predicted vectors"), "{out}");
+    let pred: Vec<f32> = candle_core::Tensor::read_npy(&npy)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let bank = enc.encode(SENTENCES, 8).unwrap();
+    let cos = |b: &[f32]| {
+        let dot: f32 = pred.iter().zip(b).map(|(x, y)| x * y).sum();
+        let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (n(&pred) * n(b))
+    };
+    let mut want: Vec<(&str, f32)> = SENTENCES
+        .iter()
+        .zip(bank.chunks(enc.dim))
+        .map(|(s, b)| (*s, cos(b)))
+        .collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    let (mut child, url, _lines) = common::serve(&cfg);
+    recur_dev::load::wait_ready(&url, 60).unwrap();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let body = serde_json::json!({"messages": said, "model": "tiny", "top_k": 5}).to_string();
+    let mut r = agent
+        .post(format!("{url}/chat"))
+        .header("content-type", "application/json")
+        .send(body.as_str())
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{text}");
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["ctx_fill_mode"], "padded");
+    let got = r["neighbours"].as_array().unwrap();
+    assert_eq!(got.len(), 5);
+    for (g, (s, c)) in got.iter().zip(&want) {
+        assert_eq!(g["text"], *s);
+        let gc = g["cosine"].as_f64().unwrap() as f32;
+        assert!((gc - c).abs() < 1e-5, "{s}: /chat {gc}, lvm predict {c}");
+    }
+}

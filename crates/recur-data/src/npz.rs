@@ -37,6 +37,10 @@ pub struct VectorWindows {
     pub dim: usize,
     /// The article of each window, where the file says.
     pub articles: Option<Vec<i64>>,
+    /// How many of each window's context vectors are real, where some are
+    /// not (short windows, [`read_windows_min`]): the rest repeat the
+    /// earliest real one in front of it, as `/chat` pads. `None`: all are.
+    pub real: Option<Vec<usize>>,
     /// What was read and what was skipped, for the user.
     pub notes: Vec<String>,
 }
@@ -80,12 +84,21 @@ impl VectorWindows {
                 .articles
                 .as_ref()
                 .map(|a| idx.iter().map(|&i| a[i]).collect()),
+            real: self
+                .real
+                .as_ref()
+                .map(|r| idx.iter().map(|&i| r[i]).collect()),
             notes: Vec::new(),
         }
     }
 }
 
 impl VectorWindows {
+    /// Whether window `i` has all its context vectors real.
+    pub fn is_full(&self, i: usize) -> bool {
+        self.real.as_ref().is_none_or(|r| r[i] == self.context)
+    }
+
     /// The windows whose article is in `keep`, in file order; `None` when
     /// the file gives no article of each window.
     pub fn of_articles(&self, keep: &std::collections::HashSet<i64>) -> Option<VectorWindows> {
@@ -229,8 +242,31 @@ pub fn read_f32(path: &Path, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)
 /// Reads `path` with windows of `context` vectors. Ready windows must have
 /// that context length; chunk files are windowed with it.
 pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
+    read_windows_min(path, context, None)
+}
+
+/// As [`read_windows`], and with `min_context = Some(k)` a chunk file also
+/// gives the short windows: each chunk at position `j` in its article, for
+/// `k <= j < context`, is the target of the `j` chunks before it, padded to
+/// `context` by repeating the earliest (exactly as `/chat` pads a short
+/// conversation); [`VectorWindows::real`] keeps `j`. Articles too short for
+/// a full window give their short ones. Ready-window files have no short
+/// windows to give and are refused with `min_context`.
+pub fn read_windows_min(
+    path: &Path,
+    context: usize,
+    min_context: Option<usize>,
+) -> Result<VectorWindows> {
     if context == 0 {
         return Err(npz_err(path, "the context length must be at least 1"));
+    }
+    if let Some(k) = min_context {
+        if k == 0 || k >= context {
+            return Err(npz_err(
+                path,
+                format!("min_context {k} must be in 1..{context} (below the context length)"),
+            ));
+        }
     }
     let Opened {
         npz,
@@ -250,9 +286,17 @@ pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
     let has = |n: &str| numeric.contains_key(n);
     let mut w =
         if has("context_sequences") && has("target_vectors") {
+            if min_context.is_some() {
+                return Err(npz_err(
+                    path,
+                    "holds ready windows, which cannot give short ones: min_context needs a \
+                     chunks file (`vectors`, `article_indices`, `chunk_indices`, as `recur text \
+                     build` writes)",
+                ));
+            }
             ready_windows(&npz, path, context, &numeric)?
         } else if has("vectors") && has("article_indices") && has("chunk_indices") {
-            chunk_windows(&npz, path, context)?
+            chunk_windows(&npz, path, context, min_context)?
         } else {
             return Err(npz_err(
                 path,
@@ -358,11 +402,17 @@ fn ready_windows(
         context,
         dim: d,
         articles,
+        real: None,
         notes: vec![format!("{n} ready windows of {c} x {d}")],
     })
 }
 
-fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<VectorWindows> {
+fn chunk_windows(
+    npz: &NpzTensors,
+    path: &Path,
+    context: usize,
+    min_context: Option<usize>,
+) -> Result<VectorWindows> {
     let get =
         |name: &str| read(npz, path, name)?.ok_or_else(|| npz_err(path, format!("no `{name}`")));
     let v = get("vectors")?;
@@ -394,7 +444,8 @@ fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<Vector
         by_article[s].1.push(row);
     }
     let (mut contexts, mut targets, mut articles) = (Vec::new(), Vec::new(), Vec::new());
-    let mut short = 0;
+    let mut real = Vec::new();
+    let (mut short, mut n_short) = (0, 0);
     for (a, rows) in &mut by_article {
         rows.sort_by_key(|&r| chunk[r]);
         if let Some(p) = rows.windows(2).find(|p| chunk[p[0]] == chunk[p[1]]) {
@@ -406,11 +457,28 @@ fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<Vector
                 ),
             ));
         }
+        let row = |r: usize| &vectors[r * d..(r + 1) * d];
+        if let Some(k) = min_context {
+            // Targets at positions k..context, each after all the chunks before it.
+            for j in k..context.min(rows.len()) {
+                for _ in j..context {
+                    contexts.extend_from_slice(row(rows[0]));
+                }
+                for &r in &rows[..j] {
+                    contexts.extend_from_slice(row(r));
+                }
+                targets.extend_from_slice(row(rows[j]));
+                articles.push(*a);
+                real.push(j);
+                n_short += 1;
+            }
+        }
         if rows.len() <= context {
             short += 1;
             continue;
         }
         for i in 0..rows.len() - context {
+            real.push(context);
             for &r in &rows[i..i + context] {
                 contexts.extend_from_slice(&vectors[r * d..(r + 1) * d]);
             }
@@ -424,9 +492,14 @@ fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<Vector
         by_article.len(),
         articles.len()
     )];
+    if min_context.is_some() {
+        notes.push(format!(
+            "{n_short} of them short windows (fewer than {context} real context vectors)"
+        ));
+    }
     if short > 0 {
         notes.push(format!(
-            "{short} articles have {context} chunks or fewer and give no window"
+            "{short} articles have {context} chunks or fewer and give no full window"
         ));
     }
     Ok(VectorWindows {
@@ -435,6 +508,7 @@ fn chunk_windows(npz: &NpzTensors, path: &Path, context: usize) -> Result<Vector
         context,
         dim: d,
         articles: Some(articles),
+        real: min_context.map(|_| real),
         notes,
     })
 }
@@ -482,7 +556,10 @@ pub fn write_chunks(
 }
 
 /// Splits windows into train and validation by article: a `val_fraction`
-/// of the articles, drawn with `seed`, go to validation. Without article
+/// of the articles, drawn with `seed`, go to validation. With short windows
+/// ([`VectorWindows::real`]) the articles are drawn among those with a
+/// full window and validation keeps only full windows, so the validation
+/// set is the one the same file gives without short windows. Without article
 /// ids the last `val_fraction` of the windows (in file order) is held out
 /// as one block, which keeps overlapping neighbours together except at the
 /// one boundary.
@@ -494,14 +571,21 @@ pub fn split_by_article(
     let n = w.len();
     match &w.articles {
         Some(a) => {
-            let mut ids: Vec<i64> = a.clone();
+            // Held-out articles are drawn among those with a full window, and
+            // only their full windows are validated on, so short windows never
+            // change the validation set.
+            let mut ids: Vec<i64> = (0..n).filter(|&i| w.is_full(i)).map(|i| a[i]).collect();
             ids.sort_unstable();
             ids.dedup();
             Rng::stream(seed, 3).shuffle(&mut ids);
             let n_val = ((ids.len() as f64 * val_fraction).round() as usize)
                 .clamp(1, ids.len().saturating_sub(1).max(1));
             let val: std::collections::HashSet<i64> = ids[..n_val].iter().copied().collect();
-            (0..n).partition(|&i| !val.contains(&a[i]))
+            let train = (0..n).filter(|&i| !val.contains(&a[i])).collect();
+            let held = (0..n)
+                .filter(|&i| val.contains(&a[i]) && w.is_full(i))
+                .collect();
+            (train, held)
         }
         None => {
             let n_val =
@@ -613,6 +697,88 @@ mod tests {
             notes.contains("1 articles have 3 chunks or fewer"),
             "{notes}"
         );
+        assert!(w.real.is_none() && w.is_full(0));
+
+        // With min_context 1: every chunk at position 1..3 is also a target of
+        // the chunks before it, padded in front with the earliest; article 3
+        // (3 chunks, no full window) gives its two short ones.
+        let s = read_windows_min(&p, 3, Some(1)).unwrap();
+        let firsts = |i: usize| -> Vec<f32> { s.context_of(i).chunks(2).map(|v| v[0]).collect() };
+        let target = |i: usize| s.target_of(i)[0];
+        assert_eq!(s.len(), 3 + 2 * 3);
+        assert_eq!(
+            s.articles.as_deref(),
+            Some(&[7, 7, 7, 7, 3, 3, 9, 9, 9][..])
+        );
+        assert_eq!(s.real.as_deref(), Some(&[1, 2, 3, 3, 1, 2, 1, 2, 3][..]));
+        assert_eq!((firsts(0), target(0)), (vec![70.0, 70.0, 70.0], 71.0));
+        assert_eq!((firsts(1), target(1)), (vec![70.0, 70.0, 71.0], 72.0));
+        assert_eq!((firsts(2), target(2)), (vec![70.0, 71.0, 72.0], 73.0));
+        assert_eq!((firsts(5), target(5)), (vec![30.0, 30.0, 31.0], 32.0));
+        assert!(!s.is_full(4) && s.is_full(3));
+        let notes = s.notes.join("\n");
+        assert!(notes.contains("6 of them short windows"), "{notes}");
+        // min_context 2 drops the one-vector windows.
+        let s2 = read_windows_min(&p, 3, Some(2)).unwrap();
+        assert_eq!(s2.real.as_deref(), Some(&[2, 3, 3, 2, 2, 3][..]));
+        for bad in [0, 3] {
+            let e = read_windows_min(&p, 3, Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("chunks.npz") && e.contains("must be in 1..3"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_windows_never_enter_validation_nor_change_which_articles_it_holds() {
+        // 40 articles: even ones long (one short window, then full ones), odd
+        // ones short only. Without short windows the same articles are held out.
+        let (mut articles, mut real) = (Vec::new(), Vec::new());
+        for a in 0..40i64 {
+            if a % 2 == 0 {
+                articles.extend([a; 4]);
+                real.extend([1, 2, 2, 2]);
+            } else {
+                articles.extend([a; 2]);
+                real.extend([1, 1]);
+            }
+        }
+        let n = articles.len();
+        let with = VectorWindows {
+            contexts: vec![0.0; n * 2],
+            targets: vec![0.0; n],
+            context: 2,
+            dim: 1,
+            articles: Some(articles.clone()),
+            real: Some(real.clone()),
+            notes: vec![],
+        };
+        let full: Vec<usize> = (0..n).filter(|&i| real[i] == 2).collect();
+        let without = with.select(&full);
+        let without = VectorWindows {
+            real: None,
+            ..without
+        };
+        let (tr, va) = split_by_article(&with, 0.2, 7);
+        let (_, va0) = split_by_article(&without, 0.2, 7);
+        let held = |w: &VectorWindows, idx: &[usize]| -> Vec<i64> {
+            idx.iter()
+                .map(|&i| w.articles.as_ref().unwrap()[i])
+                .collect()
+        };
+        assert!(va.iter().all(|&i| with.is_full(i)));
+        assert_eq!(held(&with, &va), held(&without, &va0));
+        assert!(held(&with, &va).iter().all(|a| a % 2 == 0));
+        // Every short window of a training article trains; none of a held-out one.
+        let val_articles: std::collections::HashSet<i64> = held(&with, &va).into_iter().collect();
+        assert_eq!(
+            tr.len(),
+            (0..n)
+                .filter(|&i| !val_articles.contains(&articles[i]))
+                .count()
+        );
+        assert!(tr.iter().any(|&i| !with.is_full(i)));
     }
 
     #[test]
@@ -758,6 +924,7 @@ mod tests {
             context: 2,
             dim: 1,
             articles: Some((0..n as i64).map(|i| i / 7).collect()),
+            real: None,
             notes: vec![],
         };
         let (tr, va) = split_by_article(&w, 0.2, 42);

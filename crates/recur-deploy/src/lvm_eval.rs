@@ -27,7 +27,18 @@ pub fn read_windows(
     context: usize,
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
-    let w = recur_data::npz::read_windows(path, context)?;
+    read_windows_min(path, context, None, progress)
+}
+
+/// As [`read_windows`], with the short windows of `min_context`
+/// ([`recur_data::npz::read_windows_min`]).
+pub fn read_windows_min(
+    path: &std::path::Path,
+    context: usize,
+    min_context: Option<usize>,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
+    let w = recur_data::npz::read_windows_min(path, context, min_context)?;
     for n in &w.notes {
         progress.note(&format!("{}: {n}", path.display()));
     }
@@ -54,7 +65,17 @@ pub fn read_windows_for(
     model: &Lvm,
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
-    let w = read_windows(path, model.arch.context, progress)?;
+    read_windows_for_min(path, model, None, progress)
+}
+
+/// As [`read_windows_for`], with the short windows of `min_context`.
+pub fn read_windows_for_min(
+    path: &std::path::Path,
+    model: &Lvm,
+    min_context: Option<usize>,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
+    let w = read_windows_min(path, model.arch.context, min_context, progress)?;
     check_dim(&w, model.arch.input_dim, path)?;
     Ok(w)
 }

@@ -180,7 +180,12 @@ pub fn train_to_dir(
 ) -> Result<Trained> {
     recur_deploy::model_dir::check_out_dir(out)?;
     let c = cfg.data.context;
-    let all = read_windows(&cfg.data.train, c, progress)?;
+    let all = recur_deploy::lvm_eval::read_windows_min(
+        &cfg.data.train,
+        c,
+        cfg.data.min_context,
+        progress,
+    )?;
     let mut held = None;
     let (train, val) = match &cfg.data.val {
         Some(v) => (all, read_windows(v, c, progress)?),
@@ -199,9 +204,14 @@ pub fn train_to_dir(
                 )?);
             }
             progress.note(&format!(
-                "validation: {} of {} windows held out by article",
+                "validation: {} of {} windows held out by article{}",
                 va.len(),
-                all.len()
+                all.len(),
+                if all.real.is_some() {
+                    " (full windows only)"
+                } else {
+                    ""
+                }
             ));
             (all.select(&tr), all.select(&va))
         }
@@ -219,10 +229,16 @@ pub fn train_to_dir(
             train.dim, val.dim
         )));
     }
+    let short = (0..train.len()).filter(|&i| !train.is_full(i)).count();
     progress.note(&format!(
-        "training {} LVM: {} train / {} validation windows, dimension {}, context {c}",
+        "training {} LVM: {} train{} / {} validation windows, dimension {}, context {c}",
         cfg.model.kind,
         train.len(),
+        if short > 0 {
+            format!(" ({short} of them short)")
+        } else {
+            String::new()
+        },
         val.len(),
         train.dim
     ));
