@@ -279,13 +279,7 @@ impl Lvm {
         if a.kind == LvmKind::Mlp {
             return crate::mlp::forward(x, a, &pt, dropout_rng);
         }
-        let (_, c, dd) = x.dims3()?;
-        if dd != a.input_dim {
-            candle_core::bail!(
-                "input vectors have dimension {dd}; this model takes {}",
-                a.input_dim
-            );
-        }
+        let (_, c, _) = input_dims(x, a)?;
         let mut h = recur_kernels::linear(
             &x.transpose(0, 1)?.contiguous()?,
             &pt("input_proj.weight"),
@@ -341,13 +335,7 @@ impl Lvm {
 
 /// The attention mixture network's forward pass (see the module comment).
 fn amn_forward(x: &Tensor, a: &LvmArch, p: &dyn Fn(&str) -> Tensor) -> Result<Tensor> {
-    let dd = x.dim(2)?;
-    if dd != a.input_dim {
-        candle_core::bail!(
-            "input vectors have dimension {dd}; this model takes {}",
-            a.input_dim
-        );
-    }
+    input_dims(x, a)?;
     let lin = |h: &Tensor, n: &str| {
         recur_kernels::linear(h, &p(&format!("{n}.weight")), &p(&format!("{n}.bias")))
     };
@@ -364,6 +352,19 @@ fn amn_forward(x: &Tensor, a: &LvmArch, p: &dyn Fn(&str) -> Tensor) -> Result<Te
     let h = norm(&lin(&h, "mlp.3")?.gelu_erf()?, "mlp.5")?;
     let h = lin(&h, "mlp.6")?;
     l2_normalize(&(base + h)?)
+}
+
+/// `(B, C, D)` of contexts `x`, refused unless D is the vector size `a`
+/// takes.
+pub(crate) fn input_dims(x: &Tensor, a: &LvmArch) -> Result<(usize, usize, usize)> {
+    let (b, c, dd) = x.dims3()?;
+    if dd != a.input_dim {
+        candle_core::bail!(
+            "input vectors have dimension {dd}; this model takes {}",
+            a.input_dim
+        );
+    }
+    Ok((b, c, dd))
 }
 
 /// LayerNorm over the last dimension with a backward pass (candle-nn's fused

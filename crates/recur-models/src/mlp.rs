@@ -47,13 +47,7 @@ pub fn forward(
     p: &dyn Fn(&str) -> Tensor,
     mut dropout_rng: Option<&mut Rng>,
 ) -> Result<Tensor> {
-    let (b, c, dd) = x.dims3()?;
-    if dd != a.input_dim {
-        candle_core::bail!(
-            "input vectors have dimension {dd}; this model takes {}",
-            a.input_dim
-        );
-    }
+    let (b, c, dd) = crate::lvm::input_dims(x, a)?;
     if c != a.context {
         candle_core::bail!(
             "the context holds {c} vectors; this MLP was trained on exactly {} \

@@ -87,13 +87,7 @@ pub fn forward(
     p: &dyn Fn(&str) -> Tensor,
     mut rng: Option<&mut Rng>,
 ) -> Result<Tensor> {
-    let (b, c, dd) = x.dims3()?;
-    if dd != a.input_dim {
-        candle_core::bail!(
-            "input vectors have dimension {dd}; this model takes {}",
-            a.input_dim
-        );
-    }
+    let (b, c, _) = crate::lvm::input_dims(x, a)?;
     let (d, heads) = (a.d_model, a.heads);
     if heads == 0 || d % heads != 0 {
         candle_core::bail!("d_model {d} must be a multiple of heads {heads}");
