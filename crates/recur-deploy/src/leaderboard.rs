@@ -6,7 +6,8 @@
 //! Per model: parameters and their memory, validation and OOD cosine,
 //! batch-1 latency (p50, p95, mean over 200 runs after 10 warm-ups, each
 //! run on a different real window), throughput at batch 1, 8, 32 and 128,
-//! and efficiency `val_cosine / mean_ms * 1000`.
+//! efficiency `val_cosine / mean_ms * 1000`, and the training time the
+//! directory's history records.
 
 use crate::lvm_eval::{baseline_predict, predict, stats};
 use candle_core::{Device, Result as CResult, Tensor};
@@ -36,6 +37,11 @@ pub struct Entry {
     /// Sequences per second at each batch size.
     pub throughput: BTreeMap<usize, f64>,
     pub efficiency: Option<f64>,
+    /// Training time, the epochs' sum in the directory's
+    /// `training_history.json` (absent for an imported model).
+    pub train_seconds: Option<f64>,
+    /// Epochs trained.
+    pub epochs: Option<usize>,
 }
 
 /// `[n, C, D]` windows `start..start + n` (wrapping) of `w`.
@@ -104,6 +110,8 @@ pub fn measure(
         lat_b1_mean_ms: Some(mean),
         throughput,
         efficiency: Some(val_cosine / mean * 1000.0),
+        train_seconds: None,
+        epochs: None,
     })
 }
 
@@ -135,6 +143,8 @@ pub fn baselines(
                 lat_b1_mean_ms: None,
                 throughput: BTreeMap::new(),
                 efficiency: None,
+                train_seconds: None,
+                epochs: None,
             })
         })
         .collect()
@@ -146,8 +156,8 @@ pub fn markdown(entries: &[Entry]) -> String {
     rows.sort_by(|a, b| b.val_cosine.total_cmp(&a.val_cosine));
     let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
     let mut s = String::from(
-        "| model | kind | params | MB | val cosine | OOD cosine | p50 ms | p95 ms | mean ms | b1 seq/s | b8 | b32 | b128 | efficiency |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| model | kind | params | MB | val cosine | OOD cosine | p50 ms | p95 ms | mean ms | b1 seq/s | b8 | b32 | b128 | efficiency | training |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for e in rows {
         let t = |b: usize| {
@@ -156,7 +166,7 @@ pub fn markdown(entries: &[Entry]) -> String {
                 .map_or("-".to_string(), |v| format!("{v:.0}"))
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             e.name,
             e.kind,
             e.params.map_or("-".to_string(), |p| p.to_string()),
@@ -171,6 +181,10 @@ pub fn markdown(entries: &[Entry]) -> String {
             t(32),
             t(128),
             f(e.efficiency, 1),
+            match (e.epochs, e.train_seconds) {
+                (Some(n), Some(s)) => format!("{n} epochs, {s:.1} s"),
+                _ => "-".to_string(),
+            },
         ));
     }
     s
@@ -225,7 +239,14 @@ pub fn run(
         let name = dir.file_name().map_or(dir.display().to_string(), |n| {
             n.to_string_lossy().to_string()
         });
-        entries.push(measure(&name, m, &val, ood_w.as_ref(), dev, progress)?);
+        let mut e = measure(&name, m, &val, ood_w.as_ref(), dev, progress)?;
+        if let Ok(h) = recur_core::fsx::read_json::<Vec<crate::lvm_eval::LvmEpoch>>(
+            &dir.join(crate::model_dir::LVM_HISTORY),
+        ) {
+            e.epochs = Some(h.len());
+            e.train_seconds = Some(h.iter().map(|r| r.seconds).sum());
+        }
+        entries.push(e);
     }
     entries.extend(baselines(&val, ood_w.as_ref(), dev)?);
     Ok(entries)
