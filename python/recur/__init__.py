@@ -49,7 +49,7 @@ class Lvm:
 
     @property
     def kind(self) -> str:
-        """`lstm`, `gru`, `amn` or `transformer`."""
+        """`lstm`, `gru`, `amn`, `transformer` or `mlp`."""
         return self._m.kind
 
     @property

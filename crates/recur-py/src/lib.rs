@@ -308,7 +308,7 @@ impl Lvm {
         Ok(PyArray1::from_vec(py, out).reshape([n, d])?.into_any())
     }
 
-    /// `lstm`, `gru`, `amn` or `transformer`.
+    /// `lstm`, `gru`, `amn`, `transformer` or `mlp`.
     #[getter]
     fn kind(&self) -> String {
         self.m.arch.kind.to_string()
