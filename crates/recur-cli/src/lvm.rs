@@ -27,11 +27,11 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             heldout,
         } => {
             let m = model_dir::load_lvm(&model, dev)?;
-            let mut val = load_for(&data, &m)?;
+            let mut val = load_for(&data, &m, None)?;
             if heldout {
                 val = held_out_windows(&val, &data, &[&model])?;
             }
-            let ood = ood.as_ref().map(|p| load_for(p, &m)).transpose()?;
+            let ood = ood.as_ref().map(|p| load_for(p, &m, None)).transpose()?;
             let report = lvm_eval::report(&m, &val, ood.as_ref(), dev)?;
             print!("{report}");
             if let Some(j) = json {
@@ -73,12 +73,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
             min_context,
         } => {
             let m = model_dir::load_lvm(&model, dev)?;
-            let w = lvm_eval::read_windows_for_min(
-                &data,
-                &m,
-                min_context,
-                crate::bars::reporter(true),
-            )?;
+            let w = load_for(&data, &m, min_context)?;
             let pred = lvm_eval::predict(&m, &w, dev)?;
             recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
             println!(
@@ -106,11 +101,17 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
     Ok(t.report)
 }
 
-/// The windows of `path` for model `m` (notes on stderr).
-fn load_for(path: &Path, m: &recur_models::Lvm) -> Result<VectorWindows> {
+/// The windows of `path` for model `m`, with the short ones of
+/// `min_context` (notes on stderr).
+fn load_for(
+    path: &Path,
+    m: &recur_models::Lvm,
+    min_context: Option<usize>,
+) -> Result<VectorWindows> {
     Ok(lvm_eval::read_windows_for(
         path,
         m,
+        min_context,
         crate::bars::reporter(true),
     )?)
 }

@@ -59,17 +59,9 @@ pub fn check_dim(w: &VectorWindows, dim: usize, path: &std::path::Path) -> Resul
 }
 
 /// The windows of `path` for `model`: its context length, and vectors of
-/// the width it takes (else an error naming the file).
+/// the width it takes (else an error naming the file), with the short
+/// windows of `min_context` ([`read_windows_min`]).
 pub fn read_windows_for(
-    path: &std::path::Path,
-    model: &Lvm,
-    progress: &dyn recur_core::progress::Progress,
-) -> Result<VectorWindows> {
-    read_windows_for_min(path, model, None, progress)
-}
-
-/// As [`read_windows_for`], with the short windows of `min_context`.
-pub fn read_windows_for_min(
     path: &std::path::Path,
     model: &Lvm,
     min_context: Option<usize>,

@@ -428,7 +428,7 @@ pub fn save_imported_lvm(
 /// let dev = candle_core::Device::Cpu;
 /// let m = model_dir::load_lvm("runs/demo/lvm".as_ref(), &dev)?;
 /// let silent = &recur_core::progress::SILENT;
-/// let w = lvm_eval::read_windows_for("runs/corpus/ood.npz".as_ref(), &m, silent)?;
+/// let w = lvm_eval::read_windows_for("runs/corpus/ood.npz".as_ref(), &m, None, silent)?;
 /// let next: Vec<f32> = lvm_eval::predict(&m, &w, &dev)?; // [windows, dim], row-major
 /// print!("{}", lvm_eval::report(&m, &w, None, &dev)?); // against the baselines
 /// # Ok(())
