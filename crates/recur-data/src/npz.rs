@@ -445,7 +445,7 @@ fn chunk_windows(
     }
     let (mut contexts, mut targets, mut articles) = (Vec::new(), Vec::new(), Vec::new());
     let mut real = Vec::new();
-    let (mut short, mut n_short) = (0, 0);
+    let mut short = 0;
     for (a, rows) in &mut by_article {
         rows.sort_by_key(|&r| chunk[r]);
         if let Some(p) = rows.windows(2).find(|p| chunk[p[0]] == chunk[p[1]]) {
@@ -470,7 +470,6 @@ fn chunk_windows(
                 targets.extend_from_slice(row(rows[j]));
                 articles.push(*a);
                 real.push(j);
-                n_short += 1;
             }
         }
         if rows.len() <= context {
@@ -480,10 +479,9 @@ fn chunk_windows(
         for i in 0..rows.len() - context {
             real.push(context);
             for &r in &rows[i..i + context] {
-                contexts.extend_from_slice(&vectors[r * d..(r + 1) * d]);
+                contexts.extend_from_slice(row(r));
             }
-            let t = rows[i + context];
-            targets.extend_from_slice(&vectors[t * d..(t + 1) * d]);
+            targets.extend_from_slice(row(rows[i + context]));
             articles.push(*a);
         }
     }
@@ -493,6 +491,7 @@ fn chunk_windows(
         articles.len()
     )];
     if min_context.is_some() {
+        let n_short = real.iter().filter(|&&j| j < context).count();
         notes.push(format!(
             "{n_short} of them short windows (fewer than {context} real context vectors)"
         ));
