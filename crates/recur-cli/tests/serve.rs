@@ -132,18 +132,7 @@ fn a_padded_short_window_predicts_what_chat_predicts() {
         .unwrap()
         .to_vec1()
         .unwrap();
-    let bank = enc.encode(SENTENCES, 8).unwrap();
-    let cos = |b: &[f32]| {
-        let dot: f32 = pred.iter().zip(b).map(|(x, y)| x * y).sum();
-        let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        dot / (n(&pred) * n(b))
-    };
-    let mut want: Vec<(&str, f32)> = SENTENCES
-        .iter()
-        .zip(bank.chunks(enc.dim))
-        .map(|(s, b)| (*s, cos(b)))
-        .collect();
-    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let want = recur_dev::fixture::ranked(&enc, &pred).unwrap();
 
     let (mut child, url, _lines) = common::serve(&cfg);
     recur_dev::load::wait_ready(&url, 60).unwrap();
@@ -171,7 +160,7 @@ fn a_padded_short_window_predicts_what_chat_predicts() {
     let got = r["neighbours"].as_array().unwrap();
     assert_eq!(got.len(), 5);
     for (g, (s, c)) in got.iter().zip(&want) {
-        assert_eq!(g["text"], *s);
+        assert_eq!(g["text"], s.as_str());
         let gc = g["cosine"].as_f64().unwrap() as f32;
         assert!((gc - c).abs() < 1e-5, "{s}: /chat {gc}, lvm predict {c}");
     }

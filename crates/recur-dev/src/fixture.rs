@@ -43,6 +43,24 @@ pub const CONTEXT: usize = 3;
 /// The second model's (a GRU), which differs on purpose.
 pub const GRU_CONTEXT: usize = 2;
 
+/// The bank's sentences by cosine to a predicted vector, best first, as
+/// `/chat` ranks its neighbours; `enc` is the fixture's encoder.
+pub fn ranked(enc: &SentenceEncoder, pred: &[f32]) -> Result<Vec<(String, f32)>> {
+    let cosine = |b: &[f32]| {
+        let dot: f32 = pred.iter().zip(b).map(|(x, y)| x * y).sum();
+        let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (n(pred) * n(b))
+    };
+    let bank = enc.encode(SENTENCES, 8)?;
+    let mut scored: Vec<(String, f32)> = SENTENCES
+        .iter()
+        .zip(bank.chunks(enc.dim))
+        .map(|(s, b)| (s.to_string(), cosine(b)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(scored)
+}
+
 /// Writes the setup under `dir` and returns its `serve.yaml`.
 pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
     let dev = Device::Cpu;

@@ -118,12 +118,6 @@ fn spawn(cfg: ServeConfig, dir: tempfile::TempDir) -> Server {
     }
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    d / (n(a) * n(b))
-}
-
 /// What /chat must answer, computed from the models directly.
 fn expected_chat(cfg: &ServeConfig, messages: &[&str]) -> (Vec<f32>, Vec<(String, f32)>) {
     expected_with(cfg, 0, messages)
@@ -155,13 +149,7 @@ fn expected_with(
         .unwrap()
         .to_vec1()
         .unwrap();
-    let bank = enc.encode(SENTENCES, 8).unwrap();
-    let mut scored: Vec<(String, f32)> = SENTENCES
-        .iter()
-        .zip(bank.chunks(d))
-        .map(|(s, b)| (s.to_string(), cosine(&pred, b)))
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let scored = fixture::ranked(&enc, &pred).unwrap();
     (pred, scored)
 }
 
