@@ -10,6 +10,7 @@ pub mod lvm;
 pub mod optim;
 pub mod pipeline;
 pub mod report_html;
+pub mod search;
 pub mod trainer;
 pub mod tune;
 

@@ -1,26 +1,21 @@
-//! `recur tune`: hyperparameter search for the Job A classifier (SYSTEM.md
-//! Job A, step 14) with TPE as Optuna does it: the first trials at random,
-//! then per parameter a Parzen estimator of the good trials against the
-//! bad ones (the `tpe` crate), on a log scale for the sequence length,
-//! hidden size and learning rate. Trials that fall behind are pruned by the
-//! median rule: after the warm-up epochs, a trial whose best validation AUC
-//! so far is below the median of the finished trials' AUC at the same epoch
-//! stops. Every finished trial is written at once (atomically) to
-//! `trials.json`, which a later run reads and goes on from, so a killed
-//! run loses only the trials it was running.
+//! `recur tune` for the Job A classifier (SYSTEM.md Job A, step 14): its
+//! four parameters (sequence length, hidden size and learning rate on a
+//! log scale, dropout) for the TPE search and median pruning of `search`,
+//! the objective the validation ROC AUC of the kept weights. Every
+//! finished trial is written at once (atomically) to `trials.json`, which
+//! a later run reads and goes on from, so a killed run loses only the
+//! trials it was running.
 
+use crate::search::{search, Objective, Outcome, Pruning};
+pub use crate::search::{should_prune, Sampler, State};
 use crate::trainer::{fit_watched, FitOptions};
 use candle_core::Device;
-use rand10::{RngExt, SeedableRng};
 use recur_core::config::{Config, TuneConfig};
-use recur_core::fsx::{read_json, write_json};
-use recur_core::{Error, Result};
+use recur_core::Result;
 use recur_data::prepare_training;
 use recur_deploy::report::EpochRecord;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::Instant;
 
 /// One point of the search space.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -31,26 +26,8 @@ pub struct Params {
     pub dropout: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Complete,
-    Pruned,
-}
-
-/// A finished trial.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Trial {
-    pub number: usize,
-    pub params: Params,
-    pub state: State,
-    /// Validation ROC AUC after each epoch.
-    pub curve: Vec<f64>,
-    /// Validation AUC of the kept weights (best validation loss).
-    pub value: f64,
-    pub best_epoch: usize,
-    pub seconds: f64,
-}
+/// A finished trial of the classifier's search.
+pub type Trial = crate::search::Trial<Params>;
 
 /// The four parameters in the space TPE searches (logs where log-scaled).
 fn encode(p: &Params) -> [f64; 4] {
@@ -80,99 +57,6 @@ fn bounds(s: &TuneConfig) -> [(f64, f64); 4] {
         (s.learning_rate[0].ln(), s.learning_rate[1].ln()),
         (s.dropout[0], s.dropout[1]),
     ]
-}
-
-/// TPE over the four parameters; minimises what it is told.
-pub struct Sampler {
-    space: TuneConfig,
-    optim: Vec<tpe::TpeOptimizer>,
-    seed: u64,
-    told: usize,
-}
-
-impl Sampler {
-    /// A sampler over `space`, seeded with `seed`.
-    pub fn new(space: &TuneConfig, seed: u64) -> Result<Sampler> {
-        let optim = bounds(space)
-            .iter()
-            .map(|&(lo, hi)| {
-                let hi = if hi > lo { hi } else { lo + 1e-9 };
-                tpe::range(lo, hi)
-                    .map(|r| tpe::TpeOptimizer::new(tpe::parzen_estimator(), r))
-                    .map_err(|e| Error::Msg(format!("tune range {lo}..{hi}: {e}")))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Sampler {
-            space: space.clone(),
-            optim,
-            seed,
-            told: 0,
-        })
-    }
-
-    /// The point for trial `number`: at random for the first
-    /// `startup_trials`, then TPE. Its random draws come from the seed and
-    /// the trial number alone, so a search resumed from its trials file
-    /// asks what the uninterrupted search would have asked (one job), and
-    /// never replays the first trials' draws.
-    pub fn ask(&mut self, number: usize) -> Result<Params> {
-        let b = bounds(&self.space);
-        let mut rng = rand10::rngs::StdRng::seed_from_u64(
-            self.seed ^ (number as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let mut v = [0.0; 4];
-        for (k, o) in self.optim.iter_mut().enumerate() {
-            v[k] = if self.told < self.space.startup_trials {
-                rng.random_range(b[k].0..=b[k].1)
-            } else {
-                o.ask(&mut rng)
-                    .map_err(|e| Error::Msg(format!("TPE failed: {e}")))?
-            };
-        }
-        Ok(decode(v, &self.space))
-    }
-
-    /// Records a result (lower is better).
-    pub fn tell(&mut self, p: &Params, value: f64) -> Result<()> {
-        let b = bounds(&self.space);
-        for (k, (o, x)) in self.optim.iter_mut().zip(encode(p)).enumerate() {
-            o.tell(x.clamp(b[k].0, b[k].1), value)
-                .map_err(|e| Error::Msg(format!("TPE failed: {e}")))?;
-        }
-        self.told += 1;
-        Ok(())
-    }
-}
-
-/// The median rule: prune when, after `warmup` epochs and with at least
-/// `min_trials` finished trials, the best value so far is below the median
-/// of the finished trials' values at the same epoch.
-pub fn should_prune(
-    curve: &[f64],
-    finished: &[Vec<f64>],
-    warmup: usize,
-    min_trials: usize,
-) -> bool {
-    let e = curve.len();
-    if e <= warmup || finished.len() < min_trials {
-        return false;
-    }
-    let mut at: Vec<f64> = finished
-        .iter()
-        .filter_map(|c| c.get(e - 1).copied())
-        .collect();
-    if at.len() < min_trials {
-        return false;
-    }
-    at.sort_by(f64::total_cmp);
-    let m = at.len();
-    let median = if m % 2 == 1 {
-        at[m / 2]
-    } else {
-        (at[m / 2 - 1] + at[m / 2]) / 2.0
-    };
-    let best = curve.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    best < median
 }
 
 /// What the search found.
@@ -250,52 +134,48 @@ pub fn best_config(cfg: &Config, best: &Trial) -> Config {
     with_params(cfg, &best.params)
 }
 
-/// Runs one trial to completion or pruning.
-fn run_trial(
-    cfg: &Config,
-    number: usize,
-    p: Params,
-    dev: &Device,
-    finished: &Mutex<Vec<Trial>>,
-    space: &TuneConfig,
-) -> Result<Trial> {
-    let start = Instant::now();
-    let c = with_params(cfg, &p);
-    let prep = prepare_training(&c)?;
-    let mut curve = Vec::new();
-    let mut pruned = false;
-    let r = fit_watched(
-        &prep,
-        &c,
-        dev,
-        &FitOptions::default(),
-        &mut |rec: &EpochRecord| {
-            curve.push(rec.val_auc.unwrap_or(0.5));
-            let done: Vec<Vec<f64>> = finished
-                .lock()
-                .expect("trials lock")
-                .iter()
-                .filter(|t| t.state == State::Complete)
-                .map(|t| t.curve.clone())
-                .collect();
-            pruned = should_prune(&curve, &done, space.warmup_epochs, space.prune_after_trials);
-            !pruned
-        },
-    )?;
-    let value = r.history[r.best_epoch - 1].val_auc.unwrap_or(0.5);
-    Ok(Trial {
-        number,
-        params: p,
-        state: if pruned {
-            State::Pruned
-        } else {
-            State::Complete
-        },
-        curve,
-        value,
-        best_epoch: r.best_epoch,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+/// The classifier's search: each trial prepares its own windows (the
+/// sequence length changes them) and trains with early stopping.
+struct ClassifierSearch<'a> {
+    cfg: &'a Config,
+    space: TuneConfig,
+    dev: &'a Device,
+}
+
+impl Objective for ClassifierSearch<'_> {
+    type Params = Params;
+    fn bounds(&self) -> Vec<(f64, f64)> {
+        bounds(&self.space).to_vec()
+    }
+    fn encode(&self, p: &Params) -> Vec<f64> {
+        encode(p).to_vec()
+    }
+    fn decode(&self, x: &[f64]) -> Params {
+        decode([x[0], x[1], x[2], x[3]], &self.space)
+    }
+    fn start(&self) -> Params {
+        Params {
+            sequence_length: self.cfg.model.sequence_length,
+            hidden_size: self.cfg.model.hidden_size,
+            learning_rate: self.cfg.training.learning_rate,
+            dropout: self.cfg.model.dropout,
+        }
+    }
+    fn run(&self, p: &Params, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome> {
+        let c = with_params(self.cfg, p);
+        let prep = prepare_training(&c)?;
+        let r = fit_watched(
+            &prep,
+            &c,
+            self.dev,
+            &FitOptions::default(),
+            &mut |rec: &EpochRecord| epoch(rec.val_auc.unwrap_or(0.5)),
+        )?;
+        Ok(Outcome {
+            value: r.history[r.best_epoch - 1].val_auc.unwrap_or(0.5),
+            best_epoch: r.best_epoch,
+        })
+    }
 }
 
 /// Runs the search until `out/trials.json` holds `n_trials` trials, `jobs`
@@ -321,112 +201,22 @@ pub fn tune(
     report: &(dyn Fn(&Trial) + Sync),
 ) -> Result<TuneResult> {
     let space = cfg.tune.clone().unwrap_or_default();
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let file = out.join("trials.json");
-    let mut done: Vec<Trial> = if file.exists() {
-        read_json(&file)?
-    } else {
-        Vec::new()
+    let pruning = Pruning {
+        startup_trials: space.startup_trials,
+        prune_after_trials: space.prune_after_trials,
+        warmup_epochs: space.warmup_epochs,
     };
-    done.sort_by_key(|t| t.number);
-    let resumed = done.len();
-    let mut sampler = Sampler::new(&space, cfg.training.seed)?;
-    for t in &done {
-        sampler.tell(&t.params, -t.value)?;
-    }
-    // Trial 0 is the config as it stands (as Optuna's enqueue_trial), so
-    // the search reports against the default it started from.
-    let enqueued = if done.iter().any(|t| t.number == 0) {
-        None
-    } else {
-        Some(Params {
-            sequence_length: cfg.model.sequence_length,
-            hidden_size: cfg.model.hidden_size,
-            learning_rate: cfg.training.learning_rate,
-            dropout: cfg.model.dropout,
-        })
-    };
-    // (sampler, next trial number, the enqueued first point, trials running)
-    let state = Mutex::new((
-        sampler,
-        done.iter().map(|t| t.number + 1).max().unwrap_or(0),
-        enqueued,
-        0usize,
-    ));
-    let finished = Mutex::new(done);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| loop {
-                let next = {
-                    let n_done = finished.lock().expect("trials lock").len();
-                    let mut st = state.lock().expect("sampler lock");
-                    if n_done + st.3 >= n_trials
-                        || first_error.lock().expect("error lock").is_some()
-                    {
-                        None
-                    } else {
-                        let number = st.1;
-                        st.1 += 1;
-                        st.3 += 1;
-                        match st.2.take() {
-                            Some(p) => Some(Ok((number, p))),
-                            None => Some(st.0.ask(number).map(|p| (number, p))),
-                        }
-                    }
-                };
-                let (number, p) = match next {
-                    None => break,
-                    Some(Err(e)) => {
-                        first_error.lock().expect("error lock").get_or_insert(e);
-                        break;
-                    }
-                    Some(Ok(x)) => x,
-                };
-                let outcome = run_trial(cfg, number, p, dev, &finished, &space);
-                match outcome {
-                    Ok(t) => {
-                        let mut f = finished.lock().expect("trials lock");
-                        f.push(t.clone());
-                        f.sort_by_key(|t| t.number);
-                        let write = write_json(&file, &*f);
-                        let tell = {
-                            let mut st = state.lock().expect("sampler lock");
-                            st.3 -= 1;
-                            st.0.tell(&t.params, -t.value)
-                        };
-                        drop(f);
-                        if let Err(e) = write.and(tell) {
-                            first_error.lock().expect("error lock").get_or_insert(e);
-                            break;
-                        }
-                        report(&t);
-                    }
-                    Err(e) => {
-                        state.lock().expect("sampler lock").3 -= 1;
-                        first_error
-                            .lock()
-                            .expect("error lock")
-                            .get_or_insert(Error::Msg(format!(
-                                "trial {number} ({p:?}) failed: {e}"
-                            )));
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("error lock") {
-        return Err(e);
-    }
-    let trials = finished.into_inner().expect("trials lock");
-    let best = trials
-        .iter()
-        .filter(|t| t.state == State::Complete)
-        .max_by(|a, b| a.value.total_cmp(&b.value).then(b.number.cmp(&a.number)))
-        .cloned()
-        .ok_or_else(|| Error::Msg("no trial completed".into()))?;
-    let mut best_config = best_config(cfg, &best);
+    let obj = ClassifierSearch { cfg, space, dev };
+    let s = search(
+        &obj,
+        &pruning,
+        cfg.training.seed,
+        n_trials,
+        jobs,
+        out,
+        report,
+    )?;
+    let mut best_config = best_config(cfg, &s.best);
     // best.yaml lives in another folder: its data path must not be relative.
     if let Some(p) = best_config.data.path.as_mut() {
         if let Ok(abs) = std::fs::canonicalize(&*p) {
@@ -438,9 +228,9 @@ pub fn tune(
     Ok(TuneResult {
         best_config,
         best_path,
-        trials,
-        best,
-        resumed,
+        trials: s.trials,
+        best: s.best,
+        resumed: s.resumed,
     })
 }
 
@@ -457,13 +247,26 @@ mod tests {
             + 4.0 * (p.dropout - 0.2).powi(2)
     }
 
+    fn sampler(space: &TuneConfig, seed: u64) -> Sampler {
+        Sampler::new(&bounds(space), space.startup_trials, seed).unwrap()
+    }
+
+    fn ask(s: &mut Sampler, space: &TuneConfig, i: usize) -> Params {
+        let x = s.ask(i).unwrap();
+        decode([x[0], x[1], x[2], x[3]], space)
+    }
+
+    fn tell(s: &mut Sampler, p: &Params, v: f64) {
+        s.tell(&encode(p), v).unwrap();
+    }
+
     fn best_of(space: &TuneConfig, seed: u64, budget: usize) -> f64 {
-        let mut s = Sampler::new(space, seed).unwrap();
+        let mut s = sampler(space, seed);
         let mut best = f64::INFINITY;
         for i in 0..budget {
-            let p = s.ask(i).unwrap();
+            let p = ask(&mut s, space, i);
             let v = toy(&p);
-            s.tell(&p, v).unwrap();
+            tell(&mut s, &p, v);
             best = best.min(v);
         }
         best
@@ -492,27 +295,27 @@ mod tests {
     #[test]
     fn a_sampler_rebuilt_from_its_history_asks_what_the_first_would_have() {
         let space = TuneConfig::default();
-        let mut a = Sampler::new(&space, 7).unwrap();
+        let mut a = sampler(&space, 7);
         let mut history = Vec::new();
         for i in 0..30 {
-            let p = a.ask(i).unwrap();
-            a.tell(&p, toy(&p)).unwrap();
+            let p = ask(&mut a, &space, i);
+            tell(&mut a, &p, toy(&p));
             history.push(p);
         }
         // "Killed" after 12 trials (startup and TPE both covered), resumed.
         for cut in [3, 12] {
-            let mut b = Sampler::new(&space, 7).unwrap();
+            let mut b = sampler(&space, 7);
             for p in &history[..cut] {
-                b.tell(p, toy(p)).unwrap();
+                tell(&mut b, p, toy(p));
             }
             for (i, want) in history.iter().enumerate().skip(cut).take(5) {
-                let p = b.ask(i).unwrap();
+                let p = ask(&mut b, &space, i);
                 assert_eq!(
                     format!("{p:?}"),
                     format!("{want:?}"),
                     "trial {i} after {cut}"
                 );
-                b.tell(&p, toy(&p)).unwrap();
+                tell(&mut b, &p, toy(&p));
             }
         }
         let distinct: std::collections::HashSet<String> =
@@ -523,9 +326,9 @@ mod tests {
     #[test]
     fn points_stay_inside_the_space() {
         let space = TuneConfig::default();
-        let mut s = Sampler::new(&space, 3).unwrap();
+        let mut s = sampler(&space, 3);
         for i in 0..40 {
-            let p = s.ask(i).unwrap();
+            let p = ask(&mut s, &space, i);
             assert!(
                 (8..=64).contains(&p.sequence_length) && (16..=128).contains(&p.hidden_size),
                 "{p:?}"
@@ -534,24 +337,7 @@ mod tests {
                 (1e-4..=1e-2).contains(&p.learning_rate) && (0.0..=0.5).contains(&p.dropout),
                 "{p:?}"
             );
-            s.tell(&p, i as f64).unwrap();
+            tell(&mut s, &p, i as f64);
         }
-    }
-
-    #[test]
-    fn the_median_rule_prunes_only_trials_behind_after_the_warmup() {
-        let finished = vec![
-            vec![0.6, 0.65, 0.70, 0.72],
-            vec![0.6, 0.66, 0.69, 0.70],
-            vec![0.55, 0.60, 0.65, 0.71],
-        ];
-        // Median at epoch 4 of 0.72, 0.70, 0.71 is 0.71.
-        assert!(should_prune(&[0.5, 0.6, 0.65, 0.66], &finished, 3, 3));
-        assert!(!should_prune(&[0.5, 0.6, 0.65, 0.715], &finished, 3, 3));
-        // The best so far counts, not the last epoch.
-        assert!(!should_prune(&[0.5, 0.72, 0.65, 0.66], &finished, 3, 3));
-        // Not within the warm-up, nor with too few finished trials.
-        assert!(!should_prune(&[0.1, 0.1, 0.1], &finished, 3, 3));
-        assert!(!should_prune(&[0.5, 0.6, 0.65, 0.66], &finished[..2], 3, 3));
     }
 }

@@ -1,0 +1,358 @@
+//! The search loop behind `recur tune`, shared by both jobs: TPE as Optuna
+//! does it (the first trials at random, then per parameter a Parzen
+//! estimator of the good trials against the bad ones, from the `tpe`
+//! crate), the median pruning rule, and a trials file written atomically
+//! after every finished trial, which a later run reads and goes on from.
+//!
+//! What a job searches is an [`Objective`]: its parameters encoded as a
+//! point of a box (logs where log-scaled), the config it starts from, and
+//! one training run that reports its validation score after each epoch.
+//! Job A's lives in `tune`, Job B's in `tune_lvm`; this module knows
+//! neither.
+
+use rand10::{RngExt, SeedableRng};
+use recur_core::fsx::{read_json, write_json};
+use recur_core::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// TPE over a box of `bounds.len()` dimensions; minimises what it is told.
+pub struct Sampler {
+    bounds: Vec<(f64, f64)>,
+    optim: Vec<tpe::TpeOptimizer>,
+    startup: usize,
+    seed: u64,
+    told: usize,
+}
+
+impl Sampler {
+    /// A sampler over `bounds`, at random for the first `startup` points,
+    /// seeded with `seed`.
+    pub fn new(bounds: &[(f64, f64)], startup: usize, seed: u64) -> Result<Sampler> {
+        let optim = bounds
+            .iter()
+            .map(|&(lo, hi)| {
+                let hi = if hi > lo { hi } else { lo + 1e-9 };
+                tpe::range(lo, hi)
+                    .map(|r| tpe::TpeOptimizer::new(tpe::parzen_estimator(), r))
+                    .map_err(|e| Error::Msg(format!("tune range {lo}..{hi}: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Sampler {
+            bounds: bounds.to_vec(),
+            optim,
+            startup,
+            seed,
+            told: 0,
+        })
+    }
+
+    /// The point for trial `number`. Its random draws come from the seed
+    /// and the trial number alone, so a search resumed from its trials file
+    /// asks what the uninterrupted search would have asked (one job), and
+    /// never replays the first trials' draws.
+    pub fn ask(&mut self, number: usize) -> Result<Vec<f64>> {
+        let mut rng = rand10::rngs::StdRng::seed_from_u64(
+            self.seed ^ (number as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let mut v = vec![0.0; self.bounds.len()];
+        for (k, o) in self.optim.iter_mut().enumerate() {
+            let (lo, hi) = self.bounds[k];
+            v[k] = if self.told < self.startup {
+                rng.random_range(lo..=hi)
+            } else {
+                o.ask(&mut rng)
+                    .map_err(|e| Error::Msg(format!("TPE failed: {e}")))?
+            };
+        }
+        Ok(v)
+    }
+
+    /// Records a result (lower is better) for the point `x`.
+    pub fn tell(&mut self, x: &[f64], value: f64) -> Result<()> {
+        for (k, (o, &x)) in self.optim.iter_mut().zip(x).enumerate() {
+            let (lo, hi) = self.bounds[k];
+            o.tell(x.clamp(lo, hi), value)
+                .map_err(|e| Error::Msg(format!("TPE failed: {e}")))?;
+        }
+        self.told += 1;
+        Ok(())
+    }
+}
+
+/// The median rule: prune when, after `warmup` epochs and with at least
+/// `min_trials` finished trials, the best value so far is below the median
+/// of the finished trials' values at the same epoch.
+pub fn should_prune(
+    curve: &[f64],
+    finished: &[Vec<f64>],
+    warmup: usize,
+    min_trials: usize,
+) -> bool {
+    let e = curve.len();
+    if e <= warmup || finished.len() < min_trials {
+        return false;
+    }
+    let mut at: Vec<f64> = finished
+        .iter()
+        .filter_map(|c| c.get(e - 1).copied())
+        .collect();
+    if at.len() < min_trials {
+        return false;
+    }
+    at.sort_by(f64::total_cmp);
+    let m = at.len();
+    let median = if m % 2 == 1 {
+        at[m / 2]
+    } else {
+        (at[m / 2 - 1] + at[m / 2]) / 2.0
+    };
+    let best = curve.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    best < median
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Complete,
+    Pruned,
+}
+
+/// A finished trial with the parameters `P` of its job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trial<P> {
+    pub number: usize,
+    pub params: P,
+    pub state: State,
+    /// The validation score after each epoch.
+    pub curve: Vec<f64>,
+    /// The validation score of the kept weights.
+    pub value: f64,
+    pub best_epoch: usize,
+    pub seconds: f64,
+}
+
+/// The search's settings, from a job's `tune:` section.
+#[derive(Debug, Clone, Copy)]
+pub struct Pruning {
+    /// Trials sampled at random before TPE takes over.
+    pub startup_trials: usize,
+    /// Completed trials before the median rule prunes anything.
+    pub prune_after_trials: usize,
+    /// Epochs every trial runs before it can be pruned.
+    pub warmup_epochs: usize,
+}
+
+/// What one trial's training returns: the score of the weights it keeps
+/// and the epoch they are from.
+pub struct Outcome {
+    pub value: f64,
+    pub best_epoch: usize,
+}
+
+/// A job's search: its parameters, their box and one training run.
+pub trait Objective: Sync {
+    type Params: Clone + std::fmt::Debug + Serialize + DeserializeOwned + Send;
+    /// The box the parameters are searched in (logs where log-scaled).
+    fn bounds(&self) -> Vec<(f64, f64)>;
+    fn encode(&self, p: &Self::Params) -> Vec<f64>;
+    /// A point of the box as parameters, rounded and clamped to the ranges.
+    fn decode(&self, x: &[f64]) -> Self::Params;
+    /// The config's own parameters: trial 0, as Optuna's `enqueue_trial`,
+    /// so the search reports against the config it started from.
+    fn start(&self) -> Self::Params;
+    /// Trains with `p`, calling `epoch` with the validation score after
+    /// every epoch; training stops when it returns false.
+    fn run(&self, p: &Self::Params, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome>;
+}
+
+/// Every trial in `out/trials.json`, the best complete one, and how many
+/// were there before this run.
+pub struct Searched<P> {
+    pub trials: Vec<Trial<P>>,
+    pub best: Trial<P>,
+    pub resumed: usize,
+}
+
+fn run_trial<O: Objective>(
+    obj: &O,
+    number: usize,
+    p: O::Params,
+    finished: &Mutex<Vec<Trial<O::Params>>>,
+    pruning: &Pruning,
+) -> Result<Trial<O::Params>> {
+    let start = Instant::now();
+    let mut curve = Vec::new();
+    let mut pruned = false;
+    let r = obj.run(&p, &mut |score: f64| {
+        curve.push(score);
+        let done: Vec<Vec<f64>> = finished
+            .lock()
+            .expect("trials lock")
+            .iter()
+            .filter(|t| t.state == State::Complete)
+            .map(|t| t.curve.clone())
+            .collect();
+        pruned = should_prune(
+            &curve,
+            &done,
+            pruning.warmup_epochs,
+            pruning.prune_after_trials,
+        );
+        !pruned
+    })?;
+    Ok(Trial {
+        number,
+        params: p,
+        state: if pruned {
+            State::Pruned
+        } else {
+            State::Complete
+        },
+        curve,
+        value: r.value,
+        best_epoch: r.best_epoch,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs the search until `out/trials.json` holds `n_trials` trials, `jobs`
+/// at a time, maximising the objective's score; `report` is called with
+/// each finished trial.
+pub fn search<O: Objective>(
+    obj: &O,
+    pruning: &Pruning,
+    seed: u64,
+    n_trials: usize,
+    jobs: usize,
+    out: &Path,
+    report: &(dyn Fn(&Trial<O::Params>) + Sync),
+) -> Result<Searched<O::Params>> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let file = out.join("trials.json");
+    let mut done: Vec<Trial<O::Params>> = if file.exists() {
+        read_json(&file)?
+    } else {
+        Vec::new()
+    };
+    done.sort_by_key(|t| t.number);
+    let resumed = done.len();
+    let mut sampler = Sampler::new(&obj.bounds(), pruning.startup_trials, seed)?;
+    for t in &done {
+        sampler.tell(&obj.encode(&t.params), -t.value)?;
+    }
+    let enqueued = if done.iter().any(|t| t.number == 0) {
+        None
+    } else {
+        Some(obj.start())
+    };
+    // (sampler, next trial number, the enqueued first point, trials running)
+    let state = Mutex::new((
+        sampler,
+        done.iter().map(|t| t.number + 1).max().unwrap_or(0),
+        enqueued,
+        0usize,
+    ));
+    let finished = Mutex::new(done);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let next = {
+                    let n_done = finished.lock().expect("trials lock").len();
+                    let mut st = state.lock().expect("sampler lock");
+                    if n_done + st.3 >= n_trials
+                        || first_error.lock().expect("error lock").is_some()
+                    {
+                        None
+                    } else {
+                        let number = st.1;
+                        st.1 += 1;
+                        st.3 += 1;
+                        match st.2.take() {
+                            Some(p) => Some(Ok((number, p))),
+                            None => Some(st.0.ask(number).map(|x| (number, obj.decode(&x)))),
+                        }
+                    }
+                };
+                let (number, p) = match next {
+                    None => break,
+                    Some(Err(e)) => {
+                        first_error.lock().expect("error lock").get_or_insert(e);
+                        break;
+                    }
+                    Some(Ok(x)) => x,
+                };
+                match run_trial(obj, number, p.clone(), &finished, pruning) {
+                    Ok(t) => {
+                        let mut f = finished.lock().expect("trials lock");
+                        f.push(t.clone());
+                        f.sort_by_key(|t| t.number);
+                        let write = write_json(&file, &*f);
+                        let tell = {
+                            let mut st = state.lock().expect("sampler lock");
+                            st.3 -= 1;
+                            st.0.tell(&obj.encode(&t.params), -t.value)
+                        };
+                        drop(f);
+                        if let Err(e) = write.and(tell) {
+                            first_error.lock().expect("error lock").get_or_insert(e);
+                            break;
+                        }
+                        report(&t);
+                    }
+                    Err(e) => {
+                        state.lock().expect("sampler lock").3 -= 1;
+                        first_error
+                            .lock()
+                            .expect("error lock")
+                            .get_or_insert(Error::Msg(format!(
+                                "trial {number} ({p:?}) failed: {e}"
+                            )));
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("error lock") {
+        return Err(e);
+    }
+    let trials = finished.into_inner().expect("trials lock");
+    let best = trials
+        .iter()
+        .filter(|t| t.state == State::Complete)
+        .max_by(|a, b| a.value.total_cmp(&b.value).then(b.number.cmp(&a.number)))
+        .cloned()
+        .ok_or_else(|| Error::Msg("no trial completed".into()))?;
+    Ok(Searched {
+        trials,
+        best,
+        resumed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_rule_prunes_only_trials_behind_after_the_warmup() {
+        let finished = vec![
+            vec![0.6, 0.65, 0.70, 0.72],
+            vec![0.6, 0.66, 0.69, 0.70],
+            vec![0.55, 0.60, 0.65, 0.71],
+        ];
+        // Median at epoch 4 of 0.72, 0.70, 0.71 is 0.71.
+        assert!(should_prune(&[0.5, 0.6, 0.65, 0.66], &finished, 3, 3));
+        assert!(!should_prune(&[0.5, 0.6, 0.65, 0.715], &finished, 3, 3));
+        // The best so far counts, not the last epoch.
+        assert!(!should_prune(&[0.5, 0.72, 0.65, 0.66], &finished, 3, 3));
+        // Not within the warm-up, nor with too few finished trials.
+        assert!(!should_prune(&[0.1, 0.1, 0.1], &finished, 3, 3));
+        assert!(!should_prune(&[0.5, 0.6, 0.65, 0.66], &finished[..2], 3, 3));
+    }
+}
