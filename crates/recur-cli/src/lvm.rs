@@ -1,5 +1,6 @@
-//! `recur lvm train|eval|predict`: argument handling and tables for Job B;
-//! the work is in recur_train::lvm and recur_deploy::lvm_eval.
+//! `recur lvm train|eval|predict` and `recur tune` on an LVM config:
+//! argument handling and tables for Job B; the work is in recur_train's
+//! lvm and tune_lvm and recur_deploy::lvm_eval.
 
 use crate::LvmCmd;
 use anyhow::Result;
@@ -10,6 +11,36 @@ use recur_deploy::lvm_eval::{self, LvmReport};
 use recur_deploy::model_dir;
 use recur_train::lvm;
 use std::path::Path;
+
+/// `recur tune --config LVM.yaml`: the search, a line per finished trial
+/// on stderr, the table and the best config on stdout.
+pub fn tune(
+    config: &Path,
+    trials: usize,
+    jobs: usize,
+    out: &Path,
+    dev: &Device,
+    progress: bool,
+) -> Result<()> {
+    use recur_train::tune_lvm::{tune_lvm, LvmTrial, LVM_TRIAL_HEADER};
+    let cfg = LvmConfig::from_file(config)?;
+    // The header above the first finished trial, after the data's notes.
+    let header = std::sync::Once::new();
+    let each = |t: &LvmTrial| {
+        if progress {
+            header.call_once(|| eprintln!("{LVM_TRIAL_HEADER}"));
+            eprintln!("{t}");
+        }
+    };
+    let notes = crate::bars::reporter(progress);
+    let r = tune_lvm(&cfg, trials, jobs, out, dev, notes, &each)?;
+    if r.resumed > 0 {
+        let from = out.join("trials.json");
+        println!("resumed from {} trials in {}", r.resumed, from.display());
+    }
+    print!("{r}");
+    Ok(())
+}
 
 pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
     match cmd {

@@ -84,12 +84,17 @@ enum Command {
         #[arg(long)]
         report_html: Option<PathBuf>,
     },
-    /// Hyperparameter search (sequence length, hidden size, learning rate,
-    /// dropout; ranges in the config's `tune:` section) with TPE, pruning
-    /// trials behind the median; trial 0 is the config as it stands. Every
-    /// finished trial goes to DIR/trials.json, which a second run resumes
-    /// from; the best config is written to DIR/best.yaml for `recur train`.
+    /// Hyperparameter search with TPE, pruning trials behind the median;
+    /// trial 0 is the config as it stands. A classifier config searches
+    /// sequence length, hidden size, learning rate and dropout by
+    /// validation ROC AUC; an LVM config (one with `data.train`) searches
+    /// learning rate, weight decay and dropout (and d_model, num_layers
+    /// where given) by validation cosine on the held-out articles. Ranges
+    /// are in the config's `tune:` section. Every finished trial goes to
+    /// DIR/trials.json, which a second run resumes from; the best config is
+    /// written to DIR/best.yaml for `recur train` / `recur lvm train`.
     Tune {
+        /// A classifier or an LVM YAML config.
         #[arg(long)]
         config: PathBuf,
         /// Trials in all (a resumed run counts those already done).
@@ -534,8 +539,11 @@ fn run(cli: Cli) -> Result<()> {
             jobs,
         } => {
             use recur_train::tune::{tune, Trial, TRIAL_HEADER};
-            let cfg = Config::from_file(&config)?;
             let progress = !cli.quiet;
+            if recur_core::config_file::is_lvm_config(&config)? {
+                return lvm::tune(&config, trials, jobs, &out, &dev, progress);
+            }
+            let cfg = Config::from_file(&config)?;
             if progress {
                 eprintln!("{TRIAL_HEADER}");
             }

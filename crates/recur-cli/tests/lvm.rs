@@ -407,3 +407,137 @@ fn gru_amn_and_transformer_train_and_beat_the_baselines() {
         }
     }
 }
+
+fn trials_of(out: &Path) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+/// `recur tune` on an LVM config: trial 0 is the config as given, every
+/// trial stays in its ranges and is scored by validation cosine, a second
+/// run resumes, and best.yaml trains to the figure its trial reported.
+#[test]
+fn tune_searches_an_lvm_config_resumes_and_its_best_trains_to_its_figure() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, _, cfg) = data(d.path());
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz, ood: ood.npz, val_fraction: 0.2, context: 5}\n\
+         model: {type: mlp, d_model: 32, num_layers: 1}\n\
+         training: {learning_rate: 0.003, weight_decay: 0.02, batch_size: 16, epochs: 3, seed: 7}\n\
+         tune: {learning_rate: [0.001, 0.03], weight_decay: [0.001, 0.1], d_model: [16, 64], \
+         startup_trials: 2, prune_after_trials: 2, warmup_epochs: 1}\n",
+    )
+    .unwrap();
+    let out = d.path().join("tune");
+    let o = out.to_str().unwrap();
+    let c = cfg.to_str().unwrap();
+    let text = ok(&recur(&[
+        "tune", "--config", c, "--trials", "3", "--out", o,
+    ]));
+    let first = trials_of(&out);
+    let numbers: Vec<u64> = first
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![0, 1, 2]);
+    let p0 = &first[0]["params"];
+    assert_eq!(
+        (
+            p0["learning_rate"].as_f64(),
+            p0["weight_decay"].as_f64(),
+            p0["d_model"].as_u64()
+        ),
+        (Some(0.003), Some(0.02), Some(32)),
+        "trial 0 is not the config as given: {p0}"
+    );
+    for t in &first {
+        let p = &t["params"];
+        let lr = p["learning_rate"].as_f64().unwrap();
+        let wd = p["weight_decay"].as_f64().unwrap();
+        let dm = p["d_model"].as_u64().unwrap();
+        assert!(
+            (0.001..=0.03).contains(&lr) && (0.001..=0.1).contains(&wd),
+            "{t}"
+        );
+        assert!((16..=64).contains(&dm) && p["num_layers"] == 1, "{t}");
+        // The value is the kept (best) epoch's validation cosine.
+        let curve: Vec<f64> = t["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let best = curve.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(t["value"].as_f64().unwrap(), best, "{t}");
+    }
+    assert!(
+        text.contains("best: trial") && text.contains("over the context mean"),
+        "{text}"
+    );
+    // The search beats the context mean on this data (a rotation).
+    let best: &serde_json::Value = first
+        .iter()
+        .max_by(|a, b| {
+            a["value"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["value"].as_f64().unwrap())
+        })
+        .unwrap();
+    // Resumed: the finished trials are kept as they were.
+    let text = ok(&recur(&[
+        "tune", "--config", c, "--trials", "4", "--out", o,
+    ]));
+    assert!(text.contains("resumed from 3 trials"), "{text}");
+    let after = trials_of(&out);
+    assert_eq!(after.len(), 4);
+    assert_eq!(
+        &after[..3],
+        &first[..],
+        "a finished trial was lost or changed"
+    );
+    let best_after = after
+        .iter()
+        .max_by(|a, b| {
+            a["value"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["value"].as_f64().unwrap())
+        })
+        .unwrap()
+        .clone();
+    assert!(best_after["value"].as_f64() >= best["value"].as_f64());
+    // best.yaml trains, from another folder, to the best trial's figure:
+    // the same split, seed and recipe.
+    let m = d.path().join("best-model");
+    ok(&recur(&[
+        "lvm",
+        "train",
+        "--config",
+        out.join("best.yaml").to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(m.join("report.json")).unwrap()).unwrap();
+    let got = report["val"]["cosine_mean"].as_f64().unwrap();
+    let want = best_after["value"].as_f64().unwrap();
+    assert!(
+        (got - want).abs() < 1e-6,
+        "best.yaml trained to {got}, its trial said {want}"
+    );
+    beats_baselines(&report, "val", "tuned mlp");
+    // A width range the average start cannot take is refused by name.
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz}\nmodel: {type: lstm, d_model: 16, init: average}\n\
+         tune: {d_model: [16, 64]}\n",
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "tune", "--config", c, "--trials", "2", "--out", o,
+    ]));
+    assert!(e.contains("tune.d_model") && e.contains("average"), "{e}");
+}

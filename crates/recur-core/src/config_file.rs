@@ -36,6 +36,19 @@ pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String
     Ok((cfg, text))
 }
 
+/// Which job a config file is for: Job B's LVM configs name their
+/// training windows (`data.train`), Job A's configs a table (`data.path`).
+/// Commands that take either (`recur tune`) dispatch on it; a file that is
+/// not YAML reads as Job A's, whose parser then says what is wrong.
+pub fn is_lvm_config(path: &Path) -> Result<bool> {
+    let text = crate::fsx::read_text(path)?;
+    let v: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&text) {
+        Ok(v) => v,
+        Err(_) => return Ok(false),
+    };
+    Ok(v.get("data").and_then(|d| d.get("train")).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,110 @@ pub struct LvmConfig {
     pub data: LvmDataConfig,
     pub model: LvmModelConfig,
     pub training: LvmTrainingConfig,
+    /// The search of `recur tune`; its defaults when left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<LvmTuneConfig>,
+}
+
+/// The search of `recur tune` over an LVM config: learning rate and weight
+/// decay on a log scale and dropout always; the width (log scale) and the
+/// number of layers only when a range is given, since the `average` start
+/// fixes the width of the recurrent kinds and the transformer. The
+/// objective is the validation cosine on the held-out articles.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LvmTuneConfig {
+    pub learning_rate: [f64; 2],
+    pub weight_decay: [f64; 2],
+    pub dropout: [f64; 2],
+    pub d_model: Option<[usize; 2]>,
+    pub num_layers: Option<[usize; 2]>,
+    /// Trials sampled at random before TPE takes over (Optuna's default 10).
+    pub startup_trials: usize,
+    /// Completed trials before the median rule prunes anything.
+    pub prune_after_trials: usize,
+    /// Epochs every trial runs before it can be pruned.
+    pub warmup_epochs: usize,
+}
+
+impl Default for LvmTuneConfig {
+    fn default() -> Self {
+        LvmTuneConfig {
+            learning_rate: [1e-5, 1e-3],
+            weight_decay: [1e-3, 0.3],
+            dropout: [0.0, 0.5],
+            d_model: None,
+            num_layers: None,
+            startup_trials: 10,
+            prune_after_trials: 4,
+            warmup_epochs: 1,
+        }
+    }
+}
+
+impl LvmTuneConfig {
+    /// Every range low <= high and every sampled value one `recur lvm
+    /// train` accepts with `model`.
+    fn validate(&self, model: &LvmModelConfig, origin: &str) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: tune.{key}"), msg));
+        for (key, [a, b]) in [
+            ("learning_rate", self.learning_rate),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if !(a > 0.0 && a <= b && b.is_finite()) {
+                return bad(
+                    key,
+                    format!("[{a}, {b}]: need 0 < low <= high (sampled on a log scale)"),
+                );
+            }
+        }
+        let [a, b] = self.dropout;
+        if !(0.0..1.0).contains(&a) || !(0.0..1.0).contains(&b) || a > b {
+            return bad(
+                "dropout",
+                format!("[{a}, {b}]: need 0 <= low <= high < 1, as model.dropout"),
+            );
+        }
+        if let Some([a, b]) = self.d_model {
+            if a == 0 || a > b || b > 8192 {
+                return bad(
+                    "d_model",
+                    format!("[{a}, {b}]: need 1 <= low <= high <= 8192"),
+                );
+            }
+            let fixed = !matches!(model.kind, LvmKind::Amn | LvmKind::Mlp);
+            if model.init == "average" && fixed {
+                return bad(
+                    "d_model",
+                    format!(
+                        "the `average` start fixes a {}'s d_model at the vector dimension; leave tune.d_model out or use model.init: pytorch",
+                        model.kind
+                    ),
+                );
+            }
+            if model.kind == LvmKind::Transformer
+                && model.heads > 0
+                && b / model.heads * model.heads < a
+            {
+                return bad(
+                    "d_model",
+                    format!(
+                        "[{a}, {b}] holds no multiple of model.heads ({})",
+                        model.heads
+                    ),
+                );
+            }
+        }
+        if let Some([a, b]) = self.num_layers {
+            if a == 0 || a > b || b > 64 {
+                return bad(
+                    "num_layers",
+                    format!("[{a}, {b}]: need 1 <= low <= high <= 64"),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,6 +408,9 @@ impl LvmConfig {
                 "training.plateau_factor",
                 format!("{} must be in (0, 1)", t.plateau_factor),
             );
+        }
+        if let Some(tune) = &self.tune {
+            tune.validate(m, origin)?;
         }
         Ok(())
     }

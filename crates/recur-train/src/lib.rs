@@ -13,6 +13,7 @@ pub mod report_html;
 pub mod search;
 pub mod trainer;
 pub mod tune;
+pub mod tune_lvm;
 
 pub use pipeline::{train_table_to_dir, train_to_dir};
 pub use trainer::{fit, FitOptions, FitResult};

@@ -47,6 +47,20 @@ pub fn fit(
     dev: &Device,
     progress: &dyn Progress,
 ) -> Result<LvmFit> {
+    fit_watched(cfg, train, val, dev, progress, &mut |_| true)
+}
+
+/// As [`fit`], calling `watch` after every epoch with its record; training
+/// stops after an epoch for which it returns false (`recur tune` prunes
+/// with it), keeping the best weights so far.
+pub fn fit_watched(
+    cfg: &LvmConfig,
+    train: &VectorWindows,
+    val: &VectorWindows,
+    dev: &Device,
+    progress: &dyn Progress,
+    watch: &mut dyn FnMut(&LvmEpoch) -> bool,
+) -> Result<LvmFit> {
     let (m, t) = (&cfg.model, &cfg.training);
     let mut arch = LvmArch::new(m.kind, train.dim, m.d_model, m.num_layers, cfg.data.context);
     arch.heads = m.heads;
@@ -121,6 +135,7 @@ pub fn fit(
             "epoch {epoch}/{}: loss {:.5}, val cosine {:.4}, val mse {:.6}, lr {:.2e} ({:.1} s)",
             t.epochs, rec.train_loss, rec.val_cosine, rec.val_mse, rec.lr, rec.seconds
         ));
+        let go_on = watch(&rec);
         history.push(rec);
         if vs.cosine_mean > best_cos {
             best_cos = vs.cosine_mean;
@@ -139,6 +154,9 @@ pub fn fit(
                 }
             }
         }
+        if !go_on {
+            break;
+        }
     }
     Ok(LvmFit {
         model,
@@ -148,37 +166,19 @@ pub fn fit(
     })
 }
 
-/// What [`train_to_dir`] made: the report written to `report.json`, and
-/// which epoch of how many the saved weights are from.
-pub struct Trained {
-    pub report: LvmReport,
-    pub best_epoch: usize,
-    pub epochs: usize,
+/// The data of an LVM config: the training and validation windows (split
+/// by article unless `data.val` is given), the OOD windows when named, and
+/// which articles were held out.
+pub struct LvmData {
+    pub train: VectorWindows,
+    pub val: VectorWindows,
+    pub ood: Option<VectorWindows>,
+    pub held: Option<HeldOut>,
 }
 
-/// Trains the LVM of `cfg` into the model directory `out`: the data read
-/// and split by article (unless `data.val` is given; the held-out
-/// articles go into `split.json` with the file's SHA-256), the fit, the
-/// best weights restored and scored against both baselines in and out of
-/// distribution, and the directory written as a unit.
-///
-/// ```no_run
-/// # fn main() -> recur_core::Result<()> {
-/// use recur_core::lvm_config::LvmConfig;
-/// let cfg = LvmConfig::from_file("configs/lvm-text.yaml".as_ref())?;
-/// let dev = candle_core::Device::Cpu;
-/// let t = recur_train::lvm::train_to_dir(&cfg, "runs/lvm".as_ref(), &dev, &recur_core::progress::SILENT)?;
-/// println!("val cosine {:.4}", t.report.scores.val.cosine_mean);
-/// # Ok(())
-/// # }
-/// ```
-pub fn train_to_dir(
-    cfg: &LvmConfig,
-    out: &Path,
-    dev: &Device,
-    progress: &dyn Progress,
-) -> Result<Trained> {
-    recur_deploy::model_dir::check_out_dir(out)?;
+/// Reads and splits the data of `cfg` as [`train_to_dir`] does, checking
+/// that every file has the same vector width.
+pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
     let c = cfg.data.context;
     let all = recur_deploy::lvm_eval::read_windows_min(
         &cfg.data.train,
@@ -229,6 +229,18 @@ pub fn train_to_dir(
             train.dim, val.dim
         )));
     }
+    Ok(LvmData {
+        train,
+        val,
+        ood,
+        held,
+    })
+}
+
+/// Tells `progress` what is trained on: the kind, the window counts and
+/// the vectors' width.
+fn describe(cfg: &LvmConfig, train: &VectorWindows, val: &VectorWindows, progress: &dyn Progress) {
+    let c = cfg.data.context;
     let short = (0..train.len()).filter(|&i| !train.is_full(i)).count();
     progress.note(&format!(
         "training {} LVM: {} train{} / {} validation windows, dimension {}, context {c}",
@@ -242,6 +254,46 @@ pub fn train_to_dir(
         val.len(),
         train.dim
     ));
+}
+
+/// What [`train_to_dir`] made: the report written to `report.json`, and
+/// which epoch of how many the saved weights are from.
+pub struct Trained {
+    pub report: LvmReport,
+    pub best_epoch: usize,
+    pub epochs: usize,
+}
+
+/// Trains the LVM of `cfg` into the model directory `out`: the data read
+/// and split by article (unless `data.val` is given; the held-out
+/// articles go into `split.json` with the file's SHA-256), the fit, the
+/// best weights restored and scored against both baselines in and out of
+/// distribution, and the directory written as a unit.
+///
+/// ```no_run
+/// # fn main() -> recur_core::Result<()> {
+/// use recur_core::lvm_config::LvmConfig;
+/// let cfg = LvmConfig::from_file("configs/lvm-text.yaml".as_ref())?;
+/// let dev = candle_core::Device::Cpu;
+/// let t = recur_train::lvm::train_to_dir(&cfg, "runs/lvm".as_ref(), &dev, &recur_core::progress::SILENT)?;
+/// println!("val cosine {:.4}", t.report.scores.val.cosine_mean);
+/// # Ok(())
+/// # }
+/// ```
+pub fn train_to_dir(
+    cfg: &LvmConfig,
+    out: &Path,
+    dev: &Device,
+    progress: &dyn Progress,
+) -> Result<Trained> {
+    recur_deploy::model_dir::check_out_dir(out)?;
+    let LvmData {
+        train,
+        val,
+        ood,
+        held,
+    } = load_data(cfg, progress)?;
+    describe(cfg, &train, &val, progress);
     let fit = fit(cfg, &train, &val, dev, progress)?;
     fit.model.restore(&fit.best)?;
     let mut report = recur_deploy::lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
