@@ -276,6 +276,12 @@ pub struct LvmTrainingConfig {
     pub schedule: String,
     pub plateau_factor: f64,
     pub plateau_patience: usize,
+    /// Weight of an extra InfoNCE term against in-batch negatives (each
+    /// prediction scored against every target of its batch, its own the
+    /// right answer), added to `loss`; 0 (the default) leaves it out.
+    pub infonce_weight: f64,
+    /// The InfoNCE term's temperature.
+    pub infonce_temperature: f64,
     pub seed: u64,
 }
 
@@ -291,6 +297,8 @@ impl Default for LvmTrainingConfig {
             schedule: "cosine".into(),
             plateau_factor: 0.5,
             plateau_patience: 3,
+            infonce_weight: 0.0,
+            infonce_temperature: 0.07,
             seed: 42,
         }
     }
@@ -407,6 +415,18 @@ impl LvmConfig {
             return bad(
                 "training.plateau_factor",
                 format!("{} must be in (0, 1)", t.plateau_factor),
+            );
+        }
+        if !(t.infonce_weight.is_finite() && t.infonce_weight >= 0.0) {
+            return bad(
+                "training.infonce_weight",
+                format!("{} must be 0 (off) or above", t.infonce_weight),
+            );
+        }
+        if !(0.01..=10.0).contains(&t.infonce_temperature) {
+            return bad(
+                "training.infonce_temperature",
+                format!("{} must be in [0.01, 10]", t.infonce_temperature),
             );
         }
         if let Some(tune) = &self.tune {

@@ -9,7 +9,7 @@
 
 use crate::optim::Adam;
 use candle_core::{Device, Result as CResult, Tensor};
-use recur_core::lvm_config::LvmConfig;
+use recur_core::lvm_config::{LvmConfig, LvmTrainingConfig};
 use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
@@ -28,15 +28,47 @@ pub struct LvmFit {
     pub history: Vec<LvmEpoch>,
 }
 
-fn loss_of(kind: &str, y: &Tensor, t: &Tensor) -> CResult<Tensor> {
-    if kind == "cosine" {
+/// Rows scaled to unit length.
+fn unit(x: &Tensor) -> CResult<Tensor> {
+    x.broadcast_div(&x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?)
+}
+
+/// The training loss of a batch: `training.loss` plus, when its weight is
+/// above 0, the InfoNCE term.
+fn loss_of(t: &LvmTrainingConfig, y: &Tensor, target: &Tensor) -> CResult<Tensor> {
+    let base = if t.loss == "cosine" {
         // y is unit length; 1 - mean cos(y, t).
-        let tn = t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let cos = (y * t)?.sum_keepdim(1)?.div(&tn)?;
-        cos.mean_all()?.affine(-1.0, 1.0)
+        let tn = target
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
+        let cos = (y * target)?.sum_keepdim(1)?.div(&tn)?;
+        cos.mean_all()?.affine(-1.0, 1.0)?
     } else {
-        (y - t)?.sqr()?.mean_all()
+        (y - target)?.sqr()?.mean_all()?
+    };
+    if t.infonce_weight > 0.0 {
+        let nce = info_nce(y, target, t.infonce_temperature)?;
+        base + nce.affine(t.infonce_weight, 0.0)?
+    } else {
+        Ok(base)
     }
+}
+
+/// InfoNCE with in-batch negatives: the mean over rows of the cross-entropy
+/// of softmax(cos(y_i, t_j) / tau) over the batch's targets j, the right
+/// answer j = i. It rewards a prediction for being closer to its own next
+/// vector than to the other windows' next vectors, which plain cosine or
+/// MSE do not ask for.
+fn info_nce(y: &Tensor, target: &Tensor, tau: f64) -> CResult<Tensor> {
+    let (yn, tn) = (unit(y)?, unit(target)?);
+    let logits = (yn.matmul(&tn.t()?)? / tau)?;
+    // log-sum-exp by rows, shifted by the (constant) row maximum.
+    let m = logits.max_keepdim(1)?.detach();
+    let lse = (logits.broadcast_sub(&m)?.exp()?.sum_keepdim(1)?.log()? + m)?;
+    let pos = ((yn * tn)?.sum_keepdim(1)? / tau)?;
+    (lse - pos)?.mean_all()
 }
 
 /// Trains the configured model on `train`, choosing the best epoch on `val`.
@@ -100,7 +132,7 @@ pub fn fit_watched(
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         for chunk in order.chunks(t.batch_size) {
             let (x, y) = batch(train, chunk, dev)?;
-            let loss = loss_of(&t.loss, &model.forward(&x, Some(&mut dropout_rng))?, &y)?;
+            let loss = loss_of(t, &model.forward(&x, Some(&mut dropout_rng))?, &y)?;
             let lv = loss.to_scalar::<f32>()? as f64;
             if !lv.is_finite() {
                 return Err(Error::Msg(format!(
@@ -272,7 +304,7 @@ pub struct Trained {
 ///
 /// ```no_run
 /// # fn main() -> recur_core::Result<()> {
-/// use recur_core::lvm_config::LvmConfig;
+/// use recur_core::lvm_config::{LvmConfig, LvmTrainingConfig};
 /// let cfg = LvmConfig::from_file("configs/lvm-text.yaml".as_ref())?;
 /// let dev = candle_core::Device::Cpu;
 /// let t = recur_train::lvm::train_to_dir(&cfg, "runs/lvm".as_ref(), &dev, &recur_core::progress::SILENT)?;
@@ -312,4 +344,50 @@ pub fn train_to_dir(
         best_epoch: fit.best_epoch,
         epochs: fit.history.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_nce_is_the_cross_entropy_of_each_row_against_its_batch() {
+        let dev = Device::Cpu;
+        // Three unit predictions, three targets (not unit: the term
+        // normalises them), tau 0.5.
+        let y = [[1.0f32, 0.0], [0.6, 0.8], [0.0, 1.0]];
+        let t = [[2.0f32, 0.0], [0.0, 3.0], [1.0, 1.0]];
+        let tau = 0.5;
+        let unit = |v: [f32; 2]| {
+            let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            [v[0] / n, v[1] / n]
+        };
+        let mut want = 0.0f64;
+        for (i, yi) in y.iter().enumerate() {
+            let logit = |j: usize| {
+                let (a, b) = (unit(*yi), unit(t[j]));
+                ((a[0] * b[0] + a[1] * b[1]) as f64) / tau
+            };
+            let lse = (0..3).map(|j| logit(j).exp()).sum::<f64>().ln();
+            want += (lse - logit(i)) / 3.0;
+        }
+        let yt = Tensor::new(&y, &dev).unwrap();
+        let tt = Tensor::new(&t, &dev).unwrap();
+        let got = info_nce(&yt, &tt, tau).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        // With the weight at 0 the loss is the cosine loss alone; above 0
+        // the term is added with its weight.
+        let mut cfg = LvmTrainingConfig {
+            loss: "cosine".into(),
+            ..Default::default()
+        };
+        let plain = loss_of(&cfg, &yt, &tt).unwrap().to_scalar::<f32>().unwrap() as f64;
+        cfg.infonce_weight = 0.25;
+        cfg.infonce_temperature = tau;
+        let with = loss_of(&cfg, &yt, &tt).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!(
+            (with - plain - 0.25 * want).abs() < 1e-5,
+            "{with} vs {plain} + 0.25 * {want}"
+        );
+    }
 }
