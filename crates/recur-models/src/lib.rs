@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod classifier;
 pub mod init;
 pub mod lstm;
+pub mod lstm_fcn;
 pub mod lvm;
 pub mod mlp;
 pub mod params;
