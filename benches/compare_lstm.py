@@ -1,37 +1,61 @@
-"""Run `recur bench lstm` and the PyTorch reference (benches/torch_lstm_bench.py)
-side by side and print recur/PyTorch ratio tables.
+"""Run `recur bench lstm`, the PyTorch reference (benches/torch_lstm_bench.py)
+and the same models on ONNX Runtime (benches/ort_lstm_bench.py) side by side,
+and print PyTorch, ORT and recur with the recur/PyTorch and recur/ORT ratios.
 
-For every workload, every thread count and every round, both implementations
-run as separate subprocesses (fresh process each, so peak RSS is per run):
+For every workload, every thread count and every round, each implementation
+runs as a separate subprocess (fresh process each, so peak RSS is per run):
 
     RECUR --threads N bench lstm --workload W --json TMP --min-seconds S
     PYTHON benches/torch_lstm_bench.py --workload W --threads N --json TMP --min-seconds S
+    PYTHON benches/ort_lstm_bench.py   --workload W --threads N --json TMP --min-seconds S
 
-In even rounds (0, 2, ...) recur goes first, in odd rounds PyTorch goes first,
-so that slow drift of the machine (thermal, other load) does not favour one
-side. Each metric is reduced to its median over rounds; the derived metric
-"training RSS growth" (peak_rss_mb - rss_before_train_mb) is computed per run
-and then reduced to its median.
+The ORT runner builds the PyTorch script's model with the same seed (same
+weights, same inputs), exports it with torch.onnx.export (opset 17, dynamic
+batch; nn.LSTM / nn.GRU become ONNX LSTM / GRU nodes), runs it on
+onnxruntime with intra_op_num_threads = N, inter_op_num_threads = 1 and all
+graph optimisations, checks once that its outputs match PyTorch's within
+1e-4, and measures inference throughput and batch-1 latency with the same
+protocol. ONNX Runtime is inference-only here: its training figures
+(train seq/s, peak RSS of training, RSS growth) are "-" in the tables and
+null in the JSON.
 
-Ratios are always recur / PyTorch. For throughput (seq/s) higher is better;
-for latency (ms) and memory (MB) lower is better. Targets:
+The order rotates per round: round r starts with implementation r mod 3 of
+(recur, PyTorch, ORT), then the next ones in that cycle (recur, PyTorch,
+ORT; PyTorch, ORT, recur; ORT, recur, PyTorch; ...), so that slow drift of
+the machine (thermal, other load) does not favour one side. With --no-ort
+the two remaining alternate as before (recur first in even rounds). Each
+metric is reduced to its median over rounds; the derived metric "training
+RSS growth" (peak_rss_mb - rss_before_train_mb) is computed per run and
+then reduced to its median.
+
+The output starts with the CPU model (lscpu "Model name", else
+/proc/cpuinfo) and the thread counts; then one table per thread count and
+workload, with columns PyTorch, ORT, recur, recur/PyTorch, recur/ORT.
+
+Ratios are always recur / other. For throughput (seq/s) higher is better;
+for latency (ms) and memory (MB) lower is better. Targets (on recur/PyTorch):
 
     w1      train seq/s  >= 1.5     w1 infer seq/s >= 1.2    w1 peak RSS <= 1.0
     w2      train seq/s  >= 1.5     w2 b1 p50 ms   <= 0.25
     w2-gru  train seq/s  >= 1.5
 
-All raw runs, the medians and the ratios are written to --out as JSON.
-No network is used.
+All raw runs (ORT's included), the medians and the ratios are written to
+--out as JSON. No network is used.
 
-Usage (from the repo root, after `cargo build --release`)::
+Usage (from the repo root, after `cargo build --release`; the venv needs
+torch, numpy, onnxruntime, onnx and onnxscript, or pass --no-ort)::
 
     .venv-ref/bin/python benches/compare_lstm.py
     .venv-ref/bin/python benches/compare_lstm.py --workloads w2 --threads 1 --rounds 5
+    .venv-ref/bin/python benches/compare_lstm.py --no-ort
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_SCRIPT = os.path.join(ROOT, "benches", "torch_lstm_bench.py")
+ORT_SCRIPT = os.path.join(ROOT, "benches", "ort_lstm_bench.py")
+sys.path.insert(0, os.path.join(ROOT, "benches"))
+from bench_env import cpu_model, ort_available  # noqa: E402
 
 # (key, label, higher_is_better)
 METRICS = [
@@ -51,7 +75,14 @@ TARGETS = {
     ("w2", "lat_b1_p50_ms"): ("<=", 0.25),
     ("w2-gru", "train_seq_per_s"): (">=", 1.5),
 }
-IMPLS = ("recur", "pytorch")
+IMPLS = ("recur", "pytorch", "ort")
+LABELS = {"recur": "recur", "pytorch": "PyTorch", "ort": "ORT"}
+
+
+def rotation(impls, rnd):
+    """The order of round `rnd`: `impls` rotated left by rnd mod len(impls)."""
+    k = rnd % len(impls)
+    return tuple(impls[k:]) + tuple(impls[:k])
 
 
 def run_one(impl, cmd_prefix, workload, threads, min_seconds, tmpdir):
@@ -63,7 +94,8 @@ def run_one(impl, cmd_prefix, workload, threads, min_seconds, tmpdir):
         cmd = [cmd_prefix, "--threads", str(threads), "bench", "lstm", "--workload", workload,
                "--json", out, "--min-seconds", str(min_seconds)]
     else:
-        cmd = [cmd_prefix, TORCH_SCRIPT, "--workload", workload, "--threads", str(threads),
+        script = TORCH_SCRIPT if impl == "pytorch" else ORT_SCRIPT
+        cmd = [cmd_prefix, script, "--workload", workload, "--threads", str(threads),
                "--json", out, "--min-seconds", str(min_seconds)]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -101,6 +133,14 @@ def check(workload, key, ratio):
     return target, "yes" if ok else "NO"
 
 
+def ratio_of(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def fmt_ratio(r):
+    return "-" if r is None else f"{r:.3g}"
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -113,13 +153,17 @@ def fmt(v):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Compare `recur bench lstm` with the PyTorch reference and print ratio tables.",
+        description="Compare `recur bench lstm` with the PyTorch reference and ONNX Runtime "
+                    "and print ratio tables.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Ratios are recur/PyTorch: higher is better for seq/s, lower is better for ms and MB.")
+        epilog="Ratios are recur/PyTorch and recur/ORT: higher is better for seq/s, "
+               "lower is better for ms and MB.")
     ap.add_argument("--recur", default=os.path.join(ROOT, "target", "release", "recur"),
                     help="recur binary (default target/release/recur)")
     ap.add_argument("--python", default=sys.executable,
-                    help="Python interpreter with torch (default: this interpreter)")
+                    help="Python interpreter with torch (and onnxruntime) (default: this interpreter)")
+    ap.add_argument("--no-ort", action="store_true",
+                    help="skip ONNX Runtime (benches/ort_lstm_bench.py); compare recur and PyTorch only")
     ap.add_argument("--workloads", nargs="+", default=["w1", "w2", "w2-gru"],
                     choices=["w1", "w2", "w2-gru"])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -135,64 +179,97 @@ def main(argv=None):
                  f"build it with `cargo build --release` (or pass --recur PATH)")
     if args.rounds < 1 or any(t < 1 for t in args.threads):
         ap.error("--rounds and --threads must be >= 1")
-    prefixes = {"recur": recur, "pytorch": args.python}
+    impls = tuple(i for i in IMPLS if not (args.no_ort and i == "ort"))
+    if "ort" in impls:
+        err = ort_available(args.python)
+        if err:
+            sys.exit(f"error: {args.python} cannot import onnxruntime/onnx ({err}); "
+                     f"`pip install onnxruntime onnx onnxscript` into it, or pass --no-ort")
+    prefixes = {"recur": recur, "pytorch": args.python, "ort": args.python}
+    cpu = cpu_model()
+    header = (f"CPU: {cpu}\nthreads: {' '.join(map(str, args.threads))}; "
+              f"implementations: {', '.join(LABELS[i] for i in impls)}; "
+              f"{args.rounds} rounds, order rotating per round; min {args.min_seconds:g} s per measurement")
+    print(header, flush=True)
 
     runs = []
     with tempfile.TemporaryDirectory(prefix="compare_lstm-") as tmp:
         for threads in args.threads:
             for w in args.workloads:
                 for rnd in range(args.rounds):
-                    order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
+                    order = rotation(impls, rnd)
                     for impl in order:
                         r = run_one(impl, prefixes[impl], w, threads, args.min_seconds, tmp)
                         runs.append({"workload": w, "threads": threads, "round": rnd,
                                      "impl": impl, "first": order[0], "result": r})
-                        print(f"[threads {threads}] {w:6s} round {rnd} {impl:7s}  "
+                        print(f"[threads {threads}] {w:6s} round {rnd} {LABELS[impl]:7s}  "
                               f"train {fmt(r.get('train_seq_per_s')):>8} seq/s  "
                               f"infer {fmt(r.get('infer_seq_per_s')):>8} seq/s  "
                               f"b1 p50 {fmt(r.get('lat_b1_p50_ms')):>7} ms  "
                               f"peak {fmt(r.get('peak_rss_mb')):>7} MB", flush=True)
 
     summary = {}
-    lines = []
+    lines = ["", header]
     n_targets = n_ok = 0
+    cols = [i for i in ("pytorch", "ort", "recur") if i in impls]
+    others = [i for i in ("pytorch", "ort") if i in impls]
     for threads in args.threads:
-        lines.append(f"\n### threads = {threads} (median of {args.rounds} rounds, "
-                     f"min {args.min_seconds:g} s per measurement)\n")
-        lines.append("| workload | metric | recur | PyTorch | ratio | target | ok |")
-        lines.append("|---|---|---:|---:|---:|---|---|")
         summary[str(threads)] = {}
         for w in args.workloads:
+            lines.append(f"\n### {w}, threads = {threads} (median of {args.rounds} rounds, "
+                         f"min {args.min_seconds:g} s per measurement)\n")
+            lines.append("| metric | " + " | ".join(LABELS[i] for i in cols) + " | "
+                         + " | ".join(f"recur/{LABELS[o]}" for o in others) + " | target | ok |")
+            lines.append("|---|" + "---:|" * (len(cols) + len(others)) + "---|---|")
             summary[str(threads)][w] = {}
             for key, label, _higher in METRICS:
                 med = {impl: median([x["result"].get(key) for x in runs
                                      if x["workload"] == w and x["threads"] == threads
-                                     and x["impl"] == impl]) for impl in IMPLS}
-                ratio = (med["recur"] / med["pytorch"]
-                         if med["recur"] is not None and med["pytorch"] not in (None, 0) else None)
+                                     and x["impl"] == impl]) for impl in impls}
+                ratio = ratio_of(med["recur"], med["pytorch"])
+                ratio_ort = ratio_of(med["recur"], med.get("ort"))
                 target, ok = check(w, key, ratio)
                 if target:
                     n_targets += 1
                     n_ok += ok == "yes"
                 summary[str(threads)][w][key] = {"recur": med["recur"], "pytorch": med["pytorch"],
-                                                 "ratio": ratio, "target": target or None,
+                                                 "ort": med.get("ort"),
+                                                 "ratio": ratio, "ratio_ort": ratio_ort,
+                                                 "target": target or None,
                                                  "ok": {"yes": True, "NO": False}.get(ok)}
-                lines.append(f"| {w} | {label} | {fmt(med['recur'])} | {fmt(med['pytorch'])} | "
-                             f"{'-' if ratio is None else f'{ratio:.3g}'} | {target} | {ok} |")
-        lines.append("\nratio = recur / PyTorch: higher is better for seq/s; "
-                     "lower is better for latency (ms) and memory (MB).")
+                rat = {"pytorch": ratio, "ort": ratio_ort}
+                lines.append(f"| {label} | " + " | ".join(fmt(med[i]) for i in cols) + " | "
+                             + " | ".join(fmt_ratio(rat[o]) for o in others)
+                             + f" | {target} | {ok} |")
+            d = [x["result"].get("max_abs_diff") for x in runs if x["impl"] == "ort"
+                 and x["workload"] == w and x["threads"] == threads]
+            if d:
+                first = next(x["result"] for x in runs if x["impl"] == "ort"
+                             and x["workload"] == w and x["threads"] == threads)
+                ops = first.get("onnx_ops") or {}
+                rnn = ", ".join(f"{n} x {op}" for op, n in ops.items() if op in ("LSTM", "GRU"))
+                lines.append(f"\nORT: torch.onnx.export opset {first.get('opset')}, {rnn or 'no fused RNN op'}; "
+                             f"max |ORT - PyTorch| on the outputs = {max(d):.3g}")
+    lines.append("\nratio = recur / PyTorch" + (", recur / ORT" if "ort" in impls else "")
+                 + ": higher is better for seq/s; lower is better for latency (ms) and memory (MB)."
+                 + (" ORT runs inference only (no training figures)." if "ort" in impls else "")
+                 + " Targets are on recur / PyTorch.")
     lines.append(f"\ntargets met: {n_ok} / {n_targets}")
     print("\n".join(lines))
 
     versions = {impl: next((x["result"].get("version") for x in runs if x["impl"] == impl), None)
-                for impl in IMPLS}
+                for impl in impls}
+    diffs = [x["result"].get("max_abs_diff") for x in runs if x["impl"] == "ort"]
     doc = {
         "config": {"recur": recur, "python": args.python, "workloads": args.workloads,
                    "threads": args.threads, "rounds": args.rounds,
                    "min_seconds": args.min_seconds, "versions": versions,
+                   "impls": list(impls), "cpu": cpu, "order": "rotating per round",
+                   "ort_max_abs_diff": max(diffs) if diffs else None,
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         "targets": {f"{w}:{k}": f"{op} {thr}" for (w, k), (op, thr) in TARGETS.items()},
-        "ratio_note": "ratio = recur / pytorch; higher is better for *_seq_per_s, lower for *_ms and *_mb",
+        "ratio_note": ("ratio = recur / pytorch, ratio_ort = recur / ort; higher is better for "
+                       "*_seq_per_s, lower for *_ms and *_mb; ort is inference-only (training keys null)"),
         "runs": runs,
         "summary": summary,
         "targets_met": n_ok,

@@ -15,7 +15,7 @@
 //! buffers: kept beside the trainable parameters, updated by training
 //! forwards, saved with them, and the only statistics evaluation uses.
 //! The LSTM runs on recur's fused kernels; the convolutions are products
-//! of the unfolded series with the weights (see [`conv1d`]).
+//! of the unfolded series with the weights (see `conv1d` below).
 
 use crate::classifier::dropout;
 use crate::init;
