@@ -98,9 +98,9 @@ fn buffer_specs(a: &LstmFcnArch) -> Vec<TensorSpec> {
 pub struct LstmFcn {
     pub arch: LstmFcnArch,
     params: ParamSet,
-    /// Batch norm running statistics: not trained, updated by training
-    /// forwards (interior mutability through `Var::set`).
-    buffers: Vec<(String, Var)>,
+    /// Batch norm running statistics: not trained (never handed to an
+    /// optimiser), updated by training forwards through `Var::set`.
+    buffers: ParamSet,
 }
 
 impl LstmFcn {
@@ -176,26 +176,12 @@ impl LstmFcn {
     /// Builds the model from named tensors (checked against
     /// [`Self::tensor_specs`] by the checkpoint layer).
     pub fn from_tensors(arch: LstmFcnArch, mut tensors: HashMap<String, Tensor>) -> Result<Self> {
-        let buffers = buffer_specs(&arch)
+        let specs = buffer_specs(&arch);
+        let stats: HashMap<String, Tensor> = specs
             .iter()
-            .map(|s| {
-                let t = tensors
-                    .remove(&s.name)
-                    .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {}", s.name)))?;
-                if t.dims() != s.shape.as_slice() {
-                    candle_core::bail!(
-                        "tensor {}: shape {:?}, expected {:?}",
-                        s.name,
-                        t.dims(),
-                        s.shape
-                    );
-                }
-                Ok((
-                    s.name.clone(),
-                    Var::from_tensor(&t.to_dtype(candle_core::DType::F32)?)?,
-                ))
-            })
-            .collect::<Result<_>>()?;
+            .filter_map(|s| tensors.remove_entry(&s.name))
+            .collect();
+        let buffers = ParamSet::from_tensors(&specs, stats)?;
         let params = ParamSet::from_tensors(&Self::param_specs(&arch), tensors)?;
         Ok(LstmFcn {
             arch,
@@ -211,7 +197,7 @@ impl LstmFcn {
 
     /// The batch norm running statistics, with their PyTorch names.
     pub fn buffers(&self) -> &[(String, Var)] {
-        &self.buffers
+        self.buffers.all()
     }
 
     pub fn n_params(&self) -> usize {
@@ -220,6 +206,7 @@ impl LstmFcn {
 
     fn buffer(&self, name: &str) -> &Var {
         self.buffers
+            .all()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
@@ -229,21 +216,15 @@ impl LstmFcn {
     /// A real copy of every weight and running statistic.
     pub fn snapshot(&self) -> Result<Vec<(String, Tensor)>> {
         let mut s = self.params.snapshot()?;
-        for (n, v) in &self.buffers {
-            s.push((n.clone(), v.as_tensor().copy()?));
-        }
+        s.extend(self.buffers.snapshot()?);
         Ok(s)
     }
 
     /// Overwrites weights and running statistics with a snapshot.
     pub fn restore(&self, snap: &[(String, Tensor)]) -> Result<()> {
-        let n = self.params.all().len();
-        self.params.restore(&snap[..n.min(snap.len())])?;
-        for ((name, v), (sn, t)) in self.buffers.iter().zip(&snap[n.min(snap.len())..]) {
-            debug_assert_eq!(name, sn);
-            v.set(t)?;
-        }
-        Ok(())
+        let n = self.params.all().len().min(snap.len());
+        self.params.restore(&snap[..n])?;
+        self.buffers.restore(&snap[n..])
     }
 
     /// Batch norm over `[B, C, T]`: in training, the batch's statistics
