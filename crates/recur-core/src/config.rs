@@ -151,12 +151,16 @@ impl Default for SplitConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum ClassifierKind {
     Lstm,
+    /// LSTM-FCN (Karim et al. 2017): an LSTM beside three convolution
+    /// blocks; for whole series (the sequences layout) above all.
+    LstmFcn,
 }
 
 impl std::fmt::Display for ClassifierKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ClassifierKind::Lstm => "lstm",
+            ClassifierKind::LstmFcn => "lstm-fcn",
         })
     }
 }
@@ -164,13 +168,22 @@ impl std::fmt::Display for ClassifierKind {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Model kind: `lstm`.
+    /// Model kind: `lstm` or `lstm-fcn`.
     #[serde(rename = "type")]
     pub kind: ClassifierKind,
     pub sequence_length: usize,
     pub hidden_size: usize,
     pub num_layers: usize,
+    /// After the last LSTM layer (LSTM-FCN: after its LSTM branch; 0.8 in
+    /// the paper).
     pub dropout: f64,
+    /// LSTM-FCN: the paper's dimension shuffle (its LSTM reads the F
+    /// channels as steps of T values each).
+    pub shuffle: bool,
+    /// LSTM-FCN: filters of the three convolution blocks.
+    pub filters: [usize; 3],
+    /// LSTM-FCN: kernel sizes of the three convolution blocks.
+    pub kernels: [usize; 3],
 }
 
 impl Default for ModelConfig {
@@ -181,6 +194,9 @@ impl Default for ModelConfig {
             hidden_size: 64,
             num_layers: 1,
             dropout: 0.3,
+            shuffle: true,
+            filters: [128, 256, 128],
+            kernels: [8, 5, 3],
         }
     }
 }
@@ -292,6 +308,27 @@ impl Config {
         }
         if !(0.0..1.0).contains(&m.dropout) {
             return bad("model.dropout", format!("{} is outside [0, 1)", m.dropout));
+        }
+        if m.kind == ClassifierKind::LstmFcn {
+            if m.num_layers != 1 {
+                return bad(
+                    "model.num_layers",
+                    format!("{}: LSTM-FCN has one LSTM layer", m.num_layers),
+                );
+            }
+            if m.filters.contains(&0)
+                || m.kernels.contains(&0)
+                || m.filters.iter().any(|&f| f > 4096)
+                || m.kernels.iter().any(|&k| k > 256)
+            {
+                return bad(
+                    "model.filters / kernels",
+                    format!(
+                        "{:?} / {:?}: filters 1..=4096 and kernels 1..=256",
+                        m.filters, m.kernels
+                    ),
+                );
+            }
         }
         if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
             return bad(

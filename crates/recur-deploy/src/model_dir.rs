@@ -45,7 +45,7 @@ use recur_core::lvm_config::LvmConfig;
 use recur_core::{Error, Result};
 use recur_data::prepare::SplitInfo;
 use recur_data::{prepare_inference, InferenceData, Scaler};
-use recur_models::{ClassifierArch, LstmClassifier, Lvm, LvmArch};
+use recur_models::{Arch, Classifier, Lvm, LvmArch};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -96,7 +96,7 @@ pub struct Report {
 /// A loaded model directory.
 pub struct ModelDir {
     pub config: Config,
-    pub model: LstmClassifier,
+    pub model: Classifier,
     pub scaler: Scaler,
     pub info: SplitInfo,
 }
@@ -110,7 +110,7 @@ impl ModelDir {
             input,
             &self.config,
             &self.scaler,
-            self.model.arch.sequence_length,
+            self.model.sequence_length(),
             self.info.positive_label.as_deref(),
             need_labels,
         )
@@ -151,7 +151,7 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
 pub fn save_model_dir(
     dir: &Path,
     cfg: &Config,
-    model: &LstmClassifier,
+    model: &Classifier,
     history: &[EpochRecord],
     scaler: &Scaler,
     info: &SplitInfo,
@@ -161,7 +161,7 @@ pub fn save_model_dir(
     let w = DirWriter::begin(dir)?;
     let tmp = w.path();
     let mut cfg = cfg.clone();
-    cfg.model.sequence_length = model.arch.sequence_length;
+    cfg.model.sequence_length = model.sequence_length();
     cfg.data.features = Some(scaler.features.clone());
     // The user's XGBoost model is copied in; the saved config names the
     // copy (relative to the directory, as config paths are to their file).
@@ -172,7 +172,7 @@ pub fn save_model_dir(
     save(
         &tmp.join(WEIGHTS),
         &model.snapshot()?,
-        &model.arch.to_json(),
+        &model.arch().to_json(),
     )?;
     write_json(&tmp.join("scaler.json"), scaler)?;
     write_json(&tmp.join("features.json"), &scaler.features)?;
@@ -233,21 +233,10 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
         ));
     }
     let m = &config.model;
-    let arch = ClassifierArch::new(
-        features.len(),
-        m.hidden_size,
-        m.num_layers,
-        m.dropout,
-        m.sequence_length,
-    );
+    let arch = Arch::of(m, features.len(), m.sequence_length);
     let weights = need(dir, WEIGHTS)?;
-    let tensors = load_checked(
-        &weights,
-        &arch.to_json(),
-        &LstmClassifier::tensor_specs(&arch),
-        dev,
-    )?;
-    let model = LstmClassifier::from_tensors(arch, tensors)?;
+    let tensors = load_checked(&weights, &arch.to_json(), &arch.tensor_specs(), dev)?;
+    let model = Classifier::from_tensors(arch, tensors)?;
     Ok(ModelDir {
         config,
         model,
@@ -529,7 +518,7 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
                     .map(|p| {
                         format!(
                             "every tensor name and shape matches {}; {} features; {}; deployed: {} at threshold {:.4}",
-                            p.dir.model.arch.kind,
+                            p.dir.model.arch().kind(),
                             p.features().len(),
                             p.deployment.trees.as_ref().map_or("no trees".to_string(), |t| format!(
                                 "{} trees in {} (SHA-256 matches)",

@@ -28,7 +28,7 @@ use recur_data::select::ewma;
 use recur_data::{Window, WindowSet};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
-use recur_models::LstmClassifier;
+use recur_models::Classifier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -302,7 +302,7 @@ impl Predictor {
 
     /// The LSTM's window length L.
     pub fn sequence_length(&self) -> usize {
-        self.dir.model.arch.sequence_length
+        self.dir.model.sequence_length()
     }
 
     /// The largest lag the trees read (0 without trees).
@@ -544,12 +544,17 @@ impl Predictor {
 
 /// Reads the trees a model directory names, checking the file's SHA-256.
 /// Logits for every window of `set`, in evaluation mode (no dropout).
-pub fn predict_logits(model: &LstmClassifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
-    const CHUNK: usize = 2048;
+pub fn predict_logits(model: &Classifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
+    // Windows per forward: LSTM-FCN unfolds its convolutions' input
+    // (`T * channels * kernel` values a window), so it takes fewer.
+    let chunk = match model {
+        Classifier::Lstm(_) => 2048,
+        Classifier::LstmFcn(_) => 64,
+    };
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut out = Vec::with_capacity(set.len());
     let mut buf = Vec::new();
-    for c in idx.chunks(CHUNK) {
+    for c in idx.chunks(chunk) {
         set.gather(c, &mut buf);
         let x = Tensor::from_slice(&buf, (c.len(), set.sequence_length, set.n_features), dev)?;
         out.extend(model.forward(&x, None)?.detach().to_vec1::<f32>()?);

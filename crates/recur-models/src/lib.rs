@@ -5,6 +5,7 @@
 
 pub mod baseline;
 pub mod classifier;
+pub mod classifiers;
 pub mod init;
 pub mod lstm;
 pub mod lstm_fcn;
@@ -18,4 +19,5 @@ pub mod xgboost;
 
 pub use baseline::Baseline;
 pub use classifier::{ClassifierArch, LstmClassifier};
+pub use classifiers::{Arch, Classifier};
 pub use lvm::{Lvm, LvmArch, Start};

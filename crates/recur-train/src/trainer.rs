@@ -15,7 +15,7 @@ use recur_data::Prepared;
 use recur_deploy::metrics::roc_auc;
 use recur_deploy::predictor::{predict_logits, probabilities};
 use recur_deploy::report::EpochRecord;
-use recur_models::{ClassifierArch, LstmClassifier};
+use recur_models::{Arch, Classifier};
 use std::time::Instant;
 
 /// How a fit reports: epochs as stages of batches, a line per epoch.
@@ -33,7 +33,7 @@ impl Default for FitOptions<'static> {
 }
 
 pub struct FitResult {
-    pub model: LstmClassifier,
+    pub model: Classifier,
     pub history: Vec<EpochRecord>,
     /// 1-based epoch whose weights the model holds.
     pub best_epoch: usize,
@@ -57,14 +57,8 @@ pub fn fit_watched(
     watch: &mut dyn FnMut(&EpochRecord) -> bool,
 ) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
-    let arch = ClassifierArch::new(
-        prep.features.len(),
-        m.hidden_size,
-        m.num_layers,
-        m.dropout,
-        prep.sequence_length,
-    );
-    let model = LstmClassifier::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
+    let arch = Arch::of(m, prep.features.len(), prep.sequence_length);
+    let model = Classifier::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
     let mut shuffle_rng = Rng::stream(t.seed, 1);
     let mut dropout_rng = Rng::stream(t.seed, 2);
     let train_y = prep.train.labels();
