@@ -32,10 +32,14 @@ PARAMS: list[tuple[str, tuple[str, ...], Any]] = [
     ("split_test", ("data", "split", "test"), 0.15),
     ("split_gap", ("data", "split", "gap"), None),
     # model
+    ("model_type", ("model", "type"), "lstm"),
     ("sequence_length", ("model", "sequence_length"), 32),
     ("hidden_size", ("model", "hidden_size"), 64),
     ("num_layers", ("model", "num_layers"), 1),
     ("dropout", ("model", "dropout"), 0.3),
+    ("shuffle", ("model", "shuffle"), True),
+    ("filters", ("model", "filters"), (128, 256, 128)),
+    ("kernels", ("model", "kernels"), (8, 5, 3)),
     # training
     ("learning_rate", ("training", "learning_rate"), 0.0005),
     ("weight_decay", ("training", "weight_decay"), 0.0),

@@ -165,6 +165,22 @@ def test_fit_with_y_apart_and_a_numpy_array(rainfall):
     assert p.shape == (3000, 2) and np.isnan(p[0, 1]) and not np.isnan(p[-1, 1])
 
 
+def test_lstm_fcn_fits_saves_and_loads_as_the_cli_does(rainfall, tmp_path):
+    X = rainfall.drop(columns=["Unnamed: 0", "rain"]).to_numpy(dtype=np.float32)[:2000]
+    y = rainfall["rain"].to_numpy()[:2000]
+    m = recur.LSTMClassifier(
+        model_type="lstm-fcn", sequence_length=12, hidden_size=4, filters=(8, 16, 8),
+        dropout=0.5, epochs=2, horizon=1,
+    ).fit(X, y)
+    p = m.predict_proba(X)
+    assert p.shape == (2000, 2) and np.isnan(p[0, 1]) and np.isfinite(p[-1, 1])
+    m.save(tmp_path / "fcn")
+    text = (tmp_path / "fcn" / "config.yaml").read_text()
+    assert "type: lstm-fcn" in text and "- 16" in text, text
+    with pytest.raises(ValueError, match="num_layers"):
+        recur.LSTMClassifier(model_type="lstm-fcn", num_layers=2, horizon=1).fit(X, y)
+
+
 def test_inside_a_time_series_split(rainfall):
     from sklearn.model_selection import TimeSeriesSplit
 
