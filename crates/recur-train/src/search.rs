@@ -121,6 +121,34 @@ pub enum State {
     Pruned,
 }
 
+impl State {
+    /// The state as the trial tables print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Complete => "complete",
+            State::Pruned => "pruned",
+        }
+    }
+}
+
+/// The table both jobs print at the end of a search: the header, a line
+/// per trial (each job's `Display` of its trial) and the best config.
+pub fn write_table<P>(
+    f: &mut std::fmt::Formatter,
+    header: &str,
+    trials: &[Trial<P>],
+    best_config: &str,
+) -> std::fmt::Result
+where
+    Trial<P>: std::fmt::Display,
+{
+    writeln!(f, "{header}")?;
+    for t in trials {
+        writeln!(f, "{t}")?;
+    }
+    writeln!(f, "\nthe best config:\n{best_config}")
+}
+
 /// A finished trial with the parameters `P` of its job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trial<P> {

@@ -86,10 +86,7 @@ impl std::fmt::Display for Trial {
             self.params.hidden_size,
             self.params.learning_rate,
             self.params.dropout,
-            match self.state {
-                State::Complete => "complete",
-                State::Pruned => "pruned",
-            },
+            self.state.name(),
             self.value,
             self.curve.len(),
             self.seconds
@@ -100,12 +97,9 @@ impl std::fmt::Display for Trial {
 /// Every trial, the best config and where it was written.
 impl std::fmt::Display for TuneResult {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        writeln!(f, "{TRIAL_HEADER}")?;
-        for t in &self.trials {
-            writeln!(f, "{t}")?;
-        }
+        let yaml = self.best_config.to_yaml();
+        crate::search::write_table(f, TRIAL_HEADER, &self.trials, &yaml)?;
         let path = self.best_path.display();
-        writeln!(f, "\nthe best config:\n{}", self.best_config.to_yaml())?;
         let start = self.trials.iter().find(|t| t.number == 0);
         writeln!(
             f,

@@ -47,10 +47,7 @@ impl std::fmt::Display for Trial<LvmParams> {
             p.dropout,
             p.d_model,
             p.num_layers,
-            match self.state {
-                crate::search::State::Complete => "complete",
-                crate::search::State::Pruned => "pruned",
-            },
+            self.state.name(),
             self.value,
             self.curve.len(),
             self.seconds
@@ -196,12 +193,9 @@ pub struct LvmTuneResult {
 
 impl std::fmt::Display for LvmTuneResult {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        writeln!(f, "{LVM_TRIAL_HEADER}")?;
-        for t in &self.trials {
-            writeln!(f, "{t}")?;
-        }
+        let yaml = self.best_config.to_yaml();
+        crate::search::write_table(f, LVM_TRIAL_HEADER, &self.trials, &yaml)?;
         let path = self.best_path.display();
-        writeln!(f, "\nthe best config:\n{}", self.best_config.to_yaml())?;
         let start = self.trials.iter().find(|t| t.number == 0);
         writeln!(
             f,
