@@ -545,12 +545,7 @@ impl Predictor {
 /// Reads the trees a model directory names, checking the file's SHA-256.
 /// Logits for every window of `set`, in evaluation mode (no dropout).
 pub fn predict_logits(model: &Classifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
-    // Windows per forward: LSTM-FCN unfolds its convolutions' input
-    // (`T * channels * kernel` values a window), so it takes fewer.
-    let chunk = match model {
-        Classifier::Lstm(_) => 2048,
-        Classifier::LstmFcn(_) => 64,
-    };
+    let chunk = model.eval_batch();
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut out = Vec::with_capacity(set.len());
     let mut buf = Vec::new();

@@ -120,6 +120,16 @@ impl Classifier {
         }
     }
 
+    /// Windows per forward when scoring many: LSTM-FCN unfolds its
+    /// convolutions' input (`T * channels * kernel` values a window), so
+    /// it takes fewer at a time.
+    pub fn eval_batch(&self) -> usize {
+        match self {
+            Classifier::Lstm(_) => 2048,
+            Classifier::LstmFcn(_) => 64,
+        }
+    }
+
     pub fn n_params(&self) -> usize {
         match self {
             Classifier::Lstm(m) => m.n_params(),

@@ -205,12 +205,7 @@ impl LstmFcn {
     }
 
     fn buffer(&self, name: &str) -> &Var {
-        self.buffers
-            .all()
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| panic!("model has no buffer {name}"))
+        self.buffers.var(name)
     }
 
     /// A real copy of every weight and running statistic.

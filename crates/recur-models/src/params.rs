@@ -55,10 +55,15 @@ impl ParamSet {
 
     /// The tensor called `name`; the names are fixed by construction.
     pub fn get(&self, name: &str) -> &Tensor {
+        self.var(name).as_tensor()
+    }
+
+    /// The variable called `name` (to `set` it in place).
+    pub fn var(&self, name: &str) -> &Var {
         self.vars
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_tensor())
+            .map(|(_, v)| v)
             .unwrap_or_else(|| panic!("model has no parameter {name}"))
     }
 
