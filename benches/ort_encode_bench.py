@@ -38,7 +38,6 @@ and written as ``max_abs_diff``. Above 1e-4 the script exits with status 1.
     .venv-ref/bin/python benches/ort_encode_bench.py --model DIR --input sentences.txt --threads 2
 """
 import argparse
-import collections
 import json
 import os
 import sys
@@ -49,9 +48,10 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-import onnx
 import onnxruntime as ort
 from sentence_transformers import SentenceTransformer
+
+from ort_common import graph_ops, make_session
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
@@ -91,18 +91,7 @@ def export(st, path, example):
         torch.onnx.export(model, args, path, input_names=INPUTS, output_names=["embedding"],
                           dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True,
                           dynamo=False)
-    m = onnx.load(path)
-    onnx.checker.check_model(path)
-    return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
-
-
-def make_session(path, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    return graph_ops(path)
 
 
 def main():

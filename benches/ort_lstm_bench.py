@@ -51,15 +51,15 @@ Usage (from the repo root)::
     .venv-ref/bin/python benches/ort_lstm_bench.py --workload w1
     .venv-ref/bin/python benches/ort_lstm_bench.py --workload w2 --threads 2 --json out.json
 """
-import argparse, collections, os, sys, tempfile, time, warnings
+import argparse, os, sys, tempfile, time, warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import torch
-import onnx
 import onnxruntime as ort
 
 import torch_lstm_bench as tlb
+from ort_common import graph_ops, make_session
 
 OPSET = 17
 MAX_ABS_DIFF = 1e-4
@@ -78,18 +78,7 @@ def export(model, x, path):
             torch.onnx.export(model, (x,), path, dynamo=False, **kwargs)
         except TypeError:  # torch without the dynamo argument
             torch.onnx.export(model, (x,), path, **kwargs)
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
-
-
-def make_session(path, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    return graph_ops(path)
 
 
 def bench(args):
