@@ -15,6 +15,7 @@ pub mod leaderboard;
 pub mod lvm_eval;
 pub mod metrics;
 pub mod model_dir;
+pub mod multiclass;
 pub mod predictor;
 pub mod report;
 pub mod scoring;

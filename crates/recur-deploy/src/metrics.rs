@@ -15,6 +15,13 @@ pub struct Metrics {
     pub accuracy: f64,
     pub n: usize,
     pub positives: usize,
+    /// Macro F1 (more than two classes; see `crate::multiclass`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<f64>,
+    /// Counts of true class (rows) by predicted class (columns), with
+    /// more than two classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Vec<Vec<usize>>>,
 }
 
 /// ROC AUC of probabilities `p` against labels `y`; `None` with one class only.
@@ -145,6 +152,8 @@ impl Metrics {
             accuracy: correct as f64 / n,
             n: p.len(),
             positives: y.iter().filter(|v| **v > 0.5).count(),
+            macro_f1: None,
+            confusion: None,
         }
     }
 }
