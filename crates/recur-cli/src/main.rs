@@ -605,12 +605,20 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let p = Predictor::load(&model, &dev)?;
             let n = predict(&p, &input, &output)?;
-            println!(
-                "{n} rows scored ({} deployed, threshold {:.4}) written to {}",
-                p.deployed(),
-                p.threshold(),
-                output.display()
-            );
+            if p.classes().is_empty() {
+                println!(
+                    "{n} rows scored ({} deployed, threshold {:.4}) written to {}",
+                    p.deployed(),
+                    p.threshold(),
+                    output.display()
+                );
+            } else {
+                println!(
+                    "{n} series scored ({} classes: a probability each, and the most probable) written to {}",
+                    p.classes().len(),
+                    output.display()
+                );
+            }
             Ok(())
         }
         Command::Inspect { path } => {

@@ -226,6 +226,11 @@ pub struct TrainingConfig {
     /// Gradient-norm clipping; 0 turns it off.
     pub grad_clip: f64,
     pub pos_weight: PosWeight,
+    /// With more than two classes: `auto` weighs each class's loss by its
+    /// inverse frequency on the training labels (`n / (K n_c)`, as
+    /// scikit-learn's `balanced`), `none` weighs all alike. Two classes
+    /// use `pos_weight`.
+    pub class_weight: String,
     pub seed: u64,
 }
 
@@ -239,6 +244,7 @@ impl Default for TrainingConfig {
             early_stopping_patience: 5,
             grad_clip: 1.0,
             pos_weight: PosWeight::default(),
+            class_weight: "auto".into(),
             seed: 42,
         }
     }
@@ -359,6 +365,12 @@ impl Config {
                 )
             }
             _ => {}
+        }
+        if t.class_weight != "auto" && t.class_weight != "none" {
+            return bad(
+                "training.class_weight",
+                format!("`{}`: use auto or none", t.class_weight),
+            );
         }
         for (k, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
             if !(0.0..=1.0).contains(&v) {

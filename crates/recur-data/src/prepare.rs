@@ -25,8 +25,11 @@ pub struct SplitInfo {
     pub n_rows: usize,
     /// Row ranges and gap of the time split (rows layout).
     pub time_split: Option<TimeSplit>,
-    /// The class taken as positive (sequences layout).
+    /// The class taken as positive (sequences layout, two classes).
     pub positive_label: Option<String>,
+    /// Every class in output order (sequences layout, more than two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
     /// SHA-256 of the training data file, so `recur eval` knows it is
     /// given that file and can score its validation and test parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +40,17 @@ pub struct SplitInfo {
     /// Each part's rows, times and base rate (rows layout).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartSpan>,
+}
+
+impl SplitInfo {
+    /// Logits the classifier puts out: 1 for two classes, else one a class.
+    pub fn outputs(&self) -> usize {
+        if self.classes.is_empty() {
+            1
+        } else {
+            self.classes.len()
+        }
+    }
 }
 
 /// One part of the time split as a user reads it: rows, first and last
@@ -415,6 +429,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             n_rows: n,
             time_split: Some(split),
             positive_label: None,
+            classes: Vec::new(),
             data_sha256: None,
             label_rule: label_rule(d),
             parts,
@@ -430,7 +445,8 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
 fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let n = s.values.len();
-    let (labels, pos) = class_labels(&s.source, &s.labels, &d.target)?;
+    let cl = class_labels(&s.source, &s.labels, &d.target)?;
+    let labels = cl.y;
     let features: Vec<String> = (0..s.dims).map(|i| format!("dim_{i}")).collect();
     let values: Vec<f64> = s.values.concat();
     let mut order: Vec<usize> = (0..n).collect();
@@ -475,7 +491,8 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             layout: Layout::Sequences,
             n_rows: n,
             time_split: None,
-            positive_label: Some(pos),
+            positive_label: cl.positive,
+            classes: cl.classes,
             data_sha256: None,
             label_rule: None,
             parts: Vec::new(),
@@ -524,6 +541,7 @@ pub fn prepare_inference(
     scaler: &Scaler,
     sequence_length: usize,
     positive_label: Option<&str>,
+    classes: &[String],
     need_labels: bool,
 ) -> Result<InferenceData> {
     let d = &cfg.data;
@@ -575,12 +593,31 @@ pub fn prepare_inference(
                 .labels
                 .iter()
                 .enumerate()
-                .map(|(i, l)| Window {
-                    start: i * s.sequence_length,
-                    row: i,
-                    label: Some(if l == pos { 1.0 } else { 0.0 }),
+                .map(|(i, l)| {
+                    let label = if classes.is_empty() {
+                        Some(if l == pos { 1.0 } else { 0.0 })
+                    } else {
+                        match classes.iter().position(|c| c == l) {
+                            Some(k) => Some(k as f32),
+                            None if need_labels => {
+                                return Err(Error::data(
+                                    &s.source,
+                                    format!(
+                                        "series {i} has class `{l}`, which the model was not trained on (its classes: {})",
+                                        classes.join(", ")
+                                    ),
+                                ))
+                            }
+                            None => None,
+                        }
+                    };
+                    Ok(Window {
+                        start: i * s.sequence_length,
+                        row: i,
+                        label,
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             let set = WindowSet {
                 buffer: scaler.transform(&s.values.concat()).into(),
                 n_features: s.dims,
@@ -658,7 +695,7 @@ mod tests {
         let path = series_csv(d.path(), 100);
         let c = cfg(path.clone(), 8, 1);
         let p = prepare_training(&c).unwrap();
-        let inf = prepare_inference(&path, &c, &p.scaler, 8, None, false).unwrap();
+        let inf = prepare_inference(&path, &c, &p.scaler, 8, None, &[], false).unwrap();
         assert_eq!(inf.windows.len(), 100 - 8 + 1);
         let times = inf.times.unwrap();
         for (k, w) in inf.windows.windows.iter().enumerate() {

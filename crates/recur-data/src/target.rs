@@ -85,33 +85,83 @@ pub fn price_labels(p: &[f64], cfg: &TargetConfig) -> Vec<Option<f32>> {
         .collect()
 }
 
-/// Maps class labels of whole sequences to 0/1: exactly two classes, the
-/// positive one named by `positive_label`, else `1` of {0, 1}, else the
-/// larger (numerically where both are numbers).
-pub fn class_labels(
-    source: &str,
-    labels: &[String],
-    cfg: &TargetConfig,
-) -> Result<(Vec<f32>, String)> {
+/// The classes of whole sequences, as the model's outputs see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassLabels {
+    /// Per sequence: 0/1 with two classes, the class index with more.
+    pub y: Vec<f32>,
+    /// The class taken as 1 (two classes only).
+    pub positive: Option<String>,
+    /// Every class, in index order (numerically where all are numbers);
+    /// empty with two classes, where `positive` says all.
+    pub classes: Vec<String>,
+}
+
+/// The classes in `labels`, sorted numerically where both are numbers.
+pub fn sorted_classes(labels: &[String]) -> Vec<String> {
     let mut classes: Vec<&String> = labels.iter().collect();
     classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
         (Ok(x), Ok(y)) => x.total_cmp(&y),
         _ => a.cmp(b),
     });
     classes.dedup();
-    if classes.len() != 2 {
-        let shown: Vec<&str> = classes.iter().take(10).map(|s| s.as_str()).collect();
+    classes.into_iter().cloned().collect()
+}
+
+/// Maps class labels of whole sequences to model targets. Two classes map
+/// to 0/1, the positive one named by `positive_label`, else the larger
+/// (numerically where both are numbers); more than two map to their index
+/// in [`sorted_classes`] order, for a softmax head. One class is refused.
+pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Result<ClassLabels> {
+    let classes = sorted_classes(labels);
+    if classes.len() < 2 {
         return Err(Error::data(
             source,
             format!(
-                "the label must be binary: found {} classes ({})",
+                "the label has {} class{} ({}): a classifier needs at least two",
                 classes.len(),
-                shown.join(", ")
+                if classes.len() == 1 { "" } else { "es" },
+                classes.first().map_or("no rows", |c| c.as_str())
             ),
         ));
     }
+    if classes.len() > MAX_CLASSES {
+        return Err(Error::data(
+            source,
+            format!(
+                "the label has {} classes; recur takes at most {MAX_CLASSES}: is the label column the right one?",
+                classes.len()
+            ),
+        ));
+    }
+    if classes.len() > 2 {
+        if let Some(p) = &cfg.positive_label {
+            return Err(Error::config(
+                "data.target.positive_label",
+                format!(
+                    "`{p}` is set but the label has {} classes ({}): a positive class only means something with two; remove it",
+                    classes.len(),
+                    classes.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let y = labels
+            .iter()
+            .map(|l| {
+                classes
+                    .iter()
+                    .position(|c| c == l)
+                    .expect("a class of labels") as f32
+            })
+            .collect();
+        return Ok(ClassLabels {
+            y,
+            positive: None,
+            classes,
+        });
+    }
     let pos = match &cfg.positive_label {
-        Some(p) if classes.contains(&p) => p.clone(),
+        Some(p) if classes.contains(p) => p.clone(),
         Some(p) => {
             return Err(Error::config(
                 "data.target.positive_label",
@@ -123,14 +173,18 @@ pub fn class_labels(
         }
         None => classes[1].clone(),
     };
-    Ok((
-        labels
+    Ok(ClassLabels {
+        y: labels
             .iter()
             .map(|l| if *l == pos { 1.0 } else { 0.0 })
             .collect(),
-        pos,
-    ))
+        positive: Some(pos),
+        classes: Vec::new(),
+    })
 }
+
+/// The most classes a label may have.
+pub const MAX_CLASSES: usize = 1000;
 
 #[cfg(test)]
 mod tests {
@@ -193,12 +247,36 @@ mod tests {
     #[test]
     fn class_labels_map_to_zero_one() {
         let labels: Vec<String> = ["1", "2", "2", "1"].iter().map(|s| s.to_string()).collect();
-        let (y, pos) = class_labels("f", &labels, &TargetConfig::default()).unwrap();
-        assert_eq!((y, pos.as_str()), (vec![0.0, 1.0, 1.0, 0.0], "2"));
-        let three: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        assert!(class_labels("f", &three, &TargetConfig::default())
+        let c = class_labels("f", &labels, &TargetConfig::default()).unwrap();
+        assert_eq!(
+            (c.y, c.positive.as_deref()),
+            (vec![0.0, 1.0, 1.0, 0.0], Some("2"))
+        );
+        let three: Vec<String> = ["b", "10", "a", "9", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let c = class_labels("f", &three, &TargetConfig::default()).unwrap();
+        assert_eq!(c.classes, vec!["10", "9", "a", "b"]);
+        assert_eq!(c.y, vec![3.0, 0.0, 2.0, 1.0, 3.0]);
+        let nums: Vec<String> = ["10", "9", "2"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(sorted_classes(&nums), vec!["2", "9", "10"]);
+        let one: Vec<String> = vec!["x".into(); 3];
+        let e = class_labels("f", &one, &TargetConfig::default())
             .unwrap_err()
-            .to_string()
-            .contains("3 classes"));
+            .to_string();
+        assert!(
+            e.contains("1 class (x)") && e.contains("at least two"),
+            "{e}"
+        );
+        let cfg = TargetConfig {
+            positive_label: Some("a".into()),
+            ..TargetConfig::default()
+        };
+        let e = class_labels("f", &three, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("positive_label") && e.contains("4 classes"),
+            "{e}"
+        );
     }
 }

@@ -91,6 +91,23 @@ pub struct Report {
     /// ROC curve points per model on test (validation without a test part).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub roc: std::collections::BTreeMap<String, Vec<[f64; 2]>>,
+    /// The classes in output order (more than two classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// Temperature scaling (more than two classes): `val` and `test` are
+    /// of the calibrated probabilities; this holds the temperature and the
+    /// raw figures beside them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<TemperatureFit>,
+}
+
+/// The softmax temperature fit on validation, with the metrics of the
+/// uncalibrated probabilities (`temperature` 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureFit {
+    pub temperature: f64,
+    pub val_raw: Metrics,
+    pub test_raw: Option<Metrics>,
 }
 
 /// A loaded model directory.
@@ -112,6 +129,7 @@ impl ModelDir {
             &self.scaler,
             self.model.sequence_length(),
             self.info.positive_label.as_deref(),
+            &self.info.classes,
             need_labels,
         )
     }
@@ -232,8 +250,17 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
             ),
         ));
     }
+    let classes = &info.classes;
+    if classes.len() == 1 || (1..classes.len()).any(|i| classes[..i].contains(&classes[i])) {
+        return Err(Error::checkpoint(
+            dir.join("data.json"),
+            format!(
+                "`classes` is {classes:?}; a multi-class model lists two or more distinct classes: the directory was edited by hand"
+            ),
+        ));
+    }
     let m = &config.model;
-    let arch = Arch::of(m, features.len(), m.sequence_length);
+    let arch = Arch::of(m, features.len(), m.sequence_length, info.outputs());
     let weights = need(dir, WEIGHTS)?;
     let tensors = load_checked(&weights, &arch.to_json(), &arch.tensor_specs(), dev)?;
     let model = Classifier::from_tensors(arch, tensors)?;

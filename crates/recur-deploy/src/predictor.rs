@@ -18,6 +18,7 @@
 use crate::calibrate::Calibrator;
 use crate::ensemble::Weights;
 use crate::model_dir::{load_model_dir, ModelDir};
+use crate::multiclass::{argmax, softmax};
 use candle_core::Device;
 use candle_core::Tensor;
 use recur_core::config::Layout;
@@ -86,6 +87,10 @@ pub struct Deployment {
     pub models: BTreeMap<String, Decision>,
     #[serde(default)]
     pub trees: Option<TreesFile>,
+    /// The softmax temperature fit on validation (more than two classes):
+    /// `class_probabilities` are `softmax(logits / temperature)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
 }
 
 fn lstm_name() -> String {
@@ -141,6 +146,13 @@ impl Deployment {
                 ));
             }
         }
+        if let Some(t) = self.temperature {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(format!(
+                    "temperature is {t}; a softmax temperature is a positive number"
+                ));
+            }
+        }
         let needs_trees = self.models.contains_key("trees") || self.models.contains_key("ensemble");
         match &self.trees {
             None if needs_trees => Err("models name trees but `trees` is missing".into()),
@@ -185,8 +197,16 @@ pub struct Prediction {
     /// The calibrated probability of the deployed model.
     pub probability: Option<f64>,
     /// 1 when `probability >= threshold`, the deployed model's saved
-    /// expected-value threshold.
+    /// expected-value threshold (two classes).
     pub decision: Option<u8>,
+    /// Each class's calibrated probability, in the order of
+    /// [`Predictor::classes`] (more than two classes; `probability` is
+    /// then the largest of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_probabilities: Option<Vec<f64>>,
+    /// The most probable class (more than two classes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 /// Borrowed feature values of one series, row-major `[n, F]`: `f64` as
@@ -273,6 +293,7 @@ impl Predictor {
                     },
                 )]),
                 trees: None,
+                temperature: None,
             }
         };
         let bad = |msg: String| Error::checkpoint(&dp, msg);
@@ -293,6 +314,12 @@ impl Predictor {
             trees,
             deployment,
         })
+    }
+
+    /// The classes, in the order of [`Prediction::class_probabilities`]
+    /// (empty with two classes).
+    pub fn classes(&self) -> &[String] {
+        &self.dir.info.classes
     }
 
     /// The feature columns, in the order [`Series::values`] holds them.
@@ -491,7 +518,33 @@ impl Predictor {
     /// The LSTM's probability of each whole sequence (the sequences layout),
     /// through the same calibration and decision as [`Self::score`].
     pub fn score_sequences(&self, set: &WindowSet) -> Result<Vec<Prediction>> {
-        let p = probabilities(&predict_logits(&self.dir.model, set, &Device::Cpu)?);
+        let logits = predict_logits(&self.dir.model, set, &Device::Cpu)?;
+        let k = self.dir.model.outputs();
+        if k > 1 {
+            let t = self.deployment.temperature.unwrap_or(1.0);
+            let classes = self.classes();
+            let p = softmax(&logits, k, t);
+            return Ok(set
+                .windows
+                .iter()
+                .zip(p.chunks(k))
+                .map(|(w, q)| {
+                    let c = argmax(q, k)[0];
+                    Prediction {
+                        row: w.row,
+                        label: w.label,
+                        p_lstm: None,
+                        p_trees: None,
+                        p_ensemble: None,
+                        probability: Some(q[c]),
+                        decision: None,
+                        class_probabilities: Some(q.to_vec()),
+                        class: Some(classes[c].clone()),
+                    }
+                })
+                .collect());
+        }
+        let p = probabilities(&logits);
         Ok(set
             .windows
             .iter()
@@ -528,6 +581,8 @@ impl Predictor {
             p_ensemble,
             probability,
             decision: probability.map(|p| u8::from(p >= dec.threshold_calibrated)),
+            class_probabilities: None,
+            class: None,
         }
     }
 
@@ -543,7 +598,8 @@ impl Predictor {
 }
 
 /// Reads the trees a model directory names, checking the file's SHA-256.
-/// Logits for every window of `set`, in evaluation mode (no dropout).
+/// Logits for every window of `set`, in evaluation mode (no dropout):
+/// one per window, or `K` per window (window-major) for K classes.
 pub fn predict_logits(model: &Classifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
     let chunk = model.eval_batch();
     let idx: Vec<usize> = (0..set.len()).collect();
@@ -552,7 +608,13 @@ pub fn predict_logits(model: &Classifier, set: &WindowSet, dev: &Device) -> Resu
     for c in idx.chunks(chunk) {
         set.gather(c, &mut buf);
         let x = Tensor::from_slice(&buf, (c.len(), set.sequence_length, set.n_features), dev)?;
-        out.extend(model.forward(&x, None)?.detach().to_vec1::<f32>()?);
+        out.extend(
+            model
+                .forward(&x, None)?
+                .detach()
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
     }
     Ok(out)
 }

@@ -3,8 +3,11 @@
 //! (the validation and test parts exactly as training cut them, when the
 //! file is the training file), and write the per-row predictions.
 
+use crate::multiclass::softmax;
 use crate::predictor::{Prediction, Predictor, Series};
 use crate::report::{scores, Scores};
+use crate::Metrics;
+use candle_core::Device;
 use recur_core::config::Layout;
 use recur_core::{Error, Result};
 use recur_data::output::{write_table, OutColumn};
@@ -203,6 +206,20 @@ pub struct Evaluation {
     pub rows: BTreeMap<String, usize>,
     /// Labelled rows left out because only some models score them.
     pub partial_rows: usize,
+    /// With more than two classes, the figures of the softmax (`models`
+    /// is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiclass: Option<MultiEval>,
+}
+
+/// A model of more than two classes on a labelled file: its metrics
+/// before and after the temperature fit at training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiEval {
+    pub classes: Vec<String>,
+    pub temperature: f64,
+    pub raw: Metrics,
+    pub calibrated: Metrics,
 }
 
 /// Evaluates a saved model on the labelled rows of `input`.
@@ -219,6 +236,28 @@ pub struct Evaluation {
 pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
     let cfg = &p.dir.config;
     let source = input.display().to_string();
+    let k = p.dir.model.outputs();
+    if k > 1 {
+        let data = p.dir.windows_of(input, true)?;
+        let z = crate::predictor::predict_logits(&p.dir.model, &data.windows, &Device::Cpu)?;
+        let y = data.windows.labels();
+        let t = p.deployment.temperature.unwrap_or(1.0);
+        let m = |t: f64| Metrics::compute_multi(&softmax(&z, k, t), &y, k);
+        return Ok(Evaluation {
+            input: source,
+            training_file: false,
+            deployed: p.deployment.deployed.clone(),
+            models: BTreeMap::new(),
+            rows: BTreeMap::from([("all".to_string(), y.len())]),
+            partial_rows: 0,
+            multiclass: Some(MultiEval {
+                classes: p.classes().to_vec(),
+                temperature: t,
+                raw: m(1.0),
+                calibrated: m(t),
+            }),
+        });
+    }
     let sha = recur_core::fsx::sha256_file(input)?;
     let training_file = cfg.data.layout == Layout::Rows
         && p.dir.info.data_sha256.as_deref() == Some(sha.as_str())
@@ -298,12 +337,15 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
         models,
         rows,
         partial_rows,
+        multiclass: None,
     })
 }
 
 /// Writes the per-row table of `scores` to `output`: `row`, the time
 /// column, `label` (when the file has the target), `p_lstm`, `p_trees` and
-/// `p_ensemble` (with trees), `probability` and `decision`. CSV, or Parquet
+/// `p_ensemble` (with trees), `probability` and `decision`; with more than
+/// two classes, `row`, `label`, `p_<class>` for each class, `class` (the
+/// most probable) and `probability` (its probability). CSV, or Parquet
 /// when `output` ends in `.parquet`; atomically. An output may not be the
 /// input.
 pub fn write_predictions(
@@ -322,6 +364,33 @@ pub fn write_predictions(
             name.clone(),
             t.iter().cloned().map(Some).collect(),
         ));
+    }
+    let classes = p.classes();
+    if !classes.is_empty() {
+        if scores.has_labels {
+            cols.push(OutColumn::Text(
+                "label".into(),
+                pr.iter()
+                    .map(|x| x.label.map(|c| classes[c as usize].clone()))
+                    .collect(),
+            ));
+        }
+        for (c, name) in classes.iter().enumerate() {
+            cols.push(OutColumn::float(
+                &format!("p_{name}"),
+                pr.iter()
+                    .map(|x| x.class_probabilities.as_ref().map(|q| q[c])),
+            ));
+        }
+        cols.push(OutColumn::Text(
+            "class".into(),
+            pr.iter().map(|x| x.class.clone()).collect(),
+        ));
+        cols.push(OutColumn::float(
+            "probability",
+            pr.iter().map(|x| x.probability),
+        ));
+        return write_table(output, &cols);
     }
     if scores.has_labels {
         cols.push(OutColumn::float(

@@ -31,7 +31,7 @@ fn metrics_table(f: &mut Formatter, cols: &[(&str, &Metrics)]) -> fmt::Result {
     }
     writeln!(f)?;
     type Row = (&'static str, fn(&Metrics) -> String);
-    let rows: [Row; 7] = [
+    let binary: [Row; 7] = [
         ("ROC AUC", |m| opt(m.auc)),
         ("PR AUC", |m| opt(m.pr_auc)),
         ("log loss", |m| format!("{:.4}", m.logloss)),
@@ -40,10 +40,56 @@ fn metrics_table(f: &mut Formatter, cols: &[(&str, &Metrics)]) -> fmt::Result {
         ("windows", |m| m.n.to_string()),
         ("positives", |m| m.positives.to_string()),
     ];
-    for (name, cell) in rows {
+    let multi: [Row; 6] = [
+        ("accuracy", |m| format!("{:.4}", m.accuracy)),
+        ("macro F1", |m| opt(m.macro_f1)),
+        ("macro AUC", |m| opt(m.auc)),
+        ("log loss", |m| format!("{:.4}", m.logloss)),
+        ("Brier", |m| format!("{:.4}", m.brier)),
+        ("series", |m| m.n.to_string()),
+    ];
+    let rows: &[Row] = if cols.iter().any(|(_, m)| m.macro_f1.is_some()) {
+        &multi
+    } else {
+        &binary
+    };
+    for &(name, cell) in rows {
         write!(f, "{name:<10}")?;
         for (_, m) in cols {
             write!(f, "  {:>w$}", cell(m))?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
+}
+
+/// A confusion matrix: true class by row, predicted class by column.
+pub fn confusion_table(
+    f: &mut Formatter,
+    part: &str,
+    classes: &[String],
+    c: &[Vec<usize>],
+) -> fmt::Result {
+    writeln!(
+        f,
+        "\nconfusion on {part} (rows: true class, columns: predicted)"
+    )?;
+    let w = classes
+        .iter()
+        .map(|c| c.len())
+        .chain(c.iter().flatten().map(|n| n.to_string().len()))
+        .max()
+        .unwrap_or(1)
+        .max(4);
+    write!(f, "{:>w$}", "")?;
+    for name in classes {
+        write!(f, "  {name:>w$}")?;
+    }
+    writeln!(f)?;
+    for (name, row) in classes.iter().zip(c) {
+        write!(f, "{name:>w$}")?;
+        for n in row {
+            write!(f, "  {n:>w$}")?;
         }
         writeln!(f)?;
     }
@@ -79,6 +125,32 @@ impl Display for Report {
             cols.push(("test", t));
         }
         metrics_table(f, &cols)?;
+        if let Some(tf) = &r.temperature {
+            let shown = r.test.as_ref().unwrap_or(&r.val);
+            writeln!(
+                f,
+                "\ntemperature {:.4} (fit on validation): validation log loss {:.4} -> {:.4}",
+                tf.temperature, tf.val_raw.logloss, r.val.logloss
+            )?;
+            if let Some(c) = &shown.confusion {
+                let part = if r.test.is_some() {
+                    "test"
+                } else {
+                    "validation"
+                };
+                confusion_table(f, part, &r.classes, c)?;
+            }
+            return writeln!(
+                f,
+                "\nbest epoch {} of {} run; {} classes; {} parameters; {} channels x {} steps",
+                r.best_epoch,
+                r.epochs_run,
+                r.classes.len(),
+                r.params,
+                r.features.len(),
+                r.sequence_length
+            );
+        }
         writeln!(
             f,
             "\nbest epoch {} of {} run; pos_weight {:.4}; {} parameters; {} features x {} steps",
@@ -292,6 +364,24 @@ impl Display for Evaluation {
                 "{} is the training file: its validation and test parts, cut as in training",
                 e.input
             )?;
+        }
+        if let Some(m) = &e.multiclass {
+            writeln!(
+                f,
+                "\n{}: {} series, {} classes (temperature {:.4} from training):",
+                e.input,
+                m.raw.n,
+                m.classes.len(),
+                m.temperature
+            )?;
+            metrics_table(f, &[("raw", &m.raw), ("calibrated", &m.calibrated)])?;
+            if let Some(c) = &m.calibrated.confusion {
+                confusion_table(f, "this file", &m.classes, c)?;
+            }
+            return writeln!(
+                f,
+                "\n`recur predict` writes each class's calibrated probability and the most probable class"
+            );
         }
         let mut parts: Vec<&String> = e.rows.keys().collect();
         parts.sort_by_key(|p| match p.as_str() {

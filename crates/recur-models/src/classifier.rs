@@ -1,6 +1,6 @@
 //! The seed's classifier: LSTM (`num_layers`, `hidden_size`,
 //! unidirectional) -> last hidden state -> dropout -> Linear(hidden, 1) ->
-//! logit. Tensor names follow PyTorch (`lstm.weight_ih_l0`, `fc.weight`), so
+//! logit (Linear(hidden, K) -> logits for K > 2 classes). Tensor names follow PyTorch (`lstm.weight_ih_l0`, `fc.weight`), so
 //! a state dict of the equivalent `nn.Module` maps one to one. The LSTM
 //! runs on recur's fused kernels, time-major inside.
 
@@ -28,6 +28,18 @@ pub struct ClassifierArch {
     pub num_layers: usize,
     pub dropout: f64,
     pub sequence_length: usize,
+    /// Logits out: 1 for two classes (a sigmoid), the class count for more
+    /// (a softmax). Left out of binary checkpoints, which stay as they were.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub outputs: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl ClassifierArch {
@@ -46,6 +58,7 @@ impl ClassifierArch {
             num_layers,
             dropout,
             sequence_length,
+            outputs: 1,
         }
     }
     /// The architecture as stored in a checkpoint's metadata.
@@ -74,8 +87,8 @@ impl LstmClassifier {
             v.push(TensorSpec::new(format!("lstm.bias_ih_l{l}"), &[4 * h]));
             v.push(TensorSpec::new(format!("lstm.bias_hh_l{l}"), &[4 * h]));
         }
-        v.push(TensorSpec::new("fc.weight", &[1, h]));
-        v.push(TensorSpec::new("fc.bias", &[1]));
+        v.push(TensorSpec::new("fc.weight", &[a.outputs, h]));
+        v.push(TensorSpec::new("fc.bias", &[a.outputs]));
         v
     }
 
@@ -135,7 +148,8 @@ impl LstmClassifier {
         self.params.restore(snap)
     }
 
-    /// Logits `[B]` for windows `x [B, L, F]`. With `dropout_rng`, applies
+    /// Logits `[B]` for windows `x [B, L, F]` (`[B, K]` with `outputs`
+    /// K > 1). With `dropout_rng`, applies
     /// dropout and keeps what backward needs (training); without, the model
     /// runs in evaluation mode on detached weights, so no layer keeps
     /// gradient state (PyTorch's `eval()` plus `no_grad`).
@@ -176,9 +190,14 @@ impl LstmClassifier {
                 h = dropout(&h, a.dropout, rng)?;
             }
         }
-        h.matmul(&p("fc.weight").t()?)?
-            .broadcast_add(&p("fc.bias"))?
-            .squeeze(1)
+        let out = h
+            .matmul(&p("fc.weight").t()?)?
+            .broadcast_add(&p("fc.bias"))?;
+        if a.outputs == 1 {
+            out.squeeze(1)
+        } else {
+            Ok(out)
+        }
     }
 }
 

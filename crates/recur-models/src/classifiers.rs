@@ -21,22 +21,26 @@ pub enum Arch {
 
 impl Arch {
     /// The architecture `m` describes for windows of `sequence_length`
-    /// steps of `input_dim` features, with one logit out.
-    pub fn of(m: &ModelConfig, input_dim: usize, sequence_length: usize) -> Arch {
+    /// steps of `input_dim` features, with `outputs` logits out (1 for two
+    /// classes).
+    pub fn of(m: &ModelConfig, input_dim: usize, sequence_length: usize, outputs: usize) -> Arch {
         match m.kind {
-            ClassifierKind::Lstm => Arch::Lstm(ClassifierArch::new(
-                input_dim,
-                m.hidden_size,
-                m.num_layers,
-                m.dropout,
-                sequence_length,
-            )),
+            ClassifierKind::Lstm => Arch::Lstm(ClassifierArch {
+                outputs,
+                ..ClassifierArch::new(
+                    input_dim,
+                    m.hidden_size,
+                    m.num_layers,
+                    m.dropout,
+                    sequence_length,
+                )
+            }),
             ClassifierKind::LstmFcn => Arch::LstmFcn(LstmFcnArch {
                 dropout: m.dropout,
                 shuffle: m.shuffle,
                 filters: m.filters,
                 kernels: m.kernels,
-                ..LstmFcnArch::new(input_dim, sequence_length, m.hidden_size, 1)
+                ..LstmFcnArch::new(input_dim, sequence_length, m.hidden_size, outputs)
             }),
         }
     }
@@ -64,6 +68,14 @@ impl Arch {
         }
     }
 
+    /// Logits per window: 1 (two classes) or the class count.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Arch::Lstm(a) => a.outputs,
+            Arch::LstmFcn(a) => a.outputs,
+        }
+    }
+
     /// The kind's name in checkpoints (`lstm_classifier`, `lstm_fcn`).
     pub fn kind(&self) -> &str {
         match self {
@@ -73,7 +85,8 @@ impl Arch {
     }
 }
 
-/// A Job A classifier: logits `[B]` for windows `[B, L, F]`.
+/// A Job A classifier: logits `[B]` for windows `[B, L, F]`, or `[B, K]`
+/// for K > 2 classes.
 pub enum Classifier {
     Lstm(LstmClassifier),
     LstmFcn(LstmFcn),
@@ -108,6 +121,14 @@ impl Classifier {
         match self {
             Classifier::Lstm(m) => m.arch.sequence_length,
             Classifier::LstmFcn(m) => m.arch.sequence_length,
+        }
+    }
+
+    /// Logits per window: 1 (two classes) or the class count.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Classifier::Lstm(m) => m.arch.outputs,
+            Classifier::LstmFcn(m) => m.arch.outputs,
         }
     }
 

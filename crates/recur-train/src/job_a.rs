@@ -294,5 +294,6 @@ fn deployment_of(
             })
             .collect(),
         trees,
+        temperature: None,
     }
 }

@@ -1,6 +1,8 @@
 //! Binary cross-entropy on logits with `pos_weight`, in PyTorch's stable
 //! form: `(1 - y) z + (1 + (w - 1) y) (log1p(exp(-|z|)) + max(-z, 0))`.
 //! candle has no such loss; this one is built from ops with backward passes.
+//! With more than two classes, softmax cross-entropy with class weights, as
+//! PyTorch's `cross_entropy(weight=w)`: `sum_i w[y_i] nll_i / sum_i w[y_i]`.
 
 use candle_core::{Result, Tensor};
 use recur_core::config::PosWeight;
@@ -47,10 +49,90 @@ pub fn bce_with_logits_f64(z: &[f32], y: &[f32], pos_weight: f64) -> f64 {
     s / z.len().max(1) as f64
 }
 
+/// Per-class loss weights: `auto` is `n / (K n_c)` on the training labels
+/// (a class absent from them gets 1), `none` all ones.
+pub fn class_weights(cfg: &str, train_labels: &[f32], k: usize) -> Vec<f64> {
+    if cfg == "none" {
+        return vec![1.0; k];
+    }
+    let mut count = vec![0usize; k];
+    for &y in train_labels {
+        count[y as usize] += 1;
+    }
+    let n = train_labels.len() as f64;
+    count
+        .iter()
+        .map(|&c| if c == 0 { 1.0 } else { n / (k * c) as f64 })
+        .collect()
+}
+
+/// Log-softmax over the last axis of `z [B, K]`, stable.
+fn log_softmax(z: &Tensor) -> Result<Tensor> {
+    let max = z.max_keepdim(1)?.detach();
+    let shifted = z.broadcast_sub(&max)?;
+    shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(1)?.log()?)
+}
+
+/// Weighted softmax cross-entropy of logits `z [B, K]` against class
+/// indices `y`.
+pub fn cross_entropy(z: &Tensor, y: &[f32], weights: &[f64]) -> Result<Tensor> {
+    let (b, k) = z.dims2()?;
+    let total: f64 = y.iter().map(|&c| weights[c as usize]).sum();
+    let mut m = vec![0f32; b * k];
+    for (i, &c) in y.iter().enumerate() {
+        m[i * k + c as usize] = (weights[c as usize] / total) as f32;
+    }
+    let m = Tensor::from_vec(m, (b, k), z.device())?;
+    (log_softmax(z)? * m)?.sum_all()?.neg()
+}
+
+/// The same loss in f64 on flat logits `[n * K]` (validation loss).
+pub fn cross_entropy_f64(z: &[f32], y: &[f32], weights: &[f64]) -> f64 {
+    let k = weights.len();
+    let (mut s, mut total) = (0.0, 0.0);
+    for (row, &c) in z.chunks(k).zip(y) {
+        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let lse = max
+            + row
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        let w = weights[c as usize];
+        s += w * (lse - row[c as usize] as f64);
+        total += w;
+    }
+    s / total.max(f64::MIN_POSITIVE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn weighted_cross_entropy_matches_pytorch_and_its_f64_twin() {
+        // torch.nn.functional.cross_entropy(z, y, weight=w) is
+        // sum_i w[y_i] (lse_i - z_i[y_i]) / sum_i w[y_i], written out here.
+        let z = [2.0f32, 0.5, -1.0, 0.1, 0.2, 0.3, -0.5, 1.5, 0.0];
+        let y = [0.0f32, 2.0, 2.0];
+        let w = class_weights("auto", &[0.0, 0.0, 1.0, 2.0], 3);
+        assert_eq!(w, vec![4.0 / 6.0, 4.0 / 3.0, 4.0 / 3.0]);
+        assert_eq!(class_weights("none", &y, 3), vec![1.0; 3]);
+        let lse = |r: &[f32]| r.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+        let want = (w[0] * (lse(&z[0..3]) - 2.0)
+            + w[2] * (lse(&z[3..6]) - 0.3)
+            + w[2] * (lse(&z[6..9]) - 0.0))
+            / (w[0] + 2.0 * w[2]);
+        let got = cross_entropy_f64(&z, &y, &w);
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        let zt = Tensor::from_slice(&z, (3, 3), &Device::Cpu).unwrap();
+        let t = cross_entropy(&zt, &y, &w)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((t as f64 - want).abs() < 1e-5, "{t} vs {want}");
+    }
 
     #[test]
     fn pos_weight_is_neg_over_pos() {

@@ -84,7 +84,19 @@ fn train_prepared(
             prep.ignored_columns.join(", ")
         ));
     }
+    let k = prep.info.outputs();
+    if k > 1 && cfg.trees.is_some() {
+        return Err(recur_core::Error::config(
+            "trees",
+            format!(
+                "the label has {k} classes; the trees, the blend and the expected-value threshold are for two: remove `trees`"
+            ),
+        ));
+    }
     let result = fit(&prep, cfg, dev, opts)?;
+    if k > 1 {
+        return save_multiclass(cfg, &prep, result, out, dev);
+    }
     // The LSTM's validation and test probabilities, once: the metrics, the
     // ROC curve and the ensemble all read them.
     let probs = |set: &WindowSet| -> Result<Vec<f64>> {
@@ -120,6 +132,8 @@ fn train_prepared(
         trees: None,
         ensemble_auc_lift: None,
         roc: Default::default(),
+        classes: Vec::new(),
+        temperature: None,
     };
     let mut report = report;
     let (shown, shown_p) = match &test_p {
@@ -166,6 +180,87 @@ fn train_prepared(
             serde_json::to_string_pretty(sel).expect("selection serialises"),
         ));
     }
+    save_model_dir(
+        out,
+        cfg,
+        &result.model,
+        &result.history,
+        &prep.scaler,
+        &prep.info,
+        &report,
+        &extra,
+    )?;
+    Ok(report)
+}
+
+/// The report, deployment and directory of a model of more than two
+/// classes: softmax probabilities, their temperature fit on validation
+/// (no trees, blend or threshold: those are two-class notions).
+fn save_multiclass(
+    cfg: &Config,
+    prep: &Prepared,
+    result: crate::trainer::FitResult,
+    out: &Path,
+    dev: &Device,
+) -> Result<Report> {
+    use recur_deploy::multiclass::{fit_temperature, softmax};
+    let k = prep.info.outputs();
+    let val_z = predict_logits(&result.model, &prep.val, dev)?;
+    let test_z = if prep.test.is_empty() {
+        None
+    } else {
+        Some(predict_logits(&result.model, &prep.test, dev)?)
+    };
+    let (val_y, test_y) = (prep.val.labels(), prep.test.labels());
+    let t = fit_temperature(&val_z, &val_y, k);
+    let metrics = |z: &[f32], y: &[f32], t: f64| Metrics::compute_multi(&softmax(z, k, t), y, k);
+    let report = Report {
+        val: metrics(&val_z, &val_y, t),
+        test: test_z.as_deref().map(|z| metrics(z, &test_y, t)),
+        best_epoch: result.best_epoch,
+        epochs_run: result.epochs_run,
+        pos_weight: 1.0,
+        n_train: prep.train.len(),
+        n_val: prep.val.len(),
+        n_test: prep.test.len(),
+        features: prep.features.clone(),
+        sequence_length: prep.sequence_length,
+        params: result.model.n_params(),
+        seed: cfg.training.seed,
+        label_rule: None,
+        parts: Vec::new(),
+        constant_columns: Vec::new(),
+        selection: None,
+        models: None,
+        weights: None,
+        trees: None,
+        ensemble_auc_lift: None,
+        roc: Default::default(),
+        classes: prep.info.classes.clone(),
+        temperature: Some(recur_deploy::model_dir::TemperatureFit {
+            temperature: t,
+            val_raw: metrics(&val_z, &val_y, 1.0),
+            test_raw: test_z.as_deref().map(|z| metrics(z, &test_y, 1.0)),
+        }),
+    };
+    let deployment = recur_deploy::predictor::Deployment {
+        deployed: "lstm".into(),
+        weights: None,
+        models: std::collections::BTreeMap::from([(
+            "lstm".to_string(),
+            recur_deploy::predictor::Decision {
+                calibrator: recur_deploy::calibrate::Calibrator::Identity,
+                threshold_raw: 0.5,
+                threshold_calibrated: 0.5,
+            },
+        )]),
+        trees: None,
+        temperature: Some(t),
+    };
+    let extra = [(
+        recur_deploy::predictor::DEPLOYMENT_FILE,
+        serde_json::to_string_pretty(&deployment).expect("the deployment serialises"),
+    )];
     save_model_dir(
         out,
         cfg,

@@ -1,10 +1,14 @@
 //! The epoch loop of the seed's recipe: shuffled mini-batches of training
-//! windows (seeded), BCE with `pos_weight`, Adam, gradient-norm clipping,
+//! windows (seeded), BCE with `pos_weight` (softmax cross-entropy with class
+//! weights for more than two classes), Adam, gradient-norm clipping,
 //! and early stopping on validation loss with patience. The best weights
 //! are kept as a real copy and restored at the end, so the model returned is
 //! the one whose validation loss is the best in the history.
 
-use crate::loss::{bce_with_logits, bce_with_logits_f64, resolve_pos_weight};
+use crate::loss::{
+    bce_with_logits, bce_with_logits_f64, class_weights, cross_entropy, cross_entropy_f64,
+    resolve_pos_weight,
+};
 use crate::optim::Adam;
 use candle_core::{Device, Tensor};
 use recur_core::config::Config;
@@ -13,6 +17,7 @@ use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::Prepared;
 use recur_deploy::metrics::roc_auc;
+use recur_deploy::multiclass::{macro_auc, softmax};
 use recur_deploy::predictor::{predict_logits, probabilities};
 use recur_deploy::report::EpochRecord;
 use recur_models::{Arch, Classifier};
@@ -57,13 +62,32 @@ pub fn fit_watched(
     watch: &mut dyn FnMut(&EpochRecord) -> bool,
 ) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
-    let arch = Arch::of(m, prep.features.len(), prep.sequence_length);
+    let arch = Arch::of(
+        m,
+        prep.features.len(),
+        prep.sequence_length,
+        prep.info.outputs(),
+    );
     let model = Classifier::init(arch, &mut Rng::stream(t.seed, 0), dev)?;
     let mut shuffle_rng = Rng::stream(t.seed, 1);
     let mut dropout_rng = Rng::stream(t.seed, 2);
     let train_y = prep.train.labels();
     let val_y = prep.val.labels();
+    let k = prep.info.outputs();
     let pos_weight = resolve_pos_weight(&t.pos_weight, &train_y);
+    // Two classes: BCE with pos_weight; more: cross-entropy, class weights.
+    let weights = (k > 1).then(|| class_weights(&t.class_weight, &train_y, k));
+    let val_loss_of = |z: &[f32]| match &weights {
+        Some(w) => cross_entropy_f64(z, &val_y, w),
+        None => bce_with_logits_f64(z, &val_y, pos_weight),
+    };
+    let val_auc_of = |z: &[f32]| {
+        if k > 1 {
+            macro_auc(&softmax(z, k, 1.0), &val_y, k)
+        } else {
+            roc_auc(&probabilities(z), &val_y)
+        }
+    };
     let vars = model.params().iter().map(|(_, v)| v.clone()).collect();
     let mut opt = Adam::new(vars, t.learning_rate, t.weight_decay, false)?;
 
@@ -89,9 +113,13 @@ pub fn fit_watched(
             prep.train.gather(chunk, &mut buf);
             let x = Tensor::from_slice(&buf, (chunk.len(), l, f), dev)?;
             let y: Vec<f32> = chunk.iter().map(|&i| train_y[i]).collect();
-            let y = Tensor::from_vec(y, chunk.len(), dev)?;
             let logits = model.forward(&x, Some(&mut dropout_rng))?;
-            let loss = bce_with_logits(&logits, &y, pos_weight)?;
+            let loss = match &weights {
+                Some(w) => cross_entropy(&logits, &y, w)?,
+                None => {
+                    bce_with_logits(&logits, &Tensor::from_vec(y, chunk.len(), dev)?, pos_weight)?
+                }
+            };
             let lv = loss.to_scalar::<f32>()? as f64;
             if !lv.is_finite() {
                 return Err(Error::Msg(format!(
@@ -105,12 +133,12 @@ pub fn fit_watched(
         }
         pb.finish();
         let val_logits = predict_logits(&model, &prep.val, dev)?;
-        let val_loss = bce_with_logits_f64(&val_logits, &val_y, pos_weight);
+        let val_loss = val_loss_of(&val_logits);
         let rec = EpochRecord {
             epoch,
             train_loss: loss_sum / seen as f64,
             val_loss,
-            val_auc: roc_auc(&probabilities(&val_logits), &val_y),
+            val_auc: val_auc_of(&val_logits),
             grad_norm: norm_sum / n_batches as f64,
             seconds: start.elapsed().as_secs_f64(),
         };
