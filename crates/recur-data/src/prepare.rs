@@ -11,7 +11,7 @@ use crate::table::{Column, Table};
 use crate::target::{class_labels, row_labels, target_column};
 use crate::ucr::Sequences;
 use crate::windows::{sliding, Window, WindowSet};
-use recur_core::config::{Config, DataConfig, Layout};
+use recur_core::config::{ClassifierKind, Config, DataConfig, Layout};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ pub struct SplitInfo {
     /// Every class in output order (sequences layout, more than two).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// Whether the training series differ in length (sequences layout):
+    /// then any length scores; else only the training length.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub variable_length: bool,
     /// SHA-256 of the training data file, so `recur eval` knows it is
     /// given that file and can score its validation and test parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,6 +397,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         n_features: features.len(),
         sequence_length: l,
         windows: sliding(n, l, &labels),
+        lengths: None,
     };
     let part = |r: RowRange, name: &str| -> Result<WindowSet> {
         let set = all.filter(|w| w.label.is_some() && r.holds(w.start, w.row, w.row + h));
@@ -430,6 +435,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             time_split: Some(split),
             positive_label: None,
             classes: Vec::new(),
+            variable_length: false,
             data_sha256: None,
             label_rule: label_rule(d),
             parts,
@@ -440,6 +446,15 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         values,
         constant_columns,
     })
+}
+
+/// The first buffer row of each series, and the end: `n + 1` offsets.
+fn row_offsets(s: &Sequences) -> Vec<usize> {
+    let mut o = vec![0];
+    for l in s.lengths() {
+        o.push(o.last().unwrap() + l);
+    }
+    o
 }
 
 fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
@@ -461,12 +476,24 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             format!("{n} sequences are too few to split into train/val/test"),
         ));
     }
+    let variable = !s.equal_length();
+    if variable && cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle {
+        return Err(Error::config(
+            "model.shuffle",
+            format!(
+                "{} holds series of different lengths ({}..={} steps); LSTM-FCN's dimension shuffle reads a fixed number of steps: set model.shuffle: false",
+                s.source,
+                s.lengths().iter().min().unwrap_or(&0),
+                s.sequence_length
+            ),
+        ));
+    }
     let train_idx = &order[..n_train];
-    let rows = train_idx
-        .iter()
-        .flat_map(|&i| i * s.sequence_length..(i + 1) * s.sequence_length);
+    let offsets = row_offsets(s);
+    let rows = train_idx.iter().flat_map(|&i| offsets[i]..offsets[i + 1]);
     let scaler = Scaler::fit(features.clone(), &values, rows);
     let buffer: Arc<[f32]> = scaler.transform(&values).into();
+    let lengths: Option<Arc<[usize]>> = variable.then(|| s.lengths().into());
     let set = |idx: &[usize]| WindowSet {
         buffer: buffer.clone(),
         n_features: s.dims,
@@ -474,11 +501,12 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         windows: idx
             .iter()
             .map(|&i| Window {
-                start: i * s.sequence_length,
+                start: offsets[i],
                 row: i,
                 label: Some(labels[i]),
             })
             .collect(),
+        lengths: lengths.clone(),
     };
     Ok(Prepared {
         train: set(train_idx),
@@ -493,6 +521,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             time_split: None,
             positive_label: cl.positive,
             classes: cl.classes,
+            variable_length: variable,
             data_sha256: None,
             label_rule: None,
             parts: Vec::new(),
@@ -542,6 +571,7 @@ pub fn prepare_inference(
     sequence_length: usize,
     positive_label: Option<&str>,
     classes: &[String],
+    variable_length: bool,
     need_labels: bool,
 ) -> Result<InferenceData> {
     let d = &cfg.data;
@@ -569,6 +599,7 @@ pub fn prepare_inference(
                 n_features: scaler.features.len(),
                 sequence_length,
                 windows,
+                lengths: None,
             };
             Ok(InferenceData {
                 windows: set,
@@ -577,17 +608,34 @@ pub fn prepare_inference(
         }
         Layout::Sequences => {
             let s = Sequences::read(path, d.format.as_deref(), d.target.column.as_deref())?;
-            if s.sequence_length != sequence_length || s.dims != scaler.features.len() {
+            if s.dims != scaler.features.len() {
                 return Err(Error::data(
                     &s.source,
                     format!(
-                        "series of length {} with {} dimension(s); the model was trained on length {sequence_length} with {}",
-                        s.sequence_length,
+                        "series with {} dimension(s); the model was trained on {}",
                         s.dims,
                         scaler.features.len()
                     ),
                 ));
             }
+            let fixed = cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle;
+            if (!variable_length || fixed)
+                && (!s.equal_length() || s.sequence_length != sequence_length)
+            {
+                return Err(Error::data(
+                    &s.source,
+                    format!(
+                        "series of {} steps; the model was trained on series of exactly {sequence_length}{}",
+                        if s.equal_length() {
+                            s.sequence_length.to_string()
+                        } else {
+                            format!("{} to {}", s.lengths().iter().min().unwrap_or(&0), s.sequence_length)
+                        },
+                        if fixed { " (LSTM-FCN's dimension shuffle reads a fixed number)" } else { "" }
+                    ),
+                ));
+            }
+            let offsets = row_offsets(&s);
             let pos = positive_label.unwrap_or("1");
             let windows = s
                 .labels
@@ -612,7 +660,7 @@ pub fn prepare_inference(
                         }
                     };
                     Ok(Window {
-                        start: i * s.sequence_length,
+                        start: offsets[i],
                         row: i,
                         label,
                     })
@@ -621,8 +669,9 @@ pub fn prepare_inference(
             let set = WindowSet {
                 buffer: scaler.transform(&s.values.concat()).into(),
                 n_features: s.dims,
-                sequence_length,
+                sequence_length: s.sequence_length,
                 windows,
+                lengths: (!s.equal_length()).then(|| s.lengths().into()),
             };
             Ok(InferenceData {
                 windows: set,
@@ -695,7 +744,7 @@ mod tests {
         let path = series_csv(d.path(), 100);
         let c = cfg(path.clone(), 8, 1);
         let p = prepare_training(&c).unwrap();
-        let inf = prepare_inference(&path, &c, &p.scaler, 8, None, &[], false).unwrap();
+        let inf = prepare_inference(&path, &c, &p.scaler, 8, None, &[], false, false).unwrap();
         assert_eq!(inf.windows.len(), 100 - 8 + 1);
         let times = inf.times.unwrap();
         for (k, w) in inf.windows.windows.iter().enumerate() {

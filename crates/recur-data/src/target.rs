@@ -257,8 +257,8 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let c = class_labels("f", &three, &TargetConfig::default()).unwrap();
-        assert_eq!(c.classes, vec!["10", "9", "a", "b"]);
-        assert_eq!(c.y, vec![3.0, 0.0, 2.0, 1.0, 3.0]);
+        assert_eq!(c.classes, vec!["9", "10", "a", "b"]);
+        assert_eq!(c.y, vec![3.0, 1.0, 2.0, 0.0, 3.0]);
         let nums: Vec<String> = ["10", "9", "2"].iter().map(|s| s.to_string()).collect();
         assert_eq!(sorted_classes(&nums), vec!["2", "9", "10"]);
         let one: Vec<String> = vec!["x".into(); 3];

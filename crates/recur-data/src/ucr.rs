@@ -1,8 +1,15 @@
 //! The one-sequence-per-row layout: UCR/UEA `.ts` files (`@` header lines,
 //! then one sample per line, dimensions separated by `:`, values by `,`,
 //! class label last) and CSV files whose rows are a label plus the values.
-//! Series must all have the same length; the classifier reads each whole
-//! series as one window.
+//! The classifier reads each whole series as one window.
+//!
+//! Series may differ in length (UEA files such as JapaneseVowels); the
+//! channels of one series may not, and every series has the same channels.
+//! Missing values (`?`, or `NaN`, in a `.ts` file) are filled by linear
+//! interpolation between the nearest known values of the same channel, and
+//! held at the first or last known value at the ends; a channel with no
+//! known value is an error naming its line. This is aeon's and sktime's
+//! usual imputation, and it keeps every series its own length.
 
 use crate::table::Table;
 use recur_core::{Error, Result};
@@ -15,8 +22,51 @@ pub struct Sequences {
     /// Per sample, `len * dims` values, time-major (`[t][d]`).
     pub values: Vec<Vec<f64>>,
     pub labels: Vec<String>,
+    /// The longest series' length.
     pub sequence_length: usize,
     pub dims: usize,
+    /// Missing values filled by interpolation, for the user to be told.
+    pub filled: usize,
+}
+
+impl Sequences {
+    /// Each series' length.
+    pub fn lengths(&self) -> Vec<usize> {
+        self.values.iter().map(|v| v.len() / self.dims).collect()
+    }
+
+    /// Whether every series has the same length.
+    pub fn equal_length(&self) -> bool {
+        self.values
+            .iter()
+            .all(|v| v.len() == self.sequence_length * self.dims)
+    }
+}
+
+/// Fills the `None`s of one channel by linear interpolation between the
+/// nearest known values, holding the end values; `None` when nothing is
+/// known.
+fn interpolate(v: &[Option<f64>]) -> Option<Vec<f64>> {
+    let known: Vec<usize> = (0..v.len()).filter(|&i| v[i].is_some()).collect();
+    let (&first, &last) = (known.first()?, known.last()?);
+    let mut out = Vec::with_capacity(v.len());
+    let mut next = 0;
+    for (i, x) in v.iter().enumerate() {
+        out.push(match x {
+            Some(x) => *x,
+            None if i < first => v[first].unwrap(),
+            None if i > last => v[last].unwrap(),
+            None => {
+                while known[next] < i {
+                    next += 1;
+                }
+                let (a, b) = (known[next - 1], known[next]);
+                let (ya, yb) = (v[a].unwrap(), v[b].unwrap());
+                ya + (yb - ya) * (i - a) as f64 / (b - a) as f64
+            }
+        });
+    }
+    Some(out)
 }
 
 impl Sequences {
@@ -71,6 +121,7 @@ impl Sequences {
             labels,
             sequence_length: cols.len(),
             dims: 1,
+            filled: 0,
         })
     }
 
@@ -81,6 +132,7 @@ impl Sequences {
         let mut in_data = false;
         let (mut values, mut labels) = (Vec::new(), Vec::new());
         let (mut len, mut dims) = (None::<usize>, None::<usize>);
+        let mut filled = 0;
         for (ln, line) in text.lines().enumerate() {
             let line = line.trim();
             let at = |msg: String| Error::data(&source, format!("line {}: {msg}", ln + 1));
@@ -104,31 +156,50 @@ impl Sequences {
                 .iter()
                 .enumerate()
                 .map(|(d, p)| {
-                    p.split(',')
+                    if p.trim().is_empty() {
+                        return Err(at(format!(
+                            "dimension {d} is empty: a series of length 0; every series needs at least one value"
+                        )));
+                    }
+                    let raw = p
+                        .split(',')
                         .enumerate()
-                        .map(|(k, v)| match v.trim().parse::<f64>() {
-                            Ok(x) if x.is_finite() => Ok(x),
-                            _ => Err(at(format!(
-                                "dimension {d}, value {k}: `{}` is not a finite number",
-                                v.trim()
-                            ))),
+                        .map(|(k, v)| match v.trim() {
+                            "?" | "NaN" | "nan" => Ok(None),
+                            v => match v.parse::<f64>() {
+                                Ok(x) if x.is_finite() => Ok(Some(x)),
+                                _ => Err(at(format!(
+                                    "dimension {d}, value {k}: `{v}` is not a finite number (`?` marks a missing one)"
+                                ))),
+                            },
                         })
-                        .collect::<Result<Vec<f64>>>()
+                        .collect::<Result<Vec<Option<f64>>>>()?;
+                    filled += raw.iter().filter(|x| x.is_none()).count();
+                    interpolate(&raw).ok_or_else(|| {
+                        at(format!(
+                            "dimension {d}: every value is missing (`?`); a channel needs at least one known value"
+                        ))
+                    })
                 })
                 .collect::<Result<_>>()?;
             let (l, d) = (series[0].len(), series.len());
             if series.iter().any(|s| s.len() != l) {
-                return Err(at("dimensions have different lengths".into()));
-            }
-            if len.is_some_and(|x| x != l) || dims.is_some_and(|x| x != d) {
                 return Err(at(format!(
-                    "series of length {l} with {d} dimension(s); earlier ones have length {} with {}: \
-                     recur needs equal-length series",
-                    len.unwrap(),
+                    "dimensions have different lengths ({}): the channels of one series must be equally long",
+                    series
+                        .iter()
+                        .map(|s| s.len().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if dims.is_some_and(|x| x != d) {
+                return Err(at(format!(
+                    "a series with {d} dimension(s); earlier ones have {}: every series needs the same channels",
                     dims.unwrap()
                 )));
             }
-            len = Some(l);
+            len = Some(len.map_or(l, |m: usize| m.max(l)));
             dims = Some(d);
             let mut flat = Vec::with_capacity(l * d);
             for t in 0..l {
@@ -151,6 +222,7 @@ impl Sequences {
             labels,
             sequence_length: len.unwrap(),
             dims: dims.unwrap(),
+            filled,
         })
     }
 }
@@ -172,9 +244,37 @@ mod tests {
         assert_eq!((s.sequence_length, s.dims), (3, 2));
         assert_eq!(s.values[0], vec![1., 4., 2., 5., 3., 6.]);
         assert_eq!(s.labels, vec!["1", "2"]);
+        // Unequal lengths are read as they are; the longest sets the length.
         std::fs::write(&p, "@data\n1,2,3:1\n1,2:2\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!((s.sequence_length, s.lengths()), (3, vec![3, 2]));
+        assert!(!s.equal_length());
+        std::fs::write(&p, "@data\n1,2,3:1,2:1\n").unwrap();
         let e = Sequences::read(&p, None, None).unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("equal-length"), "{e}");
+        assert!(e.contains("line 2") && e.contains("(3, 2)"), "{e}");
+        std::fs::write(&p, "@data\n1,2,3:1,2,3:1\n1,2:2\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("same channels"), "{e}");
+        std::fs::write(&p, "@data\n1,2,3:1\n:2\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("length 0"), "{e}");
+    }
+
+    #[test]
+    fn missing_values_are_interpolated_within_their_channel() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.ts");
+        std::fs::write(&p, "@data\n?,2,?,?,8,?:1,1,1,1,1,1:a\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        let ch0: Vec<f64> = s.values[0].iter().step_by(2).copied().collect();
+        assert_eq!(ch0, vec![2.0, 2.0, 4.0, 6.0, 8.0, 8.0]);
+        assert_eq!(s.filled, 4);
+        std::fs::write(&p, "@data\n?,?:1,2:a\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("dimension 0") && e.contains("every value is missing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! row, the row it is reported against and its label. Batches are gathered
 //! from the buffer when the model asks for them, so a data set of `n` rows
 //! costs `n * features` floats, not `n * L * features`.
+//!
+//! Whole series of different lengths (the sequences layout) carry their
+//! lengths; [`WindowSet::batches`] then groups windows of one length, so a
+//! model never reads padding and a series scores the same in any batch.
 
 use std::sync::Arc;
 
@@ -21,8 +25,12 @@ pub struct Window {
 pub struct WindowSet {
     pub buffer: Arc<[f32]>,
     pub n_features: usize,
+    /// The windows' length; with `lengths`, the longest one's.
     pub sequence_length: usize,
     pub windows: Vec<Window>,
+    /// Each series' length by [`Window::row`], when they differ (the
+    /// sequences layout); `None`: every window spans `sequence_length`.
+    pub lengths: Option<Arc<[usize]>>,
 }
 
 impl WindowSet {
@@ -48,9 +56,49 @@ impl WindowSet {
             ..self.clone()
         }
     }
-    /// Copies the windows `idx` into `out` as a `[idx.len(), sequence_length, n_features]` batch.
+    /// The length of window `i`.
+    pub fn len_of(&self, i: usize) -> usize {
+        match &self.lengths {
+            Some(l) => l[self.windows[i].row],
+            None => self.sequence_length,
+        }
+    }
+
+    /// `order` cut into batches of at most `size` windows of one length:
+    /// windows keep their order within a length, and batches come in the
+    /// order of their first window in `order`. Without `lengths`, plain
+    /// chunks of `order`.
+    pub fn batches(&self, order: &[usize], size: usize) -> Vec<Vec<usize>> {
+        let size = size.max(1);
+        if self.lengths.is_none() {
+            return order.chunks(size).map(<[usize]>::to_vec).collect();
+        }
+        let mut open: std::collections::HashMap<usize, usize> = Default::default();
+        let mut out: Vec<Vec<usize>> = Vec::new();
+        for &i in order {
+            let l = self.len_of(i);
+            match open.get(&l) {
+                Some(&b) if out[b].len() < size => out[b].push(i),
+                _ => {
+                    open.insert(l, out.len());
+                    out.push(vec![i]);
+                }
+            }
+        }
+        out
+    }
+
+    /// Copies the windows `idx` into `out` as a `[idx.len(), L, n_features]`
+    /// batch, `L` their length (one length a batch: see [`Self::batches`]).
     pub fn gather(&self, idx: &[usize], out: &mut Vec<f32>) {
-        let span = self.sequence_length * self.n_features;
+        let l = idx
+            .first()
+            .map_or(self.sequence_length, |&i| self.len_of(i));
+        debug_assert!(
+            idx.iter().all(|&i| self.len_of(i) == l),
+            "one length a batch"
+        );
+        let span = l * self.n_features;
         out.clear();
         out.reserve(idx.len() * span);
         for &i in idx {
@@ -107,9 +155,33 @@ mod tests {
             n_features: 2,
             sequence_length: 3,
             windows: w,
+            lengths: None,
         };
         let mut out = Vec::new();
         set.gather(&[1], &mut out);
         assert_eq!(out, vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0]);
+    }
+
+    #[test]
+    fn batches_hold_one_length_and_keep_the_order() {
+        let windows = (0..6)
+            .map(|i| Window {
+                start: 0,
+                row: i,
+                label: None,
+            })
+            .collect();
+        let set = WindowSet {
+            buffer: vec![0.0; 8].into(),
+            n_features: 1,
+            sequence_length: 3,
+            windows,
+            lengths: Some(vec![3, 2, 3, 3, 2, 1].into()),
+        };
+        let b = set.batches(&[5, 0, 1, 2, 3, 4], 2);
+        assert_eq!(b, vec![vec![5], vec![0, 2], vec![1, 4], vec![3]]);
+        let mut out = Vec::new();
+        set.gather(&b[2], &mut out);
+        assert_eq!(out.len(), 2 * 2);
     }
 }

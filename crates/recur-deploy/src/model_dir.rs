@@ -130,6 +130,7 @@ impl ModelDir {
             self.model.sequence_length(),
             self.info.positive_label.as_deref(),
             &self.info.classes,
+            self.info.variable_length,
             need_labels,
         )
     }

@@ -481,6 +481,7 @@ impl Predictor {
             n_features: f,
             sequence_length: l,
             windows,
+            lengths: None,
         };
         let p_lstm = probabilities(&predict_logits(&self.dir.model, &set, &Device::Cpu)?);
         // Never a NaN in the output: an input the LSTM overflows on is an
@@ -601,20 +602,22 @@ impl Predictor {
 /// Logits for every window of `set`, in evaluation mode (no dropout):
 /// one per window, or `K` per window (window-major) for K classes.
 pub fn predict_logits(model: &Classifier, set: &WindowSet, dev: &Device) -> Result<Vec<f32>> {
-    let chunk = model.eval_batch();
     let idx: Vec<usize> = (0..set.len()).collect();
-    let mut out = Vec::with_capacity(set.len());
+    let k = model.outputs();
+    let mut out = vec![0f32; set.len() * k];
     let mut buf = Vec::new();
-    for c in idx.chunks(chunk) {
-        set.gather(c, &mut buf);
-        let x = Tensor::from_slice(&buf, (c.len(), set.sequence_length, set.n_features), dev)?;
-        out.extend(
-            model
-                .forward(&x, None)?
-                .detach()
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-        );
+    for c in set.batches(&idx, model.eval_batch()) {
+        set.gather(&c, &mut buf);
+        let l = set.len_of(c[0]);
+        let x = Tensor::from_slice(&buf, (c.len(), l, set.n_features), dev)?;
+        let z = model
+            .forward(&x, None)?
+            .detach()
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for (j, &i) in c.iter().enumerate() {
+            out[i * k..(i + 1) * k].copy_from_slice(&z[j * k..(j + 1) * k]);
+        }
     }
     Ok(out)
 }

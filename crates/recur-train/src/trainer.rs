@@ -92,16 +92,19 @@ pub fn fit_watched(
     let mut opt = Adam::new(vars, t.learning_rate, t.weight_decay, false)?;
 
     let mut order: Vec<usize> = (0..prep.train.len()).collect();
-    let n_batches = order.len().div_ceil(t.batch_size);
     let (mut best, mut best_epoch, mut bad_epochs) = (f64::INFINITY, 0, 0);
     let mut best_weights = None;
     let mut history = Vec::new();
     let mut buf = Vec::new();
-    let (l, f) = (prep.sequence_length, prep.features.len());
+    let f = prep.features.len();
 
     for epoch in 1..=t.epochs {
         let start = Instant::now();
         shuffle_rng.shuffle(&mut order);
+        // Plain chunks of the shuffled order; series of different lengths
+        // go in batches of one length (no padding).
+        let batches = prep.train.batches(&order, t.batch_size);
+        let n_batches = batches.len();
         let pb = opts.progress;
         pb.start(
             &format!("epoch {epoch}/{}", t.epochs),
@@ -109,8 +112,9 @@ pub fn fit_watched(
             Units::Items,
         );
         let (mut loss_sum, mut norm_sum, mut seen) = (0.0, 0.0, 0usize);
-        for chunk in order.chunks(t.batch_size) {
+        for chunk in &batches {
             prep.train.gather(chunk, &mut buf);
+            let l = prep.train.len_of(chunk[0]);
             let x = Tensor::from_slice(&buf, (chunk.len(), l, f), dev)?;
             let y: Vec<f32> = chunk.iter().map(|&i| train_y[i]).collect();
             let logits = model.forward(&x, Some(&mut dropout_rng))?;
