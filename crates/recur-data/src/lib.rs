@@ -20,7 +20,10 @@ pub mod target;
 pub mod ucr;
 pub mod windows;
 
-pub use prepare::{prepare_inference, prepare_training, InferenceData, Prepared};
+pub use prepare::{
+    prepare_inference, prepare_training, prepare_training_sequences, sequences_inference,
+    InferenceData, Prepared,
+};
 pub use scaler::Scaler;
 pub use table::{Column, Table};
 pub use windows::{Window, WindowSet};

@@ -251,6 +251,19 @@ pub fn prepare_training_table(table: &Table, cfg: &Config) -> Result<Prepared> {
     prepare_rows(table, cfg)
 }
 
+/// [`prepare_training`] of whole series already in memory (sequences
+/// layout, `data.path` not read): the same classes, split, scaler and
+/// windows as from a `.ts` file.
+pub fn prepare_training_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
+    if cfg.data.layout != Layout::Sequences {
+        return Err(Error::config(
+            "data.layout",
+            "whole series in memory train a sequences-layout model: set data.layout: sequences",
+        ));
+    }
+    prepare_sequences(s, cfg)
+}
+
 /// Reads `data.path` and prepares it for training: features, labels, split, scaler and windows.
 pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
@@ -569,9 +582,7 @@ pub fn prepare_inference(
     cfg: &Config,
     scaler: &Scaler,
     sequence_length: usize,
-    positive_label: Option<&str>,
-    classes: &[String],
-    variable_length: bool,
+    info: &SplitInfo,
     need_labels: bool,
 ) -> Result<InferenceData> {
     let d = &cfg.data;
@@ -608,77 +619,94 @@ pub fn prepare_inference(
         }
         Layout::Sequences => {
             let s = Sequences::read(path, d.format.as_deref(), d.target.column.as_deref())?;
-            if s.dims != scaler.features.len() {
-                return Err(Error::data(
-                    &s.source,
-                    format!(
-                        "series with {} dimension(s); the model was trained on {}",
-                        s.dims,
-                        scaler.features.len()
-                    ),
-                ));
-            }
-            let fixed = cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle;
-            if (!variable_length || fixed)
-                && (!s.equal_length() || s.sequence_length != sequence_length)
-            {
-                return Err(Error::data(
-                    &s.source,
-                    format!(
-                        "series of {} steps; the model was trained on series of exactly {sequence_length}{}",
-                        if s.equal_length() {
-                            s.sequence_length.to_string()
-                        } else {
-                            format!("{} to {}", s.lengths().iter().min().unwrap_or(&0), s.sequence_length)
-                        },
-                        if fixed { " (LSTM-FCN's dimension shuffle reads a fixed number)" } else { "" }
-                    ),
-                ));
-            }
-            let offsets = row_offsets(&s);
-            let pos = positive_label.unwrap_or("1");
-            let windows = s
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let label = if classes.is_empty() {
-                        Some(if l == pos { 1.0 } else { 0.0 })
-                    } else {
-                        match classes.iter().position(|c| c == l) {
-                            Some(k) => Some(k as f32),
-                            None if need_labels => {
-                                return Err(Error::data(
-                                    &s.source,
-                                    format!(
-                                        "series {i} has class `{l}`, which the model was not trained on (its classes: {})",
-                                        classes.join(", ")
-                                    ),
-                                ))
-                            }
-                            None => None,
-                        }
-                    };
-                    Ok(Window {
-                        start: offsets[i],
-                        row: i,
-                        label,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let set = WindowSet {
-                buffer: scaler.transform(&s.values.concat()).into(),
-                n_features: s.dims,
-                sequence_length: s.sequence_length,
-                windows,
-                lengths: (!s.equal_length()).then(|| s.lengths().into()),
-            };
-            Ok(InferenceData {
-                windows: set,
-                times: None,
-            })
+            sequences_inference(&s, cfg, scaler, sequence_length, info, need_labels)
         }
     }
+}
+
+/// The windows of whole series (a file read, or series in memory) as a
+/// model of the sequences layout reads them: its scaler, its channels,
+/// the lengths it takes, and labels mapped to its classes (with
+/// `need_labels`, a class it does not know is an error).
+pub fn sequences_inference(
+    s: &Sequences,
+    cfg: &Config,
+    scaler: &Scaler,
+    sequence_length: usize,
+    info: &SplitInfo,
+    need_labels: bool,
+) -> Result<InferenceData> {
+    let (classes, variable_length) = (&info.classes, info.variable_length);
+    let positive_label = info.positive_label.as_deref();
+    if s.dims != scaler.features.len() {
+        return Err(Error::data(
+            &s.source,
+            format!(
+                "series with {} dimension(s); the model was trained on {}",
+                s.dims,
+                scaler.features.len()
+            ),
+        ));
+    }
+    let fixed = cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle;
+    if (!variable_length || fixed) && (!s.equal_length() || s.sequence_length != sequence_length) {
+        return Err(Error::data(
+            &s.source,
+            format!(
+                "series of {} steps; the model was trained on series of exactly {sequence_length}{}",
+                if s.equal_length() {
+                    s.sequence_length.to_string()
+                } else {
+                    format!("{} to {}", s.lengths().iter().min().unwrap_or(&0), s.sequence_length)
+                },
+                if fixed { " (LSTM-FCN's dimension shuffle reads a fixed number)" } else { "" }
+            ),
+        ));
+    }
+    let offsets = row_offsets(s);
+    let pos = positive_label.unwrap_or("1");
+    let windows = s
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let label = if l.is_empty() && !need_labels {
+                None
+            } else if classes.is_empty() {
+                Some(if l == pos { 1.0 } else { 0.0 })
+            } else {
+                match classes.iter().position(|c| c == l) {
+                    Some(k) => Some(k as f32),
+                    None if need_labels => {
+                        return Err(Error::data(
+                            &s.source,
+                            format!(
+                                "series {i} has class `{l}`, which the model was not trained on (its classes: {})",
+                                classes.join(", ")
+                            ),
+                        ))
+                    }
+                    None => None,
+                }
+            };
+            Ok(Window {
+                start: offsets[i],
+                row: i,
+                label,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let set = WindowSet {
+        buffer: scaler.transform(&s.values.concat()).into(),
+        n_features: s.dims,
+        sequence_length: s.sequence_length,
+        windows,
+        lengths: (!s.equal_length()).then(|| s.lengths().into()),
+    };
+    Ok(InferenceData {
+        windows: set,
+        times: None,
+    })
 }
 
 #[cfg(test)]
@@ -744,7 +772,7 @@ mod tests {
         let path = series_csv(d.path(), 100);
         let c = cfg(path.clone(), 8, 1);
         let p = prepare_training(&c).unwrap();
-        let inf = prepare_inference(&path, &c, &p.scaler, 8, None, &[], false, false).unwrap();
+        let inf = prepare_inference(&path, &c, &p.scaler, 8, &p.info, false).unwrap();
         assert_eq!(inf.windows.len(), 100 - 8 + 1);
         let times = inf.times.unwrap();
         for (k, w) in inf.windows.windows.iter().enumerate() {

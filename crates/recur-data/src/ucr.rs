@@ -30,6 +30,65 @@ pub struct Sequences {
 }
 
 impl Sequences {
+    /// Series given in memory: each `len * dims` values, time-major, with
+    /// its label (an empty label: unknown, for scoring). Refuses a series
+    /// of length 0, values that are not a whole number of steps, and
+    /// values that are not finite, naming the series.
+    pub fn from_arrays(
+        source: &str,
+        values: Vec<Vec<f64>>,
+        dims: usize,
+        labels: Vec<String>,
+    ) -> Result<Sequences> {
+        if values.is_empty() {
+            return Err(Error::data(source, "no series given"));
+        }
+        if dims == 0 {
+            return Err(Error::data(source, "series need at least one channel"));
+        }
+        if labels.len() != values.len() {
+            return Err(Error::data(
+                source,
+                format!(
+                    "{} labels for {} series: give one label a series",
+                    labels.len(),
+                    values.len()
+                ),
+            ));
+        }
+        for (i, v) in values.iter().enumerate() {
+            if v.is_empty() || v.len() % dims != 0 {
+                return Err(Error::data(
+                    source,
+                    format!(
+                        "series {i} holds {} values: a series is at least one step of {dims} channel(s)",
+                        v.len()
+                    ),
+                ));
+            }
+            if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::data(
+                    source,
+                    format!(
+                        "series {i}, step {}, channel {}: {} is not a finite number",
+                        k / dims,
+                        k % dims,
+                        v[k]
+                    ),
+                ));
+            }
+        }
+        let sequence_length = values.iter().map(|v| v.len() / dims).max().unwrap_or(0);
+        Ok(Sequences {
+            source: source.into(),
+            values,
+            labels,
+            sequence_length,
+            dims,
+            filled: 0,
+        })
+    }
+
     /// Each series' length.
     pub fn lengths(&self) -> Vec<usize> {
         self.values.iter().map(|v| v.len() / self.dims).collect()

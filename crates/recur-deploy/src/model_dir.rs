@@ -128,9 +128,7 @@ impl ModelDir {
             &self.config,
             &self.scaler,
             self.model.sequence_length(),
-            self.info.positive_label.as_deref(),
-            &self.info.classes,
-            self.info.variable_length,
+            &self.info,
             need_labels,
         )
     }

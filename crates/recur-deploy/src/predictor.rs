@@ -516,6 +516,26 @@ impl Predictor {
         Ok(out)
     }
 
+    /// Scores whole series given in memory (the sequences layout), as
+    /// [`Self::score_sequences`] scores a file's.
+    pub fn score_series(&self, s: &recur_data::ucr::Sequences) -> Result<Vec<Prediction>> {
+        if self.dir.config.data.layout != Layout::Sequences {
+            return Err(Error::Msg(
+                "this model reads windows of rows (data.layout: rows); score it with score_values"
+                    .into(),
+            ));
+        }
+        let data = recur_data::sequences_inference(
+            s,
+            &self.dir.config,
+            &self.dir.scaler,
+            self.sequence_length(),
+            &self.dir.info,
+            false,
+        )?;
+        self.score_sequences(&data.windows)
+    }
+
     /// The LSTM's probability of each whole sequence (the sequences layout),
     /// through the same calibration and decision as [`Self::score`].
     pub fn score_sequences(&self, set: &WindowSet) -> Result<Vec<Prediction>> {

@@ -15,5 +15,5 @@ pub mod trainer;
 pub mod tune;
 pub mod tune_lvm;
 
-pub use pipeline::{train_table_to_dir, train_to_dir};
+pub use pipeline::{train_sequences_to_dir, train_table_to_dir, train_to_dir};
 pub use trainer::{fit, FitOptions, FitResult};

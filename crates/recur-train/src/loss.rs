@@ -120,9 +120,9 @@ mod tests {
         assert_eq!(w, vec![4.0 / 6.0, 4.0 / 3.0, 4.0 / 3.0]);
         assert_eq!(class_weights("none", &y, 3), vec![1.0; 3]);
         let lse = |r: &[f32]| r.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
-        let want = (w[0] * (lse(&z[0..3]) - 2.0)
-            + w[2] * (lse(&z[3..6]) - 0.3)
-            + w[2] * (lse(&z[6..9]) - 0.0))
+        let want = (w[0] * (lse(&z[0..3]) - z[0] as f64)
+            + w[2] * (lse(&z[3..6]) - z[5] as f64)
+            + w[2] * (lse(&z[6..9]) - z[8] as f64))
             / (w[0] + 2.0 * w[2]);
         let got = cross_entropy_f64(&z, &y, &w);
         assert!((got - want).abs() < 1e-9, "{got} vs {want}");

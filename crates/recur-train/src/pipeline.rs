@@ -62,6 +62,21 @@ pub fn train_table_to_dir(
     train_prepared(cfg, prep, out, dev, opts)
 }
 
+/// Trains `cfg` (sequences layout) on whole series in memory (`data.path`
+/// is not read) and writes the model directory `out`; as [`train_to_dir`]
+/// otherwise. The Python package's `SequenceClassifier` calls it.
+pub fn train_sequences_to_dir(
+    cfg: &Config,
+    series: &recur_data::ucr::Sequences,
+    out: &Path,
+    dev: &Device,
+    opts: &FitOptions,
+) -> Result<Report> {
+    recur_deploy::model_dir::check_out_dir(out)?;
+    let prep = recur_data::prepare_training_sequences(series, cfg)?;
+    train_prepared(cfg, prep, out, dev, opts)
+}
+
 fn train_prepared(
     cfg: &Config,
     prep: Prepared,

@@ -163,7 +163,7 @@ fn three_classes_train_calibrate_predict_and_evaluate() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("1 dimension(s)") && err.contains("with 2"),
+        err.contains("1 dimension(s)") && err.contains("trained on 2"),
         "{err}"
     );
 }
