@@ -3,6 +3,9 @@ library, with numpy in and out and the GIL released while it works.
 
 - `LSTMClassifier`: the time-series classifier (Job A) as a scikit-learn
   estimator; `config_params(file)` gives a recur config's keywords.
+- `SequenceClassifier`: whole series per sample (UCR/UEA-style data; two
+  or more classes, several channels, lengths that differ) as a
+  scikit-learn estimator.
 - `load(dir)`: any model directory `recur` (or this package) wrote: an
   `LSTMClassifier` for Job A, an `Lvm` for Job B.
 - `Lvm`: a latent vector model (Job B): `predict` maps float32 windows
@@ -28,9 +31,10 @@ import numpy as np
 from . import _recur
 from ._batch import BatchScorer
 from ._estimator import LSTMClassifier, config_params, _progress_callback
+from ._sequence import SequenceClassifier
 
 __version__ = _recur.__version__
-__all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "config_params", "load"]
+__all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "SequenceClassifier", "config_params", "load"]
 
 
 class Lvm:
@@ -133,8 +137,11 @@ class SentenceEncoder:
 
 def load(path: str) -> Any:
     """Opens a model directory of either job: an `LSTMClassifier` (fitted)
-    for a Job A classifier, an `Lvm` for a Job B model."""
+    for a Job A classifier of a time series, a `SequenceClassifier` for
+    one of whole series, an `Lvm` for a Job B model."""
     path = os.fspath(path)
     if _recur.kind_of(path) == "classifier":
+        if _recur.Classifier.load(path).layout == "sequences":
+            return SequenceClassifier._from_dir(path)
         return LSTMClassifier._from_dir(path)
     return Lvm.load(path)

@@ -48,6 +48,7 @@ PARAMS: list[tuple[str, tuple[str, ...], Any]] = [
     ("early_stopping_patience", ("training", "early_stopping_patience"), 5),
     ("grad_clip", ("training", "grad_clip"), 1.0),
     ("pos_weight", ("training", "pos_weight"), "auto"),
+    ("class_weight", ("training", "class_weight"), "auto"),
     ("seed", ("training", "seed"), 42),
     # temporal feature selection (off unless selection=True)
     ("selection", ("selection",), False),

@@ -1,7 +1,7 @@
 //! `recur._recur`, the extension module under the Python package in
 //! `python/recur`. It only converts (numpy arrays and Python values in,
 //! numpy arrays and JSON out) and calls the library crates' public API:
-//! `recur_train::train_table_to_dir`, `recur_deploy::{Predictor,
+//! `recur_train::{train_table_to_dir, train_sequences_to_dir}`, `recur_deploy::{Predictor,
 //! score_table}`, `recur_deploy::model_dir::load_lvm`,
 //! `recur_train::lvm::train_to_dir`, `recur_text::SentenceEncoder`. The
 //! estimator conventions (scikit-learn's `fit` / `predict_proba`, pickling,
@@ -116,6 +116,54 @@ fn train_classifier(
     .map_err(err)
 }
 
+/// Whole series as the library holds them: each `[T_i, F]` float64 array
+/// copied once, time-major, with its label ("" where unknown).
+fn sequences(
+    series: Vec<PyReadonlyArray2<'_, f64>>,
+    labels: Vec<String>,
+) -> PyResult<recur_data::ucr::Sequences> {
+    let dims = series.first().map_or(0, |a| a.shape()[1]);
+    let mut values = Vec::with_capacity(series.len());
+    for (i, a) in series.iter().enumerate() {
+        if a.shape()[1] != dims {
+            return Err(PyValueError::new_err(format!(
+                "series {i} has {} channels; series 0 has {dims}: every series needs the same channels",
+                a.shape()[1]
+            )));
+        }
+        values.push(a.as_array().iter().copied().collect());
+    }
+    recur_data::ucr::Sequences::from_arrays("the series given", values, dims, labels).map_err(err)
+}
+
+/// Job A on whole series: trains the config `config` (sequences layout)
+/// on `series` (each `[T_i, F]`) with their `labels` and writes the model
+/// directory `out`. Returns the report as JSON and as text.
+#[pyfunction]
+#[pyo3(signature = (config, series, labels, out, progress=None))]
+fn train_sequences(
+    py: Python<'_>,
+    config: &str,
+    series: Vec<PyReadonlyArray2<'_, f64>>,
+    labels: Vec<String>,
+    out: PathBuf,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(String, String)> {
+    let cfg =
+        recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
+    let s = sequences(series, labels)?;
+    let progress = PyProgress(progress);
+    py.detach(|| {
+        let opts = recur_train::FitOptions {
+            progress: &progress,
+        };
+        let r = recur_train::train_sequences_to_dir(&cfg, &s, &out, &Device::Cpu, &opts)?;
+        let json = serde_json::to_string(&r).map_err(|e| Error::Msg(e.to_string()))?;
+        Ok((json, r.to_string()))
+    })
+    .map_err(err)
+}
+
 /// A loaded Job A model directory (`recur_deploy::Predictor`).
 #[pyclass(name = "Classifier", module = "recur._recur")]
 struct Classifier {
@@ -214,6 +262,69 @@ impl Classifier {
             })
             .map_err(err)?;
         scores_dict(py, &preds.concat(), n, &[])
+    }
+
+    /// Scores whole series (each `[T_i, F]`, the sequences layout): a dict
+    /// of `probability` (two classes: the calibrated probability of the
+    /// positive class; more: that of the most probable class), `decision`
+    /// (two classes), `class_probabilities` (`[n, K]`, more than two
+    /// classes) and `class` (the most probable class's name, more than
+    /// two).
+    fn score_series<'py>(
+        &self,
+        py: Python<'py>,
+        series: Vec<PyReadonlyArray2<'py, f64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let n = series.len();
+        let s = sequences(series, vec![String::new(); n])?;
+        let preds = py.detach(|| self.p.score_series(&s)).map_err(err)?;
+        let d = PyDict::new(py);
+        let probability: Vec<f64> = preds.iter().map(|p| nan(p.probability)).collect();
+        d.set_item("probability", PyArray1::from_vec(py, probability))?;
+        let decision: Vec<f64> = preds
+            .iter()
+            .map(|p| nan(p.decision.map(f64::from)))
+            .collect();
+        d.set_item("decision", PyArray1::from_vec(py, decision))?;
+        let k = self.p.classes().len();
+        if k > 0 {
+            let flat: Vec<f64> = preds
+                .iter()
+                .flat_map(|p| {
+                    p.class_probabilities
+                        .clone()
+                        .unwrap_or_else(|| vec![f64::NAN; k])
+                })
+                .collect();
+            let arr = PyArray1::from_vec(py, flat).reshape([n, k])?;
+            d.set_item("class_probabilities", arr)?;
+            let class: Vec<String> = preds
+                .iter()
+                .map(|p| p.class.clone().unwrap_or_default())
+                .collect();
+            d.set_item("class", class)?;
+        }
+        Ok(d)
+    }
+
+    /// The classes in the order of `class_probabilities` (more than two
+    /// classes; empty with two).
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.p.classes().to_vec()
+    }
+    /// The class taken as positive (two classes, sequences layout).
+    #[getter]
+    fn positive_label(&self) -> Option<String> {
+        self.p.dir.info.positive_label.clone()
+    }
+    /// `rows` (windows of a time series) or `sequences` (whole series).
+    #[getter]
+    fn layout(&self) -> &'static str {
+        match self.p.dir.config.data.layout {
+            recur_core::config::Layout::Rows => "rows",
+            recur_core::config::Layout::Sequences => "sequences",
+        }
     }
 
     /// The feature columns the model reads, in its order.
@@ -486,6 +597,7 @@ fn _recur(m: &Bound<'_, PyModule>) -> PyResult<()> {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     m.add_function(wrap_pyfunction!(train_classifier, m)?)?;
+    m.add_function(wrap_pyfunction!(train_sequences, m)?)?;
     m.add_function(wrap_pyfunction!(train_lvm, m)?)?;
     m.add_function(wrap_pyfunction!(kind_of, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;

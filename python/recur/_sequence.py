@@ -1,0 +1,265 @@
+"""`SequenceClassifier`: recur's classifier of whole series (the
+sequences layout: UCR/UEA-style data) as a scikit-learn estimator.
+
+`X` is one series per sample: a 3-D array `[n, T, F]`, a 2-D array
+`[n, T]` (one channel), or a list of arrays `[T_i, F]` (or `[T_i]`) whose
+lengths may differ. `y` holds any labels; two classes train a sigmoid
+head with the saved decision threshold, more a softmax head with a
+temperature fit on validation (see the README's "More than two classes").
+Series of different lengths are never padded: recur batches them by
+length, so a series gets the same probabilities alone or with others.
+
+The estimator trains the model `recur train` trains on a `.ts` file and
+saves the same model directory (`save`, `recur.load`, pickling), which
+`recur predict` and `recur eval` open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import shutil
+from typing import Any
+
+import numpy as np
+
+from . import _recur
+from ._estimator import _Fitted, _progress_callback, _tar_dir, _untar_dir
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import NotFittedError
+except ImportError:  # pragma: no cover - scikit-learn is optional
+    BaseEstimator = object
+    ClassifierMixin = object
+
+    class NotFittedError(ValueError, AttributeError):
+        pass
+
+
+def _series(X: Any, what: str = "X") -> list[np.ndarray]:
+    """`X` as a list of C-contiguous float64 arrays `[T_i, F]`."""
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim == 3:
+            return [np.ascontiguousarray(x, dtype=np.float64) for x in X]
+        if X.ndim == 2:
+            return [np.ascontiguousarray(x, dtype=np.float64)[:, None] for x in X]
+        raise ValueError(
+            f"{what} has shape {X.shape}; give [n, T, F], [n, T] or a list of [T_i, F] arrays"
+        )
+    out = []
+    for i, x in enumerate(X):
+        a = np.asarray(x)
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{what}[{i}]: a numeric array is needed, not dtype {a.dtype}")
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2:
+            raise ValueError(f"{what}[{i}] has shape {a.shape}; a series is [T] or [T, F]")
+        out.append(np.ascontiguousarray(a, dtype=np.float64))
+    if not out:
+        raise ValueError(f"{what} holds no series")
+    return out
+
+
+class SequenceClassifier(ClassifierMixin, BaseEstimator):
+    """Whole-series classification (LSTM or LSTM-FCN) with scikit-learn's
+    conventions. Keywords are recur's config keys (`model_type` is
+    `model.type`; `split_val` the share of the training series kept for
+    early stopping and calibration); `progress` (False, True for a tqdm
+    bar, or a callable `f(event, text, n)`) reports training.
+
+    Fitted attributes: `classes_` (recur's order: numerically where the
+    labels are numbers), `n_features_in_` (channels), `report_` (the
+    training report as a dict), `report_text_` (as `recur train` prints
+    it), `temperature_` (more than two classes) and `threshold_` (two).
+    """
+
+    def __init__(
+        self,
+        *,
+        model_type: str = "lstm-fcn",
+        hidden_size: int = 8,
+        num_layers: int = 1,
+        dropout: float = 0.8,
+        shuffle: bool = True,
+        filters: tuple = (128, 256, 128),
+        kernels: tuple = (8, 5, 3),
+        learning_rate: float = 0.001,
+        weight_decay: float = 0.0,
+        batch_size: int = 16,
+        epochs: int = 150,
+        early_stopping_patience: int = 40,
+        grad_clip: float = 1.0,
+        pos_weight: Any = "auto",
+        class_weight: str = "auto",
+        positive_label: Any = None,
+        split_val: float = 0.2,
+        seed: int = 42,
+        progress: Any = False,
+    ):
+        self.model_type = model_type
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.shuffle = shuffle
+        self.filters = filters
+        self.kernels = kernels
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping_patience = early_stopping_patience
+        self.grad_clip = grad_clip
+        self.pos_weight = pos_weight
+        self.class_weight = class_weight
+        self.positive_label = positive_label
+        self.split_val = split_val
+        self.seed = seed
+        self.progress = progress
+
+    def _config(self) -> dict[str, Any]:
+        target = {} if self.positive_label is None else {"positive_label": str(self.positive_label)}
+        return {
+            "data": {
+                "layout": "sequences",
+                "target": target,
+                "split": {"train": 1.0 - self.split_val, "val": self.split_val, "test": 0.0, "shuffle": True},
+            },
+            "model": {
+                "type": self.model_type,
+                "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers,
+                "dropout": self.dropout,
+                "shuffle": self.shuffle,
+                "filters": list(self.filters),
+                "kernels": list(self.kernels),
+            },
+            "training": {
+                "learning_rate": self.learning_rate,
+                "weight_decay": self.weight_decay,
+                "batch_size": self.batch_size,
+                "epochs": self.epochs,
+                "early_stopping_patience": self.early_stopping_patience,
+                "grad_clip": self.grad_clip,
+                "pos_weight": self.pos_weight,
+                "class_weight": self.class_weight,
+                "seed": self.seed,
+            },
+        }
+
+    def fit(self, X: Any, y: Any) -> "SequenceClassifier":
+        """Trains on the series `X` with labels `y` (one a series)."""
+        series = _series(X)
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1 or len(y_arr) != len(series):
+            raise ValueError(f"y has shape {y_arr.shape}; give one label per series ({len(series)})")
+        labels = [str(v) for v in y_arr]
+        originals: dict[str, Any] = {}
+        for s, v in zip(labels, y_arr.tolist()):
+            originals.setdefault(s, v)
+        out = tempfile.mkdtemp(prefix="recur-model-")
+        try:
+            report_json, report_text = _recur.train_sequences(
+                json.dumps(self._config()), series, labels, out, _progress_callback(self.progress)
+            )
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+        self._set_fitted(_Fitted(out, owned=True), report_json, report_text, originals)
+        return self
+
+    def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str, originals=None) -> None:
+        m = fitted.model
+        self._fitted = fitted
+        self.report_ = json.loads(report_json)
+        self.report_text_ = report_text
+        self.n_features_in_ = len(m.features)
+        if m.classes:
+            names = list(m.classes)
+            self.temperature_ = self.report_.get("temperature", {}).get("temperature", 1.0)
+        else:
+            pos = m.positive_label
+            others = [c for c in (originals or {}) if c != pos]
+            names = [others[0] if others else f"not {pos}", pos]
+            self.threshold_ = m.threshold
+        originals = originals or {}
+        self.classes_ = np.array([originals.get(n, n) for n in names])
+
+    def _model(self):
+        f = getattr(self, "_fitted", None)
+        if f is None:
+            raise NotFittedError(
+                "This SequenceClassifier instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator."
+            )
+        return f.model
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """`(n, K)`: each class's calibrated probability for each series,
+        columns in `classes_` order."""
+        m = self._model()
+        s = m.score_series(_series(X))
+        if m.classes:
+            return s["class_probabilities"]
+        p = s["probability"]
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each series (two classes: the
+        positive one when its probability reaches the saved threshold)."""
+        m = self._model()
+        s = m.score_series(_series(X))
+        if m.classes:
+            return self.classes_[np.argmax(s["class_probabilities"], axis=1)]
+        return self.classes_[s["decision"].astype(int)]
+
+    def save(self, path: str) -> None:
+        """Writes the model directory to `path` (a new or empty folder),
+        which `recur predict --model PATH` and `recur.load` open."""
+        self._model()
+        path = os.fspath(path)
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            raise OSError(f"{path} exists and is not an empty folder: choose a new one")
+        tmp = tempfile.mkdtemp(prefix=".recur-save-", dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            for name in os.listdir(self._fitted.path):
+                src = os.path.join(self._fitted.path, name)
+                if os.path.isfile(src):
+                    shutil.copy2(src, os.path.join(tmp, name))
+            if os.path.isdir(path):
+                os.rmdir(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _from_dir(cls, path: str) -> "SequenceClassifier":
+        fitted = _Fitted(path, owned=False)
+        cfg = json.loads(fitted.model.config_json)
+        m, t = cfg.get("model", {}), cfg.get("training", {})
+        keys = cls().get_params() if hasattr(cls, "get_params") else {}
+        kw = {k: v for k, v in {**m, **t}.items() if k in keys}
+        if "type" in m:
+            kw["model_type"] = m["type"]
+        for k in ("filters", "kernels"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        est = cls(**kw)
+        with open(os.path.join(path, "report.json"), encoding="utf-8") as f:
+            est._set_fitted(fitted, f.read(), "")
+        return est
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        f = state.pop("_fitted", None)
+        if f is not None:
+            state["_model_dir_tar"] = _tar_dir(f.path)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        data = state.pop("_model_dir_tar", None)
+        self.__dict__.update(state)
+        if data is not None:
+            self._fitted = _Fitted(_untar_dir(data), owned=True)

@@ -1,0 +1,110 @@
+"""SequenceClassifier: whole series per sample, several classes, channels
+and lengths, against the CLI on the same model directory."""
+
+import csv
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, log_loss
+
+import recur
+from conftest import run
+
+
+def three_classes(n, seed, lengths=(10, 24)):
+    """`n` series of 2 channels and varying length: `up` rises in channel
+    0, `down` falls, `flat` rises in channel 1; noise on both."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for i in range(n):
+        c = ["up", "down", "up", "flat"][i % 4]
+        t = np.arange(rng.integers(*lengths))
+        a, b = {"up": (0.1, 0.0), "down": (-0.1, 0.0), "flat": (0.0, 0.1)}[c]
+        X.append(np.column_stack([a * t, b * t]) + rng.uniform(-0.5, 0.5, (len(t), 2)))
+        y.append(c)
+    return X, np.array(y)
+
+
+def write_ts(path, X, y):
+    with open(path, "w") as f:
+        f.write("@problemName Three\n@equalLength false\n@classLabel true down flat up\n@data\n")
+        for x, c in zip(X, y):
+            chans = [",".join(f"{v:.17g}" for v in x[:, j]) for j in range(x.shape[1])]
+            f.write(":".join(chans) + f":{c}\n")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = three_classes(200, 0)
+    est = recur.SequenceClassifier(model_type="lstm", hidden_size=12, dropout=0.0, learning_rate=0.01,
+                                   batch_size=16, epochs=20, early_stopping_patience=20)
+    return est.fit(X, y)
+
+
+def test_many_classes_of_many_lengths_fit_and_predict(fitted):
+    assert list(fitted.classes_) == ["down", "flat", "up"]
+    X, y = three_classes(90, 1)
+    p = fitted.predict_proba(X)
+    assert p.shape == (90, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+    pred = fitted.predict(X)
+    assert accuracy_score(y, pred) > 0.85
+    assert list(pred) == list(fitted.classes_[p.argmax(axis=1)])
+    assert log_loss(y, p, labels=fitted.classes_) < 0.5
+    assert fitted.temperature_ > 0
+    assert "macro F1" in fitted.report_text_
+    # A series alone scores as it does among the others.
+    for i in (0, 7, 33):
+        np.testing.assert_allclose(fitted.predict_proba([X[i]])[0], p[i], atol=1e-6)
+
+
+def test_the_saved_model_is_the_clis(fitted, recur_bin, tmp_path):
+    X, y = three_classes(40, 2)
+    path = tmp_path / "m"
+    fitted.save(str(path))
+    ts = tmp_path / "test.ts"
+    write_ts(ts, X, y)
+    out = tmp_path / "p.csv"
+    run(recur_bin, "predict", "--model", str(path), "--input", str(ts), "--output", str(out))
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    cli = np.array([[float(r[f"p_{c}"]) for c in ("down", "flat", "up")] for r in rows])
+    np.testing.assert_allclose(cli, fitted.predict_proba(X), atol=1e-6)
+    loaded = recur.load(str(path))
+    assert isinstance(loaded, recur.SequenceClassifier)
+    np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(again.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_two_classes_keep_the_labels_and_the_threshold():
+    X, y = three_classes(160, 3)
+    keep = y != "flat"
+    X2 = [x for x, k in zip(X, keep) if k]
+    y2 = np.where(y[keep] == "up", 1, 0)
+    est = recur.SequenceClassifier(model_type="lstm-fcn", shuffle=False, hidden_size=4,
+                                   filters=(8, 8, 8), dropout=0.0, epochs=10, batch_size=16)
+    est.fit(X2, y2)
+    assert list(est.classes_) == [0, 1]
+    p = est.predict_proba(X2)
+    assert p.shape == (len(X2), 2)
+    assert set(est.predict(X2)) <= {0, 1}
+    assert 0.0 <= est.threshold_ <= 1.0
+    assert clone(est).get_params() == est.get_params()
+
+
+def test_bad_input_says_what_is_wrong(fitted):
+    with pytest.raises(ValueError, match="one label per series"):
+        recur.SequenceClassifier().fit([np.zeros((5, 1))] * 3, [0, 1])
+    with pytest.raises(ValueError, match="at least two"):
+        recur.SequenceClassifier(epochs=1).fit([np.random.rand(5, 1) for _ in range(10)], ["a"] * 10)
+    with pytest.raises(ValueError, match="not a finite number"):
+        fitted.predict_proba([np.array([[0.0, np.nan]] * 5)])
+    with pytest.raises(ValueError, match="trained on 2"):
+        fitted.predict_proba([np.zeros((5, 3))])
+    with pytest.raises(ValueError, match="at least one step"):
+        fitted.predict_proba([np.zeros((0, 2))])
+    with pytest.raises(recur._sequence.NotFittedError):
+        recur.SequenceClassifier().predict_proba([np.zeros((5, 2))])
