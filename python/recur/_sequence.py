@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 
 from . import _recur
-from ._estimator import _Fitted, _progress_callback, _tar_dir, _untar_dir
-
-try:
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.exceptions import NotFittedError
-except ImportError:  # pragma: no cover - scikit-learn is optional
-    BaseEstimator = object
-    ClassifierMixin = object
-
-    class NotFittedError(ValueError, AttributeError):
-        pass
+# scikit-learn's bases when it is installed, the package's own stand-ins
+# (get_params/set_params) when not: one definition, in _estimator.
+from ._estimator import (
+    BaseEstimator,
+    ClassifierMixin,
+    NotFittedError,
+    _Fitted,
+    _progress_callback,
+    _tar_dir,
+    _untar_dir,
+)
 
 
 def _series(X: Any, what: str = "X") -> list[np.ndarray]:
