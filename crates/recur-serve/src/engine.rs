@@ -245,7 +245,19 @@ impl Engine {
             models.push(lvm);
         }
         let classifier = match &cfg.classifier {
-            Some(p) => Some(Predictor::load(p, dev)?),
+            Some(p) => {
+                let c = Predictor::load(p, dev)?;
+                if c.dir.config.data.layout == recur_core::config::Layout::Sequences {
+                    return Err(Error::config(
+                        "classifier",
+                        format!(
+                            "{} classifies whole series (data.layout: sequences); /v1/classify serves windows of a time series (data.layout: rows): score it with `recur predict` or Python's recur.SequenceClassifier",
+                            p.display()
+                        ),
+                    ));
+                }
+                Some(c)
+            }
             None => None,
         };
         // A reference over other features (an edited directory) is ignored.
