@@ -2,7 +2,7 @@
 //! a `.ts` file of three classes, two channels, lengths that differ and
 //! missing values; `recur train`, `recur eval` (the metrics and the
 //! confusion matrix), `recur predict` (a probability per class), and
-//! `recur serve`, which refuses such a model with a clear message.
+//! `recur serve`'s `/v1/classify`, which gives the same probabilities.
 
 mod common;
 
@@ -11,7 +11,9 @@ use std::path::Path;
 
 /// `n` series: `up` rises in channel 0, `down` falls, `flat` rises in
 /// channel 1; lengths 8 to 19; every 5th value of channel 1 missing.
-fn write_ts(path: &Path, n: usize, seed: u64) {
+/// Returns each series as `/v1/classify` takes it: a list of steps of
+/// two values, `null` where the file has `?`.
+fn write_ts(path: &Path, n: usize, seed: u64) -> Vec<serde_json::Value> {
     let mut state = seed;
     let mut next = move || {
         state = state
@@ -20,6 +22,7 @@ fn write_ts(path: &Path, n: usize, seed: u64) {
         ((state >> 11) as f64) / ((1u64 << 53) as f64)
     };
     let mut s = String::from("@problemName Three\n@missing true\n@equalLength false\n@data\n");
+    let mut json = Vec::new();
     for i in 0..n {
         let class = ["up", "down", "up", "flat"][i % 4];
         let (a, b) = match class {
@@ -42,8 +45,19 @@ fn write_ts(path: &Path, n: usize, seed: u64) {
             })
             .collect();
         s += &format!("{}:{}:{class}\n", c0.join(","), c1.join(","));
+        let num = |v: &String| -> serde_json::Value {
+            v.parse::<f64>()
+                .map_or(serde_json::Value::Null, |x| x.into())
+        };
+        json.push(serde_json::Value::Array(
+            c0.iter()
+                .zip(&c1)
+                .map(|(a, b)| serde_json::json!([num(a), num(b)]))
+                .collect(),
+        ));
     }
     std::fs::write(path, s).unwrap();
+    json
 }
 
 #[test]
@@ -52,7 +66,7 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
     let train = d.path().join("three_TRAIN.ts");
     let test = d.path().join("three_TEST.ts");
     write_ts(&train, 200, 1);
-    write_ts(&test, 80, 2);
+    let test_series = write_ts(&test, 80, 2);
     let cfg = d.path().join("c.yaml");
     std::fs::write(
         &cfg,
@@ -108,33 +122,70 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
         table.starts_with("row,label,p_down,p_flat,p_up,class,probability\n0,up,"),
         "{table}"
     );
-    // /v1/classify serves windows of a time series: a whole-series model is
-    // refused at start, naming the key and what to use instead. The service
-    // keeps listening and its /health answers 503 with that reason.
+    // The service scores the same series whole: the probabilities
+    // `recur predict` wrote, each series alone or in a batch.
     let serve_cfg = d.path().join("serve.yaml");
     std::fs::write(&serve_cfg, format!("classifier: {m}\n")).unwrap();
-    let (mut child, url, mut lines) = common::serve(&serve_cfg);
-    let line = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|l| l.contains("failed to load"))
-        .expect("a load failure on standard error");
+    let (mut child, url, _lines) = common::serve(&serve_cfg);
+    recur_dev::load::wait_ready(&url, 60).unwrap();
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build(),
     );
-    let mut r = agent.get(format!("{url}/health")).call().unwrap();
-    let status = r.status().as_u16();
-    let body = r.body_mut().read_to_string().unwrap();
+    let post = |body: serde_json::Value| -> (u16, serde_json::Value) {
+        let mut r = agent
+            .post(format!("{url}/v1/classify"))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap())
+    };
+    let (status, batch) = post(serde_json::json!({"sequences": test_series}));
+    let (status_alone, alone) =
+        post(serde_json::json!({"sequence": {"id": "s3", "steps": test_series[3]}}));
+    let (status_bad, bad) = post(serde_json::json!({"sequence": [[1.0], [2.0]]}));
+    let (status_rows, rows) = post(serde_json::json!({"window": [[1.0, 2.0]]}));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        line.contains("classifier")
-            && line.contains("whole series")
-            && line.contains("recur predict"),
-        "{line}"
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["classes"], serde_json::json!(["down", "flat", "up"]));
+    assert_eq!(batch["layout"], "sequences");
+    let results = batch["results"].as_array().unwrap();
+    assert_eq!(results.len(), 80);
+    for (line, r) in table.lines().skip(1).zip(results) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let served: Vec<f64> = r["class_probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        for (k, p) in served.iter().enumerate() {
+            let written: f64 = cells[2 + k].parse().unwrap();
+            assert!((written - p).abs() < 1e-6, "{line} vs {r}");
+        }
+        assert_eq!(r["class"], cells[5], "{line} vs {r}");
+    }
+    assert_eq!(status_alone, 200, "{alone}");
+    assert_eq!(alone["results"][0]["id"], "s3");
+    assert_eq!(
+        alone["results"][0]["class_probabilities"], results[3]["class_probabilities"],
+        "a series alone and in a batch of other lengths"
     );
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("whole series"), "{body}");
+    assert_eq!(status_bad, 422, "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("sequence[0] has 1 values"),
+        "{bad}"
+    );
+    assert_eq!(status_rows, 422, "{rows}");
+    assert!(
+        rows["error"].as_str().unwrap().contains("whole series"),
+        "{rows}"
+    );
 }

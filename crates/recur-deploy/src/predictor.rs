@@ -322,6 +322,23 @@ impl Predictor {
         &self.dir.info.classes
     }
 
+    /// Whether the model reads whole series (the sequences layout) rather
+    /// than windows of rows.
+    pub fn whole_series(&self) -> bool {
+        self.dir.config.data.layout == Layout::Sequences
+    }
+
+    /// The one length a whole-series model takes (`None`: any length, or
+    /// a model of windows). A model trained on equally long series, or an
+    /// LSTM-FCN with its dimension shuffle, reads exactly that many steps.
+    pub fn fixed_length(&self) -> Option<usize> {
+        let cfg = &self.dir.config;
+        let shuffle =
+            cfg.model.kind == recur_core::config::ClassifierKind::LstmFcn && cfg.model.shuffle;
+        (self.whole_series() && (!self.dir.info.variable_length || shuffle))
+            .then(|| self.sequence_length())
+    }
+
     /// The feature columns, in the order [`Series::values`] holds them.
     pub fn features(&self) -> &[String] {
         &self.dir.scaler.features

@@ -195,6 +195,12 @@ pub struct ClassifyRequest {
     pub window: Option<serde_json::Value>,
     /// Several windows, each as `window`.
     pub windows: Option<Vec<serde_json::Value>>,
+    /// One whole series (a model of the sequences layout): a list of
+    /// steps, each a list of one value per channel (`null`: missing), or
+    /// `{"id": ..., "steps": [...]}`.
+    pub sequence: Option<serde_json::Value>,
+    /// Several whole series, each as `sequence`.
+    pub sequences: Option<Vec<serde_json::Value>>,
 }
 
 /// What the models say about one window's last row.
@@ -213,12 +219,25 @@ pub struct ClassifyResult {
     pub probability: Option<f64>,
     /// 1 when `probability >= threshold`.
     pub decision: Option<u8>,
+    /// Each class's calibrated probability, in the order of `classes`
+    /// (more than two classes; `probability` is then the largest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_probabilities: Option<Vec<f64>>,
+    /// The most probable class (more than two classes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassifyResponse {
-    /// One per window, in request order.
+    /// One per window (or series), in request order.
     pub results: Vec<ClassifyResult>,
+    /// `rows` (windows were scored) or `sequences` (whole series).
+    #[serde(default)]
+    pub layout: String,
+    /// The classes, in the order of `class_probabilities` (more than two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
     /// `probability` per window, in request order.
     pub probabilities: Vec<Option<f64>>,
     /// The model `probability` comes from (`ensemble` or `lstm`).

@@ -47,7 +47,8 @@ pub enum Job {
     },
     Classify {
         /// Per window, its rows before smoothing and scaling, `[rows, F]`
-        /// row-major, oldest first; each is scored at its last row.
+        /// row-major, oldest first; each is scored at its last row. For a
+        /// whole-series model, each is one series `[T, F]`, scored whole.
         series: Vec<Vec<f64>>,
         queued: Instant,
         reply: Reply<ClassifyAnswer>,
@@ -156,6 +157,15 @@ pub struct ClassifierInfo {
     pub drift_thresholds: recur_core::config::DriftThresholds,
     /// Whether `/metrics` reports drift of the rows `/v1/classify` has seen.
     pub drift_monitored: bool,
+    /// `rows` (windows of a time series, sent as `window`/`windows`) or
+    /// `sequences` (whole series, sent as `sequence`/`sequences`).
+    pub layout: &'static str,
+    /// The classes, in the order of `class_probabilities` (more than two).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The one length a whole-series model takes (`None`: any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_length: Option<usize>,
 }
 
 /// The loaded models; owned by the compute thread.
@@ -245,19 +255,7 @@ impl Engine {
             models.push(lvm);
         }
         let classifier = match &cfg.classifier {
-            Some(p) => {
-                let c = Predictor::load(p, dev)?;
-                if c.dir.config.data.layout == recur_core::config::Layout::Sequences {
-                    return Err(Error::config(
-                        "classifier",
-                        format!(
-                            "{} classifies whole series (data.layout: sequences); /v1/classify serves windows of a time series (data.layout: rows): score it with `recur predict` or Python's recur.SequenceClassifier",
-                            p.display()
-                        ),
-                    ));
-                }
-                Some(c)
-            }
+            Some(p) => Some(Predictor::load(p, dev)?),
             None => None,
         };
         // A reference over other features (an edited directory) is ignored.
@@ -310,6 +308,13 @@ impl Engine {
                 reference: classifier_reference.clone(),
                 drift_thresholds: c.dir.config.drift.clone(),
                 drift_monitored: classifier_reference.is_some(),
+                layout: if c.whole_series() {
+                    "sequences"
+                } else {
+                    "rows"
+                },
+                classes: c.classes().to_vec(),
+                fixed_length: c.fixed_length(),
             }),
             limits: cfg.limits.clone(),
             top_k: cfg.decoder.top_k,
@@ -344,7 +349,16 @@ impl Engine {
                 bank.nearest(&y, 1)?;
             }
         }
-        if let Some(c) = &self.classifier {
+        if let Some(c) = self.classifier.as_ref().filter(|c| c.whole_series()) {
+            // A series of the training means, as long as the training ones.
+            let values: Vec<f64> = (0..c.sequence_length())
+                .flat_map(|_| c.dir.scaler.mean.iter().copied())
+                .collect();
+            let p = self.classify_series(&[&values])?;
+            if p.len() != 1 {
+                return Err(Error::Msg("the classifier scored no series".into()));
+            }
+        } else if let Some(c) = &self.classifier {
             // The training rows' means: a series every model scores.
             let n = c.min_rows();
             let values: Vec<f64> = (0..n)
@@ -726,6 +740,27 @@ impl Engine {
             .as_ref()
             .ok_or_else(|| Error::Msg("no classifier is loaded".into()))?;
         let f = c.features().len().max(1);
+        if c.whole_series() {
+            // Whole series, batched by length inside (never padded), so a
+            // series gets the same probabilities alone or with others.
+            let s = recur_data::ucr::Sequences::from_arrays(
+                "the request",
+                series.iter().map(|v| v.to_vec()).collect(),
+                f,
+                vec![String::new(); series.len()],
+            )?;
+            let preds = c.score_series(&s)?;
+            if let Some(p) = preds
+                .iter()
+                .find(|p| !p.probability.is_some_and(f64::is_finite))
+            {
+                return Err(Error::Msg(format!(
+                    "the model produced no finite probability (series {}): a value is too large for it",
+                    p.row
+                )));
+            }
+            return Ok(preds);
+        }
         let input: Vec<(Series, Vec<usize>)> = series
             .iter()
             .map(|values| {

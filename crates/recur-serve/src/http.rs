@@ -687,6 +687,15 @@ async fn classify(
             "this server has no classifier (set `classifier:` in the serve config)",
         )
     })?;
+    if c.layout == "sequences" {
+        return classify_sequences(&s, c, req, t).await;
+    }
+    if req.sequence.is_some() || req.sequences.is_some() {
+        return Err(ApiError::invalid(
+            "window_or_windows",
+            "this classifier reads windows of a time series (data.layout: rows): send `window` (rows of features) or `windows`, not `sequence`",
+        ));
+    }
     let (windows, name) = match (req.window, req.windows) {
         (Some(w), None) => (vec![w], "window"),
         (None, Some(ws)) => (ws, "windows"),
@@ -792,17 +801,107 @@ async fn classify(
             p_ensemble: p.p_ensemble,
             probability: p.probability,
             decision: p.decision,
+            class_probabilities: None,
+            class: None,
         })
         .collect();
     Ok(Json(ClassifyResponse {
         probabilities: results.iter().map(|r| r.probability).collect(),
         results,
+        layout: c.layout.into(),
+        classes: Vec::new(),
         deployed: c.deployed.clone(),
         threshold: c.threshold,
         features: c.features.clone(),
         sequence_length: c.sequence_length,
         min_rows: c.min_rows,
         ignored_columns: ignored.into_iter().collect(),
+        inference_ms: a.ms,
+        total_latency_ms: ms(t),
+    }))
+}
+
+/// `/v1/classify` for a whole-series model: each series checked
+/// ([`crate::series::parse`]) and scored whole, with a probability per
+/// class when there are more than two.
+async fn classify_sequences(
+    s: &AppState,
+    c: &crate::engine::ClassifierInfo,
+    req: ClassifyRequest,
+    t: Instant,
+) -> Result<Json<ClassifyResponse>, ApiError> {
+    if req.window.is_some() || req.windows.is_some() {
+        return Err(ApiError::invalid(
+            "sequence_or_sequences",
+            "this classifier reads whole series (data.layout: sequences): send `sequence` (a list of steps, each a list of one value per channel) or `sequences`, not `window`",
+        ));
+    }
+    let (items, name) = match (req.sequence, req.sequences) {
+        (Some(v), None) => (vec![v], "sequence"),
+        (None, Some(vs)) => (vs, "sequences"),
+        _ => return Err(ApiError::invalid(
+            "sequence_or_sequences",
+            "give either `sequence` (one series: a list of steps) or `sequences` (a list of them)",
+        )),
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid("empty_sequences", "`sequences` is empty"));
+    }
+    if items.len() > s.cfg.limits.max_windows {
+        return Err(ApiError::invalid(
+            "too_many_sequences",
+            format!(
+                "{} series; at most {} (limits.max_windows)",
+                items.len(),
+                s.cfg.limits.max_windows
+            ),
+        ));
+    }
+    let mut series = Vec::with_capacity(items.len());
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, v) in items.iter().enumerate() {
+        let at = if name == "sequence" {
+            "sequence".to_string()
+        } else {
+            format!("sequences[{i}]")
+        };
+        let (values, id) = crate::series::parse(v, &at, c)?;
+        series.push(values);
+        ids.push(id);
+    }
+    let a = submit(s, |reply| Job::Classify {
+        series,
+        queued: Instant::now(),
+        reply,
+    })
+    .await?;
+    let results: Vec<ClassifyResult> = a
+        .predictions
+        .into_iter()
+        .zip(ids)
+        .map(|(p, id)| ClassifyResult {
+            id,
+            time: None,
+            p_lstm: p.p_lstm,
+            p_trees: p.p_trees,
+            p_ensemble: p.p_ensemble,
+            probability: p.probability,
+            decision: p.decision,
+            class_probabilities: p.class_probabilities,
+            class: p.class,
+        })
+        .collect();
+    Ok(Json(ClassifyResponse {
+        probabilities: results.iter().map(|r| r.probability).collect(),
+        results,
+        layout: c.layout.into(),
+        classes: c.classes.clone(),
+        deployed: c.deployed.clone(),
+        threshold: c.threshold,
+        features: c.features.clone(),
+        sequence_length: c.sequence_length,
+        min_rows: c.min_rows,
+        ignored_columns: Vec::new(),
         inference_ms: a.ms,
         total_latency_ms: ms(t),
     }))

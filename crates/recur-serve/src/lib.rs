@@ -25,6 +25,7 @@ pub mod http;
 pub mod listen;
 pub mod metrics;
 mod parse_errors;
+pub mod series;
 
 use candle_core::Device;
 use config::ServeConfig;
