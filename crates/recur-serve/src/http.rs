@@ -696,29 +696,12 @@ async fn classify(
             "this classifier reads windows of a time series (data.layout: rows): send `window` (rows of features) or `windows`, not `sequence`",
         ));
     }
-    let (windows, name) = match (req.window, req.windows) {
-        (Some(w), None) => (vec![w], "window"),
-        (None, Some(ws)) => (ws, "windows"),
-        _ => {
-            return Err(ApiError::invalid(
-                "window_or_windows",
-                "give either `window` (rows of features) or `windows` (a list of them)",
-            ))
-        }
-    };
-    if windows.is_empty() {
-        return Err(ApiError::invalid("empty_windows", "`windows` is empty"));
-    }
-    if windows.len() > s.cfg.limits.max_windows {
-        return Err(ApiError::invalid(
-            "too_many_windows",
-            format!(
-                "{} windows; at most {} (limits.max_windows)",
-                windows.len(),
-                s.cfg.limits.max_windows
-            ),
-        ));
-    }
+    let (windows, name) = one_or_many(
+        (req.window, req.windows),
+        &WINDOWS,
+        "give either `window` (rows of features) or `windows` (a list of them)",
+        s.cfg.limits.max_windows,
+    )?;
     let f = c.features.len();
     let mut ignored = std::collections::BTreeSet::new();
     let mut series = Vec::with_capacity(windows.len());
@@ -805,20 +788,97 @@ async fn classify(
             class: None,
         })
         .collect();
-    Ok(Json(ClassifyResponse {
+    Ok(Json(response(
+        c,
+        results,
+        ignored.into_iter().collect(),
+        a.ms,
+        t,
+    )))
+}
+
+/// The two keys a `/v1/classify` request may send its items under, and
+/// the error codes of each.
+struct Keys {
+    single: &'static str,
+    plural: &'static str,
+    /// Neither or both keys.
+    either: &'static str,
+    empty: &'static str,
+    too_many: &'static str,
+}
+
+const WINDOWS: Keys = Keys {
+    single: "window",
+    plural: "windows",
+    either: "window_or_windows",
+    empty: "empty_windows",
+    too_many: "too_many_windows",
+};
+
+const SEQUENCES: Keys = Keys {
+    single: "sequence",
+    plural: "sequences",
+    either: "sequence_or_sequences",
+    empty: "empty_sequences",
+    too_many: "too_many_sequences",
+};
+
+/// A request's one item or its list of them (exactly one of the two
+/// keys), as a non-empty list of at most `limit` (`limits.max_windows`),
+/// with the key it came under.
+fn one_or_many(
+    (one, many): (Option<serde_json::Value>, Option<Vec<serde_json::Value>>),
+    k: &Keys,
+    either: &str,
+    limit: usize,
+) -> Result<(Vec<serde_json::Value>, &'static str), ApiError> {
+    let (items, name) = match (one, many) {
+        (Some(v), None) => (vec![v], k.single),
+        (None, Some(vs)) => (vs, k.plural),
+        _ => return Err(ApiError::invalid(k.either, either.to_string())),
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid(
+            k.empty,
+            format!("`{}` is empty", k.plural),
+        ));
+    }
+    if items.len() > limit {
+        return Err(ApiError::invalid(
+            k.too_many,
+            format!(
+                "{} {}; at most {limit} (limits.max_windows)",
+                items.len(),
+                k.plural
+            ),
+        ));
+    }
+    Ok((items, name))
+}
+
+/// The reply to `/v1/classify`: the results and what the classifier is.
+fn response(
+    c: &crate::engine::ClassifierInfo,
+    results: Vec<ClassifyResult>,
+    ignored_columns: Vec<String>,
+    inference_ms: f64,
+    t: Instant,
+) -> ClassifyResponse {
+    ClassifyResponse {
         probabilities: results.iter().map(|r| r.probability).collect(),
         results,
         layout: c.layout.into(),
-        classes: Vec::new(),
+        classes: c.classes.clone(),
         deployed: c.deployed.clone(),
         threshold: c.threshold,
         features: c.features.clone(),
         sequence_length: c.sequence_length,
         min_rows: c.min_rows,
-        ignored_columns: ignored.into_iter().collect(),
-        inference_ms: a.ms,
+        ignored_columns,
+        inference_ms,
         total_latency_ms: ms(t),
-    }))
+    }
 }
 
 /// `/v1/classify` for a whole-series model: each series checked
@@ -836,27 +896,12 @@ async fn classify_sequences(
             "this classifier reads whole series (data.layout: sequences): send `sequence` (a list of steps, each a list of one value per channel) or `sequences`, not `window`",
         ));
     }
-    let (items, name) = match (req.sequence, req.sequences) {
-        (Some(v), None) => (vec![v], "sequence"),
-        (None, Some(vs)) => (vs, "sequences"),
-        _ => return Err(ApiError::invalid(
-            "sequence_or_sequences",
-            "give either `sequence` (one series: a list of steps) or `sequences` (a list of them)",
-        )),
-    };
-    if items.is_empty() {
-        return Err(ApiError::invalid("empty_sequences", "`sequences` is empty"));
-    }
-    if items.len() > s.cfg.limits.max_windows {
-        return Err(ApiError::invalid(
-            "too_many_sequences",
-            format!(
-                "{} series; at most {} (limits.max_windows)",
-                items.len(),
-                s.cfg.limits.max_windows
-            ),
-        ));
-    }
+    let (items, name) = one_or_many(
+        (req.sequence, req.sequences),
+        &SEQUENCES,
+        "give either `sequence` (one series: a list of steps) or `sequences` (a list of them)",
+        s.cfg.limits.max_windows,
+    )?;
     let mut series = Vec::with_capacity(items.len());
     let mut ids = Vec::with_capacity(items.len());
     for (i, v) in items.iter().enumerate() {
@@ -891,20 +936,7 @@ async fn classify_sequences(
             class: p.class,
         })
         .collect();
-    Ok(Json(ClassifyResponse {
-        probabilities: results.iter().map(|r| r.probability).collect(),
-        results,
-        layout: c.layout.into(),
-        classes: c.classes.clone(),
-        deployed: c.deployed.clone(),
-        threshold: c.threshold,
-        features: c.features.clone(),
-        sequence_length: c.sequence_length,
-        min_rows: c.min_rows,
-        ignored_columns: Vec::new(),
-        inference_ms: a.ms,
-        total_latency_ms: ms(t),
-    }))
+    Ok(Json(response(c, results, Vec::new(), a.ms, t)))
 }
 
 /// Liveness: the process answers. Readiness is `/health`.

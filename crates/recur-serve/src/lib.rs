@@ -210,7 +210,21 @@ fn loaded(info: &engine::Info) -> String {
             b.search
         ));
     }
-    if let Some(c) = &info.classifier {
+    if let Some(c) = info.classifier.as_ref().filter(|c| c.layout == "sequences") {
+        parts.push(format!(
+            "classifier {} (whole series of {} channel(s), {}, {}; POST /v1/classify with `sequences`)",
+            c.path,
+            c.features.len(),
+            match c.classes.len() {
+                0 => "2 classes".to_string(),
+                k => format!("{k} classes"),
+            },
+            match c.fixed_length {
+                Some(l) => format!("exactly {l} steps"),
+                None => "any length".to_string(),
+            }
+        ));
+    } else if let Some(c) = &info.classifier {
         parts.push(format!(
             "classifier {} ({} deployed, {} features, windows of {} rows)",
             c.path,
