@@ -156,7 +156,26 @@ def _init_source() -> str:
     return f"def __init__(self, *, {args}, progress=False):\n{body}\n    self.progress = progress\n"
 
 
-class LSTMClassifier(ClassifierMixin, BaseEstimator):
+class _PicklesModelDir:
+    """Pickling as the bytes of the fitted model directory (a tar), so a
+    pickled estimator carries its whole model and loads as `recur.load`
+    would: the estimators' one definition of it."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        f = state.pop("_fitted", None)
+        if f is not None:
+            state["_model_dir_tar"] = _tar_dir(f.path)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        data = state.pop("_model_dir_tar", None)
+        self.__dict__.update(state)
+        if data is not None:
+            self._fitted = _Fitted(_untar_dir(data), owned=True)
+
+
+class LSTMClassifier(_PicklesModelDir, ClassifierMixin, BaseEstimator):
     """recur's time-series classifier (Job A) with scikit-learn's
     conventions. Every keyword is a key of recur's config (see
     `recur.config_params` for a config file's keywords); `progress`
@@ -337,19 +356,6 @@ class LSTMClassifier(ClassifierMixin, BaseEstimator):
         est._set_fitted(fitted, report_json, "")
         est.n_features_in_ = len(est.features_)
         return est
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        f = state.pop("_fitted", None)
-        if f is not None:
-            state["_model_dir_tar"] = _tar_dir(f.path)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        data = state.pop("_model_dir_tar", None)
-        self.__dict__.update(state)
-        if data is not None:
-            self._fitted = _Fitted(_untar_dir(data), owned=True)
 
 
 def config_params(path: str) -> dict[str, Any]:

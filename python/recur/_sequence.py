@@ -32,9 +32,8 @@ from ._estimator import (
     ClassifierMixin,
     NotFittedError,
     _Fitted,
+    _PicklesModelDir,
     _progress_callback,
-    _tar_dir,
-    _untar_dir,
 )
 
 
@@ -63,7 +62,7 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     return out
 
 
-class SequenceClassifier(ClassifierMixin, BaseEstimator):
+class SequenceClassifier(_PicklesModelDir, ClassifierMixin, BaseEstimator):
     """Whole-series classification (LSTM or LSTM-FCN) with scikit-learn's
     conventions. Keywords are recur's config keys (`model_type` is
     `model.type`; `split_val` the share of the training series kept for
@@ -250,16 +249,3 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         with open(os.path.join(path, "report.json"), encoding="utf-8") as f:
             est._set_fitted(fitted, f.read(), "")
         return est
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        f = state.pop("_fitted", None)
-        if f is not None:
-            state["_model_dir_tar"] = _tar_dir(f.path)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        data = state.pop("_model_dir_tar", None)
-        self.__dict__.update(state)
-        if data is not None:
-            self._fitted = _Fitted(_untar_dir(data), owned=True)
