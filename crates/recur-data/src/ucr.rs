@@ -102,6 +102,30 @@ impl Sequences {
     }
 }
 
+/// Fills the NaNs of one series, row-major `[T, dims]`, channel by channel
+/// as [`interpolate`] does: the policy for missing values in series given
+/// as arrays (NaN, as aeon and sktime mark them) or sent to the service
+/// (`null`). Returns how many were filled, or the first channel whose
+/// every value is missing. Infinities are left for the caller to refuse.
+pub fn fill_missing(values: &mut [f64], dims: usize) -> std::result::Result<usize, usize> {
+    if dims == 0 || !values.iter().any(|x| x.is_nan()) {
+        return Ok(0);
+    }
+    let steps = values.len() / dims;
+    let mut filled = 0;
+    for j in 0..dims {
+        let ch: Vec<Option<f64>> = (0..steps)
+            .map(|t| Some(values[t * dims + j]).filter(|x| !x.is_nan()))
+            .collect();
+        filled += ch.iter().filter(|x| x.is_none()).count();
+        let full = interpolate(&ch).ok_or(j)?;
+        for (t, x) in full.into_iter().enumerate() {
+            values[t * dims + j] = x;
+        }
+    }
+    Ok(filled)
+}
+
 /// Fills the `None`s of one channel by linear interpolation between the
 /// nearest known values, holding the end values; `None` when nothing is
 /// known. The policy for the `?` of `.ts` files, and for the `null`s of
@@ -318,6 +342,17 @@ mod tests {
         std::fs::write(&p, "@data\n1,2,3:1\n:2\n").unwrap();
         let e = Sequences::read(&p, None, None).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("length 0"), "{e}");
+    }
+
+    #[test]
+    fn nans_of_arrays_fill_as_missing_values_do() {
+        let mut v = vec![1.0, f64::NAN, f64::NAN, 4.0, 3.0, 6.0];
+        assert_eq!(fill_missing(&mut v, 2), Ok(2));
+        assert_eq!(v, vec![1.0, 4.0, 2.0, 4.0, 3.0, 6.0]);
+        let mut v = vec![1.0, f64::NAN, 2.0, f64::NAN];
+        assert_eq!(fill_missing(&mut v, 2), Err(1));
+        let mut v = vec![1.0, f64::INFINITY];
+        assert_eq!(fill_missing(&mut v, 2), Ok(0));
     }
 
     #[test]

@@ -72,14 +72,14 @@ pub fn parse(
             ),
         ));
     }
-    // Channel by channel, so that missing values fill within a channel.
-    let mut channels: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(steps.len()); f];
+    // `null` is NaN until filled, within its channel, as `?` is.
+    let mut values = Vec::with_capacity(steps.len() * f);
     for (t, step) in steps.iter().enumerate() {
         let at_t = format!("{at}[{t}]");
         match step {
             Value::Array(xs) if xs.len() == f => {
                 for (j, x) in xs.iter().enumerate() {
-                    channels[j].push(value(x, &format!("{at_t}[{j}]"))?);
+                    values.push(value(x, &format!("{at_t}[{j}]"))?);
                 }
             }
             Value::Array(xs) => {
@@ -91,7 +91,7 @@ pub fn parse(
                     ),
                 ))
             }
-            x if f == 1 => channels[0].push(value(x, &at_t)?),
+            x if f == 1 => values.push(value(x, &at_t)?),
             other => {
                 return Err(ApiError::invalid(
                     "invalid_field",
@@ -100,22 +100,12 @@ pub fn parse(
             }
         }
     }
-    let filled: Vec<Vec<f64>> = channels
-        .iter()
-        .enumerate()
-        .map(|(j, ch)| {
-            recur_data::ucr::interpolate(ch).ok_or_else(|| {
-                ApiError::invalid(
-                    "all_missing",
-                    format!("{at}: every value of channel {j} is null; a channel needs at least one known value"),
-                )
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let mut values = Vec::with_capacity(steps.len() * f);
-    for t in 0..steps.len() {
-        values.extend(filled.iter().map(|ch| ch[t]));
-    }
+    recur_data::ucr::fill_missing(&mut values, f).map_err(|j| {
+        ApiError::invalid(
+            "all_missing",
+            format!("{at}: every value of channel {j} is null; a channel needs at least one known value"),
+        )
+    })?;
     if let Some(k) = c.scaler.beyond_f32(&values) {
         return Err(ApiError::invalid(
             "non_finite",
@@ -130,11 +120,11 @@ pub fn parse(
     Ok((values, id))
 }
 
-/// A number, or `None` for `null` (missing).
-fn value(x: &Value, at: &str) -> Result<Option<f64>, ApiError> {
+/// A number, or NaN for `null` (missing, filled later).
+fn value(x: &Value, at: &str) -> Result<f64, ApiError> {
     match x {
-        Value::Null => Ok(None),
-        x => x.as_f64().map(Some).ok_or_else(|| {
+        Value::Null => Ok(f64::NAN),
+        x => x.as_f64().ok_or_else(|| {
             ApiError::invalid(
                 "invalid_field",
                 format!("{at} is {x}; expected a number (or null for a missing value)"),
