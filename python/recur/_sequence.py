@@ -3,7 +3,9 @@ sequences layout: UCR/UEA-style data) as a scikit-learn estimator.
 
 `X` is one series per sample: a 3-D array `[n, T, F]`, a 2-D array
 `[n, T]` (one channel), or a list of arrays `[T_i, F]` (or `[T_i]`) whose
-lengths may differ. `y` holds any labels; two classes train a sigmoid
+lengths may differ; NaN marks a missing value, filled as the `?` of a
+`.ts` file is (linearly within its channel, held at the ends). `y` holds
+any labels; two classes train a sigmoid
 head with the saved decision threshold, more a softmax head with a
 temperature fit on validation (see the README's "More than two classes").
 Series of different lengths are never padded: recur batches them by

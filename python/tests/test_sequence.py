@@ -95,12 +95,33 @@ def test_two_classes_keep_the_labels_and_the_threshold():
     assert clone(est).get_params() == est.get_params()
 
 
+def test_nan_is_a_missing_value_filled_within_its_channel(fitted):
+    """NaN (as aeon and sktime mark a missing value) is filled as the `?`
+    of a .ts file is: linearly between the nearest known values of its
+    channel, held at the ends."""
+    X, _ = three_classes(3, 5)
+    x = X[0].copy()
+    holes = x.copy()
+    holes[[0, 3, 4, len(x) - 1], 1] = np.nan
+    filled = x.copy()
+    filled[0, 1] = x[1, 1]
+    filled[3, 1] = x[2, 1] + (x[5, 1] - x[2, 1]) / 3
+    filled[4, 1] = x[2, 1] + 2 * (x[5, 1] - x[2, 1]) / 3
+    filled[-1, 1] = x[-2, 1]
+    np.testing.assert_allclose(fitted.predict_proba([holes]), fitted.predict_proba([filled]), atol=1e-12)
+    # The holes mattered: the original series scores otherwise.
+    diff = np.log(fitted.predict_proba([holes])) - np.log(fitted.predict_proba([x]))
+    assert np.abs(diff).max() > 1e-9
+
+
 def test_bad_input_says_what_is_wrong(fitted):
     with pytest.raises(ValueError, match="one label per series"):
         recur.SequenceClassifier().fit([np.zeros((5, 1))] * 3, [0, 1])
     with pytest.raises(ValueError, match="at least two"):
         recur.SequenceClassifier(epochs=1).fit([np.random.rand(5, 1) for _ in range(10)], ["a"] * 10)
     with pytest.raises(ValueError, match="not a finite number"):
+        fitted.predict_proba([np.array([[0.0, np.inf]] * 5)])
+    with pytest.raises(ValueError, match="every value of channel 1 is NaN"):
         fitted.predict_proba([np.array([[0.0, np.nan]] * 5)])
     with pytest.raises(ValueError, match="trained on 2"):
         fitted.predict_proba([np.zeros((5, 3))])

@@ -131,7 +131,14 @@ fn sequences(
                 a.shape()[1]
             )));
         }
-        values.push(a.as_array().iter().copied().collect());
+        let mut v: Vec<f64> = a.as_array().iter().copied().collect();
+        // NaN marks a missing value, filled as the `?` of a `.ts` file is.
+        recur_data::ucr::fill_missing(&mut v, dims).map_err(|j| {
+            PyValueError::new_err(format!(
+                "series {i}: every value of channel {j} is NaN (missing); a channel needs at least one known value"
+            ))
+        })?;
+        values.push(v);
     }
     recur_data::ucr::Sequences::from_arrays("the series given", values, dims, labels).map_err(err)
 }
