@@ -690,16 +690,11 @@ async fn classify(
     if c.layout == "sequences" {
         return classify_sequences(&s, c, req, t).await;
     }
-    if req.sequence.is_some() || req.sequences.is_some() {
-        return Err(ApiError::invalid(
-            "window_or_windows",
-            "this classifier reads windows of a time series (data.layout: rows): send `window` (rows of features) or `windows`, not `sequence`",
-        ));
-    }
+    let other = req.sequence.is_some() || req.sequences.is_some();
     let (windows, name) = one_or_many(
         (req.window, req.windows),
+        other,
         &WINDOWS,
-        "give either `window` (rows of features) or `windows` (a list of them)",
         s.cfg.limits.max_windows,
     )?;
     let f = c.features.len();
@@ -797,15 +792,20 @@ async fn classify(
     )))
 }
 
-/// The two keys a `/v1/classify` request may send its items under, and
-/// the error codes of each.
+/// The two keys a `/v1/classify` request may send its items under (the
+/// windows of a rows model or the series of a whole-series one), their
+/// error codes and what the errors say.
 struct Keys {
     single: &'static str,
     plural: &'static str,
-    /// Neither or both keys.
+    /// Neither or both keys, or the other model kind's keys.
     either: &'static str,
     empty: &'static str,
     too_many: &'static str,
+    /// Neither or both keys were sent.
+    either_msg: &'static str,
+    /// The other model kind's keys were sent.
+    wrong_msg: &'static str,
 }
 
 const WINDOWS: Keys = Keys {
@@ -814,6 +814,8 @@ const WINDOWS: Keys = Keys {
     either: "window_or_windows",
     empty: "empty_windows",
     too_many: "too_many_windows",
+    either_msg: "give either `window` (rows of features) or `windows` (a list of them)",
+    wrong_msg: "this classifier reads windows of a time series (data.layout: rows): send `window` (rows of features) or `windows`, not `sequence`",
 };
 
 const SEQUENCES: Keys = Keys {
@@ -822,21 +824,26 @@ const SEQUENCES: Keys = Keys {
     either: "sequence_or_sequences",
     empty: "empty_sequences",
     too_many: "too_many_sequences",
+    either_msg: "give either `sequence` (one series: a list of steps) or `sequences` (a list of them)",
+    wrong_msg: "this classifier reads whole series (data.layout: sequences): send `sequence` (a list of steps, each a list of one value per channel) or `sequences`, not `window`",
 };
 
 /// A request's one item or its list of them (exactly one of the two
-/// keys), as a non-empty list of at most `limit` (`limits.max_windows`),
-/// with the key it came under.
+/// keys, and none of the other model kind's: `other`), as a non-empty list
+/// of at most `limit` (`limits.max_windows`), with the key it came under.
 fn one_or_many(
     (one, many): (Option<serde_json::Value>, Option<Vec<serde_json::Value>>),
+    other: bool,
     k: &Keys,
-    either: &str,
     limit: usize,
 ) -> Result<(Vec<serde_json::Value>, &'static str), ApiError> {
+    if other {
+        return Err(ApiError::invalid(k.either, k.wrong_msg));
+    }
     let (items, name) = match (one, many) {
         (Some(v), None) => (vec![v], k.single),
         (None, Some(vs)) => (vs, k.plural),
-        _ => return Err(ApiError::invalid(k.either, either.to_string())),
+        _ => return Err(ApiError::invalid(k.either, k.either_msg)),
     };
     if items.is_empty() {
         return Err(ApiError::invalid(
@@ -890,16 +897,11 @@ async fn classify_sequences(
     req: ClassifyRequest,
     t: Instant,
 ) -> Result<Json<ClassifyResponse>, ApiError> {
-    if req.window.is_some() || req.windows.is_some() {
-        return Err(ApiError::invalid(
-            "sequence_or_sequences",
-            "this classifier reads whole series (data.layout: sequences): send `sequence` (a list of steps, each a list of one value per channel) or `sequences`, not `window`",
-        ));
-    }
+    let other = req.window.is_some() || req.windows.is_some();
     let (items, name) = one_or_many(
         (req.sequence, req.sequences),
+        other,
         &SEQUENCES,
-        "give either `sequence` (one series: a list of steps) or `sequences` (a list of them)",
         s.cfg.limits.max_windows,
     )?;
     let mut series = Vec::with_capacity(items.len());
