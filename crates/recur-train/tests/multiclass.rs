@@ -5,21 +5,14 @@
 //! the same numbers from the same seed, and strict loading.
 
 use candle_core::Device;
-use recur_core::config::{ClassifierKind, Config, Layout};
+use recur_core::config::{ClassifierKind, Config};
 use recur_deploy::multiclass::argmax;
 use recur_train::{train_to_dir, FitOptions};
 use std::path::Path;
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
-    }
-}
+mod common;
+
+use common::{sequences_config, Lcg};
 
 /// `n` series of 16 steps in two channels: `up` rises in channel 0, `down`
 /// falls in it, `flat` holds still there but rises in channel 1; noise on
@@ -48,20 +41,12 @@ fn write_three_classes(path: &Path, n: usize, seed: u64) {
 }
 
 fn config(path: &Path, kind: ClassifierKind) -> Config {
-    let mut c = Config::default();
-    c.data.path = Some(path.to_path_buf());
-    c.data.layout = Layout::Sequences;
-    c.data.time_column = None;
-    c.data.features = None;
-    c.data.target.column = None;
-    c.data.split.shuffle = true;
-    c.model.kind = kind;
+    let mut c = sequences_config(path, kind);
     c.model.hidden_size = 12;
     c.model.filters = [8, 16, 8];
     c.training.batch_size = 32;
     c.training.epochs = 25;
     c.training.early_stopping_patience = 25;
-    c.training.learning_rate = 0.01;
     c
 }
 

@@ -13,17 +13,9 @@ use recur_train::loss::{auto_pos_weight, bce_with_logits_f64};
 use recur_train::{fit, train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 
-/// A small LCG so the data does not depend on any crate's generator.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
-    }
-}
+mod common;
+
+use common::Lcg;
 
 /// `n` rows of two noise features; `y[r] = 1` when `a[r-3] > 0.5` if
 /// `signal`, else a coin flip. The label needs memory of 3 steps back.

@@ -4,20 +4,13 @@
 //! length; LSTM-FCN without its dimension shuffle takes them too.
 
 use candle_core::Device;
-use recur_core::config::{ClassifierKind, Config, Layout};
+use recur_core::config::{ClassifierKind, Config};
 use recur_train::{train_to_dir, FitOptions};
 use std::path::Path;
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
-    }
-}
+mod common;
+
+use common::{sequences_config, Lcg};
 
 /// One `.ts` line: two channels of `len` steps, `rise` or `fall` in
 /// channel 0, with every 7th value of channel 1 missing (`?`).
@@ -45,20 +38,12 @@ fn write(path: &Path, lines: &[String]) {
 }
 
 fn config(path: &Path, kind: ClassifierKind) -> Config {
-    let mut c = Config::default();
-    c.data.path = Some(path.to_path_buf());
-    c.data.layout = Layout::Sequences;
-    c.data.time_column = None;
-    c.data.features = None;
-    c.data.target.column = None;
-    c.data.split.shuffle = true;
-    c.model.kind = kind;
+    let mut c = sequences_config(path, kind);
     c.model.hidden_size = 8;
     c.model.filters = [8, 8, 8];
     c.model.shuffle = false;
     c.training.batch_size = 16;
     c.training.epochs = 15;
-    c.training.learning_rate = 0.01;
     c
 }
 
