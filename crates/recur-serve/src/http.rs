@@ -769,19 +769,9 @@ async fn classify(
     .await?;
     let results: Vec<ClassifyResult> = a
         .predictions
-        .iter()
+        .into_iter()
         .zip(tags)
-        .map(|(p, (id, time))| ClassifyResult {
-            id,
-            time,
-            p_lstm: p.p_lstm,
-            p_trees: p.p_trees,
-            p_ensemble: p.p_ensemble,
-            probability: p.probability,
-            decision: p.decision,
-            class_probabilities: None,
-            class: None,
-        })
+        .map(|(p, (id, time))| result(p, id, time))
         .collect();
     Ok(Json(response(
         c,
@@ -864,6 +854,26 @@ fn one_or_many(
     Ok((items, name))
 }
 
+/// What the models said about one window or series, with its id (and,
+/// for a window, the time column's value in its last row).
+fn result(
+    p: recur_deploy::Prediction,
+    id: Option<serde_json::Value>,
+    time: Option<serde_json::Value>,
+) -> ClassifyResult {
+    ClassifyResult {
+        id,
+        time,
+        p_lstm: p.p_lstm,
+        p_trees: p.p_trees,
+        p_ensemble: p.p_ensemble,
+        probability: p.probability,
+        decision: p.decision,
+        class_probabilities: p.class_probabilities,
+        class: p.class,
+    }
+}
+
 /// The reply to `/v1/classify`: the results and what the classifier is.
 fn response(
     c: &crate::engine::ClassifierInfo,
@@ -926,17 +936,7 @@ async fn classify_sequences(
         .predictions
         .into_iter()
         .zip(ids)
-        .map(|(p, id)| ClassifyResult {
-            id,
-            time: None,
-            p_lstm: p.p_lstm,
-            p_trees: p.p_trees,
-            p_ensemble: p.p_ensemble,
-            probability: p.probability,
-            decision: p.decision,
-            class_probabilities: p.class_probabilities,
-            class: p.class,
-        })
+        .map(|(p, id)| result(p, id, None))
         .collect();
     Ok(Json(response(c, results, Vec::new(), a.ms, t)))
 }
