@@ -156,10 +156,32 @@ def _init_source() -> str:
     return f"def __init__(self, *, {args}, progress=False):\n{body}\n    self.progress = progress\n"
 
 
-class _PicklesModelDir:
-    """Pickling as the bytes of the fitted model directory (a tar), so a
-    pickled estimator carries its whole model and loads as `recur.load`
-    would: the estimators' one definition of it."""
+class _ModelDirEstimator:
+    """What the estimators share about moving a fitted model: `save`
+    writes its model directory (atomically: a temporary folder beside the
+    target, then one rename), and pickling carries the directory's bytes
+    (a tar), so a pickled estimator loads as `recur.load` would."""
+
+    def save(self, path: str) -> None:
+        """Writes the model directory to `path` (a new or empty folder),
+        which `recur predict --model PATH` and `recur.load` open."""
+        self._model()
+        path = os.fspath(path)
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            raise OSError(f"{path} exists and is not an empty folder: choose a new one")
+        parent = os.path.dirname(os.path.abspath(path))
+        tmp = tempfile.mkdtemp(prefix=".recur-save-", dir=parent)
+        try:
+            for name in os.listdir(self._fitted.path):
+                src = os.path.join(self._fitted.path, name)
+                if os.path.isfile(src):
+                    shutil.copy2(src, os.path.join(tmp, name))
+            if os.path.isdir(path):
+                os.rmdir(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -175,7 +197,7 @@ class _PicklesModelDir:
             self._fitted = _Fitted(_untar_dir(data), owned=True)
 
 
-class LSTMClassifier(_PicklesModelDir, ClassifierMixin, BaseEstimator):
+class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     """recur's time-series classifier (Job A) with scikit-learn's
     conventions. Every keyword is a key of recur's config (see
     `recur.config_params` for a config file's keywords); `progress`
@@ -324,27 +346,6 @@ class LSTMClassifier(_PicklesModelDir, ClassifierMixin, BaseEstimator):
         return np.log(p) - np.log1p(-p)
 
     # -- moving models --------------------------------------------------
-
-    def save(self, path: str) -> None:
-        """Writes the model directory to `path` (a new or empty folder),
-        which `recur predict --model PATH` and `recur.load` open."""
-        self._model()
-        path = os.fspath(path)
-        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            raise OSError(f"{path} exists and is not an empty folder: choose a new one")
-        parent = os.path.dirname(os.path.abspath(path))
-        tmp = tempfile.mkdtemp(prefix=".recur-save-", dir=parent)
-        try:
-            for name in os.listdir(self._fitted.path):
-                src = os.path.join(self._fitted.path, name)
-                if os.path.isfile(src):
-                    shutil.copy2(src, os.path.join(tmp, name))
-            if os.path.isdir(path):
-                os.rmdir(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def _from_dir(cls, path: str, owned: bool = False) -> "LSTMClassifier":

@@ -34,7 +34,7 @@ from ._estimator import (
     ClassifierMixin,
     NotFittedError,
     _Fitted,
-    _PicklesModelDir,
+    _ModelDirEstimator,
     _progress_callback,
 )
 
@@ -64,7 +64,7 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     return out
 
 
-class SequenceClassifier(_PicklesModelDir, ClassifierMixin, BaseEstimator):
+class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     """Whole-series classification (LSTM or LSTM-FCN) with scikit-learn's
     conventions. Keywords are recur's config keys (`model_type` is
     `model.type`; `split_val` the share of the training series kept for
@@ -214,26 +214,6 @@ class SequenceClassifier(_PicklesModelDir, ClassifierMixin, BaseEstimator):
         if m.classes:
             return self.classes_[np.argmax(s["class_probabilities"], axis=1)]
         return self.classes_[s["decision"].astype(int)]
-
-    def save(self, path: str) -> None:
-        """Writes the model directory to `path` (a new or empty folder),
-        which `recur predict --model PATH` and `recur.load` open."""
-        self._model()
-        path = os.fspath(path)
-        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            raise OSError(f"{path} exists and is not an empty folder: choose a new one")
-        tmp = tempfile.mkdtemp(prefix=".recur-save-", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            for name in os.listdir(self._fitted.path):
-                src = os.path.join(self._fitted.path, name)
-                if os.path.isfile(src):
-                    shutil.copy2(src, os.path.join(tmp, name))
-            if os.path.isdir(path):
-                os.rmdir(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def _from_dir(cls, path: str) -> "SequenceClassifier":
