@@ -21,8 +21,8 @@ pub mod ucr;
 pub mod windows;
 
 pub use prepare::{
-    prepare_inference, prepare_training, prepare_training_sequences, sequences_inference,
-    InferenceData, Prepared,
+    fixed_length, prepare_inference, prepare_training, prepare_training_sequences,
+    sequences_inference, InferenceData, Prepared,
 };
 pub use scaler::Scaler;
 pub use table::{Column, Table};

@@ -490,7 +490,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         ));
     }
     let variable = !s.equal_length();
-    if variable && cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle {
+    if variable && reads_fixed_length(cfg) {
         return Err(Error::config(
             "model.shuffle",
             format!(
@@ -624,6 +624,20 @@ pub fn prepare_inference(
     }
 }
 
+/// Whether the model reads a fixed number of steps whatever it was
+/// trained on: LSTM-FCN with its dimension shuffle.
+fn reads_fixed_length(cfg: &Config) -> bool {
+    cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle
+}
+
+/// The one length a whole-series model reads (`None`: any length): that
+/// of its training series when they were all equally long, or when it
+/// reads a fixed number of steps (LSTM-FCN's dimension shuffle).
+/// `sequence_length` is the model's, the longest training series.
+pub fn fixed_length(cfg: &Config, info: &SplitInfo, sequence_length: usize) -> Option<usize> {
+    (!info.variable_length || reads_fixed_length(cfg)).then_some(sequence_length)
+}
+
 /// The windows of whole series (a file read, or series in memory) as a
 /// model of the sequences layout reads them: its scaler, its channels,
 /// the lengths it takes, and labels mapped to its classes (with
@@ -636,7 +650,7 @@ pub fn sequences_inference(
     info: &SplitInfo,
     need_labels: bool,
 ) -> Result<InferenceData> {
-    let (classes, variable_length) = (&info.classes, info.variable_length);
+    let classes = &info.classes;
     let positive_label = info.positive_label.as_deref();
     if s.dims != scaler.features.len() {
         return Err(Error::data(
@@ -648,8 +662,10 @@ pub fn sequences_inference(
             ),
         ));
     }
-    let fixed = cfg.model.kind == ClassifierKind::LstmFcn && cfg.model.shuffle;
-    if (!variable_length || fixed) && (!s.equal_length() || s.sequence_length != sequence_length) {
+    let fixed = reads_fixed_length(cfg);
+    if fixed_length(cfg, info, sequence_length).is_some()
+        && (!s.equal_length() || s.sequence_length != sequence_length)
+    {
         return Err(Error::data(
             &s.source,
             format!(

@@ -332,11 +332,10 @@ impl Predictor {
     /// a model of windows). A model trained on equally long series, or an
     /// LSTM-FCN with its dimension shuffle, reads exactly that many steps.
     pub fn fixed_length(&self) -> Option<usize> {
-        let cfg = &self.dir.config;
-        let shuffle =
-            cfg.model.kind == recur_core::config::ClassifierKind::LstmFcn && cfg.model.shuffle;
-        (self.whole_series() && (!self.dir.info.variable_length || shuffle))
-            .then(|| self.sequence_length())
+        let d = &self.dir;
+        self.whole_series()
+            .then(|| recur_data::fixed_length(&d.config, &d.info, self.sequence_length()))
+            .flatten()
     }
 
     /// The feature columns, in the order [`Series::values`] holds them.
