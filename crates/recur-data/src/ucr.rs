@@ -128,9 +128,9 @@ pub fn fill_missing(values: &mut [f64], dims: usize) -> std::result::Result<usiz
 
 /// Fills the `None`s of one channel by linear interpolation between the
 /// nearest known values, holding the end values; `None` when nothing is
-/// known. The policy for the `?` of `.ts` files, and for the `null`s of
-/// series sent to the service.
-pub fn interpolate(v: &[Option<f64>]) -> Option<Vec<f64>> {
+/// known. The policy for the `?` of `.ts` files ([`fill_missing`] applies
+/// it to the NaNs of arrays).
+fn interpolate(v: &[Option<f64>]) -> Option<Vec<f64>> {
     let known: Vec<usize> = (0..v.len()).filter(|&i| v[i].is_some()).collect();
     let (&first, &last) = (known.first()?, known.last()?);
     let mut out = Vec::with_capacity(v.len());
