@@ -234,7 +234,7 @@ pub struct ClassifyResponse {
     pub results: Vec<ClassifyResult>,
     /// `rows` (windows were scored) or `sequences` (whole series).
     #[serde(default)]
-    pub layout: String,
+    pub layout: recur_core::config::Layout,
     /// The classes, in the order of `class_probabilities` (more than two).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,

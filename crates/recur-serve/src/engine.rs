@@ -159,7 +159,7 @@ pub struct ClassifierInfo {
     pub drift_monitored: bool,
     /// `rows` (windows of a time series, sent as `window`/`windows`) or
     /// `sequences` (whole series, sent as `sequence`/`sequences`).
-    pub layout: &'static str,
+    pub layout: recur_core::config::Layout,
     /// The classes, in the order of `class_probabilities` (more than two).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
@@ -308,11 +308,7 @@ impl Engine {
                 reference: classifier_reference.clone(),
                 drift_thresholds: c.dir.config.drift.clone(),
                 drift_monitored: classifier_reference.is_some(),
-                layout: if c.whole_series() {
-                    "sequences"
-                } else {
-                    "rows"
-                },
+                layout: c.dir.config.data.layout,
                 classes: c.classes().to_vec(),
                 fixed_length: c.fixed_length(),
             }),
@@ -733,14 +729,15 @@ impl Engine {
         }
     }
 
-    /// Each series scored at its last row, in one pass of every model.
+    /// Each window scored at its last row (for a whole-series model, each
+    /// series whole), in one pass of every model.
     fn classify_series(&self, series: &[&Vec<f64>]) -> Result<Vec<Prediction>> {
         let c = self
             .classifier
             .as_ref()
             .ok_or_else(|| Error::Msg("no classifier is loaded".into()))?;
         let f = c.features().len().max(1);
-        if c.whole_series() {
+        let preds = if c.whole_series() {
             // Whole series, batched by length inside (never padded), so a
             // series gets the same probabilities alone or with others.
             let s = recur_data::ucr::Sequences::from_arrays(
@@ -749,39 +746,30 @@ impl Engine {
                 f,
                 vec![String::new(); series.len()],
             )?;
-            let preds = c.score_series(&s)?;
-            if let Some(p) = preds
+            c.score_series(&s)?
+        } else {
+            let input: Vec<(Series, Vec<usize>)> = series
                 .iter()
-                .find(|p| !p.probability.is_some_and(f64::is_finite))
-            {
-                return Err(Error::Msg(format!(
-                    "the model produced no finite probability (series {}): a value is too large for it",
-                    p.row
-                )));
-            }
-            return Ok(preds);
-        }
-        let input: Vec<(Series, Vec<usize>)> = series
-            .iter()
-            .map(|values| {
-                let n = values.len() / f;
-                (
-                    Series {
-                        values: values.to_vec(),
-                        labels: Vec::new(),
-                    },
-                    vec![n.saturating_sub(1)],
-                )
-            })
-            .collect();
-        let out = c.score(&input)?;
-        let preds: Vec<Prediction> = out.into_iter().flatten().collect();
+                .map(|values| {
+                    let n = values.len() / f;
+                    (
+                        Series {
+                            values: values.to_vec(),
+                            labels: Vec::new(),
+                        },
+                        vec![n.saturating_sub(1)],
+                    )
+                })
+                .collect();
+            c.score(&input)?.into_iter().flatten().collect()
+        };
         if let Some(p) = preds
             .iter()
             .find(|p| !p.probability.is_some_and(f64::is_finite))
         {
             return Err(Error::Msg(format!(
-                "the model produced no finite probability (row {}): a value is too large for it",
+                "the model produced no finite probability ({} {}): a value is too large for it",
+                if c.whole_series() { "series" } else { "row" },
                 p.row
             )));
         }

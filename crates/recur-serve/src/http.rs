@@ -19,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use recur_core::config::Layout;
 use recur_text::chunk::{chunks, ChunkRules};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -687,7 +688,7 @@ async fn classify(
             "this server has no classifier (set `classifier:` in the serve config)",
         )
     })?;
-    if c.layout == "sequences" {
+    if c.layout == Layout::Sequences {
         return classify_sequences(&s, c, req, t).await;
     }
     let other = req.sequence.is_some() || req.sequences.is_some();
@@ -885,7 +886,7 @@ fn response(
     ClassifyResponse {
         probabilities: results.iter().map(|r| r.probability).collect(),
         results,
-        layout: c.layout.into(),
+        layout: c.layout,
         classes: c.classes.clone(),
         deployed: c.deployed.clone(),
         threshold: c.threshold,

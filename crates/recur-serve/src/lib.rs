@@ -210,7 +210,11 @@ fn loaded(info: &engine::Info) -> String {
             b.search
         ));
     }
-    if let Some(c) = info.classifier.as_ref().filter(|c| c.layout == "sequences") {
+    if let Some(c) = info
+        .classifier
+        .as_ref()
+        .filter(|c| c.layout == recur_core::config::Layout::Sequences)
+    {
         parts.push(format!(
             "classifier {} (whole series of {} channel(s), {}, {}; POST /v1/classify with `sequences`)",
             c.path,

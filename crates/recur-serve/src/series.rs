@@ -157,7 +157,7 @@ mod tests {
             reference: None,
             drift_thresholds: Default::default(),
             drift_monitored: false,
-            layout: "sequences",
+            layout: recur_core::config::Layout::Sequences,
             classes: vec!["a".into(), "b".into(), "c".into()],
             fixed_length: fixed,
         }
