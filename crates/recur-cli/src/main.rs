@@ -15,6 +15,23 @@ mod text;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay`, by its place in the `mi_option_e`
+/// enum of the mimalloc v3 header that libmimalloc-sys builds (the Rust
+/// bindings name it only for v2).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// By default mimalloc hands freed memory back to the OS 10 ms after it
+/// goes unused, and the next training step or request faults it in again,
+/// zeroed by the kernel: 14,700 page faults in a 7 s w2 benchmark, about
+/// 8% of its time (`perf stat -e page-faults`). recur's working set is the
+/// same from one step or request to the next, so it keeps what it has
+/// (828 faults, all at start-up), as glibc's heap would; the process's
+/// memory stays at its high-water mark.
+fn keep_freed_memory() {
+    // SAFETY: sets an option before any thread starts; any value is valid.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 use anyhow::Result;
 use candle_core::Device;
 use clap::{Parser, Subcommand};
@@ -433,6 +450,7 @@ enum BenchCmd {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     // Die quietly on a closed pipe (`recur inspect DIR | head`) as command-line
     // tools do, instead of panicking inside println!.
     #[cfg(unix)]
@@ -446,10 +464,11 @@ fn main() -> ExitCode {
     // kernels and GEMMs (measured: W2 training at 2 threads 342 -> 461
     // seq/s without it). Those elementwise ops are small in the recurrent
     // models; run them on the calling thread unless the user chose
-    // otherwise. The sentence encoders are the opposite case: GELU,
-    // softmax and LayerNorm are a third of their work (measured: MiniLM
-    // 81 -> 119 sentences/s on 2 cores with the pool), so commands that
-    // encode keep it; so does the demo, whose corpus build outweighs the
+    // otherwise. The T5 encoder, on candle's ops, is the opposite case:
+    // GELU, softmax and LayerNorm were a third of the work when BERT ran
+    // on candle too (measured: MiniLM 81 -> 119 sentences/s on 2 cores
+    // with the pool), so commands that encode keep it (recur's own BERT
+    // forward does not use it, and the pool sleeps); so does the demo, whose corpus build outweighs the
     // rest (its classifier took 21.9 s either way).
     let keeps_pool = matches!(
         cli.command,
