@@ -8,14 +8,19 @@
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
 //! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
-//! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`.
+//! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`, `erf`, GELU.
+//! - [`dense`]: row-major products and row passes on plain slices, for
+//!   inference code outside candle's graph (the sentence encoder).
+//! - [`packed`]: a `Linear` weight packed once, for inference products.
 
 pub mod act;
+pub mod dense;
 pub mod gru;
 pub mod linear;
 pub mod lstm;
 mod mat;
 pub mod op;
+pub mod packed;
 
 pub use linear::linear;
 pub use op::{gru as gru_op, lstm as lstm_op, lstm_fused as lstm_fused_op};
