@@ -4,18 +4,20 @@
 //! as sentence-transformers lays them out; pooling over the attention mask,
 //! the optional `Dense` modules of `modules.json`, then L2 normalisation.
 //!
-//! The networks are candle-transformers' `BertModel` and `T5EncoderModel`.
-//! candle's T5 encoder takes no attention mask, so padded positions would
-//! be attended to and change every embedding of a padded batch; recur
-//! therefore batches T5 inputs by exact token count, so no T5 batch holds
-//! padding and each embedding equals the one of the sentence alone. BERT
-//! batches are padded to their longest member and masked, as PyTorch does.
+//! BERT runs on recur's own CPU forward ([`crate::bert`]), which packs the
+//! sentences of a batch end to end with no padding; T5 on
+//! candle-transformers' `T5EncoderModel`. candle's T5 encoder takes no
+//! attention mask, so padded positions would be attended to and change
+//! every embedding of a padded batch; recur therefore batches T5 inputs by
+//! exact token count, so no T5 batch holds padding. Either way each
+//! embedding equals the one of the sentence alone. Pooling, the Dense
+//! modules and normalisation are plain loops over the token rows.
 //!
 //! The maximum length is the model's (`sentence_bert_config.json`'s
 //! `max_seq_length`, else the position table's size), never the padding and
 //! truncation forced into `tokenizer.json` (128 for MiniLM).
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, t5};
 use recur_core::fsx::read_json;
@@ -30,7 +32,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 pub const DEFAULT_BATCH: usize = 32;
 
 enum Backbone {
-    Bert(bert::BertModel),
+    Bert(crate::bert::Bert),
     /// `forward` takes `&mut self` (a decoder's cache, unused here).
     T5(Mutex<t5::T5EncoderModel>),
 }
@@ -47,10 +49,11 @@ pub enum Pooling {
     Max,
 }
 
-/// A sentence-transformers `Dense` module: `act(W x + b)`.
+/// A sentence-transformers `Dense` module: `act(W x + b)`, `W [out, in]`.
 struct Dense {
-    weight: Tensor,
-    bias: Option<Tensor>,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    inputs: usize,
     tanh: bool,
 }
 
@@ -65,7 +68,6 @@ pub struct SentenceEncoder {
     pub max_len: usize,
     /// `bert` or `t5`.
     pub kind: &'static str,
-    pad_id: u32,
     /// The folder it was loaded from.
     pub dir: PathBuf,
     device: Device,
@@ -201,7 +203,7 @@ impl SentenceEncoder {
         let (backbone, hidden, positions) = if kind == "bert" {
             let c: bert::Config = serde_json::from_str(&cfg_text)
                 .map_err(|e| Error::data(cfg_path.display().to_string(), e.to_string()))?;
-            let m = bert::BertModel::load(vb, &c).map_err(what)?;
+            let m = crate::bert::Bert::load(vb, &c).map_err(what)?;
             (
                 Backbone::Bert(m),
                 c.hidden_size,
@@ -216,7 +218,7 @@ impl SentenceEncoder {
         let (pooling, dense) = Self::modules(dir, hidden, dev)?;
         let dim = dense
             .last()
-            .map_or(Ok(hidden), |d: &Dense| d.weight.dim(0))?;
+            .map_or(hidden, |d: &Dense| d.weight.len() / d.inputs);
         // The model's own limit: sentence-transformers' max_seq_length,
         // else the position table (BERT); T5's relative positions have no
         // table, and 512 is what it was trained with.
@@ -251,8 +253,8 @@ impl SentenceEncoder {
                 ..Default::default()
             }))
             .map_err(|e| Error::data(tok_path.display().to_string(), e.to_string()))?;
-        // recur pads each batch itself (and never pads T5 batches).
-        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
+        // recur never pads: BERT batches are packed, T5 batches hold one
+        // length.
         tokenizer.with_padding(None);
         Ok(SentenceEncoder {
             backbone,
@@ -262,7 +264,6 @@ impl SentenceEncoder {
             dim,
             max_len,
             kind,
-            pad_id,
             dir: dir.to_path_buf(),
             device: dev.clone(),
         })
@@ -329,16 +330,23 @@ impl SentenceEncoder {
                     let vb = weights_in(&sub, dev)?
                         .ok_or_else(|| bad(&sub, "the Dense module has no weights file"))?;
                     let miss = |e: candle_core::Error| Error::checkpoint(&sub, e.to_string());
-                    let weight = vb
-                        .get((c.out_features, c.in_features), "linear.weight")
-                        .map_err(miss)?;
+                    let vec = |t: candle_core::Result<Tensor>| {
+                        t.and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+                            .map_err(miss)
+                    };
+                    let weight = vec(vb.get((c.out_features, c.in_features), "linear.weight"))?;
                     let bias = if c.bias {
-                        Some(vb.get(c.out_features, "linear.bias").map_err(miss)?)
+                        Some(vec(vb.get(c.out_features, "linear.bias"))?)
                     } else {
                         None
                     };
                     width = c.out_features;
-                    dense.push(Dense { weight, bias, tanh });
+                    dense.push(Dense {
+                        weight,
+                        bias,
+                        inputs: c.in_features,
+                        tanh,
+                    });
                 }
                 other => {
                     return Err(bad(
@@ -392,16 +400,8 @@ impl SentenceEncoder {
                         .count();
             }
             let idx = &order[start..end];
-            let width = idx.iter().map(|&i| lens[i]).max().unwrap_or(1).max(1);
-            let (mut ids, mut mask) = (Vec::new(), Vec::new());
-            for &i in idx {
-                let e = &encs[i];
-                ids.extend(e.get_ids());
-                mask.extend(e.get_attention_mask());
-                ids.extend(std::iter::repeat_n(self.pad_id, width - lens[i]));
-                mask.extend(std::iter::repeat_n(0u32, width - lens[i]));
-            }
-            let emb = self.forward(&ids, &mask, idx.len(), width)?;
+            let seqs: Vec<&[u32]> = idx.iter().map(|&i| encs[i].get_ids()).collect();
+            let emb = self.forward(&seqs)?;
             for (row, &i) in idx.iter().enumerate() {
                 out[i * self.dim..(i + 1) * self.dim]
                     .copy_from_slice(&emb[row * self.dim..(row + 1) * self.dim]);
@@ -411,49 +411,74 @@ impl SentenceEncoder {
         Ok(out)
     }
 
-    /// One padded batch through the network, pooling, Dense and norm.
-    fn forward(&self, ids: &[u32], mask: &[u32], b: usize, l: usize) -> Result<Vec<f32>> {
-        let dev = &self.device;
-        let ids_t = Tensor::from_slice(ids, (b, l), dev)?;
-        let mask_t = Tensor::from_slice(mask, (b, l), dev)?;
-        let hidden = match &self.backbone {
-            Backbone::Bert(m) => m.forward(&ids_t, &ids_t.zeros_like()?, Some(&mask_t))?,
+    /// One batch of token sequences (for T5, all of one length) through
+    /// the network, pooling, Dense and norm: `[seqs, dim]`.
+    fn forward(&self, seqs: &[&[u32]]) -> Result<Vec<f32>> {
+        let (hidden, offsets, width) = match &self.backbone {
+            Backbone::Bert(m) => {
+                let (x, offsets) = m.forward(seqs)?;
+                (x, offsets, m.hidden())
+            }
             Backbone::T5(m) => {
+                let l = seqs.first().map_or(0, |s| s.len());
+                let ids: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
+                let ids_t = Tensor::from_vec(ids, (seqs.len(), l), &self.device)?;
                 let mut m = m
                     .lock()
                     .map_err(|_| Error::Msg("the T5 encoder panicked earlier".into()))?;
-                m.forward(&ids_t)?
+                let out = m.forward(&ids_t)?;
+                let width = out.dim(2)?;
+                let x = out.flatten_all()?.to_vec1::<f32>()?;
+                let offsets = (0..=seqs.len()).map(|s| s * l).collect();
+                (x, offsets, width)
             }
         };
-        let maskf = mask_t.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let mut pooled = match self.pooling {
-            Pooling::Mean => {
-                let sum = hidden.broadcast_mul(&maskf)?.sum(1)?;
-                let n = maskf.sum(1)?.clamp(1e-9, f64::MAX)?;
-                sum.broadcast_div(&n)?
-            }
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-            Pooling::Max => {
-                // Masked positions get a large negative value first.
-                let neg = maskf.affine(1e9, -1e9)?;
-                hidden.broadcast_add(&neg)?.max(1)?
-            }
-        };
-        for d in &self.dense {
-            pooled = pooled.matmul(&d.weight.t()?)?;
-            if let Some(b) = &d.bias {
-                pooled = pooled.broadcast_add(b)?;
-            }
-            if d.tanh {
-                pooled = pooled.tanh()?;
+        let mut pooled: Vec<f32> = Vec::with_capacity(seqs.len() * width);
+        for s in offsets.windows(2) {
+            let rows = hidden[s[0] * width..s[1] * width].chunks_exact(width);
+            let n = s[1] - s[0];
+            match self.pooling {
+                Pooling::Mean => {
+                    let mut sum = vec![0f32; width];
+                    for r in rows {
+                        sum.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                    }
+                    // sentence-transformers divides by max(count, 1e-9).
+                    let n = (n as f32).max(1e-9);
+                    pooled.extend(sum.iter().map(|v| v / n));
+                }
+                Pooling::Cls => pooled.extend_from_slice(&hidden[s[0] * width..][..width]),
+                Pooling::Max => {
+                    let mut m = vec![f32::NEG_INFINITY; width];
+                    for r in rows {
+                        m.iter_mut().zip(r).for_each(|(a, b)| *a = a.max(*b));
+                    }
+                    pooled.extend(m);
+                }
             }
         }
-        let norm = pooled
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f64::MAX)?;
-        Ok(pooled.broadcast_div(&norm)?.flatten_all()?.to_vec1()?)
+        let mut width = width;
+        for d in &self.dense {
+            let out = d.weight.len() / d.inputs;
+            let mut next = vec![0f32; seqs.len() * out];
+            recur_kernels::dense::linear_into(
+                &pooled,
+                width,
+                &d.weight,
+                d.bias.as_deref(),
+                &mut next,
+                1,
+            );
+            if d.tanh {
+                next.iter_mut().for_each(|v| *v = v.tanh());
+            }
+            (pooled, width) = (next, out);
+        }
+        for row in pooled.chunks_exact_mut(width) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        Ok(pooled)
     }
 }
 /// The texts to embed, one per line of `input` (`name` says where they

@@ -62,6 +62,77 @@ fn bert_pools_over_the_mask_and_batches_exactly() {
     );
 }
 
+/// recur's own BERT forward (packed, no padding) against
+/// candle-transformers' `BertModel` on a padded, masked batch, pooled and
+/// normalised the way sentence-transformers does: the two must agree.
+#[test]
+fn bert_forward_equals_candles_padded_and_masked_model() {
+    use candle_core::{DType, Tensor};
+    use candle_transformers::models::bert;
+    let d = tempfile::tempdir().unwrap();
+    tiny::write_bert(d.path(), 3).unwrap();
+    let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
+    let got = enc.encode(TEXTS, 8).unwrap();
+
+    let mut tok = tokenizers::Tokenizer::from_file(d.path().join("tokenizer.json")).unwrap();
+    tok.with_truncation(Some(tokenizers::TruncationParams {
+        max_length: tiny::BERT_MAX_SEQ,
+        ..Default::default()
+    }))
+    .unwrap();
+    tok.with_padding(Some(tokenizers::PaddingParams::default()));
+    let encs = tok.encode_batch(TEXTS.to_vec(), true).unwrap();
+    let (b, l) = (encs.len(), encs[0].len());
+    assert!(
+        encs.iter().any(|e| e.get_attention_mask().contains(&0)),
+        "some padding"
+    );
+    let flat = |f: fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+        encs.iter().flat_map(|e| f(e).to_vec()).collect()
+    };
+    let ids = Tensor::from_vec(flat(|e| e.get_ids()), (b, l), &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(flat(|e| e.get_attention_mask()), (b, l), &Device::Cpu).unwrap();
+    let cfg: bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("config.json")).unwrap())
+            .unwrap();
+    let st = d.path().join("model.safetensors");
+    // SAFETY: the file is not written while mapped.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(&[&st], DType::F32, &Device::Cpu).unwrap()
+    };
+    let model = bert::BertModel::load(vb, &cfg).unwrap();
+    let hidden = model
+        .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+        .unwrap();
+    let m = mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
+    let pooled = hidden
+        .broadcast_mul(&m)
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .broadcast_div(&m.sum(1).unwrap())
+        .unwrap();
+    let norm = pooled
+        .sqr()
+        .unwrap()
+        .sum_keepdim(1)
+        .unwrap()
+        .sqrt()
+        .unwrap();
+    let want: Vec<f32> = pooled
+        .broadcast_div(&norm)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let worst = max_diff(&got, &want);
+    assert!(
+        worst < 1e-5,
+        "max abs difference from candle's BertModel {worst:e}"
+    );
+}
+
 #[test]
 fn the_models_length_limit_replaces_the_tokenizers_forced_one() {
     let d = tempfile::tempdir().unwrap();
