@@ -30,7 +30,7 @@ pub fn linear_into(
     threads: usize,
 ) {
     assert!(
-        k > 0 && w.len() % k == 0,
+        k > 0 && w.len().is_multiple_of(k),
         "w is [n, {k}], got {} values",
         w.len()
     );
@@ -149,7 +149,7 @@ fn norm_rows(x: &mut [f32], r: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps:
 pub fn attention(qkv: &[f32], heads: usize, offsets: &[usize], ctx: &mut [f32]) {
     let rows = *offsets.last().unwrap_or(&0);
     assert!(
-        heads > 0 && rows > 0 && ctx.len() % rows == 0,
+        heads > 0 && rows > 0 && ctx.len().is_multiple_of(rows),
         "ctx is [{rows}, H]"
     );
     let h = ctx.len() / rows;
@@ -164,7 +164,8 @@ pub fn attention(qkv: &[f32], heads: usize, offsets: &[usize], ctx: &mut [f32]) 
         .collect();
     let out = SendPtr(ctx.as_mut_ptr());
     tasks.par_iter().for_each(|&(s, j)| {
-        let out = out;
+        // A whole-struct copy, so the closure captures the Send wrapper.
+        let (out, offsets) = (out, offsets);
         let seq = offsets[s]..offsets[s + 1];
         let mut scores = vec![0f32; seq.len()];
         let mut acc = vec![0f32; dh];

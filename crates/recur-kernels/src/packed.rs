@@ -39,7 +39,7 @@ impl PackedLinear {
     /// Packs `w [n, k]` (row-major, PyTorch's layout) and `b [n]`.
     pub fn new(w: &[f32], k: usize, bias: Option<&[f32]>) -> PackedLinear {
         assert!(
-            k > 0 && w.len() % k == 0,
+            k > 0 && w.len().is_multiple_of(k),
             "w is [n, {k}], got {} values",
             w.len()
         );

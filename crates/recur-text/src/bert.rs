@@ -61,7 +61,18 @@ impl Bert {
         // Absolute positions are the only kind the config type can hold.
         let PositionEmbeddingType::Absolute = c.position_embedding_type;
         let (h, inter) = (c.hidden_size, c.intermediate_size);
-        if c.num_attention_heads == 0 || h % c.num_attention_heads != 0 {
+        for (key, v) in [
+            ("hidden_size", h),
+            ("intermediate_size", inter),
+            ("vocab_size", c.vocab_size),
+            ("max_position_embeddings", c.max_position_embeddings),
+            ("type_vocab_size", c.type_vocab_size),
+        ] {
+            if v == 0 {
+                candle_core::bail!("{key} is 0; a BERT needs it positive");
+            }
+        }
+        if c.num_attention_heads == 0 || !h.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
                 "hidden_size {h} is not a multiple of num_attention_heads {}",
                 c.num_attention_heads

@@ -207,6 +207,13 @@ fn bad_model_folders_are_clear_errors() {
     std::fs::write(&cfg_path, v.to_string()).unwrap();
     let e = err(&m);
     assert!(e.contains("do not fit config.json"), "{e}");
+    // A crafted config with an empty layer is refused, not a crash.
+    v["hidden_size"] = serde_json::json!(tiny::BERT_HIDDEN);
+    v["intermediate_size"] = serde_json::json!(0);
+    std::fs::write(&cfg_path, v.to_string()).unwrap();
+    let e = err(&m);
+    assert!(e.contains("intermediate_size is 0"), "{e}");
+    v["intermediate_size"] = serde_json::json!(64);
 
     v["model_type"] = serde_json::json!("gpt2");
     std::fs::write(&cfg_path, v.to_string()).unwrap();
