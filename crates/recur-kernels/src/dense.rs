@@ -1,4 +1,4 @@
-//! Row-major products and row passes on plain slices, for inference code
+//! Row passes and attention on plain slices, for inference code
 //! that runs outside candle's graph: the sentence encoder's BERT forward
 //! (`recur-text`), where candle's per-op tensors, scalar `erf` and spinning
 //! element-wise pool cost as much as the products themselves.
@@ -10,55 +10,13 @@
 
 use crate::act::exp;
 use crate::act::{gelu_erf, gelu_tanh};
-use crate::mat::{matmul, SendPtr, View};
+use crate::mat::SendPtr;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Rows per parallel task of the row passes: small enough to split a
 /// batch-1 forward across two cores, large enough to amortise a task.
 const ROWS_PER_TASK: usize = 16;
-
-/// `y [m, n] = x [m, k] @ w [n, k]^T (+ b [n])`, PyTorch's `Linear` layout,
-/// the product split over `threads`; for a weight used many times,
-/// [`crate::packed::PackedLinear`] packs it once instead.
-pub fn linear_into(
-    x: &[f32],
-    k: usize,
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-    threads: usize,
-) {
-    assert!(
-        k > 0 && w.len().is_multiple_of(k),
-        "w is [n, {k}], got {} values",
-        w.len()
-    );
-    let n = w.len() / k;
-    assert_eq!(x.len() % k, 0, "x is [m, {k}], got {} values", x.len());
-    let m = x.len() / k;
-    assert_eq!(y.len(), m * n, "y is [{m}, {n}]");
-    if let Some(b) = b {
-        assert_eq!(b.len(), n, "b is [{n}]");
-        for row in y.chunks_exact_mut(n) {
-            row.copy_from_slice(b);
-        }
-    }
-    // SAFETY: x is [m, k], w is [n, k] (viewed transposed), y is [m, n],
-    // all checked above; y is borrowed mutably, so no one else writes it.
-    unsafe {
-        matmul(
-            m,
-            n,
-            k,
-            y.as_mut_ptr(),
-            View::rows(x.as_ptr(), k),
-            View::t(w.as_ptr(), k),
-            b.is_some(),
-            threads,
-        );
-    }
-}
 
 /// The activations [`activate`] applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,25 +214,6 @@ mod tests {
 
     fn val(i: usize) -> f32 {
         ((i * 7919 % 101) as f32 - 50.0) / 25.0
-    }
-
-    #[test]
-    fn linear_with_and_without_bias_matches_a_plain_product() {
-        let (m, n, k) = (7, 13, 19);
-        let x: Vec<f32> = (0..m * k).map(val).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| val(i + 3)).collect();
-        let b: Vec<f32> = (0..n).map(|i| val(i + 11)).collect();
-        for bias in [None, Some(&b[..])] {
-            let mut y = vec![f32::NAN; m * n];
-            linear_into(&x, k, &w, bias, &mut y, 1);
-            for r in 0..m {
-                for c in 0..n {
-                    let want: f32 = (0..k).map(|t| x[r * k + t] * w[c * k + t]).sum::<f32>()
-                        + bias.map_or(0.0, |b| b[c]);
-                    assert!((y[r * n + c] - want).abs() < 1e-4, "({r}, {c})");
-                }
-            }
-        }
     }
 
     #[test]

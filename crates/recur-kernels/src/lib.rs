@@ -9,7 +9,7 @@
 //!   how models use them.
 //! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
 //! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`, `erf`, GELU.
-//! - [`dense`]: row-major products and row passes on plain slices, for
+//! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
 //! - [`packed`]: a `Linear` weight packed once, for inference products.
 

@@ -22,6 +22,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, t5};
 use recur_core::fsx::read_json;
 use recur_core::{Error, Result};
+use recur_kernels::packed::PackedLinear;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -49,11 +50,9 @@ pub enum Pooling {
     Max,
 }
 
-/// A sentence-transformers `Dense` module: `act(W x + b)`, `W [out, in]`.
+/// A sentence-transformers `Dense` module: `act(W x + b)`.
 struct Dense {
-    weight: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    inputs: usize,
+    linear: PackedLinear,
     tanh: bool,
 }
 
@@ -216,9 +215,7 @@ impl SentenceEncoder {
             (Backbone::T5(Mutex::new(m)), c.d_model, None)
         };
         let (pooling, dense) = Self::modules(dir, hidden, dev)?;
-        let dim = dense
-            .last()
-            .map_or(hidden, |d: &Dense| d.weight.len() / d.inputs);
+        let dim = dense.last().map_or(hidden, |d: &Dense| d.linear.outputs());
         // The model's own limit: sentence-transformers' max_seq_length,
         // else the position table (BERT); T5's relative positions have no
         // table, and 512 is what it was trained with.
@@ -318,6 +315,15 @@ impl SentenceEncoder {
                             ))
                         }
                     };
+                    if c.in_features == 0 || c.out_features == 0 {
+                        return Err(bad(
+                            &sub,
+                            format!(
+                                "Dense is {} -> {} features; both must be positive",
+                                c.in_features, c.out_features
+                            ),
+                        ));
+                    }
                     if c.in_features != width {
                         return Err(bad(
                             &sub,
@@ -342,9 +348,7 @@ impl SentenceEncoder {
                     };
                     width = c.out_features;
                     dense.push(Dense {
-                        weight,
-                        bias,
-                        inputs: c.in_features,
+                        linear: PackedLinear::new(&weight, c.in_features, bias.as_deref()),
                         tanh,
                     });
                 }
@@ -459,16 +463,9 @@ impl SentenceEncoder {
         }
         let mut width = width;
         for d in &self.dense {
-            let out = d.weight.len() / d.inputs;
+            let out = d.linear.outputs();
             let mut next = vec![0f32; seqs.len() * out];
-            recur_kernels::dense::linear_into(
-                &pooled,
-                width,
-                &d.weight,
-                d.bias.as_deref(),
-                &mut next,
-                1,
-            );
+            d.linear.forward(&pooled, &mut next, 1);
             if d.tanh {
                 next.iter_mut().for_each(|v| *v = v.tanh());
             }

@@ -162,6 +162,14 @@ fn t5_with_a_dense_module_batches_exactly() {
     let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
     assert_eq!((enc.kind, enc.dim), ("t5", 24));
     check_batches(&enc);
+    // A Dense module with no outputs is refused, not a crash.
+    let cfg = d.path().join("2_Dense/config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["out_features"] = serde_json::json!(0);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let e = err(d.path());
+    assert!(e.contains("both must be positive"), "{e}");
 }
 
 fn err(dir: &Path) -> String {
