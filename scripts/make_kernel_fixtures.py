@@ -2,13 +2,15 @@
 (crates/recur-kernels/tests).
 
 Writes ``lstm.safetensors`` and ``gru.safetensors`` into --out. Each file holds
-two cases, tensor names prefixed ``a.`` and ``b.``:
+four cases, tensor names prefixed ``a.`` to ``d.``:
 
-    case a: B=3, L=5, I=4,  H=6
-    case b: B=5, L=7, I=10, H=33
+    case a: B=3,   L=5, I=4,  H=6
+    case b: B=5,   L=7, I=10, H=33
+    case c: B=20,  L=4, I=6,  H=21
+    case d: B=200, L=3, I=5,  H=9
 
 Per case, inputs (F32), drawn in this order after ``torch.manual_seed(0)``
-(re-seeded at the start of each file, cases a then b):
+(re-seeded at the start of each file, cases a to d in order):
 
     x             [B, L, I]            randn
     weight_ih_l0  [G*H, I]             uniform(-0.6, 0.6)
@@ -43,7 +45,11 @@ import numpy as np
 import torch
 from torch import nn
 
-CASES = [("a", dict(B=3, L=5, I=4, H=6)), ("b", dict(B=5, L=7, I=10, H=33))]
+# a and b take the dot-product and general GEMM paths of the per-step
+# product (6 rows or fewer); c the weight packed once (7..=96 rows per
+# thread chunk); d, 200 rows, the general GEMM again on one or two threads.
+CASES = [("a", dict(B=3, L=5, I=4, H=6)), ("b", dict(B=5, L=7, I=10, H=33)),
+         ("c", dict(B=20, L=4, I=6, H=21)), ("d", dict(B=200, L=3, I=5, H=9))]
 PARAMS = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
 INIT_RANGE = 0.6
 DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f8"): "F64"}

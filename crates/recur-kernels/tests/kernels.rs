@@ -143,7 +143,9 @@ fn check_case(
 #[test]
 fn lstm_matches_pytorch_outputs_and_gradients() {
     let f = load_fixture("lstm.safetensors");
-    for case in ["a", "b"] {
+    // a and b: few rows (dot products, GEMM); c: the weight packed once per
+    // call; d: 200 rows, the general GEMM.
+    for case in ["a", "b", "c", "d"] {
         let e = check_case(&f, case, false, false);
         eprintln!("lstm case {case}: worst relative error {e:.2e}");
         // The same layer with the projection inside the time loop.
@@ -155,7 +157,7 @@ fn lstm_matches_pytorch_outputs_and_gradients() {
 #[test]
 fn gru_matches_pytorch_outputs_and_gradients() {
     let f = load_fixture("gru.safetensors");
-    for case in ["a", "b"] {
+    for case in ["a", "b", "c", "d"] {
         let e = check_case(&f, case, true, false);
         eprintln!("gru case {case}: worst relative error {e:.2e}");
     }
@@ -172,11 +174,12 @@ fn loss(d: Dims, gru_kind: bool, xp: &[f32], w: &[f32], bh: &[f32], gy: &[f32]) 
     y.iter().zip(gy).map(|(a, b)| *a as f64 * *b as f64).sum()
 }
 
-/// Central differences on every input of the raw kernels.
-fn finite_differences(gru_kind: bool) {
+/// Central differences on every input of the raw kernels; `batch` 3 takes
+/// the few-rows products, 9 the packed weight.
+fn finite_differences(gru_kind: bool, batch: usize) {
     let d = Dims {
         steps: 4,
-        batch: 3,
+        batch,
         hidden: 5,
     };
     let g = if gru_kind { 3 } else { 4 };
@@ -233,12 +236,14 @@ fn finite_differences(gru_kind: bool) {
 
 #[test]
 fn lstm_gradients_match_finite_differences() {
-    finite_differences(false);
+    finite_differences(false, 3);
+    finite_differences(false, 9);
 }
 
 #[test]
 fn gru_gradients_match_finite_differences() {
-    finite_differences(true);
+    finite_differences(true, 3);
+    finite_differences(true, 9);
 }
 
 /// Output and gradients under a given number of threads.
