@@ -13,7 +13,7 @@
 
 use crate::act::{sigmoid, tanh};
 use crate::lstm::Dims;
-use crate::mat::{matmul, plan, SendConst, SendPtr, View};
+use crate::mat::{matmul, plan, SendConst, SendPtr, StepRhs, View};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -49,14 +49,22 @@ pub fn forward(
         }
         None => None,
     };
-    let (chunks, gt) = plan(b, rayon::current_num_threads());
-    let (xp, w, yp) = (
-        SendConst(xp.as_ptr()),
-        SendConst(w_hh.as_ptr()),
-        SendPtr(y.as_mut_ptr()),
-    );
+    let threads = rayon::current_num_threads();
+    let (chunks, gt) = plan(b, threads);
+    // SAFETY: w_hh is [3H, H] (checked above) and outlives `rec`.
+    let rec = unsafe {
+        StepRhs::new(
+            h,
+            3 * h,
+            View::t(w_hh.as_ptr(), h),
+            chunks[0].len(),
+            threads,
+        )
+    };
+    let rec = &rec;
+    let (xp, yp) = (SendConst(xp.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
-        let (acts, xp, w, yp) = (acts, xp, w, yp);
+        let (acts, xp, yp) = (acts, xp, yp);
         let (r0, nr) = (rows.start, rows.len());
         let mut hp = vec![0.0f32; nr * 3 * h];
         let mut scratch = if acts.is_none() {
@@ -74,16 +82,7 @@ pub fn forward(
                 }
                 let hprev: &[f32] = if t > 0 {
                     let p = yp.0.add(((t - 1) * b + r0) * h) as *const f32;
-                    matmul(
-                        nr,
-                        3 * h,
-                        h,
-                        hp.as_mut_ptr(),
-                        View::rows(p, h),
-                        View::t(w.0, h),
-                        true,
-                        gt,
-                    );
+                    rec.product(nr, 3 * h, h, hp.as_mut_ptr(), p, true, gt);
                     std::slice::from_raw_parts(p, nr * h)
                 } else {
                     &zeros
@@ -197,10 +196,20 @@ pub fn backward(
     assert_eq!(db_hh.len(), 3 * h, "db_hh is [3H]");
     let threads = rayon::current_num_threads();
     let (chunks, gt) = plan(b, threads);
+    // SAFETY: w_hh is [3H, H] (checked above) and outlives `rec`.
+    let rec = unsafe {
+        StepRhs::new(
+            3 * h,
+            h,
+            View::rows(w_hh.as_ptr(), h),
+            chunks[0].len(),
+            threads,
+        )
+    };
+    let rec = &rec;
     // The gradient of hp (the recurrent pre-activations), kept for dW_hh.
     let mut dhp = vec![0.0f32; l * b * 3 * h];
-    let (w, acts, yp, gyp, dx, dp) = (
-        SendConst(w_hh.as_ptr()),
+    let (acts, yp, gyp, dx, dp) = (
         SendConst(saved.acts.as_ptr()),
         SendConst(y.as_ptr()),
         SendConst(gy.as_ptr()),
@@ -208,7 +217,7 @@ pub fn backward(
         SendPtr(dhp.as_mut_ptr()),
     );
     chunks.into_par_iter().for_each(|rows| {
-        let (w, acts, yp, gyp, dx, dp) = (w, acts, yp, gyp, dx, dp);
+        let (acts, yp, gyp, dx, dp) = (acts, yp, gyp, dx, dp);
         let (r0, nr) = (rows.start, rows.len());
         let mut dh_rec = vec![0.0f32; nr * h];
         let zeros = vec![0.0f32; nr * h];
@@ -230,16 +239,7 @@ pub fn backward(
                 // the last step) and leaves holding z * dh.
                 cell_backward(h, a, hprev, gyt, &mut dh_rec, dxt, dpt);
                 if t > 0 {
-                    matmul(
-                        nr,
-                        h,
-                        3 * h,
-                        dh_rec.as_mut_ptr(),
-                        View::rows(dpt.as_ptr(), 3 * h),
-                        View::rows(w.0, h),
-                        true,
-                        gt,
-                    );
+                    rec.product(nr, h, 3 * h, dh_rec.as_mut_ptr(), dpt.as_ptr(), true, gt);
                 }
             }
         }

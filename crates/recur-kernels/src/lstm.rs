@@ -15,7 +15,7 @@
 //! buffer is allocated before the time loop.
 
 use crate::act::{sigmoid, tanh};
-use crate::mat::{matmul, matmul_into, plan, SendConst, SendPtr, View};
+use crate::mat::{matmul, matmul_into, plan, SendConst, SendPtr, StepRhs, View};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -54,16 +54,24 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
         }
         None => (SendPtr(std::ptr::null_mut()), SendPtr(std::ptr::null_mut())),
     };
-    let (chunks, gt) = plan(b, rayon::current_num_threads());
-    let (xp, w, yp) = (
-        SendConst(xp.as_ptr()),
-        SendConst(w_hh.as_ptr()),
-        SendPtr(y.as_mut_ptr()),
-    );
+    let threads = rayon::current_num_threads();
+    let (chunks, gt) = plan(b, threads);
+    // SAFETY: w_hh is [4H, H] (checked above) and outlives `rec`.
+    let rec = unsafe {
+        StepRhs::new(
+            h,
+            4 * h,
+            View::t(w_hh.as_ptr(), h),
+            chunks[0].len(),
+            threads,
+        )
+    };
+    let rec = &rec;
+    let (xp, yp) = (SendConst(xp.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
         // Whole-struct copies, so the closure captures the Send wrappers and
         // not their raw-pointer fields.
-        let (gates, cells, xp, w, yp) = (gates, cells, xp, w, yp);
+        let (gates, cells, xp, yp) = (gates, cells, xp, yp);
         let (r0, nr) = (rows.start, rows.len());
         // Inference keeps one step of gates and two of cells per chunk.
         let mut g_scratch = if train {
@@ -100,16 +108,7 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
                 };
                 if t > 0 {
                     let hprev = yp.0.add(((t - 1) * b + r0) * h) as *const f32;
-                    matmul(
-                        nr,
-                        4 * h,
-                        h,
-                        g.as_mut_ptr(),
-                        View::rows(hprev, h),
-                        View::t(w.0, h),
-                        false,
-                        gt,
-                    );
+                    rec.product(nr, 4 * h, h, g.as_mut_ptr(), hprev, false, gt);
                     cell_forward(h, g, Some(xpt), cprev, c, hout);
                 } else {
                     // No recurrent product at the first step: the gates are
@@ -271,8 +270,11 @@ fn bptt(d: Dims, w_hh: View, saved: &Saved, gy: &[f32], dg: &mut [f32]) {
         batch: b,
         hidden: h,
     } = d;
-    let (chunks, gt) = plan(b, rayon::current_num_threads());
-    let (w, w_rs, w_cs) = (SendConst(w_hh.ptr), w_hh.rs, w_hh.cs);
+    let threads = rayon::current_num_threads();
+    let (chunks, gt) = plan(b, threads);
+    // SAFETY: the callers' view covers [4H, H].
+    let rec = unsafe { StepRhs::new(4 * h, h, w_hh, chunks[0].len(), threads) };
+    let rec = &rec;
     let (gates, cells, gyp, dgp) = (
         SendConst(saved.gates.as_ptr()),
         SendConst(saved.cells.as_ptr()),
@@ -280,7 +282,7 @@ fn bptt(d: Dims, w_hh: View, saved: &Saved, gy: &[f32], dg: &mut [f32]) {
         SendPtr(dg.as_mut_ptr()),
     );
     chunks.into_par_iter().for_each(|rows| {
-        let (w, gates, cells, gyp, dgp) = (w, gates, cells, gyp, dgp);
+        let (gates, cells, gyp, dgp) = (gates, cells, gyp, dgp);
         let (r0, nr) = (rows.start, rows.len());
         let mut dh_rec = vec![0.0f32; nr * h];
         let mut dc = vec![0.0f32; nr * h];
@@ -301,20 +303,7 @@ fn bptt(d: Dims, w_hh: View, saved: &Saved, gy: &[f32], dg: &mut [f32]) {
                 // dh_rec is still zero at the last step.
                 cell_backward(h, g, c, cprev, gyt, &dh_rec, &mut dc, dgt);
                 if t > 0 {
-                    matmul(
-                        nr,
-                        h,
-                        4 * h,
-                        dh_rec.as_mut_ptr(),
-                        View::rows(dgt.as_ptr(), 4 * h),
-                        View {
-                            ptr: w.0,
-                            rs: w_rs,
-                            cs: w_cs,
-                        },
-                        false,
-                        gt,
-                    );
+                    rec.product(nr, h, 4 * h, dh_rec.as_mut_ptr(), dgt.as_ptr(), false, gt);
                 }
             }
         }
@@ -472,15 +461,21 @@ pub fn forward_fused(
             SendPtr(std::ptr::null_mut()),
         ),
     };
-    let (chunks, gt) = plan(b, rayon::current_num_threads());
-    let (xs, w, yp) = (
-        SendConst(x.as_ptr()),
-        SendConst(w_all.as_ptr()),
-        SendPtr(y.as_mut_ptr()),
-    );
+    let threads = rayon::current_num_threads();
+    let (chunks, gt) = plan(b, threads);
+    // [w_ih | w_hh]^T, the first K columns of w_all's rows.
+    let w = View {
+        ptr: w_all.as_ptr(),
+        rs: 1,
+        cs: (k + 1) as isize,
+    };
+    // SAFETY: w_all is [4H, K + 1] (checked above) and outlives `rec`.
+    let rec = unsafe { StepRhs::new(k, 4 * h, w, chunks[0].len(), threads) };
+    let rec = &rec;
+    let (xs, yp) = (SendConst(x.as_ptr()), SendPtr(y.as_mut_ptr()));
     let bias = &bias[..];
     chunks.into_par_iter().for_each(|rows| {
-        let (gates, cells, inputs, xs, w, yp) = (gates, cells, inputs, xs, w, yp);
+        let (gates, cells, inputs, xs, yp) = (gates, cells, inputs, xs, yp);
         let (r0, nr) = (rows.start, rows.len());
         let mut g_scratch = if train {
             Vec::new()
@@ -522,20 +517,7 @@ pub fn forward_fused(
                 } else {
                     &mut g_scratch
                 };
-                matmul(
-                    nr,
-                    4 * h,
-                    k,
-                    g.as_mut_ptr(),
-                    View::rows(u.as_ptr(), k),
-                    View {
-                        ptr: w.0,
-                        rs: 1,
-                        cs: (k + 1) as isize,
-                    },
-                    false,
-                    gt,
-                );
+                rec.product(nr, 4 * h, k, g.as_mut_ptr(), u.as_ptr(), false, gt);
                 let hout = std::slice::from_raw_parts_mut(yp.0.add((t * b + r0) * h), nr * h);
                 let (cprev, c): (Option<&[f32]>, &mut [f32]) = if train {
                     let c = std::slice::from_raw_parts_mut(cells.0.add((t * b + r0) * h), nr * h);

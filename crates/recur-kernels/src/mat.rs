@@ -3,7 +3,17 @@
 //! time). Matrices are raw pointers with row and column strides so that the
 //! kernels can multiply slices of their time-major buffers in place.
 
+use crate::packed::PackedLinear;
 use gemm::Parallelism;
+
+/// The most rows the skinny (dot-product) path takes.
+const SKINNY_ROWS: usize = 6;
+/// The most rows per chunk for which a recurrent weight is packed once:
+/// up to one row block of the packed product, where re-packing the weight
+/// at every step is a large part of the `gemm` crate's time. With more
+/// rows (the classifier's 512-row batch against its 80 x 256 weight) the
+/// `gemm` crate is as fast or faster (`examples/gemm_probe.rs`).
+const PACK_MAX_ROWS: usize = 96;
 
 /// A read-only strided matrix view.
 #[derive(Clone, Copy)]
@@ -84,7 +94,7 @@ pub(crate) unsafe fn matmul_into(
     // GEMM re-reads the weight once per row here (5 rows cost 5x one row),
     // while dot products over each weight row read it once. Batch-1
     // inference of the LVM projects its 5 context steps this way.
-    if (1..=6).contains(&m) && lhs.cs == 1 && rhs.rs == 1 {
+    if (1..=SKINNY_ROWS).contains(&m) && lhs.cs == 1 && rhs.rs == 1 {
         skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
         return;
     }
@@ -114,6 +124,70 @@ pub(crate) unsafe fn matmul_into(
         false,
         par,
     );
+}
+
+/// The right-hand side `[k, n]` of the product a recurrent layer does at
+/// every step (`w_hh^T` forward, `w_hh` backward). With more rows per batch
+/// chunk than the skinny path takes (and at most [`PACK_MAX_ROWS`]), it is
+/// packed once for all steps and chunks ([`PackedLinear::from_rhs`]);
+/// otherwise it stays a view for [`matmul`], so batch-1 inference packs
+/// nothing. `RECUR_NO_PACK` set in the environment keeps every weight a
+/// view, so that `examples/lstm_probe.rs` can time both in one process.
+pub(crate) enum StepRhs {
+    Packed(PackedLinear),
+    Raw(View),
+}
+
+// SAFETY: a raw view is only read, and its owner outlives the products.
+unsafe impl Send for StepRhs {}
+unsafe impl Sync for StepRhs {}
+
+impl StepRhs {
+    /// # Safety
+    /// `rhs` must cover `k x n` readable elements for as long as this lives.
+    pub unsafe fn new(k: usize, n: usize, rhs: View, chunk_rows: usize, threads: usize) -> Self {
+        if (SKINNY_ROWS + 1..=PACK_MAX_ROWS).contains(&chunk_rows)
+            && k > 0
+            && n > 0
+            && std::env::var_os("RECUR_NO_PACK").is_none()
+        {
+            StepRhs::Packed(PackedLinear::from_rhs(k, n, rhs, threads))
+        } else {
+            StepRhs::Raw(rhs)
+        }
+    }
+
+    /// `dst [m, n] (+)= lhs [m, k] @ rhs`, `lhs` and `dst` row-major and
+    /// contiguous.
+    ///
+    /// # Safety
+    /// `lhs` must hold `m x k` readable and `dst` `m x n` writable elements
+    /// that no other thread touches meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn product(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        lhs: *const f32,
+        accumulate: bool,
+        threads: usize,
+    ) {
+        match self {
+            StepRhs::Packed(p) => {
+                debug_assert_eq!((p.inputs(), p.outputs()), (k, n));
+                let x = std::slice::from_raw_parts(lhs, m * k);
+                let y = std::slice::from_raw_parts_mut(dst, m * n);
+                if accumulate {
+                    p.forward_add(x, y, threads)
+                } else {
+                    p.forward(x, y, threads)
+                }
+            }
+            StepRhs::Raw(v) => matmul(m, n, k, dst, View::rows(lhs, k), *v, accumulate, threads),
+        }
+    }
 }
 
 /// A raw pointer that may cross threads: each thread writes only the rows

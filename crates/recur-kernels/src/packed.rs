@@ -13,8 +13,14 @@
 //! level by `multiversion` and picked at run time. Blocks of [`KC`] inner
 //! steps keep a panel's slice in L1 and [`MC`] rows keep the input block in
 //! L2.
+//!
+//! The recurrent layers use the same panels for `h_{t-1} @ w_hh^T` and, in
+//! backward, `dG_t @ w_hh`: packed once per call from a strided view
+//! ([`PackedLinear::from_rhs`]) and reused by every step and batch chunk,
+//! where the `gemm` crate would pack the same weight again at each step in
+//! each thread.
 
-use crate::mat::{SendConst, SendPtr};
+use crate::mat::{SendConst, SendPtr, View};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -47,20 +53,121 @@ impl PackedLinear {
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "b is [{n}]");
         }
+        // SAFETY: w holds n x k elements, viewed as its transpose [k, n].
+        let mut p = unsafe { Self::from_rhs(k, n, View::t(w.as_ptr(), k), 1) };
+        p.bias = bias.map(<[f32]>::to_vec);
+        p
+    }
+
+    /// Packs the right-hand side `rhs [k, n]` of a product with no bias:
+    /// element `(t, j)` is `rhs.ptr[t * rs + j * cs]`, so `View::t(w, k)`
+    /// packs a PyTorch weight `w [n, k]` and a row-major view packs `w`
+    /// itself for the product against it. Panels are filled on `threads`,
+    /// every element written once (no zeroing pass first: a training step
+    /// packs each recurrent weight twice).
+    ///
+    /// # Safety
+    /// `rhs` must cover `k x n` readable elements.
+    pub(crate) unsafe fn from_rhs(k: usize, n: usize, rhs: View, threads: usize) -> PackedLinear {
+        assert!(k > 0, "a weight of zero inputs cannot be packed");
         let np = n.div_ceil(NR);
-        let mut panels = vec![0f32; np * k * NR];
-        for (j, row) in w.chunks_exact(k).enumerate() {
-            let (p, c) = (j / NR, j % NR);
-            let panel = &mut panels[p * k * NR..(p + 1) * k * NR];
-            for (t, &v) in row.iter().enumerate() {
-                panel[t * NR + c] = v;
+        let len = np * k * NR;
+        let mut panels: Vec<f32> = Vec::with_capacity(len);
+        let src = SendConst(rhs.ptr);
+        let fill = |(p, panel): (usize, &mut [std::mem::MaybeUninit<f32>])| {
+            let src = src;
+            let c0 = p * NR;
+            let cols = NR.min(n - c0);
+            // SAFETY (all reads): t < k and c0 + c < n, inside the k x n
+            // elements the caller guarantees.
+            let at = |t: usize, c: usize| unsafe {
+                *src.0
+                    .offset(t as isize * rhs.rs + (c0 + c) as isize * rhs.cs)
+            };
+            if rhs.rs == 1 {
+                // A PyTorch weight seen transposed: each output column is
+                // contiguous in k. 16 x 16 tiles: a cache line of each of
+                // the 16 columns is read whole into a local tile, then 16
+                // panel rows are written whole. (Element by element, either
+                // the scattered stores into fresh memory or 16 column
+                // streams 2-8 KiB apart, which share one L1 set, made
+                // packing four times slower than a plain copy.)
+                // SAFETY: column c0 + c holds k contiguous elements.
+                let columns: [&[f32]; NR] = std::array::from_fn(|c| unsafe {
+                    std::slice::from_raw_parts(
+                        src.0.offset((c0 + c.min(cols - 1)) as isize * rhs.cs),
+                        k,
+                    )
+                });
+                let mut tile = [[0f32; NR]; NR];
+                let full = k / NR * NR;
+                for t0 in (0..full).step_by(NR) {
+                    // Fixed-size copies: no call to memcpy per line and no
+                    // bounds check per element.
+                    for (c, col) in columns.iter().enumerate() {
+                        tile[c] = col[t0..t0 + NR].try_into().expect("NR values");
+                    }
+                    for dt in 0..NR {
+                        let dst: &mut [std::mem::MaybeUninit<f32>; NR] = (&mut panel
+                            [(t0 + dt) * NR..(t0 + dt + 1) * NR])
+                            .try_into()
+                            .expect("NR values");
+                        for (c, d) in dst.iter_mut().enumerate() {
+                            d.write(tile[c][dt]);
+                        }
+                    }
+                }
+                // Columns past `cols` repeat the last one above: the zero
+                // padding is written again after this branch. Tail steps go
+                // element by element.
+                for t in full..k {
+                    for (c, col) in columns.iter().enumerate() {
+                        panel[t * NR + c].write(col[t]);
+                    }
+                }
+            } else if rhs.cs == 1 {
+                for (t, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    // SAFETY: row t holds the `cols` contiguous elements.
+                    let row = unsafe {
+                        std::slice::from_raw_parts(
+                            src.0.offset(t as isize * rhs.rs + c0 as isize),
+                            cols,
+                        )
+                    };
+                    for (d, v) in dst.iter_mut().zip(row) {
+                        d.write(*v);
+                    }
+                }
+            } else {
+                for (t, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    for (c, d) in dst[..cols].iter_mut().enumerate() {
+                        d.write(at(t, c));
+                    }
+                }
             }
+            // The last panel's columns past n are zero.
+            if cols < NR {
+                for dst in panel.chunks_exact_mut(NR) {
+                    for d in &mut dst[cols..] {
+                        d.write(0.0);
+                    }
+                }
+            }
+        };
+        let spare = &mut panels.spare_capacity_mut()[..len];
+        if threads > 1 && n * k >= 1 << 16 {
+            spare.par_chunks_mut(k * NR).enumerate().for_each(fill);
+        } else {
+            spare.chunks_mut(k * NR).enumerate().for_each(fill);
         }
+        // SAFETY: every one of the len elements was written above (the
+        // last panel zeroed first when it is partial).
+        unsafe { panels.set_len(len) };
         PackedLinear {
             n,
             k,
             panels,
-            bias: bias.map(<[f32]>::to_vec),
+            bias: None,
         }
     }
 
@@ -76,6 +183,15 @@ impl PackedLinear {
 
     /// `y [m, n] = x [m, k] @ W^T + b`, panels split over `threads`.
     pub fn forward(&self, x: &[f32], y: &mut [f32], threads: usize) {
+        self.product(x, y, false, threads)
+    }
+
+    /// `y [m, n] += x [m, k] @ W^T + b`.
+    pub fn forward_add(&self, x: &[f32], y: &mut [f32], threads: usize) {
+        self.product(x, y, true, threads)
+    }
+
+    fn product(&self, x: &[f32], y: &mut [f32], accumulate: bool, threads: usize) {
         let (n, k) = (self.n, self.k);
         assert_eq!(x.len() % k, 0, "x is [m, {k}], got {} values", x.len());
         let m = x.len() / k;
@@ -101,7 +217,7 @@ impl PackedLinear {
                     std::slice::from_raw_parts_mut(yp.0, m * n),
                 )
             };
-            self.run_panels(x, m, y, panels);
+            self.run_panels(x, m, y, panels, accumulate);
         };
         if parts == 1 {
             run(0);
@@ -110,7 +226,14 @@ impl PackedLinear {
         }
     }
 
-    fn run_panels(&self, x: &[f32], m: usize, y: &mut [f32], panels: std::ops::Range<usize>) {
+    fn run_panels(
+        &self,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        panels: std::ops::Range<usize>,
+        accumulate: bool,
+    ) {
         let (n, k) = (self.n, self.k);
         for m0 in (0..m).step_by(MC) {
             let m1 = (m0 + MC).min(m);
@@ -134,7 +257,13 @@ impl PackedLinear {
                             n,
                             c0,
                             cols,
-                            (k0 == 0).then_some(self.bias.as_deref()),
+                            if k0 == 0 && !accumulate {
+                                Store::Overwrite(self.bias.as_deref())
+                            } else if k0 == 0 {
+                                Store::Add(self.bias.as_deref())
+                            } else {
+                                Store::Add(None)
+                            },
                         );
                         r += rows;
                     }
@@ -144,9 +273,16 @@ impl PackedLinear {
     }
 }
 
+/// How a block's sums reach `y`: replacing it or added to it, with the
+/// bias (on the first inner block only) or without.
+#[derive(Clone, Copy)]
+enum Store<'a> {
+    Overwrite(Option<&'a [f32]>),
+    Add(Option<&'a [f32]>),
+}
+
 /// One `rows x cols` block of `y` (at row `r`, column `c0`): `y (+)= x[r..,
-/// ks] @ panel`. `first` is `Some(bias)` on the first inner block, which
-/// overwrites `y` (with the bias, or zero) instead of adding to it.
+/// ks] @ panel`, written as `store` says.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 #[allow(clippy::too_many_arguments)]
 fn block(
@@ -160,7 +296,7 @@ fn block(
     n: usize,
     c0: usize,
     cols: usize,
-    first: Option<Option<&[f32]>>,
+    store: Store,
 ) {
     let mut acc = [[0f32; NR]; MR];
     let kc = ks.len();
@@ -174,14 +310,19 @@ fn block(
     }
     for (i, a) in acc.iter().enumerate().take(rows) {
         let out = &mut y[(r + i) * n + c0..][..cols];
-        match first {
-            Some(Some(b)) => {
+        match store {
+            Store::Overwrite(Some(b)) => {
                 for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {
                     *o = v + bb;
                 }
             }
-            Some(None) => out.copy_from_slice(&a[..cols]),
-            None => {
+            Store::Overwrite(None) => out.copy_from_slice(&a[..cols]),
+            Store::Add(Some(b)) => {
+                for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {
+                    *o += v + bb;
+                }
+            }
+            Store::Add(None) => {
                 for (o, v) in out.iter_mut().zip(a) {
                     *o += v;
                 }
@@ -221,6 +362,56 @@ fn micro<const M: usize>(
 mod tests {
     use super::*;
 
+    /// A right-hand side packed from a strided view, both the transposed
+    /// weight (a forward step) and the weight itself (a backward step),
+    /// overwriting and accumulating, equals the plain product.
+    #[test]
+    fn products_against_a_packed_view_match_a_plain_one() {
+        let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
+        let (m, rows, cols) = (11, 37, 300); // w is [rows, cols]
+        let w: Vec<f32> = (0..rows * cols).map(|i| val(i + 7)).collect();
+        for transposed in [true, false] {
+            // Forward: x [m, cols] @ w^T -> [m, rows]; backward: x [m, rows] @ w.
+            let (k, n, view) = if transposed {
+                (cols, rows, View::t(w.as_ptr(), cols))
+            } else {
+                (rows, cols, View::rows(w.as_ptr(), cols))
+            };
+            let rhs = |t: usize, j: usize| {
+                if transposed {
+                    w[j * cols + t]
+                } else {
+                    w[t * cols + j]
+                }
+            };
+            let x: Vec<f32> = (0..m * k).map(val).collect();
+            for threads in [1, 2] {
+                // SAFETY: the view covers w, [k, n] either way.
+                let p = unsafe { PackedLinear::from_rhs(k, n, view, threads) };
+                for accumulate in [false, true] {
+                    let start: Vec<f32> = (0..m * n).map(|i| val(i + 3)).collect();
+                    let mut y = start.clone();
+                    if accumulate {
+                        p.forward_add(&x, &mut y, threads);
+                    } else {
+                        p.forward(&x, &mut y, threads);
+                    }
+                    for r in 0..m {
+                        for c in 0..n {
+                            let s = (0..k).map(|t| x[r * k + t] * rhs(t, c)).sum::<f32>();
+                            let want = if accumulate { start[r * n + c] + s } else { s };
+                            let got = y[r * n + c];
+                            assert!(
+                                (got - want).abs() < 1e-3,
+                                "transposed {transposed}, accumulate {accumulate} ({r}, {c}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Every row-block size, column tails and inner blocks past KC, with
     /// and without bias, on one and two threads, against a plain product.
     #[test]
@@ -236,6 +427,13 @@ mod tests {
                 for threads in [1, 2] {
                     let mut y = vec![f32::NAN; m * n];
                     p.forward(&x, &mut y, threads);
+                    // Adding the same product again doubles it, bias included.
+                    let once = y.clone();
+                    p.forward_add(&x, &mut y, threads);
+                    for (twice, once) in y.iter().zip(&once) {
+                        assert!((twice - 2.0 * once).abs() < 1e-3, "{twice} vs 2 x {once}");
+                    }
+                    let y = once;
                     for r in 0..m {
                         for c in 0..n {
                             let want = (0..k).map(|t| x[r * k + t] * w[c * k + t]).sum::<f32>()
