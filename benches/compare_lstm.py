@@ -277,7 +277,8 @@ def main(argv=None):
                    "impls": list(impls), "cpu": cpu, "order": "rotating per round",
                    "ort_max_abs_diff": max(diffs) if diffs else None,
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        "targets": {f"{w}:{k}": f"{op} {thr}" for (w, k), (op, thr) in TARGETS.items()},
+        "targets": {f"{w}:{k}": [f"{LABELS[r]} {op} {thr}" for r, op, thr in ts]
+                    for (w, k), ts in TARGETS.items()},
         "ratio_note": ("ratio = recur / pytorch, ratio_ort = recur / ort; higher is better for "
                        "*_seq_per_s, lower for *_ms and *_mb; ort is inference-only (training keys null)"),
         "runs": runs,
