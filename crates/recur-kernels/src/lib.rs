@@ -12,6 +12,8 @@
 //! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
 //! - [`packed`]: a `Linear` weight packed once, for inference products.
+//! - [`search`]: exact k-nearest rows by cosine, a bf16 pass to pick
+//!   candidates and f32 to score them (the chat service's bank).
 
 pub mod act;
 pub mod dense;
@@ -21,6 +23,7 @@ pub mod lstm;
 mod mat;
 pub mod op;
 pub mod packed;
+pub mod search;
 
 pub use linear::linear;
 pub use op::{gru as gru_op, lstm as lstm_op, lstm_fused as lstm_fused_op};

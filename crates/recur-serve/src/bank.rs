@@ -1,15 +1,16 @@
 //! The retrieval decoder: a bank of sentences and their embeddings, and
 //! the nearest ones to a predicted vector; the confidence is that cosine.
 //!
-//! Banks up to `exact_max` sentences are searched exactly, by one matrix
-//! product of the batch's queries against the whole bank (for the bundled
-//! 30,000 sentences that is about a millisecond). Beyond it an HNSW index
-//! (`instant-distance`) answers approximately, because a product over
-//! millions of rows per request would dominate the latency.
+//! Banks up to `exact_max` sentences are searched exactly
+//! (`recur_kernels::search`: a bf16 pass over the whole bank picks the
+//! candidates, f32 scores them; for the bundled 30,000 sentences about a
+//! millisecond). Beyond it an HNSW index (`instant-distance`) answers
+//! approximately, because a pass over millions of rows per request would
+//! dominate the latency.
 
-use candle_core::{Device, Tensor};
 use instant_distance::{Builder, HnswMap, Search};
 use recur_core::{Error, Result};
+use recur_kernels::search::UnitRows;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -31,10 +32,7 @@ pub struct Bank {
 }
 
 enum Index {
-    Exact {
-        /// `[N, D]`, unit rows.
-        matrix: Tensor,
-    },
+    Exact(UnitRows),
     Hnsw(Box<HnswMap<Unit, usize>>),
 }
 
@@ -129,7 +127,7 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
 
 impl Bank {
     /// Reads and joins chunk files; all must have one dimension.
-    pub fn load(paths: &[PathBuf], exact_max: usize, dev: &Device) -> Result<Bank> {
+    pub fn load(paths: &[PathBuf], exact_max: usize) -> Result<Bank> {
         let (mut all, mut texts, mut dim) = (Vec::new(), Vec::new(), None);
         for p in paths {
             let (v, d, t) = read_file(p)?;
@@ -146,7 +144,7 @@ impl Bank {
             texts.extend(t);
         }
         let dim = dim.ok_or_else(|| Error::Msg("the bank has no files".into()))?;
-        Bank::from_vectors(all, dim, texts, paths.to_vec(), exact_max, dev)
+        Bank::from_vectors(all, dim, texts, paths.to_vec(), exact_max)
     }
 
     /// A bank from row-major `[N, dim]` vectors (normalised here).
@@ -156,7 +154,6 @@ impl Bank {
         texts: Vec<String>,
         sources: Vec<PathBuf>,
         exact_max: usize,
-        dev: &Device,
     ) -> Result<Bank> {
         let n = texts.len();
         if n == 0 || vectors.len() != n * dim {
@@ -167,9 +164,7 @@ impl Bank {
         }
         vectors.chunks_mut(dim).for_each(normalise);
         let search = if n <= exact_max {
-            Index::Exact {
-                matrix: Tensor::from_vec(vectors, (n, dim), dev)?,
-            }
+            Index::Exact(UnitRows::new(vectors, dim))
         } else {
             let points: Vec<Unit> = vectors.chunks(dim).map(|c| Unit(c.to_vec())).collect();
             let map = Builder::default().seed(42).build(points, (0..n).collect());
@@ -196,7 +191,7 @@ impl Bank {
     /// `exact` or `hnsw`.
     pub fn method(&self) -> &'static str {
         match self.search {
-            Index::Exact { .. } => "exact",
+            Index::Exact(_) => "exact",
             Index::Hnsw(_) => "hnsw",
         }
     }
@@ -206,14 +201,9 @@ impl Bank {
     pub fn nearest(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbour>>> {
         let mut queries = queries.to_vec();
         queries.chunks_mut(self.dim).for_each(normalise);
-        let b = queries.len() / self.dim;
         let k = k.min(self.len());
         let found: Vec<Vec<(usize, f32)>> = match &self.search {
-            Index::Exact { matrix } => {
-                let q = Tensor::from_vec(queries, (b, self.dim), matrix.device())?;
-                let scores: Vec<Vec<f32>> = q.matmul(&matrix.t()?)?.to_vec2()?;
-                scores.into_iter().map(|row| top_k(&row, k)).collect()
-            }
+            Index::Exact(rows) => rows.nearest(&queries, k, rayon::current_num_threads()),
             Index::Hnsw(map) => queries
                 .chunks(self.dim)
                 .map(|q| {
@@ -240,18 +230,6 @@ impl Bank {
     }
 }
 
-/// Indices and scores of the `k` largest scores, best first (ties by index).
-fn top_k(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    let mut idx: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k, order);
-        idx.truncate(k);
-    }
-    idx.sort_by(order);
-    idx
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +238,7 @@ mod tests {
         let mut rng = recur_core::rng::Rng::new(7);
         let v: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
         let texts = (0..n).map(|i| format!("sentence {i}")).collect();
-        let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max, &Device::Cpu).unwrap();
+        let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max).unwrap();
         (b, v)
     }
 
@@ -300,12 +278,5 @@ mod tests {
         // Rows are themselves found by both.
         let r = approx.nearest(&v[5 * 12..6 * 12], 1).unwrap();
         assert_eq!(r[0][0].index, 5);
-    }
-
-    #[test]
-    fn top_k_keeps_the_largest_in_order() {
-        let r = top_k(&[0.1, 0.9, 0.5, 0.9, -1.0], 3);
-        assert_eq!(r, vec![(1, 0.9), (3, 0.9), (2, 0.5)]);
-        assert_eq!(top_k(&[0.2, 0.1], 5).len(), 2);
     }
 }

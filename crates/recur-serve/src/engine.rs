@@ -203,7 +203,7 @@ impl Engine {
                 &recur_core::progress::SILENT,
             )?;
             let encoder = SentenceEncoder::load(&enc_dir, dev)?;
-            let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max, dev)?;
+            let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max)?;
             if bank.dim != encoder.dim {
                 return Err(Error::Config {
                     at: "bank".into(),
