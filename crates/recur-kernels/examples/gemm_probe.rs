@@ -1,15 +1,21 @@
 //! The per-step product shapes of the recurrent layers, timed on the `gemm`
 //! crate (which packs its right-hand side on every call) and on
-//! [`PackedLinear`] (packed once), one thread, alternating per shape; and
+//! [`PackedLinear`] (packed once), alternating per shape; and
 //! the cost of packing a 4 MiB weight beside a plain copy of it.
 //!
-//! `cargo run --release -p recur-kernels --example gemm_probe`
+//! `cargo run --release -p recur-kernels --example gemm_probe -- THREADS`
 
 use recur_kernels::packed::PackedLinear;
 use std::time::Instant;
 
 /// `y [m, n] = x [m, k] @ w [n, k]^T` on the `gemm` crate.
 fn gemm_t(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: x is [m, k], w [n, k] and y [m, n], all row-major.
     unsafe {
         gemm::gemm(
@@ -31,12 +37,20 @@ fn gemm_t(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         );
     }
 }
 
 fn main() {
+    let threads: usize = std::env::args()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("the global pool is built once");
     let w: Vec<f32> = (0..1 << 20).map(|i| i as f32).collect();
     let mut d = vec![0f32; 1 << 20];
     for k in [512usize, 2048] {
@@ -59,6 +73,8 @@ fn main() {
         (64, 2048, 512),
         (64, 512, 2048),
         (320, 2048, 512),
+        (320, 512, 2048),
+        (2048, 512, 320),
         (256, 256, 80),
         (512, 256, 80),
     ] {
@@ -77,7 +93,7 @@ fn main() {
             g = g.max(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
             let t = Instant::now();
             for _ in 0..reps {
-                p.forward(&x, &mut y, 1);
+                p.forward(&x, &mut y, threads);
             }
             q = q.max(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
         }

@@ -235,37 +235,51 @@ impl PackedLinear {
         accumulate: bool,
     ) {
         let (n, k) = (self.n, self.k);
-        for m0 in (0..m).step_by(MC) {
-            let m1 = (m0 + MC).min(m);
-            for p in panels.clone() {
-                let c0 = p * NR;
-                let cols = NR.min(n - c0);
-                let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
-                for k0 in (0..k).step_by(KC) {
-                    let k1 = (k0 + KC).min(k);
-                    let mut r = m0;
-                    while r < m1 {
+        // One MC x KC block of x at a time, copied into strips of MR rows
+        // of KC steps each (`strips[s][i][t]`): the micro-kernel's six rows
+        // are then 1 KiB apart in one compact block that stays in L2 for
+        // every panel, instead of `k` floats apart (8 KiB for the LSTM's
+        // backward step, six streams in one L1 set). Rows interleaved by
+        // step would be one stream, but the compiler then vectorises the
+        // six broadcasts into shuffles and spills the accumulators.
+        let mut strips = vec![0f32; MC.div_ceil(MR) * MR * KC.min(k)];
+        for k0 in (0..k).step_by(KC) {
+            let k1 = (k0 + KC).min(k);
+            let kc = k1 - k0;
+            let store = if k0 == 0 && !accumulate {
+                Store::Overwrite(self.bias.as_deref())
+            } else if k0 == 0 {
+                Store::Add(self.bias.as_deref())
+            } else {
+                Store::Add(None)
+            };
+            for m0 in (0..m).step_by(MC) {
+                let m1 = (m0 + MC).min(m);
+                for (s, r) in (m0..m1).step_by(MR).enumerate() {
+                    let rows = MR.min(m1 - r);
+                    let strip = &mut strips[s * MR * kc..(s + 1) * MR * kc];
+                    for i in 0..rows {
+                        strip[i * kc..(i + 1) * kc]
+                            .copy_from_slice(&x[(r + i) * k + k0..(r + i) * k + k1]);
+                    }
+                }
+                for p in panels.clone() {
+                    let c0 = p * NR;
+                    let cols = NR.min(n - c0);
+                    let panel = &self.panels[p * k * NR + k0 * NR..p * k * NR + k1 * NR];
+                    for (s, r) in (m0..m1).step_by(MR).enumerate() {
                         let rows = MR.min(m1 - r);
                         block(
-                            x,
-                            k,
+                            &strips[s * MR * kc..(s + 1) * MR * kc],
                             r,
                             rows,
-                            k0..k1,
-                            &panel[k0 * NR..k1 * NR],
+                            panel,
                             y,
                             n,
                             c0,
                             cols,
-                            if k0 == 0 && !accumulate {
-                                Store::Overwrite(self.bias.as_deref())
-                            } else if k0 == 0 {
-                                Store::Add(self.bias.as_deref())
-                            } else {
-                                Store::Add(None)
-                            },
+                            store,
                         );
-                        r += rows;
                     }
                 }
             }
@@ -281,16 +295,15 @@ enum Store<'a> {
     Add(Option<&'a [f32]>),
 }
 
-/// One `rows x cols` block of `y` (at row `r`, column `c0`): `y (+)= x[r..,
-/// ks] @ panel`, written as `store` says.
+/// One `rows x cols` block of `y` (at row `r`, column `c0`): `y (+)=
+/// strip @ panel`, written as `store` says. `strip` is `[MR][kc]`, its
+/// first `rows` rows filled.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 #[allow(clippy::too_many_arguments)]
 fn block(
-    x: &[f32],
-    k: usize,
+    strip: &[f32],
     r: usize,
     rows: usize,
-    ks: std::ops::Range<usize>,
     panel: &[f32],
     y: &mut [f32],
     n: usize,
@@ -299,14 +312,13 @@ fn block(
     store: Store,
 ) {
     let mut acc = [[0f32; NR]; MR];
-    let kc = ks.len();
     match rows {
-        6 => micro::<6>(x, k, r, ks.start, kc, panel, &mut acc),
-        5 => micro::<5>(x, k, r, ks.start, kc, panel, &mut acc),
-        4 => micro::<4>(x, k, r, ks.start, kc, panel, &mut acc),
-        3 => micro::<3>(x, k, r, ks.start, kc, panel, &mut acc),
-        2 => micro::<2>(x, k, r, ks.start, kc, panel, &mut acc),
-        _ => micro::<1>(x, k, r, ks.start, kc, panel, &mut acc),
+        6 => micro::<6>(strip, panel, &mut acc),
+        5 => micro::<5>(strip, panel, &mut acc),
+        4 => micro::<4>(strip, panel, &mut acc),
+        3 => micro::<3>(strip, panel, &mut acc),
+        2 => micro::<2>(strip, panel, &mut acc),
+        _ => micro::<1>(strip, panel, &mut acc),
     }
     for (i, a) in acc.iter().enumerate().take(rows) {
         let out = &mut y[(r + i) * n + c0..][..cols];
@@ -331,19 +343,12 @@ fn block(
     }
 }
 
-/// The register block: `M` input rows against a panel slice of `kc` steps.
+/// The register block: `M` rows of a strip against a panel slice, step
+/// by step.
 #[inline(always)]
-fn micro<const M: usize>(
-    x: &[f32],
-    k: usize,
-    r: usize,
-    k0: usize,
-    kc: usize,
-    panel: &[f32],
-    acc: &mut [[f32; NR]; MR],
-) {
-    let rows: [&[f32]; M] = std::array::from_fn(|i| &x[(r + i) * k + k0..][..kc]);
-    let panel = &panel[..kc * NR];
+fn micro<const M: usize>(strip: &[f32], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+    let kc = panel.len() / NR;
+    let rows: [&[f32]; M] = std::array::from_fn(|i| &strip[i * kc..(i + 1) * kc]);
     let mut a = [[0f32; NR]; M];
     for (t, b) in panel.chunks_exact(NR).enumerate() {
         let b: &[f32; NR] = b.try_into().expect("NR values");
