@@ -104,20 +104,18 @@ impl UnitRows {
             }
             f32_eps
         };
+        // Queries are refined in parallel (each is independent, so the
+        // answers do not depend on the thread count).
         queries
-            .chunks_exact(d)
-            .zip(coarse.chunks_exact(n))
+            .par_chunks_exact(d)
+            .zip(coarse.par_chunks_exact(n))
             .map(|(q, c)| self.refine(q, c, k, eps))
             .collect()
     }
 
     /// The k best of one query, from its coarse scores.
     fn refine(&self, q: &[f32], coarse: &[f32], k: usize, eps: f32) -> Vec<(usize, f32)> {
-        let mut sorted = coarse.to_vec();
-        let kth = *sorted
-            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a))
-            .1;
-        let cut = kth - 2.0 * eps;
+        let cut = kth_largest(coarse, k) - 2.0 * eps;
         let mut found: Vec<(usize, f32)> = if cut.is_finite() {
             coarse
                 .iter()
@@ -175,6 +173,33 @@ impl UnitRows {
             (0..parts).into_par_iter().for_each(run);
         }
     }
+}
+
+/// The k-th largest of `scores` (1 <= k <= len), ignoring NaNs; minus
+/// infinity when fewer than k are numbers. Small k (the usual top 5) keep a
+/// sorted buffer in one pass instead of copying and selecting 30,000
+/// scores per query.
+fn kth_largest(scores: &[f32], k: usize) -> f32 {
+    if k > 64 {
+        let mut v: Vec<f32> = scores.iter().copied().filter(|s| !s.is_nan()).collect();
+        if v.len() < k {
+            return f32::NEG_INFINITY;
+        }
+        return *v.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1;
+    }
+    let mut top = [f32::NEG_INFINITY; 64];
+    let top = &mut top[..k];
+    for &s in scores {
+        if s > top[k - 1] {
+            let mut i = k - 1;
+            while i > 0 && top[i - 1] < s {
+                top[i] = top[i - 1];
+                i -= 1;
+            }
+            top[i] = s;
+        }
+    }
+    top[k - 1]
 }
 
 /// `out[r, c0 + j] = q_r . rows_j` for bf16 `rows`, `b <= FEW` queries.
@@ -332,6 +357,20 @@ mod tests {
         assert_eq!(zero[0].iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2]);
         let nan = r.nearest(&[f32::NAN; 8], 3, 1);
         assert_eq!(nan[0].len(), 3);
+    }
+
+    #[test]
+    fn kth_largest_by_buffer_and_by_selection_agree() {
+        let mut rng = recur_core_free_rng(4);
+        let mut v: Vec<f32> = (0..500).map(|_| rng()).collect();
+        v[7] = f32::NAN;
+        let mut sorted: Vec<f32> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        for k in [1, 2, 5, 64, 65, 300, 499] {
+            assert_eq!(kth_largest(&v, k), sorted[k - 1], "k {k}");
+        }
+        assert_eq!(kth_largest(&v, 500), f32::NEG_INFINITY);
+        assert_eq!(kth_largest(&[f32::NAN; 3], 2), f32::NEG_INFINITY);
     }
 
     #[test]

@@ -162,6 +162,18 @@ impl Bank {
                 vectors.len()
             )));
         }
+        if dim == 0 {
+            return Err(Error::Msg("bank vectors have dimension 0".into()));
+        }
+        for (i, v) in vectors.chunks(dim).enumerate() {
+            if !dot(v, v).is_finite() {
+                return Err(Error::Msg(format!(
+                    "bank vector {i} (text {:?}) holds a NaN, an infinity or values whose norm overflows f32; \
+                     rebuild the bank file from finite embeddings",
+                    texts[i].chars().take(60).collect::<String>()
+                )));
+            }
+        }
         vectors.chunks_mut(dim).for_each(normalise);
         let search = if n <= exact_max {
             Index::Exact(UnitRows::new(vectors, dim))
@@ -240,6 +252,21 @@ mod tests {
         let texts = (0..n).map(|i| format!("sentence {i}")).collect();
         let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max).unwrap();
         (b, v)
+    }
+
+    #[test]
+    fn non_finite_vectors_and_dimension_zero_are_refused() {
+        for bad in [f32::NAN, f32::INFINITY, 1e30] {
+            let mut v = vec![0.5f32; 3 * 4];
+            v[5] = bad;
+            let texts = (0..3).map(|i| format!("s{i}")).collect();
+            let e = Bank::from_vectors(v, 4, texts, vec![], 10).err().unwrap();
+            assert!(e.to_string().contains("bank vector 1 (text \"s1\")"), "{e}");
+        }
+        let e = Bank::from_vectors(vec![], 0, vec!["a".into()], vec![], 10)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("dimension 0"), "{e}");
     }
 
     #[test]
