@@ -57,6 +57,30 @@ fn main() {
             best[1][vi] = best[1][vi].min(t.elapsed().as_secs_f64() * 1e3);
         }
     }
+    // Inference, the service's batch of about 38 requests.
+    let di = lstm::Dims {
+        steps: l,
+        batch: 38,
+        hidden: h,
+    };
+    let (xi, mut yi) = (v(l * 38 * 4 * h, 1.0), vec![0f32; l * 38 * h]);
+    let mut infer = [f64::MAX; 2];
+    for _ in 0..40 {
+        for (vi, pack) in [true, false].into_iter().enumerate() {
+            if pack {
+                std::env::remove_var("RECUR_NO_PACK")
+            } else {
+                std::env::set_var("RECUR_NO_PACK", "1")
+            }
+            let t = Instant::now();
+            lstm::forward(di, &xi, &w, &mut yi, None);
+            infer[vi] = infer[vi].min(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    println!(
+        "threads {threads}: LSTM layer inference forward, batch 38: {:.3} ms packed, {:.3} ms re-packed per step",
+        infer[0], infer[1]
+    );
     println!(
         "threads {threads}: LSTM layer forward + backward {:.2} ms packed, {:.2} ms re-packed per step; GRU {:.2} vs {:.2} ms",
         best[0][0], best[0][1], best[1][0], best[1][1]
