@@ -209,15 +209,11 @@ impl PackedLinear {
         let run = |part: usize| {
             let (xp, yp) = (xp, yp);
             let panels = np * part / parts..np * (part + 1) / parts;
-            // SAFETY: x is [m, k] and y [m, n] (checked above); this part
-            // writes only the columns of its own panels.
-            let (x, y) = unsafe {
-                (
-                    std::slice::from_raw_parts(xp.0, m * k),
-                    std::slice::from_raw_parts_mut(yp.0, m * n),
-                )
-            };
-            self.run_panels(x, m, y, panels, accumulate);
+            // SAFETY: x is [m, k] (checked above), only read. y stays a
+            // raw pointer: parts write disjoint columns of the same rows,
+            // so none may hold a `&mut` over all of y.
+            let x = unsafe { std::slice::from_raw_parts(xp.0, m * k) };
+            self.run_panels(x, m, yp, panels, accumulate);
         };
         if parts == 1 {
             run(0);
@@ -230,7 +226,7 @@ impl PackedLinear {
         &self,
         x: &[f32],
         m: usize,
-        y: &mut [f32],
+        y: SendPtr,
         panels: std::ops::Range<usize>,
         accumulate: bool,
     ) {
@@ -305,7 +301,7 @@ fn block(
     r: usize,
     rows: usize,
     panel: &[f32],
-    y: &mut [f32],
+    y: SendPtr,
     n: usize,
     c0: usize,
     cols: usize,
@@ -321,7 +317,10 @@ fn block(
         _ => micro::<1>(strip, panel, &mut acc),
     }
     for (i, a) in acc.iter().enumerate().take(rows) {
-        let out = &mut y[(r + i) * n + c0..][..cols];
+        // SAFETY: y is [m, n] with r + i < m and c0 + cols <= n; these
+        // columns belong to this call's panel, which no other thread
+        // writes.
+        let out = unsafe { std::slice::from_raw_parts_mut(y.0.add((r + i) * n + c0), cols) };
         match store {
             Store::Overwrite(Some(b)) => {
                 for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {

@@ -211,6 +211,13 @@ impl Bank {
     /// The `k` nearest sentences to each of the row-major `[B, dim]`
     /// queries, best first, by cosine.
     pub fn nearest(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbour>>> {
+        if !queries.len().is_multiple_of(self.dim) {
+            return Err(Error::Msg(format!(
+                "queries of {} values are not rows of the bank's dimension {}",
+                queries.len(),
+                self.dim
+            )));
+        }
         let mut queries = queries.to_vec();
         queries.chunks_mut(self.dim).for_each(normalise);
         let k = k.min(self.len());
