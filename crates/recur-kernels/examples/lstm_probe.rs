@@ -8,6 +8,16 @@
 use recur_kernels::{gru, lstm};
 use std::time::Instant;
 
+/// Turns the packed per-step weight on or off (`RECUR_NO_PACK`, read at
+/// every call of the kernels).
+fn packing(on: bool) {
+    if on {
+        std::env::remove_var("RECUR_NO_PACK")
+    } else {
+        std::env::set_var("RECUR_NO_PACK", "1")
+    }
+}
+
 fn main() {
     let threads: usize = std::env::args()
         .nth(1)
@@ -40,11 +50,7 @@ fn main() {
     let mut best = [[f64::MAX; 2]; 2];
     for _ in 0..40 {
         for (vi, pack) in [true, false].into_iter().enumerate() {
-            if pack {
-                std::env::remove_var("RECUR_NO_PACK")
-            } else {
-                std::env::set_var("RECUR_NO_PACK", "1")
-            }
+            packing(pack);
             let t = Instant::now();
             let mut s = lstm::Saved::default();
             lstm::forward(d, &xp, &w, &mut y, Some(&mut s));
@@ -67,11 +73,7 @@ fn main() {
     let mut infer = [f64::MAX; 2];
     for _ in 0..40 {
         for (vi, pack) in [true, false].into_iter().enumerate() {
-            if pack {
-                std::env::remove_var("RECUR_NO_PACK")
-            } else {
-                std::env::set_var("RECUR_NO_PACK", "1")
-            }
+            packing(pack);
             let t = Instant::now();
             lstm::forward(di, &xi, &w, &mut yi, None);
             infer[vi] = infer[vi].min(t.elapsed().as_secs_f64() * 1e3);

@@ -75,6 +75,9 @@ impl PackedLinear {
         let mut panels: Vec<f32> = Vec::with_capacity(len);
         let src = SendConst(rhs.ptr);
         let fill = |(p, panel): (usize, &mut [std::mem::MaybeUninit<f32>])| {
+            // The whole Send wrapper, not its raw-pointer field, is what
+            // the closure must capture.
+            #[allow(clippy::redundant_locals)]
             let src = src;
             let c0 = p * NR;
             let cols = NR.min(n - c0);
