@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release -p recur-kernels --example gemm_probe -- THREADS`
 
+mod probe;
 use recur_kernels::packed::PackedLinear;
 use std::time::Instant;
 
@@ -43,14 +44,7 @@ fn gemm_t(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
 }
 
 fn main() {
-    let threads: usize = std::env::args()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("the global pool is built once");
+    let threads = probe::threads_from_args();
     let w: Vec<f32> = (0..1 << 20).map(|i| i as f32).collect();
     let mut d = vec![0f32; 1 << 20];
     for k in [512usize, 2048] {

@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release -p recur-kernels --example lstm_probe -- THREADS`
 
+mod probe;
 use recur_kernels::{gru, lstm};
 use std::time::Instant;
 
@@ -19,14 +20,7 @@ fn packing(on: bool) {
 }
 
 fn main() {
-    let threads: usize = std::env::args()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("the global pool is built once");
+    let threads = probe::threads_from_args();
     let (l, b, h) = (5, 64, 512);
     let d = lstm::Dims {
         steps: l,

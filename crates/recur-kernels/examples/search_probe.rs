@@ -1,22 +1,15 @@
 //! The exact bank search at the bundled bank's size (29,808 unit rows of
-//! 384), batches of 1 and 32 queries: the two-pass search
-//! ([`UnitRows::nearest`]) beside one f32 product over every row and a
-//! top-k of its scores, alternating; best of 20 each.
+//! 384), batches of 1 and 32 queries ([`UnitRows::nearest`], k = 5), best
+//! of 20.
 //!
 //! `cargo run --release -p recur-kernels --example search_probe -- THREADS`
 
+mod probe;
 use recur_kernels::search::UnitRows;
 use std::time::Instant;
 
 fn main() {
-    let threads: usize = std::env::args()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("the global pool is built once");
+    let threads = probe::threads_from_args();
     let (n, d) = (29_808, 384);
     let mut s = 1u64;
     let mut rnd = move || {
@@ -33,26 +26,15 @@ fn main() {
     rows.chunks_mut(d).for_each(unit);
     let mut queries: Vec<f32> = (0..32 * d).map(|_| rnd()).collect();
     queries.chunks_mut(d).for_each(unit);
-    let bank = UnitRows::new(rows.clone(), d);
+    let bank = UnitRows::new(rows, d);
     for b in [1, 32] {
         let q = &queries[..b * d];
-        let (mut two, mut all) = (f64::MAX, f64::MAX);
+        let mut two = f64::MAX;
         for _ in 0..20 {
             let t = Instant::now();
             std::hint::black_box(bank.nearest(q, 5, threads));
             two = two.min(t.elapsed().as_secs_f64() * 1e3);
-            let t = Instant::now();
-            for qv in q.chunks(d) {
-                let mut scores: Vec<(usize, f32)> = rows
-                    .chunks(d)
-                    .map(|r| r.iter().zip(qv).map(|(a, b)| a * b).sum::<f32>())
-                    .enumerate()
-                    .collect();
-                scores.select_nth_unstable_by(5, |a, b| b.1.total_cmp(&a.1));
-                std::hint::black_box(&scores[..5]);
-            }
-            all = all.min(t.elapsed().as_secs_f64() * 1e3);
         }
-        println!("{b} queries, {threads} thread(s): two-pass {two:.2} ms; every row in f32, one thread {all:.2} ms");
+        println!("{b} queries, {threads} thread(s): two-pass search {two:.2} ms");
     }
 }

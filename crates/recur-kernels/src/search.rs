@@ -122,11 +122,13 @@ impl UnitRows {
                 .iter()
                 .enumerate()
                 .filter(|(_, &c)| c >= cut)
-                .map(|(i, _)| (i, dot(q, self.row(i))))
+                .map(|(i, _)| (i, exact(q, self.row(i))))
                 .collect()
         } else {
             // A NaN or infinite query: score everything.
-            (0..self.len()).map(|i| (i, dot(q, self.row(i)))).collect()
+            (0..self.len())
+                .map(|i| (i, exact(q, self.row(i))))
+                .collect()
         };
         let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if k < found.len() {
@@ -172,6 +174,14 @@ impl UnitRows {
             }
         }
     }
+}
+
+/// The exact score, [`dot`] compiled per SIMD level: its `mul_add` is an
+/// FMA instruction there and a libm call in a plain x86-64 build, with the
+/// same result either way (a fused multiply-add is exactly rounded).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn exact(q: &[f32], row: &[f32]) -> f32 {
+    dot(q, row)
 }
 
 /// The k-th largest of `scores` (1 <= k <= len), ignoring NaNs; minus
@@ -284,7 +294,7 @@ mod tests {
 
     /// Every row scored with `dot`, best first, ties by index.
     fn brute(r: &UnitRows, q: &[f32], k: usize) -> Vec<(usize, f32)> {
-        let mut all: Vec<(usize, f32)> = (0..r.len()).map(|i| (i, dot(q, r.row(i)))).collect();
+        let mut all: Vec<(usize, f32)> = (0..r.len()).map(|i| (i, exact(q, r.row(i)))).collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(k);
         all
