@@ -62,7 +62,9 @@ impl PackedLinear {
     /// Packs the right-hand side `rhs [k, n]` of a product with no bias:
     /// element `(t, j)` is `rhs.ptr[t * rs + j * cs]`, so `View::t(w, k)`
     /// packs a PyTorch weight `w [n, k]` and a row-major view packs `w`
-    /// itself for the product against it. Panels are filled on `threads`,
+    /// itself for the product against it; one of the two strides must be
+    /// 1 (every caller's weight has contiguous rows or columns). Panels are
+    /// filled on `threads`,
     /// every element written once (no zeroing pass first: a training step
     /// packs each recurrent weight twice).
     ///
@@ -70,6 +72,10 @@ impl PackedLinear {
     /// `rhs` must cover `k x n` readable elements.
     pub(crate) unsafe fn from_rhs(k: usize, n: usize, rhs: View, threads: usize) -> PackedLinear {
         assert!(k > 0, "a weight of zero inputs cannot be packed");
+        assert!(
+            rhs.rs == 1 || rhs.cs == 1,
+            "a packed weight needs contiguous rows or columns"
+        );
         let np = n.div_ceil(NR);
         let len = np * k * NR;
         let mut panels: Vec<f32> = Vec::with_capacity(len);
@@ -81,12 +87,6 @@ impl PackedLinear {
             let src = src;
             let c0 = p * NR;
             let cols = NR.min(n - c0);
-            // SAFETY (all reads): t < k and c0 + c < n, inside the k x n
-            // elements the caller guarantees.
-            let at = |t: usize, c: usize| unsafe {
-                *src.0
-                    .offset(t as isize * rhs.rs + (c0 + c) as isize * rhs.cs)
-            };
             if rhs.rs == 1 {
                 // A PyTorch weight seen transposed: each output column is
                 // contiguous in k. 16 x 16 tiles: a cache line of each of
@@ -128,7 +128,8 @@ impl PackedLinear {
                         panel[t * NR + c].write(col[t]);
                     }
                 }
-            } else if rhs.cs == 1 {
+            } else {
+                // Rows of the right-hand side are contiguous.
                 for (t, dst) in panel.chunks_exact_mut(NR).enumerate() {
                     // SAFETY: row t holds the `cols` contiguous elements.
                     let row = unsafe {
@@ -139,12 +140,6 @@ impl PackedLinear {
                     };
                     for (d, v) in dst.iter_mut().zip(row) {
                         d.write(*v);
-                    }
-                }
-            } else {
-                for (t, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                    for (c, d) in dst[..cols].iter_mut().enumerate() {
-                        d.write(at(t, c));
                     }
                 }
             }

@@ -50,11 +50,16 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn normalise(v: &mut [f32]) {
-    let n = dot(v, v).sqrt();
+/// Scales `v` to unit length (a zero vector stays zero) and returns its
+/// squared norm before, which is not finite for a NaN, an infinity or an
+/// overflowing vector.
+fn normalise(v: &mut [f32]) -> f32 {
+    let n2 = dot(v, v);
+    let n = n2.sqrt();
     if n > 0.0 {
         v.iter_mut().for_each(|x| *x /= n);
     }
+    n2
 }
 
 /// The `.texts.jsonl` beside a chunk file, as `recur corpus build` writes it.
@@ -165,8 +170,8 @@ impl Bank {
         if dim == 0 {
             return Err(Error::Msg("bank vectors have dimension 0".into()));
         }
-        for (i, v) in vectors.chunks(dim).enumerate() {
-            if !dot(v, v).is_finite() {
+        for (i, v) in vectors.chunks_mut(dim).enumerate() {
+            if !normalise(v).is_finite() {
                 return Err(Error::Msg(format!(
                     "bank vector {i} (text {:?}) holds a NaN, an infinity or values whose norm overflows f32; \
                      rebuild the bank file from finite embeddings",
@@ -174,7 +179,6 @@ impl Bank {
                 )));
             }
         }
-        vectors.chunks_mut(dim).for_each(normalise);
         let search = if n <= exact_max {
             Index::Exact(UnitRows::new(vectors, dim))
         } else {
@@ -219,7 +223,9 @@ impl Bank {
             )));
         }
         let mut queries = queries.to_vec();
-        queries.chunks_mut(self.dim).for_each(normalise);
+        queries.chunks_mut(self.dim).for_each(|q| {
+            normalise(q);
+        });
         let k = k.min(self.len());
         let found: Vec<Vec<(usize, f32)>> = match &self.search {
             Index::Exact(rows) => rows.nearest(&queries, k, rayon::current_num_threads()),
