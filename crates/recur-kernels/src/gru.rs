@@ -59,6 +59,7 @@ pub fn forward(
             View::t(w_hh.as_ptr(), h),
             chunks[0].len(),
             threads,
+            crate::precision::current(),
         )
     };
     let rec = &rec;
@@ -204,6 +205,7 @@ pub fn backward(
             View::rows(w_hh.as_ptr(), h),
             chunks[0].len(),
             threads,
+            crate::precision::current(),
         )
     };
     let rec = &rec;
@@ -255,6 +257,7 @@ pub fn backward(
             View::rows(y.as_ptr(), h),
             false,
             threads,
+            crate::precision::current(),
         );
     }
     db_hh.fill(0.0);

@@ -12,10 +12,13 @@
 //! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
 //! - [`packed`]: a `Linear` weight packed once, for inference products.
+//! - [`precision`]: f32 or the opt-in bf16 products (bf16 operands, f32
+//!   sums), on AVX512-BF16 where the CPU has it.
 //! - [`search`]: exact k-nearest rows by cosine, a bf16 pass to pick
 //!   candidates and f32 to score them (the chat service's bank).
 
 pub mod act;
+mod bf16;
 pub mod dense;
 pub mod gru;
 pub mod linear;
@@ -23,6 +26,7 @@ pub mod lstm;
 mod mat;
 pub mod op;
 pub mod packed;
+pub mod precision;
 pub mod search;
 
 pub use linear::linear;

@@ -83,6 +83,7 @@ impl CustomOp3 for Linear {
                 View::t(w.as_ptr(), i),
                 true,
                 rayon::current_num_threads(),
+                crate::precision::current(),
             );
         }
         Ok((CpuStorage::F32(y), Shape::from(self.out_dims.clone())))
@@ -123,6 +124,7 @@ impl CustomOp3 for Linear {
                             View::rows(xv.as_ptr(), i),
                             false,
                             threads,
+                            crate::precision::current(),
                         );
                         if let Some(dx) = dx.as_mut() {
                             matmul(
@@ -134,6 +136,7 @@ impl CustomOp3 for Linear {
                                 View::rows(wv.as_ptr(), i),
                                 false,
                                 threads,
+                                crate::precision::current(),
                             );
                         }
                     }

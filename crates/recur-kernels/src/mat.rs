@@ -3,7 +3,9 @@
 //! time). Matrices are raw pointers with row and column strides so that the
 //! kernels can multiply slices of their time-major buffers in place.
 
+use crate::bf16::Bf16Rhs;
 use crate::packed::PackedLinear;
+use crate::precision::Precision;
 use gemm::Parallelism;
 
 /// The most rows the skinny (dot-product) path takes.
@@ -44,7 +46,7 @@ impl View {
 }
 
 /// `dst[m, n] = (dst if accumulate) + lhs[m, k] @ rhs[k, n]`, `dst`
-/// row-major with `n` columns.
+/// row-major with `n` columns, in precision `prec`.
 ///
 /// # Safety
 /// The views must cover `m x k` and `k x n` valid elements and `dst` must
@@ -59,8 +61,9 @@ pub(crate) unsafe fn matmul(
     rhs: View,
     accumulate: bool,
     threads: usize,
+    prec: Precision,
 ) {
-    matmul_into(m, n, k, dst, n, lhs, rhs, accumulate, threads)
+    matmul_into(m, n, k, dst, n, lhs, rhs, accumulate, threads, prec)
 }
 
 /// [`matmul`] into a destination whose rows are `dst_rs` elements apart.
@@ -78,6 +81,7 @@ pub(crate) unsafe fn matmul_into(
     rhs: View,
     accumulate: bool,
     threads: usize,
+    prec: Precision,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -88,6 +92,10 @@ pub(crate) unsafe fn matmul_into(
                 std::slice::from_raw_parts_mut(dst.add(r * dst_rs), n).fill(0.0);
             }
         }
+        return;
+    }
+    if prec == Precision::Bf16 {
+        Bf16Rhs::pack(k, n, rhs, threads).product(m, dst, dst_rs, lhs, accumulate, threads);
         return;
     }
     // A few rows against a row-major weight (`rhs` is `w^T`): the general
@@ -133,9 +141,11 @@ pub(crate) unsafe fn matmul_into(
 /// otherwise it stays a view for [`matmul`], so batch-1 inference packs
 /// nothing. `RECUR_NO_PACK` set in the environment keeps every weight a
 /// view, so that `examples/lstm_probe.rs` can time both in one process.
+/// In bf16 it is always packed, rounded ([`Bf16Rhs`]).
 pub(crate) enum StepRhs {
     Packed(PackedLinear),
     Raw(View),
+    Bf16(Bf16Rhs),
 }
 
 // SAFETY: a raw view is only read, and its owner outlives the products.
@@ -145,8 +155,17 @@ unsafe impl Sync for StepRhs {}
 impl StepRhs {
     /// # Safety
     /// `rhs` must cover `k x n` readable elements for as long as this lives.
-    pub unsafe fn new(k: usize, n: usize, rhs: View, chunk_rows: usize, threads: usize) -> Self {
-        if (SKINNY_ROWS + 1..=PACK_MAX_ROWS).contains(&chunk_rows)
+    pub unsafe fn new(
+        k: usize,
+        n: usize,
+        rhs: View,
+        chunk_rows: usize,
+        threads: usize,
+        prec: Precision,
+    ) -> Self {
+        if prec == Precision::Bf16 && k > 0 && n > 0 {
+            StepRhs::Bf16(Bf16Rhs::pack(k, n, rhs, threads))
+        } else if (SKINNY_ROWS + 1..=PACK_MAX_ROWS).contains(&chunk_rows)
             && k > 0
             && n > 0
             && std::env::var_os("RECUR_NO_PACK").is_none()
@@ -185,7 +204,18 @@ impl StepRhs {
                     p.forward(x, y, threads)
                 }
             }
-            StepRhs::Raw(v) => matmul(m, n, k, dst, View::rows(lhs, k), *v, accumulate, threads),
+            StepRhs::Raw(v) => matmul(
+                m,
+                n,
+                k,
+                dst,
+                View::rows(lhs, k),
+                *v,
+                accumulate,
+                threads,
+                Precision::F32,
+            ),
+            StepRhs::Bf16(p) => p.product(m, dst, n, View::rows(lhs, k), accumulate, threads),
         }
     }
 }
@@ -367,6 +397,7 @@ mod tests {
                         View::t(w.as_ptr(), k),
                         accumulate,
                         1,
+                        Precision::F32,
                     );
                 }
                 let err = d

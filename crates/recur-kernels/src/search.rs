@@ -17,8 +17,10 @@
 //! queries takes its coarse scores from one f32 GEMM instead (reading the
 //! rows once for all of them), then the same exact rescoring.
 
+use crate::bf16::round as bf16;
 use crate::dense::dot;
 use crate::mat::{matmul, View};
+use crate::precision::Precision;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -30,16 +32,6 @@ pub struct UnitRows {
     dim: usize,
     rows: Vec<f32>,
     coarse: Vec<u16>,
-}
-
-/// f32 to bf16, rounding to nearest even (the rows are finite here; a NaN
-/// stays a NaN).
-fn bf16(v: f32) -> u16 {
-    let b = v.to_bits();
-    if v.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
 impl UnitRows {
@@ -101,6 +93,9 @@ impl UnitRows {
                     View::t(self.rows.as_ptr(), d),
                     false,
                     threads,
+                    // The margin below assumes f32 scores, whatever the
+                    // caller's precision.
+                    Precision::F32,
                 );
             }
             f32_eps
@@ -367,15 +362,5 @@ mod tests {
         }
         assert_eq!(kth_largest(&v, 500), f32::NEG_INFINITY);
         assert_eq!(kth_largest(&[f32::NAN; 3], 2), f32::NEG_INFINITY);
-    }
-
-    #[test]
-    fn bf16_rounds_to_nearest_even() {
-        assert_eq!(bf16(1.0), 0x3f80);
-        // 1 + 2^-8 is halfway between two bf16 values: ties to even (down).
-        assert_eq!(bf16(1.0 + 2f32.powi(-8)), 0x3f80);
-        assert_eq!(bf16(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
-        assert_eq!(bf16(-0.5), 0xbf00);
-        assert!(f32::from_bits((bf16(f32::NAN) as u32) << 16).is_nan());
     }
 }

@@ -1,0 +1,527 @@
+//! bf16 products with f32 accumulation, the kernels' opt-in reduced
+//! precision ([`crate::precision`]): `dst (+)= lhs @ rhs` with both
+//! operands rounded to bf16 (to nearest even) and every sum kept in f32.
+//!
+//! Layout, as [`crate::packed`] but in pairs: the right-hand side `[k, n]`
+//! becomes panels of [`NR`] columns, each `[k/2][NR]` 32-bit words, a word
+//! holding the bf16 values of steps `2t` (low half) and `2t + 1` (high
+//! half) of one column; the left-hand side is copied per block into strips
+//! of [`MR`] rows of such pairs. That is the operand order of AVX512-BF16's
+//! `vdpbf16ps`, which multiplies a broadcast pair of one row against the
+//! pairs of 16 columns and adds both products to 16 f32 sums: one
+//! instruction per pair and row, twice the f32 FMA's work per instruction.
+//!
+//! On a CPU without it, the same words are widened to f32 (a shift) and
+//! multiplied with FMAs in the instruction's order, odd step first: a
+//! product of two bf16 values is exact in f32, so each step rounds the same
+//! sum the instruction rounds and the two paths agree (the instruction also
+//! flushes subnormal values to zero, which only moves sums below 1e-38).
+//! The hardware kernel is checked against that reference on its first use
+//! ([`units`]) and left unused, with a warning, if they disagree: it is
+//! the one part of recur no test machine of ours could execute.
+
+use crate::mat::{SendPtr, View};
+use multiversion::multiversion;
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Output columns per panel (one 512-bit vector of f32 sums).
+const NR: usize = 16;
+/// Rows per micro-kernel call.
+const MR: usize = 6;
+/// Inner steps per block, even: 128 pairs, an 8 KiB panel slice.
+const KC: usize = 256;
+/// Row block.
+const MC: usize = 96;
+
+/// f32 to bf16, rounding to nearest even; a NaN stays a NaN and a value
+/// past bf16's largest rounds to infinity, as the conversion instructions
+/// do.
+pub(crate) fn round(v: f32) -> u16 {
+    let b = v.to_bits();
+    if v.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// `v` rounded to the nearest bf16 value, as an f32.
+pub fn rounded(v: f32) -> f32 {
+    f32::from_bits((round(v) as u32) << 16)
+}
+
+/// Two steps of one row or column as one word, the even step low.
+#[inline(always)]
+fn pair(even: f32, odd: f32) -> u32 {
+    round(even) as u32 | (round(odd) as u32) << 16
+}
+
+#[inline(always)]
+fn low(w: u32) -> f32 {
+    f32::from_bits(w << 16)
+}
+
+#[inline(always)]
+fn high(w: u32) -> f32 {
+    f32::from_bits(w & 0xffff_0000)
+}
+
+/// Whether this CPU's bf16 instructions take the products: detected at run
+/// time, once, and checked against the f32-unit reference on a product of
+/// every row count. `RECUR_NO_BF16_UNITS` in the environment forces the
+/// reference (to compare both on one machine).
+pub(crate) fn units() -> bool {
+    static UNITS: OnceLock<bool> = OnceLock::new();
+    *UNITS.get_or_init(|| {
+        if std::env::var_os("RECUR_NO_BF16_UNITS").is_some() {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
+            return self_check();
+        }
+        false
+    })
+}
+
+/// The hardware kernel against the reference on pseudo-random normal
+/// values, every row count; `false` (and a warning) on any disagreement.
+#[cfg(target_arch = "x86_64")]
+fn self_check() -> bool {
+    let kcp = 45;
+    let val = |i: usize| {
+        let h = (i as u32).wrapping_mul(2_654_435_761) >> 8;
+        (h % 2001) as f32 / 1000.0 - 1.0 + 1e-3
+    };
+    let word = |i: usize| pair(val(2 * i), val(2 * i + 1));
+    let strip: Vec<u32> = (0..MR * kcp).map(word).collect();
+    let panel: Vec<u32> = (0..kcp * NR).map(|i| word(i + 7919)).collect();
+    for rows in 1..=MR {
+        let (mut want, mut got) = ([[0f32; NR]; MR], [[0f32; NR]; MR]);
+        reference(&strip, kcp, rows, &panel, &mut want);
+        // SAFETY: the caller detected avx512f and avx512bf16.
+        unsafe { hardware(&strip, kcp, rows, &panel, &mut got) };
+        for i in 0..rows {
+            for j in 0..NR {
+                let (w, g) = (want[i][j], got[i][j]);
+                // Sums of 90 products of magnitude <= 1: a few ulps of 90.
+                if (w - g).abs() > 1e-4 {
+                    eprintln!(
+                        "warning: this CPU's AVX512-BF16 products disagree with recur's reference \
+                         ({g} against {w} at row {i}, column {j} of {rows}); bf16 products run in \
+                         f32 units instead (same numbers, slower)"
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// A right-hand side `[k, n]` rounded to bf16 and packed in pair panels.
+pub(crate) struct Bf16Rhs {
+    k: usize,
+    n: usize,
+    /// Pairs per column: `k / 2` rounded up (an odd `k` pads a zero).
+    kp: usize,
+    panels: Vec<u32>,
+}
+
+impl Bf16Rhs {
+    /// Rounds and packs `rhs`, element `(t, j)` at `rhs.ptr[t * rs + j *
+    /// cs]`, panels filled on `threads`.
+    ///
+    /// # Safety
+    /// `rhs` must cover `k x n` readable elements.
+    pub unsafe fn pack(k: usize, n: usize, rhs: View, threads: usize) -> Bf16Rhs {
+        assert!(
+            k > 0 && n > 0,
+            "a bf16 operand of {k} x {n} cannot be packed"
+        );
+        let kp = k.div_ceil(2);
+        let np = n.div_ceil(NR);
+        let mut panels = vec![0u32; np * kp * NR];
+        let src = SendPtr(rhs.ptr as *mut f32);
+        let fill = |(p, panel): (usize, &mut [u32])| {
+            // The whole Send wrapper, not its field, is what the closure
+            // must capture.
+            #[allow(clippy::redundant_locals)]
+            let src = src;
+            let c0 = p * NR;
+            let cols = NR.min(n - c0);
+            // SAFETY: t < k and c0 + c < n address the caller's k x n view.
+            let at = |t: usize, c: usize| unsafe {
+                if t < k {
+                    *src.0
+                        .offset(t as isize * rhs.rs + (c0 + c) as isize * rhs.cs)
+                } else {
+                    0.0
+                }
+            };
+            if rhs.rs == 1 {
+                // Columns contiguous in k (a PyTorch weight seen
+                // transposed): one column at a time.
+                for c in 0..cols {
+                    for tp in 0..kp {
+                        panel[tp * NR + c] = pair(at(2 * tp, c), at(2 * tp + 1, c));
+                    }
+                }
+            } else {
+                for tp in 0..kp {
+                    for c in 0..cols {
+                        panel[tp * NR + c] = pair(at(2 * tp, c), at(2 * tp + 1, c));
+                    }
+                }
+            }
+        };
+        if threads > 1 && n * k >= 1 << 16 {
+            panels.par_chunks_mut(kp * NR).enumerate().for_each(fill);
+        } else {
+            panels.chunks_mut(kp * NR).enumerate().for_each(fill);
+        }
+        Bf16Rhs { k, n, kp, panels }
+    }
+
+    /// `dst [m, n] (+)= lhs [m, k] @ rhs`, `dst` rows `dst_rs` elements
+    /// apart, `lhs` element `(r, t)` at `lhs.ptr[r * rs + t * cs]`;
+    /// panels split over `threads`.
+    ///
+    /// # Safety
+    /// `lhs` must cover `m x k` readable elements and `dst` `m` rows of
+    /// `dst_rs >= n` writable ones that no other thread touches meanwhile.
+    pub unsafe fn product(
+        &self,
+        m: usize,
+        dst: *mut f32,
+        dst_rs: usize,
+        lhs: View,
+        accumulate: bool,
+        threads: usize,
+    ) {
+        if m == 0 {
+            return;
+        }
+        let np = self.n.div_ceil(NR);
+        let parts = if threads > 1 && m * self.n * self.k >= 1 << 18 {
+            threads.min(np)
+        } else {
+            1
+        };
+        let hw = units();
+        let (lp, dp) = (SendPtr(lhs.ptr as *mut f32), SendPtr(dst));
+        let run = |part: usize| {
+            let (lp, dp) = (lp, dp);
+            let lhs = View {
+                ptr: lp.0,
+                rs: lhs.rs,
+                cs: lhs.cs,
+            };
+            let panels = np * part / parts..np * (part + 1) / parts;
+            // SAFETY: as the caller guarantees; parts write disjoint
+            // columns.
+            unsafe { self.run_panels(m, lhs, dp, dst_rs, panels, accumulate, hw) };
+        };
+        if parts == 1 {
+            run(0);
+        } else {
+            (0..parts).into_par_iter().for_each(run);
+        }
+    }
+
+    /// # Safety
+    /// As [`Bf16Rhs::product`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_panels(
+        &self,
+        m: usize,
+        lhs: View,
+        dst: SendPtr,
+        dst_rs: usize,
+        panels: std::ops::Range<usize>,
+        accumulate: bool,
+        hw: bool,
+    ) {
+        let (n, k, kp) = (self.n, self.k, self.kp);
+        let mut strips = vec![0u32; MC.div_ceil(MR) * MR * (KC / 2).min(kp)];
+        for k0 in (0..k).step_by(KC) {
+            let k1 = (k0 + KC).min(k);
+            let kcp = (k1 - k0).div_ceil(2);
+            let add = accumulate || k0 > 0;
+            for m0 in (0..m).step_by(MC) {
+                let m1 = (m0 + MC).min(m);
+                for (s, r) in (m0..m1).step_by(MR).enumerate() {
+                    let rows = MR.min(m1 - r);
+                    let strip = &mut strips[s * MR * kcp..(s + 1) * MR * kcp];
+                    // SAFETY: r + i < m and k0 <= t < k1 <= k address the
+                    // caller's m x k view.
+                    let at = |i: usize, t: usize| unsafe {
+                        if t < k1 {
+                            *lhs.ptr
+                                .offset((r + i) as isize * lhs.rs + t as isize * lhs.cs)
+                        } else {
+                            0.0
+                        }
+                    };
+                    if lhs.cs == 1 {
+                        for i in 0..rows {
+                            for tp in 0..kcp {
+                                let t = k0 + 2 * tp;
+                                strip[i * kcp + tp] = pair(at(i, t), at(i, t + 1));
+                            }
+                        }
+                    } else {
+                        // Rows adjacent in memory (a transposed view): the
+                        // rows of one step are read together.
+                        for tp in 0..kcp {
+                            let t = k0 + 2 * tp;
+                            for i in 0..rows {
+                                strip[i * kcp + tp] = pair(at(i, t), at(i, t + 1));
+                            }
+                        }
+                    }
+                }
+                for p in panels.clone() {
+                    let c0 = p * NR;
+                    let cols = NR.min(n - c0);
+                    let base = p * kp * NR + k0 / 2 * NR;
+                    let panel = &self.panels[base..base + kcp * NR];
+                    for (s, r) in (m0..m1).step_by(MR).enumerate() {
+                        let rows = MR.min(m1 - r);
+                        let strip = &strips[s * MR * kcp..(s + 1) * MR * kcp];
+                        let mut acc = [[0f32; NR]; MR];
+                        #[cfg(target_arch = "x86_64")]
+                        if hw {
+                            hardware(strip, kcp, rows, panel, &mut acc);
+                        } else {
+                            reference(strip, kcp, rows, panel, &mut acc);
+                        }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        {
+                            let _ = hw;
+                            reference(strip, kcp, rows, panel, &mut acc);
+                        }
+                        for (i, a) in acc.iter().enumerate().take(rows) {
+                            // SAFETY: row r + i < m, columns c0..c0 + cols
+                            // < n belong to this call's panels only.
+                            let out = std::slice::from_raw_parts_mut(
+                                dst.0.add((r + i) * dst_rs + c0),
+                                cols,
+                            );
+                            if add {
+                                for (o, v) in out.iter_mut().zip(a) {
+                                    *o += v;
+                                }
+                            } else {
+                                out.copy_from_slice(&a[..cols]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The f32-unit kernel: `rows` strip rows of `kcp` pairs against a panel
+/// slice of `kcp` pair rows, into `acc`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn reference(strip: &[u32], kcp: usize, rows: usize, panel: &[u32], acc: &mut [[f32; NR]; MR]) {
+    match rows {
+        6 => reference_rows::<6>(strip, kcp, panel, acc),
+        5 => reference_rows::<5>(strip, kcp, panel, acc),
+        4 => reference_rows::<4>(strip, kcp, panel, acc),
+        3 => reference_rows::<3>(strip, kcp, panel, acc),
+        2 => reference_rows::<2>(strip, kcp, panel, acc),
+        _ => reference_rows::<1>(strip, kcp, panel, acc),
+    }
+}
+
+#[inline(always)]
+fn reference_rows<const M: usize>(
+    strip: &[u32],
+    kcp: usize,
+    panel: &[u32],
+    acc: &mut [[f32; NR]; MR],
+) {
+    let rows: [&[u32]; M] = std::array::from_fn(|i| &strip[i * kcp..(i + 1) * kcp]);
+    let mut a = [[0f32; NR]; M];
+    for (t, b) in panel.chunks_exact(NR).enumerate() {
+        let b: &[u32; NR] = b.try_into().expect("NR words");
+        let (bl, bh): ([f32; NR], [f32; NR]) = (
+            std::array::from_fn(|j| low(b[j])),
+            std::array::from_fn(|j| high(b[j])),
+        );
+        for i in 0..M {
+            // SAFETY: t < kcp, the length of every strip row.
+            let x = unsafe { *rows[i].get_unchecked(t) };
+            let (xl, xh) = (low(x), high(x));
+            for j in 0..NR {
+                // The odd step first, as vdpbf16ps adds them.
+                a[i][j] = xh.mul_add(bh[j], a[i][j]);
+                a[i][j] = xl.mul_add(bl[j], a[i][j]);
+            }
+        }
+    }
+    acc[..M].copy_from_slice(&a);
+}
+
+/// The AVX512-BF16 kernel, same contract as [`reference`].
+///
+/// # Safety
+/// The CPU must have avx512f and avx512bf16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn hardware(
+    strip: &[u32],
+    kcp: usize,
+    rows: usize,
+    panel: &[u32],
+    acc: &mut [[f32; NR]; MR],
+) {
+    match rows {
+        6 => hardware_rows::<6>(strip, kcp, panel, acc),
+        5 => hardware_rows::<5>(strip, kcp, panel, acc),
+        4 => hardware_rows::<4>(strip, kcp, panel, acc),
+        3 => hardware_rows::<3>(strip, kcp, panel, acc),
+        2 => hardware_rows::<2>(strip, kcp, panel, acc),
+        _ => hardware_rows::<1>(strip, kcp, panel, acc),
+    }
+}
+
+/// # Safety
+/// As [`hardware`]; `strip` holds `M x kcp` and `panel` `kcp x NR` words.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn hardware_rows<const M: usize>(
+    strip: &[u32],
+    kcp: usize,
+    panel: &[u32],
+    acc: &mut [[f32; NR]; MR],
+) {
+    use std::arch::x86_64::*;
+    assert!(strip.len() >= M * kcp && panel.len() >= kcp * NR);
+    let (s, p) = (strip.as_ptr(), panel.as_ptr());
+    let mut a = [_mm512_setzero_ps(); M];
+    for t in 0..kcp {
+        let b: __m512bh = std::mem::transmute(_mm512_loadu_si512(p.add(t * NR) as *const _));
+        for (i, ai) in a.iter_mut().enumerate() {
+            let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*s.add(i * kcp + t) as i32));
+            *ai = _mm512_dpbf16_ps(*ai, x, b);
+        }
+    }
+    for (i, ai) in a.iter().enumerate() {
+        _mm512_storeu_ps(acc[i].as_mut_ptr(), *ai);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(round(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between two bf16 values: ties to even (down).
+        assert_eq!(round(1.0 + 2f32.powi(-8)), 0x3f80);
+        assert_eq!(round(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
+        assert_eq!(round(-0.5), 0xbf00);
+        assert!(rounded(f32::NAN).is_nan());
+        assert_eq!(rounded(f32::MAX), f32::INFINITY);
+        assert_eq!(rounded(1.0 + 2f32.powi(-7)), 1.0 + 2f32.powi(-7));
+    }
+
+    /// The packed bf16 product (on whichever kernel this CPU takes) equals
+    /// the f64 sum of the bf16-rounded operands to f32 rounding, for every
+    /// row-block size, odd and even k, k past one block, column tails,
+    /// plain and transposed views on both sides, accumulating and not, on
+    /// one and two threads; and differs from the f32 product by bf16's
+    /// rounding (so the operands were rounded at all).
+    #[test]
+    fn bf16_products_are_f32_sums_of_rounded_operands() {
+        let val = |i: usize| {
+            let h = (i as u32).wrapping_mul(2_654_435_761) >> 8;
+            (h % 20001) as f32 / 10000.0 - 1.0
+        };
+        let mut widest_f32_gap = 0f64;
+        for (m, n, k) in [
+            (1, 5, 3),
+            (7, 37, 19),
+            (13, 48, 300),
+            (100, 33, 521),
+            (6, 16, 2),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(val).collect(); // [m, k]
+            let w: Vec<f32> = (0..n * k).map(|i| val(i + 99_991)).collect(); // [n, k]
+            for (a_t, w_t) in [(false, true), (true, false)] {
+                // a seen as [m, k] through either layout: a_t stores it [k, m].
+                let a_store: Vec<f32> = if a_t {
+                    (0..k * m).map(|i| a[(i % m) * k + i / m]).collect()
+                } else {
+                    a.clone()
+                };
+                let lhs = if a_t {
+                    View::t(a_store.as_ptr(), m)
+                } else {
+                    View::rows(a_store.as_ptr(), k)
+                };
+                // rhs [k, n] = w^T, viewed in place or stored as [k, n].
+                let w_store: Vec<f32> = if w_t {
+                    w.clone()
+                } else {
+                    (0..k * n).map(|i| w[(i % n) * k + i / n]).collect()
+                };
+                let rhs = if w_t {
+                    View::t(w_store.as_ptr(), k)
+                } else {
+                    View::rows(w_store.as_ptr(), n)
+                };
+                for threads in [1, 2] {
+                    // SAFETY: both views cover their k x n and m x k.
+                    let packed = unsafe { Bf16Rhs::pack(k, n, rhs, threads) };
+                    for accumulate in [false, true] {
+                        let dst_rs = n + 3;
+                        let start: Vec<f32> = (0..m * dst_rs).map(|i| val(i + 5)).collect();
+                        let mut d = start.clone();
+                        // SAFETY: d holds m rows of dst_rs >= n elements.
+                        unsafe {
+                            packed.product(m, d.as_mut_ptr(), dst_rs, lhs, accumulate, threads)
+                        };
+                        for r in 0..m {
+                            for c in 0..n {
+                                let (mut want, mut abs, mut exact) = (0f64, 0f64, 0f64);
+                                for t in 0..k {
+                                    let (x, y) = (a[r * k + t], w[c * k + t]);
+                                    let p = rounded(x) as f64 * rounded(y) as f64;
+                                    want += p;
+                                    abs += p.abs();
+                                    exact += x as f64 * y as f64;
+                                }
+                                let base = if accumulate {
+                                    start[r * dst_rs + c] as f64
+                                } else {
+                                    0.0
+                                };
+                                let got = d[r * dst_rs + c] as f64 - base;
+                                let tol = 1e-6 * (abs + 1.0);
+                                assert!(
+                                    (got - want).abs() <= tol,
+                                    "{m}x{n}x{k} a_t {a_t} threads {threads} ({r}, {c}): {got} vs {want}"
+                                );
+                                widest_f32_gap = widest_f32_gap.max((want - exact).abs());
+                            }
+                            // Padding between rows is untouched.
+                            for c in n..dst_rs {
+                                assert_eq!(d[r * dst_rs + c], start[r * dst_rs + c]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            widest_f32_gap > 1e-3,
+            "bf16 rounding moved no sum: {widest_f32_gap}"
+        );
+    }
+}
