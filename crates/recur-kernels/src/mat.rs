@@ -95,7 +95,23 @@ pub(crate) unsafe fn matmul_into(
         return;
     }
     if prec == Precision::Bf16 {
-        Bf16Rhs::pack(k, n, rhs, threads).product(m, dst, dst_rs, lhs, accumulate, threads);
+        if (1..=SKINNY_ROWS).contains(&m) && rhs.rs == 1 {
+            // A few rows (batch-1 inference): packing the weight would cost
+            // more than the product, so the dot products round each weight
+            // as they read it, against rows rounded once here.
+            let mut a = vec![0f32; m * k];
+            for (r, row) in a.chunks_exact_mut(k).enumerate() {
+                for (t, v) in row.iter_mut().enumerate() {
+                    *v = crate::bf16::rounded(
+                        *lhs.ptr.offset(r as isize * lhs.rs + t as isize * lhs.cs),
+                    );
+                }
+            }
+            let lhs = View::rows(a.as_ptr(), k);
+            skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads, true);
+        } else {
+            Bf16Rhs::pack(k, n, rhs, threads).product(m, dst, dst_rs, lhs, accumulate, threads);
+        }
         return;
     }
     // A few rows against a row-major weight (`rhs` is `w^T`): the general
@@ -103,7 +119,7 @@ pub(crate) unsafe fn matmul_into(
     // while dot products over each weight row read it once. Batch-1
     // inference of the LVM projects its 5 context steps this way.
     if (1..=SKINNY_ROWS).contains(&m) && lhs.cs == 1 && rhs.rs == 1 {
-        skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
+        skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads, false);
         return;
     }
     let par = if threads > 1 {
@@ -141,11 +157,13 @@ pub(crate) unsafe fn matmul_into(
 /// otherwise it stays a view for [`matmul`], so batch-1 inference packs
 /// nothing. `RECUR_NO_PACK` set in the environment keeps every weight a
 /// view, so that `examples/lstm_probe.rs` can time both in one process.
-/// In bf16 it is always packed, rounded ([`Bf16Rhs`]).
+/// In bf16 it is packed rounded ([`Bf16Rhs`]), or for as few rows as the
+/// skinny path takes, kept a view that the dot products round as they read.
 pub(crate) enum StepRhs {
     Packed(PackedLinear),
     Raw(View),
     Bf16(Bf16Rhs),
+    Bf16Raw(View),
 }
 
 // SAFETY: a raw view is only read, and its owner outlives the products.
@@ -163,7 +181,9 @@ impl StepRhs {
         threads: usize,
         prec: Precision,
     ) -> Self {
-        if prec == Precision::Bf16 && k > 0 && n > 0 {
+        if prec == Precision::Bf16 && chunk_rows <= SKINNY_ROWS && rhs.rs == 1 {
+            StepRhs::Bf16Raw(rhs)
+        } else if prec == Precision::Bf16 && k > 0 && n > 0 {
             StepRhs::Bf16(Bf16Rhs::pack(k, n, rhs, threads))
         } else if (SKINNY_ROWS + 1..=PACK_MAX_ROWS).contains(&chunk_rows)
             && k > 0
@@ -216,6 +236,17 @@ impl StepRhs {
                 Precision::F32,
             ),
             StepRhs::Bf16(p) => p.product(m, dst, n, View::rows(lhs, k), accumulate, threads),
+            StepRhs::Bf16Raw(v) => matmul(
+                m,
+                n,
+                k,
+                dst,
+                View::rows(lhs, k),
+                *v,
+                accumulate,
+                threads,
+                Precision::Bf16,
+            ),
         }
     }
 }
@@ -247,7 +278,8 @@ pub(crate) fn plan(batch: usize, threads: usize) -> (Vec<std::ops::Range<usize>>
 
 /// `dst[m, n] (+)= lhs[m, k] @ w[n, k]^T` for 2..=6 rows: each weight row
 /// is read once and dotted with every lhs row. Columns are split across
-/// threads when there are enough of them.
+/// threads when there are enough of them. With `round_w` every weight is
+/// rounded to bf16 as it is read (the bf16 path; `lhs` is rounded already).
 #[allow(clippy::too_many_arguments)]
 unsafe fn skinny(
     m: usize,
@@ -259,6 +291,7 @@ unsafe fn skinny(
     rhs: View,
     accumulate: bool,
     threads: usize,
+    round_w: bool,
 ) {
     use rayon::prelude::*;
     let (a, a_rs) = (SendConst(lhs.ptr), lhs.rs as usize);
@@ -272,7 +305,11 @@ unsafe fn skinny(
         let w = std::slice::from_raw_parts(w.0.add(cols.start * w_rs), (cols.len() - 1) * w_rs + k);
         let d =
             std::slice::from_raw_parts_mut(out.0.add(cols.start), (m - 1) * dst_rs + cols.len());
-        skinny_kernel(m, k, cols.len(), a, a_rs, w, w_rs, d, dst_rs, accumulate);
+        if round_w {
+            skinny_kernel_bf16(m, k, cols.len(), a, a_rs, w, w_rs, d, dst_rs, accumulate);
+        } else {
+            skinny_kernel(m, k, cols.len(), a, a_rs, w, w_rs, d, dst_rs, accumulate);
+        }
     };
     let parts = if threads > 1 && n >= 512 { threads } else { 1 };
     if parts == 1 {
@@ -303,13 +340,56 @@ fn skinny_kernel(
     accumulate: bool,
 ) {
     match m {
-        1 => skinny_rows::<1>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        2 => skinny_rows::<2>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        3 => skinny_rows::<3>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        4 => skinny_rows::<4>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        5 => skinny_rows::<5>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        _ => skinny_rows::<6>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        1 => skinny_rows::<1, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        2 => skinny_rows::<2, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        3 => skinny_rows::<3, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        4 => skinny_rows::<4, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        5 => skinny_rows::<5, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        _ => skinny_rows::<6, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
     }
+}
+
+/// [`skinny_kernel`] rounding every weight to bf16 as it is read.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+#[allow(clippy::too_many_arguments)]
+fn skinny_kernel_bf16(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    w: &[f32],
+    w_rs: usize,
+    d: &mut [f32],
+    d_rs: usize,
+    accumulate: bool,
+) {
+    match m {
+        1 => skinny_rows::<1, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        2 => skinny_rows::<2, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        3 => skinny_rows::<3, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        4 => skinny_rows::<4, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        5 => skinny_rows::<5, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+        _ => skinny_rows::<6, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+    }
+}
+
+/// `v` rounded to bf16 (to nearest even) and back, without a branch, so
+/// that it vectorises: a NaN keeps its sign and stays a NaN.
+#[inline(always)]
+fn round_bf16(v: f32) -> f32 {
+    let b = v.to_bits();
+    let r = (b.wrapping_add(0x7fff + ((b >> 16) & 1))) & 0xffff_0000;
+    let nan = (b & 0x7fff_ffff) > 0x7f80_0000;
+    f32::from_bits(if nan {
+        (b | 0x0040_0000) & 0xffff_0000
+    } else {
+        r
+    })
 }
 
 /// Lanes per partial sum: independent accumulators the compiler maps to
@@ -318,7 +398,7 @@ const LANES: usize = 16;
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn skinny_rows<const M: usize>(
+fn skinny_rows<const M: usize, const ROUND: bool>(
     k: usize,
     n: usize,
     a: &[f32],
@@ -338,7 +418,11 @@ fn skinny_rows<const M: usize>(
         while kk < full {
             // SAFETY: kk + LANES <= full <= k, the length of wr and of
             // every row; unchecked reads keep the accumulators in registers.
-            let wv: [f32; LANES] = unsafe { std::array::from_fn(|j| *wr.get_unchecked(kk + j)) };
+            let mut wv: [f32; LANES] =
+                unsafe { std::array::from_fn(|j| *wr.get_unchecked(kk + j)) };
+            if ROUND {
+                wv = wv.map(round_bf16);
+            }
             for r in 0..M {
                 let av: [f32; LANES] =
                     unsafe { std::array::from_fn(|j| *rows[r].get_unchecked(kk + j)) };
@@ -351,7 +435,8 @@ fn skinny_rows<const M: usize>(
         for r in 0..M {
             let mut s = acc[r].iter().sum::<f32>();
             for t in full..k {
-                s = rows[r][t].mul_add(wr[t], s);
+                let wt = if ROUND { round_bf16(wr[t]) } else { wr[t] };
+                s = rows[r][t].mul_add(wt, s);
             }
             let o = &mut d[r * d_rs + c];
             *o = if accumulate { *o + s } else { s };
@@ -363,23 +448,33 @@ fn skinny_rows<const M: usize>(
 mod tests {
     use super::*;
 
-    /// Every path of `matmul_into` (skinny rows, GEMM) against a plain
-    /// triple loop, with and without accumulation, on sizes with SIMD tails,
-    /// into a destination whose rows are wider than `n`: the padding between
-    /// rows must stay untouched.
+    /// Every path of `matmul_into` (skinny rows, GEMM; in f32 and in bf16,
+    /// where the operands must be rounded) against a plain triple loop, with
+    /// and without accumulation, on sizes with SIMD tails, into a
+    /// destination whose rows are wider than `n`: the padding between rows
+    /// must stay untouched.
     #[test]
     fn matmul_paths_match_a_plain_product() {
         let (k, n, dst_rs) = (37, 45, 50);
-        let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
+        let val = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
         let w: Vec<f32> = (0..n * k).map(val).collect(); // [n, k]
-        for m in 1..=9 {
+        for (m, prec) in (1..=9).flat_map(|m| [(m, Precision::F32), (m, Precision::Bf16)]) {
             let a: Vec<f32> = (0..m * k).map(|i| val(i + 13)).collect();
+            let op = |v: f32| match prec {
+                Precision::F32 => v,
+                Precision::Bf16 => crate::bf16::rounded(v),
+            };
+            // The branch-free rounding of the skinny path is the packing's.
+            for &v in a.iter().chain(&w).chain(&[f32::MAX, -f32::INFINITY, 1e-40]) {
+                assert_eq!(round_bf16(v), crate::bf16::rounded(v));
+            }
+            assert!(round_bf16(f32::NAN).is_nan() && round_bf16(-f32::NAN).is_nan());
             for accumulate in [false, true] {
                 let mut d: Vec<f32> = (0..m * dst_rs).map(|i| val(i + 5)).collect();
                 let mut want = d.clone();
                 for r in 0..m {
                     for c in 0..n {
-                        let s: f32 = (0..k).map(|t| a[r * k + t] * w[c * k + t]).sum();
+                        let s: f32 = (0..k).map(|t| op(a[r * k + t]) * op(w[c * k + t])).sum();
                         let o = &mut want[r * dst_rs + c];
                         *o = if accumulate { *o + s } else { s };
                     }
@@ -397,7 +492,7 @@ mod tests {
                         View::t(w.as_ptr(), k),
                         accumulate,
                         1,
-                        Precision::F32,
+                        prec,
                     );
                 }
                 let err = d
@@ -406,7 +501,7 @@ mod tests {
                     .fold(0f32, |e, (x, y)| e.max((x - y).abs()));
                 assert!(
                     err < 1e-4,
-                    "m {m}, accumulate {accumulate}: max error {err}"
+                    "m {m}, {prec}, accumulate {accumulate}: max error {err}"
                 );
             }
         }
