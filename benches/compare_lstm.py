@@ -39,6 +39,13 @@ for latency (ms) and memory (MB) lower is better. Targets (on recur/PyTorch):
     w2      train seq/s  >= 1.5     w2 b1 p50 ms   <= 0.25
     w2-gru  train seq/s  >= 1.5
 
+With --precision bf16, recur runs its bf16 products (`recur --precision bf16
+bench lstm`: bf16 operands, f32 sums) against PyTorch and ORT in f32, and
+the only target is issue 15's bf16 one: w2 training >= 2.5x PyTorch f32 on
+a CPU with AMX, >= 1.5x elsewhere (Zen 4's AVX512-BF16). On a CPU without
+bf16 instructions recur computes the same numbers in f32 units, slower than
+its f32 path; the header says which ran.
+
 All raw runs (ORT's included), the medians and the ratios are written to
 --out as JSON. No network is used.
 
@@ -77,8 +84,28 @@ TARGETS = {
     ("w2-gru", "train_seq_per_s"): [("pytorch", ">=", 1.3)],
     ("w2-gru", "lat_b1_p50_ms"): [("pytorch", "<=", 0.5), ("ort", "<=", 1.0)],
 }
+
+
+def bf16_targets(cpu_flags):
+    """Issue 15's bf16 target: w2 training against PyTorch f32, 2.5x with AMX, 1.5x without."""
+    need = 2.5 if "amx_bf16" in cpu_flags else 1.5
+    return {("w2", "train_seq_per_s"): [("pytorch", ">=", need)]}
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 IMPLS = ("recur", "pytorch", "ort")
 LABELS = {"recur": "recur", "pytorch": "PyTorch", "ort": "ORT"}
+
+
+ACTIVE_TARGETS = TARGETS
 
 
 def rotation(impls, rnd):
@@ -87,13 +114,14 @@ def rotation(impls, rnd):
     return tuple(impls[k:]) + tuple(impls[:k])
 
 
-def run_one(impl, cmd_prefix, workload, threads, min_seconds, tmpdir):
+def run_one(impl, cmd_prefix, workload, threads, min_seconds, tmpdir, precision="f32"):
     """Run one benchmark subprocess and return its parsed JSON (plus rss_growth_mb)."""
     out = os.path.join(tmpdir, f"{impl}-{workload}-{threads}.json")
     if os.path.exists(out):
         os.unlink(out)
     if impl == "recur":
-        cmd = [cmd_prefix, "--threads", str(threads), "bench", "lstm", "--workload", workload,
+        cmd = [cmd_prefix, "--threads", str(threads), "--precision", precision,
+               "bench", "lstm", "--workload", workload,
                "--json", out, "--min-seconds", str(min_seconds)]
     else:
         script = TORCH_SCRIPT if impl == "pytorch" else ORT_SCRIPT
@@ -126,7 +154,7 @@ def median(values):
 def check(workload, key, ratios):
     """The targets of one row and whether each is met: ("PyTorch >= 1.3, ...", "yes, NO"),
     or ("", "") for a row without targets. `ratios` maps a reference to recur / it."""
-    targets = [t for t in TARGETS.get((workload, key), []) if t[0] in ratios]
+    targets = [t for t in ACTIVE_TARGETS.get((workload, key), []) if t[0] in ratios]
     if not targets:
         return "", "", []
     text, oks, flags = [], [], []
@@ -179,9 +207,13 @@ def main(argv=None):
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-seconds", type=float, default=3.0)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="recur's products (PyTorch and ORT stay f32); bf16 checks the bf16 target")
     ap.add_argument("--out", default=os.path.join("runs", "bench", "compare.json"),
                     help="JSON with raw runs, medians and ratios (default runs/bench/compare.json)")
     args = ap.parse_args(argv)
+    global ACTIVE_TARGETS
+    ACTIVE_TARGETS = bf16_targets(cpu_flags()) if args.precision == "bf16" else TARGETS
 
     recur = os.path.abspath(args.recur)
     if not os.path.isfile(recur) or not os.access(recur, os.X_OK):
@@ -199,7 +231,8 @@ def main(argv=None):
     cpu = cpu_model()
     header = (f"CPU: {cpu}\nthreads: {' '.join(map(str, args.threads))}; "
               f"implementations: {', '.join(LABELS[i] for i in impls)}; "
-              f"{args.rounds} rounds, order rotating per round; min {args.min_seconds:g} s per measurement")
+              f"{args.rounds} rounds, order rotating per round; min {args.min_seconds:g} s per measurement"
+              + ("\nprecision: recur bf16, PyTorch and ORT f32" if args.precision == "bf16" else ""))
     print(header, flush=True)
 
     runs = []
@@ -209,7 +242,8 @@ def main(argv=None):
                 for rnd in range(args.rounds):
                     order = rotation(impls, rnd)
                     for impl in order:
-                        r = run_one(impl, prefixes[impl], w, threads, args.min_seconds, tmp)
+                        r = run_one(impl, prefixes[impl], w, threads, args.min_seconds, tmp,
+                                    args.precision)
                         runs.append({"workload": w, "threads": threads, "round": rnd,
                                      "impl": impl, "first": order[0], "result": r})
                         print(f"[threads {threads}] {w:6s} round {rnd} {LABELS[impl]:7s}  "

@@ -42,10 +42,13 @@ pub fn tune(
     Ok(())
 }
 
-pub fn run(cmd: LvmCmd, dev: &Device, progress: bool) -> Result<()> {
+pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>) -> Result<()> {
     match cmd {
         LvmCmd::Train { config, out } => {
-            let cfg = LvmConfig::from_file(&config)?;
+            let mut cfg = LvmConfig::from_file(&config)?;
+            if let Some(p) = precision {
+                cfg.training.precision = p;
+            }
             let out = out.unwrap_or_else(|| recur_core::config::default_out_dir(&config));
             train(&cfg, &out, dev, progress)?;
             Ok(())

@@ -55,6 +55,13 @@ struct Cli {
     /// No progress bars or per-epoch lines.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Products of the fused models in f32 (the default) or bf16 (bf16
+    /// operands, f32 sums; on AVX512-BF16 where the CPU has it, else the
+    /// same numbers in f32 units, slower). On train and lvm train it
+    /// overrides `training.precision`; predict, eval, serve, lvm
+    /// predict/eval and bench lstm run their models in it.
+    #[arg(long, global = true, value_parser = ["f32", "bf16"])]
+    precision: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -512,6 +519,16 @@ impl std::fmt::Display for DriftFound {
 impl std::error::Error for DriftFound {}
 
 fn run(cli: Cli) -> Result<()> {
+    let precision = cli.precision.clone();
+    let prec = match &precision {
+        Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        None => recur_kernels::precision::Precision::F32,
+    };
+    recur_kernels::precision::scoped(prec, || run_command(cli, precision))
+}
+
+/// [`run`] in the precision it set for this thread.
+fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
     let dev = Device::Cpu;
     let opts = FitOptions {
         progress: bars::reporter(!cli.quiet),
@@ -529,6 +546,9 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mut cfg = Config::from_file(&config)?;
             cfg.override_data(data, target, &config.display().to_string())?;
+            if let Some(p) = precision {
+                cfg.training.precision = p;
+            }
             let out = out.unwrap_or_else(|| recur_core::config::default_out_dir(&config));
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             print!("{report}");
@@ -651,7 +671,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Lvm { what } => lvm::run(what, &dev, !cli.quiet),
+        Command::Lvm { what } => lvm::run(what, &dev, !cli.quiet, precision),
         Command::Models { what } => text::models(what, !cli.quiet),
         Command::Embed {
             encoder,
@@ -678,7 +698,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve { config, host, port } => {
-            let cfg = recur_serve::config::ServeConfig::resolve(config.as_deref(), host, port)?;
+            let mut cfg = recur_serve::config::ServeConfig::resolve(config.as_deref(), host, port)?;
+            if let Some(p) = precision {
+                cfg.precision = p;
+            }
             Ok(recur_serve::run(cfg, dev)?)
         }
         Command::Bench { what } => match what {

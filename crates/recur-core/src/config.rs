@@ -232,6 +232,10 @@ pub struct TrainingConfig {
     /// use `pos_weight`.
     pub class_weight: String,
     pub seed: u64,
+    /// `f32` (the default) or `bf16`: the products of training (and of its
+    /// validation passes) with bf16 operands and f32 sums, on the CPU's
+    /// bf16 instructions where it has them. The weights stay f32.
+    pub precision: String,
 }
 
 impl Default for TrainingConfig {
@@ -246,6 +250,7 @@ impl Default for TrainingConfig {
             pos_weight: PosWeight::default(),
             class_weight: "auto".into(),
             seed: 42,
+            precision: "f32".into(),
         }
     }
 }
@@ -370,6 +375,12 @@ impl Config {
             return bad(
                 "training.class_weight",
                 format!("`{}`: use auto or none", t.class_weight),
+            );
+        }
+        if t.precision != "f32" && t.precision != "bf16" {
+            return bad(
+                "training.precision",
+                format!("`{}`: use f32 or bf16", t.precision),
             );
         }
         for (k, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {

@@ -283,6 +283,10 @@ pub struct LvmTrainingConfig {
     /// The InfoNCE term's temperature.
     pub infonce_temperature: f64,
     pub seed: u64,
+    /// `f32` (the default) or `bf16`: the products of training (and of its
+    /// validation passes) with bf16 operands and f32 sums, on the CPU's
+    /// bf16 instructions where it has them. The weights stay f32.
+    pub precision: String,
 }
 
 impl Default for LvmTrainingConfig {
@@ -300,6 +304,7 @@ impl Default for LvmTrainingConfig {
             infonce_weight: 0.0,
             infonce_temperature: 0.07,
             seed: 42,
+            precision: "f32".into(),
         }
     }
 }
@@ -398,6 +403,12 @@ impl LvmConfig {
                 format!("`{}`: use `mse` or `cosine`", t.loss),
             );
         }
+        if !["f32", "bf16"].contains(&t.precision.as_str()) {
+            return bad(
+                "training.precision",
+                format!("`{}`: use `f32` or `bf16`", t.precision),
+            );
+        }
         if !["cosine", "plateau", "none"].contains(&t.schedule.as_str()) {
             return bad(
                 "training.schedule",
@@ -470,6 +481,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.type") && e.contains("`lstmx`"), "{e}");
+        let e = LvmConfig::from_yaml(
+            "data: {train: t.npz}\ntraining: {precision: fp16}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("training.precision") && e.contains("`fp16`"),
+            "{e}"
+        );
+        let c = LvmConfig::from_yaml(
+            "data: {train: t.npz}\ntraining: {precision: bf16}\n",
+            "t.yaml",
+        );
+        assert_eq!(c.unwrap().training.precision, "bf16");
         for (k, ok) in [(0, false), (1, true), (4, true), (5, false)] {
             let y = format!("data: {{train: t.npz, context: 5, min_context: {k}}}\n");
             let r = LvmConfig::from_yaml(&y, "t.yaml");

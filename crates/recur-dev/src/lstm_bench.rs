@@ -38,6 +38,9 @@ pub struct BenchResult {
     pub version: String,
     pub workload: String,
     pub threads: usize,
+    /// `f32` or `bf16` (with the instructions that ran it, when any:
+    /// `bf16 (AVX512-BF16)`, or `bf16 (f32 units)`).
+    pub precision: String,
     pub params: usize,
     pub batch: usize,
     pub seq_len: usize,
@@ -57,8 +60,8 @@ impl std::fmt::Display for BenchResult {
         let r = self;
         writeln!(
             f,
-            "recur {}  workload {}  threads {}  params {}  batch {}  seq_len {}",
-            r.version, r.workload, r.threads, r.params, r.batch, r.seq_len
+            "recur {}  workload {}  threads {}  precision {}  params {}  batch {}  seq_len {}",
+            r.version, r.workload, r.threads, r.precision, r.params, r.batch, r.seq_len
         )?;
         writeln!(
             f,
@@ -76,6 +79,15 @@ impl std::fmt::Display for BenchResult {
             "  RSS before training {:.1} MB  peak {:.1} MB",
             r.rss_before_train_mb, r.peak_rss_mb
         )
+    }
+}
+
+/// The precision products run in on this thread, and on what.
+fn precision_name() -> String {
+    use recur_kernels::precision::{bf16_units, current, Precision};
+    match current() {
+        Precision::F32 => "f32".into(),
+        Precision::Bf16 => format!("bf16 ({})", bf16_units().unwrap_or("f32 units")),
     }
 }
 
@@ -190,6 +202,7 @@ pub fn run(workload: &str, threads: usize, min_seconds: f64, seed: u64) -> Resul
         version: env!("CARGO_PKG_VERSION").into(),
         workload: workload.into(),
         threads,
+        precision: precision_name(),
         params,
         batch,
         seq_len,

@@ -28,6 +28,10 @@ pub struct ServeConfig {
     pub classifier: Option<PathBuf>,
     pub limits: Limits,
     pub decoder: DecoderConfig,
+    /// `f32` (the default) or `bf16`: the products of the LVMs and the
+    /// classifier (not the encoder's) with bf16 operands and f32 sums
+    /// (`recur_kernels::precision`).
+    pub precision: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +140,7 @@ impl Default for ServeConfig {
             classifier: Some(PathBuf::from("runs/demo")),
             limits: Limits::default(),
             decoder: DecoderConfig::default(),
+            precision: "f32".into(),
         }
     }
 }

@@ -46,6 +46,10 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(std::result::Result<&engine::Info, &Error>) + Send + 'static,
 ) -> Result<()> {
+    let prec: recur_kernels::precision::Precision = cfg
+        .precision
+        .parse()
+        .map_err(|e: String| Error::config("precision", e))?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (tx, rx) = mpsc::channel(cfg.limits.queue_capacity);
     let state = Arc::new(AppState {
@@ -65,7 +69,7 @@ pub async fn serve_on(
             // its reason, not a server that says "loading" forever.
             let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 Engine::load(&cfg, &dev).and_then(|(e, info)| {
-                    e.health_check()?;
+                    recur_kernels::precision::scoped(prec, || e.health_check())?;
                     Ok((e, info))
                 })
             }))
@@ -94,8 +98,12 @@ pub async fn serve_on(
                         .thread_name(|i| format!("recur-compute-{i}"))
                         .build()
                     {
-                        Ok(pool) => pool.install(|| engine.run(rx, metrics)),
-                        Err(_) => engine.run(rx, metrics),
+                        Ok(pool) => pool.install(|| {
+                            recur_kernels::precision::scoped(prec, || engine.run(rx, metrics))
+                        }),
+                        Err(_) => {
+                            recur_kernels::precision::scoped(prec, || engine.run(rx, metrics))
+                        }
                     }
                 }
                 Err(e) => {

@@ -17,3 +17,9 @@ pub mod tune_lvm;
 
 pub use pipeline::{train_sequences_to_dir, train_table_to_dir, train_to_dir};
 pub use trainer::{fit, FitOptions, FitResult};
+
+/// `training.precision` as the kernels' setting.
+fn precision_of(name: &str) -> recur_core::Result<recur_kernels::precision::Precision> {
+    name.parse()
+        .map_err(|e: String| recur_core::Error::config("training.precision", e))
+}

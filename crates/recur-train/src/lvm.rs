@@ -93,6 +93,21 @@ pub fn fit_watched(
     progress: &dyn Progress,
     watch: &mut dyn FnMut(&LvmEpoch) -> bool,
 ) -> Result<LvmFit> {
+    let prec = crate::precision_of(&cfg.training.precision)?;
+    recur_kernels::precision::scoped(prec, || {
+        fit_in_precision(cfg, train, val, dev, progress, watch)
+    })
+}
+
+/// [`fit_watched`] in the precision already set for this thread.
+fn fit_in_precision(
+    cfg: &LvmConfig,
+    train: &VectorWindows,
+    val: &VectorWindows,
+    dev: &Device,
+    progress: &dyn Progress,
+    watch: &mut dyn FnMut(&LvmEpoch) -> bool,
+) -> Result<LvmFit> {
     let (m, t) = (&cfg.model, &cfg.training);
     let mut arch = LvmArch::new(m.kind, train.dim, m.d_model, m.num_layers, cfg.data.context);
     arch.heads = m.heads;

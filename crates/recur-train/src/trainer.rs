@@ -61,6 +61,18 @@ pub fn fit_watched(
     opts: &FitOptions,
     watch: &mut dyn FnMut(&EpochRecord) -> bool,
 ) -> Result<FitResult> {
+    let prec = crate::precision_of(&cfg.training.precision)?;
+    recur_kernels::precision::scoped(prec, || fit_in_precision(prep, cfg, dev, opts, watch))
+}
+
+/// [`fit_watched`] in the precision already set for this thread.
+fn fit_in_precision(
+    prep: &Prepared,
+    cfg: &Config,
+    dev: &Device,
+    opts: &FitOptions,
+    watch: &mut dyn FnMut(&EpochRecord) -> bool,
+) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
     let arch = Arch::of(
         m,

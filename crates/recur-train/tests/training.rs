@@ -105,6 +105,47 @@ fn same_seed_same_numbers_and_the_lstm_learns_through_time() {
     assert_ne!(strip(&a.history), strip(&c.history));
 }
 
+/// `training.precision: bf16` trains through bf16 products: the same
+/// numbers twice, numbers of its own (not f32's), the same signal found,
+/// and the thread back in f32 afterwards.
+#[test]
+fn bf16_training_repeats_itself_differs_from_f32_and_still_learns() {
+    use recur_kernels::precision::{current, Precision};
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(write_series(d.path(), 1200, true, 5), 12, 12, 0.02);
+    let prep = prepare_training(&cfg).unwrap();
+    let mut half = cfg.clone();
+    half.training.precision = "bf16".into();
+    let strip = |h: &[recur_deploy::report::EpochRecord]| -> Vec<(f64, f64)> {
+        h.iter().map(|e| (e.train_loss, e.val_loss)).collect()
+    };
+    let a = fit(&prep, &half, &Device::Cpu, &FitOptions::default()).unwrap();
+    assert_eq!(current(), Precision::F32);
+    let b = fit(&prep, &half, &Device::Cpu, &FitOptions::default()).unwrap();
+    let f = fit(&prep, &cfg, &Device::Cpu, &FitOptions::default()).unwrap();
+    assert_eq!(strip(&a.history), strip(&b.history));
+    assert_ne!(strip(&a.history), strip(&f.history));
+    let (ab, fb) = (a.best_val_loss, f.best_val_loss);
+    assert!(
+        (ab - fb).abs() < 0.05 * fb,
+        "bf16 best val loss {ab}, f32 {fb}"
+    );
+    let auc = a.history[a.best_epoch - 1].val_auc.unwrap();
+    assert!(
+        auc > 0.9,
+        "bf16 training should find a[r-3] > 0.5, val AUC {auc}"
+    );
+    half.training.precision = "fp16".into();
+    let e = fit(&prep, &half, &Device::Cpu, &FitOptions::default())
+        .err()
+        .expect("fp16 is not a precision")
+        .to_string();
+    assert!(
+        e.contains("training.precision") && e.contains("f32 or bf16"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
     let d = tempfile::tempdir().unwrap();
