@@ -50,6 +50,7 @@ PARAMS: list[tuple[str, tuple[str, ...], Any]] = [
     ("pos_weight", ("training", "pos_weight"), "auto"),
     ("class_weight", ("training", "class_weight"), "auto"),
     ("seed", ("training", "seed"), 42),
+    ("precision", ("training", "precision"), "f32"),
     # temporal feature selection (off unless selection=True)
     ("selection", ("selection",), False),
     ("selection_min_abs_autocorr", ("selection", "min_abs_autocorr"), 0.1),

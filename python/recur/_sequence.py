@@ -98,6 +98,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         positive_label: Any = None,
         split_val: float = 0.2,
         seed: int = 42,
+        precision: str = "f32",
         progress: Any = False,
     ):
         self.model_type = model_type
@@ -118,6 +119,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         self.positive_label = positive_label
         self.split_val = split_val
         self.seed = seed
+        self.precision = precision
         self.progress = progress
 
     def _config(self) -> dict[str, Any]:
@@ -147,6 +149,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 "pos_weight": self.pos_weight,
                 "class_weight": self.class_weight,
                 "seed": self.seed,
+                "precision": self.precision,
             },
         }
 
