@@ -7,7 +7,8 @@
 //! estimator conventions (scikit-learn's `fit` / `predict_proba`, pickling,
 //! NaN alignment) live in the Python layer; no model logic lives here.
 //!
-//! The GIL is released while Rust works (`Python::detach`), so other
+//! The GIL is released while Rust works (`Python::detach`, on a worker of
+//! recur's thread pool: [`compute`]), so other
 //! Python threads run, and progress reaches Python through a callback that
 //! takes the GIL only for the call. Errors keep the CLI's messages: a file
 //! that cannot be read or written is an `OSError`, everything else the
@@ -25,6 +26,26 @@ use recur_core::progress::{Progress, Units};
 use recur_core::Error;
 use recur_data::{Column, Table};
 use std::path::PathBuf;
+
+/// Runs `f` with the GIL released, on a worker of recur's own thread
+/// pool: a parallel product then starts on that thread and wakes one
+/// other, where from a Python thread it would hand every part to the pool
+/// and sleep until they finish (the CLI does the same, recur-cli's `run`).
+fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(candle_core::utils::get_num_threads())
+            .thread_name(|i| format!("recur-{i}"))
+            .stack_size(16 << 20)
+            .build()
+            .ok()
+    });
+    py.detach(|| match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    })
+}
 
 fn err(e: Error) -> PyErr {
     match e {
@@ -105,7 +126,7 @@ fn train_classifier(
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
     let t = table(names, columns)?;
     let progress = PyProgress(progress);
-    py.detach(|| {
+    compute(py, || {
         let opts = recur_train::FitOptions {
             progress: &progress,
         };
@@ -160,7 +181,7 @@ fn train_sequences(
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
     let s = sequences(series, labels)?;
     let progress = PyProgress(progress);
-    py.detach(|| {
+    compute(py, || {
         let opts = recur_train::FitOptions {
             progress: &progress,
         };
@@ -221,9 +242,7 @@ fn scores_dict<'py>(
 impl Classifier {
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let p = py
-            .detach(|| recur_deploy::Predictor::load(&path, &Device::Cpu))
-            .map_err(err)?;
+        let p = compute(py, || recur_deploy::Predictor::load(&path, &Device::Cpu)).map_err(err)?;
         Ok(Classifier { p })
     }
 
@@ -238,9 +257,7 @@ impl Classifier {
         columns: Vec<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let t = table(names, columns)?;
-        let s = py
-            .detach(|| recur_deploy::score_table(&self.p, t, false))
-            .map_err(err)?;
+        let s = compute(py, || recur_deploy::score_table(&self.p, t, false)).map_err(err)?;
         scores_dict(py, &s.predictions, s.n_rows, &s.notes)
     }
 
@@ -262,12 +279,11 @@ impl Classifier {
         }
         let values = x.as_slice()?;
         let rows: Vec<usize> = (self.p.first_row()..n).collect();
-        let preds = py
-            .detach(|| {
-                let series = [(recur_deploy::Values::F32(values), &[][..], rows.as_slice())];
-                self.p.score_values(&series)
-            })
-            .map_err(err)?;
+        let preds = compute(py, || {
+            let series = [(recur_deploy::Values::F32(values), &[][..], rows.as_slice())];
+            self.p.score_values(&series)
+        })
+        .map_err(err)?;
         scores_dict(py, &preds.concat(), n, &[])
     }
 
@@ -284,7 +300,7 @@ impl Classifier {
     ) -> PyResult<Bound<'py, PyDict>> {
         let n = series.len();
         let s = sequences(series, vec![String::new(); n])?;
-        let preds = py.detach(|| self.p.score_series(&s)).map_err(err)?;
+        let preds = compute(py, || self.p.score_series(&s)).map_err(err)?;
         let d = PyDict::new(py);
         let probability: Vec<f64> = preds.iter().map(|p| nan(p.probability)).collect();
         d.set_item("probability", PyArray1::from_vec(py, probability))?;
@@ -387,9 +403,10 @@ struct Lvm {
 impl Lvm {
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let m = py
-            .detach(|| recur_deploy::model_dir::load_lvm(&path, &Device::Cpu))
-            .map_err(err)?;
+        let m = compute(py, || {
+            recur_deploy::model_dir::load_lvm(&path, &Device::Cpu)
+        })
+        .map_err(err)?;
         Ok(Lvm { m, path })
     }
 
@@ -417,12 +434,11 @@ impl Lvm {
             )));
         }
         let x = windows.as_slice()?.to_vec();
-        let out: Vec<f32> = py
-            .detach(|| -> candle_core::Result<Vec<f32>> {
-                let x = Tensor::from_vec(x, (n, c, d), &Device::Cpu)?;
-                self.m.predict(&x)?.flatten_all()?.to_vec1()
-            })
-            .map_err(candle_err)?;
+        let out: Vec<f32> = compute(py, || -> candle_core::Result<Vec<f32>> {
+            let x = Tensor::from_vec(x, (n, c, d), &Device::Cpu)?;
+            self.m.predict(&x)?.flatten_all()?.to_vec1()
+        })
+        .map_err(candle_err)?;
         Ok(PyArray1::from_vec(py, out).reshape([n, d])?.into_any())
     }
 
@@ -468,7 +484,7 @@ fn train_lvm(
     }
     .map_err(err)?;
     let progress = PyProgress(progress);
-    py.detach(|| {
+    compute(py, || {
         let t = recur_train::lvm::train_to_dir(&cfg, &out, &Device::Cpu, &progress)?;
         let json = serde_json::to_string(&t.report).map_err(|e| Error::Msg(e.to_string()))?;
         Ok((json, t.report.to_string()))
@@ -490,12 +506,11 @@ impl SentenceEncoder {
     #[pyo3(signature = (name_or_dir, progress=None))]
     fn new(py: Python<'_>, name_or_dir: &str, progress: Option<Py<PyAny>>) -> PyResult<Self> {
         let progress = PyProgress(progress);
-        let e = py
-            .detach(|| {
-                let dir = recur_text::fetch::resolve_encoder(name_or_dir, true, &progress)?;
-                recur_text::SentenceEncoder::load(&dir, &Device::Cpu)
-            })
-            .map_err(err)?;
+        let e = compute(py, || {
+            let dir = recur_text::fetch::resolve_encoder(name_or_dir, true, &progress)?;
+            recur_text::SentenceEncoder::load(&dir, &Device::Cpu)
+        })
+        .map_err(err)?;
         Ok(SentenceEncoder { e })
     }
 
@@ -512,12 +527,11 @@ impl SentenceEncoder {
         }
         recur_text::encoder::check_texts(&texts).map_err(err)?;
         let n = texts.len();
-        let v = py
-            .detach(|| {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                self.e.encode(&refs, batch_size)
-            })
-            .map_err(err)?;
+        let v = compute(py, || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            self.e.encode(&refs, batch_size)
+        })
+        .map_err(err)?;
         Ok(PyArray1::from_vec(py, v)
             .reshape([n, self.e.dim])?
             .into_any())
