@@ -376,6 +376,63 @@ fn infer_and_classify_give_what_the_models_compute() {
     assert_ne!(ps[0], ps[1]);
 }
 
+/// `precision: bf16` serves the LVM's products in bf16: /v1/infer answers
+/// what the model computes in bf16 on this thread, which is not the f32
+/// answer; a precision that does not exist stops the server with its name.
+#[test]
+fn a_bf16_server_answers_what_the_model_computes_in_bf16() {
+    use recur_kernels::precision::{scoped, Precision};
+    let s = start(|c| c.precision = "bf16".into());
+    let dev = Device::Cpu;
+    let enc = recur_text::SentenceEncoder::load(Path::new(&s.cfg.encoder), &dev).unwrap();
+    let v = enc.encode(&SENTENCES[..CONTEXT], 8).unwrap();
+    let rows: Vec<Vec<f32>> = v.chunks(enc.dim).map(<[f32]>::to_vec).collect();
+    let (status, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": rows}));
+    assert_eq!(status, 200, "{r}");
+    let got: Vec<f32> = r["predicted_vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    let lvm = recur_deploy::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
+    let x = Tensor::from_vec(v.clone(), (1, CONTEXT, enc.dim), &dev).unwrap();
+    let run = || -> Vec<f32> {
+        lvm.predict(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let (half, full) = (scoped(Precision::Bf16, run), run());
+    let gap = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        gap(&got, &half) < 1e-6,
+        "bf16 server against bf16 model: {}",
+        gap(&got, &half)
+    );
+    assert!(gap(&got, &full) > 1e-6, "the bf16 answer is the f32 one");
+    assert!(
+        gap(&got, &full) < 0.05,
+        "bf16 is far from f32: {}",
+        gap(&got, &full)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServeConfig::from_file(&fixture::write(dir.path(), 11).unwrap()).unwrap();
+    cfg.precision = "fp16".into();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let e = rt
+        .block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            recur_serve::serve_on(l, cfg, Device::Cpu, async {}, |_| {}).await
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("precision") && e.contains("f32 or bf16"), "{e}");
+}
+
 #[test]
 fn health_info_metrics_and_the_chat_page() {
     let s = start(|_| {});

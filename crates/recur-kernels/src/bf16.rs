@@ -37,15 +37,17 @@ const MC: usize = 96;
 /// f32 to bf16, rounding to nearest even; a NaN stays a NaN and a value
 /// past bf16's largest rounds to infinity, as the conversion instructions
 /// do.
+/// Branch-free, so that loops over it vectorise.
+#[inline(always)]
 pub(crate) fn round(v: f32) -> u16 {
     let b = v.to_bits();
-    if v.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    let nearest = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    let nan = (b & 0x7fff_ffff) > 0x7f80_0000;
+    (if nan { (b >> 16) | 0x40 } else { nearest }) as u16
 }
 
 /// `v` rounded to the nearest bf16 value, as an f32.
+#[inline(always)]
 pub fn rounded(v: f32) -> f32 {
     f32::from_bits((round(v) as u32) << 16)
 }
@@ -128,6 +130,51 @@ pub(crate) struct Bf16Rhs {
     panels: Vec<u32>,
 }
 
+// Panel buffers of dropped operands, per thread, for the next ones: a
+// training step packs each weight several times, and a fresh buffer of a
+// few MiB costs more in page faults (about 2 ms for 4 MiB, measured) than
+// its packing does.
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many spare buffers a thread keeps.
+const SPARES: usize = 4;
+
+/// A zeroed buffer of `len` words, from this thread's spares when one is
+/// large enough.
+fn spare_buffer(len: usize) -> Vec<u32> {
+    let reused = SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s.iter().position(|b| b.capacity() >= len)?;
+        Some(s.swap_remove(i))
+    });
+    match reused {
+        Some(mut b) => {
+            b.clear();
+            b.resize(len, 0);
+            b
+        }
+        None => vec![0; len],
+    }
+}
+
+impl Drop for Bf16Rhs {
+    fn drop(&mut self) {
+        let b = std::mem::take(&mut self.panels);
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARES {
+                s.push(b);
+            } else if let Some(small) = s.iter_mut().min_by_key(|x| x.capacity()) {
+                if small.capacity() < b.capacity() {
+                    *small = b;
+                }
+            }
+        });
+    }
+}
+
 impl Bf16Rhs {
     /// Rounds and packs `rhs`, element `(t, j)` at `rhs.ptr[t * rs + j *
     /// cs]`, panels filled on `threads`.
@@ -141,39 +188,11 @@ impl Bf16Rhs {
         );
         let kp = k.div_ceil(2);
         let np = n.div_ceil(NR);
-        let mut panels = vec![0u32; np * kp * NR];
+        let mut panels = spare_buffer(np * kp * NR);
         let src = SendPtr(rhs.ptr as *mut f32);
         let fill = |(p, panel): (usize, &mut [u32])| {
-            // The whole Send wrapper, not its field, is what the closure
-            // must capture.
-            #[allow(clippy::redundant_locals)]
-            let src = src;
-            let c0 = p * NR;
-            let cols = NR.min(n - c0);
-            // SAFETY: t < k and c0 + c < n address the caller's k x n view.
-            let at = |t: usize, c: usize| unsafe {
-                if t < k {
-                    *src.0
-                        .offset(t as isize * rhs.rs + (c0 + c) as isize * rhs.cs)
-                } else {
-                    0.0
-                }
-            };
-            if rhs.rs == 1 {
-                // Columns contiguous in k (a PyTorch weight seen
-                // transposed): one column at a time.
-                for c in 0..cols {
-                    for tp in 0..kp {
-                        panel[tp * NR + c] = pair(at(2 * tp, c), at(2 * tp + 1, c));
-                    }
-                }
-            } else {
-                for tp in 0..kp {
-                    for c in 0..cols {
-                        panel[tp * NR + c] = pair(at(2 * tp, c), at(2 * tp + 1, c));
-                    }
-                }
-            }
+            // SAFETY: the caller's view covers k x n.
+            unsafe { fill_panel(panel, src, rhs.rs, rhs.cs, k, n, p * NR) }
         };
         if threads > 1 && n * k >= 1 << 16 {
             panels.par_chunks_mut(kp * NR).enumerate().for_each(fill);
@@ -265,9 +284,18 @@ impl Bf16Rhs {
                     };
                     if lhs.cs == 1 {
                         for i in 0..rows {
-                            for tp in 0..kcp {
-                                let t = k0 + 2 * tp;
-                                strip[i * kcp + tp] = pair(at(i, t), at(i, t + 1));
+                            // SAFETY: row r + i holds k contiguous elements.
+                            let x = std::slice::from_raw_parts(
+                                lhs.ptr.offset((r + i) as isize * lhs.rs + k0 as isize),
+                                k1 - k0,
+                            );
+                            let dst = &mut strip[i * kcp..(i + 1) * kcp];
+                            let mut pairs = x.chunks_exact(2);
+                            for (d, p) in dst.iter_mut().zip(&mut pairs) {
+                                *d = pair(p[0], p[1]);
+                            }
+                            if let [last] = pairs.remainder() {
+                                dst[kcp - 1] = pair(*last, 0.0);
                             }
                         }
                     } else {
@@ -318,6 +346,108 @@ impl Bf16Rhs {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Panel `[kp][NR]` of pairs for columns `c0..` of the `k x n` view at
+/// `src` with strides `rs`, `cs`; compiled per SIMD level, so the rounding
+/// of whole rows vectorises.
+///
+/// # Safety
+/// `src` must cover `k x n` readable elements with these strides.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn fill_panel(
+    panel: &mut [u32],
+    src: SendPtr,
+    rs: isize,
+    cs: isize,
+    k: usize,
+    n: usize,
+    c0: usize,
+) {
+    let kp = k.div_ceil(2);
+    let rhs = View { ptr: src.0, rs, cs };
+    let cols = NR.min(n - c0);
+    // SAFETY: t < k and c0 + c < n address the caller's k x n view.
+    let at = |t: usize, c: usize| unsafe {
+        if t < k {
+            *src.0
+                .offset(t as isize * rhs.rs + (c0 + c) as isize * rhs.cs)
+        } else {
+            0.0
+        }
+    };
+    if rhs.rs == 1 {
+        // Columns contiguous in k (a PyTorch weight seen
+        // transposed): tiles of 32 steps of the 16 columns, each
+        // read whole and written as 16 panel rows (column by
+        // column, the stores would go 64 bytes apart). Columns past
+        // `cols` repeat the last one and are zeroed below.
+        // SAFETY: column c0 + c < n holds k contiguous elements.
+        let columns: [&[f32]; NR] = std::array::from_fn(|c| unsafe {
+            std::slice::from_raw_parts(src.0.offset((c0 + c.min(cols - 1)) as isize * rhs.cs), k)
+        });
+        const T: usize = 2 * NR;
+        let full = k / T * T;
+        let mut tile = [[0u32; NR]; NR];
+        for t0 in (0..full).step_by(T) {
+            for (c, col) in columns.iter().enumerate() {
+                let seg: &[f32; T] = col[t0..t0 + T].try_into().expect("T values");
+                tile[c] = std::array::from_fn(|j| pair(seg[2 * j], seg[2 * j + 1]));
+            }
+            for j in 0..NR {
+                let row: &mut [u32; NR] = (&mut panel[(t0 / 2 + j) * NR..][..NR])
+                    .try_into()
+                    .expect("NR words");
+                *row = std::array::from_fn(|c| tile[c][j]);
+            }
+        }
+        for tp in full / 2..kp {
+            for (c, col) in columns.iter().enumerate() {
+                let odd = col.get(2 * tp + 1).copied().unwrap_or(0.0);
+                panel[tp * NR + c] = pair(col[2 * tp], odd);
+            }
+        }
+        if cols < NR {
+            for row in panel.chunks_exact_mut(NR) {
+                row[cols..].fill(0);
+            }
+        }
+    } else if rhs.cs == 1 {
+        // Rows contiguous: two rows make a panel row.
+        for tp in 0..kp {
+            // SAFETY: rows 2tp and 2tp + 1 (when < k) hold the
+            // columns c0..c0 + cols.
+            let row = |t: usize| unsafe {
+                std::slice::from_raw_parts(src.0.offset(t as isize * rhs.rs + c0 as isize), cols)
+            };
+            let even = row(2 * tp);
+            let dst = &mut panel[tp * NR..tp * NR + cols];
+            if 2 * tp + 1 < k && cols == NR {
+                // Fixed-size rows: one vector of roundings per row pair.
+                let (e, o): (&[f32; NR], &[f32; NR]) = (
+                    even.try_into().expect("NR values"),
+                    row(2 * tp + 1).try_into().expect("NR values"),
+                );
+                let d: &mut [u32; NR] = dst.try_into().expect("NR words");
+                *d = std::array::from_fn(|c| pair(e[c], o[c]));
+            } else if 2 * tp + 1 < k {
+                for ((d, e), o) in dst.iter_mut().zip(even).zip(row(2 * tp + 1)) {
+                    *d = pair(*e, *o);
+                }
+            } else {
+                for (d, e) in dst.iter_mut().zip(even) {
+                    *d = pair(*e, 0.0);
+                }
+            }
+        }
+    } else {
+        for tp in 0..kp {
+            for c in 0..cols {
+                panel[tp * NR + c] = pair(at(2 * tp, c), at(2 * tp + 1, c));
             }
         }
     }
@@ -426,7 +556,12 @@ mod tests {
         assert_eq!(round(1.0 + 2f32.powi(-8)), 0x3f80);
         assert_eq!(round(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
         assert_eq!(round(-0.5), 0xbf00);
-        assert!(rounded(f32::NAN).is_nan());
+        assert!(rounded(f32::NAN).is_nan() && rounded(-f32::NAN).is_nan());
+        // A NaN whose payload is all in the low half stays a NaN (it is
+        // not rounded up into an infinity).
+        assert!(rounded(f32::from_bits(0x7f80_0001)).is_nan());
+        assert_eq!(rounded(f32::INFINITY), f32::INFINITY);
+        assert_eq!(rounded(-f32::MAX), f32::NEG_INFINITY);
         assert_eq!(rounded(f32::MAX), f32::INFINITY);
         assert_eq!(rounded(1.0 + 2f32.powi(-7)), 1.0 + 2f32.powi(-7));
     }

@@ -173,6 +173,12 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
         let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
         eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
         let grace = cfg.limits.shutdown_grace_ms;
+        let precision = if cfg.precision == "bf16" {
+            let units = recur_kernels::precision::bf16_units().unwrap_or("f32 units");
+            format!("; the models' products in bf16 ({units})")
+        } else {
+            String::new()
+        };
         // The first signal starts the graceful stop; a second ends the
         // process at once.
         let shutdown = async move {
@@ -187,7 +193,10 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
             });
         };
         serve_on(listener, cfg, dev, shutdown, move |r| match r {
-            Ok(info) => eprintln!("recur serve: ready on http://{local}: {}", loaded(info)),
+            Ok(info) => eprintln!(
+                "recur serve: ready on http://{local}: {}{precision}",
+                loaded(info)
+            ),
             Err(e) => eprintln!("recur serve: the models failed to load: {e}\n(GET /health answers 503 with this reason; stop with Ctrl-C)"),
         })
         .await?;
