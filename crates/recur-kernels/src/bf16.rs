@@ -86,10 +86,33 @@ pub(crate) fn units() -> bool {
     })
 }
 
-/// The hardware kernel against the reference on pseudo-random normal
-/// values, every row count; `false` (and a warning) on any disagreement.
+/// The hardware kernel against the reference ([`agrees`]); `false`, with
+/// a warning, on any disagreement.
 #[cfg(target_arch = "x86_64")]
 fn self_check() -> bool {
+    // SAFETY: the caller detected avx512f and avx512bf16.
+    let hw = |s: &[u32], kcp: usize, rows: usize, p: &[u32], acc: &mut [[f32; NR]; MR]| unsafe {
+        hardware(s, kcp, rows, p, acc)
+    };
+    match agrees(hw) {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!(
+                "warning: this CPU's AVX512-BF16 products disagree with recur's reference ({why}); \
+                 bf16 products run in f32 units instead (same numbers, slower)"
+            );
+            false
+        }
+    }
+}
+
+/// A micro-kernel's sums against [`reference`]'s on pseudo-random normal
+/// values, every row count, within 1e-5 of the sum of |products| (90
+/// roundings of at most half an ulp of the running sum each stay below
+/// that, whichever way an instruction rounds inside a pair).
+fn agrees(
+    kernel: impl Fn(&[u32], usize, usize, &[u32], &mut [[f32; NR]; MR]),
+) -> Result<(), String> {
     let kcp = 45;
     let val = |i: usize| {
         let h = (i as u32).wrapping_mul(2_654_435_761) >> 8;
@@ -101,24 +124,26 @@ fn self_check() -> bool {
     for rows in 1..=MR {
         let (mut want, mut got) = ([[0f32; NR]; MR], [[0f32; NR]; MR]);
         reference(&strip, kcp, rows, &panel, &mut want);
-        // SAFETY: the caller detected avx512f and avx512bf16.
-        unsafe { hardware(&strip, kcp, rows, &panel, &mut got) };
+        kernel(&strip, kcp, rows, &panel, &mut got);
         for i in 0..rows {
             for j in 0..NR {
                 let (w, g) = (want[i][j], got[i][j]);
-                // Sums of 90 products of magnitude <= 1: a few ulps of 90.
-                if (w - g).abs() > 1e-4 {
-                    eprintln!(
-                        "warning: this CPU's AVX512-BF16 products disagree with recur's reference \
-                         ({g} against {w} at row {i}, column {j} of {rows}); bf16 products run in \
-                         f32 units instead (same numbers, slower)"
-                    );
-                    return false;
+                let abs: f64 = (0..kcp)
+                    .map(|t| {
+                        let (x, y) = (strip[i * kcp + t], panel[t * NR + j]);
+                        (low(x) as f64 * low(y) as f64).abs()
+                            + (high(x) as f64 * high(y) as f64).abs()
+                    })
+                    .sum();
+                let close = ((w - g).abs() as f64) <= 1e-5 * abs;
+                if !close {
+                    // (A NaN is never close.)
+                    return Err(format!("{g} against {w} at row {i}, column {j} of {rows}"));
                 }
             }
         }
     }
-    true
+    Ok(())
 }
 
 /// A right-hand side `[k, n]` rounded to bf16 and packed in pair panels.
@@ -548,6 +573,35 @@ unsafe fn hardware_rows<const M: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The start-up check passes a kernel that sums in another order and
+    /// refuses one that drops a product or returns NaN.
+    #[test]
+    fn the_hardware_check_tells_a_good_kernel_from_a_bad_one() {
+        assert_eq!(agrees(reference), Ok(()));
+        // Even step first: another rounding order, the same sums to 1e-5.
+        let reordered =
+            |s: &[u32], kcp: usize, rows: usize, p: &[u32], acc: &mut [[f32; NR]; MR]| {
+                for i in 0..rows {
+                    for j in 0..NR {
+                        acc[i][j] = (0..kcp).fold(0f32, |a, t| {
+                            let (x, y) = (s[i * kcp + t], p[t * NR + j]);
+                            high(x).mul_add(high(y), low(x).mul_add(low(y), a))
+                        });
+                    }
+                }
+            };
+        assert_eq!(agrees(reordered), Ok(()));
+        let dropped = |s: &[u32], kcp: usize, rows: usize, p: &[u32], acc: &mut [[f32; NR]; MR]| {
+            reference(s, kcp - 1, rows, p, acc)
+        };
+        let e = agrees(dropped).unwrap_err();
+        assert!(e.contains("against"), "{e}");
+        let nan = |_: &[u32], _: usize, _: usize, _: &[u32], acc: &mut [[f32; NR]; MR]| {
+            *acc = [[f32::NAN; NR]; MR];
+        };
+        assert!(agrees(nan).is_err());
+    }
 
     #[test]
     fn rounding_is_to_nearest_even() {
