@@ -118,6 +118,23 @@ fn spawn(cfg: ServeConfig, dir: tempfile::TempDir) -> Server {
     }
 }
 
+/// The fixture's first `CONTEXT` sentences encoded (`[CONTEXT * dim]`, and
+/// dim), and what `/v1/infer` predicts from them, with its whole answer.
+fn infer_first_context(s: &Server) -> (Vec<f32>, usize, Vec<f32>, Value) {
+    let enc = recur_text::SentenceEncoder::load(Path::new(&s.cfg.encoder), &Device::Cpu).unwrap();
+    let v = enc.encode(&SENTENCES[..CONTEXT], 8).unwrap();
+    let rows: Vec<Vec<f32>> = v.chunks(enc.dim).map(<[f32]>::to_vec).collect();
+    let (status, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": rows}));
+    assert_eq!(status, 200, "{r}");
+    let got: Vec<f32> = r["predicted_vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    (v, enc.dim, got, r)
+}
+
 /// What /chat must answer, computed from the models directly.
 fn expected_chat(cfg: &ServeConfig, messages: &[&str]) -> (Vec<f32>, Vec<(String, f32)>) {
     expected_with(cfg, 0, messages)
@@ -286,20 +303,10 @@ fn concurrent_requests_to_two_models_are_batched_and_answered_alike() {
 fn infer_and_classify_give_what_the_models_compute() {
     let s = start(|_| {});
     let dev = Device::Cpu;
-    let enc = recur_text::SentenceEncoder::load(Path::new(&s.cfg.encoder), &dev).unwrap();
-    let v = enc.encode(&SENTENCES[..CONTEXT], 8).unwrap();
-    let rows: Vec<Vec<f32>> = v.chunks(enc.dim).map(<[f32]>::to_vec).collect();
-    let (status, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": rows}));
-    assert_eq!(status, 200, "{r}");
+    let (v, dim, got, r) = infer_first_context(&s);
     assert_eq!(r["ctx_fill_mode"], "full");
-    let got: Vec<f32> = r["predicted_vector"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
     let lvm = recur_deploy::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
-    let x = Tensor::from_vec(v.clone(), (1, CONTEXT, enc.dim), &dev).unwrap();
+    let x = Tensor::from_vec(v.clone(), (1, CONTEXT, dim), &dev).unwrap();
     let want: Vec<f32> = lvm
         .predict(&x)
         .unwrap()
@@ -384,19 +391,9 @@ fn a_bf16_server_answers_what_the_model_computes_in_bf16() {
     use recur_kernels::precision::{scoped, Precision};
     let s = start(|c| c.precision = "bf16".into());
     let dev = Device::Cpu;
-    let enc = recur_text::SentenceEncoder::load(Path::new(&s.cfg.encoder), &dev).unwrap();
-    let v = enc.encode(&SENTENCES[..CONTEXT], 8).unwrap();
-    let rows: Vec<Vec<f32>> = v.chunks(enc.dim).map(<[f32]>::to_vec).collect();
-    let (status, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": rows}));
-    assert_eq!(status, 200, "{r}");
-    let got: Vec<f32> = r["predicted_vector"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
+    let (v, dim, got, _) = infer_first_context(&s);
     let lvm = recur_deploy::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
-    let x = Tensor::from_vec(v.clone(), (1, CONTEXT, enc.dim), &dev).unwrap();
+    let x = Tensor::from_vec(v.clone(), (1, CONTEXT, dim), &dev).unwrap();
     let run = || -> Vec<f32> {
         lvm.predict(&x)
             .unwrap()
@@ -1396,25 +1393,40 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
         c.limits.max_connections = 3;
         c.limits.header_timeout_ms = 5_000;
     });
-    // Three idle connections hold every slot.
+    // Three idle connections hold every slot, once the server has accepted
+    // them: on a loaded machine that can take a while, so /info is asked
+    // until it is refused (well within the idle ones' 5 s header timeout).
     let idle: Vec<_> = (0..3).map(|_| raw(&s.url)).collect();
-    std::thread::sleep(Duration::from_millis(200));
     let ask = |req: &str| {
         let mut c = raw(&s.url);
         c.write_all(req.as_bytes()).unwrap();
         read_all(&mut c)
     };
+    let t = std::time::Instant::now();
+    let got = loop {
+        let got = ask("GET /info HTTP/1.1\r\nHost: x\r\n\r\n");
+        if got.starts_with("HTTP/1.1 503") || t.elapsed() > Duration::from_secs(3) {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("too_many_connections"), "{got}");
     let got = ask("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
         got.starts_with("HTTP/1.1 200") && got.contains("\"status\":\"ok\""),
         "{got}"
     );
-    let got = ask("GET /info HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
-    assert!(got.contains("too_many_connections"), "{got}");
+    // Closed, they free their slots (as soon as the server sees it).
     drop(idle);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(call(&s.url, "GET", "/info", None).0, 200);
+    let t = std::time::Instant::now();
+    while call(&s.url, "GET", "/info", None).0 != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the slots stayed taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

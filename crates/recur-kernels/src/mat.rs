@@ -305,11 +305,19 @@ unsafe fn skinny(
         let w = std::slice::from_raw_parts(w.0.add(cols.start * w_rs), (cols.len() - 1) * w_rs + k);
         let d =
             std::slice::from_raw_parts_mut(out.0.add(cols.start), (m - 1) * dst_rs + cols.len());
-        if round_w {
-            skinny_kernel_bf16(m, k, cols.len(), a, a_rs, w, w_rs, d, dst_rs, accumulate);
-        } else {
-            skinny_kernel(m, k, cols.len(), a, a_rs, w, w_rs, d, dst_rs, accumulate);
-        }
+        skinny_kernel(
+            m,
+            k,
+            cols.len(),
+            a,
+            a_rs,
+            w,
+            w_rs,
+            d,
+            dst_rs,
+            accumulate,
+            round_w,
+        );
     };
     let parts = if threads > 1 && n >= 512 { threads } else { 1 };
     if parts == 1 {
@@ -321,6 +329,8 @@ unsafe fn skinny(
     }
 }
 
+/// The skinny products for 1..=6 rows, rounding every weight to bf16 as it
+/// is read when `round` (the bf16 path).
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512vl+avx2+fma",
     "x86_64+avx2+fma",
@@ -338,43 +348,24 @@ fn skinny_kernel(
     d: &mut [f32],
     d_rs: usize,
     accumulate: bool,
+    round: bool,
 ) {
-    match m {
-        1 => skinny_rows::<1, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        2 => skinny_rows::<2, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        3 => skinny_rows::<3, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        4 => skinny_rows::<4, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        5 => skinny_rows::<5, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        _ => skinny_rows::<6, false>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+    macro_rules! rows {
+        ($round:literal) => {
+            match m {
+                1 => skinny_rows::<1, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+                2 => skinny_rows::<2, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+                3 => skinny_rows::<3, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+                4 => skinny_rows::<4, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+                5 => skinny_rows::<5, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+                _ => skinny_rows::<6, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+            }
+        };
     }
-}
-
-/// [`skinny_kernel`] rounding every weight to bf16 as it is read.
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-#[allow(clippy::too_many_arguments)]
-fn skinny_kernel_bf16(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_rs: usize,
-    w: &[f32],
-    w_rs: usize,
-    d: &mut [f32],
-    d_rs: usize,
-    accumulate: bool,
-) {
-    match m {
-        1 => skinny_rows::<1, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        2 => skinny_rows::<2, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        3 => skinny_rows::<3, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        4 => skinny_rows::<4, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        5 => skinny_rows::<5, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
-        _ => skinny_rows::<6, true>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate),
+    if round {
+        rows!(true)
+    } else {
+        rows!(false)
     }
 }
 
