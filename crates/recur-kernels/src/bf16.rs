@@ -14,8 +14,9 @@
 //! On a CPU without it, the same words are widened to f32 (a shift) and
 //! multiplied with FMAs in the instruction's order, odd step first: a
 //! product of two bf16 values is exact in f32, so each step rounds the same
-//! sum the instruction rounds and the two paths agree (the instruction also
-//! flushes subnormal values to zero, which only moves sums below 1e-38).
+//! sum the instruction rounds and the two paths agree (except that the
+//! instruction takes subnormal operands, below 1.2e-38, as zero and flushes
+//! subnormal results).
 //! The hardware kernel is checked against that reference on its first use
 //! ([`units`]) and left unused, with a warning, if they disagree: it is
 //! the one part of recur no test machine of ours could execute.
@@ -107,9 +108,10 @@ fn self_check() -> bool {
 }
 
 /// A micro-kernel's sums against [`reference`]'s on pseudo-random normal
-/// values, every row count, within 1e-5 of the sum of |products| (90
-/// roundings of at most half an ulp of the running sum each stay below
-/// that, whichever way an instruction rounds inside a pair).
+/// values, every row count, within 2e-5 of the sum of |products| (90
+/// roundings of at most half an ulp of the running sum keep either kernel
+/// within 5.4e-6 of it from the exact sum, whichever way it rounds inside
+/// a pair).
 fn agrees(
     kernel: impl Fn(&[u32], usize, usize, &[u32], &mut [[f32; NR]; MR]),
 ) -> Result<(), String> {
@@ -135,7 +137,7 @@ fn agrees(
                             + (high(x) as f64 * high(y) as f64).abs()
                     })
                     .sum();
-                let close = ((w - g).abs() as f64) <= 1e-5 * abs;
+                let close = ((w - g).abs() as f64) <= 2e-5 * abs;
                 if !close {
                     // (A NaN is never close.)
                     return Err(format!("{g} against {w} at row {i}, column {j} of {rows}"));
@@ -187,7 +189,9 @@ fn spare_buffer(len: usize) -> Vec<u32> {
 impl Drop for Bf16Rhs {
     fn drop(&mut self) {
         let b = std::mem::take(&mut self.panels);
-        SPARE.with(|s| {
+        // (`try_with`: a drop while the thread's storage is torn down just
+        // frees the buffer.)
+        let _ = SPARE.try_with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < SPARES {
                 s.push(b);
@@ -201,6 +205,16 @@ impl Drop for Bf16Rhs {
 }
 
 impl Bf16Rhs {
+    /// Inner dimension `k`.
+    pub fn inputs(&self) -> usize {
+        self.k
+    }
+
+    /// Columns `n`.
+    pub fn outputs(&self) -> usize {
+        self.n
+    }
+
     /// Rounds and packs `rhs`, element `(t, j)` at `rhs.ptr[t * rs + j *
     /// cs]`, panels filled on `threads`.
     ///
@@ -501,7 +515,7 @@ fn reference_rows<const M: usize>(
 ) {
     let rows: [&[u32]; M] = std::array::from_fn(|i| &strip[i * kcp..(i + 1) * kcp]);
     let mut a = [[0f32; NR]; M];
-    for (t, b) in panel.chunks_exact(NR).enumerate() {
+    for (t, b) in panel[..kcp * NR].chunks_exact(NR).enumerate() {
         let b: &[u32; NR] = b.try_into().expect("NR words");
         let (bl, bh): ([f32; NR], [f32; NR]) = (
             std::array::from_fn(|j| low(b[j])),
@@ -592,8 +606,13 @@ mod tests {
                 }
             };
         assert_eq!(agrees(reordered), Ok(()));
+        // The last pair of every row left out.
         let dropped = |s: &[u32], kcp: usize, rows: usize, p: &[u32], acc: &mut [[f32; NR]; MR]| {
-            reference(s, kcp - 1, rows, p, acc)
+            let mut s = s.to_vec();
+            for i in 0..rows {
+                s[i * kcp + kcp - 1] = 0;
+            }
+            reference(&s, kcp, rows, p, acc)
         };
         let e = agrees(dropped).unwrap_err();
         assert!(e.contains("against"), "{e}");

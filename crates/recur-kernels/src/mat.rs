@@ -235,7 +235,10 @@ impl StepRhs {
                 threads,
                 Precision::F32,
             ),
-            StepRhs::Bf16(p) => p.product(m, dst, n, View::rows(lhs, k), accumulate, threads),
+            StepRhs::Bf16(p) => {
+                debug_assert_eq!((p.inputs(), p.outputs()), (k, n));
+                p.product(m, dst, n, View::rows(lhs, k), accumulate, threads)
+            }
             StepRhs::Bf16Raw(v) => matmul(
                 m,
                 n,
@@ -319,7 +322,13 @@ unsafe fn skinny(
             round_w,
         );
     };
-    let parts = if threads > 1 && n >= 512 { threads } else { 1 };
+    // At least 64 columns a part (and so never an empty one, whatever
+    // --threads says).
+    let parts = if threads > 1 && n >= 512 {
+        threads.min(n / 64)
+    } else {
+        1
+    };
     if parts == 1 {
         run(0..n);
     } else {
@@ -424,6 +433,36 @@ fn skinny_rows<const M: usize, const ROUND: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A thread count far above the columns (`--threads 1000`) splits the
+    /// skinny product into parts of at least 64 columns, none empty.
+    #[test]
+    fn more_threads_than_columns_split_the_skinny_product_safely() {
+        let (m, n, k) = (2, 600, 9);
+        let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.1).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32).collect();
+        let mut d = vec![0f32; m * n];
+        // SAFETY: a is [m, k], w [n, k] (viewed transposed), d [m, n].
+        unsafe {
+            matmul(
+                m,
+                n,
+                k,
+                d.as_mut_ptr(),
+                View::rows(a.as_ptr(), k),
+                View::t(w.as_ptr(), k),
+                false,
+                1000,
+                Precision::F32,
+            );
+        }
+        for r in 0..m {
+            for c in 0..n {
+                let want: f32 = (0..k).map(|t| a[r * k + t] * w[c * k + t]).sum();
+                assert!((d[r * n + c] - want).abs() < 1e-4, "({r}, {c})");
+            }
+        }
+    }
 
     /// Every path of `matmul_into` (skinny rows, GEMM; in f32 and in bf16,
     /// where the operands must be rounded) against a plain triple loop, with

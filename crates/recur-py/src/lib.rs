@@ -41,8 +41,11 @@ fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
             .build()
             .ok()
     });
+    // The caller's precision goes with the job: a worker may be inside
+    // another thread's `scoped` call (a bf16 training) when it picks it up.
+    let prec = recur_kernels::precision::current();
     py.detach(|| match pool {
-        Some(p) => p.install(f),
+        Some(p) => p.install(move || recur_kernels::precision::scoped(prec, f)),
         None => f(),
     })
 }
