@@ -60,7 +60,7 @@ struct Cli {
     /// same numbers in f32 units, slower). On train and lvm train it
     /// overrides `training.precision`; predict, eval, serve, lvm
     /// predict/eval and bench lstm run their models in it.
-    #[arg(long, global = true, value_parser = ["f32", "bf16"])]
+    #[arg(long, global = true, value_parser = recur_kernels::precision::Precision::NAMES)]
     precision: Option<String>,
     #[command(subcommand)]
     command: Command,

@@ -59,7 +59,6 @@ pub fn forward(
             View::t(w_hh.as_ptr(), h),
             chunks[0].len(),
             threads,
-            crate::precision::current(),
         )
     };
     let rec = &rec;
@@ -205,7 +204,6 @@ pub fn backward(
             View::rows(w_hh.as_ptr(), h),
             chunks[0].len(),
             threads,
-            crate::precision::current(),
         )
     };
     let rec = &rec;

@@ -64,7 +64,6 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
             View::t(w_hh.as_ptr(), h),
             chunks[0].len(),
             threads,
-            crate::precision::current(),
         )
     };
     let rec = &rec;
@@ -275,16 +274,7 @@ fn bptt(d: Dims, w_hh: View, saved: &Saved, gy: &[f32], dg: &mut [f32]) {
     let threads = rayon::current_num_threads();
     let (chunks, gt) = plan(b, threads);
     // SAFETY: the callers' view covers [4H, H].
-    let rec = unsafe {
-        StepRhs::new(
-            4 * h,
-            h,
-            w_hh,
-            chunks[0].len(),
-            threads,
-            crate::precision::current(),
-        )
-    };
+    let rec = unsafe { StepRhs::new(4 * h, h, w_hh, chunks[0].len(), threads) };
     let rec = &rec;
     let (gates, cells, gyp, dgp) = (
         SendConst(saved.gates.as_ptr()),
@@ -481,16 +471,7 @@ pub fn forward_fused(
         cs: (k + 1) as isize,
     };
     // SAFETY: w_all is [4H, K + 1] (checked above) and outlives `rec`.
-    let rec = unsafe {
-        StepRhs::new(
-            k,
-            4 * h,
-            w,
-            chunks[0].len(),
-            threads,
-            crate::precision::current(),
-        )
-    };
+    let rec = unsafe { StepRhs::new(k, 4 * h, w, chunks[0].len(), threads) };
     let rec = &rec;
     let (xs, yp) = (SendConst(x.as_ptr()), SendPtr(y.as_mut_ptr()));
     let bias = &bias[..];

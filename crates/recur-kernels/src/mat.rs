@@ -161,9 +161,8 @@ pub(crate) unsafe fn matmul_into(
 /// skinny path takes, kept a view that the dot products round as they read.
 pub(crate) enum StepRhs {
     Packed(PackedLinear),
-    Raw(View),
+    Raw(View, Precision),
     Bf16(Bf16Rhs),
-    Bf16Raw(View),
 }
 
 // SAFETY: a raw view is only read, and its owner outlives the products.
@@ -171,18 +170,15 @@ unsafe impl Send for StepRhs {}
 unsafe impl Sync for StepRhs {}
 
 impl StepRhs {
+    /// In the precision of the calling thread ([`crate::precision::current`]):
+    /// build it before the batch chunks go to their worker threads.
+    ///
     /// # Safety
     /// `rhs` must cover `k x n` readable elements for as long as this lives.
-    pub unsafe fn new(
-        k: usize,
-        n: usize,
-        rhs: View,
-        chunk_rows: usize,
-        threads: usize,
-        prec: Precision,
-    ) -> Self {
+    pub unsafe fn new(k: usize, n: usize, rhs: View, chunk_rows: usize, threads: usize) -> Self {
+        let prec = crate::precision::current();
         if prec == Precision::Bf16 && chunk_rows <= SKINNY_ROWS && rhs.rs == 1 {
-            StepRhs::Bf16Raw(rhs)
+            StepRhs::Raw(rhs, prec)
         } else if prec == Precision::Bf16 && k > 0 && n > 0 {
             StepRhs::Bf16(Bf16Rhs::pack(k, n, rhs, threads))
         } else if (SKINNY_ROWS + 1..=PACK_MAX_ROWS).contains(&chunk_rows)
@@ -192,7 +188,7 @@ impl StepRhs {
         {
             StepRhs::Packed(PackedLinear::from_rhs(k, n, rhs, threads))
         } else {
-            StepRhs::Raw(rhs)
+            StepRhs::Raw(rhs, Precision::F32)
         }
     }
 
@@ -224,7 +220,7 @@ impl StepRhs {
                     p.forward(x, y, threads)
                 }
             }
-            StepRhs::Raw(v) => matmul(
+            StepRhs::Raw(v, prec) => matmul(
                 m,
                 n,
                 k,
@@ -233,23 +229,12 @@ impl StepRhs {
                 *v,
                 accumulate,
                 threads,
-                Precision::F32,
+                *prec,
             ),
             StepRhs::Bf16(p) => {
                 debug_assert_eq!((p.inputs(), p.outputs()), (k, n));
                 p.product(m, dst, n, View::rows(lhs, k), accumulate, threads)
             }
-            StepRhs::Bf16Raw(v) => matmul(
-                m,
-                n,
-                k,
-                dst,
-                View::rows(lhs, k),
-                *v,
-                accumulate,
-                threads,
-                Precision::Bf16,
-            ),
         }
     }
 }
