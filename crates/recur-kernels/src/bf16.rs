@@ -95,7 +95,21 @@ fn self_check() -> bool {
     let hw = |s: &[u32], kcp: usize, rows: usize, p: &[u32], acc: &mut [[f32; NR]; MR]| unsafe {
         hardware(s, kcp, rows, p, acc)
     };
-    match agrees(hw) {
+    // The two-panel kernel on one panel twice: both halves must be the
+    // one-panel kernel's sums (a NaN, never close, when they differ).
+    let hw2 = |s: &[u32], kcp: usize, rows: usize, p: &[u32], acc: &mut [[f32; NR]; MR]| {
+        let mut two = [[0f32; 2 * NR]; MR];
+        // SAFETY: as above.
+        unsafe { hardware2(s, kcp, rows, p, p, &mut two) };
+        for (a, t) in acc.iter_mut().zip(&two) {
+            let same = t[..NR]
+                .iter()
+                .zip(&t[NR..])
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            *a = std::array::from_fn(|j| if same { t[j] } else { f32::NAN });
+        }
+    };
+    match agrees(hw).and_then(|()| agrees(hw2)) {
         Ok(()) => true,
         Err(why) => {
             eprintln!(
@@ -311,81 +325,168 @@ impl Bf16Rhs {
                 for (s, r) in (m0..m1).step_by(MR).enumerate() {
                     let rows = MR.min(m1 - r);
                     let strip = &mut strips[s * MR * kcp..(s + 1) * MR * kcp];
-                    // SAFETY: r + i < m and k0 <= t < k1 <= k address the
-                    // caller's m x k view.
-                    let at = |i: usize, t: usize| unsafe {
-                        if t < k1 {
-                            *lhs.ptr
-                                .offset((r + i) as isize * lhs.rs + t as isize * lhs.cs)
-                        } else {
-                            0.0
-                        }
-                    };
-                    if lhs.cs == 1 {
-                        for i in 0..rows {
-                            // SAFETY: row r + i holds k contiguous elements.
-                            let x = std::slice::from_raw_parts(
-                                lhs.ptr.offset((r + i) as isize * lhs.rs + k0 as isize),
-                                k1 - k0,
-                            );
-                            let dst = &mut strip[i * kcp..(i + 1) * kcp];
-                            let mut pairs = x.chunks_exact(2);
-                            for (d, p) in dst.iter_mut().zip(&mut pairs) {
-                                *d = pair(p[0], p[1]);
-                            }
-                            if let [last] = pairs.remainder() {
-                                dst[kcp - 1] = pair(*last, 0.0);
-                            }
-                        }
-                    } else {
-                        // Rows adjacent in memory (a transposed view): the
-                        // rows of one step are read together.
-                        for tp in 0..kcp {
-                            let t = k0 + 2 * tp;
-                            for i in 0..rows {
-                                strip[i * kcp + tp] = pair(at(i, t), at(i, t + 1));
-                            }
-                        }
-                    }
+                    // SAFETY: rows r..r + rows < m and steps k0..k1 <= k
+                    // address the caller's m x k view.
+                    fill_strip(
+                        strip,
+                        SendPtr(lhs.ptr as *mut f32),
+                        lhs.rs,
+                        lhs.cs,
+                        r,
+                        rows,
+                        k0,
+                        k1,
+                    );
                 }
-                for p in panels.clone() {
+                let panel = |q: usize| {
+                    let base = q * kp * NR + k0 / 2 * NR;
+                    &self.panels[base..base + kcp * NR]
+                };
+                // Two panels at a time: twelve independent sums hide the
+                // latency of the dot-product instruction, where six (one
+                // panel) left it waiting.
+                let mut p = panels.start;
+                while p < panels.end {
+                    let two = p + 1 < panels.end;
                     let c0 = p * NR;
-                    let cols = NR.min(n - c0);
-                    let base = p * kp * NR + k0 / 2 * NR;
-                    let panel = &self.panels[base..base + kcp * NR];
+                    let cols = (if two { 2 * NR } else { NR }).min(n - c0);
+                    let (pa, pb) = (panel(p), panel(if two { p + 1 } else { p }));
                     for (s, r) in (m0..m1).step_by(MR).enumerate() {
                         let rows = MR.min(m1 - r);
                         let strip = &strips[s * MR * kcp..(s + 1) * MR * kcp];
-                        let mut acc = [[0f32; NR]; MR];
-                        #[cfg(target_arch = "x86_64")]
-                        if hw {
-                            hardware(strip, kcp, rows, panel, &mut acc);
-                        } else {
-                            reference(strip, kcp, rows, panel, &mut acc);
-                        }
-                        #[cfg(not(target_arch = "x86_64"))]
-                        {
-                            let _ = hw;
-                            reference(strip, kcp, rows, panel, &mut acc);
-                        }
-                        for (i, a) in acc.iter().enumerate().take(rows) {
-                            // SAFETY: row r + i < m, columns c0..c0 + cols
-                            // < n belong to this call's panels only.
-                            let out = std::slice::from_raw_parts_mut(
-                                dst.0.add((r + i) * dst_rs + c0),
-                                cols,
-                            );
-                            if add {
-                                for (o, v) in out.iter_mut().zip(a) {
-                                    *o += v;
-                                }
-                            } else {
-                                out.copy_from_slice(&a[..cols]);
-                            }
-                        }
+                        let mut acc = [[0f32; 2 * NR]; MR];
+                        tile(hw, two, strip, kcp, rows, pa, pb, &mut acc);
+                        // SAFETY: rows r..r + rows < m, columns c0..c0 +
+                        // cols < n belong to this call's panels only.
+                        store_tile(&acc, rows, cols, dst.0.add(r * dst_rs + c0), dst_rs, add);
                     }
+                    p += if two { 2 } else { 1 };
                 }
             }
+        }
+    }
+}
+
+/// Rows `r..r + rows`, steps `k0..k1` of the left-hand side at `src`
+/// (strides `rs`, `cs`) as a strip of pairs, `kcp` words a row; compiled
+/// per SIMD level, so the rounding vectorises.
+///
+/// # Safety
+/// `src` must cover those rows and steps with these strides.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn fill_strip(
+    strip: &mut [u32],
+    src: SendPtr,
+    rs: isize,
+    cs: isize,
+    r: usize,
+    rows: usize,
+    k0: usize,
+    k1: usize,
+) {
+    let kcp = (k1 - k0).div_ceil(2);
+    if cs == 1 {
+        for i in 0..rows {
+            // SAFETY: row r + i holds steps k0..k1 contiguously.
+            let x = unsafe {
+                std::slice::from_raw_parts(
+                    src.0.offset((r + i) as isize * rs + k0 as isize),
+                    k1 - k0,
+                )
+            };
+            let dst = &mut strip[i * kcp..(i + 1) * kcp];
+            let mut pairs = x.chunks_exact(2);
+            for (d, p) in dst.iter_mut().zip(&mut pairs) {
+                *d = pair(p[0], p[1]);
+            }
+            if let [last] = pairs.remainder() {
+                dst[kcp - 1] = pair(*last, 0.0);
+            }
+        }
+    } else {
+        // Rows adjacent in memory (a transposed view): the rows of one
+        // step are read together.
+        // SAFETY: r + i < m and k0 <= t < k1 address the caller's view.
+        let at = |i: usize, t: usize| unsafe {
+            if t < k1 {
+                *src.0.offset((r + i) as isize * rs + t as isize * cs)
+            } else {
+                0.0
+            }
+        };
+        for tp in 0..kcp {
+            let t = k0 + 2 * tp;
+            for i in 0..rows {
+                strip[i * kcp + tp] = pair(at(i, t), at(i, t + 1));
+            }
+        }
+    }
+}
+
+/// `rows` strip rows against one panel slice (`pa`) or two (`pa`, `pb`:
+/// columns 0..16 and 16..32 of `acc`), on the bf16 instructions when `hw`.
+#[allow(clippy::too_many_arguments)]
+fn tile(
+    hw: bool,
+    two: bool,
+    strip: &[u32],
+    kcp: usize,
+    rows: usize,
+    pa: &[u32],
+    pb: &[u32],
+    acc: &mut [[f32; 2 * NR]; MR],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if hw && two {
+        // SAFETY: `units` checked the CPU for avx512f and avx512bf16.
+        unsafe { hardware2(strip, kcp, rows, pa, pb, acc) };
+        return;
+    }
+    let halves: &[&[u32]] = if two { &[pa, pb] } else { &[pa] };
+    for (h, panel) in halves.iter().enumerate() {
+        let mut a = [[0f32; NR]; MR];
+        #[cfg(target_arch = "x86_64")]
+        if hw {
+            // SAFETY: as above.
+            unsafe { hardware(strip, kcp, rows, panel, &mut a) };
+        } else {
+            reference(strip, kcp, rows, panel, &mut a);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = hw;
+            reference(strip, kcp, rows, panel, &mut a);
+        }
+        for (dst, src) in acc.iter_mut().zip(&a) {
+            dst[h * NR..(h + 1) * NR].copy_from_slice(src);
+        }
+    }
+}
+
+/// Adds (or, unless `add`, copies) the first `rows x cols` sums of `acc`
+/// into `dst`, rows `dst_rs` apart.
+///
+/// # Safety
+/// `dst` must cover `rows` rows of `cols` writable elements.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+unsafe fn store_tile(
+    acc: &[[f32; 2 * NR]; MR],
+    rows: usize,
+    cols: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    add: bool,
+) {
+    for (i, a) in acc.iter().enumerate().take(rows) {
+        // SAFETY: as the caller guarantees.
+        let out = unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), cols) };
+        if add {
+            for (o, v) in out.iter_mut().zip(a) {
+                *o += v;
+            }
+        } else {
+            out.copy_from_slice(&a[..cols]);
         }
     }
 }
@@ -581,6 +682,63 @@ unsafe fn hardware_rows<const M: usize>(
     }
     for (i, ai) in a.iter().enumerate() {
         _mm512_storeu_ps(acc[i].as_mut_ptr(), *ai);
+    }
+}
+
+/// The AVX512-BF16 kernel on two panel slices at once: `acc` columns
+/// 0..16 from `pa`, 16..32 from `pb`, each sum in [`reference`]'s order.
+///
+/// # Safety
+/// The CPU must have avx512f and avx512bf16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn hardware2(
+    strip: &[u32],
+    kcp: usize,
+    rows: usize,
+    pa: &[u32],
+    pb: &[u32],
+    acc: &mut [[f32; 2 * NR]; MR],
+) {
+    match rows {
+        6 => hardware2_rows::<6>(strip, kcp, pa, pb, acc),
+        5 => hardware2_rows::<5>(strip, kcp, pa, pb, acc),
+        4 => hardware2_rows::<4>(strip, kcp, pa, pb, acc),
+        3 => hardware2_rows::<3>(strip, kcp, pa, pb, acc),
+        2 => hardware2_rows::<2>(strip, kcp, pa, pb, acc),
+        _ => hardware2_rows::<1>(strip, kcp, pa, pb, acc),
+    }
+}
+
+/// # Safety
+/// As [`hardware2`]; `strip` holds `M x kcp` words, `pa` and `pb` `kcp x
+/// NR` each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn hardware2_rows<const M: usize>(
+    strip: &[u32],
+    kcp: usize,
+    pa: &[u32],
+    pb: &[u32],
+    acc: &mut [[f32; 2 * NR]; MR],
+) {
+    use std::arch::x86_64::*;
+    assert!(strip.len() >= M * kcp && pa.len() >= kcp * NR && pb.len() >= kcp * NR);
+    let (s, pa, pb) = (strip.as_ptr(), pa.as_ptr(), pb.as_ptr());
+    let mut a = [_mm512_setzero_ps(); M];
+    let mut b = [_mm512_setzero_ps(); M];
+    for t in 0..kcp {
+        let wa: __m512bh = std::mem::transmute(_mm512_loadu_si512(pa.add(t * NR) as *const _));
+        let wb: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(t * NR) as *const _));
+        for i in 0..M {
+            let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*s.add(i * kcp + t) as i32));
+            a[i] = _mm512_dpbf16_ps(a[i], x, wa);
+            b[i] = _mm512_dpbf16_ps(b[i], x, wb);
+        }
+    }
+    for i in 0..M {
+        _mm512_storeu_ps(acc[i].as_mut_ptr(), a[i]);
+        _mm512_storeu_ps(acc[i].as_mut_ptr().add(NR), b[i]);
     }
 }
 
