@@ -322,22 +322,18 @@ impl Bf16Rhs {
             let add = accumulate || k0 > 0;
             for m0 in (0..m).step_by(MC) {
                 let m1 = (m0 + MC).min(m);
-                for (s, r) in (m0..m1).step_by(MR).enumerate() {
-                    let rows = MR.min(m1 - r);
-                    let strip = &mut strips[s * MR * kcp..(s + 1) * MR * kcp];
-                    // SAFETY: rows r..r + rows < m and steps k0..k1 <= k
-                    // address the caller's m x k view.
-                    fill_strip(
-                        strip,
-                        SendPtr(lhs.ptr as *mut f32),
-                        lhs.rs,
-                        lhs.cs,
-                        r,
-                        rows,
-                        k0,
-                        k1,
-                    );
-                }
+                // SAFETY: rows m0..m1 <= m and steps k0..k1 <= k address
+                // the caller's m x k view.
+                fill_strips(
+                    &mut strips,
+                    SendPtr(lhs.ptr as *mut f32),
+                    lhs.rs,
+                    lhs.cs,
+                    m0,
+                    m1,
+                    k0,
+                    k1,
+                );
                 let panel = |q: usize| {
                     let base = q * kp * NR + k0 / 2 * NR;
                     &self.panels[base..base + kcp * NR]
@@ -367,35 +363,38 @@ impl Bf16Rhs {
     }
 }
 
-/// Rows `r..r + rows`, steps `k0..k1` of the left-hand side at `src`
-/// (strides `rs`, `cs`) as a strip of pairs, `kcp` words a row; compiled
-/// per SIMD level, so the rounding vectorises.
+/// Rows `m0..m1` (at most [`MC`]), steps `k0..k1` of the left-hand side
+/// at `src` (strides `rs`, `cs`) as strips of [`MR`] rows of pairs, `kcp`
+/// words a row, strip `s` at `strips[s * MR * kcp..]`; compiled per SIMD
+/// level, so the rounding vectorises.
 ///
 /// # Safety
 /// `src` must cover those rows and steps with these strides.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn fill_strip(
-    strip: &mut [u32],
+unsafe fn fill_strips(
+    strips: &mut [u32],
     src: SendPtr,
     rs: isize,
     cs: isize,
-    r: usize,
-    rows: usize,
+    m0: usize,
+    m1: usize,
     k0: usize,
     k1: usize,
 ) {
     let kcp = (k1 - k0).div_ceil(2);
+    let rows = m1 - m0;
     if cs == 1 {
-        for i in 0..rows {
-            // SAFETY: row r + i holds steps k0..k1 contiguously.
+        for r in 0..rows {
+            // SAFETY: row m0 + r holds steps k0..k1 contiguously.
             let x = unsafe {
                 std::slice::from_raw_parts(
-                    src.0.offset((r + i) as isize * rs + k0 as isize),
+                    src.0.offset((m0 + r) as isize * rs + k0 as isize),
                     k1 - k0,
                 )
             };
-            let dst = &mut strip[i * kcp..(i + 1) * kcp];
+            let at = (r / MR) * MR * kcp + (r % MR) * kcp;
+            let dst = &mut strips[at..at + kcp];
             let mut pairs = x.chunks_exact(2);
             for (d, p) in dst.iter_mut().zip(&mut pairs) {
                 *d = pair(p[0], p[1]);
@@ -404,21 +403,54 @@ unsafe fn fill_strip(
                 dst[kcp - 1] = pair(*last, 0.0);
             }
         }
-    } else {
-        // Rows adjacent in memory (a transposed view): the rows of one
-        // step are read together.
-        // SAFETY: r + i < m and k0 <= t < k1 address the caller's view.
-        let at = |i: usize, t: usize| unsafe {
-            if t < k1 {
-                *src.0.offset((r + i) as isize * rs + t as isize * cs)
-            } else {
-                0.0
-            }
+        return;
+    }
+    // Rows adjacent in memory (a transposed view: a weight gradient's
+    // left-hand side): step by step, the block's rows of two steps are
+    // read whole, rounded together, and each pair goes to its strip row.
+    // (Strip by strip, every strip re-read the same cache lines 24 bytes
+    // at a time.)
+    let mut words = [0u32; MC];
+    for tp in 0..kcp {
+        let t = k0 + 2 * tp;
+        let odd = t + 1 < k1;
+        // SAFETY: rows m0..m1 and steps t (and t + 1 when odd) lie in the
+        // caller's view.
+        let (e, o) = unsafe {
+            let e = src.0.offset(m0 as isize * rs + t as isize * cs) as *const f32;
+            (e, if odd { e.offset(cs) } else { e })
         };
-        for tp in 0..kcp {
-            let t = k0 + 2 * tp;
-            for i in 0..rows {
-                strip[i * kcp + tp] = pair(at(i, t), at(i, t + 1));
+        if rs == 1 {
+            // SAFETY: as above, `rows` contiguous elements each.
+            let (ev, ov) = unsafe {
+                (
+                    std::slice::from_raw_parts(e, rows),
+                    std::slice::from_raw_parts(o, rows),
+                )
+            };
+            if odd {
+                for ((w, &x), &y) in words.iter_mut().zip(ev).zip(ov) {
+                    *w = pair(x, y);
+                }
+            } else {
+                for (w, &x) in words.iter_mut().zip(ev) {
+                    *w = pair(x, 0.0);
+                }
+            }
+        } else {
+            for (i, w) in words.iter_mut().enumerate().take(rows) {
+                // SAFETY: as above.
+                let (x, y) = unsafe {
+                    let x = *e.offset(i as isize * rs);
+                    (x, if odd { *o.offset(i as isize * rs) } else { 0.0 })
+                };
+                *w = pair(x, y);
+            }
+        }
+        for (s, chunk) in words[..rows].chunks(MR).enumerate() {
+            let base = s * MR * kcp + tp;
+            for (i, &w) in chunk.iter().enumerate() {
+                strips[base + i * kcp] = w;
             }
         }
     }
