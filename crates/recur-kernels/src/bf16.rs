@@ -179,11 +179,16 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    static STRIPS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// How many spare buffers a thread keeps.
 const SPARES: usize = 4;
 
-/// A zeroed buffer of `len` words, from this thread's spares when one is
-/// large enough.
+/// A buffer of `len` words, from this thread's spares when one is large
+/// enough, with whatever an earlier operand left in it: [`fill_panel`]
+/// writes every word, the padding columns too.
 fn spare_buffer(len: usize) -> Vec<u32> {
     let reused = SPARE.with(|s| {
         let mut s = s.borrow_mut();
@@ -192,7 +197,7 @@ fn spare_buffer(len: usize) -> Vec<u32> {
     });
     match reused {
         Some(mut b) => {
-            b.clear();
+            b.truncate(len);
             b.resize(len, 0);
             b
         }
@@ -315,7 +320,14 @@ impl Bf16Rhs {
         hw: bool,
     ) {
         let (n, k, kp) = (self.n, self.k, self.kp);
-        let mut strips = vec![0u32; MC.div_ceil(MR) * MR * (KC / 2).min(kp)];
+        // This thread's strip buffer, kept between calls (a fresh zeroed
+        // one per call showed in profiles as memset); every word a kernel
+        // reads is written first.
+        let need = MC.div_ceil(MR) * MR * (KC / 2).min(kp);
+        let mut strips = STRIPS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        if strips.len() < need {
+            strips.resize(need, 0);
+        }
         for k0 in (0..k).step_by(KC) {
             let k1 = (k0 + KC).min(k);
             let kcp = (k1 - k0).div_ceil(2);
@@ -360,6 +372,7 @@ impl Bf16Rhs {
                 }
             }
         }
+        STRIPS.with(|b| *b.borrow_mut() = strips);
     }
 }
 
@@ -615,11 +628,16 @@ unsafe fn fill_panel(
                     *d = pair(*e, 0.0);
                 }
             }
+            panel[tp * NR + cols..(tp + 1) * NR].fill(0);
         }
     } else {
         for tp in 0..kp {
-            for c in 0..cols {
-                panel[tp * NR + c] = pair(at(2 * tp, c), at(2 * tp + 1, c));
+            for c in 0..NR {
+                panel[tp * NR + c] = if c < cols {
+                    pair(at(2 * tp, c), at(2 * tp + 1, c))
+                } else {
+                    0
+                };
             }
         }
     }
@@ -842,6 +860,15 @@ mod tests {
             (h % 20001) as f32 / 10000.0 - 1.0
         };
         let mut widest_f32_gap = 0f64;
+        // Every packing below gets spare panel buffers full of bf16 NaN
+        // pairs: a padding word it left unwritten would turn sums into NaN.
+        let poison = || {
+            SPARE.with(|s| {
+                let mut s = s.borrow_mut();
+                s.clear();
+                s.extend((0..SPARES).map(|_| vec![0x7fc0_7fc0u32; 1 << 16]));
+            })
+        };
         for (m, n, k) in [
             (1, 5, 3),
             (7, 37, 19),
@@ -876,6 +903,7 @@ mod tests {
                 };
                 for threads in [1, 2] {
                     // SAFETY: both views cover their k x n and m x k.
+                    poison();
                     let packed = unsafe { Bf16Rhs::pack(k, n, rhs, threads) };
                     for accumulate in [false, true] {
                         let dst_rs = n + 3;
