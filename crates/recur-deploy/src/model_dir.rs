@@ -137,7 +137,10 @@ impl ModelDir {
 /// Refuses to write a model into `dir` when it holds files but is not a
 /// recur model directory (no `model.safetensors`): training would replace
 /// a stranger's `config.yaml` or `report.json`. Sub-folders alone are fine
-/// (the demo keeps the LVM in `DIR/lvm`).
+/// (the demo keeps the LVM in `DIR/lvm`), and so are the locks that writing
+/// them leaves beside them (`DIR/.lvm.lock`, see [`recur_core::dirwrite`]):
+/// without that, `recur demo --part lvm` then `--part classifier` refused
+/// the demo's own folder.
 pub fn check_out_dir(dir: &Path) -> Result<()> {
     if dir.is_file() {
         return Err(Error::Msg(format!(
@@ -148,9 +151,13 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
+    let is_lock = |name: &std::ffi::OsStr| {
+        name.to_str()
+            .is_some_and(|n| n.len() > 6 && n.starts_with('.') && n.ends_with(".lock"))
+    };
     let has_files = entries
         .flatten()
-        .any(|e| e.file_type().is_ok_and(|t| !t.is_dir()));
+        .any(|e| e.file_type().is_ok_and(|t| !t.is_dir()) && !is_lock(&e.file_name()));
     if has_files && !dir.join(WEIGHTS).exists() {
         return Err(Error::Msg(format!(
             "{} holds files but is not a recur model directory (no {WEIGHTS}): choose a new or empty folder for --out",
@@ -599,4 +606,29 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_out_dir_with_a_sub_model_and_its_lock_is_accepted_and_a_strangers_file_is_not() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("demo");
+        // What `recur demo --part lvm` leaves: DIR/lvm and its lock.
+        std::fs::create_dir_all(dir.join("lvm")).unwrap();
+        std::fs::write(dir.join(".lvm.lock"), b"").unwrap();
+        check_out_dir(&dir).unwrap();
+        std::fs::write(dir.join("config.yaml"), b"mine").unwrap();
+        let e = check_out_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("not a recur model directory") && e.contains("demo"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join("config.yaml")).unwrap();
+        // A bare ".lock" is a file like any other.
+        std::fs::write(dir.join(".lock"), b"").unwrap();
+        assert!(check_out_dir(&dir).is_err());
+    }
 }
