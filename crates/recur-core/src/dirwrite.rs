@@ -57,13 +57,27 @@ fn name_of(p: &Path) -> String {
         .map_or("model".into(), |n| n.to_string_lossy().to_string())
 }
 
+/// The lock file's name beside a directory named `name`.
+fn lock_name(name: &str) -> String {
+    format!(".{name}.lock")
+}
+
+/// Whether a file name is that of a lock [`DirWriter::begin`] leaves beside
+/// the directory it wrote (`.NAME.lock`): a folder holding a sub-model holds
+/// its lock too.
+pub fn is_lock_name(file: &str) -> bool {
+    file.strip_prefix('.')
+        .and_then(|f| f.strip_suffix(".lock"))
+        .is_some_and(|name| !name.is_empty())
+}
+
 impl DirWriter {
     /// Locks `dir` for writing and makes the folder to build it in.
     pub fn begin(dir: &Path) -> Result<DirWriter> {
         let parent = parent_of(dir);
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         let name = name_of(dir);
-        let lock_path = parent.join(format!(".{name}.lock"));
+        let lock_path = parent.join(lock_name(&name));
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -151,13 +151,13 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
-    let is_lock = |name: &std::ffi::OsStr| {
-        name.to_str()
-            .is_some_and(|n| n.len() > 6 && n.starts_with('.') && n.ends_with(".lock"))
-    };
-    let has_files = entries
-        .flatten()
-        .any(|e| e.file_type().is_ok_and(|t| !t.is_dir()) && !is_lock(&e.file_name()));
+    let has_files = entries.flatten().any(|e| {
+        e.file_type().is_ok_and(|t| !t.is_dir())
+            && !e
+                .file_name()
+                .to_str()
+                .is_some_and(recur_core::dirwrite::is_lock_name)
+    });
     if has_files && !dir.join(WEIGHTS).exists() {
         return Err(Error::Msg(format!(
             "{} holds files but is not a recur model directory (no {WEIGHTS}): choose a new or empty folder for --out",

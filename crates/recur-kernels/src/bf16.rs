@@ -379,9 +379,9 @@ impl Bf16Rhs {
 }
 
 /// Rows `m0..m1` (at most [`MC`]), steps `k0..k1` of the left-hand side
-/// at `src` (strides `rs`, `cs`) as strips of [`MR`] rows of pairs, `kcp`
-/// words a row, strip `s` at `strips[s * MR * kcp..]`; compiled per SIMD
-/// level, so the rounding vectorises.
+/// at `src` (strides `rs`, `cs`) as rows of `kcp` pairs, row `r` at
+/// `strips[r * kcp..]` (so strip `s` of [`MR`] rows starts at `s * MR *
+/// kcp`); compiled per SIMD level, so the rounding vectorises.
 ///
 /// # Safety
 /// `src` must cover those rows and steps with these strides.
@@ -408,8 +408,7 @@ unsafe fn fill_strips(
                     k1 - k0,
                 )
             };
-            let at = (r / MR) * MR * kcp + (r % MR) * kcp;
-            let dst = &mut strips[at..at + kcp];
+            let dst = &mut strips[r * kcp..(r + 1) * kcp];
             let mut pairs = x.chunks_exact(2);
             for (d, p) in dst.iter_mut().zip(&mut pairs) {
                 *d = pair(p[0], p[1]);
@@ -462,11 +461,8 @@ unsafe fn fill_strips(
                 *w = pair(x, y);
             }
         }
-        for (s, chunk) in words[..rows].chunks(MR).enumerate() {
-            let base = s * MR * kcp + tp;
-            for (i, &w) in chunk.iter().enumerate() {
-                strips[base + i * kcp] = w;
-            }
+        for (r, &w) in words[..rows].iter().enumerate() {
+            strips[r * kcp + tp] = w;
         }
     }
 }
