@@ -257,17 +257,46 @@ impl PackedLinear {
                             .copy_from_slice(&x[(r + i) * k + k0..(r + i) * k + k1]);
                     }
                 }
-                for p in panels.clone() {
+                let panel = |p: usize| &self.panels[p * k * NR + k0 * NR..p * k * NR + k1 * NR];
+                let mut p = panels.start;
+                // Two panels at a time where the CPU has AVX-512: twelve
+                // accumulators in flight instead of six, as many as two
+                // FMA ports of four cycles' latency need (an Intel Xeon
+                // runs the one-panel block at about half its peak).
+                if wide() {
+                    while p + 2 <= panels.end {
+                        let c0 = p * NR;
+                        let cols = (2 * NR).min(n - c0);
+                        for (s, r) in (m0..m1).step_by(MR).enumerate() {
+                            let rows = MR.min(m1 - r);
+                            // SAFETY: `wide` found avx512f on this CPU.
+                            unsafe {
+                                block2(
+                                    &strips[s * MR * kc..(s + 1) * MR * kc],
+                                    r,
+                                    rows,
+                                    [panel(p), panel(p + 1)],
+                                    y,
+                                    n,
+                                    c0,
+                                    cols,
+                                    store,
+                                )
+                            };
+                        }
+                        p += 2;
+                    }
+                }
+                for p in p..panels.end {
                     let c0 = p * NR;
                     let cols = NR.min(n - c0);
-                    let panel = &self.panels[p * k * NR + k0 * NR..p * k * NR + k1 * NR];
                     for (s, r) in (m0..m1).step_by(MR).enumerate() {
                         let rows = MR.min(m1 - r);
                         block(
                             &strips[s * MR * kc..(s + 1) * MR * kc],
                             r,
                             rows,
-                            panel,
+                            panel(p),
                             y,
                             n,
                             c0,
@@ -279,6 +308,23 @@ impl PackedLinear {
             }
         }
     }
+}
+
+/// Whether the two-panel AVX-512 block can run here (checked once; the
+/// `RECUR_NO_WIDE` environment variable turns it off, for A/B timing).
+fn wide() -> bool {
+    use std::sync::OnceLock;
+    static WIDE: OnceLock<bool> = OnceLock::new();
+    *WIDE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::env::var_os("RECUR_NO_WIDE").is_none() && is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 /// How a block's sums reach `y`: replacing it or added to it, with the
@@ -319,23 +365,120 @@ fn block(
         // columns belong to this call's panel, which no other thread
         // writes.
         let out = unsafe { std::slice::from_raw_parts_mut(y.0.add((r + i) * n + c0), cols) };
-        match store {
-            Store::Overwrite(Some(b)) => {
-                for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {
-                    *o = v + bb;
-                }
+        store_row(out, a, store, c0);
+    }
+}
+
+/// [`block`] over two adjacent panels (`2 * NR` columns from `c0`, of
+/// which the first `cols` are real). Each sum is the same chain of fused
+/// multiply-adds, step by step, as in [`block`], so the two give the same
+/// bits.
+///
+/// # Safety
+/// The CPU must have avx512f.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block2(
+    strip: &[f32],
+    r: usize,
+    rows: usize,
+    panels: [&[f32]; 2],
+    y: SendPtr,
+    n: usize,
+    c0: usize,
+    cols: usize,
+    store: Store,
+) {
+    let mut acc = [[0f32; 2 * NR]; MR];
+    match rows {
+        6 => micro2::<6>(strip, panels, &mut acc),
+        5 => micro2::<5>(strip, panels, &mut acc),
+        4 => micro2::<4>(strip, panels, &mut acc),
+        3 => micro2::<3>(strip, panels, &mut acc),
+        2 => micro2::<2>(strip, panels, &mut acc),
+        _ => micro2::<1>(strip, panels, &mut acc),
+    }
+    for (i, a) in acc.iter().enumerate().take(rows) {
+        // SAFETY: as in `block`; these columns belong to this call's two
+        // panels.
+        let out = unsafe { std::slice::from_raw_parts_mut(y.0.add((r + i) * n + c0), cols) };
+        store_row(out, &a[..cols], store, c0);
+    }
+}
+
+/// Stand-in so that callers compile where there is no AVX-512 (never
+/// called: `wide` is false there).
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block2(
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: [&[f32]; 2],
+    _: SendPtr,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: Store,
+) {
+    unreachable!("the two-panel block needs AVX-512")
+}
+
+/// `out (+)= a (+ the bias from column c0)`, as `store` says.
+#[inline(always)]
+fn store_row(out: &mut [f32], a: &[f32], store: Store, c0: usize) {
+    let cols = out.len();
+    match store {
+        Store::Overwrite(Some(b)) => {
+            for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {
+                *o = v + bb;
             }
-            Store::Overwrite(None) => out.copy_from_slice(&a[..cols]),
-            Store::Add(Some(b)) => {
-                for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {
-                    *o += v + bb;
-                }
+        }
+        Store::Overwrite(None) => out.copy_from_slice(&a[..cols]),
+        Store::Add(Some(b)) => {
+            for ((o, v), bb) in out.iter_mut().zip(a).zip(&b[c0..c0 + cols]) {
+                *o += v + bb;
             }
-            Store::Add(None) => {
-                for (o, v) in out.iter_mut().zip(a) {
-                    *o += v;
-                }
+        }
+        Store::Add(None) => {
+            for (o, v) in out.iter_mut().zip(a) {
+                *o += v;
             }
+        }
+    }
+}
+
+/// `M` rows of a strip against two panel slices in 512-bit registers: two
+/// loads and `M` broadcasts feed `2 M` fused multiply-adds per step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn micro2<const M: usize>(strip: &[f32], panels: [&[f32]; 2], acc: &mut [[f32; 2 * NR]; MR]) {
+    use std::arch::x86_64::*;
+    let kc = panels[0].len() / NR;
+    assert!(panels[1].len() == kc * NR && strip.len() >= M * kc);
+    let (b0, b1, x) = (panels[0].as_ptr(), panels[1].as_ptr(), strip.as_ptr());
+    let mut a0 = [_mm512_setzero_ps(); M];
+    let mut a1 = [_mm512_setzero_ps(); M];
+    for t in 0..kc {
+        // SAFETY: t < kc: both panel slices hold kc x NR floats and the
+        // strip's first M rows kc floats each (asserted above).
+        unsafe {
+            let v0 = _mm512_loadu_ps(b0.add(t * NR));
+            let v1 = _mm512_loadu_ps(b1.add(t * NR));
+            for i in 0..M {
+                let xv = _mm512_set1_ps(*x.add(i * kc + t));
+                a0[i] = _mm512_fmadd_ps(xv, v0, a0[i]);
+                a1[i] = _mm512_fmadd_ps(xv, v1, a1[i]);
+            }
+        }
+    }
+    for i in 0..M {
+        let (lo, hi) = acc[i].split_at_mut(NR);
+        // SAFETY: each half holds NR = 16 floats.
+        unsafe {
+            _mm512_storeu_ps(lo.as_mut_ptr(), a0[i]);
+            _mm512_storeu_ps(hi.as_mut_ptr(), a1[i]);
         }
     }
 }
@@ -419,7 +562,16 @@ mod tests {
     #[test]
     fn packed_products_match_a_plain_one() {
         let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
-        for (m, n, k) in [(1, 5, 3), (7, 37, 19), (13, 48, 300), (100, 33, 520)] {
+        // n = 48, 60 and 70: pairs of panels (the AVX-512 block), a partial
+        // pair and a lone last panel.
+        for (m, n, k) in [
+            (1, 5, 3),
+            (7, 37, 19),
+            (13, 48, 300),
+            (9, 60, 260),
+            (5, 70, 33),
+            (100, 33, 520),
+        ] {
             let x: Vec<f32> = (0..m * k).map(val).collect();
             let w: Vec<f32> = (0..n * k).map(|i| val(i + 7)).collect();
             let b: Vec<f32> = (0..n).map(|i| val(i + 3)).collect();
@@ -446,6 +598,52 @@ mod tests {
                                 "{m}x{n}x{k} ({r}, {c}): {got} vs {want}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The two-panel AVX-512 block gives the one-panel block's bits, for
+    /// every row count, column tail and way of storing; where the CPU has
+    /// no AVX-512 it is never chosen.
+    #[test]
+    fn two_panel_block_equals_two_one_panel_blocks() {
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        if !avx512 {
+            assert!(!wide(), "the AVX-512 block chosen on a CPU without it");
+            return;
+        }
+        let val = |i: usize| ((i * 7919 % 1009) as f32 - 500.0) / 377.0;
+        let kc = 77;
+        let strip: Vec<f32> = (0..MR * kc).map(val).collect();
+        let panels: Vec<f32> = (0..2 * kc * NR).map(|i| val(i + 11)).collect();
+        let (p0, p1) = panels.split_at(kc * NR);
+        let bias: Vec<f32> = (0..2 * NR).map(|i| val(i + 5)).collect();
+        let n = 2 * NR;
+        for rows in 1..=MR {
+            for cols in [2 * NR, NR + 3] {
+                for store in [
+                    Store::Overwrite(None),
+                    Store::Overwrite(Some(&bias[..])),
+                    Store::Add(None),
+                    Store::Add(Some(&bias[..])),
+                ] {
+                    let start: Vec<f32> = (0..rows * n).map(|i| val(i + 3)).collect();
+                    let mut one = start.clone();
+                    let y = SendPtr(one.as_mut_ptr());
+                    block(&strip, 0, rows, p0, y, n, 0, NR, store);
+                    block(&strip, 0, rows, p1, y, n, NR, cols - NR, store);
+                    let mut two = start.clone();
+                    // SAFETY: avx512f was detected above.
+                    unsafe {
+                        block2(&strip, 0, rows, [p0, p1], SendPtr(two.as_mut_ptr()), n, 0, cols, store)
+                    };
+                    for (i, (a, b)) in one.iter().zip(&two).enumerate() {
+                        assert_eq!(a.to_bits(), b.to_bits(), "rows {rows}, cols {cols}, element {i}");
                     }
                 }
             }
