@@ -8,6 +8,8 @@
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
 //! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
+//! - [`scale_shift`](mod@scale_shift): a LayerNorm's `x * gamma + beta`
+//!   as one node, its parameter gradients in row passes.
 //! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`, `erf`, GELU.
 //! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
@@ -27,7 +29,9 @@ mod mat;
 pub mod op;
 pub mod packed;
 pub mod precision;
+pub mod scale_shift;
 pub mod search;
 
 pub use linear::linear;
 pub use op::{gru as gru_op, lstm as lstm_op, lstm_fused as lstm_fused_op};
+pub use scale_shift::scale_shift;

@@ -368,9 +368,19 @@ pub(crate) fn input_dims(x: &Tensor, a: &LvmArch) -> Result<(usize, usize, usize
 }
 
 /// LayerNorm over the last dimension with a backward pass (candle-nn's fused
-/// `LayerNorm::forward` has none: ARCHITECTURE.md).
+/// `LayerNorm::forward` has none: ARCHITECTURE.md). The normalisation is
+/// candle-nn's `layer_norm_slow`, op for op; its `* gamma + beta` is
+/// [`recur_kernels::scale_shift`], the same numbers with a backward that
+/// does not go through candle's slow reduction over leading dimensions.
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS)
+    if x.dtype() != candle_core::DType::F32 {
+        return candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS);
+    }
+    let d = x.dim(D::Minus1)?;
+    let x = (x.broadcast_sub(&(x.sum_keepdim(D::Minus1)? / d as f64)?))?;
+    let var = (x.sqr()?.sum_keepdim(D::Minus1)? / d as f64)?;
+    let x_normed = x.broadcast_div(&(var + LN_EPS as f64)?.sqrt()?)?;
+    recur_kernels::scale_shift(&x_normed, gamma, beta)
 }
 
 /// `x / max(|x|, 1e-12)` along the last dimension, as `F.normalize`.
@@ -387,6 +397,39 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::DType;
+
+    /// recur's LayerNorm is candle-nn's `layer_norm_slow` to the bit, output
+    /// and gradients: the figures of models trained before it stay as
+    /// they were.
+    #[test]
+    fn layer_norm_equals_candles_to_the_bit() -> Result<()> {
+        let dev = Device::Cpu;
+        let val = |n: usize, s: f32, o: usize| {
+            (0..n)
+                .map(|i| (((i + o) * 7919 % 1013) as f32 - 506.0) / 506.0 * s)
+                .collect::<Vec<f32>>()
+        };
+        let x = candle_core::Var::from_vec(val(3 * 4 * 40, 2.0, 1), (3, 4, 40), &dev)?;
+        let g = candle_core::Var::from_vec(val(40, 1.2, 2), 40, &dev)?;
+        let b = candle_core::Var::from_vec(val(40, 0.3, 3), 40, &dev)?;
+        let w = Tensor::from_vec(val(3 * 4 * 40, 1.0, 4), (3, 4, 40), &dev)?;
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            Ok(t.flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        let ours = layer_norm(&x, &g, &b)?;
+        let theirs = candle_nn::ops::layer_norm_slow(&x, &g, &b, LN_EPS)?;
+        assert_eq!(bits(&ours)?, bits(&theirs)?);
+        let go = (&ours * &w)?.sqr()?.sum_all()?.backward()?;
+        let gt = (&theirs * &w)?.sqr()?.sum_all()?.backward()?;
+        for v in [&x, &g, &b] {
+            assert_eq!(bits(go.get(v).unwrap())?, bits(gt.get(v).unwrap())?);
+        }
+        Ok(())
+    }
 
     #[test]
     fn parameter_counts_match_the_design() {
