@@ -640,10 +640,24 @@ mod tests {
                     let mut two = start.clone();
                     // SAFETY: avx512f was detected above.
                     unsafe {
-                        block2(&strip, 0, rows, [p0, p1], SendPtr(two.as_mut_ptr()), n, 0, cols, store)
+                        block2(
+                            &strip,
+                            0,
+                            rows,
+                            [p0, p1],
+                            SendPtr(two.as_mut_ptr()),
+                            n,
+                            0,
+                            cols,
+                            store,
+                        )
                     };
                     for (i, (a, b)) in one.iter().zip(&two).enumerate() {
-                        assert_eq!(a.to_bits(), b.to_bits(), "rows {rows}, cols {cols}, element {i}");
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "rows {rows}, cols {cols}, element {i}"
+                        );
                     }
                 }
             }
