@@ -10,7 +10,9 @@
 //! keeps an `MR x NR` block of the output in registers (6 x 16: twelve
 //! AVX2 vectors, six AVX-512 ones) and streams a panel against six rows of
 //! the input; it is plain Rust over fixed-size arrays, compiled per SIMD
-//! level by `multiversion` and picked at run time. Blocks of [`KC`] inner
+//! level by `multiversion` and picked at run time. Where the CPU has
+//! AVX-512, `block2` streams two panels at once (twelve AVX-512 sums,
+//! written with intrinsics), with the same bits. Blocks of [`KC`] inner
 //! steps keep a panel's slice in L1 and [`MC`] rows keep the input block in
 //! L2.
 //!
