@@ -377,7 +377,7 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
         return candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS);
     }
     let d = x.dim(D::Minus1)?;
-    let x = (x.broadcast_sub(&(x.sum_keepdim(D::Minus1)? / d as f64)?))?;
+    let x = x.broadcast_sub(&(x.sum_keepdim(D::Minus1)? / d as f64)?)?;
     let var = (x.sqr()?.sum_keepdim(D::Minus1)? / d as f64)?;
     let x_normed = x.broadcast_div(&(var + LN_EPS as f64)?.sqrt()?)?;
     recur_kernels::scale_shift(&x_normed, gamma, beta)
