@@ -142,6 +142,14 @@ pub struct LvmDataConfig {
     /// windows of the held-out articles, the same set as without. Off by
     /// default.
     pub min_context: Option<usize>,
+    /// Also train on every training article read backwards (a chunks file
+    /// only): each chunk the target of the `context` chunks after it, the
+    /// nearest last, and with `min_context` the short windows at the
+    /// article's end. Which sentence comes next and which came before are
+    /// much the same question to a sentence encoder, so this doubles the
+    /// windows the short Wikipedia leads give. Training only: validation
+    /// and OOD stay forward. Off by default.
+    pub reverse: bool,
 }
 
 impl Default for LvmDataConfig {
@@ -153,6 +161,7 @@ impl Default for LvmDataConfig {
             val_fraction: 0.1,
             context: 5,
             min_context: None,
+            reverse: false,
         }
     }
 }

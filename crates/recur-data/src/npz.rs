@@ -99,6 +99,35 @@ impl VectorWindows {
         self.real.as_ref().is_none_or(|r| r[i] == self.context)
     }
 
+    /// Appends the windows of `other` (same context length and width) after
+    /// these; where only one side says which context vectors are real, the
+    /// other's are all real.
+    pub fn extend(&mut self, other: VectorWindows) {
+        assert_eq!(
+            (self.context, self.dim),
+            (other.context, other.dim),
+            "extend: windows of another shape"
+        );
+        let (n, m) = (self.len(), other.len());
+        self.articles = match (self.articles.take(), other.articles) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.real = match (self.real.take(), other.real) {
+            (None, None) => None,
+            (a, b) => {
+                let mut r = a.unwrap_or_else(|| vec![self.context; n]);
+                r.extend(b.unwrap_or_else(|| vec![self.context; m]));
+                Some(r)
+            }
+        };
+        self.contexts.extend(other.contexts);
+        self.targets.extend(other.targets);
+    }
+
     /// The windows whose article is in `keep`, in file order; `None` when
     /// the file gives no article of each window.
     pub fn of_articles(&self, keep: &std::collections::HashSet<i64>) -> Option<VectorWindows> {
@@ -257,6 +286,29 @@ pub fn read_windows_min(
     context: usize,
     min_context: Option<usize>,
 ) -> Result<VectorWindows> {
+    windows_of_file(path, context, min_context, false)
+}
+
+/// The windows of a chunks file read backwards, as [`read_windows_min`]
+/// gives them forwards: every article's chunks in reverse order, so each
+/// chunk is the target of the `context` chunks after it (the nearest last)
+/// and the short windows of `min_context` are at the article's end, padded
+/// by repeating the last chunk. A training augmentation (`data.reverse`);
+/// ready-window files have no order to reverse and are refused.
+pub fn read_reversed_windows(
+    path: &Path,
+    context: usize,
+    min_context: Option<usize>,
+) -> Result<VectorWindows> {
+    windows_of_file(path, context, min_context, true)
+}
+
+fn windows_of_file(
+    path: &Path,
+    context: usize,
+    min_context: Option<usize>,
+    reverse: bool,
+) -> Result<VectorWindows> {
     if context == 0 {
         return Err(npz_err(path, "the context length must be at least 1"));
     }
@@ -286,6 +338,14 @@ pub fn read_windows_min(
     let has = |n: &str| numeric.contains_key(n);
     let mut w =
         if has("context_sequences") && has("target_vectors") {
+            if reverse {
+                return Err(npz_err(
+                    path,
+                    "holds ready windows, which cannot be read backwards: data.reverse needs a \
+                     chunks file (`vectors`, `article_indices`, `chunk_indices`, as `recur corpus \
+                     build` writes)",
+                ));
+            }
             if min_context.is_some() {
                 return Err(npz_err(
                     path,
@@ -296,7 +356,7 @@ pub fn read_windows_min(
             }
             ready_windows(&npz, path, context, &numeric)?
         } else if has("vectors") && has("article_indices") && has("chunk_indices") {
-            chunk_windows(&npz, path, context, min_context)?
+            chunk_windows(&npz, path, context, min_context, reverse)?
         } else {
             return Err(npz_err(
                 path,
@@ -412,6 +472,7 @@ fn chunk_windows(
     path: &Path,
     context: usize,
     min_context: Option<usize>,
+    reverse: bool,
 ) -> Result<VectorWindows> {
     let get =
         |name: &str| read(npz, path, name)?.ok_or_else(|| npz_err(path, format!("no `{name}`")));
@@ -457,6 +518,9 @@ fn chunk_windows(
                 ),
             ));
         }
+        if reverse {
+            rows.reverse();
+        }
         let row = |r: usize| &vectors[r * d..(r + 1) * d];
         if let Some(k) = min_context {
             // Targets at positions k..context, each after all the chunks before it.
@@ -486,9 +550,10 @@ fn chunk_windows(
         }
     }
     let mut notes = vec![format!(
-        "{m} chunks of dimension {d} in {} articles -> {} windows",
+        "{m} chunks of dimension {d} in {} articles -> {} {}windows",
         by_article.len(),
-        articles.len()
+        articles.len(),
+        if reverse { "reversed " } else { "" }
     )];
     if min_context.is_some() {
         let n_short = real.iter().filter(|&&j| j < context).count();
@@ -727,6 +792,82 @@ mod tests {
                 "{e}"
             );
         }
+
+        // Read backwards: each chunk is the target of the 3 after it, the
+        // nearest last; short windows sit at the article's end, padded with
+        // its last chunk.
+        let r = read_reversed_windows(&p, 3, None).unwrap();
+        let firsts = |i: usize| -> Vec<f32> { r.context_of(i).chunks(2).map(|v| v[0]).collect() };
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (firsts(0), r.target_of(0)[0]),
+            (vec![74.0, 73.0, 72.0], 71.0)
+        );
+        assert_eq!(
+            (firsts(1), r.target_of(1)[0]),
+            (vec![73.0, 72.0, 71.0], 70.0)
+        );
+        assert_eq!(
+            (firsts(2), r.target_of(2)[0]),
+            (vec![93.0, 92.0, 91.0], 90.0)
+        );
+        assert_eq!(r.articles.as_deref(), Some(&[7, 7, 9][..]));
+        assert!(
+            r.notes.join("\n").contains("-> 3 reversed windows"),
+            "{:?}",
+            r.notes
+        );
+        let rs = read_reversed_windows(&p, 3, Some(1)).unwrap();
+        let firsts = |i: usize| -> Vec<f32> { rs.context_of(i).chunks(2).map(|v| v[0]).collect() };
+        assert_eq!(rs.len(), 9);
+        assert_eq!(rs.real.as_deref(), Some(&[1, 2, 3, 3, 1, 2, 1, 2, 3][..]));
+        assert_eq!(
+            (firsts(0), rs.target_of(0)[0]),
+            (vec![74.0, 74.0, 74.0], 73.0)
+        );
+        assert_eq!(
+            (firsts(5), rs.target_of(5)[0]),
+            (vec![32.0, 32.0, 31.0], 30.0)
+        );
+
+        // Forward and reversed together: the reversed ones follow, `real`
+        // filled in for the side without short windows.
+        let mut both = read_windows(&p, 3).unwrap();
+        both.extend(rs);
+        assert_eq!(both.len(), 12);
+        assert_eq!(both.articles.as_ref().unwrap()[3..6], [7, 7, 7]);
+        assert_eq!(
+            both.real.as_deref(),
+            Some(&[3, 3, 3, 1, 2, 3, 3, 1, 2, 1, 2, 3][..])
+        );
+        assert_eq!(both.target_of(4)[0], 72.0);
+    }
+
+    #[test]
+    fn ready_windows_cannot_be_read_backwards() {
+        let dev = Device::Cpu;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ready.npz");
+        write_npz(
+            &p,
+            &[
+                (
+                    "context_sequences",
+                    npy(&Tensor::zeros((2, 3, 2), candle_core::DType::F32, &dev).unwrap()),
+                ),
+                (
+                    "target_vectors",
+                    npy(&Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap()),
+                ),
+            ],
+            false,
+        );
+        assert_eq!(read_windows(&p, 3).unwrap().len(), 2);
+        let e = read_reversed_windows(&p, 3, None).unwrap_err().to_string();
+        assert!(
+            e.contains("ready.npz") && e.contains("data.reverse needs a chunks file"),
+            "{e}"
+        );
     }
 
     #[test]

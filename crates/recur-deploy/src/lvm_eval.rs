@@ -45,6 +45,21 @@ pub fn read_windows_min(
     Ok(w)
 }
 
+/// The windows of a chunks file read backwards, for training
+/// ([`recur_data::npz::read_reversed_windows`]), its notes to `progress`.
+pub fn read_reversed_windows(
+    path: &std::path::Path,
+    context: usize,
+    min_context: Option<usize>,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
+    let w = recur_data::npz::read_reversed_windows(path, context, min_context)?;
+    for n in &w.notes {
+        progress.note(&format!("{}: {n}", path.display()));
+    }
+    Ok(w)
+}
+
 /// Refuses windows whose vectors are not `dim` wide, the width a model
 /// takes, naming the file.
 pub fn check_dim(w: &VectorWindows, dim: usize, path: &std::path::Path) -> Result<()> {

@@ -263,6 +263,30 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
             (all.select(&tr), all.select(&va))
         }
     };
+    let mut train = train;
+    if cfg.data.reverse {
+        // Backward windows of the training articles only: a held-out
+        // article read backwards would be its validation windows' answers.
+        let rev = recur_deploy::lvm_eval::read_reversed_windows(
+            &cfg.data.train,
+            c,
+            cfg.data.min_context,
+            progress,
+        )?;
+        let rev = match (&held, &rev.articles) {
+            (Some(h), Some(a)) => {
+                let out: std::collections::HashSet<i64> = h.val_articles.iter().copied().collect();
+                let idx: Vec<usize> = (0..rev.len()).filter(|&i| !out.contains(&a[i])).collect();
+                rev.select(&idx)
+            }
+            _ => rev,
+        };
+        progress.note(&format!(
+            "data.reverse: {} backward windows added to training",
+            rev.len()
+        ));
+        train.extend(rev);
+    }
     let ood = cfg
         .data
         .ood
@@ -364,6 +388,84 @@ pub fn train_to_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reversed_windows_train_only_and_never_from_a_held_out_article() {
+        // 30 articles of 3 to 9 chunks of width 2; vector = (article, chunk).
+        let dev = Device::Cpu;
+        let (mut v, mut a, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for art in 0..30i64 {
+            for ch in 0..3 + art % 7 {
+                v.extend([art as f32, ch as f32]);
+                a.push(art);
+                c.push(ch);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.npz");
+        Tensor::write_npz(
+            &[
+                ("vectors", &Tensor::from_vec(v, (a.len(), 2), &dev).unwrap()),
+                ("article_indices", &Tensor::new(a.as_slice(), &dev).unwrap()),
+                ("chunk_indices", &Tensor::new(c.as_slice(), &dev).unwrap()),
+            ],
+            &path,
+        )
+        .unwrap();
+        let mut cfg = LvmConfig::default();
+        cfg.data.train = path.clone();
+        cfg.data.context = 4;
+        cfg.data.val_fraction = 0.2;
+        for min_context in [None, Some(2)] {
+            cfg.data.min_context = min_context;
+            cfg.data.reverse = false;
+            let fwd = load_data(&cfg, &recur_core::progress::SILENT).unwrap();
+            cfg.data.reverse = true;
+            let both = load_data(&cfg, &recur_core::progress::SILENT).unwrap();
+            // Validation is the forward windows of the same held-out articles.
+            assert_eq!(both.val.contexts, fwd.val.contexts);
+            assert_eq!(both.val.targets, fwd.val.targets);
+            let held = &both.held.as_ref().unwrap().val_articles;
+            assert_eq!(held, &fwd.held.as_ref().unwrap().val_articles);
+            // Training: the forward windows first, then one backward window
+            // per forward one of each training article (as many targets at
+            // each end), none of a held-out article.
+            let n = fwd.train.len();
+            assert_eq!(both.train.contexts[..n * 8], fwd.train.contexts[..]);
+            assert_eq!(both.train.len(), 2 * n);
+            for i in n..2 * n {
+                let art = both.train.articles.as_ref().unwrap()[i];
+                assert!(!held.contains(&art), "window {i} of held-out article {art}");
+                // Backwards: the last context vector is the chunk after the target.
+                let (ctx, t) = (both.train.context_of(i), both.train.target_of(i));
+                assert_eq!((ctx[6], ctx[7]), (t[0], t[1] + 1.0), "window {i}");
+            }
+            assert_eq!(both.train.real.is_some(), min_context.is_some());
+        }
+        // A ready-window file cannot be reversed: the error names the option.
+        let ready = dir.path().join("ready.npz");
+        Tensor::write_npz(
+            &[
+                (
+                    "context_sequences",
+                    &Tensor::zeros((20, 4, 2), candle_core::DType::F32, &dev).unwrap(),
+                ),
+                (
+                    "target_vectors",
+                    &Tensor::ones((20, 2), candle_core::DType::F32, &dev).unwrap(),
+                ),
+            ],
+            &ready,
+        )
+        .unwrap();
+        cfg.data.train = ready;
+        cfg.data.min_context = None;
+        let e = load_data(&cfg, &recur_core::progress::SILENT)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("ready.npz") && e.contains("data.reverse"), "{e}");
+    }
 
     #[test]
     fn info_nce_is_the_cross_entropy_of_each_row_against_its_batch() {
