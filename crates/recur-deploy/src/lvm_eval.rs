@@ -38,11 +38,11 @@ pub fn read_windows_min(
     min_context: Option<usize>,
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
-    let w = recur_data::npz::read_windows_min(path, context, min_context)?;
-    for n in &w.notes {
-        progress.note(&format!("{}: {n}", path.display()));
-    }
-    Ok(w)
+    noted(
+        path,
+        recur_data::npz::read_windows_min(path, context, min_context)?,
+        progress,
+    )
 }
 
 /// The windows of a chunks file read backwards, for training
@@ -53,7 +53,19 @@ pub fn read_reversed_windows(
     min_context: Option<usize>,
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
-    let w = recur_data::npz::read_reversed_windows(path, context, min_context)?;
+    noted(
+        path,
+        recur_data::npz::read_reversed_windows(path, context, min_context)?,
+        progress,
+    )
+}
+
+/// `w`, after telling `progress` what reading `path` noted.
+fn noted(
+    path: &std::path::Path,
+    w: VectorWindows,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
     for n in &w.notes {
         progress.note(&format!("{}: {n}", path.display()));
     }
