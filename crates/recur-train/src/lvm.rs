@@ -273,12 +273,8 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
             cfg.data.min_context,
             progress,
         )?;
-        let rev = match (&held, &rev.articles) {
-            (Some(h), Some(a)) => {
-                let out: std::collections::HashSet<i64> = h.val_articles.iter().copied().collect();
-                let idx: Vec<usize> = (0..rev.len()).filter(|&i| !out.contains(&a[i])).collect();
-                rev.select(&idx)
-            }
+        let rev = match (&held, &train.articles) {
+            (Some(_), Some(a)) => rev.of_articles(&a.iter().copied().collect()).unwrap_or(rev),
             _ => rev,
         };
         progress.note(&format!(
