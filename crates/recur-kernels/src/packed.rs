@@ -312,9 +312,10 @@ impl PackedLinear {
     }
 }
 
-/// Whether the two-panel AVX-512 block can run here (checked once; the
-/// `RECUR_NO_WIDE` environment variable turns it off, for A/B timing).
-fn wide() -> bool {
+/// Whether the AVX-512 kernels can run here: this module's two-panel block
+/// and the four-column skinny products of `mat` (checked once; the
+/// `RECUR_NO_WIDE` environment variable turns both off, for A/B timing).
+pub(crate) fn wide() -> bool {
     use std::sync::OnceLock;
     static WIDE: OnceLock<bool> = OnceLock::new();
     *WIDE.get_or_init(|| {
