@@ -2,6 +2,12 @@
 //! (the CPU GEMM candle itself uses; it picks AVX2 / AVX-512 / NEON at run
 //! time). Matrices are raw pointers with row and column strides so that the
 //! kernels can multiply slices of their time-major buffers in place.
+//!
+//! Up to six rows (batch-1 inference) take recur's own dot-product path
+//! instead, which reads each weight row once and packs nothing: a GEMM
+//! would pack the whole weight for one row. On AVX-512 its kernel is
+//! written with intrinsics (four columns at a time), as the packed kernel's
+//! two-panel block is; the portable one gives the same bits elsewhere.
 
 use crate::bf16::{rounded as round_bf16, Bf16Rhs};
 use crate::packed::PackedLinear;
@@ -264,10 +270,11 @@ pub(crate) fn plan(batch: usize, threads: usize) -> (Vec<std::ops::Range<usize>>
     (chunks, gemm_threads)
 }
 
-/// `dst[m, n] (+)= lhs[m, k] @ w[n, k]^T` for 2..=6 rows: each weight row
+/// `dst[m, n] (+)= lhs[m, k] @ w[n, k]^T` for 1..=6 rows: each weight row
 /// is read once and dotted with every lhs row. Columns are split across
-/// threads when there are enough of them. With `round_w` every weight is
-/// rounded to bf16 as it is read (the bf16 path; `lhs` is rounded already).
+/// threads when there are enough of them, and read in the order
+/// [`zigzag`] gives. With `round_w` every weight is rounded to bf16 as it
+/// is read (the bf16 path; `lhs` is rounded already).
 #[allow(clippy::too_many_arguments)]
 unsafe fn skinny(
     m: usize,
