@@ -28,6 +28,7 @@ pub mod lstm;
 mod mat;
 pub mod op;
 pub mod packed;
+pub mod partner;
 pub mod precision;
 pub mod scale_shift;
 pub mod search;

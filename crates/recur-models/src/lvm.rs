@@ -256,7 +256,15 @@ impl Lvm {
 
     /// The same prediction in evaluation mode: detached weights, so no layer
     /// keeps gradient state (PyTorch's `no_grad`).
+    ///
+    /// A few contexts at a time (batch-1 latency, as `/chat`) run with the
+    /// pool's other threads spinning beside this one
+    /// ([`recur_kernels::partner`]): the products are too small for rayon's
+    /// sleep and wake-up. The numbers are the same either way.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dims().first().is_some_and(|&b| b <= 6) {
+            return recur_kernels::partner::with_partners(|| self.run(x, false, None));
+        }
         self.run(x, false, None)
     }
 
