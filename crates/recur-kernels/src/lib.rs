@@ -14,6 +14,8 @@
 //! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
 //! - [`packed`]: a `Linear` weight packed once, for inference products.
+//! - [`partner`]: spinning partner threads for a batch-1 forward's
+//!   column-split products, in place of a rayon fork-join per product.
 //! - [`precision`]: f32 or the opt-in bf16 products (bf16 operands, f32
 //!   sums), on AVX512-BF16 where the CPU has it.
 //! - [`search`]: exact k-nearest rows by cosine, a bf16 pass to pick
