@@ -302,32 +302,20 @@ unsafe fn skinny(
             std::slice::from_raw_parts_mut(out.0.add(cols.start), (m - 1) * dst_rs + cols.len());
         #[cfg(target_arch = "x86_64")]
         if !round_w && crate::packed::wide() {
-            macro_rules! rows {
-                ($m:literal) => {
-                    skinny_wide::<$m>(
-                        k,
-                        cols.len(),
-                        a,
-                        a_rs,
-                        w,
-                        w_rs,
-                        d,
-                        dst_rs,
-                        accumulate,
-                        backwards,
-                    )
-                };
-            }
             // SAFETY: `wide` found avx512f on this CPU.
-            match m {
-                1 => rows!(1),
-                2 => rows!(2),
-                3 => rows!(3),
-                4 => rows!(4),
-                5 => rows!(5),
-                _ => rows!(6),
-            }
-            return;
+            return skinny_wide_rows(
+                m,
+                k,
+                cols.len(),
+                a,
+                a_rs,
+                w,
+                w_rs,
+                d,
+                dst_rs,
+                accumulate,
+                backwards,
+            );
         }
         skinny_kernel(
             m,
@@ -507,6 +495,40 @@ fn skinny_rows<const M: usize, const ROUND: bool>(
 /// with shuffles instead (2x slower than one column).
 const GROUP: usize = 4;
 
+/// [`skinny_wide`] for `m` (1..=6) rows.
+///
+/// # Safety
+/// As [`skinny_wide`].
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn skinny_wide_rows(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    w: &[f32],
+    w_rs: usize,
+    d: &mut [f32],
+    d_rs: usize,
+    accumulate: bool,
+    backwards: bool,
+) {
+    macro_rules! rows {
+        ($m:literal) => {
+            skinny_wide::<$m>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
+        };
+    }
+    match m {
+        1 => rows!(1),
+        2 => rows!(2),
+        3 => rows!(3),
+        4 => rows!(4),
+        5 => rows!(5),
+        _ => rows!(6),
+    }
+}
+
 /// [`skinny_rows`] in f32 with AVX-512, the same sums to the bit (the same
 /// lane sums, added in the same order), four columns at a time.
 ///
@@ -667,26 +689,9 @@ mod tests {
                             // SAFETY: avx512f was detected; the slices are
                             // [m, k], [n, k] and [m, n].
                             unsafe {
-                                match m {
-                                    1 => skinny_wide::<1>(
-                                        k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
-                                    ),
-                                    2 => skinny_wide::<2>(
-                                        k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
-                                    ),
-                                    3 => skinny_wide::<3>(
-                                        k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
-                                    ),
-                                    4 => skinny_wide::<4>(
-                                        k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
-                                    ),
-                                    5 => skinny_wide::<5>(
-                                        k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
-                                    ),
-                                    _ => skinny_wide::<6>(
-                                        k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
-                                    ),
-                                }
+                                skinny_wide_rows(
+                                    m, k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
+                                )
                             }
                             assert_eq!(bits(&d), bits(&want), "AVX-512 m {m} k {k} n {n}");
                         }
