@@ -339,15 +339,12 @@ unsafe fn skinny(
     } else {
         1
     };
-    let part = |p: usize, backwards: bool| run(n * p / parts..n * (p + 1) / parts, backwards);
-    if parts > 1 && crate::partner::split(parts, &part) {
-        return;
-    }
     let backwards = zigzag();
+    let part = |p: usize| run(n * p / parts..n * (p + 1) / parts, backwards);
     if parts == 1 {
         run(0..n, backwards);
-    } else {
-        (0..parts).into_par_iter().for_each(|p| part(p, backwards));
+    } else if !crate::partner::split(parts, &part) {
+        (0..parts).into_par_iter().for_each(part);
     }
 }
 
@@ -699,6 +696,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Each skinny product on a thread reads its columns the other way
+    /// from the one before.
+    #[test]
+    fn column_order_alternates_per_thread() {
+        let first = zigzag();
+        let seq: Vec<bool> = (0..5).map(|_| zigzag()).collect();
+        assert_eq!(seq, [!first, first, !first, first, !first]);
     }
 
     /// A skinny product split across a partner team gives the bits of the

@@ -220,11 +220,10 @@ fn disabled() -> bool {
     *OFF.get_or_init(|| std::env::var_os("RECUR_NO_PARTNERS").is_some())
 }
 
-/// Runs `job(p, backwards)` for every part `p < parts` on this thread's
-/// team (part `p` on team thread `p` when it is there) and returns true;
-/// returns false when this thread has no team or `parts` is not its size.
-/// `backwards` alternates from one job to the next, as `mat::zigzag` does.
-pub(crate) fn split(parts: usize, job: &(dyn Fn(usize, bool) + Sync)) -> bool {
+/// Runs `job(p)` for every part `p < parts` on this thread's team (part
+/// `p` on team thread `p` when it is there) and returns true; returns
+/// false when this thread has no team or `parts` is not its size.
+pub(crate) fn split(parts: usize, job: Job) -> bool {
     let team = TEAM.with(|t| t.get());
     if team.is_null() {
         return false;
@@ -234,15 +233,13 @@ pub(crate) fn split(parts: usize, job: &(dyn Fn(usize, bool) + Sync)) -> bool {
     if parts != team.size {
         return false;
     }
-    let backwards = team.epoch.get() % 2 == 1;
-    team.run(parts, &|p| job(p, backwards));
+    team.run(parts, job);
     true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     fn pool(n: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
@@ -251,8 +248,8 @@ mod tests {
             .unwrap()
     }
 
-    /// Every part of every job runs exactly once, with the direction
-    /// alternating from job to job, on a pool of 2 and of 3 threads.
+    /// Every part of every job runs exactly once, on a pool of 2 and of 3
+    /// threads.
     #[test]
     fn every_part_runs_once_per_job() {
         for n in [2, 3] {
@@ -260,14 +257,10 @@ mod tests {
                 with_partners(|| {
                     for j in 0..2000usize {
                         let runs: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-                        let dir = Mutex::new(Vec::new());
-                        assert!(split(n, &|p, backwards| {
+                        assert!(split(n, &|p| {
                             runs[p].fetch_add(1, SeqCst);
-                            dir.lock().unwrap().push(backwards);
                         }));
                         assert!(runs.iter().all(|r| r.load(SeqCst) == 1), "job {j}");
-                        let dir = dir.into_inner().unwrap();
-                        assert!(dir.iter().all(|&b| b == (j % 2 == 1)), "job {j}");
                     }
                 })
             });
@@ -279,13 +272,13 @@ mod tests {
     /// a nested `with_partners` just runs its closure.
     #[test]
     fn split_declines_without_a_team_of_its_size() {
-        assert!(!split(2, &|_, _| {}));
+        assert!(!split(2, &|_| {}));
         assert_eq!(with_partners(|| 7), 7);
-        pool(1).install(|| assert!(!with_partners(|| split(1, &|_, _| {}))));
+        pool(1).install(|| assert!(!with_partners(|| split(1, &|_| {}))));
         pool(2).install(|| {
             with_partners(|| {
-                assert!(!split(3, &|_, _| {}));
-                assert!(with_partners(|| split(2, &|_, _| {})));
+                assert!(!split(3, &|_| {}));
+                assert!(with_partners(|| split(2, &|_| {})));
             })
         });
     }
@@ -306,7 +299,7 @@ mod tests {
                 let count = AtomicUsize::new(0);
                 with_partners(|| {
                     for _ in 0..100 {
-                        split(2, &|_, _| {
+                        split(2, &|_| {
                             count.fetch_add(1, SeqCst);
                         });
                     }
@@ -327,7 +320,7 @@ mod tests {
                 p.install(|| {
                     with_partners(|| {
                         for _ in 0..50 {
-                            split(2, &|part, _| {
+                            split(2, &|part| {
                                 if part == bad {
                                     panic!("part {part}");
                                 }
