@@ -13,7 +13,7 @@
 
 use crate::act::{sigmoid, tanh};
 use crate::lstm::Dims;
-use crate::mat::{matmul, plan, SendConst, SendPtr, StepRhs, View};
+use crate::mat::{matmul, output_vec, plan, SendConst, SendPtr, StepRhs, View};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -44,7 +44,8 @@ pub fn forward(
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
     let acts = match saved {
         Some(s) => {
-            s.acts = vec![0.0; l * b * 4 * h];
+            // SAFETY: every step's cell pass writes its rows.
+            s.acts = unsafe { output_vec(l * b * 4 * h) };
             Some(SendPtr(s.acts.as_mut_ptr()))
         }
         None => None,
@@ -208,7 +209,8 @@ pub fn backward(
     };
     let rec = &rec;
     // The gradient of hp (the recurrent pre-activations), kept for dW_hh.
-    let mut dhp = vec![0.0f32; l * b * 3 * h];
+    // SAFETY: every step's cell pass writes its rows.
+    let mut dhp = unsafe { output_vec(l * b * 3 * h) };
     let (acts, yp, gyp, dx, dp) = (
         SendConst(saved.acts.as_ptr()),
         SendConst(y.as_ptr()),

@@ -36,5 +36,6 @@ pub mod scale_shift;
 pub mod search;
 
 pub use linear::linear;
+pub use mat::poison_outputs;
 pub use op::{gru as gru_op, lstm as lstm_op, lstm_fused as lstm_fused_op};
 pub use scale_shift::scale_shift;

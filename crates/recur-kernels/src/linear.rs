@@ -8,7 +8,7 @@
 //! training step. Here the bias is the GEMM's starting value, and the
 //! backward computes `dx` only when `x` needs it.
 
-use crate::mat::{matmul, View};
+use crate::mat::{matmul, output_vec, View};
 use crate::op::{slice, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 
@@ -100,9 +100,11 @@ impl CustomOp3 for Linear {
         let (o, i) = w.dims2()?;
         let n = x.elem_count() / i.max(1);
         let threads = rayon::current_num_threads();
-        let mut dw = vec![0.0f32; o * i];
+        // SAFETY: both are products that do not accumulate (zeros when
+        // there are no rows).
+        let mut dw = unsafe { output_vec(o * i) };
         let mut db = vec![0.0f32; o];
-        let mut dx = self.x_needs_grad.then(|| vec![0.0f32; n * i]);
+        let mut dx = self.x_needs_grad.then(|| unsafe { output_vec(n * i) });
         // Borrow the three tensors' data instead of copying them out.
         with_slice(grad, "linear output gradient", |g| {
             with_slice(x, "linear input", |xv| {

@@ -15,7 +15,7 @@
 //! buffer is allocated before the time loop.
 
 use crate::act::{sigmoid, tanh};
-use crate::mat::{matmul, matmul_into, plan, SendConst, SendPtr, StepRhs, View};
+use crate::mat::{matmul, matmul_into, output_vec, plan, SendConst, SendPtr, StepRhs, View};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -48,8 +48,12 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
     let train = saved.is_some();
     let (gates, cells) = match saved {
         Some(s) => {
-            s.gates = vec![0.0; l * b * 4 * h];
-            s.cells = vec![0.0; l * b * h];
+            // SAFETY: every step writes its rows of both (the gates by the
+            // copy or the product, then the cell pass).
+            unsafe {
+                s.gates = output_vec(l * b * 4 * h);
+                s.cells = output_vec(l * b * h);
+            }
             (SendPtr(s.gates.as_mut_ptr()), SendPtr(s.cells.as_mut_ptr()))
         }
         None => (SendPtr(std::ptr::null_mut()), SendPtr(std::ptr::null_mut())),

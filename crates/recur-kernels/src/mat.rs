@@ -245,6 +245,41 @@ impl StepRhs {
     }
 }
 
+/// A buffer of `n` f32 for a kernel's output, not zero-filled.
+///
+/// Filling the LVM's outputs with zeros only for the kernels to overwrite
+/// them (about 15 MB per layer per training step: the hidden states, the
+/// saved gates and cells, the gate and weight gradients) ran on one thread
+/// while the other waited, and put it to sleep before the next product.
+/// This is what candle's own `alloc_uninit` does for its outputs.
+///
+/// # Safety
+/// The caller writes every element before anything reads it. (f32 has no
+/// invalid bit patterns, so a missed element would be a wrong number, not
+/// undefined behaviour of the program; the tests compare every output
+/// with an oracle.)
+#[allow(clippy::uninit_vec)]
+pub(crate) unsafe fn output_vec(n: usize) -> Vec<f32> {
+    if POISON_OUTPUTS.load(std::sync::atomic::Ordering::Relaxed) {
+        return vec![f32::NAN; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.set_len(n);
+    v
+}
+
+/// Whether [`output_vec`] fills with NaN ([`poison_outputs`]).
+static POISON_OUTPUTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For tests: with `true`, the kernels' output buffers start as NaN
+/// instead of whatever the allocator hands out, so that an element a
+/// kernel fails to write shows in every comparison with an oracle (a fresh
+/// large allocation is often zero pages, which would hide it). It costs a
+/// fill per buffer; nothing but tests should turn it on.
+pub fn poison_outputs(on: bool) {
+    POISON_OUTPUTS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A raw pointer that may cross threads: each thread writes only the rows
 /// of its own batch chunk.
 #[derive(Clone, Copy)]

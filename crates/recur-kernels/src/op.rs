@@ -7,6 +7,7 @@
 //! A forward keeps its gates for the backward only when some input tracks
 //! gradients; inference runs keep one step of scratch per thread.
 
+use crate::mat::output_vec;
 use crate::{gru, lstm, lstm::Dims};
 use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
@@ -233,7 +234,8 @@ impl CustomOp2 for LstmOp {
         let d = self.dims;
         let xp = slice(s1, l1, "lstm input projection")?;
         let w = slice(s2, l2, "lstm weight_hh")?;
-        let mut y = vec![0.0f32; d.steps * d.batch * d.hidden];
+        // SAFETY: the layer writes every hidden state.
+        let mut y = unsafe { output_vec(d.steps * d.batch * d.hidden) };
         if self.train {
             let mut s = lstm::Saved::default();
             lstm::forward(d, xp, w, &mut y, Some(&mut s));
@@ -259,8 +261,15 @@ impl CustomOp2 for LstmOp {
         let Some(saved) = guard.as_ref() else {
             bail!("lstm backward: the forward kept no state (it ran without gradients)");
         };
-        let mut dxp = vec![0.0f32; d.steps * d.batch * 4 * d.hidden];
-        let mut dw = vec![0.0f32; 4 * d.hidden * d.hidden];
+        // SAFETY: backward through time writes every step's gate
+        // gradients, and the weight gradient is one product that does not
+        // accumulate (zeros when there is a single step).
+        let (mut dxp, mut dw) = unsafe {
+            (
+                output_vec(d.steps * d.batch * 4 * d.hidden),
+                output_vec(4 * d.hidden * d.hidden),
+            )
+        };
         with_slice(w_hh, "lstm weight_hh", |w| {
             with_slice(res, "lstm output", |y| {
                 with_slice(grad_res, "lstm output gradient", |gy| {
@@ -304,7 +313,8 @@ impl CustomOp3 for GruOp {
         let xp = slice(s1, l1, "gru input projection")?;
         let w = slice(s2, l2, "gru weight_hh")?;
         let bh = slice(s3, l3, "gru bias_hh")?;
-        let mut y = vec![0.0f32; d.steps * d.batch * d.hidden];
+        // SAFETY: the layer writes every hidden state.
+        let mut y = unsafe { output_vec(d.steps * d.batch * d.hidden) };
         if self.train {
             let mut s = gru::Saved::default();
             gru::forward(d, xp, w, bh, &mut y, Some(&mut s));
@@ -332,8 +342,11 @@ impl CustomOp3 for GruOp {
             bail!("gru backward: the forward kept no state (it ran without gradients)");
         };
         let h = d.hidden;
-        let mut dxp = vec![0.0f32; d.steps * d.batch * 3 * h];
-        let mut dw = vec![0.0f32; 3 * h * h];
+        // SAFETY: backward through time writes every step's gate
+        // gradients, and the weight gradient is one product that does not
+        // accumulate (zeros when there is a single step).
+        let (mut dxp, mut dw) =
+            unsafe { (output_vec(d.steps * d.batch * 3 * h), output_vec(3 * h * h)) };
         let mut db = vec![0.0f32; 3 * h];
         with_slice(w_hh, "gru weight_hh", |w| {
             with_slice(res, "gru output", |y| {
