@@ -104,26 +104,35 @@ impl Adam {
         };
         self.step += 1;
         let t = self.step as i32;
-        for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var) else { continue };
-            let g = g.contiguous()?;
-            let op = AdamUpdate {
-                m: Mutex::new(&mut self.m[i]),
-                v: Mutex::new(&mut self.v[i]),
-                k: Coefs {
-                    scale: scale as f32,
-                    lr: self.lr,
-                    b1: self.beta1,
-                    b2: self.beta2,
-                    eps: self.eps,
-                    bc1: 1.0 - self.beta1.powi(t),
-                    bc2: 1.0 - self.beta2.powi(t),
-                    wd: self.weight_decay,
-                    decoupled: self.decoupled,
-                },
-            };
-            var.as_tensor().inplace_op2(&g, &op)?;
-        }
+        let k = Coefs {
+            scale: scale as f32,
+            lr: self.lr,
+            b1: self.beta1,
+            b2: self.beta2,
+            eps: self.eps,
+            bc1: 1.0 - self.beta1.powi(t),
+            bc2: 1.0 - self.beta2.powi(t),
+            wd: self.weight_decay,
+            decoupled: self.decoupled,
+        };
+        // The tensors side by side (each large one also split into pieces),
+        // so that the small ones do not leave the other threads waiting.
+        self.vars
+            .par_iter()
+            .zip(self.m.par_iter_mut())
+            .zip(self.v.par_iter_mut())
+            .try_for_each(|((var, m), v)| -> Result<()> {
+                let Some(g) = grads.get(var) else {
+                    return Ok(());
+                };
+                let g = g.contiguous()?;
+                let op = AdamUpdate {
+                    m: Mutex::new(m),
+                    v: Mutex::new(v),
+                    k,
+                };
+                var.as_tensor().inplace_op2(&g, &op)
+            })?;
         Ok(norm)
     }
 }
