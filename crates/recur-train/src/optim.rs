@@ -104,16 +104,21 @@ impl Adam {
         };
         self.step += 1;
         let t = self.step as i32;
-        let k = Coefs {
+        let (bc1, bc2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        let k = Piece {
             scale: scale as f32,
-            lr: self.lr,
-            b1: self.beta1,
-            b2: self.beta2,
-            eps: self.eps,
-            bc1: 1.0 - self.beta1.powi(t),
-            bc2: 1.0 - self.beta2.powi(t),
-            wd: self.weight_decay,
-            decoupled: self.decoupled,
+            b1: self.beta1 as f32,
+            b2: self.beta2 as f32,
+            step: (self.lr / bc1) as f32,
+            sqrt_bc2: bc2.sqrt() as f32,
+            eps: self.eps as f32,
+            wd: self.weight_decay as f32,
+            decay: (1.0 - self.lr * self.weight_decay) as f32,
+            decay_mode: match (self.weight_decay > 0.0, self.decoupled) {
+                (false, _) => Decay::None,
+                (true, true) => Decay::Decoupled,
+                (true, false) => Decay::L2,
+            },
         };
         // The tensors side by side (each large one also split into pieces),
         // so that the small ones do not leave the other threads waiting.
@@ -137,24 +142,11 @@ impl Adam {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Coefs {
-    scale: f32,
-    lr: f64,
-    b1: f64,
-    b2: f64,
-    eps: f64,
-    bc1: f64,
-    bc2: f64,
-    wd: f64,
-    decoupled: bool,
-}
-
 /// One tensor's update, in place on the parameter's storage.
 struct AdamUpdate<'a> {
     m: Mutex<&'a mut Vec<f32>>,
     v: Mutex<&'a mut Vec<f32>>,
-    k: Coefs,
+    k: Piece,
 }
 
 impl InplaceOp2 for AdamUpdate<'_> {
@@ -180,22 +172,7 @@ impl InplaceOp2 for AdamUpdate<'_> {
         let g = &g[gl.start_offset()..gl.start_offset() + n];
         let mut m = self.m.lock().expect("adam moment");
         let mut v = self.v.lock().expect("adam moment");
-        let k = self.k;
-        let c = Piece {
-            scale: k.scale,
-            b1: k.b1 as f32,
-            b2: k.b2 as f32,
-            step: (k.lr / k.bc1) as f32,
-            sqrt_bc2: k.bc2.sqrt() as f32,
-            eps: k.eps as f32,
-            wd: k.wd as f32,
-            decay: (1.0 - k.lr * k.wd) as f32,
-            decay_mode: match (k.wd > 0.0, k.decoupled) {
-                (false, _) => Decay::None,
-                (true, true) => Decay::Decoupled,
-                (true, false) => Decay::L2,
-            },
-        };
+        let c = self.k;
         let update =
             |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| adam_piece(p, g, m, v, &c);
         if n <= PIECE {
@@ -212,7 +189,7 @@ impl InplaceOp2 for AdamUpdate<'_> {
 }
 
 /// Weight decay as the update applies it.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Decay {
     None,
     /// AdamW: the weight shrinks by `decay` before the step.
@@ -221,7 +198,8 @@ enum Decay {
     L2,
 }
 
-/// The per-element constants of one tensor's update.
+/// The per-element constants of an update, in f32 as the loop uses them.
+#[derive(Clone, Copy)]
 struct Piece {
     scale: f32,
     b1: f32,
