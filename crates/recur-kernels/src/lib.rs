@@ -8,8 +8,9 @@
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
 //! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
-//! - [`scale_shift`](mod@scale_shift): a LayerNorm's `x * gamma + beta`
-//!   as one node, its parameter gradients in row passes.
+//! - [`layer_norm`]: a LayerNorm's normalisation, of a residual sum or
+//!   not, as one node; [`scale_shift`](mod@scale_shift): its
+//!   `x * gamma + beta` as another, its parameter gradients in row passes.
 //! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`, `erf`, GELU.
 //! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
@@ -25,6 +26,7 @@ pub mod act;
 mod bf16;
 pub mod dense;
 pub mod gru;
+pub mod layer_norm;
 pub mod linear;
 pub mod lstm;
 mod mat;

@@ -328,9 +328,9 @@ impl Lvm {
             );
             // Only the last position leaves the last block: normalise just it.
             h = if i + 1 == a.num_layers {
-                layer_norm(&(y.i(c - 1)? + h.i(c - 1)?)?, &gamma, &beta)?
+                add_layer_norm(&y.i(c - 1)?, &h.i(c - 1)?, &gamma, &beta)?
             } else {
-                layer_norm(&(y + h)?, &gamma, &beta)?
+                add_layer_norm(&y, &h, &gamma, &beta)?
             };
         }
         if a.num_layers == 0 {
@@ -376,19 +376,32 @@ pub(crate) fn input_dims(x: &Tensor, a: &LvmArch) -> Result<(usize, usize, usize
 }
 
 /// LayerNorm over the last dimension with a backward pass (candle-nn's fused
-/// `LayerNorm::forward` has none: ARCHITECTURE.md). The normalisation is
-/// candle-nn's `layer_norm_slow`, op for op; its `* gamma + beta` is
-/// [`recur_kernels::scale_shift`], the same numbers with a backward that
-/// does not go through candle's slow reduction over leading dimensions.
+/// `LayerNorm::forward` has none: ARCHITECTURE.md): candle-nn's
+/// `layer_norm_slow` to the bit, output and gradients, as two nodes: the
+/// normalisation ([`recur_kernels::layer_norm`]) and `* gamma + beta`
+/// ([`recur_kernels::scale_shift`]).
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
     if x.dtype() != candle_core::DType::F32 {
         return candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS);
     }
-    let d = x.dim(D::Minus1)?;
-    let x = x.broadcast_sub(&(x.sum_keepdim(D::Minus1)? / d as f64)?)?;
-    let var = (x.sqr()?.sum_keepdim(D::Minus1)? / d as f64)?;
-    let x_normed = x.broadcast_div(&(var + LN_EPS as f64)?.sqrt()?)?;
-    recur_kernels::scale_shift(&x_normed, gamma, beta)
+    recur_kernels::scale_shift(
+        &recur_kernels::layer_norm::normalize(x, LN_EPS)?,
+        gamma,
+        beta,
+    )
+}
+
+/// `layer_norm(y + h, gamma, beta)` with the residual sum inside the
+/// normalisation's node: the same bits.
+pub fn add_layer_norm(y: &Tensor, h: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
+    if y.dtype() != candle_core::DType::F32 || h.dtype() != candle_core::DType::F32 {
+        return layer_norm(&(y + h)?, gamma, beta);
+    }
+    recur_kernels::scale_shift(
+        &recur_kernels::layer_norm::add_normalize(y, h, LN_EPS)?,
+        gamma,
+        beta,
+    )
 }
 
 /// `x / max(|x|, 1e-12)` along the last dimension, as `F.normalize`.
@@ -406,9 +419,9 @@ mod tests {
     use super::*;
     use candle_core::DType;
 
-    /// recur's LayerNorm is candle-nn's `layer_norm_slow` to the bit, output
-    /// and gradients: the figures of models trained before it stay as
-    /// they were.
+    /// recur's LayerNorm, and its form with the residual sum inside, are
+    /// candle-nn's `layer_norm_slow` to the bit, output and gradients: the
+    /// figures of models trained before them stay as they were.
     #[test]
     fn layer_norm_equals_candles_to_the_bit() -> Result<()> {
         let dev = Device::Cpu;
@@ -434,6 +447,16 @@ mod tests {
         let go = (&ours * &w)?.sqr()?.sum_all()?.backward()?;
         let gt = (&theirs * &w)?.sqr()?.sum_all()?.backward()?;
         for v in [&x, &g, &b] {
+            assert_eq!(bits(go.get(v).unwrap())?, bits(gt.get(v).unwrap())?);
+        }
+        let r = candle_core::Var::from_vec(val(3 * 4 * 40, 0.7, 5), (3, 4, 40), &dev)?;
+        let ours = add_layer_norm(&x, &r, &g, &b)?;
+        let theirs =
+            candle_nn::ops::layer_norm_slow(&(x.as_tensor() + r.as_tensor())?, &g, &b, LN_EPS)?;
+        assert_eq!(bits(&ours)?, bits(&theirs)?);
+        let go = (&ours * &w)?.sqr()?.sum_all()?.backward()?;
+        let gt = (&theirs * &w)?.sqr()?.sum_all()?.backward()?;
+        for v in [&x, &r, &g, &b] {
             assert_eq!(bits(go.get(v).unwrap())?, bits(gt.get(v).unwrap())?);
         }
         Ok(())

@@ -10,7 +10,7 @@
 //! `.norm2.*`, and `head.{0,2,3}.*` for the `nn.Sequential` head.
 
 use crate::classifier::dropout;
-use crate::lvm::{l2_normalize, layer_norm, LvmArch};
+use crate::lvm::{add_layer_norm, l2_normalize, layer_norm, LvmArch};
 use candle_core::{Device, IndexOp, Result, Tensor, D};
 use recur_core::checkpoint::TensorSpec;
 use recur_core::rng::Rng;
@@ -128,8 +128,9 @@ pub fn forward(
             .contiguous()?
             .reshape((b, c, d))?;
         let attn_out = lin(&ctx, &format!("{l}.self_attn.out_proj"))?;
-        h = layer_norm(
-            &(&h + drop(attn_out)?)?,
+        h = add_layer_norm(
+            &h,
+            &drop(attn_out)?,
             &p(&format!("{l}.norm1.weight")),
             &p(&format!("{l}.norm1.bias")),
         )?;
@@ -138,8 +139,9 @@ pub fn forward(
             &format!("{l}.linear2"),
         )?;
         let f = drop(f)?;
-        h = layer_norm(
-            &(&h + f)?,
+        h = add_layer_norm(
+            &h,
+            &f,
             &p(&format!("{l}.norm2.weight")),
             &p(&format!("{l}.norm2.bias")),
         )?;
