@@ -24,17 +24,11 @@
 
 use crate::mat::output_vec;
 use crate::op::{slice, with_slice};
+use crate::rows::for_row_chunks;
 use candle_core::cpu::kernels::VecOps;
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, D,
 };
-use rayon::prelude::*;
-
-/// Rows at or below this many elements in all run on the calling thread
-/// (a batch-1 forward is a few rows).
-const SERIAL_ELEMS: usize = 1 << 15;
-/// Elements per parallel task, about: a few L1-sized rows.
-const TASK_ELEMS: usize = 1 << 13;
 
 /// `(x - mean(x)) / sqrt(var(x) + eps)` over the last dimension, with
 /// gradient; equal to candle's ops to the bit (see the module comment).
@@ -154,25 +148,11 @@ fn backward_row(z: &[f32], g: &[f32], out: &mut [f32], t: &mut [f32], eps: f32) 
     }
 }
 
-/// Runs `f(first_row, out_rows, scratch)` over the rows of `out` (row
-/// length `d`), side by side for large tensors; each call gets whole rows.
-fn for_row_chunks(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) {
-    let d = d.max(1);
-    if out.len() <= SERIAL_ELEMS {
-        f(0, out, &mut vec![0f32; d]);
-        return;
-    }
-    let rows = (TASK_ELEMS / d).max(1);
-    out.par_chunks_mut(rows * d)
-        .enumerate()
-        .for_each_init(|| vec![0f32; d], |t, (i, o)| f(i * rows, o, t));
-}
-
 /// The forward of both ops: `z` is the input, or `y` then `h` to add.
 fn forward(y: &[f32], h: Option<&[f32]>, d: usize, eps: f32) -> Vec<f32> {
     // SAFETY: every element is written below, the sum or the copy first.
     let mut out = unsafe { output_vec(y.len()) };
-    for_row_chunks(&mut out, d, |r0, o, sq| {
+    for_row_chunks(&mut out, d, d, |r0, o, sq| {
         let (y, h) = (
             &y[r0 * d..r0 * d + o.len()],
             h.map(|h| &h[r0 * d..r0 * d + o.len()]),
@@ -196,8 +176,8 @@ fn forward(y: &[f32], h: Option<&[f32]>, d: usize, eps: f32) -> Vec<f32> {
 fn backward(y: &[f32], h: Option<&[f32]>, g: &[f32], d: usize, eps: f32) -> Vec<f32> {
     // SAFETY: every element is written by `backward_row`.
     let mut out = unsafe { output_vec(y.len()) };
-    for_row_chunks(&mut out, d, |r0, o, t| {
-        let mut z = vec![0f32; if h.is_some() { d } else { 0 }];
+    for_row_chunks(&mut out, d, 2 * d, |r0, o, scratch| {
+        let (t, z) = scratch.split_at_mut(d);
         for (i, row) in o.chunks_exact_mut(d).enumerate() {
             let at = (r0 + i) * d..(r0 + i + 1) * d;
             let zr: &[f32] = match h {
@@ -206,7 +186,7 @@ fn backward(y: &[f32], h: Option<&[f32]>, g: &[f32], d: usize, eps: f32) -> Vec<
                         .zip(&y[at.clone()])
                         .zip(&h[at.clone()])
                         .for_each(|((z, y), h)| *z = y + h);
-                    &z
+                    &*z
                 }
                 None => &y[at.clone()],
             };
@@ -318,7 +298,9 @@ mod tests {
                 match k % 11 {
                     0 => 0.0,
                     1 => -0.0,
-                    _ => (k as f32 - 506.0) / 506.0 * s * if k % 7 == 0 { 1e3 } else { 1.0 },
+                    _ => {
+                        (k as f32 - 506.0) / 506.0 * s * if k.is_multiple_of(7) { 1e3 } else { 1.0 }
+                    }
                 }
             })
             .collect()

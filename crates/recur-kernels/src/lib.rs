@@ -34,6 +34,7 @@ pub mod op;
 pub mod packed;
 pub mod partner;
 pub mod precision;
+mod rows;
 pub mod scale_shift;
 pub mod search;
 

@@ -10,6 +10,7 @@
 
 use crate::mat::{matmul, output_vec, View};
 use crate::op::{slice, with_slice};
+use crate::rows::{for_column_chunks, for_row_chunks};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 
 /// `x [..., I] @ w[O, I]^T + b [O]` -> `[..., O]`.
@@ -68,10 +69,13 @@ impl CustomOp3 for Linear {
         let o = b.len();
         let i = w.len() / o.max(1);
         let n = x.len().checked_div(i).unwrap_or(0);
-        let mut y = Vec::with_capacity(n * o);
-        for _ in 0..n {
-            y.extend_from_slice(b);
-        }
+        // SAFETY: every row is filled with the bias here.
+        let mut y = unsafe { output_vec(n * o) };
+        for_row_chunks(&mut y, o, 0, |_, rows, _| {
+            for row in rows.chunks_exact_mut(o.max(1)) {
+                row.copy_from_slice(b);
+            }
+        });
         // SAFETY: x is [n, i], w is [o, i], y is [n, o].
         unsafe {
             matmul(
@@ -109,11 +113,13 @@ impl CustomOp3 for Linear {
         with_slice(grad, "linear output gradient", |g| {
             with_slice(x, "linear input", |xv| {
                 with_slice(w, "linear weight", |wv| {
-                    for row in g.chunks_exact(o) {
-                        for (s, v) in db.iter_mut().zip(row) {
-                            *s += *v;
+                    for_column_chunks(&mut db, n, |c0, db| {
+                        for row in g.chunks_exact(o) {
+                            for (s, v) in db.iter_mut().zip(&row[c0..]) {
+                                *s += *v;
+                            }
                         }
-                    }
+                    });
                     // SAFETY: g is [n, o], x is [n, i], w is [o, i], dw is
                     // [o, i] and dx [n, i].
                     unsafe {
@@ -154,5 +160,47 @@ impl CustomOp3 for Linear {
             Some(Tensor::from_vec(dw, (o, i), &dev)?),
             Some(Tensor::from_vec(db, o, &dev)?),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    /// The bias gradient is each column's sum row by row from the first
+    /// (the order the one-thread loop had), also where the columns are
+    /// split between threads (300 columns: a last chunk of 44); the output
+    /// starts from the bias in every row.
+    #[test]
+    fn bias_gradient_is_the_column_sum_in_row_order() -> Result<()> {
+        let dev = Device::Cpu;
+        let (n, i, o) = (200, 3, 300);
+        let val = |k: usize, s: f32| {
+            (0..k)
+                .map(|j| ((j * 7919 % 1013) as f32 - 506.0) / 506.0 * s)
+                .collect::<Vec<f32>>()
+        };
+        let x = Tensor::from_vec(vec![0f32; n * i], (n, i), &dev)?;
+        let w = Var::from_vec(val(o * i, 1.0), (o, i), &dev)?;
+        let b = Var::from_vec(val(o, 0.5), o, &dev)?;
+        let y = linear(&x, &w, &b)?;
+        let bias = b.as_tensor().to_vec1::<f32>()?;
+        for row in y.to_vec2::<f32>()? {
+            assert_eq!(row, bias);
+        }
+        let up = val(n * o, 3.0);
+        let grads = (&y * Tensor::from_vec(up.clone(), (n, o), &dev)?)?
+            .sum_all()?
+            .backward()?;
+        let db = grads.get(&b).expect("bias gradient").to_vec1::<f32>()?;
+        for (c, got) in db.iter().enumerate() {
+            let mut want = 0f32;
+            for r in 0..n {
+                want += up[r * o + c];
+            }
+            assert_eq!(got.to_bits(), want.to_bits(), "column {c}");
+        }
+        Ok(())
     }
 }

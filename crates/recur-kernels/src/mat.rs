@@ -287,6 +287,14 @@ pub(crate) struct SendPtr(pub *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// The pointer (a method, so that a closure captures the whole
+    /// wrapper, which may cross threads, and not its field).
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct SendConst(pub *const f32);
 unsafe impl Send for SendConst {}
