@@ -13,6 +13,7 @@ use crate::bf16::{rounded as round_bf16, Bf16Rhs};
 use crate::packed::PackedLinear;
 use crate::precision::Precision;
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// The most rows the skinny (dot-product) path takes.
 const SKINNY_ROWS: usize = 6;
@@ -128,6 +129,36 @@ pub(crate) unsafe fn matmul_into(
         skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads, false);
         return;
     }
+    if threads > 1 && split_columns(m, n) {
+        let parts = threads.min(n.div_ceil(16));
+        let (d, l, r) = (SendPtr(dst), SendConst(lhs.ptr), SendConst(rhs.ptr));
+        (0..parts).into_par_iter().for_each(|p| {
+            let (d, l, r) = (d, l, r);
+            let (c0, c1) = (n * p / parts, n * (p + 1) / parts);
+            gemm::gemm(
+                m,
+                c1 - c0,
+                k,
+                d.0.add(c0),
+                1,
+                dst_rs as isize,
+                accumulate,
+                l.0,
+                lhs.cs,
+                lhs.rs,
+                r.0.offset(c0 as isize * rhs.cs),
+                rhs.cs,
+                rhs.rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        });
+        return;
+    }
     let par = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {
@@ -154,6 +185,21 @@ pub(crate) unsafe fn matmul_into(
         false,
         par,
     );
+}
+
+/// Whether a product runs as one one-thread `gemm` call per thread, each
+/// over its own columns, rather than one call that the crate splits. The
+/// crate's split joins its threads twice per block of `k` (to pack, to
+/// multiply) and divides rows unevenly; for a product of at most 512
+/// columns and not many more rows, such as the LVM's input gradients
+/// (`[320, 2048] x [2048, 512]`), separate calls ran 8-20% faster at two
+/// threads on an Intel Xeon (`examples/split_probe.rs`), and w2 training
+/// 3.9% (median of 6 alternating runs). The crate's sums over `k` do not
+/// depend on the columns a call holds, so the bits are the same (a test
+/// holds them). `RECUR_NO_SPLIT` set in the environment turns it off, for
+/// a comparison.
+fn split_columns(m: usize, n: usize) -> bool {
+    std::env::var_os("RECUR_NO_SPLIT").is_none() && n <= 512 && m < 4 * n
 }
 
 /// The right-hand side `[k, n]` of the product a recurrent layer does at
@@ -839,6 +885,85 @@ mod tests {
                     err < 1e-4,
                     "m {m}, {prec}, accumulate {accumulate}: max error {err}"
                 );
+            }
+        }
+    }
+
+    /// A product split by columns across threads gives the bits of the
+    /// same product on one thread and of the `gemm` crate's own split: the
+    /// crate's sums over `k` do not depend on which columns a call holds.
+    #[test]
+    fn column_split_products_equal_one_thread_bit_for_bit() {
+        let val = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
+        // The LVM's input gradient, an odd shape, and a transposed left
+        // side (a weight gradient's), into a strided destination.
+        for (m, n, k, lhs_t) in [
+            (320, 512, 2048, false),
+            (97, 300, 777, false),
+            (130, 200, 64, true),
+        ] {
+            assert!(split_columns(m, n), "{m} x {n} should take the split");
+            let dst_rs = n + 3;
+            let a: Vec<f32> = (0..m * k).map(val).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| val(i + 11)).collect(); // [k, n]
+            let lhs = if lhs_t {
+                View::t(a.as_ptr(), m)
+            } else {
+                View::rows(a.as_ptr(), k)
+            };
+            for accumulate in [false, true] {
+                let start: Vec<f32> = (0..m * dst_rs).map(|i| val(i + 5)).collect();
+                let run = |threads: usize, split: bool| {
+                    let mut d = start.clone();
+                    // SAFETY: a covers m x k through either view, w is
+                    // [k, n], d holds m rows of dst_rs >= n elements.
+                    unsafe {
+                        if split {
+                            matmul_into(
+                                m,
+                                n,
+                                k,
+                                d.as_mut_ptr(),
+                                dst_rs,
+                                lhs,
+                                View::rows(w.as_ptr(), n),
+                                accumulate,
+                                threads,
+                                Precision::F32,
+                            );
+                        } else {
+                            gemm::gemm(
+                                m,
+                                n,
+                                k,
+                                d.as_mut_ptr(),
+                                1,
+                                dst_rs as isize,
+                                accumulate,
+                                lhs.ptr,
+                                lhs.cs,
+                                lhs.rs,
+                                w.as_ptr(),
+                                1,
+                                n as isize,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                if threads > 1 {
+                                    Parallelism::Rayon(threads)
+                                } else {
+                                    Parallelism::None
+                                },
+                            );
+                        }
+                    }
+                    d.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                };
+                let one = run(1, false);
+                assert_eq!(run(3, true), one, "{m} x {n} x {k}, split");
+                assert_eq!(run(3, false), one, "{m} x {n} x {k}, the crate's split");
             }
         }
     }
