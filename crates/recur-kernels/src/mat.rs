@@ -129,7 +129,7 @@ pub(crate) unsafe fn matmul_into(
         skinny(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads, false);
         return;
     }
-    if threads > 1 && split_columns(m, n) {
+    if threads > 1 && split_columns(m, n, k) {
         let parts = threads.min(n.div_ceil(16));
         let (d, l, r) = (SendPtr(dst), SendConst(lhs.ptr), SendConst(rhs.ptr));
         (0..parts).into_par_iter().for_each(|p| {
@@ -190,16 +190,21 @@ pub(crate) unsafe fn matmul_into(
 /// Whether a product runs as one one-thread `gemm` call per thread, each
 /// over its own columns, rather than one call that the crate splits. The
 /// crate's split joins its threads twice per block of `k` (to pack, to
-/// multiply) and divides rows unevenly; for a product of at most 512
-/// columns and not many more rows, such as the LVM's input gradients
-/// (`[320, 2048] x [2048, 512]`), separate calls ran 8-20% faster at two
-/// threads on an Intel Xeon (`examples/split_probe.rs`), and w2 training
-/// 3.9% (median of 6 alternating runs). The crate's sums over `k` do not
+/// multiply) and divides rows unevenly; for a product of 256 to 512
+/// columns, not many more rows and a long `k`, such as the LVM's input
+/// gradients (`[320, 2048] x [2048, 512]`), separate calls ran 8-20%
+/// faster at two threads on an Intel Xeon (`examples/split_probe.rs`), and
+/// w2 training 3.9% (median of 6 alternating runs). Other shapes (the
+/// classifier's `[256, 16384] x [16384, 81]` weight gradient) keep the
+/// crate's split, which was not measured slower there. The crate's sums over `k` do not
 /// depend on the columns a call holds, so the bits are the same (a test
 /// holds them). `RECUR_NO_SPLIT` set in the environment turns it off, for
 /// a comparison.
-fn split_columns(m: usize, n: usize) -> bool {
-    std::env::var_os("RECUR_NO_SPLIT").is_none() && n <= 512 && m < 4 * n
+fn split_columns(m: usize, n: usize, k: usize) -> bool {
+    (256..=512).contains(&n)
+        && k >= 256
+        && m < 4 * n
+        && std::env::var_os("RECUR_NO_SPLIT").is_none()
 }
 
 /// The right-hand side `[k, n]` of the product a recurrent layer does at
@@ -900,9 +905,12 @@ mod tests {
         for (m, n, k, lhs_t) in [
             (320, 512, 2048, false),
             (97, 300, 777, false),
-            (130, 200, 64, true),
+            (130, 260, 300, true),
         ] {
-            assert!(split_columns(m, n), "{m} x {n} should take the split");
+            assert!(
+                split_columns(m, n, k),
+                "{m} x {n} x {k} should take the split"
+            );
             let dst_rs = n + 3;
             let a: Vec<f32> = (0..m * k).map(val).collect();
             let w: Vec<f32> = (0..n * k).map(|i| val(i + 11)).collect(); // [k, n]
