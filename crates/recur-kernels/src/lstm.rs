@@ -16,6 +16,7 @@
 
 use crate::act::{sigmoid, tanh};
 use crate::mat::{matmul, matmul_into, output_vec, plan, SendConst, SendPtr, StepRhs, View};
+use crate::rows::for_column_chunks;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -451,9 +452,13 @@ pub fn forward_fused(
     let train = saved.is_some();
     let (gates, cells, inputs) = match saved {
         Some(s) => {
-            s.base.gates = vec![0.0; l * b * 4 * h];
-            s.base.cells = vec![0.0; l * b * h];
-            s.inputs = vec![0.0; l * b * k];
+            // SAFETY: every step writes its rows of all three (the inputs
+            // by the copies, the gates by the product, then the cell pass).
+            unsafe {
+                s.base.gates = output_vec(l * b * 4 * h);
+                s.base.cells = output_vec(l * b * h);
+                s.inputs = output_vec(l * b * k);
+            }
             (
                 SendPtr(s.base.gates.as_mut_ptr()),
                 SendPtr(s.base.cells.as_mut_ptr()),
@@ -565,7 +570,8 @@ pub fn backward_fused(
     assert_eq!(saved.base.gates.len(), l * b * 4 * h, "saved gates");
     assert_eq!(dw_all.len(), w_all.len(), "dw_all is [4H, I + H + 1]");
     let threads = rayon::current_num_threads();
-    let mut dg = vec![0.0f32; l * b * 4 * h];
+    // SAFETY: backward through time writes every step's gate gradients.
+    let mut dg = unsafe { output_vec(l * b * 4 * h) };
     // w_hh is columns i..i+h of w_all.
     // SAFETY (of the view): w_all is [4H, K + 1] with K = I + H.
     let w_hh = View {
@@ -589,12 +595,15 @@ pub fn backward_fused(
             crate::precision::current(),
         );
     }
+    // Each column summed row by row from the first, columns side by side.
     let mut db = vec![0.0f32; 4 * h];
-    for row in dg.chunks_exact(4 * h) {
-        for (s, v) in db.iter_mut().zip(row) {
-            *s += *v;
+    for_column_chunks(&mut db, l * b, |c0, db| {
+        for row in dg.chunks_exact(4 * h) {
+            for (s, v) in db.iter_mut().zip(&row[c0..]) {
+                *s += *v;
+            }
         }
-    }
+    });
     for (r, v) in db.into_iter().enumerate() {
         dw_all[r * (k + 1) + k] = v;
     }

@@ -171,7 +171,8 @@ impl CustomOp2 for LstmFusedOp {
         let d = self.dims;
         let x = slice(s1, l1, "lstm input")?;
         let w = slice(s2, l2, "lstm weights")?;
-        let mut y = vec![0.0f32; d.steps * d.batch * d.hidden];
+        // SAFETY: the kernel writes every step's hidden state.
+        let mut y = unsafe { output_vec(d.steps * d.batch * d.hidden) };
         if self.train {
             let mut s = lstm::SavedFused::default();
             lstm::forward_fused(d, x, w, &mut y, Some(&mut s));
@@ -197,8 +198,12 @@ impl CustomOp2 for LstmFusedOp {
         let Some(saved) = guard.as_ref() else {
             bail!("lstm backward: the forward kept no state (it ran without gradients)");
         };
-        let mut dw = vec![0.0f32; w_all.elem_count()];
-        let mut dx = self.x_needs_grad.then(|| vec![0.0f32; x.elem_count()]);
+        // SAFETY: both are products that do not accumulate, and the bias
+        // column of dw is written from the bias gradient.
+        let mut dw = unsafe { output_vec(w_all.elem_count()) };
+        let mut dx = self
+            .x_needs_grad
+            .then(|| unsafe { output_vec(x.elem_count()) });
         with_slice(w_all, "lstm weights", |w| {
             with_slice(grad_res, "lstm output gradient", |gy| {
                 lstm::backward_fused(d, w, saved, gy, &mut dw, dx.as_deref_mut())
