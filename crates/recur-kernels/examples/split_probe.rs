@@ -25,25 +25,8 @@ unsafe fn g(
     par: gemm::Parallelism,
 ) {
     gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs,
-        false,
-        lhs,
-        lcs,
-        lrs,
-        rhs,
-        rcs,
-        rrs,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
-        par,
+        m, n, k, dst, 1, dst_rs, false, lhs, lcs, lrs, rhs, rcs, rrs, 0.0, 1.0, false, false,
+        false, par,
     );
 }
 
