@@ -135,25 +135,21 @@ pub(crate) unsafe fn matmul_into(
         (0..parts).into_par_iter().for_each(|p| {
             let (d, l, r) = (d, l, r);
             let (c0, c1) = (n * p / parts, n * (p + 1) / parts);
-            gemm::gemm(
+            let lhs = View { ptr: l.0, ..lhs };
+            let rhs = View {
+                ptr: r.0.offset(c0 as isize * rhs.cs),
+                ..rhs
+            };
+            let dst = d.0.add(c0);
+            gemm_crate(
                 m,
                 c1 - c0,
                 k,
-                d.0.add(c0),
-                1,
-                dst_rs as isize,
+                dst,
+                dst_rs,
+                lhs,
+                rhs,
                 accumulate,
-                l.0,
-                lhs.cs,
-                lhs.rs,
-                r.0.offset(c0 as isize * rhs.cs),
-                rhs.cs,
-                rhs.rs,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
                 Parallelism::None,
             );
         });
@@ -164,6 +160,25 @@ pub(crate) unsafe fn matmul_into(
     } else {
         Parallelism::None
     };
+    gemm_crate(m, n, k, dst, dst_rs, lhs, rhs, accumulate, par);
+}
+
+/// `dst (+)= lhs @ rhs` on the `gemm` crate.
+///
+/// # Safety
+/// As [`matmul_into`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_crate(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: View,
+    rhs: View,
+    accumulate: bool,
+    par: Parallelism,
+) {
     gemm::gemm(
         m,
         n,
