@@ -14,6 +14,7 @@
 use crate::act::{sigmoid, tanh};
 use crate::lstm::Dims;
 use crate::mat::{matmul, output_vec, plan, SendConst, SendPtr, StepRhs, View};
+use crate::rows::add_column_sums;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -261,11 +262,7 @@ pub fn backward(
         );
     }
     db_hh.fill(0.0);
-    for row in dhp.chunks_exact(3 * h) {
-        for (s, v) in db_hh.iter_mut().zip(row) {
-            *s += *v;
-        }
-    }
+    add_column_sums(db_hh, &dhp);
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]

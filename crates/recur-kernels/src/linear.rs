@@ -10,7 +10,7 @@
 
 use crate::mat::{matmul, output_vec, View};
 use crate::op::{slice, with_slice};
-use crate::rows::{for_column_chunks, for_row_chunks};
+use crate::rows::{add_column_sums, for_row_chunks};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
 
 /// `x [..., I] @ w[O, I]^T + b [O]` -> `[..., O]`.
@@ -113,13 +113,7 @@ impl CustomOp3 for Linear {
         with_slice(grad, "linear output gradient", |g| {
             with_slice(x, "linear input", |xv| {
                 with_slice(w, "linear weight", |wv| {
-                    for_column_chunks(&mut db, n, |c0, db| {
-                        for row in g.chunks_exact(o) {
-                            for (s, v) in db.iter_mut().zip(&row[c0..]) {
-                                *s += *v;
-                            }
-                        }
-                    });
+                    add_column_sums(&mut db, g);
                     // SAFETY: g is [n, o], x is [n, i], w is [o, i], dw is
                     // [o, i] and dx [n, i].
                     unsafe {

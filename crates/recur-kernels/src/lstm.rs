@@ -16,7 +16,7 @@
 
 use crate::act::{sigmoid, tanh};
 use crate::mat::{matmul, matmul_into, output_vec, plan, SendConst, SendPtr, StepRhs, View};
-use crate::rows::for_column_chunks;
+use crate::rows::add_column_sums;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -595,15 +595,8 @@ pub fn backward_fused(
             crate::precision::current(),
         );
     }
-    // Each column summed row by row from the first, columns side by side.
     let mut db = vec![0.0f32; 4 * h];
-    for_column_chunks(&mut db, l * b, |c0, db| {
-        for row in dg.chunks_exact(4 * h) {
-            for (s, v) in db.iter_mut().zip(&row[c0..]) {
-                *s += *v;
-            }
-        }
-    });
+    add_column_sums(&mut db, &dg);
     for (r, v) in db.into_iter().enumerate() {
         dw_all[r * (k + 1) + k] = v;
     }

@@ -54,6 +54,22 @@ pub(crate) fn for_column_chunks(
         .for_each(|(i, s)| f(i * TASK_COLS, s));
 }
 
+/// `acc[c] += m[r, c]` for every row `r` of `m` (rows of `acc.len()`
+/// elements), row by row from the first: a bias's gradient.
+pub(crate) fn add_column_sums(acc: &mut [f32], m: &[f32]) {
+    let width = acc.len();
+    if width == 0 {
+        return;
+    }
+    for_column_chunks(acc, m.len() / width, |c0, acc| {
+        for row in m.chunks_exact(width) {
+            for (s, v) in acc.iter_mut().zip(&row[c0..]) {
+                *s += *v;
+            }
+        }
+    });
+}
+
 /// As [`for_column_chunks`], with two accumulators of the same columns.
 pub(crate) fn for_column_chunks2(
     a: &mut [f32],
