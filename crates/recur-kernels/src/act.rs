@@ -7,6 +7,8 @@
 // Cephes coefficients, written as published.
 #![allow(clippy::excessive_precision)]
 
+use crate::lanes::Lanes;
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
@@ -18,27 +20,38 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// without FMA, which take the slow generic version of everything).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    exp_lanes(x)
+}
+
+/// [`exp`] for any [`Lanes`]: one f32, or sixteen in an AVX-512 register
+/// with the same bits.
+#[inline(always)]
+pub fn exp_lanes<V: Lanes>(x: V) -> V {
+    let c = V::splat;
     let x = x.clamp(-87.3, 88.0);
-    let n = x.mul_add(LOG2E, 0.5).floor();
-    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
-    let mut p = 1.987_569_1e-4f32;
-    p = p.mul_add(r, 1.398_199_9e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 5.000_000_1e-1);
-    let y = (p * r).mul_add(r, r) + 1.0;
-    // 2^n by building the exponent bits. `as i32` would saturate, which
-    // the compiler cannot vectorise; n is an integer in [-126, 127] here.
-    // SAFETY: n is finite and in i32's range after the clamp above.
-    let ni: i32 = unsafe { n.to_int_unchecked() };
-    y * f32::from_bits(((ni + 127) << 23) as u32)
+    let n = x.mul_add(c(LOG2E), c(0.5)).floor();
+    let r = n.mul_add(c(-LN2_LO), n.mul_add(c(-LN2_HI), x));
+    let mut p = c(1.987_569_1e-4);
+    p = p.mul_add(r, c(1.398_199_9e-3));
+    p = p.mul_add(r, c(8.333_452e-3));
+    p = p.mul_add(r, c(4.166_579_6e-2));
+    p = p.mul_add(r, c(1.666_666_5e-1));
+    p = p.mul_add(r, c(5.000_000_1e-1));
+    let y = (p * r).mul_add(r, r) + c(1.0);
+    // n is an integer in [-126, 127] after the clamp above.
+    y.scale_pow2(n)
 }
 
 /// The logistic function, as the kernels compute it.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+    sigmoid_lanes(x)
+}
+
+/// [`sigmoid`] for any [`Lanes`].
+#[inline(always)]
+pub fn sigmoid_lanes<V: Lanes>(x: V) -> V {
+    (V::splat(1.0) + exp_lanes(-x)).recip_times(1.0)
 }
 
 /// tanh: an odd polynomial near zero (no cancellation), `1 - 2/(e^2x + 1)`
@@ -46,21 +59,24 @@ pub fn sigmoid(x: f32) -> f32 {
 /// branch-free.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
+    tanh_lanes(x)
+}
+
+/// [`tanh`] for any [`Lanes`].
+#[inline(always)]
+pub fn tanh_lanes<V: Lanes>(x: V) -> V {
+    let c = V::splat;
     let z = x * x;
-    let mut q = -5.704_988_7e-3f32;
-    q = q.mul_add(z, 2.063_908_9e-2);
-    q = q.mul_add(z, -5.373_971_6e-2);
-    q = q.mul_add(z, 1.333_144_2e-1);
-    q = q.mul_add(z, -3.333_328_2e-1);
+    let mut q = c(-5.704_988_7e-3);
+    q = q.mul_add(z, c(2.063_908_9e-2));
+    q = q.mul_add(z, c(-5.373_971_6e-2));
+    q = q.mul_add(z, c(1.333_144_2e-1));
+    q = q.mul_add(z, c(-3.333_328_2e-1));
     let small = (q * z).mul_add(x, x);
     let a = x.abs();
-    let big = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
-    let big = if x < 0.0 { -big } else { big };
-    if a < 0.625 {
-        small
-    } else {
-        big
-    }
+    let big = c(1.0) - (exp_lanes(c(2.0) * a) + c(1.0)).recip_times(2.0);
+    let big = V::select(x.lt(c(0.0)), -big, big);
+    V::select(a.lt(c(0.625)), small, big)
 }
 
 /// The error function, `1 - erfc(|x|)` with Numerical Recipes' `erfcc`

@@ -11,7 +11,9 @@
 //! - [`layer_norm`]: a LayerNorm's normalisation, of a residual sum or
 //!   not, as one node; [`scale_shift`](mod@scale_shift): its
 //!   `x * gamma + beta` as another, its parameter gradients in row passes.
-//! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`, `erf`, GELU.
+//! - [`act`]: vectorisable `exp`, `sigmoid`, `tanh`, `erf`, GELU;
+//!   [`lanes`]: the arithmetic they are written in, for one f32 or an
+//!   AVX-512 register.
 //! - [`dense`]: row passes and attention on plain slices, for
 //!   inference code outside candle's graph (the sentence encoder).
 //! - [`packed`]: a `Linear` weight packed once, for inference products.
@@ -26,6 +28,7 @@ pub mod act;
 mod bf16;
 pub mod dense;
 pub mod gru;
+pub mod lanes;
 pub mod layer_norm;
 pub mod linear;
 pub mod lstm;

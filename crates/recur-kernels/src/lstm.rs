@@ -14,7 +14,8 @@
 //! running the whole recurrence on its rows with no synchronisation; every
 //! buffer is allocated before the time loop.
 
-use crate::act::{sigmoid, tanh};
+use crate::act::{sigmoid_lanes, tanh, tanh_lanes};
+use crate::lanes::Lanes;
 use crate::mat::{matmul, matmul_into, output_vec, plan, SendConst, SendPtr, StepRhs, View};
 use crate::rows::add_column_sums;
 use multiversion::multiversion;
@@ -186,39 +187,39 @@ fn row_forward(
         &mut go[..h],
         &mut hout[..h],
     );
+    // The two loops differ in the constant `cprev`, so each inlines `cell`
+    // without a branch.
     match cprev {
         Some(cp) => {
             let cp = &cp[..h];
             for j in 0..h {
-                let i = sigmoid(gi[j]);
-                let f = sigmoid(gf[j]);
-                let gv = tanh(gg[j]);
-                let o = sigmoid(go[j]);
-                let cv = f * cp[j] + i * gv;
-                gi[j] = i;
-                gf[j] = f;
-                gg[j] = gv;
-                go[j] = o;
-                c[j] = cv;
-                hout[j] = o * tanh(cv);
+                let [i, f, gv, o, cv, hv] = cell(gi[j], gf[j], gg[j], go[j], Some(cp[j]));
+                (gi[j], gf[j], gg[j], go[j], c[j], hout[j]) = (i, f, gv, o, cv, hv);
             }
         }
         None => {
             for j in 0..h {
-                let i = sigmoid(gi[j]);
-                let f = sigmoid(gf[j]);
-                let gv = tanh(gg[j]);
-                let o = sigmoid(go[j]);
-                let cv = i * gv;
-                gi[j] = i;
-                gf[j] = f;
-                gg[j] = gv;
-                go[j] = o;
-                c[j] = cv;
-                hout[j] = o * tanh(cv);
+                let [i, f, gv, o, cv, hv] = cell(gi[j], gf[j], gg[j], go[j], None);
+                (gi[j], gf[j], gg[j], go[j], c[j], hout[j]) = (i, f, gv, o, cv, hv);
             }
         }
     }
+}
+
+/// The cell update on lanes (one f32, or an AVX-512 register): gate pre-activations and the previous cell (none
+/// at the first step) in; the activated gates i, f, g, o, the new cell and
+/// the hidden state out.
+#[inline(always)]
+pub(crate) fn cell<V: Lanes>(gi: V, gf: V, gg: V, go: V, cprev: Option<V>) -> [V; 6] {
+    let i = sigmoid_lanes(gi);
+    let f = sigmoid_lanes(gf);
+    let gv = tanh_lanes(gg);
+    let o = sigmoid_lanes(go);
+    let cv = match cprev {
+        Some(cp) => f * cp + i * gv,
+        None => i * gv,
+    };
+    [i, f, gv, o, cv, o * tanh_lanes(cv)]
 }
 
 /// Gradients of one layer: `dxp [L, B, 4H]` (the gate pre-activations, which

@@ -1,0 +1,313 @@
+//! The arithmetic of the activation functions, for one `f32` or for
+//! sixteen in an AVX-512 register, so that [`crate::act`] writes `exp`,
+//! `sigmoid` and `tanh` once and both forms give the same bits.
+//!
+//! The scalar form is what the multiversioned loops inline and the
+//! compiler vectorises, at whatever width the CPU has. [`F32x16`] is for
+//! kernels that hold their values in registers already and should not
+//! store them to run a loop over memory: the input-fused LSTM's inference
+//! tiles ([`crate::lstm_tile`]) apply the cell to a product's sums as they
+//! come out of the multiply-adds. Each of its operations is the one
+//! instruction the compiler emits for the scalar operation, in the same
+//! order, except `y * 2^n` (the end of `exp`), which is one `vscalefps`
+//! instead of a conversion, an add, a shift and a multiply; both round
+//! once, so they agree, which the tests check for every result that could
+//! round (the subnormal ones).
+
+use std::ops::{Add, Mul, Neg, Sub};
+
+/// One or more f32 lanes with the operations the activations use.
+pub trait Lanes:
+    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Neg<Output = Self>
+{
+    /// Per-lane truth of a comparison.
+    type Mask: Copy;
+    fn splat(v: f32) -> Self;
+    /// `self * a + b`, rounded once.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    fn abs(self) -> Self;
+    fn floor(self) -> Self;
+    /// `f32::clamp` (a NaN stays NaN).
+    fn clamp(self, lo: f32, hi: f32) -> Self;
+    fn lt(self, other: Self) -> Self::Mask;
+    /// `a` where `m`, else `b`.
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// `self * 2^n` for `n` integral in [-126, 127].
+    fn scale_pow2(self, n: Self) -> Self;
+    /// `num / self`.
+    fn recip_times(self, num: f32) -> Self;
+}
+
+impl Lanes for f32 {
+    type Mask = bool;
+    #[inline(always)]
+    fn splat(v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32) -> f32 {
+        f32::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn abs(self) -> f32 {
+        f32::abs(self)
+    }
+    #[inline(always)]
+    fn floor(self) -> f32 {
+        f32::floor(self)
+    }
+    #[inline(always)]
+    fn clamp(self, lo: f32, hi: f32) -> f32 {
+        f32::clamp(self, lo, hi)
+    }
+    #[inline(always)]
+    fn lt(self, other: f32) -> bool {
+        self < other
+    }
+    #[inline(always)]
+    fn select(m: bool, a: f32, b: f32) -> f32 {
+        if m {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn scale_pow2(self, n: f32) -> f32 {
+        // 2^n from its exponent bits, n + 127 << 23, read off the low bits
+        // of n + 1.5 * 2^23 + 127 (exact for integral n in range): a
+        // float add, a shift and a multiply, which vectorise, and defined
+        // for every n (a NaN gives a NaN product); an int conversion would
+        // saturate (`as`) or be undefined outside i32 (`to_int_unchecked`).
+        let e = (n + (12_582_912.0 + 127.0)).to_bits() << 23;
+        self * f32::from_bits(e)
+    }
+    #[inline(always)]
+    fn recip_times(self, num: f32) -> f32 {
+        num / self
+    }
+}
+
+/// Sixteen lanes in an AVX-512 register. Its methods are only to be used
+/// inside functions compiled with `#[target_feature(enable = "avx512f")]`
+/// on a CPU that has it (they are inlined there, where the intrinsics
+/// become single instructions).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct F32x16(pub std::arch::x86_64::__m512);
+
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{F32x16, Lanes};
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Mul, Neg, Sub};
+
+    // SAFETY (every `unsafe` block of this module): the intrinsics need
+    // AVX-512F, which the callers' `target_feature` and run-time check
+    // guarantee (see `F32x16`).
+
+    impl F32x16 {
+        /// `n` (1..=16) values from `s[at..]`, zeros after.
+        #[inline(always)]
+        pub fn load(s: &[f32], at: usize, n: usize) -> F32x16 {
+            assert!(at + n <= s.len() && n <= 16);
+            unsafe {
+                if n == 16 {
+                    F32x16(_mm512_loadu_ps(s.as_ptr().add(at)))
+                } else {
+                    F32x16(_mm512_maskz_loadu_ps(mask(n), s.as_ptr().add(at)))
+                }
+            }
+        }
+        /// The first `n` lanes into `s[at..]`.
+        #[inline(always)]
+        pub fn store(self, s: &mut [f32], at: usize, n: usize) {
+            assert!(at + n <= s.len() && n <= 16);
+            unsafe {
+                if n == 16 {
+                    _mm512_storeu_ps(s.as_mut_ptr().add(at), self.0)
+                } else {
+                    _mm512_mask_storeu_ps(s.as_mut_ptr().add(at), mask(n), self.0)
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn mask(n: usize) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    impl Add for F32x16 {
+        type Output = F32x16;
+        #[inline(always)]
+        fn add(self, o: F32x16) -> F32x16 {
+            unsafe { F32x16(_mm512_add_ps(self.0, o.0)) }
+        }
+    }
+    impl Sub for F32x16 {
+        type Output = F32x16;
+        #[inline(always)]
+        fn sub(self, o: F32x16) -> F32x16 {
+            unsafe { F32x16(_mm512_sub_ps(self.0, o.0)) }
+        }
+    }
+    impl Mul for F32x16 {
+        type Output = F32x16;
+        #[inline(always)]
+        fn mul(self, o: F32x16) -> F32x16 {
+            unsafe { F32x16(_mm512_mul_ps(self.0, o.0)) }
+        }
+    }
+    impl Neg for F32x16 {
+        type Output = F32x16;
+        #[inline(always)]
+        fn neg(self) -> F32x16 {
+            unsafe {
+                let sign = _mm512_set1_epi32(i32::MIN);
+                F32x16(_mm512_castsi512_ps(_mm512_xor_si512(
+                    _mm512_castps_si512(self.0),
+                    sign,
+                )))
+            }
+        }
+    }
+
+    impl Lanes for F32x16 {
+        type Mask = __mmask16;
+        #[inline(always)]
+        fn splat(v: f32) -> F32x16 {
+            unsafe { F32x16(_mm512_set1_ps(v)) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: F32x16, b: F32x16) -> F32x16 {
+            unsafe { F32x16(_mm512_fmadd_ps(self.0, a.0, b.0)) }
+        }
+        #[inline(always)]
+        fn abs(self) -> F32x16 {
+            unsafe { F32x16(_mm512_abs_ps(self.0)) }
+        }
+        #[inline(always)]
+        fn floor(self) -> F32x16 {
+            unsafe {
+                F32x16(_mm512_roundscale_ps::<
+                    { _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC },
+                >(self.0))
+            }
+        }
+        #[inline(always)]
+        fn clamp(self, lo: f32, hi: f32) -> F32x16 {
+            // `max(lo, x)` is `lo > x ? lo : x`, and `min(hi, .)` likewise:
+            // a NaN in x comes through, as in f32::clamp.
+            unsafe {
+                let x = _mm512_max_ps(_mm512_set1_ps(lo), self.0);
+                F32x16(_mm512_min_ps(_mm512_set1_ps(hi), x))
+            }
+        }
+        #[inline(always)]
+        fn lt(self, o: F32x16) -> __mmask16 {
+            unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn select(m: __mmask16, a: F32x16, b: F32x16) -> F32x16 {
+            unsafe { F32x16(_mm512_mask_blend_ps(m, b.0, a.0)) }
+        }
+        #[inline(always)]
+        fn scale_pow2(self, n: F32x16) -> F32x16 {
+            unsafe { F32x16(_mm512_scalef_ps(self.0, n.0)) }
+        }
+        #[inline(always)]
+        fn recip_times(self, num: f32) -> F32x16 {
+            unsafe { F32x16(_mm512_div_ps(_mm512_set1_ps(num), self.0)) }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::act::{exp, exp_lanes, sigmoid, sigmoid_lanes, tanh, tanh_lanes};
+
+    /// Runs `f` over `xs` sixteen at a time (the tail masked) in a function
+    /// compiled for AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    fn wide_map(xs: &[f32], out: &mut [f32], f: impl Fn(F32x16) -> F32x16) {
+        let mut j = 0;
+        while j < xs.len() {
+            let n = (xs.len() - j).min(16);
+            f(F32x16::load(xs, j, n)).store(out, j, n);
+            j += 16;
+        }
+    }
+
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    /// `vscalefps` against the portable exponent-bits product: every
+    /// mantissa in [0.5, 2) at the two powers whose products can be
+    /// subnormal (the only ones that round), and a sample at every other.
+    #[test]
+    fn scale_by_a_power_of_two_is_the_portable_product() {
+        if !crate::packed::wide() {
+            eprintln!("no AVX-512F here: nothing to compare the portable form with");
+            return;
+        }
+        let all: Vec<f32> = (0..1u32 << 24)
+            .map(|m| f32::from_bits((126 << 23) + m))
+            .collect();
+        let sample: Vec<f32> = all.iter().step_by(997).copied().collect();
+        let mut out = vec![0f32; all.len()];
+        for n in -126..=127 {
+            let ys = if n <= -125 { &all } else { &sample };
+            let nf = n as f32;
+            // SAFETY: wide() checked the CPU.
+            unsafe { wide_map(ys, &mut out, |y| y.scale_pow2(F32x16::splat(nf))) };
+            for (y, v) in ys.iter().zip(&out) {
+                assert!(same(*v, y.scale_pow2(nf)), "{y:e} * 2^{n}: {v:e}");
+            }
+        }
+    }
+
+    /// exp, sigmoid and tanh on sixteen lanes against the scalar forms
+    /// (what the multiversioned loops vectorise), bit for bit, over
+    /// every 127th f32 (both signs, every exponent: zeros, subnormals, the
+    /// clamps of exp, infinities, NaN).
+    #[test]
+    fn activations_in_registers_equal_the_scalar_ones() {
+        if !crate::packed::wide() {
+            eprintln!("no AVX-512F here: nothing to compare the portable form with");
+            return;
+        }
+        let xs: Vec<f32> = (0..u32::MAX / 127)
+            .map(|i| f32::from_bits(i * 127))
+            .chain([
+                0.0,
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                0.625,
+                -0.625,
+            ])
+            .collect();
+        let mut out = vec![0f32; xs.len()];
+        type Pair = (fn(F32x16) -> F32x16, fn(f32) -> f32);
+        let cases: [(&str, Pair); 3] = [
+            ("exp", (exp_lanes, exp)),
+            ("sigmoid", (sigmoid_lanes, sigmoid)),
+            ("tanh", (tanh_lanes, tanh)),
+        ];
+        for (name, (wide, scalar)) in cases {
+            // SAFETY: wide() checked the CPU.
+            unsafe { wide_map(&xs, &mut out, wide) };
+            for (x, v) in xs.iter().zip(&out) {
+                assert!(
+                    same(*v, scalar(*x)),
+                    "{name}({x:e}): {v:e} against {:e}",
+                    scalar(*x)
+                );
+            }
+        }
+    }
+}
