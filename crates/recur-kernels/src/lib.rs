@@ -4,7 +4,9 @@
 //! loop of small operations per step, which is 2-5x slower than one fused
 //! kernel at the hidden sizes recur trains (ARCHITECTURE.md).
 //!
-//! - [`lstm`] and [`gru`]: the kernels on raw time-major buffers.
+//! - [`lstm`] and [`gru`]: the kernels on raw time-major buffers
+//!   (`lstm_tile`: the input-fused LSTM's inference on AVX-512, each
+//!   product tile finished by its cell in registers).
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
 //! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
@@ -32,6 +34,9 @@ pub mod lanes;
 pub mod layer_norm;
 pub mod linear;
 pub mod lstm;
+// The tiles are AVX-512 only; elsewhere their panels and steps go unused.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod lstm_tile;
 mod mat;
 pub mod op;
 pub mod packed;

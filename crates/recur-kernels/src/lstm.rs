@@ -206,7 +206,8 @@ fn row_forward(
     }
 }
 
-/// The cell update on lanes (one f32, or an AVX-512 register): gate pre-activations and the previous cell (none
+/// The cell update on lanes (one f32, or an AVX-512 register in
+/// [`crate::lstm_tile`]): gate pre-activations and the previous cell (none
 /// at the first step) in; the activated gates i, f, g, o, the new cell and
 /// the hidden state out.
 #[inline(always)]
@@ -449,6 +450,10 @@ pub fn forward_fused(
     assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
     assert_eq!(x.len(), l * b * i, "x is [L, B, I]");
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    if saved.is_none() && crate::lstm_tile::available() {
+        crate::lstm_tile::forward(d, x, w_all, y);
+        return;
+    }
     let bias: Vec<f32> = (0..4 * h).map(|r| w_all[r * (k + 1) + k]).collect();
     let train = saved.is_some();
     let (gates, cells, inputs) = match saved {

@@ -1,0 +1,362 @@
+//! The input-fused LSTM's inference forward on AVX-512, each tile of a
+//! step's product finished by its cell update while it is in registers.
+//!
+//! [`lstm::forward_fused`](crate::lstm::forward_fused) multiplies a whole
+//! step (`[B, I + H] x [I + H, 4H]` by the `gemm` crate: 512 x 80 x 256
+//! for the rainfall classifier), writes the `[B, 4H]` gates out, and a
+//! second pass reads them back for the cell; the two were 50% and 42% of
+//! that model's inference (`perf`, one thread). Here the weight is
+//! regrouped once per call so that one 64-column panel holds the four gates
+//! (i, f, g, o) of 16 hidden units: a register tile of 6 rows x 64 columns
+//! is then all that a cell update of those rows and units needs, and it
+//! runs on the sums as they leave the multiply-adds (the activations on
+//! [`F32x16`]). No gate is stored, the inputs are read in place (no
+//! `[x_t | h_{t-1}]` copy), and the first step skips the product with the
+//! zero state. The arithmetic is the same; what goes is the traffic between
+//! the product and the cell pass, and the copies.
+//!
+//! Batch-1 inference takes the same path (a one-row tile): 0.044 against
+//! 0.090 ms for the rainfall classifier's batch-1 forward through the
+//! dot-product path of `mat` (`recur bench lstm --workload w1`, one
+//! thread).
+//!
+//! The numbers: every sum starts at zero and adds the products in the
+//! order of `k` (inputs, then the state), one fused multiply-add each, as
+//! the `gemm` crate's and recur's packed micro-kernels do; the bias is
+//! added after; the cell is [`lstm::cell`](crate::lstm) on lanes whose
+//! every operation is the scalar one's ([`crate::lanes`]). Skipping the
+//! zero state is exact: a sum that starts at +0 never becomes -0 in
+//! round-to-nearest, and adding ±0 to anything else leaves it as it is.
+//! So the training forward gives the same bits for any batch of more than
+//! six rows (below that it multiplies by dot products, summed in another
+//! order), and a row's hidden states here do not depend on the batch it
+//! came in or the thread count: the tests hold it to both.
+
+#[cfg(target_arch = "x86_64")]
+use crate::lanes::F32x16;
+#[cfg(target_arch = "x86_64")]
+use crate::lstm::cell;
+use crate::lstm::Dims;
+use crate::mat::{plan, SendConst, SendPtr};
+use rayon::prelude::*;
+
+/// Hidden units per panel (one AVX-512 register of each gate).
+const UNITS: usize = 16;
+/// Panel width: the four gates of [`UNITS`] units.
+const COLS: usize = 4 * UNITS;
+/// Rows per register tile: 6 x 4 sums, 4 weight vectors and a broadcast
+/// in the 32 registers.
+const ROWS: usize = 6;
+
+/// Whether [`forward`] runs here: on AVX-512F (as the packed kernels) and
+/// for f32 products (the bf16 path keeps its own kernels). The
+/// `RECUR_NO_TILE` environment variable turns it off, for A/B timing.
+pub(crate) fn available() -> bool {
+    use std::sync::OnceLock;
+    static OFF: OnceLock<bool> = OnceLock::new();
+    crate::packed::wide()
+        && crate::precision::current() == crate::precision::Precision::F32
+        && !*OFF.get_or_init(|| std::env::var_os("RECUR_NO_TILE").is_some())
+}
+
+/// `w_all [4H, K + 1]` regrouped: per block of [`UNITS`] hidden units,
+/// `[K][COLS]` with column `q * UNITS + l` holding gate `q` of unit
+/// `block * UNITS + l`, and the bias as `[COLS]`; units past H are zeros.
+struct GatePanels {
+    k: usize,
+    panels: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl GatePanels {
+    fn new(w_all: &[f32], h: usize, k: usize) -> GatePanels {
+        let blocks = h.div_ceil(UNITS);
+        let mut panels = vec![0f32; blocks * k * COLS];
+        let mut bias = vec![0f32; blocks * COLS];
+        for u in 0..blocks {
+            for q in 0..4 {
+                for l in 0..UNITS.min(h - u * UNITS) {
+                    let row = &w_all[(q * h + u * UNITS + l) * (k + 1)..][..k + 1];
+                    let col = q * UNITS + l;
+                    for (t, &w) in row[..k].iter().enumerate() {
+                        panels[(u * k + t) * COLS + col] = w;
+                    }
+                    bias[u * COLS + col] = row[k];
+                }
+            }
+        }
+        GatePanels { k, panels, bias }
+    }
+
+    fn panel(&self, u: usize) -> &[f32] {
+        &self.panels[u * self.k * COLS..][..self.k * COLS]
+    }
+
+    fn bias(&self, u: usize) -> &[f32; COLS] {
+        self.bias[u * COLS..][..COLS]
+            .try_into()
+            .expect("COLS values")
+    }
+}
+
+/// The layer without saved state: `x [L, B, I]`, `w_all [4H, I + H + 1]`
+/// -> every hidden state `y [L, B, H]`, as
+/// [`lstm::forward_fused`](crate::lstm::forward_fused) computes it. The
+/// caller checks [`available`] and the sizes.
+pub(crate) fn forward(d: Dims, x: &[f32], w_all: &[f32], y: &mut [f32]) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    let k = w_all.len() / (4 * h) - 1;
+    let i = k - h;
+    debug_assert_eq!((x.len(), y.len()), (l * b * i, l * b * h));
+    let p = GatePanels::new(w_all, h, k);
+    let p = &p;
+    let (chunks, _) = plan(b, rayon::current_num_threads());
+    let (xs, yp) = (SendConst(x.as_ptr()), SendPtr(y.as_mut_ptr()));
+    chunks.into_par_iter().for_each(|rows| {
+        let (xs, yp) = (xs, yp);
+        let nr = rows.len();
+        // This chunk's cells, the previous step's and this one's.
+        let mut cells = vec![0f32; 2 * nr * h];
+        for t in 0..l {
+            let (a, bb) = cells.split_at_mut(nr * h);
+            let (cprev, c) = if t % 2 == 0 { (bb, a) } else { (a, bb) };
+            // SAFETY: rows of step t (and t-1) of x and y, which are
+            // [L, B, I] and [L, B, H] (checked by the caller); chunks are
+            // disjoint, and step t only reads step t-1's rows of y.
+            let step = unsafe {
+                Step {
+                    i,
+                    h,
+                    x: xs.0.add((t * b + rows.start) * i),
+                    hprev: (t > 0).then(|| yp.0.add(((t - 1) * b + rows.start) * h) as *const f32),
+                    cprev: (t > 0).then_some(cprev.as_ptr()),
+                    c: c.as_mut_ptr(),
+                    hout: yp.0.add((t * b + rows.start) * h),
+                }
+            };
+            for u in 0..h.div_ceil(UNITS) {
+                for r in (0..nr).step_by(ROWS) {
+                    // SAFETY: wide() (in `available`) checked the CPU; the
+                    // pointers cover rows r..r + ROWS of this chunk.
+                    unsafe {
+                        match nr - r {
+                            1 => tile::<1>(&step, p, u, r),
+                            2 => tile::<2>(&step, p, u, r),
+                            3 => tile::<3>(&step, p, u, r),
+                            4 => tile::<4>(&step, p, u, r),
+                            5 => tile::<5>(&step, p, u, r),
+                            _ => tile::<ROWS>(&step, p, u, r),
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One step of one chunk of rows: where its inputs are and its outputs go
+/// (row-major, `i` or `h` columns; the cells of the chunk's rows).
+struct Step {
+    i: usize,
+    h: usize,
+    x: *const f32,
+    hprev: Option<*const f32>,
+    cprev: Option<*const f32>,
+    c: *mut f32,
+    hout: *mut f32,
+}
+
+/// Rows `r..r + M` of a step, hidden units of block `u`: the gate sums in
+/// registers, then the cell update of each row.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `s` must describe valid rows `r..r + M`
+/// that no other thread touches.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn tile<const M: usize>(s: &Step, p: &GatePanels, u: usize, r: usize) {
+    use std::arch::x86_64::*;
+    let (i, h) = (s.i, s.h);
+    let panel = p.panel(u).as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); 4]; M];
+    // The sums over k in order: x_t's columns, then h_{t-1}'s (none at the
+    // first step, where the state is zero).
+    let sweeps = [
+        (s.x, i, 0, i),
+        (
+            s.hprev.unwrap_or(s.x),
+            h,
+            i,
+            if s.hprev.is_some() { h } else { 0 },
+        ),
+    ];
+    for (lhs, stride, k0, n) in sweeps {
+        for t in 0..n {
+            let w = panel.add((k0 + t) * COLS);
+            let wv = [
+                _mm512_loadu_ps(w),
+                _mm512_loadu_ps(w.add(UNITS)),
+                _mm512_loadu_ps(w.add(2 * UNITS)),
+                _mm512_loadu_ps(w.add(3 * UNITS)),
+            ];
+            for (row, a) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps(*lhs.add((r + row) * stride + t));
+                for q in 0..4 {
+                    a[q] = _mm512_fmadd_ps(xv, wv[q], a[q]);
+                }
+            }
+        }
+    }
+    let bias = p.bias(u).as_ptr();
+    let (u0, n) = (u * UNITS, UNITS.min(h - u * UNITS));
+    for (row, a) in acc.iter().enumerate() {
+        let at = (r + row) * h + u0;
+        // The gates: the sums plus the bias, as the cell pass adds it.
+        let g: [F32x16; 4] = std::array::from_fn(|q| {
+            F32x16(_mm512_add_ps(a[q], _mm512_loadu_ps(bias.add(q * UNITS))))
+        });
+        let mask = ((1u32 << n) - 1) as __mmask16;
+        let cprev = s
+            .cprev
+            .map(|cp| F32x16(_mm512_maskz_loadu_ps(mask, cp.add(at))));
+        let [_, _, _, _, cv, hv] = cell(g[0], g[1], g[2], g[3], cprev);
+        _mm512_mask_storeu_ps(s.c.add(at), mask, cv.0);
+        _mm512_mask_storeu_ps(s.hout.add(at), mask, hv.0);
+    }
+}
+
+/// Stand-in so that the module compiles where there is no AVX-512 (never
+/// called: `available` is false there).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn tile<const M: usize>(_: &Step, _: &GatePanels, _: usize, _: usize) {
+    unreachable!("the LSTM tiles need AVX-512")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lstm::{forward_fused, SavedFused};
+
+    /// The tiled inference forward against the training forward (the
+    /// `gemm` crate's or the packed product, then the cell pass), bit for
+    /// bit: hidden sizes with and without a partial block of units, row
+    /// counts with partial tiles and several chunks, one input or many,
+    /// at 1 and 3 threads.
+    #[test]
+    fn tiles_equal_the_training_forward_bit_for_bit() {
+        if !available() {
+            eprintln!("no AVX-512F here: the inference forward is the training one");
+            return;
+        }
+        let val = |n: usize, seed: usize, s: f32| -> Vec<f32> {
+            (0..n)
+                .map(|j| (((j + seed) * 7919 % 1009) as f32 - 504.0) / 504.0 * s)
+                .collect()
+        };
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for (l, b, i, h) in [
+                (32, 512, 16, 64),
+                (5, 37, 16, 20),
+                (4, 7, 1, 100),
+                (3, 7, 9, 16),
+                (6, 100, 40, 33),
+            ] {
+                let d = Dims {
+                    steps: l,
+                    batch: b,
+                    hidden: h,
+                };
+                // Large weights too, so that gates saturate both ways.
+                let (x, w) = (val(l * b * i, 1, 2.0), val(4 * h * (i + h + 1), 2, 1.5));
+                let (mut y_tile, mut y_train) =
+                    (vec![f32::NAN; l * b * h], vec![f32::NAN; l * b * h]);
+                pool.install(|| {
+                    forward(d, &x, &w, &mut y_tile);
+                    forward_fused(d, &x, &w, &mut y_train, Some(&mut SavedFused::default()));
+                });
+                let differ = y_tile
+                    .iter()
+                    .zip(&y_train)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(
+                    differ,
+                    0,
+                    "{differ} of {} differ at {d:?}, I {i}, {threads} threads",
+                    y_tile.len()
+                );
+            }
+        }
+    }
+
+    /// Each row of a batch of 37 computed alone and in batches of 2 to 6
+    /// (partial tiles), at 1 and 2 threads, gives the same bits as in the
+    /// whole batch at one thread.
+    #[test]
+    fn a_rows_states_do_not_depend_on_its_batch() {
+        if !available() {
+            eprintln!("no AVX-512F here: the inference forward is the training one");
+            return;
+        }
+        let (l, b, i, h) = (4, 37, 5, 24);
+        let x: Vec<f32> = (0..l * b * i)
+            .map(|j| ((j * 7919 % 1009) as f32 - 504.0) / 300.0)
+            .collect();
+        let w: Vec<f32> = (0..4 * h * (i + h + 1))
+            .map(|j| ((j * 104_729 % 997) as f32 - 498.0) / 700.0)
+            .collect();
+        let run = |rows: std::ops::Range<usize>, threads: usize| -> Vec<f32> {
+            let n = rows.len();
+            // x [L, B, I] -> the rows' [L, n, I]
+            let xs: Vec<f32> = (0..l)
+                .flat_map(|t| x[(t * b + rows.start) * i..(t * b + rows.end) * i].to_vec())
+                .collect();
+            let mut y = vec![f32::NAN; l * n * h];
+            let d = Dims {
+                steps: l,
+                batch: n,
+                hidden: h,
+            };
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| forward(d, &xs, &w, &mut y));
+            y
+        };
+        let whole = run(0..b, 1);
+        for threads in [1, 2] {
+            for size in 1..=6 {
+                for start in (0..b).step_by(size) {
+                    let rows = start..(start + size).min(b);
+                    let part = run(rows.clone(), threads);
+                    for t in 0..l {
+                        for (r, row) in rows.clone().enumerate() {
+                            let got = &part[(t * rows.len() + r) * h..][..h];
+                            let want = &whole[(t * b + row) * h..][..h];
+                            assert!(
+                                got.iter()
+                                    .zip(want)
+                                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                                "row {row} at step {t} in a batch of {size}, {threads} threads"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // And the whole batch at 2 threads (two chunks of rows).
+        assert!(run(0..b, 2)
+            .iter()
+            .zip(&whole)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
