@@ -1,0 +1,48 @@
+//! The rainfall classifier's recurrent layer in inference (w1: L 32, B 512,
+//! I 16, H 64), the input-fused forward without saved state; best of many
+//! runs, and sequences per second as `recur bench lstm` counts them.
+//!
+//! `cargo run --release -p recur-kernels --example w1_probe -- THREADS [SECONDS]`
+
+mod probe;
+use recur_kernels::lstm;
+use std::time::Instant;
+
+fn main() {
+    let threads = probe::threads_from_args();
+    let seconds: f64 = std::env::args()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2.0);
+    let (l, b, i, h) = (32, 512, 16, 64);
+    let d = lstm::Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    };
+    let v = |n: usize, s: f32| {
+        (0..n)
+            .map(|j| ((j * 7919 % 101) as f32 - 50.0) / 50.0 * s)
+            .collect::<Vec<f32>>()
+    };
+    let (x, w) = (v(l * b * i, 1.0), v(4 * h * (i + h + 1), 0.15));
+    let mut y = vec![0f32; l * b * h];
+    let (mut best, mut runs) = (f64::MAX, 0usize);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds || runs < 10 {
+        let t = Instant::now();
+        lstm::forward_fused(d, &x, &w, &mut y, None);
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    let total = start.elapsed().as_secs_f64();
+    let flops = 2.0 * (l * b * 4 * h * (i + h)) as f64;
+    println!(
+        "threads {threads}: w1 layer inference best {:.3} ms ({:.0} seq/s), mean {:.3} ms; products {:.1} GFLOP/s at the best; checksum {:.6}",
+        best * 1e3,
+        b as f64 / best,
+        total / runs as f64 * 1e3,
+        flops / best / 1e9,
+        y.iter().map(|&a| a as f64).sum::<f64>()
+    );
+}
