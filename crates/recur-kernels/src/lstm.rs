@@ -451,7 +451,7 @@ pub fn forward_fused(
     assert_eq!(x.len(), l * b * i, "x is [L, B, I]");
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
     if saved.is_none() && crate::lstm_tile::available() {
-        crate::lstm_tile::forward(d, x, w_all, y);
+        crate::lstm_tile::forward(d, i, x, w_all, y);
         return;
     }
     let bias: Vec<f32> = (0..4 * h).map(|r| w_all[r * (k + 1) + k]).collect();

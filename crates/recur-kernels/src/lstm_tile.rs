@@ -99,19 +99,17 @@ impl GatePanels {
     }
 }
 
-/// The layer without saved state: `x [L, B, I]`, `w_all [4H, I + H + 1]`
+/// The layer without saved state: `x [L, B, i]`, `w_all [4H, i + H + 1]`
 /// -> every hidden state `y [L, B, H]`, as
 /// [`lstm::forward_fused`](crate::lstm::forward_fused) computes it. The
 /// caller checks [`available`] and the sizes.
-pub(crate) fn forward(d: Dims, x: &[f32], w_all: &[f32], y: &mut [f32]) {
-    let Dims {
-        steps: l,
-        batch: b,
-        hidden: h,
-    } = d;
-    let k = w_all.len() / (4 * h) - 1;
-    let i = k - h;
-    debug_assert_eq!((x.len(), y.len()), (l * b * i, l * b * h));
+pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]) {
+    let (l, b, h) = (d.steps, d.batch, d.hidden);
+    let k = i + h;
+    debug_assert_eq!(
+        (x.len(), w_all.len(), y.len()),
+        (l * b * i, 4 * h * (k + 1), l * b * h)
+    );
     let p = GatePanels::new(w_all, h, k);
     let p = &p;
     let (chunks, _) = plan(b, rayon::current_num_threads());
@@ -279,7 +277,7 @@ mod tests {
                 let (mut y_tile, mut y_train) =
                     (vec![f32::NAN; l * b * h], vec![f32::NAN; l * b * h]);
                 pool.install(|| {
-                    forward(d, &x, &w, &mut y_tile);
+                    forward(d, i, &x, &w, &mut y_tile);
                     forward_fused(d, &x, &w, &mut y_train, Some(&mut SavedFused::default()));
                 });
                 let differ = y_tile
@@ -329,7 +327,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| forward(d, &xs, &w, &mut y));
+            pool.install(|| forward(d, i, &xs, &w, &mut y));
             y
         };
         let whole = run(0..b, 1);
