@@ -27,11 +27,7 @@ fn main() {
         batch: b,
         hidden: h,
     };
-    let v = |n: usize, s: f32| {
-        (0..n)
-            .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 50.0 * s)
-            .collect::<Vec<f32>>()
-    };
+    let v = probe::values;
     let (xp, w, gy) = (v(l * b * 4 * h, 1.0), v(4 * h * h, 0.05), v(l * b * h, 1.0));
     let (xg, wg, bg) = (v(l * b * 3 * h, 1.0), v(3 * h * h, 0.05), v(3 * h, 0.1));
     let mut y = vec![0f32; l * b * h];

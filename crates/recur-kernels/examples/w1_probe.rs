@@ -1,6 +1,7 @@
 //! The rainfall classifier's recurrent layer in inference (w1: L 32, B 512,
 //! I 16, H 64), the input-fused forward without saved state; best of many
-//! runs, and sequences per second as `recur bench lstm` counts them.
+//! runs, and sequences per second as `recur bench lstm` counts them; then
+//! one sequence alone (batch-1 latency, best of 2,000).
 //!
 //! `cargo run --release -p recur-kernels --example w1_probe -- THREADS [SECONDS]`
 
@@ -20,11 +21,7 @@ fn main() {
         batch: b,
         hidden: h,
     };
-    let v = |n: usize, s: f32| {
-        (0..n)
-            .map(|j| ((j * 7919 % 101) as f32 - 50.0) / 50.0 * s)
-            .collect::<Vec<f32>>()
-    };
+    let v = probe::values;
     let (x, w) = (v(l * b * i, 1.0), v(4 * h * (i + h + 1), 0.15));
     let mut y = vec![0f32; l * b * h];
     let (mut best, mut runs) = (f64::MAX, 0usize);
@@ -44,5 +41,17 @@ fn main() {
         total / runs as f64 * 1e3,
         flops / best / 1e9,
         y.iter().map(|&a| a as f64).sum::<f64>()
+    );
+    let d1 = lstm::Dims { batch: 1, ..d };
+    let (x1, mut y1) = (v(l * i, 1.0), vec![0f32; l * h]);
+    let mut best1 = f64::MAX;
+    for _ in 0..2000 {
+        let t = Instant::now();
+        lstm::forward_fused(d1, &x1, &w, &mut y1, None);
+        best1 = best1.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "threads {threads}: w1 layer batch-1 best {:.1} us",
+        best1 * 1e6
     );
 }

@@ -1,5 +1,5 @@
 //! What the kernel probes share: the thread count from the first argument
-//! (default 1), with the global pool built to it.
+//! (default 1), with the global pool built to it, and their inputs.
 
 /// Builds rayon's global pool with the thread count given as the first
 /// argument and returns it.
@@ -13,4 +13,14 @@ pub fn threads_from_args() -> usize {
         .build_global()
         .expect("the global pool is built once");
     threads
+}
+
+/// `n` values in [-s, s], a fixed pattern (the same in every probe run).
+/// Each probe compiles this module on its own, and not all draw inputs
+/// this way.
+#[allow(dead_code)]
+pub fn values(n: usize, s: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 50.0 * s)
+        .collect()
 }
