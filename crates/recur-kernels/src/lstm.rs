@@ -47,6 +47,12 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
     assert_eq!(xp.len(), l * b * 4 * h, "xp is [L, B, 4H]");
     assert_eq!(w_hh.len(), 4 * h * h, "w_hh is [4H, H]");
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    // Up to six rows the dot-product path reads `w_hh` as it is; the tiles
+    // would pack it first.
+    if saved.is_none() && b > crate::mat::SKINNY_ROWS && crate::lstm_tile::takes(h) {
+        crate::lstm_tile::forward_projected(d, xp, w_hh, y);
+        return;
+    }
     let train = saved.is_some();
     let (gates, cells) = match saved {
         Some(s) => {
@@ -450,7 +456,7 @@ pub fn forward_fused(
     assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
     assert_eq!(x.len(), l * b * i, "x is [L, B, I]");
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
-    if saved.is_none() && crate::lstm_tile::available() {
+    if saved.is_none() && crate::lstm_tile::takes(k) {
         crate::lstm_tile::forward(d, i, x, w_all, y);
         return;
     }

@@ -1,5 +1,5 @@
-//! The input-fused LSTM's inference forward on AVX-512, each tile of a
-//! step's product finished by its cell update while it is in registers.
+//! The LSTM's inference forward on AVX-512, each tile of a step's product
+//! finished by its cell update while it is in registers.
 //!
 //! [`lstm::forward_fused`](crate::lstm::forward_fused) multiplies a whole
 //! step (`[B, I + H] x [I + H, 4H]` by the `gemm` crate: 512 x 80 x 256
@@ -13,24 +13,30 @@
 //! [`F32x16`]). No gate is stored, the inputs are read in place (no
 //! `[x_t | h_{t-1}]` copy), and the first step skips the product with the
 //! zero state. The arithmetic is the same; what goes is the traffic between
-//! the product and the cell pass, and the copies.
+//! the product and the cell pass, and the copies. The layer with its input
+//! projected beforehand ([`lstm::forward`](crate::lstm::forward): wider
+//! inputs than half the hidden size) runs the same tiles over `h_{t-1}`
+//! alone and adds the projection's row.
 //!
-//! Batch-1 inference takes the same path (a one-row tile): 0.044 against
-//! 0.090 ms for the rainfall classifier's batch-1 forward through the
-//! dot-product path of `mat` (`recur bench lstm --workload w1`, one
-//! thread).
+//! Batch-1 inference of the fused layer takes the same path (a one-row
+//! tile): 0.044 against 0.090 ms for the rainfall classifier's batch-1
+//! forward through the dot-product path of `mat` (`recur bench lstm
+//! --workload w1`, one thread). The projected layer keeps that path up to
+//! six rows, where packing its larger weight would cost more.
 //!
 //! The numbers: every sum starts at zero and adds the products in the
 //! order of `k` (inputs, then the state), one fused multiply-add each, as
-//! the `gemm` crate's and recur's packed micro-kernels do; the bias is
-//! added after; the cell is [`lstm::cell`](crate::lstm) on lanes whose
-//! every operation is the scalar one's ([`crate::lanes`]). Skipping the
-//! zero state is exact: a sum that starts at +0 never becomes -0 in
-//! round-to-nearest, and adding ±0 to anything else leaves it as it is.
-//! So the training forward gives the same bits for any batch of more than
-//! six rows (below that it multiplies by dot products, summed in another
-//! order), and a row's hidden states here do not depend on the batch it
-//! came in or the thread count: the tests hold it to both.
+//! the `gemm` crate's and recur's packed micro-kernels do for `k` up to
+//! [`KC`] (see [`takes`]); the bias or the projection is added after, as
+//! the training forward's cell pass adds it; the cell is
+//! [`lstm::cell`](crate::lstm) on lanes whose every operation is the
+//! scalar one's ([`crate::lanes`]). Skipping the zero state is exact: a
+//! sum that starts at +0 never becomes -0 in round-to-nearest, and adding
+//! ±0 to anything else leaves it as it is. So the training forward gives
+//! the same bits for any batch over six rows (below that it multiplies by
+//! dot products, summed in another order), and a row's hidden states here
+//! do not depend on the batch it came in or the thread count: the tests
+//! hold it to both.
 
 #[cfg(target_arch = "x86_64")]
 use crate::lanes::F32x16;
@@ -38,6 +44,7 @@ use crate::lanes::F32x16;
 use crate::lstm::cell;
 use crate::lstm::Dims;
 use crate::mat::{plan, SendConst, SendPtr};
+use crate::packed::KC;
 use rayon::prelude::*;
 
 /// Hidden units per panel (one AVX-512 register of each gate).
@@ -48,13 +55,20 @@ const COLS: usize = 4 * UNITS;
 /// in the 32 registers.
 const ROWS: usize = 6;
 
-/// Whether [`forward`] runs here: on AVX-512F (as the packed kernels) and
-/// for f32 products (the bf16 path keeps its own kernels). The
-/// `RECUR_NO_TILE` environment variable turns it off, for A/B timing.
-pub(crate) fn available() -> bool {
+/// Whether the tiles run a layer whose products sum over `k` inputs
+/// (`I + H` in the fused layer, `H` in the other): on AVX-512F (as the
+/// packed kernels), for f32 products (the bf16 path keeps its own
+/// kernels), and for `k` up to [`KC`], within which both the packed
+/// kernel and the `gemm` crate (up to 512) sum over `k` in one chain, as
+/// the tiles do; beyond it they add block sums, and their bits would
+/// differ. Larger layers (the LVMs' 512 units) also run faster on the
+/// packed products: a unit block's panel outgrows L1, and packing it costs
+/// more than their few steps gain (`RECUR_NO_TILE=1` for A/B timing).
+pub(crate) fn takes(k: usize) -> bool {
     use std::sync::OnceLock;
     static OFF: OnceLock<bool> = OnceLock::new();
-    crate::packed::wide()
+    k <= KC
+        && crate::packed::wide()
         && crate::precision::current() == crate::precision::Precision::F32
         && !*OFF.get_or_init(|| std::env::var_os("RECUR_NO_TILE").is_some())
 }
@@ -69,23 +83,31 @@ struct GatePanels {
 }
 
 impl GatePanels {
-    fn new(w_all: &[f32], h: usize, k: usize) -> GatePanels {
+    /// From the `4H` gate rows of `w`, `stride` apart: their first `k`
+    /// values, and the bias from the value after them where `bias`.
+    fn new(w: &[f32], h: usize, k: usize, stride: usize, bias: bool) -> GatePanels {
         let blocks = h.div_ceil(UNITS);
         let mut panels = vec![0f32; blocks * k * COLS];
-        let mut bias = vec![0f32; blocks * COLS];
+        let mut bias_cols = vec![0f32; blocks * COLS];
         for u in 0..blocks {
             for q in 0..4 {
                 for l in 0..UNITS.min(h - u * UNITS) {
-                    let row = &w_all[(q * h + u * UNITS + l) * (k + 1)..][..k + 1];
+                    let row = &w[(q * h + u * UNITS + l) * stride..][..k + usize::from(bias)];
                     let col = q * UNITS + l;
-                    for (t, &w) in row[..k].iter().enumerate() {
-                        panels[(u * k + t) * COLS + col] = w;
+                    for (t, &v) in row[..k].iter().enumerate() {
+                        panels[(u * k + t) * COLS + col] = v;
                     }
-                    bias[u * COLS + col] = row[k];
+                    if bias {
+                        bias_cols[u * COLS + col] = row[k];
+                    }
                 }
             }
         }
-        GatePanels { k, panels, bias }
+        GatePanels {
+            k,
+            panels,
+            bias: bias_cols,
+        }
     }
 
     fn panel(&self, u: usize) -> &[f32] {
@@ -99,10 +121,10 @@ impl GatePanels {
     }
 }
 
-/// The layer without saved state: `x [L, B, i]`, `w_all [4H, i + H + 1]`
-/// -> every hidden state `y [L, B, H]`, as
+/// The input-fused layer without saved state: `x [L, B, i]`, `w_all [4H,
+/// i + H + 1]` -> every hidden state `y [L, B, H]`, as
 /// [`lstm::forward_fused`](crate::lstm::forward_fused) computes it. The
-/// caller checks [`available`] and the sizes.
+/// caller checks [`takes`] and the sizes.
 pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]) {
     let (l, b, h) = (d.steps, d.batch, d.hidden);
     let k = i + h;
@@ -110,10 +132,45 @@ pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]
         (x.len(), w_all.len(), y.len()),
         (l * b * i, 4 * h * (k + 1), l * b * h)
     );
-    let p = GatePanels::new(w_all, h, k);
-    let p = &p;
+    let p = GatePanels::new(w_all, h, k, k + 1, true);
+    run(d, Input::X(i, x), &p, y);
+}
+
+/// The layer of [`lstm::forward`](crate::lstm::forward) without saved
+/// state: `xp [L, B, 4H]` (the input projection with both biases),
+/// `w_hh [4H, H]` -> `y [L, B, H]`. The caller checks [`takes`] and the
+/// sizes.
+pub(crate) fn forward_projected(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32]) {
+    let h = d.hidden;
+    debug_assert_eq!(
+        (xp.len(), w_hh.len(), y.len()),
+        (d.steps * d.batch * 4 * h, 4 * h * h, d.steps * d.batch * h)
+    );
+    let p = GatePanels::new(w_hh, h, h, h, false);
+    run(d, Input::Projected(xp), &p, y);
+}
+
+/// What a step adds to the recurrent product: the input's columns, summed
+/// in the same tile before the state's, then the bias (the fused layer);
+/// or the precomputed projection, added after.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    X(usize, &'a [f32]),
+    Projected(&'a [f32]),
+}
+
+/// Both layers: the batch in one chunk of rows per thread, each running
+/// every step over its rows, unit block by unit block (a block's panel
+/// stays in L1 across the row tiles).
+fn run(d: Dims, input: Input, p: &GatePanels, y: &mut [f32]) {
+    let (l, b, h) = (d.steps, d.batch, d.hidden);
     let (chunks, _) = plan(b, rayon::current_num_threads());
-    let (xs, yp) = (SendConst(x.as_ptr()), SendPtr(y.as_mut_ptr()));
+    let (i, width, src) = match input {
+        Input::X(i, x) => (i, i, x),
+        Input::Projected(xp) => (0, 4 * h, xp),
+    };
+    let projected = matches!(input, Input::Projected(_));
+    let (xs, yp) = (SendConst(src.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
         let (xs, yp) = (xs, yp);
         let nr = rows.len();
@@ -122,14 +179,16 @@ pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]
         for t in 0..l {
             let (a, bb) = cells.split_at_mut(nr * h);
             let (cprev, c) = if t % 2 == 0 { (bb, a) } else { (a, bb) };
-            // SAFETY: rows of step t (and t-1) of x and y, which are
-            // [L, B, I] and [L, B, H] (checked by the caller); chunks are
+            // SAFETY: rows of step t (and t-1) of the input ([L, B, width])
+            // and y ([L, B, H]), as the callers checked; chunks are
             // disjoint, and step t only reads step t-1's rows of y.
             let step = unsafe {
+                let src = xs.0.add((t * b + rows.start) * width);
                 Step {
                     i,
                     h,
-                    x: xs.0.add((t * b + rows.start) * i),
+                    x: src,
+                    xp: projected.then_some(src),
                     hprev: (t > 0).then(|| yp.0.add(((t - 1) * b + rows.start) * h) as *const f32),
                     cprev: (t > 0).then_some(cprev.as_ptr()),
                     c: c.as_mut_ptr(),
@@ -138,7 +197,7 @@ pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]
             };
             for u in 0..h.div_ceil(UNITS) {
                 for r in (0..nr).step_by(ROWS) {
-                    // SAFETY: wide() (in `available`) checked the CPU; the
+                    // SAFETY: wide() (in `takes`) checked the CPU; the
                     // pointers cover rows r..r + ROWS of this chunk.
                     unsafe {
                         match nr - r {
@@ -157,11 +216,13 @@ pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]
 }
 
 /// One step of one chunk of rows: where its inputs are and its outputs go
-/// (row-major, `i` or `h` columns; the cells of the chunk's rows).
+/// (row-major; the cells of the chunk's rows). `x` has `i` columns (none
+/// in the projected layer), `xp` the projected layer's `4h` gate inputs.
 struct Step {
     i: usize,
     h: usize,
     x: *const f32,
+    xp: Option<*const f32>,
     hprev: Option<*const f32>,
     cprev: Option<*const f32>,
     c: *mut f32,
@@ -211,13 +272,23 @@ unsafe fn tile<const M: usize>(s: &Step, p: &GatePanels, u: usize, r: usize) {
     }
     let bias = p.bias(u).as_ptr();
     let (u0, n) = (u * UNITS, UNITS.min(h - u * UNITS));
+    let mask = ((1u32 << n) - 1) as __mmask16;
     for (row, a) in acc.iter().enumerate() {
         let at = (r + row) * h + u0;
-        // The gates: the sums plus the bias, as the cell pass adds it.
-        let g: [F32x16; 4] = std::array::from_fn(|q| {
-            F32x16(_mm512_add_ps(a[q], _mm512_loadu_ps(bias.add(q * UNITS))))
+        // The gates as the training forward's cell pass has them: the sums
+        // plus the bias, or plus the row's projection (the projection
+        // itself at the first step, where there is no product).
+        let g: [F32x16; 4] = std::array::from_fn(|q| match s.xp {
+            None => F32x16(_mm512_add_ps(a[q], _mm512_loadu_ps(bias.add(q * UNITS)))),
+            Some(xp) => {
+                let v = _mm512_maskz_loadu_ps(mask, xp.add((r + row) * 4 * h + q * h + u0));
+                F32x16(if s.hprev.is_some() {
+                    _mm512_add_ps(a[q], v)
+                } else {
+                    v
+                })
+            }
         });
-        let mask = ((1u32 << n) - 1) as __mmask16;
         let cprev = s
             .cprev
             .map(|cp| F32x16(_mm512_maskz_loadu_ps(mask, cp.add(at))));
@@ -228,7 +299,7 @@ unsafe fn tile<const M: usize>(s: &Step, p: &GatePanels, u: usize, r: usize) {
 }
 
 /// Stand-in so that the module compiles where there is no AVX-512 (never
-/// called: `available` is false there).
+/// called: `takes` is false there).
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn tile<const M: usize>(_: &Step, _: &GatePanels, _: usize, _: usize) {
     unreachable!("the LSTM tiles need AVX-512")
@@ -239,14 +310,16 @@ mod tests {
     use super::*;
     use crate::lstm::{forward_fused, SavedFused};
 
-    /// The tiled inference forward against the training forward (the
+    /// The tiled inference forwards against the training forwards (the
     /// `gemm` crate's or the packed product, then the cell pass), bit for
-    /// bit: hidden sizes with and without a partial block of units, row
-    /// counts with partial tiles and several chunks, one input or many,
-    /// at 1 and 3 threads.
+    /// bit, both layers: hidden sizes with and without a partial block of
+    /// units, row counts with partial tiles and several chunks (the packed
+    /// product takes chunks of 7-96 rows, the `gemm` crate larger ones),
+    /// one input or many, and sums over exactly `KC` inputs, at 1 and 3
+    /// threads.
     #[test]
     fn tiles_equal_the_training_forward_bit_for_bit() {
-        if !available() {
+        if !takes(0) {
             eprintln!("no AVX-512F here: the inference forward is the training one");
             return;
         }
@@ -254,6 +327,14 @@ mod tests {
             (0..n)
                 .map(|j| (((j + seed) * 7919 % 1009) as f32 - 504.0) / 504.0 * s)
                 .collect()
+        };
+        let same = |a: &[f32], b: &[f32], what: String| {
+            let differ = a
+                .iter()
+                .zip(b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{differ} of {} differ: {what}", a.len());
         };
         for threads in [1, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -266,12 +347,15 @@ mod tests {
                 (4, 7, 1, 100),
                 (3, 7, 9, 16),
                 (6, 100, 40, 33),
+                (3, 150, 96, 160),
+                (3, 40, 56, 200),
             ] {
                 let d = Dims {
                     steps: l,
                     batch: b,
                     hidden: h,
                 };
+                let what = format!("{d:?}, I {i}, {threads} threads");
                 // Large weights too, so that gates saturate both ways.
                 let (x, w) = (val(l * b * i, 1, 2.0), val(4 * h * (i + h + 1), 2, 1.5));
                 let (mut y_tile, mut y_train) =
@@ -280,16 +364,32 @@ mod tests {
                     forward(d, i, &x, &w, &mut y_tile);
                     forward_fused(d, &x, &w, &mut y_train, Some(&mut SavedFused::default()));
                 });
-                let differ = y_tile
-                    .iter()
-                    .zip(&y_train)
-                    .filter(|(a, b)| a.to_bits() != b.to_bits())
-                    .count();
-                assert_eq!(
-                    differ,
-                    0,
-                    "{differ} of {} differ at {d:?}, I {i}, {threads} threads",
-                    y_tile.len()
+                same(&y_tile, &y_train, format!("fused, {what}"));
+            }
+            for (l, b, h) in [
+                (32, 512, 64),
+                (5, 37, 20),
+                (4, 7, 100),
+                (3, 100, 33),
+                (3, 40, 256),
+                (3, 130, 256),
+            ] {
+                let d = Dims {
+                    steps: l,
+                    batch: b,
+                    hidden: h,
+                };
+                let (xp, w) = (val(l * b * 4 * h, 3, 2.0), val(4 * h * h, 4, 0.5));
+                let (mut y_tile, mut y_train) =
+                    (vec![f32::NAN; l * b * h], vec![f32::NAN; l * b * h]);
+                pool.install(|| {
+                    forward_projected(d, &xp, &w, &mut y_tile);
+                    crate::lstm::forward(d, &xp, &w, &mut y_train, Some(&mut Default::default()));
+                });
+                same(
+                    &y_tile,
+                    &y_train,
+                    format!("projected, {d:?}, {threads} threads"),
                 );
             }
         }
@@ -300,7 +400,7 @@ mod tests {
     /// whole batch at one thread.
     #[test]
     fn a_rows_states_do_not_depend_on_its_batch() {
-        if !available() {
+        if !takes(0) {
             eprintln!("no AVX-512F here: the inference forward is the training one");
             return;
         }

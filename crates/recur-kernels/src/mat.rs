@@ -16,7 +16,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// The most rows the skinny (dot-product) path takes.
-const SKINNY_ROWS: usize = 6;
+pub(crate) const SKINNY_ROWS: usize = 6;
 /// The most rows per chunk for which a recurrent weight is packed once:
 /// up to one row block of the packed product, where re-packing the weight
 /// at every step is a large part of the `gemm` crate's time. With more

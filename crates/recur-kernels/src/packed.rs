@@ -31,7 +31,7 @@ pub const NR: usize = 16;
 /// Input rows per micro-kernel call.
 const MR: usize = 6;
 /// Inner-dimension block: a panel slice of KC x NR floats is 16 KiB.
-const KC: usize = 256;
+pub(crate) const KC: usize = 256;
 /// Row block.
 const MC: usize = 96;
 
