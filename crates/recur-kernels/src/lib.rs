@@ -5,8 +5,8 @@
 //! kernel at the hidden sizes recur trains (ARCHITECTURE.md).
 //!
 //! - [`lstm`] and [`gru`]: the kernels on raw time-major buffers
-//!   (`lstm_tile`: the input-fused LSTM's inference on AVX-512, each
-//!   product tile finished by its cell in registers).
+//!   (`lstm_tile`: the LSTM's inference on AVX-512, each product tile
+//!   finished by its cell in registers).
 //! - [`op`]: the same as candle custom operations with backward, which is
 //!   how models use them.
 //! - [`linear`](mod@linear): `x @ w^T + b` as one node with a lean backward.
