@@ -10,7 +10,7 @@
 //! come out of the multiply-adds. Each of its operations is the one
 //! instruction the compiler emits for the scalar operation, in the same
 //! order, except `y * 2^n` (the end of `exp`), which is one `vscalefps`
-//! instead of a conversion, an add, a shift and a multiply; both round
+//! instead of the portable form's add, shift and multiply; both round
 //! once, so they agree, which the tests check for every result that could
 //! round (the subnormal ones).
 
