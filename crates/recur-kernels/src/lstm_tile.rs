@@ -310,6 +310,25 @@ mod tests {
     use super::*;
     use crate::lstm::{forward_fused, SavedFused};
 
+    /// Whether the tiles run here. Where the CPU has AVX-512F they must
+    /// (unless an A/B switch turns them off); elsewhere the inference
+    /// forward is the training one, and there is nothing to compare.
+    fn tiles_run() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        let cpu = is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let cpu = false;
+        let off = ["RECUR_NO_TILE", "RECUR_NO_WIDE"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        assert_eq!(
+            takes(0),
+            cpu && !off,
+            "the tiles run where the CPU has AVX-512F"
+        );
+        takes(0)
+    }
+
     /// The tiled inference forwards against the training forwards (the
     /// `gemm` crate's or the packed product, then the cell pass), bit for
     /// bit, both layers: hidden sizes with and without a partial block of
@@ -319,8 +338,7 @@ mod tests {
     /// threads.
     #[test]
     fn tiles_equal_the_training_forward_bit_for_bit() {
-        if !takes(0) {
-            eprintln!("no AVX-512F here: the inference forward is the training one");
+        if !tiles_run() {
             return;
         }
         let val = |n: usize, seed: usize, s: f32| -> Vec<f32> {
@@ -400,8 +418,7 @@ mod tests {
     /// whole batch at one thread.
     #[test]
     fn a_rows_states_do_not_depend_on_its_batch() {
-        if !takes(0) {
-            eprintln!("no AVX-512F here: the inference forward is the training one");
+        if !tiles_run() {
             return;
         }
         let (l, b, i, h) = (4, 37, 5, 24);
