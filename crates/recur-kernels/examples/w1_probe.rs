@@ -1,7 +1,10 @@
 //! The rainfall classifier's recurrent layer in inference (w1: L 32, B 512,
 //! I 16, H 64), the input-fused forward without saved state; best of many
 //! runs, and sequences per second as `recur bench lstm` counts them; then
-//! one sequence alone (batch-1 latency, best of 2,000).
+//! one sequence alone (batch-1 latency, best of 2,000); then the same
+//! layer with its input projected beforehand (`lstm::forward`, the layer of
+//! classifiers with more inputs than half their hidden size), batches of
+//! 512 and 64. `RECUR_NO_TILE=1` runs them without the register tiles.
 //!
 //! `cargo run --release -p recur-kernels --example w1_probe -- THREADS [SECONDS]`
 
@@ -54,4 +57,20 @@ fn main() {
         "threads {threads}: w1 layer batch-1 best {:.1} us",
         best1 * 1e6
     );
+    let w_hh = v(4 * h * h, 0.15);
+    for batch in [512, 64] {
+        let dp = lstm::Dims { batch, ..d };
+        let (xp, mut yp) = (v(l * batch * 4 * h, 1.0), vec![0f32; l * batch * h]);
+        let mut best = f64::MAX;
+        let start = Instant::now();
+        while start.elapsed().as_secs_f64() < seconds / 2.0 {
+            let t = Instant::now();
+            lstm::forward(dp, &xp, &w_hh, &mut yp, None);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "threads {threads}: projected layer (L {l}, H {h}) batch {batch} best {:.3} ms",
+            best * 1e3
+        );
+    }
 }
