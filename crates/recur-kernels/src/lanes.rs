@@ -6,7 +6,7 @@
 //! compiler vectorises, at whatever width the CPU has. [`F32x16`] is for
 //! kernels that hold their values in registers already and should not
 //! store them to run a loop over memory: the LSTM's inference tiles
-//! ([`crate::lstm_tile`]) apply the cell to a product's sums as they
+//! (`lstm_tile`) apply the cell to a product's sums as they
 //! come out of the multiply-adds. Each of its operations is the one
 //! instruction the compiler emits for the scalar operation, in the same
 //! order, except `y * 2^n` (the end of `exp`), which is one `vscalefps`

@@ -12,7 +12,9 @@
 //! `dG_t @ w_hh` for the recurrent gradient; `dW_hh` is one GEMM over all
 //! steps afterwards. Batch rows are split into one chunk per thread, each
 //! running the whole recurrence on its rows with no synchronisation; every
-//! buffer is allocated before the time loop.
+//! buffer is allocated before the time loop. Inference (no saved state) on
+//! AVX-512 runs in `lstm_tile` instead where it applies: the same
+//! sums with the cell applied to each product tile in registers.
 
 use crate::act::{sigmoid_lanes, tanh, tanh_lanes};
 use crate::lanes::Lanes;

@@ -165,11 +165,12 @@ enum Input<'a> {
 fn run(d: Dims, input: Input, p: &GatePanels, y: &mut [f32]) {
     let (l, b, h) = (d.steps, d.batch, d.hidden);
     let (chunks, _) = plan(b, rayon::current_num_threads());
-    let (i, width, src) = match input {
-        Input::X(i, x) => (i, i, x),
-        Input::Projected(xp) => (0, 4 * h, xp),
+    // Columns of x_t read in the tile, columns per row of the input, the
+    // input, and whether it is the projection.
+    let (i, width, src, projected) = match input {
+        Input::X(i, x) => (i, i, x, false),
+        Input::Projected(xp) => (0, 4 * h, xp, true),
     };
-    let projected = matches!(input, Input::Projected(_));
     let (xs, yp) = (SendConst(src.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
         let (xs, yp) = (xs, yp);
