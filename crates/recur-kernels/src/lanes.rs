@@ -106,38 +106,6 @@ mod wide {
     // AVX-512F, which the callers' `target_feature` and run-time check
     // guarantee (see `F32x16`).
 
-    impl F32x16 {
-        /// `n` (1..=16) values from `s[at..]`, zeros after.
-        #[inline(always)]
-        pub fn load(s: &[f32], at: usize, n: usize) -> F32x16 {
-            assert!(at + n <= s.len() && n <= 16);
-            unsafe {
-                if n == 16 {
-                    F32x16(_mm512_loadu_ps(s.as_ptr().add(at)))
-                } else {
-                    F32x16(_mm512_maskz_loadu_ps(mask(n), s.as_ptr().add(at)))
-                }
-            }
-        }
-        /// The first `n` lanes into `s[at..]`.
-        #[inline(always)]
-        pub fn store(self, s: &mut [f32], at: usize, n: usize) {
-            assert!(at + n <= s.len() && n <= 16);
-            unsafe {
-                if n == 16 {
-                    _mm512_storeu_ps(s.as_mut_ptr().add(at), self.0)
-                } else {
-                    _mm512_mask_storeu_ps(s.as_mut_ptr().add(at), mask(n), self.0)
-                }
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn mask(n: usize) -> __mmask16 {
-        ((1u32 << n) - 1) as __mmask16
-    }
-
     impl Add for F32x16 {
         type Output = F32x16;
         #[inline(always)]
@@ -232,11 +200,15 @@ mod tests {
     /// compiled for AVX-512F.
     #[target_feature(enable = "avx512f")]
     fn wide_map(xs: &[f32], out: &mut [f32], f: impl Fn(F32x16) -> F32x16) {
-        let mut j = 0;
-        while j < xs.len() {
-            let n = (xs.len() - j).min(16);
-            f(F32x16::load(xs, j, n)).store(out, j, n);
-            j += 16;
+        use std::arch::x86_64::*;
+        assert!(xs.len() <= out.len());
+        for j in (0..xs.len()).step_by(16) {
+            let mask = ((1u32 << (xs.len() - j).min(16)) - 1) as __mmask16;
+            // SAFETY: the masked lanes are within both slices.
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(mask, xs.as_ptr().add(j));
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), mask, f(F32x16(v)).0);
+            }
         }
     }
 
