@@ -7,7 +7,8 @@
 //! kernels that hold their values in registers already and should not
 //! store them to run a loop over memory: the LSTM's inference tiles
 //! (`lstm_tile`) apply the cell to a product's sums as they
-//! come out of the multiply-adds. Each of its operations is the one
+//! come out of the multiply-adds, all rows of a tile at once ([`Rows`]).
+//! Each of its operations is the one
 //! instruction the compiler emits for the scalar operation, in the same
 //! order, except `y * 2^n` (the end of `exp`), which is one `vscalefps`
 //! instead of the portable form's add, shift and multiply; both round
@@ -187,6 +188,106 @@ mod wide {
         #[inline(always)]
         fn recip_times(self, num: f32) -> F32x16 {
             unsafe { F32x16(_mm512_div_ps(_mm512_set1_ps(num), self.0)) }
+        }
+    }
+}
+
+/// `M` registers of [`F32x16`], each operation applied to one after the
+/// other: the rows of an LSTM tile through the cell side by side, so that
+/// the out-of-order core has `M` independent chains to overlap where one
+/// row's activations are a single chain of dependent operations.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct Rows<const M: usize>(pub [F32x16; M]);
+
+#[cfg(target_arch = "x86_64")]
+mod rows {
+    use super::{F32x16, Lanes, Rows};
+    use std::arch::x86_64::__mmask16;
+    use std::ops::{Add, Mul, Neg, Sub};
+
+    /// `$out` with every register `j` set to `$e`, by a plain loop: the
+    /// closures of `array::from_fn` were left uninlined in the tiles, which
+    /// then called out for every intrinsic.
+    macro_rules! each {
+        ($out:expr, $j:ident => $e:expr) => {{
+            let mut out = $out;
+            for $j in 0..M {
+                out.0[$j] = $e;
+            }
+            out
+        }};
+    }
+
+    impl<const M: usize> Add for Rows<M> {
+        type Output = Self;
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            each!(self, j => self.0[j] + o.0[j])
+        }
+    }
+    impl<const M: usize> Sub for Rows<M> {
+        type Output = Self;
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            each!(self, j => self.0[j] - o.0[j])
+        }
+    }
+    impl<const M: usize> Mul for Rows<M> {
+        type Output = Self;
+        #[inline(always)]
+        fn mul(self, o: Self) -> Self {
+            each!(self, j => self.0[j] * o.0[j])
+        }
+    }
+    impl<const M: usize> Neg for Rows<M> {
+        type Output = Self;
+        #[inline(always)]
+        fn neg(self) -> Self {
+            each!(self, j => -self.0[j])
+        }
+    }
+    impl<const M: usize> Lanes for Rows<M> {
+        type Mask = [__mmask16; M];
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            Rows([F32x16::splat(v); M])
+        }
+        #[inline(always)]
+        fn mul_add(self, a: Self, b: Self) -> Self {
+            each!(self, j => self.0[j].mul_add(a.0[j], b.0[j]))
+        }
+        #[inline(always)]
+        fn abs(self) -> Self {
+            each!(self, j => self.0[j].abs())
+        }
+        #[inline(always)]
+        fn floor(self) -> Self {
+            each!(self, j => self.0[j].floor())
+        }
+        #[inline(always)]
+        fn clamp(self, lo: f32, hi: f32) -> Self {
+            each!(self, j => self.0[j].clamp(lo, hi))
+        }
+        #[inline(always)]
+        fn lt(self, o: Self) -> [__mmask16; M] {
+            let mut m = [0; M];
+            for (j, m) in m.iter_mut().enumerate() {
+                *m = self.0[j].lt(o.0[j]);
+            }
+            m
+        }
+        #[inline(always)]
+        fn select(m: [__mmask16; M], a: Self, b: Self) -> Self {
+            each!(a, j => F32x16::select(m[j], a.0[j], b.0[j]))
+        }
+        #[inline(always)]
+        fn scale_pow2(self, n: Self) -> Self {
+            each!(self, j => self.0[j].scale_pow2(n.0[j]))
+        }
+        #[inline(always)]
+        fn recip_times(self, num: f32) -> Self {
+            each!(self, j => self.0[j].recip_times(num))
         }
     }
 }
