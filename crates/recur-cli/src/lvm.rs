@@ -60,6 +60,8 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             json,
             heldout,
         } => {
+            let inputs = Vec::from_iter(std::iter::once(data.as_path()).chain(ood.as_deref()));
+            recur_core::fsx::check_io(&inputs, &[&model], &Vec::from_iter(json.as_deref()))?;
             let m = model_dir::load_lvm(&model, dev)?;
             let mut val = load_for(&data, &m, None)?;
             if heldout {
@@ -82,6 +84,10 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             heldout,
         } => {
             use recur_deploy::leaderboard;
+            let inputs = Vec::from_iter(std::iter::once(data.as_path()).chain(ood.as_deref()));
+            let dirs = Vec::from_iter(models.iter().map(|m| m.as_path()));
+            let outputs = Vec::from_iter(json.as_deref().into_iter().chain(markdown.as_deref()));
+            recur_core::fsx::check_io(&inputs, &dirs, &outputs)?;
             let entries = leaderboard::run(
                 &models,
                 &data,
@@ -106,6 +112,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             output,
             min_context,
         } => {
+            recur_core::fsx::check_outputs(&data, &model, &[&output])?;
             let m = model_dir::load_lvm(&model, dev)?;
             let w = load_for(&data, &m, min_context)?;
             let pred = lvm_eval::predict(&m, &w, dev)?;

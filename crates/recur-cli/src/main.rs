@@ -582,6 +582,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             Ok(())
         }
         Command::Drift { model, input, json } => {
+            recur_core::fsx::check_outputs(&input, &model, &Vec::from_iter(json.as_deref()))?;
             let check = recur_deploy::drift::check(&model, &input)?;
             print!("{check}");
             if let Some(j) = json {
@@ -623,6 +624,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
         Command::SelectFeatures { config, data, json } => {
             let mut cfg = Config::from_file(&config)?;
             cfg.override_data(data, None, &config.display().to_string())?;
+            let inputs =
+                Vec::from_iter(std::iter::once(config.as_path()).chain(cfg.data.path.as_deref()));
+            recur_core::fsx::check_io(&inputs, &[], &Vec::from_iter(json.as_deref()))?;
             let sel = recur_data::prepare::select_features(&cfg)?;
             print!("{}", recur_deploy::tables::Selection(&sel.table));
             println!(

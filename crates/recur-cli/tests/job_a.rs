@@ -251,6 +251,20 @@ fn select_features_prints_every_statistic_and_bad_settings_are_clear() {
     let s = json(&j);
     assert_eq!(s["kept"], serde_json::json!(["a"]));
     assert_eq!(s["train_rows"][0], 0);
+    // Its --json never replaces the config or the data it read.
+    let data = d.path().join("series.csv");
+    let before = std::fs::read(&data).unwrap();
+    for input in [&cfg, &data] {
+        let e = err(&recur(&[
+            "select-features",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            input.to_str().unwrap(),
+        ]));
+        assert!(e.contains("is the input file"), "{e}");
+    }
+    assert_eq!(std::fs::read(&data).unwrap(), before);
     // Everything dropped: each feature and the filter that dropped it.
     let cfg = config(d.path(), "selection:\n  min_abs_autocorr: 0.95\n");
     let e = err(&recur(&[
@@ -505,6 +519,12 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     // Outputs never replace the input, the model's files or each other.
     let e = err(&recur(&["eval", "--model", o, "--input", i, "--json", i]));
     assert!(e.contains("is the input file"), "{e}");
+    let e = err(&recur(&["drift", "--model", o, "--input", i, "--json", i]));
+    assert!(e.contains("is the input file"), "{e}");
+    let config_yaml = out.join("config.yaml");
+    let c = config_yaml.to_str().unwrap();
+    let e = err(&recur(&["drift", "--model", o, "--input", i, "--json", c]));
+    assert!(e.contains("inside the model directory"), "{e}");
     let inside = out.join("trees.json");
     let e = err(&recur(&[
         "predict",

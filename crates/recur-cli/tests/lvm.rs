@@ -321,6 +321,29 @@ fn lvm_train_eval_predict_beats_the_baselines() {
     ]));
     // 15 articles x (14 - 5) windows.
     assert!(p.contains("135 predicted vectors"), "{p}");
+    // No output replaces the data read or a file of the model directory.
+    let (o, od) = (out.to_str().unwrap(), ood.to_str().unwrap());
+    let weights = out.join("model.safetensors");
+    let w = weights.to_str().unwrap();
+    let ood_bytes = std::fs::read(&ood).unwrap();
+    for args in [
+        &["predict", "--model", o, "--data", od, "--output", od][..],
+        &["predict", "--model", o, "--data", od, "--output", w],
+        &["eval", "--model", o, "--data", od, "--json", od],
+        &["eval", "--model", o, "--data", od, "--json", w],
+        &["leaderboard", "--models", o, "--data", od, "--markdown", od],
+        &["leaderboard", "--models", o, "--data", od, "--json", w],
+    ] {
+        let mut all = vec!["lvm"];
+        all.extend_from_slice(args);
+        let e = err(&recur(&all));
+        assert!(
+            e.contains("is the input file") || e.contains("inside the model directory"),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(std::fs::read(&ood).unwrap(), ood_bytes);
+    ok(&recur(&["inspect", o]));
     let t = Tensor::read_npy(&npy).unwrap();
     assert_eq!(t.dims(), [135, D]);
     let norms: Vec<f32> = t.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();

@@ -207,9 +207,20 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 /// Refuses a set of outputs of one command: none may be the `input`, lie
 /// inside the model directory `model`, or be another of the outputs.
 pub fn check_outputs(input: &Path, model: &Path, outputs: &[&Path]) -> Result<()> {
+    check_io(&[input], &[model], outputs)
+}
+
+/// [`check_outputs`] for commands with several inputs (data files,
+/// configs) or model directories: no output may be any of the `inputs`,
+/// lie inside any of the `models`, or be another of the outputs.
+pub fn check_io(inputs: &[&Path], models: &[&Path], outputs: &[&Path]) -> Result<()> {
     for (i, out) in outputs.iter().enumerate() {
-        refuse_overwrite(input, out)?;
-        refuse_inside(model, out)?;
+        for input in inputs {
+            refuse_overwrite(input, out)?;
+        }
+        for model in models {
+            refuse_inside(model, out)?;
+        }
         for other in &outputs[i + 1..] {
             let same = out == other
                 || matches!(

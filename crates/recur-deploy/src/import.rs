@@ -628,7 +628,11 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     })
 }
 
-/// Writes an imported checkpoint as a recur LVM model directory.
+/// Writes an imported checkpoint as a recur LVM model directory. `dir`
+/// may not be the checkpoint itself, a file, or a folder of other files
+/// (see [`crate::model_dir::check_out_dir`]).
 pub fn write_dir(dir: &Path, source: &Path, imp: &Imported) -> Result<()> {
+    recur_core::fsx::refuse_overwrite(source, dir)?;
+    crate::model_dir::check_out_dir(dir)?;
     crate::model_dir::save_imported_lvm(dir, source, &imp.tensors, &imp.arch, &imp.source_config)
 }

@@ -103,6 +103,26 @@ fn damaged_or_foreign_checkpoints_are_refused_with_the_difference() {
     // The same weights under the other kind's architecture are refused on load.
     let good = d.path().join("good");
     import::write_dir(&good, &p, &imp).unwrap();
+    // Never written over the checkpoint, another file or a folder of them;
+    // a model directory of its own can be imported into again.
+    let before = std::fs::read(&p).unwrap();
+    let e = import::write_dir(&p, &p, &imp).err().unwrap().to_string();
+    assert!(e.contains("is the input file"), "{e}");
+    let other = d.path().join("notes.csv");
+    std::fs::write(&other, b"a,b\n").unwrap();
+    let e = import::write_dir(&other, &p, &imp)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("is a file"), "{e}");
+    let e = import::write_dir(d.path(), &p, &imp)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not a recur model directory"), "{e}");
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+    assert_eq!(std::fs::read(&other).unwrap(), b"a,b\n");
+    import::write_dir(&good, &p, &imp).unwrap();
     let mut arch = imp.arch.to_json();
     arch["kind"] = "lstm".into();
     let e = recur_core::checkpoint::load_checked(
