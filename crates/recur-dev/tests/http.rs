@@ -1430,6 +1430,43 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
 }
 
 #[test]
+fn clients_that_never_read_their_answers_lose_their_connections() {
+    use std::io::Write;
+    let s = start(|c| {
+        c.limits.max_connections = 2;
+        c.limits.header_timeout_ms = 60_000;
+        c.limits.write_timeout_ms = 300;
+    });
+    // Both slots: thousands of pipelined requests for the 4 KB page, some
+    // 20 MB of answers that are never read, more than the sockets buffer.
+    let requests = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5_000);
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = raw(&s.url);
+            c.write_all(requests.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    // Without a write deadline the two would hold their slots (503
+    // too_many_connections) until they close; with it, the server drops
+    // them once their writes stall.
+    let t = std::time::Instant::now();
+    loop {
+        let (status, body) = call(&s.url, "GET", "/info", None);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(body["code"], "too_many_connections", "{body}");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the stalled connections kept their slots"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stalled);
+}
+
+#[test]
 fn shutdown_ends_within_the_grace_period_despite_a_half_sent_request() {
     use std::io::Write;
     let mut s = start(|c| {

@@ -76,6 +76,10 @@ pub struct Limits {
     pub header_timeout_ms: u64,
     /// A request's body must arrive within this (408).
     pub body_timeout_ms: u64,
+    /// A response the client reads none of for this long closes the
+    /// connection (a client that pipelines requests and never reads the
+    /// answers would otherwise hold its slot for ever).
+    pub write_timeout_ms: u64,
     /// After SIGTERM or Ctrl-C, requests in flight may take this long;
     /// then the server closes. A second signal stops it at once.
     pub shutdown_grace_ms: u64,
@@ -98,6 +102,7 @@ impl Default for Limits {
             max_connections: 1024,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
             shutdown_grace_ms: 10_000,
         }
     }
@@ -306,6 +311,7 @@ impl ServeConfig {
             ),
             ("limits.header_timeout_ms", l.header_timeout_ms, 3_600_000),
             ("limits.body_timeout_ms", l.body_timeout_ms, 3_600_000),
+            ("limits.write_timeout_ms", l.write_timeout_ms, 3_600_000),
             ("limits.shutdown_grace_ms", l.shutdown_grace_ms, 3_600_000),
         ] {
             if v > max {
@@ -316,6 +322,7 @@ impl ServeConfig {
             ("limits.max_connections", l.max_connections as u64),
             ("limits.header_timeout_ms", l.header_timeout_ms),
             ("limits.body_timeout_ms", l.body_timeout_ms),
+            ("limits.write_timeout_ms", l.write_timeout_ms),
         ] {
             if v == 0 {
                 return bad(key, "must be at least 1");

@@ -121,6 +121,7 @@ pub async fn serve_on(
     let limits = listen::ConnLimits {
         max_connections: l.max_connections,
         header_timeout: std::time::Duration::from_millis(l.header_timeout_ms),
+        write_timeout: std::time::Duration::from_millis(l.write_timeout_ms),
         grace: std::time::Duration::from_millis(l.shutdown_grace_ms),
     };
     let (app, overflow) = (http::router(state.clone()), http::overflow_router(state));

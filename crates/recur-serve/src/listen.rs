@@ -1,8 +1,10 @@
 //! The accept loop of `recur serve`, in place of `axum::serve`, for what
 //! that lacks: a limit on open connections, a deadline for each request's
 //! headers (which also closes idle keep-alive connections, since hyper
-//! times the wait for the next request's head the same way), and a
-//! deadline for shutting down. Request bodies are timed by the router's
+//! times the wait for the next request's head the same way), one for each
+//! write (`tokio-io-timeout`: a client that pipelines requests and never
+//! reads the answers fills its socket and would hold its connection for
+//! ever), and a deadline for shutting down. Request bodies are timed by the router's
 //! guard (`http.rs`), which sees the declared length first.
 //!
 //! Past `max_connections`, a few more connections are served by a small
@@ -32,6 +34,9 @@ pub struct ConnLimits {
     /// A request's headers must arrive within this, and an idle
     /// keep-alive connection is closed after it.
     pub header_timeout: Duration,
+    /// A write that makes no progress for this long fails, and the
+    /// connection closes.
+    pub write_timeout: Duration,
     /// After the shutdown signal, requests in flight may take this long.
     pub grace: Duration,
 }
@@ -73,17 +78,17 @@ pub async fn serve(
             },
         };
         let mut stop = stop_rx.clone();
-        let header_timeout = limits.header_timeout;
+        let (header_timeout, write_timeout) = (limits.header_timeout, limits.write_timeout);
         tasks.spawn(async move {
             let _permit = permit;
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(keep_alive);
-            let conn = b.serve_connection(
-                TokioIo::new(JsonParseErrors::new(stream)),
-                TowerToHyperService::new(router),
-            );
+            let mut io = tokio_io_timeout::TimeoutStream::new(JsonParseErrors::new(stream));
+            io.set_write_timeout(Some(write_timeout));
+            let conn =
+                b.serve_connection(TokioIo::new(Box::pin(io)), TowerToHyperService::new(router));
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
