@@ -410,6 +410,60 @@ impl Config {
                 "a price target needs a horizon of at least 1".into(),
             );
         }
+        if tg.price_column.is_some() {
+            if !(tg.k >= 0.0 && tg.k.is_finite()) {
+                return bad(
+                    "data.target.k",
+                    format!("{} must be a number of at least 0", tg.k),
+                );
+            }
+            if !(0.0 <= tg.tau_min && tg.tau_min <= tg.tau_max && tg.tau_max.is_finite()) {
+                return bad(
+                    "data.target.tau_min / tau_max",
+                    format!(
+                        "{} and {}: need 0 <= tau_min <= tau_max, both finite",
+                        tg.tau_min, tg.tau_max
+                    ),
+                );
+            }
+            if tg.vol_window < 2 {
+                return bad(
+                    "data.target.vol_window",
+                    format!(
+                        "{}: a standard deviation of returns needs at least 2 rows",
+                        tg.vol_window
+                    ),
+                );
+            }
+        }
+        if let Some(fs) = &self.data.features {
+            for (i, f) in fs.iter().enumerate() {
+                if fs[..i].contains(f) {
+                    return bad("data.features", format!("`{f}` is listed twice"));
+                }
+            }
+        }
+        let c = &self.cost;
+        for (key, v) in [("tp", c.tp), ("fp", c.fp), ("tn", c.tn), ("fn", c.fn_)] {
+            if !v.is_finite() {
+                return bad(
+                    &format!("cost.{key}"),
+                    format!("{v} must be a finite number"),
+                );
+            }
+        }
+        let dr = &self.drift;
+        for (key, v) in [
+            ("psi", dr.psi),
+            ("ks", dr.ks),
+            ("mean_shift", dr.mean_shift),
+            ("autocorr_shift", dr.autocorr_shift),
+            ("noise_ratio_shift", dr.noise_ratio_shift),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return bad(&format!("drift.{key}"), format!("{v} must be at least 0"));
+            }
+        }
         if let Some(sel) = &self.selection {
             if sel.max_features == 0 || sel.ewma_span == 0 {
                 return bad(
@@ -419,6 +473,13 @@ impl Config {
             }
         }
         if let Some(tr) = &self.trees {
+            if tr.lags.contains(&0) {
+                return bad(
+                    "trees.lags",
+                    "a lag of 0 is the current row, which the trees read anyway: use 1 or more"
+                        .into(),
+                );
+            }
             if tr.iterations == 0
                 || tr.max_depth == 0
                 || tr.learning_rate.is_nan()
@@ -558,6 +619,27 @@ mod tests {
             ),
             ("tune:\n  hidden_size: [0, 8]\n", "tune.hidden_size"),
             ("model:\n  hidden_size: 100000\n", "model.hidden_size"),
+            (
+                "data:\n  target: {price_column: c, horizon: 1, tau_min: 0.5, tau_max: 0.1}\n",
+                "data.target.tau_min",
+            ),
+            (
+                "data:\n  target: {price_column: c, horizon: 1, tau_min: .nan}\n",
+                "data.target.tau_min",
+            ),
+            (
+                "data:\n  target: {price_column: c, horizon: 1, vol_window: 1}\n",
+                "data.target.vol_window",
+            ),
+            (
+                "data:\n  target: {price_column: c, horizon: 1, k: -1}\n",
+                "data.target.k",
+            ),
+            ("data:\n  features: [a, b, a]\n", "data.features"),
+            ("cost: {tp: .nan}\n", "cost.tp"),
+            ("cost: {fn: .inf}\n", "cost.fn"),
+            ("drift: {psi: -1}\n", "drift.psi"),
+            ("trees: {lags: [1, 0]}\n", "trees.lags"),
         ] {
             let e = Config::from_yaml(yaml, "t.yaml").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains("t.yaml"), "{yaml}: {e}");

@@ -293,9 +293,14 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
     let Some(tc) = &d.time_column else {
         return Ok(());
     };
-    let Ok(col) = t.column(tc) else {
-        return Ok(());
-    };
+    // A time column the file lacks is refused, as a missing feature is:
+    // the split's dates and the order check would silently go.
+    let col = t.column(tc).map_err(|e| {
+        Error::config(
+            "data.time_column",
+            format!("`{tc}`: {e}; name a column of the file or leave time_column out"),
+        )
+    })?;
     let bad = |i: usize, what: &str| {
         Err(Error::data(
             &t.source,
@@ -837,5 +842,12 @@ mod tests {
         std::fs::write(&path, text.replace("2024-01-02,3", "2023-12-31,3")).unwrap();
         let e = prepare_training(&c).unwrap_err().to_string();
         assert!(e.contains("comes before"), "{e}");
+        // A time column the file lacks.
+        c.data.time_column = Some("date".into());
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("data.time_column") && e.contains("`date`") && e.contains("day"),
+            "{e}"
+        );
     }
 }
