@@ -386,6 +386,35 @@ impl LvmConfig {
         if d.context == 0 {
             return bad("data.context", "must be at least 1".into());
         }
+        // A model too large for memory is refused before it is allocated
+        // (an allocation of 48 GB aborted the process): weights, gradients
+        // and Adam's two moments in float32, with the vector dimension
+        // taken as d_model (the two are equal in the recipes).
+        let (w, layers) = (m.d_model as f64, m.num_layers.max(1) as f64);
+        let per_layer = match m.kind {
+            LvmKind::Lstm => 8.0 * w * w,
+            LvmKind::Gru => 6.0 * w * w,
+            LvmKind::Transformer => 4.0 * w * w + 2.0 * w * m.ff as f64,
+            LvmKind::Amn => 4.0 * w * w / layers,
+            LvmKind::Mlp => 2.0 * w * w,
+        };
+        let params = layers * per_layer + d.context as f64 * w * w;
+        let bytes = params * 16.0;
+        if bytes > 8.0 * (1u64 << 30) as f64 {
+            return bad(
+                "model.d_model / num_layers / ff, data.context",
+                format!(
+                    "{} of {} x {} layers (ff {}, context {}) is about {:.0} million parameters ({:.1} GiB to train): too large; the recipes use d_model up to 1024 and a few layers",
+                    m.kind,
+                    m.d_model,
+                    m.num_layers,
+                    m.ff,
+                    d.context,
+                    params / 1e6,
+                    bytes / (1u64 << 30) as f64
+                ),
+            );
+        }
         if let Some(k) = d.min_context {
             if k == 0 || k >= d.context {
                 return bad(
@@ -505,6 +534,33 @@ mod tests {
             "t.yaml",
         );
         assert_eq!(c.unwrap().training.precision, "bf16");
+        // Models too large to allocate are refused before training starts;
+        // the recipes' sizes pass.
+        for (model, ok) in [
+            ("{type: lstm, d_model: 1000000000}", false),
+            ("{type: lstm, d_model: 512, num_layers: 1000000}", false),
+            ("{type: gru, num_layers: 1000000000}", false),
+            ("{type: amn, d_model: 10000000}", false),
+            ("{type: transformer, ff: 10000000000}", false),
+            ("{type: mlp, d_model: 100000}", false),
+            ("{type: lstm, d_model: 1024, num_layers: 4}", true),
+            (
+                "{type: transformer, d_model: 768, num_layers: 6, heads: 8, ff: 3072}",
+                true,
+            ),
+        ] {
+            let y = format!("data: {{train: t.npz}}\nmodel: {model}\n");
+            match LvmConfig::from_yaml(&y, "t.yaml") {
+                Ok(_) => assert!(ok, "{model} was taken"),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(
+                        !ok && e.contains("too large") && e.contains("t.yaml"),
+                        "{model}: {e}"
+                    );
+                }
+            }
+        }
         for (k, ok) in [(0, false), (1, true), (4, true), (5, false)] {
             let y = format!("data: {{train: t.npz, context: 5, min_context: {k}}}\n");
             let r = LvmConfig::from_yaml(&y, "t.yaml");
