@@ -41,6 +41,17 @@ use recur_train::{train_to_dir, FitOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `--threads`: thousands of threads made a one-second prediction take
+/// minutes and gigabytes of stacks, so the count is held to 1..=1024.
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}`: give a thread count from 1 to 1024 (the default is one per core)"
+        )),
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "recur",
@@ -48,9 +59,9 @@ use std::process::ExitCode;
     about = "Train, evaluate and serve LSTM sequence models on the CPU."
 )]
 struct Cli {
-    /// Threads for tensor work (default: all cores). The same seed and
-    /// thread count give the same numbers.
-    #[arg(long, global = true)]
+    /// Threads for tensor work, 1 to 1024 (default: all cores). The same
+    /// seed and thread count give the same numbers.
+    #[arg(long, global = true, value_parser = thread_count)]
     threads: Option<usize>,
     /// No progress bars or per-epoch lines.
     #[arg(long, short, global = true)]

@@ -175,6 +175,15 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
         ]))
     };
 
+    // A thread count out of 1..=1024 is refused before anything runs.
+    for n in ["0", "5000", "many"] {
+        let e = err(&std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+            .args(["--threads", n, "inspect", data.to_str().unwrap()])
+            .output()
+            .unwrap());
+        assert!(e.contains("from 1 to 1024"), "{n}: {e}");
+    }
+
     let e = train(&good.replace("rain", "drizzle"));
     assert!(
         e.contains("d.csv") && e.contains("no column `rain`"),
