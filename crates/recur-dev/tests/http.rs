@@ -1330,6 +1330,13 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert!(got.contains("\"code\":\"body_timeout\""), "{got}");
+    // A malformed chunked body is a bad request, not a large one.
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        .unwrap();
+    let got = read_all(&mut c);
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    assert!(got.contains("\"code\":\"bad_body\""), "{got}");
     // A declared 50 MB: 413 at once, no 100 Continue.
     let mut c = raw(&s.url);
     c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
@@ -1347,6 +1354,13 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         .send(r#"{"messages": ["hi"]}"#)
         .unwrap();
     assert_eq!(r.status().as_u16(), 415);
+    // Nor one with no type at all (what a page's fetch of a Blob sends).
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere.example\r\nContent-Length: 20\r\n\r\n{\"messages\": [\"hi\"]}")
+        .unwrap();
+    let got = read_all(&mut c);
+    assert!(got.starts_with("HTTP/1.1 415"), "{got}");
+    assert!(got.contains("no Content-Type"), "{got}");
     let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
     assert_eq!(status, 200);
 }

@@ -147,8 +147,11 @@ async fn too_many_connections(State(s): State<Shared>) -> ApiError {
     )
 }
 
-/// A POST body must be JSON (a browser page cannot then post to a local
-/// recur without the preflight that recur never answers), declare no more
+/// A POST must say its body is JSON (`Content-Type: application/json`): a
+/// web page can send a cross-site POST without a CORS preflight only as a
+/// form, as text or with no type at all (a `Blob` body), so none of those
+/// reach the models of a local recur; the preflight a JSON post needs is
+/// never answered. The body must declare no more
 /// than `limits.max_body_bytes` (refused before it is read, so a client
 /// waiting on `Expect: 100-continue` gets 413 at once), and arrive within
 /// `limits.body_timeout_ms`.
@@ -157,23 +160,22 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let l = &s.cfg.limits;
-    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let json = ct
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
-                    "Content-Type {:?}: send JSON with Content-Type: application/json",
-                    ct.to_str().unwrap_or("(not text)")
-                ),
-            )
-            .into_response();
-        }
+    let ct = req.headers().get(header::CONTENT_TYPE);
+    let json = ct
+        .and_then(|ct| ct.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        let given = match ct {
+            None => "no Content-Type".to_string(),
+            Some(ct) => format!("Content-Type {:?}", ct.to_str().unwrap_or("(not text)")),
+        };
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("{given}: send JSON with Content-Type: application/json"),
+        )
+        .into_response();
     }
     let declared = req
         .headers()
@@ -206,7 +208,19 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
             ),
         )
         .into_response(),
-        Ok(Err(_)) => too_large(),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    format!("the request body could not be read ({e}): check its chunked encoding"),
+                )
+                .into_response()
+            }
+        }
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
