@@ -1444,6 +1444,45 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
 }
 
 #[test]
+fn a_batch_takes_a_bounded_amount_of_text() {
+    let s = start(|c| {
+        c.limits.max_text_chars = 2_000;
+        c.limits.max_batch = 64;
+    });
+    // 24 requests of 5 x 2,000 characters at once: at most six of them
+    // (65,536 characters) may share a batch, however many are waiting.
+    let threads: Vec<_> = (0..24)
+        .map(|i| {
+            let url = s.url.clone();
+            std::thread::spawn(move || {
+                let messages: Vec<String> = (0..5)
+                    .map(|m| format!("{i} {m} {}", "word ".repeat(400))[..2_000].to_string())
+                    .collect();
+                post(&url, "/chat", &json!({ "messages": messages })).0
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    let m = text(&s.url, "/metrics");
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {name}:\n{m}"))
+    };
+    let (batches, at_most_8) = (
+        value("recur_batch_size_count"),
+        value("recur_batch_size_bucket{le=\"8\"}"),
+    );
+    assert!(
+        batches >= 4.0,
+        "{batches} batches for 24 requests of 10,000 characters"
+    );
+    assert_eq!(at_most_8, batches, "a batch over 8 requests:\n{m}");
+}
+
+#[test]
 fn clients_that_never_read_their_answers_lose_their_connections() {
     use std::io::Write;
     let s = start(|c| {

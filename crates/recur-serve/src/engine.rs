@@ -1,9 +1,10 @@
 //! The compute side of the service, apart from HTTP (as in
 //! text-embeddings-inference): the loaded models, and the one thread that
 //! runs them. Requests arrive as [`Job`]s on a bounded queue; the thread
-//! takes every job waiting (up to `max_batch`) and runs them together, so
-//! requests that arrive together share one encoder pass, one LVM pass per
-//! model and one matrix product over the bank. Every stage is timed for
+//! takes every job waiting (up to `max_batch`, and up to [`BATCH_CHARS`]
+//! of chat text) and runs them together, so requests that arrive together
+//! share one encoder pass, one LVM pass per model and one matrix product
+//! over the bank. Every stage is timed for
 //! the batch, and each request reports the times of the batch it ran in.
 //!
 //! Sentence embeddings are kept in an LRU cache keyed by the text: a chat
@@ -57,7 +58,23 @@ pub enum Job {
     Health { reply: Reply<()> },
 }
 
+/// Characters of chat text one batch takes at most (a job larger than
+/// that runs alone). Without a bound, 64 requests of 10,000 characters
+/// each made one batch of some 40 s of encoding: each of them timed out at
+/// 10 s but was computed to the end, and a plain request behind them
+/// waited for all of it. A batch of typical turns (64 x 3 messages of a
+/// few hundred characters) stays under it.
+pub const BATCH_CHARS: usize = 65_536;
+
 impl Job {
+    /// The characters of text the job asks to encode (0 but for chats).
+    fn chars(&self) -> usize {
+        match self {
+            Job::Chat { texts, .. } => texts.iter().map(|t| t.chars().count()).sum(),
+            _ => 0,
+        }
+    }
+
     fn is_abandoned(&self) -> bool {
         match self {
             Job::Chat { reply, .. } => reply.is_closed(),
@@ -383,11 +400,23 @@ impl Engine {
 
     /// Runs queued jobs until the queue closes (the server shut down).
     pub fn run(mut self, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
-        while let Some(first) = rx.blocking_recv() {
+        // A job taken off the queue that would have made the last batch
+        // too long: it starts the next one.
+        let mut held: Option<Job> = None;
+        while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
+            let mut chars = first.chars();
             let mut jobs = vec![first];
             while jobs.len() < self.max_batch {
                 match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
+                    Ok(j) if j.is_abandoned() => {}
+                    Ok(j) if chars + j.chars() > BATCH_CHARS => {
+                        held = Some(j);
+                        break;
+                    }
+                    Ok(j) => {
+                        chars += j.chars();
+                        jobs.push(j);
+                    }
                     Err(_) => break,
                 }
             }
