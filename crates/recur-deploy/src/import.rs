@@ -43,6 +43,9 @@ pub struct Imported {
     pub warnings: Vec<String>,
 }
 
+/// The longest context an imported LVM may state (the recipes read 5).
+const MAX_CONTEXT: usize = 4096;
+
 /// The most a `.pt` file's pickle may hold; a state dict's is kilobytes.
 const MAX_PICKLE: u64 = 64 << 20;
 
@@ -97,6 +100,21 @@ fn read_archive(path: &Path) -> Result<Archive> {
             let n = bytes.len() as u64;
             pickle = Some((name.clone(), bytes));
             n
+        } else if name.ends_with("/byteorder") || name == "byteorder" {
+            // torch.save records the machine's byte order; the tensors are
+            // read as little-endian.
+            let mut bytes = Vec::new();
+            (&mut m).take(64).read_to_end(&mut bytes).map_err(damaged)?;
+            if bytes.trim_ascii() != b"little" {
+                return Err(err(
+                    path,
+                    format!(
+                        "{name} says {:?}: its tensors are not little-endian, which is all recur reads; load and save the checkpoint again on an x86 or ARM machine",
+                        String::from_utf8_lossy(&bytes)
+                    ),
+                ));
+            }
+            bytes.len() as u64 + std::io::copy(&mut m, &mut std::io::sink()).map_err(damaged)?
         } else {
             std::io::copy(&mut m, &mut std::io::sink()).map_err(damaged)?
         };
@@ -580,6 +598,11 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         }
     }
     let context = mlp_context.unwrap_or(stated.unwrap_or(5) as usize);
+    if !(1..=MAX_CONTEXT).contains(&context) {
+        problems.push(format!(
+            "model_config context_length is {context}: an LVM reads 1 to {MAX_CONTEXT} vectors"
+        ));
+    }
     let mut arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
     if is_transformer {
         arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"])

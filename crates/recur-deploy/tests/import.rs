@@ -183,6 +183,21 @@ fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
         write_pt(&p, &m);
         import::import(&p, &dev).err().map(|e| e.to_string())
     };
+    // Tensors saved big-endian: refused, not read as little-endian.
+    let e = edit("byteorder", &|b| *b = b"big".to_vec()).unwrap();
+    assert!(
+        e.contains("byteorder") && e.contains("not little-endian"),
+        "{e}"
+    );
+    // A stated context of 0 vectors (`K\x05`, BININT1 5, after the key).
+    let e = edit("data.pkl", &|b| {
+        let at = b.windows(14).position(|w| w == b"context_length").unwrap();
+        let k = at + b[at..].iter().position(|&c| c == b'K').unwrap();
+        assert_eq!(b[k + 1], 5);
+        b[k + 1] = 0;
+    })
+    .unwrap();
+    assert!(e.contains("context_length is 0"), "{e}");
     // A memo bomb: a list doubled 64 times through the memo.
     let mut laughs = vec![0x80, 2, b']', b'q', 0];
     for i in 0..64u8 {
