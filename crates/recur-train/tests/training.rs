@@ -366,11 +366,24 @@ fn lstm_fcn_trains_saves_and_loads_strictly_and_predicts_what_it_trained() {
         alone[0],
         logits[7]
     );
+    // A scaler whose std would send every input beyond float32 is refused
+    // on load, naming the file (not, later, the input).
+    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    let scaler_path = out.join("scaler.json");
+    let good_scaler = std::fs::read_to_string(&scaler_path).unwrap();
+    let mut s: serde_json::Value = serde_json::from_str(&good_scaler).unwrap();
+    s["std"][0] = serde_json::json!(1e-40);
+    std::fs::write(&scaler_path, s.to_string()).unwrap();
+    let e = load_model_dir(&out, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("scaler.json") && e.contains("1e-12"), "{e}");
+    std::fs::write(&scaler_path, good_scaler).unwrap();
     // A config that says lstm does not load LSTM-FCN weights.
     let cfg_path = out.join("config.yaml");
     let text = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(&cfg_path, text.replace("type: lstm-fcn", "type: lstm")).unwrap();
-    std::fs::remove_file(out.join("manifest.json")).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()
