@@ -71,6 +71,15 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "the request has no body; send a JSON object",
         ));
     }
+    // serde would also read a struct from an array of its fields in
+    // order (`[["hi"], null, null, null]` was a chat request); every
+    // request body is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "the body is a JSON array; send a JSON object of named fields",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(&mut *de) {
         // Anything after the value but white space is not one JSON body.
@@ -290,5 +299,14 @@ mod tests {
         }
         assert!(parse::<ChatRequest>(b"{\"messages\": [\"hi\"]}\n  ").is_ok());
         assert_eq!(parse::<ChatRequest>(b"  ").unwrap_err().code, "empty_body");
+        // Fields by position are not a request.
+        for array in [&br#" [["hi"], null, null, null]"#[..], b"[]"] {
+            let e = parse::<ChatRequest>(array).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+            );
+            assert!(e.message.contains("JSON object"), "{}", e.message);
+        }
     }
 }
