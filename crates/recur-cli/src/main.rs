@@ -133,7 +133,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Trials in all (a resumed run counts those already done).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         trials: usize,
         #[arg(long)]
         out: PathBuf,

@@ -98,6 +98,14 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes).map_err(|e| {
+        // A PyTorch checkpoint is a zip ("PK"): say how to bring it in.
+        if bytes.starts_with(b"PK\x03\x04") {
+            return Error::checkpoint(
+                path,
+                "is a PyTorch checkpoint (torch.save), not a recur model: bring it in with \
+                 `recur import-torch FILE.pt --out DIR`",
+            );
+        }
         Error::checkpoint(
             path,
             format!(
@@ -361,6 +369,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("corrupted"), "{err}");
+        // A PyTorch zip in its place: pointed to import-torch.
+        std::fs::write(&path, b"PK\x03\x04 torch.save zip").unwrap();
+        let err = load_checked(&path, &arch, &specs, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("recur import-torch"), "{err}");
         // Weights linked to a device that never ends are refused unread.
         #[cfg(unix)]
         {

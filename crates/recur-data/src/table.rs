@@ -104,6 +104,11 @@ impl Table {
                 .unwrap_or("")
                 .to_ascii_lowercase(),
         };
+        // A folder or a device is named as such, not as a format without
+        // an extension.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            recur_core::fsx::open_regular(path, u64::MAX)?;
+        }
         match fmt.as_str() {
             "csv" | "txt" | "tsv" => Table::read_csv(path),
             "parquet" | "pq" => Table::read_parquet(path),
@@ -226,7 +231,14 @@ impl Table {
         }
         for rec in records {
             let rec = rec.map_err(|e| {
-                Error::data(&source, format!("cannot read CSV: {e} (every row needs {width} fields, as the first row has)"))
+                let hint = match e.kind() {
+                    csv::ErrorKind::UnequalLengths { .. } => format!(
+                        "every row needs {width} fields, as the first row has; a quote left open joins the lines after it"
+                    ),
+                    csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text: save it as UTF-8".into(),
+                    _ => "check the file is a CSV".into(),
+                };
+                Error::data(&source, format!("cannot read CSV: {e} ({hint})"))
             })?;
             for (c, f) in rec.iter().enumerate() {
                 cells[c].push(f.to_string());
@@ -523,6 +535,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no data rows"), "{e}");
+        // Bytes that are not UTF-8, and a quote left open: each its hint.
+        let p = d.path().join("bytes.csv");
+        std::fs::write(&p, b"a,b\n1,2\n3,\xff\xfe\n").unwrap();
+        let e = Table::read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8 text") && !e.contains("fields"), "{e}");
+        let e = Table::read(&csv(d.path(), "a,b,c\n1,2,3\n4,\"5,6\n7,8,9\n"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 fields") && e.contains("quote"), "{e}");
+        // A folder is named as one, not as a format.
+        let e = Table::read(d.path(), None).unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
     }
 
     #[test]
