@@ -533,16 +533,12 @@ impl Config {
         let f = self.data.features.as_ref().map_or(64, |f| f.len().max(1));
         let (h, layers) = (m.hidden_size as f64, m.num_layers as f64);
         let params = 4.0 * h * (f as f64 + h + 2.0) + (layers - 1.0) * 4.0 * h * (2.0 * h + 2.0);
-        let bytes = params * 4.0 * 4.0;
-        if bytes > 8.0 * (1u64 << 30) as f64 {
+        if let Some(size) = too_large_to_train(params) {
             return bad(
                 "model.hidden_size / num_layers",
                 format!(
-                    "{} x {} layers is about {:.0} million parameters ({:.1} GiB to train): too large; recur's classifiers use hidden sizes up to a few thousand",
-                    m.hidden_size,
-                    m.num_layers,
-                    params / 1e6,
-                    bytes / (1u64 << 30) as f64
+                    "{} x {} layers is {size}: too large; recur's classifiers use hidden sizes up to a few thousand",
+                    m.hidden_size, m.num_layers,
                 ),
             );
         }
@@ -551,6 +547,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A model of `params` parameters that would take more than 8 GiB to
+/// train (weights, gradients and Adam's two moments, float32): its size
+/// as an error says it. Configs refuse such models before allocating.
+pub(crate) fn too_large_to_train(params: f64) -> Option<String> {
+    let gib = params * 16.0 / (1u64 << 30) as f64;
+    (gib > 8.0).then(|| {
+        format!(
+            "about {:.0} million parameters ({gib:.1} GiB to train)",
+            params / 1e6
+        )
+    })
 }
 
 /// Where `recur train` / `recur lvm train` write a config's model when no

@@ -399,19 +399,12 @@ impl LvmConfig {
             LvmKind::Mlp => 2.0 * w * w,
         };
         let params = layers * per_layer + d.context as f64 * w * w;
-        let bytes = params * 16.0;
-        if bytes > 8.0 * (1u64 << 30) as f64 {
+        if let Some(size) = crate::config::too_large_to_train(params) {
             return bad(
                 "model.d_model / num_layers / ff, data.context",
                 format!(
-                    "{} of {} x {} layers (ff {}, context {}) is about {:.0} million parameters ({:.1} GiB to train): too large; the recipes use d_model up to 1024 and a few layers",
-                    m.kind,
-                    m.d_model,
-                    m.num_layers,
-                    m.ff,
-                    d.context,
-                    params / 1e6,
-                    bytes / (1u64 << 30) as f64
+                    "{} of {} x {} layers (ff {}, context {}) is {size}: too large; the recipes use d_model up to 1024 and a few layers",
+                    m.kind, m.d_model, m.num_layers, m.ff, d.context,
                 ),
             );
         }
