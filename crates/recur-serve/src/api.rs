@@ -80,6 +80,17 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "the body is a JSON array; send a JSON object of named fields",
         ));
     }
+    // A key given twice in any object (a feature of a classify row, say)
+    // would silently take its last value; serde_json's maps keep the last.
+    let once = &mut serde_json::Deserializer::from_slice(body);
+    if let Err(e) = serde_path_to_error::deserialize::<_, KeysOnce>(&mut *once) {
+        if e.inner().classify() == serde_json::error::Category::Data {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                format!("{}: {}; give each key once", e.path(), e.inner()),
+            ));
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(&mut *de) {
         // Anything after the value but white space is not one JSON body.
@@ -116,6 +127,58 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 )),
             }
         }
+    }
+}
+
+/// Any JSON value, read only to refuse an object that names a key twice
+/// (the one error it raises; everything else is left to the real parse).
+struct KeysOnce;
+
+impl<'de> Deserialize<'de> for KeysOnce {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KeysOnce)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeysOnce {
+    type Value = KeysOnce;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_unit<E>(self) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<KeysOnce, A::Error> {
+        while s.next_element::<KeysOnce>()?.is_some() {}
+        Ok(KeysOnce)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<KeysOnce, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = m.next_key::<String>()? {
+            if seen.contains(&k) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{k}` is given twice"
+                )));
+            }
+            m.next_value::<KeysOnce>()?;
+            seen.insert(k);
+        }
+        Ok(KeysOnce)
     }
 }
 
@@ -299,6 +362,20 @@ mod tests {
         }
         assert!(parse::<ChatRequest>(b"{\"messages\": [\"hi\"]}\n  ").is_ok());
         assert_eq!(parse::<ChatRequest>(b"  ").unwrap_err().code, "empty_body");
+        // A key given twice, at any depth, names the key and where it is.
+        let e = parse::<ChatRequest>(br#"{"messages": ["a"], "x": {"k": 1, "k": 2}}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(
+            e.message.contains("`k` is given twice") && e.message.contains("x"),
+            "{}",
+            e.message
+        );
+        let e = parse::<ChatRequest>(br#"{"messages": ["a"], "messages": ["b"]}"#).unwrap_err();
+        assert!(
+            e.message.contains("`messages` is given twice"),
+            "{}",
+            e.message
+        );
         // Fields by position are not a request.
         for array in [&br#" [["hi"], null, null, null]"#[..], b"[]"] {
             let e = parse::<ChatRequest>(array).unwrap_err();
