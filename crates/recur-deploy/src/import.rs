@@ -167,15 +167,36 @@ fn plain(obj: &Object) -> Option<Value> {
 }
 
 /// The top-level pickled object of a `.pt` zip, parsed without running it.
-fn pickled_root(path: &Path, a: &Archive) -> Result<Object> {
+/// The refusal of a pickle that is no state dict but names other code.
+fn calls_other_code(path: &Path, a: &Archive, foreign: &[&str]) -> Error {
+    err(
+        path,
+        format!(
+            "{} is not a state dict: it calls {}; save `model.state_dict()` with torch.save",
+            a.pickle_name,
+            foreign.join(", ")
+        ),
+    )
+}
+
+fn pickled_root(path: &Path, a: &Archive, foreign: &[&str]) -> Result<Object> {
     let name = &a.pickle_name;
+    // candle's error, without the backtrace it carries when RUST_BACKTRACE
+    // is set, and with the foreign code named plainly where there is some.
+    let cannot = |e: candle_core::Error| {
+        let e = match e {
+            candle_core::Error::WithBacktrace { inner, .. } => *inner,
+            e => e,
+        };
+        if foreign.is_empty() {
+            err(path, format!("cannot parse {name}: {e}"))
+        } else {
+            calls_other_code(path, a, foreign)
+        }
+    };
     let mut stack = Stack::empty();
-    stack
-        .read_loop(&mut &a.pickle[..])
-        .map_err(|e| err(path, format!("cannot parse {name}: {e}")))?;
-    stack
-        .finalize()
-        .map_err(|e| err(path, format!("cannot parse {name}: {e}")))
+    stack.read_loop(&mut &a.pickle[..]).map_err(cannot)?;
+    stack.finalize().map_err(cannot)
 }
 
 /// The tensors (f32) and the `model_config` of a checkpoint, and the
@@ -211,7 +232,7 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
             foreign.join(", ")
         ));
     }
-    let root = pickled_root(path, &archive)?;
+    let root = pickled_root(path, &archive, &foreign)?;
     let top: Vec<(Object, Object)> = match &root {
         Object::Dict(kv) => kv.clone(),
         _ => Vec::new(),
@@ -260,6 +281,9 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         }
     }
     if tensors.is_empty() {
+        if !foreign.is_empty() {
+            return Err(calls_other_code(path, &archive, &foreign));
+        }
         return Err(err(
             path,
             "no tensors found (expected a state dict, or a dict with `model_state_dict`)",

@@ -235,6 +235,12 @@ fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
         e.contains("NaN or infinite") && e.contains("diverged"),
         "{e}"
     );
+    // A pickle that is a call to other code: refused, naming it plainly.
+    let e = edit("data.pkl", &|b| *b = b"\x80\x02cos\nsystem\n)R.".to_vec()).unwrap();
+    assert!(
+        e.contains("not a state dict") && e.contains("os.system") && !e.contains("Reduce"),
+        "{e}"
+    );
     // A pickle that also names other code: imported, with a warning.
     assert!(edit("data.pkl", &|b| {
         b.splice(2..2, b"cos\nsystem\n".iter().copied());
