@@ -307,11 +307,14 @@ struct Stored {
 }
 
 fn count(o: &Object) -> std::result::Result<usize, String> {
-    match o {
-        Object::Int(i) if *i >= 0 => Ok(*i as usize),
-        Object::Long(i) if *i >= 0 => Ok(*i as usize),
-        other => Err(format!("expected a count, found {}", kind_of(other))),
-    }
+    let i = match o {
+        Object::Int(i) => *i as i64,
+        Object::Long(i) => *i,
+        other => return Err(format!("expected a count, found {}", kind_of(other))),
+    };
+    usize::try_from(i).map_err(|_| {
+        format!("a size, stride or offset is {i}: they are never negative (a crafted file?)")
+    })
 }
 
 fn counts(o: &Object) -> std::result::Result<Vec<usize>, String> {
