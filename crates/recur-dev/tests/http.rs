@@ -1337,6 +1337,15 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     assert!(got.contains("\"code\":\"bad_body\""), "{got}");
+    // A body for a path that does not exist: 404 at once, no 100 Continue.
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let got = read_all(&mut c);
+    assert!(
+        got.starts_with("HTTP/1.1 404") && !got.contains("100 Continue"),
+        "{got}"
+    );
     // A declared 50 MB: 413 at once, no 100 Continue.
     let mut c = raw(&s.url);
     c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")

@@ -118,9 +118,12 @@ pub fn router(state: Shared) -> Router {
         .route("/live", get(live))
         .route("/info", get(info))
         .route("/metrics", get(metrics))
+        // The body guard on the routes only: a POST to an unknown path is
+        // answered 404 at once, its body unread (and a client waiting on
+        // `Expect: 100-continue` gets the 404, not a 100).
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
