@@ -142,22 +142,38 @@ pub fn open_bounded(path: &Path, max: u64) -> Result<std::io::Take<std::fs::File
 pub fn open_regular(path: &Path, max: u64) -> Result<std::fs::File> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let m = f.metadata().map_err(|e| Error::io(path, e))?;
-    if !m.is_file() {
-        return Err(Error::data(
-            path.display().to_string(),
-            if m.is_dir() {
-                "is a folder; give a file".to_string()
-            } else {
-                "is not a regular file (a device, pipe or socket, perhaps through a symbolic \
-                 link); recur reads data from files"
-                    .to_string()
-            },
-        ));
-    }
+    regular(path, &m)?;
     if m.len() > max {
         return Err(too_big(path, m.len(), max));
     }
     Ok(f)
+}
+
+/// Refuses a folder, device, pipe or socket at `path` before anything
+/// opens it (opening a pipe would wait for a writer); a path that does
+/// not exist is left to the reader, whose error names it.
+pub fn refuse_non_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) => regular(path, &m),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The error for `path` when its metadata `m` is not a regular file's.
+fn regular(path: &Path, m: &std::fs::Metadata) -> Result<()> {
+    if m.is_file() {
+        return Ok(());
+    }
+    Err(Error::data(
+        path.display().to_string(),
+        if m.is_dir() {
+            "is a folder; give a file".to_string()
+        } else {
+            "is not a regular file (a device, pipe or socket, perhaps through a symbolic \
+             link); recur reads data from files"
+                .to_string()
+        },
+    ))
 }
 
 fn too_big(path: &Path, len: u64, max: u64) -> Error {

@@ -106,9 +106,7 @@ impl Table {
         };
         // A folder or a device is named as such, not as a format without
         // an extension.
-        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-            recur_core::fsx::open_regular(path, u64::MAX)?;
-        }
+        recur_core::fsx::refuse_non_file(path)?;
         match fmt.as_str() {
             "csv" | "txt" | "tsv" => Table::read_csv(path),
             "parquet" | "pq" => Table::read_parquet(path),
