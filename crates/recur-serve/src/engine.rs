@@ -409,12 +409,13 @@ impl Engine {
             while jobs.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(j) if j.is_abandoned() => {}
-                    Ok(j) if chars + j.chars() > BATCH_CHARS => {
-                        held = Some(j);
-                        break;
-                    }
                     Ok(j) => {
-                        chars += j.chars();
+                        let n = j.chars();
+                        if chars + n > BATCH_CHARS {
+                            held = Some(j);
+                            break;
+                        }
+                        chars += n;
                         jobs.push(j);
                     }
                     Err(_) => break,
