@@ -390,14 +390,16 @@ impl LvmConfig {
         // (an allocation of 48 GB aborted the process): weights, gradients
         // and Adam's two moments in float32, with the vector dimension
         // taken as d_model (the two are equal in the recipes).
-        let (w, layers) = (m.d_model as f64, m.num_layers.max(1) as f64);
-        let per_layer = match m.kind {
-            LvmKind::Lstm => 8.0 * w * w,
-            LvmKind::Gru => 6.0 * w * w,
-            LvmKind::Transformer => 4.0 * w * w + 2.0 * w * m.ff as f64,
-            LvmKind::Amn => 4.0 * w * w / layers,
-            LvmKind::Mlp => 2.0 * w * w,
+        // (The AMN has one block whatever num_layers says.)
+        let w = m.d_model as f64;
+        let (per_layer, layers) = match m.kind {
+            LvmKind::Lstm => (8.0 * w * w, m.num_layers),
+            LvmKind::Gru => (6.0 * w * w, m.num_layers),
+            LvmKind::Transformer => (4.0 * w * w + 2.0 * w * m.ff as f64, m.num_layers),
+            LvmKind::Amn => (4.0 * w * w, 1),
+            LvmKind::Mlp => (2.0 * w * w, m.num_layers),
         };
+        let layers = layers.max(1) as f64;
         let params = layers * per_layer + d.context as f64 * w * w;
         if let Some(size) = crate::config::too_large_to_train(params) {
             return bad(
