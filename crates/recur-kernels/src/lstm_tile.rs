@@ -12,8 +12,9 @@
 //! runs on the sums as they leave the multiply-adds (the activations on
 //! [`F32x16`], the tile's rows side by side). No gate is stored, the
 //! inputs are read in place (no `[x_t | h_{t-1}]` copy), and the first
-//! step skips the product with the zero state. The arithmetic is the same; what goes is the traffic between
-//! the product and the cell pass, and the copies. The layer with its input
+//! step skips the product with the zero state. The arithmetic is the
+//! same; what goes is the traffic between the product and the cell pass,
+//! and the copies. The layer with its input
 //! projected beforehand ([`lstm::forward`](crate::lstm::forward): wider
 //! inputs than half the hidden size) runs the same tiles over `h_{t-1}`
 //! alone and adds the projection's row.
