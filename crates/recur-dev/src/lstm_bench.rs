@@ -39,7 +39,8 @@ pub struct BenchResult {
     pub workload: String,
     pub threads: usize,
     /// `f32` or `bf16` (with the instructions that ran it, when any:
-    /// `bf16 (AVX512-BF16)`, or `bf16 (f32 units)`).
+    /// `bf16 (AMX, AVX512-BF16)`, `bf16 (AVX512-BF16)`, or `bf16 (f32
+    /// units)`).
     pub precision: String,
     pub params: usize,
     pub batch: usize,

@@ -36,6 +36,20 @@ const MR: usize = 6;
 const KC: usize = 256;
 /// Row block.
 const MC: usize = 96;
+/// Panels are padded to a multiple of this many pair rows: an AMX tile's.
+pub(crate) const KT: usize = 16;
+
+/// The AMX kernel's blocks ([`crate::amx`]): pair rows per block (a
+/// multiple of [`KT`]; two panels' slices of it, 32 KiB, stay in L1 while
+/// the rows' strips go by) and rows (a multiple of 32, the strips 256 KiB).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+const KC_AMX: usize = 256;
+const MC_AMX: usize = 256;
+const _: () = assert!(MC <= MC_AMX);
+/// Fewer rows than this stay on the vector kernels: a tile's 16 rows
+/// would mostly multiply padding.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+const AMX_MIN_ROWS: usize = 16;
 
 /// f32 to bf16, rounding to nearest even; a NaN stays a NaN and a value
 /// past bf16's largest rounds to infinity, as the conversion instructions
@@ -170,6 +184,9 @@ pub(crate) struct Bf16Rhs {
     n: usize,
     /// Pairs per column: `k / 2` rounded up (an odd `k` pads a zero).
     kp: usize,
+    /// Pair rows per panel: `kp` rounded up to a multiple of 16, the rows
+    /// past `kp` zero, so that the AMX kernel's tiles are always whole.
+    kps: usize,
     panels: Vec<u32>,
 }
 
@@ -247,19 +264,57 @@ impl Bf16Rhs {
             "a bf16 operand of {k} x {n} cannot be packed"
         );
         let kp = k.div_ceil(2);
+        let kps = kp.div_ceil(KT) * KT;
         let np = n.div_ceil(NR);
-        let mut panels = spare_buffer(np * kp * NR);
+        let mut panels = spare_buffer(np * kps * NR);
         let src = SendPtr(rhs.ptr as *mut f32);
+        if rhs.cs == 1 {
+            // Rows contiguous: row pair by row pair into every panel of a
+            // thread's share (see `fill_row_pairs`).
+            let parts = if threads > 1 && n * k >= 1 << 16 {
+                threads.min(np)
+            } else {
+                1
+            };
+            let per = np.div_ceil(parts);
+            let fill = |(i, share): (usize, &mut [u32])| {
+                // SAFETY: the caller's view covers k x n.
+                unsafe { fill_row_pairs(share, kps, src, rhs.rs, k, n, i * per) }
+            };
+            if parts > 1 {
+                panels
+                    .par_chunks_mut(per * kps * NR)
+                    .enumerate()
+                    .for_each(fill);
+            } else {
+                fill((0, &mut panels));
+            }
+            return Bf16Rhs {
+                k,
+                n,
+                kp,
+                kps,
+                panels,
+            };
+        }
         let fill = |(p, panel): (usize, &mut [u32])| {
+            let (pairs, pad) = panel.split_at_mut(kp * NR);
             // SAFETY: the caller's view covers k x n.
-            unsafe { fill_panel(panel, src, rhs.rs, rhs.cs, k, n, p * NR) }
+            unsafe { fill_panel(pairs, src, rhs.rs, rhs.cs, k, n, p * NR) };
+            pad.fill(0);
         };
         if threads > 1 && n * k >= 1 << 16 {
-            panels.par_chunks_mut(kp * NR).enumerate().for_each(fill);
+            panels.par_chunks_mut(kps * NR).enumerate().for_each(fill);
         } else {
-            panels.chunks_mut(kp * NR).enumerate().for_each(fill);
+            panels.chunks_mut(kps * NR).enumerate().for_each(fill);
         }
-        Bf16Rhs { k, n, kp, panels }
+        Bf16Rhs {
+            k,
+            n,
+            kp,
+            kps,
+            panels,
+        }
     }
 
     /// `dst [m, n] (+)= lhs [m, k] @ rhs`, `dst` rows `dst_rs` elements
@@ -288,6 +343,8 @@ impl Bf16Rhs {
             1
         };
         let hw = units();
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        let tiles = m >= AMX_MIN_ROWS && crate::amx::available();
         let (lp, dp) = (SendPtr(lhs.ptr as *mut f32), SendPtr(dst));
         let run = |part: usize| {
             let (lp, dp) = (lp, dp);
@@ -297,6 +354,12 @@ impl Bf16Rhs {
                 cs: lhs.cs,
             };
             let panels = np * part / parts..np * (part + 1) / parts;
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            if tiles {
+                // SAFETY: as below; `available` said the tiles work here.
+                unsafe { self.run_panels_amx(m, lhs, dp, dst_rs, panels, accumulate) };
+                return;
+            }
             // SAFETY: as the caller guarantees; parts write disjoint
             // columns.
             unsafe { self.run_panels(m, lhs, dp, dst_rs, panels, accumulate, hw) };
@@ -306,6 +369,97 @@ impl Bf16Rhs {
         } else {
             (0..parts).into_par_iter().for_each(run);
         }
+    }
+
+    /// [`Bf16Rhs::run_panels`] on AMX tiles ([`crate::amx`]): blocks of 32
+    /// rows by two panels, a block's pair rows in steps of 16. Strips are
+    /// padded with zero rows and pairs to whole tiles, as the panels are.
+    ///
+    /// # Safety
+    /// As [`Bf16Rhs::product`], and [`crate::amx::available`] returned
+    /// `true`.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    unsafe fn run_panels_amx(
+        &self,
+        m: usize,
+        lhs: View,
+        dst: SendPtr,
+        dst_rs: usize,
+        panels: std::ops::Range<usize>,
+        accumulate: bool,
+    ) {
+        use crate::amx::{Block, Tiles, CT, RT};
+        let (n, k, kp) = (self.n, self.k, self.kp);
+        let stride_max = KC_AMX.min(self.kps);
+        let need = MC_AMX.min(m.div_ceil(RT) * RT) * stride_max;
+        let mut strips = STRIPS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        if strips.len() < need {
+            strips.resize(need, 0);
+        }
+        let tiles = Tiles::new();
+        let mut c: Block = [[0f32; CT]; RT];
+        for p0 in (0..kp).step_by(KC_AMX) {
+            let p1 = (p0 + KC_AMX).min(kp);
+            // Pair rows, whole tiles; the panels' padding rows are zero.
+            let stride = (p1 - p0).div_ceil(KT) * KT;
+            let (k0, k1) = (2 * p0, (2 * p1).min(k));
+            let add = accumulate || p0 > 0;
+            for m0 in (0..m).step_by(MC_AMX) {
+                let m1 = (m0 + MC_AMX).min(m);
+                let rows = m1 - m0;
+                fill_strips(
+                    &mut strips,
+                    stride,
+                    SendPtr(lhs.ptr as *mut f32),
+                    lhs.rs,
+                    lhs.cs,
+                    m0,
+                    m1,
+                    k0,
+                    k1,
+                );
+                // Zeros past each row's pairs and in the rows past `rows`.
+                let kcp = p1 - p0;
+                if kcp < stride {
+                    for r in 0..rows {
+                        strips[r * stride + kcp..(r + 1) * stride].fill(0);
+                    }
+                }
+                let padded = rows.div_ceil(RT) * RT;
+                strips[rows * stride..padded * stride].fill(0);
+                let mut p = panels.start;
+                while p < panels.end {
+                    let two = p + 1 < panels.end;
+                    let c0 = p * NR;
+                    let cols = (if two { 2 * NR } else { NR }).min(n - c0);
+                    let panel = |q: usize| self.panels.as_ptr().add((q * self.kps + p0) * NR);
+                    let (b0, b1) = (panel(p), panel(if two { p + 1 } else { p }));
+                    for r in (0..rows).step_by(RT) {
+                        tiles.block(
+                            strips.as_ptr().add(r * stride),
+                            stride,
+                            b0,
+                            b1,
+                            stride,
+                            &mut c,
+                        );
+                        // SAFETY: rows m0 + r.. and columns c0..c0 + cols
+                        // lie in the caller's m x n, in this call's panels.
+                        store_tile(
+                            &c[..RT.min(rows - r)],
+                            RT.min(rows - r),
+                            cols,
+                            dst.0.add((m0 + r) * dst_rs + c0),
+                            dst_rs,
+                            add,
+                        );
+                    }
+                    p += if two { 2 } else { 1 };
+                }
+            }
+        }
+        drop(tiles);
+        STRIPS.with(|b| *b.borrow_mut() = strips);
     }
 
     /// # Safety
@@ -340,6 +494,7 @@ impl Bf16Rhs {
                 // the caller's m x k view.
                 fill_strips(
                     &mut strips,
+                    kcp,
                     SendPtr(lhs.ptr as *mut f32),
                     lhs.rs,
                     lhs.cs,
@@ -349,7 +504,7 @@ impl Bf16Rhs {
                     k1,
                 );
                 let panel = |q: usize| {
-                    let base = q * kp * NR + k0 / 2 * NR;
+                    let base = q * self.kps * NR + k0 / 2 * NR;
                     &self.panels[base..base + kcp * NR]
                 };
                 // Two panels at a time: twelve independent sums hide the
@@ -368,7 +523,14 @@ impl Bf16Rhs {
                         tile(hw, two, strip, kcp, rows, pa, pb, &mut acc);
                         // SAFETY: rows r..r + rows < m, columns c0..c0 +
                         // cols < n belong to this call's panels only.
-                        store_tile(&acc, rows, cols, dst.0.add(r * dst_rs + c0), dst_rs, add);
+                        store_tile(
+                            &acc[..],
+                            rows,
+                            cols,
+                            dst.0.add(r * dst_rs + c0),
+                            dst_rs,
+                            add,
+                        );
                     }
                     p += if two { 2 } else { 1 };
                 }
@@ -378,10 +540,11 @@ impl Bf16Rhs {
     }
 }
 
-/// Rows `m0..m1` (at most [`MC`]), steps `k0..k1` of the left-hand side
-/// at `src` (strides `rs`, `cs`) as rows of `kcp` pairs, row `r` at
-/// `strips[r * kcp..]` (so strip `s` of [`MR`] rows starts at `s * MR *
-/// kcp`); compiled per SIMD level, so the rounding vectorises.
+/// Rows `m0..m1` (at most [`MC_AMX`]), steps `k0..k1` of the
+/// left-hand side at `src` (strides `rs`, `cs`) as rows of `kcp = (k1 -
+/// k0) / 2` pairs (rounded up), row `r` at `strips[r * stride..]` (with
+/// `stride` `kcp`, strip `s` of [`MR`] rows starts at `s * MR * kcp`);
+/// compiled per SIMD level, so the rounding vectorises.
 ///
 /// # Safety
 /// `src` must cover those rows and steps with these strides.
@@ -389,6 +552,7 @@ impl Bf16Rhs {
 #[allow(clippy::too_many_arguments)]
 unsafe fn fill_strips(
     strips: &mut [u32],
+    stride: usize,
     src: SendPtr,
     rs: isize,
     cs: isize,
@@ -408,7 +572,7 @@ unsafe fn fill_strips(
                     k1 - k0,
                 )
             };
-            let dst = &mut strips[r * kcp..(r + 1) * kcp];
+            let dst = &mut strips[r * stride..r * stride + kcp];
             let mut pairs = x.chunks_exact(2);
             for (d, p) in dst.iter_mut().zip(&mut pairs) {
                 *d = pair(p[0], p[1]);
@@ -421,11 +585,15 @@ unsafe fn fill_strips(
     }
     // Rows adjacent in memory (a transposed view: a weight gradient's
     // left-hand side): step by step, the block's rows of two steps are
-    // read whole, rounded together, and each pair goes to its strip row.
-    // (Strip by strip, every strip re-read the same cache lines 24 bytes
-    // at a time.)
-    let mut words = [0u32; MC];
+    // read whole and rounded together, into `words`; every [`TP`] pairs,
+    // each row's pairs go to its strip row as one run. (Strip by strip,
+    // every strip re-read the same cache lines 24 bytes at a time; pair by
+    // pair, every pair was a store to another cache line of a block too
+    // large for L1.)
+    const TP: usize = 16;
+    let mut block = [[0u32; MC_AMX]; TP];
     for tp in 0..kcp {
+        let words = &mut block[tp % TP];
         let t = k0 + 2 * tp;
         let odd = t + 1 < k1;
         // SAFETY: rows m0..m1 and steps t (and t + 1 when odd) lie in the
@@ -461,8 +629,14 @@ unsafe fn fill_strips(
                 *w = pair(x, y);
             }
         }
-        for (r, &w) in words[..rows].iter().enumerate() {
-            strips[r * kcp + tp] = w;
+        if tp % TP == TP - 1 || tp + 1 == kcp {
+            let (t0, len) = (tp / TP * TP, tp % TP + 1);
+            for r in 0..rows {
+                let dst = &mut strips[r * stride + t0..][..len];
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = block[j][r];
+                }
+            }
         }
     }
 }
@@ -513,8 +687,8 @@ fn tile(
 /// # Safety
 /// `dst` must cover `rows` rows of `cols` writable elements.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-unsafe fn store_tile(
-    acc: &[[f32; 2 * NR]; MR],
+unsafe fn store_tile<const C: usize>(
+    acc: &[[f32; C]],
     rows: usize,
     cols: usize,
     dst: *mut f32,
@@ -534,9 +708,70 @@ unsafe fn store_tile(
     }
 }
 
+/// Panels `p0..` (as many as `share` holds, `kps` pair rows each) of the
+/// `k x n` view at `src` whose rows are `rs` apart and contiguous: row pair
+/// by row pair, each pair's 16-column pieces to every panel in turn, then
+/// the padding rows. Panel by panel, every panel read 64 bytes of each
+/// row: one cache line per row, 8 KiB apart for a weight of 2,048
+/// columns, which no prefetcher follows (this took a fifth of a bf16
+/// training step of the LVM). Compiled per SIMD level, so the rounding of
+/// a piece vectorises.
+///
+/// # Safety
+/// `src` must cover `k x n` readable elements with row stride `rs`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn fill_row_pairs(
+    share: &mut [u32],
+    kps: usize,
+    src: SendPtr,
+    rs: isize,
+    k: usize,
+    n: usize,
+    p0: usize,
+) {
+    let kp = k.div_ceil(2);
+    let panels = share.len() / (kps * NR);
+    // SAFETY: row t < k holds n contiguous elements.
+    let row = |t: usize| unsafe { std::slice::from_raw_parts(src.0.offset(t as isize * rs), n) };
+    for tp in 0..kp {
+        let even = row(2 * tp);
+        let odd = (2 * tp + 1 < k).then(|| row(2 * tp + 1));
+        for q in 0..panels {
+            let c0 = (p0 + q) * NR;
+            let cols = NR.min(n - c0);
+            let dst: &mut [u32; NR] = (&mut share[(q * kps + tp) * NR..][..NR])
+                .try_into()
+                .expect("NR words");
+            match odd {
+                Some(odd) if cols == NR => {
+                    let (e, o): (&[f32; NR], &[f32; NR]) = (
+                        even[c0..c0 + NR].try_into().expect("NR values"),
+                        odd[c0..c0 + NR].try_into().expect("NR values"),
+                    );
+                    *dst = std::array::from_fn(|c| pair(e[c], o[c]));
+                }
+                _ => {
+                    for (c, d) in dst.iter_mut().enumerate() {
+                        *d = if c < cols {
+                            pair(even[c0 + c], odd.map_or(0.0, |o| o[c0 + c]))
+                        } else {
+                            0
+                        };
+                    }
+                }
+            }
+        }
+    }
+    for q in 0..panels {
+        share[(q * kps + kp) * NR..(q + 1) * kps * NR].fill(0);
+    }
+}
+
 /// Panel `[kp][NR]` of pairs for columns `c0..` of the `k x n` view at
-/// `src` with strides `rs`, `cs`; compiled per SIMD level, so the rounding
-/// of whole rows vectorises.
+/// `src` with strides `rs`, `cs` (`cs` not 1: [`fill_row_pairs`] takes
+/// those); compiled per SIMD level, so the rounding of whole rows
+/// vectorises.
 ///
 /// # Safety
 /// `src` must cover `k x n` readable elements with these strides.
@@ -598,35 +833,6 @@ unsafe fn fill_panel(
             for row in panel.chunks_exact_mut(NR) {
                 row[cols..].fill(0);
             }
-        }
-    } else if rhs.cs == 1 {
-        // Rows contiguous: two rows make a panel row.
-        for tp in 0..kp {
-            // SAFETY: rows 2tp and 2tp + 1 (when < k) hold the
-            // columns c0..c0 + cols.
-            let row = |t: usize| unsafe {
-                std::slice::from_raw_parts(src.0.offset(t as isize * rhs.rs + c0 as isize), cols)
-            };
-            let even = row(2 * tp);
-            let dst = &mut panel[tp * NR..tp * NR + cols];
-            if 2 * tp + 1 < k && cols == NR {
-                // Fixed-size rows: one vector of roundings per row pair.
-                let (e, o): (&[f32; NR], &[f32; NR]) = (
-                    even.try_into().expect("NR values"),
-                    row(2 * tp + 1).try_into().expect("NR values"),
-                );
-                let d: &mut [u32; NR] = dst.try_into().expect("NR words");
-                *d = std::array::from_fn(|c| pair(e[c], o[c]));
-            } else if 2 * tp + 1 < k {
-                for ((d, e), o) in dst.iter_mut().zip(even).zip(row(2 * tp + 1)) {
-                    *d = pair(*e, *o);
-                }
-            } else {
-                for (d, e) in dst.iter_mut().zip(even) {
-                    *d = pair(*e, 0.0);
-                }
-            }
-            panel[tp * NR + cols..(tp + 1) * NR].fill(0);
         }
     } else {
         for tp in 0..kp {
@@ -845,7 +1051,7 @@ mod tests {
         assert_eq!(rounded(1.0 + 2f32.powi(-7)), 1.0 + 2f32.powi(-7));
     }
 
-    /// The packed bf16 product (on whichever kernel this CPU takes) equals
+    /// The packed bf16 product (on whichever kernels this CPU takes) equals
     /// the f64 sum of the bf16-rounded operands to f32 rounding, for every
     /// row-block size, odd and even k, k past one block, column tails,
     /// plain and transposed views on both sides, accumulating and not, on
@@ -867,12 +1073,18 @@ mod tests {
                 s.extend((0..SPARES).map(|_| vec![0x7fc0_7fc0u32; 1 << 16]));
             })
         };
+        // With AMX (16 rows or more): a tail of rows in the last tile
+        // (40), an odd panel count (70 columns), pairs short of a tile
+        // (45 steps), more rows than a block (300) and more pairs than a
+        // block (600 steps).
         for (m, n, k) in [
             (1, 5, 3),
             (7, 37, 19),
             (13, 48, 300),
             (100, 33, 521),
             (6, 16, 2),
+            (40, 70, 45),
+            (300, 50, 600),
         ] {
             let a: Vec<f32> = (0..m * k).map(val).collect(); // [m, k]
             let w: Vec<f32> = (0..n * k).map(|i| val(i + 99_991)).collect(); // [n, k]

@@ -22,11 +22,14 @@
 //! - [`partner`]: spinning partner threads for a batch-1 forward's
 //!   column-split products, in place of a rayon fork-join per product.
 //! - [`precision`]: f32 or the opt-in bf16 products (bf16 operands, f32
-//!   sums), on AVX512-BF16 where the CPU has it.
+//!   sums), on AMX tiles or AVX512-BF16 where the CPU has them (`amx`,
+//!   `bf16`).
 //! - [`search`]: exact k-nearest rows by cosine, a bf16 pass to pick
 //!   candidates and f32 to score them (the chat service's bank).
 
 pub mod act;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod amx;
 mod bf16;
 pub mod dense;
 pub mod gru;

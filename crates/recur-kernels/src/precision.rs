@@ -11,11 +11,15 @@
 //! hand it to their worker threads, so a [`scoped`] call around a training
 //! loop or a serving worker is all a caller does.
 //!
-//! Numbers do not depend on the CPU: on one with AVX512-BF16 (Zen 4,
-//! Sapphire Rapids) the products run on its bf16 dot-product instruction;
-//! elsewhere the same bf16-rounded operands are multiplied and accumulated
-//! in f32 units in the instruction's order, which gives the same sums (see
-//! [`crate::bf16`]).
+//! Where they run: on a CPU with AMX (Intel Xeon from Sapphire Rapids on),
+//! products of 16 rows or more take its tiles (`crate::amx`); on one with
+//! AVX512-BF16 (Zen 4, those Xeons) the others run on its bf16 dot-product
+//! instruction; elsewhere the same bf16-rounded operands are multiplied
+//! and accumulated in f32 units in that instruction's order, which gives
+//! its sums (see [`crate::bf16`]). So numbers are the same on every CPU
+//! without AMX; the tiles add up each step's products in their own order,
+//! which moves a sum by a rounding. On one machine, every path repeats
+//! itself exactly.
 
 use std::cell::Cell;
 use std::fmt;
@@ -86,8 +90,18 @@ pub fn bf16_rounded(v: f32) -> f32 {
 
 /// The bf16 instructions the bf16 path runs on here, or `None` when this
 /// CPU has none (or `RECUR_NO_BF16_UNITS` is set) and bf16 products are
-/// computed in f32 units: the same numbers, slower than f32.
+/// computed in f32 units: the same numbers, slower than f32. With AMX
+/// (and `RECUR_NO_AMX` unset), products of 16 rows or more take its tiles,
+/// fewer rows AVX512-BF16.
 pub fn bf16_units() -> Option<&'static str> {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if crate::amx::available() {
+        return Some(if crate::bf16::units() {
+            "AMX, AVX512-BF16"
+        } else {
+            "AMX"
+        });
+    }
     crate::bf16::units().then_some("AVX512-BF16")
 }
 
