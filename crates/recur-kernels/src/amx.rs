@@ -36,26 +36,14 @@ pub(crate) const CT: usize = 32;
 pub(crate) type Block = [[f32; CT]; RT];
 
 /// Whether the products take the tiles here: AMX-BF16 in CPUID, granted
-/// by the kernel, and [`self_check`] passed. `RECUR_NO_AMX` in the
-/// environment leaves them unused (to compare both paths on one machine).
+/// by the kernel ([`granted`]), and [`self_check`] passed. `RECUR_NO_AMX`
+/// in the environment leaves them unused (to compare both paths on one
+/// machine), and so does `RECUR_NO_BF16_UNITS` (which asks for the f32-unit
+/// reference).
 pub(crate) fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
-        if std::env::var_os("RECUR_NO_AMX").is_some() || !cpu_has_amx() {
-            return false;
-        }
-        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-        const XFEATURE_XTILEDATA: libc::c_long = 18;
-        // SAFETY: a request for a state component; it changes nothing but
-        // the permission.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_arch_prctl,
-                ARCH_REQ_XCOMP_PERM,
-                XFEATURE_XTILEDATA,
-            )
-        };
-        if r != 0 {
+        if switched_off() || !granted() {
             return false;
         }
         match self_check() {
@@ -71,20 +59,59 @@ pub(crate) fn available() -> bool {
     })
 }
 
-/// CPUID leaf 7: AMX-BF16 (EDX bit 22) and AMX-TILE (bit 24).
+/// Whether the environment turns the tiles off.
+fn switched_off() -> bool {
+    ["RECUR_NO_AMX", "RECUR_NO_BF16_UNITS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Whether this process may use the tiles: the CPU has them
+/// ([`cpu_has_amx`]) and Linux granted the tile state. A kernel before
+/// 5.16, a hypervisor that hides the state, or a seccomp filter refuses.
+fn granted() -> bool {
+    static GRANTED: OnceLock<bool> = OnceLock::new();
+    *GRANTED.get_or_init(|| {
+        if !cpu_has_amx() {
+            return false;
+        }
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: a request for a state component; it changes nothing but
+        // the permission.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            )
+        };
+        r == 0
+    })
+}
+
+/// CPUID: AMX-BF16 and AMX-TILE (leaf 7, EDX bits 22 and 24), and a
+/// palette 1 of at least 8 tiles of 16 rows by 64 bytes (leaf 0x1D), the
+/// configuration [`Tiles::new`] loads.
 fn cpu_has_amx() -> bool {
     use std::arch::x86_64::__cpuid_count;
-    if __cpuid_count(0, 0).eax < 7 {
+    if __cpuid_count(0, 0).eax < 0x1d {
         return false;
     }
     let edx = __cpuid_count(7, 0).edx;
-    edx & (1 << 22) != 0 && edx & (1 << 24) != 0
+    if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
+        return false;
+    }
+    let palette = __cpuid_count(0x1d, 1);
+    let (row_bytes, names) = (palette.ebx & 0xffff, palette.ebx >> 16);
+    row_bytes >= 64 && names >= 8 && palette.ecx & 0xffff >= 16
 }
 
 /// The tile configuration of this thread while it lives: palette 1, all
 /// eight tiles 16 rows of 64 bytes. Dropping it releases the tiles, so the
-/// thread's saved state shrinks back when it switches.
-pub(crate) struct Tiles(());
+/// thread's saved state shrinks back when it switches. Neither `Send` nor
+/// `Sync`: a configuration belongs to the thread that loaded it.
+pub(crate) struct Tiles(std::marker::PhantomData<*mut ()>);
 
 #[repr(C, align(64))]
 struct Config([u8; 64]);
@@ -102,7 +129,7 @@ impl Tiles {
         }
         let c = Config(c);
         asm!("ldtilecfg [{}]", in(reg) c.0.as_ptr(), options(nostack, readonly));
-        Tiles(())
+        Tiles(std::marker::PhantomData)
     }
 
     /// `c = a @ [b0 b1]` over `pairs` pair rows (a multiple of [`KT`]):
@@ -223,14 +250,14 @@ fn self_check() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    /// Where the CPU has AMX, the check passes and the tiles are used; a
-    /// CPU without it (CI's may lack it) is reported, not failed.
+    /// Where the tiles are granted, the check passes and they are used;
+    /// where they are not (CI's CPUs may lack them, or the kernel refuse
+    /// them), they are left unused.
     #[test]
     fn the_tiles_pass_their_check_where_the_cpu_has_them() {
-        if super::cpu_has_amx() && std::env::var_os("RECUR_NO_AMX").is_none() {
-            // (`available` asks Linux for the tiles before any is used.)
-            assert!(super::available());
+        if super::granted() && !super::switched_off() {
             assert_eq!(super::self_check(), Ok(()));
+            assert!(super::available());
         } else {
             assert!(!super::available());
         }

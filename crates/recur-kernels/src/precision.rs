@@ -90,9 +90,9 @@ pub fn bf16_rounded(v: f32) -> f32 {
 
 /// The bf16 instructions the bf16 path runs on here, or `None` when this
 /// CPU has none (or `RECUR_NO_BF16_UNITS` is set) and bf16 products are
-/// computed in f32 units: the same numbers, slower than f32. With AMX
-/// (and `RECUR_NO_AMX` unset), products of 16 rows or more take its tiles,
-/// fewer rows AVX512-BF16.
+/// computed in f32 units: the same numbers as AVX512-BF16's, slower than
+/// f32. With AMX (and neither variable nor `RECUR_NO_AMX` set), products
+/// of 16 rows or more take its tiles, fewer rows AVX512-BF16.
 pub fn bf16_units() -> Option<&'static str> {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     if crate::amx::available() {
