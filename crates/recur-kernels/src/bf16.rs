@@ -863,6 +863,8 @@ fn reference(strip: &[u32], kcp: usize, rows: usize, panel: &[u32], acc: &mut [[
 }
 
 #[inline(always)]
+// Indexed loops on purpose (see below).
+#[allow(clippy::needless_range_loop)]
 fn reference_rows<const M: usize>(
     strip: &[u32],
     kcp: usize,
