@@ -26,7 +26,7 @@
 use std::arch::asm;
 use std::sync::OnceLock;
 
-use crate::bf16::KT;
+use crate::bf16::{high, low, pair, KT};
 /// Rows of one block: two A tiles.
 pub(crate) const RT: usize = 32;
 /// Columns of one block: two B tiles, one per 16-column panel.
@@ -207,10 +207,9 @@ fn self_check() -> Result<(), String> {
     let pairs = 3 * KT;
     let val = |i: usize| {
         let h = (i as u32).wrapping_mul(2_654_435_761) >> 8;
-        let v = (h % 2001) as f32 / 1000.0 - 1.0 + 1e-3;
-        v.to_bits() >> 16
+        (h % 2001) as f32 / 1000.0 - 1.0 + 1e-3
     };
-    let word = |i: usize| val(2 * i) | val(2 * i + 1) << 16;
+    let word = |i: usize| pair(val(2 * i), val(2 * i + 1));
     let a: Vec<u32> = (0..RT * pairs).map(word).collect();
     let b: Vec<u32> = (0..2 * pairs * 16).map(|i| word(i + 7919)).collect();
     let mut c = [[0f32; CT]; RT];
@@ -227,15 +226,16 @@ fn self_check() -> Result<(), String> {
             &mut c,
         );
     }
-    let half = |w: u32, hi: bool| f32::from_bits(if hi { w & 0xffff_0000 } else { w << 16 }) as f64;
     for (i, row) in c.iter().enumerate() {
         for (j, &got) in row.iter().enumerate() {
             let (panel, col) = (j / 16, j % 16);
             let (mut want, mut abs) = (0f64, 0f64);
             for t in 0..pairs {
                 let (x, y) = (a[i * pairs + t], b[(panel * pairs + t) * 16 + col]);
-                for hi in [false, true] {
-                    let p = half(x, hi) * half(y, hi);
+                for p in [
+                    low(x) as f64 * low(y) as f64,
+                    high(x) as f64 * high(y) as f64,
+                ] {
                     want += p;
                     abs += p.abs();
                 }

@@ -71,17 +71,17 @@ pub fn rounded(v: f32) -> f32 {
 
 /// Two steps of one row or column as one word, the even step low.
 #[inline(always)]
-fn pair(even: f32, odd: f32) -> u32 {
+pub(crate) fn pair(even: f32, odd: f32) -> u32 {
     round(even) as u32 | (round(odd) as u32) << 16
 }
 
 #[inline(always)]
-fn low(w: u32) -> f32 {
+pub(crate) fn low(w: u32) -> f32 {
     f32::from_bits(w << 16)
 }
 
 #[inline(always)]
-fn high(w: u32) -> f32 {
+pub(crate) fn high(w: u32) -> f32 {
     f32::from_bits(w & 0xffff_0000)
 }
 
