@@ -269,14 +269,11 @@ impl Bf16Rhs {
         let np = n.div_ceil(NR);
         let mut panels = spare_buffer(np * kps * NR);
         let src = SendPtr(rhs.ptr as *mut f32);
+        let parallel = threads > 1 && n * k >= 1 << 16;
         if rhs.cs == 1 {
             // Rows contiguous: row pair by row pair into every panel of a
             // thread's share (see `fill_row_pairs`).
-            let parts = if threads > 1 && n * k >= 1 << 16 {
-                threads.min(np)
-            } else {
-                1
-            };
+            let parts = if parallel { threads.min(np) } else { 1 };
             let per = np.div_ceil(parts);
             let fill = |(i, share): (usize, &mut [u32])| {
                 // SAFETY: the caller's view covers k x n.
@@ -290,24 +287,18 @@ impl Bf16Rhs {
             } else {
                 fill((0, &mut panels));
             }
-            return Bf16Rhs {
-                k,
-                n,
-                kp,
-                kps,
-                panels,
-            };
-        }
-        let fill = |(p, panel): (usize, &mut [u32])| {
-            let (pairs, pad) = panel.split_at_mut(kp * NR);
-            // SAFETY: the caller's view covers k x n.
-            unsafe { fill_panel(pairs, src, rhs.rs, rhs.cs, k, n, p * NR) };
-            pad.fill(0);
-        };
-        if threads > 1 && n * k >= 1 << 16 {
-            panels.par_chunks_mut(kps * NR).enumerate().for_each(fill);
         } else {
-            panels.chunks_mut(kps * NR).enumerate().for_each(fill);
+            let fill = |(p, panel): (usize, &mut [u32])| {
+                let (pairs, pad) = panel.split_at_mut(kp * NR);
+                // SAFETY: the caller's view covers k x n.
+                unsafe { fill_panel(pairs, src, rhs.rs, rhs.cs, k, n, p * NR) };
+                pad.fill(0);
+            };
+            if parallel {
+                panels.par_chunks_mut(kps * NR).enumerate().for_each(fill);
+            } else {
+                panels.chunks_mut(kps * NR).enumerate().for_each(fill);
+            }
         }
         Bf16Rhs {
             k,
