@@ -14,6 +14,7 @@
 use crate::act::{sigmoid, tanh};
 use crate::lstm::Dims;
 use crate::mat::{matmul, output_vec, plan, SendConst, SendPtr, StepRhs, View};
+use crate::packed::PackedLinear;
 use crate::rows::add_column_sums;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -43,6 +44,55 @@ pub fn forward(
     assert_eq!(w_hh.len(), 3 * h * h, "w_hh is [3H, H]");
     assert_eq!(b_hh.len(), 3 * h, "b_hh is [3H]");
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    let threads = rayon::current_num_threads();
+    // SAFETY: w_hh is [3H, H] (checked above) and outlives `rec`.
+    let rec = unsafe {
+        StepRhs::new(
+            h,
+            3 * h,
+            View::t(w_hh.as_ptr(), h),
+            plan(b, threads).0[0].len(),
+            threads,
+        )
+    };
+    recur(d, xp, &rec, b_hh, y, saved);
+}
+
+/// [`forward`] for inference against `w_hh` packed once beforehand
+/// (`PackedLinear::new(w_hh, H, None)`) by the owner of a model that does
+/// not change, for any batch; the sums as in
+/// [`lstm::forward_packed`](crate::lstm::forward_packed).
+pub fn forward_packed(d: Dims, xp: &[f32], w_hh: &PackedLinear, b_hh: &[f32], y: &mut [f32]) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    assert_eq!(xp.len(), l * b * 3 * h, "xp is [L, B, 3H]");
+    assert_eq!(
+        (w_hh.outputs(), w_hh.inputs()),
+        (3 * h, h),
+        "w_hh is [3H, H]"
+    );
+    assert_eq!(b_hh.len(), 3 * h, "b_hh is [3H]");
+    assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    recur(d, xp, &StepRhs::Shared(w_hh), b_hh, y, None);
+}
+
+/// The time loop of [`forward`] with its recurrent product.
+fn recur(
+    d: Dims,
+    xp: &[f32],
+    rec: &StepRhs,
+    b_hh: &[f32],
+    y: &mut [f32],
+    saved: Option<&mut Saved>,
+) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
     let acts = match saved {
         Some(s) => {
             // SAFETY: every step's cell pass writes its rows.
@@ -51,19 +101,7 @@ pub fn forward(
         }
         None => None,
     };
-    let threads = rayon::current_num_threads();
-    let (chunks, gt) = plan(b, threads);
-    // SAFETY: w_hh is [3H, H] (checked above) and outlives `rec`.
-    let rec = unsafe {
-        StepRhs::new(
-            h,
-            3 * h,
-            View::t(w_hh.as_ptr(), h),
-            chunks[0].len(),
-            threads,
-        )
-    };
-    let rec = &rec;
+    let (chunks, gt) = plan(b, rayon::current_num_threads());
     let (xp, yp) = (SendConst(xp.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
         let (acts, xp, yp) = (acts, xp, yp);

@@ -51,5 +51,8 @@ pub mod search;
 
 pub use linear::linear;
 pub use mat::poison_outputs;
-pub use op::{gru as gru_op, lstm as lstm_op, lstm_fused as lstm_fused_op};
+pub use op::{
+    gru as gru_op, gru_packed, linear_packed, lstm as lstm_op, lstm_fused as lstm_fused_op,
+    lstm_packed,
+};
 pub use scale_shift::scale_shift;

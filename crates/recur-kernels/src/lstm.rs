@@ -19,6 +19,7 @@
 use crate::act::{sigmoid_lanes, tanh, tanh_lanes};
 use crate::lanes::Lanes;
 use crate::mat::{matmul, matmul_into, output_vec, plan, SendConst, SendPtr, StepRhs, View};
+use crate::packed::PackedLinear;
 use crate::rows::add_column_sums;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -55,6 +56,49 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
         crate::lstm_tile::forward_projected(d, xp, w_hh, y);
         return;
     }
+    let threads = rayon::current_num_threads();
+    // SAFETY: w_hh is [4H, H] (checked above) and outlives `rec`.
+    let rec = unsafe {
+        StepRhs::new(
+            h,
+            4 * h,
+            View::t(w_hh.as_ptr(), h),
+            plan(b, threads).0[0].len(),
+            threads,
+        )
+    };
+    recur(d, xp, &rec, y, saved);
+}
+
+/// [`forward`] for inference against `w_hh` packed once beforehand
+/// (`PackedLinear::new(w_hh, H, None)`) by the owner of a model that does
+/// not change (a model loaded to serve), for any batch. Each step's sums
+/// are those of the packed product ([`crate::packed`]), as in the forward
+/// of a training batch of 7 to 96 rows per thread; at up to six rows, the
+/// forward above takes dot products instead, over the weight as it is.
+pub fn forward_packed(d: Dims, xp: &[f32], w_hh: &PackedLinear, y: &mut [f32]) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
+    assert_eq!(xp.len(), l * b * 4 * h, "xp is [L, B, 4H]");
+    assert_eq!(
+        (w_hh.outputs(), w_hh.inputs()),
+        (4 * h, h),
+        "w_hh is [4H, H]"
+    );
+    assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
+    recur(d, xp, &StepRhs::Shared(w_hh), y, None);
+}
+
+/// The time loop of [`forward`] with its recurrent product.
+fn recur(d: Dims, xp: &[f32], rec: &StepRhs, y: &mut [f32], saved: Option<&mut Saved>) {
+    let Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    } = d;
     let train = saved.is_some();
     let (gates, cells) = match saved {
         Some(s) => {
@@ -68,19 +112,7 @@ pub fn forward(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32], saved: Option<&
         }
         None => (SendPtr(std::ptr::null_mut()), SendPtr(std::ptr::null_mut())),
     };
-    let threads = rayon::current_num_threads();
-    let (chunks, gt) = plan(b, threads);
-    // SAFETY: w_hh is [4H, H] (checked above) and outlives `rec`.
-    let rec = unsafe {
-        StepRhs::new(
-            h,
-            4 * h,
-            View::t(w_hh.as_ptr(), h),
-            chunks[0].len(),
-            threads,
-        )
-    };
-    let rec = &rec;
+    let (chunks, gt) = plan(b, rayon::current_num_threads());
     let (xp, yp) = (SendConst(xp.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
         // Whole-struct copies, so the closure captures the Send wrappers and

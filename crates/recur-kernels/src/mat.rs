@@ -231,23 +231,32 @@ fn split_columns(m: usize, n: usize, k: usize) -> bool {
 /// view, so that `examples/lstm_probe.rs` can time both in one process.
 /// In bf16 it is packed rounded ([`Bf16Rhs`]), or for as few rows as the
 /// skinny path takes, kept a view that the dot products round as they read.
-pub(crate) enum StepRhs {
+/// `Shared` is a weight packed once by its owner for every call (a model
+/// loaded to serve: [`crate::lstm::forward_packed`]).
+pub(crate) enum StepRhs<'a> {
     Packed(PackedLinear),
+    Shared(&'a PackedLinear),
     Raw(View, Precision),
     Bf16(Bf16Rhs),
 }
 
 // SAFETY: a raw view is only read, and its owner outlives the products.
-unsafe impl Send for StepRhs {}
-unsafe impl Sync for StepRhs {}
+unsafe impl Send for StepRhs<'_> {}
+unsafe impl Sync for StepRhs<'_> {}
 
-impl StepRhs {
+impl StepRhs<'_> {
     /// In the precision of the calling thread ([`crate::precision::current`]):
     /// build it before the batch chunks go to their worker threads.
     ///
     /// # Safety
     /// `rhs` must cover `k x n` readable elements for as long as this lives.
-    pub unsafe fn new(k: usize, n: usize, rhs: View, chunk_rows: usize, threads: usize) -> Self {
+    pub unsafe fn new(
+        k: usize,
+        n: usize,
+        rhs: View,
+        chunk_rows: usize,
+        threads: usize,
+    ) -> StepRhs<'static> {
         let prec = crate::precision::current();
         if prec == Precision::Bf16 && chunk_rows <= SKINNY_ROWS && rhs.rs == 1 {
             StepRhs::Raw(rhs, prec)
@@ -281,17 +290,19 @@ impl StepRhs {
         accumulate: bool,
         threads: usize,
     ) {
-        match self {
-            StepRhs::Packed(p) => {
-                debug_assert_eq!((p.inputs(), p.outputs()), (k, n));
-                let x = std::slice::from_raw_parts(lhs, m * k);
-                let y = std::slice::from_raw_parts_mut(dst, m * n);
-                if accumulate {
-                    p.forward_add(x, y, threads)
-                } else {
-                    p.forward(x, y, threads)
-                }
+        let packed = |p: &PackedLinear| {
+            debug_assert_eq!((p.inputs(), p.outputs()), (k, n));
+            let x = std::slice::from_raw_parts(lhs, m * k);
+            let y = std::slice::from_raw_parts_mut(dst, m * n);
+            if accumulate {
+                p.forward_add(x, y, threads)
+            } else {
+                p.forward(x, y, threads)
             }
+        };
+        match self {
+            StepRhs::Packed(p) => packed(p),
+            StepRhs::Shared(p) => packed(p),
             StepRhs::Raw(v, prec) => matmul(
                 m,
                 n,
@@ -518,7 +529,7 @@ fn skinny_kernel(
 /// cached. Measured on one core, `[1, 512] x [512, 1536]` repeated: 100 ->
 /// 75 us. The direction changes no sum. `RECUR_NO_ZIGZAG` turns it off,
 /// for A/B timing.
-fn zigzag() -> bool {
+pub(crate) fn zigzag() -> bool {
     use std::sync::OnceLock;
     static OFF: OnceLock<bool> = OnceLock::new();
     thread_local! {

@@ -8,6 +8,7 @@
 //! gradients; inference runs keep one step of scratch per thread.
 
 use crate::mat::output_vec;
+use crate::packed::PackedLinear;
 use crate::{gru, lstm, lstm::Dims};
 use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor,
@@ -367,4 +368,81 @@ impl CustomOp3 for GruOp {
             Some(Tensor::from_vec(db, 3 * h, &dev)?),
         ))
     }
+}
+
+/// `x [..., I] @ W^T + b` against a weight packed once ([`PackedLinear::new`],
+/// bias included) -> `[..., O]`, for inference: the result tracks no
+/// gradient. The sums are the packed product's ([`crate::packed`]).
+pub fn linear_packed(x: &Tensor, w: &PackedLinear) -> Result<Tensor> {
+    let i = w.inputs();
+    if x.dims().last() != Some(&i) {
+        bail!(
+            "linear: a packed weight of {i} inputs got input {:?}",
+            x.dims()
+        );
+    }
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().expect("checked above") = w.outputs();
+    let y = with_slice(x, "linear input", |x| {
+        let mut y = vec![0f32; x.len() / i * w.outputs()];
+        w.forward(x, &mut y, rayon::current_num_threads());
+        y
+    })?;
+    Tensor::from_vec(y, dims, &Device::Cpu)
+}
+
+/// [`lstm`] for inference against `w_hh [4H, H]` packed once
+/// ([`lstm::forward_packed`]): `xp [L, B, 4H]` -> `[L, B, H]`, no gradient.
+pub fn lstm_packed(xp: &Tensor, w_hh: &PackedLinear) -> Result<Tensor> {
+    let d = packed_dims(xp, w_hh, 4, "lstm")?;
+    let y = with_slice(xp, "lstm projection", |xp| {
+        let mut y = vec![0f32; d.steps * d.batch * d.hidden];
+        lstm::forward_packed(d, xp, w_hh, &mut y);
+        y
+    })?;
+    Tensor::from_vec(y, (d.steps, d.batch, d.hidden), &Device::Cpu)
+}
+
+/// [`gru`] for inference against `w_hh [3H, H]` packed once
+/// ([`gru::forward_packed`]): `xp [L, B, 3H]`, `b_hh [3H]` -> `[L, B, H]`,
+/// no gradient.
+pub fn gru_packed(xp: &Tensor, w_hh: &PackedLinear, b_hh: &Tensor) -> Result<Tensor> {
+    let d = packed_dims(xp, w_hh, 3, "gru")?;
+    if b_hh.dims() != [3 * d.hidden] {
+        bail!(
+            "gru: bias_hh must be [{}], got {:?}",
+            3 * d.hidden,
+            b_hh.dims()
+        );
+    }
+    let y = with_slice(xp, "gru projection", |xp| {
+        with_slice(b_hh, "gru bias_hh", |b| {
+            let mut y = vec![0f32; d.steps * d.batch * d.hidden];
+            gru::forward_packed(d, xp, w_hh, b, &mut y);
+            y
+        })
+    })??;
+    Tensor::from_vec(y, (d.steps, d.batch, d.hidden), &Device::Cpu)
+}
+
+/// The sizes of a recurrence over `xp [L, B, G * H]` against a packed
+/// `w_hh [G * H, H]`.
+fn packed_dims(xp: &Tensor, w_hh: &PackedLinear, gates: usize, name: &str) -> Result<Dims> {
+    let (l, b, g) = xp.dims3()?;
+    let h = w_hh.inputs();
+    if w_hh.outputs() != gates * h || g != gates * h {
+        bail!(
+            "{name}: with hidden size {h} the projection must be [L, B, {}] and weight_hh \
+             [{}, {h}]; got {:?} and [{}, {h}]",
+            gates * h,
+            gates * h,
+            xp.dims(),
+            w_hh.outputs()
+        );
+    }
+    Ok(Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    })
 }
