@@ -445,7 +445,9 @@ pub fn save_imported_lvm(
 }
 
 /// Loads the best weights of an LVM directory (or a checkpoint file),
-/// checking the stored architecture against the tensors the code expects.
+/// checking the stored architecture against the tensors the code expects,
+/// as a model for inference ([`Lvm::for_inference`]: a `lstm` or `gru`
+/// LVM also packs its weights once for forwards of a few contexts).
 ///
 /// ```no_run
 /// # fn main() -> recur_core::Result<()> {
@@ -485,7 +487,8 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
     let specs = Lvm::tensor_specs(&arch)
         .map_err(|e| Error::data(file.display().to_string(), e.to_string()))?;
     let tensors = load_checked(&file, &arch.to_json(), &specs, dev)?;
-    Ok(Lvm::from_tensors(arch, tensors)?)
+    // A loaded model does not change: pack it once for serving.
+    Ok(Lvm::from_tensors(arch, tensors)?.for_inference()?)
 }
 
 // ---- Both: what a directory is and whether it loads --------------------

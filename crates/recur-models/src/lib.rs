@@ -10,6 +10,7 @@ pub mod init;
 pub mod lstm;
 pub mod lstm_fcn;
 pub mod lvm;
+mod lvm_packed;
 pub mod mlp;
 pub mod params;
 pub mod start;
