@@ -239,9 +239,12 @@ impl Lvm {
     /// speed, where the CPU has AVX-512. Other kinds and CPUs are returned
     /// as they are. The packed copy is dropped if the variables are handed
     /// out ([`Lvm::vars`], [`Lvm::params`]) or a snapshot restored.
+    /// `RECUR_NO_PREPACK` set in the environment keeps every model
+    /// unpacked, for A/B timing.
     pub fn for_inference(self) -> Result<Self> {
         let recurrent = matches!(self.arch.kind, LvmKind::Lstm | LvmKind::Gru);
-        if recurrent && recur_kernels::packed::packs_for_few_rows() {
+        let off = std::env::var_os("RECUR_NO_PREPACK").is_some();
+        if recurrent && !off && recur_kernels::packed::packs_for_few_rows() {
             let p = Packed::new(&self.arch, &|n| self.params.get(n).clone())?;
             *self.packed.lock().expect("packed weights") = Some(Arc::new(p));
         }
