@@ -142,6 +142,7 @@ fn self_check() -> bool {
 /// roundings of at most half an ulp of the running sum keep either kernel
 /// within 5.4e-6 of it from the exact sum, whichever way it rounds inside
 /// a pair).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn agrees(
     kernel: impl Fn(&[u32], usize, usize, &[u32], &mut [[f32; NR]; MR]),
 ) -> Result<(), String> {

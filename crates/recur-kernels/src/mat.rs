@@ -610,6 +610,7 @@ fn skinny_rows<const M: usize, const ROUND: bool>(
 /// deliver its 2 KiB). Written with intrinsics because the compiler,
 /// given four columns of portable code, vectorised across the columns
 /// with shuffles instead (2x slower than one column).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const GROUP: usize = 4;
 
 /// [`skinny_wide`] for `m` (1..=6) rows.

@@ -36,6 +36,7 @@ pub(crate) const KC: usize = 256;
 const MC: usize = 96;
 /// Panels the few-row product ([`PackedLinear::run_few`]) reads at once:
 /// four chains of multiply-adds per row.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const FEW_PANELS: usize = 4;
 
 /// `W [n, k]` in panels, with its bias.
