@@ -837,7 +837,8 @@ mod tests {
     #[test]
     fn few_row_products_give_the_bits_of_the_general_one() {
         let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
-        for (n, k) in [(83, 300), (64, 20), (16 * 9, 512), (7, 600)] {
+        // 83 columns: 6 panels (4 + 2, the last partial); 107: 7 (4 + 3).
+        for (n, k) in [(83, 300), (107, 40), (64, 20), (16 * 9, 512), (7, 600)] {
             let w: Vec<f32> = (0..n * k).map(|i| val(i + 7)).collect();
             let b: Vec<f32> = (0..n).map(|i| val(i + 3)).collect();
             for bias in [None, Some(&b[..])] {
@@ -864,6 +865,39 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The few-row product split over two threads by the batch-1 partner
+    /// threads (as a served LVM's forward runs it) gives the same bits as
+    /// on one: each part's panels, sums and stores are the same.
+    #[test]
+    fn few_row_products_split_by_partners_give_the_same_bits() {
+        let val = |i: usize| ((i * 7919 % 101) as f32 - 50.0) / 50.0;
+        let (n, k) = (16 * 32 + 5, 512);
+        let w: Vec<f32> = (0..n * k).map(|i| val(i + 7)).collect();
+        let b: Vec<f32> = (0..n).map(|i| val(i + 3)).collect();
+        let p = PackedLinear::new(&w, k, Some(&b));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for m in 1..=MR {
+            assert!(m * n * k >= 1 << 18, "the product must be split");
+            let x: Vec<f32> = (0..m * k).map(|i| val(i + m)).collect();
+            let mut want = vec![0f32; m * n];
+            p.run_panels(&x, m, SendPtr(want.as_mut_ptr()), 0..n.div_ceil(NR), false);
+            for _ in 0..3 {
+                let mut got = vec![f32::NAN; m * n];
+                pool.install(|| {
+                    crate::partner::with_partners(|| p.forward(&x, &mut got, 2));
+                });
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(same, "{m} rows: the split product differs");
             }
         }
     }

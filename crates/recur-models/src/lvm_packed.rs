@@ -9,10 +9,12 @@
 //! by panel (`recur_kernels::packed`; one core of an AMD EPYC, family 26:
 //! 1.9 against 1.25 ms for the products of one forward). Packing costs more
 //! than one forward's products, so it is done once, by a model that will
-//! not change: [`Lvm::for_inference`](crate::Lvm::for_inference), which
-//! `recur_deploy::model_dir::load_lvm` calls (serve, `lvm predict`/`eval`,
-//! Python). A model being trained never packs: its weights change at every
-//! step, and [`Lvm`](crate::Lvm) drops the packed copy whenever it hands
+//! not change: one made with [`Lvm::for_inference`](crate::Lvm::for_inference),
+//! which `recur_deploy::model_dir::load_lvm` calls (serve, `lvm
+//! predict`/`eval`, Python), at its first forward of a few contexts (so a
+//! model only evaluated in large batches never doubles its memory). A model
+//! being trained never packs: its weights change at every step, and
+//! [`Lvm`](crate::Lvm) drops the packed copy for good whenever it hands
 //! out its variables or restores a snapshot.
 //!
 //! Same function, other sums: the products here add in the packed
@@ -34,6 +36,9 @@ struct Block {
 
 /// The packed weights of a `lstm` or `gru` LVM.
 pub(crate) struct Packed {
+    /// The kind packed (`lstm` or `gru`): the forward follows it, not the
+    /// model's (public, mutable) architecture.
+    kind: LvmKind,
     input: PackedLinear,
     blocks: Vec<Block>,
     output: PackedLinear,
@@ -72,6 +77,7 @@ impl Packed {
             })
             .collect::<Result<_>>()?;
         Ok(Packed {
+            kind: a.kind,
             input,
             blocks,
             output,
@@ -91,11 +97,13 @@ impl Packed {
         for (i, b) in self.blocks.iter().enumerate() {
             let t = |n: &str| p(&format!("blocks.{i}.{n}"));
             let xp = recur_kernels::linear_packed(&h, &b.w_ih)?;
-            let y = match a.kind {
+            let y = match self.kind {
                 LvmKind::Lstm => recur_kernels::lstm_packed(&xp, &b.w_hh)?,
-                _ => {
-                    recur_kernels::gru_packed(&xp, &b.w_hh, &t(&format!("{}.bias_hh_l0", a.kind)))?
-                }
+                _ => recur_kernels::gru_packed(
+                    &xp,
+                    &b.w_hh,
+                    &t(&format!("{}.bias_hh_l0", self.kind)),
+                )?,
             };
             let (gamma, beta) = (t("norm.weight"), t("norm.bias"));
             h = if i + 1 == self.blocks.len() {

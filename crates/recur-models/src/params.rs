@@ -32,7 +32,13 @@ impl ParamSet {
                         s.shape
                     );
                 }
-                Ok((s.name.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?))
+                // Detached, so that a tensor of another model's variable
+                // is copied, not shared: training that model must not
+                // change this one (nor the weights it packed to serve).
+                Ok((
+                    s.name.clone(),
+                    Var::from_tensor(&t.to_dtype(DType::F32)?.detach())?,
+                ))
             })
             .collect::<Result<_>>()?;
         Ok(ParamSet { vars })
