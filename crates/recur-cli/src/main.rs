@@ -68,9 +68,8 @@ struct Cli {
     quiet: bool,
     /// Products of the fused models in f32 (the default) or bf16 (bf16
     /// operands, f32 sums; on AMX tiles and AVX512-BF16 where the CPU has
-    /// them: with AMX the LVMs train at 2.3-2.6x f32's speed, batch-1
-    /// inference is slower; elsewhere the same sums in f32 units, slower
-    /// than f32). On train and lvm train it
+    /// them: with AMX the LVMs train at 2.3-2.6x f32's speed; elsewhere
+    /// the same sums in f32 units, slower than f32). On train and lvm train it
     /// overrides `training.precision`; predict, eval, serve, lvm
     /// predict/eval and bench lstm run their models in it.
     #[arg(long, global = true, value_parser = recur_kernels::precision::Precision::NAMES)]

@@ -19,7 +19,10 @@
 //! its sums (see [`crate::bf16`]). So numbers are the same on every CPU
 //! without AMX; the tiles add up each step's products in their own order,
 //! which moves a sum by a rounding. On one machine, every path repeats
-//! itself exactly.
+//! itself exactly. A model loaded to serve multiplies a few rows in bf16
+//! against weights packed once already rounded
+//! (`crate::packed::PackedLinear::new_bf16`): the same products in f32
+//! units, summed in the packed kernel's order.
 
 use std::cell::Cell;
 use std::fmt;

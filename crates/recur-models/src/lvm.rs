@@ -131,9 +131,9 @@ pub struct Lvm {
 enum Packing {
     /// Not asked to ([`Lvm::for_inference`] was not called).
     No,
-    /// Asked to: the first forward of a few contexts packs.
-    Allowed,
-    Done(Arc<Packed>),
+    /// Asked to: the first forward of a few contexts in a precision packs
+    /// for it (f32, bf16).
+    Allowed([Option<Arc<Packed>>; 2]),
     /// Never again: the variables were handed out or restored, so they
     /// may change under a packed copy.
     Never,
@@ -244,10 +244,11 @@ impl Lvm {
     }
 
     /// This model for serving: a `lstm` or `gru` LVM packs its weights
-    /// once ([`crate::lvm_packed`]; about twice the memory), at its first
-    /// forward of a few contexts in f32, and such forwards then read the
-    /// packed copy, at 1.6-1.8x the speed for the w2 LVM, where the CPU has
-    /// AVX-512. Other kinds and CPUs are returned as they are. A model whose
+    /// once ([`crate::lvm_packed`]; about twice the memory, three times
+    /// when it serves both precisions), at its first forward of a few
+    /// contexts in a precision, and such forwards then read the packed
+    /// copy where the CPU has AVX-512: 1.6-1.8x faster for the w2 LVM in
+    /// f32, 3x in bf16. Other kinds and CPUs are returned as they are. A model whose
     /// variables were handed out ([`Lvm::vars`], [`Lvm::params`]) or
     /// restored never packs: they may change. `RECUR_NO_PREPACK` set in the
     /// environment keeps every model unpacked, for A/B timing.
@@ -257,32 +258,35 @@ impl Lvm {
         if recurrent && !off && recur_kernels::packed::packs_for_few_rows() {
             let mut p = self.packed.lock().expect("packed weights");
             if matches!(*p, Packing::No) {
-                *p = Packing::Allowed;
+                *p = Packing::Allowed([None, None]);
             }
         }
         Ok(self)
     }
 
-    /// Whether this model has packed its weights for serving.
+    /// Whether this model has packed its weights for serving, in some
+    /// precision.
     pub fn is_packed(&self) -> bool {
-        matches!(
-            *self.packed.lock().expect("packed weights"),
-            Packing::Done(_)
-        )
+        match &*self.packed.lock().expect("packed weights") {
+            Packing::Allowed(w) => w.iter().any(Option::is_some),
+            _ => false,
+        }
     }
 
-    /// The packed weights, packing them first if this model may
-    /// ([`Lvm::for_inference`]); `None` where it may not.
-    fn packed(&self) -> Result<Option<Arc<Packed>>> {
+    /// The weights packed for products in `prec`, packing them first if
+    /// this model may ([`Lvm::for_inference`]); `None` where it may not.
+    fn packed(&self, prec: Precision) -> Result<Option<Arc<Packed>>> {
         let mut p = self.packed.lock().expect("packed weights");
-        if matches!(*p, Packing::Allowed) {
-            let packed = Packed::new(&self.arch, &|n| self.params.get(n).clone())?;
-            *p = Packing::Done(Arc::new(packed));
+        let Packing::Allowed(slots) = &mut *p else {
+            return Ok(None);
+        };
+        let bf16 = prec == Precision::Bf16;
+        let slot = &mut slots[usize::from(bf16)];
+        if slot.is_none() {
+            let packed = Packed::new(&self.arch, &|n| self.params.get(n).clone(), bf16)?;
+            *slot = Some(Arc::new(packed));
         }
-        Ok(match &*p {
-            Packing::Done(w) => Some(w.clone()),
-            _ => None,
-        })
+        Ok(slot.clone())
     }
 
     /// Drops the packed weights for good: the variables may change.
@@ -334,8 +338,7 @@ impl Lvm {
     /// sleep and wake-up. The numbers are the same either way.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         if x.dims().first().is_some_and(|&b| b <= 6) {
-            let f32 = recur_kernels::precision::current() == Precision::F32;
-            if let Some(p) = if f32 { self.packed()? } else { None } {
+            if let Some(p) = self.packed(recur_kernels::precision::current())? {
                 let pt = |n: &str| self.params.get(n).detach();
                 return recur_kernels::partner::with_partners(|| p.forward(x, &self.arch, &pt));
             }
@@ -644,6 +647,25 @@ mod tests {
                     assert!(d < 1e-5, "{kind}, {b} x {c}: {d}");
                     assert_eq!(served.is_packed(), fast, "{kind}");
                 }
+            }
+            // In bf16: the packed bf16 copy (operands rounded as the bf16
+            // path rounds them, sums in another order) against the
+            // unpacked bf16 path; one rounding flipped by the order moves
+            // a later operand by a bf16 step, so the bound is bf16's.
+            let bf16 = recur_kernels::precision::Precision::Bf16;
+            for b in [1, 3, 6] {
+                let x: Vec<f32> = (0..b * 5 * 40).map(|_| rng.normal()).collect();
+                let x = Tensor::from_vec(x, (b, 5, 40), &dev).unwrap();
+                let (p, q) = recur_kernels::precision::scoped(bf16, || {
+                    (plain.predict(&x).unwrap(), served.predict(&x).unwrap())
+                });
+                let d = max_diff(&p, &q);
+                assert!(d < 4e-3, "{kind}, bf16, {b} contexts: {d}");
+                let f = max_diff(&q, &plain.predict(&x).unwrap());
+                assert!(
+                    f > 0.0 && f < 2e-2,
+                    "{kind}, bf16 against f32, {b} contexts: {f}"
+                );
             }
             // Restoring other weights: the prediction follows them.
             let other = Lvm::init(arch.clone(), &mut Rng::new(9), &dev).unwrap();

@@ -52,10 +52,19 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 impl Packed {
     /// Packs the weights of `a` (a `lstm` or `gru` LVM), read by name
     /// through `p`.
-    pub(crate) fn new(a: &LvmArch, p: &dyn Fn(&str) -> Tensor) -> Result<Packed> {
+    /// In bf16 (`bf16`), the operands are rounded as `Precision::Bf16`
+    /// rounds them ([`PackedLinear::new_bf16`]).
+    pub(crate) fn new(a: &LvmArch, p: &dyn Fn(&str) -> Tensor, bf16: bool) -> Result<Packed> {
+        let pack = |w: &[f32], k: usize, b: Option<&[f32]>| {
+            if bf16 {
+                PackedLinear::new_bf16(w, k, b)
+            } else {
+                PackedLinear::new(w, k, b)
+            }
+        };
         let linear = |w: &str, b: &[f32]| -> Result<PackedLinear> {
             let w = p(w);
-            Ok(PackedLinear::new(&values(&w)?, w.dim(1)?, Some(b)))
+            Ok(pack(&values(&w)?, w.dim(1)?, Some(b)))
         };
         let input = linear("input_proj.weight", &values(&p("input_proj.bias"))?)?;
         let output = linear("output_proj.weight", &values(&p("output_proj.bias"))?)?;
@@ -72,7 +81,7 @@ impl Packed {
                         &format!("blocks.{i}.{}.weight_ih_l0", a.kind),
                         &values(&bias)?,
                     )?,
-                    w_hh: PackedLinear::new(&values(&w_hh)?, w_hh.dim(1)?, None),
+                    w_hh: pack(&values(&w_hh)?, w_hh.dim(1)?, None),
                 })
             })
             .collect::<Result<_>>()?;
