@@ -10,6 +10,7 @@
 //! Set up as the `recur` binary runs a command: mimalloc keeping freed
 //! memory, and the calls on a worker of a pool of THREADS threads.
 
+mod setup;
 use candle_core::{Device, Result, Tensor};
 use recur_core::rng::Rng;
 use recur_models::lvm::{l2_normalize, LvmKind};
@@ -20,28 +21,8 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: predict_b1 THREADS SECONDS [lstm|gru]";
-    let threads: usize = args
-        .first()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| candle_core::Error::Msg(usage.into()))?;
-    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(4.0);
-    let kind = match args.get(2).map(String::as_str) {
-        None | Some("lstm") => LvmKind::Lstm,
-        Some("gru") => LvmKind::Gru,
-        Some(k) => candle_core::bail!("unknown kind {k:?}; {usage}"),
-    };
-    // mimalloc's purge delay (option 15), as recur-cli's main sets it.
-    // SAFETY: set before any other thread starts; any value is valid.
-    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
-    std::env::set_var("CANDLE_NUM_THREADS", "1");
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .stack_size(16 << 20)
-        .build()
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?
-        .install(|| run(kind, seconds))
+    let (threads, seconds, kind) = setup::args("usage: predict_b1 THREADS SECONDS [lstm|gru]")?;
+    setup::run(threads, || run(kind, seconds))
 }
 
 fn run(kind: LvmKind, seconds: f64) -> Result<()> {

@@ -385,13 +385,7 @@ impl PackedLinear {
                     }
                 }
             }
-            let store = if k0 == 0 && !accumulate {
-                Store::Overwrite(self.bias.as_deref())
-            } else if k0 == 0 {
-                Store::Add(self.bias.as_deref())
-            } else {
-                Store::Add(None)
-            };
+            let store = self.store(k0, accumulate);
             for (r, a) in acc.iter().enumerate() {
                 let mut sums = [0f32; FEW_PANELS * NR];
                 for (g, v) in a.iter().enumerate() {
@@ -403,6 +397,16 @@ impl PackedLinear {
                 let out = std::slice::from_raw_parts_mut(y.0.add(r * n + c0), cols);
                 store_row(out, &sums[..cols], store, c0);
             }
+        }
+    }
+
+    /// How the sums of the inner block from `k0` reach `y`: the first
+    /// block replaces `y` (or adds to it) with the bias, the others add.
+    fn store(&self, k0: usize, accumulate: bool) -> Store<'_> {
+        match (k0, accumulate) {
+            (0, false) => Store::Overwrite(self.bias.as_deref()),
+            (0, true) => Store::Add(self.bias.as_deref()),
+            _ => Store::Add(None),
         }
     }
 
@@ -426,13 +430,7 @@ impl PackedLinear {
         for k0 in (0..k).step_by(KC) {
             let k1 = (k0 + KC).min(k);
             let kc = k1 - k0;
-            let store = if k0 == 0 && !accumulate {
-                Store::Overwrite(self.bias.as_deref())
-            } else if k0 == 0 {
-                Store::Add(self.bias.as_deref())
-            } else {
-                Store::Add(None)
-            };
+            let store = self.store(k0, accumulate);
             for m0 in (0..m).step_by(MC) {
                 let m1 = (m0 + MC).min(m);
                 for (s, r) in (m0..m1).step_by(MR).enumerate() {
