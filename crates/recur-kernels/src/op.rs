@@ -40,29 +40,40 @@ pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a
 }
 
 fn check_input(xp: &Tensor, w_hh: &Tensor, gates: usize, name: &str) -> Result<Dims> {
+    check_recurrence(xp, w_hh.dims2()?, w_hh.dtype(), gates, name)
+}
+
+/// The sizes of a recurrence over `xp [L, B, G * H]` against a `w_hh [G *
+/// H, H]` of dimensions `(wg, h)` and type `w_dtype`, refused with what
+/// would be right unless they fit.
+fn check_recurrence(
+    xp: &Tensor,
+    (wg, h): (usize, usize),
+    w_dtype: DType,
+    gates: usize,
+    name: &str,
+) -> Result<Dims> {
     if !matches!(xp.device(), Device::Cpu) {
         bail!(
             "{name}: the fused kernels run on the CPU; this tensor is on {:?}",
             xp.device()
         );
     }
-    if xp.dtype() != DType::F32 || w_hh.dtype() != DType::F32 {
+    if xp.dtype() != DType::F32 || w_dtype != DType::F32 {
         bail!(
             "{name}: the fused kernels take f32, got {:?} and {:?}",
             xp.dtype(),
-            w_hh.dtype()
+            w_dtype
         );
     }
     let (l, b, g) = xp.dims3()?;
-    let (wg, h) = w_hh.dims2()?;
     if wg != gates * h || g != gates * h {
         bail!(
             "{name}: with hidden size {h} the projection must be [L, B, {}] and weight_hh \
-             [{}, {h}]; got {:?} and {:?}",
+             [{}, {h}]; got {:?} and [{wg}, {h}]",
             gates * h,
             gates * h,
             xp.dims(),
-            w_hh.dims()
         );
     }
     Ok(Dims {
@@ -384,7 +395,8 @@ pub fn linear_packed(x: &Tensor, w: &PackedLinear) -> Result<Tensor> {
     let mut dims = x.dims().to_vec();
     *dims.last_mut().expect("checked above") = w.outputs();
     let y = with_slice(x, "linear input", |x| {
-        let mut y = vec![0f32; x.len() / i * w.outputs()];
+        // SAFETY: the product overwrites every element.
+        let mut y = unsafe { output_vec(x.len() / i * w.outputs()) };
         w.forward(x, &mut y, rayon::current_num_threads());
         y
     })?;
@@ -396,7 +408,8 @@ pub fn linear_packed(x: &Tensor, w: &PackedLinear) -> Result<Tensor> {
 pub fn lstm_packed(xp: &Tensor, w_hh: &PackedLinear) -> Result<Tensor> {
     let d = packed_dims(xp, w_hh, 4, "lstm")?;
     let y = with_slice(xp, "lstm projection", |xp| {
-        let mut y = vec![0f32; d.steps * d.batch * d.hidden];
+        // SAFETY: the recurrence writes every step's hidden state.
+        let mut y = unsafe { output_vec(d.steps * d.batch * d.hidden) };
         lstm::forward_packed(d, xp, w_hh, &mut y);
         y
     })?;
@@ -417,7 +430,8 @@ pub fn gru_packed(xp: &Tensor, w_hh: &PackedLinear, b_hh: &Tensor) -> Result<Ten
     }
     let y = with_slice(xp, "gru projection", |xp| {
         with_slice(b_hh, "gru bias_hh", |b| {
-            let mut y = vec![0f32; d.steps * d.batch * d.hidden];
+            // SAFETY: the recurrence writes every step's hidden state.
+            let mut y = unsafe { output_vec(d.steps * d.batch * d.hidden) };
             gru::forward_packed(d, xp, w_hh, b, &mut y);
             y
         })
@@ -428,21 +442,6 @@ pub fn gru_packed(xp: &Tensor, w_hh: &PackedLinear, b_hh: &Tensor) -> Result<Ten
 /// The sizes of a recurrence over `xp [L, B, G * H]` against a packed
 /// `w_hh [G * H, H]`.
 fn packed_dims(xp: &Tensor, w_hh: &PackedLinear, gates: usize, name: &str) -> Result<Dims> {
-    let (l, b, g) = xp.dims3()?;
-    let h = w_hh.inputs();
-    if w_hh.outputs() != gates * h || g != gates * h {
-        bail!(
-            "{name}: with hidden size {h} the projection must be [L, B, {}] and weight_hh \
-             [{}, {h}]; got {:?} and [{}, {h}]",
-            gates * h,
-            gates * h,
-            xp.dims(),
-            w_hh.outputs()
-        );
-    }
-    Ok(Dims {
-        steps: l,
-        batch: b,
-        hidden: h,
-    })
+    let dims = (w_hh.outputs(), w_hh.inputs());
+    check_recurrence(xp, dims, DType::F32, gates, name)
 }
