@@ -583,6 +583,20 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 cfg.training.precision = p;
             }
             let out = out.unwrap_or_else(|| recur_core::config::default_out_dir(&config));
+            if let Some(html) = &report_html {
+                // Not over an input, and not over a file of the model
+                // (only DIR/report.html, recur's own name, lies inside).
+                let mut inputs = vec![config.as_path()];
+                inputs.extend(cfg.data.path.as_deref());
+                let own = out.join("report.html");
+                let inside_ok = recur_core::fsx::resolve(html) == recur_core::fsx::resolve(&own);
+                let models = if inside_ok {
+                    vec![]
+                } else {
+                    vec![out.as_path()]
+                };
+                recur_core::fsx::check_io(&inputs, &models, &[html])?;
+            }
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             print!("{report}");
             if let Some(html) = report_html {

@@ -9,7 +9,7 @@
 
 use crate::{Error, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Gives a temporary file the mode of an ordinary new file (0644), where
 /// `tempfile` makes it 0600: a model directory is read by other users and
@@ -239,10 +239,7 @@ pub fn check_io(inputs: &[&Path], models: &[&Path], outputs: &[&Path]) -> Result
         }
         for other in &outputs[i + 1..] {
             let same = out == other
-                || matches!(
-                    (std::fs::canonicalize(out), std::fs::canonicalize(other)),
-                    (Ok(a), Ok(b)) if a == b
-                );
+                || matches!((resolve(out), resolve(other)), (Some(a), Some(b)) if a == b);
             if same {
                 return Err(Error::Msg(format!(
                     "two outputs name one file, {}: give each its own",
@@ -265,10 +262,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Refuses to write `output` over `input` (the same file by any path).
 pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
-    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(output)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
+    let same = matches!((resolve(input), resolve(output)), (Some(a), Some(b)) if a == b);
     if same {
         return Err(Error::Msg(format!(
             "the output {} is the input file: choose another output path",
@@ -281,11 +275,7 @@ pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
 /// Refuses to write `output` inside the folder `dir` (a model directory,
 /// whose files are checked against each other on load).
 pub fn refuse_inside(dir: &Path, output: &Path) -> Result<()> {
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if let (Ok(d), Ok(p)) = (std::fs::canonicalize(dir), std::fs::canonicalize(parent)) {
+    if let (Some(d), Some(p)) = (resolve(dir), resolve(output)) {
         if p.starts_with(&d) {
             return Err(Error::Msg(format!(
                 "the output {} lies inside the model directory {}: write it elsewhere",
@@ -295,6 +285,42 @@ pub fn refuse_inside(dir: &Path, output: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The absolute path that `path` names once the folders missing on its
+/// way are made (as recur makes an output's folders before writing it):
+/// its longest existing ancestor with links resolved, then the rest with
+/// `.` and `..` applied to the folders that will be made. Comparing these,
+/// not the path text, is what stops `new/../input.csv` (whose `new` does
+/// not exist yet) from passing for another file than `input.csv`. `None`
+/// only where even the working folder cannot be resolved.
+pub fn resolve(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let parts: Vec<Component> = path.components().collect();
+    for k in (0..parts.len()).rev() {
+        let head: PathBuf = parts[..k].iter().collect();
+        let head = if head.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            head
+        };
+        if let Ok(mut base) = std::fs::canonicalize(&head) {
+            for c in &parts[k..] {
+                match c {
+                    Component::ParentDir => {
+                        base.pop();
+                    }
+                    Component::Normal(n) => base.push(n),
+                    Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+                }
+            }
+            return Some(base);
+        }
+    }
+    None
 }
 
 /// SHA-256 of bytes, as lowercase hex.
@@ -372,6 +398,45 @@ mod tests {
         assert_eq!(
             sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    /// An output named through folders that do not exist yet (recur makes
+    /// them before writing) is compared by the file it will be: `new/..`
+    /// leads back to the input's folder, and into the model directory.
+    #[test]
+    fn outputs_through_missing_folders_are_compared_by_where_they_land() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("in.csv");
+        std::fs::write(&input, b"a\n1\n").unwrap();
+        let m = d.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        let sneaky = d.path().join("new").join("..").join("in.csv");
+        let e = check_outputs(&input, &m, &[&sneaky])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is the input file"), "{e}");
+        let deep = d.path().join("a/b/../../m/config.yaml");
+        let e = check_outputs(&input, &m, &[&deep]).unwrap_err().to_string();
+        assert!(e.contains("inside the model directory"), "{e}");
+        let twice = [d.path().join("x/../o.csv"), d.path().join("o.csv")];
+        let e = check_io(&[], &[], &[&twice[0], &twice[1]])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("two outputs name one file"), "{e}");
+        // A new file in a new folder is fine, and nothing was made.
+        let fresh = d.path().join("new/out.csv");
+        check_outputs(&input, &m, &[&fresh]).unwrap();
+        assert!(!d.path().join("new").exists());
+        assert_eq!(
+            resolve(Path::new("no/such/../x")),
+            Some(
+                std::env::current_dir()
+                    .unwrap()
+                    .canonicalize()
+                    .unwrap()
+                    .join("no/x")
+            )
         );
     }
 }
