@@ -301,6 +301,82 @@ fn select_features_prints_every_statistic_and_bad_settings_are_clear() {
     assert!(e.contains("ensemble") && e.contains("trees:"), "{e}");
 }
 
+/// Training never writes over what it reads: `--report-html` naming the
+/// data, the config or a file of the model is refused before training, and
+/// retraining into a model directory that holds a user's files (which
+/// replacing the directory would delete) is refused, the files kept.
+#[test]
+fn training_never_writes_over_its_inputs() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), "");
+    let data = d.path().join("series.csv");
+    let out = d.path().join("m");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    let before = (std::fs::read(&data).unwrap(), std::fs::read(&cfg).unwrap());
+    for html in [&data, &cfg] {
+        let e = err(&recur(&[
+            "train",
+            "--config",
+            c,
+            "--out",
+            o,
+            "--report-html",
+            html.to_str().unwrap(),
+        ]));
+        assert!(e.contains("is the input file"), "{e}");
+    }
+    // The same file through a folder that does not exist yet.
+    let sneaky = d.path().join("new").join("..").join("series.csv");
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--report-html",
+        sneaky.to_str().unwrap(),
+    ]));
+    assert!(e.contains("is the input file"), "{e}");
+    assert_eq!(
+        (std::fs::read(&data).unwrap(), std::fs::read(&cfg).unwrap()),
+        before
+    );
+    assert!(!out.exists());
+    // DIR/report.html is recur's own name inside the model; another file
+    // of the model is not.
+    let own = out.join("report.html");
+    ok(&recur(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--report-html",
+        own.to_str().unwrap(),
+    ]));
+    assert!(own.exists());
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        o,
+        "--report-html",
+        out.join("config.yaml").to_str().unwrap(),
+    ]));
+    assert!(e.contains("inside the model directory"), "{e}");
+    // A user's file in the model directory: refused, and kept.
+    let mine = out.join("train.csv");
+    std::fs::copy(&data, &mine).unwrap();
+    let e = err(&recur(&["train", "--config", c, "--out", o]));
+    assert!(
+        e.contains("train.csv") && e.contains("not part of its model"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&mine).unwrap(), before.0);
+    ok(&recur(&["inspect", o]));
+}
+
 /// Starts `recur serve --config cfg` on a free port; returns the child and
 /// its address once `/health` answers.
 #[cfg(unix)]

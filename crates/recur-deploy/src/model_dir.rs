@@ -151,18 +151,40 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
-    let has_files = entries.flatten().any(|e| {
-        e.file_type().is_ok_and(|t| !t.is_dir())
-            && !e
-                .file_name()
-                .to_str()
-                .is_some_and(recur_core::dirwrite::is_lock_name)
-    });
-    if has_files && !dir.join(WEIGHTS).exists() {
+    let files: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !recur_core::dirwrite::is_lock_name(n))
+        .collect();
+    if !files.is_empty() && !dir.join(WEIGHTS).exists() {
         return Err(Error::Msg(format!(
             "{} holds files but is not a recur model directory (no {WEIGHTS}): choose a new or empty folder for --out",
             dir.display()
         )));
+    }
+    // A model directory is replaced as a whole, so a file its manifest
+    // does not list (a user's data or config put there) would go with the
+    // old one. `report.html` is recur's own, written beside the model.
+    let manifest = dir.join(recur_core::dirwrite::MANIFEST);
+    if let Ok(m) = read_json::<recur_core::dirwrite::Manifest>(&manifest) {
+        let foreign: Vec<&str> = files
+            .iter()
+            .map(String::as_str)
+            .filter(|n| {
+                *n != recur_core::dirwrite::MANIFEST
+                    && *n != "report.html"
+                    && !m.files.contains_key(*n)
+            })
+            .collect();
+        if !foreign.is_empty() {
+            return Err(Error::Msg(format!(
+                "{} holds files that are not part of its model ({}; {} does not list them): writing the model replaces the directory and would delete them. Move them out, or choose another folder for --out",
+                dir.display(),
+                foreign.join(", "),
+                recur_core::dirwrite::MANIFEST
+            )));
+        }
     }
     Ok(())
 }
@@ -502,14 +524,15 @@ pub enum DirKind {
 }
 
 /// Which job wrote a directory, from its weights' stored architecture (a
-/// classifier's kind is `lstm_classifier`), else from its files.
+/// classifier's kind is one of [`recur_models::classifiers::KINDS`]), else
+/// from its files.
 pub fn kind_of(dir: &Path) -> DirKind {
     let kind = read_header(&dir.join(WEIGHTS)).ok().and_then(|h| {
         h.architecture
             .and_then(|a| a.get("kind").and_then(|k| k.as_str().map(str::to_string)))
     });
     match kind.as_deref() {
-        Some(recur_models::classifier::KIND) => DirKind::Classifier,
+        Some(k) if recur_models::classifiers::KINDS.contains(&k) => DirKind::Classifier,
         Some(_) => DirKind::Lvm,
         None if dir.join("features.json").exists() => DirKind::Classifier,
         None => DirKind::Lvm,
@@ -636,5 +659,21 @@ mod tests {
         // A bare ".lock" is a file like any other.
         std::fs::write(dir.join(".lock"), b"").unwrap();
         assert!(check_out_dir(&dir).is_err());
+        std::fs::remove_file(dir.join(".lock")).unwrap();
+        // A model directory: its own files, its manifest and report.html
+        // are fine; a file the manifest does not list is named and kept.
+        let w = recur_core::dirwrite::DirWriter::begin(&dir).unwrap();
+        std::fs::write(w.path().join(WEIGHTS), b"w").unwrap();
+        std::fs::write(w.path().join("config.yaml"), b"c").unwrap();
+        w.commit().unwrap();
+        std::fs::write(dir.join("report.html"), b"<html>").unwrap();
+        check_out_dir(&dir).unwrap();
+        std::fs::write(dir.join("train.csv"), b"a,b").unwrap();
+        let e = check_out_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("train.csv") && e.contains("not part of its model"),
+            "{e}"
+        );
+        assert!(dir.join("train.csv").exists() && dir.join("lvm").is_dir());
     }
 }
