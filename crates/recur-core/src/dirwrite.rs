@@ -29,6 +29,9 @@ use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "manifest.json";
 
+/// The `format_version` of the manifests this recur writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
 /// `manifest.json`: every file of a model directory with its SHA-256.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -147,7 +150,7 @@ impl DirWriter {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let manifest = Manifest {
-            format_version: 1,
+            format_version: MANIFEST_VERSION,
             run: format!("{t:x}-{}", std::process::id()),
             files,
         };
@@ -278,6 +281,15 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
         return Ok(None);
     }
     let m: Manifest = read_json(&p)?;
+    if m.format_version != MANIFEST_VERSION {
+        return Err(Error::checkpoint(
+            dir,
+            format!(
+                "{MANIFEST} has format version {}; this recur reads version {MANIFEST_VERSION}: use the recur that wrote it, or retrain",
+                m.format_version
+            ),
+        ));
+    }
     let mut differ = Vec::new();
     for (name, sha) in &m.files {
         if name.contains('/') || name.contains('\\') || name.starts_with('.') {
@@ -346,6 +358,13 @@ mod tests {
         std::fs::remove_file(m.join("a.json")).unwrap();
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("a.json (missing)"), "{e}");
+        // A manifest of another format version is refused, not read.
+        let mut man: Manifest = read_json(&m.join(MANIFEST)).unwrap();
+        man.files.clear();
+        man.format_version = 999;
+        write_json(&m.join(MANIFEST), &man).unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(e.contains("format version 999"), "{e}");
     }
 
     /// Writes model `v` (files a.json and b.json) into `m`.
