@@ -350,10 +350,16 @@ impl Config {
         if t.batch_size == 0 || t.epochs == 0 {
             return bad("training.batch_size / epochs", "must be at least 1".into());
         }
-        if t.grad_clip < 0.0 || t.weight_decay < 0.0 {
+        if t.grad_clip.is_nan()
+            || t.grad_clip < 0.0
+            || !(t.weight_decay.is_finite() && t.weight_decay >= 0.0)
+        {
             return bad(
                 "training.grad_clip / weight_decay",
-                "must not be negative".into(),
+                format!(
+                    "{} and {} must be numbers, not negative (weight_decay finite)",
+                    t.grad_clip, t.weight_decay
+                ),
             );
         }
         match &t.pos_weight {
@@ -498,11 +504,15 @@ impl Config {
                     "an ensemble blends the trees with the LSTM: add a `trees:` section".into(),
                 );
             }
-            if e.trees < 0.0 || e.lstm < 0.0 || e.trees + e.lstm <= 0.0 {
+            // Finite, and their sum too: a NaN weight sorted nowhere and
+            // indexed past a table, and 1e308 + 1e308 made both 0.
+            if !(e.trees >= 0.0 && e.lstm >= 0.0 && (e.trees + e.lstm).is_finite())
+                || e.trees + e.lstm <= 0.0
+            {
                 return bad(
                     "ensemble.trees / lstm",
                     format!(
-                        "weights {} and {} must be non-negative and not both 0",
+                        "weights {} and {} must be finite, non-negative and not both 0",
                         e.trees, e.lstm
                     ),
                 );
@@ -649,6 +659,26 @@ mod tests {
             ("cost: {fn: .inf}\n", "cost.fn"),
             ("drift: {psi: -1}\n", "drift.psi"),
             ("trees: {lags: [1, 0]}\n", "trees.lags"),
+            (
+                "training: {weight_decay: .nan}\n",
+                "training.grad_clip / weight_decay",
+            ),
+            (
+                "training: {grad_clip: .nan}\n",
+                "training.grad_clip / weight_decay",
+            ),
+            (
+                "trees: {}\nensemble: {weights: fixed, trees: .nan, lstm: 0.3}\n",
+                "ensemble.trees / lstm",
+            ),
+            (
+                "trees: {}\nensemble: {weights: fixed, trees: .inf, lstm: 0.3}\n",
+                "ensemble.trees / lstm",
+            ),
+            (
+                "trees: {}\nensemble: {weights: fixed, trees: 1e308, lstm: 1e308}\n",
+                "ensemble.trees / lstm",
+            ),
         ] {
             let e = Config::from_yaml(yaml, "t.yaml").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains("t.yaml"), "{yaml}: {e}");

@@ -369,6 +369,13 @@ impl LvmConfig {
                 ),
             );
         }
+        if m.kind == LvmKind::Transformer && m.ff == 0 {
+            return bad(
+                "model.ff",
+                "the transformer's feed-forward width must be at least 1 (recipes use 4 x d_model)"
+                    .into(),
+            );
+        }
         if !["pytorch", "average"].contains(&m.init.as_str()) {
             return bad(
                 "model.init",
@@ -455,6 +462,18 @@ impl LvmConfig {
                 "learning_rate must be above 0, batch_size and epochs at least 1".into(),
             );
         }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad(
+                "training.weight_decay",
+                format!("{} must be a finite number, 0 or above", t.weight_decay),
+            );
+        }
+        if t.grad_clip.is_nan() || t.grad_clip < 0.0 {
+            return bad(
+                "training.grad_clip",
+                format!("{} must be 0 (off) or above", t.grad_clip),
+            );
+        }
         if t.plateau_factor.is_nan() || t.plateau_factor <= 0.0 || t.plateau_factor >= 1.0 {
             return bad(
                 "training.plateau_factor",
@@ -529,6 +548,26 @@ mod tests {
             "t.yaml",
         );
         assert_eq!(c.unwrap().training.precision, "bf16");
+        let e = LvmConfig::from_yaml(
+            "data: {train: t.npz}\nmodel: {type: transformer, ff: 0}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("model.ff") && e.contains("at least 1"), "{e}");
+        for (training, key) in [
+            ("{weight_decay: .nan}", "training.weight_decay"),
+            ("{weight_decay: .inf}", "training.weight_decay"),
+            ("{grad_clip: .nan}", "training.grad_clip"),
+        ] {
+            let e = LvmConfig::from_yaml(
+                &format!("data: {{train: t.npz}}\ntraining: {training}\n"),
+                "t.yaml",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(key), "{training}: {e}");
+        }
         // Models too large to allocate are refused before training starts;
         // the recipes' sizes pass.
         for (model, ok) in [

@@ -169,6 +169,9 @@ fn isotonic(p: &[f64], y: &[f32]) -> Calibrator {
 }
 
 fn interp(v: f64, x: &[f64], y: &[f64]) -> f64 {
+    if v.is_nan() {
+        return v;
+    }
     if v <= x[0] {
         return y[0];
     }

@@ -61,9 +61,13 @@ pub fn roc_curve(p: &[f64], y: &[f32], max_points: usize) -> Vec<[f64; 2]> {
     let mut pts = vec![[0.0, 0.0]];
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;
+    // NaN scores (which sort first) are one group, as equal scores are:
+    // with `==` alone a NaN never ended its group and points piled up
+    // until memory ran out.
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
     while i < idx.len() {
         let mut j = i;
-        while j < idx.len() && p[idx[j]] == p[idx[i]] {
+        while j < idx.len() && same(p[idx[j]], p[idx[i]]) {
             if y[idx[j]] > 0.5 {
                 tp += 1.0;
             } else {
@@ -178,6 +182,11 @@ mod roc_tests {
             .sum();
         assert!((area - roc_auc(&p, &y).unwrap()).abs() < 1e-12);
         assert!(roc_curve(&p, &y, 3).len() <= 4);
+        // NaN scores end, as one group: a point each, not a loop.
+        let p = [f64::NAN, 0.8, f64::NAN, 0.2];
+        let c = roc_curve(&p, &[1.0, 0.0, 0.0, 1.0], 100);
+        assert_eq!(c.len(), 4, "{c:?}");
+        assert_eq!(c.last(), Some(&[1.0, 1.0]));
     }
 }
 
