@@ -90,6 +90,40 @@ impl LvmArch {
         serde_json::to_value(self).expect("architecture serialises")
     }
 
+    /// Refuses sizes no model of the kind has (a zero width, context or
+    /// layer count; transformer heads that do not divide d_model): a
+    /// checkpoint or import that states them would load and then fail in
+    /// the kernels.
+    pub fn check(&self) -> Result<()> {
+        let mut sizes = vec![
+            ("input_dim", self.input_dim),
+            ("d_model", self.d_model),
+            ("context", self.context),
+        ];
+        if self.kind != LvmKind::Amn {
+            sizes.push(("num_layers", self.num_layers));
+        }
+        if self.kind == LvmKind::Transformer {
+            sizes.extend([("heads", self.heads), ("ff", self.ff)]);
+        }
+        let zero: Vec<&str> = sizes.iter().filter(|s| s.1 == 0).map(|s| s.0).collect();
+        if !zero.is_empty() {
+            candle_core::bail!(
+                "the {} LVM's architecture has {} 0; every size must be at least 1",
+                self.kind,
+                zero.join(", ")
+            );
+        }
+        if self.kind == LvmKind::Transformer && !self.d_model.is_multiple_of(self.heads) {
+            candle_core::bail!(
+                "the transformer's d_model {} is not a multiple of its {} heads",
+                self.d_model,
+                self.heads
+            );
+        }
+        Ok(())
+    }
+
     /// Gates per recurrent cell: 4 for the LSTM, 3 for the GRU, 0 for AMN.
     fn gates(&self) -> usize {
         match self.kind {
@@ -142,6 +176,7 @@ enum Packing {
 impl Lvm {
     /// The tensors this architecture has, by name and shape.
     pub fn tensor_specs(a: &LvmArch) -> Result<Vec<TensorSpec>> {
+        a.check()?;
         let (dd, d, g) = (a.input_dim, a.d_model, a.gates());
         if a.kind == LvmKind::Transformer {
             return Ok(crate::transformer::specs(a));
@@ -561,6 +596,24 @@ mod tests {
             }
         }
         assert!("rnn".parse::<LvmKind>().is_err());
+        // Sizes no model has are refused by name, for every kind.
+        for kind in ["lstm", "gru", "amn", "transformer", "mlp"] {
+            let k: LvmKind = kind.parse().unwrap();
+            for (what, arch) in [
+                ("d_model", LvmArch::new(k, 8, 0, 1, 5)),
+                ("context", LvmArch::new(k, 8, 8, 1, 0)),
+                ("input_dim", LvmArch::new(k, 0, 8, 1, 5)),
+            ] {
+                let e = Lvm::tensor_specs(&arch).unwrap_err().to_string();
+                assert!(e.contains(what) && e.contains("at least 1"), "{kind}: {e}");
+            }
+        }
+        let t = LvmArch {
+            ff: 0,
+            ..LvmArch::new(LvmKind::Transformer, 8, 8, 1, 5)
+        };
+        let e = Lvm::tensor_specs(&t).unwrap_err().to_string();
+        assert!(e.contains("ff"), "{e}");
     }
 
     #[test]
