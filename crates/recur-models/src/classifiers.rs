@@ -12,6 +12,9 @@ use recur_core::config::{ClassifierKind, ModelConfig};
 use recur_core::rng::Rng;
 use std::collections::HashMap;
 
+/// Every Job A classifier kind, as checkpoints name it.
+pub const KINDS: [&str; 2] = [crate::classifier::KIND, crate::lstm_fcn::KIND];
+
 /// The architecture of either classifier, as stored in a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arch {

@@ -165,6 +165,12 @@ fn lstm_fcn_takes_three_classes_and_a_mismatched_class_list_is_refused() {
     let out = d.path().join("m");
     let report = train_to_dir(&cfg, &out, &Device::Cpu, &FitOptions::default()).unwrap();
     assert!(report.test.as_ref().unwrap().accuracy > 0.8, "{report}");
+    // A Job A directory, which `recur inspect` and Python's `recur.load`
+    // open as one (they took every kind but the LSTM's for an LVM).
+    use recur_deploy::model_dir::{inspect, kind_of, DirKind};
+    assert_eq!(kind_of(&out), DirKind::Classifier);
+    let seen = inspect(&out, &Device::Cpu).unwrap();
+    assert!(seen.checks.as_ref().unwrap().is_ok(), "{:?}", seen.checks);
     // data.json edited to two classes: the head no longer matches the
     // checkpoint, and loading says so instead of guessing.
     let dj = out.join("data.json");
