@@ -343,6 +343,39 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         );
     }
     assert_eq!(std::fs::read(&ood).unwrap(), ood_bytes);
+    // Finite vectors too large for the model: an error naming the window,
+    // not a file of NaN predictions.
+    let huge = d.path().join("huge.npz");
+    let dev = Device::Cpu;
+    Tensor::write_npz(
+        &[
+            (
+                "context_sequences",
+                &Tensor::full(3e38f32, (2, 5, D), &dev).unwrap(),
+            ),
+            (
+                "target_vectors",
+                &Tensor::full(0.25f32, (2, D), &dev).unwrap(),
+            ),
+        ],
+        &huge,
+    )
+    .unwrap();
+    let bad = d.path().join("bad.npy");
+    let e = err(&recur(&[
+        "lvm",
+        "predict",
+        "--model",
+        o,
+        "--data",
+        huge.to_str().unwrap(),
+        "--output",
+        bad.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("window 0") && e.contains("too large") && !bad.exists(),
+        "{e}"
+    );
     ok(&recur(&["inspect", o]));
     let t = Tensor::read_npy(&npy).unwrap();
     assert_eq!(t.dims(), [135, D]);

@@ -57,10 +57,6 @@ fn err(e: Error) -> PyErr {
     }
 }
 
-fn candle_err(e: candle_core::Error) -> PyErr {
-    err(Error::from(e))
-}
-
 /// Progress as calls of a Python callable `callback(event, text, n)`:
 /// `("start", stage, total)`, `("advance", status, n)`, `("finish", "", 0)`
 /// and `("note", line, 0)`. An exception in the callback is reported as
@@ -438,10 +434,11 @@ impl Lvm {
         }
         let x = windows.as_slice()?.to_vec();
         let out: Vec<f32> = compute(py, || -> candle_core::Result<Vec<f32>> {
-            let x = Tensor::from_vec(x, (n, c, d), &Device::Cpu)?;
-            self.m.predict(&x)?.flatten_all()?.to_vec1()
+            let t = Tensor::from_slice(&x, (n, c, d), &Device::Cpu)?;
+            let p = self.m.predict(&t)?.flatten_all()?.to_vec1()?;
+            recur_deploy::lvm_eval::finite_predictions(p, d, &x)
         })
-        .map_err(candle_err)?;
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyArray1::from_vec(py, out).reshape([n, d])?.into_any())
     }
 
