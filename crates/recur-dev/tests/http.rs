@@ -1072,6 +1072,18 @@ fn metrics_report_drift_of_the_rows_classify_has_seen() {
         let (status, r) = post(&s.url, "/v1/classify", &json!({ "windows": windows }));
         assert_eq!(status, 200, "{r}");
     };
+    // A refused request counts nothing, not even its good windows before
+    // the bad one.
+    let good: Vec<Vec<f64>> = (0..WINDOW).map(|_| vec![50.0, 50.0]).collect();
+    let mut bad = json!(good.clone());
+    bad[3][1] = json!("oops");
+    let (status, r) = post(
+        &s.url,
+        "/v1/classify",
+        &json!({ "windows": [good.clone(), good, bad] }),
+    );
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(metric(&s.url, "recur_drift_rows "), 0.0);
     // Rows like the training rows (uniform on [0, 1]): no drift.
     send(0.0);
     assert_eq!(metric(&s.url, "recur_drift_rows "), (60 * WINDOW) as f64);

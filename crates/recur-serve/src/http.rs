@@ -765,26 +765,36 @@ async fn classify(
                 ),
             ));
         }
-        if c.drift_monitored {
-            let mut seen = s.seen.lock().expect("seen lock");
-            // The window's own rows (the last L), not its warm-up.
-            let keep = values.len().saturating_sub(c.sequence_length * f);
-            for row in values[keep..].chunks(f) {
-                if seen.len() == SEEN_ROWS {
-                    seen.pop_front();
-                }
-                seen.push_back(row.to_vec());
-            }
-        }
         series.push(values);
         tags.push((id, time));
     }
+    // Kept for drift once the request is answered: a refused one (a bad
+    // value in its last window) counted its earlier windows before.
+    let own_rows: Vec<Vec<f64>> = if c.drift_monitored {
+        // Each window's own rows (the last L), not its warm-up.
+        series
+            .iter()
+            .flat_map(|v| v[v.len().saturating_sub(c.sequence_length * f)..].chunks(f))
+            .map(<[f64]>::to_vec)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let a = submit(&s, |reply| Job::Classify {
         series,
         queued: Instant::now(),
         reply,
     })
     .await?;
+    if !own_rows.is_empty() {
+        let mut seen = s.seen.lock().expect("seen lock");
+        for row in own_rows {
+            if seen.len() == SEEN_ROWS {
+                seen.pop_front();
+            }
+            seen.push_back(row);
+        }
+    }
     let results: Vec<ClassifyResult> = a
         .predictions
         .into_iter()
