@@ -718,6 +718,24 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
             422,
             "empty_text",
         ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["\u{202E}\u{202E}", "\u{FE0F}\u{180E}\u{61C}\u{E0020}\u{FFFD}"]})
+                .to_string()
+                .into(),
+            422,
+            "empty_text",
+        ),
+        (
+            "POST",
+            "/chat",
+            json!({"messages": ["ok", "\u{FE0F}\u{FE0F}\u{FE0F}"]})
+                .to_string()
+                .into(),
+            422,
+            "empty_text",
+        ),
         ("GET", "/nowhere", vec![], 404, "not_found"),
         ("GET", "/chat", vec![], 405, "method_not_allowed"),
         ("DELETE", "/health", vec![], 405, "method_not_allowed"),

@@ -640,25 +640,23 @@ fn row_values(
     }
 }
 
-/// Whether `t` holds a character a reader would see: not white space, a
-/// control, a zero-width or format character (U+200B-U+200F, U+2060-U+2064,
-/// U+FEFF, U+00AD) or a lone combining mark (the blocks U+0300-U+036F,
-/// U+1AB0-U+1AFF, U+1DC0-U+1DFF, U+20D0-U+20FF, U+FE20-U+FE2F). Ranges
-/// rather than a Unicode-table crate: these are the characters that make a
-/// message look empty, and the list is short.
+/// Whether a text holds a character the sentence encoder keeps: BERT's
+/// cleaning drops NUL, U+FFFD, control, format and private-use characters
+/// (Cc, Cf, Co) and folds whitespace, and its accent stripping drops
+/// nonspacing marks. These are the tables of the `unicode_categories`
+/// crate, which the `tokenizers` crate's BERT normaliser reads: a text of
+/// only such characters (a right-to-left override, variation selectors, a
+/// tag space) reached the model as nothing at all and got a confident
+/// answer.
 fn visible(t: &str) -> bool {
+    use unicode_categories::UnicodeCategories;
     t.chars().any(|c| {
-        !(c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
-            || matches!(
-                c,
-                '\u{0300}'..='\u{036F}'
-                    | '\u{1AB0}'..='\u{1AFF}'
-                    | '\u{1DC0}'..='\u{1DFF}'
-                    | '\u{20D0}'..='\u{20FF}'
-                    | '\u{FE20}'..='\u{FE2F}'
-            ))
+        !(c == '\0'
+            || c == '\u{FFFD}'
+            || c.is_whitespace()
+            || c.is_other()
+            || c.is_mark_nonspacing()
+            || c.is_mark_enclosing())
     })
 }
 
