@@ -242,6 +242,14 @@ fn chat_answers_with_the_nearest_bank_sentence_and_measures_every_stage() {
         5,
         "default top_k"
     );
+    // A sentence longer than a chunk goes on in a second one, not cut off.
+    let long = format!(
+        "{}and then the end of it.",
+        "rain fell on the old city walls ".repeat(20)
+    );
+    let (status, r) = post(&s.url, "/chat", &json!({ "paragraph": long }));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["sentences"], 2, "{r}");
 }
 
 #[test]

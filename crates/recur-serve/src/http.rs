@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use recur_core::config::Layout;
-use recur_text::chunk::{chunks, ChunkRules};
+use recur_text::chunk::{pieces, ChunkRules};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -454,7 +454,7 @@ fn chat_texts(req: &ChatRequest, s: &ServeConfig) -> Result<Vec<String>, ApiErro
                 min_chars: 1,
                 max_chars: l.max_text_chars.min(500),
             };
-            let mut c = chunks(p, rules);
+            let mut c = pieces(p, rules);
             c.retain(|x| visible(x));
             if c.is_empty() {
                 return Err(ApiError::invalid(

@@ -23,6 +23,18 @@ impl Default for ChunkRules {
 
 /// The chunks of one document, in reading order.
 pub fn chunks(text: &str, rules: ChunkRules) -> Vec<String> {
+    chunks_with(text, rules, false)
+}
+
+/// As [`chunks`], but a sentence over `max_chars` goes on in further
+/// pieces (each cut the same way) instead of losing its end: what `/chat`
+/// reads from a paragraph, where a 700-character sentence lost its last
+/// 200 characters without a word. The corpus keeps the original's rule.
+pub fn pieces(text: &str, rules: ChunkRules) -> Vec<String> {
+    chunks_with(text, rules, true)
+}
+
+fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for para in text.split('\n') {
         let para = para.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -30,15 +42,21 @@ pub fn chunks(text: &str, rules: ChunkRules) -> Vec<String> {
             continue;
         }
         for s in sentencex::segment("en", &para) {
-            let s = s.trim();
-            if s.chars().count() < rules.min_chars {
-                continue;
+            let mut s = s.trim();
+            while !s.is_empty() {
+                if s.chars().count() < rules.min_chars {
+                    break;
+                }
+                let head = cut(s, rules.max_chars);
+                let tail = s[head.len()..].trim_start();
+                if out.last().is_none_or(|l| *l != head) {
+                    out.push(head);
+                }
+                if !rest {
+                    break;
+                }
+                s = tail;
             }
-            let s = cut(s, rules.max_chars);
-            if out.last().is_some_and(|l| *l == s) {
-                continue;
-            }
-            out.push(s);
         }
     }
     out
@@ -91,5 +109,18 @@ mod tests {
         let wide = "é".repeat(600);
         let c = chunks(&wide, ChunkRules::default());
         assert_eq!(c[0].chars().count(), 500);
+        // `pieces` keeps the rest of a long sentence, cut the same way.
+        let text = format!("{long}and the end of it");
+        let c = pieces(&text, ChunkRules::default());
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[0], chunks(&text, ChunkRules::default())[0]);
+        assert!(c[1].ends_with("and the end of it"), "{c:?}");
+        let all: String = c.join(" ");
+        assert_eq!(
+            all.split_whitespace().count(),
+            text.split_whitespace().count()
+        );
+        let c = pieces(&wide, ChunkRules::default());
+        assert_eq!(c.iter().map(|p| p.chars().count()).sum::<usize>(), 600);
     }
 }
