@@ -74,11 +74,23 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // serde would also read a struct from an array of its fields in
     // order (`[["hi"], null, null, null]` was a chat request); every
     // request body is an object.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            "the body is a JSON array; send a JSON object of named fields",
-        ));
+    // Nor is any other JSON value one (serde's message named recur's Rust
+    // types: "expected struct ChatRequest").
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            let kind = match v {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Null => "null",
+                serde_json::Value::Object(_) => "an object",
+            };
+            return Err(ApiError::invalid(
+                "invalid_field",
+                format!("the body is JSON {kind}; send a JSON object of named fields"),
+            ));
+        }
     }
     // A key given twice in any object (a feature of a classify row, say)
     // would silently take its last value; serde_json's maps keep the last.
@@ -109,6 +121,16 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 return Err(ApiError::invalid(
                     "non_finite",
                     format!("{path} holds {tok}; every number must be finite (JSON has no NaN or Infinity)"),
+                ));
+            }
+            if inner.to_string().starts_with("number out of range") {
+                return Err(ApiError::invalid(
+                    "non_finite",
+                    format!(
+                        "{path} holds a number beyond float64 (line {}, column {}); every number must be finite",
+                        inner.line(),
+                        inner.column()
+                    ),
                 ));
             }
             match inner.classify() {
@@ -339,6 +361,29 @@ mod tests {
         let e = parse::<InferRequest>(b"{\"context_vectors\":\n [[-Infinity]]}").unwrap_err();
         assert_eq!(e.code, "non_finite", "{}", e.message);
         assert!(e.message.contains("-Infinity"), "{}", e.message);
+        // A number beyond float64 is named with its field too.
+        let e = parse::<InferRequest>(br#"{"context_vectors": [[0.1, 1e400]]}"#).unwrap_err();
+        assert_eq!(e.code, "non_finite", "{}", e.message);
+        assert!(e.message.contains("context_vectors[0]"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_says_what_it_is() {
+        for (body, kind) in [
+            (&b"null"[..], "null"),
+            (b" \"hi\"", "a string"),
+            (b"5", "a number"),
+            (b"true", "a boolean"),
+            (b"[1, 2]", "an array"),
+        ] {
+            let e = parse::<ChatRequest>(body).unwrap_err();
+            assert_eq!(e.code, "invalid_field");
+            assert!(
+                e.message.contains(kind) && !e.message.contains("ChatRequest"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]
