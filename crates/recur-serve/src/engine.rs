@@ -1,8 +1,10 @@
 //! The compute side of the service, apart from HTTP (as in
 //! text-embeddings-inference): the loaded models, and the one thread that
 //! runs them. Requests arrive as [`Job`]s on a bounded queue; the thread
-//! takes every job waiting (up to `max_batch`, and up to [`BATCH_CHARS`]
-//! of chat text) and runs them together, so requests that arrive together
+//! takes the jobs waiting (up to `max_batch`, and up to [`BATCH_CHARS`]
+//! of chat text: the oldest, then every later one that fits, so a short
+//! request passes long ones that fill a batch) and runs them together, so
+//! requests that arrive together
 //! share one encoder pass, one LVM pass per model and one matrix product
 //! over the bank. Every stage is timed for
 //! the batch, and each request reports the times of the batch it ran in.
@@ -22,7 +24,7 @@ use recur_deploy::{Prediction, Predictor, Series};
 use recur_models::Lvm;
 use recur_text::SentenceEncoder;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -400,29 +402,27 @@ impl Engine {
 
     /// Runs queued jobs until the queue closes (the server shut down).
     pub fn run(mut self, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
-        // A job taken off the queue that would have made the last batch
-        // too long: it starts the next one.
-        let mut held: Option<Job> = None;
-        while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
-            let mut chars = first.chars();
-            let mut jobs = vec![first];
-            while jobs.len() < self.max_batch {
+        // Jobs taken off the queue and not yet run, oldest first: a window
+        // of them, so that a short request can join the next batch past
+        // long ones that fill it.
+        let mut pending: VecDeque<Job> = VecDeque::new();
+        let window = 4 * self.max_batch;
+        loop {
+            if pending.is_empty() {
+                match rx.blocking_recv() {
+                    Some(j) => pending.push_back(j),
+                    None => break,
+                }
+            }
+            while pending.len() < window {
                 match rx.try_recv() {
-                    Ok(j) if j.is_abandoned() => {}
-                    Ok(j) => {
-                        let n = j.chars();
-                        if chars + n > BATCH_CHARS {
-                            held = Some(j);
-                            break;
-                        }
-                        chars += n;
-                        jobs.push(j);
-                    }
+                    Ok(j) => pending.push_back(j),
                     Err(_) => break,
                 }
             }
-            metrics.queue_depth.set(rx.len() as i64);
-            jobs.retain(|j| !j.is_abandoned());
+            pending.retain(|j| !j.is_abandoned());
+            let jobs = take_batch(&mut pending, self.max_batch, BATCH_CHARS, Job::chars);
+            metrics.queue_depth.set((rx.len() + pending.len()) as i64);
             if !jobs.is_empty() {
                 metrics.batch_size.observe(jobs.len() as f64);
                 self.batch(jobs, &metrics);
@@ -849,8 +849,57 @@ fn ms_between(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64() * 1000.0
 }
 
+/// The next batch from `pending` (oldest first): the oldest job always,
+/// then, in order, every job that still fits in `max_batch` jobs and
+/// `budget` characters; the rest stay, in order. So the oldest job never
+/// waits behind a newer one, and a short request waits for one batch,
+/// not for every long one queued before it.
+fn take_batch<T>(
+    pending: &mut VecDeque<T>,
+    max_batch: usize,
+    budget: usize,
+    chars: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut jobs = Vec::new();
+    let mut used = 0;
+    let mut rest = VecDeque::with_capacity(pending.len());
+    for j in pending.drain(..) {
+        let n = chars(&j);
+        if jobs.len() < max_batch && (jobs.is_empty() || used + n <= budget) {
+            used += n;
+            jobs.push(j);
+        } else {
+            rest.push_back(j);
+        }
+    }
+    *pending = rest;
+    jobs
+}
+
 #[cfg(test)]
 mod tests {
+    use super::take_batch;
+    use std::collections::VecDeque;
+
+    /// The oldest job always goes; later ones join while they fit, a short
+    /// one past long ones that do not; the rest keep their order.
+    #[test]
+    fn a_batch_takes_the_oldest_then_what_fits_in_order() {
+        let mut q: VecDeque<usize> = [9_000, 30_000, 30_000, 40, 30_000, 10, 7].into();
+        let b = take_batch(&mut q, 64, 65_536, |n| *n);
+        assert_eq!(b, [9_000, 30_000, 40, 10, 7]);
+        assert_eq!(q, [30_000, 30_000]);
+        // One job over the budget alone still goes (it would never fit).
+        let mut q: VecDeque<usize> = [100_000, 5].into();
+        assert_eq!(take_batch(&mut q, 64, 65_536, |n| *n), [100_000]);
+        assert_eq!(take_batch(&mut q, 64, 65_536, |n| *n), [5]);
+        assert!(q.is_empty());
+        // At most max_batch jobs.
+        let mut q: VecDeque<usize> = (0..10).collect();
+        assert_eq!(take_batch(&mut q, 4, 65_536, |_| 0), [0, 1, 2, 3]);
+        assert_eq!(q.len(), 6);
+    }
+
     use super::*;
 
     #[test]
