@@ -136,6 +136,8 @@ enum Command {
         /// Trials in all (a resumed run counts those already done).
         #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         trials: usize,
+        /// The folder for trials.json, best.yaml and each trial's model
+        /// (a second run into it resumes).
         #[arg(long)]
         out: PathBuf,
         /// Trials run at once.
@@ -147,6 +149,7 @@ enum Command {
     /// trend, importance) and whether it is kept or which filter dropped
     /// it. Uses the config's `selection:` section, or its defaults.
     SelectFeatures {
+        /// The classifier config (YAML) whose training rows are measured.
         #[arg(long)]
         config: PathBuf,
         /// Data file, overriding data.path.
@@ -161,8 +164,11 @@ enum Command {
     /// and a verdict from the config's `drift:` thresholds. Exit code 0: no
     /// drift; 1: drift; 2: error. For cron jobs.
     Drift {
+        /// The model directory (what `recur train --out` wrote); its
+        /// reference.json holds the training rows' distributions.
         #[arg(long)]
         model: PathBuf,
+        /// CSV or Parquet with the model's feature columns: the new rows.
         #[arg(long)]
         input: PathBuf,
         /// Also write the figures as JSON to this file.
@@ -212,7 +218,7 @@ enum Command {
         path: PathBuf,
     },
     /// Job B: latent vector models that predict the next sentence embedding
-    /// from the last C (train, eval, predict).
+    /// from the last C (train, eval, predict, leaderboard).
     Lvm {
         #[command(subcommand)]
         what: LvmCmd,
@@ -298,6 +304,7 @@ enum LvmCmd {
     /// Cosine and MSE (mean, std) of a model directory on a .npz file, and
     /// on an out-of-distribution file, beside copy-last and context-mean.
     Eval {
+        /// The LVM model directory (what `recur lvm train --out` wrote).
         #[arg(long)]
         model: PathBuf,
         /// Windows to evaluate (.npz, ready windows or chunks).
