@@ -132,7 +132,15 @@ class SentenceEncoder:
         """Normalised float32 embeddings `[N, D]` of a list of str."""
         if isinstance(texts, str):
             raise ValueError("give a list of str, not one str")
-        return self._e.encode([str(t) for t in texts], int(batch_size))
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str: give text (decode bytes first)")
+        if not texts:
+            raise ValueError("texts is empty: give at least one str")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size is {batch_size!r}: give a whole number, at least 1")
+        return self._e.encode(texts, int(batch_size))
 
 
 def load(path: str) -> Any:

@@ -170,6 +170,8 @@ class _ModelDirEstimator:
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise OSError(f"{path} exists and is not an empty folder: choose a new one")
         parent = os.path.dirname(os.path.abspath(path))
+        # Missing folders on the way are made, as the CLI makes them.
+        os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".recur-save-", dir=parent)
         try:
             for name in os.listdir(self._fitted.path):
@@ -206,9 +208,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
 
     Fitted attributes: `classes_`, `n_features_in_`, `feature_names_in_`
     (DataFrames only), `features_` (the features the model kept),
-    `threshold_`, `sequence_length_`, `first_row_` (the first row with a
-    prediction), `deployed_`, `report_` (the training report as a dict)
-    and `report_text_` (as `recur train` prints it).
+    `threshold_`, `sequence_length_`, `first_row_` (the first row any of
+    its models scores: the trees may score rows before the LSTM's first
+    full window, and `predict_proba`, the deployed model's probability,
+    starts where every model it blends has a score), `deployed_`,
+    `report_` (the training report as a dict) and `report_text_` (as
+    `recur train` prints it).
     """
 
     # __init__ is written from the table of keywords, so that every config
@@ -291,8 +296,11 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     def _score(self, X: Any, check: bool = True) -> tuple[int, dict]:
         """The row count of `X` and the model's scores. A float32
         C-contiguous array with one column per feature of the model (in
-        `features_` order) is read where it lies, with no copy; anything
-        else becomes float64 columns, matched by name."""
+        `features_` order) is read where it lies, with no copy (the trees
+        then split float32-rounded values, which can move their
+        probabilities near a split: give float64 for `recur predict`'s
+        numbers exactly); a DataFrame becomes float64 columns matched by
+        name, any other array float64 columns in `features_` order."""
         m = self._model()
         if (
             isinstance(X, np.ndarray)
@@ -305,7 +313,17 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             if check:
                 self._check_rows(n)
             return n, m.score_array(X)
-        names, cols, _ = _columns(X, "X")
+        names, cols, from_frame = _columns(X, "X")
+        if not from_frame and not isinstance(X, dict):
+            # An array's columns are the model's features, in order (as
+            # scikit-learn reads an array given to a model fitted on a
+            # DataFrame), whatever its dtype or memory layout.
+            if len(cols) != len(m.features):
+                raise ValueError(
+                    f"X has {len(cols)} columns; the model reads {len(m.features)} features, "
+                    f"in this order: {', '.join(m.features)}"
+                )
+            names = list(m.features)
         n = len(cols[0]) if cols else 0
         if check:
             self._check_rows(n)
@@ -338,6 +356,21 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         threshold chosen by expected value on validation) for each row;
         NaN where there is no prediction."""
         return self._scored(X, "decision")
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The accuracy of `predict` against `y` (0/1), on the rows that
+        have a prediction: the first rows, before the first full window,
+        have none and are left out (scikit-learn's `ClassifierMixin.score`
+        failed on their NaN)."""
+        from sklearn.metrics import accuracy_score
+
+        p = self.predict(X)
+        y = np.asarray(y)
+        if y.shape != p.shape:
+            raise ValueError(f"y has shape {y.shape}; give one label per row of X ({p.shape[0]})")
+        keep = ~np.isnan(p)
+        w = None if sample_weight is None else np.asarray(sample_weight)[keep]
+        return float(accuracy_score(y[keep], p[keep].astype(y.dtype, copy=False), sample_weight=w))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The log-odds of the calibrated probability, per row (NaN where

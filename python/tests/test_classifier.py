@@ -154,6 +154,29 @@ def test_not_fitted_and_bad_input_say_what_is_wrong(fitted, rainfall):
         recur.LSTMClassifier().fit(rainfall.drop(columns=["rain"]), rainfall["rain"].head(10))
     with pytest.raises(ValueError, match="hidden_size"):
         recur.LSTMClassifier(hidden_size=0, target_column="rain").fit(rainfall)
+    # An array's columns are the features in order, whatever its dtype or
+    # layout; a wrong count names both counts and the order.
+    frame = rainfall[fitted.features_]
+    want = fitted.predict_proba(frame)
+    for X in [frame.to_numpy(), np.asfortranarray(frame.to_numpy()), frame.to_numpy().tolist()]:
+        assert same(fitted.predict_proba(X), want)
+    with pytest.raises(ValueError, match=f"X has 2 columns; the model reads {len(fitted.features_)}"):
+        fitted.predict_proba(frame.to_numpy()[:, :2])
+
+
+def test_score_is_the_accuracy_on_the_rows_with_a_prediction(fitted, rainfall):
+    p = fitted.predict(rainfall)
+    y = rainfall["rain"].to_numpy()
+    keep = ~np.isnan(p)
+    assert not keep.all()
+    assert fitted.score(rainfall, y) == pytest.approx(np.mean(p[keep] == y[keep]))
+
+
+def test_save_makes_the_folders_on_its_way(fitted, tmp_path):
+    path = tmp_path / "runs" / "deep" / "m"
+    fitted.save(path)
+    assert (path / "model.safetensors").exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m"]
 
 
 def test_fit_with_y_apart_and_a_numpy_array(rainfall):
@@ -179,6 +202,10 @@ def test_lstm_fcn_fits_saves_and_loads_as_the_cli_does(rainfall, tmp_path):
     assert "type: lstm-fcn" in text and "- 16" in text, text
     with pytest.raises(ValueError, match="num_layers"):
         recur.LSTMClassifier(model_type="lstm-fcn", num_layers=2, horizon=1).fit(X, y)
+    # recur.load opens it as a Job A model (it took LSTM-FCN for an LVM).
+    again = recur.load(tmp_path / "fcn")
+    assert isinstance(again, recur.LSTMClassifier)
+    assert same(again.predict_proba(X), p)
 
 
 def test_inside_a_time_series_split(rainfall):

@@ -66,6 +66,9 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     bad[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="window 1"):
         m.predict(bad)
+    # Finite but too large for the model: an error, not NaN vectors.
+    with pytest.raises(ValueError, match="window 0.*too large"):
+        m.predict(np.full((2, C, D), 3e38, dtype=np.float32))
 
 
 def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tmp_path):
@@ -93,5 +96,12 @@ def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
     assert np.abs(theirs - mine).max() < 1e-6
     with pytest.raises(ValueError, match="list of str"):
         enc.encode("one string")
+    for bad in ([None], ["ok", b"bytes"], [3]):
+        with pytest.raises(TypeError, match=r"texts\[\d\] is"):
+            enc.encode(bad)
+    with pytest.raises(ValueError, match="empty"):
+        enc.encode([])
+    with pytest.raises(ValueError, match="batch_size"):
+        enc.encode(texts, batch_size=-1)
     with pytest.raises(ValueError, match="neither a folder nor a model"):
         recur.SentenceEncoder("no-such-model")

@@ -105,7 +105,7 @@ fn table(names: Vec<String>, columns: Vec<Bound<'_, PyAny>>) -> PyResult<Table> 
             )));
         }
     }
-    Table::from_columns("the DataFrame", names, cols).map_err(err)
+    Table::from_columns("X", names, cols).map_err(err)
 }
 
 /// Job A: trains the config `config` (YAML or JSON text) on the columns
