@@ -497,13 +497,23 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
         ));
     }
     let header = read_header(&file)?;
+    let stated = header.architecture.clone();
     let arch: LvmArch = header
         .architecture
         .and_then(|a| serde_json::from_value(a).ok())
         .ok_or_else(|| {
+            let kind = stated
+                .as_ref()
+                .and_then(|a| a.get("kind")?.as_str().map(str::to_string));
             Error::data(
                 file.display().to_string(),
-                "the header holds no LVM architecture (kind lstm, gru, amn or transformer)",
+                match kind {
+                    Some(k) if recur_models::classifiers::KINDS.contains(&k.as_str()) => format!(
+                        "holds a Job A classifier ({k}), not an LVM: score it with `recur predict` (Python: `recur.load`)"
+                    ),
+                    _ => "the header holds no LVM architecture (kind lstm, gru, amn, transformer or mlp)"
+                        .into(),
+                },
             )
         })?;
     let specs = Lvm::tensor_specs(&arch)
@@ -571,6 +581,12 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
         summary: Vec::new(),
     };
     let Some(dir) = dir else { return Ok(out) };
+    if !dir.join(recur_core::dirwrite::MANIFEST).is_file() {
+        out.summary.push(format!(
+            "no {}: the files were not checked against the digests recur writes (a directory recur wrote has one)",
+            recur_core::dirwrite::MANIFEST
+        ));
+    }
     let kind = kind_of(dir);
     out.kind = Some(kind);
     match kind {

@@ -171,6 +171,11 @@ fn lstm_fcn_takes_three_classes_and_a_mismatched_class_list_is_refused() {
     assert_eq!(kind_of(&out), DirKind::Classifier);
     let seen = inspect(&out, &Device::Cpu).unwrap();
     assert!(seen.checks.as_ref().unwrap().is_ok(), "{:?}", seen.checks);
+    let e = recur_deploy::model_dir::load_lvm(&out.join("model.safetensors"), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("Job A classifier (lstm_fcn)"), "{e}");
     // data.json edited to two classes: the head no longer matches the
     // checkpoint, and loading says so instead of guessing.
     let dj = out.join("data.json");
