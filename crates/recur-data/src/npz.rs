@@ -203,7 +203,13 @@ fn open(path: &Path, required: &[&str]) -> Result<Opened> {
     for n in &names {
         match npz.get_shape_and_dtype(n) {
             Ok((shape, dtype)) => {
-                let need = shape.elem_count().saturating_mul(dtype.size_in_bytes());
+                // Checked: elem_count's product wrapped for a crafted shape
+                // such as (2**62, 5, 384), to 0 bytes needed.
+                let need = shape
+                    .dims()
+                    .iter()
+                    .try_fold(dtype.size_in_bytes(), |a, &d| a.checked_mul(d))
+                    .unwrap_or(usize::MAX);
                 let held = sizes.get(&format!("{n}.npy")).copied().unwrap_or(0);
                 if need as u64 > held {
                     return Err(npz_err(
@@ -1028,6 +1034,20 @@ mod tests {
                 (
                     "context_sequences",
                     npy_raw("<f4", "(400000000, 5, 3)", &[0; 240]),
+                ),
+                ("target_vectors", npy(&tgt)),
+            ],
+            false,
+        );
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(e.contains("`context_sequences` is truncated"), "{e}");
+        // One whose element count overflows (it wrapped to 0 bytes before).
+        write_npz(
+            &p,
+            &[
+                (
+                    "context_sequences",
+                    npy_raw("<f4", "(4611686018427387904, 5, 384)", &[]),
                 ),
                 ("target_vectors", npy(&tgt)),
             ],
