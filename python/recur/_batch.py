@@ -47,6 +47,11 @@ class BatchScorer:
         import pandas as pd
 
         batch = batch.reset_index(drop=True)
+        if self.series_column is not None and self.series_column not in batch.columns:
+            raise ValueError(
+                f"series_column {self.series_column!r} is not a column of the batch; "
+                f"the columns are: {', '.join(map(str, batch.columns))}"
+            )
         if self.series_column is None:
             parts = [(batch.index.to_numpy(), batch)]
         else:

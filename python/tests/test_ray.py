@@ -61,3 +61,5 @@ def test_the_batch_function_is_the_same_in_pandas(rainfall, tmp_path):
     assert np.array_equal(out["probability"].to_numpy(), direct, equal_nan=True)
     import pickle
     assert pickle.loads(pickle.dumps(s)).model_dir == str(model)
+    with pytest.raises(ValueError, match="series_column 'nosuch' is not a column"):
+        recur.BatchScorer(str(model), "nosuch")(frame)
