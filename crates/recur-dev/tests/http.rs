@@ -1464,8 +1464,20 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
         c.write_all(req.as_bytes()).unwrap();
         read_all(&mut c)
     };
-    // Far more silent sockets than slots and spare ones together.
-    let mut idle: Vec<_> = (0..60).map(|_| raw(&s.url)).collect();
+    // Far more idle sockets than slots and spare ones together: silent,
+    // or sending a request head slowly (hyper's graceful shutdown would
+    // wait for those). A connection may be closed to make room once it has
+    // been idle for a quarter of a second.
+    let mut idle: Vec<_> = (0..60)
+        .map(|i| {
+            let mut c = raw(&s.url);
+            if i % 2 == 0 {
+                c.write_all(b"GET /info HTTP/1.1\r\nHo").unwrap();
+            }
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
     let t = std::time::Instant::now();
     for path in ["/info", "/health", "/info"] {
         let got = ask(&format!(
@@ -1478,9 +1490,20 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
         "served only after {:?}",
         t.elapsed()
     );
-    // The first silent socket was closed to make room.
-    let mut first = idle.remove(0);
-    assert_eq!(read_all(&mut first), "", "closed without an answer");
+    // The first socket (idle longest), a slow head, was closed to make
+    // room, at once and without an answer.
+    for mut c in idle.drain(..1) {
+        use std::io::Read;
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let t = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let got = c.read(&mut buf);
+        assert!(
+            matches!(got, Ok(0)) && t.elapsed() < Duration::from_secs(3),
+            "{got:?} after {:?}",
+            t.elapsed()
+        );
+    }
     drop(idle);
     // Three requests in progress (their bodies never come) hold every
     // slot: a newcomer gets the overflow's answers. A connection counts as

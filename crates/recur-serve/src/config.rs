@@ -68,8 +68,10 @@ pub struct Limits {
     /// How often the readiness check (a real forward pass of every model)
     /// runs; `/health` answers from the latest one.
     pub health_check_interval_ms: u64,
-    /// Open connections; past them (and a few spare ones that answer only
-    /// `/health` and `/live`) a connection is closed at once.
+    /// Open connections. At the limit a new connection takes the slot of
+    /// the one idle longest; when every one is busy, a few spare ones
+    /// answer only `/health` and `/live`, and past those a connection is
+    /// closed at once.
     pub max_connections: usize,
     /// A request's headers must arrive within this; an idle keep-alive
     /// connection is closed after it.

@@ -26,9 +26,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -38,9 +38,56 @@ pub const SPARE_CONNECTIONS: usize = 32;
 /// The header deadline of those (they answer one short request).
 const SPARE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The connections holding a slot, in the order they were accepted: how
-/// many requests each has in progress, and how to close it.
-type Open = Arc<Mutex<BTreeMap<u64, (Arc<AtomicUsize>, Arc<Notify>)>>>;
+/// A connection may be closed to make room once it has been idle this
+/// long: a keep-alive client between two quick requests, or one whose
+/// request is still in the socket's buffer, keeps its slot.
+const MIN_IDLE: Duration = Duration::from_millis(250);
+
+/// A connection holding a slot: requests in progress (counted until the
+/// answer's body is written), when it last finished or began one (ms
+/// since the server started), and how to close it.
+struct Slot {
+    busy: AtomicUsize,
+    since_ms: AtomicU64,
+    close: Notify,
+}
+
+/// The connections holding a slot, by the order they were accepted.
+type Open = Arc<Mutex<BTreeMap<u64, Arc<Slot>>>>;
+
+/// Takes a connection out of `open` when its task ends, however it ends.
+struct Leave(Open, u64);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.0.lock() {
+            open.remove(&self.1);
+        }
+    }
+}
+
+/// One request in progress on a slot; on drop (the answer's body written,
+/// or the request dropped) the slot is idle again from now.
+struct Busy(Arc<Slot>, Instant);
+
+impl Busy {
+    fn begin(slot: &Arc<Slot>, start: Instant) -> Busy {
+        slot.busy.fetch_add(1, Ordering::SeqCst);
+        slot.since_ms.store(ms(start), Ordering::SeqCst);
+        Busy(slot.clone(), start)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.since_ms.store(ms(self.1), Ordering::SeqCst);
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
 
 /// The connection limits, from `limits:`.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +116,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let spare = Arc::new(Semaphore::new(SPARE_CONNECTIONS));
     let open: Open = Arc::default();
+    let start = Instant::now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -86,52 +134,78 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         while tasks.try_join_next().is_some() {}
-        let slot = match permits.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => make_room(&open, &permits).await,
+        // A slot, or the promise of one: the connection idle longest is
+        // told to close, and this one waits for its slot in its own task
+        // (never in this loop, which must keep accepting).
+        let (permit, room) = match permits.clone().try_acquire_owned() {
+            Ok(p) => (Some(p), false),
+            Err(_) => (None, make_room(&open, start)),
         };
-        let (router, permit, keep_alive, header_timeout) = match slot {
-            Some(p) => (app.clone(), p, true, limits.header_timeout),
-            None => match spare.clone().try_acquire_owned() {
-                Ok(p) => (
-                    overflow.clone(),
-                    p,
-                    false,
-                    limits.header_timeout.min(SPARE_HEADER_TIMEOUT),
-                ),
-                Err(_) => continue,
-            },
-        };
-        // Spare connections are never closed to make room: they are not in
-        // `open`.
-        let (busy, close) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
-        if keep_alive {
-            let entry = (busy.clone(), close.clone());
-            open.lock().expect("not poisoned").insert(id, entry);
-        }
+        let (app, overflow, spare, permits) = (
+            app.clone(),
+            overflow.clone(),
+            spare.clone(),
+            permits.clone(),
+        );
         let open = open.clone();
         let mut stop = stop_rx.clone();
-        let write_timeout = limits.write_timeout;
         tasks.spawn(async move {
-            let _permit = permit;
+            let permit = match permit {
+                Some(p) => Some(p),
+                None if room => {
+                    tokio::time::timeout(Duration::from_millis(500), permits.acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                }
+                None => None,
+            };
+            // Spare connections are never closed to make room: they are
+            // not in `open`.
+            let (router, _permit, keep_alive, header_timeout) = match permit {
+                Some(p) => (app, p, true, limits.header_timeout),
+                None => match spare.try_acquire_owned() {
+                    Ok(p) => (
+                        overflow,
+                        p,
+                        false,
+                        limits.header_timeout.min(SPARE_HEADER_TIMEOUT),
+                    ),
+                    Err(_) => return,
+                },
+            };
+            let slot = Arc::new(Slot {
+                busy: AtomicUsize::new(0),
+                since_ms: AtomicU64::new(ms(start)),
+                close: Notify::new(),
+            });
+            let _leave = keep_alive.then(|| {
+                open.lock().expect("not poisoned").insert(id, slot.clone());
+                Leave(open.clone(), id)
+            });
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(keep_alive);
             let mut io = tokio_io_timeout::TimeoutStream::new(JsonParseErrors::new(stream));
-            io.set_write_timeout(Some(write_timeout));
-            // The router, counting the requests in progress: a connection
-            // with none may be closed to make room.
+            io.set_write_timeout(Some(limits.write_timeout));
+            // The router, each request counted as in progress until its
+            // answer's body has been written (the guard rides in the body).
             let inner = TowerToHyperService::new(router);
-            let counted = busy.clone();
+            let counted = slot.clone();
             let service = hyper::service::service_fn(move |req| {
+                use http_body_util::BodyExt;
                 use hyper::service::Service;
-                counted.fetch_add(1, Ordering::SeqCst);
-                let (answer, counted) = (inner.call(req), counted.clone());
+                let busy = Busy::begin(&counted, start);
+                let answer = inner.call(req);
                 async move {
-                    let r = answer.await;
-                    counted.fetch_sub(1, Ordering::SeqCst);
-                    r
+                    let r = answer.await?;
+                    Ok::<_, std::convert::Infallible>(r.map(|body| {
+                        body.map_frame(move |f| {
+                            let _ = &busy;
+                            f
+                        })
+                    }))
                 }
             });
             let conn = b.serve_connection(TokioIo::new(Box::pin(io)), service);
@@ -142,12 +216,16 @@ pub async fn serve(
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
-                _ = close.notified() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                // Told to make room: idle, it is dropped at once (hyper's
+                // graceful shutdown waits for a head being sent, slowly);
+                // if a request began meanwhile, it is answered first.
+                _ = slot.close.notified() => {
+                    if slot.busy.load(Ordering::SeqCst) > 0 {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
                 }
             }
-            open.lock().expect("not poisoned").remove(&id);
         });
     }
     drop(listener);
@@ -166,25 +244,24 @@ pub async fn serve(
     }
 }
 
-/// With every slot taken: closes the connection idle longest, if there is
-/// one, and takes its slot once it is free (at once, as closing an idle
-/// connection is; a moment at most). `None` when every connection is busy.
-async fn make_room(
-    open: &Open,
-    permits: &Arc<Semaphore>,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let idlest = {
-        let mut open = open.lock().expect("not poisoned");
-        let id = open
-            .iter()
-            .find(|(_, (busy, _))| busy.load(Ordering::SeqCst) == 0)
-            .map(|(id, _)| *id)?;
-        // Out of the list now, so that the next newcomer picks another.
-        open.remove(&id).map(|(_, close)| close)?
-    };
-    idlest.notify_one();
-    tokio::time::timeout(Duration::from_millis(200), permits.clone().acquire_owned())
-        .await
-        .ok()?
-        .ok()
+/// With every slot taken: tells the connection idle longest (and for at
+/// least [`MIN_IDLE`]) to close, taking it out of `open` so that the next
+/// newcomer picks another. `false` when every connection is busy or
+/// active just now.
+fn make_room(open: &Open, start: Instant) -> bool {
+    let mut open = open.lock().expect("not poisoned");
+    let now = ms(start);
+    let idlest = open
+        .iter()
+        .filter(|(_, s)| s.busy.load(Ordering::SeqCst) == 0)
+        .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id))
+        .filter(|(since, _)| now.saturating_sub(*since) >= MIN_IDLE.as_millis() as u64)
+        .min();
+    match idlest.and_then(|(_, id)| open.remove(&id)) {
+        Some(slot) => {
+            slot.close.notify_one();
+            true
+        }
+        None => false,
+    }
 }
