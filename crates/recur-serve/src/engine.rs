@@ -198,6 +198,8 @@ pub struct Engine {
     cache: LruCache<String, Arc<[f32]>>,
     dev: Device,
     max_batch: usize,
+    /// Queued jobs held to choose batches from ([`lookahead`]).
+    lookahead: usize,
 }
 
 fn dev_name(dev: &Device) -> String {
@@ -345,6 +347,7 @@ impl Engine {
                 cache: LruCache::new(cap),
                 dev: dev.clone(),
                 max_batch: cfg.limits.max_batch,
+                lookahead: lookahead(cfg.limits.queue_capacity, cfg.limits.max_batch),
             },
             info,
         ))
@@ -406,7 +409,7 @@ impl Engine {
         // of them, so that a short request can join the next batch past
         // long ones that fill it.
         let mut pending: VecDeque<Job> = VecDeque::new();
-        let window = 4 * self.max_batch;
+        let window = self.lookahead;
         loop {
             if pending.is_empty() {
                 match rx.blocking_recv() {
@@ -422,6 +425,9 @@ impl Engine {
             }
             pending.retain(|j| !j.is_abandoned());
             let jobs = take_batch(&mut pending, self.max_batch, BATCH_CHARS, Job::chars);
+            metrics
+                .pending
+                .store(pending.len(), std::sync::atomic::Ordering::Relaxed);
             metrics.queue_depth.set((rx.len() + pending.len()) as i64);
             if !jobs.is_empty() {
                 metrics.batch_size.observe(jobs.len() as f64);
@@ -847,6 +853,13 @@ fn ms_since(t: Instant) -> f64 {
 
 fn ms_between(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64() * 1000.0
+}
+
+/// How many queued jobs the engine holds to choose each batch from, and
+/// so how much less the queue itself holds: `limits.queue_capacity`
+/// bounds both together.
+pub fn lookahead(queue_capacity: usize, max_batch: usize) -> usize {
+    (4 * max_batch).min(queue_capacity / 2).max(1)
 }
 
 /// The next batch from `pending` (oldest first): the oldest job always,

@@ -348,9 +348,10 @@ async fn submit<T>(
             ))
         }
     }
+    let pending = s.metrics.pending.load(std::sync::atomic::Ordering::Relaxed);
     s.metrics
         .queue_depth
-        .set((s.queue.max_capacity() - s.queue.capacity()) as i64);
+        .set((s.queue.max_capacity() - s.queue.capacity() + pending) as i64);
     let limit = Duration::from_millis(s.cfg.limits.request_timeout_ms);
     match tokio::time::timeout(limit, rx).await {
         Ok(Ok(r)) => r,

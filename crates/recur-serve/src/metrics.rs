@@ -23,6 +23,9 @@ pub struct Metrics {
     pub stages: HistogramVec,
     pub batch_size: Histogram,
     pub queue_depth: IntGauge,
+    /// Jobs the engine has taken off the queue and not yet run (its
+    /// look-ahead window), counted in `queue_depth` too.
+    pub pending: std::sync::atomic::AtomicUsize,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// Drift of the rows `/v1/classify` has seen against the training rows.
@@ -130,6 +133,7 @@ impl Metrics {
             stages,
             batch_size,
             queue_depth,
+            pending: Default::default(),
             cache_hits,
             cache_misses,
             drift,
