@@ -295,9 +295,23 @@ pub fn refuse_inside(dir: &Path, output: &Path) -> Result<()> {
 /// not exist yet) from passing for another file than `input.csv`. `None`
 /// only where even the working folder cannot be resolved.
 pub fn resolve(path: &Path) -> Option<PathBuf> {
+    resolve_within(path, 8)
+}
+
+fn resolve_within(path: &Path, links: usize) -> Option<PathBuf> {
     use std::path::Component;
     if let Ok(p) = std::fs::canonicalize(path) {
         return Some(p);
+    }
+    // A link to a place not made yet: where it points (a write follows it
+    // and makes the folders on the way), a few links deep at most.
+    if links > 0 && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let to = std::fs::read_link(path).ok()?;
+        let to = match path.parent() {
+            Some(p) if to.is_relative() => p.join(to),
+            _ => to,
+        };
+        return resolve_within(&to, links - 1);
     }
     let parts: Vec<Component> = path.components().collect();
     for k in (0..parts.len()).rev() {
@@ -424,6 +438,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("two outputs name one file"), "{e}");
+        // A dangling link to the input through a folder not made yet.
+        #[cfg(unix)]
+        {
+            let link = d.path().join("o.csv");
+            std::os::unix::fs::symlink("new2/../in.csv", &link).unwrap();
+            let e = check_outputs(&input, &m, &[&link]).unwrap_err().to_string();
+            assert!(e.contains("is the input file"), "{e}");
+        }
         // A new file in a new folder is fine, and nothing was made.
         let fresh = d.path().join("new/out.csv");
         check_outputs(&input, &m, &[&fresh]).unwrap();
