@@ -166,25 +166,40 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
     // A model directory is replaced as a whole, so a file its manifest
     // does not list (a user's data or config put there) would go with the
     // old one. `report.html` is recur's own, written beside the model.
+    // (Hidden files, a .DS_Store or an editor's swap file, are not asked
+    // about.) Without a manifest to tell the model's files from others,
+    // every other file is a stranger's.
     let manifest = dir.join(recur_core::dirwrite::MANIFEST);
-    if let Ok(m) = read_json::<recur_core::dirwrite::Manifest>(&manifest) {
-        let foreign: Vec<&str> = files
-            .iter()
-            .map(String::as_str)
-            .filter(|n| {
-                *n != recur_core::dirwrite::MANIFEST
-                    && *n != "report.html"
-                    && !m.files.contains_key(*n)
-            })
-            .collect();
-        if !foreign.is_empty() {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let listed = match read_json::<recur_core::dirwrite::Manifest>(&manifest) {
+        Ok(m) => m.files,
+        Err(e) => {
             return Err(Error::Msg(format!(
-                "{} holds files that are not part of its model ({}; {} does not list them): writing the model replaces the directory and would delete them. Move them out, or choose another folder for --out",
+                "{} holds a model but no readable {} ({e}), so its files cannot be told from others that writing the model would delete: choose another folder for --out, or empty this one",
                 dir.display(),
-                foreign.join(", "),
                 recur_core::dirwrite::MANIFEST
-            )));
+            )))
         }
+    };
+    let foreign: Vec<&str> = files
+        .iter()
+        .map(String::as_str)
+        .filter(|n| {
+            *n != recur_core::dirwrite::MANIFEST
+                && *n != "report.html"
+                && !n.starts_with('.')
+                && !listed.contains_key(*n)
+        })
+        .collect();
+    if !foreign.is_empty() {
+        return Err(Error::Msg(format!(
+            "{} holds files that are not part of its model ({}; {} does not list them): writing the model replaces the directory and would delete them. Move them out, or choose another folder for --out",
+            dir.display(),
+            foreign.join(", "),
+            recur_core::dirwrite::MANIFEST
+        )));
     }
     Ok(())
 }
@@ -691,5 +706,12 @@ mod tests {
             "{e}"
         );
         assert!(dir.join("train.csv").exists() && dir.join("lvm").is_dir());
+        std::fs::remove_file(dir.join("train.csv")).unwrap();
+        std::fs::write(dir.join(".DS_Store"), b"").unwrap();
+        check_out_dir(&dir).unwrap();
+        // No manifest: its files cannot be told from a user's.
+        std::fs::remove_file(dir.join(recur_core::dirwrite::MANIFEST)).unwrap();
+        let e = check_out_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("no readable manifest.json"), "{e}");
     }
 }
