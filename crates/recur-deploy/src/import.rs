@@ -612,14 +612,11 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         "n_heads",
         "heads",
     ] {
-        if let Some(v) = config.get(k).filter(|v| v.as_u64().is_none()) {
+        if let Some(v) = config.get(k).filter(|v| !v.is_null() && whole(v).is_none()) {
             problems.push(format!("model_config {k} is {v}: expected a whole number"));
         }
     }
-    let get = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| config.get(*k).and_then(Value::as_u64))
-    };
+    let get = |keys: &[&str]| keys.iter().find_map(|k| config.get(*k).and_then(whole));
     let mut checks: Vec<(&[&str], usize)> = vec![(&["input_dim"][..], input_dim)];
     if !is_amn {
         checks.push((&["d_model", "hidden_dim"][..], d_model));
@@ -707,6 +704,16 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         tensors: ordered,
         source_config: config,
         warnings,
+    })
+}
+
+/// A size as a model_config states it: a whole number, written as an
+/// integer or as a float with nothing after the point (`768.0`).
+fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..9.0e15).contains(f))
+            .map(|f| f as u64)
     })
 }
 

@@ -198,16 +198,16 @@ fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
     })
     .unwrap();
     assert!(e.contains("context_length is 0"), "{e}");
-    // A stated size that is not a whole number (`N`, None, in its place):
-    // named, not ignored.
+    // A stated size that is not a whole number (`X`, a string, in its
+    // place): named, not ignored.
     let e = edit("data.pkl", &|b| {
         let at = b.windows(14).position(|w| w == b"context_length").unwrap();
         let k = at + b[at..].iter().position(|&c| c == b'K').unwrap();
-        b.splice(k..k + 2, [b'N']);
+        b.splice(k..k + 2, *b"X\x03\x00\x00\x00abc");
     })
     .unwrap();
     assert!(
-        e.contains("context_length is null") && e.contains("whole number"),
+        e.contains("context_length is \"abc\"") && e.contains("whole number"),
         "{e}"
     );
     // A memo bomb: a list doubled 64 times through the memo.
