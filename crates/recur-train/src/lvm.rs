@@ -168,7 +168,18 @@ fn fit_in_precision(
             };
             progress.advance(1, &status);
         }
-        let vs = stats(&predict(&model, val, dev)?, &val.targets, val.dim);
+        // predict refuses non-finite predictions; here they mean the
+        // model diverged, not that the validation vectors are too large.
+        let pred = predict(&model, val, dev).map_err(|e| {
+            if e.to_string().contains("NaN or infinity") {
+                Error::Msg(format!(
+                    "training diverged at epoch {epoch}: the validation predictions hold NaN or infinity; lower training.learning_rate"
+                ))
+            } else {
+                Error::from(e)
+            }
+        })?;
+        let vs = stats(&pred, &val.targets, val.dim);
         progress.finish();
         let rec = LvmEpoch {
             epoch,
