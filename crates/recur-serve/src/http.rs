@@ -644,7 +644,7 @@ fn row_values(
 /// Whether a text holds a character the sentence encoder keeps: BERT's
 /// cleaning drops NUL, U+FFFD, control, format and private-use characters
 /// (Cc, Cf, Co) and folds whitespace, and its accent stripping drops
-/// nonspacing marks. These are the tables of the `unicode_categories`
+/// nonspacing marks (Mn). These are the tables of the `unicode_categories`
 /// crate, which the `tokenizers` crate's BERT normaliser reads: a text of
 /// only such characters (a right-to-left override, variation selectors, a
 /// tag space) reached the model as nothing at all and got a confident
@@ -656,8 +656,7 @@ fn visible(t: &str) -> bool {
             || c == '\u{FFFD}'
             || c.is_whitespace()
             || c.is_other()
-            || c.is_mark_nonspacing()
-            || c.is_mark_enclosing())
+            || c.is_mark_nonspacing())
     })
 }
 
