@@ -150,20 +150,25 @@ pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>
         let (x, _) = batch(w, c, dev)?;
         out.extend(model.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
-    finite_predictions(out, w.dim, &w.contexts)
+    finite_predictions(out, w.dim, largest(&w.contexts))
+}
+
+/// The largest magnitude among `values` (what [`finite_predictions`]
+/// names).
+pub fn largest(values: &[f32]) -> f32 {
+    values.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
 /// `pred` (vectors of `dim`) as it is, or an error naming the first window
 /// whose prediction holds NaN or infinity: finite inputs too large for the
-/// model (the largest of `contexts` is named) overflow inside it, and a
-/// NaN vector must never pass for a prediction.
-pub fn finite_predictions(pred: Vec<f32>, dim: usize, contexts: &[f32]) -> CResult<Vec<f32>> {
+/// model (`largest` is the inputs' largest magnitude, named) overflow
+/// inside it, and a NaN vector must never pass for a prediction.
+pub fn finite_predictions(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<Vec<f32>> {
     match pred.iter().position(|x| !x.is_finite()) {
         None => Ok(pred),
         Some(k) => Err(candle_core::Error::Msg(format!(
-            "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {:e}); the model takes vectors like its training ones (unit length)",
+            "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {largest:e}); the model takes vectors like its training ones (unit length)",
             k / dim.max(1),
-            contexts.iter().fold(0f32, |m, x| m.max(x.abs()))
         ))),
     }
 }
@@ -234,7 +239,7 @@ pub fn report(
 ) -> Result<LvmReport> {
     // Never a NaN figure: a window the model overflows on is an error.
     let finite = |p: Vec<f32>, w: &VectorWindows| -> Result<Vec<f32>> {
-        Ok(finite_predictions(p, w.dim, &w.contexts)?)
+        Ok(finite_predictions(p, w.dim, largest(&w.contexts))?)
     };
     let score = |pred: &dyn Fn(&VectorWindows) -> CResult<Vec<f32>>| -> Result<Scored> {
         let v = stats(&finite(pred(val)?, val)?, &val.targets, val.dim);

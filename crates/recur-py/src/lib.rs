@@ -434,9 +434,10 @@ impl Lvm {
         }
         let x = windows.as_slice()?.to_vec();
         let out: Vec<f32> = compute(py, || -> candle_core::Result<Vec<f32>> {
-            let t = Tensor::from_slice(&x, (n, c, d), &Device::Cpu)?;
+            let largest = recur_deploy::lvm_eval::largest(&x);
+            let t = Tensor::from_vec(x, (n, c, d), &Device::Cpu)?;
             let p = self.m.predict(&t)?.flatten_all()?.to_vec1()?;
-            recur_deploy::lvm_eval::finite_predictions(p, d, &x)
+            recur_deploy::lvm_eval::finite_predictions(p, d, largest)
         })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyArray1::from_vec(py, out).reshape([n, d])?.into_any())
