@@ -772,6 +772,14 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 json,
             } => {
                 use recur_dev::encode_bench;
+                // Not over the sentences, nor into an encoder folder.
+                let folder = Path::new(&encoder);
+                let models: Vec<&Path> = if folder.is_dir() {
+                    vec![folder]
+                } else {
+                    vec![]
+                };
+                recur_core::fsx::check_io(&[&input], &models, &Vec::from_iter(json.as_deref()))?;
                 let texts = encode_bench::read_sentences(&input)?;
                 let enc = text::encoder(&encoder, &dev, !cli.quiet)?;
                 let threads = candle_core::utils::get_num_threads();

@@ -61,6 +61,13 @@ pub fn embed(
     dev: &Device,
     progress: bool,
 ) -> Result<()> {
+    if let Some(out) = &output {
+        // Never into the encoder's folder (its model.safetensors).
+        let folder = std::path::Path::new(encoder_spec);
+        if folder.is_dir() {
+            recur_core::fsx::refuse_inside(folder, out)?;
+        }
+    }
     let texts = if texts.is_empty() {
         recur_text::encoder::read_texts(std::io::stdin().lock(), "standard input")?
     } else {
