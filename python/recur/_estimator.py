@@ -315,15 +315,22 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             return n, m.score_array(X)
         names, cols, from_frame = _columns(X, "X")
         if not from_frame and not isinstance(X, dict):
-            # An array's columns are the model's features, in order (as
-            # scikit-learn reads an array given to a model fitted on a
-            # DataFrame), whatever its dtype or memory layout.
-            if len(cols) != len(m.features):
+            # An array's columns are positional, whatever its dtype or
+            # memory layout (as scikit-learn reads an array given to a
+            # model fitted on a DataFrame): the columns fit saw (the model
+            # then reads the features it kept), or the kept features alone.
+            fitted_names = list(getattr(self, "feature_names_in_", []))
+            n_in = getattr(self, "n_features_in_", None)
+            if n_in is not None and len(cols) == n_in:
+                names = fitted_names or [f"x{j}" for j in range(n_in)]
+            elif len(cols) == len(m.features):
+                names = list(m.features)
+            else:
+                seen = f"the {n_in} columns fit saw, or " if n_in is not None else ""
                 raise ValueError(
-                    f"X has {len(cols)} columns; the model reads {len(m.features)} features, "
-                    f"in this order: {', '.join(m.features)}"
+                    f"X has {len(cols)} columns; give {seen}the {len(m.features)} features "
+                    f"the model reads, in this order: {', '.join(m.features)}"
                 )
-            names = list(m.features)
         n = len(cols[0]) if cols else 0
         if check:
             self._check_rows(n)
@@ -368,9 +375,20 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.shape != p.shape:
             raise ValueError(f"y has shape {y.shape}; give one label per row of X ({p.shape[0]})")
+        if y.dtype.kind not in "biuf":
+            # Labels as named: the positive one is 1.
+            positive = self.get_params().get("positive_label")
+            if positive is None:
+                raise ValueError("y holds names: give 0/1 labels, or set positive_label")
+            y = (y.astype(str) == str(positive)).astype(np.float64)
         keep = ~np.isnan(p)
-        w = None if sample_weight is None else np.asarray(sample_weight)[keep]
-        return float(accuracy_score(y[keep], p[keep].astype(y.dtype, copy=False), sample_weight=w))
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != p.shape:
+                raise ValueError(f"sample_weight has shape {w.shape}; give one weight per row of X ({p.shape[0]})")
+            w = w[keep]
+        return float(accuracy_score(y[keep].astype(np.float64), p[keep], sample_weight=w))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The log-odds of the calibrated probability, per row (NaN where

@@ -186,6 +186,14 @@ def test_fit_with_y_apart_and_a_numpy_array(rainfall):
     assert m.n_features_in_ == X.shape[1] and not hasattr(m, "feature_names_in_")
     p = m.predict_proba(X)
     assert p.shape == (3000, 2) and np.isnan(p[0, 1]) and not np.isnan(p[-1, 1])
+    # A model that kept some of the columns reads the array fit saw, or
+    # the kept columns alone, alike.
+    sub = recur.LSTMClassifier(sequence_length=8, hidden_size=8, epochs=1, horizon=1,
+                               features=["x0", "x2"]).fit(X, y)
+    assert sub.features_ == ["x0", "x2"]
+    assert same(sub.predict_proba(X.astype(np.float64)), sub.predict_proba(X[:, [0, 2]].astype(np.float64)))
+    with pytest.raises(ValueError, match=f"X has 4 columns; give the {X.shape[1]} columns fit saw"):
+        sub.predict_proba(X[:, :4].astype(np.float64))
 
 
 def test_lstm_fcn_fits_saves_and_loads_as_the_cli_does(rainfall, tmp_path):
