@@ -308,6 +308,17 @@ impl Config {
         let m = &self.model;
         let t = &self.training;
         let s = &self.data.split;
+        if self
+            .data
+            .path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return bad(
+                "data.path",
+                "is empty: give the CSV or Parquet file (relative to the config's folder)".into(),
+            );
+        }
         if m.sequence_length == 0 {
             return bad("model.sequence_length", "must be at least 1".into());
         }
@@ -659,6 +670,7 @@ mod tests {
             ("cost: {fn: .inf}\n", "cost.fn"),
             ("drift: {psi: -1}\n", "drift.psi"),
             ("trees: {lags: [1, 0]}\n", "trees.lags"),
+            ("data:\n  path: ''\n", "data.path"),
             (
                 "training: {weight_decay: .nan}\n",
                 "training.grad_clip / weight_decay",

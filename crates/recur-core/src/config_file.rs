@@ -29,7 +29,9 @@ pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String
     let mut cfg: T = parse(&text, &path.display().to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in cfg.paths_mut() {
-        if p.is_relative() {
+        // An empty path stays empty, for validation to name (joined, it
+        // read as the config's folder: "is a folder; give a file").
+        if p.is_relative() && !p.as_os_str().is_empty() {
             *p = base.join(&*p);
         }
     }
