@@ -299,6 +299,16 @@ fn select_features_prints_every_statistic_and_bad_settings_are_clear() {
     let cfg = config(d.path(), "ensemble: {}\n");
     let e = err(&recur(&["train", "--config", cfg.to_str().unwrap()]));
     assert!(e.contains("ensemble") && e.contains("trees:"), "{e}");
+    // Lags longer than the data: the key is named.
+    let cfg = config(d.path(), "trees: {lags: [100000]}\n");
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        d.path().join("lags").to_str().unwrap(),
+    ]));
+    assert!(e.contains("trees.lags (largest 100000)"), "{e}");
 }
 
 /// Training never writes over what it reads: `--report-html` naming the

@@ -114,9 +114,10 @@ impl TreeModel {
         let (xv, yv) = d.part(labels, &val);
         if yt.is_empty() || yv.is_empty() {
             return Err(Error::Msg(format!(
-                "the trees need labelled rows in training ({}) and validation ({})",
+                "the trees need labelled rows in training ({}) and validation ({}); a row needs its lags, so trees.lags (largest {}) must leave rows of each part",
                 yt.len(),
-                yv.len()
+                yv.len(),
+                cfg.lags.iter().max().copied().unwrap_or(0)
             )));
         }
         let (wt, wv) = (vec![1.0; yt.len()], vec![1.0; yv.len()]);
