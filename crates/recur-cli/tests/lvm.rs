@@ -286,6 +286,29 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         md.starts_with("| model |") && md.contains("| m | lstm |"),
         "{md}"
     );
+    // Two folders of one name are told apart by their paths.
+    let twin = d.path().join("twin").join("m");
+    std::fs::create_dir_all(&twin).unwrap();
+    for f in std::fs::read_dir(&out).unwrap().flatten() {
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), twin.join(f.file_name())).unwrap();
+        }
+    }
+    let both = ok(&recur(&[
+        "lvm",
+        "leaderboard",
+        "--models",
+        out.to_str().unwrap(),
+        twin.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+    ]));
+    for p in [&out, &twin] {
+        assert!(
+            both.contains(&format!("| {} | lstm |", p.display())),
+            "{both}"
+        );
+    }
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&lb).unwrap()).unwrap();
     let row = &rows[0];

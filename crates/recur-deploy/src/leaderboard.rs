@@ -225,6 +225,11 @@ pub fn run(
     }
     let ood_w = ood.map(read).transpose()?;
     let mut entries = Vec::new();
+    // Each model by its folder's name, or by its path where two folders
+    // share a name (runs/a/lvm and runs/b/lvm).
+    let short = |d: &std::path::Path| d.file_name().map(|n| n.to_string_lossy().to_string());
+    let shared =
+        |d: &std::path::Path| loaded.iter().filter(|(o, _)| short(o) == short(d)).count() > 1;
     for (dir, m) in &loaded {
         if m.arch.context != c {
             return Err(Error::Msg(format!(
@@ -236,9 +241,10 @@ pub fn run(
         for (w, p) in std::iter::once((&val, data)).chain(ood_w.as_ref().zip(ood)) {
             crate::lvm_eval::check_dim(w, m.arch.input_dim, p)?;
         }
-        let name = dir.file_name().map_or(dir.display().to_string(), |n| {
-            n.to_string_lossy().to_string()
-        });
+        let name = match short(dir) {
+            Some(n) if !shared(dir) => n,
+            _ => dir.display().to_string(),
+        };
         let mut e = measure(&name, m, &val, ood_w.as_ref(), dev, progress)?;
         if let Ok(h) = recur_core::fsx::read_json::<Vec<crate::lvm_eval::LvmEpoch>>(
             &dir.join(crate::model_dir::LVM_HISTORY),
