@@ -106,6 +106,10 @@ class Lvm:
                         raise ValueError(
                             f"vectors have shape {v.shape} and article_indices {a.shape}; give [n, D] and [n]"
                         )
+                    # Named here, not as the temporary file they go through.
+                    bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+                    if bad.size:
+                        raise ValueError(f"vectors row {bad[0]} holds NaN or infinity; every value must be finite")
                     chunk = np.zeros_like(a)
                     for i in range(1, len(a)):
                         chunk[i] = chunk[i - 1] + 1 if a[i] == a[i - 1] else 0

@@ -66,6 +66,11 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     bad[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="window 1"):
         m.predict(bad)
+    # A NaN in the training arrays is named by row, not by a temporary file.
+    bad_v = v.copy()
+    bad_v[7, 3] = np.nan
+    with pytest.raises(ValueError, match="vectors row 7 holds NaN"):
+        recur.Lvm.train(tmp_path / "nan", CONFIG, vectors=bad_v, article_indices=a)
     # Finite but too large for the model: an error, not NaN vectors.
     with pytest.raises(ValueError, match="window 0.*too large"):
         m.predict(np.full((2, C, D), 3e38, dtype=np.float32))
