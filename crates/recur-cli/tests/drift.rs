@@ -109,6 +109,18 @@ fn drift_exits_1_on_the_later_years_0_on_earlier_blocks_and_2_on_errors() {
     // Errors: exit 2 with the reason.
     let e = err(&recur(&["drift", "--model", m, "--input", "nope.csv"]));
     assert!(e.contains("nope.csv"), "{e}");
+    // An edited reference (its quantiles emptied, which indexed out of
+    // bounds) is refused as changed, before anything reads it.
+    let r = model.join("reference.json");
+    let text = std::fs::read_to_string(&r).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["features"][0]["quantiles"] = serde_json::json!([]);
+    std::fs::write(&r, v.to_string()).unwrap();
+    let e = err(&recur(&["drift", "--model", m, "--input", &later]));
+    assert!(
+        e.contains("reference.json (changed)") && !e.contains("panicked"),
+        "{e}"
+    );
     std::fs::remove_file(model.join("reference.json")).unwrap();
     let e = err(&recur(&["drift", "--model", m, "--input", &later]));
     assert!(e.contains("reference.json"), "{e}");

@@ -317,6 +317,35 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
     }
 }
 
+/// One file of `dir` against its manifest: an error naming it when the
+/// manifest lists it with another digest or it is missing; nothing to say
+/// when there is no manifest or it does not list the file.
+pub fn check_listed(dir: &Path, name: &str) -> Result<()> {
+    let p = dir.join(MANIFEST);
+    if !p.exists() {
+        return Ok(());
+    }
+    let m: Manifest = read_json(&p)?;
+    let Some(sha) = m.files.get(name) else {
+        return Ok(());
+    };
+    let f = dir.join(name);
+    let why = if !f.is_file() {
+        "missing"
+    } else if &sha256_file(&f)? != sha {
+        "changed"
+    } else {
+        return Ok(());
+    };
+    Err(Error::checkpoint(
+        dir,
+        format!(
+            "{name} ({why}) differs from {MANIFEST} (run {}): it was edited or mixed with another run's; retrain, or restore it",
+            m.run
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
