@@ -596,13 +596,13 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 let mut inputs = vec![config.as_path()];
                 inputs.extend(cfg.data.path.as_deref());
                 let own = out.join("report.html");
-                let inside_ok = recur_core::fsx::resolve(html) == recur_core::fsx::resolve(&own);
-                let models = if inside_ok {
-                    vec![]
+                if recur_core::fsx::resolve(html) == recur_core::fsx::resolve(&own) {
+                    for input in &inputs {
+                        recur_core::fsx::refuse_overwrite(input, html)?;
+                    }
                 } else {
-                    vec![out.as_path()]
-                };
-                recur_core::fsx::check_io(&inputs, &models, &[html])?;
+                    recur_core::fsx::check_io(&inputs, &[out.as_path()], &[html])?;
+                }
             }
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             print!("{report}");
@@ -634,6 +634,10 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
         } => {
             use recur_train::tune::{tune, Trial, TRIAL_HEADER};
             let progress = !cli.quiet;
+            // best.yaml and trials.json never replace the config searched,
+            // nor land in a model directory.
+            let (best, log) = (out.join("best.yaml"), out.join("trials.json"));
+            recur_core::fsx::check_io(&[&config], &[], &[&best, &log])?;
             if recur_core::config_file::is_lvm_config(&config)? {
                 return lvm::tune(&config, trials, jobs, &out, &dev, progress);
             }

@@ -62,11 +62,13 @@ pub fn embed(
     progress: bool,
 ) -> Result<()> {
     if let Some(out) = &output {
-        // Never into the encoder's folder (its model.safetensors).
+        // Never into the encoder's folder (its model.safetensors), nor into
+        // a model directory.
         let folder = std::path::Path::new(encoder_spec);
         if folder.is_dir() {
             recur_core::fsx::refuse_inside(folder, out)?;
         }
+        recur_core::fsx::refuse_into_model_dir(out)?;
     }
     let texts = if texts.is_empty() {
         recur_text::encoder::read_texts(std::io::stdin().lock(), "standard input")?

@@ -183,6 +183,25 @@ fn corpus_build_makes_a_training_file_from_documents() {
         e.contains("zero.jsonl") && e.contains("not a regular file"),
         "{e}"
     );
+    // An input named as the build report would be is not replaced by it.
+    let named = d.path().join("z.build.json");
+    std::fs::write(&named, b"{\"id\": \"a\", \"text\": \"One. Two.\"}\n").unwrap();
+    let e = err(&recur(&[
+        "corpus",
+        "build",
+        "--encoder",
+        &m,
+        "--input",
+        named.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--out",
+        d.path().join("z.npz").to_str().unwrap(),
+    ]));
+    assert!(e.contains("is the input file"), "{e}");
+    assert!(std::fs::read_to_string(&named)
+        .unwrap()
+        .starts_with("{\"id\""));
 }
 
 #[test]

@@ -62,6 +62,22 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
         .map(|t| t["number"].as_u64().unwrap())
         .collect();
     assert_eq!(numbers, vec![0, 1, 2]);
+    // Its outputs never replace the config searched.
+    let own = out.join("best.yaml");
+    let before = std::fs::read(&own).unwrap();
+    std::fs::copy(&cfg, &own).unwrap();
+    let e = err(&recur(&[
+        "tune",
+        "--config",
+        own.to_str().unwrap(),
+        "--trials",
+        "3",
+        "--out",
+        o,
+    ]));
+    assert!(e.contains("is the input file"), "{e}");
+    assert_eq!(std::fs::read(&own).unwrap(), std::fs::read(&cfg).unwrap());
+    std::fs::write(&own, before).unwrap();
     // Trial 0 is the config as given.
     assert_eq!(first[0]["params"]["sequence_length"], 4);
     assert_eq!(first[0]["params"]["hidden_size"], 4);

@@ -234,6 +234,7 @@ pub fn check_io(inputs: &[&Path], models: &[&Path], outputs: &[&Path]) -> Result
         for input in inputs {
             refuse_overwrite(input, out)?;
         }
+        refuse_into_model_dir(out)?;
         for model in models {
             refuse_inside(model, out)?;
         }
@@ -246,6 +247,26 @@ pub fn check_io(inputs: &[&Path], models: &[&Path], outputs: &[&Path]) -> Result
                     out.display()
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an output that would land in any recur model directory (a
+/// folder with a `manifest.json`), not only the command's own `--model`:
+/// its files are checked against each other on load, and one written over
+/// (a checkpoint, its report) breaks the model.
+pub fn refuse_into_model_dir(output: &Path) -> Result<()> {
+    let Some(p) = resolve(output) else {
+        return Ok(());
+    };
+    if let Some(dir) = p.parent() {
+        if dir.join(crate::dirwrite::MANIFEST).is_file() {
+            return Err(Error::Msg(format!(
+                "the output {} lies inside the model directory {}: write it elsewhere",
+                output.display(),
+                dir.display()
+            )));
         }
     }
     Ok(())
@@ -446,6 +467,14 @@ mod tests {
             let e = check_outputs(&input, &m, &[&link]).unwrap_err().to_string();
             assert!(e.contains("is the input file"), "{e}");
         }
+        // Into any model directory, not only the command's own.
+        let other = d.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join(crate::dirwrite::MANIFEST), b"{}").unwrap();
+        let e = check_io(&[], &[], &[&other.join("report.json")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inside the model directory"), "{e}");
         // A new file in a new folder is fine, and nothing was made.
         let fresh = d.path().join("new/out.csv");
         check_outputs(&input, &m, &[&fresh]).unwrap();

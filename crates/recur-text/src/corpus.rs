@@ -310,12 +310,16 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport> {
-    // The output (and its .texts.jsonl) must not replace an input.
-    let texts = sibling(out, "texts.jsonl");
-    for i in inputs {
-        recur_core::fsx::refuse_overwrite(i, out)?;
-        recur_core::fsx::refuse_overwrite(i, &texts)?;
-    }
+    // The output (and its .texts.jsonl and .build.json) must not replace
+    // an input, nor land in a model directory.
+    let siblings = [
+        out.to_path_buf(),
+        sibling(out, "texts.jsonl"),
+        sibling(out, "build.json"),
+    ];
+    let ins: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let outs: Vec<&Path> = siblings.iter().map(PathBuf::as_path).collect();
+    recur_core::fsx::check_io(&ins, &[], &outs)?;
     let (articles, reports) = plan(inputs, opts)?;
     if articles.is_empty() {
         let why: Vec<String> = reports.iter().map(InputReport::summary).collect();
