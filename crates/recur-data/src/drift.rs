@@ -303,7 +303,8 @@ mod tests {
         };
         write(&good);
         assert!(Reference::read(d.path()).unwrap().is_some());
-        let cases: [(&str, fn(&mut FeatureReference)); 4] = [
+        type Damage = fn(&mut FeatureReference);
+        let cases: [(&str, Damage); 4] = [
             ("quantiles", |f| f.quantiles.clear()),
             ("deciles", |f| f.deciles.reverse()),
             ("bin_shares", |f| {
