@@ -39,17 +39,19 @@ pub struct BenchArgs {
 /// a child process on a free loopback port.
 pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()> {
     let messages = load::read_messages(a.messages.as_deref())?;
-    let opts = |url: String| LoadOptions {
+    // A server given by --url is up already or soon (30 s); the child
+    // started here loads its models first (up to 300 s).
+    let opts = |url: String, wait_s: u64| LoadOptions {
         url,
         clients: a.clients,
         requests: a.requests,
         turns: a.turns,
         fresh: a.fresh,
         messages: messages.clone(),
-        wait_s: 300,
+        wait_s,
     };
     let report = match &a.url {
-        Some(u) => load::run(&opts(u.clone()), progress)?,
+        Some(u) => load::run(&opts(u.clone(), 30), progress)?,
         None => {
             // Refuse a bad config here, before a silent child fails on it.
             recur_serve::config::ServeConfig::resolve(a.config.as_deref(), None, None)?;
@@ -60,7 +62,7 @@ pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()>
                 server.url,
                 server.pid()
             );
-            load::run(&opts(server.url.clone()), progress)?
+            load::run(&opts(server.url.clone(), 300), progress)?
         }
     };
     print!("{report}");

@@ -85,6 +85,19 @@ fn serve_without_the_demo_or_a_config_says_what_to_do() {
     std::fs::write(&bad, "models: []\n").unwrap();
     let e = err(&recur(&["serve", "--config", bad.to_str().unwrap()]));
     assert!(e.contains("models") && e.contains("at least one"), "{e}");
+    // bench serve with a --url that names no server says so at once (it
+    // waited 300 s for its /health).
+    let t = std::time::Instant::now();
+    let e = err(&recur(&[
+        "bench",
+        "serve",
+        "--url",
+        "notaurl",
+        "--requests",
+        "1",
+    ]));
+    assert!(e.contains("notaurl") && e.contains("http://"), "{e}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
 }
 
 /// A short window (`min_context`) is the context `/chat` builds from as

@@ -279,6 +279,23 @@ pub fn run(o: &LoadOptions, progress: bool) -> Result<LoadReport> {
         ));
     }
     let url = o.url.trim_end_matches('/').to_string();
+    // A URL that cannot name a server is an error at once, not after the
+    // wait for its /health.
+    let uri = ureq::http::Uri::try_from(url.as_str()).ok();
+    let good = uri.as_ref().is_some_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+    });
+    if !good {
+        return Err(Error::Msg(format!(
+            "--url {url:?} is not an http:// address of a server; give one such as http://127.0.0.1:8080"
+        )));
+    }
+    if progress {
+        eprintln!(
+            "waiting for {url}/health to answer 200 (up to {} s)",
+            o.wait_s
+        );
+    }
     wait_ready(&url, o.wait_s)?;
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
