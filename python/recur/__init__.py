@@ -91,6 +91,15 @@ class Lvm:
         chunks in order) and `article_indices` (`[n]`, the document of
         each chunk), written to a chunks .npz for the run."""
         out = os.fspath(out)
+        if not out:
+            raise ValueError("out is empty: give the model directory to write")
+        if vectors is not None and isinstance(config, (str, os.PathLike)):
+            raise ValueError(
+                "with vectors, give config as a dict of a config file's sections "
+                "(a config file names its own data.train)"
+            )
+        if config is not None and not isinstance(config, (str, os.PathLike, dict)):
+            raise TypeError(f"config is {type(config).__name__}: give a config file's path or a dict of its sections")
         cb = _progress_callback(progress)
         with tempfile.TemporaryDirectory(prefix="recur-lvm-") as tmp:
             if isinstance(config, (str, os.PathLike)) and vectors is None:

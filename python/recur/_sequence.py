@@ -159,6 +159,10 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != len(series):
             raise ValueError(f"y has shape {y_arr.shape}; give one label per series ({len(series)})")
+        # A missing label is not a class (as scikit-learn refuses it).
+        missing = [i for i, v in enumerate(y_arr.tolist()) if v is None or (isinstance(v, float) and v != v)]
+        if missing:
+            raise ValueError(f"y[{missing[0]}] is missing (NaN or None); give every series a label")
         labels = [str(v) for v in y_arr]
         originals: dict[str, Any] = {}
         for s, v in zip(labels, y_arr.tolist()):

@@ -66,6 +66,12 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     bad[1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="window 1"):
         m.predict(bad)
+    with pytest.raises(ValueError, match="give config as a dict"):
+        recur.Lvm.train(tmp_path / "p", "some.yaml", vectors=v, article_indices=a)
+    with pytest.raises(TypeError, match="config is int"):
+        recur.Lvm.train(tmp_path / "p", 42, vectors=v, article_indices=a)
+    with pytest.raises(ValueError, match="out is empty"):
+        recur.Lvm.train("", CONFIG, vectors=v, article_indices=a)
     # A NaN in the training arrays is named by row, not by a temporary file.
     bad_v = v.copy()
     bad_v[7, 3] = np.nan

@@ -117,6 +117,8 @@ def test_nan_is_a_missing_value_filled_within_its_channel(fitted):
 def test_bad_input_says_what_is_wrong(fitted):
     with pytest.raises(ValueError, match="one label per series"):
         recur.SequenceClassifier().fit([np.zeros((5, 1))] * 3, [0, 1])
+    with pytest.raises(ValueError, match=r"y\[1\] is missing"):
+        recur.SequenceClassifier(epochs=1).fit([np.random.rand(5, 1) for _ in range(4)], [0.0, np.nan, 1.0, 0.0])
     with pytest.raises(ValueError, match="at least two"):
         recur.SequenceClassifier(epochs=1).fit([np.random.rand(5, 1) for _ in range(10)], ["a"] * 10)
     with pytest.raises(ValueError, match="not a finite number"):
