@@ -86,7 +86,7 @@ class Lvm:
     ) -> "Lvm":
         """Trains an LVM into the model directory `out` and loads it.
         `config` is a config file's path or a dict of its sections (see
-        configs/lvm.yaml). The training data is the config's `data.train`
+        configs/lvm.yaml); with `vectors`, a dict. The training data is the config's `data.train`
         (.npz), or the arrays `vectors` (float32 `[n, D]`, a document's
         chunks in order) and `article_indices` (`[n]`, the document of
         each chunk), written to a chunks .npz for the run."""
