@@ -126,6 +126,23 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
         "--out",
         d.path().join("m").to_str().unwrap(),
     ]));
+    // Trials of another config (here one more epoch) are not resumed as
+    // this one's, and the file stays as it was.
+    let other = d.path().join("other.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&other, text.replace("epochs: 3", "epochs: 4")).unwrap();
+    let before = std::fs::read(out.join("trials.json")).unwrap();
+    let e = err(&recur(&[
+        "tune",
+        "--config",
+        other.to_str().unwrap(),
+        "--trials",
+        "6",
+        "--out",
+        o,
+    ]));
+    assert!(e.contains("the trials of another search"), "{e}");
+    assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
     // A damaged trials file is an error naming it, not a fresh start.
     std::fs::write(out.join("trials.json"), "[{\"number\": 0,").unwrap();
     let e = err(&recur(&[

@@ -195,6 +195,16 @@ pub trait Objective: Sync {
     /// Trains with `p`, calling `epoch` with the validation score after
     /// every epoch; training stops when it returns false.
     fn run(&self, p: &Self::Params, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome>;
+    /// What the trials' scores depend on besides their parameters (the
+    /// config without its `tune:` section, as a digest): a search resumes
+    /// only trials run on the same.
+    fn fingerprint(&self) -> String;
+}
+
+/// `out/search.json`: the fingerprint of the search `trials.json` belongs to.
+#[derive(Serialize, serde::Deserialize)]
+struct SearchOf {
+    fingerprint: String,
 }
 
 /// Every trial in `out/trials.json`, the best complete one, and how many
@@ -261,6 +271,21 @@ pub fn search<O: Objective>(
 ) -> Result<Searched<O::Params>> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let file = out.join("trials.json");
+    // Trials of another config (other features, another context, the
+    // other job) would be resumed as this one's and reported against it.
+    let of = out.join("search.json");
+    let fingerprint = obj.fingerprint();
+    if file.exists() && of.exists() {
+        let was: SearchOf = read_json(&of)?;
+        if was.fingerprint != fingerprint {
+            return Err(Error::Msg(format!(
+                "{} holds the trials of another search: the config (its sections but tune:) differs from the one they ran on. Give a new --out, or delete {} to start afresh",
+                file.display(),
+                file.display()
+            )));
+        }
+    }
+    recur_core::fsx::write_json(&of, &SearchOf { fingerprint })?;
     let mut done: Vec<Trial<O::Params>> = if file.exists() {
         read_json(&file)?
     } else {

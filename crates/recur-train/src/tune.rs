@@ -138,6 +138,11 @@ struct ClassifierSearch<'a> {
 
 impl Objective for ClassifierSearch<'_> {
     type Params = Params;
+    fn fingerprint(&self) -> String {
+        let mut c = self.cfg.clone();
+        c.tune = None;
+        recur_core::fsx::sha256_bytes(c.to_yaml().as_bytes())
+    }
     fn bounds(&self) -> Vec<(f64, f64)> {
         bounds(&self.space).to_vec()
     }

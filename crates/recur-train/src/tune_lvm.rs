@@ -89,6 +89,12 @@ fn ln_int(r: [usize; 2]) -> (f64, f64) {
 impl Objective for LvmSearch<'_> {
     type Params = LvmParams;
 
+    fn fingerprint(&self) -> String {
+        let mut c = self.cfg.clone();
+        c.tune = None;
+        recur_core::fsx::sha256_bytes(c.to_yaml().as_bytes())
+    }
+
     fn bounds(&self) -> Vec<(f64, f64)> {
         let s = &self.space;
         let mut b = vec![
