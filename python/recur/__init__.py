@@ -149,6 +149,8 @@ class SentenceEncoder:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}, not str: give text (decode bytes first)")
+            if not t.strip():
+                raise ValueError(f"texts[{i}] is empty: give text to embed")
         if not texts:
             raise ValueError("texts is empty: give at least one str")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

@@ -96,6 +96,8 @@ def to_config(params: dict[str, Any]) -> dict[str, Any]:
         if path[0] in SWITCHES and not params[path[0]]:
             continue
         value = params[name]
+        if isinstance(value, float) and value != value:
+            raise ValueError(f"{name} is NaN: give a number")
         if isinstance(value, tuple):
             value = list(value)
         if hasattr(value, "tolist"):

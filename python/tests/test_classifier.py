@@ -154,6 +154,8 @@ def test_not_fitted_and_bad_input_say_what_is_wrong(fitted, rainfall):
         recur.LSTMClassifier().fit(rainfall.drop(columns=["rain"]), rainfall["rain"].head(10))
     with pytest.raises(ValueError, match="hidden_size"):
         recur.LSTMClassifier(hidden_size=0, target_column="rain").fit(rainfall)
+    with pytest.raises(ValueError, match="learning_rate is NaN"):
+        recur.LSTMClassifier(learning_rate=float("nan"), target_column="rain").fit(rainfall)
     # An array's columns are the features in order, whatever its dtype or
     # layout; a wrong count names both counts and the order.
     frame = rainfall[fitted.features_]

@@ -112,6 +112,8 @@ def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
             enc.encode(bad)
     with pytest.raises(ValueError, match="empty"):
         enc.encode([])
+    with pytest.raises(ValueError, match=r"texts\[1\] is empty"):
+        enc.encode(["ok", "  "])
     with pytest.raises(ValueError, match="batch_size"):
         enc.encode(texts, batch_size=-1)
     with pytest.raises(ValueError, match="neither a folder nor a model"):
