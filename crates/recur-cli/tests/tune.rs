@@ -143,6 +143,14 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     ]));
     assert!(e.contains("the trials of another search"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
+    // The same config reached by a relative path from its folder resumes.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "-q", "tune", "--config", "t.yaml"])
+        .args(["--trials", "5", "--out", "tune"])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    ok(&again);
     // A damaged trials file is an error naming it, not a fresh start.
     std::fs::write(out.join("trials.json"), "[{\"number\": 0,").unwrap();
     let e = err(&recur(&[

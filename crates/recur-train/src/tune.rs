@@ -139,8 +139,12 @@ struct ClassifierSearch<'a> {
 impl Objective for ClassifierSearch<'_> {
     type Params = Params;
     fn fingerprint(&self) -> String {
+        // The data by where it is, however the config was reached.
         let mut c = self.cfg.clone();
         c.tune = None;
+        if let Some(p) = c.data.path.as_mut() {
+            *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
+        }
         recur_core::fsx::sha256_bytes(c.to_yaml().as_bytes())
     }
     fn bounds(&self) -> Vec<(f64, f64)> {

@@ -90,8 +90,16 @@ impl Objective for LvmSearch<'_> {
     type Params = LvmParams;
 
     fn fingerprint(&self) -> String {
+        // The data by where it is, however the config was reached.
         let mut c = self.cfg.clone();
         c.tune = None;
+        let d = &mut c.data;
+        for p in std::iter::once(&mut d.train)
+            .chain(d.val.as_mut())
+            .chain(d.ood.as_mut())
+        {
+            *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
+        }
         recur_core::fsx::sha256_bytes(c.to_yaml().as_bytes())
     }
 
