@@ -261,7 +261,9 @@ pub fn refuse_into_model_dir(output: &Path) -> Result<()> {
         return Ok(());
     };
     if let Some(dir) = p.parent() {
-        if dir.join(crate::dirwrite::MANIFEST).is_file() {
+        // recur's manifest, not any file of the name (web projects have one).
+        let m = dir.join(crate::dirwrite::MANIFEST);
+        if m.is_file() && read_json::<crate::dirwrite::Manifest>(&m).is_ok() {
             return Err(Error::Msg(format!(
                 "the output {} lies inside the model directory {}: write it elsewhere",
                 output.display(),
@@ -471,6 +473,13 @@ mod tests {
         let other = d.path().join("other");
         std::fs::create_dir(&other).unwrap();
         std::fs::write(other.join(crate::dirwrite::MANIFEST), b"{}").unwrap();
+        // A manifest.json of another tool's is not recur's.
+        check_io(&[], &[], &[&other.join("report.json")]).unwrap();
+        std::fs::write(
+            other.join(crate::dirwrite::MANIFEST),
+            br#"{"format_version": 1, "run": "r", "files": {}}"#,
+        )
+        .unwrap();
         let e = check_io(&[], &[], &[&other.join("report.json")])
             .unwrap_err()
             .to_string();
