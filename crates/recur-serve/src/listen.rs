@@ -216,13 +216,16 @@ pub async fn serve(
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
-                // Told to make room: idle, it is dropped at once (hyper's
-                // graceful shutdown waits for a head being sent, slowly);
-                // if a request began meanwhile, it is answered first.
+                // Told to make room: a request begun meanwhile is answered
+                // first; an idle connection gets a moment to flush what it
+                // was sending, then is dropped (hyper's graceful shutdown
+                // would wait for a head being sent slowly).
                 _ = slot.close.notified() => {
+                    conn.as_mut().graceful_shutdown();
                     if slot.busy.load(Ordering::SeqCst) > 0 {
-                        conn.as_mut().graceful_shutdown();
                         let _ = conn.await;
+                    } else {
+                        let _ = tokio::time::timeout(Duration::from_millis(100), conn).await;
                     }
                 }
             }
