@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 # (keyword, path in the config, default)
 PARAMS: list[tuple[str, tuple[str, ...], Any]] = [
     # data: what to predict and from which columns
@@ -96,7 +98,7 @@ def to_config(params: dict[str, Any]) -> dict[str, Any]:
         if path[0] in SWITCHES and not params[path[0]]:
             continue
         value = params[name]
-        if isinstance(value, float) and value != value:
+        if isinstance(value, (float, np.floating)) and np.isnan(value):
             raise ValueError(f"{name} is NaN: give a number")
         if isinstance(value, tuple):
             value = list(value)

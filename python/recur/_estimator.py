@@ -375,12 +375,15 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.shape != p.shape:
             raise ValueError(f"y has shape {y.shape}; give one label per row of X ({p.shape[0]})")
-        if y.dtype.kind not in "biuf":
-            # Labels as named: the positive one is 1.
-            positive = self.get_params().get("positive_label")
-            if positive is None:
-                raise ValueError("y holds names: give 0/1 labels, or set positive_label")
+        positive = self.get_params().get("positive_label")
+        if positive is not None:
+            # Labels as named (or numbered): the positive one is 1.
             y = (y.astype(str) == str(positive)).astype(np.float64)
+        elif y.dtype.kind not in "biuf":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("y holds names: give 0/1 labels, or set positive_label") from None
         keep = ~np.isnan(p)
         w = None
         if sample_weight is not None:

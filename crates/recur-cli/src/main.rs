@@ -636,8 +636,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             let progress = !cli.quiet;
             // best.yaml and trials.json never replace the config searched,
             // nor land in a model directory.
-            let (best, log) = (out.join("best.yaml"), out.join("trials.json"));
-            recur_core::fsx::check_io(&[&config], &[], &[&best, &log])?;
+            let outputs = ["best.yaml", "trials.json", "search.json"].map(|n| out.join(n));
+            let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+            recur_core::fsx::check_io(&[&config], &[], &outputs)?;
             if recur_core::config_file::is_lvm_config(&config)? {
                 return lvm::tune(&config, trials, jobs, &out, &dev, progress);
             }

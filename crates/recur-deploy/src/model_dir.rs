@@ -155,7 +155,7 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| !recur_core::dirwrite::is_lock_name(n))
+        .filter(|n| !recur_core::dirwrite::is_lock_name(n) && n != ".DS_Store")
         .collect();
     if !files.is_empty() && !dir.join(WEIGHTS).exists() {
         return Err(Error::Msg(format!(
