@@ -296,11 +296,8 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
             differ.push(format!("{name} (not a file name)"));
             continue;
         }
-        let f = dir.join(name);
-        if !f.is_file() {
-            differ.push(format!("{name} (missing)"));
-        } else if &sha256_file(&f)? != sha {
-            differ.push(format!("{name} (changed)"));
+        if let Some(why) = differs(dir, name, sha)? {
+            differ.push(format!("{name} ({why})"));
         }
     }
     if differ.is_empty() {
@@ -329,12 +326,7 @@ pub fn check_listed(dir: &Path, name: &str) -> Result<()> {
     let Some(sha) = m.files.get(name) else {
         return Ok(());
     };
-    let f = dir.join(name);
-    let why = if !f.is_file() {
-        "missing"
-    } else if &sha256_file(&f)? != sha {
-        "changed"
-    } else {
+    let Some(why) = differs(dir, name, sha)? else {
         return Ok(());
     };
     Err(Error::checkpoint(
@@ -344,6 +336,19 @@ pub fn check_listed(dir: &Path, name: &str) -> Result<()> {
             m.run
         ),
     ))
+}
+
+/// How file `name` of `dir` differs from the digest its manifest lists:
+/// `missing`, `changed`, or not at all.
+fn differs(dir: &Path, name: &str, sha: &str) -> Result<Option<&'static str>> {
+    let f = dir.join(name);
+    Ok(if !f.is_file() {
+        Some("missing")
+    } else if sha256_file(&f)? != sha {
+        Some("changed")
+    } else {
+        None
+    })
 }
 
 #[cfg(test)]
