@@ -53,6 +53,6 @@ pub use linear::linear;
 pub use mat::poison_outputs;
 pub use op::{
     gru as gru_op, gru_packed, linear_packed, lstm as lstm_op, lstm_fused as lstm_fused_op,
-    lstm_packed,
+    lstm_fused_last as lstm_fused_last_op, lstm_packed,
 };
 pub use scale_shift::scale_shift;

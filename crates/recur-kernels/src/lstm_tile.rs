@@ -122,19 +122,34 @@ impl GatePanels {
     }
 }
 
-/// The input-fused layer without saved state: `x [L, B, i]`, `w_all [4H,
-/// i + H + 1]` -> every hidden state `y [L, B, H]`, as
-/// [`lstm::forward_fused`](crate::lstm::forward_fused) computes it. The
+/// The input-fused layer without saved state: `x [L, B, i]` (or `[B, L,
+/// i]` where `batch_major`: the model's input as it comes, read in place
+/// without the transposed copy), `w_all [4H, i + H + 1]` -> every hidden
+/// state `y [L, B, H]` (or, where `last`, the last step's `[B, H]` alone:
+/// the others stay in two buffers of the thread's rows), as
+/// [`lstm::forward_fused`](crate::lstm::forward_fused) computes them. The
 /// caller checks [`takes`] and the sizes.
-pub(crate) fn forward(d: Dims, i: usize, x: &[f32], w_all: &[f32], y: &mut [f32]) {
+pub(crate) fn forward(
+    d: Dims,
+    i: usize,
+    x: &[f32],
+    batch_major: bool,
+    w_all: &[f32],
+    y: &mut [f32],
+    last: bool,
+) {
     let (l, b, h) = (d.steps, d.batch, d.hidden);
     let k = i + h;
     debug_assert_eq!(
         (x.len(), w_all.len(), y.len()),
-        (l * b * i, 4 * h * (k + 1), l * b * h)
+        (
+            l * b * i,
+            4 * h * (k + 1),
+            if last { b * h } else { l * b * h }
+        )
     );
     let p = GatePanels::new(w_all, h, k, k + 1, true);
-    run(d, Input::X(i, x), &p, y);
+    run(d, Input::X { i, x, batch_major }, &p, y, last);
 }
 
 /// The layer of [`lstm::forward`](crate::lstm::forward) without saved
@@ -148,53 +163,82 @@ pub(crate) fn forward_projected(d: Dims, xp: &[f32], w_hh: &[f32], y: &mut [f32]
         (d.steps * d.batch * 4 * h, 4 * h * h, d.steps * d.batch * h)
     );
     let p = GatePanels::new(w_hh, h, h, h, false);
-    run(d, Input::Projected(xp), &p, y);
+    run(d, Input::Projected(xp), &p, y, false);
 }
 
-/// What a step adds to the recurrent product: the input's columns, summed
-/// in the same tile before the state's, then the bias (the fused layer);
-/// or the precomputed projection, added after.
+/// What a step adds to the recurrent product: the input's `i` columns
+/// (time-major `[L, B, i]`, or batch-major `[B, L, i]`), summed in the
+/// same tile before the state's, then the bias (the fused layer); or the
+/// precomputed projection `[L, B, 4H]`, added after.
 #[derive(Clone, Copy)]
 enum Input<'a> {
-    X(usize, &'a [f32]),
+    X {
+        i: usize,
+        x: &'a [f32],
+        batch_major: bool,
+    },
     Projected(&'a [f32]),
 }
 
 /// Both layers: the batch in one chunk of rows per thread, each running
 /// every step over its rows, unit block by unit block (a block's panel
-/// stays in L1 across the row tiles).
-fn run(d: Dims, input: Input, p: &GatePanels, y: &mut [f32]) {
+/// stays in L1 across the row tiles). `y` is every step's `[L, B, H]`, or
+/// where `last` the last step's `[B, H]`.
+fn run(d: Dims, input: Input, p: &GatePanels, y: &mut [f32], last: bool) {
     let (l, b, h) = (d.steps, d.batch, d.hidden);
     let (chunks, _) = plan(b, rayon::current_num_threads());
     // Columns of x_t read in the tile, columns per row of the input, the
-    // input, and whether it is the projection.
-    let (i, width, src, projected) = match input {
-        Input::X(i, x) => (i, i, x, false),
-        Input::Projected(xp) => (0, 4 * h, xp, true),
+    // input, whether it is the projection, and whether batch-major.
+    let (i, width, src, projected, batch_major) = match input {
+        Input::X { i, x, batch_major } => (i, i, x, false, batch_major),
+        Input::Projected(xp) => (0, 4 * h, xp, true, false),
     };
+    // The distance between two rows of one step's input.
+    let x_stride = if batch_major { l * width } else { width };
     let (xs, yp) = (SendConst(src.as_ptr()), SendPtr(y.as_mut_ptr()));
     chunks.into_par_iter().for_each(|rows| {
         let (xs, yp) = (xs, yp);
         let nr = rows.len();
-        // This chunk's cells, the previous step's and this one's.
+        // This chunk's cells, the previous step's and this one's; where
+        // `last`, its hidden states likewise.
         let mut cells = vec![0f32; 2 * nr * h];
+        let mut states = vec![0f32; if last { 2 * nr * h } else { 0 }];
+        let sp = SendPtr(states.as_mut_ptr());
+        // Where step t's hidden state of the chunk's first row goes.
+        let hrow = |t: usize| -> *mut f32 {
+            // SAFETY: within `states` (two halves of nr * h) or y, as the
+            // callers checked.
+            unsafe {
+                match (last, t + 1 == l) {
+                    (false, _) => yp.0.add((t * b + rows.start) * h),
+                    (true, true) => yp.0.add(rows.start * h),
+                    (true, false) => sp.0.add((t % 2) * nr * h),
+                }
+            }
+        };
         for t in 0..l {
             let (a, bb) = cells.split_at_mut(nr * h);
             let (cprev, c) = if t % 2 == 0 { (bb, a) } else { (a, bb) };
-            // SAFETY: rows of step t (and t-1) of the input ([L, B, width])
-            // and y ([L, B, H]), as the callers checked; chunks are
-            // disjoint, and step t only reads step t-1's rows of y.
+            // SAFETY: rows of step t (and t-1) of the input ([L, B, width],
+            // or [B, L, width]) and the hidden states, as the callers
+            // checked; chunks are disjoint, and step t only reads step
+            // t-1's rows of the states, which are elsewhere than its own.
             let step = unsafe {
-                let src = xs.0.add((t * b + rows.start) * width);
+                let src = if batch_major {
+                    xs.0.add((rows.start * l + t) * width)
+                } else {
+                    xs.0.add((t * b + rows.start) * width)
+                };
                 Step {
                     i,
+                    x_stride,
                     h,
                     x: src,
                     xp: projected.then_some(src),
-                    hprev: (t > 0).then(|| yp.0.add(((t - 1) * b + rows.start) * h) as *const f32),
+                    hprev: (t > 0).then(|| hrow(t - 1) as *const f32),
                     cprev: (t > 0).then_some(cprev.as_ptr()),
                     c: c.as_mut_ptr(),
-                    hout: yp.0.add((t * b + rows.start) * h),
+                    hout: hrow(t),
                 }
             };
             for u in 0..h.div_ceil(UNITS) {
@@ -219,9 +263,11 @@ fn run(d: Dims, input: Input, p: &GatePanels, y: &mut [f32]) {
 
 /// One step of one chunk of rows: where its inputs are and its outputs go
 /// (row-major; the cells of the chunk's rows). `x` has `i` columns (none
-/// in the projected layer), `xp` the projected layer's `4h` gate inputs.
+/// in the projected layer), its rows `x_stride` apart; `xp` the projected
+/// layer's `4h` gate inputs.
 struct Step {
     i: usize,
+    x_stride: usize,
     h: usize,
     x: *const f32,
     xp: Option<*const f32>,
@@ -247,7 +293,7 @@ unsafe fn tile<const M: usize>(s: &Step, p: &GatePanels, u: usize, r: usize) {
     // The sums over k in order: x_t's columns, then h_{t-1}'s (none at the
     // first step, where the state is zero).
     let sweeps = [
-        (s.x, i, 0, i),
+        (s.x, s.x_stride, 0, i),
         (
             s.hprev.unwrap_or(s.x),
             h,
@@ -350,7 +396,8 @@ mod tests {
     /// units, row counts with partial tiles and several chunks (the packed
     /// product takes chunks of 7-96 rows, the `gemm` crate larger ones),
     /// one input or many, and sums over exactly `KC` inputs, at 1 and 3
-    /// threads.
+    /// threads; and the fused layer's last state from the input
+    /// batch-major (read in place, the other states kept in buffers).
     #[test]
     fn tiles_equal_the_training_forward_bit_for_bit() {
         if !tiles_run() {
@@ -393,11 +440,25 @@ mod tests {
                 let (x, w) = (val(l * b * i, 1, 2.0), val(4 * h * (i + h + 1), 2, 1.5));
                 let (mut y_tile, mut y_train) =
                     (vec![f32::NAN; l * b * h], vec![f32::NAN; l * b * h]);
+                // The same input batch-major, for the last state alone.
+                let mut x_bm = vec![0f32; x.len()];
+                for t in 0..l {
+                    for r in 0..b {
+                        x_bm[(r * l + t) * i..][..i].copy_from_slice(&x[(t * b + r) * i..][..i]);
+                    }
+                }
+                let mut y_last = vec![f32::NAN; b * h];
                 pool.install(|| {
-                    forward(d, i, &x, &w, &mut y_tile);
+                    forward(d, i, &x, false, &w, &mut y_tile, false);
                     forward_fused(d, &x, &w, &mut y_train, Some(&mut SavedFused::default()));
+                    crate::lstm::forward_fused_last(d, &x_bm, &w, &mut y_last);
                 });
                 same(&y_tile, &y_train, format!("fused, {what}"));
+                same(
+                    &y_last,
+                    &y_train[(l - 1) * b * h..],
+                    format!("fused, last state from batch-major input, {what}"),
+                );
             }
             for (l, b, h) in [
                 (32, 512, 64),
@@ -459,7 +520,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| forward(d, i, &xs, &w, &mut y));
+            pool.install(|| forward(d, i, &xs, false, &w, &mut y, false));
             y
         };
         let whole = run(0..b, 1);

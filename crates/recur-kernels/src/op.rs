@@ -127,29 +127,8 @@ pub fn gru(xp: &Tensor, w_hh: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
 /// rides in the weight's last column (candle's custom ops take at most three
 /// tensors and the layer has four).
 pub fn lstm_fused(x: &Tensor, w_all: &Tensor) -> Result<Tensor> {
-    if !matches!(x.device(), Device::Cpu) {
-        bail!(
-            "lstm: the fused kernels run on the CPU; this tensor is on {:?}",
-            x.device()
-        );
-    }
-    if x.dtype() != DType::F32 || w_all.dtype() != DType::F32 {
-        bail!("lstm: the fused kernels take f32");
-    }
     let (l, b, i) = x.dims3()?;
-    let (g, k1) = w_all.dims2()?;
-    let h = g / 4;
-    if g % 4 != 0 || k1 != i + h + 1 {
-        bail!(
-            "lstm: input [L, B, {i}] needs [w_ih | w_hh | bias] of [4H, {i} + H + 1]; got {:?}",
-            w_all.dims()
-        );
-    }
-    let dims = Dims {
-        steps: l,
-        batch: b,
-        hidden: h,
-    };
+    let dims = fused_dims(x, w_all, (l, b, i))?;
     x.contiguous()?.apply_op2(
         &w_all.contiguous()?,
         LstmFusedOp {
@@ -159,6 +138,50 @@ pub fn lstm_fused(x: &Tensor, w_all: &Tensor) -> Result<Tensor> {
             saved: Mutex::new(None),
         },
     )
+}
+
+/// [`lstm_fused`] for inference, the last hidden state alone
+/// ([`lstm::forward_fused_last`]): `x [B, L, I]` batch-major, as a model's
+/// input comes, and `w_all` as there -> `[B, H]`, no gradient.
+pub fn lstm_fused_last(x: &Tensor, w_all: &Tensor) -> Result<Tensor> {
+    let (b, l, i) = x.dims3()?;
+    let d = fused_dims(x, w_all, (l, b, i))?;
+    let y = with_slice(x, "lstm input", |x| {
+        with_slice(w_all, "lstm weights", |w| {
+            // SAFETY: the layer writes every row's last state.
+            let mut y = unsafe { output_vec(d.batch * d.hidden) };
+            lstm::forward_fused_last(d, x, w, &mut y);
+            y
+        })
+    })??;
+    Tensor::from_vec(y, (d.batch, d.hidden), &Device::Cpu)
+}
+
+/// The sizes of the input-fused layer over an input of `(l, b, i)` and
+/// `w_all`, refused with what would be right unless they fit.
+fn fused_dims(x: &Tensor, w_all: &Tensor, (l, b, i): (usize, usize, usize)) -> Result<Dims> {
+    if !matches!(x.device(), Device::Cpu) {
+        bail!(
+            "lstm: the fused kernels run on the CPU; this tensor is on {:?}",
+            x.device()
+        );
+    }
+    if x.dtype() != DType::F32 || w_all.dtype() != DType::F32 {
+        bail!("lstm: the fused kernels take f32");
+    }
+    let (g, k1) = w_all.dims2()?;
+    let h = g / 4;
+    if g % 4 != 0 || k1 != i + h + 1 {
+        bail!(
+            "lstm: input [L, B, {i}] needs [w_ih | w_hh | bias] of [4H, {i} + H + 1]; got {:?}",
+            w_all.dims()
+        );
+    }
+    Ok(Dims {
+        steps: l,
+        batch: b,
+        hidden: h,
+    })
 }
 
 struct LstmFusedOp {

@@ -376,6 +376,44 @@ fn wrong_shapes_are_errors_not_panics() {
         .contains("f32"));
 }
 
+/// The input-fused layer's last state from a batch-major input
+/// (`op::lstm_fused_last`, a one-layer classifier's inference) is the last
+/// step of the time-major layer, bit for bit: on the register tiles where
+/// the CPU has AVX-512, through the copy elsewhere; single rows and steps
+/// too; and a weight of the wrong width is an error naming the sizes.
+#[test]
+fn fused_last_state_equals_the_last_step_of_the_layer() {
+    let dev = Device::Cpu;
+    for (l, b, i, h) in [(32, 70, 16, 64), (1, 1, 3, 8), (5, 1, 4, 20), (1, 9, 2, 17)] {
+        let x: Vec<f32> = (0..b * l * i)
+            .map(|j| ((j * 7919 % 1009) as f32 - 504.0) / 300.0)
+            .collect();
+        let w: Vec<f32> = (0..4 * h * (i + h + 1))
+            .map(|j| ((j * 104_729 % 997) as f32 - 498.0) / 600.0)
+            .collect();
+        let x = Tensor::from_vec(x, (b, l, i), &dev).unwrap();
+        let w = Tensor::from_vec(w, (4 * h, i + h + 1), &dev).unwrap();
+        let last = op::lstm_fused_last(&x, &w).unwrap();
+        assert_eq!(last.dims(), [b, h]);
+        let all = op::lstm_fused(&x.transpose(0, 1).unwrap(), &w).unwrap();
+        let want = all.get(l - 1).unwrap().flatten_all().unwrap();
+        let (got, want) = (
+            last.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.to_vec1::<f32>().unwrap(),
+        );
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "L {l}, B {b}, I {i}, H {h}"
+        );
+    }
+    let x = Tensor::zeros((2, 3, 4), DType::F32, &dev).unwrap();
+    let w = Tensor::zeros((8, 9), DType::F32, &dev).unwrap();
+    let e = op::lstm_fused_last(&x, &w).unwrap_err().to_string();
+    assert!(e.contains("[4H, 4 + H + 1]"), "{e}");
+}
+
 /// The fused Linear against candle's matmul + broadcast_add, forward and
 /// backward, and no input gradient for data.
 #[test]

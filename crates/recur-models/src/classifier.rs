@@ -5,7 +5,7 @@
 //! runs on recur's fused kernels, time-major inside.
 
 use crate::init;
-use crate::lstm::{lstm_seq, LstmWeights};
+use crate::lstm::{lstm_last, lstm_seq, LstmWeights};
 use crate::params::ParamSet;
 use candle_core::{Device, IndexOp, Result, Tensor, Var};
 use recur_core::checkpoint::TensorSpec;
@@ -165,8 +165,9 @@ impl LstmClassifier {
             }
         };
         let l = x.dim(1)?;
-        // Time-major [L, B, F] through the layers.
-        let mut h = x.transpose(0, 1)?.contiguous()?;
+        // Time-major [L, B, F] through the layers (a view, made contiguous
+        // by the layer that takes it).
+        let mut h = x.transpose(0, 1)?;
         for layer in 0..a.num_layers {
             let (w_ih, w_hh, b_ih, b_hh) = (
                 p(&format!("lstm.weight_ih_l{layer}")),
@@ -180,9 +181,15 @@ impl LstmClassifier {
                 b_ih: &b_ih,
                 b_hh: &b_hh,
             };
-            h = lstm_seq(&h, &w)?;
-            if layer + 1 == a.num_layers {
-                h = h.i(l - 1)?;
+            if !train && a.num_layers == 1 {
+                // One layer in inference: its last state straight from
+                // the input as it came.
+                h = lstm_last(x, &w)?;
+            } else {
+                h = lstm_seq(&h, &w)?;
+                if layer + 1 == a.num_layers {
+                    h = h.i(l - 1)?;
+                }
             }
             // PyTorch applies nn.LSTM's dropout between layers, and the
             // model's dropout after the last hidden state.

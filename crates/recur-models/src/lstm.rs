@@ -39,8 +39,24 @@ pub fn lstm_seq(x: &Tensor, w: &LstmWeights) -> Result<Tensor> {
         let w_all = Tensor::cat(&[w.w_ih, w.w_hh, &bias.unsqueeze(1)?], 1)?;
         return recur_kernels::lstm_fused_op(x, &w_all);
     }
-    let xp = recur_kernels::linear(x, w.w_ih, &bias)?;
+    let xp = recur_kernels::linear(&x.contiguous()?, w.w_ih, &bias)?;
     recur_kernels::lstm_op(&xp, w.w_hh)
+}
+
+/// The LSTM's last hidden state `[B, H]` over batch-major `x [B, L, I]`
+/// (a model's input as it comes) from zero state, for inference: no
+/// gradient. Narrow inputs take the fused kernel's last-state path, which
+/// reads `x` in place and writes no other step's state out; the same bits
+/// as the last step of [`lstm_seq`] on `x` time-major.
+pub fn lstm_last(x: &Tensor, w: &LstmWeights) -> Result<Tensor> {
+    let (i, h) = (w.w_ih.dim(1)?, w.w_hh.dim(1)?);
+    if 2 * i <= h && x.device().is_cpu() {
+        let bias = (w.b_ih + w.b_hh)?;
+        let w_all = Tensor::cat(&[w.w_ih, w.w_hh, &bias.unsqueeze(1)?], 1)?;
+        return recur_kernels::lstm_fused_last_op(x, &w_all);
+    }
+    let l = x.dim(1)?;
+    lstm_seq(&x.transpose(0, 1)?, w)?.i(l - 1)
 }
 
 /// The GRU over time-major `x [L, B, I]` from zero state: `[L, B, H]`.
