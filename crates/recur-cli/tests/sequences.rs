@@ -189,3 +189,70 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
         "{rows}"
     );
 }
+
+/// A two-class model keeps both classes: `eval` refuses a class it never
+/// saw (it scored every unknown label as the negative class), `predict`
+/// scores such a file without labels, and `data.json` names the negative
+/// class, so a loaded model can give the labels back as they were.
+#[test]
+fn a_binary_model_refuses_a_class_it_never_saw() {
+    let d = tempfile::tempdir().unwrap();
+    let train = d.path().join("two.ts");
+    let mut s = String::from("@data\n");
+    for i in 0..40 {
+        let (class, slope) = if i % 2 == 0 {
+            ("up", 0.1)
+        } else {
+            ("down", -0.1)
+        };
+        let v: Vec<String> = (0..10)
+            .map(|t| format!("{:.2}", slope * t as f64))
+            .collect();
+        s += &format!("{}:{class}\n", v.join(","));
+    }
+    std::fs::write(&train, &s).unwrap();
+    let other = d.path().join("other.ts");
+    std::fs::write(&other, s.replace(":down", ":flat")).unwrap();
+    let cfg = d.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "data: {path: two.ts, layout: sequences}\nmodel: {hidden_size: 4}\ntraining: {epochs: 1, batch_size: 16}\n",
+    )
+    .unwrap();
+    let m = d.path().join("m");
+    let m = m.to_str().unwrap();
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m,
+    ]));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("m/data.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&info["positive_label"], &info["negative_label"]),
+        (&serde_json::json!("up"), &serde_json::json!("down")),
+        "{info}"
+    );
+    let out = recur(&["eval", "--model", m, "--input", other.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && e.contains(
+                "class `flat`, which the model was not trained on (its classes: down, up)"
+            ),
+        "{e}"
+    );
+    let p = d.path().join("p.csv");
+    ok(&recur(&[
+        "predict",
+        "--model",
+        m,
+        "--input",
+        other.to_str().unwrap(),
+        "--output",
+        p.to_str().unwrap(),
+    ]));
+}

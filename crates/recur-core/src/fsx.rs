@@ -140,6 +140,9 @@ pub fn open_bounded(path: &Path, max: u64) -> Result<std::io::Take<std::fs::File
 /// Opens a regular file of at most `max` bytes (see [`open_bounded`]), for
 /// readers that seek, such as zip archives.
 pub fn open_regular(path: &Path, max: u64) -> Result<std::fs::File> {
+    // Looked at before the open too: opening a named pipe waits for a
+    // writer, so a command given one would hang without a word.
+    refuse_non_file(path)?;
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let m = f.metadata().map_err(|e| Error::io(path, e))?;
     regular(path, &m)?;

@@ -141,11 +141,19 @@ fn npz_err(path: &Path, msg: impl Into<String>) -> Error {
     Error::data(path.display().to_string(), msg)
 }
 
+/// The most times a member may expand on decompression, once it is over
+/// [`MIN_BOMB`] bytes.
+const MAX_RATIO: u64 = 100;
+/// Members up to this size may expand any number of times (an index
+/// array of repeated values compresses to almost nothing).
+const MIN_BOMB: u64 = 256 << 20;
+
 /// Reads every member of the archive through once, which makes the zip
-/// reader check its CRC-32, and returns the bytes each holds.
+/// reader check its CRC-32, and returns the bytes each holds; refuses a
+/// member that expands more than [`MAX_RATIO`] times to over [`MIN_BOMB`]
+/// bytes.
 fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
-    let file =
-        std::fs::File::open(path).map_err(|e| npz_err(path, format!("cannot be opened: {e}")))?;
+    let file = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| npz_err(path, format!("not a readable .npz (zip) file: {e}")))?;
     let mut sizes = BTreeMap::new();
@@ -157,12 +165,29 @@ fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
             .name()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| format!("#{i}"));
-        let held = std::io::copy(&mut member, &mut std::io::sink()).map_err(|e| {
-            npz_err(
+        // No array of sentence vectors or indices compresses anywhere near
+        // this (vectors barely compress): beyond it a small file would
+        // expand to gigabytes in memory (a zip bomb).
+        let compressed = member.compressed_size();
+        let limit = MIN_BOMB.max(compressed.saturating_mul(MAX_RATIO));
+        use std::io::Read;
+        let held = std::io::copy(&mut (&mut member).take(limit + 1), &mut std::io::sink())
+            .map_err(|e| {
+                npz_err(
+                    path,
+                    format!("member `{name}` is damaged ({e}); write the file again"),
+                )
+            })?;
+        if held > limit {
+            return Err(npz_err(
                 path,
-                format!("member `{name}` is damaged ({e}); write the file again"),
-            )
-        })?;
+                format!(
+                    "member `{name}` expands to more than {limit} bytes from {compressed} \
+                     compressed, more than {MAX_RATIO} times over; no array of vectors \
+                     compresses so well, so it is refused (write the arrays with numpy.savez)"
+                ),
+            ));
+        }
         sizes.insert(name, held);
     }
     Ok(sizes)
@@ -186,6 +211,8 @@ struct Opened {
 /// Opens `path`, checks every member, and refuses it if one of the
 /// `required` arrays is present but unreadable (naming it and why).
 fn open(path: &Path, required: &[&str]) -> Result<Opened> {
+    // Before candle opens it: a named pipe would wait for a writer.
+    recur_core::fsx::refuse_non_file(path)?;
     let npz = NpzTensors::new(path).map_err(|e| {
         npz_err(
             path,
@@ -1073,6 +1100,46 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// A small file whose member expands more than `MAX_RATIO` times to
+    /// over `MIN_BOMB` bytes (a zip bomb: 1.5 MB took 12 GB of memory) is
+    /// refused by name before any array is built; a named pipe is refused
+    /// at once, not waited on.
+    #[test]
+    fn zip_bombs_and_pipes_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bomb.npz");
+        let rows = (MIN_BOMB as usize) / (384 * 4) + 1;
+        {
+            let f = std::fs::File::create(&p).unwrap();
+            let mut z = zip::ZipWriter::new(f);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .large_file(true);
+            z.start_file("vectors.npy", opts).unwrap();
+            let head = npy_raw("<f4", &format!("({rows}, 384)"), &[]);
+            z.write_all(&head).unwrap();
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = rows * 384 * 4;
+            while left > 0 {
+                let k = left.min(zeros.len());
+                z.write_all(&zeros[..k]).unwrap();
+                left -= k;
+            }
+            z.finish().unwrap();
+        }
+        assert!(std::fs::metadata(&p).unwrap().len() < 2 << 20);
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("bomb.npz") && e.contains("`vectors.npy` expands to more than"),
+            "{e}"
+        );
+        let fifo = d.path().join("pipe.npz");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+        let e = read_windows(&fifo, 5).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     #[test]

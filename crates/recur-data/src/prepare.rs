@@ -27,6 +27,10 @@ pub struct SplitInfo {
     pub time_split: Option<TimeSplit>,
     /// The class taken as positive (sequences layout, two classes).
     pub positive_label: Option<String>,
+    /// The other class (sequences layout, two classes; absent in models
+    /// made before it was kept, which then take any other label as it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_label: Option<String>,
     /// Every class in output order (sequences layout, more than two).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
@@ -331,8 +335,23 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
                     && b[4] == b'-'
                     && b[7] == b'-'
             };
-            if !v.iter().all(|s| iso(s)) {
-                return Ok(());
+            // Times in another format are not compared (a day-first date
+            // does not sort as text); one cell among ISO dates that is not
+            // one is refused, where before it switched the check off.
+            match v.iter().position(|s| !iso(s)) {
+                None => {}
+                Some(_) if !v.iter().any(|s| iso(s)) => return Ok(()),
+                Some(i) => {
+                    return Err(Error::data(
+                        &t.source,
+                        format!(
+                            "data.time_column `{tc}`: {} holds `{}`, not a date as the other rows \
+                             have (YYYY-MM-DD...); correct it or drop the row",
+                            t.row_name(i),
+                            col.cell(i)
+                        ),
+                    ))
+                }
             }
             for i in 1..v.len() {
                 match v[i].cmp(&v[i - 1]) {
@@ -408,6 +427,21 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         &values,
         split.train.start..split.train.end,
     );
+    // As `eval` and `predict` refuse them: a value beyond float32 would
+    // train a model that flattens its feature (or, past the square root
+    // of f64's range, one whose scaler cannot be saved).
+    let f = features.len().max(1);
+    if let Some(k) = scaler.beyond_f32(&values) {
+        return Err(Error::data(
+            &t.source,
+            format!(
+                "{} feature `{}` is {:e}, beyond float32 as given or once scaled (the models read float32)",
+                t.row_name(k / f),
+                features[k % f],
+                values[k]
+            ),
+        ));
+    }
     let buffer: Arc<[f32]> = scaler.transform(&values).into();
     let h = d.target.horizon;
     let all = WindowSet {
@@ -436,6 +470,25 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         part(split.val, "validation")?,
         part(split.test, "test")?,
     );
+    let first = train.windows[0].label;
+    if train.windows.iter().all(|w| w.label == first) {
+        return Err(Error::data(
+            &t.source,
+            format!(
+                "every label of the train part (rows {}..{}, {} windows) is {}: a classifier \
+                 needs both classes; check data.target{}",
+                split.train.start,
+                split.train.end,
+                train.len(),
+                first.unwrap_or(0.0),
+                if d.target.price_column.is_some() {
+                    " (the price rule's tau_min, tau_max and k)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     let parts = [("train", &train), ("validation", &val), ("test", &test)]
         .into_iter()
         .filter_map(|(name, set)| span(t, d, name, set))
@@ -452,6 +505,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             n_rows: n,
             time_split: Some(split),
             positive_label: None,
+            negative_label: None,
             classes: Vec::new(),
             variable_length: false,
             data_sha256: None,
@@ -510,6 +564,19 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let offsets = row_offsets(s);
     let rows = train_idx.iter().flat_map(|&i| offsets[i]..offsets[i + 1]);
     let scaler = Scaler::fit(features.clone(), &values, rows);
+    if let Some(k) = scaler.beyond_f32(&values) {
+        let row = k / s.dims.max(1);
+        let series = offsets.partition_point(|&o| o <= row) - 1;
+        return Err(Error::data(
+            &s.source,
+            format!(
+                "series {series}, step {}, dimension {}: {:e} is beyond float32 as given or once scaled (the models read float32)",
+                row - offsets[series],
+                k % s.dims.max(1),
+                values[k]
+            ),
+        ));
+    }
     let buffer: Arc<[f32]> = scaler.transform(&values).into();
     let lengths: Option<Arc<[usize]>> = variable.then(|| s.lengths().into());
     let set = |idx: &[usize]| WindowSet {
@@ -538,6 +605,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
             n_rows: n,
             time_split: None,
             positive_label: cl.positive,
+            negative_label: cl.negative,
             classes: cl.classes,
             variable_length: variable,
             data_sha256: None,
@@ -562,11 +630,16 @@ pub fn feature_values(path: &Path, cfg: &Config, features: &[String]) -> Result<
             "drift is measured on the rows layout (one row per time step)",
         ));
     }
-    smoothed_rows(
-        &Table::read(path, cfg.data.format.as_deref())?,
-        cfg,
-        features,
-    )
+    let t = Table::read(path, cfg.data.format.as_deref())?;
+    // Smoothing runs in row order, as in training.
+    let d = &cfg.data;
+    if d.time_column
+        .as_ref()
+        .is_some_and(|c| t.index_of(c).is_ok())
+    {
+        check_time_order(&t, d)?;
+    }
+    smoothed_rows(&t, cfg, features)
 }
 
 /// [`feature_rows`] of a new table, smoothed as training smoothed the kept
@@ -594,6 +667,14 @@ pub fn prepare_inference(
     match d.layout {
         Layout::Rows => {
             let t = Table::read(path, d.format.as_deref())?;
+            // The windows run over rows in file order, as in training: a
+            // file out of time order gives windows across unrelated days.
+            if d.time_column
+                .as_ref()
+                .is_some_and(|c| t.index_of(c).is_ok())
+            {
+                check_time_order(&t, d)?;
+            }
             let n = t.n_rows();
             let values = smoothed_rows(&t, cfg, &scaler.features)?;
             if n < sequence_length {
@@ -694,7 +775,20 @@ pub fn sequences_inference(
             let label = if l.is_empty() && !need_labels {
                 None
             } else if classes.is_empty() {
-                Some(if l == pos { 1.0 } else { 0.0 })
+                match &info.negative_label {
+                    _ if l == pos => Some(1.0),
+                    Some(neg) if l == neg => Some(0.0),
+                    None => Some(0.0),
+                    Some(neg) if need_labels => {
+                        return Err(Error::data(
+                            &s.source,
+                            format!(
+                                "series {i} has class `{l}`, which the model was not trained on (its classes: {neg}, {pos})"
+                            ),
+                        ))
+                    }
+                    Some(_) => None,
+                }
             } else {
                 match classes.iter().position(|c| c == l) {
                     Some(k) => Some(k as f32),
@@ -842,6 +936,11 @@ mod tests {
         std::fs::write(&path, text.replace("2024-01-02,3", "2023-12-31,3")).unwrap();
         let e = prepare_training(&c).unwrap_err().to_string();
         assert!(e.contains("comes before"), "{e}");
+        // One cell that is not a date among dates no longer turns the
+        // check off.
+        std::fs::write(&path, text.replace("2024-01-02,3", "soon,3")).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("row 2 (line 4) holds `soon`, not a date"), "{e}");
         // A time column the file lacks.
         c.data.time_column = Some("date".into());
         let e = prepare_training(&c).unwrap_err().to_string();
@@ -849,5 +948,52 @@ mod tests {
             e.contains("data.time_column") && e.contains("`date`") && e.contains("day"),
             "{e}"
         );
+    }
+
+    /// What `predict`, `eval` and `drift` read is held to training's rules:
+    /// rows in time order; values within float32 (training accepted 1e39,
+    /// which `eval` then refused); and training needs both classes.
+    #[test]
+    fn scoring_keeps_time_order_and_training_refuses_what_scoring_would() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("t.csv");
+        let row = |i: usize| {
+            let (m, day) = (1 + i / 28, 1 + i % 28);
+            format!(
+                "2024-{m:02}-{day:02},{},{}\n",
+                (i as f64 * 0.7).sin(),
+                i % 2
+            )
+        };
+        let good: String = (0..60).map(row).collect();
+        std::fs::write(&path, format!("day,a,y\n{good}")).unwrap();
+        let mut c = cfg(path.clone(), 3, 1);
+        c.data.split.gap = Some(2);
+        let p = prepare_training(&c).unwrap();
+        let shuffled = d.path().join("late.csv");
+        let rows: Vec<String> = (0..60).map(|i| row((i * 7) % 60)).collect();
+        std::fs::write(&shuffled, format!("day,a,y\n{}", rows.concat())).unwrap();
+        for need_labels in [true, false] {
+            let e = match prepare_inference(&shuffled, &c, &p.scaler, 3, &p.info, need_labels) {
+                Ok(_) => panic!("a file out of time order was scored"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains("late.csv") && e.contains("comes before"), "{e}");
+        }
+        let e = feature_values(&shuffled, &c, &p.features)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("comes before"), "{e}");
+        std::fs::write(
+            &path,
+            format!("day,a,y\n{}", good.replacen(",0,", ",1e39,", 1)),
+        )
+        .unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("`a` is 1e39, beyond float32"), "{e}");
+        let one_class: String = (0..60).map(|i| row(i).replace(",1\n", ",0\n")).collect();
+        std::fs::write(&path, format!("day,a,y\n{one_class}")).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("is 0: a classifier needs both classes"), "{e}");
     }
 }

@@ -161,6 +161,18 @@ impl Table {
     pub fn read_csv(path: &Path) -> Result<Table> {
         let source = path.display().to_string();
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
+        // Text never holds a NUL: a binary file (or a sparse one never
+        // written) is named as such instead of parsed as one huge field.
+        if let Some(at) = bytes.iter().position(|&b| b == 0) {
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(Error::data(
+                source,
+                format!(
+                    "holds a NUL byte at line {line} (byte {at}): it is not a text CSV; \
+                     give a CSV, .tsv or Parquet file"
+                ),
+            ));
+        }
         let delim = if path.extension().and_then(|e| e.to_str()) == Some("tsv") {
             b'\t'
         } else {
@@ -259,7 +271,7 @@ impl Table {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         use parquet::record::Field;
         let source = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
         let reader = SerializedFileReader::new(file)
             .map_err(|e| Error::data(&source, format!("not a readable Parquet file: {e}")))?;
         let meta = reader.metadata().file_metadata();
@@ -332,8 +344,9 @@ impl Table {
             Error::data(
                 &self.source,
                 format!(
-                    "no column `{name}`; the columns are: {}",
-                    self.names.join(", ")
+                    "no column `{}`; the columns are: {}",
+                    clip(name),
+                    list_names(&self.names)
                 ),
             )
         })
@@ -442,6 +455,28 @@ fn plain(f: &parquet::record::Field) -> Option<String> {
     })
 }
 
+/// At most this many column names are listed in an error.
+const LISTED: usize = 30;
+
+/// `names` for an error message: the first [`LISTED`], each clipped, and
+/// how many more there are (a file of millions of columns, or a header of
+/// millions of characters, gave a message as large).
+pub fn list_names(names: &[String]) -> String {
+    let mut out: Vec<String> = names.iter().take(LISTED).map(|n| clip(n)).collect();
+    if names.len() > LISTED {
+        out.push(format!("and {} more", names.len() - LISTED));
+    }
+    out.join(", ")
+}
+
+/// A name clipped to 80 characters for an error message.
+pub fn clip(name: &str) -> String {
+    match name.char_indices().nth(80) {
+        Some((at, _)) => format!("{}... ({} characters)", &name[..at], name.chars().count()),
+        None => name.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +580,31 @@ mod tests {
         // A folder is named as one, not as a format.
         let e = Table::read(d.path(), None).unwrap_err().to_string();
         assert!(e.contains("is a folder"), "{e}");
+        // A binary file (here a sparse one never written) is named as
+        // such, with where its first NUL is.
+        let e = Table::read(&csv(d.path(), "a,b\n1,2\n\0\0\0"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NUL byte at line 3 (byte 8)"), "{e}");
+        // The columns listed in an error are bounded, and so is each name.
+        let header: Vec<String> = (0..500).map(|i| format!("c{i}")).collect();
+        let wide = format!("{}\n{}\n", header.join(","), vec!["1"; 500].join(","));
+        let e = Table::read(&csv(d.path(), &wide), None)
+            .unwrap()
+            .finite("zz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c29, and 470 more") && !e.contains("c30,"),
+            "{e}"
+        );
+        let long = format!("{}\n1\n", "a".repeat(100_000));
+        let e = Table::read(&csv(d.path(), &long), None)
+            .unwrap()
+            .finite("zz")
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400 && e.contains("(100000 characters)"), "{e}");
     }
 
     #[test]

@@ -92,20 +92,41 @@ pub struct ClassLabels {
     pub y: Vec<f32>,
     /// The class taken as 1 (two classes only).
     pub positive: Option<String>,
+    /// The other class, taken as 0 (two classes only).
+    pub negative: Option<String>,
     /// Every class, in index order (numerically where all are numbers);
     /// empty with two classes, where `positive` says all.
     pub classes: Vec<String>,
 }
 
-/// The classes in `labels`, sorted numerically where both are numbers.
+/// The classes in `labels`: the numbers in numeric order, then the other
+/// texts in text order.
 pub fn sorted_classes(labels: &[String]) -> Vec<String> {
     let mut classes: Vec<&String> = labels.iter().collect();
+    // A total order (numbers first, by value; then the other texts), which
+    // `sort_by` needs: comparing a number and a text as texts made cycles
+    // such as 9 < 10 < 1a < 9. Equal numbers written differently ("01",
+    // "1") sort side by side, so that `dedup` sees each text once
+    // ([`class_labels`] refuses them).
     classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
         _ => a.cmp(b),
     });
     classes.dedup();
     classes.into_iter().cloned().collect()
+}
+
+/// Two class texts of one number (`01` and `1`, `1.0` and `1`): a typing
+/// slip that would make two classes of one.
+fn same_number(classes: &[String]) -> Option<(&str, &str)> {
+    classes.windows(2).find_map(|w| {
+        match (w[0].trim().parse::<f64>(), w[1].trim().parse::<f64>()) {
+            (Ok(x), Ok(y)) if x == y => Some((w[0].as_str(), w[1].as_str())),
+            _ => None,
+        }
+    })
 }
 
 /// Maps class labels of whole sequences to model targets. Two classes map
@@ -114,6 +135,15 @@ pub fn sorted_classes(labels: &[String]) -> Vec<String> {
 /// in [`sorted_classes`] order, for a softmax head. One class is refused.
 pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Result<ClassLabels> {
     let classes = sorted_classes(labels);
+    if let Some((a, b)) = same_number(&classes) {
+        return Err(Error::data(
+            source,
+            format!(
+                "the labels `{a}` and `{b}` are one number written two ways, which would make \
+                 two classes of one; write each class one way"
+            ),
+        ));
+    }
     if classes.len() < 2 {
         return Err(Error::data(
             source,
@@ -157,6 +187,7 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
         return Ok(ClassLabels {
             y,
             positive: None,
+            negative: None,
             classes,
         });
     }
@@ -173,12 +204,14 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
         }
         None => classes[1].clone(),
     };
+    let neg = classes.iter().find(|c| **c != pos).cloned();
     Ok(ClassLabels {
         y: labels
             .iter()
             .map(|l| if *l == pos { 1.0 } else { 0.0 })
             .collect(),
         positive: Some(pos),
+        negative: neg,
         classes: Vec::new(),
     })
 }
@@ -261,6 +294,23 @@ mod tests {
         assert_eq!(c.y, vec![3.0, 1.0, 2.0, 0.0, 3.0]);
         let nums: Vec<String> = ["10", "9", "2"].iter().map(|s| s.to_string()).collect();
         assert_eq!(sorted_classes(&nums), vec!["2", "9", "10"]);
+        // A total order where texts and numbers mix (9 < 10 < 1a < 9 was a
+        // cycle), and one number written two ways is refused, not two
+        // classes (interleaved, `dedup` missed them: 3 texts became 21).
+        let mixed: Vec<String> = ["1a", "10", "9", "b", "1a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(sorted_classes(&mixed), vec!["9", "10", "1a", "b"]);
+        let twice: Vec<String> = ["01", "1", "2", "01", "1", "2", "1.0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(sorted_classes(&twice), vec!["01", "1", "1.0", "2"]);
+        let e = class_labels("f", &twice, &TargetConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`01` and `1` are one number"), "{e}");
         let one: Vec<String> = vec!["x".into(); 3];
         let e = class_labels("f", &one, &TargetConfig::default())
             .unwrap_err()

@@ -217,6 +217,9 @@ impl Sequences {
         let (mut values, mut labels) = (Vec::new(), Vec::new());
         let (mut len, mut dims) = (None::<usize>, None::<usize>);
         let mut filled = 0;
+        // What the header declares and the data must keep to: the classes
+        // of `@classLabel true ...`, and `@equalLength true`.
+        let (mut declared, mut equal) = (None::<Vec<String>>, None::<usize>);
         for (ln, line) in text.lines().enumerate() {
             let line = line.trim();
             let at = |msg: String| Error::data(&source, format!("line {}: {msg}", ln + 1));
@@ -224,8 +227,16 @@ impl Sequences {
                 continue;
             }
             if !in_data {
-                if line.to_ascii_lowercase().starts_with("@data") {
+                let lower = line.to_ascii_lowercase();
+                if lower.starts_with("@data") {
                     in_data = true;
+                }
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if lower.starts_with("@classlabel ") && words.get(1) == Some(&"true") {
+                    declared = Some(words[2..].iter().map(|w| w.to_string()).collect());
+                }
+                if lower.starts_with("@equallength ") && words.get(1) == Some(&"true") {
+                    equal = Some(0);
                 }
                 continue;
             }
@@ -236,6 +247,15 @@ impl Sequences {
                 ));
             }
             let label = parts[parts.len() - 1].trim().to_string();
+            if let Some(classes) = &declared {
+                if !classes.contains(&label) {
+                    return Err(at(format!(
+                        "class `{label}` is not one the header declares (@classLabel true {}); \
+                         correct the label or the header",
+                        classes.join(" ")
+                    )));
+                }
+            }
             let series: Vec<Vec<f64>> = parts[..parts.len() - 1]
                 .iter()
                 .enumerate()
@@ -282,6 +302,16 @@ impl Sequences {
                     "a series with {d} dimension(s); earlier ones have {}: every series needs the same channels",
                     dims.unwrap()
                 )));
+            }
+            match equal {
+                Some(0) => equal = Some(l),
+                Some(e) if e != l => {
+                    return Err(at(format!(
+                        "a series of {l} steps where earlier ones have {e}, but the header says \
+                         @equalLength true; correct the series or the header"
+                    )))
+                }
+                _ => {}
             }
             len = Some(len.map_or(l, |m: usize| m.max(l)));
             dims = Some(d);
@@ -342,6 +372,21 @@ mod tests {
         std::fs::write(&p, "@data\n1,2,3:1\n:2\n").unwrap();
         let e = Sequences::read(&p, None, None).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("length 0"), "{e}");
+        // The header is kept to: a class it does not declare (one typed
+        // label made a third class), and ragged series under equalLength.
+        std::fs::write(&p, "@classLabel true 1 2\n@data\n1,2:1\n1,2:3\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4")
+                && e.contains("class `3` is not one the header declares (@classLabel true 1 2)"),
+            "{e}"
+        );
+        std::fs::write(&p, "@equalLength true\n@data\n1,2:1\n1,2,3:2\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4") && e.contains("@equalLength true"),
+            "{e}"
+        );
     }
 
     #[test]
