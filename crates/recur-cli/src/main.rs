@@ -189,12 +189,13 @@ enum Command {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Also write the per-row table of `recur predict` (every row of
-        /// the input) to this CSV or .parquet file, for backtests.
+        /// Also write the per-row table of `recur predict` (every row some
+        /// model scores) to this CSV or .parquet file, for backtests.
         #[arg(long)]
         per_row: Option<PathBuf>,
     },
-    /// Score every row of a file with the whole trained model: row, time,
+    /// Score every row of a file that some model can (from the first full
+    /// window or set of lags) with the whole trained model: row, time,
     /// label (when the file has the target), p_lstm, p_trees and p_ensemble
     /// (raw), probability (the calibrated output of the deployed model) and
     /// decision (at the saved threshold). CSV, or Parquet for a .parquet
@@ -607,8 +608,18 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             print!("{report}");
             if let Some(html) = report_html {
-                let history = recur_deploy::model_dir::read_history(&out)?;
-                recur_train::report_html::write(&out, &report, &history, &html)?;
+                // The model is in place by now: an error here says so,
+                // lest a script read the failure as the old model kept.
+                recur_deploy::model_dir::read_history(&out)
+                    .and_then(|history| {
+                        recur_train::report_html::write(&out, &report, &history, &html)
+                    })
+                    .map_err(|e| {
+                        recur_core::Error::Msg(format!(
+                            "the model was written to {}, but the HTML report was not: {e}",
+                            out.display()
+                        ))
+                    })?;
                 println!("HTML report written to {}", html.display());
             }
             println!("\nmodel written to {}", out.display());

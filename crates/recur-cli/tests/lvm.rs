@@ -400,6 +400,35 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         "{e}"
     );
     ok(&recur(&["inspect", o]));
+    // The other job's commands, directory, config or data file, name what
+    // was given and what takes it, not a key of the wrong schema.
+    let csv = d.path().join("rows.csv");
+    std::fs::write(&csv, "a,y\n1,0\n2,1\n").unwrap();
+    for args in [
+        vec![
+            "predict",
+            "--model",
+            o,
+            "--input",
+            csv.to_str().unwrap(),
+            "--output",
+            "p.csv",
+        ],
+        vec!["drift", "--model", o, "--input", csv.to_str().unwrap()],
+    ] {
+        let e = err(&recur(&args));
+        assert!(
+            e.contains("holds a Job B model (an LVM)") && e.contains("recur lvm"),
+            "{e}"
+        );
+    }
+    let e = err(&recur(&["train", "--config", cfg.to_str().unwrap()]));
+    assert!(
+        e.contains("this is a Job B (LVM) config") && e.contains("recur lvm train"),
+        "{e}"
+    );
+    let e = err(&recur(&["inspect", train.to_str().unwrap()]));
+    assert!(e.contains("is a NumPy archive (.npz), not a model"), "{e}");
     let t = Tensor::read_npy(&npy).unwrap();
     assert_eq!(t.dims(), [135, D]);
     let norms: Vec<f32> = t.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();

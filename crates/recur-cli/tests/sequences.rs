@@ -255,4 +255,29 @@ fn a_binary_model_refuses_a_class_it_never_saw() {
         "--output",
         p.to_str().unwrap(),
     ]));
+    // Nor does `predict` write into another model's directory (it
+    // replaced that model's checkpoint with a CSV).
+    let m2 = d.path().join("m2");
+    std::fs::create_dir(&m2).unwrap();
+    for f in std::fs::read_dir(d.path().join("m")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), m2.join(f.file_name())).unwrap();
+    }
+    let target = m2.join("model.safetensors");
+    let before = std::fs::read(&target).unwrap();
+    let out = recur(&[
+        "predict",
+        "--model",
+        m,
+        "--input",
+        other.to_str().unwrap(),
+        "--output",
+        target.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("lies inside the model directory"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), before);
 }

@@ -98,8 +98,22 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes).map_err(|e| {
-        // A PyTorch checkpoint is a zip ("PK"): say how to bring it in.
+        // A PyTorch checkpoint is a zip ("PK"): say how to bring it in. So
+        // is NumPy's .npz, whose first member is an `.npy`.
         if bytes.starts_with(b"PK\x03\x04") {
+            let name_len = bytes
+                .get(26..28)
+                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize);
+            if bytes
+                .get(30..30 + name_len)
+                .is_some_and(|n| n.ends_with(b".npy"))
+            {
+                return Error::checkpoint(
+                    path,
+                    "is a NumPy archive (.npz), not a model: the LVM commands read it as \
+                     data (`recur lvm train`, `lvm eval --data`)",
+                );
+            }
             return Error::checkpoint(
                 path,
                 "is a PyTorch checkpoint (torch.save), not a recur model: bring it in with \

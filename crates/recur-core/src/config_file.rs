@@ -18,7 +18,22 @@ pub trait ConfigPaths {
 
 /// Parses YAML `text`; `origin` names it in errors. Paths stay as written.
 pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
-    serde_yaml_ng::from_str(text).map_err(|e| Error::config(origin, e.to_string()))
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        // The other job's config, named as such rather than by its key.
+        let data = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            .ok()
+            .and_then(|v| v.get("data").cloned());
+        let has = |k: &str| data.as_ref().is_some_and(|d| d.get(k).is_some());
+        let hint = if msg.contains("unknown field `train`") && has("train") {
+            "; this is a Job B (LVM) config: train it with `recur lvm train` (Python: `recur.Lvm.train`)"
+        } else if msg.contains("unknown field `path`") && has("path") {
+            "; this is a Job A (classifier) config: train it with `recur train`"
+        } else {
+            ""
+        };
+        Error::config(origin, format!("{msg}{hint}"))
+    })
 }
 
 /// The config in `path`, with its relative paths joined to the file's

@@ -41,6 +41,7 @@ impl DriftCheck {
 pub fn check(model: &Path, input: &Path) -> Result<DriftCheck> {
     // The reference as training wrote it (the thresholds in config.yaml
     // may be edited; the training rows' summary may not).
+    crate::model_dir::refuse_not_classifier_dir(model)?;
     recur_core::dirwrite::check_listed(model, REFERENCE_FILE)?;
     let cfg = crate::model_dir::read_config(model)?;
     let Some(reference) = Reference::read(model)? else {

@@ -268,6 +268,7 @@ pub fn read_config(dir: &Path) -> Result<Config> {
 /// Loads a model directory, checking the weights against the architecture
 /// that the saved config and features describe.
 pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
+    refuse_not_classifier_dir(dir)?;
     check_manifest(dir)?;
     let config = read_config(dir)?;
     let features: Vec<String> = read_json(&need(dir, "features.json")?)?;
@@ -316,6 +317,29 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
         scaler,
         info,
     })
+}
+
+/// Refuses what is not a Job A model directory with what it is instead: a
+/// file, nothing (a dangling link), or an LVM's directory.
+pub fn refuse_not_classifier_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(Error::data(
+            dir.display().to_string(),
+            if dir.exists() {
+                "is a file, not a model directory: give the folder `recur train --out` wrote"
+            } else {
+                "no such model directory (or a link that leads nowhere): give the folder `recur train --out` wrote"
+            },
+        ));
+    }
+    if dir.join(LVM_BEST).is_file() && kind_of(dir) == DirKind::Lvm {
+        return Err(Error::data(
+            dir.display().to_string(),
+            "holds a Job B model (an LVM), not a classifier: use `recur lvm predict` or \
+             `recur lvm eval` (Python: `recur.load` gives an `Lvm`)",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads `history.json` (for `inspect`).

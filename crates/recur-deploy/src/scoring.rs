@@ -354,8 +354,8 @@ pub fn write_predictions(
     input: &Path,
     output: &Path,
 ) -> Result<()> {
-    recur_core::fsx::refuse_overwrite(input, output)?;
-    recur_core::fsx::refuse_inside(&p.path, output)?;
+    // Not the input, nor into this or any other model directory.
+    recur_core::fsx::check_outputs(input, &p.path, &[output])?;
     let pr = &scores.predictions;
     let mut cols: Vec<OutColumn> =
         vec![OutColumn::int("row", pr.iter().map(|x| Some(x.row as i64)))];

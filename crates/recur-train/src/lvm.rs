@@ -274,6 +274,34 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
             (all.select(&tr), all.select(&va))
         }
     };
+    if train.is_empty() || val.is_empty() {
+        return Err(recur_core::Error::data(
+            cfg.data.train.display().to_string(),
+            format!(
+                "{} training and {} validation windows{}: both are needed; give more articles \
+                 (with a full window of {c} context chunks and a target each) or data.val",
+                train.len(),
+                val.len(),
+                if cfg.data.val.is_none() {
+                    " after whole articles were held out for validation"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if cfg
+        .data
+        .val
+        .as_ref()
+        .is_some_and(|v| recur_core::fsx::resolve(v) == recur_core::fsx::resolve(&cfg.data.train))
+    {
+        return Err(recur_core::Error::config(
+            "data.val",
+            "is the training file: validation on the windows trained on measures nothing; \
+             leave data.val out to hold out whole articles, or give another file",
+        ));
+    }
     let mut train = train;
     if cfg.data.reverse {
         // Backward windows of the training articles only: a held-out
@@ -472,6 +500,49 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("ready.npz") && e.contains("data.reverse"), "{e}");
+        // A file of one article leaves nothing to train on once it is held
+        // out (an untrained model was written with a training loss of 0),
+        // and validation on the training file measures nothing: both refused.
+        let one = dir.path().join("one.npz");
+        let n = 12;
+        Tensor::write_npz(
+            &[
+                (
+                    "vectors",
+                    &Tensor::ones((n, 2), candle_core::DType::F32, &dev).unwrap(),
+                ),
+                (
+                    "article_indices",
+                    &Tensor::new(vec![0i64; n].as_slice(), &dev).unwrap(),
+                ),
+                (
+                    "chunk_indices",
+                    &Tensor::new((0..n as i64).collect::<Vec<_>>().as_slice(), &dev).unwrap(),
+                ),
+            ],
+            &one,
+        )
+        .unwrap();
+        cfg.data.train = one;
+        cfg.data.reverse = false;
+        let e = load_data(&cfg, &recur_core::progress::SILENT)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("one.npz") && e.contains("0 training and 8 validation"),
+            "{e}"
+        );
+        cfg.data.train = path.clone();
+        cfg.data.val = Some(path);
+        let e = load_data(&cfg, &recur_core::progress::SILENT)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("data.val") && e.contains("is the training file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -35,8 +35,14 @@ impl Sampler {
         let optim = bounds
             .iter()
             .map(|&(lo, hi)| {
+                // The `tpe` crate's range leaves out its top, where a
+                // config's own value (trial 0) may lie, as `dropout: 0.5`
+                // at the default range's top did: that trial's `tell`
+                // failed, and every resume after it. So the top is moved
+                // just past `hi`, and what is told is clamped to the box.
                 let hi = if hi > lo { hi } else { lo + 1e-9 };
-                tpe::range(lo, hi)
+                let top = hi + (hi - lo) * 1e-9;
+                tpe::range(lo, top)
                     .map(|r| tpe::TpeOptimizer::new(tpe::parzen_estimator(), r))
                     .map_err(|e| Error::Msg(format!("tune range {lo}..{hi}: {e}")))
             })
@@ -66,6 +72,7 @@ impl Sampler {
             } else {
                 o.ask(&mut rng)
                     .map_err(|e| Error::Msg(format!("TPE failed: {e}")))?
+                    .clamp(lo, hi)
             };
         }
         Ok(v)
@@ -391,6 +398,25 @@ pub fn search<O: Objective>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A point at the top of its range, or beyond either end (a config's
+    /// own values, trial 0), is told without error, and points asked after
+    /// stay inside the box.
+    #[test]
+    fn points_at_or_beyond_the_bounds_are_told() {
+        let bounds = [(0.0, 0.5), ((1e-4f64).ln(), (1e-2f64).ln())];
+        let mut s = Sampler::new(&bounds, 2, 7).unwrap();
+        s.tell(&[0.5, (1e-2f64).ln()], -0.7).unwrap();
+        s.tell(&[0.9, (1e-6f64).ln()], -0.6).unwrap();
+        s.tell(&[0.0, (1e-4f64).ln()], -0.5).unwrap();
+        for n in 3..20 {
+            let x = s.ask(n).unwrap();
+            for (v, (lo, hi)) in x.iter().zip(bounds) {
+                assert!(*v >= lo && *v <= hi, "{v} outside {lo}..{hi}");
+            }
+            s.tell(&x, -(n as f64)).unwrap();
+        }
+    }
 
     #[test]
     fn the_median_rule_prunes_only_trials_behind_after_the_warmup() {
