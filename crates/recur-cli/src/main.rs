@@ -136,8 +136,10 @@ enum Command {
         /// Trials in all (a resumed run counts those already done).
         #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         trials: usize,
-        /// The folder for trials.json, best.yaml and each trial's model
-        /// (a second run into it resumes).
+        /// The folder for trials.json (every trial's parameters and
+        /// curve), search.json (what was searched) and best.yaml (the
+        /// best trial's config, to train with `recur train`); a second run
+        /// into it resumes.
         #[arg(long)]
         out: PathBuf,
         /// Trials run at once.

@@ -228,6 +228,36 @@ fn a_binary_model_refuses_a_class_it_never_saw() {
         "--out",
         m,
     ]));
+    // The same series as a CSV with pandas' numbered header line: named,
+    // not read as a series of a class `0` of its own.
+    let mut csv = (0..=10)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for line in s.lines().skip(1) {
+        let (v, class) = line.rsplit_once(':').unwrap();
+        csv += &format!("{class},{v}\n");
+    }
+    std::fs::write(d.path().join("two.csv"), csv).unwrap();
+    let cfg_csv = d.path().join("csv.yaml");
+    std::fs::write(
+        &cfg_csv,
+        "data: {path: two.csv, layout: sequences}\nmodel: {hidden_size: 4}\ntraining: {epochs: 1}\n",
+    )
+    .unwrap();
+    let out = recur(&[
+        "train",
+        "--config",
+        cfg_csv.to_str().unwrap(),
+        "--out",
+        d.path().join("mc").to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("header of column numbers"),
+        "{e}"
+    );
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("m/data.json")).unwrap())
             .unwrap();

@@ -74,30 +74,73 @@ pub fn is_lock_name(file: &str) -> bool {
         .is_some_and(|name| !name.is_empty())
 }
 
+/// The locks this process holds for a whole run ([`hold`]), by lock path.
+static HELD: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+/// The lock of `dir` for a whole run, taken before its work starts, so
+/// that a second run writing the same directory is refused at its start
+/// rather than both running and the last to finish winning (the lock was
+/// taken only for the final swap). [`DirWriter::begin`] in the same
+/// process uses it; it is released when the `Hold` drops.
+pub struct Hold {
+    lock_path: PathBuf,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            held.retain(|(p, _)| p != &self.lock_path);
+        }
+    }
+}
+
+/// Takes `dir`'s lock for the run (see [`Hold`]).
+pub fn hold(dir: &Path) -> Result<Hold> {
+    let (lock_path, lock) = take_lock(dir)?;
+    HELD.lock()
+        .map_err(|_| Error::Msg("the lock table was poisoned".into()))?
+        .push((lock_path.clone(), lock));
+    Ok(Hold { lock_path })
+}
+
+/// Opens and locks the lock file beside `dir`, or says who holds it.
+fn take_lock(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let parent = parent_of(dir);
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let lock_path = parent.join(lock_name(&name_of(dir)));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok((lock_path, lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Msg(format!(
+            "another recur is writing {} (it holds {}): wait for it, or write elsewhere",
+            dir.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
 impl DirWriter {
-    /// Locks `dir` for writing and makes the folder to build it in.
+    /// Locks `dir` for writing (or shares the lock this process [`hold`]s
+    /// for it) and makes the folder to build it in.
     pub fn begin(dir: &Path) -> Result<DirWriter> {
         let parent = parent_of(dir);
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         let name = name_of(dir);
         let lock_path = parent.join(lock_name(&name));
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Msg(format!(
-                    "another recur is writing {} (it holds {}): wait for it, or write elsewhere",
-                    dir.display(),
-                    lock_path.display()
-                )))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-        }
+        let held = HELD.lock().ok().and_then(|h| {
+            h.iter()
+                .find(|(p, _)| p == &lock_path)
+                .map(|(_, f)| f.try_clone())
+        });
+        let lock = match held {
+            Some(f) => f.map_err(|e| Error::io(&lock_path, e))?,
+            None => take_lock(dir)?.1,
+        };
         recover(dir)?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.new-"))
@@ -354,6 +397,27 @@ fn differs(dir: &Path, name: &str, sha: &str) -> Result<Option<&'static str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run holds its directory's lock from its start: a second run is
+    /// refused then (both ran and the last to finish won, when the lock
+    /// was only taken for the swap), the run's own writer shares the lock,
+    /// and it is free again once the run ends.
+    #[test]
+    fn a_run_holds_the_lock_from_its_start() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m");
+        let run = hold(&m).unwrap();
+        let e = hold(&m).err().unwrap().to_string();
+        assert!(e.contains("another recur is writing"), "{e}");
+        let w = DirWriter::begin(&m).unwrap();
+        std::fs::write(w.path().join("a.json"), "1").unwrap();
+        w.commit().unwrap();
+        assert!(hold(&m).is_err(), "the run still holds it");
+        drop(run);
+        let again = hold(&m).unwrap();
+        drop(again);
+        DirWriter::begin(&m).unwrap();
+    }
 
     #[test]
     fn a_directory_is_swapped_in_whole_and_checked_against_its_manifest() {

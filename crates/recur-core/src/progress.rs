@@ -28,6 +28,18 @@ pub trait Progress: Sync {
     fn finish(&self) {}
     /// A line the user should read: an epoch's figures, a decision taken.
     fn note(&self, _line: &str) {}
+    /// Whether whoever runs the work asks it to stop (Ctrl-C in Python,
+    /// where the work runs without the interpreter lock and Python's own
+    /// signal handling waits for it). Training asks between batches and
+    /// stops with [`interrupted`].
+    fn stop_requested(&self) -> bool {
+        false
+    }
+}
+
+/// The error a run stops with when its [`Progress`] asks it to.
+pub fn interrupted() -> crate::Error {
+    crate::Error::Msg("interrupted: the run was asked to stop; nothing was written".into())
 }
 
 /// Reports nothing.

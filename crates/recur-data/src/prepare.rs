@@ -533,6 +533,25 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let n = s.values.len();
     let cl = class_labels(&s.source, &s.labels, &d.target)?;
+    // A header of column numbers (pandas' `to_csv(index=False)` of a
+    // frame with numbered columns: `0,1,...,T`) reads as a first series
+    // 1, 2, ..., T of a class `0` of its own.
+    let numbering = s.dims == 1
+        && s.labels[0].trim().parse::<f64>() == Ok(0.0)
+        && s.values[0]
+            .iter()
+            .enumerate()
+            .all(|(t, &v)| v == (t + 1) as f64);
+    if numbering && n > 2 && s.labels[1..].iter().all(|l| l != &s.labels[0]) {
+        return Err(Error::data(
+            &s.source,
+            format!(
+                "series 0 is the only one of class `{}`: if the first line is a header of \
+                 column numbers, remove it (a series file has no header)",
+                s.labels[0]
+            ),
+        ));
+    }
     let labels = cl.y;
     let features: Vec<String> = (0..s.dims).map(|i| format!("dim_{i}")).collect();
     let values: Vec<f64> = s.values.concat();

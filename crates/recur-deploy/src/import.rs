@@ -722,6 +722,6 @@ fn whole(v: &Value) -> Option<u64> {
 /// (see [`crate::model_dir::check_out_dir`]).
 pub fn write_dir(dir: &Path, source: &Path, imp: &Imported) -> Result<()> {
     recur_core::fsx::refuse_overwrite(source, dir)?;
-    crate::model_dir::check_out_dir(dir)?;
+    let _hold = crate::model_dir::begin_out_dir(dir, crate::model_dir::DirKind::Lvm)?;
     crate::model_dir::save_imported_lvm(dir, source, &imp.tensors, &imp.arch, &imp.source_config)
 }

@@ -134,6 +134,32 @@ impl ModelDir {
     }
 }
 
+/// What every command that writes a model directory does first:
+/// [`check_out_dir`], then refuses a model directory of the other job (an
+/// LVM trained over a classifier replaced it whole), then takes the
+/// directory's lock for the run ([`recur_core::dirwrite::hold`]), so that
+/// a second run writing it is refused at its start. Keep the `Hold` until
+/// the model is written.
+pub fn begin_out_dir(dir: &Path, kind: DirKind) -> Result<recur_core::dirwrite::Hold> {
+    check_out_dir(dir)?;
+    if dir.join(recur_core::dirwrite::MANIFEST).is_file() && dir.join(WEIGHTS).is_file() {
+        let found = kind_of(dir);
+        if found != kind {
+            let name = |k: DirKind| match k {
+                DirKind::Classifier => "a Job A classifier",
+                DirKind::Lvm => "a Job B model (an LVM)",
+            };
+            return Err(Error::Msg(format!(
+                "{} holds {}; writing {} there would replace it: choose another folder (or delete that one first)",
+                dir.display(),
+                name(found),
+                name(kind)
+            )));
+        }
+    }
+    recur_core::dirwrite::hold(dir)
+}
+
 /// Refuses to write a model into `dir` when it holds files but is not a
 /// recur model directory (no `model.safetensors`): training would replace
 /// a stranger's `config.yaml` or `report.json`. Sub-folders alone are fine
@@ -720,6 +746,7 @@ mod tests {
         let w = recur_core::dirwrite::DirWriter::begin(&dir).unwrap();
         std::fs::write(w.path().join(WEIGHTS), b"w").unwrap();
         std::fs::write(w.path().join("config.yaml"), b"c").unwrap();
+        std::fs::write(w.path().join("features.json"), b"[]").unwrap();
         w.commit().unwrap();
         std::fs::write(dir.join("report.html"), b"<html>").unwrap();
         check_out_dir(&dir).unwrap();
@@ -733,6 +760,14 @@ mod tests {
         std::fs::remove_file(dir.join("train.csv")).unwrap();
         std::fs::write(dir.join(".DS_Store"), b"").unwrap();
         check_out_dir(&dir).unwrap();
+        // A model of the other job is not written over (an LVM trained
+        // into a classifier's folder replaced it whole).
+        let e = begin_out_dir(&dir, DirKind::Lvm).err().unwrap().to_string();
+        assert!(
+            e.contains("holds a Job A classifier") && e.contains("writing a Job B model (an LVM)"),
+            "{e}"
+        );
+        drop(begin_out_dir(&dir, DirKind::Classifier).unwrap());
         // No manifest: its files cannot be told from a user's.
         std::fs::remove_file(dir.join(recur_core::dirwrite::MANIFEST)).unwrap();
         let e = check_out_dir(&dir).unwrap_err().to_string();

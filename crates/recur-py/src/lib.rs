@@ -50,6 +50,44 @@ fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// [`compute`] for training, which Ctrl-C can stop: the work runs on
+/// another thread while this (the caller's) thread looks for a pending
+/// signal every 50 ms. Python runs signal handlers on its main thread
+/// only, and only between bytecodes, so a run that held no interpreter
+/// lock could not be interrupted until it ended. A signal's exception is
+/// kept in `progress`, which then asks the training to stop between
+/// batches; [`PyProgress::result`] raises it.
+fn compute_interruptible<T: Send>(
+    py: Python<'_>,
+    progress: &PyProgress,
+    f: impl FnOnce() -> T + Send,
+) -> T {
+    py.detach(|| {
+        std::thread::scope(|s| {
+            let work = s.spawn(|| Python::attach(|py| compute(py, f)));
+            while !work.is_finished() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                if progress.1.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    continue;
+                }
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    if let Ok(mut r) = progress.1.raised.lock() {
+                        *r = Some(e);
+                    }
+                    progress
+                        .1
+                        .stop
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            match work.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    })
+}
+
 fn err(e: Error) -> PyErr {
     match e {
         Error::Io { .. } => PyOSError::new_err(e.to_string()),
@@ -60,10 +98,31 @@ fn err(e: Error) -> PyErr {
 /// Progress as calls of a Python callable `callback(event, text, n)`:
 /// `("start", stage, total)`, `("advance", status, n)`, `("finish", "", 0)`
 /// and `("note", line, 0)`. An exception in the callback is reported as
-/// unraisable and does not stop the work.
-struct PyProgress(Option<Py<PyAny>>);
+/// unraisable and does not stop the work. A signal's exception caught by
+/// [`compute_interruptible`] (Ctrl-C's KeyboardInterrupt) asks the work to
+/// stop, and [`PyProgress::result`] raises it.
+struct PyProgress(Option<Py<PyAny>>, SignalCheck);
+
+/// The signal Python raised while the work ran, and whether it did.
+#[derive(Default)]
+struct SignalCheck {
+    raised: std::sync::Mutex<Option<PyErr>>,
+    stop: std::sync::atomic::AtomicBool,
+}
 
 impl PyProgress {
+    fn new(callback: Option<Py<PyAny>>) -> PyProgress {
+        PyProgress(callback, SignalCheck::default())
+    }
+
+    /// The work's result, or the signal's exception where one stopped it.
+    fn result<T>(&self, r: recur_core::Result<T>) -> PyResult<T> {
+        match self.1.raised.lock().ok().and_then(|mut g| g.take()) {
+            Some(e) => Err(e),
+            None => r.map_err(err),
+        }
+    }
+
     fn call(&self, event: &str, text: &str, n: u64) {
         if let Some(cb) = &self.0 {
             Python::attach(|py| {
@@ -87,6 +146,9 @@ impl Progress for PyProgress {
     }
     fn note(&self, line: &str) {
         self.call("note", line, 0);
+    }
+    fn stop_requested(&self) -> bool {
+        self.1.stop.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -124,16 +186,16 @@ fn train_classifier(
     let cfg =
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
     let t = table(names, columns)?;
-    let progress = PyProgress(progress);
-    compute(py, || {
+    let progress = PyProgress::new(progress);
+    let r = compute_interruptible(py, &progress, || {
         let opts = recur_train::FitOptions {
             progress: &progress,
         };
         let r = recur_train::train_table_to_dir(&cfg, &t, &out, &Device::Cpu, &opts)?;
         let json = serde_json::to_string(&r).map_err(|e| Error::Msg(e.to_string()))?;
         Ok((json, r.to_string()))
-    })
-    .map_err(err)
+    });
+    progress.result(r)
 }
 
 /// Whole series as the library holds them: each `[T_i, F]` float64 array
@@ -179,16 +241,16 @@ fn train_sequences(
     let cfg =
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
     let s = sequences(series, labels)?;
-    let progress = PyProgress(progress);
-    compute(py, || {
+    let progress = PyProgress::new(progress);
+    let r = compute_interruptible(py, &progress, || {
         let opts = recur_train::FitOptions {
             progress: &progress,
         };
         let r = recur_train::train_sequences_to_dir(&cfg, &s, &out, &Device::Cpu, &opts)?;
         let json = serde_json::to_string(&r).map_err(|e| Error::Msg(e.to_string()))?;
         Ok((json, r.to_string()))
-    })
-    .map_err(err)
+    });
+    progress.result(r)
 }
 
 /// A loaded Job A model directory (`recur_deploy::Predictor`).
@@ -484,13 +546,13 @@ fn train_lvm(
         LvmConfig::from_yaml(config, "the LVM's parameters")
     }
     .map_err(err)?;
-    let progress = PyProgress(progress);
-    compute(py, || {
+    let progress = PyProgress::new(progress);
+    let r = compute_interruptible(py, &progress, || {
         let t = recur_train::lvm::train_to_dir(&cfg, &out, &Device::Cpu, &progress)?;
         let json = serde_json::to_string(&t.report).map_err(|e| Error::Msg(e.to_string()))?;
         Ok((json, t.report.to_string()))
-    })
-    .map_err(err)
+    });
+    progress.result(r)
 }
 
 /// A sentence encoder (BERT or T5 from a sentence-transformers folder).
@@ -506,7 +568,7 @@ impl SentenceEncoder {
     #[new]
     #[pyo3(signature = (name_or_dir, progress=None))]
     fn new(py: Python<'_>, name_or_dir: &str, progress: Option<Py<PyAny>>) -> PyResult<Self> {
-        let progress = PyProgress(progress);
+        let progress = PyProgress::new(progress);
         let e = compute(py, || {
             let dir = recur_text::fetch::resolve_encoder(name_or_dir, true, &progress)?;
             recur_text::SentenceEncoder::load(&dir, &Device::Cpu)

@@ -167,6 +167,9 @@ fn fit_in_precision(
                 None => format!("loss {:.5}", loss_sum / seen as f64),
             };
             progress.advance(1, &status);
+            if progress.stop_requested() {
+                return Err(recur_core::progress::interrupted());
+            }
         }
         // predict refuses non-finite predictions; here they mean the
         // model diverged, not that the validation vectors are too large.
@@ -392,7 +395,7 @@ pub fn train_to_dir(
     dev: &Device,
     progress: &dyn Progress,
 ) -> Result<Trained> {
-    recur_deploy::model_dir::check_out_dir(out)?;
+    let _hold = recur_deploy::model_dir::begin_out_dir(out, recur_deploy::model_dir::DirKind::Lvm)?;
     let LvmData {
         train,
         val,

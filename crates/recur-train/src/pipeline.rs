@@ -25,7 +25,8 @@ use std::path::Path;
 /// # }
 /// ```
 pub fn train_to_dir(cfg: &Config, out: &Path, dev: &Device, opts: &FitOptions) -> Result<Report> {
-    recur_deploy::model_dir::check_out_dir(out)?;
+    let _hold =
+        recur_deploy::model_dir::begin_out_dir(out, recur_deploy::model_dir::DirKind::Classifier)?;
     let mut prep = prepare_training(cfg)?;
     if let Some(path) = &cfg.data.path {
         prep.info.data_sha256 = Some(recur_core::fsx::sha256_file(path)?);
@@ -57,7 +58,8 @@ pub fn train_table_to_dir(
     dev: &Device,
     opts: &FitOptions,
 ) -> Result<Report> {
-    recur_deploy::model_dir::check_out_dir(out)?;
+    let _hold =
+        recur_deploy::model_dir::begin_out_dir(out, recur_deploy::model_dir::DirKind::Classifier)?;
     let prep = recur_data::prepare::prepare_training_table(table, cfg)?;
     train_prepared(cfg, prep, out, dev, opts)
 }
@@ -72,7 +74,8 @@ pub fn train_sequences_to_dir(
     dev: &Device,
     opts: &FitOptions,
 ) -> Result<Report> {
-    recur_deploy::model_dir::check_out_dir(out)?;
+    let _hold =
+        recur_deploy::model_dir::begin_out_dir(out, recur_deploy::model_dir::DirKind::Classifier)?;
     let prep = recur_data::prepare_training_sequences(series, cfg)?;
     train_prepared(cfg, prep, out, dev, opts)
 }

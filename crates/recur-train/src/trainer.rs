@@ -146,6 +146,9 @@ fn fit_in_precision(
             loss_sum += lv * chunk.len() as f64;
             seen += chunk.len();
             pb.advance(1, &format!("loss {:.4}", loss_sum / seen as f64));
+            if pb.stop_requested() {
+                return Err(recur_core::progress::interrupted());
+            }
         }
         pb.finish();
         let val_logits = predict_logits(&model, &prep.val, dev)?;
