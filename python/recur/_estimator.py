@@ -14,6 +14,7 @@ gives the CLI's whole `recur predict` table.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,8 +22,9 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import warnings
 import weakref
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -31,7 +33,7 @@ from . import _recur
 
 try:  # scikit-learn conventions when it is installed
     from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.exceptions import NotFittedError
+    from sklearn.exceptions import DataConversionWarning, NotFittedError
 except ImportError:  # pragma: no cover - the package works without it
     import inspect
 
@@ -54,6 +56,9 @@ except ImportError:  # pragma: no cover - the package works without it
         pass
 
     class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
+        pass
+
+    class DataConversionWarning(UserWarning):  # type: ignore[no-redef]
         pass
 
 
@@ -96,6 +101,11 @@ def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
     if hasattr(X, "columns") and hasattr(X, "__getitem__"):  # pandas
         from_frame = True
         names = [str(c) for c in X.columns]
+        seen: set[str] = set()
+        for n in names:
+            if n in seen:
+                raise ValueError(f"{what}: two columns are named {n!r}; give each column its own name")
+            seen.add(n)
         for c in X.columns:
             s = X[c]
             kind = getattr(s.dtype, "kind", "O")
@@ -107,6 +117,9 @@ def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
                 cols.append([str(v) for v in s])
     elif isinstance(X, dict):
         names = [str(k) for k in X]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"{what}: two columns are named {dup!r}; give each column its own name")
         for v in X.values():
             a = np.asarray(v)
             cols.append(np.ascontiguousarray(a, dtype=np.float64) if a.dtype.kind in "biuf" else [str(x) for x in a])
@@ -121,33 +134,152 @@ def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
     return names, cols, from_frame
 
 
-def _tar_dir(path: str) -> bytes:
+MANIFEST = "manifest.json"
+# What this package knows of a model that the model directory does not
+# record (the columns fit saw, the caller's class values and their dtype),
+# written beside the model's files when the estimator fits. A hidden file:
+# recur's manifest does not list it, recur's loading does not read it, and `recur
+# train --out` neither asks about it nor keeps it when it replaces the
+# directory. It names the manifest's run, so a copy beside another run's
+# files is ignored.
+SIDECAR = ".recur-python.json"
+# recur's own files beside a model that its manifest does not list.
+_BESIDE = ("report.html",)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _own_files(path: str) -> dict[str, bytes]:
+    """The model's own files, read into memory: `manifest.json`, every file
+    it lists (checked against its SHA-256) and `report.html`; without a
+    manifest (an old directory), the top-level files. Folders inside the
+    directory (the demo keeps other models there) and lock files are not
+    the model's. The package's sidecar comes along when it names the
+    manifest's run."""
+    files: dict[str, bytes] = {}
+    man = os.path.join(path, MANIFEST)
+    if os.path.isfile(man):
+        raw = _read(man)
+        files[MANIFEST] = raw
+        manifest = json.loads(raw)
+        for name, sha in sorted(manifest.get("files", {}).items()):
+            if os.path.basename(name) != name or name.startswith("."):
+                raise OSError(f"{path}: {MANIFEST} lists {name!r}, which is not a file name")
+            data = _read(os.path.join(path, name))
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise OSError(
+                    f"{path}: {name} differs from {MANIFEST}: the directory changed while the "
+                    "model was read; load it again"
+                )
+            files[name] = data
+        for name in _BESIDE:
+            p = os.path.join(path, name)
+            if os.path.isfile(p):
+                files[name] = _read(p)
+    else:
+        for name in sorted(os.listdir(path)):
+            p = os.path.join(path, name)
+            if not name.startswith(".") and os.path.isfile(p):
+                files[name] = _read(p)
+    side = os.path.join(path, SIDECAR)
+    if os.path.isfile(side):
+        data = _read(side)
+        if _sidecar_of(files, data) is not None:
+            files[SIDECAR] = data
+    return files
+
+
+def _run_of(files: dict[str, bytes]) -> Optional[str]:
+    raw = files.get(MANIFEST)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw).get("run")
+    except ValueError:
+        return None
+
+
+def _sidecar_of(files: dict[str, bytes], data: Optional[bytes] = None) -> Optional[dict]:
+    """The sidecar's contents when it belongs to these files (it names
+    their manifest's run), else None."""
+    data = files.get(SIDECAR) if data is None else data
+    if data is None:
+        return None
+    try:
+        meta = json.loads(data)
+    except ValueError:
+        return None
+    run = _run_of(files)
+    if not isinstance(meta, dict) or run is None or meta.get("run") != run:
+        return None
+    return meta
+
+
+def _write_sidecar(path: str, meta: dict) -> None:
+    """Writes the package's sidecar into the model directory `path` (a
+    folder this package owns), naming its manifest's run."""
+    run = _run_of({MANIFEST: _read(os.path.join(path, MANIFEST))})
+    with open(os.path.join(path, SIDECAR), "w", encoding="utf-8") as f:
+        json.dump({"run": run, **meta}, f)
+
+
+def _tar_files(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in sorted(os.listdir(path)):
-            tar.add(os.path.join(path, name), arcname=name)
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
 def _untar_dir(data: bytes) -> str:
     dest = tempfile.mkdtemp(prefix="recur-model-")
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        for m in tar.getmembers():
-            if not (m.isfile() or m.isdir()) or m.name.startswith(("/", "..")) or ".." in m.name.split("/"):
-                raise ValueError(f"the pickled model directory holds an unexpected entry {m.name!r}")
-        tar.extractall(dest)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+            for m in tar.getmembers():
+                if not (m.isfile() or m.isdir()) or m.name.startswith(("/", "..")) or ".." in m.name.split("/"):
+                    raise ValueError(f"the pickled model directory holds an unexpected entry {m.name!r}")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # pragma: no cover - Python before 3.9.17 / 3.10.12 / 3.11.4
+                tar.extractall(dest)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
     return dest
 
 
 class _Fitted:
-    """The trained model directory (a private folder, removed with the
-    estimator) and the loaded model."""
+    """The loaded model and its files: the model's own files are read into
+    memory when it loads (they are small), so that `save` and pickling
+    carry the model that scores, whatever becomes of its folder later.
+    `owned` folders (private ones: a fit's output, an unpickled model) are
+    removed with the estimator."""
 
     def __init__(self, path: str, owned: bool):
         self.path = path
-        self.model = _recur.Classifier.load(path)
         if owned:
             weakref.finalize(self, shutil.rmtree, path, True)
+        man = os.path.join(path, MANIFEST)
+        before = _read(man) if os.path.isfile(man) else None
+        # recur checks the directory against its manifest as it loads (its
+        # errors name the files); the bytes read then are those it checked
+        # when the manifest is the same before and after.
+        self.model = _recur.Classifier.load(path)
+        self.files = _own_files(path)
+        if self.files.get(MANIFEST) != before:
+            raise OSError(f"{path}: the model directory changed while it was loaded; load it again")
+        self.meta = _sidecar_of(self.files) or {}
+
+    def json(self, name: str) -> Any:
+        """One of the model's JSON files, parsed (None when it has none)."""
+        data = self.files.get(name)
+        return None if data is None else json.loads(data)
 
 
 def _init_source() -> str:
@@ -156,17 +288,41 @@ def _init_source() -> str:
     return f"def __init__(self, *, {args}, progress=False):\n{body}\n    self.progress = progress\n"
 
 
+def _column_or_1d(y: Any, what: str = "y") -> np.ndarray:
+    """`y` as a 1-D array; a column vector `(n, 1)` is taken with
+    scikit-learn's DataConversionWarning, as scikit-learn's estimators
+    take it."""
+    a = np.asarray(y)
+    if a.ndim == 2 and a.shape[1] == 1:
+        warnings.warn(
+            f"A column-vector {what} was passed when a 1d array was expected. Please change the shape "
+            f"of {what} to (n_samples,), for example using ravel().",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        a = a[:, 0]
+    return a
+
+
 class _ModelDirEstimator:
     """What the estimators share about moving a fitted model: `save`
     writes its model directory (atomically: a temporary folder beside the
     target, then one rename), and pickling carries the directory's bytes
-    (a tar), so a pickled estimator loads as `recur.load` would."""
+    (a tar of the model's own files, as they were when it was fitted or
+    loaded), so a pickled estimator loads as `recur.load` would."""
 
     def save(self, path: str) -> None:
-        """Writes the model directory to `path` (a new or empty folder),
-        which `recur predict --model PATH` and `recur.load` open."""
+        """Writes the model directory to `path` (a new or empty folder, or
+        a link to one), which `recur predict --model PATH` and
+        `recur.load` open. The files are the model's as it was fitted or
+        loaded, whatever became of the folder it was loaded from."""
         self._model()
         path = os.fspath(path)
+        if not path:
+            raise ValueError("path is empty: give the folder to write the model directory to")
+        if os.path.islink(path):
+            # Written where the link points; the link then names the model.
+            path = os.path.realpath(path)
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise OSError(f"{path} exists and is not an empty folder: choose a new one")
         parent = os.path.dirname(os.path.abspath(path))
@@ -174,10 +330,12 @@ class _ModelDirEstimator:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".recur-save-", dir=parent)
         try:
-            for name in os.listdir(self._fitted.path):
-                src = os.path.join(self._fitted.path, name)
-                if os.path.isfile(src):
-                    shutil.copy2(src, os.path.join(tmp, name))
+            for name, data in self._fitted.files.items():
+                dst = os.path.join(tmp, name)
+                with open(dst, "wb") as f:
+                    f.write(data)
+                os.chmod(dst, 0o644)
+            os.chmod(tmp, 0o755)  # as recur writes a model directory
             if os.path.isdir(path):
                 os.rmdir(path)
             os.replace(tmp, path)
@@ -189,7 +347,7 @@ class _ModelDirEstimator:
         state = self.__dict__.copy()
         f = state.pop("_fitted", None)
         if f is not None:
-            state["_model_dir_tar"] = _tar_dir(f.path)
+            state["_model_dir_tar"] = _tar_files(f.files)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -204,16 +362,31 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     conventions. Every keyword is a key of recur's config (see
     `recur.config_params` for a config file's keywords); `progress`
     (False, True for a tqdm bar, or a callable `f(event, text, n)`)
-    reports training.
+    reports training. The label is binary (0/1, or derived from a price):
+    `classes_` is `[0, 1]`.
 
     Fitted attributes: `classes_`, `n_features_in_`, `feature_names_in_`
-    (DataFrames only), `features_` (the features the model kept),
+    (DataFrames only; a model `recur.load` opens that the CLI wrote has
+    its `features_` there), `features_` (the features the model kept),
     `threshold_`, `sequence_length_`, `first_row_` (the first row any of
     its models scores: the trees may score rows before the LSTM's first
     full window, and `predict_proba`, the deployed model's probability,
     starts where every model it blends has a score), `deployed_`,
     `report_` (the training report as a dict) and `report_text_` (as
     `recur train` prints it).
+
+    scikit-learn's built-in scorers (`scoring="roc_auc"`, `"accuracy"`,
+    ...) read `predict_proba` / `predict` against `y` as given: the rows
+    before the first full window are NaN there, and `y[t]` is not the
+    label of row `t` when `horizon > 0`, so they give NaN (or a wrong
+    number). Use the estimator's own `score` (`scoring=None`), or a
+    callable scorer on `score_rows(X, y)`, whose `label` is the label of
+    each scored row:
+
+        def roc_auc(est, X, y):
+            r = est.score_rows(X, y)
+            ok = ~np.isnan(r["label"]) & ~np.isnan(r["probability"])
+            return roc_auc_score(r["label"][ok], r["probability"][ok])
     """
 
     # __init__ is written from the table of keywords, so that every config
@@ -221,18 +394,38 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     # scikit-learn's get_params / set_params / clone need.
     exec(_init_source())
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Binary only: the label is 0/1 (or a price's up/down).
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _more_tags(self) -> dict:  # scikit-learn before 1.6
+        return {"binary_only": True}
+
     # -- fitting --------------------------------------------------------
 
     def fit(self, X: Any, y: Any = None) -> "LSTMClassifier":
         """Trains on the rows of `X`, in time order. `y` is the label
-        column (0/1, or classes with `positive_label`), or the price
-        column when `price_column` is set; without `y`, `X` holds the
-        column `target_column` (or `price_column`) itself."""
+        column (0/1: the label of row `t` is `y[t + horizon]`), or the
+        price column when `price_column` is set; without `y`, `X` holds
+        the column `target_column` (or `price_column`) itself. Without
+        `features`, the features are what `recur train` takes: every
+        numeric column of `X` but the target, `time_column` and unnamed
+        index columns (`Unnamed: 0`), whether `y` is given apart or not.
+        (`positive_label` belongs to `SequenceClassifier`: this label is
+        0/1 already.)"""
+        params = self.get_params()
+        if params["positive_label"] is not None:
+            raise ValueError(
+                f"positive_label is {params['positive_label']!r}, but it applies to whole series only "
+                "(SequenceClassifier, the sequences layout): this classifier's label is 0/1 (or a price). "
+                "Give y as 0/1, e.g. (y == 'wet').astype(int), and leave positive_label None"
+            )
         names, cols, from_frame = _columns(X, "X")
         n_x = len(names)
-        params = self.get_params()
         if y is not None:
-            y_arr = np.asarray(y)
+            y_arr = _column_or_1d(y)
             if y_arr.ndim != 1 or len(y_arr) != (len(cols[0]) if cols else 0):
                 raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X")
             target = params["price_column"] or params["target_column"] or getattr(y, "name", None) or "target"
@@ -244,9 +437,9 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             else:
                 params["target_column"] = target
             names = names + [target]
-            cols = cols + [np.ascontiguousarray(y_arr, dtype=np.float64) if y_arr.dtype.kind in "biuf" else [str(v) for v in y_arr]]
-            if params["features"] is None:
-                params["features"] = names[:n_x]
+            cols = cols + [_target_column(y_arr)]
+            # Without `features`, recur's default rule picks them, as it
+            # does from X with the target inside.
         elif not (params["target_column"] or params["price_column"]):
             raise ValueError("fit needs y, or target_column (or price_column) naming a column of X")
         cfg = _config.to_config(params)
@@ -255,13 +448,15 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             report_json, report_text = _recur.train_classifier(
                 _config.to_yaml(cfg), names, cols, out, _progress_callback(self.progress)
             )
+            _write_sidecar(out, {
+                "estimator": "LSTMClassifier",
+                "n_features_in": n_x,
+                "feature_names_in": names[:n_x] if from_frame else None,
+            })
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
         self._set_fitted(_Fitted(out, owned=True), report_json, report_text)
-        self.n_features_in_ = n_x
-        if from_frame:
-            self.feature_names_in_ = np.asarray(names[:n_x], dtype=object)
         return self
 
     def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str) -> None:
@@ -275,6 +470,20 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         self.deployed_ = m.deployed
         self.report_ = json.loads(report_json)
         self.report_text_ = report_text
+        # The columns fit saw, as the package recorded them; a model the
+        # CLI wrote read its features by name from a table.
+        meta = fitted.meta
+        if "n_features_in" in meta:
+            self.n_features_in_ = int(meta["n_features_in"])
+            names = meta.get("feature_names_in")
+        else:
+            self.n_features_in_ = len(self.features_)
+            names = self.features_
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        elif "feature_names_in_" in self.__dict__:
+            # scikit-learn's rule: X without names leaves none behind.
+            del self.feature_names_in_
 
     def _model(self):
         f = getattr(self, "_fitted", None)
@@ -286,55 +495,86 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
 
     # -- predicting -----------------------------------------------------
 
-    def score_rows(self, X: Any) -> dict[str, np.ndarray]:
+    def score_rows(self, X: Any, y: Any = None) -> dict[str, np.ndarray]:
         """What `recur predict` writes, as arrays: `row` (the row of `X`),
         `label`, `p_lstm`, `p_trees`, `p_ensemble` (raw), `probability`
         (calibrated, the deployed model's) and `decision`, for the rows
-        the model scores; NaN where a value is missing."""
-        return self._score(X, check=False)[1]
+        the model scores; NaN where a value is missing. `label` is the
+        label of the row as fit made it (the target `horizon` rows later,
+        or the price rule's) where `X` holds the target column or `y`
+        gives it (as `fit` takes it), else NaN."""
+        return self._score(X, check=False, y=y)[1]
 
-    def _score(self, X: Any, check: bool = True) -> tuple[int, dict]:
+    def _array_names(self, k: int) -> list[str]:
+        """The names of an array's `k` columns, which are positional: the
+        columns fit saw (the model then reads the features it kept), or
+        the kept features alone, in `features_` order."""
+        feats = list(self._model().features)
+        n_in = getattr(self, "n_features_in_", None)
+        if n_in is not None and k == n_in:
+            fitted_names = [str(c) for c in getattr(self, "feature_names_in_", [])]
+            return fitted_names or [f"x{j}" for j in range(n_in)]
+        if k == len(feats):
+            return feats
+        seen = f"the {n_in} columns fit saw, or " if n_in is not None else ""
+        raise ValueError(
+            f"X has {k} columns; give {seen}the {len(feats)} features "
+            f"the model reads, in this order: {', '.join(feats)}"
+        )
+
+    def _score(self, X: Any, check: bool = True, y: Any = None) -> tuple[int, dict]:
         """The row count of `X` and the model's scores. A float32
-        C-contiguous array with one column per feature of the model (in
-        `features_` order) is read where it lies, with no copy (the trees
+        C-contiguous array whose columns are the model's features in
+        `features_` order is read where it lies, with no copy (the trees
         then split float32-rounded values, which can move their
         probabilities near a split: give float64 for `recur predict`'s
         numbers exactly); a DataFrame becomes float64 columns matched by
-        name, any other array float64 columns in `features_` order."""
+        name, any other array float64 columns taken positionally (see
+        `_array_names`). With `y`, the target column is added, so that
+        `label` is the label of each row."""
         m = self._model()
-        if (
-            isinstance(X, np.ndarray)
-            and X.ndim == 2
-            and X.dtype == np.float32
-            and X.flags.c_contiguous
-            and X.shape[1] == len(m.features)
-        ):
-            n = X.shape[0]
-            if check:
-                self._check_rows(n)
-            return n, m.score_array(X)
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
+            names = self._array_names(X.shape[1])
+            if y is None and names == list(m.features) and X.dtype == np.float32 and X.flags.c_contiguous:
+                n = X.shape[0]
+                if check:
+                    self._check_rows(n)
+                return n, m.score_array(X)
         names, cols, from_frame = _columns(X, "X")
         if not from_frame and not isinstance(X, dict):
-            # An array's columns are positional, whatever its dtype or
-            # memory layout (as scikit-learn reads an array given to a
-            # model fitted on a DataFrame): the columns fit saw (the model
-            # then reads the features it kept), or the kept features alone.
-            fitted_names = list(getattr(self, "feature_names_in_", []))
-            n_in = getattr(self, "n_features_in_", None)
-            if n_in is not None and len(cols) == n_in:
-                names = fitted_names or [f"x{j}" for j in range(n_in)]
-            elif len(cols) == len(m.features):
-                names = list(m.features)
-            else:
-                seen = f"the {n_in} columns fit saw, or " if n_in is not None else ""
-                raise ValueError(
-                    f"X has {len(cols)} columns; give {seen}the {len(m.features)} features "
-                    f"the model reads, in this order: {', '.join(m.features)}"
-                )
+            names = self._array_names(len(cols))
         n = len(cols[0]) if cols else 0
+        if y is not None:
+            names, cols = self._with_target(names, cols, n, y)
         if check:
             self._check_rows(n)
         return n, m.score(names, cols)
+
+    def _with_target(self, names: list[str], cols: list[Any], n: int, y: Any) -> tuple[list[str], list[Any]]:
+        """`names` and `cols` with `y` as the model's target column (the
+        label column, or the price with `price_column`), from which recur
+        makes each row's label as fit made it."""
+        y_arr = _column_or_1d(y)
+        if y_arr.shape != (n,):
+            raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X ({n})")
+        cfg = _config.from_config(json.loads(self._model().config_json))
+        target = cfg["price_column"] or cfg["target_column"]
+        if not target:
+            raise ValueError("the model's config names no target column, so y cannot be labelled")
+        col = _target_column(y_arr)
+        if target in names:
+            have = cols[names.index(target)]
+            a, b = np.asarray(have), np.asarray(col)
+            equal = a.shape == b.shape and (
+                bool(np.all((a == b) | (np.isnan(a) & np.isnan(b)))) if a.dtype.kind == "f" == b.dtype.kind
+                else bool(np.all(a == b))
+            )
+            if not equal:
+                raise ValueError(
+                    f"X holds the column `{target}`, the model's target, and y differs from it: give one of them"
+                )
+            return names, cols
+        return names + [target], cols + [col]
 
     def _check_rows(self, n: int) -> None:
         m = self._model()
@@ -353,8 +593,8 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """`(n, 2)`: the calibrated probability of class 0 and class 1 for
         each row of `X`; NaN on the first rows, which have no window. A
-        float32 C-contiguous array with one column per feature (in
-        `features_` order) is read in place, without a copy."""
+        float32 C-contiguous array whose columns are the features in
+        `features_` order is read in place, without a copy."""
         p = self._scored(X, "probability")
         return np.column_stack([1.0 - p, p])
 
@@ -365,33 +605,26 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         return self._scored(X, "decision")
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """The accuracy of `predict` against `y` (0/1), on the rows that
-        have a prediction: the first rows, before the first full window,
-        have none and are left out (scikit-learn's `ClassifierMixin.score`
-        failed on their NaN)."""
-        from sklearn.metrics import accuracy_score
-
-        p = self.predict(X)
-        y = np.asarray(y)
-        if y.shape != p.shape:
-            raise ValueError(f"y has shape {y.shape}; give one label per row of X ({p.shape[0]})")
-        positive = self.get_params().get("positive_label")
-        if positive is not None:
-            # Labels as named (or numbered): the positive one is 1.
-            y = (y.astype(str) == str(positive)).astype(np.float64)
-        elif y.dtype.kind not in "biuf":
-            try:
-                y = y.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError("y holds names: give 0/1 labels, or set positive_label") from None
-        keep = ~np.isnan(p)
+        """The accuracy of `predict` on the rows that have both a
+        prediction and a label. `y` is what `fit` takes: the raw target
+        column (0/1), or the price with `price_column`, one value per row
+        of `X`; row `t`'s decision is compared with row `t`'s label as
+        fit made it (`y[t + horizon]`, or the price rule's), not with
+        `y[t]`. The first rows (before the first full window) and the
+        last `horizon` rows (no label yet) are left out.
+        `sample_weight` is one weight per row of `X`."""
+        n, s = self._score(X, y=y)
+        label, decision = np.asarray(s["label"], dtype=np.float64), np.asarray(s["decision"], dtype=np.float64)
+        keep = ~np.isnan(label) & ~np.isnan(decision)
+        if not keep.any():
+            raise ValueError("no row of X has both a prediction and a label: give more rows")
         w = None
         if sample_weight is not None:
             w = np.asarray(sample_weight, dtype=np.float64)
-            if w.shape != p.shape:
-                raise ValueError(f"sample_weight has shape {w.shape}; give one weight per row of X ({p.shape[0]})")
-            w = w[keep]
-        return float(accuracy_score(y[keep].astype(np.float64), p[keep], sample_weight=w))
+            if w.shape != (n,):
+                raise ValueError(f"sample_weight has shape {w.shape}; give one weight per row of X ({n})")
+            w = w[np.asarray(s["row"])[keep]]
+        return float(np.average(label[keep] == decision[keep], weights=w))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The log-odds of the calibrated probability, per row (NaN where
@@ -405,12 +638,14 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     def _from_dir(cls, path: str, owned: bool = False) -> "LSTMClassifier":
         fitted = _Fitted(path, owned)
         est = cls(**_config.from_config(json.loads(fitted.model.config_json)))
-        report = os.path.join(path, "report.json")
-        with open(report, encoding="utf-8") as f:
-            report_json = f.read()
-        est._set_fitted(fitted, report_json, "")
-        est.n_features_in_ = len(est.features_)
+        report = fitted.files.get("report.json", b"{}").decode("utf-8")
+        est._set_fitted(fitted, report, "")
         return est
+
+
+def _target_column(y: np.ndarray) -> Any:
+    """A target column as recur takes it: float64 numbers, else text."""
+    return np.ascontiguousarray(y, dtype=np.float64) if y.dtype.kind in "biuf" else [str(v) for v in y]
 
 
 def config_params(path: str) -> dict[str, Any]:

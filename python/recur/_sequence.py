@@ -19,9 +19,8 @@ saves the same model directory (`save`, `recur.load`, pickling), which
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import shutil
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -35,13 +34,31 @@ from ._estimator import (
     NotFittedError,
     _Fitted,
     _ModelDirEstimator,
+    _column_or_1d,
     _progress_callback,
+    _write_sidecar,
 )
+
+
+def _numeric(kind: str, where: str) -> None:
+    if kind == "c":
+        raise ValueError(f"{where} holds complex numbers: give real values (a channel each for the real and imaginary parts)")
+    if kind not in "biuf":
+        raise ValueError(f"{where}: numbers are needed")
 
 
 def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     """`X` as a list of C-contiguous float64 arrays `[T_i, F]`."""
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        # A DataFrame: one series a row, one time step a column, as a 2-D
+        # array `[n, T]` is.
+        if not X.columns.is_unique:
+            raise ValueError(f"{what}: two columns are named {X.columns[X.columns.duplicated()][0]!r}")
+        for c in X.columns:
+            _numeric(getattr(X[c].dtype, "kind", "O"), f"{what}: column {c!r} (dtype {X[c].dtype})")
+        X = X.to_numpy(dtype=np.float64)
     if isinstance(X, np.ndarray) and X.dtype != object:
+        _numeric(X.dtype.kind, f"{what} (dtype {X.dtype})")
         if X.ndim == 3:
             return [np.ascontiguousarray(x, dtype=np.float64) for x in X]
         if X.ndim == 2:
@@ -52,8 +69,7 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     out = []
     for i, x in enumerate(X):
         a = np.asarray(x)
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"{what}[{i}]: a numeric array is needed, not dtype {a.dtype}")
+        _numeric(a.dtype.kind, f"{what}[{i}] (dtype {a.dtype})")
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim != 2:
@@ -156,7 +172,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> "SequenceClassifier":
         """Trains on the series `X` with labels `y` (one a series)."""
         series = _series(X)
-        y_arr = np.asarray(y)
+        y_arr = _column_or_1d(y)
         if y_arr.ndim != 1 or len(y_arr) != len(series):
             raise ValueError(f"y has shape {y_arr.shape}; give one label per series ({len(series)})")
         # A missing label is not a class (as scikit-learn refuses it).
@@ -172,6 +188,15 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             report_json, report_text = _recur.train_sequences(
                 json.dumps(self._config()), series, labels, out, _progress_callback(self.progress)
             )
+            # The caller's class values and their dtype, which recur (that
+            # keeps labels as text) does not: `recur.load` gives them back.
+            classes = np.array(list(originals.values()))
+            try:
+                meta = json.dumps({"values": classes.tolist(), "dtype": classes.dtype.str})
+            except (TypeError, ValueError):
+                meta = None  # values JSON cannot hold: loaded, they are text
+            if meta is not None:
+                _write_sidecar(out, {"estimator": "SequenceClassifier", "classes": json.loads(meta)})
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
@@ -184,16 +209,45 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         self.report_ = json.loads(report_json)
         self.report_text_ = report_text
         self.n_features_in_ = len(m.features)
+        dtype = None
+        if originals is None:
+            # The values fit saw, kept beside the model by this package.
+            saved = fitted.meta.get("classes") or {}
+            values = saved.get("values") or []
+            originals = {str(v): v for v in values}
+            dtype = saved.get("dtype")
+        data = fitted.json("data.json") or {}
         if m.classes:
             names = list(m.classes)
             self.temperature_ = self.report_.get("temperature", {}).get("temperature", 1.0)
         else:
             pos = m.positive_label
-            others = [c for c in (originals or {}) if c != pos]
-            names = [others[0] if others else f"not {pos}", pos]
+            # The other class: data.json's `negative_label` where recur
+            # records it (older models lack it), else the values fit saw.
+            neg = data.get("negative_label")
+            if neg is None:
+                others = [c for c in originals if c != pos]
+                neg = others[0] if others else f"not {pos}"
+            names = [neg, pos]
             self.threshold_ = m.threshold
-        originals = originals or {}
-        self.classes_ = np.array([originals.get(n, n) for n in names])
+        values = [originals.get(n, n) for n in names]
+        if dtype is not None and all(n in originals for n in names):
+            try:
+                self.classes_ = np.array(values, dtype=np.dtype(dtype))
+                return
+            except (TypeError, ValueError):
+                pass
+        self.classes_ = np.array(values)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # [n, T, F] series, NaN a missing value (filled within its channel).
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _more_tags(self) -> dict:  # scikit-learn before 1.6
+        return {"allow_nan": True, "X_types": ["2darray", "3darray"]}
 
     def _model(self):
         f = getattr(self, "_fitted", None)
@@ -235,6 +289,5 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             if k in kw:
                 kw[k] = tuple(kw[k])
         est = cls(**kw)
-        with open(os.path.join(path, "report.json"), encoding="utf-8") as f:
-            est._set_fitted(fitted, f.read(), "")
+        est._set_fitted(fitted, fitted.files.get("report.json", b"{}").decode("utf-8"), "")
         return est

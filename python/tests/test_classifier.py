@@ -169,9 +169,25 @@ def test_not_fitted_and_bad_input_say_what_is_wrong(fitted, rainfall):
 def test_score_is_the_accuracy_on_the_rows_with_a_prediction(fitted, rainfall):
     p = fitted.predict(rainfall)
     y = rainfall["rain"].to_numpy()
-    keep = ~np.isnan(p)
+    h = fitted.horizon
+    assert h == 1
+    # y is the raw target column, as fit takes it: row t's decision
+    # predicts row t + horizon, and is compared with that label.
+    label = np.r_[y[h:], np.full(h, np.nan)]
+    keep = ~np.isnan(p) & ~np.isnan(label)
     assert not keep.all()
-    assert fitted.score(rainfall, y) == pytest.approx(np.mean(p[keep] == y[keep]))
+    want = np.mean(p[keep] == label[keep])
+    assert fitted.score(rainfall, y) == pytest.approx(want)
+    assert want != pytest.approx(np.mean(p[~np.isnan(p)] == y[~np.isnan(p)]))
+    # The same from the features alone (y apart) and with weights.
+    X = rainfall[fitted.features_].to_numpy()
+    assert fitted.score(X, y) == pytest.approx(want)
+    w = np.linspace(0.0, 1.0, len(y))
+    assert fitted.score(X, y, sample_weight=w) == pytest.approx(np.average(p[keep] == label[keep], weights=w[keep]))
+    rows = fitted.score_rows(X, y)
+    assert same(rows["label"], label[rows["row"]])
+    with pytest.raises(ValueError, match="y differs"):
+        fitted.score(rainfall, 1 - y)
 
 
 def test_save_makes_the_folders_on_its_way(fitted, tmp_path):
@@ -272,6 +288,29 @@ def test_progress_reaches_a_callback_and_is_off_by_default(rainfall, capsys):
     assert out.out == "" and out.err == ""
 
 
+def test_ctrl_c_stops_a_fit_between_batches(rainfall):
+    """Ctrl-C (here `interrupt_main`, as the terminal's SIGINT) stops a
+    long fit with KeyboardInterrupt soon after, not once every epoch has
+    run (the work held no interpreter lock, so Python could not raise it),
+    and leaves the estimator unfitted."""
+    import _thread
+    import threading
+
+    epochs = []
+    m = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                             epochs=400, early_stopping_patience=400,
+                             progress=lambda e, text, n: epochs.append(text) if e == "note" and "epoch" in text else None)
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            m.fit(rainfall.head(3000))
+    finally:
+        timer.cancel()
+    assert 0 < len(epochs) < 400, len(epochs)
+    assert not hasattr(m, "classes_")
+
+
 def test_a_float32_array_is_scored_in_place_with_the_frames_numbers(fitted, rainfall):
     import tracemalloc
 
@@ -299,3 +338,150 @@ def test_a_float32_array_is_scored_in_place_with_the_frames_numbers(fitted, rain
     assert peak_frame > X.nbytes, (peak_frame, X.nbytes)
     with pytest.raises(ValueError, match="rows"):
         fitted.predict_proba(X[:5])
+
+
+# -- small models: the Python layer's own rules --------------------------
+
+SMALL = dict(sequence_length=8, hidden_size=4, epochs=1, horizon=1, batch_size=128)
+
+
+@pytest.fixture(scope="module")
+def head(rainfall):
+    return rainfall.head(1500)
+
+
+@pytest.fixture(scope="module")
+def tiny(head):
+    """A small model fit on a DataFrame that holds the target, the index
+    column `Unnamed: 0` and the features."""
+    return recur.LSTMClassifier(target_column="rain", **SMALL).fit(head)
+
+
+def test_an_array_is_read_in_fit_order_whatever_its_dtype(head):
+    X = head.drop(columns=["Unnamed: 0", "rain"]).to_numpy()[:, :3]
+    y = head["rain"].to_numpy()
+    m = recur.LSTMClassifier(features=["x2", "x1", "x0"], **SMALL).fit(X, y)
+    assert m.features_ == ["x2", "x1", "x0"] and m.n_features_in_ == 3
+    want = m.predict_proba(X)
+    ok = ~np.isnan(want[:, 1])
+    # The columns fit saw, in fit's order, as float32 (C or Fortran order):
+    # read in fit's order, not taken as the features in `features_` order.
+    for X32 in [np.ascontiguousarray(X, np.float32), np.asfortranarray(X, np.float32)]:
+        got = m.predict_proba(X32)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.abs(got[ok] - want[ok]).max() < 1e-4
+    # The same numbers as float64 give the same probabilities exactly.
+    assert same(m.predict_proba(X32), m.predict_proba(X32.astype(np.float64)))
+
+
+def test_a_loaded_model_scores_arrays_and_keeps_the_columns_fit_saw(tiny, head, cli_model, rainfall, tmp_path):
+    tiny.save(tmp_path / "m")
+    loaded = recur.load(tmp_path / "m")
+    assert loaded.n_features_in_ == head.shape[1] == tiny.n_features_in_
+    assert list(loaded.feature_names_in_) == list(head.columns)
+    want = tiny.predict_proba(head)
+    assert same(loaded.predict_proba(head.to_numpy()), want)
+    assert same(loaded.predict_proba(head[tiny.features_].to_numpy(np.float64)), want)
+    with pytest.raises(ValueError, match=f"give the {head.shape[1]} columns fit saw"):
+        loaded.predict_proba(head.to_numpy()[:, :4])
+    # A model the CLI wrote reads its features by name: a float64 array is
+    # taken as those features in `features_` order.
+    cli = recur.load(cli_model[0])
+    assert cli.n_features_in_ == len(cli.features_) and list(cli.feature_names_in_) == cli.features_
+    assert same(cli.predict_proba(rainfall[cli.features_].to_numpy(np.float64)), cli.predict_proba(rainfall))
+
+
+def test_fit_with_y_apart_takes_the_default_features(head):
+    X = head.drop(columns=["rain"]).assign(when=pd.date_range("2000-01-01", periods=len(head)).astype(str))
+    m = recur.LSTMClassifier(time_column="when", **SMALL).fit(X, head["rain"])
+    want = [c for c in head.columns if c not in ("Unnamed: 0", "rain")]
+    assert m.features_ == want
+    assert m.n_features_in_ == X.shape[1] and list(m.feature_names_in_) == list(X.columns)
+    assert recur.LSTMClassifier(**SMALL).fit(head.drop(columns=["rain"]), head["rain"]).features_ == want
+
+
+def test_a_refit_on_an_array_drops_the_frames_names(head):
+    X = head.drop(columns=["Unnamed: 0", "rain"])
+    m = recur.LSTMClassifier(**SMALL).fit(X, head["rain"])
+    assert hasattr(m, "feature_names_in_")
+    m.fit(X.to_numpy(), head["rain"].to_numpy())
+    assert not hasattr(m, "feature_names_in_") and m.features_[0] == "x0"
+    assert m.predict_proba(X.to_numpy()).shape == (len(X), 2)
+
+
+def test_sklearn_scorers_need_the_rows_with_a_label(head):
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import TimeSeriesSplit, cross_val_score
+
+    X, y = head.drop(columns=["Unnamed: 0", "rain"]), head["rain"].to_numpy()
+    est = recur.LSTMClassifier(**SMALL)
+
+    def roc_auc(e, X, y):  # the README's scorer
+        r = e.score_rows(X, y)
+        ok = ~np.isnan(r["label"]) & ~np.isnan(r["probability"])
+        return roc_auc_score(r["label"][ok], r["probability"][ok])
+
+    cv = TimeSeriesSplit(n_splits=2)
+    for scoring in [None, roc_auc]:
+        got = cross_val_score(est, X, y, cv=cv, scoring=scoring, error_score="raise")
+        assert got.shape == (2,) and np.isfinite(got).all() and ((0 <= got) & (got <= 1)).all(), got
+
+
+def test_duplicate_column_names_are_named(head):
+    bad = head.rename(columns={"dew point": "temperature"})
+    with pytest.raises(ValueError, match="X: two columns are named 'temperature'"):
+        recur.LSTMClassifier(target_column="rain", **SMALL).fit(bad)
+
+
+def test_positive_label_is_for_whole_series(head):
+    y = np.where(head["rain"] == 1, "wet", "dry")
+    with pytest.raises(ValueError, match="positive_label .* applies to whole series only .*SequenceClassifier"):
+        recur.LSTMClassifier(positive_label="wet", **SMALL).fit(head.drop(columns=["rain"]), y)
+
+
+def test_save_refuses_an_empty_path_and_follows_a_link(tiny, head, tmp_path):
+    import os
+
+    with pytest.raises(ValueError, match="path is empty"):
+        tiny.save("")
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    tiny.save(tmp_path / "link")
+    assert (tmp_path / "real" / "model.safetensors").exists()
+    assert same(recur.load(tmp_path / "link").predict_proba(head), tiny.predict_proba(head))
+
+
+def test_tags_say_binary_only():
+    tags = recur.LSTMClassifier().__sklearn_tags__()
+    assert tags.classifier_tags.multi_class is False and tags.estimator_type == "classifier"
+
+
+def test_a_loaded_model_carries_its_own_files(tiny, head, tmp_path):
+    import io
+    import shutil
+    import tarfile
+
+    path = tmp_path / "m"
+    tiny.save(path)
+    # Not the model's: a folder inside (the demo keeps other models there)
+    # and a lock beside it.
+    (path / "sub").mkdir()
+    (path / "sub" / "big.bin").write_bytes(b"x" * 100_000)
+    (path / ".sub.lock").write_bytes(b"")
+    loaded = recur.load(path)
+    want = loaded.predict_proba(head)
+    listed = set(json.loads((path / "manifest.json").read_text())["files"])
+    state = loaded.__getstate__()
+    with tarfile.open(fileobj=io.BytesIO(state["_model_dir_tar"])) as tar:
+        names = set(tar.getnames())
+    assert names == listed | {"manifest.json", ".recur-python.json"}, names
+    # The folder replaced by another model, then gone: the pickle and
+    # save hold the model that was loaded.
+    shutil.rmtree(path)
+    recur.LSTMClassifier(target_column="rain", **{**SMALL, "seed": 7}).fit(head).save(path)
+    assert not same(recur.load(path).predict_proba(head), want)
+    assert same(pickle.loads(pickle.dumps(loaded)).predict_proba(head), want)
+    shutil.rmtree(path)
+    loaded.save(tmp_path / "again")
+    assert same(recur.load(tmp_path / "again").predict_proba(head), want)
+    assert pickle.loads(pickle.dumps(loaded)).n_features_in_ == head.shape[1]

@@ -131,3 +131,41 @@ def test_bad_input_says_what_is_wrong(fitted):
         fitted.predict_proba([np.zeros((0, 2))])
     with pytest.raises(recur._sequence.NotFittedError):
         recur.SequenceClassifier().predict_proba([np.zeros((5, 2))])
+
+
+TINY = dict(hidden_size=2, epochs=1, filters=(4, 4, 4), kernels=(3, 3, 1), batch_size=16)
+
+
+@pytest.mark.parametrize("y", [np.array([0, 1] * 30), np.array([0, 1, 2] * 20), np.array(["neg", "pos"] * 30),
+                               np.array([1.5, 2.5] * 30)])
+def test_a_loaded_model_has_the_callers_classes(y, tmp_path):
+    X = np.random.default_rng(0).normal(size=(60, 12, 1))
+    m = recur.SequenceClassifier(**TINY).fit(X, y)
+    assert list(m.classes_) == sorted(set(y.tolist()))
+    m.save(tmp_path / "m")
+    for again in [recur.load(tmp_path / "m"), pickle.loads(pickle.dumps(recur.load(tmp_path / "m")))]:
+        assert list(again.classes_) == list(m.classes_) and again.classes_.dtype == m.classes_.dtype
+        assert list(again.predict(X)) == list(m.predict(X))
+        assert again.predict(X).dtype == m.classes_.dtype
+
+
+def test_a_frame_is_a_2d_array_and_complex_is_refused():
+    import pandas as pd
+    from sklearn.exceptions import DataConversionWarning
+
+    X = np.random.default_rng(1).normal(size=(40, 12))
+    y = np.array([0, 1] * 20)
+    with pytest.warns(DataConversionWarning):
+        m = recur.SequenceClassifier(**TINY).fit(pd.DataFrame(X), y.reshape(-1, 1))
+    assert m.n_features_in_ == 1
+    np.testing.assert_array_equal(m.predict_proba(pd.DataFrame(X)), m.predict_proba(X))
+    for bad in [X.astype(complex), [X[0].astype(complex)], pd.DataFrame(X.astype(complex))]:
+        with pytest.raises(ValueError, match="complex numbers"):
+            m.predict_proba(bad)
+    with pytest.raises(ValueError, match="column 'a' .* numbers are needed"):
+        m.predict_proba(pd.DataFrame({"a": ["x", "y"], "b": [1.0, 2.0]}))
+
+
+def test_tags_say_3d_and_nan():
+    tags = recur.SequenceClassifier().__sklearn_tags__()
+    assert tags.input_tags.three_d_array and tags.input_tags.allow_nan
