@@ -223,11 +223,17 @@ impl Display for Selection<'_> {
             } else {
                 "inf".into()
             };
+            // A volume's std (5.5e7) in its column, not past it.
+            let std = if t.std.abs() >= 1e5 {
+                format!("{:.3e}", t.std)
+            } else {
+                format!("{:.4}", t.std)
+            };
             writeln!(
                 f,
-                "{:<w$}  {:>9.4} {:>8.3} {:>7} {:>7.2}% {:>6.3} {:>10.4}  {}",
+                "{:<w$}  {:>9} {:>8.3} {:>7} {:>7.2}% {:>6.3} {:>10.4}  {}",
                 t.feature,
-                t.std,
+                std,
                 t.autocorr,
                 noise,
                 t.outlier_share * 100.0,

@@ -124,10 +124,25 @@ fn three_classes_train_calibrate_predict_and_evaluate() {
         serde_json::to_string(&report).unwrap()
     );
 
-    // A file with a class the model never saw is refused by name.
+    // A file with a class the model never saw is refused by name (its
+    // header declares it; one that does not is refused as it is read).
     let other = d.path().join("other.ts");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&other, text.replacen(":flat\n", ":sideways\n", 1)).unwrap();
+    let undeclared = text.replacen(":flat\n", ":sideways\n", 1);
+    std::fs::write(&other, &undeclared).unwrap();
+    let err = recur_deploy::evaluate(&p, &other).unwrap_err().to_string();
+    assert!(
+        err.contains("class `sideways` is not one the header declares"),
+        "{err}"
+    );
+    std::fs::write(
+        &other,
+        undeclared.replace(
+            "@classLabel true up down flat",
+            "@classLabel true up down flat sideways",
+        ),
+    )
+    .unwrap();
     let err = recur_deploy::evaluate(&p, &other).unwrap_err().to_string();
     assert!(
         err.contains("`sideways`") && err.contains("down, flat, up"),
