@@ -254,6 +254,14 @@ def _untar_dir(data: bytes) -> str:
     return dest
 
 
+def _new_model_dir() -> tuple[str, str]:
+    """A private folder for a fit, and the model directory to write in it:
+    recur leaves its lock file beside the directory it writes, which is
+    then inside the folder (removed with it), not in the temp directory."""
+    parent = tempfile.mkdtemp(prefix="recur-model-")
+    return parent, os.path.join(parent, "model")
+
+
 class _Fitted:
     """The loaded model and its files: the model's own files are read into
     memory when it loads (they are small), so that `save` and pickling
@@ -261,10 +269,10 @@ class _Fitted:
     `owned` folders (private ones: a fit's output, an unpickled model) are
     removed with the estimator."""
 
-    def __init__(self, path: str, owned: bool):
+    def __init__(self, path: str, owned: bool, remove: Optional[str] = None):
         self.path = path
         if owned:
-            weakref.finalize(self, shutil.rmtree, path, True)
+            weakref.finalize(self, shutil.rmtree, remove or path, True)
         man = os.path.join(path, MANIFEST)
         before = _read(man) if os.path.isfile(man) else None
         # recur checks the directory against its manifest as it loads (its
@@ -443,7 +451,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         elif not (params["target_column"] or params["price_column"]):
             raise ValueError("fit needs y, or target_column (or price_column) naming a column of X")
         cfg = _config.to_config(params)
-        out = tempfile.mkdtemp(prefix="recur-model-")
+        parent, out = _new_model_dir()
         try:
             report_json, report_text = _recur.train_classifier(
                 _config.to_yaml(cfg), names, cols, out, _progress_callback(self.progress)
@@ -454,9 +462,9 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 "feature_names_in": names[:n_x] if from_frame else None,
             })
         except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(parent, ignore_errors=True)
             raise
-        self._set_fitted(_Fitted(out, owned=True), report_json, report_text)
+        self._set_fitted(_Fitted(out, owned=True, remove=parent), report_json, report_text)
         return self
 
     def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from ._estimator import (
     ClassifierMixin,
     NotFittedError,
     _Fitted,
+    _new_model_dir,
     _ModelDirEstimator,
     _column_or_1d,
     _progress_callback,
@@ -183,7 +183,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         originals: dict[str, Any] = {}
         for s, v in zip(labels, y_arr.tolist()):
             originals.setdefault(s, v)
-        out = tempfile.mkdtemp(prefix="recur-model-")
+        parent, out = _new_model_dir()
         try:
             report_json, report_text = _recur.train_sequences(
                 json.dumps(self._config()), series, labels, out, _progress_callback(self.progress)
@@ -198,9 +198,9 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             if meta is not None:
                 _write_sidecar(out, {"estimator": "SequenceClassifier", "classes": json.loads(meta)})
         except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(parent, ignore_errors=True)
             raise
-        self._set_fitted(_Fitted(out, owned=True), report_json, report_text, originals)
+        self._set_fitted(_Fitted(out, owned=True, remove=parent), report_json, report_text, originals)
         return self
 
     def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str, originals=None) -> None:

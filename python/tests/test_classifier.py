@@ -311,6 +311,23 @@ def test_ctrl_c_stops_a_fit_between_batches(rainfall):
     assert not hasattr(m, "classes_")
 
 
+def test_a_fit_leaves_nothing_in_the_temp_dir(rainfall, tmp_path, monkeypatch):
+    """A fit's private model folder, and the lock recur takes beside the
+    directory it writes, go with the estimator (a lock file per fit was
+    left in the temp directory)."""
+    import gc
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    m = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=4,
+                             epochs=1).fit(rainfall.head(1500))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 1 and left[0].startswith("recur-model-"), left
+    del m
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_float32_array_is_scored_in_place_with_the_frames_numbers(fitted, rainfall):
     import tracemalloc
 

@@ -62,6 +62,34 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
         "same seed, different report.json"
     );
 
+    // A file whose ISO dates run backwards is refused by predict and eval,
+    // as by training: its windows would join unrelated days.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut back = String::from("day,x1,x2,rain\n");
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let rest = line.split_once(',').unwrap().1;
+        back += &format!("2020-{:02}-{:02},{rest}\n", 12 - i / 28 % 12, 28 - i % 28);
+    }
+    let back_csv = d.path().join("back.csv");
+    std::fs::write(&back_csv, back).unwrap();
+    for cmd in ["predict", "eval"] {
+        let mut args = vec![
+            cmd,
+            "--model",
+            m1.to_str().unwrap(),
+            "--input",
+            back_csv.to_str().unwrap(),
+        ];
+        if cmd == "predict" {
+            args.extend(["--output", "never.csv"]);
+        }
+        let e = err(&recur(&args));
+        assert!(
+            e.contains("back.csv") && e.contains("comes before"),
+            "{cmd}: {e}"
+        );
+    }
+
     let report: serde_json::Value = serde_json::from_slice(&r1).unwrap();
     for part in ["val", "test"] {
         for k in ["auc", "pr_auc", "logloss", "brier"] {

@@ -141,8 +141,8 @@ fn npz_err(path: &Path, msg: impl Into<String>) -> Error {
     Error::data(path.display().to_string(), msg)
 }
 
-/// The most times a member may expand on decompression, once it is over
-/// [`MIN_BOMB`] bytes.
+/// The most times the archive's size a member may expand to on
+/// decompression, once it is over [`MIN_BOMB`] bytes.
 const MAX_RATIO: u64 = 100;
 /// Members up to this size may expand any number of times (an index
 /// array of repeated values compresses to almost nothing).
@@ -150,10 +150,11 @@ const MIN_BOMB: u64 = 256 << 20;
 
 /// Reads every member of the archive through once, which makes the zip
 /// reader check its CRC-32, and returns the bytes each holds; refuses a
-/// member that expands more than [`MAX_RATIO`] times to over [`MIN_BOMB`]
-/// bytes.
+/// member that expands to more than [`MAX_RATIO`] times the archive's size
+/// and over [`MIN_BOMB`] bytes.
 fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
     let file = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
+    let archive = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| npz_err(path, format!("not a readable .npz (zip) file: {e}")))?;
     let mut sizes = BTreeMap::new();
@@ -165,11 +166,12 @@ fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
             .name()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| format!("#{i}"));
-        // No array of sentence vectors or indices compresses anywhere near
-        // this (vectors barely compress): beyond it a small file would
-        // expand to gigabytes in memory (a zip bomb).
-        let compressed = member.compressed_size();
-        let limit = MIN_BOMB.max(compressed.saturating_mul(MAX_RATIO));
+        // No archive of sentence vectors compresses anywhere near this
+        // (vectors barely compress; an index array of long runs may, but
+        // the vectors beside it keep the archive large): beyond it a small
+        // file would expand to gigabytes in memory (a zip bomb).
+        let compressed = archive;
+        let limit = MIN_BOMB.max(archive.saturating_mul(MAX_RATIO));
         use std::io::Read;
         let held = std::io::copy(&mut (&mut member).take(limit + 1), &mut std::io::sink())
             .map_err(|e| {
@@ -182,8 +184,8 @@ fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
             return Err(npz_err(
                 path,
                 format!(
-                    "member `{name}` expands to more than {limit} bytes from {compressed} \
-                     compressed, more than {MAX_RATIO} times over; no array of vectors \
+                    "member `{name}` expands to more than {limit} bytes from an archive of \
+                     {compressed}, more than {MAX_RATIO} times its size; no archive of vectors \
                      compresses so well, so it is refused (write the arrays with numpy.savez)"
                 ),
             ));

@@ -293,7 +293,10 @@ fn keep_columns(values: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
 /// can be told: numbers, or ISO dates and timestamps (`2024-01-05...`),
 /// which sort as text. Windows and the split in time assume rows in time
 /// order; other formats are taken as they come.
-fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
+/// Refuses rows out of time order in `data.time_column` (numbers, or ISO
+/// dates as text), naming the row; times in another text format are not
+/// compared. A file without the column is refused.
+pub fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
     let Some(tc) = &d.time_column else {
         return Ok(());
     };
@@ -338,9 +341,11 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
             // Times in another format are not compared (a day-first date
             // does not sort as text); one cell among ISO dates that is not
             // one is refused, where before it switched the check off.
-            match v.iter().position(|s| !iso(s)) {
+            // Empty cells are missing times, left out of the comparison.
+            let given: Vec<usize> = (0..v.len()).filter(|&i| !v[i].trim().is_empty()).collect();
+            match given.iter().copied().find(|&i| !iso(&v[i])) {
                 None => {}
-                Some(_) if !v.iter().any(|s| iso(s)) => return Ok(()),
+                Some(_) if !given.iter().any(|&i| iso(&v[i])) => return Ok(()),
                 Some(i) => {
                     return Err(Error::data(
                         &t.source,
@@ -353,10 +358,23 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
                     ))
                 }
             }
-            for i in 1..v.len() {
-                match v[i].cmp(&v[i - 1]) {
-                    std::cmp::Ordering::Equal => return bad(i, "repeats"),
-                    std::cmp::Ordering::Less => return bad(i, "comes before"),
+            for w in given.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                let bad = |what: &str| {
+                    Err(Error::data(
+                        &t.source,
+                        format!(
+                            "data.time_column `{tc}`: {} ({}) {what} {} ({}); sort the rows by time and drop repeats",
+                            t.row_name(b),
+                            col.cell(b),
+                            t.row_name(a),
+                            col.cell(a)
+                        ),
+                    ))
+                };
+                match v[b].cmp(&v[a]) {
+                    std::cmp::Ordering::Equal => return bad("repeats"),
+                    std::cmp::Ordering::Less => return bad("comes before"),
                     std::cmp::Ordering::Greater => {}
                 }
             }
@@ -532,26 +550,24 @@ fn row_offsets(s: &Sequences) -> Vec<usize> {
 fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let n = s.values.len();
-    let cl = class_labels(&s.source, &s.labels, &d.target)?;
     // A header of column numbers (pandas' `to_csv(index=False)` of a
-    // frame with numbered columns: `0,1,...,T`) reads as a first series
-    // 1, 2, ..., T of a class `0` of its own.
-    let numbering = s.dims == 1
+    // frame with numbered columns: `0,1,...,T`) cannot be told from a
+    // series: it would read as a first series 1, 2, ..., T of class `0`.
+    let numbering = n > 1
+        && s.dims == 1
         && s.labels[0].trim().parse::<f64>() == Ok(0.0)
         && s.values[0]
             .iter()
             .enumerate()
             .all(|(t, &v)| v == (t + 1) as f64);
-    if numbering && n > 2 && s.labels[1..].iter().all(|l| l != &s.labels[0]) {
+    if numbering {
         return Err(Error::data(
             &s.source,
-            format!(
-                "series 0 is the only one of class `{}`: if the first line is a header of \
-                 column numbers, remove it (a series file has no header)",
-                s.labels[0]
-            ),
+            "the first line reads 0, 1, 2, ...: a header of column numbers cannot be told \
+             from a series; name the columns (a header with a word in it) or drop the line",
         ));
     }
+    let cl = class_labels(&s.source, &s.labels, &d.target)?;
     let labels = cl.y;
     let features: Vec<String> = (0..s.dims).map(|i| format!("dim_{i}")).collect();
     let values: Vec<f64> = s.values.concat();

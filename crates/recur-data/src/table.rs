@@ -163,6 +163,16 @@ impl Table {
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         // Text never holds a NUL: a binary file (or a sparse one never
         // written) is named as such instead of parsed as one huge field.
+        let utf16 = bytes.starts_with(&[0xFF, 0xFE])
+            || bytes.starts_with(&[0xFE, 0xFF])
+            || (bytes.len() >= 4
+                && (bytes[1] == 0 && bytes[3] == 0 || bytes[0] == 0 && bytes[2] == 0));
+        if utf16 {
+            return Err(Error::data(
+                source,
+                "is UTF-16 text (as Excel's \"Unicode Text\" saves it): save it as UTF-8",
+            ));
+        }
         if let Some(at) = bytes.iter().position(|&b| b == 0) {
             let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
             return Err(Error::data(
@@ -586,6 +596,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("NUL byte at line 3 (byte 8)"), "{e}");
+        // UTF-16 text is named as such, with or without its byte-order mark.
+        let wide: Vec<u8> = "a,b\n1,2\n"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        for bytes in [[vec![0xFF, 0xFE], wide.clone()].concat(), wide] {
+            let p = d.path().join("wide.csv");
+            std::fs::write(&p, bytes).unwrap();
+            let e = Table::read(&p, None).unwrap_err().to_string();
+            assert!(
+                e.contains("is UTF-16 text") && e.contains("save it as UTF-8"),
+                "{e}"
+            );
+        }
         // The columns listed in an error are bounded, and so is each name.
         let header: Vec<String> = (0..500).map(|i| format!("c{i}")).collect();
         let wide = format!("{}\n{}\n", header.join(","), vec!["1"; 500].join(","));

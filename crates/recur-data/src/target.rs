@@ -108,12 +108,14 @@ pub fn sorted_classes(labels: &[String]) -> Vec<String> {
     // such as 9 < 10 < 1a < 9. Equal numbers written differently ("01",
     // "1") sort side by side, so that `dedup` sees each text once
     // ([`class_labels`] refuses them).
-    classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
-        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-        _ => a.cmp(b),
-    });
+    classes.sort_by(
+        |a, b| match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
+            (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+            (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+            _ => a.cmp(b),
+        },
+    );
     classes.dedup();
     classes.into_iter().cloned().collect()
 }

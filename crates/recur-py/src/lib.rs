@@ -115,11 +115,28 @@ impl PyProgress {
         PyProgress(callback, SignalCheck::default())
     }
 
-    /// The work's result, or the signal's exception where one stopped it.
+    /// The work's result, or the signal's exception where one stopped it
+    /// (or it failed meanwhile). A signal that came after the last batch
+    /// stopped nothing: the work's result stands, and the signal is raised
+    /// again for Python to handle once the call returns, as it would have
+    /// been without the work.
     fn result<T>(&self, r: recur_core::Result<T>) -> PyResult<T> {
-        match self.1.raised.lock().ok().and_then(|mut g| g.take()) {
-            Some(e) => Err(e),
-            None => r.map_err(err),
+        let raised = self.1.raised.lock().ok().and_then(|mut g| g.take());
+        match (raised, r) {
+            (Some(e), Ok(v)) => {
+                let ctrl_c = Python::attach(|py| {
+                    e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                });
+                if !ctrl_c {
+                    // Another handler's exception: raised as it was.
+                    return Err(e);
+                }
+                // SAFETY: it only sets Python's flag of a pending SIGINT.
+                unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                Ok(v)
+            }
+            (Some(e), Err(_)) => Err(e),
+            (None, r) => r.map_err(err),
         }
     }
 

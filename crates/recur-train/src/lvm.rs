@@ -240,6 +240,18 @@ pub struct LvmData {
 /// Reads and splits the data of `cfg` as [`train_to_dir`] does, checking
 /// that every file has the same vector width.
 pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
+    if cfg
+        .data
+        .val
+        .as_ref()
+        .is_some_and(|v| recur_core::fsx::resolve(v) == recur_core::fsx::resolve(&cfg.data.train))
+    {
+        return Err(recur_core::Error::config(
+            "data.val",
+            "is the training file: validation on the windows trained on measures nothing; \
+             leave data.val out to hold out whole articles, or give another file",
+        ));
+    }
     let c = cfg.data.context;
     let all = recur_deploy::lvm_eval::read_windows_min(
         &cfg.data.train,
@@ -281,28 +293,25 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
         return Err(recur_core::Error::data(
             cfg.data.train.display().to_string(),
             format!(
-                "{} training and {} validation windows{}: both are needed; give more articles \
-                 (with a full window of {c} context chunks and a target each) or data.val",
+                "{} training and {} validation windows{}: both are needed; {}",
                 train.len(),
                 val.len(),
                 if cfg.data.val.is_none() {
                     " after whole articles were held out for validation"
                 } else {
                     ""
+                },
+                if cfg.data.val.is_none() {
+                    format!(
+                        "give more articles (each with a full window of {c} context chunks and \
+                         a target), or a validation file as data.val"
+                    )
+                } else {
+                    format!(
+                        "each file needs articles with a full window of {c} context chunks and a target"
+                    )
                 }
             ),
-        ));
-    }
-    if cfg
-        .data
-        .val
-        .as_ref()
-        .is_some_and(|v| recur_core::fsx::resolve(v) == recur_core::fsx::resolve(&cfg.data.train))
-    {
-        return Err(recur_core::Error::config(
-            "data.val",
-            "is the training file: validation on the windows trained on measures nothing; \
-             leave data.val out to hold out whole articles, or give another file",
         ));
     }
     let mut train = train;
