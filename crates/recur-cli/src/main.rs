@@ -236,6 +236,15 @@ enum Command {
         /// Model directory to write.
         #[arg(long)]
         out: PathBuf,
+        /// The context length the model was trained on, where the file
+        /// does not state it (model_config's context_length; 5 is assumed
+        /// otherwise, with a warning).
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        context: Option<usize>,
+        /// A Transformer's attention head count, where the file does not
+        /// state it (model_config's nhead; a bare .safetensors never does).
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        heads: Option<usize>,
     },
     /// Sentence encoders: fetch one into the cache (`RECUR_HOME`), or list
     /// the known ones.
@@ -756,8 +765,14 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             texts,
         } => text::embed(&encoder, texts, output, batch_size, &dev, !cli.quiet),
         Command::Corpus { what } => text::corpus(what, &dev, !cli.quiet),
-        Command::ImportTorch { file, out } => {
-            let imp = recur_deploy::import::import(&file, &dev)?;
+        Command::ImportTorch {
+            file,
+            out,
+            context,
+            heads,
+        } => {
+            let given = recur_deploy::import::Given { context, heads };
+            let imp = recur_deploy::import::import_with(&file, &dev, &given)?;
             for w in &imp.warnings {
                 eprintln!("warning: {w}");
             }

@@ -69,6 +69,20 @@ pub fn embed(
             recur_core::fsx::refuse_inside(folder, out)?;
         }
         recur_core::fsx::refuse_into_model_dir(out)?;
+        // Nor over the file the texts come from on standard input
+        // (`recur embed --output in.txt < in.txt` replaced the texts).
+        if texts.is_empty() && stdin_is(out) {
+            anyhow::bail!(
+                "the output {} is the file standard input reads the texts from: write it elsewhere",
+                out.display()
+            );
+        }
+        if out.extension().and_then(|e| e.to_str()) != Some("npy") {
+            eprintln!(
+                "note: {} will hold a NumPy .npy array, whatever its name says",
+                out.display()
+            );
+        }
     }
     let texts = if texts.is_empty() {
         recur_text::encoder::read_texts(std::io::stdin().lock(), "standard input")?
@@ -137,5 +151,26 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
             print!("{r}");
             Ok(())
         }
+    }
+}
+
+/// Whether standard input reads the file at `path` (the same device and
+/// inode); false where that cannot be told.
+fn stdin_is(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(out) = std::fs::metadata(path) else {
+            return false;
+        };
+        match std::fs::metadata("/dev/stdin") {
+            Ok(inp) => inp.is_file() && inp.dev() == out.dev() && inp.ino() == out.ino(),
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
     }
 }

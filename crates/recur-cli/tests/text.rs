@@ -97,6 +97,24 @@ fn embed_errors_are_clear() {
         "x",
     ]));
     assert!(e.contains("batch-size"), "{e}");
+    // The output may not be the file standard input reads the texts from
+    // (it was replaced by the array).
+    let texts = d.path().join("in.txt");
+    std::fs::write(&texts, "hello\nworld\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args([
+            "embed",
+            "--encoder",
+            &m,
+            "--output",
+            texts.to_str().unwrap(),
+        ])
+        .stdin(std::fs::File::open(&texts).unwrap())
+        .output()
+        .unwrap();
+    let e = err(&out);
+    assert!(e.contains("is the file standard input reads"), "{e}");
+    assert_eq!(std::fs::read_to_string(&texts).unwrap(), "hello\nworld\n");
 }
 
 #[test]

@@ -214,7 +214,22 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         for (n, t) in map {
             tensors.insert(n, t.to_dtype(DType::F32)?);
         }
-        return Ok((tensors, Value::Null, Vec::new()));
+        // A file recur wrote states its architecture in its header: the
+        // sizes the tensors cannot tell (context, heads) come from there.
+        let config = recur_core::checkpoint::read_header(path)
+            .ok()
+            .and_then(|h| h.architecture)
+            .map(|a| {
+                let mut c = serde_json::Map::new();
+                for (from, to) in [("context", "context_length"), ("heads", "nhead")] {
+                    if let Some(v) = a.get(from).filter(|v| v.is_u64()) {
+                        c.insert(to.into(), v.clone());
+                    }
+                }
+                Value::Object(c)
+            })
+            .unwrap_or(Value::Null);
+        return Ok((tensors, config, Vec::new()));
     }
     let archive = read_archive(path)?;
     let foreign: Vec<&str> = archive
@@ -513,7 +528,60 @@ impl std::fmt::Display for Imported {
 
 /// Reads, recognises and checks a checkpoint.
 pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
-    let (tensors, config, warnings) = read_checkpoint(path, dev)?;
+    import_with(path, dev, &Given::default())
+}
+
+/// Sizes a checkpoint's tensors cannot tell, given by the user
+/// (`import-torch --context C --heads H`) where the file does not state
+/// them (a `.pt` without `model_config`, a bare `.safetensors`). Where it
+/// does, they must agree with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    pub context: Option<usize>,
+    pub heads: Option<usize>,
+}
+
+/// [`import`] with the sizes the user gives.
+pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported> {
+    let (tensors, mut config, mut warnings) = read_checkpoint(path, dev)?;
+    for (keys, v, flag) in [
+        (
+            &["context_length", "context", "context_size", "seq_len"][..],
+            given.context,
+            "--context",
+        ),
+        (
+            &["nhead", "num_heads", "n_heads", "heads"][..],
+            given.heads,
+            "--heads",
+        ),
+    ] {
+        let Some(v) = v else { continue };
+        let stated = keys.iter().find_map(|k| config.get(*k).and_then(whole));
+        match stated {
+            Some(s) if s as usize != v => {
+                return Err(err(
+                    path,
+                    format!("{flag} {v}, but the file states {} {s}", keys[0]),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                if !config.is_object() {
+                    config = Value::Object(serde_json::Map::new());
+                }
+                if let Value::Object(c) = &mut config {
+                    c.insert(keys[0].into(), v.into());
+                }
+            }
+        }
+    }
+    let has = |keys: &[&str]| {
+        keys.iter()
+            .any(|k| config.get(*k).and_then(whole).is_some())
+    };
+    let context_known = has(&["context_length", "context", "context_size", "seq_len"]);
+    let heads_known = has(&["nhead", "num_heads", "n_heads", "heads"]);
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
@@ -641,6 +709,13 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
         }
     }
     let context = mlp_context.unwrap_or(stated.unwrap_or(5) as usize);
+    if mlp_context.is_none() && !context_known {
+        warnings.push(format!(
+            "{} does not state its context length: 5 is assumed, the length windows are cut to \
+             for `lvm eval` and `lvm predict` (give --context C if it was trained on another)",
+            path.display()
+        ));
+    }
     if !(1..=MAX_CONTEXT).contains(&context) {
         problems.push(format!(
             "model_config context_length is {context}: an LVM reads 1 to {MAX_CONTEXT} vectors"
@@ -648,6 +723,16 @@ pub fn import(path: &Path, dev: &Device) -> Result<Imported> {
     }
     let mut arch = LvmArch::new(kind, input_dim, d_model, num_layers, context);
     if is_transformer {
+        // The tensors cannot tell the head count, and a wrong one gives
+        // other predictions without a word (8 for a model of 2 was 0.02
+        // off): the file or the user must state it.
+        if !heads_known {
+            problems.push(
+                "the attention head count is stated nowhere (model_config has no nhead): give \
+                 --heads H, the nhead the model was built with"
+                    .into(),
+            );
+        }
         arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"])
             .map_or(recur_core::lvm_config::DEFAULT_HEADS, |h| h as usize);
         if let Some(w) = shape("encoder.layers.0.linear1.weight") {

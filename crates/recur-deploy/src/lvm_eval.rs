@@ -164,11 +164,16 @@ pub fn largest(values: &[f32]) -> f32 {
 /// model (`largest` is the inputs' largest magnitude, named) overflow
 /// inside it, and a NaN vector must never pass for a prediction.
 pub fn finite_predictions(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<Vec<f32>> {
-    match pred.iter().position(|x| !x.is_finite()) {
-        None => Ok(pred),
-        Some(k) => Err(candle_core::Error::Msg(format!(
+    if let Some(k) = pred.iter().position(|x| !x.is_finite()) {
+        return Err(candle_core::Error::Msg(format!(
             "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {largest:e}); the model takes vectors like its training ones (unit length)",
             k / dim.max(1),
+        )));
+    }
+    match recur_models::lvm::not_unit_row(&pred, dim) {
+        None => Ok(pred),
+        Some(i) => Err(candle_core::Error::Msg(format!(
+            "the model gives no unit vector for window {i}: its output overflowed float32 before it was normalised (the largest input value is {largest:e}); are the model's weights, or its inputs, far larger than in training?"
         ))),
     }
 }

@@ -264,3 +264,87 @@ fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
     write_pt(&p, &good);
     assert!(import::import(&p, &dev).unwrap().warnings.is_empty());
 }
+
+/// What the tensors cannot tell: a bare `.safetensors` of a Transformer
+/// states no head count, and 8 heads for a model of 2 predicted 0.02 off
+/// without a word; it is refused until `--heads` gives it, then predicts
+/// PyTorch's numbers. A file that states no context length is imported
+/// with 5 and a warning, or with the length given; a file recur wrote
+/// states both in its header.
+#[test]
+fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
+    let dev = Device::Cpu;
+    let d = tempfile::tempdir().unwrap();
+    let bare = |kind: &str| {
+        let imp = import::import(&fixture(&format!("lvm_{kind}.pt")), &dev).unwrap();
+        let p = d.path().join(format!("{kind}.safetensors"));
+        let map: std::collections::HashMap<String, Tensor> = imp.tensors.into_iter().collect();
+        candle_core::safetensors::save(&map, &p).unwrap();
+        p
+    };
+    let tr = bare("transformer");
+    let e = import::import(&tr, &dev).err().unwrap().to_string();
+    assert!(
+        e.contains("head count is stated nowhere") && e.contains("--heads"),
+        "{e}"
+    );
+    let given = import::Given {
+        context: None,
+        heads: Some(2),
+    };
+    let imp = import::import_with(&tr, &dev, &given).unwrap();
+    assert_eq!(imp.arch.heads, 2);
+    assert!(
+        imp.warnings
+            .iter()
+            .any(|w| w.contains("context length: 5 is assumed")),
+        "{:?}",
+        imp.warnings
+    );
+    let out = d.path().join("tr");
+    import::write_dir(&out, &tr, &imp).unwrap();
+    let model = recur_deploy::model_dir::load_lvm(&out, &dev).unwrap();
+    let io = Tensor::read_npz(fixture("lvm_transformer_io.npz")).unwrap();
+    let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    let diff: f32 = (model.predict(&get("x")).unwrap() - get("y"))
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(diff < 1e-5, "{diff}");
+    // recur's own file states heads and context: imported again as it is.
+    let again = import::import(&out.join("model.safetensors"), &dev).unwrap();
+    assert_eq!((again.arch.heads, again.arch.context), (2, 5));
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    // A context given where the file states another is refused.
+    let e = import::import_with(
+        &out.join("model.safetensors"),
+        &dev,
+        &import::Given {
+            context: Some(3),
+            heads: None,
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("--context 3, but the file states context_length 5"),
+        "{e}"
+    );
+    let gru = bare("gru");
+    let imp = import::import_with(
+        &gru,
+        &dev,
+        &import::Given {
+            context: Some(7),
+            heads: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(imp.arch.context, 7);
+    assert!(imp.warnings.is_empty(), "{:?}", imp.warnings);
+}

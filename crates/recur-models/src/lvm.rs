@@ -519,6 +519,18 @@ pub fn add_layer_norm(y: &Tensor, h: &Tensor, gamma: &Tensor, beta: &Tensor) -> 
 }
 
 /// `x / max(|x|, 1e-12)` along the last dimension, as `F.normalize`.
+/// The first row of `pred` (`[n, dim]`, row-major) that is not a unit
+/// vector as every LVM's output is: NaN or infinity, or a norm far from 1.
+/// A row whose sum of squares overflowed float32 before [`l2_normalize`]
+/// divides by it comes out all zeros (huge but finite weights gave zero
+/// vectors, served with a confidence of 0 and no error).
+pub fn not_unit_row(pred: &[f32], dim: usize) -> Option<usize> {
+    pred.chunks(dim.max(1)).position(|r| {
+        let n: f64 = r.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        !(0.25..=4.0).contains(&n)
+    })
+}
+
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     let n = x
         .sqr()?
@@ -614,6 +626,30 @@ mod tests {
         };
         let e = Lvm::tensor_specs(&t).unwrap_err().to_string();
         assert!(e.contains("ff"), "{e}");
+    }
+
+    /// Output weights so large (finite, 1e37 times the trained ones) that
+    /// the sum of squares overflows before the normalisation: the rows
+    /// come out all zeros, and `not_unit_row` names the first; a trained
+    /// model's rows are unit vectors.
+    #[test]
+    fn an_output_that_overflowed_before_normalising_is_found() -> Result<()> {
+        let dev = Device::Cpu;
+        let arch = LvmArch::new(LvmKind::Lstm, 12, 8, 1, 5);
+        let m = Lvm::init(arch.clone(), &mut Rng::new(3), &dev)?;
+        let x = l2_normalize(&Tensor::ones((2, 5, 12), DType::F32, &dev)?)?;
+        let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
+        assert_eq!(not_unit_row(&y, 12), None);
+        let mut w: HashMap<String, Tensor> = m.snapshot()?.into_iter().collect();
+        for name in ["output_proj.weight", "output_proj.bias"] {
+            let t = w[name].clone();
+            w.insert(name.into(), ((t + 0.5)? * 1e37)?);
+        }
+        let big = Lvm::from_tensors(arch, w)?;
+        let y: Vec<f32> = big.predict(&x)?.flatten_all()?.to_vec1()?;
+        assert!(y.iter().all(|v| v.is_finite()));
+        assert_eq!(not_unit_row(&y, 12), Some(0));
+        Ok(())
     }
 
     #[test]

@@ -656,6 +656,12 @@ impl Engine {
             let x = Tensor::from_vec(x, (idx.len(), c, dim), &self.dev)?;
             let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
             finite(&y, &format!("the {} model", m.arch.kind))?;
+            if recur_models::lvm::not_unit_row(&y, m.arch.input_dim).is_some() {
+                return Err(Error::Msg(format!(
+                    "the {} model's output overflowed float32 before it was normalised",
+                    m.arch.kind
+                )));
+            }
             for (row, &i) in y.chunks(dim).zip(&idx) {
                 out[i] = row.to_vec();
             }

@@ -336,6 +336,9 @@ pub fn build(
     let n = texts.len();
     let (dim, part) = (enc.dim(), opts.part.max(1));
     let parts = parts_dir(out);
+    // Only recur's own files are ever removed from it: a folder of that
+    // name holding others (it was deleted whole) is refused.
+    refuse_foreign_parts(&parts)?;
     let fp = fingerprint(enc, part, opts.batch, &texts);
     let manifest = parts.join("fingerprint");
     let same = std::fs::read_to_string(&manifest).is_ok_and(|s| s.trim() == fp);
@@ -345,7 +348,7 @@ pub fn build(
                 "{}: inputs or encoder changed since the interrupted build; starting afresh",
                 parts.display()
             ));
-            std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+            remove_parts(&parts)?;
         }
         std::fs::create_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
         write_atomic(&manifest, fp.as_bytes())?;
@@ -416,6 +419,100 @@ pub fn build(
         sentences_per_second: (n - resumed) as f64 / secs.max(1e-9),
     };
     write_json(&sibling(out, "build.json"), &report)?;
-    std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+    remove_parts(&parts)?;
     Ok(report)
+}
+
+/// Whether `name` is a file an embedding build writes in its parts folder:
+/// the fingerprint, a part, or the temporary file of an atomic write.
+fn is_part_file(name: &str) -> bool {
+    name == "fingerprint"
+        || name.starts_with(".tmp")
+        || name
+            .strip_prefix("part-")
+            .and_then(|n| n.strip_suffix(".npy"))
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Refuses a parts folder that holds files a build did not write.
+fn refuse_foreign_parts(parts: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(parts) else {
+        return Ok(());
+    };
+    let mut foreign: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !is_part_file(n))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    Err(Error::Msg(format!(
+        "{} holds files an embedding build did not write ({}): it is where this build keeps \
+         its parts; move them out, or choose another --out",
+        parts.display(),
+        foreign.join(", ")
+    )))
+}
+
+/// Removes a build's files from its parts folder, then the folder (a link
+/// of that name: the link alone).
+fn remove_parts(parts: &Path) -> Result<()> {
+    if parts.is_symlink() {
+        return std::fs::remove_file(parts).map_err(|e| Error::io(parts, e));
+    }
+    refuse_foreign_parts(parts)?;
+    if let Ok(entries) = std::fs::read_dir(parts) {
+        for e in entries.flatten() {
+            if is_part_file(&e.file_name().to_string_lossy()) {
+                std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
+            }
+        }
+    }
+    match std::fs::remove_dir(parts) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(parts, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build removes only what it wrote in `OUT.npz.parts` (the whole
+    /// folder went, a user's file in it too), and refuses a folder of that
+    /// name that holds other files; a link of that name goes alone.
+    #[test]
+    fn only_a_builds_own_part_files_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let parts = parts_dir(&d.path().join("x.npz"));
+        std::fs::create_dir(&parts).unwrap();
+        for f in [
+            "fingerprint",
+            "part-00000.npy",
+            "part-00001.npy",
+            ".tmpAb12",
+        ] {
+            std::fs::write(parts.join(f), b"x").unwrap();
+        }
+        refuse_foreign_parts(&parts).unwrap();
+        remove_parts(&parts).unwrap();
+        assert!(!parts.exists());
+        std::fs::create_dir(&parts).unwrap();
+        std::fs::write(parts.join("part-00000.npy"), b"x").unwrap();
+        std::fs::write(parts.join("mine.txt"), b"precious").unwrap();
+        let e = refuse_foreign_parts(&parts).unwrap_err().to_string();
+        assert!(e.contains("mine.txt") && e.contains("did not write"), "{e}");
+        assert!(remove_parts(&parts).is_err());
+        assert!(parts.join("mine.txt").exists() && parts.join("part-00000.npy").exists());
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("kept.txt"), b"k").unwrap();
+        let link = parts_dir(&d.path().join("y.npz"));
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        remove_parts(&link).unwrap();
+        assert!(!link.exists() && elsewhere.join("kept.txt").exists());
+    }
 }
