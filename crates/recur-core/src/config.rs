@@ -355,7 +355,7 @@ impl Config {
         if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
             return bad(
                 "training.learning_rate",
-                format!("{} must be positive", t.learning_rate),
+                format!("{} must be a finite number above 0", t.learning_rate),
             );
         }
         if t.batch_size == 0 || t.epochs == 0 {

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The most layers (blocks) an LVM may have.
+pub const MAX_LAYERS: usize = 64;
+
 /// Each section is a struct with a `Default` holding the recipe's values,
 /// and `#[serde(default)]` fills what a file leaves out: the one way every
 /// recur config states its defaults (as Job A's `Config` does).
@@ -390,6 +393,17 @@ impl LvmConfig {
         if m.d_model == 0 || (m.kind != LvmKind::Amn && m.num_layers == 0) {
             return bad("model", "d_model and num_layers must be at least 1".into());
         }
+        // Each layer costs time and memory beyond its weights (100,000
+        // layers of 16 ran on past a minute); `tune` searches up to 64.
+        if m.num_layers > MAX_LAYERS {
+            return bad(
+                "model.num_layers",
+                format!(
+                    "{} is more than the {MAX_LAYERS} recur builds; the recipes use 1 to 4",
+                    m.num_layers
+                ),
+            );
+        }
         if d.context == 0 {
             return bad("data.context", "must be at least 1".into());
         }
@@ -455,11 +469,26 @@ impl LvmConfig {
                 format!("`{}`: use `cosine`, `plateau` or `none`", t.schedule),
             );
         }
-        if t.learning_rate.is_nan() || t.learning_rate <= 0.0 || t.batch_size == 0 || t.epochs == 0
+        if !t.learning_rate.is_finite()
+            || t.learning_rate <= 0.0
+            || t.batch_size == 0
+            || t.epochs == 0
         {
             return bad(
                 "training",
-                "learning_rate must be above 0, batch_size and epochs at least 1".into(),
+                format!(
+                    "learning_rate ({}) must be a finite number above 0, batch_size and epochs at least 1",
+                    t.learning_rate
+                ),
+            );
+        }
+        if t.infonce_weight > 0.0 && t.batch_size < 2 {
+            return bad(
+                "training.infonce_weight",
+                format!(
+                    "{} needs a batch_size of at least 2: its negatives are the other windows of a batch",
+                    t.infonce_weight
+                ),
             );
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
@@ -559,6 +588,14 @@ mod tests {
             ("{weight_decay: .nan}", "training.weight_decay"),
             ("{weight_decay: .inf}", "training.weight_decay"),
             ("{grad_clip: .nan}", "training.grad_clip"),
+            (
+                "{learning_rate: .inf}",
+                "learning_rate (inf) must be a finite number",
+            ),
+            (
+                "{infonce_weight: 0.5, batch_size: 1}",
+                "needs a batch_size of at least 2",
+            ),
         ] {
             let e = LvmConfig::from_yaml(
                 &format!("data: {{train: t.npz}}\ntraining: {training}\n"),
@@ -568,12 +605,22 @@ mod tests {
             .to_string();
             assert!(e.contains(key), "{training}: {e}");
         }
+        let e = LvmConfig::from_yaml(
+            "data: {train: t.npz}\nmodel: {num_layers: 100000}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("model.num_layers") && e.contains("more than the 64"),
+            "{e}"
+        );
         // Models too large to allocate are refused before training starts;
         // the recipes' sizes pass.
         for (model, ok) in [
             ("{type: lstm, d_model: 1000000000}", false),
-            ("{type: lstm, d_model: 512, num_layers: 1000000}", false),
-            ("{type: gru, num_layers: 1000000000}", false),
+            ("{type: lstm, d_model: 8192, num_layers: 64}", false),
+            ("{type: gru, d_model: 16384, num_layers: 8}", false),
             ("{type: amn, d_model: 10000000}", false),
             ("{type: transformer, ff: 10000000000}", false),
             ("{type: mlp, d_model: 100000}", false),

@@ -303,6 +303,16 @@ pub fn read_f32(path: &Path, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)
     }
 }
 
+/// Reads one integer array of a checked archive as i64 (the indices of a
+/// chunks file); `None` when the file has no array of that name.
+pub fn read_i64(path: &Path, name: &str) -> Result<Option<Vec<i64>>> {
+    let o = open(path, &[name])?;
+    match read(&o.npz, path, name)? {
+        None => Ok(None),
+        Some(t) => Ok(Some(i64_data(&t, path, name)?)),
+    }
+}
+
 /// Reads `path` with windows of `context` vectors. Ready windows must have
 /// that context length; chunk files are windowed with it.
 pub fn read_windows(path: &Path, context: usize) -> Result<VectorWindows> {
@@ -371,6 +381,13 @@ fn windows_of_file(
         ],
     )?;
     let has = |n: &str| numeric.contains_key(n);
+    if (has("context_sequences") || has("target_vectors")) && has("vectors") {
+        return Err(npz_err(
+            path,
+            "holds both layouts (`context_sequences`/`target_vectors`, ready windows, and \
+             `vectors`, chunks): which to read cannot be told; write one of them per file",
+        ));
+    }
     let mut w =
         if has("context_sequences") && has("target_vectors") {
             if reverse {
@@ -385,7 +402,7 @@ fn windows_of_file(
                 return Err(npz_err(
                     path,
                     "holds ready windows, which cannot give short ones: min_context needs a \
-                     chunks file (`vectors`, `article_indices`, `chunk_indices`, as `recur text \
+                     chunks file (`vectors`, `article_indices`, `chunk_indices`, as `recur corpus \
                      build` writes)",
                 ));
             }
@@ -414,9 +431,21 @@ fn windows_of_file(
         .chain(&w.targets)
         .position(|v| !v.is_finite())
     {
+        let (c, d) = (w.context, w.dim.max(1));
+        let at = if i < w.contexts.len() {
+            format!(
+                "window {}, context vector {}, element {}",
+                i / (c * d).max(1),
+                i / d % c.max(1),
+                i % d
+            )
+        } else {
+            let j = i - w.contexts.len();
+            format!("the target of window {}, element {}", j / d, j % d)
+        };
         return Err(npz_err(
             path,
-            format!("holds a NaN or infinite value (element {i} of the windows)"),
+            format!("holds a NaN or infinite value ({at}); every vector must be finite"),
         ));
     }
     notes.append(&mut w.notes);

@@ -173,7 +173,7 @@ pub fn finite_predictions(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<V
     match recur_models::lvm::not_unit_row(&pred, dim) {
         None => Ok(pred),
         Some(i) => Err(candle_core::Error::Msg(format!(
-            "the model gives no unit vector for window {i}: its output overflowed float32 before it was normalised (the largest input value is {largest:e}); are the model's weights, or its inputs, far larger than in training?"
+            "the model gives no unit vector for window {i}: its output was zero, or overflowed float32 before it was normalised (the largest input value is {largest:e}); are the window's vectors constant or zero, or the model's weights or inputs far larger than in training?"
         ))),
     }
 }

@@ -1219,7 +1219,12 @@ fn one_poisoned_request_never_fails_the_others_in_its_batch() {
             let body = if i == 4 {
                 poison.clone()
             } else {
-                json!({"context_vectors": vec![vec![0.1f32 * i as f32; d]; 2]})
+                // Vectors that vary, as embeddings do (a constant one
+                // normalises to zero in the LayerNorm: no prediction).
+                let v: Vec<f32> = (0..d)
+                    .map(|j| ((j * 7 + i) % 11) as f32 / 11.0 - 0.5)
+                    .collect();
+                json!({"context_vectors": vec![v; 2]})
             };
             std::thread::spawn(move || post(&u, "/v1/infer", &body))
         })
@@ -1408,6 +1413,15 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 415"), "{got}");
     assert!(got.contains("no Content-Type"), "{got}");
+    // A compressed body is refused, not read as plain JSON.
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n{\"messages\": [\"hi\"]}")
+        .unwrap();
+    let got = read_all(&mut c);
+    assert!(
+        got.starts_with("HTTP/1.1 415") && got.contains("unsupported_encoding"),
+        "{got}"
+    );
     let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
     assert_eq!(status, 200);
 }

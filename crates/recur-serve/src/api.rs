@@ -79,16 +79,16 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
             let kind = match v {
-                serde_json::Value::Array(_) => "an array",
-                serde_json::Value::String(_) => "a string",
-                serde_json::Value::Number(_) => "a number",
-                serde_json::Value::Bool(_) => "a boolean",
-                serde_json::Value::Null => "null",
-                serde_json::Value::Object(_) => "an object",
+                serde_json::Value::Array(_) => "a JSON array",
+                serde_json::Value::String(_) => "a JSON string",
+                serde_json::Value::Number(_) => "a JSON number",
+                serde_json::Value::Bool(_) => "a JSON boolean",
+                serde_json::Value::Null => "JSON null",
+                serde_json::Value::Object(_) => "a JSON object",
             };
             return Err(ApiError::invalid(
                 "invalid_field",
-                format!("the body is JSON {kind}; send a JSON object of named fields"),
+                format!("the body is {kind}; send a JSON object of named fields"),
             ));
         }
     }

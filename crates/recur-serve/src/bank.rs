@@ -71,6 +71,11 @@ pub fn texts_path(npz: &Path) -> PathBuf {
 #[derive(Deserialize)]
 struct TextLine {
     text: String,
+    /// Where the chunk sits, as `recur corpus build` writes it: checked
+    /// against the vectors' indices, so that a file out of line with its
+    /// vectors is refused rather than answering with other chunks' text.
+    article: Option<i64>,
+    chunk: Option<i64>,
 }
 
 fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
@@ -103,6 +108,8 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
             format!("cannot read the bank's texts ({e}); `recur corpus build` writes it beside the .npz"),
         )
     })?;
+    let articles = recur_data::npz::read_i64(path, "article_indices")?;
+    let chunks = recur_data::npz::read_i64(path, "chunk_indices")?;
     let mut texts = Vec::with_capacity(n);
     for (k, line) in body
         .lines()
@@ -115,6 +122,24 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
                 format!("line {}: {e}; expected {{\"text\": ...}}", k + 1),
             )
         })?;
+        let i = texts.len();
+        for (name, said, held) in [
+            ("article", t.article, articles.as_ref()),
+            ("chunk", t.chunk, chunks.as_ref()),
+        ] {
+            if let (Some(said), Some(v)) = (said, held.and_then(|h| h.get(i))) {
+                if said != *v {
+                    return Err(Error::data(
+                        tp.display().to_string(),
+                        format!(
+                            "line {} is {name} {said}, but vector {i} of {} is {name} {v}: the texts are out of line with the vectors; rebuild the corpus",
+                            k + 1,
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
         texts.push(t.text);
     }
     if texts.len() != n {
@@ -280,6 +305,37 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("dimension 0"), "{e}");
+    }
+
+    /// A texts file out of line with its vectors (the lines rotated by
+    /// one) is refused, naming the line; in line, the bank loads.
+    #[test]
+    fn texts_out_of_line_with_their_vectors_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let npz = d.path().join("b.npz");
+        let (art, chk): (Vec<i64>, Vec<i64>) = (vec![0, 0, 1, 1], vec![0, 1, 0, 1]);
+        let v: Vec<f32> = (0..8).map(|i| 1.0 + i as f32).collect();
+        recur_data::npz::write_chunks(&npz, &v, 2, &art, &chk).unwrap();
+        let line = |i: usize| {
+            format!(
+                "{{\"article\": {}, \"chunk\": {}, \"text\": \"t{i}\"}}\n",
+                art[i], chk[i]
+            )
+        };
+        let good: String = (0..4).map(line).collect();
+        std::fs::write(texts_path(&npz), &good).unwrap();
+        let b = Bank::load(std::slice::from_ref(&npz), 10).unwrap();
+        assert_eq!(b.len(), 4);
+        let rotated: String = [1, 2, 3, 0].into_iter().map(line).collect();
+        std::fs::write(texts_path(&npz), rotated).unwrap();
+        let e = Bank::load(std::slice::from_ref(&npz), 10)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("line 1 is chunk 1, but vector 0") && e.contains("out of line"),
+            "{e}"
+        );
     }
 
     #[test]

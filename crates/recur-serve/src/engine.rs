@@ -658,7 +658,7 @@ impl Engine {
             finite(&y, &format!("the {} model", m.arch.kind))?;
             if recur_models::lvm::not_unit_row(&y, m.arch.input_dim).is_some() {
                 return Err(Error::Msg(format!(
-                    "the {} model's output overflowed float32 before it was normalised",
+                    "the {} model's output is no unit vector: it was zero (a context of constant or zero vectors?) or overflowed float32 before it was normalised",
                     m.arch.kind
                 )));
             }

@@ -154,7 +154,8 @@ async fn too_many_connections(State(s): State<Shared>) -> ApiError {
 /// web page can send a cross-site POST without a CORS preflight only as a
 /// form, as text or with no type at all (a `Blob` body), so none of those
 /// reach the models of a local recur; the preflight a JSON post needs is
-/// never answered. The body must declare no more
+/// never answered. A body with a Content-Encoding (gzip) is refused: it
+/// would be read as plain JSON. The body must declare no more
 /// than `limits.max_body_bytes` (refused before it is read, so a client
 /// waiting on `Expect: 100-continue` gets 413 at once), and arrive within
 /// `limits.body_timeout_ms`.
@@ -179,6 +180,18 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
             format!("{given}: send JSON with Content-Type: application/json"),
         )
         .into_response();
+    }
+    // A compressed body would be read as plain JSON: refused, not guessed.
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        let e = enc.to_str().unwrap_or("(not text)").trim().to_string();
+        if !e.eq_ignore_ascii_case("identity") {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding {e:?}: recur reads bodies as sent; send plain JSON"),
+            )
+            .into_response();
+        }
     }
     let declared = req
         .headers()

@@ -170,9 +170,12 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
     rt.block_on(async move {
         let addr = format!("{}:{}", cfg.host, cfg.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-            Error::Msg(format!(
-                "cannot listen on {addr}: {e} (another server there? choose one with --port)"
-            ))
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => "another server there? choose a port with --port",
+                std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: choose one above with --port",
+                _ => "is --host an address of this machine (127.0.0.1, 0.0.0.0, or its name)?",
+            };
+            Error::Msg(format!("cannot listen on {addr}: {e} ({hint})"))
         })?;
         let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
         eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
