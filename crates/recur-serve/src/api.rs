@@ -370,11 +370,11 @@ mod tests {
     #[test]
     fn a_body_that_is_not_an_object_says_what_it_is() {
         for (body, kind) in [
-            (&b"null"[..], "null"),
-            (b" \"hi\"", "a string"),
-            (b"5", "a number"),
-            (b"true", "a boolean"),
-            (b"[1, 2]", "an array"),
+            (&b"null"[..], "the body is JSON null;"),
+            (b" \"hi\"", "the body is a JSON string;"),
+            (b"5", "the body is a JSON number;"),
+            (b"true", "the body is a JSON boolean;"),
+            (b"[1, 2]", "the body is a JSON array;"),
         ] {
             let e = parse::<ChatRequest>(body).unwrap_err();
             assert_eq!(e.code, "invalid_field");
