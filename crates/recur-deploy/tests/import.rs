@@ -13,6 +13,18 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The largest absolute difference of two tensors of one shape.
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
 #[test]
 fn imported_pytorch_lvms_predict_what_pytorch_predicted() {
     let dev = Device::Cpu;
@@ -32,15 +44,7 @@ fn imported_pytorch_lvms_predict_what_pytorch_predicted() {
         let io = Tensor::read_npz(fixture(&format!("lvm_{kind}_io.npz"))).unwrap();
         let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
         let (x, y) = (get("x"), get("y"));
-        let ours = model.predict(&x).unwrap();
-        let diff: f32 = (&ours - &y)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_diff(&model.predict(&x).unwrap(), &y);
         eprintln!("{kind}: max abs difference to PyTorch {diff:.2e}");
         assert!(diff < 1e-5, "{kind}: max abs difference {diff}");
     }
@@ -306,14 +310,7 @@ fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
     let model = recur_deploy::model_dir::load_lvm(&out, &dev).unwrap();
     let io = Tensor::read_npz(fixture("lvm_transformer_io.npz")).unwrap();
     let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
-    let diff: f32 = (model.predict(&get("x")).unwrap() - get("y"))
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let diff = max_diff(&model.predict(&get("x")).unwrap(), &get("y"));
     assert!(diff < 1e-5, "{diff}");
     // recur's own file states heads and context: imported again as it is.
     let again = import::import(&out.join("model.safetensors"), &dev).unwrap();

@@ -467,6 +467,13 @@ pub struct SavedFused {
     pub inputs: Vec<f32>,
 }
 
+/// `K = I + H` and `I` of the input-fused layer's `w_all [4H, K + 1]`.
+fn fused_sizes(w_all: &[f32], h: usize) -> (usize, usize) {
+    let k = w_all.len() / (4 * h) - 1;
+    assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
+    (k, k - h)
+}
+
 /// [`forward_fused`] in inference on the model's input as it comes,
 /// batch-major `x [B, L, I]`, for its last hidden state alone, `y [B, H]`
 /// (a classifier's last layer): the register tiles read the input in
@@ -482,9 +489,7 @@ pub fn forward_fused_last(d: Dims, x: &[f32], w_all: &[f32], y: &mut [f32]) {
         batch: b,
         hidden: h,
     } = d;
-    let k = w_all.len() / (4 * h) - 1;
-    let i = k - h;
-    assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
+    let (k, i) = fused_sizes(w_all, h);
     assert_eq!(x.len(), l * b * i, "x is [B, L, I]");
     assert_eq!(y.len(), b * h, "y is [B, H]");
     if l == 0 {
@@ -524,9 +529,7 @@ pub fn forward_fused(
         batch: b,
         hidden: h,
     } = d;
-    let k = w_all.len() / (4 * h) - 1;
-    let i = k - h;
-    assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
+    let (k, i) = fused_sizes(w_all, h);
     assert_eq!(x.len(), l * b * i, "x is [L, B, I]");
     assert_eq!(y.len(), l * b * h, "y is [L, B, H]");
     if saved.is_none() && crate::lstm_tile::takes(k) {
@@ -647,9 +650,7 @@ pub fn backward_fused(
         batch: b,
         hidden: h,
     } = d;
-    let k = w_all.len() / (4 * h) - 1;
-    let i = k - h;
-    assert_eq!(w_all.len(), 4 * h * (k + 1), "w_all is [4H, I + H + 1]");
+    let (k, i) = fused_sizes(w_all, h);
     assert_eq!(gy.len(), l * b * h, "grad of y is [L, B, H]");
     assert_eq!(saved.inputs.len(), l * b * k, "saved inputs");
     assert_eq!(saved.base.gates.len(), l * b * 4 * h, "saved gates");
