@@ -33,6 +33,23 @@ pub fn run(
     opts: &FitOptions,
     show: bool,
 ) -> Result<()> {
+    // The demo's folder holds the classifier, with price/ and lvm/ inside:
+    // a file there (only the classifier's part said so), or another job's
+    // model, is named before anything trains.
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!(
+            "{} is a file; --out names the folder the demo writes its models into",
+            out.display()
+        );
+    }
+    use recur_deploy::model_dir::{kind_of, DirKind, WEIGHTS};
+    if out.join(WEIGHTS).is_file() && kind_of(out) == DirKind::Lvm {
+        anyhow::bail!(
+            "{} holds a Job B model (an LVM): the demo's folder holds its classifier, with \
+             price/ and lvm/ inside; choose another --out",
+            out.display()
+        );
+    }
     if matches!(part, Part::Classifier | Part::All) {
         bundled(&demo::RAINFALL, out, dev, opts)?;
     }

@@ -176,6 +176,22 @@ enum Command {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Threshold of the population stability index, over the model's
+        /// `drift:` one (0.2 by default). Likewise the four below.
+        #[arg(long)]
+        psi: Option<f64>,
+        /// Threshold of the Kolmogorov-Smirnov distance (0.1).
+        #[arg(long)]
+        ks: Option<f64>,
+        /// Threshold of the mean's shift in training standard deviations (0.5).
+        #[arg(long)]
+        mean_shift: Option<f64>,
+        /// Threshold of the lag-1 autocorrelation's shift (0.2).
+        #[arg(long)]
+        autocorr_shift: Option<f64>,
+        /// Threshold of the noise ratio's relative shift (0.5).
+        #[arg(long)]
+        noise_ratio_shift: Option<f64>,
     },
     /// Evaluate a model directory on a labelled file: every model (LSTM,
     /// trees, ensemble), raw and calibrated, at the thresholds saved at
@@ -636,9 +652,25 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             println!("\nmodel written to {}", out.display());
             Ok(())
         }
-        Command::Drift { model, input, json } => {
+        Command::Drift {
+            model,
+            input,
+            json,
+            psi,
+            ks,
+            mean_shift,
+            autocorr_shift,
+            noise_ratio_shift,
+        } => {
             recur_core::fsx::check_outputs(&input, &model, &Vec::from_iter(json.as_deref()))?;
-            let check = recur_deploy::drift::check(&model, &input)?;
+            let over = recur_deploy::drift::Overrides {
+                psi,
+                ks,
+                mean_shift,
+                autocorr_shift,
+                noise_ratio_shift,
+            };
+            let check = recur_deploy::drift::check_with(&model, &input, &over)?;
             print!("{check}");
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &check.table)?;

@@ -258,6 +258,21 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
         data.to_str().unwrap(),
     ]));
     assert!(e.contains("not a recur model directory"), "{e}");
+    // The demo's --out as a file is named for every part (only the
+    // classifier's said so; the others gave "File exists (os error 17)").
+    for part in ["lvm", "price", "classifier"] {
+        let e = err(&recur(&[
+            "demo",
+            "--part",
+            part,
+            "--out",
+            data.to_str().unwrap(),
+        ]));
+        assert!(
+            e.contains("is a file; --out names the folder"),
+            "{part}: {e}"
+        );
+    }
 }
 
 /// `recur bench lstm` runs the classifier workload and writes the figures

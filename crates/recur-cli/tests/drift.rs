@@ -1,5 +1,6 @@
 //! `recur drift` as a cron job runs it: exit 0 without drift, 1 with it,
-//! 2 on an error; thresholds from the model's config.
+//! 2 on an error; thresholds from the model's config, or given for one
+//! check.
 
 mod common;
 
@@ -98,13 +99,38 @@ fn drift_exits_1_on_the_later_years_0_on_earlier_blocks_and_2_on_errors() {
         )
         .replace("autocorr_shift: 0.2", "autocorr_shift: 1.0");
     assert_ne!(loose, text, "config.yaml spells out the drift thresholds");
+    // Edited there, they break the model for every command (the manifest
+    // no longer matches), so drift refuses it too and names the flags...
     std::fs::write(&yaml, loose).unwrap();
-    let out = recur(&["drift", "--model", m, "--input", &later]);
+    let e = err(&recur(&["drift", "--model", m, "--input", &later]));
+    assert!(e.contains("config.yaml (changed)"), "{e}");
+    std::fs::write(&yaml, &text).unwrap();
+    // ...which give other thresholds for one check.
+    let out = recur(&[
+        "drift",
+        "--model",
+        m,
+        "--input",
+        &later,
+        "--psi",
+        "100",
+        "--ks",
+        "1",
+        "--autocorr-shift",
+        "1",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    let e = err(&recur(&[
+        "drift", "--model", m, "--input", &later, "--psi=-1",
+    ]));
+    assert!(
+        e.contains("--psi -1: a threshold is a finite number above 0"),
+        "{e}"
     );
     // Errors: exit 2 with the reason.
     let e = err(&recur(&["drift", "--model", m, "--input", "nope.csv"]));

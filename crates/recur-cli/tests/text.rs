@@ -88,6 +88,13 @@ fn embed_errors_are_clear() {
     assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
     let e = err(&recur_stdin(&["embed", "--encoder", &m], b"ok\n\nmore\n"));
     assert!(e.contains("line 2 is empty"), "{e}");
+    // Only characters the encoder drops (a zero-width space): each was
+    // embedded as the empty sentence.
+    let e = err(&recur(&["embed", "--encoder", &m, "ok", "\u{200b}"]));
+    assert!(
+        e.contains("text 2 holds only characters the encoder drops"),
+        "{e}"
+    );
     let e = err(&recur(&[
         "embed",
         "--encoder",

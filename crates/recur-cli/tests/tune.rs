@@ -143,6 +143,22 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     ]));
     assert!(e.contains("the trials of another search"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
+    // Nor trials whose search.json is gone: which config they searched
+    // cannot be told (they were resumed unchecked).
+    let search = std::fs::read(out.join("search.json")).unwrap();
+    std::fs::remove_file(out.join("search.json")).unwrap();
+    let e = err(&recur(&[
+        "tune",
+        "--config",
+        other.to_str().unwrap(),
+        "--trials",
+        "6",
+        "--out",
+        o,
+    ]));
+    assert!(e.contains("search.json") && e.contains("is missing"), "{e}");
+    assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
+    std::fs::write(out.join("search.json"), search).unwrap();
     // The same config reached by a relative path from its folder resumes.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
         .args(["--threads", "1", "-q", "tune", "--config", "t.yaml"])

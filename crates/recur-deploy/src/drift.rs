@@ -39,11 +39,54 @@ impl DriftCheck {
 /// # }
 /// ```
 pub fn check(model: &Path, input: &Path) -> Result<DriftCheck> {
-    // The reference as training wrote it (the thresholds in config.yaml
-    // may be edited; the training rows' summary may not).
+    check_with(model, input, &Overrides::default())
+}
+
+/// Thresholds given for one check (`recur drift --psi ...`), over the
+/// model's `drift:` ones. The model's own are changed by training it with
+/// another `drift:` section: an edited `config.yaml` no longer matches the
+/// manifest, and every command refuses the directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub psi: Option<f64>,
+    pub ks: Option<f64>,
+    pub mean_shift: Option<f64>,
+    pub autocorr_shift: Option<f64>,
+    pub noise_ratio_shift: Option<f64>,
+}
+
+/// [`check`] at the thresholds `over` gives, the model's elsewhere.
+pub fn check_with(model: &Path, input: &Path, over: &Overrides) -> Result<DriftCheck> {
     crate::model_dir::refuse_not_classifier_dir(model)?;
-    recur_core::dirwrite::check_listed(model, REFERENCE_FILE)?;
-    let cfg = crate::model_dir::read_config(model)?;
+    // The model directory as training wrote it, as every command reads it
+    // (the thresholds once read as editable in config.yaml made the
+    // directory fail everywhere else: they are given with `over` now).
+    recur_core::dirwrite::check_manifest(model)?;
+    let mut cfg = crate::model_dir::read_config(model)?;
+    for (name, v, slot) in [
+        ("psi", over.psi, &mut cfg.drift.psi),
+        ("ks", over.ks, &mut cfg.drift.ks),
+        ("mean-shift", over.mean_shift, &mut cfg.drift.mean_shift),
+        (
+            "autocorr-shift",
+            over.autocorr_shift,
+            &mut cfg.drift.autocorr_shift,
+        ),
+        (
+            "noise-ratio-shift",
+            over.noise_ratio_shift,
+            &mut cfg.drift.noise_ratio_shift,
+        ),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::Msg(format!(
+                    "--{name} {v}: a threshold is a finite number above 0"
+                )));
+            }
+            *slot = v;
+        }
+    }
     let Some(reference) = Reference::read(model)? else {
         return Err(Error::Msg(format!(
             "{} has no {REFERENCE_FILE}: it was trained before recur kept the training reference; train it again",

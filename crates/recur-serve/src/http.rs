@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use recur_core::config::Layout;
 use recur_text::chunk::{pieces, ChunkRules};
+use recur_text::encoder::visible;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -652,25 +653,6 @@ fn row_values(
             format!("{at} is {other}; expected an array or object of features"),
         )),
     }
-}
-
-/// Whether a text holds a character the sentence encoder keeps: BERT's
-/// cleaning drops NUL, U+FFFD, control, format and private-use characters
-/// (Cc, Cf, Co) and folds whitespace, and its accent stripping drops
-/// nonspacing marks (Mn). These are the tables of the `unicode_categories`
-/// crate, which the `tokenizers` crate's BERT normaliser reads: a text of
-/// only such characters (a right-to-left override, variation selectors, a
-/// tag space) reached the model as nothing at all and got a confident
-/// answer.
-fn visible(t: &str) -> bool {
-    use unicode_categories::UnicodeCategories;
-    t.chars().any(|c| {
-        !(c == '\0'
-            || c == '\u{FFFD}'
-            || c.is_whitespace()
-            || c.is_other()
-            || c.is_mark_nonspacing())
-    })
 }
 
 /// A window as sent: its rows and optional id.

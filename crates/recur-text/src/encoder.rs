@@ -500,11 +500,40 @@ pub fn read_texts(input: impl std::io::BufRead, name: &str) -> Result<Vec<String
     Ok(v)
 }
 
-/// Refuses an empty list of texts or a blank one.
+/// Whether a text holds a character the sentence encoder keeps: BERT's
+/// cleaning drops NUL, U+FFFD, control, format and private-use characters
+/// (Cc, Cf, Co) and folds whitespace, and its accent stripping drops
+/// nonspacing marks (Mn). These are the tables of the `unicode_categories`
+/// crate, which the `tokenizers` crate's BERT normaliser reads: a text of
+/// only such characters (a right-to-left override, variation selectors, a
+/// tag space) reached the model as nothing at all and got a confident
+/// answer.
+pub fn visible(t: &str) -> bool {
+    use unicode_categories::UnicodeCategories;
+    t.chars().any(|c| {
+        !(c == '\0'
+            || c == '\u{FFFD}'
+            || c.is_whitespace()
+            || c.is_other()
+            || c.is_mark_nonspacing())
+    })
+}
+
+/// Refuses an empty list of texts, a blank one, or one the encoder would
+/// see as nothing ([`visible`]).
 pub fn check_texts(texts: &[String]) -> Result<()> {
     if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
         return Err(Error::Msg(format!(
             "text {} is empty; there is nothing to embed",
+            i + 1
+        )));
+    }
+    // Texts of only characters the encoder drops (a zero-width space,
+    // controls) were all embedded as the empty sentence.
+    if let Some(i) = texts.iter().position(|t| !visible(t)) {
+        return Err(Error::Msg(format!(
+            "text {} holds only characters the encoder drops (controls, zero-width or format \
+             characters, combining marks); there is nothing to embed",
             i + 1
         )));
     }

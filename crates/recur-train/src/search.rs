@@ -282,6 +282,17 @@ pub fn search<O: Objective>(
     // other job) would be resumed as this one's and reported against it.
     let of = out.join("search.json");
     let fingerprint = obj.fingerprint();
+    if file.exists() && !of.exists() {
+        // Which config they ran on cannot be told (a search older than
+        // search.json, or the file deleted): they were resumed unchecked.
+        return Err(Error::Msg(format!(
+            "{} holds trials but {} is missing, so which config they searched cannot be told. \
+             Give a new --out, or delete {} to start afresh",
+            file.display(),
+            of.display(),
+            file.display()
+        )));
+    }
     if file.exists() && of.exists() {
         let was: SearchOf = read_json(&of)?;
         if was.fingerprint != fingerprint {
