@@ -27,9 +27,17 @@ class BatchScorer:
     def __init__(self, model_dir: str, series_column: Optional[str] = None):
         from . import load
 
+        from ._estimator import LSTMClassifier
+
         self.model_dir = str(model_dir)
         self.series_column = series_column
         self._model = load(self.model_dir)
+        if not isinstance(self._model, LSTMClassifier):
+            raise ValueError(
+                f"{self.model_dir} holds a {type(self._model).__name__}: BatchScorer scores the rows "
+                "of a time series with a Job A classifier of the rows layout (what `recur train` "
+                "writes from a table)"
+            )
 
     def _one(self, frame: Any) -> dict:
         n = len(frame)
@@ -46,12 +54,29 @@ class BatchScorer:
         p_ensemble (raw), probability (calibrated) and decision added."""
         import pandas as pd
 
+        if not isinstance(batch, pd.DataFrame):
+            raise ValueError(f"a batch is a pandas DataFrame, not {type(batch).__name__}")
+        taken = [c for c in COLUMNS if c in batch.columns]
+        if taken:
+            raise ValueError(
+                f"the batch already has the column(s) {', '.join(taken)} the scorer adds "
+                "(a batch scored before?); drop or rename them"
+            )
         batch = batch.reset_index(drop=True)
         if self.series_column is not None and self.series_column not in batch.columns:
             raise ValueError(
                 f"series_column {self.series_column!r} is not a column of the batch; "
                 f"the columns are: {', '.join(map(str, batch.columns))}"
             )
+        if self.series_column is not None:
+            missing = batch[self.series_column].isna().to_numpy()
+            if missing.any():
+                # pandas' groupby drops such rows: they would be scored as
+                # NaN and their series read as if they were not there.
+                raise ValueError(
+                    f"row {int(np.argmax(missing))} of the batch has no {self.series_column!r} "
+                    "(NaN or None): every row needs its series"
+                )
         if self.series_column is None:
             parts = [(batch.index.to_numpy(), batch)]
         else:

@@ -63,3 +63,25 @@ def test_the_batch_function_is_the_same_in_pandas(rainfall, tmp_path):
     assert pickle.loads(pickle.dumps(s)).model_dir == str(model)
     with pytest.raises(ValueError, match="series_column 'nosuch' is not a column"):
         recur.BatchScorer(str(model), "nosuch")(frame)
+    # A row without its series was dropped by groupby and scored as NaN,
+    # its series read as if the row were not there: refused, naming it.
+    keyed = frame.assign(station="a").reset_index(drop=True)
+    keyed.loc[100, "station"] = None
+    with pytest.raises(ValueError, match="row 100 of the batch has no 'station'"):
+        recur.BatchScorer(str(model), "station")(keyed)
+    # A batch scored before (its columns would come twice), and a batch
+    # that is not a DataFrame.
+    with pytest.raises(ValueError, match="already has the column"):
+        s(out)
+    with pytest.raises(ValueError, match="a batch is a pandas DataFrame"):
+        s(frame.to_numpy())
+
+
+def test_the_scorer_takes_only_a_time_series_classifier(tmp_path):
+    """A whole-series model has no rows to score: named at once (it failed
+    with an AttributeError on the first batch)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 12, 1)), np.array([0, 1] * 20)
+    recur.SequenceClassifier(hidden_size=2, epochs=1, filters=(4, 4, 4), kernels=(3, 3, 1)).fit(X, y).save(tmp_path / "s")
+    with pytest.raises(ValueError, match="holds a SequenceClassifier: BatchScorer scores the rows"):
+        recur.BatchScorer(str(tmp_path / "s"))
