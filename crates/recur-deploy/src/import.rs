@@ -214,22 +214,7 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         for (n, t) in map {
             tensors.insert(n, t.to_dtype(DType::F32)?);
         }
-        // A file recur wrote states its architecture in its header: the
-        // sizes the tensors cannot tell (context, heads) come from there.
-        let config = recur_core::checkpoint::read_header(path)
-            .ok()
-            .and_then(|h| h.architecture)
-            .map(|a| {
-                let mut c = serde_json::Map::new();
-                for (from, to) in [("context", "context_length"), ("heads", "nhead")] {
-                    if let Some(v) = a.get(from).filter(|v| v.is_u64()) {
-                        c.insert(to.into(), v.clone());
-                    }
-                }
-                Value::Object(c)
-            })
-            .unwrap_or(Value::Null);
-        return Ok((tensors, config, Vec::new()));
+        return Ok((tensors, Value::Null, Vec::new()));
     }
     let archive = read_archive(path)?;
     let foreign: Vec<&str> = archive
@@ -543,7 +528,35 @@ pub struct Given {
 
 /// [`import`] with the sizes the user gives.
 pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported> {
-    let (tensors, mut config, mut warnings) = read_checkpoint(path, dev)?;
+    let (tensors, source, mut warnings) = read_checkpoint(path, dev)?;
+    // The sizes looked up: the file's model_config, else what recur's own
+    // header states (the context, a Transformer's heads), then what the
+    // user gives. `source` stays the file's own, for import.json.
+    let mut config = source.clone();
+    if config.is_null() {
+        if let Some(a) = recur_core::checkpoint::read_header(path)
+            .ok()
+            .and_then(|h| h.architecture)
+        {
+            let mut c = serde_json::Map::new();
+            let transformer = a.get("kind").and_then(|k| k.as_str()) == Some("transformer");
+            for (from, to) in [("context", "context_length"), ("heads", "nhead")] {
+                if to == "nhead" && !transformer {
+                    continue;
+                }
+                if let Some(v) = a.get(from).filter(|v| v.is_u64()) {
+                    c.insert(to.into(), v.clone());
+                }
+            }
+            config = Value::Object(c);
+        }
+    }
+    if given.heads.is_some() && !tensors.contains_key("encoder.layers.0.self_attn.in_proj_weight") {
+        return Err(err(
+            path,
+            "--heads is a Transformer's attention head count; this checkpoint is no Transformer",
+        ));
+    }
     for (keys, v, flag) in [
         (
             &["context_length", "context", "context_size", "seq_len"][..],
@@ -703,9 +716,12 @@ pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported>
     let stated = get(&["context_length", "context", "context_size", "seq_len"]);
     if let (Some(c), Some(v)) = (mlp_context, stated) {
         if v as usize != c {
-            problems.push(format!(
-                "model_config context_length is {v}, the tensors say {c}"
-            ));
+            let by = if given.context == Some(v as usize) {
+                "--context"
+            } else {
+                "model_config context_length"
+            };
+            problems.push(format!("{by} is {v}, the tensors say {c}"));
         }
     }
     let context = mlp_context.unwrap_or(stated.unwrap_or(5) as usize);
@@ -787,7 +803,7 @@ pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported>
     Ok(Imported {
         arch,
         tensors: ordered,
-        source_config: config,
+        source_config: source,
         warnings,
     })
 }

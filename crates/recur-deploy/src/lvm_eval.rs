@@ -142,15 +142,36 @@ pub fn batch(w: &VectorWindows, idx: &[usize], dev: &Device) -> CResult<(Tensor,
     ))
 }
 
-/// Predicted vectors for every window, in order (evaluation mode).
+/// Predicted vectors for every window, in order (evaluation mode), as
+/// `lvm predict` writes them: finite unit vectors, else an error naming
+/// the window ([`finite_predictions`]).
 pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+    let out = predict_finite(model, w, dev)?;
+    finite_predictions(out, w.dim, largest(&w.contexts))
+}
+
+/// [`predict`] held only finite, for scoring (`lvm eval`, training's
+/// validation): a zero row (a context of constant vectors) scores cosine
+/// 0 there, as a zero baseline does, rather than failing the run.
+pub fn predict_finite(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
     let idx: Vec<usize> = (0..w.len()).collect();
     let mut out = Vec::with_capacity(w.targets.len());
     for c in idx.chunks(256) {
         let (x, _) = batch(w, c, dev)?;
         out.extend(model.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
-    finite_predictions(out, w.dim, largest(&w.contexts))
+    finite_only(out, w.dim, largest(&w.contexts))
+}
+
+/// `pred` when every value is finite, else an error naming the window.
+fn finite_only(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<Vec<f32>> {
+    match pred.iter().position(|x| !x.is_finite()) {
+        None => Ok(pred),
+        Some(k) => Err(candle_core::Error::Msg(format!(
+            "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {largest:e}); the model takes vectors like its training ones (unit length)",
+            k / dim.max(1),
+        ))),
+    }
 }
 
 /// The largest magnitude among `values` (what [`finite_predictions`]
@@ -164,12 +185,7 @@ pub fn largest(values: &[f32]) -> f32 {
 /// model (`largest` is the inputs' largest magnitude, named) overflow
 /// inside it, and a NaN vector must never pass for a prediction.
 pub fn finite_predictions(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<Vec<f32>> {
-    if let Some(k) = pred.iter().position(|x| !x.is_finite()) {
-        return Err(candle_core::Error::Msg(format!(
-            "the model gives NaN or infinity for window {}: its vectors hold values too large for it (the largest is {largest:e}); the model takes vectors like its training ones (unit length)",
-            k / dim.max(1),
-        )));
-    }
+    let pred = finite_only(pred, dim, largest)?;
     match recur_models::lvm::not_unit_row(&pred, dim) {
         None => Ok(pred),
         Some(i) => Err(candle_core::Error::Msg(format!(
@@ -242,9 +258,11 @@ pub fn report(
     ood: Option<&VectorWindows>,
     dev: &Device,
 ) -> Result<LvmReport> {
-    // Never a NaN figure: a window the model overflows on is an error.
+    // Never a NaN figure: a window the model overflows on is an error. A
+    // zero row (the model's on a context of constant vectors, a baseline's
+    // on a zero last vector or mean) scores cosine 0.
     let finite = |p: Vec<f32>, w: &VectorWindows| -> Result<Vec<f32>> {
-        Ok(finite_predictions(p, w.dim, largest(&w.contexts))?)
+        Ok(finite_only(p, w.dim, largest(&w.contexts))?)
     };
     let score = |pred: &dyn Fn(&VectorWindows) -> CResult<Vec<f32>>| -> Result<Scored> {
         let v = stats(&finite(pred(val)?, val)?, &val.targets, val.dim);
@@ -258,7 +276,7 @@ pub fn report(
             ood_minus_val_cosine: o.map(|o| o.cosine_mean - v.cosine_mean),
         })
     };
-    let m = score(&|w| predict(model, w, dev))?;
+    let m = score(&|w| predict_finite(model, w, dev))?;
     let mut baselines = std::collections::BTreeMap::new();
     for b in Baseline::ALL {
         baselines.insert(

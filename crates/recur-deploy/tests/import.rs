@@ -344,4 +344,20 @@ fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
     .unwrap();
     assert_eq!(imp.arch.context, 7);
     assert!(imp.warnings.is_empty(), "{:?}", imp.warnings);
+    // What was given or read from recur's header is not recorded as the
+    // file's model_config, and heads are a Transformer's alone.
+    assert!(imp.source_config.is_null(), "{}", imp.source_config);
+    assert!(again.source_config.is_null(), "{}", again.source_config);
+    let e = import::import_with(
+        &gru,
+        &dev,
+        &import::Given {
+            context: None,
+            heads: Some(3),
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("this checkpoint is no Transformer"), "{e}");
 }

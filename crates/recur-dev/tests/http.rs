@@ -1422,6 +1422,25 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         got.starts_with("HTTP/1.1 415") && got.contains("unsupported_encoding"),
         "{got}"
     );
+    // Every header counts, and an empty coding or `identity` is none.
+    for (headers, status) in [
+        (
+            "Content-Encoding: identity\r\nContent-Encoding: gzip\r\n",
+            "415",
+        ),
+        ("Content-Encoding: identity, br\r\n", "415"),
+        ("Content-Encoding: \r\n", "200"),
+        ("Content-Encoding: Identity \r\n", "200"),
+    ] {
+        let mut c = raw(&s.url);
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}Content-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
+            .unwrap();
+        let got = read_all(&mut c);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {status}")),
+            "{headers:?}: {got}"
+        );
+    }
     let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
     assert_eq!(status, 200);
 }

@@ -74,8 +74,10 @@ struct TextLine {
     /// Where the chunk sits, as `recur corpus build` writes it: checked
     /// against the vectors' indices, so that a file out of line with its
     /// vectors is refused rather than answering with other chunks' text.
-    article: Option<i64>,
-    chunk: Option<i64>,
+    /// Any JSON value: another tool's texts file may name its articles by
+    /// title; only whole numbers are compared.
+    article: Option<serde_json::Value>,
+    chunk: Option<serde_json::Value>,
 }
 
 fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
@@ -124,8 +126,16 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
         })?;
         let i = texts.len();
         for (name, said, held) in [
-            ("article", t.article, articles.as_ref()),
-            ("chunk", t.chunk, chunks.as_ref()),
+            (
+                "article",
+                t.article.as_ref().and_then(|v| v.as_i64()),
+                articles.as_ref(),
+            ),
+            (
+                "chunk",
+                t.chunk.as_ref().and_then(|v| v.as_i64()),
+                chunks.as_ref(),
+            ),
         ] {
             if let (Some(said), Some(v)) = (said, held.and_then(|h| h.get(i))) {
                 if said != *v {
@@ -326,6 +336,12 @@ mod tests {
         std::fs::write(texts_path(&npz), &good).unwrap();
         let b = Bank::load(std::slice::from_ref(&npz), 10).unwrap();
         assert_eq!(b.len(), 4);
+        // Another tool's names (a title, not a number) are not compared.
+        let titled: String = (0..4)
+            .map(|i| format!("{{\"article\": \"Title {i}\", \"text\": \"t{i}\"}}\n"))
+            .collect();
+        std::fs::write(texts_path(&npz), titled).unwrap();
+        assert_eq!(Bank::load(std::slice::from_ref(&npz), 10).unwrap().len(), 4);
         let rotated: String = [1, 2, 3, 0].into_iter().map(line).collect();
         std::fs::write(texts_path(&npz), rotated).unwrap();
         let e = Bank::load(std::slice::from_ref(&npz), 10)

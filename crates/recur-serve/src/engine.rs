@@ -364,6 +364,14 @@ impl Engine {
                 let x = Tensor::from_slice(&v.repeat(c), (1, c, self.dim), &self.dev)?;
                 let y: Vec<f32> = m.predict(&x)?.flatten_all()?.to_vec1()?;
                 finite(&y, &format!("the {} model", m.arch.kind))?;
+                // A model whose output overflows before it is normalised
+                // (weights far too large) answers nothing: not ready.
+                if recur_models::lvm::not_unit_row(&y, self.dim).is_some() {
+                    return Err(Error::Msg(format!(
+                        "the {} model gives no unit vector for an encoded sentence: its output overflowed float32 before it was normalised (are its weights far larger than trained ones?)",
+                        m.arch.kind
+                    )));
+                }
                 bank.nearest(&y, 1)?;
             }
         }

@@ -183,16 +183,33 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
         .into_response();
     }
     // A compressed body would be read as plain JSON: refused, not guessed.
-    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
-        let e = enc.to_str().unwrap_or("(not text)").trim().to_string();
-        if !e.eq_ignore_ascii_case("identity") {
-            return ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!("Content-Encoding {e:?}: recur reads bodies as sent; send plain JSON"),
-            )
-            .into_response();
-        }
+    // Every Content-Encoding header, each a list of codings; empty items
+    // and `identity` mean none.
+    let codings: Vec<String> = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| {
+            v.to_str()
+                .unwrap_or("(not text)")
+                .split(',')
+                .map(|c| c.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .collect();
+    if let Some(e) = codings.first() {
+        let mut r = ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {e:?}: recur reads bodies as sent; send plain JSON"),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            axum::http::HeaderValue::from_static("identity"),
+        );
+        return r;
     }
     let declared = req
         .headers()

@@ -172,7 +172,10 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
             let hint = match e.kind() {
                 std::io::ErrorKind::AddrInUse => "another server there? choose a port with --port",
-                std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: choose one above with --port",
+                std::io::ErrorKind::PermissionDenied if cfg.port < 1024 => {
+                    "ports below 1024 need privileges: choose one above with --port"
+                }
+                std::io::ErrorKind::PermissionDenied => "this system does not let recur listen there",
                 _ => "is --host an address of this machine (127.0.0.1, 0.0.0.0, or its name)?",
             };
             Error::Msg(format!("cannot listen on {addr}: {e} ({hint})"))

@@ -14,7 +14,7 @@ use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
 use recur_data::npz::VectorWindows;
-use recur_deploy::lvm_eval::{batch, predict, read_windows, stats, LvmEpoch, LvmReport};
+use recur_deploy::lvm_eval::{batch, predict_finite, read_windows, stats, LvmEpoch, LvmReport};
 use recur_deploy::model_dir::HeldOut;
 use recur_models::{Lvm, LvmArch, Start};
 use std::path::Path;
@@ -173,7 +173,7 @@ fn fit_in_precision(
         }
         // predict refuses non-finite predictions; here they mean the
         // model diverged, not that the validation vectors are too large.
-        let pred = predict(&model, val, dev).map_err(|e| {
+        let pred = predict_finite(&model, val, dev).map_err(|e| {
             if e.to_string().contains("NaN or infinity") {
                 Error::Msg(format!(
                     "training diverged at epoch {epoch}: the validation predictions hold NaN or infinity; lower training.learning_rate"
