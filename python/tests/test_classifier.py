@@ -289,25 +289,26 @@ def test_progress_reaches_a_callback_and_is_off_by_default(rainfall, capsys):
 
 
 def test_ctrl_c_stops_a_fit_between_batches(rainfall):
-    """Ctrl-C (here `interrupt_main`, as the terminal's SIGINT) stops a
-    long fit with KeyboardInterrupt soon after, not once every epoch has
-    run (the work held no interpreter lock, so Python could not raise it),
-    and leaves the estimator unfitted."""
+    """Ctrl-C (here `interrupt_main`, as the terminal's SIGINT, sent from
+    the progress callback at the third epoch, so that it always comes
+    mid-training) stops a long fit with KeyboardInterrupt soon after, not
+    once every epoch has run (the work held no interpreter lock, so Python
+    could not raise it), and leaves the estimator unfitted."""
     import _thread
-    import threading
 
     epochs = []
+
+    def progress(event, text, n):
+        if event == "note" and "epoch" in text:
+            epochs.append(text)
+            if len(epochs) == 3:
+                _thread.interrupt_main()
+
     m = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
-                             epochs=400, early_stopping_patience=400,
-                             progress=lambda e, text, n: epochs.append(text) if e == "note" and "epoch" in text else None)
-    timer = threading.Timer(1.0, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            m.fit(rainfall.head(3000))
-    finally:
-        timer.cancel()
-    assert 0 < len(epochs) < 400, len(epochs)
+                             epochs=2000, early_stopping_patience=2000, progress=progress)
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(rainfall.head(3000))
+    assert 3 <= len(epochs) < 2000, len(epochs)
     assert not hasattr(m, "classes_")
 
 
