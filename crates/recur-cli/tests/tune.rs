@@ -132,30 +132,25 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&other, text.replace("epochs: 3", "epochs: 4")).unwrap();
     let before = std::fs::read(out.join("trials.json")).unwrap();
-    let e = err(&recur(&[
-        "tune",
-        "--config",
-        other.to_str().unwrap(),
-        "--trials",
-        "6",
-        "--out",
-        o,
-    ]));
+    let tune_other = || {
+        err(&recur(&[
+            "tune",
+            "--config",
+            other.to_str().unwrap(),
+            "--trials",
+            "6",
+            "--out",
+            o,
+        ]))
+    };
+    let e = tune_other();
     assert!(e.contains("the trials of another search"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
     // Nor trials whose search.json is gone: which config they searched
     // cannot be told (they were resumed unchecked).
     let search = std::fs::read(out.join("search.json")).unwrap();
     std::fs::remove_file(out.join("search.json")).unwrap();
-    let e = err(&recur(&[
-        "tune",
-        "--config",
-        other.to_str().unwrap(),
-        "--trials",
-        "6",
-        "--out",
-        o,
-    ]));
+    let e = tune_other();
     assert!(e.contains("search.json") && e.contains("is missing"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
     std::fs::write(out.join("search.json"), search).unwrap();
