@@ -244,4 +244,14 @@ fn models_list_names_the_known_encoders() {
     );
     assert!(o.contains("not fetched"), "{o}");
     assert!(o.contains(&d.path().display().to_string()), "{o}");
+    // An empty RECUR_HOME is unset: the user's cache, not the current
+    // folder (run from `d`, whose `models` would then be listed).
+    let out = Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["models", "list"])
+        .env("RECUR_HOME", "")
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let o = ok(&out);
+    assert!(!o.contains("cache: models"), "{o}");
 }

@@ -103,9 +103,11 @@ pub const MODELS: &[KnownModel] = &[
     },
 ];
 
-/// recur's cache folder: `RECUR_HOME`, else `<user cache dir>/recur`.
+/// recur's cache folder: `RECUR_HOME`, else `<user cache dir>/recur`. An
+/// empty `RECUR_HOME` counts as unset, as shells mean it (it was taken as
+/// the current folder).
 pub fn recur_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("RECUR_HOME") {
+    if let Some(h) = std::env::var_os("RECUR_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
     dirs::cache_dir()
