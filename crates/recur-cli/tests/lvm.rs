@@ -309,6 +309,36 @@ fn lvm_train_eval_predict_beats_the_baselines() {
             "{both}"
         );
     }
+    // Data of another width: the error names the file and the model.
+    let narrow = d.path().join("narrow.npz");
+    let dev = Device::Cpu;
+    Tensor::write_npz(
+        &[
+            (
+                "context_sequences",
+                &Tensor::ones((2, 5, 3), candle_core::DType::F32, &dev).unwrap(),
+            ),
+            (
+                "target_vectors",
+                &Tensor::ones((2, 3), candle_core::DType::F32, &dev).unwrap(),
+            ),
+        ],
+        &narrow,
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "leaderboard",
+        "--models",
+        out.to_str().unwrap(),
+        "--data",
+        narrow.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("narrow.npz: vectors have dimension 3")
+            && e.contains(&format!("(the model in {})", out.display())),
+        "{e}"
+    );
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&lb).unwrap()).unwrap();
     let row = &rows[0];

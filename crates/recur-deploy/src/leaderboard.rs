@@ -239,7 +239,8 @@ pub fn run(
             )));
         }
         for (w, p) in std::iter::once((&val, data)).chain(ood_w.as_ref().zip(ood)) {
-            crate::lvm_eval::check_dim(w, m.arch.input_dim, p)?;
+            crate::lvm_eval::check_dim(w, m.arch.input_dim, p)
+                .map_err(|e| Error::Msg(format!("{e} (the model in {})", dir.display())))?;
         }
         let name = match short(dir) {
             Some(n) if !shared(dir) => n,
