@@ -290,27 +290,35 @@ fn open(path: &Path, required: &[&str]) -> Result<Opened> {
     })
 }
 
-/// Reads one float array of a checked archive as f32, with its shape;
-/// `None` when the file has no array of that name.
-pub fn read_f32(path: &Path, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
-    let o = open(path, &[name])?;
-    match read(&o.npz, path, name)? {
-        None => Ok(None),
-        Some(t) => {
-            let shape = t.dims().to_vec();
-            Ok(Some((f32_data(&t, path, name)?, shape)))
-        }
-    }
+/// A chunks file's arrays as stored (what a search bank reads): the
+/// vectors with their shape, and the index arrays where the file has them.
+pub struct ChunkArrays {
+    pub vectors: Vec<f32>,
+    pub shape: Vec<usize>,
+    pub articles: Option<Vec<i64>>,
+    pub chunks: Option<Vec<i64>>,
 }
 
-/// Reads one integer array of a checked archive as i64 (the indices of a
-/// chunks file); `None` when the file has no array of that name.
-pub fn read_i64(path: &Path, name: &str) -> Result<Option<Vec<i64>>> {
-    let o = open(path, &[name])?;
-    match read(&o.npz, path, name)? {
-        None => Ok(None),
-        Some(t) => Ok(Some(i64_data(&t, path, name)?)),
-    }
+/// Reads the arrays of a chunks file from one opening of it (each opening
+/// reads every member through for its CRC); `None` when the file has no
+/// `vectors`.
+pub fn read_chunk_arrays(path: &Path) -> Result<Option<ChunkArrays>> {
+    let names = ["vectors", "article_indices", "chunk_indices"];
+    let o = open(path, &names)?;
+    let Some(t) = read(&o.npz, path, names[0])? else {
+        return Ok(None);
+    };
+    let ints = |name: &str| -> Result<Option<Vec<i64>>> {
+        read(&o.npz, path, name)?
+            .map(|t| i64_data(&t, path, name))
+            .transpose()
+    };
+    Ok(Some(ChunkArrays {
+        shape: t.dims().to_vec(),
+        vectors: f32_data(&t, path, names[0])?,
+        articles: ints(names[1])?,
+        chunks: ints(names[2])?,
+    }))
 }
 
 /// Reads `path` with windows of `context` vectors. Ready windows must have

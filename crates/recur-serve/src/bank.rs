@@ -89,7 +89,12 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
                 .into(),
         ));
     }
-    let (vectors, shape) = recur_data::npz::read_f32(path, "vectors")?.ok_or_else(|| {
+    let recur_data::npz::ChunkArrays {
+        vectors,
+        shape,
+        articles,
+        chunks,
+    } = recur_data::npz::read_chunk_arrays(path)?.ok_or_else(|| {
         bad("no `vectors` array: not a chunk file of `recur corpus build`".into())
     })?;
     let [n, d] = shape[..] else {
@@ -110,8 +115,6 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
             format!("cannot read the bank's texts ({e}); `recur corpus build` writes it beside the .npz"),
         )
     })?;
-    let articles = recur_data::npz::read_i64(path, "article_indices")?;
-    let chunks = recur_data::npz::read_i64(path, "chunk_indices")?;
     let mut texts = Vec::with_capacity(n);
     for (k, line) in body
         .lines()
