@@ -293,10 +293,21 @@ fn keep_columns(values: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
 /// can be told: numbers, or ISO dates and timestamps (`2024-01-05...`),
 /// which sort as text. Windows and the split in time assume rows in time
 /// order; other formats are taken as they come.
+/// [`check_time_order`] on a file to score (`predict`, `eval`, `drift`)
+/// where it has the model's time column: its windows run over rows in
+/// file order, as training's did. Without the column there is no order to
+/// check.
+pub fn check_scored_time_order(t: &Table, d: &DataConfig) -> Result<()> {
+    match &d.time_column {
+        Some(c) if t.index_of(c).is_ok() => check_time_order(t, d),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses rows out of time order in `data.time_column` (numbers, or ISO
 /// dates as text), naming the row; times in another text format are not
 /// compared. A file without the column is refused.
-pub fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
+fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
     let Some(tc) = &d.time_column else {
         return Ok(());
     };
@@ -668,12 +679,7 @@ pub fn feature_values(path: &Path, cfg: &Config, features: &[String]) -> Result<
     let t = Table::read(path, cfg.data.format.as_deref())?;
     // Smoothing runs in row order, as in training.
     let d = &cfg.data;
-    if d.time_column
-        .as_ref()
-        .is_some_and(|c| t.index_of(c).is_ok())
-    {
-        check_time_order(&t, d)?;
-    }
+    check_scored_time_order(&t, d)?;
     smoothed_rows(&t, cfg, features)
 }
 
@@ -704,12 +710,7 @@ pub fn prepare_inference(
             let t = Table::read(path, d.format.as_deref())?;
             // The windows run over rows in file order, as in training: a
             // file out of time order gives windows across unrelated days.
-            if d.time_column
-                .as_ref()
-                .is_some_and(|c| t.index_of(c).is_ok())
-            {
-                check_time_order(&t, d)?;
-            }
+            check_scored_time_order(&t, d)?;
             let n = t.n_rows();
             let values = smoothed_rows(&t, cfg, &scaler.features)?;
             if n < sequence_length {

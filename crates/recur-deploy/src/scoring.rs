@@ -115,12 +115,7 @@ impl RowsFile {
         let d = &p.dir.config.data;
         // Windows run over rows in file order, as in training: a file out
         // of time order would give windows across unrelated days.
-        if d.time_column
-            .as_ref()
-            .is_some_and(|c| t.index_of(c).is_ok())
-        {
-            recur_data::prepare::check_time_order(&t, d)?;
-        }
+        recur_data::prepare::check_scored_time_order(&t, d)?;
         let n = t.n_rows();
         let values = feature_rows(&t, p.features())?;
         let has_labels = target_column(&d.target).is_some_and(|c| t.index_of(c).is_ok());
