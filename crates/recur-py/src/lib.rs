@@ -32,6 +32,12 @@ use std::path::PathBuf;
 /// other, where from a Python thread it would hand every part to the pool
 /// and sleep until they finish (the CLI does the same, recur-cli's `run`).
 fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.detach(|| on_pool(f))
+}
+
+/// Runs `f` on a worker of recur's pool (see [`compute`]), from a thread
+/// that holds no interpreter lock.
+fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
     let pool = POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
@@ -44,10 +50,10 @@ fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
     // The caller's precision goes with the job: a worker may be inside
     // another thread's `scoped` call (a bf16 training) when it picks it up.
     let prec = recur_kernels::precision::current();
-    py.detach(|| match pool {
+    match pool {
         Some(p) => p.install(move || recur_kernels::precision::scoped(prec, f)),
         None => f(),
-    })
+    }
 }
 
 /// [`compute`] for training, which Ctrl-C can stop: the work runs on
@@ -64,7 +70,8 @@ fn compute_interruptible<T: Send>(
 ) -> T {
     py.detach(|| {
         std::thread::scope(|s| {
-            let work = s.spawn(|| Python::attach(|py| compute(py, f)));
+            let prec = recur_kernels::precision::current();
+            let work = s.spawn(move || recur_kernels::precision::scoped(prec, || on_pool(f)));
             while !work.is_finished() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 if progress.1.stop.load(std::sync::atomic::Ordering::Relaxed) {
