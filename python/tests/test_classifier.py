@@ -312,6 +312,26 @@ def test_ctrl_c_stops_a_fit_between_batches(rainfall):
     assert not hasattr(m, "classes_")
 
 
+def test_an_error_in_the_progress_callback_stops_the_fit_and_is_raised(rainfall):
+    """An exception in the caller's callback is the caller's error: it
+    stops the fit soon after and reaches the caller, where it was printed
+    as unraisable while training ran on to its last epoch."""
+    epochs = []
+
+    def progress(event, text, n):
+        if event == "note" and "epoch" in text:
+            epochs.append(text)
+            if len(epochs) == 2:
+                raise RuntimeError("the callback's own error")
+
+    m = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                             epochs=2000, early_stopping_patience=2000, progress=progress)
+    with pytest.raises(RuntimeError, match="the callback's own error"):
+        m.fit(rainfall.head(3000))
+    assert 2 <= len(epochs) < 2000, len(epochs)
+    assert not hasattr(m, "classes_")
+
+
 def test_a_fit_leaves_nothing_in_the_temp_dir(rainfall, tmp_path, monkeypatch):
     """A fit's private model folder, and the lock recur takes beside the
     directory it writes, go with the estimator (a lock file per fit was

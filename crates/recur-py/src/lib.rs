@@ -78,13 +78,7 @@ fn compute_interruptible<T: Send>(
                     continue;
                 }
                 if let Err(e) = Python::attach(|py| py.check_signals()) {
-                    if let Ok(mut r) = progress.1.raised.lock() {
-                        *r = Some(e);
-                    }
-                    progress
-                        .1
-                        .stop
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    progress.1.stop_with(e);
                 }
             }
             match work.join() {
@@ -104,17 +98,29 @@ fn err(e: Error) -> PyErr {
 
 /// Progress as calls of a Python callable `callback(event, text, n)`:
 /// `("start", stage, total)`, `("advance", status, n)`, `("finish", "", 0)`
-/// and `("note", line, 0)`. An exception in the callback is reported as
-/// unraisable and does not stop the work. A signal's exception caught by
-/// [`compute_interruptible`] (Ctrl-C's KeyboardInterrupt) asks the work to
-/// stop, and [`PyProgress::result`] raises it.
+/// and `("note", line, 0)`. An exception in the callback, like a signal's
+/// exception caught by [`compute_interruptible`] (Ctrl-C's
+/// KeyboardInterrupt), asks the work to stop, and [`PyProgress::result`]
+/// raises it: an error in the caller's code is not passed over in silence.
+/// The callback is not called again after it raised.
 struct PyProgress(Option<Py<PyAny>>, SignalCheck);
 
-/// The signal Python raised while the work ran, and whether it did.
+/// The exception Python raised while the work ran (a signal's, or the
+/// progress callback's), and whether it did.
 #[derive(Default)]
 struct SignalCheck {
     raised: std::sync::Mutex<Option<PyErr>>,
     stop: std::sync::atomic::AtomicBool,
+}
+
+impl SignalCheck {
+    /// Keeps the first exception and asks the work to stop.
+    fn stop_with(&self, e: PyErr) {
+        if let Ok(mut r) = self.raised.lock() {
+            r.get_or_insert(e);
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl PyProgress {
@@ -148,13 +154,15 @@ impl PyProgress {
     }
 
     fn call(&self, event: &str, text: &str, n: u64) {
-        if let Some(cb) = &self.0 {
-            Python::attach(|py| {
-                if let Err(e) = cb.call1(py, (event, text, n)) {
-                    e.write_unraisable(py, None);
-                }
-            });
+        let Some(cb) = &self.0 else { return };
+        if self.1.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
         }
+        Python::attach(|py| {
+            if let Err(e) = cb.call1(py, (event, text, n)) {
+                self.1.stop_with(e);
+            }
+        });
     }
 }
 
@@ -596,8 +604,8 @@ impl SentenceEncoder {
         let e = compute(py, || {
             let dir = recur_text::fetch::resolve_encoder(name_or_dir, true, &progress)?;
             recur_text::SentenceEncoder::load(&dir, &Device::Cpu)
-        })
-        .map_err(err)?;
+        });
+        let e = progress.result(e)?;
         Ok(SentenceEncoder { e })
     }
 
