@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _recur
+from . import _estimator, _recur
 from ._batch import BatchScorer
 from ._estimator import LSTMClassifier, config_params, _progress_callback
 from ._sequence import SequenceClassifier
@@ -37,19 +37,73 @@ __version__ = _recur.__version__
 __all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "SequenceClassifier", "config_params", "load"]
 
 
+def _float32(x: Any, what: str) -> np.ndarray:
+    """`x` as a contiguous float32 array. Complex, text and object values
+    are refused (the cast would drop an imaginary part in silence), and so
+    are finite values beyond float32's range (the cast would make them
+    infinite), each named by its index."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{what} have dtype {a.dtype}: give real numbers (float32)")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4:
+        big = np.isfinite(a) & (np.abs(a) > np.finfo(np.float32).max)
+        if big.any():
+            at = tuple(int(i) for i in np.argwhere(big)[0])
+            raise ValueError(
+                f"{what}{list(at)} is {float(a[at])!r}, beyond float32's range (3.4e38): scale the vectors"
+            )
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
 class Lvm:
-    """A Job B latent vector model, loaded from its model directory."""
+    """A Job B latent vector model, loaded from its model directory.
+    Pickling carries the model's own files as they were when it loaded
+    (as the estimators do), so an unpickled `Lvm` predicts as this one."""
 
     def __init__(self, model: "_recur.Lvm", report: Optional[dict] = None, report_text: str = ""):
         self._m = model
         self.report_ = report
         self.report_text_ = report_text
+        self._files: dict[str, bytes] = {}
 
     @classmethod
     def load(cls, path: str) -> "Lvm":
         """Opens an LVM directory written by `recur lvm train`, `recur
         import-torch` or `Lvm.train`."""
-        return cls(_recur.Lvm.load(os.fspath(path)))
+        return cls._open(os.fspath(path))
+
+    @classmethod
+    def _open(cls, path: str, report: Optional[dict] = None, report_text: str = "") -> "Lvm":
+        man = os.path.join(path, _estimator.MANIFEST)
+        before = _estimator._read(man) if os.path.isfile(man) else None
+        m = cls(_recur.Lvm.load(path), report, report_text)
+        # The bytes recur checked as it loaded: the manifest is the same
+        # before and after (see `_estimator._Fitted`).
+        m._files = _estimator._own_files(path)
+        if m._files.get(_estimator.MANIFEST) != before:
+            raise OSError(f"{path}: the model directory changed while it was loaded; load it again")
+        return m
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "report_": self.report_,
+            "report_text_": self.report_text_,
+            "_model_dir_tar": _estimator._tar_files(self._files),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import shutil
+        import weakref
+
+        path = _estimator._untar_dir(state["_model_dir_tar"])
+        try:
+            m = Lvm._open(path, state.get("report_"), state.get("report_text_", ""))
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        self.__dict__.update(m.__dict__)
+        # The folder is the unpickled model's alone, removed with it.
+        weakref.finalize(self, shutil.rmtree, path, True)
 
     @property
     def kind(self) -> str:
@@ -69,7 +123,7 @@ class Lvm:
     def predict(self, windows: Any) -> np.ndarray:
         """The predicted next vector of each window: float32 `[N, C, D]`
         in (C the context, D the dimension), float32 `[N, D]` out."""
-        w = np.ascontiguousarray(windows, dtype=np.float32)
+        w = _float32(windows, "windows")
         if w.ndim != 3:
             raise ValueError(f"windows have shape {w.shape}; give [N, {self.context}, {self.dim}]")
         return self._m.predict(w)
@@ -107,7 +161,7 @@ class Lvm:
             else:
                 cfg = dict(config or {})
                 if vectors is not None:
-                    v = np.ascontiguousarray(vectors, dtype=np.float32)
+                    v = _float32(vectors, "vectors")
                     if article_indices is None:
                         raise ValueError("vectors need article_indices: the document of each chunk")
                     a = np.ascontiguousarray(article_indices, dtype=np.int64)
@@ -126,15 +180,24 @@ class Lvm:
                     np.savez(path, vectors=v, article_indices=a, chunk_indices=chunk)
                     cfg["data"] = {**cfg.get("data", {}), "train": path}
                 report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb)
-        return cls(_recur.Lvm.load(out), json.loads(report), text)
+        return cls._open(out, json.loads(report), text)
 
 
 class SentenceEncoder:
     """A sentence encoder: a known name (`all-MiniLM-L6-v2`, fetched into
-    recur's cache on first use) or a sentence-transformers folder."""
+    recur's cache on first use) or a sentence-transformers folder.
+    Pickling keeps the name, or the folder's absolute path, and
+    unpickling opens it again."""
 
     def __init__(self, name_or_dir: str = "all-MiniLM-L6-v2", *, progress: Any = False):
-        self._e = _recur.SentenceEncoder(os.fspath(name_or_dir), _progress_callback(progress))
+        name_or_dir = os.fspath(name_or_dir)
+        self._e = _recur.SentenceEncoder(name_or_dir, _progress_callback(progress))
+        # What unpickling opens again: the same name, or the same folder
+        # by its absolute path (the weights are not copied into a pickle).
+        self._source = os.path.abspath(name_or_dir) if os.path.isdir(name_or_dir) else name_or_dir
+
+    def __reduce__(self) -> Any:
+        return (SentenceEncoder, (self._source,))
 
     @property
     def dim(self) -> int:

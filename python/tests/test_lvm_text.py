@@ -80,6 +80,13 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     # Finite but too large for the model: an error, not NaN vectors.
     with pytest.raises(ValueError, match="window 0.*too large"):
         m.predict(np.full((2, C, D), 3e38, dtype=np.float32))
+    # Casts that would change the numbers in silence are refused.
+    with pytest.raises(ValueError, match="dtype complex128"):
+        m.predict(w.astype(np.complex128))
+    big = w.astype(np.float64)
+    big[1, 2, 3] = 1e39
+    with pytest.raises(ValueError, match=r"windows\[1, 2, 3\] is 1e\+39"):
+        m.predict(big)
 
 
 def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tmp_path):
@@ -94,6 +101,27 @@ def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tm
     assert np.array_equal(mine.predict(w), theirs.predict(w))
     with pytest.raises(ValueError, match="data.train"):
         recur.Lvm.train(tmp_path / "none", {"model": {"type": "gru"}})
+
+
+def test_a_pickled_lvm_predicts_as_it_did_after_its_folder_is_gone(chunks, tmp_path):
+    import pickle
+    import shutil
+
+    path, v, a = chunks
+    cfg = dict(CONFIG, data={**CONFIG["data"], "train": str(path)})
+    f = tmp_path / "lvm.yaml"
+    f.write_text(json.dumps(cfg))
+    m = recur.Lvm.train(tmp_path / "m", str(f))
+    w = windows(v, a)
+    want = m.predict(w)
+    loaded = recur.load(tmp_path / "m")
+    data = pickle.dumps(loaded)
+    shutil.rmtree(tmp_path / "m")
+    back = pickle.loads(data)
+    assert (back.kind, back.context, back.dim) == ("gru", C, D)
+    assert np.array_equal(back.predict(w), want)
+    twice = pickle.loads(pickle.dumps(m))
+    assert twice.report_ == m.report_ and np.array_equal(twice.predict(w), want)
 
 
 def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
@@ -118,3 +146,8 @@ def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
         enc.encode(texts, batch_size=-1)
     with pytest.raises(ValueError, match="neither a folder nor a model"):
         recur.SentenceEncoder("no-such-model")
+    # Pickled by name: the copy opens the same model again.
+    import pickle
+
+    again = pickle.loads(pickle.dumps(enc))
+    assert np.array_equal(again.encode(texts, batch_size=2), mine)
