@@ -497,6 +497,27 @@ impl Config {
                         .into(),
                 );
             }
+            if let Some(l) = tr.lags.iter().find(|&&l| l > crate::job_a::MAX_LAG) {
+                return bad(
+                    "trees.lags",
+                    format!(
+                        "holds {l}; lags are rows back, from 1 to {}",
+                        crate::job_a::MAX_LAG
+                    ),
+                );
+            }
+            if tr
+                .xgboost_model
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty())
+            {
+                return bad(
+                    "trees.xgboost_model",
+                    "is empty: give an XGBoost JSON model file (relative to the config's folder), \
+                     or leave the key out to train the trees"
+                        .into(),
+                );
+            }
             if tr.iterations == 0
                 || tr.max_depth == 0
                 || tr.learning_rate.is_nan()
@@ -670,6 +691,8 @@ mod tests {
             ("cost: {fn: .inf}\n", "cost.fn"),
             ("drift: {psi: -1}\n", "drift.psi"),
             ("trees: {lags: [1, 0]}\n", "trees.lags"),
+            ("trees: {lags: [1, 100000000000]}\n", "trees.lags"),
+            ("trees: {xgboost_model: ''}\n", "trees.xgboost_model"),
             ("data:\n  path: ''\n", "data.path"),
             (
                 "training: {weight_decay: .nan}\n",

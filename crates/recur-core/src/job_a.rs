@@ -40,6 +40,10 @@ impl Default for SelectionConfig {
     }
 }
 
+/// The largest lag `trees.lags` takes, in rows back (a larger one leaves
+/// no row to train on in any table recur reads in memory).
+pub const MAX_LAG: usize = 100_000;
+
 /// Gradient-boosted trees on the current row's features (and lagged copies).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

@@ -23,6 +23,7 @@ use candle_core::Device;
 use candle_core::Tensor;
 use recur_core::config::Layout;
 use recur_core::fsx::read_json;
+use recur_core::job_a::MAX_LAG;
 use recur_core::stats::sigmoid;
 use recur_core::{Error, Result};
 use recur_data::select::ewma;
@@ -96,9 +97,6 @@ pub struct Deployment {
 fn lstm_name() -> String {
     "lstm".into()
 }
-
-/// The most rows back the trees may read.
-const MAX_LAG: usize = 100_000;
 
 impl Deployment {
     /// Refuses what training could not have written (a file edited by
