@@ -37,6 +37,31 @@ __version__ = _recur.__version__
 __all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "SequenceClassifier", "config_params", "load"]
 
 
+def _article_indices(x: Any) -> np.ndarray:
+    """`article_indices` as int64: whole numbers, each article's chunks
+    in one run (the chunk order is the rows' order within it)."""
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and a.size and not np.all(np.isfinite(a) & (a == np.round(a))):
+        i = int(np.flatnonzero(~(np.isfinite(a) & (a == np.round(a))))[0])
+        raise ValueError(f"article_indices[{i}] is {a.flat[i].item()!r}: give whole numbers, the document of each chunk")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"article_indices have dtype {a.dtype}: give whole numbers, the document of each chunk")
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    if a.ndim == 1 and a.size:
+        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+        runs = a[starts]
+        uniq, first = np.unique(runs, return_index=True)
+        if len(uniq) != len(runs):
+            again = np.setdiff1d(np.arange(len(runs)), first)[0]
+            earlier = int(np.flatnonzero(runs[:again] == runs[again])[0])
+            raise ValueError(
+                f"article_indices: article {runs[again]} has chunks at rows {starts[earlier]} and "
+                f"{starts[again]} with another article between; give each article's chunks "
+                "together, in order"
+            )
+    return a
+
+
 def _float32(x: Any, what: str) -> np.ndarray:
     """`x` as a contiguous float32 array. Complex, text and object values
     are refused (the cast would drop an imaginary part in silence), and so
@@ -70,7 +95,7 @@ class Lvm:
     def load(cls, path: str) -> "Lvm":
         """Opens an LVM directory written by `recur lvm train`, `recur
         import-torch` or `Lvm.train`."""
-        return cls._open(os.fspath(path))
+        return cls._open(os.fsdecode(path))
 
     @classmethod
     def _open(cls, path: str, report: Optional[dict] = None, report_text: str = "") -> "Lvm":
@@ -144,7 +169,7 @@ class Lvm:
         (.npz), or the arrays `vectors` (float32 `[n, D]`, a document's
         chunks in order) and `article_indices` (`[n]`, the document of
         each chunk), written to a chunks .npz for the run."""
-        out = os.fspath(out)
+        out = os.fsdecode(out)
         if not out:
             raise ValueError("out is empty: give the model directory to write")
         if vectors is not None and isinstance(config, (str, os.PathLike)):
@@ -164,10 +189,10 @@ class Lvm:
                     v = _float32(vectors, "vectors")
                     if article_indices is None:
                         raise ValueError("vectors need article_indices: the document of each chunk")
-                    a = np.ascontiguousarray(article_indices, dtype=np.int64)
-                    if v.ndim != 2 or a.shape != (v.shape[0],):
+                    a = _article_indices(article_indices)
+                    if v.ndim != 2 or a.shape != (v.shape[0],) or not v.size:
                         raise ValueError(
-                            f"vectors have shape {v.shape} and article_indices {a.shape}; give [n, D] and [n]"
+                            f"vectors have shape {v.shape} and article_indices {a.shape}; give [n, D] and [n], n >= 1"
                         )
                     # Named here, not as the temporary file they go through.
                     bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
@@ -179,7 +204,13 @@ class Lvm:
                     path = os.path.join(tmp, "train.npz")
                     np.savez(path, vectors=v, article_indices=a, chunk_indices=chunk)
                     cfg["data"] = {**cfg.get("data", {}), "train": path}
-                report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb)
+                try:
+                    report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb)
+                except (ValueError, OSError) as e:
+                    # The arrays, not the file they went through.
+                    if vectors is None or path not in str(e):
+                        raise
+                    raise type(e)(str(e).replace(path, "the arrays vectors and article_indices")) from None
         return cls._open(out, json.loads(report), text)
 
 
@@ -225,7 +256,7 @@ def load(path: str) -> Any:
     """Opens a model directory of either job: an `LSTMClassifier` (fitted)
     for a Job A classifier of a time series, a `SequenceClassifier` for
     one of whole series, an `Lvm` for a Job B model."""
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if _recur.kind_of(path) == "classifier":
         if _recur.Classifier.load(path).layout == "sequences":
             return SequenceClassifier._from_dir(path)

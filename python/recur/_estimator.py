@@ -92,6 +92,52 @@ def _progress_callback(progress: Any):
     return cb
 
 
+def _number(v: Any) -> float:
+    """`v` as a float: NaN for a missing value (None, NaN, pandas' NA),
+    ValueError for text that is not a number."""
+    if v is None or (isinstance(v, float) and v != v) or str(v) in ("<NA>", "NaT"):
+        return float("nan")
+    if isinstance(v, (str, int, float, np.number)) or hasattr(v, "__float__"):
+        return float(v)
+    raise ValueError(v)
+
+
+def _as_numbers(values: Any) -> tuple[Optional[np.ndarray], Optional[int]]:
+    """Values held as objects, strings or categories as float64 when
+    each is a number or missing (Decimal, `"0.5"`, None), as
+    scikit-learn's `check_array` converts them; else None and the index
+    of the first that is not (text: a time column, labels)."""
+    out = np.empty(len(values), dtype=np.float64)
+    known = False
+    for i, v in enumerate(values):
+        try:
+            out[i] = _number(v)
+        except (TypeError, ValueError, OverflowError):
+            return None, i
+        known = known or out[i] == out[i]
+    return (out, None) if known else (None, None)
+
+
+def _numbers_held_as_objects(s: Any) -> Optional[np.ndarray]:
+    """A pandas column (or a 1-D array) of objects, strings or categories
+    as float64 where every value is a number or missing (see
+    `_as_numbers`), else None."""
+    vals = s.astype(object).tolist() if hasattr(s, "astype") else list(s)
+    return _as_numbers(vals)[0]
+
+
+def _with_keywords(e: ValueError) -> ValueError:
+    """recur's error with each config key it names followed by the
+    estimator's keyword for it (`data.target.price_column` is
+    `price_column`)."""
+    msg = str(e)
+    for kw, path, _ in sorted(_config.PARAMS, key=lambda p: -len(".".join(p[1]))):
+        key = ".".join(path)
+        if len(path) > 1 and key in msg and kw != key:
+            msg = msg.replace(key, f"{key} (the keyword {kw})")
+    return ValueError(msg) if msg != str(e) else e
+
+
 def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
     """Names and columns of `X` (a DataFrame, a 2-D array, or a dict of
     columns): float64 arrays for numbers, lists of str for the rest."""
@@ -114,7 +160,8 @@ def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
             elif kind == "M":
                 cols.append([str(v) for v in s.astype(str)])
             else:
-                cols.append([str(v) for v in s])
+                num = _numbers_held_as_objects(s)
+                cols.append(num if num is not None else [str(v) for v in s])
     elif isinstance(X, dict):
         names = [str(k) for k in X]
         if len(set(names)) != len(names):
@@ -325,7 +372,7 @@ class _ModelDirEstimator:
         `recur.load` open. The files are the model's as it was fitted or
         loaded, whatever became of the folder it was loaded from."""
         self._model()
-        path = os.fspath(path)
+        path = os.fsdecode(path)
         if not path:
             raise ValueError("path is empty: give the folder to write the model directory to")
         if os.path.islink(path):
@@ -333,6 +380,10 @@ class _ModelDirEstimator:
             path = os.path.realpath(path)
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise OSError(f"{path} exists and is not an empty folder: choose a new one")
+        if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+            # The empty folder is replaced by the written one, which its
+            # permissions would otherwise not allow.
+            raise PermissionError(f"{path} is not writable: choose a folder you may write to")
         parent = os.path.dirname(os.path.abspath(path))
         # Missing folders on the way are made, as the CLI makes them.
         os.makedirs(parent, exist_ok=True)
@@ -432,6 +483,8 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             )
         names, cols, from_frame = _columns(X, "X")
         n_x = len(names)
+        if not cols:
+            raise ValueError("X has no columns; give the feature columns (and the target, without y)")
         if y is not None:
             y_arr = _column_or_1d(y)
             if y_arr.ndim != 1 or len(y_arr) != (len(cols[0]) if cols else 0):
@@ -444,8 +497,16 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 params["price_column"] = target
             else:
                 params["target_column"] = target
+            col = _target_column(y_arr)
+            if isinstance(col, np.ndarray):
+                bad = np.flatnonzero(~np.isfinite(col))
+            else:
+                bad = [_as_numbers(y_arr.tolist())[1] or 0]
+            if len(bad):
+                what = "prices" if params["price_column"] else "labels 0/1"
+                raise ValueError(f"y[{bad[0]}] is {np.asarray(y_arr[bad[0]]).item()!r}: y holds {what}, a finite number on every row")
             names = names + [target]
-            cols = cols + [_target_column(y_arr)]
+            cols = cols + [col]
             # Without `features`, recur's default rule picks them, as it
             # does from X with the target inside.
         elif not (params["target_column"] or params["price_column"]):
@@ -453,9 +514,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         cfg = _config.to_config(params)
         parent, out = _new_model_dir()
         try:
-            report_json, report_text = _recur.train_classifier(
-                _config.to_yaml(cfg), names, cols, out, _progress_callback(self.progress)
-            )
+            try:
+                report_json, report_text = _recur.train_classifier(
+                    _config.to_yaml(cfg), names, cols, out, _progress_callback(self.progress)
+                )
+            except ValueError as e:
+                raise _with_keywords(e) from None
             _write_sidecar(out, {
                 "estimator": "LSTMClassifier",
                 "n_features_in": n_x,
@@ -549,6 +613,14 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                     self._check_rows(n)
                 return n, m.score_array(X)
         names, cols, from_frame = _columns(X, "X")
+        if from_frame and self._fitted_without_names(names, len(cols)):
+            # scikit-learn's rule: the columns are then taken by position.
+            warnings.warn(
+                f"X has feature names, but {type(self).__name__} was fitted without feature names",
+                UserWarning,
+                stacklevel=4,
+            )
+            from_frame = False
         if not from_frame and not isinstance(X, dict):
             names = self._array_names(len(cols))
         n = len(cols[0]) if cols else 0
@@ -557,6 +629,17 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         if check:
             self._check_rows(n)
         return n, m.score(names, cols)
+
+    def _fitted_without_names(self, names: list[str], k: int) -> bool:
+        """Whether a frame of columns `names` (`k` of them) comes to a
+        model fitted on an array, whose positional names it lacks."""
+        meta = self._fitted.meta
+        return (
+            "n_features_in" in meta
+            and meta.get("feature_names_in") is None
+            and k == getattr(self, "n_features_in_", None)
+            and not set(self._model().features) <= set(names)
+        )
 
     def _with_target(self, names: list[str], cols: list[Any], n: int, y: Any) -> tuple[list[str], list[Any]]:
         """`names` and `cols` with `y` as the model's target column (the
@@ -652,8 +735,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
 
 
 def _target_column(y: np.ndarray) -> Any:
-    """A target column as recur takes it: float64 numbers, else text."""
-    return np.ascontiguousarray(y, dtype=np.float64) if y.dtype.kind in "biuf" else [str(v) for v in y]
+    """A target column as recur takes it: float64 numbers (numbers held
+    as objects or text too), else text."""
+    if y.dtype.kind in "biuf":
+        return np.ascontiguousarray(y, dtype=np.float64)
+    num = _numbers_held_as_objects(y)
+    return num if num is not None else [str(v) for v in y]
 
 
 def config_params(path: str) -> dict[str, Any]:

@@ -66,6 +66,10 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
         raise ValueError(
             f"{what} has shape {X.shape}; give [n, T, F], [n, T] or a list of [T_i, F] arrays"
         )
+    if not isinstance(X, (list, tuple)) and np.ndim(X) == 0:
+        raise ValueError(
+            f"{what} is one value ({type(X).__name__}); give [n, T, F], [n, T] or a list of [T_i, F] arrays"
+        )
     out = []
     for i, x in enumerate(X):
         a = np.asarray(x)
@@ -87,8 +91,8 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     early stopping and calibration); `progress` (False, True for a tqdm
     bar, or a callable `f(event, text, n)`) reports training.
 
-    Fitted attributes: `classes_` (recur's order: numerically where the
-    labels are numbers), `n_features_in_` (channels), `report_` (the
+    Fitted attributes: `classes_` (sorted, as `np.unique(y)` sorts them,
+    the order of `predict_proba`'s columns), `n_features_in_` (channels), `report_` (the
     training report as a dict), `report_text_` (as `recur train` prints
     it), `temperature_` (more than two classes) and `threshold_` (two).
     """
@@ -231,13 +235,23 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             names = [neg, pos]
             self.threshold_ = m.threshold
         values = [originals.get(n, n) for n in names]
+        classes = np.array(values)
         if dtype is not None and all(n in originals for n in names):
             try:
-                self.classes_ = np.array(values, dtype=np.dtype(dtype))
-                return
+                classes = np.array(values, dtype=np.dtype(dtype))
             except (TypeError, ValueError):
                 pass
-        self.classes_ = np.array(values)
+        # scikit-learn's order (np.unique's: its scorers read
+        # predict_proba's columns as sorted classes), where recur keeps
+        # its own (numbers by value, a binary model's positive class
+        # last): `_order` takes recur's columns to `classes_`'.
+        try:
+            order = np.argsort(classes, kind="stable")
+        except TypeError:  # values that do not compare: recur's order
+            order = np.arange(len(classes))
+        self._order = order
+        self._recur_classes = classes
+        self.classes_ = classes[order]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -263,9 +277,11 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         m = self._model()
         s = m.score_series(_series(X))
         if m.classes:
-            return s["class_probabilities"]
-        p = s["probability"]
-        return np.column_stack([1.0 - p, p])
+            proba = s["class_probabilities"]
+        else:
+            p = s["probability"]
+            proba = np.column_stack([1.0 - p, p])
+        return proba[:, self._order]
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each series (two classes: the
@@ -273,8 +289,8 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         m = self._model()
         s = m.score_series(_series(X))
         if m.classes:
-            return self.classes_[np.argmax(s["class_probabilities"], axis=1)]
-        return self.classes_[s["decision"].astype(int)]
+            return self._recur_classes[np.argmax(s["class_probabilities"], axis=1)]
+        return self._recur_classes[s["decision"].astype(int)]
 
     @classmethod
     def _from_dir(cls, path: str) -> "SequenceClassifier":

@@ -523,3 +523,56 @@ def test_a_loaded_model_carries_its_own_files(tiny, head, tmp_path):
     loaded.save(tmp_path / "again")
     assert same(recur.load(tmp_path / "again").predict_proba(head), want)
     assert pickle.loads(pickle.dumps(loaded)).n_features_in_ == head.shape[1]
+
+
+def test_numbers_held_as_objects_are_numbers_and_bad_y_is_named_as_y(fitted, rainfall, tmp_path):
+    """As scikit-learn's check_array converts them: a column of Decimal,
+    of numeric text or of objects scores as the float column it holds
+    (it was refused as "not numeric: row 0 holds `-0.82`"); a bad y is
+    named as y, not as a column of X."""
+    import decimal
+    import os
+    import warnings
+
+    X = rainfall.head(600)
+    want = fitted.predict_proba(X)
+    col = fitted.features_[0]
+    for conv in (lambda s: s.astype(object), lambda s: s.astype(str),
+                 lambda s: s.map(lambda v: decimal.Decimal(repr(v)))):
+        Y = X.copy()
+        Y[col] = conv(Y[col])
+        assert same(fitted.predict_proba(Y), want)
+    Y = X.copy()
+    Y[col] = Y[col].astype(object)
+    Y.loc[Y.index[5], col] = "dry"
+    with pytest.raises(ValueError, match=f"`{col}`"):
+        fitted.predict_proba(Y)
+
+    Xf = rainfall.head(600).drop(columns=["rain"])
+    y = rainfall["rain"].head(600).astype(float).to_numpy()
+    kw = dict(horizon=1, sequence_length=8, hidden_size=4, epochs=1)
+    for bad, shown in ((np.nan, "nan"), ("dry", "'dry'")):
+        yy = y.astype(object)
+        yy[7] = bad
+        with pytest.raises(ValueError, match=rf"y\[7\] is {shown}"):
+            recur.LSTMClassifier(**kw).fit(Xf, yy)
+    yy = y.copy()
+    yy[9] = np.inf
+    with pytest.raises(ValueError, match=r"y\[9\] is inf: y holds labels 0/1"):
+        recur.LSTMClassifier(**kw).fit(Xf, yy)
+    with pytest.raises(ValueError, match="X has no columns"):
+        recur.LSTMClassifier(**kw).fit(np.zeros((600, 0)), y)
+
+    # Fitted on an array, given a frame: its columns by position, with
+    # scikit-learn's warning.
+    num = Xf.select_dtypes("number")
+    m = recur.LSTMClassifier(**kw).fit(num.to_numpy(), y)
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        got = m.predict_proba(num)
+    assert same(got, m.predict_proba(num.to_numpy()))
+
+    # A bytes path is a path.
+    m.save(os.fsencode(tmp_path / "b"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert same(recur.load(tmp_path / "b").predict_proba(num.to_numpy()), m.predict_proba(num.to_numpy()))

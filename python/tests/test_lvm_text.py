@@ -77,6 +77,25 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     bad_v[7, 3] = np.nan
     with pytest.raises(ValueError, match="vectors row 7 holds NaN"):
         recur.Lvm.train(tmp_path / "nan", CONFIG, vectors=bad_v, article_indices=a)
+    # Article indices: whole numbers, each article's chunks together;
+    # errors name the arrays, not the temporary file they go through.
+    with pytest.raises(ValueError, match=r"article_indices\[0\] is 0.5"):
+        recur.Lvm.train(tmp_path / "f", CONFIG, vectors=v, article_indices=a + 0.5)
+    with pytest.raises(ValueError, match="article_indices have dtype <U"):
+        recur.Lvm.train(tmp_path / "s", CONFIG, vectors=v, article_indices=a.astype(str))
+    mixed = a.copy()
+    mixed[25] = 0
+    with pytest.raises(ValueError, match="article 0 has chunks at rows 0 and 25"):
+        recur.Lvm.train(tmp_path / "m", CONFIG, vectors=v, article_indices=mixed)
+    with pytest.raises(ValueError, match="the arrays vectors and article_indices") as e:
+        recur.Lvm.train(tmp_path / "few", CONFIG, vectors=v[:8], article_indices=a[:8])
+    assert "recur-lvm-" not in str(e.value)
+    # Not a model directory: OSError, saying what the path is.
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        recur.Lvm.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OSError, match="not a recur model directory"):
+        recur.load(tmp_path / "empty")
     # Finite but too large for the model: an error, not NaN vectors.
     with pytest.raises(ValueError, match="window 0.*too large"):
         m.predict(np.full((2, C, D), 3e38, dtype=np.float32))
@@ -142,6 +161,8 @@ def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
         enc.encode([])
     with pytest.raises(ValueError, match=r"texts\[1\] is empty"):
         enc.encode(["ok", "  "])
+    with pytest.raises(ValueError, match=r"texts\[2\] holds only characters the encoder drops"):
+        enc.encode(["ok", "fine", "\u200b"])
     with pytest.raises(ValueError, match="batch_size"):
         enc.encode(texts, batch_size=-1)
     with pytest.raises(ValueError, match="neither a folder nor a model"):

@@ -129,6 +129,8 @@ def test_bad_input_says_what_is_wrong(fitted):
         fitted.predict_proba([np.zeros((5, 3))])
     with pytest.raises(ValueError, match="at least one step"):
         fitted.predict_proba([np.zeros((0, 2))])
+    with pytest.raises(ValueError, match="X is one value"):
+        fitted.predict(np.float64(1))
     with pytest.raises(recur._sequence.NotFittedError):
         recur.SequenceClassifier().predict_proba([np.zeros((5, 2))])
 
@@ -169,3 +171,36 @@ def test_a_frame_is_a_2d_array_and_complex_is_refused():
 def test_tags_say_3d_and_nan():
     tags = recur.SequenceClassifier().__sklearn_tags__()
     assert tags.input_tags.three_d_array and tags.input_tags.allow_nan
+
+
+@pytest.mark.parametrize("y, kw", [(np.array(["a", "b"] * 30), {"positive_label": "a"}),
+                                   (np.array(["9", "10"] * 30), {}),
+                                   (np.array(["1", "9", "10"] * 20), {})])
+def test_classes_are_in_numpys_order_as_scikit_learns_scorers_read_them(y, kw):
+    """`classes_` is `np.unique(y)`, and `predict_proba`'s columns follow
+    it: scikit-learn's scorers pair the columns with sorted classes (a
+    perfect model scored ROC AUC 0.0 with the positive label first, or
+    with '9' before '10')."""
+    from sklearn.metrics import get_scorer
+
+    rng = np.random.default_rng(0)
+    codes = np.unique(y, return_inverse=True)[1]
+    X = rng.normal(size=(len(y), 16, 1)) * 0.1 + 2.0 * codes[:, None, None]
+    m = recur.SequenceClassifier(model_type="lstm", hidden_size=8, dropout=0.0, learning_rate=0.02,
+                                 epochs=40, batch_size=16, **kw).fit(X, y)
+    assert list(m.classes_) == list(np.unique(y))
+    p = m.predict_proba(X)
+    assert list(m.classes_[p.argmax(axis=1)]) == list(y)
+    assert list(m.predict(X)) == list(y)
+    scorer = "roc_auc" if len(m.classes_) == 2 else "roc_auc_ovr"
+    assert get_scorer(scorer)(m, X, y) > 0.99
+
+
+def test_a_value_beyond_float32_is_refused_when_scoring(fitted):
+    """As fit refuses it: the float32 cast made it infinite and the
+    probabilities NaN, which predict read as the first class."""
+    X, _ = three_classes(2, 9)
+    X[0][3, 0] = 1e39
+    for f in (fitted.predict_proba, fitted.predict):
+        with pytest.raises(ValueError, match="series 0, step 3, dimension 0: 1e39 is beyond float32"):
+            f(X)

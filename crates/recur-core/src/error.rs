@@ -24,7 +24,7 @@ pub enum Error {
     Checkpoint { path: String, msg: String },
     /// A tensor operation failed (a bug in recur, or an exhausted device).
     #[error("tensor operation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Msg(String),
@@ -58,5 +58,33 @@ impl Error {
             path: path.as_ref().display().to_string(),
             msg: msg.into(),
         }
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    /// Without the backtrace candle attaches under `RUST_BACKTRACE`: it
+    /// is for candle's developers, and a user read it inside the message.
+    fn from(mut e: candle_core::Error) -> Self {
+        while let candle_core::Error::WithBacktrace { inner, .. } = e {
+            e = *inner;
+        }
+        Error::Candle(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candle_error_loses_its_backtrace() {
+        let e = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg("d_model (8) must equal 16".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert_eq!(
+            Error::from(e).to_string(),
+            "tensor operation failed: d_model (8) must equal 16"
+        );
     }
 }

@@ -610,19 +610,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
     let offsets = row_offsets(s);
     let rows = train_idx.iter().flat_map(|&i| offsets[i]..offsets[i + 1]);
     let scaler = Scaler::fit(features.clone(), &values, rows);
-    if let Some(k) = scaler.beyond_f32(&values) {
-        let row = k / s.dims.max(1);
-        let series = offsets.partition_point(|&o| o <= row) - 1;
-        return Err(Error::data(
-            &s.source,
-            format!(
-                "series {series}, step {}, dimension {}: {:e} is beyond float32 as given or once scaled (the models read float32)",
-                row - offsets[series],
-                k % s.dims.max(1),
-                values[k]
-            ),
-        ));
-    }
+    check_series_f32(s, &scaler, &values, &offsets)?;
     let buffer: Arc<[f32]> = scaler.transform(&values).into();
     let lengths: Option<Arc<[usize]>> = variable.then(|| s.lengths().into());
     let set = |idx: &[usize]| WindowSet {
@@ -760,6 +748,31 @@ pub fn fixed_length(cfg: &Config, info: &SplitInfo, sequence_length: usize) -> O
     (!info.variable_length || reads_fixed_length(cfg)).then_some(sequence_length)
 }
 
+/// Refuses a value of the series `s` (`values` their steps end to end,
+/// `offsets` each series' first row) beyond float32 as given or once
+/// scaled, naming its series, step and dimension.
+fn check_series_f32(
+    s: &Sequences,
+    scaler: &Scaler,
+    values: &[f64],
+    offsets: &[usize],
+) -> Result<()> {
+    let Some(k) = scaler.beyond_f32(values) else {
+        return Ok(());
+    };
+    let row = k / s.dims.max(1);
+    let series = offsets.partition_point(|&o| o <= row) - 1;
+    Err(Error::data(
+        &s.source,
+        format!(
+            "series {series}, step {}, dimension {}: {:e} is beyond float32 as given or once scaled (the models read float32)",
+            row - offsets[series],
+            k % s.dims.max(1),
+            values[k]
+        ),
+    ))
+}
+
 /// The windows of whole series (a file read, or series in memory) as a
 /// model of the sequences layout reads them: its scaler, its channels,
 /// the lengths it takes, and labels mapped to its classes (with
@@ -847,8 +860,12 @@ pub fn sequences_inference(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let values = s.values.concat();
+    // As training refuses them: the cast would make them infinite, and
+    // the model's output NaN, which a decision reads as a class.
+    check_series_f32(s, scaler, &values, &offsets)?;
     let set = WindowSet {
-        buffer: scaler.transform(&s.values.concat()).into(),
+        buffer: scaler.transform(&values).into(),
         n_features: s.dims,
         sequence_length: s.sequence_length,
         windows,

@@ -496,6 +496,7 @@ struct Lvm {
 impl Lvm {
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        model_dir_at(&path)?;
         let m = compute(py, || {
             recur_deploy::model_dir::load_lvm(&path, &Device::Cpu)
         })
@@ -620,6 +621,14 @@ impl SentenceEncoder {
         if batch_size == 0 {
             return Err(PyValueError::new_err("batch_size must be at least 1"));
         }
+        // Named as Python indexes them (`check_texts` counts from 1, as
+        // the lines of `recur embed`'s input).
+        if let Some(i) = texts.iter().position(|t| !recur_text::encoder::visible(t)) {
+            return Err(PyValueError::new_err(format!(
+                "texts[{i}] holds only characters the encoder drops (controls, zero-width or \
+                 format characters, combining marks); there is nothing to embed"
+            )));
+        }
         recur_text::encoder::check_texts(&texts).map_err(err)?;
         let n = texts.len();
         let v = compute(py, || {
@@ -642,16 +651,35 @@ impl SentenceEncoder {
 /// `classifier` or `lvm`: which job wrote the model directory `path`.
 #[pyfunction]
 fn kind_of(path: PathBuf) -> PyResult<&'static str> {
-    if !path.is_dir() {
-        return Err(PyOSError::new_err(format!(
-            "{} is not a model directory",
-            path.display()
-        )));
-    }
+    model_dir_at(&path)?;
     Ok(match recur_deploy::model_dir::kind_of(&path) {
         recur_deploy::model_dir::DirKind::Classifier => "classifier",
         recur_deploy::model_dir::DirKind::Lvm => "lvm",
     })
+}
+
+/// `path` as a folder that holds a model, or an `OSError` that says what
+/// it is instead (`FileNotFoundError` where nothing is there).
+fn model_dir_at(path: &std::path::Path) -> PyResult<()> {
+    let shown = path.display();
+    if !path.exists() {
+        return Err(pyo3::exceptions::PyFileNotFoundError::new_err(format!(
+            "{shown} does not exist: give a model directory (`recur train`, `recur lvm train` or the package wrote it)"
+        )));
+    }
+    if !path.is_dir() {
+        return Err(PyOSError::new_err(format!(
+            "{shown} is a file, not a model directory: give the folder that holds model.safetensors"
+        )));
+    }
+    if !path.join(recur_deploy::model_dir::WEIGHTS).exists() && !path.join("manifest.json").exists()
+    {
+        return Err(PyOSError::new_err(format!(
+            "{shown} holds no model.safetensors or manifest.json: not a recur model directory \
+             (`recur train`, `recur lvm train` or the package writes one)"
+        )));
+    }
+    Ok(())
 }
 
 /// A config as JSON, with the infinities JSON cannot hold as the strings
