@@ -42,6 +42,11 @@ pub fn interrupted() -> crate::Error {
     crate::Error::Msg("interrupted: the run was asked to stop; nothing was written".into())
 }
 
+/// Whether `e` is [`interrupted`]'s error.
+pub fn is_interrupted(e: &crate::Error) -> bool {
+    e.to_string() == interrupted().to_string()
+}
+
 /// Reports nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Silent;

@@ -107,7 +107,9 @@ pub fn should_prune(
         .iter()
         .filter_map(|c| c.get(e - 1).copied())
         .collect();
-    if at.len() < min_trials {
+    // No finished trial reached this epoch: no median to compare with
+    // (`prune_after_trials: 0` asked before one had).
+    if at.is_empty() || at.len() < min_trials {
         return false;
     }
     at.sort_by(f64::total_cmp);
@@ -126,6 +128,10 @@ pub fn should_prune(
 pub enum State {
     Complete,
     Pruned,
+    /// Its training refused its parameters (a sequence longer than the
+    /// data allows, say): recorded with the reason, and the search goes
+    /// on, as Optuna's FAIL.
+    Failed,
 }
 
 impl State {
@@ -134,6 +140,7 @@ impl State {
         match self {
             State::Complete => "complete",
             State::Pruned => "pruned",
+            State::Failed => "failed",
         }
     }
 }
@@ -168,6 +175,20 @@ pub struct Trial<P> {
     pub value: f64,
     pub best_epoch: usize,
     pub seconds: f64,
+    /// Why a failed trial failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl<P> Trial<P> {
+    /// The score column of a trial table: the value, or `-` for a trial
+    /// that failed.
+    pub fn shown_value(&self) -> String {
+        match self.state {
+            State::Failed => "-".into(),
+            _ => format!("{:.4}", self.value),
+        }
+    }
 }
 
 /// The search's settings, from a job's `tune:` section.
@@ -248,7 +269,24 @@ fn run_trial<O: Objective>(
             pruning.prune_after_trials,
         );
         !pruned
-    })?;
+    });
+    let r = match r {
+        Ok(r) => r,
+        // Ctrl-C stops the search; anything else is this trial's.
+        Err(e) if recur_core::progress::is_interrupted(&e) => return Err(e),
+        Err(e) => {
+            return Ok(Trial {
+                number,
+                params: p,
+                state: State::Failed,
+                curve,
+                value: 0.0,
+                best_epoch: 0,
+                seconds: start.elapsed().as_secs_f64(),
+                error: Some(e.to_string()),
+            })
+        }
+    };
     Ok(Trial {
         number,
         params: p,
@@ -261,7 +299,47 @@ fn run_trial<O: Objective>(
         value: r.value,
         best_epoch: r.best_epoch,
         seconds: start.elapsed().as_secs_f64(),
+        error: None,
     })
+}
+
+/// Refuses resumed trials that no search could have written: parameters
+/// outside the search's box (trial 0 other than the config's own),
+/// scores that are not finite, a trial number twice.
+fn check_resumed<O: Objective>(obj: &O, file: &Path, done: &[Trial<O::Params>]) -> Result<()> {
+    let bad = |n: usize, why: String| {
+        Err(Error::Msg(format!(
+            "{} trial {n}: {why}; no search writes that. Give a new --out, or delete {} to start afresh",
+            file.display(),
+            file.display()
+        )))
+    };
+    let bounds = obj.bounds();
+    let start = serde_json::to_value(obj.start()).ok();
+    for (i, t) in done.iter().enumerate() {
+        if i > 0 && done[i - 1].number == t.number {
+            return bad(t.number, "the number is there twice".into());
+        }
+        let shown = serde_json::to_string(&t.params).unwrap_or_default();
+        if t.number == 0 {
+            if serde_json::to_value(&t.params).ok() != start {
+                return bad(0, format!("{shown} are not the config's own parameters"));
+            }
+        } else {
+            let x = obj.encode(&t.params);
+            let inside = x.len() == bounds.len()
+                && x.iter()
+                    .zip(&bounds)
+                    .all(|(v, (lo, hi))| v.is_finite() && *v >= lo - 1e-9 && *v <= hi + 1e-9);
+            if !inside {
+                return bad(t.number, format!("{shown} lie outside the tune: ranges"));
+            }
+        }
+        if !t.value.is_finite() || t.curve.iter().any(|v| !v.is_finite()) {
+            return bad(t.number, "its scores are not finite numbers".into());
+        }
+    }
+    Ok(())
 }
 
 /// Runs the search until `out/trials.json` holds `n_trials` trials, `jobs`
@@ -310,9 +388,10 @@ pub fn search<O: Objective>(
         Vec::new()
     };
     done.sort_by_key(|t| t.number);
+    check_resumed(obj, &file, &done)?;
     let resumed = done.len();
     let mut sampler = Sampler::new(&obj.bounds(), pruning.startup_trials, seed)?;
-    for t in &done {
+    for t in done.iter().filter(|t| t.state != State::Failed) {
         sampler.tell(&obj.encode(&t.params), -t.value)?;
     }
     let enqueued = if done.iter().any(|t| t.number == 0) {
@@ -329,8 +408,11 @@ pub fn search<O: Objective>(
     ));
     let finished = Mutex::new(done);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    // No more threads than trials left to run (a million jobs took 47 s
+    // to start and stop).
+    let threads = jobs.clamp(1, n_trials.saturating_sub(resumed).max(1));
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
+        for _ in 0..threads {
             scope.spawn(|| loop {
                 let next = {
                     let n_done = finished.lock().expect("trials lock").len();
@@ -366,7 +448,11 @@ pub fn search<O: Objective>(
                         let tell = {
                             let mut st = state.lock().expect("sampler lock");
                             st.3 -= 1;
-                            st.0.tell(&obj.encode(&t.params), -t.value)
+                            if t.state == State::Failed {
+                                Ok(())
+                            } else {
+                                st.0.tell(&obj.encode(&t.params), -t.value)
+                            }
                         };
                         drop(f);
                         if let Err(e) = write.and(tell) {
@@ -381,7 +467,8 @@ pub fn search<O: Objective>(
                             .lock()
                             .expect("error lock")
                             .get_or_insert(Error::Msg(format!(
-                                "trial {number} ({p:?}) failed: {e}"
+                                "trial {number} ({}) failed: {e}",
+                                serde_json::to_string(&p).unwrap_or_default()
                             )));
                         break;
                     }
@@ -398,7 +485,17 @@ pub fn search<O: Objective>(
         .filter(|t| t.state == State::Complete)
         .max_by(|a, b| a.value.total_cmp(&b.value).then(b.number.cmp(&a.number)))
         .cloned()
-        .ok_or_else(|| Error::Msg("no trial completed".into()))?;
+        .ok_or_else(|| {
+            let why = trials
+                .iter()
+                .find_map(|t| {
+                    t.error
+                        .as_ref()
+                        .map(|e| format!(": trial {} failed: {e}", t.number))
+                })
+                .unwrap_or_default();
+            Error::Msg(format!("no trial completed{why}"))
+        })?;
     Ok(Searched {
         trials,
         best,
@@ -429,6 +526,101 @@ mod tests {
         }
     }
 
+    /// One parameter in [0, 1]; training refuses x above 0.6 as a
+    /// config a trial's data cannot take, and scores 1 - |x - 0.3| else.
+    struct Toy;
+    impl Objective for Toy {
+        type Params = f64;
+        fn bounds(&self) -> Vec<(f64, f64)> {
+            vec![(0.0, 1.0)]
+        }
+        fn encode(&self, p: &f64) -> Vec<f64> {
+            vec![*p]
+        }
+        fn decode(&self, x: &[f64]) -> f64 {
+            x[0].clamp(0.0, 1.0)
+        }
+        fn start(&self) -> f64 {
+            0.9
+        }
+        fn run(&self, p: &f64, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome> {
+            if *p > 0.6 {
+                return Err(Error::Msg(format!("x {p} does not fit the data")));
+            }
+            let value = 1.0 - (p - 0.3).abs();
+            epoch(value);
+            Ok(Outcome {
+                value,
+                best_epoch: 1,
+            })
+        }
+        fn fingerprint(&self) -> String {
+            "toy".into()
+        }
+    }
+
+    /// A trial whose training refuses its parameters is recorded as
+    /// failed with the reason, and the search goes on (a sequence length
+    /// the data could not take stopped the whole search, and every resume
+    /// at the same trial); a million jobs start only the trials left.
+    #[test]
+    fn a_failed_trial_is_recorded_and_the_search_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let pruning = Pruning {
+            startup_trials: 4,
+            prune_after_trials: 0,
+            warmup_epochs: 0,
+        };
+        let r = search(&Toy, &pruning, 1, 12, 1_000_000, dir.path(), &|_| {}).unwrap();
+        assert_eq!(r.trials.len(), 12);
+        let t0 = &r.trials[0];
+        assert_eq!((t0.state, t0.params), (State::Failed, 0.9));
+        assert!(t0
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("does not fit the data"));
+        assert_eq!(t0.shown_value(), "-");
+        assert!(r.best.state == State::Complete && r.best.params <= 0.6);
+        // Resumed, they count and are not run again.
+        let again = search(&Toy, &pruning, 1, 12, 2, dir.path(), &|_| {}).unwrap();
+        assert_eq!((again.resumed, again.trials), (12, r.trials));
+    }
+
+    /// Trials no search could have written are refused on resume: a
+    /// parameter outside the box, trial 0 other than the config's own, a
+    /// number twice.
+    #[test]
+    fn resumed_trials_are_checked() {
+        let pruning = Pruning {
+            startup_trials: 2,
+            prune_after_trials: 1,
+            warmup_epochs: 0,
+        };
+        let edits: [(&str, fn(&mut Vec<serde_json::Value>)); 3] = [
+            ("outside the tune: ranges", |t| t[1]["params"] = 5.0.into()),
+            ("not the config's own", |t| t[0]["params"] = 0.5.into()),
+            ("there twice", |t| t[2]["number"] = 1.into()),
+        ];
+        for (want, edit) in edits {
+            let dir = tempfile::tempdir().unwrap();
+            search(&Toy, &pruning, 3, 4, 1, dir.path(), &|_| {}).unwrap();
+            let file = dir.path().join("trials.json");
+            let mut t: Vec<serde_json::Value> =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            edit(&mut t);
+            std::fs::write(&file, serde_json::to_string(&t).unwrap()).unwrap();
+            let e = search(&Toy, &pruning, 3, 6, 1, dir.path(), &|_| {})
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains("trials.json trial"),
+                "{want}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn the_median_rule_prunes_only_trials_behind_after_the_warmup() {
         let finished = vec![
@@ -444,5 +636,9 @@ mod tests {
         // Not within the warm-up, nor with too few finished trials.
         assert!(!should_prune(&[0.1, 0.1, 0.1], &finished, 3, 3));
         assert!(!should_prune(&[0.5, 0.6, 0.65, 0.66], &finished[..2], 3, 3));
+        // `prune_after_trials: 0` before any trial finished, or past the
+        // epochs they reached: nothing to compare with (it panicked).
+        assert!(!should_prune(&[0.5, 0.6], &[], 0, 0));
+        assert!(!should_prune(&[0.5; 6], &finished, 0, 0));
     }
 }

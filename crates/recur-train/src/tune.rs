@@ -80,17 +80,21 @@ impl std::fmt::Display for Trial {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(
             f,
-            "{:>5}  {:>7} {:>6} {:>9.2e} {:>7.3}  {:<8} {:>7.4} {:>6} {:>7.1}",
+            "{:>5}  {:>7} {:>6} {:>9.2e} {:>7.3}  {:<8} {:>7} {:>6} {:>7.1}",
             self.number,
             self.params.sequence_length,
             self.params.hidden_size,
             self.params.learning_rate,
             self.params.dropout,
             self.state.name(),
-            self.value,
+            self.shown_value(),
             self.curve.len(),
             self.seconds
-        )
+        )?;
+        match &self.error {
+            Some(e) => write!(f, "  {e}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -145,7 +149,12 @@ impl Objective for ClassifierSearch<'_> {
         if let Some(p) = c.data.path.as_mut() {
             *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
         }
-        recur_core::fsx::sha256_bytes(c.to_yaml().as_bytes())
+        // And by its bytes: a file rewritten in place is other data.
+        let mut text = c.to_yaml();
+        if let Some(p) = &c.data.path {
+            text += &recur_core::fsx::sha256_file(p).unwrap_or_default();
+        }
+        recur_core::fsx::sha256_bytes(text.as_bytes())
     }
     fn bounds(&self) -> Vec<(f64, f64)> {
         bounds(&self.space).to_vec()

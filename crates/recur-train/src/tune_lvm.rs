@@ -40,7 +40,7 @@ impl std::fmt::Display for Trial<LvmParams> {
         let p = &self.params;
         write!(
             f,
-            "{:>5} {:>9.2e} {:>8.2e} {:>7.3} {:>7} {:>6}  {:<8} {:>7.4} {:>6} {:>7.1}",
+            "{:>5} {:>9.2e} {:>8.2e} {:>7.3} {:>7} {:>6}  {:<8} {:>7} {:>6} {:>7.1}",
             self.number,
             p.learning_rate,
             p.weight_decay,
@@ -48,10 +48,14 @@ impl std::fmt::Display for Trial<LvmParams> {
             p.d_model,
             p.num_layers,
             self.state.name(),
-            self.value,
+            self.shown_value(),
             self.curve.len(),
             self.seconds
-        )
+        )?;
+        match &self.error {
+            Some(e) => write!(f, "  {e}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -100,7 +104,16 @@ impl Objective for LvmSearch<'_> {
         {
             *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
         }
-        recur_core::fsx::sha256_bytes(c.to_yaml().as_bytes())
+        // And by their bytes: a file rewritten in place is other data.
+        let mut text = c.to_yaml();
+        let d = &c.data;
+        for p in std::iter::once(&d.train)
+            .chain(d.val.as_ref())
+            .chain(d.ood.as_ref())
+        {
+            text += &recur_core::fsx::sha256_file(p).unwrap_or_default();
+        }
+        recur_core::fsx::sha256_bytes(text.as_bytes())
     }
 
     fn bounds(&self) -> Vec<(f64, f64)> {
