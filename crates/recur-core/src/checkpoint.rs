@@ -252,6 +252,14 @@ pub fn load_checked(
         }
     }
     if !problems.is_empty() {
+        // Every difference up to a screenful; a crafted header's millions
+        // made a message of 900 MB.
+        const SHOWN: usize = 40;
+        let more = problems.len().saturating_sub(SHOWN);
+        problems.truncate(SHOWN);
+        if more > 0 {
+            problems.push(format!("and {more} more"));
+        }
         return Err(Error::checkpoint(
             path,
             format!(

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 /// The most layers (blocks) an LVM may have.
 pub const MAX_LAYERS: usize = 64;
+/// The largest vector dimension, d_model or context an LVM may have (the
+/// configs' d_model range stops at 8192 too).
+pub const MAX_SIZE: usize = 8192;
 
 /// Each section is a struct with a `Default` holding the recipe's values,
 /// and `#[serde(default)]` fills what a file leaves out: the one way every
@@ -85,10 +88,10 @@ impl LvmTuneConfig {
             );
         }
         if let Some([a, b]) = self.d_model {
-            if a == 0 || a > b || b > 8192 {
+            if a == 0 || a > b || b > MAX_SIZE {
                 return bad(
                     "d_model",
-                    format!("[{a}, {b}]: need 1 <= low <= high <= 8192"),
+                    format!("[{a}, {b}]: need 1 <= low <= high <= {MAX_SIZE}"),
                 );
             }
             let fixed = !matches!(model.kind, LvmKind::Amn | LvmKind::Mlp);

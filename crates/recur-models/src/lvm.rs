@@ -114,6 +114,24 @@ impl LvmArch {
                 zero.join(", ")
             );
         }
+        // A header's sizes are read before any tensor: 3,000,000 layers in
+        // a 253-byte file listed 18 million tensors (6 GB). The limits are
+        // those of an LVM config, and sizes far past any sentence encoder.
+        use recur_core::lvm_config::{MAX_LAYERS, MAX_SIZE};
+        let limits = [
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("input_dim", self.input_dim, MAX_SIZE),
+            ("d_model", self.d_model, MAX_SIZE),
+            ("context", self.context, MAX_SIZE),
+            ("heads", self.heads, MAX_SIZE),
+            ("ff", self.ff, 4 * MAX_SIZE),
+        ];
+        if let Some((name, v, max)) = limits.iter().find(|l| l.1 > l.2) {
+            candle_core::bail!(
+                "the {} LVM's architecture has {name} {v}; recur builds at most {max}",
+                self.kind
+            );
+        }
         if self.kind == LvmKind::Transformer && !self.d_model.is_multiple_of(self.heads) {
             candle_core::bail!(
                 "the transformer's d_model {} is not a multiple of its {} heads",
@@ -544,6 +562,24 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::DType;
+
+    /// Sizes past any LVM recur builds are refused before the tensor list
+    /// is made (a 253-byte header of 3,000,000 layers took 6 GB).
+    #[test]
+    fn an_architecture_past_the_limits_is_refused_before_its_tensors_are_listed() {
+        let mut a = LvmArch::new(LvmKind::Lstm, 16, 16, 3_000_000, 5);
+        let e = Lvm::tensor_specs(&a).err().unwrap().to_string();
+        assert!(
+            e.contains("num_layers 3000000; recur builds at most 64"),
+            "{e}"
+        );
+        a.num_layers = 2;
+        a.context = 1 << 40;
+        let e = Lvm::tensor_specs(&a).err().unwrap().to_string();
+        assert!(e.contains("context 1099511627776"), "{e}");
+        a.context = 5;
+        assert_eq!(Lvm::tensor_specs(&a).unwrap().len(), 16);
+    }
 
     /// recur's LayerNorm, and its form with the residual sum inside, are
     /// candle-nn's `layer_norm_slow` to the bit, output and gradients: the

@@ -150,9 +150,27 @@ impl TreeModel {
                 format!("not a forust model ({e}); recur writes it at training: retrain"),
             )
         })?;
-        // A crafted file must not index past a tree or the inputs.
+        // A crafted file must not index past a tree or the inputs, nor
+        // loop: forust adds a node's children after it, so a child's index
+        // is above its parent's (one pointing back made every prediction
+        // walk forever), and a tree has at least its root.
         for (i, t) in booster.trees.iter().enumerate() {
             let n = t.nodes.len();
+            if n == 0 {
+                return Err(Error::data(
+                    origin,
+                    format!("tree {i} has no nodes; a tree has at least its root: retrain, or restore the file training wrote"),
+                ));
+            }
+            for (j, node) in t.nodes.iter().enumerate().filter(|(_, x)| !x.is_leaf) {
+                let children = [node.left_child, node.right_child, node.missing_node];
+                if let Some(c) = children.iter().find(|&&c| c <= j) {
+                    return Err(Error::data(
+                        origin,
+                        format!("tree {i} node {j} has child {c}, not after it: the tree would loop; retrain, or restore the file training wrote"),
+                    ));
+                }
+            }
             for node in t.nodes.iter().filter(|x| !x.is_leaf) {
                 if node.split_feature >= names.len()
                     || node.left_child >= n
@@ -284,5 +302,43 @@ impl TreeModel {
             }
             TreeModel::Xgboost { model, .. } => model.n_trees(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trees that loop or have no root are refused at load: a child
+    /// pointing back made every prediction walk forever (`predict`,
+    /// `eval` and `serve`'s readiness hung), and an empty tree panicked.
+    #[test]
+    fn a_tree_that_loops_or_has_no_nodes_is_refused() {
+        let features = vec!["a".to_string(), "b".to_string()];
+        let n = 400;
+        let values: Vec<f64> = (0..n * 2).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
+        let labels: Vec<Option<f32>> = (0..n)
+            .map(|r| Some((values[r * 2] > 5.0) as u8 as f32))
+            .collect();
+        let d = Design::new(&features, &values, &[1]);
+        let cfg = TreesConfig {
+            iterations: 5,
+            ..TreesConfig::default()
+        };
+        let m = TreeModel::fit(&d, &labels, 0..300, 300..n, &cfg, 1).unwrap();
+        let json = m.to_json().unwrap();
+        let load = |text: &str| TreeModel::from_forust_json(text, d.names.clone(), "trees.json");
+        assert!(load(&json).is_ok());
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let root = &mut v["trees"][0]["nodes"][0];
+        assert_eq!(root["is_leaf"], false);
+        for k in ["left_child", "right_child", "missing_node"] {
+            root[k] = 0.into();
+        }
+        let e = load(&v.to_string()).err().unwrap().to_string();
+        assert!(e.contains("tree 0 node 0 has child 0, not after it"), "{e}");
+        v["trees"][0]["nodes"] = serde_json::json!([]);
+        let e = load(&v.to_string()).err().unwrap().to_string();
+        assert!(e.contains("tree 0 has no nodes"), "{e}");
     }
 }
