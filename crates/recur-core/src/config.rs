@@ -488,6 +488,30 @@ impl Config {
                     "must be at least 1".into(),
                 );
             }
+            // NaN or infinity turned a filter off without a word; a
+            // negative share or z failed later with `outliers >= -50%`.
+            let ranges = [
+                ("min_abs_autocorr", Some(sel.min_abs_autocorr), 0.0, 1.0),
+                ("max_noise_ratio", Some(sel.max_noise_ratio), 0.0, f64::MAX),
+                ("max_outlier_share", Some(sel.max_outlier_share), 0.0, 1.0),
+                (
+                    "outlier_z",
+                    Some(sel.outlier_z),
+                    f64::MIN_POSITIVE,
+                    f64::MAX,
+                ),
+                ("min_trend", sel.min_trend, 0.0, 1.0),
+            ];
+            for (key, v, lo, hi) in ranges {
+                if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
+                    let range = if hi == f64::MAX {
+                        "a finite number above 0".to_string()
+                    } else {
+                        format!("a number from {lo} to {hi}")
+                    };
+                    return bad(&format!("selection.{key}"), format!("{v} must be {range}"));
+                }
+            }
         }
         if let Some(tr) = &self.trees {
             if tr.lags.contains(&0) {
@@ -522,10 +546,14 @@ impl Config {
                 || tr.max_depth == 0
                 || tr.learning_rate.is_nan()
                 || tr.learning_rate <= 0.0
+                || tr.learning_rate > 1.0
             {
+                // A rate of 2 or more diverged to trees that could not be
+                // saved, read back as "not a forust model".
                 return bad(
                     "trees.iterations / max_depth / learning_rate",
-                    "must be positive".into(),
+                    "must be positive, the learning rate at most 1 (XGBoost's eta; 0.3 is its default)"
+                        .into(),
                 );
             }
         }
@@ -560,6 +588,36 @@ impl Config {
             return bad(
                 "selection / trees",
                 "feature selection and trees work on the rows layout".into(),
+            );
+        }
+        // Keys of the other layout were ignored without a word (a
+        // positive_label on the rows layout trained the opposite model of
+        // the one meant).
+        let dt = &self.data.target;
+        let other: &[(&str, bool)] = match self.data.layout {
+            Layout::Rows => &[("data.target.positive_label", dt.positive_label.is_some())],
+            Layout::Sequences => &[
+                ("data.features", self.data.features.is_some()),
+                ("data.time_column", self.data.time_column.is_some()),
+                ("data.split.gap", s.gap.is_some()),
+                ("data.target.horizon", dt.horizon != 0),
+                ("data.target.price_column", dt.price_column.is_some()),
+            ],
+        };
+        if let Some((key, _)) = other.iter().find(|k| k.1) {
+            let (layout, other) = match self.data.layout {
+                Layout::Rows => (
+                    "rows",
+                    "whole series (data.layout: sequences); a rows label is 0/1 already",
+                ),
+                Layout::Sequences => (
+                    "sequences",
+                    "the rows layout; a whole series is one sample with its label",
+                ),
+            };
+            return bad(
+                key,
+                format!("applies to {other}: leave it out of a {layout} config"),
             );
         }
         if s.shuffle && self.data.layout == Layout::Rows {
@@ -654,6 +712,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.dropout"), "{e}");
+        for (yaml, key) in [
+            (
+                "data: {target: {positive_label: '0'}}\n",
+                "data.target.positive_label",
+            ),
+            (
+                "data: {layout: sequences, features: [a]}\n",
+                "data.features",
+            ),
+            (
+                "data: {layout: sequences, time_column: t}\n",
+                "data.time_column",
+            ),
+            (
+                "data: {layout: sequences, split: {gap: 3}}\n",
+                "data.split.gap",
+            ),
+            (
+                "data: {layout: sequences, target: {horizon: 2}}\n",
+                "data.target.horizon",
+            ),
+        ] {
+            let e = Config::from_yaml(yaml, "t.yaml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("leave it out"), "{yaml}: {e}");
+        }
         let e = Config::from_yaml("data:\n  split: {shuffle: true}\n", "t.yaml")
             .unwrap_err()
             .to_string();
@@ -691,6 +774,24 @@ mod tests {
             ("cost: {fn: .inf}\n", "cost.fn"),
             ("drift: {psi: -1}\n", "drift.psi"),
             ("trees: {lags: [1, 0]}\n", "trees.lags"),
+            (
+                "selection: {min_abs_autocorr: .nan}\n",
+                "selection.min_abs_autocorr",
+            ),
+            (
+                "selection: {max_noise_ratio: .inf}\n",
+                "selection.max_noise_ratio",
+            ),
+            (
+                "selection: {max_outlier_share: -0.5}\n",
+                "selection.max_outlier_share",
+            ),
+            ("selection: {outlier_z: -3}\n", "selection.outlier_z"),
+            ("selection: {min_trend: .nan}\n", "selection.min_trend"),
+            (
+                "trees: {learning_rate: 2}\n",
+                "trees.iterations / max_depth / learning_rate",
+            ),
             ("trees: {lags: [1, 100000000000]}\n", "trees.lags"),
             ("trees: {xgboost_model: ''}\n", "trees.xgboost_model"),
             ("data:\n  path: ''\n", "data.path"),

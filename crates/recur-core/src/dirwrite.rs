@@ -316,12 +316,40 @@ fn recover(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The files of a model directory that recur reads (of either job): each
+/// that is there must be listed in its manifest.
+pub const MODEL_FILES: [&str; 14] = [
+    "model.safetensors",
+    "config.yaml",
+    "features.json",
+    "scaler.json",
+    "data.json",
+    "selection.json",
+    "ensemble.json",
+    "trees.json",
+    "reference.json",
+    "history.json",
+    "report.json",
+    "final.safetensors",
+    "training_history.json",
+    "split.json",
+];
+
 /// Refuses a directory whose files differ from its `manifest.json`,
-/// naming each; a directory without one (written before manifests) passes.
+/// naming each: a listed file changed or missing, or a model file there
+/// that it does not list. A directory without a manifest is refused too:
+/// deleting it (or entries of it) turned the check off.
 pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let p = dir.join(MANIFEST);
-    if !p.exists() {
-        return Ok(None);
+    if !p.is_file() {
+        return Err(Error::checkpoint(
+            dir,
+            format!(
+                "no {MANIFEST}: recur writes one with every model directory, listing each file's \
+                 SHA-256. It was removed, or the folder holds no recur model (or one from before \
+                 manifests): retrain, or restore it"
+            ),
+        ));
     }
     let m: Manifest = read_json(&p)?;
     if m.format_version != MANIFEST_VERSION {
@@ -341,6 +369,11 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
         }
         if let Some(why) = differs(dir, name, sha)? {
             differ.push(format!("{name} ({why})"));
+        }
+    }
+    for name in MODEL_FILES {
+        if !m.files.contains_key(name) && dir.join(name).exists() {
+            differ.push(format!("{name} (not listed)"));
         }
     }
     if differ.is_empty() {
@@ -456,6 +489,20 @@ mod tests {
         std::fs::remove_file(m.join("a.json")).unwrap();
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("a.json (missing)"), "{e}");
+        // A model file the manifest does not list is named: removing its
+        // entry turned the check off for it.
+        std::fs::write(m.join("a.json"), "2").unwrap();
+        std::fs::write(m.join("config.yaml"), "edited").unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(e.contains("config.yaml (not listed)"), "{e}");
+        std::fs::remove_file(m.join("config.yaml")).unwrap();
+        // So is a directory without a manifest (deleting it did the same).
+        let saved = std::fs::read(m.join(MANIFEST)).unwrap();
+        std::fs::remove_file(m.join(MANIFEST)).unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(e.contains("no manifest.json"), "{e}");
+        std::fs::write(m.join(MANIFEST), saved).unwrap();
+        assert!(check_manifest(&m).is_ok());
         // A manifest of another format version is refused, not read.
         let mut man: Manifest = read_json(&m.join(MANIFEST)).unwrap();
         man.files.clear();

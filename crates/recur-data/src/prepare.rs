@@ -518,6 +518,24 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
             ),
         ));
     }
+    // Early stopping, calibration and the threshold are fit on the
+    // validation part: of one class, it calibrated every probability to
+    // that class and deployed it without a word.
+    let first = val.windows[0].label;
+    if val.windows.iter().all(|w| w.label == first) {
+        return Err(Error::data(
+            &t.source,
+            format!(
+                "every label of the validation part (rows {}..{}, {} windows) is {}: early \
+                 stopping, calibration and the threshold are fit on it, so it needs both classes; \
+                 move data.split (a larger val share) or use more rows",
+                split.val.start,
+                split.val.end,
+                val.len(),
+                first.unwrap_or(0.0),
+            ),
+        ));
+    }
     let parts = [("train", &train), ("validation", &val), ("test", &test)]
         .into_iter()
         .filter_map(|(name, set)| span(t, d, name, set))
@@ -1048,5 +1066,19 @@ mod tests {
         std::fs::write(&path, format!("day,a,y\n{one_class}")).unwrap();
         let e = prepare_training(&c).unwrap_err().to_string();
         assert!(e.contains("is 0: a classifier needs both classes"), "{e}");
+        // The validation part alone of one class (rows 42..51 of 60 at the
+        // default 70/15/15 split, less the window's warm-up).
+        let val_one: String = (0..60)
+            .map(|i| {
+                if (38..52).contains(&i) {
+                    row(i).replace(",1\n", ",0\n")
+                } else {
+                    row(i)
+                }
+            })
+            .collect();
+        std::fs::write(&path, format!("day,a,y\n{val_one}")).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("every label of the validation part"), "{e}");
     }
 }
