@@ -103,8 +103,49 @@ pub fn hold(dir: &Path) -> Result<Hold> {
     Ok(Hold { lock_path })
 }
 
+/// Refuses a target that cannot be replaced as a whole, before any work:
+/// `.` or `..` (the rename failed after training, leaving the new model
+/// in a hidden folder), the folder the process runs in or one above it,
+/// and a link (the rename replaced the link, `current -> v3`, with a
+/// folder, and the model it pointed to stayed as it was).
+pub fn check_target(dir: &Path) -> Result<()> {
+    let raw = dir.to_string_lossy();
+    let last = raw.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if last == "." || last == ".." || raw.trim_end_matches('/').is_empty() {
+        return Err(Error::Msg(format!(
+            "{raw} is not a folder recur can replace as a whole: name the model directory itself \
+             (for example --out model)"
+        )));
+    }
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        if m.file_type().is_symlink() {
+            let to = std::fs::read_link(dir).map_or("?".into(), |t| t.display().to_string());
+            return Err(Error::Msg(format!(
+                "{} is a link (to {to}): a model directory is replaced as a whole, which would \
+                 replace the link with a folder; give the folder itself",
+                dir.display()
+            )));
+        }
+    }
+    if let (Ok(d), Ok(here)) = (
+        std::fs::canonicalize(dir),
+        std::env::current_dir().and_then(std::fs::canonicalize),
+    ) {
+        if here.starts_with(&d) {
+            return Err(Error::Msg(format!(
+                "{} holds the folder this runs in ({}): a model directory is replaced as a whole; \
+                 name one beside or below it",
+                dir.display(),
+                here.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Opens and locks the lock file beside `dir`, or says who holds it.
 fn take_lock(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+    check_target(dir)?;
     let parent = parent_of(dir);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let lock_path = parent.join(lock_name(&name_of(dir)));
@@ -450,6 +491,29 @@ mod tests {
         let again = hold(&m).unwrap();
         drop(again);
         DirWriter::begin(&m).unwrap();
+    }
+
+    /// Targets that cannot be swapped whole are refused before any work.
+    #[test]
+    fn a_target_of_dot_a_link_or_the_working_folder_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        for p in [".", "..", "a/.", "a/..", "/"] {
+            let e = check_target(Path::new(p)).unwrap_err().to_string();
+            assert!(e.contains("not a folder recur can replace"), "{p}: {e}");
+        }
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = d.path().join("current");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = check_target(&link).unwrap_err().to_string();
+        assert!(e.contains("is a link"), "{e}");
+        assert!(DirWriter::begin(&link).is_err());
+        let here = std::env::current_dir().unwrap();
+        let e = check_target(here.parent().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds the folder this runs in"), "{e}");
+        assert!(check_target(&real).is_ok() && check_target(&d.path().join("new")).is_ok());
     }
 
     #[test]
