@@ -135,6 +135,28 @@ fn drift_exits_1_on_the_later_years_0_on_earlier_blocks_and_2_on_errors() {
     // Errors: exit 2 with the reason.
     let e = err(&recur(&["drift", "--model", m, "--input", "nope.csv"]));
     assert!(e.contains("nope.csv"), "{e}");
+    // A value beyond float32, as training and eval refuse it (drift
+    // printed a 300-digit mean shift and a NaN autocorrelation shift).
+    let text = std::fs::read_to_string(&later).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = header.iter().position(|h| *h == "temperature").unwrap();
+    let mut cells: Vec<String> = lines[5].split(',').map(str::to_string).collect();
+    cells[col] = "1e308".into();
+    lines[5] = cells.join(",");
+    let huge = d.path().join("huge.csv");
+    std::fs::write(&huge, lines.join("\n") + "\n").unwrap();
+    let e = err(&recur(&[
+        "drift",
+        "--model",
+        m,
+        "--input",
+        huge.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("feature `temperature` is 1e308, beyond float32"),
+        "{e}"
+    );
     // An edited reference (its quantiles emptied, which indexed out of
     // bounds) is refused as changed, before anything reads it.
     let r = model.join("reference.json");

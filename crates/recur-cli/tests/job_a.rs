@@ -47,7 +47,7 @@ fn one_config_trains_selects_blends_calibrates_and_reports() {
     let d = tempfile::tempdir().unwrap();
     let cfg = config(
         d.path(),
-        "selection:\n  max_noise_ratio: .inf\n  min_abs_autocorr: -1\n  ewma_span: 1\n\
+        "selection:\n  max_noise_ratio: .inf\n  min_abs_autocorr: 0\n  ewma_span: 1\n\
          trees:\n  lags: [1, 2, 3]\n  iterations: 200\n  learning_rate: 0.2\n  max_depth: 3\n\
          calibration: isotonic\nensemble:\n  weights: dynamic\n",
     );
@@ -424,7 +424,7 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     // Smoothing, tree lags, isotonic calibration and a dynamic blend.
     let cfg = config(
         d.path(),
-        "selection:\n  max_noise_ratio: .inf\n  min_abs_autocorr: -1\n  ewma_span: 3\n\
+        "selection:\n  max_noise_ratio: .inf\n  min_abs_autocorr: 0\n  ewma_span: 3\n\
          trees:\n  lags: [1, 2, 3]\n  iterations: 100\n  learning_rate: 0.2\n  max_depth: 3\n\
          calibration: isotonic\nensemble:\n  weights: dynamic\n",
     );
@@ -654,9 +654,8 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         preds.to_str().unwrap(),
     ]));
     assert!(e.contains("ensemble.json (changed)"), "{e}");
-    // Without the manifest, a hand-edited ensemble.json is still refused,
-    // naming the field; nothing panics.
-    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    // With the manifest rewritten to match, a hand-edited ensemble.json is
+    // still refused, naming the field; nothing panics.
     let v: serde_json::Value = serde_json::from_str(&dep).unwrap();
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let edits: Vec<(&str, Edit)> = vec![
@@ -701,6 +700,7 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         let mut w = v.clone();
         edit(&mut w);
         std::fs::write(out.join("ensemble.json"), w.to_string()).unwrap();
+        recur_core::dirwrite::reseal(&out).unwrap();
         let e = err(&recur(&predict));
         assert!(
             e.contains("ensemble.json") && e.contains(field),
@@ -720,7 +720,7 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     std::fs::write(out.join("trees.json"), "{}").unwrap();
     let e = err(&recur(&predict));
     assert!(e.contains("trees.json (changed)"), "{e}");
-    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
     let e = err(&recur(&predict));
     assert!(e.contains("trees.json") && e.contains("SHA-256"), "{e}");
 }

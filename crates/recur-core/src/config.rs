@@ -454,6 +454,14 @@ impl Config {
             }
         }
         if let Some(fs) = &self.data.features {
+            if fs.is_empty() {
+                return bad(
+                    "data.features",
+                    "is an empty list: name the feature columns, or leave the key out for every \
+                     numeric column but the target and time"
+                        .into(),
+                );
+            }
             for (i, f) in fs.iter().enumerate() {
                 if fs[..i].contains(f) {
                     return bad("data.features", format!("`{f}` is listed twice"));
@@ -462,10 +470,12 @@ impl Config {
         }
         let c = &self.cost;
         for (key, v) in [("tp", c.tp), ("fp", c.fp), ("tn", c.tn), ("fn", c.fn_)] {
-            if !v.is_finite() {
+            // 1e308 overflowed the expected value to infinity (`null` in
+            // report.json).
+            if !(v.is_finite() && v.abs() <= 1e100) {
                 return bad(
                     &format!("cost.{key}"),
-                    format!("{v} must be a finite number"),
+                    format!("{v} must be a finite number of at most 1e100 either way"),
                 );
             }
         }
@@ -477,8 +487,12 @@ impl Config {
             ("autocorr_shift", dr.autocorr_shift),
             ("noise_ratio_shift", dr.noise_ratio_shift),
         ] {
-            if v.is_nan() || v < 0.0 {
-                return bad(&format!("drift.{key}"), format!("{v} must be at least 0"));
+            // As `recur drift --psi` and the others take them.
+            if !(v.is_finite() && v > 0.0) {
+                return bad(
+                    &format!("drift.{key}"),
+                    format!("{v}: a threshold is a finite number above 0"),
+                );
             }
         }
         if let Some(sel) = &self.selection {
@@ -488,24 +502,30 @@ impl Config {
                     "must be at least 1".into(),
                 );
             }
-            // NaN or infinity turned a filter off without a word; a
-            // negative share or z failed later with `outliers >= -50%`.
+            // NaN turned a filter off without a word; a negative share or
+            // z failed later with `outliers >= -50%`. (`.inf` for a maximum
+            // turns its filter off on purpose, as 0 does for a minimum.)
             let ranges = [
                 ("min_abs_autocorr", Some(sel.min_abs_autocorr), 0.0, 1.0),
-                ("max_noise_ratio", Some(sel.max_noise_ratio), 0.0, f64::MAX),
+                (
+                    "max_noise_ratio",
+                    Some(sel.max_noise_ratio),
+                    0.0,
+                    f64::INFINITY,
+                ),
                 ("max_outlier_share", Some(sel.max_outlier_share), 0.0, 1.0),
                 (
                     "outlier_z",
                     Some(sel.outlier_z),
                     f64::MIN_POSITIVE,
-                    f64::MAX,
+                    f64::INFINITY,
                 ),
                 ("min_trend", sel.min_trend, 0.0, 1.0),
             ];
             for (key, v, lo, hi) in ranges {
                 if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
-                    let range = if hi == f64::MAX {
-                        "a finite number above 0".to_string()
+                    let range = if hi == f64::INFINITY {
+                        "a number above 0 (.inf turns the filter off)".to_string()
                     } else {
                         format!("a number from {lo} to {hi}")
                     };
@@ -597,7 +617,6 @@ impl Config {
         let other: &[(&str, bool)] = match self.data.layout {
             Layout::Rows => &[("data.target.positive_label", dt.positive_label.is_some())],
             Layout::Sequences => &[
-                ("data.features", self.data.features.is_some()),
                 ("data.time_column", self.data.time_column.is_some()),
                 ("data.split.gap", s.gap.is_some()),
                 ("data.target.horizon", dt.horizon != 0),
@@ -718,10 +737,6 @@ mod tests {
                 "data.target.positive_label",
             ),
             (
-                "data: {layout: sequences, features: [a]}\n",
-                "data.features",
-            ),
-            (
                 "data: {layout: sequences, time_column: t}\n",
                 "data.time_column",
             ),
@@ -770,16 +785,20 @@ mod tests {
                 "data.target.k",
             ),
             ("data:\n  features: [a, b, a]\n", "data.features"),
+            ("data:\n  features: []\n", "data.features"),
             ("cost: {tp: .nan}\n", "cost.tp"),
             ("cost: {fn: .inf}\n", "cost.fn"),
+            ("cost: {tp: 1e308}\n", "cost.tp"),
             ("drift: {psi: -1}\n", "drift.psi"),
+            ("drift: {psi: 0}\n", "drift.psi"),
+            ("drift: {ks: .inf}\n", "drift.ks"),
             ("trees: {lags: [1, 0]}\n", "trees.lags"),
             (
                 "selection: {min_abs_autocorr: .nan}\n",
                 "selection.min_abs_autocorr",
             ),
             (
-                "selection: {max_noise_ratio: .inf}\n",
+                "selection: {max_noise_ratio: .nan}\n",
                 "selection.max_noise_ratio",
             ),
             (

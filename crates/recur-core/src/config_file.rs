@@ -10,14 +10,83 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
+/// The largest config file read (a config is a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// A config that holds file paths, relative to the config file.
 pub trait ConfigPaths {
     /// Every path field, to be joined to the config file's folder.
     fn paths_mut(&mut self) -> Vec<&mut PathBuf>;
 }
 
+/// The deepest nesting of `[` and `{` a config may hold: the parser's
+/// time grows with the square of it (100,000 levels in 200 KB took 39 s),
+/// and a config nests a few.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// How deep `text` nests flow collections (`[`, `{`), outside quotes and
+/// comments.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = ' ';
+    for c in text.chars() {
+        match (quote, c) {
+            _ if comment => comment = c != '\n',
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if prev.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    max
+}
+
 /// Parses YAML `text`; `origin` names it in errors. Paths stay as written.
 pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    // A UTF-8 byte order mark (Windows editors) read as a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let depth = flow_depth(text);
+    if depth > MAX_FLOW_DEPTH {
+        return Err(Error::config(
+            origin,
+            format!("nests [ and {{ {depth} levels deep; a config needs a few (at most {MAX_FLOW_DEPTH})"),
+        ));
+    }
+    // A section heading left empty (`trees:` with its keys commented out)
+    // read as null: an optional section was then off, a required one took
+    // its defaults; either way not what the file seems to say. (`trees:
+    // null`, as a model directory's config.yaml writes it, says off.)
+    if let Ok(serde_yaml_ng::Value::Mapping(m)) = serde_yaml_ng::from_str(text) {
+        let heading = |k: &str| {
+            text.lines().any(|l| {
+                let l = l.split(" #").next().unwrap_or(l).trim_end();
+                l.strip_suffix(':') == Some(k)
+            })
+        };
+        let empty = m
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .filter_map(|(k, _)| k.as_str())
+            .find(|k| heading(k));
+        if let Some(k) = empty {
+            return Err(Error::config(
+                format!("{origin}: {k}"),
+                format!(
+                    "is an empty heading; write `{k}: {{}}` for its defaults, `{k}: null` for \
+                     none, or leave the key out"
+                ),
+            ));
+        }
+    }
     serde_yaml_ng::from_str(text).map_err(|e| {
         let msg = e.to_string();
         // The other job's config, named as such rather than by its key.
@@ -40,7 +109,7 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
 /// folder, and the file's text (for checks that need to know which keys
 /// the file itself wrote).
 pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String)> {
-    let text = crate::fsx::read_text(path)?;
+    let text = crate::fsx::read_text_bounded(path, MAX_CONFIG_BYTES)?;
     let mut cfg: T = parse(&text, &path.display().to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in cfg.paths_mut() {
@@ -101,6 +170,24 @@ mod tests {
         std::fs::write(&f, "c: 1\n").unwrap();
         let e = read::<Two>(&f).err().unwrap().to_string();
         assert!(e.contains("c.yaml") && e.contains("`c`"), "{e}");
+        // A byte order mark is not a second document.
+        std::fs::write(&f, "\u{feff}a: x.npz\n").unwrap();
+        assert_eq!(read::<Two>(&f).unwrap().0.a, dir.join("x.npz"));
+        // An empty heading is named; an explicit null is a value.
+        std::fs::write(&f, "a: x.npz\nb:   # commented out\n#  c: 1\n").unwrap();
+        let e = read::<Two>(&f).err().unwrap().to_string();
+        assert!(e.contains(": b") && e.contains("empty heading"), "{e}");
+        std::fs::write(&f, "a: x.npz\nb: null\n").unwrap();
+        assert_eq!(read::<Two>(&f).unwrap().0.b, None);
+        // Deep nesting is refused at once (its parse time grows with the
+        // square of the depth).
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        std::fs::write(&f, &deep).unwrap();
+        let t = std::time::Instant::now();
+        let e = read::<Two>(&f).err().unwrap().to_string();
+        assert!(e.contains("100000 levels deep"), "{e}");
+        assert!(t.elapsed().as_secs_f64() < 1.0);
+        assert_eq!(flow_depth("a: [1, {b: '[[['}] # [[[\n"), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

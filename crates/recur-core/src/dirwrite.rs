@@ -378,10 +378,15 @@ pub const MODEL_FILES: [&str; 14] = [
 
 /// Refuses a directory whose files differ from its `manifest.json`,
 /// naming each: a listed file changed or missing, or a model file there
-/// that it does not list. A directory without a manifest is refused too:
-/// deleting it (or entries of it) turned the check off.
+/// that it does not list. Weights without a manifest are refused too:
+/// deleting it (or entries of it) turned the check off. A folder with
+/// neither passes, for the caller to say that it holds no model.
 pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let p = dir.join(MANIFEST);
+    if !p.is_file() && !dir.join(MODEL_FILES[0]).exists() {
+        // No model here at all: the caller says what it looked for.
+        return Ok(None);
+    }
     if !p.is_file() {
         return Err(Error::checkpoint(
             dir,
@@ -429,6 +434,20 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
             ),
         ))
     }
+}
+
+/// Rewrites `dir`'s manifest with the digests its listed files have now,
+/// as someone editing a model by hand could: the tests use it to reach the
+/// checks behind the manifest's (each file's own, and across files),
+/// which must hold without it.
+#[doc(hidden)]
+pub fn reseal(dir: &Path) -> Result<()> {
+    let p = dir.join(MANIFEST);
+    let mut m: Manifest = read_json(&p)?;
+    for (name, sha) in m.files.iter_mut() {
+        *sha = sha256_file(&dir.join(name))?;
+    }
+    write_json(&p, &m)
 }
 
 /// One file of `dir` against its manifest: an error naming it when the
@@ -560,12 +579,22 @@ mod tests {
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("config.yaml (not listed)"), "{e}");
         std::fs::remove_file(m.join("config.yaml")).unwrap();
-        // So is a directory without a manifest (deleting it did the same).
+        // So are weights without a manifest (deleting it did the same); a
+        // folder with neither holds no model, for the caller to say.
         let saved = std::fs::read(m.join(MANIFEST)).unwrap();
         std::fs::remove_file(m.join(MANIFEST)).unwrap();
+        std::fs::write(m.join("model.safetensors"), "w").unwrap();
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("no manifest.json"), "{e}");
+        std::fs::remove_file(m.join("model.safetensors")).unwrap();
+        assert!(check_manifest(&m).unwrap().is_none());
         std::fs::write(m.join(MANIFEST), saved).unwrap();
+        assert!(check_manifest(&m).unwrap().is_some());
+        // Rewritten to match an edit, it passes (what the tests of the
+        // checks behind it use).
+        std::fs::write(m.join("a.json"), "edited").unwrap();
+        assert!(check_manifest(&m).is_err());
+        reseal(&m).unwrap();
         assert!(check_manifest(&m).is_ok());
         // A manifest of another format version is refused, not read.
         let mut man: Manifest = read_json(&m.join(MANIFEST)).unwrap();

@@ -229,11 +229,17 @@ fn too_short(source: &str, n: usize, what: &str, l: usize) -> Error {
     )
 }
 
-/// Reads the config's data file and builds train / val / test windows.
 /// `recur select-features`: the temporal feature selection of `cfg` (its
 /// `selection:` section, or the defaults when it has none) on the
 /// training rows only, without training anything.
 pub fn select_features(cfg: &Config) -> Result<Selection> {
+    if cfg.data.layout != Layout::Rows {
+        return Err(Error::config(
+            "data.layout",
+            "the temporal feature selection reads one row per time step (the rows layout); a \
+             sequences config has whole series, with no features to select",
+        ));
+    }
     let mut cfg = cfg.clone();
     if cfg.selection.is_none() {
         cfg.selection = Some(Default::default());
@@ -693,6 +699,20 @@ pub fn feature_values(path: &Path, cfg: &Config, features: &[String]) -> Result<
 /// features (the config's `selection.ewma_span`).
 fn smoothed_rows(t: &Table, cfg: &Config, features: &[String]) -> Result<Vec<f64>> {
     let mut values = feature_rows(t, features)?;
+    // As training, `eval` and `predict` refuse it (drift printed 300-digit
+    // mean shifts and a NaN autocorrelation shift for it).
+    let f = features.len().max(1);
+    if let Some(k) = values.iter().position(|v| v.abs() > f32::MAX as f64) {
+        return Err(Error::data(
+            &t.source,
+            format!(
+                "row {} feature `{}` is {:e}, beyond float32 (the models read float32)",
+                k / f,
+                features[k % f],
+                values[k]
+            ),
+        ));
+    }
     if let Some(sc) = &cfg.selection {
         ewma(&mut values, features.len(), sc.ewma_span);
     }

@@ -312,7 +312,7 @@ mod tests {
         // max_features cuts by importance.
         let cfg = SelectionConfig {
             max_noise_ratio: f64::INFINITY,
-            min_abs_autocorr: -1.0,
+            min_abs_autocorr: 0.0,
             max_outlier_share: 1.0,
             max_features: 1,
             ..Default::default()

@@ -212,6 +212,20 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         let map = candle_core::safetensors::load_buffer(&bytes, dev)
             .map_err(|e| err(path, e.to_string()))?;
         for (n, t) in map {
+            // Integers were cast to float without a word (the .pt path
+            // refuses them).
+            if !matches!(
+                t.dtype(),
+                DType::F32 | DType::F64 | DType::F16 | DType::BF16
+            ) {
+                return Err(err(
+                    path,
+                    format!(
+                        "{n} is {:?}; recur reads float tensors (F32, F64, F16, BF16)",
+                        t.dtype()
+                    ),
+                ));
+            }
             tensors.insert(n, t.to_dtype(DType::F32)?);
         }
         return Ok((tensors, Value::Null, Vec::new()));
@@ -304,6 +318,8 @@ struct Stored {
     stride: Vec<usize>,
     offset: usize,
     key: String,
+    /// The elements its storage holds, as the persistent id declares.
+    numel: Option<usize>,
 }
 
 fn count(o: &Object) -> std::result::Result<usize, String> {
@@ -392,9 +408,10 @@ fn stored_tensor(v: &Object) -> std::result::Result<Option<Stored>, String> {
     let Object::Tuple(id) = &**id else {
         return Err("its storage id is not a tuple".into());
     };
-    let [_, Object::Class { class_name, .. }, Object::Unicode(key), ..] = &id[..] else {
+    let [_, Object::Class { class_name, .. }, Object::Unicode(key), rest @ ..] = &id[..] else {
         return Err("its storage id is not (\"storage\", class, key, location, size)".into());
     };
+    let numel = rest.get(1).map(count).transpose()?;
     let dtype = match class_name.as_str() {
         "FloatStorage" => DType::F32,
         "DoubleStorage" => DType::F64,
@@ -415,6 +432,7 @@ fn stored_tensor(v: &Object) -> std::result::Result<Option<Stored>, String> {
         stride: counts(stride)?,
         offset: count(offset)?,
         key: key.clone(),
+        numel,
     }))
 }
 
@@ -459,6 +477,17 @@ fn read_stored(
         .get(&member)
         .copied()
         .ok_or_else(|| format!("its storage `{member}` is not in the archive"))?;
+    // As PyTorch refuses it ("record size does not match expected size"):
+    // a storage its id declares otherwise than the member holds.
+    if let Some(n) = s.numel {
+        if (n as u64).checked_mul(elem) != Some(held) {
+            return Err(format!(
+                "its storage `{member}` holds {held} bytes, but the file declares {n} elements of \
+                 {elem} bytes ({:?}): the file is truncated or crafted",
+                s.dtype
+            ));
+        }
+    }
     if start.saturating_add(need) > held {
         return Err(format!(
             "it says {:?} {:?} ({need} bytes from byte {start}) but its storage `{member}` holds \

@@ -242,6 +242,12 @@ fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
     // A storage shorter than its tensor says: refused before allocating.
     let e = edit("data/0", &|b| b.truncate(b.len() / 2)).unwrap();
     assert!(e.contains("truncated or crafted"), "{e}");
+    // Longer than its id declares: refused, as PyTorch refuses it.
+    let e = edit("data/0", &|b| b.extend_from_slice(&[0u8; 100])).unwrap();
+    assert!(
+        e.contains("the file declares") && e.contains("truncated or crafted"),
+        "{e}"
+    );
     // NaN weights: refused, naming the tensor.
     let e = edit("data/2", &|b| {
         b[..4].copy_from_slice(&f32::NAN.to_le_bytes())
@@ -360,4 +366,31 @@ fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
     .unwrap()
     .to_string();
     assert!(e.contains("this checkpoint is no Transformer"), "{e}");
+}
+
+/// Integer tensors in a `.safetensors` are refused by name, as the `.pt`
+/// path refuses an integer storage (they were cast to float silently).
+#[test]
+fn integer_tensors_in_a_safetensors_file_are_refused() {
+    let dev = Device::Cpu;
+    let imp = import::import(&fixture("lvm_gru.pt"), &dev).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.safetensors");
+    let mut map: std::collections::HashMap<String, Tensor> = imp
+        .tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    candle_core::safetensors::save(&map, &good).unwrap();
+    assert!(import::import(&good, &dev).is_ok());
+    let bias = "input_proj.bias".to_string();
+    let as_int = map[&bias].to_dtype(candle_core::DType::I64).unwrap();
+    map.insert(bias, as_int);
+    let bad = d.path().join("bad.safetensors");
+    candle_core::safetensors::save(&map, &bad).unwrap();
+    let e = import::import(&bad, &dev).err().unwrap().to_string();
+    assert!(
+        e.contains("input_proj.bias is I64") && e.contains("float tensors"),
+        "{e}"
+    );
 }

@@ -85,13 +85,14 @@ pub fn write(dir: &Path, seed: u64) -> Result<PathBuf> {
     ] {
         let arch = LvmArch::new(kind, enc.dim, enc.dim, 1, context);
         let lvm = Lvm::init_from(arch, Start::Average, &mut rng, &dev)?;
-        let out = dir.join(folder);
-        std::fs::create_dir_all(&out).map_err(|e| recur_core::Error::io(&out, e))?;
+        // Written as recur writes a model directory: with its manifest.
+        let w = recur_core::dirwrite::DirWriter::begin(&dir.join(folder))?;
         recur_core::checkpoint::save(
-            &out.join(recur_deploy::model_dir::LVM_BEST),
+            &w.path().join(recur_deploy::model_dir::LVM_BEST),
             &lvm.snapshot()?,
             &lvm.arch.to_json(),
         )?;
+        w.commit()?;
     }
 
     let mut g = Rng::new(seed + 1);

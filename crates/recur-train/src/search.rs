@@ -354,6 +354,12 @@ pub fn search<O: Objective>(
     out: &Path,
     report: &(dyn Fn(&Trial<O::Params>) + Sync),
 ) -> Result<Searched<O::Params>> {
+    if out.is_file() {
+        return Err(Error::Msg(format!(
+            "{} is a file; --out names the folder for the trials (trials.json) and best.yaml",
+            out.display()
+        )));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let file = out.join("trials.json");
     // Trials of another config (other features, another context, the
@@ -597,7 +603,8 @@ mod tests {
             prune_after_trials: 1,
             warmup_epochs: 0,
         };
-        let edits: [(&str, fn(&mut Vec<serde_json::Value>)); 3] = [
+        type Edit = fn(&mut Vec<serde_json::Value>);
+        let edits: [(&str, Edit); 3] = [
             ("outside the tune: ranges", |t| t[1]["params"] = 5.0.into()),
             ("not the config's own", |t| t[0]["params"] = 0.5.into()),
             ("there twice", |t| t[2]["number"] = 1.into()),

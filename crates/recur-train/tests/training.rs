@@ -176,9 +176,9 @@ fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
         .unwrap()
         .to_string();
     assert!(e.contains("model.safetensors (changed)"), "{e}");
-    // ... and without it (a directory from before manifests) the tensors
+    // ... and with it rewritten to match (an edit by hand) the tensors
     // are checked one by one.
-    std::fs::remove_file(out.join("manifest.json")).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()
@@ -196,6 +196,7 @@ fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
         }
     }
     save(&weights, &snap, &arch).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()
@@ -214,6 +215,7 @@ fn a_checkpoint_with_a_renamed_or_reshaped_tensor_does_not_load() {
         text.replace("hidden_size: 16", "hidden_size: 32"),
     )
     .unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()
@@ -368,12 +370,12 @@ fn lstm_fcn_trains_saves_and_loads_strictly_and_predicts_what_it_trained() {
     );
     // A scaler whose std would send every input beyond float32 is refused
     // on load, naming the file (not, later, the input).
-    std::fs::remove_file(out.join("manifest.json")).unwrap();
     let scaler_path = out.join("scaler.json");
     let good_scaler = std::fs::read_to_string(&scaler_path).unwrap();
     let mut s: serde_json::Value = serde_json::from_str(&good_scaler).unwrap();
     s["std"][0] = serde_json::json!(1e-40);
     std::fs::write(&scaler_path, s.to_string()).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()
@@ -384,6 +386,7 @@ fn lstm_fcn_trains_saves_and_loads_strictly_and_predicts_what_it_trained() {
     let cfg_path = out.join("config.yaml");
     let text = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(&cfg_path, text.replace("type: lstm-fcn", "type: lstm")).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
     let e = load_model_dir(&out, &Device::Cpu)
         .err()
         .unwrap()
