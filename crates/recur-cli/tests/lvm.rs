@@ -266,6 +266,26 @@ fn lvm_train_eval_predict_beats_the_baselines() {
     assert!(e.contains("no manifest.json"), "{e}");
     std::fs::rename(d.path().join("split.json"), out.join("split.json")).unwrap();
     std::fs::rename(d.path().join("manifest.json"), out.join("manifest.json")).unwrap();
+    // A config.yaml that states another model than the weights (edited,
+    // the manifest rewritten to match) is refused, naming the keys.
+    let yaml = out.join("config.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("  type: lstm\n"), "{text}");
+    std::fs::write(&yaml, text.replace("  type: lstm\n", "  type: gru\n")).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--output",
+        d.path().join("x.npy").to_str().unwrap(),
+    ]));
+    assert!(e.contains("model.type gru, the weights lstm"), "{e}");
+    std::fs::write(&yaml, &text).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
 
     // The leaderboard measures the listed checkpoint on real windows.
     let lb = d.path().join("lb.json");

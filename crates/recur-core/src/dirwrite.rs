@@ -359,7 +359,7 @@ fn recover(dir: &Path) -> Result<()> {
 
 /// The files of a model directory that recur reads (of either job): each
 /// that is there must be listed in its manifest.
-pub const MODEL_FILES: [&str; 14] = [
+pub const MODEL_FILES: [&str; 15] = [
     "model.safetensors",
     "config.yaml",
     "features.json",
@@ -374,6 +374,7 @@ pub const MODEL_FILES: [&str; 14] = [
     "final.safetensors",
     "training_history.json",
     "split.json",
+    "import.json",
 ];
 
 /// Refuses a directory whose files differ from its `manifest.json`,

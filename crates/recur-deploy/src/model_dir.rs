@@ -509,6 +509,49 @@ pub fn save_lvm_dir(
     w.commit()
 }
 
+/// Refuses an LVM directory whose `config.yaml` states another model
+/// than its weights' header (edited with the manifest rewritten, `type:
+/// gru` over LSTM weights was ignored and `inspect` said OK).
+fn check_lvm_config(dir: &Path, arch: &LvmArch) -> Result<()> {
+    let p = dir.join("config.yaml");
+    if !p.is_file() {
+        return Ok(());
+    }
+    let text = recur_core::fsx::read_text_bounded(&p, recur_core::config_file::MAX_CONFIG_BYTES)?;
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| Error::checkpoint(&p, format!("not YAML ({e})")))?;
+    let stated = |a: &str, b: &str| v.get(a).and_then(|s| s.get(b)).cloned();
+    let num = |a: &str, b: &str| stated(a, b).and_then(|x| x.as_u64());
+    let mut differ = Vec::new();
+    if let Some(t) = stated("model", "type").and_then(|t| t.as_str().map(str::to_string)) {
+        if t != arch.kind.name() {
+            differ.push(format!("model.type {t}, the weights {}", arch.kind.name()));
+        }
+    }
+    let mut sizes = vec![
+        ("model", "d_model", arch.d_model),
+        ("data", "context", arch.context),
+    ];
+    if arch.kind != recur_models::lvm::LvmKind::Amn {
+        sizes.push(("model", "num_layers", arch.num_layers));
+    }
+    for (a, b, have) in sizes {
+        if let Some(n) = num(a, b).filter(|&n| n != have as u64) {
+            differ.push(format!("{a}.{b} {n}, the weights {have}"));
+        }
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(Error::checkpoint(
+        &p,
+        format!(
+            "states another model than model.safetensors ({}): the directory was edited; retrain, or restore it",
+            differ.join("; ")
+        ),
+    ))
+}
+
 /// Writes an imported checkpoint as an LVM model directory: the weights
 /// and `import.json` (where they came from, the source's own config).
 pub fn save_imported_lvm(
@@ -583,6 +626,9 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
         })?;
     let specs = Lvm::tensor_specs(&arch)
         .map_err(|e| Error::data(file.display().to_string(), e.to_string()))?;
+    if path.is_dir() {
+        check_lvm_config(path, &arch)?;
+    }
     let tensors = load_checked(&file, &arch.to_json(), &specs, dev)?;
     // A loaded model does not change: pack it once for serving.
     Ok(Lvm::from_tensors(arch, tensors)?.for_inference()?)
