@@ -597,10 +597,18 @@ impl Config {
                     ),
                 );
             }
-            if !(0.0 <= e.min_weight && e.min_weight <= e.max_weight && e.max_weight <= 1.0) {
+            // Two weights summing to 1 cannot both be above one half (0.6
+            // came out as 0.5 each without a word).
+            if !(0.0 <= e.min_weight
+                && e.min_weight <= 0.5
+                && e.min_weight <= e.max_weight
+                && e.max_weight <= 1.0)
+            {
                 return bad(
                     "ensemble.min_weight / max_weight",
-                    "need 0 <= min_weight <= max_weight <= 1".into(),
+                    "need 0 <= min_weight <= max_weight <= 1, min_weight at most 0.5 (the two \
+                     weights sum to 1)"
+                        .into(),
                 );
             }
         }

@@ -64,7 +64,12 @@ fn read_archive(path: &Path) -> Result<Archive> {
     let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
         err(
             path,
-            format!("not a PyTorch zip checkpoint ({e}); save it with torch.save"),
+            format!(
+                "not a PyTorch zip checkpoint ({e}): recur reads the zip format torch.save has \
+                 written since PyTorch 1.6; a file of the older format (or \
+                 `_use_new_zipfile_serialization=False`) must be loaded and saved again with a \
+                 current PyTorch"
+            ),
         )
     })?;
     let mut sizes = BTreeMap::new();
@@ -624,6 +629,11 @@ pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported>
     };
     let context_known = has(&["context_length", "context", "context_size", "seq_len"]);
     let heads_known = has(&["nhead", "num_heads", "n_heads", "heads"]);
+    // A head count stated but not a whole number is named as such below,
+    // not also as "stated nowhere".
+    let heads_stated = ["nhead", "num_heads", "n_heads", "heads"]
+        .iter()
+        .any(|k| config.get(*k).is_some_and(|v| !v.is_null()));
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
@@ -771,7 +781,7 @@ pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported>
         // The tensors cannot tell the head count, and a wrong one gives
         // other predictions without a word (8 for a model of 2 was 0.02
         // off): the file or the user must state it.
-        if !heads_known {
+        if !heads_known && !heads_stated {
             problems.push(
                 "the attention head count is stated nowhere (model_config has no nhead): give \
                  --heads H, the nhead the model was built with"
