@@ -169,6 +169,17 @@ fn drift_exits_1_on_the_later_years_0_on_earlier_blocks_and_2_on_errors() {
         e.contains("reference.json (changed)") && !e.contains("panicked"),
         "{e}"
     );
+    // With the manifest rewritten to match, a reference of other features
+    // than the model reads is refused, naming both lists.
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["features"][0]["feature"] = serde_json::json!("bogus");
+    std::fs::write(&r, v.to_string()).unwrap();
+    recur_core::dirwrite::reseal(&model).unwrap();
+    let e = err(&recur(&["drift", "--model", m, "--input", &later]));
+    assert!(
+        e.contains("reference.json") && e.contains("bogus") && e.contains("features.json"),
+        "{e}"
+    );
     std::fs::remove_file(model.join("reference.json")).unwrap();
     let e = err(&recur(&["drift", "--model", m, "--input", &later]));
     assert!(e.contains("reference.json"), "{e}");

@@ -98,6 +98,20 @@ pub fn check_with(model: &Path, input: &Path, over: &Overrides) -> Result<DriftC
         .iter()
         .map(|f| f.feature.clone())
         .collect();
+    // The features the model reads, as every command reads them: a
+    // reference edited to others (with the manifest rewritten) checked
+    // 2 of 9, or blamed the input for a column named only there.
+    let model_features: Vec<String> = recur_core::fsx::read_json(&model.join("features.json"))?;
+    if features != model_features {
+        return Err(Error::checkpoint(
+            model.join(REFERENCE_FILE),
+            format!(
+                "lists the features {}, but the model reads {} (features.json): the directory was edited; retrain, or restore it",
+                features.join(", "),
+                model_features.join(", ")
+            ),
+        ));
+    }
     let values = recur_data::prepare::feature_values(input, &cfg, &features)?;
     let table = compare(&reference, &values, &cfg.drift)?;
     Ok(DriftCheck {

@@ -318,7 +318,7 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
         return Err(Error::checkpoint(
             dir.join("scaler.json"),
             format!(
-                "feature `{}` has mean {} and std {}; a scaler has a finite mean and a finite std of at least 1e-12: the directory was edited by hand",
+                "feature `{}` has mean {:e} and std {:e}; a scaler has a finite mean and a finite std of at least 1e-12: the directory was edited by hand",
                 scaler.features[j], scaler.mean[j], scaler.std[j]
             ),
         ));
