@@ -358,6 +358,15 @@ impl Config {
                 format!("{} must be a finite number above 0", t.learning_rate),
             );
         }
+        if t.early_stopping_patience == 0 {
+            // It ran as 1, which nothing said.
+            return bad(
+                "training.early_stopping_patience",
+                "0: give the epochs without improvement to wait, at least 1 (the number of \
+                 epochs to never stop early)"
+                    .into(),
+            );
+        }
         if t.batch_size == 0 || t.epochs == 0 {
             return bad("training.batch_size / epochs", "must be at least 1".into());
         }
@@ -794,6 +803,10 @@ mod tests {
             ),
             ("data:\n  features: [a, b, a]\n", "data.features"),
             ("data:\n  features: []\n", "data.features"),
+            (
+                "training: {early_stopping_patience: 0}\n",
+                "training.early_stopping_patience",
+            ),
             ("cost: {tp: .nan}\n", "cost.tp"),
             ("cost: {fn: .inf}\n", "cost.fn"),
             ("cost: {tp: 1e308}\n", "cost.tp"),
