@@ -489,6 +489,26 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let part = |r: RowRange, name: &str| -> Result<WindowSet> {
         let set = all.filter(|w| w.label.is_some() && r.holds(w.start, w.row, w.row + h));
         if set.is_empty() && !(name == "test" && r.is_empty() && d.split.test == 0.0) {
+            // Windows that fit but have no label: the label rule, not the
+            // window, is the cause.
+            let unlabelled = all.filter(|w| r.holds(w.start, w.row, w.row + h)).len();
+            if unlabelled > 0 {
+                let rule = if d.target.price_column.is_some() {
+                    "with a price target, a row has a label once data.target.vol_window rows of \
+                     returns lie before it and, with drop_neutral, when its return leaves the \
+                     neutral zone (k, tau_min, tau_max)"
+                } else {
+                    "the target column is empty there"
+                };
+                return Err(Error::data(
+                    &t.source,
+                    format!(
+                        "the {name} part (rows {}..{}) has {unlabelled} windows but none with a \
+                         label: {rule}",
+                        r.start, r.end
+                    ),
+                ));
+            }
             return Err(Error::data(
                 &t.source,
                 format!(
