@@ -68,8 +68,12 @@ try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
   page.setDefaultTimeout(TIMEOUT_MS);
 
+  // The one refusal the run provokes on purpose (step 3): its 422 and
+  // Chromium's console line for it are expected.
+  let refusing = false;
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
+    if (refusing && m.text().includes('status of 422')) return;
     const where = m.location()?.url || '';
     // Chromium's own favicon probe (the page links no icon) is not the page's doing.
     if (where.endsWith('/favicon.ico')) return;
@@ -81,6 +85,7 @@ try {
   });
   page.on('response', (r) => {
     // The browser's own favicon probe is not the page's doing.
+    if (refusing && r.status() === 422 && r.url().endsWith('/chat')) return;
     if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) {
       problems.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
     }
@@ -150,6 +155,23 @@ try {
   const total2 = (await text('#total')).trim();
   console.log(`chat_page: reply 2: ${JSON.stringify(reply2)}`);
   console.log(`chat_page: confidence ${(await text('#confidence')).trim()}, total ${total2}`);
+
+  // A message the server refuses (only a zero-width space: the page's
+  // trim() keeps it, the server finds nothing visible) shows its error,
+  // and the next message is answered: the refused one is not kept in the
+  // history (it failed every turn while among the last five).
+  refusing = true;
+  console.log('chat_page: sending a zero-width space (refused)');
+  await page.fill('#message', '\u200b');
+  await page.press('#message', 'Enter');
+  await page
+    .waitForFunction(() => document.getElementById('error').textContent.trim() !== '', null, { timeout: TIMEOUT_MS })
+    .catch(() => fail('no error shown for a message of nothing visible'));
+  const refused = (await text('#error')).trim();
+  if (!/visible/.test(refused)) fail(`unexpected error for a zero-width space: ${JSON.stringify(refused)}`);
+  console.log(`chat_page: refused: ${JSON.stringify(refused)}`);
+  refusing = false;
+  await send('And what about their ships?', 3);
 
   // Let the /info fetch settle so its result is in the screenshot.
   await page.waitForFunction(() => document.getElementById('model').textContent !== '', null, { timeout: 5000 }).catch(() => {

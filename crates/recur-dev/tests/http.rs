@@ -1545,6 +1545,7 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
     // waiting longer.
     let mut wait = Duration::from_millis(50);
     let (busy, got) = loop {
+        let began = std::time::Instant::now();
         let busy: Vec<_> = (0..3)
             .map(|_| {
                 let mut c = raw(&s.url);
@@ -1557,12 +1558,14 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
             .collect();
         std::thread::sleep(wait);
         let got = ask("GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        if got.starts_with("HTTP/1.1 503") || wait > Duration::from_secs(3) {
-            break (busy, got);
+        // (Below MIN_BODY_WAIT: past it, one of them would make room.)
+        if got.starts_with("HTTP/1.1 503") || wait > Duration::from_millis(1000) {
+            break ((busy, began), got);
         }
         drop(busy);
         wait *= 2;
     };
+    let (mut busy, began) = busy;
     assert!(got.starts_with("HTTP/1.1 503"), "{got}");
     assert!(got.contains("too_many_connections"), "{got}");
     let got = ask("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -1570,6 +1573,29 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
         got.starts_with("HTTP/1.1 200") && got.contains("\"status\":\"ok\""),
         "{got}"
     );
+    // Past MIN_BODY_WAIT, the request that has waited longest for its
+    // body makes room (bodies dripped on every slot kept everyone out).
+    std::thread::sleep(
+        (recur_serve::listen::MIN_BODY_WAIT + Duration::from_millis(300))
+            .saturating_sub(began.elapsed()),
+    );
+    let got = ask("GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let closed = busy
+        .iter_mut()
+        .map(|c| {
+            use std::io::Read;
+            c.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            match c.read(&mut [0u8; 64]) {
+                Ok(0) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                Ok(_) => false,
+            }
+        })
+        .filter(|&closed| closed)
+        .count();
+    assert_eq!(closed, 1, "one waiting request makes room");
     // Closed, they free their slots (as soon as the server sees it).
     drop(busy);
     let t = std::time::Instant::now();

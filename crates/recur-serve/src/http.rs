@@ -161,9 +161,24 @@ async fn too_many_connections(State(s): State<Shared>) -> ApiError {
 /// waiting on `Expect: 100-continue` gets 413 at once), and arrive within
 /// `limits.body_timeout_ms`.
 async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    // Until its body is read the request may be closed to make room (see
+    // `listen`); every path out of here past that point marks it read.
+    let receiving = req.extensions().get::<crate::listen::Receiving>().cloned();
+    let read = || {
+        if let Some(r) = &receiving {
+            r.done()
+        }
+    };
     if req.method() != axum::http::Method::POST {
+        read();
         return next.run(req).await;
     }
+    let r = guard_post(&s, req, next, &read).await;
+    read();
+    r
+}
+
+async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> Response {
     let l = &s.cfg.limits;
     let ct = req.headers().get(header::CONTENT_TYPE);
     let json = ct
@@ -232,7 +247,9 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     }
     let (parts, body) = req.into_parts();
     let limit = Duration::from_millis(l.body_timeout_ms);
-    match tokio::time::timeout(limit, axum::body::to_bytes(body, l.max_body_bytes)).await {
+    let got = tokio::time::timeout(limit, axum::body::to_bytes(body, l.max_body_bytes)).await;
+    read();
+    match got {
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",

@@ -10,7 +10,8 @@
 //! At `max_connections`, a new connection takes the place of the one that
 //! has been idle longest (no request in progress: connected and silent,
 //! sending its headers slowly, or kept alive between requests), which is
-//! closed. Without that, a thousand silent sockets, reopened as the header
+//! closed; with none idle, of the one whose request has waited longest
+//! (past [`MIN_BODY_WAIT`]) for its body. Without that, a thousand silent sockets, reopened as the header
 //! deadline closed them, kept every client out. Only when every connection
 //! is busy are a few more served by a small router that answers `/health`
 //! and `/live` and gives every other path a JSON 503, one request each,
@@ -26,7 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -43,6 +44,12 @@ const SPARE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// request is still in the socket's buffer, keeps its slot.
 const MIN_IDLE: Duration = Duration::from_millis(250);
 
+/// A request still waiting for its body this long may be closed to make
+/// room when no connection is idle: a client dripping bodies on a
+/// thousand sockets, reconnecting as `body_timeout_ms` closed them, kept
+/// every other client out.
+pub const MIN_BODY_WAIT: Duration = Duration::from_secs(2);
+
 /// A connection holding a slot: requests in progress (counted until the
 /// answer's body is written), when it last finished or began one (ms
 /// since the server started), and how to close it.
@@ -50,6 +57,20 @@ struct Slot {
     busy: AtomicUsize,
     since_ms: AtomicU64,
     close: Notify,
+    /// Its request has its head read but not yet its body.
+    receiving: Arc<AtomicBool>,
+}
+
+/// Put in each request's extensions: the router's body reader marks the
+/// body read (`done`), after which the request is in progress proper.
+#[derive(Clone)]
+pub struct Receiving(Arc<AtomicBool>);
+
+impl Receiving {
+    /// The body has been read (or will not be).
+    pub fn done(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The connections holding a slot, by the order they were accepted.
@@ -178,6 +199,7 @@ pub async fn serve(
                 busy: AtomicUsize::new(0),
                 since_ms: AtomicU64::new(ms(start)),
                 close: Notify::new(),
+                receiving: Arc::new(AtomicBool::new(false)),
             });
             let _leave = keep_alive.then(|| {
                 open.lock().expect("not poisoned").insert(id, slot.clone());
@@ -193,21 +215,26 @@ pub async fn serve(
             // answer's body has been written (the guard rides in the body).
             let inner = TowerToHyperService::new(router);
             let counted = slot.clone();
-            let service = hyper::service::service_fn(move |req| {
-                use http_body_util::BodyExt;
-                use hyper::service::Service;
-                let busy = Busy::begin(&counted, start);
-                let answer = inner.call(req);
-                async move {
-                    let r = answer.await?;
-                    Ok::<_, std::convert::Infallible>(r.map(|body| {
-                        body.map_frame(move |f| {
-                            let _ = &busy;
-                            f
-                        })
-                    }))
-                }
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    use http_body_util::BodyExt;
+                    use hyper::service::Service;
+                    let busy = Busy::begin(&counted, start);
+                    counted.receiving.store(true, Ordering::SeqCst);
+                    req.extensions_mut()
+                        .insert(Receiving(counted.receiving.clone()));
+                    let answer = inner.call(req);
+                    async move {
+                        let r = answer.await?;
+                        Ok::<_, std::convert::Infallible>(r.map(|body| {
+                            body.map_frame(move |f| {
+                                let _ = &busy;
+                                f
+                            })
+                        }))
+                    }
+                },
+            );
             let conn = b.serve_connection(TokioIo::new(Box::pin(io)), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -222,7 +249,9 @@ pub async fn serve(
                 // would wait for a head being sent slowly).
                 _ = slot.close.notified() => {
                     conn.as_mut().graceful_shutdown();
-                    if slot.busy.load(Ordering::SeqCst) > 0 {
+                    if slot.busy.load(Ordering::SeqCst) > 0
+                        && !slot.receiving.load(Ordering::SeqCst)
+                    {
                         let _ = conn.await;
                     } else {
                         let _ = tokio::time::timeout(Duration::from_millis(100), conn).await;
@@ -254,13 +283,27 @@ pub async fn serve(
 fn make_room(open: &Open, start: Instant) -> bool {
     let mut open = open.lock().expect("not poisoned");
     let now = ms(start);
+    let waited = |min: Duration| {
+        move |(since, _): &(u64, u64)| now.saturating_sub(*since) >= min.as_millis() as u64
+    };
     let idlest = open
         .iter()
         .filter(|(_, s)| s.busy.load(Ordering::SeqCst) == 0)
         .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id))
-        .filter(|(since, _)| now.saturating_sub(*since) >= MIN_IDLE.as_millis() as u64)
+        .filter(waited(MIN_IDLE))
         .min();
-    match idlest.and_then(|(_, id)| open.remove(&id)) {
+    // Else the request that has waited longest for its body, past
+    // MIN_BODY_WAIT: a request whose body is all there is never closed.
+    let slowest = || {
+        open.iter()
+            .filter(|(_, s)| {
+                s.busy.load(Ordering::SeqCst) == 1 && s.receiving.load(Ordering::SeqCst)
+            })
+            .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id))
+            .filter(waited(MIN_BODY_WAIT))
+            .min()
+    };
+    match idlest.or_else(slowest).and_then(|(_, id)| open.remove(&id)) {
         Some(slot) => {
             slot.close.notify_one();
             true
