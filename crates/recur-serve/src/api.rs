@@ -35,7 +35,20 @@ impl ApiError {
 
     /// 422: well-formed JSON that asks for something wrong.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+        // A message quotes the client's input (an unknown key); a key of
+        // 250 KB made an answer of 500 KB.
+        const MAX: usize = 1000;
+        let mut m: String = message.into();
+        if m.len() > MAX {
+            let cut = (0..=MAX)
+                .rev()
+                .find(|&i| m.is_char_boundary(i))
+                .unwrap_or(0);
+            let left = m.len() - cut;
+            m.truncate(cut);
+            m += &format!("... ({left} more bytes)");
+        }
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m)
     }
 
     /// 503: the service cannot answer now; the client may retry.
@@ -96,11 +109,31 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // would silently take its last value; serde_json's maps keep the last.
     let once = &mut serde_json::Deserializer::from_slice(body);
     if let Err(e) = serde_path_to_error::deserialize::<_, KeysOnce>(&mut *once) {
-        if e.inner().classify() == serde_json::error::Category::Data {
-            return Err(ApiError::invalid(
-                "invalid_field",
-                format!("{}: {}; give each key once", e.path(), e.inner()),
-            ));
+        let inner = e.inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                return Err(ApiError::invalid(
+                    "invalid_field",
+                    format!("{}: {}; give each key once", e.path(), inner),
+                ));
+            }
+            // Not JSON at all (`[1`, or nested past serde_json's limit) is
+            // 400, before the typed parse names a field of it as 422.
+            // NaN and numbers past float64 are left to that parse, which
+            // names where they are.
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+                if non_finite_at(body, inner.line(), inner.column()).is_none()
+                    && !inner.to_string().starts_with("number out of range") =>
+            {
+                let msg = if inner.to_string().starts_with("recursion limit exceeded") {
+                    "the body nests arrays or objects more than 128 deep; a request needs a few"
+                        .to_string()
+                } else {
+                    format!("the body is not valid JSON: {inner}")
+                };
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", msg));
+            }
+            _ => {}
         }
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
@@ -406,6 +439,31 @@ mod tests {
             );
         }
         assert!(parse::<ChatRequest>(b"{\"messages\": [\"hi\"]}\n  ").is_ok());
+        // Not JSON, though its start parses as a field: 400, not 422.
+        for body in [&b"[1"[..], br#"{"messages":[["#] {
+            let e = parse::<ChatRequest>(body).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "invalid_json"),
+                "{}",
+                e.message
+            );
+        }
+        let deep = "[".repeat(200_000);
+        let e = parse::<ChatRequest>(deep.as_bytes()).unwrap_err();
+        assert!(
+            e.code == "invalid_json" && e.message.contains("128 deep"),
+            "{}",
+            e.message
+        );
+        // An unknown key of 250 KB is not echoed whole.
+        let long = format!("{{\"{}\": 1}}", "k".repeat(250_000));
+        let e = parse::<ChatRequest>(long.as_bytes()).unwrap_err();
+        assert!(
+            e.code == "invalid_field" && e.message.len() < 1100,
+            "{}",
+            e.message.len()
+        );
         assert_eq!(parse::<ChatRequest>(b"  ").unwrap_err().code, "empty_body");
         // A key given twice, at any depth, names the key and where it is.
         let e = parse::<ChatRequest>(br#"{"messages": ["a"], "x": {"k": 1, "k": 2}}"#).unwrap_err();

@@ -310,7 +310,7 @@ async fn not_found(req: Request) -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no endpoint {}; there are POST /chat, /v1/infer, /v1/classify and GET /, /health, /info, /metrics",
+            "no endpoint {}; there are POST /chat, /v1/infer, /v1/classify and GET /, /health, /live, /info, /metrics",
             req.uri().path()
         ),
     )
@@ -576,16 +576,21 @@ async fn infer(
     let model = model_index(&info, req.model.as_deref())?;
     let (c, dim) = (info.models[model].context, info.models[model].dim);
     let n = req.context_vectors.len();
+    let most = s.cfg.limits.max_messages.max(c) * 4;
     if n == 0 {
         return Err(ApiError::invalid(
             "empty_context",
-            format!("`context_vectors` is empty; give 1 to {c} vectors of {dim} numbers"),
+            format!(
+                "`context_vectors` is empty; give 1 to {most} vectors of {dim} numbers (the model reads the last {c})"
+            ),
         ));
     }
-    if n > s.cfg.limits.max_messages.max(c) * 4 {
+    if n > most {
         return Err(ApiError::invalid(
             "too_many_vectors",
-            format!("`context_vectors` holds {n} vectors; the model reads the last {c}"),
+            format!(
+                "`context_vectors` holds {n} vectors; give at most {most} (the model reads the last {c})"
+            ),
         ));
     }
     let mut context = Vec::with_capacity(n * dim);
