@@ -97,6 +97,10 @@ def _number(v: Any) -> float:
     ValueError for text that is not a number."""
     if v is None or (isinstance(v, float) and v != v) or str(v) in ("<NA>", "NaT"):
         return float("nan")
+    # Complex values are refused, as everywhere (float() would drop the
+    # imaginary part of a numpy complex with a warning only).
+    if isinstance(v, (complex, np.complexfloating)):
+        raise ValueError(v)
     if isinstance(v, (str, int, float, np.number)) or hasattr(v, "__float__"):
         return float(v)
     raise ValueError(v)
@@ -138,9 +142,10 @@ def _with_keywords(e: ValueError) -> ValueError:
     return ValueError(msg) if msg != str(e) else e
 
 
-def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
+def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list[str], list[Any], bool]:
     """Names and columns of `X` (a DataFrame, a 2-D array, or a dict of
-    columns): float64 arrays for numbers, lists of str for the rest."""
+    columns): float64 arrays for numbers, lists of str for the rest. The
+    `time_column`, held as text, stays text (`"01022000"` is a date)."""
     names: list[str]
     cols: list[Any] = []
     from_frame = False
@@ -160,7 +165,7 @@ def _columns(X: Any, what: str) -> tuple[list[str], list[Any], bool]:
             elif kind == "M":
                 cols.append([str(v) for v in s.astype(str)])
             else:
-                num = _numbers_held_as_objects(s)
+                num = None if str(c) == time_column else _numbers_held_as_objects(s)
                 cols.append(num if num is not None else [str(v) for v in s])
     elif isinstance(X, dict):
         names = [str(k) for k in X]
@@ -481,7 +486,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 "(SequenceClassifier, the sequences layout): this classifier's label is 0/1 (or a price). "
                 "Give y as 0/1, e.g. (y == 'wet').astype(int), and leave positive_label None"
             )
-        names, cols, from_frame = _columns(X, "X")
+        names, cols, from_frame = _columns(X, "X", params["time_column"])
         n_x = len(names)
         if not cols:
             raise ValueError("X has no columns; give the feature columns (and the target, without y)")
@@ -612,7 +617,8 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 if check:
                     self._check_rows(n)
                 return n, m.score_array(X)
-        names, cols, from_frame = _columns(X, "X")
+        time_column = _config.from_config(json.loads(m.config_json))["time_column"]
+        names, cols, from_frame = _columns(X, "X", time_column)
         if from_frame and self._fitted_without_names(names, len(cols)):
             # scikit-learn's rule: the columns are then taken by position.
             warnings.warn(

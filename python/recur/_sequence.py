@@ -94,7 +94,9 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     Fitted attributes: `classes_` (sorted, as `np.unique(y)` sorts them,
     the order of `predict_proba`'s columns), `n_features_in_` (channels), `report_` (the
     training report as a dict), `report_text_` (as `recur train` prints
-    it), `temperature_` (more than two classes) and `threshold_` (two).
+    it), `temperature_` (more than two classes) and `threshold_` (two:
+    applied to the probability of `positive_class_`, which `classes_`'
+    sorted order may put in either column).
     """
 
     def __init__(
@@ -234,6 +236,9 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 neg = others[0] if others else f"not {pos}"
             names = [neg, pos]
             self.threshold_ = m.threshold
+            # `threshold_` applies to this class's probability, whichever
+            # column of predict_proba `classes_`' order gives it.
+            self.positive_class_ = originals.get(pos, pos)
         values = [originals.get(n, n) for n in names]
         classes = np.array(values)
         if dtype is not None and all(n in originals for n in names):
@@ -252,6 +257,14 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         self._order = order
         self._recur_classes = classes
         self.classes_ = classes[order]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # Pickles of the version before classes_ was sorted kept recur's
+        # order, with the columns in it.
+        if "classes_" in self.__dict__ and "_order" not in self.__dict__:
+            self._order = np.arange(len(self.classes_))
+            self._recur_classes = self.classes_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

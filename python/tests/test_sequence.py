@@ -194,6 +194,11 @@ def test_classes_are_in_numpys_order_as_scikit_learns_scorers_read_them(y, kw):
     assert list(m.predict(X)) == list(y)
     scorer = "roc_auc" if len(m.classes_) == 2 else "roc_auc_ovr"
     assert get_scorer(scorer)(m, X, y) > 0.99
+    if len(m.classes_) == 2:
+        # threshold_ applies to positive_class_'s column, wherever it is.
+        col = list(m.classes_).index(m.positive_class_)
+        assert m.positive_class_ == kw.get("positive_label", m.positive_class_)
+        assert list(p[:, col] >= m.threshold_) == list(m.predict(X) == m.positive_class_)
 
 
 def test_a_value_beyond_float32_is_refused_when_scoring(fitted):

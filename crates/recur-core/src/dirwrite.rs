@@ -117,9 +117,11 @@ pub fn check_target(dir: &Path) -> Result<()> {
              (for example --out model)"
         )));
     }
-    if let Ok(m) = std::fs::symlink_metadata(dir) {
+    // `link/` would follow the link: look at `link` itself.
+    let bare = Path::new(raw.trim_end_matches('/'));
+    if let Ok(m) = std::fs::symlink_metadata(bare) {
         if m.file_type().is_symlink() {
-            let to = std::fs::read_link(dir).map_or("?".into(), |t| t.display().to_string());
+            let to = std::fs::read_link(bare).map_or("?".into(), |t| t.display().to_string());
             return Err(Error::Msg(format!(
                 "{} is a link (to {to}): a model directory is replaced as a whole, which would \
                  replace the link with a folder; give the folder itself",
@@ -527,6 +529,11 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         let e = check_target(&link).unwrap_err().to_string();
         assert!(e.contains("is a link"), "{e}");
+        let slash = PathBuf::from(format!("{}/", link.display()));
+        assert!(check_target(&slash)
+            .unwrap_err()
+            .to_string()
+            .contains("is a link"));
         assert!(DirWriter::begin(&link).is_err());
         let here = std::env::current_dir().unwrap();
         let e = check_target(here.parent().unwrap())

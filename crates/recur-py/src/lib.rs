@@ -496,7 +496,11 @@ struct Lvm {
 impl Lvm {
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        model_dir_at(&path)?;
+        // A weights file alone loads too, as `recur lvm predict --model
+        // FILE` takes it (then nothing checks it against a manifest).
+        if !path.is_file() {
+            model_dir_at(&path)?;
+        }
         let m = compute(py, || {
             recur_deploy::model_dir::load_lvm(&path, &Device::Cpu)
         })

@@ -332,7 +332,13 @@ fn check_resumed<O: Objective>(obj: &O, file: &Path, done: &[Trial<O::Params>]) 
                     .zip(&bounds)
                     .all(|(v, (lo, hi))| v.is_finite() && *v >= lo - 1e-9 && *v <= hi + 1e-9);
             if !inside {
-                return bad(t.number, format!("{shown} lie outside the tune: ranges"));
+                return Err(Error::Msg(format!(
+                    "{} trial {}: {shown} lie outside the tune: ranges (narrowed since it ran, or \
+                     edited); widen them again, give a new --out, or delete {} to start afresh",
+                    file.display(),
+                    t.number,
+                    file.display()
+                )));
             }
         }
         if !t.value.is_finite() || t.curve.iter().any(|v| !v.is_finite()) {
@@ -381,7 +387,7 @@ pub fn search<O: Objective>(
         let was: SearchOf = read_json(&of)?;
         if was.fingerprint != fingerprint {
             return Err(Error::Msg(format!(
-                "{} holds the trials of another search: the config (its sections but tune:) differs from the one they ran on. Give a new --out, or delete {} to start afresh",
+                "{} holds the trials of another search: the config (its sections but tune:) or its data file's bytes differ from those they ran on (or a recur before data was counted wrote them). Give a new --out, or delete {} to start afresh",
                 file.display(),
                 file.display()
             )));
