@@ -723,6 +723,16 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     recur_core::dirwrite::reseal(&out).unwrap();
     let e = err(&recur(&predict));
     assert!(e.contains("trees.json") && e.contains("SHA-256"), "{e}");
+    // A split edited out of order (validation over the training rows) is
+    // refused with the manifest rewritten to match.
+    let dj = out.join("data.json");
+    let mut data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dj).unwrap()).unwrap();
+    data["time_split"]["val"]["start"] = serde_json::json!(0);
+    std::fs::write(&dj, data.to_string()).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let e = err(&recur(&predict));
+    assert!(e.contains("data.json") && e.contains("time_split"), "{e}");
 }
 
 #[test]

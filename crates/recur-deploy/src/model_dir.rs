@@ -300,6 +300,28 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
     let features: Vec<String> = read_json(&need(dir, "features.json")?)?;
     let scaler: Scaler = read_json(&need(dir, "scaler.json")?)?;
     let info: SplitInfo = read_json(&need(dir, "data.json")?)?;
+    // The parts in order within the rows (edited with the manifest
+    // rewritten, validation covered the training rows, or the test part
+    // vanished without a word).
+    if let Some(ts) = &info.time_split {
+        let bounds = [
+            ts.train.start,
+            ts.train.end,
+            ts.val.start,
+            ts.val.end,
+            ts.test.start,
+            ts.test.end,
+        ];
+        if bounds.windows(2).any(|w| w[0] > w[1]) || ts.test.end > info.n_rows {
+            return Err(Error::checkpoint(
+                dir.join("data.json"),
+                format!(
+                    "time_split {bounds:?} is not train, validation and test in order within its {} rows: the directory was edited; retrain, or restore it",
+                    info.n_rows
+                ),
+            ));
+        }
+    }
     if scaler.features != features
         || scaler.mean.len() != features.len()
         || scaler.std.len() != features.len()
