@@ -68,6 +68,14 @@ pub enum Job {
 /// few hundred characters) stays under it.
 pub const BATCH_CHARS: usize = 65_536;
 
+/// A request of at most this many characters of text (a chat turn of a
+/// few messages; every request without text) is short: when short and
+/// long requests wait together, every other batch takes the short ones
+/// alone, so a short request waits for the batch in progress, not also
+/// for a batch of long ones of its own (2.6 s at p50 behind eight clients
+/// of 5 x 2,000-character messages).
+pub const SHORT_CHARS: usize = 2_000;
+
 impl Job {
     /// The characters of text the job asks to encode (0 but for chats).
     fn chars(&self) -> usize {
@@ -418,6 +426,7 @@ impl Engine {
         // long ones that fill it.
         let mut pending: VecDeque<Job> = VecDeque::new();
         let window = self.lookahead;
+        let mut short_turn = true;
         loop {
             if pending.is_empty() {
                 match rx.blocking_recv() {
@@ -432,7 +441,13 @@ impl Engine {
                 }
             }
             pending.retain(|j| !j.is_abandoned());
-            let jobs = take_batch(&mut pending, self.max_batch, BATCH_CHARS, Job::chars);
+            let jobs = next_batch(
+                &mut pending,
+                self.max_batch,
+                BATCH_CHARS,
+                Job::chars,
+                &mut short_turn,
+            );
             metrics
                 .pending
                 .store(pending.len(), std::sync::atomic::Ordering::Relaxed);
@@ -903,9 +918,59 @@ fn take_batch<T>(
     jobs
 }
 
+/// The next batch: with short jobs (at most [`SHORT_CHARS`]) and long ones
+/// waiting together, the short ones alone (in order, up to `max_batch`)
+/// on every other turn; else [`take_batch`]. Taking turns keeps the
+/// oldest long job from waiting behind a stream of short ones for more
+/// than one short batch.
+fn next_batch<T>(
+    pending: &mut VecDeque<T>,
+    max_batch: usize,
+    budget: usize,
+    chars: impl Fn(&T) -> usize,
+    short_turn: &mut bool,
+) -> Vec<T> {
+    let short = |j: &T| chars(j) <= SHORT_CHARS;
+    let mixed = pending.iter().any(short) && pending.iter().any(|j| !short(j));
+    if *short_turn && mixed {
+        *short_turn = false;
+        let mut jobs = Vec::new();
+        let mut rest = VecDeque::with_capacity(pending.len());
+        for j in pending.drain(..) {
+            if jobs.len() < max_batch && short(&j) {
+                jobs.push(j);
+            } else {
+                rest.push_back(j);
+            }
+        }
+        *pending = rest;
+        return jobs;
+    }
+    *short_turn = true;
+    take_batch(pending, max_batch, budget, chars)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::take_batch;
+    use super::{next_batch, take_batch};
+
+    /// Short jobs waiting with long ones go alone every other batch; the
+    /// turns alternate so the oldest long job goes next.
+    #[test]
+    fn short_jobs_take_turns_with_long_ones() {
+        let mut q: VecDeque<usize> = [10_000, 10_000, 50, 10_000, 300, 10_000].into();
+        let mut turn = true;
+        let mut next = |q: &mut VecDeque<usize>| next_batch(q, 64, 25_000, |n| *n, &mut turn);
+        assert_eq!(next(&mut q), [50, 300]);
+        assert_eq!(next(&mut q), [10_000, 10_000]);
+        q.extend([20, 30]);
+        assert_eq!(next(&mut q), [20, 30]);
+        assert_eq!(next(&mut q), [10_000, 10_000]);
+        // Short jobs alone (or long ones alone) are one batch as before.
+        q.extend([1, 2, 3]);
+        assert_eq!(next(&mut q), [1, 2, 3]);
+        assert!(q.is_empty());
+    }
     use std::collections::VecDeque;
 
     /// The oldest job always goes; later ones join while they fit, a short
