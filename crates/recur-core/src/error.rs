@@ -25,6 +25,10 @@ pub enum Error {
     /// A tensor operation failed (a bug in recur, or an exhausted device).
     #[error("tensor operation failed: {0}")]
     Candle(candle_core::Error),
+    /// The run was asked to stop (Ctrl-C, or a progress reporter's
+    /// `stop_requested`) and wrote nothing.
+    #[error("interrupted: the run was asked to stop; nothing was written")]
+    Interrupted,
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Msg(String),
@@ -64,12 +68,17 @@ impl Error {
 impl From<candle_core::Error> for Error {
     /// Without the backtrace candle attaches under `RUST_BACKTRACE`: it
     /// is for candle's developers, and a user read it inside the message.
-    fn from(mut e: candle_core::Error) -> Self {
-        while let candle_core::Error::WithBacktrace { inner, .. } = e {
-            e = *inner;
-        }
-        Error::Candle(e)
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(without_backtrace(e))
     }
+}
+
+/// `e` without the backtraces candle wraps it in under `RUST_BACKTRACE`.
+pub fn without_backtrace(mut e: candle_core::Error) -> candle_core::Error {
+    while let candle_core::Error::WithBacktrace { inner, .. } = e {
+        e = *inner;
+    }
+    e
 }
 
 #[cfg(test)]

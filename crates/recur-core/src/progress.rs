@@ -39,12 +39,12 @@ pub trait Progress: Sync {
 
 /// The error a run stops with when its [`Progress`] asks it to.
 pub fn interrupted() -> crate::Error {
-    crate::Error::Msg("interrupted: the run was asked to stop; nothing was written".into())
+    crate::Error::Interrupted
 }
 
 /// Whether `e` is [`interrupted`]'s error.
 pub fn is_interrupted(e: &crate::Error) -> bool {
-    e.to_string() == interrupted().to_string()
+    matches!(e, crate::Error::Interrupted)
 }
 
 /// Reports nothing.

@@ -189,10 +189,7 @@ fn pickled_root(path: &Path, a: &Archive, foreign: &[&str]) -> Result<Object> {
     // candle's error, without the backtrace it carries when RUST_BACKTRACE
     // is set, and with the foreign code named plainly where there is some.
     let cannot = |e: candle_core::Error| {
-        let e = match e {
-            candle_core::Error::WithBacktrace { inner, .. } => *inner,
-            e => e,
-        };
+        let e = recur_core::error::without_backtrace(e);
         if foreign.is_empty() {
             err(path, format!("cannot parse {name}: {e}"))
         } else {

@@ -229,6 +229,21 @@ pub trait Objective: Sync {
     fn fingerprint(&self) -> String;
 }
 
+/// What [`Objective::fingerprint`] digests: the config (`config_yaml`,
+/// its `tune:` section left out and its paths resolved) and the bytes of
+/// each data file it reads, so that a file rewritten in place is other
+/// data.
+pub fn fingerprint_of<'a>(
+    config_yaml: String,
+    data: impl IntoIterator<Item = &'a std::path::PathBuf>,
+) -> String {
+    let mut text = config_yaml;
+    for p in data {
+        text += &recur_core::fsx::sha256_file(p).unwrap_or_default();
+    }
+    recur_core::fsx::sha256_bytes(text.as_bytes())
+}
+
 /// `out/search.json`: the fingerprint of the search `trials.json` belongs to.
 #[derive(Serialize, serde::Deserialize)]
 struct SearchOf {

@@ -149,12 +149,7 @@ impl Objective for ClassifierSearch<'_> {
         if let Some(p) = c.data.path.as_mut() {
             *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
         }
-        // And by its bytes: a file rewritten in place is other data.
-        let mut text = c.to_yaml();
-        if let Some(p) = &c.data.path {
-            text += &recur_core::fsx::sha256_file(p).unwrap_or_default();
-        }
-        recur_core::fsx::sha256_bytes(text.as_bytes())
+        crate::search::fingerprint_of(c.to_yaml(), &c.data.path)
     }
     fn bounds(&self) -> Vec<(f64, f64)> {
         bounds(&self.space).to_vec()

@@ -104,16 +104,9 @@ impl Objective for LvmSearch<'_> {
         {
             *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
         }
-        // And by their bytes: a file rewritten in place is other data.
-        let mut text = c.to_yaml();
         let d = &c.data;
-        for p in std::iter::once(&d.train)
-            .chain(d.val.as_ref())
-            .chain(d.ood.as_ref())
-        {
-            text += &recur_core::fsx::sha256_file(p).unwrap_or_default();
-        }
-        recur_core::fsx::sha256_bytes(text.as_bytes())
+        let files = std::iter::once(&d.train).chain(&d.val).chain(&d.ood);
+        crate::search::fingerprint_of(c.to_yaml(), files)
     }
 
     fn bounds(&self) -> Vec<(f64, f64)> {
