@@ -127,8 +127,9 @@ pub async fn serve_on(
         write_timeout: std::time::Duration::from_millis(l.write_timeout_ms),
         grace: std::time::Duration::from_millis(l.shutdown_grace_ms),
     };
+    let errors = state.metrics.errors.clone();
     let (app, overflow) = (http::router(state.clone()), http::overflow_router(state));
-    listen::serve(listener, app, overflow, limits, shutdown).await;
+    listen::serve(listener, app, overflow, limits, errors, shutdown).await;
     // The checker holds a sender of the queue, which must close for the
     // compute thread to end.
     checker.abort();

@@ -132,6 +132,7 @@ pub async fn serve(
     app: Router,
     overflow: Router,
     limits: ConnLimits,
+    errors: prometheus::IntCounterVec,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -169,6 +170,7 @@ pub async fn serve(
             permits.clone(),
         );
         let open = open.clone();
+        let errors = errors.clone();
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let permit = match permit {
@@ -209,7 +211,7 @@ pub async fn serve(
             b.timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(keep_alive);
-            let mut io = tokio_io_timeout::TimeoutStream::new(JsonParseErrors::new(stream));
+            let mut io = tokio_io_timeout::TimeoutStream::new(JsonParseErrors::new(stream, errors));
             io.set_write_timeout(Some(limits.write_timeout));
             // The router, each request counted as in progress until its
             // answer's body has been written (the guard rides in the body).

@@ -9,6 +9,8 @@
 //! the service carries a JSON body) is replaced, as it is written, by the
 //! same head with a JSON body. The wrapper does not offer vectored
 //! writes, so hyper hands it each response head whole, in one buffer.
+//! Each one rewritten is counted in `recur_errors_total` under the
+//! endpoint `http`, as the router counts its own errors.
 
 use std::io;
 use std::pin::Pin;
@@ -19,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct JsonParseErrors<S> {
     inner: S,
     pending: Option<Rewritten>,
+    /// `recur_errors_total`, by endpoint and code.
+    errors: prometheus::IntCounterVec,
 }
 
 /// A replacement being written: its bytes, how many are out, and how
@@ -30,11 +34,13 @@ struct Rewritten {
 }
 
 impl<S> JsonParseErrors<S> {
-    /// Wraps a connection's I/O `inner`.
-    pub fn new(inner: S) -> Self {
+    /// Wraps a connection's I/O `inner`; each error rewritten is counted
+    /// in `errors`.
+    pub fn new(inner: S, errors: prometheus::IntCounterVec) -> Self {
         JsonParseErrors {
             inner,
             pending: None,
+            errors,
         }
     }
 }
@@ -59,8 +65,9 @@ fn explain(status: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// If `buf` starts with an automatic error head of hyper, the JSON
-/// response to send instead and the length of the head it replaces.
-fn rewrite(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
+/// response to send instead, the length of the head it replaces and the
+/// error's code.
+fn rewrite(buf: &[u8]) -> Option<(Vec<u8>, usize, &'static str)> {
     let rest = buf.strip_prefix(b"HTTP/1.1 ")?;
     let (code, message) = explain(std::str::from_utf8(rest.get(..3)?).ok()?)?;
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
@@ -76,7 +83,7 @@ fn rewrite(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
     ));
     out.push_str(&head[at + "\r\ncontent-length: 0".len()..]);
     out.push_str(&body);
-    Some((out.into_bytes(), end))
+    Some((out.into_bytes(), end, code))
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
@@ -98,7 +105,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
         let this = &mut *self;
         if this.pending.is_none() {
             match rewrite(buf) {
-                Some((bytes, replaces)) => {
+                Some((bytes, replaces, code)) => {
+                    this.errors.with_label_values(&["http", code]).inc();
                     this.pending = Some(Rewritten {
                         bytes,
                         written: 0,
@@ -139,7 +147,8 @@ mod tests {
     fn an_empty_automatic_error_gets_a_json_body_and_the_rest_is_untouched() {
         let head =
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
-        let (out, replaces) = rewrite(head).unwrap();
+        let (out, replaces, code) = rewrite(head).unwrap();
+        assert_eq!(code, "headers_too_large");
         assert_eq!(replaces, head.len());
         let out = String::from_utf8(out).unwrap();
         let (h, body) = out.split_once("\r\n\r\n").unwrap();
