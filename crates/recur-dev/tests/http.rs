@@ -1441,6 +1441,42 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
             "{headers:?}: {got}"
         );
     }
+    // JSON in another charset would be read as UTF-8: refused.
+    for (ct, status) in [
+        ("application/json; charset=utf-16", "415"),
+        ("application/json;charset=\"latin1\"", "415"),
+        ("application/json; charset=\"UTF-8\"", "200"),
+        ("application/json; Charset=utf8", "200"),
+    ] {
+        let mut c = raw(&s.url);
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
+            .unwrap();
+        let got = read_all(&mut c);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {status}")),
+            "{ct}: {got}"
+        );
+        if status == "415" {
+            assert!(got.contains("charset"), "{got}");
+        }
+    }
+    // A transfer coding besides `chunked` is refused as a content coding is.
+    for (te, status) in [("gzip, chunked", "415"), ("chunked", "200")] {
+        let mut c = raw(&s.url);
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: {te}\r\nConnection: close\r\n\r\n14\r\n{{\"messages\": [\"hi\"]}}\r\n0\r\n\r\n").as_bytes())
+            .unwrap();
+        let got = read_all(&mut c);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {status}")),
+            "{te}: {got}"
+        );
+        if status == "415" {
+            assert!(
+                got.contains("unsupported_encoding") && got.contains("transfer-encoding"),
+                "{got}"
+            );
+        }
+    }
     let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
     assert_eq!(status, 200);
 }
@@ -1478,6 +1514,16 @@ fn requests_hyper_cannot_parse_get_json_errors_too() {
         assert_eq!(v["code"], code, "{body}");
     }
     assert_eq!(call(&s.url, "GET", "/live", None).0, 200);
+    // Counted as the router's own errors are, under the endpoint `http`.
+    let m = text(&s.url, "/metrics");
+    for (code, n) in [
+        ("bad_http", 2),
+        ("uri_too_long", 1),
+        ("headers_too_large", 1),
+    ] {
+        let want = format!("recur_errors_total{{code=\"{code}\",endpoint=\"http\"}} {n}");
+        assert!(m.contains(&want), "/metrics lacks {want}:\n{m}");
+    }
 }
 
 /// Silent sockets cannot lock anyone out: at the limit a new connection

@@ -178,6 +178,16 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     r
 }
 
+/// The `charset` parameter of a Content-Type value, unquoted.
+fn charset(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
 async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> Response {
     let l = &s.cfg.limits;
     let ct = req.headers().get(header::CONTENT_TYPE);
@@ -185,6 +195,18 @@ async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> R
         .and_then(|ct| ct.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    // JSON is UTF-8 (RFC 8259); a body declared in another charset would
+    // be read as UTF-8 all the same, so it is refused, not misread.
+    if let Some(cs) = ct.and_then(|ct| ct.to_str().ok()).and_then(charset) {
+        if !cs.eq_ignore_ascii_case("utf-8") && !cs.eq_ignore_ascii_case("utf8") {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("charset {cs:?}: recur reads JSON as UTF-8; send it in UTF-8"),
+            )
+            .into_response();
+        }
+    }
     if !json {
         let given = match ct {
             None => "no Content-Type".to_string(),
@@ -200,24 +222,34 @@ async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> R
     // A compressed body would be read as plain JSON: refused, not guessed.
     // Every Content-Encoding header, each a list of codings; empty items
     // and `identity` mean none.
-    let codings: Vec<String> = req
-        .headers()
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .flat_map(|v| {
-            v.to_str()
-                .unwrap_or("(not text)")
-                .split(',')
-                .map(|c| c.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-        .collect();
-    if let Some(e) = codings.first() {
+    // The same for a transfer coding other than `chunked` (hyper undoes
+    // that one; `gzip, chunked` would leave gzip's bytes).
+    let headers = req.headers();
+    let codings = |name: header::HeaderName, plain: &'static str| {
+        headers
+            .get_all(name.clone())
+            .iter()
+            .flat_map(|v| {
+                v.to_str()
+                    .unwrap_or("(not text)")
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .find(|c| {
+                !c.is_empty()
+                    && !c.eq_ignore_ascii_case("identity")
+                    && !c.eq_ignore_ascii_case(plain)
+            })
+            .map(|c| (name, c))
+    };
+    let coded = codings(header::CONTENT_ENCODING, "identity")
+        .or_else(|| codings(header::TRANSFER_ENCODING, "chunked"));
+    if let Some((name, e)) = coded {
         let mut r = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_encoding",
-            format!("Content-Encoding {e:?}: recur reads bodies as sent; send plain JSON"),
+            format!("{name} {e:?}: recur reads bodies as sent; send plain JSON"),
         )
         .into_response();
         r.headers_mut().insert(
