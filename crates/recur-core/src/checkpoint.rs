@@ -45,8 +45,8 @@ impl TensorSpec {
 pub struct Header {
     pub format_version: Option<u32>,
     pub architecture: Option<Value>,
-    /// (name, dtype, shape) sorted by name.
-    pub tensors: Vec<(String, String, Vec<usize>)>,
+    /// (name, dtype, shape, bytes stored) sorted by name.
+    pub tensors: Vec<(String, String, Vec<usize>, usize)>,
     pub file_bytes: u64,
 }
 
@@ -146,10 +146,13 @@ pub fn read_header(path: &Path) -> Result<Header> {
     let bytes = read_bytes(path)?;
     let st = parse(path, &bytes)?;
     let meta = metadata_of(path, &bytes)?;
-    let mut tensors: Vec<(String, String, Vec<usize>)> = st
+    let mut tensors: Vec<(String, String, Vec<usize>, usize)> = st
         .tensors()
         .into_iter()
-        .map(|(n, v)| (n, format!("{:?}", v.dtype()), v.shape().to_vec()))
+        .map(|(n, v)| {
+            let stored = v.data().len();
+            (n, format!("{:?}", v.dtype()), v.shape().to_vec(), stored)
+        })
         .collect();
     tensors.sort();
     Ok(Header {
@@ -356,6 +359,23 @@ mod tests {
         );
         assert!(err.contains("missing: b.b [3]"), "{err}");
         assert!(err.contains("unexpected: b.bias [3]"), "{err}");
+    }
+
+    #[test]
+    fn the_header_counts_each_tensors_bytes_by_its_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = sample(dir.path());
+        let h = read_header(&path).unwrap();
+        let bytes: Vec<usize> = h.tensors.iter().map(|t| t.3).collect();
+        assert_eq!(bytes, vec![32, 12]);
+        // A half-precision file (someone else's) counts 2 bytes an element.
+        let half = dir.path().join("h.safetensors");
+        let data = vec![0u8; 2 * 6];
+        let view = safetensors::tensor::TensorView::new(Dtype::F16, vec![3, 2], &data).unwrap();
+        let bytes = safetensors::serialize([("w", view)], None).unwrap();
+        std::fs::write(&half, bytes).unwrap();
+        let h = read_header(&half).unwrap();
+        assert_eq!(h.tensors, vec![("w".into(), "F16".into(), vec![3, 2], 12)]);
     }
 
     #[test]

@@ -469,24 +469,21 @@ impl Display for Inspection {
             "\n{:<wn$}  {:<5}  {:<12}  {:>9}  {:>10}",
             "tensor", "dtype", "shape", "params", "bytes"
         )?;
-        let mut total = 0usize;
-        for (name, dtype, shape) in &h.tensors {
+        let (mut total, mut total_bytes) = (0usize, 0usize);
+        for (name, dtype, shape, bytes) in &h.tensors {
             let n: usize = shape.iter().product();
             total += n;
+            total_bytes += bytes;
             writeln!(
                 f,
-                "{name:<wn$}  {dtype:<5}  {:<12}  {n:>9}  {:>10}",
+                "{name:<wn$}  {dtype:<5}  {:<12}  {n:>9}  {bytes:>10}",
                 format!("{shape:?}"),
-                n * 4
             )?;
         }
         writeln!(
             f,
-            "{:<wn$}  {:<5}  {:<12}  {total:>9}  {:>10}",
-            "total",
-            "",
-            "",
-            total * 4
+            "{:<wn$}  {:<5}  {:<12}  {total:>9}  {total_bytes:>10}",
+            "total", "", "",
         )?;
         if let Some(kind) = self.kind {
             let job = match kind {
