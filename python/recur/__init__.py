@@ -36,6 +36,10 @@ from ._sequence import SequenceClassifier
 __version__ = _recur.__version__
 __all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "SequenceClassifier", "config_params", "load"]
 
+# What an LVM trained on arrays records as its `data.train` (config.yaml,
+# split.json): the arrays went through a temporary file, gone afterwards.
+ARRAYS_RECORDED = "(the arrays given to recur.Lvm.train)"
+
 
 def _article_indices(x: Any) -> np.ndarray:
     """`article_indices` as int64: whole numbers, each article's chunks
@@ -205,7 +209,10 @@ class Lvm:
                     np.savez(path, vectors=v, article_indices=a, chunk_indices=chunk)
                     cfg["data"] = {**cfg.get("data", {}), "train": path}
                 try:
-                    report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb)
+                    # The model records the arrays, not the file they went
+                    # through (deleted when this returns).
+                    recorded = ARRAYS_RECORDED if vectors is not None else None
+                    report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb, recorded)
                 except (ValueError, OSError) as e:
                     # The arrays, not the file they went through.
                     if vectors is None or path not in str(e):

@@ -49,6 +49,10 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     m = recur.Lvm.train(tmp_path / "lvm", CONFIG, vectors=v, article_indices=a)
     assert (m.kind, m.context, m.dim) == ("gru", C, D)
     assert "val cosine" in m.report_text_ and m.report_["val"]["cosine_mean"] > 0
+    # The model names the arrays as its data, not the temporary file gone.
+    for f in ("config.yaml", "split.json"):
+        text = (tmp_path / "lvm" / f).read_text()
+        assert "recur.Lvm.train" in text and "recur-lvm-" not in text, text
     w = windows(v, a)
     mine = m.predict(w)
     assert mine.shape == (len(w), D) and mine.dtype == np.float32

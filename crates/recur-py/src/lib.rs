@@ -568,13 +568,14 @@ impl Lvm {
 /// `out`. Returns the report as JSON and as the table `recur lvm train`
 /// prints.
 #[pyfunction]
-#[pyo3(signature = (config, out, is_file=false, progress=None))]
+#[pyo3(signature = (config, out, is_file=false, progress=None, recorded=None))]
 fn train_lvm(
     py: Python<'_>,
     config: &str,
     out: PathBuf,
     is_file: bool,
     progress: Option<Py<PyAny>>,
+    recorded: Option<PathBuf>,
 ) -> PyResult<(String, String)> {
     use recur_core::lvm_config::LvmConfig;
     let cfg = if is_file {
@@ -585,7 +586,13 @@ fn train_lvm(
     .map_err(err)?;
     let progress = PyProgress::new(progress);
     let r = compute_interruptible(py, &progress, || {
-        let t = recur_train::lvm::train_to_dir(&cfg, &out, &Device::Cpu, &progress)?;
+        let t = recur_train::lvm::train_to_dir_recording(
+            &cfg,
+            &out,
+            &Device::Cpu,
+            &progress,
+            recorded.as_deref(),
+        )?;
         let json = serde_json::to_string(&t.report).map_err(|e| Error::Msg(e.to_string()))?;
         Ok((json, t.report.to_string()))
     });

@@ -404,6 +404,20 @@ pub fn train_to_dir(
     dev: &Device,
     progress: &dyn Progress,
 ) -> Result<Trained> {
+    train_to_dir_recording(cfg, out, dev, progress, None)
+}
+
+/// [`train_to_dir`], with `data.train` recorded in the directory's
+/// `config.yaml` and `split.json` as `recorded` instead of its path: the
+/// Python API trains on arrays through a temporary file, whose path would
+/// name nothing once training returns.
+pub fn train_to_dir_recording(
+    cfg: &LvmConfig,
+    out: &Path,
+    dev: &Device,
+    progress: &dyn Progress,
+    recorded: Option<&Path>,
+) -> Result<Trained> {
     let _hold = recur_deploy::model_dir::begin_out_dir(out, recur_deploy::model_dir::DirKind::Lvm)?;
     let LvmData {
         train,
@@ -416,9 +430,16 @@ pub fn train_to_dir(
     fit.model.restore(&fit.best)?;
     let mut report = recur_deploy::lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
+    let (mut saved, mut held) = (cfg.clone(), held);
+    if let Some(r) = recorded {
+        saved.data.train = r.to_path_buf();
+        if let Some(h) = held.as_mut() {
+            h.data = r.to_path_buf();
+        }
+    }
     recur_deploy::model_dir::save_lvm_dir(
         out,
-        cfg,
+        &saved,
         &fit.model,
         &fit.best,
         &fit.history,
