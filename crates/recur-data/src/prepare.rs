@@ -7,7 +7,7 @@
 use crate::scaler::Scaler;
 use crate::select::{ewma, select, Selection};
 use crate::split::{time_split, RowRange, TimeSplit};
-use crate::table::{Column, Table};
+use crate::table::{clip, Column, Table};
 use crate::target::{class_labels, row_labels, target_column};
 use crate::ucr::Sequences;
 use crate::windows::{sliding, Window, WindowSet};
@@ -331,8 +331,8 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
             format!(
                 "data.time_column `{tc}`: {} ({}) {what} the row before it ({}); sort the rows by time and drop repeats",
                 t.row_name(i),
-                col.cell(i),
-                col.cell(i - 1)
+                clip(&col.cell(i)),
+                clip(&col.cell(i - 1))
             ),
         ))
     };
@@ -370,7 +370,7 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
                             "data.time_column `{tc}`: {} holds `{}`, not a date as the other rows \
                              have (YYYY-MM-DD...); correct it or drop the row",
                             t.row_name(i),
-                            col.cell(i)
+                            clip(&col.cell(i))
                         ),
                     ))
                 }
@@ -383,9 +383,9 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
                         format!(
                             "data.time_column `{tc}`: {} ({}) {what} {} ({}); sort the rows by time and drop repeats",
                             t.row_name(b),
-                            col.cell(b),
+                            clip(&col.cell(b)),
                             t.row_name(a),
-                            col.cell(a)
+                            clip(&col.cell(a))
                         ),
                     ))
                 };

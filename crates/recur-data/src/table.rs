@@ -394,7 +394,7 @@ impl Table {
                     format!(
                         "column `{name}` is not numeric: {} holds `{}`",
                         self.row_name(i),
-                        v[i]
+                        clip(&v[i])
                     ),
                 ))
             }

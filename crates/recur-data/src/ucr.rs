@@ -11,7 +11,7 @@
 //! known value is an error naming its line. This is aeon's and sktime's
 //! usual imputation, and it keeps every series its own length.
 
-use crate::table::Table;
+use crate::table::{Column, Table};
 use recur_core::{Error, Result};
 use std::path::Path;
 
@@ -126,6 +126,75 @@ pub fn fill_missing(values: &mut [f64], dims: usize) -> std::result::Result<usiz
     Ok(filled)
 }
 
+/// A table of whole series whose header row is itself a series (a file
+/// without a header whose labels are text, so its first row was not all
+/// numbers): the same table with that row as its first series. The row is
+/// taken for data when every cell after the label is a number (or empty,
+/// padding), those numbers are not the column numbers 0, 1, 2... or 1, 2,
+/// 3... that pandas writes as a header, and its label is the label of
+/// some other row. Without this the first series was dropped unseen.
+fn header_as_series(t: Table) -> Table {
+    if t.first_line != Some(2) || t.names.len() < 2 {
+        return t;
+    }
+    // An empty header cell is named `Unnamed: i`, as pandas names it.
+    let cell = |i: usize| -> Option<f64> {
+        let n = t.names[i].trim();
+        if n == format!("Unnamed: {i}") {
+            Some(f64::NAN)
+        } else {
+            n.parse::<f64>().ok()
+        }
+    };
+    let Some(nums) = (1..t.names.len()).map(cell).collect::<Option<Vec<f64>>>() else {
+        return t;
+    };
+    let run = |from: f64| nums.iter().enumerate().all(|(i, &x)| x == from + i as f64);
+    let label = t.names[0].trim().to_string();
+    let seen = match &t.columns[0] {
+        Column::Numeric(v) => label.parse::<f64>().is_ok_and(|x| v.contains(&x)),
+        Column::Text(v) => v.iter().any(|c| c.trim() == label),
+    };
+    if run(0.0) || run(1.0) || nums.iter().all(|x| x.is_nan()) || !seen {
+        return t;
+    }
+    let columns = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c {
+            Column::Numeric(v) => {
+                let first = if i == 0 {
+                    label.parse::<f64>().unwrap_or(f64::NAN)
+                } else {
+                    nums[i - 1]
+                };
+                Column::Numeric(std::iter::once(first).chain(v.iter().copied()).collect())
+            }
+            Column::Text(v) => {
+                let first = if i == 0 {
+                    label.clone()
+                } else if nums[i - 1].is_nan() {
+                    String::new()
+                } else {
+                    t.names[i].trim().to_string()
+                };
+                Column::Text(std::iter::once(first).chain(v.iter().cloned()).collect())
+            }
+        })
+        .collect();
+    Table {
+        source: t.source.clone(),
+        names: (0..t.names.len()).map(|i| format!("column_{i}")).collect(),
+        columns,
+        first_line: Some(1),
+        lines: t
+            .lines
+            .as_ref()
+            .map(|l| std::iter::once(1).chain(l.iter().copied()).collect()),
+    }
+}
+
 /// Fills the `None`s of one channel by linear interpolation between the
 /// nearest known values, holding the end values; `None` when nothing is
 /// known. The policy for the `?` of `.ts` files ([`fill_missing`] applies
@@ -167,12 +236,23 @@ impl Sequences {
         });
         match ext.as_deref() {
             Some("ts") => Sequences::read_ts(path),
-            _ => Sequences::from_table(&Table::read(path, format)?, label_column),
+            _ => {
+                let t = Table::read(path, format)?;
+                let t = match label_column {
+                    None => header_as_series(t),
+                    Some(_) => t,
+                };
+                Sequences::from_table(&t, label_column)
+            }
         }
     }
 
     /// A table whose rows are label + values; the label is `label_column`
     /// (default: the first column), the values every other column in order.
+    /// Empty or NaN cells at the end of a row are padding (the UCR archive
+    /// pads its series of differing lengths with NaN), so that series is
+    /// shorter; inside a row they are missing values, filled as a `.ts`
+    /// file's `?` are.
     pub fn from_table(t: &Table, label_column: Option<&str>) -> Result<Sequences> {
         let li = match label_column {
             Some(n) => t.index_of(n)?,
@@ -194,18 +274,51 @@ impl Sequences {
         }
         let cols: Vec<&[f64]> = value_names
             .iter()
-            .map(|n| t.finite(n))
+            .map(|n| match t.column(n)? {
+                crate::table::Column::Numeric(v) => {
+                    if let Some(r) = v.iter().position(|x| x.is_infinite()) {
+                        return Err(Error::data(
+                            &t.source,
+                            format!(
+                                "column `{n}`, {}: value is {}; give finite numbers (empty or NaN for a missing one)",
+                                t.row_name(r),
+                                v[r]
+                            ),
+                        ));
+                    }
+                    Ok(v.as_slice())
+                }
+                // Names the first cell that is not a number.
+                crate::table::Column::Text(_) => t.finite(n),
+            })
             .collect::<Result<_>>()?;
+        let mut filled = 0;
         let values = (0..t.n_rows())
-            .map(|r| cols.iter().map(|c| c[r]).collect())
-            .collect();
+            .map(|r| {
+                let mut v: Vec<f64> = cols.iter().map(|c| c[r]).collect();
+                let len = v.iter().rposition(|x| !x.is_nan()).map_or(0, |i| i + 1);
+                if len == 0 {
+                    return Err(Error::data(
+                        &t.source,
+                        format!(
+                            "{}: every value is empty or NaN; a series needs at least one value",
+                            t.row_name(r)
+                        ),
+                    ));
+                }
+                v.truncate(len);
+                filled += fill_missing(&mut v, 1).expect("the last value is known");
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sequence_length = values.iter().map(Vec::len).max().unwrap_or(0);
         Ok(Sequences {
             source: t.source.clone(),
             values,
             labels,
-            sequence_length: cols.len(),
+            sequence_length,
             dims: 1,
-            filled: 0,
+            filled,
         })
     }
 
@@ -218,8 +331,11 @@ impl Sequences {
         let (mut len, mut dims) = (None::<usize>, None::<usize>);
         let mut filled = 0;
         // What the header declares and the data must keep to: the classes
-        // of `@classLabel true ...`, and `@equalLength true`.
+        // of `@classLabel true ...`, `@equalLength true`, `@seriesLength
+        // N`, `@dimensions N` (or `@univariate true`) and `@missing false`.
         let (mut declared, mut equal) = (None::<Vec<String>>, None::<usize>);
+        let (mut series_length, mut dimensions) = (None::<usize>, None::<usize>);
+        let mut no_missing = false;
         for (ln, line) in text.lines().enumerate() {
             let line = line.trim();
             let at = |msg: String| Error::data(&source, format!("line {}: {msg}", ln + 1));
@@ -238,6 +354,32 @@ impl Sequences {
                 if lower.starts_with("@equallength ") && words.get(1) == Some(&"true") {
                     equal = Some(0);
                 }
+                let number = |what: &str| -> Result<usize> {
+                    words
+                        .get(1)
+                        .and_then(|w| w.parse::<usize>().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| at(format!("{what} needs a whole number above 0")))
+                };
+                if lower.starts_with("@serieslength ") {
+                    series_length = Some(number("@seriesLength")?);
+                }
+                if lower.starts_with("@dimensions ") {
+                    dimensions = Some(number("@dimensions")?);
+                }
+                if lower.starts_with("@univariate ") && words.get(1) == Some(&"true") {
+                    dimensions = Some(1);
+                }
+                if lower.starts_with("@missing ") && words.get(1) == Some(&"false") {
+                    no_missing = true;
+                }
+                if lower.starts_with("@timestamps ") && words.get(1) == Some(&"true") {
+                    return Err(at(
+                        "@timeStamps true: series of (time, value) pairs are not supported; \
+                         write the values alone, one step after another"
+                            .into(),
+                    ));
+                }
                 continue;
             }
             let parts: Vec<&str> = line.split(':').collect();
@@ -250,9 +392,10 @@ impl Sequences {
             if let Some(classes) = &declared {
                 if !classes.contains(&label) {
                     return Err(at(format!(
-                        "class `{label}` is not one the header declares (@classLabel true {}); \
+                        "class `{}` is not one the header declares (@classLabel true {}); \
                          correct the label or the header",
-                        classes.join(" ")
+                        crate::table::clip(&label),
+                        crate::table::clip(&classes.join(" "))
                     )));
                 }
             }
@@ -273,11 +416,20 @@ impl Sequences {
                             v => match v.parse::<f64>() {
                                 Ok(x) if x.is_finite() => Ok(Some(x)),
                                 _ => Err(at(format!(
-                                    "dimension {d}, value {k}: `{v}` is not a finite number (`?` marks a missing one)"
+                                    "dimension {d}, value {k}: `{}` is not a finite number (`?` marks a missing one)",
+                                    crate::table::clip(v)
                                 ))),
                             },
                         })
                         .collect::<Result<Vec<Option<f64>>>>()?;
+                    if no_missing {
+                        if let Some(k) = raw.iter().position(Option::is_none) {
+                            return Err(at(format!(
+                                "dimension {d}, value {k} is missing, but the header says @missing false; \
+                                 correct the value or the header"
+                            )));
+                        }
+                    }
                     filled += raw.iter().filter(|x| x.is_none()).count();
                     interpolate(&raw).ok_or_else(|| {
                         at(format!(
@@ -295,6 +447,18 @@ impl Sequences {
                         .map(|s| s.len().to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
+                )));
+            }
+            if let Some(n) = dimensions.filter(|&n| n != d) {
+                return Err(at(format!(
+                    "a series with {d} dimension(s), but the header declares {n} \
+                     (@dimensions or @univariate); correct the series or the header"
+                )));
+            }
+            if let Some(n) = series_length.filter(|&n| n != l) {
+                return Err(at(format!(
+                    "a series of {l} steps, but the header says @seriesLength {n}; \
+                     correct the series or the header"
                 )));
             }
             if dims.is_some_and(|x| x != d) {
@@ -387,6 +551,24 @@ mod tests {
             e.contains("line 4") && e.contains("@equalLength true"),
             "{e}"
         );
+        // So are the declared length, channels and absence of gaps, and
+        // (time, value) pairs are named as unsupported.
+        for (text, want) in [
+            ("@seriesLength 3\n@data\n1,2,3:1\n1,2:2\n", "line 4: a series of 2 steps, but the header says @seriesLength 3"),
+            ("@dimensions 2\n@data\n1,2:1\n", "line 3: a series with 1 dimension(s), but the header declares 2"),
+            ("@univariate true\n@data\n1,2:3,4:1\n", "header declares 1"),
+            ("@missing false\n@data\n1,?,3:1\n", "line 3: dimension 0, value 1 is missing, but the header says @missing false"),
+            ("@timeStamps true\n@data\n(0,1.2),(1,3.4):1\n", "line 1: @timeStamps true: series of (time, value) pairs are not supported"),
+            ("@seriesLength many\n@data\n1:1\n", "@seriesLength needs a whole number"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // Kept to, they read as before.
+        std::fs::write(&p, "@seriesLength 2\n@dimensions 1\n@missing true\n@data\n1,?:1\n3,4:2\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!((s.sequence_length, s.dims, s.filled), (2, 1, 1));
     }
 
     #[test]
@@ -425,5 +607,57 @@ mod tests {
         let s = Sequences::read(&p, None, None).unwrap();
         assert_eq!((s.sequence_length, s.dims), (3, 1));
         assert_eq!(s.labels, vec!["1", "2"]);
+    }
+
+    #[test]
+    fn a_first_series_with_a_text_label_is_a_series_not_a_header() {
+        let d = tempfile::tempdir().unwrap();
+        let read = |name: &str, text: &str| {
+            let p = d.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            Sequences::read(&p, None, None)
+        };
+        // No header, text labels: the first row was taken for the header
+        // and its series dropped.
+        let s = read("a.csv", "a,0.1,0.2,0.3\nb,0.4,0.5,0.6\na,0.7,0.8,0.9\n").unwrap();
+        assert_eq!(s.labels, vec!["a", "b", "a"]);
+        assert_eq!(s.values[0], vec![0.1, 0.2, 0.3]);
+        let s = read("a.tsv", "up\t1.5\t2\ndown\t3\t4\nup\t5\t6\n").unwrap();
+        assert_eq!(s.labels, vec!["up", "down", "up"]);
+        // A real header stays one: names, column numbers as pandas writes
+        // them, or a label seen on no row.
+        for text in [
+            "label,t0,t1\na,1,2\nb,3,4\n",
+            "label,0,1\na,1,2\nb,3,4\n",
+            "class,1,2\na,1,2\nb,3,4\n",
+            ",0,1\na,1,2\nb,3,4\n",
+            "c,5,7\na,1,2\nb,3,4\n",
+        ] {
+            let s = read("h.csv", text).unwrap();
+            assert_eq!(s.labels, vec!["a", "b"], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn trailing_empty_or_nan_cells_pad_a_shorter_series_and_inner_ones_are_filled() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.tsv");
+        // The UCR archive's variable-length files: NaN after the series.
+        std::fs::write(&p, "1\t1\t2\t3\t4\n2\t5\tNaN\t7\tNaN\n1\t8\t\t\t\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!(s.lengths(), vec![4, 3, 1]);
+        assert_eq!(s.values[1], vec![5.0, 6.0, 7.0]);
+        assert_eq!((s.sequence_length, s.filled), (4, 1));
+        // Its first row, padded with empty cells, is still a series.
+        std::fs::write(&p, "a\t1\t\t\nb\t2\t3\t4\na\t5\t6\t\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!(s.lengths(), vec![1, 3, 2]);
+        // A row of no value, and an infinity, are named.
+        std::fs::write(&p, "1\t1\t2\n2\tNaN\t\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(e.contains("row 1 (line 2): every value is empty or NaN"), "{e}");
+        std::fs::write(&p, "1\t1\t2\n2\tinf\t3\n").unwrap();
+        let e = Sequences::read(&p, None, None).unwrap_err().to_string();
+        assert!(e.contains("row 1 (line 2): value is inf"), "{e}");
     }
 }
