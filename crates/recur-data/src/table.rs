@@ -251,14 +251,20 @@ impl Table {
         }
         for rec in records {
             let rec = rec.map_err(|e| {
-                let hint = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { .. } => format!(
-                        "every row needs {width} fields, as the first row has; a quote left open joins the lines after it"
+                // The line counted from the bytes, as for the rows read
+                // (the csv crate's own count was one short).
+                let line = line_at(e.position());
+                let what = match e.kind() {
+                    csv::ErrorKind::UnequalLengths { len, .. } => format!(
+                        "line {line} has {len} field(s): every row needs {width}, as the first row has; \
+                         a quote left open joins the lines after it"
                     ),
-                    csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text: save it as UTF-8".into(),
-                    _ => "check the file is a CSV".into(),
+                    csv::ErrorKind::Utf8 { .. } => {
+                        format!("line {line} is not UTF-8 text: save the file as UTF-8")
+                    }
+                    _ => format!("{e} (check the file is a CSV)"),
                 };
-                Error::data(&source, format!("cannot read CSV: {e} ({hint})"))
+                Error::data(&source, format!("cannot read CSV: {what}"))
             })?;
             for (c, f) in rec.iter().enumerate() {
                 cells[c].push(f.to_string());
@@ -552,6 +558,19 @@ mod tests {
     #[test]
     fn errors_name_the_file_column_and_row() {
         let d = tempfile::tempdir().unwrap();
+        // A short row is named by its line in the file, blank lines counted.
+        let e = Table::read(&csv(d.path(), "a,b\n1,2\n\n3\n"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4 has 1 field(s): every row needs 2"),
+            "{e}"
+        );
+        // A cell past 80 characters is clipped where a message shows it.
+        let long = "x".repeat(10_000);
+        let t = Table::read(&csv(d.path(), &format!("a,b\n1,2\n3,{long}\n")), None).unwrap();
+        let e = t.finite("b").unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("(10000 characters)"), "{e}");
         let t = Table::read(&csv(d.path(), "a,b\n1,2\n3,oops\n"), None).unwrap();
         let e = t.finite("b").unwrap_err().to_string();
         assert!(
@@ -586,7 +605,10 @@ mod tests {
         let e = Table::read(&csv(d.path(), "a,b,c\n1,2,3\n4,\"5,6\n7,8,9\n"), None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("3 fields") && e.contains("quote"), "{e}");
+        assert!(
+            e.contains("line 3 has 2 field(s): every row needs 3") && e.contains("quote"),
+            "{e}"
+        );
         // A folder is named as one, not as a format.
         let e = Table::read(d.path(), None).unwrap_err().to_string();
         assert!(e.contains("is a folder"), "{e}");
