@@ -103,6 +103,14 @@ class Lvm:
 
     @classmethod
     def _open(cls, path: str, report: Optional[dict] = None, report_text: str = "") -> "Lvm":
+        if os.path.isfile(path):
+            # A weights file alone: pickled as a directory holding it.
+            before = _estimator._read(path)
+            m = cls(_recur.Lvm.load(path), report, report_text)
+            if _estimator._read(path) != before:
+                raise OSError(f"{path}: the file changed while it was loaded; load it again")
+            m._files = {"model.safetensors": before}
+            return m
         man = os.path.join(path, _estimator.MANIFEST)
         before = _estimator._read(man) if os.path.isfile(man) else None
         m = cls(_recur.Lvm.load(path), report, report_text)
@@ -125,8 +133,14 @@ class Lvm:
         import weakref
 
         path = _estimator._untar_dir(state["_model_dir_tar"])
+        # A model loaded from a weights file alone comes back as that file.
+        alone = not os.path.exists(os.path.join(path, _estimator.MANIFEST))
         try:
-            m = Lvm._open(path, state.get("report_"), state.get("report_text_", ""))
+            m = Lvm._open(
+                os.path.join(path, "model.safetensors") if alone else path,
+                state.get("report_"),
+                state.get("report_text_", ""),
+            )
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise

@@ -139,6 +139,14 @@ def test_a_pickled_lvm_predicts_as_it_did_after_its_folder_is_gone(chunks, tmp_p
     want = m.predict(w)
     loaded = recur.load(tmp_path / "m")
     data = pickle.dumps(loaded)
+    # A weights file alone loads (as `recur lvm predict --model FILE`
+    # does), and pickles too.
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(tmp_path / "m" / "model.safetensors", weights)
+    alone = recur.Lvm.load(weights)
+    assert np.array_equal(alone.predict(w), want)
+    weights.unlink()
+    assert np.array_equal(pickle.loads(pickle.dumps(alone)).predict(w), want)
     shutil.rmtree(tmp_path / "m")
     back = pickle.loads(data)
     assert (back.kind, back.context, back.dim) == ("gru", C, D)
