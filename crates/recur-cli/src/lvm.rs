@@ -69,10 +69,10 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             }
             let ood = ood.as_ref().map(|p| load_for(p, &m, None)).transpose()?;
             let report = lvm_eval::report(&m, &val, ood.as_ref(), dev)?;
-            print!("{report}");
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &report)?;
             }
+            print!("{report}");
             Ok(())
         }
         LvmCmd::Leaderboard {
@@ -97,13 +97,13 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
                 crate::bars::reporter(progress),
             )?;
             let md = leaderboard::markdown(&entries);
-            print!("{md}");
             if let Some(p) = markdown {
                 recur_core::fsx::write_atomic(&p, md.as_bytes())?;
             }
             if let Some(p) = json {
                 recur_core::fsx::write_json(&p, &entries)?;
             }
+            print!("{md}");
             Ok(())
         }
         LvmCmd::Predict {

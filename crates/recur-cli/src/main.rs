@@ -512,6 +512,13 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // candle puts a backtrace into its errors when RUST_BACKTRACE is set,
+    // and a message would carry it to the user; library backtraces stay
+    // off unless RUST_LIB_BACKTRACE asks for them (panics still follow
+    // RUST_BACKTRACE). Set before any thread starts or any is captured.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     // candle's pool for elementwise ops spins between work items; on few
     // cores it takes cycles from the rayon threads that run the fused
@@ -633,13 +640,12 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 }
             }
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
-            print!("{report}");
-            if let Some(html) = report_html {
+            if let Some(html) = &report_html {
                 // The model is in place by now: an error here says so,
                 // lest a script read the failure as the old model kept.
                 recur_deploy::model_dir::read_history(&out)
                     .and_then(|history| {
-                        recur_train::report_html::write(&out, &report, &history, &html)
+                        recur_train::report_html::write(&out, &report, &history, html)
                     })
                     .map_err(|e| {
                         recur_core::Error::Msg(format!(
@@ -647,6 +653,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                             out.display()
                         ))
                     })?;
+            }
+            print!("{report}");
+            if let Some(html) = report_html {
                 println!("HTML report written to {}", html.display());
             }
             println!("\nmodel written to {}", out.display());
@@ -671,10 +680,10 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 noise_ratio_shift,
             };
             let check = recur_deploy::drift::check_with(&model, &input, &over)?;
-            print!("{check}");
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &check.table)?;
             }
+            print!("{check}");
             if check.drifted() > 0 {
                 return Err(anyhow::Error::new(DriftFound));
             }
@@ -720,6 +729,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 Vec::from_iter(std::iter::once(config.as_path()).chain(cfg.data.path.as_deref()));
             recur_core::fsx::check_io(&inputs, &[], &Vec::from_iter(json.as_deref()))?;
             let sel = recur_data::prepare::select_features(&cfg)?;
+            if let Some(j) = &json {
+                recur_core::fsx::write_json(j, &sel)?;
+            }
             print!("{}", recur_deploy::tables::Selection(&sel.table));
             println!(
                 "\nkept {} of {} features (statistics from rows {}..{}, the training part)",
@@ -728,9 +740,6 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 sel.train_rows.0,
                 sel.train_rows.1
             );
-            if let Some(j) = json {
-                recur_core::fsx::write_json(&j, &sel)?;
-            }
             Ok(())
         }
         Command::Eval {
@@ -743,13 +752,20 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             recur_core::fsx::check_outputs(&input, &model, &outputs)?;
             let p = Predictor::load(&model, &dev)?;
             let e = evaluate(&p, &input)?;
+            // Files first: a closed pipe on stdout (`| head`) ends the
+            // process at the first line printed after it.
+            if let Some(j) = &json {
+                recur_core::fsx::write_json(j, &e)?;
+            }
+            let rows = match &per_row {
+                Some(out) => Some(predict(&p, &input, out)?),
+                None => None,
+            };
             print!("{e}");
             if let Some(j) = json {
-                recur_core::fsx::write_json(&j, &e)?;
                 println!("figures written to {}", j.display());
             }
-            if let Some(out) = per_row {
-                let n = predict(&p, &input, &out)?;
+            if let (Some(out), Some(n)) = (per_row, rows) {
                 println!("{n} rows written to {}", out.display());
             }
             Ok(())
@@ -849,10 +865,10 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 let enc = text::encoder(&encoder, &dev, !cli.quiet)?;
                 let threads = candle_core::utils::get_num_threads();
                 let r = encode_bench::run(&enc, &texts, batch_size, threads, min_seconds)?;
-                print!("{r}");
                 if let Some(j) = json {
                     recur_core::fsx::write_json(&j, &r)?;
                 }
+                print!("{r}");
                 Ok(())
             }
             BenchCmd::Lstm {
@@ -863,10 +879,10 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             } => {
                 let threads = candle_core::utils::get_num_threads();
                 let r = recur_dev::lstm_bench::run(&workload, threads, min_seconds, seed)?;
-                print!("{r}");
                 if let Some(j) = json {
                     recur_core::fsx::write_json(&j, &r)?;
                 }
+                print!("{r}");
                 Ok(())
             }
         },

@@ -516,6 +516,28 @@ fn lvm_bad_input_is_a_clear_error() {
         e.contains("not a recur LVM model directory") && !e.contains("panicked"),
         "{e}"
     );
+    // An error that candle made carries no backtrace into the message,
+    // whatever RUST_BACKTRACE says.
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz}\nmodel: {type: lstm, d_model: 8, init: average}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["-q", "lvm", "train", "--config", cfg.to_str().unwrap()])
+        .args(["--out", d.path().join("m").to_str().unwrap()])
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("d_model (8) must equal the vector dimension (16)")
+            && !e.contains("candle_core::")
+            && e.lines().count() <= 2,
+        "{e}"
+    );
 }
 
 /// The other kinds on the same data. The GRU and the Transformer see order

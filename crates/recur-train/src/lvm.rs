@@ -121,8 +121,12 @@ fn fit_in_precision(
             format!("`{}`: use `pytorch` or `average`", m.init),
         )
     })?;
-    let model = Lvm::init_from(arch, start, &mut Rng::stream(t.seed, 0), dev)
-        .map_err(|e| Error::config("model.init", e.to_string()))?;
+    let model = Lvm::init_from(arch, start, &mut Rng::stream(t.seed, 0), dev).map_err(|e| {
+        Error::config(
+            "model.init",
+            recur_core::error::without_backtrace(e).to_string(),
+        )
+    })?;
     let mut shuffle = Rng::stream(t.seed, 1);
     let mut dropout_rng = Rng::stream(t.seed, 2);
     let mut opt = Adam::new(model.vars(), t.learning_rate, t.weight_decay, true)?;
