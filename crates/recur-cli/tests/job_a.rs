@@ -183,6 +183,21 @@ fn an_xgboost_model_can_take_the_trees_place() {
     );
     let saved = std::fs::read_to_string(out.join("config.yaml")).unwrap();
     assert!(saved.contains("xgboost_model: xgboost.json"), "{saved}");
+    // Its data path is absolute: the saved config runs from the model
+    // directory as it ran from where it was trained.
+    let data_line = saved
+        .lines()
+        .find(|l| l.trim_start().starts_with("path:"))
+        .unwrap();
+    assert!(
+        data_line.contains(&format!(" {}", d.path().canonicalize().unwrap().display())),
+        "{saved}"
+    );
+    ok(&recur(&[
+        "select-features",
+        "--config",
+        out.join("config.yaml").to_str().unwrap(),
+    ]));
     std::fs::remove_dir_all(&theirs).unwrap();
     let preds = d.path().join("p.csv");
     ok(&recur(&[

@@ -144,6 +144,20 @@ pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String
     Ok((cfg, text))
 }
 
+/// Makes the config's paths of files that exist absolute (symbolic links
+/// and `..` resolved): for the copy a model directory keeps, whose
+/// relative paths would be read against the directory, not against the
+/// folder the training ran in. A path naming nothing is left as it is.
+pub fn absolute_paths<T: ConfigPaths>(cfg: &mut T) {
+    for p in cfg.paths_mut() {
+        if p.is_relative() && !p.as_os_str().is_empty() {
+            if let Ok(a) = std::fs::canonicalize(&*p) {
+                *p = a;
+            }
+        }
+    }
+}
+
 /// Which job a config file is for: Job B's LVM configs name their
 /// training windows (`data.train`), Job A's configs a table (`data.path`).
 /// Commands that take either (`recur tune`) dispatch on it; a file that is

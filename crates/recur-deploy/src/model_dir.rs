@@ -248,6 +248,7 @@ pub fn save_model_dir(
     let w = DirWriter::begin(dir)?;
     let tmp = w.path();
     let mut cfg = cfg.clone();
+    recur_core::config_file::absolute_paths(&mut cfg);
     cfg.model.sequence_length = model.sequence_length();
     cfg.data.features = Some(scaler.features.clone());
     // The user's XGBoost model is copied in; the saved config names the
@@ -522,6 +523,8 @@ pub fn save_lvm_dir(
     let arch = trained.arch.to_json();
     save(&tmp.join(LVM_BEST), best, &arch)?;
     save(&tmp.join(LVM_FINAL), &trained.snapshot()?, &arch)?;
+    let mut cfg = cfg.clone();
+    recur_core::config_file::absolute_paths(&mut cfg);
     write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     write_json(&tmp.join(LVM_HISTORY), &history)?;
     write_json(&tmp.join("report.json"), report)?;
