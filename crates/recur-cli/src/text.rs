@@ -137,6 +137,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
             max_chunks,
             first_article,
             batch_size,
+            split_long,
         } => {
             let enc = encoder(&spec, dev, progress)?;
             let opts = BuildOptions {
@@ -145,6 +146,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
                 first_article,
                 batch: batch_size,
                 format,
+                split_long,
                 ..Default::default()
             };
             let r = corpus::build(&input, &out, &enc, &opts, crate::bars::reporter(progress))?;

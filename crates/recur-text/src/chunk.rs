@@ -23,7 +23,20 @@ impl Default for ChunkRules {
 
 /// The chunks of one document, in reading order.
 pub fn chunks(text: &str, rules: ChunkRules) -> Vec<String> {
-    chunks_with(text, rules, false)
+    chunks_with(text, rules, false).0
+}
+
+/// What the cut at `max_chars` left out of a document: the sentences cut
+/// and their characters past the cut (none when the rest is kept).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cut {
+    pub sentences: usize,
+    pub chars: usize,
+}
+
+/// [`chunks`] (or with `split_long`, [`pieces`]) and what the cut left out.
+pub fn chunks_counted(text: &str, rules: ChunkRules, split_long: bool) -> (Vec<String>, Cut) {
+    chunks_with(text, rules, split_long)
 }
 
 /// As [`chunks`], but a sentence over `max_chars` goes on in further
@@ -31,11 +44,12 @@ pub fn chunks(text: &str, rules: ChunkRules) -> Vec<String> {
 /// reads from a paragraph, where a 700-character sentence lost its last
 /// 200 characters without a word. The corpus keeps the original's rule.
 pub fn pieces(text: &str, rules: ChunkRules) -> Vec<String> {
-    chunks_with(text, rules, true)
+    chunks_with(text, rules, true).0
 }
 
-fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> Vec<String> {
+fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> (Vec<String>, Cut) {
     let mut out: Vec<String> = Vec::new();
+    let mut lost = Cut::default();
     for para in text.split('\n') {
         let para = para.split_whitespace().collect::<Vec<_>>().join(" ");
         if para.is_empty() {
@@ -53,13 +67,17 @@ fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> Vec<String> {
                     out.push(head);
                 }
                 if !rest {
+                    if !tail.is_empty() {
+                        lost.sentences += 1;
+                        lost.chars += tail.chars().count();
+                    }
                     break;
                 }
                 s = tail;
             }
         }
     }
-    out
+    (out, lost)
 }
 
 /// `s` cut to at most `max` characters, at the last space before the limit

@@ -11,7 +11,7 @@
 //! any change to those makes a fingerprint differ and starts afresh. The
 //! finished files are written atomically and the parts removed.
 
-use crate::chunk::{chunks, ChunkRules};
+use crate::chunk::{chunks_counted, ChunkRules};
 use crate::sources::{self, Format};
 use crate::SentenceEncoder;
 use recur_core::fsx::{write_atomic, write_json};
@@ -101,6 +101,10 @@ pub struct BuildOptions {
     pub format: Option<Format>,
     /// Chunks per saved part (what a restart can lose at most).
     pub part: usize,
+    /// A sentence over `rules.max_chars` goes on in further chunks instead
+    /// of losing its end (the original's rule, the default, which the
+    /// bundled corpus keeps so its figures stay comparable).
+    pub split_long: bool,
 }
 
 impl Default for BuildOptions {
@@ -113,6 +117,7 @@ impl Default for BuildOptions {
             batch: crate::encoder::DEFAULT_BATCH,
             format: None,
             part: PART,
+            split_long: false,
         }
     }
 }
@@ -140,6 +145,10 @@ pub struct InputReport {
     pub over_limit: usize,
     pub articles: usize,
     pub chunks: usize,
+    /// Sentences of the articles kept that were over `max_chars`, and the
+    /// characters past the cut they lost (0 with `split_long`).
+    pub cut_sentences: usize,
+    pub cut_chars: usize,
 }
 
 impl InputReport {
@@ -160,7 +169,7 @@ impl InputReport {
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
         format!(
-            "{}: {} documents -> {} articles, {} chunks{}",
+            "{}: {} documents -> {} articles, {} chunks{}{}",
             self.path.display(),
             self.documents,
             self.articles,
@@ -169,6 +178,14 @@ impl InputReport {
                 String::new()
             } else {
                 format!(" (skipped: {})", skipped.join(", "))
+            },
+            if self.cut_sentences == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {} sentence(s) over the chunk length lost {} characters past the cut (--split-long keeps them)",
+                    self.cut_sentences, self.cut_chars
+                )
             }
         )
     }
@@ -183,6 +200,7 @@ pub struct BuildReport {
     pub first_article: i64,
     pub min_chunks: usize,
     pub rules: ChunkRules,
+    pub split_long: bool,
     pub encoder: PathBuf,
     pub dim: usize,
     /// Chunks taken from an earlier, interrupted run.
@@ -229,6 +247,8 @@ pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Ve
             over_limit: 0,
             articles: 0,
             chunks: 0,
+            cut_sentences: 0,
+            cut_chars: 0,
         };
         for d in docs {
             if opts.max_chunks.is_some_and(|m| total >= m) {
@@ -245,11 +265,13 @@ pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Ve
                 r.duplicates += 1;
                 continue;
             }
-            let c = chunks(&d.text, opts.rules);
+            let (c, cut) = chunks_counted(&d.text, opts.rules, opts.split_long);
             if c.len() < opts.min_chunks.max(1) {
                 r.too_short += 1;
                 continue;
             }
+            r.cut_sentences += cut.sentences;
+            r.cut_chars += cut.chars;
             r.articles += 1;
             r.chunks += c.len();
             total += c.len();
@@ -412,6 +434,7 @@ pub fn build(
         first_article: opts.first_article,
         min_chunks: opts.min_chunks,
         rules: opts.rules,
+        split_long: opts.split_long,
         encoder: enc.source(),
         dim,
         resumed_chunks: resumed,

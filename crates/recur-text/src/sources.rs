@@ -168,8 +168,45 @@ pub fn read_utf8(path: &Path) -> Result<String> {
     })
 }
 
+/// Extensions of files that are not prose: detected as plain text they
+/// made one document of table rows or bytes (a CSV built "0 articles").
+const NOT_PROSE: &[&str] = &[
+    "csv",
+    "tsv",
+    "parquet",
+    "pq",
+    "npz",
+    "npy",
+    "zip",
+    "gz",
+    "tar",
+    "pdf",
+    "docx",
+    "xlsx",
+    "xls",
+    "safetensors",
+    "pt",
+    "bin",
+    "onnx",
+];
+
 /// Reads every document of `path`. `format` None detects it.
 pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipped)> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if format.is_none() && NOT_PROSE.contains(&ext.as_str()) {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        return Err(bad(
+            path,
+            format!(
+                "a .{ext} file is not one of the formats a corpus is built from ({}); \
+                 convert it to one, or give --format to read it as one",
+                names.join(", ")
+            ),
+        ));
+    }
     let text = read_utf8(path)?;
     let format = match format.or_else(|| Format::detect(path)) {
         Some(f) => f,
@@ -496,6 +533,16 @@ mod tests {
         let (docs, _) = read(&t, None).unwrap();
         assert_eq!(docs[0].text, "It was a dark and stormy night.\nNew part.");
         assert!(!docs[0].named);
+
+        // A table is not read as prose unless a format is given.
+        let c = file(d.path(), "rows.csv", b"a,b\n1,2\n");
+        let e = read(&c, None).unwrap_err().to_string();
+        assert!(
+            e.contains("rows.csv") && e.contains("a .csv file") && e.contains("--format"),
+            "{e}"
+        );
+        let (docs, _) = read(&c, Some(Format::Lines)).unwrap();
+        assert_eq!(docs.len(), 2);
     }
 
     #[test]

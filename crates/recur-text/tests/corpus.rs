@@ -223,3 +223,56 @@ fn made_up_ids_are_unique_per_file_and_titles_across_files() {
     assert_eq!(kept, [2, 1, 1, 0]);
     assert_eq!(r.inputs[3].duplicates, 1);
 }
+
+#[test]
+fn a_sentence_past_the_chunk_length_is_counted_where_cut_and_kept_with_split_long() {
+    let d = tempfile::tempdir().unwrap();
+    // One 40-clause sentence (about 1,700 characters: no full stop inside
+    // the quote) among seven short ones.
+    let long: Vec<String> = (0..40)
+        .map(|i| format!("clause number {i} about topic {} goes on", i % 7))
+        .collect();
+    let mut text: String = (0..7)
+        .map(|i| format!("Short sentence number {i} is here. "))
+        .collect();
+    text += &format!("He said \"{}\" and left.", long.join(", "));
+    let p = d.path().join("one.jsonl");
+    std::fs::write(
+        &p,
+        serde_json::json!({"id": "a", "text": text}).to_string() + "\n",
+    )
+    .unwrap();
+    let total = text.split("He said").nth(1).unwrap().chars().count() + "He said".len();
+    let r = build(
+        std::slice::from_ref(&p),
+        &d.path().join("cut.npz"),
+        &fake(None),
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap();
+    let i = &r.inputs[0];
+    assert_eq!((r.chunks, i.cut_sentences), (8, 1));
+    // What was lost is what the 500-character chunk did not hold.
+    let texts = std::fs::read_to_string(sibling(&d.path().join("cut.npz"), "texts.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(texts.lines().last().unwrap()).unwrap();
+    let kept = last["text"].as_str().unwrap().chars().count();
+    assert!(
+        kept <= 500 && i.cut_chars + kept < total && i.cut_chars + kept + 2 >= total,
+        "{kept} {} {total}",
+        i.cut_chars
+    );
+    assert!(
+        i.summary()
+            .contains("1 sentence(s) over the chunk length lost"),
+        "{}",
+        i.summary()
+    );
+    let o = BuildOptions {
+        split_long: true,
+        ..opts(16)
+    };
+    let r = build(&[p], &d.path().join("all.npz"), &fake(None), &o, &SILENT).unwrap();
+    assert_eq!((r.inputs[0].cut_sentences, r.inputs[0].cut_chars), (0, 0));
+    assert!(r.chunks >= 8 + 2 && r.split_long, "{}", r.chunks);
+}
