@@ -120,6 +120,15 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
             "; this is a Job B (LVM) config: train it with `recur lvm train` (Python: `recur.Lvm.train`)"
         } else if msg.contains("unknown field `path`") && has("path") {
             "; this is a Job A (classifier) config: train it with `recur train`"
+        } else if msg.contains("unknown field `data`") && msg.contains("`classifier`") {
+            // A training config given to `recur serve`.
+            if has("train") {
+                "; this is a Job B (LVM) config, for `recur lvm train`: serve the model it trains \
+                 with `models: [{name: NAME, path: DIR}]` in a serve config (see configs/serve.yaml)"
+            } else {
+                "; this is a training config, for `recur train`: serve the model it trains with \
+                 `classifier: DIR` in a serve config (see configs/serve.yaml)"
+            }
         } else {
             ""
         };

@@ -554,19 +554,38 @@ mod tests {
         // So are the declared length, channels and absence of gaps, and
         // (time, value) pairs are named as unsupported.
         for (text, want) in [
-            ("@seriesLength 3\n@data\n1,2,3:1\n1,2:2\n", "line 4: a series of 2 steps, but the header says @seriesLength 3"),
-            ("@dimensions 2\n@data\n1,2:1\n", "line 3: a series with 1 dimension(s), but the header declares 2"),
+            (
+                "@seriesLength 3\n@data\n1,2,3:1\n1,2:2\n",
+                "line 4: a series of 2 steps, but the header says @seriesLength 3",
+            ),
+            (
+                "@dimensions 2\n@data\n1,2:1\n",
+                "line 3: a series with 1 dimension(s), but the header declares 2",
+            ),
             ("@univariate true\n@data\n1,2:3,4:1\n", "header declares 1"),
-            ("@missing false\n@data\n1,?,3:1\n", "line 3: dimension 0, value 1 is missing, but the header says @missing false"),
-            ("@timeStamps true\n@data\n(0,1.2),(1,3.4):1\n", "line 1: @timeStamps true: series of (time, value) pairs are not supported"),
-            ("@seriesLength many\n@data\n1:1\n", "@seriesLength needs a whole number"),
+            (
+                "@missing false\n@data\n1,?,3:1\n",
+                "line 3: dimension 0, value 1 is missing, but the header says @missing false",
+            ),
+            (
+                "@timeStamps true\n@data\n(0,1.2),(1,3.4):1\n",
+                "line 1: @timeStamps true: series of (time, value) pairs are not supported",
+            ),
+            (
+                "@seriesLength many\n@data\n1:1\n",
+                "@seriesLength needs a whole number",
+            ),
         ] {
             std::fs::write(&p, text).unwrap();
             let e = Sequences::read(&p, None, None).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
         // Kept to, they read as before.
-        std::fs::write(&p, "@seriesLength 2\n@dimensions 1\n@missing true\n@data\n1,?:1\n3,4:2\n").unwrap();
+        std::fs::write(
+            &p,
+            "@seriesLength 2\n@dimensions 1\n@missing true\n@data\n1,?:1\n3,4:2\n",
+        )
+        .unwrap();
         let s = Sequences::read(&p, None, None).unwrap();
         assert_eq!((s.sequence_length, s.dims, s.filled), (2, 1, 1));
     }
@@ -655,7 +674,10 @@ mod tests {
         // A row of no value, and an infinity, are named.
         std::fs::write(&p, "1\t1\t2\n2\tNaN\t\n").unwrap();
         let e = Sequences::read(&p, None, None).unwrap_err().to_string();
-        assert!(e.contains("row 1 (line 2): every value is empty or NaN"), "{e}");
+        assert!(
+            e.contains("row 1 (line 2): every value is empty or NaN"),
+            "{e}"
+        );
         std::fs::write(&p, "1\t1\t2\n2\tinf\t3\n").unwrap();
         let e = Sequences::read(&p, None, None).unwrap_err().to_string();
         assert!(e.contains("row 1 (line 2): value is inf"), "{e}");

@@ -708,7 +708,30 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
     } else {
         (None, path.to_path_buf())
     };
-    let header = read_header(&weights)?;
+    if dir.is_some() && !weights.exists() {
+        return Err(Error::data(
+            path.display().to_string(),
+            format!(
+                "is not a model directory (no {WEIGHTS}): give the folder `recur train`, \
+                 `recur lvm train` or `recur import-torch` wrote, or a .safetensors file"
+            ),
+        ));
+    }
+    let header = read_header(&weights).map_err(|e| {
+        let ext = weights
+            .extension()
+            .map(|x| x.to_string_lossy().to_lowercase());
+        match ext.as_deref() {
+            Some(x) if dir.is_none() && x != "safetensors" && weights.is_file() => Error::data(
+                weights.display().to_string(),
+                format!(
+                    "is not a safetensors file (a .{x} file): `recur inspect` takes a model \
+                     directory or a .safetensors file"
+                ),
+            ),
+            _ => e,
+        }
+    })?;
     let mut out = Inspection {
         weights,
         header,
@@ -792,6 +815,24 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inspect_names_a_folder_or_file_that_is_no_model() {
+        let t = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let e = inspect(t.path(), &dev).err().unwrap().to_string();
+        assert!(
+            e.contains("is not a model directory (no model.safetensors)"),
+            "{e}"
+        );
+        let csv = t.path().join("d.csv");
+        std::fs::write(&csv, "a,b\n1,2\n").unwrap();
+        let e = inspect(&csv, &dev).err().unwrap().to_string();
+        assert!(
+            e.contains("d.csv") && e.contains("is not a safetensors file (a .csv file)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn an_out_dir_with_a_sub_model_and_its_lock_is_accepted_and_a_strangers_file_is_not() {

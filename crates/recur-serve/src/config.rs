@@ -390,6 +390,15 @@ mod tests {
                 "limits.queue_capacity",
             ),
             ("limits:\n  max_connections: 0\n", "limits.max_connections"),
+            // A training config is named as one, with what to do instead.
+            (
+                "data:\n  path: d.csv\nmodel:\n  type: lstm\n",
+                "a training config, for `recur train`: serve the model it trains with `classifier: DIR`",
+            ),
+            (
+                "data:\n  train: w.npz\n",
+                "a Job B (LVM) config, for `recur lvm train`",
+            ),
         ] {
             std::fs::write(&p, yaml).unwrap();
             let e = ServeConfig::from_file(&p).unwrap_err().to_string();
