@@ -113,6 +113,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             min_context,
         } => {
             recur_core::fsx::check_outputs(&data, &model, &[&output])?;
+            crate::text::note_format(&output, &["npy"], "a NumPy .npy array");
             let m = model_dir::load_lvm(&model, dev)?;
             let w = load_for(&data, &m, min_context)?;
             let pred = lvm_eval::predict(&m, &w, dev)?;

@@ -764,7 +764,12 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 recur_core::fsx::write_json(j, &e)?;
             }
             let rows = match &per_row {
-                Some(out) => Some(predict(&p, &input, out)?),
+                Some(out) => {
+                    if !recur_data::output::names_its_format(out) {
+                        text::note_format(out, &[], "a CSV table");
+                    }
+                    Some(predict(&p, &input, out)?)
+                }
                 None => None,
             };
             print!("{e}");
@@ -782,6 +787,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             output,
         } => {
             let p = Predictor::load(&model, &dev)?;
+            if !recur_data::output::names_its_format(&output) {
+                text::note_format(&output, &[], "a CSV table");
+            }
             let n = predict(&p, &input, &output)?;
             if p.classes().is_empty() {
                 println!(

@@ -77,12 +77,7 @@ pub fn embed(
                 out.display()
             );
         }
-        if out.extension().and_then(|e| e.to_str()) != Some("npy") {
-            eprintln!(
-                "note: {} will hold a NumPy .npy array, whatever its name says",
-                out.display()
-            );
-        }
+        note_format(out, &["npy"], "a NumPy .npy array");
     }
     let texts = if texts.is_empty() {
         recur_text::encoder::read_texts(std::io::stdin().lock(), "standard input")?
@@ -149,6 +144,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
                 split_long,
                 ..Default::default()
             };
+            note_format(&out, &["npz"], "a NumPy .npz archive");
             let r = corpus::build(&input, &out, &enc, &opts, crate::bars::reporter(progress))?;
             print!("{r}");
             Ok(())
@@ -174,5 +170,20 @@ fn stdin_is(path: &std::path::Path) -> bool {
     {
         let _ = path;
         false
+    }
+}
+
+/// Says so on standard error when an output's name does not end in one of
+/// `exts` (any case): the file will hold `what` all the same.
+pub fn note_format(path: &std::path::Path, exts: &[&str], what: &str) {
+    let named = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)));
+    if !named {
+        eprintln!(
+            "note: {} will hold {what}, whatever its name says",
+            path.display()
+        );
     }
 }

@@ -155,6 +155,23 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
         preds.to_str().unwrap(),
     ]));
     let text = std::fs::read_to_string(&preds).unwrap();
+    // Another name gets the same CSV, and says so.
+    let named = d.path().join("p.json");
+    let out = recur(&[
+        "predict",
+        "--model",
+        m1.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        named.to_str().unwrap(),
+    ]);
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && note.contains("p.json will hold a CSV table"),
+        "{note}"
+    );
+    assert_eq!(std::fs::read_to_string(&named).unwrap(), text);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,day,label,p_lstm,probability,decision");
     assert_eq!(lines.len() - 1, 300 - 10 + 1);

@@ -48,8 +48,32 @@ impl OutColumn {
     }
 }
 
+/// The format [`write_table`] gives `path`: `parquet` (`.parquet`,
+/// `.pq`), `tsv` (tab-separated, `.tsv`) or `csv` (anything else).
+pub fn table_format(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("parquet" | "pq") => "parquet",
+        Some("tsv") => "tsv",
+        _ => "csv",
+    }
+}
+
+/// Whether a file of this name would be read back as what
+/// [`write_table`] writes to it (`.csv`, `.txt`, `.tsv`, `.parquet`, `.pq`).
+pub fn names_its_format(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["csv", "txt", "tsv", "parquet", "pq"].contains(&e.to_ascii_lowercase().as_str())
+    })
+}
+
 /// Writes `cols` (all of one length) to `path`: Parquet when it ends in
-/// `.parquet`, else CSV.
+/// `.parquet` or `.pq` (as tables are read), tab-separated for `.tsv`,
+/// else CSV.
 pub fn write_table(path: &Path, cols: &[OutColumn]) -> Result<()> {
     let n = cols.first().map_or(0, |c| c.len());
     if let Some(c) = cols.iter().find(|c| c.len() != n) {
@@ -59,20 +83,19 @@ pub fn write_table(path: &Path, cols: &[OutColumn]) -> Result<()> {
             c.len()
         )));
     }
-    let parquet = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let bytes = match parquet {
-        true => parquet_bytes(cols)
+    let bytes = match table_format(path) {
+        "parquet" => parquet_bytes(cols)
             .map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?,
-        false => csv_bytes(cols, n)?,
+        "tsv" => csv_bytes(cols, n, b'\t')?,
+        _ => csv_bytes(cols, n, b',')?,
     };
     write_atomic(path, &bytes)
 }
 
-fn csv_bytes(cols: &[OutColumn], n: usize) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+fn csv_bytes(cols: &[OutColumn], n: usize, delimiter: u8) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(Vec::new());
     let err = |e: csv::Error| Error::Msg(format!("cannot format the table: {e}"));
     w.write_record(cols.iter().map(|c| c.name())).map_err(err)?;
     for i in 0..n {
@@ -164,7 +187,7 @@ mod tests {
     #[test]
     fn csv_and_parquet_read_back_the_same_with_missing_cells() {
         let d = tempfile::tempdir().unwrap();
-        for name in ["p.csv", "p.parquet"] {
+        for name in ["p.csv", "p.parquet", "p.tsv", "p.pq"] {
             let path = d.path().join(name);
             write_table(&path, &cols()).unwrap();
             let t = Table::read(&path, None).unwrap();
@@ -180,6 +203,9 @@ mod tests {
         let csv = std::fs::read_to_string(d.path().join("p.csv")).unwrap();
         assert_eq!(csv.lines().nth(1), Some("3,d3,,"));
         assert_eq!(csv.lines().nth(2), Some("4,d4,0.250000,0"));
+        let tsv = std::fs::read_to_string(d.path().join("p.tsv")).unwrap();
+        assert_eq!(tsv.lines().nth(2), Some("4\td4\t0.250000\t0"));
+        assert!(names_its_format(Path::new("a.CSV")) && !names_its_format(Path::new("a.json")));
     }
 
     #[test]
