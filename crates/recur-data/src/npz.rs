@@ -437,9 +437,16 @@ fn windows_of_file(
         .contexts
         .iter()
         .chain(&w.targets)
-        .position(|v| !v.is_finite())
+        .position(|v| !v.is_finite() || v.abs() > MAX_VECTOR_VALUE)
     {
         let (c, d) = (w.context, w.dim.max(1));
+        let v = w
+            .contexts
+            .iter()
+            .chain(&w.targets)
+            .nth(i)
+            .copied()
+            .unwrap_or(0.0);
         let at = if i < w.contexts.len() {
             format!(
                 "window {}, context vector {}, element {}",
@@ -451,15 +458,41 @@ fn windows_of_file(
             let j = i - w.contexts.len();
             format!("the target of window {}, element {}", j / d, j % d)
         };
+        let what = if v.is_finite() {
+            format!(
+                "holds {v:e} ({at}); the LVMs take sentence embeddings, values within \
+                 ±{MAX_VECTOR_VALUE:e} (unit vectors, within ±1): normalise the vectors"
+            )
+        } else {
+            format!("holds a NaN or infinite value ({at}); every vector must be finite")
+        };
+        return Err(npz_err(path, what));
+    }
+    // A zero target has no direction: every prediction would score cosine
+    // 0 against it, silently. (Zero context vectors, a padding, may stay.)
+    if let Some(j) = w
+        .targets
+        .chunks_exact(w.dim.max(1))
+        .position(|t| t.iter().all(|&x| x == 0.0))
+    {
         return Err(npz_err(
             path,
-            format!("holds a NaN or infinite value ({at}); every vector must be finite"),
+            format!(
+                "the target of window {j} is all zeros: a sentence embedding has a direction; \
+                 drop that chunk"
+            ),
         ));
     }
     notes.append(&mut w.notes);
     w.notes = notes;
     Ok(w)
 }
+
+/// The largest magnitude a vector's element may have. Sentence embeddings
+/// are unit vectors (or near it); values far beyond overflowed float32
+/// in the norms (a 1e20 file scored every baseline 0) and made training
+/// "diverge" for a reason that was the data's.
+pub const MAX_VECTOR_VALUE: f32 = 1e6;
 
 fn f32_data(t: &Tensor, path: &Path, name: &str) -> Result<Vec<f32>> {
     if !t.dtype().is_float() {
@@ -929,7 +962,7 @@ mod tests {
                 ),
                 (
                     "target_vectors",
-                    npy(&Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap()),
+                    npy(&Tensor::ones((2, 2), candle_core::DType::F32, &dev).unwrap()),
                 ),
             ],
             false,
@@ -999,7 +1032,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("w.npz");
         let ctx = Tensor::ones((4, 5, 3), DType::F32, &dev).unwrap();
-        let tgt = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
+        let tgt = Tensor::ones((4, 3), DType::F32, &dev).unwrap();
         write_npz(
             &p,
             &[
@@ -1039,6 +1072,36 @@ mod tests {
             false,
         );
         assert!(read_windows(&p, 5).unwrap_err().to_string().contains("NaN"));
+        // Values far past an embedding's scale, and a zero target, are
+        // refused by window (they scored every baseline 0, silently).
+        let huge = (ctx.clone() * 1e20).unwrap();
+        write_npz(
+            &p,
+            &[
+                ("context_sequences", npy(&huge)),
+                ("target_vectors", npy(&tgt)),
+            ],
+            false,
+        );
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("holds 1e20 (window 0, context vector 0, element 0)")
+                && e.contains("normalise"),
+            "{e}"
+        );
+        let mut some_zero = vec![1f32; 12];
+        some_zero[6..9].fill(0.0);
+        let zt = Tensor::from_vec(some_zero, (4, 3), &dev).unwrap();
+        write_npz(
+            &p,
+            &[
+                ("context_sequences", npy(&ctx)),
+                ("target_vectors", npy(&zt)),
+            ],
+            false,
+        );
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(e.contains("the target of window 2 is all zeros"), "{e}");
         write_npz(&p, &[("embeddings", npy(&tgt))], false);
         let e = read_windows(&p, 5).unwrap_err().to_string();
         assert!(
@@ -1073,7 +1136,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("w.npz");
         let ctx = Tensor::ones((4, 5, 3), DType::F32, &dev).unwrap();
-        let tgt = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
+        let tgt = Tensor::ones((4, 3), DType::F32, &dev).unwrap();
         let good = [
             ("context_sequences", npy(&ctx)),
             ("target_vectors", npy(&tgt)),
