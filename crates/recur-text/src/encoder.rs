@@ -382,9 +382,10 @@ impl SentenceEncoder {
         if texts.is_empty() {
             return Ok(out);
         }
+        let heads: Vec<&str> = texts.iter().map(|t| self.head(t)).collect::<Result<_>>()?;
         let encs = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(heads, true)
             .map_err(|e| Error::Msg(format!("cannot tokenize: {e}")))?;
         // Sort by length so each batch pads little (BERT) or, for T5,
         // holds one length only.
@@ -413,6 +414,38 @@ impl SentenceEncoder {
             start = end;
         }
         Ok(out)
+    }
+
+    /// The start of `text` that tokenizes to the same first `max_len`
+    /// tokens as the whole: the text itself unless it is long. The
+    /// tokenizer works on the whole of what it is given, at about 100
+    /// bytes of memory a character (a 30 MB line took 3 GB), for tokens
+    /// truncation then drops. Cut at a space, the words before the cut
+    /// tokenize as they do in the whole text (both tokenizers split at
+    /// spaces first), so a start that still fills `max_len` tokens gives
+    /// the same ones; a start that does not is doubled until it does or
+    /// is the whole text (one word of megabytes is tokenized whole).
+    fn head<'a>(&self, text: &'a str) -> Result<&'a str> {
+        let mut cap = self.max_len.saturating_mul(32).max(4096);
+        while cap < text.len() {
+            let mut at = cap;
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let Some(space) = text[..at].rfind(char::is_whitespace) else {
+                return Ok(text);
+            };
+            let start = &text[..space];
+            let e = self
+                .tokenizer
+                .encode(start, true)
+                .map_err(|e| Error::Msg(format!("cannot tokenize: {e}")))?;
+            if e.len() >= self.max_len {
+                return Ok(start);
+            }
+            cap = cap.saturating_mul(2);
+        }
+        Ok(text)
     }
 
     /// One batch of token sequences (for T5, all of one length) through

@@ -46,6 +46,26 @@ fn check_batches(enc: &SentenceEncoder) {
     assert_eq!(enc.encode(TEXTS, 8).unwrap(), all);
 }
 
+/// A text of megabytes gives the vector of its start: the same tokens, so
+/// the same bits (only the start is tokenized, not the megabytes the
+/// truncation then dropped).
+fn check_long_text(enc: &SentenceEncoder) {
+    let mut long = String::new();
+    while long.len() < 3_000_000 {
+        long += TEXTS.join(" ").as_str();
+        long.push(' ');
+    }
+    let start = &long[..long[..2_000].rfind(' ').unwrap()];
+    let (a, b) = (
+        enc.encode(&[&long], 1).unwrap(),
+        enc.encode(&[start], 1).unwrap(),
+    );
+    assert_eq!(a, b);
+    // With no space to cut at, the text is taken whole, as before.
+    let word = "x".repeat(200_000);
+    assert_eq!(enc.encode(&[&word], 1).unwrap().len(), enc.dim);
+}
+
 #[test]
 fn bert_pools_over_the_mask_and_batches_exactly() {
     let d = tempfile::tempdir().unwrap();
@@ -53,6 +73,7 @@ fn bert_pools_over_the_mask_and_batches_exactly() {
     let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
     assert_eq!((enc.kind, enc.dim), ("bert", tiny::BERT_HIDDEN));
     check_batches(&enc);
+    check_long_text(&enc);
     // Batch size does not change anything either.
     assert!(
         max_diff(
@@ -162,6 +183,7 @@ fn t5_with_a_dense_module_batches_exactly() {
     let enc = SentenceEncoder::load(d.path(), &Device::Cpu).unwrap();
     assert_eq!((enc.kind, enc.dim), ("t5", 24));
     check_batches(&enc);
+    check_long_text(&enc);
     // A Dense module with no outputs is refused, not a crash.
     let cfg = d.path().join("2_Dense/config.json");
     let mut v: serde_json::Value =
