@@ -239,7 +239,13 @@ fn open(path: &Path, required: &[&str]) -> Result<Opened> {
                     .iter()
                     .try_fold(dtype.size_in_bytes(), |a, &d| a.checked_mul(d))
                     .unwrap_or(usize::MAX);
-                let held = sizes.get(&format!("{n}.npy")).copied().unwrap_or(0);
+                // numpy reads a member without the `.npy` suffix by its
+                // name as well.
+                let held = sizes
+                    .get(&format!("{n}.npy"))
+                    .or_else(|| sizes.get(n))
+                    .copied()
+                    .unwrap_or(0);
                 if need as u64 > held {
                     return Err(npz_err(
                         path,
@@ -369,7 +375,10 @@ fn windows_of_file(
         if k == 0 || k >= context {
             return Err(npz_err(
                 path,
-                format!("min_context {k} must be in 1..{context} (below the context length)"),
+                format!(
+                    "min_context {k} must be from 1 to {} (below the context length {context})",
+                    context.saturating_sub(1)
+                ),
             ));
         }
     }
@@ -782,7 +791,13 @@ mod tests {
         };
         let opts = zip::write::SimpleFileOptions::default().compression_method(method);
         for (name, bytes) in entries {
-            z.start_file(format!("{name}.npy"), opts).unwrap();
+            // A name ending in `/` is written as it is, without `.npy`
+            // (numpy reads such members too).
+            let member = match name.strip_suffix('/') {
+                Some(bare) => bare.to_string(),
+                None => format!("{name}.npy"),
+            };
+            z.start_file(member, opts).unwrap();
             z.write_all(bytes).unwrap();
         }
         z.finish().unwrap();
@@ -893,7 +908,7 @@ mod tests {
         for bad in [0, 3] {
             let e = read_windows_min(&p, 3, Some(bad)).unwrap_err().to_string();
             assert!(
-                e.contains("chunks.npz") && e.contains("must be in 1..3"),
+                e.contains("chunks.npz") && e.contains("must be from 1 to 2"),
                 "{e}"
             );
         }
@@ -1044,6 +1059,17 @@ mod tests {
         let w = read_windows(&p, 5).unwrap();
         assert_eq!((w.len(), w.context, w.dim), (4, 5, 3));
         assert!(w.articles.is_none());
+        // Members named without `.npy` read the same.
+        let bare = d.path().join("bare.npz");
+        write_npz(
+            &bare,
+            &[
+                ("context_sequences/", npy(&ctx)),
+                ("target_vectors/", npy(&tgt)),
+            ],
+            false,
+        );
+        assert_eq!(read_windows(&bare, 5).unwrap().targets, w.targets);
         let e = read_windows(&p, 4).unwrap_err().to_string();
         assert!(
             e.contains("w.npz")

@@ -201,6 +201,20 @@ pub fn feature_rows(t: &Table, features: &[String]) -> Result<Vec<f64>> {
         .iter()
         .map(|f| t.finite(f))
         .collect::<Result<_>>()?;
+    // Every feature read, kept or not: the selection's statistics of a
+    // column beyond float32 were as meaningless as the model's would be.
+    for (f, c) in features.iter().zip(&cols) {
+        if let Some(r) = c.iter().position(|x| x.abs() > f32::MAX as f64) {
+            return Err(Error::data(
+                &t.source,
+                format!(
+                    "{} feature `{f}` is {:e}, beyond float32 (the models read float32)",
+                    t.row_name(r),
+                    c[r]
+                ),
+            ));
+        }
+    }
     let n = t.n_rows();
     let mut values = Vec::with_capacity(n * cols.len());
     for r in 0..n {
@@ -1101,6 +1115,9 @@ mod tests {
         )
         .unwrap();
         let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("`a` is 1e39, beyond float32"), "{e}");
+        // So does the feature selection, whose statistics it would be.
+        let e = select_features(&c).unwrap_err().to_string();
         assert!(e.contains("`a` is 1e39, beyond float32"), "{e}");
         let one_class: String = (0..60).map(|i| row(i).replace(",1\n", ",0\n")).collect();
         std::fs::write(&path, format!("day,a,y\n{one_class}")).unwrap();

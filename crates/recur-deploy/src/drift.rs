@@ -113,7 +113,8 @@ pub fn check_with(model: &Path, input: &Path, over: &Overrides) -> Result<DriftC
         ));
     }
     let values = recur_data::prepare::feature_values(input, &cfg, &features)?;
-    let table = compare(&reference, &values, &cfg.drift)?;
+    let table = compare(&reference, &values, &cfg.drift)
+        .map_err(|e| Error::data(input.display().to_string(), e.to_string()))?;
     Ok(DriftCheck {
         model: model.to_path_buf(),
         input: input.to_path_buf(),
