@@ -193,10 +193,13 @@ fn an_xgboost_model_can_take_the_trees_place() {
         data_line.contains(&format!(" {}", d.path().canonicalize().unwrap().display())),
         "{saved}"
     );
+    let again = d.path().join("again");
     ok(&recur(&[
-        "select-features",
+        "train",
         "--config",
         out.join("config.yaml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
     ]));
     std::fs::remove_dir_all(&theirs).unwrap();
     let preds = d.path().join("p.csv");

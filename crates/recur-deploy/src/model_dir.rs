@@ -722,13 +722,23 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
             .extension()
             .map(|x| x.to_string_lossy().to_lowercase());
         match ext.as_deref() {
-            Some(x) if dir.is_none() && x != "safetensors" && weights.is_file() => Error::data(
-                weights.display().to_string(),
-                format!(
-                    "is not a safetensors file (a .{x} file): `recur inspect` takes a model \
+            // Said of a file whose bytes are no safetensors header at all
+            // (a CSV "may be truncated or corrupted"); other messages,
+            // such as a NumPy archive's, already say what it is.
+            Some(x)
+                if dir.is_none()
+                    && x != "safetensors"
+                    && weights.is_file()
+                    && e.to_string().contains("not a readable safetensors file") =>
+            {
+                Error::data(
+                    weights.display().to_string(),
+                    format!(
+                        "is not a safetensors file (a .{x} file): `recur inspect` takes a model \
                      directory or a .safetensors file"
-                ),
-            ),
+                    ),
+                )
+            }
             _ => e,
         }
     })?;

@@ -463,12 +463,13 @@ mod tests {
 
     #[test]
     fn reversed_windows_train_only_and_never_from_a_held_out_article() {
-        // 30 articles of 3 to 9 chunks of width 2; vector = (article, chunk).
+        // 30 articles of 3 to 9 chunks of width 2; vector = (article + 1,
+        // chunk), never zero.
         let dev = Device::Cpu;
         let (mut v, mut a, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for art in 0..30i64 {
             for ch in 0..3 + art % 7 {
-                v.extend([art as f32, ch as f32]);
+                v.extend([art as f32 + 1.0, ch as f32]);
                 a.push(art);
                 c.push(ch);
             }
