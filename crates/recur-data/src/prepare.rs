@@ -142,6 +142,9 @@ pub struct Prepared {
     /// Default features left out because they never change on the
     /// training rows (each with its one value).
     pub constant_columns: Vec<(String, f64)>,
+    /// What the user should be told about the data (times that could not
+    /// be compared, rows without a time).
+    pub notes: Vec<String>,
 }
 
 /// Windows over a file to evaluate or predict, with each window's time.
@@ -319,7 +322,7 @@ fn keep_columns(values: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
 /// check.
 pub fn check_scored_time_order(t: &Table, d: &DataConfig) -> Result<()> {
     match &d.time_column {
-        Some(c) if t.index_of(c).is_ok() => check_time_order(t, d),
+        Some(c) if t.index_of(c).is_ok() => check_time_order(t, d).map(|_| ()),
         _ => Ok(()),
     }
 }
@@ -327,9 +330,12 @@ pub fn check_scored_time_order(t: &Table, d: &DataConfig) -> Result<()> {
 /// Refuses rows out of time order in `data.time_column` (numbers, or ISO
 /// dates as text), naming the row; times in another text format are not
 /// compared. A file without the column is refused.
-fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
+///
+/// Returns notes for the user: times that cannot be compared, and rows
+/// without a time (kept, in file order, and skipped by the comparison).
+fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
     let Some(tc) = &d.time_column else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     // A time column the file lacks is refused, as a missing feature is:
     // the split's dates and the order check would silently go.
@@ -339,25 +345,41 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
             format!("`{tc}`: {e}; name a column of the file or leave time_column out"),
         )
     })?;
-    let bad = |i: usize, what: &str| {
-        Err(Error::data(
-            &t.source,
-            format!(
-                "data.time_column `{tc}`: {} ({}) {what} the row before it ({}); sort the rows by time and drop repeats",
-                t.row_name(i),
-                clip(&col.cell(i)),
-                clip(&col.cell(i - 1))
-            ),
-        ))
+    let mut notes = Vec::new();
+    let missing = |n: usize, first: usize| {
+        format!(
+            "data.time_column `{tc}`: {n} row(s) have no time (the first: {}); they are kept, \
+             in file order, and the order check skips them",
+            t.row_name(first)
+        )
     };
     match col {
         Column::Numeric(v) => {
-            for i in 1..v.len() {
-                if v[i] == v[i - 1] {
-                    return bad(i, "repeats");
-                }
-                if v[i] < v[i - 1] {
-                    return bad(i, "comes before");
+            // An empty cell (NaN) is a missing time; the rows either side
+            // of it are still compared (1, 2, -, 1 was let through).
+            let given: Vec<usize> = (0..v.len()).filter(|&i| !v[i].is_nan()).collect();
+            if given.len() < v.len() {
+                let first = (0..v.len()).find(|&i| v[i].is_nan()).unwrap_or(0);
+                notes.push(missing(v.len() - given.len(), first));
+            }
+            for w in given.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                if v[b] <= v[a] {
+                    let what = if v[b] == v[a] {
+                        "repeats"
+                    } else {
+                        "comes before"
+                    };
+                    return Err(Error::data(
+                        &t.source,
+                        format!(
+                            "data.time_column `{tc}`: {} ({}) {what} {} ({}); sort the rows by time and drop repeats",
+                            t.row_name(b),
+                            clip(&col.cell(b)),
+                            t.row_name(a),
+                            clip(&col.cell(a))
+                        ),
+                    ));
                 }
             }
         }
@@ -374,9 +396,20 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
             // one is refused, where before it switched the check off.
             // Empty cells are missing times, left out of the comparison.
             let given: Vec<usize> = (0..v.len()).filter(|&i| !v[i].trim().is_empty()).collect();
+            if given.len() < v.len() {
+                let first = (0..v.len()).find(|&i| v[i].trim().is_empty()).unwrap_or(0);
+                notes.push(missing(v.len() - given.len(), first));
+            }
             match given.iter().copied().find(|&i| !iso(&v[i])) {
                 None => {}
-                Some(_) if !given.iter().any(|&i| iso(&v[i])) => return Ok(()),
+                Some(_) if !given.iter().any(|&i| iso(&v[i])) => {
+                    notes.push(format!(
+                        "data.time_column `{tc}`: its times are neither numbers nor ISO dates \
+                         (YYYY-MM-DD...), so their order was not checked; the rows are taken in \
+                         file order"
+                    ));
+                    return Ok(notes);
+                }
                 Some(i) => {
                     return Err(Error::data(
                         &t.source,
@@ -411,14 +444,14 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let l = cfg.model.sequence_length;
     let n = t.n_rows();
-    check_time_order(t, d)?;
+    let notes = check_time_order(t, d)?;
     let mut features = resolve_features(t, d)?;
     let mut values = feature_rows(t, &features)?;
     let labels = row_labels(t, &d.target)?;
@@ -604,6 +637,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         selection,
         values,
         constant_columns,
+        notes,
     })
 }
 
@@ -709,6 +743,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         selection: None,
         values: Vec::new(),
         constant_columns: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -1095,6 +1130,61 @@ mod tests {
         let mut c = cfg(path.clone(), 3, 1);
         c.data.split.gap = Some(2);
         let p = prepare_training(&c).unwrap();
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        // A missing time is named in a note, and the rows either side of
+        // it are still compared (numbers 9, -, 5 went through).
+        let lines: Vec<String> = good.lines().map(str::to_string).collect();
+        let with_day = |f: &dyn Fn(usize, &str) -> String| -> String {
+            let body: String = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("{}{}\n", f(i, l), &l[l.find(',').unwrap()..]))
+                .collect();
+            format!("day,a,y\n{body}")
+        };
+        let gaps = d.path().join("gaps.csv");
+        let mut cg = c.clone();
+        cg.data.path = Some(gaps.clone());
+        std::fs::write(
+            &gaps,
+            with_day(&|i, l| {
+                if i == 10 {
+                    String::new()
+                } else {
+                    l[..10].to_string()
+                }
+            }),
+        )
+        .unwrap();
+        let p = prepare_training(&cg).unwrap();
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+        assert!(
+            p.notes[0].contains("1 row(s) have no time (the first: row 10 (line 12))"),
+            "{:?}",
+            p.notes
+        );
+        std::fs::write(
+            &gaps,
+            with_day(&|i, _| match i {
+                10 => String::new(),
+                11 => "5".into(),
+                _ => i.to_string(),
+            }),
+        )
+        .unwrap();
+        let e = prepare_training(&cg).unwrap_err().to_string();
+        assert!(
+            e.contains("row 11 (line 13) (5) comes before row 9 (line 11) (9)"),
+            "{e}"
+        );
+        // Times recur cannot compare are taken as they come, and said so.
+        std::fs::write(&gaps, with_day(&|i, _| format!("{:02}/01/2024", 60 - i))).unwrap();
+        let p = prepare_training(&cg).unwrap();
+        assert!(
+            p.notes[0].contains("neither numbers nor ISO dates"),
+            "{:?}",
+            p.notes
+        );
         let shuffled = d.path().join("late.csv");
         let rows: Vec<String> = (0..60).map(|i| row((i * 7) % 60)).collect();
         std::fs::write(&shuffled, format!("day,a,y\n{}", rows.concat())).unwrap();

@@ -96,6 +96,9 @@ fn train_prepared(
         prep.val.len(),
         prep.test.len()
     ));
+    for n in &prep.notes {
+        opts.progress.note(&format!("note: {n}"));
+    }
     if !prep.ignored_columns.is_empty() {
         opts.progress.note(&format!(
             "note: text columns left out of the features: {}",
