@@ -50,6 +50,58 @@ pub struct Table {
     pub lines: Option<Vec<u64>>,
 }
 
+/// The byte offsets of a file's line breaks.
+fn newlines_of(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The 1-based line of a record's position, blank lines counted.
+fn line_of(bytes: &[u8], newlines: &[usize], p: Option<&csv::Position>) -> u64 {
+    p.map_or(0, |p| {
+        let mut at = p.byte() as usize;
+        while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
+            at += 1;
+        }
+        newlines.partition_point(|&i| i < at) as u64 + 1
+    })
+}
+
+/// Whether the first row of a file of series (label first) is a series
+/// rather than a header, when it is not all numbers (a text label): every
+/// cell after the label is a number or empty (padding), and either its
+/// label is some other row's too, or its numbers do not increase (a
+/// header's numeric names do: time steps as pandas writes `0, 1, 2...`,
+/// wavelengths). Without this the first series of a headerless file with
+/// text labels was taken for the header and dropped.
+fn first_row_is_a_series(first: &csv::StringRecord, rest: &[csv::StringRecord]) -> bool {
+    let Some(label) = first.get(0).map(str::trim) else {
+        return false;
+    };
+    let mut nums = Vec::new();
+    for f in first.iter().skip(1) {
+        let f = f.trim();
+        if f.is_empty() {
+            nums.push(f64::NAN);
+        } else {
+            match f.parse::<f64>() {
+                Ok(x) => nums.push(x),
+                Err(_) => return false,
+            }
+        }
+    }
+    if nums.is_empty() || nums.iter().all(|x| x.is_nan()) || label.is_empty() {
+        return false;
+    }
+    let seen = rest.iter().any(|r| r.get(0).map(str::trim) == Some(label));
+    let increasing = nums.windows(2).all(|w| w[0] < w[1]);
+    seen || !increasing
+}
+
 /// Parses a number the way a user expects: surrounding spaces ignored, an
 /// empty cell is missing (NaN), `nan`/`inf` accepted so they can be refused
 /// later with a clear message.
@@ -159,6 +211,33 @@ impl Table {
     /// Reads a CSV (or `.tsv`) file with a header row; columns of numbers
     /// become numeric, the others text.
     pub fn read_csv(path: &Path) -> Result<Table> {
+        Table::read_csv_rows(path, false)
+    }
+
+    /// [`Table::read`] of a file of whole series, one per row, a label
+    /// first: a first row that is a label and numbers is a series, not a
+    /// header, unless its label is on no other row and its numbers are
+    /// whole and increasing (time steps, as pandas names them).
+    pub fn read_series(path: &Path, format: Option<&str>) -> Result<Table> {
+        let csv = match format {
+            Some(f) => ["csv", "txt", "tsv"].contains(&f.to_ascii_lowercase().as_str()),
+            None => !matches!(
+                path.extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| e.to_ascii_lowercase())
+                    .as_deref(),
+                Some("parquet" | "pq")
+            ),
+        };
+        if csv {
+            recur_core::fsx::refuse_non_file(path)?;
+            Table::read_csv_rows(path, true)
+        } else {
+            Table::read(path, format)
+        }
+    }
+
+    fn read_csv_rows(path: &Path, series: bool) -> Result<Table> {
         let source = path.display().to_string();
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         // Text never holds a NUL: a binary file (or a sparse one never
@@ -183,11 +262,11 @@ impl Table {
                 ),
             ));
         }
-        let delim = if path.extension().and_then(|e| e.to_str()) == Some("tsv") {
-            b'\t'
-        } else {
-            b','
-        };
+        let tsv = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+        let delim = if tsv { b'\t' } else { b',' };
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .delimiter(delim)
@@ -204,9 +283,35 @@ impl Table {
             Some(r) => r.map_err(|e| Error::data(&source, format!("cannot read CSV: {e}")))?,
         };
         // A first row made only of numbers is data, not a header (UCR-style CSV).
-        let headerless = first
+        let mut headerless = first
             .iter()
             .all(|f| !f.trim().is_empty() && f.trim().parse::<f64>().is_ok());
+        // The other rows, read now: whether a file of series has a header
+        // depends on their labels.
+        let rest: Vec<csv::StringRecord> = records
+            .map(|rec| {
+                rec.map_err(|e| {
+                    // The line counted from the bytes, as for the rows read
+                    // (the csv crate's own count was one short).
+                    let line = line_of(&bytes, &newlines_of(&bytes), e.position());
+                    let what = match e.kind() {
+                        csv::ErrorKind::UnequalLengths { len, .. } => format!(
+                            "line {line} has {len} field(s): every row needs {}, as the first row has; \
+                             a quote left open joins the lines after it",
+                            first.len()
+                        ),
+                        csv::ErrorKind::Utf8 { .. } => {
+                            format!("line {line} is not UTF-8 text: save the file as UTF-8")
+                        }
+                        _ => format!("{e} (check the file is a CSV)"),
+                    };
+                    Error::data(&source, format!("cannot read CSV: {what}"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        if series && !headerless {
+            headerless = first_row_is_a_series(&first, &rest);
+        }
         let width = first.len();
         let names: Vec<String> = if headerless {
             (0..width).map(|i| format!("column_{i}")).collect()
@@ -226,46 +331,16 @@ impl Table {
         };
         // The csv crate's line count skips blank lines; its byte offset
         // does not, so the line is counted from the bytes.
-        let newlines: Vec<usize> = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'\n')
-            .map(|(i, _)| i)
-            .collect();
-        let line_at = |p: Option<&csv::Position>| -> u64 {
-            p.map_or(0, |p| {
-                let mut at = p.byte() as usize;
-                while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
-                    at += 1;
-                }
-                newlines.partition_point(|&i| i < at) as u64 + 1
-            })
-        };
+        let newlines = newlines_of(&bytes);
+        let line_at = |p: Option<&csv::Position>| line_of(&bytes, &newlines, p);
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
         let mut lines = Vec::new();
-        if headerless {
-            for (c, f) in first.iter().enumerate() {
-                cells[c].push(f.to_string());
-            }
-            lines.push(line_at(first.position()));
-        }
-        for rec in records {
-            let rec = rec.map_err(|e| {
-                // The line counted from the bytes, as for the rows read
-                // (the csv crate's own count was one short).
-                let line = line_at(e.position());
-                let what = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { len, .. } => format!(
-                        "line {line} has {len} field(s): every row needs {width}, as the first row has; \
-                         a quote left open joins the lines after it"
-                    ),
-                    csv::ErrorKind::Utf8 { .. } => {
-                        format!("line {line} is not UTF-8 text: save the file as UTF-8")
-                    }
-                    _ => format!("{e} (check the file is a CSV)"),
-                };
-                Error::data(&source, format!("cannot read CSV: {what}"))
-            })?;
+        let data = if headerless {
+            std::iter::once(&first).chain(&rest).collect::<Vec<_>>()
+        } else {
+            rest.iter().collect()
+        };
+        for rec in data {
             for (c, f) in rec.iter().enumerate() {
                 cells[c].push(f.to_string());
             }

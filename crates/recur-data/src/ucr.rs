@@ -11,7 +11,7 @@
 //! known value is an error naming its line. This is aeon's and sktime's
 //! usual imputation, and it keeps every series its own length.
 
-use crate::table::{Column, Table};
+use crate::table::Table;
 use recur_core::{Error, Result};
 use std::path::Path;
 
@@ -126,75 +126,6 @@ pub fn fill_missing(values: &mut [f64], dims: usize) -> std::result::Result<usiz
     Ok(filled)
 }
 
-/// A table of whole series whose header row is itself a series (a file
-/// without a header whose labels are text, so its first row was not all
-/// numbers): the same table with that row as its first series. The row is
-/// taken for data when every cell after the label is a number (or empty,
-/// padding), those numbers are not the column numbers 0, 1, 2... or 1, 2,
-/// 3... that pandas writes as a header, and its label is the label of
-/// some other row. Without this the first series was dropped unseen.
-fn header_as_series(t: Table) -> Table {
-    if t.first_line != Some(2) || t.names.len() < 2 {
-        return t;
-    }
-    // An empty header cell is named `Unnamed: i`, as pandas names it.
-    let cell = |i: usize| -> Option<f64> {
-        let n = t.names[i].trim();
-        if n == format!("Unnamed: {i}") {
-            Some(f64::NAN)
-        } else {
-            n.parse::<f64>().ok()
-        }
-    };
-    let Some(nums) = (1..t.names.len()).map(cell).collect::<Option<Vec<f64>>>() else {
-        return t;
-    };
-    let run = |from: f64| nums.iter().enumerate().all(|(i, &x)| x == from + i as f64);
-    let label = t.names[0].trim().to_string();
-    let seen = match &t.columns[0] {
-        Column::Numeric(v) => label.parse::<f64>().is_ok_and(|x| v.contains(&x)),
-        Column::Text(v) => v.iter().any(|c| c.trim() == label),
-    };
-    if run(0.0) || run(1.0) || nums.iter().all(|x| x.is_nan()) || !seen {
-        return t;
-    }
-    let columns = t
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| match c {
-            Column::Numeric(v) => {
-                let first = if i == 0 {
-                    label.parse::<f64>().unwrap_or(f64::NAN)
-                } else {
-                    nums[i - 1]
-                };
-                Column::Numeric(std::iter::once(first).chain(v.iter().copied()).collect())
-            }
-            Column::Text(v) => {
-                let first = if i == 0 {
-                    label.clone()
-                } else if nums[i - 1].is_nan() {
-                    String::new()
-                } else {
-                    t.names[i].trim().to_string()
-                };
-                Column::Text(std::iter::once(first).chain(v.iter().cloned()).collect())
-            }
-        })
-        .collect();
-    Table {
-        source: t.source.clone(),
-        names: (0..t.names.len()).map(|i| format!("column_{i}")).collect(),
-        columns,
-        first_line: Some(1),
-        lines: t
-            .lines
-            .as_ref()
-            .map(|l| std::iter::once(1).chain(l.iter().copied()).collect()),
-    }
-}
-
 /// Fills the `None`s of one channel by linear interpolation between the
 /// nearest known values, holding the end values; `None` when nothing is
 /// known. The policy for the `?` of `.ts` files ([`fill_missing`] applies
@@ -237,10 +168,10 @@ impl Sequences {
         match ext.as_deref() {
             Some("ts") => Sequences::read_ts(path),
             _ => {
-                let t = Table::read(path, format)?;
+                // Named by a label column, the file has a header.
                 let t = match label_column {
-                    None => header_as_series(t),
-                    Some(_) => t,
+                    None => Table::read_series(path, format)?,
+                    Some(_) => Table::read(path, format)?,
                 };
                 Sequences::from_table(&t, label_column)
             }
@@ -455,7 +386,9 @@ impl Sequences {
                      (@dimensions or @univariate); correct the series or the header"
                 )));
             }
-            if let Some(n) = series_length.filter(|&n| n != l) {
+            // Only with @equalLength true: writers give the longest length
+            // beside @equalLength false.
+            if let Some(n) = series_length.filter(|&n| n != l && equal.is_some()) {
                 return Err(at(format!(
                     "a series of {l} steps, but the header says @seriesLength {n}; \
                      correct the series or the header"
@@ -555,8 +488,8 @@ mod tests {
         // (time, value) pairs are named as unsupported.
         for (text, want) in [
             (
-                "@seriesLength 3\n@data\n1,2,3:1\n1,2:2\n",
-                "line 4: a series of 2 steps, but the header says @seriesLength 3",
+                "@equalLength true\n@seriesLength 3\n@data\n1,2,3:1\n1,2:2\n",
+                "line 5: a series of 2 steps, but the header says @seriesLength 3",
             ),
             (
                 "@dimensions 2\n@data\n1,2:1\n",
@@ -588,6 +521,16 @@ mod tests {
         .unwrap();
         let s = Sequences::read(&p, None, None).unwrap();
         assert_eq!((s.sequence_length, s.dims, s.filled), (2, 1, 1));
+        // Beside @equalLength false, @seriesLength is the longest.
+        std::fs::write(
+            &p,
+            "@equalLength false\n@seriesLength 3\n@data\n1,2,3:1\n1,2:2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Sequences::read(&p, None, None).unwrap().lengths(),
+            vec![3, 2]
+        );
     }
 
     #[test]
@@ -643,14 +586,36 @@ mod tests {
         assert_eq!(s.values[0], vec![0.1, 0.2, 0.3]);
         let s = read("a.tsv", "up\t1.5\t2\ndown\t3\t4\nup\t5\t6\n").unwrap();
         assert_eq!(s.labels, vec!["up", "down", "up"]);
-        // A real header stays one: names, column numbers as pandas writes
-        // them, or a label seen on no row.
+        // A first series with repeated values, or padded with NaN, too
+        // (both read as a header with a name twice, and were refused).
+        let s = read(
+            "r.csv",
+            "up,0.5,0.5,0.7\ndown,0.1,0.2,0.3\nup,0.6,0.6,0.1\n",
+        )
+        .unwrap();
+        assert_eq!(s.labels, vec!["up", "down", "up"]);
+        let s = read(
+            "n.csv",
+            "up,0.5,NaN,NaN\ndown,0.1,0.2,0.3\nup,0.6,0.6,NaN\n",
+        )
+        .unwrap();
+        assert_eq!(s.lengths(), vec![1, 3, 2]);
+        // And one whose label is on no other row, when its numbers do not
+        // increase as a header's names would.
+        let s = read("u.csv", "c,0.9,0.2\na,1,2\nb,3,4\n").unwrap();
+        assert_eq!(s.labels, vec!["c", "a", "b"]);
+        // An upper-case .TSV is tab-separated too.
+        let s = read("U.TSV", "a\t2\t1\nb\t3\t4\n").unwrap();
+        assert_eq!(s.labels, vec!["a", "b"]);
+        // A real header stays one: names, increasing numbers (time steps
+        // as pandas writes them, wavelengths) on a label no row has.
         for text in [
             "label,t0,t1\na,1,2\nb,3,4\n",
             "label,0,1\na,1,2\nb,3,4\n",
             "class,1,2\na,1,2\nb,3,4\n",
             ",0,1\na,1,2\nb,3,4\n",
             "c,5,7\na,1,2\nb,3,4\n",
+            "class,400.5,401.0\na,1,2\nb,3,4\n",
         ] {
             let s = read("h.csv", text).unwrap();
             assert_eq!(s.labels, vec!["a", "b"], "{text:?}");
