@@ -115,7 +115,8 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             recur_core::fsx::check_outputs(&data, &model, &[&output])?;
             crate::text::note_format(&output, &["npy"], "a NumPy .npy array");
             let m = model_dir::load_lvm(&model, dev)?;
-            let w = load_for(&data, &m, min_context)?;
+            let w =
+                lvm_eval::read_contexts_for(&data, &m, min_context, crate::bars::reporter(true))?;
             let pred = lvm_eval::predict(&m, &w, dev)?;
             recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
             println!(

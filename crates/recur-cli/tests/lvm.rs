@@ -449,6 +449,37 @@ fn lvm_train_eval_predict_beats_the_baselines() {
         e.contains("window 0") && e.contains("holds 3e38") && !bad.exists(),
         "{e}"
     );
+    // Zero targets, placeholders in a file of contexts to predict, are
+    // taken by predict and refused by eval, which would score 0 on them.
+    let placeholder = d.path().join("contexts.npz");
+    Tensor::write_npz(
+        &[
+            (
+                "context_sequences",
+                &Tensor::full(0.25f32, (2, 5, D), &dev).unwrap(),
+            ),
+            (
+                "target_vectors",
+                &Tensor::zeros((2, D), candle_core::DType::F32, &dev).unwrap(),
+            ),
+        ],
+        &placeholder,
+    )
+    .unwrap();
+    let p = placeholder.to_str().unwrap();
+    let preds = d.path().join("pl.npy");
+    ok(&recur(&[
+        "lvm",
+        "predict",
+        "--model",
+        o,
+        "--data",
+        p,
+        "--output",
+        preds.to_str().unwrap(),
+    ]));
+    let e = err(&recur(&["lvm", "eval", "--model", o, "--data", p]));
+    assert!(e.contains("the target of window 0 is all zeros"), "{e}");
     ok(&recur(&["inspect", o]));
     // The other job's commands, directory, config or data file, name what
     // was given and what takes it, not a key of the wrong schema.

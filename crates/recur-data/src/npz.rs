@@ -477,24 +477,35 @@ fn windows_of_file(
         };
         return Err(npz_err(path, what));
     }
-    // A zero target has no direction: every prediction would score cosine
-    // 0 against it, silently. (Zero context vectors, a padding, may stay.)
-    if let Some(j) = w
-        .targets
-        .chunks_exact(w.dim.max(1))
-        .position(|t| t.iter().all(|&x| x == 0.0))
-    {
-        return Err(npz_err(
-            path,
-            format!(
-                "the target of window {j} is all zeros: a sentence embedding has a direction; \
-                 drop that chunk"
-            ),
-        ));
-    }
     notes.append(&mut w.notes);
     w.notes = notes;
     Ok(w)
+}
+
+/// Refuses windows to be scored (trained on, evaluated) whose target is
+/// all zeros, naming the window and its article: a zero vector has no
+/// direction, so every prediction scored cosine 0 against it, silently.
+/// Prediction reads no target (a file of contexts may hold zeros there),
+/// and zero context vectors, a padding, may stay.
+pub fn refuse_zero_targets(w: &VectorWindows, path: &Path) -> Result<()> {
+    let Some(j) = w
+        .targets
+        .chunks_exact(w.dim.max(1))
+        .position(|t| t.iter().all(|&x| x == 0.0))
+    else {
+        return Ok(());
+    };
+    let article = match &w.articles {
+        Some(a) => format!(" (article {})", a[j]),
+        None => String::new(),
+    };
+    Err(npz_err(
+        path,
+        format!(
+            "the target of window {j}{article} is all zeros: a sentence embedding has a \
+             direction; drop that chunk or give its embedding"
+        ),
+    ))
 }
 
 /// The largest magnitude a vector's element may have. Sentence embeddings
@@ -1126,7 +1137,9 @@ mod tests {
             ],
             false,
         );
-        let e = read_windows(&p, 5).unwrap_err().to_string();
+        // Read to predict, the targets are not looked at.
+        let w0 = read_windows(&p, 5).unwrap();
+        let e = refuse_zero_targets(&w0, &p).unwrap_err().to_string();
         assert!(e.contains("the target of window 2 is all zeros"), "{e}");
         write_npz(&p, &[("embeddings", npy(&tgt))], false);
         let e = read_windows(&p, 5).unwrap_err().to_string();

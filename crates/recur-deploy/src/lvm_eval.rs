@@ -60,7 +60,9 @@ pub fn read_reversed_windows(
     )
 }
 
-/// `w`, after telling `progress` what reading `path` noted.
+/// `w`, to be scored, after telling `progress` what reading `path`
+/// noted; a zero target is refused
+/// ([`recur_data::npz::refuse_zero_targets`]).
 fn noted(
     path: &std::path::Path,
     w: VectorWindows,
@@ -69,6 +71,7 @@ fn noted(
     for n in &w.notes {
         progress.note(&format!("{}: {n}", path.display()));
     }
+    recur_data::npz::refuse_zero_targets(&w, path)?;
     Ok(w)
 }
 
@@ -95,6 +98,22 @@ pub fn read_windows_for(
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
     let w = read_windows_min(path, model.arch.context, min_context, progress)?;
+    check_dim(&w, model.arch.input_dim, path)?;
+    Ok(w)
+}
+
+/// [`read_windows_for`] for prediction, which reads only the contexts:
+/// a file whose targets are placeholders (zeros) is taken.
+pub fn read_contexts_for(
+    path: &std::path::Path,
+    model: &Lvm,
+    min_context: Option<usize>,
+    progress: &dyn recur_core::progress::Progress,
+) -> Result<VectorWindows> {
+    let w = recur_data::npz::read_windows_min(path, model.arch.context, min_context)?;
+    for n in &w.notes {
+        progress.note(&format!("{}: {n}", path.display()));
+    }
     check_dim(&w, model.arch.input_dim, path)?;
     Ok(w)
 }
