@@ -65,10 +65,10 @@ pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()>
             load::run(&opts(server.url.clone(), 300), progress)?
         }
     };
-    print!("{report}");
     if let Some(j) = a.json {
         recur_core::fsx::write_json(&j, &report)?;
     }
+    print!("{report}");
     if report.errors > 0 {
         bail!("{} of {} requests failed", report.errors, report.requests);
     }

@@ -130,6 +130,25 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
         ev.contains("ROC AUC") && ev.contains("validation:") && ev.contains("test:"),
         "{ev}"
     );
+    // Standard output closed at once (`| head -1`): the process dies at its
+    // first line, with the JSON already written.
+    let figures = d.path().join("figures.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args([
+            "eval",
+            "--model",
+            m1.to_str().unwrap(),
+            "--input",
+            data.to_str().unwrap(),
+        ])
+        .args(["--json", figures.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait().unwrap();
+    assert!(figures.exists(), "the JSON was lost with the pipe");
     // Another file: all its labelled windows (280 - 10 + 1, the last unlabelled).
     let text = std::fs::read_to_string(&data).unwrap();
     let lines: Vec<&str> = text.lines().collect();

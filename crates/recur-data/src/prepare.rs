@@ -939,7 +939,10 @@ pub fn sequences_inference(
                         return Err(Error::data(
                             &s.source,
                             format!(
-                                "series {i} has class `{l}`, which the model was not trained on (its classes: {neg}, {pos})"
+                                "series {i} (counted from 0) has class `{}`, which the model was not trained on (its classes: {}, {})",
+                                clip(l),
+                                clip(neg),
+                                clip(pos)
                             ),
                         ))
                     }
@@ -952,8 +955,9 @@ pub fn sequences_inference(
                         return Err(Error::data(
                             &s.source,
                             format!(
-                                "series {i} has class `{l}`, which the model was not trained on (its classes: {})",
-                                classes.join(", ")
+                                "series {i} (counted from 0) has class `{}`, which the model was not trained on (its classes: {})",
+                                clip(l),
+                                clip(&classes.join(", "))
                             ),
                         ))
                     }

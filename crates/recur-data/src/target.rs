@@ -4,7 +4,7 @@
 //! `[tau_min, tau_max]`, `sigma` the rolling std of log returns over the last
 //! `vol_window` rows). Rows whose future is not in the file get no label.
 
-use crate::table::Table;
+use crate::table::{clip, Table};
 use recur_core::config::TargetConfig;
 use recur_core::{Error, Result};
 
@@ -141,8 +141,10 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
         return Err(Error::data(
             source,
             format!(
-                "the labels `{a}` and `{b}` are one number written two ways, which would make \
-                 two classes of one; write each class one way"
+                "the labels `{}` and `{}` are one number written two ways, which would make \
+                 two classes of one; write each class one way",
+                clip(a),
+                clip(b)
             ),
         ));
     }
@@ -153,7 +155,7 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
                 "the label has {} class{} ({}): a classifier needs at least two",
                 classes.len(),
                 if classes.len() == 1 { "" } else { "es" },
-                classes.first().map_or("no rows", |c| c.as_str())
+                classes.first().map_or("no rows".to_string(), |c| clip(c))
             ),
         ));
     }
@@ -173,7 +175,7 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
                 format!(
                     "`{p}` is set but the label has {} classes ({}): a positive class only means something with two; remove it",
                     classes.len(),
-                    classes.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                    classes.iter().take(10).map(|c| clip(c)).collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -199,8 +201,10 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
             return Err(Error::config(
                 "data.target.positive_label",
                 format!(
-                    "`{p}` is not one of the classes {} and {}",
-                    classes[0], classes[1]
+                    "`{}` is not one of the classes {} and {}",
+                    clip(p),
+                    clip(&classes[0]),
+                    clip(&classes[1])
                 ),
             ))
         }
@@ -239,6 +243,19 @@ mod tests {
         assert_eq!(
             row_labels(&t, &cfg).unwrap(),
             vec![Some(1.0), Some(1.0), Some(0.0), None]
+        );
+    }
+
+    #[test]
+    fn a_label_of_megabytes_is_clipped_where_a_message_shows_it() {
+        let long = "x".repeat(10_000);
+        let labels = vec![long.clone(), long];
+        let e = class_labels("f.csv", &labels, &TargetConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1 class (xxx") && e.contains("(10000 characters)") && e.len() < 400,
+            "{e}"
         );
     }
 
