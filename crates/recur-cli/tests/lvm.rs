@@ -98,14 +98,23 @@ fn lvm_train_eval_predict_beats_the_baselines() {
     let d = tempfile::tempdir().unwrap();
     let (train, ood, cfg) = data(d.path());
     let out = d.path().join("m");
-    let printed = ok(&recur(&[
-        "lvm",
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    // Run from the data's folder with relative paths, as a user would.
+    let printed = ok(&std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args([
+            "--threads",
+            "1",
+            "-q",
+            "lvm",
+            "train",
+            "--config",
+            "lvm.yaml",
+            "--out",
+            "m",
+        ])
+        .current_dir(d.path())
+        .output()
+        .unwrap());
+    assert_eq!(cfg, d.path().join("lvm.yaml"));
     assert!(
         printed.contains("copy_last") && printed.contains("context_mean"),
         "{printed}"
@@ -179,7 +188,11 @@ fn lvm_train_eval_predict_beats_the_baselines() {
 
     // --heldout scores exactly the articles training held out: the same
     // validation figure as the training report, here and in the leaderboard.
-    assert!(out.join("split.json").exists());
+    // It names the training file by absolute path, as config.yaml does.
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
+    let named = std::path::PathBuf::from(split["data"].as_str().unwrap());
+    assert_eq!(named, train.canonicalize().unwrap());
     let held = d.path().join("held.json");
     let printed = ok(&recur(&[
         "lvm",

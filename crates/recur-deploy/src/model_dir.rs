@@ -529,7 +529,14 @@ pub fn save_lvm_dir(
     write_json(&tmp.join(LVM_HISTORY), &history)?;
     write_json(&tmp.join("report.json"), report)?;
     if let Some(h) = held {
-        write_json(&tmp.join(SPLIT), h)?;
+        // By absolute path, as config.yaml names it.
+        let mut h = h.clone();
+        if h.data.is_relative() {
+            if let Ok(a) = std::fs::canonicalize(&h.data) {
+                h.data = a;
+            }
+        }
+        write_json(&tmp.join(SPLIT), &h)?;
     }
     w.commit()
 }
