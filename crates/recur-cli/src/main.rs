@@ -208,7 +208,7 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Also write the per-row table of `recur predict` (every row some
-        /// model scores) to this CSV or .parquet file, for backtests.
+        /// model scores) to this file (as `predict --output`), for backtests.
         #[arg(long)]
         per_row: Option<PathBuf>,
     },
@@ -216,8 +216,8 @@ enum Command {
     /// window or set of lags) with the whole trained model: row, time,
     /// label (when the file has the target), p_lstm, p_trees and p_ensemble
     /// (raw), probability (the calibrated output of the deployed model) and
-    /// decision (at the saved threshold). CSV, or Parquet for a .parquet
-    /// output.
+    /// decision (at the saved threshold). CSV, Parquet for a .parquet or
+    /// .pq output, tab-separated for .tsv.
     Predict {
         /// The model directory (what `recur train --out` wrote).
         #[arg(long)]
@@ -226,7 +226,9 @@ enum Command {
         /// not needed; when present, each row's label is written too).
         #[arg(long)]
         input: PathBuf,
-        /// The table to write: CSV, or Parquet when it ends in .parquet.
+        /// The table to write: Parquet when it ends in .parquet or .pq,
+        /// tab-separated for .tsv, else CSV (a note says so unless it ends
+        /// in .csv or .txt).
         #[arg(long)]
         output: PathBuf,
     },

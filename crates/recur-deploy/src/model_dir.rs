@@ -728,25 +728,27 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
         let ext = weights
             .extension()
             .map(|x| x.to_string_lossy().to_lowercase());
-        match ext.as_deref() {
-            // Said of a file whose bytes are no safetensors header at all
-            // (a CSV "may be truncated or corrupted"); other messages,
-            // such as a NumPy archive's, already say what it is.
-            Some(x)
-                if dir.is_none()
-                    && x != "safetensors"
-                    && weights.is_file()
-                    && e.to_string().contains("not a readable safetensors file") =>
-            {
-                Error::data(
-                    weights.display().to_string(),
-                    format!(
-                        "is not a safetensors file (a .{x} file): `recur inspect` takes a model \
+        // Said of a file whose bytes are no safetensors header at all (a
+        // CSV "may be truncated or corrupted"); other messages, such as a
+        // NumPy archive's, already say what it is.
+        let named = ext.as_deref() == Some("safetensors");
+        if dir.is_none()
+            && !named
+            && weights.is_file()
+            && e.to_string().contains("not a readable safetensors file")
+        {
+            let what = ext.map_or("a file without an extension".into(), |x| {
+                format!("a .{x} file")
+            });
+            Error::data(
+                weights.display().to_string(),
+                format!(
+                    "is not a safetensors file ({what}): `recur inspect` takes a model \
                      directory or a .safetensors file"
-                    ),
-                )
-            }
-            _ => e,
+                ),
+            )
+        } else {
+            e
         }
     })?;
     let mut out = Inspection {
@@ -849,6 +851,10 @@ mod tests {
             e.contains("d.csv") && e.contains("is not a safetensors file (a .csv file)"),
             "{e}"
         );
+        let bare = t.path().join("noext");
+        std::fs::write(&bare, "a,b\n1,2\n").unwrap();
+        let e = inspect(&bare, &dev).err().unwrap().to_string();
+        assert!(e.contains("(a file without an extension)"), "{e}");
     }
 
     #[test]

@@ -1447,6 +1447,14 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         ("application/json;charset=\"latin1\"", "415"),
         ("application/json; charset=\"UTF-8\"", "200"),
         ("application/json; Charset=utf8", "200"),
+        ("application/json; charset=us-ascii", "200"),
+        // Not JSON at all is said first.
+        ("text/plain; charset=latin1", "415"),
+        // A second header cannot slip a charset past.
+        (
+            "application/json\r\nContent-Type: application/json; charset=utf-16",
+            "415",
+        ),
     ] {
         let mut c = raw(&s.url);
         c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
@@ -1456,7 +1464,11 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
             got.starts_with(&format!("HTTP/1.1 {status}")),
             "{ct}: {got}"
         );
-        if status == "415" {
+        if ct.starts_with("text/plain") {
+            assert!(got.contains("send JSON with Content-Type"), "{got}");
+        } else if ct.contains("\r\n") {
+            assert!(got.contains("several Content-Type headers"), "{got}");
+        } else if status == "415" {
             assert!(got.contains("charset"), "{got}");
         }
     }

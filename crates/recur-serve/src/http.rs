@@ -190,34 +190,45 @@ fn charset(content_type: &str) -> Option<&str> {
 
 async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> Response {
     let l = &s.cfg.limits;
+    let unsupported = |msg: String| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            msg,
+        )
+        .into_response()
+    };
+    // One Content-Type: with two, the handler would read the first and a
+    // charset in the second would pass unseen.
+    if req.headers().get_all(header::CONTENT_TYPE).iter().count() > 1 {
+        return unsupported("several Content-Type headers: send one, application/json".into());
+    }
     let ct = req.headers().get(header::CONTENT_TYPE);
     let json = ct
         .and_then(|ct| ct.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    // JSON is UTF-8 (RFC 8259); a body declared in another charset would
-    // be read as UTF-8 all the same, so it is refused, not misread.
-    if let Some(cs) = ct.and_then(|ct| ct.to_str().ok()).and_then(charset) {
-        if !cs.eq_ignore_ascii_case("utf-8") && !cs.eq_ignore_ascii_case("utf8") {
-            return ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("charset {cs:?}: recur reads JSON as UTF-8; send it in UTF-8"),
-            )
-            .into_response();
-        }
-    }
     if !json {
         let given = match ct {
             None => "no Content-Type".to_string(),
             Some(ct) => format!("Content-Type {:?}", ct.to_str().unwrap_or("(not text)")),
         };
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("{given}: send JSON with Content-Type: application/json"),
-        )
-        .into_response();
+        return unsupported(format!(
+            "{given}: send JSON with Content-Type: application/json"
+        ));
+    }
+    // JSON is UTF-8 (RFC 8259; ASCII is UTF-8 too); a body declared in
+    // another charset would be read as UTF-8 all the same, so it is
+    // refused, not misread.
+    if let Some(cs) = ct.and_then(|ct| ct.to_str().ok()).and_then(charset) {
+        if !["utf-8", "utf8", "us-ascii", "ascii"]
+            .iter()
+            .any(|ok| cs.eq_ignore_ascii_case(ok))
+        {
+            return unsupported(format!(
+                "charset {cs:?}: recur reads JSON as UTF-8; send it in UTF-8"
+            ));
+        }
     }
     // A compressed body would be read as plain JSON: refused, not guessed.
     // Every Content-Encoding header, each a list of codings; empty items

@@ -57,8 +57,15 @@ fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> (Vec<String>, Cut) 
         }
         for s in sentencex::segment("en", &para) {
             let mut s = s.trim();
+            let mut cut_before = false;
             while !s.is_empty() {
                 if s.chars().count() < rules.min_chars {
+                    // The end of a long sentence, too short for a chunk of
+                    // its own, is lost too.
+                    if cut_before {
+                        lost.sentences += 1;
+                        lost.chars += s.chars().count();
+                    }
                     break;
                 }
                 let head = cut(s, rules.max_chars);
@@ -74,6 +81,7 @@ fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> (Vec<String>, Cut) 
                     break;
                 }
                 s = tail;
+                cut_before = true;
             }
         }
     }
@@ -140,5 +148,18 @@ mod tests {
         );
         let c = pieces(&wide, ChunkRules::default());
         assert_eq!(c.iter().map(|p| p.chars().count()).sum::<usize>(), 600);
+        // What is left out is counted: the rest past the cut, or with the
+        // rest kept, an end too short for a chunk of its own.
+        let (c, cut) = chunks_counted(&text, ChunkRules::default(), false);
+        let kept = c[0].chars().count();
+        assert_eq!(
+            (cut.sentences, cut.chars + kept + 1),
+            (1, text.chars().count())
+        );
+        let short_end = format!("{}ok end", "word ".repeat(100));
+        let (c, cut) = chunks_counted(&short_end, ChunkRules::default(), true);
+        assert_eq!((c.len(), cut.sentences, cut.chars), (1, 1, "ok end".len()));
+        let (_, cut) = chunks_counted(&text, ChunkRules::default(), true);
+        assert_eq!(cut, Cut::default());
     }
 }
