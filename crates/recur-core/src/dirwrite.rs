@@ -55,10 +55,32 @@ fn parent_of(p: &Path) -> &Path {
     }
 }
 
+/// The directory's name as the lock and temporary names beside it use
+/// it: as it is when it is UTF-8; otherwise its lossy form and a digest
+/// of its bytes, so that `y\xff` and `y\xfe` (both `y�` when lossy) do
+/// not share a lock or each other's hidden folders.
 fn name_of(p: &Path) -> String {
-    p.file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().to_string())
+    let Some(n) = p.file_name() else {
+        return "model".into();
+    };
+    match n.to_str() {
+        Some(s) => s.to_string(),
+        None => {
+            #[cfg(unix)]
+            let bytes = std::os::unix::ffi::OsStrExt::as_bytes(n).to_vec();
+            #[cfg(not(unix))]
+            let bytes = n.to_string_lossy().as_bytes().to_vec();
+            let digest = crate::fsx::sha256_bytes(&bytes);
+            let lossy: String = n.to_string_lossy().chars().take(40).collect();
+            format!("{lossy}~{}", &digest[..8])
+        }
+    }
 }
+
+/// The longest directory name recur writes: the hidden folders beside it
+/// (`.NAME.old-<run>`, the run a time and a process id) must fit the
+/// 255-byte limit of a file name.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// The lock file's name beside a directory named `name`.
 fn lock_name(name: &str) -> String {
@@ -117,8 +139,22 @@ pub fn check_target(dir: &Path) -> Result<()> {
              (for example --out model)"
         )));
     }
-    // `link/` would follow the link: look at `link` itself.
     let bare = Path::new(raw.trim_end_matches('/'));
+    // Checked before the work, not at the rename after it.
+    let len = bare.file_name().map_or(0, |n| n.len());
+    if len > MAX_NAME_BYTES {
+        return Err(Error::Msg(format!(
+            "{raw}: the folder's name is {len} bytes; recur writes a model directory beside \
+             itself under a longer hidden name, so it takes names of at most {MAX_NAME_BYTES} bytes"
+        )));
+    }
+    if is_mount_point(bare) {
+        return Err(Error::Msg(format!(
+            "{raw} is a mount point: a model directory is replaced as a whole by a rename, which a \
+             mount point refuses; name a folder inside it (for example {raw}/model)"
+        )));
+    }
+    // `link/` would follow the link: look at `link` itself.
     if let Ok(m) = std::fs::symlink_metadata(bare) {
         if m.file_type().is_symlink() {
             let to = std::fs::read_link(bare).map_or("?".into(), |t| t.display().to_string());
@@ -143,6 +179,59 @@ pub fn check_target(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `dir` is a mount point (a Docker volume, a bind mount): on
+/// another device than its parent, or listed in `/proc/self/mountinfo`
+/// (a bind mount of the same file system keeps the device).
+fn is_mount_point(dir: &Path) -> bool {
+    let Ok(real) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    if !real.is_dir() || real.parent().is_none() {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (
+            std::fs::metadata(&real),
+            std::fs::metadata(real.parent().unwrap_or(Path::new("/"))),
+        ) {
+            if a.dev() != b.dev() {
+                return true;
+            }
+        }
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| Path::new(&unescape_mount(m)) == real)
+    })
+}
+
+/// A mountinfo path, whose space, tab, newline and backslash are written
+/// as octal escapes (`\040`).
+fn unescape_mount(m: &str) -> String {
+    let b = m.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens and locks the lock file beside `dir`, or says who holds it.
@@ -493,6 +582,34 @@ fn differs(dir: &Path, name: &str, sha: &str) -> Result<Option<&'static str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Targets whose rename would fail after the work are refused before
+    /// it: a name too long for the hidden folders beside it, a mount
+    /// point. Names that are not UTF-8 keep locks of their own.
+    #[test]
+    fn long_names_and_mount_points_are_refused_and_odd_names_keep_their_own_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let e = check_target(&d.path().join("n".repeat(MAX_NAME_BYTES + 1)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("201 bytes") && e.contains("at most 200"), "{e}");
+        check_target(&d.path().join("n".repeat(MAX_NAME_BYTES))).unwrap();
+        check_target(&d.path().join("m")).unwrap();
+        if Path::new("/proc/self/mountinfo").exists() {
+            let e = check_target(Path::new("/proc")).unwrap_err().to_string();
+            assert!(e.contains("is a mount point"), "{e}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let a = d.path().join(std::ffi::OsStr::from_bytes(b"y\xff"));
+            let b = d.path().join(std::ffi::OsStr::from_bytes(b"y\xfe"));
+            assert_ne!(name_of(&a), name_of(&b));
+            let _ha = hold(&a).unwrap();
+            let _hb = hold(&b).unwrap();
+        }
+        assert_eq!(name_of(&d.path().join("plain")), "plain");
+    }
 
     /// A run holds its directory's lock from its start: a second run is
     /// refused then (both ran and the last to finish won, when the lock
