@@ -157,6 +157,22 @@ fn corpus_build_makes_a_training_file_from_documents() {
         .unwrap()
         .contains("The king 0"));
     let out = d.path().join("c.npz");
+    // One build at a time writes an output (two deleted each other's parts).
+    {
+        let _other = recur_core::dirwrite::hold_outputs(&out).unwrap();
+        let e = err(&recur(&[
+            "corpus",
+            "build",
+            "--encoder",
+            &m,
+            "--input",
+            docs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert!(e.contains("another recur is writing"), "{e}");
+        assert!(!out.exists());
+    }
     let o = ok(&recur(&[
         "corpus",
         "build",

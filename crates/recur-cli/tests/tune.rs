@@ -57,6 +57,22 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     ]));
     let first = trials(&out);
     assert_eq!(first.len(), 3);
+    // While another process searches into the folder, a second search is
+    // refused at its start (two interleaved their trials).
+    {
+        let _other = recur_core::dirwrite::hold_outputs(&out).unwrap();
+        let e = err(&recur(&[
+            "tune",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--trials",
+            "4",
+            "--out",
+            o,
+        ]));
+        assert!(e.contains("another recur is writing"), "{e}");
+        assert_eq!(trials(&out).len(), 3);
+    }
     let numbers: Vec<u64> = first
         .iter()
         .map(|t| t["number"].as_u64().unwrap())

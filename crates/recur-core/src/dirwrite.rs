@@ -234,9 +234,27 @@ fn unescape_mount(m: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The lock beside `target` for the whole run of a command that writes
+/// files there but does not replace a directory (`recur tune`'s folder,
+/// `recur corpus build`'s `.npz` and the files beside it), so that two
+/// runs cannot interleave their writes. Released when the `Hold` drops,
+/// or by the kernel when the process dies.
+pub fn hold_outputs(target: &Path) -> Result<Hold> {
+    let (lock_path, lock) = lock_beside(target)?;
+    HELD.lock()
+        .map_err(|_| Error::Msg("the lock table was poisoned".into()))?
+        .push((lock_path.clone(), lock));
+    Ok(Hold { lock_path })
+}
+
 /// Opens and locks the lock file beside `dir`, or says who holds it.
 fn take_lock(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     check_target(dir)?;
+    lock_beside(dir)
+}
+
+/// [`take_lock`] without the checks of a directory to replace.
+fn lock_beside(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     let parent = parent_of(dir);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let lock_path = parent.join(lock_name(&name_of(dir)));

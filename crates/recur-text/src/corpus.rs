@@ -342,6 +342,9 @@ pub fn build(
     let ins: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let outs: Vec<&Path> = siblings.iter().map(PathBuf::as_path).collect();
     recur_core::fsx::check_io(&ins, &[], &outs)?;
+    // One build at a time writes these files and the parts folder: two
+    // deleted each other's parts and left last-writer-wins outputs.
+    let _hold = recur_core::dirwrite::hold_outputs(out)?;
     let (articles, reports) = plan(inputs, opts)?;
     if articles.is_empty() {
         let why: Vec<String> = reports.iter().map(InputReport::summary).collect();

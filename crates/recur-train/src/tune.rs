@@ -207,6 +207,9 @@ pub fn tune(
     dev: &Device,
     report: &(dyn Fn(&Trial) + Sync),
 ) -> Result<TuneResult> {
+    // One search at a time writes `out`: two interleaved their trials
+    // and left a search.json of one beside the trials of the other.
+    let _hold = recur_core::dirwrite::hold_outputs(out)?;
     let space = cfg.tune.clone().unwrap_or_default();
     let pruning = Pruning {
         startup_trials: space.startup_trials,

@@ -257,6 +257,9 @@ pub fn tune_lvm(
     progress: &dyn Progress,
     report: &(dyn Fn(&LvmTrial) + Sync),
 ) -> Result<LvmTuneResult> {
+    // One search at a time writes `out`: two interleaved their trials
+    // and left a search.json of one beside the trials of the other.
+    let _hold = recur_core::dirwrite::hold_outputs(out)?;
     let space = cfg.tune.clone().unwrap_or_default();
     let pruning = Pruning {
         startup_trials: space.startup_trials,
