@@ -80,6 +80,35 @@ struct TextLine {
     chunk: Option<serde_json::Value>,
 }
 
+/// Refuses a `.npz` and `.texts.jsonl` of different builds, where the
+/// `.build.json` beside them records the digests of both (a build stopped
+/// between its writes left the new vectors beside the old texts, which a
+/// corpus of the same shape would have served as the answers).
+fn check_one_build(npz: &Path, texts: &[u8]) -> Result<()> {
+    let stem = npz.file_stem().unwrap_or_default().to_string_lossy();
+    let report = npz.with_file_name(format!("{stem}.build.json"));
+    let Ok(v) = recur_core::fsx::read_json::<serde_json::Value>(&report) else {
+        return Ok(());
+    };
+    let (Some(want_npz), Some(want_texts)) = (v["npz_sha256"].as_str(), v["texts_sha256"].as_str())
+    else {
+        return Ok(());
+    };
+    let have_npz = recur_core::fsx::sha256_file(npz)?;
+    let have_texts = recur_core::fsx::sha256_bytes(texts);
+    if have_npz != want_npz || have_texts != want_texts {
+        return Err(Error::data(
+            npz.display().to_string(),
+            format!(
+                "this file, its .texts.jsonl and {} come from different builds (a \
+                 `recur corpus build` stopped part way?): build the corpus again",
+                report.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
     let bad = |msg: String| Error::data(path.display().to_string(), msg);
     if !path.exists() {
@@ -115,6 +144,7 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
             format!("cannot read the bank's texts ({e}); `recur corpus build` writes it beside the .npz"),
         )
     })?;
+    check_one_build(path, body.as_bytes())?;
     let mut texts = Vec::with_capacity(n);
     for (k, line) in body
         .lines()
@@ -355,6 +385,25 @@ mod tests {
             e.contains("line 1 is chunk 1, but vector 0") && e.contains("out of line"),
             "{e}"
         );
+        // Texts in line, but of another build than the .build.json beside
+        // them records (a build stopped between its writes).
+        std::fs::write(texts_path(&npz), &good).unwrap();
+        let report = d.path().join("b.build.json");
+        let digests = |texts: &str| {
+            serde_json::json!({
+                "npz_sha256": recur_core::fsx::sha256_file(&npz).unwrap(),
+                "texts_sha256": recur_core::fsx::sha256_bytes(texts.as_bytes()),
+            })
+            .to_string()
+        };
+        std::fs::write(&report, digests(&good)).unwrap();
+        assert_eq!(Bank::load(std::slice::from_ref(&npz), 10).unwrap().len(), 4);
+        std::fs::write(&report, digests(&good.replace("t0", "x0"))).unwrap();
+        let e = Bank::load(std::slice::from_ref(&npz), 10)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("come from different builds"), "{e}");
     }
 
     #[test]

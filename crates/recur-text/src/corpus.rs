@@ -207,6 +207,12 @@ pub struct BuildReport {
     pub resumed_chunks: usize,
     pub embed_seconds: f64,
     pub sentences_per_second: f64,
+    /// SHA-256 of the `.npz` and the `.texts.jsonl` written with this
+    /// report: the three files are written one after another, and a build
+    /// stopped between two left a bank whose texts were another build's
+    /// (`recur serve` checks them).
+    pub npz_sha256: String,
+    pub texts_sha256: String,
 }
 
 /// A line per input, then the file written and the speed.
@@ -443,6 +449,8 @@ pub fn build(
         resumed_chunks: resumed,
         embed_seconds: secs,
         sentences_per_second: (n - resumed) as f64 / secs.max(1e-9),
+        npz_sha256: recur_core::fsx::sha256_file(out)?,
+        texts_sha256: recur_core::fsx::sha256_bytes(lines.as_bytes()),
     };
     write_json(&sibling(out, "build.json"), &report)?;
     remove_parts(&parts)?;
