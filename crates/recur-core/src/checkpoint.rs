@@ -83,13 +83,52 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], architecture: &Value) -> 
                 .map_err(|e| Error::checkpoint(path, format!("tensor {n}: {e}")))
         })
         .collect::<Result<_>>()?;
-    let mut meta = HashMap::new();
+    let mut meta = BTreeMap::new();
     meta.insert(KEY_VERSION.to_string(), FORMAT_VERSION.to_string());
     meta.insert(KEY_ARCH.to_string(), architecture.to_string());
     meta.insert(KEY_CRC.to_string(), format!("{crc:08x}"));
-    let bytes = safetensors::serialize(views, Some(meta))
+    let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
         .map_err(|e| Error::checkpoint(path, e.to_string()))?;
+    let bytes = with_metadata(&bytes, &meta).map_err(|e| Error::checkpoint(path, e))?;
     crate::fsx::write_atomic(path, &bytes)
+}
+
+/// A serialised safetensors file (written without metadata) with `meta`
+/// put into its header, keys in sorted order. `safetensors::serialize`
+/// writes the metadata from a `HashMap`, in an order that changes from run
+/// to run: the same training gave the same tensors but other bytes, and
+/// so another SHA-256 in the manifest. Offsets count from the end of the
+/// header, so they hold; the header is padded to 8 bytes as the crate pads.
+fn with_metadata(
+    bytes: &[u8],
+    meta: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or("no header")?;
+    let header = std::str::from_utf8(bytes.get(8..8 + n).ok_or("a short header")?)
+        .map_err(|e| e.to_string())?
+        .trim_end();
+    let body = header
+        .strip_prefix('{')
+        .and_then(|h| h.strip_suffix('}'))
+        .ok_or("a header that is not a JSON object")?;
+    let meta = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+    let mut new = format!("{{\"__metadata__\":{meta}");
+    if !body.is_empty() {
+        new.push(',');
+        new.push_str(body);
+    }
+    new.push('}');
+    while new.len() % 8 != 0 {
+        new.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + new.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(new.len() as u64).to_le_bytes());
+    out.extend_from_slice(new.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
@@ -359,6 +398,32 @@ mod tests {
         );
         assert!(err.contains("missing: b.b [3]"), "{err}");
         assert!(err.contains("unexpected: b.bias [3]"), "{err}");
+    }
+
+    #[test]
+    fn the_same_tensors_give_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, arch, specs) = sample(dir.path());
+        let first = std::fs::read(&path).unwrap();
+        for _ in 0..8 {
+            sample(dir.path());
+            assert_eq!(std::fs::read(&path).unwrap(), first);
+        }
+        // The header is 8-byte aligned, its metadata sorted, and it loads.
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let head = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        let (a, b, c) = (
+            head.find(KEY_ARCH).unwrap(),
+            head.find(KEY_CRC).unwrap(),
+            head.find(KEY_VERSION).unwrap(),
+        );
+        assert!(a < b && b < c, "{head}");
+        load_checked(&path, &arch, &specs, &Device::Cpu).unwrap();
+        assert_eq!(
+            read_header(&path).unwrap().format_version,
+            Some(FORMAT_VERSION)
+        );
     }
 
     #[test]
