@@ -11,7 +11,15 @@ use std::process::Command;
 fn serve_answers_until_sigterm_then_exits_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let cfg = recur_dev::fixture::write(d.path(), 1).unwrap();
-    let (mut child, url, lines) = common::serve(&cfg);
+    // SIGHUP (a closed terminal) stops it as gracefully; it killed it.
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        answers_until(&cfg, signal);
+    }
+}
+
+#[cfg(unix)]
+fn answers_until(cfg: &std::path::Path, signal: libc::c_int) {
+    let (mut child, url, lines) = common::serve(cfg);
     recur_dev::load::wait_ready(&url, 60).unwrap();
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -29,10 +37,10 @@ fn serve_answers_until_sigterm_then_exits_cleanly() {
     assert!(recur_dev::fixture::SENTENCES.contains(&body["response"].as_str().unwrap()));
     // SAFETY: signalling our own child.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        libc::kill(child.id() as libc::pid_t, signal);
     }
     let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "signal {signal}: {status:?}");
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(rest.iter().any(|l| l.contains("ready on")), "{rest:?}");
     assert_eq!(rest.last().unwrap(), "recur serve: stopped", "{rest:?}");

@@ -108,7 +108,10 @@ fn builds_the_chunks_layout_with_texts_and_counts() {
     assert_eq!(rows[13]["doc"], "docs.jsonl:doc1");
     assert!(sibling(&out, "build.json").exists());
     assert_eq!(r.npz_sha256, recur_core::fsx::sha256_file(&out).unwrap());
-    assert_eq!(r.texts_sha256, recur_core::fsx::sha256_bytes(texts.as_bytes()));
+    assert_eq!(
+        r.texts_sha256,
+        recur_core::fsx::sha256_bytes(texts.as_bytes())
+    );
     assert!(
         !d.path().join("c.npz.parts").exists(),
         "parts are removed when done"
