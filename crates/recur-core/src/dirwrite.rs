@@ -466,6 +466,32 @@ fn recover(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Puts back what a write stopped part way left beside `dir`, as the next
+/// writer would, when a reader comes first: the old directory itself (two
+/// renames, where the file system has no exchange, and the process died
+/// between them: no model at all was there) or its sub-folders (the
+/// demo's `lvm/`, moved out for the swap). Only with the lock, which a
+/// writer at work holds, and only when such hidden folders are there (one
+/// read of the parent folder); a reader that cannot take the lock (a
+/// read-only folder) leaves everything as it is.
+pub fn repair(dir: &Path) {
+    let parent = parent_of(dir);
+    let name = name_of(dir);
+    let (new_prefix, old_prefix) = (format!(".{name}.new-"), format!(".{name}.old-"));
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let left = entries.flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().to_string();
+        n.starts_with(&new_prefix) || n.starts_with(&old_prefix)
+    });
+    if left {
+        if let Ok((_path, _lock)) = lock_beside(dir) {
+            let _ = recover(dir);
+        }
+    }
+}
+
 /// The files of a model directory that recur reads (of either job): each
 /// that is there must be listed in its manifest.
 pub const MODEL_FILES: [&str; 15] = [
@@ -783,18 +809,23 @@ mod tests {
             }
             write_version(&m, 2, crash_after, swap);
             // Right after the crash: the old model or the new, whole (with
-            // two renames, possibly none until the next writer restores it).
+            // two renames, possibly none until a reader or the next writer
+            // restores it; here a reader comes first).
             if !swap && !m.exists() {
-                drop(DirWriter::begin(&m).unwrap());
+                repair(&m);
                 assert_eq!(version(&m), 1, "crash after {crash_after}");
             }
             let v = version(&m);
             if v == 2 && crash_after < 10 {
                 crashed_between += 1;
             }
-            // The next writer puts back what the crash left aside, and
-            // leaves nothing hidden behind.
-            drop(DirWriter::begin(&m).unwrap());
+            // A reader (or the next writer) puts back what the crash left
+            // aside, and leaves nothing hidden behind.
+            if crash_after % 2 == 0 {
+                repair(&m);
+            } else {
+                drop(DirWriter::begin(&m).unwrap());
+            }
             assert_eq!(version(&m), v);
             for sub in ["price", "other"] {
                 let x = std::fs::read_to_string(m.join(sub).join("x"));

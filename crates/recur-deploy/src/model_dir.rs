@@ -295,6 +295,7 @@ pub fn read_config(dir: &Path) -> Result<Config> {
 /// Loads a model directory, checking the weights against the architecture
 /// that the saved config and features describe.
 pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
+    recur_core::dirwrite::repair(dir);
     refuse_not_classifier_dir(dir)?;
     check_manifest(dir)?;
     let config = read_config(dir)?;
@@ -624,6 +625,9 @@ pub fn save_imported_lvm(
 /// # }
 /// ```
 pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
+    if path.is_dir() || !path.exists() {
+        recur_core::dirwrite::repair(path);
+    }
     let file = if path.is_dir() {
         check_manifest(path)?;
         path.join(LVM_BEST)
