@@ -78,12 +78,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = temp_beside(path, dir)?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     readable(tmp.path()).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// The temporary file an atomic write of `path` goes through, in `dir`
+/// beside it: `.NAME.recur-PID-XXXXXX`. A process killed while writing
+/// (Ctrl-C in `predict`) left its temporary file for good; the next write
+/// of the same name removes those of processes no longer running.
+fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().to_string());
+    let name: String = name.chars().take(100).collect();
+    let stem = format!(".{name}.recur-");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            let Some(pid) = n
+                .strip_prefix(&stem)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let gone = pid != std::process::id()
+                && Path::new("/proc/self").exists()
+                && !Path::new(&format!("/proc/{pid}")).exists();
+            if gone {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{stem}{}-", std::process::id()))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Writes `path` atomically through `write`, which is given the path of a
@@ -106,7 +140,7 @@ pub fn write_atomic_with<E: std::fmt::Display>(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = temp_beside(path, dir)?;
     write(tmp.path()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
     readable(tmp.path()).map_err(|e| Error::io(path, e))?;
     std::fs::File::open(tmp.path())
@@ -399,6 +433,34 @@ mod tests {
         assert!(e.contains("is 5 bytes, more than the 3"), "{e}");
         std::fs::write(&f, [0xff, 0xfe, b'x']).unwrap();
         assert!(read_text(&f).unwrap_err().to_string().contains("not UTF-8"));
+    }
+
+    /// A write killed part way leaves its temporary file; the next write of
+    /// the same name removes it, and leaves a running process's alone.
+    #[test]
+    fn the_next_write_removes_a_dead_writers_temporary_file() {
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("p.csv");
+        let dead = d.path().join(".p.csv.recur-4000000000-abc123");
+        let live = d
+            .path()
+            .join(format!(".p.csv.recur-{}-def456", std::process::id()));
+        let other = d.path().join(".q.csv.recur-4000000000-abc123");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, "part").unwrap();
+        }
+        write_atomic(&out, b"done").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"done");
+        assert!(!dead.exists() && live.exists() && other.exists());
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
     }
 
     #[cfg(unix)]

@@ -462,6 +462,7 @@ pub fn build(
 fn is_part_file(name: &str) -> bool {
     name == "fingerprint"
         || name.starts_with(".tmp")
+        || (name.starts_with('.') && name.contains(".recur-"))
         || name
             .strip_prefix("part-")
             .and_then(|n| n.strip_suffix(".npy"))
