@@ -796,6 +796,8 @@ fn manual(
         metrics: Arc::new(Metrics::new()),
         seen: Default::default(),
         checked: RwLock::new(None),
+        loaded_from: Default::default(),
+        changed_on_disk: Default::default(),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let (atx, arx) = std::sync::mpsc::channel();
@@ -1319,6 +1321,30 @@ fn the_readiness_check_runs_on_its_schedule() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(checks >= 4, "{checks} checks");
+    // A model folder replaced under the server is named, and it goes on
+    // serving what it loaded.
+    assert_eq!(
+        call(&s.url, "GET", "/health", None).1["changed_on_disk"],
+        json!([])
+    );
+    let lvm = s.cfg.models[0].path.clone();
+    let man = lvm.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&man).unwrap()).unwrap();
+    m["run"] = json!("another run");
+    std::fs::write(&man, m.to_string()).unwrap();
+    let mut named = Value::Null;
+    for _ in 0..100 {
+        let (status, h) = call(&s.url, "GET", "/health", None);
+        assert_eq!(status, 200, "{h}");
+        named = h["changed_on_disk"].clone();
+        if named != json!([]) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(named, json!([lvm.display().to_string()]));
+    let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
+    assert_eq!(status, 200);
 }
 
 /// A raw connection to the server, for clients that misbehave.

@@ -48,6 +48,36 @@ pub struct AppState {
     /// run at load and then every `limits.health_check_interval_ms`;
     /// `/health` reads it and never waits for the models.
     pub checked: RwLock<Option<Check>>,
+    /// What the served model folders held when loaded (see [`on_disk`]),
+    /// and those that hold something else now: `/health` names them, as
+    /// the server goes on serving what it loaded.
+    pub loaded_from: RwLock<Vec<(std::path::PathBuf, Option<String>)>>,
+    pub changed_on_disk: RwLock<Vec<String>>,
+}
+
+/// What a served model folder (or weights file) holds, to tell when it is
+/// replaced or deleted under a running server: its manifest's digest, or
+/// a file's size and time; `None` when there is nothing there.
+pub fn on_disk(path: &std::path::Path) -> Option<String> {
+    let man = path.join(recur_core::dirwrite::MANIFEST);
+    if man.is_file() {
+        return recur_core::fsx::sha256_file(&man).ok();
+    }
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!("{} {:?}", m.len(), m.modified().ok()))
+}
+
+/// The folders served, with what they hold now.
+pub fn served_paths(cfg: &ServeConfig) -> Vec<(std::path::PathBuf, Option<String>)> {
+    cfg.models
+        .iter()
+        .map(|m| m.path.clone())
+        .chain(cfg.classifier.clone())
+        .map(|p| {
+            let now = on_disk(&p);
+            (p, now)
+        })
+        .collect()
 }
 
 /// One readiness check's outcome.
@@ -88,6 +118,15 @@ pub async fn check_periodically(s: Shared, interval: Duration) {
     tick.tick().await;
     loop {
         tick.tick().await;
+        let changed: Vec<String> = s
+            .loaded_from
+            .read()
+            .expect("paths lock")
+            .iter()
+            .filter(|(p, then)| on_disk(p) != *then)
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        *s.changed_on_disk.write().expect("changed lock") = changed;
         let ready = matches!(&*s.status.read().expect("status lock"), Status::Ready(_));
         if !ready || s.busy() {
             continue;
@@ -1103,6 +1142,7 @@ async fn health(State(s): State<Shared>) -> Response {
         "check_ms": check.as_ref().map(|c| c.ms),
         "checked_ms_ago": check.as_ref().map(|c| ms(c.at)),
         "checks": check.as_ref().map_or(0, |c| c.count),
+        "changed_on_disk": *s.changed_on_disk.read().expect("changed lock"),
     }))
     .into_response()
 }

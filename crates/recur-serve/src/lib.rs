@@ -62,12 +62,16 @@ pub async fn serve_on(
         metrics: metrics.clone(),
         seen: Default::default(),
         checked: RwLock::new(None),
+        loaded_from: RwLock::new(Vec::new()),
+        changed_on_disk: RwLock::new(Vec::new()),
     });
     let st = state.clone();
     let worker = std::thread::Builder::new()
         .name("recur-compute".into())
         .spawn(move || {
             let t = std::time::Instant::now();
+            // What the folders hold as they are loaded.
+            *st.loaded_from.write().expect("paths lock") = http::served_paths(&cfg);
             // A panic while loading (a crafted file) is a failed load with
             // its reason, not a server that says "loading" forever.
             let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
