@@ -250,7 +250,44 @@ pub fn hold_outputs(target: &Path) -> Result<Hold> {
 /// Opens and locks the lock file beside `dir`, or says who holds it.
 fn take_lock(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     check_target(dir)?;
-    lock_beside(dir)
+    let taken = lock_beside(dir)?;
+    refuse_busy_inside(dir)?;
+    Ok(taken)
+}
+
+/// Refuses to replace `dir` while another process writes a model
+/// directory inside it (the demo's `lvm/`): the swap moved that writer's
+/// work aside and dropped its lock file, after which a second writer of
+/// the same sub-model was let in. Checked when the lock is taken and again
+/// just before the swap.
+fn refuse_busy_inside(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mine: Vec<PathBuf> = HELD
+        .lock()
+        .map(|h| h.iter().map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default();
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        if !is_lock_name(&n) || mine.contains(&e.path()) {
+            continue;
+        }
+        let Ok(f) = std::fs::File::open(e.path()) else {
+            continue;
+        };
+        if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock() {
+            let sub = &n[1..n.len() - ".lock".len()];
+            return Err(Error::Msg(format!(
+                "{} is being written by another recur (it holds {}): wait for it to finish, \
+                 then write {}",
+                dir.join(sub).display(),
+                e.path().display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// [`take_lock`] without the checks of a directory to replace.
@@ -328,6 +365,7 @@ impl DirWriter {
             left -= 1;
             true
         };
+        refuse_busy_inside(&self.target)?;
         let tmp = self.tmp.take().expect("committed once");
         let dir = tmp.path().to_path_buf();
         let kept = tmp.keep();
@@ -653,6 +691,35 @@ mod tests {
             let _hb = hold(&b).unwrap();
         }
         assert_eq!(name_of(&d.path().join("plain")), "plain");
+    }
+
+    /// A directory is not replaced while another process writes a model
+    /// inside it (its lock beside the sub-model, inside the directory).
+    #[test]
+    fn a_directory_is_not_replaced_while_a_model_inside_it_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m");
+        let w = DirWriter::begin(&m).unwrap();
+        std::fs::write(w.path().join("a.json"), "1").unwrap();
+        w.commit().unwrap();
+        // Another process's lock: an open file description of our own
+        // that this process's table does not list.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(m.join(".lvm.lock"))
+            .unwrap();
+        lock.try_lock().unwrap();
+        let e = hold(&m).err().unwrap().to_string();
+        assert!(e.contains("m/lvm is being written by another recur"), "{e}");
+        drop(lock);
+        let run = hold(&m).unwrap();
+        let w = DirWriter::begin(&m).unwrap();
+        std::fs::write(w.path().join("a.json"), "2").unwrap();
+        w.commit().unwrap();
+        drop(run);
+        assert_eq!(std::fs::read_to_string(m.join("a.json")).unwrap(), "2");
     }
 
     /// A run holds its directory's lock from its start: a second run is
