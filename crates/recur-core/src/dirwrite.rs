@@ -118,7 +118,11 @@ impl Drop for Hold {
 
 /// Takes `dir`'s lock for the run (see [`Hold`]).
 pub fn hold(dir: &Path) -> Result<Hold> {
-    let (lock_path, lock) = take_lock(dir)?;
+    keep(take_lock(dir)?)
+}
+
+/// Keeps a lock taken for the run in this process's table.
+fn keep((lock_path, lock): (PathBuf, std::fs::File)) -> Result<Hold> {
     HELD.lock()
         .map_err(|_| Error::Msg("the lock table was poisoned".into()))?
         .push((lock_path.clone(), lock));
@@ -240,11 +244,7 @@ fn unescape_mount(m: &str) -> String {
 /// runs cannot interleave their writes. Released when the `Hold` drops,
 /// or by the kernel when the process dies.
 pub fn hold_outputs(target: &Path) -> Result<Hold> {
-    let (lock_path, lock) = lock_beside(target)?;
-    HELD.lock()
-        .map_err(|_| Error::Msg("the lock table was poisoned".into()))?
-        .push((lock_path.clone(), lock));
-    Ok(Hold { lock_path })
+    keep(lock_beside(target)?)
 }
 
 /// Opens and locks the lock file beside `dir`, or says who holds it.

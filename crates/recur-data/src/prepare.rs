@@ -345,6 +345,19 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
             format!("`{tc}`: {e}; name a column of the file or leave time_column out"),
         )
     })?;
+    // Row `b`'s time against the row before it that has one, `a`.
+    let out_of_order = |a: usize, b: usize, what: &str| {
+        Error::data(
+            &t.source,
+            format!(
+                "data.time_column `{tc}`: {} ({}) {what} {} ({}); sort the rows by time and drop repeats",
+                t.row_name(b),
+                clip(&col.cell(b)),
+                t.row_name(a),
+                clip(&col.cell(a))
+            ),
+        )
+    };
     let mut notes = Vec::new();
     let missing = |n: usize, first: usize| {
         format!(
@@ -370,16 +383,7 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                     } else {
                         "comes before"
                     };
-                    return Err(Error::data(
-                        &t.source,
-                        format!(
-                            "data.time_column `{tc}`: {} ({}) {what} {} ({}); sort the rows by time and drop repeats",
-                            t.row_name(b),
-                            clip(&col.cell(b)),
-                            t.row_name(a),
-                            clip(&col.cell(a))
-                        ),
-                    ));
+                    return Err(out_of_order(a, b, what));
                 }
             }
         }
@@ -424,21 +428,9 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
             }
             for w in given.windows(2) {
                 let (a, b) = (w[0], w[1]);
-                let bad = |what: &str| {
-                    Err(Error::data(
-                        &t.source,
-                        format!(
-                            "data.time_column `{tc}`: {} ({}) {what} {} ({}); sort the rows by time and drop repeats",
-                            t.row_name(b),
-                            clip(&col.cell(b)),
-                            t.row_name(a),
-                            clip(&col.cell(a))
-                        ),
-                    ))
-                };
                 match v[b].cmp(&v[a]) {
-                    std::cmp::Ordering::Equal => return bad("repeats"),
-                    std::cmp::Ordering::Less => return bad("comes before"),
+                    std::cmp::Ordering::Equal => return Err(out_of_order(a, b, "repeats")),
+                    std::cmp::Ordering::Less => return Err(out_of_order(a, b, "comes before")),
                     std::cmp::Ordering::Greater => {}
                 }
             }
