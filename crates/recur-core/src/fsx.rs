@@ -89,7 +89,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The temporary file an atomic write of `path` goes through, in `dir`
 /// beside it: `.NAME.recur-PID-XXXXXX`. A process killed while writing
 /// (Ctrl-C in `predict`) left its temporary file for good; the next write
-/// of the same name removes those of processes no longer running.
+/// of the same name removes those of processes no longer running, and
+/// untouched for ten minutes (a process id seen from another container
+/// sharing the folder may be alive there).
 fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
     let name = path
         .file_name()
@@ -106,7 +108,14 @@ fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
             else {
                 continue;
             };
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600));
             let gone = pid != std::process::id()
+                && stale
                 && Path::new("/proc/self").exists()
                 && !Path::new(&format!("/proc/{pid}")).exists();
             if gone {
@@ -449,18 +458,25 @@ mod tests {
             .path()
             .join(format!(".p.csv.recur-{}-def456", std::process::id()));
         let other = d.path().join(".q.csv.recur-4000000000-abc123");
-        for f in [&dead, &live, &other] {
+        let fresh = d.path().join(".p.csv.recur-4000000001-ghi789");
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for f in [&dead, &live, &other, &fresh] {
             std::fs::write(f, "part").unwrap();
+            if f != &fresh {
+                let h = std::fs::File::options().write(true).open(f).unwrap();
+                h.set_modified(hour_ago).unwrap();
+            }
         }
         write_atomic(&out, b"done").unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"done");
-        assert!(!dead.exists() && live.exists() && other.exists());
+        // A file touched in the last ten minutes stays, whoever wrote it.
+        assert!(!dead.exists() && live.exists() && other.exists() && fresh.exists());
         let names: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().to_string())
             .collect();
-        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?}");
     }
 
     #[cfg(unix)]
