@@ -335,10 +335,11 @@ impl Table {
         let line_at = |p: Option<&csv::Position>| line_of(&bytes, &newlines, p);
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
         let mut lines = Vec::new();
-        let data = if headerless {
-            std::iter::once(&first).chain(&rest).collect::<Vec<_>>()
+        // Each record dropped as it is copied, so the file is not held twice.
+        let data: Box<dyn Iterator<Item = csv::StringRecord>> = if headerless {
+            Box::new(std::iter::once(first).chain(rest))
         } else {
-            rest.iter().collect()
+            Box::new(rest.into_iter())
         };
         for rec in data {
             for (c, f) in rec.iter().enumerate() {
