@@ -767,9 +767,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             }
             let rows = match &per_row {
                 Some(out) => {
-                    if !recur_data::output::names_its_format(out) {
-                        text::note_format(out, &[], "a CSV table");
-                    }
+                    text::note_format(out, recur_data::output::TABLE_EXTENSIONS, "a CSV table");
                     Some(predict(&p, &input, out)?)
                 }
                 None => None,
@@ -789,9 +787,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             output,
         } => {
             let p = Predictor::load(&model, &dev)?;
-            if !recur_data::output::names_its_format(&output) {
-                text::note_format(&output, &[], "a CSV table");
-            }
+            text::note_format(&output, recur_data::output::TABLE_EXTENSIONS, "a CSV table");
             let n = predict(&p, &input, &output)?;
             if p.classes().is_empty() {
                 println!(

@@ -176,14 +176,31 @@ fn stdin_is(path: &std::path::Path) -> bool {
 /// Says so on standard error when an output's name does not end in one of
 /// `exts` (any case): the file will hold `what` all the same.
 pub fn note_format(path: &std::path::Path, exts: &[&str], what: &str) {
-    let named = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)));
-    if !named {
+    if !named_as(path, exts) {
         eprintln!(
             "note: {} will hold {what}, whatever its name says",
             path.display()
         );
+    }
+}
+
+/// Whether `path` ends in one of `exts`, in any case.
+fn named_as(path: &std::path::Path, exts: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_as;
+    use std::path::Path;
+
+    #[test]
+    fn an_output_is_named_for_its_format_in_any_case() {
+        let tables = recur_data::output::TABLE_EXTENSIONS;
+        assert!(named_as(Path::new("a.CSV"), tables) && named_as(Path::new("p.pq"), tables));
+        assert!(!named_as(Path::new("a.json"), tables) && !named_as(Path::new("a"), tables));
+        assert!(named_as(Path::new("v.NPY"), &["npy"]));
     }
 }

@@ -463,23 +463,30 @@ fn exchange(a: &Path, b: &Path) -> bool {
 /// held): an old directory moved aside with no directory in its place
 /// goes back; sub-folders of an old directory that the current one lacks
 /// move into it; the rest of every leftover is removed.
-fn recover(dir: &Path) -> Result<()> {
-    let parent = parent_of(dir);
+/// The hidden folders a write of `dir` stopped part way left beside it
+/// (`.NAME.new-*`, `.NAME.old-*`), sorted, and the old ones' prefix.
+fn leftovers(dir: &Path) -> (Vec<PathBuf>, String) {
     let name = name_of(dir);
     let (new_prefix, old_prefix) = (format!(".{name}.new-"), format!(".{name}.old-"));
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return Ok(());
-    };
-    let mut leftovers: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().to_string();
-            (n.starts_with(&new_prefix) || n.starts_with(&old_prefix))
-                && e.file_type().is_ok_and(|t| t.is_dir())
+    let mut found: Vec<PathBuf> = std::fs::read_dir(parent_of(dir))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    (n.starts_with(&new_prefix) || n.starts_with(&old_prefix))
+                        && e.file_type().is_ok_and(|t| t.is_dir())
+                })
+                .map(|e| e.path())
+                .collect()
         })
-        .map(|e| e.path())
-        .collect();
-    leftovers.sort();
+        .unwrap_or_default();
+    found.sort();
+    (found, old_prefix)
+}
+
+fn recover(dir: &Path) -> Result<()> {
+    let (leftovers, old_prefix) = leftovers(dir);
     for l in leftovers {
         let is_old = l
             .file_name()
@@ -513,17 +520,7 @@ fn recover(dir: &Path) -> Result<()> {
 /// read of the parent folder); a reader that cannot take the lock (a
 /// read-only folder) leaves everything as it is.
 pub fn repair(dir: &Path) {
-    let parent = parent_of(dir);
-    let name = name_of(dir);
-    let (new_prefix, old_prefix) = (format!(".{name}.new-"), format!(".{name}.old-"));
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    let left = entries.flatten().any(|e| {
-        let n = e.file_name().to_string_lossy().to_string();
-        n.starts_with(&new_prefix) || n.starts_with(&old_prefix)
-    });
-    if left {
+    if !leftovers(dir).0.is_empty() {
         if let Ok((_path, _lock)) = lock_beside(dir) {
             let _ = recover(dir);
         }

@@ -68,11 +68,16 @@ fn noted(
     w: VectorWindows,
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
+    tell(path, &w, progress);
+    recur_data::npz::refuse_zero_targets(&w, path)?;
+    Ok(w)
+}
+
+/// Tells `progress` what reading `path` noted.
+fn tell(path: &std::path::Path, w: &VectorWindows, progress: &dyn recur_core::progress::Progress) {
     for n in &w.notes {
         progress.note(&format!("{}: {n}", path.display()));
     }
-    recur_data::npz::refuse_zero_targets(&w, path)?;
-    Ok(w)
 }
 
 /// Refuses windows whose vectors are not `dim` wide, the width a model
@@ -111,9 +116,7 @@ pub fn read_contexts_for(
     progress: &dyn recur_core::progress::Progress,
 ) -> Result<VectorWindows> {
     let w = recur_data::npz::read_windows_min(path, model.arch.context, min_context)?;
-    for n in &w.notes {
-        progress.note(&format!("{}: {n}", path.display()));
-    }
+    tell(path, &w, progress);
     check_dim(&w, model.arch.input_dim, path)?;
     Ok(w)
 }
