@@ -163,10 +163,10 @@ fn fit_in_precision(
         };
         let improved = val_loss < best;
         opts.progress.note(&format!(
-            "epoch {epoch:>3}/{}  train loss {:.4}  val loss {:.4}  val AUC {}  {:.1}s{}",
+            "epoch {epoch:>3}/{}  train loss {}  val loss {}  val AUC {}  {:.1}s{}",
             t.epochs,
-            rec.train_loss,
-            val_loss,
+            loss4(rec.train_loss),
+            loss4(val_loss),
             rec.val_auc.map_or("n/a".into(), |a| format!("{a:.4}")),
             rec.seconds,
             if improved { "  *best" } else { "" }
@@ -198,6 +198,23 @@ fn fit_in_precision(
         Error::Msg("validation loss was never finite; check the validation data".into())
     })?;
     model.restore(&best_weights)?;
+    let guess = constant_guess(&train_y, k, pos_weight, weights.as_deref());
+    if let Some(z) = guess {
+        let reps: Vec<f32> = z
+            .iter()
+            .copied()
+            .cycle()
+            .take(z.len() * val_y.len())
+            .collect();
+        let guess_loss = val_loss_of(&reps);
+        if best >= guess_loss {
+            opts.progress.note(&format!(
+                "note: the best validation loss ({}) is no better than a constant guess from the training labels' rate ({}): the model learnt nothing from the features. If the loss rose from the first epoch, lower training.learning_rate; otherwise the features may not predict the label",
+                loss4(best),
+                loss4(guess_loss)
+            ));
+        }
+    }
     Ok(FitResult {
         model,
         epochs_run: history.len(),
@@ -206,4 +223,44 @@ fn fit_in_precision(
         best_val_loss: best,
         pos_weight,
     })
+}
+
+/// The logits of the best constant guess under the training loss: for two
+/// classes `ln(w P / N)` (the rate the weighted BCE is least at), for more
+/// `ln(w_c n_c)` per class. None when a class is missing from training.
+fn constant_guess(
+    train_y: &[f32],
+    k: usize,
+    pos_weight: f64,
+    weights: Option<&[f64]>,
+) -> Option<Vec<f32>> {
+    let mut count = vec![0usize; k.max(2)];
+    for &y in train_y {
+        *count.get_mut(y as usize)? += 1;
+    }
+    if count.contains(&0) {
+        return None;
+    }
+    match weights {
+        None => Some(vec![
+            (pos_weight * count[1] as f64 / count[0] as f64).ln() as f32
+        ]),
+        Some(w) => Some(
+            count
+                .iter()
+                .zip(w)
+                .map(|(&n, &w)| (w * n as f64).ln() as f32)
+                .collect(),
+        ),
+    }
+}
+
+/// A loss to four decimals, or in exponent form once it is past a
+/// million (a run gone wrong), so that the line stays readable.
+fn loss4(v: f64) -> String {
+    if v.abs() < 1e6 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
 }

@@ -422,3 +422,32 @@ fn a_watcher_that_says_stop_ends_training_with_the_best_weights_so_far() {
         .fold(f64::INFINITY, f64::min);
     assert_eq!(r.best_val_loss, best);
 }
+
+/// Collects the notes a fit tells.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl recur_core::progress::Progress for Notes {
+    fn note(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+#[test]
+fn a_model_no_better_than_a_constant_guess_is_said() {
+    let d = tempfile::tempdir().unwrap();
+    let path = write_series(d.path(), 800, true, 5);
+    let learnt = |lr: f64| {
+        let cfg = config(path.clone(), 3, 3, lr);
+        let prep = prepare_training(&cfg).unwrap();
+        let notes = Notes::default();
+        let opts = FitOptions { progress: &notes };
+        fit(&prep, &cfg, &Device::Cpu, &opts).unwrap();
+        let lines = notes.0.into_inner().unwrap();
+        !lines.iter().any(|l| l.contains("learnt nothing"))
+    };
+    // A rate that learns the signal, then one that saturates every cell at
+    // the first step (its loss far above the base rate's).
+    assert!(learnt(0.02));
+    assert!(!learnt(1e30));
+}
