@@ -539,8 +539,11 @@ fn plain(f: &parquet::record::Field) -> Option<String> {
         Field::UShort(v) => v.to_string(),
         Field::UInt(v) => v.to_string(),
         Field::ULong(v) => v.to_string(),
-        Field::Float16(v) => f32::from(*v).to_string(),
-        Field::Float(v) => v.to_string(),
+        // Widened exactly, as numpy and the Python package widen them:
+        // a float32's own shortest text (`0.0672`) reads back as another
+        // double, which moved a tree's split and the probability by 0.05.
+        Field::Float16(v) => f64::from(f32::from(*v)).to_string(),
+        Field::Float(v) => f64::from(*v).to_string(),
         Field::Double(v) => v.to_string(),
         Field::Bytes(b) => String::from_utf8_lossy(b.data()).to_string(),
         _ => return None,
@@ -784,6 +787,33 @@ mod tests {
         assert_eq!(t.finite("x").unwrap(), &[0.5, 1.5, -2.0]);
         assert_eq!(t.finite("rain").unwrap(), &[0.0, 1.0, 1.0]);
         assert_eq!(t.column("day").unwrap().cell(1), "d2");
+    }
+
+    #[test]
+    fn parquet_float32_is_widened_exactly() {
+        use parquet::data_type::FloatType;
+        use parquet::file::writer::SerializedFileWriter;
+        use parquet::schema::parser::parse_message_type;
+        use std::sync::Arc;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.parquet");
+        let schema = Arc::new(parse_message_type("message m { required float x; }").unwrap());
+        let mut w = SerializedFileWriter::new(
+            std::fs::File::create(&p).unwrap(),
+            schema,
+            Default::default(),
+        )
+        .unwrap();
+        let mut rg = w.next_row_group().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        let xs = [0.0672f32, 1.1, -3.3e-7];
+        c.typed::<FloatType>().write_batch(&xs, None, None).unwrap();
+        c.close().unwrap();
+        rg.close().unwrap();
+        w.close().unwrap();
+        let t = Table::read(&p, None).unwrap();
+        let want: Vec<f64> = xs.iter().map(|&x| f64::from(x)).collect();
+        assert_eq!(t.finite("x").unwrap(), want.as_slice());
     }
 
     fn texts(t: &Table, name: &str) -> Vec<String> {
