@@ -113,6 +113,32 @@ fn parse_num(s: &str) -> Option<f64> {
     t.parse::<f64>().ok()
 }
 
+/// A column of `True`/`False` cells (as pandas writes a bool column; `true`
+/// and `TRUE` too, empty cells missing) as 1 and 0, as the Python package
+/// and Parquet's booleans give it: without this a frame's bool feature
+/// trained from Python was refused by `recur predict` on its CSV, and
+/// left out of the features by `recur train`. None when any other cell is
+/// there, or none is filled.
+fn bool_column(col: &[String]) -> Option<Vec<f64>> {
+    let mut filled = false;
+    let v = col
+        .iter()
+        .map(|s| match s.trim() {
+            "" => Some(f64::NAN),
+            "True" | "true" | "TRUE" => {
+                filled = true;
+                Some(1.0)
+            }
+            "False" | "false" | "FALSE" => {
+                filled = true;
+                Some(0.0)
+            }
+            _ => None,
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    filled.then_some(v)
+}
+
 impl Table {
     /// A table from columns in memory (from numpy, pandas or a program):
     /// every column as long as the first, names unique. `source` names it
@@ -179,6 +205,7 @@ impl Table {
         names: Vec<String>,
         cells: Vec<Vec<String>>,
         first_line: Option<usize>,
+        bools: bool,
     ) -> Result<Table> {
         let mut seen = std::collections::HashSet::new();
         for n in &names {
@@ -193,7 +220,7 @@ impl Table {
             .into_iter()
             .map(|col| {
                 let nums: Option<Vec<f64>> = col.iter().map(|s| parse_num(s)).collect();
-                match nums {
+                match nums.or_else(|| bools.then(|| bool_column(&col)).flatten()) {
                     Some(v) => Column::Numeric(v),
                     None => Column::Text(col),
                 }
@@ -209,7 +236,8 @@ impl Table {
     }
 
     /// Reads a CSV (or `.tsv`) file with a header row; columns of numbers
-    /// become numeric, the others text.
+    /// become numeric (and columns of `True`/`False`, as 1 and 0), the
+    /// others text.
     pub fn read_csv(path: &Path) -> Result<Table> {
         Table::read_csv_rows(path, false)
     }
@@ -353,7 +381,13 @@ impl Table {
                 "the file has a header but no data rows",
             ));
         }
-        let mut t = Table::from_cells(source, names, cells, Some(if headerless { 1 } else { 2 }))?;
+        let mut t = Table::from_cells(
+            source,
+            names,
+            cells,
+            Some(if headerless { 1 } else { 2 }),
+            !series,
+        )?;
         t.lines = Some(lines);
         Ok(t)
     }
@@ -411,7 +445,7 @@ impl Table {
         if cells.first().is_none_or(|c| c.is_empty()) {
             return Err(Error::data(source, "the file has no rows"));
         }
-        Table::from_cells(source, names, cells, None)
+        Table::from_cells(source, names, cells, None, true)
     }
 
     /// The number of rows.
@@ -814,6 +848,34 @@ mod tests {
         let t = Table::read(&p, None).unwrap();
         let want: Vec<f64> = xs.iter().map(|&x| f64::from(x)).collect();
         assert_eq!(t.finite("x").unwrap(), want.as_slice());
+    }
+
+    #[test]
+    fn bool_columns_read_as_one_and_zero_except_in_series_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        std::fs::write(
+            &p,
+            "x,windy,rain,odd\n1,True,true,True\n2,False,FALSE,maybe\n3,,True,False\n",
+        )
+        .unwrap();
+        let t = Table::read(&p, None).unwrap();
+        let windy = t.finite("rain").unwrap();
+        assert_eq!(windy, &[1.0, 0.0, 1.0]);
+        match t.column("windy").unwrap() {
+            Column::Numeric(v) => {
+                assert_eq!(&v[..2], &[1.0, 0.0]);
+                assert!(v[2].is_nan(), "an empty cell is missing");
+            }
+            Column::Text(_) => panic!("a bool column is numeric"),
+        }
+        assert!(matches!(t.column("odd").unwrap(), Column::Text(_)));
+        assert_eq!(t.default_features(&[]), vec!["x", "windy", "rain"]);
+        // In a file of series the label stays as written: its class names.
+        let s = d.path().join("s.csv");
+        std::fs::write(&s, "True,1,2,3\nFalse,2,1,0\nTrue,0,1,1\n").unwrap();
+        let t = Table::read_series(&s, None).unwrap();
+        assert_eq!(texts(&t, "column_0"), vec!["True", "False", "True"]);
     }
 
     fn texts(t: &Table, name: &str) -> Vec<String> {
