@@ -62,6 +62,7 @@ class BatchScorer:
                 f"the batch already has the column(s) {', '.join(taken)} the scorer adds "
                 "(a batch scored before?); drop or rename them"
             )
+        index = batch.index
         batch = batch.reset_index(drop=True)
         if self.series_column is not None and self.series_column not in batch.columns:
             raise ValueError(
@@ -86,7 +87,10 @@ class BatchScorer:
             got = self._one(frame)
             for c in COLUMNS:
                 cols[c][idx] = got[c]
-        return pd.concat([batch, pd.DataFrame(cols)], axis=1)
+        out = pd.concat([batch, pd.DataFrame(cols)], axis=1)
+        # The caller's index back, so the result joins on it (it was 0..n).
+        out.index = index
+        return out
 
     def __reduce__(self):
         return (BatchScorer, (self.model_dir, self.series_column))

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -122,6 +123,25 @@ def _as_numbers(values: Any) -> tuple[Optional[np.ndarray], Optional[int]]:
     return (out, None) if known else (None, None)
 
 
+def _missing(v: Any) -> bool:
+    """Whether `v` is a missing value (None, NaN, NaT, pandas' NA)."""
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(v))
+    return False
+
+
+def _texts(texts: list[str], missing: Any) -> list[str]:
+    """`texts` with the missing ones empty, as an empty cell of a CSV
+    reads: `str` wrote them `nan`, `None` or `NaT`, which a time column
+    refused as "not a date" where `recur predict` on the same file took
+    the row in file order."""
+    return ["" if m else t for t, m in zip(texts, missing)]
+
+
 def _numbers_held_as_objects(s: Any) -> Optional[np.ndarray]:
     """A pandas column (or a 1-D array) of objects, strings or categories
     as float64 where every value is a number or missing (see
@@ -134,7 +154,8 @@ def _with_keywords(e: ValueError) -> ValueError:
     """recur's error with each config key it names followed by the
     estimator's keyword for it (`data.target.price_column` is
     `price_column`)."""
-    msg = str(e)
+    # The position serde gives is in a serialisation the user never saw.
+    msg = re.sub(r" at line \d+ column \d+", "", str(e))
     for kw, path, _ in sorted(_config.PARAMS, key=lambda p: -len(".".join(p[1]))):
         key = ".".join(path)
         if len(path) > 1 and key in msg and kw != key:
@@ -163,10 +184,10 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             if kind in "biuf":
                 cols.append(np.ascontiguousarray(s.to_numpy(dtype=np.float64, na_value=np.nan)))
             elif kind == "M":
-                cols.append([str(v) for v in s.astype(str)])
+                cols.append(_texts(s.astype(str).tolist(), s.isna().to_numpy()))
             else:
                 num = None if str(c) == time_column else _numbers_held_as_objects(s)
-                cols.append(num if num is not None else [str(v) for v in s])
+                cols.append(num if num is not None else _texts([str(v) for v in s], s.isna().to_numpy()))
     elif isinstance(X, dict):
         names = [str(k) for k in X]
         if len(set(names)) != len(names):
@@ -174,7 +195,11 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             raise ValueError(f"{what}: two columns are named {dup!r}; give each column its own name")
         for v in X.values():
             a = np.asarray(v)
-            cols.append(np.ascontiguousarray(a, dtype=np.float64) if a.dtype.kind in "biuf" else [str(x) for x in a])
+            cols.append(
+                np.ascontiguousarray(a, dtype=np.float64)
+                if a.dtype.kind in "biuf"
+                else _texts([str(x) for x in a], [_missing(x) for x in a])
+            )
     else:
         a = np.asarray(X)
         if a.ndim != 2:
@@ -524,6 +549,9 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                     _config.to_yaml(cfg), names, cols, out, _progress_callback(self.progress)
                 )
             except ValueError as e:
+                if y is not None:
+                    # The target was added to X's columns from y.
+                    e = ValueError(str(e).replace(f"X: target column `{target}`", f"y (the target `{target}`)"))
                 raise _with_keywords(e) from None
             _write_sidecar(out, {
                 "estimator": "LSTMClassifier",
@@ -580,7 +608,18 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         label of the row as fit made it (the target `horizon` rows later,
         or the price rule's) where `X` holds the target column or `y`
         gives it (as `fit` takes it), else NaN."""
-        return self._score(X, check=False, y=y)[1]
+        s = self._score(X, check=False, y=y)[1]
+        time_column = _config.from_config(json.loads(self._model().config_json))["time_column"]
+        if time_column is not None and not isinstance(X, np.ndarray):
+            # The time of each scored row, as `recur predict` writes it
+            # beside `row`, with X's own values.
+            have = list(X.columns) if hasattr(X, "columns") else list(X) if isinstance(X, dict) else []
+            at = [c for c in have if str(c) == time_column]
+            if at:
+                col = X[at[0]]
+                times = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
+                s = {"row": s["row"], time_column: times[s["row"]], **{k: v for k, v in s.items() if k != "row"}}
+        return s
 
     def _array_names(self, k: int) -> list[str]:
         """The names of an array's `k` columns, which are positional: the
@@ -612,8 +651,11 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         m = self._model()
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
             names = self._array_names(X.shape[1])
-            if y is None and names == list(m.features) and X.dtype == np.float32 and X.flags.c_contiguous:
-                n = X.shape[0]
+            n = X.shape[0]
+            fast = y is None and names == list(m.features) and X.dtype == np.float32 and X.flags.c_contiguous
+            # Too few rows go the general way, whose error says how many
+            # the first prediction needs (here they gave an empty table).
+            if fast and n > m.first_row:
                 if check:
                     self._check_rows(n)
                 return n, m.score_array(X)
@@ -629,7 +671,11 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             from_frame = False
         if not from_frame and not isinstance(X, dict):
             names = self._array_names(len(cols))
-        n = len(cols[0]) if cols else 0
+        if not cols:
+            raise ValueError(
+                f"X has no columns; give the {len(m.features)} features the model reads: {', '.join(m.features)}"
+            )
+        n = len(cols[0])
         if y is not None:
             names, cols = self._with_target(names, cols, n, y)
         if check:
@@ -677,7 +723,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         m = self._model()
         if n < m.min_rows:
             raise ValueError(
-                f"X has {n} rows; the model needs at least {m.min_rows} (a window of "
+                f"X has {n} row{'' if n == 1 else 's'}; the model needs at least {m.min_rows} (a window of "
                 f"{m.sequence_length} rows and its warm-up) before its first probability"
             )
 

@@ -576,3 +576,41 @@ def test_numbers_held_as_objects_are_numbers_and_bad_y_is_named_as_y(fitted, rai
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert same(recur.load(tmp_path / "b").predict_proba(num.to_numpy()), m.predict_proba(num.to_numpy()))
+
+
+def test_missing_times_score_rows_as_a_table_and_errors_in_the_users_words(head, tmp_path):
+    """A row without a time is taken in file order, as `recur train` and
+    `predict` take an empty cell (str() made it `nan`/`NaT`, refused as
+    "not a date"); score_rows is a table pandas takes, with the time of
+    each row; a short float32 array, a frame without columns and bad
+    keywords are said in the user's terms; BatchScorer keeps the index."""
+    X = head.drop(columns=["rain"]).assign(when=pd.date_range("2000-01-01", periods=len(head)))
+    X.loc[X.index[40], "when"] = pd.NaT
+    m = recur.LSTMClassifier(time_column="when", **SMALL).fit(X, head["rain"])
+    as_text = X.assign(when=X["when"].astype(object).where(X["when"].notna(), None))
+    assert same(m.predict_proba(as_text), m.predict_proba(X))
+    r = m.score_rows(X)
+    table = pd.DataFrame(r)
+    assert list(table.columns[:2]) == ["row", "when"] and len(table) == len(r["row"])
+    got, want = table["when"].to_numpy(), X["when"].to_numpy()[r["row"]]
+    assert bool(((got == want) | (pd.isna(got) & pd.isna(want))).all()) and pd.isna(got).sum() == 1
+
+    feats = m.features_
+    short = np.zeros((3, len(feats)), np.float32)
+    with pytest.raises(ValueError, match="3 rows, but the model's first prediction needs"):
+        m.score_rows(short)
+    with pytest.raises(ValueError, match="X has no columns"):
+        m.predict_proba(X[[]])
+    with pytest.raises(ValueError) as e:
+        recur.LSTMClassifier(hidden_size=-1, target_column="rain", **{k: v for k, v in SMALL.items() if k != "hidden_size"}).fit(head)
+    assert "hidden_size" in str(e.value) and "at line" not in str(e.value)
+    with pytest.raises(ValueError, match=r"^y \(the target `target`\) must be binary"):
+        recur.LSTMClassifier(**SMALL).fit(head.drop(columns=["rain"]).to_numpy(), head["rain"].to_numpy() * 2)
+
+    d = tmp_path / "m"
+    m.save(str(d))
+    shifted = X.copy()
+    shifted.index = shifted.index + 1000
+    out = recur.BatchScorer(str(d))(shifted)
+    assert list(out.index) == list(shifted.index)
+    assert same(out["probability"], m.predict_proba(X)[:, 1])

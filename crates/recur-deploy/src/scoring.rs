@@ -133,7 +133,8 @@ impl RowsFile {
             return Err(Error::data(
                 &t.source,
                 format!(
-                    "{n} rows, but the model's first prediction needs {} (model.sequence_length {}, tree lags up to {})",
+                    "{n} row{}, but the model's first prediction needs {} (model.sequence_length {}, tree lags up to {})",
+                    if n == 1 { "" } else { "s" },
                     first + 1,
                     p.sequence_length(),
                     p.max_lag()

@@ -299,8 +299,6 @@ fn nan(v: Option<f64>) -> f64 {
 fn scores_dict<'py>(
     py: Python<'py>,
     preds: &[recur_deploy::Prediction],
-    n_rows: usize,
-    notes: &[String],
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let col = |f: &dyn Fn(&recur_deploy::Prediction) -> f64| -> Vec<f64> {
@@ -326,8 +324,6 @@ fn scores_dict<'py>(
         "decision",
         PyArray1::from_vec(py, col(&|p| nan(p.decision.map(f64::from)))),
     )?;
-    d.set_item("n_rows", n_rows)?;
-    d.set_item("notes", notes.to_vec())?;
     Ok(d)
 }
 
@@ -342,7 +338,7 @@ impl Classifier {
     /// Scores every row of the columns given that the model scores, as
     /// `recur predict` does: a dict of arrays `row`, `label`, `p_lstm`,
     /// `p_trees`, `p_ensemble`, `probability`, `decision` (NaN where a
-    /// value is missing), and `n_rows`, `notes`.
+    /// value is missing).
     fn score<'py>(
         &self,
         py: Python<'py>,
@@ -351,7 +347,7 @@ impl Classifier {
     ) -> PyResult<Bound<'py, PyDict>> {
         let t = table(names, columns)?;
         let s = compute(py, || recur_deploy::score_table(&self.p, t, false)).map_err(err)?;
-        scores_dict(py, &s.predictions, s.n_rows, &s.notes)
+        scores_dict(py, &s.predictions)
     }
 
     /// As `score`, on a float32 C-contiguous array `[n, F]` whose columns
@@ -377,7 +373,7 @@ impl Classifier {
             self.p.score_values(&series)
         })
         .map_err(err)?;
-        scores_dict(py, &preds.concat(), n, &[])
+        scores_dict(py, &preds.concat())
     }
 
     /// Scores whole series (each `[T_i, F]`, the sequences layout): a dict
