@@ -21,9 +21,13 @@ pub fn tune(
     out: &Path,
     dev: &Device,
     progress: bool,
+    precision: Option<String>,
 ) -> Result<()> {
     use recur_train::tune_lvm::{tune_lvm, LvmTrial, LVM_TRIAL_HEADER};
-    let cfg = LvmConfig::from_file(config)?;
+    let mut cfg = LvmConfig::from_file(config)?;
+    if let Some(p) = precision {
+        cfg.training.precision = p;
+    }
     // The header above the first finished trial, after the data's notes.
     let header = std::sync::Once::new();
     let each = |t: &LvmTrial| {

@@ -69,9 +69,11 @@ struct Cli {
     /// Products of the fused models in f32 (the default) or bf16 (bf16
     /// operands, f32 sums; on AMX tiles and AVX512-BF16 where the CPU has
     /// them: with AMX the LVMs train at 2.3-2.6x f32's speed; elsewhere
-    /// the same sums in f32 units, slower than f32). On train and lvm train it
-    /// overrides `training.precision`; predict, eval, serve, lvm
-    /// predict/eval and bench lstm run their models in it.
+    /// the same sums in f32 units, slower than f32). On train, tune and lvm
+    /// train it overrides `training.precision`, which the fit runs in (the
+    /// report, calibration and thresholds are scored in f32, as the model
+    /// is deployed by default); predict, eval, serve, lvm predict/eval and
+    /// bench lstm run their models in it.
     #[arg(long, global = true, value_parser = recur_kernels::precision::Precision::NAMES)]
     precision: Option<String>,
     #[command(subcommand)]
@@ -583,8 +585,32 @@ impl std::error::Error for DriftFound {}
 fn run(cli: Cli) -> Result<()> {
     let serves = matches!(cli.command, Command::Serve { .. });
     let precision = cli.precision.clone();
+    // A command that trains takes the flag into its config's
+    // `training.precision`, which the fit runs in; the rest of it (the
+    // report, the calibrators and thresholds fit on validation) runs in
+    // f32, as the saved model is deployed by default. With the flag over
+    // the whole command those came from bf16 scoring, so `recur eval` and
+    // Python did not reproduce the report or the decisions.
+    let trains = matches!(
+        cli.command,
+        Command::Train { .. }
+            | Command::Tune { .. }
+            | Command::Lvm {
+                what: LvmCmd::Train { .. }
+            }
+    );
+    if precision.is_some() && matches!(cli.command, Command::Demo { .. }) {
+        anyhow::bail!(
+            "the demo trains in f32 (its figures are the README's); for bf16, train a config with `training.precision: bf16` or `recur train --precision bf16`"
+        );
+    }
     let prec = match &precision {
-        Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        Some(p) if !trains => p.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        Some(p) => {
+            p.parse::<recur_kernels::precision::Precision>()
+                .map_err(|e: String| anyhow::anyhow!(e))?;
+            recur_kernels::precision::Precision::F32
+        }
         None => recur_kernels::precision::Precision::F32,
     };
     let run = move || recur_kernels::precision::scoped(prec, || run_command(cli, precision));
@@ -711,9 +737,12 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
             recur_core::fsx::check_io(&[&config], &[], &outputs)?;
             if recur_core::config_file::is_lvm_config(&config)? {
-                return lvm::tune(&config, trials, jobs, &out, &dev, progress);
+                return lvm::tune(&config, trials, jobs, &out, &dev, progress, precision);
             }
-            let cfg = Config::from_file(&config)?;
+            let mut cfg = Config::from_file(&config)?;
+            if let Some(p) = precision {
+                cfg.training.precision = p;
+            }
             if progress {
                 eprintln!("{TRIAL_HEADER}");
             }

@@ -781,3 +781,47 @@ fn a_constant_default_feature_is_dropped_with_a_warning_and_the_split_is_shown()
     assert!(rate > 0.1 && rate < 0.9, "{rate}");
     assert!(text.contains("base rate"), "{text}");
 }
+
+/// `train --precision bf16` fits in bf16 but scores the report, the
+/// calibrators and the thresholds in f32, as the model is deployed by
+/// default: `recur eval` without the flag reproduces the report. (With the
+/// flag over the whole command they came from bf16 scoring, and differed.)
+#[test]
+fn a_model_trained_with_the_bf16_flag_is_reported_as_it_is_deployed() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), "calibration: isotonic\n");
+    let out = d.path().join("m");
+    let o = out.to_str().unwrap();
+    ok(&recur(&[
+        "train",
+        "--precision",
+        "bf16",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        o,
+    ]));
+    let saved = std::fs::read_to_string(out.join("config.yaml")).unwrap();
+    assert!(saved.contains("precision: bf16"), "{saved}");
+    let ej = d.path().join("eval.json");
+    let data = d.path().join("series.csv");
+    ok(&recur(&[
+        "eval",
+        "--model",
+        o,
+        "--input",
+        data.to_str().unwrap(),
+        "--json",
+        ej.to_str().unwrap(),
+    ]));
+    let (r, e) = (json(&out.join("report.json")), json(&ej));
+    let m = &r["models"]["lstm"];
+    for v in ["raw", "calibrated"] {
+        let got = &e["models"]["lstm"][v];
+        assert_eq!(got["threshold"], m[v]["threshold"], "{v}");
+        assert_eq!(got["parts"]["validation"], m[v]["val"], "{v} val");
+        assert_eq!(got["parts"]["test"], m[v]["test"], "{v} test");
+    }
+    let err_text = err(&recur(&["demo", "--precision", "bf16", "--out", o]));
+    assert!(err_text.contains("the demo trains in f32"), "{err_text}");
+}
