@@ -1622,28 +1622,31 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
         );
     }
     drop(idle);
-    // Three requests in progress (their bodies never come) hold every
-    // slot: a newcomer gets the overflow's answers. A connection counts as
-    // busy once the server has read its head, so on a loaded machine the
-    // newcomer may come first and take a slot; then all is tried again,
-    // waiting longer.
-    let mut wait = Duration::from_millis(50);
+    // Three requests in progress, waiting for their bodies, hold every
+    // slot: a newcomer gets the overflow's answers while they are younger
+    // than MIN_IDLE. A connection counts as busy once the server has read
+    // its head, so on a loaded machine the newcomer may come first and
+    // take a slot; then all is tried again, waiting longer. One of them has
+    // sent half its body, the others nothing.
+    let mut wait = Duration::from_millis(30);
     let (busy, got) = loop {
         let began = std::time::Instant::now();
         let busy: Vec<_> = (0..3)
-            .map(|_| {
+            .map(|i| {
                 let mut c = raw(&s.url);
                 c.write_all(
                     b"POST /v1/infer HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n",
                 )
                 .unwrap();
+                if i == 0 {
+                    c.write_all(b"{\"cont").unwrap();
+                }
                 c
             })
             .collect();
         std::thread::sleep(wait);
         let got = ask("GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        // (Below MIN_BODY_WAIT: past it, one of them would make room.)
-        if got.starts_with("HTTP/1.1 503") || wait > Duration::from_millis(1000) {
+        if got.starts_with("HTTP/1.1 503") || wait > Duration::from_millis(100) {
             break ((busy, began), got);
         }
         drop(busy);
@@ -1657,15 +1660,14 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
         got.starts_with("HTTP/1.1 200") && got.contains("\"status\":\"ok\""),
         "{got}"
     );
-    // Past MIN_BODY_WAIT, the request that has waited longest for its
-    // body makes room (bodies dripped on every slot kept everyone out).
-    std::thread::sleep(
-        (recur_serve::listen::MIN_BODY_WAIT + Duration::from_millis(300))
-            .saturating_sub(began.elapsed()),
-    );
+    // Past MIN_IDLE, the request whose body comes slowest makes room:
+    // new connections dripping bodies faster than a fixed wait of two
+    // seconds let them age kept every client out. One that sent nothing
+    // goes, not the oldest (the one with half its body).
+    std::thread::sleep(Duration::from_millis(400).saturating_sub(began.elapsed()));
     let got = ask("GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
-    let closed = busy
+    let closed: Vec<bool> = busy
         .iter_mut()
         .map(|c| {
             use std::io::Read;
@@ -1677,9 +1679,11 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
                 Ok(_) => false,
             }
         })
-        .filter(|&closed| closed)
-        .count();
-    assert_eq!(closed, 1, "one waiting request makes room");
+        .collect();
+    assert!(
+        !closed[0] && closed.iter().filter(|&&c| c).count() == 1,
+        "a stalled body makes room first: {closed:?}"
+    );
     // Closed, they free their slots (as soon as the server sees it).
     drop(busy);
     let t = std::time::Instant::now();

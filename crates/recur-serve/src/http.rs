@@ -212,9 +212,38 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
         read();
         return next.run(req).await;
     }
-    let r = guard_post(&s, req, next, &read).await;
+    let r = guard_post(&s, req, next, &read, receiving.as_ref()).await;
     read();
     r
+}
+
+/// The body, at most `max` bytes (else `Err(None)`; a read error is
+/// `Err(Some(..))`), each part counted on `progress` as it comes, so that
+/// a body dripped byte by byte is known for one when room is needed.
+async fn read_body(
+    mut body: axum::body::Body,
+    max: usize,
+    progress: Option<&crate::listen::Receiving>,
+) -> std::result::Result<axum::body::Bytes, Option<axum::Error>> {
+    use http_body_util::BodyExt;
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(Some)?.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > max {
+            return Err(None);
+        }
+        if let Some(p) = progress {
+            p.add(data.len());
+        }
+        if buf.is_empty() && axum::body::HttpBody::is_end_stream(&body) {
+            // The whole body in one part, as most come: no copy.
+            return Ok(data);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.into())
 }
 
 /// The `charset` parameter of a Content-Type value, unquoted.
@@ -227,7 +256,13 @@ fn charset(content_type: &str) -> Option<&str> {
     })
 }
 
-async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> Response {
+async fn guard_post(
+    s: &Shared,
+    req: Request,
+    next: Next,
+    read: &impl Fn(),
+    progress: Option<&crate::listen::Receiving>,
+) -> Response {
     let l = &s.cfg.limits;
     let unsupported = |msg: String| {
         ApiError::new(
@@ -327,9 +362,10 @@ async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> R
     if declared.is_some_and(|n| n > l.max_body_bytes as u64) {
         return too_large();
     }
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let (parts, body) = req.into_parts();
     let limit = Duration::from_millis(l.body_timeout_ms);
-    let got = tokio::time::timeout(limit, axum::body::to_bytes(body, l.max_body_bytes)).await;
+    let got = tokio::time::timeout(limit, read_body(body, l.max_body_bytes, progress)).await;
     read();
     match got {
         Err(_) => ApiError::new(
@@ -341,19 +377,19 @@ async fn guard_post(s: &Shared, req: Request, next: Next, read: &impl Fn()) -> R
             ),
         )
         .into_response(),
-        Ok(Err(e)) => {
-            let e = e.into_inner();
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
+        Ok(Err(None)) => too_large(),
+        Ok(Err(Some(e))) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            if chunked {
+                format!("the request body could not be read ({e}): check its chunked encoding")
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
-                    format!("the request body could not be read ({e}): check its chunked encoding"),
+                format!(
+                    "the request body could not be read ({e}): the connection ended before the Content-Length's bytes"
                 )
-                .into_response()
-            }
-        }
+            },
+        )
+        .into_response(),
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await

@@ -10,9 +10,14 @@
 //! At `max_connections`, a new connection takes the place of the one that
 //! has been idle longest (no request in progress: connected and silent,
 //! sending its headers slowly, or kept alive between requests), which is
-//! closed; with none idle, of the one whose request has waited longest
-//! (past [`MIN_BODY_WAIT`]) for its body. Without that, a thousand silent sockets, reopened as the header
-//! deadline closed them, kept every client out. Only when every connection
+//! closed; with none idle, of the request waiting for its body whose body
+//! has come slowest (bytes a second since its head; past [`MIN_IDLE`]).
+//! Without that, a thousand silent sockets, reopened as the header
+//! deadline closed them, kept every client out; and with a fixed wait
+//! before a body-waiter could be closed (two seconds), new connections
+//! dripping bodies, opened faster than they aged, kept every slot too young
+//! to close. A body sent with its head, as clients send them, is read
+//! before it could be chosen; a large one uploading fast is chosen last. Only when every connection
 //! is busy are a few more served by a small router that answers `/health`
 //! and `/live` and gives every other path a JSON 503, one request each,
 //! with a short header deadline; past those, a connection is closed at
@@ -44,12 +49,6 @@ const SPARE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// request is still in the socket's buffer, keeps its slot.
 const MIN_IDLE: Duration = Duration::from_millis(250);
 
-/// A request still waiting for its body this long may be closed to make
-/// room when no connection is idle: a client dripping bodies on a
-/// thousand sockets, reconnecting as `body_timeout_ms` closed them, kept
-/// every other client out.
-pub const MIN_BODY_WAIT: Duration = Duration::from_secs(2);
-
 /// A connection holding a slot: requests in progress (counted until the
 /// answer's body is written), when it last finished or began one (ms
 /// since the server started), and how to close it.
@@ -59,17 +58,24 @@ struct Slot {
     close: Notify,
     /// Its request has its head read but not yet its body.
     receiving: Arc<AtomicBool>,
+    /// The bytes of that body read so far.
+    got: Arc<AtomicU64>,
 }
 
 /// Put in each request's extensions: the router's body reader marks the
 /// body read (`done`), after which the request is in progress proper.
 #[derive(Clone)]
-pub struct Receiving(Arc<AtomicBool>);
+pub struct Receiving(Arc<AtomicBool>, Arc<AtomicU64>);
 
 impl Receiving {
     /// The body has been read (or will not be).
     pub fn done(&self) {
         self.0.store(false, Ordering::SeqCst);
+    }
+
+    /// `n` more bytes of the body have come.
+    pub fn add(&self, n: usize) {
+        self.1.fetch_add(n as u64, Ordering::SeqCst);
     }
 }
 
@@ -202,6 +208,7 @@ pub async fn serve(
                 since_ms: AtomicU64::new(ms(start)),
                 close: Notify::new(),
                 receiving: Arc::new(AtomicBool::new(false)),
+                got: Arc::new(AtomicU64::new(0)),
             });
             let _leave = keep_alive.then(|| {
                 open.lock().expect("not poisoned").insert(id, slot.clone());
@@ -222,9 +229,10 @@ pub async fn serve(
                     use http_body_util::BodyExt;
                     use hyper::service::Service;
                     let busy = Busy::begin(&counted, start);
+                    counted.got.store(0, Ordering::SeqCst);
                     counted.receiving.store(true, Ordering::SeqCst);
                     req.extensions_mut()
-                        .insert(Receiving(counted.receiving.clone()));
+                        .insert(Receiving(counted.receiving.clone(), counted.got.clone()));
                     let answer = inner.call(req);
                     async move {
                         let r = answer.await?;
@@ -294,16 +302,22 @@ fn make_room(open: &Open, start: Instant) -> bool {
         .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id))
         .filter(waited(MIN_IDLE))
         .min();
-    // Else the request that has waited longest for its body, past
-    // MIN_BODY_WAIT: a request whose body is all there is never closed.
+    // Else the request whose body comes slowest (bytes a second since its
+    // head), the oldest of equals, once past MIN_IDLE: a request whose
+    // body is all there is never closed.
     let slowest = || {
         open.iter()
             .filter(|(_, s)| {
                 s.busy.load(Ordering::SeqCst) == 1 && s.receiving.load(Ordering::SeqCst)
             })
-            .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id))
-            .filter(waited(MIN_BODY_WAIT))
+            .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id, &s.got))
+            .filter(|(since, _, _)| now.saturating_sub(*since) >= MIN_IDLE.as_millis() as u64)
+            .map(|(since, id, got)| {
+                let age = now.saturating_sub(since).max(1);
+                (got.load(Ordering::SeqCst) * 1000 / age, since, id)
+            })
             .min()
+            .map(|(_, since, id)| (since, id))
     };
     match idlest.or_else(slowest).and_then(|(_, id)| open.remove(&id)) {
         Some(slot) => {
