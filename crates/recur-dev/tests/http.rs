@@ -872,6 +872,59 @@ fn loading_failure_full_queue_and_timeout_are_503_with_a_reason() {
     assert_eq!((status, r["code"].as_str()), (503, Some("timeout")), "{r}");
 }
 
+/// `limits.queue_capacity` counts every request waiting for the models:
+/// those in the queue and those the engine holds to choose batches from.
+/// (The queue alone was sized at the capacity less the engine's window,
+/// which it fills only when idle, so under load about half the capacity
+/// was refused, the message naming a count that was not waiting.)
+#[test]
+fn the_queue_capacity_counts_what_the_engine_holds_too() {
+    let (url, state, _rx, _stop, _t) = manual(Status::Loading, 3, 3000);
+    let (_dir, _engine, info) = loaded_fixture();
+    *state.status.write().unwrap() = Status::Ready(Arc::new(info));
+    // The engine holds one job; two more may wait in the queue.
+    state
+        .metrics
+        .pending
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    let waiting: Vec<_> = (0..2)
+        .map(|i| {
+            let u = url.clone();
+            std::thread::spawn(move || {
+                post(&u, "/chat", &json!({"messages": [format!("cat {i}")]}))
+            })
+        })
+        .collect();
+    while queue_depth(&url) < 3 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, r) = post(&url, "/chat", &json!({"messages": ["rain fell"]}));
+    assert_eq!(
+        (status, r["code"].as_str()),
+        (503, Some("queue_full")),
+        "{r}"
+    );
+    let msg = r["error"].as_str().unwrap();
+    assert!(
+        msg.contains("3 requests are waiting") && msg.contains("queue_capacity 3"),
+        "{r}"
+    );
+    let (status, h) = call(&url, "GET", "/health", None);
+    assert_eq!((status, h["status"].as_str()), (503, Some("busy")), "{h}");
+    // The engine took its job into a batch: room for one more.
+    state
+        .metrics
+        .pending
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let u = url.clone();
+    let third = std::thread::spawn(move || post(&u, "/chat", &json!({"messages": ["the dog"]})));
+    while queue_depth(&url) < 3 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(waiting);
+    drop(third);
+}
+
 #[test]
 fn a_failed_load_keeps_serving_503_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

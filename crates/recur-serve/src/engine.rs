@@ -884,9 +884,8 @@ fn ms_between(a: Instant, b: Instant) -> f64 {
     b.saturating_duration_since(a).as_secs_f64() * 1000.0
 }
 
-/// How many queued jobs the engine holds to choose each batch from, and
-/// so how much less the queue itself holds: `limits.queue_capacity`
-/// bounds both together.
+/// How many queued jobs the engine holds to choose each batch from;
+/// `limits.queue_capacity` bounds those and the queue together.
 pub fn lookahead(queue_capacity: usize, max_batch: usize) -> usize {
     (4 * max_batch).min(queue_capacity / 2).max(1)
 }

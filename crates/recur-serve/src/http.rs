@@ -103,9 +103,19 @@ impl AppState {
         });
     }
 
-    /// Whether the queue to the models is full.
+    /// Requests waiting for the models: in the queue, and taken off it by
+    /// the engine to choose batches from but not yet run.
+    pub fn waiting(&self) -> usize {
+        let pending = self
+            .metrics
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.queue.max_capacity() - self.queue.capacity() + pending
+    }
+
+    /// Whether `limits.queue_capacity` requests are waiting.
     pub fn busy(&self) -> bool {
-        self.queue.capacity() == 0
+        self.queue.capacity() == 0 || self.waiting() >= self.cfg.limits.queue_capacity
     }
 }
 
@@ -496,17 +506,25 @@ async fn submit<T>(
     make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Job,
 ) -> Result<T, ApiError> {
     let (tx, rx) = oneshot::channel();
+    // The queue and the engine's window of jobs together: the queue alone
+    // filled at `queue_capacity` less the window, which the engine fills
+    // only when idle, so under load about half the capacity was refused.
+    let full = || {
+        ApiError::unavailable(
+            "queue_full",
+            format!(
+                "{} requests are waiting for the models (limits.queue_capacity {}); retry shortly",
+                s.waiting(),
+                s.cfg.limits.queue_capacity
+            ),
+        )
+    };
+    if s.busy() {
+        return Err(full());
+    }
     match s.queue.try_send(make(tx)) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            return Err(ApiError::unavailable(
-                "queue_full",
-                format!(
-                    "{} requests are waiting for the models (limits.queue_capacity); retry shortly",
-                    s.cfg.limits.queue_capacity
-                ),
-            ))
-        }
+        Err(mpsc::error::TrySendError::Full(_)) => return Err(full()),
         Err(mpsc::error::TrySendError::Closed(_)) => {
             return Err(ApiError::unavailable(
                 "shutting_down",
@@ -514,10 +532,7 @@ async fn submit<T>(
             ))
         }
     }
-    let pending = s.metrics.pending.load(std::sync::atomic::Ordering::Relaxed);
-    s.metrics
-        .queue_depth
-        .set((s.queue.max_capacity() - s.queue.capacity() + pending) as i64);
+    s.metrics.queue_depth.set(s.waiting() as i64);
     let limit = Duration::from_millis(s.cfg.limits.request_timeout_ms);
     match tokio::time::timeout(limit, rx).await {
         Ok(Ok(r)) => r,
@@ -1158,7 +1173,7 @@ async fn health(State(s): State<Shared>) -> Response {
         return unavailable(serde_json::json!({
             "status": "busy",
             "model_loaded": true,
-            "reason": format!("{} requests are waiting for the models (limits.queue_capacity)", s.cfg.limits.queue_capacity),
+            "reason": format!("{} requests are waiting for the models (limits.queue_capacity {})", s.waiting(), s.cfg.limits.queue_capacity),
         }));
     }
     let kind = info

@@ -51,10 +51,9 @@ pub async fn serve_on(
         .parse()
         .map_err(|e: String| Error::config("precision", e))?;
     let metrics = Arc::new(metrics::Metrics::new());
-    // The engine holds a window of queued jobs to choose batches from; the
-    // queue holds the rest of `queue_capacity`.
-    let held = engine::lookahead(cfg.limits.queue_capacity, cfg.limits.max_batch);
-    let (tx, rx) = mpsc::channel((cfg.limits.queue_capacity - held).max(1));
+    // The engine holds a window of queued jobs to choose batches from;
+    // `queue_capacity` bounds the two together (`AppState::waiting`).
+    let (tx, rx) = mpsc::channel(cfg.limits.queue_capacity.max(1));
     let state = Arc::new(AppState {
         cfg: cfg.clone(),
         status: RwLock::new(Status::Loading),
