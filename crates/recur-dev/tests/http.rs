@@ -1826,6 +1826,26 @@ fn clients_that_never_read_their_answers_lose_their_connections() {
     drop(stalled);
 }
 
+/// A connection with no request in progress, still sending its head,
+/// does not hold up shutdown (it waited for the header deadline, 10 s).
+#[test]
+fn shutdown_does_not_wait_for_a_head_sent_slowly() {
+    use std::io::Write;
+    let mut s = start(|c| {
+        c.limits.shutdown_grace_ms = 20_000;
+        c.limits.header_timeout_ms = 20_000;
+    });
+    let mut c = raw(&s.url);
+    c.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = s.stop.take().unwrap().send(());
+    let server = s.thread.take().unwrap();
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(server.join().is_ok()));
+    assert_eq!(stopped.recv_timeout(Duration::from_secs(3)), Ok(true));
+    drop(c);
+}
+
 #[test]
 fn shutdown_ends_within_the_grace_period_despite_a_half_sent_request() {
     use std::io::Write;

@@ -249,9 +249,18 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Shutting down: a request in progress is answered (within
+                // the grace period); a connection with none, idle or still
+                // sending a head, is closed after a moment to flush
+                // (hyper's graceful shutdown would wait for a slow head,
+                // adding the header deadline to every restart).
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                    if slot.busy.load(Ordering::SeqCst) > 0 {
+                        let _ = conn.await;
+                    } else {
+                        let _ = tokio::time::timeout(Duration::from_millis(100), conn).await;
+                    }
                 }
                 // Told to make room: a request begun meanwhile is answered
                 // first; an idle connection gets a moment to flush what it
