@@ -1596,6 +1596,12 @@ fn requests_hyper_cannot_parse_get_json_errors_too() {
         ),
         (long_uri.into_bytes(), "414", "uri_too_long"),
         (huge_header.into_bytes(), "431", "headers_too_large"),
+        // HTTP/2 with prior knowledge: hyper closed it without a word.
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            "400",
+            "bad_http",
+        ),
     ] {
         let got = ask(&req);
         assert!(got.starts_with(&format!("HTTP/1.1 {status}")), "{got}");
@@ -1603,12 +1609,15 @@ fn requests_hyper_cannot_parse_get_json_errors_too() {
         assert!(head.contains("content-type: application/json"), "{head}");
         let v: Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["code"], code, "{body}");
+        if req.starts_with(b"PRI") {
+            assert!(body.contains("recur serves HTTP/1.1"), "{body}");
+        }
     }
     assert_eq!(call(&s.url, "GET", "/live", None).0, 200);
     // Counted as the router's own errors are, under the endpoint `http`.
     let m = text(&s.url, "/metrics");
     for (code, n) in [
-        ("bad_http", 2),
+        ("bad_http", 3),
         ("uri_too_long", 1),
         ("headers_too_large", 1),
     ] {

@@ -11,6 +11,12 @@
 //! writes, so hyper hands it each response head whole, in one buffer.
 //! Each one rewritten is counted in `recur_errors_total` under the
 //! endpoint `http`, as the router counts its own errors.
+//!
+//! hyper closes a connection that opens with HTTP/2's preface (prior
+//! knowledge) without a word, so such a client saw a closed socket and no
+//! error was counted. The preface's method is changed as it is read, so
+//! hyper answers it as the bad HTTP/1.1 request it is, and the answer says
+//! that recur serves HTTP/1.1.
 
 use std::io;
 use std::pin::Pin;
@@ -21,6 +27,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct JsonParseErrors<S> {
     inner: S,
     pending: Option<Rewritten>,
+    /// Whether the connection's first bytes have been read.
+    read_any: bool,
+    /// Whether they were HTTP/2's preface.
+    h2: bool,
     /// `recur_errors_total`, by endpoint and code.
     errors: prometheus::IntCounterVec,
 }
@@ -40,6 +50,8 @@ impl<S> JsonParseErrors<S> {
         JsonParseErrors {
             inner,
             pending: None,
+            read_any: false,
+            h2: false,
             errors,
         }
     }
@@ -67,9 +79,13 @@ fn explain(status: &str) -> Option<(&'static str, &'static str)> {
 /// If `buf` starts with an automatic error head of hyper, the JSON
 /// response to send instead, the length of the head it replaces and the
 /// error's code.
-fn rewrite(buf: &[u8]) -> Option<(Vec<u8>, usize, &'static str)> {
+fn rewrite(buf: &[u8], h2: bool) -> Option<(Vec<u8>, usize, &'static str)> {
     let rest = buf.strip_prefix(b"HTTP/1.1 ")?;
-    let (code, message) = explain(std::str::from_utf8(rest.get(..3)?).ok()?)?;
+    let (code, mut message) = explain(std::str::from_utf8(rest.get(..3)?).ok()?)?;
+    if h2 && code == "bad_http" {
+        message =
+            "recur serves HTTP/1.1; HTTP/2 with prior knowledge is not supported: send HTTP/1.1";
+    }
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let lower = head.to_ascii_lowercase();
@@ -92,7 +108,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if !self.read_any && buf.filled().len() > before {
+            self.read_any = true;
+            let got = &mut buf.filled_mut()[before..];
+            if got.starts_with(b"PRI * HTTP/2") {
+                self.h2 = true;
+                got[..3].copy_from_slice(b"H2?");
+            }
+        }
+        r
     }
 }
 
@@ -104,7 +130,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.pending.is_none() {
-            match rewrite(buf) {
+            match rewrite(buf, this.h2) {
                 Some((bytes, replaces, code)) => {
                     this.errors.with_label_values(&["http", code]).inc();
                     this.pending = Some(Rewritten {
@@ -147,7 +173,7 @@ mod tests {
     fn an_empty_automatic_error_gets_a_json_body_and_the_rest_is_untouched() {
         let head =
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
-        let (out, replaces, code) = rewrite(head).unwrap();
+        let (out, replaces, code) = rewrite(head, false).unwrap();
         assert_eq!(code, "headers_too_large");
         assert_eq!(replaces, head.len());
         let out = String::from_utf8(out).unwrap();
@@ -161,8 +187,12 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["code"], "headers_too_large");
         // Responses of the service itself pass as they are.
-        assert!(rewrite(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 31\r\n\r\n{}").is_none());
-        assert!(rewrite(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
-        assert!(rewrite(b"{\"x\": 1}").is_none());
+        assert!(rewrite(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 31\r\n\r\n{}",
+            false
+        )
+        .is_none());
+        assert!(rewrite(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", false).is_none());
+        assert!(rewrite(b"{\"x\": 1}", false).is_none());
     }
 }
