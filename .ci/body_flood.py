@@ -19,7 +19,7 @@ BODY = b'{"messages":["hello there"]}'
 
 async def client(host: str, port: int, counts: dict) -> None:
     req = (
-        b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY)
     ) + BODY
     try:
@@ -38,7 +38,7 @@ async def dripper(host: str, port: int) -> None:
     try:
         _, w = await asyncio.open_connection(host, port)
         w.write(
-            b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Content-Length: 10000\r\n\r\n{\"m"
         )
         await w.drain()

@@ -115,7 +115,7 @@ def hostile_request(kind, g):
     s = socket.create_connection((HOST, PORT), timeout=20)
     try:
         if kind == "slowloris":
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
             for _ in range(30):
                 if time.time() > END:
                     break
@@ -124,19 +124,19 @@ def hostile_request(kind, g):
         elif kind == "idle":
             time.sleep(min(30, max(0, END - time.time())))
         elif kind == "declared":
-            s.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{\"messages\": [")
+            s.sendall(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{\"messages\": [")
         elif kind == "unfinished":
-            s.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"context")
+            s.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"context")
         elif kind == "poison_infer" and dim:
             body = json.dumps({"context_vectors": [[3.4e38] * dim] * 2}).encode()
-            s.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            s.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         elif kind == "poison_classify" and clf:
             rows = [[3.0e38 for _ in clf["features"]] for _ in range(clf["min_rows"])]
             body = json.dumps({"window": rows}).encode()
-            s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         else:
             body = g.choice([b"{\"messages\": [\"hi\"]} trailing", b"{{{{", b"[" * 5000, b"\x00\xff", b"{\"messages\": [\"\\u200b\"]}"])
-            s.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            s.sendall(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         data = b""
         while True:
             chunk = s.recv(65536)

@@ -1430,13 +1430,14 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     });
     // Slow headers: closed once the header deadline passes.
     let mut c = raw(&s.url);
-    c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
     let t = std::time::Instant::now();
     read_all(&mut c);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     // An idle keep-alive connection is closed after the same deadline.
     let mut c = raw(&s.url);
-    c.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let t = std::time::Instant::now();
     let got = read_all(&mut c);
@@ -1447,21 +1448,21 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     // A body that never arrives: 408 with JSON.
     let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess")
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mess")
         .unwrap();
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert!(got.contains("\"code\":\"body_timeout\""), "{got}");
     // A malformed chunked body is a bad request, not a large one.
     let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
         .unwrap();
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     assert!(got.contains("\"code\":\"bad_body\""), "{got}");
     // A body for a path that does not exist: 404 at once, no 100 Continue.
     let mut c = raw(&s.url);
-    c.write_all(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n")
+    c.write_all(b"POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n")
         .unwrap();
     let got = read_all(&mut c);
     assert!(
@@ -1470,7 +1471,7 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     );
     // A declared 50 MB: 413 at once, no 100 Continue.
     let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
         .unwrap();
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
@@ -1487,14 +1488,14 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     assert_eq!(r.status().as_u16(), 415);
     // Nor one with no type at all (what a page's fetch of a Blob sends).
     let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere.example\r\nContent-Length: 20\r\n\r\n{\"messages\": [\"hi\"]}")
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nOrigin: http://elsewhere.example\r\nContent-Length: 20\r\n\r\n{\"messages\": [\"hi\"]}")
         .unwrap();
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 415"), "{got}");
     assert!(got.contains("no Content-Type"), "{got}");
     // A compressed body is refused, not read as plain JSON.
     let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n{\"messages\": [\"hi\"]}")
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n{\"messages\": [\"hi\"]}")
         .unwrap();
     let got = read_all(&mut c);
     assert!(
@@ -1512,7 +1513,7 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         ("Content-Encoding: Identity \r\n", "200"),
     ] {
         let mut c = raw(&s.url);
-        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}Content-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}Content-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
             .unwrap();
         let got = read_all(&mut c);
         assert!(
@@ -1536,7 +1537,7 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         ),
     ] {
         let mut c = raw(&s.url);
-        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ct}\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{{\"messages\": [\"hi\"]}}").as_bytes())
             .unwrap();
         let got = read_all(&mut c);
         assert!(
@@ -1554,7 +1555,7 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     // A transfer coding besides `chunked` is refused as a content coding is.
     for (te, status) in [("gzip, chunked", "415"), ("chunked", "200")] {
         let mut c = raw(&s.url);
-        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: {te}\r\nConnection: close\r\n\r\n14\r\n{{\"messages\": [\"hi\"]}}\r\n0\r\n\r\n").as_bytes())
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: {te}\r\nConnection: close\r\n\r\n14\r\n{{\"messages\": [\"hi\"]}}\r\n0\r\n\r\n").as_bytes())
             .unwrap();
         let got = read_all(&mut c);
         assert!(
@@ -1572,6 +1573,59 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     assert_eq!(status, 200);
 }
 
+/// DNS rebinding: a page whose name was pointed at 127.0.0.1 is
+/// same-origin with a local server, so the JSON rule does not stop it, but
+/// its requests carry its own name in Host. A loopback server answers
+/// loopback names and `allowed_hosts` only.
+#[test]
+fn a_loopback_server_answers_only_its_own_names() {
+    use std::io::Write;
+    let s = start(|c| c.allowed_hosts = vec!["recur.internal".into()]);
+    let ask = |host: &str| {
+        let mut c = raw(&s.url);
+        let port = s.url.rsplit(':').next().unwrap();
+        let host = host.replace("PORT", port);
+        c.write_all(
+            format!("GET /info HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        read_all(&mut c)
+    };
+    for host in [
+        "localhost:PORT",
+        "LOCALHOST",
+        "127.0.0.1:PORT",
+        "127.3.4.5",
+        "[::1]:PORT",
+        "app.localhost:PORT",
+        "recur.internal:PORT",
+    ] {
+        let got = ask(host);
+        assert!(got.starts_with("HTTP/1.1 200"), "{host}: {got}");
+    }
+    for host in [
+        "attacker.example:PORT",
+        "10.0.0.7",
+        "localhost.attacker.example",
+        "[::2]:PORT",
+    ] {
+        let got = ask(host);
+        assert!(got.starts_with("HTTP/1.1 403"), "{host}: {got}");
+        assert!(
+            got.contains("\"code\":\"bad_host\"") && got.contains("allowed_hosts"),
+            "{got}"
+        );
+        assert!(!got.contains("models"), "{got}");
+    }
+    // A POST is refused before its body is read or a model runs.
+    let mut c = raw(&s.url);
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: evil.test\r\nContent-Type: application/json\r\nContent-Length: 25\r\nConnection: close\r\n\r\n{\"messages\": [\"hi you\"]}")
+        .unwrap();
+    assert!(read_all(&mut c).starts_with("HTTP/1.1 403"));
+    let m = text(&s.url, "/metrics");
+    assert!(m.contains("code=\"bad_host\""), "{m}");
+}
+
 #[test]
 fn requests_hyper_cannot_parse_get_json_errors_too() {
     use std::io::Write;
@@ -1582,9 +1636,12 @@ fn requests_hyper_cannot_parse_get_json_errors_too() {
         let _ = c.write_all(req);
         read_all(&mut c)
     };
-    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(70_000)
+    );
     let huge_header = format!(
-        "GET /live HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "GET /live HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "b".repeat(600_000)
     );
     for (req, status, code) in [
@@ -1660,7 +1717,7 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
     let t = std::time::Instant::now();
     for path in ["/info", "/health", "/info"] {
         let got = ask(&format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         ));
         assert!(got.starts_with("HTTP/1.1 200"), "{path}: {got}");
     }
@@ -1697,7 +1754,7 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
             .map(|i| {
                 let mut c = raw(&s.url);
                 c.write_all(
-                    b"POST /v1/infer HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n",
+                    b"POST /v1/infer HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n",
                 )
                 .unwrap();
                 if i == 0 {
@@ -1707,7 +1764,7 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
             })
             .collect();
         std::thread::sleep(wait);
-        let got = ask("GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let got = ask("GET /info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         if got.starts_with("HTTP/1.1 503") || wait > Duration::from_millis(100) {
             break ((busy, began), got);
         }
@@ -1717,7 +1774,7 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
     let (mut busy, began) = busy;
     assert!(got.starts_with("HTTP/1.1 503"), "{got}");
     assert!(got.contains("too_many_connections"), "{got}");
-    let got = ask("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = ask("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(
         got.starts_with("HTTP/1.1 200") && got.contains("\"status\":\"ok\""),
         "{got}"
@@ -1727,7 +1784,7 @@ fn past_the_connection_limit_health_answers_and_the_rest_is_refused() {
     // seconds let them age kept every client out. One that sent nothing
     // goes, not the oldest (the one with half its body).
     std::thread::sleep(Duration::from_millis(400).saturating_sub(began.elapsed()));
-    let got = ask("GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = ask("GET /info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     let closed: Vec<bool> = busy
         .iter_mut()
@@ -1808,7 +1865,7 @@ fn clients_that_never_read_their_answers_lose_their_connections() {
     // Both slots: thousands of pipelined requests for the 4 KB page, some
     // 80 MB of answers that are never read, far more than any socket
     // buffers (Linux lets them grow to a few MB).
-    let requests = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+    let requests = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(20_000);
     let stalled: Vec<_> = (0..2)
         .map(|_| {
             let mut c = raw(&s.url);
@@ -1845,7 +1902,8 @@ fn shutdown_does_not_wait_for_a_head_sent_slowly() {
         c.limits.header_timeout_ms = 20_000;
     });
     let mut c = raw(&s.url);
-    c.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let _ = s.stop.take().unwrap().send(());
     let server = s.thread.take().unwrap();
@@ -1863,7 +1921,7 @@ fn shutdown_ends_within_the_grace_period_despite_a_half_sent_request() {
         c.limits.body_timeout_ms = 60_000;
     });
     let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let _ = s.stop.take().unwrap().send(());

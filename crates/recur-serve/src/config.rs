@@ -32,6 +32,12 @@ pub struct ServeConfig {
     /// classifier (not the encoder's) with bf16 operands and f32 sums
     /// (`recur_kernels::precision`).
     pub precision: String,
+    /// Names the `Host` header may give besides the loopback ones
+    /// (`localhost`, `127.0.0.1`, `[::1]`), such as `recur.internal`. A
+    /// server on a loopback address answers only those (a web page whose
+    /// name was rebound to 127.0.0.1 sends its own name); one on another
+    /// address answers any unless this lists some.
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +154,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             decoder: DecoderConfig::default(),
             precision: "f32".into(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

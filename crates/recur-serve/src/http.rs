@@ -174,9 +174,76 @@ pub fn router(state: Shared) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), host_guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// Whether `name` (a Host header without its port) is a loopback name: one
+/// no DNS answer can move elsewhere (`localhost` and `*.localhost`, which
+/// browsers resolve themselves, and loopback addresses).
+fn loopback_name(name: &str) -> bool {
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host of a Host header value, without its port.
+fn host_of(value: &str) -> &str {
+    if value.starts_with('[') {
+        return value.split_inclusive(']').next().unwrap_or(value);
+    }
+    match value.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => value,
+    }
+}
+
+/// DNS rebinding: a web page whose name an attacker points at 127.0.0.1
+/// is same-origin with a local recur, so the Content-Type rule of
+/// [`guard`] does not stop it; its requests still carry its own name in
+/// `Host`. A server on a loopback address answers only loopback names and
+/// `allowed_hosts`; one on another address, only `allowed_hosts` when it
+/// lists any. A request without Host (not a browser's) passes.
+async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(value) = req.headers().get(header::HOST) else {
+        return next.run(req).await;
+    };
+    let allowed = &s.cfg.allowed_hosts;
+    let local = loopback_name(&s.cfg.host) || s.cfg.host.eq_ignore_ascii_case("localhost");
+    if !local && allowed.is_empty() {
+        return next.run(req).await;
+    }
+    let shown = value.to_str().unwrap_or("(not text)");
+    let host = host_of(shown.trim());
+    let ok = (local && loopback_name(host)) || allowed.iter().any(|a| a.eq_ignore_ascii_case(host));
+    if ok {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "bad_host",
+        format!(
+            "Host {:?} is not a name of this server (listening on {}): use {}{}",
+            recur_data::table::clip(shown),
+            s.cfg.host,
+            if local {
+                "localhost or 127.0.0.1"
+            } else {
+                "a name in allowed_hosts"
+            },
+            if local {
+                ", or list the name in the serve config's allowed_hosts"
+            } else {
+                ""
+            }
+        ),
+    )
+    .into_response()
 }
 
 /// What a connection past `limits.max_connections` is served: `/health`

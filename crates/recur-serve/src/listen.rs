@@ -162,6 +162,9 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         while tasks.try_join_next().is_some() {}
+        // Idle since it was accepted: taken here, not when its task first
+        // runs, so that connections are ranked in the order they came.
+        let accepted = ms(start);
         // A slot, or the promise of one: the connection idle longest is
         // told to close, and this one waits for its slot in its own task
         // (never in this loop, which must keep accepting).
@@ -205,7 +208,7 @@ pub async fn serve(
             };
             let slot = Arc::new(Slot {
                 busy: AtomicUsize::new(0),
-                since_ms: AtomicU64::new(ms(start)),
+                since_ms: AtomicU64::new(accepted),
                 close: Notify::new(),
                 receiving: Arc::new(AtomicBool::new(false)),
                 got: Arc::new(AtomicU64::new(0)),
