@@ -629,6 +629,27 @@ fn gru_amn_and_transformer_train_and_beat_the_baselines() {
         for part in parts {
             beats_baselines(&r, part, kind);
         }
+        if kind == "transformer" {
+            // No tensor's shape shows the heads: a config.yaml stating
+            // other heads than the header (the manifest rewritten) is
+            // refused, as the other sizes are.
+            let yaml = out.join("config.yaml");
+            let text = std::fs::read_to_string(&yaml).unwrap();
+            assert!(text.contains("  heads: 4\n"), "{text}");
+            std::fs::write(&yaml, text.replace("  heads: 4\n", "  heads: 2\n")).unwrap();
+            recur_core::dirwrite::reseal(&out).unwrap();
+            let e = err(&recur(&[
+                "lvm",
+                "predict",
+                "--model",
+                out.to_str().unwrap(),
+                "--data",
+                d.path().join("train.npz").to_str().unwrap(),
+                "--output",
+                d.path().join("x.npy").to_str().unwrap(),
+            ]));
+            assert!(e.contains("model.heads 2, the weights 4"), "{e}");
+        }
     }
 }
 

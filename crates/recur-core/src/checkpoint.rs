@@ -8,7 +8,9 @@
 //! was built for, and refuses any difference, listing all of it: missing,
 //! unexpected and misshapen tensors, and every architecture field that
 //! differs. A CRC-32 of the tensor bytes, stored in the header, catches a
-//! file damaged after the header.
+//! file damaged after the header; another, of the architecture as stored,
+//! catches damage to it (a transformer's `heads` changes no tensor's shape,
+//! so a flipped bit there loaded as another model).
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -22,6 +24,9 @@ pub const FORMAT_VERSION: u32 = 1;
 const KEY_VERSION: &str = "recur.format_version";
 const KEY_ARCH: &str = "recur.architecture";
 const KEY_CRC: &str = "recur.crc32";
+/// Written since the architecture had no checksum of its own; a file
+/// without it (an older recur's) is read as before.
+const KEY_ARCH_CRC: &str = "recur.architecture_crc32";
 
 /// A tensor the code expects: its PyTorch-style name and shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +90,12 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], architecture: &Value) -> 
         .collect::<Result<_>>()?;
     let mut meta = BTreeMap::new();
     meta.insert(KEY_VERSION.to_string(), FORMAT_VERSION.to_string());
-    meta.insert(KEY_ARCH.to_string(), architecture.to_string());
+    let arch = architecture.to_string();
+    meta.insert(
+        KEY_ARCH_CRC.to_string(),
+        format!("{:08x}", crc32fast::hash(arch.as_bytes())),
+    );
+    meta.insert(KEY_ARCH.to_string(), arch);
     meta.insert(KEY_CRC.to_string(), format!("{crc:08x}"));
     let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)
         .map_err(|e| Error::checkpoint(path, e.to_string()))?;
@@ -279,6 +289,14 @@ pub fn load_checked(
         Some(Ok(arch)) => problems.extend(architecture_diff(&arch, expected_architecture)),
         _ => problems.push(format!("no readable `{KEY_ARCH}` in the header")),
     }
+    if let (Some(stored), Some(arch)) = (meta.get(KEY_ARCH_CRC), meta.get(KEY_ARCH)) {
+        let crc = format!("{:08x}", crc32fast::hash(arch.as_bytes()));
+        if *stored != crc {
+            problems.push(format!(
+                "the architecture in the header is corrupted: checksum {crc} does not match the stored {stored}"
+            ));
+        }
+    }
     let stored: BTreeMap<String, Vec<usize>> = st
         .tensors()
         .into_iter()
@@ -453,6 +471,31 @@ mod tests {
             .to_string();
         assert!(
             err.contains("hidden_size: checkpoint has 4, code expects 8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_architecture_is_caught_though_every_shape_still_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, specs) = sample(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes
+            .windows(14)
+            .position(|w| w == b"hidden_size\\\":")
+            .unwrap()
+            + 14;
+        assert_eq!(bytes[at], b'4');
+        bytes[at] = b'6';
+        std::fs::write(&path, &bytes).unwrap();
+        // A loader that builds the model the header states (as the LVMs'
+        // does) expects what the header now says.
+        let stated = json!({"kind": "test", "hidden_size": 6});
+        let err = load_checked(&path, &stated, &specs, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the architecture in the header is corrupted"),
             "{err}"
         );
     }

@@ -546,6 +546,7 @@ pub fn save_lvm_dir(
 /// than its weights' header (edited with the manifest rewritten, `type:
 /// gru` over LSTM weights was ignored and `inspect` said OK).
 fn check_lvm_config(dir: &Path, arch: &LvmArch) -> Result<()> {
+    check_import_record(dir, arch)?;
     let p = dir.join("config.yaml");
     if !p.is_file() {
         return Ok(());
@@ -568,6 +569,12 @@ fn check_lvm_config(dir: &Path, arch: &LvmArch) -> Result<()> {
     if arch.kind != recur_models::lvm::LvmKind::Amn {
         sizes.push(("model", "num_layers", arch.num_layers));
     }
+    // No tensor's shape shows a transformer's heads (nor, beside its
+    // weights, anything but ff): the config states them.
+    if arch.kind == recur_models::lvm::LvmKind::Transformer {
+        sizes.push(("model", "heads", arch.heads));
+        sizes.push(("model", "ff", arch.ff));
+    }
     for (a, b, have) in sizes {
         if let Some(n) = num(a, b).filter(|&n| n != have as u64) {
             differ.push(format!("{a}.{b} {n}, the weights {have}"));
@@ -581,6 +588,38 @@ fn check_lvm_config(dir: &Path, arch: &LvmArch) -> Result<()> {
         format!(
             "states another model than model.safetensors ({}): the directory was edited; retrain, or restore it",
             differ.join("; ")
+        ),
+    ))
+}
+
+/// An imported directory's `import.json` records the architecture it was
+/// written with; one that differs from the weights' header was edited.
+fn check_import_record(dir: &Path, arch: &LvmArch) -> Result<()> {
+    let p = dir.join("import.json");
+    if !p.is_file() {
+        return Ok(());
+    }
+    let text = recur_core::fsx::read_text_bounded(&p, recur_core::config_file::MAX_CONFIG_BYTES)?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::checkpoint(&p, format!("not JSON ({e})")))?;
+    let Some(recorded) = v.get("architecture") else {
+        return Ok(());
+    };
+    let recorded: LvmArch = serde_json::from_value(recorded.clone()).map_err(|e| {
+        Error::checkpoint(
+            &p,
+            format!("`architecture` is not an LVM architecture ({e})"),
+        )
+    })?;
+    if recorded.to_json() == arch.to_json() {
+        return Ok(());
+    }
+    Err(Error::checkpoint(
+        &p,
+        format!(
+            "records another architecture than model.safetensors ({} against {}): the directory was edited; import the checkpoint again",
+            recorded.to_json(),
+            arch.to_json()
         ),
     ))
 }

@@ -318,6 +318,25 @@ fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
     let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
     let diff = max_diff(&model.predict(&get("x")).unwrap(), &get("y"));
     assert!(diff < 1e-5, "{diff}");
+    // import.json records the architecture written: one edited to other
+    // heads (no tensor shows them), the manifest rewritten, is refused.
+    let record = out.join("import.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["architecture"]["heads"] = 4.into();
+    std::fs::write(&record, v.to_string()).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let e = recur_deploy::model_dir::load_lvm(&out, &dev)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("records another architecture than model.safetensors"),
+        "{e}"
+    );
+    std::fs::write(&record, &text).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    recur_deploy::model_dir::load_lvm(&out, &dev).unwrap();
     // recur's own file states heads and context: imported again as it is.
     let again = import::import(&out.join("model.safetensors"), &dev).unwrap();
     assert_eq!((again.arch.heads, again.arch.context), (2, 5));
