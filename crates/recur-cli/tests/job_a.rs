@@ -825,3 +825,56 @@ fn a_model_trained_with_the_bf16_flag_is_reported_as_it_is_deployed() {
     let err_text = err(&recur(&["demo", "--precision", "bf16", "--out", o]));
     assert!(err_text.contains("the demo trains in f32"), "{err_text}");
 }
+
+/// config.yaml's label rule and smoothing are checked against what
+/// training recorded (data.json, selection.json): edited with the manifest
+/// rewritten, predict used the new rule on a model trained with the old.
+#[test]
+fn a_config_edited_against_the_recorded_rule_or_smoothing_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(
+        d.path(),
+        "selection:\n  max_noise_ratio: .inf\n  min_abs_autocorr: 0\n  ewma_span: 2\n",
+    );
+    let out = d.path().join("m");
+    let o = out.to_str().unwrap();
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        o,
+    ]));
+    let data = d.path().join("series.csv");
+    let yaml = out.join("config.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    for (from, to, said) in [
+        (
+            "  ewma_span: 2\n",
+            "  ewma_span: 5\n",
+            "selection.ewma_span 5, selection.json records 2",
+        ),
+        ("    horizon: 0\n", "    horizon: 3\n", "`y` at row r + 3"),
+    ] {
+        assert!(text.contains(from), "{text}");
+        std::fs::write(&yaml, text.replace(from, to)).unwrap();
+        recur_core::dirwrite::reseal(&out).unwrap();
+        let e = err(&recur(&[
+            "predict",
+            "--model",
+            o,
+            "--input",
+            data.to_str().unwrap(),
+            "--output",
+            d.path().join("p.csv").to_str().unwrap(),
+        ]));
+        assert!(
+            e.contains("states another model than training recorded") && e.contains(said),
+            "{e}"
+        );
+    }
+    std::fs::write(&yaml, &text).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let got = ok(&recur(&["inspect", o]));
+    assert!(got.contains("checks: OK"), "{got}");
+}

@@ -95,7 +95,7 @@ fn span(t: &Table, d: &DataConfig, part: &str, set: &WindowSet) -> Option<PartSp
 }
 
 /// The label rule in words, for the report.
-fn label_rule(d: &DataConfig) -> Option<String> {
+pub fn label_rule(d: &DataConfig) -> Option<String> {
     let tc = &d.target;
     let h = tc.horizon;
     if let Some(c) = &tc.column {

@@ -356,6 +356,7 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
             ),
         ));
     }
+    check_config_against_records(dir, &config, &info)?;
     let m = &config.model;
     let arch = Arch::of(m, features.len(), m.sequence_length, info.outputs());
     let weights = need(dir, WEIGHTS)?;
@@ -367,6 +368,48 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
         scaler,
         info,
     })
+}
+
+/// What `config.yaml` states that training also recorded elsewhere: the
+/// label rule (`data.json`, from `data.target`: horizon, k, the price
+/// rule) and the smoothing (`selection.json`'s `ewma_span`). Edited with
+/// the manifest rewritten, `predict` and `eval` used the new rule and
+/// smoothing on a model trained with the old (labels of 296 rows changed,
+/// a test AUC of 0.6574 reported as 0.6165) and `inspect` said all was well.
+fn check_config_against_records(dir: &Path, config: &Config, info: &SplitInfo) -> Result<()> {
+    let mut differ = Vec::new();
+    if let (Some(recorded), Some(stated)) = (
+        &info.label_rule,
+        recur_data::prepare::label_rule(&config.data),
+    ) {
+        if *recorded != stated {
+            differ.push(format!(
+                "data.target gives the label rule \"{stated}\", data.json records \"{recorded}\""
+            ));
+        }
+    }
+    let sel = dir.join("selection.json");
+    if sel.is_file() {
+        let recorded: recur_data::select::Selection = read_json(&sel)?;
+        match &config.selection {
+            Some(s) if s.ewma_span != recorded.ewma_span => differ.push(format!(
+                "selection.ewma_span {}, selection.json records {}",
+                s.ewma_span, recorded.ewma_span
+            )),
+            None => differ.push("no selection section, but selection.json is there".into()),
+            _ => {}
+        }
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(Error::checkpoint(
+        dir.join("config.yaml"),
+        format!(
+            "states another model than training recorded ({}): the directory was edited; retrain, or restore it",
+            differ.join("; ")
+        ),
+    ))
 }
 
 /// Refuses what is not a Job A model directory with what it is instead: a
