@@ -58,14 +58,18 @@ pub fn specs(a: &LvmArch) -> Vec<TensorSpec> {
     v
 }
 
-/// Sinusoidal positions `[c, d]` as in "Attention is all you need".
+/// Sinusoidal positions `[c, d]` as in "Attention is all you need":
+/// column `2i` the sine and `2i + 1` the cosine of `pos / 10000^(2i/d)`.
+/// With `d` odd the last column is a sine of its own (it was left 0).
 fn positions(c: usize, d: usize, dev: &Device) -> Result<Tensor> {
     let mut pe = vec![0f32; c * d];
     for pos in 0..c {
-        for i in 0..d / 2 {
+        for i in 0..d.div_ceil(2) {
             let f = (pos as f64) / 10000f64.powf(2.0 * i as f64 / d as f64);
             pe[pos * d + 2 * i] = f.sin() as f32;
-            pe[pos * d + 2 * i + 1] = f.cos() as f32;
+            if 2 * i + 1 < d {
+                pe[pos * d + 2 * i + 1] = f.cos() as f32;
+            }
         }
     }
     Tensor::from_vec(pe, (c, d), dev)
@@ -150,4 +154,29 @@ pub fn forward(
     let z = lin(&last, "head.0")?.gelu_erf()?;
     let z = layer_norm(&z, &p("head.2.weight"), &p("head.2.bias"))?;
     l2_normalize(&lin(&z, "head.3")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_of_an_odd_width_has_its_position() {
+        let pe = positions(4, 5, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (pos, row) in pe.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let i = j / 2;
+                let f = pos as f64 / 10000f64.powf(2.0 * i as f64 / 5.0);
+                let want = if j % 2 == 0 { f.sin() } else { f.cos() };
+                assert!(
+                    (v as f64 - want).abs() < 1e-6,
+                    "pos {pos} column {j}: {v} vs {want}"
+                );
+            }
+        }
+        assert!(pe[3][4] != 0.0);
+    }
 }
