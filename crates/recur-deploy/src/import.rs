@@ -284,7 +284,25 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         let Some(name) = key_of(k) else { continue };
         let stored = match stored_tensor(v) {
             Ok(Some(s)) => s,
-            Ok(None) => continue,
+            Ok(None) => {
+                // A call to other code where a tensor is named: said, or
+                // the name was reported missing with no word of why.
+                if let Object::Reduce { callable, .. } = v {
+                    if let Object::Class {
+                        module_name,
+                        class_name,
+                    } = &**callable
+                    {
+                        let g = format!("{module_name}.{class_name}");
+                        if !is_torch_data(&g) {
+                            warnings.push(format!(
+                                "{name} is not a tensor but a call to {g} (never run): left out"
+                            ));
+                        }
+                    }
+                }
+                continue;
+            }
             Err(e) => return Err(err(path, format!("tensor {name}: {e}"))),
         };
         let t = read_stored(&mut zip, &archive.sizes, dir, &stored, dev)
@@ -559,7 +577,27 @@ pub struct Given {
 
 /// [`import`] with the sizes the user gives.
 pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported> {
-    let (tensors, source, mut warnings) = read_checkpoint(path, dev)?;
+    let (tensors, source, warnings) = read_checkpoint(path, dev)?;
+    // What was read about the file belongs with a refusal too (a tensor
+    // that was a call to other code was reported only as missing).
+    let said = warnings.clone();
+    import_read(path, given, tensors, source, warnings).map_err(|e| match (e, said.is_empty()) {
+        (Error::Checkpoint { path: p, msg }, false) => Error::Checkpoint {
+            path: p,
+            msg: format!("{msg}\n  also: {}", said.join("\n  also: ")),
+        },
+        (e, _) => e,
+    })
+}
+
+/// [`import_with`] on what [`read_checkpoint`] read.
+fn import_read(
+    path: &Path,
+    given: &Given,
+    tensors: BTreeMap<String, Tensor>,
+    source: Value,
+    mut warnings: Vec<String>,
+) -> Result<Imported> {
     // The sizes looked up: the file's model_config, else what recur's own
     // header states (the context, a Transformer's heads), then what the
     // user gives. `source` stays the file's own, for import.json.

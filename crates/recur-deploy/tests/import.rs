@@ -271,6 +271,30 @@ fn hostile_pickles_damaged_members_and_nan_weights_are_refused() {
     let imp = import::import(&p, &dev).unwrap();
     assert_eq!(imp.warnings.len(), 1, "{:?}", imp.warnings);
     assert!(imp.warnings[0].contains("os.system"), "{:?}", imp.warnings);
+    // A call to other code under a tensor's name: said as such, not only
+    // reported missing, and the warning comes with the refusal.
+    // (The real tensor renamed; the call put first among the state dict's
+    // items, after its MARK at byte 60.)
+    let e = edit("data.pkl", &|b| {
+        let at = b
+            .windows(16)
+            .position(|w| w == b"output_proj.bias")
+            .unwrap();
+        b[at + 15] = b'z';
+        assert_eq!(&b[57..61], b"Rq\x03(");
+        b.splice(
+            61..61,
+            b"X\x10\x00\x00\x00output_proj.biascposix\nsystem\nX\x04\x00\x00\x00true\x85R"
+                .iter()
+                .copied(),
+        );
+    })
+    .unwrap();
+    assert!(
+        e.contains("output_proj.bias is not a tensor but a call to posix.system")
+            && e.contains("missing: output_proj.bias"),
+        "{e}"
+    );
     write_pt(&p, &good);
     assert!(import::import(&p, &dev).unwrap().warnings.is_empty());
 }
