@@ -327,6 +327,37 @@ pub fn check_scored_time_order(t: &Table, d: &DataConfig) -> Result<()> {
     }
 }
 
+/// When whole times of 7 or 8 digits are not all dates written YYYYMMDD
+/// but are all dates written DDMMYYYY or MMDDYYYY (a CSV cell `01041986`
+/// reads as the number 1041986), what they likely are and what to do:
+/// such a column does not sort as numbers.
+fn day_first_hint(v: &[f64]) -> Option<String> {
+    let whole: Vec<u64> = v
+        .iter()
+        .map(|&x| {
+            (x.fract() == 0.0 && (1_000_000.0..100_000_000.0).contains(&x)).then_some(x as u64)
+        })
+        .collect::<Option<_>>()?;
+    let date = |y: u64, m: u64, d: u64| {
+        (1000..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d)
+    };
+    if whole
+        .iter()
+        .all(|&n| date(n / 10_000, n / 100 % 100, n % 100))
+    {
+        return None;
+    }
+    let day_first = whole
+        .iter()
+        .all(|&n| date(n % 10_000, n / 10_000 % 100, n / 1_000_000));
+    let month_first = whole
+        .iter()
+        .all(|&n| date(n % 10_000, n / 1_000_000, n / 10_000 % 100));
+    (day_first || month_first).then(|| {
+        "its times read as numbers but look like dates written day or month first without separators (DDMMYYYY or MMDDYYYY), which do not sort as numbers: write them as YYYY-MM-DD (or YYYYMMDD)".to_string()
+    })
+}
+
 /// Refuses rows out of time order in `data.time_column` (numbers, or ISO
 /// dates as text), naming the row; times in another text format are not
 /// compared. A file without the column is refused.
@@ -383,7 +414,17 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                     } else {
                         "comes before"
                     };
-                    return Err(out_of_order(a, b, what));
+                    let times: Vec<f64> = given.iter().map(|&i| v[i]).collect();
+                    return Err(match (out_of_order(a, b, what), day_first_hint(&times)) {
+                        (Error::Data { file, msg }, Some(hint)) => Error::Data {
+                            file,
+                            msg: format!(
+                                "{}; {hint}",
+                                msg.trim_end_matches("; sort the rows by time and drop repeats")
+                            ),
+                        },
+                        (e, _) => e,
+                    });
                 }
             }
         }
@@ -978,6 +1019,23 @@ pub fn sequences_inference(
         windows: set,
         times: None,
     })
+}
+
+#[cfg(test)]
+mod day_first_tests {
+    use super::day_first_hint;
+
+    #[test]
+    fn dates_written_day_first_are_named_and_plain_numbers_are_not() {
+        // 31031986, 01041986 (read as 1041986), 02041986.
+        assert!(day_first_hint(&[31031986.0, 1041986.0, 2041986.0])
+            .unwrap()
+            .contains("DDMMYYYY"));
+        // YYYYMMDD dates sort as numbers; counters and epochs are not dates.
+        assert!(day_first_hint(&[19860331.0, 19860401.0, 19860301.0]).is_none());
+        assert!(day_first_hint(&[5.0, 3.0]).is_none());
+        assert!(day_first_hint(&[1_700_000_000.0, 1_600_000_000.0]).is_none());
+    }
 }
 
 #[cfg(test)]
