@@ -760,6 +760,25 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
         assert!(msg.len() > 10, "{msg}");
     }
     // The messages name what is wrong.
+    let (_, r) = call(&s.url, "GET", "/nowhere", None);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("no endpoint GET /nowhere"),
+        "{r}"
+    );
+    {
+        use std::io::Write;
+        // CONNECT's target has no path: the target itself is named.
+        let mut c = raw(&s.url);
+        c.write_all(
+            b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let got = read_all(&mut c);
+        assert!(got.contains("no endpoint CONNECT 127.0.0.1:22;"), "{got}");
+    }
     let (_, r) = post(&s.url, "/chat", &json!({"messages": ["ok", "  "]}));
     assert!(r["error"].as_str().unwrap().contains("messages[1]"), "{r}");
     let (_, r) = post(&s.url, "/v1/infer", &json!({"context_vectors": [[0.5]]}));

@@ -505,8 +505,14 @@ async fn not_found(req: Request) -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no endpoint {}; there are POST /chat, /v1/infer, /v1/classify and GET /, /health, /live, /info, /metrics",
-            req.uri().path()
+            "no endpoint {} {}; there are POST /chat, /v1/infer, /v1/classify and GET /, /health, /live, /info, /metrics",
+            req.method(),
+            // CONNECT's target has no path (it said "no endpoint ;").
+            recur_data::table::clip(match req.uri().path() {
+                "" => req.uri().to_string(),
+                p => p.to_string(),
+            }
+            .as_str())
         ),
     )
 }
