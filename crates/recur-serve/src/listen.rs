@@ -259,10 +259,16 @@ pub async fn serve(
                 // adding the header deadline to every restart).
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
-                    if slot.busy.load(Ordering::SeqCst) > 0 {
+                    // A head that completes within the moment is a request
+                    // in progress after all: answered, not dropped.
+                    let in_progress = || slot.busy.load(Ordering::SeqCst) > 0;
+                    if in_progress()
+                        || tokio::time::timeout(Duration::from_millis(100), conn.as_mut())
+                            .await
+                            .is_err()
+                            && in_progress()
+                    {
                         let _ = conn.await;
-                    } else {
-                        let _ = tokio::time::timeout(Duration::from_millis(100), conn).await;
                     }
                 }
                 // Told to make room: a request begun meanwhile is answered
@@ -271,12 +277,17 @@ pub async fn serve(
                 // would wait for a head being sent slowly).
                 _ = slot.close.notified() => {
                     conn.as_mut().graceful_shutdown();
-                    if slot.busy.load(Ordering::SeqCst) > 0
-                        && !slot.receiving.load(Ordering::SeqCst)
+                    let answering = || {
+                        slot.busy.load(Ordering::SeqCst) > 0
+                            && !slot.receiving.load(Ordering::SeqCst)
+                    };
+                    if answering()
+                        || tokio::time::timeout(Duration::from_millis(100), conn.as_mut())
+                            .await
+                            .is_err()
+                            && answering()
                     {
                         let _ = conn.await;
-                    } else {
-                        let _ = tokio::time::timeout(Duration::from_millis(100), conn).await;
                     }
                 }
             }
