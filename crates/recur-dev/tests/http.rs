@@ -898,25 +898,27 @@ fn loading_failure_full_queue_and_timeout_are_503_with_a_reason() {
 /// was refused, the message naming a count that was not waiting.)
 #[test]
 fn the_queue_capacity_counts_what_the_engine_holds_too() {
-    let (url, state, _rx, _stop, _t) = manual(Status::Loading, 3, 3000);
+    let (url, state, _rx, _stop, _t) = manual(Status::Loading, 3, 1500);
     let (_dir, _engine, info) = loaded_fixture();
     *state.status.write().unwrap() = Status::Ready(Arc::new(info));
+    let in_queue = |n: usize| {
+        let t = std::time::Instant::now();
+        while state.queue.max_capacity() - state.queue.capacity() < n {
+            assert!(t.elapsed() < Duration::from_secs(10), "{n} never queued");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let ask = |i: usize| {
+        let u = url.clone();
+        std::thread::spawn(move || post(&u, "/chat", &json!({"messages": [format!("cat {i}")]})))
+    };
     // The engine holds one job; two more may wait in the queue.
     state
         .metrics
         .pending
         .store(1, std::sync::atomic::Ordering::Relaxed);
-    let waiting: Vec<_> = (0..2)
-        .map(|i| {
-            let u = url.clone();
-            std::thread::spawn(move || {
-                post(&u, "/chat", &json!({"messages": [format!("cat {i}")]}))
-            })
-        })
-        .collect();
-    while queue_depth(&url) < 3 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let waiting: Vec<_> = (0..2).map(ask).collect();
+    in_queue(2);
     let (status, r) = post(&url, "/chat", &json!({"messages": ["rain fell"]}));
     assert_eq!(
         (status, r["code"].as_str()),
@@ -930,18 +932,19 @@ fn the_queue_capacity_counts_what_the_engine_holds_too() {
     );
     let (status, h) = call(&url, "GET", "/health", None);
     assert_eq!((status, h["status"].as_str()), (503, Some("busy")), "{h}");
-    // The engine took its job into a batch: room for one more.
+    // The engine took its job into a batch: room for one more, which
+    // waits (nobody runs the queue) until it times out.
     state
         .metrics
         .pending
         .store(0, std::sync::atomic::Ordering::Relaxed);
-    let u = url.clone();
-    let third = std::thread::spawn(move || post(&u, "/chat", &json!({"messages": ["the dog"]})));
-    while queue_depth(&url) < 3 {
-        std::thread::sleep(Duration::from_millis(10));
+    let third = ask(3);
+    in_queue(3);
+    let (status, r) = third.join().unwrap();
+    assert_eq!((status, r["code"].as_str()), (503, Some("timeout")), "{r}");
+    for w in waiting {
+        assert_eq!(w.join().unwrap().1["code"], "timeout");
     }
-    drop(waiting);
-    drop(third);
 }
 
 #[test]
@@ -1612,6 +1615,8 @@ fn a_loopback_server_answers_only_its_own_names() {
     };
     for host in [
         "localhost:PORT",
+        "localhost.",
+        "[::ffff:127.0.0.1]:PORT",
         "LOCALHOST",
         "127.0.0.1:PORT",
         "127.3.4.5",
@@ -1643,6 +1648,40 @@ fn a_loopback_server_answers_only_its_own_names() {
     assert!(read_all(&mut c).starts_with("HTTP/1.1 403"));
     let m = text(&s.url, "/metrics");
     assert!(m.contains("code=\"bad_host\""), "{m}");
+    drop(s);
+    // On another address: any name without allowed_hosts; with it, its
+    // names (given with a port, too) and the loopback ones.
+    for (allowed, host, want) in [
+        (vec![], "attacker.example", "200"),
+        (
+            vec!["recur.internal:8080".to_string()],
+            "recur.internal:PORT",
+            "200",
+        ),
+        (vec!["recur.internal".to_string()], "localhost:PORT", "200"),
+        (
+            vec!["recur.internal".to_string()],
+            "attacker.example",
+            "403",
+        ),
+    ] {
+        let s = start(|c| {
+            c.host = "0.0.0.0".into();
+            c.allowed_hosts = allowed.clone();
+        });
+        let mut c = raw(&s.url);
+        let port = s.url.rsplit(':').next().unwrap();
+        let host = host.replace("PORT", port);
+        c.write_all(
+            format!("GET /live HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let got = read_all(&mut c);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {want}")),
+            "{allowed:?} {host}: {got}"
+        );
+    }
 }
 
 #[test]

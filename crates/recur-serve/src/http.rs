@@ -184,12 +184,24 @@ pub fn router(state: Shared) -> Router {
 /// no DNS answer can move elsewhere (`localhost` and `*.localhost`, which
 /// browsers resolve themselves, and loopback addresses).
 fn loopback_name(name: &str) -> bool {
+    // A trailing dot is the same name, fully qualified.
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost")
-        || name.to_ascii_lowercase().ends_with(".localhost")
+    name == "localhost"
+        || name.ends_with(".localhost")
         || bare
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// A name as `Host` and `allowed_hosts` are compared: without its port,
+/// brackets or a trailing dot, in lower case.
+fn host_key(value: &str) -> String {
+    let h = host_of(value.trim());
+    let h = h.strip_suffix('.').unwrap_or(h);
+    h.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 /// The host of a Host header value, without its port.
@@ -207,20 +219,21 @@ fn host_of(value: &str) -> &str {
 /// is same-origin with a local recur, so the Content-Type rule of
 /// [`guard`] does not stop it; its requests still carry its own name in
 /// `Host`. A server on a loopback address answers only loopback names and
-/// `allowed_hosts`; one on another address, only `allowed_hosts` when it
-/// lists any. A request without Host (not a browser's) passes.
+/// `allowed_hosts`; one on another address, loopback names and
+/// `allowed_hosts` when it lists any, else any name. A request without
+/// Host, or with an empty one (not a browser's), passes.
 async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     let Some(value) = req.headers().get(header::HOST) else {
         return next.run(req).await;
     };
     let allowed = &s.cfg.allowed_hosts;
-    let local = loopback_name(&s.cfg.host) || s.cfg.host.eq_ignore_ascii_case("localhost");
-    if !local && allowed.is_empty() {
+    let local = loopback_name(&s.cfg.host);
+    let shown = value.to_str().unwrap_or("(not text)");
+    if (!local && allowed.is_empty()) || shown.trim().is_empty() {
         return next.run(req).await;
     }
-    let shown = value.to_str().unwrap_or("(not text)");
-    let host = host_of(shown.trim());
-    let ok = (local && loopback_name(host)) || allowed.iter().any(|a| a.eq_ignore_ascii_case(host));
+    let host = host_key(shown);
+    let ok = loopback_name(&host) || allowed.iter().any(|a| host_key(a) == host);
     if ok {
         return next.run(req).await;
     }

@@ -113,7 +113,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
         if !self.read_any && buf.filled().len() > before {
             self.read_any = true;
             let got = &mut buf.filled_mut()[before..];
-            if got.starts_with(b"PRI * HTTP/2") {
+            // PRI is reserved for the preface (RFC 9113), so its first
+            // four bytes are enough (the rest may come in a later read).
+            if got.starts_with(b"PRI ") {
                 self.h2 = true;
                 got[..3].copy_from_slice(b"H2?");
             }
