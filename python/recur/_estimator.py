@@ -195,11 +195,13 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             raise ValueError(f"{what}: two columns are named {dup!r}; give each column its own name")
         for v in X.values():
             a = np.asarray(v)
-            cols.append(
-                np.ascontiguousarray(a, dtype=np.float64)
-                if a.dtype.kind in "biuf"
-                else _texts([str(x) for x in a], [_missing(x) for x in a])
-            )
+            if a.dtype.kind in "biuf":
+                cols.append(np.ascontiguousarray(a, dtype=np.float64))
+                continue
+            # Missing values are seen on the values given: np.asarray of
+            # ["2000-01-01", nan] holds the text "nan".
+            given = list(v) if not isinstance(v, np.ndarray) else a.tolist()
+            cols.append(_texts([str(x) for x in a], [_missing(x) for x in given]))
     else:
         a = np.asarray(X)
         if a.ndim != 2:

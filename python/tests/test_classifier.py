@@ -589,6 +589,9 @@ def test_missing_times_score_rows_as_a_table_and_errors_in_the_users_words(head,
     m = recur.LSTMClassifier(time_column="when", **SMALL).fit(X, head["rain"])
     as_text = X.assign(when=X["when"].astype(object).where(X["when"].notna(), None))
     assert same(m.predict_proba(as_text), m.predict_proba(X))
+    as_dict = {c: X[c].tolist() for c in X.columns}
+    as_dict["when"] = [float("nan") if pd.isna(t) else str(t.date()) for t in X["when"]]
+    assert same(m.predict_proba(as_dict), m.predict_proba(X))
     r = m.score_rows(X)
     table = pd.DataFrame(r)
     assert list(table.columns[:2]) == ["row", "when"] and len(table) == len(r["row"])
