@@ -33,10 +33,11 @@ pub struct ServeConfig {
     /// (`recur_kernels::precision`).
     pub precision: String,
     /// Names the `Host` header may give besides the loopback ones
-    /// (`localhost`, `127.0.0.1`, `[::1]`), such as `recur.internal`. A
-    /// server on a loopback address answers only those (a web page whose
-    /// name was rebound to 127.0.0.1 sends its own name); one on another
-    /// address answers any unless this lists some.
+    /// (`localhost`, `127.0.0.1`, `[::1]`), such as `recur.internal`,
+    /// without scheme or port. A server on a loopback address answers only
+    /// those and the loopback names (a web page whose name was rebound to
+    /// 127.0.0.1 sends its own name); one on another address answers any
+    /// name unless this lists some, then those and the loopback names.
     pub allowed_hosts: Vec<String>,
 }
 
@@ -257,6 +258,11 @@ impl ServeConfig {
                 "give at least one LVM model directory, or a `classifier:`",
             );
         }
+        for h in &self.allowed_hosts {
+            if let Err(msg) = crate::hosts::allowed_name(h) {
+                return bad("allowed_hosts", &msg);
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             if !seen.insert(&m.name) {
@@ -396,6 +402,7 @@ mod tests {
                 "limits:\n  queue_capacity: 18446744073709551615\n",
                 "limits.queue_capacity",
             ),
+            ("allowed_hosts: [\"recur.internal:8080\"]\n", "allowed_hosts"),
             ("limits:\n  max_connections: 0\n", "limits.max_connections"),
             // A training config is named as one, with what to do instead.
             (

@@ -180,41 +180,6 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Whether `name` (a Host header without its port) is a loopback name: one
-/// no DNS answer can move elsewhere (`localhost` and `*.localhost`, which
-/// browsers resolve themselves, and loopback addresses).
-fn loopback_name(name: &str) -> bool {
-    // A trailing dot is the same name, fully qualified.
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    let bare = name.trim_start_matches('[').trim_end_matches(']');
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
-/// A name as `Host` and `allowed_hosts` are compared: without its port,
-/// brackets or a trailing dot, in lower case.
-fn host_key(value: &str) -> String {
-    let h = host_of(value.trim());
-    let h = h.strip_suffix('.').unwrap_or(h);
-    h.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase()
-}
-
-/// The host of a Host header value, without its port.
-fn host_of(value: &str) -> &str {
-    if value.starts_with('[') {
-        return value.split_inclusive(']').next().unwrap_or(value);
-    }
-    match value.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => value,
-    }
-}
-
 /// DNS rebinding: a web page whose name an attacker points at 127.0.0.1
 /// is same-origin with a local recur, so the Content-Type rule of
 /// [`guard`] does not stop it; its requests still carry its own name in
@@ -226,14 +191,20 @@ async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Respon
     let Some(value) = req.headers().get(header::HOST) else {
         return next.run(req).await;
     };
+    use crate::hosts;
     let allowed = &s.cfg.allowed_hosts;
-    let local = loopback_name(&s.cfg.host);
+    let local = hosts::binds_loopback(&s.cfg.host);
     let shown = value.to_str().unwrap_or("(not text)");
     if (!local && allowed.is_empty()) || shown.trim().is_empty() {
         return next.run(req).await;
     }
-    let host = host_key(shown);
-    let ok = loopback_name(&host) || allowed.iter().any(|a| host_key(a) == host);
+    // Entries were checked when the config was read.
+    let ok = hosts::name_of(shown).is_some_and(|name| {
+        hosts::is_loopback(&name)
+            || allowed
+                .iter()
+                .any(|a| hosts::allowed_name(a).is_ok_and(|a| a == name))
+    });
     if ok {
         return next.run(req).await;
     }
@@ -241,18 +212,13 @@ async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Respon
         StatusCode::FORBIDDEN,
         "bad_host",
         format!(
-            "Host {:?} is not a name of this server (listening on {}): use {}{}",
+            "Host {:?} is not a name of this server (listening on {}): use localhost or 127.0.0.1{}, or list the name in the serve config's allowed_hosts",
             recur_data::table::clip(shown),
             s.cfg.host,
-            if local {
-                "localhost or 127.0.0.1"
+            if allowed.is_empty() {
+                String::new()
             } else {
-                "a name in allowed_hosts"
-            },
-            if local {
-                ", or list the name in the serve config's allowed_hosts"
-            } else {
-                ""
+                format!(", or {}", allowed.join(", "))
             }
         ),
     )

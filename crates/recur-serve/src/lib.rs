@@ -21,6 +21,7 @@ pub mod api;
 pub mod bank;
 pub mod config;
 pub mod engine;
+pub mod hosts;
 pub mod http;
 pub mod listen;
 pub mod metrics;
