@@ -277,9 +277,12 @@ pub async fn serve(
                 // would wait for a head being sent slowly).
                 _ = slot.close.notified() => {
                     conn.as_mut().graceful_shutdown();
+                    // Chosen idle, a request it begins in the moment is
+                    // answered; chosen as the slowest body, it is not.
+                    let idle = slot.busy.load(Ordering::SeqCst) == 0;
                     let answering = || {
                         slot.busy.load(Ordering::SeqCst) > 0
-                            && !slot.receiving.load(Ordering::SeqCst)
+                            && (idle || !slot.receiving.load(Ordering::SeqCst))
                     };
                     if answering()
                         || tokio::time::timeout(Duration::from_millis(100), conn.as_mut())
