@@ -193,15 +193,17 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"{what}: two columns are named {dup!r}; give each column its own name")
-        for v in X.values():
+        for name, v in zip(names, X.values()):
             a = np.asarray(v)
             if a.dtype.kind in "biuf":
                 cols.append(np.ascontiguousarray(a, dtype=np.float64))
                 continue
-            # Missing values are seen on the values given: np.asarray of
-            # ["2000-01-01", nan] holds the text "nan".
-            given = list(v) if not isinstance(v, np.ndarray) else a.tolist()
-            cols.append(_texts([str(x) for x in a], [_missing(x) for x in given]))
+            # As a frame's columns: numbers held as objects or text are
+            # numbers, and missing values are seen on the values given
+            # (np.asarray of ["2000-01-01", nan] holds the text "nan").
+            given = a.tolist() if isinstance(v, np.ndarray) else list(v)
+            num = None if name == time_column else _as_numbers(given)[0]
+            cols.append(num if num is not None else _texts([str(x) for x in a], [_missing(x) for x in given]))
     else:
         a = np.asarray(X)
         if a.ndim != 2:

@@ -592,6 +592,10 @@ def test_missing_times_score_rows_as_a_table_and_errors_in_the_users_words(head,
     as_dict = {c: X[c].tolist() for c in X.columns}
     as_dict["when"] = [float("nan") if pd.isna(t) else str(t.date()) for t in X["when"]]
     assert same(m.predict_proba(as_dict), m.predict_proba(X))
+    # Numbers held as text in a dict are numbers, as in a frame.
+    f0 = m.features_[0]
+    as_dict[f0] = [repr(v) for v in X[f0]]
+    assert same(m.predict_proba(as_dict), m.predict_proba(X))
     r = m.score_rows(X)
     table = pd.DataFrame(r)
     assert list(table.columns[:2]) == ["row", "when"] and len(table) == len(r["row"])
