@@ -1957,39 +1957,40 @@ fn clients_that_never_read_their_answers_lose_their_connections() {
 /// does not hold up shutdown (it waited for the header deadline, 10 s).
 #[test]
 fn shutdown_does_not_wait_for_a_head_sent_slowly() {
-    use std::io::Write;
     let mut s = start(|c| {
         c.limits.shutdown_grace_ms = 20_000;
         c.limits.header_timeout_ms = 20_000;
     });
+    let c = stop_beside(&mut s, b"GET /live HTTP/1.1\r\nHost: localhost\r\n", 3);
+    drop(c);
+}
+
+/// Sends `bytes` on a connection of its own, stops the server 0.2 s later
+/// and asserts it has stopped within `secs`; the connection, kept open.
+fn stop_beside(s: &mut Server, bytes: &[u8], secs: u64) -> std::net::TcpStream {
+    use std::io::Write;
     let mut c = raw(&s.url);
-    c.write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n")
-        .unwrap();
+    c.write_all(bytes).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let _ = s.stop.take().unwrap().send(());
     let server = s.thread.take().unwrap();
     let (done, stopped) = std::sync::mpsc::channel();
     std::thread::spawn(move || done.send(server.join().is_ok()));
-    assert_eq!(stopped.recv_timeout(Duration::from_secs(3)), Ok(true));
-    drop(c);
+    assert_eq!(stopped.recv_timeout(Duration::from_secs(secs)), Ok(true));
+    c
 }
 
 #[test]
 fn shutdown_ends_within_the_grace_period_despite_a_half_sent_request() {
-    use std::io::Write;
     let mut s = start(|c| {
         c.limits.shutdown_grace_ms = 500;
         c.limits.body_timeout_ms = 60_000;
     });
-    let mut c = raw(&s.url);
-    c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = s.stop.take().unwrap().send(());
-    let server = s.thread.take().unwrap();
-    let (done, stopped) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(server.join().is_ok()));
     // The grace period is 0.5 s; without a deadline it would wait for the
     // client for ever.
-    assert_eq!(stopped.recv_timeout(Duration::from_secs(5)), Ok(true));
+    stop_beside(
+        &mut s,
+        b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        5,
+    );
 }
