@@ -282,24 +282,8 @@ fn lvm_train_eval_predict_beats_the_baselines() {
     std::fs::rename(d.path().join("manifest.json"), out.join("manifest.json")).unwrap();
     // A config.yaml that states another model than the weights (edited,
     // the manifest rewritten to match) is refused, naming the keys.
-    let yaml = out.join("config.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    assert!(text.contains("  type: lstm\n"), "{text}");
-    std::fs::write(&yaml, text.replace("  type: lstm\n", "  type: gru\n")).unwrap();
-    recur_core::dirwrite::reseal(&out).unwrap();
-    let e = err(&recur(&[
-        "lvm",
-        "predict",
-        "--model",
-        out.to_str().unwrap(),
-        "--data",
-        train.to_str().unwrap(),
-        "--output",
-        d.path().join("x.npy").to_str().unwrap(),
-    ]));
+    let e = predict_with_config_edited(&out, "  type: lstm\n", "  type: gru\n", &train);
     assert!(e.contains("model.type gru, the weights lstm"), "{e}");
-    std::fs::write(&yaml, &text).unwrap();
-    recur_core::dirwrite::reseal(&out).unwrap();
 
     // The leaderboard measures the listed checkpoint on real windows.
     let lb = d.path().join("lb.json");
@@ -633,24 +617,35 @@ fn gru_amn_and_transformer_train_and_beat_the_baselines() {
             // No tensor's shape shows the heads: a config.yaml stating
             // other heads than the header (the manifest rewritten) is
             // refused, as the other sizes are.
-            let yaml = out.join("config.yaml");
-            let text = std::fs::read_to_string(&yaml).unwrap();
-            assert!(text.contains("  heads: 4\n"), "{text}");
-            std::fs::write(&yaml, text.replace("  heads: 4\n", "  heads: 2\n")).unwrap();
-            recur_core::dirwrite::reseal(&out).unwrap();
-            let e = err(&recur(&[
-                "lvm",
-                "predict",
-                "--model",
-                out.to_str().unwrap(),
-                "--data",
-                d.path().join("train.npz").to_str().unwrap(),
-                "--output",
-                d.path().join("x.npy").to_str().unwrap(),
-            ]));
+            let train = d.path().join("train.npz");
+            let e = predict_with_config_edited(&out, "  heads: 4\n", "  heads: 2\n", &train);
             assert!(e.contains("model.heads 2, the weights 4"), "{e}");
         }
     }
+}
+
+/// `lvm predict` of `out` on `data` with `from` replaced by `to` in its
+/// config.yaml and the manifest rewritten to match (an edit a manifest
+/// does not catch): its error. The config is restored after.
+fn predict_with_config_edited(out: &Path, from: &str, to: &str, data: &Path) -> String {
+    let yaml = out.join("config.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains(from), "{text}");
+    std::fs::write(&yaml, text.replace(from, to)).unwrap();
+    recur_core::dirwrite::reseal(out).unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        out.with_extension("x.npy").to_str().unwrap(),
+    ]));
+    std::fs::write(&yaml, &text).unwrap();
+    recur_core::dirwrite::reseal(out).unwrap();
+    e
 }
 
 fn trials_of(out: &Path) -> Vec<serde_json::Value> {
