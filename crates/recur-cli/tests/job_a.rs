@@ -106,6 +106,19 @@ fn one_config_trains_selects_blends_calibrates_and_reports() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
+    // inspect names whose figures it shows: the LSTM's raw ones, and the
+    // deployed model's (it showed the LSTM's beside "deployed: ensemble").
+    let ins = ok(&recur(&["inspect", out.to_str().unwrap()]));
+    let cal = &models["ensemble"]["calibrated"];
+    let want = format!(
+        "deployed ensemble (calibrated): val AUC {:.4}; test AUC {:.4}",
+        cal["val"]["auc"].as_f64().unwrap(),
+        cal["test"]["auc"].as_f64().unwrap()
+    );
+    assert!(
+        ins.contains(&want) && ins.contains("the LSTM (raw): val AUC"),
+        "{ins}"
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(
         page.matches("<svg").count() >= 5,

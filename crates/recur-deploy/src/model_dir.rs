@@ -855,8 +855,10 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
     out.kind = Some(kind);
     match kind {
         DirKind::Classifier => {
+            let loaded = crate::predictor::Predictor::load(dir, dev);
+            let deployed = loaded.as_ref().ok().map(|p| p.deployed().to_string());
             out.checks = Some(
-                crate::predictor::Predictor::load(dir, dev)
+                loaded
                     .map(|p| {
                         format!(
                             "every tensor name and shape matches {}; {} features; {}; deployed: {} at threshold {:.4}",
@@ -878,12 +880,24 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
                     .push(format!("training: {} epochs in {secs:.1}s", hist.len()));
             }
             if let Ok(r) = read_json::<Report>(&dir.join("report.json")) {
+                // The report's top figures are the LSTM's raw ones; the
+                // deployed model (an ensemble, calibrated) has its own.
                 out.summary.push(format!(
-                    "best epoch {}; val AUC {}; test AUC {}",
+                    "best epoch {}; the LSTM (raw): val AUC {}; test AUC {}",
                     r.best_epoch,
                     opt(r.val.auc),
                     opt(r.test.as_ref().and_then(|t| t.auc))
                 ));
+                if let Some((name, m)) = deployed.and_then(|d| {
+                    let m = r.models.as_ref()?.get(&d)?.clone();
+                    Some((d, m))
+                }) {
+                    out.summary.push(format!(
+                        "deployed {name} (calibrated): val AUC {}; test AUC {}",
+                        opt(m.calibrated.val.auc),
+                        opt(m.calibrated.test.as_ref().and_then(|t| t.auc))
+                    ));
+                }
             }
         }
         DirKind::Lvm => {
