@@ -259,7 +259,7 @@ pub fn compare(
             let mut reasons = Vec::new();
             let mut over = |name: &str, v: f64, t: f64| {
                 if v > t {
-                    reasons.push(format!("{name} {v:.3} > {t}"));
+                    reasons.push(format!("{name} {} > {t}", above(v, t)));
                 }
             };
             over("PSI", p, th.psi);
@@ -283,9 +283,27 @@ pub fn compare(
         .collect())
 }
 
+/// `v` (over `t`) to three decimals, or as many more as it takes to show
+/// it over `t`: `PSI 0.000 > 0.0001` read as a contradiction.
+fn above(v: f64, t: f64) -> String {
+    let mut d = 3;
+    while d < 12 && format!("{v:.d$}").parse::<f64>().is_ok_and(|x| x <= t) {
+        d += 1;
+    }
+    format!("{v:.d$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_shows_its_value_over_its_threshold() {
+        assert_eq!(above(0.25, 0.1), "0.250");
+        assert_eq!(above(0.00053, 0.0001), "0.001");
+        assert_eq!(above(0.00012, 0.0001), "0.00012");
+        assert_eq!(above(0.10004, 0.1), "0.10004");
+    }
 
     /// A reference.json damaged by hand is refused with the feature and
     /// the field, never read into a panic or into figures.
