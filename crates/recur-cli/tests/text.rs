@@ -141,17 +141,16 @@ fn corpus_build_makes_a_training_file_from_documents() {
     std::fs::write(&docs, lines).unwrap();
     let news = d.path().join("news.cor");
     std::fs::write(&news, "One. Two sentences here. Three more words. Four of them now. Five at last. Six is the end. Seven is also here.\n").unwrap();
+    // `corpus build` with the tiny encoder: inputs, then other arguments
+    // (the output last).
+    let build = |inputs: &[&Path], rest: &[&str]| {
+        let mut args = vec!["corpus", "build", "--encoder", m.as_str(), "--input"];
+        args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        args.extend_from_slice(rest);
+        recur(&args)
+    };
     // An output never replaces an input.
-    let e = err(&recur(&[
-        "corpus",
-        "build",
-        "--encoder",
-        &m,
-        "--input",
-        docs.to_str().unwrap(),
-        "--out",
-        docs.to_str().unwrap(),
-    ]));
+    let e = err(&build(&[&docs], &["--out", docs.to_str().unwrap()]));
     assert!(e.contains("is the input file"), "{e}");
     assert!(std::fs::read_to_string(&docs)
         .unwrap()
@@ -160,30 +159,11 @@ fn corpus_build_makes_a_training_file_from_documents() {
     // One build at a time writes an output (two deleted each other's parts).
     {
         let _other = recur_core::dirwrite::hold_outputs(&out).unwrap();
-        let e = err(&recur(&[
-            "corpus",
-            "build",
-            "--encoder",
-            &m,
-            "--input",
-            docs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]));
+        let e = err(&build(&[&docs], &["--out", out.to_str().unwrap()]));
         assert!(e.contains("another recur is writing"), "{e}");
         assert!(!out.exists());
     }
-    let o = ok(&recur(&[
-        "corpus",
-        "build",
-        "--encoder",
-        &m,
-        "--input",
-        docs.to_str().unwrap(),
-        news.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let o = ok(&build(&[&docs, &news], &["--out", out.to_str().unwrap()]));
     assert!(
         o.contains("7 documents -> 6 articles, 54 chunks (skipped: 1 empty)"),
         "{o}"
@@ -196,30 +176,12 @@ fn corpus_build_makes_a_training_file_from_documents() {
     // A file that is not UTF-8 is refused with its name.
     let bad = d.path().join("bad.txt");
     std::fs::write(&bad, b"caf\xe9 au lait").unwrap();
-    let e = err(&recur(&[
-        "corpus",
-        "build",
-        "--encoder",
-        &m,
-        "--input",
-        bad.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let e = err(&build(&[&bad], &["--out", out.to_str().unwrap()]));
     assert!(e.contains("bad.txt") && e.contains("not UTF-8"), "{e}");
     // An input that never ends (a link to /dev/zero) is refused at once.
     let zero = d.path().join("zero.jsonl");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
-    let e = err(&recur(&[
-        "corpus",
-        "build",
-        "--encoder",
-        &m,
-        "--input",
-        zero.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let e = err(&build(&[&zero], &["--out", out.to_str().unwrap()]));
     assert!(
         e.contains("zero.jsonl") && e.contains("not a regular file"),
         "{e}"
@@ -227,18 +189,15 @@ fn corpus_build_makes_a_training_file_from_documents() {
     // An input named as the build report would be is not replaced by it.
     let named = d.path().join("z.build.json");
     std::fs::write(&named, b"{\"id\": \"a\", \"text\": \"One. Two.\"}\n").unwrap();
-    let e = err(&recur(&[
-        "corpus",
-        "build",
-        "--encoder",
-        &m,
-        "--input",
-        named.to_str().unwrap(),
-        "--format",
-        "jsonl",
-        "--out",
-        d.path().join("z.npz").to_str().unwrap(),
-    ]));
+    let e = err(&build(
+        &[&named],
+        &[
+            "--format",
+            "jsonl",
+            "--out",
+            d.path().join("z.npz").to_str().unwrap(),
+        ],
+    ));
     assert!(e.contains("is the input file"), "{e}");
     assert!(std::fs::read_to_string(&named)
         .unwrap()
