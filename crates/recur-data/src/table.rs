@@ -774,48 +774,56 @@ mod tests {
         assert_eq!(t.names[0], "column_0");
     }
 
-    #[test]
-    fn reads_parquet_written_by_the_parquet_crate() {
-        use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    /// A Parquet file at `p` of one row group: `schema` (the parquet
+    /// crate's message text), its columns written in order by `fill`.
+    fn parquet_file(
+        p: &Path,
+        schema: &str,
+        fill: impl FnOnce(&mut parquet::file::writer::SerializedRowGroupWriter<'_, std::fs::File>),
+    ) {
         use parquet::file::writer::SerializedFileWriter;
-        use parquet::schema::parser::parse_message_type;
-        use std::sync::Arc;
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("t.parquet");
-        let schema = Arc::new(
-            parse_message_type(
-                "message m { required binary day (UTF8); required double x; required int64 rain; }",
-            )
-            .unwrap(),
-        );
+        let schema =
+            std::sync::Arc::new(parquet::schema::parser::parse_message_type(schema).unwrap());
         let mut w = SerializedFileWriter::new(
-            std::fs::File::create(&p).unwrap(),
+            std::fs::File::create(p).unwrap(),
             schema,
             Default::default(),
         )
         .unwrap();
         let mut rg = w.next_row_group().unwrap();
-        let mut c = rg.next_column().unwrap().unwrap();
-        let days: Vec<ByteArray> = ["d1", "d2", "d3"]
-            .iter()
-            .map(|s| ByteArray::from(*s))
-            .collect();
-        c.typed::<ByteArrayType>()
-            .write_batch(&days, None, None)
-            .unwrap();
-        c.close().unwrap();
-        let mut c = rg.next_column().unwrap().unwrap();
-        c.typed::<DoubleType>()
-            .write_batch(&[0.5, 1.5, -2.0], None, None)
-            .unwrap();
-        c.close().unwrap();
-        let mut c = rg.next_column().unwrap().unwrap();
-        c.typed::<Int64Type>()
-            .write_batch(&[0, 1, 1], None, None)
-            .unwrap();
-        c.close().unwrap();
+        fill(&mut rg);
         rg.close().unwrap();
         w.close().unwrap();
+    }
+
+    /// Writes the row group's next column, of type `T`.
+    fn column<T: parquet::data_type::DataType>(
+        rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, std::fs::File>,
+        values: &[T::T],
+    ) {
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<T>().write_batch(values, None, None).unwrap();
+        c.close().unwrap();
+    }
+
+    #[test]
+    fn reads_parquet_written_by_the_parquet_crate() {
+        use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.parquet");
+        parquet_file(
+            &p,
+            "message m { required binary day (UTF8); required double x; required int64 rain; }",
+            |rg| {
+                let days: Vec<ByteArray> = ["d1", "d2", "d3"]
+                    .iter()
+                    .map(|s| ByteArray::from(*s))
+                    .collect();
+                column::<ByteArrayType>(rg, &days);
+                column::<DoubleType>(rg, &[0.5, 1.5, -2.0]);
+                column::<Int64Type>(rg, &[0, 1, 1]);
+            },
+        );
         let t = Table::read(&p, None).unwrap();
         assert_eq!(t.names, vec!["day", "x", "rain"]);
         assert_eq!(t.finite("x").unwrap(), &[0.5, 1.5, -2.0]);
@@ -825,26 +833,12 @@ mod tests {
 
     #[test]
     fn parquet_float32_is_widened_exactly() {
-        use parquet::data_type::FloatType;
-        use parquet::file::writer::SerializedFileWriter;
-        use parquet::schema::parser::parse_message_type;
-        use std::sync::Arc;
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.parquet");
-        let schema = Arc::new(parse_message_type("message m { required float x; }").unwrap());
-        let mut w = SerializedFileWriter::new(
-            std::fs::File::create(&p).unwrap(),
-            schema,
-            Default::default(),
-        )
-        .unwrap();
-        let mut rg = w.next_row_group().unwrap();
-        let mut c = rg.next_column().unwrap().unwrap();
         let xs = [0.0672f32, 1.1, -3.3e-7];
-        c.typed::<FloatType>().write_batch(&xs, None, None).unwrap();
-        c.close().unwrap();
-        rg.close().unwrap();
-        w.close().unwrap();
+        parquet_file(&p, "message m { required float x; }", |rg| {
+            column::<parquet::data_type::FloatType>(rg, &xs)
+        });
         let t = Table::read(&p, None).unwrap();
         let want: Vec<f64> = xs.iter().map(|&x| f64::from(x)).collect();
         assert_eq!(t.finite("x").unwrap(), want.as_slice());
