@@ -113,9 +113,10 @@ impl AppState {
         self.queue.max_capacity() - self.queue.capacity() + pending
     }
 
-    /// Whether `limits.queue_capacity` requests are waiting.
+    /// Whether `limits.queue_capacity` requests are waiting (a full queue,
+    /// `queue_capacity` long, is that many already).
     pub fn busy(&self) -> bool {
-        self.queue.capacity() == 0 || self.waiting() >= self.cfg.limits.queue_capacity
+        self.waiting() >= self.cfg.limits.queue_capacity
     }
 }
 

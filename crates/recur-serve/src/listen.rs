@@ -261,15 +261,7 @@ pub async fn serve(
                     conn.as_mut().graceful_shutdown();
                     // A head that completes within the moment is a request
                     // in progress after all: answered, not dropped.
-                    let in_progress = || slot.busy.load(Ordering::SeqCst) > 0;
-                    if in_progress()
-                        || tokio::time::timeout(Duration::from_millis(100), conn.as_mut())
-                            .await
-                            .is_err()
-                            && in_progress()
-                    {
-                        let _ = conn.await;
-                    }
+                    finish(conn, || slot.busy.load(Ordering::SeqCst) > 0).await;
                 }
                 // Told to make room: a request begun meanwhile is answered
                 // first; an idle connection gets a moment to flush what it
@@ -280,18 +272,11 @@ pub async fn serve(
                     // Chosen idle, a request it begins in the moment is
                     // answered; chosen as the slowest body, it is not.
                     let idle = slot.busy.load(Ordering::SeqCst) == 0;
-                    let answering = || {
+                    finish(conn, || {
                         slot.busy.load(Ordering::SeqCst) > 0
                             && (idle || !slot.receiving.load(Ordering::SeqCst))
-                    };
-                    if answering()
-                        || tokio::time::timeout(Duration::from_millis(100), conn.as_mut())
-                            .await
-                            .is_err()
-                            && answering()
-                    {
-                        let _ = conn.await;
-                    }
+                    })
+                    .await;
                 }
             }
         });
@@ -309,6 +294,20 @@ pub async fn serve(
             limits.grace
         );
         tasks.abort_all();
+    }
+}
+
+/// A connection told to shut down: awaited to its end while `answering`
+/// (a request it must answer), else given a moment to flush and dropped,
+/// unless a request it began in that moment is to be answered.
+async fn finish<F: Future>(mut conn: std::pin::Pin<&mut F>, answering: impl Fn() -> bool) {
+    if answering()
+        || tokio::time::timeout(Duration::from_millis(100), conn.as_mut())
+            .await
+            .is_err()
+            && answering()
+    {
+        let _ = conn.await;
     }
 }
 
