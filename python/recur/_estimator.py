@@ -201,8 +201,9 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             # As a frame's columns: numbers held as objects or text are
             # numbers, and missing values are seen on the values given
             # (np.asarray of ["2000-01-01", nan] holds the text "nan").
-            given = a.tolist() if isinstance(v, np.ndarray) else list(v)
-            num = None if name == time_column else _as_numbers(given)[0]
+            given = list(a) if isinstance(v, np.ndarray) else list(v)
+            numeric = name != time_column and a.dtype.kind in "OSU"
+            num = _numbers_held_as_objects(given) if numeric else None
             cols.append(num if num is not None else _texts([str(x) for x in a], [_missing(x) for x in given]))
     else:
         a = np.asarray(X)
@@ -613,7 +614,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         or the price rule's) where `X` holds the target column or `y`
         gives it (as `fit` takes it), else NaN."""
         s = self._score(X, check=False, y=y)[1]
-        time_column = _config.from_config(json.loads(self._model().config_json))["time_column"]
+        time_column = self._params_of_model()["time_column"]
         if time_column is not None and not isinstance(X, np.ndarray):
             # The time of each scored row, as `recur predict` writes it
             # beside `row`, with X's own values.
@@ -624,6 +625,11 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 times = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
                 s = {"row": s["row"], time_column: times[s["row"]], **{k: v for k, v in s.items() if k != "row"}}
         return s
+
+    def _params_of_model(self) -> dict:
+        """The keywords of the fitted model's config (its time column,
+        target), as `recur.config_params` reads them."""
+        return _config.from_config(json.loads(self._model().config_json))
 
     def _array_names(self, k: int) -> list[str]:
         """The names of an array's `k` columns, which are positional: the
@@ -663,7 +669,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 if check:
                     self._check_rows(n)
                 return n, m.score_array(X)
-        time_column = _config.from_config(json.loads(m.config_json))["time_column"]
+        time_column = self._params_of_model()["time_column"]
         names, cols, from_frame = _columns(X, "X", time_column)
         if from_frame and self._fitted_without_names(names, len(cols)):
             # scikit-learn's rule: the columns are then taken by position.
@@ -704,7 +710,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         y_arr = _column_or_1d(y)
         if y_arr.shape != (n,):
             raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X ({n})")
-        cfg = _config.from_config(json.loads(self._model().config_json))
+        cfg = self._params_of_model()
         target = cfg["price_column"] or cfg["target_column"]
         if not target:
             raise ValueError("the model's config names no target column, so y cannot be labelled")
