@@ -10,6 +10,7 @@ use recur_serve::http::{router, AppState, Status};
 use recur_serve::metrics::Metrics;
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -913,10 +914,7 @@ fn the_queue_capacity_counts_what_the_engine_holds_too() {
         std::thread::spawn(move || post(&u, "/chat", &json!({"messages": [format!("cat {i}")]})))
     };
     // The engine holds one job; two more may wait in the queue.
-    state
-        .metrics
-        .pending
-        .store(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.waiting.store(1, SeqCst);
     let waiting: Vec<_> = (0..2).map(ask).collect();
     in_queue(2);
     let (status, r) = post(&url, "/chat", &json!({"messages": ["rain fell"]}));
@@ -934,10 +932,7 @@ fn the_queue_capacity_counts_what_the_engine_holds_too() {
     assert_eq!((status, h["status"].as_str()), (503, Some("busy")), "{h}");
     // The engine took its job into a batch: room for one more, which
     // waits (nobody runs the queue) until it times out.
-    state
-        .metrics
-        .pending
-        .store(0, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.waiting.fetch_sub(1, SeqCst);
     let third = ask(3);
     in_queue(3);
     let (status, r) = third.join().unwrap();
@@ -945,6 +940,39 @@ fn the_queue_capacity_counts_what_the_engine_holds_too() {
     for w in waiting {
         assert_eq!(w.join().unwrap().1["code"], "timeout");
     }
+}
+
+/// Requests that arrive together each take a place in one atomic step:
+/// with the engine holding one job and room for two more, two of twelve
+/// concurrent requests wait and ten are refused (a check followed by a
+/// send let concurrent handlers each pass the check).
+#[test]
+fn concurrent_requests_never_wait_past_the_queue_capacity() {
+    let (url, state, _rx, _stop, _t) = manual(Status::Loading, 3, 1500);
+    let (_dir, _engine, info) = loaded_fixture();
+    *state.status.write().unwrap() = Status::Ready(Arc::new(info));
+    state.metrics.waiting.store(1, SeqCst);
+    let go = Arc::new(std::sync::Barrier::new(12));
+    let asks: Vec<_> = (0..12)
+        .map(|i| {
+            let (u, go) = (url.clone(), go.clone());
+            std::thread::spawn(move || {
+                go.wait();
+                post(&u, "/chat", &json!({"messages": [format!("cat {i}")]}))
+            })
+        })
+        .collect();
+    let codes: Vec<String> = asks
+        .into_iter()
+        .map(|a| a.join().unwrap().1["code"].as_str().unwrap().to_string())
+        .collect();
+    let count = |c: &str| codes.iter().filter(|x| *x == c).count();
+    assert_eq!(
+        (count("timeout"), count("queue_full")),
+        (2, 10),
+        "{codes:?}"
+    );
+    assert_eq!(state.waiting(), 3);
 }
 
 #[test]

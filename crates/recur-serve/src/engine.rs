@@ -440,6 +440,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
+            let held = pending.len();
             pending.retain(|j| !j.is_abandoned());
             let jobs = next_batch(
                 &mut pending,
@@ -448,9 +449,10 @@ impl Engine {
                 Job::chars,
                 &mut short_turn,
             );
+            // Dropped (abandoned) and taken into the batch: no longer waiting.
             metrics
-                .pending
-                .store(pending.len(), std::sync::atomic::Ordering::Relaxed);
+                .waiting
+                .fetch_sub(held - pending.len(), std::sync::atomic::Ordering::SeqCst);
             metrics.queue_depth.set((rx.len() + pending.len()) as i64);
             if !jobs.is_empty() {
                 metrics.batch_size.observe(jobs.len() as f64);

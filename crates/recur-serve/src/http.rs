@@ -22,6 +22,7 @@ use axum::{Json, Router};
 use recur_core::config::Layout;
 use recur_text::chunk::{pieces, ChunkRules};
 use recur_text::encoder::visible;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -106,11 +107,9 @@ impl AppState {
     /// Requests waiting for the models: in the queue, and taken off it by
     /// the engine to choose batches from but not yet run.
     pub fn waiting(&self) -> usize {
-        let pending = self
-            .metrics
-            .pending
-            .load(std::sync::atomic::Ordering::Relaxed);
-        self.queue.max_capacity() - self.queue.capacity() + pending
+        self.metrics
+            .waiting
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether `limits.queue_capacity` requests are waiting (a full queue,
@@ -597,18 +596,22 @@ async fn submit<T>(
             ),
         )
     };
-    if s.busy() {
+    // A place is taken in one atomic step: a check and a later count let
+    // concurrent requests each pass the check.
+    let cap = s.cfg.limits.queue_capacity;
+    let waiting = &s.metrics.waiting;
+    let admitted = waiting.fetch_update(SeqCst, SeqCst, |w| (w < cap).then_some(w + 1));
+    if admitted.is_err() {
         return Err(full());
     }
-    match s.queue.try_send(make(tx)) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => return Err(full()),
-        Err(mpsc::error::TrySendError::Closed(_)) => {
-            return Err(ApiError::unavailable(
-                "shutting_down",
-                "the server is shutting down",
-            ))
-        }
+    if let Err(e) = s.queue.try_send(make(tx)) {
+        waiting.fetch_sub(1, SeqCst);
+        return Err(match e {
+            mpsc::error::TrySendError::Full(_) => full(),
+            mpsc::error::TrySendError::Closed(_) => {
+                ApiError::unavailable("shutting_down", "the server is shutting down")
+            }
+        });
     }
     s.metrics.queue_depth.set(s.waiting() as i64);
     let limit = Duration::from_millis(s.cfg.limits.request_timeout_ms);

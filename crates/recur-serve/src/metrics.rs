@@ -23,9 +23,12 @@ pub struct Metrics {
     pub stages: HistogramVec,
     pub batch_size: Histogram,
     pub queue_depth: IntGauge,
-    /// Jobs the engine has taken off the queue and not yet run (its
-    /// look-ahead window), counted in `queue_depth` too.
-    pub pending: std::sync::atomic::AtomicUsize,
+    /// Jobs admitted and not yet taken into a batch: in the queue, or in
+    /// the engine's look-ahead window. Admission raises it only below
+    /// `limits.queue_capacity` (one atomic step, so concurrent requests
+    /// cannot all pass one check); the engine lowers it as it takes or
+    /// drops jobs.
+    pub waiting: std::sync::atomic::AtomicUsize,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// Drift of the rows `/v1/classify` has seen against the training rows.
@@ -133,7 +136,7 @@ impl Metrics {
             stages,
             batch_size,
             queue_depth,
-            pending: Default::default(),
+            waiting: Default::default(),
             cache_hits,
             cache_misses,
             drift,
