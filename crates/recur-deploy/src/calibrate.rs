@@ -131,17 +131,25 @@ fn platt(p: &[f64], y: &[f32]) -> Calibrator {
 fn isotonic(p: &[f64], y: &[f32]) -> Calibrator {
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
-    // (sum of y, count, lowest x, highest x)
-    let mut blocks: Vec<(f64, f64, f64, f64)> = Vec::new();
+    // Equal scores are one point (their labels' mean, weighted by their
+    // count) before any pooling, as scikit-learn does: adding tied rows one
+    // at a time let each pool on its own, which made the fit depend on the
+    // rows' order and miss the least-squares one (tree scores tie often).
+    let mut points: Vec<(f64, f64, f64)> = Vec::new();
     for i in order {
         let (x, v) = (p[i], y[i] as f64);
-        match blocks.last_mut() {
-            Some(b) if b.3 == x => {
-                b.0 += v;
-                b.1 += 1.0;
+        match points.last_mut() {
+            Some(t) if t.2 == x => {
+                t.0 += v;
+                t.1 += 1.0;
             }
-            _ => blocks.push((v, 1.0, x, x)),
+            _ => points.push((v, 1.0, x)),
         }
+    }
+    // (sum of y, count, lowest x, highest x)
+    let mut blocks: Vec<(f64, f64, f64, f64)> = Vec::new();
+    for (v, c, x) in points {
+        blocks.push((v, c, x, x));
         while blocks.len() > 1 {
             let n = blocks.len();
             let (prev, last) = (blocks[n - 2], blocks[n - 1]);
@@ -255,6 +263,33 @@ mod tests {
         let before = ece(&p, &y);
         let after = ece(&c.apply_all(&p), &y);
         assert!(after < before / 3.0, "ECE {before} -> {after}");
+    }
+
+    /// Tied scores are pooled before their neighbours, whatever the rows'
+    /// order: the least-squares fit scikit-learn gives.
+    #[test]
+    fn pav_pools_tied_scores_first_in_any_order() {
+        let p = [0.1, 0.1, 0.2, 0.2, 0.2];
+        let want = Calibrator::Isotonic {
+            x: vec![0.1, 0.2],
+            y: vec![0.5, 2.0 / 3.0],
+        };
+        for y in [[0.0, 1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0, 0.0]] {
+            assert_eq!(Calibrator::fit(CalibrationKind::Isotonic, &p, &y), want);
+        }
+        // A violation across tied groups pools the groups whole.
+        let c = Calibrator::fit(
+            CalibrationKind::Isotonic,
+            &[0.1, 0.1, 0.1, 0.2, 0.2],
+            &[1.0, 1.0, 0.0, 0.0, 1.0],
+        );
+        assert_eq!(
+            c,
+            Calibrator::Isotonic {
+                x: vec![0.1, 0.2],
+                y: vec![0.6, 0.6]
+            }
+        );
     }
 
     #[test]
