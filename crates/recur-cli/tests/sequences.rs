@@ -311,3 +311,56 @@ fn a_binary_model_refuses_a_class_it_never_saw() {
     );
     assert_eq!(std::fs::read(&target).unwrap(), before);
 }
+
+/// A file that lists its series by class, as many UCR files do: the
+/// sequences layout shuffles before the split by default, so validation
+/// holds both classes; with `shuffle: false` the validation part would be
+/// of one class (calibrated to call every series positive), and training
+/// refuses it, naming the part, the class and the setting.
+#[test]
+fn a_file_sorted_by_class_is_shuffled_or_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = String::from("@data\n");
+    for i in 0..60 {
+        let (class, slope) = if i < 30 { ("down", -0.1) } else { ("up", 0.1) };
+        let v: Vec<String> = (0..10)
+            .map(|t| format!("{:.3}", slope * t as f64 + 0.01 * ((i * 7 + t) % 5) as f64))
+            .collect();
+        s += &format!("{}:{class}\n", v.join(","));
+    }
+    std::fs::write(d.path().join("sorted.ts"), s).unwrap();
+    let train = |split: &str, out: &str| {
+        let cfg = d.path().join(format!("{out}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "data: {{path: sorted.ts, layout: sequences, split: {{train: 0.6, val: 0.2, test: 0.2{split}}}}}\n\
+                 model: {{hidden_size: 4}}\ntraining: {{epochs: 2, batch_size: 16}}\n"
+            ),
+        )
+        .unwrap();
+        recur(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            d.path().join(out).to_str().unwrap(),
+        ])
+    };
+    let out = train(", shuffle: false", "kept");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains("validation part (12 of 60) is of class `up`")
+            && e.contains("data.split.shuffle: true"),
+        "{e}"
+    );
+    assert!(!d.path().join("kept").exists());
+    ok(&train("", "shuffled"));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.path().join("shuffled/report.json")).unwrap(),
+    )
+    .unwrap();
+    let auc = &report["val"]["auc"];
+    assert!(auc.as_f64().is_some(), "validation of one class: {auc}");
+}

@@ -129,7 +129,10 @@ pub struct SplitConfig {
     /// Rows left out between parts; default `sequence_length - 1`.
     pub gap: Option<usize>,
     /// Shuffle whole sequences before splitting (sequences layout only).
-    pub shuffle: bool,
+    /// Unset, the sequences layout shuffles (its rows have no order, and
+    /// files sorted by class, as many UCR ones are, left a part of one
+    /// class); the rows layout never does. See [`SplitConfig::shuffles`].
+    pub shuffle: Option<bool>,
 }
 
 impl Default for SplitConfig {
@@ -139,8 +142,16 @@ impl Default for SplitConfig {
             val: 0.15,
             test: 0.15,
             gap: None,
-            shuffle: false,
+            shuffle: None,
         }
+    }
+}
+
+impl SplitConfig {
+    /// Whether whole series are shuffled before the split: as set, else
+    /// for the sequences layout only.
+    pub fn shuffles(&self, layout: Layout) -> bool {
+        self.shuffle.unwrap_or(layout == Layout::Sequences)
     }
 }
 
@@ -656,7 +667,7 @@ impl Config {
                 format!("applies to {other}: leave it out of a {layout} config"),
             );
         }
-        if s.shuffle && self.data.layout == Layout::Rows {
+        if s.shuffle == Some(true) && self.data.layout == Layout::Rows {
             return bad(
                 "data.split.shuffle",
                 "overlapping windows of one series must be split in time, never shuffled \

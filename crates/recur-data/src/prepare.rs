@@ -8,7 +8,7 @@ use crate::scaler::Scaler;
 use crate::select::{ewma, select, Selection};
 use crate::split::{time_split, RowRange, TimeSplit};
 use crate::table::{clip, Column, Table};
-use crate::target::{class_labels, row_labels, target_column};
+use crate::target::{class_labels, row_labels, target_column, ClassLabels};
 use crate::ucr::Sequences;
 use crate::windows::{sliding, Window, WindowSet};
 use recur_core::config::{ClassifierKind, Config, DataConfig, Layout};
@@ -234,6 +234,16 @@ fn times_of(t: &Table, d: &DataConfig, windows: &[Window]) -> Result<Option<Vec<
             Ok(Some(windows.iter().map(|w| col.cell(w.row)).collect()))
         }
     }
+}
+
+/// A class index's label as the file writes it.
+fn class_name(cl: &ClassLabels, y: f32) -> String {
+    let named = match (&cl.positive, &cl.negative) {
+        (Some(p), _) if y == 1.0 => Some(p),
+        (_, Some(n)) if y == 0.0 => Some(n),
+        _ => cl.classes.get(y as usize),
+    };
+    named.map_or_else(|| y.to_string(), |c| c.clone())
 }
 
 fn too_short(source: &str, n: usize, what: &str, l: usize) -> Error {
@@ -704,11 +714,12 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         ));
     }
     let cl = class_labels(&s.source, &s.labels, &d.target)?;
-    let labels = cl.y;
+    let labels = cl.y.clone();
     let features: Vec<String> = (0..s.dims).map(|i| format!("dim_{i}")).collect();
     let values: Vec<f64> = s.values.concat();
     let mut order: Vec<usize> = (0..n).collect();
-    if d.split.shuffle {
+    let shuffled = d.split.shuffles(d.layout);
+    if shuffled {
         Rng::stream(cfg.training.seed, 7).shuffle(&mut order);
     }
     let n_train = (n as f64 * d.split.train).round() as usize;
@@ -730,6 +741,46 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
                 s.sequence_length
             ),
         ));
+    }
+    // As in the rows layout: a classifier needs two classes to learn
+    // from, and early stopping, calibration and the threshold are fit on
+    // validation (of one class, every probability was calibrated to it and
+    // every series of a file sorted by class was called positive).
+    let parts = [
+        (
+            "train",
+            0..n_train,
+            "training needs both to learn from",
+            "data.split.train",
+        ),
+        (
+            "validation",
+            n_train..n_train + n_val,
+            "early stopping, calibration and the threshold are fit on it",
+            "data.split.val",
+        ),
+    ];
+    for (name, range, why, share) in parts {
+        let idx = &order[range];
+        let first = labels[idx[0]];
+        if idx.iter().all(|&i| labels[i] == first) {
+            let how = if shuffled {
+                format!("a larger {share} or more series")
+            } else {
+                "data.split.shuffle: true, or leave it out (the sequences layout shuffles \
+                 by default; a file sorted by class splits into parts of one class)"
+                    .to_string()
+            };
+            return Err(Error::data(
+                &s.source,
+                format!(
+                    "every series of the {name} part ({} of {n}) is of class `{}`: {why}, so \
+                     it needs both classes; use {how}",
+                    idx.len(),
+                    class_name(&cl, first),
+                ),
+            ));
+        }
     }
     let train_idx = &order[..n_train];
     let offsets = row_offsets(s);

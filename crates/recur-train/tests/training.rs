@@ -256,7 +256,7 @@ fn whole_sequences_from_a_ts_file_train_evaluate_and_predict() {
     cfg.data.features = None;
     cfg.data.target.column = None;
     cfg.data.target.positive_label = Some("up".into());
-    cfg.data.split.shuffle = true;
+    cfg.data.split.shuffle = Some(true);
     let out = d.path().join("m");
     let report = train_to_dir(&cfg, &out, &Device::Cpu, &FitOptions::default()).unwrap();
     assert_eq!((report.n_train, report.n_val, report.n_test), (140, 30, 30));
@@ -323,7 +323,7 @@ fn lstm_fcn_trains_saves_and_loads_strictly_and_predicts_what_it_trained() {
     cfg.data.features = None;
     cfg.data.target.column = None;
     cfg.data.target.positive_label = Some("late".into());
-    cfg.data.split.shuffle = true;
+    cfg.data.split.shuffle = Some(true);
     cfg.model.kind = ClassifierKind::LstmFcn;
     cfg.model.hidden_size = 4;
     cfg.model.dropout = 0.5;

@@ -29,7 +29,7 @@ pub fn sequences_config(path: &Path, kind: ClassifierKind) -> Config {
     c.data.time_column = None;
     c.data.features = None;
     c.data.target.column = None;
-    c.data.split.shuffle = true;
+    c.data.split.shuffle = Some(true);
     c.model.kind = kind;
     c.training.learning_rate = 0.01;
     c
