@@ -32,6 +32,9 @@ pub struct Scores {
     pub ece: f64,
     /// Expected value per row at the threshold chosen on validation.
     pub ev: f64,
+    /// The share of rows decided right at that threshold (`p >= t` is 1).
+    #[serde(default)]
+    pub accuracy: f64,
     pub n: usize,
     pub positives: usize,
 }
@@ -105,7 +108,34 @@ pub fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
         brier: m.brier,
         ece: ece(p, y),
         ev: expected_value(p, y, threshold, &cfg.cost),
+        accuracy: accuracy_at(p, y, threshold),
         n: m.n,
         positives: m.positives,
+    }
+}
+
+/// The share of rows whose decision at `threshold` (1 when `p >= t`, as
+/// `predict` decides) is their label.
+fn accuracy_at(p: &[f64], y: &[f32], threshold: f64) -> f64 {
+    let right = p
+        .iter()
+        .zip(y)
+        .filter(|(&p, &y)| (p >= threshold) == (y > 0.5))
+        .count();
+    right as f64 / p.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accuracy is taken at the model's threshold, as `predict` decides
+    /// (`p >= t` is 1), not at 0.5.
+    #[test]
+    fn accuracy_is_at_the_threshold() {
+        let (p, y) = ([0.2, 0.6, 0.4, 0.9, 0.3], [0.0, 1.0, 1.0, 0.0, 1.0]);
+        let cfg = Config::default();
+        assert_eq!(scores(&p, &y, 0.5, &cfg).accuracy, 0.4);
+        assert_eq!(scores(&p, &y, 0.3, &cfg).accuracy, 0.8);
     }
 }
