@@ -781,3 +781,67 @@ fn tune_searches_an_lvm_config_resumes_and_its_best_trains_to_its_figure() {
     ]));
     assert!(e.contains("tune.d_model") && e.contains("average"), "{e}");
 }
+
+/// `final.safetensors` holds the last epoch's weights, `model.safetensors`
+/// the best epoch's: on targets that are mostly noise a wide MLP overfits,
+/// its validation cosine peaks early, and the two differ (the final file
+/// was a second copy of the best).
+#[test]
+fn final_weights_are_the_last_epochs_not_the_best() {
+    let d = tempfile::tempdir().unwrap();
+    let (train, ood) = (d.path().join("train.npz"), d.path().join("ood.npz"));
+    write_chunks(&train, 3, 0, 30, 12, 1.5);
+    write_chunks(&ood, 4, 1000, 6, 12, 1.5);
+    let cfg = d.path().join("over.yaml");
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz, ood: ood.npz, val_fraction: 0.3, context: 5}\n\
+         model: {type: mlp, d_model: 256, num_layers: 2, dropout: 0.0}\n\
+         training: {loss: mse, learning_rate: 0.003, batch_size: 8, epochs: 12, schedule: none, seed: 3}\n",
+    )
+    .unwrap();
+    let out = d.path().join("m");
+    ok(&recur(&[
+        "lvm",
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let history: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training_history.json")).unwrap())
+            .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let best = report["best_epoch"].as_u64().unwrap() as usize;
+    assert!(best < history.len(), "best epoch {best} is the last");
+    let read = |f: &str| std::fs::read(out.join(f)).unwrap();
+    assert!(
+        read("model.safetensors") != read("final.safetensors"),
+        "final.safetensors is the best epoch's copy"
+    );
+    // The final weights score the last epoch's validation cosine.
+    std::fs::copy(out.join("final.safetensors"), out.join("model.safetensors")).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let json = d.path().join("final.json");
+    ok(&recur(&[
+        "lvm",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        train.to_str().unwrap(),
+        "--heldout",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let last = history.last().unwrap()["val_cosine"].as_f64().unwrap();
+    let got = r["val"]["cosine_mean"].as_f64().unwrap();
+    assert!(
+        (got - last).abs() < 1e-6,
+        "final weights score {got}, last epoch {last}"
+    );
+}

@@ -550,14 +550,18 @@ pub fn held_out_windows(
     Ok((v, keep.len()))
 }
 
-/// Writes an LVM model directory (each file atomically); `held` is the
+/// Writes an LVM model directory (each file atomically): `best` and
+/// `last` (the weights of the best and of the last epoch) of the model
+/// `trained` describes; `held` is the
 /// article split, when validation held articles out (a `split.json` left
 /// by an earlier run into the folder is removed otherwise).
+#[allow(clippy::too_many_arguments)]
 pub fn save_lvm_dir(
     dir: &Path,
     cfg: &LvmConfig,
     trained: &Lvm,
     best: &[(String, Tensor)],
+    last: &[(String, Tensor)],
     history: &[LvmEpoch],
     report: &LvmReport,
     held: Option<&HeldOut>,
@@ -566,7 +570,7 @@ pub fn save_lvm_dir(
     let tmp = w.path();
     let arch = trained.arch.to_json();
     save(&tmp.join(LVM_BEST), best, &arch)?;
-    save(&tmp.join(LVM_FINAL), &trained.snapshot()?, &arch)?;
+    save(&tmp.join(LVM_FINAL), last, &arch)?;
     let mut cfg = cfg.clone();
     recur_core::config_file::absolute_paths(&mut cfg);
     write_atomic(&tmp.join("config.yaml"), cfg.to_yaml().as_bytes())?;

@@ -431,6 +431,9 @@ pub fn train_to_dir_recording(
     } = load_data(cfg, progress)?;
     describe(cfg, &train, &val, progress);
     let fit = fit(cfg, &train, &val, dev, progress)?;
+    // The last epoch's weights, for final.safetensors, before the best
+    // epoch's are put back (final was the best copy a second time).
+    let last = fit.model.snapshot()?;
     fit.model.restore(&fit.best)?;
     let mut report = recur_deploy::lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
@@ -446,6 +449,7 @@ pub fn train_to_dir_recording(
         &saved,
         &fit.model,
         &fit.best,
+        &last,
         &fit.history,
         &report,
         held.as_ref(),
