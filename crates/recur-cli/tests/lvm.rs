@@ -845,3 +845,93 @@ fn final_weights_are_the_last_epochs_not_the_best() {
         "final weights score {got}, last epoch {last}"
     );
 }
+
+/// Ready windows without `article_indices` cannot be held out by article:
+/// training says so, holds out the last block and leaves the `context`
+/// windows before it out (the note said "by article" and the block's
+/// neighbours were trained on). A validation or OOD file that is a copy of
+/// the training file is refused.
+#[test]
+fn ready_windows_without_articles_and_copied_files() {
+    let d = tempfile::tempdir().unwrap();
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(5);
+    let n = 60;
+    let ctx: Vec<f32> = (0..n * 5 * D).map(|_| rng.normal()).collect();
+    let tgt: Vec<f32> = (0..n * D).map(|_| rng.normal()).collect();
+    let ready = d.path().join("ready.npz");
+    Tensor::write_npz(
+        &[
+            (
+                "context_sequences",
+                &Tensor::from_vec(ctx, (n, 5, D), &dev).unwrap(),
+            ),
+            (
+                "target_vectors",
+                &Tensor::from_vec(tgt, (n, D), &dev).unwrap(),
+            ),
+        ],
+        &ready,
+    )
+    .unwrap();
+    let cfg = d.path().join("ready.yaml");
+    std::fs::write(
+        &cfg,
+        "data: {train: ready.npz, val_fraction: 0.2, context: 5}\n\
+         model: {type: mlp, d_model: 16, num_layers: 1}\n\
+         training: {epochs: 1, batch_size: 8}\n",
+    )
+    .unwrap();
+    // Not quiet: the split's note is what is checked.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "lvm", "train", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(d.path().join("m"))
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("the last 12 of 60 windows")
+            && said.contains("no `article_indices`")
+            && said.contains("the 5 windows before them are left out")
+            && !said.contains("by article"),
+        "{said}"
+    );
+    assert!(!d.path().join("m/split.json").exists());
+
+    let (train, ood, _) = data(d.path());
+    let copy = d.path().join("copy.npz");
+    std::fs::copy(&train, &copy).unwrap();
+    for (key, yaml) in [
+        (
+            "data.ood",
+            "data: {train: train.npz, ood: copy.npz, context: 5}\n",
+        ),
+        (
+            "data.val",
+            "data: {train: train.npz, val: copy.npz, context: 5}\n",
+        ),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!("{yaml}model: {{type: mlp, d_model: 16}}\ntraining: {{epochs: 1}}\n"),
+        )
+        .unwrap();
+        let e = err(&recur(&[
+            "lvm",
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            d.path().join("c").to_str().unwrap(),
+        ]));
+        assert!(
+            e.contains(key) && e.contains("same bytes as data.train"),
+            "{e}"
+        );
+    }
+    assert!(ood.exists());
+}

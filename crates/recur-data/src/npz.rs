@@ -575,11 +575,21 @@ fn ready_windows(
         |name: &str| read(npz, path, name)?.ok_or_else(|| npz_err(path, format!("no `{name}`")));
     let contexts = f32_data(&get("context_sequences")?, path, "context_sequences")?;
     let targets = f32_data(&get("target_vectors")?, path, "target_vectors")?;
+    // Named but of another shape, it was ignored, and validation was split
+    // off the end of the file, not by article.
     let articles = match shapes.get("article_indices") {
         Some((s, _)) if s[..] == [n] => {
             Some(i64_data(&get("article_indices")?, path, "article_indices")?)
         }
-        _ => None,
+        Some((s, _)) => {
+            return Err(npz_err(
+                path,
+                format!(
+                    "`article_indices` must be [{n}], one article per window of                      `context_sequences`; it is {s:?}"
+                ),
+            ))
+        }
+        None => None,
     };
     Ok(VectorWindows {
         contexts,
@@ -750,8 +760,9 @@ pub fn write_chunks(
 /// full window and validation keeps only full windows, so the validation
 /// set is the one the same file gives without short windows. Without article
 /// ids the last `val_fraction` of the windows (in file order) is held out
-/// as one block, which keeps overlapping neighbours together except at the
-/// one boundary.
+/// as one block, and the `context` windows before it are left out of
+/// training: a window's target is in the contexts of the `context` windows
+/// after it in the same text, so none of those is trained on.
 pub fn split_by_article(
     w: &VectorWindows,
     val_fraction: f64,
@@ -779,7 +790,8 @@ pub fn split_by_article(
         None => {
             let n_val =
                 ((n as f64 * val_fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
-            ((0..n - n_val).collect(), (n - n_val..n).collect())
+            let end = (n - n_val).saturating_sub(w.context);
+            ((0..end).collect(), (n - n_val..n).collect())
         }
     }
 }
@@ -1309,6 +1321,54 @@ mod tests {
             split_by_article(&w, 0.2, 42),
             (tr, va),
             "same seed, same split"
+        );
+    }
+
+    /// Without article ids, validation is the last block of windows and
+    /// the `context` windows before it are not trained on: their contexts
+    /// hold the block's first targets. A malformed `article_indices` is
+    /// refused, never ignored into that fallback.
+    #[test]
+    fn windows_without_articles_split_with_a_gap_of_one_context() {
+        let n = 100;
+        let w = VectorWindows {
+            contexts: vec![0.0; n * 5],
+            targets: vec![0.0; n],
+            context: 5,
+            dim: 1,
+            articles: None,
+            real: None,
+            notes: vec![],
+        };
+        let (tr, va) = split_by_article(&w, 0.2, 42);
+        assert_eq!(va, (80..100).collect::<Vec<_>>());
+        assert_eq!(tr, (0..75).collect::<Vec<_>>());
+
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("ready.npz");
+        let dev = Device::Cpu;
+        Tensor::write_npz(
+            &[
+                (
+                    "context_sequences",
+                    &Tensor::zeros((6, 5, 3), DType::F32, &dev).unwrap(),
+                ),
+                (
+                    "target_vectors",
+                    &Tensor::ones((6, 3), DType::F32, &dev).unwrap(),
+                ),
+                (
+                    "article_indices",
+                    &Tensor::zeros((6, 2), DType::I64, &dev).unwrap(),
+                ),
+            ],
+            &path,
+        )
+        .unwrap();
+        let e = read_windows(&path, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("`article_indices` must be [6]") && e.contains("[6, 2]"),
+            "{e}"
         );
     }
 }

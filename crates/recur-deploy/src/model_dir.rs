@@ -503,8 +503,9 @@ pub fn held_out_windows(
     for &m in models {
         let h = held_out(m)?.ok_or_else(|| {
             Error::Msg(format!(
-                "{}: no {SPLIT} here (the model was trained with a data.val file or imported); \
-                 give its validation file as --data instead of --heldout",
+                "{}: no {SPLIT} here (the model was trained with a data.val file, on windows \
+                 without article_indices, or imported); give its validation file as --data \
+                 instead of --heldout",
                 m.display()
             ))
         })?;

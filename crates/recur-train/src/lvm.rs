@@ -241,6 +241,45 @@ pub struct LvmData {
     pub held: Option<HeldOut>,
 }
 
+/// Refuses a validation or OOD file that holds the training file's bytes
+/// (a copy, or the same file under another name): its figures would be of
+/// windows trained on, reported as held out or out of distribution.
+fn check_not_the_training_file(cfg: &LvmConfig) -> Result<()> {
+    let others = [
+        ("data.val", cfg.data.val.as_ref(), "validation"),
+        (
+            "data.ood",
+            cfg.data.ood.as_ref(),
+            "out-of-distribution evaluation",
+        ),
+    ];
+    let mut train_sha = None;
+    for (key, path, what) in others {
+        let Some(path) = path else { continue };
+        let (a, b) = (std::fs::metadata(path), std::fs::metadata(&cfg.data.train));
+        if a.is_ok_and(|a| b.is_ok_and(|b| a.len() != b.len())) {
+            continue;
+        }
+        let train = match &train_sha {
+            Some(t) => t,
+            None => train_sha.insert(recur_core::fsx::sha256_file(&cfg.data.train)?),
+        };
+        if recur_core::fsx::sha256_file(path)? == *train {
+            return Err(recur_core::Error::config(
+                key,
+                format!(
+                    "{} holds the same bytes as data.train ({}): {what} on the windows trained on \
+                     measures nothing; give another file, or leave data.val out to hold out \
+                     whole articles",
+                    path.display(),
+                    cfg.data.train.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads and splits the data of `cfg` as [`train_to_dir`] does, checking
 /// that every file has the same vector width.
 pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
@@ -256,6 +295,7 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
              leave data.val out to hold out whole articles, or give another file",
         ));
     }
+    check_not_the_training_file(cfg)?;
     let c = cfg.data.context;
     let all = recur_deploy::lvm_eval::read_windows_min(
         &cfg.data.train,
@@ -280,16 +320,27 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
                     ids,
                 )?);
             }
-            progress.note(&format!(
-                "validation: {} of {} windows held out by article{}",
-                va.len(),
-                all.len(),
-                if all.real.is_some() {
-                    " (full windows only)"
-                } else {
-                    ""
-                }
-            ));
+            progress.note(&match &all.articles {
+                Some(_) => format!(
+                    "validation: {} of {} windows held out by article{}",
+                    va.len(),
+                    all.len(),
+                    if all.real.is_some() {
+                        " (full windows only)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => format!(
+                    "validation: the last {} of {} windows, in file order: {} has no \
+                     `article_indices` to hold articles out by; the {} windows before them \
+                     are left out, so none trained on shares a vector with them",
+                    va.len(),
+                    all.len(),
+                    cfg.data.train.display(),
+                    all.len() - va.len() - tr.len(),
+                ),
+            });
             (all.select(&tr), all.select(&va))
         }
     };
