@@ -591,6 +591,8 @@ fn ready_windows(
         }
         None => None,
     };
+    let mut notes = vec![format!("{n} ready windows of {c} x {d}")];
+    notes.extend(norm_note(&[&contexts, &targets], d));
     Ok(VectorWindows {
         contexts,
         targets,
@@ -598,7 +600,27 @@ fn ready_windows(
         dim: d,
         articles,
         real: None,
-        notes: vec![format!("{n} ready windows of {c} x {d}")],
+        notes,
+    })
+}
+
+/// A note when the vectors are not unit length, as sentence embeddings
+/// are: the models' outputs are, so MSE figures against them mean little,
+/// and inputs of another scale are not what a model trained on embeddings
+/// has seen. (Cosine figures are unaffected.)
+fn norm_note(parts: &[&[f32]], d: usize) -> Option<String> {
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    for v in parts.iter().flat_map(|p| p.chunks_exact(d.max(1))) {
+        let n = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+        lo = lo.min(n);
+        hi = hi.max(n);
+    }
+    ((lo - 1.0).abs() > 1e-3 || (hi - 1.0).abs() > 1e-3).then(|| {
+        format!(
+            "the vectors are not unit length (norms {lo:.3} to {hi:.3}): the models predict unit \
+             vectors, so MSE figures compare unlike scales; normalise them (as sentence \
+             encoders do) unless this is meant"
+        )
     })
 }
 
@@ -642,8 +664,15 @@ fn chunk_windows(
     let (mut contexts, mut targets, mut articles) = (Vec::new(), Vec::new(), Vec::new());
     let mut real = Vec::new();
     let mut short = 0;
+    // Articles whose chunk indices skip some (the first such gap): their
+    // windows join the chunks either side, which the user should know.
+    let (mut gapped, mut first_gap) = (0, None);
     for (a, rows) in &mut by_article {
         rows.sort_by_key(|&r| chunk[r]);
+        if let Some(p) = rows.windows(2).find(|p| chunk[p[1]] > chunk[p[0]] + 1) {
+            gapped += 1;
+            first_gap.get_or_insert((*a, chunk[p[0]], chunk[p[1]]));
+        }
         if let Some(p) = rows.windows(2).find(|p| chunk[p[0]] == chunk[p[1]]) {
             return Err(npz_err(
                 path,
@@ -699,6 +728,13 @@ fn chunk_windows(
     if short > 0 {
         notes.push(format!(
             "{short} articles have {context} chunks or fewer and give no full window"
+        ));
+    }
+    notes.extend(norm_note(&[&vectors], d));
+    if let Some((a, from, to)) = first_gap {
+        notes.push(format!(
+            "{gapped} articles skip chunk indices (article {a}: {from}, then {to}); their \
+             windows run across the gaps, as if the chunks were consecutive"
         ));
     }
     Ok(VectorWindows {
@@ -1321,6 +1357,52 @@ mod tests {
             split_by_article(&w, 0.2, 42),
             (tr, va),
             "same seed, same split"
+        );
+    }
+
+    /// An article whose chunk indices skip some is windowed across the
+    /// gap (chunks 0-4, then 10) and the notes say so; consecutive ones
+    /// get no such note.
+    #[test]
+    fn gaps_in_chunk_indices_and_vectors_off_unit_length_are_noted() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("gap.npz");
+        let chunks = [0, 1, 2, 3, 4, 10, 11, 0, 1, 2, 3, 4, 5];
+        let articles = [4, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8];
+        let v: Vec<f32> = (0..chunks.len()).map(|i| i as f32 + 1.0).collect();
+        write_chunks(&path, &v, 1, &articles, &chunks).unwrap();
+        let w = read_windows(&path, 5).unwrap();
+        assert_eq!(w.len(), 3);
+        let gap = w.notes.iter().find(|n| n.contains("skip chunk indices"));
+        assert!(
+            gap.is_some_and(|n| n.starts_with("1 articles") && n.contains("article 4: 4, then 10")),
+            "{:?}",
+            w.notes
+        );
+        // Values 1..=13, one dimension: norms 1 to 13.
+        assert!(
+            w.notes
+                .iter()
+                .any(|n| n.contains("not unit length (norms 1.000 to 13.000)")),
+            "{:?}",
+            w.notes
+        );
+        let (articles, chunks) = ([8; 6], [0, 1, 2, 3, 4, 5]);
+        write_chunks(
+            &path,
+            &[1.0, -1.0, 1.0, 1.0, -1.0, 1.0],
+            1,
+            &articles,
+            &chunks,
+        )
+        .unwrap();
+        let w = read_windows(&path, 5).unwrap();
+        assert!(
+            !w.notes
+                .iter()
+                .any(|n| n.contains("skip") || n.contains("unit")),
+            "{:?}",
+            w.notes
         );
     }
 
