@@ -1693,6 +1693,27 @@ fn a_loopback_server_answers_only_its_own_names() {
     c.write_all(b"POST /chat HTTP/1.1\r\nHost: evil.test\r\nContent-Type: application/json\r\nContent-Length: 25\r\nConnection: close\r\n\r\n{\"messages\": [\"hi you\"]}")
         .unwrap();
     assert!(read_all(&mut c).starts_with("HTTP/1.1 403"));
+    // Two Host lines (a proxy could route on one, the guard read the
+    // other) are refused; so is a request line whose absolute form names
+    // another host, which HTTP/1.1 puts over the Host header.
+    let send = |head: &str| {
+        let mut c = raw(&s.url);
+        c.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        read_all(&mut c)
+    };
+    let two = send("GET /info HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n");
+    assert!(
+        two.starts_with("HTTP/1.1 400") && two.contains("2 Host headers"),
+        "{two}"
+    );
+    let absolute = send("GET http://evil.example/info HTTP/1.1\r\nHost: localhost\r\n");
+    assert!(
+        absolute.starts_with("HTTP/1.1 403") && absolute.contains("evil.example"),
+        "{absolute}"
+    );
+    let fine = send("GET http://localhost/info HTTP/1.1\r\nHost: localhost\r\n");
+    assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
     let m = text(&s.url, "/metrics");
     assert!(m.contains("code=\"bad_host\""), "{m}");
     drop(s);

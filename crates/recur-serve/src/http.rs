@@ -188,32 +188,50 @@ pub fn router(state: Shared) -> Router {
 /// `allowed_hosts` when it lists any, else any name. A request without
 /// Host, or with an empty one (not a browser's), passes.
 async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
-    let Some(value) = req.headers().get(header::HOST) else {
-        return next.run(req).await;
-    };
     use crate::hosts;
+    // One Host at most (RFC 9112 3.2): with two, a proxy in front and this
+    // guard could each read another.
+    let sent = req.headers().get_all(header::HOST).iter().count();
+    if sent > 1 {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_host",
+            format!("the request has {sent} Host headers; HTTP/1.1 allows one"),
+        )
+        .into_response();
+    }
+    // A request line in absolute form (`GET http://name/info`) names the
+    // host the request is for, over the Host header (RFC 9112 3.2.2): both
+    // are checked.
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().unwrap_or("(not text)").to_string());
     let allowed = &s.cfg.allowed_hosts;
     let local = hosts::binds_loopback(&s.cfg.host);
-    let shown = value.to_str().unwrap_or("(not text)");
-    if (!local && allowed.is_empty()) || shown.trim().is_empty() {
+    if !local && allowed.is_empty() {
         return next.run(req).await;
     }
     // Entries were checked when the config was read.
-    let ok = hosts::name_of(shown).is_some_and(|name| {
-        hosts::is_loopback(&name)
-            || allowed
-                .iter()
-                .any(|a| hosts::allowed_name(a).is_ok_and(|a| a == name))
-    });
-    if ok {
+    let ok = |shown: &str| {
+        shown.trim().is_empty()
+            || hosts::name_of(shown).is_some_and(|name| {
+                hosts::is_loopback(&name)
+                    || allowed
+                        .iter()
+                        .any(|a| hosts::allowed_name(a).is_ok_and(|a| a == name))
+            })
+    };
+    let Some(shown) = [authority, host].into_iter().flatten().find(|v| !ok(v)) else {
         return next.run(req).await;
-    }
+    };
     ApiError::new(
         StatusCode::FORBIDDEN,
         "bad_host",
         format!(
             "Host {:?} is not a name of this server (listening on {}): use localhost or 127.0.0.1{}, or list the name in the serve config's allowed_hosts",
-            recur_data::table::clip(shown),
+            recur_data::table::clip(&shown),
             s.cfg.host,
             if allowed.is_empty() {
                 String::new()
