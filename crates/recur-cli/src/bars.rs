@@ -58,8 +58,8 @@ impl Progress for Bars {
 
     fn note(&self, line: &str) {
         match &*self.bar.lock().expect("bar lock") {
-            Some(b) => b.println(line),
-            None => eprintln!("{line}"),
+            Some(b) => b.println(recur_core::terminal::printable(line)),
+            None => errln!("{line}"),
         }
     }
 }

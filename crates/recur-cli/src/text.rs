@@ -27,7 +27,7 @@ pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
                 )
             })?;
             let dir = fetch::fetch_model(m, force, crate::bars::reporter(progress))?;
-            println!(
+            outln!(
                 "{} ({}-D, {}) is in {}",
                 m.name,
                 m.dim,
@@ -37,14 +37,14 @@ pub fn models(cmd: ModelsCmd, progress: bool) -> Result<()> {
             Ok(())
         }
         ModelsCmd::List => {
-            println!("cache: {}", fetch::recur_home().join("models").display());
+            outln!("cache: {}", fetch::recur_home().join("models").display());
             for m in MODELS {
                 let state = if fetch::is_fetched(m) {
                     format!("fetched, {}", fetch::cache_dir(m).display())
                 } else {
                     "not fetched".into()
                 };
-                println!("{:<18} {:>4}-D  {:<10}  {state}", m.name, m.dim, m.licence);
+                outln!("{:<18} {:>4}-D  {:<10}  {state}", m.name, m.dim, m.licence);
             }
             Ok(())
         }
@@ -91,7 +91,7 @@ pub fn embed(
     match output {
         Some(path) => {
             recur_data::npz::write_npy(&path, &vecs, &[texts.len(), enc.dim])?;
-            eprintln!(
+            errln!(
                 "{} embeddings of dimension {} written to {}",
                 texts.len(),
                 enc.dim,
@@ -116,9 +116,9 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
             let dest = dest.unwrap_or_else(fetch::sources_dir);
             let files = fetch::fetch_sources(&dest, crate::bars::reporter(progress))?;
             for (f, s) in files.iter().zip(fetch::CORPUS_SOURCES) {
-                println!("{}\n    {}", f.display(), s.about);
+                outln!("{}\n    {}", f.display(), s.about);
             }
-            println!(
+            outln!(
                 "Wikipedia text is CC BY-SA (attribute Wikipedia's contributors when you share what you build from it)."
             );
             Ok(())
@@ -146,7 +146,7 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
             };
             note_format(&out, &["npz"], "a NumPy .npz archive");
             let r = corpus::build(&input, &out, &enc, &opts, crate::bars::reporter(progress))?;
-            print!("{r}");
+            out!("{r}");
             Ok(())
         }
     }
@@ -177,7 +177,7 @@ fn stdin_is(path: &std::path::Path) -> bool {
 /// `exts` (any case): the file will hold `what` all the same.
 pub fn note_format(path: &std::path::Path, exts: &[&str], what: &str) {
     if !named_as(path, exts) {
-        eprintln!(
+        errln!(
             "note: {} will hold {what}, whatever its name says",
             path.display()
         );

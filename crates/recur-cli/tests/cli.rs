@@ -258,6 +258,13 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
         e.contains("column `x1` is not numeric") && e.contains("line") && e.contains("abc"),
         "non-numeric: {e}"
     );
+    // A crafted cell cannot drive the terminal: its escape sequences are
+    // shown escaped, never written raw.
+    let e = train(&good.replacen("0.3663", "x\x1b[2J\x1b]0;PWNED\x07", 1));
+    assert!(
+        e.contains("holds `x\\u{1b}[2J\\u{1b}]0;PWNED\\u{7}`") && !e.contains('\x1b'),
+        "escapes: {e}"
+    );
     let e = train(&good.replacen("0.3663", "NaN", 1));
     assert!(e.contains("column `x1`") && e.contains("NaN"), "NaN: {e}");
     let e = train(&good.replacen("0.3663", "inf", 1));

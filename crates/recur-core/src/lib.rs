@@ -15,5 +15,6 @@ pub mod pickle_guard;
 pub mod progress;
 pub mod rng;
 pub mod stats;
+pub mod terminal;
 
 pub use error::{Error, Result};

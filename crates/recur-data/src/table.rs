@@ -598,12 +598,13 @@ pub fn list_names(names: &[String]) -> String {
     out.join(", ")
 }
 
-/// A name clipped to 80 characters for an error message.
+/// A name clipped to 80 characters, control characters escaped, for a message.
 pub fn clip(name: &str) -> String {
-    match name.char_indices().nth(80) {
+    let shown = match name.char_indices().nth(80) {
         Some((at, _)) => format!("{}... ({} characters)", &name[..at], name.chars().count()),
         None => name.to_string(),
-    }
+    };
+    recur_core::terminal::printable(&shown).into_owned()
 }
 
 #[cfg(test)]
