@@ -473,6 +473,16 @@ fn health_info_metrics_and_the_chat_page() {
     }
     let page = text(&s.url, "/");
     assert!(page.contains("<form id=\"form\">") && page.contains("fetch('/chat'"));
+    // Other sites cannot frame it, and its script talks to this server only.
+    let r = agent().get(format!("{}/", s.url)).call().unwrap();
+    let h = |name: &str| r.headers().get(name).unwrap().to_str().unwrap().to_string();
+    assert_eq!(h("x-frame-options"), "DENY");
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    let csp = h("content-security-policy");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
 }
 
 #[test]

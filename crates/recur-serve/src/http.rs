@@ -559,8 +559,24 @@ async fn page(State(s): State<Shared>) -> Response {
             .into_response();
         }
     }
-    Html(PAGE).into_response()
+    // Not framed by other sites (a chat form under someone else's page),
+    // and its script may talk to this server only.
+    (
+        [
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
 }
+
+/// The chat page's content security policy: its own inline style and
+/// script, requests to this server, nothing else, and no framing.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+    style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The request parsed from its body, or the JSON error that says why not.
 fn request<T: serde::de::DeserializeOwned>(
