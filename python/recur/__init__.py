@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _estimator, _recur
 from ._batch import BatchScorer
-from ._estimator import LSTMClassifier, config_params, _progress_callback
+from ._estimator import LSTMClassifier, config_params, _contiguous, _progress_callback
 from ._sequence import SequenceClassifier
 
 __version__ = _recur.__version__
@@ -50,7 +50,7 @@ def _article_indices(x: Any) -> np.ndarray:
         raise ValueError(f"article_indices[{i}] is {a.flat[i].item()!r}: give whole numbers, the document of each chunk")
     if a.dtype.kind not in "biuf":
         raise ValueError(f"article_indices have dtype {a.dtype}: give whole numbers, the document of each chunk")
-    a = np.ascontiguousarray(a, dtype=np.int64)
+    a = _contiguous(a, dtype=np.int64)
     if a.ndim == 1 and a.size:
         starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
         runs = a[starts]
@@ -81,7 +81,7 @@ def _float32(x: Any, what: str) -> np.ndarray:
             raise ValueError(
                 f"{what}{list(at)} is {float(a[at])!r}, beyond float32's range (3.4e38): scale the vectors"
             )
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return _contiguous(a, dtype=np.float32)
 
 
 class Lvm:

@@ -32,6 +32,24 @@ import numpy as np
 from . import _config
 from . import _recur
 
+
+def _refuse_sparse(X: Any, what: str) -> None:
+    """A SciPy sparse matrix (or array) is refused by name: the models
+    read dense rows, and numpy saw it as one object of shape ()."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise ValueError(
+            f"{what} is a sparse matrix ({type(X).__name__}); recur reads dense values: "
+            f"give {what}.toarray()"
+        )
+
+
+def _contiguous(a: Any, dtype: Any = None) -> np.ndarray:
+    """`a` as a C-contiguous, aligned array of `dtype`, copied only when it
+    is not one already. Aligned too: the bindings read numpy memory in
+    place and refuse an unaligned array (a memmap at an odd offset, a
+    `frombuffer` slice), which `np.ascontiguousarray` leaves as it is."""
+    return np.require(np.ascontiguousarray(a, dtype=dtype), requirements=["A"])
+
 try:  # scikit-learn conventions when it is installed
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import DataConversionWarning, NotFittedError
@@ -170,6 +188,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
     names: list[str]
     cols: list[Any] = []
     from_frame = False
+    _refuse_sparse(X, what)
     if hasattr(X, "columns") and hasattr(X, "__getitem__"):  # pandas
         from_frame = True
         names = [str(c) for c in X.columns]
@@ -182,7 +201,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             s = X[c]
             kind = getattr(s.dtype, "kind", "O")
             if kind in "biuf":
-                cols.append(np.ascontiguousarray(s.to_numpy(dtype=np.float64, na_value=np.nan)))
+                cols.append(_contiguous(s.to_numpy(dtype=np.float64, na_value=np.nan)))
             elif kind == "M":
                 cols.append(_texts(s.astype(str).tolist(), s.isna().to_numpy()))
             else:
@@ -196,7 +215,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
         for name, v in zip(names, X.values()):
             a = np.asarray(v)
             if a.dtype.kind in "biuf":
-                cols.append(np.ascontiguousarray(a, dtype=np.float64))
+                cols.append(_contiguous(a, dtype=np.float64))
                 continue
             # As a frame's columns: numbers held as objects or text are
             # numbers, and missing values are seen on the values given
@@ -212,7 +231,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
         if a.dtype.kind not in "biuf":
             raise ValueError(f"{what}: a numeric array is needed, not dtype {a.dtype}")
         names = [f"x{j}" for j in range(a.shape[1])]
-        cols = [np.ascontiguousarray(a[:, j], dtype=np.float64) for j in range(a.shape[1])]
+        cols = [_contiguous(a[:, j], dtype=np.float64) for j in range(a.shape[1])]
     return names, cols, from_frame
 
 
@@ -524,10 +543,19 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             y_arr = _column_or_1d(y)
             if y_arr.ndim != 1 or len(y_arr) != (len(cols[0]) if cols else 0):
                 raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X")
-            target = params["price_column"] or params["target_column"] or getattr(y, "name", None) or "target"
-            target = str(target)
+            given = params["price_column"] or params["target_column"]
+            y_name = getattr(y, "name", None)
+            target = str(given or y_name or "target")
             if target in names:
-                raise ValueError(f"y is named `{target}`, a column of X too: drop it from X or pass y=None")
+                # A name the user chose, met in a frame's columns: most
+                # likely the label left among the features.
+                if given or (y_name is not None and from_frame):
+                    raise ValueError(f"y is named `{target}`, a column of X too: drop it from X or pass y=None")
+                # Otherwise the name is only the package's (y unnamed, or
+                # X's columns x0, x1, ... of an array): take a free one.
+                base, k = target, 1
+                while target in names:
+                    target, k = f"{base}_{k}", k + 1
             if params["price_column"]:
                 params["price_column"] = target
             else:
@@ -662,7 +690,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
             names = self._array_names(X.shape[1])
             n = X.shape[0]
-            fast = y is None and names == list(m.features) and X.dtype == np.float32 and X.flags.c_contiguous
+            fast = y is None and names == list(m.features) and X.dtype == np.float32 and X.flags.c_contiguous and X.flags.aligned
             # Too few rows go the general way, whose error says how many
             # the first prediction needs (here they gave an empty table).
             if fast and n > m.first_row:
@@ -800,7 +828,7 @@ def _target_column(y: np.ndarray) -> Any:
     """A target column as recur takes it: float64 numbers (numbers held
     as objects or text too), else text."""
     if y.dtype.kind in "biuf":
-        return np.ascontiguousarray(y, dtype=np.float64)
+        return _contiguous(y, dtype=np.float64)
     num = _numbers_held_as_objects(y)
     return num if num is not None else [str(v) for v in y]
 

@@ -35,7 +35,9 @@ from ._estimator import (
     _new_model_dir,
     _ModelDirEstimator,
     _column_or_1d,
+    _contiguous,
     _progress_callback,
+    _refuse_sparse,
     _write_sidecar,
 )
 
@@ -49,6 +51,7 @@ def _numeric(kind: str, where: str) -> None:
 
 def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     """`X` as a list of C-contiguous float64 arrays `[T_i, F]`."""
+    _refuse_sparse(X, what)
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):
         # A DataFrame: one series a row, one time step a column, as a 2-D
         # array `[n, T]` is.
@@ -60,12 +63,18 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     if isinstance(X, np.ndarray) and X.dtype != object:
         _numeric(X.dtype.kind, f"{what} (dtype {X.dtype})")
         if X.ndim == 3:
-            return [np.ascontiguousarray(x, dtype=np.float64) for x in X]
+            return [_contiguous(x, dtype=np.float64) for x in X]
         if X.ndim == 2:
-            return [np.ascontiguousarray(x, dtype=np.float64)[:, None] for x in X]
+            return [_contiguous(x, dtype=np.float64)[:, None] for x in X]
         raise ValueError(
             f"{what} has shape {X.shape}; give [n, T, F], [n, T] or a list of [T_i, F] arrays"
         )
+    if not isinstance(X, (list, tuple, np.ndarray)) and hasattr(X, "__array__"):
+        # An array-like (numpy's protocol only, a numpy scalar too): read
+        # as the array it is.
+        a = np.asarray(X)
+        if a.ndim:
+            return _series(a, what)
     if not isinstance(X, (list, tuple)) and np.ndim(X) == 0:
         raise ValueError(
             f"{what} is one value ({type(X).__name__}); give [n, T, F], [n, T] or a list of [T_i, F] arrays"
@@ -78,7 +87,7 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
             a = a[:, None]
         if a.ndim != 2:
             raise ValueError(f"{what}[{i}] has shape {a.shape}; a series is [T] or [T, F]")
-        out.append(np.ascontiguousarray(a, dtype=np.float64))
+        out.append(_contiguous(a, dtype=np.float64))
     if not out:
         raise ValueError(f"{what} holds no series")
     return out

@@ -621,3 +621,36 @@ def test_missing_times_score_rows_as_a_table_and_errors_in_the_users_words(head,
     out = recur.BatchScorer(str(d))(shifted)
     assert list(out.index) == list(shifted.index)
     assert same(out["probability"], m.predict_proba(X)[:, 1])
+
+
+def test_unaligned_sparse_and_the_name_of_y(fitted, rainfall, tmp_path):
+    """An unaligned array (a memmap after an odd-sized header) scores as
+    its aligned copy, where the bindings refused it with a TypeError; a
+    sparse matrix is refused by name; the package's own name for an
+    unnamed y (or X's x0, x1, ... of an array) never clashes with X."""
+    X = rainfall.head(600)
+    a32 = np.ascontiguousarray(X[fitted.features_].to_numpy(np.float32))
+    path = tmp_path / "rows.bin"
+    path.write_bytes(b"HDR" + a32.tobytes())
+    mm = np.memmap(path, dtype=np.float32, mode="r", offset=3, shape=a32.shape)
+    assert not mm.flags.aligned
+    assert same(fitted.predict_proba(mm), fitted.predict_proba(a32))
+    cols = {c: np.frombuffer(b"\0" + X[c].to_numpy(np.float64).tobytes(), np.float64, offset=1)
+            for c in fitted.features_}
+    assert not next(iter(cols.values())).flags.aligned
+    assert same(fitted.predict_proba(cols), fitted.predict_proba(X[fitted.features_]))
+
+    import scipy.sparse as sparse
+    with pytest.raises(ValueError, match=r"sparse matrix \(csr_matrix\).*toarray"):
+        fitted.predict_proba(sparse.csr_matrix(a32))
+
+    kw = dict(horizon=1, sequence_length=8, hidden_size=4, epochs=1)
+    y = X["rain"].to_numpy()
+    Xt = X[["temperature", "dew point"]].rename(columns={"dew point": "target"})
+    assert recur.LSTMClassifier(**kw).fit(Xt, y).features_ == ["temperature", "target"]
+    m = recur.LSTMClassifier(**kw).fit(Xt.to_numpy(), X["rain"].rename("x0"))
+    assert m.predict_proba(Xt.to_numpy()).shape == (600, 2)
+    # A named y that is a column of the frame is the label among the
+    # features: still refused.
+    with pytest.raises(ValueError, match="y is named `rain`, a column of X too"):
+        recur.LSTMClassifier(**kw).fit(X[["temperature", "rain"]], X["rain"])

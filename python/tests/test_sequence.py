@@ -209,3 +209,33 @@ def test_a_value_beyond_float32_is_refused_when_scoring(fitted):
     for f in (fitted.predict_proba, fitted.predict):
         with pytest.raises(ValueError, match="series 0, step 3, dimension 0: 1e39 is beyond float32"):
             f(X)
+
+
+def test_array_likes_sparse_and_a_numeric_positive_label(fitted):
+    """An object with numpy's __array__ only scores as its array (it was
+    "'AL' object is not iterable"); a sparse matrix is refused by name;
+    positive_label=1 names the class numpy writes 1.0."""
+    m = fitted
+    X, _ = three_classes(6, 5, lengths=(16, 17))
+
+    class ArrayLike:
+        def __init__(self, a):
+            self.a = a
+
+        def __array__(self, dtype=None, copy=None):
+            return np.asarray(self.a, dtype=dtype)
+
+    dense = np.array(X)
+    assert dense.shape == (6, 16, 2)
+    assert np.array_equal(m.predict_proba(ArrayLike(dense)), m.predict_proba(dense))
+    import scipy.sparse as sparse
+    with pytest.raises(ValueError, match="sparse matrix"):
+        m.predict_proba(sparse.csr_matrix(dense[:, :, 0]))
+
+    rng = np.random.default_rng(3)
+    Xs = rng.standard_normal((40, 12, 1))
+    y = np.array([0.0, 1.0] * 20)
+    Xs[y == 1] += np.linspace(0, 2, 12)[None, :, None]
+    c = recur.SequenceClassifier(model_type="lstm", epochs=2, hidden_size=4, batch_size=8, positive_label=1)
+    c.fit(Xs, y)
+    assert list(c.classes_) == [0.0, 1.0]
