@@ -195,10 +195,19 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
             classes,
         });
     }
+    // A number names the class of that number however either is written
+    // (`positive_label: 1` for labels `0.0` and `1.0`, as numpy writes them).
+    let number = |p: &str| {
+        let v = p.trim().parse::<f64>().ok()?;
+        classes
+            .iter()
+            .find(|c| c.trim().parse::<f64>() == Ok(v))
+            .cloned()
+    };
     let pos = match &cfg.positive_label {
         Some(p) if classes.contains(p) => p.clone(),
-        Some(p) => {
-            return Err(Error::config(
+        Some(p) => number(p).ok_or_else(|| {
+            Error::config(
                 "data.target.positive_label",
                 format!(
                     "`{}` is not one of the classes {} and {}",
@@ -206,8 +215,8 @@ pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Resu
                     clip(&classes[0]),
                     clip(&classes[1])
                 ),
-            ))
-        }
+            )
+        })?,
         None => classes[1].clone(),
     };
     let neg = classes.iter().find(|c| **c != pos).cloned();
@@ -228,6 +237,29 @@ pub const MAX_CLASSES: usize = 1000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `positive_label: 1` names the class numpy writes `1.0`; a label of
+    /// no class is still refused.
+    #[test]
+    fn a_numeric_positive_label_names_its_class_however_written() {
+        let labels: Vec<String> = ["0.0", "1.0", "1.0", "0.0"].map(String::from).into();
+        let cfg = |p: &str| TargetConfig {
+            positive_label: Some(p.into()),
+            ..Default::default()
+        };
+        let c = class_labels("t", &labels, &cfg("1")).unwrap();
+        assert_eq!(c.y, [0.0, 1.0, 1.0, 0.0]);
+        assert_eq!(c.positive.as_deref(), Some("1.0"));
+        let c = class_labels("t", &labels, &cfg("0")).unwrap();
+        assert_eq!(c.y, [1.0, 0.0, 0.0, 1.0]);
+        let e = class_labels("t", &labels, &cfg("2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`2` is not one of the classes 0.0 and 1.0"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn horizon_shifts_labels_and_leaves_the_unknown_future_empty() {
