@@ -95,6 +95,30 @@ impl Job {
     }
 }
 
+/// The engine thread's queue and look-ahead window. When the thread
+/// leaves (the server shut down, or a batch panicked), the queue is closed,
+/// so later requests are told at once, and what it held stops counting as
+/// waiting: without that, a thread that died with a full window left the
+/// server refusing every request as busy, for good.
+struct Held {
+    rx: mpsc::Receiver<Job>,
+    pending: VecDeque<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.rx.close();
+        let mut n = self.pending.len();
+        while self.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        self.metrics
+            .waiting
+            .fetch_sub(n, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub struct ChatAnswer {
     pub response: String,
     pub confidence: f32,
@@ -420,11 +444,16 @@ impl Engine {
     }
 
     /// Runs queued jobs until the queue closes (the server shut down).
-    pub fn run(mut self, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+    pub fn run(mut self, rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
         // Jobs taken off the queue and not yet run, oldest first: a window
         // of them, so that a short request can join the next batch past
         // long ones that fill it.
-        let mut pending: VecDeque<Job> = VecDeque::new();
+        let mut held = Held {
+            rx,
+            pending: VecDeque::new(),
+            metrics: metrics.clone(),
+        };
+        let Held { rx, pending, .. } = &mut held;
         let window = self.lookahead;
         let mut short_turn = true;
         loop {
@@ -440,10 +469,10 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let held = pending.len();
+            let before = pending.len();
             pending.retain(|j| !j.is_abandoned());
             let jobs = next_batch(
-                &mut pending,
+                pending,
                 self.max_batch,
                 BATCH_CHARS,
                 Job::chars,
@@ -452,7 +481,7 @@ impl Engine {
             // Dropped (abandoned) and taken into the batch: no longer waiting.
             metrics
                 .waiting
-                .fetch_sub(held - pending.len(), std::sync::atomic::Ordering::SeqCst);
+                .fetch_sub(before - pending.len(), std::sync::atomic::Ordering::SeqCst);
             metrics.queue_depth.set((rx.len() + pending.len()) as i64);
             if !jobs.is_empty() {
                 metrics.batch_size.observe(jobs.len() as f64);
@@ -953,7 +982,37 @@ fn next_batch<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::{next_batch, take_batch};
+    use super::{next_batch, take_batch, Held, Job, Metrics};
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+    use tokio::sync::{mpsc, oneshot};
+
+    /// When the engine thread leaves (a panic in a batch, or shutdown),
+    /// the jobs it held stop counting as waiting and the queue closes: the
+    /// server was left refusing every request as busy, for good.
+    #[test]
+    fn jobs_held_by_a_thread_that_leaves_stop_counting_as_waiting() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, rx) = mpsc::channel(4);
+        let health = || Job::Health {
+            reply: oneshot::channel().0,
+        };
+        for _ in 0..2 {
+            tx.try_send(health()).unwrap();
+        }
+        metrics.waiting.store(3, SeqCst);
+        let held = Held {
+            rx,
+            pending: [health()].into(),
+            metrics: metrics.clone(),
+        };
+        drop(held);
+        assert_eq!(metrics.waiting.load(SeqCst), 0);
+        assert!(matches!(
+            tx.try_send(health()),
+            Err(mpsc::error::TrySendError::Closed(_))
+        ));
+    }
 
     /// Short jobs waiting with long ones go alone every other batch; the
     /// turns alternate so the oldest long job goes next.

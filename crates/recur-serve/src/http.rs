@@ -117,6 +117,24 @@ impl AppState {
     pub fn busy(&self) -> bool {
         self.waiting() >= self.cfg.limits.queue_capacity
     }
+
+    /// Takes a place among the requests waiting for the models, in one
+    /// atomic step (a check and a later count let concurrent requests
+    /// each pass the check); false when `queue_capacity` are waiting. The
+    /// engine gives the place back when it takes or drops the job.
+    pub fn admit(&self) -> bool {
+        let cap = self.cfg.limits.queue_capacity;
+        self.metrics
+            .waiting
+            .fetch_update(SeqCst, SeqCst, |w| (w < cap).then_some(w + 1))
+            .is_ok()
+    }
+
+    /// Gives back a place [`AppState::admit`] took for a job that was
+    /// never queued.
+    pub fn release(&self) {
+        self.metrics.waiting.fetch_sub(1, SeqCst);
+    }
 }
 
 /// Runs the readiness check every `interval` while the models are ready
@@ -630,16 +648,11 @@ async fn submit<T>(
             ),
         )
     };
-    // A place is taken in one atomic step: a check and a later count let
-    // concurrent requests each pass the check.
-    let cap = s.cfg.limits.queue_capacity;
-    let waiting = &s.metrics.waiting;
-    let admitted = waiting.fetch_update(SeqCst, SeqCst, |w| (w < cap).then_some(w + 1));
-    if admitted.is_err() {
+    if !s.admit() {
         return Err(full());
     }
     if let Err(e) = s.queue.try_send(make(tx)) {
-        waiting.fetch_sub(1, SeqCst);
+        s.release();
         return Err(match e {
             mpsc::error::TrySendError::Full(_) => full(),
             mpsc::error::TrySendError::Closed(_) => {
