@@ -289,9 +289,13 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The config as YAML, every key written out (what a model directory saves).
+    /// The config as YAML, every key written out (what a model directory
+    /// saves), `data.split.shuffle` as what training did (never `null`,
+    /// which recur before 2026-12-06 could not read).
     pub fn to_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).expect("config serialises")
+        let mut c = self.clone();
+        c.data.split.shuffle = Some(c.data.split.shuffles(c.data.layout));
+        serde_yaml_ng::to_string(&c).expect("config serialises")
     }
 
     /// `--data` and `--target` over the file's `data.path` and
@@ -730,6 +734,24 @@ mod tests {
         assert_eq!(c.model.hidden_size, 64);
         assert_eq!(c.training.seed, 42);
         assert_eq!(c.training.pos_weight, PosWeight::Named("auto".into()));
+    }
+
+    /// An unset split.shuffle is saved as what training did: true for the
+    /// sequences layout, false for rows (a `null` could not be read back
+    /// by older recur, whose field was a plain bool).
+    #[test]
+    fn the_saved_config_says_whether_the_split_was_shuffled() {
+        for (layout, want) in [("sequences", "shuffle: true"), ("rows", "shuffle: false")] {
+            let c = Config::from_yaml(&format!("data:\n  layout: {layout}\n"), "t.yaml").unwrap();
+            assert_eq!(c.data.split.shuffle, None);
+            let y = c.to_yaml();
+            assert!(y.contains(want) && !y.contains("shuffle: null"), "{y}");
+            let back = Config::from_yaml(&y, "back.yaml").unwrap();
+            assert_eq!(
+                back.data.split.shuffles(back.data.layout),
+                layout == "sequences"
+            );
+        }
     }
 
     #[test]
