@@ -265,6 +265,12 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
         e.contains("holds `x\\u{1b}[2J\\u{1b}]0;PWNED\\u{7}`") && !e.contains('\x1b'),
         "escapes: {e}"
     );
+    // Nor start a line of its own (a quoted cell may hold a line break).
+    let e = train(&good.replacen("0.3663", "\"abc\nmodel written to /tmp/x\"", 1));
+    assert!(
+        e.contains("holds `abc\\u{a}model written"),
+        "line break: {e}"
+    );
     let e = train(&good.replacen("0.3663", "NaN", 1));
     assert!(e.contains("column `x1`") && e.contains("NaN"), "NaN: {e}");
     let e = train(&good.replacen("0.3663", "inf", 1));

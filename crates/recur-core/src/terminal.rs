@@ -16,14 +16,25 @@ fn hidden(c: char) -> bool {
 }
 
 /// `s` with every [`hidden`] character written as `\u{..}`; borrowed when
-/// there is none.
+/// there is none. For recur's own text, whose lines and tabs are layout.
 pub fn printable(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(hidden) {
+    escaped(s, hidden)
+}
+
+/// `s` as one line: [`printable`], with newlines and tabs escaped too. For
+/// a value from the data put into a message, where a line break would
+/// start a line the user takes for recur's.
+pub fn inline(s: &str) -> Cow<'_, str> {
+    escaped(s, |c| hidden(c) || c == '\n' || c == '\t')
+}
+
+fn escaped(s: &str, hide: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(&hide) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if hidden(c) {
+        if hide(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -43,5 +54,7 @@ mod tests {
             printable("f\x1b]0;PWNED\x07\x1b[2Jx\r\u{202e}cba\u{7f}"),
             "f\\u{1b}]0;PWNED\\u{7}\\u{1b}[2Jx\\u{d}\\u{202e}cba\\u{7f}"
         );
+        assert_eq!(printable("a\nb\tc"), "a\nb\tc");
+        assert_eq!(inline("a\nmodel written\tx"), "a\\u{a}model written\\u{9}x");
     }
 }

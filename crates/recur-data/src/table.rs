@@ -604,7 +604,7 @@ pub fn clip(name: &str) -> String {
         Some((at, _)) => format!("{}... ({} characters)", &name[..at], name.chars().count()),
         None => name.to_string(),
     };
-    recur_core::terminal::printable(&shown).into_owned()
+    recur_core::terminal::inline(&shown).into_owned()
 }
 
 #[cfg(test)]

@@ -215,11 +215,16 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
             });
         };
         serve_on(listener, cfg, dev, shutdown, move |r| match r {
+            // Names from the model folders and data files: escaped for the
+            // terminal (recur_core::terminal).
             Ok(info) => eprintln!(
                 "recur serve: ready on http://{local}: {}{precision}",
-                loaded(info)
+                recur_core::terminal::printable(&loaded(info))
             ),
-            Err(e) => eprintln!("recur serve: the models failed to load: {e}\n(GET /health answers 503 with this reason; stop with Ctrl-C)"),
+            Err(e) => eprintln!(
+                "recur serve: the models failed to load: {}\n(GET /health answers 503 with this reason; stop with Ctrl-C)",
+                recur_core::terminal::printable(&e.to_string())
+            ),
         })
         .await?;
         eprintln!("recur serve: stopped");
