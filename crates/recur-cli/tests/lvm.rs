@@ -901,6 +901,41 @@ fn ready_windows_without_articles_and_copied_files() {
         "{said}"
     );
     assert!(!d.path().join("m/split.json").exists());
+    // Too few windows to set a context's worth aside: said in those terms.
+    let small = d.path().join("small.npz");
+    Tensor::write_npz(
+        &[
+            (
+                "context_sequences",
+                &Tensor::ones((6, 5, D), candle_core::DType::F32, &dev).unwrap(),
+            ),
+            (
+                "target_vectors",
+                &Tensor::ones((6, D), candle_core::DType::F32, &dev).unwrap(),
+            ),
+        ],
+        &small,
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg,
+        "data: {train: small.npz, context: 5}\nmodel: {type: mlp, d_model: 16}\n",
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        d.path().join("s").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("no article_indices")
+            && e.contains("give more windows")
+            && !e.contains("more articles"),
+        "{e}"
+    );
 
     let (train, ood, _) = data(d.path());
     let copy = d.path().join("copy.npz");

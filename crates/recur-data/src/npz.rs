@@ -585,7 +585,8 @@ fn ready_windows(
             return Err(npz_err(
                 path,
                 format!(
-                    "`article_indices` must be [{n}], one article per window of                      `context_sequences`; it is {s:?}"
+                    "`article_indices` must be [{n}], one article per window of \
+                     `context_sequences`; it is {s:?}"
                 ),
             ))
         }
@@ -612,10 +613,13 @@ fn norm_note(parts: &[&[f32]], d: usize) -> Option<String> {
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     for v in parts.iter().flat_map(|p| p.chunks_exact(d.max(1))) {
         let n = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
-        lo = lo.min(n);
-        hi = hi.max(n);
+        // All zeros: padding of a short context, not a vector.
+        if n > 0.0 {
+            lo = lo.min(n);
+            hi = hi.max(n);
+        }
     }
-    ((lo - 1.0).abs() > 1e-3 || (hi - 1.0).abs() > 1e-3).then(|| {
+    (hi > 0.0 && ((lo - 1.0).abs() > 1e-3 || (hi - 1.0).abs() > 1e-3)).then(|| {
         format!(
             "the vectors are not unit length (norms {lo:.3} to {hi:.3}): the models predict unit \
              vectors, so MSE figures compare unlike scales; normalise them (as sentence \

@@ -253,18 +253,13 @@ fn check_not_the_training_file(cfg: &LvmConfig) -> Result<()> {
             "out-of-distribution evaluation",
         ),
     ];
-    let mut train_sha = None;
+    let train = &cfg.data.train;
     for (key, path, what) in others {
         let Some(path) = path else { continue };
-        let (a, b) = (std::fs::metadata(path), std::fs::metadata(&cfg.data.train));
-        if a.is_ok_and(|a| b.is_ok_and(|b| a.len() != b.len())) {
-            continue;
-        }
-        let train = match &train_sha {
-            Some(t) => t,
-            None => train_sha.insert(recur_core::fsx::sha256_file(&cfg.data.train)?),
-        };
-        if recur_core::fsx::sha256_file(path)? == *train {
+        // A file that cannot be read is for its reader to name.
+        let same = recur_core::fsx::resolve(path) == recur_core::fsx::resolve(train)
+            || same_bytes(path, train).unwrap_or(false);
+        if same {
             return Err(recur_core::Error::config(
                 key,
                 format!(
@@ -272,12 +267,33 @@ fn check_not_the_training_file(cfg: &LvmConfig) -> Result<()> {
                      measures nothing; give another file, or leave data.val out to hold out \
                      whole articles",
                     path.display(),
-                    cfg.data.train.display()
+                    train.display()
                 ),
             ));
         }
     }
     Ok(())
+}
+
+/// Whether two files hold the same bytes: sizes first, then block by
+/// block, stopping at the first difference.
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    if std::fs::metadata(a)?.len() != std::fs::metadata(b)?.len() {
+        return Ok(false);
+    }
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 /// Reads and splits the data of `cfg` as [`train_to_dir`] does, checking
@@ -351,12 +367,20 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
                 "{} training and {} validation windows{}: both are needed; {}",
                 train.len(),
                 val.len(),
-                if cfg.data.val.is_none() {
-                    " after whole articles were held out for validation"
-                } else {
-                    ""
+                match (&cfg.data.val, &train.articles) {
+                    (Some(_), _) => "",
+                    (None, Some(_)) => " after whole articles were held out for validation",
+                    (None, None) => {
+                        " after the last block was held out for validation and the windows \
+                         before it set aside (the file has no article_indices)"
+                    }
                 },
-                if cfg.data.val.is_none() {
+                if cfg.data.val.is_none() && train.articles.is_none() {
+                    format!(
+                        "give more windows (more than {c} beside the validation block), \
+                         article_indices, or a validation file as data.val"
+                    )
+                } else if cfg.data.val.is_none() {
                     format!(
                         "give more articles (each with a full window of {c} context chunks and \
                          a target), or a validation file as data.val"
