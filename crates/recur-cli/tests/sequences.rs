@@ -364,3 +364,61 @@ fn a_file_sorted_by_class_is_shuffled_or_refused() {
     let auc = &report["val"]["auc"];
     assert!(auc.as_f64().is_some(), "validation of one class: {auc}");
 }
+
+/// Numeric classes are their numbers however written: `positive_label: 1`
+/// names the class a file writes `1.0`, and a file that writes `1` and `0`
+/// is scored as the one that writes `1.0` and `0.0` (it was "a class the
+/// model was not trained on").
+#[test]
+fn numeric_classes_match_however_written() {
+    let d = tempfile::tempdir().unwrap();
+    let write = |name: &str, one: &str, zero: &str| {
+        let mut s = String::new();
+        for i in 0..60 {
+            let (class, slope) = if i % 2 == 0 { (one, 0.1) } else { (zero, -0.1) };
+            let v: Vec<String> = (0..10)
+                .map(|t| format!("{:.3}", slope * t as f64 + 0.01 * ((i * 7 + t) % 5) as f64))
+                .collect();
+            s += &format!("{class},{}\n", v.join(","));
+        }
+        std::fs::write(d.path().join(name), s).unwrap();
+        d.path().join(name)
+    };
+    let train = write("float.csv", "1.0", "0.0");
+    let ints = write("int.csv", "1", "0");
+    let cfg = d.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "data: {path: float.csv, layout: sequences, target: {positive_label: '1'}}\n\
+         model: {hidden_size: 4}\ntraining: {epochs: 2, batch_size: 16}\n",
+    )
+    .unwrap();
+    let m = d.path().join("m");
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]));
+    let eval = |input: &Path| {
+        let json = input.with_extension("json");
+        ok(&recur(&[
+            "eval",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]));
+        std::fs::read_to_string(json).unwrap()
+    };
+    let (a, b) = (eval(&train), eval(&ints));
+    let strip = |s: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
+        v.as_object_mut().unwrap().remove("input");
+        v
+    };
+    assert_eq!(strip(&a), strip(&b));
+}

@@ -765,7 +765,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         let first = labels[idx[0]];
         if idx.iter().all(|&i| labels[i] == first) {
             let how = if shuffled {
-                format!("a larger {share} or more series")
+                format!("a larger {share}, more series, or another training.seed (the draw)")
             } else {
                 "data.split.shuffle: true, or leave it out (the sequences layout shuffles \
                  by default; a file sorted by class splits into parts of one class)"
@@ -1007,6 +1007,16 @@ pub fn sequences_inference(
     }
     let offsets = row_offsets(s);
     let pos = positive_label.unwrap_or("1");
+    // A class is its text, or its number however written (`1` for a class
+    // trained as `1.0`): training refuses one number written two ways, so
+    // the number names one class.
+    let same = |l: &str, c: &str| {
+        l == c
+            || matches!(
+                (l.trim().parse::<f64>(), c.trim().parse::<f64>()),
+                (Ok(a), Ok(b)) if a == b
+            )
+    };
     let windows = s
         .labels
         .iter()
@@ -1016,8 +1026,8 @@ pub fn sequences_inference(
                 None
             } else if classes.is_empty() {
                 match &info.negative_label {
-                    _ if l == pos => Some(1.0),
-                    Some(neg) if l == neg => Some(0.0),
+                    _ if same(l, pos) => Some(1.0),
+                    Some(neg) if same(l, neg) => Some(0.0),
                     None => Some(0.0),
                     Some(neg) if need_labels => {
                         return Err(Error::data(
@@ -1033,7 +1043,7 @@ pub fn sequences_inference(
                     Some(_) => None,
                 }
             } else {
-                match classes.iter().position(|c| c == l) {
+                match classes.iter().position(|c| same(l, c)) {
                     Some(k) => Some(k as f32),
                     None if need_labels => {
                         return Err(Error::data(
