@@ -32,9 +32,10 @@ pub struct Scores {
     pub ece: f64,
     /// Expected value per row at the threshold chosen on validation.
     pub ev: f64,
-    /// The share of rows decided right at that threshold (`p >= t` is 1).
-    #[serde(default)]
-    pub accuracy: f64,
+    /// The share of rows decided right at that threshold (`p >= t` is 1);
+    /// absent from reports written before 2026-12-06.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
     pub n: usize,
     pub positives: usize,
 }
@@ -108,7 +109,7 @@ pub fn scores(p: &[f64], y: &[f32], threshold: f64, cfg: &Config) -> Scores {
         brier: m.brier,
         ece: ece(p, y),
         ev: expected_value(p, y, threshold, &cfg.cost),
-        accuracy: accuracy_at(p, y, threshold),
+        accuracy: Some(accuracy_at(p, y, threshold)),
         n: m.n,
         positives: m.positives,
     }
@@ -135,7 +136,7 @@ mod tests {
     fn accuracy_is_at_the_threshold() {
         let (p, y) = ([0.2, 0.6, 0.4, 0.9, 0.3], [0.0, 1.0, 1.0, 0.0, 1.0]);
         let cfg = Config::default();
-        assert_eq!(scores(&p, &y, 0.5, &cfg).accuracy, 0.4);
-        assert_eq!(scores(&p, &y, 0.3, &cfg).accuracy, 0.8);
+        assert_eq!(scores(&p, &y, 0.5, &cfg).accuracy, Some(0.4));
+        assert_eq!(scores(&p, &y, 0.3, &cfg).accuracy, Some(0.8));
     }
 }
