@@ -545,11 +545,13 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X")
             given = params["price_column"] or params["target_column"]
             y_name = getattr(y, "name", None)
-            target = str(given or y_name or "target")
+            target = str(given or (y_name if y_name is not None else "target"))
             if target in names:
-                # A name the user chose, met in a frame's columns: most
-                # likely the label left among the features.
-                if given or (y_name is not None and from_frame):
+                # A name the user chose, met among columns the user named
+                # (a frame's or a dict's): most likely the label left among
+                # the features.
+                named_x = from_frame or isinstance(X, dict)
+                if given or (y_name is not None and named_x):
                     raise ValueError(f"y is named `{target}`, a column of X too: drop it from X or pass y=None")
                 # Otherwise the name is only the package's (y unnamed, or
                 # X's columns x0, x1, ... of an array): take a free one.

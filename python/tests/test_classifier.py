@@ -652,5 +652,6 @@ def test_unaligned_sparse_and_the_name_of_y(fitted, rainfall, tmp_path):
     assert m.predict_proba(Xt.to_numpy()).shape == (600, 2)
     # A named y that is a column of the frame is the label among the
     # features: still refused.
-    with pytest.raises(ValueError, match="y is named `rain`, a column of X too"):
-        recur.LSTMClassifier(**kw).fit(X[["temperature", "rain"]], X["rain"])
+    for named in (X[["temperature", "rain"]], {c: X[c].to_numpy() for c in ("temperature", "rain")}):
+        with pytest.raises(ValueError, match="y is named `rain`, a column of X too"):
+            recur.LSTMClassifier(**kw).fit(named, X["rain"])
