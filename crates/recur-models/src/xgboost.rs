@@ -52,8 +52,6 @@ pub struct XgbModel {
     /// Trees per boosting round (`num_parallel_tree`, 1 unless a forest).
     pub trees_per_round: usize,
     rounds_in_file: usize,
-    /// Whether `predict` returns a probability (false: `binary:logitraw` margins).
-    logistic: bool,
 }
 
 #[derive(Deserialize)]
@@ -166,9 +164,20 @@ impl XgbModel {
     pub fn from_json(text: &str, origin: &str) -> Result<XgbModel> {
         let bad = |msg: String| Error::data(origin, msg);
         let f: File = serde_json::from_str(text).map_err(|e| {
-            bad(format!(
-                "not an XGBoost JSON model ({e}); save one with Booster.save_model(\"model.json\") from XGBoost 1.0 or later"
-            ))
+            // A gblinear model is valid JSON without trees: name the
+            // booster rather than the field it lacks.
+            let booster = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| {
+                v.pointer("/learner/gradient_booster/name")
+                    .and_then(|n| n.as_str().map(str::to_string))
+            });
+            match booster {
+                Some(b) if b != "gbtree" => bad(format!(
+                    "booster `{b}` is not supported: recur reads gbtree models"
+                )),
+                _ => bad(format!(
+                    "not an XGBoost JSON model ({e}); save one with Booster.save_model(\"model.json\") from XGBoost 1.0 or later"
+                )),
+            }
         })?;
         let l = f.learner;
         let objective = l.objective.name;
@@ -320,7 +329,6 @@ impl XgbModel {
             best_iteration,
             trees_per_round: per_round,
             rounds_in_file,
-            logistic,
         })
     }
 
@@ -343,18 +351,13 @@ impl XgbModel {
         m
     }
 
-    /// P(class 1) for each row of a row-major `[n, n_features]` buffer
-    /// (the margin itself for `binary:logitraw`).
+    /// P(class 1) for each row of a row-major `[n, n_features]` buffer:
+    /// the sigmoid of the margin, for `binary:logitraw` too, whose margin
+    /// is the log-odds its logistic loss trained (XGBoost itself returns
+    /// the margin; as a probability it was deployed below 0 and above 1).
     pub fn predict(&self, x: &[f64]) -> Vec<f64> {
         x.chunks(self.n_features.max(1))
-            .map(|r| {
-                let m = self.margin(r);
-                if self.logistic {
-                    recur_core::stats::sigmoid(m)
-                } else {
-                    m
-                }
-            })
+            .map(|r| recur_core::stats::sigmoid(self.margin(r)))
             .collect()
     }
 

@@ -246,3 +246,38 @@ fn forust_trees_learn_a_lagged_signal_and_stop_early() {
     let again = TreeModel::fit(&d, &labels, 0..1000, 1000..1250, &cfg, 1).unwrap();
     assert_eq!(again.predict(&d), p);
 }
+
+/// `binary:logitraw` scores the sigmoid of its margin, a probability (its
+/// margin was deployed as one, below 0 and above 1); its base_score is a
+/// margin already. A gblinear model is refused by its booster's name.
+#[test]
+fn a_logitraw_model_scores_probabilities_and_gblinear_is_named() {
+    let text = std::fs::read_to_string(fixture("xgb_binary.json")).unwrap();
+    let logistic = XgbModel::from_json(&text, "t").unwrap();
+    let raw =
+        XgbModel::from_json(&text.replace("binary:logistic", "binary:logitraw"), "t").unwrap();
+    let want = expected("xgb_binary_expected.json");
+    let base: f64 = {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let b = v["learner"]["learner_model_param"]["base_score"]
+            .as_str()
+            .unwrap();
+        b.trim_matches(|c| c == '[' || c == ']').parse().unwrap()
+    };
+    for r in want["rows"].as_array().unwrap() {
+        let x = row(r);
+        let margin = logistic.margin(&x) - (base / (1.0 - base)).ln() + base;
+        let p = raw.predict(&x)[0];
+        assert!((0.0..=1.0).contains(&p));
+        assert!(
+            (p - 1.0 / (1.0 + (-margin).exp())).abs() < 1e-12,
+            "{p} vs margin {margin}"
+        );
+    }
+    let linear = r#"{"learner": {"gradient_booster": {"name": "gblinear", "model": {"weights": [0.1, 0.2]}},
+        "objective": {"name": "binary:logistic"}, "learner_model_param": {"num_feature": "1", "base_score": "5E-1"}}}"#;
+    let e = XgbModel::from_json(linear, "lin.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("booster `gblinear` is not supported"), "{e}");
+}
