@@ -257,6 +257,64 @@ fn an_xgboost_model_can_take_the_trees_place() {
         e.contains("xgb_regression.json") && e.contains("reg:squarederror"),
         "{e}"
     );
+    // Refused before the LSTM trains, each in its own words:
+    let refused = |name: &str, text: &[u8]| {
+        std::fs::write(theirs.join(name), text).unwrap();
+        std::fs::write(&cfg, yaml(name)).unwrap();
+        // Not quiet: no epoch may be printed.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+            .args(["--threads", "1", "train", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(d.path().join("refused"))
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success() && !e.contains("epoch"), "{e}");
+        assert!(!d.path().join("refused").exists());
+        e
+    };
+    // a model without feature names, whose columns only position could
+    // match (one trained in another order scored without a word);
+    let unnamed = std::fs::read_to_string(fixture.join("xgb_binary.json"))
+        .unwrap()
+        .replace(r#""feature_names":["a","b","c"]"#, r#""feature_names":[]"#);
+    assert!(!unnamed.contains(r#""feature_names":["a""#));
+    let e = refused("unnamed.json", unnamed.as_bytes());
+    assert!(
+        e.contains("no feature names") && e.contains(r#"feature_names = ["a", "b", "c"]"#),
+        "{e}"
+    );
+    // a binary (UBJSON) model;
+    let e = refused(
+        "model.ubj",
+        b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{\xff\xfe}",
+    );
+    assert!(e.contains("UBJSON") && e.contains("model.json"), "{e}");
+    // lag copies named as a column of the file.
+    let text = std::fs::read_to_string(d.path().join("abc.csv")).unwrap();
+    std::fs::write(
+        d.path().join("abc.csv"),
+        text.replacen("a,b,c,y", "a,a_lag1,c,y", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg,
+        "data:\n  path: abc.csv\n  features: [a, a_lag1, c]\n  target:\n    column: y\n\
+         model:\n  sequence_length: 4\n  hidden_size: 4\ntrees:\n  lags: [1]\nensemble: {}\n",
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        d.path().join("refused").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("`a_lag1` is both a feature and the lagged copy"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -565,6 +565,19 @@ impl Config {
                         .into(),
                 );
             }
+            if let Some(l) = tr
+                .lags
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| tr.lags[..i].contains(l).then_some(l))
+            {
+                // A model trained so could not be loaded (its inputs would
+                // repeat), yet replaced the folder it was written to.
+                return bad(
+                    "trees.lags",
+                    format!("holds lag {l} twice: list each lag once"),
+                );
+            }
             if let Some(l) = tr.lags.iter().find(|&&l| l > crate::job_a::MAX_LAG) {
                 return bad(
                     "trees.lags",
@@ -847,6 +860,7 @@ mod tests {
             ("drift: {psi: 0}\n", "drift.psi"),
             ("drift: {ks: .inf}\n", "drift.ks"),
             ("trees: {lags: [1, 0]}\n", "trees.lags"),
+            ("trees: {lags: [1, 2, 1]}\n", "trees.lags"),
             (
                 "selection: {min_abs_autocorr: .nan}\n",
                 "selection.min_abs_autocorr",

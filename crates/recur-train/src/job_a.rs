@@ -20,6 +20,7 @@ use recur_deploy::report::{scores, JobAReport, ModelReport, TreesInfo, Variant};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 fn variant(val: (&[f64], &[f32]), test: Option<(&[f64], &[f32])>, cfg: &Config) -> Variant {
     let t = best_threshold(val.0, val.1, &cfg.cost).threshold;
@@ -81,6 +82,81 @@ pub struct DeployFiles {
     pub trees_file: Option<(String, String)>,
 }
 
+/// The trees' inputs for `prep` (each feature, then its lagged copies),
+/// refused when two have one name: a lag copy named as a column of the
+/// file (`rain_lag1` beside `rain` and lag 1) would make the inputs, the
+/// importance and an XGBoost model's names each mean two things.
+fn tree_design(prep: &Prepared, tc: &TreesConfig) -> Result<Design> {
+    let design = Design::at(&prep.features, &[], &tc.lags, &[]);
+    if let Some(n) = design
+        .names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| design.names[..i].contains(n).then_some(n))
+    {
+        return Err(Error::config(
+            "trees.lags",
+            format!(
+                "the trees' input `{}` is both a feature and the lagged copy recur names so; \
+                 rename that column of the data (or leave it out of data.features)",
+                recur_data::table::clip(n)
+            ),
+        ));
+    }
+    Ok(design)
+}
+
+/// The user's XGBoost model at `path`, its text and the model matched to
+/// `design` by feature name.
+fn read_xgboost(path: &Path, design: &Design) -> Result<(String, TreeModel)> {
+    let shown = path.display().to_string();
+    // UBJSON (`save_model("m.ubj")`, XGBoost's default since 2.1) is
+    // binary: said so, not "not UTF-8 text".
+    let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_TEXT_FILE)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::data(
+            &shown,
+            "is not JSON text (a binary model, such as XGBoost's UBJSON .ubj); recur reads \
+             XGBoost's JSON format: save the model with save_model(\"model.json\")",
+        )
+    })?;
+    let xgb = XgbModel::from_json(&text, &shown)?;
+    // Without names its columns could only be taken by position: a model
+    // trained on another order scored without a word.
+    if xgb.feature_names.is_empty() {
+        return Err(Error::data(
+            &shown,
+            format!(
+                "the model has no feature names, so recur cannot tell which of its {} inputs \
+                 is which; name them as recur's inputs before saving, e.g. \
+                 booster.feature_names = [{}] (XGBClassifier: fit it on a DataFrame with those \
+                 columns)",
+                xgb.n_features,
+                design
+                    .names
+                    .iter()
+                    .map(|n| format!("{:?}", recur_data::table::clip(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let model = TreeModel::xgboost(xgb, design, &shown)?;
+    Ok((text, model))
+}
+
+/// What the trees will need, checked before the LSTM trains: the inputs'
+/// names and, when given, the user's XGBoost model (a refusal after a
+/// whole training run loses the run).
+pub fn check_trees(prep: &Prepared, cfg: &Config) -> Result<()> {
+    let Some(tc) = &cfg.trees else { return Ok(()) };
+    let design = tree_design(prep, tc)?;
+    if let Some(path) = &tc.xgboost_model {
+        read_xgboost(path, &design)?;
+    }
+    Ok(())
+}
+
 /// The trees, read back from the text the model directory will hold, so
 /// the report scores exactly what `recur predict` will load.
 fn trees_of(
@@ -92,12 +168,12 @@ fn trees_of(
         Error::Msg("the trees and the ensemble need the rows layout (a time split)".into())
     })?;
     let h = cfg.data.target.horizon;
-    let design = Design::at(&prep.features, &[], &tc.lags, &[]);
-    let (source, file, text, origin) = match &tc.xgboost_model {
+    let design = tree_design(prep, tc)?;
+    let (source, file, text, model, origin) = match &tc.xgboost_model {
         Some(path) => {
-            let text = recur_core::fsx::read_text(path)?;
+            let (text, model) = read_xgboost(path, &design)?;
             let origin = path.display().to_string();
-            ("xgboost", XGBOOST_FILE, text, Some(origin))
+            ("xgboost", XGBOOST_FILE, text, model, Some(origin))
         }
         None => {
             let full = Design::new(&prep.features, &prep.values, &tc.lags);
@@ -112,13 +188,9 @@ fn trees_of(
             let text = fitted
                 .to_json()
                 .ok_or_else(|| Error::Msg("the trees could not be written as JSON".into()))?;
-            ("forust", FORUST_FILE, text, None)
+            let model = TreeModel::from_forust_json(&text, design.names.clone(), FORUST_FILE)?;
+            ("forust", FORUST_FILE, text, model, None)
         }
-    };
-    let shown = origin.clone().unwrap_or_else(|| file.to_string());
-    let model = match source {
-        "xgboost" => TreeModel::xgboost(XgbModel::from_json(&text, &shown)?, &design, &shown)?,
-        _ => TreeModel::from_forust_json(&text, design.names.clone(), &shown)?,
     };
     let tf = TreesFile {
         source: source.into(),

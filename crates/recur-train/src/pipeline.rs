@@ -114,6 +114,7 @@ fn train_prepared(
             ),
         ));
     }
+    crate::job_a::check_trees(&prep, cfg)?;
     let result = fit(&prep, cfg, dev, opts)?;
     if k > 1 {
         return save_multiclass(cfg, &prep, result, out, dev);
