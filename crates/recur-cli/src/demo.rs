@@ -70,7 +70,8 @@ pub fn run(
 
 fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
     outln!("{}", b.intro);
-    let t = demo::train_bundled(b, out, dev, opts)?;
+    let data_dir = recur_text::fetch::recur_home().join("data");
+    let t = demo::train_bundled(b, out, &data_dir, dev, opts)?;
     out!("{}", t.report);
     outln!(
         "\nmodel written to {}; curves in {}",

@@ -614,7 +614,12 @@ fn run(cli: Cli) -> Result<()> {
                 what: LvmCmd::Train { .. }
             }
     );
-    if precision.is_some() && matches!(cli.command, Command::Demo { .. }) {
+    // f32, the demo's own precision, is taken as said; any other refused.
+    let reduced = precision.as_deref().is_some_and(|p| {
+        p.parse::<recur_kernels::precision::Precision>()
+            .map_or(true, |p| p != recur_kernels::precision::Precision::F32)
+    });
+    if reduced && matches!(cli.command, Command::Demo { .. }) {
         anyhow::bail!(
             "the demo trains in f32 (its figures are the README's); for bf16, train a config with `training.precision: bf16` or `recur train --precision bf16`"
         );

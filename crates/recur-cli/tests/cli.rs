@@ -361,3 +361,54 @@ fn bench_lstm_writes_the_figures_compare_reads() {
     let e = err(&recur(&["bench", "lstm", "--workload", "w3"]));
     assert!(e.contains("w3") && e.contains("w2-gru"), "{e}");
 }
+
+/// The demo's model names its data where it stays (recur's cache), so its
+/// saved config trains again after the demo ends; a temporary copy was
+/// deleted with the demo, and `train --config DIR/price/config.yaml` failed.
+#[test]
+fn the_demos_saved_config_trains_again() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("home");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+            .env("RECUR_HOME", &home)
+            .args(["--threads", "1", "-q"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = d.path().join("demo");
+    // --precision f32 is the demo's own, taken as said (bf16 is refused).
+    ok(&run(&[
+        "--precision",
+        "f32",
+        "demo",
+        "--part",
+        "price",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let saved = std::fs::read_to_string(out.join("price/config.yaml")).unwrap();
+    let data = home.join("data/msft.csv");
+    assert!(
+        saved.contains(&format!("path: {}", data.display())),
+        "{saved}"
+    );
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/msft.csv");
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        std::fs::read(bundled).unwrap()
+    );
+    ok(&run(&[
+        "train",
+        "--config",
+        out.join("price/config.yaml").to_str().unwrap(),
+        "--out",
+        d.path().join("again").to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(out.join("price/model.safetensors")).unwrap(),
+        std::fs::read(d.path().join("again/model.safetensors")).unwrap(),
+        "the same config and data train the same model"
+    );
+}

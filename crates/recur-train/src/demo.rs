@@ -54,14 +54,29 @@ pub struct Trained {
     pub html: PathBuf,
 }
 
-/// Trains a bundled demo into `out` (its data written to a temporary
-/// file first) and writes its `report.html`.
-pub fn train_bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<Trained> {
+/// Trains a bundled demo into `out` and writes its `report.html`. Its
+/// data is written into `data_dir` first (recur's cache: a file that
+/// stays, since the model's `config.yaml` names it for retraining; a
+/// temporary one was gone once the demo ended), unless it holds the same
+/// bytes already.
+pub fn train_bundled(
+    b: &Bundled,
+    out: &Path,
+    data_dir: &Path,
+    dev: &Device,
+    opts: &FitOptions,
+) -> Result<Trained> {
     let mut cfg = Config::from_yaml(b.config, &format!("{} (built in)", b.config_name))?;
-    let data_dir = tempfile::tempdir()
-        .map_err(|e| Error::Msg(format!("cannot create a folder for the demo data: {e}")))?;
-    let data = data_dir.path().join(b.data_name);
-    recur_core::fsx::write_atomic(&data, b.data.as_bytes())?;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        Error::Msg(format!(
+            "cannot create {} for the demo data: {e}",
+            data_dir.display()
+        ))
+    })?;
+    let data = data_dir.join(b.data_name);
+    if std::fs::read(&data).ok().as_deref() != Some(b.data.as_bytes()) {
+        recur_core::fsx::write_atomic(&data, b.data.as_bytes())?;
+    }
     cfg.data.path = Some(data);
     let report = train_to_dir(&cfg, out, dev, opts)?;
     if report.test.as_ref().and_then(|t| t.auc).is_none() || report.models.is_none() {
