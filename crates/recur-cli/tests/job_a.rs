@@ -285,6 +285,55 @@ fn an_xgboost_model_can_take_the_trees_place() {
         e.contains("no feature names") && e.contains(r#"feature_names = ["a", "b", "c"]"#),
         "{e}"
     );
+    // (A binary:logitraw model trains, scoring the sigmoid of its margin;
+    // a directory from before, whose trees were scored by their margins,
+    // is refused at load rather than scored on another scale.)
+    let raw = std::fs::read_to_string(fixture.join("xgb_binary.json"))
+        .unwrap()
+        .replace("binary:logistic", "binary:logitraw");
+    std::fs::write(theirs.join("raw.json"), raw).unwrap();
+    std::fs::write(&cfg, yaml("raw.json")).unwrap();
+    let rawm = d.path().join("raw");
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        rawm.to_str().unwrap(),
+    ]));
+    let predict_raw = || {
+        recur(&[
+            "predict",
+            "--model",
+            rawm.to_str().unwrap(),
+            "--input",
+            d.path().join("abc.csv").to_str().unwrap(),
+            "--output",
+            d.path().join("raw.csv").to_str().unwrap(),
+        ])
+    };
+    ok(&predict_raw());
+    let scored = std::fs::read_to_string(d.path().join("raw.csv")).unwrap();
+    let p_trees: Vec<f64> = scored
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(3).and_then(|v| v.parse().ok()))
+        .collect();
+    assert!(!p_trees.is_empty() && p_trees.iter().all(|p| (0.0..=1.0).contains(p)));
+    let ens = rawm.join("ensemble.json");
+    let text = std::fs::read_to_string(&ens).unwrap();
+    assert!(text.contains("\"scores\": \"probability\""), "{text}");
+    std::fs::write(
+        &ens,
+        text.replace("\"scores\": \"probability\"", "\"scores\": null"),
+    )
+    .unwrap();
+    recur_core::dirwrite::reseal(&rawm).unwrap();
+    let e = err(&predict_raw());
+    assert!(
+        e.contains("binary:logitraw") && e.contains("retrain"),
+        "{e}"
+    );
     // a binary (UBJSON) model;
     let e = refused(
         "model.ubj",

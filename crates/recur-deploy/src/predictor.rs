@@ -72,7 +72,15 @@ pub struct TreesFile {
     /// against the features and lags at load.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<String>,
+    /// What the trees' scores are: `probability` since 2026-12-06. Absent,
+    /// a `binary:logitraw` XGBoost model was scored by its margins, and
+    /// its calibrator, threshold and blend were fit on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<String>,
 }
+
+/// [`TreesFile::scores`] as training writes it.
+pub const TREE_SCORES: &str = "probability";
 
 /// `ensemble.json`: what `probability` and `decision` come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -700,7 +708,18 @@ fn read_trees(dir: &Path, tf: &TreesFile, features: &[String]) -> Result<TreeMod
     }
     match tf.source.as_str() {
         "forust" => TreeModel::from_forust_json(&text, design.names, &origin),
-        "xgboost" => TreeModel::xgboost(XgbModel::from_json(&text, &origin)?, &design, &origin),
+        "xgboost" => {
+            let xgb = XgbModel::from_json(&text, &origin)?;
+            if xgb.objective == "binary:logitraw" && tf.scores.as_deref() != Some(TREE_SCORES) {
+                return Err(Error::checkpoint(
+                    dir.join(DEPLOYMENT_FILE),
+                    "its binary:logitraw XGBoost model was scored by its margins (recur before \
+                     2026-12-06), and the calibrator, threshold and blend were fit on them; it \
+                     now scores the sigmoid of the margin, so retrain the model",
+                ));
+            }
+            TreeModel::xgboost(xgb, &design, &origin)
+        }
         other => Err(Error::checkpoint(
             dir.join(DEPLOYMENT_FILE),
             format!("trees.source {other:?}: expected forust or xgboost"),

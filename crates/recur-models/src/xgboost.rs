@@ -8,7 +8,10 @@
 //! Scoring follows XGBoost: inputs and split values are float32, a value
 //! goes left when `x < split`, a missing value (NaN) follows the node's
 //! default direction, leaves hold their value in `split_conditions`, and
-//! the margin starts from `logit(base_score)`.
+//! the margin starts from `logit(base_score)` (from `base_score` itself for
+//! `binary:logitraw`, which XGBoost stores as a margin). The probability is
+//! the margin's sigmoid for every objective: `binary:logitraw`'s margin is
+//! the log-odds its logistic loss trained, though XGBoost returns it raw.
 //!
 //! Early stopping: a model fitted with `early_stopping_rounds` holds every
 //! round it trained (best_iteration + 1 + early_stopping_rounds of them)

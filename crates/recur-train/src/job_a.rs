@@ -15,7 +15,9 @@ use recur_deploy::calibrate::{reliability, Calibrator};
 use recur_deploy::decision::best_threshold;
 use recur_deploy::ensemble::{join, weights, Joined, Weights};
 use recur_deploy::metrics::{roc_curve, Metrics};
-use recur_deploy::predictor::{Decision, Deployment, TreesFile, FORUST_FILE, XGBOOST_FILE};
+use recur_deploy::predictor::{
+    Decision, Deployment, TreesFile, FORUST_FILE, TREE_SCORES, XGBOOST_FILE,
+};
 use recur_deploy::report::{scores, JobAReport, ModelReport, TreesInfo, Variant};
 use recur_models::trees::{Design, TreeModel};
 use recur_models::xgboost::XgbModel;
@@ -199,6 +201,7 @@ fn trees_of(
         lags: tc.lags.clone(),
         origin,
         inputs: design.names.clone(),
+        scores: Some(TREE_SCORES.into()),
     };
     Ok((model, tf, text))
 }
