@@ -110,7 +110,10 @@ impl Drop for Held {
     fn drop(&mut self) {
         self.rx.close();
         let mut n = self.pending.len();
-        while self.rx.try_recv().is_ok() {
+        // Until None, not until empty: a send that had taken its permit
+        // before the close still arrives (the engine's thread is outside
+        // the runtime, so blocking here is allowed).
+        while self.rx.blocking_recv().is_some() {
             n += 1;
         }
         self.metrics
