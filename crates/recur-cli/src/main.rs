@@ -617,7 +617,7 @@ fn run(cli: Cli) -> Result<()> {
     // f32, the demo's own precision, is taken as said; any other refused.
     let reduced = precision.as_deref().is_some_and(|p| {
         p.parse::<recur_kernels::precision::Precision>()
-            .map_or(true, |p| p != recur_kernels::precision::Precision::F32)
+            != Ok(recur_kernels::precision::Precision::F32)
     });
     if reduced && matches!(cli.command, Command::Demo { .. }) {
         anyhow::bail!(

@@ -411,4 +411,20 @@ fn the_demos_saved_config_trains_again() {
         std::fs::read(d.path().join("again/model.safetensors")).unwrap(),
         "the same config and data train the same model"
     );
+    // A cache that cannot be written: the demo still runs, and says what
+    // that means for the saved config.
+    let file = d.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .env("RECUR_HOME", &file)
+        .args(["--threads", "1", "demo", "--part", "price", "--out"])
+        .arg(d.path().join("demo2"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("temporary folder") && said.contains("RECUR_HOME"),
+        "{said}"
+    );
 }

@@ -67,18 +67,32 @@ pub fn train_bundled(
     opts: &FitOptions,
 ) -> Result<Trained> {
     let mut cfg = Config::from_yaml(b.config, &format!("{} (built in)", b.config_name))?;
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        Error::Msg(format!(
-            "cannot create {} for the demo data: {e}",
-            data_dir.display()
-        ))
-    })?;
-    let data = data_dir.join(b.data_name);
-    if std::fs::read(&data).ok().as_deref() != Some(b.data.as_bytes()) {
-        recur_core::fsx::write_atomic(&data, b.data.as_bytes())?;
-    }
+    // Kept where it stays; where that cannot be written (a read-only
+    // home), in a temporary folder, and said so.
+    let mut temporary = None;
+    let data = match keep_data(b, data_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            let t = tempfile::tempdir().map_err(|t| {
+                Error::Msg(format!(
+                    "cannot write the demo data to {} ({e}) or to a temporary folder ({t}); \
+                     set RECUR_HOME to a writable folder",
+                    data_dir.display()
+                ))
+            })?;
+            let p = t.path().join(b.data_name);
+            recur_core::fsx::write_atomic(&p, b.data.as_bytes())?;
+            opts.progress.note(&format!(
+                "note: {e}; the demo data went to a temporary folder, so the model's config.yaml \
+                 will not train again once the demo ends (set RECUR_HOME to a writable folder)"
+            ));
+            temporary = Some(t);
+            p
+        }
+    };
     cfg.data.path = Some(data);
     let report = train_to_dir(&cfg, out, dev, opts)?;
+    drop(temporary);
     if report.test.as_ref().and_then(|t| t.auc).is_none() || report.models.is_none() {
         return Err(Error::Msg(
             "the demo produced no test AUC or no model comparison".into(),
@@ -88,6 +102,19 @@ pub fn train_bundled(
     let history = recur_deploy::model_dir::read_history(out)?;
     crate::report_html::write(out, &report, &history, &html)?;
     Ok(Trained { report, html })
+}
+
+/// Writes the bundled data of `b` into `data_dir` unless it holds the
+/// same bytes already; its path.
+fn keep_data(b: &Bundled, data_dir: &Path) -> Result<PathBuf> {
+    let data = data_dir.join(b.data_name);
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Error::Msg(format!("cannot create {}: {e}", data_dir.display())))?;
+    let held = recur_core::fsx::read_bounded(&data, b.data.len() as u64 + 1).ok();
+    if held.as_deref() != Some(b.data.as_bytes()) {
+        recur_core::fsx::write_atomic(&data, b.data.as_bytes())?;
+    }
+    Ok(data)
 }
 
 /// Job B's recipe on the corpus files `wiki` (train and validation) and
