@@ -547,14 +547,19 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             y_name = getattr(y, "name", None)
             target = str(given or (y_name if y_name is not None else "target"))
             if target in names:
-                # A name the user chose, met among columns the user named
-                # (a frame's or a dict's): most likely the label left among
-                # the features.
+                # Among columns the user named (a frame's or a dict's), the
+                # clash is most likely the label left among the features:
+                # refused, whoever named y.
                 named_x = from_frame or isinstance(X, dict)
                 if given or (y_name is not None and named_x):
                     raise ValueError(f"y is named `{target}`, a column of X too: drop it from X or pass y=None")
-                # Otherwise the name is only the package's (y unnamed, or
-                # X's columns x0, x1, ... of an array): take a free one.
+                if named_x:
+                    raise ValueError(
+                        f"X has a column `{target}`, the name an unnamed y takes: if it is the label, "
+                        "drop it from X; else give y as a pandas Series of another name, or set target_column"
+                    )
+                # Otherwise the name is only the package's (X's columns x0,
+                # x1, ... of an array): take a free one.
                 base, k = target, 1
                 while target in names:
                     target, k = f"{base}_{k}", k + 1

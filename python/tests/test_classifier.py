@@ -647,7 +647,11 @@ def test_unaligned_sparse_and_the_name_of_y(fitted, rainfall, tmp_path):
     kw = dict(horizon=1, sequence_length=8, hidden_size=4, epochs=1)
     y = X["rain"].to_numpy()
     Xt = X[["temperature", "dew point"]].rename(columns={"dew point": "target"})
-    assert recur.LSTMClassifier(**kw).fit(Xt, y).features_ == ["temperature", "target"]
+    # A named X's column `target` beside an unnamed y may be the label
+    # itself: refused, saying how to go on; a named y of another name fits.
+    with pytest.raises(ValueError, match="X has a column `target`, the name an unnamed y takes"):
+        recur.LSTMClassifier(**kw).fit(Xt, y)
+    assert recur.LSTMClassifier(**kw).fit(Xt, X["rain"]).features_ == ["temperature", "target"]
     m = recur.LSTMClassifier(**kw).fit(Xt.to_numpy(), X["rain"].rename("x0"))
     assert m.predict_proba(Xt.to_numpy()).shape == (600, 2)
     # A named y that is a column of the frame is the label among the

@@ -295,7 +295,14 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         let mut c = self.clone();
         c.data.split.shuffle = Some(c.data.split.shuffles(c.data.layout));
-        serde_yaml_ng::to_string(&c).expect("config serialises")
+        c.to_yaml_as_given()
+    }
+
+    /// The config as YAML exactly as held, an unset `data.split.shuffle`
+    /// written `null`: what a search's fingerprint hashes, so a `recur
+    /// tune` begun before [`Config::to_yaml`] resolved it still resumes.
+    pub fn to_yaml_as_given(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("config serialises")
     }
 
     /// `--data` and `--target` over the file's `data.path` and

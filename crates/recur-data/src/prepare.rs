@@ -1026,6 +1026,8 @@ pub fn sequences_inference(
                 None
             } else if classes.is_empty() {
                 match &info.negative_label {
+                    _ if l == pos => Some(1.0),
+                    Some(neg) if l == neg => Some(0.0),
                     _ if same(l, pos) => Some(1.0),
                     Some(neg) if same(l, neg) => Some(0.0),
                     None => Some(0.0),
@@ -1043,7 +1045,10 @@ pub fn sequences_inference(
                     Some(_) => None,
                 }
             } else {
-                match classes.iter().position(|c| same(l, c)) {
+                // The exact text first: a model from before one number
+                // written two ways was refused may hold `1` and `01`.
+                let at = classes.iter().position(|c| c == l);
+                match at.or_else(|| classes.iter().position(|c| same(l, c))) {
                     Some(k) => Some(k as f32),
                     None if need_labels => {
                         return Err(Error::data(

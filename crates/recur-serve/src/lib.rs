@@ -219,7 +219,7 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
             // terminal (recur_core::terminal).
             Ok(info) => eprintln!(
                 "recur serve: ready on http://{local}: {}{precision}",
-                recur_core::terminal::printable(&loaded(info))
+                recur_core::terminal::inline(&loaded(info))
             ),
             Err(e) => eprintln!(
                 "recur serve: the models failed to load: {}\n(GET /health answers 503 with this reason; stop with Ctrl-C)",

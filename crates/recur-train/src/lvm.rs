@@ -257,7 +257,8 @@ fn check_not_the_training_file(cfg: &LvmConfig) -> Result<()> {
     for (key, path, what) in others {
         let Some(path) = path else { continue };
         // A file that cannot be read is for its reader to name.
-        let same = recur_core::fsx::resolve(path) == recur_core::fsx::resolve(train)
+        let resolved = recur_core::fsx::resolve(path);
+        let same = (resolved.is_some() && resolved == recur_core::fsx::resolve(train))
             || same_bytes(path, train).unwrap_or(false);
         if same {
             return Err(recur_core::Error::config(

@@ -149,7 +149,7 @@ impl Objective for ClassifierSearch<'_> {
         if let Some(p) = c.data.path.as_mut() {
             *p = recur_core::fsx::resolve(p).unwrap_or(p.clone());
         }
-        crate::search::fingerprint_of(c.to_yaml(), &c.data.path)
+        crate::search::fingerprint_of(c.to_yaml_as_given(), &c.data.path)
     }
     fn bounds(&self) -> Vec<(f64, f64)> {
         bounds(&self.space).to_vec()
@@ -171,6 +171,9 @@ impl Objective for ClassifierSearch<'_> {
     fn run(&self, p: &Params, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome> {
         let c = with_params(self.cfg, p);
         let prep = prepare_training(&c)?;
+        // What best.yaml's training will refuse (an XGBoost model without
+        // names, an input named twice) fails each trial, not the search's end.
+        crate::job_a::check_trees(&prep, &c)?;
         let r = fit_watched(
             &prep,
             &c,
