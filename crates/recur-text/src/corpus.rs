@@ -246,7 +246,13 @@ pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Ve
             .map_or(String::new(), |n| n.to_string_lossy().to_string());
         let mut r = InputReport {
             path: path.clone(),
-            documents: docs.len() + skipped.empty,
+            // Every document the file holds, so that the skips and the
+            // articles add up to it (redirects and the rest were left out).
+            documents: docs.len()
+                + skipped.empty
+                + skipped.redirects
+                + skipped.other_namespaces
+                + skipped.disambiguation,
             skipped,
             duplicates: 0,
             too_short: 0,

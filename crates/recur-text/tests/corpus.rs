@@ -281,3 +281,50 @@ fn a_sentence_past_the_chunk_length_is_counted_where_cut_and_kept_with_split_lon
     assert_eq!((r.inputs[0].cut_sentences, r.inputs[0].cut_chars), (0, 0));
     assert!(r.chunks >= 8 + 2 && r.split_long, "{}", r.chunks);
 }
+
+/// A dump's document count holds the pages skipped as redirects, other
+/// namespaces and disambiguation pages too, so the articles and the skips
+/// add up to it (it counted the rest only: "99 documents -> 96 articles
+/// (skipped: 1 empty, 100 redirects, 7 disambiguation pages, 2 ...)").
+#[test]
+fn the_documents_of_a_dump_are_its_articles_and_skips() {
+    let d = tempfile::tempdir().unwrap();
+    let text: String = (0..8)
+        .map(|k| format!("The letter is used in {k} words and names on day {k}. "))
+        .collect();
+    let xml = format!(
+        r#"<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
+  <page><title>Alpha</title><ns>0</ns><revision><text>{}</text></revision></page>
+  <page><title>Beta</title><ns>0</ns><redirect title="Alpha" /><revision><text>#REDIRECT [[Alpha]]</text></revision></page>
+  <page><title>Talk:Alpha</title><ns>1</ns><revision><text>Chat about the letter.</text></revision></page>
+  <page><title>Gamma (disambiguation)</title><ns>0</ns><revision><text>Gamma may mean many things.</text></revision></page>
+  <page><title>Delta</title><ns>0</ns><revision><text>Short.</text></revision></page>
+</mediawiki>"#,
+        text
+    );
+    let input = d.path().join("dump.xml");
+    std::fs::write(&input, xml).unwrap();
+    let out = d.path().join("c.npz");
+    let r = build(&[input], &out, &fake(None), &opts(16), &SILENT).unwrap();
+    let i = &r.inputs[0];
+    let s = &i.skipped;
+    let parts = i.articles
+        + s.empty
+        + s.redirects
+        + s.other_namespaces
+        + s.disambiguation
+        + i.duplicates
+        + i.too_short
+        + i.over_limit;
+    assert_eq!(
+        (i.documents, parts, i.articles),
+        (5, 5, 1),
+        "{}",
+        i.summary()
+    );
+    assert!(
+        i.summary().contains("5 documents -> 1 articles"),
+        "{}",
+        i.summary()
+    );
+}
