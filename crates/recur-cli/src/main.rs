@@ -905,7 +905,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             Ok(recur_serve::run(cfg, dev)?)
         }
         Command::Bench { what } => match what {
-            BenchCmd::Serve(args) => serve::bench(args, cli.threads, !cli.quiet),
+            BenchCmd::Serve(args) => {
+                serve::bench(args, cli.threads, cli.precision.as_deref(), !cli.quiet)
+            }
             BenchCmd::Encode {
                 encoder,
                 input,

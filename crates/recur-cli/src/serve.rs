@@ -37,7 +37,12 @@ pub struct BenchArgs {
 
 /// Runs the load test against `--url`, or against `recur serve` started as
 /// a child process on a free loopback port.
-pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()> {
+pub fn bench(
+    a: BenchArgs,
+    threads: Option<usize>,
+    precision: Option<&str>,
+    progress: bool,
+) -> Result<()> {
     let messages = load::read_messages(a.messages.as_deref())?;
     // A server given by --url is up already or soon (30 s); the child
     // started here loads its models first (up to 300 s).
@@ -51,17 +56,26 @@ pub fn bench(a: BenchArgs, threads: Option<usize>, progress: bool) -> Result<()>
         wait_s,
     };
     let report = match &a.url {
+        Some(_) if precision.is_some() => bail!(
+            "--precision sets the server bench starts; a server at --url runs at its own \
+             (its config's `precision`)"
+        ),
         Some(u) => load::run(&opts(u.clone(), 30), progress)?,
         None => {
             // Refuse a bad config here, before a silent child fails on it.
             recur_serve::config::ServeConfig::resolve(a.config.as_deref(), None, None)?;
             let exe = std::env::current_exe().context("cannot find the recur binary")?;
-            let server = ChildServer::start(&exe, threads, a.config.as_deref())?;
+            let mut server = ChildServer::start(&exe, threads, precision, a.config.as_deref())?;
             errln!(
-                "started `recur serve` on {} (pid {}); give --url to test another server",
+                "started `recur serve` on {} (pid {}{}); give --url to test another server",
                 server.url,
-                server.pid()
+                server.pid(),
+                precision.map_or(String::new(), |p| format!(", --precision {p}"))
             );
+            if progress {
+                errln!("waiting for the server to load its models (up to 300 s)");
+            }
+            server.wait_ready(300)?;
             load::run(&opts(server.url.clone(), 300), progress)?
         }
     };

@@ -175,34 +175,108 @@ pub fn read_messages(file: Option<&Path>) -> Result<Vec<String>> {
 pub struct ChildServer {
     child: std::process::Child,
     pub url: String,
+    /// The end of what the server wrote to stderr, for the error when it
+    /// exits before it is ready.
+    stderr: Arc<std::sync::Mutex<String>>,
 }
 
 impl ChildServer {
-    /// Starts `exe serve` (the `recur` binary) quietly, with `--threads`
-    /// and `--config` when given.
-    pub fn start(exe: &Path, threads: Option<usize>, config: Option<&Path>) -> Result<Self> {
+    /// Starts `exe serve` (the `recur` binary) quietly, with `--threads`,
+    /// `--precision` and `--config` when given.
+    pub fn start(
+        exe: &Path,
+        threads: Option<usize>,
+        precision: Option<&str>,
+        config: Option<&Path>,
+    ) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| Error::Msg(format!("cannot find a free loopback port: {e}")))?
             .port();
         let mut cmd = std::process::Command::new(exe);
-        cmd.args(["--quiet", "serve", "--host", "127.0.0.1", "--port"])
+        cmd.arg("--quiet");
+        if let Some(p) = precision {
+            cmd.args(["--precision", p]);
+        }
+        cmd.args(["serve", "--host", "127.0.0.1", "--port"])
             .arg(port.to_string())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::process::Stdio::piped());
         if let Some(threads) = threads {
             cmd.args(["--threads", &threads.to_string()]);
         }
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| Error::Msg(format!("cannot start `{} serve`: {e}", exe.display())))?;
+        // Read on, so the server never blocks on a full pipe; the last
+        // few kilobytes are kept.
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let keep = stderr.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut k = keep.lock().expect("stderr lock");
+                    k.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if k.len() > 8192 {
+                        let cut = k.len() - 4096;
+                        let cut = (cut..k.len()).find(|&i| k.is_char_boundary(i)).unwrap_or(0);
+                        k.drain(..cut);
+                    }
+                }
+            });
+        }
         Ok(ChildServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            stderr,
         })
+    }
+
+    /// Waits up to `wait_s` for the server's `/health` to answer 200; an
+    /// error at once, with what it wrote, if it exits first (a config it
+    /// refuses), where the load test waited out the whole time.
+    pub fn wait_ready(&mut self, wait_s: u64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(wait_s);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader take the last of the pipe.
+                std::thread::sleep(Duration::from_millis(100));
+                let said = self.stderr.lock().expect("stderr lock").trim().to_string();
+                return Err(Error::Msg(format!(
+                    "`recur serve` exited ({status}) before it was ready:\n{said}"
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Msg(format!(
+                    "{}/health did not answer 200 within {wait_s} s",
+                    self.url
+                )));
+            }
+            // A server whose models failed to load answers 503 `failed`
+            // for good: said at once, with its reason.
+            if let Ok(mut r) = agent().get(format!("{}/health", self.url)).call() {
+                let body = r.body_mut().read_to_string().unwrap_or_default();
+                if r.status() == 200 {
+                    return Ok(());
+                }
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                if v["status"] == "failed" {
+                    return Err(Error::Msg(format!(
+                        "`recur serve` could not load its models: {}",
+                        v["reason"].as_str().unwrap_or(&body)
+                    )));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The server's process id.

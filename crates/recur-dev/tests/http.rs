@@ -401,6 +401,9 @@ fn a_bf16_server_answers_what_the_model_computes_in_bf16() {
     let s = start(|c| c.precision = "bf16".into());
     let dev = Device::Cpu;
     let (v, dim, got, _) = infer_first_context(&s);
+    let (_, info) = call(&s.url, "GET", "/info", None);
+    let said = info["precision"].as_str().unwrap();
+    assert!(said.starts_with("bf16 ("), "{info}");
     let lvm = recur_deploy::model_dir::load_lvm(&s.cfg.models[0].path, &dev).unwrap();
     let x = Tensor::from_vec(v.clone(), (1, CONTEXT, dim), &dev).unwrap();
     let run = || -> Vec<f32> {
@@ -449,6 +452,7 @@ fn health_info_metrics_and_the_chat_page() {
     assert_eq!(h["model_loaded"], true);
     assert_eq!(h["device"], "cpu");
     let (_, i) = call(&s.url, "GET", "/info", None);
+    assert_eq!(i["precision"], "f32");
     assert_eq!(i["models"][0]["name"], "tiny");
     assert_eq!(i["models"][0]["context"], CONTEXT);
     assert_eq!(i["encoder"]["dim"], recur_text::tiny::BERT_HIDDEN);

@@ -263,6 +263,14 @@ impl ServeConfig {
                 return bad("allowed_hosts", &msg);
             }
         }
+        // Checked with the rest, before the server says it is listening
+        // (and before `bench serve` starts a child that would fail on it).
+        if let Err(msg) = self
+            .precision
+            .parse::<recur_kernels::precision::Precision>()
+        {
+            return bad("precision", &msg);
+        }
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             if !seen.insert(&m.name) {
@@ -403,6 +411,7 @@ mod tests {
                 "limits.queue_capacity",
             ),
             ("allowed_hosts: [\"recur.internal:8080\"]\n", "allowed_hosts"),
+            ("precision: BF16\n", "precision"),
             ("limits:\n  max_connections: 0\n", "limits.max_connections"),
             // A training config is named as one, with what to do instead.
             (

@@ -149,6 +149,9 @@ pub struct ClassifyAnswer {
 pub struct Info {
     pub version: &'static str,
     pub device: String,
+    /// The models' products: `f32`, or `bf16` and the units that run it
+    /// (`bf16 (AVX512-BF16)`, `bf16 (f32 units)` where the CPU has none).
+    pub precision: String,
     pub default_model: String,
     pub models: Vec<ModelInfo>,
     /// The encoder and the bank, loaded only when LVMs are served.
@@ -326,6 +329,12 @@ impl Engine {
         let info = Info {
             version: env!("CARGO_PKG_VERSION"),
             device: dev_name(dev),
+            precision: if cfg.precision == "bf16" {
+                let units = recur_kernels::precision::bf16_units().unwrap_or("f32 units");
+                format!("bf16 ({units})")
+            } else {
+                "f32".into()
+            },
             default_model: cfg.default_model_name().to_string(),
             models: infos,
             encoder: match (&encoder, &enc_dir) {
