@@ -148,6 +148,58 @@ const MAX_RATIO: u64 = 100;
 /// array of repeated values compresses to almost nothing).
 const MIN_BOMB: u64 = 256 << 20;
 
+/// Refuses a zip archive whose members share bytes or names, before any
+/// is inflated: entries whose compressed data overlap (a small file of
+/// many members inflating one shared block, terabytes from megabytes),
+/// and two members of one name (readers disagree on which one counts:
+/// numpy and PyTorch take the first, recur took the last). `what` names
+/// the files this reader takes.
+pub fn check_zip_layout<R: std::io::Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+) -> std::result::Result<(), String> {
+    // The index keeps one entry a name (the last), so duplicates are
+    // asked of the archive, not counted here.
+    if zip.has_duplicate_names() {
+        return Err(
+            "two members share a name; readers disagree on which one counts, so the \
+                    file is refused: write it again"
+                .into(),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut spans = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let m = zip
+            .by_index_raw(i)
+            .map_err(|e| format!("member {i} cannot be read: {e}"))?;
+        let name = m
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| format!("#{i}"));
+        let start = m.header_start();
+        let data = m.data_start().unwrap_or(start.saturating_add(30));
+        let end = data.saturating_add(m.compressed_size());
+        if !seen.insert(name.clone()) {
+            return Err(format!(
+                "two members are named `{name}`; readers disagree on which one counts, so the \
+                 file is refused: write it again"
+            ));
+        }
+        spans.push((start, end, name));
+    }
+    spans.sort();
+    for w in spans.windows(2) {
+        if w[0].1 > w[1].0 {
+            return Err(format!(
+                "members `{}` and `{}` share their bytes (a zip bomb's layout): no writer of \
+                 these files makes one, so it is refused",
+                w[0].2, w[1].2
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads every member of the archive through once, which makes the zip
 /// reader check its CRC-32, and returns the bytes each holds; refuses a
 /// member that expands to more than [`MAX_RATIO`] times the archive's size
@@ -157,7 +209,27 @@ fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
     let archive = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| npz_err(path, format!("not a readable .npz (zip) file: {e}")))?;
+    check_zip_layout(&mut zip).map_err(|e| npz_err(path, e))?;
+    // numpy names an array by its member without `.npy`: `a` and `a.npy`
+    // would be one array, read from either member by one reader or another.
+    let mut arrays = std::collections::HashSet::new();
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .collect();
+    for n in &names {
+        let array = n.strip_suffix(".npy").unwrap_or(n);
+        if !arrays.insert(array.to_string()) {
+            return Err(npz_err(
+                path,
+                format!(
+                    "two members hold the array `{array}` (with and without .npy); write the file again"
+                ),
+            ));
+        }
+    }
     let mut sizes = BTreeMap::new();
+    let mut total = 0u64;
     for i in 0..zip.len() {
         let mut member = zip
             .by_index(i)
@@ -187,6 +259,17 @@ fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
                     "member `{name}` expands to more than {limit} bytes from an archive of \
                      {compressed}, more than {MAX_RATIO} times its size; no archive of vectors \
                      compresses so well, so it is refused (write the arrays with numpy.savez)"
+                ),
+            ));
+        }
+        total = total.saturating_add(held);
+        if total > limit.saturating_mul(4) {
+            return Err(npz_err(
+                path,
+                format!(
+                    "its members expand to more than {} bytes from an archive of {compressed}; \
+                     no archive of vectors compresses so well, so it is refused",
+                    limit.saturating_mul(4)
                 ),
             ));
         }
@@ -1408,6 +1491,76 @@ mod tests {
             "{:?}",
             w.notes
         );
+    }
+
+    /// A zip whose first member's stored data hold the second member
+    /// whole (the overlapping layout of a zip bomb: a few megabytes that
+    /// inflate to terabytes) is refused before anything is inflated.
+    #[test]
+    fn members_that_share_bytes_are_refused() {
+        fn crc32(b: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &x in b {
+                c ^= x as u32;
+                for _ in 0..8 {
+                    c = if c & 1 == 1 {
+                        (c >> 1) ^ 0xedb8_8320
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let local = |name: &[u8], data: &[u8]| {
+            let mut h = Vec::new();
+            h.extend(0x0403_4b50u32.to_le_bytes());
+            h.extend([20u16, 0, 0, 0, 0x21].iter().flat_map(|v| v.to_le_bytes()));
+            h.extend(crc32(data).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes());
+            h.extend(name);
+            h
+        };
+        let central = |name: &[u8], data: &[u8], at: u32| {
+            let mut h = Vec::new();
+            h.extend(0x0201_4b50u32.to_le_bytes());
+            h.extend(
+                [20u16, 20, 0, 0, 0, 0x21]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes()),
+            );
+            h.extend(crc32(data).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend([0u16, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
+            h.extend(0u32.to_le_bytes());
+            h.extend(at.to_le_bytes());
+            h.extend(name);
+            h
+        };
+        let inner = b"the second member's bytes";
+        let second = [local(b"b.npy", inner), inner.to_vec()].concat();
+        let first = local(b"a.npy", &second);
+        let mut file = [first.clone(), second.clone()].concat();
+        let cd_at = file.len() as u32;
+        let cd = [
+            central(b"a.npy", &second, 0),
+            central(b"b.npy", inner, first.len() as u32),
+        ]
+        .concat();
+        file.extend(&cd);
+        file.extend(0x0605_4b50u32.to_le_bytes());
+        file.extend([0u16, 0, 2, 2].iter().flat_map(|v| v.to_le_bytes()));
+        file.extend((cd.len() as u32).to_le_bytes());
+        file.extend(cd_at.to_le_bytes());
+        file.extend(0u16.to_le_bytes());
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(file)).unwrap();
+        let e = check_zip_layout(&mut zip).unwrap_err();
+        assert!(e.contains("`a.npy` and `b.npy` share their bytes"), "{e}");
     }
 
     /// Without article ids, validation is the last block of windows and

@@ -72,6 +72,27 @@ fn read_archive(path: &Path) -> Result<Archive> {
             ),
         )
     })?;
+    recur_data::npz::check_zip_layout(&mut zip).map_err(|e| err(path, e))?;
+    // The pickle is `<folder>/data.pkl`, as torch.save writes it: a
+    // `data.pkl` under another name read first (`x/metadata.data.pkl`)
+    // was taken for it, where PyTorch reads the real one.
+    let pickles: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .filter(|n| n.ends_with("data.pkl"))
+        .collect();
+    let real = |n: &str| n == "data.pkl" || n.ends_with("/data.pkl") && n.matches('/').count() == 1;
+    if pickles.len() != 1 || !real(&pickles[0]) {
+        return Err(err(
+            path,
+            format!(
+                "holds {} pickles named like torch.save's ({}); torch.save writes one, \
+                 `<name>/data.pkl`",
+                pickles.len(),
+                pickles.join(", ")
+            ),
+        ));
+    }
     let mut sizes = BTreeMap::new();
     let mut pickle = None;
     for i in 0..zip.len() {

@@ -437,3 +437,44 @@ fn integer_tensors_in_a_safetensors_file_are_refused() {
         "{e}"
     );
 }
+
+/// A second pickle named like torch.save's beside the real one (read
+/// first, it was taken for the state dict, where PyTorch reads
+/// `<name>/data.pkl`) is refused, naming both.
+#[test]
+fn a_decoy_pickle_beside_the_real_one_is_refused() {
+    use std::io::{Read, Write};
+    let src = std::fs::read(fixture("lvm_lstm.pt")).unwrap();
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("decoy.pt");
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut pickle = Vec::new();
+    for i in 0..zin.len() {
+        let mut m = zin.by_index(i).unwrap();
+        let name = m.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        if name.ends_with("/data.pkl") {
+            pickle = bytes.clone();
+            // The decoy goes first, as a reader taking the first match meets it.
+            let decoy = name.replace("/data.pkl", "/xdata.pkl");
+            zout.start_file(decoy.as_str(), opts).unwrap();
+            zout.write_all(&pickle).unwrap();
+        }
+        zout.start_file(name.as_str(), opts).unwrap();
+        zout.write_all(&bytes).unwrap();
+    }
+    zout.finish().unwrap();
+    assert!(!pickle.is_empty());
+    let Err(e) = import::import(&out, &Device::Cpu) else {
+        panic!("a file with a decoy pickle was imported");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("holds 2 pickles") && e.contains("xdata.pkl") && e.contains("/data.pkl"),
+        "{e}"
+    );
+}
