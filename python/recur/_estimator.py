@@ -253,6 +253,14 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
+def _plain_file(p: str) -> bool:
+    """A regular file, not a link: a file no manifest hash vouches for
+    (`report.html`, the sidecar, an old directory's files) is carried into
+    pickles and saves, and a link there (to `~/.ssh/id_rsa`) would carry
+    what it points at."""
+    return os.path.isfile(p) and not os.path.islink(p)
+
+
 def _own_files(path: str) -> dict[str, bytes]:
     """The model's own files, read into memory: `manifest.json`, every file
     it lists (checked against its SHA-256) and `report.html`; without a
@@ -278,15 +286,15 @@ def _own_files(path: str) -> dict[str, bytes]:
             files[name] = data
         for name in _BESIDE:
             p = os.path.join(path, name)
-            if os.path.isfile(p):
+            if _plain_file(p):
                 files[name] = _read(p)
     else:
         for name in sorted(os.listdir(path)):
             p = os.path.join(path, name)
-            if not name.startswith(".") and os.path.isfile(p):
+            if not name.startswith(".") and _plain_file(p):
                 files[name] = _read(p)
     side = os.path.join(path, SIDECAR)
-    if os.path.isfile(side):
+    if _plain_file(side):
         data = _read(side)
         if _sidecar_of(files, data) is not None:
             files[SIDECAR] = data
@@ -341,7 +349,9 @@ def _tar_files(files: dict[str, bytes]) -> bytes:
 def _untar_dir(data: bytes) -> str:
     dest = tempfile.mkdtemp(prefix="recur-model-")
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        # Plain tar only, as _tar_dir writes it: a compressed payload could
+        # expand to gigabytes on disk from a small pickle.
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for m in tar.getmembers():
                 if not (m.isfile() or m.isdir()) or m.name.startswith(("/", "..")) or ".." in m.name.split("/"):
                     raise ValueError(f"the pickled model directory holds an unexpected entry {m.name!r}")

@@ -506,13 +506,20 @@ def test_a_loaded_model_carries_its_own_files(tiny, head, tmp_path):
     (path / "sub").mkdir()
     (path / "sub" / "big.bin").write_bytes(b"x" * 100_000)
     (path / ".sub.lock").write_bytes(b"")
+    # A report.html that is a link (to a secret) is not carried along: no
+    # manifest hash vouches for it, and pickles travel.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOKEN=abc123")
+    (path / "report.html").symlink_to(secret)
     loaded = recur.load(path)
     want = loaded.predict_proba(head)
     listed = set(json.loads((path / "manifest.json").read_text())["files"])
     state = loaded.__getstate__()
+    assert b"abc123" not in state["_model_dir_tar"]
     with tarfile.open(fileobj=io.BytesIO(state["_model_dir_tar"])) as tar:
         names = set(tar.getnames())
     assert names == listed | {"manifest.json", ".recur-python.json"}, names
+    (path / "report.html").unlink()
     # The folder replaced by another model, then gone: the pickle and
     # save hold the model that was loaded.
     shutil.rmtree(path)
