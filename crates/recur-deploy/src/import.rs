@@ -301,6 +301,18 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
     let file = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| err(path, format!("cannot reopen the archive: {e}")))?;
+    // Tensors are copied out of their storages: many views of one large
+    // storage (a 522 KB file naming one deflated 512 MB storage sixteen
+    // times) would each take its full size. Real state dicts hold each
+    // weight once; twice the storages' bytes is room for a few shared.
+    let storages: u64 = archive
+        .sizes
+        .iter()
+        .filter(|(n, _)| n.starts_with(&format!("{dir}data/")))
+        .map(|(_, &b)| b)
+        .sum();
+    let budget = storages.saturating_mul(2).max(1 << 20);
+    let mut taken = 0u64;
     for (k, v) in &dict {
         let Some(name) = key_of(k) else { continue };
         let stored = match stored_tensor(v) {
@@ -326,6 +338,23 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
             }
             Err(e) => return Err(err(path, format!("tensor {name}: {e}"))),
         };
+        let bytes = stored
+            .shape
+            .iter()
+            .fold(stored.dtype.size_in_bytes() as u64, |a, &d| {
+                a.saturating_mul(d as u64)
+            });
+        taken = taken.saturating_add(bytes);
+        if taken > budget {
+            return Err(err(
+                path,
+                format!(
+                    "its tensors, up to {name}, take {taken} bytes, more than twice the {storages} \
+                     bytes of the storages they are read from: one storage named many times (a \
+                     crafted file?); save each weight once"
+                ),
+            ));
+        }
         let t = read_stored(&mut zip, &archive.sizes, dir, &stored, dev)
             .map_err(|e| err(path, format!("tensor {name}: {e}")))?;
         if tensors.insert(name.clone(), t).is_some() {

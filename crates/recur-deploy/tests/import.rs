@@ -478,3 +478,21 @@ fn a_decoy_pickle_beside_the_real_one_is_refused() {
         "{e}"
     );
 }
+
+/// `fixtures/shared_storage.pt` (1.6 KB) names one deflated 1 MB float
+/// storage as eight tensors `w0`..`w7`, each a view of all of it (written
+/// by hand as torch.save lays it out). Each tensor is copied out of its
+/// storage, so such a file took its storage's size per name: a 522 KB
+/// file of sixteen names over 512 MB aborted on memory. Tensors may take
+/// at most twice their storages' bytes.
+#[test]
+fn one_storage_named_many_times_is_refused() {
+    let Err(e) = import::import(&fixture("shared_storage.pt"), &Device::Cpu) else {
+        panic!("a storage named eight times was imported");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("one storage named many times") && e.contains("1048576 bytes of the storages"),
+        "{e}"
+    );
+}
