@@ -496,3 +496,48 @@ fn one_storage_named_many_times_is_refused() {
         "{e}"
     );
 }
+
+/// An error in the pickle names the object's kind, not its whole form: a
+/// tuple of long strings given to APPEND was written out byte by byte
+/// (`\u{1}` each: 62 MB strings made a 975 MB message and gigabytes of
+/// memory).
+#[test]
+fn a_pickle_error_names_the_object_briefly() {
+    use std::io::{Read, Write};
+    let src = std::fs::read(fixture("lvm_lstm.pt")).unwrap();
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("append.pt");
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    // (s, s, s) with s 10,000 bytes of \x01, then APPEND onto the tuple.
+    let s = vec![1u8; 10_000];
+    let mut pickle = b"\x80\x02(X".to_vec();
+    pickle.extend((s.len() as u32).to_le_bytes());
+    pickle.extend(&s);
+    pickle.extend(b"q\x00h\x00h\x00tK\x00a.");
+    for i in 0..zin.len() {
+        let mut m = zin.by_index(i).unwrap();
+        let name = m.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        zout.start_file(name.as_str(), opts).unwrap();
+        if name.ends_with("/data.pkl") {
+            zout.write_all(&pickle).unwrap();
+        } else {
+            zout.write_all(&bytes).unwrap();
+        }
+    }
+    zout.finish().unwrap();
+    let Err(e) = import::import(&out, &Device::Cpu) else {
+        panic!("a pickle appending to a tuple was imported");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("expected a list, got a tuple of 3 items"),
+        "{}",
+        &e[..e.len().min(300)]
+    );
+    assert!(e.len() < 1000, "a message of {} bytes", e.len());
+}

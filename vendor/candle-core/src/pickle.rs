@@ -518,7 +518,7 @@ impl Stack {
                 if let Object::List(d) = pylist {
                     d.push(value)
                 } else {
-                    crate::bail!("expected a list, got {pylist:?}")
+                    crate::bail!("expected a list, got {}", brief(pylist))
                 }
             }
             OpCode::Appends => {
@@ -527,7 +527,7 @@ impl Stack {
                 if let Object::List(d) = pylist {
                     d.extend(objs)
                 } else {
-                    crate::bail!("expected a list, got {pylist:?}")
+                    crate::bail!("expected a list, got {}", brief(pylist))
                 }
             }
             OpCode::SetItem => {
@@ -537,7 +537,7 @@ impl Stack {
                 if let Object::Dict(d) = pydict {
                     d.push((key, value))
                 } else {
-                    crate::bail!("expected a dict, got {pydict:?}")
+                    crate::bail!("expected a dict, got {}", brief(pydict))
                 }
             }
             OpCode::SetItems => {
@@ -552,7 +552,7 @@ impl Stack {
                         d.push((key, value))
                     }
                 } else {
-                    crate::bail!("expected a dict, got {pydict:?}")
+                    crate::bail!("expected a dict, got {}", brief(pydict))
                 }
             }
             OpCode::None => self.push(Object::None),
@@ -617,7 +617,27 @@ impl Stack {
 
 impl From<Object> for E {
     fn from(value: Object) -> Self {
-        E::Msg(format!("conversion error on {value:?}"))
+        E::Msg(format!("conversion error on {}", brief(&value)))
+    }
+}
+
+/// An object's kind and size, for an error message (recur): the whole
+/// `Debug` form of a crafted pickle's object ran to gigabytes (a tuple of
+/// 62 MB strings, each byte written `\u{1}`).
+fn brief(o: &Object) -> String {
+    match o {
+        Object::Class {
+            module_name,
+            class_name,
+        } => format!("class {:.80}.{:.80}", module_name, class_name),
+        Object::Unicode(s) => format!("a string of {} bytes", s.len()),
+        Object::Tuple(v) => format!("a tuple of {} items", v.len()),
+        Object::List(v) => format!("a list of {} items", v.len()),
+        Object::Dict(v) => format!("a dict of {} items", v.len()),
+        Object::Reduce { .. } => "a call (reduce)".into(),
+        Object::Build { .. } => "a build".into(),
+        Object::PersistentLoad(_) => "a persistent id".into(),
+        other => format!("{other:?}"),
     }
 }
 
