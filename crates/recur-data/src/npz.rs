@@ -144,6 +144,9 @@ fn npz_err(path: &Path, msg: impl Into<String>) -> Error {
 /// The most times the archive's size a member may expand to on
 /// decompression, once it is over [`MIN_BOMB`] bytes.
 const MAX_RATIO: u64 = 100;
+/// The longest `.npy` header read: numpy writes a few hundred bytes (a
+/// dtype with many fields more), never megabytes.
+const MAX_NPY_HEADER: u64 = 1 << 20;
 /// Members up to this size may expand any number of times (an index
 /// array of repeated values compresses to almost nothing).
 const MIN_BOMB: u64 = 256 << 20;
@@ -245,13 +248,37 @@ fn member_sizes(path: &Path) -> Result<BTreeMap<String, u64>> {
         let compressed = archive;
         let limit = MIN_BOMB.max(archive.saturating_mul(MAX_RATIO));
         use std::io::Read;
-        let held = std::io::copy(&mut (&mut member).take(limit + 1), &mut std::io::sink())
-            .map_err(|e| {
-                npz_err(
+        let damaged = |e: std::io::Error| {
+            npz_err(
+                path,
+                format!("member `{name}` is damaged ({e}); write the file again"),
+            )
+        };
+        // The .npy header's length, read before the array reader trusts it
+        // (a version 2 header may claim 4 GB, which it allocated at once).
+        let mut head = Vec::with_capacity(12);
+        (&mut member)
+            .take(12)
+            .read_to_end(&mut head)
+            .map_err(damaged)?;
+        if head.len() == 12 && head.starts_with(b"\x93NUMPY") {
+            let len = match head[6] {
+                1 => u16::from_le_bytes([head[8], head[9]]) as u64,
+                _ => u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64,
+            };
+            if len > MAX_NPY_HEADER {
+                return Err(npz_err(
                     path,
-                    format!("member `{name}` is damaged ({e}); write the file again"),
-                )
-            })?;
+                    format!(
+                        "member `{name}` declares a .npy header of {len} bytes; numpy writes a \
+                         few hundred, so the file is refused (write the arrays with numpy.savez)"
+                    ),
+                ));
+            }
+        }
+        let held = head.len() as u64
+            + std::io::copy(&mut (&mut member).take(limit + 1), &mut std::io::sink())
+                .map_err(damaged)?;
         if held > limit {
             return Err(npz_err(
                 path,
@@ -1490,6 +1517,24 @@ mod tests {
                 .any(|n| n.contains("skip") || n.contains("unit")),
             "{:?}",
             w.notes
+        );
+    }
+
+    /// A .npy header claiming 4 GB (version 2 allows it) is refused from
+    /// its first bytes: the array reader allocated it whole, and aborted
+    /// on memory.
+    #[test]
+    fn a_npy_header_of_gigabytes_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("h.npz");
+        let mut lying = b"\x93NUMPY\x02\x00".to_vec();
+        lying.extend(u32::MAX.to_le_bytes());
+        lying.extend(b"{'descr': '<f4'}");
+        write_npz(&p, &[("vectors.npy", lying)], false);
+        let e = read_windows(&p, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("declares a .npy header of 4294967295 bytes"),
+            "{e}"
         );
     }
 
