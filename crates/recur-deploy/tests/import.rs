@@ -443,32 +443,19 @@ fn integer_tensors_in_a_safetensors_file_are_refused() {
 /// `<name>/data.pkl`) is refused, naming both.
 #[test]
 fn a_decoy_pickle_beside_the_real_one_is_refused() {
-    use std::io::{Read, Write};
-    let src = std::fs::read(fixture("lvm_lstm.pt")).unwrap();
-    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("decoy.pt");
-    let mut zout = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut pickle = Vec::new();
-    for i in 0..zin.len() {
-        let mut m = zin.by_index(i).unwrap();
-        let name = m.name().unwrap().to_string();
-        let mut bytes = Vec::new();
-        m.read_to_end(&mut bytes).unwrap();
-        if name.ends_with("/data.pkl") {
-            pickle = bytes.clone();
-            // The decoy goes first, as a reader taking the first match meets it.
-            let decoy = name.replace("/data.pkl", "/xdata.pkl");
-            zout.start_file(decoy.as_str(), opts).unwrap();
-            zout.write_all(&pickle).unwrap();
+    let mut seen = false;
+    rewrite_fixture("lvm_lstm.pt", &out, |name, bytes| {
+        if !name.ends_with("/data.pkl") {
+            return vec![(name.to_string(), bytes)];
         }
-        zout.start_file(name.as_str(), opts).unwrap();
-        zout.write_all(&bytes).unwrap();
-    }
-    zout.finish().unwrap();
-    assert!(!pickle.is_empty());
+        seen = true;
+        // The decoy goes first, as a reader taking the first match meets it.
+        let decoy = name.replace("/data.pkl", "/xdata.pkl");
+        vec![(decoy, bytes.clone()), (name.to_string(), bytes)]
+    });
+    assert!(seen);
     let Err(e) = import::import(&out, &Device::Cpu) else {
         panic!("a file with a decoy pickle was imported");
     };
@@ -503,33 +490,22 @@ fn one_storage_named_many_times_is_refused() {
 /// memory).
 #[test]
 fn a_pickle_error_names_the_object_briefly() {
-    use std::io::{Read, Write};
-    let src = std::fs::read(fixture("lvm_lstm.pt")).unwrap();
-    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("append.pt");
-    let mut zout = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     // (s, s, s) with s 10,000 bytes of \x01, then APPEND onto the tuple.
     let s = vec![1u8; 10_000];
     let mut pickle = b"\x80\x02(X".to_vec();
     pickle.extend((s.len() as u32).to_le_bytes());
     pickle.extend(&s);
     pickle.extend(b"q\x00h\x00h\x00tK\x00a.");
-    for i in 0..zin.len() {
-        let mut m = zin.by_index(i).unwrap();
-        let name = m.name().unwrap().to_string();
-        let mut bytes = Vec::new();
-        m.read_to_end(&mut bytes).unwrap();
-        zout.start_file(name.as_str(), opts).unwrap();
-        if name.ends_with("/data.pkl") {
-            zout.write_all(&pickle).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("append.pt");
+    rewrite_fixture("lvm_lstm.pt", &out, |name, bytes| {
+        let bytes = if name.ends_with("/data.pkl") {
+            pickle.clone()
         } else {
-            zout.write_all(&bytes).unwrap();
-        }
-    }
-    zout.finish().unwrap();
+            bytes
+        };
+        vec![(name.to_string(), bytes)]
+    });
     let Err(e) = import::import(&out, &Device::Cpu) else {
         panic!("a pickle appending to a tuple was imported");
     };
@@ -540,4 +516,31 @@ fn a_pickle_error_names_the_object_briefly() {
         &e[..e.len().min(300)]
     );
     assert!(e.len() < 1000, "a message of {} bytes", e.len());
+}
+
+/// `fixtures/NAME` written again to `out` as a stored zip, each member's
+/// bytes through `edit`, which returns the members to write in its place
+/// (name and bytes), in order.
+fn rewrite_fixture(
+    name: &str,
+    out: &std::path::Path,
+    mut edit: impl FnMut(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>,
+) {
+    use std::io::{Read, Write};
+    let src = std::fs::read(fixture(name)).unwrap();
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(out).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..zin.len() {
+        let mut m = zin.by_index(i).unwrap();
+        let member = m.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        for (n, b) in edit(&member, bytes) {
+            zout.start_file(n.as_str(), opts).unwrap();
+            zout.write_all(&b).unwrap();
+        }
+    }
+    zout.finish().unwrap();
 }
