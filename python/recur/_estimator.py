@@ -253,12 +253,20 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-def _plain_file(p: str) -> bool:
-    """A regular file, not a link: a file no manifest hash vouches for
-    (`report.html`, the sidecar, an old directory's files) is carried into
-    pickles and saves, and a link there (to `~/.ssh/id_rsa`) would carry
-    what it points at."""
-    return os.path.isfile(p) and not os.path.islink(p)
+def _plain_file(d: str, p: str) -> bool:
+    """Whether `p`, a file no manifest hash vouches for (`report.html`, an
+    old directory's files), is carried into pickles and saves: a file, and
+    if a link, one into the model directory itself. A link out of it (to
+    `~/.ssh/id_rsa`) would carry what it points at: left out, with a
+    warning."""
+    if not os.path.isfile(p):
+        return False
+    if not os.path.islink(p):
+        return True
+    inside = os.path.realpath(p).startswith(os.path.realpath(d) + os.sep)
+    if not inside:
+        warnings.warn(f"{p} links out of the model directory: left out of its pickles and saves")
+    return inside
 
 
 def _own_files(path: str) -> dict[str, bytes]:
@@ -286,15 +294,17 @@ def _own_files(path: str) -> dict[str, bytes]:
             files[name] = data
         for name in _BESIDE:
             p = os.path.join(path, name)
-            if _plain_file(p):
+            if _plain_file(path, p):
                 files[name] = _read(p)
     else:
         for name in sorted(os.listdir(path)):
             p = os.path.join(path, name)
-            if not name.startswith(".") and _plain_file(p):
+            if not name.startswith(".") and _plain_file(path, p):
                 files[name] = _read(p)
+    # The sidecar is carried only when it names the manifest's run, so it
+    # may be read through a link.
     side = os.path.join(path, SIDECAR)
-    if _plain_file(side):
+    if os.path.isfile(side):
         data = _read(side)
         if _sidecar_of(files, data) is not None:
             files[SIDECAR] = data

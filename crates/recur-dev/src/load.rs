@@ -219,10 +219,13 @@ impl ChildServer {
             std::thread::spawn(move || {
                 use std::io::Read;
                 let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
+                loop {
+                    let n = match pipe.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
                     let mut k = keep.lock().expect("stderr lock");
                     k.push_str(&String::from_utf8_lossy(&buf[..n]));
                     if k.len() > 8192 {
