@@ -822,6 +822,13 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 None => None,
             };
             out!("{e}");
+            if recur_kernels::precision::current() == recur_kernels::precision::Precision::Bf16 {
+                // The training report (and its reproduction) is f32's.
+                outln!(
+                    "note: scored with bf16 products (--precision bf16): the figures differ \
+                     from the training report's, which are f32's, in their last digits"
+                );
+            }
             if let Some(j) = json {
                 outln!("figures written to {}", j.display());
             }

@@ -942,6 +942,22 @@ fn a_model_trained_with_the_bf16_flag_is_reported_as_it_is_deployed() {
         assert_eq!(got["parts"]["validation"], m[v]["val"], "{v} val");
         assert_eq!(got["parts"]["test"], m[v]["test"], "{v} test");
     }
+    // In bf16 the same command says its figures are not the report's f32
+    // ones (it still said it scored the parts as training did); in f32 it
+    // says nothing of the kind.
+    let eval_in = |p: &str| {
+        ok(&recur(&[
+            "--precision",
+            p,
+            "eval",
+            "--model",
+            o,
+            "--input",
+            data.to_str().unwrap(),
+        ]))
+    };
+    assert!(eval_in("bf16").contains("scored with bf16 products"));
+    assert!(!eval_in("f32").contains("bf16"));
     let err_text = err(&recur(&["demo", "--precision", "bf16", "--out", o]));
     assert!(err_text.contains("the demo trains in f32"), "{err_text}");
 }
