@@ -155,8 +155,7 @@ const MIN_BOMB: u64 = 256 << 20;
 /// is inflated: entries whose compressed data overlap (a small file of
 /// many members inflating one shared block, terabytes from megabytes),
 /// and two members of one name (readers disagree on which one counts:
-/// numpy and PyTorch take the first, recur took the last). `what` names
-/// the files this reader takes.
+/// numpy and PyTorch take the first, recur took the last).
 pub fn check_zip_layout<R: std::io::Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
 ) -> std::result::Result<(), String> {
@@ -169,7 +168,6 @@ pub fn check_zip_layout<R: std::io::Read + std::io::Seek>(
                 .into(),
         );
     }
-    let mut seen = std::collections::HashSet::new();
     let mut spans = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let m = zip
@@ -182,12 +180,6 @@ pub fn check_zip_layout<R: std::io::Read + std::io::Seek>(
         let start = m.header_start();
         let data = m.data_start().unwrap_or(start.saturating_add(30));
         let end = data.saturating_add(m.compressed_size());
-        if !seen.insert(name.clone()) {
-            return Err(format!(
-                "two members are named `{name}`; readers disagree on which one counts, so the \
-                 file is refused: write it again"
-            ));
-        }
         spans.push((start, end, name));
     }
     spans.sort();
