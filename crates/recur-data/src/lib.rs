@@ -8,6 +8,7 @@
 //! fault, so that nothing further down the pipe sees a NaN or a bad label.
 
 pub mod drift;
+pub mod iso_time;
 pub mod npz;
 pub mod output;
 mod parquet_time;

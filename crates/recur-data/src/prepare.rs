@@ -4,6 +4,7 @@
 //! the same steps, so a model sees at prediction time exactly the
 //! transformation it was trained on.
 
+use crate::iso_time;
 use crate::scaler::Scaler;
 use crate::select::{ewma, select, Selection};
 use crate::split::{time_split, RowRange, TimeSplit};
@@ -185,6 +186,17 @@ fn resolve_features(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
         return Err(Error::data(
             &t.source,
             "no numeric feature columns; list them in data.features",
+        ));
+    }
+    if let Some(tc) = d.time_column.as_ref().filter(|tc| features.contains(tc)) {
+        return Err(Error::config(
+            "data.features",
+            format!(
+                "`{tc}` is data.time_column: a time only grows, so the model would learn the \
+                 calendar of the training rows and meet values it never saw on later ones. Drop it \
+                 from data.features, or derive a feature that repeats (day of year, weekday) into \
+                 its own column"
+            ),
         ));
     }
     if d.target.horizon == 0 {
@@ -369,8 +381,9 @@ fn day_first_hint(v: &[f64]) -> Option<String> {
 }
 
 /// Refuses rows out of time order in `data.time_column` (numbers, or ISO
-/// dates as text), naming the row; times in another text format are not
-/// compared. A file without the column is refused.
+/// dates and times as text, compared as times: see [`iso_time`]), naming
+/// the row; times in another text format are not compared. A file without
+/// the column is refused.
 ///
 /// Returns notes for the user: times that cannot be compared, and rows
 /// without a time (kept, in file order, and skipped by the comparison).
@@ -439,13 +452,6 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
             }
         }
         Column::Text(v) => {
-            let iso = |s: &str| {
-                let b = s.as_bytes();
-                b.len() >= 10
-                    && b[..4].iter().all(u8::is_ascii_digit)
-                    && b[4] == b'-'
-                    && b[7] == b'-'
-            };
             // Times in another format are not compared (a day-first date
             // does not sort as text); one cell among ISO dates that is not
             // one is refused, where before it switched the check off.
@@ -455,9 +461,9 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                 let first = (0..v.len()).find(|&i| v[i].trim().is_empty()).unwrap_or(0);
                 notes.push(missing(v.len() - given.len(), first));
             }
-            match given.iter().copied().find(|&i| !iso(&v[i])) {
+            match given.iter().copied().find(|&i| !iso_time::looks_iso(&v[i])) {
                 None => {}
-                Some(_) if !given.iter().any(|&i| iso(&v[i])) => {
+                Some(_) if !given.iter().any(|&i| iso_time::looks_iso(&v[i])) => {
                     notes.push(format!(
                         "data.time_column `{tc}`: its times are neither numbers nor ISO dates \
                          (YYYY-MM-DD...), so their order was not checked; the rows are taken in \
@@ -477,9 +483,51 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                     ))
                 }
             }
-            for w in given.windows(2) {
+            // ISO times compare as times (offsets and spellings resolved);
+            // where some cell's time is in a form recur does not read, the
+            // column is compared as text, as every row then shares a form.
+            let mut times = Vec::with_capacity(given.len());
+            let mut as_text = false;
+            for &i in &given {
+                match iso_time::parse(&v[i]) {
+                    Ok(x) => times.push(x),
+                    Err(iso_time::IsoError::Unknown) => as_text = true,
+                    Err(iso_time::IsoError::Invalid(why)) => {
+                        return Err(Error::data(
+                            &t.source,
+                            format!(
+                                "data.time_column `{tc}`: {} holds `{}`, {why}; correct it or drop the row",
+                                t.row_name(i),
+                                clip(&col.cell(i))
+                            ),
+                        ))
+                    }
+                }
+            }
+            if !as_text {
+                let zoned = |x: &iso_time::IsoTime| matches!(x, iso_time::IsoTime::Instant(_));
+                if let (Some(a), Some(b)) = (times.iter().position(zoned), times.iter().position(|x| !zoned(x))) {
+                    return Err(Error::data(
+                        &t.source,
+                        format!(
+                            "data.time_column `{tc}`: {} ({}) has a UTC offset and {} ({}) has none, \
+                             so their order is not known; write every time with its offset, or none",
+                            t.row_name(given[a]),
+                            clip(&col.cell(given[a])),
+                            t.row_name(given[b]),
+                            clip(&col.cell(given[b]))
+                        ),
+                    ));
+                }
+            }
+            for (k, w) in given.windows(2).enumerate() {
                 let (a, b) = (w[0], w[1]);
-                match v[b].cmp(&v[a]) {
+                let order = if as_text {
+                    v[b].cmp(&v[a])
+                } else {
+                    times[k + 1].cmp(&times[k])
+                };
+                match order {
                     std::cmp::Ordering::Equal => return Err(out_of_order(a, b, "repeats")),
                     std::cmp::Ordering::Less => return Err(out_of_order(a, b, "comes before")),
                     std::cmp::Ordering::Greater => {}
@@ -1233,6 +1281,73 @@ mod tests {
     /// What `predict`, `eval` and `drift` read is held to training's rules:
     /// rows in time order; values within float32 (training accepted 1e39,
     /// which `eval` then refused); and training needs both classes.
+    /// ISO times compare as times: an offset that moves a row back is
+    /// refused though its text sorts after, two spellings of one instant
+    /// are a repeat, an hourly zoned series is in order across the autumn
+    /// change, and a date not of the calendar or a time column listed as a
+    /// feature is refused.
+    #[test]
+    fn iso_times_are_ordered_as_instants_not_as_text() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("t.csv");
+        let write = |times: &[String]| {
+            let body: String = times
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{t},{},{}\n", (i as f64 * 0.7).sin(), i % 2))
+                .collect();
+            std::fs::write(&path, format!("day,a,y\n{body}")).unwrap();
+        };
+        let mut c = cfg(path.clone(), 3, 1);
+        c.data.split.gap = Some(2);
+        let hours: Vec<String> = (0..60)
+            .map(|i| format!("2020-04-{:02}T{:02}:00:00+00:00", 1 + i / 24, i % 24))
+            .collect();
+        write(&hours);
+        assert!(prepare_training(&c).is_ok());
+        let mut t = hours.clone();
+        t[31] = "2020-04-02T12:00:00+09:00".into(); // 03:00 UTC, after 06:00 UTC
+        write(&t);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("row 31 (line 33) (2020-04-02T12:00:00+09:00) comes before row 30"), "{e}");
+        let mut t = hours.clone();
+        t[31] = "2020-04-02T06:00:00Z".into(); // row 30's instant
+        write(&t);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("row 31 (line 33) (2020-04-02T06:00:00Z) repeats row 30"), "{e}");
+        let mut t = hours.clone();
+        t[31] = "2020-04-02 07:00:00".into();
+        write(&t);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("has a UTC offset and row 31 (line 33) (2020-04-02 07:00:00) has none"), "{e}");
+        // Berlin's autumn change: 02:00+02:00, 02:00+01:00, 03:00+01:00.
+        let berlin: Vec<String> = (0..60)
+            .map(|i| {
+                let (h, off) = match i {
+                    0..=25 => (i, 2),
+                    26 => (25, 1),
+                    _ => (i - 1, 1),
+                };
+                format!("2020-10-{:02}T{:02}:00:00+0{off}:00", 24 + h / 24, h % 24)
+            })
+            .collect();
+        write(&berlin);
+        assert!(prepare_training(&c).is_ok(), "{berlin:?}");
+        let mut t: Vec<String> = (0..60).map(|i| format!("2020-02-{:02}", 1 + i % 28 + i / 28)).collect();
+        t.sort();
+        t.dedup();
+        t.truncate(29);
+        t.push("2020-02-30".into());
+        t.extend((1..=30).map(|k| format!("2020-03-{k:02}")));
+        write(&t);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("row 29 (line 31) holds `2020-02-30`, not a date of the calendar"), "{e}");
+        write(&hours);
+        c.data.features = Some(vec!["a".into(), "day".into()]);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("data.features") && e.contains("`day` is data.time_column"), "{e}");
+    }
+
     #[test]
     fn scoring_keeps_time_order_and_training_refuses_what_scoring_would() {
         let d = tempfile::tempdir().unwrap();

@@ -518,7 +518,8 @@ impl Table {
     }
 
     /// Columns a user would call features by default: all but the excluded
-    /// ones and unnamed index columns (`Unnamed: 0`, pandas' row numbers),
+    /// ones and unnamed index columns (`Unnamed: 0`, `__index_level_0__`:
+    /// pandas' row numbers),
     /// numeric or *mostly* numeric. A numeric column with a few bad cells
     /// stays in, so its first bad cell is reported instead of the column
     /// silently vanishing; a truly textual column (most cells not numbers)
@@ -537,7 +538,7 @@ impl Table {
                         nums * 2 > filled.len()
                     }
                 };
-                numeric && !exclude.contains(&n.as_str()) && !n.starts_with("Unnamed: ")
+                numeric && !exclude.contains(&n.as_str()) && !is_index_column(n)
             })
             .map(|(n, _)| n.clone())
             .collect()
@@ -549,11 +550,20 @@ impl Table {
         self.names
             .iter()
             .filter(|n| {
-                !keep.contains(n) && !exclude.contains(&n.as_str()) && !n.starts_with("Unnamed: ")
+                !keep.contains(n) && !exclude.contains(&n.as_str()) && !is_index_column(n)
             })
             .cloned()
             .collect()
     }
+}
+
+/// pandas' row numbers written as a column: `Unnamed: 0` in a CSV saved
+/// with its index, `__index_level_0__` in a Parquet file saved from a frame
+/// whose index is not a plain range (after a filter). A row number is a
+/// pure trend, never a feature by default.
+fn is_index_column(name: &str) -> bool {
+    name.starts_with("Unnamed: ")
+        || (name.starts_with("__index_level_") && name.ends_with("__") && name.len() > 16)
 }
 
 /// A Parquet cell as text without the parquet crate's `Display`, which
@@ -667,6 +677,18 @@ mod tests {
         // `c` is numeric with one bad cell: kept, so using it reports the cell.
         assert_eq!(t.default_features(&[]), vec!["a", "c"]);
         assert_eq!(t.text_columns(&[]), vec!["b", "day"]);
+        // pandas' index in a Parquet file (a filtered frame's row numbers).
+        let t = Table::from_columns(
+            "mem",
+            vec!["__index_level_0__".into(), "a".into()],
+            vec![
+                Column::Numeric(vec![3.0, 7.0]),
+                Column::Numeric(vec![1.0, 2.0]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.default_features(&[]), vec!["a"]);
+        assert!(t.text_columns(&[]).is_empty());
     }
 
     #[test]
