@@ -160,6 +160,14 @@ pub fn check_target(dir: &Path) -> Result<()> {
     }
     // `link/` would follow the link: look at `link` itself.
     if let Ok(m) = std::fs::symlink_metadata(bare) {
+        if let Some(what) = not_a_folder(&m) {
+            // A device or a pipe was swapped aside for the model
+            // (`--out /dev/null` moved the system's null device).
+            return Err(Error::Msg(format!(
+                "{} is {what}, not a folder: --out names the model directory to write",
+                dir.display()
+            )));
+        }
         if m.file_type().is_symlink() {
             let to = std::fs::read_link(bare).map_or("?".into(), |t| t.display().to_string());
             return Err(Error::Msg(format!(
@@ -183,6 +191,32 @@ pub fn check_target(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a path is when it is neither a folder nor a link ("a file", "a
+/// device", ...), for messages.
+fn not_a_folder(m: &std::fs::Metadata) -> Option<&'static str> {
+    let t = m.file_type();
+    if t.is_dir() || t.is_symlink() {
+        return None;
+    }
+    if t.is_file() {
+        return Some("a file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() || t.is_block_device() {
+            return Some("a device");
+        }
+        if t.is_fifo() {
+            return Some("a named pipe");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a folder")
 }
 
 /// Whether `dir` is a mount point (a Docker volume, a bind mount): on
@@ -366,9 +400,11 @@ impl DirWriter {
             true
         };
         refuse_busy_inside(&self.target)?;
+        // The new folder is deleted on an error until it is renamed (a
+        // manifest that did not fit on the disk left a model-sized hidden
+        // copy behind); a simulated crash keeps it, as a dead process would.
         let tmp = self.tmp.take().expect("committed once");
         let dir = tmp.path().to_path_buf();
-        let kept = tmp.keep();
         let mut files = BTreeMap::new();
         for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let e = e.map_err(|e| Error::io(&dir, e))?;
@@ -386,6 +422,7 @@ impl DirWriter {
             files,
         };
         if !step() {
+            let _ = tmp.keep();
             return Ok(());
         }
         write_json(&dir.join(MANIFEST), &manifest)?;
@@ -397,10 +434,28 @@ impl DirWriter {
         }
         let target = self.target.clone();
         if !step() {
+            let _ = tmp.keep();
             return Ok(());
         }
+        // Checked before the work too; here in case it changed meanwhile.
+        if let Some(what) = std::fs::symlink_metadata(&target)
+            .ok()
+            .as_ref()
+            .and_then(not_a_folder)
+        {
+            return Err(Error::Msg(format!(
+                "{} is {what}, not a folder: the model was not written",
+                target.display()
+            )));
+        }
+        let kept = tmp.keep();
+        // Before the first rename that succeeds, the new folder is only ours.
+        let discard = |e: Error| {
+            let _ = std::fs::remove_dir_all(&kept);
+            e
+        };
         if !target.exists() {
-            std::fs::rename(&kept, &target).map_err(|e| Error::io(&target, e))?;
+            std::fs::rename(&kept, &target).map_err(|e| discard(Error::io(&target, e)))?;
             sync_parent(&target);
             return Ok(());
         }
@@ -412,7 +467,7 @@ impl DirWriter {
             }
             std::fs::rename(&kept, &old).map_err(|e| Error::io(&kept, e))?;
         } else {
-            std::fs::rename(&target, &old).map_err(|e| Error::io(&target, e))?;
+            std::fs::rename(&target, &old).map_err(|e| discard(Error::io(&target, e)))?;
             if !step() {
                 return Ok(());
             }
@@ -766,6 +821,49 @@ mod tests {
             .to_string();
         assert!(e.contains("holds the folder this runs in"), "{e}");
         assert!(check_target(&real).is_ok() && check_target(&d.path().join("new")).is_ok());
+    }
+
+    /// A file, pipe or device given as the model directory is refused
+    /// before the work (`--out /dev/null` moved the system's null device
+    /// aside for the model), and a commit onto one that appeared meanwhile
+    /// fails and leaves no hidden copy behind.
+    #[test]
+    fn a_target_that_is_not_a_folder_is_never_swapped_and_nothing_is_left() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("pipe");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let e = check_target(&fifo).unwrap_err().to_string();
+        assert!(e.contains("is a named pipe, not a folder"), "{e}");
+        assert!(DirWriter::begin(&fifo).is_err());
+        let file = d.path().join("f");
+        std::fs::write(&file, "data").unwrap();
+        assert!(check_target(&file)
+            .unwrap_err()
+            .to_string()
+            .contains("is a file, not a folder"));
+        let m = d.path().join("m");
+        let w = DirWriter::begin(&m).unwrap();
+        std::fs::write(w.path().join("a.json"), "1").unwrap();
+        std::fs::write(&m, "appeared").unwrap();
+        let e = w.commit().unwrap_err().to_string();
+        assert!(e.contains("is a file, not a folder"), "{e}");
+        assert_eq!(std::fs::read_to_string(&m).unwrap(), "appeared");
+        let hidden = |d: &Path| {
+            std::fs::read_dir(d)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.contains(".new-") || n.contains(".old-"))
+                .collect::<Vec<_>>()
+        };
+        assert!(hidden(d.path()).is_empty(), "{:?}", hidden(d.path()));
     }
 
     #[test]

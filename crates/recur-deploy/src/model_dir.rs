@@ -168,9 +168,14 @@ pub fn begin_out_dir(dir: &Path, kind: DirKind) -> Result<recur_core::dirwrite::
 /// without that, `recur demo --part lvm` then `--part classifier` refused
 /// the demo's own folder.
 pub fn check_out_dir(dir: &Path) -> Result<()> {
-    if dir.is_file() {
+    if dir.exists() && !dir.is_dir() {
+        let what = if dir.is_file() {
+            "a file"
+        } else {
+            "not a folder (a device or a pipe)"
+        };
         return Err(Error::Msg(format!(
-            "{} is a file; --out names the model directory to write",
+            "{} is {what}; --out names the model directory to write",
             dir.display()
         )));
     }

@@ -375,7 +375,7 @@ pub fn search<O: Objective>(
     out: &Path,
     report: &(dyn Fn(&Trial<O::Params>) + Sync),
 ) -> Result<Searched<O::Params>> {
-    if out.is_file() {
+    if out.exists() && !out.is_dir() {
         return Err(Error::Msg(format!(
             "{} is a file; --out names the folder for the trials (trials.json) and best.yaml",
             out.display()
