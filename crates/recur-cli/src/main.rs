@@ -4,17 +4,46 @@
 
 /// `println!`, `print!` and `eprintln!` for the terminal: what is shown
 /// holds data (column names, labels, cells), whose control characters are
-/// escaped on the way out (`recur_core::terminal`).
+/// escaped on the way out (`recur_core::terminal`), and a stream that
+/// cannot be written ends the run with a message (see [`emit`]).
 macro_rules! outln {
-    () => { println!() };
-    ($($t:tt)*) => { println!("{}", recur_core::terminal::printable(&format!($($t)*))) };
+    () => { $crate::emit(false, "\n") };
+    ($($t:tt)*) => {
+        $crate::emit(false, &format!("{}\n", recur_core::terminal::printable(&format!($($t)*))))
+    };
 }
 macro_rules! out {
-    ($($t:tt)*) => { print!("{}", recur_core::terminal::printable(&format!($($t)*))) };
+    ($($t:tt)*) => {
+        $crate::emit(false, &recur_core::terminal::printable(&format!($($t)*)))
+    };
 }
 macro_rules! errln {
-    () => { eprintln!() };
-    ($($t:tt)*) => { eprintln!("{}", recur_core::terminal::printable(&format!($($t)*))) };
+    () => { $crate::emit(true, "\n") };
+    ($($t:tt)*) => {
+        $crate::emit(true, &format!("{}\n", recur_core::terminal::printable(&format!($($t)*))))
+    };
+}
+
+/// Writes what the CLI prints to standard output (or error). `println!`
+/// panicked when the stream could not be written (`> /dev/full`, a full
+/// disk behind a redirection): exit 101 and a backtrace, which broke
+/// `drift`'s exit codes for cron. A closed pipe still ends the process
+/// quietly (SIGPIPE, see `main`); any other error is named, exit 2.
+fn emit(to_err: bool, text: &str) {
+    use std::io::Write;
+    let written = if to_err {
+        let mut e = std::io::stderr().lock();
+        e.write_all(text.as_bytes()).and_then(|_| e.flush())
+    } else {
+        let mut o = std::io::stdout().lock();
+        o.write_all(text.as_bytes()).and_then(|_| o.flush())
+    };
+    if let Err(e) = written {
+        if !to_err {
+            let _ = writeln!(std::io::stderr(), "error: standard output: {e}");
+        }
+        std::process::exit(2);
+    }
 }
 
 mod bars;
