@@ -99,12 +99,19 @@ pub fn embed(
             );
         }
         None => {
+            // Flushed here: the buffer's own flush on drop ignores an error,
+            // and a full disk behind `> out.jsonl` exited 0 with half a line.
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            for (t, v) in texts.iter().zip(vecs.chunks_exact(enc.dim)) {
-                let line = serde_json::json!({ "text": t, "embedding": v });
-                writeln!(out, "{line}")?;
-            }
+            let written = texts
+                .iter()
+                .zip(vecs.chunks_exact(enc.dim))
+                .try_for_each(|(t, v)| {
+                    let line = serde_json::json!({ "text": t, "embedding": v });
+                    writeln!(out, "{line}")
+                })
+                .and_then(|_| out.flush());
+            written.map_err(|e| anyhow::anyhow!("standard output: {e}"))?;
         }
     }
     Ok(())

@@ -513,19 +513,61 @@ impl SentenceEncoder {
 }
 /// The texts to embed, one per line of `input` (`name` says where they
 /// come from in errors): every line UTF-8 and not blank.
-pub fn read_texts(input: impl std::io::BufRead, name: &str) -> Result<Vec<String>> {
+pub fn read_texts(mut input: impl std::io::BufRead, name: &str) -> Result<Vec<String>> {
+    read_texts_within(&mut input, name, MAX_TEXT_LINE, MAX_TEXT_INPUT)
+}
+
+/// The longest line [`read_texts`] takes (the encoder reads the first
+/// 256-512 tokens of a text; a line is held whole only while it is read).
+pub const MAX_TEXT_LINE: usize = 16 << 20;
+/// The most text [`read_texts`] takes in all: `recur embed < /dev/zero`
+/// grew without end (one line, no newline) until the allocator aborted.
+pub const MAX_TEXT_INPUT: u64 = 1 << 30;
+
+fn read_texts_within(
+    input: &mut impl std::io::BufRead,
+    name: &str,
+    max_line: usize,
+    max_input: u64,
+) -> Result<Vec<String>> {
+    use std::io::{BufRead, Read};
     let mut v = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line.map_err(|_| {
+    let mut total = 0u64;
+    for i in 1.. {
+        let mut buf = Vec::new();
+        let n = input
+            .by_ref()
+            .take(max_line as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::Msg(format!("{name}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        } else if n > max_line {
+            return Err(Error::Msg(format!(
+                "{name} line {i} is longer than {max_line} bytes: give one text per line (the \
+                 encoder reads a text's first few hundred words)"
+            )));
+        }
+        if total > max_input {
+            return Err(Error::Msg(format!(
+                "{name} holds more than {max_input} bytes of text: encode it in parts"
+            )));
+        }
+        let line = String::from_utf8(buf).map_err(|_| {
             Error::Msg(format!(
-                "{name} line {}: not UTF-8 text; convert it to UTF-8 first (iconv -t UTF-8)",
-                i + 1
+                "{name} line {i}: not UTF-8 text; convert it to UTF-8 first (iconv -t UTF-8)"
             ))
         })?;
         if line.trim().is_empty() {
             return Err(Error::Msg(format!(
-                "{name} line {} is empty; give one text per line",
-                i + 1
+                "{name} line {i} is empty; give one text per line"
             )));
         }
         v.push(line);
@@ -576,4 +618,37 @@ pub fn check_texts(texts: &[String]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One text per line, `\r\n` too; an empty line, bytes that are not
+    /// UTF-8, a line past the bound and an input past the bound are each
+    /// refused by line, without reading on (`/dev/zero` has no newline).
+    #[test]
+    fn texts_are_read_by_line_within_bounds() {
+        let read = |b: &[u8], line: usize, all: u64| {
+            read_texts_within(&mut std::io::Cursor::new(b.to_vec()), "stdin", line, all)
+        };
+        assert_eq!(
+            read(b"a b\r\nc \nd", 10, 100).unwrap(),
+            vec!["a b", "c ", "d"]
+        );
+        let e = read(b"a\n\nb\n", 10, 100).unwrap_err().to_string();
+        assert!(e.contains("stdin line 2 is empty"), "{e}");
+        let e = read(b"a\n\xff\n", 10, 100).unwrap_err().to_string();
+        assert!(e.contains("stdin line 2: not UTF-8"), "{e}");
+        assert_eq!(read(b"0123456789\n", 10, 100).unwrap(), vec!["0123456789"]);
+        let e = read(b"a\n0123456789x", 10, 100).unwrap_err().to_string();
+        assert!(e.contains("stdin line 2 is longer than 10 bytes"), "{e}");
+        let e = read(b"abcd\nefgh\nijkl\n", 10, 12).unwrap_err().to_string();
+        assert!(e.contains("more than 12 bytes"), "{e}");
+        let mut zeros = std::io::BufReader::new(std::io::Read::take(std::io::repeat(0), 1 << 40));
+        let e = read_texts_within(&mut zeros, "z", 1 << 20, 1 << 30)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("z line 1 is longer than 1048576 bytes"), "{e}");
+    }
 }
