@@ -63,7 +63,10 @@ pub fn parse(s: &str) -> Result<IsoTime, IsoError> {
         .map(|t| format!("{t}+00:00"))
         .unwrap_or_else(|| time.to_string());
     for f in ["%H:%M:%S%.f%#z", "%H:%M%#z"] {
-        if let Ok(t) = DateTime::<FixedOffset>::parse_from_str(&format!("{date} {zoned}"), &format!("%Y-%m-%d {f}")) {
+        if let Ok(t) = DateTime::<FixedOffset>::parse_from_str(
+            &format!("{date} {zoned}"),
+            &format!("%Y-%m-%d {f}"),
+        ) {
             return Ok(IsoTime::Instant(t.naive_utc()));
         }
     }
@@ -92,7 +95,10 @@ mod tests {
         // Three hours earlier as an instant, later as text.
         assert!(at("2020-04-10T06:00:00+09:00") < at("2020-04-10T00:00:00+00:00"));
         assert_eq!(at("2020-04-10T00:00:00Z"), at("2020-04-10T00:00:00+00:00"));
-        assert_eq!(at("2020-04-10 00:00:00 UTC"), at("2020-04-10T01:00:00+0100"));
+        assert_eq!(
+            at("2020-04-10 00:00:00 UTC"),
+            at("2020-04-10T01:00:00+0100")
+        );
         assert!(at("2020-04-10 12:00:00+00:00") > at("2020-04-10T06:00:00+00:00"));
         // The autumn change in Berlin: 02:00+02:00 comes before 02:00+01:00.
         assert!(at("2020-10-25T02:00:00+02:00") < at("2020-10-25T02:00:00+01:00"));
@@ -101,16 +107,27 @@ mod tests {
         assert_eq!(at("2020-04-10T06:30"), at("2020-04-10 06:30:00.000"));
         assert!(at("2020-04-10 06:30:00.25") < at("2020-04-10 06:30:00.5"));
         assert!(matches!(at("1900-01-01"), IsoTime::Local(_)));
-        assert!(matches!(at("2020-01-01T00:00:00-05:30"), IsoTime::Instant(_)));
+        assert!(matches!(
+            at("2020-01-01T00:00:00-05:30"),
+            IsoTime::Instant(_)
+        ));
     }
 
     #[test]
     fn impossible_dates_and_times_are_told_apart_from_other_spellings() {
         for bad in ["2020-02-30", "2021-02-29 10:00", "2020-13-01"] {
-            assert_eq!(parse(bad), Err(IsoError::Invalid("not a date of the calendar")), "{bad}");
+            assert_eq!(
+                parse(bad),
+                Err(IsoError::Invalid("not a date of the calendar")),
+                "{bad}"
+            );
         }
         for bad in ["2020-05-30T25:99", "2020-05-30 24:00"] {
-            assert_eq!(parse(bad), Err(IsoError::Invalid("not a time of the day")), "{bad}");
+            assert_eq!(
+                parse(bad),
+                Err(IsoError::Invalid("not a time of the day")),
+                "{bad}"
+            );
         }
         for other in ["2020-05-30/x", "2020-05-30 noon", "2020-05-30T10:00 CET"] {
             assert_eq!(parse(other), Err(IsoError::Unknown), "{other}");

@@ -506,7 +506,10 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
             }
             if !as_text {
                 let zoned = |x: &iso_time::IsoTime| matches!(x, iso_time::IsoTime::Instant(_));
-                if let (Some(a), Some(b)) = (times.iter().position(zoned), times.iter().position(|x| !zoned(x))) {
+                if let (Some(a), Some(b)) = (
+                    times.iter().position(zoned),
+                    times.iter().position(|x| !zoned(x)),
+                ) {
                     return Err(Error::data(
                         &t.source,
                         format!(
@@ -1309,17 +1312,26 @@ mod tests {
         t[31] = "2020-04-02T12:00:00+09:00".into(); // 03:00 UTC, after 06:00 UTC
         write(&t);
         let e = prepare_training(&c).unwrap_err().to_string();
-        assert!(e.contains("row 31 (line 33) (2020-04-02T12:00:00+09:00) comes before row 30"), "{e}");
+        assert!(
+            e.contains("row 31 (line 33) (2020-04-02T12:00:00+09:00) comes before row 30"),
+            "{e}"
+        );
         let mut t = hours.clone();
         t[31] = "2020-04-02T06:00:00Z".into(); // row 30's instant
         write(&t);
         let e = prepare_training(&c).unwrap_err().to_string();
-        assert!(e.contains("row 31 (line 33) (2020-04-02T06:00:00Z) repeats row 30"), "{e}");
+        assert!(
+            e.contains("row 31 (line 33) (2020-04-02T06:00:00Z) repeats row 30"),
+            "{e}"
+        );
         let mut t = hours.clone();
         t[31] = "2020-04-02 07:00:00".into();
         write(&t);
         let e = prepare_training(&c).unwrap_err().to_string();
-        assert!(e.contains("has a UTC offset and row 31 (line 33) (2020-04-02 07:00:00) has none"), "{e}");
+        assert!(
+            e.contains("has a UTC offset and row 31 (line 33) (2020-04-02 07:00:00) has none"),
+            "{e}"
+        );
         // Berlin's autumn change: 02:00+02:00, 02:00+01:00, 03:00+01:00.
         let berlin: Vec<String> = (0..60)
             .map(|i| {
@@ -1333,7 +1345,9 @@ mod tests {
             .collect();
         write(&berlin);
         assert!(prepare_training(&c).is_ok(), "{berlin:?}");
-        let mut t: Vec<String> = (0..60).map(|i| format!("2020-02-{:02}", 1 + i % 28 + i / 28)).collect();
+        let mut t: Vec<String> = (0..60)
+            .map(|i| format!("2020-02-{:02}", 1 + i % 28 + i / 28))
+            .collect();
         t.sort();
         t.dedup();
         t.truncate(29);
@@ -1341,11 +1355,17 @@ mod tests {
         t.extend((1..=30).map(|k| format!("2020-03-{k:02}")));
         write(&t);
         let e = prepare_training(&c).unwrap_err().to_string();
-        assert!(e.contains("row 29 (line 31) holds `2020-02-30`, not a date of the calendar"), "{e}");
+        assert!(
+            e.contains("row 29 (line 31) holds `2020-02-30`, not a date of the calendar"),
+            "{e}"
+        );
         write(&hours);
         c.data.features = Some(vec!["a".into(), "day".into()]);
         let e = prepare_training(&c).unwrap_err().to_string();
-        assert!(e.contains("data.features") && e.contains("`day` is data.time_column"), "{e}");
+        assert!(
+            e.contains("data.features") && e.contains("`day` is data.time_column"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -549,9 +549,7 @@ impl Table {
         let keep = self.default_features(exclude);
         self.names
             .iter()
-            .filter(|n| {
-                !keep.contains(n) && !exclude.contains(&n.as_str()) && !is_index_column(n)
-            })
+            .filter(|n| !keep.contains(n) && !exclude.contains(&n.as_str()) && !is_index_column(n))
             .cloned()
             .collect()
     }
