@@ -892,7 +892,7 @@ pub fn feature_values(path: &Path, cfg: &Config, features: &[String]) -> Result<
             "drift is measured on the rows layout (one row per time step)",
         ));
     }
-    let t = Table::read(path, cfg.data.format.as_deref())?;
+    let t = Table::read(path, scored_format(path, &cfg.data))?;
     // Smoothing runs in row order, as in training.
     let d = &cfg.data;
     check_scored_time_order(&t, d)?;
@@ -923,6 +923,23 @@ fn smoothed_rows(t: &Table, cfg: &Config, features: &[String]) -> Result<Vec<f64
     Ok(values)
 }
 
+/// The format a file to score is read in: its own extension where recur
+/// knows it, the training config's `data.format` otherwise. The training
+/// file's format was imposed on every input: a model trained with
+/// `format: ts` refused the same series as a `.tsv`.
+fn scored_format<'a>(path: &Path, d: &'a DataConfig) -> Option<&'a str> {
+    let known = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|e| ["csv", "tsv", "txt", "parquet", "pq", "ts"].contains(&e.as_str()));
+    if known {
+        None
+    } else {
+        d.format.as_deref()
+    }
+}
+
 /// Windows over a new file, scaled with the model's scaler. With
 /// `need_labels`, the target must be present and only labelled windows are
 /// kept (evaluation); without, every window is kept (prediction).
@@ -937,7 +954,7 @@ pub fn prepare_inference(
     let d = &cfg.data;
     match d.layout {
         Layout::Rows => {
-            let t = Table::read(path, d.format.as_deref())?;
+            let t = Table::read(path, scored_format(path, d))?;
             // The windows run over rows in file order, as in training: a
             // file out of time order gives windows across unrelated days.
             check_scored_time_order(&t, d)?;
@@ -970,7 +987,7 @@ pub fn prepare_inference(
             })
         }
         Layout::Sequences => {
-            let s = Sequences::read(path, d.format.as_deref(), d.target.column.as_deref())?;
+            let s = Sequences::read(path, scored_format(path, d), d.target.column.as_deref())?;
             sequences_inference(&s, cfg, scaler, sequence_length, info, need_labels)
         }
     }
@@ -1075,6 +1092,14 @@ pub fn sequences_inference(
         .map(|(i, l)| {
             let label = if l.is_empty() && !need_labels {
                 None
+            } else if l.is_empty() {
+                return Err(Error::data(
+                    &s.source,
+                    format!(
+                        "series {i} (counted from 0) has no label; evaluating needs a class on \
+                         every series (`recur predict` scores series without one)"
+                    ),
+                ));
             } else if classes.is_empty() {
                 match &info.negative_label {
                     _ if l == pos => Some(1.0),

@@ -186,7 +186,7 @@ impl Table {
         // an extension.
         recur_core::fsx::refuse_non_file(path)?;
         match fmt.as_str() {
-            "csv" | "txt" | "tsv" => Table::read_csv(path),
+            "csv" | "txt" | "tsv" => Table::read_csv_rows(path, false, tab_for(format)),
             "parquet" | "pq" => Table::read_parquet(path),
             other => Err(Error::data(
                 path.display().to_string(),
@@ -239,7 +239,7 @@ impl Table {
     /// become numeric (and columns of `True`/`False`, as 1 and 0), the
     /// others text.
     pub fn read_csv(path: &Path) -> Result<Table> {
-        Table::read_csv_rows(path, false)
+        Table::read_csv_rows(path, false, None)
     }
 
     /// [`Table::read`] of a file of whole series, one per row, a label
@@ -259,13 +259,17 @@ impl Table {
         };
         if csv {
             recur_core::fsx::refuse_non_file(path)?;
-            Table::read_csv_rows(path, true)
+            Table::read_csv_rows(path, true, tab_for(format))
         } else {
             Table::read(path, format)
         }
     }
 
-    fn read_csv_rows(path: &Path, series: bool) -> Result<Table> {
+    /// `tab`: whether fields are separated by tabs (`data.format: tsv`)
+    /// or commas (`csv`); `None`: by the extension (`.tsv`), else by the
+    /// first line (a tab and no comma): `data.format: tsv` on a `.txt` or
+    /// extensionless UCR file was read with commas.
+    fn read_csv_rows(path: &Path, series: bool, tab: Option<bool>) -> Result<Table> {
         let source = path.display().to_string();
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         // Text never holds a NUL: a binary file (or a sparse one never
@@ -290,10 +294,17 @@ impl Table {
                 ),
             ));
         }
-        let tsv = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+        let tsv = tab.unwrap_or_else(|| {
+            let ext = path.extension().and_then(|e| e.to_str());
+            let first = bytes
+                .split(|&b| b == b'\n')
+                .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .unwrap_or(&[]);
+            ext.is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+                || (!ext.is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                    && first.contains(&b'\t')
+                    && !first.contains(&b','))
+        });
         let delim = if tsv { b'\t' } else { b',' };
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -555,11 +566,21 @@ impl Table {
     }
 }
 
+/// The separator `data.format` names: tabs for `tsv`, commas for `csv`,
+/// else the file decides.
+fn tab_for(format: Option<&str>) -> Option<bool> {
+    match format.map(str::to_ascii_lowercase).as_deref() {
+        Some("tsv") => Some(true),
+        Some("csv") => Some(false),
+        _ => None,
+    }
+}
+
 /// pandas' row numbers written as a column: `Unnamed: 0` in a CSV saved
 /// with its index, `__index_level_0__` in a Parquet file saved from a frame
 /// whose index is not a plain range (after a filter). A row number is a
 /// pure trend, never a feature by default.
-fn is_index_column(name: &str) -> bool {
+pub(crate) fn is_index_column(name: &str) -> bool {
     name.starts_with("Unnamed: ")
         || (name.starts_with("__index_level_") && name.ends_with("__") && name.len() > 16)
 }

@@ -136,6 +136,18 @@ fn same_number(classes: &[String]) -> Option<(&str, &str)> {
 /// (numerically where both are numbers); more than two map to their index
 /// in [`sorted_classes`] order, for a softmax head. One class is refused.
 pub fn class_labels(source: &str, labels: &[String], cfg: &TargetConfig) -> Result<ClassLabels> {
+    // A series without a label (an empty or NaN cell, a `.ts` line ending
+    // in `:`) became a class of its own: a binary problem turned into
+    // three classes, with no positive one.
+    if let Some(i) = labels.iter().position(|l| l.trim().is_empty()) {
+        return Err(Error::data(
+            source,
+            format!(
+                "series {i} (counted from 0) has no label; training needs a class on every \
+                 series: label it or drop it"
+            ),
+        ));
+    }
     let classes = sorted_classes(labels);
     if let Some((a, b)) = same_number(&classes) {
         return Err(Error::data(

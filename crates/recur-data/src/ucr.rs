@@ -185,16 +185,33 @@ impl Sequences {
     /// shorter; inside a row they are missing values, filled as a `.ts`
     /// file's `?` are.
     pub fn from_table(t: &Table, label_column: Option<&str>) -> Result<Sequences> {
+        // pandas' row numbers (`df.to_csv()` writes its index first, as a
+        // column without a name) are neither the label nor a step: the
+        // index was read as the label, or as the series' first value. A
+        // column without a name that holds labels (text, or numbers that
+        // are not increasing row numbers) is not one.
+        let index = |i: usize| {
+            crate::table::is_index_column(&t.names[i])
+                && matches!(&t.columns[i], crate::table::Column::Numeric(v)
+                    if v.iter().all(|x| x.fract() == 0.0) && v.windows(2).all(|w| w[0] < w[1]))
+        };
         let li = match label_column {
             Some(n) => t.index_of(n)?,
-            None => 0,
+            None => (0..t.names.len()).find(|&i| !index(i)).unwrap_or(0),
         };
-        let labels: Vec<String> = (0..t.n_rows()).map(|r| t.columns[li].cell(r)).collect();
+        // A missing label (an empty or NaN cell) is "", no class: training
+        // refuses it by row, scoring leaves the row unlabelled.
+        let labels: Vec<String> = (0..t.n_rows())
+            .map(|r| match &t.columns[li] {
+                crate::table::Column::Numeric(v) if v[r].is_nan() => String::new(),
+                c => c.cell(r).trim().to_string(),
+            })
+            .collect();
         let value_names: Vec<&String> = t
             .names
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != li)
+            .filter(|(i, _)| *i != li && !index(*i))
             .map(|(_, n)| n)
             .collect();
         if value_names.is_empty() {
@@ -257,7 +274,13 @@ impl Sequences {
     pub fn read_ts(path: &Path) -> Result<Sequences> {
         let source = path.display().to_string();
         let text = recur_core::fsx::read_text_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
+        // A BOM hid the first header line (`@classLabel true a b` went
+        // unread, and with it the check of the classes).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let mut in_data = false;
+        // `@classLabel false`: no label after the last `:`, which is then
+        // a channel like the others (the last channel was read as a label).
+        let mut labelled = true;
         let (mut values, mut labels) = (Vec::new(), Vec::new());
         let (mut len, mut dims) = (None::<usize>, None::<usize>);
         let mut filled = 0;
@@ -279,10 +302,27 @@ impl Sequences {
                     in_data = true;
                 }
                 let words: Vec<&str> = line.split_whitespace().collect();
-                if lower.starts_with("@classlabel ") && words.get(1) == Some(&"true") {
+                // Header values in any case, as aeon reads them (its writer
+                // gives `@missing False`).
+                let flag = words.get(1).map(|w| w.to_ascii_lowercase());
+                let (yes, no) = (
+                    flag.as_deref() == Some("true"),
+                    flag.as_deref() == Some("false"),
+                );
+                if lower.starts_with("@classlabel ") && yes {
                     declared = Some(words[2..].iter().map(|w| w.to_string()).collect());
                 }
-                if lower.starts_with("@equallength ") && words.get(1) == Some(&"true") {
+                if lower.starts_with("@classlabel ") && no {
+                    labelled = false;
+                }
+                if lower.starts_with("@targetlabel ") && yes {
+                    return Err(at(
+                        "@targetLabel true: a regression file (a number to predict per series); \
+                         recur classifies series, so give a file with class labels"
+                            .into(),
+                    ));
+                }
+                if lower.starts_with("@equallength ") && yes {
                     equal = Some(0);
                 }
                 let number = |what: &str| -> Result<usize> {
@@ -298,13 +338,13 @@ impl Sequences {
                 if lower.starts_with("@dimensions ") {
                     dimensions = Some(number("@dimensions")?);
                 }
-                if lower.starts_with("@univariate ") && words.get(1) == Some(&"true") {
+                if lower.starts_with("@univariate ") && yes {
                     dimensions = Some(1);
                 }
-                if lower.starts_with("@missing ") && words.get(1) == Some(&"false") {
+                if lower.starts_with("@missing ") && no {
                     no_missing = true;
                 }
-                if lower.starts_with("@timestamps ") && words.get(1) == Some(&"true") {
+                if lower.starts_with("@timestamps ") && yes {
                     return Err(at(
                         "@timeStamps true: series of (time, value) pairs are not supported; \
                          write the values alone, one step after another"
@@ -313,14 +353,24 @@ impl Sequences {
                 }
                 continue;
             }
-            let parts: Vec<&str> = line.split(':').collect();
-            if parts.len() < 2 {
-                return Err(at(
-                    "expected `values:label` (a class label after the last `:`)".into(),
-                ));
-            }
-            let label = parts[parts.len() - 1].trim().to_string();
-            if let Some(classes) = &declared {
+            let mut parts: Vec<&str> = line.split(':').collect();
+            let label = if labelled {
+                if parts.len() < 2 {
+                    return Err(at(
+                        "expected `values:label` (a class label after the last `:`; \
+                         `@classLabel false` in the header for a file without labels)"
+                            .into(),
+                    ));
+                }
+                parts.pop().unwrap_or_default().trim().to_string()
+            } else {
+                // Some writers end an unlabelled series with a `:` all the same.
+                if parts.len() > 1 && parts.last().is_some_and(|p| p.trim().is_empty()) {
+                    parts.pop();
+                }
+                String::new()
+            };
+            if let Some(classes) = declared.as_ref().filter(|_| !label.is_empty()) {
                 if !classes.contains(&label) {
                     return Err(at(format!(
                         "class `{}` is not one the header declares (@classLabel true {}); \
@@ -330,7 +380,7 @@ impl Sequences {
                     )));
                 }
             }
-            let series: Vec<Vec<f64>> = parts[..parts.len() - 1]
+            let series: Vec<Vec<f64>> = parts
                 .iter()
                 .enumerate()
                 .map(|(d, p)| {
@@ -441,6 +491,83 @@ impl Sequences {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header as aeon reads it: `@classLabel false` makes every `:`
+    /// field a channel (the last was read as a label), values in any case
+    /// (`True`, `False`), a BOM before the first line, and a regression
+    /// file refused by name.
+    #[test]
+    fn the_ts_header_is_read_as_aeon_reads_it() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.ts");
+        let read = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Sequences::read(&p, None, None)
+        };
+        let s = read("@classLabel false\n@data\n1,2:3,4\n5,6:7,8:\n").unwrap();
+        assert_eq!((s.dims, s.sequence_length), (2, 2));
+        assert_eq!(s.values, vec![vec![1., 3., 2., 4.], vec![5., 7., 6., 8.]]);
+        assert_eq!(s.labels, vec!["", ""]);
+        let s = read("@univariate true\n@classLabel False\n@data\n1,2,3\n").unwrap();
+        assert_eq!((s.dims, s.values[0].clone()), (1, vec![1., 2., 3.]));
+        for header in ["@classLabel True a b", "\u{feff}@classLabel true a b"] {
+            let e = read(&format!("{header}\n@data\n1,2:a\n1,2:c\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("class `c` is not one the header declares"),
+                "{header}: {e}"
+            );
+        }
+        let e = read("@missing False\n@data\n1,?,3:a\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("@missing false"), "{e}");
+        let e = read("@targetLabel true\n@data\n1,2:0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("@targetLabel true: a regression file"), "{e}");
+        // A line ending in `:` under labels has none: no class of its own.
+        let s = read("@data\n1,2:a\n1,2:\n").unwrap();
+        assert_eq!(s.labels, vec!["a", ""]);
+    }
+
+    /// A series CSV as pandas writes it (`df.to_csv()`: its row numbers
+    /// first, in a column without a name) keeps the label and the steps; a
+    /// missing label is "" (no class), and a tab-separated file without
+    /// the `.tsv` extension is read by tabs.
+    #[test]
+    fn a_pandas_index_is_no_step_and_a_missing_label_no_class() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.csv");
+        std::fs::write(&p, ",label,0,1,2\n0,a,1,2,3\n1,b,4,5,6\n2,,7,8,9\n").unwrap();
+        for label in [None, Some("label")] {
+            let s = Sequences::read(&p, None, label).unwrap();
+            assert_eq!(
+                s.values,
+                vec![vec![1., 2., 3.], vec![4., 5., 6.], vec![7., 8., 9.]]
+            );
+            assert_eq!(s.labels, vec!["a", "b", ""], "{label:?}");
+        }
+        let e = crate::target::class_labels(
+            &s_src(&p),
+            &["a".into(), "".into(), "b".into()],
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("series 1 (counted from 0) has no label"), "{e}");
+        let t = d.path().join("ucr_TRAIN");
+        std::fs::write(&t, "1\t0.5\t0.25\n2\t1.5\tNaN\n").unwrap();
+        let s = Sequences::read(&t, Some("tsv"), None).unwrap();
+        assert_eq!(s.values, vec![vec![0.5, 0.25], vec![1.5]]);
+        let s = Sequences::read(&t, None, None).unwrap();
+        assert_eq!(s.labels, vec!["1", "2"]);
+    }
+
+    fn s_src(p: &Path) -> String {
+        p.display().to_string()
+    }
 
     #[test]
     fn reads_a_multivariate_ts_file() {
