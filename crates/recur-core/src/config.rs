@@ -103,6 +103,9 @@ pub struct TargetConfig {
     pub positive_label: Option<String>,
 }
 
+/// The longest `selection.ewma_span` a config may give.
+pub const MAX_EWMA_SPAN: usize = 10_000;
+
 impl Default for TargetConfig {
     fn default() -> Self {
         TargetConfig {
@@ -282,11 +285,58 @@ impl Config {
     }
 
     /// Reads a YAML file; a relative `data.path` or
-    /// `trees.xgboost_model` becomes relative to the file.
+    /// `trees.xgboost_model` becomes relative to the file. Settings the
+    /// chosen model or target does not read are refused
+    /// ([`Config::refuse_unread`]).
     pub fn from_file(path: &Path) -> Result<Config> {
         let (cfg, _) = crate::config_file::read::<Config>(path)?;
-        cfg.validate(&path.display().to_string())?;
+        let origin = path.display().to_string();
+        cfg.validate(&origin)?;
+        cfg.refuse_unread(&origin)?;
         Ok(cfg)
+    }
+
+    /// Refuses settings of another model kind or target that were given:
+    /// they trained the same model as without them, and `config.yaml`
+    /// recorded them as if they had counted. For a config about to train;
+    /// a model directory's saved config is not held to it (models trained
+    /// before it still load).
+    pub fn refuse_unread(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
+        let m = &self.model;
+        let tg = &self.data.target;
+        let d = ModelConfig::default();
+        if m.kind != ClassifierKind::LstmFcn
+            && (m.shuffle != d.shuffle || m.filters != d.filters || m.kernels != d.kernels)
+        {
+            // Trained the same model as without them, and config.yaml
+            // recorded them as if they had counted.
+            return bad(
+                "model.shuffle / filters / kernels",
+                format!(
+                    "are LSTM-FCN's settings; model.type {} does not read them: remove them",
+                    m.kind
+                ),
+            );
+        }
+        let dt = TargetConfig::default();
+        if tg.price_column.is_none()
+            && (tg.k != dt.k
+                || tg.vol_window != dt.vol_window
+                || tg.tau_min != dt.tau_min
+                || tg.tau_max != dt.tau_max
+                || tg.drop_neutral != dt.drop_neutral)
+        {
+            // Ignored without a word, and recorded in config.yaml as if
+            // they had shaped the labels.
+            return bad(
+                "data.target.k / vol_window / tau_min / tau_max / drop_neutral",
+                "shape a label derived from a price (price_column); this target does not read \
+                 them: remove them"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The config as YAML, every key written out (what a model directory
@@ -318,8 +368,13 @@ impl Config {
             self.data.path = Some(d);
         }
         if let Some(t) = target {
-            self.data.target.column = Some(t);
-            self.data.target.price_column = None;
+            // The price rule goes whole, its settings with it.
+            let d = TargetConfig::default();
+            let tg = &mut self.data.target;
+            tg.column = Some(t);
+            tg.price_column = None;
+            (tg.k, tg.vol_window, tg.tau_min, tg.tau_max, tg.drop_neutral) =
+                (d.k, d.vol_window, d.tau_min, d.tau_max, d.drop_neutral);
         }
         self.validate(origin)
     }
@@ -350,6 +405,18 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+        if m.num_layers > crate::lvm_config::MAX_LAYERS {
+            // Passed the size check (parameters only), then overflowed the
+            // stack after 20 s and 2.7 GB at 30,000 layers.
+            return bad(
+                "model.num_layers",
+                format!(
+                    "{} is more than the {} recur builds; 1 to 3 are usual",
+                    m.num_layers,
+                    crate::lvm_config::MAX_LAYERS
+                ),
+            );
+        }
         if !(0.0..1.0).contains(&m.dropout) {
             return bad("model.dropout", format!("{} is outside [0, 1)", m.dropout));
         }
@@ -374,10 +441,16 @@ impl Config {
                 );
             }
         }
-        if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
+        // The models compute in float32: 1e39 is infinite there, and was
+        // reported as "the validation loss was never finite".
+        let f32_max = f32::MAX as f64;
+        if !(t.learning_rate > 0.0 && t.learning_rate <= f32_max) {
             return bad(
                 "training.learning_rate",
-                format!("{} must be a finite number above 0", t.learning_rate),
+                format!(
+                    "{} must be a number above 0 that float32 holds (at most 3.4e38)",
+                    t.learning_rate
+                ),
             );
         }
         if t.early_stopping_patience == 0 {
@@ -394,21 +467,22 @@ impl Config {
         }
         if t.grad_clip.is_nan()
             || t.grad_clip < 0.0
-            || !(t.weight_decay.is_finite() && t.weight_decay >= 0.0)
+            || !(t.weight_decay >= 0.0 && t.weight_decay <= f32_max)
         {
             return bad(
                 "training.grad_clip / weight_decay",
                 format!(
-                    "{} and {} must be numbers, not negative (weight_decay finite)",
+                    "{} and {} must be numbers, not negative (weight_decay at most 3.4e38, \
+                     float32's largest)",
                     t.grad_clip, t.weight_decay
                 ),
             );
         }
         match &t.pos_weight {
-            PosWeight::Number(v) if !(*v > 0.0 && v.is_finite()) => {
+            PosWeight::Number(v) if !(*v > 0.0 && *v <= f32_max) => {
                 return bad(
                     "training.pos_weight",
-                    format!("{v} must be a positive number"),
+                    format!("{v} must be a positive number that float32 holds (at most 3.4e38)"),
                 )
             }
             PosWeight::Named(n) if n != "auto" && n != "none" => {
@@ -531,6 +605,19 @@ impl Config {
                 return bad(
                     "selection.max_features / ewma_span",
                     "must be at least 1".into(),
+                );
+            }
+            if sel.ewma_span > MAX_EWMA_SPAN {
+                // 1e6 made a model no request could score (min_rows 2.3
+                // million); u64::MAX rounded the factor to 0, every
+                // feature constant.
+                return bad(
+                    "selection.ewma_span",
+                    format!(
+                        "{} rows: a smoothing span is a few rows to a few hundred; at most \
+                         {MAX_EWMA_SPAN}",
+                        sel.ewma_span
+                    ),
                 );
             }
             // NaN turned a filter off without a word; a negative share or
@@ -789,6 +876,72 @@ mod tests {
                 && e.contains("`lstm`"),
             "{e}"
         );
+    }
+
+    /// Depths that overflow the stack, factors float32 cannot hold and
+    /// spans that smooth everything flat are refused by key; settings of
+    /// another model kind or target are refused for a config about to
+    /// train, but a saved config holding them still loads.
+    #[test]
+    fn values_beyond_what_trains_and_settings_nothing_reads_are_refused() {
+        for (yaml, key) in [
+            ("model: {num_layers: 30000}\n", "model.num_layers"),
+            (
+                "training: {learning_rate: 1.0e39}\n",
+                "training.learning_rate",
+            ),
+            ("training: {weight_decay: 1.0e39}\n", "weight_decay"),
+            ("training: {pos_weight: 1.0e39}\n", "training.pos_weight"),
+            ("selection: {ewma_span: 1000000}\n", "selection.ewma_span"),
+        ] {
+            let e = Config::from_yaml(yaml, "t.yaml").unwrap_err().to_string();
+            assert!(e.contains(key), "{yaml}: {e}");
+        }
+        assert!(Config::from_yaml("model: {num_layers: 64}\n", "t.yaml").is_ok());
+        let d = tempfile::tempdir().unwrap();
+        for (yaml, key) in [
+            (
+                "model: {type: lstm, shuffle: false}\n",
+                "model.shuffle / filters / kernels",
+            ),
+            (
+                "model: {filters: [8, 8, 8]}\n",
+                "model.shuffle / filters / kernels",
+            ),
+            (
+                "data: {target: {column: y, drop_neutral: true}}\n",
+                "data.target.k / vol_window",
+            ),
+            (
+                "data: {target: {column: y, k: 99}}\n",
+                "data.target.k / vol_window",
+            ),
+        ] {
+            let p = d.path().join("c.yaml");
+            std::fs::write(&p, yaml).unwrap();
+            let e = Config::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("remove them"), "{yaml}: {e}");
+            assert!(Config::from_yaml(yaml, "saved").is_ok(), "{yaml}");
+        }
+        for ok in [
+            "model: {type: lstm-fcn, shuffle: false}\ndata: {layout: sequences}\n",
+            "data: {target: {price_column: c, horizon: 5, k: 1.0}}\n",
+        ] {
+            let p = d.path().join("c.yaml");
+            std::fs::write(&p, ok).unwrap();
+            Config::from_file(&p).unwrap();
+        }
+        // `--target` replaces a price rule whole, its settings with it.
+        let p = d.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            "data: {target: {price_column: c, horizon: 5, k: 1.0}}\n",
+        )
+        .unwrap();
+        let mut c = Config::from_file(&p).unwrap();
+        c.override_data(None, Some("y".into()), "c.yaml").unwrap();
+        assert_eq!(c.data.target.k, TargetConfig::default().k);
+        c.refuse_unread("c.yaml").unwrap();
     }
 
     #[test]

@@ -172,7 +172,9 @@ pub fn absolute_paths<T: ConfigPaths>(cfg: &mut T) {
 /// Commands that take either (`recur tune`) dispatch on it; a file that is
 /// not YAML reads as Job A's, whose parser then says what is wrong.
 pub fn is_lvm_config(path: &Path) -> Result<bool> {
-    let text = crate::fsx::read_text(path)?;
+    // Bounded as [`read`] is: an 8 MB file of nested lists took 2 GB here
+    // before the reader refused it.
+    let text = crate::fsx::read_text_bounded(path, MAX_CONFIG_BYTES)?;
     let v: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&text) {
         Ok(v) => v,
         Err(_) => return Ok(false),

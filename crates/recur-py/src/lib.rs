@@ -217,6 +217,8 @@ fn train_classifier(
 ) -> PyResult<(String, String)> {
     let cfg =
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
+    cfg.refuse_unread("the estimator's parameters")
+        .map_err(err)?;
     let t = table(names, columns)?;
     let progress = PyProgress::new(progress);
     let r = compute_interruptible(py, &progress, || {
@@ -272,6 +274,8 @@ fn train_sequences(
 ) -> PyResult<(String, String)> {
     let cfg =
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
+    cfg.refuse_unread("the estimator's parameters")
+        .map_err(err)?;
     let s = sequences(series, labels)?;
     let progress = PyProgress::new(progress);
     let r = compute_interruptible(py, &progress, || {
