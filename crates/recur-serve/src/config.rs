@@ -224,6 +224,19 @@ impl ServeConfig {
             })
             .unwrap_or_default();
         let names = |k: &str| keys.iter().any(|x| x == k);
+        // The demo's paths a file does not name stay relative to the
+        // working folder, as without a file (they were joined to the
+        // file's folder: `conf/runs/corpus/wiki.npz`).
+        let d = ServeConfig::default();
+        if !names("bank") {
+            cfg.bank = d.bank;
+        }
+        if !names("models") {
+            cfg.models = d.models;
+        }
+        if !names("classifier") {
+            cfg.classifier = d.classifier;
+        }
         if names("classifier") && !names("models") {
             cfg.models.clear();
             if !names("bank") {
@@ -301,6 +314,8 @@ impl ServeConfig {
                 l.health_check_interval_ms as usize,
             ),
             ("decoder.top_k", self.decoder.top_k),
+            // 0 ran as 1 while /info said 0.
+            ("limits.cache_entries", l.cache_entries),
         ] {
             if v == 0 {
                 return bad(key, "must be at least 1");
@@ -393,6 +408,19 @@ mod tests {
         assert!(c.classifier.unwrap().ends_with("../runs/demo"));
     }
 
+    /// What a file leaves out is the demo's, read from the working folder
+    /// as without a file; what it names is read from the file's folder.
+    #[test]
+    fn paths_a_file_does_not_name_stay_the_working_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.yaml");
+        std::fs::write(&p, "models:\n  - {name: a, path: m}\n").unwrap();
+        let c = ServeConfig::from_file(&p).unwrap();
+        assert_eq!(c.bank, ServeConfig::default().bank);
+        assert_eq!(c.models[0].path, dir.path().join("m"));
+        assert!(c.classifier.is_none());
+    }
+
     #[test]
     fn bad_settings_name_their_key() {
         let dir = tempfile::tempdir().unwrap();
@@ -413,6 +441,7 @@ mod tests {
             ("allowed_hosts: [\"recur.internal:8080\"]\n", "allowed_hosts"),
             ("precision: BF16\n", "precision"),
             ("limits:\n  max_connections: 0\n", "limits.max_connections"),
+            ("limits:\n  cache_entries: 0\n", "limits.cache_entries"),
             // A training config is named as one, with what to do instead.
             (
                 "data:\n  path: d.csv\nmodel:\n  type: lstm\n",
