@@ -21,5 +21,5 @@ python3 -m venv "$work/env"
 (cd "$work" && "$work/env/bin/python" "$root/python/examples/quickstart.py" "$work/quickstart-model")
 test -s "$work/quickstart-model/model.safetensors"
 
-"$work/env/bin/pip" install -q "pytest>=7" "scikit-learn>=1.2" "pandas>=1.5" "ray[data]>=2.9"
+"$work/env/bin/pip" install -q "pytest>=7" "scikit-learn>=1.2" "pandas>=1.5" "polars>=1" "ray[data]>=2.9"
 (cd "$work" && RECUR_BIN="$root/target/release/recur" "$work/env/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")

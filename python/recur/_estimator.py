@@ -43,6 +43,22 @@ def _refuse_sparse(X: Any, what: str) -> None:
         )
 
 
+def _polars_as_pandas(X: Any, what: str) -> Any:
+    """A polars DataFrame as the pandas one it converts to (its columns
+    keep their names and kinds): the frame code reads pandas' API, and a
+    polars frame with a text or datetime column failed inside it with an
+    AttributeError. Anything else is returned as it is."""
+    if not (type(X).__module__.split(".")[0] == "polars" and hasattr(X, "to_pandas") and hasattr(X, "columns")):
+        return X
+    try:
+        return X.to_pandas()
+    except ImportError as e:
+        raise TypeError(
+            f"{what} is a polars DataFrame, which recur reads through pandas: install pandas and "
+            f"pyarrow (pip install pandas pyarrow), or give {what}.to_numpy() ({e})"
+        ) from None
+
+
 def _contiguous(a: Any, dtype: Any = None) -> np.ndarray:
     """`a` as a C-contiguous, aligned array of `dtype`, copied only when it
     is not one already. Aligned too: the bindings read numpy memory in
@@ -189,6 +205,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
     cols: list[Any] = []
     from_frame = False
     _refuse_sparse(X, what)
+    X = _polars_as_pandas(X, what)
     if hasattr(X, "columns") and hasattr(X, "__getitem__"):  # pandas
         from_frame = True
         names = [str(c) for c in X.columns]

@@ -36,6 +36,7 @@ from ._estimator import (
     _ModelDirEstimator,
     _column_or_1d,
     _contiguous,
+    _polars_as_pandas,
     _progress_callback,
     _refuse_sparse,
     _write_sidecar,
@@ -52,6 +53,7 @@ def _numeric(kind: str, where: str) -> None:
 def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     """`X` as a list of C-contiguous float64 arrays `[T_i, F]`."""
     _refuse_sparse(X, what)
+    X = _polars_as_pandas(X, what)
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):
         # A DataFrame: one series a row, one time step a column, as a 2-D
         # array `[n, T]` is.

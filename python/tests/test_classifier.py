@@ -2,6 +2,7 @@
 and seed give the same probabilities, and models move between the two."""
 
 import json
+import os
 import pathlib
 import pickle
 import subprocess
@@ -667,3 +668,58 @@ def test_unaligned_sparse_and_the_name_of_y(fitted, rainfall, tmp_path):
     for named in (X[["temperature", "rain"]], {c: X[c].to_numpy() for c in ("temperature", "rain")}):
         with pytest.raises(ValueError, match="y is named `rain`, a column of X too"):
             recur.LSTMClassifier(**kw).fit(named, X["rain"])
+
+
+def _proba(m, X):
+    return m.predict_proba(X)
+
+
+def test_a_child_made_by_fork_predicts_as_its_parent(rainfall):
+    """A forked child (multiprocessing's default start method on Linux,
+    gunicorn's preload) has none of its parent's threads: recur's pool,
+    made in the parent, took the child's work and never ran it, so every
+    call in the child hung."""
+    import multiprocessing as mp
+
+    m = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                             epochs=1).fit(rainfall.head(2000))
+    X = rainfall.iloc[2000:2300]
+    want = m.predict_proba(X)
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_proba, (m, X)).get(timeout=120)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_fit_started_in_a_progress_callback_runs_on_one_worker(tmp_path):
+    """A fit started from a progress callback (here with a pool of one
+    worker, as in a one-CPU container) queued its work behind the worker
+    that waited for it, and hung for ever."""
+    script = tmp_path / "nested.py"
+    script.write_text(
+        "import numpy as np, recur\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.normal(size=(300, 2)), (np.arange(300) % 3 == 0).astype(int)\n"
+        "inner = []\n"
+        "def progress(event, text, n):\n"
+        "    if event == 'start' and not inner:\n"
+        "        inner.append(recur.LSTMClassifier(sequence_length=4, hidden_size=2, epochs=1).fit(X, y))\n"
+        "recur.LSTMClassifier(sequence_length=4, hidden_size=2, epochs=1, progress=progress).fit(X, y)\n"
+        "print('both', len(inner))\n"
+    )
+    env = dict(os.environ, RAYON_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and "both 1" in r.stdout, r.stderr
+
+
+def test_a_polars_frame_is_read_as_the_pandas_one(rainfall):
+    """A polars DataFrame with a text column failed inside the package
+    (`'Series' object has no attribute 'isna'`); it reads as its pandas
+    conversion does."""
+    import polars as pl
+
+    df = rainfall.head(1500).copy()
+    df["station"] = "A"
+    m = recur.LSTMClassifier(target_column="rain", horizon=1, sequence_length=8, hidden_size=8,
+                             epochs=1).fit(df)
+    want = m.predict_proba(df)
+    np.testing.assert_array_equal(m.predict_proba(pl.from_pandas(df)), want)

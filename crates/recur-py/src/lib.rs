@@ -36,24 +36,48 @@ fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
 }
 
 /// Runs `f` on a worker of recur's pool (see [`compute`]), from a thread
-/// that holds no interpreter lock.
+/// that holds no interpreter lock; on the worker it is already on, when
+/// called from one (a fit started in a progress callback queued its work
+/// behind the workers that waited for it, and hung).
 fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    let pool = POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(candle_core::utils::get_num_threads())
-            .thread_name(|i| format!("recur-{i}"))
-            .stack_size(16 << 20)
-            .build()
-            .ok()
-    });
     // The caller's precision goes with the job: a worker may be inside
     // another thread's `scoped` call (a bf16 training) when it picks it up.
     let prec = recur_kernels::precision::current();
-    match pool {
+    match pool() {
+        Some(p) if p.current_thread_index().is_some() => f(),
         Some(p) => p.install(move || recur_kernels::precision::scoped(prec, f)),
         None => f(),
     }
+}
+
+/// recur's thread pool in this process. A child made by `fork` (Python's
+/// default `multiprocessing` start method on Linux, gunicorn's preload)
+/// has none of its parent's threads, so the parent's pool would take the
+/// child's work and never run it: every call hung. The child builds a
+/// pool of its own; the parent's is leaked there, since dropping it would
+/// signal threads that do not exist.
+fn pool() -> Option<std::sync::Arc<rayon::ThreadPool>> {
+    type Owned = Option<(u32, Option<std::sync::Arc<rayon::ThreadPool>>)>;
+    static POOL: std::sync::Mutex<Owned> = std::sync::Mutex::new(None);
+    let pid = std::process::id();
+    let mut held = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, p)) = held.as_ref() {
+        if *owner == pid {
+            return p.clone();
+        }
+    }
+    if let Some(parents) = held.take() {
+        std::mem::forget(parents);
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(candle_core::utils::get_num_threads())
+        .thread_name(|i| format!("recur-{i}"))
+        .stack_size(16 << 20)
+        .build()
+        .ok()
+        .map(std::sync::Arc::new);
+    *held = Some((pid, p.clone()));
+    p
 }
 
 /// [`compute`] for training, which Ctrl-C can stop: the work runs on
@@ -68,6 +92,12 @@ fn compute_interruptible<T: Send>(
     progress: &PyProgress,
     f: impl FnOnce() -> T + Send,
 ) -> T {
+    // On a pool worker already (a fit started from a progress callback),
+    // the work runs there: a new thread would queue it behind the workers
+    // that wait for it. Only Python's main thread takes signals anyway.
+    if pool().is_some_and(|p| p.current_thread_index().is_some()) {
+        return py.detach(f);
+    }
     py.detach(|| {
         std::thread::scope(|s| {
             let prec = recur_kernels::precision::current();
