@@ -331,7 +331,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Refuses to write `output` over `input` (the same file by any path).
 pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
-    let same = matches!((resolve(input), resolve(output)), (Some(a), Some(b)) if a == b);
+    let same = matches!((resolve(input), resolve(output)), (Some(a), Some(b)) if a == b)
+        || same_inode(input, output);
     if same {
         return Err(Error::Msg(format!(
             "the output {} is the input file: choose another output path",
@@ -339,6 +340,21 @@ pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether two existing paths are one file: a bind mount (or a hard link)
+/// shows it under another path that no resolving of links can tell, and
+/// `predict` wrote its output over the input through one.
+fn same_inode(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    let _ = (a, b);
+    false
 }
 
 /// Refuses to write `output` inside the folder `dir` (a model directory,
@@ -550,6 +566,12 @@ mod tests {
             let e = check_outputs(&input, &m, &[&link]).unwrap_err().to_string();
             assert!(e.contains("is the input file"), "{e}");
         }
+        // One file under another path that no link resolves to it (a bind
+        // mount; here a hard link, which shows the same).
+        let hard = d.path().join("hard.csv");
+        std::fs::hard_link(&input, &hard).unwrap();
+        let e = check_outputs(&input, &m, &[&hard]).unwrap_err().to_string();
+        assert!(e.contains("is the input file"), "{e}");
         // Into any model directory, not only the command's own.
         let other = d.path().join("other");
         std::fs::create_dir(&other).unwrap();
