@@ -99,8 +99,16 @@ pub fn train_bundled(
         ));
     }
     let html = out.join("report.html");
-    let history = recur_deploy::model_dir::read_history(out)?;
-    crate::report_html::write(out, &report, &history, &html)?;
+    // The model is in place by now: an error here says so (a full disk
+    // read as if nothing had been written), as `recur train` does.
+    recur_deploy::model_dir::read_history(out)
+        .and_then(|history| crate::report_html::write(out, &report, &history, &html))
+        .map_err(|e| {
+            Error::Msg(format!(
+                "the model was written to {}, but the HTML report was not: {e}",
+                out.display()
+            ))
+        })?;
     Ok(Trained { report, html })
 }
 
