@@ -354,6 +354,21 @@ pub fn build(
     let ins: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let outs: Vec<&Path> = siblings.iter().map(PathBuf::as_path).collect();
     recur_core::fsx::check_io(&ins, &[], &outs)?;
+    // A corpus is three files and a parts folder side by side: a device
+    // as the output (`--out /dev/null`) littered /dev with the others, and
+    // a folder was found out only after the whole embedding.
+    if let Some(m) = std::fs::metadata(out).ok().filter(|m| !m.is_file()) {
+        let what = if m.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a device or a pipe)"
+        };
+        return Err(Error::Msg(format!(
+            "{} is {what}: --out names the .npz file to write (its .texts.jsonl and \
+             .build.json go beside it)",
+            out.display()
+        )));
+    }
     // One build at a time writes these files and the parts folder: two
     // deleted each other's parts and left last-writer-wins outputs.
     let _hold = recur_core::dirwrite::hold_outputs(out)?;

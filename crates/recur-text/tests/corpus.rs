@@ -328,3 +328,28 @@ fn the_documents_of_a_dump_are_its_articles_and_skips() {
         i.summary()
     );
 }
+
+/// An output that is a folder or a device is refused before any text is
+/// embedded (a folder was found out after the whole embedding; a device
+/// had the corpus's other files written beside it, into /dev).
+#[test]
+fn an_output_that_is_not_a_file_is_refused_before_the_work() {
+    let d = tempfile::tempdir().unwrap();
+    let input = docs(d.path());
+    let folder = d.path().join("adir.npz");
+    std::fs::create_dir(&folder).unwrap();
+    let enc = fake(None);
+    let e = build(&[input.clone()], &folder, &enc, &opts(16), &SILENT)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("adir.npz is a folder: --out names the .npz file"),
+        "{e}"
+    );
+    assert_eq!(enc.calls.get(), 0);
+    let e = build(&[input], Path::new("/dev/null"), &enc, &opts(16), &SILENT)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/dev/null is not a regular file"), "{e}");
+    assert!(!Path::new("/dev/null.parts").exists() && !Path::new("/dev/.null.lock").exists());
+}
