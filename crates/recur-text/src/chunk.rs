@@ -70,7 +70,11 @@ fn chunks_with(text: &str, rules: ChunkRules, rest: bool) -> (Vec<String>, Cut) 
                 }
                 let head = cut(s, rules.max_chars);
                 let tail = s[head.len()..].trim_start();
-                if out.last().is_none_or(|l| *l != head) {
+                // A chunk of zero-width spaces or controls is nothing to the
+                // encoder (its vector is the empty text's, near every query),
+                // and `/chat` answered with it; `embed` and `/chat` refuse
+                // such a text.
+                if out.last().is_none_or(|l| *l != head) && crate::encoder::visible(&head) {
                     out.push(head);
                 }
                 if !rest {
@@ -120,6 +124,22 @@ mod tests {
                 "Then he left!",
                 "A new paragraph starts here."
             ]
+        );
+    }
+
+    /// Chunks the encoder sees as nothing (zero-width spaces, controls)
+    /// are not kept: their vector was the empty text's, and `/chat`
+    /// answered with them.
+    #[test]
+    fn chunks_with_nothing_visible_are_left_out() {
+        let text = format!(
+            "A sentence that stays here.\n{}\n{}\nAnother sentence stays too.",
+            "\u{200b}".repeat(12),
+            "\u{1}".repeat(10),
+        );
+        assert_eq!(
+            chunks(&text, ChunkRules::default()),
+            ["A sentence that stays here.", "Another sentence stays too."]
         );
     }
 
