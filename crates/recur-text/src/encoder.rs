@@ -432,7 +432,7 @@ impl SentenceEncoder {
             while !text.is_char_boundary(at) {
                 at -= 1;
             }
-            let Some(space) = text[..at].rfind(char::is_whitespace) else {
+            let Some(space) = text[..at].rfind(splits_words) else {
                 return Ok(text);
             };
             let start = &text[..space];
@@ -513,6 +513,14 @@ impl SentenceEncoder {
 }
 /// The texts to embed, one per line of `input` (`name` says where they
 /// come from in errors): every line UTF-8 and not blank.
+/// Whether the tokenizer splits words at `c`: BERT's cleaning deletes the
+/// controls among Rust's whitespace (U+0085, VT, FF) before it splits, so
+/// `un\u{85}believable` is one word to it, and a long text cut there gave
+/// another text's vector.
+fn splits_words(c: char) -> bool {
+    c.is_whitespace() && (!c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+}
+
 pub fn read_texts(mut input: impl std::io::BufRead, name: &str) -> Result<Vec<String>> {
     read_texts_within(&mut input, name, MAX_TEXT_LINE, MAX_TEXT_INPUT)
 }
@@ -623,6 +631,16 @@ pub fn check_texts(texts: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_text_is_cut_only_where_the_tokenizer_splits_words() {
+        for c in [' ', '\t', '\n', '\r', '\u{3000}', '\u{a0}', '\u{2028}'] {
+            assert!(splits_words(c), "{c:?}");
+        }
+        for c in ['\u{85}', '\u{b}', '\u{c}', 'a', '\u{200b}'] {
+            assert!(!splits_words(c), "{c:?}");
+        }
+    }
 
     /// One text per line, `\r\n` too; an empty line, bytes that are not
     /// UTF-8, a line past the bound and an input past the bound are each
