@@ -1530,6 +1530,12 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert!(got.contains("\"code\":\"body_timeout\""), "{got}");
+    // The server closes such a connection, and says so (a keep-alive
+    // client reused it and met a reset).
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
     // A malformed chunked body is a bad request, not a large one.
     let mut c = raw(&s.url);
     c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
@@ -1537,6 +1543,10 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     let got = read_all(&mut c);
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     assert!(got.contains("\"code\":\"bad_body\""), "{got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
     // A body for a path that does not exist: 404 at once, no 100 Continue.
     let mut c = raw(&s.url);
     c.write_all(b"POST /nope HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n")
@@ -1554,6 +1564,10 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
     assert!(got.starts_with("HTTP/1.1 413"), "{got}");
     assert!(
         got.contains("body_too_large") && !got.contains("100 Continue"),
+        "{got}"
+    );
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
         "{got}"
     );
     // A client that sends an oversized body at once (no Expect) reads the

@@ -453,15 +453,17 @@ async fn guard_post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the request body is over {} bytes (limits.max_body_bytes; see GET /info)",
-                l.max_body_bytes
-            ),
+        closing(
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is over {} bytes (limits.max_body_bytes; see GET /info)",
+                    l.max_body_bytes
+                ),
+            )
+            .into_response(),
         )
-        .into_response()
     };
     if declared.is_some_and(|n| n > l.max_body_bytes as u64) {
         // A client waiting on `Expect: 100-continue` sends nothing more:
@@ -485,33 +487,49 @@ async fn guard_post(
     let got = tokio::time::timeout(limit, read_body(body, l.max_body_bytes, progress)).await;
     read();
     match got {
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
-                "the request body did not arrive within {} ms (limits.body_timeout_ms)",
-                l.body_timeout_ms
-            ),
-        )
-        .into_response(),
-        Ok(Err(None)) => too_large(),
-        Ok(Err(Some(e))) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            if chunked {
-                format!("the request body could not be read ({e}): check its chunked encoding")
-            } else {
+        Err(_) => closing(
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
                 format!(
-                    "the request body could not be read ({e}): the connection ended before the Content-Length's bytes"
-                )
-            },
-        )
-        .into_response(),
+                    "the request body did not arrive within {} ms (limits.body_timeout_ms)",
+                    l.body_timeout_ms
+                ),
+            )
+            .into_response(),
+        ),
+        Ok(Err(None)) => too_large(),
+        Ok(Err(Some(e))) => closing(
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                if chunked {
+                    format!("the request body could not be read ({e}): check its chunked encoding")
+                } else {
+                    format!(
+                        "the request body could not be read ({e}): the connection ended before the Content-Length's bytes"
+                    )
+                },
+            )
+            .into_response(),
+        ),
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
     }
+}
+
+/// `response` with `Connection: close`: the body was not read to its end,
+/// so the connection cannot carry another request, and a keep-alive client
+/// that was not told so reused it and met a reset (RFC 9112 section 9.6).
+/// hyper closes the connection after a response that says so.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Counts and times every request by endpoint, status and error code.
