@@ -339,9 +339,15 @@ fn an_output_that_is_not_a_file_is_refused_before_the_work() {
     let folder = d.path().join("adir.npz");
     std::fs::create_dir(&folder).unwrap();
     let enc = fake(None);
-    let e = build(&[input.clone()], &folder, &enc, &opts(16), &SILENT)
-        .unwrap_err()
-        .to_string();
+    let e = build(
+        std::slice::from_ref(&input),
+        &folder,
+        &enc,
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("adir.npz is a folder: --out names the .npz file"),
         "{e}"
