@@ -47,7 +47,11 @@ pub fn time_split(source: &str, n: usize, cfg: &SplitConfig, gap: usize) -> Resu
     if usable == 0 || n_train == 0 || n_val == 0 || n_train + n_val > usable {
         return Err(Error::data(
             source,
-            format!("{n} rows are too few to split into train/val/test with a gap of {gap} rows between parts"),
+            format!(
+                "{n} rows are too few to split into train/val/test with a gap of {gap} rows \
+                 between parts (the gap is data.split.gap, else the larger of \
+                 model.sequence_length - 1 and data.target.horizon)"
+            ),
         ));
     }
     let train = RowRange {

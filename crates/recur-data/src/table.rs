@@ -192,7 +192,7 @@ impl Table {
                 path.display().to_string(),
                 format!(
                     "unknown table format `{other}`: use a .csv or .parquet file, \
-                     or set data.format to csv or parquet"
+                     or set data.format to csv, tsv or parquet (ts for series files)"
                 ),
             )),
         }
