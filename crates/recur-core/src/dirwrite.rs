@@ -327,7 +327,7 @@ fn refuse_busy_inside(dir: &Path) -> Result<()> {
 /// [`take_lock`] without the checks of a directory to replace.
 fn lock_beside(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     let parent = parent_of(dir);
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    crate::fsx::make_folders(parent)?;
     let lock_path = parent.join(lock_name(&name_of(dir)));
     let lock = std::fs::OpenOptions::new()
         .create(true)

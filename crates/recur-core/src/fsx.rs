@@ -77,7 +77,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    make_folders(dir)?;
     let mut tmp = temp_beside(path, dir)?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     readable(tmp.path()).map_err(|e| Error::io(path, e))?;
@@ -148,7 +148,7 @@ pub fn write_atomic_with<E: std::fmt::Display>(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    make_folders(dir)?;
     let tmp = temp_beside(path, dir)?;
     write(tmp.path()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
     readable(tmp.path()).map_err(|e| Error::io(path, e))?;
@@ -422,6 +422,25 @@ fn resolve_within(path: &Path, links: usize) -> Option<PathBuf> {
     None
 }
 
+/// Makes the folder `dir` and those above it. Where one on the way is a
+/// file, says so: "File exists (os error 17)" named the path, not what was
+/// wrong with it.
+pub fn make_folders(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        let file = dir
+            .ancestors()
+            .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()));
+        match file {
+            Some(f) => Error::Msg(format!(
+                "{}: {} is a file, not a folder; choose a path through folders",
+                dir.display(),
+                f.display()
+            )),
+            None => Error::io(dir, e),
+        }
+    })
+}
+
 /// SHA-256 of bytes, as lowercase hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -533,6 +552,24 @@ mod tests {
             sha256_bytes(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    /// A path through a file is named as such, for a single output and for
+    /// a model directory alike (both said "File exists (os error 17)").
+    #[test]
+    fn a_path_through_a_file_says_which_one_is_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("afile");
+        std::fs::write(&f, "x").unwrap();
+        let e = write_atomic(&f.join("sub/x.json"), b"{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("afile is a file, not a folder"), "{e}");
+        let e = crate::dirwrite::DirWriter::begin(&f.join("m"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("afile is a file, not a folder"), "{e}");
     }
 
     /// An output named through folders that do not exist yet (recur makes
