@@ -723,3 +723,17 @@ def test_a_polars_frame_is_read_as_the_pandas_one(rainfall):
                              epochs=1).fit(df)
     want = m.predict_proba(df)
     np.testing.assert_array_equal(m.predict_proba(pl.from_pandas(df)), want)
+
+
+def test_a_saved_config_with_settings_its_model_does_not_read_still_reads(tmp_path, recur_bin):
+    """`recur train` now refuses LSTM-FCN's settings on an lstm, but a
+    model directory's config.yaml written before holds them: the package
+    reads it (and ignores them, as scikit-learn's estimators ignore
+    parameters their model does not use)."""
+    p = tmp_path / "config.yaml"
+    p.write_text("data: {target: {column: rain, horizon: 1}}\nmodel: {type: lstm, filters: [8, 8, 8]}\n")
+    params = recur.config_params(p)
+    assert tuple(params["filters"]) == (8, 8, 8) and params["target_column"] == "rain"
+    r = subprocess.run([recur_bin, "train", "--config", str(p), "--out", str(tmp_path / "m")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "model.shuffle / filters / kernels" in r.stderr, r.stderr

@@ -289,10 +289,17 @@ impl Config {
     /// chosen model or target does not read are refused
     /// ([`Config::refuse_unread`]).
     pub fn from_file(path: &Path) -> Result<Config> {
+        let cfg = Config::read_saved(path)?;
+        cfg.refuse_unread(&path.display().to_string())?;
+        Ok(cfg)
+    }
+
+    /// [`Config::from_file`] without [`Config::refuse_unread`]: a config
+    /// as a model directory saved it, which may hold settings its model
+    /// does not read (written before they were refused).
+    pub fn read_saved(path: &Path) -> Result<Config> {
         let (cfg, _) = crate::config_file::read::<Config>(path)?;
-        let origin = path.display().to_string();
-        cfg.validate(&origin)?;
-        cfg.refuse_unread(&origin)?;
+        cfg.validate(&path.display().to_string())?;
         Ok(cfg)
     }
 
@@ -341,20 +348,13 @@ impl Config {
 
     /// The config as YAML, every key written out (what a model directory
     /// saves), `data.split.shuffle` as what training did (never `null`,
-    /// which recur before 2026-12-06 could not read) and, in the rows
-    /// layout, `data.split.gap` as the gap the split kept.
+    /// which recur before 2026-12-06 could not read). An unset
+    /// `data.split.gap` stays `null`: the default follows the sequence
+    /// length (a refit at another length keeps it so); the gap the split
+    /// kept is in report.json's `time_split`.
     pub fn to_yaml(&self) -> String {
         let mut c = self.clone();
         c.data.split.shuffle = Some(c.data.split.shuffles(c.data.layout));
-        // The gap the split kept, where `null` said nothing of it.
-        if c.data.layout == Layout::Rows && c.data.split.gap.is_none() {
-            c.data.split.gap = Some(
-                c.model
-                    .sequence_length
-                    .saturating_sub(1)
-                    .max(c.data.target.horizon),
-            );
-        }
         c.to_yaml_as_given()
     }
 
@@ -869,23 +869,6 @@ mod tests {
                 layout == "sequences"
             );
         }
-        // The rows layout's gap as the split kept it: sequence_length - 1,
-        // or the horizon where that is longer.
-        for (yaml, gap) in [
-            ("model: {sequence_length: 32}\n", "gap: 31"),
-            (
-                "model: {sequence_length: 4}\ndata: {target: {horizon: 9}}\n",
-                "gap: 9",
-            ),
-            ("data: {split: {gap: 2}}\n", "gap: 2"),
-        ] {
-            let y = Config::from_yaml(yaml, "t.yaml").unwrap().to_yaml();
-            assert!(y.contains(gap), "{yaml}: {y}");
-        }
-        let y = Config::from_yaml("data: {layout: sequences}\n", "t.yaml")
-            .unwrap()
-            .to_yaml();
-        assert!(y.contains("gap: null"), "{y}");
     }
 
     #[test]

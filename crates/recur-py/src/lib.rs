@@ -247,8 +247,6 @@ fn train_classifier(
 ) -> PyResult<(String, String)> {
     let cfg =
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
-    cfg.refuse_unread("the estimator's parameters")
-        .map_err(err)?;
     let t = table(names, columns)?;
     let progress = PyProgress::new(progress);
     let r = compute_interruptible(py, &progress, || {
@@ -304,8 +302,6 @@ fn train_sequences(
 ) -> PyResult<(String, String)> {
     let cfg =
         recur_core::config::Config::from_yaml(config, "the estimator's parameters").map_err(err)?;
-    cfg.refuse_unread("the estimator's parameters")
-        .map_err(err)?;
     let s = sequences(series, labels)?;
     let progress = PyProgress::new(progress);
     let r = compute_interruptible(py, &progress, || {
@@ -765,10 +761,13 @@ fn default_config() -> PyResult<String> {
 }
 
 /// The Job A config file `path` as JSON (relative paths joined to its
-/// folder, checked as `recur train` checks it).
+/// folder, checked as a saved model's config is: a model directory's
+/// config.yaml from before settings of another kind were refused still
+/// reads). The estimators ignore parameters their model does not read, as
+/// scikit-learn's do.
 #[pyfunction]
 fn read_config(path: PathBuf) -> PyResult<String> {
-    config_json(&recur_core::config::Config::from_file(&path).map_err(err)?)
+    config_json(&recur_core::config::Config::read_saved(&path).map_err(err)?)
 }
 
 #[pymodule]
