@@ -923,20 +923,22 @@ fn smoothed_rows(t: &Table, cfg: &Config, features: &[String]) -> Result<Vec<f64
     Ok(values)
 }
 
-/// The format a file to score is read in: its own extension where recur
-/// knows it, the training config's `data.format` otherwise. The training
-/// file's format was imposed on every input: a model trained with
-/// `format: ts` refused the same series as a `.tsv`.
+/// The format a file to score is read in: the training config's
+/// `data.format`, unless the file's extension is one recur knows and
+/// differs from the training file's (a model trained with `format: ts`
+/// refused the same series as a `.tsv`; a `.ts`-format `train.txt` must
+/// still read as the format says).
 fn scored_format<'a>(path: &Path, d: &'a DataConfig) -> Option<&'a str> {
-    let known = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .is_some_and(|e| ["csv", "tsv", "txt", "parquet", "pq", "ts"].contains(&e.as_str()));
-    if known {
-        None
-    } else {
-        d.format.as_deref()
+    let ext = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+    };
+    let known =
+        ext(path).filter(|e| ["csv", "tsv", "txt", "parquet", "pq", "ts"].contains(&e.as_str()));
+    match known {
+        Some(e) if d.path.as_deref().and_then(ext).as_deref() != Some(e.as_str()) => None,
+        _ => d.format.as_deref(),
     }
 }
 
@@ -1309,6 +1311,29 @@ mod tests {
     /// What `predict`, `eval` and `drift` read is held to training's rules:
     /// rows in time order; values within float32 (training accepted 1e39,
     /// which `eval` then refused); and training needs both classes.
+    /// A scored file is read in the training config's format, unless its
+    /// own extension is a known one other than the training file's.
+    #[test]
+    fn a_scored_file_takes_the_configs_format_unless_its_extension_says_otherwise() {
+        let d = |path: &str, format: Option<&str>| DataConfig {
+            path: Some(PathBuf::from(path)),
+            format: format.map(str::to_string),
+            ..Default::default()
+        };
+        let ts_txt = d("/x/train.txt", Some("ts"));
+        assert_eq!(scored_format(Path::new("train.txt"), &ts_txt), Some("ts"));
+        assert_eq!(scored_format(Path::new("new.TXT"), &ts_txt), Some("ts"));
+        assert_eq!(scored_format(Path::new("new"), &ts_txt), Some("ts"));
+        assert_eq!(scored_format(Path::new("new.tsv"), &ts_txt), None);
+        let ts = d("/x/a.ts", Some("ts"));
+        assert_eq!(scored_format(Path::new("b.tsv"), &ts), None);
+        assert_eq!(scored_format(Path::new("b.ts"), &ts), Some("ts"));
+        assert_eq!(
+            scored_format(Path::new("b.tsv"), &d("/x/a.csv", None)),
+            None
+        );
+    }
+
     /// ISO times compare as times: an offset that moves a row back is
     /// refused though its text sorts after, two spellings of one instant
     /// are a repeat, an hourly zoned series is in order across the autumn

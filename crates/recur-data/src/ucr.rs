@@ -187,13 +187,22 @@ impl Sequences {
     pub fn from_table(t: &Table, label_column: Option<&str>) -> Result<Sequences> {
         // pandas' row numbers (`df.to_csv()` writes its index first, as a
         // column without a name) are neither the label nor a step: the
-        // index was read as the label, or as the series' first value. A
-        // column without a name that holds labels (text, or numbers that
-        // are not increasing row numbers) is not one.
+        // index was read as the label, or as the series' first value. It
+        // is one where the label is another column: named by
+        // `label_column`, or the file names a column in words (`,label,0,
+        // 1,...`) beside its numbered steps. Without such a name the
+        // column without one is the label (`,0,1,...`: labels as the
+        // frame's index).
+        let worded = |j: usize| {
+            let n = t.names[j].trim();
+            !crate::table::is_index_column(n) && n.parse::<f64>().is_err()
+        };
+        let label_elsewhere = label_column.is_some() || (0..t.names.len()).any(worded);
         let index = |i: usize| {
-            crate::table::is_index_column(&t.names[i])
+            label_elsewhere
+                && crate::table::is_index_column(&t.names[i])
                 && matches!(&t.columns[i], crate::table::Column::Numeric(v)
-                    if v.iter().all(|x| x.fract() == 0.0) && v.windows(2).all(|w| w[0] < w[1]))
+                    if v.iter().all(|x| x.fract() == 0.0))
         };
         let li = match label_column {
             Some(n) => t.index_of(n)?,
@@ -557,6 +566,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("series 1 (counted from 0) has no label"), "{e}");
+        // Shuffled (`df.sample(frac=1).to_csv()`), it is still the index.
+        std::fs::write(&p, ",label,0,1\n2,a,1,2\n0,b,4,5\n1,a,7,8\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!(
+            (s.labels.clone(), s.values[0].clone()),
+            (vec!["a".into(), "b".into(), "a".into()], vec![1., 2.])
+        );
+        // Without a worded column name, the column without one is the label
+        // (labels as the frame's index), numbers or not, one row or two.
+        for text in [",0,1\n0,1,2\n1,3,4\n", ",0,1\n1,1,2\n"] {
+            std::fs::write(&p, text).unwrap();
+            let s = Sequences::read(&p, None, None).unwrap();
+            assert_eq!(s.values[0], vec![1., 2.], "{text:?}");
+        }
         let t = d.path().join("ucr_TRAIN");
         std::fs::write(&t, "1\t0.5\t0.25\n2\t1.5\tNaN\n").unwrap();
         let s = Sequences::read(&t, Some("tsv"), None).unwrap();
