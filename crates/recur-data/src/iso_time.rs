@@ -57,9 +57,20 @@ pub fn parse(s: &str) -> Result<IsoTime, IsoError> {
     {
         return Err(IsoError::Unknown);
     }
+    // ISO's end of the day, `24:00`, is the next day's start.
+    if let Some(after) = time.strip_prefix("24:00") {
+        let after = after.trim_start_matches([':', '.', '0']);
+        if after.is_empty() || after.starts_with(['Z', 'z', '+', '-', ' ']) {
+            let next = date
+                .succ_opt()
+                .ok_or(IsoError::Invalid("not a date of the calendar"))?;
+            return parse(&format!("{next}T00:00{after}"));
+        }
+    }
     let zoned = time
         .strip_suffix(['Z', 'z'])
         .or_else(|| time.strip_suffix(" UTC"))
+        .or_else(|| time.strip_suffix(" GMT"))
         .map(|t| format!("{t}+00:00"))
         .unwrap_or_else(|| time.to_string());
     for f in ["%H:%M:%S%.f%#z", "%H:%M%#z"] {
@@ -122,7 +133,19 @@ mod tests {
                 "{bad}"
             );
         }
-        for bad in ["2020-05-30T25:99", "2020-05-30 24:00"] {
+        assert_eq!(
+            parse("2020-05-30T24:00").unwrap(),
+            parse("2020-05-31").unwrap()
+        );
+        assert_eq!(
+            parse("2020-12-31 24:00:00Z").unwrap(),
+            parse("2021-01-01T00:00Z").unwrap()
+        );
+        assert_eq!(
+            parse("2020-05-30 10:00 GMT").unwrap(),
+            parse("2020-05-30T10:00Z").unwrap()
+        );
+        for bad in ["2020-05-30T25:99", "2020-05-30 24:30"] {
             assert_eq!(
                 parse(bad),
                 Err(IsoError::Invalid("not a time of the day")),

@@ -484,14 +484,18 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                 }
             }
             // ISO times compare as times (offsets and spellings resolved);
-            // where some cell's time is in a form recur does not read, the
-            // column is compared as text, as every row then shares a form.
+            // a column whose times are all in a form recur does not read
+            // (`... CET`) is compared as text, as before. One such cell
+            // among times recur reads is refused: compared as text, it
+            // switched the comparison of instants off for every row.
             let mut times = Vec::with_capacity(given.len());
-            let mut as_text = false;
+            let mut unknown = None;
             for &i in &given {
                 match iso_time::parse(&v[i]) {
                     Ok(x) => times.push(x),
-                    Err(iso_time::IsoError::Unknown) => as_text = true,
+                    Err(iso_time::IsoError::Unknown) => {
+                        unknown.get_or_insert(i);
+                    }
                     Err(iso_time::IsoError::Invalid(why)) => {
                         return Err(Error::data(
                             &t.source,
@@ -503,6 +507,19 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                         ))
                     }
                 }
+            }
+            let as_text = unknown.is_some();
+            if let (Some(i), false) = (unknown, times.is_empty()) {
+                return Err(Error::data(
+                    &t.source,
+                    format!(
+                        "data.time_column `{tc}`: {} holds `{}`, a time recur cannot read \
+                         (YYYY-MM-DD, then HH:MM[:SS[.f]] and an optional Z, UTC or \
+                         +HH:MM), beside rows it reads; write every time one way",
+                        t.row_name(i),
+                        clip(&col.cell(i))
+                    ),
+                ));
             }
             if !as_text {
                 let zoned = |x: &iso_time::IsoTime| matches!(x, iso_time::IsoTime::Instant(_));
@@ -1372,6 +1389,18 @@ mod tests {
         let e = prepare_training(&c).unwrap_err().to_string();
         assert!(
             e.contains("row 31 (line 33) (2020-04-02T06:00:00Z) repeats row 30"),
+            "{e}"
+        );
+        // One time recur cannot read among those it reads (it switched the
+        // comparison of instants off for the whole column).
+        let mut t = hours.clone();
+        t[31] = "2020-04-02T07:00:00 CET".into();
+        write(&t);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "row 31 (line 33) holds `2020-04-02T07:00:00 CET`, a time recur cannot read"
+            ),
             "{e}"
         );
         let mut t = hours.clone();
