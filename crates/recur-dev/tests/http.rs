@@ -1556,6 +1556,28 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         got.starts_with("HTTP/1.1 404") && !got.contains("100 Continue"),
         "{got}"
     );
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+    // A body read to its end keeps the connection: two requests, two
+    // answers, none saying close.
+    let mut c = raw(&s.url);
+    let one = "POST /v1/classify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    c.write_all(
+        format!("{one}{one}GET /live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let got = read_all(&mut c);
+    assert_eq!(got.matches("HTTP/1.1 ").count(), 3, "{got}");
+    assert_eq!(
+        got.to_ascii_lowercase()
+            .matches("connection: close")
+            .count(),
+        1,
+        "{got}"
+    );
     // A declared 50 MB: 413 at once, no 100 Continue.
     let mut c = raw(&s.url);
     c.write_all(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")

@@ -514,11 +514,19 @@ async fn guard_post(
             .into_response(),
         ),
         Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
+            let mut r = next
+                .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await;
+            r.extensions_mut().insert(BodyRead);
+            r
         }
     }
 }
+
+/// Marks a response whose request body was read to its end, so the
+/// connection can carry the next request.
+#[derive(Clone, Copy)]
+struct BodyRead;
 
 /// `response` with `Connection: close`: the body was not read to its end,
 /// so the connection cannot carry another request, and a keep-alive client
@@ -540,7 +548,17 @@ async fn track(State(s): State<Shared>, req: Request, next: Next) -> Response {
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let t = Instant::now();
-    let resp = next.run(req).await;
+    // A body sent and never read (a 404, 405, 403 or 415 is answered
+    // before it) ends the connection: say so (see [`closing`]).
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut resp = next.run(req).await;
+    if has_body && resp.extensions().get::<BodyRead>().is_none() {
+        resp = closing(resp);
+    }
     let m = &s.metrics;
     m.latency
         .with_label_values(&[endpoint.as_str()])
