@@ -154,6 +154,9 @@ pub struct InferenceData {
     pub windows: WindowSet,
     /// The time column's value at each window's row, if there is a time column.
     pub times: Option<Vec<String>>,
+    /// What the user should know about the file (series whose class the
+    /// model was not trained on, scored with their label left out).
+    pub notes: Vec<String>,
 }
 
 /// The config's `data.path`, or an error saying to set it.
@@ -851,6 +854,23 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         }
     }
     let train_idx = &order[..n_train];
+    // A class with no training series is in `classes` all the same (its
+    // logit trained toward never): said, where it trained in silence.
+    let mut notes = Vec::new();
+    if cl.classes.len() > 2 {
+        let untrained: Vec<String> = (0..cl.classes.len())
+            .filter(|&c| !train_idx.iter().any(|&i| labels[i] == c as f32))
+            .map(|c| format!("`{}`", clip(&cl.classes[c])))
+            .collect();
+        if !untrained.is_empty() {
+            notes.push(format!(
+                "{}: no training series of class {} (all went to validation or test): the \
+                 model cannot learn it; give more series of it, or another split or seed",
+                s.source,
+                untrained.join(", ")
+            ));
+        }
+    }
     let offsets = row_offsets(s);
     let rows = train_idx.iter().flat_map(|&i| offsets[i]..offsets[i + 1]);
     let scaler = Scaler::fit(features.clone(), &values, rows);
@@ -895,7 +915,7 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         selection: None,
         values: Vec::new(),
         constant_columns: Vec::new(),
-        notes: Vec::new(),
+        notes,
     })
 }
 
@@ -1003,6 +1023,7 @@ pub fn prepare_inference(
             Ok(InferenceData {
                 windows: set,
                 times,
+                notes: Vec::new(),
             })
         }
         Layout::Sequences => {
@@ -1165,6 +1186,23 @@ pub fn sequences_inference(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    // A class the model never saw leaves the label cell empty in `predict`
+    // (`eval` refuses it above): said, not done in silence.
+    let unseen: Vec<usize> = windows
+        .iter()
+        .filter(|w| w.label.is_none() && !s.labels[w.row].is_empty())
+        .map(|w| w.row)
+        .collect();
+    let notes = match unseen.first() {
+        Some(&i) => vec![format!(
+            "{}: {} series have a class the model was not trained on (the first: series {i}, \
+             `{}`); they are scored, with their label left empty",
+            s.source,
+            unseen.len(),
+            clip(&s.labels[i])
+        )],
+        None => Vec::new(),
+    };
     let values = s.values.concat();
     // As training refuses them: the cast would make them infinite, and
     // the model's output NaN, which a decision reads as a class.
@@ -1179,6 +1217,7 @@ pub fn sequences_inference(
     Ok(InferenceData {
         windows: set,
         times: None,
+        notes,
     })
 }
 
@@ -1328,6 +1367,32 @@ mod tests {
     /// What `predict`, `eval` and `drift` read is held to training's rules:
     /// rows in time order; values within float32 (training accepted 1e39,
     /// which `eval` then refused); and training needs both classes.
+    /// A class none of whose series lands in the training part is named
+    /// in a note (it trained in silence, a class the model cannot learn).
+    #[test]
+    fn a_class_without_training_series_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.ts");
+        let mut text = String::from("@data\n");
+        for i in 0..30 {
+            text += &format!("{},{},{}:{}\n", i, i % 3, i % 5, ["a", "b", "c"][i % 3]);
+        }
+        text += "1,2,3:rare\n";
+        std::fs::write(&p, text).unwrap();
+        let mut c = Config::default();
+        c.data.path = Some(p);
+        c.data.layout = Layout::Sequences;
+        c.data.split.shuffle = Some(false);
+        let prep = prepare_training(&c).unwrap();
+        assert!(
+            prep.notes
+                .iter()
+                .any(|n| n.contains("no training series of class `rare`")),
+            "{:?}",
+            prep.notes
+        );
+    }
+
     /// A scored file is read in the training config's format, unless its
     /// own extension is a known one other than the training file's.
     #[test]

@@ -71,7 +71,7 @@ pub fn score_file(p: &Predictor, input: &Path, need_labels: bool) -> Result<File
             times: None,
             has_labels: true,
             n_rows: data.windows.len(),
-            notes: Vec::new(),
+            notes: data.notes,
         });
     }
     let f = RowsFile::read(p, input, need_labels)?;

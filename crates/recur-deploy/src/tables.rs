@@ -127,11 +127,18 @@ impl Display for Report {
         metrics_table(f, &cols)?;
         if let Some(tf) = &r.temperature {
             let shown = r.test.as_ref().unwrap_or(&r.val);
-            writeln!(
-                f,
-                "\ntemperature {:.4} (fit on validation): validation log loss {:.4} -> {:.4}",
-                tf.temperature, tf.val_raw.logloss, r.val.logloss
-            )?;
+            if tf.temperature == 1.0 && tf.val_raw.logloss == r.val.logloss {
+                writeln!(
+                    f,
+                    "\ntemperature 1 (calibration: none, or a validation set all right)"
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "\ntemperature {:.4} (fit on validation): validation log loss {:.4} -> {:.4}",
+                    tf.temperature, tf.val_raw.logloss, r.val.logloss
+                )?;
+            }
             if let Some(c) = &shown.confusion {
                 let part = if r.test.is_some() {
                     "test"

@@ -234,7 +234,14 @@ fn save_multiclass(
         Some(predict_logits(&result.model, &prep.test, dev)?)
     };
     let (val_y, test_y) = (prep.val.labels(), prep.test.labels());
-    let t = fit_temperature(&val_z, &val_y, k);
+    // `calibration: none` keeps the softmax as trained (T = 1); it was
+    // fit all the same, while config.yaml said none. Platt and isotonic
+    // are two-class maps: for more classes either means a temperature.
+    let t = if cfg.calibration == recur_core::job_a::CalibrationKind::None {
+        1.0
+    } else {
+        fit_temperature(&val_z, &val_y, k)
+    };
     let metrics = |z: &[f32], y: &[f32], t: f64| Metrics::compute_multi(&softmax(z, k, t), y, k);
     let report = Report {
         val: metrics(&val_z, &val_y, t),

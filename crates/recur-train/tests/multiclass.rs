@@ -123,6 +123,24 @@ fn three_classes_train_calibrate_predict_and_evaluate() {
         serde_json::to_string(&again).unwrap(),
         serde_json::to_string(&report).unwrap()
     );
+    // `calibration: none` keeps the softmax as trained (a temperature was
+    // fit all the same, while config.yaml said none).
+    let mut none = cfg.clone();
+    none.calibration = recur_core::job_a::CalibrationKind::None;
+    let raw = train_to_dir(
+        &none,
+        &d.path().join("m3"),
+        &Device::Cpu,
+        &FitOptions::default(),
+    )
+    .unwrap();
+    let tf_none = raw.temperature.as_ref().unwrap();
+    assert_eq!(tf_none.temperature, 1.0);
+    assert_eq!(raw.val.logloss, tf.val_raw.logloss);
+    assert!(
+        raw.to_string().contains("temperature 1 (calibration: none"),
+        "{raw}"
+    );
 
     // A file with a class the model never saw is refused by name (its
     // header declares it; one that does not is refused as it is read).
@@ -147,6 +165,16 @@ fn three_classes_train_calibrate_predict_and_evaluate() {
     assert!(
         err.contains("`sideways`") && err.contains("down, flat, up"),
         "{err}"
+    );
+    // `predict` scores it, its label left empty, and says so.
+    let scored = recur_deploy::score_file(&p, &other, false).unwrap();
+    assert_eq!(scored.predictions.len(), 240);
+    assert!(
+        scored.notes.len() == 1
+            && scored.notes[0].contains("1 series have a class the model was not trained on")
+            && scored.notes[0].contains("`sideways`"),
+        "{:?}",
+        scored.notes
     );
     // A file with a different number of channels is refused.
     let one = d.path().join("one.ts");
