@@ -1,6 +1,7 @@
 //! Binary classification metrics on probabilities: ROC AUC (ties share
 //! their average rank), PR AUC as average precision (scikit-learn's
-//! definition), log loss (probabilities clipped to [1e-15, 1 - 1e-15]),
+//! definition), log loss (probabilities clipped to [eps, 1 - eps], eps
+//! float64's epsilon, as scikit-learn clips them),
 //! Brier score and accuracy at 0.5. AUC and PR AUC are `None` when only one
 //! class is present, where they are undefined.
 
@@ -128,7 +129,7 @@ impl Metrics {
             .iter()
             .zip(y)
             .map(|(&q, &t)| {
-                let q = q.clamp(1e-15, 1.0 - 1e-15);
+                let q = q.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
                 if t > 0.5 {
                     -q.ln()
                 } else {
