@@ -196,9 +196,21 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         missing = [i for i, v in enumerate(y_arr.tolist()) if v is None or (isinstance(v, float) and v != v)]
         if missing:
             raise ValueError(f"y[{missing[0]}] is missing (NaN or None); give every series a label")
+        if (y_arr.dtype.kind == "f" and np.any(y_arr != np.round(y_arr))
+                and len(np.unique(y_arr)) > len(y_arr) / 2):
+            # A continuous target (scikit-learn refuses it): 120 values
+            # made a 120-class softmax. Fractional labels that repeat
+            # (1.5 and 2.5) stay classes.
+            raise ValueError(
+                f"y holds {len(np.unique(y_arr))} distinct numbers that are not whole in "
+                f"{len(y_arr)} labels: a continuous target; SequenceClassifier classifies, so "
+                "give class labels"
+            )
         labels = [str(v) for v in y_arr]
+        # numpy's own scalars, so that the classes keep y's dtype (float32
+        # labels came back float64).
         originals: dict[str, Any] = {}
-        for s, v in zip(labels, y_arr.tolist()):
+        for s, v in zip(labels, y_arr):
             originals.setdefault(s, v)
         parent, out = _new_model_dir()
         try:

@@ -151,6 +151,17 @@ def test_a_loaded_model_has_the_callers_classes(y, tmp_path):
         assert again.predict(X).dtype == m.classes_.dtype
 
 
+def test_labels_keep_their_dtype_and_a_continuous_target_is_refused():
+    """float32 or int8 labels came back float64 or int64; a continuous y
+    (every value its own) trained a softmax of as many classes."""
+    X = np.random.default_rng(0).normal(size=(60, 12, 1))
+    for y in [np.array([1, 2, 3] * 20, dtype=np.float32), np.array([0, 1] * 30, dtype=np.int8)]:
+        m = recur.SequenceClassifier(**TINY).fit(X, y)
+        assert m.classes_.dtype == y.dtype and m.predict(X).dtype == y.dtype
+    with pytest.raises(ValueError, match="a continuous target"):
+        recur.SequenceClassifier(**TINY).fit(X, np.random.default_rng(1).normal(size=60))
+
+
 def test_a_frame_is_a_2d_array_and_complex_is_refused():
     import pandas as pd
     from sklearn.exceptions import DataConversionWarning
