@@ -769,6 +769,22 @@ fn tune_searches_an_lvm_config_resumes_and_its_best_trains_to_its_figure() {
         "best.yaml trained to {got}, its trial said {want}"
     );
     beats_baselines(&report, "val", "tuned mlp");
+    // d_model taken out of `tune:`: trials of other widths are not the
+    // config's (they were resumed as if they were 32 wide).
+    assert!(after.iter().skip(1).any(|t| t["params"]["d_model"] != 32));
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz, ood: ood.npz, val_fraction: 0.2, context: 5}\n\
+         model: {type: mlp, d_model: 32, num_layers: 1}\n\
+         training: {learning_rate: 0.003, weight_decay: 0.02, batch_size: 16, epochs: 3, seed: 7}\n\
+         tune: {learning_rate: [0.001, 0.03], weight_decay: [0.001, 0.1], \
+         startup_trials: 2, prune_after_trials: 2, warmup_epochs: 1}\n",
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "tune", "--config", c, "--trials", "5", "--out", o,
+    ]));
+    assert!(e.contains("lie outside the tune: ranges"), "{e}");
     // A width range the average start cannot take is refused by name.
     std::fs::write(
         &cfg,

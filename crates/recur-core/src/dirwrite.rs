@@ -276,9 +276,12 @@ fn unescape_mount(m: &str) -> String {
 /// files there but does not replace a directory (`recur tune`'s folder,
 /// `recur corpus build`'s `.npz` and the files beside it), so that two
 /// runs cannot interleave their writes. Released when the `Hold` drops,
-/// or by the kernel when the process dies.
+/// or by the kernel when the process dies. The lock is that of the place
+/// the target resolves to: `--out C` and `--out link-to-C` (or `C/x/..`)
+/// took two locks, and two searches wrote one folder.
 pub fn hold_outputs(target: &Path) -> Result<Hold> {
-    keep(lock_beside(target)?)
+    let real = crate::fsx::resolve(target).unwrap_or_else(|| target.to_path_buf());
+    keep(lock_beside(&real)?)
 }
 
 /// Opens and locks the lock file beside `dir`, or says who holds it.
@@ -821,6 +824,23 @@ mod tests {
             .to_string();
         assert!(e.contains("holds the folder this runs in"), "{e}");
         assert!(check_target(&real).is_ok() && check_target(&d.path().join("new")).is_ok());
+    }
+
+    /// Two runs into one folder named two ways (a link to it, `C/x/..`)
+    /// take one lock: they took two and wrote one folder together.
+    #[test]
+    fn one_folder_named_two_ways_is_one_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("c");
+        std::fs::create_dir_all(c.join("x")).unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&c, &link).unwrap();
+        let held = hold_outputs(&c).unwrap();
+        for other in [link.clone(), c.join("x/..")] {
+            assert!(hold_outputs(&other).is_err(), "{}", other.display());
+        }
+        drop(held);
+        hold_outputs(&link).unwrap();
     }
 
     /// A file, pipe or device given as the model directory is refused

@@ -118,6 +118,16 @@ impl LvmTuneConfig {
             }
         }
         if let Some([a, b]) = self.num_layers {
+            if model.kind == LvmKind::Amn {
+                // Five trials of AMN at 1 to 4 layers scored alike to the
+                // last digit, and best.yaml kept one of them.
+                return bad(
+                    "num_layers",
+                    "the attention-mixture model (amn) has no layers to count; leave \
+                     tune.num_layers out"
+                        .into(),
+                );
+            }
             if a == 0 || a > b || b > 64 {
                 return bad(
                     "num_layers",
@@ -587,6 +597,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("model.ff") && e.contains("at least 1"), "{e}");
+        let e = LvmConfig::from_yaml(
+            "data: {train: t.npz}\nmodel: {type: amn}\ntune: {num_layers: [1, 4]}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("tune.num_layers") && e.contains("no layers"),
+            "{e}"
+        );
         for (training, key) in [
             ("{weight_decay: .nan}", "training.weight_decay"),
             ("{weight_decay: .inf}", "training.weight_decay"),

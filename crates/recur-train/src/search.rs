@@ -427,9 +427,14 @@ pub fn search<O: Objective>(
         Some(obj.start())
     };
     // (sampler, next trial number, the enqueued first point, trials running)
+    // The config as given is always trial 0: resumed without it (it was
+    // in flight when a `--jobs 2` run was killed), it took the next number,
+    // where the range check (which exempts trial 0 only) then refused
+    // every later resume.
+    let first_sampled = done.iter().map(|t| t.number + 1).max().unwrap_or(0);
     let state = Mutex::new((
         sampler,
-        done.iter().map(|t| t.number + 1).max().unwrap_or(0),
+        first_sampled.max(usize::from(enqueued.is_some())),
         enqueued,
         0usize,
     ));
@@ -449,12 +454,14 @@ pub fn search<O: Objective>(
                     {
                         None
                     } else {
-                        let number = st.1;
-                        st.1 += 1;
                         st.3 += 1;
                         match st.2.take() {
-                            Some(p) => Some(Ok((number, p))),
-                            None => Some(st.0.ask(number).map(|x| (number, obj.decode(&x)))),
+                            Some(p) => Some(Ok((0, p))),
+                            None => {
+                                let number = st.1;
+                                st.1 += 1;
+                                Some(st.0.ask(number).map(|x| (number, obj.decode(&x))))
+                            }
                         }
                     }
                 };
@@ -647,6 +654,54 @@ mod tests {
                 "{want}: {e}"
             );
         }
+    }
+
+    /// Trial 0 lost (in flight when a `--jobs 2` run was killed): the
+    /// resume runs the config as trial 0, not as the next number, and the
+    /// search resumes again after it (the range check, which exempts
+    /// trial 0 only, refused every later resume).
+    #[test]
+    fn a_lost_trial_0_is_run_again_as_trial_0() {
+        struct Start(Toy);
+        impl Objective for Start {
+            type Params = f64;
+            fn bounds(&self) -> Vec<(f64, f64)> {
+                vec![(0.0, 0.5)]
+            }
+            fn encode(&self, p: &f64) -> Vec<f64> {
+                self.0.encode(p)
+            }
+            fn decode(&self, x: &[f64]) -> f64 {
+                x[0].clamp(0.0, 0.5)
+            }
+            fn start(&self) -> f64 {
+                0.55 // outside the box, as a config's own value may be
+            }
+            fn run(&self, p: &f64, e: &mut dyn FnMut(f64) -> bool) -> Result<Outcome> {
+                self.0.run(p, e)
+            }
+            fn fingerprint(&self) -> String {
+                "start".into()
+            }
+        }
+        let pruning = Pruning {
+            startup_trials: 2,
+            prune_after_trials: 100,
+            warmup_epochs: 0,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        search(&Start(Toy), &pruning, 3, 4, 1, dir.path(), &|_| {}).unwrap();
+        let file = dir.path().join("trials.json");
+        let mut t: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        t.remove(0);
+        std::fs::write(&file, serde_json::to_string(&t).unwrap()).unwrap();
+        let r = search(&Start(Toy), &pruning, 3, 5, 1, dir.path(), &|_| {}).unwrap();
+        let numbers: Vec<usize> = r.trials.iter().map(|t| t.number).collect();
+        assert_eq!(numbers, [0, 1, 2, 3, 4]);
+        assert_eq!(r.trials[0].params, 0.55);
+        let again = search(&Start(Toy), &pruning, 3, 6, 1, dir.path(), &|_| {}).unwrap();
+        assert_eq!(again.trials.len(), 6);
     }
 
     #[test]

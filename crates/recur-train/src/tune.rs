@@ -50,7 +50,9 @@ fn decode(v: [f64; 4], s: &TuneConfig) -> Params {
 }
 
 fn bounds(s: &TuneConfig) -> [(f64, f64); 4] {
-    let ln = |r: [usize; 2]| ((r[0] as f64).ln(), (r[1] as f64 + 0.499).ln());
+    // Each whole number takes the same width, half a step either side, as
+    // Optuna draws them: the low end had half of it ([a, a + 0.5)).
+    let ln = |r: [usize; 2]| ((r[0] as f64 - 0.5).ln(), (r[1] as f64 + 0.5).ln());
     [
         ln(s.sequence_length),
         ln(s.hidden_size),
@@ -111,8 +113,11 @@ impl std::fmt::Display for TuneResult {
             self.best.number,
             self.best.value,
             start.map_or(String::new(), |s| format!(
-                " (trial 0, the config as given: {:.4})",
-                s.value
+                " (trial 0, the config as given: {})",
+                match s.state {
+                    crate::search::State::Failed => "failed".to_string(),
+                    _ => format!("{:.4}", s.value),
+                }
             )),
         )
     }

@@ -86,8 +86,10 @@ impl LvmSearch<'_> {
     }
 }
 
+/// A range of whole numbers, each half a step either side (as Optuna
+/// draws them: the low end had half the width of the others).
 fn ln_int(r: [usize; 2]) -> (f64, f64) {
-    ((r[0] as f64).ln(), (r[1] as f64 + 0.499).ln())
+    ((r[0] as f64 - 0.5).ln(), (r[1] as f64 + 0.5).ln())
 }
 
 impl Objective for LvmSearch<'_> {
@@ -117,18 +119,26 @@ impl Objective for LvmSearch<'_> {
             (s.dropout[0], s.dropout[1]),
         ];
         b.extend(s.d_model.map(ln_int));
-        b.extend(s.num_layers.map(|[a, z]| (a as f64, z as f64 + 0.499)));
+        b.extend(s.num_layers.map(|[a, z]| (a as f64 - 0.5, z as f64 + 0.5)));
         b
     }
 
     fn encode(&self, p: &LvmParams) -> Vec<f64> {
         let (dm, nl) = self.searched();
+        let m = &self.cfg.model;
         let mut v = vec![p.learning_rate.ln(), p.weight_decay.ln(), p.dropout];
         if dm {
             v.push((p.d_model as f64).ln());
+        } else if p.d_model != m.d_model {
+            // A trial of a size no longer searched: outside the space (a
+            // resume after d_model left `tune:` took trials of other
+            // widths as the config's own).
+            v.push(f64::NAN);
         }
         if nl {
             v.push(p.num_layers as f64);
+        } else if p.num_layers != m.num_layers {
+            v.push(f64::NAN);
         }
         v
     }
@@ -225,8 +235,11 @@ impl std::fmt::Display for LvmTuneResult {
             self.best.value - self.context_mean,
             self.context_mean,
             start.map_or(String::new(), |s| format!(
-                "; trial 0, the config as given: {:.4}",
-                s.value
+                "; trial 0, the config as given: {}",
+                match s.state {
+                    crate::search::State::Failed => "failed".to_string(),
+                    _ => format!("{:.4}", s.value),
+                }
             )),
         )
     }
