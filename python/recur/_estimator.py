@@ -44,11 +44,16 @@ def _refuse_sparse(X: Any, what: str) -> None:
 
 
 def _polars_as_pandas(X: Any, what: str) -> Any:
-    """A polars DataFrame as the pandas one it converts to (its columns
-    keep their names and kinds): the frame code reads pandas' API, and a
+    """A polars DataFrame (a LazyFrame collected first) as the pandas one
+    it converts to (its columns keep their names and kinds): the frame code
+    reads pandas' API, and a
     polars frame with a text or datetime column failed inside it with an
     AttributeError. Anything else is returned as it is."""
-    if not (type(X).__module__.split(".")[0] == "polars" and hasattr(X, "to_pandas") and hasattr(X, "columns")):
+    if type(X).__module__.split(".")[0] != "polars":
+        return X
+    if type(X).__name__ == "LazyFrame" and hasattr(X, "collect"):
+        X = X.collect()  # the frame it describes
+    if not (hasattr(X, "to_pandas") and hasattr(X, "columns")):
         return X
     try:
         return X.to_pandas()

@@ -723,6 +723,7 @@ def test_a_polars_frame_is_read_as_the_pandas_one(rainfall):
                              epochs=1).fit(df)
     want = m.predict_proba(df)
     np.testing.assert_array_equal(m.predict_proba(pl.from_pandas(df)), want)
+    np.testing.assert_array_equal(m.predict_proba(pl.from_pandas(df).lazy()), want)
 
 
 def test_a_saved_config_with_settings_its_model_does_not_read_still_reads(tmp_path, recur_bin):

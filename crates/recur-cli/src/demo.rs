@@ -38,7 +38,7 @@ pub fn run(
     // model, is named before anything trains.
     if out.exists() && !out.is_dir() {
         anyhow::bail!(
-            "{} is a file; --out names the folder the demo writes its models into",
+            "{} is not a folder; --out names the folder the demo writes its models into",
             out.display()
         );
     }

@@ -318,7 +318,7 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
             data.to_str().unwrap(),
         ]));
         assert!(
-            e.contains("is a file; --out names the folder"),
+            e.contains("is not a folder; --out names the folder"),
             "{part}: {e}"
         );
     }

@@ -432,7 +432,7 @@ pub fn make_folders(dir: &Path) -> Result<()> {
             .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()));
         match file {
             Some(f) => Error::Msg(format!(
-                "{}: {} is a file, not a folder; choose a path through folders",
+                "{}: {} is not a folder; choose a path through folders",
                 dir.display(),
                 f.display()
             )),
@@ -564,12 +564,12 @@ mod tests {
         let e = write_atomic(&f.join("sub/x.json"), b"{}")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("afile is a file, not a folder"), "{e}");
+        assert!(e.contains("afile is not a folder"), "{e}");
         let e = crate::dirwrite::DirWriter::begin(&f.join("m"))
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("afile is a file, not a folder"), "{e}");
+        assert!(e.contains("afile is not a folder"), "{e}");
     }
 
     /// An output named through folders that do not exist yet (recur makes

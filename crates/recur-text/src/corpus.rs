@@ -356,18 +356,21 @@ pub fn build(
     recur_core::fsx::check_io(&ins, &[], &outs)?;
     // A corpus is three files and a parts folder side by side: a device
     // as the output (`--out /dev/null`) littered /dev with the others, and
-    // a folder was found out only after the whole embedding.
-    if let Some(m) = std::fs::metadata(out).ok().filter(|m| !m.is_file()) {
-        let what = if m.is_dir() {
-            "a folder"
-        } else {
-            "not a regular file (a device or a pipe)"
-        };
-        return Err(Error::Msg(format!(
-            "{} is {what}: --out names the .npz file to write (its .texts.jsonl and \
-             .build.json go beside it)",
-            out.display()
-        )));
+    // a folder (or one of the files beside it) was found out only after
+    // the whole embedding.
+    for f in &siblings {
+        if let Some(m) = std::fs::metadata(f).ok().filter(|m| !m.is_file()) {
+            let what = if m.is_dir() {
+                "a folder"
+            } else {
+                "not a regular file (a device or a pipe)"
+            };
+            return Err(Error::Msg(format!(
+                "{} is {what}: --out names the .npz file to write (its .texts.jsonl and \
+                 .build.json go beside it)",
+                f.display()
+            )));
+        }
     }
     // One build at a time writes these files and the parts folder: two
     // deleted each other's parts and left last-writer-wins outputs.

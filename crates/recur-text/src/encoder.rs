@@ -511,8 +511,7 @@ impl SentenceEncoder {
         Ok(pooled)
     }
 }
-/// The texts to embed, one per line of `input` (`name` says where they
-/// come from in errors): every line UTF-8 and not blank.
+
 /// Whether the tokenizer splits words at `c`: BERT's cleaning deletes the
 /// controls among Rust's whitespace (U+0085, VT, FF) before it splits, so
 /// `un\u{85}believable` is one word to it, and a long text cut there gave
@@ -521,6 +520,9 @@ fn splits_words(c: char) -> bool {
     c.is_whitespace() && (!c.is_control() || matches!(c, '\t' | '\n' | '\r'))
 }
 
+/// The texts to embed, one per line of `input` (`name` says where they
+/// come from in errors): every line UTF-8 and not blank, within
+/// [`MAX_TEXT_LINE`] and [`MAX_TEXT_INPUT`].
 pub fn read_texts(mut input: impl std::io::BufRead, name: &str) -> Result<Vec<String>> {
     read_texts_within(&mut input, name, MAX_TEXT_LINE, MAX_TEXT_INPUT)
 }

@@ -205,7 +205,16 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
     let name = dest
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().to_string());
-    let fresh = dest.with_file_name(format!(".{name}.refetch-{}", std::process::id()));
+    // What a refetch killed part-way left (about 90 MB each) goes first.
+    let prefix = format!(".{name}.refetch-");
+    if let Some(parent) = dest.parent().and_then(|p| std::fs::read_dir(p).ok()) {
+        for e in parent.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let fresh = dest.with_file_name(format!("{prefix}{}", std::process::id()));
     if let Err(e) = fetch_model_into(m, &fresh, progress) {
         let _ = std::fs::remove_dir_all(&fresh);
         return Err(Error::Msg(format!(
@@ -213,8 +222,16 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
             dest.display()
         )));
     }
-    std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-    std::fs::rename(&fresh, &dest).map_err(|e| Error::io(&dest, e))?;
+    // Aside, in, then gone: the cache is without a copy for the moment
+    // between two renames only, and a failed second rename puts the old one
+    // back.
+    let old = dest.with_file_name(format!(".{name}.old-{}", std::process::id()));
+    std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
+    if let Err(e) = std::fs::rename(&fresh, &dest) {
+        let _ = std::fs::rename(&old, &dest);
+        return Err(Error::io(&dest, e));
+    }
+    let _ = std::fs::remove_dir_all(&old);
     Ok(dest)
 }
 

@@ -353,9 +353,22 @@ fn an_output_that_is_not_a_file_is_refused_before_the_work() {
         "{e}"
     );
     assert_eq!(enc.calls.get(), 0);
-    let e = build(&[input], Path::new("/dev/null"), &enc, &opts(16), &SILENT)
-        .unwrap_err()
-        .to_string();
+    let e = build(
+        std::slice::from_ref(&input),
+        Path::new("/dev/null"),
+        &enc,
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("/dev/null is not a regular file"), "{e}");
     assert!(!Path::new("/dev/null.parts").exists() && !Path::new("/dev/.null.lock").exists());
+    let texts = d.path().join("c1.texts.jsonl");
+    std::fs::create_dir(&texts).unwrap();
+    let e = build(&[input], &d.path().join("c1.npz"), &enc, &opts(16), &SILENT)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c1.texts.jsonl is a folder"), "{e}");
+    assert_eq!(enc.calls.get(), 0);
 }

@@ -377,7 +377,7 @@ pub fn search<O: Objective>(
 ) -> Result<Searched<O::Params>> {
     if out.exists() && !out.is_dir() {
         return Err(Error::Msg(format!(
-            "{} is a file; --out names the folder for the trials (trials.json) and best.yaml",
+            "{} is not a folder; --out names the folder for the trials (trials.json) and best.yaml",
             out.display()
         )));
     }
