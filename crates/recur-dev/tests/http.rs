@@ -785,14 +785,24 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
     );
     {
         use std::io::Write;
-        // CONNECT's target has no path: the target itself is named.
-        let mut c = raw(&s.url);
-        c.write_all(
-            b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap();
-        let got = read_all(&mut c);
-        assert!(got.contains("no endpoint CONNECT 127.0.0.1:22;"), "{got}");
+        // A method recur implements nowhere is a 501 (RFC 9110 9.1), on a
+        // route (it was 405) or off one (404), CONNECT too.
+        for head in [
+            "CONNECT 127.0.0.1:22 HTTP/1.1",
+            "FOO /live HTTP/1.1",
+            "FOO /nowhere HTTP/1.1",
+        ] {
+            let mut c = raw(&s.url);
+            c.write_all(
+                format!("{head}\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+            let got = read_all(&mut c);
+            assert!(
+                got.starts_with("HTTP/1.1 501") && got.contains("\"code\":\"not_implemented\""),
+                "{head}: {got}"
+            );
+        }
     }
     let (_, r) = post(&s.url, "/chat", &json!({"messages": ["ok", "  "]}));
     assert!(r["error"].as_str().unwrap().contains("messages[1]"), "{r}");

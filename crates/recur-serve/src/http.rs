@@ -577,6 +577,9 @@ async fn track(State(s): State<Shared>, req: Request, next: Next) -> Response {
 }
 
 async fn not_found(req: Request) -> ApiError {
+    if let Some(e) = not_implemented(&req) {
+        return e;
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -594,11 +597,32 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
+    if let Some(e) = not_implemented(&req) {
+        return e;
+    }
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("{} does not take {}", req.uri().path(), req.method()),
     )
+}
+
+/// 501 for a method recur does not implement anywhere (`FOO`, `CONNECT`),
+/// as RFC 9110 section 9.1 asks, where it answered 405 or 404.
+fn not_implemented(req: &Request) -> Option<ApiError> {
+    let known = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
+    ];
+    (!known.contains(&req.method().as_str())).then(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            format!(
+                "recur does not implement the method {}; its endpoints take GET and POST",
+                recur_data::table::clip(req.method().as_str())
+            ),
+        )
+    })
 }
 
 /// The chat page, on a server with LVMs.
