@@ -351,7 +351,7 @@ impl Config {
     /// which recur before 2026-12-06 could not read). An unset
     /// `data.split.gap` stays `null`: the default follows the sequence
     /// length (a refit at another length keeps it so); the gap the split
-    /// kept is in report.json's `time_split`.
+    /// kept is in data.json's `time_split`.
     pub fn to_yaml(&self) -> String {
         let mut c = self.clone();
         c.data.split.shuffle = Some(c.data.split.shuffles(c.data.layout));

@@ -32,6 +32,13 @@ pub enum IsoError {
     Unknown,
 }
 
+/// `t` without a trailing ` UTC` or ` GMT` (any case), where it has one.
+fn utc_named(t: &str) -> Option<&str> {
+    let n = t.len().checked_sub(4)?;
+    let (head, tail) = (t.get(..n)?, t.get(n..)?);
+    (tail.eq_ignore_ascii_case(" UTC") || tail.eq_ignore_ascii_case(" GMT")).then_some(head)
+}
+
 /// Whether a cell begins as an ISO date does (`YYYY-MM-DD`).
 pub fn looks_iso(s: &str) -> bool {
     let b = s.trim().as_bytes();
@@ -69,8 +76,7 @@ pub fn parse(s: &str) -> Result<IsoTime, IsoError> {
     }
     let zoned = time
         .strip_suffix(['Z', 'z'])
-        .or_else(|| time.strip_suffix(" UTC"))
-        .or_else(|| time.strip_suffix(" GMT"))
+        .or_else(|| utc_named(time))
         .map(|t| format!("{t}+00:00"))
         .unwrap_or_else(|| time.to_string());
     for f in ["%H:%M:%S%.f%#z", "%H:%M%#z"] {
@@ -143,6 +149,10 @@ mod tests {
         );
         assert_eq!(
             parse("2020-05-30 10:00 GMT").unwrap(),
+            parse("2020-05-30T10:00Z").unwrap()
+        );
+        assert_eq!(
+            parse("2020-05-30 10:00 utc").unwrap(),
             parse("2020-05-30T10:00Z").unwrap()
         );
         for bad in ["2020-05-30T25:99", "2020-05-30 24:30"] {

@@ -517,8 +517,8 @@ fn check_time_order(t: &Table, d: &DataConfig) -> Result<Vec<String>> {
                     &t.source,
                     format!(
                         "data.time_column `{tc}`: {} holds `{}`, a time recur cannot read \
-                         (YYYY-MM-DD, then HH:MM[:SS[.f]] and an optional Z, UTC or \
-                         +HH:MM), beside rows it reads; write every time one way",
+                         (YYYY-MM-DD, then HH:MM[:SS[.f]] and an optional Z, UTC, GMT \
+                         or +HH:MM), beside rows it reads; write every time one way",
                         t.row_name(i),
                         clip(&col.cell(i))
                     ),

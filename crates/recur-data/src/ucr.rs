@@ -190,19 +190,27 @@ impl Sequences {
         // index was read as the label, or as the series' first value. It
         // is one where the label is another column: named by
         // `label_column`, or the file names a column in words (`,label,0,
-        // 1,...`) beside its numbered steps. Without such a name the
-        // column without one is the label (`,0,1,...`: labels as the
-        // frame's index).
+        // 1,...`) beside its numbered steps; or where it holds exactly the
+        // row numbers 0, 1, 2... Else the column without a name is the
+        // label (`,0,1,...`: labels as the frame's index).
+        // A step's name has a number in it (`0`, `t0`, `dim_0_3`); a
+        // label's does not (`label`, `class`).
         let worded = |j: usize| {
             let n = t.names[j].trim();
-            !crate::table::is_index_column(n) && n.parse::<f64>().is_err()
+            !crate::table::is_index_column(n)
+                && !n.is_empty()
+                && !n.bytes().any(|b| b.is_ascii_digit())
         };
         let label_elsewhere = label_column.is_some() || (0..t.names.len()).any(worded);
         let index = |i: usize| {
-            label_elsewhere
-                && crate::table::is_index_column(&t.names[i])
+            crate::table::is_index_column(&t.names[i])
                 && matches!(&t.columns[i], crate::table::Column::Numeric(v)
-                    if v.iter().all(|x| x.fract() == 0.0))
+                    if v.iter().all(|x| x.fract() == 0.0)
+                        // Without a label named elsewhere: only row numbers
+                        // as pandas writes them, 0, 1, 2... (`df.to_csv()`
+                        // of a frame whose columns are numbered).
+                        && (label_elsewhere
+                            || (v.len() >= 3 && v.iter().enumerate().all(|(k, x)| *x == k as f64))))
         };
         let li = match label_column {
             Some(n) => t.index_of(n)?,
@@ -575,11 +583,29 @@ mod tests {
         );
         // Without a worded column name, the column without one is the label
         // (labels as the frame's index), numbers or not, one row or two.
-        for text in [",0,1\n0,1,2\n1,3,4\n", ",0,1\n1,1,2\n"] {
+        for text in [
+            ",0,1\n0,1,2\n1,3,4\n",
+            ",0,1\n1,1,2\n",
+            ",t0,t1\n2,1,2\n1,3,4\n2,5,6\n",
+        ] {
             std::fs::write(&p, text).unwrap();
             let s = Sequences::read(&p, None, None).unwrap();
             assert_eq!(s.values[0], vec![1., 2.], "{text:?}");
         }
+        // Row numbers 0, 1, 2... before numbered steps, the label after
+        // them (`pd.DataFrame(np.column_stack([y, X])).to_csv()`).
+        std::fs::write(&p, ",0,1,2\n0,a,1,2\n1,b,3,4\n2,a,5,6\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!(
+            (s.labels[1].as_str(), s.values[1].clone()),
+            ("b", vec![3., 4.])
+        );
+        std::fs::write(&p, ",0,1,2\n0,1,1,2\n1,0,3,4\n2,1,5,6\n").unwrap();
+        let s = Sequences::read(&p, None, None).unwrap();
+        assert_eq!(
+            (s.labels[1].as_str(), s.values[1].clone()),
+            ("0", vec![3., 4.])
+        );
         let t = d.path().join("ucr_TRAIN");
         std::fs::write(&t, "1\t0.5\t0.25\n2\t1.5\tNaN\n").unwrap();
         let s = Sequences::read(&t, Some("tsv"), None).unwrap();

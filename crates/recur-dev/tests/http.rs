@@ -761,7 +761,7 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
         ),
         ("GET", "/nowhere", vec![], 404, "not_found"),
         ("GET", "/chat", vec![], 405, "method_not_allowed"),
-        ("DELETE", "/health", vec![], 405, "method_not_allowed"),
+        ("DELETE", "/health", vec![], 501, "not_implemented"),
     ];
     for (method, path, body, want, code) in cases {
         let (status, r) = call(&s.url, method, path, Some(&body));
@@ -791,6 +791,7 @@ fn every_bad_request_gets_a_json_4xx_naming_the_problem() {
             "CONNECT 127.0.0.1:22 HTTP/1.1",
             "FOO /live HTTP/1.1",
             "FOO /nowhere HTTP/1.1",
+            "PUT /chat HTTP/1.1",
         ] {
             let mut c = raw(&s.url);
             c.write_all(

@@ -205,11 +205,14 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
     let name = dest
         .file_name()
         .map_or("model".into(), |n| n.to_string_lossy().to_string());
-    // What a refetch killed part-way left (about 90 MB each) goes first.
+    // What a refetch killed part-way left (about 90 MB each) goes first:
+    // a new copy, or an old one set aside.
     let prefix = format!(".{name}.refetch-");
+    let aside = format!(".{name}.old-");
     if let Some(parent) = dest.parent().and_then(|p| std::fs::read_dir(p).ok()) {
         for e in parent.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with(&prefix) || n.starts_with(&aside) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -225,7 +228,7 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
     // Aside, in, then gone: the cache is without a copy for the moment
     // between two renames only, and a failed second rename puts the old one
     // back.
-    let old = dest.with_file_name(format!(".{name}.old-{}", std::process::id()));
+    let old = dest.with_file_name(format!("{aside}{}", std::process::id()));
     std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
     if let Err(e) = std::fs::rename(&fresh, &dest) {
         let _ = std::fs::rename(&old, &dest);

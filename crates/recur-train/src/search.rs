@@ -183,6 +183,16 @@ pub struct Trial<P> {
 impl<P> Trial<P> {
     /// The score column of a trial table: the value, or `-` for a trial
     /// that failed.
+    /// The figure of trial 0 as the best line gives it ("the config as
+    /// given: ..."): a failed one said 0.0000.
+    pub fn start_shown(&self) -> String {
+        match self.state {
+            State::Failed => "failed".into(),
+            State::Pruned => format!("{:.4}, pruned", self.value),
+            State::Complete => format!("{:.4}", self.value),
+        }
+    }
+
     pub fn shown_value(&self) -> String {
         match self.state {
             State::Failed => "-".into(),
@@ -277,12 +287,16 @@ fn run_trial<O: Objective>(
             .filter(|t| t.state == State::Complete)
             .map(|t| t.curve.clone())
             .collect();
-        pruned = should_prune(
-            &curve,
-            &done,
-            pruning.warmup_epochs,
-            pruning.prune_after_trials,
-        );
+        // Trial 0, the config as given, runs to its end: the figure the
+        // others are compared with (resumed last, it was pruned, and its
+        // partial score shown as the config's).
+        pruned = number != 0
+            && should_prune(
+                &curve,
+                &done,
+                pruning.warmup_epochs,
+                pruning.prune_after_trials,
+            );
         !pruned
     });
     let r = match r {
@@ -348,8 +362,9 @@ fn check_resumed<O: Objective>(obj: &O, file: &Path, done: &[Trial<O::Params>]) 
                     .all(|(v, (lo, hi))| v.is_finite() && *v >= lo - 1e-9 && *v <= hi + 1e-9);
             if !inside {
                 return Err(Error::Msg(format!(
-                    "{} trial {}: {shown} lie outside the tune: ranges (narrowed since it ran, or \
-                     edited); widen them again, give a new --out, or delete {} to start afresh",
+                    "{} trial {}: {shown} lie outside the tune: ranges (narrowed or taken out \
+                     since it ran, or edited); widen them or put them back, give a new --out, or \
+                     delete {} to start afresh",
                     file.display(),
                     t.number,
                     file.display()
@@ -696,10 +711,24 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         t.remove(0);
         std::fs::write(&file, serde_json::to_string(&t).unwrap()).unwrap();
-        let r = search(&Start(Toy), &pruning, 3, 5, 1, dir.path(), &|_| {}).unwrap();
+        // Run last, behind trials that score more, it is not pruned: its
+        // figure is the one the others are compared with.
+        let eager = Pruning {
+            startup_trials: 2,
+            prune_after_trials: 1,
+            warmup_epochs: 0,
+        };
+        let r = search(&Start(Toy), &eager, 3, 5, 1, dir.path(), &|_| {}).unwrap();
         let numbers: Vec<usize> = r.trials.iter().map(|t| t.number).collect();
         assert_eq!(numbers, [0, 1, 2, 3, 4]);
         assert_eq!(r.trials[0].params, 0.55);
+        assert_eq!(r.trials[0].state, State::Complete);
+        assert_eq!(r.trials[0].start_shown(), "0.7500");
+        let failed = Trial {
+            state: State::Failed,
+            ..r.trials[0].clone()
+        };
+        assert_eq!(failed.start_shown(), "failed");
         let again = search(&Start(Toy), &pruning, 3, 6, 1, dir.path(), &|_| {}).unwrap();
         assert_eq!(again.trials.len(), 6);
     }

@@ -114,10 +114,7 @@ impl std::fmt::Display for TuneResult {
             self.best.value,
             start.map_or(String::new(), |s| format!(
                 " (trial 0, the config as given: {})",
-                match s.state {
-                    crate::search::State::Failed => "failed".to_string(),
-                    _ => format!("{:.4}", s.value),
-                }
+                s.start_shown()
             )),
         )
     }
@@ -254,6 +251,29 @@ pub fn tune(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Every whole number of a range takes the same width of the sampled
+    /// line, half a step either side (the low end had half of it), and
+    /// both ends decode back inside the range.
+    #[test]
+    fn whole_numbers_are_drawn_evenly() {
+        let s = TuneConfig {
+            sequence_length: [4, 5],
+            hidden_size: [1, 2],
+            ..Default::default()
+        };
+        let b = bounds(&s);
+        assert!((b[0].0 - 3.5f64.ln()).abs() < 1e-12 && (b[0].1 - 5.5f64.ln()).abs() < 1e-12);
+        assert!((b[1].0 - 0.5f64.ln()).abs() < 1e-12 && (b[1].1 - 2.5f64.ln()).abs() < 1e-12);
+        let edge = |v0: f64, v1: f64| {
+            let p = decode([v0, v1, s.learning_rate[0].ln(), s.dropout[0]], &s);
+            (p.sequence_length, p.hidden_size)
+        };
+        assert_eq!(edge(b[0].0, b[1].0), (4, 1));
+        assert_eq!(edge(b[0].1, b[1].1), (5, 2));
+    }
+
     use super::*;
 
     /// A smooth toy objective with its minimum inside the space.

@@ -236,10 +236,7 @@ impl std::fmt::Display for LvmTuneResult {
             self.context_mean,
             start.map_or(String::new(), |s| format!(
                 "; trial 0, the config as given: {}",
-                match s.state {
-                    crate::search::State::Failed => "failed".to_string(),
-                    _ => format!("{:.4}", s.value),
-                }
+                s.start_shown()
             )),
         )
     }
