@@ -274,8 +274,6 @@ mod tests {
         assert_eq!(edge(b[0].1, b[1].1), (5, 2));
     }
 
-    use super::*;
-
     /// A smooth toy objective with its minimum inside the space.
     fn toy(p: &Params) -> f64 {
         let l = |x: f64, c: f64| (x.ln() - c.ln()).powi(2);
