@@ -418,6 +418,34 @@ impl Table {
             .iter()
             .map(|c| c.name().to_string())
             .collect();
+        // Checked on the schema, before any row: a struct or map has one
+        // value per row but a name per leaf, so one that was null shifted
+        // every later column under the wrong name (the target read as a
+        // feature), with no word.
+        for f in meta.schema_descr().root_schema().get_fields() {
+            if f.is_group() {
+                return Err(Error::data(
+                    &source,
+                    format!(
+                        "column `{}` is nested (a struct, list or map); recur reads flat columns \
+                         of numbers, text and times: drop or flatten it",
+                        clip(f.name())
+                    ),
+                ));
+            }
+        }
+        for c in meta.schema_descr().columns() {
+            if c.converted_type() == parquet::basic::ConvertedType::DECIMAL {
+                return Err(Error::data(
+                    &source,
+                    format!(
+                        "column `{}` is a decimal; recur reads floats and integers: cast it to \
+                         float64",
+                        clip(c.name())
+                    ),
+                ));
+            }
+        }
         let formats = crate::parquet_time::column_formats(meta);
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         let iter = reader
@@ -846,6 +874,44 @@ mod tests {
         let mut c = rg.next_column().unwrap().unwrap();
         c.typed::<T>().write_batch(values, None, None).unwrap();
         c.close().unwrap();
+    }
+
+    /// A nested column is refused by its own name before any row: a null
+    /// struct (one value a row, a name a leaf) shifted every later column
+    /// under the wrong name. A decimal is refused as one.
+    #[test]
+    fn nested_and_decimal_parquet_columns_are_refused_by_name() {
+        use parquet::data_type::{DoubleType, Int32Type, Int64Type};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("n.parquet");
+        parquet_file(
+            &p,
+            "message m { optional group s { optional double a; optional double b; } \
+             required double x; required int64 rain; }",
+            |rg| {
+                for _ in 0..2 {
+                    let mut c = rg.next_column().unwrap().unwrap();
+                    c.typed::<DoubleType>()
+                        .write_batch(&[], Some(&[0, 0]), None)
+                        .unwrap();
+                    c.close().unwrap();
+                }
+                column::<DoubleType>(rg, &[1.5, 2.5]);
+                column::<Int64Type>(rg, &[0, 1]);
+            },
+        );
+        let e = Table::read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("column `s` is nested"), "{e}");
+        parquet_file(
+            &p,
+            "message m { required int32 x (DECIMAL(9,2)); required int64 rain; }",
+            |rg| {
+                column::<Int32Type>(rg, &[150, 250]);
+                column::<Int64Type>(rg, &[0, 1]);
+            },
+        );
+        let e = Table::read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("column `x` is a decimal"), "{e}");
     }
 
     #[test]
