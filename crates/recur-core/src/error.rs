@@ -11,16 +11,18 @@ pub enum Error {
     /// Reading or writing a file failed.
     // Not marked as the source: the message holds it already, and a
     // source would be printed a second time by error chains.
-    #[error("{}: {io}", path.display())]
+    // File names are kept on one line: a newline in one started a line
+    // the user took for recur's (`error: forged`).
+    #[error("{}: {io}", crate::terminal::inline(&path.display().to_string()))]
     Io { path: PathBuf, io: std::io::Error },
     /// A config file or value is wrong; `at` names the file or key.
     #[error("config {at}: {msg}")]
     Config { at: String, msg: String },
     /// Input data is wrong; `file` names the data file.
-    #[error("{file}: {msg}")]
+    #[error("{}: {msg}", crate::terminal::inline(file))]
     Data { file: String, msg: String },
     /// A checkpoint does not match what the code expects, or is damaged.
-    #[error("checkpoint {path}: {msg}")]
+    #[error("checkpoint {}: {msg}", crate::terminal::inline(path))]
     Checkpoint { path: String, msg: String },
     /// A tensor operation failed (a bug in recur, or an exhausted device).
     #[error("tensor operation failed: {0}")]
