@@ -406,6 +406,17 @@ impl Config {
                 "is empty: give the CSV or Parquet file (relative to the config's folder)".into(),
             );
         }
+        // The config is saved as YAML, which holds text only: a path of
+        // other bytes panicked when the model directory was written.
+        let xgb = self.trees.as_ref().and_then(|t| t.xgboost_model.as_ref());
+        for (key, p) in [
+            ("data.path", self.data.path.as_ref()),
+            ("trees.xgboost_model", xgb),
+        ] {
+            if let Some(p) = p.filter(|p| p.to_str().is_none()) {
+                return bad(key, crate::fsx::not_utf8(p));
+            }
+        }
         if m.sequence_length == 0 {
             return bad("model.sequence_length", "must be at least 1".into());
         }
@@ -908,6 +919,19 @@ mod tests {
             assert!(e.contains(key), "{yaml}: {e}");
         }
         assert!(Config::from_yaml("model: {num_layers: 64}\n", "t.yaml").is_ok());
+        // A path of bytes that are not UTF-8 cannot be saved in config.yaml
+        // (writing the model directory panicked): refused before the work.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let mut c = Config::default();
+            c.data.path = Some(PathBuf::from(std::ffi::OsStr::from_bytes(b"b\xff.csv")));
+            let e = c.validate("t.yaml").unwrap_err().to_string();
+            assert!(
+                e.contains("data.path") && e.contains("is not UTF-8 text"),
+                "{e}"
+            );
+        }
         let d = tempfile::tempdir().unwrap();
         for (yaml, key) in [
             (

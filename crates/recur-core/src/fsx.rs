@@ -441,6 +441,16 @@ pub fn make_folders(dir: &Path) -> Result<()> {
     })
 }
 
+/// The message for a path whose name is not UTF-8 text, where recur must
+/// save it in a text file (a config, a corpus's build record).
+pub fn not_utf8(p: &Path) -> String {
+    format!(
+        "{} is not UTF-8 text, and recur records this path in a text file: rename it, or link \
+         to it under a UTF-8 name",
+        crate::terminal::inline(&p.display().to_string())
+    )
+}
+
 /// SHA-256 of bytes, as lowercase hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -376,6 +376,17 @@ impl LvmConfig {
                 "is required: the training windows (.npz, ready windows or chunks)".into(),
             );
         }
+        // Saved as YAML, which holds text only (a path of other bytes
+        // panicked when the model directory was written).
+        for (key, p) in [
+            ("data.train", Some(&d.train)),
+            ("data.val", d.val.as_ref()),
+            ("data.ood", d.ood.as_ref()),
+        ] {
+            if let Some(p) = p.filter(|p| p.to_str().is_none()) {
+                return bad(key, crate::fsx::not_utf8(p));
+            }
+        }
         if m.kind == LvmKind::Transformer && (m.heads == 0 || m.d_model % m.heads != 0) {
             return bad(
                 "model.heads",

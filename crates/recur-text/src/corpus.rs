@@ -354,6 +354,11 @@ pub fn build(
     let ins: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let outs: Vec<&Path> = siblings.iter().map(PathBuf::as_path).collect();
     recur_core::fsx::check_io(&ins, &[], &outs)?;
+    // Its build record names it in JSON, which holds text only (the
+    // embedding ran, then the record failed, its files apart).
+    if out.to_str().is_none() {
+        return Err(Error::Msg(recur_core::fsx::not_utf8(out)));
+    }
     // A corpus is three files and a parts folder side by side: a device
     // as the output (`--out /dev/null`) littered /dev with the others, and
     // a folder (or one of the files beside it) was found out only after
