@@ -150,6 +150,12 @@ pub fn baselines(
         .collect()
 }
 
+/// A model's name as one Markdown table cell: a `|` in a folder's name
+/// added a column, and a newline split the row.
+fn cell(name: &str) -> String {
+    recur_core::terminal::inline(name).replace('|', "\\|")
+}
+
 /// The leaderboard as a Markdown table, best validation cosine first.
 pub fn markdown(entries: &[Entry]) -> String {
     let mut rows: Vec<&Entry> = entries.iter().collect();
@@ -167,7 +173,7 @@ pub fn markdown(entries: &[Entry]) -> String {
         };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            e.name,
+            cell(&e.name),
             e.kind,
             e.params.map_or("-".to_string(), |p| p.to_string()),
             f(e.param_mb, 2),
@@ -257,4 +263,14 @@ pub fn run(
     }
     entries.extend(baselines(&val, ood_w.as_ref(), dev)?);
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A folder's name stays one cell of one row.
+    #[test]
+    fn a_name_with_a_bar_or_a_newline_is_one_cell() {
+        assert_eq!(super::cell("lv|a\nb"), "lv\\|a\\u{a}b");
+        assert_eq!(super::cell("lstm"), "lstm");
+    }
 }
