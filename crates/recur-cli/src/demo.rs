@@ -75,8 +75,8 @@ fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<(
     out!("{}", t.report);
     outln!(
         "\nmodel written to {}; curves in {}",
-        out.display(),
-        t.html.display()
+        crate::shown(out),
+        crate::shown(&t.html)
     );
     outln!(
         "next: recur predict --model {} --input data/{} --output predictions.csv",

@@ -127,7 +127,7 @@ pub fn run(cmd: LvmCmd, dev: &Device, progress: bool, precision: Option<String>)
                 "{} predicted vectors of dimension {} written to {}",
                 w.len(),
                 w.dim,
-                output.display()
+                crate::shown(&output)
             );
             Ok(())
         }
@@ -143,7 +143,7 @@ pub fn train(cfg: &LvmConfig, out: &Path, dev: &Device, progress: bool) -> Resul
         "\nbest epoch {} of {}; model written to {}",
         t.best_epoch,
         t.epochs,
-        out.display()
+        crate::shown(out)
     );
     Ok(t.report)
 }

@@ -24,6 +24,12 @@ macro_rules! errln {
     };
 }
 
+/// A path as the CLI prints it beside its own words: on one line (a
+/// newline in a folder's name printed a second "model written to" line).
+fn shown(p: &Path) -> String {
+    recur_core::terminal::inline(&p.display().to_string()).into_owned()
+}
+
 /// Writes what the CLI prints to standard output (or error). `println!`
 /// panicked when the stream could not be written (`> /dev/full`, a full
 /// disk behind a redirection): exit 101 and a backtrace, which broke
@@ -739,9 +745,9 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             }
             out!("{report}");
             if let Some(html) = report_html {
-                outln!("HTML report written to {}", html.display());
+                outln!("HTML report written to {}", shown(&html));
             }
-            outln!("\nmodel written to {}", out.display());
+            outln!("\nmodel written to {}", shown(&out));
             Ok(())
         }
         Command::Drift {
@@ -859,10 +865,10 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 );
             }
             if let Some(j) = json {
-                outln!("figures written to {}", j.display());
+                outln!("figures written to {}", shown(&j));
             }
             if let (Some(out), Some(n)) = (per_row, rows) {
-                outln!("{n} rows written to {}", out.display());
+                outln!("{n} rows written to {}", shown(&out));
             }
             Ok(())
         }
@@ -879,13 +885,13 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                     "{n} rows scored ({} deployed, threshold {:.4}) written to {}",
                     p.deployed(),
                     p.threshold(),
-                    output.display()
+                    shown(&output)
                 );
             } else {
                 outln!(
                     "{n} series scored ({} classes: a probability each, and the most probable) written to {}",
                     p.classes().len(),
-                    output.display()
+                    shown(&output)
                 );
             }
             Ok(())

@@ -95,7 +95,7 @@ pub fn embed(
                 "{} embeddings of dimension {} written to {}",
                 texts.len(),
                 enc.dim,
-                path.display()
+                crate::shown(&path)
             );
         }
         None => {

@@ -191,6 +191,22 @@ fn train_eval_predict_inspect_and_same_seed_same_report() {
         "{note}"
     );
     assert_eq!(std::fs::read_to_string(&named).unwrap(), text);
+    // A newline in the output's name stays on the line that names it (it
+    // printed a line of its own, which a reader takes for recur's).
+    let odd = d.path().join("p\nforged.csv");
+    let said = ok(&recur(&[
+        "predict",
+        "--model",
+        m1.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        odd.to_str().unwrap(),
+    ]));
+    assert!(
+        said.contains("p\\u{a}forged.csv") && !said.lines().any(|l| l.starts_with("forged")),
+        "{said}"
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "row,day,label,p_lstm,probability,decision");
     assert_eq!(lines.len() - 1, 300 - 10 + 1);
