@@ -1364,9 +1364,6 @@ mod tests {
         );
     }
 
-    /// What `predict`, `eval` and `drift` read is held to training's rules:
-    /// rows in time order; values within float32 (training accepted 1e39,
-    /// which `eval` then refused); and training needs both classes.
     /// A class none of whose series lands in the training part is named
     /// in a note (it trained in silence, a class the model cannot learn).
     #[test]
@@ -1512,6 +1509,9 @@ mod tests {
         );
     }
 
+    /// What `predict`, `eval` and `drift` read is held to training's rules:
+    /// rows in time order; values within float32 (training accepted 1e39,
+    /// which `eval` then refused); and training needs both classes.
     #[test]
     fn scoring_keeps_time_order_and_training_refuses_what_scoring_would() {
         let d = tempfile::tempdir().unwrap();

@@ -181,8 +181,6 @@ pub struct Trial<P> {
 }
 
 impl<P> Trial<P> {
-    /// The score column of a trial table: the value, or `-` for a trial
-    /// that failed.
     /// The figure of trial 0 as the best line gives it ("the config as
     /// given: ..."): a failed one said 0.0000.
     pub fn start_shown(&self) -> String {
@@ -193,6 +191,8 @@ impl<P> Trial<P> {
         }
     }
 
+    /// The score column of a trial table: the value, or `-` for a trial
+    /// that failed.
     pub fn shown_value(&self) -> String {
         match self.state {
             State::Failed => "-".into(),
