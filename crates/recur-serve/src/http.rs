@@ -452,18 +452,17 @@ async fn guard_post(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Answered with the body unread: `track` says `Connection: close`.
     let too_large = || {
-        closing(
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the request body is over {} bytes (limits.max_body_bytes; see GET /info)",
-                    l.max_body_bytes
-                ),
-            )
-            .into_response(),
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is over {} bytes (limits.max_body_bytes; see GET /info)",
+                l.max_body_bytes
+            ),
         )
+        .into_response()
     };
     if declared.is_some_and(|n| n > l.max_body_bytes as u64) {
         // A client waiting on `Expect: 100-continue` sends nothing more:
@@ -487,32 +486,28 @@ async fn guard_post(
     let got = tokio::time::timeout(limit, read_body(body, l.max_body_bytes, progress)).await;
     read();
     match got {
-        Err(_) => closing(
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {} ms (limits.body_timeout_ms)",
-                    l.body_timeout_ms
-                ),
-            )
-            .into_response(),
-        ),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} ms (limits.body_timeout_ms)",
+                l.body_timeout_ms
+            ),
+        )
+        .into_response(),
         Ok(Err(None)) => too_large(),
-        Ok(Err(Some(e))) => closing(
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                if chunked {
-                    format!("the request body could not be read ({e}): check its chunked encoding")
-                } else {
-                    format!(
-                        "the request body could not be read ({e}): the connection ended before the Content-Length's bytes"
-                    )
-                },
-            )
-            .into_response(),
-        ),
+        Ok(Err(Some(e))) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            if chunked {
+                format!("the request body could not be read ({e}): check its chunked encoding")
+            } else {
+                format!(
+                    "the request body could not be read ({e}): the connection ended before the Content-Length's bytes"
+                )
+            },
+        )
+        .into_response(),
         Ok(Ok(bytes)) => {
             let mut r = next
                 .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
