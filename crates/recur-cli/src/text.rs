@@ -162,22 +162,8 @@ pub fn corpus(cmd: CorpusCmd, dev: &Device, progress: bool) -> Result<()> {
 /// Whether standard input reads the file at `path` (the same device and
 /// inode); false where that cannot be told.
 fn stdin_is(path: &std::path::Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(out) = std::fs::metadata(path) else {
-            return false;
-        };
-        match std::fs::metadata("/dev/stdin") {
-            Ok(inp) => inp.is_file() && inp.dev() == out.dev() && inp.ino() == out.ino(),
-            Err(_) => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        false
-    }
+    let stdin = std::path::Path::new("/dev/stdin");
+    std::fs::metadata(stdin).is_ok_and(|m| m.is_file()) && recur_core::fsx::same_inode(stdin, path)
 }
 
 /// Says so on standard error when an output's name does not end in one of

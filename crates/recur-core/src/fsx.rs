@@ -345,7 +345,7 @@ pub fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
 /// Whether two existing paths are one file: a bind mount (or a hard link)
 /// shows it under another path that no resolving of links can tell, and
 /// `predict` wrote its output over the input through one.
-fn same_inode(a: &Path, b: &Path) -> bool {
+pub fn same_inode(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
