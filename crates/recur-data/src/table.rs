@@ -78,7 +78,7 @@ fn line_of(bytes: &[u8], newlines: &[usize], p: Option<&csv::Position>) -> u64 {
 /// header's numeric names do: time steps as pandas writes `0, 1, 2...`,
 /// wavelengths). Without this the first series of a headerless file with
 /// text labels was taken for the header and dropped.
-fn first_row_is_a_series(first: &csv::StringRecord, rest: &[csv::StringRecord]) -> bool {
+fn first_row_is_a_series(first: &csv::StringRecord, seen_later: impl FnOnce(&str) -> bool) -> bool {
     let Some(label) = first.get(0).map(str::trim) else {
         return false;
     };
@@ -97,7 +97,7 @@ fn first_row_is_a_series(first: &csv::StringRecord, rest: &[csv::StringRecord]) 
     if nums.is_empty() || nums.iter().all(|x| x.is_nan()) || label.is_empty() {
         return false;
     }
-    let seen = rest.iter().any(|r| r.get(0).map(str::trim) == Some(label));
+    let seen = seen_later(label);
     let increasing = nums.windows(2).all(|w| w[0] < w[1]);
     seen || !increasing
 }
@@ -113,30 +113,125 @@ fn parse_num(s: &str) -> Option<f64> {
     t.parse::<f64>().ok()
 }
 
-/// A column of `True`/`False` cells (as pandas writes a bool column; `true`
-/// and `TRUE` too, empty cells missing) as 1 and 0, as the Python package
-/// and Parquet's booleans give it: without this a frame's bool feature
-/// trained from Python was refused by `recur predict` on its CSV, and
-/// left out of the features by `recur train`. None when any other cell is
-/// there, or none is filled.
-fn bool_column(col: &[String]) -> Option<Vec<f64>> {
-    let mut filled = false;
-    let v = col
-        .iter()
-        .map(|s| match s.trim() {
-            "" => Some(f64::NAN),
-            "True" | "true" | "TRUE" => {
-                filled = true;
-                Some(1.0)
+/// One cell of `True`/`False` (as pandas writes a bool column; `true` and
+/// `TRUE` too) as 1 or 0, as the Python package and Parquet's booleans
+/// give it: without this a frame's bool feature trained from Python was
+/// refused by `recur predict` on its CSV, and left out of the features by
+/// `recur train`.
+fn bool_cell(s: &str) -> Option<f64> {
+    match s {
+        "True" | "true" | "TRUE" => Some(1.0),
+        "False" | "false" | "FALSE" => Some(0.0),
+        _ => None,
+    }
+}
+
+/// A column as it is read, cell by cell, typed as a whole column of text
+/// is (numbers if every cell parses, else `True`/`False` as 1 and 0 where
+/// `bools`, else text), but holding numbers as numbers: a file of a
+/// million rows of a hundred features took 66 bytes a cell as text, eight
+/// as f64. A column that turns out to be text after rows of numbers keeps
+/// the row it turned at; the text of the rows before it is read again from
+/// the file ([`Cells::recover`]).
+enum Cells {
+    /// Every cell so far blank: missing, for numbers and booleans alike.
+    Blank(usize),
+    Numbers(Vec<f64>),
+    /// `True`/`False` cells (and blanks), as 1 and 0.
+    Bools(Vec<f64>),
+    /// Text from row `from` on; rows before it still to be read again.
+    Text {
+        from: usize,
+        cells: Vec<String>,
+    },
+}
+
+impl Cells {
+    fn len(&self) -> usize {
+        match self {
+            Cells::Blank(n) => *n,
+            Cells::Numbers(v) | Cells::Bools(v) => v.len(),
+            Cells::Text { from, cells } => from + cells.len(),
+        }
+    }
+
+    fn push(&mut self, cell: &str, bools: bool) {
+        let t = cell.trim();
+        let text = |from: usize| Cells::Text {
+            from,
+            cells: vec![cell.to_string()],
+        };
+        match self {
+            Cells::Blank(n) if t.is_empty() => *n += 1,
+            Cells::Blank(n) => {
+                let mut before = vec![f64::NAN; *n];
+                *self = if let Some(x) = parse_num(t) {
+                    before.push(x);
+                    Cells::Numbers(before)
+                } else if let Some(b) = bool_cell(t).filter(|_| bools) {
+                    before.push(b);
+                    Cells::Bools(before)
+                } else {
+                    text(*n)
+                };
             }
-            "False" | "false" | "FALSE" => {
-                filled = true;
-                Some(0.0)
+            Cells::Numbers(v) => match parse_num(t) {
+                Some(x) => v.push(x),
+                None => *self = text(v.len()),
+            },
+            Cells::Bools(v) => match if t.is_empty() {
+                Some(f64::NAN)
+            } else {
+                bool_cell(t)
+            } {
+                Some(b) => v.push(b),
+                None => *self = text(v.len()),
+            },
+            Cells::Text { cells, .. } => cells.push(cell.to_string()),
+        }
+    }
+
+    /// A number read as one (a Parquet float or integer): held as it is,
+    /// or as its text in a column that is text.
+    fn push_number(&mut self, x: f64, bools: bool) {
+        match self {
+            Cells::Blank(n) => {
+                let mut v = vec![f64::NAN; *n];
+                v.push(x);
+                *self = Cells::Numbers(v);
             }
-            _ => None,
-        })
-        .collect::<Option<Vec<f64>>>()?;
-    filled.then_some(v)
+            Cells::Numbers(v) => v.push(x),
+            _ => self.push(&x.to_string(), bools),
+        }
+    }
+
+    /// The rows of text still to be read again: those before the row the
+    /// column turned to text at.
+    fn to_recover(&self) -> usize {
+        match self {
+            Cells::Text { from, .. } => *from,
+            _ => 0,
+        }
+    }
+
+    /// Puts back the text of the first rows, read again (`head`, one cell
+    /// a row up to [`Cells::to_recover`]).
+    fn recover(&mut self, head: Vec<String>) {
+        if let Cells::Text { from, cells } = self {
+            let mut all = head;
+            all.append(cells);
+            *cells = all;
+            *from = 0;
+        }
+    }
+
+    fn finish(self) -> Column {
+        match self {
+            Cells::Blank(n) => Column::Numeric(vec![f64::NAN; n]),
+            Cells::Numbers(v) | Cells::Bools(v) => Column::Numeric(v),
+            Cells::Text { cells, .. } => Column::Text(cells),
+        }
+    }
 }
 
 impl Table {
@@ -198,14 +293,13 @@ impl Table {
         }
     }
 
-    /// Builds a table from text cells, typing each column as numeric when
-    /// every cell parses as a number.
-    fn from_cells(
+    /// A table of the columns read from `source`, refused when its header
+    /// names a column twice.
+    fn from_columns_named(
         source: String,
         names: Vec<String>,
-        cells: Vec<Vec<String>>,
+        columns: Vec<Column>,
         first_line: Option<usize>,
-        bools: bool,
     ) -> Result<Table> {
         let mut seen = std::collections::HashSet::new();
         for n in &names {
@@ -216,16 +310,6 @@ impl Table {
                 ));
             }
         }
-        let columns = cells
-            .into_iter()
-            .map(|col| {
-                let nums: Option<Vec<f64>> = col.iter().map(|s| parse_num(s)).collect();
-                match nums.or_else(|| bools.then(|| bool_column(&col)).flatten()) {
-                    Some(v) => Column::Numeric(v),
-                    None => Column::Text(col),
-                }
-            })
-            .collect();
         Ok(Table {
             source,
             names,
@@ -306,11 +390,32 @@ impl Table {
                     && !first.contains(&b','))
         });
         let delim = if tsv { b'\t' } else { b',' };
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .delimiter(delim)
-            .flexible(false)
-            .from_reader(bytes.as_slice());
+        let read_error = |e: csv::Error| {
+            // The line counted from the bytes, as for the rows read (the
+            // csv crate's own count was one short).
+            let line = line_of(&bytes, &newlines_of(&bytes), e.position());
+            let what = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    len, expected_len, ..
+                } => format!(
+                    "line {line} has {len} field(s): every row needs {expected_len}, as the first \
+                     row has; a quote left open joins the lines after it"
+                ),
+                csv::ErrorKind::Utf8 { .. } => {
+                    format!("line {line} is not UTF-8 text: save the file as UTF-8")
+                }
+                _ => format!("{e} (check the file is a CSV)"),
+            };
+            Error::data(&source, format!("cannot read CSV: {what}"))
+        };
+        let reader = || {
+            csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(delim)
+                .flexible(false)
+                .from_reader(bytes.as_slice())
+        };
+        let mut rdr = reader();
         let mut records = rdr.records();
         let first = match records.next() {
             None => {
@@ -325,31 +430,16 @@ impl Table {
         let mut headerless = first
             .iter()
             .all(|f| !f.trim().is_empty() && f.trim().parse::<f64>().is_ok());
-        // The other rows, read now: whether a file of series has a header
-        // depends on their labels.
-        let rest: Vec<csv::StringRecord> = records
-            .map(|rec| {
-                rec.map_err(|e| {
-                    // The line counted from the bytes, as for the rows read
-                    // (the csv crate's own count was one short).
-                    let line = line_of(&bytes, &newlines_of(&bytes), e.position());
-                    let what = match e.kind() {
-                        csv::ErrorKind::UnequalLengths { len, .. } => format!(
-                            "line {line} has {len} field(s): every row needs {}, as the first row has; \
-                             a quote left open joins the lines after it",
-                            first.len()
-                        ),
-                        csv::ErrorKind::Utf8 { .. } => {
-                            format!("line {line} is not UTF-8 text: save the file as UTF-8")
-                        }
-                        _ => format!("{e} (check the file is a CSV)"),
-                    };
-                    Error::data(&source, format!("cannot read CSV: {what}"))
-                })
-            })
-            .collect::<Result<_>>()?;
         if series && !headerless {
-            headerless = first_row_is_a_series(&first, &rest);
+            // Whether a file of series has a header depends on the labels
+            // of the other rows: read through once for them.
+            headerless = first_row_is_a_series(&first, |label| {
+                reader()
+                    .byte_records()
+                    .skip(1)
+                    .map_while(std::result::Result::ok)
+                    .any(|r| r.get(0).map(<[u8]>::trim_ascii) == Some(label.as_bytes()))
+            });
         }
         let width = first.len();
         let names: Vec<String> = if headerless {
@@ -372,32 +462,52 @@ impl Table {
         // does not, so the line is counted from the bytes.
         let newlines = newlines_of(&bytes);
         let line_at = |p: Option<&csv::Position>| line_of(&bytes, &newlines, p);
-        let mut cells: Vec<Vec<String>> = vec![Vec::new(); width];
+        // Each record typed into its columns as it is read: the file's
+        // records are never all held at once.
+        let mut cols: Vec<Cells> = (0..width).map(|_| Cells::Blank(0)).collect();
         let mut lines = Vec::new();
-        // Each record dropped as it is copied, so the file is not held twice.
-        let data: Box<dyn Iterator<Item = csv::StringRecord>> = if headerless {
-            Box::new(std::iter::once(first).chain(rest))
-        } else {
-            Box::new(rest.into_iter())
-        };
-        for rec in data {
+        let mut add = |rec: &csv::StringRecord| {
             for (c, f) in rec.iter().enumerate() {
-                cells[c].push(f.to_string());
+                cols[c].push(f, !series);
             }
             lines.push(line_at(rec.position()));
+        };
+        if headerless {
+            add(&first);
         }
-        if cells.first().is_none_or(|c| c.is_empty()) {
+        for rec in records {
+            add(&rec.map_err(read_error)?);
+        }
+        if lines.is_empty() {
             return Err(Error::data(
                 source,
                 "the file has a header but no data rows",
             ));
         }
-        let mut t = Table::from_cells(
+        // Columns that turned to text after rows of numbers: those rows'
+        // text, read again.
+        let again = cols.iter().map(Cells::to_recover).max().unwrap_or(0);
+        if again > 0 {
+            let mut heads: Vec<Vec<String>> = cols.iter().map(|_| Vec::new()).collect();
+            let skip = usize::from(!headerless);
+            for rec in reader().records().skip(skip).take(again) {
+                let rec = rec.map_err(read_error)?;
+                for (c, head) in heads.iter_mut().enumerate() {
+                    if head.len() < cols[c].to_recover() {
+                        head.push(rec[c].to_string());
+                    }
+                }
+            }
+            for (c, head) in cols.iter_mut().zip(heads) {
+                c.recover(head);
+            }
+        }
+        debug_assert!(cols.iter().all(|c| c.len() == lines.len()));
+        let mut t = Table::from_columns_named(
             source,
             names,
-            cells,
+            cols.into_iter().map(Cells::finish).collect(),
             Some(if headerless { 1 } else { 2 }),
-            !series,
         )?;
         t.lines = Some(lines);
         Ok(t)
@@ -447,27 +557,20 @@ impl Table {
             }
         }
         let formats = crate::parquet_time::column_formats(meta);
-        let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-        let iter = reader
-            .get_row_iter(None)
-            .map_err(|e| Error::data(&source, format!("cannot read rows: {e}")))?;
-        for (r, row) in iter.enumerate() {
-            let row = row.map_err(|e| Error::data(&source, format!("row {r}: {e}")))?;
-            for (c, (_, field)) in row.get_column_iter().enumerate() {
-                if c >= cells.len() {
-                    return Err(Error::data(
-                        &source,
-                        "nested columns are not supported: use a flat table",
-                    ));
-                }
-                let s = match field {
-                    Field::Null => String::new(),
-                    Field::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
-                    Field::Str(s) => s.clone(),
-                    // Dates and times as written, not Display's UTC.
-                    other => match formats[c].text(other) {
-                        Some(t) => t,
-                        None => plain(other).ok_or_else(|| {
+        // Each cell as a number or as text, as a CSV cell of the same
+        // value reads; numbers are never written out as text and parsed
+        // back (the cost of a table; exact either way).
+        let cell = |r: usize, c: usize, field: &Field| -> Result<Cell> {
+            Ok(match field {
+                Field::Null => Cell::Text(String::new()),
+                Field::Bool(b) => Cell::Number(if *b { 1.0 } else { 0.0 }),
+                Field::Str(s) => Cell::Text(s.clone()),
+                // Dates and times as written, not Display's UTC.
+                other => match formats[c].text(other) {
+                    Some(t) => Cell::Text(t),
+                    None => match number(other) {
+                        Some(x) => Cell::Number(x),
+                        None => Cell::Text(plain(other).ok_or_else(|| {
                             Error::data(
                                 &source,
                                 format!(
@@ -475,16 +578,63 @@ impl Table {
                                     names[c]
                                 ),
                             )
-                        })?,
+                        })?),
                     },
-                };
-                cells[c].push(s);
+                },
+            })
+        };
+        let rows = || {
+            reader
+                .get_row_iter(None)
+                .map_err(|e| Error::data(&source, format!("cannot read rows: {e}")))
+        };
+        let mut cols: Vec<Cells> = (0..names.len()).map(|_| Cells::Blank(0)).collect();
+        let mut n = 0;
+        for (r, row) in rows()?.enumerate() {
+            let row = row.map_err(|e| Error::data(&source, format!("row {r}: {e}")))?;
+            for (c, (_, field)) in row.get_column_iter().enumerate() {
+                if c >= cols.len() {
+                    return Err(Error::data(
+                        &source,
+                        "nested columns are not supported: use a flat table",
+                    ));
+                }
+                match cell(r, c, field)? {
+                    Cell::Number(x) => cols[c].push_number(x, true),
+                    Cell::Text(t) => cols[c].push(&t, true),
+                }
             }
+            n += 1;
         }
-        if cells.first().is_none_or(|c| c.is_empty()) {
+        if n == 0 {
             return Err(Error::data(source, "the file has no rows"));
         }
-        Table::from_cells(source, names, cells, None, true)
+        // A text column whose first cells were numbers (strings such as
+        // "1", then "n/a"): those cells' text, read again.
+        let again = cols.iter().map(Cells::to_recover).max().unwrap_or(0);
+        if again > 0 {
+            let mut heads: Vec<Vec<String>> = cols.iter().map(|_| Vec::new()).collect();
+            for (r, row) in rows()?.take(again).enumerate() {
+                let row = row.map_err(|e| Error::data(&source, format!("row {r}: {e}")))?;
+                for (c, (_, field)) in row.get_column_iter().enumerate() {
+                    if heads[c].len() < cols[c].to_recover() {
+                        heads[c].push(match cell(r, c, field)? {
+                            Cell::Number(x) => x.to_string(),
+                            Cell::Text(t) => t,
+                        });
+                    }
+                }
+            }
+            for (c, head) in cols.iter_mut().zip(heads) {
+                c.recover(head);
+            }
+        }
+        Table::from_columns_named(
+            source,
+            names,
+            cols.into_iter().map(Cells::finish).collect(),
+            None,
+        )
     }
 
     /// The number of rows.
@@ -613,32 +763,47 @@ pub(crate) fn is_index_column(name: &str) -> bool {
         || (name.starts_with("__index_level_") && name.ends_with("__") && name.len() > 16)
 }
 
-/// A Parquet cell as text without the parquet crate's `Display`, which
-/// panics on a timestamp or date out of chrono's range (a crafted file):
-/// numbers as numbers, time-like values out of range as their raw count.
-fn plain(f: &parquet::record::Field) -> Option<String> {
+/// A Parquet cell as read: a number, or text.
+enum Cell {
+    Number(f64),
+    Text(String),
+}
+
+/// A Parquet number as f64: integers rounded as the text of the integer
+/// parses, floats widened exactly, as numpy and the Python package widen
+/// them (a float32's own shortest text, `0.0672`, reads back as another
+/// double, which moved a tree's split and the probability by 0.05).
+/// Time-like values outside their format's range count as their raw
+/// number, as [`plain`] writes them.
+fn number(f: &parquet::record::Field) -> Option<f64> {
     use parquet::record::Field;
     Some(match f {
-        Field::Byte(v) => v.to_string(),
-        Field::Short(v) => v.to_string(),
-        Field::Int(v) | Field::Date(v) | Field::TimeMillis(v) => v.to_string(),
+        Field::Byte(v) => f64::from(*v),
+        Field::Short(v) => f64::from(*v),
+        Field::Int(v) | Field::Date(v) | Field::TimeMillis(v) => f64::from(*v),
         Field::Long(v)
         | Field::TimestampMillis(v)
         | Field::TimestampMicros(v)
-        | Field::TimeMicros(v) => v.to_string(),
-        Field::UByte(v) => v.to_string(),
-        Field::UShort(v) => v.to_string(),
-        Field::UInt(v) => v.to_string(),
-        Field::ULong(v) => v.to_string(),
-        // Widened exactly, as numpy and the Python package widen them:
-        // a float32's own shortest text (`0.0672`) reads back as another
-        // double, which moved a tree's split and the probability by 0.05.
-        Field::Float16(v) => f64::from(f32::from(*v)).to_string(),
-        Field::Float(v) => f64::from(*v).to_string(),
-        Field::Double(v) => v.to_string(),
-        Field::Bytes(b) => String::from_utf8_lossy(b.data()).to_string(),
+        | Field::TimeMicros(v) => *v as f64,
+        Field::UByte(v) => f64::from(*v),
+        Field::UShort(v) => f64::from(*v),
+        Field::UInt(v) => f64::from(*v),
+        Field::ULong(v) => *v as f64,
+        Field::Float16(v) => f64::from(f32::from(*v)),
+        Field::Float(v) => f64::from(*v),
+        Field::Double(v) => *v,
         _ => return None,
     })
+}
+
+/// A Parquet cell that is neither a number nor a time as text (bytes
+/// read as UTF-8, lossily), without the parquet crate's `Display`, which
+/// panics on a timestamp or date out of chrono's range (a crafted file).
+fn plain(f: &parquet::record::Field) -> Option<String> {
+    match f {
+        parquet::record::Field::Bytes(b) => Some(String::from_utf8_lossy(b.data()).to_string()),
+        _ => None,
+    }
 }
 
 /// At most this many column names are listed in an error.
@@ -706,6 +871,34 @@ mod tests {
         let p = dir.join("t.csv");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Columns are typed as they are read; one that turns to text after
+    /// rows of numbers gets those rows' text as written, read again.
+    #[test]
+    fn a_column_turning_to_text_keeps_its_first_cells_as_written() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "id,flag,n,late\n007, ,1,1e3\n08,,2, 2\n,True,,x\n9,false,4,\n";
+        let t = Table::read(&csv(d.path(), text), None).unwrap();
+        let texts = |name: &str| match t.column(name).unwrap() {
+            Column::Text(v) => v.clone(),
+            Column::Numeric(v) => panic!("{name} read as numbers {v:?}"),
+        };
+        let nums = |name: &str| match t.column(name).unwrap() {
+            Column::Numeric(v) => v.clone(),
+            Column::Text(v) => panic!("{name} read as text {v:?}"),
+        };
+        // Numbers throughout (a blank is missing): numbers, `007` as 7.
+        let id = nums("id");
+        assert_eq!((id[0], id[1], id[3]), (7.0, 8.0, 9.0));
+        assert!(id[2].is_nan());
+        // Blanks, then booleans: 1 and 0 with blanks missing.
+        let flag = nums("flag");
+        assert!(flag[0].is_nan() && flag[1].is_nan() && flag[2] == 1.0 && flag[3] == 0.0);
+        assert_eq!(nums("n")[3], 4.0);
+        // Two numbers, then text: every cell as written.
+        assert_eq!(texts("late"), vec!["1e3", " 2", "x", ""]);
+        assert_eq!(t.lines, Some(vec![2, 3, 4, 5]));
     }
 
     #[test]
@@ -937,6 +1130,20 @@ mod tests {
         assert_eq!(t.finite("x").unwrap(), &[0.5, 1.5, -2.0]);
         assert_eq!(t.finite("rain").unwrap(), &[0.0, 1.0, 1.0]);
         assert_eq!(t.column("day").unwrap().cell(1), "d2");
+        // Strings that are numbers read as numbers, as in a CSV; a string
+        // column that turns to text keeps its first cells as written.
+        parquet_file(
+            &p,
+            "message m { required binary n (UTF8); required binary late (UTF8); }",
+            |rg| {
+                let b = |v: &[&str]| v.iter().map(|s| ByteArray::from(*s)).collect::<Vec<_>>();
+                column::<ByteArrayType>(rg, &b(&["1", "2.5", "True"]));
+                column::<ByteArrayType>(rg, &b(&["01", "2", "n/a"]));
+            },
+        );
+        let t = Table::read(&p, None).unwrap();
+        assert!(matches!(t.column("n").unwrap(), Column::Text(v) if v == &["1", "2.5", "True"]));
+        assert!(matches!(t.column("late").unwrap(), Column::Text(v) if v == &["01", "2", "n/a"]));
     }
 
     #[test]
