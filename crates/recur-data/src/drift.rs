@@ -246,7 +246,9 @@ pub fn compare(
             sorted.sort_by(f64::total_cmp);
             let p = psi(&r.bin_shares, &shares(&r.deciles, &x));
             let k = ks(&r.quantiles, &sorted);
-            let ms = (m - r.mean).abs() / if r.std > 1e-12 { r.std } else { 1.0 };
+            // In training's standard deviations; raw units for a column that
+            // was constant in training (no spread to measure against).
+            let ms = (m - r.mean).abs() / if r.std > 0.0 { r.std } else { 1.0 };
             let ac = (lag1_autocorr(&x) - r.autocorr).abs();
             // A noise ratio above 5 means a mean near zero against the
             // spread (z-scored data): its relative change is noise, not drift.

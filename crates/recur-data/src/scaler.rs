@@ -4,6 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether a variance `var` of `n` values around `mean` is no more than
+/// the rounding of its own sums: a constant column, whatever its units.
+/// scikit-learn's rule (`_is_constant_feature`), so that a feature of
+/// values near 1e-13 is scaled as theirs is, not taken for a constant by
+/// an absolute cut-off.
+pub fn is_constant(var: f64, mean: f64, n: f64) -> bool {
+    let eps = f64::EPSILON;
+    var <= n * eps * var + (n * mean * eps).powi(2)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
     pub features: Vec<String>,
@@ -37,8 +47,14 @@ impl Scaler {
         }
         let std = var
             .iter()
-            .map(|v| (v / n).sqrt())
-            .map(|s| if s < 1e-12 { 1.0 } else { s })
+            .zip(&mean)
+            .map(|(v, m)| {
+                if is_constant(v / n, *m, n) {
+                    1.0
+                } else {
+                    (v / n).sqrt()
+                }
+            })
             .collect();
         Scaler {
             features,
@@ -99,5 +115,26 @@ mod tests {
         assert_eq!(s.mean, vec![2.0, 5.0]);
         assert_eq!(s.std, vec![1.0, 1.0]); // b is constant -> 1
         assert_eq!(s.transform(&values), vec![-1.0, 0.0, 1.0, 0.0, 98.0, 0.0]);
+    }
+
+    #[test]
+    fn a_feature_of_tiny_values_is_scaled_and_a_constant_one_is_not() {
+        // Values near 1e-13 (a quantity in other units) vary all the same;
+        // a large constant differs from itself only by the sums' rounding.
+        let (n, rows) = (1000usize, 0..1000);
+        let mut values = Vec::new();
+        for r in 0..n {
+            values.extend([(r % 7) as f64 * 1e-13, 1e9 + 0.1, (r % 3) as f64]);
+        }
+        let s = Scaler::fit(vec!["tiny".into(), "big".into(), "c".into()], &values, rows);
+        assert!((s.std[0] / 2e-13 - 1.0).abs() < 0.01, "{:?}", s.std);
+        assert_eq!(s.std[1], 1.0);
+        let z = s.transform(&values);
+        assert!(
+            z[..30].chunks(3).any(|r| r[0] > 1.0),
+            "tiny is spread out once scaled"
+        );
+        assert!(is_constant(0.0, 0.0, 10.0) && is_constant(0.0, 5.0, 10.0));
+        assert!(!is_constant(1e-26, 1e-13, 1000.0));
     }
 }

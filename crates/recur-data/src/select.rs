@@ -8,6 +8,7 @@
 //! `(|corr(x[t], y[t])| + |corr(x[t], y[t+1])|) / 2`. The kept features are
 //! smoothed with a causal EWMA, which reads only the past.
 
+use crate::scaler::is_constant;
 use recur_core::config::SelectionConfig;
 use recur_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,8 @@ pub fn corr(a: &[f64], b: &[f64]) -> f64 {
         saa += (x - ma) * (x - ma);
         sbb += (y - mb) * (y - mb);
     }
-    if saa <= 1e-24 || sbb <= 1e-24 {
+    let n = a.len() as f64;
+    if is_constant(saa / n, ma, n) || is_constant(sbb / n, mb, n) {
         0.0
     } else {
         sab / (saa * sbb).sqrt()
@@ -95,9 +97,11 @@ pub(crate) fn lag1_autocorr(x: &[f64]) -> f64 {
     }
 }
 
-/// `std / |mean|`; None (infinite) when `|mean| <= 1e-10`.
+/// `std / |mean|`; None (infinite) when the mean is zero or the ratio
+/// overflows. (No absolute cut-off: a feature's units are its own.)
 pub(crate) fn noise_ratio(m: f64, s: f64) -> Option<f64> {
-    (m.abs() > 1e-10).then(|| s / m.abs())
+    let r = s / m.abs();
+    r.is_finite().then_some(r)
 }
 
 /// Statistics of one training series `x` with its row labels `y`.
@@ -168,7 +172,8 @@ pub fn select(
         })
         .collect();
     for s in table.iter_mut() {
-        s.dropped_by = if s.std < 1e-10 || s.distinct <= 1 {
+        s.dropped_by = if is_constant(s.std * s.std, s.mean, train.len() as f64) || s.distinct <= 1
+        {
             Some(format!(
                 "constant (std {:.3e}, {} distinct value(s))",
                 s.std, s.distinct
@@ -283,6 +288,31 @@ mod tests {
             values,
             labels,
         )
+    }
+
+    #[test]
+    fn a_signal_in_tiny_units_is_selected_as_in_ordinary_ones() {
+        // The same feature in units a trillion times smaller: no filter may
+        // take its scale for a property of the data.
+        let (n, values, y) = table(2000, 1);
+        let tiny: Vec<f64> = values
+            .chunks(5)
+            .flat_map(|r| [r[0] * 1e-12, r[1]])
+            .collect();
+        let cfg = SelectionConfig::default();
+        let s = select(&names(&["signal", "constant"]), &tiny, &y, 0..1400, &cfg).unwrap();
+        assert_eq!(s.kept, vec!["signal".to_string()], "{:?}", s.table);
+        let plain = select(&n, &values, &y, 0..1400, &cfg).unwrap();
+        let (a, b) = (&s.table[0], &plain.table[0]);
+        assert!(
+            (a.autocorr - b.autocorr).abs() < 1e-9 && (a.importance - b.importance).abs() < 1e-9
+        );
+        assert!((a.noise_ratio - b.noise_ratio).abs() < 1e-9 * b.noise_ratio);
+        assert!(s.table[1]
+            .dropped_by
+            .as_deref()
+            .unwrap()
+            .starts_with("constant"));
     }
 
     #[test]
