@@ -2,6 +2,7 @@
 //! the mean value per decision under a cost matrix, over 100 thresholds
 //! in [0.01, 0.99]; the best is kept (the lowest on a tie).
 
+use crate::report::readable;
 use recur_core::config::CostMatrix;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,37 @@ pub fn best_threshold(p: &[f64], y: &[f32], c: &CostMatrix) -> Threshold {
     best
 }
 
+/// A warning when acting on every row, or on none, is worth more on `p`,
+/// `y` than `best`, the grid's best: no threshold in [0.01, 0.99] can
+/// express that (probabilities at or beyond the grid's ends, a cost
+/// matrix that favours one decision throughout), and the deployed
+/// decision then does worse than the trivial one.
+pub fn edge_note(p: &[f64], y: &[f32], c: &CostMatrix, best: Threshold) -> Option<String> {
+    let always = expected_value(p, y, f64::NEG_INFINITY, c);
+    let never = expected_value(p, y, f64::INFINITY, c);
+    let (what, ev) = if always >= never {
+        ("acting on every row", always)
+    } else {
+        ("acting on none", never)
+    };
+    // Beyond the sums' rounding: a tie is no reason to speak.
+    let tol = 1e-12
+        * [c.tp, c.fp, c.tn, c.fn_]
+            .iter()
+            .fold(1.0f64, |m, v| m.max(v.abs()));
+    (ev > best.expected_value + tol).then(|| {
+        format!(
+            "the best threshold on the grid [0.01, 0.99] ({:.4}) is worth {} per row on validation, \
+             and {what} would be worth {}: under this cost matrix the threshold cannot \
+             do as well as the trivial decision; check `cost` (tp, fp, tn, fn) against \
+             the base rate",
+            best.threshold,
+            readable(best.expected_value, 4),
+            readable(ev, 4)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +94,56 @@ mod tests {
         // tp, fp, tn, fn at t = 0.5.
         let ev = expected_value(&[0.9, 0.8, 0.1, 0.2], &[1.0, 0.0, 0.0, 1.0], 0.5, &c);
         assert!((ev - (0.005 - 0.003 + 0.0 - 0.001) / 4.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_threshold_that_loses_to_the_trivial_decision_is_said() {
+        // Rare events where a true positive is worth far more than a false
+        // one costs, and the probabilities all lie below the grid: acting
+        // on every row beats any threshold in [0.01, 0.99].
+        let p = [0.002, 0.004, 0.006, 0.008, 0.009];
+        let y = [0.0, 1.0, 0.0, 1.0, 0.0];
+        let c = CostMatrix {
+            tp: 1.0,
+            fp: -0.001,
+            tn: 0.0,
+            fn_: 0.0,
+        };
+        let b = best_threshold(&p, &y, &c);
+        let note = edge_note(&p, &y, &c, b).expect("acting on every row is better");
+        assert!(
+            note.contains("acting on every row would be worth 0.3994"),
+            "{note}"
+        );
+        // Every decision costs: acting on none is better.
+        let all_cost = CostMatrix {
+            tp: -1.0,
+            fp: -1.0,
+            tn: 0.0,
+            fn_: 0.0,
+        };
+        let p2 = [0.2, 0.995, 0.4, 0.999];
+        let b = best_threshold(&p2, &y[..4], &all_cost);
+        assert!(edge_note(&p2, &y[..4], &all_cost, b)
+            .unwrap()
+            .contains("acting on none would be worth 0.0000"));
+        // A threshold that separates is left alone, and so is a tie.
+        let sep = [0.05, 0.2, 0.3, 0.7, 0.8, 0.95];
+        let ys = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let d = CostMatrix::default();
+        assert_eq!(
+            edge_note(&sep, &ys, &d, best_threshold(&sep, &ys, &d)),
+            None
+        );
+        // Costs of 1e100 print in exponent form, not as 100 digits.
+        let huge = CostMatrix {
+            tp: 1e100,
+            fp: 1e100,
+            tn: 0.0,
+            fn_: 0.0,
+        };
+        let n = edge_note(&p, &y, &huge, best_threshold(&p, &y, &huge)).unwrap();
+        assert!(n.contains("1.000e100") && n.len() < 400, "{n}");
     }
 
     #[test]

@@ -52,8 +52,20 @@ impl Scores {
             format!("{:.4}", self.brier),
             format!("{:.4}", self.ece),
             format!("{threshold:.2}"),
-            format!("{:.6}", self.ev),
+            readable(self.ev, 6),
         ]
+    }
+}
+
+/// `v` with `decimals` decimals, or in exponent form where that would show
+/// only zeros or a wall of digits (a cost of 1e-9 or 1e100 per decision, a
+/// class weight of 1e30).
+pub fn readable(v: f64, decimals: usize) -> String {
+    let smallest = 10f64.powi(-(decimals as i32));
+    if v == 0.0 || !v.is_finite() || (smallest..1e6).contains(&v.abs()) {
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.3e}")
     }
 }
 
@@ -64,6 +76,10 @@ pub struct Variant {
     pub threshold: f64,
     pub val: Scores,
     pub test: Option<Scores>,
+    /// Said when the trivial decision (act on every row, or on none) is
+    /// worth more on validation than the threshold (`decision::edge_note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +113,8 @@ pub struct JobAReport {
     pub ensemble_auc_lift: Option<f64>,
     /// ROC curves of the trees and the ensemble (test, else validation).
     pub roc: BTreeMap<String, Vec<[f64; 2]>>,
+    /// The deployed decision's warnings, for the report's list.
+    pub warnings: Vec<String>,
 }
 
 /// One model's scores at `threshold`.

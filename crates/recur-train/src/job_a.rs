@@ -12,7 +12,7 @@ use recur_core::job_a::TreesConfig;
 use recur_core::{Error, Result};
 use recur_data::{Prepared, WindowSet};
 use recur_deploy::calibrate::{reliability, Calibrator};
-use recur_deploy::decision::best_threshold;
+use recur_deploy::decision::{best_threshold, edge_note};
 use recur_deploy::ensemble::{join, weights, Joined, Weights};
 use recur_deploy::metrics::{roc_curve, Metrics};
 use recur_deploy::predictor::{
@@ -25,12 +25,25 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn variant(val: (&[f64], &[f32]), test: Option<(&[f64], &[f32])>, cfg: &Config) -> Variant {
-    let t = best_threshold(val.0, val.1, &cfg.cost).threshold;
+    let best = best_threshold(val.0, val.1, &cfg.cost);
+    let t = best.threshold;
     Variant {
         threshold: t,
         val: scores(val.0, val.1, t, cfg),
         test: test.map(|(p, y)| scores(p, y, t, cfg)),
+        note: edge_note(val.0, val.1, &cfg.cost, best),
     }
+}
+
+/// The deployed decision's warning, if its threshold loses to the trivial
+/// decision on validation: what is served is the calibrated variant.
+fn deployed_warnings(models: &BTreeMap<String, ModelReport>, deployed: &str) -> Vec<String> {
+    models
+        .get(deployed)
+        .and_then(|m| m.calibrated.note.as_ref())
+        .map(|n| format!("the deployed model ({deployed}): {n}"))
+        .into_iter()
+        .collect()
 }
 
 fn model_report(
@@ -302,6 +315,7 @@ pub fn run(
         "lstm"
     };
     let deployment = deployment_of(&models, deployed, Some(w), Some(tf.clone()));
+    let warnings = deployed_warnings(&models, deployed);
     Ok((
         JobAReport {
             models,
@@ -309,6 +323,7 @@ pub fn run(
             trees: Some(trees),
             ensemble_auc_lift,
             roc,
+            warnings,
         },
         DeployFiles {
             deployment,
@@ -331,6 +346,7 @@ fn lstm_only(
         model_report((lstm_val, &yv), lstm_test.map(|p| (p, yt.as_slice())), cfg),
     );
     let deployment = deployment_of(&models, "lstm", None, None);
+    let warnings = deployed_warnings(&models, "lstm");
     Ok((
         JobAReport {
             models,
@@ -338,6 +354,7 @@ fn lstm_only(
             trees: None,
             ensemble_auc_lift: None,
             roc: BTreeMap::new(),
+            warnings,
         },
         DeployFiles {
             deployment,
