@@ -902,6 +902,55 @@ fn a_constant_default_feature_is_dropped_with_a_warning_and_the_split_is_shown()
     assert!(text.contains("base rate"), "{text}");
 }
 
+/// What training notes is in the report, whatever `--quiet` says: on
+/// standard output with the report, in `report.json`, the HTML page and
+/// `inspect`. A listed feature constant on the training rows, and a cost
+/// matrix under which acting on every row beats the threshold.
+#[test]
+fn training_notes_reach_the_report_the_page_and_inspect() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(
+        d.path(),
+        "cost:\n  tp: 1.0\n  fp: 0.5\n  tn: 0.0\n  fn: 0.0\n",
+    );
+    let yaml = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        yaml.replace(
+            "  time_column: t\n",
+            "  time_column: t\n  features: [a, flat]\n",
+        ),
+    )
+    .unwrap();
+    let (out, html) = (d.path().join("m"), d.path().join("r.html"));
+    let text = ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--report-html",
+        html.to_str().unwrap(),
+    ]));
+    let flat = "`flat` (2) is the same on every training row";
+    let always = "acting on every row would be worth";
+    for want in [flat, always] {
+        assert!(
+            text.contains("note: ") && text.contains(want),
+            "{want}: {text}"
+        );
+        let r = json(&out.join("report.json"));
+        let warnings = r["warnings"].as_array().unwrap();
+        assert!(
+            warnings.iter().any(|w| w.as_str().unwrap().contains(want)),
+            "{r}"
+        );
+        assert!(std::fs::read_to_string(&html).unwrap().contains(want));
+        let shown = ok(&recur(&["inspect", out.to_str().unwrap()]));
+        assert!(shown.contains(want), "{shown}");
+    }
+}
+
 /// `train --precision bf16` fits in bf16 but scores the report, the
 /// calibrators and the thresholds in f32, as the model is deployed by
 /// default: `recur eval` without the flag reproduces the report. (With the

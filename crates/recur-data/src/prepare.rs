@@ -565,7 +565,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     let d = &cfg.data;
     let l = cfg.model.sequence_length;
     let n = t.n_rows();
-    let notes = check_time_order(t, d)?;
+    let mut notes = check_time_order(t, d)?;
     let mut features = resolve_features(t, d)?;
     let mut values = feature_rows(t, &features)?;
     let labels = row_labels(t, &d.target)?;
@@ -581,22 +581,51 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     // A default feature that never changes on the training rows (an
     // always-zero `OpenInt`) carries nothing and scales to NaN-free zeros
     // only by accident: drop it, and say so.
+    // A feature the user listed, or every feature, is kept and said: its
+    // input weights never get a gradient, and whatever other value it
+    // takes later passes through their random start.
     let mut constant_columns = Vec::new();
-    if d.features.is_none() && cfg.selection.is_none() {
+    if cfg.selection.is_none() {
         let f = features.len();
+        let first = |j: usize| values[split.train.start * f + j];
         let constant: Vec<usize> = (0..f)
             .filter(|&j| {
-                let first = values[split.train.start * f + j];
-                (split.train.start..split.train.end).all(|r| values[r * f + j] == first)
+                (split.train.start..split.train.end).all(|r| values[r * f + j] == first(j))
             })
             .collect();
-        if !constant.is_empty() && constant.len() < f {
+        if d.features.is_none() && !constant.is_empty() && constant.len() < f {
             for &j in &constant {
-                constant_columns.push((features[j].clone(), values[split.train.start * f + j]));
+                constant_columns.push((features[j].clone(), first(j)));
             }
             let keep: Vec<usize> = (0..f).filter(|j| !constant.contains(j)).collect();
             values = keep_columns(&values, f, &keep);
             features = keep.iter().map(|&j| features[j].clone()).collect();
+        } else if !constant.is_empty() {
+            let named: Vec<String> = constant
+                .iter()
+                .take(10)
+                .map(|&j| format!("`{}` ({})", clip(&features[j]), first(j)))
+                .collect();
+            let more = constant.len().saturating_sub(named.len());
+            notes.push(format!(
+                "{}: {}{} {} the same on every training row: kept as given, {} nothing \
+                 to learn from, and a different value later passes through untrained weights; \
+                 leave {} out of data.features",
+                t.source,
+                named.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
+                if constant.len() == 1 { "is" } else { "are" },
+                if constant.len() == 1 {
+                    "it gives"
+                } else {
+                    "they give"
+                },
+                if constant.len() == 1 { "it" } else { "them" },
+            ));
         }
     }
     // Selection reads the training rows only; the EWMA is causal.
@@ -670,11 +699,22 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                     ),
                 ));
             }
+            // A window's label lies `h` rows after its end, inside the part:
+            // a part no longer than the horizon holds none, whatever the
+            // window's length or the gap.
+            let cure = if h + 1 > r.end - r.start {
+                format!(
+                    "the part is {} rows and each label lies data.target.horizon ({h}) rows \
+                     past its window; use more rows, larger parts (data.split) or a shorter horizon",
+                    r.end - r.start
+                )
+            } else {
+                "use more rows, a shorter model.sequence_length or a smaller data.split.gap".into()
+            };
             return Err(Error::data(
                 &t.source,
                 format!(
-                    "the {name} part (rows {}..{}) holds no labelled window of {l} rows; \
-                     use more rows, a shorter model.sequence_length or a smaller data.split.gap",
+                    "the {name} part (rows {}..{}) holds no labelled window of {l} rows; {cure}",
                     r.start, r.end
                 ),
             ));
@@ -1362,6 +1402,46 @@ mod tests {
             e.contains("data.time_column") && e.contains("`date`") && e.contains("day"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_horizon_longer_than_a_part_and_a_constant_listed_feature_are_said() {
+        let d = tempfile::tempdir().unwrap();
+        let path = series_csv(d.path(), 200);
+        let e = prepare_training(&cfg(path.clone(), 4, 40))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("each label lies data.target.horizon (40) rows past its window"),
+            "{e}"
+        );
+        // A listed feature constant on the training rows is kept, and said.
+        let mut s = String::from("day,a,flat,y\n");
+        for i in 0..200 {
+            let flat = if i < 150 { 2.5 } else { i as f64 };
+            s += &format!(
+                "{i},{},{flat},{}\n",
+                (i as f64 * 0.3).sin(),
+                (i % 3 == 0) as u8
+            );
+        }
+        std::fs::write(&path, s).unwrap();
+        let mut c = cfg(path, 4, 1);
+        c.data.features = Some(vec!["a".into(), "flat".into()]);
+        let p = prepare_training(&c).unwrap();
+        assert_eq!(p.features, vec!["a", "flat"]);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("`flat` (2.5) is the same on every training row")),
+            "{:?}",
+            p.notes
+        );
+        // Left to the defaults, it is left out (the report says so).
+        c.data.features = None;
+        let p = prepare_training(&c).unwrap();
+        assert_eq!(p.features, vec!["a"]);
+        assert_eq!(p.constant_columns, vec![("flat".to_string(), 2.5)]);
     }
 
     /// A class none of whose series lands in the training part is named

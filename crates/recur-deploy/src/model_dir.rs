@@ -99,6 +99,12 @@ pub struct Report {
     /// raw figures beside them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<TemperatureFit>,
+    /// What the user should know about this model, as training said it:
+    /// the data's notes, a fit that learnt nothing, a threshold the cost
+    /// matrix pushes off its grid. Kept here so that `--quiet`, Python and
+    /// a later `inspect` see them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The softmax temperature fit on validation, with the metrics of the
@@ -908,6 +914,8 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
                         opt(m.calibrated.test.as_ref().and_then(|t| t.auc))
                     ));
                 }
+                out.summary
+                    .extend(r.warnings.iter().map(|w| format!("note: {w}")));
             }
         }
         DirKind::Lvm => {

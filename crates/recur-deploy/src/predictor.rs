@@ -454,11 +454,18 @@ impl Predictor {
             }
             let mut smooth = values.to_f64();
             if let Some(k) = self.dir.scaler.beyond_f32(&smooth) {
+                let what = if smooth[k].is_nan() {
+                    "is NaN (empty); fill or drop such rows first".to_string()
+                } else {
+                    format!(
+                        "is {:e}, beyond float32 as given or once scaled (the models read float32)",
+                        smooth[k]
+                    )
+                };
                 return Err(Error::Msg(format!(
-                    "row {} feature `{}` is {:e}, beyond float32 as given or once scaled (the models read float32)",
+                    "row {} feature `{}` {what}",
                     k / f,
                     self.features()[k % f],
-                    smooth[k]
                 )));
             }
             ewma(&mut smooth, f, self.ewma_span());

@@ -160,10 +160,10 @@ impl Display for Report {
         }
         writeln!(
             f,
-            "\nbest epoch {} of {} run; pos_weight {:.4}; {} parameters; {} features x {} steps",
+            "\nbest epoch {} of {} run; pos_weight {}; {} parameters; {} features x {} steps",
             r.best_epoch,
             r.epochs_run,
-            r.pos_weight,
+            crate::report::readable(r.pos_weight, 4),
             r.params,
             r.features.len(),
             r.sequence_length
@@ -173,6 +173,9 @@ impl Display for Report {
                 f,
                 "warning: `{name}` is {v} on every training row: left out of the features (list data.features to choose them yourself)"
             )?;
+        }
+        for w in &r.warnings {
+            writeln!(f, "note: {w}")?;
         }
         if let Some(rule) = &r.label_rule {
             writeln!(f, "{rule}")?;
@@ -596,6 +599,25 @@ impl Display for LvmReport {
         }
         if let Some(d) = self.scores.ood_minus_val_cosine {
             writeln!(f, "OOD minus validation cosine: {d:+.4}")?;
+        }
+        // A model a baseline beats predicts worse than a rule with no
+        // weights: said, not left to a reading of the table.
+        let beaten: Vec<&str> = self
+            .baselines
+            .iter()
+            .filter(|(_, b)| b.val.cosine_mean >= self.scores.val.cosine_mean)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        for w in &self.warnings {
+            writeln!(f, "note: {w}")?;
+        }
+        if !beaten.is_empty() {
+            writeln!(
+                f,
+                "note: on validation the model does no better than {}: it has not learnt \
+                 beyond a rule with no weights",
+                beaten.join(" and ")
+            )?;
         }
         Ok(())
     }

@@ -80,6 +80,18 @@ pub fn train_sequences_to_dir(
     train_prepared(cfg, prep, out, dev, opts)
 }
 
+/// The data's notes for the user: what preparing it found and decided.
+fn data_notes(prep: &Prepared) -> Vec<String> {
+    let mut notes = prep.notes.clone();
+    if !prep.ignored_columns.is_empty() {
+        notes.push(format!(
+            "text columns left out of the features: {}",
+            prep.ignored_columns.join(", ")
+        ));
+    }
+    notes
+}
+
 fn train_prepared(
     cfg: &Config,
     prep: Prepared,
@@ -96,14 +108,8 @@ fn train_prepared(
         prep.val.len(),
         prep.test.len()
     ));
-    for n in &prep.notes {
+    for n in data_notes(&prep) {
         opts.progress.note(&format!("note: {n}"));
-    }
-    if !prep.ignored_columns.is_empty() {
-        opts.progress.note(&format!(
-            "note: text columns left out of the features: {}",
-            prep.ignored_columns.join(", ")
-        ));
     }
     let k = prep.info.outputs();
     if k > 1 && cfg.trees.is_some() {
@@ -156,6 +162,7 @@ fn train_prepared(
         roc: Default::default(),
         classes: Vec::new(),
         temperature: None,
+        warnings: [data_notes(&prep), result.notes.clone()].concat(),
     };
     let mut report = report;
     let (shown, shown_p) = match &test_p {
@@ -184,6 +191,7 @@ fn train_prepared(
     report.trees = a.trees;
     report.ensemble_auc_lift = a.ensemble_auc_lift;
     report.roc.extend(a.roc);
+    report.warnings.extend(a.warnings);
     if let Some(split) = prep.info.time_split {
         // The training rows' feature distribution, for `recur drift`.
         let reference = recur_data::drift::Reference::of(
@@ -271,6 +279,7 @@ fn save_multiclass(
             val_raw: metrics(&val_z, &val_y, 1.0),
             test_raw: test_z.as_deref().map(|z| metrics(z, &test_y, 1.0)),
         }),
+        warnings: [data_notes(prep), result.notes.clone()].concat(),
     };
     let deployment = recur_deploy::predictor::Deployment {
         deployed: "lstm".into(),

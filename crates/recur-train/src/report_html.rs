@@ -94,15 +94,16 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>recur report: {}</title>\
          <style>body{{font:14px/1.4 system-ui,sans-serif;max-width:1000px;margin:1.5rem auto;padding:0 1rem;color:#222}}\
          table{{border-collapse:collapse;margin:.6rem 0}}td,th{{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:right}}\
-         td:first-child,th:first-child{{text-align:left}}.charts{{display:flex;flex-wrap:wrap;gap:1rem}}</style></head><body>\
-         <h1>recur: {}</h1><p>{} features x {} steps; best epoch {} of {}; pos_weight {:.4}; seed {}</p>",
+         td:first-child,th:first-child{{text-align:left}}.charts{{display:flex;flex-wrap:wrap;gap:1rem}}\
+         .note{{background:#fff6dd;padding:.3rem .6rem}}</style></head><body>\
+         <h1>recur: {}</h1><p>{} features x {} steps; best epoch {} of {}; pos_weight {}; seed {}</p>",
         esc(&dir.display().to_string()),
         esc(&dir.display().to_string()),
         report.features.len(),
         report.sequence_length,
         report.best_epoch,
         report.epochs_run,
-        report.pos_weight,
+        recur_deploy::report::readable(report.pos_weight, 4),
         report.seed
     );
     // The data: the label rule and each part's dates and base rate.
@@ -132,6 +133,9 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
             "<p>Left out: <code>{}</code> is {v} on every training row.</p>",
             esc(name)
         );
+    }
+    for w in &report.warnings {
+        let _ = write!(h, "<p class=\"note\">Note: {}</p>", esc(w));
     }
     // The LSTM's own metrics.
     h.push_str("<h2>LSTM</h2><table><tr><th></th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>accuracy</th><th>windows</th></tr>");

@@ -45,6 +45,9 @@ pub struct FitResult {
     pub best_val_loss: f64,
     pub epochs_run: usize,
     pub pos_weight: f64,
+    /// What the user should know about the fit (a model that learnt
+    /// nothing), kept for the report as well as shown as it happens.
+    pub notes: Vec<String>,
 }
 
 /// Trains the classifier on prepared windows.
@@ -138,8 +141,15 @@ fn fit_in_precision(
             };
             let lv = loss.to_scalar::<f32>()? as f64;
             if !lv.is_finite() {
+                // A class weight far from 1 scales the loss by itself: named
+                // beside the learning rate when it is the likelier cause.
+                let weight = if weights.is_none() && !(1e-3..=1e3).contains(&pos_weight) {
+                    format!(" or training.pos_weight (now {pos_weight:e})")
+                } else {
+                    String::new()
+                };
                 return Err(Error::Msg(format!(
-                    "training diverged at epoch {epoch}: the loss is {lv}; lower training.learning_rate or check the data"
+                    "training diverged at epoch {epoch}: the loss is {lv}; lower training.learning_rate{weight} or check the data"
                 )));
             }
             norm_sum += opt.step(&loss.backward()?, t.grad_clip)?;
@@ -198,6 +208,7 @@ fn fit_in_precision(
         Error::Msg("validation loss was never finite; check the validation data".into())
     })?;
     model.restore(&best_weights)?;
+    let mut notes = Vec::new();
     let guess = constant_guess(&train_y, k, pos_weight, weights.as_deref());
     if let Some(z) = guess {
         let reps: Vec<f32> = z
@@ -208,11 +219,12 @@ fn fit_in_precision(
             .collect();
         let guess_loss = val_loss_of(&reps);
         if best >= guess_loss {
-            opts.progress.note(&format!(
-                "note: the best validation loss ({}) is no better than a constant guess from the training labels' rate ({}): the model learnt nothing from the features. If the loss rose from the first epoch, lower training.learning_rate; otherwise the features may not predict the label",
-                loss4(best),
-                loss4(guess_loss)
-            ));
+            let auc = history
+                .get(best_epoch.wrapping_sub(1))
+                .and_then(|r| r.val_auc);
+            let note = constant_guess_note(best, guess_loss, auc);
+            opts.progress.note(&format!("note: {note}"));
+            notes.push(note);
         }
     }
     Ok(FitResult {
@@ -222,6 +234,7 @@ fn fit_in_precision(
         best_epoch,
         best_val_loss: best,
         pos_weight,
+        notes,
     })
 }
 
@@ -255,6 +268,31 @@ fn constant_guess(
     }
 }
 
+/// The validation AUC from which a model that loses to the constant
+/// guess is said to rank the rows all the same, rather than to have
+/// learnt nothing.
+const RANKS: f64 = 0.6;
+
+/// What to say of a model whose best validation loss `best` is no better
+/// than the constant guess's `guess`, by its validation AUC there.
+fn constant_guess_note(best: f64, guess: f64, auc: Option<f64>) -> String {
+    match auc {
+        // It ranks the rows: the probabilities, not the ranking, are what
+        // the loss finds wanting (an extreme class weight, a rate that
+        // overshot).
+        Some(a) if a >= RANKS => format!(
+            "the best validation loss ({}) is no better than a constant guess from the training labels' rate ({}), though the model ranks the rows (validation AUC {a:.4}): its probabilities are off. Too high a training.learning_rate, or a class weight far from 1, is the usual cause; calibration (`calibration`) repairs them in part",
+            loss4(best),
+            loss4(guess)
+        ),
+        _ => format!(
+            "the best validation loss ({}) is no better than a constant guess from the training labels' rate ({}): the model learnt nothing from the features. If the loss rose from the first epoch, lower training.learning_rate; otherwise the features may not predict the label",
+            loss4(best),
+            loss4(guess)
+        ),
+    }
+}
+
 /// A loss to four decimals, or in exponent form once it is past a
 /// million (a run gone wrong), so that the line stays readable.
 fn loss4(v: f64) -> String {
@@ -262,5 +300,28 @@ fn loss4(v: f64) -> String {
         format!("{v:.4}")
     } else {
         format!("{v:.3e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_that_ranks_is_not_said_to_have_learnt_nothing() {
+        // An extreme class weight: the weighted loss's constant guess is
+        // near perfect while the model ranks the rows (AUC 0.95).
+        let ranks = constant_guess_note(0.0015, 0.0, Some(0.9484));
+        assert!(ranks.contains("though the model ranks the rows (validation AUC 0.9484)"));
+        assert!(!ranks.contains("learnt nothing"));
+        for auc in [None, Some(0.5), Some(RANKS - 1e-9)] {
+            let n = constant_guess_note(0.7, 0.69, auc);
+            assert!(
+                n.contains("learnt nothing") && n.contains("(0.7000)"),
+                "{n}"
+            );
+        }
+        // A run gone wrong prints its loss in exponent form.
+        assert!(constant_guess_note(4.9e29, 0.91, None).contains("(4.900e29)"));
     }
 }

@@ -437,17 +437,33 @@ impl recur_core::progress::Progress for Notes {
 fn a_model_no_better_than_a_constant_guess_is_said() {
     let d = tempfile::tempdir().unwrap();
     let path = write_series(d.path(), 800, true, 5);
-    let learnt = |lr: f64| {
-        let cfg = config(path.clone(), 3, 3, lr);
+    // The note said about the fit, if any (it is kept for the report as
+    // it was said).
+    let said = |lr: f64, pos_weight: Option<f64>| -> Option<String> {
+        let mut cfg = config(path.clone(), 3, 3, lr);
+        if let Some(w) = pos_weight {
+            cfg.training.pos_weight = recur_core::config::PosWeight::Number(w);
+        }
         let prep = prepare_training(&cfg).unwrap();
         let notes = Notes::default();
         let opts = FitOptions { progress: &notes };
-        fit(&prep, &cfg, &Device::Cpu, &opts).unwrap();
-        let lines = notes.0.into_inner().unwrap();
-        !lines.iter().any(|l| l.contains("learnt nothing"))
+        let r = fit(&prep, &cfg, &Device::Cpu, &opts).unwrap();
+        let lines: Vec<String> = notes
+            .0
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.contains("no better than a constant guess"))
+            .collect();
+        let kept: Vec<String> = r.notes.iter().map(|n| format!("note: {n}")).collect();
+        assert_eq!(lines, kept);
+        lines.into_iter().next()
     };
     // A rate that learns the signal, then one that saturates every cell at
     // the first step (its loss far above the base rate's).
-    assert!(learnt(0.02));
-    assert!(!learnt(1e30));
+    assert_eq!(said(0.02, None), None);
+    assert!(said(1e30, None).unwrap().contains("learnt nothing"));
+    // A class weight of 1e-30: the constant guess is near perfect for the
+    // weighted loss, and the model that ranks no better is said so too.
+    assert!(said(0.02, Some(1e-30)).is_some());
 }
