@@ -493,18 +493,16 @@ impl LvmConfig {
                 format!("`{}`: use `cosine`, `plateau` or `none`", t.schedule),
             );
         }
-        if !t.learning_rate.is_finite()
-            || t.learning_rate <= 0.0
-            || t.batch_size == 0
-            || t.epochs == 0
-        {
+        if !t.learning_rate.is_finite() || t.learning_rate <= 0.0 {
             return bad(
-                "training",
-                format!(
-                    "learning_rate ({}) must be a finite number above 0, batch_size and epochs at least 1",
-                    t.learning_rate
-                ),
+                "training.learning_rate",
+                format!("{}: use a finite number above 0", t.learning_rate),
             );
+        }
+        for (key, v) in [("batch_size", t.batch_size), ("epochs", t.epochs)] {
+            if v == 0 {
+                return bad(&format!("training.{key}"), "0: use 1 or more".into());
+            }
         }
         if t.infonce_weight > 0.0 && t.batch_size < 2 {
             return bad(
@@ -624,8 +622,10 @@ mod tests {
             ("{grad_clip: .nan}", "training.grad_clip"),
             (
                 "{learning_rate: .inf}",
-                "learning_rate (inf) must be a finite number",
+                "training.learning_rate: inf: use a finite",
             ),
+            ("{epochs: 0}", "training.epochs: 0: use 1 or more"),
+            ("{batch_size: 0}", "training.batch_size: 0: use 1 or more"),
             (
                 "{infonce_weight: 0.5, batch_size: 1}",
                 "needs a batch_size of at least 2",

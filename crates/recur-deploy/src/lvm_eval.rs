@@ -255,6 +255,10 @@ pub struct LvmReport {
     pub baselines: std::collections::BTreeMap<String, Scored>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
+    /// What training found worth saying about its data (validation
+    /// windows that are training windows too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl LvmReport {
@@ -312,5 +316,48 @@ pub fn report(
         scores: m,
         baselines,
         best_epoch: None,
+        warnings: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(cosine: f64) -> Scored {
+        Scored {
+            val: Stats {
+                cosine_mean: cosine,
+                cosine_std: 0.1,
+                mse_mean: 0.01,
+                mse_std: 0.0,
+                n: 10,
+            },
+            ood: None,
+            ood_minus_val_cosine: None,
+        }
+    }
+
+    #[test]
+    fn the_report_says_when_a_baseline_does_as_well_as_the_model() {
+        let report = |model: f64| LvmReport {
+            model: "lstm".into(),
+            params: 1,
+            scores: scored(model),
+            baselines: [("context_mean", 0.5), ("copy_last", 0.4)]
+                .into_iter()
+                .map(|(n, c)| (n.to_string(), scored(c)))
+                .collect(),
+            best_epoch: Some(1),
+            warnings: vec!["a warning of training".into()],
+        };
+        let text = report(0.45).to_string();
+        assert!(
+            text.contains("note: on validation the model does no better than context_mean:"),
+            "{text}"
+        );
+        assert!(!text.contains("copy_last:") && text.contains("note: a warning of training"));
+        let text = report(0.6).to_string();
+        assert!(!text.contains("does no better"), "{text}");
+    }
 }

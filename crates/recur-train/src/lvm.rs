@@ -454,6 +454,66 @@ fn describe(cfg: &LvmConfig, train: &VectorWindows, val: &VectorWindows, progres
     ));
 }
 
+/// What the user should know about the data beyond the counts: kept in
+/// the report's warnings as well as shown.
+fn data_warnings(
+    train: &VectorWindows,
+    val: &VectorWindows,
+    progress: &dyn Progress,
+) -> Vec<String> {
+    let shared = shared_windows(train, val);
+    let mut warnings = Vec::new();
+    if shared > 0 {
+        warnings.push(format!(
+            "{shared} of {} validation windows are also training windows (the same context and \
+             target vectors): the validation figures are not of unseen text; is an article in \
+             the data twice, under two ids?",
+            val.len()
+        ));
+    }
+    for w in &warnings {
+        progress.note(&format!("note: {w}"));
+    }
+    warnings
+}
+
+/// How many windows of `val` are, vector for vector, windows of `train`.
+fn shared_windows(train: &VectorWindows, val: &VectorWindows) -> usize {
+    use std::collections::HashMap;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let (c, d) = (train.context, train.dim);
+    if val.context != c || val.dim != d {
+        return 0;
+    }
+    fn window(w: &VectorWindows, i: usize) -> (&[f32], &[f32]) {
+        let (c, d) = (w.context, w.dim);
+        (
+            &w.contexts[i * c * d..(i + 1) * c * d],
+            &w.targets[i * d..(i + 1) * d],
+        )
+    }
+    let key = |(ctx, tgt): (&[f32], &[f32])| {
+        let mut h = DefaultHasher::new();
+        ctx.iter().chain(tgt).for_each(|v| v.to_bits().hash(&mut h));
+        h.finish()
+    };
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    for i in 0..train.len() {
+        seen.entry(key(window(train, i))).or_default().push(i);
+    }
+    let same = |a: (&[f32], &[f32]), b: (&[f32], &[f32])| {
+        let bits = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+        bits(a.0, b.0) && bits(a.1, b.1)
+    };
+    (0..val.len())
+        .filter(|&i| {
+            let w = window(val, i);
+            seen.get(&key(w))
+                .is_some_and(|js| js.iter().any(|&j| same(window(train, j), w)))
+        })
+        .count()
+}
+
 /// What [`train_to_dir`] made: the report written to `report.json`, and
 /// which epoch of how many the saved weights are from.
 pub struct Trained {
@@ -506,6 +566,7 @@ pub fn train_to_dir_recording(
         held,
     } = load_data(cfg, progress)?;
     describe(cfg, &train, &val, progress);
+    let warnings = data_warnings(&train, &val, progress);
     let fit = fit(cfg, &train, &val, dev, progress)?;
     // The last epoch's weights, for final.safetensors, before the best
     // epoch's are put back (final was the best copy a second time).
@@ -513,6 +574,7 @@ pub fn train_to_dir_recording(
     fit.model.restore(&fit.best)?;
     let mut report = recur_deploy::lvm_eval::report(&fit.model, &val, ood.as_ref(), dev)?;
     report.best_epoch = Some(fit.best_epoch);
+    report.warnings = warnings;
     let (mut saved, mut held) = (cfg.clone(), held);
     if let Some(r) = recorded {
         saved.data.train = r.to_path_buf();
@@ -540,6 +602,39 @@ pub fn train_to_dir_recording(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn windows(contexts: Vec<f32>, targets: Vec<f32>) -> VectorWindows {
+        VectorWindows {
+            contexts,
+            targets,
+            context: 2,
+            dim: 2,
+            articles: None,
+            real: None,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn validation_windows_that_are_training_windows_are_counted() {
+        // Windows of context 2, dimension 2: the first validation window
+        // is training's second, bit for bit; the second differs in its
+        // target alone, the third in one context value (-0.0 against 0.0).
+        let train = windows(
+            vec![1., 2., 3., 4., 5., 6., 7., 8., 0., 1., 2., 3.],
+            vec![9., 9., 8., 8., 7., 7.],
+        );
+        let val = windows(
+            vec![5., 6., 7., 8., 5., 6., 7., 8., -0., 1., 2., 3.],
+            vec![8., 8., 8., 7.5, 7., 7.],
+        );
+        assert_eq!(shared_windows(&train, &val), 1);
+        assert_eq!(shared_windows(&train, &train), 3);
+        let none = windows(vec![0.5; 4], vec![0.5; 2]);
+        assert_eq!(shared_windows(&train, &none), 0);
+        let notes = data_warnings(&train, &val, &recur_core::progress::SILENT);
+        assert!(notes[0].starts_with("1 of 3 validation windows are also training windows"));
+    }
 
     #[test]
     fn reversed_windows_train_only_and_never_from_a_held_out_article() {
