@@ -30,11 +30,22 @@ import numpy as np
 
 from . import _estimator, _recur
 from ._batch import BatchScorer
-from ._estimator import LSTMClassifier, config_params, _contiguous, _progress_callback
+from ._estimator import (
+    LSTMClassifier,
+    TrainingWarning,
+    _contiguous,
+    _object_numbers,
+    _progress_callback,
+    _unmasked,
+    config_params,
+)
 from ._sequence import SequenceClassifier
 
 __version__ = _recur.__version__
-__all__ = ["BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "SequenceClassifier", "config_params", "load"]
+__all__ = [
+    "BatchScorer", "LSTMClassifier", "Lvm", "SentenceEncoder", "SequenceClassifier", "TrainingWarning",
+    "config_params", "load",
+]
 
 # What an LVM trained on arrays records as its `data.train` (config.yaml,
 # split.json): the arrays went through a temporary file, gone afterwards.
@@ -44,10 +55,17 @@ ARRAYS_RECORDED = "(the arrays given to recur.Lvm.train)"
 def _article_indices(x: Any) -> np.ndarray:
     """`article_indices` as int64: whole numbers, each article's chunks
     in one run (the chunk order is the rows' order within it)."""
-    a = np.asarray(x)
-    if a.dtype.kind == "f" and a.size and not np.all(np.isfinite(a) & (a == np.round(a))):
-        i = int(np.flatnonzero(~(np.isfinite(a) & (a == np.round(a))))[0])
-        raise ValueError(f"article_indices[{i}] is {a.flat[i].item()!r}: give whole numbers, the document of each chunk")
+    a = np.asarray(_unmasked(x, "article_indices"))
+    whole = lambda v: np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2.0**63)  # noqa: E731
+    if a.dtype.kind == "f" and a.size and not np.all(whole(a)):
+        i = int(np.flatnonzero(~whole(a))[0])
+        raise ValueError(
+            f"article_indices[{i}] is {a.flat[i].item()!r}: give whole numbers within int64, "
+            "the document of each chunk"
+        )
+    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+        i = int(np.argmax(a > np.iinfo(np.int64).max))
+        raise ValueError(f"article_indices[{i}] is {int(a[i])}: give whole numbers within int64")
     if a.dtype.kind not in "biuf":
         raise ValueError(f"article_indices have dtype {a.dtype}: give whole numbers, the document of each chunk")
     a = _contiguous(a, dtype=np.int64)
@@ -71,7 +89,7 @@ def _float32(x: Any, what: str) -> np.ndarray:
     are refused (the cast would drop an imaginary part in silence), and so
     are finite values beyond float32's range (the cast would make them
     infinite), each named by its index."""
-    a = np.asarray(x)
+    a = _object_numbers(np.asarray(_unmasked(x, what)))
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{what} have dtype {a.dtype}: give real numbers (float32)")
     if a.dtype.kind == "f" and a.dtype.itemsize > 4:

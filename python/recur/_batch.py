@@ -42,7 +42,10 @@ class BatchScorer:
     def _one(self, frame: Any) -> dict:
         n = len(frame)
         out = {c: np.full(n, np.nan) for c in COLUMNS}
-        if n == 0:
+        if n <= self._model.first_row_:
+            # Rows before the first window, all of them: NaN, as the rows
+            # before it are in a longer batch (a short series among the
+            # groups must not fail the whole batch).
             return out
         s = self._model.score_rows(frame)
         for c in COLUMNS:

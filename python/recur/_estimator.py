@@ -68,8 +68,40 @@ def _contiguous(a: Any, dtype: Any = None) -> np.ndarray:
     """`a` as a C-contiguous, aligned array of `dtype`, copied only when it
     is not one already. Aligned too: the bindings read numpy memory in
     place and refuse an unaligned array (a memmap at an odd offset, a
-    `frombuffer` slice), which `np.ascontiguousarray` leaves as it is."""
-    return np.require(np.ascontiguousarray(a, dtype=dtype), requirements=["A"])
+    `frombuffer` slice), which `np.ascontiguousarray` leaves as it is.
+    A 0-d value stays 0-d, so that shape errors name the shape given."""
+    return np.require(np.asarray(a, dtype=dtype), requirements=["C", "A"])
+
+
+def _unmasked(a: Any, what: str, fill: bool = False) -> Any:
+    """A numpy masked array's values, which numpy's conversions read as
+    numbers, masked entries and all: with nothing masked, its data; with
+    `fill`, float64 with NaN (the missing marker) where masked; else
+    refused, naming the first masked entry. Anything else as it is."""
+    if not isinstance(a, np.ma.MaskedArray):
+        return a
+    mask = np.ma.getmaskarray(a)
+    if not mask.any():
+        return np.asarray(a.data)
+    if fill and a.dtype.kind in "biuf":
+        return a.astype(np.float64).filled(np.nan)
+    at = [int(i) for i in np.argwhere(mask)[0]]
+    raise ValueError(
+        f"{what} is a masked array with {int(mask.sum())} masked entries (the first at {at}): "
+        f"recur does not read masked values; fill them ({what}.filled(value)) or drop those rows"
+    )
+
+
+def _object_numbers(a: np.ndarray) -> np.ndarray:
+    """An object array of numbers as float64, as scikit-learn's
+    `check_array` converts it; anything else as it is (and refused by the
+    caller's dtype check)."""
+    if a.dtype == object:
+        try:
+            return a.astype(np.float64)
+        except (TypeError, ValueError):
+            return a
+    return a
 
 try:  # scikit-learn conventions when it is installed
     from sklearn.base import BaseEstimator, ClassifierMixin
@@ -210,7 +242,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
     cols: list[Any] = []
     from_frame = False
     _refuse_sparse(X, what)
-    X = _polars_as_pandas(X, what)
+    X = _unmasked(_polars_as_pandas(X, what), what)
     if hasattr(X, "columns") and hasattr(X, "__getitem__"):  # pandas
         from_frame = True
         names = [str(c) for c in X.columns]
@@ -235,6 +267,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"{what}: two columns are named {dup!r}; give each column its own name")
         for name, v in zip(names, X.values()):
+            v = _unmasked(v, f"{what}[{name!r}]")
             a = np.asarray(v)
             if a.dtype.kind in "biuf":
                 cols.append(_contiguous(a, dtype=np.float64))
@@ -247,7 +280,7 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             num = _numbers_held_as_objects(given) if numeric else None
             cols.append(num if num is not None else _texts([str(x) for x in a], [_missing(x) for x in given]))
     else:
-        a = np.asarray(X)
+        a = _object_numbers(np.asarray(X))
         if a.ndim != 2:
             raise ValueError(f"{what}: give a DataFrame or a 2-D array of rows, not an array of shape {a.shape}")
         if a.dtype.kind not in "biuf":
@@ -443,7 +476,7 @@ def _column_or_1d(y: Any, what: str = "y") -> np.ndarray:
     """`y` as a 1-D array; a column vector `(n, 1)` is taken with
     scikit-learn's DataConversionWarning, as scikit-learn's estimators
     take it."""
-    a = np.asarray(y)
+    a = np.asarray(_unmasked(y, what))
     if a.ndim == 2 and a.shape[1] == 1:
         warnings.warn(
             f"A column-vector {what} was passed when a 1d array was expected. Please change the shape "
@@ -511,6 +544,20 @@ class _ModelDirEstimator:
         if data is not None:
             self._fitted = _Fitted(_untar_dir(data), owned=True)
 
+
+
+class TrainingWarning(UserWarning):
+    """What training found worth saying about a model it still wrote: a
+    fit that learnt nothing, a feature constant on the training rows, a
+    decision threshold the cost matrix defeats. The same lines are in
+    `report_["warnings"]` and in `report_text_`."""
+
+
+def warn_report(report: dict) -> None:
+    """Raises each of the training report's warnings as a
+    `TrainingWarning`, pointing at the caller's `fit`."""
+    for w in report.get("warnings", []):
+        warnings.warn(w, TrainingWarning, stacklevel=3)
 
 class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     """recur's time-series classifier (Job A) with scikit-learn's
@@ -644,6 +691,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             shutil.rmtree(parent, ignore_errors=True)
             raise
         self._set_fitted(_Fitted(out, owned=True, remove=parent), report_json, report_text)
+        warn_report(self.report_)
         return self
 
     def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str) -> None:
@@ -690,7 +738,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         label of the row as fit made it (the target `horizon` rows later,
         or the price rule's) where `X` holds the target column or `y`
         gives it (as `fit` takes it), else NaN."""
-        s = self._score(X, check=False, y=y)[1]
+        s = self._score(X, check=False, y=y, labels=True)[1]
         time_column = self._params_of_model()["time_column"]
         if time_column is not None and not isinstance(X, np.ndarray):
             # The time of each scored row, as `recur predict` writes it
@@ -725,7 +773,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             f"the model reads, in this order: {', '.join(feats)}"
         )
 
-    def _score(self, X: Any, check: bool = True, y: Any = None) -> tuple[int, dict]:
+    def _score(self, X: Any, check: bool = True, y: Any = None, labels: bool = False) -> tuple[int, dict]:
         """The row count of `X` and the model's scores. A float32
         C-contiguous array whose columns are the model's features in
         `features_` order is read where it lies, with no copy (the trees
@@ -736,15 +784,39 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         `_array_names`). With `y`, the target column is added, so that
         `label` is the label of each row."""
         m = self._model()
+        X = _unmasked(X, "X")
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
             names = self._array_names(X.shape[1])
             n = X.shape[0]
-            fast = y is None and names == list(m.features) and X.dtype == np.float32 and X.flags.c_contiguous and X.flags.aligned
+            # The labels come from the target (or price) column of a table
+            # only: where they are wanted (`score_rows`), an array holding
+            # one as a feature goes that way too, so that `label` is filled.
+            params = self._params_of_model()
+            target, price = params["target_column"], params["price_column"]
+            fast = (
+                y is None
+                and not (labels and {target, price} & set(names))
+                and price not in names
+                and names == list(m.features)
+                and X.dtype == np.float32
+                and X.flags.c_contiguous
+                and X.flags.aligned
+            )
             # Too few rows go the general way, whose error says how many
             # the first prediction needs (here they gave an empty table).
             if fast and n > m.first_row:
                 if check:
                     self._check_rows(n)
+                if target in names:
+                    # Checked as the table path checks it, on the column
+                    # where it lies.
+                    v = X[:, names.index(target)]
+                    bad = np.flatnonzero(~(np.isnan(v) | (v == 0) | (v == 1)))
+                    if bad.size:
+                        raise ValueError(
+                            f"X: target column {target!r} must be binary (0 or 1): "
+                            f"row {int(bad[0])} holds {float(v[bad[0]]):g}"
+                        )
                 return n, m.score_array(X)
         time_column = self._params_of_model()["time_column"]
         names, cols, from_frame = _columns(X, "X", time_column)
@@ -843,17 +915,25 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         `y[t]`. The first rows (before the first full window) and the
         last `horizon` rows (no label yet) are left out.
         `sample_weight` is one weight per row of `X`."""
-        n, s = self._score(X, y=y)
+        n, s = self._score(X, y=y, labels=True)
         label, decision = np.asarray(s["label"], dtype=np.float64), np.asarray(s["decision"], dtype=np.float64)
         keep = ~np.isnan(label) & ~np.isnan(decision)
         if not keep.any():
             raise ValueError("no row of X has both a prediction and a label: give more rows")
         w = None
         if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=np.float64)
+            w = np.asarray(_unmasked(sample_weight, "sample_weight"), dtype=np.float64)
             if w.shape != (n,):
                 raise ValueError(f"sample_weight has shape {w.shape}; give one weight per row of X ({n})")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                i = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
+                raise ValueError(f"sample_weight[{i}] is {float(w[i])!r}: give finite weights of 0 or more")
             w = w[np.asarray(s["row"])[keep]]
+            if not w.sum() > 0:
+                raise ValueError(
+                    "sample_weight is 0 on every row that has both a prediction and a label: "
+                    "nothing to score"
+                )
         return float(np.average(label[keep] == decision[keep], weights=w))
 
     def decision_function(self, X: Any) -> np.ndarray:

@@ -36,10 +36,14 @@ from ._estimator import (
     _ModelDirEstimator,
     _column_or_1d,
     _contiguous,
+    _missing,
+    _object_numbers,
     _polars_as_pandas,
     _progress_callback,
     _refuse_sparse,
+    _unmasked,
     _write_sidecar,
+    warn_report,
 )
 
 
@@ -53,7 +57,13 @@ def _numeric(kind: str, where: str) -> None:
 def _series(X: Any, what: str = "X") -> list[np.ndarray]:
     """`X` as a list of C-contiguous float64 arrays `[T_i, F]`."""
     _refuse_sparse(X, what)
-    X = _polars_as_pandas(X, what)
+    # NaN is this estimator's missing marker: a masked entry is one.
+    X = _unmasked(_polars_as_pandas(X, what), what, fill=True)
+    if isinstance(X, np.matrix):
+        # Its rows would be 1 x T matrices, not series.
+        X = np.asarray(X)
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim >= 2:
+        X = _object_numbers(X)
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):
         # A DataFrame: one series a row, one time step a column, as a 2-D
         # array `[n, T]` is.
@@ -83,7 +93,7 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
         )
     out = []
     for i, x in enumerate(X):
-        a = np.asarray(x)
+        a = np.asarray(_unmasked(x, f"{what}[{i}]", fill=True))
         _numeric(a.dtype.kind, f"{what}[{i}] (dtype {a.dtype})")
         if a.ndim == 1:
             a = a[:, None]
@@ -193,9 +203,9 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         if y_arr.ndim != 1 or len(y_arr) != len(series):
             raise ValueError(f"y has shape {y_arr.shape}; give one label per series ({len(series)})")
         # A missing label is not a class (as scikit-learn refuses it).
-        missing = [i for i, v in enumerate(y_arr.tolist()) if v is None or (isinstance(v, float) and v != v)]
+        missing = [i for i, v in enumerate(y_arr.tolist()) if _missing(v)]
         if missing:
-            raise ValueError(f"y[{missing[0]}] is missing (NaN or None); give every series a label")
+            raise ValueError(f"y[{missing[0]}] is missing (NaN, None or pandas' NA); give every series a label")
         if (y_arr.dtype.kind == "f" and np.any(y_arr != np.round(y_arr))
                 and len(np.unique(y_arr)) > len(y_arr) / 2):
             # A continuous target (scikit-learn refuses it): 120 values
@@ -230,6 +240,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             shutil.rmtree(parent, ignore_errors=True)
             raise
         self._set_fitted(_Fitted(out, owned=True, remove=parent), report_json, report_text, originals)
+        warn_report(self.report_)
         return self
 
     def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str, originals=None) -> None:

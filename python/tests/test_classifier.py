@@ -738,3 +738,64 @@ def test_a_saved_config_with_settings_its_model_does_not_read_still_reads(tmp_pa
     r = subprocess.run([recur_bin, "train", "--config", str(p), "--out", str(tmp_path / "m")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "model.shuffle / filters / kernels" in r.stderr, r.stderr
+
+
+def test_masked_entries_are_never_read_as_numbers(tiny, head):
+    X = head.drop(columns=["Unnamed: 0"])[tiny.features_].to_numpy(dtype=np.float32)
+    m = np.ma.masked_array(X, mask=np.zeros_like(X, dtype=bool))
+    # Nothing masked: the array's own numbers.
+    assert same(tiny.predict_proba(m), tiny.predict_proba(X))
+    m[100, 1] = np.ma.masked
+    with pytest.raises(ValueError, match=r"X is a masked array with 1 masked entries \(the first at \[100, 1\]\)"):
+        tiny.predict_proba(m)
+    y = np.ma.masked_array(head["rain"].to_numpy(), mask=np.arange(len(head)) == 7)
+    with pytest.raises(ValueError, match=r"y is a masked array .* \[7\]"):
+        recur.LSTMClassifier(**SMALL).fit(head.drop(columns=["rain"]), y)
+
+
+def test_a_float32_array_holding_the_target_gets_its_labels_and_checks(head):
+    # The target `rain` is one of the features (as in the bundled
+    # configs): the labels come from it, on the float32 array as on a
+    # frame, and it is checked the same.
+    m = recur.LSTMClassifier(target_column="rain", features=("temperature", "rain"), **SMALL).fit(head)
+    feats = m.features_
+    X32 = np.ascontiguousarray(head[feats].to_numpy(dtype=np.float32))
+    frame = pd.DataFrame(X32.astype(np.float64), columns=feats)
+    got, want = m.score_rows(X32), m.score_rows(frame)
+    assert np.isfinite(got["label"]).sum() > 1000
+    assert same(got["label"], want["label"]) and same(got["probability"], want["probability"])
+    bad = X32.copy()
+    bad[2, feats.index("rain")] = 10
+    with pytest.raises(ValueError, match="must be binary"):
+        m.score_rows(bad)
+    # On the float32 path too, a NaN is named as one (not "beyond float32").
+    nan = np.ascontiguousarray(X32[:, [feats.index("temperature")]])
+    m2 = recur.LSTMClassifier(target_column="rain", features=("temperature",), **SMALL).fit(head)
+    nan[500, 0] = np.nan
+    with pytest.raises(ValueError, match="is NaN"):
+        m2.predict_proba(nan)
+
+
+def test_score_refuses_weights_it_cannot_average(tiny, head):
+    frame, y = head.copy(), head["rain"]
+    w = np.ones(len(head))
+    assert 0 <= tiny.score(frame, y, sample_weight=w) <= 1
+    w[3] = np.nan
+    with pytest.raises(ValueError, match=r"sample_weight\[3\] is nan"):
+        tiny.score(frame, y, sample_weight=w)
+    with pytest.raises(ValueError, match="sample_weight is 0 on every row"):
+        tiny.score(frame, y, sample_weight=np.zeros(len(head)))
+
+
+def test_an_object_array_of_numbers_is_read_as_numbers(tiny, head):
+    X = head[tiny.features_].to_numpy(dtype=np.float64)
+    assert same(tiny.predict_proba(X.astype(object)), tiny.predict_proba(X))
+
+
+def test_a_fit_raises_what_training_noted(head):
+    # A listed feature constant on the training rows: kept, and said.
+    frame = head.assign(flat=5.0)
+    with pytest.warns(recur.TrainingWarning, match="`flat` \\(5\\) is the same on every training row"):
+        m = recur.LSTMClassifier(target_column="rain", features=("temperature", "flat"), **SMALL).fit(frame)
+    assert any("flat" in w for w in m.report_["warnings"])
+    assert "note: " in m.report_text_ and "flat" in m.report_text_

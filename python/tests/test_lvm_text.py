@@ -110,6 +110,16 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
     big[1, 2, 3] = 1e39
     with pytest.raises(ValueError, match=r"windows\[1, 2, 3\] is 1e\+39"):
         m.predict(big)
+    # Masked entries are refused, not read; a 0-d input is named as one;
+    # article ids past int64 would all become one article.
+    masked = np.ma.masked_array(w, mask=np.zeros(w.shape, dtype=bool))
+    masked[0, 1, 2] = np.ma.masked
+    with pytest.raises(ValueError, match=r"windows is a masked array .*\[0, 1, 2\]"):
+        m.predict(masked)
+    with pytest.raises(ValueError, match=r"windows have shape \(\)"):
+        m.predict(np.float32(0.5))
+    with pytest.raises(ValueError, match=r"article_indices\[0\] is 1e\+19: give whole numbers within int64"):
+        recur.Lvm.train(tmp_path / "o", CONFIG, vectors=v, article_indices=(a + 1) * 1e19)
 
 
 def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tmp_path):

@@ -75,6 +75,14 @@ def test_the_batch_function_is_the_same_in_pandas(rainfall, tmp_path):
         s(out)
     with pytest.raises(ValueError, match="a batch is a pandas DataFrame"):
         s(frame.to_numpy())
+    # A series shorter than the first window is NaN throughout, as the
+    # first rows of a longer one are: it does not fail the batch.
+    import pandas as pd
+
+    two = pd.concat([frame.assign(station="a"), frame.head(3).assign(station="b")], ignore_index=True)
+    got = recur.BatchScorer(str(model), "station")(two)["probability"]
+    assert got.iloc[500:].isna().all() and got.iloc[:500].notna().sum() > 400
+    assert s(frame.head(3))["probability"].isna().all()
 
 
 def test_the_scorer_takes_only_a_time_series_classifier(tmp_path):

@@ -250,3 +250,25 @@ def test_array_likes_sparse_and_a_numeric_positive_label(fitted):
     c = recur.SequenceClassifier(model_type="lstm", epochs=2, hidden_size=4, batch_size=8, positive_label=1)
     c.fit(Xs, y)
     assert list(c.classes_) == [0.0, 1.0]
+
+
+def test_pandas_na_masked_entries_and_matrices(fitted):
+    import pandas as pd
+
+    X = [np.random.RandomState(i).rand(6, 1) for i in range(6)]
+    y = pd.Series(["a", "b", pd.NA, "a", "b", "a"], dtype="string")
+    with pytest.raises(ValueError, match=r"y\[2\] is missing"):
+        recur.SequenceClassifier(epochs=1).fit(X, y)
+    # A masked entry is a missing value, as NaN is for this estimator.
+    Xf, _ = three_classes(4, 7, lengths=(12, 13))
+    a = np.ma.masked_array(np.array(Xf), mask=np.zeros((4, 12, 2), dtype=bool))
+    a[0, 3, 1] = np.ma.masked
+    filled = np.array(Xf)
+    filled[0, 3, 1] = np.nan
+    assert np.array_equal(fitted.predict_proba(a), fitted.predict_proba(filled))
+    # An np.matrix [n, T] is the 2-D array it holds (one channel).
+    one = recur.SequenceClassifier(epochs=1, hidden_size=4).fit(
+        np.random.RandomState(0).rand(20, 8), [0, 1] * 10
+    )
+    M = np.random.RandomState(1).rand(5, 8)
+    assert np.array_equal(one.predict_proba(np.matrix(M)), one.predict_proba(M))
