@@ -63,6 +63,9 @@ fn metrics_table(f: &mut Formatter, cols: &[(&str, &Metrics)]) -> fmt::Result {
     Ok(())
 }
 
+/// The most classes whose confusion matrix is printed whole.
+const CONFUSION_SHOWN: usize = 20;
+
 /// A confusion matrix: true class by row, predicted class by column.
 pub fn confusion_table(
     f: &mut Formatter,
@@ -70,6 +73,27 @@ pub fn confusion_table(
     classes: &[String],
     c: &[Vec<usize>],
 ) -> fmt::Result {
+    if classes.len() > CONFUSION_SHOWN {
+        // A 1000-class matrix printed 6 MB to the terminal: the most
+        // frequent confusions instead, the whole matrix in the JSON.
+        let mut off: Vec<(usize, usize, usize)> = c
+            .iter()
+            .enumerate()
+            .flat_map(|(t, row)| row.iter().enumerate().map(move |(p, &n)| (n, t, p)))
+            .filter(|&(n, t, p)| n > 0 && t != p)
+            .collect();
+        off.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        writeln!(
+            f,
+            "\nconfusion on {part}: {} classes, too many to print (the whole matrix is in \
+             the JSON: report.json, or eval --json); the most frequent confusions:",
+            classes.len()
+        )?;
+        for (n, t, p) in off.iter().take(CONFUSION_SHOWN) {
+            writeln!(f, "  true {} predicted {}: {n}", classes[*t], classes[*p])?;
+        }
+        return Ok(());
+    }
     writeln!(
         f,
         "\nconfusion on {part} (rows: true class, columns: predicted)"
@@ -620,5 +644,43 @@ impl Display for LvmReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Shown(Vec<String>, Vec<Vec<usize>>);
+
+    impl Display for Shown {
+        fn fmt(&self, f: &mut Formatter) -> fmt::Result {
+            confusion_table(f, "test", &self.0, &self.1)
+        }
+    }
+
+    fn matrix(k: usize) -> Shown {
+        let classes = (0..k).map(|i| format!("c{i}")).collect();
+        let mut c = vec![vec![0; k]; k];
+        for (i, row) in c.iter_mut().enumerate() {
+            row[i] = 5;
+        }
+        c[3][7] = 4;
+        c[1][2] = 2;
+        Shown(classes, c)
+    }
+
+    #[test]
+    fn a_matrix_of_many_classes_is_summarised_by_its_largest_confusions() {
+        let text = matrix(CONFUSION_SHOWN + 1).to_string();
+        assert!(text.contains("21 classes, too many to print"), "{text}");
+        let (a, b) = (
+            text.find("true c3 predicted c7: 4").unwrap(),
+            text.find("true c1 predicted c2: 2").unwrap(),
+        );
+        assert!(a < b && text.lines().count() == 4, "{text}");
+        // Up to the limit, the whole matrix.
+        let whole = matrix(CONFUSION_SHOWN).to_string();
+        assert!(whole.contains("rows: true class") && whole.lines().count() == 23, "{whole}");
     }
 }

@@ -97,12 +97,15 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body_bytes: 256 * 1024,
+            // Room for `max_windows` windows of a classifier such as the
+            // demo's (32 rows of 9 features as JSON, about 5.5 KB each): a
+            // 256 KiB body held fewer than 50, under a limit of 256.
+            max_body_bytes: 1024 * 1024,
             max_messages: 5,
             max_text_chars: 2000,
             max_paragraph_chars: 10_000,
             max_top_k: 50,
-            max_windows: 256,
+            max_windows: 128,
             queue_capacity: 1024,
             max_batch: 64,
             request_timeout_ms: 10_000,
@@ -384,6 +387,17 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default body limit holds the default number of windows of a
+    /// classifier such as the demo's, written as a client writes them
+    /// (full-precision floats, as json.dumps gives them).
+    #[test]
+    fn the_default_body_holds_the_default_windows() {
+        let l = Limits::default();
+        let window: Vec<Vec<f64>> = vec![vec![-1.4756842473305716; 9]; 32];
+        let body = serde_json::json!({ "windows": vec![window; l.max_windows] }).to_string();
+        assert!(body.len() < l.max_body_bytes, "{} bytes", body.len());
+    }
 
     #[test]
     fn the_documented_config_is_the_default_and_its_paths_are_rebased() {
