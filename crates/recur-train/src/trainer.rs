@@ -77,6 +77,7 @@ fn fit_in_precision(
     watch: &mut dyn FnMut(&EpochRecord) -> bool,
 ) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
+    check_batch_memory(cfg, prep.sequence_length, prep.train.len())?;
     let arch = Arch::of(
         m,
         prep.features.len(),
@@ -268,6 +269,33 @@ fn constant_guess(
     }
 }
 
+/// Refuses a batch whose activations alone would take more than 8 GiB
+/// (as configs refuse such weights): one product's gate buffer of
+/// `batch x steps x 4 hidden` floats per layer (or the widest
+/// convolution's, LSTM-FCN), kept for the backward pass. A window of 5,000
+/// rows at batch 512 asked for 10 GB in one allocation and aborted.
+fn check_batch_memory(cfg: &Config, steps: usize, windows: usize) -> Result<()> {
+    let (m, t) = (&cfg.model, &cfg.training);
+    let batch = t.batch_size.min(windows.max(1)) as f64;
+    let mut width = 4.0 * m.hidden_size as f64 * m.num_layers as f64;
+    if m.kind == recur_core::config::ClassifierKind::LstmFcn {
+        width += m.filters.iter().sum::<usize>() as f64;
+    }
+    let gib = batch * steps as f64 * width * 4.0 / (1u64 << 30) as f64;
+    if gib > 8.0 {
+        return Err(Error::config(
+            "training.batch_size",
+            format!(
+                "{} windows of {steps} steps with model.hidden_size {} x {} layers need about \
+                 {gib:.1} GiB of activations per batch (more than 8): lower training.batch_size \
+                 or the window's length",
+                batch as usize, m.hidden_size, m.num_layers
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The validation AUC from which a model that loses to the constant
 /// guess is said to rank the rows all the same, rather than to have
 /// learnt nothing.
@@ -306,6 +334,25 @@ fn loss4(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_too_large_for_memory_is_refused_before_training() {
+        let mut cfg = Config::default();
+        cfg.model.hidden_size = 256;
+        cfg.training.batch_size = 512;
+        // 512 windows of 5,000 steps: 9.8 GiB of gates.
+        let e = check_batch_memory(&cfg, 5000, 100_000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("training.batch_size") && e.contains("9.8 GiB"),
+            "{e}"
+        );
+        // As many windows as there are, when fewer than the batch.
+        assert!(check_batch_memory(&cfg, 5000, 300).is_ok());
+        cfg.training.batch_size = 256;
+        assert!(check_batch_memory(&cfg, 5000, 100_000).is_ok());
+    }
 
     #[test]
     fn a_model_that_ranks_is_not_said_to_have_learnt_nothing() {
