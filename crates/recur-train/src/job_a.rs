@@ -166,10 +166,32 @@ fn read_xgboost(path: &Path, design: &Design) -> Result<(String, TreeModel)> {
 pub fn check_trees(prep: &Prepared, cfg: &Config) -> Result<()> {
     let Some(tc) = &cfg.trees else { return Ok(()) };
     let design = tree_design(prep, tc)?;
+    // The trees' inputs, every row by every input in f64, twice (by rows,
+    // and by columns for the fit): refused before the LSTM trains, where
+    // 200k rows of 500 features with three lags aborted after it.
+    let rows = prep.values.len() / prep.features.len().max(1);
+    if let Some(gib) = trees_gib_over_limit(rows, design.names.len()) {
+        return Err(Error::config(
+            "trees",
+            format!(
+                "{rows} rows x {} inputs (features and their lags) need about {gib:.1} GiB for \
+                 the trees (more than 8): fewer features (selection.max_features, data.features) \
+                 or fewer trees.lags",
+                design.names.len()
+            ),
+        ));
+    }
     if let Some(path) = &tc.xgboost_model {
         read_xgboost(path, &design)?;
     }
     Ok(())
+}
+
+/// The GiB the trees' inputs take (f64, by rows and by columns) when it
+/// is over 8, the limit configs hold a model's training memory to.
+fn trees_gib_over_limit(rows: usize, inputs: usize) -> Option<f64> {
+    let gib = rows as f64 * inputs as f64 * 16.0 / (1u64 << 30) as f64;
+    (gib > 8.0).then_some(gib)
 }
 
 /// The trees, read back from the text the model directory will hold, so
@@ -387,5 +409,19 @@ fn deployment_of(
             .collect(),
         trees,
         temperature: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_inputs_too_large_for_memory_are_found_before_training() {
+        // 200k rows of 500 features with three lags: 2,000 inputs, 6 GiB.
+        assert_eq!(trees_gib_over_limit(200_000, 2_000), None);
+        // Twice the features: 12 GiB, refused.
+        let gib = trees_gib_over_limit(200_000, 4_000).unwrap();
+        assert!((gib - 11.92).abs() < 0.01, "{gib}");
     }
 }
