@@ -24,6 +24,23 @@ macro_rules! errln {
     };
 }
 
+/// A line before a data file of 100 MB or more is read, so that the
+/// minute a large file can take is not spent in silence (reading and
+/// typing a file reports no progress of its own).
+fn reading_note(path: Option<&Path>, show: bool) {
+    let Some(path) = path else { return };
+    match std::fs::metadata(path) {
+        Ok(m) if show && m.is_file() && m.len() >= 100_000_000 => {
+            errln!(
+                "reading {} ({:.0} MB) ...",
+                shown(path),
+                m.len() as f64 / 1e6
+            );
+        }
+        _ => {}
+    }
+}
+
 /// A path as the CLI prints it beside its own words: on one line (a
 /// newline in a folder's name printed a second "model written to" line).
 fn shown(p: &Path) -> String {
@@ -728,6 +745,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                     recur_core::fsx::check_io(&inputs, &[out.as_path()], &[html])?;
                 }
             }
+            reading_note(cfg.data.path.as_deref(), !cli.quiet);
             let report = train_to_dir(&cfg, &out, &dev, &opts)?;
             if let Some(html) = &report_html {
                 // The model is in place by now: an error here says so,
@@ -768,6 +786,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 autocorr_shift,
                 noise_ratio_shift,
             };
+            reading_note(Some(&input), !cli.quiet);
             let check = recur_deploy::drift::check_with(&model, &input, &over)?;
             if let Some(j) = json {
                 recur_core::fsx::write_json(&j, &check.table)?;
@@ -820,6 +839,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             let inputs =
                 Vec::from_iter(std::iter::once(config.as_path()).chain(cfg.data.path.as_deref()));
             recur_core::fsx::check_io(&inputs, &[], &Vec::from_iter(json.as_deref()))?;
+            reading_note(cfg.data.path.as_deref(), !cli.quiet);
             let sel = recur_data::prepare::select_features(&cfg)?;
             if let Some(j) = &json {
                 recur_core::fsx::write_json(j, &sel)?;
@@ -843,6 +863,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             let outputs: Vec<&Path> = json.iter().chain(&per_row).map(|p| p.as_path()).collect();
             recur_core::fsx::check_outputs(&input, &model, &outputs)?;
             let p = Predictor::load(&model, &dev)?;
+            reading_note(Some(&input), !cli.quiet);
             let e = evaluate(&p, &input)?;
             // Files first: a closed pipe on stdout (`| head`) ends the
             // process at the first line printed after it.
@@ -879,6 +900,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
         } => {
             let p = Predictor::load(&model, &dev)?;
             text::note_format(&output, recur_data::output::TABLE_EXTENSIONS, "a CSV table");
+            reading_note(Some(&input), !cli.quiet);
             let n = predict(&p, &input, &output)?;
             if p.classes().is_empty() {
                 outln!(

@@ -444,3 +444,37 @@ fn the_demos_saved_config_trains_again() {
         "{said}"
     );
 }
+
+/// A data file of 100 MB or more is announced before it is read, unless
+/// `--quiet` (a sparse file: nothing is written to disk; it is then refused
+/// for its NUL bytes, after the line).
+#[test]
+fn a_large_data_file_is_announced_before_it_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let big = d.path().join("big.csv");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(150_000_000)
+        .unwrap();
+    let cfg = write_config(d.path(), &big);
+    let run = |quiet: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_recur"));
+        c.args(["--threads", "1"]);
+        if quiet {
+            c.arg("-q");
+        }
+        let o = c
+            .args(["select-features", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        String::from_utf8(o.stderr).unwrap()
+    };
+    let said = run(false);
+    assert!(
+        said.contains("reading ") && said.contains("(150 MB) ..."),
+        "{said}"
+    );
+    assert!(said.contains("NUL byte"), "{said}");
+    assert!(!run(true).contains("reading "));
+}

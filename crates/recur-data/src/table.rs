@@ -358,10 +358,14 @@ impl Table {
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
         // Text never holds a NUL: a binary file (or a sparse one never
         // written) is named as such instead of parsed as one huge field.
+        // Without a byte-order mark, UTF-16 of ASCII text is every other
+        // byte zero and the others not (a file of zeros, sparse and never
+        // written, is no text at all: it is named by its NUL bytes below).
         let utf16 = bytes.starts_with(&[0xFF, 0xFE])
             || bytes.starts_with(&[0xFE, 0xFF])
             || (bytes.len() >= 4
-                && (bytes[1] == 0 && bytes[3] == 0 || bytes[0] == 0 && bytes[2] == 0));
+                && ((bytes[1] == 0 && bytes[3] == 0 && bytes[0] != 0 && bytes[2] != 0)
+                    || (bytes[0] == 0 && bytes[2] == 0 && bytes[1] != 0 && bytes[3] != 0)));
         if utf16 {
             return Err(Error::data(
                 source,
@@ -994,6 +998,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("NUL byte at line 3 (byte 8)"), "{e}");
+        // A file of zeros alone (sparse, never written) is not UTF-16 text.
+        let zeros = d.path().join("zeros.csv");
+        std::fs::File::create(&zeros).unwrap().set_len(64).unwrap();
+        let e = Table::read(&zeros, None).unwrap_err().to_string();
+        assert!(e.contains("NUL byte at line 1 (byte 0)"), "{e}");
         // UTF-16 text is named as such, with or without its byte-order mark.
         let wide: Vec<u8> = "a,b\n1,2\n"
             .encode_utf16()

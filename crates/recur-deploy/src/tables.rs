@@ -681,6 +681,9 @@ mod tests {
         assert!(a < b && text.lines().count() == 4, "{text}");
         // Up to the limit, the whole matrix.
         let whole = matrix(CONFUSION_SHOWN).to_string();
-        assert!(whole.contains("rows: true class") && whole.lines().count() == 23, "{whole}");
+        assert!(
+            whole.contains("rows: true class") && whole.lines().count() == 23,
+            "{whole}"
+        );
     }
 }
