@@ -184,3 +184,67 @@ fn drift_exits_1_on_the_later_years_0_on_earlier_blocks_and_2_on_errors() {
     let e = err(&recur(&["drift", "--model", m, "--input", &later]));
     assert!(e.contains("reference.json"), "{e}");
 }
+
+/// A feature of tiny values (a quantity in other units) and a constant
+/// one: the model trained on them loads, and the training rows themselves
+/// show no drift (the constant's std is its sums' rounding, not a spread
+/// to measure shifts in).
+#[test]
+fn tiny_and_constant_features_load_and_do_not_drift_on_their_own_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/rainfall.csv"),
+    )
+    .unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().take(3001).enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        if i == 0 {
+            out += &format!("{line},tiny,flat\n");
+        } else {
+            let tiny = cells[1].parse::<f64>().unwrap() * 1e-13;
+            out += &format!("{line},{tiny:e},0.1\n");
+        }
+    }
+    let data = d.path().join("data.csv");
+    std::fs::write(&data, out).unwrap();
+    let cfg = d.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data:\n  path: {}\n  features: [tiny, flat, rain]\n  target:\n    column: rain\n    horizon: 1\n\
+             model:\n  sequence_length: 4\n  hidden_size: 4\ntraining:\n  epochs: 1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let model = d.path().join("m");
+    let (m, input) = (model.to_str().unwrap(), data.to_str().unwrap());
+    common::ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m,
+    ]));
+    let scaler = std::fs::read_to_string(model.join("scaler.json")).unwrap();
+    assert!(
+        scaler.contains("e-13") || scaler.contains("e-14"),
+        "{scaler}"
+    );
+    let pred = d.path().join("p.csv");
+    common::ok(&recur(&[
+        "predict",
+        "--model",
+        m,
+        "--input",
+        input,
+        "--output",
+        pred.to_str().unwrap(),
+    ]));
+    // The whole file against the training rows' reference (the
+    // constant's mean rounds otherwise over more rows): nothing drifted.
+    let o = recur(&["drift", "--model", m, "--input", input]);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{shown}");
+}

@@ -100,7 +100,7 @@ impl FeatureReference {
     /// The reference statistics of one feature's training values `x`.
     pub fn of(feature: &str, x: &[f64]) -> FeatureReference {
         let m = mean(x);
-        let s = std(x, m);
+        let s = spread(m, std(x, m), x.len());
         let mut sorted = x.to_vec();
         sorted.sort_by(f64::total_cmp);
         let deciles: Vec<f64> = (1..10)
@@ -119,6 +119,17 @@ impl FeatureReference {
                 .collect(),
             rows: x.len(),
         }
+    }
+}
+
+/// A column's standard deviation, or 0 where it is only the rounding of
+/// a constant column's sums (0.1 written on every row has a std of 1e-17,
+/// which made an unchanged column drift by any measure taken in it).
+fn spread(mean: f64, std: f64, n: usize) -> f64 {
+    if crate::scaler::is_constant(std * std, mean, n as f64) {
+        0.0
+    } else {
+        std
     }
 }
 
@@ -241,18 +252,21 @@ pub fn compare(
         .map(|(j, r)| {
             let x: Vec<f64> = (0..n).map(|i| values[i * f + j]).collect();
             let m = mean(&x);
-            let s = std(&x, m);
+            let s = spread(m, std(&x, m), x.len());
+            // The reference's spread read the same way (a file written
+            // before kept the rounding of a constant column as its std).
+            let r_std = spread(r.mean, r.std, r.rows);
             let mut sorted = x.clone();
             sorted.sort_by(f64::total_cmp);
             let p = psi(&r.bin_shares, &shares(&r.deciles, &x));
             let k = ks(&r.quantiles, &sorted);
             // In training's standard deviations; raw units for a column that
             // was constant in training (no spread to measure against).
-            let ms = (m - r.mean).abs() / if r.std > 0.0 { r.std } else { 1.0 };
+            let ms = (m - r.mean).abs() / if r_std > 0.0 { r_std } else { 1.0 };
             let ac = (lag1_autocorr(&x) - r.autocorr).abs();
             // A noise ratio above 5 means a mean near zero against the
             // spread (z-scored data): its relative change is noise, not drift.
-            let nr = match (r.noise_ratio, noise_ratio(m, s)) {
+            let nr = match (noise_ratio(r.mean, r_std), noise_ratio(m, s)) {
                 (Some(a), Some(b)) if a > 0.0 && a <= MEANINGFUL_NOISE_RATIO => {
                     Some((b - a).abs() / a)
                 }

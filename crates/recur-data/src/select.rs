@@ -22,7 +22,8 @@ pub struct FeatureStats {
     pub std: f64,
     pub distinct: usize,
     pub autocorr: f64,
-    /// `std / |mean|`; infinite when `|mean| <= 1e-10` (JSON: null).
+    /// `std / |mean|`; infinite when the mean is 0 or the ratio overflows
+    /// (JSON: null).
     #[serde(with = "infinite_as_null")]
     pub noise_ratio: f64,
     pub outlier_share: f64,

@@ -344,16 +344,17 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
             "scaler.json does not match features.json: the directory was edited by hand",
         ));
     }
-    // Training writes a std of at least 1e-12 (a constant feature gets
-    // 1); a smaller one would scale every input beyond float32, and
+    // Training writes a positive, normal std (a constant feature gets 1,
+    // a feature of tiny values its own, 1e-13); zero, a subnormal or a
+    // negative one would scale inputs beyond float32 or flip them, and
     // predict would blame the input file.
     if let Some(j) = (0..scaler.std.len()).find(|&j| {
-        !(scaler.std[j].is_finite() && scaler.std[j] >= 1e-12 && scaler.mean[j].is_finite())
+        !(scaler.std[j].is_normal() && scaler.std[j] > 0.0 && scaler.mean[j].is_finite())
     }) {
         return Err(Error::checkpoint(
             dir.join("scaler.json"),
             format!(
-                "feature `{}` has mean {:e} and std {:e}; a scaler has a finite mean and a finite std of at least 1e-12: the directory was edited by hand",
+                "feature `{}` has mean {:e} and std {:e}; a scaler has a finite mean and a positive, normal std: the directory was edited by hand",
                 scaler.features[j], scaler.mean[j], scaler.std[j]
             ),
         ));
