@@ -607,10 +607,19 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 .map(|&j| format!("`{}` ({})", clip(&features[j]), first(j)))
                 .collect();
             let more = constant.len().saturating_sub(named.len());
+            let one = constant.len() == 1;
+            let cure = if d.features.is_some() {
+                format!(
+                    "leave {} out of data.features",
+                    if one { "it" } else { "them" }
+                )
+            } else {
+                "every feature is: check the data, or list the features in data.features".into()
+            };
             notes.push(format!(
                 "{}: {}{} {} the same on every training row: kept as given, {} nothing \
                  to learn from, and a different value later passes through untrained weights; \
-                 leave {} out of data.features",
+                 {cure}",
                 t.source,
                 named.join(", "),
                 if more > 0 {
@@ -618,13 +627,8 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 } else {
                     String::new()
                 },
-                if constant.len() == 1 { "is" } else { "are" },
-                if constant.len() == 1 {
-                    "it gives"
-                } else {
-                    "they give"
-                },
-                if constant.len() == 1 { "it" } else { "them" },
+                if one { "is" } else { "are" },
+                if one { "it gives" } else { "they give" },
             ));
         }
     }

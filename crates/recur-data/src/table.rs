@@ -439,10 +439,10 @@ impl Table {
             // of the other rows: read through once for them.
             headerless = first_row_is_a_series(&first, |label| {
                 reader()
-                    .byte_records()
+                    .records()
                     .skip(1)
                     .map_while(std::result::Result::ok)
-                    .any(|r| r.get(0).map(<[u8]>::trim_ascii) == Some(label.as_bytes()))
+                    .any(|r| r.get(0).map(str::trim) == Some(label))
             });
         }
         let width = first.len();

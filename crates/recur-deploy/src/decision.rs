@@ -76,7 +76,7 @@ pub fn edge_note(p: &[f64], y: &[f32], c: &CostMatrix, best: Threshold) -> Optio
             "the best threshold on the grid [0.01, 0.99] ({:.4}) is worth {} per row on validation, \
              and {what} would be worth {}: under this cost matrix the threshold cannot \
              do as well as the trivial decision; check `cost` (tp, fp, tn, fn) against \
-             the base rate",
+             the base rate, and whether the probabilities lie within the grid",
             best.threshold,
             readable(best.expected_value, 4),
             readable(ev, 4)

@@ -100,12 +100,12 @@ impl Default for Limits {
             // Room for `max_windows` windows of a classifier such as the
             // demo's (32 rows of 9 features as JSON, about 5.5 KB each): a
             // 256 KiB body held fewer than 50, under a limit of 256.
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 2 * 1024 * 1024,
             max_messages: 5,
             max_text_chars: 2000,
             max_paragraph_chars: 10_000,
             max_top_k: 50,
-            max_windows: 128,
+            max_windows: 256,
             queue_capacity: 1024,
             max_batch: 64,
             request_timeout_ms: 10_000,

@@ -309,7 +309,7 @@ fn constant_guess_note(best: f64, guess: f64, auc: Option<f64>) -> String {
         // the loss finds wanting (an extreme class weight, a rate that
         // overshot).
         Some(a) if a >= RANKS => format!(
-            "the best validation loss ({}) is no better than a constant guess from the training labels' rate ({}), though the model ranks the rows (validation AUC {a:.4}): its probabilities are off. Too high a training.learning_rate, or a class weight far from 1, is the usual cause; calibration (`calibration`) repairs them in part",
+            "the best validation loss ({}) is no better than a constant guess from the training labels' rate ({}), though the model ranks the rows (validation AUC {a:.4}): its probabilities are off. Too few epochs, too high a training.learning_rate or a class weight far from 1 are usual causes; calibration (`calibration`) repairs them in part",
             loss4(best),
             loss4(guess)
         ),
