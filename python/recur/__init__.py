@@ -250,7 +250,9 @@ class Lvm:
                     if vectors is None or path not in str(e):
                         raise
                     raise type(e)(str(e).replace(path, "the arrays vectors and article_indices")) from None
-        return cls._open(out, json.loads(report), text)
+        lvm = cls._open(out, json.loads(report), text)
+        _estimator.warn_report(lvm.report_ or {})
+        return lvm
 
 
 class SentenceEncoder:

@@ -97,6 +97,9 @@ def _object_numbers(a: np.ndarray) -> np.ndarray:
     `check_array` converts it; anything else as it is (and refused by the
     caller's dtype check)."""
     if a.dtype == object:
+        # Complex items would lose their imaginary part with a warning only.
+        if any(isinstance(v, (complex, np.complexfloating)) for v in a.flat):
+            return a
         try:
             return a.astype(np.float64)
         except (TypeError, ValueError):
@@ -268,14 +271,15 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             raise ValueError(f"{what}: two columns are named {dup!r}; give each column its own name")
         for name, v in zip(names, X.values()):
             v = _unmasked(v, f"{what}[{name!r}]")
-            a = np.asarray(v)
+            # One value a column is one row, as it was read before.
+            a = np.atleast_1d(np.asarray(v))
             if a.dtype.kind in "biuf":
                 cols.append(_contiguous(a, dtype=np.float64))
                 continue
             # As a frame's columns: numbers held as objects or text are
             # numbers, and missing values are seen on the values given
             # (np.asarray of ["2000-01-01", nan] holds the text "nan").
-            given = list(a) if isinstance(v, np.ndarray) else list(v)
+            given = list(a) if isinstance(v, np.ndarray) or np.ndim(v) == 0 else list(v)
             numeric = name != time_column and a.dtype.kind in "OSU"
             num = _numbers_held_as_objects(given) if numeric else None
             cols.append(num if num is not None else _texts([str(x) for x in a], [_missing(x) for x in given]))
@@ -925,14 +929,14 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             w = np.asarray(_unmasked(sample_weight, "sample_weight"), dtype=np.float64)
             if w.shape != (n,):
                 raise ValueError(f"sample_weight has shape {w.shape}; give one weight per row of X ({n})")
-            if not np.all(np.isfinite(w)) or np.any(w < 0):
-                i = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
-                raise ValueError(f"sample_weight[{i}] is {float(w[i])!r}: give finite weights of 0 or more")
+            if not np.all(np.isfinite(w)):
+                i = int(np.flatnonzero(~np.isfinite(w))[0])
+                raise ValueError(f"sample_weight[{i}] is {float(w[i])!r}: give finite weights")
             w = w[np.asarray(s["row"])[keep]]
-            if not w.sum() > 0:
+            if w.sum() == 0:
                 raise ValueError(
-                    "sample_weight is 0 on every row that has both a prediction and a label: "
-                    "nothing to score"
+                    "sample_weight sums to 0 over the rows that have both a prediction and a "
+                    "label: nothing to score"
                 )
         return float(np.average(label[keep] == decision[keep], weights=w))
 

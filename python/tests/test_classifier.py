@@ -783,13 +783,21 @@ def test_score_refuses_weights_it_cannot_average(tiny, head):
     w[3] = np.nan
     with pytest.raises(ValueError, match=r"sample_weight\[3\] is nan"):
         tiny.score(frame, y, sample_weight=w)
-    with pytest.raises(ValueError, match="sample_weight is 0 on every row"):
+    with pytest.raises(ValueError, match="sample_weight sums to 0"):
         tiny.score(frame, y, sample_weight=np.zeros(len(head)))
 
 
 def test_an_object_array_of_numbers_is_read_as_numbers(tiny, head):
     X = head[tiny.features_].to_numpy(dtype=np.float64)
     assert same(tiny.predict_proba(X.astype(object)), tiny.predict_proba(X))
+    # Complex items are refused, not cut to their real part.
+    Z = X.astype(object)
+    Z[3, 1] = 1 + 2j
+    with pytest.raises(ValueError, match="dtype object"):
+        tiny.predict_proba(Z)
+    # A dict of one value a column is one row: too few, and said so.
+    with pytest.raises(ValueError, match="1 row"):
+        tiny.predict_proba({f: 1.0 for f in tiny.features_})
 
 
 def test_a_fit_raises_what_training_noted(head):

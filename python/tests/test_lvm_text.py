@@ -120,6 +120,11 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
         m.predict(np.float32(0.5))
     with pytest.raises(ValueError, match=r"article_indices\[0\] is 1e\+19: give whole numbers within int64"):
         recur.Lvm.train(tmp_path / "o", CONFIG, vectors=v, article_indices=(a + 1) * 1e19)
+    # Every article twice, under new ids: validation windows are training
+    # windows, and training says so.
+    with pytest.warns(recur.TrainingWarning, match="validation windows are also training windows"):
+        recur.Lvm.train(tmp_path / "dup", CONFIG, vectors=np.concatenate([v, v]),
+                        article_indices=np.concatenate([a, a + a.max() + 1]))
 
 
 def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tmp_path):
