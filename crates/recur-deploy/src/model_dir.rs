@@ -344,17 +344,18 @@ pub fn load_model_dir(dir: &Path, dev: &Device) -> Result<ModelDir> {
             "scaler.json does not match features.json: the directory was edited by hand",
         ));
     }
-    // Training writes a positive, normal std (a constant feature gets 1,
-    // a feature of tiny values its own, 1e-13); zero, a subnormal or a
-    // negative one would scale inputs beyond float32 or flip them, and
-    // predict would blame the input file.
+    // Training writes a positive std that float32 holds as a normal number
+    // (a constant feature gets 1, a feature of tiny values its own, 1e-13);
+    // zero, one below float32's normal range (1e-40) or a negative one
+    // would scale inputs beyond float32 or flip them, and predict would
+    // blame the input file.
     if let Some(j) = (0..scaler.std.len()).find(|&j| {
-        !(scaler.std[j].is_normal() && scaler.std[j] > 0.0 && scaler.mean[j].is_finite())
+        !((scaler.std[j] as f32).is_normal() && scaler.std[j] > 0.0 && scaler.mean[j].is_finite())
     }) {
         return Err(Error::checkpoint(
             dir.join("scaler.json"),
             format!(
-                "feature `{}` has mean {:e} and std {:e}; a scaler has a finite mean and a positive, normal std: the directory was edited by hand",
+                "feature `{}` has mean {:e} and std {:e}; a scaler has a finite mean and a positive std within float32's normal range: the directory was edited by hand",
                 scaler.features[j], scaler.mean[j], scaler.std[j]
             ),
         ));
