@@ -275,6 +275,28 @@ impl Predictor {
     /// # }
     /// ```
     pub fn load(dir: &Path, dev: &Device) -> Result<Predictor> {
+        // Every file from one real folder: through a `current` link
+        // swapped while it loaded, one model's weights were read with the
+        // other's calibrator and threshold (five runs in 150, exit 0).
+        let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let manifest = |d: &Path| std::fs::read(d.join(recur_core::dirwrite::MANIFEST)).ok();
+        let before = manifest(&real);
+        let mut p = Predictor::load_from(&real, dev)?;
+        // A folder written over in place while it loaded (a new `recur
+        // train --out` moved onto the name) gives another run's manifest.
+        if manifest(&real) != before {
+            return Err(Error::checkpoint(
+                dir,
+                "the model directory changed while it was loaded (a new model was written over \
+                 it): load it again",
+            ));
+        }
+        p.path = dir.to_path_buf();
+        Ok(p)
+    }
+
+    /// [`Predictor::load`] from the folder `dir` as it is.
+    fn load_from(dir: &Path, dev: &Device) -> Result<Predictor> {
         let md = load_model_dir(dir, dev)?;
         let dp = dir.join(DEPLOYMENT_FILE);
         let deployment: Deployment = if dp.exists() {
