@@ -626,7 +626,15 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
             ),
         ));
     }
-    let m: Manifest = read_json(&p)?;
+    let m: Manifest = read_json(&p).map_err(|e| {
+        Error::checkpoint(
+            dir,
+            format!(
+                "{MANIFEST} is damaged (a copy cut short?): {e}; restore the directory from a \
+                 good copy, or retrain"
+            ),
+        )
+    })?;
     if m.format_version != MANIFEST_VERSION {
         return Err(Error::checkpoint(
             dir,
@@ -939,6 +947,13 @@ mod tests {
         assert!(e.contains("no manifest.json"), "{e}");
         std::fs::remove_file(m.join("model.safetensors")).unwrap();
         assert!(check_manifest(&m).unwrap().is_none());
+        // A manifest cut short (an interrupted copy) is named as damaged.
+        std::fs::write(m.join(MANIFEST), &saved[..saved.len() / 2]).unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("manifest.json is damaged (a copy cut short?)"),
+            "{e}"
+        );
         std::fs::write(m.join(MANIFEST), saved).unwrap();
         assert!(check_manifest(&m).unwrap().is_some());
         // Rewritten to match an edit, it passes (what the tests of the

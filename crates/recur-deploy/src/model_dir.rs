@@ -286,13 +286,21 @@ pub fn save_model_dir(
 
 fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     let p = dir.join(name);
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(Error::checkpoint(
+    match std::fs::metadata(&p) {
+        Ok(_) => Ok(p),
+        // A folder this user may not search (mode 644, another owner) has
+        // its files all the same: said as such, not as a file missing.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::checkpoint(
+            dir,
+            format!(
+                "cannot read `{name}` in it: permission denied (the folder needs read and \
+                 search permission, e.g. chmod a+rx, for the user running recur)"
+            ),
+        )),
+        Err(_) => Err(Error::checkpoint(
             dir,
             format!("not a recur model directory: `{name}` is missing (make one with `recur train --config FILE --out DIR`)"),
-        ))
+        )),
     }
 }
 
@@ -428,6 +436,15 @@ fn check_config_against_records(dir: &Path, config: &Config, info: &SplitInfo) -
 /// Refuses what is not a Job A model directory with what it is instead: a
 /// file, nothing (a dangling link), or an LVM's directory.
 pub fn refuse_not_classifier_dir(dir: &Path) -> Result<()> {
+    if let Err(e) = std::fs::metadata(dir) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(Error::data(
+                dir.display().to_string(),
+                "cannot be reached: permission denied on a folder on its way (each needs search \
+                 permission, chmod a+x, for the user running recur)",
+            ));
+        }
+    }
     if !dir.is_dir() {
         return Err(Error::data(
             dir.display().to_string(),
