@@ -73,6 +73,21 @@ def _contiguous(a: Any, dtype: Any = None) -> np.ndarray:
     return np.require(np.asarray(a, dtype=dtype), requirements=["C", "A"])
 
 
+def _fsync_dir(path: str) -> None:
+    """Makes a folder's entries durable (a rename into it, files made in
+    it), where the platform can open a folder; elsewhere nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _unmasked(a: Any, what: str, fill: bool = False) -> Any:
     """A numpy masked array's values, which numpy's conversions read as
     numbers, masked entries and all: with nothing masked, its data; with
@@ -526,11 +541,17 @@ class _ModelDirEstimator:
                 dst = os.path.join(tmp, name)
                 with open(dst, "wb") as f:
                     f.write(data)
+                    # On disk before the rename, as the CLI writes: after a
+                    # power cut the folder is whole, or absent.
+                    f.flush()
+                    os.fsync(f.fileno())
                 os.chmod(dst, 0o644)
             os.chmod(tmp, 0o755)  # as recur writes a model directory
+            _fsync_dir(tmp)
             if os.path.isdir(path):
                 os.rmdir(path)
             os.replace(tmp, path)
+            _fsync_dir(parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -19,6 +19,7 @@ saves the same model directory (`save`, `recur.load`, pickling), which
 from __future__ import annotations
 
 import json
+import warnings
 import shutil
 from typing import Any
 
@@ -41,6 +42,7 @@ from ._estimator import (
     _polars_as_pandas,
     _progress_callback,
     _refuse_sparse,
+    SIDECAR,
     _unmasked,
     _write_sidecar,
     warn_report,
@@ -252,7 +254,18 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         dtype = None
         if originals is None:
             # The values fit saw, kept beside the model by this package.
-            saved = fitted.meta.get("classes") or {}
+            saved = fitted.meta.get("classes")
+            if saved is None and json.loads(m.config_json).get("data", {}).get("path") is None:
+                # Fit from Python, but its hidden sidecar did not travel
+                # with the copy (`cp dir/*`): the classes come back as text.
+                warnings.warn(
+                    f"{fitted.path}: this copy lacks {SIDECAR}, where fit kept the classes' values "
+                    "and dtype; classes_ are the labels as text (copy the folder with its hidden "
+                    "files, e.g. cp -r)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            saved = saved or {}
             values = saved.get("values") or []
             originals = {str(v): v for v in values}
             dtype = saved.get("dtype")

@@ -272,3 +272,24 @@ def test_pandas_na_masked_entries_and_matrices(fitted):
     )
     M = np.random.RandomState(1).rand(5, 8)
     assert np.array_equal(one.predict_proba(np.matrix(M)), one.predict_proba(M))
+
+
+def test_a_copy_without_the_hidden_sidecar_says_its_classes_are_text(tmp_path):
+    import shutil
+    import warnings
+
+    X = np.random.RandomState(0).rand(30, 8)
+    y = np.array([3, 7, 10] * 10)
+    m = recur.SequenceClassifier(epochs=1, hidden_size=4).fit(X, y)
+    m.save(tmp_path / "m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert recur.load(tmp_path / "m").classes_.tolist() == [3, 7, 10]
+    # `cp dir/*` leaves hidden files behind.
+    (tmp_path / "copy").mkdir()
+    for f in (tmp_path / "m").iterdir():
+        if not f.name.startswith("."):
+            shutil.copy(f, tmp_path / "copy" / f.name)
+    with pytest.warns(UserWarning, match="lacks .recur-python.json"):
+        again = recur.load(tmp_path / "copy")
+    assert again.classes_.tolist() == ["10", "3", "7"]
