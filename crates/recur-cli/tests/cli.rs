@@ -478,3 +478,37 @@ fn a_large_data_file_is_announced_before_it_is_read() {
     assert!(said.contains("NUL byte"), "{said}");
     assert!(!run(true).contains("reading "));
 }
+
+/// A model folder a `train --out` that died between its two renames left
+/// aside (`.NAME.old-RUN`) is put back and loads, on the first try.
+#[test]
+fn a_folder_left_aside_by_a_crashed_swap_loads_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path(), "days.csv");
+    let cfg = write_config(d.path(), &data);
+    let m = d.path().join("m");
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(m.join("manifest.json")).unwrap()).unwrap();
+    let aside = d
+        .path()
+        .join(format!(".m.old-{}", manifest["run"].as_str().unwrap()));
+    std::fs::rename(&m, &aside).unwrap();
+    let out = d.path().join("p.csv");
+    ok(&recur(&[
+        "predict",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    assert!(m.join("manifest.json").is_file() && !aside.exists());
+}

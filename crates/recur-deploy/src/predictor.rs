@@ -252,8 +252,12 @@ pub type SeriesRows<'a> = (Values<'a>, &'a [Option<f32>], &'a [usize]);
 
 /// A loaded Job A model directory, ready to score.
 pub struct Predictor {
-    /// Where it was loaded from.
+    /// Where it was loaded from, as given.
     pub path: std::path::PathBuf,
+    /// The folder its files were read from: `path`, or where `path`'s
+    /// link led when it loaded. Files read later (the drift reference)
+    /// come from here, not through a link that may have moved since.
+    pub folder: std::path::PathBuf,
     pub dir: ModelDir,
     pub trees: Option<TreeModel>,
     pub deployment: Deployment,
@@ -278,7 +282,16 @@ impl Predictor {
         // Every file from one real folder: through a `current` link
         // swapped while it loaded, one model's weights were read with the
         // other's calibrator and threshold (five runs in 150, exit 0).
-        let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        // A folder a crashed `train --out` left aside is put back first,
+        // so that the manifest read before and after is the same one.
+        recur_core::dirwrite::repair(dir);
+        // Only a link is resolved: errors name the path given otherwise.
+        let linked = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+        let real = if linked {
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+        } else {
+            dir.to_path_buf()
+        };
         let manifest = |d: &Path| std::fs::read(d.join(recur_core::dirwrite::MANIFEST)).ok();
         let before = manifest(&real);
         let mut p = Predictor::load_from(&real, dev)?;
@@ -292,6 +305,7 @@ impl Predictor {
             ));
         }
         p.path = dir.to_path_buf();
+        p.folder = real;
         Ok(p)
     }
 
@@ -338,6 +352,7 @@ impl Predictor {
         }
         Ok(Predictor {
             path: dir.to_path_buf(),
+            folder: dir.to_path_buf(),
             dir: md,
             trees,
             deployment,

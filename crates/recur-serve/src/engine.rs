@@ -319,7 +319,7 @@ impl Engine {
         };
         // A reference over other features (an edited directory) is ignored.
         let classifier_reference = match (&cfg.classifier, &classifier) {
-            (Some(p), Some(c)) => recur_data::drift::Reference::read(p)?.and_then(|r| {
+            (Some(_), Some(c)) => recur_data::drift::Reference::read(&c.folder)?.and_then(|r| {
                 let names: Vec<&String> = r.features.iter().map(|f| &f.feature).collect();
                 let want: Vec<&String> = c.features().iter().collect();
                 (names == want).then(|| Arc::new(r))
