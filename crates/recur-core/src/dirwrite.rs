@@ -626,7 +626,10 @@ pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
             ),
         ));
     }
-    let m: Manifest = read_json(&p).map_err(|e| {
+    // A file that cannot be read says why; one that reads but does not
+    // parse is damaged.
+    let text = crate::fsx::read_text(&p)?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
         Error::checkpoint(
             dir,
             format!(

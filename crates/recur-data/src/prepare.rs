@@ -660,6 +660,9 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     // train a model that flattens its feature (or, past the square root
     // of f64's range, one whose scaler cannot be saved).
     let f = features.len().max(1);
+    if let Some(j) = scaler.subnormal_std() {
+        return Err(tiny_spread(&t.source, &features[j], scaler.std[j]));
+    }
     if let Some(k) = scaler.beyond_f32(&values) {
         return Err(Error::data(
             &t.source,
@@ -1100,6 +1103,9 @@ fn check_series_f32(
     values: &[f64],
     offsets: &[usize],
 ) -> Result<()> {
+    if let Some(j) = scaler.subnormal_std() {
+        return Err(tiny_spread(&s.source, &scaler.features[j], scaler.std[j]));
+    }
     let Some(k) = scaler.beyond_f32(values) else {
         return Ok(());
     };
@@ -1114,6 +1120,18 @@ fn check_series_f32(
             values[k]
         ),
     ))
+}
+
+/// A feature whose values vary by less than float32's normal range.
+fn tiny_spread(source: &str, feature: &str, std: f64) -> Error {
+    Error::data(
+        source,
+        format!(
+            "feature `{}` varies by {std:e} (its standard deviation on the training rows), below \
+             float32's range (1.2e-38): multiply it by a power of ten",
+            clip(feature)
+        ),
+    )
 }
 
 /// The windows of whole series (a file read, or series in memory) as a
@@ -1446,6 +1464,25 @@ mod tests {
         let p = prepare_training(&c).unwrap();
         assert_eq!(p.features, vec!["a"]);
         assert_eq!(p.constant_columns, vec![("flat".to_string(), 2.5)]);
+        // A feature varying by 1e-40, which no float32 std holds (the
+        // model would train and then fail its own load check).
+        let path = c.data.path.clone().unwrap();
+        let mut s = String::from("day,a,faint,y\n");
+        for i in 0..200 {
+            let faint = (i as f64 * 0.7).sin() * 1e-40;
+            s += &format!(
+                "{i},{},{faint:e},{}\n",
+                (i as f64 * 0.3).sin(),
+                (i % 3 == 0) as u8
+            );
+        }
+        std::fs::write(&path, s).unwrap();
+        c.data.features = Some(vec!["a".into(), "faint".into()]);
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("feature `faint` varies by") && e.contains("below float32's range"),
+            "{e}"
+        );
     }
 
     /// A class none of whose series lands in the training part is named

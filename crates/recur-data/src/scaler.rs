@@ -63,6 +63,13 @@ impl Scaler {
         }
     }
 
+    /// The first feature whose spread float32 cannot hold as a normal
+    /// number (values varying by 1e-40): a model's load check refuses
+    /// such a std, so training refuses the feature first.
+    pub fn subnormal_std(&self) -> Option<usize> {
+        self.std.iter().position(|&s| !(s as f32).is_normal())
+    }
+
     /// The first value of the row-major `values` that the models cannot read:
     /// NaN, or beyond float32 as given or once scaled. (Values smoothed
     /// from these lie between them, so they scale within range too.)
