@@ -49,6 +49,15 @@ from ._estimator import (
 )
 
 
+def _numeric_text(name: str) -> bool:
+    """Whether a class name is a number written as text."""
+    try:
+        float(name)
+        return True
+    except ValueError:
+        return False
+
+
 def _numeric(kind: str, where: str) -> None:
     if kind == "c":
         raise ValueError(f"{where} holds complex numbers: give real values (a channel each for the real and imaginary parts)")
@@ -251,20 +260,14 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         self.report_ = json.loads(report_json)
         self.report_text_ = report_text
         self.n_features_in_ = len(m.features)
-        dtype = None
+        dtype, lost = None, False
         if originals is None:
             # The values fit saw, kept beside the model by this package.
             saved = fitted.meta.get("classes")
-            if saved is None and json.loads(m.config_json).get("data", {}).get("path") is None:
-                # Fit from Python, but its hidden sidecar did not travel
-                # with the copy (`cp dir/*`): the classes come back as text.
-                warnings.warn(
-                    f"{fitted.path}: this copy lacks {SIDECAR}, where fit kept the classes' values "
-                    "and dtype; classes_ are the labels as text (copy the folder with its hidden "
-                    "files, e.g. cp -r)",
-                    UserWarning,
-                    stacklevel=4,
-                )
+            # Fit from Python, but its hidden sidecar did not travel with
+            # the copy (`cp dir/*`): said below when the classes look like
+            # numbers, which then come back as text.
+            lost = saved is None and json.loads(m.config_json).get("data", {}).get("path") is None
             saved = saved or {}
             values = saved.get("values") or []
             originals = {str(v): v for v in values}
@@ -286,6 +289,14 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             # `threshold_` applies to this class's probability, whichever
             # column of predict_proba `classes_`' order gives it.
             self.positive_class_ = originals.get(pos, pos)
+        if lost and all(_numeric_text(n) for n in names):
+            warnings.warn(
+                f"{fitted.path}: this copy lacks {SIDECAR}, where fit kept the classes' values "
+                "and dtype; classes_ are the labels as text (copy the folder with its hidden "
+                "files, e.g. cp -r)",
+                UserWarning,
+                stacklevel=4,
+            )
         values = [originals.get(n, n) for n in names]
         classes = np.array(values)
         if dtype is not None and all(n in originals for n in names):
