@@ -195,6 +195,28 @@ pub fn open_regular(path: &Path, max: u64) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// Why `path` (a folder, or a file in one) cannot be looked into, when
+/// permissions are the reason: a folder on its way that may not be
+/// searched, or the folder itself without read or search permission.
+/// Said so, where the callers' own tests (does it exist, does it hold the
+/// weights) would call it missing.
+pub fn access_denied(path: &Path) -> Option<&'static str> {
+    let denied = |r: std::io::Result<()>| matches!(r, Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied);
+    if denied(std::fs::metadata(path).map(drop)) {
+        return Some(
+            "cannot be reached: permission denied on a folder on its way (each needs search \
+             permission, chmod a+x, for the user running recur)",
+        );
+    }
+    let folder = path.is_dir()
+        && (denied(std::fs::read_dir(path).map(drop))
+            || denied(std::fs::metadata(path.join(".")).map(drop)));
+    folder.then_some(
+        "cannot be read: permission denied (the folder needs read and search permission, \
+         chmod a+rx, for the user running recur)",
+    )
+}
+
 /// Refuses a folder, device, pipe or socket at `path` before anything
 /// opens it (opening a pipe would wait for a writer); a path that does
 /// not exist is left to the reader, whose error names it.

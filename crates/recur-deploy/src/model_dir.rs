@@ -436,14 +436,8 @@ fn check_config_against_records(dir: &Path, config: &Config, info: &SplitInfo) -
 /// Refuses what is not a Job A model directory with what it is instead: a
 /// file, nothing (a dangling link), or an LVM's directory.
 pub fn refuse_not_classifier_dir(dir: &Path) -> Result<()> {
-    if let Err(e) = std::fs::metadata(dir) {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            return Err(Error::data(
-                dir.display().to_string(),
-                "cannot be reached: permission denied on a folder on its way (each needs search \
-                 permission, chmod a+x, for the user running recur)",
-            ));
-        }
+    if let Some(why) = recur_core::fsx::access_denied(dir) {
+        return Err(Error::data(dir.display().to_string(), why));
     }
     if !dir.is_dir() {
         return Err(Error::data(
@@ -742,6 +736,9 @@ pub fn save_imported_lvm(
 /// # }
 /// ```
 pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
+    if let Some(why) = recur_core::fsx::access_denied(path) {
+        return Err(Error::data(path.display().to_string(), why));
+    }
     if path.is_dir() || !path.exists() {
         recur_core::dirwrite::repair(path);
     }
@@ -831,6 +828,9 @@ fn opt(v: Option<f64>) -> String {
 
 /// Inspects a model directory (of either job) or a weights file.
 pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
+    if let Some(why) = recur_core::fsx::access_denied(path) {
+        return Err(Error::data(path.display().to_string(), why));
+    }
     let (dir, weights) = if path.is_dir() {
         (Some(path), path.join(WEIGHTS))
     } else {

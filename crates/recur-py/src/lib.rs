@@ -699,6 +699,11 @@ fn kind_of(path: PathBuf) -> PyResult<&'static str> {
 /// it is instead (`FileNotFoundError` where nothing is there).
 fn model_dir_at(path: &std::path::Path) -> PyResult<()> {
     let shown = path.display();
+    if let Some(why) = recur_core::fsx::access_denied(path) {
+        return Err(pyo3::exceptions::PyPermissionError::new_err(format!(
+            "{shown} {why}"
+        )));
+    }
     if !path.exists() {
         return Err(pyo3::exceptions::PyFileNotFoundError::new_err(format!(
             "{shown} does not exist: give a model directory (`recur train`, `recur lvm train` or the package wrote it)"
