@@ -298,6 +298,11 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             numeric = name != time_column and a.dtype.kind in "OSU"
             num = _numbers_held_as_objects(given) if numeric else None
             cols.append(num if num is not None else _texts([str(x) for x in a], [_missing(x) for x in given]))
+        lengths = {len(c) for c in cols}
+        if len(lengths) > 1:
+            # Said here, before a row count read off the first column.
+            rows = ", ".join(f"`{n}` {len(c)}" for n, c in zip(names, cols))
+            raise ValueError(f"{what}: the columns have different lengths ({rows}); give each the same rows")
     else:
         a = _object_numbers(np.asarray(X))
         if a.ndim != 2:

@@ -798,6 +798,11 @@ def test_an_object_array_of_numbers_is_read_as_numbers(tiny, head):
     # A dict of one value a column is one row: too few, and said so.
     with pytest.raises(ValueError, match="1 row"):
         tiny.predict_proba({f: 1.0 for f in tiny.features_})
+    # One scalar among columns of 60 rows: the lengths, not a row count.
+    cols = {f: head[f].to_numpy()[:60] for f in tiny.features_}
+    cols[tiny.features_[0]] = 1.0
+    with pytest.raises(ValueError, match="different lengths"):
+        tiny.predict_proba(cols)
 
 
 def test_a_fit_raises_what_training_noted(head):
