@@ -234,6 +234,34 @@ impl Cells {
     }
 }
 
+/// Puts back the text of the first rows of the columns that turned to
+/// text after rows of numbers, read again from `rows` (the file's data
+/// rows from the first; `text(row, column)` a cell's text as it was read
+/// the first time). Nothing is read when no column needs it.
+fn recover_texts<R>(
+    cols: &mut [Cells],
+    rows: impl Iterator<Item = Result<R>>,
+    mut text: impl FnMut(&R, usize) -> Result<String>,
+) -> Result<()> {
+    let again = cols.iter().map(Cells::to_recover).max().unwrap_or(0);
+    if again == 0 {
+        return Ok(());
+    }
+    let mut heads: Vec<Vec<String>> = cols.iter().map(|_| Vec::new()).collect();
+    for row in rows.take(again) {
+        let row = row?;
+        for (c, head) in heads.iter_mut().enumerate() {
+            if head.len() < cols[c].to_recover() {
+                head.push(text(&row, c)?);
+            }
+        }
+    }
+    for (c, head) in cols.iter_mut().zip(heads) {
+        c.recover(head);
+    }
+    Ok(())
+}
+
 impl Table {
     /// A table from columns in memory (from numpy, pandas or a program):
     /// every column as long as the first, names unique. `source` names it
@@ -490,22 +518,10 @@ impl Table {
         }
         // Columns that turned to text after rows of numbers: those rows'
         // text, read again.
-        let again = cols.iter().map(Cells::to_recover).max().unwrap_or(0);
-        if again > 0 {
-            let mut heads: Vec<Vec<String>> = cols.iter().map(|_| Vec::new()).collect();
-            let skip = usize::from(!headerless);
-            for rec in reader().records().skip(skip).take(again) {
-                let rec = rec.map_err(read_error)?;
-                for (c, head) in heads.iter_mut().enumerate() {
-                    if head.len() < cols[c].to_recover() {
-                        head.push(rec[c].to_string());
-                    }
-                }
-            }
-            for (c, head) in cols.iter_mut().zip(heads) {
-                c.recover(head);
-            }
-        }
+        let data = reader().into_records().skip(usize::from(!headerless));
+        recover_texts(&mut cols, data.map(|r| r.map_err(read_error)), |rec, c| {
+            Ok(rec[c].to_string())
+        })?;
         debug_assert!(cols.iter().all(|c| c.len() == lines.len()));
         let mut t = Table::from_columns_named(
             source,
@@ -615,24 +631,22 @@ impl Table {
         }
         // A text column whose first cells were numbers (strings such as
         // "1", then "n/a"): those cells' text, read again.
-        let again = cols.iter().map(Cells::to_recover).max().unwrap_or(0);
-        if again > 0 {
-            let mut heads: Vec<Vec<String>> = cols.iter().map(|_| Vec::new()).collect();
-            for (r, row) in rows()?.take(again).enumerate() {
-                let row = row.map_err(|e| Error::data(&source, format!("row {r}: {e}")))?;
-                for (c, (_, field)) in row.get_column_iter().enumerate() {
-                    if heads[c].len() < cols[c].to_recover() {
-                        heads[c].push(match cell(r, c, field)? {
-                            Cell::Number(x) => x.to_string(),
-                            Cell::Text(t) => t,
-                        });
-                    }
-                }
-            }
-            for (c, head) in cols.iter_mut().zip(heads) {
-                c.recover(head);
-            }
-        }
+        let data = rows()?.enumerate().map(|(r, row)| {
+            row.map(|row| (r, row))
+                .map_err(|e| Error::data(&source, format!("row {r}: {e}")))
+        });
+        recover_texts(&mut cols, data, |(r, row), c| {
+            let (_, field) = row.get_column_iter().nth(c).ok_or_else(|| {
+                Error::data(
+                    &source,
+                    format!("row {r} has no column {c} on a second read"),
+                )
+            })?;
+            Ok(match cell(*r, c, field)? {
+                Cell::Number(x) => x.to_string(),
+                Cell::Text(t) => t,
+            })
+        })?;
         Table::from_columns_named(
             source,
             names,
@@ -778,7 +792,7 @@ enum Cell {
 /// them (a float32's own shortest text, `0.0672`, reads back as another
 /// double, which moved a tree's split and the probability by 0.05).
 /// Time-like values outside their format's range count as their raw
-/// number, as [`plain`] writes them.
+/// number.
 fn number(f: &parquet::record::Field) -> Option<f64> {
     use parquet::record::Field;
     Some(match f {
