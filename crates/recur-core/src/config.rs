@@ -828,12 +828,23 @@ impl Config {
     }
 }
 
-/// A model of `params` parameters that would take more than 8 GiB to
-/// train (weights, gradients and Adam's two moments, float32): its size
-/// as an error says it. Configs refuse such models before allocating.
+/// The most memory one part of training may take, in GiB: a model's
+/// weights with their optimiser state, a batch's activations, the trees'
+/// inputs. Past it, the run is refused before it allocates.
+pub const TRAINING_MEMORY_GIB: f64 = 8.0;
+
+/// `bytes` in GiB, when that is over [`TRAINING_MEMORY_GIB`].
+pub fn gib_over_training_limit(bytes: f64) -> Option<f64> {
+    let gib = bytes / (1u64 << 30) as f64;
+    (gib > TRAINING_MEMORY_GIB).then_some(gib)
+}
+
+/// A model of `params` parameters that would take more than
+/// [`TRAINING_MEMORY_GIB`] to train (weights, gradients and Adam's two
+/// moments, float32): its size as an error says it. Configs refuse such
+/// models before allocating.
 pub(crate) fn too_large_to_train(params: f64) -> Option<String> {
-    let gib = params * 16.0 / (1u64 << 30) as f64;
-    (gib > 8.0).then(|| {
+    gib_over_training_limit(params * 16.0).map(|gib| {
         format!(
             "about {:.0} million parameters ({gib:.1} GiB to train)",
             params / 1e6

@@ -188,10 +188,9 @@ pub fn check_trees(prep: &Prepared, cfg: &Config) -> Result<()> {
 }
 
 /// The GiB the trees' inputs take (f64, by rows and by columns) when it
-/// is over 8, the limit configs hold a model's training memory to.
+/// is over training's limit.
 fn trees_gib_over_limit(rows: usize, inputs: usize) -> Option<f64> {
-    let gib = rows as f64 * inputs as f64 * 16.0 / (1u64 << 30) as f64;
-    (gib > 8.0).then_some(gib)
+    recur_core::config::gib_over_training_limit(rows as f64 * inputs as f64 * 16.0)
 }
 
 /// The trees, read back from the text the model directory will hold, so

@@ -281,8 +281,8 @@ fn check_batch_memory(cfg: &Config, steps: usize, windows: usize) -> Result<()> 
     if m.kind == recur_core::config::ClassifierKind::LstmFcn {
         width += m.filters.iter().sum::<usize>() as f64;
     }
-    let gib = batch * steps as f64 * width * 4.0 / (1u64 << 30) as f64;
-    if gib > 8.0 {
+    let bytes = batch * steps as f64 * width * 4.0;
+    if let Some(gib) = recur_core::config::gib_over_training_limit(bytes) {
         return Err(Error::config(
             "training.batch_size",
             format!(
