@@ -286,22 +286,16 @@ pub fn save_model_dir(
 
 fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     let p = dir.join(name);
-    match std::fs::metadata(&p) {
-        Ok(_) => Ok(p),
-        // A folder this user may not search (mode 644, another owner) has
-        // its files all the same: said as such, not as a file missing.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::checkpoint(
-            dir,
-            format!(
-                "cannot read `{name}` in it: permission denied (the folder needs read and \
-                 search permission, e.g. chmod a+rx, for the user running recur)"
-            ),
-        )),
-        Err(_) => Err(Error::checkpoint(
-            dir,
-            format!("not a recur model directory: `{name}` is missing (make one with `recur train --config FILE --out DIR`)"),
-        )),
+    if p.exists() {
+        return Ok(p);
     }
+    // A folder this user may not search (mode 644, another owner) has its
+    // files all the same: said as such, not as a file missing.
+    let why = match recur_core::fsx::access_denied(dir) {
+        Some(why) => why.to_string(),
+        None => format!("not a recur model directory: `{name}` is missing (make one with `recur train --config FILE --out DIR`)"),
+    };
+    Err(Error::checkpoint(dir, why))
 }
 
 /// The config a model directory was trained with.
