@@ -815,13 +815,13 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         `label` is the label of each row."""
         m = self._model()
         X = _unmasked(X, "X")
+        params = self._params_of_model()
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
             names = self._array_names(X.shape[1])
             n = X.shape[0]
             # The labels come from the target (or price) column of a table
             # only: where they are wanted (`score_rows`), an array holding
             # one as a feature goes that way too, so that `label` is filled.
-            params = self._params_of_model()
             target, price = params["target_column"], params["price_column"]
             fast = (
                 y is None
@@ -848,8 +848,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                             f"row {int(bad[0])} holds {float(v[bad[0]]):g}"
                         )
                 return n, m.score_array(X)
-        time_column = self._params_of_model()["time_column"]
-        names, cols, from_frame = _columns(X, "X", time_column)
+        names, cols, from_frame = _columns(X, "X", params["time_column"])
         if from_frame and self._fitted_without_names(names, len(cols)):
             # scikit-learn's rule: the columns are then taken by position.
             warnings.warn(
