@@ -7,7 +7,8 @@ library, with numpy in and out and the GIL released while it works.
   or more classes, several channels, lengths that differ) as a
   scikit-learn estimator.
 - `load(dir)`: any model directory `recur` (or this package) wrote: an
-  `LSTMClassifier` for Job A, an `Lvm` for Job B.
+  `LSTMClassifier` for a Job A classifier of a time series, a
+  `SequenceClassifier` for one of whole series, an `Lvm` for Job B.
 - `Lvm`: a latent vector model (Job B): `predict` maps float32 windows
   `[N, C, D]` to the next vectors `[N, D]`; `Lvm.train` trains one.
 - `SentenceEncoder(name_or_dir).encode(texts)`: normalised float32
@@ -15,14 +16,17 @@ library, with numpy in and out and the GIL released while it works.
 - `BatchScorer(dir)`: a model as a pandas batch function for Ray Data's
   `map_batches` or Spark's `applyInPandas`.
 
-Errors are `ValueError` (bad input) or `OSError` (files), with the
-messages of the `recur` command line.
+Errors carry the messages of the `recur` command line: `ValueError` for
+bad values, `TypeError` for an argument of the wrong kind, and `OSError`
+for files (`FileNotFoundError` for a missing one, `PermissionError` for
+one that may not be read). Paths are `str`, `bytes` or `os.PathLike`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from typing import Any, Optional
 
@@ -32,6 +36,7 @@ from . import _estimator, _recur
 from ._batch import BatchScorer
 from ._estimator import (
     LSTMClassifier,
+    StrPath,
     TrainingWarning,
     _contiguous,
     _object_numbers,
@@ -103,31 +108,61 @@ def _float32(x: Any, what: str) -> np.ndarray:
 
 
 class Lvm:
-    """A Job B latent vector model, loaded from its model directory.
-    Pickling carries the model's own files as they were when it loaded
-    (as the estimators do), so an unpickled `Lvm` predicts as this one."""
+    """A Job B latent vector model. Open one with `Lvm.load(path)` (or
+    `recur.load(path)`), or train one with `Lvm.train(out, config)`.
+
+    Attributes: `kind`, `context` (C), `dim` (D), `path`, `report_` (the
+    training report as a dict, from `report.json`; empty for a directory
+    `recur import-torch` wrote) and `report_text_` (as `recur lvm train`
+    prints it). Pickling carries the model's own files as they were when
+    it loaded (as the estimators do), so an unpickled `Lvm` predicts as
+    this one."""
 
     def __init__(self, model: "_recur.Lvm", report: Optional[dict] = None, report_text: str = ""):
+        if not isinstance(model, _recur.Lvm):
+            raise TypeError(
+                f"Lvm() takes a loaded model, not {type(model).__name__}: open a model directory "
+                "with recur.Lvm.load(path), or train one with recur.Lvm.train(out, config)"
+            )
         self._m = model
-        self.report_ = report
+        self.report_: dict[str, Any] = report or {}
         self.report_text_ = report_text
         self._files: dict[str, bytes] = {}
 
     @classmethod
-    def load(cls, path: str) -> "Lvm":
+    def load(cls, path: StrPath) -> "Lvm":
         """Opens an LVM directory written by `recur lvm train`, `recur
-        import-torch` or `Lvm.train`."""
-        return cls._open(os.fsdecode(path))
+        import-torch` or `Lvm.train` (or its `model.safetensors` alone),
+        checking every tensor's name and shape."""
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path is {type(path).__name__}: give an LVM directory's path")
+        m = cls._open(os.fsdecode(path))
+        report = m._files.get("report.json")
+        if report is not None:
+            try:
+                m.report_ = json.loads(report)
+            except ValueError:
+                m.report_ = {}
+            m.report_text_ = _recur.report_text(report.decode("utf-8", "replace"), "lvm")
+        return m
+
+    @property
+    def path(self) -> str:
+        """The model directory (or weights file) it was loaded from."""
+        return os.fspath(self._m.path)
+
+    def __repr__(self) -> str:
+        return f"Lvm(kind={self.kind!r}, context={self.context}, dim={self.dim}, path={self.path!r})"
 
     @classmethod
     def _open(cls, path: str, report: Optional[dict] = None, report_text: str = "") -> "Lvm":
         if os.path.isfile(path):
             # A weights file alone: pickled as a directory holding it.
-            before = _estimator._read(path)
+            weights = _estimator._read(path)
             m = cls(_recur.Lvm.load(path), report, report_text)
-            if _estimator._read(path) != before:
+            if _estimator._read(path) != weights:
                 raise OSError(f"{path}: the file changed while it was loaded; load it again")
-            m._files = {"model.safetensors": before}
+            m._files = {"model.safetensors": weights}
             return m
         man = os.path.join(path, _estimator.MANIFEST)
         before = _estimator._read(man) if os.path.isfile(man) else None
@@ -192,7 +227,7 @@ class Lvm:
     @classmethod
     def train(
         cls,
-        out: str,
+        out: StrPath,
         config: Any = None,
         *,
         vectors: Any = None,
@@ -201,10 +236,16 @@ class Lvm:
     ) -> "Lvm":
         """Trains an LVM into the model directory `out` and loads it.
         `config` is a config file's path or a dict of its sections (see
-        configs/lvm.yaml); with `vectors`, a dict. The training data is the config's `data.train`
-        (.npz), or the arrays `vectors` (float32 `[n, D]`, a document's
-        chunks in order) and `article_indices` (`[n]`, the document of
-        each chunk), written to a chunks .npz for the run."""
+        configs/lvm.yaml); with `vectors`, a dict. The training data is the
+        config's `data.train` (.npz), or the arrays `vectors` (float32
+        `[n, D]`, a document's chunks in order) and `article_indices`
+        (`[n]`, the document of each chunk), written to a chunks .npz for
+        the run. `progress` is False, True (a tqdm bar) or a callable
+        `f(event, text, n)`, as the estimators take it.
+
+        As `recur lvm train --out` does, an `out` that holds an earlier
+        recur model directory is replaced by the new one (as a whole, once
+        training has finished); any other non-empty folder is refused."""
         out = os.fsdecode(out)
         if not out:
             raise ValueError("out is empty: give the model directory to write")
@@ -220,7 +261,7 @@ class Lvm:
             if isinstance(config, (str, os.PathLike)) and vectors is None:
                 report, text = _recur.train_lvm(os.fspath(config), out, True, cb)
             else:
-                cfg = dict(config or {})
+                cfg: dict[str, Any] = dict(config) if isinstance(config, dict) else {}
                 if vectors is not None:
                     v = _float32(vectors, "vectors")
                     if article_indices is None:
@@ -246,23 +287,35 @@ class Lvm:
                     recorded = ARRAYS_RECORDED if vectors is not None else None
                     report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb, recorded)
                 except (ValueError, OSError) as e:
+                    msg = str(e)
+                    # The position serde gives is in the JSON the dict
+                    # went through, which the user never saw.
+                    msg = re.sub(r" at line \d+ column \d+", "", msg)
                     # The arrays, not the file they went through.
-                    if vectors is None or path not in str(e):
+                    if vectors is not None:
+                        msg = msg.replace(path, "the arrays vectors and article_indices")
+                    if msg == str(e):
                         raise
-                    raise type(e)(str(e).replace(path, "the arrays vectors and article_indices")) from None
+                    raise type(e)(msg) from None
         lvm = cls._open(out, json.loads(report), text)
         _estimator.warn_report(lvm.report_ or {})
         return lvm
 
 
 class SentenceEncoder:
-    """A sentence encoder: a known name (`all-MiniLM-L6-v2`, fetched into
-    recur's cache on first use) or a sentence-transformers folder.
+    """A sentence encoder: a known name (`all-MiniLM-L6-v2` or
+    `gtr-t5-base`, fetched into recur's cache on first use, as `recur
+    models fetch NAME` fetches it) or a sentence-transformers folder.
     Pickling keeps the name, or the folder's absolute path, and
     unpickling opens it again."""
 
-    def __init__(self, name_or_dir: str = "all-MiniLM-L6-v2", *, progress: Any = False):
-        name_or_dir = os.fspath(name_or_dir)
+    def __init__(self, name_or_dir: StrPath = "all-MiniLM-L6-v2", *, progress: Any = False):
+        if not isinstance(name_or_dir, (str, bytes, os.PathLike)):
+            raise TypeError(
+                f"name_or_dir is {type(name_or_dir).__name__}: give an encoder's name or a "
+                "sentence-transformers folder"
+            )
+        name_or_dir = os.fsdecode(name_or_dir)
         self._e = _recur.SentenceEncoder(name_or_dir, _progress_callback(progress))
         # What unpickling opens again: the same name, or the same folder
         # by its absolute path (the weights are not copied into a pickle).
@@ -270,6 +323,9 @@ class SentenceEncoder:
 
     def __reduce__(self) -> Any:
         return (SentenceEncoder, (self._source,))
+
+    def __repr__(self) -> str:
+        return f"SentenceEncoder({self._source!r})"
 
     @property
     def dim(self) -> int:
@@ -293,10 +349,14 @@ class SentenceEncoder:
         return self._e.encode(texts, int(batch_size))
 
 
-def load(path: str) -> Any:
+def load(path: StrPath) -> Any:
     """Opens a model directory of either job: an `LSTMClassifier` (fitted)
     for a Job A classifier of a time series, a `SequenceClassifier` for
-    one of whole series, an `Lvm` for a Job B model."""
+    one of whole series, an `Lvm` for a Job B model. (Typed `Any`, as
+    `pickle.load` is: which one depends on the folder; `Lvm.load` is typed
+    `Lvm`.)"""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path is {type(path).__name__}: give a model directory's path")
     path = os.fsdecode(path)
     if _recur.kind_of(path) == "classifier":
         if _recur.Classifier.load(path).layout == "sequences":

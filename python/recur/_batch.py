@@ -14,24 +14,38 @@ before the first window.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import numpy as np
+
+from ._estimator import StrPath
 
 COLUMNS = ("p_lstm", "p_trees", "p_ensemble", "probability", "decision")
 
 
 class BatchScorer:
-    """Scores pandas batches with the model directory `model_dir`."""
+    """Scores pandas batches with the Job A classifier in `model_dir` (a
+    model directory of the rows layout, as `recur train` or
+    `LSTMClassifier.save` writes it), loaded once.
 
-    def __init__(self, model_dir: str, series_column: Optional[str] = None):
+    `series_column`: the column that names each row's series when a batch
+    holds several (a Spark group, a Ray block of many series). The rows of
+    each series are scored together, in the batch's order, so its windows
+    never read another series' rows. Without it the whole batch is one
+    series. Calling the scorer on a batch returns it with the columns of
+    `recur predict` added (see `__call__`)."""
+
+    def __init__(self, model_dir: StrPath, series_column: Optional[str] = None):
         from . import load
 
         from ._estimator import LSTMClassifier
 
-        self.model_dir = str(model_dir)
+        if not isinstance(model_dir, (str, bytes, os.PathLike)):
+            raise TypeError(f"model_dir is {type(model_dir).__name__}: give the model directory's path")
+        self.model_dir = os.fsdecode(model_dir)
         self.series_column = series_column
-        self._model = load(self.model_dir)
+        self._model: Any = load(self.model_dir)
         if not isinstance(self._model, LSTMClassifier):
             raise ValueError(
                 f"{self.model_dir} holds a {type(self._model).__name__}: BatchScorer scores the rows "
@@ -95,5 +109,9 @@ class BatchScorer:
         out.index = index
         return out
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         return (BatchScorer, (self.model_dir, self.series_column))
+
+    def __repr__(self) -> str:
+        series = "" if self.series_column is None else f", series_column={self.series_column!r}"
+        return f"BatchScorer({self.model_dir!r}{series})"

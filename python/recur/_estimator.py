@@ -25,12 +25,15 @@ import tarfile
 import tempfile
 import warnings
 import weakref
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _config
 from . import _recur
+
+# A path as the entry points take it (os.fsdecode reads each).
+StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 def _refuse_sparse(X: Any, what: str) -> None:
@@ -99,7 +102,7 @@ def _unmasked(a: Any, what: str, fill: bool = False) -> Any:
     if not mask.any():
         return np.asarray(a.data)
     if fill and a.dtype.kind in "biuf":
-        return a.astype(np.float64).filled(np.nan)
+        return np.ma.filled(a.astype(np.float64), np.nan)
     at = [int(i) for i in np.argwhere(mask)[0]]
     raise ValueError(
         f"{what} is a masked array with {int(mask.sum())} masked entries (the first at {at}): "
@@ -304,6 +307,10 @@ def _columns(X: Any, what: str, time_column: Optional[str] = None) -> tuple[list
             rows = ", ".join(f"`{n}` {len(c)}" for n, c in zip(names, cols))
             raise ValueError(f"{what}: the columns have different lengths ({rows}); give each the same rows")
     else:
+        if X is None or isinstance(X, (str, bytes)):
+            raise TypeError(
+                f"{what} is {type(X).__name__}: give a DataFrame, a dict of columns or a 2-D array of rows"
+            )
         a = _object_numbers(np.asarray(X))
         if a.ndim != 2:
             raise ValueError(f"{what}: give a DataFrame or a 2-D array of rows, not an array of shape {a.shape}")
@@ -490,12 +497,6 @@ class _Fitted:
         return None if data is None else json.loads(data)
 
 
-def _init_source() -> str:
-    args = ", ".join(f"{n}={_config.DEFAULTS[n]!r}" for n, _, _ in _config.PARAMS)
-    body = "\n".join(f"    self.{n} = {n}" for n, _, _ in _config.PARAMS)
-    return f"def __init__(self, *, {args}, progress=False):\n{body}\n    self.progress = progress\n"
-
-
 def _column_or_1d(y: Any, what: str = "y") -> np.ndarray:
     """`y` as a 1-D array; a column vector `(n, 1)` is taken with
     scikit-learn's DataConversionWarning, as scikit-learn's estimators
@@ -519,7 +520,11 @@ class _ModelDirEstimator:
     (a tar of the model's own files, as they were when it was fitted or
     loaded), so a pickled estimator loads as `recur.load` would."""
 
-    def save(self, path: str) -> None:
+    # Each estimator's own: the fitted model, or NotFittedError.
+    _model: Callable[[], Any]
+    _fitted: _Fitted
+
+    def save(self, path: StrPath) -> None:
         """Writes the model directory to `path` (a new or empty folder, or
         a link to one), which `recur predict --model PATH` and
         `recur.load` open. The files are the model's as it was fitted or
@@ -621,10 +626,134 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             return roc_auc_score(r["label"][ok], r["probability"][ok])
     """
 
-    # __init__ is written from the table of keywords, so that every config
-    # key is an explicit keyword with the library's default, as
-    # scikit-learn's get_params / set_params / clone need.
-    exec(_init_source())
+    # Every config key is an explicit keyword with the library's default,
+    # as scikit-learn's get_params / set_params / clone need, written out
+    # (not generated) so that type checkers and `inspect` see them; a test
+    # holds this list to `_config.PARAMS`, in order, defaults included.
+    def __init__(
+        self,
+        *,
+        features: Optional[Sequence[str]] = None,
+        time_column: Optional[str] = None,
+        target_column: Optional[str] = None,
+        horizon: int = 0,
+        price_column: Optional[str] = None,
+        price_k: float = 0.5,
+        price_vol_window: int = 20,
+        price_tau_min: float = 0.001,
+        price_tau_max: float = 0.1,
+        price_drop_neutral: bool = False,
+        positive_label: Any = None,
+        split_train: float = 0.7,
+        split_val: float = 0.15,
+        split_test: float = 0.15,
+        split_gap: Optional[int] = None,
+        model_type: str = 'lstm',
+        sequence_length: int = 32,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.3,
+        shuffle: bool = True,
+        filters: Sequence[int] = (128, 256, 128),
+        kernels: Sequence[int] = (8, 5, 3),
+        learning_rate: float = 0.0005,
+        weight_decay: float = 0.0,
+        batch_size: int = 512,
+        epochs: int = 30,
+        early_stopping_patience: int = 5,
+        grad_clip: float = 1.0,
+        pos_weight: Union[float, str] = 'auto',
+        class_weight: str = 'auto',
+        seed: int = 42,
+        precision: str = 'f32',
+        selection: bool = False,
+        selection_min_abs_autocorr: float = 0.1,
+        selection_max_noise_ratio: float = 5.0,
+        selection_max_outlier_share: float = 0.01,
+        selection_outlier_z: float = 5.0,
+        selection_min_trend: Optional[float] = None,
+        selection_max_features: int = 50,
+        selection_ewma_span: int = 5,
+        trees: bool = False,
+        trees_lags: Sequence[int] = (),
+        trees_iterations: int = 500,
+        trees_learning_rate: float = 0.05,
+        trees_max_depth: int = 4,
+        trees_early_stopping_rounds: int = 25,
+        trees_xgboost_model: Optional[str] = None,
+        calibration: str = 'isotonic',
+        cost_tp: float = 0.005,
+        cost_fp: float = -0.003,
+        cost_tn: float = 0.0,
+        cost_fn: float = -0.001,
+        ensemble: bool = False,
+        ensemble_weights: str = 'fixed',
+        ensemble_trees: float = 0.7,
+        ensemble_lstm: float = 0.3,
+        ensemble_min_weight: float = 0.1,
+        ensemble_max_weight: float = 0.9,
+        progress: Any = False,
+    ) -> None:
+        self.features = features
+        self.time_column = time_column
+        self.target_column = target_column
+        self.horizon = horizon
+        self.price_column = price_column
+        self.price_k = price_k
+        self.price_vol_window = price_vol_window
+        self.price_tau_min = price_tau_min
+        self.price_tau_max = price_tau_max
+        self.price_drop_neutral = price_drop_neutral
+        self.positive_label = positive_label
+        self.split_train = split_train
+        self.split_val = split_val
+        self.split_test = split_test
+        self.split_gap = split_gap
+        self.model_type = model_type
+        self.sequence_length = sequence_length
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.shuffle = shuffle
+        self.filters = filters
+        self.kernels = kernels
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping_patience = early_stopping_patience
+        self.grad_clip = grad_clip
+        self.pos_weight = pos_weight
+        self.class_weight = class_weight
+        self.seed = seed
+        self.precision = precision
+        self.selection = selection
+        self.selection_min_abs_autocorr = selection_min_abs_autocorr
+        self.selection_max_noise_ratio = selection_max_noise_ratio
+        self.selection_max_outlier_share = selection_max_outlier_share
+        self.selection_outlier_z = selection_outlier_z
+        self.selection_min_trend = selection_min_trend
+        self.selection_max_features = selection_max_features
+        self.selection_ewma_span = selection_ewma_span
+        self.trees = trees
+        self.trees_lags = trees_lags
+        self.trees_iterations = trees_iterations
+        self.trees_learning_rate = trees_learning_rate
+        self.trees_max_depth = trees_max_depth
+        self.trees_early_stopping_rounds = trees_early_stopping_rounds
+        self.trees_xgboost_model = trees_xgboost_model
+        self.calibration = calibration
+        self.cost_tp = cost_tp
+        self.cost_fp = cost_fp
+        self.cost_tn = cost_tn
+        self.cost_fn = cost_fn
+        self.ensemble = ensemble
+        self.ensemble_weights = ensemble_weights
+        self.ensemble_trees = ensemble_trees
+        self.ensemble_lstm = ensemble_lstm
+        self.ensemble_min_weight = ensemble_min_weight
+        self.ensemble_max_weight = ensemble_max_weight
+        self.progress = progress
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -687,6 +816,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             else:
                 params["target_column"] = target
             col = _target_column(y_arr)
+            bad: Any
             if isinstance(col, np.ndarray):
                 bad = np.flatnonzero(~np.isfinite(col))
             else:
@@ -978,7 +1108,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         fitted = _Fitted(path, owned)
         est = cls(**_config.from_config(json.loads(fitted.model.config_json)))
         report = fitted.files.get("report.json", b"{}").decode("utf-8")
-        est._set_fitted(fitted, report, "")
+        est._set_fitted(fitted, report, _recur.report_text(report, "classifier"))
         return est
 
 
@@ -991,8 +1121,10 @@ def _target_column(y: np.ndarray) -> Any:
     return num if num is not None else [str(v) for v in y]
 
 
-def config_params(path: str) -> dict[str, Any]:
+def config_params(path: StrPath) -> dict[str, Any]:
     """The `LSTMClassifier` keywords of a recur config file:
     `LSTMClassifier(**config_params("configs/rainfall.yaml"))` trains what
     `recur train --config configs/rainfall.yaml` trains."""
-    return _config.from_config(json.loads(_recur.read_config(os.fspath(path))))
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path is {type(path).__name__}: give a config file's path")
+    return _config.from_config(json.loads(_recur.read_config(os.fsdecode(path))))

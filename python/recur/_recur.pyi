@@ -1,54 +1,89 @@
-"""Type hints of the extension module (crates/recur-py/src/lib.rs)."""
+"""Type hints of the extension module (crates/recur-py/src/lib.rs).
+`mypy.stubtest recur._recur` checks them against the built module (see
+python/test.sh)."""
 
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional, final
 
 import numpy as np
 
 __version__: str
+__all__ = [
+    "Classifier",
+    "Lvm",
+    "SentenceEncoder",
+    "__version__",
+    "default_config",
+    "kind_of",
+    "read_config",
+    "report_text",
+    "train_classifier",
+    "train_lvm",
+    "train_sequences",
+]
 
-Progress = Optional[Callable[[str, str, int], Any]]
+_Progress = Optional[Callable[[str, str, int], Any]]
 
 def train_classifier(
-    config: str, names: list[str], columns: list[Any], out: str, progress: Progress = None
+    config: str, names: list[str], columns: list[Any], out: str, progress: _Progress = None
 ) -> tuple[str, str]: ...
 def train_sequences(
-    config: str, series: list[np.ndarray], labels: list[str], out: str, progress: Progress = None
+    config: str, series: list[np.ndarray], labels: list[str], out: str, progress: _Progress = None
 ) -> tuple[str, str]: ...
 def train_lvm(
-    config: str, out: str, is_file: bool = False, progress: Progress = None, recorded: str | None = None
+    config: str, out: str, is_file: bool = False, progress: _Progress = None, recorded: str | None = None
 ) -> tuple[str, str]: ...
 def kind_of(path: str) -> str: ...
 def default_config() -> str: ...
 def read_config(path: str) -> str: ...
-
+def report_text(report_json: str, job: str) -> str: ...
+@final
 class Classifier:
     @staticmethod
-    def load(path: str) -> "Classifier": ...
+    def load(path: str) -> Classifier: ...
     def score(self, names: list[str], columns: list[Any]) -> dict[str, Any]: ...
     def score_array(self, x: np.ndarray) -> dict[str, Any]: ...
     def score_series(self, series: list[np.ndarray]) -> dict[str, Any]: ...
-    classes: list[str]
-    positive_label: Optional[str]
-    layout: str
-    features: list[str]
-    sequence_length: int
-    first_row: int
-    min_rows: int
-    threshold: float
-    deployed: str
-    path: str
-    config_json: str
+    @property
+    def classes(self) -> list[str]: ...
+    @property
+    def positive_label(self) -> Optional[str]: ...
+    @property
+    def layout(self) -> str: ...
+    @property
+    def features(self) -> list[str]: ...
+    @property
+    def sequence_length(self) -> int: ...
+    @property
+    def first_row(self) -> int: ...
+    @property
+    def min_rows(self) -> int: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def deployed(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def config_json(self) -> str: ...
 
+@final
 class Lvm:
     @staticmethod
-    def load(path: str) -> "Lvm": ...
+    def load(path: str) -> Lvm: ...
     def predict(self, windows: np.ndarray) -> np.ndarray: ...
-    kind: str
-    context: int
-    dim: int
-    path: str
+    @property
+    def kind(self) -> str: ...
+    @property
+    def context(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def path(self) -> Path: ...
 
+@final
 class SentenceEncoder:
-    def __init__(self, name_or_dir: str, progress: Progress = None) -> None: ...
+    def __new__(cls, name_or_dir: str, progress: _Progress = None) -> SentenceEncoder: ...
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
-    dim: int
+    @property
+    def dim(self) -> int: ...

@@ -274,7 +274,7 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             dtype = saved.get("dtype")
         data = fitted.json("data.json") or {}
         if m.classes:
-            names = list(m.classes)
+            names: list[Any] = list(m.classes)
             self.temperature_ = self.report_.get("temperature", {}).get("temperature", 1.0)
         else:
             pos = m.positive_label
@@ -376,5 +376,6 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             if k in kw:
                 kw[k] = tuple(kw[k])
         est = cls(**kw)
-        est._set_fitted(fitted, fitted.files.get("report.json", b"{}").decode("utf-8"), "")
+        report = fitted.files.get("report.json", b"{}").decode("utf-8")
+        est._set_fitted(fitted, report, _recur.report_text(report, "classifier"))
         return est

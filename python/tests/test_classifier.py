@@ -1,6 +1,7 @@
 """`recur.LSTMClassifier` against the `recur` command line: the same config
 and seed give the same probabilities, and models move between the two."""
 
+import inspect
 import json
 import os
 import pathlib
@@ -61,6 +62,12 @@ def test_every_keyword_default_is_the_librarys():
         assert lib[name] == default, f"{name}: the estimator says {default!r}, recur {lib[name]!r}"
     params = recur.LSTMClassifier().get_params()
     assert set(params) == {n for n, _, _ in _config.PARAMS} | {"progress"}
+    # The written-out __init__ is the table: same keywords, order and defaults.
+    sig = inspect.signature(recur.LSTMClassifier.__init__).parameters
+    assert [(p.name, p.default) for p in sig.values()][1:] == [(n, d) for n, _, d in _config.PARAMS] + [
+        ("progress", False)
+    ]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(sig.values())[1:])
 
 
 def cells(v) -> list:
@@ -109,6 +116,9 @@ def test_a_saved_model_is_one_the_cli_opens_and_load_opens_the_clis(fitted, cli_
     assert isinstance(loaded, recur.LSTMClassifier)
     assert cells(loaded.predict_proba(rainfall)[pred["row"].to_numpy(), 1]) == cells(pred["probability"])
     assert loaded.get_params()["trees"] and loaded.get_params()["epochs"] == EPOCHS
+    # A loaded model's report text is the one its training printed.
+    assert recur.load(out).report_text_ == fitted.report_text_
+    assert "ROC AUC" in loaded.report_text_
     with pytest.raises(OSError, match="not an empty folder"):
         fitted.save(out)
 
@@ -165,6 +175,15 @@ def test_not_fitted_and_bad_input_say_what_is_wrong(fitted, rainfall):
         assert same(fitted.predict_proba(X), want)
     with pytest.raises(ValueError, match=f"X has 2 columns; give .* the {len(fitted.features_)} features"):
         fitted.predict_proba(frame.to_numpy()[:, :2])
+    # Not an array at all: the wrong kind of argument.
+    for X in [None, "rainfall.csv", b"x"]:
+        with pytest.raises(TypeError, match=f"X is {type(X).__name__}: give a DataFrame"):
+            fitted.predict_proba(X)
+    # A config file that is not there is Python's FileNotFoundError.
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        recur.config_params("nowhere.yaml")
+    with pytest.raises(TypeError, match="path is NoneType"):
+        recur.config_params(None)
 
 
 def test_score_is_the_accuracy_on_the_rows_with_a_prediction(fitted, rainfall):

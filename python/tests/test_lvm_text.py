@@ -139,6 +139,21 @@ def test_an_lvm_trained_from_a_config_file_equals_the_clis(chunks, recur_bin, tm
     assert np.array_equal(mine.predict(w), theirs.predict(w))
     with pytest.raises(ValueError, match="data.train"):
         recur.Lvm.train(tmp_path / "none", {"model": {"type": "gru"}})
+    # A loaded LVM carries its report, as one just trained does.
+    again = recur.Lvm.load(tmp_path / "py")
+    assert again.report_ == mine.report_ and again.report_text_ == mine.report_text_
+    assert "val cosine" in theirs.report_text_
+    assert repr(again) == f"Lvm(kind='gru', context=5, dim=16, path={str(tmp_path / 'py')!r})"
+    # A path is not a model: said, with the way to open one.
+    with pytest.raises(TypeError, match=r"recur\.Lvm\.load\(path\)"):
+        recur.Lvm(str(tmp_path / "py"))
+    # A key the config does not have, without a position in the JSON the
+    # dict went through; a config file that is not there.
+    with pytest.raises(ValueError, match="modell") as e:
+        recur.Lvm.train(tmp_path / "typo", dict(cfg, modell={}))
+    assert " at line " not in str(e.value)
+    with pytest.raises(FileNotFoundError):
+        recur.Lvm.train(tmp_path / "nofile", str(tmp_path / "missing.yaml"))
 
 
 def test_a_pickled_lvm_predicts_as_it_did_after_its_folder_is_gone(chunks, tmp_path):

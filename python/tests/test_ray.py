@@ -1,6 +1,8 @@
 """Batch scoring on a local Ray: `BatchScorer` in Ray Data's `map_batches`
 gives the probabilities of `recur predict`, series by series."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,3 +95,9 @@ def test_the_scorer_takes_only_a_time_series_classifier(tmp_path):
     recur.SequenceClassifier(hidden_size=2, epochs=1, filters=(4, 4, 4), kernels=(3, 3, 1)).fit(X, y).save(tmp_path / "s")
     with pytest.raises(ValueError, match="holds a SequenceClassifier: BatchScorer scores the rows"):
         recur.BatchScorer(str(tmp_path / "s"))
+    # Paths as the other entry points take them; anything else is the
+    # wrong kind of argument.
+    with pytest.raises(ValueError, match="holds a SequenceClassifier"):
+        recur.BatchScorer(os.fsencode(tmp_path / "s"))
+    with pytest.raises(TypeError, match="model_dir is NoneType"):
+        recur.BatchScorer(None)

@@ -119,8 +119,20 @@ fn compute_interruptible<T: Send>(
     })
 }
 
+/// recur's error as Python's: a file that is not there is a
+/// `FileNotFoundError` and one that may not be read a `PermissionError`
+/// (as Python's own `open` raises them, so `except FileNotFoundError`
+/// catches a missing config or data file), other file errors `OSError`,
+/// the rest (bad values) `ValueError`.
 fn err(e: Error) -> PyErr {
-    match e {
+    use std::io::ErrorKind;
+    match &e {
+        Error::Io { io, .. } if io.kind() == ErrorKind::NotFound => {
+            pyo3::exceptions::PyFileNotFoundError::new_err(e.to_string())
+        }
+        Error::Io { io, .. } if io.kind() == ErrorKind::PermissionDenied => {
+            pyo3::exceptions::PyPermissionError::new_err(e.to_string())
+        }
         Error::Io { .. } => PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
@@ -359,6 +371,9 @@ fn scores_dict<'py>(
 
 #[pymethods]
 impl Classifier {
+    /// Opens a Job A model directory as `recur predict --model` does: the
+    /// manifest, every tensor's name and shape, the scaler, the trees and
+    /// the calibrators checked.
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let p = compute(py, || recur_deploy::Predictor::load(&path, &Device::Cpu)).map_err(err)?;
@@ -520,6 +535,8 @@ struct Lvm {
 
 #[pymethods]
 impl Lvm {
+    /// Opens an LVM directory (or its weights file alone), checking every
+    /// tensor's name and shape against the architecture it records.
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         // A weights file alone loads too, as `recur lvm predict --model
@@ -583,6 +600,7 @@ impl Lvm {
     fn dim(&self) -> usize {
         self.m.arch.input_dim
     }
+    /// The model directory (or weights file) it was loaded from.
     #[getter]
     fn path(&self) -> PathBuf {
         self.path.clone()
@@ -768,11 +786,31 @@ fn default_config() -> PyResult<String> {
 /// The Job A config file `path` as JSON (relative paths joined to its
 /// folder, checked as a saved model's config is: a model directory's
 /// config.yaml from before settings of another kind were refused still
-/// reads). The estimators ignore parameters their model does not read, as
-/// scikit-learn's do.
+/// reads).
 #[pyfunction]
 fn read_config(path: PathBuf) -> PyResult<String> {
     config_json(&recur_core::config::Config::read_saved(&path).map_err(err)?)
+}
+
+/// The text `recur train` (`job` "classifier") or `recur lvm train` (`job`
+/// "lvm") prints for a training report, from its `report.json` text: what
+/// a loaded model gives as `report_text_`. Empty where the text is not
+/// such a report (a directory `recur import-torch` wrote has none).
+#[pyfunction]
+fn report_text(report_json: &str, job: &str) -> PyResult<String> {
+    Ok(match job {
+        "classifier" => serde_json::from_str::<recur_deploy::model_dir::Report>(report_json)
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        "lvm" => serde_json::from_str::<recur_deploy::lvm_eval::LvmReport>(report_json)
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "job is {job:?}: give \"classifier\" or \"lvm\""
+            )))
+        }
+    })
 }
 
 #[pymodule]
@@ -791,6 +829,7 @@ fn _recur(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kind_of, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_function(wrap_pyfunction!(read_config, m)?)?;
+    m.add_function(wrap_pyfunction!(report_text, m)?)?;
     m.add_class::<Classifier>()?;
     m.add_class::<Lvm>()?;
     m.add_class::<SentenceEncoder>()?;
