@@ -44,16 +44,27 @@ fn reading_note(path: Option<&Path>, show: bool) {
 /// A path as the CLI prints it beside its own words: on one line (a
 /// newline in a folder's name printed a second "model written to" line).
 fn shown(p: &Path) -> String {
+    if p.as_os_str() == "-" {
+        return "standard output".into();
+    }
     recur_core::terminal::inline(&p.display().to_string()).into_owned()
 }
+
+/// Set when one of the command's outputs is standard output (`--output -`,
+/// `/dev/stdout`): the lines the CLI prints then go to standard error, so
+/// that the table, JSON or array written there stays whole.
+static STDOUT_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes what the CLI prints to standard output (or error). `println!`
 /// panicked when the stream could not be written (`> /dev/full`, a full
 /// disk behind a redirection): exit 101 and a backtrace, which broke
 /// `drift`'s exit codes for cron. A closed pipe still ends the process
-/// quietly (SIGPIPE, see `main`); any other error is named, exit 2.
+/// quietly (SIGPIPE, see `main`); any other error on standard output is
+/// named, exit 2. Standard error is where progress and notes go: a failing
+/// one (`2> /dev/full`) does not decide whether the command's work succeeds.
 fn emit(to_err: bool, text: &str) {
     use std::io::Write;
+    let to_err = to_err || STDOUT_TAKEN.load(std::sync::atomic::Ordering::Relaxed);
     let written = if to_err {
         let mut e = std::io::stderr().lock();
         e.write_all(text.as_bytes()).and_then(|_| e.flush())
@@ -62,10 +73,38 @@ fn emit(to_err: bool, text: &str) {
         o.write_all(text.as_bytes()).and_then(|_| o.flush())
     };
     if let Err(e) = written {
-        if !to_err {
-            let _ = writeln!(std::io::stderr(), "error: standard output: {e}");
+        if to_err {
+            return;
         }
+        let _ = writeln!(std::io::stderr(), "error: standard output: {e}");
         std::process::exit(2);
+    }
+}
+
+/// The files a command writes that may be standard output (`-`,
+/// `/dev/stdout`): its tables, JSON, pages and arrays (not its model or
+/// corpus folders).
+fn stream_outputs(c: &Command) -> Vec<&Path> {
+    fn one(p: &Option<PathBuf>) -> Vec<&Path> {
+        p.as_deref().into_iter().collect()
+    }
+    match c {
+        Command::Train { report_html, .. } => one(report_html),
+        Command::SelectFeatures { json, .. } | Command::Drift { json, .. } => one(json),
+        Command::Eval { json, per_row, .. } => [one(json), one(per_row)].concat(),
+        Command::Predict { output, .. } => vec![output.as_path()],
+        Command::Embed { output, .. } => one(output),
+        Command::Lvm { what } => match what {
+            LvmCmd::Eval { json, .. } => one(json),
+            LvmCmd::Leaderboard { json, markdown, .. } => [one(json), one(markdown)].concat(),
+            LvmCmd::Predict { output, .. } => vec![output.as_path()],
+            LvmCmd::Train { .. } => vec![],
+        },
+        Command::Bench { what } => match what {
+            BenchCmd::Lstm { json, .. } | BenchCmd::Encode { json, .. } => one(json),
+            BenchCmd::Serve(a) => one(&a.json),
+        },
+        _ => vec![],
     }
 }
 
@@ -597,6 +636,21 @@ fn main() -> ExitCode {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. }) {
+        // A server outlives the reader of its log lines: a closed one must
+        // not kill it in the middle of a graceful stop (its lines are
+        // written without failing, see recur_serve::say).
+        #[cfg(unix)]
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+        // A server's requests differ in size: what a burst of large ones
+        // took goes back to the system after a second unused, where a
+        // training run keeps its steady working set for good.
+        // SAFETY: sets an option before any thread starts; any value is valid.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    }
     // candle's pool for elementwise ops spins between work items; on few
     // cores it takes cycles from the rayon threads that run the fused
     // kernels and GEMMs (measured: W2 training at 2 threads 342 -> 461
@@ -626,6 +680,13 @@ fn main() -> ExitCode {
         // candle and gemm size their pools from this variable; set it before
         // any tensor work starts.
         std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // The CPUs this process may run on (`taskset`, a container's CPU
+        // quota), where candle would count the machine's physical cores
+        // and run more threads than it has CPUs.
+        if let Ok(n) = std::thread::available_parallelism() {
+            std::env::set_var("RAYON_NUM_THREADS", n.get().to_string());
+        }
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -635,6 +696,59 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Descriptors `recur serve` keeps beside its connections: the listener,
+/// the runtime's, model and bank files while they load, `/metrics`' reads
+/// of /proc, and the spare connections that answer 503 past the limit.
+#[cfg(unix)]
+const SERVE_OWN_FILES: u64 = 32 + recur_serve::listen::SPARE_CONNECTIONS as u64;
+
+/// Raises the soft limit on open files to the hard one, as servers do (a
+/// shell's default soft limit of 1024 is below `limits.max_connections`'
+/// default room), then lowers `limits.max_connections` to what the limit
+/// leaves room for, saying so. Past the limit accept fails: no newcomer is
+/// answered, and no idle connection is closed to make room for it.
+#[cfg(unix)]
+fn fit_connections_to_open_files(cfg: &mut recur_serve::config::ServeConfig) -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Ok(());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
+    let open = lim.rlim_cur as u64;
+    let room = open.saturating_sub(SERVE_OWN_FILES);
+    if room < 8 {
+        anyhow::bail!(
+            "the open-file limit (ulimit -n) is {open}: recur serve needs {} or more (its own files and \
+             at least 8 connections); raise it, e.g. `ulimit -n 4096`",
+            SERVE_OWN_FILES + 8
+        );
+    }
+    let max = &mut cfg.limits.max_connections;
+    if *max as u64 > room {
+        errln!(
+            "note: limits.max_connections lowered from {max} to {room}: the open-file limit (ulimit -n) \
+             is {open}; raise it to serve more connections at once"
+        );
+        *max = room as usize;
+    }
+    Ok(())
 }
 
 /// `recur drift` found drift: exit code 1, the table already printed.
@@ -650,6 +764,12 @@ impl std::fmt::Display for DriftFound {
 impl std::error::Error for DriftFound {}
 
 fn run(cli: Cli) -> Result<()> {
+    if stream_outputs(&cli.command)
+        .iter()
+        .any(|p| recur_core::fsx::is_stdout(p))
+    {
+        STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let serves = matches!(cli.command, Command::Serve { .. });
     let precision = cli.precision.clone();
     // A command that trains takes the flag into its config's
@@ -966,6 +1086,8 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             if let Some(p) = precision {
                 cfg.precision = p;
             }
+            #[cfg(unix)]
+            fit_connections_to_open_files(&mut cfg)?;
             Ok(recur_serve::run(cfg, dev)?)
         }
         Command::Bench { what } => match what {

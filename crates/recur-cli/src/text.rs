@@ -169,7 +169,7 @@ fn stdin_is(path: &std::path::Path) -> bool {
 /// Says so on standard error when an output's name does not end in one of
 /// `exts` (any case): the file will hold `what` all the same.
 pub fn note_format(path: &std::path::Path, exts: &[&str], what: &str) {
-    if !named_as(path, exts) {
+    if !named_as(path, exts) && !recur_core::fsx::is_stdout(path) {
         errln!(
             "note: {} will hold {what}, whatever its name says",
             path.display()

@@ -512,3 +512,72 @@ fn a_folder_left_aside_by_a_crashed_swap_loads_at_once() {
     ]));
     assert!(m.join("manifest.json").is_file() && !aside.exists());
 }
+
+/// `recur` through `sh -c`, for a shell's redirections and umask.
+fn recur_sh(script: &str, dir: &Path) -> std::process::Output {
+    std::process::Command::new("sh")
+        .args(["-c", script, env!("CARGO_BIN_EXE_recur")])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn standard_output_as_an_output_is_written_through_and_the_umask_is_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_data(d.path(), "days.csv");
+    let cfg = write_config(d.path(), &data);
+    // A private model under umask 077: the folder 0700, its files 0600.
+    let m = d.path().join("m");
+    let out = recur_sh(
+        &format!(
+            "umask 077; exec \"$0\" --threads 1 -q train --config {} --out m",
+            cfg.display()
+        ),
+        d.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&m), 0o700);
+    assert_eq!(mode(&m.join("model.safetensors")), 0o600);
+    // `>> all.csv` with --output /dev/stdout appends; the file stays the
+    // same one, and the summary line goes to standard error.
+    let all = d.path().join("all.csv");
+    std::fs::write(&all, "precious\n").unwrap();
+    let predict = "exec \"$0\" --threads 1 predict --model m --input days.csv --output";
+    let out = recur_sh(&format!("{predict} /dev/stdout >> all.csv"), d.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&all).unwrap();
+    assert!(text.starts_with("precious\nrow,"), "{}", &text[..60]);
+    assert!(!text.contains("written to"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("written to /dev/stdout"));
+    // `-` is standard output: the table alone there, nothing named `-`.
+    let out = recur_sh(&format!("{predict} -"), d.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.lines().count(), text.lines().count() - 1, "{table}");
+    assert!(table.starts_with("row,") && !table.contains("written to"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("written to standard output") && !said.contains("whatever its name"),
+        "{said}"
+    );
+    assert!(!d.path().join("-").exists());
+    // A standard error that cannot be written does not fail the work.
+    let out = recur_sh(&format!("{predict} p.csv 2>/dev/full"), d.path());
+    assert!(out.status.success());
+    assert!(d.path().join("p.csv").is_file());
+}

@@ -431,8 +431,17 @@ impl DirWriter {
         write_json(&dir.join(MANIFEST), &manifest)?;
         #[cfg(unix)]
         {
+            // The mode of the directory it replaces (a private one stays
+            // private), else what the umask gives a new folder (0755 under
+            // 022), where the temporary folder is 0700.
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            let mode = std::fs::metadata(&self.target)
+                .ok()
+                .filter(std::fs::Metadata::is_dir)
+                .map_or(0o777 & !crate::fsx::umask(), |m| {
+                    m.permissions().mode() & 0o777
+                });
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| Error::io(&dir, e))?;
         }
         let target = self.target.clone();

@@ -1,6 +1,10 @@
 //! Atomic file writes: write a temporary file beside the target, flush it to
 //! disk, then rename it over the target. A crash or a full disk leaves either
-//! the old file or the new one, never half of one.
+//! the old file or the new one, never half of one. The new file has the
+//! mode the user's umask gives a new file, or the mode of the file it
+//! replaces. An output named `-`, `/dev/stdout` or `/dev/fd/N` is written to
+//! that open descriptor as it stands (a shell's `>>` appends), never renamed
+//! over the file behind it.
 //!
 //! And bounded whole-file reads: every file recur reads whole goes through
 //! [`read_bounded`], which refuses a device, pipe or folder (a symbolic
@@ -11,31 +15,111 @@ use crate::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Gives a temporary file the mode of an ordinary new file (0644), where
-/// `tempfile` makes it 0600: a model directory is read by other users and
-/// services, and the rename would keep the temporary file's mode.
-fn readable(p: &Path) -> std::io::Result<()> {
+/// The process's file-mode creation mask, as Linux shows it in
+/// `/proc/self/status` (else the usual 022). Read there because umask(2)
+/// reads the mask only by setting it, which races with other threads
+/// creating files.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+/// Gives the temporary file `tmp` that will replace `path` the mode of the
+/// file it replaces, or the mode the umask gives a new file (0644 under
+/// the usual 022), where `tempfile` makes it 0600: a model directory is read
+/// by other users and services, a private one (umask 077) stays private,
+/// and the rename keeps the temporary file's mode.
+fn file_mode(tmp: &Path, path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))?;
+        let mode = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map_or(0o666 & !umask(), |m| m.permissions().mode() & 0o777);
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))?;
     }
     #[cfg(not(unix))]
-    let _ = p;
+    let _ = (tmp, path);
     Ok(())
 }
 
 /// Where a write to `path` goes: a symbolic link is written through to
-/// its target (the rename would replace the link), and a device or pipe
-/// (`/dev/stdout`) is written directly, since it cannot be renamed over.
+/// its target (the rename would replace the link), a device or pipe
+/// is written directly, since it cannot be renamed over, and a descriptor
+/// of this process (`-`, `/dev/stdout`, `/dev/fd/N`) is written through
+/// that descriptor: reopening `/proc/self/fd/1` would truncate the file a
+/// shell's `>>` appends to, and renaming over it would replace that file.
 enum Target {
     File(std::path::PathBuf),
     Special(std::path::PathBuf),
+    Fd(i32),
+}
+
+/// Whether `path` names standard output: `-`, or a link to this process's
+/// descriptor 1 (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`). The
+/// command line then prints its own lines to standard error.
+pub fn is_stdout(path: &Path) -> bool {
+    matches!(target(path), Ok(Target::Fd(1)))
+}
+
+/// The descriptor of this process that `p` names (`/proc/self/fd/N`, or
+/// `/dev/fd/N`, whose folder is a link to it), where it is open.
+fn own_fd(p: &Path) -> Option<i32> {
+    let n = p.file_name()?.to_str()?.parse::<i32>().ok()?;
+    let dir = std::fs::canonicalize(p.parent()?).ok()?;
+    let own = Path::new("/proc").join(std::process::id().to_string());
+    let is_fd_dir = dir == own.join("fd")
+        || (dir.starts_with(own.join("task")) && dir.file_name() == Some("fd".as_ref()));
+    (is_fd_dir && std::fs::symlink_metadata(p).is_ok()).then_some(n)
+}
+
+/// Writes `bytes` to this process's open descriptor `fd`, at its offset
+/// and with its flags (a shell's `>>` appends).
+fn write_fd(fd: i32, bytes: &[u8], shown: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::BorrowedFd;
+        if fd == 1 {
+            let mut o = std::io::stdout().lock();
+            return o
+                .write_all(bytes)
+                .and_then(|_| o.flush())
+                .map_err(|e| Error::io(shown, e));
+        }
+        // SAFETY: `own_fd` found the descriptor open in /proc a moment ago;
+        // it is only borrowed to be duplicated, and the copy is ours.
+        let owned = unsafe { BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .map_err(|e| Error::io(shown, e))?;
+        let mut f = std::fs::File::from(owned);
+        f.write_all(bytes).map_err(|e| Error::io(shown, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (fd, bytes);
+        Err(Error::Msg(format!(
+            "{}: cannot write a descriptor here",
+            shown.display()
+        )))
+    }
 }
 
 fn target(path: &Path) -> Result<Target> {
+    if path.as_os_str() == "-" {
+        return Ok(Target::Fd(1));
+    }
     let mut p = path.to_path_buf();
     for _ in 0..40 {
+        if let Some(fd) = own_fd(&p) {
+            return Ok(Target::Fd(fd));
+        }
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.file_type().is_symlink() => {
                 let to = std::fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
@@ -64,6 +148,7 @@ fn target(path: &Path) -> Result<Target> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let path = match target(path)? {
         Target::File(p) => p,
+        Target::Fd(fd) => return write_fd(fd, bytes, path),
         Target::Special(p) => {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -80,7 +165,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     make_folders(dir)?;
     let mut tmp = temp_beside(path, dir)?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    readable(tmp.path()).map_err(|e| Error::io(path, e))?;
+    file_mode(tmp.path(), path).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -142,6 +227,15 @@ pub fn write_atomic_with<E: std::fmt::Display>(
         Target::Special(p) => {
             return write(&p).map_err(|e| Error::Msg(format!("cannot write {}: {e}", p.display())))
         }
+        Target::Fd(fd) => {
+            // The writer takes a path: it writes a private temporary file,
+            // whose bytes then go to the descriptor.
+            let tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io(path, e))?;
+            write(tmp.path())
+                .map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
+            let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io(path, e))?;
+            return write_fd(fd, &bytes, path);
+        }
     };
     let path = path.as_path();
     let dir = match path.parent() {
@@ -151,7 +245,7 @@ pub fn write_atomic_with<E: std::fmt::Display>(
     make_folders(dir)?;
     let tmp = temp_beside(path, dir)?;
     write(tmp.path()).map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
-    readable(tmp.path()).map_err(|e| Error::io(path, e))?;
+    file_mode(tmp.path(), path).map_err(|e| Error::io(path, e))?;
     std::fs::File::open(tmp.path())
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))?;
@@ -546,6 +640,31 @@ mod tests {
         assert_eq!(names.len(), 4, "{names:?}");
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_descriptor_is_written_through_not_renamed_over() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let all = d.path().join("all.csv");
+        std::fs::write(&all, b"precious\n").unwrap();
+        let inode = std::fs::metadata(&all).unwrap().ino();
+        // As a shell's `>> all.csv` opens it, for /dev/fd/N and the
+        // /proc/self/fd/N that /dev/stdout links to.
+        let f = std::fs::OpenOptions::new().append(true).open(&all).unwrap();
+        let n = f.as_raw_fd();
+        write_atomic(Path::new(&format!("/dev/fd/{n}")), b"one\n").unwrap();
+        write_atomic(Path::new(&format!("/proc/self/fd/{n}")), b"two\n").unwrap();
+        write_atomic_with(Path::new(&format!("/dev/fd/{n}")), |p| {
+            std::fs::write(p, b"three\n")
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&all).unwrap(), b"precious\none\ntwo\nthree\n");
+        assert_eq!(std::fs::metadata(&all).unwrap().ino(), inode);
+        assert!(is_stdout(Path::new("-")) && is_stdout(Path::new("/dev/stdout")));
+        assert!(!is_stdout(Path::new(&format!("/dev/fd/{n}"))) && !is_stdout(&all));
+    }
+
     #[cfg(unix)]
     #[test]
     fn atomic_writes_leave_files_readable_by_others() {
@@ -555,10 +674,19 @@ mod tests {
         write_atomic(&a, b"{}").unwrap();
         let b = d.path().join("b.bin");
         write_atomic_with(&b, |p| std::fs::write(p, b"x")).unwrap();
-        for p in [a, b] {
-            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o644, "{}", p.display());
+        for p in [&a, &b] {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o666 & !umask(), "{}", p.display());
         }
+        // A file written again keeps its mode: a private output stays so.
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomic(&a, b"[]").unwrap();
+        write_atomic_with(&b, |p| std::fs::write(p, b"y")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(std::fs::read(&a).unwrap(), b"[]");
         // Through a symbolic link: the target is written, the link stays.
         let t = d.path().join("target.csv");
         std::fs::write(&t, b"old").unwrap();

@@ -92,7 +92,7 @@ pub(crate) fn high(w: u32) -> f32 {
 pub(crate) fn units() -> bool {
     static UNITS: OnceLock<bool> = OnceLock::new();
     *UNITS.get_or_init(|| {
-        if std::env::var_os("RECUR_NO_BF16_UNITS").is_some() {
+        if crate::turned_off("RECUR_NO_BF16_UNITS") {
             return false;
         }
         #[cfg(target_arch = "x86_64")]

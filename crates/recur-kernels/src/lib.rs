@@ -56,3 +56,25 @@ pub use op::{
     lstm_fused_last as lstm_fused_last_op, lstm_packed,
 };
 pub use scale_shift::scale_shift;
+
+/// Whether the A/B switch `var` (`RECUR_NO_PREPACK`, `RECUR_NO_WIDE`, ...)
+/// turns its path off: set to anything but empty or `0`, so that
+/// `RECUR_NO_X=0` leaves the path on, as a user reading `=1` would expect.
+pub fn turned_off(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_switch_set_to_0_or_empty_leaves_the_path_on() {
+        // A name of its own: the environment is the whole process's.
+        let var = "RECUR_NO_SWITCH_TEST";
+        assert!(!super::turned_off(var));
+        for (v, off) in [("1", true), ("yes", true), ("0", false), ("", false)] {
+            std::env::set_var(var, v);
+            assert_eq!(super::turned_off(var), off, "{var}={v:?}");
+        }
+        std::env::remove_var(var);
+    }
+}

@@ -71,7 +71,7 @@ pub(crate) fn takes(k: usize) -> bool {
     k <= KC
         && crate::packed::wide()
         && crate::precision::current() == crate::precision::Precision::F32
-        && !*OFF.get_or_init(|| std::env::var_os("RECUR_NO_TILE").is_some())
+        && !*OFF.get_or_init(|| crate::turned_off("RECUR_NO_TILE"))
 }
 
 /// `w_all [4H, K + 1]` regrouped: per block of [`UNITS`] hidden units,

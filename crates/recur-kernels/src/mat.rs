@@ -216,10 +216,7 @@ unsafe fn gemm_crate(
 /// holds them). `RECUR_NO_SPLIT` set in the environment turns it off, for
 /// a comparison.
 fn split_columns(m: usize, n: usize, k: usize) -> bool {
-    (256..=512).contains(&n)
-        && k >= 256
-        && m < 4 * n
-        && std::env::var_os("RECUR_NO_SPLIT").is_none()
+    (256..=512).contains(&n) && k >= 256 && m < 4 * n && !crate::turned_off("RECUR_NO_SPLIT")
 }
 
 /// The right-hand side `[k, n]` of the product a recurrent layer does at
@@ -265,7 +262,7 @@ impl StepRhs<'_> {
         } else if (SKINNY_ROWS + 1..=PACK_MAX_ROWS).contains(&chunk_rows)
             && k > 0
             && n > 0
-            && std::env::var_os("RECUR_NO_PACK").is_none()
+            && !crate::turned_off("RECUR_NO_PACK")
         {
             StepRhs::Packed(PackedLinear::from_rhs(k, n, rhs, threads))
         } else {
@@ -535,7 +532,7 @@ pub(crate) fn zigzag() -> bool {
     thread_local! {
         static BACKWARDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
-    if *OFF.get_or_init(|| std::env::var_os("RECUR_NO_ZIGZAG").is_some()) {
+    if *OFF.get_or_init(|| crate::turned_off("RECUR_NO_ZIGZAG")) {
         return false;
     }
     BACKWARDS.with(|b| b.replace(!b.get()))

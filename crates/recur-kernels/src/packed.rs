@@ -513,7 +513,7 @@ pub(crate) fn wide() -> bool {
     *WIDE.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            std::env::var_os("RECUR_NO_WIDE").is_none() && is_x86_feature_detected!("avx512f")
+            !crate::turned_off("RECUR_NO_WIDE") && is_x86_feature_detected!("avx512f")
         }
         #[cfg(not(target_arch = "x86_64"))]
         {

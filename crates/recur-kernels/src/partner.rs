@@ -217,7 +217,7 @@ pub fn with_partners<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 fn disabled() -> bool {
     use std::sync::OnceLock;
     static OFF: OnceLock<bool> = OnceLock::new();
-    *OFF.get_or_init(|| std::env::var_os("RECUR_NO_PARTNERS").is_some())
+    *OFF.get_or_init(|| crate::turned_off("RECUR_NO_PARTNERS"))
 }
 
 /// Runs `job(p)` for every part `p < parts` on this thread's team (part

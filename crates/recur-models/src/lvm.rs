@@ -307,7 +307,7 @@ impl Lvm {
     /// environment keeps every model unpacked, for A/B timing.
     pub fn for_inference(self) -> Result<Self> {
         let recurrent = matches!(self.arch.kind, LvmKind::Lstm | LvmKind::Gru);
-        let off = std::env::var_os("RECUR_NO_PREPACK").is_some();
+        let off = recur_kernels::turned_off("RECUR_NO_PREPACK");
         if recurrent && !off && recur_kernels::packed::packs_for_few_rows() {
             let mut p = self.packed.lock().expect("packed weights");
             if matches!(*p, Packing::No) {
