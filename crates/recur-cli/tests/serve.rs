@@ -186,3 +186,48 @@ fn a_padded_short_window_predicts_what_chat_predicts() {
         assert!((gc - c).abs() < 1e-5, "{s}: /chat {gc}, lvm predict {c}");
     }
 }
+
+#[test]
+fn a_bank_another_encoder_built_is_refused_and_the_failed_server_exits_non_zero() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = recur_dev::fixture::write(d.path(), 3).unwrap();
+    // The bank's build record names an encoder other than the one served
+    // (same dimension: only the identity tells them apart).
+    std::fs::write(
+        d.path().join("bank.build.json"),
+        r#"{"encoder": "/elsewhere/paraphrase-MiniLM", "encoder_identity": "0123abcd"}"#,
+    )
+    .unwrap();
+    let (mut child, url, lines) = common::serve(&cfg);
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut body = serde_json::Value::Null;
+    for _ in 0..600 {
+        let mut r = agent.get(format!("{url}/health")).call().unwrap();
+        body = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        if body["status"] != "loading" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body["status"], "failed", "{body}");
+    let why = body["reason"].as_str().unwrap();
+    assert!(
+        why.contains("built with another encoder") && why.contains("paraphrase-MiniLM"),
+        "{why}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{status:?}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("had failed to load")),
+        "{rest:?}"
+    );
+}

@@ -248,6 +248,45 @@ fn dev_name(dev: &Device) -> String {
     }
 }
 
+/// Refuses a bank that another encoder built, where its `.build.json`
+/// records the encoder's identity (banks built before it was recorded are
+/// taken on their dimension alone): a bank of the same dimension from
+/// another encoder loads, and every neighbour it gives is meaningless.
+fn same_encoder(
+    banks: &[std::path::PathBuf],
+    encoder: &SentenceEncoder,
+    dir: &std::path::Path,
+) -> Result<()> {
+    use recur_text::corpus::Embed;
+    let mut own = None;
+    for npz in banks {
+        let stem = npz.file_stem().unwrap_or_default().to_string_lossy();
+        let report = npz.with_file_name(format!("{stem}.build.json"));
+        let Ok(v) = recur_core::fsx::read_json::<serde_json::Value>(&report) else {
+            continue;
+        };
+        let Some(want) = v["encoder_identity"].as_str() else {
+            continue;
+        };
+        let own = own.get_or_insert_with(|| encoder.identity());
+        if want != own.as_str() {
+            return Err(Error::Config {
+                at: "bank".into(),
+                msg: format!(
+                    "{} was built with another encoder ({}, as {} records) than the one served ({}): \
+                     its neighbours would not match the questions; build the bank with this encoder \
+                     (`recur corpus build --encoder ...`) or set `encoder:` to the one that built it",
+                    npz.display(),
+                    v["encoder"].as_str().unwrap_or("unnamed"),
+                    report.display(),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Loads everything the config names and checks that the dimensions
     /// agree: encoder = bank = every model's input.
@@ -274,6 +313,7 @@ impl Engine {
                     ),
                 });
             }
+            same_encoder(&cfg.bank, &encoder, &enc_dir)?;
             (Some(encoder), Some(bank), Some(enc_dir))
         };
         let dim = encoder.as_ref().map_or(0, |e| e.dim);
@@ -596,7 +636,10 @@ impl Engine {
         match self.try_chat_batch(jobs, metrics) {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(e) => {
-                tracing::error!("chat batch failed: {e}");
+                say!(
+                    "recur serve: error: a chat batch failed: {}",
+                    recur_core::terminal::inline(&e.to_string())
+                );
                 jobs.iter()
                     .map(|_| Err(ApiError::internal(format!("the models failed: {e}"))))
                     .collect()

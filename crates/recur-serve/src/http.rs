@@ -1127,6 +1127,9 @@ async fn classify(
     } else {
         Vec::new()
     };
+    // The parsed JSON (a map per row: some 19 times the body's size) is
+    // not held while the request waits for the models, only the numbers.
+    drop(windows);
     let a = submit(&s, |reply| Job::Classify {
         series,
         queued: Instant::now(),
@@ -1301,6 +1304,8 @@ async fn classify_sequences(
         series.push(values);
         ids.push(id);
     }
+    // Only the numbers wait for the models, not the parsed JSON.
+    drop(items);
     let a = submit(s, |reply| Job::Classify {
         series,
         queued: Instant::now(),
@@ -1326,9 +1331,17 @@ async fn live() -> Json<serde_json::Value> {
 async fn health(State(s): State<Shared>) -> Response {
     let status = s.status.read().expect("status lock").clone();
     let unavailable = |body: serde_json::Value| {
+        // The status is the error code `/metrics` counts it under.
+        let code = match body["status"].as_str() {
+            Some("loading") => "loading",
+            Some("failed") => "failed",
+            Some("unhealthy") => "unhealthy",
+            _ => "busy",
+        };
         let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         r.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r.extensions_mut().insert(crate::api::ErrorCode(code));
         r
     };
     let info = match status {

@@ -17,6 +17,19 @@
 //! models load on the compute thread, and `/health` turns 200 only after a
 //! real forward pass of each has succeeded.
 
+/// A line on standard error that never fails the server: `eprintln!`
+/// panics when the stream cannot be written (a log reader that exited, a
+/// full disk), which in the middle of a graceful stop dropped the requests
+/// in flight. Each starts with `recur serve:`. (The server's only log: it
+/// keeps no access log, and what it reports at run time is a failed batch
+/// and connections cut at the end of the grace period.)
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod api;
 pub mod bank;
 pub mod config;
@@ -144,14 +157,47 @@ pub async fn serve_on(
     Ok(())
 }
 
+/// The signals ignored when the process started (`nohup` ignores SIGHUP; a
+/// shell ignores SIGINT in its background jobs), from the `SigIgn` mask of
+/// /proc/self/status, read once before any handler is installed.
+fn ignored_at_start() -> u64 {
+    static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("SigIgn:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0)
+    })
+}
+
+/// Whether signal number `sig` was ignored when the process started: a
+/// handler would override what `nohup recur serve &` asked for.
+fn ignored(sig: u32) -> bool {
+    ignored_at_start() & (1 << (sig - 1)) != 0
+}
+
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (a closed terminal: it killed
-/// the server at once, dropping the requests in flight).
+/// the server at once, dropping the requests in flight), except for
+/// SIGHUP and SIGINT where the process started with them ignored (`nohup`,
+/// a background job), which stay ignored.
 pub async fn shutdown_signal() {
+    const SIGINT: u32 = 2;
+    const SIGHUP: u32 = 1;
     let ctrl_c = async {
+        if ignored(SIGINT) {
+            std::future::pending::<()>().await;
+        }
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let on = |kind: tokio::signal::unix::SignalKind| async move {
+        if kind == tokio::signal::unix::SignalKind::hangup() && ignored(SIGHUP) {
+            std::future::pending::<()>().await;
+        }
         match tokio::signal::unix::signal(kind) {
             Ok(mut s) => {
                 s.recv().await;
@@ -175,6 +221,8 @@ pub async fn shutdown_signal() {
 
 /// `recur serve`: binds `host:port`, serves until Ctrl-C or SIGTERM.
 pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
+    // Before any handler is installed: what the process started with.
+    ignored_at_start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -193,7 +241,17 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
             Error::Msg(format!("cannot listen on {addr}: {e} ({hint})"))
         })?;
         let local = listener.local_addr().map_err(|e| Error::Msg(e.to_string()))?;
-        eprintln!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
+        say!("recur serve: listening on http://{local} (loading the models; GET /health says when ready)");
+        if !local.ip().is_loopback() {
+            say!(
+                "recur serve: note: {} is reachable from other machines, and the service asks no one for \
+                 credentials (`/info` shows its file paths): put it behind a proxy or a firewall, or set \
+                 `allowed_hosts`",
+                local.ip()
+            );
+        }
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed_at_load = failed.clone();
         let grace = cfg.limits.shutdown_grace_ms;
         let precision = if cfg.precision == "bf16" {
             let units = recur_kernels::precision::bf16_units().unwrap_or("f32 units");
@@ -205,29 +263,38 @@ pub fn run(cfg: ServeConfig, dev: Device) -> Result<()> {
         // process at once.
         let shutdown = async move {
             shutdown_signal().await;
-            eprintln!(
+            say!(
                 "recur serve: stopping: finishing the requests in flight (up to {grace} ms, limits.shutdown_grace_ms; again to stop now)"
             );
             tokio::spawn(async {
                 shutdown_signal().await;
-                eprintln!("recur serve: stopped at once");
+                say!("recur serve: stopped at once");
                 std::process::exit(130);
             });
         };
         serve_on(listener, cfg, dev, shutdown, move |r| match r {
             // Names from the model folders and data files: escaped for the
             // terminal (recur_core::terminal).
-            Ok(info) => eprintln!(
+            Ok(info) => say!(
                 "recur serve: ready on http://{local}: {}{precision}",
                 recur_core::terminal::inline(&loaded(info))
             ),
-            Err(e) => eprintln!(
-                "recur serve: the models failed to load: {}\n(GET /health answers 503 with this reason; stop with Ctrl-C)",
-                recur_core::terminal::printable(&e.to_string())
-            ),
+            Err(e) => {
+                failed_at_load.store(true, std::sync::atomic::Ordering::SeqCst);
+                say!(
+                    "recur serve: the models failed to load: {}\n(GET /health answers 503 with this reason; stop with Ctrl-C)",
+                    recur_core::terminal::printable(&e.to_string())
+                )
+            }
         })
         .await?;
-        eprintln!("recur serve: stopped");
+        say!("recur serve: stopped");
+        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+            // A supervisor (systemd's Restart=on-failure) sees the failure.
+            return Err(Error::Msg(
+                "the models had failed to load (the reason is above): fix the config and start again".into(),
+            ));
+        }
         Ok(())
     })
 }

@@ -288,10 +288,10 @@ pub async fn serve(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(
-            "{} connections still open after the {:?} grace period: closed",
+        say!(
+            "recur serve: {} connection(s) still open after the grace period ({} ms, limits.shutdown_grace_ms): closed",
             tasks.len(),
-            limits.grace
+            limits.grace.as_millis()
         );
         tasks.abort_all();
     }

@@ -69,7 +69,7 @@ impl Metrics {
         let stages = HistogramVec::new(
             HistogramOpts::new(
                 "recur_stage_duration_seconds",
-                "Time of each pipeline stage per batch: queue, encoding, context_build, lvm_inference, decoding, classify",
+                "Time of each pipeline stage: queue (per request, from its arrival to its batch's start), and per batch encoding, context_build, lvm_inference, decoding, classify",
             )
             .buckets(BUCKETS.to_vec()),
             &["stage"],

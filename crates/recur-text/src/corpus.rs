@@ -202,6 +202,10 @@ pub struct BuildReport {
     pub rules: ChunkRules,
     pub split_long: bool,
     pub encoder: PathBuf,
+    /// SHA-256 of the encoder's files ([`Embed::identity`]): `recur serve`
+    /// refuses a bank that another encoder of the same dimension built,
+    /// whose neighbours would be meaningless.
+    pub encoder_identity: String,
     pub dim: usize,
     /// Chunks taken from an earlier, interrupted run.
     pub resumed_chunks: usize,
@@ -474,6 +478,7 @@ pub fn build(
         rules: opts.rules,
         split_long: opts.split_long,
         encoder: enc.source(),
+        encoder_identity: enc.identity(),
         dim,
         resumed_chunks: resumed,
         embed_seconds: secs,
