@@ -15,18 +15,22 @@ use crate::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The value of one field of Linux's `/proc/self/status` (`Umask`,
+/// `SigIgn`, ...), trimmed; None where there is no such file or field.
+pub fn proc_status(field: &str) -> Option<String> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
 /// The process's file-mode creation mask, as Linux shows it in
 /// `/proc/self/status` (else the usual 022). Read there because umask(2)
 /// reads the mask only by setting it, which races with other threads
 /// creating files.
 pub fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
+    proc_status("Umask")
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
         .unwrap_or(0o022)
 }
 

@@ -163,13 +163,8 @@ pub async fn serve_on(
 fn ignored_at_start() -> u64 {
     static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MASK.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("SigIgn:"))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
+        recur_core::fsx::proc_status("SigIgn")
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
             .unwrap_or(0)
     })
 }
