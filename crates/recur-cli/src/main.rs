@@ -698,59 +698,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Descriptors `recur serve` keeps beside its connections: the listener,
-/// the runtime's, model and bank files while they load, `/metrics`' reads
-/// of /proc, and the spare connections that answer 503 past the limit.
-#[cfg(unix)]
-const SERVE_OWN_FILES: u64 = 32 + recur_serve::listen::SPARE_CONNECTIONS as u64;
-
-/// Raises the soft limit on open files to the hard one, as servers do (a
-/// shell's default soft limit of 1024 is below `limits.max_connections`'
-/// default room), then lowers `limits.max_connections` to what the limit
-/// leaves room for, saying so. Past the limit accept fails: no newcomer is
-/// answered, and no idle connection is closed to make room for it.
-#[cfg(unix)]
-fn fit_connections_to_open_files(cfg: &mut recur_serve::config::ServeConfig) -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit read or write the struct they are given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Ok(());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
-    }
-    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
-    let open = lim.rlim_cur as u64;
-    let room = open.saturating_sub(SERVE_OWN_FILES);
-    if room < 8 {
-        anyhow::bail!(
-            "the open-file limit (ulimit -n) is {open}: recur serve needs {} or more (its own files and \
-             at least 8 connections); raise it, e.g. `ulimit -n 4096`",
-            SERVE_OWN_FILES + 8
-        );
-    }
-    let max = &mut cfg.limits.max_connections;
-    if *max as u64 > room {
-        errln!(
-            "note: limits.max_connections lowered from {max} to {room}: the open-file limit (ulimit -n) \
-             is {open}; raise it to serve more connections at once"
-        );
-        *max = room as usize;
-    }
-    Ok(())
-}
-
 /// `recur drift` found drift: exit code 1, the table already printed.
 #[derive(Debug)]
 struct DriftFound;
@@ -1086,8 +1033,6 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             if let Some(p) = precision {
                 cfg.precision = p;
             }
-            #[cfg(unix)]
-            fit_connections_to_open_files(&mut cfg)?;
             Ok(recur_serve::run(cfg, dev)?)
         }
         Command::Bench { what } => match what {
