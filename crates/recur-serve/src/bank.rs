@@ -80,14 +80,21 @@ struct TextLine {
     chunk: Option<serde_json::Value>,
 }
 
+/// The `.build.json` `recur corpus build` wrote beside a bank's `.npz`:
+/// its path, and its contents where it is there and reads as JSON.
+pub(crate) fn build_record(npz: &Path) -> (std::path::PathBuf, Option<serde_json::Value>) {
+    let stem = npz.file_stem().unwrap_or_default().to_string_lossy();
+    let report = npz.with_file_name(format!("{stem}.build.json"));
+    let v = recur_core::fsx::read_json(&report).ok();
+    (report, v)
+}
+
 /// Refuses a `.npz` and `.texts.jsonl` of different builds, where the
 /// `.build.json` beside them records the digests of both (a build stopped
 /// between its writes left the new vectors beside the old texts, which a
 /// corpus of the same shape would have served as the answers).
 fn check_one_build(npz: &Path, texts: &[u8]) -> Result<()> {
-    let stem = npz.file_stem().unwrap_or_default().to_string_lossy();
-    let report = npz.with_file_name(format!("{stem}.build.json"));
-    let Ok(v) = recur_core::fsx::read_json::<serde_json::Value>(&report) else {
+    let (report, Some(v)) = build_record(npz) else {
         return Ok(());
     };
     let (Some(want_npz), Some(want_texts)) = (v["npz_sha256"].as_str(), v["texts_sha256"].as_str())

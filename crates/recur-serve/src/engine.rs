@@ -260,9 +260,7 @@ fn same_encoder(
     use recur_text::corpus::Embed;
     let mut own = None;
     for npz in banks {
-        let stem = npz.file_stem().unwrap_or_default().to_string_lossy();
-        let report = npz.with_file_name(format!("{stem}.build.json"));
-        let Ok(v) = recur_core::fsx::read_json::<serde_json::Value>(&report) else {
+        let (report, Some(v)) = crate::bank::build_record(npz) else {
             continue;
         };
         let Some(want) = v["encoder_identity"].as_str() else {
