@@ -1330,28 +1330,25 @@ async fn live() -> Json<serde_json::Value> {
 /// health checks cannot slow the requests, and a full queue is `busy`.
 async fn health(State(s): State<Shared>) -> Response {
     let status = s.status.read().expect("status lock").clone();
-    let unavailable = |body: serde_json::Value| {
-        // The status is the error code `/metrics` counts it under.
-        let code = match body["status"].as_str() {
-            Some("loading") => "loading",
-            Some("failed") => "failed",
-            Some("unhealthy") => "unhealthy",
-            _ => "busy",
-        };
+    // `status` is the answer's status and the error code `/metrics`
+    // counts it under.
+    let unavailable = |status: &'static str, mut body: serde_json::Value| {
+        body["status"] = status.into();
         let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         r.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        r.extensions_mut().insert(crate::api::ErrorCode(code));
+        r.extensions_mut().insert(crate::api::ErrorCode(status));
         r
     };
     let info = match status {
         Status::Ready(i) => i,
         Status::Loading => {
-            return unavailable(serde_json::json!({"status": "loading", "model_loaded": false}))
+            return unavailable("loading", serde_json::json!({"model_loaded": false}))
         }
         Status::Failed(why) => {
             return unavailable(
-                serde_json::json!({"status": "failed", "model_loaded": false, "reason": why}),
+                "failed",
+                serde_json::json!({"model_loaded": false, "reason": why}),
             )
         }
     };
@@ -1361,15 +1358,18 @@ async fn health(State(s): State<Shared>) -> Response {
     }) = &check
     {
         return unavailable(
-            serde_json::json!({"status": "unhealthy", "model_loaded": true, "reason": why}),
+            "unhealthy",
+            serde_json::json!({"model_loaded": true, "reason": why}),
         );
     }
     if s.busy() {
-        return unavailable(serde_json::json!({
-            "status": "busy",
-            "model_loaded": true,
-            "reason": format!("{} requests are waiting for the models (limits.queue_capacity {})", s.waiting(), s.cfg.limits.queue_capacity),
-        }));
+        return unavailable(
+            "busy",
+            serde_json::json!({
+                "model_loaded": true,
+                "reason": format!("{} requests are waiting for the models (limits.queue_capacity {})", s.waiting(), s.cfg.limits.queue_capacity),
+            }),
+        );
     }
     let kind = info
         .models
