@@ -40,6 +40,7 @@ from ._estimator import (
     TrainingWarning,
     _contiguous,
     _object_numbers,
+    _path,
     _progress_callback,
     _unmasked,
     config_params,
@@ -134,9 +135,7 @@ class Lvm:
         """Opens an LVM directory written by `recur lvm train`, `recur
         import-torch` or `Lvm.train` (or its `model.safetensors` alone),
         checking every tensor's name and shape."""
-        if not isinstance(path, (str, bytes, os.PathLike)):
-            raise TypeError(f"path is {type(path).__name__}: give an LVM directory's path")
-        m = cls._open(os.fsdecode(path))
+        m = cls._open(_path(path, "path", "an LVM directory's path"))
         report = m._files.get("report.json")
         if report is not None:
             try:
@@ -310,12 +309,7 @@ class SentenceEncoder:
     unpickling opens it again."""
 
     def __init__(self, name_or_dir: StrPath = "all-MiniLM-L6-v2", *, progress: Any = False):
-        if not isinstance(name_or_dir, (str, bytes, os.PathLike)):
-            raise TypeError(
-                f"name_or_dir is {type(name_or_dir).__name__}: give an encoder's name or a "
-                "sentence-transformers folder"
-            )
-        name_or_dir = os.fsdecode(name_or_dir)
+        name_or_dir = _path(name_or_dir, "name_or_dir", "an encoder's name or a sentence-transformers folder")
         self._e = _recur.SentenceEncoder(name_or_dir, _progress_callback(progress))
         # What unpickling opens again: the same name, or the same folder
         # by its absolute path (the weights are not copied into a pickle).
@@ -355,9 +349,7 @@ def load(path: StrPath) -> Any:
     one of whole series, an `Lvm` for a Job B model. (Typed `Any`, as
     `pickle.load` is: which one depends on the folder; `Lvm.load` is typed
     `Lvm`.)"""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"path is {type(path).__name__}: give a model directory's path")
-    path = os.fsdecode(path)
+    path = _path(path, "path", "a model directory's path")
     if _recur.kind_of(path) == "classifier":
         if _recur.Classifier.load(path).layout == "sequences":
             return SequenceClassifier._from_dir(path)

@@ -14,12 +14,11 @@ before the first window.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 import numpy as np
 
-from ._estimator import StrPath
+from ._estimator import StrPath, _path
 
 COLUMNS = ("p_lstm", "p_trees", "p_ensemble", "probability", "decision")
 
@@ -41,9 +40,7 @@ class BatchScorer:
 
         from ._estimator import LSTMClassifier
 
-        if not isinstance(model_dir, (str, bytes, os.PathLike)):
-            raise TypeError(f"model_dir is {type(model_dir).__name__}: give the model directory's path")
-        self.model_dir = os.fsdecode(model_dir)
+        self.model_dir = _path(model_dir, "model_dir", "the model directory's path")
         self.series_column = series_column
         self._model: Any = load(self.model_dir)
         if not isinstance(self._model, LSTMClassifier):

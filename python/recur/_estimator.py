@@ -36,6 +36,14 @@ from . import _recur
 StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
+def _path(p: Any, name: str, what: str) -> str:
+    """The argument `name` as a str path (`str`, `bytes` or
+    `os.PathLike`); anything else is a TypeError saying to give `what`."""
+    if not isinstance(p, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} is {type(p).__name__}: give {what}")
+    return os.fsdecode(p)
+
+
 def _refuse_sparse(X: Any, what: str) -> None:
     """A SciPy sparse matrix (or array) is refused by name: the models
     read dense rows, and numpy saw it as one object of shape ()."""
@@ -1125,6 +1133,4 @@ def config_params(path: StrPath) -> dict[str, Any]:
     """The `LSTMClassifier` keywords of a recur config file:
     `LSTMClassifier(**config_params("configs/rainfall.yaml"))` trains what
     `recur train --config configs/rainfall.yaml` trains."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"path is {type(path).__name__}: give a config file's path")
-    return _config.from_config(json.loads(_recur.read_config(os.fsdecode(path))))
+    return _config.from_config(json.loads(_recur.read_config(_path(path, "path", "a config file's path"))))
