@@ -1063,4 +1063,66 @@ fn a_config_edited_against_the_recorded_rule_or_smoothing_is_refused() {
     recur_core::dirwrite::reseal(&out).unwrap();
     let got = ok(&recur(&["inspect", o]));
     assert!(got.contains("checks: OK"), "{got}");
+
+    // A model trained before a rule about training settings was added
+    // (these passed then) still scores, as it did: every command refused
+    // it, and editing config.yaml as the message said failed the manifest.
+    let predict = |name: &str| {
+        let p = d.path().join(name);
+        ok(&recur(&[
+            "predict",
+            "--model",
+            o,
+            "--input",
+            data.to_str().unwrap(),
+            "--output",
+            p.to_str().unwrap(),
+        ]));
+        std::fs::read(p).unwrap()
+    };
+    let before = predict("before.csv");
+    let mut old = text.clone();
+    for (from, to) in [
+        (
+            "  early_stopping_patience: 5\n",
+            "  early_stopping_patience: 0\n",
+        ),
+        ("  min_abs_autocorr: 0.0\n", "  min_abs_autocorr: -1.0\n"),
+        ("    positive_label: null\n", "    positive_label: yes\n"),
+    ] {
+        assert!(old.contains(from), "{from}: {old}");
+        old = old.replace(from, to);
+    }
+    std::fs::write(&yaml, &old).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    assert_eq!(predict("after.csv"), before);
+    let got = ok(&recur(&["inspect", o]));
+    assert!(got.contains("checks: OK"), "{got}");
+    // Training from it checks it whole.
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        yaml.to_str().unwrap(),
+        "--out",
+        d.path().join("again").to_str().unwrap(),
+    ]));
+    assert!(e.contains("training.early_stopping_patience"), "{e}");
+    // What scoring reads is still held to the rules.
+    std::fs::write(
+        &yaml,
+        text.replace("  hidden_size: 8\n", "  hidden_size: 0\n"),
+    )
+    .unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let e = recur(&[
+        "predict",
+        "--model",
+        o,
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        "-",
+    ]);
+    let e = err(&e);
+    assert!(e.contains("model.hidden_size"), "{e}");
 }

@@ -284,6 +284,35 @@ impl Config {
         Ok(cfg)
     }
 
+    /// A model directory's `config.yaml` as scoring reads it: held to
+    /// [`Config::validate_model`] only, the keys its layout does not read
+    /// dropped (training ignored them before they were refused). A model
+    /// trained before a rule about training settings was added (a
+    /// patience of 0, a trees learning rate of 1.5, a `positive_label` in
+    /// a rows config) still scores; retraining from the file checks it
+    /// whole.
+    pub fn from_saved_yaml(text: &str, origin: &str) -> Result<Config> {
+        let mut cfg: Config = crate::config_file::parse(text, origin)?;
+        cfg.drop_keys_of_other_layout();
+        cfg.validate_model(origin)?;
+        Ok(cfg)
+    }
+
+    /// Clears the keys the layout does not read (the ones
+    /// [`Config::validate_training`] refuses as applying to the other).
+    fn drop_keys_of_other_layout(&mut self) {
+        let d = &mut self.data;
+        match d.layout {
+            Layout::Rows => d.target.positive_label = None,
+            Layout::Sequences => {
+                d.time_column = None;
+                d.split.gap = None;
+                d.target.horizon = 0;
+                d.target.price_column = None;
+            }
+        }
+    }
+
     /// Reads a YAML file; a relative `data.path` or
     /// `trees.xgboost_model` becomes relative to the file. Settings the
     /// chosen model or target does not read are refused
@@ -389,12 +418,24 @@ impl Config {
         self.validate(origin)
     }
 
-    /// Checks ranges that serde cannot; names the key at fault.
+    /// Checks ranges that serde cannot; names the key at fault: what the
+    /// model reads ([`Config::validate_model`]) and what training does
+    /// ([`Config::validate_training`]).
     pub fn validate(&self, origin: &str) -> Result<()> {
+        self.validate_model(origin)?;
+        self.validate_training(origin)
+    }
+
+    /// The checks a model directory's saved config is held to: what
+    /// scoring reads (the architecture, the label rule, the features, the
+    /// smoothing, the lags, the costs and the drift thresholds), bounded
+    /// so that a crafted file cannot make scoring allocate or index past a
+    /// table. Settings of training alone are left to
+    /// [`Config::validate_training`], so a model trained before a rule
+    /// about them was added still scores.
+    pub fn validate_model(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
         let m = &self.model;
-        let t = &self.training;
-        let s = &self.data.split;
         if self
             .data
             .path
@@ -438,9 +479,6 @@ impl Config {
                 ),
             );
         }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return bad("model.dropout", format!("{} is outside [0, 1)", m.dropout));
-        }
         if m.kind == ClassifierKind::LstmFcn {
             if m.num_layers != 1 {
                 return bad(
@@ -464,82 +502,6 @@ impl Config {
         }
         // The models compute in float32: 1e39 is infinite there, and was
         // reported as "the validation loss was never finite".
-        let f32_max = f32::MAX as f64;
-        if !(t.learning_rate > 0.0 && t.learning_rate <= f32_max) {
-            return bad(
-                "training.learning_rate",
-                format!(
-                    "{} must be a number above 0 that float32 holds (at most 3.4e38)",
-                    t.learning_rate
-                ),
-            );
-        }
-        if t.early_stopping_patience == 0 {
-            // It ran as 1, which nothing said.
-            return bad(
-                "training.early_stopping_patience",
-                "0: give the epochs without improvement to wait, at least 1 (the number of \
-                 epochs to never stop early)"
-                    .into(),
-            );
-        }
-        if t.batch_size == 0 || t.epochs == 0 {
-            return bad("training.batch_size / epochs", "must be at least 1".into());
-        }
-        if t.grad_clip.is_nan()
-            || t.grad_clip < 0.0
-            || !(t.weight_decay >= 0.0 && t.weight_decay <= f32_max)
-        {
-            return bad(
-                "training.grad_clip / weight_decay",
-                format!(
-                    "{} and {} must be numbers, not negative (weight_decay at most 3.4e38, \
-                     float32's largest)",
-                    t.grad_clip, t.weight_decay
-                ),
-            );
-        }
-        match &t.pos_weight {
-            PosWeight::Number(v) if !(*v > 0.0 && *v <= f32_max) => {
-                return bad(
-                    "training.pos_weight",
-                    format!("{v} must be a positive number that float32 holds (at most 3.4e38)"),
-                )
-            }
-            PosWeight::Named(n) if n != "auto" && n != "none" => {
-                return bad(
-                    "training.pos_weight",
-                    format!("`{n}`: use auto, none or a number"),
-                )
-            }
-            _ => {}
-        }
-        if t.class_weight != "auto" && t.class_weight != "none" {
-            return bad(
-                "training.class_weight",
-                format!("`{}`: use auto or none", t.class_weight),
-            );
-        }
-        if t.precision != "f32" && t.precision != "bf16" {
-            return bad(
-                "training.precision",
-                format!("`{}`: use f32 or bf16", t.precision),
-            );
-        }
-        for (k, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
-            if !(0.0..=1.0).contains(&v) {
-                return bad(&format!("data.split.{k}"), format!("{v} is outside [0, 1]"));
-            }
-        }
-        if s.train <= 0.0 || s.val <= 0.0 || (s.train + s.val + s.test - 1.0).abs() > 1e-6 {
-            return bad(
-                "data.split",
-                format!(
-                    "train {} + val {} + test {} must add up to 1, with train and val above 0",
-                    s.train, s.val, s.test
-                ),
-            );
-        }
         let tg = &self.data.target;
         if tg.column.is_some() && tg.price_column.is_some() {
             return bad(
@@ -641,36 +603,6 @@ impl Config {
                     ),
                 );
             }
-            // NaN turned a filter off without a word; a negative share or
-            // z failed later with `outliers >= -50%`. (`.inf` for a maximum
-            // turns its filter off on purpose, as 0 does for a minimum.)
-            let ranges = [
-                ("min_abs_autocorr", Some(sel.min_abs_autocorr), 0.0, 1.0),
-                (
-                    "max_noise_ratio",
-                    Some(sel.max_noise_ratio),
-                    0.0,
-                    f64::INFINITY,
-                ),
-                ("max_outlier_share", Some(sel.max_outlier_share), 0.0, 1.0),
-                (
-                    "outlier_z",
-                    Some(sel.outlier_z),
-                    f64::MIN_POSITIVE,
-                    f64::INFINITY,
-                ),
-                ("min_trend", sel.min_trend, 0.0, 1.0),
-            ];
-            for (key, v, lo, hi) in ranges {
-                if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
-                    let range = if hi == f64::INFINITY {
-                        "a number above 0 (.inf turns the filter off)".to_string()
-                    } else {
-                        format!("a number from {lo} to {hi}")
-                    };
-                    return bad(&format!("selection.{key}"), format!("{v} must be {range}"));
-                }
-            }
         }
         if let Some(tr) = &self.trees {
             if tr.lags.contains(&0) {
@@ -714,20 +646,6 @@ impl Config {
                         .into(),
                 );
             }
-            if tr.iterations == 0
-                || tr.max_depth == 0
-                || tr.learning_rate.is_nan()
-                || tr.learning_rate <= 0.0
-                || tr.learning_rate > 1.0
-            {
-                // A rate of 2 or more diverged to trees that could not be
-                // saved, read back as "not a forust model".
-                return bad(
-                    "trees.iterations / max_depth / learning_rate",
-                    "must be positive, the learning rate at most 1 (XGBoost's eta; 0.3 is its default)"
-                        .into(),
-                );
-            }
         }
         if let Some(e) = &self.ensemble {
             if self.trees.is_none() {
@@ -749,6 +667,170 @@ impl Config {
                     ),
                 );
             }
+        }
+        if (self.selection.is_some() || self.trees.is_some()) && self.data.layout != Layout::Rows {
+            return bad(
+                "selection / trees",
+                "feature selection and trees work on the rows layout".into(),
+            );
+        }
+        // Keys of the other layout were ignored without a word (a
+        // positive_label on the rows layout trained the opposite model of
+        // the one meant).
+        // A model too large for memory is refused before it is allocated:
+        // weights, gradients and Adam's two moments, float32.
+        let f = self.data.features.as_ref().map_or(64, |f| f.len().max(1));
+        let (h, layers) = (m.hidden_size as f64, m.num_layers as f64);
+        let params = 4.0 * h * (f as f64 + h + 2.0) + (layers - 1.0) * 4.0 * h * (2.0 * h + 2.0);
+        if let Some(size) = too_large_to_train(params) {
+            return bad(
+                "model.hidden_size / num_layers",
+                format!(
+                    "{} x {} layers is {size}: too large; recur's classifiers use hidden sizes up to a few thousand",
+                    m.hidden_size, m.num_layers,
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The checks of what training alone reads: the optimiser, the
+    /// stopping rule, the split, the selection filters, the trees' and
+    /// the blend's search, the search itself, and the keys the layout
+    /// does not read.
+    pub fn validate_training(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(Error::config(format!("{origin}: {key}"), msg));
+        let m = &self.model;
+        let t = &self.training;
+        let s = &self.data.split;
+        if !(0.0..1.0).contains(&m.dropout) {
+            return bad("model.dropout", format!("{} is outside [0, 1)", m.dropout));
+        }
+        let f32_max = f32::MAX as f64;
+        if !(t.learning_rate > 0.0 && t.learning_rate <= f32_max) {
+            return bad(
+                "training.learning_rate",
+                format!(
+                    "{} must be a number above 0 that float32 holds (at most 3.4e38)",
+                    t.learning_rate
+                ),
+            );
+        }
+        if t.early_stopping_patience == 0 {
+            // It ran as 1, which nothing said.
+            return bad(
+                "training.early_stopping_patience",
+                "0: give the epochs without improvement to wait, at least 1 (the number of \
+                 epochs to never stop early)"
+                    .into(),
+            );
+        }
+        if t.batch_size == 0 || t.epochs == 0 {
+            return bad("training.batch_size / epochs", "must be at least 1".into());
+        }
+        if t.grad_clip.is_nan()
+            || t.grad_clip < 0.0
+            || !(t.weight_decay >= 0.0 && t.weight_decay <= f32_max)
+        {
+            return bad(
+                "training.grad_clip / weight_decay",
+                format!(
+                    "{} and {} must be numbers, not negative (weight_decay at most 3.4e38, \
+                     float32's largest)",
+                    t.grad_clip, t.weight_decay
+                ),
+            );
+        }
+        match &t.pos_weight {
+            PosWeight::Number(v) if !(*v > 0.0 && *v <= f32_max) => {
+                return bad(
+                    "training.pos_weight",
+                    format!("{v} must be a positive number that float32 holds (at most 3.4e38)"),
+                )
+            }
+            PosWeight::Named(n) if n != "auto" && n != "none" => {
+                return bad(
+                    "training.pos_weight",
+                    format!("`{n}`: use auto, none or a number"),
+                )
+            }
+            _ => {}
+        }
+        if t.class_weight != "auto" && t.class_weight != "none" {
+            return bad(
+                "training.class_weight",
+                format!("`{}`: use auto or none", t.class_weight),
+            );
+        }
+        if t.precision != "f32" && t.precision != "bf16" {
+            return bad(
+                "training.precision",
+                format!("`{}`: use f32 or bf16", t.precision),
+            );
+        }
+        for (k, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(&format!("data.split.{k}"), format!("{v} is outside [0, 1]"));
+            }
+        }
+        if s.train <= 0.0 || s.val <= 0.0 || (s.train + s.val + s.test - 1.0).abs() > 1e-6 {
+            return bad(
+                "data.split",
+                format!(
+                    "train {} + val {} + test {} must add up to 1, with train and val above 0",
+                    s.train, s.val, s.test
+                ),
+            );
+        }
+        if let Some(sel) = &self.selection {
+            // NaN turned a filter off without a word; a negative share or
+            // z failed later with `outliers >= -50%`. (`.inf` for a maximum
+            // turns its filter off on purpose, as 0 does for a minimum.)
+            let ranges = [
+                ("min_abs_autocorr", Some(sel.min_abs_autocorr), 0.0, 1.0),
+                (
+                    "max_noise_ratio",
+                    Some(sel.max_noise_ratio),
+                    0.0,
+                    f64::INFINITY,
+                ),
+                ("max_outlier_share", Some(sel.max_outlier_share), 0.0, 1.0),
+                (
+                    "outlier_z",
+                    Some(sel.outlier_z),
+                    f64::MIN_POSITIVE,
+                    f64::INFINITY,
+                ),
+                ("min_trend", sel.min_trend, 0.0, 1.0),
+            ];
+            for (key, v, lo, hi) in ranges {
+                if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
+                    let range = if hi == f64::INFINITY {
+                        "a number above 0 (.inf turns the filter off)".to_string()
+                    } else {
+                        format!("a number from {lo} to {hi}")
+                    };
+                    return bad(&format!("selection.{key}"), format!("{v} must be {range}"));
+                }
+            }
+        }
+        if let Some(tr) = &self.trees {
+            if tr.iterations == 0
+                || tr.max_depth == 0
+                || tr.learning_rate.is_nan()
+                || tr.learning_rate <= 0.0
+                || tr.learning_rate > 1.0
+            {
+                // A rate of 2 or more diverged to trees that could not be
+                // saved, read back as "not a forust model".
+                return bad(
+                    "trees.iterations / max_depth / learning_rate",
+                    "must be positive, the learning rate at most 1 (XGBoost's eta; 0.3 is its default)"
+                        .into(),
+                );
+            }
+        }
+        if let Some(e) = &self.ensemble {
             // Two weights summing to 1 cannot both be above one half (0.6
             // came out as 0.5 each without a word).
             if !(0.0 <= e.min_weight
@@ -764,15 +846,6 @@ impl Config {
                 );
             }
         }
-        if (self.selection.is_some() || self.trees.is_some()) && self.data.layout != Layout::Rows {
-            return bad(
-                "selection / trees",
-                "feature selection and trees work on the rows layout".into(),
-            );
-        }
-        // Keys of the other layout were ignored without a word (a
-        // positive_label on the rows layout trained the opposite model of
-        // the one meant).
         let dt = &self.data.target;
         let other: &[(&str, bool)] = match self.data.layout {
             Layout::Rows => &[("data.target.positive_label", dt.positive_label.is_some())],
@@ -805,20 +878,6 @@ impl Config {
                 "overlapping windows of one series must be split in time, never shuffled \
                  (shuffle is for the sequences layout)"
                     .into(),
-            );
-        }
-        // A model too large for memory is refused before it is allocated:
-        // weights, gradients and Adam's two moments, float32.
-        let f = self.data.features.as_ref().map_or(64, |f| f.len().max(1));
-        let (h, layers) = (m.hidden_size as f64, m.num_layers as f64);
-        let params = 4.0 * h * (f as f64 + h + 2.0) + (layers - 1.0) * 4.0 * h * (2.0 * h + 2.0);
-        if let Some(size) = too_large_to_train(params) {
-            return bad(
-                "model.hidden_size / num_layers",
-                format!(
-                    "{} x {} layers is {size}: too large; recur's classifiers use hidden sizes up to a few thousand",
-                    m.hidden_size, m.num_layers,
-                ),
             );
         }
         if let Some(tc) = &self.tune {
@@ -975,6 +1034,38 @@ mod tests {
             let p = d.path().join("c.yaml");
             std::fs::write(&p, ok).unwrap();
             Config::from_file(&p).unwrap();
+        }
+        // A saved config is held to what scoring reads: training rules
+        // added since a model was trained do not refuse it, and keys its
+        // layout never read are dropped (as training ignored them).
+        for yaml in [
+            "training: {early_stopping_patience: 0}\n",
+            "trees: {learning_rate: 1.5}\n",
+            "ensemble: {min_weight: 0.6, max_weight: 0.9}\ntrees: {}\n",
+            "data: {split: {train: 0.5, val: 0.1, test: 0.1}}\n",
+        ] {
+            assert!(Config::from_yaml(yaml, "t.yaml").is_err(), "{yaml}");
+            Config::from_saved_yaml(yaml, "saved").unwrap();
+        }
+        let c = Config::from_saved_yaml("data: {target: {column: y, positive_label: a}}\n", "s")
+            .unwrap();
+        assert_eq!(c.data.target.positive_label, None);
+        let c = Config::from_saved_yaml(
+            "data: {layout: sequences, time_column: t, split: {gap: 2}}\n",
+            "s",
+        )
+        .unwrap();
+        assert_eq!((c.data.time_column, c.data.split.gap), (None, None));
+        for (yaml, key) in [
+            ("model: {sequence_length: 0}\n", "model.sequence_length"),
+            ("trees: {lags: [1, 1]}\n", "trees.lags"),
+            ("selection: {ewma_span: 1000000}\n", "selection.ewma_span"),
+            ("model: {hidden_size: 1000000}\n", "model.hidden_size"),
+        ] {
+            let e = Config::from_saved_yaml(yaml, "saved")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{yaml}: {e}");
         }
         // `--target` replaces a price rule whole, its settings with it.
         let p = d.path().join("c.yaml");

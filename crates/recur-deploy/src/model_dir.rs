@@ -298,11 +298,12 @@ fn need(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     Err(Error::checkpoint(dir, why))
 }
 
-/// The config a model directory was trained with.
+/// The config a model directory was trained with, checked for what
+/// scoring reads ([`Config::from_saved_yaml`]).
 pub fn read_config(dir: &Path) -> Result<Config> {
     let cfg_path = need(dir, "config.yaml")?;
     let text = recur_core::fsx::read_text(&cfg_path)?;
-    Config::from_yaml(&text, &cfg_path.display().to_string())
+    Config::from_saved_yaml(&text, &cfg_path.display().to_string())
 }
 
 /// Loads a model directory, checking the weights against the architecture
