@@ -403,7 +403,8 @@ impl Predictor {
             .map_or(&[][..], |t| t.lags.as_slice())
     }
 
-    fn ewma_span(&self) -> usize {
+    /// The smoothing's span (1: none).
+    pub fn ewma_span(&self) -> usize {
         self.dir
             .config
             .selection

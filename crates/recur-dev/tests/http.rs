@@ -1231,16 +1231,25 @@ fn metrics_report_drift_of_the_rows_classify_has_seen() {
     let (_, i) = call(&s.url, "GET", "/info", None);
     assert_eq!(i["classifier"]["drift_monitored"], true);
     let mut g = recur_core::rng::Rng::new(21);
+    let mut t = 0;
+    const ROWS: usize = 1200;
+    // A live feed: a window per new row, sharing all but one row with the
+    // window before. Each row counts once (every row of every window
+    // counted WINDOW times, and only the last WINDOW of a long one).
     let mut send = |shift: f64| {
-        let windows: Vec<Vec<Vec<f64>>> = (0..60)
+        let rows: Vec<serde_json::Value> = (0..ROWS)
             .map(|_| {
-                (0..WINDOW)
-                    .map(|_| vec![shift + g.unit() as f64, g.unit() as f64])
-                    .collect()
+                t += 1;
+                json!({"t": t, "a": shift + g.unit() as f64, "b": g.unit() as f64})
             })
             .collect();
-        let (status, r) = post(&s.url, "/v1/classify", &json!({ "windows": windows }));
-        assert_eq!(status, 200, "{r}");
+        let windows: Vec<&[serde_json::Value]> = rows.windows(WINDOW).collect();
+        for some in windows.chunks(60) {
+            let (status, r) = post(&s.url, "/v1/classify", &json!({ "windows": some }));
+            assert_eq!(status, 200, "{r}");
+            // The time column is read, not ignored.
+            assert_eq!(r["ignored_columns"], json!([]), "{r}");
+        }
     };
     // A refused request counts nothing, not even its good windows before
     // the bad one.
@@ -1256,7 +1265,33 @@ fn metrics_report_drift_of_the_rows_classify_has_seen() {
     assert_eq!(metric(&s.url, "recur_drift_rows "), 0.0);
     // Rows like the training rows (uniform on [0, 1]): no drift.
     send(0.0);
-    assert_eq!(metric(&s.url, "recur_drift_rows "), (60 * WINDOW) as f64);
+    assert_eq!(metric(&s.url, "recur_drift_rows "), ROWS as f64);
+    // Rows without times cannot be told apart: a window adds the row it
+    // scores.
+    let plain: Vec<Vec<f64>> = (0..WINDOW).map(|_| vec![0.5, 0.5]).collect();
+    let (status, r) = post(
+        &s.url,
+        "/v1/classify",
+        &json!({ "windows": [plain.clone(), plain] }),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(metric(&s.url, "recur_drift_rows "), (ROWS + 2) as f64);
+    // Rows out of time order are refused, as `recur predict` refuses them
+    // (they were scored as if in order).
+    let back: Vec<serde_json::Value> = (0..WINDOW)
+        .map(|i| json!({"t": 1000 - i, "a": 0.5, "b": 0.5}))
+        .collect();
+    let (status, r) = post(&s.url, "/v1/classify", &json!({ "window": back }));
+    assert_eq!(
+        (status, r["code"].as_str()),
+        (422, Some("time_order")),
+        "{r}"
+    );
+    let msg = r["error"].as_str().unwrap();
+    assert!(
+        msg.contains("window") && msg.contains("row 1 (999) comes before row 0 (1000)"),
+        "{msg}"
+    );
     let drifted = "recur_drift{feature=\"a\",statistic=\"drifted\"} ";
     assert_eq!(metric(&s.url, drifted), 0.0);
     assert_eq!(

@@ -214,6 +214,12 @@ pub struct ClassifierInfo {
     pub drift_thresholds: recur_core::config::DriftThresholds,
     /// Whether `/metrics` reports drift of the rows `/v1/classify` has seen.
     pub drift_monitored: bool,
+    /// The smoothing's span and warm-up, to keep rows for drift as the
+    /// model reads them.
+    #[serde(skip)]
+    pub ewma_span: usize,
+    #[serde(skip)]
+    pub warmup_rows: usize,
     /// `rows` (windows of a time series, sent as `window`/`windows`) or
     /// `sequences` (whole series, sent as `sequence`/`sequences`).
     pub layout: recur_core::config::Layout,
@@ -411,6 +417,8 @@ impl Engine {
                 reference: classifier_reference.clone(),
                 drift_thresholds: c.dir.config.drift.clone(),
                 drift_monitored: classifier_reference.is_some(),
+                ewma_span: c.ewma_span(),
+                warmup_rows: c.warmup_rows(),
                 layout: c.dir.config.data.layout,
                 classes: c.classes().to_vec(),
                 fixed_length: c.fixed_length(),

@@ -42,9 +42,9 @@ pub struct AppState {
     pub status: RwLock<Status>,
     pub queue: mpsc::Sender<Job>,
     pub metrics: Arc<Metrics>,
-    /// The latest feature rows `/v1/classify` was sent (as sent, unscaled), for
-    /// the drift figures in `/metrics`.
-    pub seen: std::sync::Mutex<std::collections::VecDeque<Vec<f64>>>,
+    /// The latest feature rows `/v1/classify` was sent, as the model reads
+    /// them (smoothed, unscaled), for the drift figures in `/metrics`.
+    pub seen: std::sync::Mutex<crate::drift_rows::SeenRows>,
     /// The latest readiness check (a real forward pass of every model),
     /// run at load and then every `limits.health_check_interval_ms`;
     /// `/health` reads it and never waits for the models.
@@ -169,8 +169,7 @@ pub async fn check_periodically(s: Shared, interval: Duration) {
     }
 }
 
-/// Rows of `/v1/classify` kept for drift.
-pub const SEEN_ROWS: usize = 5000;
+pub use crate::drift_rows::SEEN_ROWS;
 
 type Shared = Arc<AppState>;
 
@@ -996,7 +995,12 @@ fn row_values(
             }
             let time = c.time_column.as_ref().and_then(|t| o.get(t)).cloned();
             for k in o.keys() {
-                if !features.contains(k) && !ignored.contains(k) {
+                // The time column is read (its order checked, the last
+                // echoed), not ignored.
+                if !features.contains(k)
+                    && c.time_column.as_ref() != Some(k)
+                    && !ignored.contains(k)
+                {
                     ignored.insert(k.clone());
                 }
             }
@@ -1007,6 +1011,55 @@ fn row_values(
             format!("{at} is {other}; expected an array or object of features"),
         )),
     }
+}
+
+/// Refuses a window whose rows' times (the model's time column, where
+/// rows send it) go backwards or repeat, as `recur predict` refuses such
+/// a file: the window was scored as if in order (30 rows newest first
+/// came back 200 with the oldest row's time).
+fn check_time_order(
+    c: &crate::engine::ClassifierInfo,
+    at: &str,
+    times: &[Option<serde_json::Value>],
+) -> Result<(), ApiError> {
+    let Some(tc) = &c.time_column else {
+        return Ok(());
+    };
+    if times.iter().flatten().count() < 2 {
+        return Ok(());
+    }
+    use recur_data::table::{Column, Table};
+    let numbers = times.iter().flatten().all(serde_json::Value::is_number);
+    let column = if numbers {
+        Column::Numeric(
+            times
+                .iter()
+                .map(|t| {
+                    t.as_ref()
+                        .and_then(serde_json::Value::as_f64)
+                        .unwrap_or(f64::NAN)
+                })
+                .collect(),
+        )
+    } else {
+        Column::Text(
+            times
+                .iter()
+                .map(|t| match t {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                })
+                .collect(),
+        )
+    };
+    let data = recur_core::config::DataConfig {
+        time_column: Some(tc.clone()),
+        ..Default::default()
+    };
+    Table::from_columns(at, vec![tc.clone()], vec![column])
+        .and_then(|t| recur_data::prepare::check_scored_time_order(&t, &data))
+        .map_err(|e| ApiError::invalid("time_order", e.to_string()))
 }
 
 /// A window as sent: its rows and optional id.
@@ -1066,6 +1119,9 @@ async fn classify(
     let mut ignored = std::collections::BTreeSet::new();
     let mut series = Vec::with_capacity(windows.len());
     let mut tags = Vec::with_capacity(windows.len());
+    // Kept for drift once the request is answered: a refused one (a bad
+    // value in its last window) counted its earlier windows before.
+    let mut own_rows = Vec::new();
     for (wi, w) in windows.iter().enumerate() {
         let at = if name == "window" {
             "window".to_string()
@@ -1097,10 +1153,17 @@ async fn classify(
             ));
         }
         let mut values = Vec::with_capacity(rows.len() * f);
-        let mut time = None;
+        let mut times = Vec::with_capacity(rows.len());
         for (ri, row) in rows.iter().enumerate() {
-            time = row_values(row, &format!("{at}[{ri}]"), c, &mut values, &mut ignored)?;
+            times.push(row_values(
+                row,
+                &format!("{at}[{ri}]"),
+                c,
+                &mut values,
+                &mut ignored,
+            )?);
         }
+        check_time_order(c, &at, &times)?;
         if let Some(k) = c.scaler.beyond_f32(&values) {
             return Err(ApiError::invalid(
                 "non_finite",
@@ -1112,21 +1175,18 @@ async fn classify(
                 ),
             ));
         }
+        if c.drift_monitored {
+            own_rows.extend(crate::drift_rows::window_rows(
+                &values,
+                f,
+                &times,
+                c.ewma_span,
+                c.warmup_rows,
+            ));
+        }
         series.push(values);
-        tags.push((id, time));
+        tags.push((id, times.pop().flatten()));
     }
-    // Kept for drift once the request is answered: a refused one (a bad
-    // value in its last window) counted its earlier windows before.
-    let own_rows: Vec<Vec<f64>> = if c.drift_monitored {
-        // Each window's own rows (the last L), not its warm-up.
-        series
-            .iter()
-            .flat_map(|v| v[v.len().saturating_sub(c.sequence_length * f)..].chunks(f))
-            .map(<[f64]>::to_vec)
-            .collect()
-    } else {
-        Vec::new()
-    };
     // The parsed JSON (a map per row: some 19 times the body's size) is
     // not held while the request waits for the models, only the numbers.
     drop(windows);
@@ -1137,13 +1197,7 @@ async fn classify(
     })
     .await?;
     if !own_rows.is_empty() {
-        let mut seen = s.seen.lock().expect("seen lock");
-        for row in own_rows {
-            if seen.len() == SEEN_ROWS {
-                seen.pop_front();
-            }
-            seen.push_back(row);
-        }
+        s.seen.lock().expect("seen lock").extend(own_rows);
     }
     let results: Vec<ClassifyResult> = a
         .predictions
@@ -1404,15 +1458,7 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
     };
     if let Some(c) = info.as_ref().and_then(|i| i.classifier.as_ref()) {
         if let Some(r) = &c.reference {
-            let rows: Vec<f64> = s
-                .seen
-                .lock()
-                .expect("seen lock")
-                .iter()
-                .flatten()
-                .copied()
-                .collect();
-            let n = rows.len() / c.features.len().max(1);
+            let (rows, n) = s.seen.lock().expect("seen lock").values();
             s.metrics.drift_rows.set(n as i64);
             if n >= 30 {
                 if let Ok(table) = recur_data::drift::compare(r, &rows, &c.drift_thresholds) {

@@ -33,6 +33,7 @@ macro_rules! say {
 pub mod api;
 pub mod bank;
 pub mod config;
+pub mod drift_rows;
 pub mod engine;
 pub mod hosts;
 pub mod http;

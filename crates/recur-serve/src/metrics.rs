@@ -98,7 +98,7 @@ impl Metrics {
         let drift = prometheus::GaugeVec::new(
             Opts::new(
                 "recur_drift",
-                "Drift of the feature rows /v1/classify has seen (the latest 5,000) against the classifier's training rows; drifted is 1 when a statistic is over its threshold",
+                "Drift of the feature rows /v1/classify has seen (the latest 5,000, each once, smoothed as the model reads them) against the classifier's training rows; drifted is 1 when a statistic is over its threshold",
             ),
             &["feature", "statistic"],
         )

@@ -157,6 +157,8 @@ mod tests {
             reference: None,
             drift_thresholds: Default::default(),
             drift_monitored: false,
+            ewma_span: 1,
+            warmup_rows: 0,
             layout: recur_core::config::Layout::Sequences,
             classes: vec!["a".into(), "b".into(), "c".into()],
             fixed_length: fixed,
