@@ -227,3 +227,45 @@ fn a_resumed_search_takes_the_path_the_uninterrupted_one_took() {
         "a trial repeated another's parameters: {a:?}"
     );
 }
+
+/// A trial that stops early records the epoch it stopped on: its curve is
+/// `recur train`'s history (it was one short).
+#[test]
+fn a_trial_that_stops_early_records_every_epoch_it_ran() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = setup(d.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "  epochs: 3\n",
+            "  epochs: 40\n  early_stopping_patience: 1\n  learning_rate: 0.05\n",
+        ),
+    )
+    .unwrap();
+    let out = d.path().join("tune");
+    ok(&recur(&[
+        "tune",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trials",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let model = d.path().join("m");
+    ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("history.json")).unwrap())
+            .unwrap();
+    let ran = history.as_array().unwrap().len();
+    assert!(ran < 40, "no early stop to check: {ran} epochs");
+    let t = &trials(&out)[0];
+    assert_eq!(t["curve"].as_array().unwrap().len(), ran, "{t}");
+}

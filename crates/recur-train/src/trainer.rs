@@ -183,6 +183,9 @@ fn fit_in_precision(
             if improved { "  *best" } else { "" }
         ));
         history.push(rec);
+        // Told before the early stop, so a search's record of the trial
+        // holds the epoch it stopped on (its curves were one short).
+        let go_on = watch(history.last().expect("an epoch was just recorded"));
         if improved {
             best = val_loss;
             best_epoch = epoch;
@@ -199,7 +202,7 @@ fn fit_in_precision(
                 break;
             }
         }
-        if !watch(history.last().expect("an epoch was just recorded")) {
+        if !go_on {
             break;
         }
     }
