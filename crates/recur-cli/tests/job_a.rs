@@ -620,6 +620,31 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         }
     }
 
+    // A model whose data.json names no training file (fitted in Python
+    // from a DataFrame) scores every row of it, and says so (it did in
+    // silence, the training rows inside "all").
+    let copy = d.path().join("in-memory");
+    assert!(std::process::Command::new("cp")
+        .args(["-r", o, copy.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let mut info = json(&copy.join("data.json"));
+    info.as_object_mut().unwrap().remove("data_sha256").unwrap();
+    std::fs::write(copy.join("data.json"), info.to_string()).unwrap();
+    recur_core::dirwrite::reseal(&copy).unwrap();
+    let text = ok(&recur(&[
+        "eval",
+        "--model",
+        copy.to_str().unwrap(),
+        "--input",
+        i,
+    ]));
+    assert!(
+        text.contains("names no training file") && !text.contains("is the training file"),
+        "{text}"
+    );
+
     // predict writes the same table as eval --per-row.
     let preds = d.path().join("p.csv");
     ok(&recur(&[

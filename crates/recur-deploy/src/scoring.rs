@@ -214,6 +214,11 @@ pub struct Evaluation {
     /// is then empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiclass: Option<MultiEval>,
+    /// Said with the figures: a model fitted from data in memory (Python)
+    /// has no training file to know, so its "all" includes the rows it
+    /// trained on (given its training CSV, it was scored so in silence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A model of more than two classes on a labelled file: its metrics
@@ -260,6 +265,7 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
                 raw: m(1.0),
                 calibrated: m(t),
             }),
+            note: None,
         });
     }
     let sha = recur_core::fsx::sha256_file(input)?;
@@ -342,6 +348,13 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
         rows,
         partial_rows,
         multiclass: None,
+        note: (cfg.data.layout == Layout::Rows && p.dir.info.data_sha256.is_none()).then(|| {
+            "data.json names no training file (the model was fitted from data in memory, in \
+             Python, or by an older recur), so recur cannot tell whether this is it: every \
+             labelled row is scored, any the model trained on included (report.json holds its \
+             validation and test figures)"
+                .to_string()
+        }),
     })
 }
 

@@ -398,6 +398,9 @@ fn comparison(
 impl Display for Evaluation {
     fn fmt(&self, f: &mut Formatter) -> fmt::Result {
         let e = self;
+        if let Some(n) = &e.note {
+            writeln!(f, "note: {n}")?;
+        }
         if e.training_file {
             writeln!(
                 f,
