@@ -2169,3 +2169,55 @@ fn shutdown_ends_within_the_grace_period_despite_a_half_sent_request() {
         5,
     );
 }
+
+/// A stop while the models load ends the server at once: nothing is in
+/// flight, and a load (a large bank's index build) cannot be cut short. A
+/// SIGTERM waited out a 145 s load, then logged "ready".
+#[test]
+fn a_stop_while_the_models_load_does_not_wait_for_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServeConfig::from_file(&fixture::write(dir.path(), 6).unwrap()).unwrap();
+    // A bank whose index takes seconds to build: 6,000 random sentences.
+    let (n, dim) = (6_000, 32);
+    let mut g = recur_core::rng::Rng::new(5);
+    let vectors: Vec<f32> = (0..n * dim).map(|_| g.normal()).collect();
+    let ids: Vec<i64> = (0..n as i64).collect();
+    recur_data::npz::write_chunks(&cfg.bank[0], &vectors, dim, &ids, &vec![0; n]).unwrap();
+    let texts: String = (0..n)
+        .map(|i| format!("{{\"text\": \"s{i}\"}}\n"))
+        .collect();
+    std::fs::write(cfg.bank[0].with_extension("texts.jsonl"), texts).unwrap();
+    cfg.decoder.exact_max = 1000;
+    let loaded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = loaded.clone();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let on_stop = async move {
+                let _ = stopped.await;
+            };
+            recur_serve::serve_on(l, cfg, Device::Cpu, on_stop, move |_| {
+                flag.store(true, SeqCst)
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let url = format!("http://{}", rx.recv().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, h) = call(&url, "GET", "/health", None);
+    assert_eq!(
+        (status, h["status"].as_str()),
+        (503, Some("loading")),
+        "{h}"
+    );
+    stop.send(()).unwrap();
+    server.join().unwrap();
+    // The server ended while the bank's index was still being built.
+    assert!(!loaded.load(SeqCst), "the stop waited for the load");
+    drop(dir);
+}

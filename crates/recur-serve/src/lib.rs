@@ -146,12 +146,24 @@ pub async fn serve_on(
         grace: std::time::Duration::from_millis(l.shutdown_grace_ms),
     };
     let errors = state.metrics.errors.clone();
+    let status = state.clone();
     let (app, overflow) = (http::router(state.clone()), http::overflow_router(state));
     listen::serve(listener, app, overflow, limits, errors, shutdown).await;
     // The checker holds a sender of the queue, which must close for the
     // compute thread to end.
     checker.abort();
     let _ = checker.await;
+    // Stopped while the models load: nothing is in flight, and the load
+    // cannot be cut short, so it is left to end with the process (a
+    // SIGTERM waited out a 145 s index build, then logged "ready").
+    if matches!(
+        *status.status.read().expect("status lock"),
+        http::Status::Loading
+    ) {
+        say!("recur serve: stopped before the models had loaded");
+        return Ok(());
+    }
+    drop(status);
     tokio::task::spawn_blocking(move || worker.join())
         .await
         .ok();
