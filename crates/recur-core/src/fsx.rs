@@ -175,6 +175,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether process `pid` is known to have ended: not this one, and not in
+/// `/proc` (where there is no `/proc`, nothing is known to have ended).
+pub fn pid_gone(pid: u32) -> bool {
+    pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The temporary file an atomic write of `path` goes through, in `dir`
 /// beside it: `.NAME.recur-PID-XXXXXX`. A process killed while writing
 /// (Ctrl-C in `predict`) left its temporary file for good; the next write
@@ -203,10 +211,7 @@ fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > std::time::Duration::from_secs(600));
-            let gone = pid != std::process::id()
-                && stale
-                && Path::new("/proc/self").exists()
-                && !Path::new(&format!("/proc/{pid}")).exists();
+            let gone = stale && pid_gone(pid);
             if gone {
                 let _ = std::fs::remove_file(e.path());
             }

@@ -823,6 +823,9 @@ fn opt(v: Option<f64>) -> String {
 
 /// Inspects a model directory (of either job) or a weights file.
 pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
+    if !path.exists() {
+        recur_core::dirwrite::repair(path);
+    }
     if let Some(why) = recur_core::fsx::access_denied(path) {
         return Err(Error::data(path.display().to_string(), why));
     }

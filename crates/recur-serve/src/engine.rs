@@ -324,6 +324,9 @@ impl Engine {
         let mut models = Vec::new();
         let mut infos = Vec::new();
         for m in &cfg.models {
+            // What a crashed write left aside (of it, or of the directory
+            // it sits in) is put back first.
+            recur_core::dirwrite::repair(&m.path);
             if !m.path.exists() {
                 return Err(Error::data(
                     m.path.display().to_string(),

@@ -182,6 +182,7 @@ pub fn resolve_encoder(
         )));
     };
     let dir = cache_dir(m);
+    recover_cache(&dir);
     // A cache that cannot be read was said to lack the model, and
     // fetching it again failed the same way.
     let weights = dir.join("model.safetensors");
@@ -230,6 +231,7 @@ fn agent(connect_s: u64) -> ureq::Agent {
 /// cached copy was deleted first, and a fetch that failed left none).
 pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Result<PathBuf> {
     let dest = cache_dir(m);
+    recover_cache(&dest);
     if !force && dest.join("model.safetensors").exists() {
         return Ok(dest);
     }
@@ -240,21 +242,7 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
         fetch_model_into(m, &dest, progress)?;
         return Ok(dest);
     }
-    let name = dest
-        .file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().to_string());
-    // What a refetch killed part-way left (about 90 MB each) goes first:
-    // a new copy, or an old one set aside.
-    let prefix = format!(".{name}.refetch-");
-    let aside = format!(".{name}.old-");
-    if let Some(parent) = dest.parent().and_then(|p| std::fs::read_dir(p).ok()) {
-        for e in parent.flatten() {
-            let n = e.file_name().to_string_lossy().to_string();
-            if n.starts_with(&prefix) || n.starts_with(&aside) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
+    let (prefix, aside) = leftover_prefixes(&dest);
     let fresh = dest.with_file_name(format!("{prefix}{}", std::process::id()));
     if let Err(e) = fetch_model_into(m, &fresh, progress) {
         let _ = std::fs::remove_dir_all(&fresh);
@@ -263,9 +251,17 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
             dest.display()
         )));
     }
+    // In one step where the system can: the old copy takes the new one's
+    // name, then goes. (Killed between two renames, the cache had no copy
+    // and nothing put the old one back.)
+    if recur_core::dirwrite::exchange(&fresh, &dest) {
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Ok(dest);
+    }
     // Aside, in, then gone: the cache is without a copy for the moment
-    // between two renames only, and a failed second rename puts the old one
-    // back.
+    // between two renames only; a failed second rename puts the old one
+    // back, and a process killed between them has it put back by the next
+    // look at the cache ([`recover_cache`]).
     let old = dest.with_file_name(format!("{aside}{}", std::process::id()));
     std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
     if let Err(e) = std::fs::rename(&fresh, &dest) {
@@ -274,6 +270,45 @@ pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Resu
     }
     let _ = std::fs::remove_dir_all(&old);
     Ok(dest)
+}
+
+/// The names a refetch of `dest` goes through beside it: the new copy's
+/// and the old one's (each followed by the process id).
+fn leftover_prefixes(dest: &Path) -> (String, String) {
+    let name = dest
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().to_string());
+    (format!(".{name}.refetch-"), format!(".{name}.old-"))
+}
+
+/// Puts back what a fetch killed part-way left beside the cached model
+/// `dest`: the old copy set aside when there is none in its place, and
+/// the folders of fetches whose process has ended go (about 90 MB each).
+fn recover_cache(dest: &Path) {
+    let (prefix, aside) = leftover_prefixes(dest);
+    let Some(entries) = dest.parent().and_then(|p| std::fs::read_dir(p).ok()) else {
+        return;
+    };
+    let mut found: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().to_string(), e.path()))
+        .collect();
+    found.sort();
+    for (n, path) in found {
+        let pid = [prefix.as_str(), aside.as_str(), ".fetch-"]
+            .iter()
+            .find_map(|p| n.strip_prefix(p))
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if !pid.is_some_and(recur_core::fsx::pid_gone) {
+            continue;
+        }
+        if n.starts_with(&aside) && !dest.exists() && path.join("model.safetensors").is_file() {
+            let _ = std::fs::rename(&path, dest);
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&path);
+    }
 }
 
 #[cfg(feature = "fetch")]
@@ -501,8 +536,10 @@ fn copy_reporting(
 fn staging(dest: &Path) -> Result<tempfile::TempDir> {
     let parent = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    // With the process id, so that a later look at the cache can tell a
+    // fetch killed part-way (53 MB left for good) from one at work.
     tempfile::Builder::new()
-        .prefix(".fetch-")
+        .prefix(&format!(".fetch-{}-", std::process::id()))
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))
 }
@@ -602,4 +639,41 @@ pub fn fetch_sources(dest: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf
         out.push(p);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refetch killed between its two renames left no copy in the
+    /// cache and two beside it: the next look puts the old one back and
+    /// removes what ended processes left; a fetch at work is left alone.
+    #[test]
+    fn a_look_at_the_cache_puts_back_what_a_killed_fetch_set_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("m");
+        let dead = 4_000_000_000u32;
+        let old = d.path().join(format!(".m.old-{dead}"));
+        std::fs::create_dir(&old).unwrap();
+        std::fs::write(old.join("model.safetensors"), b"w").unwrap();
+        for n in [format!(".m.refetch-{dead}"), format!(".fetch-{dead}-abc")] {
+            std::fs::create_dir(d.path().join(n)).unwrap();
+        }
+        let working = d.path().join(format!(".m.refetch-{}", std::process::id()));
+        std::fs::create_dir(&working).unwrap();
+        recover_cache(&dest);
+        assert_eq!(std::fs::read(dest.join("model.safetensors")).unwrap(), b"w");
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                working.file_name().unwrap().to_string_lossy().to_string(),
+                "m".into()
+            ]
+        );
+    }
 }
