@@ -208,6 +208,28 @@ impl ChildServer {
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
+        // The server goes with the load test however it ends: a signal to
+        // the bench alone (a supervisor's SIGTERM, a SIGKILL) left it
+        // running, listening, with no parent.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: getpid, prctl and getppid are async-signal-safe, as
+            // what runs between fork and exec must be.
+            let parent = unsafe { libc::getpid() };
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The parent died before the call: no signal will come.
+                    if libc::getppid() != parent {
+                        libc::raise(libc::SIGTERM);
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::Msg(format!("cannot start `{} serve`: {e}", exe.display())))?;
