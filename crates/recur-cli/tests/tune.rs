@@ -170,6 +170,48 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     assert!(e.contains("search.json") && e.contains("is missing"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
     std::fs::write(out.join("search.json"), search).unwrap();
+    // A data file that cannot be read is named, not taken for other data
+    // ("the trials of another search ... delete trials.json").
+    let data = d.path().join("d.csv");
+    let aside = d.path().join("d.csv.aside");
+    std::fs::rename(&data, &aside).unwrap();
+    let e = err(&recur(&[
+        "tune",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trials",
+        "5",
+        "--out",
+        o,
+    ]));
+    assert!(e.contains("d.csv") && !e.contains("another search"), "{e}");
+    assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
+    std::fs::rename(&aside, &data).unwrap();
+    // A new search into a folder (trials.json deleted to start afresh)
+    // removes the search before's best.yaml at its start: one whose every
+    // trial fails (sequence lengths longer than the data allow) leaves
+    // none, where it left the old one to read as its own.
+    let fresh = d.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::copy(out.join("best.yaml"), fresh.join("best.yaml")).unwrap();
+    let long = d.path().join("long.yaml");
+    std::fs::write(
+        &long,
+        text.replace("sequence_length: 4", "sequence_length: 5000")
+            .replace("sequence_length: [3, 6]", "sequence_length: [4000, 5000]"),
+    )
+    .unwrap();
+    let _ = recur(&[
+        "tune",
+        "--config",
+        long.to_str().unwrap(),
+        "--trials",
+        "2",
+        "--out",
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(trials(&fresh).iter().all(|t| t["state"] == "failed"));
+    assert!(!fresh.join("best.yaml").exists());
     // The same config reached by a relative path from its folder resumes.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
         .args(["--threads", "1", "-q", "tune", "--config", "t.yaml"])

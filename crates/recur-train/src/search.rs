@@ -235,8 +235,10 @@ pub trait Objective: Sync {
     fn run(&self, p: &Self::Params, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome>;
     /// What the trials' scores depend on besides their parameters (the
     /// config without its `tune:` section, as a digest): a search resumes
-    /// only trials run on the same.
-    fn fingerprint(&self) -> String;
+    /// only trials run on the same. An error when a data file cannot be
+    /// read: the search cannot run, and a digest without the file's bytes
+    /// read as another search's.
+    fn fingerprint(&self) -> Result<String>;
 }
 
 /// What [`Objective::fingerprint`] digests: the config (`config_yaml`,
@@ -246,12 +248,12 @@ pub trait Objective: Sync {
 pub fn fingerprint_of<'a>(
     config_yaml: String,
     data: impl IntoIterator<Item = &'a std::path::PathBuf>,
-) -> String {
+) -> Result<String> {
     let mut text = config_yaml;
     for p in data {
-        text += &recur_core::fsx::sha256_file(p).unwrap_or_default();
+        text += &recur_core::fsx::sha256_file(p)?;
     }
-    recur_core::fsx::sha256_bytes(text.as_bytes())
+    Ok(recur_core::fsx::sha256_bytes(text.as_bytes()))
 }
 
 /// `out/search.json`: the fingerprint of the search `trials.json` belongs to.
@@ -401,7 +403,7 @@ pub fn search<O: Objective>(
     // Trials of another config (other features, another context, the
     // other job) would be resumed as this one's and reported against it.
     let of = out.join("search.json");
-    let fingerprint = obj.fingerprint();
+    let fingerprint = obj.fingerprint()?;
     if file.exists() && !of.exists() {
         // Which config they ran on cannot be told (a search older than
         // search.json, or the file deleted): they were resumed unchecked.
@@ -421,6 +423,16 @@ pub fn search<O: Objective>(
                 file.display(),
                 file.display()
             )));
+        }
+    }
+    if !file.exists() {
+        // A new search: the best.yaml of one before it (trials.json
+        // deleted to start afresh) would read as this one's until it ends.
+        match std::fs::remove_file(out.join("best.yaml")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(out.join("best.yaml"), e))
+            }
+            _ => {}
         }
     }
     recur_core::fsx::write_json(&of, &SearchOf { fingerprint })?;
@@ -603,8 +615,8 @@ mod tests {
                 best_epoch: 1,
             })
         }
-        fn fingerprint(&self) -> String {
-            "toy".into()
+        fn fingerprint(&self) -> Result<String> {
+            Ok("toy".into())
         }
     }
 
@@ -695,8 +707,8 @@ mod tests {
             fn run(&self, p: &f64, e: &mut dyn FnMut(f64) -> bool) -> Result<Outcome> {
                 self.0.run(p, e)
             }
-            fn fingerprint(&self) -> String {
-                "start".into()
+            fn fingerprint(&self) -> Result<String> {
+                Ok("start".into())
             }
         }
         let pruning = Pruning {

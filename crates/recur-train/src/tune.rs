@@ -144,7 +144,7 @@ struct ClassifierSearch<'a> {
 
 impl Objective for ClassifierSearch<'_> {
     type Params = Params;
-    fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> Result<String> {
         // The data by where it is, however the config was reached.
         let mut c = self.cfg.clone();
         c.tune = None;

@@ -95,7 +95,7 @@ fn ln_int(r: [usize; 2]) -> (f64, f64) {
 impl Objective for LvmSearch<'_> {
     type Params = LvmParams;
 
-    fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> Result<String> {
         // The data by where it is, however the config was reached.
         let mut c = self.cfg.clone();
         c.tune = None;
