@@ -7,7 +7,8 @@ While --clients normal clients send /chat (and /v1/classify when the
 server has a classifier), hostile clients run beside them: slowloris
 connections dribbling header bytes, idle connections, bodies that declare
 50 MB, bodies that never finish, contexts and rows that overflow the
-models, malformed JSON, and a /health flood. It then checks: every normal
+models, malformed JSON, and a /health flood, once /health answers 200 (it
+waits up to 5 minutes for a server still loading). It then checks: every normal
 request answered 200; every hostile one refused with a 4xx/5xx JSON or
 cut off, never a 500; resident memory flat (the last reading within 25%
 of the first after warm-up); open descriptors bounded; and SIGTERM ends the
@@ -65,6 +66,22 @@ def request(method, path, body=None, timeout=30):
     finally:
         c.close()
 
+
+# A server started just before (`recur serve ... & python3 .ci/soak.py
+# ... $!`) is still loading its models: its 503s are not failures of the
+# soak, which starts once /health says ready (up to 5 minutes).
+ready_by = time.time() + 300
+while True:
+    try:
+        if request("GET", "/health", timeout=10)[0] == 200:
+            break
+    except OSError:
+        pass
+    if time.time() > ready_by:
+        print("soak FAILED: /health never answered 200 within 300 s")
+        sys.exit(1)
+    time.sleep(0.5)
+END = time.time() + a.seconds
 
 info = json.loads(request("GET", "/info")[1])
 dim = info["encoder"]["dim"] if info.get("encoder") else None

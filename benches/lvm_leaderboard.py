@@ -15,7 +15,8 @@ Usage: python3 benches/lvm_leaderboard.py [--seeds 42 1 2] [--corpus runs/corpus
 The corpus is what `recur demo` builds into runs/corpus (wiki.npz, ood.npz).
 --extra adds a line to every recipe's data section (e.g. short windows),
 --train names another training file in the corpus folder. Each seed's
-Markdown table and JSON are written under --out; nothing else is written.
+Markdown table and JSON are written under --out, beside the model
+directories it trains there; nothing is written elsewhere.
 Only the standard library is used.
 """
 import argparse

@@ -404,8 +404,8 @@ enum Command {
     /// Serve the LVMs, the classifier, the encoder and the retrieval
     /// decoder over HTTP: POST /chat, /v1/infer, /v1/classify; GET /health,
     /// /info, /metrics and a chat page at /. With no --config it serves
-    /// what `recur demo` trained. Stops on Ctrl-C or SIGTERM after the
-    /// requests in flight.
+    /// what `recur demo` trained. Stops on Ctrl-C, SIGTERM or SIGHUP
+    /// after the requests in flight (at once while still loading).
     Serve {
         /// YAML file: encoder, bank, models, classifier, limits (see
         /// configs/serve.yaml); paths in it are relative to it.
