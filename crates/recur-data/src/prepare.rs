@@ -294,6 +294,10 @@ pub fn select_features(cfg: &Config) -> Result<Selection> {
 /// [`prepare_training`] of a table already in memory (rows layout): the
 /// same selection, scaling, split and windows as from `data.path`.
 pub fn prepare_training_table(table: &Table, cfg: &Config) -> Result<Prepared> {
+    // A config changed in code after it was read (or built from
+    // `Config::default()`) meets the rules a file does: `hidden_size: 0`
+    // panicked, `sequence_length: 0` wrapped a gap to 2^64 - 1.
+    cfg.validate("the config")?;
     if cfg.data.layout != Layout::Rows {
         return Err(Error::data(
             &table.source,
@@ -318,6 +322,7 @@ pub fn prepare_training_sequences(s: &Sequences, cfg: &Config) -> Result<Prepare
 
 /// Reads `data.path` and prepares it for training: features, labels, split, scaler and windows.
 pub fn prepare_training(cfg: &Config) -> Result<Prepared> {
+    cfg.validate("the config")?;
     let d = &cfg.data;
     let path = data_path(d)?;
     match d.layout {
@@ -341,7 +346,7 @@ fn keep_columns(values: &[f64], f: usize, keep: &[usize]) -> Vec<f64> {
 /// can be told: numbers, or ISO dates and timestamps (`2024-01-05...`),
 /// which sort as text. Windows and the split in time assume rows in time
 /// order; other formats are taken as they come.
-/// [`check_time_order`] on a file to score (`predict`, `eval`, `drift`)
+/// `check_time_order` on a file to score (`predict`, `eval`, `drift`)
 /// where it has the model's time column: its windows run over rows in
 /// file order, as training's did. Without the column there is no order to
 /// check.

@@ -263,6 +263,20 @@ pub struct Predictor {
     pub deployment: Deployment,
 }
 
+/// What the model is, not its weights: `{:?}` of a result or a struct that
+/// holds one.
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("path", &self.path)
+            .field("features", &self.features())
+            .field("sequence_length", &self.sequence_length())
+            .field("deployed", &self.deployment.deployed)
+            .field("trees", &self.trees.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Predictor {
     /// Loads `dir`: the LSTM (checked against its architecture), the trees
     /// (checked against their SHA-256) and `ensemble.json`.

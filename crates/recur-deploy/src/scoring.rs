@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The predictions of every row of `input` that a model scores.
+#[derive(Debug)]
 pub struct FileScores {
     pub source: String,
     pub predictions: Vec<Prediction>,
@@ -238,7 +239,9 @@ pub struct MultiEval {
 /// let p = recur_deploy::Predictor::load("runs/demo".as_ref(), &candle_core::Device::Cpu)?;
 /// let e = recur_deploy::evaluate(&p, "data/rainfall.csv".as_ref())?;
 /// print!("{e}"); // the table `recur eval` prints
-/// let test_auc = e.models["ensemble"].calibrated.parts.get("test").and_then(|s| s.auc);
+/// // The deployed model (`ensemble` with trees, `lstm` without), calibrated.
+/// let deployed = &e.models[&e.deployed];
+/// let test_auc = deployed.calibrated.parts.get("test").and_then(|s| s.auc);
 /// # Ok(())
 /// # }
 /// ```

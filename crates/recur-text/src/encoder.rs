@@ -4,7 +4,7 @@
 //! as sentence-transformers lays them out; pooling over the attention mask,
 //! the optional `Dense` modules of `modules.json`, then L2 normalisation.
 //!
-//! BERT runs on recur's own CPU forward ([`crate::bert`]), which packs the
+//! BERT runs on recur's own CPU forward (`crate::bert`), which packs the
 //! sentences of a batch end to end with no padding; T5 on
 //! candle-transformers' `T5EncoderModel`. candle's T5 encoder takes no
 //! attention mask, so padded positions would be attended to and change
@@ -70,6 +70,17 @@ pub struct SentenceEncoder {
     /// The folder it was loaded from.
     pub dir: PathBuf,
     device: Device,
+}
+
+/// What the encoder is, not its weights.
+impl std::fmt::Debug for SentenceEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentenceEncoder")
+            .field("kind", &self.kind)
+            .field("dim", &self.dim)
+            .field("max_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]

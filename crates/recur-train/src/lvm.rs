@@ -93,6 +93,13 @@ pub fn fit_watched(
     progress: &dyn Progress,
     watch: &mut dyn FnMut(&LvmEpoch) -> bool,
 ) -> Result<LvmFit> {
+    let t = &cfg.training;
+    if t.batch_size == 0 || t.epochs == 0 {
+        return Err(Error::config(
+            "training.batch_size / epochs",
+            "must be at least 1",
+        ));
+    }
     let prec = crate::precision_of(&cfg.training.precision)?;
     recur_kernels::precision::scoped(prec, || {
         fit_in_precision(cfg, train, val, dev, progress, watch)
@@ -516,6 +523,7 @@ fn shared_windows(train: &VectorWindows, val: &VectorWindows) -> usize {
 
 /// What [`train_to_dir`] made: the report written to `report.json`, and
 /// which epoch of how many the saved weights are from.
+#[derive(Debug)]
 pub struct Trained {
     pub report: LvmReport,
     pub best_epoch: usize,
@@ -530,7 +538,7 @@ pub struct Trained {
 ///
 /// ```no_run
 /// # fn main() -> recur_core::Result<()> {
-/// use recur_core::lvm_config::{LvmConfig, LvmTrainingConfig};
+/// use recur_core::lvm_config::LvmConfig;
 /// let cfg = LvmConfig::from_file("configs/lvm-text.yaml".as_ref())?;
 /// let dev = candle_core::Device::Cpu;
 /// let t = recur_train::lvm::train_to_dir(&cfg, "runs/lvm".as_ref(), &dev, &recur_core::progress::SILENT)?;
@@ -558,6 +566,9 @@ pub fn train_to_dir_recording(
     progress: &dyn Progress,
     recorded: Option<&Path>,
 ) -> Result<Trained> {
+    // A config changed in code meets the rules a file does (a batch size
+    // of 0 divided by zero).
+    cfg.validate("the LVM config")?;
     let _hold = recur_deploy::model_dir::begin_out_dir(out, recur_deploy::model_dir::DirKind::Lvm)?;
     let LvmData {
         train,

@@ -29,6 +29,12 @@ pub struct FitOptions<'a> {
     pub progress: &'a dyn Progress,
 }
 
+impl std::fmt::Debug for FitOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitOptions").finish_non_exhaustive()
+    }
+}
+
 impl Default for FitOptions<'static> {
     fn default() -> Self {
         FitOptions {

@@ -214,6 +214,9 @@ pub fn tune(
 ) -> Result<TuneResult> {
     // One search at a time writes `out`: two interleaved their trials
     // and left a search.json of one beside the trials of the other.
+    // Checked once, before the folder is touched: each trial would fail
+    // alone on a config changed in code that a file could not hold.
+    cfg.validate("the config")?;
     let _hold = recur_core::dirwrite::hold_outputs(out)?;
     let space = cfg.tune.clone().unwrap_or_default();
     let pruning = Pruning {

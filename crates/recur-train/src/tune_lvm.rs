@@ -267,6 +267,7 @@ pub fn tune_lvm(
     progress: &dyn Progress,
     report: &(dyn Fn(&LvmTrial) + Sync),
 ) -> Result<LvmTuneResult> {
+    cfg.validate("the LVM config")?;
     // One search at a time writes `out`: two interleaved their trials
     // and left a search.json of one beside the trials of the other.
     let _hold = recur_core::dirwrite::hold_outputs(out)?;

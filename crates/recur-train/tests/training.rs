@@ -470,3 +470,47 @@ fn a_model_no_better_than_a_constant_guess_is_said() {
     // weighted loss, and the model that ranks no better is said so too.
     assert!(said(0.02, Some(1e-30)).is_some());
 }
+
+/// A config changed in code meets the rules a file does: each value below
+/// panicked, wrapped or trained a model no command would load back.
+#[test]
+fn a_config_changed_in_code_is_checked_as_a_file_is() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_series(d.path(), 300, true, 7);
+    type Edit = fn(&mut Config);
+    let edits: [(Edit, &str); 4] = [
+        (|c| c.model.hidden_size = 0, "model.hidden_size"),
+        (|c| c.model.sequence_length = 0, "model.sequence_length"),
+        (|c| c.model.dropout = 1.5, "model.dropout"),
+        (|c| c.training.batch_size = 0, "training.batch_size"),
+    ];
+    for (edit, key) in edits {
+        let mut c = config(data.clone(), 1, 1, 0.01);
+        edit(&mut c);
+        let out = d.path().join("m");
+        let e = train_to_dir(&c, &out, &Device::Cpu, &FitOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, recur_core::Error::Config { .. }) && e.to_string().contains(key),
+            "{key}: {e}"
+        );
+        assert!(!out.exists(), "{key}: a model was written");
+    }
+    let mut l = recur_core::lvm_config::LvmConfig::default();
+    l.data.train = data;
+    l.training.batch_size = 0;
+    let e = recur_train::lvm::train_to_dir(
+        &l,
+        &d.path().join("lvm"),
+        &Device::Cpu,
+        &recur_core::progress::SILENT,
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("batch_size"), "{e}");
+    // What a program holds prints with `{:?}` (`unwrap_err` needs it).
+    let e = recur_deploy::Predictor::load(&d.path().join("nope"), &Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+    assert!(format!("{:?}", FitOptions::default()).starts_with("FitOptions"));
+}
