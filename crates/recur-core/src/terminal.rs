@@ -15,7 +15,7 @@ fn hidden(c: char) -> bool {
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `s` with every [`hidden`] character written as `\u{..}`; borrowed when
+/// `s` with every `hidden` character written as `\u{..}`; borrowed when
 /// there is none. For recur's own text, whose lines and tabs are layout.
 pub fn printable(s: &str) -> Cow<'_, str> {
     escaped(s, hidden)

@@ -827,7 +827,7 @@ fn plain(f: &parquet::record::Field) -> Option<String> {
 /// At most this many column names are listed in an error.
 const LISTED: usize = 30;
 
-/// `names` for an error message: the first [`LISTED`], each clipped, and
+/// `names` for an error message: the first `LISTED`, each clipped, and
 /// how many more there are (a file of millions of columns, or a header of
 /// millions of characters, gave a message as large).
 pub fn list_names(names: &[String]) -> String {

@@ -103,7 +103,7 @@ impl Sequences {
 }
 
 /// Fills the NaNs of one series, row-major `[T, dims]`, channel by channel
-/// as [`interpolate`] does: the policy for missing values in series given
+/// as `interpolate` does: the policy for missing values in series given
 /// as arrays (NaN, as aeon and sktime mark them) or sent to the service
 /// (`null`). Returns how many were filled, or the first channel whose
 /// every value is missing. Infinities are left for the caller to refuse.

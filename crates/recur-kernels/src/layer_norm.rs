@@ -1,6 +1,6 @@
 //! LayerNorm's normalisation `(x - mean) / sqrt(var + eps)` over the last
 //! dimension as one candle node, optionally of a residual sum `y + h`: the
-//! part of recur's LayerNorm before [`crate::scale_shift`].
+//! part of recur's LayerNorm before [`crate::scale_shift()`].
 //!
 //! Written as an op because candle runs it as ten nodes (two sums, a
 //! subtraction, a square, a division, four scalar affines, a square root)
@@ -19,7 +19,7 @@
 //! multiply-add; and the `+ 0.0` of candle's scalar affines and of its
 //! zero-started gradient sums are kept (they turn `-0.0` into `0.0`). The
 //! backward is what candle's autograd gives for that chain of nodes, worked
-//! out node by node in [`backward_row`]. A test holds both to the same bits
+//! out node by node in `backward_row`. A test holds both to the same bits
 //! as candle-nn's `layer_norm_slow`.
 
 use crate::mat::output_vec;

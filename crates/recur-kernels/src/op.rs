@@ -426,7 +426,7 @@ pub fn linear_packed(x: &Tensor, w: &PackedLinear) -> Result<Tensor> {
     Tensor::from_vec(y, dims, &Device::Cpu)
 }
 
-/// [`lstm`] for inference against `w_hh [4H, H]` packed once
+/// [`lstm()`] for inference against `w_hh [4H, H]` packed once
 /// ([`lstm::forward_packed`]): `xp [L, B, 4H]` -> `[L, B, H]`, no gradient.
 pub fn lstm_packed(xp: &Tensor, w_hh: &PackedLinear) -> Result<Tensor> {
     let d = packed_dims(xp, w_hh, 4, "lstm")?;
@@ -439,7 +439,7 @@ pub fn lstm_packed(xp: &Tensor, w_hh: &PackedLinear) -> Result<Tensor> {
     Tensor::from_vec(y, (d.steps, d.batch, d.hidden), &Device::Cpu)
 }
 
-/// [`gru`] for inference against `w_hh [3H, H]` packed once
+/// [`gru()`] for inference against `w_hh [3H, H]` packed once
 /// ([`gru::forward_packed`]): `xp [L, B, 3H]`, `b_hh [3H]` -> `[L, B, H]`,
 /// no gradient.
 pub fn gru_packed(xp: &Tensor, w_hh: &PackedLinear, b_hh: &Tensor) -> Result<Tensor> {

@@ -12,13 +12,13 @@
 //! the input; it is plain Rust over fixed-size arrays, compiled per SIMD
 //! level by `multiversion` and picked at run time. Where the CPU has
 //! AVX-512, `block2` streams two panels at once (twelve AVX-512 sums,
-//! written with intrinsics), with the same bits. Blocks of [`KC`] inner
-//! steps keep a panel's slice in L1 and [`MC`] rows keep the input block in
+//! written with intrinsics), with the same bits. Blocks of `KC` inner
+//! steps keep a panel's slice in L1 and `MC` rows keep the input block in
 //! L2.
 //!
 //! The recurrent layers use the same panels for `h_{t-1} @ w_hh^T` and, in
 //! backward, `dG_t @ w_hh`: packed once per call from a strided view
-//! ([`PackedLinear::from_rhs`]) and reused by every step and batch chunk,
+//! (`PackedLinear::from_rhs`) and reused by every step and batch chunk,
 //! where the `gemm` crate would pack the same weight again at each step in
 //! each thread.
 

@@ -15,7 +15,7 @@
 //!
 //! No deadlock: a partner leaves its loop when the owner is done, at once
 //! when it runs on a thread that owns a team itself (a nested steal), and
-//! after [`IDLE`] without a job (the owner may be waiting on rayon work
+//! after `IDLE` without a job (the owner may be waiting on rayon work
 //! that only the partner's thread can finish). The owner never waits for a
 //! partner to arrive: it runs every part no one has claimed.
 //!

@@ -16,7 +16,7 @@
 //! AVX512-BF16 (Zen 4, those Xeons) the others run on its bf16 dot-product
 //! instruction; elsewhere the same bf16-rounded operands are multiplied
 //! and accumulated in f32 units in that instruction's order, which gives
-//! its sums (see [`crate::bf16`]). So numbers are the same on every CPU
+//! its sums (see `crate::bf16`). So numbers are the same on every CPU
 //! without AMX; the tiles add up each step's products in their own order,
 //! which moves a sum by a rounding. On one machine, every path repeats
 //! itself exactly. A model loaded to serve multiplies a few rows in bf16

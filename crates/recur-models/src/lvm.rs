@@ -297,7 +297,7 @@ impl Lvm {
     }
 
     /// This model for serving: a `lstm` or `gru` LVM packs its weights
-    /// once ([`crate::lvm_packed`]; about twice the memory, three times
+    /// once (`crate::lvm_packed`; about twice the memory, three times
     /// when it serves both precisions), at its first forward of a few
     /// contexts in a precision, and such forwards then read the packed
     /// copy where the CPU has AVX-512: 1.6-1.8x faster for the w2 LVM in
@@ -511,7 +511,7 @@ pub(crate) fn input_dims(x: &Tensor, a: &LvmArch) -> Result<(usize, usize, usize
 /// `LayerNorm::forward` has none: ARCHITECTURE.md): candle-nn's
 /// `layer_norm_slow` to the bit, output and gradients, as two nodes: the
 /// normalisation ([`recur_kernels::layer_norm`]) and `* gamma + beta`
-/// ([`recur_kernels::scale_shift`]).
+/// ([`recur_kernels::scale_shift()`]).
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
     if x.dtype() != candle_core::DType::F32 {
         return candle_nn::ops::layer_norm_slow(x, gamma, beta, LN_EPS);

@@ -8,7 +8,7 @@
 //! NaN alignment) live in the Python layer; no model logic lives here.
 //!
 //! The GIL is released while Rust works (`Python::detach`, on a worker of
-//! recur's thread pool: [`compute`]), so other
+//! recur's thread pool: `compute`), so other
 //! Python threads run, and progress reaches Python through a callback that
 //! takes the GIL only for the call. Errors keep the CLI's messages: a file
 //! that cannot be read or written is an `OSError`, everything else the

@@ -11,7 +11,7 @@
 //! has been idle longest (no request in progress: connected and silent,
 //! sending its headers slowly, or kept alive between requests), which is
 //! closed; with none idle, of the request waiting for its body whose body
-//! has come slowest (bytes a second since its head; past [`MIN_IDLE`]).
+//! has come slowest (bytes a second since its head; past `MIN_IDLE`).
 //! Without that, a thousand silent sockets, reopened as the header
 //! deadline closed them, kept every client out; and with a fixed wait
 //! before a body-waiter could be closed (two seconds), new connections

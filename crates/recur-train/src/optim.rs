@@ -272,7 +272,7 @@ fn adam_piece(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Piece)
 }
 
 /// The sum of squares of a tensor's elements in f64: [`sum_squares`] of
-/// each piece of [`PIECE`] elements, added in order from the first. The
+/// each piece of `PIECE` elements, added in order from the first. The
 /// pieces are the update's, so that an update can sum them as it goes
 /// (`Adam::step` without clipping); they do not depend on the thread count.
 pub fn tensor_sum_squares(x: &[f32]) -> f64 {
