@@ -34,6 +34,11 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     cfg
 }
 
+/// `recur tune --config cfg --trials n --out out`.
+fn tune(cfg: &str, n: &str, out: &str) -> std::process::Output {
+    recur(&["tune", "--config", cfg, "--trials", n, "--out", out])
+}
+
 fn trials(out: &Path) -> Vec<serde_json::Value> {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("trials.json")).unwrap()).unwrap();
@@ -46,30 +51,14 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     let cfg = setup(d.path());
     let out = d.path().join("tune");
     let o = out.to_str().unwrap();
-    let text = ok(&recur(&[
-        "tune",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trials",
-        "3",
-        "--out",
-        o,
-    ]));
+    let text = ok(&tune(cfg.to_str().unwrap(), "3", o));
     let first = trials(&out);
     assert_eq!(first.len(), 3);
     // While another process searches into the folder, a second search is
     // refused at its start (two interleaved their trials).
     {
         let _other = recur_core::dirwrite::hold_outputs(&out).unwrap();
-        let e = err(&recur(&[
-            "tune",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--trials",
-            "4",
-            "--out",
-            o,
-        ]));
+        let e = err(&tune(cfg.to_str().unwrap(), "4", o));
         assert!(e.contains("another recur is writing"), "{e}");
         assert_eq!(trials(&out).len(), 3);
     }
@@ -82,15 +71,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     let own = out.join("best.yaml");
     let before = std::fs::read(&own).unwrap();
     std::fs::copy(&cfg, &own).unwrap();
-    let e = err(&recur(&[
-        "tune",
-        "--config",
-        own.to_str().unwrap(),
-        "--trials",
-        "3",
-        "--out",
-        o,
-    ]));
+    let e = err(&tune(own.to_str().unwrap(), "3", o));
     assert!(e.contains("is the input file"), "{e}");
     assert_eq!(std::fs::read(&own).unwrap(), std::fs::read(&cfg).unwrap());
     std::fs::write(&own, before).unwrap();
@@ -114,15 +95,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
         serde_json::to_string(&kept).unwrap(),
     )
     .unwrap();
-    let text = ok(&recur(&[
-        "tune",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trials",
-        "4",
-        "--out",
-        o,
-    ]));
+    let text = ok(&tune(cfg.to_str().unwrap(), "4", o));
     assert!(text.contains("resumed from 2 trials"), "{text}");
     let after = trials(&out);
     assert_eq!(after.len(), 4, "the lost trial is run again as a new one");
@@ -148,17 +121,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&other, text.replace("epochs: 3", "epochs: 4")).unwrap();
     let before = std::fs::read(out.join("trials.json")).unwrap();
-    let tune_other = || {
-        err(&recur(&[
-            "tune",
-            "--config",
-            other.to_str().unwrap(),
-            "--trials",
-            "6",
-            "--out",
-            o,
-        ]))
-    };
+    let tune_other = || err(&tune(other.to_str().unwrap(), "6", o));
     let e = tune_other();
     assert!(e.contains("the trials of another search"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
@@ -175,15 +138,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     let data = d.path().join("d.csv");
     let aside = d.path().join("d.csv.aside");
     std::fs::rename(&data, &aside).unwrap();
-    let e = err(&recur(&[
-        "tune",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trials",
-        "5",
-        "--out",
-        o,
-    ]));
+    let e = err(&tune(cfg.to_str().unwrap(), "5", o));
     assert!(e.contains("d.csv") && !e.contains("another search"), "{e}");
     assert_eq!(std::fs::read(out.join("trials.json")).unwrap(), before);
     std::fs::rename(&aside, &data).unwrap();
@@ -201,15 +156,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
             .replace("sequence_length: [3, 6]", "sequence_length: [4000, 5000]"),
     )
     .unwrap();
-    let _ = recur(&[
-        "tune",
-        "--config",
-        long.to_str().unwrap(),
-        "--trials",
-        "2",
-        "--out",
-        fresh.to_str().unwrap(),
-    ]);
+    let _ = tune(long.to_str().unwrap(), "2", fresh.to_str().unwrap());
     assert!(trials(&fresh).iter().all(|t| t["state"] == "failed"));
     assert!(!fresh.join("best.yaml").exists());
     // The same config reached by a relative path from its folder resumes.
@@ -222,15 +169,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     ok(&again);
     // A damaged trials file is an error naming it, not a fresh start.
     std::fs::write(out.join("trials.json"), "[{\"number\": 0,").unwrap();
-    let e = err(&recur(&[
-        "tune",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trials",
-        "5",
-        "--out",
-        o,
-    ]));
+    let e = err(&tune(cfg.to_str().unwrap(), "5", o));
     assert!(e.contains("trials.json"), "{e}");
 }
 
@@ -238,17 +177,7 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
 fn a_resumed_search_takes_the_path_the_uninterrupted_one_took() {
     let d = tempfile::tempdir().unwrap();
     let cfg = setup(d.path());
-    let run = |out: &Path, n: &str| {
-        ok(&recur(&[
-            "tune",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--trials",
-            n,
-            "--out",
-            out.to_str().unwrap(),
-        ]))
-    };
+    let run = |out: &Path, n: &str| ok(&tune(cfg.to_str().unwrap(), n, out.to_str().unwrap()));
     let (whole, split) = (d.path().join("whole"), d.path().join("split"));
     run(&whole, "5");
     run(&split, "3");
@@ -286,15 +215,7 @@ fn a_trial_that_stops_early_records_every_epoch_it_ran() {
     )
     .unwrap();
     let out = d.path().join("tune");
-    ok(&recur(&[
-        "tune",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trials",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    ok(&tune(cfg.to_str().unwrap(), "1", out.to_str().unwrap()));
     let model = d.path().join("m");
     ok(&recur(&[
         "train",
