@@ -451,6 +451,11 @@ pub fn build(
         )?;
         vectors.extend(v);
         progress.advance(range.len() as u64, "");
+        // Between parts, each saved: a later build resumes after it.
+        if progress.stop_requested() {
+            progress.finish();
+            return Err(recur_core::progress::interrupted());
+        }
     }
     progress.finish();
     let secs = start.elapsed().as_secs_f64();

@@ -155,6 +155,37 @@ fn a_stopped_build_resumes_without_loss_or_repeats() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&clean).unwrap());
 }
 
+/// A reporter that asks to stop after `n` parts are embedded.
+struct StopAfter(std::sync::atomic::AtomicU64, u64);
+
+impl recur_core::progress::Progress for StopAfter {
+    fn advance(&self, n: u64, _: &str) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn stop_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst) >= self.1
+    }
+}
+
+/// A stop asked through the reporter (Ctrl-C in Python) ends the build
+/// after the part in hand, and a later build resumes from it: it was
+/// never asked, and ran to its end.
+#[test]
+fn a_build_asked_to_stop_stops_after_its_part_and_resumes() {
+    let d = tempfile::tempdir().unwrap();
+    let input = docs(d.path());
+    let out = d.path().join("c.npz");
+    let stop = StopAfter(Default::default(), 32);
+    let first = fake(None);
+    let e = build(std::slice::from_ref(&input), &out, &first, &opts(16), &stop).unwrap_err();
+    assert!(recur_core::progress::is_interrupted(&e), "{e}");
+    assert_eq!(first.calls.get(), 2);
+    assert!(!out.exists());
+    let again = fake(None);
+    let r = build(&[input], &out, &again, &opts(16), &SILENT).unwrap();
+    assert_eq!((r.resumed_chunks, again.calls.get()), (32, 6));
+}
+
 #[test]
 fn changed_inputs_start_afresh_and_nothing_kept_is_an_error() {
     let d = tempfile::tempdir().unwrap();

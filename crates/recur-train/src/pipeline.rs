@@ -92,6 +92,14 @@ fn data_notes(prep: &Prepared) -> Vec<String> {
     notes
 }
 
+/// Stops with [`recur_core::progress::interrupted`] when the reporter asks.
+fn stop_if_asked(opts: &FitOptions) -> Result<()> {
+    if opts.progress.stop_requested() {
+        return Err(recur_core::progress::interrupted());
+    }
+    Ok(())
+}
+
 fn train_prepared(
     cfg: &Config,
     prep: Prepared,
@@ -122,6 +130,9 @@ fn train_prepared(
     }
     crate::job_a::check_trees(&prep, cfg)?;
     let result = fit(&prep, cfg, dev, opts)?;
+    // Asked between the stages too: a stop asked once the last batch was
+    // done wrote the model all the same.
+    stop_if_asked(opts)?;
     if k > 1 {
         return save_multiclass(cfg, &prep, result, out, dev);
     }
@@ -179,6 +190,7 @@ fn train_prepared(
             .note("trees: training, then calibration, thresholds and the ensemble on validation");
     }
     let (a, art) = crate::job_a::run(&prep, &val_p, test_p.as_deref(), cfg)?;
+    stop_if_asked(opts)?;
     if let Some((name, text)) = &art.trees_file {
         extra.push((name.as_str(), text.clone()));
     }

@@ -11,7 +11,6 @@ use crate::search::{search, Objective, Outcome, Pruning, Trial};
 use candle_core::Device;
 use recur_core::lvm_config::{LvmConfig, LvmKind, LvmTuneConfig};
 use recur_core::progress::Progress;
-use recur_core::progress::SILENT;
 use recur_core::Result;
 use recur_deploy::lvm_eval::{baseline_predict, stats};
 use recur_models::{Baseline, LvmArch};
@@ -75,6 +74,18 @@ struct LvmSearch<'a> {
     space: LvmTuneConfig,
     data: &'a LvmData,
     dev: &'a Device,
+    /// The caller's reporter, asked by every trial whether to stop (the
+    /// trials train silently, and could not be stopped).
+    stop: &'a dyn Progress,
+}
+
+/// A trial's reporter: silent, but it stops when the search's caller asks.
+struct StopOnly<'a>(&'a dyn Progress);
+
+impl Progress for StopOnly<'_> {
+    fn stop_requested(&self) -> bool {
+        self.0.stop_requested()
+    }
 }
 
 impl LvmSearch<'_> {
@@ -196,9 +207,14 @@ impl Objective for LvmSearch<'_> {
     fn run(&self, p: &LvmParams, epoch: &mut dyn FnMut(f64) -> bool) -> Result<Outcome> {
         let c = with_params(self.cfg, p);
         let d = self.data;
-        let fit = fit_watched(&c, &d.train, &d.val, self.dev, &SILENT, &mut |rec| {
-            epoch(rec.val_cosine)
-        })?;
+        let fit = fit_watched(
+            &c,
+            &d.train,
+            &d.val,
+            self.dev,
+            &StopOnly(self.stop),
+            &mut |rec| epoch(rec.val_cosine),
+        )?;
         Ok(Outcome {
             value: fit.history[fit.best_epoch - 1].val_cosine,
             best_epoch: fit.best_epoch,
@@ -293,6 +309,7 @@ pub fn tune_lvm(
         space,
         data: &data,
         dev,
+        stop: progress,
     };
     let s = search(
         &obj,

@@ -514,3 +514,33 @@ fn a_config_changed_in_code_is_checked_as_a_file_is() {
     assert!(e.to_string().contains("nope"), "{e}");
     assert!(format!("{:?}", FitOptions::default()).starts_with("FitOptions"));
 }
+
+/// A reporter that asks to stop once the first stage (an epoch's batches)
+/// is over.
+struct StopAfterFirstStage(std::sync::atomic::AtomicBool);
+
+impl recur_core::progress::Progress for StopAfterFirstStage {
+    fn finish(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn stop_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A stop asked after the last batch (during the trees, the calibration)
+/// ends the run without a model: it was asked only between batches, and
+/// the model was written all the same.
+#[test]
+fn a_stop_asked_after_the_last_batch_writes_no_model() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_series(d.path(), 300, true, 7);
+    let c = config(data, 1, 1, 0.01);
+    let out = d.path().join("m");
+    let stop = StopAfterFirstStage(Default::default());
+    let e = train_to_dir(&c, &out, &Device::Cpu, &FitOptions { progress: &stop })
+        .err()
+        .unwrap();
+    assert!(recur_core::progress::is_interrupted(&e), "{e}");
+    assert!(!out.exists());
+}
