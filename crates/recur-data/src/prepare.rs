@@ -311,6 +311,7 @@ pub fn prepare_training_table(table: &Table, cfg: &Config) -> Result<Prepared> {
 /// layout, `data.path` not read): the same classes, split, scaler and
 /// windows as from a `.ts` file.
 pub fn prepare_training_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
+    cfg.validate("the config")?;
     if cfg.data.layout != Layout::Sequences {
         return Err(Error::config(
             "data.layout",

@@ -497,6 +497,27 @@ fn a_config_changed_in_code_is_checked_as_a_file_is() {
         );
         assert!(!out.exists(), "{key}: a model was written");
     }
+    // Whole series in memory (Python's SequenceClassifier) likewise.
+    let series = recur_data::ucr::Sequences {
+        source: "in memory".into(),
+        values: (0..20).map(|i| vec![i as f64; 8]).collect(),
+        labels: (0..20).map(|i| (i % 2).to_string()).collect(),
+        sequence_length: 8,
+        dims: 1,
+        filled: 0,
+    };
+    let mut c = common::sequences_config(&data, recur_core::config::ClassifierKind::Lstm);
+    c.model.hidden_size = 0;
+    let e = recur_train::train_sequences_to_dir(
+        &c,
+        &series,
+        &d.path().join("s"),
+        &Device::Cpu,
+        &FitOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("model.hidden_size"), "{e}");
     let mut l = recur_core::lvm_config::LvmConfig::default();
     l.data.train = data;
     l.training.batch_size = 0;
