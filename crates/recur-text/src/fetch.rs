@@ -283,7 +283,8 @@ fn leftover_prefixes(dest: &Path) -> (String, String) {
 
 /// Puts back what a fetch killed part-way left beside the cached model
 /// `dest`: the old copy set aside when there is none in its place, and
-/// the folders of fetches whose process has ended go (about 90 MB each).
+/// the folders of fetches whose process has ended, untouched for ten
+/// minutes, go (about 90 MB each).
 fn recover_cache(dest: &Path) {
     let (prefix, aside) = leftover_prefixes(dest);
     let Some(entries) = dest.parent().and_then(|p| std::fs::read_dir(p).ok()) else {
@@ -307,7 +308,17 @@ fn recover_cache(dest: &Path) {
             let _ = std::fs::rename(&path, dest);
             continue;
         }
-        let _ = std::fs::remove_dir_all(&path);
+        // A download at work in another container sharing the cache has
+        // a process id this one cannot see: only folders untouched for ten
+        // minutes go.
+        let stale = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(600));
+        if stale {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
@@ -656,9 +667,19 @@ mod tests {
         let old = d.path().join(format!(".m.old-{dead}"));
         std::fs::create_dir(&old).unwrap();
         std::fs::write(old.join("model.safetensors"), b"w").unwrap();
+        let old_time = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         for n in [format!(".m.refetch-{dead}"), format!(".fetch-{dead}-abc")] {
-            std::fs::create_dir(d.path().join(n)).unwrap();
+            let p = d.path().join(n);
+            std::fs::create_dir(&p).unwrap();
+            std::fs::File::open(&p)
+                .unwrap()
+                .set_modified(old_time)
+                .unwrap();
         }
+        // A dead process's download touched a minute ago may be another
+        // container's at work: kept.
+        let recent = d.path().join(format!(".fetch-{dead}-new"));
+        std::fs::create_dir(&recent).unwrap();
         let working = d.path().join(format!(".m.refetch-{}", std::process::id()));
         std::fs::create_dir(&working).unwrap();
         recover_cache(&dest);
@@ -671,6 +692,7 @@ mod tests {
         assert_eq!(
             left,
             vec![
+                recent.file_name().unwrap().to_string_lossy().to_string(),
                 working.file_name().unwrap().to_string_lossy().to_string(),
                 "m".into()
             ]
