@@ -591,8 +591,11 @@ pub fn repair(dir: &Path) {
     // there may have been moved aside by a write of the outer one, which
     // its repair puts back (it was reported missing until the outer
     // directory itself was read).
+    // Only an outer folder with a name of its own: `.` or `..` (the outer
+    // of `./model`) would be taken for a directory named `model`, and a
+    // write of `model` that crashed would be scattered into it.
     if !dir.exists() {
-        if let Some(outer) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(outer) = dir.parent().filter(|p| p.file_name().is_some()) {
             repair_one(outer);
         }
     }
@@ -600,6 +603,10 @@ pub fn repair(dir: &Path) {
 }
 
 fn repair_one(dir: &Path) {
+    // `.`, `..`, `/`: no name for hidden folders beside it to carry.
+    if dir.file_name().is_none() {
+        return;
+    }
     if !leftovers(dir).0.is_empty() {
         if let Ok((_path, _lock)) = lock_beside(dir) {
             let _ = recover(dir);
@@ -1016,6 +1023,33 @@ mod tests {
     fn a_commit_crashed_after_any_step_leaves_one_whole_model_and_loses_nothing() {
         for swap in [true, false] {
             crashes_leave_one_whole_model(swap);
+        }
+    }
+
+    /// A reader of a missing path whose outer folder has no name (`../x`,
+    /// `./x`) leaves a crash's leftovers alone: that outer was taken for a
+    /// directory named `model` (the name of none), and the leftovers of a
+    /// crashed write of `model` were scattered into it.
+    #[test]
+    fn a_reader_of_a_path_under_a_nameless_folder_leaves_leftovers_alone() {
+        for crash_after in 0..12 {
+            let d = tempfile::tempdir().unwrap();
+            let top = d.path().join("top");
+            std::fs::create_dir(&top).unwrap();
+            let m = top.join("model");
+            write_version(&m, 1, usize::MAX, false);
+            std::fs::create_dir(m.join("price")).unwrap();
+            std::fs::write(m.join("price").join("x"), "price").unwrap();
+            write_version(&m, 2, crash_after, false);
+            // `top/..` has no name; what is beside it read as its own.
+            repair(&top.join("..").join("typo"));
+            assert!(
+                !d.path().join("price").exists(),
+                "crash after {crash_after}"
+            );
+            repair(&m);
+            let x = std::fs::read_to_string(m.join("price").join("x"));
+            assert_eq!(x.unwrap(), "price", "crash after {crash_after}");
         }
     }
 
