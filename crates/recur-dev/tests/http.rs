@@ -1292,6 +1292,23 @@ fn metrics_report_drift_of_the_rows_classify_has_seen() {
         msg.contains("window") && msg.contains("row 1 (999) comes before row 0 (1000)"),
         "{msg}"
     );
+    // A `null` time is a missing one, not a switch that turns the check
+    // off; times sent as text that read as numbers are numbers, as in a
+    // file.
+    for times in [
+        json!([5, null, 3, 2, 1, 0]),
+        json!(["5", "4", "3", "2", "1", "0"]),
+    ] {
+        let rows: Vec<serde_json::Value> = (0..WINDOW)
+            .map(|i| json!({"t": times[i], "a": 0.5, "b": 0.5}))
+            .collect();
+        let (status, r) = post(&s.url, "/v1/classify", &json!({ "window": rows }));
+        assert_eq!(
+            (status, r["code"].as_str()),
+            (422, Some("time_order")),
+            "{times}: {r}"
+        );
+    }
     let drifted = "recur_drift{feature=\"a\",statistic=\"drifted\"} ";
     assert_eq!(metric(&s.url, drifted), 0.0);
     assert_eq!(

@@ -993,7 +993,13 @@ fn row_values(
                 })?;
                 out.push(num(x, format!("{at}.{name}"))?);
             }
-            let time = c.time_column.as_ref().and_then(|t| o.get(t)).cloned();
+            // `null` is a missing time, as an empty cell of a file is.
+            let time = c
+                .time_column
+                .as_ref()
+                .and_then(|t| o.get(t))
+                .filter(|v| !v.is_null())
+                .cloned();
             for k in o.keys() {
                 // The time column is read (its order checked, the last
                 // echoed), not ignored.
@@ -1029,29 +1035,25 @@ fn check_time_order(
         return Ok(());
     }
     use recur_data::table::{Column, Table};
-    let numbers = times.iter().flatten().all(serde_json::Value::is_number);
+    // As a file's column is read: numbers when every time reads as one
+    // (`5` or `"5"`), else text; a missing time is empty.
+    let text: Vec<String> = times
+        .iter()
+        .map(|t| match t {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    let number = |s: &str| s.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+    let numbers = text
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .all(|s| number(s).is_some());
     let column = if numbers {
-        Column::Numeric(
-            times
-                .iter()
-                .map(|t| {
-                    t.as_ref()
-                        .and_then(serde_json::Value::as_f64)
-                        .unwrap_or(f64::NAN)
-                })
-                .collect(),
-        )
+        Column::Numeric(text.iter().map(|s| number(s).unwrap_or(f64::NAN)).collect())
     } else {
-        Column::Text(
-            times
-                .iter()
-                .map(|t| match t {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                })
-                .collect(),
-        )
+        Column::Text(text)
     };
     let data = recur_core::config::DataConfig {
         time_column: Some(tc.clone()),
