@@ -182,7 +182,10 @@ pub struct ChildServer {
 
 impl ChildServer {
     /// Starts `exe serve` (the `recur` binary) quietly, with `--threads`,
-    /// `--precision` and `--config` when given.
+    /// `--precision` and `--config` when given. On Linux the server is
+    /// sent SIGTERM when the thread that started it ends (the kernel's
+    /// parent-death signal follows the thread): start it from a thread
+    /// that lives as long as the server should.
     pub fn start(
         exe: &Path,
         threads: Option<usize>,

@@ -281,11 +281,35 @@ fn leftover_prefixes(dest: &Path) -> (String, String) {
     (format!(".{name}.refetch-"), format!(".{name}.old-"))
 }
 
+/// Whether `path` itself (a rename counts) last changed at least `secs`
+/// seconds ago; where that cannot be told, it did.
+fn changed_before(path: &Path, secs: u64) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        std::fs::metadata(path).map_or(true, |m| now - m.ctime() >= secs as i64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, secs);
+        true
+    }
+}
+
 /// Puts back what a fetch killed part-way left beside the cached model
 /// `dest`: the old copy set aside when there is none in its place, and
 /// the folders of fetches whose process has ended, untouched for ten
 /// minutes, go (about 90 MB each).
 fn recover_cache(dest: &Path) {
+    recover_cache_after(dest, 5)
+}
+
+/// [`recover_cache`], putting back an old copy set aside at least
+/// `aside_secs` seconds ago.
+fn recover_cache_after(dest: &Path, aside_secs: u64) {
     let (prefix, aside) = leftover_prefixes(dest);
     let Some(entries) = dest.parent().and_then(|p| std::fs::read_dir(p).ok()) else {
         return;
@@ -305,7 +329,12 @@ fn recover_cache(dest: &Path) {
             continue;
         }
         if n.starts_with(&aside) && !dest.exists() && path.join("model.safetensors").is_file() {
-            let _ = std::fs::rename(&path, dest);
+            // Set aside more than five seconds ago: a refetch in another
+            // container (whose process id this one cannot see) is between
+            // its two renames for microseconds, not seconds.
+            if changed_before(&path, aside_secs) {
+                let _ = std::fs::rename(&path, dest);
+            }
             continue;
         }
         // A download at work in another container sharing the cache has
@@ -682,7 +711,10 @@ mod tests {
         std::fs::create_dir(&recent).unwrap();
         let working = d.path().join(format!(".m.refetch-{}", std::process::id()));
         std::fs::create_dir(&working).unwrap();
+        // Set aside a moment ago: maybe a refetch between its renames.
         recover_cache(&dest);
+        assert!(!dest.exists());
+        recover_cache_after(&dest, 0);
         assert_eq!(std::fs::read(dest.join("model.safetensors")).unwrap(), b"w");
         let mut left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
