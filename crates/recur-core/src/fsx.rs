@@ -183,6 +183,17 @@ pub fn pid_gone(pid: u32) -> bool {
         && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether `path` was last modified more than `secs` seconds ago (false
+/// where that cannot be told): what a process left there may be another
+/// container's at work, whose process id this one cannot see, until then.
+pub fn untouched_for(path: &Path, secs: u64) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(secs))
+}
+
 /// The temporary file an atomic write of `path` goes through, in `dir`
 /// beside it: `.NAME.recur-PID-XXXXXX`. A process killed while writing
 /// (Ctrl-C in `predict`) left its temporary file for good; the next write
@@ -205,14 +216,7 @@ fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
             else {
                 continue;
             };
-            let stale = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(600));
-            let gone = stale && pid_gone(pid);
-            if gone {
+            if untouched_for(&e.path(), 600) && pid_gone(pid) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -340,12 +340,7 @@ fn recover_cache_after(dest: &Path, aside_secs: u64) {
         // A download at work in another container sharing the cache has
         // a process id this one cannot see: only folders untouched for ten
         // minutes go.
-        let stale = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > std::time::Duration::from_secs(600));
-        if stale {
+        if recur_core::fsx::untouched_for(&path, 600) {
             let _ = std::fs::remove_dir_all(&path);
         }
     }
