@@ -314,6 +314,23 @@ pub struct LvmTrainingConfig {
     pub precision: String,
 }
 
+impl LvmTrainingConfig {
+    /// A batch size and an epoch count of at least 1 (a batch of 0
+    /// divided by zero): part of [`LvmConfig::validate`], and what a fit
+    /// from windows in memory checks, whose config may name no file.
+    pub fn check_counts(&self, origin: &str) -> Result<()> {
+        for (key, v) in [("batch_size", self.batch_size), ("epochs", self.epochs)] {
+            if v == 0 {
+                return Err(Error::config(
+                    format!("{origin}: training.{key}"),
+                    "0: use 1 or more",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for LvmTrainingConfig {
     fn default() -> Self {
         LvmTrainingConfig {
@@ -499,11 +516,7 @@ impl LvmConfig {
                 format!("{}: use a finite number above 0", t.learning_rate),
             );
         }
-        for (key, v) in [("batch_size", t.batch_size), ("epochs", t.epochs)] {
-            if v == 0 {
-                return bad(&format!("training.{key}"), "0: use 1 or more".into());
-            }
-        }
+        t.check_counts(origin)?;
         if t.infonce_weight > 0.0 && t.batch_size < 2 {
             return bad(
                 "training.infonce_weight",

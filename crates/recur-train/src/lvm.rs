@@ -93,13 +93,7 @@ pub fn fit_watched(
     progress: &dyn Progress,
     watch: &mut dyn FnMut(&LvmEpoch) -> bool,
 ) -> Result<LvmFit> {
-    let t = &cfg.training;
-    if t.batch_size == 0 || t.epochs == 0 {
-        return Err(Error::config(
-            "training.batch_size / epochs",
-            "must be at least 1",
-        ));
-    }
+    cfg.training.check_counts("the LVM config")?;
     let prec = crate::precision_of(&cfg.training.precision)?;
     recur_kernels::precision::scoped(prec, || {
         fit_in_precision(cfg, train, val, dev, progress, watch)
