@@ -146,6 +146,18 @@ enum Cells {
     },
 }
 
+/// Text cells from elsewhere (a request's times) typed as a file's column
+/// is: numbers if every cell that is not blank reads as one, else text.
+pub fn column_of(cells: &[String]) -> Column {
+    let mut c = Cells::Blank(0);
+    for s in cells {
+        c.push(s, false);
+    }
+    let head = cells[..c.to_recover()].to_vec();
+    c.recover(head);
+    c.finish()
+}
+
 impl Cells {
     fn len(&self) -> usize {
         match self {
@@ -850,6 +862,19 @@ pub fn clip(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_from_elsewhere_are_typed_as_a_files_column() {
+        let cells = |v: &[&str]| column_of(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        match cells(&["5", "", " 3"]) {
+            Column::Numeric(v) => assert!(v[0] == 5.0 && v[1].is_nan() && v[2] == 3.0),
+            other => panic!("{other:?}"),
+        }
+        match cells(&["1", "2", "2024-01-03"]) {
+            Column::Text(v) => assert_eq!(v, ["1", "2", "2024-01-03"]),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_table_from_columns_in_memory_is_checked_like_a_file() {

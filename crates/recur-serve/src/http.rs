@@ -1034,9 +1034,9 @@ fn check_time_order(
     if times.iter().flatten().count() < 2 {
         return Ok(());
     }
-    use recur_data::table::{Column, Table};
-    // As a file's column is read: numbers when every time reads as one
-    // (`5` or `"5"`), else text; a missing time is empty.
+    use recur_data::table::{column_of, Table};
+    // As a file's column is read (`5` or `"5"` a number); a missing time
+    // is blank.
     let text: Vec<String> = times
         .iter()
         .map(|t| match t {
@@ -1045,16 +1045,7 @@ fn check_time_order(
             None => String::new(),
         })
         .collect();
-    let number = |s: &str| s.trim().parse::<f64>().ok().filter(|x| x.is_finite());
-    let numbers = text
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .all(|s| number(s).is_some());
-    let column = if numbers {
-        Column::Numeric(text.iter().map(|s| number(s).unwrap_or(f64::NAN)).collect())
-    } else {
-        Column::Text(text)
-    };
+    let column = column_of(&text);
     let data = recur_core::config::DataConfig {
         time_column: Some(tc.clone()),
         ..Default::default()
