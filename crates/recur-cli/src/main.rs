@@ -892,7 +892,8 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                     errln!("{t}");
                 }
             };
-            let r = tune(&cfg, trials, jobs, &out, &dev, &each)?;
+            let notes = bars::reporter(progress);
+            let r = tune(&cfg, trials, jobs, &out, &dev, notes, &each)?;
             if r.resumed > 0 {
                 let from = out.join("trials.json");
                 outln!("resumed from {} trials in {}", r.resumed, from.display());

@@ -55,3 +55,21 @@ impl Progress for Silent {}
 
 /// The silent reporter, for defaults.
 pub static SILENT: Silent = Silent;
+
+/// Silent, but stops when `0` asks: the reporter of work run inside a
+/// larger job (a search's trials), which shows nothing of its own and must
+/// still hear the caller's stop.
+#[derive(Clone, Copy)]
+pub struct StopOnly<'a>(pub &'a dyn Progress);
+
+impl Progress for StopOnly<'_> {
+    fn stop_requested(&self) -> bool {
+        self.0.stop_requested()
+    }
+}
+
+impl std::fmt::Debug for StopOnly<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopOnly").finish_non_exhaustive()
+    }
+}

@@ -524,13 +524,17 @@ pub fn search<O: Objective>(
                     }
                     Err(e) => {
                         state.lock().expect("sampler lock").3 -= 1;
-                        first_error
-                            .lock()
-                            .expect("error lock")
-                            .get_or_insert(Error::Msg(format!(
+                        // A stop stays `Interrupted`, for the caller to
+                        // tell it from a failure.
+                        let e = if recur_core::progress::is_interrupted(&e) {
+                            e
+                        } else {
+                            Error::Msg(format!(
                                 "trial {number} ({}) failed: {e}",
                                 serde_json::to_string(&p).unwrap_or_default()
-                            )));
+                            ))
+                        };
+                        first_error.lock().expect("error lock").get_or_insert(e);
                         break;
                     }
                 }

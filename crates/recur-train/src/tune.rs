@@ -11,6 +11,7 @@ pub use crate::search::{should_prune, Sampler, State};
 use crate::trainer::{fit_watched, FitOptions};
 use candle_core::Device;
 use recur_core::config::{Config, TuneConfig};
+use recur_core::progress::{Progress, StopOnly};
 use recur_core::Result;
 use recur_data::prepare_training;
 use recur_deploy::report::EpochRecord;
@@ -140,6 +141,9 @@ struct ClassifierSearch<'a> {
     cfg: &'a Config,
     space: TuneConfig,
     dev: &'a Device,
+    /// The caller's reporter, asked by every trial whether to stop (the
+    /// trials train silently).
+    stop: &'a dyn Progress,
 }
 
 impl Objective for ClassifierSearch<'_> {
@@ -180,7 +184,9 @@ impl Objective for ClassifierSearch<'_> {
             &prep,
             &c,
             self.dev,
-            &FitOptions::default(),
+            &FitOptions {
+                progress: &StopOnly(self.stop),
+            },
             &mut |rec: &EpochRecord| epoch(rec.val_auc.unwrap_or(0.5)),
         )?;
         Ok(Outcome {
@@ -193,13 +199,17 @@ impl Objective for ClassifierSearch<'_> {
 /// Runs the search until `out/trials.json` holds `n_trials` trials, `jobs`
 /// at a time; `report` is called with each finished trial. The best
 /// trial's config is written to `out/best.yaml`, ready for `recur train`.
+/// `progress` is asked, between every trial's batches, whether to stop: a stopped search ends with
+/// [`recur_core::Error::Interrupted`], its finished trials kept in
+/// `out/trials.json` for the next run to go on from.
 ///
 /// ```no_run
 /// # fn main() -> recur_core::Result<()> {
 /// let cfg = recur_core::config::Config::from_file("configs/rainfall.yaml".as_ref())?;
 /// let dev = candle_core::Device::Cpu;
 /// let each = |t: &recur_train::tune::Trial| println!("{t}");
-/// let r = recur_train::tune::tune(&cfg, 20, 1, "runs/tune".as_ref(), &dev, &each)?;
+/// let silent = &recur_core::progress::SILENT;
+/// let r = recur_train::tune::tune(&cfg, 20, 1, "runs/tune".as_ref(), &dev, silent, &each)?;
 /// println!("best AUC {:.4}, config in {}", r.best.value, r.best_path.display());
 /// # Ok(())
 /// # }
@@ -210,6 +220,7 @@ pub fn tune(
     jobs: usize,
     out: &Path,
     dev: &Device,
+    progress: &dyn Progress,
     report: &(dyn Fn(&Trial) + Sync),
 ) -> Result<TuneResult> {
     // One search at a time writes `out`: two interleaved their trials
@@ -224,7 +235,12 @@ pub fn tune(
         prune_after_trials: space.prune_after_trials,
         warmup_epochs: space.warmup_epochs,
     };
-    let obj = ClassifierSearch { cfg, space, dev };
+    let obj = ClassifierSearch {
+        cfg,
+        space,
+        dev,
+        stop: progress,
+    };
     let s = search(
         &obj,
         &pruning,

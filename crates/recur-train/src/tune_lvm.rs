@@ -10,7 +10,7 @@ use crate::lvm::{fit_watched, load_data, LvmData};
 use crate::search::{search, Objective, Outcome, Pruning, Trial};
 use candle_core::Device;
 use recur_core::lvm_config::{LvmConfig, LvmKind, LvmTuneConfig};
-use recur_core::progress::Progress;
+use recur_core::progress::{Progress, StopOnly};
 use recur_core::Result;
 use recur_deploy::lvm_eval::{baseline_predict, stats};
 use recur_models::{Baseline, LvmArch};
@@ -77,15 +77,6 @@ struct LvmSearch<'a> {
     /// The caller's reporter, asked by every trial whether to stop (the
     /// trials train silently, and could not be stopped).
     stop: &'a dyn Progress,
-}
-
-/// A trial's reporter: silent, but it stops when the search's caller asks.
-struct StopOnly<'a>(&'a dyn Progress);
-
-impl Progress for StopOnly<'_> {
-    fn stop_requested(&self) -> bool {
-        self.0.stop_requested()
-    }
 }
 
 impl LvmSearch<'_> {

@@ -565,3 +565,45 @@ fn a_stop_asked_after_the_last_batch_writes_no_model() {
     assert!(recur_core::progress::is_interrupted(&e), "{e}");
     assert!(!out.exists());
 }
+
+/// A reporter that asks to stop once `flag` is set.
+struct StopWhen<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl recur_core::progress::Progress for StopWhen<'_> {
+    fn stop_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A program stops a classifier search through its `Progress`, as the
+/// LVM search already could: the trial running ends with `Interrupted`,
+/// the finished one stays in trials.json, and the next run goes on from it.
+#[test]
+fn a_library_search_stops_when_its_progress_asks_and_resumes() {
+    use recur_core::config::TuneConfig;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let data = write_series(d.path(), 300, true, 7);
+    let mut c = config(data, 2, 2, 0.01);
+    c.tune = Some(TuneConfig {
+        sequence_length: [4, 8],
+        hidden_size: [4, 8],
+        ..Default::default()
+    });
+    let out = d.path().join("search");
+    let flag = AtomicBool::new(false);
+    let stop = StopWhen(&flag);
+    let seen = std::sync::Mutex::new(0usize);
+    let after_first = |_: &recur_train::tune::Trial| {
+        *seen.lock().unwrap() += 1;
+        flag.store(true, Ordering::SeqCst);
+    };
+    let e = recur_train::tune::tune(&c, 3, 1, &out, &Device::Cpu, &stop, &after_first)
+        .expect_err("the search was asked to stop after its first trial");
+    assert!(recur_core::progress::is_interrupted(&e), "{e}");
+    assert_eq!(*seen.lock().unwrap(), 1);
+    let silent = &recur_core::progress::SILENT;
+    let r = recur_train::tune::tune(&c, 3, 1, &out, &Device::Cpu, silent, &|_| {}).unwrap();
+    assert_eq!(r.resumed, 1);
+    assert_eq!(r.trials.len(), 3);
+}
