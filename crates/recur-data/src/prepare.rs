@@ -907,23 +907,35 @@ fn prepare_sequences(s: &Sequences, cfg: &Config) -> Result<Prepared> {
         }
     }
     let train_idx = &order[..n_train];
-    // A class with no training series is in `classes` all the same (its
-    // logit trained toward never): said, where it trained in silence.
-    let mut notes = Vec::new();
-    if cl.classes.len() > 2 {
-        let untrained: Vec<String> = (0..cl.classes.len())
-            .filter(|&c| !train_idx.iter().any(|&i| labels[i] == c as f32))
-            .map(|c| format!("`{}`", clip(&cl.classes[c])))
+    // A class with no training series is refused: the model could not
+    // learn it, and its output would exist only because of labels in
+    // validation or test (one mistyped test label had turned a two-class
+    // model into a three-class one, with another loss and calibrator).
+    let untrained: Vec<usize> = (0..cl.classes.len())
+        .filter(|&c| !train_idx.iter().any(|&i| labels[i] == c as f32))
+        .collect();
+    if !untrained.is_empty() {
+        let count = |c: usize| labels.iter().filter(|&&y| y == c as f32).count();
+        let named: Vec<String> = untrained
+            .iter()
+            .map(|&c| format!("`{}` ({} series)", clip(&cl.classes[c]), count(c)))
             .collect();
-        if !untrained.is_empty() {
-            notes.push(format!(
-                "{}: no training series of class {} (all went to validation or test): the \
-                 model cannot learn it; give more series of it, or another split or seed",
-                s.source,
-                untrained.join(", ")
-            ));
-        }
+        let how = if shuffled {
+            "more series of it, another training.seed (the draw) or a larger data.split.train"
+        } else {
+            "more series of it, or data.split.shuffle: true"
+        };
+        return Err(Error::data(
+            &s.source,
+            format!(
+                "no training series of class {}: all went to validation or test, so the model \
+                 could not learn it and only their labels would make it an output; give {how}, \
+                 or correct or remove those series",
+                named.join(", ")
+            ),
+        ));
     }
+    let notes = Vec::new();
     let offsets = row_offsets(s);
     let rows = train_idx.iter().flat_map(|&i| offsets[i]..offsets[i + 1]);
     let scaler = Scaler::fit(features.clone(), &values, rows);
@@ -1491,10 +1503,11 @@ mod tests {
         );
     }
 
-    /// A class none of whose series lands in the training part is named
-    /// in a note (it trained in silence, a class the model cannot learn).
+    /// A class none of whose series lands in the training part is
+    /// refused by name: it had trained in silence, and one test label
+    /// outside the training classes made a two-class model three-class.
     #[test]
-    fn a_class_without_training_series_is_named() {
+    fn a_class_without_training_series_is_refused_by_name() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s.ts");
         let mut text = String::from("@data\n");
@@ -1507,14 +1520,28 @@ mod tests {
         c.data.path = Some(p);
         c.data.layout = Layout::Sequences;
         c.data.split.shuffle = Some(false);
-        let prep = prepare_training(&c).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
         assert!(
-            prep.notes
-                .iter()
-                .any(|n| n.contains("no training series of class `rare`")),
-            "{:?}",
-            prep.notes
+            e.contains("no training series of class `rare` (1 series)")
+                && e.contains("data.split.shuffle: true"),
+            "{e}"
         );
+        // Two classes in training and a third only in the test part (a
+        // mistyped label): refused too, never a three-class model.
+        let mut text = String::from("@data\n");
+        for i in 0..30 {
+            text += &format!("{},{},{}:{}\n", i, i % 3, i % 5, ["a", "b"][i % 2]);
+        }
+        text += "1,2,3:2\n";
+        std::fs::write(c.data.path.as_ref().unwrap(), text).unwrap();
+        let e = prepare_training(&c).unwrap_err().to_string();
+        assert!(e.contains("no training series of class `2`"), "{e}");
+        // The same file less the stray series trains as two classes.
+        let text: String = std::fs::read_to_string(c.data.path.as_ref().unwrap())
+            .unwrap()
+            .replace("1,2,3:2\n", "");
+        std::fs::write(c.data.path.as_ref().unwrap(), text).unwrap();
+        assert_eq!(prepare_training(&c).unwrap().info.classes.len(), 0);
     }
 
     /// A scored file is read in the training config's format, unless its
