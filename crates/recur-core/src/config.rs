@@ -832,17 +832,20 @@ impl Config {
         }
         if let Some(e) = &self.ensemble {
             // Two weights summing to 1 cannot both be above one half (0.6
-            // came out as 0.5 each without a word).
+            // came out as 0.5 each without a word), nor both below it (a
+            // max_weight of 0.3 came out as 0.5 each).
             if !(0.0 <= e.min_weight
                 && e.min_weight <= 0.5
-                && e.min_weight <= e.max_weight
+                && 0.5 <= e.max_weight
                 && e.max_weight <= 1.0)
             {
                 return bad(
                     "ensemble.min_weight / max_weight",
-                    "need 0 <= min_weight <= max_weight <= 1, min_weight at most 0.5 (the two \
-                     weights sum to 1)"
-                        .into(),
+                    format!(
+                        "[{}, {}]: need 0 <= min_weight <= 0.5 <= max_weight <= 1 (the two \
+                         weights sum to 1, so one is at least 0.5 and the other at most 0.5)",
+                        e.min_weight, e.max_weight
+                    ),
                 );
             }
         }

@@ -80,12 +80,24 @@ pub fn fixed(trees: f64, lstm: f64) -> Weights {
     }
 }
 
-/// `perf = 1 / (1 + logloss)` per model, `w = perf / sum(perf)`, clipped
-/// to `[min_w, max_w]`, renormalised.
+/// `perf = 1 / (1 + logloss)` per model, `w = perf / sum(perf)`, then
+/// the trees' weight clipped so that both weights lie in `[min_w, max_w]`
+/// (`min_w <= 0.5 <= max_w`, as the config requires), the LSTM's its
+/// complement. Clipping each and renormalising, as before, left a weight
+/// outside the bounds (0.512 with a maximum of 0.5); for bounds that sum
+/// to one (the default 0.1 and 0.9) the two give the same weights.
 pub fn dynamic(logloss_trees: f64, logloss_lstm: f64, min_w: f64, max_w: f64) -> Weights {
     let (pt, pl) = (1.0 / (1.0 + logloss_trees), 1.0 / (1.0 + logloss_lstm));
     let w = fixed(pt, pl);
-    fixed(w.trees.clamp(min_w, max_w), w.lstm.clamp(min_w, max_w))
+    let (lo, hi) = (min_w.max(1.0 - max_w), max_w.min(1.0 - min_w));
+    if (lo..=hi).contains(&w.trees) {
+        return w;
+    }
+    let trees = w.trees.clamp(lo.min(hi), hi);
+    Weights {
+        trees,
+        lstm: 1.0 - trees,
+    }
 }
 
 /// The weights a config asks for, given the validation log losses.
@@ -150,5 +162,17 @@ mod tests {
             "{w:?}"
         );
         assert!((fixed(1.0, 1.0).blend(0.2, 0.4) - 0.3).abs() < 1e-15);
+        // Bounds that do not sum to one: both weights stay inside them
+        // (clipping each and renormalising gave the trees 0.512 > 0.5).
+        let w = dynamic(0.5, 2.0, 0.45, 0.5);
+        assert!(
+            (w.trees - 0.5).abs() < 1e-12 && (w.lstm - 0.5).abs() < 1e-12,
+            "{w:?}"
+        );
+        let w = dynamic(2.0, 0.5, 0.3, 0.6);
+        assert!((w.trees - 0.4).abs() < 1e-12 && (w.lstm - 0.6).abs() < 1e-12);
+        // Inside the bounds the weights are the performance shares as
+        // computed, bit for bit.
+        assert_eq!(dynamic(0.6, 0.7, 0.1, 0.9), fixed(1.0 / 1.6, 1.0 / 1.7));
     }
 }
