@@ -28,6 +28,12 @@ pub struct FeatureReference {
     pub deciles: Vec<f64>,
     /// The share of training rows in each of the 10 bins.
     pub bin_shares: Vec<f64>,
+    /// Whether a value equal to a repeated decile has a bin of its own
+    /// (the empty `[e, e)` inside the run of equal edges); false in
+    /// references written before it had (their shares were counted
+    /// without, and are read as they were counted).
+    #[serde(default)]
+    pub point_bins: bool,
     /// 201 evenly spaced quantiles (0, 0.5%, ..., 100%): the KS reference.
     pub quantiles: Vec<f64>,
     pub rows: usize,
@@ -44,16 +50,27 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     percentile(sorted, q * 100.0)
 }
 
-/// The bin of `v` among the 10 bins cut at `deciles` (left-closed).
-fn bin(deciles: &[f64], v: f64) -> usize {
-    deciles.partition_point(|&e| e <= v)
+/// The bin of `v` among the 10 bins cut at `deciles` (left-closed: `k`
+/// edges at or below `v`, bin `k`). With `point_bins`, a value equal to
+/// an edge that repeats (a point mass of a tenth of the rows or more)
+/// takes the last bin inside the run of equal edges, `[e, e)`, which is
+/// empty otherwise: a 0/1 flag that is 0 on 95% of training rows had
+/// deciles all 0, and its 0s and 1s fell in one bin, so a flag set on 60%
+/// of live rows scored a PSI of 0.
+fn bin(deciles: &[f64], v: f64, point_bins: bool) -> usize {
+    let k = deciles.partition_point(|&e| e <= v);
+    if point_bins && k >= 2 && deciles[k - 1] == v && deciles[k - 2] == v {
+        k - 1
+    } else {
+        k
+    }
 }
 
 /// Shares of `x` in the 10 decile bins.
-fn shares(deciles: &[f64], x: &[f64]) -> Vec<f64> {
+fn shares(deciles: &[f64], x: &[f64], point_bins: bool) -> Vec<f64> {
     let mut c = vec![0.0; deciles.len() + 1];
     for &v in x {
-        c[bin(deciles, v)] += 1.0;
+        c[bin(deciles, v, point_bins)] += 1.0;
     }
     c.iter().map(|n| n / x.len().max(1) as f64).collect()
 }
@@ -112,7 +129,8 @@ impl FeatureReference {
             std: s,
             autocorr: lag1_autocorr(x),
             noise_ratio: noise_ratio(m, s),
-            bin_shares: shares(&deciles, x),
+            bin_shares: shares(&deciles, x, true),
+            point_bins: true,
             deciles,
             quantiles: (0..=200)
                 .map(|i| quantile(&sorted, i as f64 / 200.0))
@@ -258,7 +276,7 @@ pub fn compare(
             let r_std = spread(r.mean, r.std, r.rows);
             let mut sorted = x.clone();
             sorted.sort_by(f64::total_cmp);
-            let p = psi(&r.bin_shares, &shares(&r.deciles, &x));
+            let p = psi(&r.bin_shares, &shares(&r.deciles, &x, r.point_bins));
             let k = ks(&r.quantiles, &sorted);
             // In training's standard deviations; raw units for a column that
             // was constant in training (no spread to measure against).
@@ -364,6 +382,44 @@ mod tests {
         let v = psi(&[0.1, 0.2, 0.7], &[0.2, 0.1, 0.7]);
         assert!((v - 0.2 * 2f64.ln()).abs() < 1e-12, "{v}");
         assert_eq!(psi(&[0.5, 0.5], &[0.5, 0.5]), 0.0);
+    }
+
+    /// A 0/1 flag at 0 on 95% of training rows (every decile 0) and set
+    /// on 60% of live rows: its 0s have a bin of their own, so PSI sees
+    /// the shift (it was 0: 0s and 1s shared the top bin). A reference
+    /// written before keeps the bins its shares were counted in.
+    #[test]
+    fn a_point_mass_at_the_minimum_has_a_bin_of_its_own() {
+        let train: Vec<f64> = (0..400).map(|i| (i % 20 == 0) as u8 as f64).collect();
+        let live: Vec<f64> = (0..200).map(|i| (i % 5 < 3) as u8 as f64).collect();
+        let r = Reference::of(&["flag".into()], &train, 0..400);
+        assert_eq!(r.features[0].deciles, vec![0.0; 9]);
+        let d = compare(&r, &live, &DriftThresholds::default()).unwrap();
+        // Shares 0.95 / 0.05 against 0.4 / 0.6.
+        let want = psi(&[0.95, 0.05], &[0.4, 0.6]);
+        assert!((d[0].psi - want).abs() < 1e-12, "{} vs {want}", d[0].psi);
+        assert!(d[0].psi > 1.0);
+        // The mirror case (a mass at the maximum) was binned apart already
+        // and is unchanged; so is every value off a repeated edge.
+        let edges = [0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 3.0, 4.0, 5.0];
+        assert_eq!(bin(&edges, 0.0, true), 2);
+        assert_eq!(bin(&edges, 0.0, false), 3);
+        assert_eq!(bin(&edges, 3.0, true), 6);
+        for v in [-1.0, 0.5, 1.0, 2.5, 3.5, 4.0, 9.0] {
+            assert_eq!(bin(&edges, v, true), bin(&edges, v, false), "{v}");
+        }
+        let mut old = r.clone();
+        old.features[0].point_bins = false;
+        old.features[0].bin_shares = shares(&[0.0; 9], &train, false);
+        let json = serde_json::to_string(&old)
+            .unwrap()
+            .replace(",\"point_bins\":false", "");
+        let old: Reference = serde_json::from_str(&json).unwrap();
+        assert!(!old.features[0].point_bins);
+        assert_eq!(
+            compare(&old, &live, &DriftThresholds::default()).unwrap()[0].psi,
+            0.0
+        );
     }
 
     #[test]
