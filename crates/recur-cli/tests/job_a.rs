@@ -645,6 +645,93 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         "{text}"
     );
 
+    // The training file with one more day (how such files grow) is not
+    // its bytes: every row is scored, and the note says how many are of
+    // the training and validation periods (it scored them in silence).
+    let info = json(&out.join("data.json"));
+    let span = |part: &str, key: &str| {
+        let p = info["parts"].as_array().unwrap().iter();
+        let s = p.clone().find(|s| s["part"] == part).unwrap();
+        s[key].clone()
+    };
+    let grown = d.path().join("grown.csv");
+    let mut rows = std::fs::read_to_string(&data).unwrap();
+    let last_line = rows.lines().last().unwrap().to_string();
+    let t_last: i64 = last_line.split(',').next().unwrap().parse().unwrap();
+    rows += &format!(
+        "{}{}\n",
+        t_last + 1,
+        &last_line[last_line.find(',').unwrap()..]
+    );
+    std::fs::write(&grown, rows).unwrap();
+    let ej = d.path().join("grown.json");
+    let text = ok(&recur(&[
+        "eval",
+        "--model",
+        o,
+        "--input",
+        grown.to_str().unwrap(),
+        "--json",
+        ej.to_str().unwrap(),
+    ]));
+    let n_train = span("train", "windows").as_u64().unwrap();
+    let n_val = span("validation", "windows").as_u64().unwrap();
+    let train_end = span("train", "last_time").as_str().unwrap().to_string();
+    let e = json(&ej);
+    let note = e["note"].as_str().unwrap().to_string();
+    let all = e["rows"]["all"].as_u64().unwrap();
+    assert!(
+        note.contains("not the training file's bytes")
+            && note.contains(&format!(
+                "{n_train} of the {all} labelled rows scored are of the model's training \
+                 period (to {train_end})"
+            ))
+            && note.contains("in-sample")
+            && text.contains(&note),
+        "{note}"
+    );
+    // Its validation count: every row after training's end up to
+    // validation's (the times here are the row numbers), the validation
+    // windows and those ending in the gap before them.
+    let in_val: u64 = note
+        .split(" and ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let val_end: i64 = span("validation", "last_time")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let train_end_row: i64 = train_end.parse().unwrap();
+    assert_eq!(in_val, (val_end - train_end_row) as u64);
+    assert!(in_val > n_val, "{in_val} {n_val}");
+    // The rows after validation (with the 7 the first window reads): no
+    // note.
+    let grown_text = std::fs::read_to_string(&grown).unwrap();
+    let kept: Vec<&str> = grown_text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            *i == 0 || l.split(',').next().unwrap().parse::<i64>().unwrap() > val_end - 7
+        })
+        .map(|(_, l)| l)
+        .collect();
+    let tail = d.path().join("tail.csv");
+    std::fs::write(&tail, kept.join("\n") + "\n").unwrap();
+    let text = ok(&recur(&[
+        "eval",
+        "--model",
+        o,
+        "--input",
+        tail.to_str().unwrap(),
+    ]));
+    assert!(!text.contains("note:") && text.contains("all: "), "{text}");
+
     // predict writes the same table as eval --per-row.
     let preds = d.path().join("p.csv");
     ok(&recur(&[

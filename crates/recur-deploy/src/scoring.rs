@@ -351,14 +351,101 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
         rows,
         partial_rows,
         multiclass: None,
-        note: (cfg.data.layout == Layout::Rows && p.dir.info.data_sha256.is_none()).then(|| {
-            "data.json names no training file (the model was fitted from data in memory, in \
-             Python, or by an older recur), so recur cannot tell whether this is it: every \
-             labelled row is scored, any the model trained on included (report.json holds its \
-             validation and test figures)"
-                .to_string()
-        }),
+        note: {
+            let unnamed = cfg.data.layout == Layout::Rows && p.dir.info.data_sha256.is_none();
+            match (unnamed, in_sample_note(p, &parts)) {
+                (true, overlap) => Some(format!(
+                    "data.json names no training file (the model was fitted from data in \
+                     memory, in Python, or by an older recur), so recur cannot tell whether \
+                     this is it: every labelled row is scored, any the model trained on \
+                     included (report.json holds its validation and test figures){}",
+                    overlap.map(|o| format!("; {o}")).unwrap_or_default()
+                )),
+                (false, Some(o)) => Some(format!(
+                    "this file is not the training file's bytes (that file is scored by \
+                     part); {o}"
+                )),
+                (false, None) => None,
+            }
+        },
     })
+}
+
+/// For a file scored whole ("all"), what its time column says of rows of
+/// the model's training and validation periods (`data.json`'s last times
+/// of each): the model trained on the first and fitted early stopping,
+/// calibration and the threshold on the second, so figures over them are
+/// in-sample. The training file is known by its bytes only, and the same
+/// rows as Parquet, or with a day appended, were scored as "all" in
+/// silence (85% of them rows the model had fitted). `None` where nothing
+/// overlaps or the times cannot be compared (no time column, text that is
+/// neither numbers nor ISO times).
+fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<String> {
+    let [(part, fs)] = parts else { return None };
+    if part != "all" {
+        return None;
+    }
+    let (tc, times) = fs.times.as_ref()?;
+    let last = |name: &str| {
+        let span = p.dir.info.parts.iter().find(|s| s.part == name)?;
+        span.last_time.clone()
+    };
+    let (train_end, val_end) = (last("train")?, last("validation")?);
+    let labelled: Vec<&String> = fs
+        .predictions
+        .iter()
+        .zip(times)
+        // The rows eval counts: labelled, and scored by every model.
+        .filter(|(x, _)| {
+            x.label.is_some() && x.p_lstm.is_some() && (p.trees.is_none() || x.p_trees.is_some())
+        })
+        .map(|(_, t)| t)
+        .collect();
+    let mut cells: Vec<String> = labelled.iter().map(|t| t.to_string()).collect();
+    cells.push(train_end.clone());
+    cells.push(val_end.clone());
+    let n = labelled.len();
+    // Each cell's place against the two ends: 0 at or before training's
+    // end, 1 up to validation's, 2 after.
+    let place: Vec<Option<u8>> = match recur_data::table::column_of(&cells) {
+        recur_data::table::Column::Numeric(v) => {
+            let (a, b) = (v[n], v[n + 1]);
+            v[..n]
+                .iter()
+                .map(|&t| (!t.is_nan()).then_some((t > a) as u8 + (t > b) as u8))
+                .collect()
+        }
+        _ => {
+            let parsed: Vec<Option<recur_data::iso_time::IsoTime>> = cells
+                .iter()
+                .map(|c| {
+                    let c = c.trim();
+                    (!c.is_empty() && recur_data::iso_time::looks_iso(c))
+                        .then(|| recur_data::iso_time::parse(c).ok())
+                        .flatten()
+                })
+                .collect();
+            let (a, b) = (parsed[n]?, parsed[n + 1]?);
+            parsed[..n]
+                .iter()
+                .map(|t| t.map(|t| (t > a) as u8 + (t > b) as u8))
+                .collect()
+        }
+    };
+    let count = |k: u8| place.iter().filter(|&&x| x == Some(k)).count();
+    let (in_train, in_val) = (count(0), count(1));
+    if in_train + in_val == 0 {
+        return None;
+    }
+    Some(format!(
+        "by its time column `{tc}`, {in_train} of the {n} labelled rows scored are of the \
+         model's training period (to {train_end}) and {in_val} of its validation period (to \
+         {val_end}): the model trained on the first and fitted early stopping, calibration \
+         and the threshold on the second, so figures over them are in-sample; to score unseen \
+         rows only, give the rows after {val_end} (with the {} before them that the first \
+         window reads)",
+        p.sequence_length().saturating_sub(1)
+    ))
 }
 
 /// Writes the per-row table of `scores` to `output`: `row`, the time
