@@ -162,21 +162,29 @@ fn a_padded_short_window_predicts_what_chat_predicts() {
             .http_status_as_error(false)
             .build(),
     );
-    let body = serde_json::json!({"messages": said, "model": "tiny", "top_k": 5}).to_string();
-    let mut r = agent
-        .post(format!("{url}/chat"))
-        .header("content-type", "application/json")
-        .send(body.as_str())
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().unwrap();
+    let ask = |exclude: Option<bool>| {
+        let mut body = serde_json::json!({"messages": said, "model": "tiny", "top_k": 5});
+        if let Some(x) = exclude {
+            body["exclude_context"] = x.into();
+        }
+        let mut r = agent
+            .post(format!("{url}/chat"))
+            .header("content-type", "application/json")
+            .send(body.to_string().as_str())
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap())
+    };
+    let (whole, without) = (ask(Some(false)), ask(None));
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
     child.wait().unwrap();
-    assert_eq!(status, 200, "{text}");
-    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // With the request's own sentences: the bank ranked as lvm predict's
+    // vector ranks it.
+    assert_eq!(whole.0, 200, "{}", whole.1);
+    let r: serde_json::Value = serde_json::from_str(&whole.1).unwrap();
     assert_eq!(r["ctx_fill_mode"], "padded");
     let got = r["neighbours"].as_array().unwrap();
     assert_eq!(got.len(), 5);
@@ -185,6 +193,23 @@ fn a_padded_short_window_predicts_what_chat_predicts() {
         let gc = g["cosine"].as_f64().unwrap() as f32;
         assert!((gc - c).abs() < 1e-5, "{s}: /chat {gc}, lvm predict {c}");
     }
+    // By default (`decoder.exclude_context`) the same ranking less the two
+    // sentences the request said, the answer its first.
+    assert_eq!(without.0, 200, "{}", without.1);
+    let r: serde_json::Value = serde_json::from_str(&without.1).unwrap();
+    let others: Vec<&(String, f32)> = want
+        .iter()
+        .filter(|(s, _)| !said.contains(&s.as_str()))
+        .collect();
+    // Here the nearest sentence is one the request said (why the default
+    // leaves them out).
+    assert!(said.contains(&want[0].0.as_str()), "{want:?}");
+    let got = r["neighbours"].as_array().unwrap();
+    assert_eq!(got.len(), 5.min(others.len()));
+    for (g, (s, _)) in got.iter().zip(&others) {
+        assert_eq!(g["text"], s.as_str());
+    }
+    assert_eq!(r["response"], others[0].0.as_str());
 }
 
 #[test]

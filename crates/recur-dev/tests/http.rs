@@ -136,7 +136,8 @@ fn infer_first_context(s: &Server) -> (Vec<f32>, usize, Vec<f32>, Value) {
     (v, enc.dim, got, r)
 }
 
-/// What /chat must answer, computed from the models directly.
+/// What /chat must answer, computed from the models directly: the bank
+/// ranked against the prediction, less the request's own sentences.
 fn expected_chat(cfg: &ServeConfig, messages: &[&str]) -> (Vec<f32>, Vec<(String, f32)>) {
     expected_with(cfg, 0, messages)
 }
@@ -167,7 +168,20 @@ fn expected_with(
         .unwrap()
         .to_vec1()
         .unwrap();
-    let scored = fixture::ranked(&enc, &pred).unwrap();
+    // As /chat answers by default: the request's own sentences left out
+    // (compared by their words, in any case).
+    let key = |t: &str| {
+        t.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let said: Vec<String> = messages.iter().map(|m| key(m)).collect();
+    let scored = fixture::ranked(&enc, &pred)
+        .unwrap()
+        .into_iter()
+        .filter(|(t, _)| !said.contains(&key(t)))
+        .collect();
     (pred, scored)
 }
 

@@ -264,6 +264,9 @@ pub struct ChatRequest {
     pub paragraph: Option<String>,
     pub model: Option<String>,
     pub top_k: Option<usize>,
+    /// Whether the answer and neighbours leave out the request's own
+    /// sentences (else `decoder.exclude_context`).
+    pub exclude_context: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -128,6 +128,12 @@ pub struct DecoderConfig {
     /// Banks up to this many sentences are searched exactly (one matrix
     /// product); larger ones through an HNSW index.
     pub exact_max: usize,
+    /// Leave the request's own sentences out of the answer and the
+    /// neighbours. An LVM's prediction lies near its context (the demo's
+    /// nearest bank sentence is a context sentence in 93% of validation
+    /// windows), so with its messages in the bank a chat answered with
+    /// one of them, mostly the earliest, which the padding repeats.
+    pub exclude_context: bool,
 }
 
 impl Default for DecoderConfig {
@@ -135,6 +141,7 @@ impl Default for DecoderConfig {
         DecoderConfig {
             top_k: 5,
             exact_max: 1_000_000,
+            exclude_context: true,
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum Job {
         texts: Vec<String>,
         model: usize,
         top_k: usize,
+        /// Leave `texts` out of the answer and the neighbours.
+        exclude_context: bool,
         queued: Instant,
         reply: Reply<ChatAnswer>,
     },
@@ -160,6 +162,8 @@ pub struct Info {
     pub classifier: Option<ClassifierInfo>,
     pub limits: crate::config::Limits,
     pub top_k: usize,
+    /// `decoder.exclude_context`: a request's default.
+    pub exclude_context: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -428,6 +432,7 @@ impl Engine {
             }),
             limits: cfg.limits.clone(),
             top_k: cfg.decoder.top_k,
+            exclude_context: cfg.decoder.exclude_context,
         };
         let cap = NonZeroUsize::new(cfg.limits.cache_entries.max(1)).expect("at least 1");
         Ok((
@@ -669,6 +674,15 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        let excluded: Vec<bool> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Chat {
+                    exclude_context, ..
+                } => Some(*exclude_context),
+                _ => None,
+            })
+            .collect();
         // Encoding: only the last C sentences of each request matter.
         let t = Instant::now();
         let kept: Vec<&[String]> = chats
@@ -708,7 +722,14 @@ impl Engine {
         let lvm_inference_ms = ms_since(t);
         // Decoding: one product of every prediction against the bank.
         let t = Instant::now();
-        let k_max = chats.iter().map(|(_, _, k)| *k).max().unwrap_or(1);
+        // Enough to fill top_k after the request's own sentences and a
+        // few repeated ones are taken out.
+        let k_max = chats
+            .iter()
+            .zip(&excluded)
+            .map(|((texts, _, k), &x)| k + if x { texts.len() } else { 0 } + REPEATS_SLACK)
+            .max()
+            .unwrap_or(1);
         let flat: Vec<f32> = preds.concat();
         let found = self
             .bank
@@ -728,8 +749,9 @@ impl Engine {
             .iter()
             .zip(found)
             .zip(modes)
-            .map(|(((texts, _, k), mut nb), mode)| {
-                nb.truncate(*k);
+            .zip(&excluded)
+            .map(|((((texts, _, k), nb), mode), &exclude)| {
+                let nb = distinct_answers(nb, texts, exclude, *k);
                 let best = nb.first().cloned();
                 ChatAnswer {
                     response: best.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
@@ -1044,9 +1066,67 @@ fn next_batch<T>(
     take_batch(pending, max_batch, budget, chars)
 }
 
+/// Neighbours asked beyond `top_k` (and the request's own sentences), for
+/// the bank's repeated sentences taken out of a list.
+const REPEATS_SLACK: usize = 8;
+
+/// The first `k` of `found` (best first) with each text once, and with
+/// `exclude`, none of the request's own `texts` (compared trimmed): a
+/// bank holds the same sentence more than once ("Good evening." twice in
+/// one list), and an LVM's prediction lies nearest its own context.
+fn distinct_answers(
+    found: Vec<crate::bank::Neighbour>,
+    texts: &[String],
+    exclude: bool,
+    k: usize,
+) -> Vec<crate::bank::Neighbour> {
+    let own: std::collections::HashSet<&str> = if exclude {
+        texts.iter().map(|t| t.trim()).collect()
+    } else {
+        Default::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    found
+        .into_iter()
+        .filter(|n| !own.contains(n.text.trim()) && seen.insert(n.text.clone()))
+        .take(k)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{next_batch, take_batch, Held, Job, Metrics};
+    use super::{distinct_answers, next_batch, take_batch, Held, Job, Metrics};
+
+    /// Each text once, best first; the request's own sentences (trimmed)
+    /// out only when asked; at most `k`.
+    #[test]
+    fn answers_are_distinct_and_leave_out_what_was_said_when_asked() {
+        let n = |text: &str, index| crate::bank::Neighbour {
+            text: text.into(),
+            cosine: 1.0 - index as f32 / 10.0,
+            index,
+        };
+        let found = || {
+            vec![
+                n("Hello there.", 0),
+                n("Good evening.", 1),
+                n("Good evening.", 2),
+                n("It rained.", 3),
+                n("The end.", 4),
+            ]
+        };
+        let texts = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let said = texts(&[" Hello there. "]);
+        let got = |exclude, k| -> Vec<usize> {
+            distinct_answers(found(), &said, exclude, k)
+                .iter()
+                .map(|n| n.index)
+                .collect()
+        };
+        assert_eq!(got(false, 10), vec![0, 1, 3, 4]);
+        assert_eq!(got(true, 10), vec![1, 3, 4]);
+        assert_eq!(got(true, 2), vec![1, 3]);
+    }
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
     use tokio::sync::{mpsc, oneshot};

@@ -859,10 +859,12 @@ async fn chat(
     let texts = chat_texts(&req, &s.cfg)?;
     let model = model_index(&info, req.model.as_deref())?;
     let k = top_k(req.top_k, &info)?;
+    let exclude_context = req.exclude_context.unwrap_or(info.exclude_context);
     let a = submit(&s, |reply| Job::Chat {
         texts,
         model,
         top_k: k,
+        exclude_context,
         queued: Instant::now(),
         reply,
     })
