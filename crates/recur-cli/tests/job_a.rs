@@ -677,6 +677,7 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     let n_train = span("train", "windows").as_u64().unwrap();
     let n_val = span("validation", "windows").as_u64().unwrap();
     let train_end = span("train", "last_time").as_str().unwrap().to_string();
+    let train_start = span("train", "first_time").as_str().unwrap().to_string();
     let e = json(&ej);
     let note = e["note"].as_str().unwrap().to_string();
     let all = e["rows"]["all"].as_u64().unwrap();
@@ -684,15 +685,15 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         note.contains("not the training file's bytes")
             && note.contains(&format!(
                 "{n_train} of the {all} labelled rows scored are of the model's training \
-                 period (to {train_end})"
+                 period ({train_start} to {train_end})"
             ))
             && note.contains("in-sample")
             && text.contains(&note),
         "{note}"
     );
-    // Its validation count: every row after training's end up to
-    // validation's (the times here are the row numbers), the validation
-    // windows and those ending in the gap before them.
+    // Its validation count: every row from validation's first time to its
+    // last (the times here are the row numbers), the rows of the gap
+    // between the parts left out.
     let in_val: u64 = note
         .split(" and ")
         .nth(1)
@@ -702,14 +703,14 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         .unwrap()
         .parse()
         .unwrap();
-    let val_end: i64 = span("validation", "last_time")
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let train_end_row: i64 = train_end.parse().unwrap();
-    assert_eq!(in_val, (val_end - train_end_row) as u64);
-    assert!(in_val > n_val, "{in_val} {n_val}");
+    let time =
+        |part: &str, key: &str| -> i64 { span(part, key).as_str().unwrap().parse().unwrap() };
+    let (val_start, val_end) = (
+        time("validation", "first_time"),
+        time("validation", "last_time"),
+    );
+    assert_eq!(in_val, (val_end - val_start + 1) as u64);
+    assert!(in_val >= n_val, "{in_val} {n_val}");
     // The rows after validation (with the 7 the first window reads): no
     // note.
     let grown_text = std::fs::read_to_string(&grown).unwrap();
@@ -722,15 +723,29 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
         .map(|(_, l)| l)
         .collect();
     let tail = d.path().join("tail.csv");
-    std::fs::write(&tail, kept.join("\n") + "\n").unwrap();
-    let text = ok(&recur(&[
-        "eval",
-        "--model",
-        o,
-        "--input",
-        tail.to_str().unwrap(),
-    ]));
-    assert!(!text.contains("note:") && text.contains("all: "), "{text}");
+    let scored_without_a_note = |lines: &[String]| {
+        std::fs::write(&tail, lines.join("\n") + "\n").unwrap();
+        let text = ok(&recur(&[
+            "eval",
+            "--model",
+            o,
+            "--input",
+            tail.to_str().unwrap(),
+        ]));
+        assert!(!text.contains("note:") && text.contains("all: "), "{text}");
+    };
+    scored_without_a_note(&kept.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+    // Rows from before the training period (the same values 5,000 days
+    // earlier) are not the training rows either.
+    let earlier: Vec<String> = grown_text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match (i, l.split_once(',')) {
+            (0, _) | (_, None) => l.to_string(),
+            (_, Some((t, rest))) => format!("{},{rest}", t.parse::<i64>().unwrap() - 5000),
+        })
+        .collect();
+    scored_without_a_note(&earlier);
 
     // predict writes the same table as eval --per-row.
     let preds = d.path().join("p.csv");

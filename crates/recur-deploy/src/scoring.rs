@@ -386,11 +386,11 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
         return None;
     }
     let (tc, times) = fs.times.as_ref()?;
-    let last = |name: &str| {
-        let span = p.dir.info.parts.iter().find(|s| s.part == name)?;
-        span.last_time.clone()
+    let span = |name: &str| {
+        let s = p.dir.info.parts.iter().find(|s| s.part == name)?;
+        Some((s.first_time.clone()?, s.last_time.clone()?))
     };
-    let (train_end, val_end) = (last("train")?, last("validation")?);
+    let ((train_start, train_end), (val_start, val_end)) = (span("train")?, span("validation")?);
     let labelled: Vec<&String> = fs
         .predictions
         .iter()
@@ -401,35 +401,55 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
         })
         .map(|(_, t)| t)
         .collect();
-    let mut cells: Vec<String> = labelled.iter().map(|t| t.to_string()).collect();
-    cells.push(train_end.clone());
-    cells.push(val_end.clone());
     let n = labelled.len();
-    // Each cell's place against the two ends: 0 at or before training's
-    // end, 1 up to validation's, 2 after.
+    let mut cells: Vec<String> = labelled.iter().map(|t| t.to_string()).collect();
+    cells.extend([&train_start, &train_end, &val_start, &val_end].map(|t| t.to_string()));
+    // Each row's part: 0 training, 1 validation, 2 neither (before
+    // training, in the gap between, after validation).
+    let part_of = |t: f64, e: &[f64]| {
+        if e[0] <= t && t <= e[1] {
+            0u8
+        } else if e[2] <= t && t <= e[3] {
+            1
+        } else {
+            2
+        }
+    };
     let place: Vec<Option<u8>> = match recur_data::table::column_of(&cells) {
         recur_data::table::Column::Numeric(v) => {
-            let (a, b) = (v[n], v[n + 1]);
+            let e = &v[n..];
+            if e.iter().any(|x| x.is_nan()) {
+                return None;
+            }
             v[..n]
                 .iter()
-                .map(|&t| (!t.is_nan()).then_some((t > a) as u8 + (t > b) as u8))
+                .map(|&t| (!t.is_nan()).then(|| part_of(t, e)))
                 .collect()
         }
         _ => {
-            let parsed: Vec<Option<recur_data::iso_time::IsoTime>> = cells
+            use recur_data::iso_time::{looks_iso, parse, IsoTime};
+            let parsed: Vec<Option<IsoTime>> = cells
                 .iter()
-                .map(|c| {
-                    let c = c.trim();
-                    (!c.is_empty() && recur_data::iso_time::looks_iso(c))
-                        .then(|| recur_data::iso_time::parse(c).ok())
-                        .flatten()
-                })
+                .map(|c| looks_iso(c).then(|| parse(c).ok()).flatten())
                 .collect();
-            let (a, b) = (parsed[n]?, parsed[n + 1]?);
-            parsed[..n]
-                .iter()
-                .map(|t| t.map(|t| (t > a) as u8 + (t > b) as u8))
-                .collect()
+            let e: Vec<IsoTime> = parsed[n..].iter().copied().collect::<Option<_>>()?;
+            // Times with a UTC offset and times without cannot be placed
+            // against each other (their order as values says nothing).
+            let kind = |t: &IsoTime| matches!(t, IsoTime::Instant(_));
+            let k = kind(&e[0]);
+            if parsed.iter().flatten().any(|t| kind(t) != k) {
+                return None;
+            }
+            let part_of = |t: IsoTime| {
+                if e[0] <= t && t <= e[1] {
+                    0u8
+                } else if e[2] <= t && t <= e[3] {
+                    1
+                } else {
+                    2
+                }
+            };
+            parsed[..n].iter().map(|t| t.map(part_of)).collect()
         }
     };
     let count = |k: u8| place.iter().filter(|&&x| x == Some(k)).count();
@@ -439,12 +459,12 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
     }
     Some(format!(
         "by its time column `{tc}`, {in_train} of the {n} labelled rows scored are of the \
-         model's training period (to {train_end}) and {in_val} of its validation period (to \
-         {val_end}): the model trained on the first and fitted early stopping, calibration \
-         and the threshold on the second, so figures over them are in-sample; to score unseen \
-         rows only, give the rows after {val_end} (with the {} before them that the first \
-         window reads)",
-        p.sequence_length().saturating_sub(1)
+         model's training period ({train_start} to {train_end}) and {in_val} of its validation \
+         period ({val_start} to {val_end}): the model trained on the first and fitted early \
+         stopping, calibration and the threshold on the second, so figures over them are \
+         in-sample; to score unseen rows only, give the rows after {val_end} (with the {} \
+         before them that the first scored row reads)",
+        p.min_rows().saturating_sub(1)
     ))
 }
 
