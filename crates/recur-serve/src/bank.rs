@@ -28,6 +28,8 @@ pub struct Bank {
     pub texts: Vec<String>,
     /// The files it was read from.
     pub sources: Vec<PathBuf>,
+    /// Rows left out as repeats of an earlier row's text.
+    pub repeats: usize,
     search: Index,
 }
 
@@ -216,6 +218,39 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
     Ok((vectors, d, texts))
 }
 
+/// `vectors` and `texts` with each text's first row only, and how many
+/// rows went. Rows of a length other than `dim` are left as they are, for
+/// [`Bank::from_vectors`] to refuse.
+fn first_of_each_text(
+    vectors: Vec<f32>,
+    dim: usize,
+    texts: Vec<String>,
+) -> (Vec<f32>, Vec<String>, usize) {
+    if dim == 0 || vectors.len() != texts.len() * dim {
+        return (vectors, texts, 0);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(texts.len());
+    let keep: Vec<bool> = texts.iter().map(|t| seen.insert(t.as_str())).collect();
+    drop(seen);
+    let repeats = keep.iter().filter(|&&k| !k).count();
+    if repeats == 0 {
+        return (vectors, texts, 0);
+    }
+    let vectors = vectors
+        .chunks(dim)
+        .zip(&keep)
+        .filter(|(_, &k)| k)
+        .flat_map(|(v, _)| v.iter().copied())
+        .collect();
+    let texts = texts
+        .into_iter()
+        .zip(&keep)
+        .filter(|(_, &k)| k)
+        .map(|(t, _)| t)
+        .collect();
+    (vectors, texts, repeats)
+}
+
 impl Bank {
     /// Reads and joins chunk files; all must have one dimension.
     pub fn load(paths: &[PathBuf], exact_max: usize) -> Result<Bank> {
@@ -238,14 +273,18 @@ impl Bank {
         Bank::from_vectors(all, dim, texts, paths.to_vec(), exact_max)
     }
 
-    /// A bank from row-major `[N, dim]` vectors (normalised here).
+    /// A bank from row-major `[N, dim]` vectors (normalised here). A text
+    /// met again is kept once, at its first row: the corpora repeat
+    /// sentences ("Good evening.", headings), and each copy took a slot of
+    /// a `/chat` answer's neighbours.
     pub fn from_vectors(
-        mut vectors: Vec<f32>,
+        vectors: Vec<f32>,
         dim: usize,
         texts: Vec<String>,
         sources: Vec<PathBuf>,
         exact_max: usize,
     ) -> Result<Bank> {
+        let (mut vectors, texts, repeats) = first_of_each_text(vectors, dim, texts);
         let n = texts.len();
         if n == 0 || vectors.len() != n * dim {
             return Err(Error::Msg(format!(
@@ -276,6 +315,7 @@ impl Bank {
             dim,
             texts,
             sources,
+            repeats,
             search,
         })
     }
@@ -351,6 +391,34 @@ mod tests {
         let texts = (0..n).map(|i| format!("sentence {i}")).collect();
         let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max).unwrap();
         (b, v)
+    }
+
+    /// A text met again is kept once, at its first row, exact and HNSW
+    /// alike: eleven copies of one sentence had filled a top-5 answer
+    /// with it.
+    #[test]
+    fn a_repeated_text_is_kept_once() {
+        let dim = 4;
+        let mut rng = recur_core::rng::Rng::new(3);
+        let mut v: Vec<f32> = (0..30 * dim).map(|_| rng.normal()).collect();
+        let mut texts: Vec<String> = (0..30).map(|i| format!("sentence {i}")).collect();
+        for _ in 0..11 {
+            texts.push("Good evening.".into());
+            v.extend([1.0, 0.0, 0.0, 0.0]);
+        }
+        for exact_max in [1000, 5] {
+            let b = Bank::from_vectors(v.clone(), dim, texts.clone(), vec![], exact_max).unwrap();
+            assert_eq!((b.len(), b.repeats), (31, 10));
+            let found = b.nearest(&[1.0, 0.0, 0.0, 0.0], 5).unwrap();
+            let got: Vec<&str> = found[0].iter().map(|n| n.text.as_str()).collect();
+            assert_eq!(got.len(), 5);
+            assert_eq!(got[0], "Good evening.");
+            assert_eq!(
+                got.iter().filter(|t| **t == "Good evening.").count(),
+                1,
+                "{got:?}"
+            );
+        }
     }
 
     #[test]

@@ -189,6 +189,8 @@ pub struct EncoderInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct BankInfo {
     pub sentences: usize,
+    /// Rows of the files left out as repeats of an earlier text.
+    pub repeats: usize,
     pub dim: usize,
     pub search: String,
     pub files: Vec<String>,
@@ -399,6 +401,7 @@ impl Engine {
             },
             bank: bank.as_ref().map(|bank| BankInfo {
                 sentences: bank.len(),
+                repeats: bank.repeats,
                 dim: bank.dim,
                 search: bank.method().to_string(),
                 files: bank
@@ -674,12 +677,15 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let excluded: Vec<bool> = jobs
+        // Each request's own sentences, where they are to be left out.
+        let said: Vec<Option<std::collections::HashSet<String>>> = jobs
             .iter()
             .filter_map(|j| match j {
                 Job::Chat {
-                    exclude_context, ..
-                } => Some(*exclude_context),
+                    texts,
+                    exclude_context,
+                    ..
+                } => Some(exclude_context.then(|| said_keys(texts))),
                 _ => None,
             })
             .collect();
@@ -722,12 +728,12 @@ impl Engine {
         let lvm_inference_ms = ms_since(t);
         // Decoding: one product of every prediction against the bank.
         let t = Instant::now();
-        // Enough to fill top_k after the request's own sentences and a
-        // few repeated ones are taken out.
+        // Enough to fill top_k after the request's own sentences are taken
+        // out (the bank holds each text once).
         let k_max = chats
             .iter()
-            .zip(&excluded)
-            .map(|((texts, _, k), &x)| k + if x { texts.len() } else { 0 } + REPEATS_SLACK)
+            .zip(&said)
+            .map(|((_, _, k), s)| k + s.as_ref().map_or(0, |s| s.len()))
             .max()
             .unwrap_or(1);
         let flat: Vec<f32> = preds.concat();
@@ -749,9 +755,9 @@ impl Engine {
             .iter()
             .zip(found)
             .zip(modes)
-            .zip(&excluded)
-            .map(|((((texts, _, k), nb), mode), &exclude)| {
-                let nb = distinct_answers(nb, texts, exclude, *k);
+            .zip(&said)
+            .map(|((((texts, _, k), nb), mode), said)| {
+                let nb = distinct_answers(nb, said.as_ref(), *k);
                 let best = nb.first().cloned();
                 ChatAnswer {
                     response: best.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
@@ -1066,29 +1072,50 @@ fn next_batch<T>(
     take_batch(pending, max_batch, budget, chars)
 }
 
-/// Neighbours asked beyond `top_k` (and the request's own sentences), for
-/// the bank's repeated sentences taken out of a list.
-const REPEATS_SLACK: usize = 8;
+/// What a request said, as the exclusion compares it: each message whole
+/// and each sentence in it (the segmenter that splits a `paragraph`), as
+/// [`said_key`]s. A message of two sentences had its second answered back.
+fn said_keys(texts: &[String]) -> std::collections::HashSet<String> {
+    let rules = recur_text::chunk::ChunkRules {
+        min_chars: 1,
+        max_chars: 1 << 20,
+    };
+    texts
+        .iter()
+        .flat_map(|t| {
+            std::iter::once(said_key(t)).chain(
+                recur_text::chunk::pieces(t, rules)
+                    .into_iter()
+                    .map(|p| said_key(&p)),
+            )
+        })
+        .collect()
+}
 
-/// The first `k` of `found` (best first) with each text once, and with
-/// `exclude`, none of the request's own `texts` (compared trimmed): a
-/// bank holds the same sentence more than once ("Good evening." twice in
-/// one list), and an LVM's prediction lies nearest its own context.
+/// A sentence as the exclusion compares it: its words, lower-cased (a
+/// double space or a capital kept a user's own sentence in the answer).
+fn said_key(t: &str) -> String {
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The first `k` of `found` (best first; the bank holds each text once),
+/// none of the request's own sentences where `said` holds them (as
+/// [`said_key`]s): an LVM's prediction lies nearest its own context. When
+/// the request's sentences are all the bank found, the best of them.
 fn distinct_answers(
     found: Vec<crate::bank::Neighbour>,
-    texts: &[String],
-    exclude: bool,
+    said: Option<&std::collections::HashSet<String>>,
     k: usize,
 ) -> Vec<crate::bank::Neighbour> {
-    let own: std::collections::HashSet<&str> = if exclude {
-        texts.iter().map(|t| t.trim()).collect()
-    } else {
-        Default::default()
+    let Some(said) = said.filter(|s| !found.iter().all(|n| s.contains(&said_key(&n.text)))) else {
+        return found.into_iter().take(k).collect();
     };
-    let mut seen = std::collections::HashSet::new();
     found
         .into_iter()
-        .filter(|n| !own.contains(n.text.trim()) && seen.insert(n.text.clone()))
+        .filter(|n| !said.contains(&said_key(&n.text)))
         .take(k)
         .collect()
 }
@@ -1097,10 +1124,12 @@ fn distinct_answers(
 mod tests {
     use super::{distinct_answers, next_batch, take_batch, Held, Job, Metrics};
 
-    /// Each text once, best first; the request's own sentences (trimmed)
-    /// out only when asked; at most `k`.
+    /// The request's own sentences are left out when asked, compared by
+    /// their words in any case and spacing, whole or as one sentence of a
+    /// longer message; at most `k`; the best of them when they are all the
+    /// bank found.
     #[test]
-    fn answers_are_distinct_and_leave_out_what_was_said_when_asked() {
+    fn answers_leave_out_what_was_said_when_asked() {
         let n = |text: &str, index| crate::bank::Neighbour {
             text: text.into(),
             cosine: 1.0 - index as f32 / 10.0,
@@ -1110,22 +1139,29 @@ mod tests {
             vec![
                 n("Hello there.", 0),
                 n("Good evening.", 1),
-                n("Good evening.", 2),
-                n("It rained.", 3),
-                n("The end.", 4),
+                n("It rained.", 2),
+                n("The end.", 3),
             ]
         };
-        let texts = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
-        let said = texts(&[" Hello there. "]);
-        let got = |exclude, k| -> Vec<usize> {
-            distinct_answers(found(), &said, exclude, k)
+        let said = super::said_keys(&[
+            " hello  THERE. ".to_string(),
+            "Fine. It rained.".to_string(),
+        ]);
+        let got = |said: Option<&std::collections::HashSet<String>>, k| -> Vec<usize> {
+            distinct_answers(found(), said, k)
                 .iter()
                 .map(|n| n.index)
                 .collect()
         };
-        assert_eq!(got(false, 10), vec![0, 1, 3, 4]);
-        assert_eq!(got(true, 10), vec![1, 3, 4]);
-        assert_eq!(got(true, 2), vec![1, 3]);
+        assert_eq!(got(None, 10), vec![0, 1, 2, 3]);
+        assert_eq!(got(Some(&said), 10), vec![1, 3]);
+        assert_eq!(got(Some(&said), 1), vec![1]);
+        let only = || vec![n("Hello there.", 0), n("It rained.", 2)];
+        let all_said: Vec<usize> = distinct_answers(only(), Some(&said), 5)
+            .iter()
+            .map(|n| n.index)
+            .collect();
+        assert_eq!(all_said, vec![0, 2]);
     }
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
