@@ -832,18 +832,22 @@ impl Config {
         }
         if let Some(e) = &self.ensemble {
             // Two weights summing to 1 cannot both be above one half (0.6
-            // came out as 0.5 each without a word), nor both below it (a
-            // max_weight of 0.3 came out as 0.5 each).
+            // came out as 0.5 each without a word), nor, where the weights
+            // are dynamic, both below it (a max_weight of 0.3 came out as
+            // 0.5 each); fixed weights never read max_weight.
+            let dynamic = e.weights == WeightMode::Dynamic;
             if !(0.0 <= e.min_weight
                 && e.min_weight <= 0.5
-                && 0.5 <= e.max_weight
+                && e.min_weight <= e.max_weight
+                && (0.5 <= e.max_weight || !dynamic)
                 && e.max_weight <= 1.0)
             {
                 return bad(
                     "ensemble.min_weight / max_weight",
                     format!(
-                        "[{}, {}]: need 0 <= min_weight <= 0.5 <= max_weight <= 1 (the two \
-                         weights sum to 1, so one is at least 0.5 and the other at most 0.5)",
+                        "[{}, {}]: need 0 <= min_weight <= 0.5, min_weight <= max_weight <= 1, \
+                         and max_weight >= 0.5 with dynamic weights (the two weights sum to 1, \
+                         so one is at least 0.5 and the other at most 0.5)",
                         e.min_weight, e.max_weight
                     ),
                 );

@@ -121,7 +121,8 @@ pub struct EnsembleConfig {
     pub weights: WeightMode,
     pub trees: f64,
     pub lstm: f64,
-    /// Dynamic weights are clipped to `[min_weight, max_weight]`, then renormalised.
+    /// Dynamic weights are the validation performance shares, the trees'
+    /// clipped so that both lie in `[min_weight, max_weight]`.
     pub min_weight: f64,
     pub max_weight: f64,
 }

@@ -100,8 +100,8 @@ impl Calibrator {
 /// Platt's probabilistic outputs"). Plain Newton from `a = 1` diverged
 /// on over-confident scores (an over-fit model's, the case calibration is
 /// for): it ended at `a = -20963` and turned a test AUC of 0.92 into 0.16.
-/// Where the full steps lower the loss, as on every well-behaved fit, the
-/// iterates are plain Newton's, bit for bit.
+/// Where every full step passes the test of sufficient decrease, as on
+/// every well-behaved fit, the iterates are plain Newton's, bit for bit.
 fn platt(p: &[f64], y: &[f32]) -> Calibrator {
     let pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
     let neg = y.len() as f64 - pos;
