@@ -179,6 +179,14 @@ fn exact(q: &[f32], row: &[f32]) -> f32 {
     dot(q, row)
 }
 
+/// The score [`UnitRows::nearest`] ranks by, for another index over the
+/// same rows (the service's HNSW graph), so that both give one cosine, on
+/// every CPU, and the graph's distances run on the SIMD units (a plain
+/// `zip().sum()` there cannot be vectorised).
+pub fn score(q: &[f32], row: &[f32]) -> f32 {
+    exact(q, row)
+}
+
 /// The k-th largest of `scores` (1 <= k <= len), ignoring NaNs; minus
 /// infinity when fewer than k are numbers. Small k (the usual top 5) keep a
 /// sorted buffer in one pass instead of copying and selecting 30,000

@@ -44,7 +44,7 @@ struct Unit(Vec<f32>);
 
 impl instant_distance::Point for Unit {
     fn distance(&self, other: &Self) -> f32 {
-        1.0 - dot(&self.0, &other.0)
+        1.0 - recur_kernels::search::score(&self.0, &other.0)
     }
 }
 
@@ -253,7 +253,8 @@ fn first_of_each_text(
 
 impl Bank {
     /// Reads and joins chunk files; all must have one dimension.
-    pub fn load(paths: &[PathBuf], exact_max: usize) -> Result<Bank> {
+    /// `max_k` is the most neighbours a search will ask for.
+    pub fn load(paths: &[PathBuf], exact_max: usize, max_k: usize) -> Result<Bank> {
         let (mut all, mut texts, mut dim) = (Vec::new(), Vec::new(), None);
         for p in paths {
             let (v, d, t) = read_file(p)?;
@@ -270,7 +271,7 @@ impl Bank {
             texts.extend(t);
         }
         let dim = dim.ok_or_else(|| Error::Msg("the bank has no files".into()))?;
-        Bank::from_vectors(all, dim, texts, paths.to_vec(), exact_max)
+        Bank::from_vectors(all, dim, texts, paths.to_vec(), exact_max, max_k)
     }
 
     /// A bank from row-major `[N, dim]` vectors (normalised here). A text
@@ -283,6 +284,7 @@ impl Bank {
         texts: Vec<String>,
         sources: Vec<PathBuf>,
         exact_max: usize,
+        max_k: usize,
     ) -> Result<Bank> {
         let (mut vectors, texts, repeats) = first_of_each_text(vectors, dim, texts);
         let n = texts.len();
@@ -308,7 +310,20 @@ impl Bank {
             Index::Exact(UnitRows::new(vectors, dim))
         } else {
             let points: Vec<Unit> = vectors.chunks(dim).map(|c| Unit(c.to_vec())).collect();
-            let map = Builder::default().seed(42).build(points, (0..n).collect());
+            drop(vectors);
+            // The graph inserts points on every thread of the pool it is
+            // built in, so its links (and some answers) varied from one
+            // start to the next; on one thread it is the same every start.
+            // Its search list bounds the neighbours a search returns (100
+            // by default, under a top_k of 150).
+            let builder = Builder::default().seed(42).ef_search(max_k.max(100));
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .map_err(|e| {
+                    Error::Msg(format!("cannot start a thread for the bank's index: {e}"))
+                })?;
+            let map = one.install(|| builder.build(points, (0..n).collect()));
             Index::Hnsw(Box::new(map))
         };
         Ok(Bank {
@@ -389,7 +404,7 @@ mod tests {
         let mut rng = recur_core::rng::Rng::new(7);
         let v: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
         let texts = (0..n).map(|i| format!("sentence {i}")).collect();
-        let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max).unwrap();
+        let b = Bank::from_vectors(v.clone(), dim, texts, vec![], exact_max, 10).unwrap();
         (b, v)
     }
 
@@ -407,7 +422,8 @@ mod tests {
             v.extend([1.0, 0.0, 0.0, 0.0]);
         }
         for exact_max in [1000, 5] {
-            let b = Bank::from_vectors(v.clone(), dim, texts.clone(), vec![], exact_max).unwrap();
+            let b =
+                Bank::from_vectors(v.clone(), dim, texts.clone(), vec![], exact_max, 10).unwrap();
             assert_eq!((b.len(), b.repeats), (31, 10));
             let found = b.nearest(&[1.0, 0.0, 0.0, 0.0], 5).unwrap();
             let got: Vec<&str> = found[0].iter().map(|n| n.text.as_str()).collect();
@@ -421,16 +437,55 @@ mod tests {
         }
     }
 
+    /// The HNSW graph is the same at every build, whatever the pool it is
+    /// built in (it varied with thread scheduling), and a search returns
+    /// up to `max_k` neighbours (it stopped at 100).
+    #[test]
+    fn the_hnsw_index_repeats_itself_and_returns_up_to_max_k() {
+        let (n, dim) = (1500, 8);
+        let mut rng = recur_core::rng::Rng::new(9);
+        let v: Vec<f32> = (0..n * dim).map(|_| rng.normal()).collect();
+        let q: Vec<f32> = (0..20 * dim).map(|_| rng.normal()).collect();
+        let texts: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let answers = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let b =
+                    Bank::from_vectors(v.clone(), dim, texts.clone(), vec![], 100, 200).unwrap();
+                assert_eq!(b.method(), "hnsw");
+                let found = b.nearest(&q, 150).unwrap();
+                found
+                    .iter()
+                    .map(|f| {
+                        f.iter()
+                            .map(|x| (x.index, x.cosine.to_bits()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let first = answers(2);
+        assert!(first.iter().all(|f| f.len() == 150));
+        for threads in [2, 1, 2] {
+            assert!(answers(threads) == first, "{threads} threads");
+        }
+    }
+
     #[test]
     fn non_finite_vectors_and_dimension_zero_are_refused() {
         for bad in [f32::NAN, f32::INFINITY, 1e30] {
             let mut v = vec![0.5f32; 3 * 4];
             v[5] = bad;
             let texts = (0..3).map(|i| format!("s{i}")).collect();
-            let e = Bank::from_vectors(v, 4, texts, vec![], 10).err().unwrap();
+            let e = Bank::from_vectors(v, 4, texts, vec![], 10, 10)
+                .err()
+                .unwrap();
             assert!(e.to_string().contains("bank vector 1 (text \"s1\")"), "{e}");
         }
-        let e = Bank::from_vectors(vec![], 0, vec!["a".into()], vec![], 10)
+        let e = Bank::from_vectors(vec![], 0, vec!["a".into()], vec![], 10, 10)
             .err()
             .unwrap();
         assert!(e.to_string().contains("dimension 0"), "{e}");
@@ -453,17 +508,22 @@ mod tests {
         };
         let good: String = (0..4).map(line).collect();
         std::fs::write(texts_path(&npz), &good).unwrap();
-        let b = Bank::load(std::slice::from_ref(&npz), 10).unwrap();
+        let b = Bank::load(std::slice::from_ref(&npz), 10, 10).unwrap();
         assert_eq!(b.len(), 4);
         // Another tool's names (a title, not a number) are not compared.
         let titled: String = (0..4)
             .map(|i| format!("{{\"article\": \"Title {i}\", \"text\": \"t{i}\"}}\n"))
             .collect();
         std::fs::write(texts_path(&npz), titled).unwrap();
-        assert_eq!(Bank::load(std::slice::from_ref(&npz), 10).unwrap().len(), 4);
+        assert_eq!(
+            Bank::load(std::slice::from_ref(&npz), 10, 10)
+                .unwrap()
+                .len(),
+            4
+        );
         let rotated: String = [1, 2, 3, 0].into_iter().map(line).collect();
         std::fs::write(texts_path(&npz), rotated).unwrap();
-        let e = Bank::load(std::slice::from_ref(&npz), 10)
+        let e = Bank::load(std::slice::from_ref(&npz), 10, 10)
             .err()
             .unwrap()
             .to_string();
@@ -483,13 +543,23 @@ mod tests {
             .to_string()
         };
         std::fs::write(&report, digests(&good)).unwrap();
-        assert_eq!(Bank::load(std::slice::from_ref(&npz), 10).unwrap().len(), 4);
+        assert_eq!(
+            Bank::load(std::slice::from_ref(&npz), 10, 10)
+                .unwrap()
+                .len(),
+            4
+        );
         // The same texts as a git checkout with core.autocrlf writes them.
         std::fs::write(texts_path(&npz), good.replace('\n', "\r\n")).unwrap();
-        assert_eq!(Bank::load(std::slice::from_ref(&npz), 10).unwrap().len(), 4);
+        assert_eq!(
+            Bank::load(std::slice::from_ref(&npz), 10, 10)
+                .unwrap()
+                .len(),
+            4
+        );
         std::fs::write(texts_path(&npz), &good).unwrap();
         std::fs::write(&report, digests(&good.replace("t0", "x0"))).unwrap();
-        let e = Bank::load(std::slice::from_ref(&npz), 10)
+        let e = Bank::load(std::slice::from_ref(&npz), 10, 10)
             .err()
             .unwrap()
             .to_string();

@@ -311,7 +311,9 @@ impl Engine {
                 &recur_core::progress::SILENT,
             )?;
             let encoder = SentenceEncoder::load(&enc_dir, dev)?;
-            let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max)?;
+            // A search asks for top_k and the request's own sentences.
+            let max_k = cfg.limits.max_top_k + 64;
+            let bank = Bank::load(&cfg.bank, cfg.decoder.exact_max, max_k)?;
             if bank.dim != encoder.dim {
                 return Err(Error::Config {
                     at: "bank".into(),
