@@ -460,9 +460,9 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
     Some(format!(
         "by its time column `{tc}`, {in_train} of the {n} labelled rows scored are of the \
          model's training period ({train_start} to {train_end}) and {in_val} of its validation \
-         period ({val_start} to {val_end}): the model trained on the first and fitted early \
-         stopping, calibration and the threshold on the second, so figures over them are \
-         in-sample; to score unseen rows only, give the rows after {val_end} (with the {} \
+         period ({val_start} to {val_end}; each period from the first row its first window \
+         reads): the model trained on the first and fitted early stopping, calibration and \
+         the threshold on the second, so figures over them are in-sample; to score unseen rows only, give the rows after {val_end} (with the {} \
          before them that the first scored row reads)",
         p.min_rows().saturating_sub(1)
     ))

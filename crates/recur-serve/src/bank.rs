@@ -218,19 +218,26 @@ fn read_file(path: &Path) -> Result<(Vec<f32>, usize, Vec<String>)> {
     Ok((vectors, d, texts))
 }
 
-/// `vectors` and `texts` with each text's first row only, and how many
-/// rows went. Rows of a length other than `dim` are left as they are, for
-/// [`Bank::from_vectors`] to refuse.
+/// A sentence as the bank tells repeats apart and `/chat` tells a
+/// request's own sentences: its words, lower-cased ("Thank you." and
+/// "thank  you." are one sentence to a user, and one vector to an uncased
+/// encoder).
+pub fn text_key(t: &str) -> String {
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// `vectors` and `texts` with each sentence's first row only (by
+/// [`text_key`]), and how many rows went.
 fn first_of_each_text(
     vectors: Vec<f32>,
     dim: usize,
     texts: Vec<String>,
 ) -> (Vec<f32>, Vec<String>, usize) {
-    if dim == 0 || vectors.len() != texts.len() * dim {
-        return (vectors, texts, 0);
-    }
     let mut seen = std::collections::HashSet::with_capacity(texts.len());
-    let keep: Vec<bool> = texts.iter().map(|t| seen.insert(t.as_str())).collect();
+    let keep: Vec<bool> = texts.iter().map(|t| seen.insert(text_key(t))).collect();
     drop(seen);
     let repeats = keep.iter().filter(|&&k| !k).count();
     if repeats == 0 {
@@ -286,7 +293,7 @@ impl Bank {
         exact_max: usize,
         max_k: usize,
     ) -> Result<Bank> {
-        let (mut vectors, texts, repeats) = first_of_each_text(vectors, dim, texts);
+        let mut vectors = vectors;
         let n = texts.len();
         if n == 0 || vectors.len() != n * dim {
             return Err(Error::Msg(format!(
@@ -306,6 +313,10 @@ impl Bank {
                 )));
             }
         }
+        // Repeats go after every row is checked, so that an error names
+        // the row of the files.
+        let (vectors, texts, repeats) = first_of_each_text(vectors, dim, texts);
+        let n = texts.len();
         let search = if n <= exact_max {
             Index::Exact(UnitRows::new(vectors, dim))
         } else {
@@ -417,14 +428,19 @@ mod tests {
         let mut rng = recur_core::rng::Rng::new(3);
         let mut v: Vec<f32> = (0..30 * dim).map(|_| rng.normal()).collect();
         let mut texts: Vec<String> = (0..30).map(|i| format!("sentence {i}")).collect();
-        for _ in 0..11 {
-            texts.push("Good evening.".into());
+        for i in 0..12 {
+            // Ten copies, and two that differ only in case and spacing.
+            texts.push(
+                ["Good evening.", "good  EVENING.", " Good evening. "]
+                    [i % 6 / 5 + (i == 11) as usize]
+                    .into(),
+            );
             v.extend([1.0, 0.0, 0.0, 0.0]);
         }
         for exact_max in [1000, 5] {
             let b =
                 Bank::from_vectors(v.clone(), dim, texts.clone(), vec![], exact_max, 10).unwrap();
-            assert_eq!((b.len(), b.repeats), (31, 10));
+            assert_eq!((b.len(), b.repeats), (31, 11));
             let found = b.nearest(&[1.0, 0.0, 0.0, 0.0], 5).unwrap();
             let got: Vec<&str> = found[0].iter().map(|n| n.text.as_str()).collect();
             assert_eq!(got.len(), 5);
@@ -485,6 +501,14 @@ mod tests {
                 .unwrap();
             assert!(e.to_string().contains("bank vector 1 (text \"s1\")"), "{e}");
         }
+        // A bad row among repeats is named by its row in the file.
+        let mut v = vec![0.5f32; 4 * 4];
+        v[13] = f32::INFINITY;
+        let texts = vec!["Same".to_string(); 4];
+        let e = Bank::from_vectors(v, 4, texts, vec![], 10, 10)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("bank vector 3"), "{e}");
         let e = Bank::from_vectors(vec![], 0, vec!["a".into()], vec![], 10, 10)
             .err()
             .unwrap();

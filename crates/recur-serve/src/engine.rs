@@ -1094,19 +1094,19 @@ fn said_keys(texts: &[String]) -> std::collections::HashSet<String> {
         .collect()
 }
 
-/// A sentence as the exclusion compares it: its words, lower-cased (a
-/// double space or a capital kept a user's own sentence in the answer).
+/// A sentence as the exclusion compares it: [`crate::bank::text_key`],
+/// the key the bank keeps each sentence once by (a double space or a
+/// capital kept a user's own sentence in the answer).
 fn said_key(t: &str) -> String {
-    t.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    crate::bank::text_key(t)
 }
 
-/// The first `k` of `found` (best first; the bank holds each text once),
-/// none of the request's own sentences where `said` holds them (as
-/// [`said_key`]s): an LVM's prediction lies nearest its own context. When
-/// the request's sentences are all the bank found, the best of them.
+/// The first `k` of `found` (best first), none of the request's own
+/// sentences where `said` holds them (as [`said_key`]s): an LVM's
+/// prediction lies nearest its own context. The bank holds one row per
+/// key, so asking for `k` plus the number of keys leaves `k` whenever the
+/// bank has them; when the request's sentences are all it found (a bank
+/// of little else), the best of them.
 fn distinct_answers(
     found: Vec<crate::bank::Neighbour>,
     said: Option<&std::collections::HashSet<String>>,
