@@ -87,6 +87,26 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
         text.contains("macro F1") && text.contains("temperature"),
         "{text}"
     );
+    // inspect's raw figures are the raw ones (it had shown those after the
+    // temperature as raw), the temperature's beside them.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(m).join("report.json")).unwrap())
+            .unwrap();
+    let (raw, scaled) = (&r["temperature"]["val_raw"]["auc"], &r["val"]["auc"]);
+    let ins = ok(&recur(&["inspect", m]));
+    let line = ins
+        .lines()
+        .find(|l| l.contains("best epoch"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains(&format!(
+            "the LSTM (raw): val AUC {:.4}",
+            raw.as_f64().unwrap()
+        )) && line.contains(&format!(": val AUC {:.4}", scaled.as_f64().unwrap()))
+            && line.contains("at temperature"),
+        "{line}"
+    );
     let text = ok(&recur(&[
         "eval",
         "--model",

@@ -915,12 +915,26 @@ pub fn inspect(path: &Path, dev: &Device) -> Result<Inspection> {
             if let Ok(r) = read_json::<Report>(&dir.join("report.json")) {
                 // The report's top figures are the LSTM's raw ones; the
                 // deployed model (an ensemble, calibrated) has its own.
-                out.summary.push(format!(
-                    "best epoch {}; the LSTM (raw): val AUC {}; test AUC {}",
-                    r.best_epoch,
-                    opt(r.val.auc),
-                    opt(r.test.as_ref().and_then(|t| t.auc))
-                ));
+                // With more than two classes they are after the
+                // temperature, and the raw ones sit beside it.
+                out.summary.push(match &r.temperature {
+                    None => format!(
+                        "best epoch {}; the LSTM (raw): val AUC {}; test AUC {}",
+                        r.best_epoch,
+                        opt(r.val.auc),
+                        opt(r.test.as_ref().and_then(|t| t.auc))
+                    ),
+                    Some(t) => format!(
+                        "best epoch {}; the LSTM (raw): val AUC {}; test AUC {}; at temperature \
+                         {:.4}: val AUC {}; test AUC {}",
+                        r.best_epoch,
+                        opt(t.val_raw.auc),
+                        opt(t.test_raw.as_ref().and_then(|m| m.auc)),
+                        t.temperature,
+                        opt(r.val.auc),
+                        opt(r.test.as_ref().and_then(|m| m.auc))
+                    ),
+                });
                 if let Some((name, m)) = deployed.and_then(|d| {
                     let m = r.models.as_ref()?.get(&d)?.clone();
                     Some((d, m))
