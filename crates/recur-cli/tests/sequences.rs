@@ -118,6 +118,21 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
         text.contains("80 series, 3 classes") && text.contains("confusion on this file"),
         "{text}"
     );
+    assert!(!text.contains("note:"), "{text}");
+    // The training file itself is scored whole, and said to be mostly the
+    // series the model fitted (it was presented as unseen).
+    let text = ok(&recur(&[
+        "eval",
+        "--model",
+        m,
+        "--input",
+        train.to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("note: this is the model's training file: its 200 series")
+            && text.contains("mostly in-sample"),
+        "{text}"
+    );
     let acc: f64 = text
         .lines()
         .find(|l| l.starts_with("accuracy"))
@@ -435,10 +450,15 @@ fn numeric_classes_match_however_written() {
         std::fs::read_to_string(json).unwrap()
     };
     let (a, b) = (eval(&train), eval(&ints));
+    // The training file's bytes are said to be it; the same series
+    // written otherwise score the same.
     let strip = |s: &str| {
         let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
         v.as_object_mut().unwrap().remove("input");
-        v
+        let note = v.as_object_mut().unwrap().remove("note");
+        (v, note.is_some())
     };
-    assert_eq!(strip(&a), strip(&b));
+    let ((a, said), (b, not_said)) = (strip(&a), strip(&b));
+    assert_eq!(a, b);
+    assert!(said && !not_said);
 }

@@ -249,6 +249,8 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
     let cfg = &p.dir.config;
     let source = input.display().to_string();
     let k = p.dir.model.outputs();
+    let sha = recur_core::fsx::sha256_file(input)?;
+    let own_series = sequences_training_note(p, &sha);
     if k > 1 {
         let data = p.dir.windows_of(input, true)?;
         let z = crate::predictor::predict_logits(&p.dir.model, &data.windows, &Device::Cpu)?;
@@ -268,10 +270,9 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
                 raw: m(1.0),
                 calibrated: m(t),
             }),
-            note: None,
+            note: own_series,
         });
     }
-    let sha = recur_core::fsx::sha256_file(input)?;
     let training_file = cfg.data.layout == Layout::Rows
         && p.dir.info.data_sha256.as_deref() == Some(sha.as_str())
         && p.dir.info.time_split.is_some();
@@ -365,10 +366,29 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
                     "this file is not the training file's bytes (that file is scored by \
                      part); {o}"
                 )),
-                (false, None) => None,
+                (false, None) => own_series,
             }
         },
     })
+}
+
+/// A sequences-layout model given its own training file (by its bytes):
+/// scored whole, as the README says, but the figures are of the series it
+/// trained on too (it said nothing, and `training_file` was false).
+fn sequences_training_note(p: &Predictor, sha: &str) -> Option<String> {
+    let info = &p.dir.info;
+    (p.dir.config.data.layout == Layout::Sequences && info.data_sha256.as_deref() == Some(sha))
+        .then(|| {
+            let s = &p.dir.config.data.split;
+            format!(
+                "this is the model's training file: its {} series were drawn at random into \
+                 training ({:.0}%), validation ({:.0}%) and test parts, and all are scored here, \
+                 so the figures are mostly in-sample (report.json holds the held-out parts')",
+                info.n_rows,
+                s.train * 100.0,
+                s.val * 100.0
+            )
+        })
 }
 
 /// For a file scored whole ("all"), what its time column says of rows of
