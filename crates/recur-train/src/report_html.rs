@@ -157,9 +157,14 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
     }
     h.push_str("</table>");
     if let Some(models) = &report.models {
+        let title = if models.len() > 1 {
+            "LSTM, trees and ensemble"
+        } else {
+            "The LSTM, raw and calibrated"
+        };
         let _ = write!(
             h,
-            "<h2>LSTM, trees and ensemble ({part})</h2><p>Thresholds (by expected value) and calibration are fit on validation.</p>\
+            "<h2>{title} ({part})</h2><p>Thresholds (by expected value) and calibration are fit on validation.</p>\
              <table><tr><th>model</th><th>ROC AUC</th><th>PR AUC</th><th>log loss</th><th>Brier</th><th>ECE</th><th>threshold</th><th>EV per row</th></tr>"
         );
         for (name, m) in models {
