@@ -196,37 +196,70 @@ fn ignored(sig: u32) -> bool {
 /// SIGHUP and SIGINT where the process started with them ignored (`nohup`,
 /// a background job), which stay ignored.
 pub async fn shutdown_signal() {
-    const SIGINT: u32 = 2;
-    const SIGHUP: u32 = 1;
-    let ctrl_c = async {
-        if ignored(SIGINT) {
-            std::future::pending::<()>().await;
-        }
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    StopSignals::register().recv().await
+}
+
+/// The stop signals of [`shutdown_signal`], registered when made: a
+/// SIGTERM sent after `/health` answered but before the server first
+/// waited for one had killed it by the default action (a failed load's
+/// exit code 2 lost to signal 15), since the handlers were installed only
+/// when the wait began. Made inside the runtime.
+pub struct StopSignals {
     #[cfg(unix)]
-    let on = |kind: tokio::signal::unix::SignalKind| async move {
-        if kind == tokio::signal::unix::SignalKind::hangup() && ignored(SIGHUP) {
-            std::future::pending::<()>().await;
-        }
-        match tokio::signal::unix::signal(kind) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers now.
+    pub fn register() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            const SIGINT: u32 = 2;
+            const SIGHUP: u32 = 1;
+            let unless = |sig: u32, kind: SignalKind| {
+                if ignored(sig) {
+                    None
+                } else {
+                    signal(kind).ok()
+                }
+            };
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: unless(SIGINT, SignalKind::interrupt()),
+                hup: unless(SIGHUP, SignalKind::hangup()),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(unix)]
-    let (term, hup) = (
-        on(tokio::signal::unix::SignalKind::terminate()),
-        on(tokio::signal::unix::SignalKind::hangup()),
-    );
-    #[cfg(not(unix))]
-    let (term, hup) = (std::future::pending::<()>(), std::future::pending::<()>());
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-        _ = hup => {},
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Resolves on the next of them.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => {},
+                _ = next(&mut self.int) => {},
+                _ = next(&mut self.hup) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -326,14 +359,15 @@ pub fn run(mut cfg: ServeConfig, dev: Device) -> Result<()> {
             String::new()
         };
         // The first signal starts the graceful stop; a second ends the
-        // process at once.
+        // process at once. Registered before the server answers anyone.
+        let mut signals = StopSignals::register();
         let shutdown = async move {
-            shutdown_signal().await;
+            signals.recv().await;
             say!(
                 "recur serve: stopping: finishing the requests in flight (up to {grace} ms, limits.shutdown_grace_ms; again to stop now)"
             );
-            tokio::spawn(async {
-                shutdown_signal().await;
+            tokio::spawn(async move {
+                signals.recv().await;
                 say!("recur serve: stopped at once");
                 std::process::exit(130);
             });
