@@ -304,7 +304,7 @@ pub fn evaluate(p: &Predictor, input: &Path) -> Result<Evaluation> {
             .predictions
             .iter()
             .filter(|x| x.label.is_some())
-            .filter(|x| x.p_lstm.is_some() && (p.trees.is_none() || x.p_trees.is_some()))
+            .filter(|x| every_model_scored(p, x))
             .collect();
         partial_rows +=
             fs.predictions.iter().filter(|x| x.label.is_some()).count() - complete.len();
@@ -411,30 +411,17 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
         Some((s.first_time.clone()?, s.last_time.clone()?))
     };
     let ((train_start, train_end), (val_start, val_end)) = (span("train")?, span("validation")?);
-    let labelled: Vec<&String> = fs
+    // The rows eval counts (labelled, and scored by every model), then
+    // the four ends, typed together.
+    let mut cells: Vec<String> = fs
         .predictions
         .iter()
         .zip(times)
-        // The rows eval counts: labelled, and scored by every model.
-        .filter(|(x, _)| {
-            x.label.is_some() && x.p_lstm.is_some() && (p.trees.is_none() || x.p_trees.is_some())
-        })
-        .map(|(_, t)| t)
+        .filter(|(x, _)| x.label.is_some() && every_model_scored(p, x))
+        .map(|(_, t)| t.clone())
         .collect();
-    let n = labelled.len();
-    let mut cells: Vec<String> = labelled.iter().map(|t| t.to_string()).collect();
+    let n = cells.len();
     cells.extend([&train_start, &train_end, &val_start, &val_end].map(|t| t.to_string()));
-    // Each row's part: 0 training, 1 validation, 2 neither (before
-    // training, in the gap between, after validation).
-    let part_of = |t: f64, e: &[f64]| {
-        if e[0] <= t && t <= e[1] {
-            0u8
-        } else if e[2] <= t && t <= e[3] {
-            1
-        } else {
-            2
-        }
-    };
     let place: Vec<Option<u8>> = match recur_data::table::column_of(&cells) {
         recur_data::table::Column::Numeric(v) => {
             let e = &v[n..];
@@ -460,16 +447,10 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
             if parsed.iter().flatten().any(|t| kind(t) != k) {
                 return None;
             }
-            let part_of = |t: IsoTime| {
-                if e[0] <= t && t <= e[1] {
-                    0u8
-                } else if e[2] <= t && t <= e[3] {
-                    1
-                } else {
-                    2
-                }
-            };
-            parsed[..n].iter().map(|t| t.map(part_of)).collect()
+            parsed[..n]
+                .iter()
+                .map(|t| t.map(|t| part_of(t, &e)))
+                .collect()
         }
     };
     let count = |k: u8| place.iter().filter(|&&x| x == Some(k)).count();
@@ -486,6 +467,25 @@ fn in_sample_note(p: &Predictor, parts: &[(String, FileScores)]) -> Option<Strin
          before them that the first scored row reads)",
         p.min_rows().saturating_sub(1)
     ))
+}
+
+/// Whether every model of `p` scored the row `x` (the LSTM needs a full
+/// window, the trees their lags): the rows eval counts.
+fn every_model_scored(p: &Predictor, x: &Prediction) -> bool {
+    x.p_lstm.is_some() && (p.trees.is_none() || x.p_trees.is_some())
+}
+
+/// A time's part against the ends `[train start, train end, validation
+/// start, validation end]`: 0 training, 1 validation, 2 neither (before
+/// training, in the gap between, after validation).
+fn part_of<T: PartialOrd>(t: T, e: &[T]) -> u8 {
+    if e[0] <= t && t <= e[1] {
+        0
+    } else if e[2] <= t && t <= e[3] {
+        1
+    } else {
+        2
+    }
 }
 
 /// Writes the per-row table of `scores` to `output`: `row`, the time
