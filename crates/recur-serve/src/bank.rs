@@ -286,14 +286,13 @@ impl Bank {
     /// sentences ("Good evening.", headings), and each copy took a slot of
     /// a `/chat` answer's neighbours.
     pub fn from_vectors(
-        vectors: Vec<f32>,
+        mut vectors: Vec<f32>,
         dim: usize,
         texts: Vec<String>,
         sources: Vec<PathBuf>,
         exact_max: usize,
         max_k: usize,
     ) -> Result<Bank> {
-        let mut vectors = vectors;
         let n = texts.len();
         if n == 0 || vectors.len() != n * dim {
             return Err(Error::Msg(format!(

@@ -14,7 +14,7 @@
 //! new one needs the encoder.
 
 use crate::api::{ApiError, LatencyBreakdown, NeighbourOut};
-use crate::bank::Bank;
+use crate::bank::{text_key, Bank};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use candle_core::{Device, Tensor};
@@ -759,7 +759,7 @@ impl Engine {
             .zip(modes)
             .zip(&said)
             .map(|((((texts, _, k), nb), mode), said)| {
-                let nb = distinct_answers(nb, said.as_ref(), *k);
+                let nb = leave_out_said(nb, said.as_ref(), *k);
                 let best = nb.first().cloned();
                 ChatAnswer {
                     response: best.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
@@ -1076,7 +1076,8 @@ fn next_batch<T>(
 
 /// What a request said, as the exclusion compares it: each message whole
 /// and each sentence in it (the segmenter that splits a `paragraph`), as
-/// [`said_key`]s. A message of two sentences had its second answered back.
+/// [`text_key`]s (the key the bank keeps each sentence once by). A message
+/// of two sentences had its second answered back.
 fn said_keys(texts: &[String]) -> std::collections::HashSet<String> {
     let rules = recur_text::chunk::ChunkRules {
         min_chars: 1,
@@ -1085,46 +1086,46 @@ fn said_keys(texts: &[String]) -> std::collections::HashSet<String> {
     texts
         .iter()
         .flat_map(|t| {
-            std::iter::once(said_key(t)).chain(
+            std::iter::once(text_key(t)).chain(
                 recur_text::chunk::pieces(t, rules)
                     .into_iter()
-                    .map(|p| said_key(&p)),
+                    .map(|p| text_key(&p)),
             )
         })
         .collect()
 }
 
-/// A sentence as the exclusion compares it: [`crate::bank::text_key`],
-/// the key the bank keeps each sentence once by (a double space or a
-/// capital kept a user's own sentence in the answer).
-fn said_key(t: &str) -> String {
-    crate::bank::text_key(t)
-}
-
 /// The first `k` of `found` (best first), none of the request's own
-/// sentences where `said` holds them (as [`said_key`]s): an LVM's
+/// sentences where `said` holds them (as [`text_key`]s): an LVM's
 /// prediction lies nearest its own context. The bank holds one row per
 /// key, so asking for `k` plus the number of keys leaves `k` whenever the
 /// bank has them; when the request's sentences are all it found (a bank
 /// of little else), the best of them.
-fn distinct_answers(
+fn leave_out_said(
     found: Vec<crate::bank::Neighbour>,
     said: Option<&std::collections::HashSet<String>>,
     k: usize,
 ) -> Vec<crate::bank::Neighbour> {
-    let Some(said) = said.filter(|s| !found.iter().all(|n| s.contains(&said_key(&n.text)))) else {
-        return found.into_iter().take(k).collect();
+    let keep: Vec<bool> = match said {
+        Some(s) => found
+            .iter()
+            .map(|n| !s.contains(&text_key(&n.text)))
+            .collect(),
+        None => vec![true; found.len()],
     };
+    let all = !keep.contains(&true);
     found
         .into_iter()
-        .filter(|n| !said.contains(&said_key(&n.text)))
+        .zip(keep)
+        .filter(|(_, kept)| *kept || all)
+        .map(|(n, _)| n)
         .take(k)
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{distinct_answers, next_batch, take_batch, Held, Job, Metrics};
+    use super::{leave_out_said, next_batch, take_batch, Held, Job, Metrics};
 
     /// The request's own sentences are left out when asked, compared by
     /// their words in any case and spacing, whole or as one sentence of a
@@ -1150,7 +1151,7 @@ mod tests {
             "Fine. It rained.".to_string(),
         ]);
         let got = |said: Option<&std::collections::HashSet<String>>, k| -> Vec<usize> {
-            distinct_answers(found(), said, k)
+            leave_out_said(found(), said, k)
                 .iter()
                 .map(|n| n.index)
                 .collect()
@@ -1159,7 +1160,7 @@ mod tests {
         assert_eq!(got(Some(&said), 10), vec![1, 3]);
         assert_eq!(got(Some(&said), 1), vec![1]);
         let only = || vec![n("Hello there.", 0), n("It rained.", 2)];
-        let all_said: Vec<usize> = distinct_answers(only(), Some(&said), 5)
+        let all_said: Vec<usize> = leave_out_said(only(), Some(&said), 5)
             .iter()
             .map(|n| n.index)
             .collect();
