@@ -25,14 +25,22 @@ use recur_core::fsx::write_atomic_with;
 use recur_core::rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
-/// Windows of sentence vectors, contexts and targets in one buffer each.
+/// Windows of sentence vectors: each window's context and target are rows
+/// of one matrix of vectors, named by index. A file's chunks are held once
+/// however many windows they are in (each is in up to `context + 1`), and
+/// the windows selected from them (training and validation) share them:
+/// copied out per window, the contexts and their selections took about
+/// 12 times the file's size at training's peak.
 #[derive(Debug, Clone)]
 pub struct VectorWindows {
-    /// `[n, context, dim]`, row-major.
-    pub contexts: Vec<f32>,
-    /// `[n, dim]`.
-    pub targets: Vec<f32>,
+    /// `[rows, dim]`, row-major: every vector a window names.
+    vectors: Arc<Vec<f32>>,
+    /// `[n, context]`: the rows of each window's context, earliest first.
+    context_rows: Vec<usize>,
+    /// `[n]`: the row of each window's target.
+    target_rows: Vec<usize>,
     pub context: usize,
     pub dim: usize,
     /// The article of each window, where the file says.
@@ -46,9 +54,36 @@ pub struct VectorWindows {
 }
 
 impl VectorWindows {
+    /// Windows given whole: `contexts [n, context, dim]` and `targets [n,
+    /// dim]`, row-major.
+    pub fn from_flat(
+        mut contexts: Vec<f32>,
+        targets: Vec<f32>,
+        context: usize,
+        dim: usize,
+    ) -> VectorWindows {
+        let n = targets.len() / dim.max(1);
+        assert_eq!(
+            (contexts.len(), targets.len()),
+            (n * context * dim, n * dim),
+            "from_flat: contexts [n, context, dim] and targets [n, dim]"
+        );
+        contexts.extend_from_slice(&targets);
+        VectorWindows {
+            vectors: Arc::new(contexts),
+            context_rows: (0..n * context).collect(),
+            target_rows: (n * context..n * context + n).collect(),
+            context,
+            dim,
+            articles: None,
+            real: None,
+            notes: Vec::new(),
+        }
+    }
+
     /// The number of windows.
     pub fn len(&self) -> usize {
-        self.targets.len() / self.dim.max(1)
+        self.target_rows.len()
     }
 
     /// Whether there are no windows.
@@ -56,28 +91,81 @@ impl VectorWindows {
         self.len() == 0
     }
 
-    /// Context `i` as `[context * dim]`.
-    pub fn context_of(&self, i: usize) -> &[f32] {
-        let w = self.context * self.dim;
-        &self.contexts[i * w..(i + 1) * w]
+    fn row(&self, r: usize) -> &[f32] {
+        &self.vectors[r * self.dim..(r + 1) * self.dim]
+    }
+
+    /// The context vectors of window `i`, earliest first.
+    pub fn context_vectors(&self, i: usize) -> impl Iterator<Item = &[f32]> + '_ {
+        self.context_rows[i * self.context..(i + 1) * self.context]
+            .iter()
+            .map(|&r| self.row(r))
+    }
+
+    /// Context `i` as `[context * dim]` (a copy).
+    pub fn context_of(&self, i: usize) -> Vec<f32> {
+        self.gather_contexts(&[i])
     }
 
     /// The target vector of window `i`.
     pub fn target_of(&self, i: usize) -> &[f32] {
-        &self.targets[i * self.dim..(i + 1) * self.dim]
+        self.row(self.target_rows[i])
     }
 
-    /// The windows at `idx`, in that order.
-    pub fn select(&self, idx: &[usize]) -> VectorWindows {
+    /// The windows at `idx`, in that order, as `[k, context, dim]`
+    /// contexts and `[k, dim]` targets (what a batch is made of).
+    pub fn gather(&self, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let mut contexts = Vec::with_capacity(idx.len() * self.context * self.dim);
         let mut targets = Vec::with_capacity(idx.len() * self.dim);
         for &i in idx {
-            contexts.extend_from_slice(self.context_of(i));
+            self.context_vectors(i)
+                .for_each(|v| contexts.extend_from_slice(v));
             targets.extend_from_slice(self.target_of(i));
         }
+        (contexts, targets)
+    }
+
+    /// The contexts of the windows at `idx` as `[k, context, dim]`.
+    pub fn gather_contexts(&self, idx: &[usize]) -> Vec<f32> {
+        let mut contexts = Vec::with_capacity(idx.len() * self.context * self.dim);
+        for &i in idx {
+            self.context_vectors(i)
+                .for_each(|v| contexts.extend_from_slice(v));
+        }
+        contexts
+    }
+
+    /// Every target, `[n, dim]`.
+    pub fn targets(&self) -> Vec<f32> {
+        let mut t = Vec::with_capacity(self.len() * self.dim);
+        for i in 0..self.len() {
+            t.extend_from_slice(self.target_of(i));
+        }
+        t
+    }
+
+    /// The largest magnitude in the windows' contexts (what a model reads).
+    pub fn largest_context_value(&self) -> f32 {
+        let mut seen = vec![false; self.vectors.len() / self.dim.max(1)];
+        let mut m = 0f32;
+        for &r in &self.context_rows {
+            if !std::mem::replace(&mut seen[r], true) {
+                m = self.row(r).iter().fold(m, |m, x| m.max(x.abs()));
+            }
+        }
+        m
+    }
+
+    /// The windows at `idx`, in that order (sharing the vectors).
+    pub fn select(&self, idx: &[usize]) -> VectorWindows {
+        let c = self.context;
         VectorWindows {
-            contexts,
-            targets,
+            vectors: Arc::clone(&self.vectors),
+            context_rows: idx
+                .iter()
+                .flat_map(|&i| self.context_rows[i * c..(i + 1) * c].iter().copied())
+                .collect(),
+            target_rows: idx.iter().map(|&i| self.target_rows[i]).collect(),
             context: self.context,
             dim: self.dim,
             articles: self
@@ -124,8 +212,21 @@ impl VectorWindows {
                 Some(r)
             }
         };
-        self.contexts.extend(other.contexts);
-        self.targets.extend(other.targets);
+        if Arc::ptr_eq(&self.vectors, &other.vectors) {
+            self.context_rows.extend(other.context_rows);
+            self.target_rows.extend(other.target_rows);
+            return;
+        }
+        // Other vectors: they go after these, and the windows' rows with them.
+        let at = self.vectors.len() / self.dim.max(1);
+        let mut v = Vec::with_capacity(self.vectors.len() + other.vectors.len());
+        v.extend_from_slice(&self.vectors);
+        v.extend_from_slice(&other.vectors);
+        self.vectors = Arc::new(v);
+        self.context_rows
+            .extend(other.context_rows.iter().map(|r| r + at));
+        self.target_rows
+            .extend(other.target_rows.iter().map(|r| r + at));
     }
 
     /// The windows whose article is in `keep`, in file order; `None` when
@@ -544,31 +645,7 @@ fn windows_of_file(
             format!("no windows of {context} context vectors plus a target can be built"),
         ));
     }
-    if let Some(i) = w
-        .contexts
-        .iter()
-        .chain(&w.targets)
-        .position(|v| !v.is_finite() || v.abs() > MAX_VECTOR_VALUE)
-    {
-        let (c, d) = (w.context, w.dim.max(1));
-        let v = w
-            .contexts
-            .iter()
-            .chain(&w.targets)
-            .nth(i)
-            .copied()
-            .unwrap_or(0.0);
-        let at = if i < w.contexts.len() {
-            format!(
-                "window {}, context vector {}, element {}",
-                i / (c * d).max(1),
-                i / d % c.max(1),
-                i % d
-            )
-        } else {
-            let j = i - w.contexts.len();
-            format!("the target of window {}, element {}", j / d, j % d)
-        };
+    if let Some((at, v)) = first_bad_value(&w) {
         let what = if v.is_finite() {
             format!(
                 "holds {v:e} ({at}); the LVMs take sentence embeddings, values within \
@@ -584,17 +661,46 @@ fn windows_of_file(
     Ok(w)
 }
 
+fn bad_value(v: f32) -> bool {
+    !v.is_finite() || v.abs() > MAX_VECTOR_VALUE
+}
+
+/// Where the first value out of range is, the contexts in window order
+/// before the targets (as they were laid out when each window held a copy
+/// of its vectors), and the value; `None` when every vector a window names
+/// is in range.
+fn first_bad_value(w: &VectorWindows) -> Option<(String, f32)> {
+    let d = w.dim.max(1);
+    // The rows first: most files have no bad value, and those are read once.
+    if !w
+        .vectors
+        .chunks_exact(d)
+        .any(|r| r.iter().any(|&v| bad_value(v)))
+    {
+        return None;
+    }
+    for i in 0..w.len() {
+        for (j, r) in w.context_vectors(i).enumerate() {
+            if let Some(k) = r.iter().position(|&v| bad_value(v)) {
+                return Some((format!("window {i}, context vector {j}, element {k}"), r[k]));
+            }
+        }
+    }
+    (0..w.len()).find_map(|i| {
+        let t = w.target_of(i);
+        t.iter()
+            .position(|&v| bad_value(v))
+            .map(|k| (format!("the target of window {i}, element {k}"), t[k]))
+    })
+}
+
 /// Refuses windows to be scored (trained on, evaluated) whose target is
 /// all zeros, naming the window and its article: a zero vector has no
 /// direction, so every prediction scored cosine 0 against it, silently.
 /// Prediction reads no target (a file of contexts may hold zeros there),
 /// and zero context vectors, a padding, may stay.
 pub fn refuse_zero_targets(w: &VectorWindows, path: &Path) -> Result<()> {
-    let Some(j) = w
-        .targets
-        .chunks_exact(w.dim.max(1))
-        .position(|t| t.iter().all(|&x| x == 0.0))
-    else {
+    let Some(j) = (0..w.len()).find(|&i| w.target_of(i).iter().all(|&x| x == 0.0)) else {
         return Ok(());
     };
     let article = match &w.articles {
@@ -696,15 +802,10 @@ fn ready_windows(
     };
     let mut notes = vec![format!("{n} ready windows of {c} x {d}")];
     notes.extend(norm_note(&[&contexts, &targets], d));
-    Ok(VectorWindows {
-        contexts,
-        targets,
-        context,
-        dim: d,
-        articles,
-        real: None,
-        notes,
-    })
+    let mut w = VectorWindows::from_flat(contexts, targets, context, d);
+    w.articles = articles;
+    w.notes = notes;
+    Ok(w)
 }
 
 /// A note when the vectors are not unit length, as sentence embeddings
@@ -767,9 +868,8 @@ fn chunk_windows(
         });
         by_article[s].1.push(row);
     }
-    // Every window copies its context's vectors: reserved at once, the
-    // buffers are never grown by doubling (twice the bytes at the peak: a
-    // 776 MB file of 500k chunks aborted asking for 6 GB).
+    // Each window names its vectors' rows (reserved at once: the index
+    // buffers are never grown by doubling).
     let windows: usize = by_article
         .iter()
         .map(|(_, rows)| {
@@ -778,8 +878,8 @@ fn chunk_windows(
         })
         .sum();
     let (mut contexts, mut targets, mut articles) = (
-        Vec::with_capacity(windows * context * d),
-        Vec::with_capacity(windows * d),
+        Vec::with_capacity(windows * context),
+        Vec::with_capacity(windows),
         Vec::with_capacity(windows),
     );
     let mut real = Vec::with_capacity(windows);
@@ -805,17 +905,12 @@ fn chunk_windows(
         if reverse {
             rows.reverse();
         }
-        let row = |r: usize| &vectors[r * d..(r + 1) * d];
         if let Some(k) = min_context {
             // Targets at positions k..context, each after all the chunks before it.
             for j in k..context.min(rows.len()) {
-                for _ in j..context {
-                    contexts.extend_from_slice(row(rows[0]));
-                }
-                for &r in &rows[..j] {
-                    contexts.extend_from_slice(row(r));
-                }
-                targets.extend_from_slice(row(rows[j]));
+                contexts.extend(std::iter::repeat_n(rows[0], context - j));
+                contexts.extend_from_slice(&rows[..j]);
+                targets.push(rows[j]);
                 articles.push(*a);
                 real.push(j);
             }
@@ -826,10 +921,8 @@ fn chunk_windows(
         }
         for i in 0..rows.len() - context {
             real.push(context);
-            for &r in &rows[i..i + context] {
-                contexts.extend_from_slice(row(r));
-            }
-            targets.extend_from_slice(row(rows[i + context]));
+            contexts.extend_from_slice(&rows[i..i + context]);
+            targets.push(rows[i + context]);
             articles.push(*a);
         }
     }
@@ -859,8 +952,9 @@ fn chunk_windows(
         ));
     }
     Ok(VectorWindows {
-        contexts,
-        targets,
+        vectors: Arc::new(vectors),
+        context_rows: contexts,
+        target_rows: targets,
         context,
         dim: d,
         articles: Some(articles),
@@ -1143,6 +1237,79 @@ mod tests {
         assert_eq!(both.target_of(4)[0], 72.0);
     }
 
+    /// A chunk file's windows name its rows: selections and an appended
+    /// file's windows hold the same vectors as the file says, and a bad
+    /// value is named by the first window that holds it, contexts before
+    /// targets, as when every window held a copy; a bad row no window
+    /// reads is no error.
+    #[test]
+    fn windows_name_the_files_rows_and_a_bad_value_by_its_first_window() {
+        let dev = Device::Cpu;
+        let d = tempfile::tempdir().unwrap();
+        // Article 0: chunks 0..6 (value 10 + chunk); article 1: two chunks,
+        // too few for a window of 3.
+        let write = |name: &str, bad: Option<(usize, usize, f32)>| {
+            let mut v: Vec<f32> = (0..8)
+                .flat_map(|r| [10.0 + r as f32, -(r as f32)])
+                .collect();
+            if let Some((row, k, x)) = bad {
+                v[row * 2 + k] = x;
+            }
+            let p = d.path().join(name);
+            write_npz(
+                &p,
+                &[
+                    ("vectors", npy(&Tensor::from_vec(v, (8, 2), &dev).unwrap())),
+                    (
+                        "article_indices",
+                        npy(&Tensor::new(&[0i64, 0, 0, 0, 0, 0, 1, 1][..], &dev).unwrap()),
+                    ),
+                    (
+                        "chunk_indices",
+                        npy(&Tensor::new(&[0i64, 1, 2, 3, 4, 5, 0, 1][..], &dev).unwrap()),
+                    ),
+                ],
+                false,
+            );
+            p
+        };
+        let w = read_windows(&write("ok.npz", None), 3).unwrap();
+        assert_eq!(w.len(), 3);
+        let s = w.select(&[2, 0]);
+        assert_eq!(s.context_of(0), [12.0, -2.0, 13.0, -3.0, 14.0, -4.0]);
+        assert_eq!(s.target_of(0), [15.0, -5.0]);
+        assert_eq!(s.gather(&[1]), w.gather(&[0]));
+        let mut e = s.clone();
+        e.extend(read_windows(&write("other.npz", Some((0, 0, 0.5))), 3).unwrap());
+        assert_eq!(e.len(), 5);
+        assert_eq!(e.context_of(2), [0.5, 0.0, 11.0, -1.0, 12.0, -2.0]);
+        assert_eq!(e.gather(&[0, 1]), s.gather(&[0, 1]));
+        assert_eq!(e.targets()[4 * 2..], [15.0, -5.0]);
+        assert_eq!(e.largest_context_value(), 14.0);
+
+        let err = |bad| {
+            read_windows(&write("bad.npz", Some(bad)), 3)
+                .unwrap_err()
+                .to_string()
+        };
+        // Chunk 4 is window 2's last context vector before window 1's target.
+        let e = err((4, 0, f32::NAN));
+        assert!(e.contains("(window 2, context vector 2, element 0)"), "{e}");
+        // Chunk 5 is only ever a target.
+        let e = err((5, 1, 1e30));
+        assert!(
+            e.contains("holds 1e30 (the target of window 2, element 1)"),
+            "{e}"
+        );
+        // Article 1's rows are in no window.
+        assert_eq!(
+            read_windows(&write("unread.npz", Some((7, 0, f32::NAN))), 3)
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
     #[test]
     fn ready_windows_cannot_be_read_backwards() {
         let dev = Device::Cpu;
@@ -1186,13 +1353,9 @@ mod tests {
         }
         let n = articles.len();
         let with = VectorWindows {
-            contexts: vec![0.0; n * 2],
-            targets: vec![0.0; n],
-            context: 2,
-            dim: 1,
             articles: Some(articles.clone()),
             real: Some(real.clone()),
-            notes: vec![],
+            ..VectorWindows::from_flat(vec![0.0; n * 2], vec![0.0; n], 2, 1)
         };
         let full: Vec<usize> = (0..n).filter(|&i| real[i] == 2).collect();
         let without = with.select(&full);
@@ -1249,7 +1412,7 @@ mod tests {
             ],
             false,
         );
-        assert_eq!(read_windows(&bare, 5).unwrap().targets, w.targets);
+        assert_eq!(read_windows(&bare, 5).unwrap().targets(), w.targets());
         let e = read_windows(&p, 4).unwrap_err().to_string();
         assert!(
             e.contains("w.npz")
@@ -1456,13 +1619,8 @@ mod tests {
     fn the_split_never_puts_one_article_on_both_sides() {
         let n = 200;
         let w = VectorWindows {
-            contexts: vec![0.0; n * 2],
-            targets: vec![0.0; n],
-            context: 2,
-            dim: 1,
             articles: Some((0..n as i64).map(|i| i / 7).collect()),
-            real: None,
-            notes: vec![],
+            ..VectorWindows::from_flat(vec![0.0; n * 2], vec![0.0; n], 2, 1)
         };
         let (tr, va) = split_by_article(&w, 0.2, 42);
         assert_eq!(tr.len() + va.len(), n);
@@ -1622,15 +1780,7 @@ mod tests {
     #[test]
     fn windows_without_articles_split_with_a_gap_of_one_context() {
         let n = 100;
-        let w = VectorWindows {
-            contexts: vec![0.0; n * 5],
-            targets: vec![0.0; n],
-            context: 5,
-            dim: 1,
-            articles: None,
-            real: None,
-            notes: vec![],
-        };
+        let w = VectorWindows::from_flat(vec![0.0; n * 5], vec![0.0; n], 5, 1);
         let (tr, va) = split_by_article(&w, 0.2, 42);
         assert_eq!(va, (80..100).collect::<Vec<_>>());
         assert_eq!(tr, (0..75).collect::<Vec<_>>());

@@ -47,8 +47,7 @@ pub struct Entry {
 /// `[n, C, D]` windows `start..start + n` (wrapping) of `w`.
 fn windows(w: &VectorWindows, start: usize, n: usize, dev: &Device) -> CResult<Tensor> {
     let idx: Vec<usize> = (0..n).map(|i| (start + i) % w.len()).collect();
-    let sub = w.select(&idx);
-    Tensor::from_vec(sub.contexts, (n, w.context, w.dim), dev)
+    Tensor::from_vec(w.gather_contexts(&idx), (n, w.context, w.dim), dev)
 }
 
 /// Measures one model.
@@ -60,9 +59,9 @@ pub fn measure(
     dev: &Device,
     progress: &dyn Progress,
 ) -> CResult<Entry> {
-    let val_cosine = stats(&predict(model, val, dev)?, &val.targets, val.dim).cosine_mean;
+    let val_cosine = stats(&predict(model, val, dev)?, &val.targets(), val.dim).cosine_mean;
     let ood_cosine = match ood {
-        Some(o) => Some(stats(&predict(model, o, dev)?, &o.targets, o.dim).cosine_mean),
+        Some(o) => Some(stats(&predict(model, o, dev)?, &o.targets(), o.dim).cosine_mean),
         None => None,
     };
     // Batch-1 latency, each run on the next real window.
@@ -124,10 +123,10 @@ pub fn baselines(
     Baseline::ALL
         .iter()
         .map(|&b| {
-            let v = stats(&baseline_predict(b, val, dev)?, &val.targets, val.dim).cosine_mean;
+            let v = stats(&baseline_predict(b, val, dev)?, &val.targets(), val.dim).cosine_mean;
             let o = match ood {
                 Some(o) => {
-                    Some(stats(&baseline_predict(b, o, dev)?, &o.targets, o.dim).cosine_mean)
+                    Some(stats(&baseline_predict(b, o, dev)?, &o.targets(), o.dim).cosine_mean)
                 }
                 None => None,
             };

@@ -157,10 +157,10 @@ pub fn stats(pred: &[f32], target: &[f32], dim: usize) -> Stats {
 
 /// The windows `idx` of `w` as `[n, C, D]` contexts and `[n, D]` targets.
 pub fn batch(w: &VectorWindows, idx: &[usize], dev: &Device) -> CResult<(Tensor, Tensor)> {
-    let sub = w.select(idx);
+    let (contexts, targets) = w.gather(idx);
     Ok((
-        Tensor::from_vec(sub.contexts, (idx.len(), w.context, w.dim), dev)?,
-        Tensor::from_vec(sub.targets, (idx.len(), w.dim), dev)?,
+        Tensor::from_vec(contexts, (idx.len(), w.context, w.dim), dev)?,
+        Tensor::from_vec(targets, (idx.len(), w.dim), dev)?,
     ))
 }
 
@@ -169,7 +169,7 @@ pub fn batch(w: &VectorWindows, idx: &[usize], dev: &Device) -> CResult<(Tensor,
 /// the window ([`finite_predictions`]).
 pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
     let out = predict_finite(model, w, dev)?;
-    finite_predictions(out, w.dim, largest(&w.contexts))
+    finite_predictions(out, w.dim, w.largest_context_value())
 }
 
 /// [`predict`] held only finite, for scoring (`lvm eval`, training's
@@ -177,12 +177,12 @@ pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>
 /// 0 there, as a zero baseline does, rather than failing the run.
 pub fn predict_finite(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
     let idx: Vec<usize> = (0..w.len()).collect();
-    let mut out = Vec::with_capacity(w.targets.len());
+    let mut out = Vec::with_capacity(w.len() * w.dim);
     for c in idx.chunks(256) {
-        let (x, _) = batch(w, c, dev)?;
+        let x = Tensor::from_vec(w.gather_contexts(c), (c.len(), w.context, w.dim), dev)?;
         out.extend(model.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
-    finite_only(out, w.dim, largest(&w.contexts))
+    finite_only(out, w.dim, w.largest_context_value())
 }
 
 /// `pred` when every value is finite, else an error naming the window.
@@ -218,8 +218,13 @@ pub fn finite_predictions(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<V
 
 /// A baseline's predictions for every window.
 pub fn baseline_predict(b: Baseline, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
-    let x = Tensor::from_slice(&w.contexts, (w.len(), w.context, w.dim), dev)?;
-    b.predict(&x)?.flatten_all()?.to_vec1()
+    let idx: Vec<usize> = (0..w.len()).collect();
+    let mut out = Vec::with_capacity(w.len() * w.dim);
+    for c in idx.chunks(4096) {
+        let x = Tensor::from_vec(w.gather_contexts(c), (c.len(), w.context, w.dim), dev)?;
+        out.extend(b.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
 }
 
 /// One epoch of the training history.
@@ -288,12 +293,12 @@ pub fn report(
     // zero row (the model's on a context of constant vectors, a baseline's
     // on a zero last vector or mean) scores cosine 0.
     let finite = |p: Vec<f32>, w: &VectorWindows| -> Result<Vec<f32>> {
-        Ok(finite_only(p, w.dim, largest(&w.contexts))?)
+        Ok(finite_only(p, w.dim, w.largest_context_value())?)
     };
     let score = |pred: &dyn Fn(&VectorWindows) -> CResult<Vec<f32>>| -> Result<Scored> {
-        let v = stats(&finite(pred(val)?, val)?, &val.targets, val.dim);
+        let v = stats(&finite(pred(val)?, val)?, &val.targets(), val.dim);
         let o = match ood {
-            Some(o) => Some(stats(&finite(pred(o)?, o)?, &o.targets, o.dim)),
+            Some(o) => Some(stats(&finite(pred(o)?, o)?, &o.targets(), o.dim)),
             None => None,
         };
         Ok(Scored {

@@ -136,6 +136,7 @@ fn fit_in_precision(
     let (mut best_cos, mut best_epoch, mut best) = (f64::NEG_INFINITY, 0, model.snapshot()?);
     let (mut plateau_best, mut bad) = (f64::NEG_INFINITY, 0);
     let mut history: Vec<LvmEpoch> = Vec::new();
+    let val_targets = val.targets();
     for epoch in 1..=t.epochs {
         let start = Instant::now();
         if t.schedule == "cosine" {
@@ -187,7 +188,7 @@ fn fit_in_precision(
                 Error::from(e)
             }
         })?;
-        let vs = stats(&pred, &val.targets, val.dim);
+        let vs = stats(&pred, &val_targets, val.dim);
         progress.finish();
         let rec = LvmEpoch {
             epoch,
@@ -486,31 +487,30 @@ fn shared_windows(train: &VectorWindows, val: &VectorWindows) -> usize {
     if val.context != c || val.dim != d {
         return 0;
     }
-    fn window(w: &VectorWindows, i: usize) -> (&[f32], &[f32]) {
-        let (c, d) = (w.context, w.dim);
-        (
-            &w.contexts[i * c * d..(i + 1) * c * d],
-            &w.targets[i * d..(i + 1) * d],
-        )
+    // A window's vectors, the context's then the target.
+    fn vectors(w: &VectorWindows, i: usize) -> impl Iterator<Item = &[f32]> {
+        w.context_vectors(i).chain(std::iter::once(w.target_of(i)))
     }
-    let key = |(ctx, tgt): (&[f32], &[f32])| {
+    let key = |w: &VectorWindows, i: usize| {
         let mut h = DefaultHasher::new();
-        ctx.iter().chain(tgt).for_each(|v| v.to_bits().hash(&mut h));
+        vectors(w, i)
+            .flatten()
+            .for_each(|v| v.to_bits().hash(&mut h));
         h.finish()
     };
     let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
     for i in 0..train.len() {
-        seen.entry(key(window(train, i))).or_default().push(i);
+        seen.entry(key(train, i)).or_default().push(i);
     }
-    let same = |a: (&[f32], &[f32]), b: (&[f32], &[f32])| {
-        let bits = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
-        bits(a.0, b.0) && bits(a.1, b.1)
+    let same = |j: usize, i: usize| {
+        vectors(train, j)
+            .zip(vectors(val, i))
+            .all(|(x, y)| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()))
     };
     (0..val.len())
         .filter(|&i| {
-            let w = window(val, i);
-            seen.get(&key(w))
-                .is_some_and(|js| js.iter().any(|&j| same(window(train, j), w)))
+            seen.get(&key(val, i))
+                .is_some_and(|js| js.iter().any(|&j| same(j, i)))
         })
         .count()
 }
@@ -609,15 +609,7 @@ mod tests {
     use super::*;
 
     fn windows(contexts: Vec<f32>, targets: Vec<f32>) -> VectorWindows {
-        VectorWindows {
-            contexts,
-            targets,
-            context: 2,
-            dim: 2,
-            articles: None,
-            real: None,
-            notes: Vec::new(),
-        }
+        VectorWindows::from_flat(contexts, targets, 2, 2)
     }
 
     #[test]
@@ -676,15 +668,16 @@ mod tests {
             cfg.data.reverse = true;
             let both = load_data(&cfg, &recur_core::progress::SILENT).unwrap();
             // Validation is the forward windows of the same held-out articles.
-            assert_eq!(both.val.contexts, fwd.val.contexts);
-            assert_eq!(both.val.targets, fwd.val.targets);
+            let all = |w: &VectorWindows| w.gather(&(0..w.len()).collect::<Vec<_>>());
+            assert_eq!(all(&both.val), all(&fwd.val));
             let held = &both.held.as_ref().unwrap().val_articles;
             assert_eq!(held, &fwd.held.as_ref().unwrap().val_articles);
             // Training: the forward windows first, then one backward window
             // per forward one of each training article (as many targets at
             // each end), none of a held-out article.
             let n = fwd.train.len();
-            assert_eq!(both.train.contexts[..n * 8], fwd.train.contexts[..]);
+            let first: Vec<usize> = (0..n).collect();
+            assert_eq!(both.train.gather(&first), all(&fwd.train));
             assert_eq!(both.train.len(), 2 * n);
             for i in n..2 * n {
                 let art = both.train.articles.as_ref().unwrap()[i];

@@ -286,7 +286,7 @@ pub fn tune_lvm(
     };
     let data = load_data(cfg, progress)?;
     let cm = baseline_predict(Baseline::ContextMean, &data.val, dev)?;
-    let context_mean = stats(&cm, &data.val.targets, data.val.dim).cosine_mean;
+    let context_mean = stats(&cm, &data.val.targets(), data.val.dim).cosine_mean;
     progress.note(&format!(
         "searching {} trials of a {} LVM on {} training / {} validation windows (context mean {:.4})",
         n_trials,
