@@ -594,9 +594,21 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
     if cfg.selection.is_none() {
         let f = features.len();
         let first = |j: usize| values[split.train.start * f + j];
+        // Constant as the scaler and the selection's filter take it
+        // (scikit-learn's rule: a variance within its sums' rounding), so
+        // that a column the scaler would map to zeros is not kept.
+        let rows = split.train.start..split.train.end;
         let constant: Vec<usize> = (0..f)
             .filter(|&j| {
-                (split.train.start..split.train.end).all(|r| values[r * f + j] == first(j))
+                let n = rows.len() as f64;
+                let mean = rows.clone().map(|r| values[r * f + j]).sum::<f64>() / n;
+                let var = rows
+                    .clone()
+                    .map(|r| (values[r * f + j] - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                rows.clone().all(|r| values[r * f + j] == first(j))
+                    || crate::scaler::is_constant(var, mean, n)
             })
             .collect();
         if d.features.is_none() && !constant.is_empty() && constant.len() < f {
