@@ -1254,3 +1254,105 @@ fn a_config_edited_against_the_recorded_rule_or_smoothing_is_refused() {
     let e = err(&e);
     assert!(e.contains("model.hidden_size"), "{e}");
 }
+
+/// Files to score as a user keeps them. A model trained on a tab-separated
+/// `.txt` (`data.format: tsv`) scores the same rows kept as a `.csv`, read
+/// as CSV by its extension; a target column whose newest cells are empty
+/// (labels not known yet) is scored, those rows' labels empty in `predict`
+/// and left out of `eval`'s figures; and a default feature that varies only
+/// within its sums' rounding is left out as a constant, as the scaler would
+/// have mapped it to zeros.
+#[test]
+fn files_to_score_are_read_as_a_user_keeps_them() {
+    let d = tempfile::tempdir().unwrap();
+    let csv = write_series(d.path(), 1500);
+    let lines: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l},big"),
+            _ => format!("{l},{:.7}", 1e9 + (i % 3) as f64 * 1e-7),
+        })
+        .collect();
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let txt = d.path().join("series.txt");
+    std::fs::write(&txt, lines.join("\n").replace(',', "\t") + "\n").unwrap();
+    let yaml = format!(
+        "data:\n  path: {}\n  format: tsv\n  time_column: t\n  target:\n    column: y\n\
+         model:\n  sequence_length: 8\n  hidden_size: 8\n\
+         training:\n  epochs: 2\n  batch_size: 64\n",
+        txt.display()
+    );
+    let cfg = d.path().join("c.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let m = d.path().join("m");
+    let text = ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]));
+    assert!(text.contains("warning: `big` is 1000000000"), "{text}");
+    assert_eq!(
+        json(&m.join("report.json"))["features"],
+        serde_json::json!(["a", "b"])
+    );
+    let predict = |input: &Path, out: &str| {
+        let o = d.path().join(out);
+        ok(&recur(&[
+            "predict",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            o.to_str().unwrap(),
+        ]));
+        std::fs::read_to_string(o).unwrap()
+    };
+    let from_txt = predict(&txt, "p_txt.csv");
+    assert_eq!(predict(&csv, "p_csv.csv"), from_txt);
+
+    // The newest three labels not known yet.
+    let mut live: Vec<String> = lines.clone();
+    let n = live.len();
+    for l in &mut live[n - 3..] {
+        let mut cells: Vec<&str> = l.split(',').collect();
+        cells[4] = "";
+        *l = cells.join(",");
+    }
+    let live_csv = d.path().join("live.csv");
+    std::fs::write(&live_csv, live.join("\n") + "\n").unwrap();
+    let from_live = predict(&live_csv, "p_live.csv");
+    let (full, part): (Vec<&str>, Vec<&str>) =
+        (from_txt.lines().collect(), from_live.lines().collect());
+    assert_eq!(full.len(), part.len());
+    let header: Vec<&str> = full[0].split(',').collect();
+    let label = header.iter().position(|&c| c == "label").unwrap();
+    for (i, (a, b)) in full.iter().zip(&part).enumerate() {
+        let (a, b): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+        for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+            if k == label && i + 3 >= full.len() {
+                assert!(!x.is_empty() && y.is_empty(), "line {i}: {x:?} {y:?}");
+            } else {
+                assert_eq!(x, y, "line {i}, column {}", header[k]);
+            }
+        }
+    }
+    let eval = |input: &Path, out: &str| {
+        let o = d.path().join(out);
+        ok(&recur(&[
+            "eval",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--json",
+            o.to_str().unwrap(),
+        ]));
+        json(&o)["rows"]["all"].as_u64().unwrap()
+    };
+    assert_eq!(eval(&live_csv, "e_live.json") + 3, eval(&csv, "e_csv.json"));
+}

@@ -1042,7 +1042,7 @@ fn smoothed_rows(t: &Table, cfg: &Config, features: &[String]) -> Result<Vec<f64
 /// differs from the training file's (a model trained with `format: ts`
 /// refused the same series as a `.tsv`; a `.ts`-format `train.txt` must
 /// still read as the format says).
-fn scored_format<'a>(path: &Path, d: &'a DataConfig) -> Option<&'a str> {
+pub fn scored_format<'a>(path: &Path, d: &'a DataConfig) -> Option<&'a str> {
     let ext = |p: &Path| {
         p.extension()
             .and_then(|e| e.to_str())

@@ -4,7 +4,7 @@
 //! `[tau_min, tau_max]`, `sigma` the rolling std of log returns over the last
 //! `vol_window` rows). Rows whose future is not in the file get no label.
 
-use crate::table::{clip, Table};
+use crate::table::{clip, Column, Table};
 use recur_core::config::TargetConfig;
 use recur_core::{Error, Result};
 
@@ -52,6 +52,36 @@ pub fn row_labels(t: &Table, cfg: &TargetConfig) -> Result<Vec<Option<f32>>> {
         "data.target",
         "name the label with `column` (a 0/1 column) or `price_column` (a price to derive up/down labels from)",
     ))
+}
+
+/// [`row_labels`] for a file to score: an empty cell of a 0/1 target
+/// column (a label not known yet, as in a live file's newest rows) gives
+/// its row no label, as the rows past the file's end have, where training
+/// refuses it. Price targets stay strict: a missing price would change its
+/// neighbours' volatility, and so their labels.
+pub fn scored_row_labels(t: &Table, cfg: &TargetConfig) -> Result<Vec<Option<f32>>> {
+    let Some(col) = &cfg.column else {
+        return row_labels(t, cfg);
+    };
+    let y = match t.column(col)? {
+        Column::Numeric(y) if y.iter().any(|v| v.is_nan()) => y,
+        _ => return row_labels(t, cfg),
+    };
+    if let Some(i) = y.iter().position(|v| !v.is_nan() && *v != 0.0 && *v != 1.0) {
+        return Err(Error::data(
+            &t.source,
+            format!(
+                "target column `{col}` must be binary (0 or 1, or empty where the label is \
+                 not known yet): {} holds {}",
+                t.row_name(i),
+                y[i]
+            ),
+        ));
+    }
+    let (n, h) = (y.len(), cfg.horizon);
+    Ok((0..n)
+        .map(|r| y.get(r + h).filter(|v| !v.is_nan()).map(|&v| v as f32))
+        .collect())
 }
 
 /// Labels from prices; see the module doc for the rule.

@@ -109,7 +109,8 @@ struct RowsFile {
 impl RowsFile {
     fn read(p: &Predictor, input: &Path, need_labels: bool) -> Result<RowsFile> {
         let d = &p.dir.config.data;
-        RowsFile::of(p, Table::read(input, d.format.as_deref())?, need_labels)
+        let format = recur_data::prepare::scored_format(input, d);
+        RowsFile::of(p, Table::read(input, format)?, need_labels)
     }
 
     fn of(p: &Predictor, t: Table, need_labels: bool) -> Result<RowsFile> {
@@ -125,7 +126,7 @@ impl RowsFile {
             row_labels(&t, &d.target)?;
         }
         let labels = if has_labels {
-            row_labels(&t, &d.target)?
+            recur_data::target::scored_row_labels(&t, &d.target)?
         } else {
             vec![None; n]
         };
