@@ -796,6 +796,34 @@ fn tune_searches_an_lvm_config_resumes_and_its_best_trains_to_its_figure() {
         "tune", "--config", c, "--trials", "2", "--out", o,
     ]));
     assert!(e.contains("tune.d_model") && e.contains("average"), "{e}");
+    // The MLP's dropout was searched; a GRU has none to search, and its
+    // trials and best.yaml say none.
+    assert!(first
+        .iter()
+        .any(|t| t["params"]["dropout"] != first[0]["params"]["dropout"]));
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz, val_fraction: 0.2, context: 5}\n\
+         model: {type: gru, d_model: 16, num_layers: 1}\n\
+         training: {batch_size: 16, epochs: 1, seed: 7}\n\
+         tune: {startup_trials: 3}\n",
+    )
+    .unwrap();
+    let gru = d.path().join("tune-gru");
+    ok(&recur(&[
+        "tune",
+        "--config",
+        c,
+        "--trials",
+        "3",
+        "--out",
+        gru.to_str().unwrap(),
+    ]));
+    for t in trials_of(&gru) {
+        assert_eq!(t["params"]["dropout"].as_f64(), Some(0.0), "{t}");
+    }
+    let best = std::fs::read_to_string(gru.join("best.yaml")).unwrap();
+    assert!(!best.contains("dropout: 0."), "{best}");
 }
 
 /// `final.safetensors` holds the last epoch's weights, `model.safetensors`

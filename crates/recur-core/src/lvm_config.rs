@@ -29,7 +29,8 @@ pub struct LvmConfig {
 }
 
 /// The search of `recur tune` over an LVM config: learning rate and weight
-/// decay on a log scale and dropout always; the width (log scale) and the
+/// decay on a log scale, and dropout for the kinds that have it
+/// (transformer and mlp); the width (log scale) and the
 /// number of layers only when a range is given, since the `average` start
 /// fixes the width of the recurrent kinds and the transformer. The
 /// objective is the validation cosine on the held-out articles.
@@ -198,6 +199,12 @@ pub enum LvmKind {
 }
 
 impl LvmKind {
+    /// Whether the kind's training applies `model.dropout` (the others
+    /// have none to apply).
+    pub fn has_dropout(self) -> bool {
+        matches!(self, LvmKind::Transformer | LvmKind::Mlp)
+    }
+
     pub const ALL: [LvmKind; 5] = [
         LvmKind::Lstm,
         LvmKind::Gru,
@@ -430,6 +437,35 @@ impl LvmConfig {
             if !(0.0..1.0).contains(&p) {
                 return bad("model.dropout", format!("{p} must be in [0, 1)"));
             }
+            if p != 0.0 && !m.kind.has_dropout() {
+                return bad(
+                    "model.dropout",
+                    format!(
+                        "{p}: the {} model has no dropout (only transformer and mlp read it); \
+                         leave it out",
+                        m.kind
+                    ),
+                );
+            }
+        }
+        // The transformer's sizes on another kind were recorded and did
+        // nothing.
+        if m.kind != LvmKind::Transformer {
+            for (key, v, default) in [
+                ("model.heads", m.heads, DEFAULT_HEADS),
+                ("model.ff", m.ff, DEFAULT_FF),
+            ] {
+                if v != default {
+                    return bad(
+                        key,
+                        format!(
+                            "{v}: only the transformer reads it, the {} model does not; \
+                             leave it out",
+                            m.kind
+                        ),
+                    );
+                }
+            }
         }
         if m.d_model == 0 || (m.kind != LvmKind::Amn && m.num_layers == 0) {
             return bad("model", "d_model and num_layers must be at least 1".into());
@@ -578,6 +614,37 @@ mod tests {
         assert_eq!((c.data.context, c.data.val_fraction), (5, 0.1));
         // What the file writes back reads as the same config.
         assert_eq!(LvmConfig::from_yaml(&c.to_yaml(), "again").unwrap(), c);
+    }
+
+    /// Settings a kind does not read are refused by name, not recorded
+    /// in the checkpoint as if they had trained it: dropout on the kinds
+    /// without any, the transformer's sizes on the others.
+    #[test]
+    fn settings_the_kind_does_not_read_are_refused() {
+        let cfg = |m: &str| {
+            LvmConfig::from_yaml(&format!("data: {{train: t.npz}}\nmodel: {m}\n"), "t.yaml")
+        };
+        for kind in ["lstm", "gru", "amn"] {
+            let e = cfg(&format!("{{type: {kind}, dropout: 0.5}}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("model.dropout")
+                    && e.contains(&format!("the {kind} model has no dropout")),
+                "{e}"
+            );
+            assert!(cfg(&format!("{{type: {kind}, dropout: 0.0}}")).is_ok());
+            for key in ["heads: 2", "ff: 64"] {
+                let e = cfg(&format!("{{type: {kind}, {key}}}"))
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("only the transformer reads it"), "{key}: {e}");
+            }
+        }
+        assert!(cfg("{type: mlp, dropout: 0.3}").is_ok());
+        assert!(cfg("{type: transformer, d_model: 64, heads: 4, ff: 128, dropout: 0.2}").is_ok());
+        let e = cfg("{type: mlp, heads: 4}").unwrap_err().to_string();
+        assert!(e.contains("model.heads"), "{e}");
     }
 
     #[test]

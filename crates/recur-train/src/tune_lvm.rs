@@ -63,7 +63,9 @@ pub fn with_params(cfg: &LvmConfig, p: &LvmParams) -> LvmConfig {
     let mut c = cfg.clone();
     c.training.learning_rate = p.learning_rate;
     c.training.weight_decay = p.weight_decay;
-    c.model.dropout = Some(p.dropout);
+    if c.model.kind.has_dropout() {
+        c.model.dropout = Some(p.dropout);
+    }
     c.model.d_model = p.d_model;
     c.model.num_layers = p.num_layers;
     c
@@ -80,6 +82,11 @@ struct LvmSearch<'a> {
 }
 
 impl LvmSearch<'_> {
+    /// Whether dropout is searched: only the kinds that apply it.
+    fn dropout_searched(&self) -> bool {
+        self.cfg.model.kind.has_dropout()
+    }
+
     fn searched(&self) -> (bool, bool) {
         (
             self.space.d_model.is_some(),
@@ -118,8 +125,10 @@ impl Objective for LvmSearch<'_> {
         let mut b = vec![
             (s.learning_rate[0].ln(), s.learning_rate[1].ln()),
             (s.weight_decay[0].ln(), s.weight_decay[1].ln()),
-            (s.dropout[0], s.dropout[1]),
         ];
+        if self.dropout_searched() {
+            b.push((s.dropout[0], s.dropout[1]));
+        }
         b.extend(s.d_model.map(ln_int));
         b.extend(s.num_layers.map(|[a, z]| (a as f64 - 0.5, z as f64 + 0.5)));
         b
@@ -128,7 +137,10 @@ impl Objective for LvmSearch<'_> {
     fn encode(&self, p: &LvmParams) -> Vec<f64> {
         let (dm, nl) = self.searched();
         let m = &self.cfg.model;
-        let mut v = vec![p.learning_rate.ln(), p.weight_decay.ln(), p.dropout];
+        let mut v = vec![p.learning_rate.ln(), p.weight_decay.ln()];
+        if self.dropout_searched() {
+            v.push(p.dropout);
+        }
         if dm {
             v.push((p.d_model as f64).ln());
         } else if p.d_model != m.d_model {
@@ -148,7 +160,8 @@ impl Objective for LvmSearch<'_> {
     fn decode(&self, x: &[f64]) -> LvmParams {
         let s = &self.space;
         let m = &self.cfg.model;
-        let mut rest = x[3..].iter();
+        let searched = self.dropout_searched();
+        let mut rest = x[if searched { 3 } else { 2 }..].iter();
         let d_model = match s.d_model {
             Some([a, b]) => {
                 let d = (rest.next().copied().unwrap_or(0.0).exp().round() as usize).clamp(a, b);
@@ -174,7 +187,11 @@ impl Objective for LvmSearch<'_> {
         LvmParams {
             learning_rate: x[0].exp().clamp(s.learning_rate[0], s.learning_rate[1]),
             weight_decay: x[1].exp().clamp(s.weight_decay[0], s.weight_decay[1]),
-            dropout: x[2].clamp(s.dropout[0], s.dropout[1]),
+            dropout: if searched {
+                x[2].clamp(s.dropout[0], s.dropout[1])
+            } else {
+                self.start().dropout
+            },
             d_model,
             num_layers,
         }
