@@ -794,7 +794,13 @@ impl Config {
                     0.0,
                     f64::INFINITY,
                 ),
-                ("max_outlier_share", Some(sel.max_outlier_share), 0.0, 1.0),
+                // A feature is kept below the share: at 0 none would be.
+                (
+                    "max_outlier_share",
+                    Some(sel.max_outlier_share),
+                    f64::MIN_POSITIVE,
+                    1.0,
+                ),
                 (
                     "outlier_z",
                     Some(sel.outlier_z),
@@ -807,6 +813,11 @@ impl Config {
                 if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
                     let range = if hi == f64::INFINITY {
                         "a number above 0 (.inf turns the filter off)".to_string()
+                    } else if lo == f64::MIN_POSITIVE {
+                        format!(
+                            "a number above 0 and up to {hi} (features whose share is at or \
+                             above it are dropped: 0 would drop every one)"
+                        )
                     } else {
                         format!("a number from {lo} to {hi}")
                     };
@@ -815,6 +826,16 @@ impl Config {
             }
         }
         if let Some(tr) = &self.trees {
+            if tr.early_stopping_rounds == 0 {
+                // It behaved as 1: the trees stopped at the first round
+                // without improvement.
+                return bad(
+                    "trees.early_stopping_rounds",
+                    "must be at least 1 (rounds without a better validation loss before the \
+                     trees stop; a large number keeps nearly every round)"
+                        .into(),
+                );
+            }
             if tr.iterations == 0
                 || tr.max_depth == 0
                 || tr.learning_rate.is_nan()
@@ -849,6 +870,18 @@ impl Config {
                          and max_weight >= 0.5 with dynamic weights (the two weights sum to 1, \
                          so one is at least 0.5 and the other at most 0.5)",
                         e.min_weight, e.max_weight
+                    ),
+                );
+            }
+            let fixed = EnsembleConfig::default();
+            if dynamic && (e.trees != fixed.trees || e.lstm != fixed.lstm) {
+                // They were recorded and never read.
+                return bad(
+                    "ensemble.trees / lstm",
+                    format!(
+                        "{} / {}: fixed weights, which `weights: dynamic` computes from the \
+                         validation log losses instead; leave them out, or use `weights: fixed`",
+                        e.trees, e.lstm
                     ),
                 );
             }
@@ -1184,6 +1217,18 @@ mod tests {
             ),
             ("trees: {lags: [1, 100000000000]}\n", "trees.lags"),
             ("trees: {xgboost_model: ''}\n", "trees.xgboost_model"),
+            (
+                "trees: {early_stopping_rounds: 0}\n",
+                "trees.early_stopping_rounds",
+            ),
+            (
+                "trees: {}\nensemble: {weights: dynamic, trees: 0.2, lstm: 0.8}\n",
+                "ensemble.trees / lstm",
+            ),
+            (
+                "selection: {max_outlier_share: 0}\n",
+                "selection.max_outlier_share",
+            ),
             ("data:\n  path: ''\n", "data.path"),
             (
                 "training: {weight_decay: .nan}\n",
