@@ -154,7 +154,8 @@ impl Display for Report {
             if tf.temperature == 1.0 && tf.val_raw.logloss == r.val.logloss {
                 writeln!(
                     f,
-                    "\ntemperature 1 (calibration: none, or a validation set all right)"
+                    "\ntemperature 1: calibration none, every validation window right, or no \
+                     temperature inside [0.05, 20] better than 1 on validation"
                 )?;
             } else {
                 writeln!(
