@@ -1356,3 +1356,61 @@ fn files_to_score_are_read_as_a_user_keeps_them() {
     };
     assert_eq!(eval(&live_csv, "e_live.json") + 3, eval(&csv, "e_csv.json"));
 }
+
+/// What training says of settings it overrides or does not use: trees
+/// without `ensemble:` are compared with the LSTM, with no blend's weights
+/// shown; a gap below the horizon is raised to it with a note.
+#[test]
+fn trees_alone_show_no_blend_and_a_short_gap_is_said() {
+    let d = tempfile::tempdir().unwrap();
+    let data = write_series(d.path(), 1200);
+    let yaml = format!(
+        "data:\n  path: {}\n  time_column: t\n  features: [a, b]\n  target:\n    column: y\n    horizon: 2\n  \
+         split:\n    gap: 1\n\
+         model:\n  sequence_length: 8\n  hidden_size: 8\n\
+         training:\n  epochs: 2\n  batch_size: 64\ntrees:\n  lags: [1, 2]\n  iterations: 20\n",
+        data.display()
+    );
+    let cfg = d.path().join("c.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let m = d.path().join("m");
+    let text = ok(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+        "--report-html",
+        d.path().join("r.html").to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("data.split.gap 1 is below the horizon 2: the parts are 2 rows apart"),
+        "{text}"
+    );
+    assert_eq!(json(&m.join("data.json"))["time_split"]["gap"], 2);
+    assert!(text.contains("LSTM and trees on the test rows"), "{text}");
+    assert!(!text.contains("ensemble"), "{text}");
+    let html = std::fs::read_to_string(d.path().join("r.html")).unwrap();
+    assert!(
+        html.contains("<h2>LSTM and trees (test)</h2>"),
+        "{}",
+        &html[..html.len().min(400)]
+    );
+    // Refused rather than behaving as 1.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap() + "  early_stopping_rounds: 0\n",
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("trees.early_stopping_rounds") && e.contains("at least 1"),
+        "{e}"
+    );
+}

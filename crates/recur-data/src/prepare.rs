@@ -583,6 +583,15 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         return Err(too_short(&t.source, n, "rows", l));
     }
     let gap = d.split.gap.unwrap_or(l - 1).max(d.target.horizon);
+    if let Some(g) = d.split.gap.filter(|&g| g < gap) {
+        // Fewer rows than the horizon between parts would let a part's
+        // last labels be read from the next part's rows.
+        notes.push(format!(
+            "data.split.gap {g} is below the horizon {}: the parts are {gap} rows apart, so \
+             that no label of a part is read from the next one",
+            d.target.horizon
+        ));
+    }
     let split = time_split(&t.source, n, &d.split, gap)?;
     // A default feature that never changes on the training rows (an
     // always-zero `OpenInt`) carries nothing and scales to NaN-free zeros

@@ -296,9 +296,14 @@ fn comparison(
         "validation"
     };
     if models.len() > 1 {
+        let which = if models.contains_key("ensemble") {
+            "LSTM, trees and ensemble"
+        } else {
+            "LSTM and trees"
+        };
         writeln!(
             f,
-            "\nLSTM, trees and ensemble on the {part} rows both scored (thresholds and calibration fit on validation):"
+            "\n{which} on the {part} rows both scored (thresholds and calibration fit on validation):"
         )?;
     } else {
         writeln!(

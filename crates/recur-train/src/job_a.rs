@@ -340,7 +340,9 @@ pub fn run(
     Ok((
         JobAReport {
             models,
-            weights: Some(w),
+            // Without `ensemble:` no blend is deployed or reported, so
+            // no weights are shown (ensemble.json keeps them, unread).
+            weights: cfg.ensemble.is_some().then_some(w),
             trees: Some(trees),
             ensemble_auc_lift,
             roc,

@@ -157,8 +157,10 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
     }
     h.push_str("</table>");
     if let Some(models) = &report.models {
-        let title = if models.len() > 1 {
+        let title = if models.contains_key("ensemble") {
             "LSTM, trees and ensemble"
+        } else if models.len() > 1 {
+            "LSTM and trees"
         } else {
             "The LSTM, raw and calibrated"
         };

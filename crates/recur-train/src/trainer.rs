@@ -11,7 +11,7 @@ use crate::loss::{
 };
 use crate::optim::Adam;
 use candle_core::{Device, Tensor};
-use recur_core::config::Config;
+use recur_core::config::{Config, CostMatrix, PosWeight};
 use recur_core::progress::{Progress, Units};
 use recur_core::rng::Rng;
 use recur_core::{Error, Result};
@@ -41,6 +41,36 @@ impl Default for FitOptions<'static> {
             progress: &recur_core::progress::SILENT,
         }
     }
+}
+
+/// Settings of the other label kind, which this training does not read:
+/// said, since they are kept in the model's config as if they had applied.
+/// (`k` is the model's outputs: 1 for two classes.)
+fn unread_settings(cfg: &Config, k: usize) -> Vec<String> {
+    let t = &cfg.training;
+    let mut notes = Vec::new();
+    if k > 1 {
+        if t.pos_weight != PosWeight::default() {
+            notes.push(format!(
+                "training.pos_weight is for two classes; this label has {k}, weighted by \
+                 training.class_weight ({})",
+                t.class_weight
+            ));
+        }
+        if cfg.cost != CostMatrix::default() {
+            notes.push(format!(
+                "cost sets the threshold of two classes; with {k} the most probable class is \
+                 predicted, and the cost matrix is not used"
+            ));
+        }
+    } else if t.class_weight != "auto" {
+        notes.push(
+            "training.class_weight is for more than two classes; this label has two, weighted \
+             by training.pos_weight"
+                .into(),
+        );
+    }
+    notes
 }
 
 pub struct FitResult {
@@ -218,7 +248,10 @@ fn fit_in_precision(
         Error::Msg("validation loss was never finite; check the validation data".into())
     })?;
     model.restore(&best_weights)?;
-    let mut notes = Vec::new();
+    let mut notes = unread_settings(cfg, k);
+    for n in &notes {
+        opts.progress.note(&format!("note: {n}"));
+    }
     let guess = constant_guess(&train_y, k, pos_weight, weights.as_deref());
     if let Some(z) = guess {
         let reps: Vec<f32> = z
@@ -343,6 +376,31 @@ fn loss4(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings of the other label kind are said, not silently kept.
+    #[test]
+    fn settings_of_the_other_label_kind_are_said() {
+        let mut cfg = Config::default();
+        assert!(unread_settings(&cfg, 1).is_empty() && unread_settings(&cfg, 3).is_empty());
+        cfg.training.pos_weight = PosWeight::Number(5.0);
+        cfg.cost.tp = 1.0;
+        let n = unread_settings(&cfg, 3);
+        assert!(
+            n[0].starts_with("training.pos_weight is for two classes; this label has 3"),
+            "{n:?}"
+        );
+        assert!(
+            n[1].starts_with("cost sets the threshold of two classes"),
+            "{n:?}"
+        );
+        assert!(unread_settings(&cfg, 1).is_empty());
+        cfg.training.class_weight = "none".into();
+        let n = unread_settings(&cfg, 1);
+        assert!(
+            n[0].starts_with("training.class_weight is for more than two classes"),
+            "{n:?}"
+        );
+    }
 
     #[test]
     fn a_batch_too_large_for_memory_is_refused_before_training() {
