@@ -914,7 +914,8 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
             }
             out!("{}", recur_deploy::tables::Selection(&sel.table));
             outln!(
-                "\nkept {} of {} features (statistics from rows {}..{}, the training part)",
+                "\nkept {} of {} features (statistics from rows {}..{}: the training part's \
+                 rows whose label lies inside it)",
                 sel.kept.len(),
                 sel.table.len(),
                 sel.train_rows.0,
