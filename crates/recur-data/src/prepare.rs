@@ -246,7 +246,7 @@ fn times_of(t: &Table, d: &DataConfig, windows: &[Window]) -> Result<Option<Vec<
         None => Ok(None),
         Some(tc) => {
             let col = t.column(tc)?;
-            Ok(Some(windows.iter().map(|w| col.cell(w.row)).collect()))
+            Ok(Some(windows.iter().map(|w| col.written(w.row)).collect()))
         }
     }
 }

@@ -35,6 +35,14 @@ impl Column {
             Column::Text(v) => v[i].clone(),
         }
     }
+    /// The cell as an output copies it back: [`Self::cell`], with an empty
+    /// numeric cell empty (not `NaN`).
+    pub fn written(&self, i: usize) -> String {
+        match self {
+            Column::Numeric(v) if v[i].is_nan() => String::new(),
+            _ => self.cell(i),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -162,7 +162,10 @@ impl RowsFile {
         let times = match &p.dir.config.data.time_column {
             Some(tc) if t.index_of(tc).is_ok() => {
                 let col = t.column(tc)?;
-                Some((tc.clone(), preds.iter().map(|x| col.cell(x.row)).collect()))
+                Some((
+                    tc.clone(),
+                    preds.iter().map(|x| col.written(x.row)).collect(),
+                ))
             }
             Some(tc) => {
                 notes.push(format!(
