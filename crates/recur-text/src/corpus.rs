@@ -272,12 +272,13 @@ pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Ve
                 continue;
             }
             // Made-up ids (`line 7`) are unique only within their file.
+            // A document too short to keep leaves its id to a later one.
             let key = if d.named {
                 d.id.clone()
             } else {
                 format!("{}\u{0}{}", path.display(), d.id)
             };
-            if !seen.insert(key) {
+            if seen.contains(&key) {
                 r.duplicates += 1;
                 continue;
             }
@@ -286,6 +287,7 @@ pub fn plan(inputs: &[PathBuf], opts: &BuildOptions) -> Result<(Vec<Article>, Ve
                 r.too_short += 1;
                 continue;
             }
+            seen.insert(key);
             r.cut_sentences += cut.sentences;
             r.cut_chars += cut.chars;
             r.articles += 1;
@@ -554,6 +556,57 @@ fn remove_parts(parts: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids across files: a document too short to keep leaves its id to a
+    /// later one; speeches are named by their place in their file, so two
+    /// files of speeches with the same groups are both kept; a JSON-lines
+    /// document with a null or empty id is named by its title, else its
+    /// line.
+    #[test]
+    fn ids_keep_one_document_each_and_only_kept_documents_claim_them() {
+        let d = tempfile::tempdir().unwrap();
+        let long = "One sentence here. Two sentences here. Three sentences here. \
+                    Four sentences here. Five sentences here. Six sentences here.";
+        let write = |name: &str, body: String| {
+            let p = d.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            p
+        };
+        let one = write(
+            "one.jsonl",
+            "{\"id\": \"short\", \"text\": \"Too short here.\"}\n".into(),
+        );
+        let two = write(
+            "two.jsonl",
+            format!(
+                "{{\"id\": \"short\", \"text\": \"{long}\"}}\n\
+                 {{\"id\": \"\", \"text\": \"{long} Seven.\"}}\n\
+                 {{\"id\": \"\", \"text\": \"{long} Eight.\"}}\n\
+                 {{\"id\": null, \"title\": \"Titled\", \"text\": \"{long} Nine.\"}}\n"
+            ),
+        );
+        let speeches = |name: &str, extra: &str| {
+            write(
+                name,
+                format!("[{{\"name\": \"a\", \"speeches\": [\"{long} {extra}\"]}}]"),
+            )
+        };
+        let (s1, s2) = (speeches("s1.json", "Alpha."), speeches("s2.json", "Beta."));
+        let (articles, reports) = plan(&[one, two, s1, s2], &BuildOptions::default()).unwrap();
+        let keys: Vec<&str> = articles.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "two.jsonl:short",
+                "two.jsonl:line 2",
+                "two.jsonl:line 3",
+                "two.jsonl:Titled",
+                "s1.json:a:0",
+                "s2.json:a:0"
+            ]
+        );
+        assert_eq!((reports[0].too_short, reports[1].duplicates), (1, 0));
+    }
 
     /// A build removes only what it wrote in `OUT.npz.parts` (the whole
     /// folder went, a user's file in it too), and refuses a folder of that

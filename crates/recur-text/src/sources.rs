@@ -310,10 +310,16 @@ fn jsonl(path: &Path, text: &str) -> Result<Vec<Document>> {
             .get("text")
             .and_then(|t| t.as_str())
             .ok_or_else(|| at("no string field \"text\"".into()))?;
-        let (id, named) = match v.get("id").or_else(|| v.get("title")) {
+        // A null or empty id is none: the title names the document then,
+        // else its line.
+        let given = |k: &str| {
+            v.get(k)
+                .filter(|x| !x.is_null() && x.as_str().is_none_or(|s| !s.trim().is_empty()))
+        };
+        let (id, named) = match given("id").or_else(|| given("title")) {
             Some(serde_json::Value::String(s)) => (s.clone(), true),
-            Some(other) if !other.is_null() => (other.to_string(), true),
-            _ => (format!("line {}", i + 1), false),
+            Some(other) => (other.to_string(), true),
+            None => (format!("line {}", i + 1), false),
         };
         docs.push(Document {
             id,
@@ -382,10 +388,12 @@ fn speeches(path: &Path, text: &str) -> Result<Vec<Document>> {
     for j in 0..longest {
         for g in &groups {
             if let Some(s) = g.speeches.get(j) {
+                // Made up from the speech's place in the file: two files
+                // of speeches share group names, not speeches.
                 docs.push(Document {
                     id: format!("{}:{j}", g.name),
                     text: clean_speech(s),
-                    named: true,
+                    named: false,
                 });
             }
         }
