@@ -39,7 +39,10 @@ pub struct LvmConfig {
 pub struct LvmTuneConfig {
     pub learning_rate: [f64; 2],
     pub weight_decay: [f64; 2],
-    pub dropout: [f64; 2],
+    /// [`DEFAULT_TUNE_DROPOUT`] where left out; refused for the kinds
+    /// without dropout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<[f64; 2]>,
     pub d_model: Option<[usize; 2]>,
     pub num_layers: Option<[usize; 2]>,
     /// Trials sampled at random before TPE takes over (Optuna's default 10).
@@ -55,7 +58,7 @@ impl Default for LvmTuneConfig {
         LvmTuneConfig {
             learning_rate: [1e-5, 1e-3],
             weight_decay: [1e-3, 0.3],
-            dropout: [0.0, 0.5],
+            dropout: None,
             d_model: None,
             num_layers: None,
             startup_trials: 10,
@@ -65,7 +68,15 @@ impl Default for LvmTuneConfig {
     }
 }
 
+/// The dropout range searched where `tune.dropout` is left out.
+pub const DEFAULT_TUNE_DROPOUT: [f64; 2] = [0.0, 0.5];
+
 impl LvmTuneConfig {
+    /// The dropout range searched (for the kinds that have dropout).
+    pub fn dropout_range(&self) -> [f64; 2] {
+        self.dropout.unwrap_or(DEFAULT_TUNE_DROPOUT)
+    }
+
     /// Every range low <= high and every sampled value one `recur lvm
     /// train` accepts with `model`.
     fn validate(&self, model: &LvmModelConfig, origin: &str) -> Result<()> {
@@ -81,7 +92,17 @@ impl LvmTuneConfig {
                 );
             }
         }
-        let [a, b] = self.dropout;
+        if self.dropout.is_some() && !model.kind.has_dropout() {
+            return bad(
+                "dropout",
+                format!(
+                    "the {} model has no dropout to search (only transformer and mlp have); \
+                     leave it out",
+                    model.kind
+                ),
+            );
+        }
+        let [a, b] = self.dropout_range();
         if !(0.0..1.0).contains(&a) || !(0.0..1.0).contains(&b) || a > b {
             return bad(
                 "dropout",
@@ -645,6 +666,22 @@ mod tests {
         assert!(cfg("{type: transformer, d_model: 64, heads: 4, ff: 128, dropout: 0.2}").is_ok());
         let e = cfg("{type: mlp, heads: 4}").unwrap_err().to_string();
         assert!(e.contains("model.heads"), "{e}");
+        // Nor is a dropout range searched for them.
+        let tuned = |kind: &str| {
+            LvmConfig::from_yaml(
+                &format!("data: {{train: t.npz}}\nmodel: {{type: {kind}}}\ntune: {{dropout: [0.1, 0.4]}}\n"),
+                "t.yaml",
+            )
+        };
+        let e = tuned("gru").unwrap_err().to_string();
+        assert!(
+            e.contains("tune.dropout") && e.contains("the gru model has no dropout"),
+            "{e}"
+        );
+        assert_eq!(
+            tuned("mlp").unwrap().tune.unwrap().dropout_range(),
+            [0.1, 0.4]
+        );
     }
 
     #[test]

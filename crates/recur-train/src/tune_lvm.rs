@@ -127,7 +127,8 @@ impl Objective for LvmSearch<'_> {
             (s.weight_decay[0].ln(), s.weight_decay[1].ln()),
         ];
         if self.dropout_searched() {
-            b.push((s.dropout[0], s.dropout[1]));
+            let [lo, hi] = s.dropout_range();
+            b.push((lo, hi));
         }
         b.extend(s.d_model.map(ln_int));
         b.extend(s.num_layers.map(|[a, z]| (a as f64 - 0.5, z as f64 + 0.5)));
@@ -188,7 +189,8 @@ impl Objective for LvmSearch<'_> {
             learning_rate: x[0].exp().clamp(s.learning_rate[0], s.learning_rate[1]),
             weight_decay: x[1].exp().clamp(s.weight_decay[0], s.weight_decay[1]),
             dropout: if searched {
-                x[2].clamp(s.dropout[0], s.dropout[1])
+                let [lo, hi] = s.dropout_range();
+                x[2].clamp(lo, hi)
             } else {
                 self.start().dropout
             },
