@@ -827,7 +827,7 @@ def test_an_object_array_of_numbers_is_read_as_numbers(tiny, head):
 def test_a_fit_raises_what_training_noted(head):
     # A listed feature constant on the training rows: kept, and said.
     frame = head.assign(flat=5.0)
-    with pytest.warns(recur.TrainingWarning, match="`flat` \\(5\\) is the same on every training row"):
+    with pytest.warns(recur.TrainingWarning, match="`flat` \\(5\\) never changes on the training rows"):
         m = recur.LSTMClassifier(target_column="rain", features=("temperature", "flat"), **SMALL).fit(frame)
     assert any("flat" in w for w in m.report_["warnings"])
     assert "note: " in m.report_text_ and "flat" in m.report_text_

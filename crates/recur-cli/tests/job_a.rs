@@ -1016,7 +1016,7 @@ fn a_constant_default_feature_is_dropped_with_a_warning_and_the_split_is_shown()
         out.to_str().unwrap(),
     ]));
     assert!(
-        text.contains("warning: `flat` is 2 on every training row"),
+        text.contains("warning: `flat` never changes on the training rows (2,"),
         "{text}"
     );
     let r = json(&out.join("report.json"));
@@ -1061,7 +1061,7 @@ fn training_notes_reach_the_report_the_page_and_inspect() {
         "--report-html",
         html.to_str().unwrap(),
     ]));
-    let flat = "`flat` (2) is the same on every training row";
+    let flat = "`flat` (2) never changes on the training rows";
     let always = "acting on every row would be worth";
     for want in [flat, always] {
         assert!(
@@ -1294,7 +1294,10 @@ fn files_to_score_are_read_as_a_user_keeps_them() {
         "--out",
         m.to_str().unwrap(),
     ]));
-    assert!(text.contains("warning: `big` is 1000000000"), "{text}");
+    assert!(
+        text.contains("warning: `big` never changes on the training rows (1000000000"),
+        "{text}"
+    );
     assert_eq!(
         json(&m.join("report.json"))["features"],
         serde_json::json!(["a", "b"])

@@ -212,7 +212,12 @@ impl VectorWindows {
                 Some(r)
             }
         };
-        if Arc::ptr_eq(&self.vectors, &other.vectors) {
+        // The same vectors (as the training file read again backwards
+        // gives), bit for bit: one copy serves both.
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        if Arc::ptr_eq(&self.vectors, &other.vectors) || same(&self.vectors, &other.vectors) {
             self.context_rows.extend(other.context_rows);
             self.target_rows.extend(other.target_rows);
             return;
@@ -847,6 +852,12 @@ fn chunk_windows(
             format!("`vectors` must be [M, D], it is {:?}", v.dims()),
         )
     })?;
+    if d == 0 {
+        return Err(npz_err(
+            path,
+            format!("`vectors` is [{m}, 0]: the vectors need at least one dimension"),
+        ));
+    }
     let vectors = f32_data(&v, path, "vectors")?;
     let art = i64_data(&get("article_indices")?, path, "article_indices")?;
     let chunk = i64_data(&get("chunk_indices")?, path, "chunk_indices")?;
@@ -1279,6 +1290,11 @@ mod tests {
         assert_eq!(s.context_of(0), [12.0, -2.0, 13.0, -3.0, 14.0, -4.0]);
         assert_eq!(s.target_of(0), [15.0, -5.0]);
         assert_eq!(s.gather(&[1]), w.gather(&[0]));
+        // The same file read again: its vectors are not held twice.
+        let mut again = w.clone();
+        again.extend(read_windows(&write("again.npz", None), 3).unwrap());
+        assert!(Arc::ptr_eq(&again.vectors, &w.vectors) && again.len() == 6);
+        assert_eq!(again.gather(&[3, 4, 5]), w.gather(&[0, 1, 2]));
         let mut e = s.clone();
         e.extend(read_windows(&write("other.npz", Some((0, 0, 0.5))), 3).unwrap());
         assert_eq!(e.len(), 5);

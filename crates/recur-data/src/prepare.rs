@@ -644,7 +644,8 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 "every feature is: check the data, or list the features in data.features".into()
             };
             notes.push(format!(
-                "{}: {}{} {} the same on every training row: kept as given, {} nothing \
+                "{}: {}{} never {} on the training rows (to its sums' rounding): kept as \
+                 given, {} nothing \
                  to learn from, and a different value later passes through untrained weights; \
                  {cure}",
                 t.source,
@@ -654,7 +655,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 } else {
                     String::new()
                 },
-                if one { "is" } else { "are" },
+                if one { "changes" } else { "change" },
                 if one { "it gives" } else { "they give" },
             ));
         }
@@ -1494,7 +1495,7 @@ mod tests {
         assert!(
             p.notes
                 .iter()
-                .any(|n| n.contains("`flat` (2.5) is the same on every training row")),
+                .any(|n| n.contains("`flat` (2.5) never changes on the training rows")),
             "{:?}",
             p.notes
         );

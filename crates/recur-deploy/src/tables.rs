@@ -154,8 +154,8 @@ impl Display for Report {
             if tf.temperature == 1.0 && tf.val_raw.logloss == r.val.logloss {
                 writeln!(
                     f,
-                    "\ntemperature 1: calibration none, every validation window right, or no \
-                     temperature inside [0.05, 20] better than 1 on validation"
+                    "\ntemperature 1: calibration none, every validation window right, or the \
+                     best temperature on a bound of [0.05, 20] or no better than 1 on validation"
                 )?;
             } else {
                 writeln!(
@@ -196,7 +196,7 @@ impl Display for Report {
         for (name, v) in &r.constant_columns {
             writeln!(
                 f,
-                "warning: `{name}` is {v} on every training row: left out of the features (list data.features to choose them yourself)"
+                "warning: `{name}` never changes on the training rows ({v}, to its sums' rounding): left out of the features (list data.features to choose them yourself)"
             )?;
         }
         for w in &r.warnings {

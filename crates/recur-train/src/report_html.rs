@@ -130,7 +130,7 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
     for (name, v) in &report.constant_columns {
         let _ = write!(
             h,
-            "<p>Left out: <code>{}</code> is {v} on every training row.</p>",
+            "<p>Left out: <code>{}</code> never changes on the training rows ({v}).</p>",
             esc(name)
         );
     }

@@ -138,7 +138,7 @@ fn three_classes_train_calibrate_predict_and_evaluate() {
     assert_eq!(tf_none.temperature, 1.0);
     assert_eq!(raw.val.logloss, tf.val_raw.logloss);
     assert!(
-        raw.to_string().contains("temperature 1 (calibration: none"),
+        raw.to_string().contains("temperature 1: calibration none"),
         "{raw}"
     );
 
