@@ -208,6 +208,13 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipp
         ));
     }
     let text = read_utf8(path)?;
+    // Old Mac line ends (a lone CR) are line ends too: a .txt of them read
+    // as one paragraph, a .cor as one document.
+    let text = if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text
+    };
     let format = match format.or_else(|| Format::detect(path)) {
         Some(f) => f,
         None => json_shape(path, &text)?,
@@ -574,6 +581,29 @@ mod tests {
             (sk.redirects, sk.other_namespaces, sk.disambiguation),
             (1, 1, 1)
         );
+    }
+
+    /// A lone CR ends a line as LF and CRLF do: paragraphs of a .txt,
+    /// documents of a .cor.
+    #[test]
+    fn old_mac_line_ends_end_lines() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, end) in [("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")] {
+            let t = file(
+                d.path(),
+                &format!("{name}.txt"),
+                format!("First line{end}wrapped.{end}{end}Second.{end}").as_bytes(),
+            );
+            let (docs, _) = read(&t, None).unwrap();
+            assert_eq!(docs[0].text, "First line wrapped.\nSecond.", "{name}");
+            let c = file(
+                d.path(),
+                &format!("{name}.cor"),
+                format!("One.{end}Two.{end}").as_bytes(),
+            );
+            let (docs, _) = read(&c, None).unwrap();
+            assert_eq!(docs.len(), 2, "{name}");
+        }
     }
 
     #[test]
