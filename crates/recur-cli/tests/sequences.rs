@@ -76,12 +76,15 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
     .unwrap();
     let m = d.path().join("m");
     let m = m.to_str().unwrap();
+    let page = d.path().join("report.html");
     let text = ok(&recur(&[
         "train",
         "--config",
         cfg.to_str().unwrap(),
         "--out",
         m,
+        "--report-html",
+        page.to_str().unwrap(),
     ]));
     assert!(
         text.contains("macro F1") && text.contains("temperature"),
@@ -92,6 +95,51 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(Path::new(m).join("report.json")).unwrap())
             .unwrap();
+    // report.html shows the figures per class: the confusion matrix of
+    // report.json under the classes' names, and each class's F1, whose
+    // mean is the macro F1.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(m).join("data.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = data["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3);
+    let conf = r["val"]["confusion"].as_array().unwrap();
+    let at = html
+        .find("<h2>Per class (validation)</h2>")
+        .expect("a per-class section");
+    let section = &html[at..];
+    let mut f1_sum = 0.0;
+    for (i, row) in conf.iter().enumerate() {
+        let cells: String = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("<td>{c}</td>"))
+            .collect();
+        assert!(
+            section.contains(&format!("<tr><td>{}</td>{cells}</tr>", names[i])),
+            "row {i} of the confusion matrix: {section}"
+        );
+        let row: Vec<f64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect();
+        let predicted: f64 = conf.iter().map(|r| r[i].as_f64().unwrap()).sum();
+        f1_sum += 2.0 * row[i] / (row.iter().sum::<f64>() + predicted);
+    }
+    let macro_f1 = r["val"]["macro_f1"].as_f64().unwrap();
+    assert!(
+        (f1_sum / 3.0 - macro_f1).abs() < 1e-12,
+        "{f1_sum} {macro_f1}"
+    );
     let (raw, scaled) = (&r["temperature"]["val_raw"]["auc"], &r["val"]["auc"]);
     let ins = ok(&recur(&["inspect", m]));
     let line = ins

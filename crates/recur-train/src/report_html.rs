@@ -82,6 +82,62 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 /// Writes the page for the model in `dir` to `out` (atomically).
+/// The classes of a model of more than two, as `data.json` names them in
+/// output order; their indices where it cannot be read.
+fn class_names(dir: &Path, k: usize) -> Vec<String> {
+    let named: Option<Vec<String>> = std::fs::read_to_string(dir.join("data.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| serde_json::from_value(v.get("classes")?.clone()).ok());
+    match named {
+        Some(n) if n.len() == k => n,
+        _ => (0..k).map(|i| i.to_string()).collect(),
+    }
+}
+
+/// A multi-class model's figures per class on `part`: the confusion
+/// matrix (true class by row, predicted by column), then each class's
+/// precision, recall, F1 and count, whose mean F1 is the macro F1 above.
+fn confusion_tables(h: &mut String, conf: &[Vec<usize>], names: &[String], part: &str) {
+    let k = conf.len();
+    let _ = write!(
+        h,
+        "<h2>Per class ({part})</h2><p>The most probable class against the true one: rows are \
+         the true class, columns the predicted.</p><table><tr><th>true \\ predicted</th>"
+    );
+    for n in names {
+        let _ = write!(h, "<th>{}</th>", esc(n));
+    }
+    h.push_str("</tr>");
+    for (i, row) in conf.iter().enumerate() {
+        let _ = write!(h, "<tr><td>{}</td>", esc(&names[i]));
+        for c in row {
+            let _ = write!(h, "<td>{c}</td>");
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>series</th></tr>");
+    let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    for i in 0..k {
+        let tp = conf[i][i];
+        let truth: usize = conf[i].iter().sum();
+        let predicted: usize = conf.iter().map(|r| r[i]).sum();
+        let (p, r) = (ratio(tp, predicted), ratio(tp, truth));
+        // As the macro F1 counts it: 2 tp / (true + predicted), none for
+        // a class neither present nor predicted.
+        let f1 = ratio(2 * tp, truth + predicted);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{truth}</td></tr>",
+            esc(&names[i]),
+            fmt(p),
+            fmt(r),
+            fmt(f1)
+        );
+    }
+    h.push_str("</table>");
+}
+
 pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -> Result<()> {
     let mut h = String::new();
     let part = if report.test.is_some() {
@@ -156,6 +212,10 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
         );
     }
     h.push_str("</table>");
+    let shown = report.test.as_ref().unwrap_or(&report.val);
+    if let Some(conf) = &shown.confusion {
+        confusion_tables(&mut h, conf, &class_names(dir, conf.len()), part);
+    }
     if let Some(models) = &report.models {
         let title = if models.contains_key("ensemble") {
             "LSTM, trees and ensemble"
