@@ -38,6 +38,24 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
     p
 }
 
+/// Writes `yaml` as `dir/c.yaml` and trains it into `dir/m` with `extra`
+/// arguments: the model directory and what training printed.
+fn train_yaml(dir: &Path, yaml: &str, extra: &[&str]) -> (PathBuf, String) {
+    let cfg = dir.join("c.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let m = dir.join("m");
+    let mut args = vec![
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let text = ok(&recur(&args));
+    (m, text)
+}
+
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -1284,16 +1302,7 @@ fn files_to_score_are_read_as_a_user_keeps_them() {
          training:\n  epochs: 2\n  batch_size: 64\n",
         txt.display()
     );
-    let cfg = d.path().join("c.yaml");
-    std::fs::write(&cfg, yaml).unwrap();
-    let m = d.path().join("m");
-    let text = ok(&recur(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        m.to_str().unwrap(),
-    ]));
+    let (m, text) = train_yaml(d.path(), &yaml, &[]);
     assert!(
         text.contains("warning: `big` never changes on the training rows (1000000000"),
         "{text}"
@@ -1379,18 +1388,9 @@ fn trees_alone_show_no_blend_and_a_short_gap_is_said() {
          training:\n  epochs: 2\n  batch_size: 64\ntrees:\n  lags: [1, 2]\n  iterations: 20\n",
         data.display()
     );
+    let html = d.path().join("r.html");
+    let (m, text) = train_yaml(d.path(), &yaml, &["--report-html", html.to_str().unwrap()]);
     let cfg = d.path().join("c.yaml");
-    std::fs::write(&cfg, yaml).unwrap();
-    let m = d.path().join("m");
-    let text = ok(&recur(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        m.to_str().unwrap(),
-        "--report-html",
-        d.path().join("r.html").to_str().unwrap(),
-    ]));
     assert!(
         text.contains("data.split.gap 1 is below the horizon 2: the parts are 2 rows apart"),
         "{text}"
@@ -1398,7 +1398,7 @@ fn trees_alone_show_no_blend_and_a_short_gap_is_said() {
     assert_eq!(json(&m.join("data.json"))["time_split"]["gap"], 2);
     assert!(text.contains("LSTM and trees on the test rows"), "{text}");
     assert!(!text.contains("ensemble"), "{text}");
-    let html = std::fs::read_to_string(d.path().join("r.html")).unwrap();
+    let html = std::fs::read_to_string(&html).unwrap();
     assert!(
         html.contains("<h2>LSTM and trees (test)</h2>"),
         "{}",
