@@ -1326,6 +1326,22 @@ fn files_to_score_are_read_as_a_user_keeps_them() {
     };
     let from_txt = predict(&txt, "p_txt.csv");
     assert_eq!(predict(&csv, "p_csv.csv"), from_txt);
+    // Tab-separated rows named .csv are read as CSV, and the error says why.
+    let tabs = d.path().join("tabs.csv");
+    std::fs::copy(&txt, &tabs).unwrap();
+    let e = err(&recur(&[
+        "predict",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        tabs.to_str().unwrap(),
+        "--output",
+        d.path().join("p_tabs.csv").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("tabs.csv") && e.contains("one column holding tabs") && e.contains("(.tsv)"),
+        "{e}"
+    );
 
     // The newest three labels not known yet, and the last row's time.
     let mut live: Vec<String> = lines.clone();
@@ -1381,6 +1397,9 @@ fn files_to_score_are_read_as_a_user_keeps_them() {
 fn trees_alone_show_no_blend_and_a_short_gap_is_said() {
     let d = tempfile::tempdir().unwrap();
     let data = write_series(d.path(), 1200);
+    // The first row's time left empty: the training part starts at no time.
+    let csv = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, csv.replacen("\n0,", "\n,", 1)).unwrap();
     let yaml = format!(
         "data:\n  path: {}\n  time_column: t\n  features: [a, b]\n  target:\n    column: y\n    horizon: 2\n  \
          split:\n    gap: 1\n\
@@ -1396,6 +1415,11 @@ fn trees_alone_show_no_blend_and_a_short_gap_is_said() {
         "{text}"
     );
     assert_eq!(json(&m.join("data.json"))["time_split"]["gap"], 2);
+    let parts = json(&m.join("report.json"))["parts"].clone();
+    assert!(
+        parts[0]["first_time"].is_null() && parts[1]["first_time"].is_string(),
+        "{parts}"
+    );
     assert!(text.contains("LSTM and trees on the test rows"), "{text}");
     assert!(!text.contains("ensemble"), "{text}");
     let html = std::fs::read_to_string(&html).unwrap();

@@ -1317,6 +1317,28 @@ mod tests {
             e.contains("holds 1e30 (the target of window 2, element 1)"),
             "{e}"
         );
+        // Vectors of no dimension are refused by their shape.
+        let zero = d.path().join("zero.npz");
+        write_npz(
+            &zero,
+            &[
+                (
+                    "vectors",
+                    npy(&Tensor::zeros((8, 0), DType::F32, &dev).unwrap()),
+                ),
+                (
+                    "article_indices",
+                    npy(&Tensor::new(&[0i64; 8][..], &dev).unwrap()),
+                ),
+                (
+                    "chunk_indices",
+                    npy(&Tensor::new(&[0i64, 1, 2, 3, 4, 5, 6, 7][..], &dev).unwrap()),
+                ),
+            ],
+            false,
+        );
+        let e = read_windows(&zero, 3).unwrap_err().to_string();
+        assert!(e.contains("`vectors` is [8, 0]"), "{e}");
         // Article 1's rows are in no window.
         assert_eq!(
             read_windows(&write("unread.npz", Some((7, 0, f32::NAN))), 3)

@@ -81,7 +81,8 @@ fn span(t: &Table, d: &DataConfig, part: &str, set: &WindowSet) -> Option<PartSp
         d.time_column
             .as_deref()
             .and_then(|c| t.column(c).ok())
-            .map(|c| c.cell(r))
+            .map(|c| c.written(r))
+            .filter(|s| !s.is_empty())
     };
     let pos = set.windows.iter().filter(|w| w.label == Some(1.0)).count();
     Some(PartSpan {
@@ -644,7 +645,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                 "every feature is: check the data, or list the features in data.features".into()
             };
             notes.push(format!(
-                "{}: {}{} never {} on the training rows (to its sums' rounding): kept as \
+                "{}: {}{} never {} on the training rows (to {} sums' rounding): kept as \
                  given, {} nothing \
                  to learn from, and a different value later passes through untrained weights; \
                  {cure}",
@@ -656,6 +657,7 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
                     String::new()
                 },
                 if one { "changes" } else { "change" },
+                if one { "its" } else { "their" },
                 if one { "it gives" } else { "they give" },
             ));
         }
@@ -1016,7 +1018,7 @@ pub fn feature_values(path: &Path, cfg: &Config, features: &[String]) -> Result<
             "drift is measured on the rows layout (one row per time step)",
         ));
     }
-    let t = Table::read(path, scored_format(path, &cfg.data))?;
+    let t = read_scored(path, &cfg.data)?;
     // Smoothing runs in row order, as in training.
     let d = &cfg.data;
     check_scored_time_order(&t, d)?;
@@ -1066,6 +1068,34 @@ pub fn scored_format<'a>(path: &Path, d: &'a DataConfig) -> Option<&'a str> {
     }
 }
 
+/// A rows-layout file to score, read in [`scored_format`]. A table of one
+/// column whose name holds tabs was read by its extension in a format it
+/// is not in (a tab-separated file named `.csv`, which a model trained
+/// with `data.format: tsv` read by that format before the extension
+/// counted): the error says so, not that a column is missing. (Only tabs:
+/// a quoted CSV header may hold commas, and one column may be all a file
+/// has.)
+pub fn read_scored(path: &Path, d: &DataConfig) -> Result<Table> {
+    let format = scored_format(path, d);
+    let t = Table::read(path, format)?;
+    if let [name] = &t.names[..] {
+        if name.contains('\t') {
+            return Err(Error::data(
+                path.display().to_string(),
+                format!(
+                    "read {}, its header is one column holding tabs: give the file the \
+                     extension of its delimiter (.tsv)",
+                    match format {
+                        Some(f) => format!("as {f} (the model's data.format)"),
+                        None => "by its extension".to_string(),
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(t)
+}
+
 /// Windows over a new file, scaled with the model's scaler. With
 /// `need_labels`, the target must be present and only labelled windows are
 /// kept (evaluation); without, every window is kept (prediction).
@@ -1080,7 +1110,7 @@ pub fn prepare_inference(
     let d = &cfg.data;
     match d.layout {
         Layout::Rows => {
-            let t = Table::read(path, scored_format(path, d))?;
+            let t = read_scored(path, d)?;
             // The windows run over rows in file order, as in training: a
             // file out of time order gives windows across unrelated days.
             check_scored_time_order(&t, d)?;

@@ -109,8 +109,7 @@ struct RowsFile {
 impl RowsFile {
     fn read(p: &Predictor, input: &Path, need_labels: bool) -> Result<RowsFile> {
         let d = &p.dir.config.data;
-        let format = recur_data::prepare::scored_format(input, d);
-        RowsFile::of(p, Table::read(input, format)?, need_labels)
+        RowsFile::of(p, recur_data::prepare::read_scored(input, d)?, need_labels)
     }
 
     fn of(p: &Predictor, t: Table, need_labels: bool) -> Result<RowsFile> {

@@ -154,7 +154,7 @@ impl Display for Report {
             if tf.temperature == 1.0 && tf.val_raw.logloss == r.val.logloss {
                 writeln!(
                     f,
-                    "\ntemperature 1: calibration none, every validation window right, or the \
+                    "\ntemperature 1: calibration none, every validation series right, or the \
                      best temperature on a bound of [0.05, 20] or no better than 1 on validation"
                 )?;
             } else {

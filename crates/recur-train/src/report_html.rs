@@ -81,7 +81,6 @@ fn fmt(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x:.4}"))
 }
 
-/// Writes the page for the model in `dir` to `out` (atomically).
 /// The classes of a model of more than two, as `data.json` names them in
 /// output order; their indices where it cannot be read.
 fn class_names(dir: &Path, k: usize) -> Vec<String> {
@@ -138,6 +137,7 @@ fn confusion_tables(h: &mut String, conf: &[Vec<usize>], names: &[String], part:
     h.push_str("</table>");
 }
 
+/// Writes the page for the model in `dir` to `out` (atomically).
 pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -> Result<()> {
     let mut h = String::new();
     let part = if report.test.is_some() {

@@ -298,6 +298,7 @@ pub fn tune_lvm(
     // and left a search.json of one beside the trials of the other.
     let _hold = recur_core::dirwrite::hold_outputs(out)?;
     let space = cfg.tune.clone().unwrap_or_default();
+    space.check_searchable(&cfg.model)?;
     let pruning = Pruning {
         startup_trials: space.startup_trials,
         prune_after_trials: space.prune_after_trials,
