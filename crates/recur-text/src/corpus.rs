@@ -146,7 +146,8 @@ pub struct InputReport {
     pub articles: usize,
     pub chunks: usize,
     /// Sentences of the articles kept that were over `max_chars`, and the
-    /// characters past the cut they lost (0 with `split_long`).
+    /// characters past the cut they lost (with `split_long`, only ends
+    /// shorter than a chunk's minimum).
     pub cut_sentences: usize,
     pub cut_chars: usize,
 }
@@ -183,7 +184,7 @@ impl InputReport {
                 String::new()
             } else {
                 format!(
-                    "; {} sentence(s) over the chunk length lost {} characters past the cut (--split-long keeps them)",
+                    "; {} sentence(s) over the chunk length lost {} characters past the cut (--split-long keeps them, but for an end shorter than a chunk)",
                     self.cut_sentences, self.cut_chars
                 )
             }
