@@ -71,7 +71,8 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
     std::fs::write(
         &cfg,
         "data:\n  path: three_TRAIN.ts\n  layout: sequences\n  split: {train: 0.8, val: 0.2, test: 0.0, shuffle: true}\n\
-         model: {hidden_size: 12}\ntraining: {epochs: 20, learning_rate: 0.01, batch_size: 16}\n",
+         model: {hidden_size: 12}\n\
+         training: {epochs: 20, learning_rate: 0.01, batch_size: 16, pos_weight: 2.0}\n",
     )
     .unwrap();
     let m = d.path().join("m");
@@ -88,6 +89,11 @@ fn three_classes_of_several_lengths_from_train_to_predict() {
     ]));
     assert!(
         text.contains("macro F1") && text.contains("temperature"),
+        "{text}"
+    );
+    // A setting of two classes is said in the report, not only in passing.
+    assert!(
+        text.contains("note: training.pos_weight is for two classes; this label has 3"),
         "{text}"
     );
     // inspect's raw figures are the raw ones (it had shown those after the

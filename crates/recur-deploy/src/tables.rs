@@ -172,7 +172,7 @@ impl Display for Report {
                 };
                 confusion_table(f, part, &r.classes, c)?;
             }
-            return writeln!(
+            writeln!(
                 f,
                 "\nbest epoch {} of {} run; {} classes; {} parameters; {} channels x {} steps",
                 r.best_epoch,
@@ -181,7 +181,11 @@ impl Display for Report {
                 r.params,
                 r.features.len(),
                 r.sequence_length
-            );
+            )?;
+            for w in &r.warnings {
+                writeln!(f, "note: {w}")?;
+            }
+            return Ok(());
         }
         writeln!(
             f,

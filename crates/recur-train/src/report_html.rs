@@ -81,16 +81,13 @@ fn fmt(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x:.4}"))
 }
 
-/// The classes of a model of more than two, as `data.json` names them in
-/// output order; their indices where it cannot be read.
-fn class_names(dir: &Path, k: usize) -> Vec<String> {
-    let named: Option<Vec<String>> = std::fs::read_to_string(dir.join("data.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| serde_json::from_value(v.get("classes")?.clone()).ok());
-    match named {
-        Some(n) if n.len() == k => n,
-        _ => (0..k).map(|i| i.to_string()).collect(),
+/// The classes of a model of more than two in output order, as the
+/// report names them; their indices where it names another number.
+fn class_names(classes: &[String], k: usize) -> Vec<String> {
+    if classes.len() == k {
+        classes.to_vec()
+    } else {
+        (0..k).map(|i| i.to_string()).collect()
     }
 }
 
@@ -214,7 +211,12 @@ pub fn write(dir: &Path, report: &Report, history: &[EpochRecord], out: &Path) -
     h.push_str("</table>");
     let shown = report.test.as_ref().unwrap_or(&report.val);
     if let Some(conf) = &shown.confusion {
-        confusion_tables(&mut h, conf, &class_names(dir, conf.len()), part);
+        confusion_tables(
+            &mut h,
+            conf,
+            &class_names(&report.classes, conf.len()),
+            part,
+        );
     }
     if let Some(models) = &report.models {
         let title = if models.contains_key("ensemble") {
