@@ -194,9 +194,13 @@ def _progress_callback(progress: Any):
 
 
 def _number(v: Any) -> float:
-    """`v` as a float: NaN for a missing value (None, NaN, pandas' NA),
+    """`v` as a float: NaN for a missing value (None, NaN, pandas' NA, an
+    empty string, as a CSV's empty cell),
     ValueError for text that is not a number."""
     if v is None or (isinstance(v, float) and v != v) or str(v) in ("<NA>", "NaT"):
+        return float("nan")
+    # An empty cell, as a CSV's is read.
+    if isinstance(v, str) and not v.strip():
         return float("nan")
     # Complex values are refused, as everywhere (float() would drop the
     # imaginary part of a numpy complex with a warning only).
@@ -598,7 +602,17 @@ class TrainingWarning(UserWarning):
 
 def warn_report(report: dict) -> None:
     """Raises each of the training report's warnings as a
-    `TrainingWarning`, pointing at the caller's `fit`."""
+    `TrainingWarning`, pointing at the caller's `fit`: the default
+    features left out as constant (`recur train` prints them as warnings
+    beside the report's notes), then the notes."""
+    for name, v in report.get("constant_columns", []):
+        shown = int(v) if float(v).is_integer() else v
+        warnings.warn(
+            f"`{name}` never changes on the training rows ({shown}, to its sums' rounding): "
+            "left out of the features (give `features` to choose them yourself)",
+            TrainingWarning,
+            stacklevel=3,
+        )
     for w in report.get("warnings", []):
         warnings.warn(w, TrainingWarning, stacklevel=3)
 

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import pickle
+import re
 import subprocess
 import sys
 
@@ -831,3 +832,20 @@ def test_a_fit_raises_what_training_noted(head):
         m = recur.LSTMClassifier(target_column="rain", features=("temperature", "flat"), **SMALL).fit(frame)
     assert any("flat" in w for w in m.report_["warnings"])
     assert "note: " in m.report_text_ and "flat" in m.report_text_
+
+
+def test_a_dropped_default_feature_and_an_empty_text_cell_are_said_as_the_cli_says_them(head, tiny):
+    # A default feature constant on the training rows is left out, and
+    # raised as recur train prints it: a warning.
+    frame = head.assign(zero=0.0)
+    with pytest.warns(recur.TrainingWarning, match="`zero` never changes on the training rows \\(0, "):
+        m = recur.LSTMClassifier(target_column="rain", **SMALL).fit(frame)
+    assert "zero" not in m.features_
+    # An empty string in a column of numbers held as text is an empty
+    # cell: refused by its row, as the CLI refuses the CSV's empty cell.
+    f = tiny.features_[0]
+    X = head.copy()
+    X[f] = X[f].map(repr).astype(object)
+    X.loc[X.index[50], f] = ""
+    with pytest.raises(ValueError, match=f"column `{re.escape(f)}`, row 50.*empty or NaN"):
+        tiny.predict_proba(X)
