@@ -1100,6 +1100,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         label, decision = np.asarray(s["label"], dtype=np.float64), np.asarray(s["decision"], dtype=np.float64)
         keep = ~np.isnan(label) & ~np.isnan(decision)
         if not keep.any():
+            if np.isnan(label).all():
+                # More rows would not help: there is nothing to score against.
+                raise ValueError(
+                    "no row of X has a label to score against: give y (or X with the target "
+                    "or price column) with labels known; an empty value is a label not known yet"
+                )
             raise ValueError("no row of X has both a prediction and a label: give more rows")
         w = None
         if sample_weight is not None:

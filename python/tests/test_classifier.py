@@ -849,3 +849,6 @@ def test_a_dropped_default_feature_and_an_empty_text_cell_are_said_as_the_cli_sa
     X.loc[X.index[50], f] = ""
     with pytest.raises(ValueError, match=f"column `{re.escape(f)}`, row 50.*empty or NaN"):
         tiny.predict_proba(X)
+    # No label at all: more rows would not help, and the error says so.
+    with pytest.raises(ValueError, match="no row of X has a label to score against"):
+        tiny.score(head.drop(columns="rain"), np.full(len(head), np.nan))
