@@ -115,14 +115,10 @@ impl VectorWindows {
     /// The windows at `idx`, in that order, as `[k, context, dim]`
     /// contexts and `[k, dim]` targets (what a batch is made of).
     pub fn gather(&self, idx: &[usize]) -> (Vec<f32>, Vec<f32>) {
-        let mut contexts = Vec::with_capacity(idx.len() * self.context * self.dim);
-        let mut targets = Vec::with_capacity(idx.len() * self.dim);
-        for &i in idx {
-            self.context_vectors(i)
-                .for_each(|v| contexts.extend_from_slice(v));
-            targets.extend_from_slice(self.target_of(i));
-        }
-        (contexts, targets)
+        (
+            self.gather_contexts(idx),
+            self.gather_targets(idx.iter().copied()),
+        )
     }
 
     /// The contexts of the windows at `idx` as `[k, context, dim]`.
@@ -137,10 +133,12 @@ impl VectorWindows {
 
     /// Every target, `[n, dim]`.
     pub fn targets(&self) -> Vec<f32> {
-        let mut t = Vec::with_capacity(self.len() * self.dim);
-        for i in 0..self.len() {
-            t.extend_from_slice(self.target_of(i));
-        }
+        self.gather_targets(0..self.len())
+    }
+
+    fn gather_targets(&self, idx: impl ExactSizeIterator<Item = usize>) -> Vec<f32> {
+        let mut t = Vec::with_capacity(idx.len() * self.dim);
+        idx.for_each(|i| t.extend_from_slice(self.target_of(i)));
         t
     }
 

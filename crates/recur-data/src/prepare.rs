@@ -608,17 +608,11 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         // (scikit-learn's rule: a variance within its sums' rounding), so
         // that a column the scaler would map to zeros is not kept.
         let rows = split.train.start..split.train.end;
+        let (mean, var, n) = crate::scaler::moments(&values, f, rows.clone());
         let constant: Vec<usize> = (0..f)
             .filter(|&j| {
-                let n = rows.len() as f64;
-                let mean = rows.clone().map(|r| values[r * f + j]).sum::<f64>() / n;
-                let var = rows
-                    .clone()
-                    .map(|r| (values[r * f + j] - mean).powi(2))
-                    .sum::<f64>()
-                    / n;
                 rows.clone().all(|r| values[r * f + j] == first(j))
-                    || crate::scaler::is_constant(var, mean, n)
+                    || crate::scaler::is_constant(var[j], mean[j], n)
             })
             .collect();
         if d.features.is_none() && !constant.is_empty() && constant.len() < f {

@@ -14,6 +14,34 @@ pub fn is_constant(var: f64, mean: f64, n: f64) -> bool {
     var <= n * eps * var + (n * mean * eps).powi(2)
 }
 
+/// The mean and the population variance of each of the `f` columns of a
+/// row-major `[rows, f]` buffer over `rows`, and their count (1 for none):
+/// the sums [`Scaler::fit`] and the constant-feature rule take.
+pub fn moments(
+    values: &[f64],
+    f: usize,
+    rows: impl Iterator<Item = usize> + Clone,
+) -> (Vec<f64>, Vec<f64>, f64) {
+    let mut mean = vec![0.0; f];
+    let mut count = 0usize;
+    for r in rows.clone() {
+        for (m, x) in mean.iter_mut().zip(&values[r * f..(r + 1) * f]) {
+            *m += x;
+        }
+        count += 1;
+    }
+    let n = count.max(1) as f64;
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = vec![0.0; f];
+    for r in rows {
+        for ((v, x), m) in var.iter_mut().zip(&values[r * f..(r + 1) * f]).zip(&mean) {
+            *v += (x - m) * (x - m);
+        }
+    }
+    var.iter_mut().for_each(|v| *v /= n);
+    (mean, var, n)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
     pub features: Vec<String>,
@@ -28,33 +56,11 @@ impl Scaler {
         values: &[f64],
         rows: impl Iterator<Item = usize> + Clone,
     ) -> Scaler {
-        let f = features.len();
-        let mut mean = vec![0.0; f];
-        let mut count = 0usize;
-        for r in rows.clone() {
-            for (m, x) in mean.iter_mut().zip(&values[r * f..(r + 1) * f]) {
-                *m += x;
-            }
-            count += 1;
-        }
-        let n = count.max(1) as f64;
-        mean.iter_mut().for_each(|m| *m /= n);
-        let mut var = vec![0.0; f];
-        for r in rows {
-            for ((v, x), m) in var.iter_mut().zip(&values[r * f..(r + 1) * f]).zip(&mean) {
-                *v += (x - m) * (x - m);
-            }
-        }
+        let (mean, var, n) = moments(values, features.len(), rows);
         let std = var
             .iter()
             .zip(&mean)
-            .map(|(v, m)| {
-                if is_constant(v / n, *m, n) {
-                    1.0
-                } else {
-                    (v / n).sqrt()
-                }
-            })
+            .map(|(&v, m)| if is_constant(v, *m, n) { 1.0 } else { v.sqrt() })
             .collect();
         Scaler {
             features,

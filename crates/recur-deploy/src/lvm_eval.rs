@@ -176,12 +176,7 @@ pub fn predict(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>
 /// validation): a zero row (a context of constant vectors) scores cosine
 /// 0 there, as a zero baseline does, rather than failing the run.
 pub fn predict_finite(model: &Lvm, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
-    let idx: Vec<usize> = (0..w.len()).collect();
-    let mut out = Vec::with_capacity(w.len() * w.dim);
-    for c in idx.chunks(256) {
-        let x = Tensor::from_vec(w.gather_contexts(c), (c.len(), w.context, w.dim), dev)?;
-        out.extend(model.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
-    }
+    let out = over_windows(w, 256, dev, |x| model.predict(x))?;
     finite_only(out, w.dim, w.largest_context_value())
 }
 
@@ -218,11 +213,22 @@ pub fn finite_predictions(pred: Vec<f32>, dim: usize, largest: f32) -> CResult<V
 
 /// A baseline's predictions for every window.
 pub fn baseline_predict(b: Baseline, w: &VectorWindows, dev: &Device) -> CResult<Vec<f32>> {
+    over_windows(w, 4096, dev, |x| b.predict(x))
+}
+
+/// `f` over every window's context, `chunk` windows at a time (the whole
+/// set is never copied out at once), its outputs in window order.
+fn over_windows(
+    w: &VectorWindows,
+    chunk: usize,
+    dev: &Device,
+    f: impl Fn(&Tensor) -> CResult<Tensor>,
+) -> CResult<Vec<f32>> {
     let idx: Vec<usize> = (0..w.len()).collect();
     let mut out = Vec::with_capacity(w.len() * w.dim);
-    for c in idx.chunks(4096) {
+    for c in idx.chunks(chunk) {
         let x = Tensor::from_vec(w.gather_contexts(c), (c.len(), w.context, w.dim), dev)?;
-        out.extend(b.predict(&x)?.flatten_all()?.to_vec1::<f32>()?);
+        out.extend(f(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(out)
 }
