@@ -411,28 +411,25 @@ unsafe fn skinny(
     let out = SendPtr(dst);
     let run = move |cols: std::ops::Range<usize>, backwards: bool| {
         let (a, w, out) = (a, w, out);
-        // SAFETY: the caller guarantees the views and dst cover m x k,
-        // k x n and m x n elements.
+        // SAFETY: the caller guarantees the views cover m x k and k x n
+        // elements, and dst m rows of n, `dst_rs` apart.
         let a = std::slice::from_raw_parts(a.0, (m - 1) * a_rs + k);
         let w = std::slice::from_raw_parts(w.0.add(cols.start * w_rs), (cols.len() - 1) * w_rs + k);
-        let d =
-            std::slice::from_raw_parts_mut(out.0.add(cols.start), (m - 1) * dst_rs + cols.len());
+        // One slice per row, of this part's columns only: a slice over
+        // all the rows spanned the other parts' columns too, two `&mut`
+        // over the same memory in two threads.
+        let mut rows: [&mut [f32]; SKINNY_ROWS] = std::array::from_fn(|r| {
+            if r < m {
+                std::slice::from_raw_parts_mut(out.0.add(r * dst_rs + cols.start), cols.len())
+            } else {
+                Default::default()
+            }
+        });
+        let d = &mut rows[..m];
         #[cfg(target_arch = "x86_64")]
         if !round_w && crate::packed::wide() {
             // SAFETY: `wide` found avx512f on this CPU.
-            return skinny_wide_rows(
-                m,
-                k,
-                cols.len(),
-                a,
-                a_rs,
-                w,
-                w_rs,
-                d,
-                dst_rs,
-                accumulate,
-                backwards,
-            );
+            return skinny_wide_rows(m, k, cols.len(), a, a_rs, w, w_rs, d, accumulate, backwards);
         }
         skinny_kernel(
             m,
@@ -443,7 +440,6 @@ unsafe fn skinny(
             w,
             w_rs,
             d,
-            dst_rs,
             accumulate,
             round_w,
             backwards,
@@ -481,8 +477,7 @@ fn skinny_kernel(
     a_rs: usize,
     w: &[f32],
     w_rs: usize,
-    d: &mut [f32],
-    d_rs: usize,
+    d: &mut [&mut [f32]],
     accumulate: bool,
     round: bool,
     backwards: bool,
@@ -490,24 +485,12 @@ fn skinny_kernel(
     macro_rules! rows {
         ($round:literal) => {
             match m {
-                1 => {
-                    skinny_rows::<1, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
-                }
-                2 => {
-                    skinny_rows::<2, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
-                }
-                3 => {
-                    skinny_rows::<3, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
-                }
-                4 => {
-                    skinny_rows::<4, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
-                }
-                5 => {
-                    skinny_rows::<5, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
-                }
-                _ => {
-                    skinny_rows::<6, $round>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
-                }
+                1 => skinny_rows::<1, $round>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards),
+                2 => skinny_rows::<2, $round>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards),
+                3 => skinny_rows::<3, $round>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards),
+                4 => skinny_rows::<4, $round>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards),
+                5 => skinny_rows::<5, $round>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards),
+                _ => skinny_rows::<6, $round>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards),
             }
         };
     }
@@ -556,8 +539,7 @@ fn skinny_rows<const M: usize, const ROUND: bool>(
     a_rs: usize,
     w: &[f32],
     w_rs: usize,
-    d: &mut [f32],
-    d_rs: usize,
+    d: &mut [&mut [f32]],
     accumulate: bool,
     backwards: bool,
 ) {
@@ -595,7 +577,7 @@ fn skinny_rows<const M: usize, const ROUND: bool>(
                 let wt = if ROUND { round_bf16(wr[t]) } else { wr[t] };
                 s = rows[r][t].mul_add(wt, s);
             }
-            let o = &mut d[r * d_rs + c];
+            let o = &mut d[r][c];
             *o = if accumulate { *o + s } else { s };
         }
     }
@@ -624,14 +606,13 @@ unsafe fn skinny_wide_rows(
     a_rs: usize,
     w: &[f32],
     w_rs: usize,
-    d: &mut [f32],
-    d_rs: usize,
+    d: &mut [&mut [f32]],
     accumulate: bool,
     backwards: bool,
 ) {
     macro_rules! rows {
         ($m:literal) => {
-            skinny_wide::<$m>(k, n, a, a_rs, w, w_rs, d, d_rs, accumulate, backwards)
+            skinny_wide::<$m>(k, n, a, a_rs, w, w_rs, d, accumulate, backwards)
         };
     }
     match m {
@@ -659,8 +640,7 @@ unsafe fn skinny_wide<const M: usize>(
     a_rs: usize,
     w: &[f32],
     w_rs: usize,
-    d: &mut [f32],
-    d_rs: usize,
+    d: &mut [&mut [f32]],
     accumulate: bool,
     backwards: bool,
 ) {
@@ -668,16 +648,16 @@ unsafe fn skinny_wide<const M: usize>(
     let groups = n / GROUP;
     if backwards {
         for c in (groups * GROUP..n).rev() {
-            wide_cols::<M, 1>(k, &rows, w, w_rs, c, d, d_rs, accumulate);
+            wide_cols::<M, 1>(k, &rows, w, w_rs, c, d, accumulate);
         }
     }
     for gi in 0..groups {
         let g = if backwards { groups - 1 - gi } else { gi };
-        wide_cols::<M, GROUP>(k, &rows, w, w_rs, g * GROUP, d, d_rs, accumulate);
+        wide_cols::<M, GROUP>(k, &rows, w, w_rs, g * GROUP, d, accumulate);
     }
     if !backwards {
         for c in groups * GROUP..n {
-            wide_cols::<M, 1>(k, &rows, w, w_rs, c, d, d_rs, accumulate);
+            wide_cols::<M, 1>(k, &rows, w, w_rs, c, d, accumulate);
         }
     }
 }
@@ -693,8 +673,7 @@ unsafe fn wide_cols<const M: usize, const G: usize>(
     w: &[f32],
     w_rs: usize,
     c0: usize,
-    d: &mut [f32],
-    d_rs: usize,
+    d: &mut [&mut [f32]],
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
@@ -721,7 +700,7 @@ unsafe fn wide_cols<const M: usize, const G: usize>(
             for t in full..k {
                 s = rows[r][t].mul_add(wr[g][t], s);
             }
-            let o = &mut d[r * d_rs + c0 + g];
+            let o = &mut d[r][c0 + g];
             *o = if accumulate { *o + s } else { s };
         }
     }
@@ -793,19 +772,21 @@ mod tests {
                     }
                     for backwards in [false, true] {
                         let mut d = d0.clone();
+                        let mut rows: Vec<&mut [f32]> = d.chunks_mut(n).collect();
                         skinny_kernel(
-                            m, k, n, &a, k, &w, k, &mut d, n, accumulate, false, backwards,
+                            m, k, n, &a, k, &w, k, &mut rows, accumulate, false, backwards,
                         );
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits(&d), bits(&want), "portable m {m} k {k} n {n}");
                         #[cfg(target_arch = "x86_64")]
                         if is_x86_feature_detected!("avx512f") {
                             let mut d = d0.clone();
+                            let mut rows: Vec<&mut [f32]> = d.chunks_mut(n).collect();
                             // SAFETY: avx512f was detected; the slices are
-                            // [m, k], [n, k] and [m, n].
+                            // [m, k], [n, k] and m rows of n.
                             unsafe {
                                 skinny_wide_rows(
-                                    m, k, n, &a, k, &w, k, &mut d, n, accumulate, backwards,
+                                    m, k, n, &a, k, &w, k, &mut rows, accumulate, backwards,
                                 )
                             }
                             assert_eq!(bits(&d), bits(&want), "AVX-512 m {m} k {k} n {n}");
