@@ -92,10 +92,12 @@ impl Lanes for f32 {
 /// Sixteen lanes in an AVX-512 register. Its methods are only to be used
 /// inside functions compiled with `#[target_feature(enable = "avx512f")]`
 /// on a CPU that has it (they are inlined there, where the intrinsics
-/// become single instructions).
+/// become single instructions). Crate-private: its operators are safe
+/// functions, which safe code elsewhere could call on a CPU without
+/// AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-pub struct F32x16(pub std::arch::x86_64::__m512);
+pub(crate) struct F32x16(pub(crate) std::arch::x86_64::__m512);
 
 #[cfg(target_arch = "x86_64")]
 mod wide {
@@ -198,7 +200,7 @@ mod wide {
 /// row's activations are a single chain of dependent operations.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-pub struct Rows<const M: usize>(pub [F32x16; M]);
+pub(crate) struct Rows<const M: usize>(pub(crate) [F32x16; M]);
 
 #[cfg(target_arch = "x86_64")]
 mod rows {

@@ -70,8 +70,29 @@ pub(crate) fn takes(k: usize) -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
     k <= KC
         && crate::packed::wide()
+        && tile_features()
         && crate::precision::current() == crate::precision::Precision::F32
         && !*OFF.get_or_init(|| crate::turned_off("RECUR_NO_TILE"))
+}
+
+/// Whether this CPU has every feature [`tile`] is compiled with beyond the
+/// AVX-512F that [`crate::packed::wide`] checks: AVX-512VL is not implied
+/// by it (the first AVX-512 CPUs, Knights Landing, lack it).
+fn tile_features() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// `w_all [4H, K + 1]` regrouped: per block of [`UNITS`] hidden units,
