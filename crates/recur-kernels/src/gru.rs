@@ -286,13 +286,15 @@ pub fn backward(
         }
     });
     // SAFETY: dhp rows B.. and y rows ..(L-1)B exist; dw_hh is [3H, H].
+    // With one step or none, K is 0 and nothing is read: the offset may
+    // then lie past the buffer, so it is `wrapping_add`, not `add`.
     unsafe {
         matmul(
             3 * h,
             h,
             l.saturating_sub(1) * b,
             dw_hh.as_mut_ptr(),
-            View::t(dhp.as_ptr().add(b * 3 * h), 3 * h),
+            View::t(dhp.as_ptr().wrapping_add(b * 3 * h), 3 * h),
             View::rows(y.as_ptr(), h),
             false,
             threads,

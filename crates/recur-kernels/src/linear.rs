@@ -67,8 +67,12 @@ impl CustomOp3 for Linear {
             slice(s3, l3, "linear bias")?,
         );
         let o = b.len();
-        let i = w.len() / o.max(1);
-        let n = x.len().checked_div(i).unwrap_or(0);
+        let i = l2.dims()[1];
+        // The rows from the shape, not from x's length: with no inputs
+        // (I = 0) that is 0 whatever the rows, and the output was left
+        // shorter than its shape.
+        let n: usize = self.out_dims[..self.out_dims.len() - 1].iter().product();
+        debug_assert_eq!(x.len(), n * i);
         // SAFETY: every row is filled with the bias here.
         let mut y = unsafe { output_vec(n * o) };
         for_row_chunks(&mut y, o, 0, |_, rows, _| {
@@ -161,6 +165,19 @@ impl CustomOp3 for Linear {
 mod tests {
     use super::*;
     use candle_core::Var;
+
+    /// No inputs: every row is the bias (the output had no rows).
+    #[test]
+    fn a_layer_of_no_inputs_gives_the_bias_on_every_row() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((5, 0), DType::F32, &dev)?;
+        let w = Tensor::zeros((3, 0), DType::F32, &dev)?;
+        let b = Tensor::new(&[1f32, 2.0, 3.0], &dev)?;
+        let y = linear(&x, &w, &b)?;
+        assert_eq!(y.dims(), [5, 3]);
+        assert_eq!(y.to_vec2::<f32>()?, vec![vec![1f32, 2.0, 3.0]; 5]);
+        Ok(())
+    }
 
     /// The bias gradient is each column's sum row by row from the first
     /// (the order the one-thread loop had), also where the columns are

@@ -292,13 +292,15 @@ pub fn backward(
     let threads = rayon::current_num_threads();
     // dW_hh = sum over t >= 1 of dG_t^T h_{t-1}: one product with K = (L-1) B.
     // SAFETY: dxp rows B.. and y rows ..(L-1)B exist; dw_hh is [4H, H].
+    // With one step or none, K is 0 and nothing is read: the offset may
+    // then lie past the buffer, so it is `wrapping_add`, not `add`.
     unsafe {
         matmul(
             4 * h,
             h,
             (l.saturating_sub(1)) * b,
             dw_hh.as_mut_ptr(),
-            View::t(dxp.as_ptr().add(b * 4 * h), 4 * h),
+            View::t(dxp.as_ptr().wrapping_add(b * 4 * h), 4 * h),
             View::rows(y.as_ptr(), h),
             false,
             threads,
