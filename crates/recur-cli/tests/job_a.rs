@@ -1011,13 +1011,29 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
     // A split edited out of order (validation over the training rows) is
     // refused with the manifest rewritten to match.
     let dj = out.join("data.json");
-    let mut data: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&dj).unwrap()).unwrap();
+    let data_text = std::fs::read_to_string(&dj).unwrap();
+    let mut data: serde_json::Value = serde_json::from_str(&data_text).unwrap();
     data["time_split"]["val"]["start"] = serde_json::json!(0);
     std::fs::write(&dj, data.to_string()).unwrap();
     recur_core::dirwrite::reseal(&out).unwrap();
     let e = err(&recur(&predict));
     assert!(e.contains("data.json") && e.contains("time_split"), "{e}");
+    // A header whose stated kind is damaged (the manifest rewritten to
+    // match) is refused for its damage, not taken for an LVM's.
+    std::fs::write(&dj, data_text).unwrap();
+    let weights = out.join("model.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+    let from = b"\\\"lstm_classifier\\\"";
+    let at = good.windows(from.len()).position(|w| w == from).unwrap();
+    let mut bad = good.clone();
+    bad[at + from.len() - 3] = b'z';
+    std::fs::write(&weights, &bad).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let e = err(&recur(&predict));
+    assert!(
+        e.contains("the architecture in the header is corrupted") && !e.contains("Job B"),
+        "{e}"
+    );
 }
 
 #[test]

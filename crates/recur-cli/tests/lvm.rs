@@ -284,6 +284,29 @@ fn lvm_train_eval_predict_beats_the_baselines() {
     // the manifest rewritten to match) is refused, naming the keys.
     let e = predict_with_config_edited(&out, "  type: lstm\n", "  type: gru\n", &train);
     assert!(e.contains("model.type gru, the weights lstm"), "{e}");
+    // So is a header whose stated kind is damaged, for its damage (it had
+    // said the header holds no LVM architecture).
+    let weights = out.join("model.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+    let from = b"\\\"lstm\\\"";
+    let at = good.windows(from.len()).position(|w| w == from).unwrap();
+    let mut bad = good.clone();
+    bad[at + from.len() - 3] = b'n';
+    std::fs::write(&weights, &bad).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
+    let e = predict_with_config_edited(&out, "  type: lstm\n", "  type: lstm\n", &train);
+    assert!(
+        e.contains("the architecture in the header is corrupted"),
+        "{e}"
+    );
+    // inspect of the file alone says so too (it showed the kind bare).
+    let ins = ok(&recur(&["inspect", weights.to_str().unwrap()]));
+    assert!(
+        ins.contains("warning: the architecture in the header is corrupted"),
+        "{ins}"
+    );
+    std::fs::write(&weights, &good).unwrap();
+    recur_core::dirwrite::reseal(&out).unwrap();
 
     // The leaderboard measures the listed checkpoint on real windows.
     let lb = d.path().join("lb.json");

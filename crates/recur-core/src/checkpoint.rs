@@ -50,6 +50,11 @@ impl TensorSpec {
 pub struct Header {
     pub format_version: Option<u32>,
     pub architecture: Option<Value>,
+    /// Why `architecture` is not to be trusted: its stored checksum does
+    /// not match it (a damaged or edited header). Readers that pick a
+    /// loader by the architecture's kind check this first, so that the
+    /// damage is what they report, not another kind of model.
+    pub architecture_damage: Option<String>,
     /// (name, dtype, shape, bytes stored) sorted by name.
     pub tensors: Vec<(String, String, Vec<usize>, usize)>,
     pub file_bytes: u64,
@@ -209,8 +214,21 @@ pub fn read_header(path: &Path) -> Result<Header> {
         architecture: meta
             .get(KEY_ARCH)
             .and_then(|v| serde_json::from_str(v).ok()),
+        architecture_damage: arch_damage(&meta),
         tensors,
         file_bytes: bytes.len() as u64,
+    })
+}
+
+/// The header's architecture against its stored checksum (headers
+/// without one, from before it was kept, pass).
+fn arch_damage(meta: &HashMap<String, String>) -> Option<String> {
+    let (stored, arch) = (meta.get(KEY_ARCH_CRC)?, meta.get(KEY_ARCH)?);
+    let crc = format!("{:08x}", crc32fast::hash(arch.as_bytes()));
+    (*stored != crc).then(|| {
+        format!(
+            "the architecture in the header is corrupted: checksum {crc} does not match the stored {stored}"
+        )
     })
 }
 
@@ -289,14 +307,7 @@ pub fn load_checked(
         Some(Ok(arch)) => problems.extend(architecture_diff(&arch, expected_architecture)),
         _ => problems.push(format!("no readable `{KEY_ARCH}` in the header")),
     }
-    if let (Some(stored), Some(arch)) = (meta.get(KEY_ARCH_CRC), meta.get(KEY_ARCH)) {
-        let crc = format!("{:08x}", crc32fast::hash(arch.as_bytes()));
-        if *stored != crc {
-            problems.push(format!(
-                "the architecture in the header is corrupted: checksum {crc} does not match the stored {stored}"
-            ));
-        }
-    }
+    problems.extend(arch_damage(&meta));
     let stored: BTreeMap<String, Vec<usize>> = st
         .tensors()
         .into_iter()

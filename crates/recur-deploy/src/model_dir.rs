@@ -750,6 +750,9 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
         ));
     }
     let header = read_header(&file)?;
+    if let Some(why) = header.architecture_damage {
+        return Err(Error::data(file.display().to_string(), why));
+    }
     let stated = header.architecture.clone();
     let arch: LvmArch = header
         .architecture
@@ -793,10 +796,15 @@ pub enum DirKind {
 /// classifier's kind is one of [`recur_models::classifiers::KINDS`]), else
 /// from its files.
 pub fn kind_of(dir: &Path) -> DirKind {
-    let kind = read_header(&dir.join(WEIGHTS)).ok().and_then(|h| {
-        h.architecture
-            .and_then(|a| a.get("kind").and_then(|k| k.as_str().map(str::to_string)))
-    });
+    // A damaged architecture names no kind: the files decide, and the
+    // loader then reports the damage.
+    let kind = read_header(&dir.join(WEIGHTS))
+        .ok()
+        .filter(|h| h.architecture_damage.is_none())
+        .and_then(|h| {
+            h.architecture
+                .and_then(|a| a.get("kind").and_then(|k| k.as_str().map(str::to_string)))
+        });
     match kind.as_deref() {
         Some(k) if recur_models::classifiers::KINDS.contains(&k) => DirKind::Classifier,
         Some(_) => DirKind::Lvm,

@@ -504,6 +504,9 @@ impl Display for Inspection {
             )?,
             None => writeln!(f, "architecture: none stored")?,
         }
+        if let Some(why) = &h.architecture_damage {
+            writeln!(f, "warning: {why}: no loader takes this file")?;
+        }
         let wn = h
             .tensors
             .iter()
