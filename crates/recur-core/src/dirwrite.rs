@@ -616,7 +616,7 @@ fn repair_one(dir: &Path) {
 
 /// The files of a model directory that recur reads (of either job): each
 /// that is there must be listed in its manifest.
-pub const MODEL_FILES: [&str; 15] = [
+pub const MODEL_FILES: [&str; 16] = [
     "model.safetensors",
     "config.yaml",
     "features.json",
@@ -625,6 +625,7 @@ pub const MODEL_FILES: [&str; 15] = [
     "selection.json",
     "ensemble.json",
     "trees.json",
+    "xgboost.json",
     "reference.json",
     "history.json",
     "report.json",
@@ -970,6 +971,15 @@ mod tests {
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("config.yaml (not listed)"), "{e}");
         std::fs::remove_file(m.join("config.yaml")).unwrap();
+        // The user's XGBoost model too (it had passed); a file recur does
+        // not read is the user's own.
+        std::fs::write(m.join("xgboost.json"), "{}").unwrap();
+        let e = check_manifest(&m).unwrap_err().to_string();
+        assert!(e.contains("xgboost.json (not listed)"), "{e}");
+        std::fs::remove_file(m.join("xgboost.json")).unwrap();
+        std::fs::write(m.join("notes.txt"), "mine").unwrap();
+        check_manifest(&m).unwrap();
+        std::fs::remove_file(m.join("notes.txt")).unwrap();
         // So are weights without a manifest (deleting it did the same); a
         // folder with neither holds no model, for the caller to say.
         let saved = std::fs::read(m.join(MANIFEST)).unwrap();
