@@ -1087,11 +1087,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         NaN where there is no prediction."""
         return self._scored(X, "decision")
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """The accuracy of `predict` on the rows that have both a
         prediction and a label. `y` is what `fit` takes: the raw target
         column (0/1), or the price with `price_column`, one value per row
-        of `X`; row `t`'s decision is compared with row `t`'s label as
+        of `X`; without it, the labels come from the target (or price)
+        column in `X`; row `t`'s decision is compared with row `t`'s label as
         fit made it (`y[t + horizon]`, or the price rule's), not with
         `y[t]`. The first rows (before the first full window) and the
         last `horizon` rows (no label yet) are left out.

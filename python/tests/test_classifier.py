@@ -199,6 +199,8 @@ def test_score_is_the_accuracy_on_the_rows_with_a_prediction(fitted, rainfall):
     assert not keep.all()
     want = np.mean(p[keep] == label[keep])
     assert fitted.score(rainfall, y) == pytest.approx(want)
+    # A frame that holds the target column needs no y.
+    assert fitted.score(rainfall) == pytest.approx(want)
     assert want != pytest.approx(np.mean(p[~np.isnan(p)] == y[~np.isnan(p)]))
     # The same from the features alone (y apart) and with weights.
     X = rainfall[fitted.features_].to_numpy()
