@@ -49,6 +49,11 @@ from ._estimator import (
 )
 
 
+def _no_json(v: Any) -> Any:
+    """json.dumps' `default` for a value JSON cannot hold: its TypeError."""
+    raise TypeError(f"{type(v).__name__} is not JSON serializable")
+
+
 def _numeric_text(name: str) -> bool:
     """Whether a class name is a number written as text."""
     try:
@@ -240,9 +245,15 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             )
             # The caller's class values and their dtype, which recur (that
             # keeps labels as text) does not: `recur.load` gives them back.
-            classes = np.array(list(originals.values()))
+            # Object labels stay object (np.unique's dtype for them), not text.
+            classes = np.array(list(originals.values()), dtype=object if y_arr.dtype == object else None)
             try:
-                meta = json.dumps({"values": classes.tolist(), "dtype": classes.dtype.str})
+                # An object array's tolist() keeps NumPy scalars as they
+                # are (np.int64 labels): JSON takes their Python values.
+                meta = json.dumps(
+                    {"values": classes.tolist(), "dtype": classes.dtype.str},
+                    default=lambda v: v.item() if isinstance(v, np.generic) else _no_json(v),
+                )
             except (TypeError, ValueError):
                 meta = None  # values JSON cannot hold: loaded, they are text
             if meta is not None:
@@ -250,17 +261,21 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         except BaseException:
             shutil.rmtree(parent, ignore_errors=True)
             raise
-        self._set_fitted(_Fitted(out, owned=True, remove=parent), report_json, report_text, originals)
+        self._set_fitted(
+            _Fitted(out, owned=True, remove=parent), report_json, report_text, originals, classes.dtype.str
+        )
         warn_report(self.report_)
         return self
 
-    def _set_fitted(self, fitted: _Fitted, report_json: str, report_text: str, originals=None) -> None:
+    def _set_fitted(
+        self, fitted: _Fitted, report_json: str, report_text: str, originals=None, dtype=None
+    ) -> None:
         m = fitted.model
         self._fitted = fitted
         self.report_ = json.loads(report_json)
         self.report_text_ = report_text
         self.n_features_in_ = len(m.features)
-        dtype, lost = None, False
+        lost = False
         if originals is None:
             # The values fit saw, kept beside the model by this package.
             saved = fitted.meta.get("classes")

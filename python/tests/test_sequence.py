@@ -151,13 +151,23 @@ def test_a_loaded_model_has_the_callers_classes(y, tmp_path):
         assert again.predict(X).dtype == m.classes_.dtype
 
 
-def test_labels_keep_their_dtype_and_a_continuous_target_is_refused():
+def test_labels_keep_their_dtype_and_a_continuous_target_is_refused(tmp_path):
     """float32 or int8 labels came back float64 or int64; a continuous y
     (every value its own) trained a softmax of as many classes."""
     X = np.random.default_rng(0).normal(size=(60, 12, 1))
-    for y in [np.array([1, 2, 3] * 20, dtype=np.float32), np.array([0, 1] * 30, dtype=np.int8)]:
+    for y in [np.array([1, 2, 3] * 20, dtype=np.float32), np.array([0, 1] * 30, dtype=np.int8),
+              np.array(["b", "a"] * 30, dtype=object),
+              np.array([np.int64(1), np.int64(0)] * 30, dtype=object)]:
         m = recur.SequenceClassifier(**TINY).fit(X, y)
         assert m.classes_.dtype == y.dtype and m.predict(X).dtype == y.dtype
+        # As np.unique gives them (object labels came back as text, <U1).
+        assert m.classes_.dtype == np.unique(y).dtype
+        where = tmp_path / f"{y.dtype.name}-{type(y[0]).__name__}"
+        m.save(where)
+        again = recur.load(where)
+        assert again.classes_.dtype == y.dtype
+        # The values too (NumPy scalars in an object array came back as text).
+        assert list(again.classes_) == list(m.classes_)
     with pytest.raises(ValueError, match="a continuous target"):
         recur.SequenceClassifier(**TINY).fit(X, np.random.default_rng(1).normal(size=60))
 
