@@ -30,6 +30,10 @@ pub struct Bank {
     pub sources: Vec<PathBuf>,
     /// Rows left out as repeats of an earlier row's text.
     pub repeats: usize,
+    /// The [`said_key`]s that more than one row has (the same words
+    /// punctuated otherwise), with their row counts: what `/chat` must
+    /// look past to leave a request's own sentence out.
+    said_rows: std::collections::HashMap<String, usize>,
     search: Index,
 }
 
@@ -229,6 +233,18 @@ pub fn text_key(t: &str) -> String {
         .to_lowercase()
 }
 
+/// A sentence as `/chat` compares a request's own with the bank's: its
+/// words (letters and digits), lower-cased. Looser than [`text_key`],
+/// which keeps punctuation: "Italy was the cradle!" was answered with the
+/// bank's "Italy was the cradle." to the user who said it.
+pub fn said_key(t: &str) -> String {
+    t.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 /// `vectors` and `texts` with each sentence's first row only (by
 /// [`text_key`]), and how many rows went.
 fn first_of_each_text(
@@ -316,6 +332,11 @@ impl Bank {
         // the row of the files.
         let (vectors, texts, repeats) = first_of_each_text(vectors, dim, texts);
         let n = texts.len();
+        let mut said_rows = std::collections::HashMap::new();
+        for t in &texts {
+            *said_rows.entry(said_key(t)).or_insert(0usize) += 1;
+        }
+        said_rows.retain(|_, rows| *rows > 1);
         let search = if n <= exact_max {
             Index::Exact(UnitRows::new(vectors, dim))
         } else {
@@ -341,8 +362,15 @@ impl Bank {
             texts,
             sources,
             repeats,
+            said_rows,
             search,
         })
+    }
+
+    /// How many rows a [`said_key`] matches, at most (1 where no two rows
+    /// share it, also when none has it).
+    pub fn rows_said(&self, key: &str) -> usize {
+        self.said_rows.get(key).copied().unwrap_or(1)
     }
 
     /// The number of texts in the bank.

@@ -14,7 +14,7 @@
 //! new one needs the encoder.
 
 use crate::api::{ApiError, LatencyBreakdown, NeighbourOut};
-use crate::bank::{text_key, Bank};
+use crate::bank::{said_key, Bank};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use candle_core::{Device, Tensor};
@@ -731,19 +731,17 @@ impl Engine {
         // Decoding: one product of every prediction against the bank.
         let t = Instant::now();
         // Enough to fill top_k after the request's own sentences are taken
-        // out (the bank holds each text once).
+        // out: each said key matches the rows the bank counted for it (one
+        // text, or the same words punctuated otherwise).
+        let bank = self.bank.as_ref().ok_or_else(no_lvm)?;
         let k_max = chats
             .iter()
             .zip(&said)
-            .map(|((_, _, k), s)| k + s.as_ref().map_or(0, |s| s.len()))
+            .map(|((_, _, k), s)| search_size(bank, *k, s.as_ref()))
             .max()
             .unwrap_or(1);
         let flat: Vec<f32> = preds.concat();
-        let found = self
-            .bank
-            .as_ref()
-            .ok_or_else(no_lvm)?
-            .nearest(&flat, k_max)?;
+        let found = bank.nearest(&flat, k_max)?;
         let decoding_ms = ms_since(t);
         for (stage, ms) in [
             ("encoding", encoding_ms),
@@ -1076,8 +1074,7 @@ fn next_batch<T>(
 
 /// What a request said, as the exclusion compares it: each message whole
 /// and each sentence in it (the segmenter that splits a `paragraph`), as
-/// [`text_key`]s (the key the bank keeps each sentence once by). A message
-/// of two sentences had its second answered back.
+/// [`said_key`]s. A message of two sentences had its second answered back.
 fn said_keys(texts: &[String]) -> std::collections::HashSet<String> {
     let rules = recur_text::chunk::ChunkRules {
         min_chars: 1,
@@ -1086,21 +1083,28 @@ fn said_keys(texts: &[String]) -> std::collections::HashSet<String> {
     texts
         .iter()
         .flat_map(|t| {
-            std::iter::once(text_key(t)).chain(
+            std::iter::once(said_key(t)).chain(
                 recur_text::chunk::pieces(t, rules)
                     .into_iter()
-                    .map(|p| text_key(&p)),
+                    .map(|p| said_key(&p)),
             )
         })
         .collect()
 }
 
+/// How many neighbours to ask the bank for so that `k` are left once the
+/// rows of the request's own sentences (`said`) are taken out: `k` plus
+/// every row the bank has of each said key.
+fn search_size(bank: &Bank, k: usize, said: Option<&std::collections::HashSet<String>>) -> usize {
+    k + said.map_or(0, |s| s.iter().map(|key| bank.rows_said(key)).sum())
+}
+
 /// The first `k` of `found` (best first), none of the request's own
-/// sentences where `said` holds them (as [`text_key`]s): an LVM's
-/// prediction lies nearest its own context. The bank holds one row per
-/// key, so asking for `k` plus the number of keys leaves `k` whenever the
-/// bank has them; when the request's sentences are all it found (a bank
-/// of little else), the best of them.
+/// sentences where `said` holds them (as [`said_key`]s): an LVM's
+/// prediction lies nearest its own context. The search asked for `k` plus
+/// every row the bank has of each said key, so `k` are left whenever the
+/// bank has them; when the request's sentences are all it found (a bank of
+/// little else), the best of them.
 fn leave_out_said(
     found: Vec<crate::bank::Neighbour>,
     said: Option<&std::collections::HashSet<String>>,
@@ -1109,7 +1113,7 @@ fn leave_out_said(
     let keep: Vec<bool> = match said {
         Some(s) => found
             .iter()
-            .map(|n| !s.contains(&text_key(&n.text)))
+            .map(|n| !s.contains(&said_key(&n.text)))
             .collect(),
         None => vec![true; found.len()],
     };
@@ -1125,7 +1129,7 @@ fn leave_out_said(
 
 #[cfg(test)]
 mod tests {
-    use super::{leave_out_said, next_batch, take_batch, Held, Job, Metrics};
+    use super::{leave_out_said, next_batch, search_size, take_batch, Held, Job, Metrics};
 
     /// The request's own sentences are left out when asked, compared by
     /// their words in any case and spacing, whole or as one sentence of a
@@ -1146,10 +1150,10 @@ mod tests {
                 n("The end.", 3),
             ]
         };
-        let said = super::said_keys(&[
-            " hello  THERE. ".to_string(),
-            "Fine. It rained.".to_string(),
-        ]);
+        // Punctuated otherwise too ("It rained!" was answered "It
+        // rained.").
+        let said =
+            super::said_keys(&[" hello  THERE ".to_string(), "Fine. It rained!".to_string()]);
         let got = |said: Option<&std::collections::HashSet<String>>, k| -> Vec<usize> {
             leave_out_said(found(), said, k)
                 .iter()
@@ -1165,6 +1169,54 @@ mod tests {
             .map(|n| n.index)
             .collect();
         assert_eq!(all_said, vec![0, 2]);
+    }
+
+    /// A bank that holds the user's sentence punctuated many ways (all
+    /// nearer the prediction than anything else) still answers with other
+    /// sentences: the search looks past every such row. It asked for
+    /// `k` plus one row per said sentence, found only the variants, and
+    /// answered the user with their own words.
+    #[test]
+    fn a_sentence_the_bank_holds_punctuated_many_ways_is_still_left_out() {
+        let said = "The weather turned bad and it rained all day long";
+        let mut texts: Vec<String> = [".", "!", "?", "...", "!!", "?!"]
+            .iter()
+            .map(|end| format!("{said}{end}"))
+            .collect();
+        texts.push("The weather turned bad; and it rained all day long.".into());
+        let variants = texts.len();
+        texts.extend((0..10).map(|i| format!("Another sentence number {i}.")));
+        let dim = 4;
+        let mut v = Vec::new();
+        for i in 0..texts.len() {
+            // The variants nearest [1, 0, 0, 0], the others further.
+            let far = if i < variants {
+                0.01
+            } else {
+                0.5 + i as f32 * 0.1
+            };
+            v.extend([1.0, far * (i as f32 + 1.0) * 0.01, far, 0.0]);
+        }
+        for exact_max in [1000, 5] {
+            let bank = crate::bank::Bank::from_vectors(
+                v.clone(),
+                dim,
+                texts.clone(),
+                vec![],
+                exact_max,
+                64,
+            )
+            .unwrap();
+            let keys = super::said_keys(&[format!("{said}.")]);
+            let k = 3;
+            let n = search_size(&bank, k, Some(&keys));
+            assert!(n >= k + variants, "{n}");
+            let found = bank.nearest(&[1.0, 0.0, 0.0, 0.0], n).unwrap().remove(0);
+            let kept = leave_out_said(found, Some(&keys), k);
+            let texts: Vec<&str> = kept.iter().map(|n| n.text.as_str()).collect();
+            assert_eq!(texts.len(), k, "{texts:?}");
+            assert!(texts.iter().all(|t| t.starts_with("Another")), "{texts:?}");
+        }
     }
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::Arc;
