@@ -169,8 +169,16 @@ pub fn read_utf8(path: &Path) -> Result<String> {
 }
 
 /// Extensions of files that are not prose: detected as plain text they
-/// made one document of table rows or bytes (a CSV built "0 articles").
+/// made one document of table rows or bytes (a CSV built "0 articles"),
+/// or chunks of markup (`<html><body><p>Hello` from a web page).
 const NOT_PROSE: &[&str] = &[
+    "html",
+    "htm",
+    "xhtml",
+    "rtf",
+    "doc",
+    "odt",
+    "epub",
     "csv",
     "tsv",
     "parquet",
@@ -215,6 +223,21 @@ pub fn read(path: &Path, format: Option<Format>) -> Result<(Vec<Document>, Skipp
     } else {
         text
     };
+    // A web page under another name (.php, .shtml, none) is markup too.
+    let head: String = text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .chars()
+        .take(14)
+        .collect::<String>()
+        .to_lowercase();
+    if format.is_none() && (head.starts_with("<!doctype html") || head.starts_with("<html")) {
+        return Err(bad(
+            path,
+            "is a web page (it starts with <html or <!DOCTYPE html): its text would be read \
+             with its tags; save the page's text (or give --format to read it anyway)",
+        ));
+    }
     let format = match format.or_else(|| Format::detect(path)) {
         Some(f) => f,
         None => json_shape(path, &text)?,
@@ -558,6 +581,22 @@ mod tests {
         );
         let (docs, _) = read(&c, Some(Format::Lines)).unwrap();
         assert_eq!(docs.len(), 2);
+        // Nor is a web page's markup (it made chunks of tags).
+        let h = file(
+            d.path(),
+            "p.HTML",
+            b"<html><body><p>Hello there.</p></body></html>",
+        );
+        let e = read(&h, None).unwrap_err().to_string();
+        assert!(e.contains("a .html file") && e.contains("--format"), "{e}");
+        // Under another name too, told by its start.
+        let h = file(
+            d.path(),
+            "p.php",
+            b"\n <!DOCTYPE HTML>\n<html><p>Hello there.</p></html>",
+        );
+        let e = read(&h, None).unwrap_err().to_string();
+        assert!(e.contains("p.php") && e.contains("is a web page"), "{e}");
     }
 
     #[test]
