@@ -412,7 +412,7 @@ pub fn build(
     if !same {
         if parts.exists() {
             progress.note(&format!(
-                "{}: inputs or encoder changed since the interrupted build; starting afresh",
+                "{}: inputs, encoder or batch size changed since the interrupted build; starting afresh",
                 parts.display()
             ));
             remove_parts(&parts)?;
