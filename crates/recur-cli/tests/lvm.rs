@@ -1034,6 +1034,8 @@ fn ready_windows_without_articles_and_copied_files() {
             e.contains(key) && e.contains("same bytes as data.train"),
             "{e}"
         );
+        // The advice is the key's own (an OOD file was told of data.val).
+        assert!(e.contains(&format!("leave {key} out")), "{e}");
     }
     assert!(ood.exists());
 }

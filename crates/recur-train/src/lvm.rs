@@ -248,15 +248,21 @@ pub struct LvmData {
 /// windows trained on, reported as held out or out of distribution.
 fn check_not_the_training_file(cfg: &LvmConfig) -> Result<()> {
     let others = [
-        ("data.val", cfg.data.val.as_ref(), "validation"),
+        (
+            "data.val",
+            cfg.data.val.as_ref(),
+            "validation",
+            "give another file, or leave data.val out to hold out whole articles",
+        ),
         (
             "data.ood",
             cfg.data.ood.as_ref(),
             "out-of-distribution evaluation",
+            "give a file of other texts (another source), or leave data.ood out",
         ),
     ];
     let train = &cfg.data.train;
-    for (key, path, what) in others {
+    for (key, path, what, instead) in others {
         let Some(path) = path else { continue };
         // A file that cannot be read is for its reader to name.
         let resolved = recur_core::fsx::resolve(path);
@@ -267,8 +273,7 @@ fn check_not_the_training_file(cfg: &LvmConfig) -> Result<()> {
                 key,
                 format!(
                     "{} holds the same bytes as data.train ({}): {what} on the windows trained on \
-                     measures nothing; give another file, or leave data.val out to hold out \
-                     whole articles",
+                     measures nothing; {instead}",
                     path.display(),
                     train.display()
                 ),
