@@ -78,11 +78,20 @@ fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<(
         crate::shown(out),
         crate::shown(&t.html)
     );
-    outln!(
-        "next: recur predict --model {} --input data/{} --output predictions.csv",
-        out.display(),
-        b.data_name
-    );
+    // The repository's copy where the demo runs in a checkout, else the
+    // copy the demo kept (`data/...` from another folder was no file);
+    // none when it could keep none (a read-only home: said above).
+    let local = Path::new("data").join(b.data_name);
+    let input = [local, data_dir.join(b.data_name)]
+        .into_iter()
+        .find(|p| p.is_file());
+    if let Some(input) = input {
+        outln!(
+            "next: recur predict --model {} --input {} --output predictions.csv",
+            crate::arg(out),
+            crate::arg(&input)
+        );
+    }
     Ok(())
 }
 
@@ -119,8 +128,8 @@ fn lvm_demo(out: &Path, corpus_dir: &Path, dev: &Device, progress: bool) -> Resu
     );
     outln!(
         "next: recur lvm predict --model {} --data {} --output next.npy",
-        out.display(),
-        c.ood.display()
+        crate::arg(out),
+        crate::arg(&c.ood)
     );
     Ok(())
 }

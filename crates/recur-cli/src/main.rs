@@ -50,6 +50,17 @@ fn shown(p: &Path) -> String {
     recur_core::terminal::inline(&p.display().to_string()).into_owned()
 }
 
+/// A path as a shell argument, for the `next:` commands the CLI prints to
+/// copy: quoted where the shell would split or expand it (`demo out`
+/// printed bare was two arguments), control characters shown escaped.
+fn arg(p: &Path) -> String {
+    let s = p.display().to_string();
+    match shlex::try_quote(&s) {
+        Ok(q) => recur_core::terminal::inline(&q).into_owned(),
+        Err(_) => shown(p),
+    }
+}
+
 /// Set when one of the command's outputs is standard output (`--output -`,
 /// `/dev/stdout`): the lines the CLI prints then go to standard error, so
 /// that the table, JSON or array written there stays whole.
@@ -278,7 +289,9 @@ enum Command {
         /// reference.json holds the training rows' distributions.
         #[arg(long)]
         model: PathBuf,
-        /// CSV or Parquet with the model's feature columns: the new rows.
+        /// CSV, TSV or Parquet, read as training read its data unless its
+        /// extension says otherwise, with the model's feature columns: the
+        /// new rows.
         #[arg(long)]
         input: PathBuf,
         /// Also write the figures as JSON to this file.
@@ -309,7 +322,9 @@ enum Command {
         /// The model directory (what `recur train --out` wrote).
         #[arg(long)]
         model: PathBuf,
-        /// CSV or Parquet with the model's feature columns and its target.
+        /// CSV, TSV or Parquet, read as training read its data unless its
+        /// extension says otherwise, with the model's feature columns and
+        /// its target.
         #[arg(long)]
         input: PathBuf,
         /// Also write the figures as JSON to this file.
@@ -330,8 +345,10 @@ enum Command {
         /// The model directory (what `recur train --out` wrote).
         #[arg(long)]
         model: PathBuf,
-        /// CSV or Parquet with the model's feature columns (the target is
-        /// not needed; when present, each row's label is written too).
+        /// CSV, TSV or Parquet, read as training read its data unless its
+        /// extension says otherwise, with the model's feature columns (the
+        /// target is not needed; when present, each row's label is written
+        /// too).
         #[arg(long)]
         input: PathBuf,
         /// The table to write: Parquet when it ends in .parquet or .pq,
@@ -1024,10 +1041,7 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 file.display(),
                 out.display()
             );
-            outln!(
-                "next: recur lvm eval --model {} --data FILE.npz",
-                out.display()
-            );
+            outln!("next: recur lvm eval --model {} --data FILE.npz", arg(&out));
             Ok(())
         }
         Command::Serve { config, host, port } => {
