@@ -580,6 +580,17 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         Some(_) => Vec::new(),
         None => t.text_columns(&not_features(d)),
     };
+    if d.features.is_none() {
+        let unnamed = t.unnamed_data_columns(&not_features(d));
+        if !unnamed.is_empty() {
+            notes.push(format!(
+                "{} left out of the features: a column with no name in the header is taken \
+                 for a row index (as pandas writes one), though these hold other numbers; \
+                 name them, or list data.features",
+                unnamed.join(", ")
+            ));
+        }
+    }
     if n < l {
         return Err(too_short(&t.source, n, "rows", l));
     }

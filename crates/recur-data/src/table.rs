@@ -771,6 +771,28 @@ impl Table {
             .collect()
     }
 
+    /// Columns that [`Self::default_features`] leaves out by their index
+    /// name (`Unnamed: 5`, a column with no name in the header) although
+    /// they hold numbers that are not a row index (increasing whole
+    /// numbers): real data, which went with no word.
+    pub fn unnamed_data_columns(&self, exclude: &[&str]) -> Vec<String> {
+        self.names
+            .iter()
+            .zip(&self.columns)
+            .filter(|(n, c)| {
+                is_index_column(n)
+                    && !exclude.contains(&n.as_str())
+                    && match c {
+                        Column::Numeric(v) => !v
+                            .windows(2)
+                            .all(|w| w[0].fract() == 0.0 && w[1].fract() == 0.0 && w[1] > w[0]),
+                        Column::Text(_) => false,
+                    }
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Text columns that [`Self::default_features`] leaves out.
     pub fn text_columns(&self, exclude: &[&str]) -> Vec<String> {
         let keep = self.default_features(exclude);
@@ -968,6 +990,12 @@ mod tests {
         // `c` is numeric with one bad cell: kept, so using it reports the cell.
         assert_eq!(t.default_features(&[]), vec!["a", "c"]);
         assert_eq!(t.text_columns(&[]), vec!["b", "day"]);
+        // A row index is left out without a word; data under no name is
+        // said (it went silently).
+        assert!(t.unnamed_data_columns(&[]).is_empty());
+        let t = Table::read(&csv(d.path(), "a,,b\n1,0.5,2\n2,0.25,3\n3,0.75,4\n"), None).unwrap();
+        assert_eq!(t.default_features(&[]), vec!["a", "b"]);
+        assert_eq!(t.unnamed_data_columns(&[]), vec!["Unnamed: 1"]);
         // pandas' index in a Parquet file (a filtered frame's row numbers).
         let t = Table::from_columns(
             "mem",
@@ -980,6 +1008,7 @@ mod tests {
         .unwrap();
         assert_eq!(t.default_features(&[]), vec!["a"]);
         assert!(t.text_columns(&[]).is_empty());
+        assert!(t.unnamed_data_columns(&[]).is_empty());
     }
 
     #[test]
