@@ -58,14 +58,45 @@ pub struct Table {
     pub lines: Option<Vec<u64>>,
 }
 
-/// The byte offsets of a file's line breaks.
+/// The byte offsets of a file's line breaks: a LF, or a CR not followed by
+/// one (old Mac line ends, which the csv crate reads as line ends too:
+/// counting LFs alone put every row of such a file on line 1).
 fn newlines_of(bytes: &[u8]) -> Vec<usize> {
     bytes
         .iter()
         .enumerate()
-        .filter(|(_, &b)| b == b'\n')
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Whether the record that starts at byte `from` runs to the end of the
+/// file inside a quoted field: a quote opened and never closed, which the
+/// csv crate takes as a field holding every line after it (a last column
+/// of text made the file's later rows one cell, and they were gone with no
+/// word). Read as the crate reads: a quote opens a field only at its start,
+/// `""` inside is one quote, text after a closing quote joins the field.
+fn quote_open_at_end(bytes: &[u8], from: usize, delim: u8) -> bool {
+    #[derive(PartialEq)]
+    enum S {
+        Start,
+        Field,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let ends = |b: u8| b == delim || b == b'\n' || b == b'\r';
+    let mut s = S::Start;
+    for &b in bytes.get(from..).unwrap_or(&[]) {
+        s = match s {
+            S::Start if b == b'"' => S::Quoted,
+            S::Start | S::Field | S::QuoteInQuoted if ends(b) => S::Start,
+            S::Quoted if b == b'"' => S::QuoteInQuoted,
+            S::Quoted => S::Quoted,
+            S::QuoteInQuoted if b == b'"' => S::Quoted,
+            S::Start | S::Field | S::QuoteInQuoted => S::Field,
+        };
+    }
+    s == S::Quoted
 }
 
 /// The 1-based line of a record's position, blank lines counted.
@@ -529,6 +560,19 @@ impl Table {
         }
         for rec in records {
             add(&rec.map_err(read_error)?);
+        }
+        if let Some(at) = last_at.filter(|&at| quote_open_at_end(&bytes, at, delim)) {
+            let line = lines.last().copied().unwrap_or(0);
+            let after = newlines.partition_point(|&i| i < at);
+            return Err(Error::data(
+                source,
+                format!(
+                    "cannot read CSV: a quote opened on line {line} is never closed, so the \
+                     {} line(s) after it would be read as one cell: close it (\"...\"), or \
+                     remove it",
+                    newlines.len().saturating_sub(after + 1)
+                ),
+            ));
         }
         if lines.is_empty() {
             return Err(Error::data(
@@ -1065,6 +1109,29 @@ mod tests {
             e.contains("line 3 has 2 field(s): every row needs 3") && e.contains("quote"),
             "{e}"
         );
+        // One left open in the last column swallowed the rest of the file
+        // (the field count still matched): named where it opens. Closed
+        // later, or a quote inside a field, it is the crate's reading.
+        let e = Table::read(&csv(d.path(), "a,b\n1,x\n2,\"oops\n3,y\n4,z\n"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a quote opened on line 3 is never closed") && e.contains("2 line(s)"),
+            "{e}"
+        );
+        let t = Table::read(
+            &csv(d.path(), "a,b\n1,\"x\n2\"\n3,y\"z\n4,\"a\"\"b\"\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.n_rows(), 3);
+        // Old Mac line ends count as lines in messages (all were line 1).
+        let e = Table::read(&csv(d.path(), "a,b\r1,2\r3,x\r"), None)
+            .unwrap()
+            .finite("b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3"), "{e}");
         // A folder is named as one, not as a format.
         let e = Table::read(d.path(), None).unwrap_err().to_string();
         assert!(e.contains("is a folder"), "{e}");
