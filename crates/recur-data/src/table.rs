@@ -480,10 +480,28 @@ impl Table {
             let what = match e.kind() {
                 csv::ErrorKind::UnequalLengths {
                     len, expected_len, ..
-                } => format!(
-                    "line {line} has {len} field(s): every row needs {expected_len}, as the first \
-                     row has; a quote left open joins the lines after it"
-                ),
+                } => {
+                    // The likely cause: another separator in the header
+                    // (semicolons and decimal commas), or a quote.
+                    let head = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+                    let other = [(b';', "semicolons"), (b'|', "pipes")]
+                        .into_iter()
+                        .find(|(c, _)| head.contains(c) && !head.contains(&delim));
+                    let why = match other {
+                        Some((_, what)) => format!(
+                            "; the first row holds {what}: recur reads CSV separated by commas \
+                             (tabs in a .tsv), with `.` for decimals"
+                        ),
+                        None if bytes.contains(&b'"') => {
+                            "; a quote left open joins the lines after it".to_string()
+                        }
+                        None => String::new(),
+                    };
+                    format!(
+                        "line {line} has {len} field(s): every row needs {expected_len}, as the \
+                         first row has{why}"
+                    )
+                }
                 csv::ErrorKind::Utf8 { .. } => {
                     format!("line {line} is not UTF-8 text: save the file as UTF-8")
                 }
@@ -549,11 +567,13 @@ impl Table {
         // records are never all held at once.
         let mut cols: Vec<Cells> = (0..width).map(|_| Cells::Blank(0)).collect();
         let mut lines = Vec::new();
+        let mut last_at = None;
         let mut add = |rec: &csv::StringRecord| {
             for (c, f) in rec.iter().enumerate() {
                 cols[c].push(f, !series);
             }
             lines.push(line_at(rec.position()));
+            last_at = rec.position().map(|p| p.byte() as usize);
         };
         if headerless {
             add(&first);
@@ -738,10 +758,27 @@ impl Table {
     /// The position of column `name`, or an error listing the columns there are.
     pub fn index_of(&self, name: &str) -> Result<usize> {
         self.names.iter().position(|n| n == name).ok_or_else(|| {
+            // A header read as one column that holds another separator:
+            // the file is not separated as it was read (a European Excel
+            // CSV of semicolons), which "no column" alone did not say.
+            let other = match &self.names[..] {
+                [one] => [(';', "semicolons"), ('|', "pipes"), ('\t', "tabs")]
+                    .into_iter()
+                    .find(|(c, _)| one.contains(*c)),
+                _ => None,
+            };
+            let hint = match other {
+                Some((_, what)) => format!(
+                    " (the header was read as one column, holding {what}: recur reads CSV \
+                     separated by commas, and tabs in a .tsv; save the file so, with `.` \
+                     for decimals)"
+                ),
+                None => String::new(),
+            };
             Error::data(
                 &self.source,
                 format!(
-                    "no column `{}`; the columns are: {}",
+                    "no column `{}`; the columns are: {}{hint}",
                     clip(name),
                     list_names(&self.names)
                 ),
@@ -1089,6 +1126,23 @@ mod tests {
         assert!(e.contains("row 1 (line 6)"), "{e}");
         let e = t.finite("zz").unwrap_err().to_string();
         assert!(e.contains("no column `zz`") && e.contains("a, b"), "{e}");
+        assert!(!e.contains("read as one column"), "{e}");
+        // Semicolons (European Excel): said, not just "no column".
+        let t = Table::read(&csv(d.path(), "a;b\n1.5;2\n3.5;4\n"), None).unwrap();
+        let e = t.finite("a").unwrap_err().to_string();
+        assert!(
+            e.contains("holding semicolons") && e.contains("commas"),
+            "{e}"
+        );
+        // With decimal commas too, the rows have more fields than the
+        // header: the separator is said, not a quote the file lacks.
+        let e = Table::read(&csv(d.path(), "a;b\n1,5;2\n3,5;4\n"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2 has 2 field(s)") && e.contains("semicolons") && !e.contains("quote"),
+            "{e}"
+        );
         let e = Table::read(&csv(d.path(), ""), None)
             .unwrap_err()
             .to_string();
