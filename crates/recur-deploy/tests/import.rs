@@ -127,6 +127,17 @@ fn damaged_or_foreign_checkpoints_are_refused_with_the_difference() {
     assert_eq!(std::fs::read(&p).unwrap(), before);
     assert_eq!(std::fs::read(&other).unwrap(), b"a,b\n");
     import::write_dir(&good, &p, &imp).unwrap();
+    // Nor from a file inside the directory it replaces (a trained LVM's
+    // final.safetensors into its own folder took the file with it).
+    let inside = good.join("model.safetensors");
+    let kept = std::fs::read(&inside).unwrap();
+    let again = import::import(&inside, &dev).unwrap();
+    let e = import::write_dir(&good, &inside, &again)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("lies inside --out"), "{e}");
+    assert_eq!(std::fs::read(&inside).unwrap(), kept);
     let mut arch = imp.arch.to_json();
     arch["kind"] = "lstm".into();
     let e = recur_core::checkpoint::load_checked(
