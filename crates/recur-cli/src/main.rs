@@ -169,6 +169,17 @@ fn thread_count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A benchmark's minimum timed seconds, from 0 (the warm-up steps alone)
+/// to a day (NaN and inf were taken, and the benchmark never ended).
+fn bench_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=86_400.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "`{s}`: give the seconds as a number from 0 to 86400 (a day)"
+        )),
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "recur",
@@ -608,7 +619,7 @@ enum BenchCmd {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Minimum timed seconds for training and for inference.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = bench_seconds)]
         min_seconds: f64,
         /// Seed for weights and synthetic data.
         #[arg(long, default_value_t = 0)]
@@ -628,7 +639,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         batch_size: usize,
         /// Minimum seconds of timed passes over the file.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 3.0, value_parser = bench_seconds)]
         min_seconds: f64,
         /// Also write the figures as JSON to this file.
         #[arg(long)]

@@ -376,6 +376,18 @@ fn bench_lstm_writes_the_figures_compare_reads() {
     assert!(r["lat_b1_p95_ms"].as_f64() >= r["lat_b1_p50_ms"].as_f64());
     let e = err(&recur(&["bench", "lstm", "--workload", "w3"]));
     assert!(e.contains("w3") && e.contains("w2-gru"), "{e}");
+    // A time that never ends (NaN, inf) or is below zero is refused (NaN
+    // ran for ever).
+    for bad in ["NaN", "inf", "-1"] {
+        let e = err(&recur(&[
+            "bench",
+            "lstm",
+            "--workload",
+            "w1",
+            &format!("--min-seconds={bad}"),
+        ]));
+        assert!(e.contains("from 0 to 86400"), "{bad}: {e}");
+    }
 }
 
 /// The demo's model names its data where it stays (recur's cache), so its
