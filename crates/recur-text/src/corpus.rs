@@ -366,6 +366,20 @@ pub fn build(
     if out.to_str().is_none() {
         return Err(Error::Msg(recur_core::fsx::not_utf8(out)));
     }
+    // The name of another corpus's texts or record: the archive went over
+    // it (and that corpus's bank stopped loading).
+    let name = out.file_name().map(|n| n.to_string_lossy().to_lowercase());
+    if let Some(side) = name.as_deref().and_then(|n| {
+        ["texts.jsonl", "build.json"]
+            .into_iter()
+            .find(|s| n.ends_with(&format!(".{s}")))
+    }) {
+        return Err(Error::Msg(format!(
+            "{}: --out names the .npz file to write, and this is a corpus's .{side} name (it \
+             would be written over with an archive): give NAME.npz",
+            out.display()
+        )));
+    }
     // A corpus is three files and a parts folder side by side: a device
     // as the output (`--out /dev/null`) littered /dev with the others, and
     // a folder (or one of the files beside it) was found out only after

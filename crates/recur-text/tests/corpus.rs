@@ -384,6 +384,21 @@ fn an_output_that_is_not_a_file_is_refused_before_the_work() {
         "{e}"
     );
     assert_eq!(enc.calls.get(), 0);
+    // Another corpus's texts file as --out (the archive went over it).
+    let texts = d.path().join("other.texts.jsonl");
+    std::fs::write(&texts, "{}\n").unwrap();
+    let e = build(
+        std::slice::from_ref(&input),
+        &texts,
+        &enc,
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("a corpus's .texts.jsonl name"), "{e}");
+    assert_eq!(std::fs::read_to_string(&texts).unwrap(), "{}\n");
+    assert_eq!(enc.calls.get(), 0);
     let e = build(
         std::slice::from_ref(&input),
         Path::new("/dev/null"),
