@@ -169,6 +169,15 @@ fn thread_count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A count of 1 or more (trials, jobs, a batch size, clients). clap's
+/// own range parser said "0 is not in 1..18446744073709551615".
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}`: give a whole number, 1 or more")),
+    }
+}
+
 /// A benchmark's minimum timed seconds, from 0 (the warm-up steps alone)
 /// to a day (NaN and inf were taken, and the benchmark never ended).
 fn bench_seconds(s: &str) -> Result<f64, String> {
@@ -264,7 +273,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Trials in all (a resumed run counts those already done).
-        #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         trials: usize,
         /// The folder for trials.json (every trial's parameters and
         /// curve), search.json (what was searched) and best.yaml (the
@@ -273,7 +282,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Trials run at once.
-        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         jobs: usize,
     },
     /// Temporal feature selection on a config's training rows only: every
@@ -393,11 +402,11 @@ enum Command {
         /// The context length the model was trained on, where the file
         /// does not state it (model_config's context_length; 5 is assumed
         /// otherwise, with a warning).
-        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, value_parser = at_least_one)]
         context: Option<usize>,
         /// A Transformer's attention head count, where the file does not
         /// state it (model_config's nhead; a bare .safetensors never does).
-        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, value_parser = at_least_one)]
         heads: Option<usize>,
     },
     /// Sentence encoders: fetch one into the cache (`RECUR_HOME`), or list
@@ -418,7 +427,7 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = at_least_one)]
         batch_size: usize,
         /// Texts to embed; none reads standard input, one text per line.
         texts: Vec<String>,
@@ -588,7 +597,7 @@ enum CorpusCmd {
         #[arg(long, default_value_t = 0)]
         first_article: i64,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = at_least_one)]
         batch_size: usize,
         /// A sentence over 500 characters goes on in further chunks, cut
         /// at word boundaries. Without it the original's rule keeps its
@@ -636,7 +645,7 @@ enum BenchCmd {
         #[arg(long)]
         input: PathBuf,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        #[arg(long, default_value_t = recur_text::encoder::DEFAULT_BATCH, value_parser = at_least_one)]
         batch_size: usize,
         /// Minimum seconds of timed passes over the file.
         #[arg(long, default_value_t = 3.0, value_parser = bench_seconds)]

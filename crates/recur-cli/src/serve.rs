@@ -14,13 +14,13 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "url")]
     pub config: Option<PathBuf>,
     /// Concurrent clients, each with its own connection.
-    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 64, value_parser = crate::at_least_one)]
     pub clients: usize,
     /// Requests in all.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 10_000, value_parser = crate::at_least_one)]
     pub requests: usize,
     /// Messages per request (a conversation's history).
-    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = crate::at_least_one)]
     pub turns: usize,
     /// Make each request's newest message unique, so every request
     /// runs the encoder (default: messages repeat and come from the
