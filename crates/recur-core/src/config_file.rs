@@ -132,16 +132,86 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
         } else {
             ""
         };
-        Error::config(origin, format!("{msg}{hint}"))
+        Error::config(origin, format!("{}{hint}", plain_types(&msg)))
     })
+}
+
+/// serde's names of Rust types in a parse error, in the file's terms: a
+/// user who wrote `hidden_size: -5` was told "expected usize", and a list
+/// where a section belongs "expected struct DataConfig". (The service's
+/// JSON errors use it too.)
+pub fn plain_types(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (rust, plain) in [
+        ("usize", "a whole number, 0 or more"),
+        ("u64", "a whole number, 0 or more"),
+        ("u32", "a whole number, 0 or more"),
+        ("u16", "a whole number, 0 or more"),
+        ("u8", "a whole number, 0 or more"),
+        ("i64", "a whole number"),
+        ("i32", "a whole number"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ] {
+        // Whole words only ("expected usize at line 3", "expected usize").
+        m = m
+            .replace(&format!("expected {rust} "), &format!("expected {plain} "))
+            .replace(&format!("expected {rust},"), &format!("expected {plain},"));
+        if m.ends_with(&format!("expected {rust}")) {
+            m.truncate(m.len() - rust.len());
+            m.push_str(plain);
+        }
+    }
+    while let Some(at) = m.find("expected struct ") {
+        let rest = &m[at + "expected struct ".len()..];
+        let end = rest
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        let tail = rest[end..].to_string();
+        m.truncate(at);
+        m.push_str("expected a section of `key: value` settings");
+        m.push_str(&tail);
+    }
+    m
 }
 
 /// The config in `path`, with its relative paths joined to the file's
 /// folder, and the file's text (for checks that need to know which keys
 /// the file itself wrote).
 pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String)> {
-    let text = crate::fsx::read_text_bounded(path, MAX_CONFIG_BYTES)?;
-    let mut cfg: T = parse(&text, &path.display().to_string())?;
+    // A data file, weights or a table given where the config belongs was
+    // told to "save it as UTF-8" or what YAML node it lacked: say what
+    // a config is, where the name says the file is something else.
+    let not_yaml = |e: Error| -> Error {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some(
+                x @ ("csv" | "tsv" | "parquet" | "pq" | "npz" | "npy" | "safetensors" | "pt"
+                | "pth" | "bin" | "jsonl" | "gz" | "zip" | "ts" | "arff"),
+            ) => Error::config(
+                path.display().to_string(),
+                format!(
+                    "is a .{x} file, not a config: a config is a YAML file of settings such as \
+                     configs/rainfall.yaml or configs/lvm-text.yaml ({e})"
+                ),
+            ),
+            _ => e,
+        }
+    };
+    let text = crate::fsx::read_text_bounded(path, MAX_CONFIG_BYTES).map_err(not_yaml)?;
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(Error::config(
+            path.display().to_string(),
+            "is empty (or only comments): give the settings, as in the files of configs/",
+        ));
+    }
+    let mut cfg: T = parse(&text, &path.display().to_string()).map_err(not_yaml)?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in cfg.paths_mut() {
         // An empty path stays empty, for validation to name (joined, it
@@ -201,6 +271,22 @@ mod tests {
         }
     }
 
+    /// Rust's type names in serde's errors are said in the file's terms.
+    #[test]
+    fn parse_errors_name_types_as_a_config_writes_them() {
+        assert_eq!(
+            plain_types("model.hidden_size: invalid value: integer `-5`, expected usize at line 2 column 16"),
+            "model.hidden_size: invalid value: integer `-5`, expected a whole number, 0 or more at line 2 column 16"
+        );
+        assert_eq!(
+            plain_types("data: invalid type: sequence, expected struct DataConfig at line 1 column 7"),
+            "data: invalid type: sequence, expected a section of `key: value` settings at line 1 column 7"
+        );
+        assert_eq!(plain_types("x: expected f64"), "x: expected a number");
+        // Not inside other words.
+        assert_eq!(plain_types("expected usizes"), "expected usizes");
+    }
+
     #[test]
     fn relative_paths_follow_the_file_and_absolute_or_missing_ones_stay() {
         let dir = std::env::temp_dir().join(format!("recur-config-file-{}", std::process::id()));
@@ -217,6 +303,17 @@ mod tests {
         std::fs::write(&f, "c: 1\n").unwrap();
         let e = read::<Two>(&f).err().unwrap().to_string();
         assert!(e.contains("c.yaml") && e.contains("`c`"), "{e}");
+        // An empty file is said to be one (its defaults were taken, and
+        // the error named a missing key of no file).
+        std::fs::write(&f, "# nothing yet\n\n").unwrap();
+        let e = read::<Two>(&f).err().unwrap().to_string();
+        assert!(e.contains("c.yaml") && e.contains("is empty"), "{e}");
+        // A table given as the config is named as one.
+        let t = dir.join("rows.csv");
+        std::fs::write(&t, "a,b\n1,2\n").unwrap();
+        let e = read::<Two>(&t).err().unwrap().to_string();
+        assert!(e.contains("is a .csv file, not a config"), "{e}");
+        std::fs::remove_file(&t).unwrap();
         // A byte order mark is not a second document.
         std::fs::write(&f, "\u{feff}a: x.npz\n").unwrap();
         assert_eq!(read::<Two>(&f).unwrap().0.a, dir.join("x.npz"));

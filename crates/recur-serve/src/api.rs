@@ -169,11 +169,11 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             match inner.classify() {
                 serde_json::error::Category::Data => Err(ApiError::invalid(
                     "invalid_field",
-                    if path == "." {
+                    recur_core::config_file::plain_types(&if path == "." {
                         inner.to_string()
                     } else {
                         format!("{path}: {inner}")
-                    },
+                    }),
                 )),
                 _ => Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
