@@ -1038,4 +1038,22 @@ fn ready_windows_without_articles_and_copied_files() {
         assert!(e.contains(&format!("leave {key} out")), "{e}");
     }
     assert!(ood.exists());
+    // A file that is not there is named by its key.
+    std::fs::write(
+        &cfg,
+        "data: {train: train.npz, ood: nope.npz, context: 5}\nmodel: {type: mlp, d_model: 16}\n",
+    )
+    .unwrap();
+    let e = err(&recur(&[
+        "lvm",
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        d.path().join("c").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("data.ood") && e.contains("nope.npz: no such file"),
+        "{e}"
+    );
 }

@@ -419,6 +419,9 @@ struct Opened {
 /// Opens `path`, checks every member, and refuses it if one of the
 /// `required` arrays is present but unreadable (naming it and why).
 fn open(path: &Path, required: &[&str]) -> Result<Opened> {
+    if !path.exists() {
+        return Err(npz_err(path, "no such file".to_string()));
+    }
     // Before candle opens it: a named pipe would wait for a writer.
     recur_core::fsx::refuse_non_file(path)?;
     let npz = NpzTensors::new(path).map_err(|e| {

@@ -17,7 +17,7 @@ use recur_data::npz::VectorWindows;
 use recur_deploy::lvm_eval::{batch, predict_finite, read_windows, stats, LvmEpoch, LvmReport};
 use recur_deploy::model_dir::HeldOut;
 use recur_models::{Lvm, LvmArch, Start};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub struct LvmFit {
@@ -319,6 +319,23 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
              leave data.val out to hold out whole articles, or give another file",
         ));
     }
+    // A file that is not there is named by its key (the reader's error
+    // named the path alone, as "not a readable .npz file").
+    for (key, path) in [
+        ("data.train", Some(&cfg.data.train)),
+        ("data.val", cfg.data.val.as_ref()),
+        ("data.ood", cfg.data.ood.as_ref()),
+    ] {
+        if let Some(p) = path.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            return Err(recur_core::Error::config(
+                key,
+                format!(
+                    "{}: no such file (a path in a config is read from the config's folder)",
+                    p.display()
+                ),
+            ));
+        }
+    }
     check_not_the_training_file(cfg)?;
     let c = cfg.data.context;
     let all = recur_deploy::lvm_eval::read_windows_min(
@@ -428,10 +445,27 @@ pub fn load_data(cfg: &LvmConfig, progress: &dyn Progress) -> Result<LvmData> {
         .map(|p| read_windows(p, c, progress))
         .transpose()?;
     let ood_dim = ood.as_ref().map_or(train.dim, |o| o.dim);
-    if val.dim != train.dim || ood_dim != train.dim {
+    // Named by key and file (the message had named neither).
+    let named = |key: &str, p: Option<&PathBuf>, dim: usize| match p {
+        Some(p) => format!("{key} {} has {dim}", p.display()),
+        None => format!("{key} (held out of data.train) has {dim}"),
+    };
+    if val.dim != train.dim {
         return Err(Error::Msg(format!(
-            "the data files have different vector dimensions (train {}, validation {}, OOD {ood_dim})",
-            train.dim, val.dim
+            "the data files have different vector dimensions: data.train {} has {}, {}; \
+             give files of one encoder",
+            cfg.data.train.display(),
+            train.dim,
+            named("data.val", cfg.data.val.as_ref(), val.dim)
+        )));
+    }
+    if ood_dim != train.dim {
+        return Err(Error::Msg(format!(
+            "the data files have different vector dimensions: data.train {} has {}, {}; \
+             give files of one encoder",
+            cfg.data.train.display(),
+            train.dim,
+            named("data.ood", cfg.data.ood.as_ref(), ood_dim)
         )));
     }
     Ok(LvmData {
