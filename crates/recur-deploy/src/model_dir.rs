@@ -531,12 +531,23 @@ pub fn held_out_windows(
         match &first {
             None => first = Some((m, h)),
             Some((f, fh)) if fh.val_articles != h.val_articles => {
+                // Trained on other files, the articles differ for that
+                // (and were blamed on val_fraction or seed).
+                let why = if fh.data_sha256 != h.data_sha256 {
+                    format!(
+                        "they trained on different files ({} and {})",
+                        fh.data.display(),
+                        h.data.display()
+                    )
+                } else {
+                    "val_fraction or seed differ".to_string()
+                };
                 return Err(Error::Msg(format!(
-                    "{} and {} held out different articles (val_fraction or seed differ); \
-                     compare them on a separate validation file",
+                    "{} and {} held out different articles ({why}); compare them on a separate \
+                     validation file",
                     f.display(),
                     m.display()
-                )))
+                )));
             }
             Some(_) => {}
         }
@@ -746,7 +757,13 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
     if !file.exists() {
         return Err(Error::data(
             path.display().to_string(),
-            format!("no {LVM_BEST} here: not a recur LVM model directory (train one with `recur lvm train`)"),
+            if path.exists() {
+                format!("no {LVM_BEST} here: not a recur LVM model directory (train one with `recur lvm train`)")
+            } else {
+                "no such file or folder: give the folder `recur lvm train` or `recur import-torch` \
+                 wrote, or a .safetensors file"
+                    .to_string()
+            },
         ));
     }
     let header = read_header(&file)?;
