@@ -170,7 +170,10 @@ fn tune_records_every_trial_resumes_after_a_kill_and_writes_a_trainable_best() {
     // A damaged trials file is an error naming it, not a fresh start.
     std::fs::write(out.join("trials.json"), "[{\"number\": 0,").unwrap();
     let e = err(&tune(cfg.to_str().unwrap(), "5", o));
-    assert!(e.contains("trials.json"), "{e}");
+    assert!(
+        e.contains("trials.json") && e.contains("delete it (or give a new --out)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -437,7 +437,13 @@ pub fn search<O: Objective>(
     }
     recur_core::fsx::write_json(&of, &SearchOf { fingerprint })?;
     let mut done: Vec<Trial<O::Params>> = if file.exists() {
-        read_json(&file)?
+        // A damaged file (cut short, edited) is named with what to do.
+        read_json(&file).map_err(|e| {
+            Error::Msg(format!(
+                "{e}: the trials cannot be resumed from it; restore it, or delete it (or give a \
+                 new --out) to start afresh"
+            ))
+        })?
     } else {
         Vec::new()
     };
