@@ -485,6 +485,7 @@ fn health_info_metrics_and_the_chat_page() {
         "recur_stage_duration_seconds_count{stage=\"encoding\"} 1",
         "recur_stage_duration_seconds_count{stage=\"decoding\"} 1",
         "recur_encoder_cache_misses_total 1",
+        "recur_encoder_cache_entries 1",
         "process_resident_memory_bytes ",
     ] {
         assert!(m.contains(want), "/metrics lacks {want}:\n{m}");

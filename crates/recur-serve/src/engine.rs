@@ -617,6 +617,7 @@ impl Engine {
                 self.cache.put(t.to_string(), row.clone());
                 fresh.insert(t, Some(row));
             }
+            metrics.cache_entries.set(self.cache.len() as i64);
         }
         Ok(texts
             .iter()

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub waiting: std::sync::atomic::AtomicUsize,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
+    /// Sentence embeddings the cache holds (at most `limits.cache_entries`).
+    pub cache_entries: IntGauge,
     /// Drift of the rows `/v1/classify` has seen against the training rows.
     pub drift: prometheus::GaugeVec,
     pub drift_rows: IntGauge,
@@ -95,6 +97,11 @@ impl Metrics {
             "Sentences run through the encoder",
         )
         .expect("valid");
+        let cache_entries = IntGauge::new(
+            "recur_encoder_cache_entries",
+            "Sentence embeddings the cache holds (at most limits.cache_entries)",
+        )
+        .expect("valid");
         let drift = prometheus::GaugeVec::new(
             Opts::new(
                 "recur_drift",
@@ -122,6 +129,7 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(cache_hits.clone()),
             Box::new(cache_misses.clone()),
+            Box::new(cache_entries.clone()),
             Box::new(drift.clone()),
             Box::new(drift_rows.clone()),
             Box::new(rss.clone()),
@@ -139,6 +147,7 @@ impl Metrics {
             waiting: Default::default(),
             cache_hits,
             cache_misses,
+            cache_entries,
             drift,
             drift_rows,
             rss,
