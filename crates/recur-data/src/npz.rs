@@ -582,13 +582,13 @@ fn windows_of_file(
     }
     if let Some(k) = min_context {
         if k == 0 || k >= context {
-            return Err(npz_err(
-                path,
-                format!(
-                    "min_context {k} must be from 1 to {} (below the context length {context})",
-                    context.saturating_sub(1)
-                ),
-            ));
+            // A setting, not the file: named as the config and the
+            // command line give it (it had read as the data file's fault).
+            return Err(Error::Msg(format!(
+                "min_context {k} (data.min_context, or --min-context) must be from 1 to {} \
+                 (below the context length {context})",
+                context.saturating_sub(1)
+            )));
         }
     }
     let Opened {
@@ -648,7 +648,10 @@ fn windows_of_file(
     if w.is_empty() {
         return Err(npz_err(
             path,
-            format!("no windows of {context} context vectors plus a target can be built"),
+            format!(
+                "no windows of {context} context vectors plus a target can be built from its \
+                 articles: lower the context length (data.context), or give longer articles"
+            ),
         ));
     }
     if let Some((at, v)) = first_bad_value(&w) {
@@ -1194,7 +1197,7 @@ mod tests {
         for bad in [0, 3] {
             let e = read_windows_min(&p, 3, Some(bad)).unwrap_err().to_string();
             assert!(
-                e.contains("chunks.npz") && e.contains("must be from 1 to 2"),
+                e.contains("--min-context") && e.contains("must be from 1 to 2"),
                 "{e}"
             );
         }
