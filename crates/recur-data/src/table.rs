@@ -365,8 +365,9 @@ impl Table {
             other => Err(Error::data(
                 path.display().to_string(),
                 format!(
-                    "unknown table format `{other}`: use a .csv or .parquet file, \
-                     or set data.format to csv, tsv or parquet (ts for series files)"
+                    "unknown table format `{other}`: give a .csv, .tsv or .parquet file (a \
+                     training config may instead set data.format: csv, tsv or parquet, ts for \
+                     series files)"
                 ),
             )),
         }
