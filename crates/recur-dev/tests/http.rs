@@ -1228,6 +1228,18 @@ fn a_classifier_that_smooths_its_features_asks_for_its_warm_up_rows() {
     let c = info.classifier.unwrap();
     // span 5: a = 1/3, 12 rows until the first row weighs under 1%.
     assert_eq!(c.min_rows, WINDOW + 12);
+    // An LVM given as the classifier is said to belong under `models:`
+    // (the message named the commands that score it elsewhere).
+    let mut wrong = cfg.clone();
+    wrong.classifier = Some(cfg.models[0].path.clone());
+    let e = Engine::load(&wrong, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("classifier") && e.contains("under `models:`"),
+        "{e}"
+    );
 }
 
 fn metric(url: &str, line_start: &str) -> f64 {

@@ -369,7 +369,26 @@ impl Engine {
             models.push(lvm);
         }
         let classifier = match &cfg.classifier {
-            Some(p) => Some(Predictor::load(p, dev)?),
+            Some(p) => {
+                // An LVM named as the classifier: where it goes in this
+                // file, not the commands that score it elsewhere.
+                if p.is_dir()
+                    && recur_deploy::model_dir::kind_of(p) == recur_deploy::model_dir::DirKind::Lvm
+                    && p.join(recur_deploy::model_dir::WEIGHTS).is_file()
+                {
+                    return Err(Error::Config {
+                        at: "classifier".into(),
+                        msg: format!(
+                            "{} holds a Job B model (an LVM), not a classifier: list it under \
+                             `models:` (`- {{name: NAME, path: {}}}`), and give `classifier:` a \
+                             folder `recur train` wrote",
+                            p.display(),
+                            p.display()
+                        ),
+                    });
+                }
+                Some(Predictor::load(p, dev)?)
+            }
             None => None,
         };
         // A reference over other features (an edited directory) is ignored.
