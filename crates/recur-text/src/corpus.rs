@@ -404,9 +404,17 @@ pub fn build(
     let (articles, reports) = plan(inputs, opts)?;
     if articles.is_empty() {
         let why: Vec<String> = reports.iter().map(InputReport::summary).collect();
+        // Inputs of no document at all are not "too short" ones.
+        let headline = if reports.iter().all(|r| r.documents == 0) {
+            "the inputs hold no document (empty files?)".to_string()
+        } else {
+            format!(
+                "no document was kept (each needs at least {} chunks)",
+                opts.min_chunks.max(1)
+            )
+        };
         return Err(Error::Msg(format!(
-            "no document was kept (each needs at least {} chunks), so there is nothing to build:\n  {}",
-            opts.min_chunks.max(1),
+            "{headline}, so there is nothing to build:\n  {}",
             why.join("\n  ")
         )));
     }

@@ -397,6 +397,22 @@ fn an_output_that_is_not_a_file_is_refused_before_the_work() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("a corpus's .texts.jsonl name"), "{e}");
+    // Inputs of no document are said to be empty, not too short.
+    let empty = d.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let e = build(
+        std::slice::from_ref(&empty),
+        &d.path().join("e.npz"),
+        &enc,
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("hold no document") && e.contains("0 documents"),
+        "{e}"
+    );
     assert_eq!(std::fs::read_to_string(&texts).unwrap(), "{}\n");
     assert_eq!(enc.calls.get(), 0);
     let e = build(
