@@ -453,7 +453,7 @@ impl Table {
             ));
         }
         if let Some(at) = bytes.iter().position(|&b| b == 0) {
-            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = newlines_of(&bytes[..at]).len() + 1;
             return Err(Error::data(
                 source,
                 format!(
@@ -568,7 +568,9 @@ impl Table {
         // records are never all held at once.
         let mut cols: Vec<Cells> = (0..width).map(|_| Cells::Blank(0)).collect();
         let mut lines = Vec::new();
-        let mut last_at = None;
+        // The last record's start: the header's until a data row is read
+        // (a header that opens a quote never closed is one record).
+        let mut last_at = first.position().map(|p| p.byte() as usize);
         let mut add = |rec: &csv::StringRecord| {
             for (c, f) in rec.iter().enumerate() {
                 cols[c].push(f, !series);
@@ -583,8 +585,23 @@ impl Table {
             add(&rec.map_err(read_error)?);
         }
         if let Some(at) = last_at.filter(|&at| quote_open_at_end(&bytes, at, delim)) {
-            let line = lines.last().copied().unwrap_or(0);
-            let after = newlines.partition_point(|&i| i < at);
+            // The record's own line (its position may be the line break
+            // before it), and the lines after that one to the end.
+            let mut start = at;
+            while start < bytes.len() && (bytes[start] == b'\n' || bytes[start] == b'\r') {
+                start += 1;
+            }
+            let line = newlines.partition_point(|&i| i < start) + 1;
+            let rest = bytes[start..]
+                .iter()
+                .rposition(|&b| b != b'\n' && b != b'\r')
+                .map_or(&[][..], |end| &bytes[start..=start + end]);
+            let after = newlines_of(rest).len();
+            let what = if after == 0 {
+                "the file ends inside it".to_string()
+            } else {
+                format!("so the {after} line(s) after it would be read as one cell")
+            };
             return Err(Error::data(
                 source,
                 format!(
@@ -1174,6 +1191,31 @@ mod tests {
             e.contains("a quote opened on line 3 is never closed") && e.contains("2 line(s)"),
             "{e}"
         );
+        // The same with CRLF ends, without a last line end, in the last
+        // row, and in the header.
+        for (text, want) in [
+            (
+                "a,b\r\n1,x\r\n2,\"oops\r\n3,y\r\n4,z\r\n",
+                "on line 3 is never closed, so the 2 line(s)",
+            ),
+            (
+                "a,b\n1,x\n2,\"oops\n3,y\n4,z",
+                "on line 3 is never closed, so the 2 line(s)",
+            ),
+            (
+                "a,b\n1,x\n2,\"oops\n",
+                "on line 3 is never closed, the file ends inside it",
+            ),
+            (
+                "a,\"b\n1,x\n2,y\n",
+                "on line 1 is never closed, so the 2 line(s)",
+            ),
+        ] {
+            let e = Table::read(&csv(d.path(), text), None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
         let t = Table::read(
             &csv(d.path(), "a,b\n1,\"x\n2\"\n3,y\"z\n4,\"a\"\"b\"\n"),
             None,
