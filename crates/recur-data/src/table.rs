@@ -484,7 +484,10 @@ impl Table {
                 } => {
                     // The likely cause: another separator in the header
                     // (semicolons and decimal commas), or a quote.
-                    let head = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+                    let head = bytes
+                        .split(|&b| b == b'\n' || b == b'\r')
+                        .next()
+                        .unwrap_or(&[]);
                     let other = [(b';', "semicolons"), (b'|', "pipes")]
                         .into_iter()
                         .find(|(c, _)| head.contains(c) && !head.contains(&delim));
@@ -779,10 +782,12 @@ impl Table {
             // A header read as one column that holds another separator:
             // the file is not separated as it was read (a European Excel
             // CSV of semicolons), which "no column" alone did not say.
+            // Only where the wanted name is one of its parts: a real
+            // column named `price; USD` is not a file of semicolons.
             let other = match &self.names[..] {
                 [one] => [(';', "semicolons"), ('|', "pipes"), ('\t', "tabs")]
                     .into_iter()
-                    .find(|(c, _)| one.contains(*c)),
+                    .find(|(c, _)| one.split(*c).any(|part| part.trim() == name)),
                 _ => None,
             };
             let hint = match other {
@@ -1152,6 +1157,10 @@ mod tests {
             e.contains("holding semicolons") && e.contains("commas"),
             "{e}"
         );
+        // Not for a real column whose name holds one.
+        let t = Table::read(&csv(d.path(), "price; USD\n1.5\n3.5\n"), None).unwrap();
+        let e = t.finite("a").unwrap_err().to_string();
+        assert!(!e.contains("semicolons"), "{e}");
         // With decimal commas too, the rows have more fields than the
         // header: the separator is said, not a quote the file lacks.
         let e = Table::read(&csv(d.path(), "a;b\n1,5;2\n3,5;4\n"), None)
