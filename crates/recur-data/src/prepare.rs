@@ -584,9 +584,9 @@ fn prepare_rows(t: &Table, cfg: &Config) -> Result<Prepared> {
         let unnamed = t.unnamed_data_columns(&not_features(d));
         if !unnamed.is_empty() {
             notes.push(format!(
-                "{} left out of the features: a column with no name in the header is taken \
-                 for a row index (as pandas writes one), though these hold other numbers; \
-                 name them, or list data.features",
+                "{} left out of the features, taken for pandas' row index by its name (a \
+                 column with no name in the header, or __index_level_N__), though it holds \
+                 fractions, not row numbers; to use it, name it, or list data.features",
                 unnamed.join(", ")
             ));
         }

@@ -608,10 +608,8 @@ impl Table {
             return Err(Error::data(
                 source,
                 format!(
-                    "cannot read CSV: a quote opened on line {line} is never closed, so the \
-                     {} line(s) after it would be read as one cell: close it (\"...\"), or \
-                     remove it",
-                    newlines.len().saturating_sub(after + 1)
+                    "cannot read CSV: a quote opened on line {line} is never closed, {what}: \
+                     close it (\"...\"), or remove it"
                 ),
             ));
         }
@@ -877,8 +875,9 @@ impl Table {
 
     /// Columns that [`Self::default_features`] leaves out by their index
     /// name (`Unnamed: 5`, a column with no name in the header) although
-    /// they hold numbers that are not a row index (increasing whole
-    /// numbers): real data, which went with no word.
+    /// they hold numbers that are not a row index (fractions: pandas'
+    /// index is whole numbers, in any order): real data, which went with
+    /// no word.
     pub fn unnamed_data_columns(&self, exclude: &[&str]) -> Vec<String> {
         self.names
             .iter()
@@ -887,9 +886,9 @@ impl Table {
                 is_index_column(n)
                     && !exclude.contains(&n.as_str())
                     && match c {
-                        Column::Numeric(v) => !v
-                            .windows(2)
-                            .all(|w| w[0].fract() == 0.0 && w[1].fract() == 0.0 && w[1] > w[0]),
+                        // pandas' index is whole numbers, not always in
+                        // order (a concatenation, a sorted frame).
+                        Column::Numeric(v) => v.iter().any(|x| x.fract() != 0.0),
                         Column::Text(_) => false,
                     }
             })
@@ -1100,6 +1099,10 @@ mod tests {
         let t = Table::read(&csv(d.path(), "a,,b\n1,0.5,2\n2,0.25,3\n3,0.75,4\n"), None).unwrap();
         assert_eq!(t.default_features(&[]), vec!["a", "b"]);
         assert_eq!(t.unnamed_data_columns(&[]), vec!["Unnamed: 1"]);
+        // A shuffled or repeated index (a sorted or concatenated frame) is
+        // still one.
+        let t = Table::read(&csv(d.path(), ",a\n2,1\n0,2\n2,3\n"), None).unwrap();
+        assert!(t.unnamed_data_columns(&[]).is_empty());
         // pandas' index in a Parquet file (a filtered frame's row numbers).
         let t = Table::from_columns(
             "mem",
