@@ -143,11 +143,11 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
 pub fn plain_types(msg: &str) -> String {
     let mut m = msg.to_string();
     for (rust, plain) in [
-        ("usize", "a whole number, 0 or more"),
-        ("u64", "a whole number, 0 or more"),
-        ("u32", "a whole number, 0 or more"),
-        ("u16", "a whole number, 0 or more"),
-        ("u8", "a whole number, 0 or more"),
+        ("usize", "a whole number, not negative"),
+        ("u64", "a whole number, not negative"),
+        ("u32", "a whole number, not negative"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u8", "a whole number from 0 to 255"),
         ("i64", "a whole number"),
         ("i32", "a whole number"),
         ("f64", "a number"),
@@ -183,6 +183,11 @@ pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String
     // told to "save it as UTF-8" or what YAML node it lacked: say what
     // a config is, where the name says the file is something else.
     let not_yaml = |e: Error| -> Error {
+        // The reader's or parser's words without their own path.
+        let inner = match &e {
+            Error::Config { msg, .. } | Error::Data { msg, .. } => msg.clone(),
+            other => other.to_string(),
+        };
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -195,17 +200,17 @@ pub fn read<T: DeserializeOwned + ConfigPaths>(path: &Path) -> Result<(T, String
                 path.display().to_string(),
                 format!(
                     "is a .{x} file, not a config: a config is a YAML file of settings such as \
-                     configs/rainfall.yaml or configs/lvm-text.yaml ({e})"
+                     configs/rainfall.yaml or configs/lvm-text.yaml ({inner})"
                 ),
             ),
             _ => e,
         }
     };
     let text = crate::fsx::read_text_bounded(path, MAX_CONFIG_BYTES).map_err(not_yaml)?;
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if text.trim_start_matches('\u{feff}').lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+    }) {
         return Err(Error::config(
             path.display().to_string(),
             "is empty (or only comments): give the settings, as in the files of configs/",
@@ -276,7 +281,7 @@ mod tests {
     fn parse_errors_name_types_as_a_config_writes_them() {
         assert_eq!(
             plain_types("model.hidden_size: invalid value: integer `-5`, expected usize at line 2 column 16"),
-            "model.hidden_size: invalid value: integer `-5`, expected a whole number, 0 or more at line 2 column 16"
+            "model.hidden_size: invalid value: integer `-5`, expected a whole number, not negative at line 2 column 16"
         );
         assert_eq!(
             plain_types("data: invalid type: sequence, expected struct DataConfig at line 1 column 7"),
@@ -305,14 +310,20 @@ mod tests {
         assert!(e.contains("c.yaml") && e.contains("`c`"), "{e}");
         // An empty file is said to be one (its defaults were taken, and
         // the error named a missing key of no file).
-        std::fs::write(&f, "# nothing yet\n\n").unwrap();
-        let e = read::<Two>(&f).err().unwrap().to_string();
-        assert!(e.contains("c.yaml") && e.contains("is empty"), "{e}");
+        for empty in ["# nothing yet\n\n", "\u{feff}", "---\n"] {
+            std::fs::write(&f, empty).unwrap();
+            let e = read::<Two>(&f).err().unwrap().to_string();
+            assert!(
+                e.contains("c.yaml") && e.contains("is empty"),
+                "{empty:?}: {e}"
+            );
+        }
         // A table given as the config is named as one.
         let t = dir.join("rows.csv");
         std::fs::write(&t, "a,b\n1,2\n").unwrap();
         let e = read::<Two>(&t).err().unwrap().to_string();
         assert!(e.contains("is a .csv file, not a config"), "{e}");
+        assert_eq!(e.matches("rows.csv").count(), 1, "{e}");
         std::fs::remove_file(&t).unwrap();
         // A byte order mark is not a second document.
         std::fs::write(&f, "\u{feff}a: x.npz\n").unwrap();
