@@ -948,17 +948,17 @@ fn whole(v: &Value) -> Option<u64> {
 pub fn write_dir(dir: &Path, source: &Path, imp: &Imported) -> Result<()> {
     recur_core::fsx::refuse_overwrite(source, dir)?;
     let _hold = crate::model_dir::begin_out_dir(dir, crate::model_dir::DirKind::Lvm)?;
-    // The directory is replaced whole: a source inside it (a trained
-    // LVM's final.safetensors imported into its own folder) went with it,
-    // and the folder's training files too.
+    // The directory's files are replaced whole: a source among them (a
+    // trained LVM's final.safetensors imported into its own folder) went
+    // with them. (Sub-folders are kept, and a source in one stays.)
     if let (Some(d), Some(s)) = (
         recur_core::fsx::resolve(dir),
         recur_core::fsx::resolve(source),
     ) {
-        if s.starts_with(&d) {
+        if s.parent() == Some(d.as_path()) {
             return Err(Error::Msg(format!(
-                "{} lies inside --out {}, which is replaced whole: choose another --out (or copy \
-                 the file out of it first)",
+                "{} lies inside --out {}, whose files are replaced: choose another --out (or \
+                 copy the file out of it first)",
                 source.display(),
                 dir.display()
             )));
