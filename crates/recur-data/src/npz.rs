@@ -650,7 +650,9 @@ fn windows_of_file(
             path,
             format!(
                 "no windows of {context} context vectors plus a target can be built from its \
-                 articles: lower the context length (data.context), or give longer articles"
+                 articles, which are too short for that context (data.context in training; a \
+                 trained model's own when scoring, where --min-context takes shorter windows): \
+                 give longer articles, or a shorter context"
             ),
         ));
     }
