@@ -3,11 +3,11 @@
 //! `sigmoid` and `tanh` once and both forms give the same bits.
 //!
 //! The scalar form is what the multiversioned loops inline and the
-//! compiler vectorises, at whatever width the CPU has. [`F32x16`] is for
+//! compiler vectorises, at whatever width the CPU has. `F32x16` is for
 //! kernels that hold their values in registers already and should not
 //! store them to run a loop over memory: the LSTM's inference tiles
 //! (`lstm_tile`) apply the cell to a product's sums as they
-//! come out of the multiply-adds, all rows of a tile at once ([`Rows`]).
+//! come out of the multiply-adds, all rows of a tile at once (`Rows`).
 //! Each of its operations is the one
 //! instruction the compiler emits for the scalar operation, in the same
 //! order, except `y * 2^n` (the end of `exp`), which is one `vscalefps`
