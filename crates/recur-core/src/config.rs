@@ -691,6 +691,23 @@ impl Config {
                 ),
             );
         }
+        // LSTM-FCN's convolutions: filters 4096 with kernels 256, each
+        // within its bounds, made a 17 GB weight whose allocation aborted
+        // the process (the Python interpreter with it).
+        if m.kind == ClassifierKind::LstmFcn {
+            let [f0, f1, f2] = m.filters.map(|v| v as f64);
+            let [k0, k1, k2] = m.kernels.map(|v| v as f64);
+            let conv = f0 * f as f64 * k0 + f1 * f0 * k1 + f2 * f1 * k2 + 6.0 * (f0 + f1 + f2);
+            if let Some(size) = too_large_to_train(conv) {
+                return bad(
+                    "model.filters / kernels",
+                    format!(
+                        "{:?} x {:?} is {size}: too large; the paper's are [128, 256, 128] x [8, 5, 3]",
+                        m.filters, m.kernels,
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -1101,6 +1118,11 @@ mod tests {
             ("trees: {lags: [1, 1]}\n", "trees.lags"),
             ("selection: {ewma_span: 1000000}\n", "selection.ewma_span"),
             ("model: {hidden_size: 1000000}\n", "model.hidden_size"),
+            // Convolutions within their bounds that take 17 GB (an abort).
+            (
+                "model: {type: lstm-fcn, filters: [4096, 4096, 4096], kernels: [256, 256, 256]}\n",
+                "model.filters / kernels",
+            ),
         ] {
             let e = Config::from_saved_yaml(yaml, "saved")
                 .unwrap_err()
