@@ -218,6 +218,10 @@ class Lvm:
     def predict(self, windows: Any) -> np.ndarray:
         """The predicted next vector of each window: float32 `[N, C, D]`
         in (C the context, D the dimension), float32 `[N, D]` out."""
+        if windows is None or isinstance(windows, (str, bytes, dict)):
+            raise TypeError(
+                f"windows is {type(windows).__name__}; give an array [N, {self.context}, {self.dim}]"
+            )
         w = _float32(windows, "windows")
         if w.ndim != 3:
             raise ValueError(f"windows have shape {w.shape}; give [N, {self.context}, {self.dim}]")

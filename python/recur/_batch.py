@@ -69,7 +69,7 @@ class BatchScorer:
         import pandas as pd
 
         if not isinstance(batch, pd.DataFrame):
-            raise ValueError(f"a batch is a pandas DataFrame, not {type(batch).__name__}")
+            raise TypeError(f"a batch is a pandas DataFrame, not {type(batch).__name__}")
         taken = [c for c in COLUMNS if c in batch.columns]
         if taken:
             raise ValueError(

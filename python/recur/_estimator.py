@@ -809,6 +809,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         n_x = len(names)
         if not cols:
             raise ValueError("X has no columns; give the feature columns (and the target, without y)")
+        if isinstance(y, (str, bytes, dict)):
+            # A column name where the column belongs: name it in X instead.
+            raise TypeError(
+                f"y is {type(y).__name__}; give the target's values, one per row of X (or leave "
+                "y out and keep the target column in X)"
+            )
         if y is not None:
             y_arr = _column_or_1d(y)
             if y_arr.ndim != 1 or len(y_arr) != (len(cols[0]) if cols else 0):
@@ -1037,6 +1043,11 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         """`names` and `cols` with `y` as the model's target column (the
         label column, or the price with `price_column`), from which recur
         makes each row's label as fit made it."""
+        if isinstance(y, (str, bytes, dict)):
+            raise TypeError(
+                f"y is {type(y).__name__}; give the target's values, one per row of X (or leave "
+                "y out and keep the target column in X)"
+            )
         y_arr = _column_or_1d(y)
         if y_arr.shape != (n,):
             raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X ({n})")

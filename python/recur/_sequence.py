@@ -103,6 +103,11 @@ def _series(X: Any, what: str = "X") -> list[np.ndarray]:
         a = np.asarray(X)
         if a.ndim:
             return _series(a, what)
+    if X is None or isinstance(X, (str, bytes, dict)):
+        # Not an array of any shape (scikit-learn's TypeError).
+        raise TypeError(
+            f"{what} is {type(X).__name__}; give an array [n, T, F], [n, T] or a list of [T_i, F] arrays"
+        )
     if not isinstance(X, (list, tuple)) and np.ndim(X) == 0:
         raise ValueError(
             f"{what} is one value ({type(X).__name__}); give [n, T, F], [n, T] or a list of [T_i, F] arrays"
@@ -215,6 +220,8 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> "SequenceClassifier":
         """Trains on the series `X` with labels `y` (one a series)."""
         series = _series(X)
+        if y is None or isinstance(y, (str, bytes, dict)):
+            raise TypeError(f"y is {type(y).__name__}; give one label per series, an array")
         y_arr = _column_or_1d(y)
         if y_arr.ndim != 1 or len(y_arr) != len(series):
             raise ValueError(f"y has shape {y_arr.shape}; give one label per series ({len(series)})")

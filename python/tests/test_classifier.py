@@ -201,6 +201,9 @@ def test_score_is_the_accuracy_on_the_rows_with_a_prediction(fitted, rainfall):
     assert fitted.score(rainfall, y) == pytest.approx(want)
     # A frame that holds the target column needs no y.
     assert fitted.score(rainfall) == pytest.approx(want)
+    # A column's name where its values belong is a TypeError that says so.
+    with pytest.raises(TypeError, match="y is str"):
+        fitted.score_rows(rainfall, "rain")
     assert want != pytest.approx(np.mean(p[~np.isnan(p)] == y[~np.isnan(p)]))
     # The same from the features alone (y apart) and with weights.
     X = rainfall[fitted.features_].to_numpy()

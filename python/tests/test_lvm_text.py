@@ -118,6 +118,9 @@ def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, 
         m.predict(masked)
     with pytest.raises(ValueError, match=r"windows have shape \(\)"):
         m.predict(np.float32(0.5))
+    for bad in [None, "abc"]:
+        with pytest.raises(TypeError, match="windows is"):
+            m.predict(bad)
     with pytest.raises(ValueError, match=r"article_indices\[0\] is 1e\+19: give whole numbers within int64"):
         recur.Lvm.train(tmp_path / "o", CONFIG, vectors=v, article_indices=(a + 1) * 1e19)
     # Every article twice, under new ids: validation windows are training

@@ -75,7 +75,7 @@ def test_the_batch_function_is_the_same_in_pandas(rainfall, tmp_path):
     # that is not a DataFrame.
     with pytest.raises(ValueError, match="already has the column"):
         s(out)
-    with pytest.raises(ValueError, match="a batch is a pandas DataFrame"):
+    with pytest.raises(TypeError, match="a batch is a pandas DataFrame"):
         s(frame.to_numpy())
     # A series shorter than the first window is NaN throughout, as the
     # first rows of a longer one are: it does not fail the batch.

@@ -131,6 +131,12 @@ def test_bad_input_says_what_is_wrong(fitted):
         fitted.predict_proba([np.zeros((0, 2))])
     with pytest.raises(ValueError, match="X is one value"):
         fitted.predict(np.float64(1))
+    # Not an array at all: scikit-learn's TypeError.
+    for bad in [None, "x", {}]:
+        with pytest.raises(TypeError, match="X is"):
+            fitted.predict_proba(bad)
+    with pytest.raises(TypeError, match="y is NoneType"):
+        recur.SequenceClassifier().fit([np.zeros((5, 2))] * 4, None)
     with pytest.raises(recur._sequence.NotFittedError):
         recur.SequenceClassifier().predict_proba([np.zeros((5, 2))])
 
