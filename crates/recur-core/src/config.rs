@@ -742,8 +742,12 @@ impl Config {
                     .into(),
             );
         }
-        if t.batch_size == 0 || t.epochs == 0 {
-            return bad("training.batch_size / epochs", "must be at least 1".into());
+        // Each named alone (the keyword of the one at 0 came second).
+        if t.batch_size == 0 {
+            return bad("training.batch_size", "must be at least 1".into());
+        }
+        if t.epochs == 0 {
+            return bad("training.epochs", "must be at least 1".into());
         }
         if t.grad_clip.is_nan()
             || t.grad_clip < 0.0
