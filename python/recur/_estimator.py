@@ -166,10 +166,16 @@ except ImportError:  # pragma: no cover - the package works without it
 def _progress_callback(progress: Any):
     """None, a callable `f(event, text, n)`, or True for a tqdm bar (or
     lines on stderr without tqdm)."""
-    if not progress:
+    if progress is None or (isinstance(progress, (bool, np.bool_)) and not progress):
         return None
     if callable(progress):
         return progress
+    if not isinstance(progress, (bool, np.bool_)):
+        # 5 or "no" read as True and printed.
+        raise TypeError(
+            f"progress is {type(progress).__name__} {progress!r}: give True, False, None or a "
+            "callable f(event, text, n)"
+        )
     try:
         from tqdm.auto import tqdm
     except ImportError:

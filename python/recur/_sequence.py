@@ -19,6 +19,7 @@ saves the same model directory (`save`, `recur.load`, pickling), which
 from __future__ import annotations
 
 import json
+import re
 import warnings
 import shutil
 from typing import Any
@@ -47,6 +48,23 @@ from ._estimator import (
     _write_sidecar,
     warn_report,
 )
+
+
+def _with_keywords(e: ValueError, est: Any) -> ValueError:
+    """recur's error with each config key it names followed by the
+    keyword that sets it (`model.hidden_size` is `hidden_size`, the split
+    is `split_val`), without serde's position in a serialisation the user
+    never saw (LSTMClassifier's errors say so already)."""
+    msg = re.sub(r" at line \d+ column \d+", "", str(e))
+
+    def named(m: "re.Match[str]") -> str:
+        key = m.group(0)
+        last = key.rsplit(".", 1)[-1]
+        kw = "split_val" if key.startswith("data.split.") else (last if hasattr(est, last) else None)
+        return f"{key} (the keyword {kw})" if kw else key
+
+    msg = re.sub(r"\b(?:model|training|data\.split)\.[a-z_]+\b", named, msg)
+    return ValueError(msg) if msg != str(e) else e
 
 
 def _no_json(v: Any) -> Any:
@@ -247,9 +265,12 @@ class SequenceClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             originals.setdefault(s, v)
         parent, out = _new_model_dir()
         try:
-            report_json, report_text = _recur.train_sequences(
-                json.dumps(self._config()), series, labels, out, _progress_callback(self.progress)
-            )
+            try:
+                report_json, report_text = _recur.train_sequences(
+                    json.dumps(self._config()), series, labels, out, _progress_callback(self.progress)
+                )
+            except ValueError as e:
+                raise _with_keywords(e, self) from None
             # The caller's class values and their dtype, which recur (that
             # keeps labels as text) does not: `recur.load` gives them back.
             # Object labels stay object (np.unique's dtype for them), not text.

@@ -137,6 +137,13 @@ def test_bad_input_says_what_is_wrong(fitted):
             fitted.predict_proba(bad)
     with pytest.raises(TypeError, match="y is NoneType"):
         recur.SequenceClassifier().fit([np.zeros((5, 2))] * 4, None)
+    # A setting's error names the keyword, without serde's position in
+    # the JSON the user never saw.
+    with pytest.raises(ValueError, match=r"model.hidden_size \(the keyword hidden_size\)") as e:
+        recur.SequenceClassifier(hidden_size=-3).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
+    assert "column" not in str(e.value)
+    with pytest.raises(TypeError, match="progress is int 5"):
+        recur.SequenceClassifier(progress=5).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
     with pytest.raises(recur._sequence.NotFittedError):
         recur.SequenceClassifier().predict_proba([np.zeros((5, 2))])
 
