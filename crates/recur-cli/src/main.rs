@@ -1027,11 +1027,10 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
         Command::Inspect { path } => {
             let i = recur_deploy::model_dir::inspect(&path, &dev)?;
             out!("{i}");
-            if let Some(Err(_)) = &i.checks {
-                anyhow::bail!(
-                    "{} does not pass the load checks (see above)",
-                    path.display()
-                );
+            // The reason on standard error too: the report above may have
+            // gone to a file or a pipe.
+            if let Some(Err(why)) = &i.checks {
+                anyhow::bail!("{} does not pass the load checks: {why}", path.display());
             }
             Ok(())
         }

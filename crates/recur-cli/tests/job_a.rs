@@ -998,6 +998,12 @@ fn predict_eval_and_classify_deploy_what_training_scored() {
             "inspect passes a broken directory"
         );
         assert!(String::from_utf8_lossy(&ins.stdout).contains("checks: FAILED"));
+        // The reason reaches standard error too (it said "see above").
+        let stderr = String::from_utf8_lossy(&ins.stderr);
+        assert!(
+            stderr.contains("does not pass the load checks") && stderr.contains(field),
+            "{field}: {stderr}"
+        );
     }
     std::fs::write(out.join("ensemble.json"), dep).unwrap();
     std::fs::write(out.join("manifest.json"), &manifest).unwrap();
