@@ -249,7 +249,7 @@ class Lvm:
         As `recur lvm train --out` does, an `out` that holds an earlier
         recur model directory is replaced by the new one (as a whole, once
         training has finished); any other non-empty folder is refused."""
-        out = os.fsdecode(out)
+        out = _path(out, "out", "the model directory to write")
         if not out:
             raise ValueError("out is empty: give the model directory to write")
         if vectors is not None and isinstance(config, (str, os.PathLike)):

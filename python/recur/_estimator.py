@@ -548,7 +548,7 @@ class _ModelDirEstimator:
         `recur.load` open. The files are the model's as it was fitted or
         loaded, whatever became of the folder it was loaded from."""
         self._model()
-        path = os.fsdecode(path)
+        path = _path(path, "path", "the folder to write the model directory to")
         if not path:
             raise ValueError("path is empty: give the folder to write the model directory to")
         if os.path.islink(path):

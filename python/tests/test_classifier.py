@@ -204,6 +204,9 @@ def test_score_is_the_accuracy_on_the_rows_with_a_prediction(fitted, rainfall):
     # A column's name where its values belong is a TypeError that says so.
     with pytest.raises(TypeError, match="y is str"):
         fitted.score_rows(rainfall, "rain")
+    # So is a path that is none (Python's own message named no argument).
+    with pytest.raises(TypeError, match="path is NoneType"):
+        fitted.save(None)
     assert want != pytest.approx(np.mean(p[~np.isnan(p)] == y[~np.isnan(p)]))
     # The same from the features alone (y apart) and with weights.
     X = rainfall[fitted.features_].to_numpy()
