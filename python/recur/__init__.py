@@ -284,6 +284,12 @@ class Lvm:
                     path = os.path.join(tmp, "train.npz")
                     np.savez(path, vectors=v, article_indices=a, chunk_indices=chunk)
                     cfg["data"] = {**cfg.get("data", {}), "train": path}
+                    if cb is not None:
+                        # The notes name the arrays too, not the file.
+                        said = cb
+
+                        def cb(event: str, text: str, n: int, _said: Any = said, _file: str = path) -> None:
+                            _said(event, text.replace(_file, "the arrays vectors and article_indices"), n)
                 try:
                     # The model records the arrays, not the file they went
                     # through (deleted when this returns).

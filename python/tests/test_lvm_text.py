@@ -46,8 +46,13 @@ CONFIG = {
 
 def test_an_lvm_trained_from_arrays_predicts_as_the_cli_does(chunks, recur_bin, tmp_path):
     path, v, a = chunks
-    m = recur.Lvm.train(tmp_path / "lvm", CONFIG, vectors=v, article_indices=a)
+    said: list[str] = []
+    m = recur.Lvm.train(tmp_path / "lvm", CONFIG, vectors=v, article_indices=a,
+                        progress=lambda event, text, n: said.append(text))
     assert (m.kind, m.context, m.dim) == ("gru", C, D)
+    # Its notes name the arrays too (they showed the temporary file's path).
+    assert any("the arrays vectors and article_indices" in t for t in said), said
+    assert not any("recur-lvm-" in t for t in said), said
     assert "val cosine" in m.report_text_ and m.report_["val"]["cosine_mean"] > 0
     # The model names the arrays as its data, not the temporary file gone.
     for f in ("config.yaml", "split.json"):
