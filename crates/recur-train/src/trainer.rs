@@ -113,7 +113,12 @@ fn fit_in_precision(
     watch: &mut dyn FnMut(&EpochRecord) -> bool,
 ) -> Result<FitResult> {
     let (m, t) = (&cfg.model, &cfg.training);
-    check_batch_memory(cfg, prep.sequence_length, prep.train.len())?;
+    check_batch_memory(
+        cfg,
+        prep.sequence_length,
+        prep.train.len(),
+        prep.features.len(),
+    )?;
     let arch = Arch::of(
         m,
         prep.features.len(),
@@ -313,25 +318,45 @@ fn constant_guess(
 
 /// Refuses a batch whose activations alone would take more than 8 GiB
 /// (as configs refuse such weights): one product's gate buffer of
-/// `batch x steps x 4 hidden` floats per layer (or the widest
-/// convolution's, LSTM-FCN), kept for the backward pass. A window of 5,000
-/// rows at batch 512 asked for 10 GB in one allocation and aborted.
-fn check_batch_memory(cfg: &Config, steps: usize, windows: usize) -> Result<()> {
+/// `batch x steps x 4 hidden` floats per layer (and LSTM-FCN's
+/// convolution outputs, with the widest convolution's unfolded input,
+/// `channels x kernel` a step, which it builds three times over), kept
+/// for the backward pass. A window of 5,000 rows at batch 512 asked for
+/// 10 GB in one allocation and aborted; filters of 512 with kernels of 256
+/// passed the weights' check and would unfold 8 GB a convolution.
+fn check_batch_memory(cfg: &Config, steps: usize, windows: usize, features: usize) -> Result<()> {
     let (m, t) = (&cfg.model, &cfg.training);
     let batch = t.batch_size.min(windows.max(1)) as f64;
     let mut width = 4.0 * m.hidden_size as f64 * m.num_layers as f64;
     if m.kind == recur_core::config::ClassifierKind::LstmFcn {
         width += m.filters.iter().sum::<usize>() as f64;
+        let inputs = [features, m.filters[0], m.filters[1]];
+        let unfold = (0..3)
+            .map(|i| inputs[i] as f64 * m.kernels[i] as f64)
+            .fold(0.0, f64::max);
+        width += 3.0 * unfold;
     }
     let bytes = batch * steps as f64 * width * 4.0;
     if let Some(gib) = recur_core::config::gib_over_training_limit(bytes) {
         return Err(Error::config(
             "training.batch_size",
             format!(
-                "{} windows of {steps} steps with model.hidden_size {} x {} layers need about \
+                "{} windows of {steps} steps with model.hidden_size {} x {} layers{} need about \
                  {gib:.1} GiB of activations per batch (more than 8): lower training.batch_size \
-                 or the window's length",
-                batch as usize, m.hidden_size, m.num_layers
+                 or the window's length{}",
+                batch as usize,
+                m.hidden_size,
+                m.num_layers,
+                if m.kind == recur_core::config::ClassifierKind::LstmFcn {
+                    format!(" and convolutions of {:?} x {:?}", m.filters, m.kernels)
+                } else {
+                    String::new()
+                },
+                if m.kind == recur_core::config::ClassifierKind::LstmFcn {
+                    " (or model.filters / kernels)"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -408,7 +433,7 @@ mod tests {
         cfg.model.hidden_size = 256;
         cfg.training.batch_size = 512;
         // 512 windows of 5,000 steps: 9.8 GiB of gates.
-        let e = check_batch_memory(&cfg, 5000, 100_000)
+        let e = check_batch_memory(&cfg, 5000, 100_000, 16)
             .unwrap_err()
             .to_string();
         assert!(
@@ -416,9 +441,21 @@ mod tests {
             "{e}"
         );
         // As many windows as there are, when fewer than the batch.
-        assert!(check_batch_memory(&cfg, 5000, 300).is_ok());
+        assert!(check_batch_memory(&cfg, 5000, 300, 16).is_ok());
         cfg.training.batch_size = 256;
-        assert!(check_batch_memory(&cfg, 5000, 100_000).is_ok());
+        assert!(check_batch_memory(&cfg, 5000, 100_000, 16).is_ok());
+        // LSTM-FCN's unfolded convolution inputs: filters of 512 with
+        // kernels of 256 at batch 16 over 1,000 steps (25 GiB), refused;
+        // the paper's sizes pass.
+        cfg.model.kind = recur_core::config::ClassifierKind::LstmFcn;
+        cfg.model.hidden_size = 8;
+        cfg.training.batch_size = 16;
+        cfg.model.filters = [512, 512, 512];
+        cfg.model.kernels = [256, 256, 256];
+        assert!(check_batch_memory(&cfg, 1000, 100, 1).is_err());
+        cfg.model.filters = [128, 256, 128];
+        cfg.model.kernels = [8, 5, 3];
+        assert!(check_batch_memory(&cfg, 1000, 100, 1).is_ok());
     }
 
     #[test]
