@@ -58,12 +58,19 @@ def _with_keywords(e: ValueError, est: Any) -> ValueError:
     msg = re.sub(r" at line \d+ column \d+", "", str(e))
 
     def named(m: "re.Match[str]") -> str:
+        # `model.hidden_size / num_layers` names two settings.
         key = m.group(0)
-        last = key.rsplit(".", 1)[-1]
-        kw = "split_val" if key.startswith("data.split.") else (last if hasattr(est, last) else None)
-        return f"{key} (the keyword {kw})" if kw else key
+        first, *more = key.split(" / ")
+        names = [first.rsplit(".", 1)[-1], *more]
+        if first.startswith("data.split."):
+            kws = ["split_val"]
+        else:
+            kws = [n for n in names if n in est.get_params()]
+        if not kws:
+            return key
+        return f"{key} (the keyword{'s' if len(kws) > 1 else ''} {', '.join(kws)})"
 
-    msg = re.sub(r"\b(?:model|training|data\.split)\.[a-z_]+\b", named, msg)
+    msg = re.sub(r"\b(?:model|training|data\.split)\.[a-z_]+(?: / [a-z_]+)*", named, msg)
     return ValueError(msg) if msg != str(e) else e
 
 

@@ -142,6 +142,9 @@ def test_bad_input_says_what_is_wrong(fitted):
     with pytest.raises(ValueError, match=r"model.hidden_size \(the keyword hidden_size\)") as e:
         recur.SequenceClassifier(hidden_size=-3).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
     assert "column" not in str(e.value)
+    # Both settings of a message that names two.
+    with pytest.raises(ValueError, match=r"\(the keywords hidden_size, num_layers\)"):
+        recur.SequenceClassifier(num_layers=0).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
     with pytest.raises(TypeError, match="progress is int 5"):
         recur.SequenceClassifier(progress=5).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
     with pytest.raises(recur._sequence.NotFittedError):
