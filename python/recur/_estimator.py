@@ -166,12 +166,14 @@ except ImportError:  # pragma: no cover - the package works without it
 def _progress_callback(progress: Any):
     """None, a callable `f(event, text, n)`, or True for a tqdm bar (or
     lines on stderr without tqdm)."""
-    if progress is None or (isinstance(progress, (bool, np.bool_)) and not progress):
+    # Booleans, and whole numbers as a verbosity is (0 off, else on).
+    flag = isinstance(progress, (bool, np.bool_, int, np.integer))
+    if progress is None or (flag and not progress):
         return None
     if callable(progress):
         return progress
-    if not isinstance(progress, (bool, np.bool_)):
-        # 5 or "no" read as True and printed.
+    if not flag:
+        # "no" (or any other object) read as True and printed.
         raise TypeError(
             f"progress is {type(progress).__name__} {progress!r}: give True, False, None or a "
             "callable f(event, text, n)"

@@ -145,8 +145,8 @@ def test_bad_input_says_what_is_wrong(fitted):
     # Both settings of a message that names two.
     with pytest.raises(ValueError, match=r"\(the keywords hidden_size, num_layers\)"):
         recur.SequenceClassifier(num_layers=0).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
-    with pytest.raises(TypeError, match="progress is int 5"):
-        recur.SequenceClassifier(progress=5).fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
+    with pytest.raises(TypeError, match="progress is str 'no'"):
+        recur.SequenceClassifier(progress="no").fit([np.zeros((5, 2))] * 4, [0, 1] * 2)
     with pytest.raises(recur._sequence.NotFittedError):
         recur.SequenceClassifier().predict_proba([np.zeros((5, 2))])
 
