@@ -42,8 +42,7 @@ pub fn run(
             out.display()
         );
     }
-    use recur_deploy::model_dir::{kind_of, DirKind, WEIGHTS};
-    if out.join(WEIGHTS).is_file() && kind_of(out) == DirKind::Lvm {
+    if recur_deploy::model_dir::holds_lvm(out) {
         anyhow::bail!(
             "{} holds a Job B model (an LVM): the demo's folder holds its classifier, with \
              price/ and lvm/ inside; choose another --out",

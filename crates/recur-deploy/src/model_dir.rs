@@ -444,7 +444,7 @@ pub fn refuse_not_classifier_dir(dir: &Path) -> Result<()> {
             },
         ));
     }
-    if dir.join(LVM_BEST).is_file() && kind_of(dir) == DirKind::Lvm {
+    if holds_lvm(dir) {
         return Err(Error::data(
             dir.display().to_string(),
             "holds a Job B model (an LVM), not a classifier: use `recur lvm predict` or \
@@ -807,6 +807,12 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
 pub enum DirKind {
     Classifier,
     Lvm,
+}
+
+/// Whether `dir` holds a Job B model (its weights, and their architecture
+/// or its files say an LVM): what commands of Job A refuse by name.
+pub fn holds_lvm(dir: &Path) -> bool {
+    dir.join(WEIGHTS).is_file() && kind_of(dir) == DirKind::Lvm
 }
 
 /// Which job wrote a directory, from its weights' stored architecture (a

@@ -372,10 +372,7 @@ impl Engine {
             Some(p) => {
                 // An LVM named as the classifier: where it goes in this
                 // file, not the commands that score it elsewhere.
-                if p.is_dir()
-                    && recur_deploy::model_dir::kind_of(p) == recur_deploy::model_dir::DirKind::Lvm
-                    && p.join(recur_deploy::model_dir::WEIGHTS).is_file()
-                {
+                if recur_deploy::model_dir::holds_lvm(p) {
                     return Err(Error::Config {
                         at: "classifier".into(),
                         msg: format!(
