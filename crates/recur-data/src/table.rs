@@ -101,13 +101,16 @@ fn quote_open_at_end(bytes: &[u8], from: usize, delim: u8) -> bool {
 
 /// The 1-based line of a record's position, blank lines counted.
 fn line_of(bytes: &[u8], newlines: &[usize], p: Option<&csv::Position>) -> u64 {
-    p.map_or(0, |p| {
-        let mut at = p.byte() as usize;
-        while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
-            at += 1;
-        }
-        newlines.partition_point(|&i| i < at) as u64 + 1
-    })
+    p.map_or(0, |p| record_start(bytes, newlines, p.byte() as usize).1)
+}
+
+/// Where a record the csv crate places at byte `at` starts (its position
+/// may be the line break before it), and that byte's 1-based line.
+fn record_start(bytes: &[u8], newlines: &[usize], mut at: usize) -> (usize, u64) {
+    while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
+        at += 1;
+    }
+    (at, newlines.partition_point(|&i| i < at) as u64 + 1)
 }
 
 /// Whether the first row of a file of series (label first) is a series
@@ -588,13 +591,8 @@ impl Table {
             add(&rec.map_err(read_error)?);
         }
         if let Some(at) = last_at.filter(|&at| quote_open_at_end(&bytes, at, delim)) {
-            // The record's own line (its position may be the line break
-            // before it), and the lines after that one to the end.
-            let mut start = at;
-            while start < bytes.len() && (bytes[start] == b'\n' || bytes[start] == b'\r') {
-                start += 1;
-            }
-            let line = newlines.partition_point(|&i| i < start) + 1;
+            // The record's own line, and the lines after that one to the end.
+            let (start, line) = record_start(&bytes, &newlines, at);
             let rest = bytes[start..]
                 .iter()
                 .rposition(|&b| b != b'\n' && b != b'\r')
