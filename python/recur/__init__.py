@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from typing import Any, Optional
 
@@ -43,6 +42,7 @@ from ._estimator import (
     _path,
     _progress_callback,
     _unmasked,
+    _unplaced,
     config_params,
 )
 from ._sequence import SequenceClassifier
@@ -296,10 +296,7 @@ class Lvm:
                     recorded = ARRAYS_RECORDED if vectors is not None else None
                     report, text = _recur.train_lvm(json.dumps(cfg), out, False, cb, recorded)
                 except (ValueError, OSError) as e:
-                    msg = str(e)
-                    # The position serde gives is in the JSON the dict
-                    # went through, which the user never saw.
-                    msg = re.sub(r" at line \d+ column \d+", "", msg)
+                    msg = _unplaced(str(e))
                     # The arrays, not the file they went through.
                     if vectors is not None:
                         msg = msg.replace(path, "the arrays vectors and article_indices")

@@ -262,12 +262,17 @@ def _numbers_held_as_objects(s: Any) -> Optional[np.ndarray]:
     return _as_numbers(vals)[0]
 
 
+def _unplaced(msg: str) -> str:
+    """`msg` without the position serde gives, which is in the JSON or
+    YAML the estimator's settings went through, never seen by the user."""
+    return re.sub(r" at line \d+ column \d+", "", msg)
+
+
 def _with_keywords(e: ValueError) -> ValueError:
     """recur's error with each config key it names followed by the
     estimator's keyword for it (`data.target.price_column` is
     `price_column`)."""
-    # The position serde gives is in a serialisation the user never saw.
-    msg = re.sub(r" at line \d+ column \d+", "", str(e))
+    msg = _unplaced(str(e))
     for kw, path, _ in sorted(_config.PARAMS, key=lambda p: -len(".".join(p[1]))):
         key = ".".join(path)
         if len(path) > 1 and key in msg and kw != key:

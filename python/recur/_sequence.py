@@ -45,6 +45,7 @@ from ._estimator import (
     _refuse_sparse,
     SIDECAR,
     _unmasked,
+    _unplaced,
     _write_sidecar,
     warn_report,
 )
@@ -55,7 +56,7 @@ def _with_keywords(e: ValueError, est: Any) -> ValueError:
     keyword that sets it (`model.hidden_size` is `hidden_size`, the split
     is `split_val`), without serde's position in a serialisation the user
     never saw (LSTMClassifier's errors say so already)."""
-    msg = re.sub(r" at line \d+ column \d+", "", str(e))
+    msg = _unplaced(str(e))
 
     def named(m: "re.Match[str]") -> str:
         # `model.hidden_size / num_layers` names two settings.
