@@ -54,8 +54,14 @@ enum Item {
     },
 }
 
+/// The shadow machine. Its memo follows candle's (as recur vendors it): an
+/// object memoised while on the stack is read back as it is then, and the
+/// memo keeps its copy, as it is, when it leaves the stack (`slots`: the
+/// memo ids of each stack entry; `live`: where each such id's object is).
 struct Shadow {
     stack: Vec<Item>,
+    slots: Vec<Vec<u32>>,
+    live: HashMap<u32, usize>,
     memo: HashMap<u32, Item>,
     objects: u64,
     bytes: u64,
@@ -104,25 +110,47 @@ impl Shadow {
 
     fn push_new(&mut self, item: Item) -> Result<(), String> {
         self.charge(item)?;
-        self.stack.push(item);
+        self.push(item);
         Ok(())
     }
 
-    fn pop(&mut self) -> Item {
-        self.stack.pop().unwrap_or(LEAF)
+    fn push(&mut self, item: Item) {
+        self.stack.push(item);
+        self.slots.push(Vec::new());
     }
 
-    fn pop_to_mark(&mut self) -> Vec<Item> {
+    /// The memo's copies of an item leaving the stack, charged as built.
+    fn settle(&mut self, item: Item, ids: Vec<u32>) -> Result<(), String> {
+        for id in ids {
+            self.live.remove(&id);
+            self.charge(item)?;
+            self.memo.insert(id, item);
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Item, String> {
+        let item = self.stack.pop().unwrap_or(LEAF);
+        let ids = self.slots.pop().unwrap_or_default();
+        self.settle(item, ids)?;
+        Ok(item)
+    }
+
+    fn pop_to_mark(&mut self) -> Result<Vec<Item>, String> {
         let at = self
             .stack
             .iter()
             .rposition(|i| matches!(i, Item::Mark))
             .unwrap_or(0);
         let items = self.stack.split_off(at);
-        items
+        let slots = self.slots.split_off(at.min(self.slots.len()));
+        for (item, ids) in items.iter().zip(slots) {
+            self.settle(*item, ids)?;
+        }
+        Ok(items
             .into_iter()
             .filter(|i| !matches!(i, Item::Mark))
-            .collect()
+            .collect())
     }
 
     /// A new container holding `items`, which move into it: only the
@@ -134,7 +162,7 @@ impl Shadow {
             bytes: 0,
             depth: depth + 1,
         })?;
-        self.stack.push(Item::Value {
+        self.push(Item::Value {
             objects: objects.saturating_add(1),
             bytes,
             depth: depth + 1,
@@ -144,7 +172,10 @@ impl Shadow {
 
     /// `items` moved into the container on top of the stack.
     fn extend_top(&mut self, items: &[Item]) -> Result<(), String> {
-        let (o, b, d) = combine(&[self.pop()]);
+        // The container is changed in place: its memo ids stay with it.
+        let top = self.stack.pop().unwrap_or(LEAF);
+        let ids = self.slots.pop().unwrap_or_default();
+        let (o, b, d) = combine(&[top]);
         let (objects, bytes, depth) = combine(items);
         let depth = d.max(depth + 1);
         self.charge(Item::Value {
@@ -152,11 +183,16 @@ impl Shadow {
             bytes: 0,
             depth,
         })?;
-        self.stack.push(Item::Value {
+        self.push(Item::Value {
             objects: o.saturating_add(objects),
             bytes: b.saturating_add(bytes),
             depth,
         });
+        let at = self.stack.len() - 1;
+        for &id in &ids {
+            self.live.insert(id, at);
+        }
+        self.slots[at] = ids;
         Ok(())
     }
 }
@@ -216,6 +252,8 @@ impl Reader<'_> {
 pub fn scan(data: &[u8], limits: Limits) -> Result<Scan, String> {
     let mut sh = Shadow {
         stack: Vec::new(),
+        slots: Vec::new(),
+        live: HashMap::new(),
         memo: HashMap::new(),
         objects: 0,
         bytes: 0,
@@ -271,62 +309,86 @@ pub fn scan(data: &[u8], limits: Limits) -> Result<Scan, String> {
                 })?;
             }
             0x88 | 0x89 | b'N' | b'}' | b')' | b']' => sh.push_new(LEAF)?,
-            b'(' => sh.stack.push(Item::Mark),
+            b'(' => sh.push(Item::Mark),
             // BINPERSID: a wrapper around the popped id.
             b'Q' => {
-                let v = sh.pop();
+                let v = sh.pop()?;
                 sh.container(&[v])?;
             }
             b't' | b'd' => {
-                let items = sh.pop_to_mark();
+                let items = sh.pop_to_mark()?;
                 sh.container(&items)?;
             }
             0x85 => {
-                let a = sh.pop();
+                let a = sh.pop()?;
                 sh.container(&[a])?;
             }
             0x86 => {
-                let b = sh.pop();
-                let a = sh.pop();
+                let b = sh.pop()?;
+                let a = sh.pop()?;
                 sh.container(&[a, b])?;
             }
             0x87 => {
-                let c = sh.pop();
-                let b = sh.pop();
-                let a = sh.pop();
+                let c = sh.pop()?;
+                let b = sh.pop()?;
+                let a = sh.pop()?;
                 sh.container(&[a, b, c])?;
             }
-            // REDUCE, BUILD, NEWOBJ: a node holding callable and args.
-            b'R' | b'b' | 0x81 => {
-                let b = sh.pop();
-                let a = sh.pop();
+            // REDUCE, NEWOBJ: a node holding callable and args.
+            b'R' | 0x81 => {
+                let b = sh.pop()?;
+                let a = sh.pop()?;
                 sh.container(&[a, b])?;
             }
+            // BUILD likewise, but the object keeps its memo ids (candle's
+            // memo names the built object, state included).
+            b'b' => {
+                let b = sh.pop()?;
+                let a = sh.stack.pop().unwrap_or(LEAF);
+                let ids = sh.slots.pop().unwrap_or_default();
+                sh.container(&[a, b])?;
+                let at = sh.stack.len() - 1;
+                for &id in &ids {
+                    sh.live.insert(id, at);
+                }
+                sh.slots[at] = ids;
+            }
             b'a' => {
-                let v = sh.pop();
+                let v = sh.pop()?;
                 sh.extend_top(&[v])?;
             }
             b's' => {
-                let v = sh.pop();
-                let k = sh.pop();
+                let v = sh.pop()?;
+                let k = sh.pop()?;
                 sh.extend_top(&[k, v])?;
             }
             b'e' | b'u' => {
-                let items = sh.pop_to_mark();
+                let items = sh.pop_to_mark()?;
                 sh.extend_top(&items)?;
             }
             b'h' | b'j' => {
                 let id = if op == b'h' { r.u8()? as u32 } else { r.u32()? };
-                // candle copies the memo's object onto the stack.
-                let item = sh.memo.get(&id).copied().unwrap_or(LEAF);
+                // candle copies the memo's object onto the stack: as it is
+                // now where it is still on the stack.
+                let item = match sh.live.get(&id).and_then(|&at| sh.stack.get(at)) {
+                    Some(i) => *i,
+                    None => sh.memo.get(&id).copied().unwrap_or(LEAF),
+                };
                 sh.push_new(item)?;
             }
             b'q' | b'r' => {
                 let id = if op == b'q' { r.u8()? as u32 } else { r.u32()? };
-                // ... and copies the top of the stack into the memo.
-                let top = sh.stack.last().copied().unwrap_or(LEAF);
-                sh.charge(top)?;
-                sh.memo.insert(id, top);
+                // ... and names the top of the stack in the memo.
+                let Some(at) = sh.stack.len().checked_sub(1) else {
+                    break;
+                };
+                if let Some(old) = sh.live.insert(id, at) {
+                    if let Some(slot) = sh.slots.get_mut(old) {
+                        slot.retain(|&i| i != id);
+                    }
+                }
+                sh.memo.remove(&id);
+                sh.slots[at].push(id);
             }
             // STOP, or an opcode candle does not know (it refuses those).
             _ => break,
@@ -357,6 +419,27 @@ mod tests {
         assert!(small.globals.is_empty());
         let e = scan(&laughs(64), Limits::default()).unwrap_err();
         assert!(e.contains("more than 4000000 objects"), "{e}");
+    }
+
+    /// The memo names an object, not its state when it was put: a list
+    /// memoised empty, then filled with a megabyte, is read back full (as
+    /// candle's reader now reads it), 300 times over.
+    #[test]
+    fn a_memo_of_an_object_filled_after_it_was_put_counts_as_filled() {
+        let mut p = vec![0x80, 2, b']', b'q', 0, b'(', b'X'];
+        p.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        p.extend(std::iter::repeat_n(b'x', 1 << 20));
+        p.extend_from_slice(b"e](");
+        for _ in 0..300 {
+            p.extend_from_slice(&[b'h', 0]);
+        }
+        p.extend_from_slice(b"e.");
+        let e = scan(&p, Limits::default()).unwrap_err();
+        assert!(e.contains("bytes of strings"), "{e}");
+        // Read back fewer times, it is no bomb.
+        let mut short = p[..p.len() - 2 - 2 * 290].to_vec();
+        short.extend_from_slice(b"e.");
+        assert!(scan(&short, Limits::default()).is_ok());
     }
 
     #[test]

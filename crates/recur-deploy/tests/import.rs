@@ -340,9 +340,8 @@ fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
     let imp = import::import_with(&tr, &dev, &given).unwrap();
     assert_eq!(imp.arch.heads, 2);
     assert!(
-        imp.warnings
-            .iter()
-            .any(|w| w.contains("context length: 5 is assumed")),
+        imp.warnings.iter().any(|w| w
+            .contains("context length (a .safetensors file's metadata is not read): 5 is assumed")),
         "{:?}",
         imp.warnings
     );
@@ -554,4 +553,46 @@ fn rewrite_fixture(
         }
     }
     zout.finish().unwrap();
+}
+
+/// The pickle reader as Python's: a dict's items in the file's order (a key
+/// set twice keeps its last value), integers of up to 8 bytes with their
+/// sign, longer ones refused (2^67 + 8 was read as 8).
+#[test]
+fn pickled_dicts_keep_their_order_and_long_integers_their_sign_or_are_refused() {
+    use candle_core::pickle::{Object, Stack};
+    let read = |p: &[u8]| {
+        let mut s = Stack::empty();
+        s.read_loop(&mut &p[..]).and_then(|_| s.finalize())
+    };
+    // {"a": 1, "a": 2} as SETITEMS writes it.
+    let p = [
+        0x80, 2, b'}', b'(', b'X', 1, 0, 0, 0, b'a', b'K', 1, b'X', 1, 0, 0, 0, b'a', b'K', 2,
+        b'u', b'.',
+    ];
+    let Object::Dict(kv) = read(&p).unwrap() else {
+        panic!("not a dict")
+    };
+    assert_eq!(
+        kv.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        [Object::Int(1), Object::Int(2)]
+    );
+    assert_eq!(
+        read(&[0x80, 2, 0x8a, 1, 0xff, b'.']).unwrap(),
+        Object::Long(-1)
+    );
+    assert_eq!(
+        read(&[0x80, 2, 0x8a, 2, 0x00, 0x80, b'.']).unwrap(),
+        Object::Long(-32768)
+    );
+    assert_eq!(
+        read(&[0x80, 2, 0x8a, 2, 0xff, 0x7f, b'.']).unwrap(),
+        Object::Long(32767)
+    );
+    let mut long = vec![0x80, 2, 0x8a, 9, 8, 0, 0, 0, 0, 0, 0, 0, 8, b'.'];
+    let e = read(&long).unwrap_err().to_string();
+    assert!(e.contains("9 bytes"), "{e}");
+    long[3] = 8;
+    long.remove(12);
+    assert_eq!(read(&long).unwrap(), Object::Long(8));
 }

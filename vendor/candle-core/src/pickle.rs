@@ -292,9 +292,18 @@ impl<T: TryFrom<Object, Error = Object>> TryFrom<Object> for Vec<T> {
     }
 }
 
+/// The pickle machine. (recur) Python's memo holds references: a dict
+/// memoised when it is created empty and filled after (SETITEMS) is read
+/// back filled. candle copied the object into the memo when it was put,
+/// so a state dict or config named twice (`{"ema": sd, "model": sd}`) was
+/// read back empty the second time. The memo now follows an object while
+/// it is on the stack (`slots`: the memo ids of each stack entry; `live`:
+/// where each such id's object is) and takes its copy when it leaves.
 #[derive(Debug)]
 pub struct Stack {
     stack: Vec<Object>,
+    slots: Vec<Vec<u32>>,
+    live: HashMap<u32, usize>,
     memo: HashMap<u32, Object>,
 }
 
@@ -302,6 +311,8 @@ impl Stack {
     pub fn empty() -> Self {
         Self {
             stack: Vec::with_capacity(512),
+            slots: Vec::with_capacity(512),
+            live: HashMap::new(),
             memo: HashMap::new(),
         }
     }
@@ -324,20 +335,38 @@ impl Stack {
     }
 
     fn push(&mut self, obj: Object) {
-        self.stack.push(obj)
+        self.stack.push(obj);
+        self.slots.push(Vec::new());
+    }
+
+    /// The top object and the memo ids that name it, which stay live.
+    fn pop_with_ids(&mut self) -> Result<(Object, Vec<u32>)> {
+        match self.stack.pop() {
+            None => crate::bail!("unexpected empty stack"),
+            Some(obj) => Ok((obj, self.slots.pop().unwrap_or_default())),
+        }
+    }
+
+    /// The memo's copies of an object leaving the stack, as it is now.
+    fn settle(&mut self, obj: &Object, ids: Vec<u32>) {
+        for id in ids {
+            self.live.remove(&id);
+            self.memo.insert(id, obj.clone());
+        }
     }
 
     fn pop(&mut self) -> Result<Object> {
-        match self.stack.pop() {
-            None => crate::bail!("unexpected empty stack"),
-            Some(obj) => Ok(obj),
-        }
+        let (obj, ids) = self.pop_with_ids()?;
+        self.settle(&obj, ids);
+        Ok(obj)
     }
 
     // https://docs.juliahub.com/Pickle/LAUNc/0.1.0/opcode/#Pickle.OpCodes.BUILD
     fn build(&mut self) -> Result<()> {
         let args = self.pop()?;
-        let obj = self.pop()?;
+        // BUILD sets the state of the object the memo names: its ids follow
+        // it to the built form.
+        let (obj, ids) = self.pop_with_ids()?;
         let obj = match (obj, args) {
             (Object::Dict(mut obj), Object::Dict(mut args)) => {
                 obj.append(&mut args);
@@ -349,6 +378,13 @@ impl Stack {
             },
         };
         self.push(obj);
+        let at = self.stack.len() - 1;
+        for &id in &ids {
+            self.live.insert(id, at);
+        }
+        if let Some(slot) = self.slots.last_mut() {
+            *slot = ids;
+        }
         Ok(())
     }
 
@@ -388,6 +424,9 @@ impl Stack {
     }
 
     fn memo_get(&self, id: u32) -> Result<Object> {
+        if let Some(obj) = self.live.get(&id).and_then(|&at| self.stack.get(at)) {
+            return Ok(obj.clone());
+        }
         match self.memo.get(&id) {
             None => crate::bail!("missing object in memo {id}"),
             Some(obj) => {
@@ -398,8 +437,18 @@ impl Stack {
     }
 
     fn memo_put(&mut self, id: u32) -> Result<()> {
-        let obj = self.last()?.clone();
-        self.memo.insert(id, obj);
+        let at = match self.stack.len() {
+            0 => crate::bail!("unexpected empty stack"),
+            n => n - 1,
+        };
+        // An id put again names the new object from now on.
+        if let Some(old) = self.live.insert(id, at) {
+            if let Some(slot) = self.slots.get_mut(old) {
+                slot.retain(|&i| i != id);
+            }
+        }
+        self.memo.remove(&id);
+        self.slots[at].push(id);
         Ok(())
     }
 
@@ -425,7 +474,11 @@ impl Stack {
         match mark_idx {
             Some(mark_idx) => {
                 let objs = self.stack.split_off(mark_idx + 1);
-                self.stack.pop();
+                let slots = self.slots.split_off(mark_idx + 1);
+                for (obj, ids) in objs.iter().zip(slots) {
+                    self.settle(obj, ids);
+                }
+                self.pop()?;
                 Ok(objs)
             }
             None => {
@@ -547,8 +600,10 @@ impl Stack {
                     if objs.len() % 2 != 0 {
                         crate::bail!("setitems: not an even number of objects")
                     }
-                    while let Some(value) = objs.pop() {
-                        let key = objs.pop().context("empty objs")?;
+                    // In the file's order, as Python sets them (a key given
+                    // twice keeps its last value there).
+                    let mut it = objs.drain(..);
+                    while let (Some(key), Some(value)) = (it.next(), it.next()) {
                         d.push((key, value))
                     }
                 } else {
@@ -567,8 +622,8 @@ impl Stack {
                 if objs.len() % 2 != 0 {
                     crate::bail!("setitems: not an even number of objects")
                 }
-                while let Some(value) = objs.pop() {
-                    let key = objs.pop().context("empty objs")?;
+                let mut it = objs.drain(..);
+                while let (Some(key), Some(value)) = (it.next(), it.next()) {
                     pydict.push((key, value))
                 }
                 self.push(Object::Dict(pydict))
@@ -603,10 +658,18 @@ impl Stack {
             }
             OpCode::Long1 => {
                 let n_bytes = r.read_u8()?;
-                let mut v = 0;
-                // Decode the next n bytes in little endian
+                // (recur) More than 8 bytes wrapped the shift and read
+                // 2^67 + 8 as 8; PyTorch refuses such a size.
+                if n_bytes > 8 {
+                    crate::bail!("an integer of {n_bytes} bytes, beyond 64 bits")
+                }
+                let mut v = 0i64;
+                // Decode the next n bytes in little endian, two's complement.
                 for i in 0..n_bytes {
                     v |= (r.read_u8()? as i64) << (i * 8);
+                }
+                if (1..8).contains(&n_bytes) && v >> (n_bytes * 8 - 1) & 1 == 1 {
+                    v |= -1i64 << (n_bytes * 8);
                 }
                 self.push(Object::Long(v))
             }
