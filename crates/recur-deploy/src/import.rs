@@ -165,14 +165,20 @@ fn is_torch_data(global: &str) -> bool {
         global,
         "collections.OrderedDict"
             | "torch._utils._rebuild_tensor_v2"
+            | "torch._utils._rebuild_tensor_v3"
             | "torch._utils._rebuild_parameter"
             | "torch._utils._rebuild_parameter_with_state"
             | "torch.Size"
             | "torch._tensor._rebuild_from_type_v2"
             | "torch.nn.parameter.Parameter"
-    ) || global
-        .strip_prefix("torch.")
-        .is_some_and(|c| !c.contains('.') && c.ends_with("Storage"))
+    ) || global.strip_prefix("torch.").is_some_and(|c| {
+        !c.contains('.')
+            && (c.ends_with("Storage")
+                // The dtypes `_rebuild_tensor_v3` names (torch.float8_e4m3fn).
+                || ["float", "bfloat", "uint", "int", "complex", "bool"]
+                    .iter()
+                    .any(|p| c.starts_with(p)))
+    })
 }
 
 fn err(path: &Path, msg: impl Into<String>) -> Error {
@@ -211,6 +217,20 @@ fn pickled_root(path: &Path, a: &Archive, foreign: &[&str]) -> Result<Object> {
     // is set, and with the foreign code named plainly where there is some.
     let cannot = |e: candle_core::Error| {
         let e = recur_core::error::without_backtrace(e);
+        // torch.save(..., pickle_protocol=4 or 5): opcodes candle's reader
+        // does not know ("unknown op-code 149" said nothing of why).
+        if let (Some(0x80), Some(&v)) = (
+            a.pickle.first().copied(),
+            a.pickle.get(1).filter(|v| **v >= 4),
+        ) {
+            return err(
+                path,
+                format!(
+                    "{name} is pickled with protocol {v}; recur reads protocol 2 and 3: save it \
+                     again with torch.save's default (`pickle_protocol=2`)"
+                ),
+            );
+        }
         if foreign.is_empty() {
             err(path, format!("cannot parse {name}: {e}"))
         } else {
@@ -222,36 +242,120 @@ fn pickled_root(path: &Path, a: &Archive, foreign: &[&str]) -> Result<Object> {
     stack.finalize().map_err(cannot)
 }
 
-/// The tensors (f32) and the `model_config` of a checkpoint, and the
-/// warnings to give.
-type Read = (BTreeMap<String, Tensor>, Value, Vec<String>);
+/// The tensors (f32) and the `model_config` of a checkpoint, the
+/// warnings to give, and what of its config could not be read (refusals).
+type Read = (BTreeMap<String, Tensor>, Value, Vec<String>, Unread);
+
+/// Config entries that could not be read: the key (None: the whole
+/// config) and the refusal.
+type Unread = Vec<(Option<String>, String)>;
+
+/// The config keys that size the model.
+const SIZE_KEYS: [&str; 12] = [
+    "input_dim",
+    "d_model",
+    "hidden_dim",
+    "num_layers",
+    "context_length",
+    "context",
+    "context_size",
+    "seq_len",
+    "nhead",
+    "num_heads",
+    "n_heads",
+    "heads",
+];
+
+/// Config keys of PyTorch's Transformer layer and of the model's kind,
+/// which change the numbers with the same tensors: read so that a model
+/// recur does not build is refused, not imported as the default one.
+const ARCH_KEYS: [&str; 7] = [
+    "norm_first",
+    "activation",
+    "layer_norm_eps",
+    "model_type",
+    "kind",
+    "arch",
+    "architecture",
+];
+
+/// Whether `path` holds a safetensors file (an 8-byte header length, then
+/// its JSON), by its first bytes: a file named otherwise was read by its
+/// extension and got the other format's advice.
+fn is_safetensors(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 9];
+    let mut f = recur_core::fsx::open_regular(path, recur_core::fsx::MAX_DATA_FILE)?;
+    let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
+    if n == 9 && head[8] == b'{' {
+        return Ok(true);
+    }
+    if head.starts_with(b"PK") {
+        return Ok(false);
+    }
+    Ok(path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors")))
+}
+
+/// What a pickled value is, for a refusal: a numpy scalar, a tensor, an
+/// object of a class, or its kind.
+fn what_value(o: &Object) -> String {
+    let callee = |c: &Object| match c {
+        Object::Class {
+            module_name,
+            class_name,
+        } => Some(format!("{module_name}.{class_name}")),
+        _ => None,
+    };
+    match o {
+        Object::Reduce { callable, .. } => match callee(callable) {
+            Some(g) if g.starts_with("numpy.") && g.ends_with(".scalar") => {
+                format!("a numpy scalar ({g})")
+            }
+            Some(g) if g.starts_with("torch._utils._rebuild") => "a tensor".into(),
+            Some(g) => format!("a call to {g}"),
+            None => "a call".into(),
+        },
+        Object::Build { callable, .. } => match &**callable {
+            Object::Reduce { callable, .. } => match callee(callable) {
+                Some(g) => format!("an object of {g}"),
+                None => "an object".into(),
+            },
+            other => callee(other).map_or("an object".into(), |g| format!("an object of {g}")),
+        },
+        other => kind_of(other).into(),
+    }
+}
 
 /// Reads the tensors (f32) and the `model_config` of a checkpoint.
 fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut tensors = BTreeMap::new();
-    if ext == "safetensors" {
+    if is_safetensors(path)? {
         let bytes = recur_core::fsx::read_bounded(path, recur_core::fsx::MAX_DATA_FILE)?;
+        // Each tensor's dtype from the header first: candle's loader
+        // refused an I8 or BOOL tensor without its name.
+        if let Ok(st) = safetensors::SafeTensors::deserialize(&bytes) {
+            for (n, v) in st.tensors() {
+                use safetensors::Dtype as D;
+                if !matches!(v.dtype(), D::F32 | D::F64 | D::F16 | D::BF16) {
+                    return Err(err(
+                        path,
+                        format!(
+                            "{n} is {:?}; recur reads float tensors (F32, F64, F16, BF16)",
+                            v.dtype()
+                        ),
+                    ));
+                }
+            }
+        }
         let map = candle_core::safetensors::load_buffer(&bytes, dev)
             .map_err(|e| err(path, e.to_string()))?;
         for (n, t) in map {
-            // Integers were cast to float without a word (the .pt path
-            // refuses them).
-            if !matches!(
-                t.dtype(),
-                DType::F32 | DType::F64 | DType::F16 | DType::BF16
-            ) {
-                return Err(err(
-                    path,
-                    format!(
-                        "{n} is {:?}; recur reads float tensors (F32, F64, F16, BF16)",
-                        t.dtype()
-                    ),
-                ));
-            }
             tensors.insert(n, t.to_dtype(DType::F32)?);
         }
-        return Ok((tensors, Value::Null, Vec::new()));
+        return Ok((tensors, Value::Null, Vec::new(), Vec::new()));
     }
     let archive = read_archive(path)?;
     let foreign: Vec<&str> = archive
@@ -279,22 +383,76 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         _ => None,
     };
     let mut config = Map::new();
-    if let Some((_, Object::Dict(kv))) = top
-        .iter()
-        .find(|(k, _)| key_of(k).as_deref() == Some("model_config"))
-    {
-        for (k, v) in kv {
-            if let (Some(k), Some(v)) = (key_of(k), plain(v)) {
-                config.insert(k, v);
+    // What the config holds that recur cannot read, where it matters: the
+    // import is refused with these (a numpy context length was dropped
+    // and 5 assumed, with a warning that the file stated none).
+    let mut unread = Vec::new();
+    let entry = |name: &str| top.iter().find(|(k, _)| key_of(k).as_deref() == Some(name));
+    if let Some((_, c)) = entry("model_config") {
+        // An object's attributes (argparse.Namespace, a dataclass) are
+        // pickled as its class and a dict of them.
+        let kv = match c {
+            Object::Dict(kv) => Some(kv),
+            Object::Build { args, .. } => match &**args {
+                Object::Dict(kv) => Some(kv),
+                _ => None,
+            },
+            _ => None,
+        };
+        match kv {
+            Some(kv) => {
+                for (k, v) in kv {
+                    let Some(k) = key_of(k) else { continue };
+                    match plain(v) {
+                        // A key pickled twice (crafted): the last, as
+                        // Python's dict keeps it.
+                        Some(v) => {
+                            config.insert(k, v);
+                        }
+                        None if SIZE_KEYS.contains(&k.as_str())
+                            || ARCH_KEYS.contains(&k.as_str()) =>
+                        {
+                            config.remove(&k);
+                            unread.push((
+                                Some(k.clone()),
+                                format!(
+                                "model_config {k} is {}, which recur does not read: save it as a \
+                                 plain Python value (`int(v)`, `float(v)`, `str(v)`)",
+                                what_value(v)
+                            ),
+                            ))
+                        }
+                        None => {}
+                    }
+                }
             }
+            None => unread.push((
+                None,
+                format!(
+                    "model_config is {}, not a dict of plain values: save `vars(config)` or \
+                     `dataclasses.asdict(config)`",
+                    what_value(c)
+                ),
+            )),
         }
     }
-    let dict = match top
-        .iter()
-        .find(|(k, _)| key_of(k).as_deref() == Some("model_state_dict"))
-    {
+    // The state dict: under `model_state_dict` (the original's), `state_dict`
+    // (PyTorch Lightning's, and many scripts') or `model`, else the top level.
+    let named = ["model_state_dict", "state_dict", "model"]
+        .into_iter()
+        .find_map(|n| entry(n).map(|(_, v)| (n, v)));
+    let dict = match named {
         Some((_, Object::Dict(kv))) => kv.clone(),
-        Some(_) => return Err(err(path, "`model_state_dict` is not a dict")),
+        Some(("model_state_dict", _)) => return Err(err(path, "`model_state_dict` is not a dict")),
+        Some((n, v)) => {
+            return Err(err(
+                path,
+                format!(
+                    "`{n}` is {}, not a state dict: save `model.state_dict()` with torch.save",
+                    what_value(v)
+                ),
+            ))
+        }
         None => top.clone(),
     };
     let dir = archive.pickle_name.strip_suffix("data.pkl").unwrap_or("");
@@ -368,12 +526,21 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
         if !foreign.is_empty() {
             return Err(calls_other_code(path, &archive, &foreign));
         }
+        let keys: Vec<String> = top.iter().filter_map(|(k, _)| key_of(k)).take(12).collect();
         return Err(err(
             path,
-            "no tensors found (expected a state dict, or a dict with `model_state_dict`)",
+            format!(
+                "no tensors found (expected a state dict, or a dict with `model_state_dict`, \
+                 `state_dict` or `model`){}",
+                if keys.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its top-level keys are {}", keys.join(", "))
+                }
+            ),
         ));
     }
-    Ok((tensors, Value::Object(config), warnings))
+    Ok((tensors, Value::Object(config), warnings, unread))
 }
 
 /// A tensor as a state dict's pickle describes it: `torch._utils.
@@ -445,11 +612,30 @@ fn stored_tensor(v: &Object) -> std::result::Result<Option<Stored>, String> {
     let Object::Tuple(args) = &**args else {
         return Ok(None);
     };
-    if is_class(callable, "torch._utils", "_rebuild_parameter") {
-        return match args.first() {
-            Some(inner) => stored_tensor(inner),
-            None => Err("_rebuild_parameter without arguments".into()),
+    // A Parameter, or one carrying Python attributes (`_is_hf_initialized`,
+    // as Hugging Face sets): the tensor is its first argument.
+    for wrapper in ["_rebuild_parameter", "_rebuild_parameter_with_state"] {
+        if is_class(callable, "torch._utils", wrapper) {
+            return match args.first() {
+                Some(inner) => stored_tensor(inner),
+                None => Err(format!("{wrapper} without arguments")),
+            };
+        }
+    }
+    // The rebuilder of the dtypes PyTorch added later (float8, uint16..64),
+    // none of which recur reads: said by name, not as "missing".
+    if is_class(callable, "torch._utils", "_rebuild_tensor_v3") {
+        let dtype = match args.get(6) {
+            Some(Object::Class {
+                module_name,
+                class_name,
+            }) => format!("{module_name}.{class_name}"),
+            _ => "a dtype of `_rebuild_tensor_v3`".into(),
         };
+        return Err(format!(
+            "it is {dtype}; recur reads float32, float64, float16 and bfloat16 tensors: save \
+             it as one of those (`tensor.float()`)"
+        ));
     }
     if is_class(callable, "torch._tensor", "_rebuild_from_type_v2") {
         return match (args.first(), args.get(2)) {
@@ -627,17 +813,52 @@ pub struct Given {
 
 /// [`import`] with the sizes the user gives.
 pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported> {
-    let (tensors, source, warnings) = read_checkpoint(path, dev)?;
+    let (tensors, source, mut warnings, unread) = read_checkpoint(path, dev)?;
+    let tensors = strip_wrapper_prefix(tensors, &mut warnings);
     // What was read about the file belongs with a refusal too (a tensor
     // that was a call to other code was reported only as missing).
     let said = warnings.clone();
-    import_read(path, given, tensors, source, warnings).map_err(|e| match (e, said.is_empty()) {
-        (Error::Checkpoint { path: p, msg }, false) => Error::Checkpoint {
-            path: p,
-            msg: format!("{msg}\n  also: {}", said.join("\n  also: ")),
-        },
-        (e, _) => e,
+    import_read(path, given, tensors, source, warnings, unread).map_err(|e| {
+        match (e, said.is_empty()) {
+            (Error::Checkpoint { path: p, msg }, false) => Error::Checkpoint {
+                path: p,
+                msg: format!("{msg}\n  also: {}", said.join("\n  also: ")),
+            },
+            (e, _) => e,
+        }
     })
+}
+
+/// The tensor names without the prefix a training wrapper adds to every
+/// one: `module.` (DataParallel, DistributedDataParallel), `_orig_mod.`
+/// (torch.compile), `model.` (PyTorch Lightning's module holding the
+/// model), each said in a warning. Names that do not all share one are
+/// left as they are.
+fn strip_wrapper_prefix(
+    mut tensors: BTreeMap<String, Tensor>,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, Tensor> {
+    loop {
+        let Some((prefix, by)) = [
+            ("module.", "DataParallel or DistributedDataParallel"),
+            ("_orig_mod.", "torch.compile"),
+            (
+                "model.",
+                "a module holding the model, as PyTorch Lightning's",
+            ),
+        ]
+        .into_iter()
+        .find(|(p, _)| !tensors.is_empty() && tensors.keys().all(|n| n.starts_with(p))) else {
+            return tensors;
+        };
+        warnings.push(format!(
+            "every tensor name starts with `{prefix}` (added by {by}); read without it"
+        ));
+        tensors = tensors
+            .into_iter()
+            .map(|(n, t)| (n[prefix.len()..].to_string(), t))
+            .collect();
+    }
 }
 
 /// [`import_with`] on what [`read_checkpoint`] read.
@@ -647,10 +868,13 @@ fn import_read(
     tensors: BTreeMap<String, Tensor>,
     source: Value,
     mut warnings: Vec<String>,
+    unread: Unread,
 ) -> Result<Imported> {
     // The sizes looked up: the file's model_config, else what recur's own
     // header states (the context, a Transformer's heads), then what the
     // user gives. `source` stays the file's own, for import.json.
+    let unread_keys: Vec<String> = unread.iter().filter_map(|(k, _)| k.clone()).collect();
+    let mut problems: Vec<String> = unread.into_iter().map(|(_, m)| m).collect();
     let mut config = source.clone();
     if config.is_null() {
         if let Some(a) = recur_core::checkpoint::read_header(path)
@@ -716,9 +940,9 @@ fn import_read(
     let heads_known = has(&["nhead", "num_heads", "n_heads", "heads"]);
     // A head count stated but not a whole number is named as such below,
     // not also as "stated nowhere".
-    let heads_stated = ["nhead", "num_heads", "n_heads", "heads"]
-        .iter()
-        .any(|k| config.get(*k).is_some_and(|v| !v.is_null()));
+    let heads_stated = ["nhead", "num_heads", "n_heads", "heads"].iter().any(|k| {
+        config.get(*k).is_some_and(|v| !v.is_null()) || unread_keys.iter().any(|u| u == k)
+    });
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
     let shape = |n: &str| tensors.get(n).map(|t| t.dims().to_vec());
     let is_amn = tensors.contains_key("query.weight") && tensors.contains_key("mlp.0.weight");
@@ -801,24 +1025,74 @@ fn import_read(
     };
     // The file's own config must agree with its tensors (for the AMN only
     // the vector size is unambiguous).
-    let mut problems = Vec::new();
     // A size it states must be a whole number (-1 or "abc" was ignored).
-    for k in [
-        "input_dim",
-        "d_model",
-        "hidden_dim",
-        "num_layers",
-        "context_length",
-        "context",
-        "context_size",
-        "seq_len",
-        "nhead",
-        "num_heads",
-        "n_heads",
-        "heads",
-    ] {
+    for k in SIZE_KEYS {
         if let Some(v) = config.get(k).filter(|v| !v.is_null() && whole(v).is_none()) {
             problems.push(format!("model_config {k} is {v}: expected a whole number"));
+        }
+    }
+    // One size stated under two names, differently (`context: 6` beside
+    // `context_length: 8`): the first found was taken.
+    for keys in [
+        &["context_length", "context", "context_size", "seq_len"][..],
+        &["nhead", "num_heads", "n_heads", "heads"][..],
+        &["d_model", "hidden_dim"][..],
+    ] {
+        let stated: Vec<(&str, u64)> = keys
+            .iter()
+            .filter_map(|k| config.get(*k).and_then(whole).map(|v| (*k, v)))
+            .collect();
+        if stated.iter().any(|(_, v)| *v != stated[0].1) {
+            let each: Vec<String> = stated.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            problems.push(format!(
+                "model_config states one size twice, differently: {}",
+                each.join(", ")
+            ));
+        }
+    }
+    // What the config says of the architecture must be what the tensors
+    // are and what recur builds: the same tensor names hold a pre-norm
+    // Transformer or a GELU one, which recur would run as its own (post-norm,
+    // ReLU, LayerNorm eps 1e-5) and predict otherwise, with no word.
+    for k in ["model_type", "kind", "arch", "architecture"] {
+        if let Some(v) = config.get(k).and_then(Value::as_str) {
+            let said = v.to_ascii_lowercase();
+            let known = ["lstm", "gru", "amn", "transformer", "mlp"];
+            if let Some(other) = known.iter().find(|n| said.contains(*n)) {
+                if *other != kind.to_string() {
+                    problems.push(format!(
+                        "model_config {k} is {v:?}, but the tensors are those of the {kind} kind"
+                    ));
+                }
+            }
+        }
+    }
+    if is_transformer {
+        if config.get("norm_first").and_then(Value::as_bool) == Some(true) {
+            problems.push(
+                "model_config norm_first is true: recur's Transformer LVM normalises after each \
+                 block (PyTorch's default, norm_first=False)"
+                    .into(),
+            );
+        }
+        if let Some(a) = config.get("activation").filter(|v| !v.is_null()) {
+            if a.as_str().map(str::to_ascii_lowercase).as_deref() != Some("relu") {
+                problems.push(format!(
+                    "model_config activation is {a}: recur's Transformer LVM uses \"relu\" \
+                     (PyTorch's default)"
+                ));
+            }
+        }
+        if let Some(e) = config.get("layer_norm_eps").filter(|v| !v.is_null()) {
+            let same = e
+                .as_f64()
+                .is_some_and(|e| (e - f64::from(recur_models::lvm::LN_EPS)).abs() <= 1e-12);
+            if !same {
+                problems.push(format!(
+                    "model_config layer_norm_eps is {e}: recur's LVMs use {:e} (PyTorch's default)",
+                    recur_models::lvm::LN_EPS
+                ));
+            }
         }
     }
     let get = |keys: &[&str]| keys.iter().find_map(|k| config.get(*k).and_then(whole));
@@ -851,9 +1125,14 @@ fn import_read(
     let context = mlp_context.unwrap_or(stated.unwrap_or(5) as usize);
     if mlp_context.is_none() && !context_known {
         warnings.push(format!(
-            "{} does not state its context length: 5 is assumed, the length windows are cut to \
-             for `lvm eval` and `lvm predict` (give --context C if it was trained on another)",
-            path.display()
+            "{} does not state its context length{}: 5 is assumed, the length windows are cut \
+             to for `lvm eval` and `lvm predict` (give --context C if it was trained on another)",
+            path.display(),
+            if source.is_null() {
+                " (a .safetensors file's metadata is not read)"
+            } else {
+                ""
+            }
         ));
     }
     if !(1..=MAX_CONTEXT).contains(&context) {
@@ -867,11 +1146,15 @@ fn import_read(
         // other predictions without a word (8 for a model of 2 was 0.02
         // off): the file or the user must state it.
         if !heads_known && !heads_stated {
-            problems.push(
-                "the attention head count is stated nowhere (model_config has no nhead): give \
-                 --heads H, the nhead the model was built with"
-                    .into(),
-            );
+            problems.push(format!(
+                "the attention head count is stated nowhere ({}): give --heads H, the nhead the \
+                 model was built with",
+                if source.is_null() {
+                    "a .safetensors file's metadata is not read"
+                } else {
+                    "model_config has no nhead"
+                }
+            ));
         }
         arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"])
             .map_or(recur_core::lvm_config::DEFAULT_HEADS, |h| h as usize);

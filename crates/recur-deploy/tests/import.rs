@@ -555,6 +555,88 @@ fn rewrite_fixture(
     zout.finish().unwrap();
 }
 
+/// Checkpoints as other training code saves them
+/// (`scripts/make_import_variants.py`, from the LSTM and Transformer
+/// fixtures): each either imports and predicts what PyTorch predicted, or
+/// is refused with what is wrong and what to do. Before, the aliased state
+/// dict (a pickle memo read back empty) was "no tensors found", the
+/// wrapper prefixes an unknown architecture, a Parameter with attributes
+/// "missing", a Namespace config or a numpy context length silently
+/// dropped (context 5 assumed), a pre-norm Transformer imported as a
+/// post-norm one (0.41 off), a float8 tensor "not a tensor but a call",
+/// protocol 4 an "unknown op-code 149", and a safetensors file named `.pt`
+/// refused as an old torch format.
+#[test]
+fn checkpoints_saved_the_ways_users_save_them_import_or_are_refused_by_name() {
+    let dev = Device::Cpu;
+    let variant = |n: &str| fixture("variants").join(n);
+    let io = Tensor::read_npz(fixture("lvm_lstm_io.npz")).unwrap();
+    let get = |n: &str| io.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    let (x, y) = (get("x"), get("y"));
+    for (name, warned) in [
+        ("alias.pt", None),
+        ("dataparallel.pt", Some("`module.`")),
+        ("lightning.pt", Some("`model.`")),
+        ("param_state.pt", None),
+        ("namespace.pt", None),
+        ("safetensors.pt", None),
+    ] {
+        let imp = import::import(&variant(name), &dev).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(imp.arch.kind.name(), "lstm", "{name}");
+        if let Some(w) = warned {
+            assert!(
+                imp.warnings.iter().any(|s| s.contains(w)),
+                "{name}: {:?}",
+                imp.warnings
+            );
+        }
+        // The config was read where the file has one (the alias's second
+        // naming of it, the Namespace's attributes).
+        if [
+            "alias.pt",
+            "namespace.pt",
+            "dataparallel.pt",
+            "param_state.pt",
+        ]
+        .contains(&name)
+        {
+            assert_eq!(imp.source_config["context_length"], 5, "{name}");
+            assert!(
+                !imp.warnings
+                    .iter()
+                    .any(|s| s.contains("does not state its context")),
+                "{name}: {:?}",
+                imp.warnings
+            );
+        }
+        let d = tempfile::tempdir().unwrap();
+        import::write_dir(d.path(), &fixture("x.pt"), &imp).unwrap();
+        let model = recur_deploy::model_dir::load_lvm(d.path(), &dev).unwrap();
+        let diff = max_diff(&model.predict(&x).unwrap(), &y);
+        assert!(diff < 1e-5, "{name}: max abs difference {diff}");
+    }
+    for (name, said) in [
+        (
+            "numpy_config.pt",
+            &["context_length is a numpy scalar", "int(v)"][..],
+        ),
+        ("norm_first.pt", &["norm_first is true"][..]),
+        (
+            "float8.pt",
+            &["output_proj.bias", "float8_e4m3fn", "tensor.float()"][..],
+        ),
+        ("protocol4.pt", &["protocol 4", "pickle_protocol=2"][..]),
+    ] {
+        let e = import::import(&variant(name), &dev)
+            .err()
+            .unwrap_or_else(|| panic!("{name} imported"))
+            .to_string();
+        for s in said {
+            assert!(e.contains(s), "{name}: {e}");
+        }
+    }
+}
+
 /// The pickle reader as Python's: a dict's items in the file's order (a key
 /// set twice keeps its last value), integers of up to 8 bytes with their
 /// sign, longer ones refused (2^67 + 8 was read as 8).
