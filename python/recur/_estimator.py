@@ -977,7 +977,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
     def _score(self, X: Any, check: bool = True, y: Any = None, labels: bool = False) -> tuple[int, dict]:
         """The row count of `X` and the model's scores. A float32
         C-contiguous array whose columns are the model's features in
-        `features_` order is read where it lies, with no copy (the trees
+        `features_` order goes to the scorer with no float64 conversion (the trees
         then split float32-rounded values, which can move their
         probabilities near a split: give float64 for `recur predict`'s
         numbers exactly); a DataFrame becomes float64 columns matched by
@@ -1010,7 +1010,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                     self._check_rows(n)
                 if target in names:
                     # Checked as the table path checks it, on the column
-                    # where it lies.
+                    # as it is.
                     v = X[:, names.index(target)]
                     bad = np.flatnonzero(~(np.isnan(v) | (v == 0) | (v == 1)))
                     if bad.size:
@@ -1101,7 +1101,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         """`(n, 2)`: the calibrated probability of class 0 and class 1 for
         each row of `X`; NaN on the first rows, which have no window. A
         float32 C-contiguous array whose columns are the features in
-        `features_` order is read in place, without a copy."""
+        `features_` order is scored without a float64 conversion."""
         p = self._scored(X, "probability")
         return np.column_stack([1.0 - p, p])
 

@@ -396,8 +396,11 @@ impl Classifier {
     }
 
     /// As `score`, on a float32 C-contiguous array `[n, F]` whose columns
-    /// are the model's features in its order, read where it lies (no copy
-    /// of it is made): every row from `first_row` on.
+    /// are the model's features in its order: every row from `first_row`
+    /// on. The array is copied as it is (a memcpy, no conversion) before
+    /// the GIL is released: read in place, another Python thread writing
+    /// to it during the call gave some rows old values and some new (and
+    /// a `resize(refcheck=False)` a read of freed memory).
     fn score_array<'py>(
         &self,
         py: Python<'py>,
@@ -411,10 +414,10 @@ impl Classifier {
                 self.p.features().join(", ")
             )));
         }
-        let values = x.as_slice()?;
+        let values = x.as_slice()?.to_vec();
         let rows: Vec<usize> = (self.p.first_row()..n).collect();
         let preds = compute(py, || {
-            let series = [(recur_deploy::Values::F32(values), &[][..], rows.as_slice())];
+            let series = [(recur_deploy::Values::F32(&values), &[][..], rows.as_slice())];
             self.p.score_values(&series)
         })
         .map_err(err)?;
