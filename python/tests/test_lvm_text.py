@@ -222,3 +222,32 @@ def test_the_encoder_gives_recur_embeds_vectors(recur_bin):
 
     again = pickle.loads(pickle.dumps(enc))
     assert np.array_equal(again.encode(texts, batch_size=2), mine)
+
+
+
+def test_a_callback_raising_at_the_last_events_leaves_out_as_it_was(chunks, tmp_path):
+    """The README: an exception the callable raises stops the work and is
+    raised; nothing is written. Raised at the last `finish` or `note`
+    event (after the last batch), it was raised with the new model
+    already in `out`."""
+    path, v, a = chunks
+    recur.Lvm.train(tmp_path / "o", CONFIG, vectors=v, article_indices=a)
+    weights = (tmp_path / "o" / "model.safetensors").read_bytes()
+    cfg = dict(CONFIG, training=dict(CONFIG["training"], learning_rate=0.05))
+    events: list[str] = []
+    recur.Lvm.train(tmp_path / "rec", cfg, vectors=v, article_indices=a,
+                    progress=lambda event, text, n: events.append(event))
+    assert (tmp_path / "rec" / "model.safetensors").read_bytes() != weights
+    for last in ("finish", "note"):
+        at = max(i for i, e in enumerate(events) if e == last)
+        seen = []
+
+        def cb(event, text, n):
+            seen.append(event)
+            if len(seen) - 1 == at:
+                raise RuntimeError(f"stop at {last}")
+
+        with pytest.raises(RuntimeError, match=f"stop at {last}"):
+            recur.Lvm.train(tmp_path / "o", cfg, vectors=v, article_indices=a, progress=cb)
+        assert seen == events[:at + 1], last
+        assert (tmp_path / "o" / "model.safetensors").read_bytes() == weights, last

@@ -626,6 +626,13 @@ pub fn train_to_dir_recording(
             h.data = r.to_path_buf();
         }
     }
+    // A stop asked for after the last batch (a progress callback that
+    // raised at the epoch's last events, a Ctrl-C while the report was
+    // scored) still stops before anything is written: the directory was
+    // replaced and the exception raised after it.
+    if progress.stop_requested() {
+        return Err(recur_core::progress::interrupted());
+    }
     recur_deploy::model_dir::save_lvm_dir(
         out,
         &saved,
