@@ -179,10 +179,22 @@ impl PyProgress {
         let raised = self.1.raised.lock().ok().and_then(|mut g| g.take());
         match (raised, r) {
             (Some(e), Ok(v)) => {
-                let ctrl_c = Python::attach(|py| {
+                // A KeyboardInterrupt raised on a thread other than the
+                // main one (a callback's own, where the call ran on a
+                // worker thread) is that thread's: Python's interrupt flag
+                // would raise it again in the main thread instead.
+                let ctrl_c_on_main = Python::attach(|py| {
                     e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                        && py
+                            .import("threading")
+                            .and_then(|t| {
+                                let now = t.call_method0("current_thread")?;
+                                let main = t.call_method0("main_thread")?;
+                                Ok(now.is(&main))
+                            })
+                            .unwrap_or(true)
                 });
-                if !ctrl_c {
+                if !ctrl_c_on_main {
                     // Another handler's exception: raised as it was.
                     return Err(e);
                 }
