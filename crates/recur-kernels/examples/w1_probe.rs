@@ -45,6 +45,23 @@ fn main() {
         flops / best / 1e9,
         y.iter().map(|&a| a as f64).sum::<f64>()
     );
+    // The path the classifier's inference takes: batch-major input as it
+    // comes, the last hidden state alone.
+    let mut y_last = vec![0f32; b * h];
+    let (mut best_last, mut runs) = (f64::MAX, 0usize);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds || runs < 10 {
+        let t = Instant::now();
+        lstm::forward_fused_last(d, &x, &w, &mut y_last);
+        best_last = best_last.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    println!(
+        "threads {threads}: w1 last state, batch-major input, best {:.3} ms ({:.0} seq/s), mean {:.3} ms",
+        best_last * 1e3,
+        b as f64 / best_last,
+        start.elapsed().as_secs_f64() / runs as f64 * 1e3,
+    );
     let d1 = lstm::Dims { batch: 1, ..d };
     let (x1, mut y1) = (v(l * i, 1.0), vec![0f32; l * h]);
     let mut best1 = f64::MAX;

@@ -27,8 +27,13 @@ pub fn exp(x: f32) -> f32 {
 /// with the same bits.
 #[inline(always)]
 pub fn exp_lanes<V: Lanes>(x: V) -> V {
+    exp_clamped(x.clamp(-87.3, 88.0))
+}
+
+/// [`exp_lanes`] of `x` already clamped to [-87.3, 88] (a NaN passes).
+#[inline(always)]
+fn exp_clamped<V: Lanes>(x: V) -> V {
     let c = V::splat;
-    let x = x.clamp(-87.3, 88.0);
     let n = x.mul_add(c(LOG2E), c(0.5)).floor();
     let r = n.mul_add(c(-LN2_LO), n.mul_add(c(-LN2_HI), x));
     let mut p = c(1.987_569_1e-4);
@@ -57,6 +62,16 @@ pub fn sigmoid_lanes<V: Lanes>(x: V) -> V {
 /// tanh: an odd polynomial near zero (no cancellation), `1 - 2/(e^2x + 1)`
 /// elsewhere; both are computed and one is selected so the loop stays
 /// branch-free.
+///
+/// The large branch is written for the FMA ports, the same bits as
+/// `exp(2 * |x|)` with both clamps and a select of `-big` where x < 0:
+/// `|x| + |x|` is `2 |x|` exactly (an add, not a multiply), a value not
+/// below zero needs no low clamp, and `big` is positive wherever it is
+/// selected (|x| >= 0.625), so the sign of x is copied onto it by bit
+/// operations instead of a compare and a blend. On Zen 4 a multiply or a
+/// compare takes a multiply-add's slot where an add or a bit operation
+/// runs beside them: two of the cell's some 77 such operations per
+/// register go. The same bits for every f32 (checked over all 2^32).
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     tanh_lanes(x)
@@ -74,8 +89,8 @@ pub fn tanh_lanes<V: Lanes>(x: V) -> V {
     q = q.mul_add(z, c(-3.333_328_2e-1));
     let small = (q * z).mul_add(x, x);
     let a = x.abs();
-    let big = c(1.0) - (exp_lanes(c(2.0) * a) + c(1.0)).recip_times(2.0);
-    let big = V::select(x.lt(c(0.0)), -big, big);
+    let e = exp_clamped((a + a).at_most(88.0));
+    let big = (c(1.0) - (e + c(1.0)).recip_times(2.0)).copysign(x);
     V::select(a.lt(c(0.625)), small, big)
 }
 

@@ -30,6 +30,11 @@ pub trait Lanes:
     fn floor(self) -> Self;
     /// `f32::clamp` (a NaN stays NaN).
     fn clamp(self, lo: f32, hi: f32) -> Self;
+    /// `self.clamp(-inf, hi)`: the clamp of a value known not to be below
+    /// its low end, one instruction fewer.
+    fn at_most(self, hi: f32) -> Self;
+    /// `self.copysign(sign)`: the magnitude of `self`, the sign of `sign`.
+    fn copysign(self, sign: Self) -> Self;
     fn lt(self, other: Self) -> Self::Mask;
     /// `a` where `m`, else `b`.
     fn select(m: Self::Mask, a: Self, b: Self) -> Self;
@@ -60,6 +65,19 @@ impl Lanes for f32 {
     #[inline(always)]
     fn clamp(self, lo: f32, hi: f32) -> f32 {
         f32::clamp(self, lo, hi)
+    }
+    #[inline(always)]
+    fn at_most(self, hi: f32) -> f32 {
+        // As f32::clamp's upper half: a NaN stays NaN (f32::min would not).
+        if self > hi {
+            hi
+        } else {
+            self
+        }
+    }
+    #[inline(always)]
+    fn copysign(self, sign: f32) -> f32 {
+        f32::copysign(self, sign)
     }
     #[inline(always)]
     fn lt(self, other: f32) -> bool {
@@ -176,6 +194,21 @@ mod wide {
             }
         }
         #[inline(always)]
+        fn at_most(self, hi: f32) -> F32x16 {
+            unsafe { F32x16(_mm512_min_ps(_mm512_set1_ps(hi), self.0)) }
+        }
+        #[inline(always)]
+        fn copysign(self, sign: F32x16) -> F32x16 {
+            // Bit operations, not a compare and a blend: on Zen 4 these run
+            // beside the multiply-adds, where a compare takes their slot.
+            unsafe {
+                let bit = _mm512_set1_epi32(i32::MIN);
+                let mag = _mm512_andnot_si512(bit, _mm512_castps_si512(self.0));
+                let sgn = _mm512_and_si512(bit, _mm512_castps_si512(sign.0));
+                F32x16(_mm512_castsi512_ps(_mm512_or_si512(mag, sgn)))
+            }
+        }
+        #[inline(always)]
         fn lt(self, o: F32x16) -> __mmask16 {
             unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0) }
         }
@@ -270,6 +303,14 @@ mod rows {
         #[inline(always)]
         fn clamp(self, lo: f32, hi: f32) -> Self {
             each!(self, j => self.0[j].clamp(lo, hi))
+        }
+        #[inline(always)]
+        fn at_most(self, hi: f32) -> Self {
+            each!(self, j => self.0[j].at_most(hi))
+        }
+        #[inline(always)]
+        fn copysign(self, sign: Self) -> Self {
+            each!(self, j => self.0[j].copysign(sign.0[j]))
         }
         #[inline(always)]
         fn lt(self, o: Self) -> [__mmask16; M] {
