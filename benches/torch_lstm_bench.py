@@ -39,6 +39,13 @@ Measurement protocol (in this order, in one process)
    with ``time.perf_counter()``; p50 / p95 (numpy percentile, linear
    interpolation) and mean, in milliseconds.
 
+Steps 4 and 5 run twice, on PyTorch's two CPU paths for its LSTM and GRU
+layers: oneDNN (the default: for an LSTM it re-lays out the weights on
+every call, about a third of a w2 batch-1 forward) and its own kernels
+(``torch.backends.mkldnn.flags(enabled=False)``); each metric is PyTorch's
+better one, and ``infer_path`` / ``lat_b1_path`` say which (``onednn`` or
+``native``), with both paths' figures under ``paths``.
+
 Threads: ``torch.set_num_threads(--threads)`` (default 1) and
 ``torch.set_num_interop_threads(1)``.
 
@@ -47,7 +54,7 @@ Usage (from the repo root)::
     .venv-ref/bin/python benches/torch_lstm_bench.py --workload w1
     .venv-ref/bin/python benches/torch_lstm_bench.py --workload w2 --threads 2 --json out.json
 """
-import argparse, json, os, resource, sys, tempfile, time
+import argparse, json, os, resource, sys, tempfile, time, warnings
 import numpy as np
 import torch
 from torch import nn
@@ -167,22 +174,33 @@ def bench(args):
     train_steps, train_elapsed = run_timed(train_step, TRAIN_WARMUP, args.min_seconds, MIN_ITERS)
     peak = peak_rss_mb()
 
-    # 4. inference throughput
+    # 4-5. inference throughput and batch-1 latency, on each CPU path
     model.eval()
-    with torch.inference_mode():
-        infer_passes, infer_elapsed = run_timed(
-            lambda i: model(data[i % N_BATCHES][0]), INFER_WARMUP, args.min_seconds, MIN_ITERS)
-
-        # 5. batch-1 latency
-        x1 = data[0][0][:1].clone()
-        for _ in range(LAT_WARMUP):
-            model(x1)
-        lat = np.empty(LAT_ITERS)
-        for k in range(LAT_ITERS):
-            t0 = time.perf_counter()
-            model(x1)
-            lat[k] = time.perf_counter() - t0
-    lat_ms = lat * 1e3
+    paths = {}
+    # mkldnn.flags() also sets TF32 on oneDNN, which warns on a CPU build.
+    warnings.filterwarnings("ignore", message="TF32 acceleration")
+    for path, onednn in (("onednn", True), ("native", False)):
+        with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=onednn):
+            infer_passes, infer_elapsed = run_timed(
+                lambda i: model(data[i % N_BATCHES][0]), INFER_WARMUP, args.min_seconds, MIN_ITERS)
+            x1 = data[0][0][:1].clone()
+            for _ in range(LAT_WARMUP):
+                model(x1)
+            lat = np.empty(LAT_ITERS)
+            for k in range(LAT_ITERS):
+                t0 = time.perf_counter()
+                model(x1)
+                lat[k] = time.perf_counter() - t0
+        lat_ms = lat * 1e3
+        paths[path] = {
+            "infer_seq_per_s": infer_passes * batch / infer_elapsed,
+            "lat_b1_p50_ms": float(np.percentile(lat_ms, 50)),
+            "lat_b1_p95_ms": float(np.percentile(lat_ms, 95)),
+            "lat_b1_mean_ms": float(lat_ms.mean()),
+        }
+    infer_path = max(paths, key=lambda p: paths[p]["infer_seq_per_s"])
+    lat_path = min(paths, key=lambda p: paths[p]["lat_b1_p50_ms"])
+    best = paths[lat_path]
 
     return {
         "impl": "pytorch",
@@ -194,10 +212,13 @@ def bench(args):
         "seq_len": seq_len,
         "train_steps": train_steps,
         "train_seq_per_s": train_steps * batch / train_elapsed,
-        "infer_seq_per_s": infer_passes * batch / infer_elapsed,
-        "lat_b1_p50_ms": float(np.percentile(lat_ms, 50)),
-        "lat_b1_p95_ms": float(np.percentile(lat_ms, 95)),
-        "lat_b1_mean_ms": float(lat_ms.mean()),
+        "infer_seq_per_s": paths[infer_path]["infer_seq_per_s"],
+        "infer_path": infer_path,
+        "lat_b1_p50_ms": best["lat_b1_p50_ms"],
+        "lat_b1_p95_ms": best["lat_b1_p95_ms"],
+        "lat_b1_mean_ms": best["lat_b1_mean_ms"],
+        "lat_b1_path": lat_path,
+        "paths": paths,
         "rss_before_train_mb": rss_before,
         "peak_rss_mb": peak,
     }
@@ -237,9 +258,9 @@ def main(argv=None):
     print(f"pytorch {r['version']}  workload {r['workload']}  threads {r['threads']}  "
           f"params {r['params']:,}  batch {r['batch']}  seq_len {r['seq_len']}")
     print(f"  train  {r['train_seq_per_s']:10.1f} seq/s  ({r['train_steps']} steps)")
-    print(f"  infer  {r['infer_seq_per_s']:10.1f} seq/s")
+    print(f"  infer  {r['infer_seq_per_s']:10.1f} seq/s  ({r['infer_path']})")
     print(f"  b1 latency  p50 {r['lat_b1_p50_ms']:.3f} ms  p95 {r['lat_b1_p95_ms']:.3f} ms  "
-          f"mean {r['lat_b1_mean_ms']:.3f} ms")
+          f"mean {r['lat_b1_mean_ms']:.3f} ms  ({r['lat_b1_path']})")
     print(f"  RSS before training {r['rss_before_train_mb']:.1f} MB  peak {r['peak_rss_mb']:.1f} MB")
     if args.json:
         write_json_atomic(args.json, r)
