@@ -235,7 +235,9 @@ impl Reader<'_> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn line(&mut self) -> Result<String, String> {
+    /// A global's line, trimmed, and its length as candle keeps it (the
+    /// trailing spaces too: a megabyte of them was charged as nothing).
+    fn line(&mut self) -> Result<(String, usize), String> {
         let rest = &self.data[self.at..];
         let n = rest
             .iter()
@@ -243,7 +245,7 @@ impl Reader<'_> {
             .ok_or_else(|| "a global's name has no end".to_string())?;
         let s = String::from_utf8_lossy(&rest[..n]).trim_end().to_string();
         self.at += n + 1;
-        Ok(s)
+        Ok((s, n))
     }
 }
 
@@ -268,9 +270,9 @@ pub fn scan(data: &[u8], limits: Limits) -> Result<Scan, String> {
                 r.u8()?;
             }
             b'c' => {
-                let module = r.line()?;
-                let name = r.line()?;
-                let bytes = (module.len() + name.len()) as u64;
+                let (module, m) = r.line()?;
+                let (name, n) = r.line()?;
+                let bytes = (m + n) as u64;
                 out.globals.insert(format!("{module}.{name}"));
                 sh.push_new(Item::Value {
                     objects: 1,
@@ -440,6 +442,21 @@ mod tests {
         let mut short = p[..p.len() - 2 - 2 * 290].to_vec();
         short.extend_from_slice(b"e.");
         assert!(scan(&short, Limits::default()).is_ok());
+    }
+
+    /// A global's trailing spaces count as candle keeps them: a megabyte
+    /// of them, memoised and read back 300 times, was charged as nothing.
+    #[test]
+    fn a_global_name_is_charged_with_its_trailing_spaces() {
+        let mut p = b"\x80\x02cos\n".to_vec();
+        p.extend(std::iter::repeat_n(b' ', 1 << 20));
+        p.extend_from_slice(b"\nq\x00]q\x01(");
+        for _ in 0..300 {
+            p.extend_from_slice(b"h\x00");
+        }
+        p.extend_from_slice(b"e.");
+        let e = scan(&p, Limits::default()).unwrap_err();
+        assert!(e.contains("bytes of strings"), "{e}");
     }
 
     #[test]

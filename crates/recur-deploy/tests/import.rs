@@ -677,4 +677,18 @@ fn pickled_dicts_keep_their_order_and_long_integers_their_sign_or_are_refused() 
     long[3] = 8;
     long.remove(12);
     assert_eq!(read(&long).unwrap(), Object::Long(8));
+    // DICT (`d`) builds a dict of the items since its mark, as the bomb
+    // guard reads it: taken for EMPTY_DICT, it left a memoised list live
+    // that each round then doubled (2^40 copies from 289 bytes).
+    let mut p = b"\x80\x02(]q\x00da".to_vec();
+    for _ in 0..20 {
+        p.extend_from_slice(b"(h\x00a)");
+    }
+    p.push(b'.');
+    let e = read(&p).unwrap_err().to_string();
+    assert!(e.contains("not an even number"), "{e}");
+    assert_eq!(
+        read(b"\x80\x02(X\x01\x00\x00\x00aK\x01d.").unwrap(),
+        Object::Dict(vec![(Object::Unicode("a".into()), Object::Int(1))])
+    );
 }

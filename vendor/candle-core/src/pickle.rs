@@ -77,7 +77,10 @@ impl TryFrom<u8> for OpCode {
             b's' => Ok(Self::SetItem),
             b'u' => Ok(Self::SetItems),
             b'}' => Ok(Self::EmptyDict),
-            b'd' => Ok(Self::EmptyDict),
+            // (recur) DICT, not EMPTY_DICT: the bomb guard reads it as
+            // DICT, and a list read otherwise by the two grew
+            // exponentially through the memo in one and not the other.
+            b'd' => Ok(Self::Dict),
             b'b' => Ok(Self::Build),
             b'.' => Ok(Self::Stop),
             0x81 => Ok(Self::NewObj),
@@ -331,7 +334,9 @@ impl Stack {
     }
 
     pub fn finalize(mut self) -> Result<Object> {
-        self.pop()
+        // The root's memo ids are dropped with the memo: settling them
+        // copied the whole tree once per id, which the guard never charged.
+        Ok(self.pop_with_ids()?.0)
     }
 
     fn push(&mut self, obj: Object) {
