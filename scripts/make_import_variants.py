@@ -11,6 +11,8 @@ Writes, under --out (default crates/recur-deploy/tests/fixtures/variants):
   namespace.pt       model_config as an argparse.Namespace
   numpy_config.pt    model_config's context_length a numpy.int64 (refused)
   norm_first.pt      the Transformer with model_config norm_first: True (refused)
+  norm_first_int.pt  the same with norm_first: 1 (refused)
+  lstm_eps.pt        the LSTM with model_config layer_norm_eps: 0.1 (refused)
   float8.pt          one tensor as float8_e4m3fn (refused)
   protocol4.pt       torch.save(..., pickle_protocol=4) (refused)
   safetensors.pt     a safetensors file named .pt
@@ -57,6 +59,9 @@ def main():
     tr = torch.load(os.path.join(FIX, "lvm_transformer.pt"), weights_only=True)
     torch.save({"model_state_dict": tr["model_state_dict"], "model_config": {**tr["model_config"], "norm_first": True}},
                out("norm_first.pt"))
+    torch.save({"model_state_dict": tr["model_state_dict"], "model_config": {**tr["model_config"], "norm_first": 1}},
+               out("norm_first_int.pt"))
+    torch.save({"model_state_dict": sd, "model_config": {**cfg, "layer_norm_eps": 0.1}}, out("lstm_eps.pt"))
     for n in sorted(os.listdir(args.out)):
         print(n, os.path.getsize(out(n)))
 

@@ -171,15 +171,37 @@ fn is_torch_data(global: &str) -> bool {
             | "torch.Size"
             | "torch._tensor._rebuild_from_type_v2"
             | "torch.nn.parameter.Parameter"
-    ) || global.strip_prefix("torch.").is_some_and(|c| {
-        !c.contains('.')
-            && (c.ends_with("Storage")
-                // The dtypes `_rebuild_tensor_v3` names (torch.float8_e4m3fn).
-                || ["float", "bfloat", "uint", "int", "complex", "bool"]
-                    .iter()
-                    .any(|p| c.starts_with(p)))
-    })
+    ) || global
+        .strip_prefix("torch.")
+        .is_some_and(|c| !c.contains('.') && (c.ends_with("Storage") || TORCH_DTYPES.contains(&c)))
 }
+
+/// The dtypes `_rebuild_tensor_v3` names (`torch.float8_e4m3fn`), by name:
+/// a prefix test also passed functions (`torch.int_repr`).
+const TORCH_DTYPES: [&str; 22] = [
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+    "complex32",
+    "complex64",
+    "complex128",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+];
 
 fn err(path: &Path, msg: impl Into<String>) -> Error {
     Error::checkpoint(path, msg)
@@ -387,8 +409,18 @@ fn read_checkpoint(path: &Path, dev: &Device) -> Result<Read> {
     // import is refused with these (a numpy context length was dropped
     // and 5 assumed, with a warning that the file stated none).
     let mut unread = Vec::new();
-    let entry = |name: &str| top.iter().find(|(k, _)| key_of(k).as_deref() == Some(name));
-    if let Some((_, c)) = entry("model_config") {
+    // A key pickled twice (crafted) holds its last value, as in Python.
+    let entry = |name: &str| {
+        top.iter()
+            .rev()
+            .find(|(k, _)| key_of(k).as_deref() == Some(name))
+    };
+    // The original's `model_config`; else PyTorch Lightning's
+    // `hyper_parameters` or another script's `hparams` / `config`.
+    let config_entry = ["model_config", "hyper_parameters", "hparams", "config"]
+        .into_iter()
+        .find_map(entry);
+    if let Some((_, c)) = config_entry {
         // An object's attributes (argparse.Namespace, a dataclass) are
         // pickled as its class and a dict of them.
         let kv = match c {
@@ -970,7 +1002,11 @@ fn import_read(
                          (blocks.{{i}}.gru.*), amn (query.*, key.*, mlp.*) and transformer \
                          (encoder.layers.{{i}}.self_attn.*) and mlp (input.*, blocks.{{i}}.fc.*, output.*); \
                          this file has {}",
-                        names.iter().take(12).copied().collect::<Vec<_>>().join(", ")
+                        if names.is_empty() {
+                            "no tensors".to_string()
+                        } else {
+                            names.iter().take(12).copied().collect::<Vec<_>>().join(", ")
+                        }
                     ),
                 )
             })?
@@ -1068,12 +1104,14 @@ fn import_read(
         }
     }
     if is_transformer {
-        if config.get("norm_first").and_then(Value::as_bool) == Some(true) {
-            problems.push(
-                "model_config norm_first is true: recur's Transformer LVM normalises after each \
-                 block (PyTorch's default, norm_first=False)"
-                    .into(),
-            );
+        if let Some(v) = config.get("norm_first") {
+            let off = v.is_null() || v.as_bool() == Some(false) || v.as_u64() == Some(0);
+            if !off {
+                problems.push(format!(
+                    "model_config norm_first is {v}: recur's Transformer LVM normalises after \
+                     each block (PyTorch's default, norm_first=False)"
+                ));
+            }
         }
         if let Some(a) = config.get("activation").filter(|v| !v.is_null()) {
             if a.as_str().map(str::to_ascii_lowercase).as_deref() != Some("relu") {
@@ -1083,16 +1121,17 @@ fn import_read(
                 ));
             }
         }
-        if let Some(e) = config.get("layer_norm_eps").filter(|v| !v.is_null()) {
-            let same = e
-                .as_f64()
-                .is_some_and(|e| (e - f64::from(recur_models::lvm::LN_EPS)).abs() <= 1e-12);
-            if !same {
-                problems.push(format!(
-                    "model_config layer_norm_eps is {e}: recur's LVMs use {:e} (PyTorch's default)",
-                    recur_models::lvm::LN_EPS
-                ));
-            }
+    }
+    // Every kind's LayerNorms use PyTorch's default eps.
+    if let Some(e) = config.get("layer_norm_eps").filter(|v| !v.is_null()) {
+        let same = e
+            .as_f64()
+            .is_some_and(|e| (e - f64::from(recur_models::lvm::LN_EPS)).abs() <= 1e-12);
+        if !same {
+            problems.push(format!(
+                "model_config layer_norm_eps is {e}: recur's LVMs use {:e} (PyTorch's default)",
+                recur_models::lvm::LN_EPS
+            ));
         }
     }
     let get = |keys: &[&str]| keys.iter().find_map(|k| config.get(*k).and_then(whole));

@@ -597,6 +597,7 @@ fn checkpoints_saved_the_ways_users_save_them_import_or_are_refused_by_name() {
             "namespace.pt",
             "dataparallel.pt",
             "param_state.pt",
+            "lightning.pt",
         ]
         .contains(&name)
         {
@@ -621,6 +622,8 @@ fn checkpoints_saved_the_ways_users_save_them_import_or_are_refused_by_name() {
             &["context_length is a numpy scalar", "int(v)"][..],
         ),
         ("norm_first.pt", &["norm_first is true"][..]),
+        ("norm_first_int.pt", &["norm_first is 1"][..]),
+        ("lstm_eps.pt", &["layer_norm_eps is 0.1"][..]),
         (
             "float8.pt",
             &["output_proj.bias", "float8_e4m3fn", "tensor.float()"][..],
