@@ -16,6 +16,8 @@ Writes, under --out (default crates/recur-deploy/tests/fixtures/variants):
   float8.pt          one tensor as float8_e4m3fn (refused)
   protocol4.pt       torch.save(..., pickle_protocol=4) (refused)
   safetensors.pt     a safetensors file named .pt
+  strided.pt         tensors saved as views that are not contiguous (from
+                     `.t()`, and every other column of a wider tensor)
 
 Usage: .venv-ref/bin/python scripts/make_import_variants.py
 """
@@ -62,6 +64,13 @@ def main():
     torch.save({"model_state_dict": tr["model_state_dict"], "model_config": {**tr["model_config"], "norm_first": 1}},
                out("norm_first_int.pt"))
     torch.save({"model_state_dict": sd, "model_config": {**cfg, "layer_norm_eps": 0.1}}, out("lstm_eps.pt"))
+    st = dict(sd)
+    w = sd["blocks.0.lstm.weight_hh_l0"]
+    st["blocks.0.lstm.weight_hh_l0"] = w.t().contiguous().t()
+    p = sd["input_proj.weight"]
+    st["input_proj.weight"] = torch.stack([p, torch.zeros_like(p)], dim=-1)[..., 0]
+    assert not st["blocks.0.lstm.weight_hh_l0"].is_contiguous() and not st["input_proj.weight"].is_contiguous()
+    torch.save({"model_state_dict": st, "model_config": cfg}, out("strided.pt"))
     for n in sorted(os.listdir(args.out)):
         print(n, os.path.getsize(out(n)))
 

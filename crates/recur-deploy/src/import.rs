@@ -725,7 +725,9 @@ fn stored_tensor(v: &Object) -> std::result::Result<Option<Stored>, String> {
 }
 
 /// Reads a stored tensor's bytes from its member, checking first that
-/// the member holds them and that the layout is contiguous.
+/// the member holds every element its layout reaches. A layout that is
+/// not contiguous (a tensor saved from `.t()`, an expanded one of stride
+/// 0) is gathered element by element, as `torch.load` reads it.
 fn read_stored(
     zip: &mut zip::ZipArchive<BufReader<std::fs::File>>,
     sizes: &BTreeMap<String, u64>,
@@ -742,13 +744,10 @@ fn read_stored(
         ));
     }
     let mut expect = 1usize;
+    let mut contiguous = true;
     for (&d, &st) in s.shape.iter().zip(&s.stride).rev() {
         if d > 1 && st != expect {
-            return Err(format!(
-                "its layout (size {:?}, stride {:?}) is not contiguous; save \
-                 `tensor.contiguous()` instead",
-                s.shape, s.stride
-            ));
+            contiguous = false;
         }
         expect = expect.saturating_mul(d);
     }
@@ -758,8 +757,22 @@ fn read_stored(
         .iter()
         .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
         .ok_or("its size overflows")?;
+    // The elements from the offset to the last one the layout reaches.
+    let span = if elems == 0 {
+        0
+    } else {
+        s.shape
+            .iter()
+            .zip(&s.stride)
+            .try_fold(1u64, |a, (&d, &st)| {
+                (d as u64 - 1)
+                    .checked_mul(st as u64)
+                    .and_then(|r| a.checked_add(r))
+            })
+            .ok_or("its layout's reach overflows")?
+    };
     let start = (s.offset as u64).saturating_mul(elem);
-    let need = elems.saturating_mul(elem);
+    let need = if contiguous { elems } else { span }.saturating_mul(elem);
     let member = format!("{dir}data/{}", s.key);
     let held = sizes
         .get(&member)
@@ -787,9 +800,33 @@ fn read_stored(
     std::io::copy(&mut (&mut m).take(start), &mut std::io::sink()).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; need as usize];
     m.read_exact(&mut buf).map_err(|e| e.to_string())?;
+    if !contiguous {
+        buf = gather(&buf, &s.shape, &s.stride, elem as usize);
+    }
     Tensor::from_raw_buffer(&buf, s.dtype, &s.shape, dev)
         .and_then(|t| t.to_dtype(DType::F32))
         .map_err(|e| e.to_string())
+}
+
+/// The elements of a strided layout over `src` (which starts at its
+/// offset and holds its whole reach), in row-major order, `elem` bytes each.
+fn gather(src: &[u8], shape: &[usize], stride: &[usize], elem: usize) -> Vec<u8> {
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n * elem);
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let at: usize = idx.iter().zip(stride).map(|(i, s)| i * s).sum();
+        out.extend_from_slice(&src[at * elem..(at + 1) * elem]);
+        // The next index, the last dimension fastest.
+        for d in (0..shape.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
 }
 
 /// Refuses weights that hold NaN or infinity, naming the first such tensor.

@@ -580,6 +580,7 @@ fn checkpoints_saved_the_ways_users_save_them_import_or_are_refused_by_name() {
         ("param_state.pt", None),
         ("namespace.pt", None),
         ("safetensors.pt", None),
+        ("strided.pt", None),
     ] {
         let imp = import::import(&variant(name), &dev).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(imp.arch.kind.name(), "lstm", "{name}");
