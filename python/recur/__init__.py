@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -306,6 +307,41 @@ class Lvm:
         lvm = cls._open(out, json.loads(report), text)
         _estimator.warn_report(lvm.report_ or {})
         return lvm
+
+    @classmethod
+    def import_torch(
+        cls,
+        checkpoint: StrPath,
+        out: StrPath,
+        *,
+        context: Optional[int] = None,
+        heads: Optional[int] = None,
+    ) -> "Lvm":
+        """`recur import-torch`: a PyTorch checkpoint of an LVM (`.pt` with
+        `model_state_dict` and `model_config`, the other layouts the README
+        lists, or `.safetensors`) into the model directory `out`, every
+        tensor name and shape checked and no pickled code run; then loads
+        it. `context` and `heads` give the context length and a
+        Transformer's head count where the file does not state them (as
+        `--context` and `--heads`). What the CLI prints as warnings (a
+        context length assumed, a prefix read without) comes as
+        `UserWarning`s. As the CLI, an `out` holding an earlier recur
+        model directory is replaced; any other non-empty folder is refused."""
+        checkpoint = _path(checkpoint, "checkpoint", "the checkpoint's path")
+        out = _path(out, "out", "the model directory to write")
+        if not out:
+            raise ValueError("out is empty: give the model directory to write")
+        for name, v in (("context", context), ("heads", heads)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                raise TypeError(f"{name} is {type(v).__name__}: give a whole number, or leave it out")
+            if v is not None and v < 1:
+                raise ValueError(f"{name} is {v}: give a whole number from 1, or leave it out")
+        said = _recur.import_torch(
+            checkpoint, out, None if context is None else int(context), None if heads is None else int(heads)
+        )
+        for w in said:
+            warnings.warn(w, UserWarning, stacklevel=2)
+        return cls._open(out)
 
 
 class SentenceEncoder:

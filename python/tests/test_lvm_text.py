@@ -251,3 +251,36 @@ def test_a_callback_raising_at_the_last_events_leaves_out_as_it_was(chunks, tmp_
             recur.Lvm.train(tmp_path / "o", cfg, vectors=v, article_indices=a, progress=cb)
         assert seen == events[:at + 1], last
         assert (tmp_path / "o" / "model.safetensors").read_bytes() == weights, last
+
+
+def test_a_pytorch_checkpoint_imports_from_python_as_the_cli_imports_it(recur_bin, tmp_path):
+    """`recur.Lvm.import_torch` is `recur import-torch`: the fixture of
+    `scripts/make_lvm_fixtures.py` predicts PyTorch's outputs, warnings come
+    as UserWarnings, and bad arguments are refused by name."""
+    import os
+    import warnings
+
+    fix = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "recur-deploy", "tests", "fixtures")
+    m = recur.Lvm.import_torch(os.path.join(fix, "lvm_lstm.pt"), tmp_path / "imp")
+    assert (m.kind, m.context, m.dim) == ("lstm", 5, 12)
+    io = np.load(os.path.join(fix, "lvm_lstm_io.npz"))
+    assert np.abs(m.predict(io["x"]) - io["y"]).max() < 1e-5
+    # The same directory as the CLI writes.
+    run(recur_bin, "--threads", "1", "import-torch", os.path.join(fix, "lvm_lstm.pt"), "--out",
+        str(tmp_path / "cli"))
+    for f in ("model.safetensors", "import.json"):
+        assert (tmp_path / "imp" / f).read_bytes() == (tmp_path / "cli" / f).read_bytes(), f
+    # A DataParallel checkpoint: the prefix read without is said.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        v = recur.Lvm.import_torch(os.path.join(fix, "variants", "dataparallel.pt"), tmp_path / "dp")
+    assert v.kind == "lstm"
+    assert any("`module.`" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    with pytest.raises(ValueError, match="heads is 0"):
+        recur.Lvm.import_torch(os.path.join(fix, "lvm_transformer.pt"), tmp_path / "t", heads=0)
+    with pytest.raises(TypeError, match="context is str"):
+        recur.Lvm.import_torch(os.path.join(fix, "lvm_lstm.pt"), tmp_path / "t", context="5")
+    with pytest.raises(ValueError, match="norm_first"):
+        recur.Lvm.import_torch(os.path.join(fix, "variants", "norm_first.pt"), tmp_path / "t")
+    with pytest.raises(FileNotFoundError):
+        recur.Lvm.import_torch(tmp_path / "missing.pt", tmp_path / "t")

@@ -785,6 +785,35 @@ fn config_json(cfg: &recur_core::config::Config) -> PyResult<String> {
     Ok(conv(v).to_string())
 }
 
+/// `recur import-torch`: a PyTorch checkpoint (`.pt` or `.safetensors`)
+/// into the LVM directory `out`, every tensor name and shape checked; the
+/// warnings the CLI prints, as lines. `context` and `heads` where the file
+/// does not state them (as `--context` and `--heads`).
+#[pyfunction]
+#[pyo3(signature = (checkpoint, out, context=None, heads=None))]
+fn import_torch(
+    py: Python<'_>,
+    checkpoint: PathBuf,
+    out: PathBuf,
+    context: Option<usize>,
+    heads: Option<usize>,
+) -> PyResult<Vec<String>> {
+    for (name, v) in [("context", context), ("heads", heads)] {
+        if v == Some(0) {
+            return Err(PyValueError::new_err(format!(
+                "{name} is 0: give a whole number from 1, or leave it out"
+            )));
+        }
+    }
+    let given = recur_deploy::import::Given { context, heads };
+    compute(py, || {
+        let imp = recur_deploy::import::import_with(&checkpoint, &Device::Cpu, &given)?;
+        recur_deploy::import::write_dir(&out, &checkpoint, &imp)?;
+        Ok(imp.warnings)
+    })
+    .map_err(err)
+}
+
 /// Job A's config defaults as JSON, the optional sections (selection,
 /// trees, ensemble) filled with theirs, so the Python estimator can check
 /// its keyword defaults against the library's.
@@ -842,6 +871,7 @@ fn _recur(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train_sequences, m)?)?;
     m.add_function(wrap_pyfunction!(train_lvm, m)?)?;
     m.add_function(wrap_pyfunction!(kind_of, m)?)?;
+    m.add_function(wrap_pyfunction!(import_torch, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_function(wrap_pyfunction!(read_config, m)?)?;
     m.add_function(wrap_pyfunction!(report_text, m)?)?;
