@@ -703,7 +703,9 @@ fn check_import_record(dir: &Path, arch: &LvmArch) -> Result<()> {
 }
 
 /// Writes an imported checkpoint as an LVM model directory: the weights
-/// and `import.json` (where they came from, the source's own config).
+/// and `import.json` (where they came from, as an absolute path and the
+/// file's SHA-256: the path as typed was relative to the folder the import
+/// ran in, and named nothing from anywhere else; the source's own config).
 pub fn save_imported_lvm(
     dir: &Path,
     source: &Path,
@@ -711,12 +713,17 @@ pub fn save_imported_lvm(
     arch: &LvmArch,
     source_config: &serde_json::Value,
 ) -> Result<()> {
+    let absolute = recur_core::fsx::resolve(source).unwrap_or_else(|| source.to_path_buf());
+    // Null where the source cannot be read again (a library caller's
+    // tensors from elsewhere).
+    let sha256 = recur_core::fsx::sha256_file(source).ok();
     let w = DirWriter::begin(dir)?;
     save(&w.path().join(LVM_BEST), tensors, &arch.to_json())?;
     write_json(
         &w.path().join("import.json"),
         &serde_json::json!({
-            "source": source.display().to_string(),
+            "source": absolute.display().to_string(),
+            "source_sha256": sha256,
             "architecture": arch,
             "model_config": source_config,
         }),
@@ -782,7 +789,7 @@ pub fn load_lvm(path: &Path, dev: &Device) -> Result<Lvm> {
                 file.display().to_string(),
                 match kind {
                     Some(k) if recur_models::classifiers::KINDS.contains(&k.as_str()) => format!(
-                        "holds a Job A classifier ({k}), not an LVM: score it with `recur predict` (Python: `recur.load`)"
+                        "holds a Job A classifier ({k}), not an LVM: score it with `recur predict` (Python: `recur.load`), or serve it as a serve config's `classifier:`"
                     ),
                     _ => "the header holds no LVM architecture (kind lstm, gru, amn, transformer or mlp)"
                         .into(),

@@ -612,10 +612,27 @@ fn checkpoints_saved_the_ways_users_save_them_import_or_are_refused_by_name() {
             );
         }
         let d = tempfile::tempdir().unwrap();
-        import::write_dir(d.path(), &fixture("x.pt"), &imp).unwrap();
+        import::write_dir(d.path(), &variant(name), &imp).unwrap();
         let model = recur_deploy::model_dir::load_lvm(d.path(), &dev).unwrap();
         let diff = max_diff(&model.predict(&x).unwrap(), &y);
         assert!(diff < 1e-5, "{name}: max abs difference {diff}");
+        // import.json names the source from anywhere (it was the path as
+        // typed, relative to where the import ran) and by its bytes.
+        let rec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join("import.json")).unwrap())
+                .unwrap();
+        assert!(
+            std::path::Path::new(rec["source"].as_str().unwrap()).is_absolute(),
+            "{rec}"
+        );
+        assert_eq!(
+            rec["source_sha256"].as_str(),
+            Some(
+                recur_core::fsx::sha256_file(&variant(name))
+                    .unwrap()
+                    .as_str()
+            )
+        );
     }
     for (name, said) in [
         (
