@@ -284,3 +284,16 @@ def test_a_pytorch_checkpoint_imports_from_python_as_the_cli_imports_it(recur_bi
         recur.Lvm.import_torch(os.path.join(fix, "variants", "norm_first.pt"), tmp_path / "t")
     with pytest.raises(FileNotFoundError):
         recur.Lvm.import_torch(tmp_path / "missing.pt", tmp_path / "t")
+
+
+def test_an_out_another_run_is_writing_is_a_blocking_io_error(chunks, tmp_path):
+    """A second writer of one model directory is refused as the file error
+    it is (an OSError: BlockingIOError), not as bad input (ValueError)."""
+    import fcntl
+
+    path, v, a = chunks
+    with open(tmp_path / ".o.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError, match="another recur is writing"):
+            recur.Lvm.train(tmp_path / "o", CONFIG, vectors=v, article_indices=a)
+    assert not (tmp_path / "o").exists()

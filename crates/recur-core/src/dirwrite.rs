@@ -340,11 +340,18 @@ fn lock_beside(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
         .map_err(|e| Error::io(&lock_path, e))?;
     match lock.try_lock() {
         Ok(()) => Ok((lock_path, lock)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Msg(format!(
-            "another recur is writing {} (it holds {}): wait for it, or write elsewhere",
-            dir.display(),
-            lock_path.display()
-        ))),
+        // A file error (Python's BlockingIOError, an OSError), not bad
+        // input: it was a ValueError in Python.
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "another recur is writing it (it holds {}): wait for it, or write elsewhere",
+                    lock_path.display()
+                ),
+            ),
+        )),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
     }
 }
@@ -827,7 +834,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let m = d.path().join("m");
         let run = hold(&m).unwrap();
-        let e = hold(&m).err().unwrap().to_string();
+        let e = hold(&m).err().unwrap();
+        // A file error naming the directory (Python's BlockingIOError).
+        assert!(
+            matches!(&e, Error::Io { path, io } if path == &m && io.kind() == std::io::ErrorKind::WouldBlock),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("another recur is writing"), "{e}");
         let w = DirWriter::begin(&m).unwrap();
         std::fs::write(w.path().join("a.json"), "1").unwrap();

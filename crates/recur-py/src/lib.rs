@@ -133,6 +133,9 @@ fn err(e: Error) -> PyErr {
         Error::Io { io, .. } if io.kind() == ErrorKind::PermissionDenied => {
             pyo3::exceptions::PyPermissionError::new_err(e.to_string())
         }
+        Error::Io { io, .. } if io.kind() == ErrorKind::WouldBlock => {
+            pyo3::exceptions::PyBlockingIOError::new_err(e.to_string())
+        }
         Error::Io { .. } => PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
