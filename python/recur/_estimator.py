@@ -921,13 +921,20 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             # scikit-learn's rule: X without names leaves none behind.
             del self.feature_names_in_
 
-    def _model(self):
+    def _state(self) -> "_Fitted":
+        """The fitted model with what fit recorded of it, read once: a
+        call that reads the model here and the columns from attributes
+        could see an old model with a refit's new column names (another
+        thread refitting), and score swapped columns without an error."""
         f = getattr(self, "_fitted", None)
         if f is None:
             raise NotFittedError(
                 "This LSTMClassifier instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator."
             )
-        return f.model
+        return f
+
+    def _model(self):
+        return self._state().model
 
     # -- predicting -----------------------------------------------------
 
@@ -952,19 +959,31 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                 s = {"row": s["row"], time_column: times[s["row"]], **{k: v for k, v in s.items() if k != "row"}}
         return s
 
-    def _params_of_model(self) -> dict:
+    def _params_of_model(self, f: Optional["_Fitted"] = None) -> dict:
         """The keywords of the fitted model's config (its time column,
         target), as `recur.config_params` reads them."""
-        return _config.from_config(json.loads(self._model().config_json))
+        return _config.from_config(json.loads((f or self._state()).model.config_json))
 
-    def _array_names(self, k: int) -> list[str]:
+    @staticmethod
+    def _columns_fit_saw(f: "_Fitted") -> tuple[int, Optional[list[str]]]:
+        """How many columns fit saw and their names (None for an array),
+        from the fitted state itself (what `_set_fitted` makes
+        `n_features_in_` and `feature_names_in_` of)."""
+        meta = f.meta
+        if "n_features_in" in meta:
+            names = meta.get("feature_names_in")
+            return int(meta["n_features_in"]), None if names is None else [str(c) for c in names]
+        feats = list(f.model.features)
+        return len(feats), feats
+
+    def _array_names(self, k: int, f: Optional["_Fitted"] = None) -> list[str]:
         """The names of an array's `k` columns, which are positional: the
         columns fit saw (the model then reads the features it kept), or
         the kept features alone, in `features_` order."""
-        feats = list(self._model().features)
-        n_in = getattr(self, "n_features_in_", None)
-        if n_in is not None and k == n_in:
-            fitted_names = [str(c) for c in getattr(self, "feature_names_in_", [])]
+        f = f or self._state()
+        feats = list(f.model.features)
+        n_in, fitted_names = self._columns_fit_saw(f)
+        if k == n_in:
             return fitted_names or [f"x{j}" for j in range(n_in)]
         if k == len(feats):
             return feats
@@ -984,11 +1003,12 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         name, any other array float64 columns taken positionally (see
         `_array_names`). With `y`, the target column is added, so that
         `label` is the label of each row."""
-        m = self._model()
+        f = self._state()
+        m = f.model
         X = _unmasked(X, "X")
-        params = self._params_of_model()
+        params = self._params_of_model(f)
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
-            names = self._array_names(X.shape[1])
+            names = self._array_names(X.shape[1], f)
             n = X.shape[0]
             # The labels come from the target (or price) column of a table
             # only: where they are wanted (`score_rows`), an array holding
@@ -1020,7 +1040,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
                         )
                 return n, m.score_array(X)
         names, cols, from_frame = _columns(X, "X", params["time_column"])
-        if from_frame and self._fitted_without_names(names, len(cols)):
+        if from_frame and self._fitted_without_names(names, len(cols), f):
             # scikit-learn's rule: the columns are then taken by position.
             warnings.warn(
                 f"X has feature names, but {type(self).__name__} was fitted without feature names",
@@ -1029,30 +1049,33 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             )
             from_frame = False
         if not from_frame and not isinstance(X, dict):
-            names = self._array_names(len(cols))
+            names = self._array_names(len(cols), f)
         if not cols:
             raise ValueError(
                 f"X has no columns; give the {len(m.features)} features the model reads: {', '.join(m.features)}"
             )
         n = len(cols[0])
         if y is not None:
-            names, cols = self._with_target(names, cols, n, y)
+            names, cols = self._with_target(names, cols, n, y, f)
         if check:
             self._check_rows(n)
         return n, m.score(names, cols)
 
-    def _fitted_without_names(self, names: list[str], k: int) -> bool:
+    def _fitted_without_names(self, names: list[str], k: int, f: Optional["_Fitted"] = None) -> bool:
         """Whether a frame of columns `names` (`k` of them) comes to a
         model fitted on an array, whose positional names it lacks."""
-        meta = self._fitted.meta
+        f = f or self._state()
+        meta = f.meta
         return (
             "n_features_in" in meta
             and meta.get("feature_names_in") is None
-            and k == getattr(self, "n_features_in_", None)
-            and not set(self._model().features) <= set(names)
+            and k == int(meta["n_features_in"])
+            and not set(f.model.features) <= set(names)
         )
 
-    def _with_target(self, names: list[str], cols: list[Any], n: int, y: Any) -> tuple[list[str], list[Any]]:
+    def _with_target(
+        self, names: list[str], cols: list[Any], n: int, y: Any, f: Optional["_Fitted"] = None
+    ) -> tuple[list[str], list[Any]]:
         """`names` and `cols` with `y` as the model's target column (the
         label column, or the price with `price_column`), from which recur
         makes each row's label as fit made it."""
@@ -1064,7 +1087,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         y_arr = _column_or_1d(y)
         if y_arr.shape != (n,):
             raise ValueError(f"y has shape {y_arr.shape}; give one value per row of X ({n})")
-        cfg = self._params_of_model()
+        cfg = self._params_of_model(f)
         target = cfg["price_column"] or cfg["target_column"]
         if not target:
             raise ValueError("the model's config names no target column, so y cannot be labelled")
