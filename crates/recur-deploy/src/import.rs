@@ -272,20 +272,27 @@ type Read = (BTreeMap<String, Tensor>, Value, Vec<String>, Unread);
 /// config) and the refusal.
 type Unread = Vec<(Option<String>, String)>;
 
+/// The names a config states the context length under, the first the one
+/// recur writes.
+const CONTEXT_KEYS: [&str; 4] = ["context_length", "context", "context_size", "seq_len"];
+
+/// The names of a Transformer's head count, likewise.
+const HEAD_KEYS: [&str; 4] = ["nhead", "num_heads", "n_heads", "heads"];
+
 /// The config keys that size the model.
 const SIZE_KEYS: [&str; 12] = [
     "input_dim",
     "d_model",
     "hidden_dim",
     "num_layers",
-    "context_length",
-    "context",
-    "context_size",
-    "seq_len",
-    "nhead",
-    "num_heads",
-    "n_heads",
-    "heads",
+    CONTEXT_KEYS[0],
+    CONTEXT_KEYS[1],
+    CONTEXT_KEYS[2],
+    CONTEXT_KEYS[3],
+    HEAD_KEYS[0],
+    HEAD_KEYS[1],
+    HEAD_KEYS[2],
+    HEAD_KEYS[3],
 ];
 
 /// Config keys of PyTorch's Transformer layer and of the model's kind,
@@ -970,16 +977,8 @@ fn import_read(
         ));
     }
     for (keys, v, flag) in [
-        (
-            &["context_length", "context", "context_size", "seq_len"][..],
-            given.context,
-            "--context",
-        ),
-        (
-            &["nhead", "num_heads", "n_heads", "heads"][..],
-            given.heads,
-            "--heads",
-        ),
+        (&CONTEXT_KEYS[..], given.context, "--context"),
+        (&HEAD_KEYS[..], given.heads, "--heads"),
     ] {
         let Some(v) = v else { continue };
         let stated = keys.iter().find_map(|k| config.get(*k).and_then(whole));
@@ -1005,11 +1004,11 @@ fn import_read(
         keys.iter()
             .any(|k| config.get(*k).and_then(whole).is_some())
     };
-    let context_known = has(&["context_length", "context", "context_size", "seq_len"]);
-    let heads_known = has(&["nhead", "num_heads", "n_heads", "heads"]);
+    let context_known = has(&CONTEXT_KEYS);
+    let heads_known = has(&HEAD_KEYS);
     // A head count stated but not a whole number is named as such below,
     // not also as "stated nowhere".
-    let heads_stated = ["nhead", "num_heads", "n_heads", "heads"].iter().any(|k| {
+    let heads_stated = HEAD_KEYS.iter().any(|k| {
         config.get(*k).is_some_and(|v| !v.is_null()) || unread_keys.iter().any(|u| u == k)
     });
     let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
@@ -1107,8 +1106,8 @@ fn import_read(
     // One size stated under two names, differently (`context: 6` beside
     // `context_length: 8`): the first found was taken.
     for keys in [
-        &["context_length", "context", "context_size", "seq_len"][..],
-        &["nhead", "num_heads", "n_heads", "heads"][..],
+        &CONTEXT_KEYS[..],
+        &HEAD_KEYS[..],
         &["d_model", "hidden_dim"][..],
     ] {
         let stated: Vec<(&str, u64)> = keys
@@ -1187,7 +1186,7 @@ fn import_read(
             }
         }
     }
-    let stated = get(&["context_length", "context", "context_size", "seq_len"]);
+    let stated = get(&CONTEXT_KEYS);
     if let (Some(c), Some(v)) = (mlp_context, stated) {
         if v as usize != c {
             let by = if given.context == Some(v as usize) {
@@ -1232,8 +1231,7 @@ fn import_read(
                 }
             ));
         }
-        arch.heads = get(&["nhead", "num_heads", "n_heads", "heads"])
-            .map_or(recur_core::lvm_config::DEFAULT_HEADS, |h| h as usize);
+        arch.heads = get(&HEAD_KEYS).map_or(recur_core::lvm_config::DEFAULT_HEADS, |h| h as usize);
         if let Some(w) = shape("encoder.layers.0.linear1.weight") {
             arch.ff = w[0];
         }
