@@ -130,8 +130,7 @@ impl Shadow {
     }
 
     fn pop(&mut self) -> Result<Item, String> {
-        let item = self.stack.pop().unwrap_or(LEAF);
-        let ids = self.slots.pop().unwrap_or_default();
+        let (item, ids) = self.take_top();
         self.settle(item, ids)?;
         Ok(item)
     }
@@ -170,11 +169,29 @@ impl Shadow {
         Ok(())
     }
 
+    /// The top item and its memo ids, still live: it is changed, not
+    /// gone (see [`Shadow::keep_ids`]).
+    fn take_top(&mut self) -> (Item, Vec<u32>) {
+        (
+            self.stack.pop().unwrap_or(LEAF),
+            self.slots.pop().unwrap_or_default(),
+        )
+    }
+
+    /// Memo ids taken off an item that was changed, given to the item
+    /// that replaced it on top of the stack.
+    fn keep_ids(&mut self, ids: Vec<u32>) {
+        let at = self.stack.len() - 1;
+        for &id in &ids {
+            self.live.insert(id, at);
+        }
+        self.slots[at] = ids;
+    }
+
     /// `items` moved into the container on top of the stack.
     fn extend_top(&mut self, items: &[Item]) -> Result<(), String> {
         // The container is changed in place: its memo ids stay with it.
-        let top = self.stack.pop().unwrap_or(LEAF);
-        let ids = self.slots.pop().unwrap_or_default();
+        let (top, ids) = self.take_top();
         let (o, b, d) = combine(&[top]);
         let (objects, bytes, depth) = combine(items);
         let depth = d.max(depth + 1);
@@ -188,11 +205,7 @@ impl Shadow {
             bytes: b.saturating_add(bytes),
             depth,
         });
-        let at = self.stack.len() - 1;
-        for &id in &ids {
-            self.live.insert(id, at);
-        }
-        self.slots[at] = ids;
+        self.keep_ids(ids);
         Ok(())
     }
 }
@@ -346,14 +359,9 @@ pub fn scan(data: &[u8], limits: Limits) -> Result<Scan, String> {
             // memo names the built object, state included).
             b'b' => {
                 let b = sh.pop()?;
-                let a = sh.stack.pop().unwrap_or(LEAF);
-                let ids = sh.slots.pop().unwrap_or_default();
+                let (a, ids) = sh.take_top();
                 sh.container(&[a, b])?;
-                let at = sh.stack.len() - 1;
-                for &id in &ids {
-                    sh.live.insert(id, at);
-                }
-                sh.slots[at] = ids;
+                sh.keep_ids(ids);
             }
             b'a' => {
                 let v = sh.pop()?;
