@@ -976,11 +976,10 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         feats = list(f.model.features)
         return len(feats), feats
 
-    def _array_names(self, k: int, f: Optional["_Fitted"] = None) -> list[str]:
+    def _array_names(self, k: int, f: "_Fitted") -> list[str]:
         """The names of an array's `k` columns, which are positional: the
         columns fit saw (the model then reads the features it kept), or
         the kept features alone, in `features_` order."""
-        f = f or self._state()
         feats = list(f.model.features)
         n_in, fitted_names = self._columns_fit_saw(f)
         if k == n_in:
@@ -1061,10 +1060,9 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
             self._check_rows(n)
         return n, m.score(names, cols)
 
-    def _fitted_without_names(self, names: list[str], k: int, f: Optional["_Fitted"] = None) -> bool:
+    def _fitted_without_names(self, names: list[str], k: int, f: "_Fitted") -> bool:
         """Whether a frame of columns `names` (`k` of them) comes to a
         model fitted on an array, whose positional names it lacks."""
-        f = f or self._state()
         meta = f.meta
         return (
             "n_features_in" in meta
@@ -1074,7 +1072,7 @@ class LSTMClassifier(_ModelDirEstimator, ClassifierMixin, BaseEstimator):
         )
 
     def _with_target(
-        self, names: list[str], cols: list[Any], n: int, y: Any, f: Optional["_Fitted"] = None
+        self, names: list[str], cols: list[Any], n: int, y: Any, f: "_Fitted"
     ) -> tuple[list[str], list[Any]]:
         """`names` and `cols` with `y` as the model's target column (the
         label column, or the price with `price_column`), from which recur
