@@ -968,6 +968,17 @@ fn ready_windows_without_articles_and_copied_files() {
         "{said}"
     );
     assert!(!d.path().join("m/split.json").exists());
+    // `lvm train` of the config as it stands, into `out`: its error.
+    let train_err = |out: &str| {
+        err(&recur(&[
+            "lvm",
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            d.path().join(out).to_str().unwrap(),
+        ]))
+    };
     // Too few windows to set a context's worth aside: said in those terms.
     let small = d.path().join("small.npz");
     Tensor::write_npz(
@@ -989,14 +1000,7 @@ fn ready_windows_without_articles_and_copied_files() {
         "data: {train: small.npz, context: 5}\nmodel: {type: mlp, d_model: 16}\n",
     )
     .unwrap();
-    let e = err(&recur(&[
-        "lvm",
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        d.path().join("s").to_str().unwrap(),
-    ]));
+    let e = train_err("s");
     assert!(
         e.contains("no article_indices")
             && e.contains("give more windows")
@@ -1022,14 +1026,7 @@ fn ready_windows_without_articles_and_copied_files() {
             format!("{yaml}model: {{type: mlp, d_model: 16}}\ntraining: {{epochs: 1}}\n"),
         )
         .unwrap();
-        let e = err(&recur(&[
-            "lvm",
-            "train",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            d.path().join("c").to_str().unwrap(),
-        ]));
+        let e = train_err("c");
         assert!(
             e.contains(key) && e.contains("same bytes as data.train"),
             "{e}"
@@ -1044,14 +1041,7 @@ fn ready_windows_without_articles_and_copied_files() {
         "data: {train: train.npz, ood: nope.npz, context: 5}\nmodel: {type: mlp, d_model: 16}\n",
     )
     .unwrap();
-    let e = err(&recur(&[
-        "lvm",
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        d.path().join("c").to_str().unwrap(),
-    ]));
+    let e = train_err("c");
     assert!(
         e.contains("data.ood") && e.contains("nope.npz: no such file"),
         "{e}"

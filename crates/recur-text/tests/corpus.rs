@@ -370,15 +370,13 @@ fn an_output_that_is_not_a_file_is_refused_before_the_work() {
     let folder = d.path().join("adir.npz");
     std::fs::create_dir(&folder).unwrap();
     let enc = fake(None);
-    let e = build(
-        std::slice::from_ref(&input),
-        &folder,
-        &enc,
-        &opts(16),
-        &SILENT,
-    )
-    .unwrap_err()
-    .to_string();
+    // The build of `input` into `out`, which must fail: its error.
+    let refused = |input: &Path, out: &Path| {
+        build(&[input.to_path_buf()], out, &enc, &opts(16), &SILENT)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(&input, &folder);
     assert!(
         e.contains("adir.npz is a folder: --out names the .npz file"),
         "{e}"
@@ -387,50 +385,24 @@ fn an_output_that_is_not_a_file_is_refused_before_the_work() {
     // Another corpus's texts file as --out (the archive went over it).
     let texts = d.path().join("other.texts.jsonl");
     std::fs::write(&texts, "{}\n").unwrap();
-    let e = build(
-        std::slice::from_ref(&input),
-        &texts,
-        &enc,
-        &opts(16),
-        &SILENT,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&input, &texts);
     assert!(e.contains("a corpus's .texts.jsonl name"), "{e}");
     // Inputs of no document are said to be empty, not too short.
     let empty = d.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
-    let e = build(
-        std::slice::from_ref(&empty),
-        &d.path().join("e.npz"),
-        &enc,
-        &opts(16),
-        &SILENT,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&empty, &d.path().join("e.npz"));
     assert!(
         e.contains("hold no document") && e.contains("0 documents"),
         "{e}"
     );
     assert_eq!(std::fs::read_to_string(&texts).unwrap(), "{}\n");
     assert_eq!(enc.calls.get(), 0);
-    let e = build(
-        std::slice::from_ref(&input),
-        Path::new("/dev/null"),
-        &enc,
-        &opts(16),
-        &SILENT,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&input, Path::new("/dev/null"));
     assert!(e.contains("/dev/null is not a regular file"), "{e}");
     assert!(!Path::new("/dev/null.parts").exists() && !Path::new("/dev/.null.lock").exists());
     let texts = d.path().join("c1.texts.jsonl");
     std::fs::create_dir(&texts).unwrap();
-    let e = build(&[input], &d.path().join("c1.npz"), &enc, &opts(16), &SILENT)
-        .unwrap_err()
-        .to_string();
+    let e = refused(&input, &d.path().join("c1.npz"));
     assert!(e.contains("c1.texts.jsonl is a folder"), "{e}");
     assert_eq!(enc.calls.get(), 0);
 }
