@@ -63,7 +63,7 @@ pub(crate) fn available() -> bool {
 fn switched_off() -> bool {
     ["RECUR_NO_AMX", "RECUR_NO_BF16_UNITS"]
         .iter()
-        .any(|v| std::env::var_os(v).is_some())
+        .any(|v| crate::turned_off(v))
 }
 
 /// Whether this process may use the tiles: the CPU has them
