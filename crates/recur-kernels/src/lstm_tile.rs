@@ -392,21 +392,21 @@ mod tests {
     use super::*;
     use crate::lstm::{forward_fused, SavedFused};
 
-    /// Whether the tiles run here. Where the CPU has AVX-512F they must
-    /// (unless an A/B switch turns them off); elsewhere the inference
+    /// Whether the tiles run here. Where the CPU has AVX-512F and VL they
+    /// must (unless an A/B switch turns them off); elsewhere the inference
     /// forward is the training one, and there is nothing to compare.
     fn tiles_run() -> bool {
         #[cfg(target_arch = "x86_64")]
-        let cpu = is_x86_feature_detected!("avx512f");
+        let cpu = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
         #[cfg(not(target_arch = "x86_64"))]
         let cpu = false;
         let off = ["RECUR_NO_TILE", "RECUR_NO_WIDE"]
             .iter()
-            .any(|v| std::env::var_os(v).is_some());
+            .any(|v| crate::turned_off(v));
         assert_eq!(
             takes(0),
             cpu && !off,
-            "the tiles run where the CPU has AVX-512F"
+            "the tiles run where the CPU has AVX-512F and VL"
         );
         takes(0)
     }
