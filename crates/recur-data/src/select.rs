@@ -184,7 +184,9 @@ pub fn select(
                 "autocorrelation |{:.3}| < {}",
                 s.autocorr, cfg.min_abs_autocorr
             ))
-        } else if s.noise_ratio >= cfg.max_noise_ratio {
+        } else if cfg.max_noise_ratio.is_finite() && s.noise_ratio >= cfg.max_noise_ratio {
+            // (`.inf` turns the filter off: a mean of exactly 0 gives an
+            // infinite ratio, which `>=` alone would still drop.)
             Some(format!(
                 "noise ratio {:.3} >= {}",
                 s.noise_ratio, cfg.max_noise_ratio
@@ -355,6 +357,33 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains("max_features 1"));
+    }
+
+    #[test]
+    fn an_infinite_noise_ratio_limit_keeps_a_feature_of_mean_exactly_zero() {
+        let cycle = [0.0, 1.0, -1.0];
+        let values: Vec<f64> = (0..300).map(|i| cycle[i % 3]).collect();
+        let y: Vec<Option<f32>> = (0..300).map(|i| Some((i % 3 == 1) as u8 as f32)).collect();
+        let cfg = SelectionConfig {
+            max_noise_ratio: f64::INFINITY,
+            ..Default::default()
+        };
+        let s = select(&names(&["exact_zero"]), &values, &y, 0..300, &cfg).unwrap();
+        assert!(s.table[0].noise_ratio.is_infinite(), "{:?}", s.table[0]);
+        assert_eq!(s.kept, vec!["exact_zero".to_string()], "{:?}", s.table);
+        // A finite limit still drops it.
+        let s = select(
+            &names(&["exact_zero"]),
+            &values,
+            &y,
+            0..300,
+            &Default::default(),
+        );
+        let why = match s {
+            Ok(s) => s.table[0].dropped_by.clone().unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        assert!(why.contains("noise ratio"), "{why}");
     }
 
     #[test]
