@@ -66,6 +66,23 @@ fn bin(deciles: &[f64], v: f64, point_bins: bool) -> usize {
     }
 }
 
+/// `v` as the model reads it: rounded to f32. PSI and KS compare values
+/// by equality with the training deciles and quantiles, so a point mass
+/// (a value on a tenth of the rows, on an edge) written back with a few
+/// digits less, or saved as float32, moved bins wholesale: the training
+/// rows saved as float32 scored a PSI of 0.35, a column constant at 0.1 in
+/// training and 0.10000000149 (0.1 as f32) live a PSI of 18 and a KS of 1,
+/// though the model sees the same numbers. Both sides are compared as the
+/// model reads them.
+fn as_read(v: f64) -> f64 {
+    v as f32 as f64
+}
+
+/// `values` as the model reads them ([`as_read`]).
+fn read_all(values: &[f64]) -> Vec<f64> {
+    values.iter().map(|&v| as_read(v)).collect()
+}
+
 /// Shares of `x` in the 10 decile bins.
 fn shares(deciles: &[f64], x: &[f64], point_bins: bool) -> Vec<f64> {
     let mut c = vec![0.0; deciles.len() + 1];
@@ -118,10 +135,11 @@ impl FeatureReference {
     pub fn of(feature: &str, x: &[f64]) -> FeatureReference {
         let m = mean(x);
         let s = spread(m, std(x, m), x.len());
-        let mut sorted = x.to_vec();
+        let read = read_all(x);
+        let mut sorted = read.clone();
         sorted.sort_by(f64::total_cmp);
         let deciles: Vec<f64> = (1..10)
-            .map(|i| quantile(&sorted, i as f64 / 10.0))
+            .map(|i| as_read(quantile(&sorted, i as f64 / 10.0)))
             .collect();
         FeatureReference {
             feature: feature.to_string(),
@@ -133,7 +151,7 @@ impl FeatureReference {
             point_bins: true,
             deciles,
             quantiles: (0..=200)
-                .map(|i| quantile(&sorted, i as f64 / 200.0))
+                .map(|i| as_read(quantile(&sorted, i as f64 / 200.0)))
                 .collect(),
             rows: x.len(),
         }
@@ -274,10 +292,16 @@ pub fn compare(
             // The reference's spread read the same way (a file written
             // before kept the rounding of a constant column as its std).
             let r_std = spread(r.mean, r.std, r.rows);
-            let mut sorted = x.clone();
+            // Binned as the model reads values, the reference's edges too
+            // (a file written before kept them in f64).
+            let read = read_all(&x);
+            let mut sorted = read.clone();
             sorted.sort_by(f64::total_cmp);
-            let p = psi(&r.bin_shares, &shares(&r.deciles, &x, r.point_bins));
-            let k = ks(&r.quantiles, &sorted);
+            let p = psi(
+                &r.bin_shares,
+                &shares(&read_all(&r.deciles), &read, r.point_bins),
+            );
+            let k = ks(&read_all(&r.quantiles), &sorted);
             // In training's standard deviations; raw units for a column that
             // was constant in training (no spread to measure against).
             let ms = (m - r.mean).abs() / if r_std > 0.0 { r_std } else { 1.0 };
@@ -458,6 +482,32 @@ mod tests {
         let same = compare(&r, &train, &DriftThresholds::default()).unwrap();
         assert!(!same[0].drift, "{same:?}");
         assert!(same[0].psi.abs() < 1e-12 && same[0].mean_shift == 0.0);
+    }
+
+    /// The training rows written back as float32, or with ten digits, or
+    /// a constant column read back as f32: the model sees the same
+    /// numbers, so nothing drifts. (A feature of point masses on its
+    /// deciles, as the rainfall's wind speed, scored a PSI of 0.35; the
+    /// constant column a PSI of 18 and a KS of 1.)
+    #[test]
+    fn values_the_model_reads_alike_do_not_drift() {
+        let levels = [0.1, 0.3, 0.7, 1.9, 2.3];
+        let train: Vec<f64> = (0..2000)
+            .map(|i| levels[(i * 7 + i / 13) % 5] + if i % 3 == 0 { 0.0 } else { i as f64 * 1e-4 })
+            .collect();
+        let r = Reference::of(&["x".into()], &train, 0..2000);
+        let f32_copy: Vec<f64> = train.iter().map(|&v| v as f32 as f64).collect();
+        let ten_digits: Vec<f64> = train
+            .iter()
+            .map(|&v| format!("{v:.9e}").parse().unwrap())
+            .collect();
+        for (what, live) in [("float32", &f32_copy), ("ten digits", &ten_digits)] {
+            let d = &compare(&r, live, &DriftThresholds::default()).unwrap()[0];
+            assert!(!d.drift && d.psi < 1e-9 && d.ks < 0.01, "{what}: {d:?}");
+        }
+        let constant = Reference::of(&["level".into()], &[0.1; 300], 0..300);
+        let d = &compare(&constant, &[0.1f32 as f64; 50], &DriftThresholds::default()).unwrap()[0];
+        assert!(!d.drift && d.psi < 1e-9 && d.ks == 0.0, "{d:?}");
     }
 
     #[test]
