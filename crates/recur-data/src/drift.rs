@@ -147,7 +147,7 @@ impl FeatureReference {
             std: s,
             autocorr: lag1_autocorr(x),
             noise_ratio: noise_ratio(m, s),
-            bin_shares: shares(&deciles, x, true),
+            bin_shares: shares(&deciles, &read, true),
             point_bins: true,
             deciles,
             quantiles: (0..=200)
@@ -317,7 +317,7 @@ pub fn compare(
             let mut reasons = Vec::new();
             let mut over = |name: &str, v: f64, t: f64| {
                 if v > t {
-                    reasons.push(format!("{name} {} > {t}", above(v, t)));
+                    reasons.push(format!("{name} {} > {}", above(v, t), number(t)));
                 }
             };
             over("PSI", p, th.psi);
@@ -341,9 +341,33 @@ pub fn compare(
         .collect())
 }
 
+/// A threshold as typed where it is short, in scientific notation where
+/// plain digits would run long (`--ks 1e-300` was written out as a
+/// 300-digit decimal in every reason).
+pub fn number(t: f64) -> String {
+    if t != 0.0 && t.is_finite() && !(1e-4..1e6).contains(&t.abs()) {
+        format!("{t:e}")
+    } else {
+        format!("{t}")
+    }
+}
+
+/// `v` to `d` decimals, or in scientific notation from a million up (a
+/// mean shift of 7.8e33 printed 34 digits and broke the table's columns).
+pub fn figure(v: f64, d: usize) -> String {
+    if v.is_finite() && v.abs() >= 1e6 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.d$}")
+    }
+}
+
 /// `v` (over `t`) to three decimals, or as many more as it takes to show
 /// it over `t`: `PSI 0.000 > 0.0001` read as a contradiction.
 fn above(v: f64, t: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e6 {
+        return figure(v, 3);
+    }
     let mut d = 3;
     while d < 12 && format!("{v:.d$}").parse::<f64>().is_ok_and(|x| x <= t) {
         d += 1;
@@ -361,6 +385,10 @@ mod tests {
         assert_eq!(above(0.00053, 0.0001), "0.001");
         assert_eq!(above(0.00012, 0.0001), "0.00012");
         assert_eq!(above(0.10004, 0.1), "0.10004");
+        assert_eq!(above(7.78e33, 0.5), "7.780e33");
+        assert_eq!(number(1e-300), "1e-300");
+        assert_eq!(number(0.2), "0.2");
+        assert_eq!(figure(12.34567, 3), "12.346");
     }
 
     /// A reference.json damaged by hand is refused with the feature and
@@ -446,6 +474,32 @@ mod tests {
         );
     }
 
+    /// The training rows written back as float32, or with ten digits, or
+    /// a constant column read back as f32: the model sees the same
+    /// numbers, so nothing drifts. (A feature of point masses on its
+    /// deciles, as the rainfall's wind speed, scored a PSI of 0.35; the
+    /// constant column a PSI of 18 and a KS of 1.)
+    #[test]
+    fn values_the_model_reads_alike_do_not_drift() {
+        let levels = [0.1, 0.3, 0.7, 1.9, 2.3];
+        let train: Vec<f64> = (0..2000)
+            .map(|i| levels[(i * 7 + i / 13) % 5] + if i % 3 == 0 { 0.0 } else { i as f64 * 1e-4 })
+            .collect();
+        let r = Reference::of(&["x".into()], &train, 0..2000);
+        let f32_copy: Vec<f64> = train.iter().map(|&v| v as f32 as f64).collect();
+        let ten_digits: Vec<f64> = train
+            .iter()
+            .map(|&v| format!("{v:.9e}").parse().unwrap())
+            .collect();
+        for (what, live) in [("float32", &f32_copy), ("ten digits", &ten_digits)] {
+            let d = &compare(&r, live, &DriftThresholds::default()).unwrap()[0];
+            assert!(!d.drift && d.psi < 1e-9 && d.ks < 0.01, "{what}: {d:?}");
+        }
+        let constant = Reference::of(&["level".into()], &[0.1; 300], 0..300);
+        let d = &compare(&constant, &[0.1f32 as f64; 50], &DriftThresholds::default()).unwrap()[0];
+        assert!(!d.drift && d.psi < 1e-9 && d.ks == 0.0, "{d:?}");
+    }
+
     #[test]
     fn ks_matches_a_hand_computation() {
         // Reference uniform on [0, 1] (quantiles exact); sample {0.1, 0.2, 0.9}:
@@ -482,32 +536,6 @@ mod tests {
         let same = compare(&r, &train, &DriftThresholds::default()).unwrap();
         assert!(!same[0].drift, "{same:?}");
         assert!(same[0].psi.abs() < 1e-12 && same[0].mean_shift == 0.0);
-    }
-
-    /// The training rows written back as float32, or with ten digits, or
-    /// a constant column read back as f32: the model sees the same
-    /// numbers, so nothing drifts. (A feature of point masses on its
-    /// deciles, as the rainfall's wind speed, scored a PSI of 0.35; the
-    /// constant column a PSI of 18 and a KS of 1.)
-    #[test]
-    fn values_the_model_reads_alike_do_not_drift() {
-        let levels = [0.1, 0.3, 0.7, 1.9, 2.3];
-        let train: Vec<f64> = (0..2000)
-            .map(|i| levels[(i * 7 + i / 13) % 5] + if i % 3 == 0 { 0.0 } else { i as f64 * 1e-4 })
-            .collect();
-        let r = Reference::of(&["x".into()], &train, 0..2000);
-        let f32_copy: Vec<f64> = train.iter().map(|&v| v as f32 as f64).collect();
-        let ten_digits: Vec<f64> = train
-            .iter()
-            .map(|&v| format!("{v:.9e}").parse().unwrap())
-            .collect();
-        for (what, live) in [("float32", &f32_copy), ("ten digits", &ten_digits)] {
-            let d = &compare(&r, live, &DriftThresholds::default()).unwrap()[0];
-            assert!(!d.drift && d.psi < 1e-9 && d.ks < 0.01, "{what}: {d:?}");
-        }
-        let constant = Reference::of(&["level".into()], &[0.1; 300], 0..300);
-        let d = &compare(&constant, &[0.1f32 as f64; 50], &DriftThresholds::default()).unwrap()[0];
-        assert!(!d.drift && d.psi < 1e-9 && d.ks == 0.0, "{d:?}");
     }
 
     #[test]

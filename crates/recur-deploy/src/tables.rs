@@ -11,6 +11,7 @@ use crate::model_dir::{DirKind, Inspection, Report};
 use crate::report::{ModelReport, Scores};
 use crate::scoring::Evaluation;
 use crate::Metrics;
+use recur_data::drift::{figure, number};
 use recur_data::select::FeatureStats;
 use std::collections::BTreeMap;
 use std::fmt::{self, Display, Formatter};
@@ -571,11 +572,11 @@ impl Display for DriftCheck {
             self.input.display(),
             self.reference_rows,
             self.model.display(),
-            th.psi,
-            th.ks,
-            th.mean_shift,
-            th.autocorr_shift,
-            th.noise_ratio_shift
+            number(th.psi),
+            number(th.ks),
+            number(th.mean_shift),
+            number(th.autocorr_shift),
+            number(th.noise_ratio_shift)
         )?;
         writeln!(
             f,
@@ -585,14 +586,13 @@ impl Display for DriftCheck {
         for d in &self.table {
             writeln!(
                 f,
-                "{:<w$}  {:>7.4} {:>7.4} {:>10.3} {:>9.3} {:>11}  {}",
+                "{:<w$}  {:>7.4} {:>7.4} {:>10} {:>9.3} {:>11}  {}",
                 d.feature,
                 d.psi,
                 d.ks,
-                d.mean_shift,
+                figure(d.mean_shift, 3),
                 d.autocorr_shift,
-                d.noise_ratio_shift
-                    .map_or("-".into(), |v| format!("{v:.3}")),
+                d.noise_ratio_shift.map_or("-".into(), |v| figure(v, 3)),
                 if d.drift {
                     format!("DRIFT: {}", d.reasons.join(", "))
                 } else {
