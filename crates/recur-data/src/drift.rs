@@ -57,37 +57,51 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// empty otherwise: a 0/1 flag that is 0 on 95% of training rows had
 /// deciles all 0, and its 0s and 1s fell in one bin, so a flag set on 60%
 /// of live rows scored a PSI of 0.
-fn bin(deciles: &[f64], v: f64, point_bins: bool) -> usize {
-    let k = deciles.partition_point(|&e| e <= v);
-    if point_bins && k >= 2 && deciles[k - 1] == v && deciles[k - 2] == v {
+fn bin(deciles: &[f64], v: f64, point_bins: bool, near: Near) -> usize {
+    let t = near.tol(v);
+    let k = deciles.partition_point(|&e| e <= v + t);
+    let at = |e: f64| (e - v).abs() <= t;
+    if point_bins && k >= 2 && at(deciles[k - 1]) && at(deciles[k - 2]) {
         k - 1
     } else {
         k
     }
 }
 
-/// `v` as the model reads it: rounded to f32. PSI and KS compare values
-/// by equality with the training deciles and quantiles, so a point mass
-/// (a value on a tenth of the rows, on an edge) written back with a few
-/// digits less, or saved as float32, moved bins wholesale: the training
-/// rows saved as float32 scored a PSI of 0.35, a column constant at 0.1 in
-/// training and 0.10000000149 (0.1 as f32) live a PSI of 18 and a KS of 1,
-/// though the model sees the same numbers. Both sides are compared as the
-/// model reads them.
-fn as_read(v: f64) -> f64 {
-    v as f32 as f64
+/// How close a value must be to a decile or quantile to count as equal to
+/// it: a hundred-thousandth of the training standard deviation, or for a
+/// column constant in training a millionth of the value.
+///
+/// PSI and KS compared values with the training deciles and quantiles by
+/// exact equality, so a point mass (a value on a tenth of the rows, on an
+/// edge) written back with ten digits, or saved as float32, moved bins
+/// wholesale: the training rows saved as float32 scored a PSI of 0.35, and
+/// a column constant at 0.1 in training scored a PSI of 18 and a KS of 1
+/// against 0.1 as f32. A nudge that small is below what the model reads
+/// (values scaled by the standard deviation, in f32). The tolerance is
+/// relative to the spread, not to the value, so a column of large numbers
+/// in a narrow range (IDs, timestamps above 2^24) keeps every distinction
+/// the model sees.
+#[derive(Clone, Copy)]
+struct Near {
+    std: f64,
 }
 
-/// `values` as the model reads them ([`as_read`]).
-fn read_all(values: &[f64]) -> Vec<f64> {
-    values.iter().map(|&v| as_read(v)).collect()
+impl Near {
+    fn tol(self, v: f64) -> f64 {
+        if self.std > 0.0 {
+            1e-5 * self.std
+        } else {
+            1e-6 * v.abs()
+        }
+    }
 }
 
 /// Shares of `x` in the 10 decile bins.
-fn shares(deciles: &[f64], x: &[f64], point_bins: bool) -> Vec<f64> {
+fn shares(deciles: &[f64], x: &[f64], point_bins: bool, near: Near) -> Vec<f64> {
     let mut c = vec![0.0; deciles.len() + 1];
     for &v in x {
-        c[bin(deciles, v, point_bins)] += 1.0;
+        c[bin(deciles, v, point_bins, near)] += 1.0;
     }
     c.iter().map(|n| n / x.len().max(1) as f64).collect()
 }
@@ -135,11 +149,10 @@ impl FeatureReference {
     pub fn of(feature: &str, x: &[f64]) -> FeatureReference {
         let m = mean(x);
         let s = spread(m, std(x, m), x.len());
-        let read = read_all(x);
-        let mut sorted = read.clone();
+        let mut sorted = x.to_vec();
         sorted.sort_by(f64::total_cmp);
         let deciles: Vec<f64> = (1..10)
-            .map(|i| as_read(quantile(&sorted, i as f64 / 10.0)))
+            .map(|i| quantile(&sorted, i as f64 / 10.0))
             .collect();
         FeatureReference {
             feature: feature.to_string(),
@@ -147,11 +160,11 @@ impl FeatureReference {
             std: s,
             autocorr: lag1_autocorr(x),
             noise_ratio: noise_ratio(m, s),
-            bin_shares: shares(&deciles, &read, true),
+            bin_shares: shares(&deciles, x, true, Near { std: s }),
             point_bins: true,
             deciles,
             quantiles: (0..=200)
-                .map(|i| as_read(quantile(&sorted, i as f64 / 200.0)))
+                .map(|i| quantile(&sorted, i as f64 / 200.0))
                 .collect(),
             rows: x.len(),
         }
@@ -238,8 +251,14 @@ fn ref_cdf(q: &[f64], v: f64) -> f64 {
 
 /// Two-sample Kolmogorov-Smirnov distance between the reference (by its
 /// quantiles) and the sorted sample `x`: the largest gap between the two
-/// distribution functions over every sample value and reference quantile.
+/// distribution functions over every sample value and reference quantile,
+/// each read at the point plus [`Near`]'s tolerance.
 pub fn ks(quantiles: &[f64], sorted: &[f64]) -> f64 {
+    ks_near(quantiles, sorted, None)
+}
+
+/// [`ks`] with values within `near`'s tolerance of a point counted at it.
+fn ks_near(quantiles: &[f64], sorted: &[f64], near: Option<Near>) -> f64 {
     let n = sorted.len() as f64;
     let mut points: Vec<f64> = sorted.iter().chain(quantiles).copied().collect();
     points.sort_by(f64::total_cmp);
@@ -247,6 +266,7 @@ pub fn ks(quantiles: &[f64], sorted: &[f64]) -> f64 {
     points
         .iter()
         .map(|&p| {
+            let p = p + near.map_or(0.0, |near| near.tol(p));
             let sample = sorted.partition_point(|&x| x <= p) as f64 / n;
             (ref_cdf(quantiles, p) - sample).abs()
         })
@@ -292,16 +312,13 @@ pub fn compare(
             // The reference's spread read the same way (a file written
             // before kept the rounding of a constant column as its std).
             let r_std = spread(r.mean, r.std, r.rows);
-            // Binned as the model reads values, the reference's edges too
-            // (a file written before kept them in f64).
-            let read = read_all(&x);
-            let mut sorted = read.clone();
+            // A value within a hair of an edge counts as on it, as the
+            // reference's shares were counted ([`Near`]).
+            let near = Near { std: r_std };
+            let mut sorted = x.clone();
             sorted.sort_by(f64::total_cmp);
-            let p = psi(
-                &r.bin_shares,
-                &shares(&read_all(&r.deciles), &read, r.point_bins),
-            );
-            let k = ks(&read_all(&r.quantiles), &sorted);
+            let p = psi(&r.bin_shares, &shares(&r.deciles, &x, r.point_bins, near));
+            let k = ks_near(&r.quantiles, &sorted, Some(near));
             // In training's standard deviations; raw units for a column that
             // was constant in training (no spread to measure against).
             let ms = (m - r.mean).abs() / if r_std > 0.0 { r_std } else { 1.0 };
@@ -379,6 +396,10 @@ fn above(v: f64, t: f64) -> String {
 mod tests {
     use super::*;
 
+    /// No tolerance: values off zero compare exactly (the edges here are
+    /// whole numbers, far apart).
+    const EXACT: Near = Near { std: 0.0 };
+
     #[test]
     fn a_reason_shows_its_value_over_its_threshold() {
         assert_eq!(above(0.25, 0.1), "0.250");
@@ -454,15 +475,19 @@ mod tests {
         // The mirror case (a mass at the maximum) was binned apart already
         // and is unchanged; so is every value off a repeated edge.
         let edges = [0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 3.0, 4.0, 5.0];
-        assert_eq!(bin(&edges, 0.0, true), 2);
-        assert_eq!(bin(&edges, 0.0, false), 3);
-        assert_eq!(bin(&edges, 3.0, true), 6);
+        assert_eq!(bin(&edges, 0.0, true, EXACT), 2);
+        assert_eq!(bin(&edges, 0.0, false, EXACT), 3);
+        assert_eq!(bin(&edges, 3.0, true, EXACT), 6);
         for v in [-1.0, 0.5, 1.0, 2.5, 3.5, 4.0, 9.0] {
-            assert_eq!(bin(&edges, v, true), bin(&edges, v, false), "{v}");
+            assert_eq!(
+                bin(&edges, v, true, EXACT),
+                bin(&edges, v, false, EXACT),
+                "{v}"
+            );
         }
         let mut old = r.clone();
         old.features[0].point_bins = false;
-        old.features[0].bin_shares = shares(&[0.0; 9], &train, false);
+        old.features[0].bin_shares = shares(&[0.0; 9], &train, false, EXACT);
         let json = serde_json::to_string(&old)
             .unwrap()
             .replace(",\"point_bins\":false", "");
@@ -495,6 +520,20 @@ mod tests {
             let d = &compare(&r, live, &DriftThresholds::default()).unwrap()[0];
             assert!(!d.drift && d.psi < 1e-9 && d.ks < 0.01, "{what}: {d:?}");
         }
+        // Large numbers in a narrow range (IDs, timestamps): every step of
+        // one is a distinction the model sees, so a change of shape there
+        // drifts (rounded to f32 as they are, every value was 2^31).
+        let ids: Vec<f64> = (0..2000)
+            .map(|i| 2f64.powi(31) + (i * 37 % 129) as f64)
+            .collect();
+        let r = Reference::of(&["id".into()], &ids, 0..2000);
+        let spikes: Vec<f64> = (0..600)
+            .map(|i| 2f64.powi(31) + [0.0, 64.0, 128.0][i % 3])
+            .collect();
+        let d = &compare(&r, &spikes, &DriftThresholds::default()).unwrap()[0];
+        assert!(d.psi > 1.0 && d.ks > 0.2, "{d:?}");
+        let d = &compare(&r, &ids, &DriftThresholds::default()).unwrap()[0];
+        assert!(!d.drift && d.psi < 1e-9, "{d:?}");
         let constant = Reference::of(&["level".into()], &[0.1; 300], 0..300);
         let d = &compare(&constant, &[0.1f32 as f64; 50], &DriftThresholds::default()).unwrap()[0];
         assert!(!d.drift && d.psi < 1e-9 && d.ks == 0.0, "{d:?}");
