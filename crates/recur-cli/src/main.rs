@@ -196,8 +196,8 @@ fn bench_seconds(s: &str) -> Result<f64, String> {
     about = "Train, evaluate and serve LSTM sequence models on the CPU."
 )]
 struct Cli {
-    /// Threads for tensor work, 1 to 1024 (default: all cores). The same
-    /// seed and thread count give the same numbers.
+    /// Threads for tensor work, 1 to 1024 (default: all cores). On one
+    /// machine the same seed and thread count give the same numbers.
     #[arg(long, global = true, value_parser = thread_count)]
     threads: Option<usize>,
     /// No progress bars or per-epoch lines.
@@ -337,7 +337,9 @@ enum Command {
     /// Evaluate a model directory on a labelled file: every model (LSTM,
     /// trees, ensemble), raw and calibrated, at the thresholds saved at
     /// training. Given the training file itself, it scores its validation
-    /// and test parts exactly as the training report did.
+    /// and test parts exactly as the training report did (on a CPU of the
+    /// kind the model was trained on; kernels differ by CPU family in the
+    /// last bits).
     Eval {
         /// The model directory (what `recur train --out` wrote).
         #[arg(long)]
