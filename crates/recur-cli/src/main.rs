@@ -1109,6 +1109,14 @@ fn run_command(cli: Cli, precision: Option<String>) -> Result<()> {
                 seed,
             } => {
                 let threads = candle_core::utils::get_num_threads();
+                // Nothing else is printed until the figures: on a slow
+                // machine that was minutes of silence.
+                if !cli.quiet {
+                    errln!(
+                        "timing {workload} on {threads} thread(s): training, inference, then batch-1 \
+                         latency, at least {min_seconds} s each after a warm-up"
+                    );
+                }
                 let r = recur_dev::lstm_bench::run(&workload, threads, min_seconds, seed)?;
                 if let Some(j) = json {
                     recur_core::fsx::write_json(&j, &r)?;

@@ -346,7 +346,7 @@ fn bad_input_is_a_clear_error_naming_file_column_or_row() {
 fn bench_lstm_writes_the_figures_compare_reads() {
     let d = tempfile::tempdir().unwrap();
     let json = d.path().join("w1.json");
-    let out = ok(&recur(&[
+    let run = recur(&[
         "bench",
         "lstm",
         "--workload",
@@ -355,8 +355,23 @@ fn bench_lstm_writes_the_figures_compare_reads() {
         "0",
         "--json",
         json.to_str().unwrap(),
-    ]));
+    ]);
+    let out = ok(&run);
     assert!(out.contains("train") && out.contains("seq/s"), "{out}");
+    // What it is doing is said before the silence of the timing, but
+    // for -q (which `recur` above passes).
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("timing"));
+    let loud = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(["--threads", "1", "bench", "lstm", "--workload", "w1"])
+        .args(["--min-seconds", "0"])
+        .output()
+        .unwrap();
+    ok(&loud);
+    let said = String::from_utf8_lossy(&loud.stderr);
+    assert!(
+        said.contains("timing w1 on 1 thread(s): training, inference, then batch-1 latency"),
+        "{said}"
+    );
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["impl"], "recur");
