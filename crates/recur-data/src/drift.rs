@@ -380,25 +380,24 @@ pub fn figure(v: f64, d: usize) -> String {
 }
 
 /// `v` (over `t`) to three decimals, or as many more as it takes to show
-/// it over `t`: `PSI 0.000 > 0.0001` read as a contradiction.
+/// it over `t`: `PSI 0.000 > 0.0001` read as a contradiction ([`figure`]:
+/// from a million up in scientific notation).
 fn above(v: f64, t: f64) -> String {
-    if v.is_finite() && v.abs() >= 1e6 {
-        return figure(v, 3);
-    }
     let mut d = 3;
     while d < 12 && format!("{v:.d$}").parse::<f64>().is_ok_and(|x| x <= t) {
         d += 1;
     }
-    format!("{v:.d$}")
+    figure(v, d)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// No tolerance: values off zero compare exactly (the edges here are
-    /// whole numbers, far apart).
-    const EXACT: Near = Near { std: 0.0 };
+    /// A tolerance of a millionth of the value (a column constant in
+    /// training): for these whole-number edges, far apart, the same as
+    /// comparing exactly.
+    const TIGHT: Near = Near { std: 0.0 };
 
     #[test]
     fn a_reason_shows_its_value_over_its_threshold() {
@@ -475,19 +474,19 @@ mod tests {
         // The mirror case (a mass at the maximum) was binned apart already
         // and is unchanged; so is every value off a repeated edge.
         let edges = [0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 3.0, 4.0, 5.0];
-        assert_eq!(bin(&edges, 0.0, true, EXACT), 2);
-        assert_eq!(bin(&edges, 0.0, false, EXACT), 3);
-        assert_eq!(bin(&edges, 3.0, true, EXACT), 6);
+        assert_eq!(bin(&edges, 0.0, true, TIGHT), 2);
+        assert_eq!(bin(&edges, 0.0, false, TIGHT), 3);
+        assert_eq!(bin(&edges, 3.0, true, TIGHT), 6);
         for v in [-1.0, 0.5, 1.0, 2.5, 3.5, 4.0, 9.0] {
             assert_eq!(
-                bin(&edges, v, true, EXACT),
-                bin(&edges, v, false, EXACT),
+                bin(&edges, v, true, TIGHT),
+                bin(&edges, v, false, TIGHT),
                 "{v}"
             );
         }
         let mut old = r.clone();
         old.features[0].point_bins = false;
-        old.features[0].bin_shares = shares(&[0.0; 9], &train, false, EXACT);
+        old.features[0].bin_shares = shares(&[0.0; 9], &train, false, TIGHT);
         let json = serde_json::to_string(&old)
             .unwrap()
             .replace(",\"point_bins\":false", "");
