@@ -889,6 +889,13 @@ pub struct Given {
 
 /// [`import`] with the sizes the user gives.
 pub fn import_with(path: &Path, dev: &Device, given: &Given) -> Result<Imported> {
+    for (name, v) in [("context", given.context), ("heads", given.heads)] {
+        if v == Some(0) {
+            return Err(Error::Msg(format!(
+                "{name} is 0: give a whole number from 1, or leave it out"
+            )));
+        }
+    }
     let (tensors, source, mut warnings, unread) = read_checkpoint(path, dev)?;
     let tensors = strip_wrapper_prefix(tensors, &mut warnings);
     // What was read about the file belongs with a refusal too (a tensor

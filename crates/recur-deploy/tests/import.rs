@@ -419,6 +419,24 @@ fn sizes_the_tensors_cannot_tell_are_stated_or_given() {
     .unwrap()
     .to_string();
     assert!(e.contains("this checkpoint is no Transformer"), "{e}");
+    // A size of 0 is refused by the library itself, for every caller (the
+    // CLI's parser and Python's wrapper check it too).
+    for given in [
+        import::Given {
+            context: Some(0),
+            heads: None,
+        },
+        import::Given {
+            context: None,
+            heads: Some(0),
+        },
+    ] {
+        let e = import::import_with(&gru, &dev, &given)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("is 0: give a whole number from 1"), "{e}");
+    }
 }
 
 /// Integer tensors in a `.safetensors` are refused by name, as the `.pt`
