@@ -435,7 +435,7 @@ fn wiki_xml(path: &Path, text: &str, skipped: &mut Skipped) -> Result<Vec<Docume
     let mut reader = quick_xml::Reader::from_str(text);
     let mut docs = Vec::new();
     let (mut field, mut title, mut ns, mut body, mut redirect) = (
-        Vec::<u8>::new(),
+        String::new(),
         String::new(),
         String::new(),
         String::new(),
@@ -450,22 +450,21 @@ fn wiki_xml(path: &Path, text: &str, skipped: &mut Skipped) -> Result<Vec<Docume
         })?;
         match ev {
             Event::Start(e) => {
-                field = e.local_name().as_ref().to_vec();
-                if field == b"page" {
+                field = e.local_name().as_ref().to_string();
+                if field == "page" {
                     (title, ns, body, redirect) =
                         (String::new(), String::new(), String::new(), false);
                 }
             }
-            Event::Empty(e) if e.local_name().as_ref() == b"redirect" => redirect = true,
+            Event::Empty(e) if e.local_name().as_ref() == "redirect" => redirect = true,
             Event::Text(t) => {
-                // Entities arrive as their own events (below).
-                let s = t
-                    .decode()
-                    .map_err(|e| bad(path, format!("XML text: {e}")))?;
-                match field.as_slice() {
-                    b"title" => title.push_str(&s),
-                    b"ns" => ns.push_str(&s),
-                    b"text" => body.push_str(&s),
+                // Entities arrive as their own events (below); the text
+                // as written, line ends included.
+                let s = t.into_inner();
+                match field.as_str() {
+                    "title" => title.push_str(&s),
+                    "ns" => ns.push_str(&s),
+                    "text" => body.push_str(&s),
                     _ => {}
                 }
             }
@@ -475,20 +474,20 @@ fn wiki_xml(path: &Path, text: &str, skipped: &mut Skipped) -> Result<Vec<Docume
                 let s = match r.resolve_char_ref().map_err(|e| xml_err(e.to_string()))? {
                     Some(c) => c.to_string(),
                     None => {
-                        let name = r.decode().map_err(|e| xml_err(e.to_string()))?;
+                        let name = r.into_inner();
                         quick_xml::escape::resolve_predefined_entity(&name)
                             .ok_or_else(|| xml_err(format!("unknown entity &{name};")))?
                             .to_string()
                     }
                 };
-                match field.as_slice() {
-                    b"title" => title.push_str(&s),
-                    b"text" => body.push_str(&s),
+                match field.as_str() {
+                    "title" => title.push_str(&s),
+                    "text" => body.push_str(&s),
                     _ => {}
                 }
             }
             Event::End(e) => {
-                if e.local_name().as_ref() == b"page" {
+                if e.local_name().as_ref() == "page" {
                     if redirect || wikitext::is_redirect(&body) {
                         skipped.redirects += 1;
                     } else if ns.trim() != "0" {
