@@ -330,6 +330,19 @@ pub fn access_denied(path: &Path) -> Option<&'static str> {
 pub fn refuse_non_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(m) => regular(path, &m),
+        // `-` is standard input to many tools (and to recur's outputs,
+        // standard output); nothing of that name is here, not even a link.
+        Err(e)
+            if path.as_os_str() == "-"
+                && e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(path).is_err() =>
+        {
+            Err(Error::data(
+                "-",
+                "standard input is not read here: recur reads files (save what you would pipe \
+                 in to a file and give its path)",
+            ))
+        }
         Err(_) => Ok(()),
     }
 }

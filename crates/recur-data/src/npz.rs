@@ -419,11 +419,12 @@ struct Opened {
 /// Opens `path`, checks every member, and refuses it if one of the
 /// `required` arrays is present but unreadable (naming it and why).
 fn open(path: &Path, required: &[&str]) -> Result<Opened> {
+    // Before candle opens it: a named pipe would wait for a writer (and
+    // `-` is said not to be standard input).
+    recur_core::fsx::refuse_non_file(path)?;
     if !path.exists() {
         return Err(npz_err(path, "no such file".to_string()));
     }
-    // Before candle opens it: a named pipe would wait for a writer.
-    recur_core::fsx::refuse_non_file(path)?;
     let npz = NpzTensors::new(path).map_err(|e| {
         npz_err(
             path,
@@ -1374,6 +1375,9 @@ mod tests {
             false,
         );
         assert_eq!(read_windows(&p, 3).unwrap().len(), 2);
+        // `-` is said not to be standard input, not a missing file.
+        let e = read_windows(Path::new("-"), 3).unwrap_err().to_string();
+        assert!(e.contains("standard input is not read"), "{e}");
         let e = read_reversed_windows(&p, 3, None).unwrap_err().to_string();
         assert!(
             e.contains("ready.npz") && e.contains("data.reverse needs a chunks file"),

@@ -365,14 +365,24 @@ impl Table {
         match fmt.as_str() {
             "csv" | "txt" | "tsv" => Table::read_csv_rows(path, false, tab_for(format)),
             "parquet" | "pq" => Table::read_parquet(path),
-            other => Err(Error::data(
-                path.display().to_string(),
-                format!(
-                    "unknown table format `{other}`: give a .csv, .tsv or .parquet file (a \
-                     training config may instead set data.format: csv, tsv or parquet, ts for \
-                     series files)"
-                ),
-            )),
+            other => {
+                // A missing file is said missing before its name is judged.
+                if let Err(e) = std::fs::metadata(path) {
+                    return Err(Error::io(path, e));
+                }
+                Err(Error::data(
+                    path.display().to_string(),
+                    format!(
+                        "{}: give a .csv, .tsv or .parquet file (a training config may instead \
+                         set data.format: csv, tsv or parquet, ts for series files)",
+                        if other.is_empty() && format.is_none() {
+                            "has no extension to tell its table format".to_string()
+                        } else {
+                            format!("unknown table format `{other}`")
+                        }
+                    ),
+                ))
+            }
         }
     }
 
@@ -993,6 +1003,33 @@ pub fn clip(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-` (standard input elsewhere) and a file without an extension are
+    /// each said as what they are, not as a format named ``.
+    #[test]
+    fn standard_input_and_a_name_without_extension_are_said_so() {
+        let e = Table::read(Path::new("-"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("standard input is not read") && e.contains("give its path"),
+            "{e}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("rows");
+        std::fs::write(&f, "a,b\n1,2\n").unwrap();
+        let e = Table::read(&f, None).unwrap_err().to_string();
+        assert!(
+            e.contains("has no extension to tell its table format") && !e.contains("``"),
+            "{e}"
+        );
+        assert_eq!(Table::read(&f, Some("csv")).unwrap().names, ["a", "b"]);
+        // A format given empty is a format, and a missing file is missing.
+        let e = Table::read(&f, Some("")).unwrap_err().to_string();
+        assert!(e.contains("unknown table format ``"), "{e}");
+        let e = Table::read(&d.path().join("nothing"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("No such file"), "{e}");
+    }
 
     #[test]
     fn cells_from_elsewhere_are_typed_as_a_files_column() {
