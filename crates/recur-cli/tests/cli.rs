@@ -603,6 +603,13 @@ fn standard_output_as_an_output_is_written_through_and_the_umask_is_kept() {
         "{said}"
     );
     assert!(!d.path().join("-").exists());
+    // A standard output that cannot take the table fails, named as such.
+    let out = recur_sh(&format!("{predict} - >/dev/full"), d.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && said.contains("error: standard output: No space left"),
+        "{said}"
+    );
     // A standard error that cannot be written does not fail the work.
     let out = recur_sh(&format!("{predict} p.csv 2>/dev/full"), d.path());
     assert!(out.status.success());

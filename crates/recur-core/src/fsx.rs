@@ -86,11 +86,23 @@ fn own_fd(p: &Path) -> Option<i32> {
 
 /// Writes `bytes` to this process's open descriptor `fd`, at its offset
 /// and with its flags (a shell's `>>` appends).
+/// How an error names the descriptor `fd` an output named `shown` (`-`,
+/// `/dev/stdout`, ...) goes to: standard output as such, as the commands'
+/// own output's errors name it.
+fn fd_name(fd: i32, shown: &Path) -> &Path {
+    if fd == 1 {
+        Path::new("standard output")
+    } else {
+        shown
+    }
+}
+
 fn write_fd(fd: i32, bytes: &[u8], shown: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::fd::BorrowedFd;
         if fd == 1 {
+            let shown = fd_name(fd, shown);
             let mut o = std::io::stdout().lock();
             return o
                 .write_all(bytes)
@@ -243,10 +255,17 @@ pub fn write_atomic_with<E: std::fmt::Display>(
         Target::Fd(fd) => {
             // The writer takes a path: it writes a private temporary file,
             // whose bytes then go to the descriptor.
-            let tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io(path, e))?;
+            let shown = fd_name(fd, path);
+            let tmp = tempfile::NamedTempFile::new().map_err(|e| {
+                Error::Msg(format!(
+                    "cannot write {}: a temporary file in {} (TMPDIR) failed: {e}",
+                    shown.display(),
+                    std::env::temp_dir().display()
+                ))
+            })?;
             write(tmp.path())
-                .map_err(|e| Error::Msg(format!("cannot write {}: {e}", path.display())))?;
-            let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io(path, e))?;
+                .map_err(|e| Error::Msg(format!("cannot write {}: {e}", shown.display())))?;
+            let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io(shown, e))?;
             return write_fd(fd, &bytes, path);
         }
     };
