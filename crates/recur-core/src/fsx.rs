@@ -236,7 +236,27 @@ fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(&format!("{stem}{}-", std::process::id()))
         .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))
+        .map_err(|e| {
+            // Said as what it is: an output that may be written where it
+            // is cannot be replaced in a folder that refuses new files.
+            use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+            let why = match e.kind() {
+                PermissionDenied => "does not let this user create files",
+                ReadOnlyFilesystem => "is on a read-only file system",
+                _ => "",
+            };
+            if !why.is_empty() {
+                Error::Msg(format!(
+                    "cannot write {}: recur writes an output to a temporary file beside it and \
+                     renames it into place (a stopped run never leaves half a file), and the \
+                     folder {} {why}; write it to a folder where files can be created",
+                    path.display(),
+                    dir.display(),
+                ))
+            } else {
+                Error::io(dir, e)
+            }
+        })
 }
 
 /// Writes `path` atomically through `write`, which is given the path of a
