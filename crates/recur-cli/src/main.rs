@@ -674,7 +674,25 @@ fn main() -> ExitCode {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let cli = Cli::parse();
+    // As `Cli::parse()`, but help or a version that cannot be written (a
+    // full disk behind `>`) is an error, as any other command's output is.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use std::io::Write as _;
+            let code = e.exit_code();
+            if let Err(w) = e.print().and_then(|_| std::io::stdout().flush()) {
+                let stream = if e.use_stderr() {
+                    "standard error"
+                } else {
+                    "standard output"
+                };
+                let _ = writeln!(std::io::stderr(), "error: {stream}: {w}");
+                return ExitCode::from(2);
+            }
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
     if matches!(cli.command, Command::Serve { .. }) {
         // A server outlives the reader of its log lines: a closed one must
         // not kill it in the middle of a graceful stop (its lines are

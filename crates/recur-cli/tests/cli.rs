@@ -610,6 +610,16 @@ fn standard_output_as_an_output_is_written_through_and_the_umask_is_kept() {
         out.status.code() == Some(2) && said.contains("error: standard output: No space left"),
         "{said}"
     );
+    // Nor does help or the version pass for printed when they were not.
+    for asked in ["--help", "--version", "predict --help"] {
+        let out = recur_sh(&format!("exec \"$0\" {asked} >/dev/full"), d.path());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && said.contains("standard output: No space left"),
+            "{asked}: {:?} {said}",
+            out.status
+        );
+    }
     // A standard error that cannot be written does not fail the work.
     let out = recur_sh(&format!("{predict} p.csv 2>/dev/full"), d.path());
     assert!(out.status.success());
