@@ -125,8 +125,15 @@ fn home_origin() -> &'static str {
         && std::env::var_os("XDG_CACHE_HOME").is_some_and(|x| Path::new(&x).is_absolute())
     {
         "XDG_CACHE_HOME puts it there (RECUR_HOME is not set)"
-    } else {
+    } else if set("HOME") {
         "it is the cache folder under HOME (RECUR_HOME is not set)"
+    } else if dirs::cache_dir().is_none() {
+        "this user has no home folder (HOME and RECUR_HOME are not set), so it is in the \
+         temporary folder"
+    } else {
+        // HOME unset: the home folder comes from the user's entry in the
+        // system's account database.
+        "it is the cache folder in this user's home folder (HOME and RECUR_HOME are not set)"
     }
 }
 
