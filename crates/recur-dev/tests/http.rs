@@ -1815,6 +1815,21 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
             );
         }
     }
+    // A UTF-8 byte order mark before the JSON is passed over (RFC 8259
+    // lets a parser ignore it); one anywhere else is not JSON.
+    for (body, status) in [
+        ("\u{feff}{\"messages\": [\"hi\"]}", "200"),
+        ("{\u{feff}\"messages\": [\"hi\"]}", "400"),
+    ] {
+        let mut c = raw(&s.url);
+        c.write_all(format!("POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+            .unwrap();
+        let got = read_all(&mut c);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {status}")),
+            "{body:?}: {got}"
+        );
+    }
     let (status, _) = post(&s.url, "/chat", &json!({"messages": ["the cat sat"]}));
     assert_eq!(status, 200);
 }

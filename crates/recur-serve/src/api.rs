@@ -77,6 +77,10 @@ impl IntoResponse for ApiError {
 
 /// Parses a request body, naming the field that is wrong.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // A UTF-8 byte order mark, which some Windows tools write before JSON,
+    // is ignored as RFC 8259 (section 8.1) lets a parser ignore it; it was
+    // "expected value at line 1 column 1".
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
