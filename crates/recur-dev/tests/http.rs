@@ -1774,6 +1774,12 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
         ("application/json; charset=\"UTF-8\"", "200"),
         ("application/json; Charset=utf8", "200"),
         ("application/json; charset=us-ascii", "200"),
+        // JSON by a structured suffix (RFC 6839) is JSON; a bare suffix or
+        // another top-level type is not.
+        ("application/problem+json", "200"),
+        ("Application/VND.API+JSON; charset=utf-8", "200"),
+        ("application/+json", "415"),
+        ("text/x+json", "415"),
         // Not JSON at all is said first.
         ("text/plain; charset=latin1", "415"),
         // A second header cannot slip a charset past.
@@ -1790,7 +1796,7 @@ fn slow_idle_and_oversized_clients_are_cut_off_with_json() {
             got.starts_with(&format!("HTTP/1.1 {status}")),
             "{ct}: {got}"
         );
-        if ct.starts_with("text/plain") {
+        if ct.starts_with("text/") || ct.contains("/+") {
             assert!(got.contains("send JSON with Content-Type"), "{got}");
         } else if ct.contains("\r\n") {
             assert!(got.contains("several Content-Type headers"), "{got}");

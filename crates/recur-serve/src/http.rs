@@ -384,7 +384,16 @@ async fn guard_post(
     let json = ct
         .and_then(|ct| ct.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            // JSON by a structured suffix too (RFC 6839: `application/
+            // vnd.api+json`, `application/problem+json`), which browsers
+            // send only after a preflight, as application/json.
+            v == "application/json"
+                || v.strip_prefix("application/")
+                    .and_then(|t| t.strip_suffix("+json"))
+                    .is_some_and(|t| !t.is_empty() && !t.contains('/'))
+        });
     if !json {
         let given = match ct {
             None => "no Content-Type".to_string(),
