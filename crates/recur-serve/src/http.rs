@@ -620,7 +620,7 @@ fn not_implemented(req: &Request) -> Option<ApiError> {
             StatusCode::NOT_IMPLEMENTED,
             "not_implemented",
             format!(
-                "recur does not implement the method {}; its endpoints take GET and POST",
+                "recur does not implement the method {}; its endpoints take GET, HEAD and POST",
                 recur_data::table::clip(req.method().as_str())
             ),
         )

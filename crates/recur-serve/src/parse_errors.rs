@@ -70,8 +70,9 @@ fn explain(status: &str) -> Option<(&'static str, &'static str)> {
         ),
         "431" => (
             "headers_too_large",
-            "the request's headers are too large, or its Content-Length is beyond any body a \
-             server reads; send data in the body, within limits.max_body_bytes (GET /info)",
+            "the request's headers are too large or too many (at most 100 lines), or its \
+             Content-Length is beyond any body a server reads; send data in the body, within \
+             limits.max_body_bytes (GET /info)",
         ),
         _ => return None,
     })
