@@ -1,9 +1,20 @@
 //! What the kernel probes share: the thread count from the first argument
-//! (default 1), with the global pool built to it, and their inputs.
+//! (default 1), with the global pool built to it, and their inputs; and
+//! the `recur` binary's allocator. Under glibc's malloc the probes timed
+//! page faults the binary never takes: a kernel's per-call scratch of a
+//! few hundred kilobytes went back to the system and was faulted in again
+//! (the w1 last-state path 3% slower than the whole layer, s54's lead).
+
+/// mimalloc, as recur-cli's `main` declares it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Builds rayon's global pool with the thread count given as the first
 /// argument and returns it.
 pub fn threads_from_args() -> usize {
+    // mimalloc's purge delay (option 15) off, as recur-cli's main sets it.
+    // SAFETY: set before any other thread starts; any value is valid.
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let threads: usize = std::env::args()
         .nth(1)
         .and_then(|v| v.parse().ok())
