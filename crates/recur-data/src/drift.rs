@@ -252,7 +252,8 @@ fn ref_cdf(q: &[f64], v: f64) -> f64 {
 /// Two-sample Kolmogorov-Smirnov distance between the reference (by its
 /// quantiles) and the sorted sample `x`: the largest gap between the two
 /// distribution functions over every sample value and reference quantile,
-/// each read at the point plus [`Near`]'s tolerance.
+/// each read exactly at the point (the drift report itself counts values
+/// within 1e-5 training standard deviations of a point as at it).
 pub fn ks(quantiles: &[f64], sorted: &[f64]) -> f64 {
     ks_near(quantiles, sorted, None)
 }
