@@ -84,8 +84,6 @@ fn own_fd(p: &Path) -> Option<i32> {
     (is_fd_dir && std::fs::symlink_metadata(p).is_ok()).then_some(n)
 }
 
-/// Writes `bytes` to this process's open descriptor `fd`, at its offset
-/// and with its flags (a shell's `>>` appends).
 /// How an error names the descriptor `fd` an output named `shown` (`-`,
 /// `/dev/stdout`, ...) goes to: standard output as such, as the commands'
 /// own output's errors name it.
@@ -97,12 +95,14 @@ fn fd_name(fd: i32, shown: &Path) -> &Path {
     }
 }
 
+/// Writes `bytes` to this process's open descriptor `fd`, at its offset
+/// and with its flags (a shell's `>>` appends).
 fn write_fd(fd: i32, bytes: &[u8], shown: &Path) -> Result<()> {
+    let shown = fd_name(fd, shown);
     #[cfg(unix)]
     {
         use std::os::fd::BorrowedFd;
         if fd == 1 {
-            let shown = fd_name(fd, shown);
             let mut o = std::io::stdout().lock();
             return o
                 .write_all(bytes)
@@ -243,19 +243,15 @@ fn temp_beside(path: &Path, dir: &Path) -> Result<tempfile::NamedTempFile> {
             let why = match e.kind() {
                 PermissionDenied => "does not let this user create files",
                 ReadOnlyFilesystem => "is on a read-only file system",
-                _ => "",
+                _ => return Error::io(dir, e),
             };
-            if !why.is_empty() {
-                Error::Msg(format!(
-                    "cannot write {}: recur writes an output to a temporary file beside it and \
-                     renames it into place (a stopped run never leaves half a file), and the \
-                     folder {} {why}; write it to a folder where files can be created",
-                    path.display(),
-                    dir.display(),
-                ))
-            } else {
-                Error::io(dir, e)
-            }
+            Error::Msg(format!(
+                "cannot write {}: recur writes an output to a temporary file beside it and \
+                 renames it into place (a stopped run never leaves half a file), and the folder \
+                 {} {why}; write it to a folder where files can be created",
+                path.display(),
+                dir.display(),
+            ))
         })
 }
 
