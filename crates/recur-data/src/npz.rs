@@ -1031,7 +1031,9 @@ pub fn write_chunks(
 /// ids the last `val_fraction` of the windows (in file order) is held out
 /// as one block, and the `context` windows before it are left out of
 /// training: a window's target is in the contexts of the `context` windows
-/// after it in the same text, so none of those is trained on.
+/// after it in the same text, so none of those is trained on. Where no
+/// article has a full window (or there are no windows), the validation
+/// side is empty, for the caller to refuse with its own advice.
 pub fn split_by_article(
     w: &VectorWindows,
     val_fraction: f64,
@@ -1046,6 +1048,9 @@ pub fn split_by_article(
             let mut ids: Vec<i64> = (0..n).filter(|&i| w.is_full(i)).map(|i| a[i]).collect();
             ids.sort_unstable();
             ids.dedup();
+            if ids.is_empty() {
+                return ((0..n).collect(), Vec::new());
+            }
             Rng::stream(seed, 3).shuffle(&mut ids);
             let n_val = ((ids.len() as f64 * val_fraction).round() as usize)
                 .clamp(1, ids.len().saturating_sub(1).max(1));
@@ -1056,6 +1061,7 @@ pub fn split_by_article(
                 .collect();
             (train, held)
         }
+        None if n == 0 => (Vec::new(), Vec::new()),
         None => {
             let n_val =
                 ((n as f64 * val_fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
@@ -1430,6 +1436,15 @@ mod tests {
                 .count()
         );
         assert!(tr.iter().any(|&i| !with.is_full(i)));
+        // With no full window anywhere there is nothing to validate on: the
+        // split says so by an empty side (it indexed an empty list before).
+        let short = with.select(&(0..n).filter(|&i| real[i] == 1).collect::<Vec<_>>());
+        assert_eq!(
+            split_by_article(&short, 0.2, 7),
+            ((0..short.len()).collect(), vec![])
+        );
+        let none = with.select(&[]);
+        assert_eq!(split_by_article(&none, 0.2, 7), (vec![], vec![]));
     }
 
     #[test]
