@@ -253,6 +253,11 @@ impl XgbModel {
             {
                 return Err(bad(format!("tree {k}: its node arrays differ in length")));
             }
+            if n == 0 {
+                return Err(bad(format!(
+                    "tree {k} has no nodes (a tree has at least its root)"
+                )));
+            }
             if t.split_type.iter().any(|&s| s != 0) {
                 return Err(bad(format!(
                     "tree {k} has categorical splits, which recur does not read"

@@ -182,6 +182,26 @@ fn unsupported_and_broken_models_are_refused_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("gblinear"), "{e}");
+    // A tree with no nodes (scoring read its root and panicked).
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tree = &mut v["learner"]["gradient_booster"]["model"]["trees"][1];
+    for key in [
+        "left_children",
+        "right_children",
+        "split_indices",
+        "split_conditions",
+        "default_left",
+        "loss_changes",
+    ] {
+        tree[key] = serde_json::json!([]);
+    }
+    let e = XgbModel::from_json(&v.to_string(), "m.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("m.json") && e.contains("tree 1 has no nodes"),
+        "{e}"
+    );
     // A model whose features recur's inputs lack.
     let m = XgbModel::load(&fixture("xgb_binary.json")).unwrap();
     let d = Design::new(&["a".into(), "b".into()], &[0.0; 8], &[]);
