@@ -110,6 +110,7 @@ fn fit_in_precision(
     watch: &mut dyn FnMut(&LvmEpoch) -> bool,
 ) -> Result<LvmFit> {
     let (m, t) = (&cfg.model, &cfg.training);
+    check_batch_memory(cfg, train.len(), train.dim)?;
     let mut arch = LvmArch::new(m.kind, train.dim, m.d_model, m.num_layers, cfg.data.context);
     arch.heads = m.heads;
     arch.ff = m.ff;
@@ -231,6 +232,52 @@ fn fit_in_precision(
         best_epoch,
         history,
     })
+}
+
+/// Refuses a batch whose activations would take more than 8 GiB, as the
+/// classifier's trainer does: `windows` of `dim`-wide vectors, each
+/// batch's contexts and, per layer, some eight `d_model`-wide values a
+/// context vector kept for the backward pass (gates, states, the
+/// transformer's feed-forward and its `heads x context` attention
+/// weights), and InfoNCE's `batch x batch` scores. A batch size of a
+/// billion with InfoNCE asked for 14 GB in one allocation and aborted.
+/// An estimate meant to catch sizes far out of range, not to budget.
+fn check_batch_memory(cfg: &LvmConfig, windows: usize, dim: usize) -> Result<()> {
+    use recur_core::lvm_config::LvmKind;
+    let (m, t, c) = (&cfg.model, &cfg.training, cfg.data.context as f64);
+    let batch = t.batch_size.min(windows.max(1)) as f64;
+    let mut per_step = 8.0 * m.d_model as f64 * m.num_layers.max(1) as f64;
+    if m.kind == LvmKind::Transformer {
+        per_step += m.num_layers as f64 * (m.ff as f64 + 3.0 * m.heads as f64 * c);
+    }
+    let mut bytes = 4.0 * batch * c * (dim as f64 + per_step);
+    if t.infonce_weight > 0.0 {
+        bytes += 4.0 * 4.0 * batch * batch;
+    }
+    if let Some(gib) = recur_core::config::gib_over_training_limit(bytes) {
+        return Err(Error::config(
+            "training.batch_size",
+            format!(
+                "{} windows a batch (context {}, {dim}-wide vectors, model.d_model {} x {} layers{}) \
+                 need about {gib:.1} GiB of activations (more than 8): lower training.batch_size{}",
+                batch as usize,
+                cfg.data.context,
+                m.d_model,
+                m.num_layers,
+                if t.infonce_weight > 0.0 {
+                    ", InfoNCE's batch x batch scores"
+                } else {
+                    ""
+                },
+                if t.infonce_weight > 0.0 {
+                    " (InfoNCE's memory grows with its square)"
+                } else {
+                    " or the model's sizes"
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The data of an LVM config: the training and validation windows (split
@@ -841,5 +888,46 @@ mod tests {
             (with - plain - 0.25 * want).abs() < 1e-5,
             "{with} vs {plain} + 0.25 * {want}"
         );
+    }
+
+    #[test]
+    fn a_batch_too_large_for_memory_is_refused_before_training() {
+        let mut cfg = LvmConfig::default();
+        cfg.training.batch_size = 1_000_000_000;
+        // The batch is the training set at most: 20,000 windows of context
+        // 5 and 384-wide vectors through 4 layers of 512 fit (about 6.7
+        // GB), 120,000 do not.
+        assert!(check_batch_memory(&cfg, 20_000, 384).is_ok());
+        let e = check_batch_memory(&cfg, 120_000, 384)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("120000 windows") && e.contains("model's sizes"),
+            "{e}"
+        );
+        // InfoNCE's scores are batch x batch: 14 GB in one allocation for
+        // a model that is small otherwise.
+        cfg.model.d_model = 4;
+        cfg.model.num_layers = 1;
+        assert!(check_batch_memory(&cfg, 60_000, 4).is_ok());
+        cfg.training.infonce_weight = 0.5;
+        let e = check_batch_memory(&cfg, 60_000, 4).unwrap_err().to_string();
+        assert!(
+            e.contains("training.batch_size")
+                && e.contains("60000 windows")
+                && e.contains("InfoNCE"),
+            "{e}"
+        );
+        cfg.training.batch_size = 32;
+        assert!(check_batch_memory(&cfg, 60_000, 4).is_ok());
+        // A wide transformer's attention grows with the context.
+        cfg.training.infonce_weight = 0.0;
+        cfg.model.d_model = 512;
+        cfg.model.kind = recur_core::lvm_config::LvmKind::Transformer;
+        cfg.data.context = 8192;
+        cfg.model.heads = 64;
+        cfg.model.num_layers = 8;
+        cfg.training.batch_size = 64;
+        assert!(check_batch_memory(&cfg, 1000, 384).is_err());
     }
 }
