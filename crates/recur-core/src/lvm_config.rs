@@ -514,6 +514,18 @@ impl LvmConfig {
         if d.context == 0 {
             return bad("data.context", "must be at least 1".into());
         }
+        // The model refuses a longer context when it is built, but the
+        // windows are read first, each naming `context` vectors: a context
+        // of 10^8 reserved terabytes before anything was said.
+        if d.context > MAX_SIZE {
+            return bad(
+                "data.context",
+                format!(
+                    "{} is more than the {MAX_SIZE} vectors an LVM reads; the recipes use 5",
+                    d.context
+                ),
+            );
+        }
         // A model too large for memory is refused before it is allocated
         // (an allocation of 48 GB aborted the process): weights, gradients
         // and Adam's two moments in float32, with the vector dimension
@@ -782,6 +794,18 @@ mod tests {
         .to_string();
         assert!(
             e.contains("model.num_layers") && e.contains("more than the 64"),
+            "{e}"
+        );
+        // A context the model would refuse is refused before its windows
+        // are read (10^8 with d_model 1 passed the size estimate).
+        let e = LvmConfig::from_yaml(
+            "data: {train: t.npz, context: 100000000}\nmodel: {d_model: 1, num_layers: 1}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("data.context") && e.contains("more than the 8192"),
             "{e}"
         );
         // Models too large to allocate are refused before training starts;

@@ -895,6 +895,18 @@ fn chunk_windows(
             n.saturating_sub(context) + min_context.map_or(0, |k| context.min(n).saturating_sub(k))
         })
         .sum();
+    // Eight bytes a context vector: past 8 GiB the file's windows are far
+    // beyond what training could hold anyway.
+    if windows.saturating_mul(context) > 1 << 30 {
+        return Err(npz_err(
+            path,
+            format!(
+                "{windows} windows of {context} context vectors would take {} GiB of row \
+                 numbers alone: lower data.context (or min_context)",
+                windows.saturating_mul(context) >> 27
+            ),
+        ));
+    }
     let (mut contexts, mut targets, mut articles) = (
         Vec::with_capacity(windows * context),
         Vec::with_capacity(windows),
@@ -907,7 +919,11 @@ fn chunk_windows(
     let (mut gapped, mut first_gap) = (0, None);
     for (a, rows) in &mut by_article {
         rows.sort_by_key(|&r| chunk[r]);
-        if let Some(p) = rows.windows(2).find(|p| chunk[p[1]] > chunk[p[0]] + 1) {
+        if let Some(p) = rows.windows(2).find(|p| {
+            chunk[p[0]]
+                .checked_add(1)
+                .is_some_and(|next| chunk[p[1]] > next)
+        }) {
             gapped += 1;
             first_gap.get_or_insert((*a, chunk[p[0]], chunk[p[1]]));
         }
@@ -1745,6 +1761,36 @@ mod tests {
                 .any(|n| n.contains("skip") || n.contains("unit")),
             "{:?}",
             w.notes
+        );
+    }
+
+    /// Windows that would name more than 2^30 context vectors (8 GiB of
+    /// row numbers) are refused before they are reserved: a context of
+    /// 10^8 over short windows reserved terabytes. And a chunk index
+    /// repeated at i64's end is said twice (the gap check before it added
+    /// 1 to it).
+    #[test]
+    fn windows_of_gigabytes_are_refused_before_they_are_reserved() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("long.npz");
+        let n = 140_000;
+        let articles = vec![1i64; n];
+        let chunks: Vec<i64> = (0..n as i64).collect();
+        write_chunks(&path, &vec![1.0; n], 1, &articles, &chunks).unwrap();
+        let e = read_windows_min(&path, 8192, Some(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("139999 windows of 8192 context vectors")
+                && e.contains("lower data.context"),
+            "{e}"
+        );
+        assert_eq!(read_windows_min(&path, 5, Some(1)).unwrap().len(), n - 1);
+        write_chunks(&path, &[1.0; 3], 1, &[2; 3], &[0, i64::MAX, i64::MAX]).unwrap();
+        let e = read_windows(&path, 2).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("chunk index {} twice", i64::MAX)),
+            "{e}"
         );
     }
 
