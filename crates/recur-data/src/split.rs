@@ -41,7 +41,8 @@ pub struct TimeSplit {
 
 /// Cuts `n` rows into train / gap / val / gap / test.
 pub fn time_split(source: &str, n: usize, cfg: &SplitConfig, gap: usize) -> Result<TimeSplit> {
-    let usable = n.saturating_sub(2 * gap);
+    // Saturating: a gap of 2^63 doubled to 0 and passed.
+    let usable = n.saturating_sub(gap.saturating_mul(2));
     let n_train = (usable as f64 * cfg.train).round() as usize;
     let n_val = (usable as f64 * cfg.val).round() as usize;
     if usable == 0 || n_train == 0 || n_val == 0 || n_train + n_val > usable {
@@ -86,5 +87,8 @@ mod tests {
         assert_eq!(s.test.start - s.val.end, 31);
         assert_eq!(s.test.end, 1000);
         assert!(time_split("f", 60, &SplitConfig::default(), 31).is_err());
+        // A gap whose double does not fit is too large, not zero.
+        let e = time_split("f", 1000, &SplitConfig::default(), 1 << 63).unwrap_err();
+        assert!(e.to_string().contains("too few to split"), "{e}");
     }
 }

@@ -31,7 +31,7 @@ pub fn row_labels(t: &Table, cfg: &TargetConfig) -> Result<Vec<Option<f32>>> {
             ));
         }
         return Ok((0..n)
-            .map(|r| (r + h < n).then(|| y[r + h] as f32))
+            .map(|r| (h < n - r).then(|| y[r + h] as f32))
             .collect());
     }
     if let Some(col) = &cfg.price_column {
@@ -80,7 +80,12 @@ pub fn scored_row_labels(t: &Table, cfg: &TargetConfig) -> Result<Vec<Option<f32
     }
     let (n, h) = (y.len(), cfg.horizon);
     Ok((0..n)
-        .map(|r| y.get(r + h).filter(|v| !v.is_nan()).map(|&v| v as f32))
+        .map(|r| {
+            r.checked_add(h)
+                .and_then(|i| y.get(i))
+                .filter(|v| !v.is_nan())
+                .map(|&v| v as f32)
+        })
         .collect())
 }
 
@@ -98,7 +103,7 @@ pub fn price_labels(p: &[f64], cfg: &TargetConfig) -> Vec<Option<f32>> {
         .collect();
     (0..n)
         .map(|t| {
-            if t + h >= n || t < w {
+            if h >= n - t || t < w {
                 return None; // future unknown, or not enough history for sigma
             }
             let win = &logret[t + 1 - w..=t];
@@ -318,6 +323,16 @@ mod tests {
             row_labels(&t, &cfg).unwrap(),
             vec![Some(1.0), Some(1.0), Some(0.0), None]
         );
+        // A horizon past every row labels none (r + h wrapped to the row
+        // before, whose label it read), with labels missing too.
+        let cfg = TargetConfig {
+            horizon: usize::MAX,
+            ..cfg
+        };
+        assert_eq!(row_labels(&t, &cfg).unwrap(), vec![None; 4]);
+        std::fs::write(&p, "x,y\n1,0\n2,\n3,1\n4,0\n").unwrap();
+        let t = Table::read(&p, None).unwrap();
+        assert_eq!(scored_row_labels(&t, &cfg).unwrap(), vec![None; 4]);
     }
 
     #[test]
@@ -368,6 +383,12 @@ mod tests {
         assert_eq!(l[29], Some(1.0));
         assert_eq!(l[28], Some(0.0));
         assert_eq!(l[30], None);
+        // A horizon past every row labels none (t + h wrapped).
+        let far = TargetConfig {
+            horizon: usize::MAX,
+            ..cfg
+        };
+        assert!(price_labels(&p, &far).iter().all(Option::is_none));
     }
 
     #[test]
