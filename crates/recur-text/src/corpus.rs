@@ -418,6 +418,21 @@ pub fn build(
             why.join("\n  ")
         )));
     }
+    // The articles are numbered from first_article on: the last number
+    // must fit (past i64's end they wrapped to negative ones).
+    if i64::try_from(articles.len() - 1)
+        .ok()
+        .and_then(|k| opts.first_article.checked_add(k))
+        .is_none()
+    {
+        return Err(Error::Msg(format!(
+            "--first-article {} numbers {} articles past the largest index, {}: give a \
+             smaller first index",
+            opts.first_article,
+            articles.len(),
+            i64::MAX
+        )));
+    }
     let texts: Vec<&str> = articles
         .iter()
         .flat_map(|a| a.chunks.iter().map(String::as_str))

@@ -81,7 +81,14 @@ fn builds_the_chunks_layout_with_texts_and_counts() {
     let d = tempfile::tempdir().unwrap();
     let input = docs(d.path());
     let out = d.path().join("c.npz");
-    let r = build(&[input], &out, &fake(None), &opts(16), &SILENT).unwrap();
+    let r = build(
+        std::slice::from_ref(&input),
+        &out,
+        &fake(None),
+        &opts(16),
+        &SILENT,
+    )
+    .unwrap();
     assert_eq!((r.articles, r.chunks), (10, 120));
     let i = &r.inputs[0];
     assert_eq!(
@@ -116,6 +123,36 @@ fn builds_the_chunks_layout_with_texts_and_counts() {
         !d.path().join("c.npz.parts").exists(),
         "parts are removed when done"
     );
+    // Ten articles from i64::MAX - 9 fit; from one more, the last would
+    // wrap to a negative index, and nothing is written.
+    let top = BuildOptions {
+        first_article: i64::MAX - 9,
+        ..opts(16)
+    };
+    let edge = d.path().join("edge.npz");
+    build(
+        std::slice::from_ref(&input),
+        &edge,
+        &fake(None),
+        &top,
+        &SILENT,
+    )
+    .unwrap();
+    let w = read_windows(&edge, 5).unwrap();
+    assert_eq!(w.articles.as_ref().unwrap()[69], i64::MAX);
+    let over = BuildOptions {
+        first_article: i64::MAX - 8,
+        ..opts(16)
+    };
+    let past = d.path().join("past.npz");
+    let e = build(&[input], &past, &fake(None), &over, &SILENT)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--first-article") && e.contains("10 articles"),
+        "{e}"
+    );
+    assert!(!past.exists());
 }
 
 #[test]
