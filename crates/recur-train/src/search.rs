@@ -477,8 +477,11 @@ pub fn search<O: Objective>(
     // to start and stop).
     let threads = jobs.clamp(1, n_trials.saturating_sub(resumed).max(1));
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
+        for started in 0..threads {
+            // The system may refuse a thread (its limit on threads or
+            // memory): `spawn` panicked then. The trials run on the threads
+            // that started; with none, the search says why.
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, || loop {
                 let next = {
                     let n_done = finished.lock().expect("trials lock").len();
                     let mut st = state.lock().expect("sampler lock");
@@ -545,6 +548,17 @@ pub fn search<O: Objective>(
                     }
                 }
             });
+            if let Err(e) = spawned {
+                if started == 0 {
+                    first_error
+                        .lock()
+                        .expect("error lock")
+                        .get_or_insert(Error::Msg(format!(
+                            "the system refused a thread to run the trials on: {e}"
+                        )));
+                }
+                break;
+            }
         }
     });
     if let Some(e) = first_error.into_inner().expect("error lock") {
