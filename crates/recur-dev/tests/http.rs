@@ -1917,6 +1917,14 @@ fn a_loopback_server_answers_only_its_own_names() {
     );
     let fine = send("GET http://localhost/info HTTP/1.1\r\nHost: localhost\r\n");
     assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
+    // HTTP/1.1 requires Host (RFC 9112 3.2); HTTP/1.0 predates it.
+    let none = send("GET /info HTTP/1.1\r\n");
+    assert!(
+        none.starts_with("HTTP/1.1 400") && none.contains("no Host header"),
+        "{none}"
+    );
+    let old = send("GET /info HTTP/1.0\r\n");
+    assert!(old.starts_with("HTTP/1.0 200"), "{old}");
     let m = text(&s.url, "/metrics");
     assert!(m.contains("code=\"bad_host\""), "{m}");
     drop(s);

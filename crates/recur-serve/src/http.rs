@@ -202,8 +202,9 @@ pub fn router(state: Shared) -> Router {
 /// [`guard`] does not stop it; its requests still carry its own name in
 /// `Host`. A server on a loopback address answers only loopback names and
 /// `allowed_hosts`; one on another address, loopback names and
-/// `allowed_hosts` when it lists any, else any name. A request without
-/// Host, or with an empty one (not a browser's), passes.
+/// `allowed_hosts` when it lists any, else any name. An HTTP/1.0 request
+/// without Host, or one with an empty Host (not a browser's), passes; an
+/// HTTP/1.1 request without one is refused, as RFC 9112 3.2 requires.
 async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     use crate::hosts;
     // One Host at most (RFC 9112 3.2): with two, a proxy in front and this
@@ -214,6 +215,14 @@ async fn host_guard(State(s): State<Shared>, req: Request, next: Next) -> Respon
             StatusCode::BAD_REQUEST,
             "bad_host",
             format!("the request has {sent} Host headers; HTTP/1.1 allows one"),
+        )
+        .into_response();
+    }
+    if sent == 0 && req.version() == axum::http::Version::HTTP_11 {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_host",
+            "the HTTP/1.1 request has no Host header; send `Host: NAME` (the server's name and port, as in the URL), which HTTP/1.1 requires",
         )
         .into_response();
     }
