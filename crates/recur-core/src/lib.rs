@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod config_file;
+pub mod contain;
 pub mod dirwrite;
 pub mod error;
 pub mod fsx;

@@ -98,11 +98,7 @@ pub async fn serve_on(
                 })
             }))
             .unwrap_or_else(|p| {
-                let why = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "a panic".into());
+                let why = recur_core::contain::panic_message(p.as_ref());
                 Err(Error::Msg(format!("loading the models failed: {why}")))
             });
             match loaded {
