@@ -7,8 +7,9 @@
 //! folder. A crash leaves the old directory or the new one, never new
 //! weights beside an old scaler; a stale file of an earlier run (a
 //! `trees.json` the new config no longer makes) goes with the old
-//! directory. Folders inside the old directory (the demo keeps other
-//! models there) are moved into the new one after the swap. A lock beside
+//! directory. Whatever else the old directory holds (folders of other
+//! models, as the demo keeps there; a user's notes) is moved into the new
+//! one after the swap; nothing recur did not write is deleted. A lock beside
 //! the target (`flock`, released by the kernel if the process dies) stops
 //! two runs writing one directory.
 //!
@@ -16,7 +17,8 @@
 //! (with two renames) the old directory itself, in a hidden folder beside
 //! the target. The next writer, holding the lock, puts them back before
 //! anything else ([`DirWriter::begin`]); the tests crash a commit after
-//! each of its steps and check this.
+//! each of its steps and check this. What cannot be put back (its name
+//! taken meanwhile) stays in the hidden folder, and the writer says so.
 //!
 //! On load, [`check_manifest`] refuses a directory whose files differ from
 //! its manifest and says which: a hand-edited or mixed directory.
@@ -492,24 +494,88 @@ impl DirWriter {
             }
             std::fs::rename(&kept, &target).map_err(|e| Error::io(&target, e))?;
         }
-        // Other models kept inside the old directory come along.
+        // What the old directory holds besides its model comes along:
+        // other models kept inside it (the demo's `lvm/`), a user's notes,
+        // a file put there while this model trained. Only the old model's
+        // own files go; nothing recur did not write is deleted.
+        let own = own_files(&old);
+        let mut stranded = Vec::new();
         for e in std::fs::read_dir(&old).map_err(|e| Error::io(&old, e))? {
             let e = e.map_err(|e| Error::io(&old, e))?;
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                if !step() {
-                    return Ok(());
-                }
-                let to = target.join(e.file_name());
-                std::fs::rename(e.path(), &to).map_err(|x| Error::io(e.path(), x))?;
+            if own.contains(&e.file_name()) {
+                continue;
+            }
+            if !step() {
+                return Ok(());
+            }
+            if let Err(why) = move_back(&e.path(), &target.join(e.file_name())) {
+                stranded.push(why);
             }
         }
         if !step() {
             return Ok(());
         }
-        let _ = std::fs::remove_dir_all(&old);
+        let left = remove_own(&old, &own);
         sync_parent(&target);
-        Ok(())
+        match left {
+            Ok(()) => Ok(()),
+            Err(e) if stranded.is_empty() => Err(Error::Msg(format!(
+                "the model was written to {}, but the old one's folder {} could not be removed: \
+                 {e}",
+                target.display(),
+                old.display()
+            ))),
+            Err(_) => Err(Error::Msg(format!(
+                "the model was written to {}, but what the old directory held besides its model \
+                 could not all be moved into it ({}); it is in {}: move it where it belongs, \
+                 then remove that folder",
+                target.display(),
+                stranded.join("; "),
+                old.display()
+            ))),
+        }
     }
+}
+
+/// The names in a model directory `dir` that are recur's own, to go with
+/// it when it is replaced: the files its manifest lists, the manifest,
+/// `report.html` (written beside the model), and every name recur reads
+/// as a model file, so that a model with a damaged manifest takes its
+/// files with it.
+fn own_files(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
+    let mut own: std::collections::HashSet<std::ffi::OsString> = MODEL_FILES
+        .iter()
+        .chain(&[MANIFEST, "report.html"])
+        .map(Into::into)
+        .collect();
+    if let Ok(m) = read_json::<Manifest>(&dir.join(MANIFEST)) {
+        own.extend(m.files.into_keys().map(Into::into));
+    }
+    own
+}
+
+/// Moves `from` (something an old directory held besides its model) to
+/// `to` in the new one, unless that name is taken there; otherwise says
+/// what stays where it is, and why.
+fn move_back(from: &Path, to: &Path) -> std::result::Result<(), String> {
+    let name = from.file_name().unwrap_or_default().to_string_lossy();
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(format!("{name}: the new directory has one of that name"));
+    }
+    std::fs::rename(from, to).map_err(|e| format!("{name}: {e}"))
+}
+
+/// Removes the files of `own` from `dir`, then `dir` itself when nothing
+/// else is left in it. A folder recur did not make is never removed with
+/// its contents (a mount inside a model directory went with it).
+fn remove_own(dir: &Path, own: &std::collections::HashSet<std::ffi::OsString>) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        if own.contains(&e.file_name()) && e.file_type().is_ok_and(|t| !t.is_dir()) {
+            std::fs::remove_file(e.path()).map_err(|x| Error::io(e.path(), x))?;
+        }
+    }
+    std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 fn sync_parent(target: &Path) {
@@ -565,22 +631,63 @@ fn recover(dir: &Path) -> Result<()> {
         let is_old = l
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(&old_prefix));
-        if is_old && !dir.exists() && l.join(MANIFEST).is_file() {
+        let exists = std::fs::symlink_metadata(dir).is_ok();
+        // A folder being built (`.new-`) with no directory in its place
+        // holds only what recur wrote: the old one is in an `.old-` folder.
+        if !is_old && !exists {
+            std::fs::remove_dir_all(&l).map_err(|e| Error::io(&l, e))?;
+            continue;
+        }
+        // The old directory, moved aside with nothing in its place, goes
+        // back (with or without a model: it may have held only other
+        // models' folders).
+        if !exists {
             std::fs::rename(&l, dir).map_err(|e| Error::io(&l, e))?;
             continue;
         }
+        // Otherwise what it held besides its model moves into the current
+        // directory, and only its model's files are removed: whatever
+        // cannot move (its name taken, a mount point) stays, and so does
+        // the folder, for the user to sort out. A `.new-` folder is the
+        // new model not yet swapped in, files alone, or (a crash right
+        // after the swap) the old directory: its files go, as recur's,
+        // and its folders come back.
+        let own: std::collections::HashSet<std::ffi::OsString> = if is_old {
+            own_files(&l)
+        } else {
+            std::fs::read_dir(&l)
+                .map_err(|e| Error::io(&l, e))?
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                .map(|e| e.file_name())
+                .collect()
+        };
+        let mut stranded = Vec::new();
         if dir.is_dir() {
             for e in std::fs::read_dir(&l)
                 .map_err(|e| Error::io(&l, e))?
                 .flatten()
             {
-                let to = dir.join(e.file_name());
-                if e.file_type().is_ok_and(|t| t.is_dir()) && !to.exists() {
-                    std::fs::rename(e.path(), &to).map_err(|x| Error::io(e.path(), x))?;
+                if !own.contains(&e.file_name()) {
+                    if let Err(why) = move_back(&e.path(), &dir.join(e.file_name())) {
+                        stranded.push(why);
+                    }
                 }
             }
         }
-        std::fs::remove_dir_all(&l).map_err(|e| Error::io(&l, e))?;
+        if remove_own(&l, &own).is_err() {
+            return Err(Error::Msg(format!(
+                "{} holds what an earlier write of {} could not move back into it{}: move it \
+                 where it belongs and remove that folder, then run again",
+                l.display(),
+                dir.display(),
+                if stranded.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", stranded.join("; "))
+                }
+            )));
+        }
     }
     Ok(())
 }
@@ -1024,6 +1131,87 @@ mod tests {
         write_json(&m.join(MANIFEST), &man).unwrap();
         let e = check_manifest(&m).unwrap_err().to_string();
         assert!(e.contains("format version 999"), "{e}");
+    }
+
+    /// What a replaced directory holds besides its model comes along: a
+    /// file put there while the new model was built (it was deleted with
+    /// the old one), hidden files, other models' folders. The old model's
+    /// own files go, including a stale one of its manifest.
+    #[test]
+    fn what_the_old_directory_holds_besides_its_model_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m");
+        write_version(&m, 1, usize::MAX, true);
+        std::fs::write(m.join("report.html"), "old report").unwrap();
+        std::fs::write(m.join(".notes"), "mine").unwrap();
+        std::fs::create_dir(m.join("lvm")).unwrap();
+        std::fs::write(m.join("lvm/x"), "kept").unwrap();
+        for swap in [true, false] {
+            let w = DirWriter::begin(&m).unwrap();
+            std::fs::write(w.path().join("a.json"), "2").unwrap();
+            std::fs::write(w.path().join("b.json"), "2").unwrap();
+            std::fs::write(m.join("thesis.txt"), "written meanwhile").unwrap();
+            w.commit_steps(usize::MAX, swap).unwrap();
+            assert_eq!(version(&m), 2);
+            for (f, want) in [
+                (".notes", "mine"),
+                ("lvm/x", "kept"),
+                ("thesis.txt", "written meanwhile"),
+            ] {
+                assert_eq!(std::fs::read_to_string(m.join(f)).unwrap(), want, "{f}");
+            }
+            assert!(!m.join("report.html").exists());
+        }
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".old-"))
+            .collect();
+        assert!(left.is_empty());
+    }
+
+    /// A folder of the old directory that cannot be moved back (a folder
+    /// of its name is in the new one by then) is never deleted, by the
+    /// next reader or writer either: the hidden folder stays, and the next
+    /// writer says so. It was removed whole, a mount inside it included.
+    #[test]
+    fn a_folder_that_cannot_be_moved_back_is_never_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m");
+        write_version(&m, 1, usize::MAX, true);
+        std::fs::create_dir(m.join("cache")).unwrap();
+        std::fs::write(m.join("cache/precious.txt"), "precious").unwrap();
+        // A crash right after the swap: the old directory is aside, its
+        // folder inside it; the user makes a folder of that name meanwhile.
+        write_version(&m, 2, 3, true);
+        assert_eq!(version(&m), 2);
+        std::fs::create_dir(m.join("cache")).unwrap();
+        repair(&m);
+        let old: Vec<PathBuf> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains(".m.old-"))
+            .collect();
+        assert_eq!(old.len(), 1, "{old:?}");
+        let kept = old[0].join("cache/precious.txt");
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "precious");
+        // Only the old model's own files went.
+        assert!(!old[0].join("a.json").exists() && !old[0].join(MANIFEST).exists());
+        let e = DirWriter::begin(&m).err().unwrap().to_string();
+        assert!(
+            e.contains(".m.old-") && e.contains("cache: the new directory has one of that name"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "precious");
+        // Once the user has moved it, writing goes on.
+        std::fs::remove_dir(m.join("cache")).unwrap();
+        drop(DirWriter::begin(&m).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(m.join("cache/precious.txt")).unwrap(),
+            "precious"
+        );
+        assert!(!old[0].exists());
     }
 
     /// Writes model `v` (files a.json and b.json) into `m`.
