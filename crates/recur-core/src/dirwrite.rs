@@ -334,10 +334,34 @@ fn lock_beside(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     let parent = parent_of(dir);
     crate::fsx::make_folders(parent)?;
     let lock_path = parent.join(lock_name(&name_of(dir)));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    // Never through a link or onto a device: a link planted at the lock's
+    // name (in a shared folder) had root create an empty file wherever it
+    // pointed. The check names it; O_NOFOLLOW closes the gap after it.
+    if let Some(what) = std::fs::symlink_metadata(&lock_path)
+        .ok()
+        .filter(|m| !m.is_file())
+        .map(|m| {
+            if m.file_type().is_symlink() {
+                "a link"
+            } else {
+                "not a plain file"
+            }
+        })
+    {
+        return Err(Error::Msg(format!(
+            "{} is {what}: recur keeps the lock of {} there as a plain file; remove it and run again",
+            lock_path.display(),
+            dir.display()
+        )));
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).truncate(false).write(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let lock = open
         .open(&lock_path)
         .map_err(|e| Error::io(&lock_path, e))?;
     match lock.try_lock() {
@@ -1212,6 +1236,24 @@ mod tests {
             "precious"
         );
         assert!(!old[0].exists());
+    }
+
+    /// The lock is never opened through a link (planted in a shared
+    /// folder, it had root create files where it pointed).
+    #[test]
+    fn a_link_at_the_locks_name_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, d.path().join(".m.lock")).unwrap();
+        let e = DirWriter::begin(&d.path().join("m"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(".m.lock is a link") && e.contains("remove it"),
+            "{e}"
+        );
+        assert!(!target.exists());
     }
 
     /// Writes model `v` (files a.json and b.json) into `m`.
