@@ -168,11 +168,14 @@ pub fn begin_out_dir(dir: &Path, kind: DirKind) -> Result<recur_core::dirwrite::
 
 /// Refuses to write a model into `dir` when it holds files but is not a
 /// recur model directory (no `model.safetensors`): training would replace
-/// a stranger's `config.yaml` or `report.json`. Sub-folders alone are fine
-/// (the demo keeps the LVM in `DIR/lvm`), and so are the locks that writing
-/// them leaves beside them (`DIR/.lvm.lock`, see [`recur_core::dirwrite`]):
-/// without that, `recur demo --part lvm` then `--part classifier` refused
-/// the demo's own folder.
+/// a stranger's `config.yaml` or `report.json`. Sub-folders that are
+/// models themselves are fine (the demo keeps the LVM in `DIR/lvm`), and
+/// so are the locks that writing them leaves beside them (`DIR/.lvm.lock`,
+/// see [`recur_core::dirwrite`]): without that, `recur demo --part lvm`
+/// then `--part classifier` refused the demo's own folder. So are empty
+/// folders. Other folders are refused: a folder of folders (`/home`,
+/// `/usr`) was taken for a model directory, and swapped aside while the
+/// model moved in.
 pub fn check_out_dir(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         let what = if dir.is_file() {
@@ -199,6 +202,30 @@ pub fn check_out_dir(dir: &Path) -> Result<()> {
             "{} holds files but is not a recur model directory (no {WEIGHTS}): choose a new or empty folder for --out",
             dir.display()
         )));
+    }
+    if !dir.join(WEIGHTS).exists() {
+        let mut strangers: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| {
+                let sub = dir.join(n);
+                !n.starts_with('.')
+                    && !sub.join(recur_core::dirwrite::MANIFEST).is_file()
+                    && std::fs::read_dir(&sub).map_or(true, |mut e| e.next().is_some())
+            })
+            .collect();
+        if !strangers.is_empty() {
+            strangers.sort();
+            return Err(Error::Msg(format!(
+                "{} holds folders that are not recur model directories ({}) and no model of its \
+                 own: --out names a model directory, which is replaced as a whole; choose a new \
+                 or empty folder",
+                dir.display(),
+                recur_data::table::list_names(&strangers)
+            )));
+        }
     }
     // A model directory is replaced as a whole, so a file its manifest
     // does not list (a user's data or config put there) would go with the
@@ -1063,6 +1090,21 @@ mod tests {
         std::fs::write(dir.join(".lock"), b"").unwrap();
         assert!(check_out_dir(&dir).is_err());
         std::fs::remove_file(dir.join(".lock")).unwrap();
+        // A folder of folders that are not models (`/home`) is not taken
+        // for a model directory; one whose folders are models is.
+        std::fs::create_dir_all(dir.join("alice/docs")).unwrap();
+        let e = check_out_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("holds folders that are not recur model directories (alice)"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.join("alice").join(recur_core::dirwrite::MANIFEST),
+            b"{}",
+        )
+        .unwrap();
+        check_out_dir(&dir).unwrap();
+        std::fs::remove_dir_all(dir.join("alice")).unwrap();
         // A model directory: its own files, its manifest and report.html
         // are fine; a file the manifest does not list is named and kept.
         let w = recur_core::dirwrite::DirWriter::begin(&dir).unwrap();
