@@ -538,6 +538,23 @@ fn a_folder_left_aside_by_a_crashed_swap_loads_at_once() {
         out.to_str().unwrap(),
     ]));
     assert!(m.join("manifest.json").is_file() && !aside.exists());
+    // A named pipe for the manifest is refused at once (predict waited on
+    // it for a writer, before the manifest check could say so).
+    std::fs::remove_file(m.join("manifest.json")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(m.join("manifest.json"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let got = recur_sh(
+        "timeout 60 \"$0\" predict --model m --input days.csv --output p2.csv",
+        d.path(),
+    );
+    let e = err(&got);
+    assert!(
+        e.contains("manifest.json") && e.contains("not a regular file"),
+        "{e}"
+    );
 }
 
 /// `recur` through `sh -c`, for a shell's redirections and umask.

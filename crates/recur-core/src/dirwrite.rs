@@ -780,6 +780,8 @@ pub const MODEL_FILES: [&str; 16] = [
 /// neither passes, for the caller to say that it holds no model.
 pub fn check_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let p = dir.join(MANIFEST);
+    // A pipe or a device there is named as such, not as a missing file.
+    crate::fsx::refuse_non_file(&p)?;
     if !p.is_file() && !dir.join(MODEL_FILES[0]).exists() {
         // No model here at all: the caller says what it looked for.
         return Ok(None);

@@ -306,7 +306,15 @@ impl Predictor {
         } else {
             dir.to_path_buf()
         };
-        let manifest = |d: &Path| std::fs::read(d.join(recur_core::dirwrite::MANIFEST)).ok();
+        // Bounded, and never a pipe or a device (a named pipe here hung
+        // every reader before the manifest check could name it).
+        let manifest = |d: &Path| {
+            recur_core::fsx::read_bounded(
+                &d.join(recur_core::dirwrite::MANIFEST),
+                recur_core::fsx::MAX_TEXT_FILE,
+            )
+            .ok()
+        };
         let before = manifest(&real);
         let mut p = Predictor::load_from(&real, dev)?;
         // A folder written over in place while it loaded (a new `recur
