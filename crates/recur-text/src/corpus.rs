@@ -54,11 +54,16 @@ impl Embed for SentenceEncoder {
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = e.path();
-                if p.is_dir() {
+                // Folders as they are (a link to one could loop), files
+                // through links (a Hugging Face snapshot links its blobs),
+                // and only regular ones: a pipe would be waited on and
+                // /dev/zero read without end.
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
                     stack.push(p);
-                } else if p
-                    .extension()
-                    .is_some_and(|x| x == "json" || x == "safetensors" || x == "bin" || x == "txt")
+                } else if std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+                    && p.extension().is_some_and(|x| {
+                        x == "json" || x == "safetensors" || x == "bin" || x == "txt"
+                    })
                 {
                     files.push(p);
                 }

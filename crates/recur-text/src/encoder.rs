@@ -132,6 +132,8 @@ fn bad(dir: &Path, msg: impl Into<String>) -> Error {
 fn weights_in(dir: &Path, dev: &Device) -> Result<Option<VarBuilder<'static>>> {
     let st = dir.join("model.safetensors");
     if st.exists() {
+        // A pipe or a device would be waited on, or mapped, without end.
+        recur_core::fsx::refuse_non_file(&st)?;
         // SAFETY: the file is memory-mapped read-only; recur does not write
         // to model folders while an encoder is loaded.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&st], DType::F32, dev) }
@@ -140,6 +142,7 @@ fn weights_in(dir: &Path, dev: &Device) -> Result<Option<VarBuilder<'static>>> {
     }
     let bin = dir.join("pytorch_model.bin");
     if bin.exists() {
+        recur_core::fsx::refuse_non_file(&bin)?;
         let vb = VarBuilder::from_pth(&bin, DType::F32, dev)
             .map_err(|e| Error::checkpoint(&bin, e.to_string()))?;
         return Ok(Some(vb));
@@ -190,6 +193,7 @@ impl SentenceEncoder {
             ));
         };
         let tok_path = dir.join("tokenizer.json");
+        recur_core::fsx::refuse_non_file(&tok_path)?;
         let mut tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| Error::data(tok_path.display().to_string(), e.to_string()))?;
         let tok_vocab = tokenizer.get_vocab_size(true);

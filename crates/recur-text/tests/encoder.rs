@@ -253,6 +253,23 @@ fn bad_model_folders_are_clear_errors() {
         "{e}"
     );
 
+    // A named pipe for the weights or the tokenizer is refused, not
+    // waited on for a writer (embed hung).
+    v["model_type"] = serde_json::json!("bert");
+    std::fs::write(&cfg_path, v.to_string()).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::rename(m.join(f), d.path().join("aside")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(m.join(f))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = err(&m);
+        assert!(e.contains(f) && e.contains("not a regular file"), "{e}");
+        std::fs::remove_file(m.join(f)).unwrap();
+        std::fs::rename(d.path().join("aside"), m.join(f)).unwrap();
+    }
+
     std::fs::remove_file(m.join("tokenizer.json")).unwrap();
     let e = err(&m);
     assert!(e.contains("no tokenizer.json"), "{e}");
