@@ -70,7 +70,11 @@ pub fn run(
 fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<()> {
     outln!("{}", b.intro);
     let data_dir = recur_text::fetch::recur_home().join("data");
-    let t = demo::train_bundled(b, out, &data_dir, dev, opts)?;
+    // A cache that cannot be used (one another user could write to) is
+    // said by the demo, which then keeps its data in a temporary folder.
+    let usable = recur_text::fetch::make_cache_dir(&data_dir).map(|()| data_dir.clone());
+    let cached = usable.is_ok().then(|| data_dir.join(b.data_name));
+    let t = demo::train_bundled(b, out, usable, dev, opts)?;
     out!("{}", t.report);
     outln!(
         "\nmodel written to {}; curves in {}",
@@ -81,9 +85,7 @@ fn bundled(b: &Bundled, out: &Path, dev: &Device, opts: &FitOptions) -> Result<(
     // copy the demo kept (`data/...` from another folder was no file);
     // none when it could keep none (a read-only home: said above).
     let local = Path::new("data").join(b.data_name);
-    let input = [local, data_dir.join(b.data_name)]
-        .into_iter()
-        .find(|p| p.is_file());
+    let input = std::iter::once(local).chain(cached).find(|p| p.is_file());
     if let Some(input) = input {
         outln!(
             "next: recur predict --model {} --input {} --output predictions.csv",

@@ -103,7 +103,8 @@ pub const MODELS: &[KnownModel] = &[
     },
 ];
 
-/// recur's cache folder: `RECUR_HOME`, else `<user cache dir>/recur`. An
+/// recur's cache folder: `RECUR_HOME`, else `<user cache dir>/recur`, else
+/// (a user with no home folder) `recur-<uid>` in the temporary folder. An
 /// empty `RECUR_HOME` counts as unset, as shells mean it (it was taken as
 /// the current folder).
 pub fn recur_home() -> PathBuf {
@@ -111,8 +112,73 @@ pub fn recur_home() -> PathBuf {
         return PathBuf::from(h);
     }
     dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("recur")
+        .map(|d| d.join("recur"))
+        .unwrap_or_else(temp_home)
+}
+
+/// The cache of a user with no home folder: in the temporary folder that
+/// every user shares, so named for the user (it was `/tmp/recur` for all,
+/// and one user's models were another's).
+fn temp_home() -> PathBuf {
+    std::env::temp_dir().join(match euid() {
+        Some(u) => format!("recur-{u}"),
+        None => "recur".into(),
+    })
+}
+
+/// The user the process acts as (Linux's `/proc/self/status` lists the
+/// real, effective, saved and file-system ids).
+fn euid() -> Option<u32> {
+    recur_core::fsx::proc_status("Uid")?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Refuses a cache in the shared temporary folder that another user could
+/// have filled: one that user owns, or one others may write to. Made
+/// private (0700) when it is new. Any other cache folder is the user's to
+/// share as they choose.
+fn check_temp_home() -> Result<()> {
+    let home = recur_home();
+    if home != temp_home() {
+        return Ok(());
+    }
+    check_private(&home)
+}
+
+/// [`check_temp_home`] of the folder `home`.
+fn check_private(home: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(home) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(cache_error(home, &e));
+            }
+        }
+        let m = std::fs::symlink_metadata(home).map_err(|e| cache_error(home, &e))?;
+        let foreign = euid().is_some_and(|me| m.uid() != me);
+        if foreign || !m.is_dir() || m.mode() & 0o022 != 0 {
+            return Err(Error::Msg(format!(
+                "recur's cache {} is in the temporary folder every user shares, and {}: another \
+                 user could have put models in it. Set RECUR_HOME to a folder of your own",
+                recur_core::terminal::inline(&home.display().to_string()),
+                if foreign {
+                    format!("it belongs to another user (uid {})", m.uid())
+                } else if !m.is_dir() {
+                    "it is not a folder".to_string()
+                } else {
+                    format!(
+                        "its group or others may write to it (mode {:o})",
+                        m.mode() & 0o777
+                    )
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Which setting put [`recur_home`] where it is, said with an error about
@@ -149,6 +215,7 @@ fn cache_error(path: &Path, e: &std::io::Error) -> Error {
 
 /// Makes the cache folder `dir` (inside [`recur_home`]).
 pub fn make_cache_dir(dir: &Path) -> Result<()> {
+    check_temp_home()?;
     std::fs::create_dir_all(dir).map_err(|e| cache_error(dir, &e))
 }
 
@@ -189,6 +256,7 @@ pub fn resolve_encoder(
         )));
     };
     let dir = cache_dir(m);
+    check_temp_home()?;
     recover_cache(&dir);
     // A cache that cannot be read was said to lack the model, and
     // fetching it again failed the same way.
@@ -238,6 +306,7 @@ fn agent(connect_s: u64) -> ureq::Agent {
 /// cached copy was deleted first, and a fetch that failed left none).
 pub fn fetch_model(m: &KnownModel, force: bool, progress: &dyn Progress) -> Result<PathBuf> {
     let dest = cache_dir(m);
+    check_temp_home()?;
     recover_cache(&dest);
     if !force && dest.join("model.safetensors").exists() {
         return Ok(dest);
@@ -686,6 +755,31 @@ pub fn fetch_sources(dest: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache in the shared temporary folder is made private, and one
+    /// that others may write to is refused: another user could have put
+    /// models in it (the folder was /tmp/recur for every such user).
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_in_the_shared_temporary_folder_is_private_or_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let home = d.path().join("recur-1000");
+        check_private(&home).unwrap();
+        let mode = std::fs::metadata(&home).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_private(&home).unwrap_err().to_string();
+        assert!(
+            e.contains("its group or others may write to it (mode 777)")
+                && e.contains("RECUR_HOME"),
+            "{e}"
+        );
+        std::fs::remove_dir(&home).unwrap();
+        std::fs::write(&home, "").unwrap();
+        let e = check_private(&home).unwrap_err().to_string();
+        assert!(e.contains("it is not a folder"), "{e}");
+    }
 
     /// A refetch killed between its two renames left no copy in the
     /// cache and two beside it: the next look puts the old one back and

@@ -58,11 +58,12 @@ pub struct Trained {
 /// data is written into `data_dir` first (recur's cache: a file that
 /// stays, since the model's `config.yaml` names it for retraining; a
 /// temporary one was gone once the demo ended), unless it holds the same
-/// bytes already.
+/// bytes already. `data_dir` is the error that says why the cache cannot
+/// be used, where it cannot (one another user could write to).
 pub fn train_bundled(
     b: &Bundled,
     out: &Path,
-    data_dir: &Path,
+    data_dir: Result<PathBuf>,
     dev: &Device,
     opts: &FitOptions,
 ) -> Result<Trained> {
@@ -70,14 +71,13 @@ pub fn train_bundled(
     // Kept where it stays; where that cannot be written (a read-only
     // home), in a temporary folder, and said so.
     let mut temporary = None;
-    let data = match keep_data(b, data_dir) {
+    let data = match data_dir.and_then(|d| keep_data(b, &d)) {
         Ok(p) => p,
         Err(e) => {
             let t = tempfile::tempdir().map_err(|t| {
                 Error::Msg(format!(
-                    "cannot write the demo data to {} ({e}) or to a temporary folder ({t}); \
-                     set RECUR_HOME to a writable folder",
-                    data_dir.display()
+                    "cannot write the demo data ({e}) or to a temporary folder ({t}); set \
+                     RECUR_HOME to a writable folder"
                 ))
             })?;
             let p = t.path().join(b.data_name);
