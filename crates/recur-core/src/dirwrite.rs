@@ -291,7 +291,32 @@ fn take_lock(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     check_target(dir)?;
     let taken = lock_beside(dir)?;
     refuse_busy_inside(dir)?;
+    refuse_read_only(dir)?;
     Ok(taken)
+}
+
+/// Refuses, before the work, a directory this user may not write in
+/// (mode 555, or another user's): the new directory takes its mode, so
+/// what the old one held besides its model could not be moved into it,
+/// and the old model's files could not be removed; the hidden copy left
+/// beside it then failed every later write. Tried by making a file there,
+/// which answers for root, groups and access lists alike.
+fn refuse_read_only(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    match tempfile::Builder::new()
+        .prefix(".recur-write-")
+        .tempfile_in(dir)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::Msg(format!(
+            "{} cannot be written by this user ({e}): recur replaces a model directory as a \
+             whole and moves what else it holds into the new one; make it writable (chmod u+w) \
+             or choose another folder",
+            dir.display()
+        ))),
+    }
 }
 
 /// Refuses to replace `dir` while another process writes a model
