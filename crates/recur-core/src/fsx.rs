@@ -38,15 +38,26 @@ pub fn umask() -> u32 {
 /// file it replaces, or the mode the umask gives a new file (0644 under
 /// the usual 022), where `tempfile` makes it 0600: a model directory is read
 /// by other users and services, a private one (umask 077) stays private,
-/// and the rename keeps the temporary file's mode.
+/// and the rename keeps the temporary file's mode. The group of the file
+/// it replaces is kept too, where the user may give it (a file shared
+/// with a group lost it, as `sed -i` does not), and its owner when root
+/// writes it (a service's file became root's).
 fn file_mode(tmp: &Path, path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let old = std::fs::metadata(path)
             .ok()
-            .filter(std::fs::Metadata::is_file)
+            .filter(std::fs::Metadata::is_file);
+        let mode = old
+            .as_ref()
             .map_or(0o666 & !umask(), |m| m.permissions().mode() & 0o777);
+        if let Some(m) = &old {
+            // Refused unless the user owns the file and is in the group,
+            // or is root: then the file keeps the user's own group.
+            let _ = std::os::unix::fs::chown(tmp, Some(m.uid()), Some(m.gid()))
+                .or_else(|_| std::os::unix::fs::chown(tmp, None, Some(m.gid())));
+        }
         std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))?;
     }
     #[cfg(not(unix))]
