@@ -47,6 +47,11 @@ pub struct Manifest {
 pub struct DirWriter {
     target: PathBuf,
     tmp: Option<tempfile::TempDir>,
+    /// The run's name (time and process), in the manifest and in the name
+    /// of the folder it is built in (`.NAME.new-<run>`): after the swap
+    /// that folder holds the old directory, which a recovery tells from an
+    /// unswapped build by the run of the directory now in place.
+    run: String,
     _lock: std::fs::File,
 }
 
@@ -118,9 +123,13 @@ impl Drop for Hold {
     }
 }
 
-/// Takes `dir`'s lock for the run (see [`Hold`]).
+/// Takes `dir`'s lock for the run (see [`Hold`]), and puts back what a
+/// stopped write left beside it, so that what cannot be put back is said
+/// before the work, not after it.
 pub fn hold(dir: &Path) -> Result<Hold> {
-    keep(take_lock(dir)?)
+    let held = keep(take_lock(dir)?)?;
+    recover(dir)?;
+    Ok(held)
 }
 
 /// Keeps a lock taken for the run in this process's table.
@@ -424,13 +433,19 @@ impl DirWriter {
             None => take_lock(dir)?.1,
         };
         recover(dir)?;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let run = format!("{t:x}-{}", std::process::id());
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}.new-"))
+            .prefix(&format!(".{name}.new-{run}"))
+            .rand_bytes(0)
             .tempdir_in(parent)
             .map_err(|e| Error::io(parent, e))?;
         Ok(DirWriter {
             target: dir.to_path_buf(),
             tmp: Some(tmp),
+            run,
             _lock: lock,
         })
     }
@@ -474,12 +489,9 @@ impl DirWriter {
                 files.insert(name, sha256_file(&e.path())?);
             }
         }
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         let manifest = Manifest {
             format_version: MANIFEST_VERSION,
-            run: format!("{t:x}-{}", std::process::id()),
+            run: self.run.clone(),
             files,
         };
         if !step() {
@@ -588,13 +600,14 @@ impl DirWriter {
 
 /// The names in a model directory `dir` that are recur's own, to go with
 /// it when it is replaced: the files its manifest lists, the manifest,
-/// `report.html` (written beside the model), and every name recur reads
-/// as a model file, so that a model with a damaged manifest takes its
-/// files with it.
+/// `report.html` (written beside the model), the Python package's record
+/// of the model (`.recur-python.json`, which describes the old model
+/// only), and every name recur reads as a model file, so that a model
+/// with a damaged manifest takes its files with it.
 fn own_files(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
     let mut own: std::collections::HashSet<std::ffi::OsString> = MODEL_FILES
         .iter()
-        .chain(&[MANIFEST, "report.html"])
+        .chain(&[MANIFEST, "report.html", ".recur-python.json"])
         .map(Into::into)
         .collect();
     if let Ok(m) = read_json::<Manifest>(&dir.join(MANIFEST)) {
@@ -648,22 +661,35 @@ pub fn exchange(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Puts back what a crashed commit left beside `dir` (called with the lock
-/// held): an old directory moved aside with no directory in its place
-/// goes back; sub-folders of an old directory that the current one lacks
-/// move into it; the rest of every leftover is removed.
-/// The hidden folders a write of `dir` stopped part way left beside it
-/// (`.NAME.new-*`, `.NAME.old-*`), sorted, and the old ones' prefix.
-fn leftovers(dir: &Path) -> (Vec<PathBuf>, String) {
+/// The hidden folders a write of `dir` stopped part way left beside it,
+/// sorted: `.NAME.new-<run>` (a build, or after the swap the old
+/// directory) and `.NAME.old-<run>` (the old directory), each named by
+/// its run (time in hex, a dash, the process), or by the six random
+/// characters of earlier recurs. Names of other shapes are another
+/// directory's (`.lstm.old-v1.new-<run>` is the build of `lstm.old-v1`,
+/// not a leftover of `lstm`).
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
     let name = name_of(dir);
-    let (new_prefix, old_prefix) = (format!(".{name}.new-"), format!(".{name}.old-"));
+    let shaped = |rest: &str| match rest.split_once('-') {
+        Some((t, pid)) => {
+            !t.is_empty()
+                && t.bytes().all(|b| b.is_ascii_hexdigit())
+                && !pid.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric()),
+    };
+    let ours = |n: &str| {
+        [format!(".{name}.new-"), format!(".{name}.old-")]
+            .iter()
+            .any(|p| n.strip_prefix(p.as_str()).is_some_and(shaped))
+    };
     let mut found: Vec<PathBuf> = std::fs::read_dir(parent_of(dir))
         .map(|entries| {
             entries
                 .flatten()
                 .filter(|e| {
-                    let n = e.file_name().to_string_lossy().to_string();
-                    (n.starts_with(&new_prefix) || n.starts_with(&old_prefix))
+                    ours(&e.file_name().to_string_lossy())
                         && e.file_type().is_ok_and(|t| t.is_dir())
                 })
                 .map(|e| e.path())
@@ -671,36 +697,45 @@ fn leftovers(dir: &Path) -> (Vec<PathBuf>, String) {
         })
         .unwrap_or_default();
     found.sort();
-    (found, old_prefix)
+    found
 }
 
+/// Puts back what a crashed commit left beside `dir` (called with the lock
+/// held). An old directory (`.old-`, or the `.new-` folder named by the
+/// run of the directory now in place: the swap happened, the rename after
+/// it did not) goes back when nothing is in its place; otherwise what it
+/// holds besides its model moves into the current directory, and only its
+/// model's files are removed. A build never swapped in holds only recur's
+/// files, which are removed. Whatever cannot move (its name taken, a mount
+/// point) stays, with the folder, and the error says so: nothing recur did
+/// not write is deleted.
 fn recover(dir: &Path) -> Result<()> {
-    let (leftovers, old_prefix) = leftovers(dir);
-    for l in leftovers {
-        let is_old = l
+    let name = name_of(dir);
+    // The run in place, read before any old directory goes back (the
+    // `.new-` folders sort first).
+    let in_place = read_json::<Manifest>(&dir.join(MANIFEST))
+        .ok()
+        .map(|m| m.run);
+    for l in leftovers(dir) {
+        let n = l
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(&old_prefix));
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let is_old = n.starts_with(&format!(".{name}.old-"))
+            || in_place
+                .as_ref()
+                .is_some_and(|run| n == format!(".{name}.new-{run}"));
         let exists = std::fs::symlink_metadata(dir).is_ok();
-        // A folder being built (`.new-`) with no directory in its place
-        // holds only what recur wrote: the old one is in an `.old-` folder.
-        if !is_old && !exists {
-            std::fs::remove_dir_all(&l).map_err(|e| Error::io(&l, e))?;
-            continue;
-        }
         // The old directory, moved aside with nothing in its place, goes
         // back (with or without a model: it may have held only other
         // models' folders).
-        if !exists {
+        if is_old && !exists {
             std::fs::rename(&l, dir).map_err(|e| Error::io(&l, e))?;
             continue;
         }
-        // Otherwise what it held besides its model moves into the current
-        // directory, and only its model's files are removed: whatever
-        // cannot move (its name taken, a mount point) stays, and so does
-        // the folder, for the user to sort out. A `.new-` folder is the
-        // new model not yet swapped in, files alone, or (a crash right
-        // after the swap) the old directory: its files go, as recur's,
-        // and its folders come back.
+        // A build holds files recur wrote, and no folder: any folder in it
+        // is moved back, not deleted, as an old directory's are.
         let own: std::collections::HashSet<std::ffi::OsString> = if is_old {
             own_files(&l)
         } else {
@@ -724,18 +759,23 @@ fn recover(dir: &Path) -> Result<()> {
                 }
             }
         }
-        if remove_own(&l, &own).is_err() {
-            return Err(Error::Msg(format!(
-                "{} holds what an earlier write of {} could not move back into it{}: move it \
-                 where it belongs and remove that folder, then run again",
-                l.display(),
-                dir.display(),
-                if stranded.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", stranded.join("; "))
-                }
-            )));
+        if let Err(e) = remove_own(&l, &own) {
+            return Err(Error::Msg(if stranded.is_empty() {
+                format!(
+                    "{} is left from an earlier write of {} and cannot be removed ({e}): move \
+                     out what of it is yours, remove it, then run again",
+                    l.display(),
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "{} holds what an earlier write of {} could not move back into it ({}): \
+                     move it where it belongs and remove that folder, then run again",
+                    l.display(),
+                    dir.display(),
+                    stranded.join("; ")
+                )
+            }));
         }
     }
     Ok(())
@@ -770,7 +810,7 @@ fn repair_one(dir: &Path) {
     if dir.file_name().is_none() {
         return;
     }
-    if !leftovers(dir).0.is_empty() {
+    if !leftovers(dir).is_empty() {
         if let Ok((_path, _lock)) = lock_beside(dir) {
             let _ = recover(dir);
         }
@@ -1265,6 +1305,38 @@ mod tests {
         assert!(!old[0].exists());
     }
 
+    /// Only folders of a leftover's shape are a directory's leftovers: the
+    /// build of `lstm.old-v1` (`.lstm.old-v1.new-<run>`) starts like an
+    /// old `lstm`, and a reader of `lstm` stripped its files.
+    #[test]
+    fn another_directorys_build_is_not_taken_for_a_leftover() {
+        let d = tempfile::tempdir().unwrap();
+        let other = d.path().join(".lstm.old-v1.new-18f3a-42");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("model.safetensors"), "w").unwrap();
+        for n in [
+            ".lstm.old-18f3a-42",
+            ".lstm.new-18f3a-42",
+            ".lstm.new-aB3dE9",
+        ] {
+            std::fs::create_dir(d.path().join(n)).unwrap();
+        }
+        let names: Vec<String> = leftovers(&d.path().join("lstm"))
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ".lstm.new-18f3a-42",
+                ".lstm.new-aB3dE9",
+                ".lstm.old-18f3a-42"
+            ]
+        );
+        repair(&d.path().join("lstm"));
+        assert!(other.join("model.safetensors").exists());
+    }
+
     /// The lock is never opened through a link (planted in a shared
     /// folder, it had root create files where it pointed).
     #[test]
@@ -1343,6 +1415,11 @@ mod tests {
                 std::fs::create_dir(m.join(sub)).unwrap();
                 std::fs::write(m.join(sub).join("x"), sub).unwrap();
             }
+            // The user's own beside the models: a hidden file, a file and
+            // a link, which no crash may delete.
+            std::fs::write(m.join(".notes"), "hidden").unwrap();
+            std::fs::write(m.join("notes.txt"), "mine").unwrap();
+            std::os::unix::fs::symlink("price", m.join("shortcut")).unwrap();
             write_version(&m, 2, crash_after, swap);
             // Right after the crash: the old model or the new, whole (with
             // two renames, possibly none until a reader or the next writer
@@ -1375,6 +1452,14 @@ mod tests {
                 let x = std::fs::read_to_string(m.join(sub).join("x"));
                 assert_eq!(x.unwrap(), sub, "crash after {crash_after}: {sub} lost");
             }
+            for (f, want) in [
+                (".notes", "hidden"),
+                ("notes.txt", "mine"),
+                ("shortcut/x", "price"),
+            ] {
+                let x = std::fs::read_to_string(m.join(f));
+                assert_eq!(x.unwrap(), want, "crash after {crash_after}: {f} lost");
+            }
             let hidden: Vec<_> = std::fs::read_dir(d.path())
                 .unwrap()
                 .flatten()
@@ -1384,7 +1469,8 @@ mod tests {
             assert!(hidden.is_empty(), "crash after {crash_after}: {hidden:?}");
         }
         // The swap happened before some of the crashes (so they tested the
-        // sub-folder moves), not only before or after the whole commit.
-        assert!(crashed_between >= 2, "{crashed_between}");
+        // moves of what the old directory held), not only before or after
+        // the whole commit.
+        assert!(crashed_between >= 5, "{crashed_between}");
     }
 }

@@ -141,12 +141,18 @@ impl ModelDir {
 }
 
 /// What every command that writes a model directory does first:
-/// [`check_out_dir`], then refuses a model directory of the other job (an
-/// LVM trained over a classifier replaced it whole), then takes the
-/// directory's lock for the run ([`recur_core::dirwrite::hold`]), so that
-/// a second run writing it is refused at its start. Keep the `Hold` until
+/// [`check_out_dir`], then takes the directory's lock for the run
+/// ([`recur_core::dirwrite::hold`], which puts back what a stopped write
+/// left), so that a second run writing it is refused at its start, then
+/// checks again and refuses a model directory of the other job (an LVM
+/// trained over a classifier replaced it whole). Keep the `Hold` until
 /// the model is written.
 pub fn begin_out_dir(dir: &Path, kind: DirKind) -> Result<recur_core::dirwrite::Hold> {
+    // Before the lock, which leaves its file beside the folder; again
+    // after it, which puts back what a stopped write left aside (the old
+    // directory itself, after a crash between two renames).
+    check_out_dir(dir)?;
+    let held = recur_core::dirwrite::hold(dir)?;
     check_out_dir(dir)?;
     if dir.join(recur_core::dirwrite::MANIFEST).is_file() && dir.join(WEIGHTS).is_file() {
         let found = kind_of(dir);
@@ -163,7 +169,7 @@ pub fn begin_out_dir(dir: &Path, kind: DirKind) -> Result<recur_core::dirwrite::
             )));
         }
     }
-    recur_core::dirwrite::hold(dir)
+    Ok(held)
 }
 
 /// Refuses to write a model into `dir` when it holds files but is not a
