@@ -314,7 +314,7 @@ fn refuse_read_only(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         return Ok(());
     }
-    match tempfile::Builder::new()
+    if let Err(e) = tempfile::Builder::new()
         .prefix(".recur-write-")
         .tempfile_in(dir)
     {
@@ -324,8 +324,42 @@ fn refuse_read_only(dir: &Path) -> Result<()> {
              whole and moves what else it holds into the new one; make it writable (chmod u+w) \
              or choose another folder",
             dir.display()
-        ))),
+        )));
     }
+    // Its folders move into the new directory after the swap: one that
+    // cannot (a mount point; one the user may not write, whose `..` a
+    // rename rewrites) was found only after the work, and stayed aside.
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+    {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let sub = e.path();
+        let why = if is_mount_point(&sub) {
+            Some("it is a mount point".to_string())
+        } else {
+            #[cfg(target_os = "linux")]
+            {
+                rustix::fs::access(&sub, rustix::fs::Access::WRITE_OK)
+                    .err()
+                    .map(|e| format!("this user may not write it ({e})"))
+            }
+            #[cfg(not(target_os = "linux"))]
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::Msg(format!(
+                "{} cannot be moved into the new model directory: {why}. recur replaces {} as a \
+                 whole and moves its folders along; move that folder out (or make it writable), \
+                 then run again",
+                sub.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to replace `dir` while another process writes a model
