@@ -318,8 +318,7 @@ fn refuse_read_only(dir: &Path) -> Result<()> {
         .prefix(".recur-write-")
         .tempfile_in(dir)
     {
-        Ok(_) => Ok(()),
-        Err(e) => Err(Error::Msg(format!(
+        return Err(Error::Msg(format!(
             "{} cannot be written by this user ({e}): recur replaces a model directory as a \
              whole and moves what else it holds into the new one; make it writable (chmod u+w) \
              or choose another folder",
@@ -378,6 +377,11 @@ fn refuse_busy_inside(dir: &Path) -> Result<()> {
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().to_string();
         if !is_lock_name(&n) || mine.contains(&e.path()) {
+            continue;
+        }
+        // Only a plain file can be a recur lock: a pipe there (or a link to
+        // one) would be waited on for a writer.
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let Ok(f) = std::fs::File::open(e.path()) else {
@@ -698,20 +702,22 @@ pub fn exchange(a: &Path, b: &Path) -> bool {
 /// The hidden folders a write of `dir` stopped part way left beside it,
 /// sorted: `.NAME.new-<run>` (a build, or after the swap the old
 /// directory) and `.NAME.old-<run>` (the old directory), each named by
-/// its run (time in hex, a dash, the process), or by the six random
-/// characters of earlier recurs. Names of other shapes are another
-/// directory's (`.lstm.old-v1.new-<run>` is the build of `lstm.old-v1`,
-/// not a leftover of `lstm`).
+/// its run (time in hex, a dash, the process). Names of other shapes are
+/// another directory's (`.lstm.old-v1.new-<run>` is the build of
+/// `lstm.old-v1`, not a leftover of `lstm`) or the user's.
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
     let name = name_of(dir);
-    let shaped = |rest: &str| match rest.split_once('-') {
-        Some((t, pid)) => {
-            !t.is_empty()
+    // A run: nanoseconds since 1970 in hex (16 digits since 2001), a dash,
+    // the process id. A user's `.m.old-backup` or `.m.old-2024-1` is not
+    // one; neither are the random names of recurs before stop 56, whose
+    // leftovers are left alone rather than guessed at.
+    let shaped = |rest: &str| {
+        rest.split_once('-').is_some_and(|(t, pid)| {
+            t.len() >= 12
                 && t.bytes().all(|b| b.is_ascii_hexdigit())
                 && !pid.is_empty()
                 && pid.bytes().all(|b| b.is_ascii_digit())
-        }
-        None => rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric()),
+        })
     };
     let ours = |n: &str| {
         [format!(".{name}.new-"), format!(".{name}.old-")]
@@ -756,10 +762,15 @@ fn recover(dir: &Path) -> Result<()> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
+        // A `.new-<run>` folder is the build of that run when its manifest
+        // names the run, or (none written yet) when the directory in place
+        // is not that run's; otherwise the swap happened and it holds the
+        // old directory, whose manifest names an earlier run.
+        let own_run = read_json::<Manifest>(&l.join(MANIFEST)).ok().map(|m| m.run);
+        let run = n.rsplit_once(".new-").map_or("", |(_, r)| r);
         let is_old = n.starts_with(&format!(".{name}.old-"))
-            || in_place
-                .as_ref()
-                .is_some_and(|run| n == format!(".{name}.new-{run}"));
+            || own_run.as_deref().is_some_and(|r| r != run)
+            || (own_run.is_none() && in_place.as_deref() == Some(run));
         let exists = std::fs::symlink_metadata(dir).is_ok();
         // The old directory, moved aside with nothing in its place, goes
         // back (with or without a model: it may have held only other
@@ -768,15 +779,19 @@ fn recover(dir: &Path) -> Result<()> {
             std::fs::rename(&l, dir).map_err(|e| Error::io(&l, e))?;
             continue;
         }
-        // A build holds files recur wrote, and no folder: any folder in it
-        // is moved back, not deleted, as an old directory's are.
+        // A build holds files recur wrote, none hidden, and no folder:
+        // any folder or hidden file in it is moved back, not deleted, as
+        // an old directory's are.
         let own: std::collections::HashSet<std::ffi::OsString> = if is_old {
             own_files(&l)
         } else {
             std::fs::read_dir(&l)
                 .map_err(|e| Error::io(&l, e))?
                 .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                .filter(|e| {
+                    e.file_type().is_ok_and(|t| !t.is_dir())
+                        && !e.file_name().to_string_lossy().starts_with('.')
+                })
                 .map(|e| e.file_name())
                 .collect()
         };
@@ -1345,12 +1360,12 @@ mod tests {
     #[test]
     fn another_directorys_build_is_not_taken_for_a_leftover() {
         let d = tempfile::tempdir().unwrap();
-        let other = d.path().join(".lstm.old-v1.new-18f3a-42");
+        let other = d.path().join(".lstm.old-v1.new-18ef268616f72bf4-42");
         std::fs::create_dir(&other).unwrap();
         std::fs::write(other.join("model.safetensors"), "w").unwrap();
         for n in [
-            ".lstm.old-18f3a-42",
-            ".lstm.new-18f3a-42",
+            ".lstm.old-18ef268616f72bf4-42",
+            ".lstm.new-18ef268616f72bf4-42",
             ".lstm.new-aB3dE9",
         ] {
             std::fs::create_dir(d.path().join(n)).unwrap();
@@ -1359,16 +1374,75 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
             .collect();
+        // The random name of an earlier recur's build is left alone too.
         assert_eq!(
             names,
             [
-                ".lstm.new-18f3a-42",
-                ".lstm.new-aB3dE9",
-                ".lstm.old-18f3a-42"
+                ".lstm.new-18ef268616f72bf4-42",
+                ".lstm.old-18ef268616f72bf4-42"
             ]
         );
         repair(&d.path().join("lstm"));
         assert!(other.join("model.safetensors").exists());
+    }
+
+    /// A crash right after the swap leaves the old directory in the
+    /// build's folder (`.m.new-<run>`); it is told apart by its manifest's
+    /// run even when the new directory is gone or its manifest damaged
+    /// (it was taken for a build, and its files deleted). Folders of the
+    /// user's that look like leftovers but are not run-named are left
+    /// alone, and a pipe among the locks inside is not waited on.
+    #[test]
+    fn the_old_directory_in_the_builds_folder_is_told_apart_by_its_run() {
+        for spoil in ["removed", "damaged"] {
+            let d = tempfile::tempdir().unwrap();
+            let m = d.path().join("m");
+            write_version(&m, 1, usize::MAX, true);
+            std::fs::write(m.join(".notes"), "hidden").unwrap();
+            write_version(&m, 2, 2, true);
+            assert_eq!(version(&m), 2);
+            if spoil == "removed" {
+                std::fs::remove_dir_all(&m).unwrap();
+                repair(&m);
+                assert_eq!(version(&m), 1, "{spoil}");
+            } else {
+                std::fs::write(m.join(MANIFEST), "{").unwrap();
+                repair(&m);
+            }
+            assert_eq!(
+                std::fs::read_to_string(m.join(".notes")).unwrap(),
+                "hidden",
+                "{spoil}"
+            );
+            let left: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.contains(".new-") || n.contains(".old-"))
+                .collect();
+            assert!(left.is_empty(), "{spoil}: {left:?}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m");
+        write_version(&m, 1, usize::MAX, true);
+        for n in [".m.old-backup", ".m.new-staged", ".m.old-2024-1"] {
+            std::fs::create_dir(d.path().join(n)).unwrap();
+            std::fs::write(d.path().join(n).join("a.json"), "mine").unwrap();
+        }
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            m.join(".x.lock"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        repair(&m);
+        drop(DirWriter::begin(&m).unwrap());
+        for n in [".m.old-backup", ".m.new-staged", ".m.old-2024-1"] {
+            let kept = std::fs::read_to_string(d.path().join(n).join("a.json"));
+            assert_eq!(kept.unwrap(), "mine", "{n}");
+        }
     }
 
     /// The lock is never opened through a link (planted in a shared
