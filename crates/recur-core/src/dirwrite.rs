@@ -598,19 +598,9 @@ impl DirWriter {
         // a file put there while this model trained. Only the old model's
         // own files go; nothing recur did not write is deleted.
         let own = own_files(&old);
-        let mut stranded = Vec::new();
-        for e in std::fs::read_dir(&old).map_err(|e| Error::io(&old, e))? {
-            let e = e.map_err(|e| Error::io(&old, e))?;
-            if own.contains(&e.file_name()) {
-                continue;
-            }
-            if !step() {
-                return Ok(());
-            }
-            if let Err(why) = move_back(&e.path(), &target.join(e.file_name())) {
-                stranded.push(why);
-            }
-        }
+        let Some(stranded) = carry_over(&old, &target, &own, &mut step)? else {
+            return Ok(());
+        };
         if !step() {
             return Ok(());
         }
@@ -642,8 +632,8 @@ impl DirWriter {
 /// of the model (`.recur-python.json`, which describes the old model
 /// only), and every name recur reads as a model file, so that a model
 /// with a damaged manifest takes its files with it.
-fn own_files(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
-    let mut own: std::collections::HashSet<std::ffi::OsString> = MODEL_FILES
+fn own_files(dir: &Path) -> Names {
+    let mut own: Names = MODEL_FILES
         .iter()
         .chain(&[MANIFEST, "report.html", ".recur-python.json"])
         .map(Into::into)
@@ -654,21 +644,43 @@ fn own_files(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
     own
 }
 
-/// Moves `from` (something an old directory held besides its model) to
-/// `to` in the new one, unless that name is taken there; otherwise says
-/// what stays where it is, and why.
-fn move_back(from: &Path, to: &Path) -> std::result::Result<(), String> {
-    let name = from.file_name().unwrap_or_default().to_string_lossy();
-    if std::fs::symlink_metadata(to).is_ok() {
-        return Err(format!("{name}: the new directory has one of that name"));
+/// File names in a folder.
+type Names = std::collections::HashSet<std::ffi::OsString>;
+
+/// Moves what the old directory `from` holds besides `own` into the
+/// directory `to`, each unless its name is taken there; what stayed, each
+/// with why. `None` when `step` says the simulated crash of the commit's
+/// tests came first (each move is a step).
+fn carry_over(
+    from: &Path,
+    to: &Path,
+    own: &Names,
+    step: &mut dyn FnMut() -> bool,
+) -> Result<Option<Vec<String>>> {
+    let mut stranded = Vec::new();
+    for e in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let e = e.map_err(|e| Error::io(from, e))?;
+        if own.contains(&e.file_name()) {
+            continue;
+        }
+        if !step() {
+            return Ok(None);
+        }
+        let name = e.file_name().to_string_lossy().to_string();
+        let dest = to.join(e.file_name());
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            stranded.push(format!("{name}: the new directory has one of that name"));
+        } else if let Err(x) = std::fs::rename(e.path(), &dest) {
+            stranded.push(format!("{name}: {x}"));
+        }
     }
-    std::fs::rename(from, to).map_err(|e| format!("{name}: {e}"))
+    Ok(Some(stranded))
 }
 
 /// Removes the files of `own` from `dir`, then `dir` itself when nothing
 /// else is left in it. A folder recur did not make is never removed with
 /// its contents (a mount inside a model directory went with it).
-fn remove_own(dir: &Path, own: &std::collections::HashSet<std::ffi::OsString>) -> Result<()> {
+fn remove_own(dir: &Path, own: &Names) -> Result<()> {
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let e = e.map_err(|e| Error::io(dir, e))?;
         if own.contains(&e.file_name()) && e.file_type().is_ok_and(|t| !t.is_dir()) {
@@ -782,7 +794,7 @@ fn recover(dir: &Path) -> Result<()> {
         // A build holds files recur wrote, none hidden, and no folder:
         // any folder or hidden file in it is moved back, not deleted, as
         // an old directory's are.
-        let own: std::collections::HashSet<std::ffi::OsString> = if is_old {
+        let own: Names = if is_old {
             own_files(&l)
         } else {
             std::fs::read_dir(&l)
@@ -795,19 +807,11 @@ fn recover(dir: &Path) -> Result<()> {
                 .map(|e| e.file_name())
                 .collect()
         };
-        let mut stranded = Vec::new();
-        if dir.is_dir() {
-            for e in std::fs::read_dir(&l)
-                .map_err(|e| Error::io(&l, e))?
-                .flatten()
-            {
-                if !own.contains(&e.file_name()) {
-                    if let Err(why) = move_back(&e.path(), &dir.join(e.file_name())) {
-                        stranded.push(why);
-                    }
-                }
-            }
-        }
+        let stranded = if dir.is_dir() {
+            carry_over(&l, dir, &own, &mut || true)?.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if let Err(e) = remove_own(&l, &own) {
             return Err(Error::Msg(if stranded.is_empty() {
                 format!(
