@@ -255,25 +255,21 @@ fn check_batch_memory(cfg: &LvmConfig, windows: usize, dim: usize) -> Result<()>
         bytes += 4.0 * 4.0 * batch * batch;
     }
     if let Some(gib) = recur_core::config::gib_over_training_limit(bytes) {
+        let (scores, cure) = if t.infonce_weight > 0.0 {
+            (
+                ", InfoNCE's batch x batch scores",
+                " (InfoNCE's memory grows with its square)",
+            )
+        } else {
+            ("", " or the model's sizes")
+        };
         return Err(Error::config(
             "training.batch_size",
             format!(
-                "{} windows a batch (context {}, {dim}-wide vectors, model.d_model {} x {} layers{}) \
-                 need about {gib:.1} GiB of activations (more than 8): lower training.batch_size{}",
-                batch as usize,
-                cfg.data.context,
-                m.d_model,
-                m.num_layers,
-                if t.infonce_weight > 0.0 {
-                    ", InfoNCE's batch x batch scores"
-                } else {
-                    ""
-                },
-                if t.infonce_weight > 0.0 {
-                    " (InfoNCE's memory grows with its square)"
-                } else {
-                    " or the model's sizes"
-                }
+                "{} windows a batch (context {}, {dim}-wide vectors, model.d_model {} x {} \
+                 layers{scores}) need about {gib:.1} GiB of activations (more than 8): lower \
+                 training.batch_size{cure}",
+                batch as usize, cfg.data.context, m.d_model, m.num_layers,
             ),
         ));
     }
